@@ -1,0 +1,115 @@
+//! The command line: `serve`, `migrate`, and the operator's application and key commands.
+//! Operator commands print one JSON object per line on stdout.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_BIND, DEFAULT_DATABASE_URL};
+
+/// handoff: share finished identity verifications between applications.
+#[derive(Debug, Parser)]
+#[command(name = "handoff", version, about)]
+pub struct Cli {
+    /// The database: `sqlite:PATH?mode=rwc` or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
+    pub database_url: String,
+
+    /// Most database connections in the pool.
+    #[arg(
+        long,
+        env = "HANDOFF_DB_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub db_max_connections: u32,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations, then serve the HTTP API.
+    Serve(ServeArgs),
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Create and list applications.
+    #[command(subcommand)]
+    Applications(ApplicationsCommand),
+    /// Create and revoke API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "HANDOFF_BIND", default_value = DEFAULT_BIND)]
+    pub bind: String,
+    /// The base URL of session links (`<url>/session/<token>`); `http://<bind>` when unset.
+    #[arg(long, env = "HANDOFF_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Largest recorded-results body, in bytes.
+    #[arg(long, env = "HANDOFF_RESULTS_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
+    pub results_body_limit: usize,
+    /// HTTP worker threads; one per core when unset.
+    #[arg(long, env = "HANDOFF_WORKERS")]
+    pub workers: Option<usize>,
+}
+
+/// `applications ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApplicationsCommand {
+    /// Create an application and its first API key (shown only here).
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+    },
+    /// List applications.
+    List,
+}
+
+/// `api-keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Add an API key to an application (shown only here).
+    Create {
+        /// The application id.
+        #[arg(long)]
+        application: uuid::Uuid,
+    },
+    /// Revoke an application's API key by its prefix.
+    Revoke {
+        /// The application id.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// The key's prefix: the 12 hex digits after `hk_`.
+        #[arg(long)]
+        prefix: String,
+    },
+}
+
+impl Cli {
+    /// The server configuration of `serve`.
+    pub fn config(&self, serve: &ServeArgs) -> Config {
+        Config {
+            bind: serve.bind.clone(),
+            public_url: serve.public_url.clone(),
+            max_connections: self.db_max_connections,
+            results_body_limit: serve.results_body_limit,
+            workers: serve.workers,
+            ..Config::new(self.database_url.clone())
+        }
+    }
+
+    /// The configuration of the other commands.
+    pub fn base_config(&self) -> Config {
+        Config {
+            max_connections: self.db_max_connections.min(4),
+            ..Config::new(self.database_url.clone())
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The composition root of handoff: configuration, database, migrations, services and the HTTP
+//! server, wired once. `main.rs` only parses the command line; tests build the same
+//! [`Application`] on port 0.
+
+pub mod cli;
+pub mod config;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer};
+use handoff_domain::ports::{RandomIds, SystemClock};
+use handoff_domain::services::{Ports, Services};
+use handoff_http::{AppState, Limits};
+use handoff_migrations::{Migrator, MigratorTrait};
+use handoff_store::{ConnectError, Store, StoreOptions};
+
+pub use config::Config;
+
+mod request_log;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// The migrations failed.
+    #[error("migrations failed: {0}")]
+    Migrate(sea_orm::DbErr),
+    /// The address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address.
+        address: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// Opens the database and brings its schema up to date.
+pub async fn open_store(config: &Config) -> Result<Store, StartError> {
+    let options = StoreOptions {
+        max_connections: config.max_connections,
+        ..StoreOptions::default()
+    };
+    let store = Store::connect(&config.database_url, &options).await?;
+    Migrator::up(store.connection(), None)
+        .await
+        .map_err(StartError::Migrate)?;
+    Ok(store)
+}
+
+/// Every service over one store, with the system clock and random ids.
+pub fn services(store: &Store, session_base_url: &str) -> Services {
+    let shared = Arc::new(store.clone());
+    let ports = Ports {
+        applications: shared.clone(),
+        workflows: shared.clone(),
+        sessions: shared.clone(),
+        entities: shared,
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(RandomIds),
+    };
+    Services::new(ports, session_base_url)
+}
+
+/// A built server, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Store,
+}
+
+impl Application {
+    /// Opens and migrates the database, builds the services and binds the address
+    /// (`127.0.0.1:0` picks a free port).
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let store = open_store(&config).await?;
+        let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
+            address: config.bind.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let public_url = config.public_url.clone().unwrap_or_else(|| {
+            format!(
+                "http://{}",
+                listener
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )
+        });
+        let state = AppState {
+            services: services(&store, &public_url),
+            readiness: Arc::new(store.clone()),
+            limits: Limits {
+                results_body_bytes: config.results_body_limit,
+                ..Limits::default()
+            },
+        };
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(request_log::log_request))
+                .configure(handoff_http::configure(state.clone()))
+        })
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            address: config.bind.clone(),
+            source,
+        })?;
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        Ok(Application {
+            port,
+            server: server.run(),
+            store,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The store the server uses (tests inspect it).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,122 @@
+//! The `handoff` binary: parses the command line and runs one command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use handoff::cli::{ApiKeysCommand, ApplicationsCommand, Cli, Command};
+use handoff::{Application, open_store, services};
+use handoff_domain::ApplicationId;
+use serde_json::json;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match &cli.command {
+        Command::Serve(args) => {
+            let app = Application::build(cli.config(args))
+                .await
+                .map_err(|e| e.to_string())?;
+            tracing::info!(port = app.port(), "handoff is serving");
+            app.run_until_stopped().await.map_err(|e| e.to_string())
+        }
+        Command::Migrate => {
+            open_store(&cli.base_config())
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{}", json!({"migrated": true}));
+            Ok(())
+        }
+        Command::Applications(command) => {
+            let store = open_store(&cli.base_config())
+                .await
+                .map_err(|e| e.to_string())?;
+            let applications = services(&store, "").applications;
+            match command {
+                ApplicationsCommand::Create { name } => {
+                    let (application, key) = applications
+                        .create_application(name)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!(
+                        "{}",
+                        json!({"application_id": application.id.to_string(), "name": application.name, "api_key": key.reveal()})
+                    );
+                }
+                ApplicationsCommand::List => {
+                    for application in applications
+                        .list_applications()
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        println!(
+                            "{}",
+                            json!({"application_id": application.id.to_string(), "name": application.name, "created_at": handoff_http::decision::timestamp(application.created_at)})
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::ApiKeys(command) => {
+            let store = open_store(&cli.base_config())
+                .await
+                .map_err(|e| e.to_string())?;
+            let applications = services(&store, "").applications;
+            match command {
+                ApiKeysCommand::Create { application } => {
+                    let id = ApplicationId::from_uuid(*application);
+                    let key = applications
+                        .create_api_key(id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!(
+                        "{}",
+                        json!({"application_id": id.to_string(), "prefix": &key.reveal()[3..15], "api_key": key.reveal()})
+                    );
+                }
+                ApiKeysCommand::Revoke {
+                    application,
+                    prefix,
+                } => {
+                    let id = ApplicationId::from_uuid(*application);
+                    applications
+                        .revoke_api_key(id, prefix)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!(
+                        "{}",
+                        json!({"application_id": id.to_string(), "prefix": prefix, "revoked": true})
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}

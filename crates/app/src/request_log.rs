@@ -1,0 +1,43 @@
+//! One log line per request, with a request id that is also returned as `x-request-id`.
+//!
+//! The line names the matched route pattern (`/v3/users/{vendor_data}/`), never the raw path,
+//! query or headers, so that ids, `vendor_data` and keys stay out of the logs.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument;
+
+pub(crate) async fn log_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let method = req.method().to_string();
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let started = Instant::now();
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let result = next.call(req).instrument(span.clone()).await;
+    let _entered = span.enter();
+    match result {
+        Ok(mut response) => {
+            let status = response.status().as_u16();
+            tracing::info!(%method, %route, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
+            if let Ok(value) = HeaderValue::from_str(&request_id) {
+                response
+                    .headers_mut()
+                    .insert(HeaderName::from_static("x-request-id"), value);
+            }
+            Ok(response)
+        }
+        Err(error) => {
+            tracing::warn!(%method, %route, "request failed before a response");
+            Err(error)
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! The ports: what the services need from storage and from the world, as object-safe traits.
+//!
+//! Every method scopes its reads and writes to the application it is given: an id that belongs to
+//! another application MUST behave exactly as an id that exists nowhere.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::api_key::{ApiKeyHash, NewApiKey};
+use crate::application::Application;
+use crate::entity::Entity;
+use crate::error::RepoError;
+use crate::ids::{ApplicationId, SessionId, WorkflowId};
+use crate::kind::SessionKind;
+use crate::session::{
+    LogEntry, NewSession, RecordResults, ReviewOutcome, SessionFilter, SessionPage, SessionRecord,
+    StoredSession,
+};
+use crate::status::ReviewStatus;
+use crate::vendor_data::VendorData;
+use crate::workflow::Workflow;
+
+/// Applications and their API keys.
+#[async_trait]
+pub trait ApplicationRepository: Send + Sync {
+    /// Stores a new application together with its first key, atomically.
+    async fn create_application(
+        &self,
+        application: &Application,
+        key: &NewApiKey,
+    ) -> Result<(), RepoError>;
+
+    /// Every application, oldest first.
+    async fn list_applications(&self) -> Result<Vec<Application>, RepoError>;
+
+    /// Whether an application with this id exists.
+    async fn application_exists(&self, id: ApplicationId) -> Result<bool, RepoError>;
+
+    /// Adds a key. MUST return `Ok(false)` and store nothing when the application does not exist.
+    async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError>;
+
+    /// Revokes the application's key with this prefix. MUST return `Ok(false)` when the
+    /// application holds no unrevoked key with that prefix.
+    async fn revoke_api_key(
+        &self,
+        application_id: ApplicationId,
+        prefix: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// The unrevoked key with this prefix, as `(application, hash)`. MUST return `Ok(None)` for
+    /// an unknown or revoked prefix.
+    async fn find_api_key(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError>;
+}
+
+/// Workflows.
+#[async_trait]
+pub trait WorkflowRepository: Send + Sync {
+    /// Stores a workflow. When it `is_default`, the application's other workflows of that kind
+    /// MUST stop being default in the same transaction.
+    async fn create_workflow(&self, workflow: &Workflow) -> Result<(), RepoError>;
+
+    /// The application's workflows that are not deleted, oldest first.
+    async fn list_workflows(
+        &self,
+        application_id: ApplicationId,
+    ) -> Result<Vec<Workflow>, RepoError>;
+
+    /// One workflow of the application. MUST return `Ok(None)` for a deleted workflow or
+    /// another application's.
+    async fn find_workflow(
+        &self,
+        application_id: ApplicationId,
+        id: WorkflowId,
+    ) -> Result<Option<Workflow>, RepoError>;
+
+    /// Deletes a workflow; sessions that ran it keep its id. MUST return `Ok(false)` when the
+    /// application holds no such workflow.
+    async fn delete_workflow(
+        &self,
+        application_id: ApplicationId,
+        id: WorkflowId,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+}
+
+/// Sessions, their feature blocks and their log.
+#[async_trait]
+pub trait SessionRepository: Send + Sync {
+    /// Inserts a session in one transaction: allocates the application's next `session_number`
+    /// (never the same twice, even across processes sharing the database), creates the `ACTIVE`
+    /// entity of its `vendor_data` when the application has none with that key, and writes
+    /// `log` as its first log row.
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        log: &LogEntry,
+    ) -> Result<StoredSession, RepoError>;
+
+    /// The session with its recorded blocks and reviews. MUST return `Ok(None)` for another
+    /// application's session.
+    async fn find_session(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<SessionRecord>, RepoError>;
+
+    /// Replaces the blocks that `results` names and sets its status, and appends `log` with
+    /// `old_status` filled in, in one transaction. MUST return `Ok(false)` and write nothing when
+    /// the application holds no such session.
+    async fn record_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError>;
+
+    /// Sets the reviewed status when, and only when, the current status is reviewable (checked
+    /// and changed atomically), and appends `log` with `old_status` filled in.
+    async fn apply_review(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        review: ReviewStatus,
+        log: &LogEntry,
+    ) -> Result<ReviewOutcome, RepoError>;
+
+    /// Deletes a session and every related row. MUST return `Ok(false)` when the application
+    /// holds no such session.
+    async fn delete_session(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<bool, RepoError>;
+
+    /// One page of the application's sessions that match, newest first.
+    async fn list_sessions(
+        &self,
+        application_id: ApplicationId,
+        filter: &SessionFilter,
+    ) -> Result<SessionPage, RepoError>;
+}
+
+/// User and Business entities.
+#[async_trait]
+pub trait EntityRepository: Send + Sync {
+    /// The application's entity of this kind whose `vendor_data` matches case-insensitively.
+    async fn find_entity(
+        &self,
+        application_id: ApplicationId,
+        kind: SessionKind,
+        vendor_data: &VendorData,
+    ) -> Result<Option<Entity>, RepoError>;
+}
+
+/// The time.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC, truncated to whole microseconds (what both databases keep).
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Fresh identifiers and random tokens.
+pub trait IdGenerator: Send + Sync {
+    /// A fresh random UUID.
+    fn uuid(&self) -> Uuid;
+    /// A fresh random token of `bytes` random bytes, as lower-case hex.
+    fn token(&self, bytes: usize) -> Result<String, RepoError>;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        let now = Utc::now();
+        let micros = now.timestamp_micros();
+        DateTime::from_timestamp_micros(micros).unwrap_or(now)
+    }
+}
+
+/// UUID v4 ids and tokens from the operating system's random source.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RandomIds;
+
+impl IdGenerator for RandomIds {
+    fn uuid(&self) -> Uuid {
+        Uuid::new_v4()
+    }
+
+    fn token(&self, bytes: usize) -> Result<String, RepoError> {
+        let mut buf = vec![0u8; bytes];
+        getrandom::fill(&mut buf)
+            .map_err(|e| RepoError::Internal(format!("random source failed: {e}")))?;
+        Ok(crate::api_key::hex_string(&buf))
+    }
+}
+
+/// Whether the storage answers, for health checks.
+#[async_trait]
+pub trait Readiness: Send + Sync {
+    /// `true` when the storage answered a trivial query just now.
+    async fn ready(&self) -> bool;
+}

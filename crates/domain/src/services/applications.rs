@@ -1,0 +1,101 @@
+//! Applications and API keys: operator commands and request authentication.
+
+use super::{Error, Ports};
+use crate::api_key::ApiKey;
+use crate::application::{Application, Caller};
+use crate::error::{RepoError, ValidationErrors};
+use crate::ids::ApplicationId;
+
+/// Creates applications and keys, and tells which application a presented key belongs to.
+#[derive(Clone)]
+pub struct ApplicationService {
+    ports: Ports,
+}
+
+impl ApplicationService {
+    pub(super) fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// Creates an application with a first API key, returned in clear this once.
+    pub async fn create_application(&self, name: &str) -> Result<(Application, ApiKey), Error> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(Error::Invalid(ValidationErrors::single(
+                "name",
+                "must be 1 to 200 characters, without control characters.",
+            )));
+        }
+        let application = Application {
+            id: ApplicationId::from_uuid(self.ports.ids.uuid()),
+            name: name.to_owned(),
+            created_at: self.ports.clock.now(),
+        };
+        let (key, stored) = generate(application.id)?;
+        self.ports
+            .applications
+            .create_application(&application, &stored)
+            .await?;
+        Ok((application, key))
+    }
+
+    /// Every application.
+    pub async fn list_applications(&self) -> Result<Vec<Application>, Error> {
+        Ok(self.ports.applications.list_applications().await?)
+    }
+
+    /// Adds an API key to an application, returned in clear this once.
+    pub async fn create_api_key(&self, application_id: ApplicationId) -> Result<ApiKey, Error> {
+        let (key, stored) = generate(application_id)?;
+        if self
+            .ports
+            .applications
+            .add_api_key(&stored, self.ports.clock.now())
+            .await?
+        {
+            Ok(key)
+        } else {
+            Err(Error::ApplicationNotFound)
+        }
+    }
+
+    /// Revokes an application's key by its prefix.
+    pub async fn revoke_api_key(
+        &self,
+        application_id: ApplicationId,
+        prefix: &str,
+    ) -> Result<(), Error> {
+        if self
+            .ports
+            .applications
+            .revoke_api_key(application_id, prefix, self.ports.clock.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::ApiKeyNotFound)
+        }
+    }
+
+    /// The application a presented `x-api-key` authenticates as, or `None` when the key is
+    /// malformed, unknown, revoked or does not match its stored hash.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<Caller>, Error> {
+        let Some(key) = ApiKey::presented(presented) else {
+            return Ok(None);
+        };
+        let Some((application_id, hash)) =
+            self.ports.applications.find_api_key(key.prefix()).await?
+        else {
+            return Ok(None);
+        };
+        Ok(key.matches(&hash).then(|| Caller {
+            application_id,
+            key_prefix: key.prefix().to_owned(),
+        }))
+    }
+}
+
+fn generate(application_id: ApplicationId) -> Result<(ApiKey, crate::api_key::NewApiKey), Error> {
+    ApiKey::generate(application_id)
+        .map_err(|e| Error::Repo(RepoError::Internal(format!("random source failed: {e}"))))
+}

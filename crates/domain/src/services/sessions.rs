@@ -1,0 +1,242 @@
+//! Sessions: creation, recorded results, decisions, reviews, deletion, lists and entities.
+
+use chrono::Duration;
+use serde_json::{Value, json};
+
+use super::{Error, Ports};
+use crate::application::Caller;
+use crate::entity::Entity;
+use crate::ids::{SessionId, WorkflowId};
+use crate::kind::SessionKind;
+use crate::session::{
+    LogEntry, LogKind, NewSession, RecordResults, ReviewOutcome, SessionFilter, SessionPage,
+    SessionRecord, StoredSession,
+};
+use crate::status::{ReviewStatus, SessionStatus};
+use crate::vendor_data::VendorData;
+
+/// Random bytes in a session token (shown as twice as many hex digits).
+const SESSION_TOKEN_BYTES: usize = 16;
+
+/// A session as the caller asks for it, validated at the edge.
+#[derive(Clone, Debug)]
+pub struct CreateSession {
+    /// The caller's workflow to run.
+    pub workflow_id: WorkflowId,
+    /// The caller's reference for the person or company.
+    pub vendor_data: Option<VendorData>,
+    /// Where to send the user when done.
+    pub callback: Option<String>,
+    /// Free JSON.
+    pub metadata: Option<Value>,
+    /// Contact details.
+    pub contact_details: Option<Value>,
+    /// Expected details.
+    pub expected_details: Option<Value>,
+}
+
+/// The session API of the contract.
+#[derive(Clone)]
+pub struct SessionService {
+    ports: Ports,
+    session_base_url: String,
+}
+
+impl SessionService {
+    pub(super) fn new(ports: Ports, session_base_url: String) -> Self {
+        Self {
+            ports,
+            session_base_url: session_base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Creates a `Not Started` session of the workflow's kind; a new `vendor_data` creates its
+    /// `ACTIVE` entity.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        request: CreateSession,
+    ) -> Result<StoredSession, Error> {
+        let workflow = self
+            .ports
+            .workflows
+            .find_workflow(caller.application_id, request.workflow_id)
+            .await?
+            .ok_or(Error::WorkflowNotFound)?;
+        let now = self.ports.clock.now();
+        let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
+        let session = NewSession {
+            id: SessionId::from_uuid(self.ports.ids.uuid()),
+            application_id: caller.application_id,
+            kind: workflow.kind,
+            workflow_id: workflow.id,
+            features: workflow.decision_features(),
+            session_url: self.session_url(&session_token),
+            session_token,
+            status: SessionStatus::NotStarted,
+            vendor_data: request.vendor_data,
+            metadata: request.metadata,
+            callback: request.callback,
+            contact_details: request.contact_details,
+            expected_details: request.expected_details,
+            created_at: now,
+            expires_at: now + Duration::seconds(workflow.session_expiration_time),
+        };
+        let log = LogEntry {
+            kind: LogKind::Event,
+            actor: actor(caller),
+            action: "created".to_owned(),
+            old_status: None,
+            new_status: Some(SessionStatus::NotStarted),
+            comment: None,
+            details: None,
+            created_at: now,
+        };
+        Ok(self.ports.sessions.create_session(&session, &log).await?)
+    }
+
+    /// Records the verification engine's results and returns the session as it now stands.
+    /// Blocks must belong to the session's kind.
+    pub async fn record_results(
+        &self,
+        caller: &Caller,
+        id: SessionId,
+        results: RecordResults,
+    ) -> Result<SessionRecord, Error> {
+        let current = self.decision(caller, id).await?;
+        let kind = current.session.kind;
+        let mut errors = crate::error::ValidationErrors::default();
+        for (block, _) in &results.blocks {
+            if !block.belongs_to(kind) {
+                errors.add(
+                    block.v3_key(),
+                    format!("is not a block of a {kind} session."),
+                );
+            }
+        }
+        errors.into_result().map_err(Error::Invalid)?;
+        let recorded: Vec<&str> = results.blocks.iter().map(|(b, _)| b.v3_key()).collect();
+        let log = LogEntry {
+            kind: LogKind::Event,
+            actor: actor(caller),
+            action: "results_recorded".to_owned(),
+            old_status: None,
+            new_status: results.status,
+            comment: None,
+            details: Some(json!({ "blocks": recorded })),
+            created_at: self.ports.clock.now(),
+        };
+        if !self
+            .ports
+            .sessions
+            .record_results(caller.application_id, id, &results, &log)
+            .await?
+        {
+            return Err(Error::SessionNotFound);
+        }
+        self.decision(caller, id).await
+    }
+
+    /// The session with its blocks and reviews, for the decision payloads.
+    pub async fn decision(&self, caller: &Caller, id: SessionId) -> Result<SessionRecord, Error> {
+        self.ports
+            .sessions
+            .find_session(caller.application_id, id)
+            .await?
+            .ok_or(Error::SessionNotFound)
+    }
+
+    /// The V2 decision: user sessions only; a business session answers as not found.
+    pub async fn decision_v2(
+        &self,
+        caller: &Caller,
+        id: SessionId,
+    ) -> Result<SessionRecord, Error> {
+        let record = self.decision(caller, id).await?;
+        if record.session.kind == SessionKind::User {
+            Ok(record)
+        } else {
+            Err(Error::SessionNotFound)
+        }
+    }
+
+    /// A review: moves a reviewable session to the reviewed status and logs who did it.
+    pub async fn review(
+        &self,
+        caller: &Caller,
+        id: SessionId,
+        new_status: ReviewStatus,
+        comment: Option<String>,
+    ) -> Result<(), Error> {
+        let log = LogEntry {
+            kind: LogKind::Review,
+            actor: actor(caller),
+            action: "status_updated".to_owned(),
+            old_status: None,
+            new_status: Some(new_status.status()),
+            comment,
+            details: None,
+            created_at: self.ports.clock.now(),
+        };
+        match self
+            .ports
+            .sessions
+            .apply_review(caller.application_id, id, new_status, &log)
+            .await?
+        {
+            ReviewOutcome::Applied => Ok(()),
+            ReviewOutcome::NotFound => Err(Error::SessionNotFound),
+            ReviewOutcome::WrongCurrentStatus(current) => Err(Error::WrongCurrentStatus(current)),
+        }
+    }
+
+    /// Deletes a session and every related row.
+    pub async fn delete(&self, caller: &Caller, id: SessionId) -> Result<(), Error> {
+        if self
+            .ports
+            .sessions
+            .delete_session(caller.application_id, id)
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::SessionNotFound)
+        }
+    }
+
+    /// One page of the caller's sessions.
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        filter: &SessionFilter,
+    ) -> Result<SessionPage, Error> {
+        Ok(self
+            .ports
+            .sessions
+            .list_sessions(caller.application_id, filter)
+            .await?)
+    }
+
+    /// The caller's User (`user`) or Business (`business`) with this `vendor_data`.
+    pub async fn entity(
+        &self,
+        caller: &Caller,
+        kind: SessionKind,
+        vendor_data: &VendorData,
+    ) -> Result<Entity, Error> {
+        self.ports
+            .entities
+            .find_entity(caller.application_id, kind, vendor_data)
+            .await?
+            .ok_or(Error::EntityNotFound)
+    }
+
+    fn session_url(&self, token: &str) -> String {
+        format!("{}/session/{token}", self.session_base_url)
+    }
+}
+
+/// How a caller is named in log rows: by the public prefix of its key.
+fn actor(caller: &Caller) -> String {
+    format!("api-key:{}", caller.key_prefix)
+}

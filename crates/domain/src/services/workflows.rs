@@ -1,0 +1,66 @@
+//! Workflows of the caller.
+
+use super::{Error, Ports};
+use crate::application::Caller;
+use crate::ids::WorkflowId;
+use crate::workflow::{NewWorkflow, Workflow};
+
+/// Creates, lists, reads and deletes the caller's workflows.
+#[derive(Clone)]
+pub struct WorkflowService {
+    ports: Ports,
+}
+
+impl WorkflowService {
+    pub(super) fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// Creates a workflow; its kind follows from its features.
+    pub async fn create(&self, caller: &Caller, new: NewWorkflow) -> Result<Workflow, Error> {
+        let workflow = Workflow {
+            id: WorkflowId::from_uuid(self.ports.ids.uuid()),
+            application_id: caller.application_id,
+            kind: new.kind(),
+            label: new.label,
+            features: new.features,
+            is_default: new.is_default,
+            session_expiration_time: new.session_expiration_time,
+            created_at: self.ports.clock.now(),
+        };
+        self.ports.workflows.create_workflow(&workflow).await?;
+        Ok(workflow)
+    }
+
+    /// The caller's workflows.
+    pub async fn list(&self, caller: &Caller) -> Result<Vec<Workflow>, Error> {
+        Ok(self
+            .ports
+            .workflows
+            .list_workflows(caller.application_id)
+            .await?)
+    }
+
+    /// One of the caller's workflows.
+    pub async fn get(&self, caller: &Caller, id: WorkflowId) -> Result<Workflow, Error> {
+        self.ports
+            .workflows
+            .find_workflow(caller.application_id, id)
+            .await?
+            .ok_or(Error::WorkflowNotFound)
+    }
+
+    /// Deletes one of the caller's workflows. Sessions that ran it keep their `workflow_id`.
+    pub async fn delete(&self, caller: &Caller, id: WorkflowId) -> Result<(), Error> {
+        if self
+            .ports
+            .workflows
+            .delete_workflow(caller.application_id, id, self.ports.clock.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::WorkflowNotFound)
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! The session aggregate: the session row, its feature blocks and its log.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::block::{FeatureBlock, FeatureItem};
+use crate::ids::{ApplicationId, SessionId, WorkflowId};
+use crate::kind::SessionKind;
+use crate::status::SessionStatus;
+use crate::vendor_data::VendorData;
+
+/// A session to insert. The repository allocates its `session_number`.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    /// Its id.
+    pub id: SessionId,
+    /// The owning application.
+    pub application_id: ApplicationId,
+    /// `user` or `business`, the workflow's kind.
+    pub kind: SessionKind,
+    /// The workflow it runs.
+    pub workflow_id: WorkflowId,
+    /// The decision names of the workflow's features, kept with the session so that a later change
+    /// or deletion of the workflow does not rewrite history.
+    pub features: Vec<String>,
+    /// The random token in the session's URL.
+    pub session_token: String,
+    /// Where the user completes the verification.
+    pub session_url: String,
+    /// The initial status (`Not Started` for new sessions).
+    pub status: SessionStatus,
+    /// The caller's reference for the person or company.
+    pub vendor_data: Option<VendorData>,
+    /// Free JSON the caller attaches.
+    pub metadata: Option<Value>,
+    /// Where to send the user when done.
+    pub callback: Option<String>,
+    /// Contact details, as given.
+    pub contact_details: Option<Value>,
+    /// Details the caller expects the documents to show, as given.
+    pub expected_details: Option<Value>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it expires: `created_at` + the workflow's `session_expiration_time`.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored session, without its blocks.
+#[derive(Clone, Debug)]
+pub struct StoredSession {
+    /// Its id.
+    pub id: SessionId,
+    /// The owning application.
+    pub application_id: ApplicationId,
+    /// `user` or `business`.
+    pub kind: SessionKind,
+    /// Its number, unique and increasing within the application.
+    pub session_number: i64,
+    /// The random token in its URL.
+    pub session_token: String,
+    /// Where the user completes the verification.
+    pub session_url: String,
+    /// The current status.
+    pub status: SessionStatus,
+    /// The workflow it runs.
+    pub workflow_id: WorkflowId,
+    /// The decision names of the workflow's features.
+    pub features: Vec<String>,
+    /// The caller's reference for the person or company.
+    pub vendor_data: Option<VendorData>,
+    /// Free JSON the caller attached.
+    pub metadata: Option<Value>,
+    /// Where to send the user when done.
+    pub callback: Option<String>,
+    /// Contact details, as given.
+    pub contact_details: Option<Value>,
+    /// Expected details, as given.
+    pub expected_details: Option<Value>,
+    /// The session this one was cloned from by an import, if any.
+    pub shared_from_session: Option<SessionId>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A session with everything a decision payload shows.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    /// The session row.
+    pub session: StoredSession,
+    /// The blocks that were recorded (possibly empty arrays); a block absent here never ran.
+    pub blocks: Vec<(FeatureBlock, Vec<FeatureItem>)>,
+    /// The reviews, oldest first.
+    pub reviews: Vec<Review>,
+}
+
+impl SessionRecord {
+    /// The items of a block, or `None` when the block never ran.
+    pub fn block(&self, block: FeatureBlock) -> Option<&[FeatureItem]> {
+        self.blocks
+            .iter()
+            .find(|(b, _)| *b == block)
+            .map(|(_, items)| items.as_slice())
+    }
+
+    /// The V2 view of a block: its first item without `node_id`, or `None` when the block never
+    /// ran or holds no item.
+    pub fn v2_block(&self, block: FeatureBlock) -> Option<Box<serde_json::value::RawValue>> {
+        self.block(block)?.first().map(FeatureItem::v2_json)
+    }
+}
+
+/// What a log row is: a review by a person, or an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    /// A review (`update-status`); shown in `reviews`.
+    Review,
+    /// Anything else that happened to the session.
+    Event,
+}
+
+impl LogKind {
+    /// The stored string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Review => "review",
+            LogKind::Event => "event",
+        }
+    }
+
+    /// Parses the stored string.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "review" => Some(LogKind::Review),
+            "event" => Some(LogKind::Event),
+            _ => None,
+        }
+    }
+}
+
+/// One log row of a session.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogEntry {
+    /// Review or event.
+    pub kind: LogKind,
+    /// Who did it: `api-key:<prefix>` for API callers, `engine` for recorded results.
+    pub actor: String,
+    /// What happened, as a short snake_case verb: `created`, `results_recorded`, `status_updated`.
+    pub action: String,
+    /// The status before; filled by the repository where it changes the status.
+    pub old_status: Option<SessionStatus>,
+    /// The status after.
+    pub new_status: Option<SessionStatus>,
+    /// A comment, for reviews.
+    pub comment: Option<String>,
+    /// Structured details of events.
+    pub details: Option<Value>,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A review as the decision payload's `reviews` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Review {
+    /// Who reviewed.
+    pub user: String,
+    /// The status the review set.
+    pub new_status: SessionStatus,
+    /// The reviewer's comment.
+    pub comment: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Results from the verification engine: a new status and the blocks to replace. A block given as
+/// `None` is cleared (the feature never ran).
+#[derive(Clone, Debug, Default)]
+pub struct RecordResults {
+    /// The new session status, if it changes.
+    pub status: Option<SessionStatus>,
+    /// The blocks to replace, each once.
+    pub blocks: Vec<(FeatureBlock, Option<Vec<FeatureItem>>)>,
+}
+
+/// Filters and page of `GET /v3/sessions/`.
+#[derive(Clone, Debug)]
+pub struct SessionFilter {
+    /// Only sessions of this `vendor_data` (matched case-insensitively).
+    pub vendor_data: Option<VendorData>,
+    /// Only sessions in one of these statuses; empty means any.
+    pub statuses: Vec<SessionStatus>,
+    /// Only sessions of these kinds; never empty.
+    pub kinds: Vec<SessionKind>,
+    /// Page size.
+    pub limit: u64,
+    /// Rows to skip.
+    pub offset: u64,
+}
+
+/// The default page size of session lists.
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+/// The largest page size of session lists.
+pub const MAX_PAGE_SIZE: u64 = 200;
+
+/// One page of sessions, newest first, and how many match in all.
+#[derive(Clone, Debug)]
+pub struct SessionPage {
+    /// How many sessions match the filter.
+    pub count: u64,
+    /// This page.
+    pub results: Vec<SessionSummary>,
+}
+
+/// A session as lists show it.
+pub type SessionSummary = StoredSession;
+
+/// What applying a review did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReviewOutcome {
+    /// The status was changed and the review logged.
+    Applied,
+    /// No session of the caller has this id.
+    NotFound,
+    /// The session's current status may not be reviewed; nothing was written.
+    WrongCurrentStatus(SessionStatus),
+}

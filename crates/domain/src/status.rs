@@ -1,0 +1,128 @@
+//! Session statuses, with their exact wire strings, and the rules that depend on them.
+
+use std::fmt;
+
+/// The status of a session. The wire strings are title case with spaces, exactly as Didit's JSON
+/// writes them (`In Review`, `Kyc Expired`), not the upper-case names of Didit's prose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SessionStatus {
+    /// `Not Started`: created, the user has not begun.
+    NotStarted,
+    /// `In Progress`: the user is going through the flow.
+    InProgress,
+    /// `Awaiting User`: waiting for the user to come back.
+    AwaitingUser,
+    /// `In Review`: a person must decide.
+    InReview,
+    /// `Approved`: a final positive decision.
+    Approved,
+    /// `Declined`: a final negative decision.
+    Declined,
+    /// `Resubmitted`: the user was asked to redo some steps.
+    Resubmitted,
+    /// `Expired`: the session expired before it finished.
+    Expired,
+    /// `Abandoned`: the user left.
+    Abandoned,
+    /// `Kyc Expired`: an approved verification whose validity ran out.
+    KycExpired,
+}
+
+impl SessionStatus {
+    /// Every status, in the contract's order.
+    pub const ALL: [SessionStatus; 10] = [
+        SessionStatus::NotStarted,
+        SessionStatus::InProgress,
+        SessionStatus::AwaitingUser,
+        SessionStatus::InReview,
+        SessionStatus::Approved,
+        SessionStatus::Declined,
+        SessionStatus::Resubmitted,
+        SessionStatus::Expired,
+        SessionStatus::Abandoned,
+        SessionStatus::KycExpired,
+    ];
+
+    /// The statuses from which a review (`update-status`) may move a session.
+    pub const REVIEWABLE: [SessionStatus; 6] = [
+        SessionStatus::Approved,
+        SessionStatus::Declined,
+        SessionStatus::InReview,
+        SessionStatus::KycExpired,
+        SessionStatus::Abandoned,
+        SessionStatus::Resubmitted,
+    ];
+
+    /// The exact wire string.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SessionStatus::NotStarted => "Not Started",
+            SessionStatus::InProgress => "In Progress",
+            SessionStatus::AwaitingUser => "Awaiting User",
+            SessionStatus::InReview => "In Review",
+            SessionStatus::Approved => "Approved",
+            SessionStatus::Declined => "Declined",
+            SessionStatus::Resubmitted => "Resubmitted",
+            SessionStatus::Expired => "Expired",
+            SessionStatus::Abandoned => "Abandoned",
+            SessionStatus::KycExpired => "Kyc Expired",
+        }
+    }
+
+    /// Parses the exact wire string (case and spaces matter); anything else is `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Whether a session in this status is finished enough to be shared:
+    /// `Approved`, `Declined` or `In Review`.
+    pub const fn is_shareable(self) -> bool {
+        matches!(
+            self,
+            SessionStatus::Approved | SessionStatus::Declined | SessionStatus::InReview
+        )
+    }
+
+    /// Whether a review may move a session out of this status.
+    pub fn is_reviewable(self) -> bool {
+        Self::REVIEWABLE.contains(&self)
+    }
+}
+
+impl fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The statuses a review may set: `Approved`, `Declined` or `Resubmitted`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReviewStatus {
+    /// Approve the session.
+    Approved,
+    /// Decline the session.
+    Declined,
+    /// Ask the user to redo steps.
+    Resubmitted,
+}
+
+impl ReviewStatus {
+    /// Parses the exact wire string; other statuses (even valid session statuses) are `None`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "Approved" => Some(ReviewStatus::Approved),
+            "Declined" => Some(ReviewStatus::Declined),
+            "Resubmitted" => Some(ReviewStatus::Resubmitted),
+            _ => None,
+        }
+    }
+
+    /// The session status this review sets.
+    pub const fn status(self) -> SessionStatus {
+        match self {
+            ReviewStatus::Approved => SessionStatus::Approved,
+            ReviewStatus::Declined => SessionStatus::Declined,
+            ReviewStatus::Resubmitted => SessionStatus::Resubmitted,
+        }
+    }
+}

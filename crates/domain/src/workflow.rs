@@ -1,0 +1,304 @@
+//! Workflows: the ordered features a session runs, which also fix its kind.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::error::ValidationErrors;
+use crate::ids::{ApplicationId, WorkflowId};
+use crate::kind::SessionKind;
+
+/// A feature a workflow can run, by its Didit name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Feature {
+    /// `OCR`: ID document reading.
+    Ocr,
+    /// `NFC`: chip reading.
+    Nfc,
+    /// `LIVENESS`.
+    Liveness,
+    /// `FACE_MATCH`.
+    FaceMatch,
+    /// `PROOF_OF_ADDRESS`.
+    ProofOfAddress,
+    /// `QUESTIONNAIRE`.
+    Questionnaire,
+    /// `PHONE_VERIFICATION`.
+    PhoneVerification,
+    /// `EMAIL_VERIFICATION`.
+    EmailVerification,
+    /// `DATABASE_VALIDATION`.
+    DatabaseValidation,
+    /// `AML`.
+    Aml,
+    /// `IP_ANALYSIS`.
+    IpAnalysis,
+    /// `AGE_ESTIMATION`.
+    AgeEstimation,
+    /// `KYB_REGISTRY`.
+    KybRegistry,
+    /// `KYB_DOCUMENTS`.
+    KybDocuments,
+    /// `KYB_KEY_PEOPLE`.
+    KybKeyPeople,
+}
+
+impl Feature {
+    /// Every feature, in the contract's order.
+    pub const ALL: [Feature; 15] = [
+        Feature::Ocr,
+        Feature::Nfc,
+        Feature::Liveness,
+        Feature::FaceMatch,
+        Feature::ProofOfAddress,
+        Feature::Questionnaire,
+        Feature::PhoneVerification,
+        Feature::EmailVerification,
+        Feature::DatabaseValidation,
+        Feature::Aml,
+        Feature::IpAnalysis,
+        Feature::AgeEstimation,
+        Feature::KybRegistry,
+        Feature::KybDocuments,
+        Feature::KybKeyPeople,
+    ];
+
+    /// The workflow name (`OCR`, `PROOF_OF_ADDRESS`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Feature::Ocr => "OCR",
+            Feature::Nfc => "NFC",
+            Feature::Liveness => "LIVENESS",
+            Feature::FaceMatch => "FACE_MATCH",
+            Feature::ProofOfAddress => "PROOF_OF_ADDRESS",
+            Feature::Questionnaire => "QUESTIONNAIRE",
+            Feature::PhoneVerification => "PHONE_VERIFICATION",
+            Feature::EmailVerification => "EMAIL_VERIFICATION",
+            Feature::DatabaseValidation => "DATABASE_VALIDATION",
+            Feature::Aml => "AML",
+            Feature::IpAnalysis => "IP_ANALYSIS",
+            Feature::AgeEstimation => "AGE_ESTIMATION",
+            Feature::KybRegistry => "KYB_REGISTRY",
+            Feature::KybDocuments => "KYB_DOCUMENTS",
+            Feature::KybKeyPeople => "KYB_KEY_PEOPLE",
+        }
+    }
+
+    /// The name a decision payload's `features` list uses for it (`OCR` is `ID_VERIFICATION`,
+    /// `PROOF_OF_ADDRESS` is `POA`, `PHONE_VERIFICATION` is `PHONE`; the rest keep their name).
+    pub const fn decision_name(self) -> &'static str {
+        match self {
+            Feature::Ocr => "ID_VERIFICATION",
+            Feature::ProofOfAddress => "POA",
+            Feature::PhoneVerification => "PHONE",
+            other => other.as_str(),
+        }
+    }
+
+    /// Parses the exact workflow name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Whether this is a KYB feature, which makes a workflow a `business` one.
+    pub const fn is_kyb(self) -> bool {
+        matches!(
+            self,
+            Feature::KybRegistry | Feature::KybDocuments | Feature::KybKeyPeople
+        )
+    }
+}
+
+/// One step of a workflow: the feature, its engine configuration and an optional label.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowFeature {
+    /// Which feature runs.
+    pub feature: Feature,
+    /// The engine configuration, an object (`{}` when none was given).
+    pub config: Value,
+    /// A label for people.
+    pub label: Option<String>,
+}
+
+/// The longest `workflow_label`, in characters.
+pub const MAX_WORKFLOW_LABEL_CHARS: usize = 50;
+/// The default `session_expiration_time`: 7 days, as in Didit's example.
+pub const DEFAULT_SESSION_EXPIRATION_SECONDS: i64 = 604_800;
+/// The shortest `session_expiration_time` accepted: one minute.
+pub const MIN_SESSION_EXPIRATION_SECONDS: i64 = 60;
+/// The longest `session_expiration_time` accepted: 365 days.
+pub const MAX_SESSION_EXPIRATION_SECONDS: i64 = 31_536_000;
+
+/// A workflow as the caller asks for it, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewWorkflow {
+    /// The label; when absent, `KYC workflow` or `KYB workflow` by kind.
+    pub label: String,
+    /// The steps, in execution order; never empty, no feature twice.
+    pub features: Vec<WorkflowFeature>,
+    /// Whether new sessions of this kind default to it.
+    pub is_default: bool,
+    /// Seconds from a session's creation to its `expires_at`.
+    pub session_expiration_time: i64,
+}
+
+impl NewWorkflow {
+    /// Validates a workflow request. Field errors are collected, not stopped at the first.
+    pub fn parse(
+        label: Option<String>,
+        features: Vec<WorkflowFeature>,
+        is_default: bool,
+        session_expiration_time: Option<i64>,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        if let Some(label) = &label {
+            let chars = label.chars().count();
+            if chars == 0 || chars > MAX_WORKFLOW_LABEL_CHARS {
+                errors.add("workflow_label", "must be 1 to 50 characters.");
+            } else if label.chars().any(char::is_control) {
+                errors.add("workflow_label", "must not contain control characters.");
+            }
+        }
+        if features.is_empty() {
+            errors.add("features", "at least one feature is required.");
+        }
+        for (i, step) in features.iter().enumerate() {
+            if features[..i]
+                .iter()
+                .any(|earlier| earlier.feature == step.feature)
+            {
+                errors.add(
+                    "features",
+                    format!("{} is listed more than once.", step.feature.as_str()),
+                );
+            }
+        }
+        let expiration = session_expiration_time.unwrap_or(DEFAULT_SESSION_EXPIRATION_SECONDS);
+        if !(MIN_SESSION_EXPIRATION_SECONDS..=MAX_SESSION_EXPIRATION_SECONDS).contains(&expiration)
+        {
+            errors.add(
+                "session_expiration_time",
+                "must be between 60 and 31536000 seconds.",
+            );
+        }
+        errors.into_result()?;
+        let kind = kind_of(&features);
+        Ok(Self {
+            label: label.unwrap_or_else(|| match kind {
+                SessionKind::User => "KYC workflow".to_owned(),
+                SessionKind::Business => "KYB workflow".to_owned(),
+            }),
+            features,
+            is_default,
+            session_expiration_time: expiration,
+        })
+    }
+
+    /// The kind of session this workflow runs: `business` when any KYB feature is present.
+    pub fn kind(&self) -> SessionKind {
+        kind_of(&self.features)
+    }
+}
+
+fn kind_of(features: &[WorkflowFeature]) -> SessionKind {
+    if features.iter().any(|step| step.feature.is_kyb()) {
+        SessionKind::Business
+    } else {
+        SessionKind::User
+    }
+}
+
+/// A stored workflow.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workflow {
+    /// Its id.
+    pub id: WorkflowId,
+    /// The owning application.
+    pub application_id: ApplicationId,
+    /// Its label.
+    pub label: String,
+    /// Its kind, derived from its features when created.
+    pub kind: SessionKind,
+    /// Its steps.
+    pub features: Vec<WorkflowFeature>,
+    /// Whether it is the application's default for its kind.
+    pub is_default: bool,
+    /// Seconds from a session's creation to its `expires_at`.
+    pub session_expiration_time: i64,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+impl Workflow {
+    /// The `features` list a decision payload shows for sessions run by this workflow.
+    pub fn decision_features(&self) -> Vec<String> {
+        self.features
+            .iter()
+            .map(|step| step.feature.decision_name().to_owned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(feature: Feature) -> WorkflowFeature {
+        WorkflowFeature {
+            feature,
+            config: Value::Object(Default::default()),
+            label: None,
+        }
+    }
+
+    #[test]
+    fn kind_follows_kyb_features() {
+        let user = NewWorkflow::parse(
+            None,
+            vec![step(Feature::Ocr), step(Feature::Aml)],
+            false,
+            None,
+        )
+        .unwrap();
+        assert_eq!(user.kind(), SessionKind::User);
+        assert_eq!(user.label, "KYC workflow");
+        assert_eq!(user.session_expiration_time, 604_800);
+        let business = NewWorkflow::parse(
+            Some("KYB".into()),
+            vec![step(Feature::Aml), step(Feature::KybRegistry)],
+            true,
+            Some(60),
+        )
+        .unwrap();
+        assert_eq!(business.kind(), SessionKind::Business);
+    }
+
+    #[test]
+    fn refusals_name_their_fields() {
+        let err = NewWorkflow::parse(Some("x".repeat(51)), vec![], false, Some(59)).unwrap_err();
+        let fields: Vec<_> = err.fields().collect();
+        assert_eq!(
+            fields,
+            ["features", "session_expiration_time", "workflow_label"]
+        );
+        let dup = NewWorkflow::parse(
+            None,
+            vec![step(Feature::Ocr), step(Feature::Ocr)],
+            false,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(dup.fields().collect::<Vec<_>>(), ["features"]);
+    }
+
+    #[test]
+    fn decision_names() {
+        let names: Vec<_> = Feature::ALL.iter().map(|f| f.decision_name()).collect();
+        assert_eq!(names[0], "ID_VERIFICATION");
+        assert_eq!(names[4], "POA");
+        assert_eq!(names[6], "PHONE");
+        assert_eq!(names[7], "EMAIL_VERIFICATION");
+        for f in Feature::ALL {
+            assert_eq!(Feature::parse(f.as_str()), Some(f));
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Reading JSON bodies: media type, size limit, UTF-8 and shape, each refused with the contract's
+//! JSON error (415, 413, 400) before any handler runs.
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use handoff_domain::ValidationErrors;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Which size limit applies to a body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyLimit {
+    /// Small control bodies: sessions, workflows, reviews, shares, imports.
+    Small,
+    /// Recorded results, which carry whole verification reports.
+    Results,
+}
+
+/// A request body type and the limit it is read under.
+pub trait RequestBody: DeserializeOwned + 'static {
+    /// The limit.
+    const LIMIT: BodyLimit = BodyLimit::Small;
+}
+
+/// A JSON body of type `T`, read under `T`'s limit.
+pub struct JsonBody<T>(pub T);
+
+impl<T: RequestBody> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map(|state| match T::LIMIT {
+                BodyLimit::Small => state.limits.small_body_bytes,
+                BodyLimit::Results => state.limits.results_body_bytes,
+            })
+            .unwrap_or(64 * 1024);
+        let checked = check_headers(req, limit);
+        let mut payload = payload.take();
+        Box::pin(async move {
+            checked?;
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk
+                    .map_err(|_| ApiError::invalid_field("body", "The body could not be read."))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "The body must be application/json.",
+        ));
+    }
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    Ok(())
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("The body is larger than this endpoint's limit of {limit} bytes."),
+    )
+}
+
+/// Parses a body as `T`, naming the offending field in `errors` when the shape is wrong.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| ApiError::invalid_field("body", "The body is not valid UTF-8."))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::invalid_field(
+            "body",
+            "The body is empty; a JSON object is required.",
+        ));
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| shape_error(&e))?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::invalid_field("body", format!("Malformed JSON: {e}.")))?;
+    Ok(value)
+}
+
+fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = error.inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::invalid_field("body", format!("Malformed JSON: {inner}."));
+    }
+    let path = error.path().to_string();
+    let message = strip_position(&inner.to_string());
+    // "missing field `x`" is reported at the parent; name the field itself.
+    if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        let field = if path == "." {
+            field.to_owned()
+        } else {
+            format!("{path}.{field}")
+        };
+        return ApiError::invalid(ValidationErrors::single(field, "This field is required."));
+    }
+    let field = if path == "." { "body".to_owned() } else { path };
+    ApiError::invalid(ValidationErrors::single(field, sentence(&message)))
+}
+
+/// serde_json appends " at line L column C"; the field name says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+fn sentence(message: &str) -> String {
+    let mut s = message.to_owned();
+    if !s.ends_with('.') {
+        s.push('.');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Shape {
+        name: String,
+        count: Option<i64>,
+    }
+
+    fn code_and_body(input: &str) -> serde_json::Value {
+        parse_json::<Shape>(input.as_bytes()).unwrap_err().body()
+    }
+
+    #[test]
+    fn shape_errors_name_their_field() {
+        assert_eq!(
+            code_and_body("{}")["errors"]["name"][0],
+            "This field is required."
+        );
+        let wrong = code_and_body(r#"{"name": 1}"#);
+        assert!(
+            wrong["errors"]["name"][0]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid type")
+        );
+        let nested = code_and_body(r#"{"name": "a", "count": "x"}"#);
+        assert!(nested["errors"]["count"].is_array());
+        assert!(code_and_body("{").get("errors").unwrap()["body"].is_array());
+        assert!(code_and_body(r#"{"name":"a"} x"#)["errors"]["body"].is_array());
+        assert!(code_and_body("").get("errors").unwrap()["body"].is_array());
+        assert_eq!(
+            parse_json::<Shape>(b"\xff\xfe").unwrap_err().code(),
+            "invalid_request"
+        );
+        assert_eq!(code_and_body("[]")["code"], "invalid_request");
+    }
+}

@@ -1,0 +1,89 @@
+//! The decision payloads: V3 (both kinds, one array per block) and V2 (user sessions, the first
+//! item of each block without its `node_id`). Items are written as the exact JSON recorded.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use handoff_domain::{FeatureBlock, SessionRecord, StoredSession};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+/// Timestamps on the wire: RFC 3339, UTC, `Z`, microseconds.
+pub fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The V3 decision payload of a session.
+pub struct V3Decision<'a>(pub &'a SessionRecord);
+
+/// The V2 decision payload of a user session.
+pub struct V2Decision<'a>(pub &'a SessionRecord);
+
+fn head<M: SerializeMap>(map: &mut M, s: &StoredSession, with_kind: bool) -> Result<(), M::Error> {
+    map.serialize_entry("session_id", &s.id.to_string())?;
+    if with_kind {
+        map.serialize_entry("session_kind", s.kind.as_str())?;
+    }
+    map.serialize_entry("session_number", &s.session_number)?;
+    map.serialize_entry("session_url", &s.session_url)?;
+    map.serialize_entry("status", s.status.as_str())?;
+    map.serialize_entry("workflow_id", &s.workflow_id.to_string())?;
+    map.serialize_entry("features", &s.features)?;
+    map.serialize_entry("vendor_data", &s.vendor_data.as_ref().map(|v| v.as_str()))?;
+    map.serialize_entry("metadata", &s.metadata)?;
+    map.serialize_entry("callback", &s.callback)?;
+    map.serialize_entry("contact_details", &s.contact_details)?;
+    map.serialize_entry("expected_details", &s.expected_details)?;
+    map.serialize_entry(
+        "shared_from_session",
+        &s.shared_from_session.map(|id| id.to_string()),
+    )
+}
+
+fn tail<M: SerializeMap>(map: &mut M, record: &SessionRecord) -> Result<(), M::Error> {
+    let reviews: Vec<_> = record
+        .reviews
+        .iter()
+        .map(|r| {
+            json!({
+                "user": r.user,
+                "new_status": r.new_status.as_str(),
+                "comment": r.comment,
+                "created_at": timestamp(r.created_at),
+            })
+        })
+        .collect();
+    map.serialize_entry("reviews", &reviews)?;
+    map.serialize_entry("created_at", &timestamp(record.session.created_at))?;
+    map.serialize_entry("expires_at", &timestamp(record.session.expires_at))
+}
+
+impl Serialize for V3Decision<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let record = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        head(&mut map, &record.session, true)?;
+        for block in FeatureBlock::for_kind(record.session.kind) {
+            let items: Option<Vec<&RawValue>> = record
+                .block(*block)
+                .map(|items| items.iter().map(|item| item.json()).collect());
+            map.serialize_entry(block.v3_key(), &items)?;
+        }
+        tail(&mut map, record)?;
+        map.end()
+    }
+}
+
+impl Serialize for V2Decision<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let record = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        head(&mut map, &record.session, false)?;
+        for block in FeatureBlock::for_kind(record.session.kind) {
+            if let Some(key) = block.v2_key() {
+                map.serialize_entry(key, &record.v2_block(*block))?;
+            }
+        }
+        tail(&mut map, record)?;
+        map.end()
+    }
+}

@@ -1,0 +1,178 @@
+//! `ApiError`: every error answer of the contract, as `{"detail", "code"}` JSON, and the one
+//! exhaustive mapping from domain errors.
+
+use std::fmt;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use handoff_domain::ValidationErrors;
+use handoff_domain::services::Error;
+use serde_json::{Map, Value, json};
+
+/// An error answer: status, machine `code`, human `detail`, and optional field errors.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    errors: Option<ValidationErrors>,
+    extra: Map<String, Value>,
+}
+
+impl ApiError {
+    /// An error with no field errors.
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: detail.into(),
+            errors: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// 400 `invalid_request` with field errors.
+    pub fn invalid(errors: ValidationErrors) -> Self {
+        let mut error = Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "The request is not valid; see errors.",
+        );
+        error.errors = Some(errors);
+        error
+    }
+
+    /// 400 `invalid_request` for one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        Self::invalid(ValidationErrors::single(field, message))
+    }
+
+    /// 403 `authentication_failed`.
+    pub fn authentication_failed() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "authentication_failed",
+            "Authentication credentials were not provided or are invalid.",
+        )
+    }
+
+    /// 404 `not_found` for a path that names nothing.
+    pub fn route_not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "This method is not allowed on this path.",
+        )
+    }
+
+    /// 404 `session_not_found`.
+    pub fn session_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "Session not found.",
+        )
+    }
+
+    /// 404 `workflow_not_found`.
+    pub fn workflow_not_found() -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "workflow_not_found",
+            "Workflow not found.",
+        )
+    }
+
+    /// Adds a top-level member to the body (for example the existing clone's `session_id`).
+    pub fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.to_owned(), value);
+        self
+    }
+
+    /// The machine code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let mut body = Map::new();
+        body.insert("detail".into(), Value::String(self.detail.clone()));
+        body.insert("code".into(), Value::String(self.code.into()));
+        if let Some(errors) = &self.errors {
+            let fields: Map<String, Value> = errors
+                .iter()
+                .map(|(field, messages)| (field.to_owned(), json!(messages)))
+                .collect();
+            body.insert("errors".into(), Value::Object(fields));
+        }
+        body.extend(self.extra.clone());
+        Value::Object(body)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.code)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(self.body())
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::SessionNotFound => ApiError::session_not_found(),
+            Error::WorkflowNotFound => ApiError::workflow_not_found(),
+            Error::EntityNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "entity_not_found", "Not found.")
+            }
+            // Operator-only errors; over HTTP an unknown application looks like any unknown id.
+            Error::ApplicationNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "application_not_found",
+                "Application not found.",
+            ),
+            Error::ApiKeyNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "api_key_not_found",
+                "API key not found.",
+            ),
+            Error::WrongCurrentStatus(current) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "wrong_current_status",
+                format!("A session in status {current} cannot be reviewed."),
+            ),
+            Error::Invalid(errors) => ApiError::invalid(errors),
+            Error::Repo(repo) => {
+                // The cause goes to the log, never to the client.
+                tracing::error!(error = %repo, "storage failure");
+                match repo {
+                    handoff_domain::RepoError::Unavailable(_) => ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "service_unavailable",
+                        "The service is temporarily unavailable; try again.",
+                    ),
+                    handoff_domain::RepoError::Internal(_) => ApiError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal_error",
+                        "An internal error occurred.",
+                    ),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! The route table: which path and method reach which handler.
+
+mod entities;
+mod health;
+mod sessions;
+mod workflows;
+
+use actix_web::middleware::from_fn;
+use actix_web::{Resource, web};
+
+use crate::auth::authenticate;
+use crate::{method_not_allowed, not_found};
+
+/// A resource whose other methods answer 405 JSON.
+fn resource(path: &str) -> Resource {
+    web::resource(path).default_service(web::to(method_not_allowed))
+}
+
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(resource("/health/").route(web::get().to(health::health)))
+        .service(
+            web::scope("/v3")
+                .wrap(from_fn(authenticate))
+                .service(
+                    resource("/workflows/")
+                        .route(web::post().to(workflows::create))
+                        .route(web::get().to(workflows::list)),
+                )
+                .service(
+                    resource("/workflows/{workflow_id}/")
+                        .route(web::get().to(workflows::get))
+                        .route(web::delete().to(workflows::delete)),
+                )
+                .service(resource("/session/").route(web::post().to(sessions::create)))
+                .service(
+                    resource("/session/{session_id}/decision/")
+                        .route(web::get().to(sessions::decision_v3))
+                        .route(web::put().to(sessions::record_results)),
+                )
+                .service(
+                    resource("/session/{session_id}/update-status/")
+                        .route(web::patch().to(sessions::update_status)),
+                )
+                .service(
+                    resource("/session/{session_id}/delete/")
+                        .route(web::delete().to(sessions::delete)),
+                )
+                .service(resource("/sessions/").route(web::get().to(sessions::list)))
+                .service(resource("/users/{vendor_data}/").route(web::get().to(entities::user)))
+                .service(
+                    resource("/businesses/{vendor_data}/").route(web::get().to(entities::business)),
+                )
+                .default_service(web::to(not_found)),
+        )
+        .service(
+            web::scope("/v2")
+                .wrap(from_fn(authenticate))
+                .service(
+                    resource("/session/{session_id}/decision/")
+                        .route(web::get().to(sessions::decision_v2)),
+                )
+                .default_service(web::to(not_found)),
+        )
+        .default_service(web::to(not_found));
+}

@@ -1,0 +1,424 @@
+//! Sessions: create, record results, the V3 and V2 decisions, reviews, delete and list.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use handoff_domain::json::RawObject;
+use handoff_domain::services::CreateSession;
+use handoff_domain::session::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RecordResults};
+use handoff_domain::{
+    FeatureBlock, FeatureItem, ReviewStatus, SessionFilter, SessionId, SessionKind, SessionStatus,
+    StoredSession, ValidationErrors, VendorData, WorkflowId,
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use crate::auth::Authenticated;
+use crate::body::{BodyLimit, JsonBody, RequestBody};
+use crate::decision::{V2Decision, V3Decision, timestamp};
+use crate::{ApiError, AppState};
+
+/// The longest `callback` URL accepted.
+const MAX_CALLBACK_CHARS: usize = 2048;
+/// The longest review comment accepted.
+const MAX_COMMENT_CHARS: usize = 5000;
+
+pub(crate) fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    raw.parse().map_err(|_| ApiError::session_not_found())
+}
+
+/// Parses an optional `vendor_data` member into `errors`.
+pub(crate) fn vendor_data_field(
+    raw: Option<String>,
+    errors: &mut ValidationErrors,
+) -> Option<VendorData> {
+    match raw.map(|v| VendorData::parse(&v)) {
+        None => None,
+        Some(Ok(vendor_data)) => Some(vendor_data),
+        Some(Err(message)) => {
+            errors.add("vendor_data", message);
+            None
+        }
+    }
+}
+
+fn object_field(name: &str, value: Option<Value>, errors: &mut ValidationErrors) -> Option<Value> {
+    match value {
+        None | Some(Value::Null) => None,
+        Some(object @ Value::Object(_)) => Some(object),
+        Some(_) => {
+            errors.add(name, "must be a JSON object.");
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateSessionBody {
+    workflow_id: Option<uuid::Uuid>,
+    vendor_data: Option<String>,
+    callback: Option<String>,
+    metadata: Option<Value>,
+    contact_details: Option<Value>,
+    expected_details: Option<Value>,
+}
+
+impl RequestBody for CreateSessionBody {}
+
+impl CreateSessionBody {
+    fn into_domain(self) -> Result<CreateSession, ApiError> {
+        let mut errors = ValidationErrors::default();
+        if self.workflow_id.is_none() {
+            errors.add("workflow_id", "This field is required.");
+        }
+        let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
+        if let Some(callback) = &self.callback {
+            let scheme_ok = callback.starts_with("https://") || callback.starts_with("http://");
+            if !scheme_ok
+                || callback.chars().count() > MAX_CALLBACK_CHARS
+                || callback
+                    .chars()
+                    .any(|c| c.is_control() || c.is_whitespace())
+            {
+                errors.add(
+                    "callback",
+                    "must be an http or https URL of at most 2048 characters.",
+                );
+            }
+        }
+        let metadata = object_field("metadata", self.metadata, &mut errors);
+        let contact_details = object_field("contact_details", self.contact_details, &mut errors);
+        let expected_details = object_field("expected_details", self.expected_details, &mut errors);
+        errors.into_result().map_err(ApiError::invalid)?;
+        Ok(CreateSession {
+            workflow_id: WorkflowId::from_uuid(self.workflow_id.unwrap_or_default()),
+            vendor_data,
+            callback: self.callback,
+            metadata,
+            contact_details,
+            expected_details,
+        })
+    }
+}
+
+pub(crate) async fn create(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<CreateSessionBody>,
+) -> Result<HttpResponse, ApiError> {
+    let session = state
+        .services
+        .sessions
+        .create(&caller, body.into_domain()?)
+        .await?;
+    Ok(HttpResponse::Created().json(json!({
+        "session_id": session.id.to_string(),
+        "session_number": session.session_number,
+        "session_token": session.session_token,
+        "url": session.session_url,
+        "vendor_data": session.vendor_data.as_ref().map(|v| v.as_str()),
+        "metadata": session.metadata,
+        "status": session.status.as_str(),
+        "workflow_id": session.workflow_id.to_string(),
+        "callback": session.callback,
+        "session_kind": session.kind.as_str(),
+    })))
+}
+
+/// The body of `PUT /v3/session/{id}/decision/`: `status` and blocks, read member by member so
+/// that items keep their exact text.
+pub(crate) struct RecordResultsBody(RawObject);
+
+impl<'de> Deserialize<'de> for RecordResultsBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RawObject::deserialize(deserializer).map(RecordResultsBody)
+    }
+}
+
+impl RequestBody for RecordResultsBody {
+    const LIMIT: BodyLimit = BodyLimit::Results;
+}
+
+impl RecordResultsBody {
+    fn into_domain(self) -> Result<RecordResults, ApiError> {
+        let mut errors = ValidationErrors::default();
+        let mut results = RecordResults::default();
+        if let Some(key) = self.0.duplicate_key() {
+            errors.add(key, "appears more than once.");
+        }
+        for (key, raw) in self.0.0 {
+            if key == "status" {
+                match serde_json::from_str::<String>(raw.get())
+                    .ok()
+                    .and_then(|s| SessionStatus::parse(&s))
+                {
+                    Some(status) => results.status = Some(status),
+                    None => errors.add(
+                        "status",
+                        "must be one of the session statuses, e.g. \"Approved\" or \"In Review\".",
+                    ),
+                }
+            } else if let Some(block) = FeatureBlock::from_v3_key(&key) {
+                match parse_block(&key, &raw, &mut errors) {
+                    Some(items) => results.blocks.push((block, items)),
+                    None => continue,
+                }
+            } else {
+                errors.add(key, "is not a field of recorded results.");
+            }
+        }
+        errors.into_result().map_err(ApiError::invalid)?;
+        Ok(results)
+    }
+}
+
+/// `Some(None)` for null, `Some(Some(items))` for a valid array, `None` after adding errors.
+fn parse_block(
+    key: &str,
+    raw: &RawValue,
+    errors: &mut ValidationErrors,
+) -> Option<Option<Vec<FeatureItem>>> {
+    if raw.get() == "null" {
+        return Some(None);
+    }
+    let Ok(raw_items) = serde_json::from_str::<Vec<Box<RawValue>>>(raw.get()) else {
+        errors.add(key, "must be an array of items, or null.");
+        return None;
+    };
+    let mut items = Vec::with_capacity(raw_items.len());
+    let mut valid = true;
+    for (i, raw_item) in raw_items.into_iter().enumerate() {
+        match FeatureItem::parse(raw_item) {
+            Ok(item) => items.push(item),
+            Err(error) => {
+                errors.add(format!("{key}[{i}]"), error.to_string());
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(Some(items))
+}
+
+pub(crate) async fn record_results(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<RecordResultsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    let results = body.into_domain()?;
+    let record = state
+        .services
+        .sessions
+        .record_results(&caller, id, results)
+        .await?;
+    Ok(HttpResponse::Ok().json(V3Decision(&record)))
+}
+
+pub(crate) async fn decision_v3(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = state
+        .services
+        .sessions
+        .decision(&caller, session_id(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(V3Decision(&record)))
+}
+
+pub(crate) async fn decision_v2(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = state
+        .services
+        .sessions
+        .decision_v2(&caller, session_id(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(V2Decision(&record)))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UpdateStatusBody {
+    new_status: Option<String>,
+    comment: Option<String>,
+}
+
+impl RequestBody for UpdateStatusBody {}
+
+pub(crate) async fn update_status(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<UpdateStatusBody>,
+) -> Result<HttpResponse, ApiError> {
+    let id = session_id(&path)?;
+    let mut errors = ValidationErrors::default();
+    let new_status = match body.new_status.as_deref().map(ReviewStatus::parse) {
+        Some(Some(status)) => Some(status),
+        Some(None) => {
+            errors.add(
+                "new_status",
+                "must be \"Approved\", \"Declined\" or \"Resubmitted\".",
+            );
+            None
+        }
+        None => {
+            errors.add("new_status", "This field is required.");
+            None
+        }
+    };
+    if body
+        .comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+    {
+        errors.add("comment", "must be at most 5000 characters.");
+    }
+    errors.into_result().map_err(ApiError::invalid)?;
+    let Some(new_status) = new_status else {
+        return Err(ApiError::invalid_field(
+            "new_status",
+            "This field is required.",
+        ));
+    };
+    state
+        .services
+        .sessions
+        .review(&caller, id, new_status, body.comment)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({ "session_id": id.to_string() })))
+}
+
+pub(crate) async fn delete(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .services
+        .sessions
+        .delete(&caller, session_id(&path)?)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    vendor_data: Option<String>,
+    status: Option<String>,
+    session_kind: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+impl ListQuery {
+    fn into_filter(self) -> Result<SessionFilter, ApiError> {
+        let mut errors = ValidationErrors::default();
+        let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
+        let mut statuses = Vec::new();
+        for part in self.status.as_deref().unwrap_or_default().split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            match SessionStatus::parse(part) {
+                Some(status) => statuses.push(status),
+                None => errors.add("status", format!("\"{part}\" is not a session status.")),
+            }
+        }
+        let kinds = match self.session_kind.as_deref() {
+            None | Some("user") => vec![SessionKind::User],
+            Some("business") => vec![SessionKind::Business],
+            Some("all") => SessionKind::ALL.to_vec(),
+            Some(_) => {
+                errors.add("session_kind", "must be \"user\", \"business\" or \"all\".");
+                Vec::new()
+            }
+        };
+        let limit = match self.limit.as_deref().map(str::parse::<u64>) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            Some(_) => {
+                errors.add("limit", "must be an integer from 1 to 200.");
+                DEFAULT_PAGE_SIZE
+            }
+        };
+        let offset = match self.offset.as_deref().map(str::parse::<u64>) {
+            None => 0,
+            Some(Ok(n)) if n <= i64::MAX as u64 => n,
+            Some(_) => {
+                errors.add("offset", "must be a non-negative integer.");
+                0
+            }
+        };
+        errors.into_result().map_err(ApiError::invalid)?;
+        Ok(SessionFilter {
+            vendor_data,
+            statuses,
+            kinds,
+            limit,
+            offset,
+        })
+    }
+}
+
+fn summary_json(s: &StoredSession) -> Value {
+    json!({
+        "session_id": s.id.to_string(),
+        "session_number": s.session_number,
+        "session_kind": s.kind.as_str(),
+        "status": s.status.as_str(),
+        "workflow_id": s.workflow_id.to_string(),
+        "vendor_data": s.vendor_data.as_ref().map(|v| v.as_str()),
+        "session_url": s.session_url,
+        "shared_from_session": s.shared_from_session.map(|id| id.to_string()),
+        "created_at": timestamp(s.created_at),
+        "expires_at": timestamp(s.expires_at),
+    })
+}
+
+pub(crate) async fn list(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.into_inner().into_filter()?;
+    let page = state.services.sessions.list(&caller, &filter).await?;
+    let link = |offset: u64| page_link(&req, filter.limit, offset);
+    let next = (filter.offset.saturating_add(filter.limit) < page.count)
+        .then(|| link(filter.offset + filter.limit));
+    let previous = (filter.offset > 0).then(|| link(filter.offset.saturating_sub(filter.limit)));
+    Ok(HttpResponse::Ok().json(json!({
+        "count": page.count,
+        "next": next,
+        "previous": previous,
+        "results": page.results.iter().map(summary_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// The URL of another page: the same query with `limit` and `offset` replaced.
+fn page_link(req: &HttpRequest, limit: u64, offset: u64) -> String {
+    let info = req.connection_info();
+    let mut query: Vec<String> = req
+        .query_string()
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && name != "limit" && name != "offset"
+        })
+        .map(str::to_owned)
+        .collect();
+    query.push(format!("limit={limit}"));
+    query.push(format!("offset={offset}"));
+    format!(
+        "{}://{}{}?{}",
+        info.scheme(),
+        info.host(),
+        req.path(),
+        query.join("&")
+    )
+}

@@ -1,0 +1,121 @@
+//! Opening the database with settings fit for a server on either backend.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database};
+
+use crate::Store;
+
+/// Pool and backend settings.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Most connections in the pool.
+    pub max_connections: u32,
+    /// How long a request waits for a connection (and, on SQLite, for the write lock).
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The URL names no supported backend.
+    #[error("DATABASE_URL must start with sqlite: or postgres:// (got a URL with scheme {0:?})")]
+    UnsupportedScheme(String),
+    /// The directory of a SQLite file could not be created.
+    #[error("cannot create the directory {path}: {source}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The database refused or could not be reached.
+    #[error("cannot open the database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+}
+
+impl Store {
+    /// Opens `url` (`sqlite:path?mode=rwc` or `postgres://...`).
+    ///
+    /// SQLite is opened in WAL mode with `synchronous=NORMAL`, foreign keys on and a busy timeout
+    /// equal to the acquire timeout, so that readers run beside the one writer and a writer waits
+    /// for the lock instead of failing with `database is locked`. A missing file and its
+    /// directory are created.
+    pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, ConnectError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        let mut connect = ConnectOptions::new(url.to_owned());
+        connect
+            .max_connections(options.max_connections)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_timeout(options.acquire_timeout)
+            .sqlx_logging(false);
+        match scheme {
+            "sqlite" => {
+                if let Some(dir) = sqlite_directory(url) {
+                    std::fs::create_dir_all(&dir).map_err(|source| ConnectError::Directory {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+                let busy = options.acquire_timeout;
+                connect.map_sqlx_sqlite_opts(move |o| {
+                    o.create_if_missing(true)
+                        .journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .foreign_keys(true)
+                        .busy_timeout(busy)
+                });
+            }
+            "postgres" | "postgresql" => {}
+            other => return Err(ConnectError::UnsupportedScheme(other.to_owned())),
+        }
+        Ok(Store::new(Database::connect(connect).await?))
+    }
+}
+
+/// The directory a `sqlite:` URL's file lives in, when it names a file in a directory.
+fn sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
+    let path = url.strip_prefix("sqlite:")?;
+    let path = path.strip_prefix("//").unwrap_or(path);
+    let path = path.split('?').next()?;
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_directory;
+
+    #[test]
+    fn finds_the_directory_of_a_sqlite_file() {
+        assert_eq!(
+            sqlite_directory("sqlite:data/handoff.db").unwrap().to_str(),
+            Some("data")
+        );
+        assert_eq!(
+            sqlite_directory("sqlite:///tmp/x/h.db?mode=rwc")
+                .unwrap()
+                .to_str(),
+            Some("/tmp/x")
+        );
+        assert!(sqlite_directory("sqlite::memory:").is_none());
+        assert!(sqlite_directory("sqlite:h.db").is_none());
+    }
+}

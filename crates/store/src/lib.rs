@@ -1,0 +1,55 @@
+//! handoff's storage: the repository ports of `handoff-domain` on sea-orm, for SQLite and
+//! PostgreSQL.
+//!
+//! Queries are plain SQL written once for both backends (placeholders are rewritten for
+//! PostgreSQL in [`sql`]), so that every statement is visible and a clone or a list costs a fixed
+//! number of statements. Every write that reads first runs in a transaction that takes the write
+//! lock up front (`BEGIN IMMEDIATE` on SQLite, `SELECT ... FOR UPDATE` on PostgreSQL).
+
+mod applications;
+mod connect;
+mod entities;
+mod rows;
+mod sessions;
+mod sql;
+mod workflows;
+
+pub use connect::{ConnectError, StoreOptions};
+pub use sea_orm::DatabaseBackend;
+
+use sea_orm::DatabaseConnection;
+
+/// The database behind every repository port. Cheap to clone: it is a connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    db: DatabaseConnection,
+}
+
+impl Store {
+    /// Wraps an open connection pool.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    /// The connection pool, for running migrations.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+}
+
+#[async_trait::async_trait]
+impl handoff_domain::ports::Readiness for Store {
+    async fn ready(&self) -> bool {
+        self.ping().await
+    }
+}

@@ -1,0 +1,129 @@
+//! Rows to domain types and back: the one place that knows how each column is stored.
+//!
+//! JSON columns are text on both backends (the store never queries inside them); ids are native
+//! UUIDs on PostgreSQL and 16-byte blobs on SQLite; times are `timestamptz` and RFC 3339 text.
+
+use chrono::{DateTime, Utc};
+use handoff_domain::workflow::Feature;
+use handoff_domain::{
+    ApplicationId, FeatureBlock, RepoError, SessionId, SessionKind, SessionStatus, StoredSession,
+    VendorData, WorkflowFeature, WorkflowId,
+};
+use sea_orm::{QueryResult, TryGetable, Value};
+use serde_json::json;
+use uuid::Uuid;
+
+/// The columns of `sessions` that [`session`] reads, in the order the SELECTs name them.
+pub(crate) const SESSION_COLUMNS: &str = "id, application_id, kind, session_number, session_token, \
+     session_url, status, workflow_id, features, vendor_data, metadata, callback, contact_details, \
+     expected_details, shared_from_session, recorded_blocks, created_at, expires_at";
+
+/// Reads a column, turning a decoding failure into a storage error that names the column.
+pub(crate) fn get<T: TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepoError> {
+    row.try_get::<T>("", column)
+        .map_err(|e| RepoError::Internal(format!("column {column}: {e}")))
+}
+
+fn corrupt(what: &str, value: &str) -> RepoError {
+    RepoError::Internal(format!("stored {what} is not valid: {value:?}"))
+}
+
+pub(crate) fn kind(row: &QueryResult, column: &str) -> Result<SessionKind, RepoError> {
+    let raw: String = get(row, column)?;
+    SessionKind::parse(&raw).ok_or_else(|| corrupt("kind", &raw))
+}
+
+pub(crate) fn status(raw: &str) -> Result<SessionStatus, RepoError> {
+    SessionStatus::parse(raw).ok_or_else(|| corrupt("status", raw))
+}
+
+fn json_column(row: &QueryResult, column: &str) -> Result<Option<serde_json::Value>, RepoError> {
+    let raw: Option<String> = get(row, column)?;
+    raw.map(|text| serde_json::from_str(&text).map_err(|_| corrupt(column, "(json)")))
+        .transpose()
+}
+
+/// A JSON value as stored in a text column.
+pub(crate) fn json_text(value: Option<&serde_json::Value>) -> Value {
+    Value::from(value.map(serde_json::Value::to_string))
+}
+
+/// Parses the comma-separated `recorded_blocks` column.
+pub(crate) fn recorded_blocks(raw: &str) -> Result<Vec<FeatureBlock>, RepoError> {
+    raw.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|key| FeatureBlock::from_v3_key(key).ok_or_else(|| corrupt("block", key)))
+        .collect()
+}
+
+/// Writes the `recorded_blocks` column.
+pub(crate) fn recorded_blocks_text(blocks: &[FeatureBlock]) -> String {
+    blocks
+        .iter()
+        .map(|b| b.v3_key())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A `sessions` row read with [`SESSION_COLUMNS`], and its recorded blocks.
+pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBlock>), RepoError> {
+    let features: String = get(row, "features")?;
+    let features: Vec<String> =
+        serde_json::from_str(&features).map_err(|_| corrupt("features", &features))?;
+    let vendor_data: Option<String> = get(row, "vendor_data")?;
+    let vendor_data = vendor_data
+        .map(|v| VendorData::parse(&v).map_err(|_| corrupt("vendor_data", "(hidden)")))
+        .transpose()?;
+    let status_text: String = get(row, "status")?;
+    let recorded: String = get(row, "recorded_blocks")?;
+    let session = StoredSession {
+        id: SessionId::from_uuid(get(row, "id")?),
+        application_id: ApplicationId::from_uuid(get(row, "application_id")?),
+        kind: kind(row, "kind")?,
+        session_number: get(row, "session_number")?,
+        session_token: get(row, "session_token")?,
+        session_url: get(row, "session_url")?,
+        status: status(&status_text)?,
+        workflow_id: WorkflowId::from_uuid(get(row, "workflow_id")?),
+        features,
+        vendor_data,
+        metadata: json_column(row, "metadata")?,
+        callback: get(row, "callback")?,
+        contact_details: json_column(row, "contact_details")?,
+        expected_details: json_column(row, "expected_details")?,
+        shared_from_session: get::<Option<Uuid>>(row, "shared_from_session")?
+            .map(SessionId::from_uuid),
+        created_at: get::<DateTime<Utc>>(row, "created_at")?,
+        expires_at: get::<DateTime<Utc>>(row, "expires_at")?,
+    };
+    Ok((session, recorded_blocks(&recorded)?))
+}
+
+/// A workflow's steps as stored.
+pub(crate) fn workflow_features_text(features: &[WorkflowFeature]) -> String {
+    serde_json::Value::Array(
+        features
+            .iter()
+            .map(|step| json!({"feature": step.feature.as_str(), "config": step.config, "label": step.label}))
+            .collect(),
+    )
+    .to_string()
+}
+
+/// A workflow's steps read back.
+pub(crate) fn workflow_features(raw: &str) -> Result<Vec<WorkflowFeature>, RepoError> {
+    let steps: Vec<serde_json::Value> =
+        serde_json::from_str(raw).map_err(|_| corrupt("workflow features", raw))?;
+    steps
+        .into_iter()
+        .map(|step| {
+            let name = step["feature"].as_str().unwrap_or_default();
+            let feature = Feature::parse(name).ok_or_else(|| corrupt("feature", name))?;
+            Ok(WorkflowFeature {
+                feature,
+                config: step["config"].clone(),
+                label: step["label"].as_str().map(str::to_owned),
+            })
+        })
+        .collect()
+}

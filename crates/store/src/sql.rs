@@ -1,0 +1,153 @@
+//! Writing SQL once for both backends, and turning database errors into the domain's.
+
+use handoff_domain::RepoError;
+use sea_orm::sqlx;
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult,
+    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+};
+
+/// Builds a statement from SQL written with `?` placeholders, numbering them `$1, $2, ...` for
+/// PostgreSQL. The SQL of this crate never has a `?` inside a literal.
+pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = match backend {
+        DatabaseBackend::Postgres => numbered(sql),
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `?, ?, ?` for `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Runs a statement that returns rows.
+pub(crate) async fn query_all<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, RepoError> {
+    db.query_all_raw(stmt(db.get_database_backend(), sql, values))
+        .await
+        .map_err(repo_error)
+}
+
+/// Runs a statement that returns at most one row.
+pub(crate) async fn query_one<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Option<QueryResult>, RepoError> {
+    db.query_one_raw(stmt(db.get_database_backend(), sql, values))
+        .await
+        .map_err(repo_error)
+}
+
+/// Runs a statement and returns how many rows it changed.
+pub(crate) async fn execute<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<u64, RepoError> {
+    db.execute_raw(stmt(db.get_database_backend(), sql, values))
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(repo_error)
+}
+
+/// Begins a write transaction that holds the write lock from its first statement on SQLite
+/// (`BEGIN IMMEDIATE`), so that two writers queue on the busy timeout rather than one failing
+/// when it upgrades a read lock.
+pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, RepoError> {
+    let options = TransactionOptions {
+        isolation_level: None,
+        access_mode: None,
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+    };
+    db.begin_with_options(options).await.map_err(repo_error)
+}
+
+/// Commits a transaction.
+pub(crate) async fn commit(txn: DatabaseTransaction) -> Result<(), RepoError> {
+    txn.commit().await.map_err(repo_error)
+}
+
+/// ` FOR UPDATE` on PostgreSQL, where a read that precedes a write must lock its row; nothing on
+/// SQLite, where the immediate transaction already holds the database's write lock.
+pub(crate) fn for_update(backend: DatabaseBackend) -> &'static str {
+    match backend {
+        DatabaseBackend::Postgres => " FOR UPDATE",
+        _ => "",
+    }
+}
+
+/// Maps a database error to the domain's: lost connections and timeouts are `Unavailable`
+/// (worth a retry), the rest `Internal`.
+pub(crate) fn repo_error(error: DbErr) -> RepoError {
+    let unavailable = match &error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                &**e,
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+            ) || is_busy(e)
+        }
+        _ => false,
+    };
+    if unavailable {
+        RepoError::Unavailable(error.to_string())
+    } else {
+        RepoError::Internal(error.to_string())
+    }
+}
+
+fn is_busy(error: &sqlx::Error) -> bool {
+    // SQLITE_BUSY (5) and SQLITE_LOCKED (6) after the busy timeout ran out.
+    if let sqlx::Error::Database(db) = error {
+        matches!(db.code().as_deref(), Some("5" | "6" | "517" | "262"))
+    } else {
+        false
+    }
+}
+
+/// Whether an error is a unique-constraint violation, on either backend.
+#[allow(dead_code)]
+pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_placeholders_for_postgres() {
+        assert_eq!(
+            numbered("a = ? AND b IN (?, ?)"),
+            "a = $1 AND b IN ($2, $3)"
+        );
+        assert_eq!(placeholders(3), "?, ?, ?");
+    }
+}

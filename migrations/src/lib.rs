@@ -1,0 +1,39 @@
+//! The database schema of handoff as sea-orm migrations, one set for SQLite and PostgreSQL.
+//!
+//! Migrations are written with sea-query's builder and never import the store's entities, so the
+//! schema's history stays independent of the code that reads it.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_initial;
+mod schema;
+
+pub use sea_orm_migration::MigratorTrait;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261126_000001_initial::Migration)]
+    }
+}
+
+/// The feature-block tables, one per block of the contract, named by the block's V3 key.
+pub const BLOCK_TABLES: [&str; 14] = [
+    "id_verifications",
+    "nfc_verifications",
+    "liveness_checks",
+    "face_matches",
+    "poa_verifications",
+    "phone_verifications",
+    "email_verifications",
+    "aml_screenings",
+    "ip_analyses",
+    "database_validations",
+    "questionnaire_responses",
+    "registry_checks",
+    "key_people_checks",
+    "document_verifications",
+];

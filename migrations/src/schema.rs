@@ -1,0 +1,104 @@
+//! Column helpers shared by the migrations, so that each type is spelled once per backend.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DatabaseBackend;
+
+/// A UUID primary key.
+pub fn uuid_pk(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).uuid().not_null().primary_key().take()
+}
+
+/// A non-null UUID.
+pub fn uuid(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).uuid().not_null().take()
+}
+
+/// A nullable UUID.
+pub fn uuid_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).uuid().null().take()
+}
+
+/// A surrogate row id that the database assigns: `bigserial` on PostgreSQL, the rowid alias
+/// (`integer primary key autoincrement`) on SQLite, where only `integer` may be one.
+pub fn row_id(backend: DatabaseBackend, name: &'static str) -> ColumnDef {
+    let mut col = ColumnDef::new(name);
+    match backend {
+        DatabaseBackend::Sqlite => col.integer(),
+        _ => col.big_integer(),
+    };
+    col.not_null().auto_increment().primary_key().take()
+}
+
+/// Non-null text.
+pub fn text(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().not_null().take()
+}
+
+/// Nullable text.
+pub fn text_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).text().null().take()
+}
+
+/// A non-null timestamp with time zone.
+pub fn timestamp(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .not_null()
+        .take()
+}
+
+/// A nullable timestamp with time zone.
+pub fn timestamp_null(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name)
+        .timestamp_with_time_zone()
+        .null()
+        .take()
+}
+
+/// A non-null 64-bit integer.
+pub fn big_integer(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().take()
+}
+
+/// A foreign key from `from.column` to `to.id` that deletes with its parent.
+pub fn cascade(
+    from: &'static str,
+    column: &'static str,
+    to: &'static str,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(format!("fk_{from}_{column}"))
+        .from(from, column)
+        .to(to, "id")
+        .on_delete(ForeignKeyAction::Cascade)
+        .take()
+}
+
+/// A foreign key from `from.column` to `to.id` that refuses to delete a referenced parent.
+pub fn restrict(
+    from: &'static str,
+    column: &'static str,
+    to: &'static str,
+) -> ForeignKeyCreateStatement {
+    ForeignKey::create()
+        .name(format!("fk_{from}_{column}"))
+        .from(from, column)
+        .to(to, "id")
+        .on_delete(ForeignKeyAction::Restrict)
+        .take()
+}
+
+/// An index over `columns` of `table`, unique or not, named after them.
+pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
+    let mut index = Index::create();
+    index
+        .name(format!("ix_{table}_{}", columns.join("_")))
+        .table(table);
+    for column in columns {
+        index.col(*column);
+    }
+    if unique {
+        index.unique();
+    }
+    index.take()
+}
