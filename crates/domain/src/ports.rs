@@ -121,7 +121,7 @@ pub trait SessionRepository: Send + Sync {
     ) -> Result<bool, RepoError>;
 
     /// Sets the reviewed status when, and only when, the current status is reviewable (checked
-    /// and changed atomically), and appends `log` with `old_status` filled in.
+    /// and changed atomically), and appends `log` with `old_status` and `new_status` filled in.
     async fn apply_review(
         &self,
         application_id: ApplicationId,

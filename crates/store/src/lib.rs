@@ -53,3 +53,6 @@ impl handoff_domain::ports::Readiness for Store {
         self.ping().await
     }
 }
+
+#[cfg(feature = "test-support")]
+pub mod testing;

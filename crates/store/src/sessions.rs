@@ -216,6 +216,7 @@ impl SessionRepository for Store {
         .await?;
         let log = LogEntry {
             old_status: Some(current),
+            new_status: Some(review.status()),
             ..log.clone()
         };
         insert_log(&txn, id, &log).await?;

@@ -1,0 +1,8 @@
+//! Store tests: every repository port against databases built by the migrations, each test run
+//! once on SQLite and once on PostgreSQL.
+
+mod support;
+
+mod applications;
+mod sessions;
+mod workflows;

@@ -1,0 +1,144 @@
+//! A fresh migrated store per test, and small builders for the rows tests need.
+
+use chrono::{DateTime, Duration, Utc};
+use handoff_domain::ports::{ApplicationRepository, SessionRepository, WorkflowRepository};
+use handoff_domain::workflow::Feature;
+use handoff_domain::{
+    ApiKey, Application, ApplicationId, LogEntry, LogKind, NewSession, SessionId, SessionKind,
+    SessionStatus, StoredSession, VendorData, Workflow, WorkflowFeature, WorkflowId,
+};
+use handoff_migrations::{Migrator, MigratorTrait};
+use handoff_store::testing::{Backend, TestDatabase};
+use handoff_store::{Store, StoreOptions};
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
+/// Runs a test body once per backend: `sqlite` and `postgres` tests in a module of its name.
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($store:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($store: $crate::support::TestStore) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run($crate::support::TestStore::new(handoff_store::testing::Backend::Sqlite).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    run($crate::support::TestStore::new(handoff_store::testing::Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_backends;
+
+/// A migrated store on a throwaway database.
+pub struct TestStore {
+    pub store: Store,
+    _db: TestDatabase,
+}
+
+impl std::ops::Deref for TestStore {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend) -> TestStore {
+        let db = TestDatabase::create(backend).await;
+        let store = Store::connect(db.url(), &StoreOptions::default()).await.unwrap();
+        Migrator::up(store.connection(), None).await.unwrap();
+        TestStore { store, _db: db }
+    }
+
+    /// How many rows a table holds.
+    pub async fn count(&self, table: &str) -> i64 {
+        let backend = self.store.connection().get_database_backend();
+        let row = self
+            .store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(backend, format!("SELECT COUNT(*) AS n FROM {table}")))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+
+    pub async fn application(&self) -> ApplicationId {
+        let id = ApplicationId::from_uuid(Uuid::new_v4());
+        let (_, key) = ApiKey::generate(id).unwrap();
+        let app = Application { id, name: "Test".into(), created_at: now() };
+        self.store.create_application(&app, &key).await.unwrap();
+        id
+    }
+
+    pub async fn workflow(&self, application_id: ApplicationId, kind: SessionKind) -> Workflow {
+        let features = match kind {
+            SessionKind::User => vec![Feature::Ocr, Feature::Liveness, Feature::Aml],
+            SessionKind::Business => vec![Feature::KybRegistry, Feature::Aml],
+        };
+        let workflow = Workflow {
+            id: WorkflowId::from_uuid(Uuid::new_v4()),
+            application_id,
+            label: "wf".into(),
+            kind,
+            features: features
+                .into_iter()
+                .map(|feature| WorkflowFeature { feature, config: serde_json::json!({}), label: None })
+                .collect(),
+            is_default: false,
+            session_expiration_time: 604_800,
+            created_at: now(),
+        };
+        self.store.create_workflow(&workflow).await.unwrap();
+        workflow
+    }
+
+    pub async fn session(&self, workflow: &Workflow, vendor_data: Option<&str>) -> StoredSession {
+        let created_at = now();
+        let id = Uuid::new_v4();
+        let session = NewSession {
+            id: SessionId::from_uuid(id),
+            application_id: workflow.application_id,
+            kind: workflow.kind,
+            workflow_id: workflow.id,
+            features: workflow.decision_features(),
+            session_token: id.simple().to_string(),
+            session_url: format!("http://test/session/{}", id.simple()),
+            status: SessionStatus::NotStarted,
+            vendor_data: vendor_data.map(|v| VendorData::parse(v).unwrap()),
+            metadata: Some(serde_json::json!({"k": "v"})),
+            callback: None,
+            contact_details: None,
+            expected_details: None,
+            created_at,
+            expires_at: created_at + Duration::seconds(workflow.session_expiration_time),
+        };
+        self.store.create_session(&session, &event("created")).await.unwrap()
+    }
+}
+
+pub fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
+}
+
+pub fn event(action: &str) -> LogEntry {
+    LogEntry {
+        kind: LogKind::Event,
+        actor: "test".into(),
+        action: action.into(),
+        old_status: None,
+        new_status: None,
+        comment: None,
+        details: None,
+        created_at: now(),
+    }
+}
