@@ -173,7 +173,7 @@ impl FeatureItem {
     /// Validates one recorded item: a JSON object with non-empty string `node_id` and `status`,
     /// no duplicate keys. The item is kept token for token as given, without the whitespace
     /// between tokens.
-    pub fn parse(json: Box<RawValue>) -> Result<Self, ItemError> {
+    pub fn parse(json: &RawValue) -> Result<Self, ItemError> {
         let object = RawObject::parse(json.get()).map_err(|_| ItemError::NotAnObject)?;
         let json =
             RawValue::from_string(compact(json.get())).map_err(|_| ItemError::NotAnObject)?;
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn v2_view_drops_node_id_and_keeps_the_rest_verbatim() {
-        let item = FeatureItem::parse(raw(
+        let item = FeatureItem::parse(&raw(
             r#"{"node_id":"feature_ocr","status":"Approved","score":97.50,"x":{"b":1,"a":2}}"#,
         ))
         .unwrap();
@@ -276,7 +276,7 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(
-                FeatureItem::parse(raw(input)).map(|_| ()),
+                FeatureItem::parse(&raw(input)).map(|_| ()),
                 expected,
                 "{input}"
             );

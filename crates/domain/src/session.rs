@@ -225,3 +225,72 @@ pub enum ReviewOutcome {
     /// The session's current status may not be reviewed; nothing was written.
     WrongCurrentStatus(SessionStatus),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{ApplicationId, SessionId, WorkflowId};
+    use serde_json::value::RawValue;
+    use uuid::Uuid;
+
+    fn item(json: &str) -> FeatureItem {
+        FeatureItem::parse(&RawValue::from_string(json.to_owned()).unwrap()).unwrap()
+    }
+
+    fn record(blocks: Vec<(FeatureBlock, Vec<FeatureItem>)>) -> SessionRecord {
+        let now = chrono::Utc::now();
+        SessionRecord {
+            session: StoredSession {
+                id: SessionId::from_uuid(Uuid::nil()),
+                application_id: ApplicationId::from_uuid(Uuid::nil()),
+                kind: SessionKind::User,
+                session_number: 1,
+                session_token: "t".into(),
+                session_url: "u".into(),
+                status: SessionStatus::Approved,
+                workflow_id: WorkflowId::from_uuid(Uuid::nil()),
+                features: vec![],
+                vendor_data: None,
+                metadata: None,
+                callback: None,
+                contact_details: None,
+                expected_details: None,
+                shared_from_session: None,
+                created_at: now,
+                expires_at: now,
+            },
+            blocks,
+            reviews: vec![],
+        }
+    }
+
+    #[test]
+    fn v2_blocks_are_the_first_item_without_node_id() {
+        let r = record(vec![
+            (
+                FeatureBlock::IdVerifications,
+                vec![
+                    item(r#"{"node_id":"a","status":"Approved","n":1}"#),
+                    item(r#"{"node_id":"b","status":"Declined"}"#),
+                ],
+            ),
+            (FeatureBlock::NfcVerifications, vec![]),
+        ]);
+        assert_eq!(
+            r.v2_block(FeatureBlock::IdVerifications).unwrap().get(),
+            r#"{"status":"Approved","n":1}"#
+        );
+        assert!(
+            r.v2_block(FeatureBlock::NfcVerifications).is_none(),
+            "an empty block has no first item"
+        );
+        assert!(
+            r.v2_block(FeatureBlock::LivenessChecks).is_none(),
+            "a block that never ran"
+        );
+        assert_eq!(
+            r.block(FeatureBlock::NfcVerifications).map(<[_]>::len),
+            Some(0)
+        );
+    }
+}

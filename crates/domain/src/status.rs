@@ -126,3 +126,82 @@ impl ReviewStatus {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_strings_round_trip_exactly() {
+        let strings: Vec<_> = SessionStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(
+            strings,
+            [
+                "Not Started",
+                "In Progress",
+                "Awaiting User",
+                "In Review",
+                "Approved",
+                "Declined",
+                "Resubmitted",
+                "Expired",
+                "Abandoned",
+                "Kyc Expired"
+            ]
+        );
+        for status in SessionStatus::ALL {
+            assert_eq!(SessionStatus::parse(status.as_str()), Some(status));
+        }
+        for wrong in [
+            "IN_REVIEW",
+            "APPROVED",
+            "approved",
+            "KYC Expired",
+            "In  Review",
+            " Approved",
+            "",
+        ] {
+            assert_eq!(SessionStatus::parse(wrong), None, "{wrong:?}");
+        }
+    }
+
+    #[test]
+    fn status_rules() {
+        // status, shareable, reviewable
+        let table = [
+            (SessionStatus::NotStarted, false, false),
+            (SessionStatus::InProgress, false, false),
+            (SessionStatus::AwaitingUser, false, false),
+            (SessionStatus::InReview, true, true),
+            (SessionStatus::Approved, true, true),
+            (SessionStatus::Declined, true, true),
+            (SessionStatus::Resubmitted, false, true),
+            (SessionStatus::Expired, false, false),
+            (SessionStatus::Abandoned, false, true),
+            (SessionStatus::KycExpired, false, true),
+        ];
+        for (status, shareable, reviewable) in table {
+            assert_eq!(status.is_shareable(), shareable, "{status} shareable");
+            assert_eq!(status.is_reviewable(), reviewable, "{status} reviewable");
+        }
+    }
+
+    #[test]
+    fn reviews_set_only_three_statuses() {
+        assert_eq!(
+            ReviewStatus::parse("Approved").map(ReviewStatus::status),
+            Some(SessionStatus::Approved)
+        );
+        assert_eq!(
+            ReviewStatus::parse("Declined").map(ReviewStatus::status),
+            Some(SessionStatus::Declined)
+        );
+        assert_eq!(
+            ReviewStatus::parse("Resubmitted").map(ReviewStatus::status),
+            Some(SessionStatus::Resubmitted)
+        );
+        for other in ["In Review", "Not Started", "Kyc Expired", "approved"] {
+            assert_eq!(ReviewStatus::parse(other), None);
+        }
+    }
+}

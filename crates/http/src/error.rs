@@ -10,8 +10,12 @@ use handoff_domain::services::Error;
 use serde_json::{Map, Value, json};
 
 /// An error answer: status, machine `code`, human `detail`, and optional field errors.
+/// Boxed, so that `Result<T, ApiError>` stays small on the happy path.
 #[derive(Debug, Clone)]
-pub struct ApiError {
+pub struct ApiError(Box<Parts>);
+
+#[derive(Debug, Clone)]
+struct Parts {
     status: StatusCode,
     code: &'static str,
     detail: String,
@@ -22,13 +26,13 @@ pub struct ApiError {
 impl ApiError {
     /// An error with no field errors.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Parts {
             status,
             code,
             detail: detail.into(),
             errors: None,
             extra: Map::new(),
-        }
+        }))
     }
 
     /// 400 `invalid_request` with field errors.
@@ -38,7 +42,7 @@ impl ApiError {
             "invalid_request",
             "The request is not valid; see errors.",
         );
-        error.errors = Some(errors);
+        error.0.errors = Some(errors);
         error
     }
 
@@ -90,45 +94,45 @@ impl ApiError {
 
     /// Adds a top-level member to the body (for example the existing clone's `session_id`).
     pub fn with(mut self, key: &str, value: Value) -> Self {
-        self.extra.insert(key.to_owned(), value);
+        self.0.extra.insert(key.to_owned(), value);
         self
     }
 
     /// The machine code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.0.code
     }
 
     /// The JSON body.
     pub fn body(&self) -> Value {
         let mut body = Map::new();
-        body.insert("detail".into(), Value::String(self.detail.clone()));
-        body.insert("code".into(), Value::String(self.code.into()));
-        if let Some(errors) = &self.errors {
+        body.insert("detail".into(), Value::String(self.0.detail.clone()));
+        body.insert("code".into(), Value::String(self.0.code.into()));
+        if let Some(errors) = &self.0.errors {
             let fields: Map<String, Value> = errors
                 .iter()
                 .map(|(field, messages)| (field.to_owned(), json!(messages)))
                 .collect();
             body.insert("errors".into(), Value::Object(fields));
         }
-        body.extend(self.extra.clone());
+        body.extend(self.0.extra.clone());
         Value::Object(body)
     }
 }
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status.as_u16(), self.code)
+        write!(f, "{} {}", self.0.status.as_u16(), self.0.code)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.body())
+        HttpResponse::build(self.0.status).json(self.body())
     }
 }
 

@@ -187,7 +187,7 @@ fn parse_block(
     let mut items = Vec::with_capacity(raw_items.len());
     let mut valid = true;
     for (i, raw_item) in raw_items.into_iter().enumerate() {
-        match FeatureItem::parse(raw_item) {
+        match FeatureItem::parse(&raw_item) {
             Ok(item) => items.push(item),
             Err(error) => {
                 errors.add(format!("{key}[{i}]"), error.to_string());

@@ -1,6 +1,8 @@
 //! Store tests: every repository port against databases built by the migrations, each test run
 //! once on SQLite and once on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod applications;

@@ -16,11 +16,17 @@ use uuid::Uuid;
 use crate::support::{event, on_both_backends};
 
 fn item(json: &str) -> FeatureItem {
-    FeatureItem::parse(RawValue::from_string(json.to_owned()).unwrap()).unwrap()
+    FeatureItem::parse(&RawValue::from_string(json.to_owned()).unwrap()).unwrap()
 }
 
 fn all(kind: SessionKind) -> SessionFilter {
-    SessionFilter { vendor_data: None, statuses: vec![], kinds: vec![kind], limit: 50, offset: 0 }
+    SessionFilter {
+        vendor_data: None,
+        statuses: vec![],
+        kinds: vec![kind],
+        limit: 50,
+        offset: 0,
+    }
 }
 
 on_both_backends! {

@@ -54,7 +54,9 @@ impl std::ops::Deref for TestStore {
 impl TestStore {
     pub async fn new(backend: Backend) -> TestStore {
         let db = TestDatabase::create(backend).await;
-        let store = Store::connect(db.url(), &StoreOptions::default()).await.unwrap();
+        let store = Store::connect(db.url(), &StoreOptions::default())
+            .await
+            .unwrap();
         Migrator::up(store.connection(), None).await.unwrap();
         TestStore { store, _db: db }
     }
@@ -65,7 +67,10 @@ impl TestStore {
         let row = self
             .store
             .connection()
-            .query_one_raw(sea_orm::Statement::from_string(backend, format!("SELECT COUNT(*) AS n FROM {table}")))
+            .query_one_raw(sea_orm::Statement::from_string(
+                backend,
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
             .await
             .unwrap()
             .unwrap();
@@ -75,7 +80,11 @@ impl TestStore {
     pub async fn application(&self) -> ApplicationId {
         let id = ApplicationId::from_uuid(Uuid::new_v4());
         let (_, key) = ApiKey::generate(id).unwrap();
-        let app = Application { id, name: "Test".into(), created_at: now() };
+        let app = Application {
+            id,
+            name: "Test".into(),
+            created_at: now(),
+        };
         self.store.create_application(&app, &key).await.unwrap();
         id
     }
@@ -92,7 +101,11 @@ impl TestStore {
             kind,
             features: features
                 .into_iter()
-                .map(|feature| WorkflowFeature { feature, config: serde_json::json!({}), label: None })
+                .map(|feature| WorkflowFeature {
+                    feature,
+                    config: serde_json::json!({}),
+                    label: None,
+                })
                 .collect(),
             is_default: false,
             session_expiration_time: 604_800,
@@ -122,7 +135,10 @@ impl TestStore {
             created_at,
             expires_at: created_at + Duration::seconds(workflow.session_expiration_time),
         };
-        self.store.create_session(&session, &event("created")).await.unwrap()
+        self.store
+            .create_session(&session, &event("created"))
+            .await
+            .unwrap()
     }
 }
 

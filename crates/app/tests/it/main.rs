@@ -1,0 +1,13 @@
+//! Black-box tests of the HTTP API: the application is built as `handoff serve` builds it, bound
+//! to port 0 on a throwaway database, and driven over TCP. Each test runs on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod auth;
+mod cli;
+mod errors;
+mod flow;
+mod sessions;
+mod workflows;

@@ -1,0 +1,262 @@
+//! Spawning the app on a fresh database, tenants, and request helpers.
+
+use handoff::{Application, Config, services};
+use handoff_store::Store;
+use handoff_store::testing::{Backend, TestDatabase};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Runs a test body once per backend.
+macro_rules! on_both_backends {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($app: $crate::support::TestApp) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run($crate::support::TestApp::spawn(handoff_store::testing::Backend::Sqlite).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    run($crate::support::TestApp::spawn(handoff_store::testing::Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
+}
+pub(crate) use on_both_backends;
+
+pub const PUBLIC_URL: &str = "https://verify.example.test";
+
+/// A running server on a throwaway database.
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Store,
+    pub db: TestDatabase,
+}
+
+/// An application and one of its API keys.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub id: String,
+    pub key: String,
+}
+
+/// A response: status, parsed JSON body (Null when empty) and the raw text.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub text: String,
+    pub content_type: String,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let db = TestDatabase::create(backend).await;
+        let config = Config {
+            bind: "127.0.0.1:0".into(),
+            public_url: Some(PUBLIC_URL.into()),
+            workers: Some(2),
+            ..Config::new(db.url())
+        };
+        let app = Application::build(config).await.expect("the app builds");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        let store = app.store().clone();
+        tokio::spawn(app.run_until_stopped());
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            store,
+            db,
+        }
+    }
+
+    /// Creates an application with a key, as the operator's CLI does.
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        let (application, key) = services(&self.store, PUBLIC_URL)
+            .applications
+            .create_application(name)
+            .await
+            .unwrap();
+        Tenant {
+            id: application.id.to_string(),
+            key: key.reveal().to_owned(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, tenant: &Tenant) -> Answer {
+        self.send(Method::GET, path, Some(&tenant.key), None).await
+    }
+
+    pub async fn post(&self, path: &str, tenant: &Tenant, body: Value) -> Answer {
+        self.send(Method::POST, path, Some(&tenant.key), Some(&body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, tenant: &Tenant, body: Value) -> Answer {
+        self.send(Method::PUT, path, Some(&tenant.key), Some(&body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, tenant: &Tenant, body: Value) -> Answer {
+        self.send(Method::PATCH, path, Some(&tenant.key), Some(&body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, tenant: &Tenant) -> Answer {
+        self.send(Method::DELETE, path, Some(&tenant.key), None)
+            .await
+    }
+
+    /// Sends a raw body with the given content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        tenant: &Tenant,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("x-api-key", &tenant.key)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        answer(request.send().await.unwrap()).await
+    }
+
+    /// Creates a workflow of the kind of the example payloads.
+    pub async fn workflow(&self, tenant: &Tenant, kind: &str) -> String {
+        let features = match kind {
+            "user" => json!([
+                {"feature": "OCR"}, {"feature": "LIVENESS"}, {"feature": "FACE_MATCH"},
+                {"feature": "PROOF_OF_ADDRESS"}, {"feature": "PHONE_VERIFICATION"},
+                {"feature": "EMAIL_VERIFICATION"}, {"feature": "AML"}, {"feature": "IP_ANALYSIS"},
+                {"feature": "DATABASE_VALIDATION"}
+            ]),
+            _ => json!([
+                {"feature": "KYB_REGISTRY"}, {"feature": "KYB_KEY_PEOPLE"},
+                {"feature": "KYB_DOCUMENTS"}, {"feature": "AML"}
+            ]),
+        };
+        let answer = self
+            .post(
+                "/v3/workflows/",
+                tenant,
+                json!({"workflow_label": format!("{kind} flow"), "features": features}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body["workflow_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a session and returns its id.
+    pub async fn session(
+        &self,
+        tenant: &Tenant,
+        workflow_id: &str,
+        vendor_data: Option<&str>,
+    ) -> String {
+        let answer = self
+            .post(
+                "/v3/session/",
+                tenant,
+                json!({"workflow_id": workflow_id, "vendor_data": vendor_data}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.text);
+        answer.body["session_id"].as_str().unwrap().to_owned()
+    }
+
+    /// A session with the example results of its kind recorded.
+    pub async fn finished_session(&self, tenant: &Tenant, kind: &str, vendor_data: &str) -> String {
+        let workflow = self.workflow(tenant, kind).await;
+        let id = self.session(tenant, &workflow, Some(vendor_data)).await;
+        let answer = self
+            .raw(
+                Method::PUT,
+                &format!("/v3/session/{id}/decision/"),
+                tenant,
+                Some("application/json"),
+                example(&format!("record-results-{kind}.json")).into_bytes(),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        id
+    }
+}
+
+async fn answer(response: reqwest::Response) -> Answer {
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    };
+    Answer {
+        status,
+        body,
+        text,
+        content_type,
+    }
+}
+
+/// An example payload from `fixtures/` (the synthetic payloads of the contract).
+pub fn example(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Asserts a JSON error answer with this status and code.
+#[track_caller]
+pub fn assert_error(answer: &Answer, status: u16, code: &str) {
+    assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
+    assert!(
+        answer.content_type.starts_with("application/json"),
+        "not JSON: {answer:?}"
+    );
+    assert_eq!(answer.body["code"], code, "{}", answer.text);
+    assert!(
+        answer.body["detail"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{}",
+        answer.text
+    );
+}

@@ -1,0 +1,99 @@
+//! Tidy checks on the tree itself: the allowed dependency arrows between crates, and a `//!`
+//! header on every Rust file.
+
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The names in a manifest's `[dependencies]` section (not dev- or build-dependencies).
+fn dependencies(manifest: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(manifest)).unwrap();
+    let mut in_dependencies = false;
+    let mut names = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+            continue;
+        }
+        if in_dependencies && !line.is_empty() && !line.starts_with('#') {
+            let name = line.split(['=', '.', ' ']).next().unwrap_or_default();
+            names.push(name.to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn crates_depend_only_along_the_allowed_arrows() {
+    let workspace = |deps: &[String]| -> Vec<String> {
+        deps.iter()
+            .filter(|d| d.starts_with("handoff"))
+            .cloned()
+            .collect()
+    };
+    let domain = dependencies("crates/domain/Cargo.toml");
+    assert!(
+        workspace(&domain).is_empty(),
+        "domain depends on no workspace crate: {domain:?}"
+    );
+    for forbidden in [
+        "sea-orm",
+        "actix-web",
+        "jsonwebtoken",
+        "tokio",
+        "sea-orm-migration",
+    ] {
+        assert!(
+            !domain.iter().any(|d| d == forbidden),
+            "domain must not depend on {forbidden}"
+        );
+    }
+    for adapter in [
+        "crates/token/Cargo.toml",
+        "crates/store/Cargo.toml",
+        "crates/http/Cargo.toml",
+    ] {
+        let deps = dependencies(adapter);
+        assert_eq!(
+            workspace(&deps),
+            ["handoff-domain"],
+            "{adapter} depends only on the domain"
+        );
+    }
+    let migrations = dependencies("migrations/Cargo.toml");
+    assert!(
+        workspace(&migrations).is_empty(),
+        "migrations import no workspace crate"
+    );
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_rust_file_says_what_it_is_for() {
+    let mut files = Vec::new();
+    for dir in ["crates", "migrations", "xtask"] {
+        rust_files(&root().join(dir), &mut files);
+    }
+    assert!(files.len() > 20);
+    let missing: Vec<_> = files
+        .iter()
+        .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "files without a //! header: {missing:?}"
+    );
+}
