@@ -11,12 +11,15 @@ pub mod application;
 pub mod block;
 pub mod entity;
 pub mod error;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fakes;
 pub mod ids;
 pub mod json;
 pub mod kind;
 pub mod ports;
 pub mod services;
 pub mod session;
+pub mod share;
 pub mod status;
 pub mod vendor_data;
 pub mod workflow;
@@ -32,6 +35,7 @@ pub use session::{
     LogEntry, LogKind, NewSession, RecordResults, Review, ReviewOutcome, SessionFilter,
     SessionPage, SessionRecord, SessionSummary, StoredSession,
 };
+pub use share::{ClonePlan, ImportOutcome, IssuedShareToken, ShareClaims, TokenError};
 pub use status::{ReviewStatus, SessionStatus};
 pub use vendor_data::VendorData;
 pub use workflow::{Feature, NewWorkflow, Workflow, WorkflowFeature};

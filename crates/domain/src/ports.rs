@@ -17,6 +17,7 @@ use crate::session::{
     LogEntry, NewSession, RecordResults, ReviewOutcome, SessionFilter, SessionPage, SessionRecord,
     StoredSession,
 };
+use crate::share::{ClonePlan, ImportOutcome, IssuedShareToken, ShareClaims, TokenError};
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
 use crate::workflow::Workflow;
@@ -156,6 +157,60 @@ pub trait EntityRepository: Send + Sync {
         kind: SessionKind,
         vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError>;
+}
+
+/// Share tokens: signing what a share means and verifying what a presented token says.
+pub trait ShareTokens: Send + Sync {
+    /// Signs `claims` into a compact token.
+    fn issue(&self, claims: &ShareClaims) -> Result<String, TokenError>;
+
+    /// Verifies a presented token. MUST return `TokenError::Invalid` for anything malformed,
+    /// badly signed, signed with an unknown key or a refused algorithm, or missing a required
+    /// claim, and `TokenError::Expired` only for a token that is otherwise valid but past `exp`.
+    fn verify(&self, token: &str) -> Result<ShareClaims, TokenError>;
+}
+
+/// The storage behind sharing and importing.
+#[async_trait]
+pub trait ShareRepository: Send + Sync {
+    /// The session row of `application_id` with this id, without its blocks. MUST return
+    /// `Ok(None)` when that application holds no such session.
+    async fn find_source(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<StoredSession>, RepoError>;
+
+    /// Records an issued token.
+    async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError>;
+
+    /// Whether the token with this id was revoked. MUST return `Ok(false)` for an id that was
+    /// never recorded (tokens of Didit's older shape, or of a deleted session).
+    async fn is_share_token_revoked(&self, jti: &str) -> Result<bool, RepoError>;
+
+    /// Revokes a token the application issued. MUST return `Ok(false)` when it issued none with
+    /// this id.
+    async fn revoke_share_token(
+        &self,
+        application_id: ApplicationId,
+        jti: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// The receiver's clone of `source`, if it holds one.
+    async fn find_clone(
+        &self,
+        application_id: ApplicationId,
+        source: SessionId,
+    ) -> Result<Option<SessionId>, RepoError>;
+
+    /// Executes the plan in one transaction: the clone's row (next `session_number`), a copy of
+    /// every related row with fresh ids, the entity of its `vendor_data` when the receiver has
+    /// none, and the plan's log row. MUST write nothing and return
+    /// `ImportOutcome::AlreadyImported` when the receiver already holds a clone of the source —
+    /// decided by the database, so that exactly one of concurrent imports wins, across processes
+    /// — and `ImportOutcome::SourceGone` when the source no longer exists.
+    async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError>;
 }
 
 /// The time.

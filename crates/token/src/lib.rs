@@ -1,1 +1,167 @@
-//! placeholder
+//! Share tokens: compact JWS signed with HS256, carrying Didit's claims (`session_id`,
+//! `session_kind`, `from_application_id`, `for_application_id`, `iat`, `exp`) plus `jti`, with
+//! the signing key named by the `kid` header.
+//!
+//! [`HmacShareTokens`] implements the domain's `ShareTokens` port over a [`Keyring`]: it signs
+//! with the newest active key and verifies with any key of the ring. Only HS256 verifies — `none`
+//! in any casing, other HMAC sizes and asymmetric algorithms are refused before any key is
+//! tried — and every claim must be present with its type. No JWT type leaves this crate.
+
+mod keys;
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use handoff_domain::ports::ShareTokens;
+use handoff_domain::{ApplicationId, SessionId, SessionKind, ShareClaims, TokenError};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use keys::{KeyError, Keyring, MIN_SECRET_BYTES, SigningKey};
+
+/// The only algorithm handoff signs with or accepts.
+pub const ALGORITHM: Algorithm = Algorithm::HS256;
+/// Clock skew tolerated on `exp`, in seconds.
+pub const LEEWAY_SECONDS: u64 = 30;
+/// The longest token looked at; anything longer is invalid unread.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// The claims as they travel. Every field is required with its type, except the two that Didit's
+/// older tokens lack: `session_kind` (then `user`) and `jti`.
+#[derive(Debug, Serialize, Deserialize)]
+struct WireClaims {
+    session_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    session_kind: Option<String>,
+    from_application_id: Uuid,
+    for_application_id: Uuid,
+    iat: i64,
+    exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    jti: Option<String>,
+}
+
+/// Signs and verifies share tokens with a key ring that can be replaced while serving.
+#[derive(Debug)]
+pub struct HmacShareTokens {
+    keyring: RwLock<Arc<Keyring>>,
+}
+
+impl HmacShareTokens {
+    /// Tokens over `keyring`.
+    pub fn new(keyring: Keyring) -> Self {
+        Self {
+            keyring: RwLock::new(Arc::new(keyring)),
+        }
+    }
+
+    /// Replaces the key ring (after a rotation was loaded).
+    pub fn replace(&self, keyring: Keyring) {
+        *self
+            .keyring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keyring);
+    }
+
+    fn keyring(&self) -> Arc<Keyring> {
+        self.keyring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn validation() -> Validation {
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.validate_exp = true;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
+        validation
+    }
+}
+
+fn timestamp(seconds: i64) -> Result<DateTime<Utc>, TokenError> {
+    DateTime::from_timestamp(seconds, 0).ok_or(TokenError::Invalid)
+}
+
+impl ShareTokens for HmacShareTokens {
+    fn issue(&self, claims: &ShareClaims) -> Result<String, TokenError> {
+        let keyring = self.keyring();
+        let key = keyring
+            .signing_key(Utc::now())
+            .ok_or_else(|| TokenError::Signing("no active signing key".into()))?;
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(key.kid().to_owned());
+        let wire = WireClaims {
+            session_id: claims.session_id.as_uuid(),
+            session_kind: Some(claims.session_kind.as_str().to_owned()),
+            from_application_id: claims.from_application_id.as_uuid(),
+            for_application_id: claims.for_application_id.as_uuid(),
+            iat: claims.issued_at.timestamp(),
+            exp: claims.expires_at.timestamp(),
+            jti: claims.jti.clone(),
+        };
+        jsonwebtoken::encode(&header, &wire, &EncodingKey::from_secret(key.secret()))
+            .map_err(|e| TokenError::Signing(e.to_string()))
+    }
+
+    fn verify(&self, token: &str) -> Result<ShareClaims, TokenError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        // The header is read unverified only to pick the key; the algorithm must be ours.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+        if header.alg != ALGORITHM {
+            return Err(TokenError::Invalid);
+        }
+        let keyring = self.keyring();
+        let candidates: Vec<&SigningKey> = match &header.kid {
+            // A kid that names no configured key makes the token invalid, whatever its signature.
+            Some(kid) => vec![keyring.find(kid).ok_or(TokenError::Invalid)?],
+            // Tokens of Didit's older shape carry no kid: any key of the ring may have signed.
+            None => keyring.keys().collect(),
+        };
+        let validation = Self::validation();
+        for key in candidates {
+            match jsonwebtoken::decode::<WireClaims>(
+                token,
+                &DecodingKey::from_secret(key.secret()),
+                &validation,
+            ) {
+                Ok(data) => return to_claims(data.claims),
+                Err(error) => match error.kind() {
+                    ErrorKind::InvalidSignature => continue,
+                    ErrorKind::ExpiredSignature => return Err(TokenError::Expired),
+                    _ => return Err(TokenError::Invalid),
+                },
+            }
+        }
+        Err(TokenError::Invalid)
+    }
+}
+
+fn to_claims(wire: WireClaims) -> Result<ShareClaims, TokenError> {
+    let session_kind = match wire.session_kind.as_deref() {
+        None => SessionKind::User,
+        Some(kind) => SessionKind::parse(kind).ok_or(TokenError::Invalid)?,
+    };
+    if wire
+        .jti
+        .as_ref()
+        .is_some_and(|jti| jti.is_empty() || jti.len() > 128)
+    {
+        return Err(TokenError::Invalid);
+    }
+    Ok(ShareClaims {
+        session_id: SessionId::from_uuid(wire.session_id),
+        session_kind,
+        from_application_id: ApplicationId::from_uuid(wire.from_application_id),
+        for_application_id: ApplicationId::from_uuid(wire.for_application_id),
+        issued_at: timestamp(wire.iat)?,
+        expires_at: timestamp(wire.exp)?,
+        jti: wire.jti,
+    })
+}

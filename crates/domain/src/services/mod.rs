@@ -1,19 +1,24 @@
 //! The services: each use case of the contract, coordinating the ports.
 
 mod applications;
+mod import;
 mod sessions;
+mod share;
 mod workflows;
 
 use std::sync::Arc;
 
 pub use applications::ApplicationService;
+pub use import::{ImportRequest, ImportService};
 pub use sessions::{CreateSession, SessionService};
+pub use share::{ShareRequest, ShareService, SharedSession};
 pub use workflows::WorkflowService;
 
 use crate::error::{RepoError, ValidationErrors};
+use crate::ids::SessionId;
 use crate::ports::{
     ApplicationRepository, Clock, EntityRepository, IdGenerator, SessionRepository,
-    WorkflowRepository,
+    ShareRepository, ShareTokens, WorkflowRepository,
 };
 use crate::status::SessionStatus;
 
@@ -28,6 +33,10 @@ pub struct Ports {
     pub sessions: Arc<dyn SessionRepository>,
     /// Entities.
     pub entities: Arc<dyn EntityRepository>,
+    /// Share tokens and clones.
+    pub shares: Arc<dyn ShareRepository>,
+    /// Signing and verifying share tokens.
+    pub tokens: Arc<dyn ShareTokens>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// Ids and random tokens.
@@ -55,6 +64,39 @@ pub enum Error {
     /// A review of a session whose status may not be reviewed.
     #[error("a session in status {0} cannot be reviewed")]
     WrongCurrentStatus(SessionStatus),
+    /// Sharing: the session's status is not `Approved`, `Declined` or `In Review`.
+    #[error("a session in status {0} cannot be shared")]
+    SessionNotShareable(SessionStatus),
+    /// Sharing: no application has the target id.
+    #[error("unknown application")]
+    UnknownApplication,
+    /// Sharing: the target is the caller.
+    #[error("cannot share with self")]
+    CannotShareWithSelf,
+    /// Revoking: the caller issued no token with this id.
+    #[error("share token not found")]
+    ShareTokenNotFound,
+    /// Import check 3: the token is malformed, badly signed or uses a refused algorithm.
+    #[error("share token invalid")]
+    ShareTokenInvalid,
+    /// Import check 4: the token is past its `exp`.
+    #[error("share token expired")]
+    ShareTokenExpired,
+    /// Import check 5: the token was revoked.
+    #[error("share token revoked")]
+    ShareTokenRevoked,
+    /// Import check 6: the token is addressed to another application.
+    #[error("share token addressed to another application")]
+    ShareTokenWrongApplication,
+    /// Import check 7: the source session no longer exists (or is not of the token's kind).
+    #[error("source session not found")]
+    SourceSessionNotFound,
+    /// Import check 8: the caller already imported this source; the existing clone's id.
+    #[error("already imported as {0}")]
+    AlreadyImported(SessionId),
+    /// Import check 10: the workflow's kind is not the token's.
+    #[error("workflow kind mismatch")]
+    WorkflowKindMismatch,
     /// The request is not valid; field by field.
     #[error("invalid request")]
     Invalid(ValidationErrors),
@@ -72,16 +114,23 @@ pub struct Services {
     pub workflows: WorkflowService,
     /// Sessions, decisions, reviews and entities.
     pub sessions: SessionService,
+    /// Share Session.
+    pub share: ShareService,
+    /// Import Shared Session.
+    pub import: ImportService,
 }
 
 impl Services {
     /// Builds every service. `session_base_url` is where session URLs point
     /// (`<base>/session/<token>`).
     pub fn new(ports: Ports, session_base_url: impl Into<String>) -> Self {
+        let session_base_url = session_base_url.into().trim_end_matches('/').to_owned();
         Self {
             applications: ApplicationService::new(ports.clone()),
             workflows: WorkflowService::new(ports.clone()),
-            sessions: SessionService::new(ports, session_base_url.into()),
+            share: ShareService::new(ports.clone()),
+            import: ImportService::new(ports.clone(), session_base_url.clone()),
+            sessions: SessionService::new(ports, session_base_url),
         }
     }
 }

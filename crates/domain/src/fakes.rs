@@ -1,0 +1,666 @@
+//! In-memory implementations of every port, for tests and for embedders who want the rules
+//! without a database. Built from std only; one mutex guards the whole state, which is plenty
+//! for tests and makes every method trivially atomic.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::api_key::{ApiKeyHash, NewApiKey};
+use crate::application::Application;
+use crate::block::FeatureBlock;
+use crate::entity::{Entity, EntityStatus};
+use crate::error::RepoError;
+use crate::ids::{ApplicationId, SessionId, WorkflowId};
+use crate::kind::SessionKind;
+use crate::ports::*;
+use crate::services::Ports;
+use crate::session::*;
+use crate::share::{ClonePlan, ImportOutcome, IssuedShareToken, ShareClaims, TokenError};
+use crate::status::ReviewStatus;
+use crate::vendor_data::VendorData;
+use crate::workflow::Workflow;
+
+/// Everything the in-memory store holds.
+#[derive(Default)]
+pub struct State {
+    /// Applications.
+    pub applications: Vec<Application>,
+    /// Keys, with their revocation flag.
+    pub api_keys: Vec<(NewApiKey, bool)>,
+    /// Workflows, with their deletion flag.
+    pub workflows: Vec<(Workflow, bool)>,
+    /// Sessions with their blocks, reviews and log.
+    pub sessions: Vec<(SessionRecord, Vec<LogEntry>)>,
+    /// Entities by application.
+    pub entities: Vec<(ApplicationId, Entity)>,
+    /// Issued share tokens, with their revocation flag.
+    pub share_tokens: Vec<(IssuedShareToken, bool)>,
+    /// The last session number per application.
+    pub last_session_number: HashMap<ApplicationId, i64>,
+}
+
+/// Every repository port in memory.
+#[derive(Default)]
+pub struct InMemory {
+    state: Mutex<State>,
+}
+
+impl InMemory {
+    /// The state, for tests to arrange and inspect.
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn ensure_entity(
+    state: &mut State,
+    application_id: ApplicationId,
+    kind: SessionKind,
+    vendor_data: &VendorData,
+    at: DateTime<Utc>,
+) {
+    let key = vendor_data.key();
+    if !state
+        .entities
+        .iter()
+        .any(|(app, e)| *app == application_id && e.kind == kind && e.vendor_data.key() == key)
+    {
+        state.entities.push((
+            application_id,
+            Entity {
+                kind,
+                vendor_data: vendor_data.clone(),
+                status: EntityStatus::Active,
+                session_count: 0,
+                created_at: at,
+            },
+        ));
+    }
+}
+
+fn next_number(state: &mut State, application_id: ApplicationId) -> i64 {
+    let n = state.last_session_number.entry(application_id).or_insert(0);
+    *n += 1;
+    *n
+}
+
+#[async_trait]
+impl ApplicationRepository for InMemory {
+    async fn create_application(
+        &self,
+        application: &Application,
+        key: &NewApiKey,
+    ) -> Result<(), RepoError> {
+        let mut state = self.state();
+        state.applications.push(application.clone());
+        state.api_keys.push((key.clone(), false));
+        Ok(())
+    }
+
+    async fn list_applications(&self) -> Result<Vec<Application>, RepoError> {
+        Ok(self.state().applications.clone())
+    }
+
+    async fn application_exists(&self, id: ApplicationId) -> Result<bool, RepoError> {
+        Ok(self.state().applications.iter().any(|a| a.id == id))
+    }
+
+    async fn add_api_key(&self, key: &NewApiKey, _: DateTime<Utc>) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        if !state
+            .applications
+            .iter()
+            .any(|a| a.id == key.application_id)
+        {
+            return Ok(false);
+        }
+        state.api_keys.push((key.clone(), false));
+        Ok(true)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        application_id: ApplicationId,
+        prefix: &str,
+        _: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        match state.api_keys.iter_mut().find(|(k, revoked)| {
+            k.application_id == application_id && k.prefix == prefix && !revoked
+        }) {
+            Some((_, revoked)) => {
+                *revoked = true;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn find_api_key(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError> {
+        Ok(self
+            .state()
+            .api_keys
+            .iter()
+            .find(|(k, revoked)| k.prefix == prefix && !revoked)
+            .map(|(k, _)| (k.application_id, k.hash.clone())))
+    }
+}
+
+#[async_trait]
+impl WorkflowRepository for InMemory {
+    async fn create_workflow(&self, workflow: &Workflow) -> Result<(), RepoError> {
+        let mut state = self.state();
+        if workflow.is_default {
+            for (w, _) in &mut state.workflows {
+                if w.application_id == workflow.application_id && w.kind == workflow.kind {
+                    w.is_default = false;
+                }
+            }
+        }
+        state.workflows.push((workflow.clone(), false));
+        Ok(())
+    }
+
+    async fn list_workflows(
+        &self,
+        application_id: ApplicationId,
+    ) -> Result<Vec<Workflow>, RepoError> {
+        Ok(self
+            .state()
+            .workflows
+            .iter()
+            .filter(|(w, deleted)| w.application_id == application_id && !deleted)
+            .map(|(w, _)| w.clone())
+            .collect())
+    }
+
+    async fn find_workflow(
+        &self,
+        application_id: ApplicationId,
+        id: WorkflowId,
+    ) -> Result<Option<Workflow>, RepoError> {
+        Ok(self
+            .state()
+            .workflows
+            .iter()
+            .find(|(w, deleted)| w.application_id == application_id && w.id == id && !deleted)
+            .map(|(w, _)| w.clone()))
+    }
+
+    async fn delete_workflow(
+        &self,
+        application_id: ApplicationId,
+        id: WorkflowId,
+        _: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        match state
+            .workflows
+            .iter_mut()
+            .find(|(w, deleted)| w.application_id == application_id && w.id == id && !deleted)
+        {
+            Some((w, deleted)) => {
+                *deleted = true;
+                w.is_default = false;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+fn find_mut(
+    state: &mut State,
+    application_id: ApplicationId,
+    id: SessionId,
+) -> Option<&mut (SessionRecord, Vec<LogEntry>)> {
+    state
+        .sessions
+        .iter_mut()
+        .find(|(r, _)| r.session.application_id == application_id && r.session.id == id)
+}
+
+#[async_trait]
+impl SessionRepository for InMemory {
+    async fn create_session(
+        &self,
+        s: &NewSession,
+        log: &LogEntry,
+    ) -> Result<StoredSession, RepoError> {
+        let mut state = self.state();
+        let session_number = next_number(&mut state, s.application_id);
+        if let Some(vendor_data) = &s.vendor_data {
+            ensure_entity(
+                &mut state,
+                s.application_id,
+                s.kind,
+                vendor_data,
+                s.created_at,
+            );
+        }
+        let stored = StoredSession {
+            id: s.id,
+            application_id: s.application_id,
+            kind: s.kind,
+            session_number,
+            session_token: s.session_token.clone(),
+            session_url: s.session_url.clone(),
+            status: s.status,
+            workflow_id: s.workflow_id,
+            features: s.features.clone(),
+            vendor_data: s.vendor_data.clone(),
+            metadata: s.metadata.clone(),
+            callback: s.callback.clone(),
+            contact_details: s.contact_details.clone(),
+            expected_details: s.expected_details.clone(),
+            shared_from_session: None,
+            created_at: s.created_at,
+            expires_at: s.expires_at,
+        };
+        state.sessions.push((
+            SessionRecord {
+                session: stored.clone(),
+                blocks: vec![],
+                reviews: vec![],
+            },
+            vec![log.clone()],
+        ));
+        Ok(stored)
+    }
+
+    async fn find_session(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<SessionRecord>, RepoError> {
+        let mut state = self.state();
+        Ok(find_mut(&mut state, application_id, id).map(|(r, _)| r.clone()))
+    }
+
+    async fn record_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let Some((record, logs)) = find_mut(&mut state, application_id, id) else {
+            return Ok(false);
+        };
+        let old = record.session.status;
+        for (block, items) in &results.blocks {
+            record.blocks.retain(|(b, _)| b != block);
+            if let Some(items) = items {
+                record.blocks.push((*block, items.clone()));
+            }
+        }
+        record.blocks.sort_by_key(|(b, _)| *b);
+        record.session.status = results.status.unwrap_or(old);
+        logs.push(LogEntry {
+            old_status: Some(old),
+            new_status: Some(record.session.status),
+            ..log.clone()
+        });
+        Ok(true)
+    }
+
+    async fn apply_review(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        review: ReviewStatus,
+        log: &LogEntry,
+    ) -> Result<ReviewOutcome, RepoError> {
+        let mut state = self.state();
+        let Some((record, logs)) = find_mut(&mut state, application_id, id) else {
+            return Ok(ReviewOutcome::NotFound);
+        };
+        let current = record.session.status;
+        if !current.is_reviewable() {
+            return Ok(ReviewOutcome::WrongCurrentStatus(current));
+        }
+        record.session.status = review.status();
+        record.reviews.push(Review {
+            user: log.actor.clone(),
+            new_status: review.status(),
+            comment: log.comment.clone(),
+            created_at: log.created_at,
+        });
+        logs.push(LogEntry {
+            old_status: Some(current),
+            new_status: Some(review.status()),
+            ..log.clone()
+        });
+        Ok(ReviewOutcome::Applied)
+    }
+
+    async fn delete_session(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let before = state.sessions.len();
+        state
+            .sessions
+            .retain(|(r, _)| !(r.session.application_id == application_id && r.session.id == id));
+        Ok(state.sessions.len() < before)
+    }
+
+    async fn list_sessions(
+        &self,
+        application_id: ApplicationId,
+        filter: &SessionFilter,
+    ) -> Result<SessionPage, RepoError> {
+        let state = self.state();
+        let mut matching: Vec<StoredSession> = state
+            .sessions
+            .iter()
+            .map(|(r, _)| &r.session)
+            .filter(|s| s.application_id == application_id && filter.kinds.contains(&s.kind))
+            .filter(|s| filter.statuses.is_empty() || filter.statuses.contains(&s.status))
+            .filter(|s| match &filter.vendor_data {
+                Some(v) => s
+                    .vendor_data
+                    .as_ref()
+                    .is_some_and(|own| own.key() == v.key()),
+                None => true,
+            })
+            .cloned()
+            .collect();
+        matching.sort_by_key(|s| std::cmp::Reverse(s.session_number));
+        let count = matching.len() as u64;
+        let results = matching
+            .into_iter()
+            .skip(filter.offset as usize)
+            .take(filter.limit as usize)
+            .collect();
+        Ok(SessionPage { count, results })
+    }
+}
+
+#[async_trait]
+impl EntityRepository for InMemory {
+    async fn find_entity(
+        &self,
+        application_id: ApplicationId,
+        kind: SessionKind,
+        vendor_data: &VendorData,
+    ) -> Result<Option<Entity>, RepoError> {
+        let state = self.state();
+        let key = vendor_data.key();
+        Ok(state
+            .entities
+            .iter()
+            .find(|(app, e)| *app == application_id && e.kind == kind && e.vendor_data.key() == key)
+            .map(|(_, e)| {
+                let session_count = state
+                    .sessions
+                    .iter()
+                    .filter(|(r, _)| {
+                        r.session.application_id == application_id
+                            && r.session.kind == kind
+                            && r.session
+                                .vendor_data
+                                .as_ref()
+                                .is_some_and(|v| v.key() == key)
+                    })
+                    .count() as i64;
+                Entity {
+                    session_count,
+                    ..e.clone()
+                }
+            }))
+    }
+}
+
+#[async_trait]
+impl ShareRepository for InMemory {
+    async fn find_source(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<StoredSession>, RepoError> {
+        let mut state = self.state();
+        Ok(find_mut(&mut state, application_id, id).map(|(r, _)| r.session.clone()))
+    }
+
+    async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
+        self.state().share_tokens.push((token.clone(), false));
+        Ok(())
+    }
+
+    async fn is_share_token_revoked(&self, jti: &str) -> Result<bool, RepoError> {
+        Ok(self
+            .state()
+            .share_tokens
+            .iter()
+            .any(|(t, revoked)| t.jti == jti && *revoked))
+    }
+
+    async fn revoke_share_token(
+        &self,
+        application_id: ApplicationId,
+        jti: &str,
+        _: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        match state
+            .share_tokens
+            .iter_mut()
+            .find(|(t, _)| t.jti == jti && t.claims.from_application_id == application_id)
+        {
+            Some((_, revoked)) => {
+                *revoked = true;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn find_clone(
+        &self,
+        application_id: ApplicationId,
+        source: SessionId,
+    ) -> Result<Option<SessionId>, RepoError> {
+        Ok(self
+            .state()
+            .sessions
+            .iter()
+            .find(|(r, _)| {
+                r.session.application_id == application_id
+                    && r.session.shared_from_session == Some(source)
+            })
+            .map(|(r, _)| r.session.id))
+    }
+
+    async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
+        let mut state = self.state();
+        if let Some((r, _)) = state.sessions.iter().find(|(r, _)| {
+            r.session.application_id == plan.application_id
+                && r.session.shared_from_session == Some(plan.source_session_id)
+        }) {
+            return Ok(ImportOutcome::AlreadyImported(r.session.id));
+        }
+        let Some((source, source_logs)) = find_mut(
+            &mut state,
+            plan.source_application_id,
+            plan.source_session_id,
+        )
+        .map(|(r, l)| (r.clone(), l.clone())) else {
+            return Ok(ImportOutcome::SourceGone);
+        };
+        let session_number = next_number(&mut state, plan.application_id);
+        if let Some(vendor_data) = &plan.vendor_data {
+            ensure_entity(
+                &mut state,
+                plan.application_id,
+                plan.kind,
+                vendor_data,
+                plan.created_at,
+            );
+        }
+        let session = StoredSession {
+            id: plan.clone_id,
+            application_id: plan.application_id,
+            session_number,
+            session_token: plan.session_token.clone(),
+            session_url: plan.session_url.clone(),
+            status: plan.status,
+            workflow_id: plan.workflow_id,
+            vendor_data: plan.vendor_data.clone(),
+            metadata: None,
+            callback: None,
+            shared_from_session: Some(plan.source_session_id),
+            created_at: plan.created_at,
+            expires_at: plan.expires_at,
+            ..source.session
+        };
+        let blocks: Vec<(FeatureBlock, _)> = source.blocks.clone();
+        let mut logs = source_logs;
+        logs.push(plan.log.clone());
+        state.sessions.push((
+            SessionRecord {
+                session,
+                blocks,
+                reviews: source.reviews,
+            },
+            logs,
+        ));
+        Ok(ImportOutcome::Imported)
+    }
+}
+
+/// A clock that stands still until moved.
+pub struct FixedClock(Mutex<DateTime<Utc>>);
+
+impl FixedClock {
+    /// A clock at `at`.
+    pub fn new(at: DateTime<Utc>) -> Self {
+        Self(Mutex::new(at))
+    }
+
+    /// Moves the clock.
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = at;
+    }
+}
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Ids counted up from 1, so that tests can predict them.
+#[derive(Default)]
+pub struct SequentialIds(AtomicU64);
+
+impl IdGenerator for SequentialIds {
+    fn uuid(&self) -> Uuid {
+        Uuid::from_u128(u128::from(self.0.fetch_add(1, Ordering::Relaxed) + 1))
+    }
+
+    fn token(&self, bytes: usize) -> Result<String, RepoError> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed) + 1;
+        Ok(format!("{n:0width$x}", width = bytes * 2))
+    }
+}
+
+/// Share tokens as opaque handles: `issue` hands out `token-<n>`; tests can plant any answer
+/// for any string with [`FakeTokens::plant`]. Unknown strings are invalid.
+#[derive(Default)]
+pub struct FakeTokens(Mutex<HashMap<String, Result<ShareClaims, TokenError>>>);
+
+impl FakeTokens {
+    /// Makes `token` verify as `answer`.
+    pub fn plant(&self, token: &str, answer: Result<ShareClaims, TokenError>) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token.to_owned(), answer);
+    }
+}
+
+impl ShareTokens for FakeTokens {
+    fn issue(&self, claims: &ShareClaims) -> Result<String, TokenError> {
+        let mut tokens = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let token = format!("token-{}", tokens.len() + 1);
+        tokens.insert(token.clone(), Ok(claims.clone()));
+        Ok(token)
+    }
+
+    fn verify(&self, token: &str) -> Result<ShareClaims, TokenError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(token)
+            .cloned()
+            .unwrap_or(Err(TokenError::Invalid))
+    }
+}
+
+/// A whole in-memory world: the ports, and handles on the store, the clock and the tokens.
+pub struct World {
+    /// Ports for [`crate::services::Services::new`].
+    pub ports: Ports,
+    /// The store behind every repository port.
+    pub store: Arc<InMemory>,
+    /// The clock.
+    pub clock: Arc<FixedClock>,
+    /// The tokens.
+    pub tokens: Arc<FakeTokens>,
+}
+
+impl World {
+    /// A fresh, empty world at a fixed time.
+    pub fn new() -> Self {
+        let store = Arc::new(InMemory::default());
+        let clock = Arc::new(FixedClock::new(
+            DateTime::from_timestamp(1_764_000_000, 0).unwrap_or_default(),
+        ));
+        let tokens = Arc::new(FakeTokens::default());
+        let ports = Ports {
+            applications: store.clone(),
+            workflows: store.clone(),
+            sessions: store.clone(),
+            entities: store.clone(),
+            shares: store.clone(),
+            tokens: tokens.clone(),
+            clock: clock.clone(),
+            ids: Arc::new(SequentialIds::default()),
+        };
+        Self {
+            ports,
+            store,
+            clock,
+            tokens,
+        }
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,123 @@
+//! Share Session: issue a share token for one of the caller's finished sessions.
+
+use chrono::Duration;
+
+use super::{Error, Ports};
+use crate::application::Caller;
+use crate::error::RepoError;
+use crate::ids::{ApplicationId, SessionId};
+use crate::kind::SessionKind;
+use crate::share::{
+    DEFAULT_TTL_SECONDS, IssuedShareToken, MAX_TTL_SECONDS, MIN_TTL_SECONDS, ShareClaims,
+    TokenError,
+};
+
+/// A share as the caller asks for it, validated at the edge.
+#[derive(Clone, Debug)]
+pub struct ShareRequest {
+    /// The only application that may import the session.
+    pub for_application_id: ApplicationId,
+    /// The token's lifetime in seconds (60 to 86,400); `None` for one hour.
+    pub ttl_in_seconds: Option<i64>,
+}
+
+/// A token issued by [`ShareService::share`].
+#[derive(Clone, Debug)]
+pub struct SharedSession {
+    /// The compact token.
+    pub share_token: String,
+    /// Who may import it.
+    pub for_application_id: ApplicationId,
+    /// The session's kind.
+    pub session_kind: SessionKind,
+}
+
+/// Issues share tokens.
+#[derive(Clone)]
+pub struct ShareService {
+    ports: Ports,
+}
+
+impl ShareService {
+    pub(super) fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// Issues a token for one of the caller's sessions, addressed to another application.
+    ///
+    /// Checks, first failure wins: the session is the caller's (`SessionNotFound`); the target is
+    /// not the caller (`CannotShareWithSelf`); the target exists (`UnknownApplication`); the
+    /// session is `Approved`, `Declined` or `In Review` (`SessionNotShareable`).
+    pub async fn share(
+        &self,
+        caller: &Caller,
+        session_id: SessionId,
+        request: ShareRequest,
+    ) -> Result<SharedSession, Error> {
+        let ttl = request.ttl_in_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
+        if !(MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&ttl) {
+            return Err(Error::Invalid(crate::ValidationErrors::single(
+                "ttl_in_seconds",
+                "must be an integer from 60 to 86400.",
+            )));
+        }
+        let session = self
+            .ports
+            .shares
+            .find_source(caller.application_id, session_id)
+            .await?
+            .ok_or(Error::SessionNotFound)?;
+        if request.for_application_id == caller.application_id {
+            return Err(Error::CannotShareWithSelf);
+        }
+        if !self
+            .ports
+            .applications
+            .application_exists(request.for_application_id)
+            .await?
+        {
+            return Err(Error::UnknownApplication);
+        }
+        if !session.status.is_shareable() {
+            return Err(Error::SessionNotShareable(session.status));
+        }
+        let issued_at = self.ports.clock.now();
+        let claims = ShareClaims {
+            session_id,
+            session_kind: session.kind,
+            from_application_id: caller.application_id,
+            for_application_id: request.for_application_id,
+            issued_at,
+            expires_at: issued_at + Duration::seconds(ttl),
+            jti: Some(self.ports.ids.uuid().to_string()),
+        };
+        let share_token = self.ports.tokens.issue(&claims).map_err(|e| match e {
+            TokenError::Signing(cause) => Error::Repo(RepoError::Internal(cause)),
+            other => Error::Repo(RepoError::Internal(other.to_string())),
+        })?;
+        let record = IssuedShareToken {
+            jti: claims.jti.clone().unwrap_or_default(),
+            claims,
+        };
+        self.ports.shares.record_share_token(&record).await?;
+        Ok(SharedSession {
+            share_token,
+            for_application_id: request.for_application_id,
+            session_kind: session.kind,
+        })
+    }
+
+    /// Revokes a token the caller issued, by its `jti`.
+    pub async fn revoke(&self, caller: &Caller, jti: &str) -> Result<(), Error> {
+        if self
+            .ports
+            .shares
+            .revoke_share_token(caller.application_id, jti, self.ports.clock.now())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(Error::ShareTokenNotFound)
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Sharing and importing: what a share token means, the rules of an import, and the clone plan
+//! the store executes in one transaction.
+
+use chrono::{DateTime, Utc};
+
+use crate::entity::EntityStatus;
+use crate::ids::{ApplicationId, SessionId, WorkflowId};
+use crate::kind::SessionKind;
+use crate::session::LogEntry;
+use crate::status::SessionStatus;
+use crate::vendor_data::VendorData;
+
+/// The shortest share-token lifetime, in seconds.
+pub const MIN_TTL_SECONDS: i64 = 60;
+/// The longest share-token lifetime, in seconds: one day.
+pub const MAX_TTL_SECONDS: i64 = 86_400;
+/// The lifetime when none is asked for: one hour.
+pub const DEFAULT_TTL_SECONDS: i64 = 3_600;
+
+/// What a verified share token says, whatever its encoding: the source session, who shared it,
+/// for whom, and when. Tokens in Didit's older shape carry no kind (read as `user`) and no `jti`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareClaims {
+    /// The shared session.
+    pub session_id: SessionId,
+    /// Its kind.
+    pub session_kind: SessionKind,
+    /// The application that holds the session.
+    pub from_application_id: ApplicationId,
+    /// The only application that may import it.
+    pub for_application_id: ApplicationId,
+    /// When the token was issued.
+    pub issued_at: DateTime<Utc>,
+    /// When it stops being accepted.
+    pub expires_at: DateTime<Utc>,
+    /// The token's id, for listing and revoking; absent on older tokens.
+    pub jti: Option<String>,
+}
+
+/// Why a presented share token is not accepted, before any storage is consulted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Malformed, badly signed, signed with an unknown key or a refused algorithm, or missing a
+    /// required claim.
+    #[error("share token invalid")]
+    Invalid,
+    /// Well formed and well signed, but past its `exp`.
+    #[error("share token expired")]
+    Expired,
+    /// No key can sign now (a configuration fault, not the caller's).
+    #[error("share token could not be signed: {0}")]
+    Signing(String),
+}
+
+/// The status a clone lands in.
+///
+/// The receiver's own view of the person or company wins: a `BLOCKED` entity makes the clone
+/// `Declined` and a `FLAGGED` one puts it `In Review`, whatever `trust_review` says. Otherwise
+/// `trust_review` keeps the source's status, and without it the clone waits `In Review`.
+pub fn clone_status(
+    source: SessionStatus,
+    trust_review: bool,
+    receiver_entity: Option<EntityStatus>,
+) -> SessionStatus {
+    match receiver_entity {
+        Some(EntityStatus::Blocked) => SessionStatus::Declined,
+        Some(EntityStatus::Flagged) => SessionStatus::InReview,
+        Some(EntityStatus::Active) | None => {
+            if trust_review {
+                source
+            } else {
+                SessionStatus::InReview
+            }
+        }
+    }
+}
+
+/// A share token as recorded when it is issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedShareToken {
+    /// Its id.
+    pub jti: String,
+    /// What it says.
+    pub claims: ShareClaims,
+}
+
+/// Everything the store needs to clone a source session into the receiver's application, in one
+/// transaction: the new session's identity and status, and the import's log row.
+#[derive(Clone, Debug)]
+pub struct ClonePlan {
+    /// The application that holds the source.
+    pub source_application_id: ApplicationId,
+    /// The source session.
+    pub source_session_id: SessionId,
+    /// The source's kind (the clone's too).
+    pub kind: SessionKind,
+    /// The receiving application.
+    pub application_id: ApplicationId,
+    /// The clone's fresh id.
+    pub clone_id: SessionId,
+    /// The receiver's workflow.
+    pub workflow_id: WorkflowId,
+    /// The clone's fresh session token.
+    pub session_token: String,
+    /// The clone's fresh URL.
+    pub session_url: String,
+    /// The clone's status, from [`clone_status`].
+    pub status: SessionStatus,
+    /// The clone's `vendor_data`: the override, or the source's.
+    pub vendor_data: Option<VendorData>,
+    /// When the clone was created.
+    pub created_at: DateTime<Utc>,
+    /// `created_at` + the receiver workflow's `session_expiration_time`.
+    pub expires_at: DateTime<Utc>,
+    /// The log row that records the import on the clone.
+    pub log: LogEntry,
+    /// The redeemed token's id, when it has one.
+    pub jti: Option<String>,
+}
+
+/// What executing a clone plan did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// The clone and every related row were written.
+    Imported,
+    /// The receiver already holds a clone of this source (possibly written a moment ago by a
+    /// concurrent import); nothing was written.
+    AlreadyImported(SessionId),
+    /// The source vanished before the copy; nothing was written.
+    SourceGone,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `trust_review` × every status × entity status: the whole decision table.
+    #[test]
+    fn clone_status_decision_table() {
+        let entities = [
+            None,
+            Some(EntityStatus::Active),
+            Some(EntityStatus::Flagged),
+            Some(EntityStatus::Blocked),
+        ];
+        for source in SessionStatus::ALL {
+            for trust_review in [false, true] {
+                for entity in entities {
+                    let expected = match (entity, trust_review) {
+                        (Some(EntityStatus::Blocked), _) => SessionStatus::Declined,
+                        (Some(EntityStatus::Flagged), _) => SessionStatus::InReview,
+                        (_, true) => source,
+                        (_, false) => SessionStatus::InReview,
+                    };
+                    assert_eq!(
+                        clone_status(source, trust_review, entity),
+                        expected,
+                        "{source} trust={trust_review} entity={entity:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn clone_status_rows_in_words() {
+        use EntityStatus::*;
+        use SessionStatus::*;
+        let rows = [
+            (Approved, true, None, Approved),
+            (Approved, false, None, InReview),
+            (Declined, true, Some(Active), Declined),
+            (InReview, true, Some(Active), InReview),
+            (Approved, true, Some(Flagged), InReview),
+            (Approved, true, Some(Blocked), Declined),
+            (Approved, false, Some(Blocked), Declined),
+            (Declined, false, Some(Flagged), InReview),
+        ];
+        for (source, trust, entity, expected) in rows {
+            assert_eq!(clone_status(source, trust, entity), expected);
+        }
+    }
+}
