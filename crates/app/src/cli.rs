@@ -40,6 +40,24 @@ pub enum Command {
     /// Create and revoke API keys.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
+    /// Rotate the share-token keys kept in the database (when HANDOFF_TOKEN_SECRET is unset).
+    #[command(subcommand, name = "signing-keys")]
+    SigningKeys(SigningKeysCommand),
+}
+
+/// `signing-keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum SigningKeysCommand {
+    /// List the keys (never their secrets).
+    List,
+    /// Add a new key; servers start signing with it once every server has loaded it.
+    Rotate,
+    /// Retire a key: tokens it signed stop verifying once servers reload their keys.
+    Retire {
+        /// The key id.
+        #[arg(long)]
+        kid: String,
+    },
 }
 
 /// Flags of `serve`.
@@ -95,7 +113,10 @@ pub enum ApiKeysCommand {
 impl Cli {
     /// The server configuration of `serve`.
     pub fn config(&self, serve: &ServeArgs) -> Config {
+        let (token_secret, token_verify_secrets) = crate::config::Secret::from_env();
         Config {
+            token_secret,
+            token_verify_secrets,
             bind: serve.bind.clone(),
             public_url: serve.public_url.clone(),
             max_connections: self.db_max_connections,

@@ -24,6 +24,39 @@ pub struct Config {
     pub workers: Option<usize>,
     /// How long to wait for the database.
     pub acquire_timeout: Duration,
+    /// `HANDOFF_TOKEN_SECRET`: the share-token signing secret (at least 32 bytes). When unset,
+    /// keys are kept in the database, generated on first start.
+    pub token_secret: Option<Secret>,
+    /// `HANDOFF_TOKEN_VERIFY_SECRETS`: earlier secrets, comma-separated, that still verify.
+    pub token_verify_secrets: Vec<Secret>,
+}
+
+/// A secret setting; its `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl Secret {
+    /// The secrets of the environment: `HANDOFF_TOKEN_SECRET` and `HANDOFF_TOKEN_VERIFY_SECRETS`.
+    pub fn from_env() -> (Option<Secret>, Vec<Secret>) {
+        let secret = std::env::var("HANDOFF_TOKEN_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Secret);
+        let verify = std::env::var("HANDOFF_TOKEN_VERIFY_SECRETS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Secret(s.to_owned()))
+            .collect();
+        (secret, verify)
+    }
 }
 
 impl Config {
@@ -37,6 +70,8 @@ impl Config {
             results_body_limit: 2 * 1024 * 1024,
             workers: None,
             acquire_timeout: Duration::from_secs(5),
+            token_secret: None,
+            token_verify_secrets: Vec::new(),
         }
     }
 }

@@ -11,15 +11,19 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer};
-use handoff_domain::ports::{RandomIds, SystemClock};
+use handoff_domain::ports::{RandomIds, ShareTokens, SystemClock};
 use handoff_domain::services::{Ports, Services};
 use handoff_http::{AppState, Limits};
 use handoff_migrations::{Migrator, MigratorTrait};
 use handoff_store::{ConnectError, Store, StoreOptions};
+use handoff_token::HmacShareTokens;
 
 pub use config::Config;
 
+mod keys;
 mod request_log;
+
+pub use keys::{KEY_RELOAD_INTERVAL, load_keyring};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +34,9 @@ pub enum StartError {
     /// The migrations failed.
     #[error("migrations failed: {0}")]
     Migrate(sea_orm::DbErr),
+    /// A setting is wrong.
+    #[error("{0}")]
+    Config(String),
     /// The address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {
@@ -47,20 +54,28 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
         ..StoreOptions::default()
     };
     let store = Store::connect(&config.database_url, &options).await?;
-    Migrator::up(store.connection(), None)
+    // Under an exclusive lock: servers starting together on a fresh database migrate once.
+    let txn = store
+        .begin_exclusive()
+        .await
+        .map_err(|e| StartError::Migrate(sea_orm::DbErr::Custom(e.to_string())))?;
+    Migrator::up(&txn, None)
         .await
         .map_err(StartError::Migrate)?;
+    txn.commit().await.map_err(StartError::Migrate)?;
     Ok(store)
 }
 
-/// Every service over one store, with the system clock and random ids.
-pub fn services(store: &Store, session_base_url: &str) -> Services {
+/// Every service over one store and one token signer, with the system clock and random ids.
+pub fn services(store: &Store, session_base_url: &str, tokens: Arc<dyn ShareTokens>) -> Services {
     let shared = Arc::new(store.clone());
     let ports = Ports {
         applications: shared.clone(),
         workflows: shared.clone(),
         sessions: shared.clone(),
-        entities: shared,
+        entities: shared.clone(),
+        shares: shared,
+        tokens,
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),
     };
@@ -93,8 +108,12 @@ impl Application {
                     .unwrap_or_default()
             )
         });
+        let tokens = Arc::new(HmacShareTokens::new(load_keyring(&config, &store).await?));
+        if config.token_secret.is_none() {
+            keys::reload_periodically(store.clone(), tokens.clone());
+        }
         let state = AppState {
-            services: services(&store, &public_url),
+            services: services(&store, &public_url, tokens),
             readiness: Arc::new(store.clone()),
             limits: Limits {
                 results_body_bytes: config.results_body_limit,

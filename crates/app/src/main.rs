@@ -3,9 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use handoff::cli::{ApiKeysCommand, ApplicationsCommand, Cli, Command};
-use handoff::{Application, open_store, services};
+use std::sync::Arc;
+
+use handoff::cli::{ApiKeysCommand, ApplicationsCommand, Cli, Command, SigningKeysCommand};
+use handoff::{Application, KEY_RELOAD_INTERVAL, open_store, services};
 use handoff_domain::ApplicationId;
+use handoff_token::{HmacShareTokens, Keyring};
 use serde_json::json;
 
 fn main() -> ExitCode {
@@ -37,6 +40,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Operator commands sign no share tokens.
+fn no_tokens() -> Arc<HmacShareTokens> {
+    Arc::new(HmacShareTokens::new(Keyring::default()))
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match &cli.command {
         Command::Serve(args) => {
@@ -57,7 +65,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let store = open_store(&cli.base_config())
                 .await
                 .map_err(|e| e.to_string())?;
-            let applications = services(&store, "").applications;
+            let applications = services(&store, "", no_tokens()).applications;
             match command {
                 ApplicationsCommand::Create { name } => {
                     let (application, key) = applications
@@ -88,7 +96,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let store = open_store(&cli.base_config())
                 .await
                 .map_err(|e| e.to_string())?;
-            let applications = services(&store, "").applications;
+            let applications = services(&store, "", no_tokens()).applications;
             match command {
                 ApiKeysCommand::Create { application } => {
                     let id = ApplicationId::from_uuid(*application);
@@ -114,6 +122,50 @@ async fn run(cli: Cli) -> Result<(), String> {
                         "{}",
                         json!({"application_id": id.to_string(), "prefix": prefix, "revoked": true})
                     );
+                }
+            }
+            Ok(())
+        }
+        Command::SigningKeys(command) => {
+            let store = open_store(&cli.base_config())
+                .await
+                .map_err(|e| e.to_string())?;
+            let now = chrono::Utc::now();
+            let time = handoff_http::decision::timestamp;
+            match command {
+                SigningKeysCommand::List => {
+                    for key in store.signing_keys(true).await.map_err(|e| e.to_string())? {
+                        println!(
+                            "{}",
+                            json!({"kid": key.kid, "created_at": time(key.created_at), "activates_at": time(key.activates_at), "retired_at": key.retired_at.map(time)})
+                        );
+                    }
+                }
+                SigningKeysCommand::Rotate => {
+                    let mut secret = [0u8; 32];
+                    getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+                    let kid = format!("k-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+                    let delay = chrono::Duration::from_std(KEY_RELOAD_INTERVAL * 2)
+                        .map_err(|e| e.to_string())?;
+                    let activates_at = now + delay;
+                    store
+                        .add_signing_key(&kid, &secret, now, activates_at)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!(
+                        "{}",
+                        json!({"kid": kid, "activates_at": time(activates_at)})
+                    );
+                }
+                SigningKeysCommand::Retire { kid } => {
+                    if !store
+                        .retire_signing_key(kid, now)
+                        .await
+                        .map_err(|e| e.to_string())?
+                    {
+                        return Err(format!("no active signing key {kid}"));
+                    }
+                    println!("{}", json!({"kid": kid, "retired": true}));
                 }
             }
             Ok(())

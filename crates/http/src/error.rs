@@ -160,6 +160,64 @@ impl From<Error> for ApiError {
                 "wrong_current_status",
                 format!("A session in status {current} cannot be reviewed."),
             ),
+            Error::SessionNotShareable(status) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "session_not_shareable",
+                format!(
+                    "A session in status {status} cannot be shared; only Approved, Declined and In Review sessions can."
+                ),
+            ),
+            Error::UnknownApplication => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unknown_application",
+                "for_application_id names no application.",
+            ),
+            Error::CannotShareWithSelf => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "cannot_share_with_self",
+                "A session cannot be shared with the application that holds it.",
+            ),
+            Error::ShareTokenNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "share_token_not_found",
+                "Share token not found.",
+            ),
+            Error::ShareTokenInvalid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "share_token_invalid",
+                "The share token is invalid.",
+            ),
+            Error::ShareTokenExpired => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "share_token_expired",
+                "The share token has expired.",
+            ),
+            Error::ShareTokenRevoked => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "share_token_revoked",
+                "The share token has been revoked.",
+            ),
+            Error::ShareTokenWrongApplication => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "share_token_wrong_application",
+                "The share token is addressed to another application.",
+            ),
+            Error::SourceSessionNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "source_session_not_found",
+                "The shared session no longer exists.",
+            ),
+            Error::AlreadyImported(existing) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "already_imported",
+                "This session was already imported by this application.",
+            )
+            .with("session_id", Value::String(existing.to_string())),
+            Error::WorkflowKindMismatch => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "workflow_kind_mismatch",
+                "The workflow's kind is not the shared session's kind.",
+            ),
             Error::Invalid(errors) => ApiError::invalid(errors),
             Error::Repo(repo) => {
                 // The cause goes to the log, never to the client.

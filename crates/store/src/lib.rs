@@ -11,11 +11,14 @@ mod connect;
 mod entities;
 mod rows;
 mod sessions;
+mod shares;
+mod signing_keys;
 mod sql;
 mod workflows;
 
 pub use connect::{ConnectError, StoreOptions};
 pub use sea_orm::DatabaseBackend;
+pub use signing_keys::{FIRST_KID, StoredSigningKey};
 
 use sea_orm::DatabaseConnection;
 
@@ -56,3 +59,24 @@ impl handoff_domain::ports::Readiness for Store {
 
 #[cfg(feature = "test-support")]
 pub mod testing;
+
+impl Store {
+    /// A transaction that no other process can hold at the same time: SQLite's write lock
+    /// (`BEGIN IMMEDIATE`), and on PostgreSQL a transaction-scoped advisory lock. Migrations run
+    /// in one, so that servers starting together on a fresh database apply them once.
+    pub async fn begin_exclusive(
+        &self,
+    ) -> Result<sea_orm::DatabaseTransaction, handoff_domain::RepoError> {
+        let txn = sql::begin_write(&self.db).await?;
+        if self.backend() == DatabaseBackend::Postgres {
+            // "handoff" as a 64-bit lock key.
+            sql::query_one(
+                &txn,
+                "SELECT pg_advisory_xact_lock(7526466356353791590) IS NULL AS locked",
+                vec![],
+            )
+            .await?;
+        }
+        Ok(txn)
+    }
+}

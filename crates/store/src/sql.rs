@@ -130,7 +130,6 @@ fn is_busy(error: &sqlx::Error) -> bool {
 }
 
 /// Whether an error is a unique-constraint violation, on either backend.
-#[allow(dead_code)]
 pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
     matches!(
         error.sql_err(),

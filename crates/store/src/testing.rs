@@ -123,3 +123,36 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// Faults planted for imports into one application: (application, step, left).
+static IMPORT_FAULTS: std::sync::Mutex<Vec<(uuid::Uuid, usize)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Makes the next import into `application_id` fail after copying `step` block tables, inside
+/// its transaction, as a crash or a lost connection would.
+pub fn fail_next_import(application_id: handoff_domain::ApplicationId, step: usize) {
+    IMPORT_FAULTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push((application_id.as_uuid(), step));
+}
+
+/// Whether a fault is planted for this import at this step; consumes it.
+pub(crate) fn take_import_fault(
+    application_id: handoff_domain::ApplicationId,
+    step: usize,
+) -> bool {
+    let mut faults = IMPORT_FAULTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match faults
+        .iter()
+        .position(|(app, at)| *app == application_id.as_uuid() && *at == step)
+    {
+        Some(index) => {
+            faults.remove(index);
+            true
+        }
+        None => false,
+    }
+}

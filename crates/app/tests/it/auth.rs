@@ -95,13 +95,15 @@ async fn endpoints(app: &TestApp, owner: &Tenant) -> Vec<Endpoint> {
 on_both_backends! {
     async fn every_endpoint_refuses_bad_keys(app) {
         let owner = app.tenant("Owner").await;
-        let applications = services(&app.store, PUBLIC_URL).applications;
+        let applications = services(&app.store, PUBLIC_URL, crate::support::no_tokens()).applications;
         let revoked = applications.create_api_key(owner.id.parse::<ApplicationId>().unwrap()).await.unwrap();
         applications.revoke_api_key(owner.id.parse().unwrap(), &revoked.reveal()[3..15]).await.unwrap();
         let unknown = format!("hk_{}_{}", "0".repeat(12), "1".repeat(64));
         let tampered = format!("{}0", &owner.key[..owner.key.len() - 1]);
         let tampered = if tampered == owner.key { format!("{}1", &owner.key[..owner.key.len() - 1]) } else { tampered };
-        for endpoint in endpoints(&app, &owner).await {
+        let mut all = endpoints(&app, &owner).await;
+        all.push(Endpoint { method: Method::POST, path: "/v3/session/import-shared/".into(), body: Some(json!({"share_token": "x", "workflow_id": uuid::Uuid::new_v4()})), scoped: false });
+        for endpoint in all {
             for key in [None, Some(""), Some("garbage"), Some(unknown.as_str()), Some(tampered.as_str()), Some(revoked.reveal())] {
                 let answer = app.send(endpoint.method.clone(), &endpoint.path, key, endpoint.body.as_ref()).await;
                 assert_error(&answer, 403, "authentication_failed");

@@ -9,5 +9,7 @@ mod auth;
 mod cli;
 mod errors;
 mod flow;
+mod processes;
 mod sessions;
+mod sharing;
 mod workflows;

@@ -80,7 +80,7 @@ impl TestApp {
 
     /// Creates an application with a key, as the operator's CLI does.
     pub async fn tenant(&self, name: &str) -> Tenant {
-        let (application, key) = services(&self.store, PUBLIC_URL)
+        let (application, key) = services(&self.store, PUBLIC_URL, no_tokens())
             .applications
             .create_application(name)
             .await
@@ -233,6 +233,13 @@ async fn answer(response: reqwest::Response) -> Answer {
         text,
         content_type,
     }
+}
+
+/// A token signer with no key, for services that sign nothing.
+pub fn no_tokens() -> std::sync::Arc<handoff_token::HmacShareTokens> {
+    std::sync::Arc::new(handoff_token::HmacShareTokens::new(
+        handoff_token::Keyring::default(),
+    ))
 }
 
 /// An example payload from `fixtures/` (the synthetic payloads of the contract).

@@ -3,6 +3,7 @@
 mod entities;
 mod health;
 mod sessions;
+mod sharing;
 mod workflows;
 
 use actix_web::middleware::from_fn;
@@ -32,6 +33,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(workflows::delete)),
                 )
                 .service(resource("/session/").route(web::post().to(sessions::create)))
+                .service(
+                    resource("/session/import-shared/")
+                        .route(web::post().to(sharing::import_shared)),
+                )
+                .service(
+                    resource("/session/{session_id}/share/").route(web::post().to(sharing::share)),
+                )
                 .service(
                     resource("/session/{session_id}/decision/")
                         .route(web::get().to(sessions::decision_v3))

@@ -1,0 +1,185 @@
+//! Several server processes on one database, as in a scaled-out deployment: they start together
+//! on a fresh database (migrations and the first signing key happen once), agree on keys, and
+//! let exactly one of many concurrent imports of a source through.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use handoff_store::testing::{Backend, TestDatabase};
+use handoff_store::{Store, StoreOptions};
+use serde_json::json;
+
+use crate::support::{PUBLIC_URL, TestApp, assert_error};
+
+/// A `handoff serve` child process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(database_url: &str) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args([
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--workers",
+                "2",
+            ])
+            .env("DATABASE_URL", database_url)
+            .env("HANDOFF_PUBLIC_URL", PUBLIC_URL)
+            .env("HANDOFF_LOG", "warn")
+            .env_remove("HANDOFF_TOKEN_SECRET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub async fn wait_until_healthy(&mut self) {
+        let started = Instant::now();
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(response) = client.get(format!("{}/health/", self.base)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the server exited: {status}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server did not become healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn two_processes(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    // Both start at once on a fresh database.
+    let mut a = Server::start(db.url());
+    let mut b = Server::start(db.url());
+    a.wait_until_healthy().await;
+    b.wait_until_healthy().await;
+    let store = Store::connect(db.url(), &StoreOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.signing_keys(true).await.unwrap().len(),
+        1,
+        "one first key, whoever won"
+    );
+
+    let app = TestApp {
+        base: a.base.clone(),
+        client: reqwest::Client::new(),
+        store,
+        db,
+    };
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "user-ana-001").await;
+    let workflow = app.workflow(&receiver, "user").await;
+    let shared = app
+        .post(
+            &format!("/v3/session/{session}/share/"),
+            &source,
+            json!({"for_application_id": receiver.id}),
+        )
+        .await;
+    let token = shared.body["share_token"].as_str().unwrap().to_owned();
+
+    // Process B verifies a token process A signed; 32 imports spread over both processes.
+    let bases = Arc::new([a.base.clone(), b.base.clone()]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let (bases, key, token, workflow) = (
+            bases.clone(),
+            receiver.key.clone(),
+            token.clone(),
+            workflow.clone(),
+        );
+        tasks.spawn(async move {
+            let response = reqwest::Client::new()
+                .post(format!("{}/v3/session/import-shared/", bases[i % 2]))
+                .header("x-api-key", key)
+                .json(&json!({"share_token": token, "workflow_id": workflow}))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<serde_json::Value>().await.unwrap())
+        });
+    }
+    let answers = tasks.join_all().await;
+    let created: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 201)
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        answers
+            .iter()
+            .map(|(s, b)| (s, b["code"].clone()))
+            .collect::<Vec<_>>()
+    );
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 201) {
+        assert_eq!(*status, 403, "{body}");
+        assert_eq!(body["code"], "already_imported");
+        assert_eq!(body["session_id"], created[0].1["session_id"]);
+    }
+    let listed = app.get("/v3/sessions/", &receiver).await;
+    assert_eq!(listed.body["count"], 1);
+    assert_error(
+        &app.get(
+            &format!(
+                "/v3/session/{}/decision/",
+                created[0].1["session_id"].as_str().unwrap()
+            ),
+            &source,
+        )
+        .await,
+        404,
+        "session_not_found",
+    );
+    a.kill();
+    b.kill();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_sqlite_file() {
+    two_processes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_database() {
+    two_processes(Backend::Postgres).await;
+}

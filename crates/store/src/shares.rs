@@ -1,0 +1,255 @@
+//! Share tokens and imports: the clone of a session, with every related row, in one transaction
+//! of a fixed number of statements (`INSERT … SELECT` per table), whatever the number of rows.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use handoff_domain::ports::ShareRepository;
+use handoff_domain::{
+    ApplicationId, ClonePlan, FeatureBlock, ImportOutcome, IssuedShareToken, RepoError, SessionId,
+    StoredSession,
+};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
+use uuid::Uuid;
+
+use crate::Store;
+use crate::rows::{self, SESSION_COLUMNS, get};
+use crate::sessions::{ensure_entity, insert_log};
+use crate::sql::{begin_write, commit, execute, is_unique_violation, query_one, repo_error, stmt};
+
+#[async_trait]
+impl ShareRepository for Store {
+    async fn find_source(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<StoredSession>, RepoError> {
+        query_one(
+            &self.db,
+            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ? AND application_id = ?"),
+            vec![id.as_uuid().into(), application_id.as_uuid().into()],
+        )
+        .await?
+        .map(|row| rows::session(&row).map(|(session, _)| session))
+        .transpose()
+    }
+
+    async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
+        let c = &token.claims;
+        execute(
+            &self.db,
+            "INSERT INTO share_tokens \
+             (jti, session_id, session_kind, from_application_id, for_application_id, issued_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                token.jti.clone().into(),
+                c.session_id.as_uuid().into(),
+                c.session_kind.as_str().into(),
+                c.from_application_id.as_uuid().into(),
+                c.for_application_id.as_uuid().into(),
+                c.issued_at.into(),
+                c.expires_at.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn is_share_token_revoked(&self, jti: &str) -> Result<bool, RepoError> {
+        let row = query_one(
+            &self.db,
+            "SELECT revoked_at FROM share_tokens WHERE jti = ?",
+            vec![jti.into()],
+        )
+        .await?;
+        match row {
+            Some(row) => Ok(get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some()),
+            None => Ok(false),
+        }
+    }
+
+    async fn revoke_share_token(
+        &self,
+        application_id: ApplicationId,
+        jti: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let changed = execute(
+            &self.db,
+            "UPDATE share_tokens SET revoked_at = COALESCE(revoked_at, ?) \
+             WHERE jti = ? AND from_application_id = ?",
+            vec![at.into(), jti.into(), application_id.as_uuid().into()],
+        )
+        .await?;
+        Ok(changed == 1)
+    }
+
+    async fn find_clone(
+        &self,
+        application_id: ApplicationId,
+        source: SessionId,
+    ) -> Result<Option<SessionId>, RepoError> {
+        query_one(
+            &self.db,
+            "SELECT id FROM sessions WHERE application_id = ? AND shared_from_session = ?",
+            vec![application_id.as_uuid().into(), source.as_uuid().into()],
+        )
+        .await?
+        .map(|row| get::<Uuid>(&row, "id").map(SessionId::from_uuid))
+        .transpose()
+    }
+
+    async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
+        let txn = begin_write(&self.db).await?;
+        match copy(&txn, plan).await {
+            Ok(Copied::Done) => {
+                commit(txn).await?;
+                Ok(ImportOutcome::Imported)
+            }
+            Ok(Copied::SourceGone) => {
+                txn.rollback().await.map_err(repo_error)?;
+                Ok(ImportOutcome::SourceGone)
+            }
+            Err(Failure::Db(error)) if is_unique_violation(&error) => {
+                // Another import of this source by this receiver committed first. The failed
+                // transaction is rolled back before the winner is read.
+                txn.rollback().await.map_err(repo_error)?;
+                match self
+                    .find_clone(plan.application_id, plan.source_session_id)
+                    .await?
+                {
+                    Some(existing) => Ok(ImportOutcome::AlreadyImported(existing)),
+                    None => Err(repo_error(error)),
+                }
+            }
+            Err(Failure::Db(error)) => Err(repo_error(error)),
+            Err(Failure::Repo(error)) => Err(error),
+        }
+    }
+}
+
+enum Copied {
+    Done,
+    SourceGone,
+}
+
+enum Failure {
+    Db(DbErr),
+    Repo(RepoError),
+}
+
+impl From<RepoError> for Failure {
+    fn from(error: RepoError) -> Self {
+        Failure::Repo(error)
+    }
+}
+
+async fn run(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<u64, Failure> {
+    txn.execute_raw(stmt(txn.get_database_backend(), sql, values))
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(Failure::Db)
+}
+
+/// The clone's statements, in order. The first one writes, so the transaction holds the write
+/// lock from its start.
+async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Failure> {
+    let counter = query_one(
+        txn,
+        "UPDATE applications SET last_session_number = last_session_number + 1 \
+         WHERE id = ? RETURNING last_session_number",
+        vec![plan.application_id.as_uuid().into()],
+    )
+    .await?
+    .ok_or_else(|| RepoError::Internal("import into an unknown application".into()))?;
+    let session_number: i64 = get(&counter, "last_session_number")?;
+    let entity_id = match &plan.vendor_data {
+        Some(vendor_data) => Some(
+            ensure_entity(
+                txn,
+                plan.application_id,
+                plan.kind,
+                vendor_data,
+                plan.created_at,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+
+    // The session row, from the source's. The source application's own metadata and callback
+    // stay behind; what the verification was about (contact and expected details) comes along.
+    let inserted = run(
+        txn,
+        "INSERT INTO sessions (id, application_id, kind, session_number, session_token, session_url, \
+         status, workflow_id, features, vendor_data, entity_id, metadata, callback, contact_details, \
+         expected_details, shared_from_session, recorded_blocks, created_at, expires_at) \
+         SELECT ?, ?, kind, ?, ?, ?, ?, ?, features, ?, ?, NULL, NULL, contact_details, \
+         expected_details, id, recorded_blocks, ?, ? \
+         FROM sessions WHERE id = ? AND application_id = ? AND kind = ?",
+        vec![
+            plan.clone_id.as_uuid().into(),
+            plan.application_id.as_uuid().into(),
+            session_number.into(),
+            plan.session_token.clone().into(),
+            plan.session_url.clone().into(),
+            plan.status.as_str().into(),
+            plan.workflow_id.as_uuid().into(),
+            plan.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
+            entity_id.into(),
+            plan.created_at.into(),
+            plan.expires_at.into(),
+            plan.source_session_id.as_uuid().into(),
+            plan.source_application_id.as_uuid().into(),
+            plan.kind.as_str().into(),
+        ],
+    )
+    .await?;
+    if inserted == 0 {
+        return Ok(Copied::SourceGone);
+    }
+
+    for (step, block) in FeatureBlock::for_kind(plan.kind).iter().enumerate() {
+        #[cfg(feature = "test-support")]
+        if crate::testing::take_import_fault(plan.application_id, step) {
+            return Err(Failure::Repo(RepoError::Internal("injected fault".into())));
+        }
+        let _ = step;
+        run(
+            txn,
+            &format!(
+                "INSERT INTO {0} (session_id, position, node_id, status, item) \
+                 SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ? ORDER BY position",
+                block.v3_key()
+            ),
+            vec![plan.clone_id.as_uuid().into(), plan.source_session_id.as_uuid().into()],
+        )
+        .await?;
+    }
+    run(
+        txn,
+        "INSERT INTO session_logs \
+         (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
+         SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
+         FROM session_logs WHERE session_id = ? ORDER BY id",
+        vec![
+            plan.clone_id.as_uuid().into(),
+            plan.source_session_id.as_uuid().into(),
+        ],
+    )
+    .await?;
+    insert_log(txn, plan.clone_id, &plan.log).await?;
+    if let Some(jti) = &plan.jti {
+        run(
+            txn,
+            "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
+             WHERE jti = ? AND redeemed_at IS NULL",
+            vec![
+                plan.created_at.into(),
+                plan.clone_id.as_uuid().into(),
+                jti.clone().into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(Copied::Done)
+}
