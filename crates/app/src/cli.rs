@@ -75,6 +75,17 @@ pub struct ServeArgs {
     /// HTTP worker threads; one per core when unset.
     #[arg(long, env = "HANDOFF_WORKERS")]
     pub workers: Option<usize>,
+    /// Requests per minute and API key: `READS,WRITES`, or `off`.
+    #[arg(long, env = "HANDOFF_RATE_LIMIT", default_value = "600,300", value_parser = parse_rate_limit)]
+    pub rate_limit: RateLimitSetting,
+}
+
+/// A parsed `--rate-limit`.
+#[derive(Clone, Debug)]
+pub struct RateLimitSetting(pub Option<handoff_http::rate_limit::RateLimits>);
+
+fn parse_rate_limit(raw: &str) -> Result<RateLimitSetting, String> {
+    handoff_http::rate_limit::RateLimits::parse(raw).map(RateLimitSetting)
 }
 
 /// `applications ...`.
@@ -122,6 +133,7 @@ impl Cli {
             max_connections: self.db_max_connections,
             results_body_limit: serve.results_body_limit,
             workers: serve.workers,
+            rate_limits: serve.rate_limit.0,
             ..Config::new(self.database_url.clone())
         }
     }

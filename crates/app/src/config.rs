@@ -24,6 +24,8 @@ pub struct Config {
     pub workers: Option<usize>,
     /// How long to wait for the database.
     pub acquire_timeout: Duration,
+    /// `HANDOFF_RATE_LIMIT`: budgets per API key, or `None` for off.
+    pub rate_limits: Option<handoff_http::rate_limit::RateLimits>,
     /// `HANDOFF_TOKEN_SECRET`: the share-token signing secret (at least 32 bytes). When unset,
     /// keys are kept in the database, generated on first start.
     pub token_secret: Option<Secret>,
@@ -70,6 +72,7 @@ impl Config {
             results_body_limit: 2 * 1024 * 1024,
             workers: None,
             acquire_timeout: Duration::from_secs(5),
+            rate_limits: Some(handoff_http::rate_limit::RateLimits::default()),
             token_secret: None,
             token_verify_secrets: Vec::new(),
         }

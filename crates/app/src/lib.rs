@@ -119,6 +119,9 @@ impl Application {
                 results_body_bytes: config.results_body_limit,
                 ..Limits::default()
             },
+            rate_limiter: config
+                .rate_limits
+                .map(|limits| Arc::new(handoff_http::rate_limit::RateLimiter::new(limits))),
         };
         let mut server = HttpServer::new(move || {
             App::new()

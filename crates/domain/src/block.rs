@@ -161,8 +161,9 @@ pub enum ItemError {
 }
 
 /// One item of a feature block: `node_id` and `status` pulled out for indexing, and the whole item
-/// as the exact JSON text it was recorded with.
-#[derive(Clone, Debug)]
+/// as the exact JSON text it was recorded with. Items carry personal data (names, document
+/// numbers, addresses), so `Debug` shows only `node_id`, `status` and the item's size.
+#[derive(Clone)]
 pub struct FeatureItem {
     node_id: String,
     status: String,
@@ -225,6 +226,16 @@ impl FeatureItem {
     }
 }
 
+impl std::fmt::Debug for FeatureItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeatureItem")
+            .field("node_id", &self.node_id)
+            .field("status", &self.status)
+            .field("json_bytes", &self.json.get().len())
+            .finish()
+    }
+}
+
 fn string_member(object: &RawObject, key: &str) -> Option<String> {
     let raw = object.get(key)?;
     let value: String = serde_json::from_str(raw.get()).ok()?;
@@ -251,6 +262,15 @@ mod tests {
         );
         assert_eq!(item.node_id(), "feature_ocr");
         assert_eq!(item.status(), "Approved");
+    }
+
+    #[test]
+    fn debug_hides_the_item() {
+        let item = FeatureItem::parse(&raw(
+            r#"{"node_id":"n","status":"Approved","full_name":"Ana Example"}"#,
+        ))
+        .unwrap();
+        assert!(!format!("{item:?}").contains("Ana"));
     }
 
     #[test]

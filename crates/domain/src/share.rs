@@ -17,6 +17,41 @@ pub const MAX_TTL_SECONDS: i64 = 86_400;
 /// The lifetime when none is asked for: one hour.
 pub const DEFAULT_TTL_SECONDS: i64 = 3_600;
 
+/// A share token as presented or issued. It is a bearer credential: `Debug` shows only its
+/// length, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ShareToken(String);
+
+impl ShareToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+
+    /// The token itself, to verify or to send to its owner.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ShareToken {
+    fn from(token: &str) -> Self {
+        Self(token.to_owned())
+    }
+}
+
+impl From<String> for ShareToken {
+    fn from(token: String) -> Self {
+        Self(token)
+    }
+}
+
+impl std::fmt::Debug for ShareToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ShareToken({} bytes)", self.0.len())
+    }
+}
+
 /// What a verified share token says, whatever its encoding: the source session, who shared it,
 /// for whom, and when. Tokens in Didit's older shape carry no kind (read as `user`) and no `jti`.
 #[derive(Clone, Debug, PartialEq, Eq)]

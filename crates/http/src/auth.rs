@@ -9,8 +9,11 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 use handoff_domain::Caller;
 
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+
 use crate::AppState;
 use crate::error::ApiError;
+use crate::rate_limit::{Budget, Decision};
 
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
@@ -36,16 +39,54 @@ pub async fn authenticate(
             .and_then(|caller| caller.ok_or_else(ApiError::authentication_failed)),
         _ => Err(ApiError::authentication_failed()),
     };
+    let limiter = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.rate_limiter.clone());
     match outcome {
         Ok(caller) => {
+            let decision = limiter.map(|limiter| {
+                let budget = if req.method() == actix_web::http::Method::GET {
+                    Budget::Read
+                } else {
+                    Budget::Write
+                };
+                limiter.check(&caller.key_prefix, budget)
+            });
+            if let Some(decision) = decision.filter(|d| !d.allowed) {
+                let mut response = ApiError::new(
+                    actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "Too many requests; try again in {} seconds.",
+                        decision.retry_after
+                    ),
+                )
+                .error_response();
+                rate_limit_headers(response.headers_mut(), &decision, true);
+                return Ok(req.into_response(response).map_into_right_body());
+            }
             req.extensions_mut().insert(caller);
-            next.call(req)
-                .await
-                .map(ServiceResponse::map_into_left_body)
+            let mut response = next.call(req).await?;
+            if let Some(decision) = decision {
+                rate_limit_headers(response.headers_mut(), &decision, false);
+            }
+            Ok(response.map_into_left_body())
         }
         Err(error) => Ok(req
             .into_response(error.error_response())
             .map_into_right_body()),
+    }
+}
+
+fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, refused: bool) {
+    let mut set = |name: &'static str, value: u64| {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    };
+    set("x-ratelimit-limit", u64::from(decision.limit));
+    set("x-ratelimit-remaining", u64::from(decision.remaining));
+    set("x-ratelimit-reset", decision.reset);
+    if refused {
+        set("retry-after", decision.retry_after);
     }
 }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod decision;
 pub mod error;
+pub mod rate_limit;
 mod routes;
 
 use std::sync::Arc;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub readiness: Arc<dyn Readiness>,
     /// Body limits.
     pub limits: Limits,
+    /// Request budgets per API key; `None` when rate limiting is off.
+    pub rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
 }
 
 /// Mounts every route of the API, its error handlers and its JSON fallbacks.

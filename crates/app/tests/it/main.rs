@@ -9,6 +9,8 @@ mod auth;
 mod cli;
 mod errors;
 mod flow;
+mod limits;
+mod logs;
 mod processes;
 mod sessions;
 mod sharing;

@@ -21,6 +21,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(database_url: &str) -> Server {
+        Self::start_logging(database_url, "warn", Stdio::null())
+    }
+
+    /// Starts with a log filter, sending the log (stderr) to `log`.
+    pub fn start_logging(database_url: &str, filter: &str, log: Stdio) -> Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -36,10 +41,10 @@ impl Server {
             ])
             .env("DATABASE_URL", database_url)
             .env("HANDOFF_PUBLIC_URL", PUBLIC_URL)
-            .env("HANDOFF_LOG", "warn")
+            .env("HANDOFF_LOG", filter)
             .env_remove("HANDOFF_TOKEN_SECRET")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         Server {

@@ -59,13 +59,19 @@ pub struct Answer {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with a configuration adjusted by `adjust`.
+    pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let db = TestDatabase::create(backend).await;
-        let config = Config {
+        let mut config = Config {
             bind: "127.0.0.1:0".into(),
             public_url: Some(PUBLIC_URL.into()),
             workers: Some(2),
             ..Config::new(db.url())
         };
+        adjust(&mut config);
         let app = Application::build(config).await.expect("the app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();

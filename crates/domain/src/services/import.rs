@@ -8,7 +8,7 @@ use super::{Error, Ports};
 use crate::application::Caller;
 use crate::ids::{SessionId, WorkflowId};
 use crate::session::{LogEntry, LogKind};
-use crate::share::{ClonePlan, ImportOutcome, TokenError, clone_status};
+use crate::share::{ClonePlan, ImportOutcome, ShareToken, TokenError, clone_status};
 use crate::vendor_data::VendorData;
 
 /// Random bytes in a clone's session token.
@@ -18,7 +18,7 @@ const SESSION_TOKEN_BYTES: usize = 16;
 #[derive(Clone, Debug)]
 pub struct ImportRequest {
     /// The presented token.
-    pub share_token: String,
+    pub share_token: ShareToken,
     /// The caller's workflow for the clone.
     pub workflow_id: WorkflowId,
     /// Keep the source status (`true`) or put the clone in review (`false`).
@@ -57,7 +57,7 @@ impl ImportService {
         let claims = self
             .ports
             .tokens
-            .verify(&request.share_token)
+            .verify(request.share_token.expose())
             .map_err(|e| match e {
                 TokenError::Expired => Error::ShareTokenExpired,
                 TokenError::Invalid | TokenError::Signing(_) => Error::ShareTokenInvalid,
@@ -258,7 +258,7 @@ mod tests {
             source,
             receiver,
             source_session: session.id,
-            token: shared.share_token,
+            token: shared.share_token.expose().to_owned(),
         }
     }
 
@@ -269,7 +269,7 @@ mod tests {
     /// Breaks check `n` of the contract's table (3 to 10) in the fixture.
     async fn break_check(f: &mut Fixture, n: u8) -> ImportRequest {
         let mut request = ImportRequest {
-            share_token: f.token.clone(),
+            share_token: ShareToken::new(f.token.clone()),
             workflow_id: f.workflow,
             trust_review: false,
             vendor_data: None,
@@ -278,7 +278,7 @@ mod tests {
             3 => request.share_token = "not-a-token".into(),
             4 => {
                 f.world.tokens.plant("expired", Err(TokenError::Expired));
-                request.share_token = "expired".into();
+                request.share_token = ShareToken::new("expired");
             }
             5 => {
                 let jti = claims(f).jti.unwrap();
@@ -294,7 +294,7 @@ mod tests {
                     ..claims(f)
                 };
                 f.world.tokens.plant("for-someone-else", Ok(stranger));
-                request.share_token = "for-someone-else".into();
+                request.share_token = ShareToken::new("for-someone-else");
             }
             7 => {
                 f.world
@@ -311,7 +311,7 @@ mod tests {
                     .import(
                         &f.receiver,
                         ImportRequest {
-                            share_token: f.token.clone(),
+                            share_token: ShareToken::new(f.token.clone()),
                             workflow_id: f.workflow,
                             trust_review: true,
                             vendor_data: None,
@@ -353,7 +353,7 @@ mod tests {
     async fn first_failure_wins(n: u8) {
         let mut f = fixture().await;
         let mut request = ImportRequest {
-            share_token: f.token.clone(),
+            share_token: ShareToken::new(f.token.clone()),
             workflow_id: f.workflow,
             trust_review: false,
             vendor_data: None,
@@ -361,7 +361,7 @@ mod tests {
         // From the last check back to n: an earlier check's breakage overrides a later one's.
         for later in (n..=10).rev() {
             let broken = break_check(&mut f, later).await;
-            if broken.share_token != f.token {
+            if broken.share_token.expose() != f.token {
                 request.share_token = broken.share_token;
             }
             if broken.workflow_id != f.workflow {
@@ -429,7 +429,7 @@ mod tests {
     async fn a_clean_import_follows_the_plan() {
         let f = fixture().await;
         let request = ImportRequest {
-            share_token: f.token.clone(),
+            share_token: ShareToken::new(f.token.clone()),
             workflow_id: f.workflow,
             trust_review: true,
             vendor_data: None,
@@ -501,7 +501,7 @@ mod tests {
                 },
             ));
             let request = ImportRequest {
-                share_token: f.token.clone(),
+                share_token: ShareToken::new(f.token.clone()),
                 workflow_id: f.workflow,
                 trust_review: true,
                 vendor_data: None,
@@ -529,7 +529,7 @@ mod tests {
     async fn vendor_data_override_names_the_clone_and_its_entity() {
         let f = fixture().await;
         let request = ImportRequest {
-            share_token: f.token.clone(),
+            share_token: ShareToken::new(f.token.clone()),
             workflow_id: f.workflow,
             trust_review: false,
             vendor_data: Some(VendorData::parse("receiver-7").unwrap()),

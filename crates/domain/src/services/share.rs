@@ -9,7 +9,7 @@ use crate::ids::{ApplicationId, SessionId};
 use crate::kind::SessionKind;
 use crate::share::{
     DEFAULT_TTL_SECONDS, IssuedShareToken, MAX_TTL_SECONDS, MIN_TTL_SECONDS, ShareClaims,
-    TokenError,
+    ShareToken, TokenError,
 };
 
 /// A share as the caller asks for it, validated at the edge.
@@ -25,7 +25,7 @@ pub struct ShareRequest {
 #[derive(Clone, Debug)]
 pub struct SharedSession {
     /// The compact token.
-    pub share_token: String,
+    pub share_token: ShareToken,
     /// Who may import it.
     pub for_application_id: ApplicationId,
     /// The session's kind.
@@ -101,7 +101,7 @@ impl ShareService {
         };
         self.ports.shares.record_share_token(&record).await?;
         Ok(SharedSession {
-            share_token,
+            share_token: ShareToken::new(share_token),
             for_application_id: request.for_application_id,
             session_kind: session.kind,
         })

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use handoff_domain::services::{ImportRequest, ShareRequest};
-use handoff_domain::{ApplicationId, SessionKind, ValidationErrors, WorkflowId};
+use handoff_domain::{ApplicationId, SessionKind, ShareToken, ValidationErrors, WorkflowId};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -66,7 +66,7 @@ pub(crate) async fn share(
         .share(&caller, id, body.into_domain()?)
         .await?;
     Ok(HttpResponse::Ok().json(json!({
-        "share_token": shared.share_token,
+        "share_token": shared.share_token.expose(),
         "for_application_id": shared.for_application_id.to_string(),
         "session_kind": shared.session_kind.as_str(),
     })))
@@ -99,7 +99,7 @@ impl ImportBody {
         let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(ImportRequest {
-            share_token: self.share_token.unwrap_or_default(),
+            share_token: ShareToken::new(self.share_token.unwrap_or_default()),
             workflow_id: WorkflowId::from_uuid(self.workflow_id.unwrap_or_default()),
             trust_review: self.trust_review.unwrap_or(false),
             vendor_data,

@@ -1,0 +1,143 @@
+//! Rate limits per API key: budgets, headers, 429, and turning them off.
+
+use handoff::Config;
+use handoff_http::rate_limit::RateLimits;
+use handoff_store::testing::Backend;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::{TestApp, assert_error};
+
+/// Waits when the current 60-second window is about to end, so that a test's requests fall in
+/// one window.
+async fn fresh_window() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    if now % 60 > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - now % 60)).await;
+    }
+}
+
+fn header(answer: &reqwest::Response, name: &str) -> Option<String> {
+    answer
+        .headers()
+        .get(name)
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
+async fn limited(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c: &mut Config| {
+        c.rate_limits = Some(RateLimits {
+            reads_per_minute: 3,
+            writes_per_minute: 2,
+        })
+    })
+    .await;
+    let tenant = app.tenant("Alpha").await;
+    let other = app.tenant("Beta").await;
+    fresh_window().await;
+    let get = || {
+        app.client
+            .get(format!("{}/v3/sessions/", app.base))
+            .header("x-api-key", &tenant.key)
+            .send()
+    };
+    for remaining in ["2", "1", "0"] {
+        let response = get().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert_eq!(header(&response, "x-ratelimit-limit").as_deref(), Some("3"));
+        assert_eq!(
+            header(&response, "x-ratelimit-remaining").as_deref(),
+            Some(remaining)
+        );
+        assert!(
+            header(&response, "x-ratelimit-reset")
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                % 60
+                == 0
+        );
+    }
+    let refused = get().await.unwrap();
+    assert_eq!(refused.status().as_u16(), 429);
+    let retry_after: u64 = header(&refused, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(
+        header(&refused, "x-ratelimit-remaining").as_deref(),
+        Some("0")
+    );
+    let body: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], "rate_limited");
+
+    // Writes have their own budget; other keys their own.
+    for _ in 0..2 {
+        assert_eq!(
+            app.post(
+                "/v3/workflows/",
+                &tenant,
+                json!({"features": [{"feature": "OCR"}]})
+            )
+            .await
+            .status
+            .as_u16(),
+            201
+        );
+    }
+    assert_error(
+        &app.post(
+            "/v3/workflows/",
+            &tenant,
+            json!({"features": [{"feature": "OCR"}]}),
+        )
+        .await,
+        429,
+        "rate_limited",
+    );
+    assert_eq!(app.get("/v3/sessions/", &other).await.status.as_u16(), 200);
+    // Requests without a valid key are refused before they are counted.
+    assert_error(
+        &app.send(Method::GET, "/v3/sessions/", Some("nope"), None)
+            .await,
+        403,
+        "authentication_failed",
+    );
+}
+
+async fn unlimited(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c: &mut Config| c.rate_limits = None).await;
+    let tenant = app.tenant("Alpha").await;
+    for _ in 0..30 {
+        let response = app
+            .client
+            .get(format!("{}/v3/sessions/", app.base))
+            .header("x-api-key", &tenant.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert!(header(&response, "x-ratelimit-limit").is_none());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_sqlite() {
+    limited(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_postgres() {
+    limited(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_off_sqlite() {
+    unlimited(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_off_postgres() {
+    unlimited(Backend::Postgres).await;
+}
