@@ -109,7 +109,7 @@ pub(crate) fn repo_error(error: DbErr) -> RepoError {
                     | sqlx::Error::PoolTimedOut
                     | sqlx::Error::PoolClosed
                     | sqlx::Error::Tls(_)
-            ) || is_busy(e)
+            ) || is_transient(e)
         }
         _ => false,
     };
@@ -120,12 +120,22 @@ pub(crate) fn repo_error(error: DbErr) -> RepoError {
     }
 }
 
-fn is_busy(error: &sqlx::Error) -> bool {
-    // SQLITE_BUSY (5) and SQLITE_LOCKED (6) after the busy timeout ran out.
-    if let sqlx::Error::Database(db) = error {
-        matches!(db.code().as_deref(), Some("5" | "6" | "517" | "262"))
-    } else {
-        false
+/// Errors that say the database is (for now) out of reach rather than that the request is wrong:
+/// SQLite busy or locked after the busy timeout; PostgreSQL connection exceptions (class 08),
+/// operator intervention such as a terminated backend or a shutdown (57), and insufficient
+/// resources (53); a connection that died under the driver.
+fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or_default();
+            matches!(code, "5" | "6" | "517" | "262")
+                || code.starts_with("08")
+                || code.starts_with("57")
+                || code.starts_with("53")
+        }
+        sqlx::Error::Protocol(_) | sqlx::Error::WorkerCrashed => true,
+        _ => false,
     }
 }
 

@@ -8,6 +8,7 @@ mod support;
 mod auth;
 mod cli;
 mod errors;
+mod faults;
 mod flow;
 mod limits;
 mod logs;
