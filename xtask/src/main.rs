@@ -6,15 +6,42 @@ use std::process::{Command, ExitCode};
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask ci\n\n  ci   cargo fmt --check, cargo clippy -D warnings, cargo test --workspace";
+const USAGE: &str = "usage: cargo xtask <ci | openapi>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("openapi") => openapi(),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
+        }
+    }
+}
+
+fn openapi() -> ExitCode {
+    let output = Command::new(env!("CARGO"))
+        .args(["run", "-q", "-p", "handoff", "--", "openapi"])
+        .output();
+    match output {
+        Ok(output) if output.status.success() => {
+            let path =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/openapi.json");
+            match std::fs::write(&path, &output.stdout) {
+                Ok(()) => {
+                    eprintln!("wrote {}", path.display());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("cannot write {}: {error}", path.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        _ => {
+            eprintln!("`handoff openapi` failed");
+            ExitCode::FAILURE
         }
     }
 }

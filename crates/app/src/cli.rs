@@ -34,6 +34,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run pending migrations and exit.
     Migrate,
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
     /// Create and list applications.
     #[command(subcommand)]
     Applications(ApplicationsCommand),

@@ -54,6 +54,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(port = app.port(), "handoff is serving");
             app.run_until_stopped().await.map_err(|e| e.to_string())
         }
+        Command::Openapi => {
+            println!("{}", handoff_http::openapi::document());
+            Ok(())
+        }
         Command::Migrate => {
             open_store(&cli.base_config())
                 .await

@@ -8,8 +8,10 @@ pub mod auth;
 pub mod body;
 pub mod decision;
 pub mod error;
+pub mod openapi;
 pub mod rate_limit;
 mod routes;
+pub mod wire;
 
 use std::sync::Arc;
 

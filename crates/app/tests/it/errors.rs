@@ -142,6 +142,11 @@ on_both_backends! {
         assert_error(&app.send(Method::POST, "/v3/sessions/", Some(&tenant.key), Some(&json!({}))).await, 405, "method_not_allowed");
         assert_error(&app.send(Method::DELETE, "/v3/session/", Some(&tenant.key), None).await, 405, "method_not_allowed");
         assert_error(&app.send(Method::POST, "/health/", None, None).await, 405, "method_not_allowed");
+        let openapi = app.send(Method::GET, "/openapi.json", None, None).await;
+        assert_eq!(openapi.status.as_u16(), 200);
+        assert_eq!(openapi.body["openapi"], "3.1.0");
+        let committed: serde_json::Value = serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+        assert_eq!(openapi.body, committed, "the served document is the committed one");
         let health = app.send(Method::GET, "/health/", None, None).await;
         assert_eq!(health.status.as_u16(), 200);
         assert_eq!(health.body["database"], "ok");

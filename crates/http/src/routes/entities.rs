@@ -3,12 +3,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use handoff_domain::{SessionKind, VendorData};
-use serde_json::json;
 
 use crate::auth::Authenticated;
 use crate::decision::timestamp;
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, wire};
 
+/// The caller's User with this `vendor_data` (case-insensitive).
+#[utoipa::path(get, path = "/v3/users/{vendor_data}/", tag = "entities",
+    params(("vendor_data" = String, Path, description = "The User's vendor_data.")),
+    responses((status = 200, description = "The User.", body = wire::Entity)))]
 pub(crate) async fn user(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -17,6 +20,10 @@ pub(crate) async fn user(
     entity(caller, state, path.into_inner(), SessionKind::User).await
 }
 
+/// The caller's Business with this `vendor_data` (case-insensitive).
+#[utoipa::path(get, path = "/v3/businesses/{vendor_data}/", tag = "entities",
+    params(("vendor_data" = String, Path, description = "The Business's vendor_data.")),
+    responses((status = 200, description = "The Business.", body = wire::Entity)))]
 pub(crate) async fn business(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -39,11 +46,11 @@ async fn entity(
         .sessions
         .entity(&caller, kind, &vendor_data)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "vendor_data": entity.vendor_data.as_str(),
-        "entity_kind": entity.kind.as_str(),
-        "status": entity.status.as_str(),
-        "session_count": entity.session_count,
-        "created_at": timestamp(entity.created_at),
-    })))
+    Ok(HttpResponse::Ok().json(wire::Entity {
+        vendor_data: entity.vendor_data.as_str().to_owned(),
+        entity_kind: entity.kind.as_str().to_owned(),
+        status: entity.status.as_str().to_owned(),
+        session_count: entity.session_count,
+        created_at: timestamp(entity.created_at),
+    }))
 }

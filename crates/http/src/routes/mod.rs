@@ -1,16 +1,23 @@
 //! The route table: which path and method reach which handler.
 
-mod entities;
-mod health;
-mod sessions;
-mod sharing;
-mod workflows;
+pub(crate) mod entities;
+pub(crate) mod health;
+pub(crate) mod sessions;
+pub(crate) mod sharing;
+pub(crate) mod workflows;
 
 use actix_web::middleware::from_fn;
 use actix_web::{Resource, web};
 
 use crate::auth::authenticate;
 use crate::{method_not_allowed, not_found};
+
+/// `GET /openapi.json`.
+async fn openapi_json() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("application/json")
+        .body(crate::openapi::document())
+}
 
 /// A resource whose other methods answer 405 JSON.
 fn resource(path: &str) -> Resource {
@@ -19,6 +26,7 @@ fn resource(path: &str) -> Resource {
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health/").route(web::get().to(health::health)))
+        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
         .service(
             web::scope("/v3")
                 .wrap(from_fn(authenticate))

@@ -9,13 +9,14 @@ use handoff_domain::{
     StoredSession, ValidationErrors, VendorData, WorkflowId,
 };
 use serde::Deserialize;
+use serde_json::Value;
 use serde_json::value::RawValue;
-use serde_json::{Value, json};
 
 use crate::auth::Authenticated;
 use crate::body::{BodyLimit, JsonBody, RequestBody};
 use crate::decision::{V2Decision, V3Decision, timestamp};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, wire};
+use utoipa::{IntoParams, ToSchema};
 
 /// The longest `callback` URL accepted.
 const MAX_CALLBACK_CHARS: usize = 2048;
@@ -52,13 +53,24 @@ fn object_field(name: &str, value: Option<Value>, errors: &mut ValidationErrors)
     }
 }
 
-#[derive(Deserialize)]
+/// A session to create.
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct CreateSessionBody {
+    /// The caller's workflow.
+    #[schema(required = true)]
     workflow_id: Option<uuid::Uuid>,
+    /// The caller's reference for the person or company: 1 to 1,024 characters, no control characters.
     vendor_data: Option<String>,
+    /// Where to send the user when done: an http(s) URL.
     callback: Option<String>,
+    /// Free JSON object.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Contact details (object).
+    #[schema(value_type = Option<Object>)]
     contact_details: Option<Value>,
+    /// Details the documents should show (object).
+    #[schema(value_type = Option<Object>)]
     expected_details: Option<Value>,
 }
 
@@ -100,6 +112,9 @@ impl CreateSessionBody {
     }
 }
 
+/// Create a session.
+#[utoipa::path(post, path = "/v3/session/", tag = "sessions", request_body = CreateSessionBody,
+    responses((status = 201, description = "The new session.", body = wire::SessionCreated)))]
 pub(crate) async fn create(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -110,18 +125,18 @@ pub(crate) async fn create(
         .sessions
         .create(&caller, body.into_domain()?)
         .await?;
-    Ok(HttpResponse::Created().json(json!({
-        "session_id": session.id.to_string(),
-        "session_number": session.session_number,
-        "session_token": session.session_token,
-        "url": session.session_url,
-        "vendor_data": session.vendor_data.as_ref().map(|v| v.as_str()),
-        "metadata": session.metadata,
-        "status": session.status.as_str(),
-        "workflow_id": session.workflow_id.to_string(),
-        "callback": session.callback,
-        "session_kind": session.kind.as_str(),
-    })))
+    Ok(HttpResponse::Created().json(wire::SessionCreated {
+        session_id: session.id.as_uuid(),
+        session_number: session.session_number,
+        session_token: session.session_token,
+        url: session.session_url,
+        vendor_data: session.vendor_data.map(|v| v.as_str().to_owned()),
+        metadata: session.metadata,
+        status: session.status.as_str().to_owned(),
+        workflow_id: session.workflow_id.as_uuid(),
+        callback: session.callback,
+        session_kind: session.kind.as_str().to_owned(),
+    }))
 }
 
 /// The body of `PUT /v3/session/{id}/decision/`: `status` and blocks, read member by member so
@@ -198,6 +213,11 @@ fn parse_block(
     valid.then_some(Some(items))
 }
 
+/// Record the verification engine's results (extension): replaces the blocks named.
+#[utoipa::path(put, path = "/v3/session/{session_id}/decision/", tag = "sessions",
+    params(("session_id" = Uuid, Path, description = "The session.")),
+    request_body = wire::RecordResults,
+    responses((status = 200, description = "The V3 decision payload.", body = wire::DecisionV3)))]
 pub(crate) async fn record_results(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -214,6 +234,10 @@ pub(crate) async fn record_results(
     Ok(HttpResponse::Ok().json(V3Decision(&record)))
 }
 
+/// The V3 decision payload, for both kinds.
+#[utoipa::path(get, path = "/v3/session/{session_id}/decision/", tag = "sessions",
+    params(("session_id" = Uuid, Path, description = "The session.")),
+    responses((status = 200, description = "The V3 decision payload.", body = wire::DecisionV3)))]
 pub(crate) async fn decision_v3(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -227,6 +251,10 @@ pub(crate) async fn decision_v3(
     Ok(HttpResponse::Ok().json(V3Decision(&record)))
 }
 
+/// The V2 decision payload, user sessions only.
+#[utoipa::path(get, path = "/v2/session/{session_id}/decision/", tag = "sessions",
+    params(("session_id" = Uuid, Path, description = "The session.")),
+    responses((status = 200, description = "The V2 decision payload.", body = wire::DecisionV2)))]
 pub(crate) async fn decision_v2(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -240,14 +268,23 @@ pub(crate) async fn decision_v2(
     Ok(HttpResponse::Ok().json(V2Decision(&record)))
 }
 
-#[derive(Deserialize)]
+/// A review.
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct UpdateStatusBody {
+    /// `Approved`, `Declined` or `Resubmitted`.
+    #[schema(required = true)]
     new_status: Option<String>,
+    /// At most 5,000 characters.
     comment: Option<String>,
 }
 
 impl RequestBody for UpdateStatusBody {}
 
+/// Review a session: set `Approved`, `Declined` or `Resubmitted`.
+#[utoipa::path(patch, path = "/v3/session/{session_id}/update-status/", tag = "sessions",
+    params(("session_id" = Uuid, Path, description = "The session.")),
+    request_body = UpdateStatusBody,
+    responses((status = 200, description = "Reviewed.", body = wire::Reviewed)))]
 pub(crate) async fn update_status(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -289,9 +326,15 @@ pub(crate) async fn update_status(
         .sessions
         .review(&caller, id, new_status, body.comment)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({ "session_id": id.to_string() })))
+    Ok(HttpResponse::Ok().json(wire::Reviewed {
+        session_id: id.as_uuid(),
+    }))
 }
 
+/// Delete a session and every related row.
+#[utoipa::path(delete, path = "/v3/session/{session_id}/delete/", tag = "sessions",
+    params(("session_id" = Uuid, Path, description = "The session.")),
+    responses((status = 204, description = "Deleted.")))]
 pub(crate) async fn delete(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -305,12 +348,21 @@ pub(crate) async fn delete(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+/// Filters and page of the session list.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
+    /// Only this `vendor_data` (case-insensitive).
     vendor_data: Option<String>,
+    /// Comma-separated statuses, e.g. `Approved,In Review`.
     status: Option<String>,
+    /// `user` (default), `business` or `all`.
     session_kind: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
+    /// Rows to skip (default 0).
+    #[param(value_type = Option<u64>)]
     offset: Option<String>,
 }
 
@@ -365,21 +417,24 @@ impl ListQuery {
     }
 }
 
-fn summary_json(s: &StoredSession) -> Value {
-    json!({
-        "session_id": s.id.to_string(),
-        "session_number": s.session_number,
-        "session_kind": s.kind.as_str(),
-        "status": s.status.as_str(),
-        "workflow_id": s.workflow_id.to_string(),
-        "vendor_data": s.vendor_data.as_ref().map(|v| v.as_str()),
-        "session_url": s.session_url,
-        "shared_from_session": s.shared_from_session.map(|id| id.to_string()),
-        "created_at": timestamp(s.created_at),
-        "expires_at": timestamp(s.expires_at),
-    })
+fn summary(s: &StoredSession) -> wire::SessionSummary {
+    wire::SessionSummary {
+        session_id: s.id.as_uuid(),
+        session_number: s.session_number,
+        session_kind: s.kind.as_str().to_owned(),
+        status: s.status.as_str().to_owned(),
+        workflow_id: s.workflow_id.as_uuid(),
+        vendor_data: s.vendor_data.as_ref().map(|v| v.as_str().to_owned()),
+        session_url: s.session_url.clone(),
+        shared_from_session: s.shared_from_session.map(|id| id.as_uuid()),
+        created_at: timestamp(s.created_at),
+        expires_at: timestamp(s.expires_at),
+    }
 }
 
+/// The caller's sessions, newest first.
+#[utoipa::path(get, path = "/v3/sessions/", tag = "sessions", params(ListQuery),
+    responses((status = 200, description = "A page of sessions.", body = wire::SessionList)))]
 pub(crate) async fn list(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -392,12 +447,12 @@ pub(crate) async fn list(
     let next = (filter.offset.saturating_add(filter.limit) < page.count)
         .then(|| link(filter.offset + filter.limit));
     let previous = (filter.offset > 0).then(|| link(filter.offset.saturating_sub(filter.limit)));
-    Ok(HttpResponse::Ok().json(json!({
-        "count": page.count,
-        "next": next,
-        "previous": previous,
-        "results": page.results.iter().map(summary_json).collect::<Vec<_>>(),
-    })))
+    Ok(HttpResponse::Ok().json(wire::SessionList {
+        count: page.count,
+        next,
+        previous,
+        results: page.results.iter().map(summary).collect(),
+    }))
 }
 
 /// The URL of another page: the same query with `limit` and `offset` replaced.

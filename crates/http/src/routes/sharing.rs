@@ -4,20 +4,26 @@ use actix_web::{HttpResponse, web};
 use handoff_domain::services::{ImportRequest, ShareRequest};
 use handoff_domain::{ApplicationId, SessionKind, ShareToken, ValidationErrors, WorkflowId};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::{V2Decision, V3Decision};
 use crate::routes::sessions::{session_id, vendor_data_field};
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, wire};
+use utoipa::ToSchema;
 
 /// The longest `share_token` read; longer is refused with the body, before any verification.
 pub const MAX_SHARE_TOKEN_CHARS: usize = 4096;
 
-#[derive(Deserialize)]
+/// A share.
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct ShareBody {
+    /// The only application that may import the session.
+    #[schema(required = true)]
     for_application_id: Option<uuid::Uuid>,
+    /// The token's lifetime, 60 to 86,400 seconds (default 3,600): an integer or a string of digits.
+    #[schema(value_type = Option<u32>)]
     ttl_in_seconds: Option<Value>,
 }
 
@@ -53,6 +59,11 @@ impl ShareBody {
     }
 }
 
+/// Share Session: a share token for one of the caller's finished sessions, for one other application.
+#[utoipa::path(post, path = "/v3/session/{session_id}/share/", tag = "sharing",
+    params(("session_id" = Uuid, Path, description = "The session.")),
+    request_body = ShareBody,
+    responses((status = 200, description = "The share token.", body = wire::Shared)))]
 pub(crate) async fn share(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -65,18 +76,25 @@ pub(crate) async fn share(
         .share
         .share(&caller, id, body.into_domain()?)
         .await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "share_token": shared.share_token.expose(),
-        "for_application_id": shared.for_application_id.to_string(),
-        "session_kind": shared.session_kind.as_str(),
-    })))
+    Ok(HttpResponse::Ok().json(wire::Shared {
+        share_token: shared.share_token.expose().to_owned(),
+        for_application_id: shared.for_application_id.as_uuid(),
+        session_kind: shared.session_kind.as_str().to_owned(),
+    }))
 }
 
-#[derive(Deserialize)]
+/// An import.
+#[derive(Deserialize, ToSchema)]
 pub(crate) struct ImportBody {
+    /// A token from Share Session (at most 4,096 characters).
+    #[schema(required = true)]
     share_token: Option<String>,
+    /// The caller's workflow, of the token's kind.
+    #[schema(required = true)]
     workflow_id: Option<uuid::Uuid>,
+    /// `true`: keep the source's status; `false` (default): `In Review`.
     trust_review: Option<bool>,
+    /// The clone's `vendor_data`; absent: the source's.
     vendor_data: Option<String>,
 }
 
@@ -107,6 +125,10 @@ impl ImportBody {
     }
 }
 
+/// Import Shared Session: clone the shared session into the caller's application.
+#[utoipa::path(post, path = "/v3/session/import-shared/", tag = "sharing", request_body = ImportBody,
+    responses((status = 201, description = "The clone: the V2 payload for a user session, the V3 payload for a business session.",
+        body = wire::DecisionV3)))]
 pub(crate) async fn import_shared(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,

@@ -1,0 +1,317 @@
+//! The response shapes of the API as types, so that the OpenAPI document is generated from the
+//! same definitions the handlers serialize. Decision payloads are written by
+//! [`crate::decision`]; their schemas here describe that output field for field.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Session statuses, exactly as on the wire.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub enum SessionStatus {
+    #[serde(rename = "Not Started")]
+    NotStarted,
+    #[serde(rename = "In Progress")]
+    InProgress,
+    #[serde(rename = "Awaiting User")]
+    AwaitingUser,
+    #[serde(rename = "In Review")]
+    InReview,
+    Approved,
+    Declined,
+    Resubmitted,
+    Expired,
+    Abandoned,
+    #[serde(rename = "Kyc Expired")]
+    KycExpired,
+}
+
+/// Session kinds.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SessionKind {
+    User,
+    Business,
+}
+
+/// Entity statuses.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub enum EntityStatus {
+    #[serde(rename = "ACTIVE")]
+    Active,
+    #[serde(rename = "FLAGGED")]
+    Flagged,
+    #[serde(rename = "BLOCKED")]
+    Blocked,
+}
+
+/// Every error: a sentence, a machine code, field errors on 400 `invalid_request`, and the
+/// existing clone's id on 403 `already_imported`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Uuid>,
+}
+
+/// `GET /health/`.
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub database: String,
+}
+
+/// One step of a workflow.
+#[derive(Serialize, ToSchema)]
+pub struct WorkflowStep {
+    pub feature: String,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    pub label: Option<String>,
+}
+
+/// A workflow.
+#[derive(Serialize, ToSchema)]
+pub struct Workflow {
+    pub workflow_id: Uuid,
+    pub workflow_label: String,
+    pub features: Vec<WorkflowStep>,
+    #[schema(value_type = SessionKind)]
+    pub session_kind: String,
+    pub is_default: bool,
+    pub session_expiration_time: i64,
+    pub created_at: String,
+}
+
+/// `POST /v3/session/` answers this.
+#[derive(Serialize, ToSchema)]
+pub struct SessionCreated {
+    pub session_id: Uuid,
+    pub session_number: i64,
+    pub session_token: String,
+    pub url: String,
+    pub vendor_data: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    #[schema(value_type = SessionStatus)]
+    pub status: String,
+    pub workflow_id: Uuid,
+    pub callback: Option<String>,
+    #[schema(value_type = SessionKind)]
+    pub session_kind: String,
+}
+
+/// A session in a list.
+#[derive(Serialize, ToSchema)]
+pub struct SessionSummary {
+    pub session_id: Uuid,
+    pub session_number: i64,
+    #[schema(value_type = SessionKind)]
+    pub session_kind: String,
+    #[schema(value_type = SessionStatus)]
+    pub status: String,
+    pub workflow_id: Uuid,
+    pub vendor_data: Option<String>,
+    pub session_url: String,
+    pub shared_from_session: Option<Uuid>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+/// A page of sessions.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<SessionSummary>,
+}
+
+/// A User or Business.
+#[derive(Serialize, ToSchema)]
+pub struct Entity {
+    pub vendor_data: String,
+    #[schema(value_type = SessionKind)]
+    pub entity_kind: String,
+    #[schema(value_type = EntityStatus)]
+    pub status: String,
+    pub session_count: i64,
+    pub created_at: String,
+}
+
+/// `PATCH /v3/session/{id}/update-status/` answers this.
+#[derive(Serialize, ToSchema)]
+pub struct Reviewed {
+    pub session_id: Uuid,
+}
+
+/// `POST /v3/session/{id}/share/` answers this.
+#[derive(Serialize, ToSchema)]
+pub struct Shared {
+    pub share_token: String,
+    pub for_application_id: Uuid,
+    #[schema(value_type = SessionKind)]
+    pub session_kind: String,
+}
+
+/// A review in a decision payload.
+#[derive(Serialize, ToSchema)]
+pub struct Review {
+    pub user: String,
+    #[schema(value_type = SessionStatus)]
+    pub new_status: String,
+    pub comment: Option<String>,
+    pub created_at: String,
+}
+
+/// The V3 decision payload. Blocks are arrays of the engine's items (objects with at least
+/// `node_id` and `status`), or null when the feature never ran; a session carries the blocks of
+/// its kind only.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DecisionV3 {
+    session_id: Uuid,
+    #[schema(value_type = SessionKind)]
+    session_kind: String,
+    session_number: i64,
+    session_url: String,
+    #[schema(value_type = SessionStatus)]
+    status: String,
+    workflow_id: Uuid,
+    features: Vec<String>,
+    vendor_data: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    callback: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    contact_details: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    expected_details: Option<Value>,
+    shared_from_session: Option<Uuid>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    id_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    nfc_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    liveness_checks: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    face_matches: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    poa_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    phone_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    email_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    aml_screenings: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    ip_analyses: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    database_validations: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    questionnaire_responses: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    registry_checks: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    key_people_checks: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>, required = false)]
+    document_verifications: Option<Vec<Value>>,
+    reviews: Vec<Review>,
+    created_at: String,
+    expires_at: String,
+}
+
+/// The V2 decision payload of a user session: each block is its first item without `node_id`,
+/// or null.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DecisionV2 {
+    session_id: Uuid,
+    session_number: i64,
+    session_url: String,
+    #[schema(value_type = SessionStatus)]
+    status: String,
+    workflow_id: Uuid,
+    features: Vec<String>,
+    vendor_data: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    callback: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    contact_details: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    expected_details: Option<Value>,
+    shared_from_session: Option<Uuid>,
+    #[schema(value_type = Option<Object>)]
+    id_verification: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    nfc: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    liveness: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    face_match: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    poa: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    phone: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    email: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    aml: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    ip_analysis: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    database_validation: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    questionnaire: Option<Value>,
+    reviews: Vec<Review>,
+    created_at: String,
+    expires_at: String,
+}
+
+/// The body of `PUT /v3/session/{id}/decision/`: an optional status and any blocks of the
+/// session's kind, each an array of items (objects with string `node_id` and `status`) or null.
+/// Unknown members and blocks of the other kind are refused.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RecordResults {
+    #[schema(value_type = Option<SessionStatus>)]
+    status: Option<String>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    id_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    nfc_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    liveness_checks: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    face_matches: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    poa_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    phone_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    email_verifications: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    aml_screenings: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    ip_analyses: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    database_validations: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    questionnaire_responses: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    registry_checks: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    key_people_checks: Option<Vec<Value>>,
+    #[schema(value_type = Option<Vec<Object>>)]
+    document_verifications: Option<Vec<Value>>,
+}
