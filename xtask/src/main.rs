@@ -3,16 +3,18 @@
 
 use std::process::{Command, ExitCode};
 
+mod schemathesis;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("openapi") => openapi(),
+        Some("schemathesis") => schemathesis::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
