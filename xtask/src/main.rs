@@ -3,11 +3,12 @@
 
 use std::process::{Command, ExitCode};
 
+mod fuzz;
 mod schemathesis;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | fuzz>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -15,6 +16,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("openapi") => openapi(),
         Some("schemathesis") => schemathesis::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

@@ -60,6 +60,8 @@ fn uuid_literal_sql_works(backend: Backend) -> bool {
 
 /// Sources shared and imported in the crash test.
 const TOTAL: i64 = 48;
+/// Servers killed with SIGKILL in the middle of the stream, per backend.
+const CRASH_ROUNDS: usize = 3;
 
 async fn sigkill_in_the_middle_of_imports(backend: Backend) {
     let db = TestDatabase::create(backend).await;
@@ -92,30 +94,8 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
         tokens.push(shared.body["share_token"].as_str().unwrap().to_owned());
     }
 
-    // A stream of imports from 4 clients, and a SIGKILL once some have committed.
-    let mut tasks = tokio::task::JoinSet::new();
-    for chunk in tokens.chunks(tokens.len() / 4) {
-        let (app, receiver, workflow, chunk) = (
-            app.clone(),
-            receiver.clone(),
-            workflow.clone(),
-            chunk.to_vec(),
-        );
-        tasks.spawn(async move {
-            for token in chunk {
-                let sent = app
-                    .client
-                    .post(format!("{}/v3/session/import-shared/", app.base))
-                    .header("x-api-key", &receiver.key)
-                    .json(&json!({"share_token": token, "workflow_id": workflow}))
-                    .send()
-                    .await;
-                if sent.is_err() {
-                    return;
-                }
-            }
-        });
-    }
+    // Rounds of: a server, a stream of imports from 4 clients, and a SIGKILL once a few more
+    // have committed.
     let committed = || async {
         rows(
             &store,
@@ -125,14 +105,50 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
             .try_get::<i64>("", "n")
             .unwrap()
     };
-    for _ in 0..2000 {
-        if committed().await >= 4 {
-            break;
+    let mut server = first;
+    for round in 0..CRASH_ROUNDS {
+        if round > 0 {
+            server = Server::start(app.db.url());
+            server.wait_until_healthy().await;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        let base = server.base.clone();
+        let before = committed().await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for chunk in tokens.chunks(tokens.len() / 4) {
+            let (client, base, receiver, workflow, chunk) = (
+                app.client.clone(),
+                base.clone(),
+                receiver.clone(),
+                workflow.clone(),
+                chunk.to_vec(),
+            );
+            tasks.spawn(async move {
+                for token in chunk {
+                    let sent = client
+                        .post(format!("{base}/v3/session/import-shared/"))
+                        .header("x-api-key", &receiver.key)
+                        .json(&json!({"share_token": token, "workflow_id": workflow}))
+                        .send()
+                        .await;
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        for _ in 0..2000 {
+            if committed().await >= before + 4 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        server.kill();
+        tasks.join_all().await;
+        eprintln!(
+            "crash round {round}: {} clones committed",
+            committed().await
+        );
     }
-    first.kill();
-    tasks.join_all().await;
 
     // Restart on the same database: what was committed is whole, the rest left no trace.
     let mut second = Server::start(app.db.url());

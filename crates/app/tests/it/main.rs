@@ -10,6 +10,7 @@ mod cli;
 mod errors;
 mod faults;
 mod flow;
+mod hostile;
 mod limits;
 mod logs;
 mod processes;
