@@ -15,10 +15,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = VendorData::parse(text);
     let _ = ApiKey::presented(text);
+    let readable = serde_json::from_str::<serde_json::Value>(text).is_ok();
     if let Ok(object) = RawObject::parse(text) {
         let _ = object.duplicate_key();
         let rewritten = object.to_json_without(&["node_id"]);
-        assert!(serde_json::from_str::<serde_json::Value>(&rewritten).is_ok(), "{rewritten}");
+        // Raw values keep numbers as written; they read back wherever the original did.
+        if readable {
+            assert!(serde_json::from_str::<serde_json::Value>(&rewritten).is_ok(), "{rewritten}");
+        }
         let compacted = compact(text);
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&compacted).ok(),

@@ -8,7 +8,7 @@ mod schemathesis;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | fuzz>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | fuzz | bench>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick]   the import benchmark (docs/performance.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -17,10 +17,24 @@ fn main() -> ExitCode {
         Some("openapi") => openapi(),
         Some("schemathesis") => schemathesis::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `cargo xtask bench [--quick]`: the release-built benchmark; its last line is JSON.
+fn bench(args: &[String]) -> ExitCode {
+    let status = Command::new(env!("CARGO"))
+        .args(["run", "-q", "--release", "-p", "handoff-bench", "--"])
+        .args(args)
+        .status();
+    if status.is_ok_and(|s| s.success()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

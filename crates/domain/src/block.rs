@@ -158,6 +158,9 @@ pub enum ItemError {
     /// `status` absent, empty or not a string.
     #[error("each item needs \"status\", a non-empty string.")]
     Status,
+    /// A number no JSON reader can hold (beyond the range of a double).
+    #[error("item has a number out of range.")]
+    NumberOutOfRange,
 }
 
 /// One item of a feature block: `node_id` and `status` pulled out for indexing, and the whole item
@@ -183,6 +186,10 @@ impl FeatureItem {
         }
         let node_id = string_member(&object, "node_id").ok_or(ItemError::NodeId)?;
         let status = string_member(&object, "status").ok_or(ItemError::Status)?;
+        // The raw text is kept, so check once that every number in it is one readers can hold:
+        // `1e999999` is valid JSON grammar but no client could read it back.
+        serde_json::from_str::<serde_json::Value>(json.get())
+            .map_err(|_| ItemError::NumberOutOfRange)?;
         Ok(Self {
             node_id,
             status,
@@ -275,7 +282,11 @@ mod tests {
 
     #[test]
     fn item_rules() {
-        let cases: [(&str, Result<(), ItemError>); 8] = [
+        let cases: [(&str, Result<(), ItemError>); 9] = [
+            (
+                r#"{"node_id":"n","status":"A","score":1e999999}"#,
+                Err(ItemError::NumberOutOfRange),
+            ),
             (r#"{"node_id":"n","status":"Approved"}"#, Ok(())),
             (r#"[1]"#, Err(ItemError::NotAnObject)),
             (r#""text""#, Err(ItemError::NotAnObject)),

@@ -19,6 +19,7 @@ mod workflows;
 pub use connect::{ConnectError, StoreOptions};
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{FIRST_KID, StoredSigningKey};
+pub use sql::statements_executed;
 
 use sea_orm::DatabaseConnection;
 

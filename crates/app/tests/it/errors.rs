@@ -85,6 +85,9 @@ on_both_backends! {
             assert_error(&answer, 400, "invalid_request");
             assert!(answer.body["errors"][field].is_array(), "{body} should blame {field}: {}", answer.text);
         }
+        let huge = app.raw(Method::PUT, &path, &tenant, Some("application/json"), br#"{"id_verifications": [{"node_id": "n", "status": "A", "score": 1e999999}]}"#.to_vec()).await;
+        assert_error(&huge, 400, "invalid_request");
+        assert!(huge.body["errors"]["id_verifications[0]"].is_array(), "{}", huge.text);
         let duplicate = app.raw(Method::PUT, &path, &tenant, Some("application/json"), br#"{"status": "Declined", "status": "Approved"}"#.to_vec()).await;
         assert_error(&duplicate, 400, "invalid_request");
         assert_eq!(app.get(&path, &tenant).await.body, before, "nothing was written");

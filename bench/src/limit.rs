@@ -1,0 +1,92 @@
+//! The limit: the clone written by hand as SQL, in one transaction, with the fewest statements
+//! the schema allows — the counter, the session row and one `INSERT … SELECT` per related table
+//! — and none of handoff's checks.
+
+use handoff_domain::{ApplicationId, FeatureBlock, SessionKind, WorkflowId};
+use handoff_store::Store;
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait, Value,
+};
+
+use crate::seed::Source;
+
+fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DatabaseBackend::Postgres {
+        let mut n = 0;
+        sql.chars()
+            .map(|c| {
+                if c == '?' {
+                    n += 1;
+                    format!("${n}")
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+pub async fn clone_by_hand(
+    store: &Store,
+    source: &Source,
+    receiver: ApplicationId,
+    workflow: WorkflowId,
+) -> Result<(), sea_orm::DbErr> {
+    let db = store.connection();
+    let backend = db.get_database_backend();
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            isolation_level: None,
+            access_mode: None,
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        })
+        .await?;
+    let clone = uuid::Uuid::new_v4();
+    let now = chrono::Utc::now();
+    txn.execute_raw(statement(
+        backend,
+        "UPDATE applications SET last_session_number = last_session_number + 1 WHERE id = ?",
+        vec![receiver.as_uuid().into()],
+    ))
+    .await?;
+    txn.execute_raw(statement(
+        backend,
+        "INSERT INTO sessions (id, application_id, kind, session_number, session_token, session_url, status, workflow_id, \
+         features, vendor_data, entity_id, metadata, callback, contact_details, expected_details, shared_from_session, \
+         recorded_blocks, created_at, expires_at) \
+         SELECT ?, ?, kind, (SELECT last_session_number FROM applications WHERE id = ?), ?, ?, 'In Review', ?, features, \
+         vendor_data, NULL, NULL, NULL, contact_details, expected_details, id, recorded_blocks, ?, ? FROM sessions WHERE id = ?",
+        vec![
+            clone.into(),
+            receiver.as_uuid().into(),
+            receiver.as_uuid().into(),
+            clone.simple().to_string().into(),
+            format!("https://verify.example.test/session/{}", clone.simple()).into(),
+            workflow.as_uuid().into(),
+            now.into(),
+            (now + chrono::Duration::days(7)).into(),
+            source.session_id.as_uuid().into(),
+        ],
+    ))
+    .await?;
+    for block in FeatureBlock::for_kind(SessionKind::User) {
+        txn.execute_raw(statement(
+            backend,
+            &format!("INSERT INTO {0} (session_id, position, node_id, status, item) SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ?", block.v3_key()),
+            vec![clone.into(), source.session_id.as_uuid().into()],
+        ))
+        .await?;
+    }
+    txn.execute_raw(statement(
+        backend,
+        "INSERT INTO session_logs (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
+         SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at FROM session_logs WHERE session_id = ?",
+        vec![clone.into(), source.session_id.as_uuid().into()],
+    ))
+    .await?;
+    txn.commit().await
+}

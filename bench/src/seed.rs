@@ -1,0 +1,178 @@
+//! Seeding: two applications, their workflows, and finished source sessions filled from the
+//! fixtures, each shared with the receiver.
+
+use handoff_domain::json::RawObject;
+use handoff_domain::services::{CreateSession, Services, ShareRequest};
+use handoff_domain::session::RecordResults;
+use handoff_domain::workflow::Feature;
+use handoff_domain::{
+    Caller, FeatureBlock, FeatureItem, NewWorkflow, SessionId, SessionStatus, VendorData,
+    WorkflowFeature, WorkflowId,
+};
+use serde_json::value::RawValue;
+
+/// A shared source session.
+pub struct Source {
+    pub session_id: SessionId,
+    pub token: String,
+}
+
+/// The applications and workflows of a run.
+pub struct World {
+    pub source: Caller,
+    pub receiver: Caller,
+    pub receiver_key: String,
+    pub source_workflow: WorkflowId,
+    pub receiver_workflow: WorkflowId,
+    results: RecordResults,
+    counter: std::sync::atomic::AtomicUsize,
+}
+
+fn fixture_results() -> Result<RecordResults, String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/record-results-user.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let body = RawObject::parse(&text).map_err(|e| e.to_string())?;
+    let mut results = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: Vec::new(),
+    };
+    for (key, raw) in &body.0 {
+        let Some(block) = FeatureBlock::from_v3_key(key) else {
+            continue;
+        };
+        if raw.get() == "null" {
+            continue;
+        }
+        let items: Vec<Box<RawValue>> =
+            serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+        let items = items
+            .iter()
+            .map(|i| FeatureItem::parse(i).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        results.blocks.push((block, Some(items)));
+    }
+    Ok(results)
+}
+
+async fn caller(services: &Services, name: &str) -> Result<(Caller, String), String> {
+    let (application, key) = services
+        .applications
+        .create_application(name)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        Caller {
+            application_id: application.id,
+            key_prefix: key.prefix().to_owned(),
+        },
+        key.reveal().to_owned(),
+    ))
+}
+
+async fn workflow(services: &Services, caller: &Caller) -> Result<WorkflowId, String> {
+    let steps = [
+        Feature::Ocr,
+        Feature::Liveness,
+        Feature::FaceMatch,
+        Feature::ProofOfAddress,
+        Feature::PhoneVerification,
+        Feature::EmailVerification,
+        Feature::Aml,
+        Feature::IpAnalysis,
+        Feature::DatabaseValidation,
+    ]
+    .into_iter()
+    .map(|feature| WorkflowFeature {
+        feature,
+        config: serde_json::json!({}),
+        label: None,
+    })
+    .collect();
+    let new = NewWorkflow::parse(None, steps, false, None).map_err(|e| format!("{e:?}"))?;
+    Ok(services
+        .workflows
+        .create(caller, new)
+        .await
+        .map_err(|e| e.to_string())?
+        .id)
+}
+
+impl World {
+    pub async fn new(services: &Services) -> Result<World, String> {
+        let (source, _) = caller(services, "Bench source").await?;
+        let (receiver, receiver_key) = caller(services, "Bench receiver").await?;
+        Ok(World {
+            source_workflow: workflow(services, &source).await?,
+            receiver_workflow: workflow(services, &receiver).await?,
+            source,
+            receiver,
+            receiver_key,
+            results: fixture_results()?,
+            counter: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    /// `n` finished sessions shared with the receiver. With `rows` > 0, each has about that
+    /// many related rows: its AML block holds `rows - 2` items, beside its 2 log rows.
+    pub async fn sources(
+        &self,
+        services: &Services,
+        n: usize,
+        rows: usize,
+    ) -> Result<Vec<Source>, String> {
+        let mut results = self.results.clone();
+        if rows > 0 {
+            let item = r#"{"node_id":"feature_aml","status":"Approved","entity_type":"person","total_hits":1,"hits":[{"name":"Example Hit","score":0.1}]}"#;
+            let raw = RawValue::from_string(item.to_owned()).map_err(|e| e.to_string())?;
+            let aml = FeatureItem::parse(&raw).map_err(|e| e.to_string())?;
+            results.blocks = vec![(
+                FeatureBlock::AmlScreenings,
+                Some(vec![aml; rows.saturating_sub(2)]),
+            )];
+        }
+        let mut sources = Vec::with_capacity(n);
+        for _ in 0..n {
+            let i = self
+                .counter
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let request = CreateSession {
+                workflow_id: self.source_workflow,
+                vendor_data: Some(
+                    VendorData::parse(&format!("person-{i}")).map_err(str::to_owned)?,
+                ),
+                callback: None,
+                metadata: None,
+                contact_details: None,
+                expected_details: None,
+            };
+            let session = services
+                .sessions
+                .create(&self.source, request)
+                .await
+                .map_err(|e| e.to_string())?;
+            services
+                .sessions
+                .record_results(&self.source, session.id, results.clone())
+                .await
+                .map_err(|e| e.to_string())?;
+            let shared = services
+                .share
+                .share(
+                    &self.source,
+                    session.id,
+                    ShareRequest {
+                        for_application_id: self.receiver.application_id,
+                        ttl_in_seconds: Some(86_400),
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            sources.push(Source {
+                session_id: session.id,
+                token: shared.share_token.expose().to_owned(),
+            });
+        }
+        Ok(sources)
+    }
+}
