@@ -20,7 +20,9 @@ use crate::kind::SessionKind;
 use crate::ports::*;
 use crate::services::Ports;
 use crate::session::*;
-use crate::share::{ClonePlan, ImportOutcome, IssuedShareToken, ShareClaims, TokenError};
+use crate::share::{
+    ClonePlan, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims, TokenError,
+};
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
 use crate::workflow::Workflow;
@@ -441,12 +443,44 @@ impl ShareRepository for InMemory {
         Ok(())
     }
 
-    async fn is_share_token_revoked(&self, jti: &str) -> Result<bool, RepoError> {
-        Ok(self
-            .state()
-            .share_tokens
+    async fn import_context(
+        &self,
+        jti: Option<&str>,
+        receiver: ApplicationId,
+        source_application_id: ApplicationId,
+        source: SessionId,
+    ) -> Result<ImportContext, RepoError> {
+        let mut state = self.state();
+        let revoked = jti.is_some_and(|jti| {
+            state
+                .share_tokens
+                .iter()
+                .any(|(t, revoked)| t.jti == jti && *revoked)
+        });
+        let existing_clone = state
+            .sessions
             .iter()
-            .any(|(t, revoked)| t.jti == jti && *revoked))
+            .find(|(r, _)| {
+                r.session.application_id == receiver
+                    && r.session.shared_from_session == Some(source)
+            })
+            .map(|(r, _)| r.session.id);
+        let found = find_mut(&mut state, source_application_id, source).map(|(r, _)| {
+            (
+                r.session.clone(),
+                r.blocks.iter().map(|(b, _)| *b).collect(),
+            )
+        });
+        let (source, recorded_blocks) = match found {
+            Some((session, blocks)) => (Some(session), blocks),
+            None => (None, Vec::new()),
+        };
+        Ok(ImportContext {
+            revoked,
+            source,
+            recorded_blocks,
+            existing_clone,
+        })
     }
 
     async fn revoke_share_token(
@@ -469,22 +503,6 @@ impl ShareRepository for InMemory {
         }
     }
 
-    async fn find_clone(
-        &self,
-        application_id: ApplicationId,
-        source: SessionId,
-    ) -> Result<Option<SessionId>, RepoError> {
-        Ok(self
-            .state()
-            .sessions
-            .iter()
-            .find(|(r, _)| {
-                r.session.application_id == application_id
-                    && r.session.shared_from_session == Some(source)
-            })
-            .map(|(r, _)| r.session.id))
-    }
-
     async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
         let mut state = self.state();
         if let Some((r, _)) = state.sessions.iter().find(|(r, _)| {
@@ -502,22 +520,36 @@ impl ShareRepository for InMemory {
             return Ok(ImportOutcome::SourceGone);
         };
         let session_number = next_number(&mut state, plan.application_id);
-        if let Some(vendor_data) = &plan.vendor_data {
-            ensure_entity(
-                &mut state,
-                plan.application_id,
-                plan.kind,
-                vendor_data,
-                plan.created_at,
-            );
-        }
+        let entity_status = match &plan.vendor_data {
+            Some(vendor_data) => {
+                ensure_entity(
+                    &mut state,
+                    plan.application_id,
+                    plan.kind,
+                    vendor_data,
+                    plan.created_at,
+                );
+                let key = vendor_data.key();
+                state
+                    .entities
+                    .iter()
+                    .find(|(app, e)| {
+                        *app == plan.application_id
+                            && e.kind == plan.kind
+                            && e.vendor_data.key() == key
+                    })
+                    .map(|(_, e)| e.status)
+            }
+            None => None,
+        };
+        let status = plan.status(entity_status);
         let session = StoredSession {
             id: plan.clone_id,
             application_id: plan.application_id,
             session_number,
             session_token: plan.session_token.clone(),
             session_url: plan.session_url.clone(),
-            status: plan.status,
+            status,
             workflow_id: plan.workflow_id,
             vendor_data: plan.vendor_data.clone(),
             metadata: None,
@@ -527,9 +559,17 @@ impl ShareRepository for InMemory {
             expires_at: plan.expires_at,
             ..source.session
         };
-        let blocks: Vec<(FeatureBlock, _)> = source.blocks.clone();
+        let blocks: Vec<(FeatureBlock, _)> = source
+            .blocks
+            .iter()
+            .filter(|(b, _)| plan.blocks.contains(b))
+            .cloned()
+            .collect();
         let mut logs = source_logs;
-        logs.push(plan.log.clone());
+        logs.push(LogEntry {
+            new_status: Some(status),
+            ..plan.log.clone()
+        });
         state.sessions.push((
             SessionRecord {
                 session,

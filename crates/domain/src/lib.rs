@@ -35,7 +35,9 @@ pub use session::{
     LogEntry, LogKind, NewSession, RecordResults, Review, ReviewOutcome, SessionFilter,
     SessionPage, SessionRecord, SessionSummary, StoredSession,
 };
-pub use share::{ClonePlan, ImportOutcome, IssuedShareToken, ShareClaims, ShareToken, TokenError};
+pub use share::{
+    ClonePlan, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims, ShareToken, TokenError,
+};
 pub use status::{ReviewStatus, SessionStatus};
 pub use vendor_data::VendorData;
 pub use workflow::{Feature, NewWorkflow, Workflow, WorkflowFeature};

@@ -17,7 +17,9 @@ use crate::session::{
     LogEntry, NewSession, RecordResults, ReviewOutcome, SessionFilter, SessionPage, SessionRecord,
     StoredSession,
 };
-use crate::share::{ClonePlan, ImportOutcome, IssuedShareToken, ShareClaims, TokenError};
+use crate::share::{
+    ClonePlan, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims, TokenError,
+};
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
 use crate::workflow::Workflow;
@@ -184,9 +186,17 @@ pub trait ShareRepository: Send + Sync {
     /// Records an issued token.
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError>;
 
-    /// Whether the token with this id was revoked. MUST return `Ok(false)` for an id that was
-    /// never recorded (tokens of Didit's older shape, or of a deleted session).
-    async fn is_share_token_revoked(&self, jti: &str) -> Result<bool, RepoError>;
+    /// What an import needs before its transaction, in one read: whether the token `jti` was
+    /// revoked (MUST be `false` for `None` or an id never recorded), the source session of
+    /// `source_application_id` with its recorded blocks (MUST be `None` when that application
+    /// holds no such session), and `receiver`'s existing clone of it.
+    async fn import_context(
+        &self,
+        jti: Option<&str>,
+        receiver: ApplicationId,
+        source_application_id: ApplicationId,
+        source: SessionId,
+    ) -> Result<ImportContext, RepoError>;
 
     /// Revokes a token the application issued. MUST return `Ok(false)` when it issued none with
     /// this id.
@@ -197,16 +207,11 @@ pub trait ShareRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 
-    /// The receiver's clone of `source`, if it holds one.
-    async fn find_clone(
-        &self,
-        application_id: ApplicationId,
-        source: SessionId,
-    ) -> Result<Option<SessionId>, RepoError>;
-
-    /// Executes the plan in one transaction: the clone's row (next `session_number`), a copy of
-    /// every related row with fresh ids, the entity of its `vendor_data` when the receiver has
-    /// none, and the plan's log row. MUST write nothing and return
+    /// Executes the plan in one transaction: the entity of the clone's `vendor_data` (created
+    /// `ACTIVE` when the receiver has none, its status read otherwise), the clone's row (next
+    /// `session_number`, status from [`ClonePlan::status`] with that entity status), a copy of
+    /// every row of the plan's blocks and of the source's log with fresh ids, and the plan's log
+    /// row. MUST write nothing and return
     /// `ImportOutcome::AlreadyImported` when the receiver already holds a clone of the source —
     /// decided by the database, so that exactly one of concurrent imports wins, across processes
     /// — and `ImportOutcome::SourceGone` when the source no longer exists.

@@ -3,10 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::block::FeatureBlock;
 use crate::entity::EntityStatus;
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
-use crate::session::LogEntry;
+use crate::session::{LogEntry, StoredSession};
 use crate::status::SessionStatus;
 use crate::vendor_data::VendorData;
 
@@ -119,8 +120,21 @@ pub struct IssuedShareToken {
     pub claims: ShareClaims,
 }
 
+/// What an import needs to know before its transaction, read in one go.
+#[derive(Clone, Debug, Default)]
+pub struct ImportContext {
+    /// Whether the presented token's `jti` was revoked (false when it has none).
+    pub revoked: bool,
+    /// The source session in the source application, if it is there.
+    pub source: Option<StoredSession>,
+    /// The blocks the source recorded.
+    pub recorded_blocks: Vec<FeatureBlock>,
+    /// The receiver's clone of the source, if it holds one.
+    pub existing_clone: Option<SessionId>,
+}
+
 /// Everything the store needs to clone a source session into the receiver's application, in one
-/// transaction: the new session's identity and status, and the import's log row.
+/// transaction: the new session's identity, what decides its status, and the import's log row.
 #[derive(Clone, Debug)]
 pub struct ClonePlan {
     /// The application that holds the source.
@@ -129,6 +143,8 @@ pub struct ClonePlan {
     pub source_session_id: SessionId,
     /// The source's kind (the clone's too).
     pub kind: SessionKind,
+    /// The blocks to copy: those the source recorded.
+    pub blocks: Vec<FeatureBlock>,
     /// The receiving application.
     pub application_id: ApplicationId,
     /// The clone's fresh id.
@@ -139,18 +155,28 @@ pub struct ClonePlan {
     pub session_token: String,
     /// The clone's fresh URL.
     pub session_url: String,
-    /// The clone's status, from [`clone_status`].
-    pub status: SessionStatus,
+    /// The source's status, as checked.
+    pub source_status: SessionStatus,
+    /// Whether the receiver trusts the source's decision.
+    pub trust_review: bool,
     /// The clone's `vendor_data`: the override, or the source's.
     pub vendor_data: Option<VendorData>,
     /// When the clone was created.
     pub created_at: DateTime<Utc>,
     /// `created_at` + the receiver workflow's `session_expiration_time`.
     pub expires_at: DateTime<Utc>,
-    /// The log row that records the import on the clone.
+    /// The log row that records the import on the clone; the store fills `new_status`.
     pub log: LogEntry,
     /// The redeemed token's id, when it has one.
     pub jti: Option<String>,
+}
+
+impl ClonePlan {
+    /// The clone's status once the store has read, inside the clone's transaction, the status
+    /// of the receiver's entity for the clone's `vendor_data`.
+    pub fn status(&self, receiver_entity: Option<EntityStatus>) -> SessionStatus {
+        clone_status(self.source_status, self.trust_review, receiver_entity)
+    }
 }
 
 /// What executing a clone plan did.

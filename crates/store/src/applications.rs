@@ -31,6 +31,7 @@ impl ApplicationRepository for Store {
         application: &Application,
         key: &NewApiKey,
     ) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         execute(
             &txn,

@@ -27,12 +27,26 @@ use sea_orm::DatabaseConnection;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite has one writer at a time. Write transactions of this process queue here, in
+    /// order and without polling, instead of in SQLite's busy handler, which sleeps and retries
+    /// and turns contention into long tail latencies. Readers never wait on it.
+    write_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl Store {
     /// Wraps an open connection pool.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        let write_gate = (db.get_database_backend() == DatabaseBackend::Sqlite)
+            .then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+        Self { db, write_gate }
+    }
+
+    /// Waits for this process's turn to write (SQLite only; PostgreSQL has row locks).
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        }
     }
 
     /// The connection pool, for running migrations.

@@ -26,6 +26,7 @@ impl SessionRepository for Store {
         s: &NewSession,
         log: &LogEntry,
     ) -> Result<StoredSession, RepoError> {
+        let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         // First statement writes: the counter row is the lock that serializes session numbers
         // of one application, on PostgreSQL and across processes.
@@ -41,7 +42,9 @@ impl SessionRepository for Store {
 
         let entity_id = match &s.vendor_data {
             Some(vendor_data) => Some(
-                ensure_entity(&txn, s.application_id, s.kind, vendor_data, s.created_at).await?,
+                ensure_entity(&txn, s.application_id, s.kind, vendor_data, s.created_at)
+                    .await?
+                    .0,
             ),
             None => None,
         };
@@ -132,6 +135,7 @@ impl SessionRepository for Store {
         results: &RecordResults,
         log: &LogEntry,
     ) -> Result<bool, RepoError> {
+        let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         let backend = txn.get_database_backend();
         let Some(row) = query_one(
@@ -190,6 +194,7 @@ impl SessionRepository for Store {
         review: ReviewStatus,
         log: &LogEntry,
     ) -> Result<ReviewOutcome, RepoError> {
+        let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         let backend = txn.get_database_backend();
         let Some(row) = query_one(
@@ -297,44 +302,38 @@ impl SessionRepository for Store {
     }
 }
 
-/// The id of the application's entity for `vendor_data`, created `ACTIVE` when missing.
-/// Concurrent creators agree: the unique key decides, the loser reads the winner's row.
+/// The id and status of the application's entity for `vendor_data`, created `ACTIVE` when
+/// missing, in one statement: the unique key decides between concurrent creators, and the no-op
+/// `DO UPDATE` lets `RETURNING` give the existing row (and locks it for the transaction).
 pub(crate) async fn ensure_entity(
     txn: &DatabaseTransaction,
     application_id: ApplicationId,
     kind: handoff_domain::SessionKind,
     vendor_data: &handoff_domain::VendorData,
     at: chrono::DateTime<chrono::Utc>,
-) -> Result<Uuid, RepoError> {
-    let key = vendor_data.key();
-    execute(
+) -> Result<(Uuid, EntityStatus), RepoError> {
+    let row = query_one(
         txn,
         "INSERT INTO entities (id, application_id, kind, vendor_data, vendor_data_key, status, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (application_id, kind, vendor_data_key) DO NOTHING",
+         ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status \
+         RETURNING id, status",
         vec![
             Uuid::new_v4().into(),
             application_id.as_uuid().into(),
             kind.as_str().into(),
             vendor_data.as_str().into(),
-            key.clone().into(),
+            vendor_data.key().into(),
             EntityStatus::Active.as_str().into(),
             at.into(),
         ],
     )
-    .await?;
-    let row = query_one(
-        txn,
-        "SELECT id FROM entities WHERE application_id = ? AND kind = ? AND vendor_data_key = ?",
-        vec![
-            application_id.as_uuid().into(),
-            kind.as_str().into(),
-            key.into(),
-        ],
-    )
     .await?
-    .ok_or_else(|| RepoError::Internal("entity vanished inside its transaction".into()))?;
-    get(&row, "id")
+    .ok_or_else(|| RepoError::Internal("entity upsert returned no row".into()))?;
+    let status: String = get(&row, "status")?;
+    let status = EntityStatus::parse(&status)
+        .ok_or_else(|| RepoError::Internal(format!("stored entity status {status:?}")))?;
+    Ok((get(&row, "id")?, status))
 }
 
 async fn insert_items(

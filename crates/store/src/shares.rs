@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
-    ApplicationId, ClonePlan, FeatureBlock, ImportOutcome, IssuedShareToken, RepoError, SessionId,
-    StoredSession,
+    ApplicationId, ClonePlan, ImportContext, ImportOutcome, IssuedShareToken, LogEntry, RepoError,
+    SessionId, StoredSession,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
 use uuid::Uuid;
@@ -54,17 +54,49 @@ impl ShareRepository for Store {
         .map(drop)
     }
 
-    async fn is_share_token_revoked(&self, jti: &str) -> Result<bool, RepoError> {
+    async fn import_context(
+        &self,
+        jti: Option<&str>,
+        receiver: ApplicationId,
+        source_application_id: ApplicationId,
+        source: SessionId,
+    ) -> Result<ImportContext, RepoError> {
+        let columns: Vec<String> = SESSION_COLUMNS
+            .split(',')
+            .map(|c| format!("s.{}", c.trim()))
+            .collect();
         let row = query_one(
             &self.db,
-            "SELECT revoked_at FROM share_tokens WHERE jti = ?",
-            vec![jti.into()],
+            &format!(
+                "SELECT (SELECT revoked_at FROM share_tokens WHERE jti = ?) AS revoked_at, \
+                 (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
+                 {} FROM (SELECT 1 AS probe) AS probe LEFT JOIN sessions s ON s.id = ? AND s.application_id = ?",
+                columns.join(", ")
+            ),
+            vec![
+                jti.map(str::to_owned).into(),
+                receiver.as_uuid().into(),
+                source.as_uuid().into(),
+                source.as_uuid().into(),
+                source_application_id.as_uuid().into(),
+            ],
         )
-        .await?;
-        match row {
-            Some(row) => Ok(get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some()),
-            None => Ok(false),
-        }
+        .await?
+        .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
+        let revoked = get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some();
+        let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
+        let (source, recorded_blocks) = if get::<Option<Uuid>>(&row, "id")?.is_some() {
+            let (session, blocks) = rows::session(&row)?;
+            (Some(session), blocks)
+        } else {
+            (None, Vec::new())
+        };
+        Ok(ImportContext {
+            revoked,
+            source,
+            recorded_blocks,
+            existing_clone,
+        })
     }
 
     async fn revoke_share_token(
@@ -83,22 +115,8 @@ impl ShareRepository for Store {
         Ok(changed == 1)
     }
 
-    async fn find_clone(
-        &self,
-        application_id: ApplicationId,
-        source: SessionId,
-    ) -> Result<Option<SessionId>, RepoError> {
-        query_one(
-            &self.db,
-            "SELECT id FROM sessions WHERE application_id = ? AND shared_from_session = ?",
-            vec![application_id.as_uuid().into(), source.as_uuid().into()],
-        )
-        .await?
-        .map(|row| get::<Uuid>(&row, "id").map(SessionId::from_uuid))
-        .transpose()
-    }
-
     async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
+        let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         match copy(&txn, plan).await {
             Ok(Copied::Done) => {
@@ -114,7 +132,7 @@ impl ShareRepository for Store {
                 // transaction is rolled back before the winner is read.
                 txn.rollback().await.map_err(repo_error)?;
                 match self
-                    .find_clone(plan.application_id, plan.source_session_id)
+                    .existing_clone(plan.application_id, plan.source_session_id)
                     .await?
                 {
                     Some(existing) => Ok(ImportOutcome::AlreadyImported(existing)),
@@ -124,6 +142,23 @@ impl ShareRepository for Store {
             Err(Failure::Db(error)) => Err(repo_error(error)),
             Err(Failure::Repo(error)) => Err(error),
         }
+    }
+}
+
+impl Store {
+    async fn existing_clone(
+        &self,
+        application_id: ApplicationId,
+        source: SessionId,
+    ) -> Result<Option<SessionId>, RepoError> {
+        query_one(
+            &self.db,
+            "SELECT id FROM sessions WHERE application_id = ? AND shared_from_session = ?",
+            vec![application_id.as_uuid().into(), source.as_uuid().into()],
+        )
+        .await?
+        .map(|row| get::<Uuid>(&row, "id").map(SessionId::from_uuid))
+        .transpose()
     }
 }
 
@@ -162,19 +197,23 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
     .await?
     .ok_or_else(|| RepoError::Internal("import into an unknown application".into()))?;
     let session_number: i64 = get(&counter, "last_session_number")?;
-    let entity_id = match &plan.vendor_data {
-        Some(vendor_data) => Some(
-            ensure_entity(
+    // The receiver's entity, read (or created) inside the transaction: its status decides the
+    // clone's, with no window for it to change in between.
+    let (entity_id, entity_status) = match &plan.vendor_data {
+        Some(vendor_data) => {
+            let (id, status) = ensure_entity(
                 txn,
                 plan.application_id,
                 plan.kind,
                 vendor_data,
                 plan.created_at,
             )
-            .await?,
-        ),
-        None => None,
+            .await?;
+            (Some(id), Some(status))
+        }
+        None => (None, None),
     };
+    let status = plan.status(entity_status);
 
     // The session row, from the source's. The source application's own metadata and callback
     // stay behind; what the verification was about (contact and expected details) comes along.
@@ -184,7 +223,7 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
          status, workflow_id, features, vendor_data, entity_id, metadata, callback, contact_details, \
          expected_details, shared_from_session, recorded_blocks, created_at, expires_at) \
          SELECT ?, ?, kind, ?, ?, ?, ?, ?, features, ?, ?, NULL, NULL, contact_details, \
-         expected_details, id, recorded_blocks, ?, ? \
+         expected_details, id, ?, ?, ? \
          FROM sessions WHERE id = ? AND application_id = ? AND kind = ?",
         vec![
             plan.clone_id.as_uuid().into(),
@@ -192,10 +231,11 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
             session_number.into(),
             plan.session_token.clone().into(),
             plan.session_url.clone().into(),
-            plan.status.as_str().into(),
+            status.as_str().into(),
             plan.workflow_id.as_uuid().into(),
             plan.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
             entity_id.into(),
+            rows::recorded_blocks_text(&plan.blocks).into(),
             plan.created_at.into(),
             plan.expires_at.into(),
             plan.source_session_id.as_uuid().into(),
@@ -208,7 +248,8 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         return Ok(Copied::SourceGone);
     }
 
-    for (step, block) in FeatureBlock::for_kind(plan.kind).iter().enumerate() {
+    // Only the blocks the source recorded: an empty table costs a statement and copies nothing.
+    for (step, block) in plan.blocks.iter().enumerate() {
         #[cfg(feature = "test-support")]
         if crate::testing::take_import_fault(plan.application_id, step) {
             return Err(Failure::Repo(RepoError::Internal("injected fault".into())));
@@ -237,7 +278,11 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         ],
     )
     .await?;
-    insert_log(txn, plan.clone_id, &plan.log).await?;
+    let log = LogEntry {
+        new_status: Some(status),
+        ..plan.log.clone()
+    };
+    insert_log(txn, plan.clone_id, &log).await?;
     if let Some(jti) = &plan.jti {
         run(
             txn,

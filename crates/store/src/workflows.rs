@@ -30,6 +30,7 @@ fn workflow(row: &QueryResult) -> Result<Workflow, RepoError> {
 #[async_trait]
 impl WorkflowRepository for Store {
     async fn create_workflow(&self, w: &Workflow) -> Result<(), RepoError> {
+        let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         if w.is_default {
             execute(

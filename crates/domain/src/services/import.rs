@@ -8,7 +8,7 @@ use super::{Error, Ports};
 use crate::application::Caller;
 use crate::ids::{SessionId, WorkflowId};
 use crate::session::{LogEntry, LogKind};
-use crate::share::{ClonePlan, ImportOutcome, ShareToken, TokenError, clone_status};
+use crate::share::{ClonePlan, ImportOutcome, ShareToken, TokenError};
 use crate::vendor_data::VendorData;
 
 /// Random bytes in a clone's session token.
@@ -62,27 +62,28 @@ impl ImportService {
                 TokenError::Expired => Error::ShareTokenExpired,
                 TokenError::Invalid | TokenError::Signing(_) => Error::ShareTokenInvalid,
             })?;
-        if let Some(jti) = &claims.jti
-            && self.ports.shares.is_share_token_revoked(jti).await?
-        {
+        // One read for checks 5, 7 and 8; the checks still answer in the contract's order.
+        let context = self
+            .ports
+            .shares
+            .import_context(
+                claims.jti.as_deref(),
+                caller.application_id,
+                claims.from_application_id,
+                claims.session_id,
+            )
+            .await?;
+        if context.revoked {
             return Err(Error::ShareTokenRevoked);
         }
         if claims.for_application_id != caller.application_id {
             return Err(Error::ShareTokenWrongApplication);
         }
-        let source = self
-            .ports
-            .shares
-            .find_source(claims.from_application_id, claims.session_id)
-            .await?
+        let source = context
+            .source
             .filter(|source| source.kind == claims.session_kind)
             .ok_or(Error::SourceSessionNotFound)?;
-        if let Some(existing) = self
-            .ports
-            .shares
-            .find_clone(caller.application_id, source.id)
-            .await?
-        {
+        if let Some(existing) = context.existing_clone {
             return Err(Error::AlreadyImported(existing));
         }
         let workflow = self
@@ -95,30 +96,21 @@ impl ImportService {
             return Err(Error::WorkflowKindMismatch);
         }
 
-        let vendor_data = request.vendor_data.or_else(|| source.vendor_data.clone());
-        let entity_status = match &vendor_data {
-            Some(vendor_data) => self
-                .ports
-                .entities
-                .find_entity(caller.application_id, source.kind, vendor_data)
-                .await?
-                .map(|entity| entity.status),
-            None => None,
-        };
-        let status = clone_status(source.status, request.trust_review, entity_status);
         let now = self.ports.clock.now();
         let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
         let plan = ClonePlan {
             source_application_id: claims.from_application_id,
             source_session_id: source.id,
             kind: source.kind,
+            blocks: context.recorded_blocks,
             application_id: caller.application_id,
             clone_id: SessionId::from_uuid(self.ports.ids.uuid()),
             workflow_id: workflow.id,
             session_url: format!("{}/session/{session_token}", self.session_base_url),
             session_token,
-            status,
-            vendor_data,
+            source_status: source.status,
+            trust_review: request.trust_review,
+            vendor_data: request.vendor_data.or_else(|| source.vendor_data.clone()),
             created_at: now,
             expires_at: now + Duration::seconds(workflow.session_expiration_time),
             log: LogEntry {
@@ -126,7 +118,7 @@ impl ImportService {
                 actor: format!("api-key:{}", caller.key_prefix),
                 action: "imported".to_owned(),
                 old_status: Some(source.status),
-                new_status: Some(status),
+                new_status: None,
                 comment: None,
                 details: Some(json!({
                     "source_application_id": claims.from_application_id.to_string(),
@@ -319,14 +311,18 @@ mod tests {
                     )
                     .await
                     .unwrap();
-                assert!(
-                    f.world
-                        .store
-                        .find_clone(f.receiver.application_id, f.source_session)
-                        .await
-                        .unwrap()
-                        == Some(earlier)
-                );
+                let context = f
+                    .world
+                    .store
+                    .import_context(
+                        None,
+                        f.receiver.application_id,
+                        f.source.application_id,
+                        f.source_session,
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(context.existing_clone, Some(earlier));
             }
             9 => request.workflow_id = WorkflowId::from_uuid(uuid::Uuid::from_u128(12345)),
             10 => request.workflow_id = f.other_kind_workflow,
