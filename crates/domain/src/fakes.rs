@@ -21,7 +21,8 @@ use crate::ports::*;
 use crate::services::Ports;
 use crate::session::*;
 use crate::share::{
-    ClonePlan, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims, TokenError,
+    ClonePlan, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken, ShareClaims,
+    TokenError,
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
@@ -449,6 +450,7 @@ impl ShareRepository for InMemory {
         receiver: ApplicationId,
         source_application_id: ApplicationId,
         source: SessionId,
+        workflow_id: WorkflowId,
     ) -> Result<ImportContext, RepoError> {
         let mut state = self.state();
         let revoked = jti.is_some_and(|jti| {
@@ -475,11 +477,20 @@ impl ShareRepository for InMemory {
             Some((session, blocks)) => (Some(session), blocks),
             None => (None, Vec::new()),
         };
+        let workflow = state
+            .workflows
+            .iter()
+            .find(|(w, deleted)| w.application_id == receiver && w.id == workflow_id && !deleted)
+            .map(|(w, _)| ImportWorkflow {
+                kind: w.kind,
+                session_expiration_time: w.session_expiration_time,
+            });
         Ok(ImportContext {
             revoked,
             source,
             recorded_blocks,
             existing_clone,
+            workflow,
         })
     }
 

@@ -36,7 +36,8 @@ pub use session::{
     SessionPage, SessionRecord, SessionSummary, StoredSession,
 };
 pub use share::{
-    ClonePlan, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims, ShareToken, TokenError,
+    ClonePlan, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken, ShareClaims,
+    ShareToken, TokenError,
 };
 pub use status::{ReviewStatus, SessionStatus};
 pub use vendor_data::VendorData;

@@ -189,13 +189,15 @@ pub trait ShareRepository: Send + Sync {
     /// What an import needs before its transaction, in one read: whether the token `jti` was
     /// revoked (MUST be `false` for `None` or an id never recorded), the source session of
     /// `source_application_id` with its recorded blocks (MUST be `None` when that application
-    /// holds no such session), and `receiver`'s existing clone of it.
+    /// holds no such session), `receiver`'s existing clone of it, and `receiver`'s workflow
+    /// `workflow_id` (MUST be `None` when deleted or another application's).
     async fn import_context(
         &self,
         jti: Option<&str>,
         receiver: ApplicationId,
         source_application_id: ApplicationId,
         source: SessionId,
+        workflow_id: WorkflowId,
     ) -> Result<ImportContext, RepoError>;
 
     /// Revokes a token the application issued. MUST return `Ok(false)` when it issued none with

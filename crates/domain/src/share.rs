@@ -131,6 +131,17 @@ pub struct ImportContext {
     pub recorded_blocks: Vec<FeatureBlock>,
     /// The receiver's clone of the source, if it holds one.
     pub existing_clone: Option<SessionId>,
+    /// The receiver's (undeleted) workflow named by the import, if it holds it.
+    pub workflow: Option<ImportWorkflow>,
+}
+
+/// What an import needs of the receiver's workflow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImportWorkflow {
+    /// Its kind.
+    pub kind: SessionKind,
+    /// Seconds from a session's creation to its `expires_at`.
+    pub session_expiration_time: i64,
 }
 
 /// Everything the store needs to clone a source session into the receiver's application, in one

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
-    ApplicationId, ClonePlan, ImportContext, ImportOutcome, IssuedShareToken, LogEntry, RepoError,
-    SessionId, StoredSession,
+    ApplicationId, ClonePlan, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
+    LogEntry, RepoError, SessionId, SessionKind, StoredSession, WorkflowId,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
 use uuid::Uuid;
@@ -60,6 +60,7 @@ impl ShareRepository for Store {
         receiver: ApplicationId,
         source_application_id: ApplicationId,
         source: SessionId,
+        workflow_id: WorkflowId,
     ) -> Result<ImportContext, RepoError> {
         let columns: Vec<String> = SESSION_COLUMNS
             .split(',')
@@ -70,7 +71,10 @@ impl ShareRepository for Store {
             &format!(
                 "SELECT (SELECT revoked_at FROM share_tokens WHERE jti = ?) AS revoked_at, \
                  (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
-                 {} FROM (SELECT 1 AS probe) AS probe LEFT JOIN sessions s ON s.id = ? AND s.application_id = ?",
+                 w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {} \
+                 FROM (SELECT 1 AS probe) AS probe \
+                 LEFT JOIN sessions s ON s.id = ? AND s.application_id = ? \
+                 LEFT JOIN workflows w ON w.id = ? AND w.application_id = ? AND w.deleted_at IS NULL",
                 columns.join(", ")
             ),
             vec![
@@ -79,6 +83,8 @@ impl ShareRepository for Store {
                 source.as_uuid().into(),
                 source.as_uuid().into(),
                 source_application_id.as_uuid().into(),
+                workflow_id.as_uuid().into(),
+                receiver.as_uuid().into(),
             ],
         )
         .await?
@@ -91,11 +97,20 @@ impl ShareRepository for Store {
         } else {
             (None, Vec::new())
         };
+        let workflow = match get::<Option<String>>(&row, "workflow_kind")? {
+            Some(kind) => Some(ImportWorkflow {
+                kind: SessionKind::parse(&kind)
+                    .ok_or_else(|| RepoError::Internal(format!("stored workflow kind {kind:?}")))?,
+                session_expiration_time: get(&row, "workflow_expiration")?,
+            }),
+            None => None,
+        };
         Ok(ImportContext {
             revoked,
             source,
             recorded_blocks,
             existing_clone,
+            workflow,
         })
     }
 

@@ -62,7 +62,7 @@ impl ImportService {
                 TokenError::Expired => Error::ShareTokenExpired,
                 TokenError::Invalid | TokenError::Signing(_) => Error::ShareTokenInvalid,
             })?;
-        // One read for checks 5, 7 and 8; the checks still answer in the contract's order.
+        // One read for checks 5, 7, 8, 9 and 10; they still answer in the contract's order.
         let context = self
             .ports
             .shares
@@ -71,6 +71,7 @@ impl ImportService {
                 caller.application_id,
                 claims.from_application_id,
                 claims.session_id,
+                request.workflow_id,
             )
             .await?;
         if context.revoked {
@@ -86,12 +87,7 @@ impl ImportService {
         if let Some(existing) = context.existing_clone {
             return Err(Error::AlreadyImported(existing));
         }
-        let workflow = self
-            .ports
-            .workflows
-            .find_workflow(caller.application_id, request.workflow_id)
-            .await?
-            .ok_or(Error::WorkflowNotFound)?;
+        let workflow = context.workflow.ok_or(Error::WorkflowNotFound)?;
         if workflow.kind != claims.session_kind {
             return Err(Error::WorkflowKindMismatch);
         }
@@ -105,7 +101,7 @@ impl ImportService {
             blocks: context.recorded_blocks,
             application_id: caller.application_id,
             clone_id: SessionId::from_uuid(self.ports.ids.uuid()),
-            workflow_id: workflow.id,
+            workflow_id: request.workflow_id,
             session_url: format!("{}/session/{session_token}", self.session_base_url),
             session_token,
             source_status: source.status,
@@ -319,6 +315,7 @@ mod tests {
                         f.receiver.application_id,
                         f.source.application_id,
                         f.source_session,
+                        f.workflow,
                     )
                     .await
                     .unwrap();
