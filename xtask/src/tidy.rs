@@ -84,7 +84,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_rust_file_says_what_it_is_for() {
     let mut files = Vec::new();
-    for dir in ["crates", "migrations", "xtask", "bench", "fuzz/fuzz_targets"] {
+    for dir in [
+        "crates",
+        "migrations",
+        "xtask",
+        "bench",
+        "fuzz/fuzz_targets",
+    ] {
         rust_files(&root().join(dir), &mut files);
     }
     assert!(files.len() > 20);

@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
-    ApplicationId, ClonePlan, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
-    LogEntry, RepoError, SessionId, SessionKind, StoredSession, WorkflowId,
+    ApplicationId, ClonePlan, FeatureBlock, ImportContext, ImportOutcome, ImportWorkflow,
+    IssuedShareToken, LogEntry, RepoError, SessionId, SessionKind, StoredSession, WorkflowId,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
 use uuid::Uuid;
@@ -177,6 +177,27 @@ impl Store {
     }
 }
 
+/// The `INSERT … SELECT` that copies one block table, built once per block. Positions are copied
+/// as they are, so the rows need no order.
+fn copy_block_sql(block: FeatureBlock) -> &'static str {
+    static SQL: std::sync::LazyLock<Vec<(FeatureBlock, String)>> = std::sync::LazyLock::new(|| {
+        FeatureBlock::ALL
+            .iter()
+            .map(|block| {
+                let sql = format!(
+                    "INSERT INTO {0} (session_id, position, node_id, status, item) \
+                     SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ?",
+                    block.v3_key()
+                );
+                (*block, sql)
+            })
+            .collect()
+    });
+    SQL.iter()
+        .find(|(b, _)| *b == block)
+        .map_or("", |(_, sql)| sql.as_str())
+}
+
 enum Copied {
     Done,
     SourceGone,
@@ -272,12 +293,11 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         let _ = step;
         run(
             txn,
-            &format!(
-                "INSERT INTO {0} (session_id, position, node_id, status, item) \
-                 SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ? ORDER BY position",
-                block.v3_key()
-            ),
-            vec![plan.clone_id.as_uuid().into(), plan.source_session_id.as_uuid().into()],
+            copy_block_sql(*block),
+            vec![
+                plan.clone_id.as_uuid().into(),
+                plan.source_session_id.as_uuid().into(),
+            ],
         )
         .await?;
     }
