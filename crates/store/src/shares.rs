@@ -221,18 +221,18 @@ async fn run(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result
         .map_err(Failure::Db)
 }
 
-/// The clone's statements, in order. The first one writes, so the transaction holds the write
-/// lock from its start.
+/// A session number no real session has (real ones are positive), unique per clone: the clone's
+/// row holds it until the transaction takes its real number, last.
+fn placeholder_number(clone: SessionId) -> i64 {
+    let bits = clone.as_uuid().as_u64_pair().0 >> 1;
+    -i64::try_from(bits).unwrap_or(i64::MAX) - 1
+}
+
+/// The clone's statements, in order. The application's counter row is taken last, just before
+/// `COMMIT`: concurrent imports into one application serialize on that row lock, so the less of
+/// the transaction runs under it, the more of them overlap. (SQLite's immediate transaction
+/// holds the write lock from `BEGIN` anyway.)
 async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Failure> {
-    let counter = query_one(
-        txn,
-        "UPDATE applications SET last_session_number = last_session_number + 1 \
-         WHERE id = ? RETURNING last_session_number",
-        vec![plan.application_id.as_uuid().into()],
-    )
-    .await?
-    .ok_or_else(|| RepoError::Internal("import into an unknown application".into()))?;
-    let session_number: i64 = get(&counter, "last_session_number")?;
     // The receiver's entity, read (or created) inside the transaction: its status decides the
     // clone's, with no window for it to change in between.
     let (entity_id, entity_status) = match &plan.vendor_data {
@@ -264,7 +264,7 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         vec![
             plan.clone_id.as_uuid().into(),
             plan.application_id.as_uuid().into(),
-            session_number.into(),
+            placeholder_number(plan.clone_id).into(),
             plan.session_token.clone().into(),
             plan.session_url.clone().into(),
             status.as_str().into(),
@@ -331,5 +331,20 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         )
         .await?;
     }
+    let counter = query_one(
+        txn,
+        "UPDATE applications SET last_session_number = last_session_number + 1 \
+         WHERE id = ? RETURNING last_session_number",
+        vec![plan.application_id.as_uuid().into()],
+    )
+    .await?
+    .ok_or_else(|| RepoError::Internal("import into an unknown application".into()))?;
+    let session_number: i64 = get(&counter, "last_session_number")?;
+    run(
+        txn,
+        "UPDATE sessions SET session_number = ? WHERE id = ?",
+        vec![session_number.into(), plan.clone_id.as_uuid().into()],
+    )
+    .await?;
     Ok(Copied::Done)
 }
