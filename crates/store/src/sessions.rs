@@ -137,17 +137,7 @@ impl SessionRepository for Store {
     ) -> Result<bool, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        let backend = txn.get_database_backend();
-        let Some(row) = query_one(
-            &txn,
-            &format!(
-                "SELECT status, recorded_blocks FROM sessions WHERE id = ? AND application_id = ?{}",
-                for_update(backend)
-            ),
-            vec![id.as_uuid().into(), application_id.as_uuid().into()],
-        )
-        .await?
-        else {
+        let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(false);
         };
         let old_status = rows::status(&get::<String>(&row, "status")?)?;
@@ -196,17 +186,7 @@ impl SessionRepository for Store {
     ) -> Result<ReviewOutcome, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        let backend = txn.get_database_backend();
-        let Some(row) = query_one(
-            &txn,
-            &format!(
-                "SELECT status FROM sessions WHERE id = ? AND application_id = ?{}",
-                for_update(backend)
-            ),
-            vec![id.as_uuid().into(), application_id.as_uuid().into()],
-        )
-        .await?
-        else {
+        let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(ReviewOutcome::NotFound);
         };
         let current = rows::status(&get::<String>(&row, "status")?)?;
@@ -300,6 +280,25 @@ impl SessionRepository for Store {
             results,
         })
     }
+}
+
+/// The session's `status` and `recorded_blocks`, its row locked for the rest of the transaction
+/// (`FOR UPDATE` on PostgreSQL; SQLite's immediate transaction already holds the write lock).
+/// `None` when the application holds no such session.
+async fn lock_session(
+    txn: &DatabaseTransaction,
+    application_id: ApplicationId,
+    id: SessionId,
+) -> Result<Option<sea_orm::QueryResult>, RepoError> {
+    query_one(
+        txn,
+        &format!(
+            "SELECT status, recorded_blocks FROM sessions WHERE id = ? AND application_id = ?{}",
+            for_update(txn.get_database_backend())
+        ),
+        vec![id.as_uuid().into(), application_id.as_uuid().into()],
+    )
+    .await
 }
 
 /// The id and status of the application's entity for `vendor_data`, created `ACTIVE` when
