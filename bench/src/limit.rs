@@ -110,3 +110,71 @@ pub async fn clone_by_hand(
     .await?;
     txn.commit().await
 }
+
+/// The limit on PostgreSQL, where data-modifying `WITH` lets the whole clone be one statement
+/// (and so its own transaction): counter, entity, session, every block, the logs.
+pub async fn clone_in_one_statement(
+    store: &Store,
+    source: &Source,
+    receiver: ApplicationId,
+    workflow: WorkflowId,
+) -> Result<(), sea_orm::DbErr> {
+    let db = store.connection();
+    let clone = uuid::Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let mut sql = String::from(
+        "WITH src AS (SELECT * FROM sessions WHERE id = $1), \
+         counter AS (UPDATE applications SET last_session_number = last_session_number + 1 \
+           WHERE id = $2 AND EXISTS (SELECT 1 FROM src) RETURNING last_session_number), \
+         entity AS (INSERT INTO entities (id, application_id, kind, vendor_data, vendor_data_key, status, created_at) \
+           SELECT $3, $2, kind, vendor_data, lower(vendor_data), 'ACTIVE', $4 FROM src WHERE vendor_data IS NOT NULL \
+           ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status RETURNING id), \
+         clone AS (INSERT INTO sessions (id, application_id, kind, session_number, session_token, session_url, status, \
+           workflow_id, features, vendor_data, entity_id, metadata, callback, contact_details, expected_details, \
+           shared_from_session, recorded_blocks, created_at, expires_at) \
+           SELECT $5, $2, kind, counter.last_session_number, $6, $7, 'In Review', $8, features, vendor_data, \
+           (SELECT id FROM entity), NULL, NULL, contact_details, expected_details, src.id, recorded_blocks, $4, $9 \
+           FROM src, counter RETURNING id), ",
+    );
+    for block in FeatureBlock::for_kind(SessionKind::User) {
+        sql.push_str(&format!(
+            "c_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
+             SELECT $5, position, node_id, status, item FROM {0} WHERE session_id = $1), ",
+            block.v3_key()
+        ));
+    }
+    sql.push_str(
+        "logs AS (INSERT INTO session_logs (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
+         SELECT $5, kind, actor, action, old_status, new_status, comment, details, created_at FROM ( \
+           SELECT 0 AS ord, id, kind, actor, action, old_status, new_status, comment, details, created_at \
+           FROM session_logs WHERE session_id = $1 \
+           UNION ALL SELECT 1, 0, 'event', 'bench', 'imported', 'Approved', 'In Review', NULL, NULL, $4 FROM clone) l \
+         ORDER BY ord, id) \
+         SELECT count(*) AS n FROM clone",
+    );
+    db.query_one_raw(Statement::from_sql_and_values(
+        DatabaseBackend::Postgres,
+        sql,
+        vec![
+            source.session_id.as_uuid().into(),
+            receiver.as_uuid().into(),
+            uuid::Uuid::new_v4().into(),
+            now.into(),
+            clone.into(),
+            clone.simple().to_string().into(),
+            format!("https://verify.example.test/session/{}", clone.simple()).into(),
+            workflow.as_uuid().into(),
+            (now + chrono::Duration::days(7)).into(),
+        ],
+    ))
+    .await?
+    .ok_or_else(|| sea_orm::DbErr::Custom("no row".into()))
+    .and_then(|row| row.try_get::<i64>("", "n"))
+    .and_then(|n| {
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(sea_orm::DbErr::Custom(format!("{n} sessions cloned")))
+        }
+    })
+}

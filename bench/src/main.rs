@@ -5,7 +5,8 @@
 //! - HTTP end to end: the server under 32 concurrent connections;
 //! - growth: time and SQL statements per import for sources of 10, 100 and 1,000 related rows.
 //!
-//! Run it with `cargo xtask bench [--quick]`; its last line is one JSON object.
+//! Run it with `cargo xtask bench [--quick] [--only sqlite|postgres]`; its last line is one JSON
+//! object.
 
 mod limit;
 mod seed;
@@ -34,6 +35,26 @@ struct Figures {
     errors: usize,
 }
 
+/// The raw outcome of one or more measured batches of the same contender.
+#[derive(Clone, Debug, Default)]
+struct Batch {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+    errors: usize,
+}
+
+impl Batch {
+    fn extend(&mut self, other: Batch) {
+        self.latencies.extend(other.latencies);
+        self.elapsed += other.elapsed;
+        self.errors += other.errors;
+    }
+
+    fn figures(&mut self) -> Figures {
+        Figures::from(&mut self.latencies, self.elapsed, self.errors)
+    }
+}
+
 impl Figures {
     fn from(latencies: &mut [Duration], elapsed: Duration, errors: usize) -> Figures {
         latencies.sort();
@@ -59,8 +80,8 @@ fn round(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
 }
 
-/// Runs `work` over `items` with `workers` concurrent tasks; returns the figures.
-async fn measure<T, F, Fut>(items: Vec<T>, workers: usize, work: F) -> Figures
+/// Runs `work` over `items` with `workers` concurrent tasks.
+async fn measure<T, F, Fut>(items: Vec<T>, workers: usize, work: F) -> Batch
 where
     T: Send + 'static,
     F: Fn(T) -> Fut + Send + Sync + 'static,
@@ -97,7 +118,11 @@ where
         latencies.extend(l);
         errors += e;
     }
-    Figures::from(&mut latencies, started.elapsed(), errors)
+    Batch {
+        latencies,
+        elapsed: started.elapsed(),
+        errors,
+    }
 }
 
 fn import_request(source: &Source, workflow: WorkflowId) -> ImportRequest {
@@ -109,34 +134,13 @@ fn import_request(source: &Source, workflow: WorkflowId) -> ImportRequest {
     }
 }
 
-async fn in_process(
-    services: &Services,
-    receiver: &Caller,
-    workflow: WorkflowId,
-    sources: Vec<Source>,
-    workers: usize,
-) -> Figures {
-    let (services, receiver) = (services.clone(), receiver.clone());
-    measure(sources, workers, move |source| {
-        let (services, receiver) = (services.clone(), receiver.clone());
-        async move {
-            services
-                .import
-                .import(&receiver, import_request(&source, workflow))
-                .await
-                .is_ok()
-        }
-    })
-    .await
-}
-
 async fn over_http(
     port: u16,
     key: &str,
     workflow: WorkflowId,
     sources: Vec<Source>,
     workers: usize,
-) -> Figures {
+) -> Batch {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(workers)
         .build()
@@ -157,25 +161,100 @@ async fn over_http(
     .await
 }
 
-async fn by_hand(store: &Store, world: &World, sources: Vec<Source>, workers: usize) -> Figures {
-    let (store, receiver, workflow) = (
-        store.clone(),
-        world.receiver.application_id,
-        world.receiver_workflow,
-    );
+/// One way of cloning a shared session, measured side by side with the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Contender {
+    /// `ImportService::import`: token, checks, the store's clone.
+    Handoff,
+    /// The clone by hand, one `INSERT … SELECT` per table in one transaction.
+    LimitPerTable,
+    /// The clone by hand as one statement (PostgreSQL's data-modifying `WITH`).
+    LimitOneStatement,
+}
+
+impl Contender {
+    fn label(self) -> &'static str {
+        match self {
+            Contender::Handoff => "in_process",
+            Contender::LimitPerTable => "limit_per_table",
+            Contender::LimitOneStatement => "limit_one_statement",
+        }
+    }
+}
+
+/// Everything a contender needs to import.
+#[derive(Clone)]
+struct Bench {
+    services: Services,
+    store: Store,
+    receiver: Caller,
+    workflow: WorkflowId,
+}
+
+async fn run_contender(
+    bench: &Bench,
+    contender: Contender,
+    sources: Vec<Source>,
+    workers: usize,
+) -> Batch {
+    let bench = bench.clone();
     measure(sources, workers, move |source| {
-        let store = store.clone();
+        let bench = bench.clone();
         async move {
-            limit::clone_by_hand(&store, &source, receiver, workflow)
+            match contender {
+                Contender::Handoff => bench
+                    .services
+                    .import
+                    .import(&bench.receiver, import_request(&source, bench.workflow))
+                    .await
+                    .is_ok(),
+                Contender::LimitPerTable => limit::clone_by_hand(
+                    &bench.store,
+                    &source,
+                    bench.receiver.application_id,
+                    bench.workflow,
+                )
                 .await
-                .is_ok()
+                .is_ok(),
+                Contender::LimitOneStatement => limit::clone_in_one_statement(
+                    &bench.store,
+                    &source,
+                    bench.receiver.application_id,
+                    bench.workflow,
+                )
+                .await
+                .is_ok(),
+            }
         }
     })
     .await
 }
 
+/// Measures `contenders` at `workers` concurrency in `rounds` alternating rounds of `per_round`
+/// imports each (the order rotating every round), so that the machine's drift falls on all of
+/// them alike; every import redeems a different, freshly seeded source.
+async fn side_by_side(
+    bench: &Bench,
+    world: &World,
+    contenders: &[Contender],
+    workers: usize,
+    rounds: usize,
+    per_round: usize,
+) -> Result<Vec<Figures>, String> {
+    let mut batches = vec![Batch::default(); contenders.len()];
+    for round in 0..rounds {
+        for k in 0..contenders.len() {
+            let index = (k + round) % contenders.len();
+            let sources = world.sources(&bench.services, per_round, 0).await?;
+            let batch = run_contender(bench, contenders[index], sources, workers).await;
+            batches[index].extend(batch);
+        }
+    }
+    Ok(batches.iter_mut().map(Batch::figures).collect())
+}
+
 async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
-    let n = if quick { 120 } else { 600 };
+    let (rounds, per_round) = if quick { (4, 30) } else { (10, 60) };
     let db = TestDatabase::create(backend).await;
     let config = Config {
         bind: "127.0.0.1:0".into(),
@@ -196,83 +275,81 @@ async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
     ));
     let services = handoff::services(&store, PUBLIC_URL, tokens);
     let world = World::new(&services).await?;
+    let bench = Bench {
+        services: services.clone(),
+        store: store.clone(),
+        receiver: world.receiver.clone(),
+        workflow: world.receiver_workflow,
+    };
     let name = match backend {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
+    let contenders: &[Contender] = match backend {
+        Backend::Sqlite => &[Contender::Handoff, Contender::LimitPerTable],
+        Backend::Postgres => &[
+            Contender::Handoff,
+            Contender::LimitPerTable,
+            Contender::LimitOneStatement,
+        ],
+    };
 
     let mut report = serde_json::Map::new();
-    let mut figures = |label: &str, f: Figures| {
+    let mut print = |label: String, f: Figures| {
         println!(
-            "{name:8} {label:24} {:>9.1} imports/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
+            "{name:8} {label:28} {:>9.1} imports/s   p50 {:>7.2} ms   p99 {:>7.2} ms   errors {}",
             f.per_second, f.p50_ms, f.p99_ms, f.errors
         );
-        report.insert(label.to_owned(), f.json());
-        f
+        report.insert(label, f.json());
     };
-    // Warm the pool and caches.
-    in_process(
-        &services,
-        &world.receiver,
-        world.receiver_workflow,
-        world.sources(&services, 10, 0).await?,
-        1,
-    )
-    .await;
-    by_hand(&store, &world, world.sources(&services, 10, 0).await?, 1).await;
+    // Warm the pool and the prepared-statement caches.
+    side_by_side(&bench, &world, contenders, 1, 1, 10).await?;
 
-    let handoff_1 = figures(
-        "in_process_1",
-        in_process(
-            &services,
-            &world.receiver,
-            world.receiver_workflow,
-            world.sources(&services, n, 0).await?,
-            1,
-        )
-        .await,
-    );
-    let limit_1 = figures(
-        "limit_1",
-        by_hand(&store, &world, world.sources(&services, n, 0).await?, 1).await,
-    );
-    let handoff_8 = figures(
-        "in_process_8",
-        in_process(
-            &services,
-            &world.receiver,
-            world.receiver_workflow,
-            world.sources(&services, n, 0).await?,
-            8,
-        )
-        .await,
-    );
-    let limit_8 = figures(
-        "limit_8",
-        by_hand(&store, &world, world.sources(&services, n, 0).await?, 8).await,
-    );
-    let handoff_32 = figures(
-        "in_process_32",
-        in_process(
-            &services,
-            &world.receiver,
-            world.receiver_workflow,
-            world.sources(&services, n, 0).await?,
-            32,
-        )
-        .await,
-    );
-    let http_32 = figures(
-        "http_32",
-        over_http(
-            port,
-            &world.receiver_key,
-            world.receiver_workflow,
-            world.sources(&services, n, 0).await?,
-            32,
-        )
-        .await,
-    );
+    let mut ratios = serde_json::Map::new();
+    let mut worst = 0.0f64;
+    let mut errors = 0;
+    for workers in [1, 8] {
+        let figures = side_by_side(&bench, &world, contenders, workers, rounds, per_round).await?;
+        for (contender, f) in contenders.iter().zip(&figures) {
+            print(format!("{}_{workers}", contender.label()), *f);
+            errors += f.errors;
+        }
+        // The limit is the fastest hand-written clone; the ratio compares time per import.
+        let limit = figures[1..]
+            .iter()
+            .map(|f| f.per_second)
+            .fold(0.0f64, f64::max);
+        let ratio = round(limit / figures[0].per_second);
+        worst = worst.max(ratio);
+        ratios.insert(workers.to_string(), json!(ratio));
+    }
+
+    // In-process and HTTP at 32, in alternating rounds as well.
+    let mut in_process_32 = Batch::default();
+    let mut http_32 = Batch::default();
+    for round in 0..rounds {
+        for k in 0..2 {
+            let sources = world.sources(&services, per_round, 0).await?;
+            if (k + round) % 2 == 0 {
+                in_process_32.extend(run_contender(&bench, Contender::Handoff, sources, 32).await);
+            } else {
+                http_32.extend(
+                    over_http(
+                        port,
+                        &world.receiver_key,
+                        world.receiver_workflow,
+                        sources,
+                        32,
+                    )
+                    .await,
+                );
+            }
+        }
+    }
+    let (in_process_32, http_32) = (in_process_32.figures(), http_32.figures());
+    print("in_process_32".into(), in_process_32);
+    print("http_32".into(), http_32);
+    errors += in_process_32.errors + http_32.errors;
 
     let mut statements = serde_json::Map::new();
     let mut growth = serde_json::Map::new();
@@ -282,38 +359,26 @@ async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
             .await?;
         let count = sources.len();
         let before = statements_executed();
-        let f = in_process(
-            &services,
-            &world.receiver,
-            world.receiver_workflow,
-            sources,
-            1,
-        )
-        .await;
+        let f = run_contender(&bench, Contender::Handoff, sources, 1)
+            .await
+            .figures();
         let per_import = (statements_executed() - before) as f64 / count as f64;
         println!(
-            "{name:8} growth {rows:>5} rows          {:>9.1} imports/s   p50 {:>7.2} ms   {per_import:.1} statements per import",
+            "{name:8} growth {rows:>5} rows              {:>9.1} imports/s   p50 {:>7.2} ms   {per_import:.1} statements per import",
             f.per_second, f.p50_ms
         );
+        errors += f.errors;
         statements.insert(rows.to_string(), json!(per_import));
         growth.insert(rows.to_string(), json!({"p50_ms": round(f.p50_ms), "statements_per_import": per_import, "errors": f.errors}));
     }
     server.abort();
 
-    let ratio = |handoff: Figures, limit: Figures| round(limit.per_second / handoff.per_second);
-    let errors = handoff_1.errors
-        + handoff_8.errors
-        + handoff_32.errors
-        + http_32.errors
-        + limit_1.errors
-        + limit_8.errors;
     Ok(json!({
-        "ratio_to_limit": ratio(handoff_8, limit_8).max(ratio(handoff_1, limit_1)),
-        "ratio_to_limit_1": ratio(handoff_1, limit_1),
-        "ratio_to_limit_8": ratio(handoff_8, limit_8),
+        "ratio_to_limit": worst,
+        "ratio_to_limit_by_workers": ratios,
         "statements_per_import": statements,
         "http_imports_per_s": round(http_32.per_second),
-        "http_to_in_process_32": round(http_32.per_second / handoff_32.per_second),
+        "http_to_in_process_32": round(http_32.per_second / in_process_32.per_second),
         "errors": errors,
         "figures": report,
         "growth": growth,
@@ -321,7 +386,12 @@ async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
     let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -332,6 +402,9 @@ fn main() {
     let result = runtime.block_on(async {
         let mut out = serde_json::Map::new();
         for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
+            if only.as_deref().is_some_and(|only| only != name) {
+                continue;
+            }
             out.insert(name.to_owned(), run_backend(backend, quick).await?);
         }
         Ok::<_, String>(Value::Object(out))

@@ -9,6 +9,7 @@
 mod applications;
 mod connect;
 mod entities;
+mod one_statement;
 mod rows;
 mod sessions;
 mod shares;

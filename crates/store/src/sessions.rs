@@ -111,14 +111,19 @@ impl SessionRepository for Store {
     ) -> Result<Option<SessionRecord>, RepoError> {
         let Some(row) = query_one(
             &self.db,
-            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ? AND application_id = ?"),
-            vec![id.as_uuid().into(), application_id.as_uuid().into()],
+            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"),
+            vec![id.as_uuid().into()],
         )
         .await?
         else {
             return Ok(None);
         };
         let (session, recorded) = rows::session(&row)?;
+        // Looked up by key alone (no planner statistics can turn it into a scan of the
+        // application's sessions); another application's session is not there.
+        if session.application_id != application_id {
+            return Ok(None);
+        }
         let blocks = read_blocks(&self.db, id, &recorded).await?;
         let reviews = read_reviews(&self.db, id).await?;
         Ok(Some(SessionRecord {

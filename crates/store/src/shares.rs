@@ -1,5 +1,6 @@
 //! Share tokens and imports: the clone of a session, with every related row, in one transaction
-//! of a fixed number of statements (`INSERT … SELECT` per table), whatever the number of rows.
+//! of a fixed number of statements, whatever the number of rows: on SQLite an `INSERT … SELECT`
+//! per table, on PostgreSQL one statement ([`one_statement`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,6 +13,7 @@ use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
 use uuid::Uuid;
 
 use crate::Store;
+use crate::one_statement::{self, Written};
 use crate::rows::{self, SESSION_COLUMNS, get};
 use crate::sessions::{ensure_entity, insert_log};
 use crate::sql::{begin_write, commit, execute, is_unique_violation, query_one, repo_error, stmt};
@@ -23,14 +25,16 @@ impl ShareRepository for Store {
         application_id: ApplicationId,
         id: SessionId,
     ) -> Result<Option<StoredSession>, RepoError> {
-        query_one(
+        // By key alone, then the application (see `find_session`).
+        Ok(query_one(
             &self.db,
-            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ? AND application_id = ?"),
-            vec![id.as_uuid().into(), application_id.as_uuid().into()],
+            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"),
+            vec![id.as_uuid().into()],
         )
         .await?
         .map(|row| rows::session(&row).map(|(session, _)| session))
-        .transpose()
+        .transpose()?
+        .filter(|session| session.application_id == application_id))
     }
 
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
@@ -71,10 +75,11 @@ impl ShareRepository for Store {
             &format!(
                 "SELECT (SELECT revoked_at FROM share_tokens WHERE jti = ?) AS revoked_at, \
                  (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
-                 w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {} \
+                 w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
+                 w.application_id AS workflow_application_id \
                  FROM (SELECT 1 AS probe) AS probe \
-                 LEFT JOIN sessions s ON s.id = ? AND s.application_id = ? \
-                 LEFT JOIN workflows w ON w.id = ? AND w.application_id = ? AND w.deleted_at IS NULL",
+                 LEFT JOIN sessions s ON s.id = ? \
+                 LEFT JOIN workflows w ON w.id = ? AND w.deleted_at IS NULL",
                 columns.join(", ")
             ),
             vec![
@@ -82,28 +87,32 @@ impl ShareRepository for Store {
                 receiver.as_uuid().into(),
                 source.as_uuid().into(),
                 source.as_uuid().into(),
-                source_application_id.as_uuid().into(),
                 workflow_id.as_uuid().into(),
-                receiver.as_uuid().into(),
             ],
         )
         .await?
         .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
         let revoked = get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some();
         let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
-        let (source, recorded_blocks) = if get::<Option<Uuid>>(&row, "id")?.is_some() {
+        // Both rows are looked up by key alone, so that no planner statistics can turn the
+        // lookup into a scan of the application's rows; their application is checked here.
+        let source_found =
+            get::<Option<Uuid>>(&row, "application_id")? == Some(source_application_id.as_uuid());
+        let workflow_found =
+            get::<Option<Uuid>>(&row, "workflow_application_id")? == Some(receiver.as_uuid());
+        let (source, recorded_blocks) = if source_found {
             let (session, blocks) = rows::session(&row)?;
             (Some(session), blocks)
         } else {
             (None, Vec::new())
         };
         let workflow = match get::<Option<String>>(&row, "workflow_kind")? {
-            Some(kind) => Some(ImportWorkflow {
+            Some(kind) if workflow_found => Some(ImportWorkflow {
                 kind: SessionKind::parse(&kind)
                     .ok_or_else(|| RepoError::Internal(format!("stored workflow kind {kind:?}")))?,
                 session_expiration_time: get(&row, "workflow_expiration")?,
             }),
-            None => None,
+            _ => None,
         };
         Ok(ImportContext {
             revoked,
@@ -131,6 +140,16 @@ impl ShareRepository for Store {
     }
 
     async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
+        if self.backend() == sea_orm::DatabaseBackend::Postgres {
+            return match one_statement::clone(&self.db, plan).await {
+                Ok(Written::Clone) => Ok(ImportOutcome::Imported),
+                Ok(Written::Nothing) => Ok(ImportOutcome::SourceGone),
+                Err(error) if is_unique_violation(&error) => {
+                    self.already_imported(plan, error).await
+                }
+                Err(error) => Err(repo_error(error)),
+            };
+        }
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         match copy(&txn, plan).await {
@@ -143,16 +162,9 @@ impl ShareRepository for Store {
                 Ok(ImportOutcome::SourceGone)
             }
             Err(Failure::Db(error)) if is_unique_violation(&error) => {
-                // Another import of this source by this receiver committed first. The failed
-                // transaction is rolled back before the winner is read.
+                // The failed transaction is rolled back before the winner is read.
                 txn.rollback().await.map_err(repo_error)?;
-                match self
-                    .existing_clone(plan.application_id, plan.source_session_id)
-                    .await?
-                {
-                    Some(existing) => Ok(ImportOutcome::AlreadyImported(existing)),
-                    None => Err(repo_error(error)),
-                }
+                self.already_imported(plan, error).await
             }
             Err(Failure::Db(error)) => Err(repo_error(error)),
             Err(Failure::Repo(error)) => Err(error),
@@ -161,6 +173,22 @@ impl ShareRepository for Store {
 }
 
 impl Store {
+    /// After a unique violation on the clone: another import of this source by this receiver
+    /// committed first; its clone is the answer.
+    async fn already_imported(
+        &self,
+        plan: &ClonePlan,
+        error: DbErr,
+    ) -> Result<ImportOutcome, RepoError> {
+        match self
+            .existing_clone(plan.application_id, plan.source_session_id)
+            .await?
+        {
+            Some(existing) => Ok(ImportOutcome::AlreadyImported(existing)),
+            None => Err(repo_error(error)),
+        }
+    }
+
     async fn existing_clone(
         &self,
         application_id: ApplicationId,

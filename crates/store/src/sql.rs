@@ -138,8 +138,9 @@ pub(crate) fn repo_error(error: DbErr) -> RepoError {
 
 /// Errors that say the database is (for now) out of reach rather than that the request is wrong:
 /// SQLite busy or locked after the busy timeout; PostgreSQL connection exceptions (class 08),
-/// operator intervention such as a terminated backend or a shutdown (57), and insufficient
-/// resources (53); a connection that died under the driver.
+/// transaction rollbacks such as a deadlock or a serialization failure (40), operator
+/// intervention such as a terminated backend or a shutdown (57), and insufficient resources
+/// (53); a connection that died under the driver.
 fn is_transient(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Database(db) => {
@@ -147,6 +148,7 @@ fn is_transient(error: &sqlx::Error) -> bool {
             let code = code.as_deref().unwrap_or_default();
             matches!(code, "5" | "6" | "517" | "262")
                 || code.starts_with("08")
+                || code.starts_with("40")
                 || code.starts_with("57")
                 || code.starts_with("53")
         }

@@ -156,3 +156,21 @@ pub(crate) fn take_import_fault(
         None => false,
     }
 }
+
+/// Whether a fault is planted for the next import into this application, at any step; consumes
+/// it. (PostgreSQL's clone is one statement: it fails as a whole.)
+pub(crate) fn take_any_import_fault(application_id: handoff_domain::ApplicationId) -> bool {
+    let mut faults = IMPORT_FAULTS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match faults
+        .iter()
+        .position(|(app, _)| *app == application_id.as_uuid())
+    {
+        Some(index) => {
+            faults.remove(index);
+            true
+        }
+        None => false,
+    }
+}

@@ -7,4 +7,5 @@ mod support;
 
 mod applications;
 mod sessions;
+mod shares;
 mod workflows;
