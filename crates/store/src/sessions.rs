@@ -295,15 +295,21 @@ async fn lock_session(
     application_id: ApplicationId,
     id: SessionId,
 ) -> Result<Option<sea_orm::QueryResult>, RepoError> {
-    query_one(
+    // By key alone, then the application (see `find_session`); the transaction of a caller
+    // that finds another application's row ends without writing.
+    let Some(row) = query_one(
         txn,
         &format!(
-            "SELECT status, recorded_blocks FROM sessions WHERE id = ? AND application_id = ?{}",
+            "SELECT status, recorded_blocks, application_id FROM sessions WHERE id = ?{}",
             for_update(txn.get_database_backend())
         ),
-        vec![id.as_uuid().into(), application_id.as_uuid().into()],
+        vec![id.as_uuid().into()],
     )
-    .await
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok((get::<Uuid>(&row, "application_id")? == application_id.as_uuid()).then_some(row))
 }
 
 /// The id and status of the application's entity for `vendor_data`, created `ACTIVE` when
