@@ -21,8 +21,8 @@ use crate::ports::*;
 use crate::services::Ports;
 use crate::session::*;
 use crate::share::{
-    ClonePlan, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken, ShareClaims,
-    TokenError,
+    ClonePlan, ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
+    ShareClaims, TokenError,
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
@@ -45,6 +45,8 @@ pub struct State {
     pub share_tokens: Vec<(IssuedShareToken, bool)>,
     /// The last session number per application.
     pub last_session_number: HashMap<ApplicationId, i64>,
+    /// How many times an import read its context (the long way of an import).
+    pub import_context_reads: usize,
 }
 
 /// Every repository port in memory.
@@ -453,6 +455,7 @@ impl ShareRepository for InMemory {
         workflow_id: WorkflowId,
     ) -> Result<ImportContext, RepoError> {
         let mut state = self.state();
+        state.import_context_reads += 1;
         let revoked = jti.is_some_and(|jti| {
             state
                 .share_tokens
@@ -512,6 +515,57 @@ impl ShareRepository for InMemory {
             }
             None => Ok(false),
         }
+    }
+
+    /// Checks as a database would inside the one statement (without counting a context read),
+    /// then clones.
+    async fn try_import(
+        &self,
+        attempt: &ImportAttempt,
+    ) -> Result<Option<ImportOutcome>, RepoError> {
+        let context = self
+            .import_context(
+                attempt.jti.as_deref(),
+                attempt.application_id,
+                attempt.source_application_id,
+                attempt.source_session_id,
+                attempt.workflow_id,
+            )
+            .await?;
+        self.state().import_context_reads -= 1;
+        let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
+            return Ok(None);
+        };
+        if context.revoked
+            || context.existing_clone.is_some()
+            || source.kind != attempt.kind
+            || workflow.kind != attempt.kind
+        {
+            return Ok(None);
+        }
+        let plan = ClonePlan {
+            source_application_id: attempt.source_application_id,
+            source_session_id: source.id,
+            kind: source.kind,
+            blocks: context.recorded_blocks,
+            application_id: attempt.application_id,
+            clone_id: attempt.clone_id,
+            workflow_id: attempt.workflow_id,
+            session_token: attempt.session_token.clone(),
+            session_url: attempt.session_url.clone(),
+            source_status: source.status,
+            trust_review: attempt.trust_review,
+            vendor_data: attempt.vendor_data.clone().or(source.vendor_data),
+            created_at: attempt.created_at,
+            expires_at: attempt.created_at
+                + chrono::Duration::seconds(workflow.session_expiration_time),
+            log: LogEntry {
+                old_status: Some(source.status),
+                ..attempt.log.clone()
+            },
+            jti: attempt.jti.clone(),
+        };
+        self.import_clone(&plan).await.map(Some)
     }
 
     async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {

@@ -36,8 +36,8 @@ pub use session::{
     SessionPage, SessionRecord, SessionSummary, StoredSession,
 };
 pub use share::{
-    ClonePlan, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken, ShareClaims,
-    ShareToken, TokenError,
+    ClonePlan, ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
+    ShareClaims, ShareToken, TokenError,
 };
 pub use status::{ReviewStatus, SessionStatus};
 pub use vendor_data::VendorData;

@@ -18,7 +18,8 @@ use crate::session::{
     StoredSession,
 };
 use crate::share::{
-    ClonePlan, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims, TokenError,
+    ClonePlan, ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims,
+    TokenError,
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
@@ -218,6 +219,23 @@ pub trait ShareRepository: Send + Sync {
     /// decided by the database, so that exactly one of concurrent imports wins, across processes
     /// — and `ImportOutcome::SourceGone` when the source no longer exists.
     async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError>;
+
+    /// Tries the import in one step, before any read: when the token `jti` is not revoked, the
+    /// source exists in the source application with the attempt's kind, the receiver holds no
+    /// clone of it, and the workflow is the receiver's, not deleted and of that kind, writes
+    /// what [`ShareRepository::import_clone`] writes — the source's status, `vendor_data` (unless
+    /// overridden) and recorded blocks taken from its row, `expires_at` from the workflow's —
+    /// and returns `Some(ImportOutcome::Imported)`; `Some(ImportOutcome::AlreadyImported)` when a
+    /// concurrent import won. Otherwise MUST write nothing and return `None`: the service then
+    /// reads the context and answers the first failing check. A store that does not try
+    /// answers `None` always (the default).
+    async fn try_import(
+        &self,
+        attempt: &ImportAttempt,
+    ) -> Result<Option<ImportOutcome>, RepoError> {
+        let _ = attempt;
+        Ok(None)
+    }
 }
 
 /// The time.

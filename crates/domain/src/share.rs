@@ -190,6 +190,64 @@ impl ClonePlan {
     }
 }
 
+/// An import tried in one step: the store checks 5 and 7 to 10 and writes the clone together,
+/// or writes nothing. Built from the token and the request alone, before any read; what only
+/// the source can tell (its status, `vendor_data`, recorded blocks) the store takes from the
+/// source row, and the receiver workflow's `session_expiration_time` from that row.
+#[derive(Clone, Debug)]
+pub struct ImportAttempt {
+    /// The application that holds the source (from the token).
+    pub source_application_id: ApplicationId,
+    /// The source session (from the token).
+    pub source_session_id: SessionId,
+    /// The token's kind: the source's and the workflow's must match it.
+    pub kind: SessionKind,
+    /// The token's id, when it has one: the token must not be revoked.
+    pub jti: Option<String>,
+    /// The receiving application (the caller, to whom the token is addressed).
+    pub application_id: ApplicationId,
+    /// The receiver's workflow.
+    pub workflow_id: WorkflowId,
+    /// The clone's fresh id.
+    pub clone_id: SessionId,
+    /// The clone's fresh session token.
+    pub session_token: String,
+    /// The clone's fresh URL.
+    pub session_url: String,
+    /// Whether the receiver trusts the source's decision.
+    pub trust_review: bool,
+    /// The override of the clone's `vendor_data`; `None` keeps the source's.
+    pub vendor_data: Option<VendorData>,
+    /// When the clone is created.
+    pub created_at: DateTime<Utc>,
+    /// The import's log row; the store fills `old_status` (the source's) and `new_status`.
+    pub log: LogEntry,
+}
+
+impl ImportAttempt {
+    /// The clone's status for a source status and the receiver's entity status.
+    pub fn status(
+        &self,
+        source: SessionStatus,
+        receiver_entity: Option<EntityStatus>,
+    ) -> SessionStatus {
+        clone_status(source, self.trust_review, receiver_entity)
+    }
+
+    /// [`ImportAttempt::status`] for every source status and every entity status (`None`: no
+    /// entity), for a store that decides inside the database.
+    pub fn status_table(&self) -> Vec<(SessionStatus, Option<EntityStatus>, SessionStatus)> {
+        let entities = std::iter::once(None).chain(EntityStatus::ALL.into_iter().map(Some));
+        entities
+            .flat_map(|entity| {
+                SessionStatus::ALL
+                    .into_iter()
+                    .map(move |source| (source, entity, self.status(source, entity)))
+            })
+            .collect()
+    }
+}
+
 /// What executing a clone plan did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImportOutcome {

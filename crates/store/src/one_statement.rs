@@ -1,36 +1,35 @@
-//! The clone on PostgreSQL: one statement, and so its own transaction.
+//! An import in one statement, on PostgreSQL: the checks and the clone together.
 //!
-//! Data-modifying `WITH` lets the receiver's entity, the application's counter, the session row,
-//! every recorded block, the log rows and the token's redemption be written by a single
-//! statement: one round trip instead of one per table, all or nothing. Each part runs only when
-//! the source is still there, so a vanished source writes nothing at all.
+//! Data-modifying `WITH` lets one statement — one round trip, its own transaction — check that
+//! the token is not revoked, that the source is there with the token's kind, that the receiver
+//! holds no clone of it and that the workflow is the receiver's and of that kind, and then write
+//! the receiver's entity, the counter, the session row, every block, the log rows and the token's
+//! redemption. Every write hangs on the row that passed the checks: when one fails, nothing is
+//! written, and the service reads the checks one by one to answer the first that failed.
 //!
-//! The clone's status stays the domain's decision: the plan is asked for the status under every
-//! possible entity status, and the statement only picks the answer that matches the entity row it
-//! reads (or creates).
+//! What only the source can tell comes from its row: its status, `vendor_data` (unless
+//! overridden) with the matching key of its entity, its recorded blocks (every block table of
+//! the kind is copied; the empty ones copy nothing). The clone's status stays the domain's
+//! rule: the statement is given the rule's answer for every source and entity status and picks
+//! the one for the rows it reads.
 //!
 //! Parts are chained through the rows they return, which fixes the order of the row locks:
 //! the receiver's entity, then the application's counter row, so that two imports into one
 //! application cannot deadlock. Foreign keys are checked at the end of the statement, when every
 //! row is there.
 
-use handoff_domain::{ClonePlan, EntityStatus};
+use handoff_domain::{FeatureBlock, ImportAttempt};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
 
-use crate::rows;
 use crate::sql::stmt;
 
-/// What the statement did.
-pub(crate) enum Written {
-    /// The clone and its rows.
-    Clone,
-    /// Nothing: the source is gone.
-    Nothing,
-}
-
-/// Runs the clone of `plan` as one statement.
-pub(crate) async fn clone(db: &DatabaseConnection, plan: &ClonePlan) -> Result<Written, DbErr> {
-    let (sql, values) = statement(plan);
+/// Tries `attempt`; `true` when the clone was written, `false` when a check failed and nothing
+/// was.
+pub(crate) async fn try_import(
+    db: &DatabaseConnection,
+    attempt: &ImportAttempt,
+) -> Result<bool, DbErr> {
+    let (sql, values) = statement(attempt);
     let row = db
         .query_one_raw(stmt(db.get_database_backend(), &sql, values))
         .await?;
@@ -38,11 +37,7 @@ pub(crate) async fn clone(db: &DatabaseConnection, plan: &ClonePlan) -> Result<W
         Some(row) => row.try_get::<i64>("", "cloned")?,
         None => 0,
     };
-    Ok(if cloned == 1 {
-        Written::Clone
-    } else {
-        Written::Nothing
-    })
+    Ok(cloned == 1)
 }
 
 /// Numbered parameters, each bound once however often the SQL uses it.
@@ -55,61 +50,91 @@ impl Params {
     }
 }
 
-/// The SQL and its parameters.
-fn statement(plan: &ClonePlan) -> (String, Vec<Value>) {
-    let mut p = Params(Vec::with_capacity(32));
-    let source = p.bind(plan.source_session_id.as_uuid());
-    let source_application = p.bind(plan.source_application_id.as_uuid());
-    let kind = p.bind(plan.kind.as_str());
-    let application = p.bind(plan.application_id.as_uuid());
-    let clone = p.bind(plan.clone_id.as_uuid());
-    let created_at = p.bind(plan.created_at);
-    let vendor_data = p.bind(plan.vendor_data.as_ref().map(|v| v.as_str().to_owned()));
+/// The domain's status rule as a JSON object, `"<source status>/<entity status or empty>"` →
+/// the clone's status.
+fn status_rule(attempt: &ImportAttempt) -> String {
+    let table: serde_json::Map<String, serde_json::Value> = attempt
+        .status_table()
+        .into_iter()
+        .map(|(source, entity, clone)| {
+            (
+                format!("{}/{}", source.as_str(), entity.map_or("", |e| e.as_str())),
+                clone.as_str().into(),
+            )
+        })
+        .collect();
+    serde_json::Value::Object(table).to_string()
+}
 
-    // The source row, looked up by its key alone (whatever the planner's statistics say), then
-    // checked against the token's application and kind.
+/// The SQL and its parameters.
+fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
+    let mut p = Params(Vec::with_capacity(32));
+    let source = p.bind(a.source_session_id.as_uuid());
+    let source_application = p.bind(a.source_application_id.as_uuid());
+    let kind = p.bind(a.kind.as_str());
+    let application = p.bind(a.application_id.as_uuid());
+    let workflow = p.bind(a.workflow_id.as_uuid());
+    let clone = p.bind(a.clone_id.as_uuid());
+    let created_at = p.bind(a.created_at);
+    let vendor_data = p.bind(a.vendor_data.as_ref().map(|v| v.as_str().to_owned()));
+    let vendor_data_key = p.bind(a.vendor_data.as_ref().map(|v| v.key()));
+
+    // Checks 5 and 7 to 10. Rows are looked up by key alone (whatever the planner's statistics
+    // say), then compared.
+    let not_revoked = match &a.jti {
+        Some(jti) => {
+            let jti = p.bind(jti.clone());
+            format!(
+                " AND NOT EXISTS (SELECT 1 FROM share_tokens t WHERE t.jti = {jti} \
+                 AND t.revoked_at IS NOT NULL)"
+            )
+        }
+        None => String::new(),
+    };
     let mut parts = vec![
         format!(
-            "row AS MATERIALIZED (SELECT id, application_id, kind, features, contact_details, \
-             expected_details FROM sessions WHERE id = {source})"
+            "row AS MATERIALIZED (SELECT id, application_id, kind, status, features, vendor_data, \
+             entity_id, contact_details, expected_details, recorded_blocks FROM sessions \
+             WHERE id = {source})"
         ),
         format!(
-            "src AS (SELECT * FROM row WHERE application_id = {source_application} AND kind = {kind})"
+            "wf AS MATERIALIZED (SELECT application_id, kind, deleted_at, session_expiration_time \
+             FROM workflows WHERE id = {workflow})"
         ),
+        format!(
+            "checked AS (SELECT row.*, wf.session_expiration_time, \
+             COALESCE({vendor_data}, row.vendor_data) AS clone_vendor_data, \
+             COALESCE({vendor_data_key}, (SELECT e.vendor_data_key FROM entities e \
+             WHERE e.id = row.entity_id)) AS clone_vendor_data_key \
+             FROM row, wf \
+             WHERE row.application_id = {source_application} AND row.kind = {kind} \
+             AND wf.application_id = {application} AND wf.kind = {kind} AND wf.deleted_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM sessions c WHERE c.application_id = {application} \
+             AND c.shared_from_session = {source}){not_revoked})"
+        ),
+        // A source whose vendor_data has lost its entity has no key here: the long way decides.
+        "src AS (SELECT * FROM checked \
+         WHERE clone_vendor_data IS NULL OR clone_vendor_data_key IS NOT NULL)"
+            .to_owned(),
     ];
 
     // The receiver's entity for the clone's vendor_data, created or read (and locked).
-    let entity_status = match &plan.vendor_data {
-        Some(v) => {
-            let id = p.bind(uuid::Uuid::new_v4());
-            let key = p.bind(v.key());
-            let active = p.bind(EntityStatus::Active.as_str());
-            parts.push(format!(
-                "entity AS (INSERT INTO entities \
-                 (id, application_id, kind, vendor_data, vendor_data_key, status, created_at) \
-                 SELECT {id}, {application}, {kind}, {vendor_data}, {key}, {active}, {created_at} FROM src \
-                 ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status \
-                 RETURNING id, status)"
-            ));
-            "(SELECT status FROM entity)"
-        }
-        None => {
-            parts.push("entity AS (SELECT NULL::uuid AS id WHERE false)".to_owned());
-            "NULL"
-        }
-    };
-
-    // The clone's status: the plan's answer for the entity status read above.
-    let mut decided = String::from("CASE");
-    for status in EntityStatus::ALL {
-        let when = p.bind(status.as_str());
-        let then = p.bind(plan.status(Some(status)).as_str());
-        decided.push_str(&format!(" WHEN {entity_status} = {when} THEN {then}"));
-    }
-    let without_entity = p.bind(plan.status(None).as_str());
-    decided.push_str(&format!(" ELSE {without_entity} END"));
+    let entity_id = p.bind(uuid::Uuid::new_v4());
+    let active = p.bind(handoff_domain::EntityStatus::Active.as_str());
     parts.push(format!(
-        "decided AS (SELECT {decided} AS status WHERE EXISTS (SELECT 1 FROM src))"
+        "entity AS (INSERT INTO entities \
+         (id, application_id, kind, vendor_data, vendor_data_key, status, created_at) \
+         SELECT {entity_id}, {application}, {kind}, clone_vendor_data, clone_vendor_data_key, \
+         {active}, {created_at} FROM src WHERE clone_vendor_data IS NOT NULL \
+         ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status \
+         RETURNING id, status)"
+    ));
+
+    // The clone's status: the rule's answer for the source's status and the entity's.
+    let rule = p.bind(status_rule(a));
+    parts.push(format!(
+        "decided AS (SELECT (CAST({rule} AS json) ->> (src.status || '/' || \
+         COALESCE((SELECT status FROM entity), ''))) AS status FROM src)"
     ));
 
     // The application's counter, after the entity (its condition reads the entity's row).
@@ -121,28 +146,25 @@ fn statement(plan: &ClonePlan) -> (String, Vec<Value>) {
 
     // The session row, from the source's. The source application's own metadata and callback
     // stay behind; what the verification was about (contact and expected details) comes along.
-    let session_token = p.bind(plan.session_token.clone());
-    let session_url = p.bind(plan.session_url.clone());
-    let workflow = p.bind(plan.workflow_id.as_uuid());
-    let recorded = p.bind(rows::recorded_blocks_text(&plan.blocks));
-    let expires_at = p.bind(plan.expires_at);
+    let session_token = p.bind(a.session_token.clone());
+    let session_url = p.bind(a.session_url.clone());
     parts.push(format!(
         "clone AS (INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
          session_url, status, workflow_id, features, vendor_data, entity_id, metadata, callback, \
          contact_details, expected_details, shared_from_session, recorded_blocks, created_at, \
          expires_at) \
          SELECT {clone}, {application}, src.kind, counter.last_session_number, {session_token}, \
-         {session_url}, decided.status, {workflow}, src.features, {vendor_data}, \
+         {session_url}, decided.status, {workflow}, src.features, src.clone_vendor_data, \
          (SELECT id FROM entity), NULL, NULL, src.contact_details, src.expected_details, src.id, \
-         {recorded}, {created_at}, {expires_at} \
+         src.recorded_blocks, {created_at}, \
+         {created_at} + src.session_expiration_time * INTERVAL '1 second' \
          FROM src, counter, decided RETURNING id)"
     ));
 
-    // Only the blocks the source recorded, each with one INSERT … SELECT.
-    for block in &plan.blocks {
-        let name = format!("copy_{}", block.v3_key());
+    // Every block table of the kind, each with one INSERT … SELECT.
+    for block in FeatureBlock::for_kind(a.kind) {
         parts.push(format!(
-            "{name} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
+            "copy_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
              SELECT {clone}, position, node_id, status, item FROM {0} \
              WHERE session_id = {source} AND EXISTS (SELECT 1 FROM clone))",
             block.v3_key()
@@ -150,11 +172,10 @@ fn statement(plan: &ClonePlan) -> (String, Vec<Value>) {
     }
 
     // The source's log rows in their order, then the row that records the import.
-    let log = &plan.log;
+    let log = &a.log;
     let log_kind = p.bind(log.kind.as_str());
     let actor = p.bind(log.actor.clone());
     let action = p.bind(log.action.clone());
-    let old_status = p.bind(log.old_status.map(|s| s.as_str().to_owned()));
     let comment = p.bind(log.comment.clone());
     let details = p.bind(log.details.as_ref().map(ToString::to_string));
     let logged_at = p.bind(log.created_at);
@@ -164,11 +185,11 @@ fn statement(plan: &ClonePlan) -> (String, Vec<Value>) {
          SELECT {clone}, kind, actor, action, old_status, new_status, comment, details, created_at \
          FROM (SELECT 0 AS part, id, kind, actor, action, old_status, new_status, comment, details, \
          created_at FROM session_logs WHERE session_id = {source} AND EXISTS (SELECT 1 FROM clone) \
-         UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, {old_status}, decided.status, \
-         {comment}, {details}, {logged_at} FROM decided, clone) AS rows ORDER BY part, id)"
+         UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, src.status, decided.status, \
+         {comment}, {details}, {logged_at} FROM src, decided, clone) AS rows ORDER BY part, id)"
     ));
 
-    if let Some(jti) = &plan.jti {
+    if let Some(jti) = &a.jti {
         let jti = p.bind(jti.clone());
         parts.push(format!(
             "redeemed AS (UPDATE share_tokens SET redeemed_at = {created_at}, \
@@ -178,7 +199,7 @@ fn statement(plan: &ClonePlan) -> (String, Vec<Value>) {
     }
 
     #[cfg(feature = "test-support")]
-    if crate::testing::take_any_import_fault(plan.application_id) {
+    if crate::testing::take_any_import_fault(a.application_id) {
         // A failure inside the statement, after the session row: a NOT NULL violation.
         parts.push(format!(
             "fault AS (INSERT INTO session_logs (session_id, kind, actor, action, created_at) \
@@ -198,27 +219,25 @@ mod tests {
     use super::*;
     use chrono::Utc;
     use handoff_domain::{
-        ApplicationId, FeatureBlock, LogEntry, LogKind, SessionId, SessionKind, SessionStatus,
+        ApplicationId, EntityStatus, LogEntry, LogKind, SessionId, SessionKind, SessionStatus,
         VendorData, WorkflowId,
     };
 
-    fn plan(vendor_data: Option<&str>, jti: Option<&str>) -> ClonePlan {
+    fn attempt(vendor_data: Option<&str>, jti: Option<&str>) -> ImportAttempt {
         let now = Utc::now();
-        ClonePlan {
+        ImportAttempt {
             source_application_id: ApplicationId::from_uuid(uuid::Uuid::new_v4()),
             source_session_id: SessionId::from_uuid(uuid::Uuid::new_v4()),
             kind: SessionKind::User,
-            blocks: vec![FeatureBlock::IdVerifications, FeatureBlock::AmlScreenings],
+            jti: jti.map(str::to_owned),
             application_id: ApplicationId::from_uuid(uuid::Uuid::new_v4()),
-            clone_id: SessionId::from_uuid(uuid::Uuid::new_v4()),
             workflow_id: WorkflowId::from_uuid(uuid::Uuid::new_v4()),
+            clone_id: SessionId::from_uuid(uuid::Uuid::new_v4()),
             session_token: "t".into(),
             session_url: "u".into(),
-            source_status: SessionStatus::Approved,
             trust_review: true,
             vendor_data: vendor_data.map(|v| VendorData::parse(v).unwrap()),
             created_at: now,
-            expires_at: now,
             log: LogEntry {
                 kind: LogKind::Event,
                 actor: "a".into(),
@@ -229,7 +248,6 @@ mod tests {
                 details: None,
                 created_at: now,
             },
-            jti: jti.map(str::to_owned),
         }
     }
 
@@ -249,23 +267,47 @@ mod tests {
     }
 
     #[test]
-    fn binds_what_it_uses_with_and_without_entity_and_token() {
+    fn binds_what_it_uses_with_and_without_override_and_token() {
         for (vendor_data, jti) in [(Some("p-1"), Some("j")), (None, None), (Some("p"), None)] {
-            let (sql, values) = statement(&plan(vendor_data, jti));
+            let (sql, values) = statement(&attempt(vendor_data, jti));
             assert_parameters_match(&sql, values.len());
-            assert_eq!(sql.contains("INSERT INTO entities"), vendor_data.is_some());
             assert_eq!(sql.contains("UPDATE share_tokens"), jti.is_some());
-            assert_eq!(
-                sql.matches("INSERT INTO id_verifications").count()
-                    + sql.matches("INSERT INTO aml_screenings").count(),
-                2,
-                "one copy per recorded block"
-            );
+            assert_eq!(sql.contains("t.revoked_at IS NOT NULL"), jti.is_some());
+            for block in FeatureBlock::for_kind(SessionKind::User) {
+                assert_eq!(
+                    sql.matches(&format!("INSERT INTO {} ", block.v3_key()))
+                        .count(),
+                    1
+                );
+            }
             assert!(
-                sql.find("counter AS").unwrap() > sql.find("decided AS").unwrap()
+                sql.find("counter AS").unwrap() > sql.find("entity AS").unwrap()
                     && sql.find("clone AS").unwrap() > sql.find("counter AS").unwrap(),
                 "the counter row is taken after the entity's"
             );
+        }
+    }
+
+    #[test]
+    fn the_status_rule_is_the_domains_for_every_pair() {
+        let attempt = attempt(None, None);
+        let rule: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&status_rule(&attempt)).unwrap();
+        assert_eq!(
+            rule.len(),
+            SessionStatus::ALL.len() * (EntityStatus::ALL.len() + 1)
+        );
+        for source in SessionStatus::ALL {
+            assert_eq!(
+                rule[&format!("{}/", source.as_str())],
+                attempt.status(source, None).as_str()
+            );
+            for entity in EntityStatus::ALL {
+                assert_eq!(
+                    rule[&format!("{}/{}", source.as_str(), entity.as_str())],
+                    attempt.status(source, Some(entity)).as_str()
+                );
+            }
         }
     }
 }

@@ -1,19 +1,20 @@
-//! Share tokens and imports: the clone of a session, with every related row, in one transaction
-//! of a fixed number of statements, whatever the number of rows: on SQLite an `INSERT … SELECT`
-//! per table, on PostgreSQL one statement ([`one_statement`]).
+//! Share tokens and imports: the clone of a session, with every related row, all or nothing, in
+//! a fixed number of statements whatever the number of rows: an `INSERT … SELECT` per table in
+//! one transaction, or on PostgreSQL, checks included, one statement ([`one_statement`]).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
-    ApplicationId, ClonePlan, FeatureBlock, ImportContext, ImportOutcome, ImportWorkflow,
-    IssuedShareToken, LogEntry, RepoError, SessionId, SessionKind, StoredSession, WorkflowId,
+    ApplicationId, ClonePlan, FeatureBlock, ImportAttempt, ImportContext, ImportOutcome,
+    ImportWorkflow, IssuedShareToken, LogEntry, RepoError, SessionId, SessionKind, StoredSession,
+    WorkflowId,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
 use uuid::Uuid;
 
 use crate::Store;
-use crate::one_statement::{self, Written};
+use crate::one_statement;
 use crate::rows::{self, SESSION_COLUMNS, get};
 use crate::sessions::{ensure_entity, insert_log};
 use crate::sql::{begin_write, commit, execute, is_unique_violation, query_one, repo_error, stmt};
@@ -139,17 +140,19 @@ impl ShareRepository for Store {
         Ok(changed == 1)
     }
 
-    async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
-        if self.backend() == sea_orm::DatabaseBackend::Postgres {
-            return match one_statement::clone(&self.db, plan).await {
-                Ok(Written::Clone) => Ok(ImportOutcome::Imported),
-                Ok(Written::Nothing) => Ok(ImportOutcome::SourceGone),
-                Err(error) if is_unique_violation(&error) => {
-                    self.already_imported(plan, error).await
-                }
-                Err(error) => Err(repo_error(error)),
-            };
+    /// On PostgreSQL, where each statement is a round trip, the checks and the clone are one
+    /// statement ([`one_statement`]); SQLite, in-process, reads the checks first.
+    async fn try_import(
+        &self,
+        attempt: &ImportAttempt,
+    ) -> Result<Option<ImportOutcome>, RepoError> {
+        match self.backend() {
+            sea_orm::DatabaseBackend::Postgres => self.try_import_in_one_statement(attempt).await,
+            _ => Ok(None),
         }
+    }
+
+    async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         match copy(&txn, plan).await {
@@ -173,6 +176,27 @@ impl ShareRepository for Store {
 }
 
 impl Store {
+    /// [`ShareRepository::try_import`] on PostgreSQL: one statement.
+    async fn try_import_in_one_statement(
+        &self,
+        attempt: &ImportAttempt,
+    ) -> Result<Option<ImportOutcome>, RepoError> {
+        match one_statement::try_import(&self.db, attempt).await {
+            Ok(true) => Ok(Some(ImportOutcome::Imported)),
+            Ok(false) => Ok(None),
+            Err(error) if is_unique_violation(&error) => {
+                match self
+                    .existing_clone(attempt.application_id, attempt.source_session_id)
+                    .await?
+                {
+                    Some(existing) => Ok(Some(ImportOutcome::AlreadyImported(existing))),
+                    None => Err(repo_error(error)),
+                }
+            }
+            Err(error) => Err(repo_error(error)),
+        }
+    }
+
     /// After a unique violation on the clone: another import of this source by this receiver
     /// committed first; its clone is the answer.
     async fn already_imported(

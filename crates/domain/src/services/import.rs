@@ -8,7 +8,7 @@ use super::{Error, Ports};
 use crate::application::Caller;
 use crate::ids::{SessionId, WorkflowId};
 use crate::session::{LogEntry, LogKind};
-use crate::share::{ClonePlan, ImportOutcome, ShareToken, TokenError};
+use crate::share::{ClonePlan, ImportAttempt, ImportOutcome, ShareToken, TokenError};
 use crate::vendor_data::VendorData;
 
 /// Random bytes in a clone's session token.
@@ -49,6 +49,11 @@ impl ImportService {
     /// token's kind (7), not imported by the caller before (8), workflow the caller's (9) and of
     /// the token's kind (10). The clone is then written in one transaction, where the database
     /// settles a race between two imports of the same source.
+    ///
+    /// A token addressed to the caller is first tried in one step
+    /// ([`ShareRepository::try_import`](crate::ports::ShareRepository::try_import)): the store
+    /// checks 5 and 7 to 10 and writes together, or writes nothing; only then are the checks
+    /// read and answered one by one, so every failure still answers as the contract orders.
     pub async fn import(
         &self,
         caller: &Caller,
@@ -62,6 +67,50 @@ impl ImportService {
                 TokenError::Expired => Error::ShareTokenExpired,
                 TokenError::Invalid | TokenError::Signing(_) => Error::ShareTokenInvalid,
             })?;
+        let now = self.ports.clock.now();
+        let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
+        let clone_id = SessionId::from_uuid(self.ports.ids.uuid());
+        let log = LogEntry {
+            kind: LogKind::Event,
+            actor: format!("api-key:{}", caller.key_prefix),
+            action: "imported".to_owned(),
+            old_status: None,
+            new_status: None,
+            comment: None,
+            details: Some(json!({
+                "source_application_id": claims.from_application_id.to_string(),
+                "source_session_id": claims.session_id.to_string(),
+                "trust_review": request.trust_review,
+            })),
+            created_at: now,
+        };
+        // Check 6 needs no read; a token for another application goes the long way, where a
+        // revoked token (check 5) answers first.
+        if claims.for_application_id == caller.application_id {
+            let attempt = ImportAttempt {
+                source_application_id: claims.from_application_id,
+                source_session_id: claims.session_id,
+                kind: claims.session_kind,
+                jti: claims.jti.clone(),
+                application_id: caller.application_id,
+                workflow_id: request.workflow_id,
+                clone_id,
+                session_url: format!("{}/session/{session_token}", self.session_base_url),
+                session_token: session_token.clone(),
+                trust_review: request.trust_review,
+                vendor_data: request.vendor_data.clone(),
+                created_at: now,
+                log: log.clone(),
+            };
+            match self.ports.shares.try_import(&attempt).await? {
+                Some(ImportOutcome::Imported) => return Ok(clone_id),
+                Some(ImportOutcome::AlreadyImported(existing)) => {
+                    return Err(Error::AlreadyImported(existing));
+                }
+                Some(ImportOutcome::SourceGone) | None => {}
+            }
+        }
+
         // One read for checks 5, 7, 8, 9 and 10; they still answer in the contract's order.
         let context = self
             .ports
@@ -92,15 +141,13 @@ impl ImportService {
             return Err(Error::WorkflowKindMismatch);
         }
 
-        let now = self.ports.clock.now();
-        let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
         let plan = ClonePlan {
             source_application_id: claims.from_application_id,
             source_session_id: source.id,
             kind: source.kind,
             blocks: context.recorded_blocks,
             application_id: caller.application_id,
-            clone_id: SessionId::from_uuid(self.ports.ids.uuid()),
+            clone_id,
             workflow_id: request.workflow_id,
             session_url: format!("{}/session/{session_token}", self.session_base_url),
             session_token,
@@ -110,18 +157,8 @@ impl ImportService {
             created_at: now,
             expires_at: now + Duration::seconds(workflow.session_expiration_time),
             log: LogEntry {
-                kind: LogKind::Event,
-                actor: format!("api-key:{}", caller.key_prefix),
-                action: "imported".to_owned(),
                 old_status: Some(source.status),
-                new_status: None,
-                comment: None,
-                details: Some(json!({
-                    "source_application_id": claims.from_application_id.to_string(),
-                    "source_session_id": source.id.to_string(),
-                    "trust_review": request.trust_review,
-                })),
-                created_at: now,
+                ..log
             },
             jti: claims.jti,
         };
@@ -415,6 +452,106 @@ mod tests {
                 .await
                 .unwrap_err();
             assert_eq!(code(&error), n, "{error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_clean_import_is_one_step_and_a_failed_one_reads_the_checks() {
+        let f = fixture().await;
+        let request = |workflow_id| ImportRequest {
+            share_token: ShareToken::new(f.token.clone()),
+            workflow_id,
+            trust_review: false,
+            vendor_data: None,
+        };
+        let sessions_before = f.world.store.state().sessions.len();
+        let error = f
+            .services
+            .import
+            .import(&f.receiver, request(f.other_kind_workflow))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&error), 10);
+        assert_eq!(
+            f.world.store.state().import_context_reads,
+            1,
+            "the failure is named from a read"
+        );
+        assert_eq!(
+            f.world.store.state().sessions.len(),
+            sessions_before,
+            "nothing written"
+        );
+
+        f.services
+            .import
+            .import(&f.receiver, request(f.workflow))
+            .await
+            .unwrap();
+        assert_eq!(
+            f.world.store.state().import_context_reads,
+            1,
+            "no read before a clean import"
+        );
+        assert_eq!(f.world.store.state().sessions.len(), sessions_before + 1);
+    }
+
+    #[tokio::test]
+    async fn a_token_for_another_application_never_tries_the_one_step() {
+        let f = fixture().await;
+        let stranger = caller(&f.services, "Stranger").await;
+        let stranger_workflow = workflow(&f.services, &stranger, Feature::Liveness).await;
+        let request = ImportRequest {
+            share_token: ShareToken::new(f.token.clone()),
+            workflow_id: stranger_workflow,
+            trust_review: false,
+            vendor_data: None,
+        };
+        let error = f
+            .services
+            .import
+            .import(&stranger, request)
+            .await
+            .unwrap_err();
+        assert_eq!(code(&error), 6);
+        assert_eq!(f.world.store.state().import_context_reads, 1);
+    }
+
+    #[test]
+    fn the_status_table_is_the_rule_for_every_pair() {
+        let attempt = |trust_review| ImportAttempt {
+            source_application_id: ApplicationId::from_uuid(uuid::Uuid::nil()),
+            source_session_id: SessionId::from_uuid(uuid::Uuid::nil()),
+            kind: SessionKind::User,
+            jti: None,
+            application_id: ApplicationId::from_uuid(uuid::Uuid::nil()),
+            workflow_id: WorkflowId::from_uuid(uuid::Uuid::nil()),
+            clone_id: SessionId::from_uuid(uuid::Uuid::nil()),
+            session_token: String::new(),
+            session_url: String::new(),
+            trust_review,
+            vendor_data: None,
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            log: LogEntry {
+                kind: LogKind::Event,
+                actor: String::new(),
+                action: String::new(),
+                old_status: None,
+                new_status: None,
+                comment: None,
+                details: None,
+                created_at: chrono::DateTime::UNIX_EPOCH,
+            },
+        };
+        for trust_review in [false, true] {
+            let table = attempt(trust_review).status_table();
+            assert_eq!(table.len(), SessionStatus::ALL.len() * 4);
+            for (source, entity, clone) in table {
+                assert_eq!(
+                    clone,
+                    crate::share::clone_status(source, trust_review, entity)
+                );
+            }
         }
     }
 
