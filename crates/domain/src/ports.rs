@@ -225,8 +225,10 @@ pub trait ShareRepository: Send + Sync {
     /// clone of it, and the workflow is the receiver's, not deleted and of that kind, writes
     /// what [`ShareRepository::import_clone`] writes — the source's status, `vendor_data` (unless
     /// overridden) and recorded blocks taken from its row, `expires_at` from the workflow's —
-    /// and returns `Some(ImportOutcome::Imported)`; `Some(ImportOutcome::AlreadyImported)` when a
-    /// concurrent import won. Otherwise MUST write nothing and return `None`: the service then
+    /// and returns `Some(ImportOutcome::Imported)`. When the receiver already holds a clone (check
+    /// 8, or a concurrent import that won), MUST write nothing and may return
+    /// `Some(ImportOutcome::AlreadyImported)` once the token is known not revoked and the source
+    /// there (checks 5 and 7). Otherwise MUST write nothing and return `None`: the service then
     /// reads the context and answers the first failing check. A store that does not try
     /// answers `None` always (the default).
     async fn try_import(

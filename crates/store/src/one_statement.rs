@@ -1,8 +1,9 @@
 //! An import in one statement, on PostgreSQL: the checks and the clone together.
 //!
 //! Data-modifying `WITH` lets one statement — one round trip, its own transaction — check that
-//! the token is not revoked, that the source is there with the token's kind, that the receiver
-//! holds no clone of it and that the workflow is the receiver's and of that kind, and then write
+//! the token is not revoked, that the source is there with the token's kind and that the
+//! workflow is the receiver's and of that kind (that the receiver holds no clone of it yet, its
+//! unique key checks as the session row is written), and then write
 //! the receiver's entity, the counter, the session row, every block, the log rows and the token's
 //! redemption. Every write hangs on the row that passed the checks: when one fails, nothing is
 //! written, and the service reads the checks one by one to answer the first that failed.
@@ -79,8 +80,11 @@ fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
     let vendor_data = p.bind(a.vendor_data.as_ref().map(|v| v.as_str().to_owned()));
     let vendor_data_key = p.bind(a.vendor_data.as_ref().map(|v| v.key()));
 
-    // Checks 5 and 7 to 10. Rows are looked up by key alone (whatever the planner's statistics
-    // say), then compared.
+    // Checks 5, 7, 9 and 10. Rows are looked up by key alone (whatever the planner's statistics
+    // say), then compared. Check 8 is the session row's `UNIQUE (application_id,
+    // shared_from_session)`: an existing clone fails the statement, which then wrote nothing.
+    // (A lookup here would rest on the planner's choice between the application's indexes,
+    // which statistics that lag a fast-growing table get wrong.)
     let not_revoked = match &a.jti {
         Some(jti) => {
             let jti = p.bind(jti.clone());
@@ -108,9 +112,8 @@ fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
              WHERE e.id = row.entity_id)) AS clone_vendor_data_key \
              FROM row, wf \
              WHERE row.application_id = {source_application} AND row.kind = {kind} \
-             AND wf.application_id = {application} AND wf.kind = {kind} AND wf.deleted_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM sessions c WHERE c.application_id = {application} \
-             AND c.shared_from_session = {source}){not_revoked})"
+             AND wf.application_id = {application} AND wf.kind = {kind} \
+             AND wf.deleted_at IS NULL{not_revoked})"
         ),
         // A source whose vendor_data has lost its entity has no key here: the long way decides.
         "src AS (SELECT * FROM checked \

@@ -365,13 +365,21 @@ on_both_backends! {
             assert_eq!(footprint(&db).await, before, "{what}: nothing written");
         }
 
-        // Already imported: the first clone stands, the second attempt writes nothing.
+        // Already imported: the first clone stands, the second attempt writes nothing and names
+        // it (the session row's unique key decides).
         let first = attempt(&src, &workflow, None, None);
         if tries(&db) {
             assert_eq!(db.try_import(&first).await.unwrap(), Some(ImportOutcome::Imported));
             let after_first = footprint(&db).await;
-            assert_eq!(db.try_import(&attempt(&src, &workflow, Some("new"), None)).await.unwrap(), None);
-            assert_eq!(footprint(&db).await, after_first, "already imported: nothing written");
+            assert_eq!(
+                db.try_import(&attempt(&src, &workflow, Some("new"), None)).await.unwrap(),
+                Some(ImportOutcome::AlreadyImported(first.clone_id))
+            );
+            assert_eq!(footprint(&db).await, after_first, "already imported: nothing written, no entity");
+            let mut deleted_too = attempt(&src, &deleted, None, None);
+            deleted_too.vendor_data = None;
+            assert_eq!(db.try_import(&deleted_too).await.unwrap(), None, "check 9 fails too: the long way answers 8");
+            assert_eq!(footprint(&db).await, after_first);
         }
     }
 
