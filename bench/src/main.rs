@@ -391,7 +391,13 @@ fn main() {
     let only = args
         .iter()
         .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1).cloned());
+        .map(|i| args.get(i + 1).cloned().unwrap_or_default());
+    if let Some(only) = only.as_deref()
+        && !matches!(only, "sqlite" | "postgres")
+    {
+        eprintln!("--only takes sqlite or postgres (got {only:?})");
+        std::process::exit(2);
+    }
     let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -543,28 +543,11 @@ impl ShareRepository for InMemory {
         {
             return Ok(None);
         }
-        let plan = ClonePlan {
-            source_application_id: attempt.source_application_id,
-            source_session_id: source.id,
-            kind: source.kind,
-            blocks: context.recorded_blocks,
-            application_id: attempt.application_id,
-            clone_id: attempt.clone_id,
-            workflow_id: attempt.workflow_id,
-            session_token: attempt.session_token.clone(),
-            session_url: attempt.session_url.clone(),
-            source_status: source.status,
-            trust_review: attempt.trust_review,
-            vendor_data: attempt.vendor_data.clone().or(source.vendor_data),
-            created_at: attempt.created_at,
-            expires_at: attempt.created_at
-                + chrono::Duration::seconds(workflow.session_expiration_time),
-            log: LogEntry {
-                old_status: Some(source.status),
-                ..attempt.log.clone()
-            },
-            jti: attempt.jti.clone(),
-        };
+        let plan = attempt.clone().into_plan(
+            &source,
+            context.recorded_blocks,
+            workflow.session_expiration_time,
+        );
         self.import_clone(&plan).await.map(Some)
     }
 

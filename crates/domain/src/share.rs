@@ -234,6 +234,37 @@ impl ImportAttempt {
         clone_status(source, self.trust_review, receiver_entity)
     }
 
+    /// The plan of the long way, once the checks were read and held: what only the source can
+    /// tell, from the source; `expires_at` from the workflow's `session_expiration_time`.
+    pub fn into_plan(
+        self,
+        source: &StoredSession,
+        blocks: Vec<FeatureBlock>,
+        session_expiration_time: i64,
+    ) -> ClonePlan {
+        ClonePlan {
+            source_application_id: self.source_application_id,
+            source_session_id: source.id,
+            kind: source.kind,
+            blocks,
+            application_id: self.application_id,
+            clone_id: self.clone_id,
+            workflow_id: self.workflow_id,
+            session_token: self.session_token,
+            session_url: self.session_url,
+            source_status: source.status,
+            trust_review: self.trust_review,
+            vendor_data: self.vendor_data.or_else(|| source.vendor_data.clone()),
+            created_at: self.created_at,
+            expires_at: self.created_at + chrono::Duration::seconds(session_expiration_time),
+            log: LogEntry {
+                old_status: Some(source.status),
+                ..self.log
+            },
+            jti: self.jti,
+        }
+    }
+
     /// [`ImportAttempt::status`] for every source status and every entity status (`None`: no
     /// entity), for a store that decides inside the database.
     pub fn status_table(&self) -> Vec<(SessionStatus, Option<EntityStatus>, SessionStatus)> {

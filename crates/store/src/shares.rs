@@ -167,7 +167,8 @@ impl ShareRepository for Store {
             Err(Failure::Db(error)) if is_unique_violation(&error) => {
                 // The failed transaction is rolled back before the winner is read.
                 txn.rollback().await.map_err(repo_error)?;
-                self.already_imported(plan, error).await
+                self.already_imported(plan.application_id, plan.source_session_id, error)
+                    .await
             }
             Err(Failure::Db(error)) => Err(repo_error(error)),
             Err(Failure::Repo(error)) => Err(error),
@@ -184,15 +185,10 @@ impl Store {
         match one_statement::try_import(&self.db, attempt).await {
             Ok(true) => Ok(Some(ImportOutcome::Imported)),
             Ok(false) => Ok(None),
-            Err(error) if is_unique_violation(&error) => {
-                match self
-                    .existing_clone(attempt.application_id, attempt.source_session_id)
-                    .await?
-                {
-                    Some(existing) => Ok(Some(ImportOutcome::AlreadyImported(existing))),
-                    None => Err(repo_error(error)),
-                }
-            }
+            Err(error) if is_unique_violation(&error) => self
+                .already_imported(attempt.application_id, attempt.source_session_id, error)
+                .await
+                .map(Some),
             Err(error) => Err(repo_error(error)),
         }
     }
@@ -201,13 +197,11 @@ impl Store {
     /// committed first; its clone is the answer.
     async fn already_imported(
         &self,
-        plan: &ClonePlan,
+        application_id: ApplicationId,
+        source: SessionId,
         error: DbErr,
     ) -> Result<ImportOutcome, RepoError> {
-        match self
-            .existing_clone(plan.application_id, plan.source_session_id)
-            .await?
-        {
+        match self.existing_clone(application_id, source).await? {
             Some(existing) => Ok(ImportOutcome::AlreadyImported(existing)),
             None => Err(repo_error(error)),
         }

@@ -1,14 +1,13 @@
 //! Import Shared Session: redeem a share token by cloning the source session, with every related
 //! row, into the caller's application.
 
-use chrono::Duration;
 use serde_json::json;
 
 use super::{Error, Ports};
 use crate::application::Caller;
 use crate::ids::{SessionId, WorkflowId};
 use crate::session::{LogEntry, LogKind};
-use crate::share::{ClonePlan, ImportAttempt, ImportOutcome, ShareToken, TokenError};
+use crate::share::{ImportAttempt, ImportOutcome, ShareToken, TokenError};
 use crate::vendor_data::VendorData;
 
 /// Random bytes in a clone's session token.
@@ -69,41 +68,39 @@ impl ImportService {
             })?;
         let now = self.ports.clock.now();
         let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
-        let clone_id = SessionId::from_uuid(self.ports.ids.uuid());
-        let log = LogEntry {
-            kind: LogKind::Event,
-            actor: format!("api-key:{}", caller.key_prefix),
-            action: "imported".to_owned(),
-            old_status: None,
-            new_status: None,
-            comment: None,
-            details: Some(json!({
-                "source_application_id": claims.from_application_id.to_string(),
-                "source_session_id": claims.session_id.to_string(),
-                "trust_review": request.trust_review,
-            })),
+        let attempt = ImportAttempt {
+            source_application_id: claims.from_application_id,
+            source_session_id: claims.session_id,
+            kind: claims.session_kind,
+            jti: claims.jti.clone(),
+            application_id: caller.application_id,
+            workflow_id: request.workflow_id,
+            clone_id: SessionId::from_uuid(self.ports.ids.uuid()),
+            session_url: format!("{}/session/{session_token}", self.session_base_url),
+            session_token,
+            trust_review: request.trust_review,
+            vendor_data: request.vendor_data,
             created_at: now,
+            log: LogEntry {
+                kind: LogKind::Event,
+                actor: format!("api-key:{}", caller.key_prefix),
+                action: "imported".to_owned(),
+                old_status: None,
+                new_status: None,
+                comment: None,
+                details: Some(json!({
+                    "source_application_id": claims.from_application_id.to_string(),
+                    "source_session_id": claims.session_id.to_string(),
+                    "trust_review": request.trust_review,
+                })),
+                created_at: now,
+            },
         };
         // Check 6 needs no read; a token for another application goes the long way, where a
         // revoked token (check 5) answers first.
         if claims.for_application_id == caller.application_id {
-            let attempt = ImportAttempt {
-                source_application_id: claims.from_application_id,
-                source_session_id: claims.session_id,
-                kind: claims.session_kind,
-                jti: claims.jti.clone(),
-                application_id: caller.application_id,
-                workflow_id: request.workflow_id,
-                clone_id,
-                session_url: format!("{}/session/{session_token}", self.session_base_url),
-                session_token: session_token.clone(),
-                trust_review: request.trust_review,
-                vendor_data: request.vendor_data.clone(),
-                created_at: now,
-                log: log.clone(),
-            };
             match self.ports.shares.try_import(&attempt).await? {
-                Some(ImportOutcome::Imported) => return Ok(clone_id),
+                Some(ImportOutcome::Imported) => return Ok(attempt.clone_id),
                 Some(ImportOutcome::AlreadyImported(existing)) => {
                     return Err(Error::AlreadyImported(existing));
                 }
@@ -141,27 +138,11 @@ impl ImportService {
             return Err(Error::WorkflowKindMismatch);
         }
 
-        let plan = ClonePlan {
-            source_application_id: claims.from_application_id,
-            source_session_id: source.id,
-            kind: source.kind,
-            blocks: context.recorded_blocks,
-            application_id: caller.application_id,
-            clone_id,
-            workflow_id: request.workflow_id,
-            session_url: format!("{}/session/{session_token}", self.session_base_url),
-            session_token,
-            source_status: source.status,
-            trust_review: request.trust_review,
-            vendor_data: request.vendor_data.or_else(|| source.vendor_data.clone()),
-            created_at: now,
-            expires_at: now + Duration::seconds(workflow.session_expiration_time),
-            log: LogEntry {
-                old_status: Some(source.status),
-                ..log
-            },
-            jti: claims.jti,
-        };
+        let plan = attempt.into_plan(
+            &source,
+            context.recorded_blocks,
+            workflow.session_expiration_time,
+        );
         match self.ports.shares.import_clone(&plan).await? {
             ImportOutcome::Imported => Ok(plan.clone_id),
             ImportOutcome::AlreadyImported(existing) => Err(Error::AlreadyImported(existing)),
