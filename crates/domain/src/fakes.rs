@@ -618,15 +618,13 @@ impl ShareRepository for InMemory {
             new_status: Some(status),
             ..plan.log.clone()
         });
-        state.sessions.push((
-            SessionRecord {
-                session,
-                blocks,
-                reviews: source.reviews,
-            },
-            logs,
-        ));
-        Ok(ImportOutcome::Imported)
+        let record = SessionRecord {
+            session,
+            blocks,
+            reviews: source.reviews,
+        };
+        state.sessions.push((record.clone(), logs));
+        Ok(ImportOutcome::Imported(Box::new(record)))
     }
 }
 

@@ -214,7 +214,9 @@ pub trait ShareRepository: Send + Sync {
     /// `ACTIVE` when the receiver has none, its status read otherwise), the clone's row (next
     /// `session_number`, status from [`ClonePlan::status`] with that entity status), a copy of
     /// every row of the plan's blocks and of the source's log with fresh ids, and the plan's log
-    /// row. MUST write nothing and return
+    /// row, and returns `ImportOutcome::Imported` with the clone as written (its blocks and
+    /// reviews as a later [`SessionRepository::find_session`] reads them). MUST write nothing and
+    /// return
     /// `ImportOutcome::AlreadyImported` when the receiver already holds a clone of the source —
     /// decided by the database, so that exactly one of concurrent imports wins, across processes
     /// — and `ImportOutcome::SourceGone` when the source no longer exists.
@@ -225,7 +227,7 @@ pub trait ShareRepository: Send + Sync {
     /// clone of it, and the workflow is the receiver's, not deleted and of that kind, writes
     /// what [`ShareRepository::import_clone`] writes — the source's status, `vendor_data` (unless
     /// overridden) and recorded blocks taken from its row, `expires_at` from the workflow's —
-    /// and returns `Some(ImportOutcome::Imported)`. When the receiver already holds a clone (check
+    /// and returns `Some(ImportOutcome::Imported)` with the clone as written. When the receiver already holds a clone (check
     /// 8, or a concurrent import that won), MUST write nothing and may return
     /// `Some(ImportOutcome::AlreadyImported)` once the token is known not revoked and the source
     /// there (checks 5 and 7). Otherwise MUST write nothing and return `None`: the service then

@@ -7,7 +7,7 @@ use crate::block::FeatureBlock;
 use crate::entity::EntityStatus;
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
-use crate::session::{LogEntry, StoredSession};
+use crate::session::{LogEntry, SessionRecord, StoredSession};
 use crate::status::SessionStatus;
 use crate::vendor_data::VendorData;
 
@@ -280,10 +280,11 @@ impl ImportAttempt {
 }
 
 /// What executing a clone plan did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum ImportOutcome {
-    /// The clone and every related row were written.
-    Imported,
+    /// The clone and every related row were written; the clone as written, everything its
+    /// decision payload shows (read back from the writes themselves, not by a later read).
+    Imported(Box<SessionRecord>),
     /// The receiver already holds a clone of this source (possibly written a moment ago by a
     /// concurrent import); nothing was written.
     AlreadyImported(SessionId),

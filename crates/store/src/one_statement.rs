@@ -14,31 +14,63 @@
 //! rule: the statement is given the rule's answer for every source and entity status and picks
 //! the one for the rows it reads.
 //!
+//! The statement answers with the clone as written — its session row, its items and its reviews,
+//! from the rows the writes return — so that nothing is read after it.
+//!
 //! Parts are chained through the rows they return, which fixes the order of the row locks:
 //! the receiver's entity, then the application's counter row, so that two imports into one
 //! application cannot deadlock. Foreign keys are checked at the end of the statement, when every
 //! row is there.
 
-use handoff_domain::{FeatureBlock, ImportAttempt};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Value};
+use handoff_domain::{FeatureBlock, ImportAttempt, LogKind, RepoError, SessionRecord};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
 
+use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
 use crate::sql::stmt;
 
-/// Tries `attempt`; `true` when the clone was written, `false` when a check failed and nothing
-/// was.
+/// Why the statement gave no clone.
+pub(crate) enum Failure {
+    /// The database refused the statement (a unique violation: check 8).
+    Db(DbErr),
+    /// A row it returned could not be read.
+    Repo(RepoError),
+}
+
+/// Tries `attempt`: the clone as written, or `None` when a check failed and nothing was.
 pub(crate) async fn try_import(
     db: &DatabaseConnection,
     attempt: &ImportAttempt,
-) -> Result<bool, DbErr> {
+) -> Result<Option<SessionRecord>, Failure> {
     let (sql, values) = statement(attempt);
-    let row = db
-        .query_one_raw(stmt(db.get_database_backend(), &sql, values))
-        .await?;
-    let cloned = match row {
-        Some(row) => row.try_get::<i64>("", "cloned")?,
-        None => 0,
+    let rows = db
+        .query_all_raw(stmt(db.get_database_backend(), &sql, values))
+        .await
+        .map_err(Failure::Db)?;
+    record(&rows).map_err(Failure::Repo)
+}
+
+/// The clone from the statement's rows: part 0 its session row, part 1 its block items, part 2
+/// its reviews; no rows when nothing was written.
+fn record(rows: &[QueryResult]) -> Result<Option<SessionRecord>, RepoError> {
+    let mut session = None;
+    let mut items = Vec::new();
+    let mut reviews = Vec::new();
+    for row in rows {
+        match rows::get::<i32>(row, "part")? {
+            0 => session = Some(rows::session(row)?),
+            1 => items.push(rows::item(row)?),
+            _ => reviews.extend(rows::review(row)?),
+        }
+    }
+    let Some((session, recorded)) = session else {
+        return Ok(None);
     };
-    Ok(cloned == 1)
+    reviews.sort_by_key(|(id, _)| *id);
+    Ok(Some(SessionRecord {
+        session,
+        blocks: rows::blocks(&recorded, items),
+        reviews: reviews.into_iter().map(|(_, review)| review).collect(),
+    }))
 }
 
 /// Numbered parameters, each bound once however often the SQL uses it.
@@ -161,7 +193,7 @@ fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
          (SELECT id FROM entity), NULL, NULL, src.contact_details, src.expected_details, src.id, \
          src.recorded_blocks, {created_at}, \
          {created_at} + src.session_expiration_time * INTERVAL '1 second' \
-         FROM src, counter, decided RETURNING id)"
+         FROM src, counter, decided RETURNING {SESSION_COLUMNS})"
     ));
 
     // Every block table of the kind, each with one INSERT … SELECT.
@@ -169,7 +201,8 @@ fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
         parts.push(format!(
             "copy_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
              SELECT {clone}, position, node_id, status, item FROM {0} \
-             WHERE session_id = {source} AND EXISTS (SELECT 1 FROM clone))",
+             WHERE session_id = {source} AND EXISTS (SELECT 1 FROM clone) \
+             RETURNING {ITEM_COLUMNS})",
             block.v3_key()
         ));
     }
@@ -189,7 +222,8 @@ fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
          FROM (SELECT 0 AS part, id, kind, actor, action, old_status, new_status, comment, details, \
          created_at FROM session_logs WHERE session_id = {source} AND EXISTS (SELECT 1 FROM clone) \
          UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, src.status, decided.status, \
-         {comment}, {details}, {logged_at} FROM src, decided, clone) AS rows ORDER BY part, id)"
+         {comment}, {details}, {logged_at} FROM src, decided, clone) AS rows ORDER BY part, id \
+         RETURNING {REVIEW_COLUMNS})"
     ));
 
     if let Some(jti) = &a.jti {
@@ -210,10 +244,29 @@ fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
         ));
     }
 
-    let sql = format!(
-        "WITH {} SELECT COUNT(*) AS cloned FROM clone",
-        parts.join(", ")
-    );
+    // What the clone's decision shows, from the rows written: the session row, the items, the
+    // reviews. The first part names and types every column; the others fill theirs.
+    let review = p.bind(LogKind::Review.as_str());
+    let session_nulls = vec!["NULL"; SESSION_COLUMNS.split(',').count()].join(", ");
+    let mut answer = vec![format!(
+        "SELECT 0 AS part, NULL::text AS block, NULL::integer AS position, NULL::text AS node_id, \
+         NULL::text AS item_status, NULL::text AS item, NULL::bigint AS log_id, \
+         NULL::text AS log_kind, NULL::text AS actor, NULL::text AS new_status, \
+         NULL::text AS comment, NULL::timestamptz AS logged_at, {SESSION_COLUMNS} FROM clone"
+    )];
+    for block in FeatureBlock::for_kind(a.kind) {
+        answer.push(format!(
+            "SELECT 1, '{0}', position, node_id, item_status, item, NULL, NULL, NULL, NULL, NULL, \
+             NULL, {session_nulls} FROM copy_{0}",
+            block.v3_key()
+        ));
+    }
+    answer.push(format!(
+        "SELECT 2, NULL, NULL, NULL, NULL, NULL, log_id, log_kind, actor, new_status, comment, \
+         logged_at, {session_nulls} FROM logs WHERE log_kind = {review}"
+    ));
+
+    let sql = format!("WITH {} {}", parts.join(", "), answer.join(" UNION ALL "));
     (sql, p.0)
 }
 

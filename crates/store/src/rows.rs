@@ -6,11 +6,12 @@
 use chrono::{DateTime, Utc};
 use handoff_domain::workflow::Feature;
 use handoff_domain::{
-    ApplicationId, FeatureBlock, RepoError, SessionId, SessionKind, SessionStatus, StoredSession,
-    VendorData, WorkflowFeature, WorkflowId,
+    ApplicationId, FeatureBlock, FeatureItem, RepoError, Review, SessionId, SessionKind,
+    SessionStatus, StoredSession, VendorData, WorkflowFeature, WorkflowId,
 };
 use sea_orm::{QueryResult, TryGetable, Value};
 use serde_json::json;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 /// The columns of `sessions` that [`session`] reads, in the order the SELECTs name them.
@@ -97,6 +98,56 @@ pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBl
         expires_at: get::<DateTime<Utc>>(row, "expires_at")?,
     };
     Ok((session, recorded_blocks(&recorded)?))
+}
+
+/// The columns of a block row that [`item`] reads, named as it reads them.
+pub(crate) const ITEM_COLUMNS: &str = "position, node_id, status AS item_status, item";
+
+/// A block row read with [`ITEM_COLUMNS`] and a `block` column naming its table.
+pub(crate) fn item(row: &QueryResult) -> Result<(FeatureBlock, i32, FeatureItem), RepoError> {
+    let key: String = get(row, "block")?;
+    let block = FeatureBlock::from_v3_key(&key).ok_or_else(|| corrupt("block", &key))?;
+    let json = RawValue::from_string(get(row, "item")?)
+        .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON")))?;
+    let item = FeatureItem::from_stored(get(row, "node_id")?, get(row, "item_status")?, json);
+    Ok((block, get(row, "position")?, item))
+}
+
+/// The `recorded` blocks, in that order, each with its items in position order; a recorded
+/// block without items is an empty array.
+pub(crate) fn blocks(
+    recorded: &[FeatureBlock],
+    mut items: Vec<(FeatureBlock, i32, FeatureItem)>,
+) -> Vec<(FeatureBlock, Vec<FeatureItem>)> {
+    items.sort_by_key(|(block, position, _)| (*block, *position));
+    let mut blocks: Vec<(FeatureBlock, Vec<FeatureItem>)> =
+        recorded.iter().map(|b| (*b, Vec::new())).collect();
+    for (block, _, item) in items {
+        if let Some((_, items)) = blocks.iter_mut().find(|(b, _)| *b == block) {
+            items.push(item);
+        }
+    }
+    blocks
+}
+
+/// The columns of a review log row that [`review`] reads, named as it reads them.
+pub(crate) const REVIEW_COLUMNS: &str =
+    "id AS log_id, kind AS log_kind, actor, new_status, comment, created_at AS logged_at";
+
+/// A log row read with [`REVIEW_COLUMNS`], as the `reviews` show it; `None` for an event.
+pub(crate) fn review(row: &QueryResult) -> Result<Option<(i64, Review)>, RepoError> {
+    let kind: String = get(row, "log_kind")?;
+    if kind != handoff_domain::LogKind::Review.as_str() {
+        return Ok(None);
+    }
+    let status: Option<String> = get(row, "new_status")?;
+    let review = Review {
+        user: get(row, "actor")?,
+        new_status: self::status(status.as_deref().unwrap_or_default())?,
+        comment: get(row, "comment")?,
+        created_at: get(row, "logged_at")?,
+    };
+    Ok(Some((get(row, "log_id")?, review)))
 }
 
 /// A workflow's steps as stored.

@@ -9,11 +9,12 @@ use handoff_domain::{
     StoredSession,
 };
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
-use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::Store;
-use crate::rows::{self, SESSION_COLUMNS, get, json_text, recorded_blocks_text};
+use crate::rows::{
+    self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS, get, json_text, recorded_blocks_text,
+};
 use crate::sql::{begin_write, commit, execute, for_update, placeholders, query_all, query_one};
 
 /// Rows per multi-row INSERT: 5 values a row stays far below both backends' parameter limits.
@@ -417,46 +418,32 @@ async fn read_blocks<C: ConnectionTrait>(
         .iter()
         .map(|block| {
             format!(
-                "SELECT '{0}' AS block, position, node_id, status, item FROM {0} WHERE session_id = ?",
+                "SELECT '{0}' AS block, {ITEM_COLUMNS} FROM {0} WHERE session_id = ?",
                 block.v3_key()
             )
         })
         .collect::<Vec<_>>()
-        .join(" UNION ALL ")
-        + " ORDER BY block, position";
-    let rows = query_all(db, &sql, vec![Value::from(id.as_uuid()); recorded.len()]).await?;
-    let mut blocks: Vec<(FeatureBlock, Vec<FeatureItem>)> =
-        recorded.iter().map(|b| (*b, Vec::new())).collect();
-    for row in &rows {
-        let key: String = get(row, "block")?;
-        let item: String = get(row, "item")?;
-        let json = RawValue::from_string(item)
-            .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON")))?;
-        let item = FeatureItem::from_stored(get(row, "node_id")?, get(row, "status")?, json);
-        if let Some((_, items)) = blocks.iter_mut().find(|(b, _)| b.v3_key() == key) {
-            items.push(item);
-        }
-    }
-    Ok(blocks)
+        .join(" UNION ALL ");
+    let items = query_all(db, &sql, vec![Value::from(id.as_uuid()); recorded.len()])
+        .await?
+        .iter()
+        .map(rows::item)
+        .collect::<Result<_, _>>()?;
+    Ok(rows::blocks(recorded, items))
 }
 
 async fn read_reviews<C: ConnectionTrait>(db: &C, id: SessionId) -> Result<Vec<Review>, RepoError> {
-    query_all(
+    let rows = query_all(
         db,
-        "SELECT actor, new_status, comment, created_at FROM session_logs \
-         WHERE session_id = ? AND kind = ? ORDER BY id",
+        &format!(
+            "SELECT {REVIEW_COLUMNS} FROM session_logs \
+             WHERE session_id = ? AND kind = ? ORDER BY id"
+        ),
         vec![id.as_uuid().into(), LogKind::Review.as_str().into()],
     )
-    .await?
-    .iter()
-    .map(|row| {
-        let status: Option<String> = get(row, "new_status")?;
-        Ok(Review {
-            user: get(row, "actor")?,
-            new_status: rows::status(status.as_deref().unwrap_or_default())?,
-            comment: get(row, "comment")?,
-            created_at: get(row, "created_at")?,
-        })
-    })
-    .collect()
+    .await?;
+    rows.iter()
+        .filter_map(|row| rows::review(row).transpose())
+        .map(|review| review.map(|(_, review)| review))
+        .collect()
 }

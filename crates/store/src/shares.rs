@@ -7,15 +7,15 @@ use chrono::{DateTime, Utc};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
     ApplicationId, ClonePlan, FeatureBlock, ImportAttempt, ImportContext, ImportOutcome,
-    ImportWorkflow, IssuedShareToken, LogEntry, RepoError, SessionId, SessionKind, StoredSession,
-    WorkflowId,
+    ImportWorkflow, IssuedShareToken, LogEntry, RepoError, SessionId, SessionKind, SessionRecord,
+    StoredSession, WorkflowId,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::Store;
 use crate::one_statement;
-use crate::rows::{self, SESSION_COLUMNS, get};
+use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS, get};
 use crate::sessions::{ensure_entity, insert_log};
 use crate::sql::{begin_write, commit, execute, is_unique_violation, query_one, repo_error, stmt};
 
@@ -156,9 +156,9 @@ impl ShareRepository for Store {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         match copy(&txn, plan).await {
-            Ok(Copied::Done) => {
+            Ok(Copied::Done(clone)) => {
                 commit(txn).await?;
-                Ok(ImportOutcome::Imported)
+                Ok(ImportOutcome::Imported(clone))
             }
             Ok(Copied::SourceGone) => {
                 txn.rollback().await.map_err(repo_error)?;
@@ -183,13 +183,13 @@ impl Store {
         attempt: &ImportAttempt,
     ) -> Result<Option<ImportOutcome>, RepoError> {
         match one_statement::try_import(&self.db, attempt).await {
-            Ok(true) => Ok(Some(ImportOutcome::Imported)),
-            Ok(false) => Ok(None),
-            Err(error) if is_unique_violation(&error) => self
+            Ok(clone) => Ok(clone.map(|clone| ImportOutcome::Imported(Box::new(clone)))),
+            Err(one_statement::Failure::Db(error)) if is_unique_violation(&error) => self
                 .already_imported(attempt.application_id, attempt.source_session_id, error)
                 .await
                 .map(Some),
-            Err(error) => Err(repo_error(error)),
+            Err(one_statement::Failure::Db(error)) => Err(repo_error(error)),
+            Err(one_statement::Failure::Repo(error)) => Err(error),
         }
     }
 
@@ -232,7 +232,8 @@ fn copy_block_sql(block: FeatureBlock) -> &'static str {
             .map(|block| {
                 let sql = format!(
                     "INSERT INTO {0} (session_id, position, node_id, status, item) \
-                     SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ?",
+                     SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ? \
+                     RETURNING '{0}' AS block, {ITEM_COLUMNS}",
                     block.v3_key()
                 );
                 (*block, sql)
@@ -245,7 +246,8 @@ fn copy_block_sql(block: FeatureBlock) -> &'static str {
 }
 
 enum Copied {
-    Done,
+    /// The clone as written.
+    Done(Box<SessionRecord>),
     SourceGone,
 }
 
@@ -264,6 +266,17 @@ async fn run(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result
     txn.execute_raw(stmt(txn.get_database_backend(), sql, values))
         .await
         .map(|r| r.rows_affected())
+        .map_err(Failure::Db)
+}
+
+/// [`run`] for a statement that returns rows (`RETURNING`).
+async fn fetch(
+    txn: &DatabaseTransaction,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, Failure> {
+    txn.query_all_raw(stmt(txn.get_database_backend(), sql, values))
+        .await
         .map_err(Failure::Db)
 }
 
@@ -299,14 +312,19 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
 
     // The session row, from the source's. The source application's own metadata and callback
     // stay behind; what the verification was about (contact and expected details) comes along.
-    let inserted = run(
+    // Every write returns what it wrote: the clone is answered without reading it back.
+    let inserted = fetch(
         txn,
-        "INSERT INTO sessions (id, application_id, kind, session_number, session_token, session_url, \
-         status, workflow_id, features, vendor_data, entity_id, metadata, callback, contact_details, \
-         expected_details, shared_from_session, recorded_blocks, created_at, expires_at) \
-         SELECT ?, ?, kind, ?, ?, ?, ?, ?, features, ?, ?, NULL, NULL, contact_details, \
-         expected_details, id, ?, ?, ? \
-         FROM sessions WHERE id = ? AND application_id = ? AND kind = ?",
+        &format!(
+            "INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
+             session_url, status, workflow_id, features, vendor_data, entity_id, metadata, \
+             callback, contact_details, expected_details, shared_from_session, recorded_blocks, \
+             created_at, expires_at) \
+             SELECT ?, ?, kind, ?, ?, ?, ?, ?, features, ?, ?, NULL, NULL, contact_details, \
+             expected_details, id, ?, ?, ? \
+             FROM sessions WHERE id = ? AND application_id = ? AND kind = ? \
+             RETURNING {SESSION_COLUMNS}"
+        ),
         vec![
             plan.clone_id.as_uuid().into(),
             plan.application_id.as_uuid().into(),
@@ -315,7 +333,10 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
             plan.session_url.clone().into(),
             status.as_str().into(),
             plan.workflow_id.as_uuid().into(),
-            plan.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
+            plan.vendor_data
+                .as_ref()
+                .map(|v| v.as_str().to_owned())
+                .into(),
             entity_id.into(),
             rows::recorded_blocks_text(&plan.blocks).into(),
             plan.created_at.into(),
@@ -326,18 +347,20 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         ],
     )
     .await?;
-    if inserted == 0 {
+    let Some(row) = inserted.first() else {
         return Ok(Copied::SourceGone);
-    }
+    };
+    let (mut session, recorded) = rows::session(row)?;
 
     // Only the blocks the source recorded: an empty table costs a statement and copies nothing.
+    let mut items = Vec::new();
     for (step, block) in plan.blocks.iter().enumerate() {
         #[cfg(feature = "test-support")]
         if crate::testing::take_import_fault(plan.application_id, step) {
             return Err(Failure::Repo(RepoError::Internal("injected fault".into())));
         }
         let _ = step;
-        run(
+        let copied = fetch(
             txn,
             copy_block_sql(*block),
             vec![
@@ -346,19 +369,30 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
             ],
         )
         .await?;
+        for row in &copied {
+            items.push(rows::item(row)?);
+        }
     }
-    run(
+    let mut reviews = Vec::new();
+    for row in &fetch(
         txn,
-        "INSERT INTO session_logs \
-         (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
-         SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
-         FROM session_logs WHERE session_id = ? ORDER BY id",
+        &format!(
+            "INSERT INTO session_logs \
+             (session_id, kind, actor, action, old_status, new_status, comment, details, \
+             created_at) \
+             SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
+             FROM session_logs WHERE session_id = ? ORDER BY id RETURNING {REVIEW_COLUMNS}"
+        ),
         vec![
             plan.clone_id.as_uuid().into(),
             plan.source_session_id.as_uuid().into(),
         ],
     )
-    .await?;
+    .await?
+    {
+        reviews.extend(rows::review(row)?);
+    }
+    reviews.sort_by_key(|(id, _)| *id);
     let log = LogEntry {
         new_status: Some(status),
         ..plan.log.clone()
@@ -392,5 +426,10 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         vec![session_number.into(), plan.clone_id.as_uuid().into()],
     )
     .await?;
-    Ok(Copied::Done)
+    session.session_number = session_number;
+    Ok(Copied::Done(Box::new(SessionRecord {
+        session,
+        blocks: rows::blocks(&recorded, items),
+        reviews: reviews.into_iter().map(|(_, review)| review).collect(),
+    })))
 }

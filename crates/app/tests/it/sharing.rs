@@ -174,6 +174,27 @@ on_both_backends! {
         assert_error(&app.get("/v3/businesses/biz-widgets-001/", &receiver).await, 404, "entity_not_found");
     }
 
+    async fn the_import_answers_what_a_later_read_of_the_clone_shows(app) {
+        let source = app.tenant("Source").await;
+        let receiver = app.tenant("Receiver").await;
+        for (kind, decision) in [("user", "/v2/session"), ("business", "/v3/session")] {
+            let session = app.finished_session(&source, kind, &format!("{kind}-reviewed-001")).await;
+            // A review on the source, so that the clone's `reviews` are not empty.
+            let reviewed = app.patch(&format!("/v3/session/{session}/update-status/"), &source, json!({"new_status": "Declined", "comment": "Registry mismatch."})).await;
+            assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
+            let token = share(&app, &source, &session, &receiver).await;
+            let workflow = app.workflow(&receiver, kind).await;
+            let imported = import(&app, &receiver, &token, &workflow, json!({"trust_review": true})).await;
+            assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+            assert_eq!(imported.body["status"], "Declined");
+            assert_eq!(imported.body["reviews"][0]["comment"], "Registry mismatch.");
+            let clone_id = imported.body["session_id"].as_str().unwrap();
+            let read = app.get(&format!("{decision}/{clone_id}/decision/"), &receiver).await;
+            assert_eq!(read.status.as_u16(), 200, "{}", read.text);
+            assert_eq!(imported.text, read.text, "{kind}: the import's answer is the stored clone, byte for byte");
+        }
+    }
+
     async fn share_refusals(app) {
         let owner = app.tenant("Owner").await;
         let other = app.tenant("Other").await;

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::{Error, Ports};
 use crate::application::Caller;
 use crate::ids::{SessionId, WorkflowId};
-use crate::session::{LogEntry, LogKind};
+use crate::session::{LogEntry, LogKind, SessionRecord};
 use crate::share::{ImportAttempt, ImportOutcome, ShareToken, TokenError};
 use crate::vendor_data::VendorData;
 
@@ -41,7 +41,8 @@ impl ImportService {
         }
     }
 
-    /// Imports the shared session and returns the clone's id.
+    /// Imports the shared session and returns the clone, with everything its decision payload
+    /// shows, as the import wrote it (no read after the write).
     ///
     /// The checks run in the contract's order, the first failure wins: token valid (3), not
     /// expired (4), not revoked (5), addressed to the caller (6), source still there with the
@@ -57,7 +58,7 @@ impl ImportService {
         &self,
         caller: &Caller,
         request: ImportRequest,
-    ) -> Result<SessionId, Error> {
+    ) -> Result<SessionRecord, Error> {
         let claims = self
             .ports
             .tokens
@@ -100,7 +101,7 @@ impl ImportService {
         // revoked token (check 5) answers first.
         if claims.for_application_id == caller.application_id {
             match self.ports.shares.try_import(&attempt).await? {
-                Some(ImportOutcome::Imported) => return Ok(attempt.clone_id),
+                Some(ImportOutcome::Imported(clone)) => return Ok(*clone),
                 Some(ImportOutcome::AlreadyImported(existing)) => {
                     return Err(Error::AlreadyImported(existing));
                 }
@@ -144,7 +145,7 @@ impl ImportService {
             workflow.session_expiration_time,
         );
         match self.ports.shares.import_clone(&plan).await? {
-            ImportOutcome::Imported => Ok(plan.clone_id),
+            ImportOutcome::Imported(clone) => Ok(*clone),
             ImportOutcome::AlreadyImported(existing) => Err(Error::AlreadyImported(existing)),
             ImportOutcome::SourceGone => Err(Error::SourceSessionNotFound),
         }
@@ -324,7 +325,9 @@ mod tests {
                         },
                     )
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .session
+                    .id;
                 let context = f
                     .world
                     .store
@@ -545,13 +548,19 @@ mod tests {
             trust_review: true,
             vendor_data: None,
         };
-        let id = f
+        let imported = f
             .services
             .import
             .import(&f.receiver, request)
             .await
             .unwrap();
+        let id = imported.session.id;
         let clone = f.services.sessions.decision(&f.receiver, id).await.unwrap();
+        assert_eq!(
+            format!("{imported:?}"),
+            format!("{clone:?}"),
+            "the import answers with the clone as a later read shows it"
+        );
         assert_eq!(clone.session.shared_from_session, Some(f.source_session));
         assert_eq!(clone.session.status, SessionStatus::Approved);
         assert_eq!(clone.session.session_number, 1);
@@ -622,7 +631,9 @@ mod tests {
                 .import
                 .import(&f.receiver, request)
                 .await
-                .unwrap();
+                .unwrap()
+                .session
+                .id;
             assert_eq!(
                 f.services
                     .sessions
@@ -650,7 +661,9 @@ mod tests {
             .import
             .import(&f.receiver, request)
             .await
-            .unwrap();
+            .unwrap()
+            .session
+            .id;
         let clone = f.services.sessions.decision(&f.receiver, id).await.unwrap();
         assert_eq!(clone.session.status, SessionStatus::InReview);
         assert_eq!(clone.session.vendor_data.unwrap().as_str(), "receiver-7");

@@ -134,12 +134,12 @@ pub(crate) async fn import_shared(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let clone_id = state
+    // The import answers with the clone as it wrote it: no read after the write.
+    let record = state
         .services
         .import
         .import(&caller, body.into_domain()?)
         .await?;
-    let record = state.services.sessions.decision(&caller, clone_id).await?;
     Ok(match record.session.kind {
         SessionKind::User => HttpResponse::Created().json(V2Decision(&record)),
         SessionKind::Business => HttpResponse::Created().json(V3Decision(&record)),

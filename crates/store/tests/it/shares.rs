@@ -1,17 +1,19 @@
 //! The clone of a shared session: `ShareRepository::import_clone` (rows, numbers, the entity
 //! rule, a vanished source, a second clone, concurrent clones into one application) and
 //! `ShareRepository::try_import`, the checks and the clone in one step (PostgreSQL; SQLite
-//! always declines, and the service reads the checks first).
+//! always declines, and the service reads the checks first). Both answer with the clone as
+//! written, which must be what a later read of it shows.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use handoff_domain::ports::{SessionRepository, ShareRepository, WorkflowRepository};
 use handoff_domain::session::RecordResults;
+use handoff_domain::session::ReviewOutcome;
 use handoff_domain::{
     ApplicationId, ClonePlan, FeatureBlock, FeatureItem, ImportAttempt, ImportOutcome,
-    IssuedShareToken, LogEntry, LogKind, SessionId, SessionKind, SessionStatus, ShareClaims,
-    StoredSession, VendorData, Workflow,
+    IssuedShareToken, LogEntry, LogKind, ReviewStatus, SessionId, SessionKind, SessionRecord,
+    SessionStatus, ShareClaims, StoredSession, VendorData, Workflow,
 };
 use sea_orm::ConnectionTrait;
 use serde_json::value::RawValue;
@@ -20,7 +22,8 @@ use uuid::Uuid;
 use crate::support::{TestStore, event, now, on_both_backends};
 use handoff_store::DatabaseBackend;
 
-/// A finished source session in its own application, with two blocks and three log rows.
+/// A finished source session in its own application, with two blocks and three log rows, the
+/// last a review.
 async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSession) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
@@ -28,7 +31,7 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
     let item =
         |json: &str| FeatureItem::parse(&RawValue::from_string(json.to_owned()).unwrap()).unwrap();
     let results = RecordResults {
-        status: Some(SessionStatus::Approved),
+        status: Some(SessionStatus::InReview),
         blocks: vec![
             (
                 FeatureBlock::IdVerifications,
@@ -50,6 +53,19 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
             .await
             .unwrap()
     );
+    let review = LogEntry {
+        kind: LogKind::Review,
+        actor: "reviewer@source.test".into(),
+        action: "status_updated".into(),
+        comment: Some("documents match".into()),
+        ..event("status_updated")
+    };
+    assert!(matches!(
+        db.apply_review(app, session.id, ReviewStatus::Approved, &review)
+            .await
+            .unwrap(),
+        ReviewOutcome::Applied
+    ));
     let session = StoredSession {
         status: SessionStatus::Approved,
         ..session
@@ -147,6 +163,33 @@ async fn share_token(db: &TestStore, source: &StoredSession, receiver: Applicati
     jti
 }
 
+/// The clone an outcome carries; panics on any other outcome.
+fn imported(outcome: ImportOutcome) -> SessionRecord {
+    match outcome {
+        ImportOutcome::Imported(clone) => *clone,
+        other => panic!("expected a clone, got {other:?}"),
+    }
+}
+
+/// The session an outcome names as already imported; panics on any other outcome.
+fn already_imported(outcome: ImportOutcome) -> SessionId {
+    match outcome {
+        ImportOutcome::AlreadyImported(id) => id,
+        other => panic!("expected already imported, got {other:?}"),
+    }
+}
+
+/// The answer of an import is what a later read of the clone shows, field for field and item
+/// for item.
+async fn assert_answer_is_the_stored_clone(db: &TestStore, answer: &SessionRecord) {
+    let stored = db
+        .find_session(answer.session.application_id, answer.session.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(format!("{answer:?}"), format!("{stored:?}"));
+}
+
 /// Whether this store tries imports in one step (PostgreSQL) or always declines (SQLite).
 fn tries(db: &TestStore) -> bool {
     db.backend() == DatabaseBackend::Postgres
@@ -183,7 +226,8 @@ on_both_backends! {
         let workflow = db.workflow(receiver, SessionKind::User).await;
         db.session(&workflow, None).await;
         let plan = plan(&src, &workflow, Some("Ana"), false);
-        assert_eq!(db.import_clone(&plan).await.unwrap(), ImportOutcome::Imported);
+        let answer = imported(db.import_clone(&plan).await.unwrap());
+        assert_answer_is_the_stored_clone(&db, &answer).await;
 
         let clone = db.find_session(receiver, plan.clone_id).await.unwrap().unwrap();
         let original = db.find_session(src.application_id, src.id).await.unwrap().unwrap();
@@ -198,9 +242,11 @@ on_both_backends! {
             let text = |items: &Vec<FeatureItem>| items.iter().map(|i| i.json().get().to_owned()).collect::<Vec<_>>();
             assert_eq!(text(items), text(original_items), "items token for token, in order");
         }
+        assert_eq!(clone.reviews, original.reviews, "the source's review comes along");
+        assert_eq!(clone.reviews.len(), 1);
         assert_eq!(db.count("entities").await, 2, "the source's and the receiver's new ACTIVE one");
         let logs = db.count("session_logs").await;
-        assert_eq!(logs, 2 + 1 + 2 + 1, "source: created + results; receiver session: created; clone: both copied + the import");
+        assert_eq!(logs, 3 + 1 + 3 + 1, "source: created + results + review; receiver session: created; clone: the three copied + the import");
     }
 
     async fn the_entity_status_decides_over_trust_review(db) {
@@ -214,15 +260,16 @@ on_both_backends! {
             .await
             .unwrap();
         let trusted = plan(&src, &workflow, Some("BLOCKED-ONE"), true);
-        assert_eq!(db.import_clone(&trusted).await.unwrap(), ImportOutcome::Imported);
+        let answer = imported(db.import_clone(&trusted).await.unwrap());
+        assert_answer_is_the_stored_clone(&db, &answer).await;
         let clone = db.find_session(receiver, trusted.clone_id).await.unwrap().unwrap();
         assert_eq!(clone.session.status, trusted.status(Some(handoff_domain::EntityStatus::Blocked)));
         assert_eq!(clone.session.status, SessionStatus::Declined);
 
         let (_, other) = source(&db, "bea").await;
         let fresh = plan(&other, &workflow, None, true);
-        assert_eq!(db.import_clone(&fresh).await.unwrap(), ImportOutcome::Imported);
-        let clone = db.find_session(receiver, fresh.clone_id).await.unwrap().unwrap();
+        let clone = imported(db.import_clone(&fresh).await.unwrap());
+        assert_answer_is_the_stored_clone(&db, &clone).await;
         assert_eq!(clone.session.status, SessionStatus::Approved, "no vendor_data, no entity: the source's status");
     }
 
@@ -233,7 +280,7 @@ on_both_backends! {
         let plan = plan(&src, &workflow, Some("new-person"), false);
         assert!(db.delete_session(source_app, src.id).await.unwrap());
         let before = footprint(&db).await;
-        assert_eq!(db.import_clone(&plan).await.unwrap(), ImportOutcome::SourceGone);
+        assert!(matches!(db.import_clone(&plan).await.unwrap(), ImportOutcome::SourceGone));
         assert_eq!(footprint(&db).await, before, "no row, no entity, no number");
     }
 
@@ -242,10 +289,10 @@ on_both_backends! {
         let receiver = db.application().await;
         let workflow = db.workflow(receiver, SessionKind::User).await;
         let first = plan(&src, &workflow, None, false);
-        assert_eq!(db.import_clone(&first).await.unwrap(), ImportOutcome::Imported);
+        imported(db.import_clone(&first).await.unwrap());
         let before = footprint(&db).await;
         let second = plan(&src, &workflow, Some("someone"), false);
-        assert_eq!(db.import_clone(&second).await.unwrap(), ImportOutcome::AlreadyImported(first.clone_id));
+        assert_eq!(already_imported(db.import_clone(&second).await.unwrap()), first.clone_id);
         assert_eq!(footprint(&db).await, before, "the refused clone left nothing, not even its entity");
     }
 
@@ -264,12 +311,11 @@ on_both_backends! {
             let db = db.clone();
             tasks.spawn(async move { db.import_clone(&plan).await.unwrap() });
         }
-        for outcome in tasks.join_all().await {
-            assert_eq!(outcome, ImportOutcome::Imported);
-        }
         let mut numbers = BTreeSet::new();
-        for plan in &plans {
-            numbers.insert(db.find_session(receiver, plan.clone_id).await.unwrap().unwrap().session.session_number);
+        for outcome in tasks.join_all().await {
+            let clone = imported(outcome);
+            assert_answer_is_the_stored_clone(&db, &clone).await;
+            numbers.insert(clone.session.session_number);
         }
         assert_eq!(numbers, (1..=12).collect::<BTreeSet<_>>());
         assert_eq!(db.count("entities").await, 12 + 1, "one per source, one shared by the clones");
@@ -285,11 +331,12 @@ on_both_backends! {
         let before = footprint(&db).await;
         let outcome = db.try_import(&attempt).await.unwrap();
         if !tries(&db) {
-            assert_eq!(outcome, None);
+            assert!(outcome.is_none(), "{outcome:?}");
             assert_eq!(footprint(&db).await, before, "declining writes nothing");
             return;
         }
-        assert_eq!(outcome, Some(ImportOutcome::Imported));
+        let answer = imported(outcome.unwrap());
+        assert_answer_is_the_stored_clone(&db, &answer).await;
         let clone = db.find_session(receiver, attempt.clone_id).await.unwrap().unwrap();
         let original = db.find_session(src.application_id, src.id).await.unwrap().unwrap();
         assert_eq!(clone.session.session_number, 2);
@@ -304,6 +351,8 @@ on_both_backends! {
             let text = |items: &Vec<FeatureItem>| items.iter().map(|i| i.json().get().to_owned()).collect::<Vec<_>>();
             assert_eq!(text(items), text(original_items));
         }
+        assert_eq!(clone.reviews, original.reviews);
+        assert_eq!(clone.reviews.len(), 1);
         assert_eq!(db.count("entities").await, 2, "the receiver's ANA is the clone's Ana: no new entity");
         let backend = db.connection().get_database_backend();
         let log = db
@@ -361,7 +410,8 @@ on_both_backends! {
         gone.source_session_id = SessionId::from_uuid(Uuid::new_v4());
         failing.push(("no such source", gone));
         for (what, attempt) in &failing {
-            assert_eq!(db.try_import(attempt).await.unwrap(), None, "{what}");
+            let outcome = db.try_import(attempt).await.unwrap();
+            assert!(outcome.is_none(), "{what}: {outcome:?}");
             assert_eq!(footprint(&db).await, before, "{what}: nothing written");
         }
 
@@ -369,16 +419,16 @@ on_both_backends! {
         // it (the session row's unique key decides).
         let first = attempt(&src, &workflow, None, None);
         if tries(&db) {
-            assert_eq!(db.try_import(&first).await.unwrap(), Some(ImportOutcome::Imported));
+            imported(db.try_import(&first).await.unwrap().unwrap());
             let after_first = footprint(&db).await;
             assert_eq!(
-                db.try_import(&attempt(&src, &workflow, Some("new"), None)).await.unwrap(),
-                Some(ImportOutcome::AlreadyImported(first.clone_id))
+                already_imported(db.try_import(&attempt(&src, &workflow, Some("new"), None)).await.unwrap().unwrap()),
+                first.clone_id
             );
             assert_eq!(footprint(&db).await, after_first, "already imported: nothing written, no entity");
             let mut deleted_too = attempt(&src, &deleted, None, None);
             deleted_too.vendor_data = None;
-            assert_eq!(db.try_import(&deleted_too).await.unwrap(), None, "check 9 fails too: the long way answers 8");
+            assert!(db.try_import(&deleted_too).await.unwrap().is_none(), "check 9 fails too: the long way answers 8");
             assert_eq!(footprint(&db).await, after_first);
         }
     }
@@ -397,14 +447,16 @@ on_both_backends! {
             tasks.spawn(async move { (attempt.clone_id, db.try_import(&attempt).await.unwrap()) });
         }
         let outcomes = tasks.join_all().await;
-        let winners: Vec<_> = outcomes.iter().filter(|(_, o)| *o == Some(ImportOutcome::Imported)).collect();
+        let winners: Vec<_> = outcomes.iter().filter(|(_, o)| matches!(o, Some(ImportOutcome::Imported(_)))).collect();
         assert_eq!(winners.len(), 1, "{outcomes:?}");
+        let winner = winners[0].0;
         for (_, outcome) in &outcomes {
-            assert!(
-                matches!(outcome, Some(ImportOutcome::Imported) | None)
-                    || *outcome == Some(ImportOutcome::AlreadyImported(winners[0].0)),
-                "{outcome:?}"
-            );
+            match outcome {
+                Some(ImportOutcome::Imported(clone)) => assert_eq!(clone.session.id, winner),
+                Some(ImportOutcome::AlreadyImported(existing)) => assert_eq!(*existing, winner),
+                None => {}
+                other => panic!("{other:?}"),
+            }
         }
         assert_eq!(db.count("sessions").await, 2, "the source and one clone");
     }
