@@ -265,15 +265,26 @@ impl ImportAttempt {
         }
     }
 
-    /// [`ImportAttempt::status`] for every source status and every entity status (`None`: no
-    /// entity), for a store that decides inside the database.
-    pub fn status_table(&self) -> Vec<(SessionStatus, Option<EntityStatus>, SessionStatus)> {
+    /// [`ImportAttempt::status`] by receiver entity status alone (`None`: no entity), for a
+    /// store that decides inside the database: for each, `None` when the clone keeps the
+    /// source's status whatever it is, `Some(status)` when it takes that status whatever the
+    /// source's. `None` altogether if the rule ever depends on the source's status otherwise
+    /// (it does not today; a store then goes the long way, where the domain decides).
+    pub fn status_by_entity(&self) -> Option<Vec<(Option<EntityStatus>, Option<SessionStatus>)>> {
         let entities = std::iter::once(None).chain(EntityStatus::ALL.into_iter().map(Some));
         entities
-            .flat_map(|entity| {
-                SessionStatus::ALL
+            .map(|entity| {
+                let answers: Vec<(SessionStatus, SessionStatus)> = SessionStatus::ALL
                     .into_iter()
-                    .map(move |source| (source, entity, self.status(source, entity)))
+                    .map(|source| (source, self.status(source, entity)))
+                    .collect();
+                if answers.iter().all(|(source, clone)| source == clone) {
+                    Some((entity, None))
+                } else if answers.iter().all(|(_, clone)| *clone == answers[0].1) {
+                    Some((entity, Some(answers[0].1)))
+                } else {
+                    None
+                }
             })
             .collect()
     }

@@ -32,45 +32,39 @@ use crate::sql::stmt;
 pub(crate) enum Failure {
     /// The database refused the statement (a unique violation: check 8).
     Db(DbErr),
-    /// A row it returned could not be read.
+    /// The row it returned could not be read.
     Repo(RepoError),
 }
 
-/// Tries `attempt`: the clone as written, or `None` when a check failed and nothing was.
+/// Tries `attempt`: the clone as written, or `None` when a check failed and nothing was (or
+/// when the domain's status rule has a shape the statement cannot carry).
 pub(crate) async fn try_import(
     db: &DatabaseConnection,
     attempt: &ImportAttempt,
 ) -> Result<Option<SessionRecord>, Failure> {
-    let (sql, values) = statement(attempt);
-    let rows = db
-        .query_all_raw(stmt(db.get_database_backend(), &sql, values))
-        .await
-        .map_err(Failure::Db)?;
-    record(&rows).map_err(Failure::Repo)
-}
-
-/// The clone from the statement's rows: part 0 its session row, part 1 its block items, part 2
-/// its reviews; no rows when nothing was written.
-fn record(rows: &[QueryResult]) -> Result<Option<SessionRecord>, RepoError> {
-    let mut session = None;
-    let mut items = Vec::new();
-    let mut reviews = Vec::new();
-    for row in rows {
-        match rows::get::<i32>(row, "part")? {
-            0 => session = Some(rows::session(row)?),
-            1 => items.push(rows::item(row)?),
-            _ => reviews.extend(rows::review(row)?),
-        }
-    }
-    let Some((session, recorded)) = session else {
+    let Some((sql, values)) = statement(attempt) else {
         return Ok(None);
     };
-    reviews.sort_by_key(|(id, _)| *id);
-    Ok(Some(SessionRecord {
+    let row = db
+        .query_one_raw(stmt(db.get_database_backend(), &sql, values))
+        .await
+        .map_err(Failure::Db)?;
+    row.map(|row| record(&row))
+        .transpose()
+        .map_err(Failure::Repo)
+}
+
+/// The clone from the statement's one row: the session's columns, and its items and reviews
+/// each aggregated into one JSON column (one row to send and to read, whatever the rows).
+fn record(row: &QueryResult) -> Result<SessionRecord, RepoError> {
+    let (session, recorded) = rows::session(row)?;
+    let items = rows::items_json(rows::get::<Option<String>>(row, "items")?.as_deref())?;
+    let reviews = rows::reviews_json(rows::get::<Option<String>>(row, "reviews")?.as_deref())?;
+    Ok(SessionRecord {
         session,
         blocks: rows::blocks(&recorded, items),
-        reviews: reviews.into_iter().map(|(_, review)| review).collect(),
-    }))
+        reviews,
+    })
 }
 
 /// Numbered parameters, each bound once however often the SQL uses it.
@@ -83,24 +77,26 @@ impl Params {
     }
 }
 
-/// The domain's status rule as a JSON object, `"<source status>/<entity status or empty>"` →
-/// the clone's status.
-fn status_rule(attempt: &ImportAttempt) -> String {
-    let table: serde_json::Map<String, serde_json::Value> = attempt
-        .status_table()
+/// The domain's status rule as a JSON object: receiver entity status (`""`: none) → the
+/// clone's status, or `null` where the clone keeps the source's. `None` for a rule of another
+/// shape.
+fn status_rule(attempt: &ImportAttempt) -> Option<String> {
+    let rule: serde_json::Map<String, serde_json::Value> = attempt
+        .status_by_entity()?
         .into_iter()
-        .map(|(source, entity, clone)| {
+        .map(|(entity, fixed)| {
             (
-                format!("{}/{}", source.as_str(), entity.map_or("", |e| e.as_str())),
-                clone.as_str().into(),
+                entity.map_or("", |e| e.as_str()).to_owned(),
+                fixed.map_or(serde_json::Value::Null, |s| s.as_str().into()),
             )
         })
         .collect();
-    serde_json::Value::Object(table).to_string()
+    Some(serde_json::Value::Object(rule).to_string())
 }
 
-/// The SQL and its parameters.
-fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
+/// The SQL and its parameters; `None` when the status rule cannot be carried.
+fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
+    let rule = status_rule(a)?;
     let mut p = Params(Vec::with_capacity(32));
     let source = p.bind(a.source_session_id.as_uuid());
     let source_application = p.bind(a.source_application_id.as_uuid());
@@ -166,10 +162,10 @@ fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
     ));
 
     // The clone's status: the rule's answer for the source's status and the entity's.
-    let rule = p.bind(status_rule(a));
+    let rule = p.bind(rule);
     parts.push(format!(
-        "decided AS (SELECT (CAST({rule} AS json) ->> (src.status || '/' || \
-         COALESCE((SELECT status FROM entity), ''))) AS status FROM src)"
+        "decided AS (SELECT COALESCE(CAST({rule} AS json) ->> \
+         COALESCE((SELECT status FROM entity), ''), src.status) AS status FROM src)"
     ));
 
     // The application's counter, after the entity (its condition reads the entity's row).
@@ -244,30 +240,30 @@ fn statement(a: &ImportAttempt) -> (String, Vec<Value>) {
         ));
     }
 
-    // What the clone's decision shows, from the rows written: the session row, the items, the
-    // reviews. The first part names and types every column; the others fill theirs.
+    // What the clone's decision shows, from the rows written, as one row: the session's
+    // columns, its items and its reviews (each item's JSON exactly as stored: `json` keeps text).
     let review = p.bind(LogKind::Review.as_str());
-    let session_nulls = vec!["NULL"; SESSION_COLUMNS.split(',').count()].join(", ");
-    let mut answer = vec![format!(
-        "SELECT 0 AS part, NULL::text AS block, NULL::integer AS position, NULL::text AS node_id, \
-         NULL::text AS item_status, NULL::text AS item, NULL::bigint AS log_id, \
-         NULL::text AS log_kind, NULL::text AS actor, NULL::text AS new_status, \
-         NULL::text AS comment, NULL::timestamptz AS logged_at, {SESSION_COLUMNS} FROM clone"
-    )];
-    for block in FeatureBlock::for_kind(a.kind) {
-        answer.push(format!(
-            "SELECT 1, '{0}', position, node_id, item_status, item, NULL, NULL, NULL, NULL, NULL, \
-             NULL, {session_nulls} FROM copy_{0}",
-            block.v3_key()
-        ));
-    }
-    answer.push(format!(
-        "SELECT 2, NULL, NULL, NULL, NULL, NULL, log_id, log_kind, actor, new_status, comment, \
-         logged_at, {session_nulls} FROM logs WHERE log_kind = {review}"
-    ));
+    let items = FeatureBlock::for_kind(a.kind)
+        .iter()
+        .map(|block| {
+            format!(
+                "SELECT '{0}' AS block, position, node_id, item_status, item FROM copy_{0}",
+                block.v3_key()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let answer = format!(
+        "SELECT {SESSION_COLUMNS}, \
+         CAST((SELECT json_agg(json_build_array(block, position, node_id, item_status, \
+         CAST(item AS json))) FROM ({items}) AS i) AS text) AS items, \
+         CAST((SELECT json_agg(json_build_array(log_id, actor, new_status, comment, logged_at)) \
+         FROM logs WHERE log_kind = {review}) AS text) AS reviews \
+         FROM clone"
+    );
 
-    let sql = format!("WITH {} {}", parts.join(", "), answer.join(" UNION ALL "));
-    (sql, p.0)
+    let sql = format!("WITH {} {answer}", parts.join(", "));
+    Some((sql, p.0))
 }
 
 #[cfg(test)]
@@ -325,7 +321,7 @@ mod tests {
     #[test]
     fn binds_what_it_uses_with_and_without_override_and_token() {
         for (vendor_data, jti) in [(Some("p-1"), Some("j")), (None, None), (Some("p"), None)] {
-            let (sql, values) = statement(&attempt(vendor_data, jti));
+            let (sql, values) = statement(&attempt(vendor_data, jti)).unwrap();
             assert_parameters_match(&sql, values.len());
             assert_eq!(sql.contains("UPDATE share_tokens"), jti.is_some());
             assert_eq!(sql.contains("t.revoked_at IS NOT NULL"), jti.is_some());
@@ -346,23 +342,22 @@ mod tests {
 
     #[test]
     fn the_status_rule_is_the_domains_for_every_pair() {
-        let attempt = attempt(None, None);
-        let rule: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&status_rule(&attempt)).unwrap();
-        assert_eq!(
-            rule.len(),
-            SessionStatus::ALL.len() * (EntityStatus::ALL.len() + 1)
-        );
-        for source in SessionStatus::ALL {
-            assert_eq!(
-                rule[&format!("{}/", source.as_str())],
-                attempt.status(source, None).as_str()
-            );
-            for entity in EntityStatus::ALL {
-                assert_eq!(
-                    rule[&format!("{}/{}", source.as_str(), entity.as_str())],
-                    attempt.status(source, Some(entity)).as_str()
-                );
+        for trust_review in [false, true] {
+            let attempt = ImportAttempt {
+                trust_review,
+                ..attempt(None, None)
+            };
+            let rule: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&status_rule(&attempt).unwrap()).unwrap();
+            assert_eq!(rule.len(), EntityStatus::ALL.len() + 1);
+            let entities = std::iter::once(None).chain(EntityStatus::ALL.into_iter().map(Some));
+            for entity in entities {
+                let answer = &rule[entity.map_or("", |e| e.as_str())];
+                for source in SessionStatus::ALL {
+                    // What the statement computes: the entry, or the source's status for null.
+                    let clone = answer.as_str().unwrap_or(source.as_str());
+                    assert_eq!(clone, attempt.status(source, entity).as_str());
+                }
             }
         }
     }

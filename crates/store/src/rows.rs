@@ -130,6 +130,49 @@ pub(crate) fn blocks(
     blocks
 }
 
+/// Items aggregated by the database as a JSON array of `[block, position, node_id, status,
+/// item]` (the one-statement import's answer); `None` (no rows) is no items.
+pub(crate) fn items_json(
+    text: Option<&str>,
+) -> Result<Vec<(FeatureBlock, i32, FeatureItem)>, RepoError> {
+    type Row = (String, i32, String, String, Box<RawValue>);
+    let rows: Vec<Row> = match text {
+        Some(text) => serde_json::from_str(text).map_err(|_| corrupt("items", "(json)"))?,
+        None => Vec::new(),
+    };
+    rows.into_iter()
+        .map(|(key, position, node_id, status, json)| {
+            let block = FeatureBlock::from_v3_key(&key).ok_or_else(|| corrupt("block", &key))?;
+            Ok((
+                block,
+                position,
+                FeatureItem::from_stored(node_id, status, json),
+            ))
+        })
+        .collect()
+}
+
+/// Reviews aggregated by the database as a JSON array of `[log id, actor, new_status,
+/// comment, created_at]`, put in log order; `None` (no rows) is no reviews.
+pub(crate) fn reviews_json(text: Option<&str>) -> Result<Vec<Review>, RepoError> {
+    type Row = (i64, String, Option<String>, Option<String>, DateTime<Utc>);
+    let mut rows: Vec<Row> = match text {
+        Some(text) => serde_json::from_str(text).map_err(|_| corrupt("reviews", "(json)"))?,
+        None => Vec::new(),
+    };
+    rows.sort_by_key(|row| row.0);
+    rows.into_iter()
+        .map(|(_, user, new_status, comment, created_at)| {
+            Ok(Review {
+                user,
+                new_status: status(new_status.as_deref().unwrap_or_default())?,
+                comment,
+                created_at,
+            })
+        })
+        .collect()
+}
+
 /// The columns of a review log row that [`review`] reads, named as it reads them.
 pub(crate) const REVIEW_COLUMNS: &str =
     "id AS log_id, kind AS log_kind, actor, new_status, comment, created_at AS logged_at";

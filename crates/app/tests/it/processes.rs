@@ -17,15 +17,26 @@ use crate::support::{PUBLIC_URL, TestApp, assert_error};
 pub struct Server {
     child: Child,
     pub base: String,
+    /// Where [`Server::start`] sends the log, read when the process exits early; and the
+    /// database, to start again on another port when the chosen one was taken meanwhile.
+    restart: Option<(std::path::PathBuf, String)>,
 }
 
 impl Server {
+    /// Starts on a free port, its log (warnings) kept in a file for the panic message when it
+    /// exits early.
     pub fn start(database_url: &str) -> Server {
-        Self::start_logging(database_url, "warn", Stdio::null())
+        let path = std::env::temp_dir().join(format!("handoff-test-{}.log", uuid::Uuid::new_v4()));
+        let log = std::fs::File::create(&path).unwrap();
+        let mut server = Self::start_logging(database_url, "warn", Stdio::from(log));
+        server.restart = Some((path, database_url.to_owned()));
+        server
     }
 
     /// Starts with a log filter, sending the log (stderr) to `log`.
     pub fn start_logging(database_url: &str, filter: &str, log: Stdio) -> Server {
+        // The port is free now; another test may take it before the child binds it, which
+        // `wait_until_healthy` sees and starts again elsewhere.
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -50,6 +61,7 @@ impl Server {
         Server {
             child,
             base: format!("http://127.0.0.1:{port}"),
+            restart: None,
         }
     }
 
@@ -63,7 +75,22 @@ impl Server {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("the server exited: {status}");
+                let log = self
+                    .restart
+                    .as_ref()
+                    .and_then(|(path, _)| std::fs::read_to_string(path).ok())
+                    .unwrap_or_default();
+                let restart = self.restart.take();
+                if let Some((path, _)) = &restart {
+                    let _ = std::fs::remove_file(path);
+                }
+                match restart {
+                    Some((_, database_url)) if log.contains("in use") => {
+                        *self = Server::start(&database_url);
+                        continue;
+                    }
+                    _ => panic!("the server exited: {status}\n{log}"),
+                }
             }
             assert!(
                 started.elapsed() < Duration::from_secs(30),
@@ -76,6 +103,9 @@ impl Server {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((path, _)) = &self.restart {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 

@@ -502,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn the_status_table_is_the_rule_for_every_pair() {
+    fn the_status_by_entity_is_the_rule_for_every_pair() {
         let attempt = |trust_review| ImportAttempt {
             source_application_id: ApplicationId::from_uuid(uuid::Uuid::nil()),
             source_session_id: SessionId::from_uuid(uuid::Uuid::nil()),
@@ -528,15 +528,24 @@ mod tests {
             },
         };
         for trust_review in [false, true] {
-            let table = attempt(trust_review).status_table();
-            assert_eq!(table.len(), SessionStatus::ALL.len() * 4);
-            for (source, entity, clone) in table {
-                assert_eq!(
-                    clone,
-                    crate::share::clone_status(source, trust_review, entity)
-                );
+            let by_entity = attempt(trust_review)
+                .status_by_entity()
+                .expect("today's rule depends on the source's status only by keeping it");
+            assert_eq!(by_entity.len(), 4, "no entity, and each entity status");
+            for (entity, fixed) in by_entity {
+                for source in SessionStatus::ALL {
+                    assert_eq!(
+                        fixed.unwrap_or(source),
+                        crate::share::clone_status(source, trust_review, entity),
+                        "{source} {entity:?} trust_review={trust_review}"
+                    );
+                }
             }
         }
+        // Blocked entities decline, whatever the source's status: a fixed answer, not the source's.
+        let by_entity = attempt(true).status_by_entity().unwrap();
+        assert!(by_entity.contains(&(Some(EntityStatus::Blocked), Some(SessionStatus::Declined))));
+        assert!(by_entity.contains(&(None, None)));
     }
 
     #[tokio::test]

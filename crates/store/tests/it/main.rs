@@ -6,6 +6,7 @@
 mod support;
 
 mod applications;
+mod connect;
 mod sessions;
 mod shares;
 mod workflows;
