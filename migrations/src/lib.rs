@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_initial;
 mod m20261126_000002_sharing;
+mod m20261126_000003_session_numbers;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261126_000002_sharing::Migration),
+            Box::new(m20261126_000003_session_numbers::Migration),
         ]
     }
 }

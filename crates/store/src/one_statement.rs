@@ -169,10 +169,10 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
     ));
 
     // The application's counter, after the entity (its condition reads the entity's row).
+    // (A function: see the migration `m20261126_000003_session_numbers`.)
     parts.push(format!(
-        "counter AS (UPDATE applications SET last_session_number = last_session_number + 1 \
-         WHERE id = {application} AND EXISTS (SELECT 1 FROM decided) \
-         RETURNING last_session_number)"
+        "counter AS (SELECT next_session_number({application}) AS last_session_number \
+         FROM decided)"
     ));
 
     // The session row, from the source's. The source application's own metadata and callback

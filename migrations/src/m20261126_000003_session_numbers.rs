@@ -1,0 +1,45 @@
+//! PostgreSQL: the application's next `session_number` as a function, for the one-statement
+//! import.
+//!
+//! Concurrent imports into one application queue on its counter row. When a waiting `UPDATE`
+//! gets the row, PostgreSQL re-checks it (`EvalPlanQual`), and to do so starts a copy of every
+//! part of the statement the `UPDATE` belongs to: inside the import's data-modifying `WITH`,
+//! a score of parts, for each waiter, each time. Called as a function, the `UPDATE` is a statement
+//! of its own, whose re-check is one index lookup; its row lock is still held until the import
+//! commits. SQLite, which writes one transaction at a time, needs none.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DatabaseBackend;
+
+#[derive(DeriveMigrationName)]
+pub struct Migration;
+
+#[async_trait::async_trait]
+impl MigrationTrait for Migration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        manager
+            .get_connection()
+            .execute_unprepared(
+                "CREATE FUNCTION next_session_number(application uuid) RETURNS bigint \
+                 LANGUAGE sql VOLATILE AS $$ \
+                 UPDATE applications SET last_session_number = last_session_number + 1 \
+                 WHERE id = application RETURNING last_session_number $$",
+            )
+            .await
+            .map(drop)
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        if manager.get_database_backend() != DatabaseBackend::Postgres {
+            return Ok(());
+        }
+        manager
+            .get_connection()
+            .execute_unprepared("DROP FUNCTION next_session_number(uuid)")
+            .await
+            .map(drop)
+    }
+}
