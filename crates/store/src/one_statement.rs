@@ -22,7 +22,9 @@
 //! application cannot deadlock. Foreign keys are checked at the end of the statement, when every
 //! row is there.
 
-use handoff_domain::{FeatureBlock, ImportAttempt, LogKind, RepoError, SessionRecord};
+use std::sync::OnceLock;
+
+use handoff_domain::{FeatureBlock, ImportAttempt, LogKind, RepoError, SessionKind, SessionRecord};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
 
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
@@ -42,11 +44,25 @@ pub(crate) async fn try_import(
     db: &DatabaseConnection,
     attempt: &ImportAttempt,
 ) -> Result<Option<SessionRecord>, Failure> {
-    let Some((sql, values)) = statement(attempt) else {
+    let Some(rule) = status_rule(attempt) else {
         return Ok(None);
     };
+    let values = values(attempt, rule);
+    #[cfg(feature = "test-support")]
+    if crate::testing::take_any_import_fault(attempt.application_id) {
+        let sql = sql(attempt.kind, attempt.jti.is_some(), true);
+        return run(db, &sql, values).await;
+    }
+    run(db, cached_sql(attempt.kind, attempt.jti.is_some()), values).await
+}
+
+async fn run(
+    db: &DatabaseConnection,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Option<SessionRecord>, Failure> {
     let row = db
-        .query_one_raw(stmt(db.get_database_backend(), &sql, values))
+        .query_one_raw(stmt(db.get_database_backend(), sql, values))
         .await
         .map_err(Failure::Db)?;
     row.map(|row| record(&row))
@@ -67,14 +83,82 @@ fn record(row: &QueryResult) -> Result<SessionRecord, RepoError> {
     })
 }
 
-/// Numbered parameters, each bound once however often the SQL uses it.
-struct Params(Vec<Value>);
+/// The statement's parameters, in their order: `$1` is `Source`. The token's id comes last,
+/// so that the others keep their numbers whether the attempt has one or not.
+#[derive(Clone, Copy)]
+enum P {
+    Source,
+    SourceApplication,
+    Kind,
+    Application,
+    Workflow,
+    Clone,
+    CreatedAt,
+    VendorData,
+    VendorDataKey,
+    EntityId,
+    Active,
+    Rule,
+    SessionToken,
+    SessionUrl,
+    LogKind,
+    Actor,
+    Action,
+    Comment,
+    Details,
+    LoggedAt,
+    Review,
+    Jti,
+}
 
-impl Params {
-    fn bind(&mut self, value: impl Into<Value>) -> String {
-        self.0.push(value.into());
-        format!("${}", self.0.len())
+impl P {
+    /// Its placeholder, `$n`.
+    fn ph(self) -> String {
+        format!("${}", self as usize + 1)
     }
+}
+
+/// The values of the parameters, in [`P`]'s order.
+fn values(a: &ImportAttempt, rule: String) -> Vec<Value> {
+    let log = &a.log;
+    let mut values: Vec<Value> = vec![
+        a.source_session_id.as_uuid().into(),
+        a.source_application_id.as_uuid().into(),
+        a.kind.as_str().into(),
+        a.application_id.as_uuid().into(),
+        a.workflow_id.as_uuid().into(),
+        a.clone_id.as_uuid().into(),
+        a.created_at.into(),
+        a.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
+        a.vendor_data.as_ref().map(|v| v.key()).into(),
+        uuid::Uuid::new_v4().into(),
+        handoff_domain::EntityStatus::Active.as_str().into(),
+        rule.into(),
+        a.session_token.clone().into(),
+        a.session_url.clone().into(),
+        log.kind.as_str().into(),
+        log.actor.clone().into(),
+        log.action.clone().into(),
+        log.comment.clone().into(),
+        log.details.as_ref().map(ToString::to_string).into(),
+        log.created_at.into(),
+        LogKind::Review.as_str().into(),
+    ];
+    if let Some(jti) = &a.jti {
+        values.push(jti.clone().into());
+    }
+    values
+}
+
+/// The statement's text depends on the kind and on whether the token has an id: built once
+/// per shape, on first use.
+fn cached_sql(kind: SessionKind, with_jti: bool) -> &'static str {
+    static SQL: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
+    let slot = match kind {
+        SessionKind::User => 0,
+        SessionKind::Business => 2,
+    } + usize::from(with_jti);
+    SQL[slot].get_or_init(|| sql(kind, with_jti, false))
 }
 
 /// The domain's status rule as a JSON object: receiver entity status (`""`: none) → the
@@ -94,34 +178,32 @@ fn status_rule(attempt: &ImportAttempt) -> Option<String> {
     Some(serde_json::Value::Object(rule).to_string())
 }
 
-/// The SQL and its parameters; `None` when the status rule cannot be carried.
-fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
-    let rule = status_rule(a)?;
-    let mut p = Params(Vec::with_capacity(32));
-    let source = p.bind(a.source_session_id.as_uuid());
-    let source_application = p.bind(a.source_application_id.as_uuid());
-    let kind = p.bind(a.kind.as_str());
-    let application = p.bind(a.application_id.as_uuid());
-    let workflow = p.bind(a.workflow_id.as_uuid());
-    let clone = p.bind(a.clone_id.as_uuid());
-    let created_at = p.bind(a.created_at);
-    let vendor_data = p.bind(a.vendor_data.as_ref().map(|v| v.as_str().to_owned()));
-    let vendor_data_key = p.bind(a.vendor_data.as_ref().map(|v| v.key()));
+/// The SQL for an attempt of `session_kind`, with or without a token id to check and redeem
+/// (`fault`: with a failure injected after the session row, for tests).
+fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
+    let source = P::Source.ph();
+    let source_application = P::SourceApplication.ph();
+    let kind = P::Kind.ph();
+    let application = P::Application.ph();
+    let workflow = P::Workflow.ph();
+    let clone = P::Clone.ph();
+    let created_at = P::CreatedAt.ph();
+    let vendor_data = P::VendorData.ph();
+    let vendor_data_key = P::VendorDataKey.ph();
+    let jti = P::Jti.ph();
 
     // Checks 5, 7, 9 and 10. Rows are looked up by key alone (whatever the planner's statistics
     // say), then compared. Check 8 is the session row's `UNIQUE (application_id,
     // shared_from_session)`: an existing clone fails the statement, which then wrote nothing.
     // (A lookup here would rest on the planner's choice between the application's indexes,
     // which statistics that lag a fast-growing table get wrong.)
-    let not_revoked = match &a.jti {
-        Some(jti) => {
-            let jti = p.bind(jti.clone());
-            format!(
-                " AND NOT EXISTS (SELECT 1 FROM share_tokens t WHERE t.jti = {jti} \
-                 AND t.revoked_at IS NOT NULL)"
-            )
-        }
-        None => String::new(),
+    let not_revoked = if with_jti {
+        format!(
+            " AND NOT EXISTS (SELECT 1 FROM share_tokens t WHERE t.jti = {jti} \
+             AND t.revoked_at IS NOT NULL)"
+        )
+    } else {
+        String::new()
     };
     let mut parts = vec![
         format!(
@@ -150,8 +232,8 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
     ];
 
     // The receiver's entity for the clone's vendor_data, created or read (and locked).
-    let entity_id = p.bind(uuid::Uuid::new_v4());
-    let active = p.bind(handoff_domain::EntityStatus::Active.as_str());
+    let entity_id = P::EntityId.ph();
+    let active = P::Active.ph();
     parts.push(format!(
         "entity AS (INSERT INTO entities \
          (id, application_id, kind, vendor_data, vendor_data_key, status, created_at) \
@@ -162,7 +244,7 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
     ));
 
     // The clone's status: the rule's answer for the source's status and the entity's.
-    let rule = p.bind(rule);
+    let rule = P::Rule.ph();
     parts.push(format!(
         "decided AS (SELECT COALESCE(CAST({rule} AS json) ->> \
          COALESCE((SELECT status FROM entity), ''), src.status) AS status FROM src)"
@@ -177,8 +259,8 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
 
     // The session row, from the source's. The source application's own metadata and callback
     // stay behind; what the verification was about (contact and expected details) comes along.
-    let session_token = p.bind(a.session_token.clone());
-    let session_url = p.bind(a.session_url.clone());
+    let session_token = P::SessionToken.ph();
+    let session_url = P::SessionUrl.ph();
     parts.push(format!(
         "clone AS (INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
          session_url, status, workflow_id, features, vendor_data, entity_id, metadata, callback, \
@@ -193,7 +275,7 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
     ));
 
     // Every block table of the kind, each with one INSERT … SELECT.
-    for block in FeatureBlock::for_kind(a.kind) {
+    for block in FeatureBlock::for_kind(session_kind) {
         parts.push(format!(
             "copy_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
              SELECT {clone}, position, node_id, status, item FROM {0} \
@@ -204,13 +286,12 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
     }
 
     // The source's log rows in their order, then the row that records the import.
-    let log = &a.log;
-    let log_kind = p.bind(log.kind.as_str());
-    let actor = p.bind(log.actor.clone());
-    let action = p.bind(log.action.clone());
-    let comment = p.bind(log.comment.clone());
-    let details = p.bind(log.details.as_ref().map(ToString::to_string));
-    let logged_at = p.bind(log.created_at);
+    let log_kind = P::LogKind.ph();
+    let actor = P::Actor.ph();
+    let action = P::Action.ph();
+    let comment = P::Comment.ph();
+    let details = P::Details.ph();
+    let logged_at = P::LoggedAt.ph();
     parts.push(format!(
         "logs AS (INSERT INTO session_logs \
          (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
@@ -222,8 +303,7 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
          RETURNING {REVIEW_COLUMNS})"
     ));
 
-    if let Some(jti) = &a.jti {
-        let jti = p.bind(jti.clone());
+    if with_jti {
         parts.push(format!(
             "redeemed AS (UPDATE share_tokens SET redeemed_at = {created_at}, \
              redeemed_session_id = {clone} \
@@ -231,8 +311,7 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
         ));
     }
 
-    #[cfg(feature = "test-support")]
-    if crate::testing::take_any_import_fault(a.application_id) {
+    if fault {
         // A failure inside the statement, after the session row: a NOT NULL violation.
         parts.push(format!(
             "fault AS (INSERT INTO session_logs (session_id, kind, actor, action, created_at) \
@@ -242,8 +321,8 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
 
     // What the clone's decision shows, from the rows written, as one row: the session's
     // columns, its items and its reviews (each item's JSON exactly as stored: `json` keeps text).
-    let review = p.bind(LogKind::Review.as_str());
-    let items = FeatureBlock::for_kind(a.kind)
+    let review = P::Review.ph();
+    let items = FeatureBlock::for_kind(session_kind)
         .iter()
         .map(|block| {
             format!(
@@ -262,8 +341,7 @@ fn statement(a: &ImportAttempt) -> Option<(String, Vec<Value>)> {
          FROM clone"
     );
 
-    let sql = format!("WITH {} {answer}", parts.join(", "));
-    Some((sql, p.0))
+    format!("WITH {} {answer}", parts.join(", "))
 }
 
 #[cfg(test)]
@@ -320,24 +398,49 @@ mod tests {
 
     #[test]
     fn binds_what_it_uses_with_and_without_override_and_token() {
-        for (vendor_data, jti) in [(Some("p-1"), Some("j")), (None, None), (Some("p"), None)] {
-            let (sql, values) = statement(&attempt(vendor_data, jti)).unwrap();
-            assert_parameters_match(&sql, values.len());
-            assert_eq!(sql.contains("UPDATE share_tokens"), jti.is_some());
-            assert_eq!(sql.contains("t.revoked_at IS NOT NULL"), jti.is_some());
-            for block in FeatureBlock::for_kind(SessionKind::User) {
+        for kind in [SessionKind::User, SessionKind::Business] {
+            for (vendor_data, jti) in [(Some("p-1"), Some("j")), (None, None), (Some("p"), None)] {
+                let attempt = ImportAttempt {
+                    kind,
+                    ..attempt(vendor_data, jti)
+                };
+                let sql = cached_sql(kind, jti.is_some());
+                let values = values(&attempt, status_rule(&attempt).unwrap());
+                assert_parameters_match(sql, values.len());
                 assert_eq!(
-                    sql.matches(&format!("INSERT INTO {} ", block.v3_key()))
-                        .count(),
-                    1
+                    sql,
+                    super::sql(kind, jti.is_some(), false),
+                    "the cache holds the shape's text"
+                );
+                assert_eq!(sql.contains("UPDATE share_tokens"), jti.is_some());
+                assert_eq!(sql.contains("t.revoked_at IS NOT NULL"), jti.is_some());
+                for block in FeatureBlock::for_kind(kind) {
+                    assert_eq!(
+                        sql.matches(&format!("INSERT INTO {} ", block.v3_key()))
+                            .count(),
+                        1
+                    );
+                }
+                assert!(
+                    sql.find("counter AS").unwrap() > sql.find("entity AS").unwrap()
+                        && sql.find("clone AS").unwrap() > sql.find("counter AS").unwrap(),
+                    "the counter row is taken after the entity's"
+                );
+                // Values sit where their placeholders say.
+                assert_eq!(values[P::Clone as usize], attempt.clone_id.as_uuid().into());
+                assert_eq!(
+                    values[P::Workflow as usize],
+                    attempt.workflow_id.as_uuid().into()
+                );
+                assert_eq!(values[P::Kind as usize], kind.as_str().into());
+                assert_eq!(values[P::Review as usize], LogKind::Review.as_str().into());
+                assert_eq!(
+                    values.get(P::Jti as usize),
+                    jti.map(|j| Value::from(j.to_owned())).as_ref()
                 );
             }
-            assert!(
-                sql.find("counter AS").unwrap() > sql.find("entity AS").unwrap()
-                    && sql.find("clone AS").unwrap() > sql.find("counter AS").unwrap(),
-                "the counter row is taken after the entity's"
-            );
         }
+        assert!(sql(SessionKind::User, true, true).contains("fault AS"));
     }
 
     #[test]

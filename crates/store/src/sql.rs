@@ -32,6 +32,10 @@ pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> S
 }
 
 fn numbered(sql: &str) -> String {
+    // Already numbered (or without parameters): copied as it is.
+    if !sql.contains('?') {
+        return sql.to_owned();
+    }
     let mut out = String::with_capacity(sql.len() + 16);
     let mut n = 0;
     for c in sql.chars() {
