@@ -6,7 +6,9 @@
 //! part of the statement the `UPDATE` belongs to: inside the import's data-modifying `WITH`,
 //! a score of parts, for each waiter, each time. Called as a function, the `UPDATE` is a statement
 //! of its own, whose re-check is one index lookup; its row lock is still held until the import
-//! commits. SQLite, which writes one transaction at a time, needs none.
+//! commits. It is PL/pgSQL, which keeps the `UPDATE`'s plan for the connection (a SQL-language
+//! function is planned again in every statement that calls it). SQLite, which writes one
+//! transaction at a time, needs none.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
@@ -24,9 +26,13 @@ impl MigrationTrait for Migration {
             .get_connection()
             .execute_unprepared(
                 "CREATE FUNCTION next_session_number(application uuid) RETURNS bigint \
-                 LANGUAGE sql VOLATILE AS $$ \
+                 LANGUAGE plpgsql VOLATILE AS $$ \
+                 DECLARE number bigint; \
+                 BEGIN \
                  UPDATE applications SET last_session_number = last_session_number + 1 \
-                 WHERE id = application RETURNING last_session_number $$",
+                 WHERE id = application RETURNING last_session_number INTO number; \
+                 RETURN number; \
+                 END $$",
             )
             .await
             .map(drop)

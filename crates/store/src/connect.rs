@@ -51,7 +51,8 @@ impl Store {
     /// SQLite is opened in WAL mode with `synchronous=NORMAL`, foreign keys on and a busy timeout
     /// equal to the acquire timeout, so that readers run beside the one writer and a writer waits
     /// for the lock instead of failing with `database is locked`. A missing file and its
-    /// directory are created. PostgreSQL connections plan each prepared statement once
+    /// directory are created; a file another process is opening at the same moment is tried
+    /// again until the acquire timeout. PostgreSQL connections plan each prepared statement once
     /// (`plan_cache_mode=force_generic_plan`) and never JIT-compile it (`jit=off`).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, ConnectError> {
         let scheme = url.split(':').next().unwrap_or_default();
@@ -97,7 +98,23 @@ impl Store {
             }
             other => return Err(ConnectError::UnsupportedScheme(other.to_owned())),
         }
-        Ok(Store::new(Database::connect(connect).await?))
+        // Processes starting together on a new SQLite file: the one that is switching it to WAL
+        // holds it for a moment, and SQLite answers the others busy at once. They try again
+        // until the acquire timeout.
+        let deadline = std::time::Instant::now() + options.acquire_timeout;
+        loop {
+            match Database::connect(connect.clone()).await {
+                Ok(db) => return Ok(Store::new(db)),
+                Err(error)
+                    if scheme == "sqlite"
+                        && crate::sql::is_sqlite_busy(&error)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(25)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 }
 

@@ -161,6 +161,24 @@ fn is_transient(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Whether opening a connection failed because SQLite answered busy or locked: another process
+/// opening the same new file holds it while it switches it to WAL, and SQLite then answers at
+/// once instead of waiting out the busy timeout.
+pub(crate) fn is_sqlite_busy(error: &DbErr) -> bool {
+    match error {
+        DbErr::Conn(RuntimeErr::SqlxError(e)) => match &**e {
+            sqlx::Error::Database(db) => {
+                matches!(
+                    db.code().as_deref(),
+                    Some("5" | "6" | "517" | "261" | "262")
+                )
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// Whether an error is a unique-constraint violation, on either backend.
 pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
     matches!(
