@@ -433,6 +433,33 @@ on_both_backends! {
         }
     }
 
+    async fn concurrent_one_step_imports_into_one_application_take_every_number_once(db) {
+        if !tries(&db) {
+            return;
+        }
+        let receiver = db.application().await;
+        let workflow = db.workflow(receiver, SessionKind::User).await;
+        let mut attempts = Vec::new();
+        for i in 0..12 {
+            let (_, src) = source(&db, &format!("person-{i}")).await;
+            let jti = share_token(&db, &src, receiver).await;
+            attempts.push(attempt(&src, &workflow, None, Some(&jti)));
+        }
+        let db = Arc::new(db);
+        let mut tasks = tokio::task::JoinSet::new();
+        for attempt in attempts {
+            let db = db.clone();
+            tasks.spawn(async move { db.try_import(&attempt).await.unwrap() });
+        }
+        let mut numbers = BTreeSet::new();
+        for outcome in tasks.join_all().await {
+            let clone = imported(outcome.expect("every check passes"));
+            assert_answer_is_the_stored_clone(&db, &clone).await;
+            numbers.insert(clone.session.session_number);
+        }
+        assert_eq!(numbers, (1..=12).collect::<BTreeSet<_>>(), "each number once, none skipped");
+    }
+
     async fn concurrent_one_step_imports_of_one_source_make_one_clone(db) {
         if !tries(&db) {
             return;
