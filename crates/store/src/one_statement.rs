@@ -3,23 +3,25 @@
 //! Data-modifying `WITH` lets one statement — one round trip, its own transaction — check that
 //! the token is not revoked, that the source is there with the token's kind and that the
 //! workflow is the receiver's and of that kind (that the receiver holds no clone of it yet, its
-//! unique key checks as the session row is written), and then write
-//! the receiver's entity, the counter, the session row, every block, the log rows and the token's
-//! redemption. Every write hangs on the row that passed the checks: when one fails, nothing is
-//! written, and the service reads the checks one by one to answer the first that failed.
+//! unique key checks as the session row is written), and then write the receiver's entity,
+//! every block, the log rows, the token's redemption, the counter and the session row. Every
+//! write hangs on the row that passed the checks: when one fails, nothing is written, and the
+//! service reads the checks one by one to answer the first that failed; when the session row
+//! fails (already imported), the statement fails whole.
 //!
 //! What only the source can tell comes from its row: its status, `vendor_data` (unless
 //! overridden) with the matching key of its entity, its recorded blocks (every block table of
 //! the kind is copied; the empty ones copy nothing). The clone's status stays the domain's
-//! rule: the statement is given the rule's answer for every source and entity status and picks
-//! the one for the rows it reads.
+//! rule: the statement is given the rule's answer for each entity status and picks the one for
+//! the entity it reads.
 //!
 //! The statement answers with the clone as written — its session row, its items and its reviews,
 //! from the rows the writes return — so that nothing is read after it.
 //!
-//! Parts are chained through the rows they return, which fixes the order of the row locks:
-//! the receiver's entity, then the application's counter row, so that two imports into one
-//! application cannot deadlock. Foreign keys are checked at the end of the statement, when every
+//! Parts are chained through the rows they return, which fixes their order and so that of the
+//! row locks: the receiver's entity first, the application's counter row last (imports into
+//! one application queue on it until they commit, so the less comes after it, the better), so
+//! that two imports into one application cannot deadlock. Foreign keys are checked at the end of the statement, when every
 //! row is there.
 
 use std::sync::OnceLock;
@@ -250,11 +252,61 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
          COALESCE((SELECT status FROM entity), ''), src.status) AS status FROM src)"
     ));
 
-    // The application's counter, after the entity (its condition reads the entity's row).
-    // (A function: see the migration `m20261126_000003_session_numbers`.)
+    // Every block table of the kind, each with one INSERT … SELECT.
+    for block in FeatureBlock::for_kind(session_kind) {
+        parts.push(format!(
+            "copy_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
+             SELECT {clone}, position, node_id, status, item FROM {0} \
+             WHERE session_id = {source} AND EXISTS (SELECT 1 FROM decided) \
+             RETURNING {ITEM_COLUMNS})",
+            block.v3_key()
+        ));
+    }
+
+    // The source's log rows in their order, then the row that records the import.
+    let log_kind = P::LogKind.ph();
+    let actor = P::Actor.ph();
+    let action = P::Action.ph();
+    let comment = P::Comment.ph();
+    let details = P::Details.ph();
+    let logged_at = P::LoggedAt.ph();
+    parts.push(format!(
+        "logs AS (INSERT INTO session_logs \
+         (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
+         SELECT {clone}, kind, actor, action, old_status, new_status, comment, details, created_at \
+         FROM (SELECT 0 AS part, id, kind, actor, action, old_status, new_status, comment, details, \
+         created_at FROM session_logs WHERE session_id = {source} \
+         AND EXISTS (SELECT 1 FROM decided) \
+         UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, src.status, decided.status, \
+         {comment}, {details}, {logged_at} FROM src, decided) AS rows ORDER BY part, id \
+         RETURNING {REVIEW_COLUMNS})"
+    ));
+
+    if with_jti {
+        parts.push(format!(
+            "redeemed AS (UPDATE share_tokens SET redeemed_at = {created_at}, \
+             redeemed_session_id = {clone} \
+             WHERE jti = {jti} AND redeemed_at IS NULL AND EXISTS (SELECT 1 FROM decided) \
+             RETURNING jti)"
+        ));
+    }
+    // The application's counter, last: concurrent imports into one application queue on its
+    // row from here to their commit, so everything that can runs before — the entity, the
+    // copies, the logs, the redemption (their conditions make PostgreSQL run them first; a
+    // failure later still undoes them with the statement). A function: see the migration
+    // `m20261126_000003_session_numbers`.
+    let mut before: Vec<String> = FeatureBlock::for_kind(session_kind)
+        .iter()
+        .map(|block| format!("SELECT 1 FROM copy_{}", block.v3_key()))
+        .collect();
+    before.push("SELECT 1 FROM logs".to_owned());
+    if with_jti {
+        before.push("SELECT 1 FROM redeemed".to_owned());
+    }
+    let before = before.join(" UNION ALL ");
     parts.push(format!(
         "counter AS (SELECT next_session_number({application}) AS last_session_number \
-         FROM decided)"
+         FROM decided WHERE (SELECT count(*) FROM ({before}) AS written) >= 0)"
     ));
 
     // The session row, from the source's. The source application's own metadata and callback
@@ -273,43 +325,6 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
          {created_at} + src.session_expiration_time * INTERVAL '1 second' \
          FROM src, counter, decided RETURNING {SESSION_COLUMNS})"
     ));
-
-    // Every block table of the kind, each with one INSERT … SELECT.
-    for block in FeatureBlock::for_kind(session_kind) {
-        parts.push(format!(
-            "copy_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
-             SELECT {clone}, position, node_id, status, item FROM {0} \
-             WHERE session_id = {source} AND EXISTS (SELECT 1 FROM clone) \
-             RETURNING {ITEM_COLUMNS})",
-            block.v3_key()
-        ));
-    }
-
-    // The source's log rows in their order, then the row that records the import.
-    let log_kind = P::LogKind.ph();
-    let actor = P::Actor.ph();
-    let action = P::Action.ph();
-    let comment = P::Comment.ph();
-    let details = P::Details.ph();
-    let logged_at = P::LoggedAt.ph();
-    parts.push(format!(
-        "logs AS (INSERT INTO session_logs \
-         (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
-         SELECT {clone}, kind, actor, action, old_status, new_status, comment, details, created_at \
-         FROM (SELECT 0 AS part, id, kind, actor, action, old_status, new_status, comment, details, \
-         created_at FROM session_logs WHERE session_id = {source} AND EXISTS (SELECT 1 FROM clone) \
-         UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, src.status, decided.status, \
-         {comment}, {details}, {logged_at} FROM src, decided, clone) AS rows ORDER BY part, id \
-         RETURNING {REVIEW_COLUMNS})"
-    ));
-
-    if with_jti {
-        parts.push(format!(
-            "redeemed AS (UPDATE share_tokens SET redeemed_at = {created_at}, \
-             redeemed_session_id = {clone} \
-             WHERE jti = {jti} AND redeemed_at IS NULL AND EXISTS (SELECT 1 FROM clone))"
-        ));
-    }
 
     if fault {
         // A failure inside the statement, after the session row: a NOT NULL violation.
@@ -426,6 +441,14 @@ mod tests {
                         && sql.find("clone AS").unwrap() > sql.find("counter AS").unwrap(),
                     "the counter row is taken after the entity's"
                 );
+                let counter = &sql[sql.find("counter AS").unwrap()..sql.find("clone AS").unwrap()];
+                for part in ["logs", "copy_aml_screenings"] {
+                    assert!(
+                        counter.contains(&format!("FROM {part}")),
+                        "{part} is written before the counter"
+                    );
+                }
+                assert_eq!(counter.contains("FROM redeemed"), jti.is_some());
                 // Values sit where their placeholders say.
                 assert_eq!(values[P::Clone as usize], attempt.clone_id.as_uuid().into());
                 assert_eq!(
