@@ -280,6 +280,32 @@ async fn fetch(
         .map_err(Failure::Db)
 }
 
+/// The clone's session row, `INSERT … SELECT` from the source's, returning what a decision
+/// shows (built once).
+static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
+         session_url, status, workflow_id, features, vendor_data, entity_id, metadata, \
+         callback, contact_details, expected_details, shared_from_session, recorded_blocks, \
+         created_at, expires_at) \
+         SELECT ?, ?, kind, ?, ?, ?, ?, ?, features, ?, ?, NULL, NULL, contact_details, \
+         expected_details, id, ?, ?, ? \
+         FROM sessions WHERE id = ? AND application_id = ? AND kind = ? \
+         RETURNING {SESSION_COLUMNS}"
+    )
+});
+
+/// The source's log rows copied in their order, returning what `reviews` shows (built once).
+static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO session_logs \
+         (session_id, kind, actor, action, old_status, new_status, comment, details, \
+         created_at) \
+         SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
+         FROM session_logs WHERE session_id = ? ORDER BY id RETURNING {REVIEW_COLUMNS}"
+    )
+});
+
 /// A session number no real session has (real ones are positive), unique per clone: the clone's
 /// row holds it until the transaction takes its real number, last.
 fn placeholder_number(clone: SessionId) -> i64 {
@@ -315,16 +341,7 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
     // Every write returns what it wrote: the clone is answered without reading it back.
     let inserted = fetch(
         txn,
-        &format!(
-            "INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
-             session_url, status, workflow_id, features, vendor_data, entity_id, metadata, \
-             callback, contact_details, expected_details, shared_from_session, recorded_blocks, \
-             created_at, expires_at) \
-             SELECT ?, ?, kind, ?, ?, ?, ?, ?, features, ?, ?, NULL, NULL, contact_details, \
-             expected_details, id, ?, ?, ? \
-             FROM sessions WHERE id = ? AND application_id = ? AND kind = ? \
-             RETURNING {SESSION_COLUMNS}"
-        ),
+        &CLONE_SESSION_SQL,
         vec![
             plan.clone_id.as_uuid().into(),
             plan.application_id.as_uuid().into(),
@@ -376,13 +393,7 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
     let mut reviews = Vec::new();
     for row in &fetch(
         txn,
-        &format!(
-            "INSERT INTO session_logs \
-             (session_id, kind, actor, action, old_status, new_status, comment, details, \
-             created_at) \
-             SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
-             FROM session_logs WHERE session_id = ? ORDER BY id RETURNING {REVIEW_COLUMNS}"
-        ),
+        &COPY_LOGS_SQL,
         vec![
             plan.clone_id.as_uuid().into(),
             plan.source_session_id.as_uuid().into(),
