@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::Store;
 use crate::one_statement;
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS, get};
-use crate::sessions::{ensure_entity, insert_log};
+use crate::sessions::ensure_entity;
 use crate::sql::{begin_write, commit, execute, is_unique_violation, query_one, repo_error, stmt};
 
 #[async_trait]
@@ -295,14 +295,18 @@ static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new
     )
 });
 
-/// The source's log rows copied in their order, returning what `reviews` shows (built once).
+/// The source's log rows copied in their order, then the row that records the import,
+/// returning what `reviews` shows (built once).
 static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO session_logs \
          (session_id, kind, actor, action, old_status, new_status, comment, details, \
          created_at) \
          SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
-         FROM session_logs WHERE session_id = ? ORDER BY id RETURNING {REVIEW_COLUMNS}"
+         FROM (SELECT 0 AS part, id, kind, actor, action, old_status, new_status, comment, \
+         details, created_at FROM session_logs WHERE session_id = ? \
+         UNION ALL SELECT 1, 0, ?, ?, ?, ?, ?, ?, ?, ?) AS logs ORDER BY part, id \
+         RETURNING {REVIEW_COLUMNS}"
     )
 });
 
@@ -313,10 +317,28 @@ fn placeholder_number(clone: SessionId) -> i64 {
     -i64::try_from(bits).unwrap_or(i64::MAX) - 1
 }
 
-/// The clone's statements, in order. The application's counter row is taken last, just before
-/// `COMMIT`: concurrent imports into one application serialize on that row lock, so the less of
-/// the transaction runs under it, the more of them overlap. (SQLite's immediate transaction
-/// holds the write lock from `BEGIN` anyway.)
+/// The application's next session number (its counter row, locked until the transaction ends).
+async fn next_session_number(
+    txn: &DatabaseTransaction,
+    application_id: ApplicationId,
+) -> Result<i64, Failure> {
+    let counter = query_one(
+        txn,
+        "UPDATE applications SET last_session_number = last_session_number + 1 \
+         WHERE id = ? RETURNING last_session_number",
+        vec![application_id.as_uuid().into()],
+    )
+    .await?
+    .ok_or_else(|| RepoError::Internal("import into an unknown application".into()))?;
+    Ok(get(&counter, "last_session_number")?)
+}
+
+/// The clone's statements, in order. On PostgreSQL (its long way) the application's counter row
+/// is taken last, just before `COMMIT`: concurrent imports into one application serialize on
+/// that row lock, so the less of the transaction runs under it, the more of them overlap; the
+/// session row holds a placeholder number until then. SQLite's immediate transaction holds the
+/// write lock from `BEGIN`, so there the counter comes first and the session row is written
+/// with its number: one statement fewer.
 async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Failure> {
     // The receiver's entity, read (or created) inside the transaction: its status decides the
     // clone's, with no window for it to change in between.
@@ -335,6 +357,12 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         None => (None, None),
     };
     let status = plan.status(entity_status);
+    let counter_first = txn.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
+    let number = if counter_first {
+        next_session_number(txn, plan.application_id).await?
+    } else {
+        placeholder_number(plan.clone_id)
+    };
 
     // The session row, from the source's. The source application's own metadata and callback
     // stay behind; what the verification was about (contact and expected details) comes along.
@@ -345,7 +373,7 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         vec![
             plan.clone_id.as_uuid().into(),
             plan.application_id.as_uuid().into(),
-            placeholder_number(plan.clone_id).into(),
+            number.into(),
             plan.session_token.clone().into(),
             plan.session_url.clone().into(),
             status.as_str().into(),
@@ -390,6 +418,10 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
             items.push(rows::item(row)?);
         }
     }
+    let log = LogEntry {
+        new_status: Some(status),
+        ..plan.log.clone()
+    };
     let mut reviews = Vec::new();
     for row in &fetch(
         txn,
@@ -397,6 +429,14 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         vec![
             plan.clone_id.as_uuid().into(),
             plan.source_session_id.as_uuid().into(),
+            log.kind.as_str().into(),
+            log.actor.clone().into(),
+            log.action.clone().into(),
+            log.old_status.map(|s| s.as_str().to_owned()).into(),
+            log.new_status.map(|s| s.as_str().to_owned()).into(),
+            log.comment.clone().into(),
+            rows::json_text(log.details.as_ref()),
+            log.created_at.into(),
         ],
     )
     .await?
@@ -404,11 +444,6 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         reviews.extend(rows::review(row)?);
     }
     reviews.sort_by_key(|(id, _)| *id);
-    let log = LogEntry {
-        new_status: Some(status),
-        ..plan.log.clone()
-    };
-    insert_log(txn, plan.clone_id, &log).await?;
     if let Some(jti) = &plan.jti {
         run(
             txn,
@@ -422,21 +457,18 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         )
         .await?;
     }
-    let counter = query_one(
-        txn,
-        "UPDATE applications SET last_session_number = last_session_number + 1 \
-         WHERE id = ? RETURNING last_session_number",
-        vec![plan.application_id.as_uuid().into()],
-    )
-    .await?
-    .ok_or_else(|| RepoError::Internal("import into an unknown application".into()))?;
-    let session_number: i64 = get(&counter, "last_session_number")?;
-    run(
-        txn,
-        "UPDATE sessions SET session_number = ? WHERE id = ?",
-        vec![session_number.into(), plan.clone_id.as_uuid().into()],
-    )
-    .await?;
+    let session_number = if counter_first {
+        number
+    } else {
+        let number = next_session_number(txn, plan.application_id).await?;
+        run(
+            txn,
+            "UPDATE sessions SET session_number = ? WHERE id = ?",
+            vec![number.into(), plan.clone_id.as_uuid().into()],
+        )
+        .await?;
+        number
+    };
     session.session_number = session_number;
     Ok(Copied::Done(Box::new(SessionRecord {
         session,
