@@ -1,7 +1,9 @@
 //! The limit: the clone the contract describes, written by hand as SQL in one transaction with the
 //! fewest statements the schema allows — the counter, the receiver's entity (an upsert), the
-//! session row, one `INSERT … SELECT` per related table, the import's log row — and none of
-//! handoff's checks, token bookkeeping or Rust around it.
+//! session row, one `INSERT … SELECT` per related table, the import's log row, the token's
+//! redemption: the rows handoff writes — and none of handoff's checks (the token's signature
+//! and revocation, the source's application and kind, the workflow, the status rule), answer
+//! or Rust around it.
 
 use handoff_domain::{ApplicationId, FeatureBlock, SessionKind, WorkflowId};
 use handoff_store::Store;
@@ -108,20 +110,37 @@ pub async fn clone_by_hand(
         vec![clone.into(), now.into()],
     ))
     .await?;
+    txn.execute_raw(statement(
+        backend,
+        "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? WHERE jti = ? AND redeemed_at IS NULL",
+        vec![now.into(), clone.into(), source.jti.clone().into()],
+    ))
+    .await?;
     txn.commit().await
 }
 
 /// The limit on PostgreSQL, where data-modifying `WITH` lets the whole clone be one statement
-/// (and so its own transaction): counter, entity, session, every block, the logs.
+/// (and so its own transaction): counter, entity, session, every block, the logs, the
+/// redemption. `answer`: it also returns the clone as handoff's statement does — the session's
+/// columns, its items and reviews aggregated as JSON — which tells the database's share of
+/// handoff's answer from the rest (a diagnostic, not a limit).
 pub async fn clone_in_one_statement(
     store: &Store,
     source: &Source,
     receiver: ApplicationId,
     workflow: WorkflowId,
+    answer: bool,
 ) -> Result<(), sea_orm::DbErr> {
     let db = store.connection();
     let clone = uuid::Uuid::new_v4();
     let now = chrono::Utc::now();
+    let returning = |columns: &str| {
+        if answer {
+            format!(" RETURNING {columns}")
+        } else {
+            String::new()
+        }
+    };
     let mut sql = String::from(
         "WITH src AS (SELECT * FROM sessions WHERE id = $1), \
          counter AS (UPDATE applications SET last_session_number = last_session_number + 1 \
@@ -134,47 +153,78 @@ pub async fn clone_in_one_statement(
            shared_from_session, recorded_blocks, created_at, expires_at) \
            SELECT $5, $2, kind, counter.last_session_number, $6, $7, 'In Review', $8, features, vendor_data, \
            (SELECT id FROM entity), NULL, NULL, contact_details, expected_details, src.id, recorded_blocks, $4, $9 \
-           FROM src, counter RETURNING id), ",
+           FROM src, counter RETURNING *), \
+         redeemed AS (UPDATE share_tokens SET redeemed_at = $4, redeemed_session_id = $5 \
+           WHERE jti = $10 AND redeemed_at IS NULL), ",
     );
     for block in FeatureBlock::for_kind(SessionKind::User) {
         sql.push_str(&format!(
             "c_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
-             SELECT $5, position, node_id, status, item FROM {0} WHERE session_id = $1), ",
-            block.v3_key()
+             SELECT $5, position, node_id, status, item FROM {0} WHERE session_id = $1{1}), ",
+            block.v3_key(),
+            returning("position, node_id, status, item"),
         ));
     }
-    sql.push_str(
+    sql.push_str(&format!(
         "logs AS (INSERT INTO session_logs (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
          SELECT $5, kind, actor, action, old_status, new_status, comment, details, created_at FROM ( \
            SELECT 0 AS ord, id, kind, actor, action, old_status, new_status, comment, details, created_at \
            FROM session_logs WHERE session_id = $1 \
            UNION ALL SELECT 1, 0, 'event', 'bench', 'imported', 'Approved', 'In Review', NULL, NULL, $4 FROM clone) l \
-         ORDER BY ord, id) \
-         SELECT count(*) AS n FROM clone",
-    );
-    db.query_one_raw(Statement::from_sql_and_values(
-        DatabaseBackend::Postgres,
-        sql,
-        vec![
-            source.session_id.as_uuid().into(),
-            receiver.as_uuid().into(),
-            uuid::Uuid::new_v4().into(),
-            now.into(),
-            clone.into(),
-            clone.simple().to_string().into(),
-            format!("https://verify.example.test/session/{}", clone.simple()).into(),
-            workflow.as_uuid().into(),
-            (now + chrono::Duration::days(7)).into(),
-        ],
-    ))
-    .await?
-    .ok_or_else(|| sea_orm::DbErr::Custom("no row".into()))
-    .and_then(|row| row.try_get::<i64>("", "n"))
-    .and_then(|n| {
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(sea_orm::DbErr::Custom(format!("{n} sessions cloned")))
-        }
-    })
+         ORDER BY ord, id{}) ",
+        returning("id, kind, actor, new_status, comment, created_at"),
+    ));
+    if answer {
+        let items = FeatureBlock::for_kind(SessionKind::User)
+            .iter()
+            .map(|block| {
+                format!(
+                    "SELECT '{0}' AS block, position, node_id, status, item FROM c_{0}",
+                    block.v3_key()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        sql.push_str(&format!(
+            "SELECT 1 AS n, clone.*, \
+             CAST((SELECT json_agg(json_build_array(block, position, node_id, status, CAST(item AS json))) \
+             FROM ({items}) AS i) AS text) AS items, \
+             CAST((SELECT json_agg(json_build_array(id, actor, new_status, comment, created_at)) \
+             FROM logs WHERE kind = 'review') AS text) AS reviews FROM clone"
+        ));
+    } else {
+        sql.push_str("SELECT count(*) AS n FROM clone");
+    }
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DatabaseBackend::Postgres,
+            sql,
+            vec![
+                source.session_id.as_uuid().into(),
+                receiver.as_uuid().into(),
+                uuid::Uuid::new_v4().into(),
+                now.into(),
+                clone.into(),
+                clone.simple().to_string().into(),
+                format!("https://verify.example.test/session/{}", clone.simple()).into(),
+                workflow.as_uuid().into(),
+                (now + chrono::Duration::days(7)).into(),
+                source.jti.clone().into(),
+            ],
+        ))
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::Custom("no row".into()))?;
+    if answer {
+        // Read what handoff reads, without decoding it further.
+        let _: Option<String> = row.try_get("", "items")?;
+        let _: Option<String> = row.try_get("", "reviews")?;
+        let _: String = row.try_get("", "features")?;
+        return Ok(());
+    }
+    let n: i64 = row.try_get("", "n")?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(sea_orm::DbErr::Custom(format!("{n} sessions cloned")))
+    }
 }

@@ -2,6 +2,7 @@
 //! fixtures, each shared with the receiver.
 
 use handoff_domain::json::RawObject;
+use handoff_domain::ports::ShareTokens;
 use handoff_domain::services::{CreateSession, Services, ShareRequest};
 use handoff_domain::session::RecordResults;
 use handoff_domain::workflow::Feature;
@@ -10,11 +11,15 @@ use handoff_domain::{
     WorkflowFeature, WorkflowId,
 };
 use serde_json::value::RawValue;
+use std::sync::Arc;
 
 /// A shared source session.
 pub struct Source {
     pub session_id: SessionId,
     pub token: String,
+    /// The token's id, read when it was seeded: the hand-written limits redeem it as handoff
+    /// does, without verifying the token.
+    pub jti: String,
 }
 
 /// The applications and workflows of a run.
@@ -26,6 +31,7 @@ pub struct World {
     pub receiver_workflow: WorkflowId,
     results: RecordResults,
     counter: std::sync::atomic::AtomicUsize,
+    tokens: Arc<dyn ShareTokens>,
 }
 
 fn fixture_results() -> Result<RecordResults, String> {
@@ -99,7 +105,7 @@ async fn workflow(services: &Services, caller: &Caller) -> Result<WorkflowId, St
 }
 
 impl World {
-    pub async fn new(services: &Services) -> Result<World, String> {
+    pub async fn new(services: &Services, tokens: Arc<dyn ShareTokens>) -> Result<World, String> {
         let (source, _) = caller(services, "Bench source").await?;
         let (receiver, receiver_key) = caller(services, "Bench receiver").await?;
         Ok(World {
@@ -110,6 +116,7 @@ impl World {
             receiver_key,
             results: fixture_results()?,
             counter: std::sync::atomic::AtomicUsize::new(0),
+            tokens,
         })
     }
 
@@ -168,9 +175,17 @@ impl World {
                 )
                 .await
                 .map_err(|e| e.to_string())?;
+            let token = shared.share_token.expose().to_owned();
+            let jti = self
+                .tokens
+                .verify(&token)
+                .map_err(|e| e.to_string())?
+                .jti
+                .ok_or("a share token without an id")?;
             sources.push(Source {
                 session_id: session.id,
-                token: shared.share_token.expose().to_owned(),
+                token,
+                jti,
             });
         }
         Ok(sources)
