@@ -72,11 +72,12 @@ async fn run(
         .map_err(Failure::Repo)
 }
 
-/// The clone from the statement's one row: the session's columns, and its items and reviews
-/// each aggregated into one JSON column (one row to send and to read, whatever the rows).
+/// The clone from the statement's one row: the session's columns, its items packed into one
+/// text column and its reviews aggregated into one JSON column (one row to send and to read,
+/// whatever the rows).
 fn record(row: &QueryResult) -> Result<SessionRecord, RepoError> {
     let (session, recorded) = rows::session(row)?;
-    let items = rows::items_json(rows::get::<Option<String>>(row, "items")?.as_deref())?;
+    let items = rows::items_packed(rows::get::<Option<String>>(row, "items")?.as_deref())?;
     let reviews = rows::reviews_json(rows::get::<Option<String>>(row, "reviews")?.as_deref())?;
     Ok(SessionRecord {
         session,
@@ -292,21 +293,38 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
     }
     // The application's counter, last: concurrent imports into one application queue on its
     // row from here to their commit, so everything that can runs before — the entity, the
-    // copies, the logs, the redemption (their conditions make PostgreSQL run them first; a
-    // failure later still undoes them with the statement). A function: see the migration
+    // copies, the logs, the redemption. Its row reads the clone's items and reviews, aggregated
+    // from what the copies and the logs return (the answer; see below), and the redemption's
+    // count: PostgreSQL computes them, and so runs those parts, before it calls the function. A
+    // failure later still undoes them with the statement. A function: see the migration
     // `m20261126_000003_session_numbers`.
-    let mut before: Vec<String> = FeatureBlock::for_kind(session_kind)
+    //
+    // Items are packed as text, not JSON: rows joined by U+001E, each the JSON array `[block,
+    // position, node_id, status]`, U+001F and the item as stored — valid JSON holds neither
+    // separator unescaped, and the database need not parse the items (`rows::items_packed`).
+    let review = P::Review.ph();
+    let items = FeatureBlock::for_kind(session_kind)
         .iter()
-        .map(|block| format!("SELECT 1 FROM copy_{}", block.v3_key()))
-        .collect();
-    before.push("SELECT 1 FROM logs".to_owned());
-    if with_jti {
-        before.push("SELECT 1 FROM redeemed".to_owned());
-    }
-    let before = before.join(" UNION ALL ");
+        .map(|block| {
+            format!(
+                "SELECT '{0}' AS block, position, node_id, item_status, item FROM copy_{0}",
+                block.v3_key()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    let redeemed = if with_jti {
+        ", (SELECT count(*) FROM redeemed) AS redemption"
+    } else {
+        ""
+    };
     parts.push(format!(
-        "counter AS (SELECT next_session_number({application}) AS last_session_number \
-         FROM decided WHERE (SELECT count(*) FROM ({before}) AS written) >= 0)"
+        "counter AS (SELECT next_session_number({application}) AS last_session_number, \
+         answer_items.items, answer_reviews.reviews FROM decided, \
+         (SELECT string_agg(CAST(json_build_array(block, position, node_id, item_status) AS text) \
+         || chr(31) || item, chr(30)) AS items FROM ({items}) AS i) AS answer_items, \
+         (SELECT CAST(json_agg(json_build_array(log_id, actor, new_status, comment, logged_at)) \
+         AS text) AS reviews FROM logs WHERE log_kind = {review}) AS answer_reviews{redeemed})"
     ));
 
     // The session row, from the source's. The source application's own metadata and callback
@@ -335,26 +353,9 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
     }
 
     // What the clone's decision shows, from the rows written, as one row: the session's
-    // columns, its items and its reviews (each item's JSON exactly as stored: `json` keeps text).
-    let review = P::Review.ph();
-    let items = FeatureBlock::for_kind(session_kind)
-        .iter()
-        .map(|block| {
-            format!(
-                "SELECT '{0}' AS block, position, node_id, item_status, item FROM copy_{0}",
-                block.v3_key()
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let answer = format!(
-        "SELECT {SESSION_COLUMNS}, \
-         CAST((SELECT json_agg(json_build_array(block, position, node_id, item_status, \
-         CAST(item AS json))) FROM ({items}) AS i) AS text) AS items, \
-         CAST((SELECT json_agg(json_build_array(log_id, actor, new_status, comment, logged_at)) \
-         FROM logs WHERE log_kind = {review}) AS text) AS reviews \
-         FROM clone"
-    );
+    // columns, its items and its reviews.
+    let answer =
+        format!("SELECT {SESSION_COLUMNS}, counter.items, counter.reviews FROM clone, counter");
 
     format!("WITH {} {answer}", parts.join(", "))
 }

@@ -130,19 +130,25 @@ pub(crate) fn blocks(
     blocks
 }
 
-/// Items aggregated by the database as a JSON array of `[block, position, node_id, status,
-/// item]` (the one-statement import's answer); `None` (no rows) is no items.
-pub(crate) fn items_json(
+/// Items packed by the database: rows separated by U+001E, each the JSON array `[block,
+/// position, node_id, status]`, U+001F, and the item's JSON as stored (valid JSON holds neither
+/// separator unescaped); `None` (no rows) is no items.
+pub(crate) fn items_packed(
     text: Option<&str>,
 ) -> Result<Vec<(FeatureBlock, i32, FeatureItem)>, RepoError> {
-    type Row = (String, i32, String, String, Box<RawValue>);
-    let rows: Vec<Row> = match text {
-        Some(text) => serde_json::from_str(text).map_err(|_| corrupt("items", "(json)"))?,
-        None => Vec::new(),
+    let Some(text) = text else {
+        return Ok(Vec::new());
     };
-    rows.into_iter()
-        .map(|(key, position, node_id, status, json)| {
+    text.split('\u{1e}')
+        .map(|row| {
+            let (meta, json) = row
+                .split_once('\u{1f}')
+                .ok_or_else(|| corrupt("items", "(packed)"))?;
+            let (key, position, node_id, status): (String, i32, String, String) =
+                serde_json::from_str(meta).map_err(|_| corrupt("items", "(packed)"))?;
             let block = FeatureBlock::from_v3_key(&key).ok_or_else(|| corrupt("block", &key))?;
+            let json = RawValue::from_string(json.to_owned())
+                .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON")))?;
             Ok((
                 block,
                 position,

@@ -22,8 +22,8 @@ use uuid::Uuid;
 use crate::support::{TestStore, event, now, on_both_backends};
 use handoff_store::DatabaseBackend;
 
-/// A finished source session in its own application, with two blocks and three log rows, the
-/// last a review.
+/// A finished source session in its own application, with two blocks (one item's `node_id` and
+/// content hold control characters) and three log rows, the last a review.
 async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSession) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
@@ -43,7 +43,10 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
                 FeatureBlock::AmlScreenings,
                 Some(vec![
                     item(r#"{"node_id":"aml","status":"Approved","hits":[]}"#),
-                    item(r#"{"node_id":"aml","status":"Approved","hits":[1]}"#),
+                    // Control characters, which the one-statement answer uses as separators.
+                    item(
+                        r#"{"node_id":"aml\u001e\u001f","status":"Approved","hits":["\u001e\u001f"]}"#,
+                    ),
                 ]),
             ),
         ],
