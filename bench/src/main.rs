@@ -261,7 +261,7 @@ async fn side_by_side(
 }
 
 async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
-    let (rounds, per_round) = if quick { (4, 30) } else { (10, 60) };
+    let (rounds, per_round) = if quick { (4, 30) } else { (20, 60) };
     let db = TestDatabase::create(backend).await;
     let config = Config {
         bind: "127.0.0.1:0".into(),
