@@ -389,20 +389,27 @@ pub(crate) async fn insert_log(
         "INSERT INTO session_logs \
          (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        vec![
-            session_id.as_uuid().into(),
-            log.kind.as_str().into(),
-            log.actor.clone().into(),
-            log.action.clone().into(),
-            log.old_status.map(|s| s.as_str().to_owned()).into(),
-            log.new_status.map(|s| s.as_str().to_owned()).into(),
-            log.comment.clone().into(),
-            json_text(log.details.as_ref()),
-            log.created_at.into(),
-        ],
+        std::iter::once(session_id.as_uuid().into())
+            .chain(log_values(log))
+            .collect(),
     )
     .await
     .map(drop)
+}
+
+/// A log row's columns after `session_id`, in the order `kind, actor, action, old_status,
+/// new_status, comment, details, created_at`.
+pub(crate) fn log_values(log: &LogEntry) -> Vec<Value> {
+    vec![
+        log.kind.as_str().into(),
+        log.actor.clone().into(),
+        log.action.clone().into(),
+        log.old_status.map(|s| s.as_str().to_owned()).into(),
+        log.new_status.map(|s| s.as_str().to_owned()).into(),
+        log.comment.clone().into(),
+        json_text(log.details.as_ref()),
+        log.created_at.into(),
+    ]
 }
 
 /// The recorded blocks of a session, read in one statement.

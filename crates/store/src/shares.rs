@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::Store;
 use crate::one_statement;
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS, get};
-use crate::sessions::ensure_entity;
+use crate::sessions::{ensure_entity, log_values};
 use crate::sql::{begin_write, commit, execute, is_unique_violation, query_one, repo_error, stmt};
 
 #[async_trait]
@@ -426,18 +426,13 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
     for row in &fetch(
         txn,
         &COPY_LOGS_SQL,
-        vec![
+        [
             plan.clone_id.as_uuid().into(),
             plan.source_session_id.as_uuid().into(),
-            log.kind.as_str().into(),
-            log.actor.clone().into(),
-            log.action.clone().into(),
-            log.old_status.map(|s| s.as_str().to_owned()).into(),
-            log.new_status.map(|s| s.as_str().to_owned()).into(),
-            log.comment.clone().into(),
-            rows::json_text(log.details.as_ref()),
-            log.created_at.into(),
-        ],
+        ]
+        .into_iter()
+        .chain(log_values(&log))
+        .collect(),
     )
     .await?
     {
