@@ -4,10 +4,16 @@
 //! the token is not revoked, that the source is there with the token's kind and that the
 //! workflow is the receiver's and of that kind (that the receiver holds no clone of it yet, its
 //! unique key checks as the session row is written), and then write the receiver's entity,
-//! every block, the log rows, the token's redemption, the counter and the session row. Every
-//! write hangs on the row that passed the checks: when one fails, nothing is written, and the
-//! service reads the checks one by one to answer the first that failed; when the session row
-//! fails (already imported), the statement fails whole.
+//! every block, the log rows, the token's redemption, the counter and the session row.
+//!
+//! When a check fails, nothing is written, and the service reads the checks one by one to
+//! answer the first that failed. The entity, the redemption, the counter and the session row
+//! hang on the row that passed the checks, so they are not written. The copies of the blocks
+//! and of the logs are not held back (a gate on each would cost every import a sub-plan per
+//! table): without a session row, the rows they wrote break their foreign key when the
+//! statement ends, and the statement fails whole — a foreign-key violation here means "a check
+//! failed". A source without any block or log row copies nothing and returns no row. When the
+//! session row fails (already imported), the statement fails whole too.
 //!
 //! What only the source can tell comes from its row: its status, `vendor_data` (unless
 //! overridden) with the matching key of its entity, its recorded blocks (every block table of
@@ -63,13 +69,24 @@ async fn run(
     sql: &str,
     values: Vec<Value>,
 ) -> Result<Option<SessionRecord>, Failure> {
-    let row = db
+    let row = match db
         .query_one_raw(stmt(db.get_database_backend(), sql, values))
         .await
-        .map_err(Failure::Db)?;
+    {
+        // Copies without a session row: a check failed, and the statement wrote nothing.
+        Err(error) if is_foreign_key_violation(&error) => return Ok(None),
+        row => row.map_err(Failure::Db)?,
+    };
     row.map(|row| record(&row))
         .transpose()
         .map_err(Failure::Repo)
+}
+
+fn is_foreign_key_violation(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    )
 }
 
 /// The clone from the statement's one row: the session's columns, its items packed into one
@@ -253,18 +270,19 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
          COALESCE((SELECT status FROM entity), ''), src.status) AS status FROM src)"
     ));
 
-    // Every block table of the kind, each with one INSERT … SELECT.
+    // Every block table of the kind, each with one INSERT … SELECT. Not gated on the checks:
+    // when they fail, the session row is missing and these rows fail the statement (above).
     for block in FeatureBlock::for_kind(session_kind) {
         parts.push(format!(
             "copy_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
              SELECT {clone}, position, node_id, status, item FROM {0} \
-             WHERE session_id = {source} AND EXISTS (SELECT 1 FROM decided) \
-             RETURNING {ITEM_COLUMNS})",
+             WHERE session_id = {source} RETURNING {ITEM_COLUMNS})",
             block.v3_key()
         ));
     }
 
-    // The source's log rows in their order, then the row that records the import.
+    // The source's log rows in their order (not gated either), then the row that records the
+    // import.
     let log_kind = P::LogKind.ph();
     let actor = P::Actor.ph();
     let action = P::Action.ph();
@@ -277,7 +295,6 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
          SELECT {clone}, kind, actor, action, old_status, new_status, comment, details, created_at \
          FROM (SELECT 0 AS part, id, kind, actor, action, old_status, new_status, comment, details, \
          created_at FROM session_logs WHERE session_id = {source} \
-         AND EXISTS (SELECT 1 FROM decided) \
          UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, src.status, decided.status, \
          {comment}, {details}, {logged_at} FROM src, decided) AS rows ORDER BY part, id \
          RETURNING {REVIEW_COLUMNS})"
@@ -429,6 +446,11 @@ mod tests {
                     "the cache holds the shape's text"
                 );
                 assert_eq!(sql.contains("UPDATE share_tokens"), jti.is_some());
+                assert_eq!(
+                    sql.matches("EXISTS (SELECT 1 FROM decided)").count(),
+                    usize::from(jti.is_some()),
+                    "only the redemption waits on the checks; copies fail on their foreign key"
+                );
                 assert_eq!(sql.contains("t.revoked_at IS NOT NULL"), jti.is_some());
                 for block in FeatureBlock::for_kind(kind) {
                     assert_eq!(
