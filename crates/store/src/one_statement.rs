@@ -36,7 +36,7 @@ use handoff_domain::{FeatureBlock, ImportAttempt, LogKind, RepoError, SessionKin
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
 
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
-use crate::sql::stmt;
+use crate::sql::{is_foreign_key_violation, stmt};
 
 /// Why the statement gave no clone.
 pub(crate) enum Failure {
@@ -80,13 +80,6 @@ async fn run(
     row.map(|row| record(&row))
         .transpose()
         .map_err(Failure::Repo)
-}
-
-fn is_foreign_key_violation(error: &DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
-    )
 }
 
 /// The clone from the statement's one row: the session's columns, its items packed into one

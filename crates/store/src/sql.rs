@@ -187,6 +187,14 @@ pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
     )
 }
 
+/// Whether an error is a foreign-key violation, on either backend.
+pub(crate) fn is_foreign_key_violation(error: &DbErr) -> bool {
+    matches!(
+        error.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
