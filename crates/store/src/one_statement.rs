@@ -219,10 +219,12 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
         String::new()
     };
     let mut parts = vec![
+        // The source's row, with the key of its entity's vendor_data (looked up once).
         format!(
-            "row AS MATERIALIZED (SELECT id, application_id, kind, status, features, vendor_data, \
-             entity_id, contact_details, expected_details, recorded_blocks FROM sessions \
-             WHERE id = {source})"
+            "row AS MATERIALIZED (SELECT s.id, s.application_id, s.kind, s.status, s.features, \
+             s.vendor_data, s.entity_id, s.contact_details, s.expected_details, \
+             s.recorded_blocks, e.vendor_data_key AS source_vendor_data_key FROM sessions s \
+             LEFT JOIN entities e ON e.id = s.entity_id WHERE s.id = {source})"
         ),
         format!(
             "wf AS MATERIALIZED (SELECT application_id, kind, deleted_at, session_expiration_time \
@@ -231,8 +233,7 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
         format!(
             "checked AS (SELECT row.*, wf.session_expiration_time, \
              COALESCE({vendor_data}, row.vendor_data) AS clone_vendor_data, \
-             COALESCE({vendor_data_key}, (SELECT e.vendor_data_key FROM entities e \
-             WHERE e.id = row.entity_id)) AS clone_vendor_data_key \
+             COALESCE({vendor_data_key}, row.source_vendor_data_key) AS clone_vendor_data_key \
              FROM row, wf \
              WHERE row.application_id = {source_application} AND row.kind = {kind} \
              AND wf.application_id = {application} AND wf.kind = {kind} \
@@ -309,9 +310,10 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
     // failure later still undoes them with the statement. A function: see the migration
     // `m20261126_000003_session_numbers`.
     //
-    // Items are packed as text, not JSON: rows joined by U+001E, each the JSON array `[block,
-    // position, node_id, status]`, U+001F and the item as stored — valid JSON holds neither
-    // separator unescaped, and the database need not parse the items (`rows::items_packed`).
+    // Items are packed as plain text (`rows::items_packed`): per item its block, position and
+    // the byte lengths of `node_id` and `status`, each ended by U+001F, then `node_id`, `status`
+    // and the item as stored; items joined by U+001E, which valid JSON never holds unescaped.
+    // The database neither parses the items nor builds JSON per item.
     let review = P::Review.ph();
     let items = FeatureBlock::for_kind(session_kind)
         .iter()
@@ -328,11 +330,13 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
     } else {
         ""
     };
+    let packed = "block || chr(31) || CAST(position AS text) || chr(31) \
+         || CAST(octet_length(node_id) AS text) || chr(31) \
+         || CAST(octet_length(item_status) AS text) || chr(31) || node_id || item_status || item";
     parts.push(format!(
         "counter AS (SELECT next_session_number({application}) AS last_session_number, \
          answer_items.items, answer_reviews.reviews FROM decided, \
-         (SELECT string_agg(CAST(json_build_array(block, position, node_id, item_status) AS text) \
-         || chr(31) || item, chr(30)) AS items FROM ({items}) AS i) AS answer_items, \
+         (SELECT string_agg({packed}, chr(30)) AS items FROM ({items}) AS i) AS answer_items, \
          (SELECT CAST(json_agg(json_build_array(log_id, actor, new_status, comment, logged_at)) \
          AS text) AS reviews FROM logs WHERE log_kind = {review}) AS answer_reviews{redeemed})"
     ));

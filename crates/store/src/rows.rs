@@ -130,32 +130,51 @@ pub(crate) fn blocks(
     blocks
 }
 
-/// Items packed by the database: rows separated by U+001E, each the JSON array `[block,
-/// position, node_id, status]`, U+001F, and the item's JSON as stored (valid JSON holds neither
-/// separator unescaped); `None` (no rows) is no items.
+/// Items packed by the database, one after another, each
+/// `block U+001F position U+001F n U+001F m U+001F node_id status item` where `n` and `m` are the
+/// byte lengths of `node_id` and `status`, and items separated by U+001E. The lengths let
+/// `node_id` and `status` hold any character; the item, valid JSON, holds no U+001E unescaped, so
+/// it runs to the next separator. `None` (no rows) is no items.
 pub(crate) fn items_packed(
     text: Option<&str>,
 ) -> Result<Vec<(FeatureBlock, i32, FeatureItem)>, RepoError> {
-    let Some(text) = text else {
+    let Some(mut rest) = text else {
         return Ok(Vec::new());
     };
-    text.split('\u{1e}')
-        .map(|row| {
-            let (meta, json) = row
-                .split_once('\u{1f}')
-                .ok_or_else(|| corrupt("items", "(packed)"))?;
-            let (key, position, node_id, status): (String, i32, String, String) =
-                serde_json::from_str(meta).map_err(|_| corrupt("items", "(packed)"))?;
-            let block = FeatureBlock::from_v3_key(&key).ok_or_else(|| corrupt("block", &key))?;
-            let json = RawValue::from_string(json.to_owned())
-                .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON")))?;
-            Ok((
-                block,
-                position,
-                FeatureItem::from_stored(node_id, status, json),
-            ))
-        })
-        .collect()
+    let packed = || corrupt("items", "(packed)");
+    let mut items = Vec::new();
+    loop {
+        let mut field = || -> Result<&str, RepoError> {
+            let (field, after) = rest.split_once('\u{1f}').ok_or_else(packed)?;
+            rest = after;
+            Ok(field)
+        };
+        let key = field()?;
+        let block = FeatureBlock::from_v3_key(key).ok_or_else(|| corrupt("block", key))?;
+        let position: i32 = field()?.parse().map_err(|_| packed())?;
+        let node_id_len: usize = field()?.parse().map_err(|_| packed())?;
+        let status_len: usize = field()?.parse().map_err(|_| packed())?;
+        let node_id = rest.get(..node_id_len).ok_or_else(packed)?;
+        let status = rest
+            .get(node_id_len..node_id_len + status_len)
+            .ok_or_else(packed)?;
+        let after = &rest[node_id_len + status_len..];
+        let (json, next) = match after.split_once('\u{1e}') {
+            Some((json, next)) => (json, Some(next)),
+            None => (after, None),
+        };
+        let json = RawValue::from_string(json.to_owned())
+            .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON")))?;
+        items.push((
+            block,
+            position,
+            FeatureItem::from_stored(node_id.to_owned(), status.to_owned(), json),
+        ));
+        match next {
+            Some(next) => rest = next,
+            None => return Ok(items),
+        }
+    }
 }
 
 /// Reviews aggregated by the database as a JSON array of `[log id, actor, new_status,
@@ -226,4 +245,62 @@ pub(crate) fn workflow_features(raw: &str) -> Result<Vec<WorkflowFeature>, RepoE
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the import's statement sends for one item (`one_statement`'s packing).
+    fn pack(block: &str, position: i32, node_id: &str, status: &str, item: &str) -> String {
+        format!(
+            "{block}\u{1f}{position}\u{1f}{}\u{1f}{}\u{1f}{node_id}{status}{item}",
+            node_id.len(),
+            status.len()
+        )
+    }
+
+    #[test]
+    fn packed_items_come_back_whatever_their_node_id_and_status_hold() {
+        let odd_node = "n\u{1f}1\u{1e}é";
+        let odd_status = "\u{1e}Approved\u{1f}";
+        let first = r#"{"node_id":"n\u001f1\u001eé","status":"\u001eApproved\u001f","a":[1,2]}"#;
+        let second = r#"{"node_id":"m","status":"Declined"}"#;
+        let text = [
+            pack("aml_screenings", 2, odd_node, odd_status, first),
+            pack("id_verifications", 0, "m", "Declined", second),
+        ]
+        .join("\u{1e}");
+        let items = items_packed(Some(&text)).unwrap();
+        assert_eq!(items.len(), 2);
+        let (block, position, item) = &items[0];
+        assert_eq!((*block, *position), (FeatureBlock::AmlScreenings, 2));
+        assert_eq!(item.node_id(), odd_node);
+        assert_eq!(item.status(), odd_status);
+        assert_eq!(item.json().get(), first);
+        let (block, position, item) = &items[1];
+        assert_eq!((*block, *position), (FeatureBlock::IdVerifications, 0));
+        assert_eq!((item.node_id(), item.status()), ("m", "Declined"));
+        assert_eq!(item.json().get(), second);
+        assert!(items_packed(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn packed_items_that_do_not_add_up_are_an_error_not_a_panic() {
+        let good = pack("aml_screenings", 1, "n", "s", "{}");
+        for bad in [
+            String::new(),
+            "aml_screenings".to_owned(),
+            good.replace("aml_screenings", "nope"),
+            good.replace("\u{1f}1\u{1f}", "\u{1f}x\u{1f}"),
+            // Lengths past the end, or inside a character.
+            pack("aml_screenings", 1, "n", "s", "{}")
+                .replace("\u{1f}1\u{1f}1\u{1f}", "\u{1f}1\u{1f}99\u{1f}"),
+            pack("aml_screenings", 1, "é", "s", "{}").replace("\u{1f}2\u{1f}", "\u{1f}1\u{1f}"),
+            pack("aml_screenings", 1, "n", "s", "{not json"),
+            format!("{good}\u{1e}"),
+        ] {
+            assert!(items_packed(Some(&bad)).is_err(), "{bad:?}");
+        }
+    }
 }
