@@ -154,11 +154,10 @@ pub(crate) fn items_packed(
         let position: i32 = field()?.parse().map_err(|_| packed())?;
         let node_id_len: usize = field()?.parse().map_err(|_| packed())?;
         let status_len: usize = field()?.parse().map_err(|_| packed())?;
+        let end = node_id_len.checked_add(status_len).ok_or_else(packed)?;
         let node_id = rest.get(..node_id_len).ok_or_else(packed)?;
-        let status = rest
-            .get(node_id_len..node_id_len + status_len)
-            .ok_or_else(packed)?;
-        let after = &rest[node_id_len + status_len..];
+        let status = rest.get(node_id_len..end).ok_or_else(packed)?;
+        let after = &rest[end..];
         let (json, next) = match after.split_once('\u{1e}') {
             Some((json, next)) => (json, Some(next)),
             None => (after, None),
@@ -297,6 +296,10 @@ mod tests {
             pack("aml_screenings", 1, "n", "s", "{}")
                 .replace("\u{1f}1\u{1f}1\u{1f}", "\u{1f}1\u{1f}99\u{1f}"),
             pack("aml_screenings", 1, "é", "s", "{}").replace("\u{1f}2\u{1f}", "\u{1f}1\u{1f}"),
+            pack("aml_screenings", 1, "n", "s", "{}").replace(
+                "\u{1f}1\u{1f}1\u{1f}1\u{1f}",
+                &format!("\u{1f}1\u{1f}1\u{1f}{}\u{1f}", usize::MAX),
+            ),
             pack("aml_screenings", 1, "n", "s", "{not json"),
             format!("{good}\u{1e}"),
         ] {
