@@ -6,8 +6,8 @@
 //! - HTTP end to end: the server under 32 concurrent connections;
 //! - growth: time and SQL statements per import for sources of 10, 100 and 1,000 related rows.
 //!
-//! Run it with `cargo xtask bench [--quick] [--only sqlite|postgres]`; its last line is one JSON
-//! object.
+//! Run it with `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N]`; its last line
+//! is one JSON object. `--pool` sets the pool size (the server's default otherwise).
 
 mod limit;
 mod seed;
@@ -305,7 +305,7 @@ impl SideBySide {
     }
 }
 
-async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
+async fn run_backend(backend: Backend, quick: bool, pool: u32) -> Result<Value, String> {
     let (rounds, per_round) = if quick { (4, 30) } else { (20, 60) };
     let db = TestDatabase::create(backend).await;
     let config = Config {
@@ -313,6 +313,7 @@ async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
         public_url: Some(PUBLIC_URL.into()),
         workers: Some(2),
         rate_limits: None,
+        max_connections: pool,
         ..Config::new(db.url())
     };
     let app = Application::build(config.clone())
@@ -355,8 +356,9 @@ async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
         );
         report.insert(label, f.json());
     };
-    // Warm the pool and the prepared-statement caches.
-    side_by_side(&bench, &world, contenders, 1, 1, 10).await?;
+    // Warm the pool and the prepared-statement caches: at 32 workers, every connection of the
+    // pool is opened and, with several imports each, prepares every contender's statement.
+    side_by_side(&bench, &world, contenders, 32, 1, 128).await?;
 
     let mut ratios = serde_json::Map::new();
     let mut round_ratios = serde_json::Map::new();
@@ -452,6 +454,7 @@ async fn run_backend(backend: Backend, quick: bool) -> Result<Value, String> {
     server.abort();
 
     Ok(json!({
+        "pool_connections": pool,
         "ratio_to_limit": worst,
         "ratio_to_limit_by_workers": ratios,
         "ratio_to_limit_per_round": round_ratios,
@@ -478,6 +481,17 @@ fn main() {
         eprintln!("--only takes sqlite or postgres (got {only:?})");
         std::process::exit(2);
     }
+    // The pool size: the server's default unless given, to compare another.
+    let pool = match args.iter().position(|a| a == "--pool") {
+        None => handoff_store::default_max_connections(),
+        Some(i) => match args.get(i + 1).and_then(|n| n.parse::<u32>().ok()) {
+            Some(n) if n > 0 => n,
+            _ => {
+                eprintln!("--pool takes a number of connections, at least 1");
+                std::process::exit(2);
+            }
+        },
+    };
     let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -491,7 +505,7 @@ fn main() {
             if only.as_deref().is_some_and(|only| only != name) {
                 continue;
             }
-            out.insert(name.to_owned(), run_backend(backend, quick).await?);
+            out.insert(name.to_owned(), run_backend(backend, quick, pool).await?);
         }
         Ok::<_, String>(Value::Object(out))
     });

@@ -8,7 +8,7 @@ mod schemathesis;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | fuzz | bench>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres]   the import benchmark (docs/performance.md)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | fuzz | bench>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N]   the import benchmark (docs/performance.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,8 +25,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// `cargo xtask bench [--quick] [--only sqlite|postgres]`: the release-built benchmark; its last
-/// line is JSON.
+/// `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N]`: the release-built
+/// benchmark; its last line is JSON.
 fn bench(args: &[String]) -> ExitCode {
     let status = Command::new(env!("CARGO"))
         .args(["run", "-q", "--release", "-p", "handoff-bench", "--"])

@@ -13,11 +13,11 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
 
-    /// Most database connections in the pool.
+    /// Most database connections in the pool (by default twice the cores, plus one).
     #[arg(
         long,
         env = "HANDOFF_DB_MAX_CONNECTIONS",
-        default_value_t = 16,
+        default_value_t = handoff_store::default_max_connections(),
         global = true
     )]
     pub db_max_connections: u32,

@@ -16,7 +16,7 @@ pub struct Config {
     pub bind: String,
     /// `HANDOFF_PUBLIC_URL`: the base of session URLs; `http://<bind>` when unset.
     pub public_url: Option<String>,
-    /// `HANDOFF_DB_MAX_CONNECTIONS`.
+    /// `HANDOFF_DB_MAX_CONNECTIONS`: twice the cores plus one unless set.
     pub max_connections: u32,
     /// `HANDOFF_RESULTS_BODY_LIMIT`: bytes of a recorded-results body.
     pub results_body_limit: usize,
@@ -68,7 +68,7 @@ impl Config {
             database_url: database_url.into(),
             bind: DEFAULT_BIND.to_owned(),
             public_url: None,
-            max_connections: 16,
+            max_connections: handoff_store::default_max_connections(),
             results_body_limit: 2 * 1024 * 1024,
             workers: None,
             acquire_timeout: Duration::from_secs(5),

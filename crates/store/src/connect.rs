@@ -17,10 +17,26 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
 }
 
+/// The pool size by default: twice the cores this process may run on, plus one.
+///
+/// An import keeps its connection busy for one statement, most of it the database's own CPU
+/// time, so more connections than the cores can serve only queue inside the database; and each
+/// connection is a server process with its own caches. The pool hands its idle connections out
+/// in turn, so with more of them each statement runs on a colder one: on this project's 2-core
+/// machine, 16 connections cost PostgreSQL about a quarter more CPU per import than 5
+/// (`docs/performance.md`).
+pub fn default_max_connections() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u32::try_from(cores)
+        .unwrap_or(u32::MAX / 2)
+        .saturating_mul(2)
+        .saturating_add(1)
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            max_connections: 16,
+            max_connections: default_max_connections(),
             acquire_timeout: Duration::from_secs(5),
         }
     }
@@ -134,7 +150,17 @@ fn sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_directory;
+    use super::{StoreOptions, default_max_connections, sqlite_directory};
+
+    #[test]
+    fn the_pool_is_twice_the_cores_plus_one_by_default() {
+        let cores = std::thread::available_parallelism().unwrap().get() as u32;
+        assert_eq!(default_max_connections(), 2 * cores + 1);
+        assert_eq!(
+            StoreOptions::default().max_connections,
+            default_max_connections()
+        );
+    }
 
     #[test]
     fn finds_the_directory_of_a_sqlite_file() {

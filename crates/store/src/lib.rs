@@ -17,7 +17,7 @@ mod signing_keys;
 mod sql;
 mod workflows;
 
-pub use connect::{ConnectError, StoreOptions};
+pub use connect::{ConnectError, StoreOptions, default_max_connections};
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{FIRST_KID, StoredSigningKey};
 pub use sql::statements_executed;
