@@ -361,6 +361,8 @@ fn hostile_tokens_are_refused() {
     for (claim, value) in [
         ("exp", json!("2099-01-01")),
         ("exp", json!(null)),
+        ("exp", json!(-1)),
+        ("exp", json!(4_102_444_800.5)),
         ("iat", json!("now")),
         ("session_id", json!("not-a-uuid")),
         ("session_id", json!(42)),
