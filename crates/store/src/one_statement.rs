@@ -52,10 +52,10 @@ pub(crate) async fn try_import(
     db: &DatabaseConnection,
     attempt: &ImportAttempt,
 ) -> Result<Option<SessionRecord>, Failure> {
-    let Some(rule) = status_rule(attempt) else {
+    let Some(rule) = cached_status_rule(attempt) else {
         return Ok(None);
     };
-    let values = values(attempt, rule);
+    let values = values(attempt, rule.to_owned());
     #[cfg(feature = "test-support")]
     if crate::testing::take_any_import_fault(attempt.application_id) {
         let sql = sql(attempt.kind, attempt.jti.is_some(), true);
@@ -87,8 +87,8 @@ async fn run(
 /// whatever the rows).
 fn record(row: &QueryResult) -> Result<SessionRecord, RepoError> {
     let (session, recorded) = rows::session(row)?;
-    let items = rows::items_packed(rows::get::<Option<String>>(row, "items")?.as_deref())?;
-    let reviews = rows::reviews_json(rows::get::<Option<String>>(row, "reviews")?.as_deref())?;
+    let items = rows::items_packed(rows::text_or_null(row, "items")?.as_deref())?;
+    let reviews = rows::reviews_json(rows::text_or_null(row, "reviews")?.as_deref())?;
     Ok(SessionRecord {
         session,
         blocks: rows::blocks(&recorded, items),
@@ -172,6 +172,16 @@ fn cached_sql(kind: SessionKind, with_jti: bool) -> &'static str {
         SessionKind::Business => 2,
     } + usize::from(with_jti);
     SQL[slot].get_or_init(|| sql(kind, with_jti, false))
+}
+
+/// [`status_rule`], built once for each value of `trust_review`: the domain's rule is a
+/// function of the source's status, `trust_review` and the receiver's entity status, and the
+/// statement is given it for every source and entity status, so `trust_review` alone tells it.
+fn cached_status_rule(attempt: &ImportAttempt) -> Option<&'static str> {
+    static RULE: [OnceLock<Option<String>>; 2] = [const { OnceLock::new() }; 2];
+    RULE[usize::from(attempt.trust_review)]
+        .get_or_init(|| status_rule(attempt))
+        .as_deref()
 }
 
 /// The domain's status rule as a JSON object: receiver entity status (`""`: none) → the
@@ -493,8 +503,11 @@ mod tests {
                 trust_review,
                 ..attempt(None, None)
             };
+            // The rule built once per `trust_review` is the one the attempt gives.
+            let cached = cached_status_rule(&attempt).unwrap();
+            assert_eq!(Some(cached.to_owned()), status_rule(&attempt));
             let rule: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&status_rule(&attempt).unwrap()).unwrap();
+                serde_json::from_str(cached).unwrap();
             assert_eq!(rule.len(), EntityStatus::ALL.len() + 1);
             let entities = std::iter::once(None).chain(EntityStatus::ALL.into_iter().map(Some));
             for entity in entities {

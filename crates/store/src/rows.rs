@@ -25,6 +25,19 @@ pub(crate) fn get<T: TryGetable>(row: &QueryResult, column: &str) -> Result<T, R
         .map_err(|e| RepoError::Internal(format!("column {column}: {e}")))
 }
 
+/// Reads a text column that may be NULL. Straight from sqlx on either backend, where a NULL
+/// is `None`: through sea-orm a NULL is first an error whose message is formatted, which costs
+/// more than reading the value (a session has four such columns, most often all NULL).
+pub(crate) fn text_or_null(row: &QueryResult, column: &str) -> Result<Option<String>, RepoError> {
+    use sea_orm::sqlx::Row;
+    let read = match (row.try_as_pg_row(), row.try_as_sqlite_row()) {
+        (Some(row), _) => row.try_get::<Option<String>, _>(column),
+        (_, Some(row)) => row.try_get::<Option<String>, _>(column),
+        _ => return get(row, column),
+    };
+    read.map_err(|e| RepoError::Internal(format!("column {column}: {e}")))
+}
+
 fn corrupt(what: &str, value: &str) -> RepoError {
     RepoError::Internal(format!("stored {what} is not valid: {value:?}"))
 }
@@ -39,7 +52,7 @@ pub(crate) fn status(raw: &str) -> Result<SessionStatus, RepoError> {
 }
 
 fn json_column(row: &QueryResult, column: &str) -> Result<Option<serde_json::Value>, RepoError> {
-    let raw: Option<String> = get(row, column)?;
+    let raw = text_or_null(row, column)?;
     raw.map(|text| serde_json::from_str(&text).map_err(|_| corrupt(column, "(json)")))
         .transpose()
 }
@@ -71,7 +84,7 @@ pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBl
     let features: String = get(row, "features")?;
     let features: Vec<String> =
         serde_json::from_str(&features).map_err(|_| corrupt("features", &features))?;
-    let vendor_data: Option<String> = get(row, "vendor_data")?;
+    let vendor_data = text_or_null(row, "vendor_data")?;
     let vendor_data = vendor_data
         .map(|v| VendorData::parse(&v).map_err(|_| corrupt("vendor_data", "(hidden)")))
         .transpose()?;
@@ -89,7 +102,7 @@ pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBl
         features,
         vendor_data,
         metadata: json_column(row, "metadata")?,
-        callback: get(row, "callback")?,
+        callback: text_or_null(row, "callback")?,
         contact_details: json_column(row, "contact_details")?,
         expected_details: json_column(row, "expected_details")?,
         shared_from_session: get::<Option<Uuid>>(row, "shared_from_session")?
@@ -207,7 +220,7 @@ pub(crate) fn review(row: &QueryResult) -> Result<Option<(i64, Review)>, RepoErr
     if kind != handoff_domain::LogKind::Review.as_str() {
         return Ok(None);
     }
-    let status: Option<String> = get(row, "new_status")?;
+    let status = text_or_null(row, "new_status")?;
     let review = Review {
         user: get(row, "actor")?,
         new_status: self::status(status.as_deref().unwrap_or_default())?,
