@@ -13,7 +13,7 @@ pub struct Cli {
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
     pub database_url: String,
 
-    /// Most database connections in the pool (by default twice the cores, plus one).
+    /// Most database connections in the pool (by default the cores, plus one).
     #[arg(
         long,
         env = "HANDOFF_DB_MAX_CONNECTIONS",

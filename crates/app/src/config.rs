@@ -16,7 +16,7 @@ pub struct Config {
     pub bind: String,
     /// `HANDOFF_PUBLIC_URL`: the base of session URLs; `http://<bind>` when unset.
     pub public_url: Option<String>,
-    /// `HANDOFF_DB_MAX_CONNECTIONS`: twice the cores plus one unless set.
+    /// `HANDOFF_DB_MAX_CONNECTIONS`: the cores plus one unless set.
     pub max_connections: u32,
     /// `HANDOFF_RESULTS_BODY_LIMIT`: bytes of a recorded-results body.
     pub results_body_limit: usize,

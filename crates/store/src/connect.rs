@@ -17,19 +17,20 @@ pub struct StoreOptions {
     pub acquire_timeout: Duration,
 }
 
-/// The pool size by default: twice the cores this process may run on, plus one.
+/// The pool size by default: the cores this process may run on, plus one.
 ///
-/// An import keeps its connection busy for one statement, most of it the database's own CPU
-/// time, so more connections than the cores can serve only queue inside the database; and each
-/// connection is a server process with its own caches. The pool hands its idle connections out
-/// in turn, so with more of them each statement runs on a colder one: on this project's 2-core
-/// machine, 16 connections cost PostgreSQL about a quarter more CPU per import than 5
-/// (`docs/performance.md`).
+/// An import keeps its connection busy for one statement, nearly all of it the database's own
+/// CPU time, so more connections than the cores can serve only queue inside the database; and
+/// each connection is a server process with its own caches. The pool hands its idle
+/// connections out in turn, so with more of them each statement runs on a colder one: on this
+/// project's 2-core machine, with PostgreSQL on the same host, 3 connections gave more imports
+/// per second than 2 or 5 at 1, 8 and 32 workers, and 16 cost PostgreSQL about a third more
+/// CPU per import than 5 (`docs/performance.md`). A database on its own, larger machine can use
+/// more: set `HANDOFF_DB_MAX_CONNECTIONS`.
 pub fn default_max_connections() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     u32::try_from(cores)
-        .unwrap_or(u32::MAX / 2)
-        .saturating_mul(2)
+        .unwrap_or(u32::MAX - 1)
         .saturating_add(1)
 }
 
@@ -153,9 +154,9 @@ mod tests {
     use super::{StoreOptions, default_max_connections, sqlite_directory};
 
     #[test]
-    fn the_pool_is_twice_the_cores_plus_one_by_default() {
+    fn the_pool_is_the_cores_plus_one_by_default() {
         let cores = std::thread::available_parallelism().unwrap().get() as u32;
-        assert_eq!(default_max_connections(), 2 * cores + 1);
+        assert_eq!(default_max_connections(), cores + 1);
         assert_eq!(
             StoreOptions::default().max_connections,
             default_max_connections()
