@@ -12,7 +12,6 @@ use uuid::Uuid;
 
 use crate::api_key::{ApiKeyHash, NewApiKey};
 use crate::application::Application;
-use crate::block::FeatureBlock;
 use crate::entity::{Entity, EntityStatus};
 use crate::error::RepoError;
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
@@ -21,8 +20,8 @@ use crate::ports::*;
 use crate::services::Ports;
 use crate::session::*;
 use crate::share::{
-    ClonePlan, ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
-    ShareClaims, TokenError,
+    ImportAttempt, ImportCheck, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
+    ShareClaims, TokenError, first_failed_check,
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
@@ -45,7 +44,7 @@ pub struct State {
     pub share_tokens: Vec<(IssuedShareToken, bool)>,
     /// The last session number per application.
     pub last_session_number: HashMap<ApplicationId, i64>,
-    /// How many times an import read its context (the long way of an import).
+    /// How many times the service read an import's checks (after a refusal).
     pub import_context_reads: usize,
 }
 
@@ -446,55 +445,10 @@ impl ShareRepository for InMemory {
         Ok(())
     }
 
-    async fn import_context(
-        &self,
-        jti: Option<&str>,
-        receiver: ApplicationId,
-        source_application_id: ApplicationId,
-        source: SessionId,
-        workflow_id: WorkflowId,
-    ) -> Result<ImportContext, RepoError> {
+    async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError> {
         let mut state = self.state();
         state.import_context_reads += 1;
-        let revoked = jti.is_some_and(|jti| {
-            state
-                .share_tokens
-                .iter()
-                .any(|(t, revoked)| t.jti == jti && *revoked)
-        });
-        let existing_clone = state
-            .sessions
-            .iter()
-            .find(|(r, _)| {
-                r.session.application_id == receiver
-                    && r.session.shared_from_session == Some(source)
-            })
-            .map(|(r, _)| r.session.id);
-        let found = find_mut(&mut state, source_application_id, source).map(|(r, _)| {
-            (
-                r.session.clone(),
-                r.blocks.iter().map(|(b, _)| *b).collect(),
-            )
-        });
-        let (source, recorded_blocks) = match found {
-            Some((session, blocks)) => (Some(session), blocks),
-            None => (None, Vec::new()),
-        };
-        let workflow = state
-            .workflows
-            .iter()
-            .find(|(w, deleted)| w.application_id == receiver && w.id == workflow_id && !deleted)
-            .map(|(w, _)| ImportWorkflow {
-                kind: w.kind,
-                session_expiration_time: w.session_expiration_time,
-            });
-        Ok(ImportContext {
-            revoked,
-            source,
-            recorded_blocks,
-            existing_clone,
-            workflow,
-        })
+        Ok(import_context(&mut state, attempt))
     }
 
     async fn revoke_share_token(
@@ -517,114 +471,130 @@ impl ShareRepository for InMemory {
         }
     }
 
-    /// Checks as a database would inside the one statement (without counting a context read),
-    /// then clones.
-    async fn try_import(
-        &self,
-        attempt: &ImportAttempt,
-    ) -> Result<Option<ImportOutcome>, RepoError> {
-        let context = self
-            .import_context(
-                attempt.jti.as_deref(),
-                attempt.application_id,
-                attempt.source_application_id,
-                attempt.source_session_id,
-                attempt.workflow_id,
-            )
-            .await?;
-        self.state().import_context_reads -= 1;
-        let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
-            return Ok(None);
-        };
-        if context.revoked
-            || context.existing_clone.is_some()
-            || source.kind != attempt.kind
-            || workflow.kind != attempt.kind
-        {
-            return Ok(None);
-        }
-        let plan = attempt.clone().into_plan(
-            &source,
-            context.recorded_blocks,
-            workflow.session_expiration_time,
-        );
-        self.import_clone(&plan).await.map(Some)
-    }
-
-    async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
+    /// Checks with the domain's [`first_failed_check`] and clones, under one lock.
+    async fn import(&self, attempt: &ImportAttempt) -> Result<ImportOutcome, RepoError> {
         let mut state = self.state();
-        if let Some((r, _)) = state.sessions.iter().find(|(r, _)| {
-            r.session.application_id == plan.application_id
-                && r.session.shared_from_session == Some(plan.source_session_id)
-        }) {
-            return Ok(ImportOutcome::AlreadyImported(r.session.id));
+        let context = import_context(&mut state, attempt);
+        match (
+            first_failed_check(&context, attempt),
+            context.existing_clone,
+        ) {
+            (Some(ImportCheck::NotImported), Some(existing)) => {
+                return Ok(ImportOutcome::AlreadyImported(existing));
+            }
+            (Some(_), _) => return Ok(ImportOutcome::Refused),
+            (None, _) => {}
         }
-        let Some((source, source_logs)) = find_mut(
-            &mut state,
-            plan.source_application_id,
-            plan.source_session_id,
-        )
-        .map(|(r, l)| (r.clone(), l.clone())) else {
-            return Ok(ImportOutcome::SourceGone);
+        let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
+            return Ok(ImportOutcome::Refused);
         };
-        let session_number = next_number(&mut state, plan.application_id);
-        let entity_status = match &plan.vendor_data {
+        let Some((source, source_logs)) =
+            find_mut(&mut state, attempt.claims.from_application_id, source.id)
+                .map(|(r, l)| (r.clone(), l.clone()))
+        else {
+            return Ok(ImportOutcome::Refused);
+        };
+        let session_number = next_number(&mut state, attempt.application_id);
+        let vendor_data = attempt.clone_vendor_data(&source.session).cloned();
+        let kind = source.session.kind;
+        let entity_status = match &vendor_data {
             Some(vendor_data) => {
                 ensure_entity(
                     &mut state,
-                    plan.application_id,
-                    plan.kind,
+                    attempt.application_id,
+                    kind,
                     vendor_data,
-                    plan.created_at,
+                    attempt.created_at,
                 );
                 let key = vendor_data.key();
                 state
                     .entities
                     .iter()
                     .find(|(app, e)| {
-                        *app == plan.application_id
-                            && e.kind == plan.kind
+                        *app == attempt.application_id
+                            && e.kind == kind
                             && e.vendor_data.key() == key
                     })
                     .map(|(_, e)| e.status)
             }
             None => None,
         };
-        let status = plan.status(entity_status);
+        let status = attempt.status(source.session.status, entity_status);
         let session = StoredSession {
-            id: plan.clone_id,
-            application_id: plan.application_id,
+            id: attempt.clone_id,
+            application_id: attempt.application_id,
             session_number,
-            session_token: plan.session_token.clone(),
-            session_url: plan.session_url.clone(),
+            session_token: attempt.session_token.clone(),
+            session_url: attempt.session_url.clone(),
             status,
-            workflow_id: plan.workflow_id,
-            vendor_data: plan.vendor_data.clone(),
+            workflow_id: attempt.workflow_id,
+            vendor_data,
             metadata: None,
             callback: None,
-            shared_from_session: Some(plan.source_session_id),
-            created_at: plan.created_at,
-            expires_at: plan.expires_at,
-            ..source.session
+            shared_from_session: Some(source.session.id),
+            created_at: attempt.created_at,
+            expires_at: attempt.expires_at(workflow),
+            ..source.session.clone()
         };
-        let blocks: Vec<(FeatureBlock, _)> = source
-            .blocks
-            .iter()
-            .filter(|(b, _)| plan.blocks.contains(b))
-            .cloned()
-            .collect();
         let mut logs = source_logs;
         logs.push(LogEntry {
+            old_status: Some(source.session.status),
             new_status: Some(status),
-            ..plan.log.clone()
+            ..attempt.log.clone()
         });
         let record = SessionRecord {
             session,
-            blocks,
+            blocks: source.blocks,
             reviews: source.reviews,
         };
         state.sessions.push((record.clone(), logs));
         Ok(ImportOutcome::Imported(Box::new(record)))
+    }
+}
+
+/// What an import's checks read, from the state.
+fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
+    let claims = &attempt.claims;
+    let revoked = claims.jti.as_deref().is_some_and(|jti| {
+        state
+            .share_tokens
+            .iter()
+            .any(|(t, revoked)| t.jti == jti && *revoked)
+    });
+    let existing_clone = state
+        .sessions
+        .iter()
+        .find(|(r, _)| {
+            r.session.application_id == attempt.application_id
+                && r.session.shared_from_session == Some(claims.session_id)
+        })
+        .map(|(r, _)| r.session.id);
+    let found = find_mut(state, claims.from_application_id, claims.session_id).map(|(r, _)| {
+        (
+            r.session.clone(),
+            r.blocks.iter().map(|(b, _)| *b).collect(),
+        )
+    });
+    let (source, recorded_blocks) = match found {
+        Some((session, blocks)) => (Some(session), blocks),
+        None => (None, Vec::new()),
+    };
+    let workflow = state
+        .workflows
+        .iter()
+        .find(|(w, deleted)| {
+            w.application_id == attempt.application_id && w.id == attempt.workflow_id && !deleted
+        })
+        .map(|(w, _)| ImportWorkflow {
+            kind: w.kind,
+            session_expiration_time: w.session_expiration_time,
+        });
+    ImportContext {
+        revoked,
+        source,
+        recorded_blocks,
+        existing_clone,
+        workflow,
     }
 }
 

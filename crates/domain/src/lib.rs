@@ -36,8 +36,8 @@ pub use session::{
     SessionPage, SessionRecord, SessionSummary, StoredSession,
 };
 pub use share::{
-    ClonePlan, ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
-    ShareClaims, ShareToken, TokenError,
+    CloneStatus, ImportAttempt, ImportCheck, ImportContext, ImportOutcome, ImportWorkflow,
+    IssuedShareToken, ShareClaims, ShareToken, TokenError, first_failed_check,
 };
 pub use status::{ReviewStatus, SessionStatus};
 pub use vendor_data::VendorData;

@@ -18,8 +18,7 @@ use crate::session::{
     StoredSession,
 };
 use crate::share::{
-    ClonePlan, ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims,
-    TokenError,
+    ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims, TokenError,
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
@@ -187,19 +186,12 @@ pub trait ShareRepository: Send + Sync {
     /// Records an issued token.
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError>;
 
-    /// What an import needs before its transaction, in one read: whether the token `jti` was
-    /// revoked (MUST be `false` for `None` or an id never recorded), the source session of
-    /// `source_application_id` with its recorded blocks (MUST be `None` when that application
-    /// holds no such session), `receiver`'s existing clone of it, and `receiver`'s workflow
-    /// `workflow_id` (MUST be `None` when deleted or another application's).
-    async fn import_context(
-        &self,
-        jti: Option<&str>,
-        receiver: ApplicationId,
-        source_application_id: ApplicationId,
-        source: SessionId,
-        workflow_id: WorkflowId,
-    ) -> Result<ImportContext, RepoError>;
+    /// What the checks of `attempt` read, in one query: whether its token's `jti` was revoked
+    /// (MUST be `false` without a `jti` or for one never recorded), the source session of the
+    /// token's source application with its recorded blocks (MUST be `None` when that
+    /// application holds no such session), the receiver's existing clone of it, and the
+    /// receiver's workflow (MUST be `None` when deleted or another application's).
+    async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError>;
 
     /// Revokes a token the application issued. MUST return `Ok(false)` when it issued none with
     /// this id.
@@ -210,36 +202,21 @@ pub trait ShareRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 
-    /// Executes the plan in one transaction: the entity of the clone's `vendor_data` (created
-    /// `ACTIVE` when the receiver has none, its status read otherwise), the clone's row (next
-    /// `session_number`, status from [`ClonePlan::status`] with that entity status), a copy of
-    /// every row of the plan's blocks and of the source's log with fresh ids, and the plan's log
-    /// row, and returns `ImportOutcome::Imported` with the clone as written (its blocks and
-    /// reviews as a later [`SessionRepository::find_session`] reads them). MUST write nothing and
-    /// return
-    /// `ImportOutcome::AlreadyImported` when the receiver already holds a clone of the source —
-    /// decided by the database, so that exactly one of concurrent imports wins, across processes
-    /// — and `ImportOutcome::SourceGone` when the source no longer exists.
-    async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError>;
-
-    /// Tries the import in one step, before any read: when the token `jti` is not revoked, the
-    /// source exists in the source application with the attempt's kind, the receiver holds no
-    /// clone of it, and the workflow is the receiver's, not deleted and of that kind, writes
-    /// what [`ShareRepository::import_clone`] writes — the source's status, `vendor_data` (unless
-    /// overridden) and recorded blocks taken from its row, `expires_at` from the workflow's —
-    /// and returns `Some(ImportOutcome::Imported)` with the clone as written. When the receiver already holds a clone (check
-    /// 8, or a concurrent import that won), MUST write nothing and may return
-    /// `Some(ImportOutcome::AlreadyImported)` once the token is known not revoked and the source
-    /// there (checks 5 and 7). Otherwise MUST write nothing and return `None`: the service then
-    /// reads the context and answers the first failing check. A store that does not try
-    /// answers `None` always (the default).
-    async fn try_import(
-        &self,
-        attempt: &ImportAttempt,
-    ) -> Result<Option<ImportOutcome>, RepoError> {
-        let _ = attempt;
-        Ok(None)
-    }
+    /// Makes the import, all or nothing, in one transaction: when every check of
+    /// [`first_failed_check`](crate::share::first_failed_check) passes, writes the receiver's
+    /// entity for the clone's `vendor_data` (created `ACTIVE` when it has none, its status read
+    /// otherwise), the clone's row (the receiver's next `session_number`, its status from
+    /// [`ImportAttempt::status`] with that entity's status, `vendor_data` and recorded blocks
+    /// from the source unless overridden, `expires_at` from the workflow), a copy of every row
+    /// of the source's recorded blocks and of its log with fresh ids, the attempt's log row and
+    /// the token's redemption, and returns `ImportOutcome::Imported` with the clone as written
+    /// (its blocks and reviews as a later [`SessionRepository::find_session`] reads them).
+    ///
+    /// MUST write nothing and return `ImportOutcome::AlreadyImported` when the receiver already
+    /// holds a clone of the source, or `ImportOutcome::Refused` — decided by the database, so
+    /// that exactly one of concurrent imports wins, across processes. MUST write nothing and
+    /// return `ImportOutcome::Refused` when any other check fails.
+    async fn import(&self, attempt: &ImportAttempt) -> Result<ImportOutcome, RepoError>;
 }
 
 /// The time.

@@ -1,5 +1,5 @@
-//! Sharing and importing: what a share token means, the rules of an import, and the clone plan
-//! the store executes in one transaction.
+//! Sharing and importing: what a share token means, the checks of an import and the status
+//! its clone lands in. How an import runs end to end: `docs/sharing.md`.
 
 use chrono::{DateTime, Utc};
 
@@ -88,26 +88,40 @@ pub enum TokenError {
     Signing(String),
 }
 
-/// The status a clone lands in.
+/// What the clone's status is for one status of the receiver's entity: the source's own, or
+/// one fixed status whatever the source's. The whole rule fits this shape, so a store that
+/// decides inside the database can be handed it as a table (see [`clone_status_rule`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloneStatus {
+    /// The clone keeps the source's status.
+    Source,
+    /// The clone takes this status.
+    Fixed(SessionStatus),
+}
+
+/// The trust_review rule, by receiver entity status (`None`: the receiver has no entity yet).
 ///
 /// The receiver's own view of the person or company wins: a `BLOCKED` entity makes the clone
 /// `Declined` and a `FLAGGED` one puts it `In Review`, whatever `trust_review` says. Otherwise
 /// `trust_review` keeps the source's status, and without it the clone waits `In Review`.
+pub fn clone_status_rule(trust_review: bool, receiver_entity: Option<EntityStatus>) -> CloneStatus {
+    match receiver_entity {
+        Some(EntityStatus::Blocked) => CloneStatus::Fixed(SessionStatus::Declined),
+        Some(EntityStatus::Flagged) => CloneStatus::Fixed(SessionStatus::InReview),
+        Some(EntityStatus::Active) | None if trust_review => CloneStatus::Source,
+        Some(EntityStatus::Active) | None => CloneStatus::Fixed(SessionStatus::InReview),
+    }
+}
+
+/// The status a clone lands in: [`clone_status_rule`] applied to the source's status.
 pub fn clone_status(
     source: SessionStatus,
     trust_review: bool,
     receiver_entity: Option<EntityStatus>,
 ) -> SessionStatus {
-    match receiver_entity {
-        Some(EntityStatus::Blocked) => SessionStatus::Declined,
-        Some(EntityStatus::Flagged) => SessionStatus::InReview,
-        Some(EntityStatus::Active) | None => {
-            if trust_review {
-                source
-            } else {
-                SessionStatus::InReview
-            }
-        }
+    match clone_status_rule(trust_review, receiver_entity) {
+        CloneStatus::Source => source,
+        CloneStatus::Fixed(status) => status,
     }
 }
 
@@ -120,7 +134,89 @@ pub struct IssuedShareToken {
     pub claims: ShareClaims,
 }
 
-/// What an import needs to know before its transaction, read in one go.
+/// The checks of an import, in the contract's order (its table's rows 3 to 10): the first that
+/// fails is the answer. Rows 1 and 2 (the API key, the body's shape) belong to the delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ImportCheck {
+    /// The token is well formed, verifies with a configured key and an allowed algorithm.
+    TokenValid,
+    /// The token is not past its `exp`.
+    TokenNotExpired,
+    /// The token was not revoked by its issuer.
+    TokenNotRevoked,
+    /// The token is addressed to the caller.
+    AddressedToCaller,
+    /// The source session still exists, in the source application, of the token's kind.
+    SourceExists,
+    /// The caller holds no clone of the source yet.
+    NotImported,
+    /// The workflow is the caller's and not deleted.
+    WorkflowExists,
+    /// The workflow's kind is the token's.
+    WorkflowKind,
+}
+
+impl ImportCheck {
+    /// Every check, in the order they are answered.
+    pub const ALL: [ImportCheck; 8] = [
+        ImportCheck::TokenValid,
+        ImportCheck::TokenNotExpired,
+        ImportCheck::TokenNotRevoked,
+        ImportCheck::AddressedToCaller,
+        ImportCheck::SourceExists,
+        ImportCheck::NotImported,
+        ImportCheck::WorkflowExists,
+        ImportCheck::WorkflowKind,
+    ];
+
+    /// Its row in the contract's table of checks (3 to 10).
+    pub fn row(self) -> u8 {
+        match self {
+            ImportCheck::TokenValid => 3,
+            ImportCheck::TokenNotExpired => 4,
+            ImportCheck::TokenNotRevoked => 5,
+            ImportCheck::AddressedToCaller => 6,
+            ImportCheck::SourceExists => 7,
+            ImportCheck::NotImported => 8,
+            ImportCheck::WorkflowExists => 9,
+            ImportCheck::WorkflowKind => 10,
+        }
+    }
+}
+
+/// The first of an import's checks that fails for `attempt`, in the contract's order; `None`
+/// when every check passes. The token's own checks (valid, not expired) were made when it was
+/// verified, before the attempt existed; the rest are decided here, from what `context` read.
+///
+/// The one copy of the rules: the service answers with it, and a store that checks before
+/// writing (SQLite, the in-memory fakes) decides with it.
+pub fn first_failed_check(context: &ImportContext, attempt: &ImportAttempt) -> Option<ImportCheck> {
+    let claims = &attempt.claims;
+    if context.revoked {
+        return Some(ImportCheck::TokenNotRevoked);
+    }
+    if claims.for_application_id != attempt.application_id {
+        return Some(ImportCheck::AddressedToCaller);
+    }
+    if context
+        .source
+        .as_ref()
+        .is_none_or(|source| source.kind != claims.session_kind)
+    {
+        return Some(ImportCheck::SourceExists);
+    }
+    if context.existing_clone.is_some() {
+        return Some(ImportCheck::NotImported);
+    }
+    match context.workflow {
+        None => Some(ImportCheck::WorkflowExists),
+        Some(workflow) if workflow.kind != claims.session_kind => Some(ImportCheck::WorkflowKind),
+        Some(_) => None,
+    }
+}
+
+/// What an import's checks read, in one go: the state of the token, the source, the receiver's
+/// clone of it and the receiver's workflow.
 #[derive(Clone, Debug, Default)]
 pub struct ImportContext {
     /// Whether the presented token's `jti` was revoked (false when it has none).
@@ -144,67 +240,15 @@ pub struct ImportWorkflow {
     pub session_expiration_time: i64,
 }
 
-/// Everything the store needs to clone a source session into the receiver's application, in one
-/// transaction: the new session's identity, what decides its status, and the import's log row.
-#[derive(Clone, Debug)]
-pub struct ClonePlan {
-    /// The application that holds the source.
-    pub source_application_id: ApplicationId,
-    /// The source session.
-    pub source_session_id: SessionId,
-    /// The source's kind (the clone's too).
-    pub kind: SessionKind,
-    /// The blocks to copy: those the source recorded.
-    pub blocks: Vec<FeatureBlock>,
-    /// The receiving application.
-    pub application_id: ApplicationId,
-    /// The clone's fresh id.
-    pub clone_id: SessionId,
-    /// The receiver's workflow.
-    pub workflow_id: WorkflowId,
-    /// The clone's fresh session token.
-    pub session_token: String,
-    /// The clone's fresh URL.
-    pub session_url: String,
-    /// The source's status, as checked.
-    pub source_status: SessionStatus,
-    /// Whether the receiver trusts the source's decision.
-    pub trust_review: bool,
-    /// The clone's `vendor_data`: the override, or the source's.
-    pub vendor_data: Option<VendorData>,
-    /// When the clone was created.
-    pub created_at: DateTime<Utc>,
-    /// `created_at` + the receiver workflow's `session_expiration_time`.
-    pub expires_at: DateTime<Utc>,
-    /// The log row that records the import on the clone; the store fills `new_status`.
-    pub log: LogEntry,
-    /// The redeemed token's id, when it has one.
-    pub jti: Option<String>,
-}
-
-impl ClonePlan {
-    /// The clone's status once the store has read, inside the clone's transaction, the status
-    /// of the receiver's entity for the clone's `vendor_data`.
-    pub fn status(&self, receiver_entity: Option<EntityStatus>) -> SessionStatus {
-        clone_status(self.source_status, self.trust_review, receiver_entity)
-    }
-}
-
-/// An import tried in one step: the store checks 5 and 7 to 10 and writes the clone together,
-/// or writes nothing. Built from the token and the request alone, before any read; what only
-/// the source can tell (its status, `vendor_data`, recorded blocks) the store takes from the
-/// source row, and the receiver workflow's `session_expiration_time` from that row.
+/// An import, as the store is asked to make it: what the token says and what the caller asks,
+/// with the clone's fresh identity. What only the source can tell (its status, `vendor_data`,
+/// recorded blocks) and the receiver workflow's `session_expiration_time` the store reads
+/// inside the import's transaction.
 #[derive(Clone, Debug)]
 pub struct ImportAttempt {
-    /// The application that holds the source (from the token).
-    pub source_application_id: ApplicationId,
-    /// The source session (from the token).
-    pub source_session_id: SessionId,
-    /// The token's kind: the source's and the workflow's must match it.
-    pub kind: SessionKind,
-    /// The token's id, when it has one: the token must not be revoked.
-    pub jti: Option<String>,
-    /// The receiving application (the caller, to whom the token is addressed).
+    /// What the verified token says: the source, its kind, who shared it and for whom.
+    pub claims: ShareClaims,
+    /// The receiving application: the caller.
     pub application_id: ApplicationId,
     /// The receiver's workflow.
     pub workflow_id: WorkflowId,
@@ -234,73 +278,29 @@ impl ImportAttempt {
         clone_status(source, self.trust_review, receiver_entity)
     }
 
-    /// The plan of the long way, once the checks were read and held: what only the source can
-    /// tell, from the source; `expires_at` from the workflow's `session_expiration_time`.
-    pub fn into_plan(
-        self,
-        source: &StoredSession,
-        blocks: Vec<FeatureBlock>,
-        session_expiration_time: i64,
-    ) -> ClonePlan {
-        ClonePlan {
-            source_application_id: self.source_application_id,
-            source_session_id: source.id,
-            kind: source.kind,
-            blocks,
-            application_id: self.application_id,
-            clone_id: self.clone_id,
-            workflow_id: self.workflow_id,
-            session_token: self.session_token,
-            session_url: self.session_url,
-            source_status: source.status,
-            trust_review: self.trust_review,
-            vendor_data: self.vendor_data.or_else(|| source.vendor_data.clone()),
-            created_at: self.created_at,
-            expires_at: self.created_at + chrono::Duration::seconds(session_expiration_time),
-            log: LogEntry {
-                old_status: Some(source.status),
-                ..self.log
-            },
-            jti: self.jti,
-        }
+    /// The clone's `vendor_data`: the override, else the source's.
+    pub fn clone_vendor_data<'a>(&'a self, source: &'a StoredSession) -> Option<&'a VendorData> {
+        self.vendor_data.as_ref().or(source.vendor_data.as_ref())
     }
 
-    /// [`ImportAttempt::status`] by receiver entity status alone (`None`: no entity), for a
-    /// store that decides inside the database: for each, `None` when the clone keeps the
-    /// source's status whatever it is, `Some(status)` when it takes that status whatever the
-    /// source's. `None` altogether if the rule ever depends on the source's status otherwise
-    /// (it does not today; a store then goes the long way, where the domain decides).
-    pub fn status_by_entity(&self) -> Option<Vec<(Option<EntityStatus>, Option<SessionStatus>)>> {
-        let entities = std::iter::once(None).chain(EntityStatus::ALL.into_iter().map(Some));
-        entities
-            .map(|entity| {
-                let answers: Vec<(SessionStatus, SessionStatus)> = SessionStatus::ALL
-                    .into_iter()
-                    .map(|source| (source, self.status(source, entity)))
-                    .collect();
-                if answers.iter().all(|(source, clone)| source == clone) {
-                    Some((entity, None))
-                } else if answers.iter().all(|(_, clone)| *clone == answers[0].1) {
-                    Some((entity, Some(answers[0].1)))
-                } else {
-                    None
-                }
-            })
-            .collect()
+    /// The clone's `expires_at`: its creation plus the workflow's `session_expiration_time`.
+    pub fn expires_at(&self, workflow: ImportWorkflow) -> DateTime<Utc> {
+        self.created_at + chrono::Duration::seconds(workflow.session_expiration_time)
     }
 }
 
-/// What executing a clone plan did.
+/// What an import did.
 #[derive(Clone, Debug)]
 pub enum ImportOutcome {
     /// The clone and every related row were written; the clone as written, everything its
-    /// decision payload shows (read back from the writes themselves, not by a later read).
+    /// decision payload shows (from the writes themselves, not a later read).
     Imported(Box<SessionRecord>),
-    /// The receiver already holds a clone of this source (possibly written a moment ago by a
-    /// concurrent import); nothing was written.
+    /// The receiver already holds this clone of the source (possibly written a moment ago by
+    /// a concurrent import); nothing was written.
     AlreadyImported(SessionId),
-    /// The source vanished before the copy; nothing was written.
-    SourceGone,
+    /// A check failed; nothing was written. Which one is told by reading the
+    /// [`ImportContext`] and asking [`first_failed_check`].
+    Refused,
 }
 
 #[cfg(test)]
@@ -352,5 +352,137 @@ mod tests {
         for (source, trust, entity, expected) in rows {
             assert_eq!(clone_status(source, trust, entity), expected);
         }
+    }
+
+    /// A context and an attempt where every check passes.
+    fn passing() -> (ImportContext, ImportAttempt) {
+        let id = |n| uuid::Uuid::from_u128(n);
+        let at = DateTime::UNIX_EPOCH;
+        let claims = ShareClaims {
+            session_id: SessionId::from_uuid(id(1)),
+            session_kind: SessionKind::User,
+            from_application_id: ApplicationId::from_uuid(id(2)),
+            for_application_id: ApplicationId::from_uuid(id(3)),
+            issued_at: at,
+            expires_at: at,
+            jti: None,
+        };
+        let source = StoredSession {
+            id: claims.session_id,
+            application_id: claims.from_application_id,
+            kind: SessionKind::User,
+            session_number: 1,
+            session_token: String::new(),
+            session_url: String::new(),
+            status: SessionStatus::Approved,
+            workflow_id: WorkflowId::from_uuid(id(4)),
+            features: Vec::new(),
+            vendor_data: None,
+            metadata: None,
+            callback: None,
+            contact_details: None,
+            expected_details: None,
+            shared_from_session: None,
+            created_at: at,
+            expires_at: at,
+        };
+        let context = ImportContext {
+            revoked: false,
+            source: Some(source),
+            recorded_blocks: Vec::new(),
+            existing_clone: None,
+            workflow: Some(ImportWorkflow {
+                kind: SessionKind::User,
+                session_expiration_time: 60,
+            }),
+        };
+        let attempt = ImportAttempt {
+            claims,
+            application_id: ApplicationId::from_uuid(id(3)),
+            workflow_id: WorkflowId::from_uuid(id(5)),
+            clone_id: SessionId::from_uuid(id(6)),
+            session_token: String::new(),
+            session_url: String::new(),
+            trust_review: false,
+            vendor_data: None,
+            created_at: at,
+            log: LogEntry {
+                kind: crate::session::LogKind::Event,
+                actor: String::new(),
+                action: String::new(),
+                old_status: None,
+                new_status: None,
+                comment: None,
+                details: None,
+                created_at: at,
+            },
+        };
+        (context, attempt)
+    }
+
+    /// Breaks one check of a passing context and attempt.
+    fn break_check(check: ImportCheck, context: &mut ImportContext, attempt: &mut ImportAttempt) {
+        match check {
+            ImportCheck::TokenValid | ImportCheck::TokenNotExpired => {}
+            ImportCheck::TokenNotRevoked => context.revoked = true,
+            ImportCheck::AddressedToCaller => {
+                attempt.claims.for_application_id = ApplicationId::from_uuid(uuid::Uuid::max());
+            }
+            ImportCheck::SourceExists => context.source = None,
+            ImportCheck::NotImported => {
+                context.existing_clone = Some(SessionId::from_uuid(uuid::Uuid::max()));
+            }
+            ImportCheck::WorkflowExists => context.workflow = None,
+            ImportCheck::WorkflowKind => {
+                context.workflow = Some(ImportWorkflow {
+                    kind: SessionKind::Business,
+                    session_expiration_time: 60,
+                });
+            }
+        }
+    }
+
+    #[test]
+    fn the_checks_are_the_contracts_rows_in_order() {
+        let rows: Vec<u8> = ImportCheck::ALL.iter().map(|c| c.row()).collect();
+        assert_eq!(rows, (3..=10).collect::<Vec<_>>());
+    }
+
+    /// Every set of broken checks (5 to 10): the first in the contract's order is the answer.
+    #[test]
+    fn the_first_failed_check_wins_for_every_combination() {
+        let decided = &ImportCheck::ALL[2..];
+        let (context, attempt) = passing();
+        assert_eq!(first_failed_check(&context, &attempt), None);
+        for mask in 1u32..(1 << decided.len()) {
+            let (mut context, mut attempt) = passing();
+            let broken: Vec<ImportCheck> = decided
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, c)| *c)
+                .collect();
+            // From the last back: an earlier check's breakage overrides a later one's.
+            for check in broken.iter().rev() {
+                break_check(*check, &mut context, &mut attempt);
+            }
+            assert_eq!(
+                first_failed_check(&context, &attempt),
+                Some(broken[0]),
+                "{broken:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_source_of_another_kind_is_not_found() {
+        let (mut context, attempt) = passing();
+        if let Some(source) = context.source.as_mut() {
+            source.kind = SessionKind::Business;
+        }
+        assert_eq!(
+            first_failed_check(&context, &attempt),
+            Some(ImportCheck::SourceExists)
+        );
     }
 }

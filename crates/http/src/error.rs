@@ -5,8 +5,8 @@ use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use handoff_domain::ValidationErrors;
 use handoff_domain::services::Error;
+use handoff_domain::{ImportCheck, ValidationErrors};
 use serde_json::{Map, Value, json};
 
 /// An error answer: status, machine `code`, human `detail`, and optional field errors.
@@ -182,42 +182,18 @@ impl From<Error> for ApiError {
                 "share_token_not_found",
                 "Share token not found.",
             ),
-            Error::ShareTokenInvalid => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "share_token_invalid",
-                "The share token is invalid.",
-            ),
-            Error::ShareTokenExpired => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "share_token_expired",
-                "The share token has expired.",
-            ),
-            Error::ShareTokenRevoked => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "share_token_revoked",
-                "The share token has been revoked.",
-            ),
-            Error::ShareTokenWrongApplication => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "share_token_wrong_application",
-                "The share token is addressed to another application.",
-            ),
-            Error::SourceSessionNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "source_session_not_found",
-                "The shared session no longer exists.",
-            ),
-            Error::AlreadyImported(existing) => ApiError::new(
-                StatusCode::FORBIDDEN,
-                "already_imported",
-                "This session was already imported by this application.",
-            )
-            .with("session_id", Value::String(existing.to_string())),
-            Error::WorkflowKindMismatch => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "workflow_kind_mismatch",
-                "The workflow's kind is not the shared session's kind.",
-            ),
+            Error::ImportRefused {
+                check,
+                existing_clone,
+            } => {
+                let refused = import_refused(check);
+                match existing_clone {
+                    Some(existing) if check == ImportCheck::NotImported => {
+                        refused.with("session_id", Value::String(existing.to_string()))
+                    }
+                    _ => refused,
+                }
+            }
             Error::Invalid(errors) => ApiError::invalid(errors),
             Error::Repo(repo) => {
                 // The cause goes to the log, never to the client.
@@ -236,5 +212,47 @@ impl From<Error> for ApiError {
                 }
             }
         }
+    }
+}
+
+/// The answer of each import check of the contract's table, when it fails.
+fn import_refused(check: ImportCheck) -> ApiError {
+    match check {
+        ImportCheck::TokenValid => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "share_token_invalid",
+            "The share token is invalid.",
+        ),
+        ImportCheck::TokenNotExpired => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "share_token_expired",
+            "The share token has expired.",
+        ),
+        ImportCheck::TokenNotRevoked => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "share_token_revoked",
+            "The share token has been revoked.",
+        ),
+        ImportCheck::AddressedToCaller => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "share_token_wrong_application",
+            "The share token is addressed to another application.",
+        ),
+        ImportCheck::SourceExists => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "source_session_not_found",
+            "The shared session no longer exists.",
+        ),
+        ImportCheck::NotImported => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "already_imported",
+            "This session was already imported by this application.",
+        ),
+        ImportCheck::WorkflowExists => ApiError::workflow_not_found(),
+        ImportCheck::WorkflowKind => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "workflow_kind_mismatch",
+            "The workflow's kind is not the shared session's kind.",
+        ),
     }
 }

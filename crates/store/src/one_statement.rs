@@ -6,8 +6,8 @@
 //! unique key checks as the session row is written), and then write the receiver's entity,
 //! every block, the log rows, the token's redemption, the counter and the session row.
 //!
-//! When a check fails, nothing is written, and the service reads the checks one by one to
-//! answer the first that failed. The entity, the redemption, the counter and the session row
+//! When a check fails, nothing is written and the import answers `Refused`; the service then
+//! reads the checks to answer the first that failed. The entity, the redemption, the counter and the session row
 //! hang on the row that passed the checks, so they are not written. The copies of the blocks
 //! and of the logs are not held back (a gate on each would cost every import a sub-plan per
 //! table): without a session row, the rows they wrote break their foreign key when the
@@ -19,7 +19,7 @@
 //! overridden) with the matching key of its entity, its recorded blocks (every block table of
 //! the kind is copied; the empty ones copy nothing). The clone's status stays the domain's
 //! rule: the statement is given the rule's answer for each entity status and picks the one for
-//! the entity it reads.
+//! the entity it reads ([`status_rule`]).
 //!
 //! The statement answers with the clone as written — its session row, its items and its reviews,
 //! from the rows the writes return — so that nothing is read after it.
@@ -27,59 +27,45 @@
 //! Parts are chained through the rows they return, which fixes their order and so that of the
 //! row locks: the receiver's entity first, the application's counter row last (imports into
 //! one application queue on it until they commit, so the less comes after it, the better), so
-//! that two imports into one application cannot deadlock. Foreign keys are checked at the end of the statement, when every
-//! row is there.
+//! that two imports into one application cannot deadlock. Foreign keys are checked at the end
+//! of the statement, when every row is there.
 
 use std::sync::OnceLock;
 
-use handoff_domain::{FeatureBlock, ImportAttempt, LogKind, RepoError, SessionKind, SessionRecord};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Value};
+use handoff_domain::share::clone_status_rule;
+use handoff_domain::{
+    CloneStatus, EntityStatus, FeatureBlock, ImportAttempt, ImportOutcome, LogKind, RepoError,
+    SessionKind, SessionRecord,
+};
+use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
 
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
-use crate::sql::{is_foreign_key_violation, stmt};
+use crate::sql::{Failure, is_foreign_key_violation, stmt};
 
-/// Why the statement gave no clone.
-pub(crate) enum Failure {
-    /// The database refused the statement (a unique violation: check 8).
-    Db(DbErr),
-    /// The row it returned could not be read.
-    Repo(RepoError),
-}
-
-/// Tries `attempt`: the clone as written, or `None` when a check failed and nothing was (or
-/// when the domain's status rule has a shape the statement cannot carry).
-pub(crate) async fn try_import(
+/// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) in one
+/// statement: the clone as written, or `Refused` when a check failed and nothing was written.
+/// A unique violation (the receiver holds a clone) is the caller's to read.
+pub(crate) async fn import(
     db: &DatabaseConnection,
     attempt: &ImportAttempt,
-) -> Result<Option<SessionRecord>, Failure> {
-    let Some(rule) = cached_status_rule(attempt) else {
-        return Ok(None);
-    };
-    let values = values(attempt, rule.to_owned());
-    #[cfg(feature = "test-support")]
-    if crate::testing::take_any_import_fault(attempt.application_id) {
-        let sql = sql(attempt.kind, attempt.jti.is_some(), true);
-        return run(db, &sql, values).await;
+) -> Result<ImportOutcome, Failure> {
+    if attempt.claims.for_application_id != attempt.application_id {
+        return Ok(ImportOutcome::Refused);
     }
-    run(db, cached_sql(attempt.kind, attempt.jti.is_some()), values).await
-}
-
-async fn run(
-    db: &DatabaseConnection,
-    sql: &str,
-    values: Vec<Value>,
-) -> Result<Option<SessionRecord>, Failure> {
+    let sql = cached_sql(attempt.claims.session_kind, attempt.claims.jti.is_some());
+    let values = values(attempt, status_rule(attempt.trust_review));
     let row = match db
         .query_one_raw(stmt(db.get_database_backend(), sql, values))
         .await
     {
         // Copies without a session row: a check failed, and the statement wrote nothing.
-        Err(error) if is_foreign_key_violation(&error) => return Ok(None),
+        Err(error) if is_foreign_key_violation(&error) => return Ok(ImportOutcome::Refused),
         row => row.map_err(Failure::Db)?,
     };
-    row.map(|row| record(&row))
-        .transpose()
-        .map_err(Failure::Repo)
+    match row {
+        Some(row) => Ok(ImportOutcome::Imported(Box::new(record(&row)?))),
+        None => Ok(ImportOutcome::Refused),
+    }
 }
 
 /// The clone from the statement's one row: the session's columns, its items packed into one
@@ -132,12 +118,13 @@ impl P {
 }
 
 /// The values of the parameters, in [`P`]'s order.
-fn values(a: &ImportAttempt, rule: String) -> Vec<Value> {
+fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
     let log = &a.log;
+    let claims = &a.claims;
     let mut values: Vec<Value> = vec![
-        a.source_session_id.as_uuid().into(),
-        a.source_application_id.as_uuid().into(),
-        a.kind.as_str().into(),
+        claims.session_id.as_uuid().into(),
+        claims.from_application_id.as_uuid().into(),
+        claims.session_kind.as_str().into(),
         a.application_id.as_uuid().into(),
         a.workflow_id.as_uuid().into(),
         a.clone_id.as_uuid().into(),
@@ -145,7 +132,7 @@ fn values(a: &ImportAttempt, rule: String) -> Vec<Value> {
         a.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
         a.vendor_data.as_ref().map(|v| v.key()).into(),
         uuid::Uuid::new_v4().into(),
-        handoff_domain::EntityStatus::Active.as_str().into(),
+        EntityStatus::Active.as_str().into(),
         rule.into(),
         a.session_token.clone().into(),
         a.session_url.clone().into(),
@@ -157,7 +144,7 @@ fn values(a: &ImportAttempt, rule: String) -> Vec<Value> {
         log.created_at.into(),
         LogKind::Review.as_str().into(),
     ];
-    if let Some(jti) = &a.jti {
+    if let Some(jti) = &claims.jti {
         values.push(jti.clone().into());
     }
     values
@@ -171,39 +158,31 @@ fn cached_sql(kind: SessionKind, with_jti: bool) -> &'static str {
         SessionKind::User => 0,
         SessionKind::Business => 2,
     } + usize::from(with_jti);
-    SQL[slot].get_or_init(|| sql(kind, with_jti, false))
+    SQL[slot].get_or_init(|| sql(kind, with_jti))
 }
 
-/// [`status_rule`], built once for each value of `trust_review`: the domain's rule is a
-/// function of the source's status, `trust_review` and the receiver's entity status, and the
-/// statement is given it for every source and entity status, so `trust_review` alone tells it.
-fn cached_status_rule(attempt: &ImportAttempt) -> Option<&'static str> {
-    static RULE: [OnceLock<Option<String>>; 2] = [const { OnceLock::new() }; 2];
-    RULE[usize::from(attempt.trust_review)]
-        .get_or_init(|| status_rule(attempt))
-        .as_deref()
+/// The domain's status rule ([`clone_status_rule`]) for `trust_review` as a JSON object:
+/// receiver entity status (`""`: none) → the clone's status, or `null` where the clone keeps
+/// the source's. Built once for each value of `trust_review`.
+fn status_rule(trust_review: bool) -> &'static str {
+    static RULE: [OnceLock<String>; 2] = [const { OnceLock::new() }; 2];
+    RULE[usize::from(trust_review)].get_or_init(|| {
+        let entities = std::iter::once(None).chain(EntityStatus::ALL.into_iter().map(Some));
+        let rule: serde_json::Map<String, serde_json::Value> = entities
+            .map(|entity| {
+                let answer = match clone_status_rule(trust_review, entity) {
+                    CloneStatus::Source => serde_json::Value::Null,
+                    CloneStatus::Fixed(status) => status.as_str().into(),
+                };
+                (entity.map_or("", |e| e.as_str()).to_owned(), answer)
+            })
+            .collect();
+        serde_json::Value::Object(rule).to_string()
+    })
 }
 
-/// The domain's status rule as a JSON object: receiver entity status (`""`: none) → the
-/// clone's status, or `null` where the clone keeps the source's. `None` for a rule of another
-/// shape.
-fn status_rule(attempt: &ImportAttempt) -> Option<String> {
-    let rule: serde_json::Map<String, serde_json::Value> = attempt
-        .status_by_entity()?
-        .into_iter()
-        .map(|(entity, fixed)| {
-            (
-                entity.map_or("", |e| e.as_str()).to_owned(),
-                fixed.map_or(serde_json::Value::Null, |s| s.as_str().into()),
-            )
-        })
-        .collect();
-    Some(serde_json::Value::Object(rule).to_string())
-}
-
-/// The SQL for an attempt of `session_kind`, with or without a token id to check and redeem
-/// (`fault`: with a failure injected after the session row, for tests).
-fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
+/// The SQL for an attempt of `session_kind`, with or without a token id to check and redeem.
+fn sql(session_kind: SessionKind, with_jti: bool) -> String {
     let source = P::Source.ph();
     let source_application = P::SourceApplication.ph();
     let kind = P::Kind.ph();
@@ -240,8 +219,10 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
             "wf AS MATERIALIZED (SELECT application_id, kind, deleted_at, session_expiration_time \
              FROM workflows WHERE id = {workflow})"
         ),
+        // A source with `vendor_data` always has its entity (entities are never deleted), so
+        // the clone's matching key is the override's or that entity's.
         format!(
-            "checked AS (SELECT row.*, wf.session_expiration_time, \
+            "src AS (SELECT row.*, wf.session_expiration_time, \
              COALESCE({vendor_data}, row.vendor_data) AS clone_vendor_data, \
              COALESCE({vendor_data_key}, row.source_vendor_data_key) AS clone_vendor_data_key \
              FROM row, wf \
@@ -249,10 +230,6 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
              AND wf.application_id = {application} AND wf.kind = {kind} \
              AND wf.deleted_at IS NULL{not_revoked})"
         ),
-        // A source whose vendor_data has lost its entity has no key here: the long way decides.
-        "src AS (SELECT * FROM checked \
-         WHERE clone_vendor_data IS NULL OR clone_vendor_data_key IS NOT NULL)"
-            .to_owned(),
     ];
 
     // The receiver's entity for the clone's vendor_data, created or read (and locked).
@@ -368,14 +345,6 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
          FROM src, counter, decided RETURNING {SESSION_COLUMNS})"
     ));
 
-    if fault {
-        // A failure inside the statement, after the session row: a NOT NULL violation.
-        parts.push(format!(
-            "fault AS (INSERT INTO session_logs (session_id, kind, actor, action, created_at) \
-             SELECT {clone}, NULL, 'fault', 'fault', {created_at} FROM clone)"
-        ));
-    }
-
     // What the clone's decision shows, from the rows written, as one row: the session's
     // columns, its items and its reviews.
     let answer =
@@ -388,24 +357,30 @@ fn sql(session_kind: SessionKind, with_jti: bool, fault: bool) -> String {
 mod tests {
     use super::*;
     use chrono::Utc;
+    use handoff_domain::share::clone_status;
     use handoff_domain::{
-        ApplicationId, EntityStatus, LogEntry, LogKind, SessionId, SessionKind, SessionStatus,
-        VendorData, WorkflowId,
+        ApplicationId, LogEntry, SessionId, SessionStatus, ShareClaims, VendorData, WorkflowId,
     };
 
-    fn attempt(vendor_data: Option<&str>, jti: Option<&str>) -> ImportAttempt {
+    fn attempt(kind: SessionKind, vendor_data: Option<&str>, jti: Option<&str>) -> ImportAttempt {
         let now = Utc::now();
+        let receiver = ApplicationId::from_uuid(uuid::Uuid::new_v4());
         ImportAttempt {
-            source_application_id: ApplicationId::from_uuid(uuid::Uuid::new_v4()),
-            source_session_id: SessionId::from_uuid(uuid::Uuid::new_v4()),
-            kind: SessionKind::User,
-            jti: jti.map(str::to_owned),
-            application_id: ApplicationId::from_uuid(uuid::Uuid::new_v4()),
+            claims: ShareClaims {
+                session_id: SessionId::from_uuid(uuid::Uuid::new_v4()),
+                session_kind: kind,
+                from_application_id: ApplicationId::from_uuid(uuid::Uuid::new_v4()),
+                for_application_id: receiver,
+                issued_at: now,
+                expires_at: now,
+                jti: jti.map(str::to_owned),
+            },
+            application_id: receiver,
             workflow_id: WorkflowId::from_uuid(uuid::Uuid::new_v4()),
             clone_id: SessionId::from_uuid(uuid::Uuid::new_v4()),
             session_token: "t".into(),
             session_url: "u".into(),
-            trust_review: true,
+            trust_review: false,
             vendor_data: vendor_data.map(|v| VendorData::parse(v).unwrap()),
             created_at: now,
             log: LogEntry {
@@ -440,16 +415,13 @@ mod tests {
     fn binds_what_it_uses_with_and_without_override_and_token() {
         for kind in [SessionKind::User, SessionKind::Business] {
             for (vendor_data, jti) in [(Some("p-1"), Some("j")), (None, None), (Some("p"), None)] {
-                let attempt = ImportAttempt {
-                    kind,
-                    ..attempt(vendor_data, jti)
-                };
+                let attempt = attempt(kind, vendor_data, jti);
                 let sql = cached_sql(kind, jti.is_some());
-                let values = values(&attempt, status_rule(&attempt).unwrap());
+                let values = values(&attempt, status_rule(false));
                 assert_parameters_match(sql, values.len());
                 assert_eq!(
                     sql,
-                    super::sql(kind, jti.is_some(), false),
+                    super::sql(kind, jti.is_some()),
                     "the cache holds the shape's text"
                 );
                 assert_eq!(sql.contains("UPDATE share_tokens"), jti.is_some());
@@ -493,21 +465,13 @@ mod tests {
                 );
             }
         }
-        assert!(sql(SessionKind::User, true, true).contains("fault AS"));
     }
 
     #[test]
     fn the_status_rule_is_the_domains_for_every_pair() {
         for trust_review in [false, true] {
-            let attempt = ImportAttempt {
-                trust_review,
-                ..attempt(None, None)
-            };
-            // The rule built once per `trust_review` is the one the attempt gives.
-            let cached = cached_status_rule(&attempt).unwrap();
-            assert_eq!(Some(cached.to_owned()), status_rule(&attempt));
             let rule: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(cached).unwrap();
+                serde_json::from_str(status_rule(trust_review)).unwrap();
             assert_eq!(rule.len(), EntityStatus::ALL.len() + 1);
             let entities = std::iter::once(None).chain(EntityStatus::ALL.into_iter().map(Some));
             for entity in entities {
@@ -515,7 +479,7 @@ mod tests {
                 for source in SessionStatus::ALL {
                     // What the statement computes: the entry, or the source's status for null.
                     let clone = answer.as_str().unwrap_or(source.as_str());
-                    assert_eq!(clone, attempt.status(source, entity).as_str());
+                    assert_eq!(clone, clone_status(source, trust_review, entity).as_str());
                 }
             }
         }

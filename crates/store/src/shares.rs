@@ -1,23 +1,26 @@
-//! Share tokens and imports: the clone of a session, with every related row, all or nothing, in
-//! a fixed number of statements whatever the number of rows: an `INSERT … SELECT` per table in
-//! one transaction, or on PostgreSQL, checks included, one statement ([`one_statement`]).
+//! Share tokens and imports. An import is all or nothing, in a fixed number of statements
+//! whatever the number of rows: on PostgreSQL, checks included, one statement
+//! ([`one_statement`]); on SQLite, the checks' read and an `INSERT … SELECT` per table in one
+//! `BEGIN IMMEDIATE` transaction (here). How an import runs end to end: `docs/sharing.md`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
-    ApplicationId, ClonePlan, FeatureBlock, ImportAttempt, ImportContext, ImportOutcome,
+    ApplicationId, FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome,
     ImportWorkflow, IssuedShareToken, LogEntry, RepoError, SessionId, SessionKind, SessionRecord,
-    StoredSession, WorkflowId,
+    StoredSession, first_failed_check,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::Store;
 use crate::one_statement;
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS, get};
 use crate::sessions::{ensure_entity, log_values};
-use crate::sql::{begin_write, commit, execute, is_unique_violation, query_one, repo_error, stmt};
+use crate::sql::{
+    Failure, begin_write, commit, execute, is_unique_violation, query_one, repo_error, stmt,
+};
 
 #[async_trait]
 impl ShareRepository for Store {
@@ -59,69 +62,8 @@ impl ShareRepository for Store {
         .map(drop)
     }
 
-    async fn import_context(
-        &self,
-        jti: Option<&str>,
-        receiver: ApplicationId,
-        source_application_id: ApplicationId,
-        source: SessionId,
-        workflow_id: WorkflowId,
-    ) -> Result<ImportContext, RepoError> {
-        let columns: Vec<String> = SESSION_COLUMNS
-            .split(',')
-            .map(|c| format!("s.{}", c.trim()))
-            .collect();
-        let row = query_one(
-            &self.db,
-            &format!(
-                "SELECT (SELECT revoked_at FROM share_tokens WHERE jti = ?) AS revoked_at, \
-                 (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
-                 w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
-                 w.application_id AS workflow_application_id \
-                 FROM (SELECT 1 AS probe) AS probe \
-                 LEFT JOIN sessions s ON s.id = ? \
-                 LEFT JOIN workflows w ON w.id = ? AND w.deleted_at IS NULL",
-                columns.join(", ")
-            ),
-            vec![
-                jti.map(str::to_owned).into(),
-                receiver.as_uuid().into(),
-                source.as_uuid().into(),
-                source.as_uuid().into(),
-                workflow_id.as_uuid().into(),
-            ],
-        )
-        .await?
-        .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
-        let revoked = get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some();
-        let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
-        // Both rows are looked up by key alone, so that no planner statistics can turn the
-        // lookup into a scan of the application's rows; their application is checked here.
-        let source_found =
-            get::<Option<Uuid>>(&row, "application_id")? == Some(source_application_id.as_uuid());
-        let workflow_found =
-            get::<Option<Uuid>>(&row, "workflow_application_id")? == Some(receiver.as_uuid());
-        let (source, recorded_blocks) = if source_found {
-            let (session, blocks) = rows::session(&row)?;
-            (Some(session), blocks)
-        } else {
-            (None, Vec::new())
-        };
-        let workflow = match get::<Option<String>>(&row, "workflow_kind")? {
-            Some(kind) if workflow_found => Some(ImportWorkflow {
-                kind: SessionKind::parse(&kind)
-                    .ok_or_else(|| RepoError::Internal(format!("stored workflow kind {kind:?}")))?,
-                session_expiration_time: get(&row, "workflow_expiration")?,
-            }),
-            _ => None,
-        };
-        Ok(ImportContext {
-            revoked,
-            source,
-            recorded_blocks,
-            existing_clone,
-            workflow,
-        })
+    async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError> {
+        read_context(&self.db, attempt).await
     }
 
     async fn revoke_share_token(
@@ -141,34 +83,16 @@ impl ShareRepository for Store {
     }
 
     /// On PostgreSQL, where each statement is a round trip, the checks and the clone are one
-    /// statement ([`one_statement`]); SQLite, in-process, reads the checks first.
-    async fn try_import(
-        &self,
-        attempt: &ImportAttempt,
-    ) -> Result<Option<ImportOutcome>, RepoError> {
-        match self.backend() {
-            sea_orm::DatabaseBackend::Postgres => self.try_import_in_one_statement(attempt).await,
-            _ => Ok(None),
-        }
-    }
-
-    async fn import_clone(&self, plan: &ClonePlan) -> Result<ImportOutcome, RepoError> {
-        let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
-        match copy(&txn, plan).await {
-            Ok(Copied::Done(clone)) => {
-                commit(txn).await?;
-                Ok(ImportOutcome::Imported(clone))
-            }
-            Ok(Copied::SourceGone) => {
-                txn.rollback().await.map_err(repo_error)?;
-                Ok(ImportOutcome::SourceGone)
-            }
+    /// statement; SQLite, in-process, reads the checks inside its write transaction.
+    async fn import(&self, attempt: &ImportAttempt) -> Result<ImportOutcome, RepoError> {
+        let outcome = match self.backend() {
+            sea_orm::DatabaseBackend::Postgres => one_statement::import(&self.db, attempt).await,
+            _ => self.import_in_transaction(attempt).await,
+        };
+        match outcome {
+            Ok(outcome) => Ok(outcome),
             Err(Failure::Db(error)) if is_unique_violation(&error) => {
-                // The failed transaction is rolled back before the winner is read.
-                txn.rollback().await.map_err(repo_error)?;
-                self.already_imported(plan.application_id, plan.source_session_id, error)
-                    .await
+                self.already_imported(attempt).await
             }
             Err(Failure::Db(error)) => Err(repo_error(error)),
             Err(Failure::Repo(error)) => Err(error),
@@ -177,34 +101,46 @@ impl ShareRepository for Store {
 }
 
 impl Store {
-    /// [`ShareRepository::try_import`] on PostgreSQL: one statement.
-    async fn try_import_in_one_statement(
+    /// [`ShareRepository::import`] on SQLite: the checks read and decided inside the write
+    /// transaction, then the copies.
+    async fn import_in_transaction(
         &self,
         attempt: &ImportAttempt,
-    ) -> Result<Option<ImportOutcome>, RepoError> {
-        match one_statement::try_import(&self.db, attempt).await {
-            Ok(clone) => Ok(clone.map(|clone| ImportOutcome::Imported(Box::new(clone)))),
-            Err(one_statement::Failure::Db(error)) if is_unique_violation(&error) => self
-                .already_imported(attempt.application_id, attempt.source_session_id, error)
-                .await
-                .map(Some),
-            Err(one_statement::Failure::Db(error)) => Err(repo_error(error)),
-            Err(one_statement::Failure::Repo(error)) => Err(error),
+    ) -> Result<ImportOutcome, Failure> {
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        let context = read_context(&txn, attempt).await?;
+        let outcome = match (
+            first_failed_check(&context, attempt),
+            context.existing_clone,
+        ) {
+            (None, _) => copy(&txn, attempt, context).await?,
+            (Some(ImportCheck::NotImported), Some(existing)) => {
+                ImportOutcome::AlreadyImported(existing)
+            }
+            (Some(_), _) => ImportOutcome::Refused,
+        };
+        if let ImportOutcome::Imported(_) = outcome {
+            commit(txn).await?;
+        } else {
+            txn.rollback().await.map_err(repo_error)?;
         }
+        Ok(outcome)
     }
 
-    /// After a unique violation on the clone: another import of this source by this receiver
-    /// committed first; its clone is the answer.
-    async fn already_imported(
-        &self,
-        application_id: ApplicationId,
-        source: SessionId,
-        error: DbErr,
-    ) -> Result<ImportOutcome, RepoError> {
-        match self.existing_clone(application_id, source).await? {
-            Some(existing) => Ok(ImportOutcome::AlreadyImported(existing)),
-            None => Err(repo_error(error)),
-        }
+    /// After a unique violation on the clone (its transaction rolled back): another import of
+    /// this source by this receiver committed first; its clone is the answer, or, when it was
+    /// deleted since, a refusal that the service reads again.
+    async fn already_imported(&self, attempt: &ImportAttempt) -> Result<ImportOutcome, RepoError> {
+        Ok(
+            match self
+                .existing_clone(attempt.application_id, attempt.claims.session_id)
+                .await?
+            {
+                Some(existing) => ImportOutcome::AlreadyImported(existing),
+                None => ImportOutcome::Refused,
+            },
+        )
     }
 
     async fn existing_clone(
@@ -245,21 +181,71 @@ fn copy_block_sql(block: FeatureBlock) -> &'static str {
         .map_or("", |(_, sql)| sql.as_str())
 }
 
-enum Copied {
-    /// The clone as written.
-    Done(Box<SessionRecord>),
-    SourceGone,
-}
-
-enum Failure {
-    Db(DbErr),
-    Repo(RepoError),
-}
-
-impl From<RepoError> for Failure {
-    fn from(error: RepoError) -> Self {
-        Failure::Repo(error)
-    }
+/// [`ShareRepository::import_context`], on a connection or inside a transaction: one query.
+async fn read_context<C: ConnectionTrait>(
+    db: &C,
+    attempt: &ImportAttempt,
+) -> Result<ImportContext, RepoError> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let columns: Vec<String> = SESSION_COLUMNS
+            .split(',')
+            .map(|c| format!("s.{}", c.trim()))
+            .collect();
+        format!(
+            "SELECT (SELECT revoked_at FROM share_tokens WHERE jti = ?) AS revoked_at, \
+             (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
+             w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
+             w.application_id AS workflow_application_id \
+             FROM (SELECT 1 AS probe) AS probe \
+             LEFT JOIN sessions s ON s.id = ? \
+             LEFT JOIN workflows w ON w.id = ? AND w.deleted_at IS NULL",
+            columns.join(", ")
+        )
+    });
+    let claims = &attempt.claims;
+    let receiver = attempt.application_id;
+    let row = query_one(
+        db,
+        &SQL,
+        vec![
+            claims.jti.clone().into(),
+            receiver.as_uuid().into(),
+            claims.session_id.as_uuid().into(),
+            claims.session_id.as_uuid().into(),
+            attempt.workflow_id.as_uuid().into(),
+        ],
+    )
+    .await?
+    .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
+    let revoked = get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some();
+    let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
+    // Both rows are looked up by key alone, so that no planner statistics can turn the lookup
+    // into a scan of the application's rows; their application is checked here.
+    let source_found =
+        get::<Option<Uuid>>(&row, "application_id")? == Some(claims.from_application_id.as_uuid());
+    let workflow_found =
+        get::<Option<Uuid>>(&row, "workflow_application_id")? == Some(receiver.as_uuid());
+    let (source, recorded_blocks) = if source_found {
+        let (session, blocks) = rows::session(&row)?;
+        (Some(session), blocks)
+    } else {
+        (None, Vec::new())
+    };
+    let workflow = match get::<Option<String>>(&row, "workflow_kind")? {
+        Some(kind) if workflow_found => Some(ImportWorkflow {
+            kind: SessionKind::parse(&kind)
+                .ok_or_else(|| RepoError::Internal(format!("stored workflow kind {kind:?}")))?,
+            session_expiration_time: get(&row, "workflow_expiration")?,
+        }),
+        _ => None,
+    };
+    Ok(ImportContext {
+        revoked,
+        source,
+        recorded_blocks,
+        existing_clone,
+        workflow,
+    })
 }
 
 async fn run(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<u64, Failure> {
@@ -290,7 +276,7 @@ static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new
          created_at, expires_at) \
          SELECT ?, ?, kind, ?, ?, ?, ?, ?, features, ?, ?, NULL, NULL, contact_details, \
          expected_details, id, ?, ?, ? \
-         FROM sessions WHERE id = ? AND application_id = ? AND kind = ? \
+         FROM sessions WHERE id = ? \
          RETURNING {SESSION_COLUMNS}"
     )
 });
@@ -310,13 +296,6 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// A session number no real session has (real ones are positive), unique per clone: the clone's
-/// row holds it until the transaction takes its real number, last.
-fn placeholder_number(clone: SessionId) -> i64 {
-    let bits = clone.as_uuid().as_u64_pair().0 >> 1;
-    -i64::try_from(bits).unwrap_or(i64::MAX) - 1
-}
-
 /// The application's next session number (its counter row, locked until the transaction ends).
 async fn next_session_number(
     txn: &DatabaseTransaction,
@@ -333,36 +312,36 @@ async fn next_session_number(
     Ok(get(&counter, "last_session_number")?)
 }
 
-/// The clone's statements, in order. On PostgreSQL (its long way) the application's counter row
-/// is taken last, just before `COMMIT`: concurrent imports into one application serialize on
-/// that row lock, so the less of the transaction runs under it, the more of them overlap; the
-/// session row holds a placeholder number until then. SQLite's immediate transaction holds the
-/// write lock from `BEGIN`, so there the counter comes first and the session row is written
-/// with its number: one statement fewer.
-async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Failure> {
+/// The clone's statements, in order, once the checks passed inside the write transaction. The
+/// counter comes first: the immediate transaction holds the write lock from `BEGIN` anyway, and
+/// the session row is then written with its number.
+async fn copy(
+    txn: &DatabaseTransaction,
+    attempt: &ImportAttempt,
+    context: ImportContext,
+) -> Result<ImportOutcome, Failure> {
+    let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
+        return Ok(ImportOutcome::Refused);
+    };
+    let vendor_data = attempt.clone_vendor_data(&source);
     // The receiver's entity, read (or created) inside the transaction: its status decides the
     // clone's, with no window for it to change in between.
-    let (entity_id, entity_status) = match &plan.vendor_data {
+    let (entity_id, entity_status) = match vendor_data {
         Some(vendor_data) => {
             let (id, status) = ensure_entity(
                 txn,
-                plan.application_id,
-                plan.kind,
+                attempt.application_id,
+                source.kind,
                 vendor_data,
-                plan.created_at,
+                attempt.created_at,
             )
             .await?;
             (Some(id), Some(status))
         }
         None => (None, None),
     };
-    let status = plan.status(entity_status);
-    let counter_first = txn.get_database_backend() == sea_orm::DatabaseBackend::Sqlite;
-    let number = if counter_first {
-        next_session_number(txn, plan.application_id).await?
-    } else {
-        placeholder_number(plan.clone_id)
-    };
+    let status = attempt.status(source.status, entity_status);
+    let number = next_session_number(txn, attempt.application_id).await?;
 
     // The session row, from the source's. The source application's own metadata and callback
     // stay behind; what the verification was about (contact and expected details) comes along.
@@ -371,46 +350,36 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         txn,
         &CLONE_SESSION_SQL,
         vec![
-            plan.clone_id.as_uuid().into(),
-            plan.application_id.as_uuid().into(),
+            attempt.clone_id.as_uuid().into(),
+            attempt.application_id.as_uuid().into(),
             number.into(),
-            plan.session_token.clone().into(),
-            plan.session_url.clone().into(),
+            attempt.session_token.clone().into(),
+            attempt.session_url.clone().into(),
             status.as_str().into(),
-            plan.workflow_id.as_uuid().into(),
-            plan.vendor_data
-                .as_ref()
-                .map(|v| v.as_str().to_owned())
-                .into(),
+            attempt.workflow_id.as_uuid().into(),
+            vendor_data.map(|v| v.as_str().to_owned()).into(),
             entity_id.into(),
-            rows::recorded_blocks_text(&plan.blocks).into(),
-            plan.created_at.into(),
-            plan.expires_at.into(),
-            plan.source_session_id.as_uuid().into(),
-            plan.source_application_id.as_uuid().into(),
-            plan.kind.as_str().into(),
+            rows::recorded_blocks_text(&context.recorded_blocks).into(),
+            attempt.created_at.into(),
+            attempt.expires_at(workflow).into(),
+            source.id.as_uuid().into(),
         ],
     )
     .await?;
     let Some(row) = inserted.first() else {
-        return Ok(Copied::SourceGone);
+        return Ok(ImportOutcome::Refused);
     };
-    let (mut session, recorded) = rows::session(row)?;
+    let (session, recorded) = rows::session(row)?;
 
     // Only the blocks the source recorded: an empty table costs a statement and copies nothing.
     let mut items = Vec::new();
-    for (step, block) in plan.blocks.iter().enumerate() {
-        #[cfg(feature = "test-support")]
-        if crate::testing::take_import_fault(plan.application_id, step) {
-            return Err(Failure::Repo(RepoError::Internal("injected fault".into())));
-        }
-        let _ = step;
+    for block in &context.recorded_blocks {
         let copied = fetch(
             txn,
             copy_block_sql(*block),
             vec![
-                plan.clone_id.as_uuid().into(),
-                plan.source_session_id.as_uuid().into(),
+                attempt.clone_id.as_uuid().into(),
+                source.id.as_uuid().into(),
             ],
         )
         .await?;
@@ -419,16 +388,17 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         }
     }
     let log = LogEntry {
+        old_status: Some(source.status),
         new_status: Some(status),
-        ..plan.log.clone()
+        ..attempt.log.clone()
     };
     let mut reviews = Vec::new();
     for row in &fetch(
         txn,
         &COPY_LOGS_SQL,
         [
-            plan.clone_id.as_uuid().into(),
-            plan.source_session_id.as_uuid().into(),
+            attempt.clone_id.as_uuid().into(),
+            source.id.as_uuid().into(),
         ]
         .into_iter()
         .chain(log_values(&log))
@@ -439,33 +409,20 @@ async fn copy(txn: &DatabaseTransaction, plan: &ClonePlan) -> Result<Copied, Fai
         reviews.extend(rows::review(row)?);
     }
     reviews.sort_by_key(|(id, _)| *id);
-    if let Some(jti) = &plan.jti {
+    if let Some(jti) = &attempt.claims.jti {
         run(
             txn,
             "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
              WHERE jti = ? AND redeemed_at IS NULL",
             vec![
-                plan.created_at.into(),
-                plan.clone_id.as_uuid().into(),
+                attempt.created_at.into(),
+                attempt.clone_id.as_uuid().into(),
                 jti.clone().into(),
             ],
         )
         .await?;
     }
-    let session_number = if counter_first {
-        number
-    } else {
-        let number = next_session_number(txn, plan.application_id).await?;
-        run(
-            txn,
-            "UPDATE sessions SET session_number = ? WHERE id = ?",
-            vec![number.into(), plan.clone_id.as_uuid().into()],
-        )
-        .await?;
-        number
-    };
-    session.session_number = session_number;
-    Ok(Copied::Done(Box::new(SessionRecord {
+    Ok(ImportOutcome::Imported(Box::new(SessionRecord {
         session,
         blocks: rows::blocks(&recorded, items),
         reviews: reviews.into_iter().map(|(_, review)| review).collect(),

@@ -179,6 +179,20 @@ pub(crate) fn is_sqlite_busy(error: &DbErr) -> bool {
     }
 }
 
+/// Why a write that must tell a database refusal from other failures did not happen.
+pub(crate) enum Failure {
+    /// The database refused a statement (a constraint: which one decides the answer).
+    Db(DbErr),
+    /// Anything else, already the domain's.
+    Repo(RepoError),
+}
+
+impl From<RepoError> for Failure {
+    fn from(error: RepoError) -> Self {
+        Failure::Repo(error)
+    }
+}
+
 /// Whether an error is a unique-constraint violation, on either backend.
 pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
     matches!(

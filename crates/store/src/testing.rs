@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DbErr};
 
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,53 +124,33 @@ impl Drop for TestDatabase {
     }
 }
 
-/// Faults planted for imports into one application: (application, step, left).
-static IMPORT_FAULTS: std::sync::Mutex<Vec<(uuid::Uuid, usize)>> =
-    std::sync::Mutex::new(Vec::new());
-
-/// Makes the next import into `application_id` fail after copying `step` block tables, inside
-/// its transaction, as a crash or a lost connection would.
-pub fn fail_next_import(application_id: handoff_domain::ApplicationId, step: usize) {
-    IMPORT_FAULTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .push((application_id.as_uuid(), step));
+/// Makes every later insert into `table` fail inside its statement, as a crash or a lost
+/// connection would part way through a write: a trigger that raises an error, planted in the
+/// database itself, so that no fault hook lives in the code under test. `clear_insert_fault`
+/// takes it away.
+pub async fn plant_insert_fault(db: &impl ConnectionTrait, table: &str) -> Result<(), DbErr> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => format!(
+            "CREATE OR REPLACE FUNCTION handoff_test_fault() RETURNS trigger AS \
+             $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER handoff_test_fault BEFORE INSERT ON {table} \
+             FOR EACH ROW EXECUTE FUNCTION handoff_test_fault()"
+        ),
+        _ => format!(
+            "CREATE TRIGGER handoff_test_fault BEFORE INSERT ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        ),
+    };
+    db.execute_unprepared(&sql).await.map(drop)
 }
 
-/// Whether a fault is planted for this import at this step; consumes it.
-pub(crate) fn take_import_fault(
-    application_id: handoff_domain::ApplicationId,
-    step: usize,
-) -> bool {
-    let mut faults = IMPORT_FAULTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match faults
-        .iter()
-        .position(|(app, at)| *app == application_id.as_uuid() && *at == step)
-    {
-        Some(index) => {
-            faults.remove(index);
-            true
+/// Takes away the fault [`plant_insert_fault`] planted on `table`.
+pub async fn clear_insert_fault(db: &impl ConnectionTrait, table: &str) -> Result<(), DbErr> {
+    let sql = match db.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            format!("DROP TRIGGER handoff_test_fault ON {table}")
         }
-        None => false,
-    }
-}
-
-/// Whether a fault is planted for the next import into this application, at any step; consumes
-/// it. (PostgreSQL's clone is one statement: it fails as a whole.)
-pub(crate) fn take_any_import_fault(application_id: handoff_domain::ApplicationId) -> bool {
-    let mut faults = IMPORT_FAULTS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    match faults
-        .iter()
-        .position(|(app, _)| *app == application_id.as_uuid())
-    {
-        Some(index) => {
-            faults.remove(index);
-            true
-        }
-        None => false,
-    }
+        _ => "DROP TRIGGER handoff_test_fault".to_owned(),
+    };
+    db.execute_unprepared(&sql).await.map(drop)
 }

@@ -375,8 +375,10 @@ on_both_backends! {
         let workflow = app.workflow(&receiver, "user").await;
         let token = share(&app, &source, &session, &receiver).await;
         let before: Vec<i64> = row_counts(&app).await;
-        handoff_store::testing::fail_next_import(ApplicationId::from_uuid(receiver.id.parse().unwrap()), 4);
+        // The log copy comes after the entity, the session row and every block.
+        handoff_store::testing::plant_insert_fault(app.store.connection(), "session_logs").await.unwrap();
         let failed = import(&app, &receiver, &token, &workflow, json!({"vendor_data": "new-person"})).await;
+        handoff_store::testing::clear_insert_fault(app.store.connection(), "session_logs").await.unwrap();
         assert_error(&failed, 500, "internal_error");
         assert_eq!(row_counts(&app).await, before, "no row of any table changed");
         assert_error(&app.get("/v3/users/new-person/", &receiver).await, 404, "entity_not_found");

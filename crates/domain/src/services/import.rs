@@ -5,9 +5,13 @@ use serde_json::json;
 
 use super::{Error, Ports};
 use crate::application::Caller;
+use crate::error::RepoError;
 use crate::ids::{SessionId, WorkflowId};
 use crate::session::{LogEntry, LogKind, SessionRecord};
-use crate::share::{ImportAttempt, ImportOutcome, ShareToken, TokenError};
+use crate::share::{
+    ImportAttempt, ImportCheck, ImportOutcome, ShareClaims, ShareToken, TokenError,
+    first_failed_check,
+};
 use crate::vendor_data::VendorData;
 
 /// Random bytes in a clone's session token.
@@ -44,16 +48,11 @@ impl ImportService {
     /// Imports the shared session and returns the clone, with everything its decision payload
     /// shows, as the import wrote it (no read after the write).
     ///
-    /// The checks run in the contract's order, the first failure wins: token valid (3), not
-    /// expired (4), not revoked (5), addressed to the caller (6), source still there with the
-    /// token's kind (7), not imported by the caller before (8), workflow the caller's (9) and of
-    /// the token's kind (10). The clone is then written in one transaction, where the database
-    /// settles a race between two imports of the same source.
-    ///
-    /// A token addressed to the caller is first tried in one step
-    /// ([`ShareRepository::try_import`](crate::ports::ShareRepository::try_import)): the store
-    /// checks 5 and 7 to 10 and writes together, or writes nothing; only then are the checks
-    /// read and answered one by one, so every failure still answers as the contract orders.
+    /// The token is verified first (checks 3 and 4); the store then makes the import in one
+    /// transaction, where the remaining checks hold and the database settles a race between
+    /// two imports of the same source. Only when the store refuses are the checks read and
+    /// answered in the contract's order ([`first_failed_check`]); if they all pass by then (a
+    /// concurrent change moved on), the import is tried once more.
     pub async fn import(
         &self,
         caller: &Caller,
@@ -64,16 +63,53 @@ impl ImportService {
             .tokens
             .verify(request.share_token.expose())
             .map_err(|e| match e {
-                TokenError::Expired => Error::ShareTokenExpired,
-                TokenError::Invalid | TokenError::Signing(_) => Error::ShareTokenInvalid,
+                TokenError::Expired => Error::refused(ImportCheck::TokenNotExpired),
+                TokenError::Invalid | TokenError::Signing(_) => {
+                    Error::refused(ImportCheck::TokenValid)
+                }
             })?;
+        let attempt = self.attempt(caller, claims, request)?;
+        for _ in 0..2 {
+            match self.ports.shares.import(&attempt).await? {
+                ImportOutcome::Imported(clone) => return Ok(*clone),
+                ImportOutcome::AlreadyImported(existing) => {
+                    return Err(Error::ImportRefused {
+                        check: ImportCheck::NotImported,
+                        existing_clone: Some(existing),
+                    });
+                }
+                ImportOutcome::Refused => {}
+            }
+            let context = self.ports.shares.import_context(&attempt).await?;
+            if let Some(check) = first_failed_check(&context, &attempt) {
+                return Err(Error::ImportRefused {
+                    check,
+                    existing_clone: context.existing_clone,
+                });
+            }
+        }
+        Err(RepoError::Unavailable(
+            "the import was refused twice while every check passed; try again".into(),
+        )
+        .into())
+    }
+
+    /// The import the store is asked to make: the clone's fresh identity and its log row.
+    fn attempt(
+        &self,
+        caller: &Caller,
+        claims: ShareClaims,
+        request: ImportRequest,
+    ) -> Result<ImportAttempt, Error> {
         let now = self.ports.clock.now();
         let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
-        let attempt = ImportAttempt {
-            source_application_id: claims.from_application_id,
-            source_session_id: claims.session_id,
-            kind: claims.session_kind,
-            jti: claims.jti.clone(),
+        let details = json!({
+            "source_application_id": claims.from_application_id.to_string(),
+            "source_session_id": claims.session_id.to_string(),
+            "trust_review": request.trust_review,
+        });
+        Ok(ImportAttempt {
+            claims,
             application_id: caller.application_id,
             workflow_id: request.workflow_id,
             clone_id: SessionId::from_uuid(self.ports.ids.uuid()),
@@ -89,66 +125,10 @@ impl ImportService {
                 old_status: None,
                 new_status: None,
                 comment: None,
-                details: Some(json!({
-                    "source_application_id": claims.from_application_id.to_string(),
-                    "source_session_id": claims.session_id.to_string(),
-                    "trust_review": request.trust_review,
-                })),
+                details: Some(details),
                 created_at: now,
             },
-        };
-        // Check 6 needs no read; a token for another application goes the long way, where a
-        // revoked token (check 5) answers first.
-        if claims.for_application_id == caller.application_id {
-            match self.ports.shares.try_import(&attempt).await? {
-                Some(ImportOutcome::Imported(clone)) => return Ok(*clone),
-                Some(ImportOutcome::AlreadyImported(existing)) => {
-                    return Err(Error::AlreadyImported(existing));
-                }
-                Some(ImportOutcome::SourceGone) | None => {}
-            }
-        }
-
-        // One read for checks 5, 7, 8, 9 and 10; they still answer in the contract's order.
-        let context = self
-            .ports
-            .shares
-            .import_context(
-                claims.jti.as_deref(),
-                caller.application_id,
-                claims.from_application_id,
-                claims.session_id,
-                request.workflow_id,
-            )
-            .await?;
-        if context.revoked {
-            return Err(Error::ShareTokenRevoked);
-        }
-        if claims.for_application_id != caller.application_id {
-            return Err(Error::ShareTokenWrongApplication);
-        }
-        let source = context
-            .source
-            .filter(|source| source.kind == claims.session_kind)
-            .ok_or(Error::SourceSessionNotFound)?;
-        if let Some(existing) = context.existing_clone {
-            return Err(Error::AlreadyImported(existing));
-        }
-        let workflow = context.workflow.ok_or(Error::WorkflowNotFound)?;
-        if workflow.kind != claims.session_kind {
-            return Err(Error::WorkflowKindMismatch);
-        }
-
-        let plan = attempt.into_plan(
-            &source,
-            context.recorded_blocks,
-            workflow.session_expiration_time,
-        );
-        match self.ports.shares.import_clone(&plan).await? {
-            ImportOutcome::Imported(clone) => Ok(*clone),
-            ImportOutcome::AlreadyImported(existing) => Err(Error::AlreadyImported(existing)),
-            ImportOutcome::SourceGone => Err(Error::SourceSessionNotFound),
-        }
+        })
     }
 }
 
@@ -328,19 +308,11 @@ mod tests {
                     .unwrap()
                     .session
                     .id;
-                let context = f
-                    .world
-                    .store
-                    .import_context(
-                        None,
-                        f.receiver.application_id,
-                        f.source.application_id,
-                        f.source_session,
-                        f.workflow,
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(context.existing_clone, Some(earlier));
+                let existing = f.world.store.state().sessions.iter().find_map(|(r, _)| {
+                    (r.session.shared_from_session == Some(f.source_session))
+                        .then_some(r.session.id)
+                });
+                assert_eq!(existing, Some(earlier));
             }
             9 => request.workflow_id = WorkflowId::from_uuid(uuid::Uuid::from_u128(12345)),
             10 => request.workflow_id = f.other_kind_workflow,
@@ -351,14 +323,7 @@ mod tests {
 
     fn code(error: &Error) -> u8 {
         match error {
-            Error::ShareTokenInvalid => 3,
-            Error::ShareTokenExpired => 4,
-            Error::ShareTokenRevoked => 5,
-            Error::ShareTokenWrongApplication => 6,
-            Error::SourceSessionNotFound => 7,
-            Error::AlreadyImported(_) => 8,
-            Error::WorkflowNotFound => 9,
-            Error::WorkflowKindMismatch => 10,
+            Error::ImportRefused { check, .. } => check.row(),
             other => panic!("not an import check: {other:?}"),
         }
     }
@@ -440,7 +405,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_clean_import_is_one_step_and_a_failed_one_reads_the_checks() {
+    async fn a_clean_import_reads_nothing_and_a_refused_one_reads_the_checks_once() {
         let f = fixture().await;
         let request = |workflow_id| ImportRequest {
             share_token: ShareToken::new(f.token.clone()),
@@ -459,7 +424,7 @@ mod tests {
         assert_eq!(
             f.world.store.state().import_context_reads,
             1,
-            "the failure is named from a read"
+            "the failure is named from one read"
         );
         assert_eq!(
             f.world.store.state().sessions.len(),
@@ -475,77 +440,33 @@ mod tests {
         assert_eq!(
             f.world.store.state().import_context_reads,
             1,
-            "no read before a clean import"
+            "no read besides the import's own for a clean import"
         );
         assert_eq!(f.world.store.state().sessions.len(), sessions_before + 1);
     }
 
     #[tokio::test]
-    async fn a_token_for_another_application_never_tries_the_one_step() {
+    async fn an_already_imported_answer_names_the_existing_clone() {
         let f = fixture().await;
-        let stranger = caller(&f.services, "Stranger").await;
-        let stranger_workflow = workflow(&f.services, &stranger, Feature::Liveness).await;
-        let request = ImportRequest {
+        let request = || ImportRequest {
             share_token: ShareToken::new(f.token.clone()),
-            workflow_id: stranger_workflow,
+            workflow_id: f.workflow,
             trust_review: false,
             vendor_data: None,
         };
-        let error = f
+        let first = f
             .services
             .import
-            .import(&stranger, request)
+            .import(&f.receiver, request())
             .await
-            .unwrap_err();
-        assert_eq!(code(&error), 6);
-        assert_eq!(f.world.store.state().import_context_reads, 1);
-    }
-
-    #[test]
-    fn the_status_by_entity_is_the_rule_for_every_pair() {
-        let attempt = |trust_review| ImportAttempt {
-            source_application_id: ApplicationId::from_uuid(uuid::Uuid::nil()),
-            source_session_id: SessionId::from_uuid(uuid::Uuid::nil()),
-            kind: SessionKind::User,
-            jti: None,
-            application_id: ApplicationId::from_uuid(uuid::Uuid::nil()),
-            workflow_id: WorkflowId::from_uuid(uuid::Uuid::nil()),
-            clone_id: SessionId::from_uuid(uuid::Uuid::nil()),
-            session_token: String::new(),
-            session_url: String::new(),
-            trust_review,
-            vendor_data: None,
-            created_at: chrono::DateTime::UNIX_EPOCH,
-            log: LogEntry {
-                kind: LogKind::Event,
-                actor: String::new(),
-                action: String::new(),
-                old_status: None,
-                new_status: None,
-                comment: None,
-                details: None,
-                created_at: chrono::DateTime::UNIX_EPOCH,
-            },
-        };
-        for trust_review in [false, true] {
-            let by_entity = attempt(trust_review)
-                .status_by_entity()
-                .expect("today's rule depends on the source's status only by keeping it");
-            assert_eq!(by_entity.len(), 4, "no entity, and each entity status");
-            for (entity, fixed) in by_entity {
-                for source in SessionStatus::ALL {
-                    assert_eq!(
-                        fixed.unwrap_or(source),
-                        crate::share::clone_status(source, trust_review, entity),
-                        "{source} {entity:?} trust_review={trust_review}"
-                    );
-                }
-            }
+            .unwrap();
+        match f.services.import.import(&f.receiver, request()).await {
+            Err(Error::ImportRefused {
+                check: ImportCheck::NotImported,
+                existing_clone,
+            }) => assert_eq!(existing_clone, Some(first.session.id)),
+            other => panic!("{other:?}"),
         }
-        // Blocked entities decline, whatever the source's status: a fixed answer, not the source's.
-        let by_entity = attempt(true).status_by_entity().unwrap();
-        assert!(by_entity.contains(&(Some(EntityStatus::Blocked), Some(SessionStatus::Declined))));
-        assert!(by_entity.contains(&(None, None)));
     }
 
     #[tokio::test]
@@ -698,5 +619,67 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// A store that refuses every import whatever the checks say, as one would while a
+    /// concurrent change keeps moving on.
+    struct RefusesEverything(std::sync::Arc<crate::fakes::InMemory>);
+
+    #[async_trait::async_trait]
+    impl ShareRepository for RefusesEverything {
+        async fn find_source(
+            &self,
+            application_id: ApplicationId,
+            id: SessionId,
+        ) -> Result<Option<crate::session::StoredSession>, RepoError> {
+            self.0.find_source(application_id, id).await
+        }
+        async fn record_share_token(
+            &self,
+            token: &crate::share::IssuedShareToken,
+        ) -> Result<(), RepoError> {
+            self.0.record_share_token(token).await
+        }
+        async fn import_context(
+            &self,
+            attempt: &ImportAttempt,
+        ) -> Result<crate::share::ImportContext, RepoError> {
+            self.0.import_context(attempt).await
+        }
+        async fn revoke_share_token(
+            &self,
+            application_id: ApplicationId,
+            jti: &str,
+            at: chrono::DateTime<chrono::Utc>,
+        ) -> Result<bool, RepoError> {
+            self.0.revoke_share_token(application_id, jti, at).await
+        }
+        async fn import(&self, _: &ImportAttempt) -> Result<ImportOutcome, RepoError> {
+            Ok(ImportOutcome::Refused)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_that_no_check_explains_is_tried_once_more_then_unavailable() {
+        let f = fixture().await;
+        let mut ports = f.world.ports.clone();
+        ports.shares = std::sync::Arc::new(RefusesEverything(f.world.store.clone()));
+        let services = Services::new(ports, "https://verify.test");
+        let request = ImportRequest {
+            share_token: ShareToken::new(f.token.clone()),
+            workflow_id: f.workflow,
+            trust_review: false,
+            vendor_data: None,
+        };
+        let error = services
+            .import
+            .import(&f.receiver, request)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Repo(RepoError::Unavailable(_))),
+            "{error:?}"
+        );
+        assert_eq!(f.world.store.state().import_context_reads, 2, "tried twice");
     }
 }

@@ -20,6 +20,7 @@ use crate::ports::{
     ApplicationRepository, Clock, EntityRepository, IdGenerator, SessionRepository,
     ShareRepository, ShareTokens, WorkflowRepository,
 };
+use crate::share::ImportCheck;
 use crate::status::SessionStatus;
 
 /// Everything the services need from outside, as shared trait objects.
@@ -76,33 +77,31 @@ pub enum Error {
     /// Revoking: the caller issued no token with this id.
     #[error("share token not found")]
     ShareTokenNotFound,
-    /// Import check 3: the token is malformed, badly signed or uses a refused algorithm.
-    #[error("share token invalid")]
-    ShareTokenInvalid,
-    /// Import check 4: the token is past its `exp`.
-    #[error("share token expired")]
-    ShareTokenExpired,
-    /// Import check 5: the token was revoked.
-    #[error("share token revoked")]
-    ShareTokenRevoked,
-    /// Import check 6: the token is addressed to another application.
-    #[error("share token addressed to another application")]
-    ShareTokenWrongApplication,
-    /// Import check 7: the source session no longer exists (or is not of the token's kind).
-    #[error("source session not found")]
-    SourceSessionNotFound,
-    /// Import check 8: the caller already imported this source; the existing clone's id.
-    #[error("already imported as {0}")]
-    AlreadyImported(SessionId),
-    /// Import check 10: the workflow's kind is not the token's.
-    #[error("workflow kind mismatch")]
-    WorkflowKindMismatch,
+    /// Importing: a check of the contract's table failed (the first that did); for
+    /// [`ImportCheck::NotImported`], the receiver's existing clone.
+    #[error("import refused: check {} ({:?}) failed", .check.row(), .check)]
+    ImportRefused {
+        /// The check.
+        check: ImportCheck,
+        /// The receiver's clone of the source, when it holds one.
+        existing_clone: Option<SessionId>,
+    },
     /// The request is not valid; field by field.
     #[error("invalid request")]
     Invalid(ValidationErrors),
     /// The storage failed.
     #[error(transparent)]
     Repo(#[from] RepoError),
+}
+
+impl Error {
+    /// An import refused by `check`, which names no existing clone.
+    pub fn refused(check: ImportCheck) -> Self {
+        Error::ImportRefused {
+            check,
+            existing_clone: None,
+        }
+    }
 }
 
 /// All services, built over one set of ports.
