@@ -11,6 +11,7 @@
 
 mod limit;
 mod seed;
+mod statements;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,12 +19,13 @@ use std::time::{Duration, Instant};
 use handoff::{Application, Config, load_keyring};
 use handoff_domain::services::{ImportRequest, Services};
 use handoff_domain::{Caller, ShareToken, WorkflowId};
-use handoff_store::testing::{Backend, TestDatabase};
-use handoff_store::{Store, statements_executed};
+use handoff_store::{Store, StoreOptions};
+use handoff_testdb::{Backend, TestDatabase};
 use handoff_token::HmacShareTokens;
 use serde_json::{Value, json};
 
 use crate::seed::{Source, World};
+use crate::statements::StatementCount;
 
 const PUBLIC_URL: &str = "https://verify.example.test";
 
@@ -305,7 +307,12 @@ impl SideBySide {
     }
 }
 
-async fn run_backend(backend: Backend, quick: bool, pool: u32) -> Result<Value, String> {
+async fn run_backend(
+    backend: Backend,
+    quick: bool,
+    pool: u32,
+    statement_count: &StatementCount,
+) -> Result<Value, String> {
     let (rounds, per_round) = if quick { (4, 30) } else { (20, 60) };
     let db = TestDatabase::create(backend).await;
     let config = Config {
@@ -431,6 +438,25 @@ async fn run_backend(backend: Backend, quick: bool, pool: u32) -> Result<Value, 
     print("http_32".into(), http_32);
     errors += in_process_32.errors + http_32.errors;
 
+    // Growth through a store of its own whose driver logs each statement, so that they can be
+    // counted here.
+    let logged = Store::connect(
+        db.url(),
+        &StoreOptions {
+            max_connections: pool,
+            log_statements: true,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let bench = Bench {
+        services: handoff::services(&logged, PUBLIC_URL, tokens.clone()),
+        store: logged,
+        ..bench
+    };
+    // The pool opens its connection (and logs its settings) before anything is counted.
+    bench.store.ping().await;
     let mut statements = serde_json::Map::new();
     let mut growth = serde_json::Map::new();
     for rows in [10usize, 100, 1000] {
@@ -438,11 +464,11 @@ async fn run_backend(backend: Backend, quick: bool, pool: u32) -> Result<Value, 
             .sources(&services, if quick { 10 } else { 30 }, rows)
             .await?;
         let count = sources.len();
-        let before = statements_executed();
+        let before = statement_count.get();
         let f = run_contender(&bench, Contender::Handoff, sources, 1)
             .await
             .figures();
-        let per_import = (statements_executed() - before) as f64 / count as f64;
+        let per_import = (statement_count.get() - before) as f64 / count as f64;
         println!(
             "{name:8} growth {rows:>5} rows              {:>9.1} imports/s   p50 {:>7.2} ms   {per_import:.1} statements per import",
             f.per_second, f.p50_ms
@@ -499,13 +525,17 @@ fn main() {
         eprintln!("cannot start the runtime");
         std::process::exit(1);
     };
+    let statement_count = StatementCount::install();
     let result = runtime.block_on(async {
         let mut out = serde_json::Map::new();
         for (name, backend) in [("sqlite", Backend::Sqlite), ("postgres", Backend::Postgres)] {
             if only.as_deref().is_some_and(|only| only != name) {
                 continue;
             }
-            out.insert(name.to_owned(), run_backend(backend, quick, pool).await?);
+            out.insert(
+                name.to_owned(),
+                run_backend(backend, quick, pool, &statement_count).await?,
+            );
         }
         Ok::<_, String>(Value::Object(out))
     });

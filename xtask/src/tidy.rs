@@ -63,11 +63,31 @@ fn crates_depend_only_along_the_allowed_arrows() {
             "{adapter} depends only on the domain"
         );
     }
-    let migrations = dependencies("migrations/Cargo.toml");
-    assert!(
-        workspace(&migrations).is_empty(),
-        "migrations import no workspace crate"
-    );
+    for leaf in ["migrations/Cargo.toml", "crates/testdb/Cargo.toml"] {
+        let deps = dependencies(leaf);
+        assert!(
+            workspace(&deps).is_empty(),
+            "{leaf} imports no workspace crate"
+        );
+    }
+}
+
+/// The store and the HTTP layer carry no test scaffolding, and the benchmark measures the
+/// production build of each crate.
+#[test]
+fn production_crates_have_no_test_features() {
+    for manifest in [
+        "crates/store/Cargo.toml",
+        "crates/http/Cargo.toml",
+        "crates/token/Cargo.toml",
+        "bench/Cargo.toml",
+    ] {
+        let text = std::fs::read_to_string(root().join(manifest)).unwrap();
+        assert!(
+            !text.contains("test-support"),
+            "{manifest} names a test-support feature"
+        );
+    }
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -15,6 +15,10 @@ pub struct StoreOptions {
     pub max_connections: u32,
     /// How long a request waits for a connection (and, on SQLite, for the write lock).
     pub acquire_timeout: Duration,
+    /// Log every statement as a `DEBUG` event of the target `sqlx::query` (and one slower than
+    /// a second at `WARN`): for diagnosis and for counting statements (the benchmark). Off by
+    /// default, when the driver logs nothing.
+    pub log_statements: bool,
 }
 
 /// The pool size by default: the cores this process may run on, plus one.
@@ -39,6 +43,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: default_max_connections(),
             acquire_timeout: Duration::from_secs(5),
+            log_statements: false,
         }
     }
 }
@@ -83,7 +88,8 @@ impl Store {
             // a proxy may have dropped it, not on every checkout: that would be one more round
             // trip per query. A connection that died anyway fails its query as `Unavailable`.
             .test_before_acquire_if_idle_for(Duration::from_secs(30))
-            .sqlx_logging(false);
+            .sqlx_logging(options.log_statements)
+            .sqlx_logging_level(log::LevelFilter::Debug);
         match scheme {
             "sqlite" => {
                 if let Some(dir) = sqlite_directory(url) {

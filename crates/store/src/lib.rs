@@ -20,7 +20,6 @@ mod workflows;
 pub use connect::{ConnectError, StoreOptions, default_max_connections};
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{FIRST_KID, StoredSigningKey};
-pub use sql::statements_executed;
 
 use sea_orm::DatabaseConnection;
 
@@ -72,9 +71,6 @@ impl handoff_domain::ports::Readiness for Store {
         self.ping().await
     }
 }
-
-#[cfg(feature = "test-support")]
-pub mod testing;
 
 impl Store {
     /// A transaction that no other process can hold at the same time: SQLite's write lock

@@ -7,23 +7,9 @@ use sea_orm::{
     RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 
-/// Statements sent to the database by this process, transaction control included: a metric for
-/// benchmarks ("statements per import"), never a limit.
-static STATEMENTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// How many statements this process has sent to any database so far.
-pub fn statements_executed() -> u64 {
-    STATEMENTS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-fn count_statement() {
-    STATEMENTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-}
-
 /// Builds a statement from SQL written with `?` placeholders, numbering them `$1, $2, ...` for
 /// PostgreSQL. The SQL of this crate never has a `?` inside a literal.
 pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
-    count_statement();
     let sql = match backend {
         DatabaseBackend::Postgres => numbered(sql),
         _ => sql.to_owned(),
@@ -98,13 +84,11 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
         access_mode: None,
         sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
     };
-    count_statement();
     db.begin_with_options(options).await.map_err(repo_error)
 }
 
 /// Commits a transaction.
 pub(crate) async fn commit(txn: DatabaseTransaction) -> Result<(), RepoError> {
-    count_statement();
     txn.commit().await.map_err(repo_error)
 }
 

@@ -92,45 +92,119 @@ async fn endpoints(app: &TestApp, owner: &Tenant) -> Vec<Endpoint> {
     ]
 }
 
-on_both_backends! {
-    async fn every_endpoint_refuses_bad_keys(app) {
-        let owner = app.tenant("Owner").await;
-        let applications = services(&app.store, PUBLIC_URL, crate::support::no_tokens()).applications;
-        let revoked = applications.create_api_key(owner.id.parse::<ApplicationId>().unwrap()).await.unwrap();
-        applications.revoke_api_key(owner.id.parse().unwrap(), &revoked.reveal()[3..15]).await.unwrap();
-        let unknown = format!("hk_{}_{}", "0".repeat(12), "1".repeat(64));
-        let tampered = format!("{}0", &owner.key[..owner.key.len() - 1]);
-        let tampered = if tampered == owner.key { format!("{}1", &owner.key[..owner.key.len() - 1]) } else { tampered };
-        let mut all = endpoints(&app, &owner).await;
-        all.push(Endpoint { method: Method::POST, path: "/v3/session/import-shared/".into(), body: Some(json!({"share_token": "x", "workflow_id": uuid::Uuid::new_v4()})), scoped: false });
-        for endpoint in all {
-            for key in [None, Some(""), Some("garbage"), Some(unknown.as_str()), Some(tampered.as_str()), Some(revoked.reveal())] {
-                let answer = app.send(endpoint.method.clone(), &endpoint.path, key, endpoint.body.as_ref()).await;
-                assert_error(&answer, 403, "authentication_failed");
-            }
-        }
-        // The key itself still works.
-        assert_eq!(app.get("/v3/sessions/", &owner).await.status.as_u16(), 200);
-    }
+on_both_backends!(
+    every_endpoint_refuses_bad_keys,
+    another_applications_ids_do_not_exist,
+);
 
-    async fn another_applications_ids_do_not_exist(app) {
-        let owner = app.tenant("Owner").await;
-        let stranger = app.tenant("Stranger").await;
-        for endpoint in endpoints(&app, &owner).await {
-            let answer = app.send(endpoint.method.clone(), &endpoint.path, Some(&stranger.key), endpoint.body.as_ref()).await;
-            if endpoint.scoped {
-                assert_eq!(answer.status.as_u16(), 404, "{} {}: {}", endpoint.method, endpoint.path, answer.text);
-                assert!(answer.body["code"].as_str().unwrap().ends_with("not_found"), "{}", answer.text);
-            } else {
-                assert!(answer.status.is_success(), "{} {}: {}", endpoint.method, endpoint.path, answer.text);
-            }
+async fn every_endpoint_refuses_bad_keys(app: TestApp) {
+    let owner = app.tenant("Owner").await;
+    let applications = services(&app.store, PUBLIC_URL, crate::support::no_tokens()).applications;
+    let revoked = applications
+        .create_api_key(owner.id.parse::<ApplicationId>().unwrap())
+        .await
+        .unwrap();
+    applications
+        .revoke_api_key(owner.id.parse().unwrap(), &revoked.reveal()[3..15])
+        .await
+        .unwrap();
+    let unknown = format!("hk_{}_{}", "0".repeat(12), "1".repeat(64));
+    let tampered = format!("{}0", &owner.key[..owner.key.len() - 1]);
+    let tampered = if tampered == owner.key {
+        format!("{}1", &owner.key[..owner.key.len() - 1])
+    } else {
+        tampered
+    };
+    let mut all = endpoints(&app, &owner).await;
+    all.push(Endpoint {
+        method: Method::POST,
+        path: "/v3/session/import-shared/".into(),
+        body: Some(json!({"share_token": "x", "workflow_id": uuid::Uuid::new_v4()})),
+        scoped: false,
+    });
+    for endpoint in all {
+        for key in [
+            None,
+            Some(""),
+            Some("garbage"),
+            Some(unknown.as_str()),
+            Some(tampered.as_str()),
+            Some(revoked.reveal()),
+        ] {
+            let answer = app
+                .send(
+                    endpoint.method.clone(),
+                    &endpoint.path,
+                    key,
+                    endpoint.body.as_ref(),
+                )
+                .await;
+            assert_error(&answer, 403, "authentication_failed");
         }
-        // Nothing of the owner's changed, and the stranger sees none of it.
-        let listed = app.get("/v3/sessions/", &owner).await;
-        assert_eq!(listed.body["count"], 1);
-        assert_eq!(listed.body["results"][0]["status"], "Approved");
-        assert_eq!(app.get("/v3/sessions/", &stranger).await.body["count"], 0);
-        assert_eq!(app.get("/v3/workflows/", &owner).await.body.as_array().unwrap().len(), 2, "the endpoint workflow and the session's");
-        assert_eq!(app.get("/v3/workflows/", &stranger).await.body.as_array().unwrap().len(), 1, "only its own, created above");
     }
+    // The key itself still works.
+    assert_eq!(app.get("/v3/sessions/", &owner).await.status.as_u16(), 200);
+}
+
+async fn another_applications_ids_do_not_exist(app: TestApp) {
+    let owner = app.tenant("Owner").await;
+    let stranger = app.tenant("Stranger").await;
+    for endpoint in endpoints(&app, &owner).await {
+        let answer = app
+            .send(
+                endpoint.method.clone(),
+                &endpoint.path,
+                Some(&stranger.key),
+                endpoint.body.as_ref(),
+            )
+            .await;
+        if endpoint.scoped {
+            assert_eq!(
+                answer.status.as_u16(),
+                404,
+                "{} {}: {}",
+                endpoint.method,
+                endpoint.path,
+                answer.text
+            );
+            assert!(
+                answer.body["code"].as_str().unwrap().ends_with("not_found"),
+                "{}",
+                answer.text
+            );
+        } else {
+            assert!(
+                answer.status.is_success(),
+                "{} {}: {}",
+                endpoint.method,
+                endpoint.path,
+                answer.text
+            );
+        }
+    }
+    // Nothing of the owner's changed, and the stranger sees none of it.
+    let listed = app.get("/v3/sessions/", &owner).await;
+    assert_eq!(listed.body["count"], 1);
+    assert_eq!(listed.body["results"][0]["status"], "Approved");
+    assert_eq!(app.get("/v3/sessions/", &stranger).await.body["count"], 0);
+    assert_eq!(
+        app.get("/v3/workflows/", &owner)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "the endpoint workflow and the session's"
+    );
+    assert_eq!(
+        app.get("/v3/workflows/", &stranger)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "only its own, created above"
+    );
 }

@@ -3,155 +3,372 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{assert_error, on_both_backends};
+use crate::support::{TestApp, assert_error, on_both_backends};
 
-on_both_backends! {
-    async fn bad_session_bodies_name_their_fields(app) {
-        let tenant = app.tenant("Alpha").await;
-        let workflow = app.workflow(&tenant, "user").await;
-        let cases = [
-            (json!({}), "workflow_id"),
-            (json!({"workflow_id": 7}), "workflow_id"),
-            (json!({"workflow_id": "not-a-uuid"}), "workflow_id"),
-            (json!({"workflow_id": workflow, "vendor_data": ""}), "vendor_data"),
-            (json!({"workflow_id": workflow, "vendor_data": "x".repeat(1025)}), "vendor_data"),
-            (json!({"workflow_id": workflow, "vendor_data": "a\u{0007}b"}), "vendor_data"),
-            (json!({"workflow_id": workflow, "vendor_data": 12}), "vendor_data"),
-            (json!({"workflow_id": workflow, "callback": "ftp://x"}), "callback"),
-            (json!({"workflow_id": workflow, "callback": "https://a b"}), "callback"),
-            (json!({"workflow_id": workflow, "metadata": [1, 2]}), "metadata"),
-            (json!({"workflow_id": workflow, "contact_details": "a@b"}), "contact_details"),
-            (json!({"workflow_id": workflow, "expected_details": 3}), "expected_details"),
-        ];
-        for (body, field) in cases {
-            let answer = app.post("/v3/session/", &tenant, body.clone()).await;
-            assert_error(&answer, 400, "invalid_request");
-            assert!(answer.body["errors"][field].is_array(), "{body} should blame {field}: {}", answer.text);
-        }
-        let longest = app.post("/v3/session/", &tenant, json!({"workflow_id": workflow, "vendor_data": "é".repeat(1024)})).await;
-        assert_eq!(longest.status.as_u16(), 201, "1024 characters are fine: {}", longest.text);
-        let unknown = app.post("/v3/session/", &tenant, json!({"workflow_id": uuid::Uuid::new_v4()})).await;
-        assert_error(&unknown, 404, "workflow_not_found");
-        let missing = app.post("/v3/session/", &tenant, json!({})).await;
-        insta::assert_json_snapshot!("missing_workflow_id", missing.body);
-    }
+on_both_backends!(
+    bad_session_bodies_name_their_fields,
+    malformed_bodies_media_types_and_sizes,
+    bad_recorded_results_are_refused_whole,
+    bad_reviews_and_list_queries,
+    paths_routes_and_methods,
+);
 
-    async fn malformed_bodies_media_types_and_sizes(app) {
-        let tenant = app.tenant("Alpha").await;
-        let workflow = app.workflow(&tenant, "user").await;
-        let body = format!(r#"{{"workflow_id": "{workflow}"}}"#).into_bytes();
-        let json = Some("application/json");
-        let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
-            (json, b"{\"workflow_id\": ".to_vec(), 400, "invalid_request"),
-            (json, b"not json".to_vec(), 400, "invalid_request"),
-            (json, b"".to_vec(), 400, "invalid_request"),
-            (json, b"[]".to_vec(), 400, "invalid_request"),
-            (json, b"{} {}".to_vec(), 400, "invalid_request"),
-            (json, b"{\"workflow_id\": \"\xff\xfe\"}".to_vec(), 400, "invalid_request"),
-            (json, format!("{}{}", "[".repeat(200), "]".repeat(200)).into_bytes(), 400, "invalid_request"),
-            (None, body.clone(), 415, "unsupported_media_type"),
-            (Some("text/plain"), body.clone(), 415, "unsupported_media_type"),
-            (Some("application/jsonx"), body.clone(), 415, "unsupported_media_type"),
-            (json, format!(r#"{{"workflow_id": "{workflow}", "metadata": {{"pad": "{}"}}}}"#, "x".repeat(20_000)).into_bytes(), 413, "payload_too_large"),
-        ];
-        for (content_type, body, status, code) in cases {
-            let answer = app.raw(Method::POST, "/v3/session/", &tenant, content_type, body.clone()).await;
-            assert_error(&answer, status, code);
-        }
-        let ok = app.raw(Method::POST, "/v3/session/", &tenant, Some("application/json; charset=utf-8"), body).await;
-        assert_eq!(ok.status.as_u16(), 201, "{}", ok.text);
-        assert_eq!(app.get("/v3/sessions/", &tenant).await.body["count"], 1, "no refused body wrote anything");
+async fn bad_session_bodies_name_their_fields(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let cases = [
+        (json!({}), "workflow_id"),
+        (json!({"workflow_id": 7}), "workflow_id"),
+        (json!({"workflow_id": "not-a-uuid"}), "workflow_id"),
+        (
+            json!({"workflow_id": workflow, "vendor_data": ""}),
+            "vendor_data",
+        ),
+        (
+            json!({"workflow_id": workflow, "vendor_data": "x".repeat(1025)}),
+            "vendor_data",
+        ),
+        (
+            json!({"workflow_id": workflow, "vendor_data": "a\u{0007}b"}),
+            "vendor_data",
+        ),
+        (
+            json!({"workflow_id": workflow, "vendor_data": 12}),
+            "vendor_data",
+        ),
+        (
+            json!({"workflow_id": workflow, "callback": "ftp://x"}),
+            "callback",
+        ),
+        (
+            json!({"workflow_id": workflow, "callback": "https://a b"}),
+            "callback",
+        ),
+        (
+            json!({"workflow_id": workflow, "metadata": [1, 2]}),
+            "metadata",
+        ),
+        (
+            json!({"workflow_id": workflow, "contact_details": "a@b"}),
+            "contact_details",
+        ),
+        (
+            json!({"workflow_id": workflow, "expected_details": 3}),
+            "expected_details",
+        ),
+    ];
+    for (body, field) in cases {
+        let answer = app.post("/v3/session/", &tenant, body.clone()).await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(
+            answer.body["errors"][field].is_array(),
+            "{body} should blame {field}: {}",
+            answer.text
+        );
     }
+    let longest = app
+        .post(
+            "/v3/session/",
+            &tenant,
+            json!({"workflow_id": workflow, "vendor_data": "é".repeat(1024)}),
+        )
+        .await;
+    assert_eq!(
+        longest.status.as_u16(),
+        201,
+        "1024 characters are fine: {}",
+        longest.text
+    );
+    let unknown = app
+        .post(
+            "/v3/session/",
+            &tenant,
+            json!({"workflow_id": uuid::Uuid::new_v4()}),
+        )
+        .await;
+    assert_error(&unknown, 404, "workflow_not_found");
+    let missing = app.post("/v3/session/", &tenant, json!({})).await;
+    insta::assert_json_snapshot!("missing_workflow_id", missing.body);
+}
 
-    async fn bad_recorded_results_are_refused_whole(app) {
-        let tenant = app.tenant("Alpha").await;
-        let id = app.finished_session(&tenant, "user", "u").await;
-        let path = format!("/v3/session/{id}/decision/");
-        let before = app.get(&path, &tenant).await.body;
-        let item = json!({"node_id": "n", "status": "Approved"});
-        let cases = [
-            (json!({"status": "approved"}), "status"),
-            (json!({"status": 3}), "status"),
-            (json!({"colour": "blue"}), "colour"),
-            (json!({"registry_checks": [item]}), "registry_checks"),
-            (json!({"id_verifications": {"node_id": "n"}}), "id_verifications"),
-            (json!({"id_verifications": [item, {"status": "Approved"}]}), "id_verifications[1]"),
-            (json!({"id_verifications": [{"node_id": "n", "status": 1}]}), "id_verifications[0]"),
-            (json!({"id_verifications": [[1]]}), "id_verifications[0]"),
-            (json!({"status": "Declined", "liveness_checks": [item], "face_matches": 7}), "face_matches"),
-        ];
-        for (body, field) in cases {
-            let answer = app.put(&path, &tenant, body.clone()).await;
-            assert_error(&answer, 400, "invalid_request");
-            assert!(answer.body["errors"][field].is_array(), "{body} should blame {field}: {}", answer.text);
-        }
-        let huge = app.raw(Method::PUT, &path, &tenant, Some("application/json"), br#"{"id_verifications": [{"node_id": "n", "status": "A", "score": 1e999999}]}"#.to_vec()).await;
-        assert_error(&huge, 400, "invalid_request");
-        assert!(huge.body["errors"]["id_verifications[0]"].is_array(), "{}", huge.text);
-        let duplicate = app.raw(Method::PUT, &path, &tenant, Some("application/json"), br#"{"status": "Declined", "status": "Approved"}"#.to_vec()).await;
-        assert_error(&duplicate, 400, "invalid_request");
-        assert_eq!(app.get(&path, &tenant).await.body, before, "nothing was written");
-        let business = app.put(&path, &tenant, json!({"key_people_checks": [item]})).await;
-        insta::assert_json_snapshot!("block_of_the_other_kind", business.body);
+async fn malformed_bodies_media_types_and_sizes(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let body = format!(r#"{{"workflow_id": "{workflow}"}}"#).into_bytes();
+    let json = Some("application/json");
+    let cases: Vec<(Option<&str>, Vec<u8>, u16, &str)> = vec![
+        (json, b"{\"workflow_id\": ".to_vec(), 400, "invalid_request"),
+        (json, b"not json".to_vec(), 400, "invalid_request"),
+        (json, b"".to_vec(), 400, "invalid_request"),
+        (json, b"[]".to_vec(), 400, "invalid_request"),
+        (json, b"{} {}".to_vec(), 400, "invalid_request"),
+        (
+            json,
+            b"{\"workflow_id\": \"\xff\xfe\"}".to_vec(),
+            400,
+            "invalid_request",
+        ),
+        (
+            json,
+            format!("{}{}", "[".repeat(200), "]".repeat(200)).into_bytes(),
+            400,
+            "invalid_request",
+        ),
+        (None, body.clone(), 415, "unsupported_media_type"),
+        (
+            Some("text/plain"),
+            body.clone(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            Some("application/jsonx"),
+            body.clone(),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            json,
+            format!(
+                r#"{{"workflow_id": "{workflow}", "metadata": {{"pad": "{}"}}}}"#,
+                "x".repeat(20_000)
+            )
+            .into_bytes(),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (content_type, body, status, code) in cases {
+        let answer = app
+            .raw(
+                Method::POST,
+                "/v3/session/",
+                &tenant,
+                content_type,
+                body.clone(),
+            )
+            .await;
+        assert_error(&answer, status, code);
     }
+    let ok = app
+        .raw(
+            Method::POST,
+            "/v3/session/",
+            &tenant,
+            Some("application/json; charset=utf-8"),
+            body,
+        )
+        .await;
+    assert_eq!(ok.status.as_u16(), 201, "{}", ok.text);
+    assert_eq!(
+        app.get("/v3/sessions/", &tenant).await.body["count"],
+        1,
+        "no refused body wrote anything"
+    );
+}
 
-    async fn bad_reviews_and_list_queries(app) {
-        let tenant = app.tenant("Alpha").await;
-        let id = app.finished_session(&tenant, "user", "u").await;
-        let path = format!("/v3/session/{id}/update-status/");
-        for (body, field) in [
-            (json!({}), "new_status"),
-            (json!({"new_status": "In Review"}), "new_status"),
-            (json!({"new_status": "approved"}), "new_status"),
-            (json!({"new_status": "Approved", "comment": "x".repeat(5001)}), "comment"),
-            (json!({"new_status": "Approved", "comment": 5}), "comment"),
-        ] {
-            let answer = app.patch(&path, &tenant, body.clone()).await;
-            assert_error(&answer, 400, "invalid_request");
-            assert!(answer.body["errors"][field].is_array(), "{body}: {}", answer.text);
-        }
-        for (query, field) in [
-            ("status=Approved,Nope", "status"),
-            ("status=approved", "status"),
-            ("session_kind=company", "session_kind"),
-            ("limit=0", "limit"),
-            ("limit=201", "limit"),
-            ("limit=ten", "limit"),
-            ("offset=-1", "offset"),
-            ("vendor_data=", "vendor_data"),
-        ] {
-            let answer = app.get(&format!("/v3/sessions/?{query}"), &tenant).await;
-            assert_error(&answer, 400, "invalid_request");
-            assert!(answer.body["errors"][field].is_array(), "{query}: {}", answer.text);
-        }
-        let answer = app.get("/v3/sessions/?status=%ZZ", &tenant).await;
-        assert_eq!(answer.status.as_u16() / 100, 4, "{}", answer.text);
-        assert!(answer.content_type.starts_with("application/json"));
+async fn bad_recorded_results_are_refused_whole(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let id = app.finished_session(&tenant, "user", "u").await;
+    let path = format!("/v3/session/{id}/decision/");
+    let before = app.get(&path, &tenant).await.body;
+    let item = json!({"node_id": "n", "status": "Approved"});
+    let cases = [
+        (json!({"status": "approved"}), "status"),
+        (json!({"status": 3}), "status"),
+        (json!({"colour": "blue"}), "colour"),
+        (json!({"registry_checks": [item]}), "registry_checks"),
+        (
+            json!({"id_verifications": {"node_id": "n"}}),
+            "id_verifications",
+        ),
+        (
+            json!({"id_verifications": [item, {"status": "Approved"}]}),
+            "id_verifications[1]",
+        ),
+        (
+            json!({"id_verifications": [{"node_id": "n", "status": 1}]}),
+            "id_verifications[0]",
+        ),
+        (json!({"id_verifications": [[1]]}), "id_verifications[0]"),
+        (
+            json!({"status": "Declined", "liveness_checks": [item], "face_matches": 7}),
+            "face_matches",
+        ),
+    ];
+    for (body, field) in cases {
+        let answer = app.put(&path, &tenant, body.clone()).await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(
+            answer.body["errors"][field].is_array(),
+            "{body} should blame {field}: {}",
+            answer.text
+        );
     }
+    let huge = app
+        .raw(
+            Method::PUT,
+            &path,
+            &tenant,
+            Some("application/json"),
+            br#"{"id_verifications": [{"node_id": "n", "status": "A", "score": 1e999999}]}"#
+                .to_vec(),
+        )
+        .await;
+    assert_error(&huge, 400, "invalid_request");
+    assert!(
+        huge.body["errors"]["id_verifications[0]"].is_array(),
+        "{}",
+        huge.text
+    );
+    let duplicate = app
+        .raw(
+            Method::PUT,
+            &path,
+            &tenant,
+            Some("application/json"),
+            br#"{"status": "Declined", "status": "Approved"}"#.to_vec(),
+        )
+        .await;
+    assert_error(&duplicate, 400, "invalid_request");
+    assert_eq!(
+        app.get(&path, &tenant).await.body,
+        before,
+        "nothing was written"
+    );
+    let business = app
+        .put(&path, &tenant, json!({"key_people_checks": [item]}))
+        .await;
+    insta::assert_json_snapshot!("block_of_the_other_kind", business.body);
+}
 
-    async fn paths_routes_and_methods(app) {
-        let tenant = app.tenant("Alpha").await;
-        for path in ["/v3/session/nope/decision/", "/v2/session/nope/decision/", "/v3/session/123/delete/"] {
-            let method = if path.ends_with("delete/") { Method::DELETE } else { Method::GET };
-            assert_error(&app.send(method, path, Some(&tenant.key), None).await, 404, "session_not_found");
-        }
-        assert_error(&app.patch("/v3/session/xyz/update-status/", &tenant, json!({"new_status": "Approved"})).await, 404, "session_not_found");
-        assert_error(&app.get("/v3/workflows/nope/", &tenant).await, 404, "workflow_not_found");
-        assert_error(&app.get(&format!("/v3/session/{}/decision/", uuid::Uuid::new_v4()), &tenant).await, 404, "session_not_found");
-        assert_error(&app.get("/v3/nothing/", &tenant).await, 404, "not_found");
-        assert_error(&app.get("/v3/sessions", &tenant).await, 404, "not_found");
-        assert_error(&app.get("/nothing", &tenant).await, 404, "not_found");
-        assert_error(&app.send(Method::GET, "/v3/nothing/", None, None).await, 403, "authentication_failed");
-        assert_error(&app.send(Method::POST, "/v3/sessions/", Some(&tenant.key), Some(&json!({}))).await, 405, "method_not_allowed");
-        assert_error(&app.send(Method::DELETE, "/v3/session/", Some(&tenant.key), None).await, 405, "method_not_allowed");
-        assert_error(&app.send(Method::POST, "/health/", None, None).await, 405, "method_not_allowed");
-        let openapi = app.send(Method::GET, "/openapi.json", None, None).await;
-        assert_eq!(openapi.status.as_u16(), 200);
-        assert_eq!(openapi.body["openapi"], "3.1.0");
-        let committed: serde_json::Value = serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
-        assert_eq!(openapi.body, committed, "the served document is the committed one");
-        let health = app.send(Method::GET, "/health/", None, None).await;
-        assert_eq!(health.status.as_u16(), 200);
-        assert_eq!(health.body["database"], "ok");
+async fn bad_reviews_and_list_queries(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let id = app.finished_session(&tenant, "user", "u").await;
+    let path = format!("/v3/session/{id}/update-status/");
+    for (body, field) in [
+        (json!({}), "new_status"),
+        (json!({"new_status": "In Review"}), "new_status"),
+        (json!({"new_status": "approved"}), "new_status"),
+        (
+            json!({"new_status": "Approved", "comment": "x".repeat(5001)}),
+            "comment",
+        ),
+        (json!({"new_status": "Approved", "comment": 5}), "comment"),
+    ] {
+        let answer = app.patch(&path, &tenant, body.clone()).await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(
+            answer.body["errors"][field].is_array(),
+            "{body}: {}",
+            answer.text
+        );
     }
+    for (query, field) in [
+        ("status=Approved,Nope", "status"),
+        ("status=approved", "status"),
+        ("session_kind=company", "session_kind"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("limit=ten", "limit"),
+        ("offset=-1", "offset"),
+        ("vendor_data=", "vendor_data"),
+    ] {
+        let answer = app.get(&format!("/v3/sessions/?{query}"), &tenant).await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(
+            answer.body["errors"][field].is_array(),
+            "{query}: {}",
+            answer.text
+        );
+    }
+    let answer = app.get("/v3/sessions/?status=%ZZ", &tenant).await;
+    assert_eq!(answer.status.as_u16() / 100, 4, "{}", answer.text);
+    assert!(answer.content_type.starts_with("application/json"));
+}
+
+async fn paths_routes_and_methods(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    for path in [
+        "/v3/session/nope/decision/",
+        "/v2/session/nope/decision/",
+        "/v3/session/123/delete/",
+    ] {
+        let method = if path.ends_with("delete/") {
+            Method::DELETE
+        } else {
+            Method::GET
+        };
+        assert_error(
+            &app.send(method, path, Some(&tenant.key), None).await,
+            404,
+            "session_not_found",
+        );
+    }
+    assert_error(
+        &app.patch(
+            "/v3/session/xyz/update-status/",
+            &tenant,
+            json!({"new_status": "Approved"}),
+        )
+        .await,
+        404,
+        "session_not_found",
+    );
+    assert_error(
+        &app.get("/v3/workflows/nope/", &tenant).await,
+        404,
+        "workflow_not_found",
+    );
+    assert_error(
+        &app.get(
+            &format!("/v3/session/{}/decision/", uuid::Uuid::new_v4()),
+            &tenant,
+        )
+        .await,
+        404,
+        "session_not_found",
+    );
+    assert_error(&app.get("/v3/nothing/", &tenant).await, 404, "not_found");
+    assert_error(&app.get("/v3/sessions", &tenant).await, 404, "not_found");
+    assert_error(&app.get("/nothing", &tenant).await, 404, "not_found");
+    assert_error(
+        &app.send(Method::GET, "/v3/nothing/", None, None).await,
+        403,
+        "authentication_failed",
+    );
+    assert_error(
+        &app.send(
+            Method::POST,
+            "/v3/sessions/",
+            Some(&tenant.key),
+            Some(&json!({})),
+        )
+        .await,
+        405,
+        "method_not_allowed",
+    );
+    assert_error(
+        &app.send(Method::DELETE, "/v3/session/", Some(&tenant.key), None)
+            .await,
+        405,
+        "method_not_allowed",
+    );
+    assert_error(
+        &app.send(Method::POST, "/health/", None, None).await,
+        405,
+        "method_not_allowed",
+    );
+    let openapi = app.send(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(openapi.status.as_u16(), 200);
+    assert_eq!(openapi.body["openapi"], "3.1.0");
+    let committed: serde_json::Value =
+        serde_json::from_str(include_str!("../../../../docs/openapi.json")).unwrap();
+    assert_eq!(
+        openapi.body, committed,
+        "the served document is the committed one"
+    );
+    let health = app.send(Method::GET, "/health/", None, None).await;
+    assert_eq!(health.status.as_u16(), 200);
+    assert_eq!(health.body["database"], "ok");
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use handoff_store::testing::{Backend, TestDatabase};
 use handoff_store::{Store, StoreOptions};
+use handoff_testdb::{Backend, TestDatabase};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
@@ -254,6 +254,9 @@ async fn sigkill_mid_import_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_import_postgres() {
+    if handoff_testdb::skip(Backend::Postgres) {
+        return;
+    }
     sigkill_in_the_middle_of_imports(Backend::Postgres).await;
 }
 
@@ -261,6 +264,9 @@ async fn sigkill_mid_import_postgres() {
 /// half-written, and the server recovers on its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn database_connections_killed_under_load_postgres() {
+    if handoff_testdb::skip(Backend::Postgres) {
+        return;
+    }
     let app = Arc::new(TestApp::spawn(Backend::Postgres).await);
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -280,7 +286,7 @@ async fn database_connections_killed_under_load_postgres() {
         tokens.push(shared.body["share_token"].as_str().unwrap().to_owned());
     }
     let database = app.db.url().rsplit('/').next().unwrap().to_owned();
-    let admin = sea_orm::Database::connect(handoff_store::testing::postgres_admin_url())
+    let admin = sea_orm::Database::connect(handoff_testdb::postgres_admin_url())
         .await
         .unwrap();
     let killer = tokio::spawn(async move {

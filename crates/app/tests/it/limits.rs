@@ -2,7 +2,7 @@
 
 use handoff::Config;
 use handoff_http::rate_limit::RateLimits;
-use handoff_store::testing::Backend;
+use handoff_testdb::Backend;
 use reqwest::Method;
 use serde_json::json;
 
@@ -129,6 +129,9 @@ async fn rate_limits_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_postgres() {
+    if handoff_testdb::skip(Backend::Postgres) {
+        return;
+    }
     limited(Backend::Postgres).await;
 }
 
@@ -139,5 +142,8 @@ async fn rate_limits_off_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_off_postgres() {
+    if handoff_testdb::skip(Backend::Postgres) {
+        return;
+    }
     unlimited(Backend::Postgres).await;
 }

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use handoff_store::testing::{Backend, TestDatabase};
 use handoff_store::{Store, StoreOptions};
+use handoff_testdb::{Backend, TestDatabase};
 use serde_json::json;
 
 use crate::support::{PUBLIC_URL, TestApp, assert_error};
@@ -215,6 +215,9 @@ async fn two_processes_on_one_sqlite_file() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_postgres_database() {
+async fn two_processes_on_one_database_postgres() {
+    if handoff_testdb::skip(Backend::Postgres) {
+        return;
+    }
     two_processes(Backend::Postgres).await;
 }

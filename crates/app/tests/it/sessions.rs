@@ -5,109 +5,187 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::support::{assert_error, on_both_backends};
+use crate::support::{TestApp, assert_error, on_both_backends};
 
-on_both_backends! {
-    async fn lists_filter_page_and_link(app) {
-        let tenant = app.tenant("Alpha").await;
-        let user_wf = app.workflow(&tenant, "user").await;
-        let biz_wf = app.workflow(&tenant, "business").await;
-        for i in 0..5 {
-            app.session(&tenant, &user_wf, Some(if i % 2 == 0 { "Ana" } else { "Luis" })).await;
-        }
-        app.session(&tenant, &biz_wf, Some("ana")).await;
+on_both_backends!(
+    lists_filter_page_and_link,
+    deleting_a_session_removes_it_and_its_rows,
+    entities_are_created_once_and_matched_case_insensitively,
+    concurrent_creation_never_duplicates_a_session_number,
+);
 
-        let page = app.get("/v3/sessions/?limit=2&offset=2", &tenant).await;
-        assert_eq!(page.status.as_u16(), 200, "{}", page.text);
-        assert_eq!(page.body["count"], 5, "user sessions by default");
-        let numbers: Vec<i64> = page.body["results"].as_array().unwrap().iter().map(|s| s["session_number"].as_i64().unwrap()).collect();
-        assert_eq!(numbers, [3, 2]);
-        let next = page.body["next"].as_str().unwrap();
-        assert!(next.ends_with("/v3/sessions/?limit=2&offset=4"), "{next}");
-        assert!(page.body["previous"].as_str().unwrap().ends_with("?limit=2&offset=0"));
-        let last = app.get("/v3/sessions/?limit=2&offset=4", &tenant).await;
-        assert_eq!(last.body["next"], Value::Null);
-        assert_eq!(app.get("/v3/sessions/", &tenant).await.body["previous"], Value::Null);
+async fn lists_filter_page_and_link(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let user_wf = app.workflow(&tenant, "user").await;
+    let biz_wf = app.workflow(&tenant, "business").await;
+    for i in 0..5 {
+        app.session(
+            &tenant,
+            &user_wf,
+            Some(if i % 2 == 0 { "Ana" } else { "Luis" }),
+        )
+        .await;
+    }
+    app.session(&tenant, &biz_wf, Some("ana")).await;
 
-        let ana = app.get("/v3/sessions/?vendor_data=ANA&session_kind=all", &tenant).await;
-        assert_eq!(ana.body["count"], 4);
-        let business = app.get("/v3/sessions/?session_kind=business", &tenant).await;
-        assert_eq!(business.body["count"], 1);
-        assert_eq!(business.body["results"][0]["session_kind"], "business");
-        let statuses = app.get("/v3/sessions/?status=Approved,Not%20Started", &tenant).await;
-        assert_eq!(statuses.body["count"], 5);
-        assert_eq!(app.get("/v3/sessions/?status=Approved", &tenant).await.body["count"], 0);
-        insta::assert_json_snapshot!("session_list_item", page.body["results"][0], {
-            ".session_id" => "[session_id]", ".workflow_id" => "[workflow_id]",
-            ".session_url" => "[session_url]", ".created_at" => "[time]", ".expires_at" => "[time]",
+    let page = app.get("/v3/sessions/?limit=2&offset=2", &tenant).await;
+    assert_eq!(page.status.as_u16(), 200, "{}", page.text);
+    assert_eq!(page.body["count"], 5, "user sessions by default");
+    let numbers: Vec<i64> = page.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [3, 2]);
+    let next = page.body["next"].as_str().unwrap();
+    assert!(next.ends_with("/v3/sessions/?limit=2&offset=4"), "{next}");
+    assert!(
+        page.body["previous"]
+            .as_str()
+            .unwrap()
+            .ends_with("?limit=2&offset=0")
+    );
+    let last = app.get("/v3/sessions/?limit=2&offset=4", &tenant).await;
+    assert_eq!(last.body["next"], Value::Null);
+    assert_eq!(
+        app.get("/v3/sessions/", &tenant).await.body["previous"],
+        Value::Null
+    );
+
+    let ana = app
+        .get("/v3/sessions/?vendor_data=ANA&session_kind=all", &tenant)
+        .await;
+    assert_eq!(ana.body["count"], 4);
+    let business = app
+        .get("/v3/sessions/?session_kind=business", &tenant)
+        .await;
+    assert_eq!(business.body["count"], 1);
+    assert_eq!(business.body["results"][0]["session_kind"], "business");
+    let statuses = app
+        .get("/v3/sessions/?status=Approved,Not%20Started", &tenant)
+        .await;
+    assert_eq!(statuses.body["count"], 5);
+    assert_eq!(
+        app.get("/v3/sessions/?status=Approved", &tenant).await.body["count"],
+        0
+    );
+    insta::assert_json_snapshot!("session_list_item", page.body["results"][0], {
+        ".session_id" => "[session_id]", ".workflow_id" => "[workflow_id]",
+        ".session_url" => "[session_url]", ".created_at" => "[time]", ".expires_at" => "[time]",
+    });
+}
+
+async fn deleting_a_session_removes_it_and_its_rows(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let id = app.finished_session(&tenant, "user", "user-ana-001").await;
+    let answer = app
+        .delete(&format!("/v3/session/{id}/delete/"), &tenant)
+        .await;
+    assert_eq!(answer.status.as_u16(), 204, "{}", answer.text);
+    assert!(answer.text.is_empty());
+    assert_error(
+        &app.get(&format!("/v3/session/{id}/decision/"), &tenant)
+            .await,
+        404,
+        "session_not_found",
+    );
+    assert_error(
+        &app.delete(&format!("/v3/session/{id}/delete/"), &tenant)
+            .await,
+        404,
+        "session_not_found",
+    );
+    use sea_orm::ConnectionTrait;
+    let db = app.store.connection();
+    for table in handoff_migrations::BLOCK_TABLES
+        .iter()
+        .chain(&["session_logs", "sessions"])
+    {
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                format!("SELECT COUNT(*) AS n FROM {table}"),
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0, "{table} is empty");
+    }
+    let user = app.get("/v3/users/user-ana-001/", &tenant).await;
+    assert_eq!(
+        user.body["session_count"], 0,
+        "the User stays, with no sessions"
+    );
+}
+
+async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let other = app.tenant("Beta").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    app.session(&tenant, &workflow, Some("Ana.Example@Mail.test"))
+        .await;
+    app.session(&tenant, &workflow, Some("ana.example@mail.test"))
+        .await;
+    let user = app.get("/v3/users/ANA.EXAMPLE@MAIL.TEST/", &tenant).await;
+    assert_eq!(user.status.as_u16(), 200, "{}", user.text);
+    assert_eq!(user.body["vendor_data"], "Ana.Example@Mail.test");
+    assert_eq!(user.body["status"], "ACTIVE");
+    assert_eq!(user.body["session_count"], 2);
+    insta::assert_json_snapshot!("user_entity", user.body, { ".created_at" => "[time]" });
+    assert_error(
+        &app.get("/v3/businesses/ana.example@mail.test/", &tenant)
+            .await,
+        404,
+        "entity_not_found",
+    );
+    assert_error(
+        &app.get("/v3/users/ana.example@mail.test/", &other).await,
+        404,
+        "entity_not_found",
+    );
+    assert_error(
+        &app.get("/v3/users/nobody/", &tenant).await,
+        404,
+        "entity_not_found",
+    );
+    let encoded = app.get("/v3/users/%C3%A9l%C3%A8ve%20un/", &tenant).await;
+    assert_error(&encoded, 404, "entity_not_found");
+    app.session(&tenant, &workflow, Some("Élève Un")).await;
+    let unicode = app.get("/v3/users/%C3%A9l%C3%A8ve%20un/", &tenant).await;
+    assert_eq!(unicode.body["vendor_data"], "Élève Un", "{}", unicode.text);
+    let business_wf = app.workflow(&tenant, "business").await;
+    app.session(&tenant, &business_wf, Some("biz-widgets-001"))
+        .await;
+    let business = app.get("/v3/businesses/BIZ-widgets-001/", &tenant).await;
+    assert_eq!(business.body["entity_kind"], "business");
+}
+
+async fn concurrent_creation_never_duplicates_a_session_number(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let app = Arc::new(app);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let (app, tenant, workflow) = (app.clone(), tenant.clone(), workflow.clone());
+        tasks.spawn(async move {
+            let answer = app
+                .post(
+                    "/v3/session/",
+                    &tenant,
+                    json!({"workflow_id": workflow, "vendor_data": format!("user-{}", i % 4)}),
+                )
+                .await;
+            assert_eq!(answer.status.as_u16(), 201, "{}", answer.text);
+            answer.body["session_number"].as_i64().unwrap()
         });
     }
-
-    async fn deleting_a_session_removes_it_and_its_rows(app) {
-        let tenant = app.tenant("Alpha").await;
-        let id = app.finished_session(&tenant, "user", "user-ana-001").await;
-        let answer = app.delete(&format!("/v3/session/{id}/delete/"), &tenant).await;
-        assert_eq!(answer.status.as_u16(), 204, "{}", answer.text);
-        assert!(answer.text.is_empty());
-        assert_error(&app.get(&format!("/v3/session/{id}/decision/"), &tenant).await, 404, "session_not_found");
-        assert_error(&app.delete(&format!("/v3/session/{id}/delete/"), &tenant).await, 404, "session_not_found");
-        use sea_orm::ConnectionTrait;
-        let db = app.store.connection();
-        for table in handoff_migrations::BLOCK_TABLES.iter().chain(&["session_logs", "sessions"]) {
-            let row = db
-                .query_one_raw(sea_orm::Statement::from_string(db.get_database_backend(), format!("SELECT COUNT(*) AS n FROM {table}")))
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0, "{table} is empty");
-        }
-        let user = app.get("/v3/users/user-ana-001/", &tenant).await;
-        assert_eq!(user.body["session_count"], 0, "the User stays, with no sessions");
-    }
-
-    async fn entities_are_created_once_and_matched_case_insensitively(app) {
-        let tenant = app.tenant("Alpha").await;
-        let other = app.tenant("Beta").await;
-        let workflow = app.workflow(&tenant, "user").await;
-        app.session(&tenant, &workflow, Some("Ana.Example@Mail.test")).await;
-        app.session(&tenant, &workflow, Some("ana.example@mail.test")).await;
-        let user = app.get("/v3/users/ANA.EXAMPLE@MAIL.TEST/", &tenant).await;
-        assert_eq!(user.status.as_u16(), 200, "{}", user.text);
-        assert_eq!(user.body["vendor_data"], "Ana.Example@Mail.test");
-        assert_eq!(user.body["status"], "ACTIVE");
-        assert_eq!(user.body["session_count"], 2);
-        insta::assert_json_snapshot!("user_entity", user.body, { ".created_at" => "[time]" });
-        assert_error(&app.get("/v3/businesses/ana.example@mail.test/", &tenant).await, 404, "entity_not_found");
-        assert_error(&app.get("/v3/users/ana.example@mail.test/", &other).await, 404, "entity_not_found");
-        assert_error(&app.get("/v3/users/nobody/", &tenant).await, 404, "entity_not_found");
-        let encoded = app.get("/v3/users/%C3%A9l%C3%A8ve%20un/", &tenant).await;
-        assert_error(&encoded, 404, "entity_not_found");
-        app.session(&tenant, &workflow, Some("Élève Un")).await;
-        let unicode = app.get("/v3/users/%C3%A9l%C3%A8ve%20un/", &tenant).await;
-        assert_eq!(unicode.body["vendor_data"], "Élève Un", "{}", unicode.text);
-        let business_wf = app.workflow(&tenant, "business").await;
-        app.session(&tenant, &business_wf, Some("biz-widgets-001")).await;
-        let business = app.get("/v3/businesses/BIZ-widgets-001/", &tenant).await;
-        assert_eq!(business.body["entity_kind"], "business");
-    }
-
-    async fn concurrent_creation_never_duplicates_a_session_number(app) {
-        let tenant = app.tenant("Alpha").await;
-        let workflow = app.workflow(&tenant, "user").await;
-        let app = Arc::new(app);
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..32 {
-            let (app, tenant, workflow) = (app.clone(), tenant.clone(), workflow.clone());
-            tasks.spawn(async move {
-                let answer = app.post("/v3/session/", &tenant, json!({"workflow_id": workflow, "vendor_data": format!("user-{}", i % 4)})).await;
-                assert_eq!(answer.status.as_u16(), 201, "{}", answer.text);
-                answer.body["session_number"].as_i64().unwrap()
-            });
-        }
-        let numbers: BTreeSet<i64> = tasks.join_all().await.into_iter().collect();
-        assert_eq!(numbers, (1..=32).collect::<BTreeSet<_>>());
-        for i in 0..4 {
-            assert_eq!(app.get(&format!("/v3/users/user-{i}/"), &tenant).await.body["session_count"], 8);
-        }
+    let numbers: BTreeSet<i64> = tasks.join_all().await.into_iter().collect();
+    assert_eq!(numbers, (1..=32).collect::<BTreeSet<_>>());
+    for i in 0..4 {
+        assert_eq!(
+            app.get(&format!("/v3/users/user-{i}/"), &tenant).await.body["session_count"],
+            8
+        );
     }
 }

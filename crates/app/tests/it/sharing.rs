@@ -81,311 +81,710 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
 
 const REDACT: &str = "[redacted]";
 
-on_both_backends! {
-    async fn a_user_session_is_shared_and_imported(app) {
-        let source = app.tenant("Source").await;
-        let receiver = app.tenant("Receiver").await;
-        let session = app.finished_session(&source, "user", "user-ana-001").await;
-        let shared = app.post(&format!("/v3/session/{session}/share/"), &source, json!({"for_application_id": receiver.id, "ttl_in_seconds": "600"})).await;
-        assert_eq!(shared.status.as_u16(), 200, "{}", shared.text);
-        assert_eq!(shared.body["for_application_id"], receiver.id.as_str());
-        insta::assert_json_snapshot!("share_response", shared.body, { ".share_token" => REDACT, ".for_application_id" => REDACT });
-        let token = shared.body["share_token"].as_str().unwrap();
-        let header = jsonwebtoken::decode_header(token).unwrap();
-        assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256);
-        assert!(header.kid.is_some());
-        let claims = server_tokens(&app).await.verify(token).unwrap();
-        assert_eq!(claims.expires_at - claims.issued_at, Duration::seconds(600));
-        assert_eq!(claims.session_kind, SessionKind::User);
+on_both_backends!(
+    a_user_session_is_shared_and_imported,
+    a_business_session_is_imported_with_trust_review,
+    the_import_answers_what_a_later_read_of_the_clone_shows,
+    share_refusals,
+    import_checks_answer_in_the_contract_order,
+    tokens_in_didits_older_shape_import_as_user_sessions,
+    the_receivers_entity_status_overrides_trust_review,
+    concurrent_imports_of_one_source_make_one_clone,
+    a_failure_part_way_through_leaves_no_trace,
+);
 
-        let workflow = app.workflow(&receiver, "user").await;
-        let imported = import(&app, &receiver, token, &workflow, json!({})).await;
-        assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
-        assert!(imported.body.get("session_kind").is_none(), "user imports answer the V2 payload");
-        assert_eq!(imported.body["shared_from_session"], session.as_str());
-        assert_eq!(imported.body["status"], "In Review", "without trust_review the clone waits for review");
-        assert_eq!(imported.body["workflow_id"], workflow.as_str());
-        assert_eq!(imported.body["session_number"], 1, "the receiver's first session");
-        assert_eq!(imported.body["vendor_data"], "user-ana-001");
-        assert!(imported.body["session_url"].as_str().unwrap().starts_with(crate::support::PUBLIC_URL));
-        insta::assert_json_snapshot!("import_user_response", imported.body, {
-            ".session_id" => REDACT, ".workflow_id" => REDACT, ".session_url" => REDACT,
-            ".shared_from_session" => REDACT, ".created_at" => REDACT, ".expires_at" => REDACT,
-        });
+async fn a_user_session_is_shared_and_imported(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "user-ana-001").await;
+    let shared = app
+        .post(
+            &format!("/v3/session/{session}/share/"),
+            &source,
+            json!({"for_application_id": receiver.id, "ttl_in_seconds": "600"}),
+        )
+        .await;
+    assert_eq!(shared.status.as_u16(), 200, "{}", shared.text);
+    assert_eq!(shared.body["for_application_id"], receiver.id.as_str());
+    insta::assert_json_snapshot!("share_response", shared.body, { ".share_token" => REDACT, ".for_application_id" => REDACT });
+    let token = shared.body["share_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256);
+    assert!(header.kid.is_some());
+    let claims = server_tokens(&app).await.verify(token).unwrap();
+    assert_eq!(claims.expires_at - claims.issued_at, Duration::seconds(600));
+    assert_eq!(claims.session_kind, SessionKind::User);
 
-        // The clone holds the same blocks, under a fresh identity.
-        let clone_id = imported.body["session_id"].as_str().unwrap().to_owned();
-        assert_ne!(clone_id, session);
-        let source_v3 = app.get(&format!("/v3/session/{session}/decision/"), &source).await.body;
-        let clone_v3 = app.get(&format!("/v3/session/{clone_id}/decision/"), &receiver).await.body;
-        assert_eq!(blocks(&clone_v3), blocks(&source_v3));
-        assert_eq!(blocks(&clone_v3).len(), 9);
-        assert_ne!(clone_v3["session_url"], source_v3["session_url"]);
-        assert_eq!(clone_v3["features"], source_v3["features"]);
-        assert_eq!(clone_v3["expected_details"], source_v3["expected_details"]);
-        let expires = chrono::DateTime::parse_from_rfc3339(clone_v3["expires_at"].as_str().unwrap()).unwrap()
-            - chrono::DateTime::parse_from_rfc3339(clone_v3["created_at"].as_str().unwrap()).unwrap();
-        assert_eq!(expires.num_seconds(), 604_800);
-        // Every related row was copied with a fresh id, and the import itself is logged.
-        for table in handoff_migrations::BLOCK_TABLES {
-            let n = count(&app, &format!("SELECT COUNT(*) AS n FROM {table}")).await;
-            let distinct = count(&app, &format!("SELECT COUNT(DISTINCT id) AS n FROM {table}")).await;
-            assert_eq!(n, distinct, "{table}: fresh ids");
-            assert_eq!(n % 2, 0, "{table}: as many rows in the clone as in the source");
-        }
-        let imported_logs = count(&app, "SELECT COUNT(*) AS n FROM session_logs WHERE action = 'imported'").await;
-        assert_eq!(imported_logs, 1);
+    let workflow = app.workflow(&receiver, "user").await;
+    let imported = import(&app, &receiver, token, &workflow, json!({})).await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    assert!(
+        imported.body.get("session_kind").is_none(),
+        "user imports answer the V2 payload"
+    );
+    assert_eq!(imported.body["shared_from_session"], session.as_str());
+    assert_eq!(
+        imported.body["status"], "In Review",
+        "without trust_review the clone waits for review"
+    );
+    assert_eq!(imported.body["workflow_id"], workflow.as_str());
+    assert_eq!(
+        imported.body["session_number"], 1,
+        "the receiver's first session"
+    );
+    assert_eq!(imported.body["vendor_data"], "user-ana-001");
+    assert!(
+        imported.body["session_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(crate::support::PUBLIC_URL)
+    );
+    insta::assert_json_snapshot!("import_user_response", imported.body, {
+        ".session_id" => REDACT, ".workflow_id" => REDACT, ".session_url" => REDACT,
+        ".shared_from_session" => REDACT, ".created_at" => REDACT, ".expires_at" => REDACT,
+    });
 
-        // Each application sees only its own.
-        assert_error(&app.get(&format!("/v3/session/{clone_id}/decision/"), &source).await, 404, "session_not_found");
-        assert_error(&app.get(&format!("/v3/session/{session}/decision/"), &receiver).await, 404, "session_not_found");
-        assert_eq!(app.get("/v3/users/user-ana-001/", &receiver).await.body["status"], "ACTIVE", "the receiver got its User");
-
-        // A second import, with the same token or a new one, is refused and names the clone.
-        let again = import(&app, &receiver, token, &workflow, json!({})).await;
-        assert_error(&again, 403, "already_imported");
-        assert_eq!(again.body["session_id"], clone_id.as_str());
-        insta::assert_json_snapshot!("already_imported", again.body, { ".session_id" => REDACT });
-        let fresh = share(&app, &source, &session, &receiver).await;
-        let again = import(&app, &receiver, &fresh, &workflow, json!({"trust_review": true})).await;
-        assert_error(&again, 403, "already_imported");
-        assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM sessions").await, 2);
+    // The clone holds the same blocks, under a fresh identity.
+    let clone_id = imported.body["session_id"].as_str().unwrap().to_owned();
+    assert_ne!(clone_id, session);
+    let source_v3 = app
+        .get(&format!("/v3/session/{session}/decision/"), &source)
+        .await
+        .body;
+    let clone_v3 = app
+        .get(&format!("/v3/session/{clone_id}/decision/"), &receiver)
+        .await
+        .body;
+    assert_eq!(blocks(&clone_v3), blocks(&source_v3));
+    assert_eq!(blocks(&clone_v3).len(), 9);
+    assert_ne!(clone_v3["session_url"], source_v3["session_url"]);
+    assert_eq!(clone_v3["features"], source_v3["features"]);
+    assert_eq!(clone_v3["expected_details"], source_v3["expected_details"]);
+    let expires = chrono::DateTime::parse_from_rfc3339(clone_v3["expires_at"].as_str().unwrap())
+        .unwrap()
+        - chrono::DateTime::parse_from_rfc3339(clone_v3["created_at"].as_str().unwrap()).unwrap();
+    assert_eq!(expires.num_seconds(), 604_800);
+    // Every related row was copied with a fresh id, and the import itself is logged.
+    for table in handoff_migrations::BLOCK_TABLES {
+        let n = count(&app, &format!("SELECT COUNT(*) AS n FROM {table}")).await;
+        let distinct = count(
+            &app,
+            &format!("SELECT COUNT(DISTINCT id) AS n FROM {table}"),
+        )
+        .await;
+        assert_eq!(n, distinct, "{table}: fresh ids");
+        assert_eq!(
+            n % 2,
+            0,
+            "{table}: as many rows in the clone as in the source"
+        );
     }
+    let imported_logs = count(
+        &app,
+        "SELECT COUNT(*) AS n FROM session_logs WHERE action = 'imported'",
+    )
+    .await;
+    assert_eq!(imported_logs, 1);
 
-    async fn a_business_session_is_imported_with_trust_review(app) {
-        let source = app.tenant("Source").await;
-        let receiver = app.tenant("Receiver").await;
-        let session = app.finished_session(&source, "business", "biz-widgets-001").await;
+    // Each application sees only its own.
+    assert_error(
+        &app.get(&format!("/v3/session/{clone_id}/decision/"), &source)
+            .await,
+        404,
+        "session_not_found",
+    );
+    assert_error(
+        &app.get(&format!("/v3/session/{session}/decision/"), &receiver)
+            .await,
+        404,
+        "session_not_found",
+    );
+    assert_eq!(
+        app.get("/v3/users/user-ana-001/", &receiver).await.body["status"],
+        "ACTIVE",
+        "the receiver got its User"
+    );
+
+    // A second import, with the same token or a new one, is refused and names the clone.
+    let again = import(&app, &receiver, token, &workflow, json!({})).await;
+    assert_error(&again, 403, "already_imported");
+    assert_eq!(again.body["session_id"], clone_id.as_str());
+    insta::assert_json_snapshot!("already_imported", again.body, { ".session_id" => REDACT });
+    let fresh = share(&app, &source, &session, &receiver).await;
+    let again = import(
+        &app,
+        &receiver,
+        &fresh,
+        &workflow,
+        json!({"trust_review": true}),
+    )
+    .await;
+    assert_error(&again, 403, "already_imported");
+    assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM sessions").await, 2);
+}
+
+async fn a_business_session_is_imported_with_trust_review(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app
+        .finished_session(&source, "business", "biz-widgets-001")
+        .await;
+    let token = share(&app, &source, &session, &receiver).await;
+    let workflow = app.workflow(&receiver, "business").await;
+    let imported = import(
+        &app,
+        &receiver,
+        &token,
+        &workflow,
+        json!({"trust_review": true, "vendor_data": "acme-7"}),
+    )
+    .await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    assert_eq!(imported.body["session_kind"], "business");
+    assert_eq!(imported.body["status"], "Approved");
+    assert_eq!(imported.body["vendor_data"], "acme-7");
+    assert_eq!(imported.body["shared_from_session"], session.as_str());
+    insta::assert_json_snapshot!("import_business_response", imported.body, {
+        ".session_id" => REDACT, ".workflow_id" => REDACT, ".session_url" => REDACT,
+        ".shared_from_session" => REDACT, ".created_at" => REDACT, ".expires_at" => REDACT,
+    });
+    let source_v3 = app
+        .get(&format!("/v3/session/{session}/decision/"), &source)
+        .await
+        .body;
+    assert_eq!(blocks(&imported.body), blocks(&source_v3));
+    assert_eq!(
+        app.get("/v3/businesses/ACME-7/", &receiver).await.body["status"],
+        "ACTIVE"
+    );
+    assert_error(
+        &app.get("/v3/businesses/biz-widgets-001/", &receiver).await,
+        404,
+        "entity_not_found",
+    );
+}
+
+async fn the_import_answers_what_a_later_read_of_the_clone_shows(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    for (kind, decision) in [("user", "/v2/session"), ("business", "/v3/session")] {
+        let session = app
+            .finished_session(&source, kind, &format!("{kind}-reviewed-001"))
+            .await;
+        // A review on the source, so that the clone's `reviews` are not empty.
+        let reviewed = app
+            .patch(
+                &format!("/v3/session/{session}/update-status/"),
+                &source,
+                json!({"new_status": "Declined", "comment": "Registry mismatch."}),
+            )
+            .await;
+        assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
         let token = share(&app, &source, &session, &receiver).await;
-        let workflow = app.workflow(&receiver, "business").await;
-        let imported = import(&app, &receiver, &token, &workflow, json!({"trust_review": true, "vendor_data": "acme-7"})).await;
+        let workflow = app.workflow(&receiver, kind).await;
+        let imported = import(
+            &app,
+            &receiver,
+            &token,
+            &workflow,
+            json!({"trust_review": true}),
+        )
+        .await;
         assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
-        assert_eq!(imported.body["session_kind"], "business");
-        assert_eq!(imported.body["status"], "Approved");
-        assert_eq!(imported.body["vendor_data"], "acme-7");
-        assert_eq!(imported.body["shared_from_session"], session.as_str());
-        insta::assert_json_snapshot!("import_business_response", imported.body, {
-            ".session_id" => REDACT, ".workflow_id" => REDACT, ".session_url" => REDACT,
-            ".shared_from_session" => REDACT, ".created_at" => REDACT, ".expires_at" => REDACT,
-        });
-        let source_v3 = app.get(&format!("/v3/session/{session}/decision/"), &source).await.body;
-        assert_eq!(blocks(&imported.body), blocks(&source_v3));
-        assert_eq!(app.get("/v3/businesses/ACME-7/", &receiver).await.body["status"], "ACTIVE");
-        assert_error(&app.get("/v3/businesses/biz-widgets-001/", &receiver).await, 404, "entity_not_found");
+        assert_eq!(imported.body["status"], "Declined");
+        assert_eq!(imported.body["reviews"][0]["comment"], "Registry mismatch.");
+        let clone_id = imported.body["session_id"].as_str().unwrap();
+        let read = app
+            .get(&format!("{decision}/{clone_id}/decision/"), &receiver)
+            .await;
+        assert_eq!(read.status.as_u16(), 200, "{}", read.text);
+        assert_eq!(
+            imported.text, read.text,
+            "{kind}: the import's answer is the stored clone, byte for byte"
+        );
     }
+}
 
-    async fn the_import_answers_what_a_later_read_of_the_clone_shows(app) {
-        let source = app.tenant("Source").await;
-        let receiver = app.tenant("Receiver").await;
-        for (kind, decision) in [("user", "/v2/session"), ("business", "/v3/session")] {
-            let session = app.finished_session(&source, kind, &format!("{kind}-reviewed-001")).await;
-            // A review on the source, so that the clone's `reviews` are not empty.
-            let reviewed = app.patch(&format!("/v3/session/{session}/update-status/"), &source, json!({"new_status": "Declined", "comment": "Registry mismatch."})).await;
-            assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
-            let token = share(&app, &source, &session, &receiver).await;
-            let workflow = app.workflow(&receiver, kind).await;
-            let imported = import(&app, &receiver, &token, &workflow, json!({"trust_review": true})).await;
-            assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
-            assert_eq!(imported.body["status"], "Declined");
-            assert_eq!(imported.body["reviews"][0]["comment"], "Registry mismatch.");
-            let clone_id = imported.body["session_id"].as_str().unwrap();
-            let read = app.get(&format!("{decision}/{clone_id}/decision/"), &receiver).await;
-            assert_eq!(read.status.as_u16(), 200, "{}", read.text);
-            assert_eq!(imported.text, read.text, "{kind}: the import's answer is the stored clone, byte for byte");
+async fn share_refusals(app: TestApp) {
+    let owner = app.tenant("Owner").await;
+    let other = app.tenant("Other").await;
+    let finished = app.finished_session(&owner, "user", "u").await;
+    let workflow = app.workflow(&owner, "user").await;
+    let fresh = app.session(&owner, &workflow, None).await;
+    let path = |s: &str| format!("/v3/session/{s}/share/");
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let cases: Vec<(String, Value, u16, &str)> = vec![
+        (
+            path(&fresh),
+            json!({"for_application_id": other.id}),
+            400,
+            "session_not_shareable",
+        ),
+        (
+            path(&unknown),
+            json!({"for_application_id": other.id}),
+            404,
+            "session_not_found",
+        ),
+        (
+            path("not-a-uuid"),
+            json!({"for_application_id": other.id}),
+            404,
+            "session_not_found",
+        ),
+        (
+            path(&finished),
+            json!({"for_application_id": unknown}),
+            400,
+            "unknown_application",
+        ),
+        (
+            path(&finished),
+            json!({"for_application_id": owner.id}),
+            400,
+            "cannot_share_with_self",
+        ),
+        (path(&finished), json!({}), 400, "invalid_request"),
+        (
+            path(&finished),
+            json!({"for_application_id": "nope"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            path(&finished),
+            json!({"for_application_id": other.id, "ttl_in_seconds": 59}),
+            400,
+            "invalid_request",
+        ),
+        (
+            path(&finished),
+            json!({"for_application_id": other.id, "ttl_in_seconds": 86401}),
+            400,
+            "invalid_request",
+        ),
+        (
+            path(&finished),
+            json!({"for_application_id": other.id, "ttl_in_seconds": "abc"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            path(&finished),
+            json!({"for_application_id": other.id, "ttl_in_seconds": 600.5}),
+            400,
+            "invalid_request",
+        ),
+        (
+            path(&finished),
+            json!({"for_application_id": other.id, "ttl_in_seconds": "-600"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            path(&finished),
+            json!({"for_application_id": other.id, "ttl_in_seconds": true}),
+            400,
+            "invalid_request",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let answer = app.post(&path, &owner, body.clone()).await;
+        assert_error(&answer, status, code);
+        if code != "invalid_request" && code != "session_not_found" {
+            insta::assert_json_snapshot!(format!("share_{code}"), answer.body);
         }
     }
-
-    async fn share_refusals(app) {
-        let owner = app.tenant("Owner").await;
-        let other = app.tenant("Other").await;
-        let finished = app.finished_session(&owner, "user", "u").await;
-        let workflow = app.workflow(&owner, "user").await;
-        let fresh = app.session(&owner, &workflow, None).await;
-        let path = |s: &str| format!("/v3/session/{s}/share/");
-        let unknown = uuid::Uuid::new_v4().to_string();
-        let cases: Vec<(String, Value, u16, &str)> = vec![
-            (path(&fresh), json!({"for_application_id": other.id}), 400, "session_not_shareable"),
-            (path(&unknown), json!({"for_application_id": other.id}), 404, "session_not_found"),
-            (path("not-a-uuid"), json!({"for_application_id": other.id}), 404, "session_not_found"),
-            (path(&finished), json!({"for_application_id": unknown}), 400, "unknown_application"),
-            (path(&finished), json!({"for_application_id": owner.id}), 400, "cannot_share_with_self"),
-            (path(&finished), json!({}), 400, "invalid_request"),
-            (path(&finished), json!({"for_application_id": "nope"}), 400, "invalid_request"),
-            (path(&finished), json!({"for_application_id": other.id, "ttl_in_seconds": 59}), 400, "invalid_request"),
-            (path(&finished), json!({"for_application_id": other.id, "ttl_in_seconds": 86401}), 400, "invalid_request"),
-            (path(&finished), json!({"for_application_id": other.id, "ttl_in_seconds": "abc"}), 400, "invalid_request"),
-            (path(&finished), json!({"for_application_id": other.id, "ttl_in_seconds": 600.5}), 400, "invalid_request"),
-            (path(&finished), json!({"for_application_id": other.id, "ttl_in_seconds": "-600"}), 400, "invalid_request"),
-            (path(&finished), json!({"for_application_id": other.id, "ttl_in_seconds": true}), 400, "invalid_request"),
-        ];
-        for (path, body, status, code) in cases {
-            let answer = app.post(&path, &owner, body.clone()).await;
-            assert_error(&answer, status, code);
-            if code != "invalid_request" && code != "session_not_found" {
-                insta::assert_json_snapshot!(format!("share_{code}"), answer.body);
-            }
-        }
-        // Another application's session is not found, even for a valid target.
-        assert_error(&app.post(&path(&finished), &other, json!({"for_application_id": owner.id})).await, 404, "session_not_found");
-        for ttl in [json!(60), json!("86400"), json!(null)] {
-            let answer = app.post(&path(&finished), &owner, json!({"for_application_id": other.id, "ttl_in_seconds": ttl})).await;
-            assert_eq!(answer.status.as_u16(), 200, "{ttl}: {}", answer.text);
-        }
-        // Declined and In Review sessions can be shared too.
-        for status in ["Declined", "In Review"] {
-            app.put(&format!("/v3/session/{finished}/decision/"), &owner, json!({"status": status})).await;
-            assert_eq!(app.post(&path(&finished), &owner, json!({"for_application_id": other.id})).await.status.as_u16(), 200);
-        }
+    // Another application's session is not found, even for a valid target.
+    assert_error(
+        &app.post(
+            &path(&finished),
+            &other,
+            json!({"for_application_id": owner.id}),
+        )
+        .await,
+        404,
+        "session_not_found",
+    );
+    for ttl in [json!(60), json!("86400"), json!(null)] {
+        let answer = app
+            .post(
+                &path(&finished),
+                &owner,
+                json!({"for_application_id": other.id, "ttl_in_seconds": ttl}),
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 200, "{ttl}: {}", answer.text);
     }
-
-    async fn import_checks_answer_in_the_contract_order(app) {
-        let source = app.tenant("Source").await;
-        let receiver = app.tenant("Receiver").await;
-        let third = app.tenant("Third").await;
-        let session = app.finished_session(&source, "user", "u").await;
-        let workflow = app.workflow(&receiver, "user").await;
-        let business_workflow = app.workflow(&receiver, "business").await;
-        let token = share(&app, &source, &session, &receiver).await;
-        let signer = server_tokens(&app).await;
-        let claims = signer.verify(&token).unwrap();
-
-        // 1: no key.
-        let answer = app.send(Method::POST, "/v3/session/import-shared/", None, Some(&json!({"share_token": token, "workflow_id": workflow}))).await;
-        assert_error(&answer, 403, "authentication_failed");
-        // 2: bad bodies, before the token is looked at.
-        for body in [json!({}), json!({"share_token": token}), json!({"workflow_id": workflow}), json!({"share_token": 5, "workflow_id": workflow}),
-                     json!({"share_token": token, "workflow_id": "x"}), json!({"share_token": token, "workflow_id": workflow, "trust_review": "yes"}),
-                     json!({"share_token": token, "workflow_id": workflow, "vendor_data": ""}), json!({"share_token": "", "workflow_id": workflow}),
-                     json!({"share_token": "x".repeat(4097), "workflow_id": workflow})] {
-            assert_error(&app.post("/v3/session/import-shared/", &receiver, body).await, 400, "invalid_request");
-        }
-        // 3: invalid tokens.
-        let invalid = import(&app, &receiver, "not.a.token", &workflow, json!({})).await;
-        assert_error(&invalid, 401, "share_token_invalid");
-        insta::assert_json_snapshot!("share_token_invalid", invalid.body);
-        let foreign = HmacShareTokens::new(handoff_token::Keyring::new(vec![handoff_token::SigningKey::new("k1", b"another-secret-of-at-least-32-bytes!".to_vec(), None).unwrap()]));
-        assert_error(&import(&app, &receiver, &foreign.issue(&claims).unwrap(), &workflow, json!({})).await, 401, "share_token_invalid");
-        // 4: expired (well signed).
-        let past = ShareClaims { issued_at: Utc::now() - Duration::hours(2), expires_at: Utc::now() - Duration::hours(1), ..claims.clone() };
-        let expired = import(&app, &receiver, &signer.issue(&past).unwrap(), &workflow, json!({})).await;
-        assert_error(&expired, 401, "share_token_expired");
-        insta::assert_json_snapshot!("share_token_expired", expired.body);
-        // 6: addressed to another application.
-        let wrong = import(&app, &third, &token, &app.workflow(&third, "user").await, json!({})).await;
-        assert_error(&wrong, 403, "share_token_wrong_application");
-        insta::assert_json_snapshot!("share_token_wrong_application", wrong.body);
-        // 9 and 10: the receiver's workflow.
-        let missing = import(&app, &receiver, &token, &uuid::Uuid::new_v4().to_string(), json!({})).await;
-        assert_error(&missing, 404, "workflow_not_found");
-        let foreign_workflow = app.workflow(&third, "user").await;
-        assert_error(&import(&app, &receiver, &token, &foreign_workflow, json!({})).await, 404, "workflow_not_found");
-        let mismatch = import(&app, &receiver, &token, &business_workflow, json!({})).await;
-        assert_error(&mismatch, 400, "workflow_kind_mismatch");
-        insta::assert_json_snapshot!("workflow_kind_mismatch", mismatch.body);
-        // None of those consumed the token.
-        let revocable = share(&app, &source, &session, &receiver).await;
-        assert_eq!(import(&app, &receiver, &token, &workflow, json!({})).await.status.as_u16(), 201);
-        // 8 before 9: already imported wins over a bad workflow.
-        assert_error(&import(&app, &receiver, &token, &uuid::Uuid::new_v4().to_string(), json!({})).await, 403, "already_imported");
-        // 5: revoked, checked before the application and the source.
-        let jti = signer.verify(&revocable).unwrap().jti.unwrap();
-        assert!(app.store.revoke_share_token(ApplicationId::from_uuid(source.id.parse().unwrap()), &jti, Utc::now()).await.unwrap());
-        let revoked = import(&app, &third, &revocable, &workflow, json!({})).await;
-        assert_error(&revoked, 401, "share_token_revoked");
-        insta::assert_json_snapshot!("share_token_revoked", revoked.body);
-        // 7: the source was deleted; its tokens answer 404 (and a revoked one still 401).
-        let other_receiver = app.tenant("Late").await;
-        let late_token = share(&app, &source, &session, &other_receiver).await;
-        assert_eq!(app.delete(&format!("/v3/session/{session}/delete/"), &source).await.status.as_u16(), 204);
-        let gone = import(&app, &other_receiver, &late_token, &app.workflow(&other_receiver, "user").await, json!({})).await;
-        assert_error(&gone, 404, "source_session_not_found");
-        insta::assert_json_snapshot!("source_session_not_found", gone.body);
-        assert_error(&import(&app, &receiver, &revocable, &workflow, json!({})).await, 401, "share_token_revoked");
-        // A token whose kind is not the source's names no source.
-        let user_source = app.finished_session(&source, "user", "v").await;
-        let as_business = ShareClaims { session_id: user_source.parse::<SessionId>().unwrap(), session_kind: SessionKind::Business, jti: None, ..claims.clone() };
-        assert_error(&import(&app, &receiver, &signer.issue(&as_business).unwrap(), &business_workflow, json!({})).await, 404, "source_session_not_found");
-    }
-
-    async fn tokens_in_didits_older_shape_import_as_user_sessions(app) {
-        let source = app.tenant("Source").await;
-        let receiver = app.tenant("Receiver").await;
-        let session = app.finished_session(&source, "user", "u").await;
-        let keys = app.store.signing_keys(false).await.unwrap();
-        let now = Utc::now().timestamp();
-        let legacy = json!({"session_id": session, "from_application_id": source.id, "for_application_id": receiver.id, "iat": now, "exp": now + 600});
-        let token = jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &legacy, &jsonwebtoken::EncodingKey::from_secret(&keys[0].secret)).unwrap();
-        let workflow = app.workflow(&receiver, "user").await;
-        let imported = import(&app, &receiver, &token, &workflow, json!({"trust_review": true})).await;
-        assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
-        assert_eq!(imported.body["status"], "Approved");
-        assert!(imported.body.get("session_kind").is_none());
-    }
-
-    async fn the_receivers_entity_status_overrides_trust_review(app) {
-        let source = app.tenant("Source").await;
-        let receiver = app.tenant("Receiver").await;
-        let workflow = app.workflow(&receiver, "user").await;
-        for (status, expected) in [("BLOCKED", "Declined"), ("FLAGGED", "In Review"), ("ACTIVE", "Approved")] {
-            let vendor_data = format!("person-{status}");
-            app.session(&receiver, &workflow, Some(&vendor_data)).await;
-            let db = app.store.connection();
-            db.execute_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                format!("UPDATE entities SET status = '{status}' WHERE vendor_data = '{vendor_data}'"),
-            ))
+    // Declined and In Review sessions can be shared too.
+    for status in ["Declined", "In Review"] {
+        app.put(
+            &format!("/v3/session/{finished}/decision/"),
+            &owner,
+            json!({"status": status}),
+        )
+        .await;
+        assert_eq!(
+            app.post(
+                &path(&finished),
+                &owner,
+                json!({"for_application_id": other.id})
+            )
             .await
-            .unwrap();
-            let session = app.finished_session(&source, "user", &vendor_data.to_uppercase()).await;
-            let token = share(&app, &source, &session, &receiver).await;
-            let imported = import(&app, &receiver, &token, &workflow, json!({"trust_review": true})).await;
-            assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
-            assert_eq!(imported.body["status"], expected, "entity {status}");
-        }
+            .status
+            .as_u16(),
+            200
+        );
     }
+}
 
-    async fn concurrent_imports_of_one_source_make_one_clone(app) {
-        let source = app.tenant("Source").await;
-        let receiver = app.tenant("Receiver").await;
-        let session = app.finished_session(&source, "user", "u").await;
-        let workflow = app.workflow(&receiver, "user").await;
-        let token = share(&app, &source, &session, &receiver).await;
-        let app = Arc::new(app);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..32 {
-            let (app, receiver, token, workflow) = (app.clone(), receiver.clone(), token.clone(), workflow.clone());
-            tasks.spawn(async move { import(&app, &receiver, &token, &workflow, json!({})).await });
-        }
-        let answers = tasks.join_all().await;
-        let created: Vec<_> = answers.iter().filter(|a| a.status.as_u16() == 201).collect();
-        assert_eq!(created.len(), 1, "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
-        let clone_id = created[0].body["session_id"].as_str().unwrap();
-        for answer in answers.iter().filter(|a| a.status.as_u16() != 201) {
-            assert_error(answer, 403, "already_imported");
-            assert_eq!(answer.body["session_id"], clone_id);
-        }
-        assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM sessions WHERE shared_from_session IS NOT NULL").await, 1);
-        assert_eq!(app.get("/v3/sessions/", &receiver).await.body["results"][0]["session_number"], 1, "failed imports used no number");
-    }
+async fn import_checks_answer_in_the_contract_order(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let third = app.tenant("Third").await;
+    let session = app.finished_session(&source, "user", "u").await;
+    let workflow = app.workflow(&receiver, "user").await;
+    let business_workflow = app.workflow(&receiver, "business").await;
+    let token = share(&app, &source, &session, &receiver).await;
+    let signer = server_tokens(&app).await;
+    let claims = signer.verify(&token).unwrap();
 
-    async fn a_failure_part_way_through_leaves_no_trace(app) {
-        let source = app.tenant("Source").await;
-        let receiver = app.tenant("Receiver").await;
-        let session = app.finished_session(&source, "user", "u").await;
-        let workflow = app.workflow(&receiver, "user").await;
-        let token = share(&app, &source, &session, &receiver).await;
-        let before: Vec<i64> = row_counts(&app).await;
-        // The log copy comes after the entity, the session row and every block.
-        handoff_store::testing::plant_insert_fault(app.store.connection(), "session_logs").await.unwrap();
-        let failed = import(&app, &receiver, &token, &workflow, json!({"vendor_data": "new-person"})).await;
-        handoff_store::testing::clear_insert_fault(app.store.connection(), "session_logs").await.unwrap();
-        assert_error(&failed, 500, "internal_error");
-        assert_eq!(row_counts(&app).await, before, "no row of any table changed");
-        assert_error(&app.get("/v3/users/new-person/", &receiver).await, 404, "entity_not_found");
-        let retried = import(&app, &receiver, &token, &workflow, json!({"vendor_data": "new-person"})).await;
-        assert_eq!(retried.status.as_u16(), 201, "{}", retried.text);
-        assert_eq!(retried.body["session_number"], 1);
+    // 1: no key.
+    let answer = app
+        .send(
+            Method::POST,
+            "/v3/session/import-shared/",
+            None,
+            Some(&json!({"share_token": token, "workflow_id": workflow})),
+        )
+        .await;
+    assert_error(&answer, 403, "authentication_failed");
+    // 2: bad bodies, before the token is looked at.
+    for body in [
+        json!({}),
+        json!({"share_token": token}),
+        json!({"workflow_id": workflow}),
+        json!({"share_token": 5, "workflow_id": workflow}),
+        json!({"share_token": token, "workflow_id": "x"}),
+        json!({"share_token": token, "workflow_id": workflow, "trust_review": "yes"}),
+        json!({"share_token": token, "workflow_id": workflow, "vendor_data": ""}),
+        json!({"share_token": "", "workflow_id": workflow}),
+        json!({"share_token": "x".repeat(4097), "workflow_id": workflow}),
+    ] {
+        assert_error(
+            &app.post("/v3/session/import-shared/", &receiver, body)
+                .await,
+            400,
+            "invalid_request",
+        );
     }
+    // 3: invalid tokens.
+    let invalid = import(&app, &receiver, "not.a.token", &workflow, json!({})).await;
+    assert_error(&invalid, 401, "share_token_invalid");
+    insta::assert_json_snapshot!("share_token_invalid", invalid.body);
+    let foreign = HmacShareTokens::new(handoff_token::Keyring::new(vec![
+        handoff_token::SigningKey::new(
+            "k1",
+            b"another-secret-of-at-least-32-bytes!".to_vec(),
+            None,
+        )
+        .unwrap(),
+    ]));
+    assert_error(
+        &import(
+            &app,
+            &receiver,
+            &foreign.issue(&claims).unwrap(),
+            &workflow,
+            json!({}),
+        )
+        .await,
+        401,
+        "share_token_invalid",
+    );
+    // 4: expired (well signed).
+    let past = ShareClaims {
+        issued_at: Utc::now() - Duration::hours(2),
+        expires_at: Utc::now() - Duration::hours(1),
+        ..claims.clone()
+    };
+    let expired = import(
+        &app,
+        &receiver,
+        &signer.issue(&past).unwrap(),
+        &workflow,
+        json!({}),
+    )
+    .await;
+    assert_error(&expired, 401, "share_token_expired");
+    insta::assert_json_snapshot!("share_token_expired", expired.body);
+    // 6: addressed to another application.
+    let wrong = import(
+        &app,
+        &third,
+        &token,
+        &app.workflow(&third, "user").await,
+        json!({}),
+    )
+    .await;
+    assert_error(&wrong, 403, "share_token_wrong_application");
+    insta::assert_json_snapshot!("share_token_wrong_application", wrong.body);
+    // 9 and 10: the receiver's workflow.
+    let missing = import(
+        &app,
+        &receiver,
+        &token,
+        &uuid::Uuid::new_v4().to_string(),
+        json!({}),
+    )
+    .await;
+    assert_error(&missing, 404, "workflow_not_found");
+    let foreign_workflow = app.workflow(&third, "user").await;
+    assert_error(
+        &import(&app, &receiver, &token, &foreign_workflow, json!({})).await,
+        404,
+        "workflow_not_found",
+    );
+    let mismatch = import(&app, &receiver, &token, &business_workflow, json!({})).await;
+    assert_error(&mismatch, 400, "workflow_kind_mismatch");
+    insta::assert_json_snapshot!("workflow_kind_mismatch", mismatch.body);
+    // None of those consumed the token.
+    let revocable = share(&app, &source, &session, &receiver).await;
+    assert_eq!(
+        import(&app, &receiver, &token, &workflow, json!({}))
+            .await
+            .status
+            .as_u16(),
+        201
+    );
+    // 8 before 9: already imported wins over a bad workflow.
+    assert_error(
+        &import(
+            &app,
+            &receiver,
+            &token,
+            &uuid::Uuid::new_v4().to_string(),
+            json!({}),
+        )
+        .await,
+        403,
+        "already_imported",
+    );
+    // 5: revoked, checked before the application and the source.
+    let jti = signer.verify(&revocable).unwrap().jti.unwrap();
+    assert!(
+        app.store
+            .revoke_share_token(
+                ApplicationId::from_uuid(source.id.parse().unwrap()),
+                &jti,
+                Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    let revoked = import(&app, &third, &revocable, &workflow, json!({})).await;
+    assert_error(&revoked, 401, "share_token_revoked");
+    insta::assert_json_snapshot!("share_token_revoked", revoked.body);
+    // 7: the source was deleted; its tokens answer 404 (and a revoked one still 401).
+    let other_receiver = app.tenant("Late").await;
+    let late_token = share(&app, &source, &session, &other_receiver).await;
+    assert_eq!(
+        app.delete(&format!("/v3/session/{session}/delete/"), &source)
+            .await
+            .status
+            .as_u16(),
+        204
+    );
+    let gone = import(
+        &app,
+        &other_receiver,
+        &late_token,
+        &app.workflow(&other_receiver, "user").await,
+        json!({}),
+    )
+    .await;
+    assert_error(&gone, 404, "source_session_not_found");
+    insta::assert_json_snapshot!("source_session_not_found", gone.body);
+    assert_error(
+        &import(&app, &receiver, &revocable, &workflow, json!({})).await,
+        401,
+        "share_token_revoked",
+    );
+    // A token whose kind is not the source's names no source.
+    let user_source = app.finished_session(&source, "user", "v").await;
+    let as_business = ShareClaims {
+        session_id: user_source.parse::<SessionId>().unwrap(),
+        session_kind: SessionKind::Business,
+        jti: None,
+        ..claims.clone()
+    };
+    assert_error(
+        &import(
+            &app,
+            &receiver,
+            &signer.issue(&as_business).unwrap(),
+            &business_workflow,
+            json!({}),
+        )
+        .await,
+        404,
+        "source_session_not_found",
+    );
+}
+
+async fn tokens_in_didits_older_shape_import_as_user_sessions(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "u").await;
+    let keys = app.store.signing_keys(false).await.unwrap();
+    let now = Utc::now().timestamp();
+    let legacy = json!({"session_id": session, "from_application_id": source.id, "for_application_id": receiver.id, "iat": now, "exp": now + 600});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &legacy,
+        &jsonwebtoken::EncodingKey::from_secret(&keys[0].secret),
+    )
+    .unwrap();
+    let workflow = app.workflow(&receiver, "user").await;
+    let imported = import(
+        &app,
+        &receiver,
+        &token,
+        &workflow,
+        json!({"trust_review": true}),
+    )
+    .await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    assert_eq!(imported.body["status"], "Approved");
+    assert!(imported.body.get("session_kind").is_none());
+}
+
+async fn the_receivers_entity_status_overrides_trust_review(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let workflow = app.workflow(&receiver, "user").await;
+    for (status, expected) in [
+        ("BLOCKED", "Declined"),
+        ("FLAGGED", "In Review"),
+        ("ACTIVE", "Approved"),
+    ] {
+        let vendor_data = format!("person-{status}");
+        app.session(&receiver, &workflow, Some(&vendor_data)).await;
+        let db = app.store.connection();
+        db.execute_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("UPDATE entities SET status = '{status}' WHERE vendor_data = '{vendor_data}'"),
+        ))
+        .await
+        .unwrap();
+        let session = app
+            .finished_session(&source, "user", &vendor_data.to_uppercase())
+            .await;
+        let token = share(&app, &source, &session, &receiver).await;
+        let imported = import(
+            &app,
+            &receiver,
+            &token,
+            &workflow,
+            json!({"trust_review": true}),
+        )
+        .await;
+        assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+        assert_eq!(imported.body["status"], expected, "entity {status}");
+    }
+}
+
+async fn concurrent_imports_of_one_source_make_one_clone(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "u").await;
+    let workflow = app.workflow(&receiver, "user").await;
+    let token = share(&app, &source, &session, &receiver).await;
+    let app = Arc::new(app);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let (app, receiver, token, workflow) = (
+            app.clone(),
+            receiver.clone(),
+            token.clone(),
+            workflow.clone(),
+        );
+        tasks.spawn(async move { import(&app, &receiver, &token, &workflow, json!({})).await });
+    }
+    let answers = tasks.join_all().await;
+    let created: Vec<_> = answers
+        .iter()
+        .filter(|a| a.status.as_u16() == 201)
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    let clone_id = created[0].body["session_id"].as_str().unwrap();
+    for answer in answers.iter().filter(|a| a.status.as_u16() != 201) {
+        assert_error(answer, 403, "already_imported");
+        assert_eq!(answer.body["session_id"], clone_id);
+    }
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) AS n FROM sessions WHERE shared_from_session IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        app.get("/v3/sessions/", &receiver).await.body["results"][0]["session_number"],
+        1,
+        "failed imports used no number"
+    );
+}
+
+async fn a_failure_part_way_through_leaves_no_trace(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "u").await;
+    let workflow = app.workflow(&receiver, "user").await;
+    let token = share(&app, &source, &session, &receiver).await;
+    let before: Vec<i64> = row_counts(&app).await;
+    // The log copy comes after the entity, the session row and every block.
+    handoff_testdb::plant_insert_fault(app.store.connection(), "session_logs")
+        .await
+        .unwrap();
+    let failed = import(
+        &app,
+        &receiver,
+        &token,
+        &workflow,
+        json!({"vendor_data": "new-person"}),
+    )
+    .await;
+    handoff_testdb::clear_insert_fault(app.store.connection(), "session_logs")
+        .await
+        .unwrap();
+    assert_error(&failed, 500, "internal_error");
+    assert_eq!(
+        row_counts(&app).await,
+        before,
+        "no row of any table changed"
+    );
+    assert_error(
+        &app.get("/v3/users/new-person/", &receiver).await,
+        404,
+        "entity_not_found",
+    );
+    let retried = import(
+        &app,
+        &receiver,
+        &token,
+        &workflow,
+        json!({"vendor_data": "new-person"}),
+    )
+    .await;
+    assert_eq!(retried.status.as_u16(), 201, "{}", retried.text);
+    assert_eq!(retried.body["session_number"], 1);
 }
 
 /// Row counts of every table that an import writes.

@@ -2,28 +2,28 @@
 
 use handoff::{Application, Config, services};
 use handoff_store::Store;
-use handoff_store::testing::{Backend, TestDatabase};
+use handoff_testdb::{Backend, TestDatabase};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Runs a test body once per backend.
+/// Runs each named test body — a plain `async fn name(app: TestApp)` beside the call — once per
+/// backend: `name::sqlite` and `name::postgres`. A PostgreSQL case returns early when
+/// `handoff_testdb::skip` says so (no server, and the run does not require one).
 macro_rules! on_both_backends {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {
+    ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-
-                async fn run($app: $crate::support::TestApp) $body
-
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    run($crate::support::TestApp::spawn(handoff_store::testing::Backend::Sqlite).await).await
+                    super::$name($crate::support::TestApp::spawn(handoff_testdb::Backend::Sqlite).await).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    run($crate::support::TestApp::spawn(handoff_store::testing::Backend::Postgres).await).await
+                    if handoff_testdb::skip(handoff_testdb::Backend::Postgres) {
+                        return;
+                    }
+                    super::$name($crate::support::TestApp::spawn(handoff_testdb::Backend::Postgres).await).await
                 }
             }
         )*

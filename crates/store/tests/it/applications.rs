@@ -4,47 +4,68 @@ use handoff_domain::ports::ApplicationRepository;
 use handoff_domain::{ApiKey, ApplicationId};
 use uuid::Uuid;
 
-use crate::support::{now, on_both_backends};
+use crate::support::{TestStore, now, on_both_backends};
 
-on_both_backends! {
-    async fn keys_are_found_by_prefix_until_revoked(db) {
-        let app = db.application().await;
-        let (key, stored) = ApiKey::generate(app).unwrap();
-        assert!(db.add_api_key(&stored, now()).await.unwrap());
-        let (owner, hash) = db.find_api_key(key.prefix()).await.unwrap().unwrap();
-        assert_eq!(owner, app);
-        assert!(key.matches(&hash));
-        // Only a hash is stored: the clear key appears in no column.
-        assert_eq!(db.count("api_keys").await, 2);
+on_both_backends!(
+    keys_are_found_by_prefix_until_revoked,
+    a_key_for_an_unknown_application_is_refused,
+    applications_are_listed_oldest_first,
+    migrations_go_down_and_up_again,
+);
 
-        let other = ApplicationId::from_uuid(Uuid::new_v4());
-        assert!(!db.revoke_api_key(other, key.prefix(), now()).await.unwrap(), "another application cannot revoke it");
-        assert!(db.revoke_api_key(app, key.prefix(), now()).await.unwrap());
-        assert!(db.find_api_key(key.prefix()).await.unwrap().is_none());
-        assert!(!db.revoke_api_key(app, key.prefix(), now()).await.unwrap(), "already revoked");
-    }
+async fn keys_are_found_by_prefix_until_revoked(db: TestStore) {
+    let app = db.application().await;
+    let (key, stored) = ApiKey::generate(app).unwrap();
+    assert!(db.add_api_key(&stored, now()).await.unwrap());
+    let (owner, hash) = db.find_api_key(key.prefix()).await.unwrap().unwrap();
+    assert_eq!(owner, app);
+    assert!(key.matches(&hash));
+    // Only a hash is stored: the clear key appears in no column.
+    assert_eq!(db.count("api_keys").await, 2);
 
-    async fn a_key_for_an_unknown_application_is_refused(db) {
-        let (_, stored) = ApiKey::generate(ApplicationId::from_uuid(Uuid::new_v4())).unwrap();
-        assert!(!db.add_api_key(&stored, now()).await.unwrap());
-        assert_eq!(db.count("api_keys").await, 0);
-    }
+    let other = ApplicationId::from_uuid(Uuid::new_v4());
+    assert!(
+        !db.revoke_api_key(other, key.prefix(), now()).await.unwrap(),
+        "another application cannot revoke it"
+    );
+    assert!(db.revoke_api_key(app, key.prefix(), now()).await.unwrap());
+    assert!(db.find_api_key(key.prefix()).await.unwrap().is_none());
+    assert!(
+        !db.revoke_api_key(app, key.prefix(), now()).await.unwrap(),
+        "already revoked"
+    );
+}
 
-    async fn applications_are_listed_oldest_first(db) {
-        let first = db.application().await;
-        let second = db.application().await;
-        let listed: Vec<_> = db.list_applications().await.unwrap().into_iter().map(|a| a.id).collect();
-        assert_eq!(listed.len(), 2);
-        assert!(listed.contains(&first) && listed.contains(&second));
-        assert!(db.application_exists(first).await.unwrap());
-        assert!(!db.application_exists(ApplicationId::from_uuid(Uuid::new_v4())).await.unwrap());
-    }
+async fn a_key_for_an_unknown_application_is_refused(db: TestStore) {
+    let (_, stored) = ApiKey::generate(ApplicationId::from_uuid(Uuid::new_v4())).unwrap();
+    assert!(!db.add_api_key(&stored, now()).await.unwrap());
+    assert_eq!(db.count("api_keys").await, 0);
+}
 
-    async fn migrations_go_down_and_up_again(db) {
-        use handoff_migrations::{Migrator, MigratorTrait};
-        db.application().await;
-        Migrator::down(db.connection(), None).await.unwrap();
-        Migrator::up(db.connection(), None).await.unwrap();
-        assert_eq!(db.count("applications").await, 0);
-    }
+async fn applications_are_listed_oldest_first(db: TestStore) {
+    let first = db.application().await;
+    let second = db.application().await;
+    let listed: Vec<_> = db
+        .list_applications()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.id)
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert!(listed.contains(&first) && listed.contains(&second));
+    assert!(db.application_exists(first).await.unwrap());
+    assert!(
+        !db.application_exists(ApplicationId::from_uuid(Uuid::new_v4()))
+            .await
+            .unwrap()
+    );
+}
+
+async fn migrations_go_down_and_up_again(db: TestStore) {
+    use handoff_migrations::{Migrator, MigratorTrait};
+    db.application().await;
+    Migrator::down(db.connection(), None).await.unwrap();
+    Migrator::up(db.connection(), None).await.unwrap();
+    assert_eq!(db.count("applications").await, 0);
 }

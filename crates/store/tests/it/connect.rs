@@ -3,7 +3,7 @@
 
 use sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
 
-use crate::support::on_both_backends;
+use crate::support::{TestStore, on_both_backends};
 
 /// One setting's value, as the connection reports it.
 async fn setting(db: &crate::support::TestStore, sql: &str, column: &str) -> String {
@@ -17,19 +17,25 @@ async fn setting(db: &crate::support::TestStore, sql: &str, column: &str) -> Str
     row.try_get::<String>("", column).unwrap()
 }
 
-on_both_backends! {
-    async fn connections_carry_the_servers_settings(db) {
-        match db.connection().get_database_backend() {
-            DatabaseBackend::Sqlite => {
-                assert_eq!(setting(&db, "PRAGMA journal_mode", "journal_mode").await, "wal");
-            }
-            _ => {
-                // Each prepared statement planned once per connection, and never compiled by
-                // the JIT: a generic plan's estimates can cross `jit_above_cost` as tables
-                // grow, which would add tens of milliseconds to every import.
-                assert_eq!(setting(&db, "SHOW plan_cache_mode", "plan_cache_mode").await, "force_generic_plan");
-                assert_eq!(setting(&db, "SHOW jit", "jit").await, "off");
-            }
+on_both_backends!(connections_carry_the_servers_settings,);
+
+async fn connections_carry_the_servers_settings(db: TestStore) {
+    match db.connection().get_database_backend() {
+        DatabaseBackend::Sqlite => {
+            assert_eq!(
+                setting(&db, "PRAGMA journal_mode", "journal_mode").await,
+                "wal"
+            );
+        }
+        _ => {
+            // Each prepared statement planned once per connection, and never compiled by
+            // the JIT: a generic plan's estimates can cross `jit_above_cost` as tables
+            // grow, which would add tens of milliseconds to every import.
+            assert_eq!(
+                setting(&db, "SHOW plan_cache_mode", "plan_cache_mode").await,
+                "force_generic_plan"
+            );
+            assert_eq!(setting(&db, "SHOW jit", "jit").await, "off");
         }
     }
 }

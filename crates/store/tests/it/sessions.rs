@@ -13,7 +13,7 @@ use handoff_migrations::BLOCK_TABLES;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::support::{event, on_both_backends};
+use crate::support::{TestStore, event, on_both_backends};
 
 fn item(json: &str) -> FeatureItem {
     FeatureItem::parse(&RawValue::from_string(json.to_owned()).unwrap()).unwrap()
@@ -29,182 +29,356 @@ fn all(kind: SessionKind) -> SessionFilter {
     }
 }
 
-on_both_backends! {
-    async fn session_numbers_count_per_application(db) {
-        let a = db.application().await;
-        let b = db.application().await;
-        let wa = db.workflow(a, SessionKind::User).await;
-        let wb = db.workflow(b, SessionKind::Business).await;
-        assert_eq!(db.session(&wa, None).await.session_number, 1);
-        assert_eq!(db.session(&wa, None).await.session_number, 2);
-        assert_eq!(db.session(&wb, None).await.session_number, 1);
-        assert_eq!(db.session(&wa, None).await.session_number, 3);
-    }
+on_both_backends!(
+    session_numbers_count_per_application,
+    concurrent_creations_never_share_a_number,
+    a_new_vendor_data_creates_one_active_entity_matched_case_insensitively,
+    recorded_blocks_read_back_exactly,
+    another_applications_session_does_not_exist,
+    reviews_need_a_reviewable_status,
+    deleting_a_session_deletes_every_related_row,
+    lists_filter_and_page,
+);
 
-    async fn concurrent_creations_never_share_a_number(db) {
-        let app = db.application().await;
-        let workflow = db.workflow(app, SessionKind::User).await;
-        let db = Arc::new(db);
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..24 {
-            let db = db.clone();
-            let workflow = workflow.clone();
-            tasks.spawn(async move { db.session(&workflow, Some(&format!("user-{}", i % 3))).await.session_number });
-        }
-        let numbers: BTreeSet<i64> = tasks.join_all().await.into_iter().collect();
-        assert_eq!(numbers, (1..=24).collect::<BTreeSet<_>>());
-        assert_eq!(db.count("entities").await, 3, "one entity per vendor_data, even under concurrency");
-    }
+async fn session_numbers_count_per_application(db: TestStore) {
+    let a = db.application().await;
+    let b = db.application().await;
+    let wa = db.workflow(a, SessionKind::User).await;
+    let wb = db.workflow(b, SessionKind::Business).await;
+    assert_eq!(db.session(&wa, None).await.session_number, 1);
+    assert_eq!(db.session(&wa, None).await.session_number, 2);
+    assert_eq!(db.session(&wb, None).await.session_number, 1);
+    assert_eq!(db.session(&wa, None).await.session_number, 3);
+}
 
-    async fn a_new_vendor_data_creates_one_active_entity_matched_case_insensitively(db) {
-        let app = db.application().await;
-        let user_wf = db.workflow(app, SessionKind::User).await;
-        let biz_wf = db.workflow(app, SessionKind::Business).await;
-        db.session(&user_wf, Some("Ana-001")).await;
-        db.session(&user_wf, Some("ana-001")).await;
-        db.session(&biz_wf, Some("ANA-001")).await;
-        let user = db
-            .find_entity(app, SessionKind::User, &VendorData::parse("ANA-001").unwrap())
+async fn concurrent_creations_never_share_a_number(db: TestStore) {
+    let app = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    let db = Arc::new(db);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..24 {
+        let db = db.clone();
+        let workflow = workflow.clone();
+        tasks.spawn(async move {
+            db.session(&workflow, Some(&format!("user-{}", i % 3)))
+                .await
+                .session_number
+        });
+    }
+    let numbers: BTreeSet<i64> = tasks.join_all().await.into_iter().collect();
+    assert_eq!(numbers, (1..=24).collect::<BTreeSet<_>>());
+    assert_eq!(
+        db.count("entities").await,
+        3,
+        "one entity per vendor_data, even under concurrency"
+    );
+}
+
+async fn a_new_vendor_data_creates_one_active_entity_matched_case_insensitively(db: TestStore) {
+    let app = db.application().await;
+    let user_wf = db.workflow(app, SessionKind::User).await;
+    let biz_wf = db.workflow(app, SessionKind::Business).await;
+    db.session(&user_wf, Some("Ana-001")).await;
+    db.session(&user_wf, Some("ana-001")).await;
+    db.session(&biz_wf, Some("ANA-001")).await;
+    let user = db
+        .find_entity(
+            app,
+            SessionKind::User,
+            &VendorData::parse("ANA-001").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        user.vendor_data.as_str(),
+        "Ana-001",
+        "the first spelling is kept"
+    );
+    assert_eq!(user.status, EntityStatus::Active);
+    assert_eq!(user.session_count, 2);
+    let business = db
+        .find_entity(
+            app,
+            SessionKind::Business,
+            &VendorData::parse("ana-001").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(business.session_count, 1);
+    let other = db.application().await;
+    assert!(
+        db.find_entity(
+            other,
+            SessionKind::User,
+            &VendorData::parse("ana-001").unwrap()
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+}
+
+async fn recorded_blocks_read_back_exactly(db: TestStore) {
+    let app = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    let session = db.session(&workflow, None).await;
+    let first = r#"{"node_id":"feature_ocr","status":"Approved","score":97.50,"b":{"z":1,"a":[1e2,"é\u00e9"]}}"#;
+    let second = r#"{"node_id":"feature_ocr_2","status":"Declined"}"#;
+    let results = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: vec![
+            (
+                FeatureBlock::IdVerifications,
+                Some(vec![item(first), item(second)]),
+            ),
+            (FeatureBlock::NfcVerifications, Some(vec![])),
+            (FeatureBlock::AmlScreenings, None),
+        ],
+    };
+    assert!(
+        db.record_results(app, session.id, &results, &event("results_recorded"))
             .await
             .unwrap()
-            .unwrap();
-        assert_eq!(user.vendor_data.as_str(), "Ana-001", "the first spelling is kept");
-        assert_eq!(user.status, EntityStatus::Active);
-        assert_eq!(user.session_count, 2);
-        let business = db
-            .find_entity(app, SessionKind::Business, &VendorData::parse("ana-001").unwrap())
+    );
+    let record = db.find_session(app, session.id).await.unwrap().unwrap();
+    assert_eq!(record.session.status, SessionStatus::Approved);
+    let ids: Vec<&str> = record
+        .block(FeatureBlock::IdVerifications)
+        .unwrap()
+        .iter()
+        .map(|i| i.json().get())
+        .collect();
+    assert_eq!(ids, [first, second]);
+    assert_eq!(
+        record.block(FeatureBlock::NfcVerifications).map(<[_]>::len),
+        Some(0),
+        "[] stays an empty array"
+    );
+    assert!(
+        record.block(FeatureBlock::AmlScreenings).is_none(),
+        "null means never ran"
+    );
+    assert!(record.block(FeatureBlock::LivenessChecks).is_none());
+    assert_eq!(record.session.metadata, Some(serde_json::json!({"k": "v"})));
+
+    // A second recording replaces only the blocks it names.
+    let replace = RecordResults {
+        status: None,
+        blocks: vec![
+            (FeatureBlock::IdVerifications, Some(vec![item(second)])),
+            (FeatureBlock::NfcVerifications, None),
+        ],
+    };
+    assert!(
+        db.record_results(app, session.id, &replace, &event("results_recorded"))
             .await
             .unwrap()
+    );
+    let record = db.find_session(app, session.id).await.unwrap().unwrap();
+    assert_eq!(
+        record.block(FeatureBlock::IdVerifications).unwrap().len(),
+        1
+    );
+    assert!(record.block(FeatureBlock::NfcVerifications).is_none());
+    assert_eq!(
+        record.session.status,
+        SessionStatus::Approved,
+        "status unchanged when not given"
+    );
+    assert_eq!(db.count("id_verifications").await, 1);
+}
+
+async fn another_applications_session_does_not_exist(db: TestStore) {
+    let app = db.application().await;
+    let other = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    let session = db.session(&workflow, None).await;
+    assert!(db.find_session(other, session.id).await.unwrap().is_none());
+    let results = RecordResults {
+        status: Some(SessionStatus::Declined),
+        blocks: vec![],
+    };
+    assert!(
+        !db.record_results(other, session.id, &results, &event("x"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        db.apply_review(other, session.id, ReviewStatus::Approved, &event("x"))
+            .await
+            .unwrap(),
+        ReviewOutcome::NotFound
+    );
+    assert!(!db.delete_session(other, session.id).await.unwrap());
+    assert_eq!(
+        db.list_sessions(other, &all(SessionKind::User))
+            .await
+            .unwrap()
+            .count,
+        0
+    );
+    let unknown = SessionId::from_uuid(Uuid::new_v4());
+    assert!(db.find_session(app, unknown).await.unwrap().is_none());
+    assert_eq!(
+        db.find_session(app, session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .session
+            .status,
+        SessionStatus::NotStarted
+    );
+}
+
+async fn reviews_need_a_reviewable_status(db: TestStore) {
+    let app = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    let session = db.session(&workflow, None).await;
+    let mut review = event("status_updated");
+    review.kind = LogKind::Review;
+    review.comment = Some("looks fine".into());
+    assert_eq!(
+        db.apply_review(app, session.id, ReviewStatus::Approved, &review)
+            .await
+            .unwrap(),
+        ReviewOutcome::WrongCurrentStatus(SessionStatus::NotStarted)
+    );
+    let to_review = RecordResults {
+        status: Some(SessionStatus::InReview),
+        blocks: vec![],
+    };
+    db.record_results(app, session.id, &to_review, &event("results_recorded"))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.apply_review(app, session.id, ReviewStatus::Approved, &review)
+            .await
+            .unwrap(),
+        ReviewOutcome::Applied
+    );
+    let record = db.find_session(app, session.id).await.unwrap().unwrap();
+    assert_eq!(record.session.status, SessionStatus::Approved);
+    assert_eq!(record.reviews.len(), 1, "events are not reviews");
+    assert_eq!(record.reviews[0].new_status, SessionStatus::Approved);
+    assert_eq!(record.reviews[0].comment.as_deref(), Some("looks fine"));
+    assert_eq!(db.count("session_logs").await, 3);
+}
+
+async fn deleting_a_session_deletes_every_related_row(db: TestStore) {
+    let app = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    let session = db.session(&workflow, Some("ana")).await;
+    let keep = db.session(&workflow, Some("ana")).await;
+    let blocks: Vec<_> = FeatureBlock::for_kind(SessionKind::User)
+        .iter()
+        .map(|b| {
+            (
+                *b,
+                Some(vec![item(r#"{"node_id":"n","status":"Approved"}"#)]),
+            )
+        })
+        .collect();
+    let results = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks,
+    };
+    for id in [session.id, keep.id] {
+        db.record_results(app, id, &results, &event("results_recorded"))
+            .await
             .unwrap();
-        assert_eq!(business.session_count, 1);
-        let other = db.application().await;
-        assert!(db.find_entity(other, SessionKind::User, &VendorData::parse("ana-001").unwrap()).await.unwrap().is_none());
     }
-
-    async fn recorded_blocks_read_back_exactly(db) {
-        let app = db.application().await;
-        let workflow = db.workflow(app, SessionKind::User).await;
-        let session = db.session(&workflow, None).await;
-        let first = r#"{"node_id":"feature_ocr","status":"Approved","score":97.50,"b":{"z":1,"a":[1e2,"é\u00e9"]}}"#;
-        let second = r#"{"node_id":"feature_ocr_2","status":"Declined"}"#;
-        let results = RecordResults {
-            status: Some(SessionStatus::Approved),
-            blocks: vec![
-                (FeatureBlock::IdVerifications, Some(vec![item(first), item(second)])),
-                (FeatureBlock::NfcVerifications, Some(vec![])),
-                (FeatureBlock::AmlScreenings, None),
-            ],
-        };
-        assert!(db.record_results(app, session.id, &results, &event("results_recorded")).await.unwrap());
-        let record = db.find_session(app, session.id).await.unwrap().unwrap();
-        assert_eq!(record.session.status, SessionStatus::Approved);
-        let ids: Vec<&str> = record.block(FeatureBlock::IdVerifications).unwrap().iter().map(|i| i.json().get()).collect();
-        assert_eq!(ids, [first, second]);
-        assert_eq!(record.block(FeatureBlock::NfcVerifications).map(<[_]>::len), Some(0), "[] stays an empty array");
-        assert!(record.block(FeatureBlock::AmlScreenings).is_none(), "null means never ran");
-        assert!(record.block(FeatureBlock::LivenessChecks).is_none());
-        assert_eq!(record.session.metadata, Some(serde_json::json!({"k": "v"})));
-
-        // A second recording replaces only the blocks it names.
-        let replace = RecordResults {
-            status: None,
-            blocks: vec![(FeatureBlock::IdVerifications, Some(vec![item(second)])), (FeatureBlock::NfcVerifications, None)],
-        };
-        assert!(db.record_results(app, session.id, &replace, &event("results_recorded")).await.unwrap());
-        let record = db.find_session(app, session.id).await.unwrap().unwrap();
-        assert_eq!(record.block(FeatureBlock::IdVerifications).unwrap().len(), 1);
-        assert!(record.block(FeatureBlock::NfcVerifications).is_none());
-        assert_eq!(record.session.status, SessionStatus::Approved, "status unchanged when not given");
-        assert_eq!(db.count("id_verifications").await, 1);
-    }
-
-    async fn another_applications_session_does_not_exist(db) {
-        let app = db.application().await;
-        let other = db.application().await;
-        let workflow = db.workflow(app, SessionKind::User).await;
-        let session = db.session(&workflow, None).await;
-        assert!(db.find_session(other, session.id).await.unwrap().is_none());
-        let results = RecordResults { status: Some(SessionStatus::Declined), blocks: vec![] };
-        assert!(!db.record_results(other, session.id, &results, &event("x")).await.unwrap());
-        assert_eq!(db.apply_review(other, session.id, ReviewStatus::Approved, &event("x")).await.unwrap(), ReviewOutcome::NotFound);
-        assert!(!db.delete_session(other, session.id).await.unwrap());
-        assert_eq!(db.list_sessions(other, &all(SessionKind::User)).await.unwrap().count, 0);
-        let unknown = SessionId::from_uuid(Uuid::new_v4());
-        assert!(db.find_session(app, unknown).await.unwrap().is_none());
-        assert_eq!(db.find_session(app, session.id).await.unwrap().unwrap().session.status, SessionStatus::NotStarted);
-    }
-
-    async fn reviews_need_a_reviewable_status(db) {
-        let app = db.application().await;
-        let workflow = db.workflow(app, SessionKind::User).await;
-        let session = db.session(&workflow, None).await;
-        let mut review = event("status_updated");
-        review.kind = LogKind::Review;
-        review.comment = Some("looks fine".into());
+    assert!(db.delete_session(app, session.id).await.unwrap());
+    assert!(db.find_session(app, session.id).await.unwrap().is_none());
+    for table in BLOCK_TABLES.into_iter().filter(|t| {
+        FeatureBlock::from_v3_key(t)
+            .unwrap()
+            .belongs_to(SessionKind::User)
+    }) {
         assert_eq!(
-            db.apply_review(app, session.id, ReviewStatus::Approved, &review).await.unwrap(),
-            ReviewOutcome::WrongCurrentStatus(SessionStatus::NotStarted)
+            db.count(table).await,
+            1,
+            "{table} keeps only the other session's row"
         );
-        let to_review = RecordResults { status: Some(SessionStatus::InReview), blocks: vec![] };
-        db.record_results(app, session.id, &to_review, &event("results_recorded")).await.unwrap();
-        assert_eq!(db.apply_review(app, session.id, ReviewStatus::Approved, &review).await.unwrap(), ReviewOutcome::Applied);
-        let record = db.find_session(app, session.id).await.unwrap().unwrap();
-        assert_eq!(record.session.status, SessionStatus::Approved);
-        assert_eq!(record.reviews.len(), 1, "events are not reviews");
-        assert_eq!(record.reviews[0].new_status, SessionStatus::Approved);
-        assert_eq!(record.reviews[0].comment.as_deref(), Some("looks fine"));
-        assert_eq!(db.count("session_logs").await, 3);
     }
+    assert_eq!(db.count("session_logs").await, 2);
+    assert_eq!(
+        db.count("entities").await,
+        1,
+        "the entity outlives its sessions"
+    );
+    assert!(!db.delete_session(app, session.id).await.unwrap());
+}
 
-    async fn deleting_a_session_deletes_every_related_row(db) {
-        let app = db.application().await;
-        let workflow = db.workflow(app, SessionKind::User).await;
-        let session = db.session(&workflow, Some("ana")).await;
-        let keep = db.session(&workflow, Some("ana")).await;
-        let blocks: Vec<_> = FeatureBlock::for_kind(SessionKind::User)
-            .iter()
-            .map(|b| (*b, Some(vec![item(r#"{"node_id":"n","status":"Approved"}"#)])))
-            .collect();
-        let results = RecordResults { status: Some(SessionStatus::Approved), blocks };
-        for id in [session.id, keep.id] {
-            db.record_results(app, id, &results, &event("results_recorded")).await.unwrap();
-        }
-        assert!(db.delete_session(app, session.id).await.unwrap());
-        assert!(db.find_session(app, session.id).await.unwrap().is_none());
-        for table in BLOCK_TABLES.into_iter().filter(|t| FeatureBlock::from_v3_key(t).unwrap().belongs_to(SessionKind::User)) {
-            assert_eq!(db.count(table).await, 1, "{table} keeps only the other session's row");
-        }
-        assert_eq!(db.count("session_logs").await, 2);
-        assert_eq!(db.count("entities").await, 1, "the entity outlives its sessions");
-        assert!(!db.delete_session(app, session.id).await.unwrap());
+async fn lists_filter_and_page(db: TestStore) {
+    let app = db.application().await;
+    let user_wf = db.workflow(app, SessionKind::User).await;
+    let biz_wf = db.workflow(app, SessionKind::Business).await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(
+            db.session(&user_wf, Some(if i % 2 == 0 { "Even" } else { "odd" }))
+                .await
+                .id,
+        );
     }
+    db.session(&biz_wf, Some("even")).await;
+    let approve = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: vec![],
+    };
+    db.record_results(app, ids[0], &approve, &event("r"))
+        .await
+        .unwrap();
 
-    async fn lists_filter_and_page(db) {
-        let app = db.application().await;
-        let user_wf = db.workflow(app, SessionKind::User).await;
-        let biz_wf = db.workflow(app, SessionKind::Business).await;
-        let mut ids = Vec::new();
-        for i in 0..5 {
-            ids.push(db.session(&user_wf, Some(if i % 2 == 0 { "Even" } else { "odd" })).await.id);
-        }
-        db.session(&biz_wf, Some("even")).await;
-        let approve = RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] };
-        db.record_results(app, ids[0], &approve, &event("r")).await.unwrap();
+    let page = db
+        .list_sessions(
+            app,
+            &SessionFilter {
+                limit: 2,
+                offset: 1,
+                ..all(SessionKind::User)
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.count, 5);
+    let numbers: Vec<i64> = page.results.iter().map(|s| s.session_number).collect();
+    assert_eq!(numbers, [4, 3], "newest first, after the offset");
 
-        let page = db.list_sessions(app, &SessionFilter { limit: 2, offset: 1, ..all(SessionKind::User) }).await.unwrap();
-        assert_eq!(page.count, 5);
-        let numbers: Vec<i64> = page.results.iter().map(|s| s.session_number).collect();
-        assert_eq!(numbers, [4, 3], "newest first, after the offset");
-
-        let even = SessionFilter { vendor_data: Some(VendorData::parse("EVEN").unwrap()), ..all(SessionKind::User) };
-        assert_eq!(db.list_sessions(app, &even).await.unwrap().count, 3);
-        let both = SessionFilter { kinds: SessionKind::ALL.to_vec(), ..even };
-        assert_eq!(db.list_sessions(app, &both).await.unwrap().count, 4);
-        let approved = SessionFilter { statuses: vec![SessionStatus::Approved, SessionStatus::Declined], ..all(SessionKind::User) };
-        let page = db.list_sessions(app, &approved).await.unwrap();
-        assert_eq!(page.count, 1);
-        assert_eq!(page.results[0].id, ids[0]);
-        assert_eq!(db.list_sessions(app, &all(SessionKind::Business)).await.unwrap().count, 1);
-        assert_eq!(db.list_sessions(ApplicationId::from_uuid(Uuid::new_v4()), &all(SessionKind::User)).await.unwrap().count, 0);
-    }
+    let even = SessionFilter {
+        vendor_data: Some(VendorData::parse("EVEN").unwrap()),
+        ..all(SessionKind::User)
+    };
+    assert_eq!(db.list_sessions(app, &even).await.unwrap().count, 3);
+    let both = SessionFilter {
+        kinds: SessionKind::ALL.to_vec(),
+        ..even
+    };
+    assert_eq!(db.list_sessions(app, &both).await.unwrap().count, 4);
+    let approved = SessionFilter {
+        statuses: vec![SessionStatus::Approved, SessionStatus::Declined],
+        ..all(SessionKind::User)
+    };
+    let page = db.list_sessions(app, &approved).await.unwrap();
+    assert_eq!(page.count, 1);
+    assert_eq!(page.results[0].id, ids[0]);
+    assert_eq!(
+        db.list_sessions(app, &all(SessionKind::Business))
+            .await
+            .unwrap()
+            .count,
+        1
+    );
+    assert_eq!(
+        db.list_sessions(
+            ApplicationId::from_uuid(Uuid::new_v4()),
+            &all(SessionKind::User)
+        )
+        .await
+        .unwrap()
+        .count,
+        0
+    );
 }

@@ -185,236 +185,412 @@ async fn footprint(db: &TestStore) -> Vec<i64> {
     counts
 }
 
-on_both_backends! {
-    async fn a_clone_copies_every_row_under_the_next_number(db) {
-        let (_, src) = source(&db, "ana").await;
-        let receiver = db.application().await;
-        let workflow = db.workflow(receiver, SessionKind::User).await;
-        db.session(&workflow, None).await;
-        let attempt = attempt(&src, &workflow, Some("Ana"), None, false);
-        let answer = imported(db.import(&attempt).await.unwrap());
-        assert_answer_is_the_stored_clone(&db, &answer).await;
+on_both_backends!(
+    a_clone_copies_every_row_under_the_next_number,
+    the_entity_status_decides_over_trust_review,
+    an_import_redeems_its_token_and_logs_both_statuses,
+    each_failed_check_writes_nothing_and_the_context_names_it,
+    a_second_clone_of_one_source_is_refused_with_the_first,
+    a_failure_part_way_through_writes_nothing,
+    concurrent_imports_into_one_application_take_every_number_once,
+    concurrent_imports_of_one_source_make_one_clone,
+);
 
-        let clone = db.find_session(receiver, attempt.clone_id).await.unwrap().unwrap();
-        let original = db.find_session(src.application_id, src.id).await.unwrap().unwrap();
-        assert_eq!(clone.session.session_number, 2, "the receiver's next number");
-        assert_eq!(clone.session.status, SessionStatus::InReview, "trust_review false");
-        assert_eq!(clone.session.shared_from_session, Some(src.id));
-        assert_eq!(clone.session.vendor_data.as_ref().map(VendorData::as_str), Some("Ana"));
-        assert_eq!(clone.session.metadata, None, "the source's metadata stays behind");
-        assert_eq!(clone.session.expires_at, attempt.created_at + chrono::Duration::seconds(workflow.session_expiration_time));
-        assert_eq!(clone.blocks.len(), 2);
-        for ((block, items), (original_block, original_items)) in clone.blocks.iter().zip(&original.blocks) {
-            assert_eq!(block, original_block);
-            let text = |items: &Vec<FeatureItem>| items.iter().map(|i| i.json().get().to_owned()).collect::<Vec<_>>();
-            assert_eq!(text(items), text(original_items), "items token for token, in order");
-        }
-        assert_eq!(clone.reviews, original.reviews, "the source's review comes along");
-        assert_eq!(clone.reviews.len(), 1);
-        assert_eq!(db.count("entities").await, 2, "the source's and the receiver's new ACTIVE one");
-        let logs = db.count("session_logs").await;
-        assert_eq!(logs, 3 + 1 + 3 + 1, "source: created + results + review; receiver session: created; clone: the three copied + the import");
-    }
+async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
+    let (_, src) = source(&db, "ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    db.session(&workflow, None).await;
+    let attempt = attempt(&src, &workflow, Some("Ana"), None, false);
+    let answer = imported(db.import(&attempt).await.unwrap());
+    assert_answer_is_the_stored_clone(&db, &answer).await;
 
-    async fn the_entity_status_decides_over_trust_review(db) {
-        let (_, src) = source(&db, "ana").await;
-        let receiver = db.application().await;
-        let workflow = db.workflow(receiver, SessionKind::User).await;
-        db.session(&workflow, Some("blocked-one")).await;
-        let backend = db.connection().get_database_backend();
-        db.connection()
-            .execute_raw(sea_orm::Statement::from_string(backend, "UPDATE entities SET status = 'BLOCKED' WHERE vendor_data = 'blocked-one'"))
-            .await
-            .unwrap();
-        let trusted = attempt(&src, &workflow, Some("BLOCKED-ONE"), None, true);
-        let clone = imported(db.import(&trusted).await.unwrap());
-        assert_answer_is_the_stored_clone(&db, &clone).await;
-        assert_eq!(clone.session.status, SessionStatus::Declined);
-
-        let (_, other) = source(&db, "bea").await;
-        let backend = db.connection().get_database_backend();
-        db.connection()
-            .execute_raw(sea_orm::Statement::from_string(backend, "UPDATE sessions SET vendor_data = NULL, entity_id = NULL"))
-            .await
-            .unwrap();
-        let clone = imported(db.import(&attempt(&other, &workflow, None, None, true)).await.unwrap());
-        assert_answer_is_the_stored_clone(&db, &clone).await;
-        assert_eq!(clone.session.status, SessionStatus::Approved, "no vendor_data, no entity: the source's status");
-        assert_eq!(clone.session.vendor_data, None);
-    }
-
-    async fn an_import_redeems_its_token_and_logs_both_statuses(db) {
-        let (_, src) = source(&db, "Ana").await;
-        let receiver = db.application().await;
-        let workflow = db.workflow(receiver, SessionKind::User).await;
-        db.session(&workflow, Some("ANA")).await;
-        let jti = share_token(&db, &src, receiver).await;
-        let attempt = attempt(&src, &workflow, None, Some(&jti), true);
-        let clone = imported(db.import(&attempt).await.unwrap());
-        assert_answer_is_the_stored_clone(&db, &clone).await;
-        assert_eq!(clone.session.status, SessionStatus::Approved, "trust_review keeps the source's status");
-        assert_eq!(clone.session.vendor_data.as_ref().map(VendorData::as_str), Some("Ana"));
-        assert_eq!(db.count("entities").await, 2, "the receiver's ANA is the clone's Ana: no new entity");
-        let backend = db.connection().get_database_backend();
-        let sql = |sql: &str| match backend {
-            sea_orm::DatabaseBackend::Postgres => sql.to_owned(),
-            _ => sql.replace("$1", "?"),
+    let clone = db
+        .find_session(receiver, attempt.clone_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let original = db
+        .find_session(src.application_id, src.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        clone.session.session_number, 2,
+        "the receiver's next number"
+    );
+    assert_eq!(
+        clone.session.status,
+        SessionStatus::InReview,
+        "trust_review false"
+    );
+    assert_eq!(clone.session.shared_from_session, Some(src.id));
+    assert_eq!(
+        clone.session.vendor_data.as_ref().map(VendorData::as_str),
+        Some("Ana")
+    );
+    assert_eq!(
+        clone.session.metadata, None,
+        "the source's metadata stays behind"
+    );
+    assert_eq!(
+        clone.session.expires_at,
+        attempt.created_at + chrono::Duration::seconds(workflow.session_expiration_time)
+    );
+    assert_eq!(clone.blocks.len(), 2);
+    for ((block, items), (original_block, original_items)) in
+        clone.blocks.iter().zip(&original.blocks)
+    {
+        assert_eq!(block, original_block);
+        let text = |items: &Vec<FeatureItem>| {
+            items
+                .iter()
+                .map(|i| i.json().get().to_owned())
+                .collect::<Vec<_>>()
         };
-        let log = db
-            .connection()
-            .query_one_raw(sea_orm::Statement::from_sql_and_values(
-                backend,
-                sql("SELECT old_status, new_status FROM session_logs WHERE session_id = $1 AND action = 'imported'"),
-                vec![attempt.clone_id.as_uuid().into()],
-            ))
+        assert_eq!(
+            text(items),
+            text(original_items),
+            "items token for token, in order"
+        );
+    }
+    assert_eq!(
+        clone.reviews, original.reviews,
+        "the source's review comes along"
+    );
+    assert_eq!(clone.reviews.len(), 1);
+    assert_eq!(
+        db.count("entities").await,
+        2,
+        "the source's and the receiver's new ACTIVE one"
+    );
+    let logs = db.count("session_logs").await;
+    assert_eq!(
+        logs,
+        3 + 1 + 3 + 1,
+        "source: created + results + review; receiver session: created; clone: the three copied + the import"
+    );
+}
+
+async fn the_entity_status_decides_over_trust_review(db: TestStore) {
+    let (_, src) = source(&db, "ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    db.session(&workflow, Some("blocked-one")).await;
+    let backend = db.connection().get_database_backend();
+    db.connection()
+        .execute_raw(sea_orm::Statement::from_string(
+            backend,
+            "UPDATE entities SET status = 'BLOCKED' WHERE vendor_data = 'blocked-one'",
+        ))
+        .await
+        .unwrap();
+    let trusted = attempt(&src, &workflow, Some("BLOCKED-ONE"), None, true);
+    let clone = imported(db.import(&trusted).await.unwrap());
+    assert_answer_is_the_stored_clone(&db, &clone).await;
+    assert_eq!(clone.session.status, SessionStatus::Declined);
+
+    let (_, other) = source(&db, "bea").await;
+    let backend = db.connection().get_database_backend();
+    db.connection()
+        .execute_raw(sea_orm::Statement::from_string(
+            backend,
+            "UPDATE sessions SET vendor_data = NULL, entity_id = NULL",
+        ))
+        .await
+        .unwrap();
+    let clone = imported(
+        db.import(&attempt(&other, &workflow, None, None, true))
+            .await
+            .unwrap(),
+    );
+    assert_answer_is_the_stored_clone(&db, &clone).await;
+    assert_eq!(
+        clone.session.status,
+        SessionStatus::Approved,
+        "no vendor_data, no entity: the source's status"
+    );
+    assert_eq!(clone.session.vendor_data, None);
+}
+
+async fn an_import_redeems_its_token_and_logs_both_statuses(db: TestStore) {
+    let (_, src) = source(&db, "Ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    db.session(&workflow, Some("ANA")).await;
+    let jti = share_token(&db, &src, receiver).await;
+    let attempt = attempt(&src, &workflow, None, Some(&jti), true);
+    let clone = imported(db.import(&attempt).await.unwrap());
+    assert_answer_is_the_stored_clone(&db, &clone).await;
+    assert_eq!(
+        clone.session.status,
+        SessionStatus::Approved,
+        "trust_review keeps the source's status"
+    );
+    assert_eq!(
+        clone.session.vendor_data.as_ref().map(VendorData::as_str),
+        Some("Ana")
+    );
+    assert_eq!(
+        db.count("entities").await,
+        2,
+        "the receiver's ANA is the clone's Ana: no new entity"
+    );
+    let backend = db.connection().get_database_backend();
+    let sql = |sql: &str| match backend {
+        sea_orm::DatabaseBackend::Postgres => sql.to_owned(),
+        _ => sql.replace("$1", "?"),
+    };
+    let log = db
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql("SELECT old_status, new_status FROM session_logs WHERE session_id = $1 AND action = 'imported'"),
+            vec![attempt.clone_id.as_uuid().into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(log.try_get::<String>("", "old_status").unwrap(), "Approved");
+    assert_eq!(log.try_get::<String>("", "new_status").unwrap(), "Approved");
+    let redeemed = db
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql("SELECT redeemed_session_id FROM share_tokens WHERE jti = $1"),
+            vec![jti.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        redeemed
+            .try_get::<Option<Uuid>>("", "redeemed_session_id")
+            .unwrap(),
+        Some(attempt.clone_id.as_uuid())
+    );
+}
+
+async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore) {
+    let (source_app, src) = source(&db, "ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    let business = db.workflow(receiver, SessionKind::Business).await;
+    let foreign = db.workflow(db.application().await, SessionKind::User).await;
+    let deleted = db.workflow(receiver, SessionKind::User).await;
+    db.delete_workflow(receiver, deleted.id, now())
+        .await
+        .unwrap();
+    let revoked = share_token(&db, &src, receiver).await;
+    assert!(
+        db.revoke_share_token(source_app, &revoked, now())
             .await
             .unwrap()
-            .unwrap();
-        assert_eq!(log.try_get::<String>("", "old_status").unwrap(), "Approved");
-        assert_eq!(log.try_get::<String>("", "new_status").unwrap(), "Approved");
-        let redeemed = db
-            .connection()
-            .query_one_raw(sea_orm::Statement::from_sql_and_values(
-                backend,
-                sql("SELECT redeemed_session_id FROM share_tokens WHERE jti = $1"),
-                vec![jti.into()],
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(redeemed.try_get::<Option<Uuid>>("", "redeemed_session_id").unwrap(), Some(attempt.clone_id.as_uuid()));
+    );
+    let before = footprint(&db).await;
+
+    let ok = || attempt(&src, &workflow, Some("x"), None, false);
+    let mut failing = vec![
+        (
+            ImportCheck::TokenNotRevoked,
+            attempt(&src, &workflow, None, Some(&revoked), false),
+        ),
+        (
+            ImportCheck::WorkflowKind,
+            attempt(&src, &business, None, None, false),
+        ),
+        (
+            ImportCheck::WorkflowExists,
+            attempt(&src, &deleted, None, None, false),
+        ),
+    ];
+    let mut not_for_me = ok();
+    not_for_me.claims.for_application_id = foreign.application_id;
+    failing.push((ImportCheck::AddressedToCaller, not_for_me));
+    let mut foreign_workflow = ok();
+    foreign_workflow.workflow_id = foreign.id;
+    failing.push((ImportCheck::WorkflowExists, foreign_workflow));
+    let mut wrong_source_app = ok();
+    wrong_source_app.claims.from_application_id = receiver;
+    failing.push((ImportCheck::SourceExists, wrong_source_app));
+    let mut wrong_kind = attempt(&src, &business, None, None, false);
+    wrong_kind.claims.session_kind = SessionKind::Business;
+    failing.push((ImportCheck::SourceExists, wrong_kind));
+    let mut gone = ok();
+    gone.claims.session_id = SessionId::from_uuid(Uuid::new_v4());
+    failing.push((ImportCheck::SourceExists, gone));
+    for (check, attempt) in &failing {
+        let outcome = db.import(attempt).await.unwrap();
+        assert!(
+            matches!(outcome, ImportOutcome::Refused),
+            "{check:?}: {outcome:?}"
+        );
+        assert_eq!(footprint(&db).await, before, "{check:?}: nothing written");
+        let context = db.import_context(attempt).await.unwrap();
+        assert_eq!(first_failed_check(&context, attempt), Some(*check));
     }
+    let context = db.import_context(&ok()).await.unwrap();
+    assert_eq!(
+        first_failed_check(&context, &ok()),
+        None,
+        "every check passes"
+    );
+    assert_eq!(
+        context.recorded_blocks,
+        vec![FeatureBlock::IdVerifications, FeatureBlock::AmlScreenings]
+    );
+}
 
-    async fn each_failed_check_writes_nothing_and_the_context_names_it(db) {
-        let (source_app, src) = source(&db, "ana").await;
-        let receiver = db.application().await;
-        let workflow = db.workflow(receiver, SessionKind::User).await;
-        let business = db.workflow(receiver, SessionKind::Business).await;
-        let foreign = db.workflow(db.application().await, SessionKind::User).await;
-        let deleted = db.workflow(receiver, SessionKind::User).await;
-        db.delete_workflow(receiver, deleted.id, now()).await.unwrap();
-        let revoked = share_token(&db, &src, receiver).await;
-        assert!(db.revoke_share_token(source_app, &revoked, now()).await.unwrap());
-        let before = footprint(&db).await;
+async fn a_second_clone_of_one_source_is_refused_with_the_first(db: TestStore) {
+    let (_, src) = source(&db, "ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    let deleted = db.workflow(receiver, SessionKind::User).await;
+    db.delete_workflow(receiver, deleted.id, now())
+        .await
+        .unwrap();
+    let first = attempt(&src, &workflow, None, None, false);
+    imported(db.import(&first).await.unwrap());
+    let before = footprint(&db).await;
+    let second = attempt(&src, &workflow, Some("someone"), None, false);
+    assert_eq!(
+        already_imported(db.import(&second).await.unwrap()),
+        first.clone_id
+    );
+    assert_eq!(
+        footprint(&db).await,
+        before,
+        "the refused clone left nothing, not even its entity"
+    );
+    // With check 9 failing as well, check 8 still comes first.
+    let third = attempt(&src, &deleted, None, None, false);
+    let outcome = db.import(&third).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            ImportOutcome::AlreadyImported(_) | ImportOutcome::Refused
+        ),
+        "{outcome:?}"
+    );
+    let context = db.import_context(&third).await.unwrap();
+    assert_eq!(
+        first_failed_check(&context, &third),
+        Some(ImportCheck::NotImported)
+    );
+    assert_eq!(context.existing_clone, Some(first.clone_id));
+    assert_eq!(footprint(&db).await, before);
+}
 
-        let ok = || attempt(&src, &workflow, Some("x"), None, false);
-        let mut failing = vec![
-            (ImportCheck::TokenNotRevoked, attempt(&src, &workflow, None, Some(&revoked), false)),
-            (ImportCheck::WorkflowKind, attempt(&src, &business, None, None, false)),
-            (ImportCheck::WorkflowExists, attempt(&src, &deleted, None, None, false)),
-        ];
-        let mut not_for_me = ok();
-        not_for_me.claims.for_application_id = foreign.application_id;
-        failing.push((ImportCheck::AddressedToCaller, not_for_me));
-        let mut foreign_workflow = ok();
-        foreign_workflow.workflow_id = foreign.id;
-        failing.push((ImportCheck::WorkflowExists, foreign_workflow));
-        let mut wrong_source_app = ok();
-        wrong_source_app.claims.from_application_id = receiver;
-        failing.push((ImportCheck::SourceExists, wrong_source_app));
-        let mut wrong_kind = attempt(&src, &business, None, None, false);
-        wrong_kind.claims.session_kind = SessionKind::Business;
-        failing.push((ImportCheck::SourceExists, wrong_kind));
-        let mut gone = ok();
-        gone.claims.session_id = SessionId::from_uuid(Uuid::new_v4());
-        failing.push((ImportCheck::SourceExists, gone));
-        for (check, attempt) in &failing {
-            let outcome = db.import(attempt).await.unwrap();
-            assert!(matches!(outcome, ImportOutcome::Refused), "{check:?}: {outcome:?}");
-            assert_eq!(footprint(&db).await, before, "{check:?}: nothing written");
-            let context = db.import_context(attempt).await.unwrap();
-            assert_eq!(first_failed_check(&context, attempt), Some(*check));
-        }
-        let context = db.import_context(&ok()).await.unwrap();
-        assert_eq!(first_failed_check(&context, &ok()), None, "every check passes");
-        assert_eq!(context.recorded_blocks, vec![FeatureBlock::IdVerifications, FeatureBlock::AmlScreenings]);
-    }
+async fn a_failure_part_way_through_writes_nothing(db: TestStore) {
+    let (_, src) = source(&db, "ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    let jti = share_token(&db, &src, receiver).await;
+    let before = footprint(&db).await;
+    // The log copy comes after the entity, the counter, the session row and the blocks.
+    handoff_testdb::plant_insert_fault(db.connection(), "session_logs")
+        .await
+        .unwrap();
+    let failed = db
+        .import(&attempt(
+            &src,
+            &workflow,
+            Some("new-person"),
+            Some(&jti),
+            false,
+        ))
+        .await;
+    handoff_testdb::clear_insert_fault(db.connection(), "session_logs")
+        .await
+        .unwrap();
+    assert!(
+        matches!(failed, Err(handoff_domain::RepoError::Internal(_))),
+        "{failed:?}"
+    );
+    assert_eq!(footprint(&db).await, before, "no row, no entity, no number");
+    let clone = imported(
+        db.import(&attempt(
+            &src,
+            &workflow,
+            Some("new-person"),
+            Some(&jti),
+            false,
+        ))
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        clone.session.session_number, 1,
+        "the failed import used no number"
+    );
+}
 
-    async fn a_second_clone_of_one_source_is_refused_with_the_first(db) {
-        let (_, src) = source(&db, "ana").await;
-        let receiver = db.application().await;
-        let workflow = db.workflow(receiver, SessionKind::User).await;
-        let deleted = db.workflow(receiver, SessionKind::User).await;
-        db.delete_workflow(receiver, deleted.id, now()).await.unwrap();
-        let first = attempt(&src, &workflow, None, None, false);
-        imported(db.import(&first).await.unwrap());
-        let before = footprint(&db).await;
-        let second = attempt(&src, &workflow, Some("someone"), None, false);
-        assert_eq!(already_imported(db.import(&second).await.unwrap()), first.clone_id);
-        assert_eq!(footprint(&db).await, before, "the refused clone left nothing, not even its entity");
-        // With check 9 failing as well, check 8 still comes first.
-        let third = attempt(&src, &deleted, None, None, false);
-        let outcome = db.import(&third).await.unwrap();
-        assert!(matches!(outcome, ImportOutcome::AlreadyImported(_) | ImportOutcome::Refused), "{outcome:?}");
-        let context = db.import_context(&third).await.unwrap();
-        assert_eq!(first_failed_check(&context, &third), Some(ImportCheck::NotImported));
-        assert_eq!(context.existing_clone, Some(first.clone_id));
-        assert_eq!(footprint(&db).await, before);
-    }
-
-    async fn a_failure_part_way_through_writes_nothing(db) {
-        let (_, src) = source(&db, "ana").await;
-        let receiver = db.application().await;
-        let workflow = db.workflow(receiver, SessionKind::User).await;
+async fn concurrent_imports_into_one_application_take_every_number_once(db: TestStore) {
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    let mut attempts = Vec::new();
+    for i in 0..12 {
+        let (_, src) = source(&db, &format!("person-{i}")).await;
         let jti = share_token(&db, &src, receiver).await;
-        let before = footprint(&db).await;
-        // The log copy comes after the entity, the counter, the session row and the blocks.
-        handoff_store::testing::plant_insert_fault(db.connection(), "session_logs").await.unwrap();
-        let failed = db.import(&attempt(&src, &workflow, Some("new-person"), Some(&jti), false)).await;
-        handoff_store::testing::clear_insert_fault(db.connection(), "session_logs").await.unwrap();
-        assert!(matches!(failed, Err(handoff_domain::RepoError::Internal(_))), "{failed:?}");
-        assert_eq!(footprint(&db).await, before, "no row, no entity, no number");
-        let clone = imported(db.import(&attempt(&src, &workflow, Some("new-person"), Some(&jti), false)).await.unwrap());
-        assert_eq!(clone.session.session_number, 1, "the failed import used no number");
+        // Every clone names the same receiver entity: entity row and counter row both locked.
+        attempts.push(attempt(
+            &src,
+            &workflow,
+            Some("shared-person"),
+            Some(&jti),
+            false,
+        ));
     }
+    let db = Arc::new(db);
+    let mut tasks = tokio::task::JoinSet::new();
+    for attempt in attempts {
+        let db = db.clone();
+        tasks.spawn(async move { db.import(&attempt).await.unwrap() });
+    }
+    let mut numbers = BTreeSet::new();
+    for outcome in tasks.join_all().await {
+        let clone = imported(outcome);
+        assert_answer_is_the_stored_clone(&db, &clone).await;
+        numbers.insert(clone.session.session_number);
+    }
+    assert_eq!(
+        numbers,
+        (1..=12).collect::<BTreeSet<_>>(),
+        "each number once, none skipped"
+    );
+    assert_eq!(
+        db.count("entities").await,
+        12 + 1,
+        "one per source, one shared by the clones"
+    );
+}
 
-    async fn concurrent_imports_into_one_application_take_every_number_once(db) {
-        let receiver = db.application().await;
-        let workflow = db.workflow(receiver, SessionKind::User).await;
-        let mut attempts = Vec::new();
-        for i in 0..12 {
-            let (_, src) = source(&db, &format!("person-{i}")).await;
-            let jti = share_token(&db, &src, receiver).await;
-            // Every clone names the same receiver entity: entity row and counter row both locked.
-            attempts.push(attempt(&src, &workflow, Some("shared-person"), Some(&jti), false));
-        }
-        let db = Arc::new(db);
-        let mut tasks = tokio::task::JoinSet::new();
-        for attempt in attempts {
-            let db = db.clone();
-            tasks.spawn(async move { db.import(&attempt).await.unwrap() });
-        }
-        let mut numbers = BTreeSet::new();
-        for outcome in tasks.join_all().await {
-            let clone = imported(outcome);
-            assert_answer_is_the_stored_clone(&db, &clone).await;
-            numbers.insert(clone.session.session_number);
-        }
-        assert_eq!(numbers, (1..=12).collect::<BTreeSet<_>>(), "each number once, none skipped");
-        assert_eq!(db.count("entities").await, 12 + 1, "one per source, one shared by the clones");
+async fn concurrent_imports_of_one_source_make_one_clone(db: TestStore) {
+    let (_, src) = source(&db, "ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    let db = Arc::new(db);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (db, attempt) = (
+            db.clone(),
+            attempt(&src, &workflow, Some("someone"), None, false),
+        );
+        tasks.spawn(async move { (attempt.clone_id, db.import(&attempt).await.unwrap()) });
     }
-
-    async fn concurrent_imports_of_one_source_make_one_clone(db) {
-        let (_, src) = source(&db, "ana").await;
-        let receiver = db.application().await;
-        let workflow = db.workflow(receiver, SessionKind::User).await;
-        let db = Arc::new(db);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..8 {
-            let (db, attempt) = (db.clone(), attempt(&src, &workflow, Some("someone"), None, false));
-            tasks.spawn(async move { (attempt.clone_id, db.import(&attempt).await.unwrap()) });
+    let outcomes = tasks.join_all().await;
+    let winners: Vec<_> = outcomes
+        .iter()
+        .filter(|(_, o)| matches!(o, ImportOutcome::Imported(_)))
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    let winner = winners[0].0;
+    for (_, outcome) in &outcomes {
+        match outcome {
+            ImportOutcome::Imported(clone) => assert_eq!(clone.session.id, winner),
+            ImportOutcome::AlreadyImported(existing) => assert_eq!(*existing, winner),
+            ImportOutcome::Refused => panic!("every check but the clone's passes: {outcomes:?}"),
         }
-        let outcomes = tasks.join_all().await;
-        let winners: Vec<_> = outcomes.iter().filter(|(_, o)| matches!(o, ImportOutcome::Imported(_))).collect();
-        assert_eq!(winners.len(), 1, "{outcomes:?}");
-        let winner = winners[0].0;
-        for (_, outcome) in &outcomes {
-            match outcome {
-                ImportOutcome::Imported(clone) => assert_eq!(clone.session.id, winner),
-                ImportOutcome::AlreadyImported(existing) => assert_eq!(*existing, winner),
-                ImportOutcome::Refused => panic!("every check but the clone's passes: {outcomes:?}"),
-            }
-        }
-        assert_eq!(db.count("sessions").await, 2, "the source and one clone");
     }
+    assert_eq!(db.count("sessions").await, 2, "the source and one clone");
 }

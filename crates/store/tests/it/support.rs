@@ -8,29 +8,29 @@ use handoff_domain::{
     SessionStatus, StoredSession, VendorData, Workflow, WorkflowFeature, WorkflowId,
 };
 use handoff_migrations::{Migrator, MigratorTrait};
-use handoff_store::testing::{Backend, TestDatabase};
 use handoff_store::{Store, StoreOptions};
+use handoff_testdb::{Backend, TestDatabase};
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-/// Runs a test body once per backend: `sqlite` and `postgres` tests in a module of its name.
+/// Runs each named test body — a plain `async fn name(db: TestStore)` beside the call — once per
+/// backend: `name::sqlite` and `name::postgres`. A PostgreSQL case returns early when
+/// `handoff_testdb::skip` says so (no server, and the run does not require one).
 macro_rules! on_both_backends {
-    ($(async fn $name:ident($store:ident) $body:block)*) => {
+    ($($name:ident),* $(,)?) => {
         $(
             mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-
-                async fn run($store: $crate::support::TestStore) $body
-
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    run($crate::support::TestStore::new(handoff_store::testing::Backend::Sqlite).await).await
+                    super::$name($crate::support::TestStore::new(handoff_testdb::Backend::Sqlite).await).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
-                    run($crate::support::TestStore::new(handoff_store::testing::Backend::Postgres).await).await
+                    if handoff_testdb::skip(handoff_testdb::Backend::Postgres) {
+                        return;
+                    }
+                    super::$name($crate::support::TestStore::new(handoff_testdb::Backend::Postgres).await).await
                 }
             }
         )*
