@@ -170,7 +170,7 @@ impl World {
                     session.id,
                     ShareRequest {
                         for_application_id: self.receiver.application_id,
-                        ttl_in_seconds: Some(86_400),
+                        ttl: handoff_domain::share::ShareTtl::parse(86_400)?,
                     },
                 )
                 .await

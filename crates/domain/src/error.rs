@@ -2,16 +2,21 @@
 
 use std::collections::BTreeMap;
 
-/// A failure of the storage behind a port. Never carries personal data or secrets: messages come
-/// from the database driver and are logged, never sent to clients.
+/// The cause of a [`RepoError`]: the driver's error, or a sentence (`"…".into()`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A failure of the storage behind a port. Its cause is its `source()`, for code that inspects
+/// it, and is part of its message, for the log and the operator's terminal. Never carries
+/// personal data or secrets: causes come from the database driver and are logged, never sent to
+/// clients.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     /// The database could not be reached or timed out; worth retrying.
     #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
     /// Anything else the storage reported.
     #[error("storage failure: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
 }
 
 /// Field-level validation errors: field name → messages, in field order.

@@ -257,7 +257,7 @@ impl IdGenerator for RandomIds {
     fn token(&self, bytes: usize) -> Result<String, RepoError> {
         let mut buf = vec![0u8; bytes];
         getrandom::fill(&mut buf)
-            .map_err(|e| RepoError::Internal(format!("random source failed: {e}")))?;
+            .map_err(|e| RepoError::Internal(format!("random source failed: {e}").into()))?;
         Ok(crate::api_key::hex_string(&buf))
     }
 }

@@ -8,6 +8,7 @@ use crate::ids::{ApplicationId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::status::SessionStatus;
 use crate::vendor_data::VendorData;
+use uuid::Uuid;
 
 /// A session to insert. The repository allocates its `session_number`.
 #[derive(Clone, Debug)]
@@ -31,6 +32,8 @@ pub struct NewSession {
     pub status: SessionStatus,
     /// The caller's reference for the person or company.
     pub vendor_data: Option<VendorData>,
+    /// The id the User or Business of `vendor_data` gets when this session creates it.
+    pub entity_id: Uuid,
     /// Free JSON the caller attaches.
     pub metadata: Option<Value>,
     /// Where to send the user when done.
@@ -226,6 +229,57 @@ pub enum ReviewOutcome {
     WrongCurrentStatus(SessionStatus),
 }
 
+/// The longest `callback` URL accepted, in characters.
+pub const MAX_CALLBACK_CHARS: usize = 2_048;
+
+/// Where to send the user when the verification is done: an `http` or `https` URL of at most
+/// [`MAX_CALLBACK_CHARS`] characters, without whitespace or control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackUrl(String);
+
+impl CallbackUrl {
+    /// A callback URL, or what is wrong with it.
+    pub fn parse(raw: String) -> Result<Self, &'static str> {
+        let scheme_ok = raw.starts_with("https://") || raw.starts_with("http://");
+        if !scheme_ok
+            || raw.chars().count() > MAX_CALLBACK_CHARS
+            || raw.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            Err("must be an http or https URL of at most 2048 characters.")
+        } else {
+            Ok(Self(raw))
+        }
+    }
+
+    /// The URL.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+/// The longest review comment accepted, in characters.
+pub const MAX_COMMENT_CHARS: usize = 5_000;
+
+/// A reviewer's comment: at most [`MAX_COMMENT_CHARS`] characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewComment(String);
+
+impl ReviewComment {
+    /// A comment, or what is wrong with it.
+    pub fn parse(raw: String) -> Result<Self, &'static str> {
+        if raw.chars().count() > MAX_COMMENT_CHARS {
+            Err("must be at most 5000 characters.")
+        } else {
+            Ok(Self(raw))
+        }
+    }
+
+    /// The comment.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,5 +346,27 @@ mod tests {
             r.block(FeatureBlock::NfcVerifications).map(<[_]>::len),
             Some(0)
         );
+    }
+
+    #[test]
+    fn callback_urls_are_http_and_bounded() {
+        assert!(CallbackUrl::parse("https://example.test/done".into()).is_ok());
+        assert!(CallbackUrl::parse("http://example.test".into()).is_ok());
+        let too_long = format!("https://{}", "a".repeat(MAX_CALLBACK_CHARS));
+        for bad in [
+            "ftp://x",
+            "example.test",
+            "https://a b",
+            "https://a\u{7}",
+            &too_long,
+        ] {
+            assert!(CallbackUrl::parse(bad.to_owned()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn comments_are_bounded_in_characters_not_bytes() {
+        assert!(ReviewComment::parse("é".repeat(MAX_COMMENT_CHARS)).is_ok());
+        assert!(ReviewComment::parse("a".repeat(MAX_COMMENT_CHARS + 1)).is_err());
     }
 }

@@ -17,6 +17,31 @@ pub const MIN_TTL_SECONDS: i64 = 60;
 pub const MAX_TTL_SECONDS: i64 = 86_400;
 /// The lifetime when none is asked for: one hour.
 pub const DEFAULT_TTL_SECONDS: i64 = 3_600;
+/// The longest presented share token read, in characters; a longer one is refused unread.
+pub const MAX_SHARE_TOKEN_CHARS: usize = 4_096;
+
+/// A share token's lifetime: [`MIN_TTL_SECONDS`] to [`MAX_TTL_SECONDS`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShareTtl(i64);
+
+impl ShareTtl {
+    /// One hour, when none is asked for.
+    pub const DEFAULT: ShareTtl = ShareTtl(DEFAULT_TTL_SECONDS);
+
+    /// A lifetime of `seconds`, or what is wrong with it.
+    pub fn parse(seconds: i64) -> Result<Self, &'static str> {
+        if (MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&seconds) {
+            Ok(Self(seconds))
+        } else {
+            Err("must be an integer from 60 to 86400.")
+        }
+    }
+
+    /// The lifetime in seconds.
+    pub fn seconds(self) -> i64 {
+        self.0
+    }
+}
 
 /// A share token as presented or issued. It is a bearer credential: `Debug` shows only its
 /// length, so it cannot reach a log by accident.
@@ -27,6 +52,18 @@ impl ShareToken {
     /// Wraps a token.
     pub fn new(token: impl Into<String>) -> Self {
         Self(token.into())
+    }
+
+    /// A presented token, 1 to [`MAX_SHARE_TOKEN_CHARS`] characters, or what is wrong with it.
+    /// Its content is the verifier's to judge.
+    pub fn parse(raw: String) -> Result<Self, &'static str> {
+        if raw.is_empty() {
+            Err("must not be empty.")
+        } else if raw.chars().count() > MAX_SHARE_TOKEN_CHARS {
+            Err("must be at most 4096 characters.")
+        } else {
+            Ok(Self(raw))
+        }
     }
 
     /// The token itself, to verify or to send to its owner.
@@ -262,6 +299,9 @@ pub struct ImportAttempt {
     pub trust_review: bool,
     /// The override of the clone's `vendor_data`; `None` keeps the source's.
     pub vendor_data: Option<VendorData>,
+    /// The id the receiver's User or Business of the clone's `vendor_data` gets when the
+    /// import creates it.
+    pub entity_id: uuid::Uuid,
     /// When the clone is created.
     pub created_at: DateTime<Utc>,
     /// The import's log row; the store fills `old_status` (the source's) and `new_status`.
@@ -405,6 +445,7 @@ mod tests {
             session_url: String::new(),
             trust_review: false,
             vendor_data: None,
+            entity_id: uuid::Uuid::nil(),
             created_at: at,
             log: LogEntry {
                 kind: crate::session::LogKind::Event,
@@ -484,5 +525,23 @@ mod tests {
             first_failed_check(&context, &attempt),
             Some(ImportCheck::SourceExists)
         );
+    }
+
+    #[test]
+    fn share_ttls_are_bounded_by_the_contract() {
+        for ok in [MIN_TTL_SECONDS, DEFAULT_TTL_SECONDS, MAX_TTL_SECONDS] {
+            assert_eq!(ShareTtl::parse(ok).map(ShareTtl::seconds), Ok(ok));
+        }
+        for bad in [-1, 0, MIN_TTL_SECONDS - 1, MAX_TTL_SECONDS + 1, i64::MAX] {
+            assert!(ShareTtl::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(ShareTtl::DEFAULT.seconds(), 3_600);
+    }
+
+    #[test]
+    fn presented_tokens_are_bounded_in_characters() {
+        assert!(ShareToken::parse(String::new()).is_err());
+        assert!(ShareToken::parse("é".repeat(MAX_SHARE_TOKEN_CHARS)).is_ok());
+        assert!(ShareToken::parse("a".repeat(MAX_SHARE_TOKEN_CHARS + 1)).is_err());
     }
 }

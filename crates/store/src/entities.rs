@@ -38,8 +38,9 @@ impl EntityRepository for Store {
             kind: kind(&row, "kind")?,
             vendor_data: VendorData::parse(&stored_vendor_data)
                 .map_err(|_| RepoError::Internal("stored vendor_data is not valid".into()))?,
-            status: EntityStatus::parse(&status)
-                .ok_or_else(|| RepoError::Internal(format!("stored entity status {status:?}")))?,
+            status: EntityStatus::parse(&status).ok_or_else(|| {
+                RepoError::Internal(format!("stored entity status {status:?}").into())
+            })?,
             session_count: get(&row, "session_count")?,
             created_at: get(&row, "created_at")?,
         }))

@@ -22,7 +22,7 @@ pub(crate) const SESSION_COLUMNS: &str = "id, application_id, kind, session_numb
 /// Reads a column, turning a decoding failure into a storage error that names the column.
 pub(crate) fn get<T: TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepoError> {
     row.try_get::<T>("", column)
-        .map_err(|e| RepoError::Internal(format!("column {column}: {e}")))
+        .map_err(|e| RepoError::Internal(format!("column {column}: {e}").into()))
 }
 
 /// Reads a text column that may be NULL. Straight from sqlx on either backend, where a NULL
@@ -35,11 +35,11 @@ pub(crate) fn text_or_null(row: &QueryResult, column: &str) -> Result<Option<Str
         (_, Some(row)) => row.try_get::<Option<String>, _>(column),
         _ => return get(row, column),
     };
-    read.map_err(|e| RepoError::Internal(format!("column {column}: {e}")))
+    read.map_err(|e| RepoError::Internal(format!("column {column}: {e}").into()))
 }
 
 fn corrupt(what: &str, value: &str) -> RepoError {
-    RepoError::Internal(format!("stored {what} is not valid: {value:?}"))
+    RepoError::Internal(format!("stored {what} is not valid: {value:?}").into())
 }
 
 pub(crate) fn kind(row: &QueryResult, column: &str) -> Result<SessionKind, RepoError> {
@@ -121,7 +121,7 @@ pub(crate) fn item(row: &QueryResult) -> Result<(FeatureBlock, i32, FeatureItem)
     let key: String = get(row, "block")?;
     let block = FeatureBlock::from_v3_key(&key).ok_or_else(|| corrupt("block", &key))?;
     let json = RawValue::from_string(get(row, "item")?)
-        .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON")))?;
+        .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON").into()))?;
     let item = FeatureItem::from_stored(get(row, "node_id")?, get(row, "item_status")?, json);
     Ok((block, get(row, "position")?, item))
 }
@@ -176,7 +176,7 @@ pub(crate) fn items_packed(
             None => (after, None),
         };
         let json = RawValue::from_string(json.to_owned())
-            .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON")))?;
+            .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON").into()))?;
         items.push((
             block,
             position,

@@ -43,9 +43,16 @@ impl SessionRepository for Store {
 
         let entity_id = match &s.vendor_data {
             Some(vendor_data) => Some(
-                ensure_entity(&txn, s.application_id, s.kind, vendor_data, s.created_at)
-                    .await?
-                    .0,
+                ensure_entity(
+                    &txn,
+                    s.entity_id,
+                    s.application_id,
+                    s.kind,
+                    vendor_data,
+                    s.created_at,
+                )
+                .await?
+                .0,
             ),
             None => None,
         };
@@ -318,6 +325,7 @@ async fn lock_session(
 /// `DO UPDATE` lets `RETURNING` give the existing row (and locks it for the transaction).
 pub(crate) async fn ensure_entity(
     txn: &DatabaseTransaction,
+    id: Uuid,
     application_id: ApplicationId,
     kind: handoff_domain::SessionKind,
     vendor_data: &handoff_domain::VendorData,
@@ -330,7 +338,7 @@ pub(crate) async fn ensure_entity(
          ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status \
          RETURNING id, status",
         vec![
-            Uuid::new_v4().into(),
+            id.into(),
             application_id.as_uuid().into(),
             kind.as_str().into(),
             vendor_data.as_str().into(),
@@ -343,7 +351,7 @@ pub(crate) async fn ensure_entity(
     .ok_or_else(|| RepoError::Internal("entity upsert returned no row".into()))?;
     let status: String = get(&row, "status")?;
     let status = EntityStatus::parse(&status)
-        .ok_or_else(|| RepoError::Internal(format!("stored entity status {status:?}")))?;
+        .ok_or_else(|| RepoError::Internal(format!("stored entity status {status:?}").into()))?;
     Ok((get(&row, "id")?, status))
 }
 

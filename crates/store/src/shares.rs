@@ -233,8 +233,9 @@ async fn read_context<C: ConnectionTrait>(
     };
     let workflow = match get::<Option<String>>(&row, "workflow_kind")? {
         Some(kind) if workflow_found => Some(ImportWorkflow {
-            kind: SessionKind::parse(&kind)
-                .ok_or_else(|| RepoError::Internal(format!("stored workflow kind {kind:?}")))?,
+            kind: SessionKind::parse(&kind).ok_or_else(|| {
+                RepoError::Internal(format!("stored workflow kind {kind:?}").into())
+            })?,
             session_expiration_time: get(&row, "workflow_expiration")?,
         }),
         _ => None,
@@ -330,6 +331,7 @@ async fn copy(
         Some(vendor_data) => {
             let (id, status) = ensure_entity(
                 txn,
+                attempt.entity_id,
                 attempt.application_id,
                 source.kind,
                 vendor_data,

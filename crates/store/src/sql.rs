@@ -118,9 +118,9 @@ pub(crate) fn repo_error(error: DbErr) -> RepoError {
         _ => false,
     };
     if unavailable {
-        RepoError::Unavailable(error.to_string())
+        RepoError::Unavailable(Box::new(error))
     } else {
-        RepoError::Internal(error.to_string())
+        RepoError::Internal(Box::new(error))
     }
 }
 

@@ -96,6 +96,9 @@ impl ApplicationService {
 }
 
 fn generate(application_id: ApplicationId) -> Result<(ApiKey, crate::api_key::NewApiKey), Error> {
-    ApiKey::generate(application_id)
-        .map_err(|e| Error::Repo(RepoError::Internal(format!("random source failed: {e}"))))
+    ApiKey::generate(application_id).map_err(|e| {
+        Error::Repo(RepoError::Internal(
+            format!("random source failed: {e}").into(),
+        ))
+    })
 }

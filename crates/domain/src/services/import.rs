@@ -117,6 +117,7 @@ impl ImportService {
             session_token,
             trust_review: request.trust_review,
             vendor_data: request.vendor_data,
+            entity_id: self.ports.ids.uuid(),
             created_at: now,
             log: LogEntry {
                 kind: LogKind::Event,
@@ -232,7 +233,7 @@ mod tests {
                 session.id,
                 ShareRequest {
                     for_application_id: receiver.application_id,
-                    ttl_in_seconds: None,
+                    ttl: crate::share::ShareTtl::DEFAULT,
                 },
             )
             .await

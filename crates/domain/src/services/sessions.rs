@@ -9,8 +9,8 @@ use crate::entity::Entity;
 use crate::ids::{SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{
-    LogEntry, LogKind, NewSession, RecordResults, ReviewOutcome, SessionFilter, SessionPage,
-    SessionRecord, StoredSession,
+    CallbackUrl, LogEntry, LogKind, NewSession, RecordResults, ReviewComment, ReviewOutcome,
+    SessionFilter, SessionPage, SessionRecord, StoredSession,
 };
 use crate::status::{ReviewStatus, SessionStatus};
 use crate::vendor_data::VendorData;
@@ -26,7 +26,7 @@ pub struct CreateSession {
     /// The caller's reference for the person or company.
     pub vendor_data: Option<VendorData>,
     /// Where to send the user when done.
-    pub callback: Option<String>,
+    pub callback: Option<CallbackUrl>,
     /// Free JSON.
     pub metadata: Option<Value>,
     /// Contact details.
@@ -75,8 +75,9 @@ impl SessionService {
             session_token,
             status: SessionStatus::NotStarted,
             vendor_data: request.vendor_data,
+            entity_id: self.ports.ids.uuid(),
             metadata: request.metadata,
-            callback: request.callback,
+            callback: request.callback.map(CallbackUrl::into_string),
             contact_details: request.contact_details,
             expected_details: request.expected_details,
             created_at: now,
@@ -166,7 +167,7 @@ impl SessionService {
         caller: &Caller,
         id: SessionId,
         new_status: ReviewStatus,
-        comment: Option<String>,
+        comment: Option<ReviewComment>,
     ) -> Result<(), Error> {
         let log = LogEntry {
             kind: LogKind::Review,
@@ -174,7 +175,7 @@ impl SessionService {
             action: "status_updated".to_owned(),
             old_status: None,
             new_status: Some(new_status.status()),
-            comment,
+            comment: comment.map(ReviewComment::into_string),
             details: None,
             created_at: self.ports.clock.now(),
         };

@@ -7,18 +7,15 @@ use crate::application::Caller;
 use crate::error::RepoError;
 use crate::ids::{ApplicationId, SessionId};
 use crate::kind::SessionKind;
-use crate::share::{
-    DEFAULT_TTL_SECONDS, IssuedShareToken, MAX_TTL_SECONDS, MIN_TTL_SECONDS, ShareClaims,
-    ShareToken, TokenError,
-};
+use crate::share::{IssuedShareToken, ShareClaims, ShareToken, ShareTtl, TokenError};
 
 /// A share as the caller asks for it, validated at the edge.
 #[derive(Clone, Debug)]
 pub struct ShareRequest {
     /// The only application that may import the session.
     pub for_application_id: ApplicationId,
-    /// The token's lifetime in seconds (60 to 86,400); `None` for one hour.
-    pub ttl_in_seconds: Option<i64>,
+    /// The token's lifetime.
+    pub ttl: ShareTtl,
 }
 
 /// A token issued by [`ShareService::share`].
@@ -54,13 +51,6 @@ impl ShareService {
         session_id: SessionId,
         request: ShareRequest,
     ) -> Result<SharedSession, Error> {
-        let ttl = request.ttl_in_seconds.unwrap_or(DEFAULT_TTL_SECONDS);
-        if !(MIN_TTL_SECONDS..=MAX_TTL_SECONDS).contains(&ttl) {
-            return Err(Error::Invalid(crate::ValidationErrors::single(
-                "ttl_in_seconds",
-                "must be an integer from 60 to 86400.",
-            )));
-        }
         let session = self
             .ports
             .shares
@@ -88,12 +78,12 @@ impl ShareService {
             from_application_id: caller.application_id,
             for_application_id: request.for_application_id,
             issued_at,
-            expires_at: issued_at + Duration::seconds(ttl),
+            expires_at: issued_at + Duration::seconds(request.ttl.seconds()),
             jti: Some(self.ports.ids.uuid().to_string()),
         };
         let share_token = self.ports.tokens.issue(&claims).map_err(|e| match e {
-            TokenError::Signing(cause) => Error::Repo(RepoError::Internal(cause)),
-            other => Error::Repo(RepoError::Internal(other.to_string())),
+            TokenError::Signing(cause) => Error::Repo(RepoError::Internal(cause.into())),
+            other => Error::Repo(RepoError::Internal(Box::new(other))),
         })?;
         let record = IssuedShareToken {
             jti: claims.jti.clone().unwrap_or_default(),

@@ -3,7 +3,9 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::json::RawObject;
 use handoff_domain::services::CreateSession;
-use handoff_domain::session::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RecordResults};
+use handoff_domain::session::{
+    CallbackUrl, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RecordResults, ReviewComment,
+};
 use handoff_domain::{
     FeatureBlock, FeatureItem, ReviewStatus, SessionFilter, SessionId, SessionKind, SessionStatus,
     StoredSession, ValidationErrors, VendorData, WorkflowId,
@@ -18,13 +20,25 @@ use crate::decision::{V2Decision, V3Decision, timestamp};
 use crate::{ApiError, AppState, wire};
 use utoipa::{IntoParams, ToSchema};
 
-/// The longest `callback` URL accepted.
-const MAX_CALLBACK_CHARS: usize = 2048;
-/// The longest review comment accepted.
-const MAX_COMMENT_CHARS: usize = 5000;
-
 pub(crate) fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     raw.parse().map_err(|_| ApiError::session_not_found())
+}
+
+/// Parses an optional member with the domain's `parse`, its refusal filed under `field`.
+pub(crate) fn optional_field<T>(
+    field: &str,
+    raw: Option<String>,
+    parse: impl FnOnce(String) -> Result<T, &'static str>,
+    errors: &mut ValidationErrors,
+) -> Option<T> {
+    match raw.map(parse) {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(message)) => {
+            errors.add(field, message);
+            None
+        }
+    }
 }
 
 /// Parses an optional `vendor_data` member into `errors`.
@@ -32,14 +46,7 @@ pub(crate) fn vendor_data_field(
     raw: Option<String>,
     errors: &mut ValidationErrors,
 ) -> Option<VendorData> {
-    match raw.map(|v| VendorData::parse(&v)) {
-        None => None,
-        Some(Ok(vendor_data)) => Some(vendor_data),
-        Some(Err(message)) => {
-            errors.add("vendor_data", message);
-            None
-        }
-    }
+    optional_field("vendor_data", raw, |v| VendorData::parse(&v), errors)
 }
 
 fn object_field(name: &str, value: Option<Value>, errors: &mut ValidationErrors) -> Option<Value> {
@@ -83,20 +90,7 @@ impl CreateSessionBody {
             errors.add("workflow_id", "This field is required.");
         }
         let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
-        if let Some(callback) = &self.callback {
-            let scheme_ok = callback.starts_with("https://") || callback.starts_with("http://");
-            if !scheme_ok
-                || callback.chars().count() > MAX_CALLBACK_CHARS
-                || callback
-                    .chars()
-                    .any(|c| c.is_control() || c.is_whitespace())
-            {
-                errors.add(
-                    "callback",
-                    "must be an http or https URL of at most 2048 characters.",
-                );
-            }
-        }
+        let callback = optional_field("callback", self.callback, CallbackUrl::parse, &mut errors);
         let metadata = object_field("metadata", self.metadata, &mut errors);
         let contact_details = object_field("contact_details", self.contact_details, &mut errors);
         let expected_details = object_field("expected_details", self.expected_details, &mut errors);
@@ -104,7 +98,7 @@ impl CreateSessionBody {
         Ok(CreateSession {
             workflow_id: WorkflowId::from_uuid(self.workflow_id.unwrap_or_default()),
             vendor_data,
-            callback: self.callback,
+            callback,
             metadata,
             contact_details,
             expected_details,
@@ -307,13 +301,7 @@ pub(crate) async fn update_status(
             None
         }
     };
-    if body
-        .comment
-        .as_ref()
-        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
-    {
-        errors.add("comment", "must be at most 5000 characters.");
-    }
+    let comment = optional_field("comment", body.comment, ReviewComment::parse, &mut errors);
     errors.into_result().map_err(ApiError::invalid)?;
     let Some(new_status) = new_status else {
         return Err(ApiError::invalid_field(
@@ -324,7 +312,7 @@ pub(crate) async fn update_status(
     state
         .services
         .sessions
-        .review(&caller, id, new_status, body.comment)
+        .review(&caller, id, new_status, comment)
         .await?;
     Ok(HttpResponse::Ok().json(wire::Reviewed {
         session_id: id.as_uuid(),

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, web};
 use handoff_domain::services::{ImportRequest, ShareRequest};
+use handoff_domain::share::ShareTtl;
 use handoff_domain::{ApplicationId, SessionKind, ShareToken, ValidationErrors, WorkflowId};
 use serde::Deserialize;
 use serde_json::Value;
@@ -9,12 +10,9 @@ use serde_json::Value;
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::{V2Decision, V3Decision};
-use crate::routes::sessions::{session_id, vendor_data_field};
+use crate::routes::sessions::{optional_field, session_id, vendor_data_field};
 use crate::{ApiError, AppState, wire};
 use utoipa::ToSchema;
-
-/// The longest `share_token` read; longer is refused with the body, before any verification.
-pub const MAX_SHARE_TOKEN_CHARS: usize = 4096;
 
 /// A share.
 #[derive(Deserialize, ToSchema)]
@@ -46,15 +44,20 @@ impl ShareBody {
             }
             Some(_) => Some(-1),
         };
-        if ttl.is_some_and(|t| !(60..=86_400).contains(&t)) {
-            errors.add("ttl_in_seconds", "must be an integer from 60 to 86400.");
-        }
+        let ttl = match ttl.map(ShareTtl::parse) {
+            None => ShareTtl::DEFAULT,
+            Some(Ok(ttl)) => ttl,
+            Some(Err(message)) => {
+                errors.add("ttl_in_seconds", message);
+                ShareTtl::DEFAULT
+            }
+        };
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(ShareRequest {
             for_application_id: ApplicationId::from_uuid(
                 self.for_application_id.unwrap_or_default(),
             ),
-            ttl_in_seconds: ttl,
+            ttl,
         })
     }
 }
@@ -103,21 +106,28 @@ impl RequestBody for ImportBody {}
 impl ImportBody {
     fn into_domain(self) -> Result<ImportRequest, ApiError> {
         let mut errors = ValidationErrors::default();
-        match &self.share_token {
-            None => errors.add("share_token", "This field is required."),
-            Some(token) if token.is_empty() => errors.add("share_token", "must not be empty."),
-            Some(token) if token.chars().count() > MAX_SHARE_TOKEN_CHARS => {
-                errors.add("share_token", "must be at most 4096 characters.")
-            }
-            Some(_) => {}
+        if self.share_token.is_none() {
+            errors.add("share_token", "This field is required.");
         }
+        let share_token = optional_field(
+            "share_token",
+            self.share_token,
+            ShareToken::parse,
+            &mut errors,
+        );
         if self.workflow_id.is_none() {
             errors.add("workflow_id", "This field is required.");
         }
         let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
         errors.into_result().map_err(ApiError::invalid)?;
+        let Some(share_token) = share_token else {
+            return Err(ApiError::invalid_field(
+                "share_token",
+                "This field is required.",
+            ));
+        };
         Ok(ImportRequest {
-            share_token: ShareToken::new(self.share_token.unwrap_or_default()),
+            share_token,
             workflow_id: WorkflowId::from_uuid(self.workflow_id.unwrap_or_default()),
             trust_review: self.trust_review.unwrap_or(false),
             vendor_data,
