@@ -63,3 +63,20 @@ impl ValidationErrors {
         if self.is_empty() { Ok(()) } else { Err(self) }
     }
 }
+
+impl std::fmt::Display for ValidationErrors {
+    /// `field: message message; field: message`, in field order.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (field, messages) in self.iter() {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            write!(f, "{field}: {}", messages.join(" "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}

@@ -4,24 +4,33 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::ApplicationRepository;
 use handoff_domain::{ApiKeyHash, Application, ApplicationId, NewApiKey, RepoError};
-use sea_orm::Value;
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Order, Query};
 use uuid::Uuid;
 
 use crate::Store;
 use crate::rows::get;
-use crate::sql::{begin_write, commit, execute, query_all, query_one};
+use crate::schema::{ApiKeys, Applications};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
 
-const INSERT_KEY: &str = "INSERT INTO api_keys (id, application_id, prefix, key_hash, created_at) \
-                          VALUES (?, ?, ?, ?, ?)";
-
-fn key_values(key: &NewApiKey, at: DateTime<Utc>) -> Vec<Value> {
-    vec![
-        Uuid::new_v4().into(),
-        key.application_id.as_uuid().into(),
-        key.prefix.clone().into(),
-        key.hash.0.to_vec().into(),
-        at.into(),
-    ]
+/// The row of a new key. Its id is the row's own, never shown.
+fn insert_key(key: &NewApiKey, at: DateTime<Utc>) -> InsertStatement {
+    Query::insert()
+        .into_table(ApiKeys::Table)
+        .columns([
+            ApiKeys::Id,
+            ApiKeys::ApplicationId,
+            ApiKeys::Prefix,
+            ApiKeys::KeyHash,
+            ApiKeys::CreatedAt,
+        ])
+        .values_panic([
+            Uuid::new_v4().into(),
+            key.application_id.as_uuid().into(),
+            key.prefix.clone().into(),
+            key.hash.0.to_vec().into(),
+            at.into(),
+        ])
+        .to_owned()
 }
 
 #[async_trait]
@@ -33,27 +42,38 @@ impl ApplicationRepository for Store {
     ) -> Result<(), RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        execute(
-            &txn,
-            "INSERT INTO applications (id, name, last_session_number, created_at) VALUES (?, ?, 0, ?)",
-            vec![
+        let insert = Query::insert()
+            .into_table(Applications::Table)
+            .columns([
+                Applications::Id,
+                Applications::Name,
+                Applications::LastSessionNumber,
+                Applications::CreatedAt,
+            ])
+            .values_panic([
                 application.id.as_uuid().into(),
                 application.name.clone().into(),
+                0i64.into(),
                 application.created_at.into(),
-            ],
-        )
-        .await?;
-        execute(&txn, INSERT_KEY, key_values(key, application.created_at)).await?;
+            ])
+            .to_owned();
+        run(&txn, &insert).await?;
+        run(&txn, &insert_key(key, application.created_at)).await?;
         commit(txn).await
     }
 
     async fn list_applications(&self) -> Result<Vec<Application>, RepoError> {
-        let rows = query_all(
-            &self.db,
-            "SELECT id, name, created_at FROM applications ORDER BY created_at, id",
-            vec![],
-        )
-        .await?;
+        let select = Query::select()
+            .columns([
+                Applications::Id,
+                Applications::Name,
+                Applications::CreatedAt,
+            ])
+            .from(Applications::Table)
+            .order_by(Applications::CreatedAt, Order::Asc)
+            .order_by(Applications::Id, Order::Asc)
+            .to_owned();
+        let rows = fetch_all(&self.db, &select).await?;
         rows.iter()
             .map(|row| {
                 Ok(Application {
@@ -66,20 +86,19 @@ impl ApplicationRepository for Store {
     }
 
     async fn application_exists(&self, id: ApplicationId) -> Result<bool, RepoError> {
-        Ok(query_one(
-            &self.db,
-            "SELECT id FROM applications WHERE id = ?",
-            vec![id.as_uuid().into()],
-        )
-        .await?
-        .is_some())
+        let select = Query::select()
+            .column(Applications::Id)
+            .from(Applications::Table)
+            .and_where(Expr::col(Applications::Id).eq(id.as_uuid()))
+            .to_owned();
+        Ok(fetch_one(&self.db, &select).await?.is_some())
     }
 
     async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError> {
         if !self.application_exists(key.application_id).await? {
             return Ok(false);
         }
-        execute(&self.db, INSERT_KEY, key_values(key, at)).await?;
+        run(&self.db, &insert_key(key, at)).await?;
         Ok(true)
     }
 
@@ -89,17 +108,14 @@ impl ApplicationRepository for Store {
         prefix: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        let changed = execute(
-            &self.db,
-            "UPDATE api_keys SET revoked_at = ? \
-             WHERE application_id = ? AND prefix = ? AND revoked_at IS NULL",
-            vec![
-                at.into(),
-                application_id.as_uuid().into(),
-                prefix.to_owned().into(),
-            ],
-        )
-        .await?;
+        let update = Query::update()
+            .table(ApiKeys::Table)
+            .value(ApiKeys::RevokedAt, at)
+            .and_where(Expr::col(ApiKeys::ApplicationId).eq(application_id.as_uuid()))
+            .and_where(Expr::col(ApiKeys::Prefix).eq(prefix))
+            .and_where(Expr::col(ApiKeys::RevokedAt).is_null())
+            .to_owned();
+        let changed = run(&self.db, &update).await?;
         Ok(changed == 1)
     }
 
@@ -107,13 +123,13 @@ impl ApplicationRepository for Store {
         &self,
         prefix: &str,
     ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError> {
-        let Some(row) = query_one(
-            &self.db,
-            "SELECT application_id, key_hash FROM api_keys WHERE prefix = ? AND revoked_at IS NULL",
-            vec![prefix.to_owned().into()],
-        )
-        .await?
-        else {
+        let select = Query::select()
+            .columns([ApiKeys::ApplicationId, ApiKeys::KeyHash])
+            .from(ApiKeys::Table)
+            .and_where(Expr::col(ApiKeys::Prefix).eq(prefix))
+            .and_where(Expr::col(ApiKeys::RevokedAt).is_null())
+            .to_owned();
+        let Some(row) = fetch_one(&self.db, &select).await? else {
             return Ok(None);
         };
         let hash: Vec<u8> = get(&row, "key_hash")?;

@@ -4,9 +4,12 @@ use async_trait::async_trait;
 use handoff_domain::ports::EntityRepository;
 use handoff_domain::{ApplicationId, Entity, EntityStatus, RepoError, SessionKind, VendorData};
 
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
+
 use crate::Store;
 use crate::rows::{get, kind};
-use crate::sql::query_one;
+use crate::schema::{Entities, Sessions};
+use crate::sql::fetch_one;
 
 #[async_trait]
 impl EntityRepository for Store {
@@ -16,20 +19,31 @@ impl EntityRepository for Store {
         entity_kind: SessionKind,
         vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError> {
-        let Some(row) = query_one(
-            &self.db,
-            "SELECT e.kind, e.vendor_data, e.status, e.created_at, \
-                    (SELECT COUNT(*) FROM sessions s WHERE s.entity_id = e.id) AS session_count \
-             FROM entities e \
-             WHERE e.application_id = ? AND e.kind = ? AND e.vendor_data_key = ?",
-            vec![
-                application_id.as_uuid().into(),
-                entity_kind.as_str().into(),
-                vendor_data.key().into(),
-            ],
-        )
-        .await?
-        else {
+        let session_count = Query::select()
+            .expr(Func::count(Expr::col(Sessions::Id)))
+            .from(Sessions::Table)
+            .and_where(
+                Expr::col((Sessions::Table, Sessions::EntityId))
+                    .equals((Entities::Table, Entities::Id)),
+            )
+            .to_owned();
+        let select = Query::select()
+            .columns([
+                Entities::Kind,
+                Entities::VendorData,
+                Entities::Status,
+                Entities::CreatedAt,
+            ])
+            .expr_as(
+                Expr::SubQuery(None, Box::new(session_count.into())),
+                Alias::new("session_count"),
+            )
+            .from(Entities::Table)
+            .and_where(Expr::col(Entities::ApplicationId).eq(application_id.as_uuid()))
+            .and_where(Expr::col(Entities::Kind).eq(entity_kind.as_str()))
+            .and_where(Expr::col(Entities::VendorDataKey).eq(vendor_data.key()))
+            .to_owned();
+        let Some(row) = fetch_one(&self.db, &select).await? else {
             return Ok(None);
         };
         let status: String = get(&row, "status")?;

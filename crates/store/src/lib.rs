@@ -1,16 +1,18 @@
 //! handoff's storage: the repository ports of `handoff-domain` on sea-orm, for SQLite and
 //! PostgreSQL.
 //!
-//! Queries are plain SQL written once for both backends (placeholders are rewritten for
-//! PostgreSQL in [`sql`]), so that every statement is visible and a clone or a list costs a fixed
-//! number of statements. Every write that reads first runs in a transaction that takes the write
-//! lock up front (`BEGIN IMMEDIATE` on SQLite, `SELECT ... FOR UPDATE` on PostgreSQL).
+//! Everyday statements are built with sea-query over the identifiers of [`schema`], so a renamed
+//! column fails to compile. The import is the one place written in SQL by hand ([`import`]):
+//! there a statement per table, or one in all, is the whole cost. Every write that reads first
+//! runs in a transaction that takes the write lock up front (`BEGIN IMMEDIATE` on SQLite,
+//! `SELECT ... FOR UPDATE` on PostgreSQL).
 
 mod applications;
 mod connect;
 mod entities;
-mod one_statement;
+mod import;
 mod rows;
+mod schema;
 mod sessions;
 mod shares;
 mod signing_keys;
@@ -82,12 +84,13 @@ impl Store {
         let txn = sql::begin_write(&self.db).await?;
         if self.backend() == DatabaseBackend::Postgres {
             // "handoff" as a 64-bit lock key.
-            sql::query_one(
-                &txn,
-                "SELECT pg_advisory_xact_lock(7526466356353791590) IS NULL AS locked",
-                vec![],
-            )
-            .await?;
+            use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
+            let lock = Func::cust("pg_advisory_xact_lock").arg(7_526_466_356_353_791_590_i64);
+            // `IS NULL`: the function returns `void`, which the driver cannot decode.
+            let lock = Query::select()
+                .expr_as(Expr::from(lock).is_null(), Alias::new("locked"))
+                .to_owned();
+            sql::fetch_one(&txn, &lock).await?;
         }
         Ok(txn)
     }

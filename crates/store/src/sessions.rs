@@ -8,14 +8,47 @@ use handoff_domain::{
     RepoError, Review, ReviewStatus, SessionFilter, SessionId, SessionPage, SessionRecord,
     StoredSession,
 };
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement, UnionType,
+};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use uuid::Uuid;
 
 use crate::Store;
-use crate::rows::{
-    self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS, get, json_text, recorded_blocks_text,
-};
-use crate::sql::{begin_write, commit, execute, for_update, placeholders, query_all, query_one};
+use crate::rows::{self, get, json_text, recorded_blocks_text};
+use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
+
+/// What a session row is read with (`rows::session`), in the order of `rows::SESSION_COLUMNS`.
+pub(crate) const SESSION_READ: [Sessions; 18] = [
+    Sessions::Id,
+    Sessions::ApplicationId,
+    Sessions::Kind,
+    Sessions::SessionNumber,
+    Sessions::SessionToken,
+    Sessions::SessionUrl,
+    Sessions::Status,
+    Sessions::WorkflowId,
+    Sessions::Features,
+    Sessions::VendorData,
+    Sessions::Metadata,
+    Sessions::Callback,
+    Sessions::ContactDetails,
+    Sessions::ExpectedDetails,
+    Sessions::SharedFromSession,
+    Sessions::RecordedBlocks,
+    Sessions::CreatedAt,
+    Sessions::ExpiresAt,
+];
+
+/// A session row by key alone (see `find_session`).
+pub(crate) fn select_session(id: SessionId) -> SelectStatement {
+    Query::select()
+        .columns(SESSION_READ)
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+        .to_owned()
+}
 
 /// Rows per multi-row INSERT: 5 values a row stays far below both backends' parameter limits.
 const ITEMS_PER_INSERT: usize = 500;
@@ -31,14 +64,18 @@ impl SessionRepository for Store {
         let txn = begin_write(&self.db).await?;
         // First statement writes: the counter row is the lock that serializes session numbers
         // of one application, on PostgreSQL and across processes.
-        let row = query_one(
-            &txn,
-            "UPDATE applications SET last_session_number = last_session_number + 1 \
-             WHERE id = ? RETURNING last_session_number",
-            vec![s.application_id.as_uuid().into()],
-        )
-        .await?
-        .ok_or_else(|| RepoError::Internal("session for an unknown application".into()))?;
+        let counter = Query::update()
+            .table(Applications::Table)
+            .value(
+                Applications::LastSessionNumber,
+                Expr::col(Applications::LastSessionNumber).add(1),
+            )
+            .and_where(Expr::col(Applications::Id).eq(s.application_id.as_uuid()))
+            .returning_col(Applications::LastSessionNumber)
+            .to_owned();
+        let row = fetch_one(&txn, &counter)
+            .await?
+            .ok_or_else(|| RepoError::Internal("session for an unknown application".into()))?;
         let session_number: i64 = get(&row, "last_session_number")?;
 
         let entity_id = match &s.vendor_data {
@@ -57,14 +94,10 @@ impl SessionRepository for Store {
             None => None,
         };
 
-        execute(
-            &txn,
-            &format!(
-                "INSERT INTO sessions ({SESSION_COLUMNS}, entity_id) \
-                 VALUES ({})",
-                placeholders(19)
-            ),
-            vec![
+        let insert = Query::insert()
+            .into_table(Sessions::Table)
+            .columns(SESSION_READ.into_iter().chain([Sessions::EntityId]))
+            .values_panic([
                 s.id.as_uuid().into(),
                 s.application_id.as_uuid().into(),
                 s.kind.as_str().into(),
@@ -77,18 +110,18 @@ impl SessionRepository for Store {
                     .unwrap_or_else(|_| "[]".into())
                     .into(),
                 s.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
-                json_text(s.metadata.as_ref()),
+                json_text(s.metadata.as_ref()).into(),
                 s.callback.clone().into(),
-                json_text(s.contact_details.as_ref()),
-                json_text(s.expected_details.as_ref()),
+                json_text(s.contact_details.as_ref()).into(),
+                json_text(s.expected_details.as_ref()).into(),
                 Option::<Uuid>::None.into(),
                 String::new().into(),
                 s.created_at.into(),
                 s.expires_at.into(),
                 entity_id.into(),
-            ],
-        )
-        .await?;
+            ])
+            .to_owned();
+        run(&txn, &insert).await?;
         insert_log(&txn, s.id, log).await?;
         commit(txn).await?;
         Ok(StoredSession {
@@ -117,13 +150,7 @@ impl SessionRepository for Store {
         application_id: ApplicationId,
         id: SessionId,
     ) -> Result<Option<SessionRecord>, RepoError> {
-        let Some(row) = query_one(
-            &self.db,
-            &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?"),
-            vec![id.as_uuid().into()],
-        )
-        .await?
-        else {
+        let Some(row) = fetch_one(&self.db, &select_session(id)).await? else {
             return Ok(None);
         };
         let (session, recorded) = rows::session(&row)?;
@@ -156,12 +183,11 @@ impl SessionRepository for Store {
         let old_status = rows::status(&get::<String>(&row, "status")?)?;
         let mut recorded = rows::recorded_blocks(&get::<String>(&row, "recorded_blocks")?)?;
         for (block, items) in &results.blocks {
-            execute(
-                &txn,
-                &format!("DELETE FROM {} WHERE session_id = ?", block.v3_key()),
-                vec![id.as_uuid().into()],
-            )
-            .await?;
+            let delete = Query::delete()
+                .from_table(Alias::new(block.v3_key()))
+                .and_where(Expr::col(BlockItems::SessionId).eq(id.as_uuid()))
+                .to_owned();
+            run(&txn, &delete).await?;
             recorded.retain(|b| b != block);
             if let Some(items) = items {
                 insert_items(&txn, id, *block, items).await?;
@@ -170,16 +196,13 @@ impl SessionRepository for Store {
         }
         recorded.sort();
         let new_status = results.status.unwrap_or(old_status);
-        execute(
-            &txn,
-            "UPDATE sessions SET status = ?, recorded_blocks = ? WHERE id = ?",
-            vec![
-                new_status.as_str().into(),
-                recorded_blocks_text(&recorded).into(),
-                id.as_uuid().into(),
-            ],
-        )
-        .await?;
+        let update = Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::Status, new_status.as_str())
+            .value(Sessions::RecordedBlocks, recorded_blocks_text(&recorded))
+            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+            .to_owned();
+        run(&txn, &update).await?;
         let log = LogEntry {
             old_status: Some(old_status),
             new_status: Some(new_status),
@@ -206,12 +229,12 @@ impl SessionRepository for Store {
         if !current.is_reviewable() {
             return Ok(ReviewOutcome::WrongCurrentStatus(current));
         }
-        execute(
-            &txn,
-            "UPDATE sessions SET status = ? WHERE id = ?",
-            vec![review.status().as_str().into(), id.as_uuid().into()],
-        )
-        .await?;
+        let update = Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::Status, review.status().as_str())
+            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+            .to_owned();
+        run(&txn, &update).await?;
         let log = LogEntry {
             old_status: Some(current),
             new_status: Some(review.status()),
@@ -228,12 +251,12 @@ impl SessionRepository for Store {
         id: SessionId,
     ) -> Result<bool, RepoError> {
         // Every related row goes with it by ON DELETE CASCADE, in the same statement.
-        let deleted = execute(
-            &self.db,
-            "DELETE FROM sessions WHERE id = ? AND application_id = ?",
-            vec![id.as_uuid().into(), application_id.as_uuid().into()],
-        )
-        .await?;
+        let delete = Query::delete()
+            .from_table(Sessions::Table)
+            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+            .and_where(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
+            .to_owned();
+        let deleted = run(&self.db, &delete).await?;
         Ok(deleted == 1)
     }
 
@@ -242,52 +265,44 @@ impl SessionRepository for Store {
         application_id: ApplicationId,
         filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError> {
-        let mut conditions = format!(
-            "application_id = ? AND kind IN ({})",
-            placeholders(filter.kinds.len())
-        );
-        let mut values: Vec<Value> = vec![application_id.as_uuid().into()];
-        values.extend(filter.kinds.iter().map(|k| Value::from(k.as_str())));
+        let mut matching = Query::select()
+            .from(Sessions::Table)
+            .and_where(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
+            .and_where(Expr::col(Sessions::Kind).is_in(filter.kinds.iter().map(|k| k.as_str())))
+            .to_owned();
         if !filter.statuses.is_empty() {
-            conditions.push_str(&format!(
-                " AND status IN ({})",
-                placeholders(filter.statuses.len())
-            ));
-            values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
+            matching.and_where(
+                Expr::col(Sessions::Status).is_in(filter.statuses.iter().map(|s| s.as_str())),
+            );
         }
         if let Some(vendor_data) = &filter.vendor_data {
-            conditions.push_str(
-                " AND entity_id IN (SELECT id FROM entities WHERE application_id = ? AND vendor_data_key = ?)",
-            );
-            values.push(application_id.as_uuid().into());
-            values.push(vendor_data.key().into());
+            let entities = Query::select()
+                .column(Entities::Id)
+                .from(Entities::Table)
+                .and_where(Expr::col(Entities::ApplicationId).eq(application_id.as_uuid()))
+                .and_where(Expr::col(Entities::VendorDataKey).eq(vendor_data.key()))
+                .to_owned();
+            matching.and_where(Expr::col(Sessions::EntityId).in_subquery(entities));
         }
-        let count_row = query_one(
-            &self.db,
-            &format!("SELECT COUNT(*) AS n FROM sessions WHERE {conditions}"),
-            values.clone(),
-        )
-        .await?;
-        let count: i64 = match count_row {
+        let counted = matching
+            .clone()
+            .expr_as(Func::count(Expr::col(Sessions::Id)), Alias::new("n"))
+            .to_owned();
+        let count: i64 = match fetch_one(&self.db, &counted).await? {
             Some(row) => get(&row, "n")?,
             None => 0,
         };
-        let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
-        let offset = i64::try_from(filter.offset).unwrap_or(i64::MAX);
-        values.push(limit.into());
-        values.push(offset.into());
-        let results = query_all(
-            &self.db,
-            &format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE {conditions} \
-                 ORDER BY session_number DESC LIMIT ? OFFSET ?"
-            ),
-            values,
-        )
-        .await?
-        .iter()
-        .map(|row| rows::session(row).map(|(session, _)| session))
-        .collect::<Result<Vec<_>, _>>()?;
+        let page = matching
+            .columns(SESSION_READ)
+            .order_by(Sessions::SessionNumber, Order::Desc)
+            .limit(filter.limit)
+            .offset(filter.offset)
+            .to_owned();
+        let results = fetch_all(&self.db, &page)
+            .await?
+            .iter()
+            .map(|row| rows::session(row).map(|(session, _)| session))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(SessionPage {
             count: u64::try_from(count).unwrap_or(0),
             results,
@@ -305,16 +320,19 @@ async fn lock_session(
 ) -> Result<Option<sea_orm::QueryResult>, RepoError> {
     // By key alone, then the application (see `find_session`); the transaction of a caller
     // that finds another application's row ends without writing.
-    let Some(row) = query_one(
-        txn,
-        &format!(
-            "SELECT status, recorded_blocks, application_id FROM sessions WHERE id = ?{}",
-            for_update(txn.get_database_backend())
-        ),
-        vec![id.as_uuid().into()],
-    )
-    .await?
-    else {
+    let mut select = Query::select()
+        .columns([
+            Sessions::Status,
+            Sessions::RecordedBlocks,
+            Sessions::ApplicationId,
+        ])
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+        .to_owned();
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        select.lock(LockType::Update);
+    }
+    let Some(row) = fetch_one(txn, &select).await? else {
         return Ok(None);
     };
     Ok((get::<Uuid>(&row, "application_id")? == application_id.as_uuid()).then_some(row))
@@ -331,13 +349,18 @@ pub(crate) async fn ensure_entity(
     vendor_data: &handoff_domain::VendorData,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Uuid, EntityStatus), RepoError> {
-    let row = query_one(
-        txn,
-        "INSERT INTO entities (id, application_id, kind, vendor_data, vendor_data_key, status, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status \
-         RETURNING id, status",
-        vec![
+    let upsert = Query::insert()
+        .into_table(Entities::Table)
+        .columns([
+            Entities::Id,
+            Entities::ApplicationId,
+            Entities::Kind,
+            Entities::VendorData,
+            Entities::VendorDataKey,
+            Entities::Status,
+            Entities::CreatedAt,
+        ])
+        .values_panic([
             id.into(),
             application_id.as_uuid().into(),
             kind.as_str().into(),
@@ -345,10 +368,24 @@ pub(crate) async fn ensure_entity(
             vendor_data.key().into(),
             EntityStatus::Active.as_str().into(),
             at.into(),
-        ],
-    )
-    .await?
-    .ok_or_else(|| RepoError::Internal("entity upsert returned no row".into()))?;
+        ])
+        .on_conflict(
+            OnConflict::columns([
+                Entities::ApplicationId,
+                Entities::Kind,
+                Entities::VendorDataKey,
+            ])
+            .value(
+                Entities::Status,
+                Expr::col((Entities::Table, Entities::Status)),
+            )
+            .to_owned(),
+        )
+        .returning(Query::returning().columns([Entities::Id, Entities::Status]))
+        .to_owned();
+    let row = fetch_one(txn, &upsert)
+        .await?
+        .ok_or_else(|| RepoError::Internal("entity upsert returned no row".into()))?;
     let status: String = get(&row, "status")?;
     let status = EntityStatus::parse(&status)
         .ok_or_else(|| RepoError::Internal(format!("stored entity status {status:?}").into()))?;
@@ -362,26 +399,28 @@ async fn insert_items(
     items: &[FeatureItem],
 ) -> Result<(), RepoError> {
     for (chunk_index, chunk) in items.chunks(ITEMS_PER_INSERT).enumerate() {
-        let mut values = Vec::with_capacity(chunk.len() * 5);
+        let mut insert = Query::insert()
+            .into_table(Alias::new(block.v3_key()))
+            .columns([
+                BlockItems::SessionId,
+                BlockItems::Position,
+                BlockItems::NodeId,
+                BlockItems::Status,
+                BlockItems::Item,
+            ])
+            .to_owned();
         for (i, item) in chunk.iter().enumerate() {
             let position = i32::try_from(chunk_index * ITEMS_PER_INSERT + i)
                 .map_err(|_| RepoError::Internal("too many items".into()))?;
-            values.push(session_id.as_uuid().into());
-            values.push(position.into());
-            values.push(item.node_id().into());
-            values.push(item.status().into());
-            values.push(item.json().get().into());
+            insert.values_panic([
+                session_id.as_uuid().into(),
+                position.into(),
+                item.node_id().into(),
+                item.status().into(),
+                item.json().get().into(),
+            ]);
         }
-        let rows = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
-        execute(
-            txn,
-            &format!(
-                "INSERT INTO {} (session_id, position, node_id, status, item) VALUES {rows}",
-                block.v3_key()
-            ),
-            values,
-        )
-        .await?;
+        run(txn, &insert).await?;
     }
     Ok(())
 }
@@ -392,17 +431,26 @@ pub(crate) async fn insert_log(
     session_id: SessionId,
     log: &LogEntry,
 ) -> Result<(), RepoError> {
-    execute(
-        txn,
-        "INSERT INTO session_logs \
-         (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        std::iter::once(session_id.as_uuid().into())
-            .chain(log_values(log))
-            .collect(),
-    )
-    .await
-    .map(drop)
+    let insert = Query::insert()
+        .into_table(SessionLogs::Table)
+        .columns([
+            SessionLogs::SessionId,
+            SessionLogs::Kind,
+            SessionLogs::Actor,
+            SessionLogs::Action,
+            SessionLogs::OldStatus,
+            SessionLogs::NewStatus,
+            SessionLogs::Comment,
+            SessionLogs::Details,
+            SessionLogs::CreatedAt,
+        ])
+        .values_panic(
+            std::iter::once(session_id.as_uuid().into())
+                .chain(log_values(log))
+                .map(Expr::val),
+        )
+        .to_owned();
+    run(txn, &insert).await.map(drop)
 }
 
 /// A log row's columns after `session_id`, in the order `kind, actor, action, old_status,
@@ -429,17 +477,30 @@ async fn read_blocks<C: ConnectionTrait>(
     if recorded.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = recorded
-        .iter()
-        .map(|block| {
-            format!(
-                "SELECT '{0}' AS block, {ITEM_COLUMNS} FROM {0} WHERE session_id = ?",
-                block.v3_key()
+    // One SELECT per recorded block, each naming its table in a `block` column (a literal:
+    // the keys are the code's own), joined by UNION ALL.
+    let select_block = |block: &FeatureBlock| {
+        Query::select()
+            .expr_as(
+                Expr::cust(format!("'{}'", block.v3_key())),
+                Alias::new("block"),
             )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let items = query_all(db, &sql, vec![Value::from(id.as_uuid()); recorded.len()])
+            .column(BlockItems::Position)
+            .column(BlockItems::NodeId)
+            .expr_as(Expr::col(BlockItems::Status), Alias::new("item_status"))
+            .column(BlockItems::Item)
+            .from(Alias::new(block.v3_key()))
+            .and_where(Expr::col(BlockItems::SessionId).eq(id.as_uuid()))
+            .to_owned()
+    };
+    let mut blocks = recorded.iter();
+    let Some(first) = blocks.next() else {
+        return Ok(Vec::new());
+    };
+    let select = select_block(first)
+        .unions(blocks.map(|block| (UnionType::All, select_block(block))))
+        .to_owned();
+    let items = fetch_all(db, &select)
         .await?
         .iter()
         .map(rows::item)
@@ -448,15 +509,19 @@ async fn read_blocks<C: ConnectionTrait>(
 }
 
 async fn read_reviews<C: ConnectionTrait>(db: &C, id: SessionId) -> Result<Vec<Review>, RepoError> {
-    let rows = query_all(
-        db,
-        &format!(
-            "SELECT {REVIEW_COLUMNS} FROM session_logs \
-             WHERE session_id = ? AND kind = ? ORDER BY id"
-        ),
-        vec![id.as_uuid().into(), LogKind::Review.as_str().into()],
-    )
-    .await?;
+    let select = Query::select()
+        .expr_as(Expr::col(SessionLogs::Id), Alias::new("log_id"))
+        .expr_as(Expr::col(SessionLogs::Kind), Alias::new("log_kind"))
+        .column(SessionLogs::Actor)
+        .column(SessionLogs::NewStatus)
+        .column(SessionLogs::Comment)
+        .expr_as(Expr::col(SessionLogs::CreatedAt), Alias::new("logged_at"))
+        .from(SessionLogs::Table)
+        .and_where(Expr::col(SessionLogs::SessionId).eq(id.as_uuid()))
+        .and_where(Expr::col(SessionLogs::Kind).eq(LogKind::Review.as_str()))
+        .order_by(SessionLogs::Id, Order::Asc)
+        .to_owned();
+    let rows = fetch_all(db, &select).await?;
     rows.iter()
         .filter_map(|row| rows::review(row).transpose())
         .map(|review| review.map(|(_, review)| review))

@@ -6,9 +6,36 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use handoff_domain::RepoError;
 
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query};
+
 use crate::Store;
 use crate::rows::get;
-use crate::sql::{execute, query_all};
+use crate::schema::SigningKeys;
+use crate::sql::{fetch_all, run};
+
+/// The row of a new key.
+fn insert_key(
+    kid: &str,
+    secret: &[u8],
+    now: DateTime<Utc>,
+    activates_at: DateTime<Utc>,
+) -> InsertStatement {
+    Query::insert()
+        .into_table(SigningKeys::Table)
+        .columns([
+            SigningKeys::Kid,
+            SigningKeys::Secret,
+            SigningKeys::CreatedAt,
+            SigningKeys::ActivatesAt,
+        ])
+        .values_panic([
+            kid.into(),
+            secret.to_vec().into(),
+            now.into(),
+            activates_at.into(),
+        ])
+        .to_owned()
+}
 
 /// The id of the key generated on first start.
 pub const FIRST_KID: &str = "k1";
@@ -46,19 +73,10 @@ impl Store {
         secret: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        execute(
-            &self.db,
-            "INSERT INTO signing_keys (kid, secret, created_at, activates_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (kid) DO NOTHING",
-            vec![
-                FIRST_KID.into(),
-                secret.to_vec().into(),
-                now.into(),
-                now.into(),
-            ],
-        )
-        .await
-        .map(drop)
+        let insert = insert_key(FIRST_KID, secret, now, now)
+            .on_conflict(OnConflict::column(SigningKeys::Kid).do_nothing().to_owned())
+            .to_owned();
+        run(&self.db, &insert).await.map(drop)
     }
 
     /// Adds a key that signs from `activates_at` on.
@@ -69,18 +87,9 @@ impl Store {
         now: DateTime<Utc>,
         activates_at: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        execute(
-            &self.db,
-            "INSERT INTO signing_keys (kid, secret, created_at, activates_at) VALUES (?, ?, ?, ?)",
-            vec![
-                kid.into(),
-                secret.to_vec().into(),
-                now.into(),
-                activates_at.into(),
-            ],
-        )
-        .await
-        .map(drop)
+        run(&self.db, &insert_key(kid, secret, now, activates_at))
+            .await
+            .map(drop)
     }
 
     /// Retires a key: servers drop it from their ring when they next load keys.
@@ -89,13 +98,13 @@ impl Store {
         kid: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        Ok(execute(
-            &self.db,
-            "UPDATE signing_keys SET retired_at = ? WHERE kid = ? AND retired_at IS NULL",
-            vec![now.into(), kid.into()],
-        )
-        .await?
-            == 1)
+        let update = Query::update()
+            .table(SigningKeys::Table)
+            .value(SigningKeys::RetiredAt, now)
+            .and_where(Expr::col(SigningKeys::Kid).eq(kid))
+            .and_where(Expr::col(SigningKeys::RetiredAt).is_null())
+            .to_owned();
+        Ok(run(&self.db, &update).await? == 1)
     }
 
     /// Every key, oldest first; retired ones too when `include_retired`.
@@ -103,30 +112,34 @@ impl Store {
         &self,
         include_retired: bool,
     ) -> Result<Vec<StoredSigningKey>, RepoError> {
-        let filter = if include_retired {
-            ""
-        } else {
-            " WHERE retired_at IS NULL"
-        };
-        query_all(
-            &self.db,
-            &format!(
-                "SELECT kid, secret, created_at, activates_at, retired_at FROM signing_keys{filter} \
-                 ORDER BY activates_at, created_at, kid"
-            ),
-            vec![],
-        )
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(StoredSigningKey {
-                kid: get(row, "kid")?,
-                secret: get(row, "secret")?,
-                created_at: get(row, "created_at")?,
-                activates_at: get(row, "activates_at")?,
-                retired_at: get(row, "retired_at")?,
+        let mut select = Query::select()
+            .columns([
+                SigningKeys::Kid,
+                SigningKeys::Secret,
+                SigningKeys::CreatedAt,
+                SigningKeys::ActivatesAt,
+                SigningKeys::RetiredAt,
+            ])
+            .from(SigningKeys::Table)
+            .order_by(SigningKeys::ActivatesAt, Order::Asc)
+            .order_by(SigningKeys::CreatedAt, Order::Asc)
+            .order_by(SigningKeys::Kid, Order::Asc)
+            .to_owned();
+        if !include_retired {
+            select.and_where(Expr::col(SigningKeys::RetiredAt).is_null());
+        }
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(StoredSigningKey {
+                    kid: get(row, "kid")?,
+                    secret: get(row, "secret")?,
+                    created_at: get(row, "created_at")?,
+                    activates_at: get(row, "activates_at")?,
+                    retired_at: get(row, "retired_at")?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 }

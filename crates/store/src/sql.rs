@@ -4,7 +4,8 @@ use handoff_domain::RepoError;
 use sea_orm::sqlx;
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult,
-    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
+    RuntimeErr, SqliteTransactionMode, Statement, StatementBuilder, TransactionOptions,
+    TransactionTrait, Value,
 };
 
 /// Builds a statement from SQL written with `?` placeholders, numbering them `$1, $2, ...` for
@@ -36,19 +37,30 @@ fn numbered(sql: &str) -> String {
     out
 }
 
-/// `?, ?, ?` for `n` values.
-pub(crate) fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
+/// Runs a built statement (sea-query) that returns rows.
+pub(crate) async fn fetch_all<C: ConnectionTrait, S: StatementBuilder + Sync>(
+    db: &C,
+    statement: &S,
+) -> Result<Vec<QueryResult>, RepoError> {
+    db.query_all(statement).await.map_err(repo_error)
 }
 
-/// Runs a statement that returns rows.
-pub(crate) async fn query_all<C: ConnectionTrait>(
+/// Runs a built statement (sea-query) that returns at most one row.
+pub(crate) async fn fetch_one<C: ConnectionTrait, S: StatementBuilder + Sync>(
     db: &C,
-    sql: &str,
-    values: Vec<Value>,
-) -> Result<Vec<QueryResult>, RepoError> {
-    db.query_all_raw(stmt(db.get_database_backend(), sql, values))
+    statement: &S,
+) -> Result<Option<QueryResult>, RepoError> {
+    db.query_one(statement).await.map_err(repo_error)
+}
+
+/// Runs a built statement (sea-query) and returns how many rows it changed.
+pub(crate) async fn run<C: ConnectionTrait, S: StatementBuilder + Sync>(
+    db: &C,
+    statement: &S,
+) -> Result<u64, RepoError> {
+    db.execute(statement)
         .await
+        .map(|r| r.rows_affected())
         .map_err(repo_error)
 }
 
@@ -60,18 +72,6 @@ pub(crate) async fn query_one<C: ConnectionTrait>(
 ) -> Result<Option<QueryResult>, RepoError> {
     db.query_one_raw(stmt(db.get_database_backend(), sql, values))
         .await
-        .map_err(repo_error)
-}
-
-/// Runs a statement and returns how many rows it changed.
-pub(crate) async fn execute<C: ConnectionTrait>(
-    db: &C,
-    sql: &str,
-    values: Vec<Value>,
-) -> Result<u64, RepoError> {
-    db.execute_raw(stmt(db.get_database_backend(), sql, values))
-        .await
-        .map(|r| r.rows_affected())
         .map_err(repo_error)
 }
 
@@ -90,15 +90,6 @@ pub(crate) async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTrans
 /// Commits a transaction.
 pub(crate) async fn commit(txn: DatabaseTransaction) -> Result<(), RepoError> {
     txn.commit().await.map_err(repo_error)
-}
-
-/// ` FOR UPDATE` on PostgreSQL, where a read that precedes a write must lock its row; nothing on
-/// SQLite, where the immediate transaction already holds the database's write lock.
-pub(crate) fn for_update(backend: DatabaseBackend) -> &'static str {
-    match backend {
-        DatabaseBackend::Postgres => " FOR UPDATE",
-        _ => "",
-    }
 }
 
 /// Maps a database error to the domain's: lost connections and timeouts are `Unavailable`
@@ -203,6 +194,5 @@ mod tests {
             numbered("a = ? AND b IN (?, ?)"),
             "a = $1 AND b IN ($2, $3)"
         );
-        assert_eq!(placeholders(3), "?, ?, ?");
     }
 }

@@ -5,13 +5,34 @@ use chrono::{DateTime, Utc};
 use handoff_domain::ports::WorkflowRepository;
 use handoff_domain::{ApplicationId, RepoError, Workflow, WorkflowId};
 use sea_orm::QueryResult;
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement};
 
 use crate::Store;
 use crate::rows::{get, kind, workflow_features, workflow_features_text};
-use crate::sql::{begin_write, commit, execute, query_all, query_one};
+use crate::schema::Workflows;
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
 
-const COLUMNS: &str =
-    "id, application_id, label, kind, features, is_default, session_expiration_time, created_at";
+/// What a workflow is read with.
+const COLUMNS: [Workflows; 8] = [
+    Workflows::Id,
+    Workflows::ApplicationId,
+    Workflows::Label,
+    Workflows::Kind,
+    Workflows::Features,
+    Workflows::IsDefault,
+    Workflows::SessionExpirationTime,
+    Workflows::CreatedAt,
+];
+
+/// The application's workflows that are not deleted.
+fn select_live(application_id: ApplicationId) -> SelectStatement {
+    Query::select()
+        .columns(COLUMNS)
+        .from(Workflows::Table)
+        .and_where(Expr::col(Workflows::ApplicationId).eq(application_id.as_uuid()))
+        .and_where(Expr::col(Workflows::DeletedAt).is_null())
+        .to_owned()
+}
 
 fn workflow(row: &QueryResult) -> Result<Workflow, RepoError> {
     let features: String = get(row, "features")?;
@@ -33,17 +54,19 @@ impl WorkflowRepository for Store {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         if w.is_default {
-            execute(
-                &txn,
-                "UPDATE workflows SET is_default = ? WHERE application_id = ? AND kind = ? AND is_default = ?",
-                vec![false.into(), w.application_id.as_uuid().into(), w.kind.as_str().into(), true.into()],
-            )
-            .await?;
+            let others = Query::update()
+                .table(Workflows::Table)
+                .value(Workflows::IsDefault, false)
+                .and_where(Expr::col(Workflows::ApplicationId).eq(w.application_id.as_uuid()))
+                .and_where(Expr::col(Workflows::Kind).eq(w.kind.as_str()))
+                .and_where(Expr::col(Workflows::IsDefault).eq(true))
+                .to_owned();
+            run(&txn, &others).await?;
         }
-        execute(
-            &txn,
-            &format!("INSERT INTO workflows ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"),
-            vec![
+        let insert = Query::insert()
+            .into_table(Workflows::Table)
+            .columns(COLUMNS)
+            .values_panic([
                 w.id.as_uuid().into(),
                 w.application_id.as_uuid().into(),
                 w.label.clone().into(),
@@ -52,9 +75,9 @@ impl WorkflowRepository for Store {
                 w.is_default.into(),
                 w.session_expiration_time.into(),
                 w.created_at.into(),
-            ],
-        )
-        .await?;
+            ])
+            .to_owned();
+        run(&txn, &insert).await?;
         commit(txn).await
     }
 
@@ -62,18 +85,15 @@ impl WorkflowRepository for Store {
         &self,
         application_id: ApplicationId,
     ) -> Result<Vec<Workflow>, RepoError> {
-        query_all(
-            &self.db,
-            &format!(
-                "SELECT {COLUMNS} FROM workflows WHERE application_id = ? AND deleted_at IS NULL \
-                 ORDER BY created_at, id"
-            ),
-            vec![application_id.as_uuid().into()],
-        )
-        .await?
-        .iter()
-        .map(workflow)
-        .collect()
+        let select = select_live(application_id)
+            .order_by(Workflows::CreatedAt, Order::Asc)
+            .order_by(Workflows::Id, Order::Asc)
+            .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(workflow)
+            .collect()
     }
 
     async fn find_workflow(
@@ -81,18 +101,14 @@ impl WorkflowRepository for Store {
         application_id: ApplicationId,
         id: WorkflowId,
     ) -> Result<Option<Workflow>, RepoError> {
-        query_one(
-            &self.db,
-            &format!(
-                "SELECT {COLUMNS} FROM workflows \
-                 WHERE id = ? AND application_id = ? AND deleted_at IS NULL"
-            ),
-            vec![id.as_uuid().into(), application_id.as_uuid().into()],
-        )
-        .await?
-        .as_ref()
-        .map(workflow)
-        .transpose()
+        let select = select_live(application_id)
+            .and_where(Expr::col(Workflows::Id).eq(id.as_uuid()))
+            .to_owned();
+        fetch_one(&self.db, &select)
+            .await?
+            .as_ref()
+            .map(workflow)
+            .transpose()
     }
 
     async fn delete_workflow(
@@ -101,18 +117,15 @@ impl WorkflowRepository for Store {
         id: WorkflowId,
         at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        let changed = execute(
-            &self.db,
-            "UPDATE workflows SET deleted_at = ?, is_default = ? \
-             WHERE id = ? AND application_id = ? AND deleted_at IS NULL",
-            vec![
-                at.into(),
-                false.into(),
-                id.as_uuid().into(),
-                application_id.as_uuid().into(),
-            ],
-        )
-        .await?;
+        let update = Query::update()
+            .table(Workflows::Table)
+            .value(Workflows::DeletedAt, at)
+            .value(Workflows::IsDefault, false)
+            .and_where(Expr::col(Workflows::Id).eq(id.as_uuid()))
+            .and_where(Expr::col(Workflows::ApplicationId).eq(application_id.as_uuid()))
+            .and_where(Expr::col(Workflows::DeletedAt).is_null())
+            .to_owned();
+        let changed = run(&self.db, &update).await?;
         Ok(changed == 1)
     }
 }

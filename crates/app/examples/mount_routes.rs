@@ -1,0 +1,93 @@
+//! A service of your own that serves handoff's API beside its own routes, in one actix-web
+//! app: handoff's routes come from `handoff_http::configure`, yours are added as usual.
+//!
+//! `cargo run -p handoff --example mount_routes` opens a SQLite file in a temporary directory,
+//! creates an application, serves on a free port of 127.0.0.1, calls one route of each, prints
+//! what it got and stops. It exits non-zero when an answer is not the expected one (CI runs it).
+
+use std::error::Error;
+use std::sync::Arc;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use handoff::{Config, load_keyring, open_store, services};
+use handoff_http::{AppState, Limits};
+use handoff_token::HmacShareTokens;
+
+/// One of the embedding service's own routes.
+async fn own_status() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"service": "acme-onboarding", "ok": true}))
+}
+
+fn check(what: &str, ok: bool) -> Result<(), Box<dyn Error>> {
+    println!("{} {what}", if ok { "ok  " } else { "FAIL" });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("unexpected answer: {what}").into())
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let dir = std::env::temp_dir().join(format!("handoff_example_{}", std::process::id()));
+    let config = Config::new(format!(
+        "sqlite:{}?mode=rwc",
+        dir.join("handoff.db").display()
+    ));
+    let result = run(&config).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
+    // handoff's store, migrated, its token keys, and its services.
+    let store = open_store(config).await?;
+    let tokens = Arc::new(HmacShareTokens::new(load_keyring(config, &store).await?));
+    let services = services(&store, "https://verify.acme.test", tokens);
+    let (_, key) = services.applications.create_application("Acme").await?;
+    let state = AppState {
+        services,
+        readiness: Arc::new(store.clone()),
+        limits: Limits::default(),
+        rate_limiter: None,
+    };
+
+    // One app: your routes first, then handoff's (its fallback answers unknown paths).
+    let server = HttpServer::new(move || {
+        App::new()
+            .route("/acme/status/", web::get().to(own_status))
+            .configure(handoff_http::configure(state.clone()))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")?;
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    let running = tokio::spawn(server);
+
+    let client = reqwest::Client::new();
+    let own = client.get(format!("{base}/acme/status/")).send().await?;
+    check(
+        "GET /acme/status/ is the service's own route",
+        own.status() == 200,
+    )?;
+    let workflows = client
+        .get(format!("{base}/v3/workflows/"))
+        .header("x-api-key", key.reveal())
+        .send()
+        .await?;
+    check(
+        "GET /v3/workflows/ is handoff's, with the key",
+        workflows.status() == 200,
+    )?;
+    let anonymous = client.get(format!("{base}/v3/workflows/")).send().await?;
+    let body: serde_json::Value = anonymous.json().await?;
+    check(
+        "GET /v3/workflows/ without a key is handoff's 403",
+        body["code"] == "authentication_failed",
+    )?;
+
+    handle.stop(true).await;
+    running.await??;
+    Ok(())
+}

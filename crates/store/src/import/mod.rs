@@ -1,0 +1,127 @@
+//! The import (`ShareRepository::import` and `import_context`): the one place where the store
+//! writes SQL by hand, because there a statement per table, or one statement in all, is the
+//! whole cost (`docs/performance.md`). On PostgreSQL one statement ([`postgres`]); on SQLite one
+//! transaction ([`sqlite`]). How an import runs end to end: `docs/sharing.md`.
+
+mod postgres;
+mod sqlite;
+
+use chrono::{DateTime, Utc};
+use handoff_domain::{
+    ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, RepoError, SessionId, SessionKind,
+};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use uuid::Uuid;
+
+use crate::Store;
+use crate::rows::{self, SESSION_COLUMNS, get};
+use crate::schema::Sessions;
+use crate::sql::{Failure, fetch_one, is_unique_violation, query_one, repo_error};
+
+/// Makes the import on this store's backend.
+pub(crate) async fn import(
+    store: &Store,
+    attempt: &ImportAttempt,
+) -> Result<ImportOutcome, RepoError> {
+    let outcome = match store.backend() {
+        sea_orm::DatabaseBackend::Postgres => postgres::import(&store.db, attempt).await,
+        _ => sqlite::import(store, attempt).await,
+    };
+    match outcome {
+        Ok(outcome) => Ok(outcome),
+        Err(Failure::Db(error)) if is_unique_violation(&error) => {
+            already_imported(store, attempt).await
+        }
+        Err(Failure::Db(error)) => Err(repo_error(error)),
+        Err(Failure::Repo(error)) => Err(error),
+    }
+}
+
+/// After a unique violation on the clone (its transaction rolled back): another import of
+/// this source by this receiver committed first; its clone is the answer, or, when it was
+/// deleted since, a refusal that the service reads again.
+async fn already_imported(
+    store: &Store,
+    attempt: &ImportAttempt,
+) -> Result<ImportOutcome, RepoError> {
+    let select = Query::select()
+        .column(Sessions::Id)
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::ApplicationId).eq(attempt.application_id.as_uuid()))
+        .and_where(Expr::col(Sessions::SharedFromSession).eq(attempt.claims.session_id.as_uuid()))
+        .to_owned();
+    Ok(match fetch_one(&store.db, &select).await? {
+        Some(row) => ImportOutcome::AlreadyImported(SessionId::from_uuid(get::<Uuid>(&row, "id")?)),
+        None => ImportOutcome::Refused,
+    })
+}
+
+/// [`ShareRepository::import_context`](handoff_domain::ports::ShareRepository::import_context),
+/// on a connection or inside a transaction: one query.
+pub(crate) async fn read_context<C: ConnectionTrait>(
+    db: &C,
+    attempt: &ImportAttempt,
+) -> Result<ImportContext, RepoError> {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let columns: Vec<String> = SESSION_COLUMNS
+            .split(',')
+            .map(|c| format!("s.{}", c.trim()))
+            .collect();
+        format!(
+            "SELECT (SELECT revoked_at FROM share_tokens WHERE jti = ?) AS revoked_at, \
+             (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
+             w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
+             w.application_id AS workflow_application_id \
+             FROM (SELECT 1 AS probe) AS probe \
+             LEFT JOIN sessions s ON s.id = ? \
+             LEFT JOIN workflows w ON w.id = ? AND w.deleted_at IS NULL",
+            columns.join(", ")
+        )
+    });
+    let claims = &attempt.claims;
+    let receiver = attempt.application_id;
+    let row = query_one(
+        db,
+        &SQL,
+        vec![
+            claims.jti.clone().into(),
+            receiver.as_uuid().into(),
+            claims.session_id.as_uuid().into(),
+            claims.session_id.as_uuid().into(),
+            attempt.workflow_id.as_uuid().into(),
+        ],
+    )
+    .await?
+    .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
+    let revoked = get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some();
+    let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
+    // Both rows are looked up by key alone, so that no planner statistics can turn the lookup
+    // into a scan of the application's rows; their application is checked here.
+    let source_found =
+        get::<Option<Uuid>>(&row, "application_id")? == Some(claims.from_application_id.as_uuid());
+    let workflow_found =
+        get::<Option<Uuid>>(&row, "workflow_application_id")? == Some(receiver.as_uuid());
+    let (source, recorded_blocks) = if source_found {
+        let (session, blocks) = rows::session(&row)?;
+        (Some(session), blocks)
+    } else {
+        (None, Vec::new())
+    };
+    let workflow = match get::<Option<String>>(&row, "workflow_kind")? {
+        Some(kind) if workflow_found => Some(ImportWorkflow {
+            kind: SessionKind::parse(&kind).ok_or_else(|| {
+                RepoError::Internal(format!("stored workflow kind {kind:?}").into())
+            })?,
+            session_expiration_time: get(&row, "workflow_expiration")?,
+        }),
+        _ => None,
+    };
+    Ok(ImportContext {
+        revoked,
+        source,
+        recorded_blocks,
+        existing_clone,
+        workflow,
+    })
+}
