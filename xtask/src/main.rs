@@ -8,7 +8,7 @@ mod schemathesis;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | fuzz | bench>\n\n  ci        cargo fmt --check, cargo clippy -D warnings, cargo test --workspace, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N]   the import benchmark (docs/performance.md)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N]   the import benchmark (docs/performance.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -65,10 +65,11 @@ fn openapi() -> ExitCode {
     }
 }
 
-/// What CI runs once PostgreSQL is up: fmt, clippy, the README's test command, and a bounded
-/// Schemathesis run when `schemathesis` is installed (`.ci/run` installs it).
+/// What CI runs once PostgreSQL is up: fmt, clippy, the README's test command, the embedding
+/// examples, the docs without a warning, and a bounded Schemathesis run when `schemathesis` is
+/// installed (`.ci/run` installs it).
 fn ci() -> ExitCode {
-    let steps: [&[&str]; 3] = [
+    let steps: [&[&str]; 6] = [
         &["fmt", "--all", "--", "--check"],
         &[
             "clippy",
@@ -79,10 +80,23 @@ fn ci() -> ExitCode {
             "warnings",
         ],
         &["test", "--workspace"],
+        &[
+            "run",
+            "-q",
+            "-p",
+            "handoff-domain",
+            "--example",
+            "own_ports",
+        ],
+        &["run", "-q", "-p", "handoff", "--example", "mount_routes"],
+        &["doc", "--workspace", "--no-deps"],
     ];
     for step in steps {
         eprintln!("$ cargo {}", step.join(" "));
-        let status = Command::new(env!("CARGO")).args(step).status();
+        let status = Command::new(env!("CARGO"))
+            .args(step)
+            .env("RUSTDOCFLAGS", "-D warnings")
+            .status();
         if !status.is_ok_and(|s| s.success()) {
             eprintln!("failed: cargo {}", step.join(" "));
             return ExitCode::FAILURE;

@@ -9,7 +9,7 @@
 //! # Embedding
 //!
 //! A Rust service can run the use cases itself, on ports of its own. Here every port is the
-//! in-memory one of [`fakes`] (feature `test-support`): one application shares a finished KYC
+//! in-memory one of `fakes` (feature `test-support`): one application shares a finished KYC
 //! session, another imports it and trusts the decision. How an import runs:
 //! `docs/sharing.md`; ports of your own: `examples/own_ports.rs`.
 //!

@@ -119,6 +119,71 @@ pub struct WorkflowFeature {
     pub label: Option<String>,
 }
 
+/// The longest label of one step, in characters.
+pub const MAX_FEATURE_LABEL_CHARS: usize = 100;
+
+/// One step as a client asks for it, before it is checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RequestedFeature {
+    /// The feature's name, e.g. `OCR`.
+    pub feature: String,
+    /// The engine configuration; must be an object when present.
+    pub config: Option<Value>,
+    /// A label for people.
+    pub label: Option<String>,
+}
+
+impl WorkflowFeature {
+    /// Checks step `index` of a request: a known feature (the refusal names it and lists the
+    /// known ones), a configuration that is an object (`{}` when absent or null), a label of at
+    /// most [`MAX_FEATURE_LABEL_CHARS`] characters.
+    pub fn parse(index: usize, requested: RequestedFeature) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let feature = Feature::parse(&requested.feature);
+        if feature.is_none() {
+            let known: Vec<&str> = Feature::ALL.iter().map(|f| f.as_str()).collect();
+            errors.add(
+                format!("features[{index}].feature"),
+                format!(
+                    "\"{}\" is not a known feature; the features are {}.",
+                    requested.feature,
+                    known.join(", ")
+                ),
+            );
+        }
+        let config = match requested.config {
+            None | Some(Value::Null) => Some(Value::Object(Default::default())),
+            Some(object @ Value::Object(_)) => Some(object),
+            Some(_) => {
+                errors.add(
+                    format!("features[{index}].config"),
+                    "must be a JSON object.",
+                );
+                None
+            }
+        };
+        check_feature_label(index, requested.label.as_deref(), &mut errors);
+        errors.into_result()?;
+        match (feature, config) {
+            (Some(feature), Some(config)) => Ok(Self {
+                feature,
+                config,
+                label: requested.label,
+            }),
+            _ => Err(ValidationErrors::single("features", "a step is not valid.")),
+        }
+    }
+}
+
+fn check_feature_label(index: usize, label: Option<&str>, errors: &mut ValidationErrors) {
+    if label.is_some_and(|l| l.chars().count() > MAX_FEATURE_LABEL_CHARS) {
+        errors.add(
+            format!("features[{index}].label"),
+            "must be at most 100 characters.",
+        );
+    }
+}
+
 /// The longest `workflow_label`, in characters.
 pub const MAX_WORKFLOW_LABEL_CHARS: usize = 50;
 /// The default `session_expiration_time`: 7 days, as in Didit's example.
@@ -142,7 +207,7 @@ pub struct NewWorkflow {
 }
 
 impl NewWorkflow {
-    /// Validates a workflow request. Field errors are collected, not stopped at the first.
+    /// Validates a workflow of typed steps. Field errors are collected, not stopped at the first.
     pub fn parse(
         label: Option<String>,
         features: Vec<WorkflowFeature>,
@@ -150,6 +215,55 @@ impl NewWorkflow {
         session_expiration_time: Option<i64>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
+        for (i, step) in features.iter().enumerate() {
+            check_feature_label(i, step.label.as_deref(), &mut errors);
+        }
+        Self::check(
+            label,
+            features,
+            is_default,
+            session_expiration_time,
+            errors,
+            false,
+        )
+    }
+
+    /// Validates a workflow as a client asks for it: every step with
+    /// [`WorkflowFeature::parse`], then the whole. A request whose steps were all refused is
+    /// not told "at least one feature is required" on top of what is wrong with them.
+    pub fn parse_requested(
+        label: Option<String>,
+        requested: Vec<RequestedFeature>,
+        is_default: bool,
+        session_expiration_time: Option<i64>,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let mut features = Vec::with_capacity(requested.len());
+        for (i, step) in requested.into_iter().enumerate() {
+            match WorkflowFeature::parse(i, step) {
+                Ok(feature) => features.push(feature),
+                Err(refused) => errors.merge(refused),
+            }
+        }
+        let steps_refused = !errors.is_empty();
+        Self::check(
+            label,
+            features,
+            is_default,
+            session_expiration_time,
+            errors,
+            steps_refused,
+        )
+    }
+
+    fn check(
+        label: Option<String>,
+        features: Vec<WorkflowFeature>,
+        is_default: bool,
+        session_expiration_time: Option<i64>,
+        mut errors: ValidationErrors,
+        steps_refused: bool,
+    ) -> Result<Self, ValidationErrors> {
         if let Some(label) = &label {
             let chars = label.chars().count();
             if chars == 0 || chars > MAX_WORKFLOW_LABEL_CHARS {
@@ -158,7 +272,7 @@ impl NewWorkflow {
                 errors.add("workflow_label", "must not contain control characters.");
             }
         }
-        if features.is_empty() {
+        if features.is_empty() && !steps_refused {
             errors.add("features", "at least one feature is required.");
         }
         for (i, step) in features.iter().enumerate() {
@@ -300,5 +414,68 @@ mod tests {
         for f in Feature::ALL {
             assert_eq!(Feature::parse(f.as_str()), Some(f));
         }
+    }
+
+    fn requested(feature: &str) -> RequestedFeature {
+        RequestedFeature {
+            feature: feature.to_owned(),
+            config: None,
+            label: None,
+        }
+    }
+
+    #[test]
+    fn requested_steps_are_checked_one_by_one() {
+        let parsed = NewWorkflow::parse_requested(
+            None,
+            vec![requested("OCR"), requested("AML")],
+            false,
+            None,
+        )
+        .unwrap();
+        assert_eq!(parsed.features.len(), 2);
+        assert_eq!(parsed.features[0].config, serde_json::json!({}));
+
+        let refused = NewWorkflow::parse_requested(
+            None,
+            vec![
+                requested("SELFIE"),
+                RequestedFeature {
+                    config: Some(serde_json::json!([1])),
+                    label: Some("x".repeat(MAX_FEATURE_LABEL_CHARS + 1)),
+                    ..requested("OCR")
+                },
+            ],
+            false,
+            None,
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = refused.fields().collect();
+        assert_eq!(
+            fields,
+            [
+                "features[0].feature",
+                "features[1].config",
+                "features[1].label"
+            ],
+            "every step's faults, and no \"at least one feature\" on top"
+        );
+        let (_, messages) = refused.iter().next().unwrap();
+        assert!(
+            messages[0].contains("\"SELFIE\" is not a known feature; the features are OCR, NFC")
+        );
+
+        let empty = NewWorkflow::parse_requested(None, vec![], false, None).unwrap_err();
+        assert_eq!(empty.fields().collect::<Vec<_>>(), ["features"]);
+    }
+
+    #[test]
+    fn typed_steps_have_the_same_label_limit() {
+        let long = WorkflowFeature {
+            label: Some("x".repeat(MAX_FEATURE_LABEL_CHARS + 1)),
+            ..step(Feature::Ocr)
+        };
+        let refused = NewWorkflow::parse(None, vec![long], false, None).unwrap_err();
+        assert_eq!(refused.fields().collect::<Vec<_>>(), ["features[0].label"]);
     }
 }

@@ -1,8 +1,8 @@
 //! handoff's storage: the repository ports of `handoff-domain` on sea-orm, for SQLite and
 //! PostgreSQL.
 //!
-//! Everyday statements are built with sea-query over the identifiers of [`schema`], so a renamed
-//! column fails to compile. The import is the one place written in SQL by hand ([`import`]):
+//! Everyday statements are built with sea-query over the identifiers of `schema.rs`, so a renamed
+//! column fails to compile. The import is the one place written in SQL by hand (`import/`):
 //! there a statement per table, or one in all, is the whole cost. Every write that reads first
 //! runs in a transaction that takes the write lock up front (`BEGIN IMMEDIATE` on SQLite,
 //! `SELECT ... FOR UPDATE` on PostgreSQL).

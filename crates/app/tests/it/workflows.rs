@@ -131,6 +131,31 @@ async fn bad_workflows_name_their_fields(app: TestApp) {
             answer.text
         );
     }
+    // An unknown feature is named, with the known ones; nothing else is blamed.
+    let answer = app
+        .post(
+            "/v3/workflows/",
+            &tenant,
+            json!({"features": [{"feature": "SELFIE"}]}),
+        )
+        .await;
+    assert_error(&answer, 400, "invalid_request");
+    let errors = answer.body["errors"].as_object().unwrap();
+    assert_eq!(
+        errors.keys().collect::<Vec<_>>(),
+        ["features[0].feature"],
+        "{}",
+        answer.text
+    );
+    let message = errors["features[0].feature"][0].as_str().unwrap();
+    assert!(
+        message.contains("\"SELFIE\" is not a known feature"),
+        "{message}"
+    );
+    assert!(
+        message.contains("OCR") && message.contains("KYB_KEY_PEOPLE"),
+        "{message}"
+    );
     assert_eq!(
         app.get("/v3/workflows/", &tenant)
             .await

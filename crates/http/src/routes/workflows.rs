@@ -1,8 +1,8 @@
 //! `/v3/workflows/`: create, list, read and delete the caller's workflows.
 
 use actix_web::{HttpResponse, web};
-use handoff_domain::workflow::Feature;
-use handoff_domain::{NewWorkflow, ValidationErrors, Workflow, WorkflowFeature, WorkflowId};
+use handoff_domain::workflow::RequestedFeature;
+use handoff_domain::{NewWorkflow, Workflow, WorkflowId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -44,56 +44,27 @@ pub(crate) struct FeatureBody {
 
 impl CreateWorkflowBody {
     fn into_domain(self) -> Result<NewWorkflow, ApiError> {
-        let mut errors = ValidationErrors::default();
         let Some(features) = self.features else {
             return Err(ApiError::invalid_field(
                 "features",
                 "This field is required.",
             ));
         };
-        let mut steps = Vec::with_capacity(features.len());
-        for (i, step) in features.into_iter().enumerate() {
-            let Some(feature) = Feature::parse(&step.feature) else {
-                errors.add(
-                    format!("features[{i}].feature"),
-                    format!("\"{}\" is not a known feature.", step.feature),
-                );
-                continue;
-            };
-            let config = match step.config {
-                None | Some(Value::Null) => Value::Object(Default::default()),
-                Some(object @ Value::Object(_)) => object,
-                Some(_) => {
-                    errors.add(format!("features[{i}].config"), "must be a JSON object.");
-                    continue;
-                }
-            };
-            if step.label.as_ref().is_some_and(|l| l.chars().count() > 100) {
-                errors.add(
-                    format!("features[{i}].label"),
-                    "must be at most 100 characters.",
-                );
-            }
-            steps.push(WorkflowFeature {
-                feature,
-                config,
+        let requested = features
+            .into_iter()
+            .map(|step| RequestedFeature {
+                feature: step.feature,
+                config: step.config,
                 label: step.label,
-            });
-        }
-        let parsed = NewWorkflow::parse(
+            })
+            .collect();
+        NewWorkflow::parse_requested(
             self.workflow_label,
-            steps,
+            requested,
             self.is_default.unwrap_or(false),
             self.session_expiration_time,
-        );
-        match parsed {
-            Ok(workflow) if errors.is_empty() => Ok(workflow),
-            Ok(_) => Err(ApiError::invalid(errors)),
-            Err(more) => {
-                errors.merge(more);
-                Err(ApiError::invalid(errors))
-            }
-        }
+        )
+        .map_err(ApiError::invalid)
     }
 }
 
