@@ -66,12 +66,7 @@ pub fn cascade(
     column: &'static str,
     to: &'static str,
 ) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(format!("fk_{from}_{column}"))
-        .from(from, column)
-        .to(to, "id")
-        .on_delete(ForeignKeyAction::Cascade)
-        .take()
+    foreign_key(from, column, to, ForeignKeyAction::Cascade)
 }
 
 /// A foreign key from `from.column` to `to.id` that refuses to delete a referenced parent.
@@ -80,11 +75,20 @@ pub fn restrict(
     column: &'static str,
     to: &'static str,
 ) -> ForeignKeyCreateStatement {
+    foreign_key(from, column, to, ForeignKeyAction::Restrict)
+}
+
+fn foreign_key(
+    from: &'static str,
+    column: &'static str,
+    to: &'static str,
+    on_delete: ForeignKeyAction,
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{from}_{column}"))
         .from(from, column)
         .to(to, "id")
-        .on_delete(ForeignKeyAction::Restrict)
+        .on_delete(on_delete)
         .take()
 }
 

@@ -10,11 +10,7 @@ use std::process::{Command, ExitCode};
 const TARGETS: [&str; 2] = ["token_verify", "request_parsing"];
 
 pub fn run(args: &[String]) -> ExitCode {
-    let seconds = args
-        .windows(2)
-        .find(|w| w[0] == "--seconds")
-        .and_then(|w| w[1].parse::<u64>().ok())
-        .unwrap_or(60);
+    let seconds = crate::seconds(args, 60);
     let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let mut failed = false;

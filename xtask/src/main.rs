@@ -25,6 +25,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The value of `--seconds N` among `args`, or `default`.
+fn seconds(args: &[String], default: u64) -> u64 {
+    args.windows(2)
+        .find(|w| w[0] == "--seconds")
+        .and_then(|w| w[1].parse::<u64>().ok())
+        .unwrap_or(default)
+}
+
 /// `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N]`: the release-built
 /// benchmark; its last line is JSON.
 fn bench(args: &[String]) -> ExitCode {

@@ -84,11 +84,7 @@ fn field(value: &Value, name: &str) -> Result<String, String> {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let seconds = args
-        .windows(2)
-        .find(|w| w[0] == "--seconds")
-        .and_then(|w| w[1].parse::<u64>().ok())
-        .unwrap_or(120);
+    let seconds = crate::seconds(args, 120);
     match run_for(seconds) {
         Ok(code) => code,
         Err(error) => {

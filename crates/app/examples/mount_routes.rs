@@ -18,15 +18,6 @@ async fn own_status() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"service": "acme-onboarding", "ok": true}))
 }
 
-fn check(what: &str, ok: bool) -> Result<(), Box<dyn Error>> {
-    println!("{} {what}", if ok { "ok  " } else { "FAIL" });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("unexpected answer: {what}").into())
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let dir = std::env::temp_dir().join(format!("handoff_example_{}", std::process::id()));
@@ -67,25 +58,28 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
 
     let client = reqwest::Client::new();
     let own = client.get(format!("{base}/acme/status/")).send().await?;
-    check(
-        "GET /acme/status/ is the service's own route",
+    assert!(
         own.status() == 200,
-    )?;
+        "GET /acme/status/ is the service's own route"
+    );
+    println!("ok   GET /acme/status/ is the service's own route");
     let workflows = client
         .get(format!("{base}/v3/workflows/"))
         .header("x-api-key", key.reveal())
         .send()
         .await?;
-    check(
-        "GET /v3/workflows/ is handoff's, with the key",
+    assert!(
         workflows.status() == 200,
-    )?;
+        "GET /v3/workflows/ is handoff's, with the key"
+    );
+    println!("ok   GET /v3/workflows/ is handoff's, with the key");
     let anonymous = client.get(format!("{base}/v3/workflows/")).send().await?;
     let body: serde_json::Value = anonymous.json().await?;
-    check(
-        "GET /v3/workflows/ without a key is handoff's 403",
+    assert!(
         body["code"] == "authentication_failed",
-    )?;
+        "GET /v3/workflows/ without a key is handoff's 403"
+    );
+    println!("ok   GET /v3/workflows/ without a key is handoff's 403");
 
     handle.stop(true).await;
     running.await??;

@@ -45,6 +45,13 @@ fn no_tokens() -> Arc<HmacShareTokens> {
     Arc::new(HmacShareTokens::new(Keyring::default()))
 }
 
+/// The database of an operator command, migrated.
+async fn operator_store(cli: &Cli) -> Result<handoff_store::Store, String> {
+    open_store(&cli.base_config())
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn run(cli: Cli) -> Result<(), String> {
     match &cli.command {
         Command::Serve(args) => {
@@ -59,17 +66,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Migrate => {
-            open_store(&cli.base_config())
-                .await
-                .map_err(|e| e.to_string())?;
+            operator_store(&cli).await?;
             println!("{}", json!({"migrated": true}));
             Ok(())
         }
         Command::Applications(command) => {
-            let store = open_store(&cli.base_config())
-                .await
-                .map_err(|e| e.to_string())?;
-            let applications = services(&store, "", no_tokens()).applications;
+            let applications = services(&operator_store(&cli).await?, "", no_tokens()).applications;
             match command {
                 ApplicationsCommand::Create { name } => {
                     let (application, key) = applications
@@ -97,10 +99,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::ApiKeys(command) => {
-            let store = open_store(&cli.base_config())
-                .await
-                .map_err(|e| e.to_string())?;
-            let applications = services(&store, "", no_tokens()).applications;
+            let applications = services(&operator_store(&cli).await?, "", no_tokens()).applications;
             match command {
                 ApiKeysCommand::Create { application } => {
                     let id = ApplicationId::from_uuid(*application);
@@ -131,9 +130,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::SigningKeys(command) => {
-            let store = open_store(&cli.base_config())
-                .await
-                .map_err(|e| e.to_string())?;
+            let store = operator_store(&cli).await?;
             let now = chrono::Utc::now();
             let time = handoff_http::decision::timestamp;
             match command {

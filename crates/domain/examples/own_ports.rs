@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use handoff_domain::fakes::InMemory;
+use handoff_domain::fakes::World;
 use handoff_domain::ports::{Clock, IdGenerator, ShareTokens};
 use handoff_domain::services::{
-    CreateSession, Error as ServiceError, ImportRequest, Ports, Services, ShareRequest,
+    CreateSession, Error as ServiceError, ImportRequest, Services, ShareRequest,
 };
 use handoff_domain::session::RecordResults;
 use handoff_domain::share::ShareTtl;
@@ -80,28 +80,13 @@ impl IdGenerator for SequenceIds {
     }
 }
 
-fn check(what: &str, ok: bool) -> Result<(), Box<dyn Error>> {
-    println!("{} {what}", if ok { "ok  " } else { "FAIL" });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("unexpected answer: {what}").into())
-    }
-}
-
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let store = Arc::new(InMemory::default());
-    let ports = Ports {
-        applications: store.clone(),
-        workflows: store.clone(),
-        sessions: store.clone(),
-        entities: store.clone(),
-        shares: store,
-        tokens: Arc::new(ReferenceTokens::default()),
-        clock: Arc::new(BusinessClock),
-        ids: Arc::new(SequenceIds::default()),
-    };
+    // The in-memory repositories, with the embedder's own tokens, clock and ids.
+    let mut ports = World::new().ports;
+    ports.tokens = Arc::new(ReferenceTokens::default());
+    ports.clock = Arc::new(BusinessClock);
+    ports.ids = Arc::new(SequenceIds::default());
     let services = Services::new(ports, "https://verify.acme.test");
 
     let caller =
@@ -160,10 +145,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
             },
         )
         .await?;
-    check(
-        "the token is the embedder's own reference",
+    assert!(
         shared.share_token.expose().starts_with("ref-"),
-    )?;
+        "the token is the embedder's own reference"
+    );
+    println!("ok   the token is the embedder's own reference");
 
     let request = || ImportRequest {
         share_token: shared.share_token.clone(),
@@ -172,17 +158,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
         vendor_data: None,
     };
     let clone = services.import.import(&broker, request()).await?;
-    check(
-        "the broker's clone waits In Review (trust_review false)",
+    assert!(
         clone.session.status == SessionStatus::InReview,
-    )?;
-    check(
-        "the clone's id comes from the embedder's sequence",
+        "the broker's clone waits In Review (trust_review false)"
+    );
+    println!("ok   the broker's clone waits In Review (trust_review false)");
+    assert!(
         clone.session.id.as_uuid().as_u128() >> 64 == 0xACE_u128,
-    )?;
+        "the clone's id comes from the embedder's sequence"
+    );
+    println!("ok   the clone's id comes from the embedder's sequence");
     let again = services.import.import(&broker, request()).await;
-    check(
-        "a second import is refused as already imported, naming the clone",
+    assert!(
         matches!(
             again,
             Err(ServiceError::ImportRefused {
@@ -190,6 +177,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 existing_clone: Some(id),
             }) if id == clone.session.id
         ),
-    )?;
+        "a second import is refused as already imported, naming the clone"
+    );
+    println!("ok   a second import is refused as already imported, naming the clone");
     Ok(())
 }

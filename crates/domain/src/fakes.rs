@@ -252,25 +252,7 @@ impl SessionRepository for InMemory {
                 s.created_at,
             );
         }
-        let stored = StoredSession {
-            id: s.id,
-            application_id: s.application_id,
-            kind: s.kind,
-            session_number,
-            session_token: s.session_token.clone(),
-            session_url: s.session_url.clone(),
-            status: s.status,
-            workflow_id: s.workflow_id,
-            features: s.features.clone(),
-            vendor_data: s.vendor_data.clone(),
-            metadata: s.metadata.clone(),
-            callback: s.callback.clone(),
-            contact_details: s.contact_details.clone(),
-            expected_details: s.expected_details.clone(),
-            shared_from_session: None,
-            created_at: s.created_at,
-            expires_at: s.expires_at,
-        };
+        let stored = s.stored(session_number);
         state.sessions.push((
             SessionRecord {
                 session: stored.clone(),
@@ -311,11 +293,7 @@ impl SessionRepository for InMemory {
         }
         record.blocks.sort_by_key(|(b, _)| *b);
         record.session.status = results.status.unwrap_or(old);
-        logs.push(LogEntry {
-            old_status: Some(old),
-            new_status: Some(record.session.status),
-            ..log.clone()
-        });
+        logs.push(log.transition(old, record.session.status));
         Ok(true)
     }
 
@@ -331,9 +309,10 @@ impl SessionRepository for InMemory {
             return Ok(ReviewOutcome::NotFound);
         };
         let current = record.session.status;
-        if !current.is_reviewable() {
-            return Ok(ReviewOutcome::WrongCurrentStatus(current));
-        }
+        let log = match log.review(current, review) {
+            Ok(log) => log,
+            Err(refused) => return Ok(refused),
+        };
         record.session.status = review.status();
         record.reviews.push(Review {
             user: log.actor.clone(),
@@ -341,11 +320,7 @@ impl SessionRepository for InMemory {
             comment: log.comment.clone(),
             created_at: log.created_at,
         });
-        logs.push(LogEntry {
-            old_status: Some(current),
-            new_status: Some(review.status()),
-            ..log.clone()
-        });
+        logs.push(log);
         Ok(ReviewOutcome::Applied)
     }
 
@@ -537,11 +512,7 @@ impl ShareRepository for InMemory {
             ..source.session.clone()
         };
         let mut logs = source_logs;
-        logs.push(LogEntry {
-            old_status: Some(source.session.status),
-            new_status: Some(status),
-            ..attempt.log.clone()
-        });
+        logs.push(attempt.log.transition(source.session.status, status));
         let record = SessionRecord {
             session,
             blocks: source.blocks,

@@ -48,6 +48,31 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
 }
 
+impl NewSession {
+    /// The session as stored, once the repository allocated its `session_number`.
+    pub fn stored(&self, session_number: i64) -> StoredSession {
+        StoredSession {
+            id: self.id,
+            application_id: self.application_id,
+            kind: self.kind,
+            session_number,
+            session_token: self.session_token.clone(),
+            session_url: self.session_url.clone(),
+            status: self.status,
+            workflow_id: self.workflow_id,
+            features: self.features.clone(),
+            vendor_data: self.vendor_data.clone(),
+            metadata: self.metadata.clone(),
+            callback: self.callback.clone(),
+            contact_details: self.contact_details.clone(),
+            expected_details: self.expected_details.clone(),
+            shared_from_session: None,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+        }
+    }
+}
+
 /// A stored session, without its blocks.
 #[derive(Clone, Debug)]
 pub struct StoredSession {
@@ -161,6 +186,31 @@ pub struct LogEntry {
     pub details: Option<Value>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
+}
+
+impl LogEntry {
+    /// This entry as the record of a change from `old` to `new`.
+    pub fn transition(&self, old: SessionStatus, new: SessionStatus) -> LogEntry {
+        LogEntry {
+            old_status: Some(old),
+            new_status: Some(new),
+            ..self.clone()
+        }
+    }
+
+    /// The log row of `review` applied to a session in `current`, or the outcome that refuses
+    /// it when `current` may not be reviewed.
+    pub fn review(
+        &self,
+        current: SessionStatus,
+        review: crate::status::ReviewStatus,
+    ) -> Result<LogEntry, ReviewOutcome> {
+        if current.is_reviewable() {
+            Ok(self.transition(current, review.status()))
+        } else {
+            Err(ReviewOutcome::WrongCurrentStatus(current))
+        }
+    }
 }
 
 /// A review as the decision payload's `reviews` shows it.

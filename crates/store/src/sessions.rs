@@ -64,19 +64,7 @@ impl SessionRepository for Store {
         let txn = begin_write(&self.db).await?;
         // First statement writes: the counter row is the lock that serializes session numbers
         // of one application, on PostgreSQL and across processes.
-        let counter = Query::update()
-            .table(Applications::Table)
-            .value(
-                Applications::LastSessionNumber,
-                Expr::col(Applications::LastSessionNumber).add(1),
-            )
-            .and_where(Expr::col(Applications::Id).eq(s.application_id.as_uuid()))
-            .returning_col(Applications::LastSessionNumber)
-            .to_owned();
-        let row = fetch_one(&txn, &counter)
-            .await?
-            .ok_or_else(|| RepoError::Internal("session for an unknown application".into()))?;
-        let session_number: i64 = get(&row, "last_session_number")?;
+        let session_number = next_session_number(&txn, s.application_id).await?;
 
         let entity_id = match &s.vendor_data {
             Some(vendor_data) => Some(
@@ -124,25 +112,7 @@ impl SessionRepository for Store {
         run(&txn, &insert).await?;
         insert_log(&txn, s.id, log).await?;
         commit(txn).await?;
-        Ok(StoredSession {
-            id: s.id,
-            application_id: s.application_id,
-            kind: s.kind,
-            session_number,
-            session_token: s.session_token.clone(),
-            session_url: s.session_url.clone(),
-            status: s.status,
-            workflow_id: s.workflow_id,
-            features: s.features.clone(),
-            vendor_data: s.vendor_data.clone(),
-            metadata: s.metadata.clone(),
-            callback: s.callback.clone(),
-            contact_details: s.contact_details.clone(),
-            expected_details: s.expected_details.clone(),
-            shared_from_session: None,
-            created_at: s.created_at,
-            expires_at: s.expires_at,
-        })
+        Ok(s.stored(session_number))
     }
 
     async fn find_session(
@@ -203,12 +173,7 @@ impl SessionRepository for Store {
             .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
             .to_owned();
         run(&txn, &update).await?;
-        let log = LogEntry {
-            old_status: Some(old_status),
-            new_status: Some(new_status),
-            ..log.clone()
-        };
-        insert_log(&txn, id, &log).await?;
+        insert_log(&txn, id, &log.transition(old_status, new_status)).await?;
         commit(txn).await?;
         Ok(true)
     }
@@ -226,20 +191,16 @@ impl SessionRepository for Store {
             return Ok(ReviewOutcome::NotFound);
         };
         let current = rows::status(&get::<String>(&row, "status")?)?;
-        if !current.is_reviewable() {
-            return Ok(ReviewOutcome::WrongCurrentStatus(current));
-        }
+        let log = match log.review(current, review) {
+            Ok(log) => log,
+            Err(refused) => return Ok(refused),
+        };
         let update = Query::update()
             .table(Sessions::Table)
             .value(Sessions::Status, review.status().as_str())
             .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
             .to_owned();
         run(&txn, &update).await?;
-        let log = LogEntry {
-            old_status: Some(current),
-            new_status: Some(review.status()),
-            ..log.clone()
-        };
         insert_log(&txn, id, &log).await?;
         commit(txn).await?;
         Ok(ReviewOutcome::Applied)
@@ -308,6 +269,27 @@ impl SessionRepository for Store {
             results,
         })
     }
+}
+
+/// The application's next session number: its counter row bumped and locked until the
+/// transaction ends, which serializes one application's numbers across processes.
+pub(crate) async fn next_session_number(
+    txn: &DatabaseTransaction,
+    application_id: ApplicationId,
+) -> Result<i64, RepoError> {
+    let counter = Query::update()
+        .table(Applications::Table)
+        .value(
+            Applications::LastSessionNumber,
+            Expr::col(Applications::LastSessionNumber).add(1),
+        )
+        .and_where(Expr::col(Applications::Id).eq(application_id.as_uuid()))
+        .returning_col(Applications::LastSessionNumber)
+        .to_owned();
+    let row = fetch_one(txn, &counter)
+        .await?
+        .ok_or_else(|| RepoError::Internal("a session for an unknown application".into()))?;
+    get(&row, "last_session_number")
 }
 
 /// The session's `status` and `recorded_blocks`, its row locked for the rest of the transaction

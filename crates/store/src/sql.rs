@@ -64,17 +64,6 @@ pub(crate) async fn run<C: ConnectionTrait, S: StatementBuilder + Sync>(
         .map_err(repo_error)
 }
 
-/// Runs a statement that returns at most one row.
-pub(crate) async fn query_one<C: ConnectionTrait>(
-    db: &C,
-    sql: &str,
-    values: Vec<Value>,
-) -> Result<Option<QueryResult>, RepoError> {
-    db.query_one_raw(stmt(db.get_database_backend(), sql, values))
-        .await
-        .map_err(repo_error)
-}
-
 /// Begins a write transaction that holds the write lock from its first statement on SQLite
 /// (`BEGIN IMMEDIATE`), so that two writers queue on the busy timeout rather than one failing
 /// when it upgrades a read lock.

@@ -15,6 +15,32 @@ use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, Database, DbErr};
 
+/// Runs each named test body once per backend, as `name::sqlite` and `name::postgres`: the
+/// body is a plain `async fn name(x: T)` beside the call, and `setup` an `async fn(Backend) -> T`
+/// that makes its argument (a migrated store, a running server, or the backend itself). A
+/// PostgreSQL case returns early when [`skip`] says so.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($setup:path; $($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($setup($crate::Backend::Sqlite).await).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if $crate::skip($crate::Backend::Postgres) {
+                        return;
+                    }
+                    super::$name($setup($crate::Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
+}
+
 /// Which backend a test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {

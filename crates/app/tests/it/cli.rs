@@ -63,17 +63,20 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
     let prefix = lines[0]["prefix"].as_str().unwrap().to_owned();
     assert_eq!(app.get("/v3/sessions/", &second).await.status.as_u16(), 200);
 
-    let (ok, lines, _) = handoff(
-        &url,
-        &[
-            "api-keys",
-            "revoke",
-            "--application",
-            &tenant.id,
-            "--prefix",
-            &prefix,
-        ],
-    );
+    let revoke = || {
+        handoff(
+            &url,
+            &[
+                "api-keys",
+                "revoke",
+                "--application",
+                &tenant.id,
+                "--prefix",
+                &prefix,
+            ],
+        )
+    };
+    let (ok, lines, _) = revoke();
     assert!(ok, "{lines:?}");
     assert_error(
         &app.get("/v3/sessions/", &second).await,
@@ -86,17 +89,7 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
         "the other key still works"
     );
 
-    let (ok, _, stderr) = handoff(
-        &url,
-        &[
-            "api-keys",
-            "revoke",
-            "--application",
-            &tenant.id,
-            "--prefix",
-            &prefix,
-        ],
-    );
+    let (ok, _, stderr) = revoke();
     assert!(!ok);
     assert!(stderr.contains("api key not found"), "{stderr}");
     let (ok, _, stderr) = handoff(

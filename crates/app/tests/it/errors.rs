@@ -5,14 +5,7 @@ use serde_json::json;
 
 use crate::support::{TestApp, assert_error, on_both_backends};
 
-on_both_backends!(
-    bad_session_bodies_name_their_fields,
-    malformed_bodies_media_types_and_sizes,
-    bad_recorded_results_are_refused_whole,
-    bad_reviews_and_list_queries,
-    paths_routes_and_methods,
-);
-
+on_both_backends!(bad_session_bodies_name_their_fields);
 async fn bad_session_bodies_name_their_fields(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let workflow = app.workflow(&tenant, "user").await;
@@ -91,6 +84,7 @@ async fn bad_session_bodies_name_their_fields(app: TestApp) {
     insta::assert_json_snapshot!("missing_workflow_id", missing.body);
 }
 
+on_both_backends!(malformed_bodies_media_types_and_sizes);
 async fn malformed_bodies_media_types_and_sizes(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let workflow = app.workflow(&tenant, "user").await;
@@ -167,6 +161,7 @@ async fn malformed_bodies_media_types_and_sizes(app: TestApp) {
     );
 }
 
+on_both_backends!(bad_recorded_results_are_refused_whole);
 async fn bad_recorded_results_are_refused_whole(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app.finished_session(&tenant, "user", "u").await;
@@ -242,6 +237,7 @@ async fn bad_recorded_results_are_refused_whole(app: TestApp) {
     insta::assert_json_snapshot!("block_of_the_other_kind", business.body);
 }
 
+on_both_backends!(bad_reviews_and_list_queries);
 async fn bad_reviews_and_list_queries(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app.finished_session(&tenant, "user", "u").await;
@@ -287,6 +283,7 @@ async fn bad_reviews_and_list_queries(app: TestApp) {
     assert!(answer.content_type.starts_with("application/json"));
 }
 
+on_both_backends!(paths_routes_and_methods);
 async fn paths_routes_and_methods(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     for path in [

@@ -5,13 +5,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use handoff_store::{Store, StoreOptions};
+use handoff_store::Store;
 use handoff_testdb::{Backend, TestDatabase};
 use sea_orm::ConnectionTrait;
 use serde_json::json;
 
 use crate::processes::Server;
-use crate::support::{Tenant, TestApp};
+use handoff_domain::{FeatureBlock, SessionKind};
+
+use crate::support::{Tenant, TestApp, per_backend};
 
 async fn rows(store: &Store, sql: &str) -> Vec<sea_orm::QueryResult> {
     let db = store.connection();
@@ -67,15 +69,8 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let mut first = Server::start(db.url());
     first.wait_until_healthy().await;
-    let store = Store::connect(db.url(), &StoreOptions::default())
-        .await
-        .unwrap();
-    let app = Arc::new(TestApp {
-        base: first.base.clone(),
-        client: reqwest::Client::new(),
-        store: store.clone(),
-        db,
-    });
+    let app = Arc::new(TestApp::attach(&first.base, db).await);
+    let store = app.store.clone();
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
     let workflow = app.workflow(&receiver, "user").await;
@@ -84,14 +79,7 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
         let session = app
             .finished_session(&source, "user", &format!("person-{i}"))
             .await;
-        let shared = app
-            .post(
-                &format!("/v3/session/{session}/share/"),
-                &source,
-                json!({"for_application_id": receiver.id}),
-            )
-            .await;
-        tokens.push(shared.body["share_token"].as_str().unwrap().to_owned());
+        tokens.push(app.share(&source, &session, &receiver).await);
     }
 
     // Rounds of: a server, a stream of imports from 4 clients, and a SIGKILL once a few more
@@ -208,56 +196,29 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
         );
     } else {
         // SQLite: compare each clone's blocks with its source's through the API.
+        let decision = |id: String, key: String| {
+            let request = client
+                .get(format!("{}/v3/session/{id}/decision/", second.base))
+                .header("x-api-key", key);
+            async move {
+                let answer = request.send().await.unwrap();
+                answer.json::<serde_json::Value>().await.unwrap()
+            }
+        };
         for clone in listed["results"].as_array().unwrap() {
             let id = clone["session_id"].as_str().unwrap();
-            let v3: serde_json::Value = client
-                .get(format!("{}/v3/session/{id}/decision/", second.base))
-                .header("x-api-key", &receiver.key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v3 = decision(id.to_owned(), receiver.key.clone()).await;
             let source_id = v3["shared_from_session"].as_str().unwrap();
-            let original: serde_json::Value = client
-                .get(format!("{}/v3/session/{source_id}/decision/", second.base))
-                .header("x-api-key", &source.key)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            for block in [
-                "id_verifications",
-                "liveness_checks",
-                "face_matches",
-                "poa_verifications",
-                "phone_verifications",
-                "email_verifications",
-                "aml_screenings",
-                "ip_analyses",
-                "database_validations",
-            ] {
+            let original = decision(source_id.to_owned(), source.key.clone()).await;
+            for block in FeatureBlock::for_kind(SessionKind::User)
+                .iter()
+                .map(|b| b.v3_key())
+            {
                 assert_eq!(v3[block], original[block], "{block} of {id}");
             }
         }
     }
     second.kill();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_import_sqlite() {
-    sigkill_in_the_middle_of_imports(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_mid_import_postgres() {
-    if handoff_testdb::skip(Backend::Postgres) {
-        return;
-    }
-    sigkill_in_the_middle_of_imports(Backend::Postgres).await;
 }
 
 /// PostgreSQL connections killed again and again under load: every answer is JSON, nothing is
@@ -276,14 +237,7 @@ async fn database_connections_killed_under_load_postgres() {
         let session = app
             .finished_session(&source, "user", &format!("p-{i}"))
             .await;
-        let shared = app
-            .post(
-                &format!("/v3/session/{session}/share/"),
-                &source,
-                json!({"for_application_id": receiver.id}),
-            )
-            .await;
-        tokens.push(shared.body["share_token"].as_str().unwrap().to_owned());
+        tokens.push(app.share(&source, &session, &receiver).await);
     }
     let database = app.db.url().rsplit('/').next().unwrap().to_owned();
     let admin = sea_orm::Database::connect(handoff_testdb::postgres_admin_url())
@@ -301,13 +255,7 @@ async fn database_connections_killed_under_load_postgres() {
     for token in tokens.clone() {
         let (app, receiver, workflow) = (app.clone(), receiver.clone(), workflow.clone());
         tasks.spawn(async move {
-            let import = app
-                .post(
-                    "/v3/session/import-shared/",
-                    &receiver,
-                    json!({"share_token": token, "workflow_id": workflow}),
-                )
-                .await;
+            let import = app.import(&receiver, &token, &workflow, json!({})).await;
             let read = app.get("/v3/sessions/", &receiver).await;
             (import, read)
         });
@@ -348,14 +296,10 @@ async fn database_connections_killed_under_load_postgres() {
     }
     assert!(recovered);
     for token in &tokens {
-        let answer = app
-            .post(
-                "/v3/session/import-shared/",
-                &receiver,
-                json!({"share_token": token, "workflow_id": workflow}),
-            )
-            .await;
+        let answer = app.import(&receiver, token, &workflow, json!({})).await;
         assert!(matches!(answer.status.as_u16(), 201 | 403), "{answer:?}");
     }
     assert_eq!(assert_clones_complete(&app.store, &receiver).await, 16);
 }
+
+per_backend!(sigkill_in_the_middle_of_imports);

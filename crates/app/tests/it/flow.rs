@@ -39,14 +39,7 @@ fn expected(name: &str, actual: &Value) -> Value {
     expected
 }
 
-on_both_backends!(
-    user_results_read_back_as_the_examples,
-    business_results_read_back_and_have_no_v2,
-    a_new_session_answers_as_the_contract_says,
-    reviews_move_status_and_are_listed,
-    recording_replaces_named_blocks_only,
-);
-
+on_both_backends!(user_results_read_back_as_the_examples);
 async fn user_results_read_back_as_the_examples(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app.finished_session(&tenant, "user", "user-ana-001").await;
@@ -97,6 +90,7 @@ async fn user_results_read_back_as_the_examples(app: TestApp) {
     });
 }
 
+on_both_backends!(business_results_read_back_and_have_no_v2);
 async fn business_results_read_back_and_have_no_v2(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app
@@ -124,6 +118,7 @@ async fn business_results_read_back_and_have_no_v2(app: TestApp) {
     );
 }
 
+on_both_backends!(a_new_session_answers_as_the_contract_says);
 async fn a_new_session_answers_as_the_contract_says(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let workflow = app.workflow(&tenant, "user").await;
@@ -168,6 +163,7 @@ async fn a_new_session_answers_as_the_contract_says(app: TestApp) {
     assert_eq!(v3.body["session_number"], 2);
 }
 
+on_both_backends!(reviews_move_status_and_are_listed);
 async fn reviews_move_status_and_are_listed(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app.finished_session(&tenant, "user", "user-ana-001").await;
@@ -211,6 +207,7 @@ async fn reviews_move_status_and_are_listed(app: TestApp) {
     insta::assert_json_snapshot!("wrong_current_status", answer.body);
 }
 
+on_both_backends!(recording_replaces_named_blocks_only);
 async fn recording_replaces_named_blocks_only(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app.finished_session(&tenant, "user", "u").await;

@@ -6,7 +6,7 @@ use handoff_testdb::Backend;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{TestApp, assert_error};
+use crate::support::{TestApp, assert_error, per_backend};
 
 /// Waits when the current 60-second window is about to end, so that a test's requests fall in
 /// one window.
@@ -27,7 +27,7 @@ fn header(answer: &reqwest::Response, name: &str) -> Option<String> {
         .map(|v| v.to_str().unwrap().to_owned())
 }
 
-async fn limited(backend: Backend) {
+async fn rate_limits(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c: &mut Config| {
         c.rate_limits = Some(RateLimits {
             reads_per_minute: 3,
@@ -106,7 +106,7 @@ async fn limited(backend: Backend) {
     );
 }
 
-async fn unlimited(backend: Backend) {
+async fn rate_limits_off(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c: &mut Config| c.rate_limits = None).await;
     let tenant = app.tenant("Alpha").await;
     for _ in 0..30 {
@@ -122,28 +122,4 @@ async fn unlimited(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limits_sqlite() {
-    limited(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limits_postgres() {
-    if handoff_testdb::skip(Backend::Postgres) {
-        return;
-    }
-    limited(Backend::Postgres).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limits_off_sqlite() {
-    unlimited(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rate_limits_off_postgres() {
-    if handoff_testdb::skip(Backend::Postgres) {
-        return;
-    }
-    unlimited(Backend::Postgres).await;
-}
+per_backend!(rate_limits, rate_limits_off);

@@ -4,29 +4,20 @@
 
 use std::process::Stdio;
 
-use handoff_store::{Store, StoreOptions};
 use handoff_testdb::{Backend, TestDatabase};
 use serde_json::json;
 
 use crate::processes::Server;
-use crate::support::TestApp;
+use crate::support::{TestApp, per_backend};
 
-async fn full_flow_leaves_no_secret_in_the_log(backend: Backend) {
+async fn no_secret_in_the_log(backend: Backend) {
     let db = TestDatabase::create(backend).await;
     let log_path =
         std::env::temp_dir().join(format!("handoff_log_{}.txt", uuid::Uuid::new_v4().simple()));
     let log = std::fs::File::create(&log_path).unwrap();
     let mut server = Server::start_logging(db.url(), "trace", Stdio::from(log));
     server.wait_until_healthy().await;
-    let store = Store::connect(db.url(), &StoreOptions::default())
-        .await
-        .unwrap();
-    let app = TestApp {
-        base: server.base.clone(),
-        client: reqwest::Client::new(),
-        store,
-        db,
-    };
+    let app = TestApp::attach(&server.base, db).await;
 
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -37,22 +28,9 @@ async fn full_flow_leaves_no_secret_in_the_log(backend: Backend) {
         json!({"new_status": "Approved", "comment": "Checked by hand."}),
     )
     .await;
-    let shared = app
-        .post(
-            &format!("/v3/session/{session}/share/"),
-            &source,
-            json!({"for_application_id": receiver.id}),
-        )
-        .await;
-    let token = shared.body["share_token"].as_str().unwrap().to_owned();
+    let token = app.share(&source, &session, &receiver).await;
     let workflow = app.workflow(&receiver, "user").await;
-    let imported = app
-        .post(
-            "/v3/session/import-shared/",
-            &receiver,
-            json!({"share_token": token, "workflow_id": workflow}),
-        )
-        .await;
+    let imported = app.import(&receiver, &token, &workflow, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201);
     // Refusals too: a wrong key, a tampered token.
     app.send(
@@ -100,15 +78,4 @@ async fn full_flow_leaves_no_secret_in_the_log(backend: Backend) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_secret_in_the_log_sqlite() {
-    full_flow_leaves_no_secret_in_the_log(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_secret_in_the_log_postgres() {
-    if handoff_testdb::skip(Backend::Postgres) {
-        return;
-    }
-    full_flow_leaves_no_secret_in_the_log(Backend::Postgres).await;
-}
+per_backend!(no_secret_in_the_log);

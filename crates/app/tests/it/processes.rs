@@ -7,11 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use handoff_store::{Store, StoreOptions};
 use handoff_testdb::{Backend, TestDatabase};
 use serde_json::json;
 
-use crate::support::{PUBLIC_URL, TestApp, assert_error};
+use crate::support::{PUBLIC_URL, TestApp, assert_error, per_backend};
 
 /// A `handoff serve` child process, killed on drop.
 pub struct Server {
@@ -122,33 +121,18 @@ async fn two_processes(backend: Backend) {
     let mut b = Server::start(db.url());
     a.wait_until_healthy().await;
     b.wait_until_healthy().await;
-    let store = Store::connect(db.url(), &StoreOptions::default())
-        .await
-        .unwrap();
+    let app = TestApp::attach(&a.base, db).await;
     assert_eq!(
-        store.signing_keys(true).await.unwrap().len(),
+        app.store.signing_keys(true).await.unwrap().len(),
         1,
         "one first key, whoever won"
     );
 
-    let app = TestApp {
-        base: a.base.clone(),
-        client: reqwest::Client::new(),
-        store,
-        db,
-    };
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
     let session = app.finished_session(&source, "user", "user-ana-001").await;
     let workflow = app.workflow(&receiver, "user").await;
-    let shared = app
-        .post(
-            &format!("/v3/session/{session}/share/"),
-            &source,
-            json!({"for_application_id": receiver.id}),
-        )
-        .await;
-    let token = shared.body["share_token"].as_str().unwrap().to_owned();
+    let token = app.share(&source, &session, &receiver).await;
 
     // Process B verifies a token process A signed; 32 imports spread over both processes.
     let bases = Arc::new([a.base.clone(), b.base.clone()]);
@@ -209,15 +193,4 @@ async fn two_processes(backend: Backend) {
     b.kill();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_sqlite_file() {
-    two_processes(Backend::Sqlite).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_on_one_database_postgres() {
-    if handoff_testdb::skip(Backend::Postgres) {
-        return;
-    }
-    two_processes(Backend::Postgres).await;
-}
+per_backend!(two_processes);

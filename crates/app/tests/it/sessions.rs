@@ -7,13 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, assert_error, on_both_backends};
 
-on_both_backends!(
-    lists_filter_page_and_link,
-    deleting_a_session_removes_it_and_its_rows,
-    entities_are_created_once_and_matched_case_insensitively,
-    concurrent_creation_never_duplicates_a_session_number,
-);
-
+on_both_backends!(lists_filter_page_and_link);
 async fn lists_filter_page_and_link(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let user_wf = app.workflow(&tenant, "user").await;
@@ -76,6 +70,7 @@ async fn lists_filter_page_and_link(app: TestApp) {
     });
 }
 
+on_both_backends!(deleting_a_session_removes_it_and_its_rows);
 async fn deleting_a_session_removes_it_and_its_rows(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app.finished_session(&tenant, "user", "user-ana-001").await;
@@ -119,6 +114,7 @@ async fn deleting_a_session_removes_it_and_its_rows(app: TestApp) {
     );
 }
 
+on_both_backends!(entities_are_created_once_and_matched_case_insensitively);
 async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let other = app.tenant("Beta").await;
@@ -161,6 +157,7 @@ async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) 
     assert_eq!(business.body["entity_kind"], "business");
 }
 
+on_both_backends!(concurrent_creation_never_duplicates_a_session_number);
 async fn concurrent_creation_never_duplicates_a_session_number(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let workflow = app.workflow(&tenant, "user").await;

@@ -13,7 +13,7 @@ use reqwest::Method;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::support::{Tenant, TestApp, assert_error, on_both_backends};
+use crate::support::{Shared, TestApp, assert_error, on_both_backends};
 
 /// Every block of a V3 payload that holds items.
 fn blocks(v3: &Value) -> BTreeMap<String, Value> {
@@ -29,32 +29,6 @@ fn blocks(v3: &Value) -> BTreeMap<String, Value> {
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
-}
-
-async fn share(app: &TestApp, owner: &Tenant, session: &str, receiver: &Tenant) -> String {
-    let answer = app
-        .post(
-            &format!("/v3/session/{session}/share/"),
-            owner,
-            json!({"for_application_id": receiver.id}),
-        )
-        .await;
-    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
-    answer.body["share_token"].as_str().unwrap().to_owned()
-}
-
-async fn import(
-    app: &TestApp,
-    receiver: &Tenant,
-    token: &str,
-    workflow: &str,
-    extra: Value,
-) -> crate::support::Answer {
-    let mut body = json!({"share_token": token, "workflow_id": workflow});
-    for (k, v) in extra.as_object().unwrap() {
-        body[k] = v.clone();
-    }
-    app.post("/v3/session/import-shared/", receiver, body).await
 }
 
 /// The app's own token signer, to mint tokens the server accepts (expired ones, older shapes).
@@ -81,18 +55,7 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
 
 const REDACT: &str = "[redacted]";
 
-on_both_backends!(
-    a_user_session_is_shared_and_imported,
-    a_business_session_is_imported_with_trust_review,
-    the_import_answers_what_a_later_read_of_the_clone_shows,
-    share_refusals,
-    import_checks_answer_in_the_contract_order,
-    tokens_in_didits_older_shape_import_as_user_sessions,
-    the_receivers_entity_status_overrides_trust_review,
-    concurrent_imports_of_one_source_make_one_clone,
-    a_failure_part_way_through_leaves_no_trace,
-);
-
+on_both_backends!(a_user_session_is_shared_and_imported);
 async fn a_user_session_is_shared_and_imported(app: TestApp) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -116,7 +79,7 @@ async fn a_user_session_is_shared_and_imported(app: TestApp) {
     assert_eq!(claims.session_kind, SessionKind::User);
 
     let workflow = app.workflow(&receiver, "user").await;
-    let imported = import(&app, &receiver, token, &workflow, json!({})).await;
+    let imported = app.import(&receiver, token, &workflow, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     assert!(
         imported.body.get("session_kind").is_none(),
@@ -206,39 +169,35 @@ async fn a_user_session_is_shared_and_imported(app: TestApp) {
     );
 
     // A second import, with the same token or a new one, is refused and names the clone.
-    let again = import(&app, &receiver, token, &workflow, json!({})).await;
+    let again = app.import(&receiver, token, &workflow, json!({})).await;
     assert_error(&again, 403, "already_imported");
     assert_eq!(again.body["session_id"], clone_id.as_str());
     insta::assert_json_snapshot!("already_imported", again.body, { ".session_id" => REDACT });
-    let fresh = share(&app, &source, &session, &receiver).await;
-    let again = import(
-        &app,
-        &receiver,
-        &fresh,
-        &workflow,
-        json!({"trust_review": true}),
-    )
-    .await;
+    let fresh = app.share(&source, &session, &receiver).await;
+    let again = app
+        .import(&receiver, &fresh, &workflow, json!({"trust_review": true}))
+        .await;
     assert_error(&again, 403, "already_imported");
     assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM sessions").await, 2);
 }
 
+on_both_backends!(a_business_session_is_imported_with_trust_review);
 async fn a_business_session_is_imported_with_trust_review(app: TestApp) {
-    let source = app.tenant("Source").await;
-    let receiver = app.tenant("Receiver").await;
-    let session = app
-        .finished_session(&source, "business", "biz-widgets-001")
+    let Shared {
+        source,
+        receiver,
+        session,
+        workflow,
+        token,
+    } = app.shared("business", "biz-widgets-001").await;
+    let imported = app
+        .import(
+            &receiver,
+            &token,
+            &workflow,
+            json!({"trust_review": true, "vendor_data": "acme-7"}),
+        )
         .await;
-    let token = share(&app, &source, &session, &receiver).await;
-    let workflow = app.workflow(&receiver, "business").await;
-    let imported = import(
-        &app,
-        &receiver,
-        &token,
-        &workflow,
-        json!({"trust_review": true, "vendor_data": "acme-7"}),
-    )
-    .await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     assert_eq!(imported.body["session_kind"], "business");
     assert_eq!(imported.body["status"], "Approved");
@@ -264,6 +223,7 @@ async fn a_business_session_is_imported_with_trust_review(app: TestApp) {
     );
 }
 
+on_both_backends!(the_import_answers_what_a_later_read_of_the_clone_shows);
 async fn the_import_answers_what_a_later_read_of_the_clone_shows(app: TestApp) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -280,16 +240,11 @@ async fn the_import_answers_what_a_later_read_of_the_clone_shows(app: TestApp) {
             )
             .await;
         assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
-        let token = share(&app, &source, &session, &receiver).await;
+        let token = app.share(&source, &session, &receiver).await;
         let workflow = app.workflow(&receiver, kind).await;
-        let imported = import(
-            &app,
-            &receiver,
-            &token,
-            &workflow,
-            json!({"trust_review": true}),
-        )
-        .await;
+        let imported = app
+            .import(&receiver, &token, &workflow, json!({"trust_review": true}))
+            .await;
         assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
         assert_eq!(imported.body["status"], "Declined");
         assert_eq!(imported.body["reviews"][0]["comment"], "Registry mismatch.");
@@ -305,6 +260,7 @@ async fn the_import_answers_what_a_later_read_of_the_clone_shows(app: TestApp) {
     }
 }
 
+on_both_backends!(share_refusals);
 async fn share_refusals(app: TestApp) {
     let owner = app.tenant("Owner").await;
     let other = app.tenant("Other").await;
@@ -438,6 +394,7 @@ async fn share_refusals(app: TestApp) {
     }
 }
 
+on_both_backends!(import_checks_answer_in_the_contract_order);
 async fn import_checks_answer_in_the_contract_order(app: TestApp) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -445,7 +402,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
     let session = app.finished_session(&source, "user", "u").await;
     let workflow = app.workflow(&receiver, "user").await;
     let business_workflow = app.workflow(&receiver, "business").await;
-    let token = share(&app, &source, &session, &receiver).await;
+    let token = app.share(&source, &session, &receiver).await;
     let signer = server_tokens(&app).await;
     let claims = signer.verify(&token).unwrap();
 
@@ -479,7 +436,9 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         );
     }
     // 3: invalid tokens.
-    let invalid = import(&app, &receiver, "not.a.token", &workflow, json!({})).await;
+    let invalid = app
+        .import(&receiver, "not.a.token", &workflow, json!({}))
+        .await;
     assert_error(&invalid, 401, "share_token_invalid");
     insta::assert_json_snapshot!("share_token_invalid", invalid.body);
     let foreign = HmacShareTokens::new(handoff_token::Keyring::new(vec![
@@ -491,8 +450,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         .unwrap(),
     ]));
     assert_error(
-        &import(
-            &app,
+        &app.import(
             &receiver,
             &foreign.issue(&claims).unwrap(),
             &workflow,
@@ -508,50 +466,53 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         expires_at: Utc::now() - Duration::hours(1),
         ..claims.clone()
     };
-    let expired = import(
-        &app,
-        &receiver,
-        &signer.issue(&past).unwrap(),
-        &workflow,
-        json!({}),
-    )
-    .await;
+    let expired = app
+        .import(
+            &receiver,
+            &signer.issue(&past).unwrap(),
+            &workflow,
+            json!({}),
+        )
+        .await;
     assert_error(&expired, 401, "share_token_expired");
     insta::assert_json_snapshot!("share_token_expired", expired.body);
     // 6: addressed to another application.
-    let wrong = import(
-        &app,
-        &third,
-        &token,
-        &app.workflow(&third, "user").await,
-        json!({}),
-    )
-    .await;
+    let wrong = app
+        .import(
+            &third,
+            &token,
+            &app.workflow(&third, "user").await,
+            json!({}),
+        )
+        .await;
     assert_error(&wrong, 403, "share_token_wrong_application");
     insta::assert_json_snapshot!("share_token_wrong_application", wrong.body);
     // 9 and 10: the receiver's workflow.
-    let missing = import(
-        &app,
-        &receiver,
-        &token,
-        &uuid::Uuid::new_v4().to_string(),
-        json!({}),
-    )
-    .await;
+    let missing = app
+        .import(
+            &receiver,
+            &token,
+            &uuid::Uuid::new_v4().to_string(),
+            json!({}),
+        )
+        .await;
     assert_error(&missing, 404, "workflow_not_found");
     let foreign_workflow = app.workflow(&third, "user").await;
     assert_error(
-        &import(&app, &receiver, &token, &foreign_workflow, json!({})).await,
+        &app.import(&receiver, &token, &foreign_workflow, json!({}))
+            .await,
         404,
         "workflow_not_found",
     );
-    let mismatch = import(&app, &receiver, &token, &business_workflow, json!({})).await;
+    let mismatch = app
+        .import(&receiver, &token, &business_workflow, json!({}))
+        .await;
     assert_error(&mismatch, 400, "workflow_kind_mismatch");
     insta::assert_json_snapshot!("workflow_kind_mismatch", mismatch.body);
     // None of those consumed the token.
-    let revocable = share(&app, &source, &session, &receiver).await;
+    let revocable = app.share(&source, &session, &receiver).await;
     assert_eq!(
-        import(&app, &receiver, &token, &workflow, json!({}))
+        app.import(&receiver, &token, &workflow, json!({}))
             .await
             .status
             .as_u16(),
@@ -559,8 +520,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
     );
     // 8 before 9: already imported wins over a bad workflow.
     assert_error(
-        &import(
-            &app,
+        &app.import(
             &receiver,
             &token,
             &uuid::Uuid::new_v4().to_string(),
@@ -582,12 +542,12 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
             .await
             .unwrap()
     );
-    let revoked = import(&app, &third, &revocable, &workflow, json!({})).await;
+    let revoked = app.import(&third, &revocable, &workflow, json!({})).await;
     assert_error(&revoked, 401, "share_token_revoked");
     insta::assert_json_snapshot!("share_token_revoked", revoked.body);
     // 7: the source was deleted; its tokens answer 404 (and a revoked one still 401).
     let other_receiver = app.tenant("Late").await;
-    let late_token = share(&app, &source, &session, &other_receiver).await;
+    let late_token = app.share(&source, &session, &other_receiver).await;
     assert_eq!(
         app.delete(&format!("/v3/session/{session}/delete/"), &source)
             .await
@@ -595,18 +555,19 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
             .as_u16(),
         204
     );
-    let gone = import(
-        &app,
-        &other_receiver,
-        &late_token,
-        &app.workflow(&other_receiver, "user").await,
-        json!({}),
-    )
-    .await;
+    let gone = app
+        .import(
+            &other_receiver,
+            &late_token,
+            &app.workflow(&other_receiver, "user").await,
+            json!({}),
+        )
+        .await;
     assert_error(&gone, 404, "source_session_not_found");
     insta::assert_json_snapshot!("source_session_not_found", gone.body);
     assert_error(
-        &import(&app, &receiver, &revocable, &workflow, json!({})).await,
+        &app.import(&receiver, &revocable, &workflow, json!({}))
+            .await,
         401,
         "share_token_revoked",
     );
@@ -619,8 +580,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         ..claims.clone()
     };
     assert_error(
-        &import(
-            &app,
+        &app.import(
             &receiver,
             &signer.issue(&as_business).unwrap(),
             &business_workflow,
@@ -632,6 +592,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
     );
 }
 
+on_both_backends!(tokens_in_didits_older_shape_import_as_user_sessions);
 async fn tokens_in_didits_older_shape_import_as_user_sessions(app: TestApp) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -646,19 +607,15 @@ async fn tokens_in_didits_older_shape_import_as_user_sessions(app: TestApp) {
     )
     .unwrap();
     let workflow = app.workflow(&receiver, "user").await;
-    let imported = import(
-        &app,
-        &receiver,
-        &token,
-        &workflow,
-        json!({"trust_review": true}),
-    )
-    .await;
+    let imported = app
+        .import(&receiver, &token, &workflow, json!({"trust_review": true}))
+        .await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     assert_eq!(imported.body["status"], "Approved");
     assert!(imported.body.get("session_kind").is_none());
 }
 
+on_both_backends!(the_receivers_entity_status_overrides_trust_review);
 async fn the_receivers_entity_status_overrides_trust_review(app: TestApp) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -680,26 +637,23 @@ async fn the_receivers_entity_status_overrides_trust_review(app: TestApp) {
         let session = app
             .finished_session(&source, "user", &vendor_data.to_uppercase())
             .await;
-        let token = share(&app, &source, &session, &receiver).await;
-        let imported = import(
-            &app,
-            &receiver,
-            &token,
-            &workflow,
-            json!({"trust_review": true}),
-        )
-        .await;
+        let token = app.share(&source, &session, &receiver).await;
+        let imported = app
+            .import(&receiver, &token, &workflow, json!({"trust_review": true}))
+            .await;
         assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
         assert_eq!(imported.body["status"], expected, "entity {status}");
     }
 }
 
+on_both_backends!(concurrent_imports_of_one_source_make_one_clone);
 async fn concurrent_imports_of_one_source_make_one_clone(app: TestApp) {
-    let source = app.tenant("Source").await;
-    let receiver = app.tenant("Receiver").await;
-    let session = app.finished_session(&source, "user", "u").await;
-    let workflow = app.workflow(&receiver, "user").await;
-    let token = share(&app, &source, &session, &receiver).await;
+    let Shared {
+        receiver,
+        workflow,
+        token,
+        ..
+    } = app.shared("user", "u").await;
     let app = Arc::new(app);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..32 {
@@ -709,7 +663,7 @@ async fn concurrent_imports_of_one_source_make_one_clone(app: TestApp) {
             token.clone(),
             workflow.clone(),
         );
-        tasks.spawn(async move { import(&app, &receiver, &token, &workflow, json!({})).await });
+        tasks.spawn(async move { app.import(&receiver, &token, &workflow, json!({})).await });
     }
     let answers = tasks.join_all().await;
     let created: Vec<_> = answers
@@ -742,25 +696,27 @@ async fn concurrent_imports_of_one_source_make_one_clone(app: TestApp) {
     );
 }
 
+on_both_backends!(a_failure_part_way_through_leaves_no_trace);
 async fn a_failure_part_way_through_leaves_no_trace(app: TestApp) {
-    let source = app.tenant("Source").await;
-    let receiver = app.tenant("Receiver").await;
-    let session = app.finished_session(&source, "user", "u").await;
-    let workflow = app.workflow(&receiver, "user").await;
-    let token = share(&app, &source, &session, &receiver).await;
+    let Shared {
+        receiver,
+        workflow,
+        token,
+        ..
+    } = app.shared("user", "u").await;
     let before: Vec<i64> = row_counts(&app).await;
     // The log copy comes after the entity, the session row and every block.
     handoff_testdb::plant_insert_fault(app.store.connection(), "session_logs")
         .await
         .unwrap();
-    let failed = import(
-        &app,
-        &receiver,
-        &token,
-        &workflow,
-        json!({"vendor_data": "new-person"}),
-    )
-    .await;
+    let failed = app
+        .import(
+            &receiver,
+            &token,
+            &workflow,
+            json!({"vendor_data": "new-person"}),
+        )
+        .await;
     handoff_testdb::clear_insert_fault(app.store.connection(), "session_logs")
         .await
         .unwrap();
@@ -775,14 +731,14 @@ async fn a_failure_part_way_through_leaves_no_trace(app: TestApp) {
         404,
         "entity_not_found",
     );
-    let retried = import(
-        &app,
-        &receiver,
-        &token,
-        &workflow,
-        json!({"vendor_data": "new-person"}),
-    )
-    .await;
+    let retried = app
+        .import(
+            &receiver,
+            &token,
+            &workflow,
+            json!({"vendor_data": "new-person"}),
+        )
+        .await;
     assert_eq!(retried.status.as_u16(), 201, "{}", retried.text);
     assert_eq!(retried.body["session_number"], 1);
 }

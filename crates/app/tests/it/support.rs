@@ -7,29 +7,27 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 /// Runs each named test body — a plain `async fn name(app: TestApp)` beside the call — once per
-/// backend: `name::sqlite` and `name::postgres`. A PostgreSQL case returns early when
-/// `handoff_testdb::skip` says so (no server, and the run does not require one).
+/// backend, on a fresh server (`handoff_testdb::on_each_backend`).
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::support::TestApp::spawn(handoff_testdb::Backend::Sqlite).await).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if handoff_testdb::skip(handoff_testdb::Backend::Postgres) {
-                        return;
-                    }
-                    super::$name($crate::support::TestApp::spawn(handoff_testdb::Backend::Postgres).await).await
-                }
-            }
-        )*
+        handoff_testdb::on_each_backend!($crate::support::TestApp::spawn; $($name),*);
     };
 }
 pub(crate) use on_both_backends;
+
+/// Runs each named test body — a plain `async fn name(backend: Backend)` that makes its own
+/// servers — once per backend.
+macro_rules! per_backend {
+    ($($name:ident),* $(,)?) => {
+        handoff_testdb::on_each_backend!($crate::support::backend; $($name),*);
+    };
+}
+pub(crate) use per_backend;
+
+/// The backend itself, for [`per_backend`].
+pub async fn backend(backend: Backend) -> Backend {
+    backend
+}
 
 pub const PUBLIC_URL: &str = "https://verify.example.test";
 
@@ -39,6 +37,16 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub db: TestDatabase,
+}
+
+/// A finished session shared by a source application with a receiver that has a workflow of
+/// the session's kind.
+pub struct Shared {
+    pub source: Tenant,
+    pub receiver: Tenant,
+    pub session: String,
+    pub workflow: String,
+    pub token: String,
 }
 
 /// An application and one of its API keys.
@@ -58,6 +66,65 @@ pub struct Answer {
 }
 
 impl TestApp {
+    /// A handle on a server started elsewhere (another process) on `db`.
+    pub async fn attach(base: &str, db: TestDatabase) -> TestApp {
+        let store = Store::connect(db.url(), &handoff_store::StoreOptions::default())
+            .await
+            .unwrap();
+        TestApp {
+            base: base.to_owned(),
+            client: reqwest::Client::new(),
+            store,
+            db,
+        }
+    }
+
+    /// Shares `owner`'s session with `receiver`; the token.
+    pub async fn share(&self, owner: &Tenant, session: &str, receiver: &Tenant) -> String {
+        let answer = self
+            .post(
+                &format!("/v3/session/{session}/share/"),
+                owner,
+                json!({"for_application_id": receiver.id}),
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+        answer.body["share_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Two new applications, "Source" and "Receiver", and a finished session of `kind` for
+    /// `vendor_data` that the first shared with the second.
+    pub async fn shared(&self, kind: &str, vendor_data: &str) -> Shared {
+        let source = self.tenant("Source").await;
+        let receiver = self.tenant("Receiver").await;
+        let session = self.finished_session(&source, kind, vendor_data).await;
+        let workflow = self.workflow(&receiver, kind).await;
+        let token = self.share(&source, &session, &receiver).await;
+        Shared {
+            source,
+            receiver,
+            session,
+            workflow,
+            token,
+        }
+    }
+
+    /// `receiver` imports `token` into `workflow`, the body's other members from `extra`.
+    pub async fn import(
+        &self,
+        receiver: &Tenant,
+        token: &str,
+        workflow: &str,
+        extra: Value,
+    ) -> Answer {
+        let mut body = json!({"share_token": token, "workflow_id": workflow});
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        self.post("/v3/session/import-shared/", receiver, body)
+            .await
+    }
+
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::spawn_with(backend, |_| {}).await
     }

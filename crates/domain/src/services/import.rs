@@ -163,6 +163,23 @@ mod tests {
         token: String,
     }
 
+    impl Fixture {
+        /// An import of the fixture's token into `workflow_id`.
+        fn request(&self, workflow_id: WorkflowId, trust_review: bool) -> ImportRequest {
+            ImportRequest {
+                share_token: ShareToken::new(self.token.clone()),
+                workflow_id,
+                trust_review,
+                vendor_data: None,
+            }
+        }
+
+        /// The receiver imports.
+        async fn import(&self, request: ImportRequest) -> Result<SessionRecord, Error> {
+            self.services.import.import(&self.receiver, request).await
+        }
+    }
+
     async fn caller(services: &Services, name: &str) -> Caller {
         let (app, key) = services
             .applications
@@ -256,12 +273,7 @@ mod tests {
 
     /// Breaks check `n` of the contract's table (3 to 10) in the fixture.
     async fn break_check(f: &mut Fixture, n: u8) -> ImportRequest {
-        let mut request = ImportRequest {
-            share_token: ShareToken::new(f.token.clone()),
-            workflow_id: f.workflow,
-            trust_review: false,
-            vendor_data: None,
-        };
+        let mut request = f.request(f.workflow, false);
         match n {
             3 => request.share_token = "not-a-token".into(),
             4 => {
@@ -296,15 +308,7 @@ mod tests {
                 let earlier = f
                     .services
                     .import
-                    .import(
-                        &f.receiver,
-                        ImportRequest {
-                            share_token: ShareToken::new(f.token.clone()),
-                            workflow_id: f.workflow,
-                            trust_review: true,
-                            vendor_data: None,
-                        },
-                    )
+                    .import(&f.receiver, f.request(f.workflow, true))
                     .await
                     .unwrap()
                     .session
@@ -332,12 +336,7 @@ mod tests {
     /// Row `n`: with checks `n..=10` all broken at once, check `n` is the answer.
     async fn first_failure_wins(n: u8) {
         let mut f = fixture().await;
-        let mut request = ImportRequest {
-            share_token: ShareToken::new(f.token.clone()),
-            workflow_id: f.workflow,
-            trust_review: false,
-            vendor_data: None,
-        };
+        let mut request = f.request(f.workflow, false);
         // From the last check back to n: an earlier check's breakage overrides a later one's.
         for later in (n..=10).rev() {
             let broken = break_check(&mut f, later).await;
@@ -348,46 +347,16 @@ mod tests {
                 request.workflow_id = broken.workflow_id;
             }
         }
-        let error = f
-            .services
-            .import
-            .import(&f.receiver, request)
-            .await
-            .unwrap_err();
+        let error = f.import(request).await.unwrap_err();
         assert_eq!(code(&error), n, "{error:?}");
     }
 
+    /// Each row of the contract's table, with every later check broken too.
     #[tokio::test]
-    async fn check_3_token_invalid() {
-        first_failure_wins(3).await
-    }
-    #[tokio::test]
-    async fn check_4_token_expired() {
-        first_failure_wins(4).await
-    }
-    #[tokio::test]
-    async fn check_5_token_revoked() {
-        first_failure_wins(5).await
-    }
-    #[tokio::test]
-    async fn check_6_wrong_application() {
-        first_failure_wins(6).await
-    }
-    #[tokio::test]
-    async fn check_7_source_session_gone() {
-        first_failure_wins(7).await
-    }
-    #[tokio::test]
-    async fn check_8_already_imported() {
-        first_failure_wins(8).await
-    }
-    #[tokio::test]
-    async fn check_9_workflow_not_found() {
-        first_failure_wins(9).await
-    }
-    #[tokio::test]
-    async fn check_10_workflow_kind_mismatch() {
-        first_failure_wins(10).await
+    async fn the_first_failed_check_answers() {
+        for check in ImportCheck::ALL {
+            first_failure_wins(check.row()).await;
+        }
     }
 
     #[tokio::test]
@@ -395,12 +364,7 @@ mod tests {
         for n in 3..=10 {
             let mut f = fixture().await;
             let request = break_check(&mut f, n).await;
-            let error = f
-                .services
-                .import
-                .import(&f.receiver, request)
-                .await
-                .unwrap_err();
+            let error = f.import(request).await.unwrap_err();
             assert_eq!(code(&error), n, "{error:?}");
         }
     }
@@ -449,12 +413,7 @@ mod tests {
     #[tokio::test]
     async fn an_already_imported_answer_names_the_existing_clone() {
         let f = fixture().await;
-        let request = || ImportRequest {
-            share_token: ShareToken::new(f.token.clone()),
-            workflow_id: f.workflow,
-            trust_review: false,
-            vendor_data: None,
-        };
+        let request = || f.request(f.workflow, false);
         let first = f
             .services
             .import
@@ -473,18 +432,8 @@ mod tests {
     #[tokio::test]
     async fn a_clean_import_follows_the_plan() {
         let f = fixture().await;
-        let request = ImportRequest {
-            share_token: ShareToken::new(f.token.clone()),
-            workflow_id: f.workflow,
-            trust_review: true,
-            vendor_data: None,
-        };
-        let imported = f
-            .services
-            .import
-            .import(&f.receiver, request)
-            .await
-            .unwrap();
+        let request = f.request(f.workflow, true);
+        let imported = f.import(request).await.unwrap();
         let id = imported.session.id;
         let clone = f.services.sessions.decision(&f.receiver, id).await.unwrap();
         assert_eq!(
@@ -551,20 +500,8 @@ mod tests {
                     created_at: f.world.clock.now(),
                 },
             ));
-            let request = ImportRequest {
-                share_token: ShareToken::new(f.token.clone()),
-                workflow_id: f.workflow,
-                trust_review: true,
-                vendor_data: None,
-            };
-            let id = f
-                .services
-                .import
-                .import(&f.receiver, request)
-                .await
-                .unwrap()
-                .session
-                .id;
+            let request = f.request(f.workflow, true);
+            let id = f.import(request).await.unwrap().session.id;
             assert_eq!(
                 f.services
                     .sessions
@@ -587,14 +524,7 @@ mod tests {
             trust_review: false,
             vendor_data: Some(VendorData::parse("receiver-7").unwrap()),
         };
-        let id = f
-            .services
-            .import
-            .import(&f.receiver, request)
-            .await
-            .unwrap()
-            .session
-            .id;
+        let id = f.import(request).await.unwrap().session.id;
         let clone = f.services.sessions.decision(&f.receiver, id).await.unwrap();
         assert_eq!(clone.session.status, SessionStatus::InReview);
         assert_eq!(clone.session.vendor_data.unwrap().as_str(), "receiver-7");
@@ -666,12 +596,7 @@ mod tests {
         let mut ports = f.world.ports.clone();
         ports.shares = std::sync::Arc::new(RefusesEverything(f.world.store.clone()));
         let services = Services::new(ports, "https://verify.test");
-        let request = ImportRequest {
-            share_token: ShareToken::new(f.token.clone()),
-            workflow_id: f.workflow,
-            trust_review: false,
-            vendor_data: None,
-        };
+        let request = f.request(f.workflow, false);
         let error = services
             .import
             .import(&f.receiver, request)

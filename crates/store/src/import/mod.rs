@@ -10,14 +10,26 @@ use chrono::{DateTime, Utc};
 use handoff_domain::{
     ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, RepoError, SessionId, SessionKind,
 };
-use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::Store;
 use crate::rows::{self, SESSION_COLUMNS, get};
 use crate::schema::Sessions;
-use crate::sql::{Failure, fetch_one, is_unique_violation, query_one, repo_error};
+use crate::sql::{Failure, fetch_one, is_unique_violation, repo_error, stmt};
+
+/// Runs a hand-written statement (`?` placeholders) and returns its rows; the database's
+/// refusal stays a `Failure::Db`, for the caller to read which constraint it was.
+pub(super) async fn fetch<C: ConnectionTrait>(
+    db: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>, Failure> {
+    db.query_all_raw(stmt(db.get_database_backend(), sql, values))
+        .await
+        .map_err(Failure::Db)
+}
 
 /// Makes the import on this store's backend.
 pub(crate) async fn import(
@@ -81,7 +93,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
     });
     let claims = &attempt.claims;
     let receiver = attempt.application_id;
-    let row = query_one(
+    let row = fetch(
         db,
         &SQL,
         vec![
@@ -92,7 +104,13 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
             attempt.workflow_id.as_uuid().into(),
         ],
     )
-    .await?
+    .await
+    .map_err(|failure| match failure {
+        Failure::Db(error) => repo_error(error),
+        Failure::Repo(error) => error,
+    })?
+    .into_iter()
+    .next()
     .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
     let revoked = get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some();
     let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);

@@ -4,15 +4,16 @@
 //! writer holds the lock from `BEGIN`, so no check can change before the writes.
 
 use handoff_domain::{
-    ApplicationId, FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome,
-    LogEntry, RepoError, SessionRecord, first_failed_check,
+    FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome, SessionRecord,
+    first_failed_check,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult, Value};
+use sea_orm::DatabaseTransaction;
 
+use super::fetch;
 use crate::Store;
-use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS, get};
-use crate::sessions::{ensure_entity, log_values};
-use crate::sql::{Failure, begin_write, commit, query_one, repo_error, stmt};
+use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
+use crate::sessions::{ensure_entity, log_values, next_session_number};
+use crate::sql::{Failure, begin_write, commit, repo_error};
 
 /// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) on SQLite: the
 /// checks read and decided inside the write transaction, then the copies.
@@ -63,24 +64,6 @@ fn copy_block_sql(block: FeatureBlock) -> &'static str {
         .map_or("", |(_, sql)| sql.as_str())
 }
 
-async fn run(txn: &DatabaseTransaction, sql: &str, values: Vec<Value>) -> Result<u64, Failure> {
-    txn.execute_raw(stmt(txn.get_database_backend(), sql, values))
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(Failure::Db)
-}
-
-/// [`run`] for a statement that returns rows (`RETURNING`).
-async fn fetch(
-    txn: &DatabaseTransaction,
-    sql: &str,
-    values: Vec<Value>,
-) -> Result<Vec<QueryResult>, Failure> {
-    txn.query_all_raw(stmt(txn.get_database_backend(), sql, values))
-        .await
-        .map_err(Failure::Db)
-}
-
 /// The clone's session row, `INSERT … SELECT` from the source's, returning what a decision
 /// shows (built once).
 static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -110,22 +93,6 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
          RETURNING {REVIEW_COLUMNS}"
     )
 });
-
-/// The application's next session number (its counter row, locked until the transaction ends).
-async fn next_session_number(
-    txn: &DatabaseTransaction,
-    application_id: ApplicationId,
-) -> Result<i64, Failure> {
-    let counter = query_one(
-        txn,
-        "UPDATE applications SET last_session_number = last_session_number + 1 \
-         WHERE id = ? RETURNING last_session_number",
-        vec![application_id.as_uuid().into()],
-    )
-    .await?
-    .ok_or_else(|| RepoError::Internal("import into an unknown application".into()))?;
-    Ok(get(&counter, "last_session_number")?)
-}
 
 /// The clone's statements, in order, once the checks passed inside the write transaction. The
 /// counter comes first: the immediate transaction holds the write lock from `BEGIN` anyway, and
@@ -203,11 +170,7 @@ async fn copy(
             items.push(rows::item(row)?);
         }
     }
-    let log = LogEntry {
-        old_status: Some(source.status),
-        new_status: Some(status),
-        ..attempt.log.clone()
-    };
+    let log = attempt.log.transition(source.status, status);
     let mut reviews = Vec::new();
     for row in &fetch(
         txn,
@@ -226,7 +189,7 @@ async fn copy(
     }
     reviews.sort_by_key(|(id, _)| *id);
     if let Some(jti) = &attempt.claims.jti {
-        run(
+        fetch(
             txn,
             "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
              WHERE jti = ? AND redeemed_at IS NULL",

@@ -6,13 +6,7 @@ use uuid::Uuid;
 
 use crate::support::{TestStore, now, on_both_backends};
 
-on_both_backends!(
-    keys_are_found_by_prefix_until_revoked,
-    a_key_for_an_unknown_application_is_refused,
-    applications_are_listed_oldest_first,
-    migrations_go_down_and_up_again,
-);
-
+on_both_backends!(keys_are_found_by_prefix_until_revoked);
 async fn keys_are_found_by_prefix_until_revoked(db: TestStore) {
     let app = db.application().await;
     let (key, stored) = ApiKey::generate(app).unwrap();
@@ -36,12 +30,14 @@ async fn keys_are_found_by_prefix_until_revoked(db: TestStore) {
     );
 }
 
+on_both_backends!(a_key_for_an_unknown_application_is_refused);
 async fn a_key_for_an_unknown_application_is_refused(db: TestStore) {
     let (_, stored) = ApiKey::generate(ApplicationId::from_uuid(Uuid::new_v4())).unwrap();
     assert!(!db.add_api_key(&stored, now()).await.unwrap());
     assert_eq!(db.count("api_keys").await, 0);
 }
 
+on_both_backends!(applications_are_listed_oldest_first);
 async fn applications_are_listed_oldest_first(db: TestStore) {
     let first = db.application().await;
     let second = db.application().await;
@@ -62,6 +58,7 @@ async fn applications_are_listed_oldest_first(db: TestStore) {
     );
 }
 
+on_both_backends!(migrations_go_down_and_up_again);
 async fn migrations_go_down_and_up_again(db: TestStore) {
     use handoff_migrations::{Migrator, MigratorTrait};
     db.application().await;

@@ -29,17 +29,7 @@ fn all(kind: SessionKind) -> SessionFilter {
     }
 }
 
-on_both_backends!(
-    session_numbers_count_per_application,
-    concurrent_creations_never_share_a_number,
-    a_new_vendor_data_creates_one_active_entity_matched_case_insensitively,
-    recorded_blocks_read_back_exactly,
-    another_applications_session_does_not_exist,
-    reviews_need_a_reviewable_status,
-    deleting_a_session_deletes_every_related_row,
-    lists_filter_and_page,
-);
-
+on_both_backends!(session_numbers_count_per_application);
 async fn session_numbers_count_per_application(db: TestStore) {
     let a = db.application().await;
     let b = db.application().await;
@@ -51,6 +41,7 @@ async fn session_numbers_count_per_application(db: TestStore) {
     assert_eq!(db.session(&wa, None).await.session_number, 3);
 }
 
+on_both_backends!(concurrent_creations_never_share_a_number);
 async fn concurrent_creations_never_share_a_number(db: TestStore) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
@@ -74,6 +65,7 @@ async fn concurrent_creations_never_share_a_number(db: TestStore) {
     );
 }
 
+on_both_backends!(a_new_vendor_data_creates_one_active_entity_matched_case_insensitively);
 async fn a_new_vendor_data_creates_one_active_entity_matched_case_insensitively(db: TestStore) {
     let app = db.application().await;
     let user_wf = db.workflow(app, SessionKind::User).await;
@@ -120,6 +112,7 @@ async fn a_new_vendor_data_creates_one_active_entity_matched_case_insensitively(
     );
 }
 
+on_both_backends!(recorded_blocks_read_back_exactly);
 async fn recorded_blocks_read_back_exactly(db: TestStore) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
@@ -190,6 +183,7 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
     assert_eq!(db.count("id_verifications").await, 1);
 }
 
+on_both_backends!(another_applications_session_does_not_exist);
 async fn another_applications_session_does_not_exist(db: TestStore) {
     let app = db.application().await;
     let other = db.application().await;
@@ -232,6 +226,7 @@ async fn another_applications_session_does_not_exist(db: TestStore) {
     );
 }
 
+on_both_backends!(reviews_need_a_reviewable_status);
 async fn reviews_need_a_reviewable_status(db: TestStore) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
@@ -266,6 +261,7 @@ async fn reviews_need_a_reviewable_status(db: TestStore) {
     assert_eq!(db.count("session_logs").await, 3);
 }
 
+on_both_backends!(deleting_a_session_deletes_every_related_row);
 async fn deleting_a_session_deletes_every_related_row(db: TestStore) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
@@ -311,6 +307,7 @@ async fn deleting_a_session_deletes_every_related_row(db: TestStore) {
     assert!(!db.delete_session(app, session.id).await.unwrap());
 }
 
+on_both_backends!(lists_filter_and_page);
 async fn lists_filter_and_page(db: TestStore) {
     let app = db.application().await;
     let user_wf = db.workflow(app, SessionKind::User).await;

@@ -186,17 +186,7 @@ async fn footprint(db: &TestStore) -> Vec<i64> {
     counts
 }
 
-on_both_backends!(
-    a_clone_copies_every_row_under_the_next_number,
-    the_entity_status_decides_over_trust_review,
-    an_import_redeems_its_token_and_logs_both_statuses,
-    each_failed_check_writes_nothing_and_the_context_names_it,
-    a_second_clone_of_one_source_is_refused_with_the_first,
-    a_failure_part_way_through_writes_nothing,
-    concurrent_imports_into_one_application_take_every_number_once,
-    concurrent_imports_of_one_source_make_one_clone,
-);
-
+on_both_backends!(a_clone_copies_every_row_under_the_next_number);
 async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
     let (_, src) = source(&db, "ana").await;
     let receiver = db.application().await;
@@ -273,6 +263,7 @@ async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
     );
 }
 
+on_both_backends!(the_entity_status_decides_over_trust_review);
 async fn the_entity_status_decides_over_trust_review(db: TestStore) {
     let (_, src) = source(&db, "ana").await;
     let receiver = db.application().await;
@@ -314,6 +305,7 @@ async fn the_entity_status_decides_over_trust_review(db: TestStore) {
     assert_eq!(clone.session.vendor_data, None);
 }
 
+on_both_backends!(an_import_redeems_its_token_and_logs_both_statuses);
 async fn an_import_redeems_its_token_and_logs_both_statuses(db: TestStore) {
     let (_, src) = source(&db, "Ana").await;
     let receiver = db.application().await;
@@ -372,6 +364,7 @@ async fn an_import_redeems_its_token_and_logs_both_statuses(db: TestStore) {
     );
 }
 
+on_both_backends!(each_failed_check_writes_nothing_and_the_context_names_it);
 async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore) {
     let (source_app, src) = source(&db, "ana").await;
     let receiver = db.application().await;
@@ -442,6 +435,7 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
     );
 }
 
+on_both_backends!(a_second_clone_of_one_source_is_refused_with_the_first);
 async fn a_second_clone_of_one_source_is_refused_with_the_first(db: TestStore) {
     let (_, src) = source(&db, "ana").await;
     let receiver = db.application().await;
@@ -482,6 +476,7 @@ async fn a_second_clone_of_one_source_is_refused_with_the_first(db: TestStore) {
     assert_eq!(footprint(&db).await, before);
 }
 
+on_both_backends!(a_failure_part_way_through_writes_nothing);
 async fn a_failure_part_way_through_writes_nothing(db: TestStore) {
     let (_, src) = source(&db, "ana").await;
     let receiver = db.application().await;
@@ -526,6 +521,7 @@ async fn a_failure_part_way_through_writes_nothing(db: TestStore) {
     );
 }
 
+on_both_backends!(concurrent_imports_into_one_application_take_every_number_once);
 async fn concurrent_imports_into_one_application_take_every_number_once(db: TestStore) {
     let receiver = db.application().await;
     let workflow = db.workflow(receiver, SessionKind::User).await;
@@ -566,6 +562,7 @@ async fn concurrent_imports_into_one_application_take_every_number_once(db: Test
     );
 }
 
+on_both_backends!(concurrent_imports_of_one_source_make_one_clone);
 async fn concurrent_imports_of_one_source_make_one_clone(db: TestStore) {
     let (_, src) = source(&db, "ana").await;
     let receiver = db.application().await;

@@ -14,26 +14,10 @@ use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
 /// Runs each named test body — a plain `async fn name(db: TestStore)` beside the call — once per
-/// backend: `name::sqlite` and `name::postgres`. A PostgreSQL case returns early when
-/// `handoff_testdb::skip` says so (no server, and the run does not require one).
+/// backend, on a fresh migrated store (`handoff_testdb::on_each_backend`).
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
-        $(
-            mod $name {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    super::$name($crate::support::TestStore::new(handoff_testdb::Backend::Sqlite).await).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if handoff_testdb::skip(handoff_testdb::Backend::Postgres) {
-                        return;
-                    }
-                    super::$name($crate::support::TestStore::new(handoff_testdb::Backend::Postgres).await).await
-                }
-            }
-        )*
+        handoff_testdb::on_each_backend!($crate::support::TestStore::new; $($name),*);
     };
 }
 pub(crate) use on_both_backends;

@@ -5,12 +5,7 @@ use handoff_domain::ports::WorkflowRepository;
 
 use crate::support::{TestStore, now, on_both_backends};
 
-on_both_backends!(
-    workflows_round_trip_and_are_scoped,
-    one_default_per_kind,
-    deleted_workflows_vanish_but_their_sessions_stay,
-);
-
+on_both_backends!(workflows_round_trip_and_are_scoped);
 async fn workflows_round_trip_and_are_scoped(db: TestStore) {
     let app = db.application().await;
     let other = db.application().await;
@@ -28,6 +23,7 @@ async fn workflows_round_trip_and_are_scoped(db: TestStore) {
     assert!(db.list_workflows(other).await.unwrap().is_empty());
 }
 
+on_both_backends!(one_default_per_kind);
 async fn one_default_per_kind(db: TestStore) {
     let app = db.application().await;
     let mut first = db.workflow(app, SessionKind::User).await;
@@ -48,6 +44,7 @@ async fn one_default_per_kind(db: TestStore) {
     assert_eq!(defaults, vec![second.id]);
 }
 
+on_both_backends!(deleted_workflows_vanish_but_their_sessions_stay);
 async fn deleted_workflows_vanish_but_their_sessions_stay(db: TestStore) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
