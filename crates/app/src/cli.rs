@@ -3,15 +3,21 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, DEFAULT_BIND, DEFAULT_DATABASE_URL};
+use crate::config::{Config, DEFAULT_BIND, default_data_dir, sqlite_url};
 
 /// handoff: share finished identity verifications between applications.
 #[derive(Debug, Parser)]
 #[command(name = "handoff", version, about)]
 pub struct Cli {
-    /// The database: `sqlite:PATH?mode=rwc` or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true, hide_env_values = true)]
-    pub database_url: String,
+    /// The database: `sqlite:PATH?mode=rwc` or `postgres://USER@HOST/DB` (default: the SQLite
+    /// file `handoff.db` in the data directory).
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// The directory of the default SQLite file (default: `$XDG_DATA_HOME/handoff`, else
+    /// `~/.local/share/handoff`); ignored when a database URL is given.
+    #[arg(long, env = "HANDOFF_DATA_DIR", global = true)]
+    pub data_dir: Option<std::path::PathBuf>,
 
     /// Most database connections in the pool (by default the cores, plus one).
     #[arg(
@@ -136,15 +142,22 @@ impl Cli {
             results_body_limit: serve.results_body_limit,
             workers: serve.workers,
             rate_limits: serve.rate_limit.0,
-            ..Config::new(self.database_url.clone())
+            ..Config::new(self.database_url())
         }
+    }
+
+    /// The database URL: the one given, else the SQLite file of the data directory.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| sqlite_url(&self.data_dir.clone().unwrap_or_else(default_data_dir)))
     }
 
     /// The configuration of the other commands.
     pub fn base_config(&self) -> Config {
         Config {
             max_connections: self.db_max_connections.min(4),
-            ..Config::new(self.database_url.clone())
+            ..Config::new(self.database_url())
         }
     }
 }

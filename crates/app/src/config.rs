@@ -2,8 +2,28 @@
 
 use std::time::Duration;
 
-/// Where the SQLite file lives when `DATABASE_URL` is not set.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/handoff.db?mode=rwc";
+/// The directory of the SQLite file when neither `DATABASE_URL` nor a data directory is given:
+/// `$XDG_DATA_HOME/handoff`, else `$HOME/.local/share/handoff`, so that every command finds the
+/// same database whatever its working directory; `./data` only when neither variable is set.
+pub fn default_data_dir() -> std::path::PathBuf {
+    let absolute = |name: &str| {
+        std::env::var_os(name)
+            .map(std::path::PathBuf::from)
+            .filter(|path| path.is_absolute())
+    };
+    if let Some(data_home) = absolute("XDG_DATA_HOME") {
+        data_home.join("handoff")
+    } else if let Some(home) = absolute("HOME") {
+        home.join(".local/share/handoff")
+    } else {
+        std::path::PathBuf::from("data")
+    }
+}
+
+/// The SQLite database in `data_dir`.
+pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite:{}?mode=rwc", data_dir.join("handoff.db").display())
+}
 /// The default listening address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, web};
 use handoff_domain::ports::{RandomIds, ShareTokens, SystemClock};
 use handoff_domain::services::{Ports, Services};
 use handoff_http::{AppState, Limits};
@@ -54,15 +54,29 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
         ..StoreOptions::default()
     };
     let store = Store::connect(&config.database_url, &options).await?;
+    tracing::info!(
+        database = %handoff_store::describe_database(&config.database_url),
+        "opened the database"
+    );
     // Under an exclusive lock: servers starting together on a fresh database migrate once.
     let txn = store
         .begin_exclusive()
         .await
         .map_err(|e| StartError::Migrate(sea_orm::DbErr::Custom(e.to_string())))?;
+    let pending: Vec<String> = Migrator::get_pending_migrations(&txn)
+        .await
+        .map_err(StartError::Migrate)?
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect();
     Migrator::up(&txn, None)
         .await
         .map_err(StartError::Migrate)?;
     txn.commit().await.map_err(StartError::Migrate)?;
+    // Said once, and only when there was something to do.
+    if !pending.is_empty() {
+        tracing::info!(applied = ?pending, "migrated the database");
+    }
     Ok(store)
 }
 
@@ -87,6 +101,7 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Store,
+    in_flight: request_log::InFlight,
 }
 
 impl Application {
@@ -123,11 +138,18 @@ impl Application {
                 .rate_limits
                 .map(|limits| Arc::new(handoff_http::rate_limit::RateLimiter::new(limits))),
         };
+        let in_flight = request_log::InFlight::default();
+        let counted = web::Data::new(in_flight.clone());
         let mut server = HttpServer::new(move || {
             App::new()
+                .app_data(counted.clone())
                 .wrap(from_fn(request_log::log_request))
                 .configure(handoff_http::configure(state.clone()))
         })
+        // Signals are the binary's to handle (`run_until_signalled`), so that SIGINT stops as
+        // gracefully as SIGTERM and the last line of the log says the server stopped.
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_DEADLINE.as_secs())
         .listen(listener)
         .map_err(|source| StartError::Bind {
             address: config.bind.clone(),
@@ -140,6 +162,7 @@ impl Application {
             port,
             server: server.run(),
             store,
+            in_flight,
         })
     }
 
@@ -156,5 +179,58 @@ impl Application {
     /// Serves until the process is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
+    }
+
+    /// Serves until SIGINT or SIGTERM, then stops gracefully: no new connection is accepted,
+    /// requests in flight have [`SHUTDOWN_DEADLINE`] to finish, the pool is closed (SQLite's
+    /// write-ahead log checkpointed first), and one line says the server stopped.
+    ///
+    /// The workers stay up until the requests in flight are done: a worker that stops takes
+    /// its runtime with it, and with it the database connections it opened, which a request
+    /// on another worker may be using.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            finished = &mut server => return finished.map_err(std::io::Error::other)?,
+            signal = shutdown_signal() => tracing::info!(
+                signal,
+                deadline_seconds = SHUTDOWN_DEADLINE.as_secs(),
+                "stopping: no new connections; requests in flight may finish"
+            ),
+        }
+        handle.pause().await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+        while self.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        handle.stop(true).await;
+        server.await.map_err(std::io::Error::other)??;
+        if let Err(error) = self.store.close().await {
+            tracing::warn!(%error, "the database pool did not close cleanly");
+        }
+        tracing::info!("handoff stopped");
+        Ok(())
+    }
+}
+
+/// How long requests in flight may take to finish once a stop was asked for.
+pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The first of SIGINT and SIGTERM, by name.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        },
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
     }
 }

@@ -11,12 +11,17 @@ use handoff_domain::ApplicationId;
 use handoff_token::{HmacShareTokens, Keyring};
 use serde_json::json;
 
+/// The log filter when `HANDOFF_LOG` is unset: handoff's own lines at INFO; the migration
+/// runner's progress and PostgreSQL's notices (`relation … already exists, skipping`) only when
+/// they warn, since handoff says itself what it migrated.
+const DEFAULT_LOG: &str = "info,sea_orm_migration=warn,sqlx::postgres::notice=warn";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -45,11 +50,14 @@ fn no_tokens() -> Arc<HmacShareTokens> {
     Arc::new(HmacShareTokens::new(Keyring::default()))
 }
 
-/// The database of an operator command, migrated.
+/// The database of an operator command, migrated; which one goes to stderr.
 async fn operator_store(cli: &Cli) -> Result<handoff_store::Store, String> {
-    open_store(&cli.base_config())
-        .await
-        .map_err(|e| e.to_string())
+    let config = cli.base_config();
+    eprintln!(
+        "database: {}",
+        handoff_store::describe_database(&config.database_url)
+    );
+    open_store(&config).await.map_err(|e| e.to_string())
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
@@ -59,7 +67,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             tracing::info!(port = app.port(), "handoff is serving");
-            app.run_until_stopped().await.map_err(|e| e.to_string())
+            app.run_until_signalled().await.map_err(|e| e.to_string())
         }
         Command::Openapi => {
             println!("{}", handoff_http::openapi::document());

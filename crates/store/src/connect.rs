@@ -65,6 +65,88 @@ pub enum ConnectError {
     /// The database refused or could not be reached.
     #[error("cannot open the database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// PostgreSQL could not be reached or refused this client; the sentence says why and what
+    /// to do.
+    #[error("cannot open the database: {0}")]
+    Unreachable(String),
+}
+
+/// How long the first connection to PostgreSQL may take before start-up gives up.
+const FIRST_CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Opens one connection to PostgreSQL before the pool does, so that a failure names its
+/// cause: refused, unknown database (with the `createdb` to run), authentication, TLS, or no
+/// answer within [`FIRST_CONNECTION_TIMEOUT`]. The pool alone would wait its whole acquire
+/// timeout and then say only that it timed out.
+async fn first_postgres_connection(url: &str) -> Result<(), ConnectError> {
+    use sea_orm::sqlx::Connection;
+    use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+
+    let options: PgConnectOptions = url.parse().map_err(|e| {
+        ConnectError::Unreachable(format!("DATABASE_URL is not a valid PostgreSQL URL ({e})"))
+    })?;
+    let at = format!("{}:{}", options.get_host(), options.get_port());
+    let user = options.get_username().to_owned();
+    let database = options.get_database().unwrap_or(&user).to_owned();
+    let connected = tokio::time::timeout(
+        FIRST_CONNECTION_TIMEOUT,
+        PgConnection::connect_with(&options),
+    )
+    .await;
+    let error = match connected {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            return Ok(());
+        }
+        Ok(Err(error)) => error,
+        Err(_) => {
+            return Err(ConnectError::Unreachable(format!(
+                "PostgreSQL at {at} did not answer within {} s",
+                FIRST_CONNECTION_TIMEOUT.as_secs()
+            )));
+        }
+    };
+    Err(ConnectError::Unreachable(postgres_failure(
+        &error, &at, &user, &database,
+    )))
+}
+
+/// One sentence for a failed first connection, without the driver's own detail.
+fn postgres_failure(error: &sea_orm::sqlx::Error, at: &str, user: &str, database: &str) -> String {
+    use sea_orm::sqlx::Error;
+    match error {
+        Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!(
+                "PostgreSQL at {at} refused the connection: is it running on that host and port?"
+            )
+        }
+        Error::Io(io) => format!("PostgreSQL at {at} cannot be reached: {}", io.kind()),
+        Error::Tls(_) => format!("PostgreSQL at {at} needs TLS, which this build does not speak"),
+        Error::Database(db) => match db.code().as_deref() {
+            Some("3D000") => format!(
+                "the database \"{database}\" does not exist on PostgreSQL at {at}; create it \
+                 with: createdb -h {} -p {} -U {user} {database}",
+                at.rsplit_once(':').map_or(at, |(host, _)| host),
+                at.rsplit_once(':').map_or("5432", |(_, port)| port),
+            ),
+            Some("28P01" | "28000")
+                if db.message().contains("SSL") || db.message().contains("encryption") =>
+            {
+                format!(
+                    "PostgreSQL at {at} accepts {user} only over TLS, which this build does not speak"
+                )
+            }
+            Some("28000") if db.message().contains("does not exist") => {
+                format!("PostgreSQL at {at} has no role \"{user}\"")
+            }
+            Some("28P01" | "28000") => {
+                format!("PostgreSQL at {at} refused user \"{user}\": authentication failed")
+            }
+            Some(code) => format!("PostgreSQL at {at} refused the connection (SQLSTATE {code})"),
+            None => format!("PostgreSQL at {at} refused the connection"),
+        },
+        other => format!("cannot connect to PostgreSQL at {at}: {other}"),
+    }
 }
 
 impl Store {
@@ -108,6 +190,7 @@ impl Store {
                 });
             }
             "postgres" | "postgresql" => {
+                first_postgres_connection(url).await?;
                 // Every query here is a key or index lookup whose best plan does not depend on
                 // the values bound, so each prepared statement is planned once per connection
                 // rather than on every execution (the import's clone touches a dozen tables:
@@ -141,6 +224,40 @@ impl Store {
     }
 }
 
+/// What a database URL names, for a log line or a terminal, never with a password:
+/// `SQLite /abs/path/handoff.db` or `PostgreSQL host:port/database as user`.
+pub fn describe_database(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.strip_prefix("//").unwrap_or(rest);
+        let path = path.split('?').next().unwrap_or_default();
+        let shown = std::path::absolute(path).unwrap_or_else(|_| Path::new(path).to_path_buf());
+        return format!("SQLite {}", shown.display());
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "an unrecognized database URL".to_owned();
+    };
+    let rest = rest.split('?').next().unwrap_or_default();
+    let (userinfo, location) = rest.rsplit_once('@').unwrap_or(("", rest));
+    let user = userinfo.split(':').next().unwrap_or_default();
+    let (host_port, database) = location.split_once('/').unwrap_or((location, ""));
+    let host_port = match host_port {
+        "" => "localhost:5432".to_owned(),
+        hp if hp.contains(':') && !hp.ends_with(']') => hp.to_owned(),
+        hp => format!("{hp}:5432"),
+    };
+    let name = if scheme.starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        scheme
+    };
+    let database = if database.is_empty() { user } else { database };
+    if user.is_empty() {
+        format!("{name} {host_port}/{database}")
+    } else {
+        format!("{name} {host_port}/{database} as {user}")
+    }
+}
+
 /// The directory a `sqlite:` URL's file lives in, when it names a file in a directory.
 fn sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
     let path = url.strip_prefix("sqlite:")?;
@@ -166,6 +283,32 @@ mod tests {
         assert_eq!(
             StoreOptions::default().max_connections,
             default_max_connections()
+        );
+    }
+
+    #[test]
+    fn describes_a_database_without_its_password() {
+        let cases = [
+            (
+                "postgres://alice:s3cret@db.example:6543/kyc?sslmode=require",
+                "PostgreSQL db.example:6543/kyc as alice",
+            ),
+            (
+                "postgres://postgres@127.0.0.1/handoff",
+                "PostgreSQL 127.0.0.1:5432/handoff as postgres",
+            ),
+            ("postgresql://db/x", "PostgreSQL db:5432/x"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(super::describe_database(url), expected, "{url}");
+            assert!(!super::describe_database(url).contains("s3cret"));
+        }
+        let sqlite = super::describe_database("sqlite:/tmp/h/handoff.db?mode=rwc");
+        assert_eq!(sqlite, "SQLite /tmp/h/handoff.db");
+        let relative = super::describe_database("sqlite:data/handoff.db?mode=rwc");
+        assert!(
+            relative.starts_with("SQLite /") && relative.ends_with("/data/handoff.db"),
+            "{relative}"
         );
     }
 

@@ -19,7 +19,7 @@ mod signing_keys;
 mod sql;
 mod workflows;
 
-pub use connect::{ConnectError, StoreOptions, default_max_connections};
+pub use connect::{ConnectError, StoreOptions, default_max_connections, describe_database};
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{FIRST_KID, StoredSigningKey};
 
@@ -59,6 +59,19 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> DatabaseBackend {
         self.db.get_database_backend()
+    }
+
+    /// Closes the pool, for a server that stopped serving: on SQLite the write-ahead log is
+    /// first checkpointed into the database file, so that the file alone holds everything.
+    pub async fn close(&self) -> Result<(), handoff_domain::RepoError> {
+        use sea_orm::ConnectionTrait;
+        if self.backend() == DatabaseBackend::Sqlite {
+            self.db
+                .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                .await
+                .map_err(sql::repo_error)?;
+        }
+        self.db.clone().close().await.map_err(sql::repo_error)
     }
 
     /// Whether the database answers a trivial query.

@@ -4,7 +4,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::support::{TestApp, assert_error, on_both_backends};
+use handoff_testdb::{Backend, TestDatabase};
+
+use crate::support::{TestApp, assert_error, on_both_backends, per_backend};
 
 fn handoff(database_url: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
@@ -29,8 +31,12 @@ on_both_backends!(operators_manage_applications_and_keys,);
 
 async fn operators_manage_applications_and_keys(app: TestApp) {
     let url = app.db.url().to_owned();
-    let (ok, lines, _) = handoff(&url, &["applications", "create", "--name", "Acme KYC"]);
+    let (ok, lines, stderr) = handoff(&url, &["applications", "create", "--name", "Acme KYC"]);
     assert!(ok);
+    assert!(
+        stderr.starts_with("database: "),
+        "the command names its database: {stderr}"
+    );
     assert_eq!(lines.len(), 1, "exactly one JSON line");
     let created = lines[0].as_object().unwrap();
     assert_eq!(
@@ -106,3 +112,130 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
     let (ok, _, _) = handoff(&url, &["applications", "create", "--name", ""]);
     assert!(!ok);
 }
+
+/// Every command names its database on stderr, and one that cannot open it says why in one
+/// line within a couple of seconds, with a non-zero exit and none of the driver's detail.
+#[test]
+fn an_unreachable_database_is_named_with_its_cause() {
+    let admin = handoff_testdb::postgres_admin_url();
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    let mut cases = vec![(
+        "postgres://postgres@127.0.0.1:1/handoff".to_owned(),
+        "PostgreSQL at 127.0.0.1:1 refused the connection",
+    )];
+    if !handoff_testdb::skip(handoff_testdb::Backend::Postgres) {
+        cases.push((
+            format!("{base}/handoff_no_such_database"),
+            "does not exist on PostgreSQL at",
+        ));
+    }
+    for (url, cause) in cases {
+        let started = std::time::Instant::now();
+        let (ok, lines, stderr) = handoff(&url, &["applications", "list"]);
+        assert!(!ok && lines.is_empty(), "{stderr}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "{stderr}"
+        );
+        let said: Vec<&str> = stderr.lines().collect();
+        assert!(said[0].starts_with("database: PostgreSQL "), "{stderr}");
+        assert_eq!(said.len(), 2, "the database, then one error line: {stderr}");
+        assert!(
+            said[1].starts_with("error: cannot open the database: "),
+            "{stderr}"
+        );
+        assert!(said[1].contains(cause), "{stderr}");
+        assert!(!said[1].contains("line "), "no driver detail: {stderr}");
+    }
+    let (_, _, stderr) = handoff(&format!("{base}/handoff_no_such_database"), &["migrate"]);
+    if stderr.contains("does not exist") {
+        assert!(stderr.contains("createdb -h "), "{stderr}");
+    }
+}
+
+/// Without `DATABASE_URL`, every command uses the same SQLite file whatever its working
+/// directory: `$HOME/.local/share/handoff/handoff.db` (or `--data-dir`), and says so.
+#[test]
+fn the_default_database_does_not_depend_on_the_working_directory() {
+    let home = std::env::temp_dir().join(format!("handoff_home_{}", uuid::Uuid::new_v4().simple()));
+    let elsewhere = home.join("some/other/dir");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let run = |dir: &std::path::Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(args)
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("HANDOFF_DATA_DIR")
+            .env_remove("XDG_DATA_HOME")
+            .env("HOME", &home)
+            .env("HANDOFF_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let created = run(&home, &["applications", "create", "--name", "Acme"]);
+    assert!(created.status.success());
+    let listed = run(&elsewhere, &["applications", "list"]);
+    let stdout = String::from_utf8_lossy(&listed.stdout);
+    let stderr = String::from_utf8_lossy(&listed.stderr);
+    let file = home.join(".local/share/handoff/handoff.db");
+    assert_eq!(
+        stderr.trim(),
+        format!("database: SQLite {}", file.display())
+    );
+    assert!(
+        stdout.contains("\"name\":\"Acme\""),
+        "the same database: {stdout}"
+    );
+    let pinned = run(
+        &elsewhere,
+        &[
+            "applications",
+            "list",
+            "--data-dir",
+            home.join("pinned").to_str().unwrap(),
+        ],
+    );
+    assert!(pinned.status.success());
+    assert!(
+        String::from_utf8_lossy(&pinned.stdout).is_empty(),
+        "a fresh, empty database"
+    );
+    assert!(home.join("pinned/handoff.db").exists());
+    let _ = std::fs::remove_dir_all(&home);
+}
+
+/// Migrations say once, at INFO, what they applied, and nothing when there is nothing to do;
+/// PostgreSQL's notices (`… already exists, skipping`) stay out of the default log.
+async fn migrations_log_once_what_they_applied(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let migrate = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .arg("migrate")
+            .env("DATABASE_URL", db.url())
+            .env_remove("HANDOFF_LOG")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let first = migrate();
+    assert_eq!(first.matches("migrated the database").count(), 1, "{first}");
+    assert!(first.contains("m20261126_000001_initial"), "{first}");
+    let second = migrate();
+    let lines: Vec<&str> = second.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "the database and its opening, nothing else: {second}"
+    );
+    assert!(lines[0].starts_with("database: "), "{second}");
+    assert!(lines[1].contains("opened the database"), "{second}");
+    for noise in [first.as_str(), second.as_str()] {
+        assert!(!noise.contains("already exists"), "{noise}");
+        assert!(!noise.contains("sea_orm_migration"), "{noise}");
+    }
+}
+
+per_backend!(migrations_log_once_what_they_applied);

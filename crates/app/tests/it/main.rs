@@ -16,4 +16,5 @@ mod logs;
 mod processes;
 mod sessions;
 mod sharing;
+mod walkthrough;
 mod workflows;

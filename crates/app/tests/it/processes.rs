@@ -99,6 +99,28 @@ impl Server {
         }
     }
 
+    /// Sends `signal` (`INT`, `TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// Waits up to `within` for the process to exit.
+    pub async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < within, "still running after {within:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -194,3 +216,84 @@ async fn two_processes(backend: Backend) {
 }
 
 per_backend!(two_processes);
+
+/// SIGINT and SIGTERM stop the server gracefully: a request whose body is still arriving when
+/// the signal comes is answered in full, the process exits 0, SQLite's write-ahead log is
+/// folded into the database file, and the log's last line says the server stopped.
+async fn a_signal_lets_requests_in_flight_finish(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    for signal in ["INT", "TERM"] {
+        let db = TestDatabase::create(backend).await;
+        let log_path =
+            std::env::temp_dir().join(format!("handoff-stop-{}.log", uuid::Uuid::new_v4()));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut server = Server::start_logging(db.url(), "info", Stdio::from(log));
+        server.wait_until_healthy().await;
+        let base = server.base.clone();
+        let app = TestApp::attach(&base, db).await;
+        let tenant = app.tenant("Acme").await;
+        let workflow = app.workflow(&tenant, "user").await;
+        let session = app.session(&tenant, &workflow, None).await;
+
+        // Headers and half the body now, the other half after the signal.
+        let body = br#"{"status": "Approved"}"#;
+        let (first, second) = body.split_at(body.len() / 2);
+        let address = base.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "PUT /v3/session/{session}/decision/ HTTP/1.1\r\nhost: {address}\r\n\
+             x-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n",
+            tenant.key,
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(first).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        server.signal(signal);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        stream.write_all(second).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "SIG{signal}: {answer}\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
+        assert!(
+            answer.contains("\"status\":\"Approved\""),
+            "SIG{signal}: {answer}"
+        );
+
+        let status = server.exited(Duration::from_secs(10)).await;
+        assert!(status.success(), "SIG{signal}: {status}");
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        let _ = std::fs::remove_file(&log_path);
+        let last = log.lines().last().unwrap_or_default();
+        assert!(last.ends_with("handoff stopped"), "SIG{signal}: {log}");
+        assert!(log.contains(&format!("signal=\"SIG{signal}\"")), "{log}");
+        assert!(!log.contains("forced shutdown"), "{log}");
+        assert!(
+            log.contains("opened the database database="),
+            "which database: {log}"
+        );
+        if backend == Backend::Sqlite {
+            let file = app
+                .db
+                .url()
+                .trim_start_matches("sqlite:")
+                .split('?')
+                .next()
+                .unwrap()
+                .to_owned();
+            let wal = std::fs::metadata(format!("{file}-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            assert_eq!(wal, 0, "the write-ahead log was checkpointed");
+        }
+    }
+}
+
+per_backend!(a_signal_lets_requests_in_flight_finish);
