@@ -156,11 +156,19 @@ fn run_for(seconds: u64) -> Result<ExitCode, String> {
         )
     };
     let user_workflow = field(
-        &workflow(json!([{"feature": "OCR"}, {"feature": "LIVENESS"}, {"feature": "AML"}]))?,
+        // The features whose blocks the example results hold.
+        &workflow(json!([
+            {"feature": "OCR"}, {"feature": "LIVENESS"}, {"feature": "FACE_MATCH"},
+            {"feature": "PROOF_OF_ADDRESS"}, {"feature": "PHONE_VERIFICATION"},
+            {"feature": "EMAIL_VERIFICATION"}, {"feature": "AML"}, {"feature": "DATABASE_VALIDATION"}
+        ]))?,
         "workflow_id",
     )?;
     let business_workflow = field(
-        &workflow(json!([{"feature": "KYB_REGISTRY"}, {"feature": "AML"}]))?,
+        &workflow(json!([
+            {"feature": "KYB_REGISTRY"}, {"feature": "KYB_KEY_PEOPLE"},
+            {"feature": "KYB_DOCUMENTS"}, {"feature": "AML"}
+        ]))?,
         "workflow_id",
     )?;
     let mut sessions = Vec::new();

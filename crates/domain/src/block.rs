@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 use crate::json::{RawObject, compact};
 use crate::kind::SessionKind;
+use crate::workflow::Feature;
 
 /// One feature block of a decision payload. Each block is stored in a table of its own, named by
 /// its V3 key.
@@ -95,6 +96,50 @@ impl FeatureBlock {
     /// Whether sessions of `kind` have this block.
     pub fn belongs_to(self, kind: SessionKind) -> bool {
         Self::for_kind(kind).contains(&self)
+    }
+
+    /// The workflow steps whose results this block holds; empty for `ip_analyses`, which
+    /// Didit records for every session whatever its workflow.
+    pub const fn features(self) -> &'static [Feature] {
+        match self {
+            FeatureBlock::IdVerifications => &[Feature::Ocr],
+            FeatureBlock::NfcVerifications => &[Feature::Nfc],
+            FeatureBlock::LivenessChecks => &[Feature::Liveness, Feature::AgeEstimation],
+            FeatureBlock::FaceMatches => &[Feature::FaceMatch],
+            FeatureBlock::PoaVerifications => &[Feature::ProofOfAddress],
+            FeatureBlock::PhoneVerifications => &[Feature::PhoneVerification],
+            FeatureBlock::EmailVerifications => &[Feature::EmailVerification],
+            FeatureBlock::AmlScreenings => &[Feature::Aml],
+            FeatureBlock::IpAnalyses => &[],
+            FeatureBlock::DatabaseValidations => &[Feature::DatabaseValidation],
+            FeatureBlock::QuestionnaireResponses => &[Feature::Questionnaire],
+            FeatureBlock::RegistryChecks => &[Feature::KybRegistry],
+            FeatureBlock::KeyPeopleChecks => &[Feature::KybKeyPeople],
+            FeatureBlock::DocumentVerifications => &[Feature::KybDocuments],
+        }
+    }
+
+    /// Why a session whose workflow runs `steps` may not record items in this block, or `None`
+    /// when it may.
+    pub fn refused_for(self, steps: &[Feature]) -> Option<String> {
+        let needs = self.features();
+        if needs.is_empty() || needs.iter().any(|f| steps.contains(f)) {
+            return None;
+        }
+        let names = |features: &[Feature]| {
+            features
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        let known: Vec<&str> = steps.iter().map(|f| f.as_str()).collect();
+        Some(format!(
+            "the session's workflow has no {} step, so it records no {}; its steps are {}.",
+            names(needs),
+            self.v3_key(),
+            known.join(", ")
+        ))
     }
 
     /// The V3 key, which is also the name of the block's table.

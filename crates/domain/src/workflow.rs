@@ -94,6 +94,11 @@ impl Feature {
         }
     }
 
+    /// The feature whose decision name (`ID_VERIFICATION`, `POA`, …) this is.
+    pub fn from_decision_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.decision_name() == name)
+    }
+
     /// Parses the exact workflow name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.as_str() == s)

@@ -1,7 +1,7 @@
 //! The session flow end to end on the example results: record, read V3 and V2, review.
 
 use handoff_domain::json::{RawObject, compact};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::support::{TestApp, assert_error, example, on_both_backends};
@@ -210,8 +210,39 @@ async fn reviews_move_status_and_are_listed(app: TestApp) {
 on_both_backends!(recording_replaces_named_blocks_only);
 async fn recording_replaces_named_blocks_only(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
-    let id = app.finished_session(&tenant, "user", "u").await;
+    // Every user feature, so that every user block may be recorded.
+    let features: Vec<Value> = [
+        "OCR",
+        "NFC",
+        "LIVENESS",
+        "FACE_MATCH",
+        "PROOF_OF_ADDRESS",
+        "QUESTIONNAIRE",
+        "PHONE_VERIFICATION",
+        "EMAIL_VERIFICATION",
+        "DATABASE_VALIDATION",
+        "AML",
+    ]
+    .iter()
+    .map(|f| json!({"feature": f}))
+    .collect();
+    let workflow = app
+        .post("/v3/workflows/", &tenant, json!({"features": features}))
+        .await;
+    assert_eq!(workflow.status, StatusCode::CREATED, "{}", workflow.text);
+    let workflow = workflow.body["workflow_id"].as_str().unwrap().to_owned();
+    let id = app.session(&tenant, &workflow, Some("u")).await;
     let path = format!("/v3/session/{id}/decision/");
+    let recorded = app
+        .raw(
+            Method::PUT,
+            &path,
+            &tenant,
+            Some("application/json"),
+            example("record-results-user.json").into_bytes(),
+        )
+        .await;
+    assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.text);
     let answer = app
         .put(&path, &tenant, json!({
             "status": "In Review",
@@ -243,4 +274,59 @@ async fn recording_replaces_named_blocks_only(app: TestApp) {
         Value::Null,
         "an empty block has no first item"
     );
+}
+
+on_both_backends!(blocks_outside_the_workflow_are_refused);
+/// Items for a block whose feature the session's workflow does not run are refused, naming the
+/// block and the workflow's steps; `null` (never ran) is accepted for any block of the kind,
+/// and `ip_analyses` for any session, as Didit profiles every session.
+async fn blocks_outside_the_workflow_are_refused(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app
+        .post(
+            "/v3/workflows/",
+            &tenant,
+            json!({"features": [{"feature": "OCR"}, {"feature": "LIVENESS"}]}),
+        )
+        .await;
+    let workflow = workflow.body["workflow_id"].as_str().unwrap().to_owned();
+    let id = app.session(&tenant, &workflow, None).await;
+    let path = format!("/v3/session/{id}/decision/");
+    let item = |node: &str| json!([{"node_id": node, "status": "Approved"}]);
+    let refused = app
+        .put(
+            &path,
+            &tenant,
+            json!({"status": "Approved", "id_verifications": item("ocr"), "aml_screenings": item("aml"),
+                   "face_matches": []}),
+        )
+        .await;
+    assert_error(&refused, 400, "invalid_request");
+    let errors = refused.body["errors"].as_object().unwrap();
+    assert_eq!(
+        errors.keys().collect::<Vec<_>>(),
+        ["aml_screenings", "face_matches"],
+        "{}",
+        refused.text
+    );
+    assert_eq!(
+        errors["aml_screenings"][0],
+        "the session's workflow has no AML step, so it records no aml_screenings; its steps are OCR, LIVENESS."
+    );
+    let unchanged = app.get(&path, &tenant).await;
+    assert_eq!(
+        unchanged.body["status"], "Not Started",
+        "nothing was written"
+    );
+
+    let accepted = app
+        .put(
+            &path,
+            &tenant,
+            json!({"status": "Approved", "id_verifications": item("ocr"), "aml_screenings": null,
+                   "ip_analyses": item("ip")}),
+        )
+        .await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+    assert_eq!(accepted.body["ip_analyses"], item("ip"));
 }

@@ -14,6 +14,7 @@ use crate::session::{
 };
 use crate::status::{ReviewStatus, SessionStatus};
 use crate::vendor_data::VendorData;
+use crate::workflow::Feature;
 
 /// Random bytes in a session token (shown as twice as many hex digits).
 const SESSION_TOKEN_BYTES: usize = 16;
@@ -107,12 +108,20 @@ impl SessionService {
         let current = self.decision(caller, id).await?;
         let kind = current.session.kind;
         let mut errors = crate::error::ValidationErrors::default();
-        for (block, _) in &results.blocks {
+        let steps: Vec<Feature> = current
+            .session
+            .features
+            .iter()
+            .filter_map(|name| Feature::from_decision_name(name))
+            .collect();
+        for (block, items) in &results.blocks {
             if !block.belongs_to(kind) {
                 errors.add(
                     block.v3_key(),
                     format!("is not a block of a {kind} session."),
                 );
+            } else if let (Some(_), Some(refused)) = (items, block.refused_for(&steps)) {
+                errors.add(block.v3_key(), refused);
             }
         }
         errors.into_result().map_err(Error::Invalid)?;
