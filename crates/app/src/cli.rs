@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Requests per minute and API key: `READS,WRITES`, or `off`.
     #[arg(long, env = "HANDOFF_RATE_LIMIT", default_value = "600,300", value_parser = parse_rate_limit)]
     pub rate_limit: RateLimitSetting,
+    /// Import tokens this deployment did not issue (signed with a shared secret, no `jti` this
+    /// deployment recorded), once per receiver.
+    #[arg(long, env = "HANDOFF_ACCEPT_UNLISTED_TOKENS", default_value_t = false)]
+    pub accept_unlisted_tokens: bool,
 }
 
 /// A parsed `--rate-limit`.
@@ -142,6 +146,7 @@ impl Cli {
             results_body_limit: serve.results_body_limit,
             workers: serve.workers,
             rate_limits: serve.rate_limit.0,
+            accept_unlisted_tokens: serve.accept_unlisted_tokens,
             ..Config::new(self.database_url())
         }
     }

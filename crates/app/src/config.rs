@@ -51,6 +51,9 @@ pub struct Config {
     pub token_secret: Option<Secret>,
     /// `HANDOFF_TOKEN_VERIFY_SECRETS`: earlier secrets, comma-separated, that still verify.
     pub token_verify_secrets: Vec<Secret>,
+    /// `HANDOFF_ACCEPT_UNLISTED_TOKENS`: import tokens this deployment did not issue (signed
+    /// with a shared secret, no ledger row), once per receiver.
+    pub accept_unlisted_tokens: bool,
 }
 
 /// A secret setting; its `Debug` shows nothing of it.
@@ -95,6 +98,7 @@ impl Config {
             rate_limits: Some(handoff_http::rate_limit::RateLimits::default()),
             token_secret: None,
             token_verify_secrets: Vec::new(),
+            accept_unlisted_tokens: false,
         }
     }
 }

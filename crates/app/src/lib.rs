@@ -128,7 +128,8 @@ impl Application {
             keys::reload_periodically(store.clone(), tokens.clone());
         }
         let state = AppState {
-            services: services(&store, &public_url, tokens),
+            services: services(&store, &public_url, tokens)
+                .accepting_unlisted_tokens(config.accept_unlisted_tokens),
             readiness: Arc::new(store.clone()),
             limits: Limits {
                 results_body_bytes: config.results_body_limit,

@@ -21,7 +21,7 @@ use crate::services::Ports;
 use crate::session::*;
 use crate::share::{
     ImportAttempt, ImportCheck, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
-    ShareClaims, TokenError, first_failed_check,
+    RecordedToken, ShareClaims, TokenError, first_failed_check,
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
@@ -41,7 +41,7 @@ pub struct State {
     /// Entities by application.
     pub entities: Vec<(ApplicationId, Entity)>,
     /// Issued share tokens, with their revocation flag.
-    pub share_tokens: Vec<(IssuedShareToken, bool)>,
+    pub share_tokens: Vec<(String, RecordedToken)>,
     /// The last session number per application.
     pub last_session_number: HashMap<ApplicationId, i64>,
     /// How many times the service read an import's checks (after a refusal).
@@ -416,7 +416,14 @@ impl ShareRepository for InMemory {
     }
 
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
-        self.state().share_tokens.push((token.clone(), false));
+        self.state().share_tokens.push((
+            token.jti.clone(),
+            RecordedToken {
+                claims: token.claims.clone(),
+                revoked: false,
+                redeemed: false,
+            },
+        ));
         Ok(())
     }
 
@@ -436,10 +443,10 @@ impl ShareRepository for InMemory {
         match state
             .share_tokens
             .iter_mut()
-            .find(|(t, _)| t.jti == jti && t.claims.from_application_id == application_id)
+            .find(|(id, t)| id == jti && t.claims.from_application_id == application_id)
         {
-            Some((_, revoked)) => {
-                *revoked = true;
+            Some((_, token)) => {
+                token.revoked = true;
                 Ok(true)
             }
             None => Ok(false),
@@ -459,6 +466,10 @@ impl ShareRepository for InMemory {
             }
             (Some(_), _) => return Ok(ImportOutcome::Refused),
             (None, _) => {}
+        }
+        // A token expected in the ledger must be there, to be redeemed.
+        if attempt.listed && context.token.is_none() {
+            return Ok(ImportOutcome::Refused);
         }
         let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
             return Ok(ImportOutcome::Refused);
@@ -511,12 +522,36 @@ impl ShareRepository for InMemory {
             expires_at: attempt.expires_at(workflow),
             ..source.session.clone()
         };
-        let mut logs = source_logs;
+        let mut logs: Vec<LogEntry> = source_logs
+            .into_iter()
+            .map(|log| LogEntry {
+                actor: attempt.copied_actor(),
+                ..log
+            })
+            .collect();
         logs.push(attempt.log.transition(source.session.status, status));
+        if attempt.listed {
+            let jti = attempt.claims.jti.as_deref();
+            if let Some((_, token)) = state
+                .share_tokens
+                .iter_mut()
+                .find(|(id, _)| Some(id.as_str()) == jti)
+            {
+                token.redeemed = true;
+            }
+        }
+        let reviews = source
+            .reviews
+            .into_iter()
+            .map(|review| Review {
+                user: attempt.copied_actor(),
+                ..review
+            })
+            .collect();
         let record = SessionRecord {
             session,
             blocks: source.blocks,
-            reviews: source.reviews,
+            reviews,
         };
         state.sessions.push((record.clone(), logs));
         Ok(ImportOutcome::Imported(Box::new(record)))
@@ -526,11 +561,12 @@ impl ShareRepository for InMemory {
 /// What an import's checks read, from the state.
 fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
     let claims = &attempt.claims;
-    let revoked = claims.jti.as_deref().is_some_and(|jti| {
+    let token = claims.jti.as_deref().and_then(|jti| {
         state
             .share_tokens
             .iter()
-            .any(|(t, revoked)| t.jti == jti && *revoked)
+            .find(|(id, _)| id == jti)
+            .map(|(_, token)| token.clone())
     });
     let existing_clone = state
         .sessions
@@ -561,7 +597,7 @@ fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
             session_expiration_time: w.session_expiration_time,
         });
     ImportContext {
-        revoked,
+        token,
         source,
         recorded_blocks,
         existing_clone,

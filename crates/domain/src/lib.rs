@@ -95,7 +95,7 @@ pub use session::{
 };
 pub use share::{
     CloneStatus, ImportAttempt, ImportCheck, ImportContext, ImportOutcome, ImportWorkflow,
-    IssuedShareToken, ShareClaims, ShareToken, TokenError, first_failed_check,
+    IssuedShareToken, RecordedToken, ShareClaims, ShareToken, TokenError, first_failed_check,
 };
 pub use status::{ReviewStatus, SessionStatus};
 pub use vendor_data::VendorData;

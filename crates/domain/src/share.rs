@@ -179,13 +179,19 @@ pub enum ImportCheck {
     TokenValid,
     /// The token is not past its `exp`.
     TokenNotExpired,
+    /// The token was issued here: its `jti` names a recorded token whose session, kind,
+    /// applications and expiry equal its claims (or the deployment accepts unlisted tokens and
+    /// none is recorded).
+    TokenIssuedHere,
     /// The token was not revoked by its issuer.
     TokenNotRevoked,
     /// The token is addressed to the caller.
     AddressedToCaller,
-    /// The source session still exists, in the source application, of the token's kind.
+    /// The source session still exists, in the source application, of the token's kind, and
+    /// is still finished (`Approved`, `Declined` or `In Review`).
     SourceExists,
-    /// The caller holds no clone of the source yet.
+    /// The caller holds no clone of the source, and the token was never redeemed (even if its
+    /// clone was deleted since).
     NotImported,
     /// The workflow is the caller's and not deleted.
     WorkflowExists,
@@ -195,9 +201,10 @@ pub enum ImportCheck {
 
 impl ImportCheck {
     /// Every check, in the order they are answered.
-    pub const ALL: [ImportCheck; 8] = [
+    pub const ALL: [ImportCheck; 9] = [
         ImportCheck::TokenValid,
         ImportCheck::TokenNotExpired,
+        ImportCheck::TokenIssuedHere,
         ImportCheck::TokenNotRevoked,
         ImportCheck::AddressedToCaller,
         ImportCheck::SourceExists,
@@ -211,7 +218,7 @@ impl ImportCheck {
         match self {
             ImportCheck::TokenValid => 3,
             ImportCheck::TokenNotExpired => 4,
-            ImportCheck::TokenNotRevoked => 5,
+            ImportCheck::TokenIssuedHere | ImportCheck::TokenNotRevoked => 5,
             ImportCheck::AddressedToCaller => 6,
             ImportCheck::SourceExists => 7,
             ImportCheck::NotImported => 8,
@@ -229,8 +236,11 @@ impl ImportCheck {
 /// writing (SQLite, the in-memory fakes) decides with it.
 pub fn first_failed_check(context: &ImportContext, attempt: &ImportAttempt) -> Option<ImportCheck> {
     let claims = &attempt.claims;
-    if context.revoked {
-        return Some(ImportCheck::TokenNotRevoked);
+    match &context.token {
+        None if !attempt.accept_unlisted_tokens => return Some(ImportCheck::TokenIssuedHere),
+        Some(recorded) if !recorded.issued(claims) => return Some(ImportCheck::TokenIssuedHere),
+        Some(recorded) if recorded.revoked => return Some(ImportCheck::TokenNotRevoked),
+        _ => {}
     }
     if claims.for_application_id != attempt.application_id {
         return Some(ImportCheck::AddressedToCaller);
@@ -238,11 +248,11 @@ pub fn first_failed_check(context: &ImportContext, attempt: &ImportAttempt) -> O
     if context
         .source
         .as_ref()
-        .is_none_or(|source| source.kind != claims.session_kind)
+        .is_none_or(|source| source.kind != claims.session_kind || !source.status.is_shareable())
     {
         return Some(ImportCheck::SourceExists);
     }
-    if context.existing_clone.is_some() {
+    if context.existing_clone.is_some() || context.token.as_ref().is_some_and(|t| t.redeemed) {
         return Some(ImportCheck::NotImported);
     }
     match context.workflow {
@@ -256,8 +266,9 @@ pub fn first_failed_check(context: &ImportContext, attempt: &ImportAttempt) -> O
 /// clone of it and the receiver's workflow.
 #[derive(Clone, Debug, Default)]
 pub struct ImportContext {
-    /// Whether the presented token's `jti` was revoked (false when it has none).
-    pub revoked: bool,
+    /// The ledger's row of the presented token's `jti`; `None` when it has none or this
+    /// deployment never issued it (an unlisted token).
+    pub token: Option<RecordedToken>,
     /// The source session in the source application, if it is there.
     pub source: Option<StoredSession>,
     /// The blocks the source recorded.
@@ -266,6 +277,30 @@ pub struct ImportContext {
     pub existing_clone: Option<SessionId>,
     /// The receiver's (undeleted) workflow named by the import, if it holds it.
     pub workflow: Option<ImportWorkflow>,
+}
+
+/// A token as the ledger of issued tokens records it, with what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordedToken {
+    /// What it said when issued.
+    pub claims: ShareClaims,
+    /// Whether its issuer revoked it.
+    pub revoked: bool,
+    /// Whether an import redeemed it (whether or not that clone still exists).
+    pub redeemed: bool,
+}
+
+impl RecordedToken {
+    /// Whether `presented` are the claims this row was issued with: the same session, kind,
+    /// applications and expiry.
+    pub fn issued(&self, presented: &ShareClaims) -> bool {
+        let recorded = &self.claims;
+        recorded.session_id == presented.session_id
+            && recorded.session_kind == presented.session_kind
+            && recorded.from_application_id == presented.from_application_id
+            && recorded.for_application_id == presented.for_application_id
+            && recorded.expires_at == presented.expires_at
+    }
 }
 
 /// What an import needs of the receiver's workflow.
@@ -287,6 +322,12 @@ pub struct ImportAttempt {
     pub claims: ShareClaims,
     /// The receiving application: the caller.
     pub application_id: ApplicationId,
+    /// Whether the deployment imports tokens it did not issue (`HANDOFF_ACCEPT_UNLISTED_TOKENS`),
+    /// once per receiver.
+    pub accept_unlisted_tokens: bool,
+    /// Whether the token is to be found in the ledger and redeemed there: true for a token
+    /// with a `jti` until a read shows it unlisted.
+    pub listed: bool,
     /// The receiver's workflow.
     pub workflow_id: WorkflowId,
     /// The clone's fresh id.
@@ -316,6 +357,12 @@ impl ImportAttempt {
         receiver_entity: Option<EntityStatus>,
     ) -> SessionStatus {
         clone_status(source, self.trust_review, receiver_entity)
+    }
+
+    /// The `actor` of the source's log rows as the clone keeps them: what happened stays,
+    /// who at the source did it does not — only which application.
+    pub fn copied_actor(&self) -> String {
+        format!("application:{}", self.claims.from_application_id)
     }
 
     /// The clone's `vendor_data`: the override, else the source's.
@@ -427,7 +474,11 @@ mod tests {
             expires_at: at,
         };
         let context = ImportContext {
-            revoked: false,
+            token: Some(RecordedToken {
+                claims: claims.clone(),
+                revoked: false,
+                redeemed: false,
+            }),
             source: Some(source),
             recorded_blocks: Vec::new(),
             existing_clone: None,
@@ -439,6 +490,8 @@ mod tests {
         let attempt = ImportAttempt {
             claims,
             application_id: ApplicationId::from_uuid(id(3)),
+            accept_unlisted_tokens: false,
+            listed: true,
             workflow_id: WorkflowId::from_uuid(id(5)),
             clone_id: SessionId::from_uuid(id(6)),
             session_token: String::new(),
@@ -465,9 +518,19 @@ mod tests {
     fn break_check(check: ImportCheck, context: &mut ImportContext, attempt: &mut ImportAttempt) {
         match check {
             ImportCheck::TokenValid | ImportCheck::TokenNotExpired => {}
-            ImportCheck::TokenNotRevoked => context.revoked = true,
+            ImportCheck::TokenIssuedHere => context.token = None,
+            ImportCheck::TokenNotRevoked => {
+                if let Some(token) = context.token.as_mut() {
+                    token.revoked = true;
+                }
+            }
             ImportCheck::AddressedToCaller => {
-                attempt.claims.for_application_id = ApplicationId::from_uuid(uuid::Uuid::max());
+                // A token issued here, for another application.
+                let stranger = ApplicationId::from_uuid(uuid::Uuid::max());
+                attempt.claims.for_application_id = stranger;
+                if let Some(token) = context.token.as_mut() {
+                    token.claims.for_application_id = stranger;
+                }
             }
             ImportCheck::SourceExists => context.source = None,
             ImportCheck::NotImported => {
@@ -486,7 +549,7 @@ mod tests {
     #[test]
     fn the_checks_are_the_contracts_rows_in_order() {
         let rows: Vec<u8> = ImportCheck::ALL.iter().map(|c| c.row()).collect();
-        assert_eq!(rows, (3..=10).collect::<Vec<_>>());
+        assert_eq!(rows, [3, 4, 5, 5, 6, 7, 8, 9, 10]);
     }
 
     /// Every set of broken checks (5 to 10): the first in the contract's order is the answer.
@@ -512,6 +575,48 @@ mod tests {
                 Some(broken[0]),
                 "{broken:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_ledger_decides_whether_a_token_was_issued_here() {
+        let (mut context, mut attempt) = passing();
+        // Claims that differ from the recorded ones: not the token this deployment issued.
+        attempt.claims.expires_at += chrono::Duration::seconds(1);
+        assert_eq!(
+            first_failed_check(&context, &attempt),
+            Some(ImportCheck::TokenIssuedHere)
+        );
+        let (_, fresh) = passing();
+        attempt = fresh;
+        // Redeemed, even though no clone exists any more.
+        if let Some(token) = context.token.as_mut() {
+            token.redeemed = true;
+        }
+        assert_eq!(context.existing_clone, None);
+        assert_eq!(
+            first_failed_check(&context, &attempt),
+            Some(ImportCheck::NotImported)
+        );
+        // Unlisted: refused unless the deployment accepts unlisted tokens.
+        context.token = None;
+        assert_eq!(
+            first_failed_check(&context, &attempt),
+            Some(ImportCheck::TokenIssuedHere)
+        );
+        attempt.accept_unlisted_tokens = true;
+        assert_eq!(first_failed_check(&context, &attempt), None);
+    }
+
+    #[test]
+    fn a_source_that_is_no_longer_finished_is_not_found() {
+        for status in SessionStatus::ALL {
+            let (mut context, attempt) = passing();
+            if let Some(source) = context.source.as_mut() {
+                source.status = status;
+            }
+            let expected = (!status.is_shareable()).then_some(ImportCheck::SourceExists);
+            assert_eq!(first_failed_check(&context, &attempt), expected, "{status}");
         }
     }
 

@@ -218,7 +218,7 @@ impl From<Error> for ApiError {
 /// The answer of each import check of the contract's table, when it fails.
 fn import_refused(check: ImportCheck) -> ApiError {
     match check {
-        ImportCheck::TokenValid => ApiError::new(
+        ImportCheck::TokenValid | ImportCheck::TokenIssuedHere => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "share_token_invalid",
             "The share token is invalid.",

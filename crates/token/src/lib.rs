@@ -105,13 +105,13 @@ impl ShareTokens for HmacShareTokens {
         }
         // `header.claims.signature`: the signature covers `header.claims`.
         let (message, signature) = token.rsplit_once('.').ok_or(TokenError::Invalid)?;
-        let (_, claims) = message.split_once('.').ok_or(TokenError::Invalid)?;
+        let (header_part, claims) = message.split_once('.').ok_or(TokenError::Invalid)?;
         if claims.contains('.') {
             return Err(TokenError::Invalid);
         }
         // The header is read unverified only to pick the key; the algorithm must be ours.
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if header.alg != ALGORITHM {
+        if header.alg != ALGORITHM || names_critical_extensions(header_part) {
             return Err(TokenError::Invalid);
         }
         let keyring = self.keyring();
@@ -138,14 +138,36 @@ impl ShareTokens for HmacShareTokens {
             .decode(claims)
             .map_err(|_| TokenError::Invalid)?;
         let wire: WireClaims = serde_json::from_slice(&claims).map_err(|_| TokenError::Invalid)?;
-        if wire.exp < 0 {
+        // Issued in the past (with the leeway), for at most a day: this server never signs
+        // anything else.
+        let now = Utc::now().timestamp();
+        let leeway = LEEWAY_SECONDS as i64;
+        if wire.exp < 0
+            || wire.iat < 0
+            || wire.iat > now.saturating_add(leeway)
+            || wire.exp.saturating_sub(wire.iat) > MAX_LIFETIME_SECONDS
+        {
             return Err(TokenError::Invalid);
         }
-        if wire.exp.saturating_add(LEEWAY_SECONDS as i64) < Utc::now().timestamp() {
+        if wire.exp.saturating_add(leeway) < now {
             return Err(TokenError::Expired);
         }
         to_claims(wire)
     }
+}
+
+/// The longest lifetime (`exp − iat`) of a token that verifies: one day, the longest TTL a share
+/// may ask for.
+pub const MAX_LIFETIME_SECONDS: i64 = handoff_domain::share::MAX_TTL_SECONDS;
+
+/// Whether a token's header names critical extensions (`crit`), which this verifier implements
+/// none of, so must refuse (RFC 7515, 4.1.11). An unreadable header is refused elsewhere.
+fn names_critical_extensions(header: &str) -> bool {
+    URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .is_some_and(|header| header.get("crit").is_some())
 }
 
 fn to_claims(wire: WireClaims) -> Result<ShareClaims, TokenError> {

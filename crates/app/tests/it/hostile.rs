@@ -38,9 +38,10 @@ async fn setup(app: &TestApp) -> Setup {
     let receiver = app.tenant("Receiver").await;
     let session = app.finished_session(&source, "user", "u").await;
     let workflow = app.workflow(&receiver, "user").await;
-    let now = Utc::now().timestamp();
-    let claims = json!({"session_id": session, "session_kind": "user", "from_application_id": source.id,
-        "for_application_id": receiver.id, "iat": now, "exp": now + 600, "jti": uuid::Uuid::new_v4()});
+    // The claims of a token the server issued (and recorded), to sign again and bend.
+    let issued = app.share(&source, &session, &receiver).await;
+    let payload = issued.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     let secret = app.store.signing_keys(false).await.unwrap()[0]
         .secret
         .clone();
@@ -306,26 +307,34 @@ async fn forged_and_broken_tokens_are_refused(app: TestApp) {
             401,
             "share_token_expired",
         ),
+        // Well signed with the server's key, but the claims are not the ones this deployment
+        // recorded for the token's `jti`: not issued here (check 5), before checks 6 and 7.
         (
             k1(&with("from_application_id", json!(uuid::Uuid::new_v4()))),
-            404,
-            "source_session_not_found",
+            401,
+            "share_token_invalid",
         ),
         (
             k1(&with("session_id", json!(uuid::Uuid::new_v4()))),
-            404,
-            "source_session_not_found",
+            401,
+            "share_token_invalid",
         ),
         (
             k1(&with("session_kind", json!("business"))),
-            404,
-            "source_session_not_found",
+            401,
+            "share_token_invalid",
         ),
         (
             k1(&with("for_application_id", json!(uuid::Uuid::new_v4()))),
-            403,
-            "share_token_wrong_application",
+            401,
+            "share_token_invalid",
         ),
+        (
+            k1(&with("jti", json!("never-issued-here"))),
+            401,
+            "share_token_invalid",
+        ),
+        (k1(&without("jti")), 401, "share_token_invalid"),
     ];
     // Oversized tokens are refused with the body, before they are read.
     cases.push((

@@ -13,7 +13,9 @@ use reqwest::Method;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::support::{Shared, TestApp, assert_error, on_both_backends};
+use handoff_testdb::Backend;
+
+use crate::support::{Shared, Tenant, TestApp, assert_error, on_both_backends, per_backend};
 
 /// Every block of a V3 payload that holds items.
 fn blocks(v3: &Value) -> BTreeMap<String, Value> {
@@ -571,7 +573,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         401,
         "share_token_revoked",
     );
-    // A token whose kind is not the source's names no source.
+    // Well signed, but not issued here (no ledger row): invalid, before any later check.
     let user_source = app.finished_session(&source, "user", "v").await;
     let as_business = ShareClaims {
         session_id: user_source.parse::<SessionId>().unwrap(),
@@ -587,13 +589,41 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
             json!({}),
         )
         .await,
-        404,
-        "source_session_not_found",
+        401,
+        "share_token_invalid",
     );
 }
 
-on_both_backends!(tokens_in_didits_older_shape_import_as_user_sessions);
-async fn tokens_in_didits_older_shape_import_as_user_sessions(app: TestApp) {
+/// Tokens this deployment did not issue — Didit's older shape without `jti` or `session_kind`,
+/// signed with a shared secret — are invalid unless the operator opts in
+/// (`HANDOFF_ACCEPT_UNLISTED_TOKENS`); then they import once per receiver, as user sessions.
+async fn tokens_in_didits_older_shape_import_as_user_sessions(backend: Backend) {
+    let strict = TestApp::spawn(backend).await;
+    let (receiver, token, workflow) = legacy_token(&strict).await;
+    assert_error(
+        &strict.import(&receiver, &token, &workflow, json!({})).await,
+        401,
+        "share_token_invalid",
+    );
+
+    let app = TestApp::spawn_with(backend, |config| config.accept_unlisted_tokens = true).await;
+    let (receiver, token, workflow) = legacy_token(&app).await;
+    let imported = app
+        .import(&receiver, &token, &workflow, json!({"trust_review": true}))
+        .await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    assert_eq!(imported.body["status"], "Approved");
+    assert!(imported.body.get("session_kind").is_none());
+    let again = app.import(&receiver, &token, &workflow, json!({})).await;
+    assert_error(&again, 403, "already_imported");
+    assert_eq!(again.body["session_id"], imported.body["session_id"]);
+}
+
+per_backend!(tokens_in_didits_older_shape_import_as_user_sessions);
+
+/// A finished user session and a token in Didit's older shape for it, signed with the
+/// server's key: the receiver, the token and the receiver's workflow.
+async fn legacy_token(app: &TestApp) -> (Tenant, String, String) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
     let session = app.finished_session(&source, "user", "u").await;
@@ -607,12 +637,7 @@ async fn tokens_in_didits_older_shape_import_as_user_sessions(app: TestApp) {
     )
     .unwrap();
     let workflow = app.workflow(&receiver, "user").await;
-    let imported = app
-        .import(&receiver, &token, &workflow, json!({"trust_review": true}))
-        .await;
-    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
-    assert_eq!(imported.body["status"], "Approved");
-    assert!(imported.body.get("session_kind").is_none());
+    (receiver, token, workflow)
 }
 
 on_both_backends!(the_receivers_entity_status_overrides_trust_review);
@@ -761,4 +786,74 @@ async fn row_counts(app: &TestApp) -> Vec<i64> {
         .await,
     );
     counts
+}
+
+on_both_backends!(a_token_is_single_use_and_its_source_must_still_be_finished);
+/// A redeemed token stays redeemed after its clone is deleted; a source moved back to an
+/// unfinished status after the share is not found; the clone's copy of the source's reviews
+/// names the source application, not the source's reviewer.
+async fn a_token_is_single_use_and_its_source_must_still_be_finished(app: TestApp) {
+    let Shared {
+        source,
+        receiver,
+        session,
+        workflow,
+        token,
+    } = app.shared("user", "u").await;
+    let reviewed = app
+        .patch(
+            &format!("/v3/session/{session}/update-status/"),
+            &source,
+            json!({"new_status": "Declined", "comment": "Expired document."}),
+        )
+        .await;
+    assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
+    let imported = app.import(&receiver, &token, &workflow, json!({})).await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    let decision = app
+        .get(&format!("/v3/session/{clone}/decision/"), &receiver)
+        .await;
+    let reviews = decision.body["reviews"].as_array().unwrap();
+    assert_eq!(reviews.len(), 1, "{}", decision.text);
+    assert_eq!(reviews[0]["user"], format!("application:{}", source.id));
+    assert!(
+        !decision.text.contains("api-key:"),
+        "no key prefix of the source's"
+    );
+
+    let deleted = app
+        .send(
+            Method::DELETE,
+            &format!("/v3/session/{clone}/delete/"),
+            Some(&receiver.key),
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status.as_u16(), 204);
+    let again = app.import(&receiver, &token, &workflow, json!({})).await;
+    assert_error(&again, 403, "already_imported");
+    assert!(
+        again.body.get("session_id").is_none(),
+        "the clone is gone: {}",
+        again.text
+    );
+
+    // Shared while finished, then back In Progress before the import.
+    let other = app.tenant("Other").await;
+    let other_workflow = app.workflow(&other, "user").await;
+    let late = app.share(&source, &session, &other).await;
+    let reopened = app
+        .put(
+            &format!("/v3/session/{session}/decision/"),
+            &source,
+            json!({"status": "In Progress"}),
+        )
+        .await;
+    assert_eq!(reopened.status.as_u16(), 200, "{}", reopened.text);
+    assert_error(
+        &app.import(&other, &late, &other_workflow, json!({})).await,
+        404,
+        "source_session_not_found",
+    );
 }

@@ -35,6 +35,7 @@ pub struct ImportRequest {
 pub struct ImportService {
     ports: Ports,
     session_base_url: String,
+    accept_unlisted_tokens: bool,
 }
 
 impl ImportService {
@@ -42,7 +43,14 @@ impl ImportService {
         Self {
             ports,
             session_base_url,
+            accept_unlisted_tokens: false,
         }
+    }
+
+    /// Imports tokens this deployment did not issue (signed with a shared secret, no ledger
+    /// row), once per receiver; off unless the operator opts in.
+    pub fn accept_unlisted_tokens(&mut self, accept: bool) {
+        self.accept_unlisted_tokens = accept;
     }
 
     /// Imports the shared session and returns the clone, with everything its decision payload
@@ -68,7 +76,7 @@ impl ImportService {
                     Error::refused(ImportCheck::TokenValid)
                 }
             })?;
-        let attempt = self.attempt(caller, claims, request)?;
+        let mut attempt = self.attempt(caller, claims, request)?;
         for _ in 0..2 {
             match self.ports.shares.import(&attempt).await? {
                 ImportOutcome::Imported(clone) => return Ok(*clone),
@@ -86,6 +94,11 @@ impl ImportService {
                     check,
                     existing_clone: context.existing_clone,
                 });
+            }
+            // A token with a `jti` the ledger does not know, which this deployment accepts:
+            // imported without a redemption.
+            if context.token.is_none() {
+                attempt.listed = false;
             }
         }
         Err(RepoError::Unavailable(
@@ -109,8 +122,10 @@ impl ImportService {
             "trust_review": request.trust_review,
         });
         Ok(ImportAttempt {
+            listed: claims.jti.is_some(),
             claims,
             application_id: caller.application_id,
+            accept_unlisted_tokens: self.accept_unlisted_tokens,
             workflow_id: request.workflow_id,
             clone_id: SessionId::from_uuid(self.ports.ids.uuid()),
             session_url: format!("{}/session/{session_token}", self.session_base_url),
@@ -148,7 +163,6 @@ mod tests {
     };
     use crate::services::{Error, Services, ShareRequest};
     use crate::session::RecordResults;
-    use crate::share::ShareClaims;
     use crate::status::SessionStatus;
     use crate::workflow::{Feature, NewWorkflow, WorkflowFeature};
 
@@ -161,6 +175,8 @@ mod tests {
         workflow: WorkflowId,
         other_kind_workflow: WorkflowId,
         token: String,
+        /// A token issued here for the same session, addressed to a third application.
+        stranger_token: String,
     }
 
     impl Fixture {
@@ -255,7 +271,21 @@ mod tests {
             )
             .await
             .unwrap();
+        let stranger = caller(&services, "Stranger").await;
+        let for_stranger = services
+            .share
+            .share(
+                &source,
+                session.id,
+                ShareRequest {
+                    for_application_id: stranger.application_id,
+                    ttl: crate::share::ShareTtl::DEFAULT,
+                },
+            )
+            .await
+            .unwrap();
         Fixture {
+            stranger_token: for_stranger.share_token.expose().to_owned(),
             workflow: workflow(&services, &receiver, Feature::Liveness).await,
             other_kind_workflow: workflow(&services, &receiver, Feature::KybRegistry).await,
             world,
@@ -265,10 +295,6 @@ mod tests {
             source_session: session.id,
             token: shared.share_token.expose().to_owned(),
         }
-    }
-
-    fn claims(f: &Fixture) -> ShareClaims {
-        f.world.tokens.verify(&f.token).unwrap()
     }
 
     /// Breaks check `n` of the contract's table (3 to 10) in the fixture.
@@ -281,21 +307,17 @@ mod tests {
                 request.share_token = ShareToken::new("expired");
             }
             5 => {
-                let jti = claims(f).jti.unwrap();
-                f.world
-                    .store
-                    .revoke_share_token(f.source.application_id, &jti, f.world.clock.now())
-                    .await
-                    .unwrap();
+                // Both tokens of the session, the stranger's too (row 6 presents it).
+                for token in [f.token.clone(), f.stranger_token.clone()] {
+                    let jti = f.world.tokens.verify(&token).unwrap().jti.unwrap();
+                    f.world
+                        .store
+                        .revoke_share_token(f.source.application_id, &jti, f.world.clock.now())
+                        .await
+                        .unwrap();
+                }
             }
-            6 => {
-                let stranger = ShareClaims {
-                    for_application_id: ApplicationId::from_uuid(uuid::Uuid::from_u128(999)),
-                    ..claims(f)
-                };
-                f.world.tokens.plant("for-someone-else", Ok(stranger));
-                request.share_token = ShareToken::new("for-someone-else");
-            }
+            6 => request.share_token = ShareToken::new(f.stranger_token.clone()),
             7 => {
                 f.world
                     .store

@@ -120,6 +120,12 @@ pub struct Services {
 }
 
 impl Services {
+    /// Imports tokens this deployment did not issue (`HANDOFF_ACCEPT_UNLISTED_TOKENS`).
+    pub fn accepting_unlisted_tokens(mut self, accept: bool) -> Self {
+        self.import.accept_unlisted_tokens(accept);
+        self
+    }
+
     /// Builds every service. `session_base_url` is where session URLs point
     /// (`<base>/session/<token>`).
     pub fn new(ports: Ports, session_base_url: impl Into<String>) -> Self {

@@ -71,7 +71,10 @@ impl ShareService {
         if !session.status.is_shareable() {
             return Err(Error::SessionNotShareable(session.status));
         }
-        let issued_at = self.ports.clock.now();
+        // Whole seconds, as the token carries them: the ledger row then equals the claims a
+        // verified token gives back, which an import compares.
+        let now = self.ports.clock.now();
+        let issued_at = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
         let claims = ShareClaims {
             session_id,
             session_kind: session.kind,

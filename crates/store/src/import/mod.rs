@@ -8,7 +8,8 @@ mod sqlite;
 
 use chrono::{DateTime, Utc};
 use handoff_domain::{
-    ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, RepoError, SessionId, SessionKind,
+    ApplicationId, ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, RecordedToken,
+    RepoError, SessionId, SessionKind, ShareClaims,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
@@ -81,11 +82,16 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
             .map(|c| format!("s.{}", c.trim()))
             .collect();
         format!(
-            "SELECT (SELECT revoked_at FROM share_tokens WHERE jti = ?) AS revoked_at, \
+            "SELECT t.jti AS token_jti, t.session_id AS token_session_id, \
+             t.session_kind AS token_session_kind, t.from_application_id AS token_from, \
+             t.for_application_id AS token_for, t.issued_at AS token_issued_at, \
+             t.expires_at AS token_expires_at, t.revoked_at AS token_revoked_at, \
+             t.redeemed_at AS token_redeemed_at, \
              (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
              w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
              w.application_id AS workflow_application_id \
              FROM (SELECT 1 AS probe) AS probe \
+             LEFT JOIN share_tokens t ON t.jti = ? \
              LEFT JOIN sessions s ON s.id = ? \
              LEFT JOIN workflows w ON w.id = ? AND w.deleted_at IS NULL",
             columns.join(", ")
@@ -97,9 +103,9 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         db,
         &SQL,
         vec![
-            claims.jti.clone().into(),
             receiver.as_uuid().into(),
             claims.session_id.as_uuid().into(),
+            claims.jti.clone().into(),
             claims.session_id.as_uuid().into(),
             attempt.workflow_id.as_uuid().into(),
         ],
@@ -112,7 +118,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
     .into_iter()
     .next()
     .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
-    let revoked = get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some();
+    let token = recorded_token(&row)?;
     let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
     // Both rows are looked up by key alone, so that no planner statistics can turn the lookup
     // into a scan of the application's rows; their application is checked here.
@@ -136,10 +142,32 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         _ => None,
     };
     Ok(ImportContext {
-        revoked,
+        token,
         source,
         recorded_blocks,
         existing_clone,
         workflow,
     })
+}
+
+/// The ledger's row of the presented token, read with the context; `None` when there is none.
+fn recorded_token(row: &QueryResult) -> Result<Option<RecordedToken>, RepoError> {
+    let Some(jti) = get::<Option<String>>(row, "token_jti")? else {
+        return Ok(None);
+    };
+    let kind: String = get(row, "token_session_kind")?;
+    Ok(Some(RecordedToken {
+        claims: ShareClaims {
+            session_id: SessionId::from_uuid(get(row, "token_session_id")?),
+            session_kind: SessionKind::parse(&kind)
+                .ok_or_else(|| RepoError::Internal(format!("stored token kind {kind:?}").into()))?,
+            from_application_id: ApplicationId::from_uuid(get(row, "token_from")?),
+            for_application_id: ApplicationId::from_uuid(get(row, "token_for")?),
+            issued_at: get(row, "token_issued_at")?,
+            expires_at: get(row, "token_expires_at")?,
+            jti: Some(jti),
+        },
+        revoked: get::<Option<DateTime<Utc>>>(row, "token_revoked_at")?.is_some(),
+        redeemed: get::<Option<DateTime<Utc>>>(row, "token_redeemed_at")?.is_some(),
+    }))
 }

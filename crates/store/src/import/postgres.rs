@@ -35,7 +35,7 @@ use std::sync::OnceLock;
 use handoff_domain::share::clone_status_rule;
 use handoff_domain::{
     CloneStatus, EntityStatus, FeatureBlock, ImportAttempt, ImportOutcome, LogKind, RepoError,
-    SessionKind, SessionRecord,
+    SessionKind, SessionRecord, SessionStatus,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
 
@@ -49,10 +49,14 @@ pub(crate) async fn import(
     db: &DatabaseConnection,
     attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, Failure> {
-    if attempt.claims.for_application_id != attempt.application_id {
+    // Check 6 needs no read; an unlisted token is the deployment's policy.
+    if attempt.claims.for_application_id != attempt.application_id
+        || (!attempt.listed && !attempt.accept_unlisted_tokens)
+        || (attempt.listed && attempt.claims.jti.is_none())
+    {
         return Ok(ImportOutcome::Refused);
     }
-    let sql = cached_sql(attempt.claims.session_kind, attempt.claims.jti.is_some());
+    let sql = cached_sql(attempt.claims.session_kind, attempt.listed);
     let values = values(attempt, status_rule(attempt.trust_review));
     let row = match db
         .query_one_raw(stmt(db.get_database_backend(), sql, values))
@@ -82,8 +86,9 @@ fn record(row: &QueryResult) -> Result<SessionRecord, RepoError> {
     })
 }
 
-/// The statement's parameters, in their order: `$1` is `Source`. The token's id comes last,
-/// so that the others keep their numbers whether the attempt has one or not.
+/// The statement's parameters, in their order: `$1` is `Source`. The ledger's (the token's id
+/// and expiry) come last, so that the others keep their numbers whether the token is listed
+/// or not.
 #[derive(Clone, Copy)]
 enum P {
     Source,
@@ -107,7 +112,9 @@ enum P {
     Details,
     LoggedAt,
     Review,
+    CopiedActor,
     Jti,
+    Expires,
 }
 
 impl P {
@@ -143,15 +150,17 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         log.details.as_ref().map(ToString::to_string).into(),
         log.created_at.into(),
         LogKind::Review.as_str().into(),
+        a.copied_actor().into(),
     ];
-    if let Some(jti) = &claims.jti {
+    if let (true, Some(jti)) = (a.listed, &claims.jti) {
         values.push(jti.clone().into());
+        values.push(claims.expires_at.into());
     }
     values
 }
 
-/// The statement's text depends on the kind and on whether the token has an id: built once
-/// per shape, on first use.
+/// The statement's text depends on the kind and on whether the token is listed in the ledger:
+/// built once per shape, on first use.
 fn cached_sql(kind: SessionKind, with_jti: bool) -> &'static str {
     static SQL: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
     let slot = match kind {
@@ -193,20 +202,31 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
     let vendor_data = P::VendorData.ph();
     let vendor_data_key = P::VendorDataKey.ph();
     let jti = P::Jti.ph();
+    let expires = P::Expires.ph();
 
     // Checks 5, 7, 9 and 10. Rows are looked up by key alone (whatever the planner's statistics
     // say), then compared. Check 8 is the session row's `UNIQUE (application_id,
-    // shared_from_session)`: an existing clone fails the statement, which then wrote nothing.
-    // (A lookup here would rest on the planner's choice between the application's indexes,
-    // which statistics that lag a fast-growing table get wrong.)
-    let not_revoked = if with_jti {
+    // shared_from_session)` and the ledger row's `redeemed_at`: an existing clone fails the
+    // statement, which then wrote nothing. (A lookup of the clone here would rest on the
+    // planner's choice between the application's indexes, which statistics that lag a
+    // fast-growing table get wrong.) A listed token must be the ledger's row, with the claims
+    // it was issued with, neither revoked nor redeemed.
+    let issued_here = if with_jti {
         format!(
-            " AND NOT EXISTS (SELECT 1 FROM share_tokens t WHERE t.jti = {jti} \
-             AND t.revoked_at IS NOT NULL)"
+            " AND EXISTS (SELECT 1 FROM share_tokens t WHERE t.jti = {jti} \
+             AND t.revoked_at IS NULL AND t.redeemed_at IS NULL AND t.session_id = {source} \
+             AND t.session_kind = {kind} AND t.from_application_id = {source_application} \
+             AND t.for_application_id = {application} AND t.expires_at = {expires})"
         )
     } else {
         String::new()
     };
+    let shareable = SessionStatus::ALL
+        .iter()
+        .filter(|status| status.is_shareable())
+        .map(|status| format!("'{}'", status.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut parts = vec![
         // The source's row, with the key of its entity's vendor_data (looked up once).
         format!(
@@ -227,8 +247,9 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
              COALESCE({vendor_data_key}, row.source_vendor_data_key) AS clone_vendor_data_key \
              FROM row, wf \
              WHERE row.application_id = {source_application} AND row.kind = {kind} \
+             AND row.status IN ({shareable}) \
              AND wf.application_id = {application} AND wf.kind = {kind} \
-             AND wf.deleted_at IS NULL{not_revoked})"
+             AND wf.deleted_at IS NULL{issued_here})"
         ),
     ];
 
@@ -262,19 +283,21 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
         ));
     }
 
-    // The source's log rows in their order (not gated either), then the row that records the
-    // import.
+    // The source's log rows in their order (not gated either), their actor the source
+    // application's, then the row that records the import.
     let log_kind = P::LogKind.ph();
     let actor = P::Actor.ph();
     let action = P::Action.ph();
     let comment = P::Comment.ph();
     let details = P::Details.ph();
     let logged_at = P::LoggedAt.ph();
+    let copied_actor = P::CopiedActor.ph();
     parts.push(format!(
         "logs AS (INSERT INTO session_logs \
          (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
          SELECT {clone}, kind, actor, action, old_status, new_status, comment, details, created_at \
-         FROM (SELECT 0 AS part, id, kind, actor, action, old_status, new_status, comment, details, \
+         FROM (SELECT 0 AS part, id, kind, CAST({copied_actor} AS text) AS actor, action, \
+         old_status, new_status, comment, details, \
          created_at FROM session_logs WHERE session_id = {source} \
          UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, src.status, decided.status, \
          {comment}, {details}, {logged_at} FROM src, decided) AS rows ORDER BY part, id \
@@ -312,8 +335,10 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
         })
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
+    // A listed token's redemption must change its row, or the clone is not written (and the
+    // copies, without it, fail the statement).
     let redeemed = if with_jti {
-        ", (SELECT count(*) FROM redeemed) AS redemption"
+        ", (SELECT count(*) AS n FROM redeemed) AS redemption WHERE redemption.n = 1"
     } else {
         ""
     };
@@ -376,6 +401,8 @@ mod tests {
                 jti: jti.map(str::to_owned),
             },
             application_id: receiver,
+            accept_unlisted_tokens: true,
+            listed: jti.is_some(),
             workflow_id: WorkflowId::from_uuid(uuid::Uuid::new_v4()),
             clone_id: SessionId::from_uuid(uuid::Uuid::new_v4()),
             session_token: "t".into(),
@@ -431,7 +458,25 @@ mod tests {
                     usize::from(jti.is_some()),
                     "only the redemption waits on the checks; copies fail on their foreign key"
                 );
-                assert_eq!(sql.contains("t.revoked_at IS NOT NULL"), jti.is_some());
+                assert_eq!(
+                    sql.contains("t.revoked_at IS NULL AND t.redeemed_at IS NULL"),
+                    jti.is_some(),
+                    "a listed token must be the ledger's, neither revoked nor redeemed"
+                );
+                assert_eq!(
+                    sql.contains("WHERE redemption.n = 1"),
+                    jti.is_some(),
+                    "the clone waits on the redemption of a listed token"
+                );
+                let shareable = &sql[sql.find("row.status IN (").unwrap()..];
+                let shareable = &shareable[..shareable.find(')').unwrap()];
+                for status in SessionStatus::ALL {
+                    assert_eq!(
+                        shareable.contains(&format!("'{}'", status.as_str())),
+                        status.is_shareable(),
+                        "{status}: the source must still be finished"
+                    );
+                }
                 for block in FeatureBlock::for_kind(kind) {
                     assert_eq!(
                         sql.matches(&format!("INSERT INTO {} ", block.v3_key()))
@@ -463,6 +508,14 @@ mod tests {
                 assert_eq!(
                     values.get(P::Jti as usize),
                     jti.map(|j| Value::from(j.to_owned())).as_ref()
+                );
+                assert_eq!(
+                    values.get(P::Expires as usize),
+                    jti.map(|_| Value::from(attempt.claims.expires_at)).as_ref()
+                );
+                assert_eq!(
+                    values[P::CopiedActor as usize],
+                    attempt.copied_actor().into()
                 );
             }
         }

@@ -79,15 +79,15 @@ static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new
     )
 });
 
-/// The source's log rows copied in their order, then the row that records the import,
-/// returning what `reviews` shows (built once).
+/// The source's log rows copied in their order, their actor the source application's, then the
+/// row that records the import, returning what `reviews` shows (built once).
 static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO session_logs \
          (session_id, kind, actor, action, old_status, new_status, comment, details, \
          created_at) \
          SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
-         FROM (SELECT 0 AS part, id, kind, actor, action, old_status, new_status, comment, \
+         FROM (SELECT 0 AS part, id, kind, ? AS actor, action, old_status, new_status, comment, \
          details, created_at FROM session_logs WHERE session_id = ? \
          UNION ALL SELECT 1, 0, ?, ?, ?, ?, ?, ?, ?, ?) AS logs ORDER BY part, id \
          RETURNING {REVIEW_COLUMNS}"
@@ -102,6 +102,10 @@ async fn copy(
     attempt: &ImportAttempt,
     context: ImportContext,
 ) -> Result<ImportOutcome, Failure> {
+    // A token expected in the ledger must be there, to be redeemed.
+    if attempt.listed && context.token.is_none() {
+        return Ok(ImportOutcome::Refused);
+    }
     let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
         return Ok(ImportOutcome::Refused);
     };
@@ -177,6 +181,7 @@ async fn copy(
         &COPY_LOGS_SQL,
         [
             attempt.clone_id.as_uuid().into(),
+            attempt.copied_actor().into(),
             source.id.as_uuid().into(),
         ]
         .into_iter()
@@ -188,11 +193,12 @@ async fn copy(
         reviews.extend(rows::review(row)?);
     }
     reviews.sort_by_key(|(id, _)| *id);
-    if let Some(jti) = &attempt.claims.jti {
-        fetch(
+    // The redemption must change the token's row, or nothing commits.
+    if let (true, Some(jti)) = (attempt.listed, &attempt.claims.jti) {
+        let redeemed = fetch(
             txn,
             "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
-             WHERE jti = ? AND redeemed_at IS NULL",
+             WHERE jti = ? AND redeemed_at IS NULL RETURNING jti",
             vec![
                 attempt.created_at.into(),
                 attempt.clone_id.as_uuid().into(),
@@ -200,6 +206,9 @@ async fn copy(
             ],
         )
         .await?;
+        if redeemed.len() != 1 {
+            return Ok(ImportOutcome::Refused);
+        }
     }
     Ok(ImportOutcome::Imported(Box::new(SessionRecord {
         session,

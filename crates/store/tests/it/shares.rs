@@ -74,26 +74,30 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
     (app, session)
 }
 
-/// An import of `source` into the receiver of `workflow`, every check passing.
+/// An import of `source` into the receiver of `workflow`, every check passing: with a token
+/// the ledger records (`share_token`), or an unlisted one the deployment accepts.
 fn attempt(
     source: &StoredSession,
     receiver: &Workflow,
     vendor_data: Option<&str>,
-    jti: Option<&str>,
+    token: Option<&ShareClaims>,
     trust_review: bool,
 ) -> ImportAttempt {
     let created_at = now();
     let clone_id = SessionId::from_uuid(Uuid::new_v4());
+    let claims = token.cloned().unwrap_or_else(|| ShareClaims {
+        session_id: source.id,
+        session_kind: source.kind,
+        from_application_id: source.application_id,
+        for_application_id: receiver.application_id,
+        issued_at: created_at,
+        expires_at: created_at + chrono::Duration::hours(1),
+        jti: None,
+    });
     ImportAttempt {
-        claims: ShareClaims {
-            session_id: source.id,
-            session_kind: source.kind,
-            from_application_id: source.application_id,
-            for_application_id: receiver.application_id,
-            issued_at: created_at,
-            expires_at: created_at + chrono::Duration::hours(1),
-            jti: jti.map(str::to_owned),
-        },
+        listed: token.is_some(),
+        accept_unlisted_tokens: true,
+        claims,
         application_id: receiver.application_id,
         workflow_id: receiver.id,
         clone_id,
@@ -116,9 +120,14 @@ fn attempt(
     }
 }
 
-/// Records a share token of `source` for the receiver; returns its id.
-async fn share_token(db: &TestStore, source: &StoredSession, receiver: ApplicationId) -> String {
+/// Records a share token of `source` for the receiver; returns what it says.
+async fn share_token(
+    db: &TestStore,
+    source: &StoredSession,
+    receiver: ApplicationId,
+) -> ShareClaims {
     let jti = Uuid::new_v4().simple().to_string();
+    let issued_at = now();
     let token = IssuedShareToken {
         jti: jti.clone(),
         claims: ShareClaims {
@@ -126,13 +135,13 @@ async fn share_token(db: &TestStore, source: &StoredSession, receiver: Applicati
             session_kind: source.kind,
             from_application_id: source.application_id,
             for_application_id: receiver,
-            issued_at: now(),
-            expires_at: now() + chrono::Duration::hours(1),
-            jti: Some(jti.clone()),
+            issued_at,
+            expires_at: issued_at + chrono::Duration::hours(1),
+            jti: Some(jti),
         },
     };
     db.record_share_token(&token).await.unwrap();
-    jti
+    token.claims
 }
 
 /// The clone an outcome carries; panics on any other outcome.
@@ -245,9 +254,17 @@ async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
             "items token for token, in order"
         );
     }
+    let redacted: Vec<_> = original
+        .reviews
+        .iter()
+        .map(|review| handoff_domain::Review {
+            user: format!("application:{}", src.application_id),
+            ..review.clone()
+        })
+        .collect();
     assert_eq!(
-        clone.reviews, original.reviews,
-        "the source's review comes along"
+        clone.reviews, redacted,
+        "the source's review comes along, its reviewer named as the source application"
     );
     assert_eq!(clone.reviews.len(), 1);
     assert_eq!(
@@ -351,7 +368,7 @@ async fn an_import_redeems_its_token_and_logs_both_statuses(db: TestStore) {
         .query_one_raw(sea_orm::Statement::from_sql_and_values(
             backend,
             sql("SELECT redeemed_session_id FROM share_tokens WHERE jti = $1"),
-            vec![jti.into()],
+            vec![jti.jti.clone().unwrap().into()],
         ))
         .await
         .unwrap()
@@ -377,7 +394,7 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
         .unwrap();
     let revoked = share_token(&db, &src, receiver).await;
     assert!(
-        db.revoke_share_token(source_app, &revoked, now())
+        db.revoke_share_token(source_app, revoked.jti.as_deref().unwrap(), now())
             .await
             .unwrap()
     );
@@ -413,6 +430,24 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
     let mut gone = ok();
     gone.claims.session_id = SessionId::from_uuid(Uuid::new_v4());
     failing.push((ImportCheck::SourceExists, gone));
+    // Issued here, but presented with other claims (a longer life): not the token issued.
+    let issued = share_token(&db, &src, receiver).await;
+    let mut stretched = issued.clone();
+    stretched.expires_at += chrono::Duration::hours(1);
+    failing.push((
+        ImportCheck::TokenIssuedHere,
+        attempt(&src, &workflow, None, Some(&stretched), false),
+    ));
+    // Unlisted, and the deployment does not accept unlisted tokens.
+    let mut unlisted = ok();
+    unlisted.accept_unlisted_tokens = false;
+    failing.push((ImportCheck::TokenIssuedHere, unlisted));
+    // A listed token whose row is missing: the jti of another deployment.
+    let mut foreign_jti = issued.clone();
+    foreign_jti.jti = Some("not-issued-here".into());
+    let mut foreign = attempt(&src, &workflow, None, Some(&foreign_jti), false);
+    foreign.accept_unlisted_tokens = false;
+    failing.push((ImportCheck::TokenIssuedHere, foreign));
     for (check, attempt) in &failing {
         let outcome = db.import(attempt).await.unwrap();
         assert!(
@@ -591,4 +626,55 @@ async fn concurrent_imports_of_one_source_make_one_clone(db: TestStore) {
         }
     }
     assert_eq!(db.count("sessions").await, 2, "the source and one clone");
+}
+
+on_both_backends!(a_redeemed_token_stays_redeemed_and_the_source_must_still_be_finished);
+/// Check 8 holds after the clone is deleted (the ledger keeps the redemption), and check 7
+/// refuses a source that went back to an unfinished status after it was shared.
+async fn a_redeemed_token_stays_redeemed_and_the_source_must_still_be_finished(db: TestStore) {
+    let (_, src) = source(&db, "ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    let token = share_token(&db, &src, receiver).await;
+    let first = attempt(&src, &workflow, None, Some(&token), false);
+    let clone = imported(db.import(&first).await.unwrap());
+    assert!(db.delete_session(receiver, clone.session.id).await.unwrap());
+    let before = footprint(&db).await;
+    let again = attempt(&src, &workflow, None, Some(&token), false);
+    let outcome = db.import(&again).await.unwrap();
+    assert!(matches!(outcome, ImportOutcome::Refused), "{outcome:?}");
+    let context = db.import_context(&again).await.unwrap();
+    assert_eq!(context.existing_clone, None, "the clone is gone");
+    assert_eq!(
+        first_failed_check(&context, &again),
+        Some(ImportCheck::NotImported),
+        "the token stays redeemed"
+    );
+    assert_eq!(footprint(&db).await, before);
+
+    // Back to In Progress after the share: no longer a finished session.
+    let fresh = share_token(&db, &src, db.application().await).await;
+    let backend = db.connection().get_database_backend();
+    db.connection()
+        .execute_raw(sea_orm::Statement::from_string(
+            backend,
+            "UPDATE sessions SET status = 'In Progress'",
+        ))
+        .await
+        .unwrap();
+    let other_workflow = db
+        .workflow(fresh.for_application_id, SessionKind::User)
+        .await;
+    let late = attempt(&src, &other_workflow, None, Some(&fresh), false);
+    let before = footprint(&db).await;
+    assert!(matches!(
+        db.import(&late).await.unwrap(),
+        ImportOutcome::Refused
+    ));
+    let context = db.import_context(&late).await.unwrap();
+    assert_eq!(
+        first_failed_check(&context, &late),
+        Some(ImportCheck::SourceExists)
+    );
+    assert_eq!(footprint(&db).await, before);
 }

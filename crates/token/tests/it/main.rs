@@ -205,6 +205,47 @@ fn hostile_tokens_are_refused() {
             TokenError::Invalid,
         );
     }
+    // Well signed, but nothing this server issues.
+    add(
+        "a crit header",
+        forge(
+            json!({"alg": "HS256", "kid": "k1", "crit": ["exp"]}),
+            &valid,
+            Some((Algorithm::HS256, SECRET)),
+        ),
+        TokenError::Invalid,
+    );
+    let now = Utc::now().timestamp();
+    let mut future = valid.clone();
+    future["iat"] = json!(now + 600);
+    future["exp"] = json!(now + 1200);
+    add(
+        "iat in the future",
+        hs256(Some("k1"), &future, SECRET),
+        TokenError::Invalid,
+    );
+    let mut long = valid.clone();
+    long["iat"] = json!(now - 10);
+    long["exp"] = json!(now + 86_400);
+    add(
+        "a lifetime over a day",
+        hs256(Some("k1"), &long, SECRET),
+        TokenError::Invalid,
+    );
+    let mut years = valid.clone();
+    years["exp"] = json!(now + 5 * 365 * 86_400);
+    add(
+        "a lifetime of years",
+        hs256(Some("k1"), &years, SECRET),
+        TokenError::Invalid,
+    );
+    let mut negative_iat = valid.clone();
+    negative_iat["iat"] = json!(-1);
+    add(
+        "a negative iat",
+        hs256(Some("k1"), &negative_iat, SECRET),
+        TokenError::Invalid,
+    );
     add(
         "HS384 with the right secret",
         forge(
