@@ -51,6 +51,35 @@ pub enum Command {
     /// Rotate the share-token keys kept in the database (when HANDOFF_TOKEN_SECRET is unset).
     #[command(subcommand, name = "signing-keys")]
     SigningKeys(SigningKeysCommand),
+    /// List and revoke the share tokens an application issued for one of its sessions.
+    #[command(subcommand)]
+    Shares(SharesCommand),
+}
+
+/// `shares ...`.
+#[derive(Debug, Subcommand)]
+pub enum SharesCommand {
+    /// Every token issued for the session, oldest first, one JSON line each.
+    List {
+        /// The application that holds the session.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// The session.
+        #[arg(long)]
+        session: uuid::Uuid,
+    },
+    /// Revoke one of them; prints it as it stands then.
+    Revoke {
+        /// The application that holds the session.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// The session.
+        #[arg(long)]
+        session: uuid::Uuid,
+        /// The token's id.
+        #[arg(long)]
+        jti: String,
+    },
 }
 
 /// `signing-keys ...`.

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use std::sync::Arc;
 
-use handoff::cli::{ApiKeysCommand, ApplicationsCommand, Cli, Command, SigningKeysCommand};
+use handoff::cli::{
+    ApiKeysCommand, ApplicationsCommand, Cli, Command, SharesCommand, SigningKeysCommand,
+};
 use handoff::{Application, KEY_RELOAD_INTERVAL, open_store, services};
-use handoff_domain::ApplicationId;
+use handoff_domain::{ApplicationId, Caller, LedgerEntry, SessionId, TokenState};
 use handoff_token::{HmacShareTokens, Keyring};
 use serde_json::json;
 
@@ -133,6 +135,44 @@ async fn run(cli: Cli) -> Result<(), String> {
                         "{}",
                         json!({"application_id": id.to_string(), "prefix": prefix, "revoked": true})
                     );
+                }
+            }
+            Ok(())
+        }
+        Command::Shares(command) => {
+            let share = services(&operator_store(&cli).await?, "", no_tokens()).share;
+            let operator = |application: &uuid::Uuid| Caller {
+                application_id: ApplicationId::from_uuid(*application),
+                key_prefix: "operator".to_owned(),
+            };
+            let print = |entry: &(LedgerEntry, TokenState)| {
+                serde_json::to_string(&handoff_http::wire::ShareLedgerEntry::from(entry))
+                    .map(|line| println!("{line}"))
+                    .map_err(|e| e.to_string())
+            };
+            match command {
+                SharesCommand::List {
+                    application,
+                    session,
+                } => {
+                    let entries = share
+                        .ledger(&operator(application), SessionId::from_uuid(*session))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    for entry in &entries {
+                        print(entry)?;
+                    }
+                }
+                SharesCommand::Revoke {
+                    application,
+                    session,
+                    jti,
+                } => {
+                    let entry = share
+                        .revoke(&operator(application), SessionId::from_uuid(*session), jti)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    print(&entry)?;
                 }
             }
             Ok(())

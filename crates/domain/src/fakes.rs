@@ -21,7 +21,7 @@ use crate::services::Ports;
 use crate::session::*;
 use crate::share::{
     ImportAttempt, ImportCheck, ImportContext, ImportOutcome, ImportWorkflow, IssuedShareToken,
-    RecordedToken, ShareClaims, TokenError, first_failed_check,
+    LedgerEntry, RecordedToken, ShareClaims, TokenError, first_failed_check,
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
@@ -41,7 +41,7 @@ pub struct State {
     /// Entities by application.
     pub entities: Vec<(ApplicationId, Entity)>,
     /// Issued share tokens, with their revocation flag.
-    pub share_tokens: Vec<(String, RecordedToken)>,
+    pub share_tokens: Vec<LedgerEntry>,
     /// The last session number per application.
     pub last_session_number: HashMap<ApplicationId, i64>,
     /// How many times the service read an import's checks (after a refusal).
@@ -416,14 +416,12 @@ impl ShareRepository for InMemory {
     }
 
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
-        self.state().share_tokens.push((
-            token.jti.clone(),
-            RecordedToken {
-                claims: token.claims.clone(),
-                revoked: false,
-                redeemed: false,
-            },
-        ));
+        self.state().share_tokens.push(LedgerEntry {
+            jti: token.jti.clone(),
+            claims: token.claims.clone(),
+            revoked_at: None,
+            redeemed_at: None,
+        });
         Ok(())
     }
 
@@ -433,20 +431,36 @@ impl ShareRepository for InMemory {
         Ok(import_context(&mut state, attempt))
     }
 
+    async fn share_tokens_of(
+        &self,
+        application_id: ApplicationId,
+        session_id: SessionId,
+    ) -> Result<Vec<LedgerEntry>, RepoError> {
+        Ok(self
+            .state()
+            .share_tokens
+            .iter()
+            .filter(|t| {
+                t.claims.from_application_id == application_id && t.claims.session_id == session_id
+            })
+            .cloned()
+            .collect())
+    }
+
     async fn revoke_share_token(
         &self,
         application_id: ApplicationId,
         jti: &str,
-        _: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
         match state
             .share_tokens
             .iter_mut()
-            .find(|(id, t)| id == jti && t.claims.from_application_id == application_id)
+            .find(|t| t.jti == jti && t.claims.from_application_id == application_id)
         {
-            Some((_, token)) => {
-                token.revoked = true;
+            Some(token) => {
+                token.revoked_at.get_or_insert(at);
                 Ok(true)
             }
             None => Ok(false),
@@ -532,12 +546,12 @@ impl ShareRepository for InMemory {
         logs.push(attempt.log.transition(source.session.status, status));
         if attempt.listed {
             let jti = attempt.claims.jti.as_deref();
-            if let Some((_, token)) = state
+            if let Some(token) = state
                 .share_tokens
                 .iter_mut()
-                .find(|(id, _)| Some(id.as_str()) == jti)
+                .find(|t| Some(t.jti.as_str()) == jti)
             {
-                token.redeemed = true;
+                token.redeemed_at = Some(attempt.created_at);
             }
         }
         let reviews = source
@@ -565,8 +579,12 @@ fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
         state
             .share_tokens
             .iter()
-            .find(|(id, _)| id == jti)
-            .map(|(_, token)| token.clone())
+            .find(|t| t.jti == jti)
+            .map(|t| RecordedToken {
+                claims: t.claims.clone(),
+                revoked: t.revoked_at.is_some(),
+                redeemed: t.redeemed_at.is_some(),
+            })
     });
     let existing_clone = state
         .sessions

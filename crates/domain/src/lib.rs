@@ -95,7 +95,8 @@ pub use session::{
 };
 pub use share::{
     CloneStatus, ImportAttempt, ImportCheck, ImportContext, ImportOutcome, ImportWorkflow,
-    IssuedShareToken, RecordedToken, ShareClaims, ShareToken, TokenError, first_failed_check,
+    IssuedShareToken, LedgerEntry, RecordedToken, ShareClaims, ShareToken, TokenError, TokenState,
+    first_failed_check,
 };
 pub use status::{ReviewStatus, SessionStatus};
 pub use vendor_data::VendorData;

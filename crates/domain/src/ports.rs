@@ -18,7 +18,8 @@ use crate::session::{
     StoredSession,
 };
 use crate::share::{
-    ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, ShareClaims, TokenError,
+    ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, LedgerEntry, ShareClaims,
+    TokenError,
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
@@ -192,6 +193,14 @@ pub trait ShareRepository: Send + Sync {
     /// application holds no such session), the receiver's existing clone of it, and the
     /// receiver's workflow (MUST be `None` when deleted or another application's).
     async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError>;
+
+    /// Every token `application_id` issued for its session `session_id`, oldest first. MUST
+    /// be empty for another application's session.
+    async fn share_tokens_of(
+        &self,
+        application_id: ApplicationId,
+        session_id: SessionId,
+    ) -> Result<Vec<LedgerEntry>, RepoError>;
 
     /// Revokes a token the application issued. MUST return `Ok(false)` when it issued none with
     /// this id.

@@ -303,6 +303,60 @@ impl RecordedToken {
     }
 }
 
+/// One token of the ledger as its issuer sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// The token's id.
+    pub jti: String,
+    /// What it says.
+    pub claims: ShareClaims,
+    /// When its issuer revoked it.
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// When an import redeemed it.
+    pub redeemed_at: Option<DateTime<Utc>>,
+}
+
+/// Where a token stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenState {
+    /// It may still be imported.
+    Active,
+    /// An import redeemed it (whatever happened after).
+    Redeemed,
+    /// Its issuer revoked it before any import.
+    Revoked,
+    /// Past its `exp`, never redeemed nor revoked.
+    Expired,
+}
+
+impl TokenState {
+    /// The wire string: `active`, `redeemed`, `revoked`, `expired`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Redeemed => "redeemed",
+            TokenState::Revoked => "revoked",
+            TokenState::Expired => "expired",
+        }
+    }
+}
+
+impl LedgerEntry {
+    /// Where the token stands at `now`: a redemption is what happened, so it wins over a later
+    /// revocation; a revocation over expiry.
+    pub fn state(&self, now: DateTime<Utc>) -> TokenState {
+        if self.redeemed_at.is_some() {
+            TokenState::Redeemed
+        } else if self.revoked_at.is_some() {
+            TokenState::Revoked
+        } else if now > self.claims.expires_at {
+            TokenState::Expired
+        } else {
+            TokenState::Active
+        }
+    }
+}
+
 /// What an import needs of the receiver's workflow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImportWorkflow {
@@ -648,5 +702,32 @@ mod tests {
         assert!(ShareToken::parse(String::new()).is_err());
         assert!(ShareToken::parse("é".repeat(MAX_SHARE_TOKEN_CHARS)).is_ok());
         assert!(ShareToken::parse("a".repeat(MAX_SHARE_TOKEN_CHARS + 1)).is_err());
+    }
+
+    #[test]
+    fn a_tokens_state_names_what_happened_first() {
+        let (context, _) = passing();
+        let claims = context.token.map(|t| t.claims).unwrap();
+        let at = |seconds| DateTime::from_timestamp(seconds, 0).unwrap();
+        let entry = |revoked: Option<i64>, redeemed: Option<i64>| LedgerEntry {
+            jti: "j".into(),
+            claims: ShareClaims {
+                expires_at: at(100),
+                ..claims.clone()
+            },
+            revoked_at: revoked.map(at),
+            redeemed_at: redeemed.map(at),
+        };
+        let rows = [
+            (None, None, 50, TokenState::Active),
+            (None, None, 101, TokenState::Expired),
+            (Some(10), None, 50, TokenState::Revoked),
+            (Some(10), None, 101, TokenState::Revoked),
+            (None, Some(20), 50, TokenState::Redeemed),
+            (Some(30), Some(20), 101, TokenState::Redeemed),
+        ];
+        for (revoked, redeemed, now, expected) in rows {
+            assert_eq!(entry(revoked, redeemed).state(at(now)), expected);
+        }
     }
 }

@@ -163,6 +163,54 @@ pub struct Shared {
     pub session_kind: String,
 }
 
+/// Where a share token stands (extension).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum TokenState {
+    Active,
+    Redeemed,
+    Revoked,
+    Expired,
+}
+
+/// One token of a session's share ledger, as its issuer sees it (extension):
+/// `GET /v3/session/{id}/shares/` lists them, `POST …/shares/{jti}/revoke/` answers one.
+#[derive(Serialize, ToSchema)]
+pub struct ShareLedgerEntry {
+    pub jti: String,
+    pub for_application_id: Uuid,
+    #[schema(value_type = SessionKind)]
+    pub session_kind: String,
+    pub issued_at: String,
+    pub expires_at: String,
+    #[schema(value_type = TokenState)]
+    pub state: String,
+    pub revoked_at: Option<String>,
+    pub redeemed_at: Option<String>,
+    /// The application whose import redeemed the token (its clone is that application's).
+    pub redeemed_by_application_id: Option<Uuid>,
+}
+
+impl From<&(handoff_domain::LedgerEntry, handoff_domain::TokenState)> for ShareLedgerEntry {
+    fn from((entry, state): &(handoff_domain::LedgerEntry, handoff_domain::TokenState)) -> Self {
+        use crate::decision::timestamp;
+        ShareLedgerEntry {
+            jti: entry.jti.clone(),
+            for_application_id: entry.claims.for_application_id.as_uuid(),
+            session_kind: entry.claims.session_kind.as_str().to_owned(),
+            issued_at: timestamp(entry.claims.issued_at),
+            expires_at: timestamp(entry.claims.expires_at),
+            state: state.as_str().to_owned(),
+            revoked_at: entry.revoked_at.map(timestamp),
+            redeemed_at: entry.redeemed_at.map(timestamp),
+            redeemed_by_application_id: entry
+                .redeemed_at
+                .map(|_| entry.claims.for_application_id.as_uuid()),
+        }
+    }
+}
+
 /// A review in a decision payload.
 #[derive(Serialize, ToSchema)]
 pub struct Review {

@@ -5,16 +5,17 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
-    ApplicationId, ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, RepoError,
-    SessionId, StoredSession,
+    ApplicationId, ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, LedgerEntry,
+    RepoError, SessionId, ShareClaims, StoredSession,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Query};
+use sea_orm::QueryResult;
+use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 
 use crate::Store;
-use crate::rows;
+use crate::rows::{self, get, kind};
 use crate::schema::ShareTokens;
 use crate::sessions::select_session;
-use crate::sql::{fetch_one, run};
+use crate::sql::{fetch_all, fetch_one, run};
 
 #[async_trait]
 impl ShareRepository for Store {
@@ -61,6 +62,36 @@ impl ShareRepository for Store {
         crate::import::read_context(&self.db, attempt).await
     }
 
+    async fn share_tokens_of(
+        &self,
+        application_id: ApplicationId,
+        session_id: SessionId,
+    ) -> Result<Vec<LedgerEntry>, RepoError> {
+        let select = Query::select()
+            .columns([
+                ShareTokens::Jti,
+                ShareTokens::SessionId,
+                ShareTokens::SessionKind,
+                ShareTokens::FromApplicationId,
+                ShareTokens::ForApplicationId,
+                ShareTokens::IssuedAt,
+                ShareTokens::ExpiresAt,
+                ShareTokens::RevokedAt,
+                ShareTokens::RedeemedAt,
+            ])
+            .from(ShareTokens::Table)
+            .and_where(Expr::col(ShareTokens::FromApplicationId).eq(application_id.as_uuid()))
+            .and_where(Expr::col(ShareTokens::SessionId).eq(session_id.as_uuid()))
+            .order_by(ShareTokens::IssuedAt, Order::Asc)
+            .order_by(ShareTokens::Jti, Order::Asc)
+            .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(ledger_entry)
+            .collect()
+    }
+
     async fn revoke_share_token(
         &self,
         application_id: ApplicationId,
@@ -82,4 +113,23 @@ impl ShareRepository for Store {
     async fn import(&self, attempt: &ImportAttempt) -> Result<ImportOutcome, RepoError> {
         crate::import::import(self, attempt).await
     }
+}
+
+/// A `share_tokens` row as its issuer sees it.
+fn ledger_entry(row: &QueryResult) -> Result<LedgerEntry, RepoError> {
+    let jti: String = get(row, "jti")?;
+    Ok(LedgerEntry {
+        claims: ShareClaims {
+            session_id: SessionId::from_uuid(get(row, "session_id")?),
+            session_kind: kind(row, "session_kind")?,
+            from_application_id: ApplicationId::from_uuid(get(row, "from_application_id")?),
+            for_application_id: ApplicationId::from_uuid(get(row, "for_application_id")?),
+            issued_at: get(row, "issued_at")?,
+            expires_at: get(row, "expires_at")?,
+            jti: Some(jti.clone()),
+        },
+        jti,
+        revoked_at: get(row, "revoked_at")?,
+        redeemed_at: get(row, "redeemed_at")?,
+    })
 }

@@ -857,3 +857,123 @@ async fn a_token_is_single_use_and_its_source_must_still_be_finished(app: TestAp
         "source_session_not_found",
     );
 }
+
+on_both_backends!(the_share_ledger_lists_and_revokes);
+/// The holder sees every token it issued for a session and where each stands, and revokes
+/// one by its id (extensions); other applications' sessions and unknown ids do not exist.
+async fn the_share_ledger_lists_and_revokes(app: TestApp) {
+    let Shared {
+        source,
+        receiver,
+        session,
+        workflow,
+        token,
+    } = app.shared("user", "u").await;
+    let other = app.tenant("Other").await;
+    let second = app.share(&source, &session, &other).await;
+    let ledger = format!("/v3/session/{session}/shares/");
+    let listed = app.get(&ledger, &source).await;
+    assert_eq!(listed.status.as_u16(), 200, "{}", listed.text);
+    let entries = listed.body.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(
+        entries.iter().all(|e| e["state"] == "active"),
+        "{}",
+        listed.text
+    );
+    // Oldest first, to the second; the two here may share one, so found by their receiver.
+    let entry_for = |entries: &[Value], tenant: &Tenant| {
+        entries
+            .iter()
+            .find(|e| e["for_application_id"] == tenant.id.as_str())
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(entry_for(entries, &receiver)["state"], "active");
+    assert!(
+        !listed.text.contains(&token),
+        "the ledger never shows a token itself"
+    );
+
+    let imported = app.import(&receiver, &token, &workflow, json!({})).await;
+    assert_eq!(imported.status.as_u16(), 201);
+    let jti_of = |token: &str| {
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap(),
+        )
+        .unwrap();
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+    let revoked = app
+        .send(
+            Method::POST,
+            &format!("/v3/session/{session}/shares/{}/revoke/", jti_of(&second)),
+            Some(&source.key),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status.as_u16(), 200, "{}", revoked.text);
+    assert_eq!(revoked.body["state"], "revoked");
+    assert!(revoked.body["revoked_at"].is_string());
+
+    let listed = app.get(&ledger, &source).await;
+    let entries = listed.body.as_array().unwrap();
+    let redeemed = entry_for(entries, &receiver);
+    assert_eq!(redeemed["state"], "redeemed", "{}", listed.text);
+    assert_eq!(redeemed["redeemed_by_application_id"], receiver.id.as_str());
+    assert!(redeemed["redeemed_at"].is_string());
+    assert_eq!(entry_for(entries, &other)["state"], "revoked");
+    let other_workflow = app.workflow(&other, "user").await;
+    assert_error(
+        &app.import(&other, &second, &other_workflow, json!({}))
+            .await,
+        401,
+        "share_token_revoked",
+    );
+
+    // Not the caller's session, or no such token: 404.
+    assert_error(&app.get(&ledger, &receiver).await, 404, "session_not_found");
+    let unknown = app
+        .send(
+            Method::POST,
+            &format!("/v3/session/{session}/shares/no-such-token/revoke/"),
+            Some(&source.key),
+            None,
+        )
+        .await;
+    assert_error(&unknown, 404, "share_token_not_found");
+    let foreign = app
+        .send(
+            Method::POST,
+            &format!("/v3/session/{session}/shares/{}/revoke/", jti_of(&token)),
+            Some(&receiver.key),
+            None,
+        )
+        .await;
+    assert_error(&foreign, 404, "session_not_found");
+
+    // The operator's command line sees the same ledger.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args([
+            "shares",
+            "list",
+            "--application",
+            &source.id,
+            "--session",
+            &session,
+        ])
+        .env("DATABASE_URL", app.db.url())
+        .env("HANDOFF_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(entry_for(&lines, &receiver)["state"], "redeemed");
+    assert_eq!(entry_for(&lines, &other)["state"], "revoked");
+}

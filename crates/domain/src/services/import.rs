@@ -599,6 +599,13 @@ mod tests {
         ) -> Result<crate::share::ImportContext, RepoError> {
             self.0.import_context(attempt).await
         }
+        async fn share_tokens_of(
+            &self,
+            application_id: ApplicationId,
+            session_id: SessionId,
+        ) -> Result<Vec<crate::share::LedgerEntry>, RepoError> {
+            self.0.share_tokens_of(application_id, session_id).await
+        }
         async fn revoke_share_token(
             &self,
             application_id: ApplicationId,

@@ -7,7 +7,9 @@ use crate::application::Caller;
 use crate::error::RepoError;
 use crate::ids::{ApplicationId, SessionId};
 use crate::kind::SessionKind;
-use crate::share::{IssuedShareToken, ShareClaims, ShareToken, ShareTtl, TokenError};
+use crate::share::{
+    IssuedShareToken, LedgerEntry, ShareClaims, ShareToken, ShareTtl, TokenError, TokenState,
+};
 
 /// A share as the caller asks for it, validated at the edge.
 #[derive(Clone, Debug)]
@@ -100,17 +102,52 @@ impl ShareService {
         })
     }
 
-    /// Revokes a token the caller issued, by its `jti`.
-    pub async fn revoke(&self, caller: &Caller, jti: &str) -> Result<(), Error> {
-        if self
+    /// Every token the caller issued for one of its sessions, oldest first, with where each
+    /// stands now.
+    pub async fn ledger(
+        &self,
+        caller: &Caller,
+        session_id: SessionId,
+    ) -> Result<Vec<(LedgerEntry, TokenState)>, Error> {
+        self.ports
+            .shares
+            .find_source(caller.application_id, session_id)
+            .await?
+            .ok_or(Error::SessionNotFound)?;
+        let now = self.ports.clock.now();
+        Ok(self
             .ports
             .shares
-            .revoke_share_token(caller.application_id, jti, self.ports.clock.now())
+            .share_tokens_of(caller.application_id, session_id)
             .await?
-        {
-            Ok(())
-        } else {
-            Err(Error::ShareTokenNotFound)
+            .into_iter()
+            .map(|entry| {
+                let state = entry.state(now);
+                (entry, state)
+            })
+            .collect())
+    }
+
+    /// Revokes a token the caller issued for its session `session_id`, and answers where it
+    /// stands then. A token already redeemed stays redeemed; revoking twice changes nothing.
+    pub async fn revoke(
+        &self,
+        caller: &Caller,
+        session_id: SessionId,
+        jti: &str,
+    ) -> Result<(LedgerEntry, TokenState), Error> {
+        let issued = self.ledger(caller, session_id).await?;
+        if !issued.iter().any(|(entry, _)| entry.jti == jti) {
+            return Err(Error::ShareTokenNotFound);
         }
+        self.ports
+            .shares
+            .revoke_share_token(caller.application_id, jti, self.ports.clock.now())
+            .await?;
+        self.ledger(caller, session_id)
+            .await?
+            .into_iter()
+            .find(|(entry, _)| entry.jti == jti)
+            .ok_or(Error::ShareTokenNotFound)
     }
 }

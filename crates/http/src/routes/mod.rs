@@ -49,6 +49,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     resource("/session/{session_id}/share/").route(web::post().to(sharing::share)),
                 )
                 .service(
+                    resource("/session/{session_id}/shares/").route(web::get().to(sharing::ledger)),
+                )
+                .service(
+                    resource("/session/{session_id}/shares/{jti}/revoke/")
+                        .route(web::post().to(sharing::revoke)),
+                )
+                .service(
                     resource("/session/{session_id}/decision/")
                         .route(web::get().to(sessions::decision_v3))
                         .route(web::put().to(sessions::record_results)),

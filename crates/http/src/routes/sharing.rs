@@ -155,3 +155,46 @@ pub(crate) async fn import_shared(
         SessionKind::Business => HttpResponse::Created().json(V3Decision(&record)),
     })
 }
+
+/// The share ledger of a session (extension): every token the caller issued for it, oldest
+/// first, with where each stands.
+#[utoipa::path(get, path = "/v3/session/{session_id}/shares/", tag = "sharing",
+    params(("session_id" = Uuid, Path, description = "The session.")),
+    responses((status = 200, description = "The session's share tokens.", body = [wire::ShareLedgerEntry])))]
+pub(crate) async fn ledger(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let entries = state
+        .services
+        .share
+        .ledger(&caller, session_id(&path)?)
+        .await?;
+    Ok(HttpResponse::Ok().json(
+        entries
+            .iter()
+            .map(wire::ShareLedgerEntry::from)
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Revoke one of the session's share tokens (extension); a token already redeemed stays
+/// redeemed. No body.
+#[utoipa::path(post, path = "/v3/session/{session_id}/shares/{jti}/revoke/", tag = "sharing",
+    params(("session_id" = Uuid, Path, description = "The session."),
+        ("jti" = String, Path, description = "The token's id.")),
+    responses((status = 200, description = "The token as it stands now.", body = wire::ShareLedgerEntry)))]
+pub(crate) async fn revoke(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (session, jti) = path.into_inner();
+    let entry = state
+        .services
+        .share
+        .revoke(&caller, session_id(&session)?, &jti)
+        .await?;
+    Ok(HttpResponse::Ok().json(wire::ShareLedgerEntry::from(&entry)))
+}
