@@ -15,6 +15,16 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::rate_limit::{Budget, Decision};
 
+/// The budget a request spends: reads are GET, and the preview of an import, which writes
+/// nothing; every other request is a write.
+pub(crate) fn budget(method: &actix_web::http::Method, path: &str) -> Budget {
+    if method == actix_web::http::Method::GET || path == "/v3/session/import-shared/preview/" {
+        Budget::Read
+    } else {
+        Budget::Write
+    }
+}
+
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
@@ -44,14 +54,8 @@ pub async fn authenticate(
         .and_then(|state| state.rate_limiter.clone());
     match outcome {
         Ok(caller) => {
-            let decision = limiter.map(|limiter| {
-                let budget = if req.method() == actix_web::http::Method::GET {
-                    Budget::Read
-                } else {
-                    Budget::Write
-                };
-                limiter.check(&caller.key_prefix, budget)
-            });
+            let decision = limiter
+                .map(|limiter| limiter.check(&caller.key_prefix, budget(req.method(), req.path())));
             if let Some(decision) = decision.filter(|d| !d.allowed) {
                 let mut response = ApiError::new(
                     actix_web::http::StatusCode::TOO_MANY_REQUESTS,
@@ -106,5 +110,35 @@ impl FromRequest for Authenticated {
                 .map(Authenticated)
                 .ok_or_else(ApiError::authentication_failed),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::Method;
+
+    use super::budget;
+    use crate::rate_limit::Budget;
+
+    #[test]
+    fn a_preview_spends_the_read_budget() {
+        let cases = [
+            (Method::GET, "/v3/sessions/", Budget::Read),
+            (
+                Method::POST,
+                "/v3/session/import-shared/preview/",
+                Budget::Read,
+            ),
+            (Method::POST, "/v3/session/import-shared/", Budget::Write),
+            (
+                Method::POST,
+                "/v3/session/s/shares/j/revoke/",
+                Budget::Write,
+            ),
+            (Method::PUT, "/v3/session/s/decision/", Budget::Write),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(budget(&method, path), expected, "{method} {path}");
+        }
     }
 }

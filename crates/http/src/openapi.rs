@@ -25,7 +25,7 @@ use crate::wire;
         sessions::create, sessions::list,
         sessions::decision_v3, sessions::record_results, sessions::decision_v2,
         sessions::update_status, sessions::delete,
-        sharing::share, sharing::import_shared, sharing::ledger, sharing::revoke,
+        sharing::share, sharing::import_shared, sharing::preview, sharing::ledger, sharing::revoke,
         entities::user, entities::business,
     ),
     components(schemas(wire::ErrorBody, wire::DecisionV2)),

@@ -163,6 +163,27 @@ pub struct Shared {
     pub session_kind: String,
 }
 
+/// What an import would create (extension): `POST /v3/session/import-shared/preview/`.
+#[derive(Serialize, ToSchema)]
+pub struct ImportPreview {
+    #[schema(value_type = SessionKind)]
+    pub session_kind: String,
+    pub shared_from_session: Uuid,
+    #[schema(value_type = SessionStatus)]
+    pub source_status: String,
+    /// The status the clone would get.
+    #[schema(value_type = SessionStatus)]
+    pub status: String,
+    pub vendor_data: Option<String>,
+    /// `created` (a new ACTIVE User or Business) or `joined` (the receiver's existing one);
+    /// null without `vendor_data`.
+    pub entity: Option<String>,
+    /// The status of the entity the clone would join.
+    pub entity_status: Option<String>,
+    /// The feature blocks the clone would hold (their V3 keys).
+    pub blocks: Vec<String>,
+}
+
 /// Where a share token stands (extension).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -977,3 +977,55 @@ async fn the_share_ledger_lists_and_revokes(app: TestApp) {
     assert_eq!(entry_for(&lines, &receiver)["state"], "redeemed");
     assert_eq!(entry_for(&lines, &other)["state"], "revoked");
 }
+
+on_both_backends!(a_preview_says_what_an_import_would_do_and_does_nothing);
+/// `POST /v3/session/import-shared/preview/` (extension) runs every check, answers what the
+/// import would create or the error it would give, and writes and redeems nothing.
+async fn a_preview_says_what_an_import_would_do_and_does_nothing(app: TestApp) {
+    let Shared {
+        source,
+        receiver,
+        session,
+        workflow,
+        token,
+    } = app.shared("user", "user-ana-001").await;
+    let before = row_counts(&app).await;
+    let body = json!({"share_token": token, "workflow_id": workflow, "trust_review": true});
+    let preview = app
+        .post(
+            "/v3/session/import-shared/preview/",
+            &receiver,
+            body.clone(),
+        )
+        .await;
+    assert_eq!(preview.status.as_u16(), 200, "{}", preview.text);
+    assert_eq!(preview.body["session_kind"], "user");
+    assert_eq!(preview.body["shared_from_session"], session.as_str());
+    assert_eq!(preview.body["source_status"], "Approved");
+    assert_eq!(preview.body["status"], "Approved", "trust_review keeps it");
+    assert_eq!(preview.body["vendor_data"], "user-ana-001");
+    assert_eq!(preview.body["entity"], "created");
+    assert!(
+        preview.body["blocks"].as_array().unwrap().len() >= 9,
+        "{}",
+        preview.text
+    );
+    assert_eq!(row_counts(&app).await, before, "nothing written");
+    let ledger = app
+        .get(&format!("/v3/session/{session}/shares/"), &source)
+        .await;
+    assert_eq!(ledger.body[0]["state"], "active", "nothing redeemed");
+
+    // The import then does what the preview said; a second preview says what a second
+    // import would answer.
+    let imported = app
+        .post("/v3/session/import-shared/", &receiver, body.clone())
+        .await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    assert_eq!(imported.body["status"], preview.body["status"]);
+    let again = app
+        .post("/v3/session/import-shared/preview/", &receiver, body)
+        .await;
+    assert_error(&again, 403, "already_imported");
+    assert_eq!(again.body["session_id"], imported.body["session_id"]);
+}

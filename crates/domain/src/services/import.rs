@@ -5,13 +5,17 @@ use serde_json::json;
 
 use super::{Error, Ports};
 use crate::application::Caller;
+use crate::block::FeatureBlock;
+use crate::entity::EntityStatus;
 use crate::error::RepoError;
 use crate::ids::{SessionId, WorkflowId};
+use crate::kind::SessionKind;
 use crate::session::{LogEntry, LogKind, SessionRecord};
 use crate::share::{
     ImportAttempt, ImportCheck, ImportOutcome, ShareClaims, ShareToken, TokenError,
     first_failed_check,
 };
+use crate::status::SessionStatus;
 use crate::vendor_data::VendorData;
 
 /// Random bytes in a clone's session token.
@@ -28,6 +32,35 @@ pub struct ImportRequest {
     pub trust_review: bool,
     /// The clone's `vendor_data`; `None` keeps the source's.
     pub vendor_data: Option<VendorData>,
+}
+
+/// What an import would create (Import Shared Session's preview, an extension).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportPreview {
+    /// The source's kind, the clone's too.
+    pub session_kind: SessionKind,
+    /// The source session, the clone's `shared_from_session`.
+    pub source_session: SessionId,
+    /// The source's status now.
+    pub source_status: SessionStatus,
+    /// The status the clone would get (trust_review and the receiver's entity).
+    pub status: SessionStatus,
+    /// The clone's `vendor_data`.
+    pub vendor_data: Option<VendorData>,
+    /// What the import would do to the receiver's User or Business, when there is a
+    /// `vendor_data`.
+    pub entity: Option<EntityEffect>,
+    /// The feature blocks the clone would hold.
+    pub blocks: Vec<FeatureBlock>,
+}
+
+/// What an import does to the receiver's entity for the clone's `vendor_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntityEffect {
+    /// None exists: one would be created, `ACTIVE`.
+    Created,
+    /// One exists, with this status, and the clone would join it.
+    Joined(EntityStatus),
 }
 
 /// Redeems share tokens.
@@ -66,16 +99,7 @@ impl ImportService {
         caller: &Caller,
         request: ImportRequest,
     ) -> Result<SessionRecord, Error> {
-        let claims = self
-            .ports
-            .tokens
-            .verify(request.share_token.expose())
-            .map_err(|e| match e {
-                TokenError::Expired => Error::refused(ImportCheck::TokenNotExpired),
-                TokenError::Invalid | TokenError::Signing(_) => {
-                    Error::refused(ImportCheck::TokenValid)
-                }
-            })?;
+        let claims = self.verify(&request.share_token)?;
         let mut attempt = self.attempt(caller, claims, request)?;
         for _ in 0..2 {
             match self.ports.shares.import(&attempt).await? {
@@ -105,6 +129,64 @@ impl ImportService {
             "the import was refused twice while every check passed; try again".into(),
         )
         .into())
+    }
+
+    /// What [`ImportService::import`] would do with `request`, without doing it: every check
+    /// runs, in the contract's order, and the first that fails is the answer, as the import
+    /// would give it; when all pass, what the clone would be. Nothing is written, nothing
+    /// redeemed.
+    pub async fn preview(
+        &self,
+        caller: &Caller,
+        request: ImportRequest,
+    ) -> Result<ImportPreview, Error> {
+        let claims = self.verify(&request.share_token)?;
+        let attempt = self.attempt(caller, claims, request)?;
+        let context = self.ports.shares.import_context(&attempt).await?;
+        if let Some(check) = first_failed_check(&context, &attempt) {
+            return Err(Error::ImportRefused {
+                check,
+                existing_clone: context.existing_clone,
+            });
+        }
+        let source = context
+            .source
+            .ok_or(Error::refused(ImportCheck::SourceExists))?;
+        let vendor_data = attempt.clone_vendor_data(&source).cloned();
+        let entity = match &vendor_data {
+            Some(vendor_data) => self
+                .ports
+                .entities
+                .find_entity(caller.application_id, source.kind, vendor_data)
+                .await?
+                .map(|entity| entity.status),
+            None => None,
+        };
+        Ok(ImportPreview {
+            session_kind: source.kind,
+            source_session: source.id,
+            source_status: source.status,
+            status: attempt.status(source.status, entity),
+            vendor_data: vendor_data.clone(),
+            entity: vendor_data.map(|_| match entity {
+                Some(status) => EntityEffect::Joined(status),
+                None => EntityEffect::Created,
+            }),
+            blocks: context.recorded_blocks,
+        })
+    }
+
+    /// Checks 3 and 4: the token verifies and has not expired.
+    fn verify(&self, token: &ShareToken) -> Result<ShareClaims, Error> {
+        self.ports
+            .tokens
+            .verify(token.expose())
+            .map_err(|e| match e {
+                TokenError::Expired => Error::refused(ImportCheck::TokenNotExpired),
+                TokenError::Invalid | TokenError::Signing(_) => {
+                    Error::refused(ImportCheck::TokenValid)
+                }
+            })
     }
 
     /// The import the store is asked to make: the clone's fresh identity and its log row.
@@ -636,5 +718,56 @@ mod tests {
             "{error:?}"
         );
         assert_eq!(f.world.store.state().import_context_reads, 2, "tried twice");
+    }
+
+    #[tokio::test]
+    async fn a_preview_answers_as_the_import_would_and_writes_nothing() {
+        // Every check alone: the preview's refusal is the import's.
+        for check in ImportCheck::ALL {
+            let mut f = fixture().await;
+            let request = break_check(&mut f, check.row()).await;
+            let previewed = f
+                .services
+                .import
+                .preview(&f.receiver, request.clone())
+                .await
+                .unwrap_err();
+            assert_eq!(code(&previewed), check.row(), "{previewed:?}");
+        }
+        // All pass: what the clone would be, and nothing written or redeemed.
+        let f = fixture().await;
+        let sessions = f.world.store.state().sessions.len();
+        let preview = f
+            .services
+            .import
+            .preview(&f.receiver, f.request(f.workflow, false))
+            .await
+            .unwrap();
+        assert_eq!(preview.session_kind, SessionKind::User);
+        assert_eq!(preview.source_session, f.source_session);
+        assert_eq!(preview.source_status, SessionStatus::Approved);
+        assert_eq!(
+            preview.status,
+            SessionStatus::InReview,
+            "trust_review false"
+        );
+        assert_eq!(preview.entity, Some(EntityEffect::Created));
+        assert_eq!(f.world.store.state().sessions.len(), sessions);
+        assert!(
+            f.world
+                .store
+                .state()
+                .share_tokens
+                .iter()
+                .all(|t| t.redeemed_at.is_none())
+        );
+        let trusted = f
+            .services
+            .import
+            .preview(&f.receiver, f.request(f.workflow, true))
+            .await
+            .unwrap();
+        assert_eq!(trusted.status, SessionStatus::Approved);
+        f.import(f.request(f.workflow, true)).await.unwrap();
     }
 }

@@ -9,7 +9,7 @@ mod workflows;
 use std::sync::Arc;
 
 pub use applications::ApplicationService;
-pub use import::{ImportRequest, ImportService};
+pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService};
 pub use sessions::{CreateSession, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
 pub use workflows::WorkflowService;

@@ -46,6 +46,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(sharing::import_shared)),
                 )
                 .service(
+                    resource("/session/import-shared/preview/")
+                        .route(web::post().to(sharing::preview)),
+                )
+                .service(
                     resource("/session/{session_id}/share/").route(web::post().to(sharing::share)),
                 )
                 .service(

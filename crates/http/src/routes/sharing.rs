@@ -1,7 +1,7 @@
 //! `POST /v3/session/{id}/share/` and `POST /v3/session/import-shared/`.
 
 use actix_web::{HttpResponse, web};
-use handoff_domain::services::{ImportRequest, ShareRequest};
+use handoff_domain::services::{EntityEffect, ImportRequest, ShareRequest};
 use handoff_domain::share::ShareTtl;
 use handoff_domain::{ApplicationId, SessionKind, ShareToken, ValidationErrors, WorkflowId};
 use serde::Deserialize;
@@ -197,4 +197,44 @@ pub(crate) async fn revoke(
         .revoke(&caller, session_id(&session)?, &jti)
         .await?;
     Ok(HttpResponse::Ok().json(wire::ShareLedgerEntry::from(&entry)))
+}
+
+/// Preview an import (extension): every check of Import Shared Session, in its order, and
+/// either the error the import would give or what it would create. Writes nothing, redeems
+/// nothing, and counts against the read budget.
+#[utoipa::path(post, path = "/v3/session/import-shared/preview/", tag = "sharing", request_body = ImportBody,
+    responses((status = 200, description = "What the import would create.", body = wire::ImportPreview)))]
+pub(crate) async fn preview(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<ImportBody>,
+) -> Result<HttpResponse, ApiError> {
+    let preview = state
+        .services
+        .import
+        .preview(&caller, body.into_domain()?)
+        .await?;
+    Ok(HttpResponse::Ok().json(wire::ImportPreview {
+        session_kind: preview.session_kind.as_str().to_owned(),
+        shared_from_session: preview.source_session.as_uuid(),
+        source_status: preview.source_status.as_str().to_owned(),
+        status: preview.status.as_str().to_owned(),
+        vendor_data: preview.vendor_data.map(|v| v.as_str().to_owned()),
+        entity: preview.entity.map(|effect| {
+            match effect {
+                EntityEffect::Created => "created",
+                EntityEffect::Joined(_) => "joined",
+            }
+            .to_owned()
+        }),
+        entity_status: preview.entity.and_then(|effect| match effect {
+            EntityEffect::Created => None,
+            EntityEffect::Joined(status) => Some(status.as_str().to_owned()),
+        }),
+        blocks: preview
+            .blocks
+            .iter()
+            .map(|block| block.v3_key().to_owned())
+            .collect(),
+    }))
 }
