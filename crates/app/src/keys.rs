@@ -39,9 +39,17 @@ pub async fn load_keyring(config: &Config, store: &Store) -> Result<Keyring, Sta
         .ensure_first_signing_key(&candidate, Utc::now())
         .await
         .map_err(|e| StartError::Config(format!("cannot store the first signing key: {e}")))?;
-    database_keyring(store)
+    let keyring = database_keyring(store)
         .await
-        .map_err(|e| StartError::Config(format!("cannot load signing keys: {e}")))
+        .map_err(|e| StartError::Config(format!("cannot load signing keys: {e}")))?;
+    if keyring.is_empty() {
+        return Err(StartError::Config(
+            "every share-token signing key in the database is retired: add one with \
+             `handoff signing-keys rotate`, or set HANDOFF_TOKEN_SECRET"
+                .to_owned(),
+        ));
+    }
+    Ok(keyring)
 }
 
 async fn database_keyring(store: &Store) -> Result<Keyring, String> {
@@ -64,9 +72,15 @@ pub(crate) fn reload_periodically(store: Store, tokens: Arc<HmacShareTokens>) {
         loop {
             interval.tick().await;
             match database_keyring(&store).await {
-                Ok(keyring) if !keyring.is_empty() => tokens.replace(keyring),
-                Ok(_) => {
-                    tracing::warn!("no signing key left in the database; keeping the loaded ones")
+                // An empty ring fails closed: shares answer 503, imports 401, until a key is
+                // added again.
+                Ok(keyring) => {
+                    if keyring.is_empty() {
+                        tracing::warn!(
+                            "no signing key left in the database: shares answer 503 and imports 401 until one is added (handoff signing-keys rotate)"
+                        );
+                    }
+                    tokens.replace(keyring)
                 }
                 Err(error) => tracing::warn!(%error, "could not reload signing keys"),
             }

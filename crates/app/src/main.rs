@@ -207,6 +207,13 @@ async fn run(cli: Cli) -> Result<(), String> {
                     );
                 }
                 SigningKeysCommand::Retire { kid } => {
+                    let active = store.signing_keys(false).await.map_err(|e| e.to_string())?;
+                    if active.len() == 1 && active[0].kid == *kid {
+                        return Err(format!(
+                            "{kid} is the last active signing key: add one first with \
+                             `handoff signing-keys rotate`, then retire {kid} once it signs"
+                        ));
+                    }
                     if !store
                         .retire_signing_key(kid, now)
                         .await

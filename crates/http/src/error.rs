@@ -177,6 +177,11 @@ impl From<Error> for ApiError {
                 "cannot_share_with_self",
                 "A session cannot be shared with the application that holds it.",
             ),
+            Error::SigningUnavailable => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signing_unavailable",
+                "No share-token signing key is available; the operator must add one.",
+            ),
             Error::ShareTokenNotFound => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "share_token_not_found",

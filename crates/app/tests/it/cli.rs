@@ -239,3 +239,70 @@ async fn migrations_log_once_what_they_applied(backend: Backend) {
 }
 
 per_backend!(migrations_log_once_what_they_applied);
+
+on_both_backends!(the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed);
+/// The command line refuses to retire the last active key; with every key retired anyway
+/// (by hand), `serve` refuses to start, and sharing answers 503 `signing_unavailable`.
+async fn the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed(app: TestApp) {
+    let url = app.db.url().to_owned();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .env("HANDOFF_LOG", "error")
+            .env_remove("HANDOFF_TOKEN_SECRET")
+            .output()
+            .unwrap()
+    };
+    let refused = run(&["signing-keys", "retire", "--kid", "k1"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("k1 is the last active signing key"), "{said}");
+    assert_eq!(
+        app.store.signing_keys(false).await.unwrap().len(),
+        1,
+        "k1 still active"
+    );
+
+    // Retired by hand: nothing may sign.
+    assert!(
+        app.store
+            .retire_signing_key("k1", chrono::Utc::now())
+            .await
+            .unwrap()
+    );
+    let serve = run(&["serve", "--bind", "127.0.0.1:0"]);
+    assert!(!serve.status.success());
+    let said = String::from_utf8_lossy(&serve.stderr);
+    assert!(
+        said.contains("every share-token signing key in the database is retired"),
+        "{said}"
+    );
+
+    let empty = std::sync::Arc::new(handoff_token::HmacShareTokens::new(
+        handoff_token::Keyring::default(),
+    ));
+    let services = handoff::services(&app.store, "https://verify.example.test", empty);
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "u").await;
+    let caller = handoff_domain::Caller {
+        application_id: source.id.parse().unwrap(),
+        key_prefix: "test".into(),
+    };
+    let error = services
+        .share
+        .share(
+            &caller,
+            session.parse().unwrap(),
+            handoff_domain::services::ShareRequest {
+                for_application_id: receiver.id.parse().unwrap(),
+                ttl: handoff_domain::share::ShareTtl::DEFAULT,
+            },
+        )
+        .await
+        .unwrap_err();
+    let answer = handoff_http::ApiError::from(error);
+    assert_eq!(answer.code(), "signing_unavailable");
+    assert_eq!(actix_web::ResponseError::status_code(&answer).as_u16(), 503);
+}

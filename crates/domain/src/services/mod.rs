@@ -74,6 +74,9 @@ pub enum Error {
     /// Sharing: the target is the caller.
     #[error("cannot share with self")]
     CannotShareWithSelf,
+    /// Sharing: no key may sign share tokens now (every key retired, or none active yet).
+    #[error("no share-token signing key is available")]
+    SigningUnavailable,
     /// Revoking: the caller issued no token with this id.
     #[error("share token not found")]
     ShareTokenNotFound,

@@ -87,7 +87,7 @@ impl ShareService {
             jti: Some(self.ports.ids.uuid().to_string()),
         };
         let share_token = self.ports.tokens.issue(&claims).map_err(|e| match e {
-            TokenError::Signing(cause) => Error::Repo(RepoError::Internal(cause.into())),
+            TokenError::Signing(_) => Error::SigningUnavailable,
             other => Error::Repo(RepoError::Internal(Box::new(other))),
         })?;
         let record = IssuedShareToken {
