@@ -17,6 +17,17 @@ use crate::schema::ShareTokens;
 use crate::sessions::select_session;
 use crate::sql::{fetch_all, fetch_one, run};
 
+/// What a token says when it is issued, as its row records it.
+const ISSUED: [ShareTokens; 7] = [
+    ShareTokens::Jti,
+    ShareTokens::SessionId,
+    ShareTokens::SessionKind,
+    ShareTokens::FromApplicationId,
+    ShareTokens::ForApplicationId,
+    ShareTokens::IssuedAt,
+    ShareTokens::ExpiresAt,
+];
+
 #[async_trait]
 impl ShareRepository for Store {
     async fn find_source(
@@ -36,15 +47,7 @@ impl ShareRepository for Store {
         let c = &token.claims;
         let insert = Query::insert()
             .into_table(ShareTokens::Table)
-            .columns([
-                ShareTokens::Jti,
-                ShareTokens::SessionId,
-                ShareTokens::SessionKind,
-                ShareTokens::FromApplicationId,
-                ShareTokens::ForApplicationId,
-                ShareTokens::IssuedAt,
-                ShareTokens::ExpiresAt,
-            ])
+            .columns(ISSUED)
             .values_panic([
                 token.jti.clone().into(),
                 c.session_id.as_uuid().into(),
@@ -68,17 +71,8 @@ impl ShareRepository for Store {
         session_id: SessionId,
     ) -> Result<Vec<LedgerEntry>, RepoError> {
         let select = Query::select()
-            .columns([
-                ShareTokens::Jti,
-                ShareTokens::SessionId,
-                ShareTokens::SessionKind,
-                ShareTokens::FromApplicationId,
-                ShareTokens::ForApplicationId,
-                ShareTokens::IssuedAt,
-                ShareTokens::ExpiresAt,
-                ShareTokens::RevokedAt,
-                ShareTokens::RedeemedAt,
-            ])
+            .columns(ISSUED)
+            .columns([ShareTokens::RevokedAt, ShareTokens::RedeemedAt])
             .from(ShareTokens::Table)
             .and_where(Expr::col(ShareTokens::FromApplicationId).eq(application_id.as_uuid()))
             .and_where(Expr::col(ShareTokens::SessionId).eq(session_id.as_uuid()))
