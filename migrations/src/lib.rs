@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 mod m20261126_000001_initial;
 mod m20261126_000002_sharing;
 mod m20261126_000003_session_numbers;
+mod m20261130_000004_entity_key_version;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_initial::Migration),
             Box::new(m20261126_000002_sharing::Migration),
             Box::new(m20261126_000003_session_numbers::Migration),
+            Box::new(m20261130_000004_entity_key_version::Migration),
         ]
     }
 }

@@ -77,6 +77,24 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
     if !pending.is_empty() {
         tracing::info!(applied = ?pending, "migrated the database");
     }
+    let rekeyed = store
+        .rekey_entities()
+        .await
+        .map_err(|e| StartError::Migrate(sea_orm::DbErr::Custom(e.to_string())))?;
+    if rekeyed.rekeyed > 0 {
+        tracing::info!(
+            rekeyed = rekeyed.rekeyed,
+            "entities re-keyed under the current vendor_data rule"
+        );
+    }
+    for (entity, other) in &rekeyed.collisions {
+        tracing::warn!(
+            %entity,
+            %other,
+            "two entities of one application now share one vendor_data key; left apart, to \
+             resolve by hand"
+        );
+    }
     Ok(store)
 }
 

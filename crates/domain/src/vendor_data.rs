@@ -2,11 +2,20 @@
 
 use std::fmt;
 
-/// A validated `vendor_data`: 1 to 1,024 characters, no control characters.
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+/// A validated `vendor_data`: 1 to 1,024 characters, no control characters and no invisible
+/// formatting characters (bidi controls, zero-width characters: Unicode's `Cf`).
 ///
-/// Entities are matched on [`VendorData::key`], so `Ana-01` and `ana-01` name the same User.
+/// Entities are matched on [`VendorData::key`], so `Ana-01` and `ana-01` name the same User,
+/// and so do spellings that differ only by Unicode normalization.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct VendorData(String);
+
+/// The version of [`VendorData::key`]'s rule: entities keyed under an older one are re-keyed
+/// when a server starts. Version 1 was plain lower case.
+pub const KEY_VERSION: i32 = 2;
 
 /// The longest `vendor_data` accepted, in characters.
 pub const MAX_VENDOR_DATA_CHARS: usize = 1024;
@@ -24,6 +33,14 @@ impl VendorData {
         if raw.chars().any(char::is_control) {
             return Err("vendor_data must not contain control characters.");
         }
+        if raw
+            .chars()
+            .any(|c| c.general_category() == GeneralCategory::Format)
+        {
+            return Err(
+                "vendor_data must not contain invisible formatting characters (bidi controls, zero-width characters).",
+            );
+        }
         Ok(Self(raw.to_owned()))
     }
 
@@ -32,9 +49,19 @@ impl VendorData {
         &self.0
     }
 
-    /// The case-insensitive matching key (Unicode lower case).
+    /// The matching key: compatibility-normalized (NFKC), lower-cased, and normalized again,
+    /// so that case, the Kelvin sign, full-width letters and composed or decomposed accents
+    /// do not make two names of one person. (Lower case, not Unicode's full case folding:
+    /// `ß` and `ss` stay two names.)
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        Self::key_of(&self.0)
+    }
+
+    /// [`VendorData::key`] of any stored text, valid under today's rules or not (re-keying
+    /// rows written under older ones).
+    pub fn key_of(raw: &str) -> String {
+        let lowered: String = raw.nfkc().collect::<String>().to_lowercase();
+        lowered.nfkc().collect()
     }
 }
 
@@ -42,5 +69,46 @@ impl fmt::Debug for VendorData {
     // vendor_data often carries an email or a customer number: keep it out of debug output.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "VendorData({} chars)", self.0.chars().count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(raw: &str) -> String {
+        VendorData::parse(raw).unwrap().key()
+    }
+
+    #[test]
+    fn spellings_of_one_name_share_a_key() {
+        // The Kelvin sign (U+212A) is a K.
+        assert_eq!(key("\u{212A}im-42"), key("kim-42"));
+        // Composed and decomposed accents.
+        assert_eq!(key("Jos\u{e9}"), key("Jose\u{301}"));
+        // Full-width letters and digits.
+        assert_eq!(key("\u{ff21}na-01"), key("ana-01"));
+        assert_eq!(key("ANA-01"), "ana-01");
+        // Different names stay different.
+        assert_ne!(key("ana-01"), key("ana-02"));
+    }
+
+    #[test]
+    fn invisible_formatting_characters_are_refused() {
+        for raw in [
+            "ana\u{200b}01",         // zero-width space
+            "ana\u{200d}01",         // zero-width joiner
+            "\u{202e}10-ana",        // right-to-left override
+            "ana\u{2066}01\u{2069}", // isolates
+            "\u{feff}ana",           // byte-order mark
+            "ana\u{ad}01",           // soft hyphen
+        ] {
+            assert!(VendorData::parse(raw).is_err(), "{raw:?}");
+        }
+        assert!(VendorData::parse("Ana María-01").is_ok());
+        assert!(
+            VendorData::parse("ana\u{7}").is_err(),
+            "control characters too"
+        );
     }
 }

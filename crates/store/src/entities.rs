@@ -6,10 +6,14 @@ use handoff_domain::{ApplicationId, Entity, EntityStatus, RepoError, SessionKind
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
 
+use handoff_domain::vendor_data::KEY_VERSION;
+use sea_orm::ConnectionTrait;
+use uuid::Uuid;
+
 use crate::Store;
 use crate::rows::{get, kind};
 use crate::schema::{Entities, Sessions};
-use crate::sql::fetch_one;
+use crate::sql::{fetch_all, fetch_one, is_unique_violation, repo_error};
 
 #[async_trait]
 impl EntityRepository for Store {
@@ -58,5 +62,64 @@ impl EntityRepository for Store {
             session_count: get(&row, "session_count")?,
             created_at: get(&row, "created_at")?,
         }))
+    }
+}
+
+/// What re-keying the entities did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rekeyed {
+    /// Rows that took their new key.
+    pub rekeyed: usize,
+    /// Rows whose new key another row of their application and kind already holds, with that
+    /// row: left as they were (old key, old version), for the operator to resolve.
+    pub collisions: Vec<(Uuid, Uuid)>,
+}
+
+impl Store {
+    /// Gives every entity keyed under an older rule than [`KEY_VERSION`] its key under
+    /// today's ([`VendorData::key_of`]), one row at a time. A row whose new key is already
+    /// another row's is not merged into it: it is left as it was and reported, and tried again
+    /// at the next start.
+    pub async fn rekey_entities(&self) -> Result<Rekeyed, RepoError> {
+        let stale = Query::select()
+            .columns([
+                Entities::Id,
+                Entities::ApplicationId,
+                Entities::Kind,
+                Entities::VendorData,
+            ])
+            .from(Entities::Table)
+            .and_where(Expr::col(Entities::KeyVersion).lt(KEY_VERSION))
+            .to_owned();
+        let mut report = Rekeyed::default();
+        for row in fetch_all(&self.db, &stale).await? {
+            let id: Uuid = get(&row, "id")?;
+            let application_id: Uuid = get(&row, "application_id")?;
+            let entity_kind: String = get(&row, "kind")?;
+            let key = VendorData::key_of(&get::<String>(&row, "vendor_data")?);
+            let update = Query::update()
+                .table(Entities::Table)
+                .value(Entities::VendorDataKey, key.clone())
+                .value(Entities::KeyVersion, KEY_VERSION)
+                .and_where(Expr::col(Entities::Id).eq(id))
+                .to_owned();
+            match self.db.execute(&update).await {
+                Ok(_) => report.rekeyed += 1,
+                Err(error) if is_unique_violation(&error) => {
+                    let holder = Query::select()
+                        .column(Entities::Id)
+                        .from(Entities::Table)
+                        .and_where(Expr::col(Entities::ApplicationId).eq(application_id))
+                        .and_where(Expr::col(Entities::Kind).eq(entity_kind))
+                        .and_where(Expr::col(Entities::VendorDataKey).eq(key))
+                        .to_owned();
+                    if let Some(other) = fetch_one(&self.db, &holder).await? {
+                        report.collisions.push((id, get(&other, "id")?));
+                    }
+                }
+                Err(error) => return Err(repo_error(error)),
+            }
+        }
+        Ok(report)
     }
 }

@@ -20,6 +20,7 @@ mod sql;
 mod workflows;
 
 pub use connect::{ConnectError, StoreOptions, default_max_connections, describe_database};
+pub use entities::Rekeyed;
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{FIRST_KID, StoredSigningKey};
 

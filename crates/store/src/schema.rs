@@ -43,7 +43,7 @@ table! {
 
 table! {
     /// Users and Businesses, matched on `vendor_data_key`.
-    Entities { Id, ApplicationId, Kind, VendorData, VendorDataKey, Status, CreatedAt }
+    Entities { Id, ApplicationId, Kind, VendorData, VendorDataKey, Status, CreatedAt, KeyVersion }
 }
 
 table! {

@@ -14,6 +14,8 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use uuid::Uuid;
 
+use handoff_domain::vendor_data::KEY_VERSION;
+
 use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
@@ -341,6 +343,7 @@ pub(crate) async fn ensure_entity(
             Entities::VendorDataKey,
             Entities::Status,
             Entities::CreatedAt,
+            Entities::KeyVersion,
         ])
         .values_panic([
             id.into(),
@@ -350,6 +353,7 @@ pub(crate) async fn ensure_entity(
             vendor_data.key().into(),
             EntityStatus::Active.as_str().into(),
             at.into(),
+            KEY_VERSION.into(),
         ])
         .on_conflict(
             OnConflict::columns([

@@ -66,7 +66,7 @@ pub(crate) struct CreateSessionBody {
     /// The caller's workflow.
     #[schema(required = true)]
     workflow_id: Option<uuid::Uuid>,
-    /// The caller's reference for the person or company: 1 to 1,024 characters, no control characters.
+    /// The caller's reference for the person or company: 1 to 1,024 characters, no control or invisible formatting characters.
     vendor_data: Option<String>,
     /// Where to send the user when done: an http(s) URL.
     callback: Option<String>,

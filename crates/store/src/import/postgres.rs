@@ -33,6 +33,7 @@
 use std::sync::OnceLock;
 
 use handoff_domain::share::clone_status_rule;
+use handoff_domain::vendor_data::KEY_VERSION;
 use handoff_domain::{
     CloneStatus, EntityStatus, FeatureBlock, ImportAttempt, ImportOutcome, LogKind, RepoError,
     SessionKind, SessionRecord, SessionStatus,
@@ -258,9 +259,9 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
     let active = P::Active.ph();
     parts.push(format!(
         "entity AS (INSERT INTO entities \
-         (id, application_id, kind, vendor_data, vendor_data_key, status, created_at) \
+         (id, application_id, kind, vendor_data, vendor_data_key, status, created_at, key_version) \
          SELECT {entity_id}, {application}, {kind}, clone_vendor_data, clone_vendor_data_key, \
-         {active}, {created_at} FROM src WHERE clone_vendor_data IS NOT NULL \
+         {active}, {created_at}, {KEY_VERSION} FROM src WHERE clone_vendor_data IS NOT NULL \
          ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status \
          RETURNING id, status)"
     ));

@@ -10,6 +10,7 @@ use handoff_domain::{
     SessionId, SessionKind, SessionStatus, VendorData,
 };
 use handoff_migrations::BLOCK_TABLES;
+use sea_orm::ConnectionTrait;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -378,4 +379,45 @@ async fn lists_filter_and_page(db: TestStore) {
         .count,
         0
     );
+}
+
+on_both_backends!(entities_keyed_under_the_old_rule_are_rekeyed_or_reported);
+/// Rows keyed by plain lower case take the NFKC key at start-up; a row whose new key another
+/// row holds (twins the old rule let in) is reported, not merged.
+async fn entities_keyed_under_the_old_rule_are_rekeyed_or_reported(db: TestStore) {
+    let app = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    db.session(&workflow, Some("Jos\u{e9}")).await;
+    db.session(&workflow, Some("twin")).await;
+    db.session(&workflow, Some("wide")).await;
+    // As the old rule wrote them: a decomposed twin of "José", a full-width name.
+    let backend = db.connection().get_database_backend();
+    for sql in [
+        "UPDATE entities SET vendor_data = 'Jose\u{301}', vendor_data_key = 'jose\u{301}', \
+         key_version = 1 WHERE vendor_data = 'twin'",
+        "UPDATE entities SET vendor_data = '\u{ff22}ob', vendor_data_key = '\u{ff42}ob', \
+         key_version = 1 WHERE vendor_data = 'wide'",
+    ] {
+        db.connection()
+            .execute_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .unwrap();
+    }
+    let report = db.rekey_entities().await.unwrap();
+    assert_eq!(report.rekeyed, 1, "{report:?}");
+    assert_eq!(
+        report.collisions.len(),
+        1,
+        "the twin is reported: {report:?}"
+    );
+    assert_eq!(db.count("entities").await, 3, "nothing merged");
+    let bob = db
+        .find_entity(app, SessionKind::User, &VendorData::parse("bob").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(bob.vendor_data.as_str(), "\u{ff22}ob");
+    // Reported again at the next start, until resolved; nothing else to do.
+    let again = db.rekey_entities().await.unwrap();
+    assert_eq!((again.rekeyed, again.collisions.len()), (0, 1));
 }
