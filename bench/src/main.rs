@@ -21,7 +21,7 @@ use handoff_domain::services::{ImportRequest, Services};
 use handoff_domain::{Caller, ShareToken, WorkflowId};
 use handoff_store::{Store, StoreOptions};
 use handoff_testdb::{Backend, TestDatabase};
-use handoff_token::HmacShareTokens;
+use handoff_token::JwtShareTokens;
 use serde_json::{Value, json};
 
 use crate::seed::{Source, World};
@@ -321,6 +321,9 @@ async fn run_backend(
         workers: Some(2),
         rate_limits: None,
         max_connections: pool,
+        key_encryption_key: Some(handoff::config::Secret(
+            "the benchmark's key-encryption key, 32+ bytes".into(),
+        )),
         ..Config::new(db.url())
     };
     let app = Application::build(config.clone())
@@ -328,7 +331,7 @@ async fn run_backend(
         .map_err(|e| e.to_string())?;
     let (port, store) = (app.port(), app.store().clone());
     let server = tokio::spawn(app.run_until_stopped());
-    let tokens = Arc::new(HmacShareTokens::new(
+    let tokens = Arc::new(JwtShareTokens::new(
         load_keyring(&config, &store)
             .await
             .map_err(|e| e.to_string())?,

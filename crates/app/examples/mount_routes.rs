@@ -11,7 +11,7 @@ use std::sync::Arc;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use handoff::{Config, load_keyring, open_store, services};
 use handoff_http::{AppState, Limits};
-use handoff_token::HmacShareTokens;
+use handoff_token::JwtShareTokens;
 
 /// One of the embedding service's own routes.
 async fn own_status() -> HttpResponse {
@@ -21,10 +21,14 @@ async fn own_status() -> HttpResponse {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let dir = std::env::temp_dir().join(format!("handoff_example_{}", std::process::id()));
-    let config = Config::new(format!(
-        "sqlite:{}?mode=rwc",
-        dir.join("handoff.db").display()
-    ));
+    let config = Config {
+        // Keys are kept in the database, sealed with a key-encryption key from a file beside it.
+        key_file: Some(dir.join(handoff::config::KEY_FILE_NAME)),
+        ..Config::new(format!(
+            "sqlite:{}?mode=rwc",
+            dir.join("handoff.db").display()
+        ))
+    };
     let result = run(&config).await;
     let _ = std::fs::remove_dir_all(&dir);
     result
@@ -33,7 +37,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
     // handoff's store, migrated, its token keys, and its services.
     let store = open_store(config).await?;
-    let tokens = Arc::new(HmacShareTokens::new(load_keyring(config, &store).await?));
+    let tokens = Arc::new(JwtShareTokens::new(load_keyring(config, &store).await?));
     let services = services(&store, "https://verify.acme.test", tokens);
     let (_, key) = services.applications.create_application("Acme").await?;
     let state = AppState {

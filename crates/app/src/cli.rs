@@ -3,7 +3,9 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, DEFAULT_BIND, default_data_dir, sqlite_url};
+use crate::config::{
+    Config, DEFAULT_BIND, KEY_FILE_NAME, KeySettings, default_data_dir, sqlite_url,
+};
 
 /// handoff: share finished identity verifications between applications.
 #[derive(Debug, Parser)]
@@ -87,8 +89,14 @@ pub enum SharesCommand {
 pub enum SigningKeysCommand {
     /// List the keys (never their secrets).
     List,
-    /// Add a new key; servers start signing with it once every server has loaded it.
-    Rotate,
+    /// Add a new key, sealed like the others; servers start signing with it once every server
+    /// has loaded it (two reload periods).
+    Rotate {
+        /// `HS256` or `EdDSA` (default: `HANDOFF_TOKEN_ALG`, else `HS256`). Servers sign with
+        /// the newest key of their own `HANDOFF_TOKEN_ALG`.
+        #[arg(long)]
+        algorithm: Option<String>,
+    },
     /// Retire a key: tokens it signed stop verifying once servers reload their keys.
     Retire {
         /// The key id.
@@ -164,11 +172,8 @@ pub enum ApiKeysCommand {
 
 impl Cli {
     /// The server configuration of `serve`.
-    pub fn config(&self, serve: &ServeArgs) -> Config {
-        let (token_secret, token_verify_secrets) = crate::config::Secret::from_env();
-        Config {
-            token_secret,
-            token_verify_secrets,
+    pub fn config(&self, serve: &ServeArgs) -> Result<Config, String> {
+        Ok(Config {
             bind: serve.bind.clone(),
             public_url: serve.public_url.clone(),
             max_connections: self.db_max_connections,
@@ -176,8 +181,8 @@ impl Cli {
             workers: serve.workers,
             rate_limits: serve.rate_limit.0,
             accept_unlisted_tokens: serve.accept_unlisted_tokens,
-            ..Config::new(self.database_url())
-        }
+            ..self.base_config()?
+        })
     }
 
     /// The database URL: the one given, else the SQLite file of the data directory.
@@ -187,11 +192,21 @@ impl Cli {
             .unwrap_or_else(|| sqlite_url(&self.data_dir.clone().unwrap_or_else(default_data_dir)))
     }
 
-    /// The configuration of the other commands.
-    pub fn base_config(&self) -> Config {
-        Config {
+    /// The configuration of the other commands: the database (with a small pool) and the
+    /// share-token keys.
+    pub fn base_config(&self) -> Result<Config, String> {
+        let (token_secret, token_verify_secrets) = crate::config::Secret::from_env();
+        let keys = KeySettings::from_env()?;
+        let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        Ok(Config {
             max_connections: self.db_max_connections.min(4),
+            token_secret,
+            token_verify_secrets,
+            token_algorithm: keys.token_algorithm,
+            key_encryption_key: keys.key_encryption_key,
+            key_file: Some(data_dir.join(KEY_FILE_NAME)),
+            key_reload_interval: keys.key_reload_interval,
             ..Config::new(self.database_url())
-        }
+        })
     }
 }

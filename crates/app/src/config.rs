@@ -54,6 +54,60 @@ pub struct Config {
     /// `HANDOFF_ACCEPT_UNLISTED_TOKENS`: import tokens this deployment did not issue (signed
     /// with a shared secret, no ledger row), once per receiver.
     pub accept_unlisted_tokens: bool,
+    /// `HANDOFF_TOKEN_ALG`: what new share tokens are signed with (`HS256` or `EdDSA`).
+    pub token_algorithm: handoff_token::TokenAlgorithm,
+    /// `HANDOFF_KEY_ENCRYPTION_KEY`: seals the signing keys kept in the database (at least 32
+    /// bytes). When unset, `key_file` holds one.
+    pub key_encryption_key: Option<Secret>,
+    /// The file of the key-encryption key when none is given: created (mode 0600) on first
+    /// use. The command line puts it in the data directory.
+    pub key_file: Option<std::path::PathBuf>,
+    /// `HANDOFF_KEY_RELOAD_SECONDS`: how often database keys are reloaded, so that rotations
+    /// and retirements reach running servers.
+    pub key_reload_interval: Duration,
+}
+
+/// The name of the key-encryption key's file in the data directory.
+pub const KEY_FILE_NAME: &str = "key-encryption-key";
+
+/// The settings of share-token keys read from the environment, shared by `serve` and the
+/// operator commands so that both open the same keys.
+#[derive(Clone, Debug)]
+pub struct KeySettings {
+    /// `HANDOFF_TOKEN_ALG`.
+    pub token_algorithm: handoff_token::TokenAlgorithm,
+    /// `HANDOFF_KEY_ENCRYPTION_KEY`.
+    pub key_encryption_key: Option<Secret>,
+    /// `HANDOFF_KEY_RELOAD_SECONDS`.
+    pub key_reload_interval: Duration,
+}
+
+impl KeySettings {
+    /// Reads the environment.
+    pub fn from_env() -> Result<Self, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let token_algorithm = match var("HANDOFF_TOKEN_ALG") {
+            None => handoff_token::TokenAlgorithm::default(),
+            Some(raw) => handoff_token::TokenAlgorithm::parse(&raw)
+                .map_err(|e| format!("HANDOFF_TOKEN_ALG: {e}"))?,
+        };
+        let key_reload_interval = match var("HANDOFF_KEY_RELOAD_SECONDS") {
+            None => crate::KEY_RELOAD_INTERVAL,
+            Some(raw) => match raw.parse::<u64>() {
+                Ok(seconds @ 1..=86_400) => Duration::from_secs(seconds),
+                _ => {
+                    return Err(format!(
+                        "HANDOFF_KEY_RELOAD_SECONDS: {raw:?} is not a number of seconds from 1 to 86400"
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            token_algorithm,
+            key_encryption_key: var("HANDOFF_KEY_ENCRYPTION_KEY").map(Secret),
+            key_reload_interval,
+        })
+    }
 }
 
 /// A secret setting; its `Debug` shows nothing of it.
@@ -99,6 +153,10 @@ impl Config {
             token_secret: None,
             token_verify_secrets: Vec::new(),
             accept_unlisted_tokens: false,
+            token_algorithm: handoff_token::TokenAlgorithm::default(),
+            key_encryption_key: None,
+            key_file: None,
+            key_reload_interval: crate::KEY_RELOAD_INTERVAL,
         }
     }
 }

@@ -16,14 +16,16 @@ use handoff_domain::services::{Ports, Services};
 use handoff_http::{AppState, Limits};
 use handoff_migrations::{Migrator, MigratorTrait};
 use handoff_store::{ConnectError, Store, StoreOptions};
-use handoff_token::HmacShareTokens;
+use handoff_token::JwtShareTokens;
 
 pub use config::Config;
 
 mod keys;
 mod request_log;
 
-pub use keys::{KEY_RELOAD_INTERVAL, load_keyring};
+pub use keys::{
+    KEY_RELOAD_INTERVAL, database_keyring, generate_key, key_encryption_key, load_keyring,
+};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -141,9 +143,15 @@ impl Application {
                     .unwrap_or_default()
             )
         });
-        let tokens = Arc::new(HmacShareTokens::new(load_keyring(&config, &store).await?));
+        let tokens = Arc::new(JwtShareTokens::new(load_keyring(&config, &store).await?));
         if config.token_secret.is_none() {
-            keys::reload_periodically(store.clone(), tokens.clone());
+            keys::reload_periodically(
+                store.clone(),
+                tokens.clone(),
+                keys::key_encryption_key(&config)?,
+                config.token_algorithm,
+                config.key_reload_interval,
+            );
         }
         let state = AppState {
             services: services(&store, &public_url, tokens)

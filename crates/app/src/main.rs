@@ -8,9 +8,11 @@ use std::sync::Arc;
 use handoff::cli::{
     ApiKeysCommand, ApplicationsCommand, Cli, Command, SharesCommand, SigningKeysCommand,
 };
-use handoff::{Application, KEY_RELOAD_INTERVAL, open_store, services};
+use handoff::{
+    Application, database_keyring, generate_key, key_encryption_key, open_store, services,
+};
 use handoff_domain::{ApplicationId, Caller, LedgerEntry, SessionId, TokenState};
-use handoff_token::{HmacShareTokens, Keyring};
+use handoff_token::{JwtShareTokens, Keyring, TokenAlgorithm};
 use serde_json::json;
 
 /// The log filter when `HANDOFF_LOG` is unset: handoff's own lines at INFO; the migration
@@ -48,13 +50,13 @@ fn main() -> ExitCode {
 }
 
 /// Operator commands sign no share tokens.
-fn no_tokens() -> Arc<HmacShareTokens> {
-    Arc::new(HmacShareTokens::new(Keyring::default()))
+fn no_tokens() -> Arc<JwtShareTokens> {
+    Arc::new(JwtShareTokens::new(Keyring::default()))
 }
 
 /// The database of an operator command, migrated; which one goes to stderr.
 async fn operator_store(cli: &Cli) -> Result<handoff_store::Store, String> {
-    let config = cli.base_config();
+    let config = cli.base_config()?;
     eprintln!(
         "database: {}",
         handoff_store::describe_database(&config.database_url)
@@ -65,7 +67,7 @@ async fn operator_store(cli: &Cli) -> Result<handoff_store::Store, String> {
 async fn run(cli: Cli) -> Result<(), String> {
     match &cli.command {
         Command::Serve(args) => {
-            let app = Application::build(cli.config(args))
+            let app = Application::build(cli.config(args)?)
                 .await
                 .map_err(|e| e.to_string())?;
             tracing::info!(port = app.port(), "handoff is serving");
@@ -178,6 +180,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::SigningKeys(command) => {
+            let config = cli.base_config()?;
             let store = operator_store(&cli).await?;
             let now = chrono::Utc::now();
             let time = handoff_http::decision::timestamp;
@@ -186,24 +189,31 @@ async fn run(cli: Cli) -> Result<(), String> {
                     for key in store.signing_keys(true).await.map_err(|e| e.to_string())? {
                         println!(
                             "{}",
-                            json!({"kid": key.kid, "created_at": time(key.created_at), "activates_at": time(key.activates_at), "retired_at": key.retired_at.map(time)})
+                            json!({"kid": key.kid, "algorithm": key.algorithm, "sealed_with": key.sealed_with, "created_at": time(key.created_at), "activates_at": time(key.activates_at), "retired_at": key.retired_at.map(time)})
                         );
                     }
                 }
-                SigningKeysCommand::Rotate => {
-                    let mut secret = [0u8; 32];
-                    getrandom::fill(&mut secret).map_err(|e| e.to_string())?;
+                SigningKeysCommand::Rotate { algorithm } => {
+                    let algorithm = match algorithm {
+                        Some(raw) => TokenAlgorithm::parse(raw).map_err(|e| e.to_string())?,
+                        None => config.token_algorithm,
+                    };
+                    let kek = key_encryption_key(&config).map_err(|e| e.to_string())?;
+                    // The servers' key-encryption key must be this one, or they could not open
+                    // the new key: the stored keys must open with it.
+                    database_keyring(&store, &kek, algorithm).await?;
                     let kid = format!("k-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-                    let delay = chrono::Duration::from_std(KEY_RELOAD_INTERVAL * 2)
+                    let delay = chrono::Duration::from_std(config.key_reload_interval * 2)
                         .map_err(|e| e.to_string())?;
                     let activates_at = now + delay;
+                    let key = generate_key(&kid, algorithm, &kek, activates_at)?;
                     store
-                        .add_signing_key(&kid, &secret, now, activates_at)
+                        .add_signing_key(&key, now)
                         .await
                         .map_err(|e| e.to_string())?;
                     println!(
                         "{}",
-                        json!({"kid": kid, "activates_at": time(activates_at)})
+                        json!({"kid": kid, "algorithm": algorithm.as_str(), "activates_at": time(activates_at)})
                     );
                 }
                 SigningKeysCommand::Retire { kid } => {

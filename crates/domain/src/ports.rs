@@ -171,6 +171,12 @@ pub trait ShareTokens: Send + Sync {
     /// badly signed, signed with an unknown key or a refused algorithm, or missing a required
     /// claim, and `TokenError::Expired` only for a token that is otherwise valid but past `exp`.
     fn verify(&self, token: &str) -> Result<ShareClaims, TokenError>;
+
+    /// The public keys a receiver may verify tokens with, as a JWK Set (`{"keys": [...]}`);
+    /// none by default, and never a secret.
+    fn published_keys(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [] })
+    }
 }
 
 /// The storage behind sharing and importing.

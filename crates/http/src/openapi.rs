@@ -26,6 +26,7 @@ use crate::wire;
         sessions::decision_v3, sessions::record_results, sessions::decision_v2,
         sessions::update_status, sessions::delete,
         sharing::share, sharing::import_shared, sharing::preview, sharing::ledger, sharing::revoke,
+        sharing::jwks,
         entities::user, entities::business,
     ),
     components(schemas(wire::ErrorBody, wire::DecisionV2)),
@@ -77,7 +78,7 @@ impl Modify for CommonAnswers {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let authenticated = path != "/health/";
+            let authenticated = !matches!(path.as_str(), "/health/" | "/.well-known/jwks.json");
             let operations: [&mut Option<Operation>; 5] = [
                 &mut item.get,
                 &mut item.post,
@@ -145,6 +146,7 @@ mod tests {
             "/v3/sessions/",
             "/v3/session/{session_id}/share/",
             "/v3/session/import-shared/",
+            "/.well-known/jwks.json",
             "/v3/users/{vendor_data}/",
             "/v3/businesses/{vendor_data}/",
         ] {

@@ -70,6 +70,25 @@ pub struct Health {
     pub database: String,
 }
 
+/// `GET /.well-known/jwks.json`: a JWK Set (RFC 7517) of Ed25519 public keys.
+#[derive(Serialize, ToSchema)]
+pub struct Jwks {
+    pub keys: Vec<Jwk>,
+}
+
+/// One public key: `{"kty": "OKP", "crv": "Ed25519", "x", "kid", "alg": "EdDSA", "use": "sig"}`.
+#[derive(Serialize, ToSchema)]
+pub struct Jwk {
+    pub kty: String,
+    pub crv: String,
+    /// The public key, base64url without padding.
+    pub x: String,
+    pub kid: String,
+    pub alg: String,
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
 /// One step of a workflow.
 #[derive(Serialize, ToSchema)]
 pub struct WorkflowStep {

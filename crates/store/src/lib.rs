@@ -22,7 +22,7 @@ mod workflows;
 pub use connect::{ConnectError, StoreOptions, default_max_connections, describe_database};
 pub use entities::Rekeyed;
 pub use sea_orm::DatabaseBackend;
-pub use signing_keys::{FIRST_KID, StoredSigningKey};
+pub use signing_keys::{NewSigningKey, StoredSigningKey};
 
 use sea_orm::DatabaseConnection;
 

@@ -71,8 +71,8 @@ table! {
 }
 
 table! {
-    /// Share-token keys kept in the database.
-    SigningKeys { Kid, Secret, CreatedAt, ActivatesAt, RetiredAt }
+    /// Share-token keys kept in the database, sealed under the key-encryption key `SealedWith`.
+    SigningKeys { Kid, Secret, CreatedAt, ActivatesAt, RetiredAt, Algorithm, SealedWith }
 }
 
 /// The columns of every block table (`id_verifications` … `document_verifications`), whose

@@ -13,13 +13,23 @@ use crate::rows::get;
 use crate::schema::SigningKeys;
 use crate::sql::{fetch_all, run};
 
+/// A key to store, its secret already sealed.
+#[derive(Clone)]
+pub struct NewSigningKey {
+    /// The key id.
+    pub kid: String,
+    /// `HS256` or `EdDSA`.
+    pub algorithm: String,
+    /// The secret (HMAC secret or Ed25519 seed), sealed.
+    pub sealed_secret: Vec<u8>,
+    /// The id of the key-encryption key that sealed it.
+    pub sealed_with: String,
+    /// From when it may sign.
+    pub activates_at: DateTime<Utc>,
+}
+
 /// The row of a new key.
-fn insert_key(
-    kid: &str,
-    secret: &[u8],
-    now: DateTime<Utc>,
-    activates_at: DateTime<Utc>,
-) -> InsertStatement {
+fn insert_key(key: &NewSigningKey, now: DateTime<Utc>) -> InsertStatement {
     Query::insert()
         .into_table(SigningKeys::Table)
         .columns([
@@ -27,26 +37,31 @@ fn insert_key(
             SigningKeys::Secret,
             SigningKeys::CreatedAt,
             SigningKeys::ActivatesAt,
+            SigningKeys::Algorithm,
+            SigningKeys::SealedWith,
         ])
         .values_panic([
-            kid.into(),
-            secret.to_vec().into(),
+            key.kid.as_str().into(),
+            key.sealed_secret.clone().into(),
             now.into(),
-            activates_at.into(),
+            key.activates_at.into(),
+            key.algorithm.as_str().into(),
+            key.sealed_with.as_str().into(),
         ])
         .to_owned()
 }
-
-/// The id of the key generated on first start.
-pub const FIRST_KID: &str = "k1";
 
 /// A stored key. Its `Debug` never shows the secret.
 #[derive(Clone)]
 pub struct StoredSigningKey {
     /// The key id.
     pub kid: String,
-    /// The HMAC secret.
+    /// `HS256` or `EdDSA`.
+    pub algorithm: String,
+    /// The secret as stored: sealed under `sealed_with`, or in clear when that is `None`.
     pub secret: Vec<u8>,
+    /// The id of the key-encryption key that sealed the secret.
+    pub sealed_with: Option<String>,
     /// When it was added.
     pub created_at: DateTime<Utc>,
     /// From when it may sign.
@@ -59,6 +74,8 @@ impl fmt::Debug for StoredSigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredSigningKey")
             .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("sealed_with", &self.sealed_with)
             .field("activates_at", &self.activates_at)
             .field("retired_at", &self.retired_at)
             .finish_non_exhaustive()
@@ -66,30 +83,44 @@ impl fmt::Debug for StoredSigningKey {
 }
 
 impl Store {
-    /// Stores `secret` as the first key unless a first key exists. Processes racing on a fresh
-    /// database agree: the fixed id lets exactly one insert win.
-    pub async fn ensure_first_signing_key(
+    /// Stores `key` unless a key with its id exists. Processes racing on a fresh database
+    /// agree when they use a fixed id: exactly one insert wins.
+    pub async fn ensure_signing_key(
         &self,
-        secret: &[u8],
+        key: &NewSigningKey,
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        let insert = insert_key(FIRST_KID, secret, now, now)
+        let insert = insert_key(key, now)
             .on_conflict(OnConflict::column(SigningKeys::Kid).do_nothing().to_owned())
             .to_owned();
         run(&self.db, &insert).await.map(drop)
     }
 
-    /// Adds a key that signs from `activates_at` on.
+    /// Adds a key.
     pub async fn add_signing_key(
         &self,
-        kid: &str,
-        secret: &[u8],
+        key: &NewSigningKey,
         now: DateTime<Utc>,
-        activates_at: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        run(&self.db, &insert_key(kid, secret, now, activates_at))
-            .await
-            .map(drop)
+        run(&self.db, &insert_key(key, now)).await.map(drop)
+    }
+
+    /// Replaces a key stored in clear with its sealed secret; `false` when it was sealed
+    /// already (by another process, say).
+    pub async fn seal_signing_key(
+        &self,
+        kid: &str,
+        sealed_secret: Vec<u8>,
+        sealed_with: &str,
+    ) -> Result<bool, RepoError> {
+        let update = Query::update()
+            .table(SigningKeys::Table)
+            .value(SigningKeys::Secret, sealed_secret)
+            .value(SigningKeys::SealedWith, sealed_with)
+            .and_where(Expr::col(SigningKeys::Kid).eq(kid))
+            .and_where(Expr::col(SigningKeys::SealedWith).is_null())
+            .to_owned();
+        Ok(run(&self.db, &update).await? == 1)
     }
 
     /// Retires a key: servers drop it from their ring when they next load keys.
@@ -115,7 +146,9 @@ impl Store {
         let mut select = Query::select()
             .columns([
                 SigningKeys::Kid,
+                SigningKeys::Algorithm,
                 SigningKeys::Secret,
+                SigningKeys::SealedWith,
                 SigningKeys::CreatedAt,
                 SigningKeys::ActivatesAt,
                 SigningKeys::RetiredAt,
@@ -134,7 +167,9 @@ impl Store {
             .map(|row| {
                 Ok(StoredSigningKey {
                     kid: get(row, "kid")?,
+                    algorithm: get(row, "algorithm")?,
                     secret: get(row, "secret")?,
+                    sealed_with: get(row, "sealed_with")?,
                     created_at: get(row, "created_at")?,
                     activates_at: get(row, "activates_at")?,
                     retired_at: get(row, "retired_at")?,

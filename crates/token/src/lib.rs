@@ -1,13 +1,15 @@
-//! Share tokens: compact JWS signed with HS256, carrying Didit's claims (`session_id`,
-//! `session_kind`, `from_application_id`, `for_application_id`, `iat`, `exp`) plus `jti`, with
-//! the signing key named by the `kid` header.
+//! Share tokens: compact JWS signed with HS256 (the default, as Didit) or EdDSA, carrying
+//! Didit's claims (`session_id`, `session_kind`, `from_application_id`, `for_application_id`,
+//! `iat`, `exp`) plus `jti`, with the signing key named by the `kid` header.
 //!
-//! [`HmacShareTokens`] implements the domain's `ShareTokens` port over a [`Keyring`]: it signs
-//! with the newest active key and verifies with any key of the ring. Only HS256 verifies — `none`
-//! in any casing, other HMAC sizes and asymmetric algorithms are refused before any key is
-//! tried — and every claim must be present with its type. No JWT type leaves this crate.
+//! [`JwtShareTokens`] implements the domain's `ShareTokens` port over a [`Keyring`]: it signs
+//! with the newest active key of the ring's algorithm and verifies with any key of the ring whose
+//! algorithm is the header's. Only HS256 and EdDSA verify — `none` in any casing, other HMAC
+//! sizes and other asymmetric algorithms are refused before any key is tried — and every claim
+//! must be present with its type. No JWT type leaves this crate.
 
 mod keys;
+mod seal;
 
 use std::sync::{Arc, RwLock};
 
@@ -16,14 +18,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::ShareTokens;
 use handoff_domain::{ApplicationId, SessionId, SessionKind, ShareClaims, TokenError};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use keys::{KeyError, Keyring, MIN_SECRET_BYTES, SigningKey};
-
-/// The only algorithm handoff signs with or accepts.
-pub const ALGORITHM: Algorithm = Algorithm::HS256;
+pub use keys::{KeyError, Keyring, MIN_SECRET_BYTES, SigningKey, TokenAlgorithm};
+pub use seal::{KeyEncryptionKey, SealError};
 /// Clock skew tolerated on `exp`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
 /// The longest token looked at; anything longer is invalid unread.
@@ -46,11 +46,11 @@ struct WireClaims {
 
 /// Signs and verifies share tokens with a key ring that can be replaced while serving.
 #[derive(Debug)]
-pub struct HmacShareTokens {
+pub struct JwtShareTokens {
     keyring: RwLock<Arc<Keyring>>,
 }
 
-impl HmacShareTokens {
+impl JwtShareTokens {
     /// Tokens over `keyring`.
     pub fn new(keyring: Keyring) -> Self {
         Self {
@@ -78,13 +78,13 @@ fn timestamp(seconds: i64) -> Result<DateTime<Utc>, TokenError> {
     DateTime::from_timestamp(seconds, 0).ok_or(TokenError::Invalid)
 }
 
-impl ShareTokens for HmacShareTokens {
+impl ShareTokens for JwtShareTokens {
     fn issue(&self, claims: &ShareClaims) -> Result<String, TokenError> {
         let keyring = self.keyring();
         let key = keyring
             .signing_key(Utc::now())
             .ok_or_else(|| TokenError::Signing("no active signing key".into()))?;
-        let mut header = Header::new(ALGORITHM);
+        let mut header = Header::new(key.algorithm().jose());
         header.kid = Some(key.kid().to_owned());
         let wire = WireClaims {
             session_id: claims.session_id.as_uuid(),
@@ -95,7 +95,8 @@ impl ShareTokens for HmacShareTokens {
             exp: claims.expires_at.timestamp(),
             jti: claims.jti.clone(),
         };
-        jsonwebtoken::encode(&header, &wire, &EncodingKey::from_secret(key.secret()))
+        let encoding_key = key.encoding_key().map_err(TokenError::Signing)?;
+        jsonwebtoken::encode(&header, &wire, &encoding_key)
             .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
@@ -111,24 +112,33 @@ impl ShareTokens for HmacShareTokens {
         }
         // The header is read unverified only to pick the key; the algorithm must be ours.
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
-        if header.alg != ALGORITHM || names_critical_extensions(header_part) {
+        let algorithm = match header.alg {
+            Algorithm::HS256 => TokenAlgorithm::Hs256,
+            Algorithm::EdDSA => TokenAlgorithm::EdDsa,
+            _ => return Err(TokenError::Invalid),
+        };
+        if names_critical_extensions(header_part) {
             return Err(TokenError::Invalid);
         }
         let keyring = self.keyring();
+        // A key verifies only tokens of its own algorithm: an HMAC secret is never taken for a
+        // public key, nor the reverse.
         let signed_by = |key: &SigningKey| {
-            jsonwebtoken::crypto::verify(
-                signature,
-                message.as_bytes(),
-                &DecodingKey::from_secret(key.secret()),
-                ALGORITHM,
-            )
-            .unwrap_or(false)
+            key.algorithm() == algorithm
+                && jsonwebtoken::crypto::verify(
+                    signature,
+                    message.as_bytes(),
+                    &key.decoding_key(),
+                    header.alg,
+                )
+                .unwrap_or(false)
         };
         let signed = match &header.kid {
             // A kid that names no configured key makes the token invalid, whatever its signature.
             Some(kid) => signed_by(keyring.find(kid).ok_or(TokenError::Invalid)?),
-            // Tokens of Didit's older shape carry no kid: any key of the ring may have signed.
-            None => keyring.keys().any(signed_by),
+            // Tokens of Didit's older shape carry no kid: any HMAC key of the ring may have
+            // signed.
+            None => algorithm == TokenAlgorithm::Hs256 && keyring.keys().any(signed_by),
         };
         if !signed {
             return Err(TokenError::Invalid);
@@ -153,6 +163,10 @@ impl ShareTokens for HmacShareTokens {
             return Err(TokenError::Expired);
         }
         to_claims(wire)
+    }
+
+    fn published_keys(&self) -> serde_json::Value {
+        self.keyring().jwks()
     }
 }
 

@@ -12,6 +12,7 @@ fn handoff(database_url: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args(args)
         .env("DATABASE_URL", database_url)
+        .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
         .env("HANDOFF_LOG", "error")
         .output()
         .unwrap();
@@ -214,6 +215,7 @@ async fn migrations_log_once_what_they_applied(backend: Backend) {
         let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
             .arg("migrate")
             .env("DATABASE_URL", db.url())
+            .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
             .env_remove("HANDOFF_LOG")
             .output()
             .unwrap();
@@ -249,6 +251,7 @@ async fn the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed(a
         Command::new(env!("CARGO_BIN_EXE_handoff"))
             .args(args)
             .env("DATABASE_URL", &url)
+            .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
             .env("HANDOFF_LOG", "error")
             .env_remove("HANDOFF_TOKEN_SECRET")
             .output()
@@ -279,7 +282,7 @@ async fn the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed(a
         "{said}"
     );
 
-    let empty = std::sync::Arc::new(handoff_token::HmacShareTokens::new(
+    let empty = std::sync::Arc::new(handoff_token::JwtShareTokens::new(
         handoff_token::Keyring::default(),
     ));
     let services = handoff::services(&app.store, "https://verify.example.test", empty);

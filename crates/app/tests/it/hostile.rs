@@ -42,9 +42,7 @@ async fn setup(app: &TestApp) -> Setup {
     let issued = app.share(&source, &session, &receiver).await;
     let payload = issued.split('.').nth(1).unwrap();
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    let secret = app.store.signing_keys(false).await.unwrap()[0]
-        .secret
-        .clone();
+    let secret = crate::support::first_key_secret(app).await;
     Setup {
         receiver,
         workflow,

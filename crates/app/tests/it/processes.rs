@@ -18,22 +18,43 @@ pub struct Server {
     pub base: String,
     /// Where [`Server::start`] sends the log, read when the process exits early; and the
     /// database, to start again on another port when the chosen one was taken meanwhile.
-    restart: Option<(std::path::PathBuf, String)>,
+    restart: Option<Restart>,
 }
+
+/// The log file, the database and the extra environment of a server to start again.
+type Restart = (std::path::PathBuf, String, Vec<(String, String)>);
 
 impl Server {
     /// Starts on a free port, its log (warnings) kept in a file for the panic message when it
     /// exits early.
     pub fn start(database_url: &str) -> Server {
+        Self::start_with(database_url, &[])
+    }
+
+    /// [`Server::start`] with more environment variables.
+    pub fn start_with(database_url: &str, env: &[(&str, &str)]) -> Server {
         let path = std::env::temp_dir().join(format!("handoff-test-{}.log", uuid::Uuid::new_v4()));
         let log = std::fs::File::create(&path).unwrap();
-        let mut server = Self::start_logging(database_url, "warn", Stdio::from(log));
-        server.restart = Some((path, database_url.to_owned()));
+        let mut server = Self::start_logging_with(database_url, "warn", Stdio::from(log), env);
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        server.restart = Some((path, database_url.to_owned(), env));
         server
     }
 
     /// Starts with a log filter, sending the log (stderr) to `log`.
     pub fn start_logging(database_url: &str, filter: &str, log: Stdio) -> Server {
+        Self::start_logging_with(database_url, filter, log, &[])
+    }
+
+    fn start_logging_with(
+        database_url: &str,
+        filter: &str,
+        log: Stdio,
+        env: &[(&str, &str)],
+    ) -> Server {
         // The port is free now; another test may take it before the child binds it, which
         // `wait_until_healthy` sees and starts again elsewhere.
         let port = TcpListener::bind("127.0.0.1:0")
@@ -50,9 +71,11 @@ impl Server {
                 "2",
             ])
             .env("DATABASE_URL", database_url)
+            .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
             .env("HANDOFF_PUBLIC_URL", PUBLIC_URL)
             .env("HANDOFF_LOG", filter)
             .env_remove("HANDOFF_TOKEN_SECRET")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -77,15 +100,17 @@ impl Server {
                 let log = self
                     .restart
                     .as_ref()
-                    .and_then(|(path, _)| std::fs::read_to_string(path).ok())
+                    .and_then(|(path, _, _)| std::fs::read_to_string(path).ok())
                     .unwrap_or_default();
                 let restart = self.restart.take();
-                if let Some((path, _)) = &restart {
+                if let Some((path, _, _)) = &restart {
                     let _ = std::fs::remove_file(path);
                 }
                 match restart {
-                    Some((_, database_url)) if log.contains("in use") => {
-                        *self = Server::start(&database_url);
+                    Some((_, database_url, env)) if log.contains("in use") => {
+                        let env: Vec<(&str, &str)> =
+                            env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                        *self = Server::start_with(&database_url, &env);
                         continue;
                     }
                     _ => panic!("the server exited: {status}\n{log}"),
@@ -124,7 +149,7 @@ impl Server {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if let Some((path, _)) = &self.restart {
+        if let Some((path, _, _)) = &self.restart {
             let _ = std::fs::remove_file(path);
         }
     }

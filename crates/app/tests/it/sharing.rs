@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{Duration, Utc};
-use handoff::{Config, load_keyring};
+use handoff::load_keyring;
 use handoff_domain::ports::{ShareRepository, ShareTokens};
 use handoff_domain::{ApplicationId, SessionId, SessionKind, ShareClaims};
-use handoff_token::HmacShareTokens;
+use handoff_token::JwtShareTokens;
 use reqwest::Method;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
@@ -34,9 +34,9 @@ fn blocks(v3: &Value) -> BTreeMap<String, Value> {
 }
 
 /// The app's own token signer, to mint tokens the server accepts (expired ones, older shapes).
-async fn server_tokens(app: &TestApp) -> HmacShareTokens {
-    HmacShareTokens::new(
-        load_keyring(&Config::new(app.db.url()), &app.store)
+async fn server_tokens(app: &TestApp) -> JwtShareTokens {
+    JwtShareTokens::new(
+        load_keyring(&crate::support::test_config(app.db.url()), &app.store)
             .await
             .unwrap(),
     )
@@ -443,7 +443,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         .await;
     assert_error(&invalid, 401, "share_token_invalid");
     insta::assert_json_snapshot!("share_token_invalid", invalid.body);
-    let foreign = HmacShareTokens::new(handoff_token::Keyring::new(vec![
+    let foreign = JwtShareTokens::new(handoff_token::Keyring::new(vec![
         handoff_token::SigningKey::new(
             "k1",
             b"another-secret-of-at-least-32-bytes!".to_vec(),
@@ -627,13 +627,13 @@ async fn legacy_token(app: &TestApp) -> (Tenant, String, String) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
     let session = app.finished_session(&source, "user", "u").await;
-    let keys = app.store.signing_keys(false).await.unwrap();
+    let secret = crate::support::first_key_secret(app).await;
     let now = Utc::now().timestamp();
     let legacy = json!({"session_id": session, "from_application_id": source.id, "for_application_id": receiver.id, "iat": now, "exp": now + 600});
     let token = jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &legacy,
-        &jsonwebtoken::EncodingKey::from_secret(&keys[0].secret),
+        &jsonwebtoken::EncodingKey::from_secret(&secret),
     )
     .unwrap();
     let workflow = app.workflow(&receiver, "user").await;
@@ -965,6 +965,7 @@ async fn the_share_ledger_lists_and_revokes(app: TestApp) {
             &session,
         ])
         .env("DATABASE_URL", app.db.url())
+        .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
         .env("HANDOFF_LOG", "error")
         .output()
         .unwrap();

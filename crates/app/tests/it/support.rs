@@ -31,6 +31,31 @@ pub async fn backend(backend: Backend) -> Backend {
 
 pub const PUBLIC_URL: &str = "https://verify.example.test";
 
+/// The key-encryption key of every test server and command, in-process or not, so that all of
+/// them open the signing keys of a shared test database.
+pub const TEST_KEK: &str = "the tests' key-encryption key, at least 32 bytes";
+
+/// The secret of the server's first signing key (`k1`), opened with [`TEST_KEK`], to sign
+/// tokens as the server would.
+pub async fn first_key_secret(app: &TestApp) -> Vec<u8> {
+    let kek = handoff_token::KeyEncryptionKey::from_secret(TEST_KEK.as_bytes()).unwrap();
+    let key = app.store.signing_keys(false).await.unwrap().remove(0);
+    assert_eq!(key.kid, "k1");
+    kek.open(&key.kid, handoff_token::TokenAlgorithm::Hs256, &key.secret)
+        .unwrap()
+}
+
+/// The configuration of a test server on `url`, as `TestApp::spawn` builds it.
+pub fn test_config(url: &str) -> Config {
+    Config {
+        bind: "127.0.0.1:0".into(),
+        public_url: Some(PUBLIC_URL.into()),
+        workers: Some(2),
+        key_encryption_key: Some(handoff::config::Secret(TEST_KEK.to_owned())),
+        ..Config::new(url)
+    }
+}
+
 /// A running server on a throwaway database.
 pub struct TestApp {
     pub base: String,
@@ -132,12 +157,7 @@ impl TestApp {
     /// Spawns with a configuration adjusted by `adjust`.
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let db = TestDatabase::create(backend).await;
-        let mut config = Config {
-            bind: "127.0.0.1:0".into(),
-            public_url: Some(PUBLIC_URL.into()),
-            workers: Some(2),
-            ..Config::new(db.url())
-        };
+        let mut config = test_config(db.url());
         adjust(&mut config);
         let app = Application::build(config).await.expect("the app builds");
         let base = format!("http://127.0.0.1:{}", app.port());
@@ -309,8 +329,8 @@ async fn answer(response: reqwest::Response) -> Answer {
 }
 
 /// A token signer with no key, for services that sign nothing.
-pub fn no_tokens() -> std::sync::Arc<handoff_token::HmacShareTokens> {
-    std::sync::Arc::new(handoff_token::HmacShareTokens::new(
+pub fn no_tokens() -> std::sync::Arc<handoff_token::JwtShareTokens> {
+    std::sync::Arc::new(handoff_token::JwtShareTokens::new(
         handoff_token::Keyring::default(),
     ))
 }

@@ -16,6 +16,7 @@ async fn the_readme_walk_through_runs_as_printed(backend: Backend) {
             .env("BASE", &app.base)
             .env("HANDOFF", env!("CARGO_BIN_EXE_handoff"))
             .env("DATABASE_URL", app.db.url())
+            .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
             .output()
             .unwrap()
     })

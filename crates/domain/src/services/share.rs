@@ -102,6 +102,12 @@ impl ShareService {
         })
     }
 
+    /// The public keys that verify share tokens (a JWK Set; empty unless tokens are signed
+    /// with EdDSA). Anyone may read them.
+    pub fn published_keys(&self) -> serde_json::Value {
+        self.ports.tokens.published_keys()
+    }
+
     /// Every token the caller issued for one of its sessions, oldest first, with where each
     /// stands now.
     pub async fn ledger(

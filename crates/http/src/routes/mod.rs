@@ -27,6 +27,7 @@ fn resource(path: &str) -> Resource {
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(resource("/health/").route(web::get().to(health::health)))
         .service(resource("/openapi.json").route(web::get().to(openapi_json)))
+        .service(resource("/.well-known/jwks.json").route(web::get().to(sharing::jwks)))
         .service(
             web::scope("/v3")
                 .wrap(from_fn(authenticate))

@@ -1,4 +1,5 @@
-//! `POST /v3/session/{id}/share/` and `POST /v3/session/import-shared/`.
+//! `POST /v3/session/{id}/share/`, `POST /v3/session/import-shared/`, their extensions (the
+//! ledger, revocation, preview) and the public keys at `GET /.well-known/jwks.json`.
 
 use actix_web::{HttpResponse, web};
 use handoff_domain::services::{EntityEffect, ImportRequest, ShareRequest};
@@ -237,4 +238,15 @@ pub(crate) async fn preview(
             .map(|block| block.v3_key().to_owned())
             .collect(),
     }))
+}
+
+/// The public keys of share tokens (extension), as a JWK Set: with `HANDOFF_TOKEN_ALG=EdDSA`,
+/// a receiver verifies a token with them before presenting it. HS256 keys are secrets and never
+/// listed, so the set is empty under HS256. No API key needed.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "sharing",
+    responses((status = 200, description = "The JWK Set.", body = wire::Jwks)))]
+pub(crate) async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("cache-control", "public, max-age=60"))
+        .json(state.services.share.published_keys())
 }

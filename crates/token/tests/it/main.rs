@@ -8,7 +8,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, Utc};
 use handoff_domain::ports::ShareTokens;
 use handoff_domain::{ApplicationId, SessionId, SessionKind, ShareClaims, TokenError};
-use handoff_token::{HmacShareTokens, KeyError, Keyring, MAX_TOKEN_BYTES, SigningKey};
+use handoff_token::{
+    JwtShareTokens, KeyError, Keyring, MAX_TOKEN_BYTES, SigningKey, TokenAlgorithm,
+};
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -20,8 +22,8 @@ fn key(kid: &str, secret: &[u8]) -> SigningKey {
     SigningKey::new(kid, secret.to_vec(), None).unwrap()
 }
 
-fn tokens() -> HmacShareTokens {
-    HmacShareTokens::new(Keyring::new(vec![key("k1", SECRET)]))
+fn tokens() -> JwtShareTokens {
+    JwtShareTokens::new(Keyring::new(vec![key("k1", SECRET)]))
 }
 
 fn claims() -> ShareClaims {
@@ -105,9 +107,9 @@ fn didits_older_shape_imports_as_a_user_token() {
 
 #[test]
 fn rotation_signs_with_the_newest_and_verifies_with_any() {
-    let old = HmacShareTokens::new(Keyring::new(vec![key("k1", SECRET)]));
+    let old = JwtShareTokens::new(Keyring::new(vec![key("k1", SECRET)]));
     let old_token = old.issue(&claims()).unwrap();
-    let rotated = HmacShareTokens::new(Keyring::new(vec![key("k1", SECRET), key("k2", OTHER)]));
+    let rotated = JwtShareTokens::new(Keyring::new(vec![key("k1", SECRET), key("k2", OTHER)]));
     let new_token = rotated.issue(&claims()).unwrap();
     assert_eq!(
         jsonwebtoken::decode_header(&new_token)
@@ -137,7 +139,7 @@ fn rotation_signs_with_the_newest_and_verifies_with_any() {
         Some(Utc::now() + Duration::minutes(2)),
     )
     .unwrap();
-    let pending = HmacShareTokens::new(Keyring::new(vec![key("k2", OTHER), later]));
+    let pending = JwtShareTokens::new(Keyring::new(vec![key("k2", OTHER), later]));
     assert_eq!(
         jsonwebtoken::decode_header(pending.issue(&claims()).unwrap())
             .unwrap()
@@ -152,11 +154,11 @@ fn rotation_signs_with_the_newest_and_verifies_with_any() {
 #[test]
 fn keys_must_be_long_enough() {
     assert_eq!(
-        SigningKey::from_secret(b"short".to_vec()).unwrap_err(),
+        SigningKey::from_secret(TokenAlgorithm::Hs256, b"short".to_vec()).unwrap_err(),
         KeyError::TooShort(5)
     );
-    let a = SigningKey::from_secret(SECRET.to_vec()).unwrap();
-    let b = SigningKey::from_secret(SECRET.to_vec()).unwrap();
+    let a = SigningKey::from_secret(TokenAlgorithm::Hs256, SECRET.to_vec()).unwrap();
+    let b = SigningKey::from_secret(TokenAlgorithm::Hs256, SECRET.to_vec()).unwrap();
     assert_eq!(
         a.kid(),
         b.kid(),
@@ -174,7 +176,7 @@ fn keys_must_be_long_enough() {
 
 #[test]
 fn no_active_key_cannot_sign() {
-    let empty = HmacShareTokens::new(Keyring::default());
+    let empty = JwtShareTokens::new(Keyring::default());
     assert!(matches!(
         empty.issue(&claims()),
         Err(TokenError::Signing(_))
@@ -460,4 +462,73 @@ fn hostile_tokens_are_refused() {
             "{name}: {token:.80}"
         );
     }
+}
+
+fn ed25519_tokens() -> (JwtShareTokens, SigningKey) {
+    let ed = SigningKey::from_secret(TokenAlgorithm::EdDsa, SECRET.to_vec()).unwrap();
+    let ring =
+        Keyring::new(vec![key("k1", SECRET), ed.clone()]).signing_with(TokenAlgorithm::EdDsa);
+    (JwtShareTokens::new(ring), ed)
+}
+
+#[test]
+fn eddsa_tokens_sign_with_the_ed25519_key_and_verify_by_kid() {
+    let (tokens, ed) = ed25519_tokens();
+    let claims = claims();
+    let token = tokens.issue(&claims).unwrap();
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(header.kid.as_deref(), Some(ed.kid()));
+    assert_eq!(tokens.verify(&token).unwrap(), claims);
+    // HS256 tokens of the same ring still verify: switching algorithms keeps old tokens good.
+    assert!(
+        tokens
+            .verify(&hs256(Some("k1"), &payload(60), SECRET))
+            .is_ok()
+    );
+    // The public key alone verifies it, as a receiver would.
+    let jwks = tokens.published_keys();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::EdDSA);
+    validation.required_spec_claims.clear();
+    let decoded = jsonwebtoken::decode::<Value>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+        &validation,
+    )
+    .unwrap();
+    assert_eq!(
+        decoded.claims["session_id"],
+        json!(claims.session_id.as_uuid())
+    );
+}
+
+#[test]
+fn an_ed25519_key_verifies_only_eddsa_tokens() {
+    let (tokens, ed) = ed25519_tokens();
+    let public = URL_SAFE_NO_PAD
+        .decode(tokens.published_keys()["keys"][0]["x"].as_str().unwrap())
+        .unwrap();
+    // The classic confusion: HS256 keyed with the public key, under the Ed25519 key's kid.
+    let confused = hs256(Some(ed.kid()), &payload(60), &public);
+    assert_eq!(tokens.verify(&confused), Err(TokenError::Invalid));
+    // An EdDSA token without a kid is never tried against any key.
+    let token = tokens.issue(&claims()).unwrap();
+    let (head, rest) = token.split_once('.').unwrap();
+    let mut header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(head).unwrap()).unwrap();
+    header.as_object_mut().unwrap().remove("kid");
+    let kidless = format!("{}.{rest}", b64(&header));
+    assert_eq!(tokens.verify(&kidless), Err(TokenError::Invalid));
+    // An EdDSA header naming an HMAC key is refused.
+    let (body, signature) = rest.split_once('.').unwrap();
+    let renamed = format!(
+        "{}.{body}.{signature}",
+        b64(&json!({"alg": "EdDSA", "kid": "k1"}))
+    );
+    assert_eq!(tokens.verify(&renamed), Err(TokenError::Invalid));
+    // A ring without the Ed25519 key refuses the token.
+    let hmac_only = JwtShareTokens::new(Keyring::new(vec![key("k1", SECRET)]));
+    assert_eq!(hmac_only.verify(&token), Err(TokenError::Invalid));
+    assert_eq!(hmac_only.published_keys(), json!({"keys": []}));
 }

@@ -1,0 +1,167 @@
+//! Keys at rest: signing keys kept in the database are sealed with XChaCha20-Poly1305 under a
+//! key-encryption key (KEK) that lives outside the database, so that a copy of the database
+//! alone cannot mint tokens. The key's id and algorithm are authenticated with it: a sealed
+//! key moved to another row does not open.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+
+use crate::keys::{KeyError, MIN_SECRET_BYTES, TokenAlgorithm, fingerprint};
+
+const NONCE_BYTES: usize = 24;
+
+/// Why a sealed key did not open.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// Sealed under another key-encryption key, or altered.
+    #[error("the key does not open with this key-encryption key")]
+    WrongKey,
+    /// The random source failed.
+    #[error("the random source failed")]
+    Random,
+}
+
+/// The key-encryption key. Its `Debug` shows only its id.
+#[derive(Clone)]
+pub struct KeyEncryptionKey {
+    cipher: XChaCha20Poly1305,
+    id: String,
+}
+
+impl std::fmt::Debug for KeyEncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEncryptionKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyEncryptionKey {
+    /// The KEK of a configured secret of at least 32 bytes (64 hex digits from
+    /// `openssl rand -hex 32`, say): its cipher key and its id are two SHA-256 digests of it.
+    pub fn from_secret(secret: &[u8]) -> Result<Self, KeyError> {
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(KeyError::TooShort(secret.len()));
+        }
+        let key = Sha256::new()
+            .chain_update(b"handoff key-encryption key\0")
+            .chain_update(secret)
+            .finalize();
+        Ok(Self {
+            cipher: XChaCha20Poly1305::new(&key),
+            id: format!(
+                "kek-{}",
+                fingerprint(&[b"handoff key-encryption key id\0", secret])
+            ),
+        })
+    }
+
+    /// A name for the KEK, stored beside each key it sealed, so that a server given another
+    /// KEK says so instead of failing to verify.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// `bytes` sealed for the key `kid` of `algorithm`: a fresh nonce, then the ciphertext.
+    pub fn seal(
+        &self,
+        kid: &str,
+        algorithm: TokenAlgorithm,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).map_err(|_| SealError::Random)?;
+        let aad = associated_data(kid, algorithm);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: bytes,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::WrongKey)?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// The bytes [`Self::seal`] sealed for `kid` and `algorithm`.
+    pub fn open(
+        &self,
+        kid: &str,
+        algorithm: TokenAlgorithm,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        if sealed.len() < NONCE_BYTES {
+            return Err(SealError::WrongKey);
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+        let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| SealError::WrongKey)?;
+        let aad = associated_data(kid, algorithm);
+        self.cipher
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| SealError::WrongKey)
+    }
+}
+
+fn associated_data(kid: &str, algorithm: TokenAlgorithm) -> Vec<u8> {
+    format!("handoff signing key\0{kid}\0{}", algorithm.as_str()).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"an operator's key-encryption key, 32+ bytes";
+
+    #[test]
+    fn a_sealed_key_opens_only_with_its_kek_kid_and_algorithm() {
+        let kek = KeyEncryptionKey::from_secret(SECRET).unwrap();
+        let sealed = kek.seal("k1", TokenAlgorithm::Hs256, &[5; 32]).unwrap();
+        assert!(!sealed.windows(32).any(|w| w == [5; 32]), "no plaintext");
+        assert_eq!(
+            kek.open("k1", TokenAlgorithm::Hs256, &sealed).unwrap(),
+            vec![5; 32]
+        );
+        assert_eq!(
+            kek.open("k2", TokenAlgorithm::Hs256, &sealed),
+            Err(SealError::WrongKey)
+        );
+        assert_eq!(
+            kek.open("k1", TokenAlgorithm::EdDsa, &sealed),
+            Err(SealError::WrongKey)
+        );
+        let other =
+            KeyEncryptionKey::from_secret(b"another key-encryption key, 32+ bytes").unwrap();
+        assert_ne!(other.id(), kek.id());
+        assert_eq!(
+            other.open("k1", TokenAlgorithm::Hs256, &sealed),
+            Err(SealError::WrongKey)
+        );
+        let mut altered = sealed.clone();
+        *altered.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            kek.open("k1", TokenAlgorithm::Hs256, &altered),
+            Err(SealError::WrongKey)
+        );
+    }
+
+    #[test]
+    fn two_seals_differ_and_the_id_is_stable() {
+        let kek = KeyEncryptionKey::from_secret(SECRET).unwrap();
+        let again = KeyEncryptionKey::from_secret(SECRET).unwrap();
+        assert_eq!(kek.id(), again.id());
+        assert!(kek.id().starts_with("kek-"));
+        let one = kek.seal("k1", TokenAlgorithm::Hs256, &[5; 32]).unwrap();
+        let two = kek.seal("k1", TokenAlgorithm::Hs256, &[5; 32]).unwrap();
+        assert_ne!(one, two, "a fresh nonce each time");
+        assert!(KeyEncryptionKey::from_secret(b"short").is_err());
+    }
+}
