@@ -14,8 +14,8 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 pub struct VendorData(String);
 
 /// The version of [`VendorData::key`]'s rule: entities keyed under an older one are re-keyed
-/// when a server starts. Version 1 was plain lower case.
-pub const KEY_VERSION: i32 = 2;
+/// when a server starts. Version 1 was plain lower case; 2, NFKC and lower case.
+pub const KEY_VERSION: i32 = 3;
 
 /// The longest `vendor_data` accepted, in characters.
 pub const MAX_VENDOR_DATA_CHARS: usize = 1024;
@@ -49,10 +49,10 @@ impl VendorData {
         &self.0
     }
 
-    /// The matching key: compatibility-normalized (NFKC), lower-cased, and normalized again,
-    /// so that case, the Kelvin sign, full-width letters and composed or decomposed accents
-    /// do not make two names of one person. (Lower case, not Unicode's full case folding:
-    /// `ß` and `ss` stay two names.)
+    /// The matching key: compatibility-normalized (NFKC), case-folded with Unicode's full
+    /// default case folding, and normalized again, so that case, the Kelvin sign, `ß`/`ss`,
+    /// final sigma, full-width letters and composed or decomposed accents do not make two
+    /// names of one person.
     pub fn key(&self) -> String {
         Self::key_of(&self.0)
     }
@@ -60,8 +60,10 @@ impl VendorData {
     /// [`VendorData::key`] of any stored text, valid under today's rules or not (re-keying
     /// rows written under older ones).
     pub fn key_of(raw: &str) -> String {
-        let lowered: String = raw.nfkc().collect::<String>().to_lowercase();
-        lowered.nfkc().collect()
+        let normalized: String = raw.nfkc().collect();
+        caseless::default_case_fold_str(&normalized)
+            .nfkc()
+            .collect()
     }
 }
 
@@ -89,6 +91,13 @@ mod tests {
         // Full-width letters and digits.
         assert_eq!(key("\u{ff21}na-01"), key("ana-01"));
         assert_eq!(key("ANA-01"), "ana-01");
+        // Full case folding, not lower case: ß is ss, ς is σ, ﬁ is fi.
+        assert_eq!(key("Stra\u{df}e-7"), key("STRASSE-7"));
+        assert_eq!(
+            key("\u{3a3}\u{399}\u{3a3}\u{3a5}\u{3a6}\u{39f}\u{3c2}"),
+            key("σισυφοσ")
+        );
+        assert_eq!(key("\u{fb01}le-3"), key("FILE-3"));
         // Different names stay different.
         assert_ne!(key("ana-01"), key("ana-02"));
     }

@@ -421,3 +421,43 @@ async fn entities_keyed_under_the_old_rule_are_rekeyed_or_reported(db: TestStore
     let again = db.rekey_entities().await.unwrap();
     assert_eq!((again.rekeyed, again.collisions.len()), (0, 1));
 }
+
+on_both_backends!(entities_keyed_before_case_folding_are_rekeyed_or_reported);
+/// Rows keyed by NFKC and lower case (version 2) take the case-folded key: `Maß` becomes `mass`,
+/// and a `MASS` that already existed beside it is reported, not merged.
+async fn entities_keyed_before_case_folding_are_rekeyed_or_reported(db: TestStore) {
+    let app = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    db.session(&workflow, Some("one")).await;
+    db.session(&workflow, Some("MASS")).await;
+    db.session(&workflow, Some("two")).await;
+    let backend = db.connection().get_database_backend();
+    for sql in [
+        "UPDATE entities SET vendor_data = 'Ma\u{df}', vendor_data_key = 'ma\u{df}', \
+         key_version = 2 WHERE vendor_data = 'one'",
+        "UPDATE entities SET vendor_data = 'Stra\u{df}e', vendor_data_key = 'stra\u{df}e', \
+         key_version = 2 WHERE vendor_data = 'two'",
+    ] {
+        db.connection()
+            .execute_raw(sea_orm::Statement::from_string(backend, sql))
+            .await
+            .unwrap();
+    }
+    let report = db.rekey_entities().await.unwrap();
+    assert_eq!(
+        (report.rekeyed, report.collisions.len()),
+        (1, 1),
+        "{report:?}"
+    );
+    let street = db
+        .find_entity(
+            app,
+            SessionKind::User,
+            &VendorData::parse("STRASSE").unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(street.vendor_data.as_str(), "Stra\u{df}e");
+    assert_eq!(db.count("entities").await, 3, "nothing merged");
+}
