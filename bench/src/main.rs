@@ -134,6 +134,7 @@ fn import_request(source: &Source, workflow: WorkflowId) -> ImportRequest {
         workflow_id: workflow,
         trust_review: false,
         vendor_data: None,
+        max_source_age_seconds: None,
     }
 }
 

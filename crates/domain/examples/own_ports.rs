@@ -156,6 +156,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         workflow_id: broker_kyc.id,
         trust_review: false,
         vendor_data: None,
+        max_source_age_seconds: None,
     };
     let clone = services.import.import(&broker, request()).await?;
     assert!(

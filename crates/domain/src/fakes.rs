@@ -273,6 +273,20 @@ impl SessionRepository for InMemory {
         Ok(find_mut(&mut state, application_id, id).map(|(r, _)| r.clone()))
     }
 
+    async fn session_events(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<Vec<LogEntry>>, RepoError> {
+        let mut state = self.state();
+        Ok(find_mut(&mut state, application_id, id).map(|(_, logs)| {
+            logs.iter()
+                .filter(|log| log.kind == LogKind::Event)
+                .cloned()
+                .collect()
+        }))
+    }
+
     async fn record_results(
         &self,
         application_id: ApplicationId,
@@ -416,7 +430,13 @@ impl ShareRepository for InMemory {
     }
 
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
-        self.state().share_tokens.push(LedgerEntry {
+        let mut state = self.state();
+        let claims = &token.claims;
+        if let Some((_, logs)) = find_mut(&mut state, claims.from_application_id, claims.session_id)
+        {
+            logs.push(token.log.clone());
+        }
+        state.share_tokens.push(LedgerEntry {
             jti: token.jti.clone(),
             claims: token.claims.clone(),
             revoked_at: None,
@@ -538,6 +558,7 @@ impl ShareRepository for InMemory {
         };
         let mut logs: Vec<LogEntry> = source_logs
             .into_iter()
+            .filter(LogEntry::copied_to_clones)
             .map(|log| LogEntry {
                 actor: attempt.copied_actor(),
                 ..log
@@ -567,6 +588,13 @@ impl ShareRepository for InMemory {
             blocks: source.blocks,
             reviews,
         };
+        if let Some((_, source_logs)) = find_mut(
+            &mut state,
+            attempt.claims.from_application_id,
+            source.session.id,
+        ) {
+            source_logs.push(attempt.source_log.clone());
+        }
         state.sessions.push((record.clone(), logs));
         Ok(ImportOutcome::Imported(Box::new(record)))
     }

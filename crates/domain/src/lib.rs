@@ -56,6 +56,7 @@
 //!     workflow_id: receiver_workflow.id,
 //!     trust_review: true,
 //!     vendor_data: None,
+//!     max_source_age_seconds: None,
 //! }).await?;
 //! assert_eq!(clone.session.status, SessionStatus::Approved);
 //! assert_eq!(clone.session.shared_from_session, Some(session.id));

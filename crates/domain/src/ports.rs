@@ -113,6 +113,15 @@ pub trait SessionRepository: Send + Sync {
         id: SessionId,
     ) -> Result<Option<SessionRecord>, RepoError>;
 
+    /// The session's events — its log rows other than reviews (`created`, `results_recorded`,
+    /// `shared`, `imported`, `imported_by`, …) — oldest first. MUST return `Ok(None)` for
+    /// another application's session.
+    async fn session_events(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<Vec<LogEntry>>, RepoError>;
+
     /// Replaces the blocks that `results` names and sets its status, and appends `log` with
     /// `old_status` filled in, in one transaction. MUST return `Ok(false)` and write nothing when
     /// the application holds no such session.

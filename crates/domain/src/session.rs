@@ -188,7 +188,36 @@ pub struct LogEntry {
     pub created_at: DateTime<Utc>,
 }
 
+/// The actions of log rows that concern the source's own sharing — with whom it was shared, who
+/// imported it — which a clone does not copy: they would tell the receiver about the source's
+/// other relations.
+pub const SOURCE_ONLY_ACTIONS: [&str; 2] = ["shared", "imported_by"];
+
 impl LogEntry {
+    /// Whether a clone copies this row of its source's log (see [`SOURCE_ONLY_ACTIONS`]).
+    pub fn copied_to_clones(&self) -> bool {
+        !SOURCE_ONLY_ACTIONS.contains(&self.action.as_str())
+    }
+
+    /// An event (not a review) that changes no status.
+    pub fn event(
+        actor: impl Into<String>,
+        action: &str,
+        details: Option<Value>,
+        created_at: DateTime<Utc>,
+    ) -> Self {
+        LogEntry {
+            kind: LogKind::Event,
+            actor: actor.into(),
+            action: action.to_owned(),
+            old_status: None,
+            new_status: None,
+            comment: None,
+            details,
+            created_at,
+        }
+    }
+
     /// This entry as the record of a change from `old` to `new`.
     pub fn transition(&self, old: SessionStatus, new: SessionStatus) -> LogEntry {
         LogEntry {

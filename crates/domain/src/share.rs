@@ -163,12 +163,14 @@ pub fn clone_status(
 }
 
 /// A share token as recorded when it is issued.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct IssuedShareToken {
     /// Its id.
     pub jti: String,
     /// What it says.
     pub claims: ShareClaims,
+    /// The source's log row that records the share (`shared`), written with the ledger's.
+    pub log: LogEntry,
 }
 
 /// The checks of an import, in the contract's order (its table's rows 3 to 10): the first that
@@ -197,11 +199,14 @@ pub enum ImportCheck {
     WorkflowExists,
     /// The workflow's kind is the token's.
     WorkflowKind,
+    /// The source was created within the import's `max_source_age_seconds` (an extension;
+    /// always passes without it).
+    SourceRecentEnough,
 }
 
 impl ImportCheck {
     /// Every check, in the order they are answered.
-    pub const ALL: [ImportCheck; 9] = [
+    pub const ALL: [ImportCheck; 10] = [
         ImportCheck::TokenValid,
         ImportCheck::TokenNotExpired,
         ImportCheck::TokenIssuedHere,
@@ -211,9 +216,10 @@ impl ImportCheck {
         ImportCheck::NotImported,
         ImportCheck::WorkflowExists,
         ImportCheck::WorkflowKind,
+        ImportCheck::SourceRecentEnough,
     ];
 
-    /// Its row in the contract's table of checks (3 to 10).
+    /// Its row in the contract's table of checks (3 to 10; 11 for the extension).
     pub fn row(self) -> u8 {
         match self {
             ImportCheck::TokenValid => 3,
@@ -224,6 +230,7 @@ impl ImportCheck {
             ImportCheck::NotImported => 8,
             ImportCheck::WorkflowExists => 9,
             ImportCheck::WorkflowKind => 10,
+            ImportCheck::SourceRecentEnough => 11,
         }
     }
 }
@@ -256,10 +263,22 @@ pub fn first_failed_check(context: &ImportContext, attempt: &ImportAttempt) -> O
         return Some(ImportCheck::NotImported);
     }
     match context.workflow {
-        None => Some(ImportCheck::WorkflowExists),
-        Some(workflow) if workflow.kind != claims.session_kind => Some(ImportCheck::WorkflowKind),
-        Some(_) => None,
+        None => return Some(ImportCheck::WorkflowExists),
+        Some(workflow) if workflow.kind != claims.session_kind => {
+            return Some(ImportCheck::WorkflowKind);
+        }
+        Some(_) => {}
     }
+    let too_old = |source: &StoredSession| {
+        attempt
+            .source_created_after
+            .is_some_and(|after| source.created_at < after)
+    };
+    context
+        .source
+        .as_ref()
+        .is_some_and(too_old)
+        .then_some(ImportCheck::SourceRecentEnough)
 }
 
 /// What an import's checks read, in one go: the state of the token, the source, the receiver's
@@ -401,6 +420,11 @@ pub struct ImportAttempt {
     pub created_at: DateTime<Utc>,
     /// The import's log row; the store fills `old_status` (the source's) and `new_status`.
     pub log: LogEntry,
+    /// The source's log row that records the import (`imported_by`), written with the clone.
+    pub source_log: LogEntry,
+    /// The oldest source creation time accepted (`max_source_age_seconds` before now); `None`:
+    /// any.
+    pub source_created_after: Option<DateTime<Utc>>,
 }
 
 impl ImportAttempt {
@@ -564,6 +588,8 @@ mod tests {
                 details: None,
                 created_at: at,
             },
+            source_log: LogEntry::event(String::new(), "", None, at),
+            source_created_after: None,
         };
         (context, attempt)
     }
@@ -597,16 +623,19 @@ mod tests {
                     session_expiration_time: 60,
                 });
             }
+            ImportCheck::SourceRecentEnough => {
+                attempt.source_created_after = Some(attempt.created_at + chrono::Duration::days(1));
+            }
         }
     }
 
     #[test]
     fn the_checks_are_the_contracts_rows_in_order() {
         let rows: Vec<u8> = ImportCheck::ALL.iter().map(|c| c.row()).collect();
-        assert_eq!(rows, [3, 4, 5, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(rows, [3, 4, 5, 5, 6, 7, 8, 9, 10, 11]);
     }
 
-    /// Every set of broken checks (5 to 10): the first in the contract's order is the answer.
+    /// Every set of broken checks (5 to 11): the first in the contract's order is the answer.
     #[test]
     fn the_first_failed_check_wins_for_every_combination() {
         let decided = &ImportCheck::ALL[2..];

@@ -15,6 +15,9 @@ pub fn timestamp(at: DateTime<Utc>) -> String {
 /// The V3 decision payload of a session.
 pub struct V3Decision<'a>(pub &'a SessionRecord);
 
+/// The V3 decision payload with the session's `events` (`?include=events`, an extension).
+pub struct V3DecisionWithEvents<'a>(pub &'a SessionRecord, pub &'a [crate::wire::SessionEvent]);
+
 /// The V2 decision payload of a user session.
 pub struct V2Decision<'a>(pub &'a SessionRecord);
 
@@ -57,18 +60,30 @@ fn tail<M: SerializeMap>(map: &mut M, record: &SessionRecord) -> Result<(), M::E
     map.serialize_entry("expires_at", &timestamp(record.session.expires_at))
 }
 
+fn v3<M: SerializeMap>(map: &mut M, record: &SessionRecord) -> Result<(), M::Error> {
+    head(map, &record.session, true)?;
+    for block in FeatureBlock::for_kind(record.session.kind) {
+        let items: Option<Vec<&RawValue>> = record
+            .block(*block)
+            .map(|items| items.iter().map(|item| item.json()).collect());
+        map.serialize_entry(block.v3_key(), &items)?;
+    }
+    tail(map, record)
+}
+
 impl Serialize for V3Decision<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let record = self.0;
         let mut map = serializer.serialize_map(None)?;
-        head(&mut map, &record.session, true)?;
-        for block in FeatureBlock::for_kind(record.session.kind) {
-            let items: Option<Vec<&RawValue>> = record
-                .block(*block)
-                .map(|items| items.iter().map(|item| item.json()).collect());
-            map.serialize_entry(block.v3_key(), &items)?;
-        }
-        tail(&mut map, record)?;
+        v3(&mut map, self.0)?;
+        map.end()
+    }
+}
+
+impl Serialize for V3DecisionWithEvents<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        v3(&mut map, self.0)?;
+        map.serialize_entry("events", self.1)?;
         map.end()
     }
 }

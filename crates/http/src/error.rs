@@ -259,5 +259,10 @@ fn import_refused(check: ImportCheck) -> ApiError {
             "workflow_kind_mismatch",
             "The workflow's kind is not the shared session's kind.",
         ),
+        ImportCheck::SourceRecentEnough => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "source_too_old",
+            "The shared session was created longer ago than max_source_age_seconds.",
+        ),
     }
 }

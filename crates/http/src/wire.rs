@@ -70,6 +70,38 @@ pub struct Health {
     pub database: String,
 }
 
+/// One event of a session (`?include=events`, extension).
+#[derive(Serialize, ToSchema)]
+pub struct SessionEvent {
+    /// What happened: `created`, `results_recorded`, `shared`, `imported`, `imported_by`, …
+    pub action: String,
+    /// Who did it: `api-key:<prefix>`, `engine`, or `application:<id>` (another application,
+    /// or the source application on a clone's copied history).
+    pub actor: String,
+    pub previous_status: Option<String>,
+    pub new_status: Option<String>,
+    /// What the event says besides: for `shared`, `for_application_id`, `jti`, `expires_at`;
+    /// for `imported_by`, `application_id` and `jti`; for `imported`, the source's application
+    /// and session, `trust_review` and `jti` (`previous_status` is then the source's status at
+    /// import).
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+    pub created_at: String,
+}
+
+impl From<&handoff_domain::LogEntry> for SessionEvent {
+    fn from(log: &handoff_domain::LogEntry) -> Self {
+        Self {
+            action: log.action.clone(),
+            actor: log.actor.clone(),
+            previous_status: log.old_status.map(|s| s.as_str().to_owned()),
+            new_status: log.new_status.map(|s| s.as_str().to_owned()),
+            details: log.details.clone(),
+            created_at: crate::decision::timestamp(log.created_at),
+        }
+    }
+}
+
 /// `GET /.well-known/jwks.json`: a JWK Set (RFC 7517) of Ed25519 public keys.
 #[derive(Serialize, ToSchema)]
 pub struct Jwks {

@@ -230,6 +230,26 @@ pub(crate) fn review(row: &QueryResult) -> Result<Option<(i64, Review)>, RepoErr
     Ok(Some((get(row, "log_id")?, review)))
 }
 
+/// A log row read whole (`session_logs.*`) as the domain's entry.
+pub(crate) fn log_entry(row: &QueryResult) -> Result<handoff_domain::LogEntry, RepoError> {
+    let kind: String = get(row, "kind")?;
+    let optional_status = |column: &str| -> Result<Option<SessionStatus>, RepoError> {
+        text_or_null(row, column)?
+            .map(|raw| status(&raw))
+            .transpose()
+    };
+    Ok(handoff_domain::LogEntry {
+        kind: handoff_domain::LogKind::parse(&kind).ok_or_else(|| corrupt("log kind", &kind))?,
+        actor: get(row, "actor")?,
+        action: get(row, "action")?,
+        old_status: optional_status("old_status")?,
+        new_status: optional_status("new_status")?,
+        comment: get(row, "comment")?,
+        details: json_column(row, "details")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
 /// A workflow's steps as stored.
 pub(crate) fn workflow_features_text(features: &[WorkflowFeature]) -> String {
     serde_json::Value::Array(

@@ -140,6 +140,41 @@ impl SessionRepository for Store {
         }))
     }
 
+    async fn session_events(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<Vec<LogEntry>>, RepoError> {
+        if handoff_domain::ports::ShareRepository::find_source(self, application_id, id)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let select = Query::select()
+            .columns([
+                SessionLogs::Kind,
+                SessionLogs::Actor,
+                SessionLogs::Action,
+                SessionLogs::OldStatus,
+                SessionLogs::NewStatus,
+                SessionLogs::Comment,
+                SessionLogs::Details,
+                SessionLogs::CreatedAt,
+            ])
+            .from(SessionLogs::Table)
+            .and_where(Expr::col(SessionLogs::SessionId).eq(id.as_uuid()))
+            .and_where(Expr::col(SessionLogs::Kind).eq(LogKind::Event.as_str()))
+            .order_by(SessionLogs::Id, Order::Asc)
+            .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(rows::log_entry)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
     async fn record_results(
         &self,
         application_id: ApplicationId,

@@ -14,8 +14,8 @@ use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 use crate::Store;
 use crate::rows::{self, get, kind};
 use crate::schema::ShareTokens;
-use crate::sessions::select_session;
-use crate::sql::{fetch_all, fetch_one, run};
+use crate::sessions::{insert_log, select_session};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
 
 /// What a token says when it is issued, as its row records it.
 const ISSUED: [ShareTokens; 7] = [
@@ -58,7 +58,12 @@ impl ShareRepository for Store {
                 c.expires_at.into(),
             ])
             .to_owned();
-        run(&self.db, &insert).await.map(drop)
+        // The ledger's row and the source's `shared` event together, or neither.
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        run(&txn, &insert).await?;
+        insert_log(&txn, c.session_id, &token.log).await?;
+        commit(txn).await
     }
 
     async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError> {

@@ -15,6 +15,7 @@ mod keys;
 mod limits;
 mod logs;
 mod processes;
+mod provenance;
 mod sessions;
 mod sharing;
 mod walkthrough;

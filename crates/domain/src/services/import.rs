@@ -10,7 +10,7 @@ use crate::entity::EntityStatus;
 use crate::error::RepoError;
 use crate::ids::{SessionId, WorkflowId};
 use crate::kind::SessionKind;
-use crate::session::{LogEntry, LogKind, SessionRecord};
+use crate::session::{LogEntry, SessionRecord};
 use crate::share::{
     ImportAttempt, ImportCheck, ImportOutcome, ShareClaims, ShareToken, TokenError,
     first_failed_check,
@@ -32,6 +32,8 @@ pub struct ImportRequest {
     pub trust_review: bool,
     /// The clone's `vendor_data`; `None` keeps the source's.
     pub vendor_data: Option<VendorData>,
+    /// Refuse a source created longer ago than this (an extension); `None`: any age.
+    pub max_source_age_seconds: Option<u32>,
 }
 
 /// What an import would create (Import Shared Session's preview, an extension).
@@ -202,6 +204,13 @@ impl ImportService {
             "source_application_id": claims.from_application_id.to_string(),
             "source_session_id": claims.session_id.to_string(),
             "trust_review": request.trust_review,
+            "jti": claims.jti,
+        });
+        // What the source's owner learns: which application imported, with which token; never
+        // the clone's id or anything else of the receiver's.
+        let source_details = json!({
+            "application_id": caller.application_id.to_string(),
+            "jti": claims.jti,
         });
         Ok(ImportAttempt {
             listed: claims.jti.is_some(),
@@ -216,16 +225,21 @@ impl ImportService {
             vendor_data: request.vendor_data,
             entity_id: self.ports.ids.uuid(),
             created_at: now,
-            log: LogEntry {
-                kind: LogKind::Event,
-                actor: format!("api-key:{}", caller.key_prefix),
-                action: "imported".to_owned(),
-                old_status: None,
-                new_status: None,
-                comment: None,
-                details: Some(details),
-                created_at: now,
-            },
+            log: LogEntry::event(
+                format!("api-key:{}", caller.key_prefix),
+                "imported",
+                Some(details),
+                now,
+            ),
+            source_log: LogEntry::event(
+                format!("application:{}", caller.application_id),
+                "imported_by",
+                Some(source_details),
+                now,
+            ),
+            source_created_after: request
+                .max_source_age_seconds
+                .map(|age| now - chrono::Duration::seconds(i64::from(age))),
         })
     }
 }
@@ -269,6 +283,7 @@ mod tests {
                 workflow_id,
                 trust_review,
                 vendor_data: None,
+                max_source_age_seconds: None,
             }
         }
 
@@ -481,6 +496,7 @@ mod tests {
             workflow_id,
             trust_review: false,
             vendor_data: None,
+            max_source_age_seconds: None,
         };
         let sessions_before = f.world.store.state().sessions.len();
         let error = f
@@ -627,6 +643,7 @@ mod tests {
             workflow_id: f.workflow,
             trust_review: false,
             vendor_data: Some(VendorData::parse("receiver-7").unwrap()),
+            max_source_age_seconds: None,
         };
         let id = f.import(request).await.unwrap().session.id;
         let clone = f.services.sessions.decision(&f.receiver, id).await.unwrap();

@@ -156,6 +156,18 @@ impl SessionService {
             .ok_or(Error::SessionNotFound)
     }
 
+    /// The session's events, oldest first: what happened to it besides reviews, including, for
+    /// a shared source, which applications it was shared with and imported by, and for a
+    /// clone, its source's history (actors redacted to the source application) and its import.
+    /// Each side sees its own session's events only.
+    pub async fn events(&self, caller: &Caller, id: SessionId) -> Result<Vec<LogEntry>, Error> {
+        self.ports
+            .sessions
+            .session_events(caller.application_id, id)
+            .await?
+            .ok_or(Error::SessionNotFound)
+    }
+
     /// The V2 decision: user sessions only; a business session answers as not found.
     pub async fn decision_v2(
         &self,

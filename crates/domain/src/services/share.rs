@@ -7,6 +7,7 @@ use crate::application::Caller;
 use crate::error::RepoError;
 use crate::ids::{ApplicationId, SessionId};
 use crate::kind::SessionKind;
+use crate::session::LogEntry;
 use crate::share::{
     IssuedShareToken, LedgerEntry, ShareClaims, ShareToken, ShareTtl, TokenError, TokenState,
 };
@@ -90,9 +91,20 @@ impl ShareService {
             TokenError::Signing(_) => Error::SigningUnavailable,
             other => Error::Repo(RepoError::Internal(Box::new(other))),
         })?;
+        let log = LogEntry::event(
+            format!("api-key:{}", caller.key_prefix),
+            "shared",
+            Some(serde_json::json!({
+                "for_application_id": claims.for_application_id.to_string(),
+                "jti": claims.jti,
+                "expires_at": claims.expires_at.timestamp(),
+            })),
+            now,
+        );
         let record = IssuedShareToken {
             jti: claims.jti.clone().unwrap_or_default(),
             claims,
+            log,
         };
         self.ports.shares.record_share_token(&record).await?;
         Ok(SharedSession {

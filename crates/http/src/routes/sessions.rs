@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use crate::auth::Authenticated;
 use crate::body::{BodyLimit, JsonBody, RequestBody};
-use crate::decision::{V2Decision, V3Decision, timestamp};
+use crate::decision::{V2Decision, V3Decision, V3DecisionWithEvents, timestamp};
 use crate::{ApiError, AppState, wire};
 use utoipa::{IntoParams, ToSchema};
 
@@ -228,21 +228,48 @@ pub(crate) async fn record_results(
     Ok(HttpResponse::Ok().json(V3Decision(&record)))
 }
 
+/// The query of the V3 decision.
+#[derive(Deserialize, IntoParams)]
+pub(crate) struct DecisionQuery {
+    /// `events` (extension): add the session's `events` — what happened to it besides reviews,
+    /// such as `shared` and `imported_by` on a source, `imported` on a clone.
+    include: Option<String>,
+}
+
 /// The V3 decision payload, for both kinds.
 #[utoipa::path(get, path = "/v3/session/{session_id}/decision/", tag = "sessions",
-    params(("session_id" = Uuid, Path, description = "The session.")),
-    responses((status = 200, description = "The V3 decision payload.", body = wire::DecisionV3)))]
+    params(("session_id" = Uuid, Path, description = "The session."), DecisionQuery),
+    responses((status = 200, description = "The V3 decision payload (with `events` when asked).", body = wire::DecisionV3)))]
 pub(crate) async fn decision_v3(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
     path: web::Path<String>,
+    query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = state
+    let with_events = match query.include.as_deref() {
+        None => false,
+        Some("events") => true,
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "include",
+                "The only value accepted is events.",
+            ));
+        }
+    };
+    let id = session_id(&path)?;
+    let record = state.services.sessions.decision(&caller, id).await?;
+    if !with_events {
+        return Ok(HttpResponse::Ok().json(V3Decision(&record)));
+    }
+    let events: Vec<wire::SessionEvent> = state
         .services
         .sessions
-        .decision(&caller, session_id(&path)?)
-        .await?;
-    Ok(HttpResponse::Ok().json(V3Decision(&record)))
+        .events(&caller, id)
+        .await?
+        .iter()
+        .map(wire::SessionEvent::from)
+        .collect();
+    Ok(HttpResponse::Ok().json(V3DecisionWithEvents(&record, &events)))
 }
 
 /// The V2 decision payload, user sessions only.

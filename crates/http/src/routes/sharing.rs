@@ -87,6 +87,9 @@ pub(crate) async fn share(
     }))
 }
 
+/// The longest `max_source_age_seconds`: ten years.
+const MAX_SOURCE_AGE_SECONDS: i64 = 315_360_000;
+
 /// An import.
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct ImportBody {
@@ -100,6 +103,10 @@ pub(crate) struct ImportBody {
     trust_review: Option<bool>,
     /// The clone's `vendor_data`; absent: the source's.
     vendor_data: Option<String>,
+    /// Extension: refuse (400 `source_too_old`) a shared session created longer ago than this
+    /// many seconds, 1 to 315,360,000 (ten years).
+    #[schema(minimum = 1, maximum = 315_360_000)]
+    max_source_age_seconds: Option<i64>,
 }
 
 impl RequestBody for ImportBody {}
@@ -120,6 +127,17 @@ impl ImportBody {
             errors.add("workflow_id", "This field is required.");
         }
         let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
+        let max_source_age_seconds = match self.max_source_age_seconds {
+            None => None,
+            Some(age @ 1..=MAX_SOURCE_AGE_SECONDS) => u32::try_from(age).ok(),
+            Some(_) => {
+                errors.add(
+                    "max_source_age_seconds",
+                    "Must be a whole number of seconds from 1 to 315360000.",
+                );
+                None
+            }
+        };
         errors.into_result().map_err(ApiError::invalid)?;
         let Some(share_token) = share_token else {
             return Err(ApiError::invalid_field(
@@ -132,6 +150,7 @@ impl ImportBody {
             workflow_id: WorkflowId::from_uuid(self.workflow_id.unwrap_or_default()),
             trust_review: self.trust_review.unwrap_or(false),
             vendor_data,
+            max_source_age_seconds,
         })
     }
 }

@@ -7,6 +7,7 @@ mod postgres;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
+use handoff_domain::session::SOURCE_ONLY_ACTIONS;
 use handoff_domain::{
     ApplicationId, ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, RecordedToken,
     RepoError, SessionId, SessionKind, ShareClaims,
@@ -30,6 +31,16 @@ pub(super) async fn fetch<C: ConnectionTrait>(
     db.query_all_raw(stmt(db.get_database_backend(), sql, values))
         .await
         .map_err(Failure::Db)
+}
+
+/// The source's log rows a clone does not copy ([`SOURCE_ONLY_ACTIONS`]), as an SQL list of
+/// literals (the code's own words).
+fn source_only_actions() -> String {
+    SOURCE_ONLY_ACTIONS
+        .iter()
+        .map(|action| format!("'{action}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Makes the import on this store's backend.

@@ -40,6 +40,7 @@ use handoff_domain::{
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
 
+use super::source_only_actions;
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
 use crate::sql::{Failure, is_foreign_key_violation, stmt};
 
@@ -114,6 +115,10 @@ enum P {
     LoggedAt,
     Review,
     CopiedActor,
+    SourceActor,
+    SourceAction,
+    SourceDetails,
+    SourceNotBefore,
     Jti,
     Expires,
 }
@@ -152,6 +157,14 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         log.created_at.into(),
         LogKind::Review.as_str().into(),
         a.copied_actor().into(),
+        a.source_log.actor.clone().into(),
+        a.source_log.action.clone().into(),
+        a.source_log
+            .details
+            .as_ref()
+            .map(ToString::to_string)
+            .into(),
+        a.source_created_after.into(),
     ];
     if let (true, Some(jti)) = (a.listed, &claims.jti) {
         values.push(jti.clone().into());
@@ -204,6 +217,7 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
     let vendor_data_key = P::VendorDataKey.ph();
     let jti = P::Jti.ph();
     let expires = P::Expires.ph();
+    let not_before = P::SourceNotBefore.ph();
 
     // Checks 5, 7, 9 and 10. Rows are looked up by key alone (whatever the planner's statistics
     // say), then compared. Check 8 is the session row's `UNIQUE (application_id,
@@ -232,7 +246,7 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
         // The source's row, with the key of its entity's vendor_data (looked up once).
         format!(
             "row AS MATERIALIZED (SELECT s.id, s.application_id, s.kind, s.status, s.features, \
-             s.vendor_data, s.entity_id, s.contact_details, s.expected_details, \
+             s.created_at, s.vendor_data, s.entity_id, s.contact_details, s.expected_details, \
              s.recorded_blocks, e.vendor_data_key AS source_vendor_data_key FROM sessions s \
              LEFT JOIN entities e ON e.id = s.entity_id WHERE s.id = {source})"
         ),
@@ -249,6 +263,7 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
              FROM row, wf \
              WHERE row.application_id = {source_application} AND row.kind = {kind} \
              AND row.status IN ({shareable}) \
+             AND (CAST({not_before} AS timestamptz) IS NULL OR row.created_at >= {not_before}) \
              AND wf.application_id = {application} AND wf.kind = {kind} \
              AND wf.deleted_at IS NULL{issued_here})"
         ),
@@ -293,6 +308,7 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
     let details = P::Details.ph();
     let logged_at = P::LoggedAt.ph();
     let copied_actor = P::CopiedActor.ph();
+    let source_only = source_only_actions();
     parts.push(format!(
         "logs AS (INSERT INTO session_logs \
          (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
@@ -300,6 +316,7 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
          FROM (SELECT 0 AS part, id, kind, CAST({copied_actor} AS text) AS actor, action, \
          old_status, new_status, comment, details, \
          created_at FROM session_logs WHERE session_id = {source} \
+         AND action NOT IN ({source_only}) \
          UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, src.status, decided.status, \
          {comment}, {details}, {logged_at} FROM src, decided) AS rows ORDER BY part, id \
          RETURNING {REVIEW_COLUMNS})"
@@ -371,6 +388,17 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
          FROM src, counter, decided RETURNING {SESSION_COLUMNS})"
     ));
 
+    // The source's own record of the import, hanging on the clone's row: written only with it.
+    let source_actor = P::SourceActor.ph();
+    let source_action = P::SourceAction.ph();
+    let source_details = P::SourceDetails.ph();
+    parts.push(format!(
+        "source_logged AS (INSERT INTO session_logs \
+         (session_id, kind, actor, action, comment, details, created_at) \
+         SELECT {source}, {log_kind}, {source_actor}, {source_action}, NULL, {source_details}, \
+         {logged_at} FROM clone RETURNING id)"
+    ));
+
     // What the clone's decision shows, from the rows written, as one row: the session's
     // columns, its items and its reviews.
     let answer =
@@ -422,6 +450,8 @@ mod tests {
                 details: None,
                 created_at: now,
             },
+            source_log: LogEntry::event("b", "imported_by", None, now),
+            source_created_after: None,
         }
     }
 

@@ -12,7 +12,7 @@ use sea_orm::DatabaseTransaction;
 use super::fetch;
 use crate::Store;
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
-use crate::sessions::{ensure_entity, log_values, next_session_number};
+use crate::sessions::{ensure_entity, insert_log, log_values, next_session_number};
 use crate::sql::{Failure, begin_write, commit, repo_error};
 
 /// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) on SQLite: the
@@ -88,9 +88,10 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
          created_at) \
          SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
          FROM (SELECT 0 AS part, id, kind, ? AS actor, action, old_status, new_status, comment, \
-         details, created_at FROM session_logs WHERE session_id = ? \
+         details, created_at FROM session_logs WHERE session_id = ? AND action NOT IN ({}) \
          UNION ALL SELECT 1, 0, ?, ?, ?, ?, ?, ?, ?, ?) AS logs ORDER BY part, id \
-         RETURNING {REVIEW_COLUMNS}"
+         RETURNING {REVIEW_COLUMNS}",
+        super::source_only_actions()
     )
 });
 
@@ -210,6 +211,7 @@ async fn copy(
             return Ok(ImportOutcome::Refused);
         }
     }
+    insert_log(txn, source.id, &attempt.source_log).await?;
     Ok(ImportOutcome::Imported(Box::new(SessionRecord {
         session,
         blocks: rows::blocks(&recorded, items),

@@ -117,6 +117,8 @@ fn attempt(
             details: Some(serde_json::json!({"trust_review": trust_review})),
             created_at,
         },
+        source_log: LogEntry::event("test", "imported_by", None, created_at),
+        source_created_after: None,
     }
 }
 
@@ -139,6 +141,7 @@ async fn share_token(
             expires_at: issued_at + chrono::Duration::hours(1),
             jti: Some(jti),
         },
+        log: LogEntry::event("test", "shared", None, issued_at),
     };
     db.record_share_token(&token).await.unwrap();
     token.claims
