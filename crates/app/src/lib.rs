@@ -108,12 +108,31 @@ pub fn services(store: &Store, session_base_url: &str, tokens: Arc<dyn ShareToke
         workflows: shared.clone(),
         sessions: shared.clone(),
         entities: shared.clone(),
+        idempotency: shared.clone(),
         shares: shared,
         tokens,
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),
     };
     Services::new(ports, session_base_url)
+}
+
+/// How often expired idempotency keys are deleted.
+const IDEMPOTENCY_PRUNE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Deletes idempotency keys past their 24 hours, every hour.
+fn prune_idempotency_keys(idempotency: handoff_domain::services::IdempotencyService) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(IDEMPOTENCY_PRUNE_INTERVAL);
+        loop {
+            interval.tick().await;
+            match idempotency.prune().await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "deleted expired idempotency keys"),
+                Err(error) => tracing::warn!(%error, "could not delete expired idempotency keys"),
+            }
+        }
+    });
 }
 
 /// A built server, bound and ready to run.
@@ -153,9 +172,11 @@ impl Application {
                 config.key_reload_interval,
             );
         }
+        let services = services(&store, &public_url, tokens)
+            .accepting_unlisted_tokens(config.accept_unlisted_tokens);
+        prune_idempotency_keys(services.idempotency.clone());
         let state = AppState {
-            services: services(&store, &public_url, tokens)
-                .accepting_unlisted_tokens(config.accept_unlisted_tokens),
+            services,
             readiness: Arc::new(store.clone()),
             limits: Limits {
                 results_body_bytes: config.results_body_limit,

@@ -17,6 +17,10 @@ pub enum RepoError {
     /// Anything else the storage reported.
     #[error("storage failure: {0}")]
     Internal(#[source] Cause),
+    /// A guarded write found its idempotency key taken by another request of the application
+    /// (a concurrent retry); it wrote nothing.
+    #[error("the idempotency key is taken by another request")]
+    IdempotencyKeyTaken,
 }
 
 /// Field-level validation errors: field name → messages, in field order.

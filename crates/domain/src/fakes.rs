@@ -14,6 +14,9 @@ use crate::api_key::{ApiKeyHash, NewApiKey};
 use crate::application::Application;
 use crate::entity::{Entity, EntityStatus};
 use crate::error::RepoError;
+use crate::idempotency::{
+    IdempotencyClaim, IdempotencyKey, IdempotentOperation, RecordedAnswer, StoredIdempotency,
+};
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::ports::*;
@@ -46,6 +49,8 @@ pub struct State {
     pub last_session_number: HashMap<ApplicationId, i64>,
     /// How many times the service read an import's checks (after a refusal).
     pub import_context_reads: usize,
+    /// Idempotency keys by their text.
+    pub idempotency: Vec<(String, StoredIdempotency)>,
 }
 
 /// Every repository port in memory.
@@ -87,6 +92,38 @@ fn ensure_entity(
             },
         ));
     }
+}
+
+/// Stores a guarded write's key, or refuses the write when the application holds it already.
+fn claim(
+    state: &mut State,
+    application_id: ApplicationId,
+    claim: Option<&IdempotencyClaim>,
+    operation: IdempotentOperation,
+    resource_id: String,
+) -> Result<(), RepoError> {
+    let Some(claim) = claim else {
+        return Ok(());
+    };
+    if state
+        .idempotency
+        .iter()
+        .any(|(key, stored)| key == claim.key.as_str() && stored.application_id == application_id)
+    {
+        return Err(RepoError::IdempotencyKeyTaken);
+    }
+    state.idempotency.push((
+        claim.key.as_str().to_owned(),
+        StoredIdempotency {
+            application_id,
+            request_hash: claim.request_hash.clone(),
+            operation,
+            resource_id,
+            created_at: claim.created_at,
+            answer: None,
+        },
+    ));
+    Ok(())
 }
 
 fn next_number(state: &mut State, application_id: ApplicationId) -> i64 {
@@ -242,6 +279,13 @@ impl SessionRepository for InMemory {
         log: &LogEntry,
     ) -> Result<StoredSession, RepoError> {
         let mut state = self.state();
+        claim(
+            &mut state,
+            s.application_id,
+            s.idempotency.as_ref(),
+            IdempotentOperation::CreateSession,
+            s.id.to_string(),
+        )?;
         let session_number = next_number(&mut state, s.application_id);
         if let Some(vendor_data) = &s.vendor_data {
             ensure_entity(
@@ -432,6 +476,13 @@ impl ShareRepository for InMemory {
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
         let mut state = self.state();
         let claims = &token.claims;
+        claim(
+            &mut state,
+            claims.from_application_id,
+            token.idempotency.as_ref(),
+            IdempotentOperation::Share,
+            crate::idempotency::share_resource(claims.session_id, &token.jti),
+        )?;
         if let Some((_, logs)) = find_mut(&mut state, claims.from_application_id, claims.session_id)
         {
             logs.push(token.log.clone());
@@ -556,6 +607,13 @@ impl ShareRepository for InMemory {
             expires_at: attempt.expires_at(workflow),
             ..source.session.clone()
         };
+        claim(
+            &mut state,
+            attempt.application_id,
+            attempt.idempotency.as_ref(),
+            IdempotentOperation::Import,
+            attempt.clone_id.to_string(),
+        )?;
         let mut logs: Vec<LogEntry> = source_logs
             .into_iter()
             .filter(LogEntry::copied_to_clones)
@@ -597,6 +655,56 @@ impl ShareRepository for InMemory {
         }
         state.sessions.push((record.clone(), logs));
         Ok(ImportOutcome::Imported(Box::new(record)))
+    }
+}
+
+#[async_trait]
+impl IdempotencyRepository for InMemory {
+    async fn find_idempotency(
+        &self,
+        application_id: ApplicationId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<StoredIdempotency>, RepoError> {
+        Ok(self
+            .state()
+            .idempotency
+            .iter()
+            .find(|(k, stored)| k == key.as_str() && stored.application_id == application_id)
+            .map(|(_, stored)| stored.clone()))
+    }
+
+    async fn record_answer(
+        &self,
+        application_id: ApplicationId,
+        key: &IdempotencyKey,
+        answer: &RecordedAnswer,
+    ) -> Result<(), RepoError> {
+        let mut state = self.state();
+        if let Some((_, stored)) = state
+            .idempotency
+            .iter_mut()
+            .find(|(k, stored)| k == key.as_str() && stored.application_id == application_id)
+        {
+            stored.answer.get_or_insert_with(|| answer.clone());
+        }
+        Ok(())
+    }
+
+    async fn forget_idempotency(
+        &self,
+        application_id: Option<ApplicationId>,
+        key: Option<&IdempotencyKey>,
+        before: DateTime<Utc>,
+    ) -> Result<u64, RepoError> {
+        let mut state = self.state();
+        let count = state.idempotency.len();
+        state.idempotency.retain(|(k, stored)| {
+            let matches = application_id.is_none_or(|app| stored.application_id == app)
+                && key.is_none_or(|key| k == key.as_str())
+                && stored.created_at < before;
+            !matches
+        });
+        Ok((count - state.idempotency.len()) as u64)
     }
 }
 
@@ -755,6 +863,7 @@ impl World {
             sessions: store.clone(),
             entities: store.clone(),
             shares: store.clone(),
+            idempotency: store.clone(),
             tokens: tokens.clone(),
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::default()),

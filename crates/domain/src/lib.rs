@@ -72,6 +72,7 @@ pub mod entity;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;
+pub mod idempotency;
 pub mod ids;
 pub mod json;
 pub mod kind;

@@ -11,6 +11,7 @@ use crate::api_key::{ApiKeyHash, NewApiKey};
 use crate::application::Application;
 use crate::entity::Entity;
 use crate::error::RepoError;
+use crate::idempotency::{IdempotencyKey, RecordedAnswer, StoredIdempotency};
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{
@@ -186,6 +187,35 @@ pub trait ShareTokens: Send + Sync {
     fn published_keys(&self) -> serde_json::Value {
         serde_json::json!({ "keys": [] })
     }
+}
+
+/// Idempotency keys: the guarded writes store theirs ([`crate::idempotency::IdempotencyClaim`]);
+/// this reads them, records answers, and forgets expired keys.
+#[async_trait]
+pub trait IdempotencyRepository: Send + Sync {
+    /// The application's key, if stored (expired or not).
+    async fn find_idempotency(
+        &self,
+        application_id: ApplicationId,
+        key: &IdempotencyKey,
+    ) -> Result<Option<StoredIdempotency>, RepoError>;
+
+    /// Records the answer of the key's write, unless one is recorded already.
+    async fn record_answer(
+        &self,
+        application_id: ApplicationId,
+        key: &IdempotencyKey,
+        answer: &RecordedAnswer,
+    ) -> Result<(), RepoError>;
+
+    /// Deletes keys created before `before` — one key of one application, or every key when
+    /// `key` is `None`; how many.
+    async fn forget_idempotency(
+        &self,
+        application_id: Option<ApplicationId>,
+        key: Option<&IdempotencyKey>,
+        before: DateTime<Utc>,
+    ) -> Result<u64, RepoError>;
 }
 
 /// The storage behind sharing and importing.

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::block::{FeatureBlock, FeatureItem};
+use crate::idempotency::IdempotencyClaim;
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::status::SessionStatus;
@@ -46,6 +47,8 @@ pub struct NewSession {
     pub created_at: DateTime<Utc>,
     /// When it expires: `created_at` + the workflow's `session_expiration_time`.
     pub expires_at: DateTime<Utc>,
+    /// The request's idempotency key, stored with the session.
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 impl NewSession {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use crate::block::FeatureBlock;
 use crate::entity::EntityStatus;
+use crate::idempotency::IdempotencyClaim;
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{LogEntry, SessionRecord, StoredSession};
@@ -171,6 +172,8 @@ pub struct IssuedShareToken {
     pub claims: ShareClaims,
     /// The source's log row that records the share (`shared`), written with the ledger's.
     pub log: LogEntry,
+    /// The request's idempotency key, stored with the ledger's row.
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 /// The checks of an import, in the contract's order (its table's rows 3 to 10): the first that
@@ -425,6 +428,8 @@ pub struct ImportAttempt {
     /// The oldest source creation time accepted (`max_source_age_seconds` before now); `None`:
     /// any.
     pub source_created_after: Option<DateTime<Utc>>,
+    /// The request's idempotency key, stored with the clone.
+    pub idempotency: Option<IdempotencyClaim>,
 }
 
 impl ImportAttempt {
@@ -590,6 +595,7 @@ mod tests {
             },
             source_log: LogEntry::event(String::new(), "", None, at),
             source_created_after: None,
+            idempotency: None,
         };
         (context, attempt)
     }

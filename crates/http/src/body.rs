@@ -45,6 +45,8 @@ impl<T: RequestBody> FromRequest for JsonBody<T> {
             .unwrap_or(64 * 1024);
         let checked = check_headers(req, limit);
         let mut payload = payload.take();
+        // A guarded write's key is bound to this body: its digest is kept for the request.
+        let keyed = crate::idempotency::requested(req).then(|| req.clone());
         Box::pin(async move {
             checked?;
             let mut body = web::BytesMut::new();
@@ -55,6 +57,13 @@ impl<T: RequestBody> FromRequest for JsonBody<T> {
                     return Err(too_large(limit));
                 }
                 body.extend_from_slice(&chunk);
+            }
+            if let Some(req) = keyed {
+                use actix_web::HttpMessage;
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(&body);
+                req.extensions_mut()
+                    .insert(crate::idempotency::BodyDigest(digest.into()));
             }
             parse_json(&body).map(JsonBody)
         })

@@ -202,7 +202,9 @@ impl From<Error> for ApiError {
             Error::Invalid(errors) => ApiError::invalid(errors),
             Error::Repo(repo) => {
                 // The cause goes to the log, never to the client.
-                tracing::error!(error = %repo, "storage failure");
+                if !matches!(repo, handoff_domain::RepoError::IdempotencyKeyTaken) {
+                    tracing::error!(error = %repo, "storage failure");
+                }
                 match repo {
                     handoff_domain::RepoError::Unavailable(_) => ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
@@ -213,6 +215,11 @@ impl From<Error> for ApiError {
                         StatusCode::INTERNAL_SERVER_ERROR,
                         "internal_error",
                         "An internal error occurred.",
+                    ),
+                    handoff_domain::RepoError::IdempotencyKeyTaken => ApiError::new(
+                        StatusCode::CONFLICT,
+                        "idempotency_key_in_use",
+                        "A request with this Idempotency-Key is still running; retry later.",
                     ),
                 }
             }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod decision;
 pub mod error;
+pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
 mod routes;

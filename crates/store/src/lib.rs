@@ -10,6 +10,7 @@
 mod applications;
 mod connect;
 mod entities;
+mod idempotency;
 mod import;
 mod rows;
 mod schema;

@@ -75,6 +75,15 @@ table! {
     SigningKeys { Kid, Secret, CreatedAt, ActivatesAt, RetiredAt, Algorithm, SealedWith }
 }
 
+table! {
+    /// Idempotency keys, per application: the request's hash, the resource its write made, the
+    /// recorded answer.
+    IdempotencyKeys {
+        ApplicationId, IdempotencyKey, RequestHash, Operation, ResourceId, CreatedAt, StatusCode,
+        ResponseBody,
+    }
+}
+
 /// The columns of every block table (`id_verifications` … `document_verifications`), whose
 /// names are [`handoff_domain::FeatureBlock::v3_key`].
 #[derive(Clone, Copy, Debug, DeriveIden)]
@@ -159,6 +168,10 @@ mod tests {
             (SessionLogs::Table.to_string(), names(SessionLogs::COLUMNS)),
             (ShareTokens::Table.to_string(), names(ShareTokens::COLUMNS)),
             (SigningKeys::Table.to_string(), names(SigningKeys::COLUMNS)),
+            (
+                IdempotencyKeys::Table.to_string(),
+                names(IdempotencyKeys::COLUMNS),
+            ),
         ];
         for block in FeatureBlock::ALL {
             tables.push((block.v3_key().to_owned(), names(BlockItems::COLUMNS)));

@@ -1,6 +1,7 @@
 //! Sessions, their feature blocks and their log.
 
 use async_trait::async_trait;
+use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::ports::SessionRepository;
 use handoff_domain::session::{RecordResults, ReviewOutcome};
 use handoff_domain::{
@@ -64,8 +65,17 @@ impl SessionRepository for Store {
     ) -> Result<StoredSession, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        // First statement writes: the counter row is the lock that serializes session numbers
-        // of one application, on PostgreSQL and across processes.
+        // The key first: a concurrent retry with it waits here, then writes nothing.
+        crate::idempotency::claim(
+            &txn,
+            s.application_id,
+            s.idempotency.as_ref(),
+            IdempotentOperation::CreateSession,
+            s.id.to_string(),
+        )
+        .await?;
+        // The counter row is the lock that serializes session numbers of one application, on
+        // PostgreSQL and across processes.
         let session_number = next_session_number(&txn, s.application_id).await?;
 
         let entity_id = match &s.vendor_data {

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use handoff_domain::idempotency::{IdempotentOperation, share_resource};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
     ApplicationId, ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, LedgerEntry,
@@ -61,6 +62,14 @@ impl ShareRepository for Store {
         // The ledger's row and the source's `shared` event together, or neither.
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
+        crate::idempotency::claim(
+            &txn,
+            c.from_application_id,
+            token.idempotency.as_ref(),
+            IdempotentOperation::Share,
+            share_resource(c.session_id, &token.jti),
+        )
+        .await?;
         run(&txn, &insert).await?;
         insert_log(&txn, c.session_id, &token.log).await?;
         commit(txn).await

@@ -11,6 +11,7 @@ mod errors;
 mod faults;
 mod flow;
 mod hostile;
+mod idempotency;
 mod keys;
 mod limits;
 mod logs;

@@ -8,6 +8,7 @@ use crate::application::Caller;
 use crate::block::FeatureBlock;
 use crate::entity::EntityStatus;
 use crate::error::RepoError;
+use crate::idempotency::IdempotencyClaim;
 use crate::ids::{SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{LogEntry, SessionRecord};
@@ -101,8 +102,19 @@ impl ImportService {
         caller: &Caller,
         request: ImportRequest,
     ) -> Result<SessionRecord, Error> {
+        self.import_guarded(caller, request, None).await
+    }
+
+    /// [`ImportService::import`], its clone stored with the request's idempotency key.
+    pub async fn import_guarded(
+        &self,
+        caller: &Caller,
+        request: ImportRequest,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<SessionRecord, Error> {
         let claims = self.verify(&request.share_token)?;
         let mut attempt = self.attempt(caller, claims, request)?;
+        attempt.idempotency = idempotency;
         for _ in 0..2 {
             match self.ports.shares.import(&attempt).await? {
                 ImportOutcome::Imported(clone) => return Ok(*clone),
@@ -240,6 +252,7 @@ impl ImportService {
             source_created_after: request
                 .max_source_age_seconds
                 .map(|age| now - chrono::Duration::seconds(i64::from(age))),
+            idempotency: None,
         })
     }
 }
@@ -394,7 +407,8 @@ mod tests {
         }
     }
 
-    /// Breaks check `n` of the contract's table (3 to 10) in the fixture.
+    /// Breaks check `n` of the contract's table (3 to 10, and 11, the extension) in the
+    /// fixture.
     async fn break_check(f: &mut Fixture, n: u8) -> ImportRequest {
         let mut request = f.request(f.workflow, false);
         match n {
@@ -440,6 +454,12 @@ mod tests {
             }
             9 => request.workflow_id = WorkflowId::from_uuid(uuid::Uuid::from_u128(12345)),
             10 => request.workflow_id = f.other_kind_workflow,
+            11 => {
+                // The source is a minute old; the import accepts ten seconds.
+                let now = f.world.clock.now();
+                f.world.clock.set(now + chrono::Duration::seconds(60));
+                request.max_source_age_seconds = Some(10);
+            }
             _ => unreachable!(),
         }
         request
@@ -452,12 +472,12 @@ mod tests {
         }
     }
 
-    /// Row `n`: with checks `n..=10` all broken at once, check `n` is the answer.
+    /// Row `n`: with checks `n..=11` all broken at once, check `n` is the answer.
     async fn first_failure_wins(n: u8) {
         let mut f = fixture().await;
         let mut request = f.request(f.workflow, false);
         // From the last check back to n: an earlier check's breakage overrides a later one's.
-        for later in (n..=10).rev() {
+        for later in (n..=11).rev() {
             let broken = break_check(&mut f, later).await;
             if broken.share_token.expose() != f.token {
                 request.share_token = broken.share_token;
@@ -465,6 +485,9 @@ mod tests {
             if broken.workflow_id != f.workflow {
                 request.workflow_id = broken.workflow_id;
             }
+            request.max_source_age_seconds = request
+                .max_source_age_seconds
+                .or(broken.max_source_age_seconds);
         }
         let error = f.import(request).await.unwrap_err();
         assert_eq!(code(&error), n, "{error:?}");
@@ -480,7 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn each_check_alone_is_reported() {
-        for n in 3..=10 {
+        for n in 3..=11 {
             let mut f = fixture().await;
             let request = break_check(&mut f, n).await;
             let error = f.import(request).await.unwrap_err();

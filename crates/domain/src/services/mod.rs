@@ -1,6 +1,7 @@
 //! The services: each use case of the contract, coordinating the ports.
 
 mod applications;
+mod idempotency;
 mod import;
 mod sessions;
 mod share;
@@ -9,6 +10,7 @@ mod workflows;
 use std::sync::Arc;
 
 pub use applications::ApplicationService;
+pub use idempotency::IdempotencyService;
 pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService};
 pub use sessions::{CreateSession, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
@@ -17,8 +19,8 @@ pub use workflows::WorkflowService;
 use crate::error::{RepoError, ValidationErrors};
 use crate::ids::SessionId;
 use crate::ports::{
-    ApplicationRepository, Clock, EntityRepository, IdGenerator, SessionRepository,
-    ShareRepository, ShareTokens, WorkflowRepository,
+    ApplicationRepository, Clock, EntityRepository, IdGenerator, IdempotencyRepository,
+    SessionRepository, ShareRepository, ShareTokens, WorkflowRepository,
 };
 use crate::share::ImportCheck;
 use crate::status::SessionStatus;
@@ -36,6 +38,8 @@ pub struct Ports {
     pub entities: Arc<dyn EntityRepository>,
     /// Share tokens and clones.
     pub shares: Arc<dyn ShareRepository>,
+    /// Idempotency keys of guarded writes.
+    pub idempotency: Arc<dyn IdempotencyRepository>,
     /// Signing and verifying share tokens.
     pub tokens: Arc<dyn ShareTokens>,
     /// The time.
@@ -120,6 +124,8 @@ pub struct Services {
     pub share: ShareService,
     /// Import Shared Session.
     pub import: ImportService,
+    /// Idempotency keys of guarded writes.
+    pub idempotency: IdempotencyService,
 }
 
 impl Services {
@@ -137,6 +143,7 @@ impl Services {
             applications: ApplicationService::new(ports.clone()),
             workflows: WorkflowService::new(ports.clone()),
             share: ShareService::new(ports.clone()),
+            idempotency: IdempotencyService::new(ports.clone()),
             import: ImportService::new(ports.clone(), session_base_url.clone()),
             sessions: SessionService::new(ports, session_base_url),
         }

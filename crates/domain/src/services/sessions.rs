@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::{Error, Ports};
 use crate::application::Caller;
 use crate::entity::Entity;
+use crate::idempotency::IdempotencyClaim;
 use crate::ids::{SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{
@@ -58,6 +59,16 @@ impl SessionService {
         caller: &Caller,
         request: CreateSession,
     ) -> Result<StoredSession, Error> {
+        self.create_guarded(caller, request, None).await
+    }
+
+    /// [`SessionService::create`], its session stored with the request's idempotency key.
+    pub async fn create_guarded(
+        &self,
+        caller: &Caller,
+        request: CreateSession,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<StoredSession, Error> {
         let workflow = self
             .ports
             .workflows
@@ -83,6 +94,7 @@ impl SessionService {
             expected_details: request.expected_details,
             created_at: now,
             expires_at: now + Duration::seconds(workflow.session_expiration_time),
+            idempotency,
         };
         let log = LogEntry {
             kind: LogKind::Event,

@@ -5,6 +5,7 @@ use chrono::Duration;
 use super::{Error, Ports};
 use crate::application::Caller;
 use crate::error::RepoError;
+use crate::idempotency::IdempotencyClaim;
 use crate::ids::{ApplicationId, SessionId};
 use crate::kind::SessionKind;
 use crate::session::LogEntry;
@@ -53,6 +54,17 @@ impl ShareService {
         caller: &Caller,
         session_id: SessionId,
         request: ShareRequest,
+    ) -> Result<SharedSession, Error> {
+        self.share_guarded(caller, session_id, request, None).await
+    }
+
+    /// [`ShareService::share`], its token recorded with the request's idempotency key.
+    pub async fn share_guarded(
+        &self,
+        caller: &Caller,
+        session_id: SessionId,
+        request: ShareRequest,
+        idempotency: Option<IdempotencyClaim>,
     ) -> Result<SharedSession, Error> {
         let session = self
             .ports
@@ -105,12 +117,43 @@ impl ShareService {
             jti: claims.jti.clone().unwrap_or_default(),
             claims,
             log,
+            idempotency,
         };
         self.ports.shares.record_share_token(&record).await?;
         Ok(SharedSession {
             share_token: ShareToken::new(share_token),
             for_application_id: request.for_application_id,
             session_kind: session.kind,
+        })
+    }
+
+    /// The token `jti` of the caller's session `session_id` signed again from the ledger's
+    /// claims: the answer of a share whose answer was lost (its process stopped between the
+    /// write and the answer). With the same key, the same bytes.
+    pub async fn reissue(
+        &self,
+        caller: &Caller,
+        session_id: SessionId,
+        jti: &str,
+    ) -> Result<SharedSession, Error> {
+        let (entry, _) = self
+            .ledger(caller, session_id)
+            .await?
+            .into_iter()
+            .find(|(entry, _)| entry.jti == jti)
+            .ok_or(Error::ShareTokenNotFound)?;
+        let share_token = self
+            .ports
+            .tokens
+            .issue(&entry.claims)
+            .map_err(|e| match e {
+                TokenError::Signing(_) => Error::SigningUnavailable,
+                other => Error::Repo(RepoError::Internal(Box::new(other))),
+            })?;
+        Ok(SharedSession {
+            share_token: ShareToken::new(share_token),
+            for_application_id: entry.claims.for_application_id,
+            session_kind: entry.claims.session_kind,
         })
     }
 

@@ -1,5 +1,6 @@
 //! Sessions: create, record results, the V3 and V2 decisions, reviews, delete and list.
 
+use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::json::RawObject;
 use handoff_domain::services::CreateSession;
@@ -17,6 +18,7 @@ use serde_json::value::RawValue;
 use crate::auth::Authenticated;
 use crate::body::{BodyLimit, JsonBody, RequestBody};
 use crate::decision::{V2Decision, V3Decision, V3DecisionWithEvents, timestamp};
+use crate::idempotency::{self, Answer};
 use crate::{ApiError, AppState, wire};
 use utoipa::{IntoParams, ToSchema};
 
@@ -106,20 +108,45 @@ impl CreateSessionBody {
     }
 }
 
-/// Create a session.
+/// Create a session. With an `Idempotency-Key` header (extension), a retry within 24 hours
+/// gets the first answer again instead of a second session.
 #[utoipa::path(post, path = "/v3/session/", tag = "sessions", request_body = CreateSessionBody,
+    params(IdempotencyHeader),
     responses((status = 201, description = "The new session.", body = wire::SessionCreated)))]
 pub(crate) async fn create(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
+    req: HttpRequest,
     JsonBody(body): JsonBody<CreateSessionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let session = state
-        .services
-        .sessions
-        .create(&caller, body.into_domain()?)
-        .await?;
-    Ok(HttpResponse::Created().json(wire::SessionCreated {
+    let request = body.into_domain()?;
+    let guard = idempotency::guard(&req)?;
+    let (state, caller) = (&state, &caller);
+    idempotency::run(
+        state,
+        caller,
+        guard,
+        |claim| async move {
+            let session = state
+                .services
+                .sessions
+                .create_guarded(caller, request, claim)
+                .await?;
+            Answer::json(StatusCode::CREATED, &created(&session))
+        },
+        |stored| async move {
+            let id = session_id(&stored.resource_id)?;
+            let record = state.services.sessions.decision(caller, id).await?;
+            Answer::json(StatusCode::CREATED, &created(&record.session))
+        },
+    )
+    .await
+}
+
+/// The answer of session creation.
+fn created(session: &StoredSession) -> wire::SessionCreated {
+    let session = session.clone();
+    wire::SessionCreated {
         session_id: session.id.as_uuid(),
         session_number: session.session_number,
         session_token: session.session_token,
@@ -130,7 +157,20 @@ pub(crate) async fn create(
         workflow_id: session.workflow_id.as_uuid(),
         callback: session.callback,
         session_kind: session.kind.as_str().to_owned(),
-    }))
+    }
+}
+
+/// The `Idempotency-Key` header of the guarded writes (extension).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub(crate) struct IdempotencyHeader {
+    /// 1 to 255 visible ASCII characters (a UUID, say). The same key and the same request
+    /// within 24 hours get the first answer again (with `Idempotent-Replayed: true`); the same
+    /// key with another request is 422 `idempotency_key_reused`; while the first is running,
+    /// a retry waits up to 10 s, then 409 `idempotency_key_in_use`.
+    #[param(rename = "Idempotency-Key")]
+    #[allow(dead_code)]
+    idempotency_key: Option<String>,
 }
 
 /// The body of `PUT /v3/session/{id}/decision/`: `status` and blocks, read member by member so

@@ -1,16 +1,21 @@
 //! `POST /v3/session/{id}/share/`, `POST /v3/session/import-shared/`, their extensions (the
 //! ledger, revocation, preview) and the public keys at `GET /.well-known/jwks.json`.
 
-use actix_web::{HttpResponse, web};
-use handoff_domain::services::{EntityEffect, ImportRequest, ShareRequest};
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use handoff_domain::services::{EntityEffect, ImportRequest, ShareRequest, SharedSession};
 use handoff_domain::share::ShareTtl;
-use handoff_domain::{ApplicationId, SessionKind, ShareToken, ValidationErrors, WorkflowId};
+use handoff_domain::{
+    ApplicationId, SessionKind, SessionRecord, ShareToken, ValidationErrors, WorkflowId,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::{V2Decision, V3Decision};
+use crate::idempotency::{self, Answer};
+use crate::routes::sessions::IdempotencyHeader;
 use crate::routes::sessions::{optional_field, session_id, vendor_data_field};
 use crate::{ApiError, AppState, wire};
 use utoipa::ToSchema;
@@ -65,26 +70,50 @@ impl ShareBody {
 
 /// Share Session: a share token for one of the caller's finished sessions, for one other application.
 #[utoipa::path(post, path = "/v3/session/{session_id}/share/", tag = "sharing",
-    params(("session_id" = Uuid, Path, description = "The session.")),
+    params(("session_id" = Uuid, Path, description = "The session."), IdempotencyHeader),
     request_body = ShareBody,
     responses((status = 200, description = "The share token.", body = wire::Shared)))]
 pub(crate) async fn share(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
+    req: HttpRequest,
     path: web::Path<String>,
     JsonBody(body): JsonBody<ShareBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
-    let shared = state
-        .services
-        .share
-        .share(&caller, id, body.into_domain()?)
-        .await?;
-    Ok(HttpResponse::Ok().json(wire::Shared {
+    let request = body.into_domain()?;
+    let guard = idempotency::guard(&req)?;
+    let (state, caller) = (&state, &caller);
+    idempotency::run(
+        state,
+        caller,
+        guard,
+        |claim| async move {
+            let shared = state
+                .services
+                .share
+                .share_guarded(caller, id, request, claim)
+                .await?;
+            Answer::json(StatusCode::OK, &shared_answer(&shared))
+        },
+        |stored| async move {
+            let jti = stored
+                .resource_id
+                .rsplit_once('/')
+                .map_or("", |(_, jti)| jti);
+            let shared = state.services.share.reissue(caller, id, jti).await?;
+            Answer::json(StatusCode::OK, &shared_answer(&shared))
+        },
+    )
+    .await
+}
+
+fn shared_answer(shared: &SharedSession) -> wire::Shared {
+    wire::Shared {
         share_token: shared.share_token.expose().to_owned(),
         for_application_id: shared.for_application_id.as_uuid(),
         session_kind: shared.session_kind.as_str().to_owned(),
-    }))
+    }
 }
 
 /// The longest `max_source_age_seconds`: ten years.
@@ -157,23 +186,45 @@ impl ImportBody {
 
 /// Import Shared Session: clone the shared session into the caller's application.
 #[utoipa::path(post, path = "/v3/session/import-shared/", tag = "sharing", request_body = ImportBody,
+    params(IdempotencyHeader),
     responses((status = 201, description = "The clone: the V2 payload for a user session, the V3 payload for a business session.",
         body = wire::DecisionV3)))]
 pub(crate) async fn import_shared(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
+    req: HttpRequest,
     JsonBody(body): JsonBody<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
-    // The import answers with the clone as it wrote it: no read after the write.
-    let record = state
-        .services
-        .import
-        .import(&caller, body.into_domain()?)
-        .await?;
-    Ok(match record.session.kind {
-        SessionKind::User => HttpResponse::Created().json(V2Decision(&record)),
-        SessionKind::Business => HttpResponse::Created().json(V3Decision(&record)),
-    })
+    let request = body.into_domain()?;
+    let guard = idempotency::guard(&req)?;
+    let (state, caller) = (&state, &caller);
+    idempotency::run(
+        state,
+        caller,
+        guard,
+        // The import answers with the clone as it wrote it: no read after the write.
+        |claim| async move {
+            let record = state
+                .services
+                .import
+                .import_guarded(caller, request, claim)
+                .await?;
+            clone_answer(&record)
+        },
+        |stored| async move {
+            let id = session_id(&stored.resource_id)?;
+            clone_answer(&state.services.sessions.decision(caller, id).await?)
+        },
+    )
+    .await
+}
+
+/// The import's answer: the clone's V2 payload for a user session, V3 for a business one.
+fn clone_answer(record: &SessionRecord) -> Result<Answer, ApiError> {
+    match record.session.kind {
+        SessionKind::User => Answer::json(StatusCode::CREATED, &V2Decision(record)),
+        SessionKind::Business => Answer::json(StatusCode::CREATED, &V3Decision(record)),
+    }
 }
 
 /// The share ledger of a session (extension): every token the caller issued for it, oldest

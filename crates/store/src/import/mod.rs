@@ -54,6 +54,9 @@ pub(crate) async fn import(
     };
     match outcome {
         Ok(outcome) => Ok(outcome),
+        Err(Failure::Db(error)) if crate::idempotency::is_idempotency_violation(&error) => {
+            Err(RepoError::IdempotencyKeyTaken)
+        }
         Err(Failure::Db(error)) if is_unique_violation(&error) => {
             already_imported(store, attempt).await
         }

@@ -32,6 +32,7 @@
 
 use std::sync::OnceLock;
 
+use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::share::clone_status_rule;
 use handoff_domain::vendor_data::KEY_VERSION;
 use handoff_domain::{
@@ -58,7 +59,11 @@ pub(crate) async fn import(
     {
         return Ok(ImportOutcome::Refused);
     }
-    let sql = cached_sql(attempt.claims.session_kind, attempt.listed);
+    let sql = cached_sql(
+        attempt.claims.session_kind,
+        attempt.listed,
+        attempt.idempotency.is_some(),
+    );
     let values = values(attempt, status_rule(attempt.trust_review));
     let row = match db
         .query_one_raw(stmt(db.get_database_backend(), sql, values))
@@ -170,18 +175,24 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         values.push(jti.clone().into());
         values.push(claims.expires_at.into());
     }
+    if let Some(claim) = &a.idempotency {
+        values.push(claim.key.as_str().into());
+        values.push(claim.request_hash.clone().into());
+        values.push(claim.created_at.into());
+    }
     values
 }
 
-/// The statement's text depends on the kind and on whether the token is listed in the ledger:
-/// built once per shape, on first use.
-fn cached_sql(kind: SessionKind, with_jti: bool) -> &'static str {
-    static SQL: [OnceLock<String>; 4] = [const { OnceLock::new() }; 4];
+/// The statement's text depends on the kind, on whether the token is listed in the ledger and
+/// on whether an idempotency key comes along: built once per shape, on first use.
+fn cached_sql(kind: SessionKind, with_jti: bool, with_key: bool) -> &'static str {
+    static SQL: [OnceLock<String>; 8] = [const { OnceLock::new() }; 8];
     let slot = match kind {
         SessionKind::User => 0,
-        SessionKind::Business => 2,
-    } + usize::from(with_jti);
-    SQL[slot].get_or_init(|| sql(kind, with_jti))
+        SessionKind::Business => 4,
+    } + 2 * usize::from(with_jti)
+        + usize::from(with_key);
+    SQL[slot].get_or_init(|| sql(kind, with_jti, with_key))
 }
 
 /// The domain's status rule ([`clone_status_rule`]) for `trust_review` as a JSON object:
@@ -205,7 +216,7 @@ fn status_rule(trust_review: bool) -> &'static str {
 }
 
 /// The SQL for an attempt of `session_kind`, with or without a token id to check and redeem.
-fn sql(session_kind: SessionKind, with_jti: bool) -> String {
+fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
     let source = P::Source.ph();
     let source_application = P::SourceApplication.ph();
     let kind = P::Kind.ph();
@@ -399,6 +410,26 @@ fn sql(session_kind: SessionKind, with_jti: bool) -> String {
          {logged_at} FROM clone RETURNING id)"
     ));
 
+    // The request's idempotency key, hanging on the clone's row too: a key another request of
+    // the application holds fails the statement whole (a unique violation the store tells
+    // apart from a clone's).
+    if with_key {
+        // Its parameters follow the fixed ones and the ledger's, when there are any.
+        let first = P::Jti as usize + 1 + if with_jti { 2 } else { 0 };
+        let (key, hash, at) = (
+            format!("${first}"),
+            format!("${}", first + 1),
+            format!("${}", first + 2),
+        );
+        let operation = IdempotentOperation::Import.as_str();
+        parts.push(format!(
+            "claimed AS (INSERT INTO idempotency_keys (application_id, idempotency_key, \
+             request_hash, operation, resource_id, created_at) \
+             SELECT {application}, {key}, {hash}, '{operation}', CAST({clone} AS text), {at} \
+             FROM clone RETURNING 1)"
+        ));
+    }
+
     // What the clone's decision shows, from the rows written, as one row: the session's
     // columns, its items and its reviews.
     let answer =
@@ -452,6 +483,7 @@ mod tests {
             },
             source_log: LogEntry::event("b", "imported_by", None, now),
             source_created_after: None,
+            idempotency: None,
         }
     }
 
@@ -473,16 +505,28 @@ mod tests {
     #[test]
     fn binds_what_it_uses_with_and_without_override_and_token() {
         for kind in [SessionKind::User, SessionKind::Business] {
-            for (vendor_data, jti) in [(Some("p-1"), Some("j")), (None, None), (Some("p"), None)] {
-                let attempt = attempt(kind, vendor_data, jti);
-                let sql = cached_sql(kind, jti.is_some());
+            for ((vendor_data, jti), with_key) in
+                [(Some("p-1"), Some("j")), (None, None), (Some("p"), None)]
+                    .into_iter()
+                    .flat_map(|shape| [(shape, false), (shape, true)])
+            {
+                let mut attempt = attempt(kind, vendor_data, jti);
+                if with_key {
+                    attempt.idempotency = Some(handoff_domain::idempotency::IdempotencyClaim {
+                        key: handoff_domain::idempotency::IdempotencyKey::parse("k").unwrap(),
+                        request_hash: "h".into(),
+                        created_at: Utc::now(),
+                    });
+                }
+                let sql = cached_sql(kind, jti.is_some(), with_key);
                 let values = values(&attempt, status_rule(false));
                 assert_parameters_match(sql, values.len());
                 assert_eq!(
                     sql,
-                    super::sql(kind, jti.is_some()),
+                    super::sql(kind, jti.is_some(), with_key),
                     "the cache holds the shape's text"
                 );
+                assert_eq!(sql.contains("INSERT INTO idempotency_keys"), with_key);
                 assert_eq!(sql.contains("UPDATE share_tokens"), jti.is_some());
                 assert_eq!(
                     sql.matches("EXISTS (SELECT 1 FROM decided)").count(),
@@ -536,13 +580,18 @@ mod tests {
                 );
                 assert_eq!(values[P::Kind as usize], kind.as_str().into());
                 assert_eq!(values[P::Review as usize], LogKind::Review.as_str().into());
+                if jti.is_some() {
+                    assert_eq!(values[P::Jti as usize], Value::from(jti.map(str::to_owned)));
+                    assert_eq!(
+                        values[P::Expires as usize],
+                        Value::from(attempt.claims.expires_at)
+                    );
+                }
+                let key_at = P::Jti as usize + if jti.is_some() { 2 } else { 0 };
                 assert_eq!(
-                    values.get(P::Jti as usize),
-                    jti.map(|j| Value::from(j.to_owned())).as_ref()
-                );
-                assert_eq!(
-                    values.get(P::Expires as usize),
-                    jti.map(|_| Value::from(attempt.claims.expires_at)).as_ref()
+                    values.get(key_at),
+                    with_key.then(|| Value::from("k")).as_ref(),
+                    "the key follows the ledger's parameters"
                 );
                 assert_eq!(
                     values[P::CopiedActor as usize],

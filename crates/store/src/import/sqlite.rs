@@ -3,6 +3,7 @@
 //! returning what it wrote. SQLite is in-process: a statement costs no round trip, and the one
 //! writer holds the lock from `BEGIN`, so no check can change before the writes.
 
+use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::{
     FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome, SessionRecord,
     first_failed_check,
@@ -110,6 +111,14 @@ async fn copy(
     let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
         return Ok(ImportOutcome::Refused);
     };
+    crate::idempotency::claim(
+        txn,
+        attempt.application_id,
+        attempt.idempotency.as_ref(),
+        IdempotentOperation::Import,
+        attempt.clone_id.to_string(),
+    )
+    .await?;
     let vendor_data = attempt.clone_vendor_data(&source);
     // The receiver's entity, read (or created) inside the transaction: its status decides the
     // clone's, with no window for it to change in between.

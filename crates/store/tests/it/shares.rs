@@ -119,6 +119,7 @@ fn attempt(
         },
         source_log: LogEntry::event("test", "imported_by", None, created_at),
         source_created_after: None,
+        idempotency: None,
     }
 }
 
@@ -142,6 +143,7 @@ async fn share_token(
             jti: Some(jti),
         },
         log: LogEntry::event("test", "shared", None, issued_at),
+        idempotency: None,
     };
     db.record_share_token(&token).await.unwrap();
     token.claims

@@ -119,6 +119,7 @@ impl TestStore {
             expected_details: None,
             created_at,
             expires_at: created_at + Duration::seconds(workflow.session_expiration_time),
+            idempotency: None,
         };
         self.store
             .create_session(&session, &event("created"))

@@ -1,0 +1,85 @@
+//! Safe retries, the service side: what a key holds, its answer recorded, expired keys
+//! forgotten. The rules are in [`crate::idempotency`].
+
+use chrono::Duration;
+
+use super::{Error, Ports};
+use crate::application::Caller;
+use crate::idempotency::{
+    IDEMPOTENCY_WINDOW_SECONDS, IdempotencyClaim, IdempotencyKey, RecordedAnswer, StoredIdempotency,
+};
+
+/// Reads and records idempotency keys.
+#[derive(Clone)]
+pub struct IdempotencyService {
+    ports: Ports,
+}
+
+impl IdempotencyService {
+    pub(super) fn new(ports: Ports) -> Self {
+        Self { ports }
+    }
+
+    /// What the caller's `key` holds, when it is still remembered; an expired key is forgotten
+    /// on the way, so that it can be used again.
+    pub async fn find(
+        &self,
+        caller: &Caller,
+        key: &IdempotencyKey,
+    ) -> Result<Option<StoredIdempotency>, Error> {
+        let now = self.ports.clock.now();
+        match self
+            .ports
+            .idempotency
+            .find_idempotency(caller.application_id, key)
+            .await?
+        {
+            Some(stored) if stored.live_at(now) => Ok(Some(stored)),
+            Some(_) => {
+                self.ports
+                    .idempotency
+                    .forget_idempotency(Some(caller.application_id), Some(key), now - window())
+                    .await?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A claim on `key` for a request of this hash, made now.
+    pub fn claim(&self, key: IdempotencyKey, request_hash: String) -> IdempotencyClaim {
+        IdempotencyClaim {
+            key,
+            request_hash,
+            created_at: self.ports.clock.now(),
+        }
+    }
+
+    /// Records the answer of the write `key` guards (the first recorded stays).
+    pub async fn record(
+        &self,
+        caller: &Caller,
+        key: &IdempotencyKey,
+        answer: &RecordedAnswer,
+    ) -> Result<(), Error> {
+        Ok(self
+            .ports
+            .idempotency
+            .record_answer(caller.application_id, key, answer)
+            .await?)
+    }
+
+    /// Forgets every key older than the window; how many.
+    pub async fn prune(&self) -> Result<u64, Error> {
+        let before = self.ports.clock.now() - window();
+        Ok(self
+            .ports
+            .idempotency
+            .forget_idempotency(None, None, before)
+            .await?)
+    }
+}
+
+fn window() -> Duration {
+    Duration::seconds(IDEMPOTENCY_WINDOW_SECONDS)
+}
