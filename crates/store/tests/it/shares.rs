@@ -280,8 +280,8 @@ async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
     let logs = db.count("session_logs").await;
     assert_eq!(
         logs,
-        3 + 1 + 3 + 1,
-        "source: created + results + review; receiver session: created; clone: the three copied + the import"
+        3 + 1 + 3 + 1 + 1,
+        "source: created + results + review; receiver session: created; clone: the three copied + the import; source: imported_by"
     );
 }
 
@@ -398,6 +398,8 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
         .await
         .unwrap();
     let revoked = share_token(&db, &src, receiver).await;
+    // Issued before the footprint is taken (issuing writes the source's `shared` event).
+    let issued = share_token(&db, &src, receiver).await;
     assert!(
         db.revoke_share_token(source_app, revoked.jti.as_deref().unwrap(), now())
             .await
@@ -436,7 +438,6 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
     gone.claims.session_id = SessionId::from_uuid(Uuid::new_v4());
     failing.push((ImportCheck::SourceExists, gone));
     // Issued here, but presented with other claims (a longer life): not the token issued.
-    let issued = share_token(&db, &src, receiver).await;
     let mut stretched = issued.clone();
     stretched.expires_at += chrono::Duration::hours(1);
     failing.push((
@@ -682,4 +683,104 @@ async fn a_redeemed_token_stays_redeemed_and_the_source_must_still_be_finished(d
         Some(ImportCheck::SourceExists)
     );
     assert_eq!(footprint(&db).await, before);
+}
+
+on_both_backends!(an_idempotency_key_is_written_with_its_write_or_not_at_all);
+/// The key's row is part of the write's transaction: a failed write leaves none, a done write
+/// names its resource, and a second write with a taken key writes nothing at all.
+async fn an_idempotency_key_is_written_with_its_write_or_not_at_all(db: TestStore) {
+    use handoff_domain::idempotency::{
+        IdempotencyClaim, IdempotencyKey, IdempotentOperation, RecordedAnswer,
+    };
+    use handoff_domain::ports::IdempotencyRepository;
+
+    let (_, src) = source(&db, "ana").await;
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    let key = IdempotencyKey::parse("retry-1").unwrap();
+    let claim = IdempotencyClaim {
+        key: key.clone(),
+        request_hash: "h1".into(),
+        created_at: now(),
+    };
+    let jti = share_token(&db, &src, receiver).await;
+    let mut guarded = attempt(&src, &workflow, None, Some(&jti), false);
+    guarded.idempotency = Some(claim.clone());
+
+    handoff_testdb::plant_insert_fault(db.connection(), "session_logs")
+        .await
+        .unwrap();
+    let failed = db.import(&guarded).await;
+    handoff_testdb::clear_insert_fault(db.connection(), "session_logs")
+        .await
+        .unwrap();
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        db.count("idempotency_keys").await,
+        0,
+        "no key without its write"
+    );
+
+    let clone = imported(db.import(&guarded).await.unwrap());
+    let stored = db.find_idempotency(receiver, &key).await.unwrap().unwrap();
+    assert_eq!(stored.operation, IdempotentOperation::Import);
+    assert_eq!(stored.resource_id, clone.session.id.to_string());
+    assert_eq!(stored.request_hash, "h1");
+    assert_eq!(stored.answer, None);
+
+    // Another import by the same application with the taken key writes nothing.
+    let (_, other) = source(&db, "bea").await;
+    let other_jti = share_token(&db, &other, receiver).await;
+    let mut second = attempt(&other, &workflow, None, Some(&other_jti), false);
+    second.idempotency = Some(IdempotencyClaim {
+        request_hash: "h2".into(),
+        ..claim.clone()
+    });
+    let before = footprint(&db).await;
+    let taken = db.import(&second).await;
+    assert!(
+        matches!(taken, Err(handoff_domain::RepoError::IdempotencyKeyTaken)),
+        "{taken:?}"
+    );
+    assert_eq!(footprint(&db).await, before, "nothing written");
+    // The same key of another application is another key.
+    let mut elsewhere = second.clone();
+    let stranger = db.application().await;
+    let stranger_workflow = db.workflow(stranger, SessionKind::User).await;
+    let stranger_jti = share_token(&db, &other, stranger).await;
+    elsewhere.application_id = stranger;
+    elsewhere.workflow_id = stranger_workflow.id;
+    elsewhere.claims = stranger_jti;
+    imported(db.import(&elsewhere).await.unwrap());
+
+    // The first answer recorded stays; an expired key is forgotten.
+    for body in ["first", "second"] {
+        db.record_answer(
+            receiver,
+            &key,
+            &RecordedAnswer {
+                status: 201,
+                body: body.into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let stored = db.find_idempotency(receiver, &key).await.unwrap().unwrap();
+    assert_eq!(stored.answer.unwrap().body, "first");
+    let forgotten = db
+        .forget_idempotency(
+            Some(receiver),
+            Some(&key),
+            now() + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forgotten, 1);
+    assert!(db.find_idempotency(receiver, &key).await.unwrap().is_none());
+    assert_eq!(
+        db.count("idempotency_keys").await,
+        1,
+        "the stranger's stays"
+    );
 }
