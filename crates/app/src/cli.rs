@@ -97,6 +97,11 @@ pub enum SigningKeysCommand {
         #[arg(long)]
         algorithm: Option<String>,
     },
+    /// Seal every key again under the current key-encryption key (`HANDOFF_KEY_ENCRYPTION_KEY`
+    /// or the key file), opening them with the previous one, given in
+    /// `HANDOFF_PREVIOUS_KEY_ENCRYPTION_KEY`. Stop the servers first; start them with the new
+    /// key-encryption key.
+    Reseal,
     /// Retire a key: tokens it signed stop verifying once servers reload their keys.
     Retire {
         /// The key id.

@@ -216,6 +216,44 @@ async fn run(cli: Cli) -> Result<(), String> {
                         json!({"kid": kid, "algorithm": algorithm.as_str(), "activates_at": time(activates_at)})
                     );
                 }
+                SigningKeysCommand::Reseal => {
+                    let previous = std::env::var("HANDOFF_PREVIOUS_KEY_ENCRYPTION_KEY")
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .ok_or("set HANDOFF_PREVIOUS_KEY_ENCRYPTION_KEY to the key-encryption key the keys are sealed with now")?;
+                    let previous =
+                        handoff_token::KeyEncryptionKey::from_secret(previous.as_bytes())
+                            .map_err(|e| format!("HANDOFF_PREVIOUS_KEY_ENCRYPTION_KEY: {e}"))?;
+                    let current = key_encryption_key(&config).map_err(|e| e.to_string())?;
+                    for key in store.signing_keys(true).await.map_err(|e| e.to_string())? {
+                        let algorithm =
+                            TokenAlgorithm::parse(&key.algorithm).map_err(|e| e.to_string())?;
+                        let secret = match key.sealed_with.as_deref() {
+                            Some(id) if id == current.id() => continue,
+                            Some(id) if id == previous.id() => previous
+                                .open(&key.kid, algorithm, &key.secret)
+                                .map_err(|e| format!("signing key {}: {e}", key.kid))?,
+                            None => key.secret,
+                            Some(id) => {
+                                return Err(format!(
+                                    "signing key {} is sealed with {id}, neither the previous \
+                                     key-encryption key ({}) nor the current one ({})",
+                                    key.kid,
+                                    previous.id(),
+                                    current.id()
+                                ));
+                            }
+                        };
+                        let sealed = current
+                            .seal(&key.kid, algorithm, &secret)
+                            .map_err(|e| e.to_string())?;
+                        store
+                            .reseal_signing_key(&key.kid, sealed, current.id())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        println!("{}", json!({"kid": key.kid, "sealed_with": current.id()}));
+                    }
+                }
                 SigningKeysCommand::Retire { kid } => {
                     let active = store.signing_keys(false).await.map_err(|e| e.to_string())?;
                     if active.len() == 1 && active[0].kid == *kid {

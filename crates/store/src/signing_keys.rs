@@ -123,6 +123,23 @@ impl Store {
         Ok(run(&self.db, &update).await? == 1)
     }
 
+    /// Replaces a key's sealed secret and the id of the key-encryption key that sealed it
+    /// (moving keys to a new KEK).
+    pub async fn reseal_signing_key(
+        &self,
+        kid: &str,
+        sealed_secret: Vec<u8>,
+        sealed_with: &str,
+    ) -> Result<bool, RepoError> {
+        let update = Query::update()
+            .table(SigningKeys::Table)
+            .value(SigningKeys::Secret, sealed_secret)
+            .value(SigningKeys::SealedWith, sealed_with)
+            .and_where(Expr::col(SigningKeys::Kid).eq(kid))
+            .to_owned();
+        Ok(run(&self.db, &update).await? == 1)
+    }
+
     /// Retires a key: servers drop it from their ring when they next load keys.
     pub async fn retire_signing_key(
         &self,

@@ -300,3 +300,49 @@ async fn a_retired_key_stops_verifying_on_every_server(backend: Backend) {
 }
 
 per_backend!(a_retired_key_stops_verifying_on_every_server);
+
+on_both_backends!(keys_move_to_a_new_key_encryption_key);
+/// `signing-keys reseal` opens every key with the previous key-encryption key and seals it with
+/// the new one: the same keys, which only the new KEK opens.
+async fn keys_move_to_a_new_key_encryption_key(app: TestApp) {
+    const NEW_KEK: &str = "the operator's next key-encryption key, 32+ bytes";
+    let shared = app.shared("user", "user-ana-001").await;
+    let reseal = |previous: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(["signing-keys", "reseal"])
+            .env("DATABASE_URL", app.db.url())
+            .env("HANDOFF_KEY_ENCRYPTION_KEY", NEW_KEK)
+            .env("HANDOFF_PREVIOUS_KEY_ENCRYPTION_KEY", previous)
+            .env("HANDOFF_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let wrong = reseal("not the key-encryption key they are sealed with");
+    assert!(!wrong.status.success());
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("neither the previous"));
+    let done = reseal(TEST_KEK);
+    assert!(done.status.success(), "{done:?}");
+    let new_kek = KeyEncryptionKey::from_secret(NEW_KEK.as_bytes()).unwrap();
+    let stored = app.store.signing_keys(true).await.unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|key| key.sealed_with.as_deref() == Some(new_kek.id()))
+    );
+
+    let with_new = handoff::Config {
+        key_encryption_key: Some(Secret(NEW_KEK.into())),
+        ..test_config(app.db.url())
+    };
+    let keyring = load_keyring(&with_new, &app.store).await.unwrap();
+    assert!(
+        JwtShareTokens::new(keyring).verify(&shared.token).is_ok(),
+        "the same keys"
+    );
+    let with_old = load_keyring(&test_config(app.db.url()), &app.store).await;
+    assert!(with_old.is_err(), "the previous KEK opens nothing now");
+    // Nothing left to move: a second run changes nothing.
+    let again = reseal(TEST_KEK);
+    assert!(again.status.success());
+    assert!(again.stdout.is_empty());
+}
