@@ -11,6 +11,7 @@ mod m20261126_000003_session_numbers;
 mod m20261130_000004_entity_key_version;
 mod m20261130_000005_sealed_signing_keys;
 mod m20261130_000006_idempotency_keys;
+mod m20261130_000007_webhooks;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_entity_key_version::Migration),
             Box::new(m20261130_000005_sealed_signing_keys::Migration),
             Box::new(m20261130_000006_idempotency_keys::Migration),
+            Box::new(m20261130_000007_webhooks::Migration),
         ]
     }
 }

@@ -178,6 +178,7 @@ pub enum ApiKeysCommand {
 impl Cli {
     /// The server configuration of `serve`.
     pub fn config(&self, serve: &ServeArgs) -> Result<Config, String> {
+        let (webhooks, webhook_worker) = crate::config::webhook_settings_from_env()?;
         Ok(Config {
             bind: serve.bind.clone(),
             public_url: serve.public_url.clone(),
@@ -186,6 +187,8 @@ impl Cli {
             workers: serve.workers,
             rate_limits: serve.rate_limit.0,
             accept_unlisted_tokens: serve.accept_unlisted_tokens,
+            webhooks,
+            webhook_worker,
             ..self.base_config()?
         })
     }

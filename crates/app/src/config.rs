@@ -65,6 +65,39 @@ pub struct Config {
     /// `HANDOFF_KEY_RELOAD_SECONDS`: how often database keys are reloaded, so that rotations
     /// and retirements reach running servers.
     pub key_reload_interval: Duration,
+    /// Webhook delivery: `HANDOFF_WEBHOOK_ALLOW_PRIVATE`, `HANDOFF_WEBHOOK_RETRY_SCHEDULE`,
+    /// `HANDOFF_WEBHOOK_TIMEOUT_SECONDS`.
+    pub webhooks: handoff_webhooks::Settings,
+    /// Whether this server runs a delivery worker (`HANDOFF_WEBHOOK_WORKER`, on by default).
+    pub webhook_worker: bool,
+}
+
+/// The webhook settings of the environment.
+pub fn webhook_settings_from_env() -> Result<(handoff_webhooks::Settings, bool), String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let flag = |name: &str, default: bool| match var(name).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "on" | "yes") => Ok(true),
+        Some("false" | "0" | "off" | "no") => Ok(false),
+        Some(other) => Err(format!("{name}: {other:?} is not true or false")),
+    };
+    let mut settings = handoff_webhooks::Settings {
+        allow_private: flag("HANDOFF_WEBHOOK_ALLOW_PRIVATE", false)?,
+        ..handoff_webhooks::Settings::default()
+    };
+    if let Some(raw) = var("HANDOFF_WEBHOOK_RETRY_SCHEDULE") {
+        settings.schedule = handoff_webhooks::parse_schedule(&raw)
+            .map_err(|e| format!("HANDOFF_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
+    }
+    if let Some(raw) = var("HANDOFF_WEBHOOK_TIMEOUT_SECONDS") {
+        let seconds = raw
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=60).contains(s))
+            .ok_or_else(|| format!("HANDOFF_WEBHOOK_TIMEOUT_SECONDS: {raw:?} is not 1 to 60"))?;
+        settings.timeout = Duration::from_secs(seconds);
+    }
+    Ok((settings, flag("HANDOFF_WEBHOOK_WORKER", true)?))
 }
 
 /// The name of the key-encryption key's file in the data directory.
@@ -157,6 +190,8 @@ impl Config {
             key_encryption_key: None,
             key_file: None,
             key_reload_interval: crate::KEY_RELOAD_INTERVAL,
+            webhooks: handoff_webhooks::Settings::default(),
+            webhook_worker: true,
         }
     }
 }

@@ -22,6 +22,7 @@ pub use config::Config;
 
 mod keys;
 mod request_log;
+pub mod webhooks;
 
 pub use keys::{
     KEY_RELOAD_INTERVAL, database_keyring, generate_key, key_encryption_key, load_keyring,
@@ -100,8 +101,24 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
     Ok(store)
 }
 
-/// Every service over one store and one token signer, with the system clock and random ids.
+/// Every service over one store and one token signer, with the system clock and random ids;
+/// no secret can be sealed (operator commands and tests that make no webhook destination).
 pub fn services(store: &Store, session_base_url: &str, tokens: Arc<dyn ShareTokens>) -> Services {
+    services_sealing(
+        store,
+        session_base_url,
+        tokens,
+        Arc::new(webhooks::NoSealer),
+    )
+}
+
+/// [`services`] that seal secrets with `sealer`.
+pub fn services_sealing(
+    store: &Store,
+    session_base_url: &str,
+    tokens: Arc<dyn ShareTokens>,
+    sealer: Arc<dyn handoff_domain::ports::SecretSealer>,
+) -> Services {
     let shared = Arc::new(store.clone());
     let ports = Ports {
         applications: shared.clone(),
@@ -109,6 +126,8 @@ pub fn services(store: &Store, session_base_url: &str, tokens: Arc<dyn ShareToke
         sessions: shared.clone(),
         entities: shared.clone(),
         idempotency: shared.clone(),
+        webhooks: shared.clone(),
+        sealer,
         shares: shared,
         tokens,
         clock: Arc::new(SystemClock),
@@ -141,6 +160,7 @@ pub struct Application {
     server: Server,
     store: Store,
     in_flight: request_log::InFlight,
+    worker: Option<webhooks::RunningWorker>,
 }
 
 impl Application {
@@ -172,8 +192,20 @@ impl Application {
                 config.key_reload_interval,
             );
         }
-        let services = services(&store, &public_url, tokens)
-            .accepting_unlisted_tokens(config.accept_unlisted_tokens);
+        let secrets = webhooks::secrets_key(&config)?;
+        let services = services_sealing(
+            &store,
+            &public_url,
+            tokens,
+            Arc::new(webhooks::KekSealer(secrets.clone())),
+        )
+        .accepting_unlisted_tokens(config.accept_unlisted_tokens)
+        .allowing_private_webhooks(config.webhooks.allow_private);
+        let worker = if config.webhook_worker {
+            Some(webhooks::start_worker(&config, &store, secrets)?)
+        } else {
+            None
+        };
         prune_idempotency_keys(services.idempotency.clone());
         let state = AppState {
             services,
@@ -211,6 +243,7 @@ impl Application {
             server: server.run(),
             store,
             in_flight,
+            worker,
         })
     }
 
@@ -254,6 +287,9 @@ impl Application {
         }
         handle.stop(true).await;
         server.await.map_err(std::io::Error::other)??;
+        if let Some(worker) = self.worker {
+            worker.stop().await;
+        }
         if let Err(error) = self.store.close().await {
             tracing::warn!(%error, "the database pool did not close cleanly");
         }

@@ -28,6 +28,7 @@ use crate::share::{
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
+use crate::webhook::{Delivery, DeliveryState, Destination, SealedSecret};
 use crate::workflow::Workflow;
 
 /// Everything the in-memory store holds.
@@ -51,6 +52,10 @@ pub struct State {
     pub import_context_reads: usize,
     /// Idempotency keys by their text.
     pub idempotency: Vec<(String, StoredIdempotency)>,
+    /// Webhook destinations with their sealed secrets.
+    pub destinations: Vec<(Destination, SealedSecret)>,
+    /// Deliveries by destination.
+    pub deliveries: Vec<(uuid::Uuid, Delivery)>,
 }
 
 /// Every repository port in memory.
@@ -522,20 +527,23 @@ impl ShareRepository for InMemory {
         &self,
         application_id: ApplicationId,
         jti: &str,
-        at: DateTime<Utc>,
+        log: &LogEntry,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
-        match state
+        let Some(token) = state
             .share_tokens
             .iter_mut()
             .find(|t| t.jti == jti && t.claims.from_application_id == application_id)
-        {
-            Some(token) => {
-                token.revoked_at.get_or_insert(at);
-                Ok(true)
-            }
-            None => Ok(false),
+        else {
+            return Ok(false);
+        };
+        let first = token.revoked_at.is_none();
+        token.revoked_at.get_or_insert(log.created_at);
+        let session_id = token.claims.session_id;
+        if first && let Some((_, logs)) = find_mut(&mut state, application_id, session_id) {
+            logs.push(log.clone());
         }
+        Ok(true)
     }
 
     /// Checks with the domain's [`first_failed_check`] and clones, under one lock.
@@ -708,6 +716,169 @@ impl IdempotencyRepository for InMemory {
     }
 }
 
+#[async_trait]
+impl WebhookRepository for InMemory {
+    async fn create_destination(
+        &self,
+        destination: &Destination,
+        secret: &SealedSecret,
+    ) -> Result<(), RepoError> {
+        self.state()
+            .destinations
+            .push((destination.clone(), secret.clone()));
+        Ok(())
+    }
+
+    async fn destinations(
+        &self,
+        application_id: ApplicationId,
+    ) -> Result<Vec<Destination>, RepoError> {
+        Ok(self
+            .state()
+            .destinations
+            .iter()
+            .filter(|(d, _)| d.application_id == application_id)
+            .map(|(d, _)| d.clone())
+            .collect())
+    }
+
+    async fn find_destination(
+        &self,
+        application_id: ApplicationId,
+        id: uuid::Uuid,
+    ) -> Result<Option<Destination>, RepoError> {
+        Ok(self
+            .destinations(application_id)
+            .await?
+            .into_iter()
+            .find(|d| d.id == id))
+    }
+
+    async fn update_destination(&self, destination: &Destination) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        match state
+            .destinations
+            .iter_mut()
+            .find(|(d, _)| d.id == destination.id && d.application_id == destination.application_id)
+        {
+            Some((stored, _)) => {
+                *stored = destination.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn rotate_destination_secret(
+        &self,
+        application_id: ApplicationId,
+        id: uuid::Uuid,
+        secret: &SealedSecret,
+        previous_until: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        match state
+            .destinations
+            .iter_mut()
+            .find(|(d, _)| d.id == id && d.application_id == application_id)
+        {
+            Some((destination, stored)) => {
+                destination.previous_secret_until = Some(previous_until);
+                *stored = secret.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_destination(
+        &self,
+        application_id: ApplicationId,
+        id: uuid::Uuid,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let before = state.destinations.len();
+        state
+            .destinations
+            .retain(|(d, _)| !(d.id == id && d.application_id == application_id));
+        let deleted = state.destinations.len() < before;
+        if deleted {
+            state
+                .deliveries
+                .retain(|(destination, _)| *destination != id);
+        }
+        Ok(deleted)
+    }
+
+    async fn deliveries(
+        &self,
+        application_id: ApplicationId,
+        destination_id: uuid::Uuid,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<Delivery>, RepoError> {
+        if self
+            .find_destination(application_id, destination_id)
+            .await?
+            .is_none()
+        {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .state()
+            .deliveries
+            .iter()
+            .rev()
+            .filter(|(d, _)| *d == destination_id)
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(|(_, delivery)| delivery.clone())
+            .collect())
+    }
+
+    async fn resend_delivery(
+        &self,
+        application_id: ApplicationId,
+        destination_id: uuid::Uuid,
+        delivery_id: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        if self
+            .find_destination(application_id, destination_id)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let mut state = self.state();
+        match state
+            .deliveries
+            .iter_mut()
+            .find(|(d, delivery)| *d == destination_id && delivery.id == delivery_id)
+        {
+            Some((_, delivery)) => {
+                delivery.state = DeliveryState::Pending;
+                delivery.next_attempt_at = Some(at);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+}
+
+/// Seals nothing: the secret itself, marked `plain` (the in-memory world has no key).
+#[derive(Default)]
+pub struct PlainSealer;
+
+impl SecretSealer for PlainSealer {
+    fn seal(&self, _: &str, secret: &[u8]) -> Result<SealedSecret, RepoError> {
+        Ok(SealedSecret {
+            bytes: secret.to_vec(),
+            sealed_with: "plain".into(),
+        })
+    }
+}
+
 /// What an import's checks read, from the state.
 fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
     let claims = &attempt.claims;
@@ -864,6 +1035,8 @@ impl World {
             entities: store.clone(),
             shares: store.clone(),
             idempotency: store.clone(),
+            webhooks: store.clone(),
+            sealer: Arc::new(PlainSealer),
             tokens: tokens.clone(),
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::default()),

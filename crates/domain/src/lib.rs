@@ -82,6 +82,7 @@ pub mod session;
 pub mod share;
 pub mod status;
 pub mod vendor_data;
+pub mod webhook;
 pub mod workflow;
 
 pub use api_key::{ApiKey, ApiKeyHash, NewApiKey};

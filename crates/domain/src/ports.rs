@@ -24,6 +24,7 @@ use crate::share::{
 };
 use crate::status::ReviewStatus;
 use crate::vendor_data::VendorData;
+use crate::webhook::{Delivery, Destination, SealedSecret};
 use crate::workflow::Workflow;
 
 /// Applications and their API keys.
@@ -218,6 +219,76 @@ pub trait IdempotencyRepository: Send + Sync {
     ) -> Result<u64, RepoError>;
 }
 
+/// Webhook destinations and their deliveries, as their application manages them. (The outbox
+/// itself is written by the store with each change; the delivery worker is the store's.)
+#[async_trait]
+pub trait WebhookRepository: Send + Sync {
+    /// Stores a new destination with its sealed secret.
+    async fn create_destination(
+        &self,
+        destination: &Destination,
+        secret: &SealedSecret,
+    ) -> Result<(), RepoError>;
+
+    /// The application's destinations, oldest first.
+    async fn destinations(
+        &self,
+        application_id: ApplicationId,
+    ) -> Result<Vec<Destination>, RepoError>;
+
+    /// The application's destination with this id. MUST return `Ok(None)` for another
+    /// application's.
+    async fn find_destination(
+        &self,
+        application_id: ApplicationId,
+        id: Uuid,
+    ) -> Result<Option<Destination>, RepoError>;
+
+    /// Saves a destination's label, url, enabled flag, events and `updated_at`.
+    async fn update_destination(&self, destination: &Destination) -> Result<bool, RepoError>;
+
+    /// Replaces the secret; the one before keeps signing beside it until `previous_until`.
+    async fn rotate_destination_secret(
+        &self,
+        application_id: ApplicationId,
+        id: Uuid,
+        secret: &SealedSecret,
+        previous_until: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// Deletes a destination and its deliveries.
+    async fn delete_destination(
+        &self,
+        application_id: ApplicationId,
+        id: Uuid,
+    ) -> Result<bool, RepoError>;
+
+    /// A page of a destination's deliveries, newest first.
+    async fn deliveries(
+        &self,
+        application_id: ApplicationId,
+        destination_id: Uuid,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<Delivery>, RepoError>;
+
+    /// Makes a delivery due again at `at` (a resend), whatever it became.
+    async fn resend_delivery(
+        &self,
+        application_id: ApplicationId,
+        destination_id: Uuid,
+        delivery_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+}
+
+/// Seals secrets for storage (webhook destinations' signing secrets) under the deployment's
+/// key-encryption key.
+pub trait SecretSealer: Send + Sync {
+    /// `secret` sealed for `context` (what it is and whose).
+    fn seal(&self, context: &str, secret: &[u8]) -> Result<SealedSecret, RepoError>;
+}
+
 /// The storage behind sharing and importing.
 #[async_trait]
 pub trait ShareRepository: Send + Sync {
@@ -247,13 +318,14 @@ pub trait ShareRepository: Send + Sync {
         session_id: SessionId,
     ) -> Result<Vec<LedgerEntry>, RepoError>;
 
-    /// Revokes a token the application issued. MUST return `Ok(false)` when it issued none with
-    /// this id.
+    /// Revokes a token the application issued at `log.created_at`, and the first time, writes
+    /// `log` (`share_revoked`) to its session in the same transaction. MUST return `Ok(false)`
+    /// when it issued none with this id.
     async fn revoke_share_token(
         &self,
         application_id: ApplicationId,
         jti: &str,
-        at: DateTime<Utc>,
+        log: &LogEntry,
     ) -> Result<bool, RepoError>;
 
     /// Makes the import, all or nothing, in one transaction: when every check of

@@ -182,6 +182,16 @@ impl From<Error> for ApiError {
                 "signing_unavailable",
                 "No share-token signing key is available; the operator must add one.",
             ),
+            Error::DestinationNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "webhook_destination_not_found",
+                "Webhook destination not found.",
+            ),
+            Error::DeliveryNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "webhook_delivery_not_found",
+                "Webhook delivery not found.",
+            ),
             Error::ShareTokenNotFound => ApiError::new(
                 StatusCode::NOT_FOUND,
                 "share_token_not_found",

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, Securi
 use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{entities, health, sessions, sharing, workflows};
+use crate::routes::{entities, health, sessions, sharing, webhooks, workflows};
 use crate::wire;
 
 /// The document.
@@ -28,6 +28,8 @@ use crate::wire;
         sharing::share, sharing::import_shared, sharing::preview, sharing::ledger, sharing::revoke,
         sharing::jwks,
         entities::user, entities::business,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
+        webhooks::rotate_secret, webhooks::deliveries, webhooks::resend,
     ),
     components(schemas(wire::ErrorBody, wire::DecisionV2)),
     modifiers(&CommonAnswers),

@@ -70,6 +70,48 @@ pub struct Health {
     pub database: String,
 }
 
+/// A webhook destination (Didit's shape; `previous_secret_valid_until` is an extension).
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDestination {
+    pub id: Uuid,
+    pub label: String,
+    pub url: String,
+    pub enabled: bool,
+    pub webhook_version: String,
+    pub subscribed_events: Vec<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    /// Until when the secret before the last rotation should still be accepted.
+    pub previous_secret_valid_until: Option<String>,
+    /// The secret that signs deliveries: only in the answers of creation and rotation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_shared_key: Option<String>,
+}
+
+/// The list of destinations.
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDestinationList {
+    pub count: u64,
+    pub results: Vec<WebhookDestination>,
+}
+
+/// One event's delivery to one destination (extension).
+#[derive(Serialize, ToSchema)]
+pub struct WebhookDelivery {
+    pub delivery_id: Uuid,
+    pub event_id: Uuid,
+    pub webhook_type: String,
+    pub session_id: Option<Uuid>,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub delivered_at: Option<String>,
+    pub created_at: String,
+}
+
 /// One event of a session (`?include=events`, extension).
 #[derive(Serialize, ToSchema)]
 pub struct SessionEvent {

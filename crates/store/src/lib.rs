@@ -12,18 +12,21 @@ mod connect;
 mod entities;
 mod idempotency;
 mod import;
+mod outbox;
 mod rows;
 mod schema;
 mod sessions;
 mod shares;
 mod signing_keys;
 mod sql;
+mod webhooks;
 mod workflows;
 
 pub use connect::{ConnectError, StoreOptions, default_max_connections, describe_database};
 pub use entities::Rekeyed;
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
+pub use webhooks::{AttemptOutcome, DueDelivery};
 
 use sea_orm::DatabaseConnection;
 

@@ -84,6 +84,30 @@ table! {
     }
 }
 
+table! {
+    /// Webhook destinations of each application; secrets sealed under the key-encryption key.
+    WebhookDestinations {
+        Id, ApplicationId, Label, Url, Enabled, WebhookVersion, SubscribedEvents, Secret,
+        SealedWith, PreviousSecret, PreviousSecretUntil, CreatedAt, UpdatedAt,
+    }
+}
+
+table! {
+    /// The outbox: events, written with their change; `payload` once rendered.
+    WebhookEvents {
+        Id, EventId, ApplicationId, WebhookType, SessionId, Details, CreatedAt, Payload,
+        DispatchedAt,
+    }
+}
+
+table! {
+    /// Each event's delivery to each subscribed destination.
+    WebhookDeliveries {
+        Id, EventId, DestinationId, State, Attempts, NextAttemptAt, LastStatusCode, LastError,
+        DeliveredAt, CreatedAt,
+    }
+}
+
 /// The columns of every block table (`id_verifications` … `document_verifications`), whose
 /// names are [`handoff_domain::FeatureBlock::v3_key`].
 #[derive(Clone, Copy, Debug, DeriveIden)]
@@ -171,6 +195,18 @@ mod tests {
             (
                 IdempotencyKeys::Table.to_string(),
                 names(IdempotencyKeys::COLUMNS),
+            ),
+            (
+                WebhookDestinations::Table.to_string(),
+                names(WebhookDestinations::COLUMNS),
+            ),
+            (
+                WebhookEvents::Table.to_string(),
+                names(WebhookEvents::COLUMNS),
+            ),
+            (
+                WebhookDeliveries::Table.to_string(),
+                names(WebhookDeliveries::COLUMNS),
             ),
         ];
         for block in FeatureBlock::ALL {

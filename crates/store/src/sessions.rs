@@ -456,7 +456,7 @@ async fn insert_items(
     Ok(())
 }
 
-/// Appends a log row.
+/// Appends a log row, and the webhook events it causes.
 pub(crate) async fn insert_log(
     txn: &DatabaseTransaction,
     session_id: SessionId,
@@ -481,7 +481,8 @@ pub(crate) async fn insert_log(
                 .map(Expr::val),
         )
         .to_owned();
-    run(txn, &insert).await.map(drop)
+    run(txn, &insert).await?;
+    crate::outbox::insert_events(txn, session_id, log).await
 }
 
 /// A log row's columns after `session_id`, in the order `kind, actor, action, old_status,

@@ -7,10 +7,10 @@ use handoff_domain::idempotency::{IdempotentOperation, share_resource};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
     ApplicationId, ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, LedgerEntry,
-    RepoError, SessionId, ShareClaims, StoredSession,
+    LogEntry, RepoError, SessionId, ShareClaims, StoredSession,
 };
 use sea_orm::QueryResult;
-use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
 
 use crate::Store;
 use crate::rows::{self, get, kind};
@@ -104,18 +104,38 @@ impl ShareRepository for Store {
         &self,
         application_id: ApplicationId,
         jti: &str,
-        at: DateTime<Utc>,
+        log: &LogEntry,
     ) -> Result<bool, RepoError> {
-        let update = Query::update()
-            .table(ShareTokens::Table)
-            .value(
-                ShareTokens::RevokedAt,
-                Func::coalesce([Expr::col(ShareTokens::RevokedAt), Expr::val(at)]),
-            )
-            .and_where(Expr::col(ShareTokens::Jti).eq(jti))
-            .and_where(Expr::col(ShareTokens::FromApplicationId).eq(application_id.as_uuid()))
+        let this_token = |query: &mut sea_orm::sea_query::SelectStatement| {
+            query
+                .and_where(Expr::col(ShareTokens::Jti).eq(jti))
+                .and_where(Expr::col(ShareTokens::FromApplicationId).eq(application_id.as_uuid()));
+        };
+        let mut select = Query::select()
+            .columns([ShareTokens::SessionId, ShareTokens::RevokedAt])
+            .from(ShareTokens::Table)
             .to_owned();
-        Ok(run(&self.db, &update).await? == 1)
+        this_token(&mut select);
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        let Some(row) = fetch_one(&txn, &select).await? else {
+            return Ok(false);
+        };
+        let revoked_at: Option<DateTime<Utc>> = get(&row, "revoked_at")?;
+        if revoked_at.is_none() {
+            // The first revocation only: the row and its `share_revoked` event together.
+            let update = Query::update()
+                .table(ShareTokens::Table)
+                .value(ShareTokens::RevokedAt, log.created_at)
+                .and_where(Expr::col(ShareTokens::Jti).eq(jti))
+                .and_where(Expr::col(ShareTokens::RevokedAt).is_null())
+                .to_owned();
+            if run(&txn, &update).await? == 1 {
+                insert_log(&txn, SessionId::from_uuid(get(&row, "session_id")?), log).await?;
+            }
+        }
+        commit(txn).await?;
+        Ok(true)
     }
 
     async fn import(&self, attempt: &ImportAttempt) -> Result<ImportOutcome, RepoError> {

@@ -70,9 +70,25 @@ impl KeyEncryptionKey {
         algorithm: TokenAlgorithm,
         bytes: &[u8],
     ) -> Result<Vec<u8>, SealError> {
+        self.seal_for(&key_context(kid, algorithm), bytes)
+    }
+
+    /// The bytes [`Self::seal`] sealed for `kid` and `algorithm`.
+    pub fn open(
+        &self,
+        kid: &str,
+        algorithm: TokenAlgorithm,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        self.open_for(&key_context(kid, algorithm), sealed)
+    }
+
+    /// `bytes` sealed for `context` (what they are and whose, e.g. a webhook destination's
+    /// id): they open only for the same context.
+    pub fn seal_for(&self, context: &str, bytes: &[u8]) -> Result<Vec<u8>, SealError> {
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).map_err(|_| SealError::Random)?;
-        let aad = associated_data(kid, algorithm);
+        let aad = associated_data(context);
         let sealed = self
             .cipher
             .encrypt(
@@ -86,19 +102,14 @@ impl KeyEncryptionKey {
         Ok([nonce.as_slice(), &sealed].concat())
     }
 
-    /// The bytes [`Self::seal`] sealed for `kid` and `algorithm`.
-    pub fn open(
-        &self,
-        kid: &str,
-        algorithm: TokenAlgorithm,
-        sealed: &[u8],
-    ) -> Result<Vec<u8>, SealError> {
+    /// The bytes [`Self::seal_for`] sealed for `context`.
+    pub fn open_for(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
         if sealed.len() < NONCE_BYTES {
             return Err(SealError::WrongKey);
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| SealError::WrongKey)?;
-        let aad = associated_data(kid, algorithm);
+        let aad = associated_data(context);
         self.cipher
             .decrypt(
                 &XNonce::from(nonce),
@@ -111,8 +122,12 @@ impl KeyEncryptionKey {
     }
 }
 
-fn associated_data(kid: &str, algorithm: TokenAlgorithm) -> Vec<u8> {
-    format!("handoff signing key\0{kid}\0{}", algorithm.as_str()).into_bytes()
+fn key_context(kid: &str, algorithm: TokenAlgorithm) -> String {
+    format!("signing key\0{kid}\0{}", algorithm.as_str())
+}
+
+fn associated_data(context: &str) -> Vec<u8> {
+    format!("handoff {context}").into_bytes()
 }
 
 #[cfg(test)]

@@ -20,4 +20,5 @@ mod provenance;
 mod sessions;
 mod sharing;
 mod walkthrough;
+mod webhooks;
 mod workflows;

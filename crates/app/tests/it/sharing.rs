@@ -539,7 +539,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
             .revoke_share_token(
                 ApplicationId::from_uuid(source.id.parse().unwrap()),
                 &jti,
-                Utc::now()
+                &handoff_domain::LogEntry::event("test", "share_revoked", None, Utc::now())
             )
             .await
             .unwrap()

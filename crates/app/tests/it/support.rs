@@ -52,6 +52,12 @@ pub fn test_config(url: &str) -> Config {
         public_url: Some(PUBLIC_URL.into()),
         workers: Some(2),
         key_encryption_key: Some(handoff::config::Secret(TEST_KEK.to_owned())),
+        // Retries a second apart, looked for every 50 ms.
+        webhooks: handoff_webhooks::Settings {
+            poll: std::time::Duration::from_millis(50),
+            schedule: vec![std::time::Duration::from_secs(1); 3],
+            ..handoff_webhooks::Settings::default()
+        },
         ..Config::new(url)
     }
 }

@@ -423,7 +423,11 @@ mod tests {
                     let jti = f.world.tokens.verify(&token).unwrap().jti.unwrap();
                     f.world
                         .store
-                        .revoke_share_token(f.source.application_id, &jti, f.world.clock.now())
+                        .revoke_share_token(
+                            f.source.application_id,
+                            &jti,
+                            &LogEntry::event("test", "share_revoked", None, f.world.clock.now()),
+                        )
                         .await
                         .unwrap();
                 }
@@ -732,9 +736,9 @@ mod tests {
             &self,
             application_id: ApplicationId,
             jti: &str,
-            at: chrono::DateTime<chrono::Utc>,
+            log: &LogEntry,
         ) -> Result<bool, RepoError> {
-            self.0.revoke_share_token(application_id, jti, at).await
+            self.0.revoke_share_token(application_id, jti, log).await
         }
         async fn import(&self, _: &ImportAttempt) -> Result<ImportOutcome, RepoError> {
             Ok(ImportOutcome::Refused)

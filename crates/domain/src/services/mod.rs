@@ -5,6 +5,7 @@ mod idempotency;
 mod import;
 mod sessions;
 mod share;
+mod webhooks;
 mod workflows;
 
 use std::sync::Arc;
@@ -14,13 +15,15 @@ pub use idempotency::IdempotencyService;
 pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService};
 pub use sessions::{CreateSession, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
+pub use webhooks::{DestinationChange, NewDestination, WebhookService, secret_context};
 pub use workflows::WorkflowService;
 
 use crate::error::{RepoError, ValidationErrors};
 use crate::ids::SessionId;
 use crate::ports::{
     ApplicationRepository, Clock, EntityRepository, IdGenerator, IdempotencyRepository,
-    SessionRepository, ShareRepository, ShareTokens, WorkflowRepository,
+    SecretSealer, SessionRepository, ShareRepository, ShareTokens, WebhookRepository,
+    WorkflowRepository,
 };
 use crate::share::ImportCheck;
 use crate::status::SessionStatus;
@@ -40,6 +43,10 @@ pub struct Ports {
     pub shares: Arc<dyn ShareRepository>,
     /// Idempotency keys of guarded writes.
     pub idempotency: Arc<dyn IdempotencyRepository>,
+    /// Webhook destinations and deliveries.
+    pub webhooks: Arc<dyn WebhookRepository>,
+    /// Seals secrets for storage.
+    pub sealer: Arc<dyn SecretSealer>,
     /// Signing and verifying share tokens.
     pub tokens: Arc<dyn ShareTokens>,
     /// The time.
@@ -81,6 +88,12 @@ pub enum Error {
     /// Sharing: no key may sign share tokens now (every key retired, or none active yet).
     #[error("no share-token signing key is available")]
     SigningUnavailable,
+    /// Webhooks: the caller holds no destination with this id.
+    #[error("webhook destination not found")]
+    DestinationNotFound,
+    /// Webhooks: the destination holds no delivery with this id.
+    #[error("webhook delivery not found")]
+    DeliveryNotFound,
     /// Revoking: the caller issued no token with this id.
     #[error("share token not found")]
     ShareTokenNotFound,
@@ -126,9 +139,17 @@ pub struct Services {
     pub import: ImportService,
     /// Idempotency keys of guarded writes.
     pub idempotency: IdempotencyService,
+    /// Webhook destinations and deliveries.
+    pub webhooks: WebhookService,
 }
 
 impl Services {
+    /// Accepts `http` destinations and private addresses (`HANDOFF_WEBHOOK_ALLOW_PRIVATE`).
+    pub fn allowing_private_webhooks(mut self, allow: bool) -> Self {
+        self.webhooks.allow_private(allow);
+        self
+    }
+
     /// Imports tokens this deployment did not issue (`HANDOFF_ACCEPT_UNLISTED_TOKENS`).
     pub fn accepting_unlisted_tokens(mut self, accept: bool) -> Self {
         self.import.accept_unlisted_tokens(accept);
@@ -144,6 +165,7 @@ impl Services {
             workflows: WorkflowService::new(ports.clone()),
             share: ShareService::new(ports.clone()),
             idempotency: IdempotencyService::new(ports.clone()),
+            webhooks: WebhookService::new(ports.clone()),
             import: ImportService::new(ports.clone(), session_base_url.clone()),
             sessions: SessionService::new(ports, session_base_url),
         }

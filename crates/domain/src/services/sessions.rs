@@ -138,6 +138,13 @@ impl SessionService {
         }
         errors.into_result().map_err(Error::Invalid)?;
         let recorded: Vec<&str> = results.blocks.iter().map(|(b, _)| b.v3_key()).collect();
+        // Blocks recorded over existing items: Didit's `data.updated`.
+        let replaced: Vec<&str> = results
+            .blocks
+            .iter()
+            .filter(|(block, _)| current.block(*block).is_some())
+            .map(|(block, _)| block.v3_key())
+            .collect();
         let log = LogEntry {
             kind: LogKind::Event,
             actor: actor(caller),
@@ -145,7 +152,7 @@ impl SessionService {
             old_status: None,
             new_status: results.status,
             comment: None,
-            details: Some(json!({ "blocks": recorded })),
+            details: Some(json!({ "blocks": recorded, "replaced": replaced })),
             created_at: self.ports.clock.now(),
         };
         if !self

@@ -201,9 +201,19 @@ impl ShareService {
         if !issued.iter().any(|(entry, _)| entry.jti == jti) {
             return Err(Error::ShareTokenNotFound);
         }
+        let for_application_id = issued
+            .iter()
+            .find(|(entry, _)| entry.jti == jti)
+            .map(|(entry, _)| entry.claims.for_application_id.to_string());
+        let log = LogEntry::event(
+            format!("api-key:{}", caller.key_prefix),
+            "share_revoked",
+            Some(serde_json::json!({"jti": jti, "for_application_id": for_application_id})),
+            self.ports.clock.now(),
+        );
         self.ports
             .shares
-            .revoke_share_token(caller.application_id, jti, self.ports.clock.now())
+            .revoke_share_token(caller.application_id, jti, &log)
             .await?;
         self.ledger(caller, session_id)
             .await?

@@ -4,6 +4,7 @@ pub(crate) mod entities;
 pub(crate) mod health;
 pub(crate) mod sessions;
 pub(crate) mod sharing;
+pub(crate) mod webhooks;
 pub(crate) mod workflows;
 
 use actix_web::middleware::from_fn;
@@ -74,6 +75,31 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(sessions::delete)),
                 )
                 .service(resource("/sessions/").route(web::get().to(sessions::list)))
+                .service(
+                    resource("/webhook/destinations/")
+                        .route(web::post().to(webhooks::create))
+                        .route(web::get().to(webhooks::list)),
+                )
+                .service(
+                    resource("/webhook/destinations/{destination_id}/")
+                        .route(web::get().to(webhooks::get))
+                        .route(web::patch().to(webhooks::update))
+                        .route(web::delete().to(webhooks::delete)),
+                )
+                .service(
+                    resource("/webhook/destinations/{destination_id}/rotate-secret/")
+                        .route(web::post().to(webhooks::rotate_secret)),
+                )
+                .service(
+                    resource("/webhook/destinations/{destination_id}/deliveries/")
+                        .route(web::get().to(webhooks::deliveries)),
+                )
+                .service(
+                    resource(
+                        "/webhook/destinations/{destination_id}/deliveries/{delivery_id}/resend/",
+                    )
+                    .route(web::post().to(webhooks::resend)),
+                )
                 .service(resource("/users/{vendor_data}/").route(web::get().to(entities::user)))
                 .service(
                     resource("/businesses/{vendor_data}/").route(web::get().to(entities::business)),

@@ -35,9 +35,10 @@ use std::sync::OnceLock;
 use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::share::clone_status_rule;
 use handoff_domain::vendor_data::KEY_VERSION;
+use handoff_domain::webhook::events_of;
 use handoff_domain::{
-    CloneStatus, EntityStatus, FeatureBlock, ImportAttempt, ImportOutcome, LogKind, RepoError,
-    SessionKind, SessionRecord, SessionStatus,
+    CloneStatus, EntityStatus, FeatureBlock, ImportAttempt, ImportOutcome, LogEntry, LogKind,
+    RepoError, SessionKind, SessionRecord, SessionStatus,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
 
@@ -124,6 +125,7 @@ enum P {
     SourceAction,
     SourceDetails,
     SourceNotBefore,
+    SourceFacts,
     Jti,
     Expires,
 }
@@ -170,6 +172,7 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
             .map(ToString::to_string)
             .into(),
         a.source_created_after.into(),
+        source_facts(a).into(),
     ];
     if let (true, Some(jti)) = (a.listed, &claims.jti) {
         values.push(jti.clone().into());
@@ -181,6 +184,13 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         values.push(claim.created_at.into());
     }
     values
+}
+
+/// The facts of the source's events (`share.redeemed`): all known before the statement.
+fn source_facts(a: &ImportAttempt) -> String {
+    events_of(&a.source_log)
+        .first()
+        .map_or_else(|| "{}".to_owned(), |(_, facts)| facts.to_string())
 }
 
 /// The statement's text depends on the kind, on whether the token is listed in the ledger and
@@ -213,6 +223,23 @@ fn status_rule(trust_review: bool) -> &'static str {
             .collect();
         serde_json::Value::Object(rule).to_string()
     })
+}
+
+/// The webhook types an import causes, for the clone and for the source, as SQL `VALUES` rows
+/// (the domain's names, literals of the code).
+fn import_event_types() -> (String, String) {
+    let rows = |action: &str| {
+        let log = LogEntry {
+            new_status: Some(SessionStatus::InReview),
+            ..LogEntry::event("", action, None, chrono::DateTime::UNIX_EPOCH)
+        };
+        events_of(&log)
+            .iter()
+            .map(|(t, _)| format!("('{}')", t.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (rows("imported"), rows("imported_by"))
 }
 
 /// The SQL for an attempt of `session_kind`, with or without a token id to check and redeem.
@@ -408,6 +435,26 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
          (session_id, kind, actor, action, comment, details, created_at) \
          SELECT {source}, {log_kind}, {source_actor}, {source_action}, NULL, {source_details}, \
          {logged_at} FROM clone RETURNING id)"
+    ));
+
+    // The webhook events of both sides, hanging on the clone's row: the receiver's (the clone's
+    // status and the import's details) and the sharer's (`share.redeemed`).
+    let source_facts = P::SourceFacts.ph();
+    let (clone_types, source_types) = import_event_types();
+    parts.push(format!(
+        "clone_events AS (INSERT INTO webhook_events \
+         (event_id, application_id, webhook_type, session_id, details, created_at) \
+         SELECT gen_random_uuid(), {application}, t.webhook_type, {clone}, \
+         CAST(COALESCE(CAST({details} AS jsonb), CAST('{{}}' AS jsonb)) \
+         || jsonb_build_object('status', clone.status) AS text), {logged_at} \
+         FROM clone, (VALUES {clone_types}) AS t(webhook_type) RETURNING 1)"
+    ));
+    parts.push(format!(
+        "source_events AS (INSERT INTO webhook_events \
+         (event_id, application_id, webhook_type, session_id, details, created_at) \
+         SELECT gen_random_uuid(), {source_application}, t.webhook_type, {source}, \
+         {source_facts}, {logged_at} \
+         FROM clone, (VALUES {source_types}) AS t(webhook_type) RETURNING 1)"
     ));
 
     // The request's idempotency key, hanging on the clone's row too: a key another request of

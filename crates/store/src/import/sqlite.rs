@@ -203,6 +203,7 @@ async fn copy(
         reviews.extend(rows::review(row)?);
     }
     reviews.sort_by_key(|(id, _)| *id);
+    crate::outbox::insert_events(txn, attempt.clone_id, &log).await?;
     // The redemption must change the token's row, or nothing commits.
     if let (true, Some(jti)) = (attempt.listed, &attempt.claims.jti) {
         let redeemed = fetch(

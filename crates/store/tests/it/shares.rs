@@ -401,9 +401,13 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
     // Issued before the footprint is taken (issuing writes the source's `shared` event).
     let issued = share_token(&db, &src, receiver).await;
     assert!(
-        db.revoke_share_token(source_app, revoked.jti.as_deref().unwrap(), now())
-            .await
-            .unwrap()
+        db.revoke_share_token(
+            source_app,
+            revoked.jti.as_deref().unwrap(),
+            &LogEntry::event("test", "share_revoked", None, now()),
+        )
+        .await
+        .unwrap()
     );
     let before = footprint(&db).await;
 

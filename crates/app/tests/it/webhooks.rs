@@ -1,0 +1,403 @@
+//! Webhooks end to end: destinations managed over the API, events written with their changes
+//! and delivered to a receiver written as Didit's integrators write theirs
+//! (`scripts/didit_webhook_receiver.py`), which verifies all three signatures of every
+//! delivery; retries after a 500 and after a timeout.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Tenant, TestApp, assert_error, on_both_backends, per_backend};
+use handoff_testdb::Backend;
+
+/// The Python receiver, killed on drop.
+struct Receiver {
+    child: Child,
+    url: String,
+    secret_file: std::path::PathBuf,
+    record_file: std::path::PathBuf,
+}
+
+impl Receiver {
+    fn start(plan: &str) -> Receiver {
+        let dir = std::env::temp_dir().join(format!("handoff-hooks-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (secret_file, record_file) = (dir.join("secret"), dir.join("deliveries.jsonl"));
+        std::fs::write(&secret_file, "not yet").unwrap();
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../scripts/didit_webhook_receiver.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(&secret_file)
+            .arg(&record_file)
+            .arg(plan)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the receiver");
+        let mut port = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut port)
+            .unwrap();
+        Receiver {
+            child,
+            url: format!("http://127.0.0.1:{}/didit/webhook", port.trim()),
+            secret_file,
+            record_file,
+        }
+    }
+
+    fn trust(&self, secret: &str) {
+        std::fs::write(&self.secret_file, secret).unwrap();
+    }
+
+    /// Every delivery so far.
+    fn deliveries(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.record_file)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    /// Waits until `n` deliveries arrived (at most 20 s).
+    async fn wait_for(&self, n: usize) -> Vec<Value> {
+        let started = Instant::now();
+        loop {
+            let deliveries = self.deliveries();
+            if deliveries.len() >= n {
+                return deliveries;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{} of {n} deliveries: {deliveries:?}",
+                deliveries.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A destination of `tenant` to `receiver` for `events`; trusts its secret.
+async fn subscribe(app: &TestApp, tenant: &Tenant, receiver: &Receiver, events: &[&str]) -> Value {
+    let created = app
+        .post(
+            "/v3/webhook/destinations/",
+            tenant,
+            json!({"label": "Didit handler", "url": receiver.url, "subscribed_events": events}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    receiver.trust(created.body["secret_shared_key"].as_str().unwrap());
+    created.body
+}
+
+const ALL: [&str; 6] = [
+    "status.updated",
+    "data.updated",
+    "session.imported",
+    "share.created",
+    "share.redeemed",
+    "share.revoked",
+];
+
+/// A server that may deliver to the local receiver (`http`, loopback).
+async fn with_local_receivers(
+    backend: Backend,
+    adjust: impl FnOnce(&mut handoff::Config),
+) -> TestApp {
+    TestApp::spawn_with(backend, |config| {
+        config.webhooks.allow_private = true;
+        adjust(config);
+    })
+    .await
+}
+
+async fn deliveries_verify_as_didits_handlers_verify_them(backend: Backend) {
+    let app = with_local_receivers(backend, |_| {}).await;
+    let source_hook = Receiver::start("");
+    let receiver_hook = Receiver::start("");
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    subscribe(&app, &source, &source_hook, &ALL).await;
+    subscribe(&app, &receiver, &receiver_hook, &ALL).await;
+
+    // A session with non-ASCII vendor_data, finished with results that hold floats.
+    let workflow = app.workflow(&source, "user").await;
+    let vendor_data = "José Müller-日本-01";
+    let session = app.session(&source, &workflow, Some(vendor_data)).await;
+    let recorded = app
+        .put(
+            &format!("/v3/session/{session}/decision/"),
+            &source,
+            json!({"status": "Approved", "id_verifications": [{"node_id": "n-1", "status": "Approved",
+                "first_name": "José", "score": 98.0, "match": 0.97, "tiny": 0.00001, "age": 31}]}),
+        )
+        .await;
+    assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
+    let token = app.share(&source, &session, &receiver).await;
+    let receiver_workflow = app.workflow(&receiver, "user").await;
+    let clone = app
+        .import(&receiver, &token, &receiver_workflow, json!({}))
+        .await;
+    assert_eq!(clone.status.as_u16(), 201);
+    let clone_id = clone.body["session_id"].as_str().unwrap();
+
+    // The source's: created, Approved, shared, redeemed.
+    let sent = source_hook.wait_for(4).await;
+    for delivery in &sent {
+        assert_eq!(
+            delivery["verified"],
+            json!({"raw": true, "v2": true, "simple": true}),
+            "{delivery}"
+        );
+        let headers = &delivery["headers"];
+        assert!(
+            headers["user-agent"]
+                .as_str()
+                .unwrap()
+                .starts_with("handoff-webhooks/")
+        );
+        assert_eq!(
+            headers["x-timestamp"].as_str().unwrap(),
+            delivery["body"]["timestamp"].to_string()
+        );
+        assert!(delivery["body"]["created_at"].is_i64());
+    }
+    // Deliveries go out concurrently: in any order (Didit promises none either).
+    let bodies: Vec<&Value> = sent.iter().map(|d| &d["body"]).collect();
+    let mut types: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["webhook_type"].as_str().unwrap())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(
+        types,
+        [
+            "share.created",
+            "share.redeemed",
+            "status.updated",
+            "status.updated"
+        ]
+    );
+    let find = |webhook_type: &str, status: Option<&str>| -> &Value {
+        bodies
+            .iter()
+            .find(|b| b["webhook_type"] == webhook_type && status.is_none_or(|s| b["status"] == s))
+            .copied()
+            .unwrap_or_else(|| panic!("no {webhook_type} {status:?}"))
+    };
+    let created = find("status.updated", Some("Not Started"));
+    assert!(created.get("decision").is_none());
+    let approved = find("status.updated", Some("Approved"));
+    assert_eq!(approved["vendor_data"], vendor_data);
+    assert_eq!(approved["session_id"], json!(session));
+    assert_eq!(approved["decision"]["status"], "Approved");
+    assert_eq!(
+        approved["decision"]["id_verifications"][0]["score"],
+        json!(98.0)
+    );
+    let shared = find("share.created", None);
+    let redeemed = find("share.redeemed", None);
+    assert_eq!(redeemed["application_id"], json!(receiver.id));
+    assert_eq!(shared["for_application_id"], json!(receiver.id));
+    assert_eq!(redeemed["jti"], shared["jti"]);
+    let redeemed = serde_json::to_string(redeemed).unwrap();
+    assert!(
+        !redeemed.contains(clone_id),
+        "nothing of the receiver's data: {redeemed}"
+    );
+    let ids: std::collections::HashSet<&str> = bodies
+        .iter()
+        .map(|b| b["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 4, "one event_id per event");
+
+    // The receiver's: the clone's status and the import.
+    let got = receiver_hook.wait_for(2).await;
+    let mut types: Vec<&str> = got
+        .iter()
+        .map(|d| d["body"]["webhook_type"].as_str().unwrap())
+        .collect();
+    types.sort_unstable();
+    assert_eq!(types, ["session.imported", "status.updated"]);
+    for delivery in &got {
+        assert_eq!(
+            delivery["verified"],
+            json!({"raw": true, "v2": true, "simple": true})
+        );
+        assert_eq!(delivery["body"]["session_id"], json!(clone_id));
+        assert_eq!(delivery["body"]["shared_from_session"], json!(session));
+        assert_eq!(delivery["body"]["status"], "In Review");
+    }
+    let status = got
+        .iter()
+        .find(|d| d["body"]["webhook_type"] == "status.updated")
+        .unwrap();
+    assert_eq!(status["body"]["decision"]["status"], "In Review");
+}
+
+per_backend!(deliveries_verify_as_didits_handlers_verify_them);
+
+async fn a_failed_attempt_is_retried_until_a_2xx(backend: Backend) {
+    let app = with_local_receivers(backend, |config| {
+        config.webhooks.timeout = Duration::from_secs(1);
+    })
+    .await;
+    // A 500, then an answer too slow for the timeout, then 200.
+    let hook = Receiver::start("500,sleep:3");
+    let tenant = app.tenant("Acme").await;
+    let destination = subscribe(&app, &tenant, &hook, &["status.updated"]).await;
+    let workflow = app.workflow(&tenant, "user").await;
+    app.session(&tenant, &workflow, None).await;
+    let sent = hook.wait_for(3).await;
+    assert_eq!(
+        sent.iter()
+            .map(|d| d["answered"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["500", "sleep:3", "200"]
+    );
+    let event = &sent[0]["body"]["event_id"];
+    assert!(
+        sent.iter().all(|d| &d["body"]["event_id"] == event),
+        "one event, three attempts"
+    );
+    // The deliveries say so.
+    let path = format!(
+        "/v3/webhook/destinations/{}/deliveries/",
+        destination["id"].as_str().unwrap()
+    );
+    let started = Instant::now();
+    let delivery = loop {
+        let listed = app.get(&path, &tenant).await;
+        let delivery = listed.body[0].clone();
+        if delivery["state"] == "delivered" || started.elapsed() > Duration::from_secs(10) {
+            break delivery;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(delivery["state"], "delivered", "{delivery}");
+    assert_eq!(delivery["attempts"], 3);
+    assert_eq!(delivery["last_status_code"], 200);
+    assert_eq!(delivery["event_id"], *event);
+
+    // A resend sends it once more, the same event.
+    let resent = app
+        .post(
+            &format!(
+                "{path}{}/resend/",
+                delivery["delivery_id"].as_str().unwrap()
+            ),
+            &tenant,
+            json!({}),
+        )
+        .await;
+    assert_eq!(resent.status.as_u16(), 202, "{}", resent.text);
+    let again = hook.wait_for(4).await;
+    assert_eq!(again[3]["body"]["event_id"], *event);
+}
+
+per_backend!(a_failed_attempt_is_retried_until_a_2xx);
+
+on_both_backends!(destinations_are_managed_in_didits_shape);
+async fn destinations_are_managed_in_didits_shape(app: TestApp) {
+    let tenant = app.tenant("Acme").await;
+    let other = app.tenant("Other").await;
+    let created = app
+        .post(
+            "/v3/webhook/destinations/",
+            &tenant,
+            json!({"url": "https://hooks.example.com/didit"}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let secret = created.body["secret_shared_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(secret.len(), 64);
+    assert_eq!(
+        created.body["subscribed_events"],
+        json!(["status.updated", "data.updated"])
+    );
+    assert_eq!(created.body["webhook_version"], "v3");
+    assert_eq!(created.body["enabled"], true);
+    let path = format!("/v3/webhook/destinations/{id}/");
+    let read = app.get(&path, &tenant).await;
+    assert!(read.body.get("secret_shared_key").is_none(), "shown once");
+    assert!(!read.text.contains(&secret));
+    let listed = app.get("/v3/webhook/destinations/", &tenant).await;
+    assert_eq!(listed.body["count"], 1);
+
+    let patched = app
+        .patch(&path, &tenant, json!({"enabled": false, "label": "Paused"}))
+        .await;
+    assert_eq!(patched.body["enabled"], false);
+    assert_eq!(patched.body["label"], "Paused");
+    assert_eq!(patched.body["url"], "https://hooks.example.com/didit");
+
+    let rotated = app
+        .post(&format!("{path}rotate-secret/"), &tenant, json!({}))
+        .await;
+    assert_eq!(rotated.status.as_u16(), 200);
+    let new_secret = rotated.body["secret_shared_key"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert!(rotated.body["previous_secret_valid_until"].is_string());
+
+    // Another application's destination does not exist for it.
+    assert_error(
+        &app.get(&path, &other).await,
+        404,
+        "webhook_destination_not_found",
+    );
+    assert_error(
+        &app.delete(&path, &other).await,
+        404,
+        "webhook_destination_not_found",
+    );
+    // Bad input answers 400 naming the field.
+    for (body, field) in [
+        (json!({"url": "http://hooks.example.com/x"}), "url"),
+        (json!({"url": "ftp://x"}), "url"),
+        (json!({}), "url"),
+        (
+            json!({"url": "https://x.example", "subscribed_events": ["user.created"]}),
+            "subscribed_events",
+        ),
+        (
+            json!({"url": "https://x.example", "subscribed_events": []}),
+            "subscribed_events",
+        ),
+        (
+            json!({"url": "https://x.example", "webhook_version": "v1"}),
+            "webhook_version",
+        ),
+        (json!({"url": "https://x.example", "label": ""}), "label"),
+    ] {
+        let refused = app
+            .post("/v3/webhook/destinations/", &tenant, body.clone())
+            .await;
+        assert_error(&refused, 400, "invalid_request");
+        assert!(
+            refused.body["errors"].get(field).is_some(),
+            "{body}: {}",
+            refused.text
+        );
+    }
+    let deleted = app.delete(&path, &tenant).await;
+    assert_eq!(deleted.status.as_u16(), 204);
+    assert_error(
+        &app.get(&path, &tenant).await,
+        404,
+        "webhook_destination_not_found",
+    );
+}

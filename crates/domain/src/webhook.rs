@@ -1,0 +1,365 @@
+//! Webhook events: Didit's types, handoff's extensions, and which change causes which.
+//!
+//! Every change that webhooks report writes a log row of its session (`created`,
+//! `results_recorded`, `status_updated`, `imported`, `imported_by`, `shared`, `share_revoked`);
+//! the store writes the events [`events_of`] that row into the outbox in the same statement or
+//! transaction, so a change is never without its events, nor an event without its change.
+
+use serde_json::{Map, Value};
+
+use crate::session::LogEntry;
+use crate::status::SessionStatus;
+
+/// The types of events, as `webhook_type` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum WebhookType {
+    /// Didit's: a session's status changed (created, results recorded, reviewed, imported).
+    StatusUpdated,
+    /// Didit's: results were recorded over existing ones.
+    DataUpdated,
+    /// Extension: the receiver imported a shared session (sent to the receiver).
+    SessionImported,
+    /// Extension: the sharer issued a share token.
+    ShareCreated,
+    /// Extension: a share token was redeemed (sent to the sharer: which application, nothing
+    /// of the receiver's data).
+    ShareRedeemed,
+    /// Extension: the sharer revoked a share token.
+    ShareRevoked,
+}
+
+impl WebhookType {
+    /// Every type, in the order of the docs.
+    pub const ALL: [WebhookType; 6] = [
+        WebhookType::StatusUpdated,
+        WebhookType::DataUpdated,
+        WebhookType::SessionImported,
+        WebhookType::ShareCreated,
+        WebhookType::ShareRedeemed,
+        WebhookType::ShareRevoked,
+    ];
+
+    /// The name in `webhook_type` and `subscribed_events`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            WebhookType::StatusUpdated => "status.updated",
+            WebhookType::DataUpdated => "data.updated",
+            WebhookType::SessionImported => "session.imported",
+            WebhookType::ShareCreated => "share.created",
+            WebhookType::ShareRedeemed => "share.redeemed",
+            WebhookType::ShareRevoked => "share.revoked",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == raw)
+    }
+
+    /// Whether Didit sends it (the others are handoff's extensions).
+    pub const fn is_didit(self) -> bool {
+        matches!(self, WebhookType::StatusUpdated | WebhookType::DataUpdated)
+    }
+}
+
+/// The events a log row causes, each with the facts its payload needs beyond the session:
+/// the status at the event and what the row's details say.
+pub fn events_of(log: &LogEntry) -> Vec<(WebhookType, Value)> {
+    let mut facts = Map::new();
+    if let Some(status) = log.new_status {
+        facts.insert("status".into(), status.as_str().into());
+    }
+    if let Some(Value::Object(details)) = &log.details {
+        for (key, value) in details {
+            facts.entry(key.clone()).or_insert_with(|| value.clone());
+        }
+    }
+    let facts = Value::Object(facts);
+    let changed = log.new_status.is_some() && log.old_status != log.new_status;
+    let types: &[WebhookType] = match log.action.as_str() {
+        "created" | "status_updated" => &[WebhookType::StatusUpdated],
+        "results_recorded" => {
+            let replaced = log
+                .details
+                .as_ref()
+                .and_then(|d| d.get("replaced"))
+                .and_then(Value::as_array)
+                .is_some_and(|blocks| !blocks.is_empty());
+            match (changed, replaced) {
+                (true, true) => &[WebhookType::StatusUpdated, WebhookType::DataUpdated],
+                (true, false) => &[WebhookType::StatusUpdated],
+                (false, true) => &[WebhookType::DataUpdated],
+                (false, false) => &[],
+            }
+        }
+        "imported" => &[WebhookType::StatusUpdated, WebhookType::SessionImported],
+        "imported_by" => &[WebhookType::ShareRedeemed],
+        "shared" => &[WebhookType::ShareCreated],
+        "share_revoked" => &[WebhookType::ShareRevoked],
+        _ => &[],
+    };
+    types.iter().map(|t| (*t, facts.clone())).collect()
+}
+
+/// The statuses whose `status.updated` payload carries the `decision`, as Didit's do.
+pub fn carries_decision(status: SessionStatus) -> bool {
+    matches!(
+        status,
+        SessionStatus::Approved
+            | SessionStatus::Declined
+            | SessionStatus::InReview
+            | SessionStatus::Abandoned
+    )
+}
+
+/// The longest destination `label`, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+/// The longest destination `url`, in bytes.
+pub const MAX_URL_BYTES: usize = 2048;
+/// The only `webhook_version` handoff sends (Didit's current payloads).
+pub const WEBHOOK_VERSION: &str = "v3";
+/// How long the previous secret keeps signing beside the new one after a rotation.
+pub const SECRET_GRACE_SECONDS: i64 = 86_400;
+
+/// A destination's URL, checked for what can be checked before delivery: `https`, or `http`
+/// only when private addresses are allowed (tests, local receivers); a host; no credentials.
+/// The address it resolves to is checked at each delivery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DestinationUrl(String);
+
+impl DestinationUrl {
+    /// Parses a URL, saying in one sentence what is wrong when it is refused.
+    pub fn parse(raw: &str, allow_private: bool) -> Result<Self, &'static str> {
+        if raw.len() > MAX_URL_BYTES {
+            return Err("url must be at most 2048 characters.");
+        }
+        let url = url::Url::parse(raw).map_err(|_| "url must be an absolute http(s) URL.")?;
+        match url.scheme() {
+            "https" => {}
+            "http" if allow_private => {}
+            "http" => return Err("url must use https."),
+            _ => return Err("url must be an absolute http(s) URL."),
+        }
+        if url.host().is_none() {
+            return Err("url must name a host.");
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("url must not carry credentials.");
+        }
+        if url.fragment().is_some() {
+            return Err("url must not have a fragment.");
+        }
+        Ok(Self(url.into()))
+    }
+
+    /// The URL, normalized.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A URL read back from storage, checked when it was stored.
+    pub fn from_stored(raw: String) -> Self {
+        Self(raw)
+    }
+}
+
+/// A destination as its application sees it (never its secret).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Destination {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The application it belongs to.
+    pub application_id: crate::ApplicationId,
+    /// A name for people.
+    pub label: String,
+    /// Where events are POSTed.
+    pub url: DestinationUrl,
+    /// Whether events are sent to it.
+    pub enabled: bool,
+    /// The payload version (`v3`).
+    pub webhook_version: String,
+    /// The event types it receives.
+    pub subscribed_events: Vec<WebhookType>,
+    /// When it was made.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Until when the secret before the last rotation still signs beside the current one.
+    pub previous_secret_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A destination's secret, sealed for storage, with the key-encryption key's id.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret {
+    /// The sealed bytes.
+    pub bytes: Vec<u8>,
+    /// The key-encryption key that sealed them.
+    pub sealed_with: String,
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SealedSecret(sealed with {})", self.sealed_with)
+    }
+}
+
+/// What a delivery became.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// A 2xx answer came.
+    Delivered,
+    /// Every attempt of the schedule failed.
+    Failed,
+}
+
+impl DeliveryState {
+    /// The stored word.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses the stored word.
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == raw)
+    }
+}
+
+/// One event's delivery to one destination, as its application sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The event's id (the payload's `event_id`).
+    pub event_id: uuid::Uuid,
+    /// The event's type.
+    pub webhook_type: WebhookType,
+    /// The session it is about.
+    pub session_id: Option<crate::SessionId>,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last answer's status code, if one came.
+    pub last_status_code: Option<i32>,
+    /// Why the last attempt failed, without the answer's body.
+    pub last_error: Option<String>,
+    /// When the next attempt is due (pending only).
+    pub next_attempt_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it was delivered.
+    pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use serde_json::json;
+
+    fn log(
+        action: &str,
+        old: Option<SessionStatus>,
+        new: Option<SessionStatus>,
+        details: Value,
+    ) -> LogEntry {
+        LogEntry {
+            old_status: old,
+            new_status: new,
+            ..LogEntry::event("api-key:x", action, Some(details), Utc::now())
+        }
+    }
+
+    #[test]
+    fn each_change_causes_its_events() {
+        let types = |log: &LogEntry| {
+            events_of(log)
+                .into_iter()
+                .map(|(t, _)| t)
+                .collect::<Vec<_>>()
+        };
+        let created = log("created", None, Some(SessionStatus::NotStarted), json!({}));
+        assert_eq!(types(&created), [WebhookType::StatusUpdated]);
+        assert_eq!(events_of(&created)[0].1["status"], "Not Started");
+        let approved = log(
+            "results_recorded",
+            Some(SessionStatus::InProgress),
+            Some(SessionStatus::Approved),
+            json!({"blocks": ["id_verifications"], "replaced": []}),
+        );
+        assert_eq!(types(&approved), [WebhookType::StatusUpdated]);
+        let corrected = log(
+            "results_recorded",
+            Some(SessionStatus::Approved),
+            Some(SessionStatus::Approved),
+            json!({"blocks": ["id_verifications"], "replaced": ["id_verifications"]}),
+        );
+        assert_eq!(types(&corrected), [WebhookType::DataUpdated]);
+        let nothing = log(
+            "results_recorded",
+            Some(SessionStatus::InProgress),
+            Some(SessionStatus::InProgress),
+            json!({"blocks": ["ip_analyses"], "replaced": []}),
+        );
+        assert!(types(&nothing).is_empty());
+        let imported = log(
+            "imported",
+            Some(SessionStatus::Approved),
+            Some(SessionStatus::InReview),
+            json!({"source_session_id": "s", "jti": "j"}),
+        );
+        assert_eq!(
+            types(&imported),
+            [WebhookType::StatusUpdated, WebhookType::SessionImported]
+        );
+        assert_eq!(events_of(&imported)[0].1["status"], "In Review");
+        assert_eq!(events_of(&imported)[0].1["jti"], "j");
+        for (action, expected) in [
+            ("shared", WebhookType::ShareCreated),
+            ("imported_by", WebhookType::ShareRedeemed),
+            ("share_revoked", WebhookType::ShareRevoked),
+        ] {
+            assert_eq!(types(&log(action, None, None, json!({}))), [expected]);
+        }
+        assert!(types(&log("something_else", None, None, json!({}))).is_empty());
+    }
+
+    #[test]
+    fn destination_urls_are_https_unless_private_addresses_are_allowed() {
+        assert!(DestinationUrl::parse("https://hooks.example.com/didit", false).is_ok());
+        assert_eq!(
+            DestinationUrl::parse("http://hooks.example.com/didit", false),
+            Err("url must use https.")
+        );
+        assert!(DestinationUrl::parse("http://127.0.0.1:9000/hook", true).is_ok());
+        for bad in [
+            "ftp://example.com/x",
+            "https://user:pw@example.com/x",
+            "https://example.com/x#frag",
+            "/relative",
+            "not a url",
+        ] {
+            assert!(DestinationUrl::parse(bad, true).is_err(), "{bad}");
+        }
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL_BYTES));
+        assert!(DestinationUrl::parse(&long, false).is_err());
+    }
+
+    #[test]
+    fn names_round_trip_and_didits_are_marked() {
+        for t in WebhookType::ALL {
+            assert_eq!(WebhookType::parse(t.as_str()), Some(t));
+        }
+        assert!(WebhookType::StatusUpdated.is_didit());
+        assert!(!WebhookType::ShareCreated.is_didit());
+        assert!(WebhookType::parse("user.status.updated").is_none());
+    }
+}

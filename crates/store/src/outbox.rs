@@ -1,0 +1,40 @@
+//! The webhook outbox, written where a change writes its log row: the events the row causes
+//! ([`events_of`]), one statement, in the change's own transaction.
+
+use handoff_domain::webhook::events_of;
+use handoff_domain::{LogEntry, RepoError, SessionId};
+use sea_orm::{ConnectionTrait, Value};
+
+use crate::sql::{repo_error, stmt};
+
+/// Writes the events `log` causes for `session_id`, owned by the session's application.
+pub(crate) async fn insert_events<C: ConnectionTrait>(
+    txn: &C,
+    session_id: SessionId,
+    log: &LogEntry,
+) -> Result<(), RepoError> {
+    let events = events_of(log);
+    if events.is_empty() {
+        return Ok(());
+    }
+    let one = "SELECT ?, application_id, ?, id, ?, ? FROM sessions WHERE id = ?";
+    let sql = format!(
+        "INSERT INTO webhook_events \
+         (event_id, application_id, webhook_type, session_id, details, created_at) {}",
+        vec![one; events.len()].join(" UNION ALL ")
+    );
+    let mut values: Vec<Value> = Vec::with_capacity(events.len() * 5);
+    for (webhook_type, facts) in events {
+        values.extend([
+            uuid::Uuid::new_v4().into(),
+            webhook_type.as_str().into(),
+            facts.to_string().into(),
+            log.created_at.into(),
+            session_id.as_uuid().into(),
+        ]);
+    }
+    txn.execute_raw(stmt(txn.get_database_backend(), &sql, values))
+        .await
+        .map(drop)
+        .map_err(repo_error)
+}

@@ -1,0 +1,600 @@
+//! Webhooks in the database: destinations ([`WebhookRepository`]), and what the delivery worker
+//! of every server asks: fan events out to the destinations subscribed to them, claim due
+//! deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so that several servers deliver each
+//! once), record each attempt, prune what is done.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use handoff_domain::ports::WebhookRepository;
+use handoff_domain::webhook::{
+    Delivery, DeliveryState, Destination, DestinationUrl, SealedSecret, WebhookType,
+};
+use handoff_domain::{ApplicationId, RepoError, SessionId};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
+use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
+use uuid::Uuid;
+
+use crate::Store;
+use crate::rows::{get, text_or_null};
+use crate::schema::{WebhookDeliveries, WebhookDestinations, WebhookEvents};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run, stmt};
+
+const DESTINATION_COLUMNS: [WebhookDestinations; 10] = [
+    WebhookDestinations::Id,
+    WebhookDestinations::ApplicationId,
+    WebhookDestinations::Label,
+    WebhookDestinations::Url,
+    WebhookDestinations::Enabled,
+    WebhookDestinations::WebhookVersion,
+    WebhookDestinations::SubscribedEvents,
+    WebhookDestinations::CreatedAt,
+    WebhookDestinations::UpdatedAt,
+    WebhookDestinations::PreviousSecretUntil,
+];
+
+fn events_text(events: &[WebhookType]) -> String {
+    serde_json::Value::from(events.iter().map(|e| e.as_str()).collect::<Vec<_>>()).to_string()
+}
+
+fn destination(row: &QueryResult) -> Result<Destination, RepoError> {
+    let events: String = get(row, "subscribed_events")?;
+    let events: Vec<String> = serde_json::from_str(&events)
+        .map_err(|_| RepoError::Internal("stored subscribed_events are not valid".into()))?;
+    Ok(Destination {
+        id: get(row, "id")?,
+        application_id: ApplicationId::from_uuid(get(row, "application_id")?),
+        label: get(row, "label")?,
+        url: DestinationUrl::from_stored(get(row, "url")?),
+        enabled: get(row, "enabled")?,
+        webhook_version: get(row, "webhook_version")?,
+        subscribed_events: events
+            .iter()
+            .filter_map(|e| WebhookType::parse(e))
+            .collect(),
+        created_at: get(row, "created_at")?,
+        updated_at: get(row, "updated_at")?,
+        previous_secret_until: get(row, "previous_secret_until")?,
+    })
+}
+
+fn delivery(row: &QueryResult) -> Result<Delivery, RepoError> {
+    let state: String = get(row, "state")?;
+    let webhook_type: String = get(row, "webhook_type")?;
+    let state = DeliveryState::parse(&state)
+        .ok_or_else(|| RepoError::Internal(format!("stored delivery state {state:?}").into()))?;
+    Ok(Delivery {
+        id: get(row, "id")?,
+        event_id: get(row, "event_id")?,
+        webhook_type: WebhookType::parse(&webhook_type).ok_or_else(|| {
+            RepoError::Internal(format!("stored webhook type {webhook_type:?}").into())
+        })?,
+        session_id: get::<Option<Uuid>>(row, "session_id")?.map(SessionId::from_uuid),
+        state,
+        attempts: get(row, "attempts")?,
+        last_status_code: get(row, "last_status_code")?,
+        last_error: text_or_null(row, "last_error")?,
+        next_attempt_at: match state {
+            DeliveryState::Pending => Some(get(row, "next_attempt_at")?),
+            _ => None,
+        },
+        delivered_at: get(row, "delivered_at")?,
+        created_at: get(row, "created_at")?,
+    })
+}
+
+#[async_trait]
+impl WebhookRepository for Store {
+    async fn create_destination(
+        &self,
+        d: &Destination,
+        secret: &SealedSecret,
+    ) -> Result<(), RepoError> {
+        let insert = Query::insert()
+            .into_table(WebhookDestinations::Table)
+            .columns(
+                DESTINATION_COLUMNS
+                    .into_iter()
+                    .chain([WebhookDestinations::Secret, WebhookDestinations::SealedWith]),
+            )
+            .values_panic([
+                d.id.into(),
+                d.application_id.as_uuid().into(),
+                d.label.clone().into(),
+                d.url.as_str().into(),
+                d.enabled.into(),
+                d.webhook_version.clone().into(),
+                events_text(&d.subscribed_events).into(),
+                d.created_at.into(),
+                d.updated_at.into(),
+                d.previous_secret_until.into(),
+                secret.bytes.clone().into(),
+                secret.sealed_with.clone().into(),
+            ])
+            .to_owned();
+        let _turn = self.write_turn().await;
+        run(&self.db, &insert).await.map(drop)
+    }
+
+    async fn destinations(
+        &self,
+        application_id: ApplicationId,
+    ) -> Result<Vec<Destination>, RepoError> {
+        let select = Query::select()
+            .columns(DESTINATION_COLUMNS)
+            .from(WebhookDestinations::Table)
+            .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(application_id.as_uuid()))
+            .order_by(WebhookDestinations::CreatedAt, Order::Asc)
+            .order_by(WebhookDestinations::Id, Order::Asc)
+            .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(destination)
+            .collect()
+    }
+
+    async fn find_destination(
+        &self,
+        application_id: ApplicationId,
+        id: Uuid,
+    ) -> Result<Option<Destination>, RepoError> {
+        let select = Query::select()
+            .columns(DESTINATION_COLUMNS)
+            .from(WebhookDestinations::Table)
+            .and_where(Expr::col(WebhookDestinations::Id).eq(id))
+            .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(application_id.as_uuid()))
+            .to_owned();
+        fetch_one(&self.db, &select)
+            .await?
+            .as_ref()
+            .map(destination)
+            .transpose()
+    }
+
+    async fn update_destination(&self, d: &Destination) -> Result<bool, RepoError> {
+        let update = Query::update()
+            .table(WebhookDestinations::Table)
+            .value(WebhookDestinations::Label, d.label.clone())
+            .value(WebhookDestinations::Url, d.url.as_str())
+            .value(WebhookDestinations::Enabled, d.enabled)
+            .value(
+                WebhookDestinations::WebhookVersion,
+                d.webhook_version.clone(),
+            )
+            .value(
+                WebhookDestinations::SubscribedEvents,
+                events_text(&d.subscribed_events),
+            )
+            .value(WebhookDestinations::UpdatedAt, d.updated_at)
+            .and_where(Expr::col(WebhookDestinations::Id).eq(d.id))
+            .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(d.application_id.as_uuid()))
+            .to_owned();
+        let _turn = self.write_turn().await;
+        Ok(run(&self.db, &update).await? == 1)
+    }
+
+    async fn rotate_destination_secret(
+        &self,
+        application_id: ApplicationId,
+        id: Uuid,
+        secret: &SealedSecret,
+        previous_until: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let update = Query::update()
+            .table(WebhookDestinations::Table)
+            .value(
+                WebhookDestinations::PreviousSecret,
+                Expr::col(WebhookDestinations::Secret),
+            )
+            .value(WebhookDestinations::PreviousSecretUntil, previous_until)
+            .value(WebhookDestinations::Secret, secret.bytes.clone())
+            .value(WebhookDestinations::SealedWith, secret.sealed_with.clone())
+            .and_where(Expr::col(WebhookDestinations::Id).eq(id))
+            .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(application_id.as_uuid()))
+            .to_owned();
+        let _turn = self.write_turn().await;
+        Ok(run(&self.db, &update).await? == 1)
+    }
+
+    async fn delete_destination(
+        &self,
+        application_id: ApplicationId,
+        id: Uuid,
+    ) -> Result<bool, RepoError> {
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        let found = Query::select()
+            .column(WebhookDestinations::Id)
+            .from(WebhookDestinations::Table)
+            .and_where(Expr::col(WebhookDestinations::Id).eq(id))
+            .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(application_id.as_uuid()))
+            .to_owned();
+        if fetch_one(&txn, &found).await?.is_none() {
+            return Ok(false);
+        }
+        let deliveries = Query::delete()
+            .from_table(WebhookDeliveries::Table)
+            .and_where(Expr::col(WebhookDeliveries::DestinationId).eq(id))
+            .to_owned();
+        run(&txn, &deliveries).await?;
+        let destination = Query::delete()
+            .from_table(WebhookDestinations::Table)
+            .and_where(Expr::col(WebhookDestinations::Id).eq(id))
+            .to_owned();
+        run(&txn, &destination).await?;
+        commit(txn).await?;
+        Ok(true)
+    }
+
+    async fn deliveries(
+        &self,
+        application_id: ApplicationId,
+        destination_id: Uuid,
+        limit: u64,
+        offset: u64,
+    ) -> Result<Vec<Delivery>, RepoError> {
+        let sql = "SELECT d.id, d.event_id, e.webhook_type, e.session_id, d.state, d.attempts, \
+             d.last_status_code, d.last_error, d.next_attempt_at, d.delivered_at, d.created_at \
+             FROM webhook_deliveries d \
+             JOIN webhook_destinations w ON w.id = d.destination_id \
+             JOIN webhook_events e ON e.event_id = d.event_id \
+             WHERE d.destination_id = ? AND w.application_id = ? \
+             ORDER BY d.created_at DESC, d.id DESC LIMIT ? OFFSET ?";
+        let values = vec![
+            destination_id.into(),
+            application_id.as_uuid().into(),
+            i64::try_from(limit).unwrap_or(i64::MAX).into(),
+            i64::try_from(offset).unwrap_or(i64::MAX).into(),
+        ];
+        self.db
+            .query_all_raw(stmt(self.backend(), sql, values))
+            .await
+            .map_err(repo_error)?
+            .iter()
+            .map(delivery)
+            .collect()
+    }
+
+    async fn resend_delivery(
+        &self,
+        application_id: ApplicationId,
+        destination_id: Uuid,
+        delivery_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        if self
+            .find_destination(application_id, destination_id)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        let update = Query::update()
+            .table(WebhookDeliveries::Table)
+            .value(WebhookDeliveries::State, DeliveryState::Pending.as_str())
+            .value(WebhookDeliveries::NextAttemptAt, at)
+            .value(WebhookDeliveries::Attempts, 0)
+            .and_where(Expr::col(WebhookDeliveries::Id).eq(delivery_id))
+            .and_where(Expr::col(WebhookDeliveries::DestinationId).eq(destination_id))
+            .to_owned();
+        let _turn = self.write_turn().await;
+        Ok(run(&self.db, &update).await? == 1)
+    }
+}
+
+/// A delivery the worker claimed: what to send, where, signed with which secrets.
+#[derive(Clone)]
+pub struct DueDelivery {
+    /// The delivery.
+    pub id: Uuid,
+    /// Its attempt number, this one included.
+    pub attempt: i32,
+    /// The event.
+    pub event_id: Uuid,
+    /// The event's application.
+    pub application_id: ApplicationId,
+    /// The event's type.
+    pub webhook_type: String,
+    /// The event's session.
+    pub session_id: Option<SessionId>,
+    /// What the event's change said (`status`, the log's details).
+    pub facts: serde_json::Value,
+    /// When the change happened.
+    pub created_at: DateTime<Utc>,
+    /// The payload, once rendered by an earlier attempt.
+    pub payload: Option<String>,
+    /// Where to send it.
+    pub url: String,
+    /// The destination, for the secret's context.
+    pub destination_id: Uuid,
+    /// The destination's secret, sealed.
+    pub secret: SealedSecret,
+    /// The secret before the last rotation, sealed, while it still signs.
+    pub previous_secret: Option<SealedSecret>,
+}
+
+impl std::fmt::Debug for DueDelivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueDelivery")
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .field("webhook_type", &self.webhook_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an attempt gave.
+#[derive(Clone, Debug)]
+pub enum AttemptOutcome {
+    /// A 2xx answer.
+    Delivered { status: u16 },
+    /// Anything else; the next attempt at `retry_at`, or none (`failed`).
+    Failed {
+        status: Option<u16>,
+        error: String,
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
+impl Store {
+    /// Fans up to `limit` undispatched events out to the destinations of their application
+    /// that are enabled and subscribed to their type, as pending deliveries due now; marks them
+    /// dispatched. On PostgreSQL the events are locked `SKIP LOCKED`: servers dispatch
+    /// disjoint batches. How many events it dispatched.
+    pub async fn dispatch_webhook_events(
+        &self,
+        limit: u64,
+        now: DateTime<Utc>,
+    ) -> Result<usize, RepoError> {
+        let backend = self.backend();
+        let lock = match backend {
+            DatabaseBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        let events = txn
+            .query_all_raw(stmt(
+                backend,
+                &format!(
+                    "SELECT event_id, application_id, webhook_type FROM webhook_events \
+                     WHERE dispatched_at IS NULL ORDER BY id LIMIT ?{lock}"
+                ),
+                vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
+            ))
+            .await
+            .map_err(repo_error)?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let new_id = match backend {
+            DatabaseBackend::Postgres => "gen_random_uuid()",
+            _ => "randomblob(16)",
+        };
+        let fan_out = format!(
+            "INSERT INTO webhook_deliveries \
+             (id, event_id, destination_id, state, attempts, next_attempt_at, created_at) \
+             SELECT {new_id}, ?, id, ?, 0, ?, ? FROM webhook_destinations \
+             WHERE application_id = ? AND enabled = ? AND subscribed_events LIKE ?"
+        );
+        let mut ids: Vec<Value> = Vec::with_capacity(events.len());
+        for event in &events {
+            let event_id: Uuid = get(event, "event_id")?;
+            let application_id: Uuid = get(event, "application_id")?;
+            let webhook_type: String = get(event, "webhook_type")?;
+            txn.execute_raw(stmt(
+                backend,
+                &fan_out,
+                vec![
+                    event_id.into(),
+                    DeliveryState::Pending.as_str().into(),
+                    now.into(),
+                    now.into(),
+                    application_id.into(),
+                    true.into(),
+                    format!("%\"{webhook_type}\"%").into(),
+                ],
+            ))
+            .await
+            .map_err(repo_error)?;
+            ids.push(event_id.into());
+        }
+        let placeholders = vec!["?"; ids.len()].join(", ");
+        let mut values = vec![now.into()];
+        values.extend(ids);
+        txn.execute_raw(stmt(
+            backend,
+            &format!(
+                "UPDATE webhook_events SET dispatched_at = ? WHERE event_id IN ({placeholders})"
+            ),
+            values,
+        ))
+        .await
+        .map_err(repo_error)?;
+        commit(txn).await?;
+        Ok(events.len())
+    }
+
+    /// Claims up to `limit` due deliveries: each gets its attempt counted and its next attempt
+    /// put `lease` later, so that if this process dies while sending, the delivery comes due
+    /// again then (at least once). `SKIP LOCKED` on PostgreSQL: servers claim disjoint sets.
+    pub async fn claim_webhook_deliveries(
+        &self,
+        limit: u64,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Vec<DueDelivery>, RepoError> {
+        let backend = self.backend();
+        let lock = match backend {
+            DatabaseBackend::Postgres => " FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let claim = format!(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? \
+             WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = ? \
+             AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{lock}) \
+             RETURNING id, attempts"
+        );
+        let _turn = self.write_turn().await;
+        let claimed = self
+            .db
+            .query_all_raw(stmt(
+                backend,
+                &claim,
+                vec![
+                    (now + lease).into(),
+                    DeliveryState::Pending.as_str().into(),
+                    now.into(),
+                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
+                ],
+            ))
+            .await
+            .map_err(repo_error)?;
+        drop(_turn);
+        let mut due = Vec::with_capacity(claimed.len());
+        for row in &claimed {
+            let id: Uuid = get(row, "id")?;
+            let attempt: i32 = get(row, "attempts")?;
+            let detail = self
+                .db
+                .query_one_raw(stmt(
+                    backend,
+                    "SELECT e.event_id, e.application_id, e.webhook_type, e.session_id, \
+                     e.details, e.created_at, e.payload, w.id AS destination_id, w.url, \
+                     w.secret, w.sealed_with, w.previous_secret, w.previous_secret_until \
+                     FROM webhook_deliveries d \
+                     JOIN webhook_events e ON e.event_id = d.event_id \
+                     JOIN webhook_destinations w ON w.id = d.destination_id WHERE d.id = ?",
+                    vec![id.into()],
+                ))
+                .await
+                .map_err(repo_error)?;
+            let Some(detail) = detail else { continue };
+            let previous_until: Option<DateTime<Utc>> = get(&detail, "previous_secret_until")?;
+            let previous: Option<Vec<u8>> = get(&detail, "previous_secret")?;
+            let sealed_with: String = get(&detail, "sealed_with")?;
+            let facts = text_or_null(&detail, "details")?
+                .and_then(|text| serde_json::from_str(&text).ok())
+                .unwrap_or(serde_json::Value::Null);
+            due.push(DueDelivery {
+                id,
+                attempt,
+                event_id: get(&detail, "event_id")?,
+                application_id: ApplicationId::from_uuid(get(&detail, "application_id")?),
+                webhook_type: get(&detail, "webhook_type")?,
+                session_id: get::<Option<Uuid>>(&detail, "session_id")?.map(SessionId::from_uuid),
+                facts,
+                created_at: get(&detail, "created_at")?,
+                payload: text_or_null(&detail, "payload")?,
+                url: get(&detail, "url")?,
+                destination_id: get(&detail, "destination_id")?,
+                secret: SealedSecret {
+                    bytes: get(&detail, "secret")?,
+                    sealed_with: sealed_with.clone(),
+                },
+                previous_secret: match (previous, previous_until) {
+                    (Some(bytes), Some(until)) if until > now => {
+                        Some(SealedSecret { bytes, sealed_with })
+                    }
+                    _ => None,
+                },
+            });
+        }
+        Ok(due)
+    }
+
+    /// Keeps an event's rendered payload, unless one was kept first; the payload kept.
+    pub async fn keep_webhook_payload(
+        &self,
+        event_id: Uuid,
+        payload: &str,
+    ) -> Result<String, RepoError> {
+        let update = Query::update()
+            .table(WebhookEvents::Table)
+            .value(WebhookEvents::Payload, payload)
+            .and_where(Expr::col(WebhookEvents::EventId).eq(event_id))
+            .and_where(Expr::col(WebhookEvents::Payload).is_null())
+            .to_owned();
+        {
+            let _turn = self.write_turn().await;
+            run(&self.db, &update).await?;
+        }
+        let select = Query::select()
+            .column(WebhookEvents::Payload)
+            .from(WebhookEvents::Table)
+            .and_where(Expr::col(WebhookEvents::EventId).eq(event_id))
+            .to_owned();
+        match fetch_one(&self.db, &select).await? {
+            Some(row) => Ok(text_or_null(&row, "payload")?.unwrap_or_else(|| payload.to_owned())),
+            None => Ok(payload.to_owned()),
+        }
+    }
+
+    /// Records what an attempt gave.
+    pub async fn record_webhook_attempt(
+        &self,
+        delivery_id: Uuid,
+        outcome: &AttemptOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let mut update = Query::update()
+            .table(WebhookDeliveries::Table)
+            .and_where(Expr::col(WebhookDeliveries::Id).eq(delivery_id))
+            .to_owned();
+        match outcome {
+            AttemptOutcome::Delivered { status } => {
+                update
+                    .value(WebhookDeliveries::State, DeliveryState::Delivered.as_str())
+                    .value(WebhookDeliveries::LastStatusCode, i32::from(*status))
+                    .value(WebhookDeliveries::LastError, Option::<String>::None)
+                    .value(WebhookDeliveries::DeliveredAt, now);
+            }
+            AttemptOutcome::Failed {
+                status,
+                error,
+                retry_at,
+            } => {
+                let state = match retry_at {
+                    Some(_) => DeliveryState::Pending,
+                    None => DeliveryState::Failed,
+                };
+                update
+                    .value(WebhookDeliveries::State, state.as_str())
+                    .value(WebhookDeliveries::LastStatusCode, status.map(i32::from))
+                    .value(WebhookDeliveries::LastError, error.clone())
+                    .value(WebhookDeliveries::NextAttemptAt, retry_at.unwrap_or(now));
+            }
+        }
+        let _turn = self.write_turn().await;
+        run(&self.db, &update).await.map(drop)
+    }
+
+    /// Deletes delivered deliveries created before `before`, and events dispatched before it
+    /// that no delivery waits on any more; how many rows.
+    pub async fn prune_webhooks(&self, before: DateTime<Utc>) -> Result<u64, RepoError> {
+        let backend = self.backend();
+        let _turn = self.write_turn().await;
+        let deliveries = self
+            .db
+            .execute_raw(stmt(
+                backend,
+                "DELETE FROM webhook_deliveries WHERE state = ? AND created_at < ?",
+                vec![DeliveryState::Delivered.as_str().into(), before.into()],
+            ))
+            .await
+            .map_err(repo_error)?
+            .rows_affected();
+        let events = self
+            .db
+            .execute_raw(stmt(
+                backend,
+                "DELETE FROM webhook_events WHERE dispatched_at < ? AND NOT EXISTS \
+                 (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.event_id)",
+                vec![before.into()],
+            ))
+            .await
+            .map_err(repo_error)?
+            .rows_affected();
+        Ok(deliveries + events)
+    }
+}

@@ -1,0 +1,10 @@
+//! Webhook delivery: Didit-compatible payloads and signatures, sent at least once from the
+//! outbox that the store writes with every change, by a worker in every server.
+
+pub mod client;
+pub mod payload;
+pub mod sign;
+pub mod worker;
+
+pub use payload::DecisionRenderer;
+pub use worker::{Settings, Worker, parse_schedule};
