@@ -401,3 +401,150 @@ async fn destinations_are_managed_in_didits_shape(app: TestApp) {
         "webhook_destination_not_found",
     );
 }
+
+/// The environment of a server process that delivers to local receivers, waiting `timeout`
+/// seconds for an answer and retrying after 1 s.
+fn process_env(worker: bool, timeout: &'static str) -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK),
+        ("HANDOFF_WEBHOOK_ALLOW_PRIVATE", "true"),
+        ("HANDOFF_WEBHOOK_RETRY_SCHEDULE", "1,1,1"),
+        ("HANDOFF_WEBHOOK_TIMEOUT_SECONDS", timeout),
+        (
+            "HANDOFF_WEBHOOK_WORKER",
+            if worker { "true" } else { "false" },
+        ),
+        ("HANDOFF_RATE_LIMIT", "off"),
+    ]
+}
+
+/// Events committed by a server that dies before it delivers them are delivered by the next
+/// one, exactly those; a delivery cut short by a SIGKILL is sent again after its lease.
+async fn a_killed_server_loses_no_event(backend: Backend) {
+    use crate::processes::Server;
+    let db = handoff_testdb::TestDatabase::create(backend).await;
+    let url = db.url().to_owned();
+    // A server without a worker commits the changes, then is killed.
+    let mut quiet = Server::start_with(&url, &process_env(false, "1"));
+    quiet.wait_until_healthy().await;
+    let app = TestApp::attach(&quiet.base, db).await;
+    let hook = Receiver::start("sleep:4");
+    let tenant = app.tenant("Acme").await;
+    subscribe(&app, &tenant, &hook, &["status.updated"]).await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let mut sessions = Vec::new();
+    for i in 0..5 {
+        sessions.push(
+            app.session(&tenant, &workflow, Some(&format!("user-{i}")))
+                .await,
+        );
+    }
+    quiet.kill();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(hook.deliveries().is_empty(), "nothing was delivered yet");
+
+    // A server with a worker starts: the first delivery it sends hangs (the receiver sleeps),
+    // and it is killed then.
+    let mut first = Server::start_with(&url, &process_env(true, "1"));
+    first.wait_until_healthy().await;
+    hook.wait_for(1).await;
+    first.kill();
+    // The next server delivers everything, the cut-short one again after its 6 s lease.
+    let mut second = Server::start_with(&url, &process_env(true, "1"));
+    second.wait_until_healthy().await;
+    let started = Instant::now();
+    let delivered = loop {
+        let deliveries = hook.deliveries();
+        let sessions_seen: std::collections::HashSet<String> = deliveries
+            .iter()
+            .filter(|d| d["answered"] == "200")
+            .map(|d| d["body"]["session_id"].as_str().unwrap().to_owned())
+            .collect();
+        if sessions_seen.len() == sessions.len() || started.elapsed() > Duration::from_secs(30) {
+            break deliveries;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let events: Vec<&str> = delivered
+        .iter()
+        .map(|d| d["body"]["event_id"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::HashSet<&str> = events.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        sessions.len(),
+        "exactly the committed events: {events:?}"
+    );
+    for session in &sessions {
+        assert!(
+            delivered
+                .iter()
+                .any(|d| d["body"]["session_id"] == json!(session) && d["answered"] == "200"),
+            "{session} delivered"
+        );
+    }
+    // Duplicates only where the crash forced them: the one cut short.
+    assert!(events.len() - unique.len() <= 1, "{events:?}");
+    second.kill();
+}
+
+per_backend!(a_killed_server_loses_no_event);
+
+/// Two servers on one PostgreSQL database deliver 1,000 events, each once.
+#[tokio::test]
+async fn two_servers_deliver_a_thousand_events_once() {
+    use crate::processes::Server;
+    if handoff_testdb::skip(Backend::Postgres) {
+        return;
+    }
+    let db = handoff_testdb::TestDatabase::create(Backend::Postgres).await;
+    let url = db.url().to_owned();
+    // A receiver slowed by 64 concurrent deliveries must not be taken for one that is down.
+    let mut a = Server::start_with(&url, &process_env(true, "10"));
+    let mut b = Server::start_with(&url, &process_env(true, "10"));
+    a.wait_until_healthy().await;
+    b.wait_until_healthy().await;
+    let app = std::sync::Arc::new(TestApp::attach(&a.base, db).await);
+    let hook = Receiver::start("");
+    let tenant = app.tenant("Acme").await;
+    subscribe(&app, &tenant, &hook, &["status.updated"]).await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let bases = std::sync::Arc::new([a.base.clone(), b.base.clone()]);
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..8 {
+        let (bases, key, workflow) = (bases.clone(), tenant.key.clone(), workflow.clone());
+        tasks.spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0..125 {
+                let response = client
+                    .post(format!("{}/v3/session/", bases[(worker + i) % 2]))
+                    .header("x-api-key", &key)
+                    .json(&json!({"workflow_id": workflow}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status().as_u16(), 201);
+            }
+        });
+    }
+    tasks.join_all().await;
+    let started = Instant::now();
+    let delivered = loop {
+        let deliveries = hook.deliveries();
+        if deliveries.len() >= 1000 || started.elapsed() > Duration::from_secs(60) {
+            // A moment more, for any duplicate to show.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            break hook.deliveries();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let unique: std::collections::HashSet<&str> = delivered
+        .iter()
+        .map(|d| d["body"]["event_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(unique.len(), 1000, "none lost");
+    assert_eq!(delivered.len(), 1000, "none twice");
+    assert!(delivered.iter().all(|d| d["verified"]["raw"] == true));
+    a.kill();
+    b.kill();
+}
