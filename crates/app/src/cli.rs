@@ -56,6 +56,68 @@ pub enum Command {
     /// List and revoke the share tokens an application issued for one of its sessions.
     #[command(subcommand)]
     Shares(SharesCommand),
+    /// Manage an application's webhook destinations and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhooksCommand),
+}
+
+/// `webhooks ...`: one JSON line per destination or delivery.
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCommand {
+    /// Add a destination; prints it with its secret (shown only here).
+    Create {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// Where to POST events.
+        #[arg(long)]
+        url: String,
+        /// A name for people.
+        #[arg(long)]
+        label: Option<String>,
+        /// Event types, comma-separated (default: status.updated,data.updated).
+        #[arg(long, value_delimiter = ',')]
+        events: Option<Vec<String>>,
+    },
+    /// The application's destinations.
+    List {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+    },
+    /// Delete a destination and its deliveries.
+    Delete {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// The destination.
+        #[arg(long)]
+        destination: uuid::Uuid,
+    },
+    /// A destination's deliveries, newest first.
+    Deliveries {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// The destination.
+        #[arg(long)]
+        destination: uuid::Uuid,
+        /// How many (1 to 200).
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// Send a delivery again, now.
+    Resend {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// The destination.
+        #[arg(long)]
+        destination: uuid::Uuid,
+        /// The delivery.
+        #[arg(long)]
+        delivery: uuid::Uuid,
+    },
 }
 
 /// `shares ...`.

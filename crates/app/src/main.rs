@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use handoff::cli::{
     ApiKeysCommand, ApplicationsCommand, Cli, Command, SharesCommand, SigningKeysCommand,
+    WebhooksCommand,
 };
 use handoff::{
     Application, database_keyring, generate_key, key_encryption_key, open_store, services,
@@ -46,6 +47,16 @@ fn main() -> ExitCode {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A service's refusal in one line, field errors included.
+fn describe(error: &handoff_domain::services::Error) -> String {
+    match error {
+        handoff_domain::services::Error::Invalid(errors) => {
+            format!("invalid request: {errors:?}")
+        }
+        other => other.to_string(),
     }
 }
 
@@ -175,6 +186,97 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .await
                         .map_err(|e| e.to_string())?;
                     print(&entry)?;
+                }
+            }
+            Ok(())
+        }
+        Command::Webhooks(command) => {
+            let config = cli.base_config()?;
+            let store = operator_store(&cli).await?;
+            let (settings, _) = handoff::config::webhook_settings_from_env()?;
+            let sealer = handoff::webhooks::secrets_key(&config).map_err(|e| e.to_string())?;
+            let webhooks = handoff::services_sealing(
+                &store,
+                "",
+                no_tokens(),
+                Arc::new(handoff::webhooks::KekSealer(sealer)),
+            )
+            .allowing_private_webhooks(settings.allow_private)
+            .webhooks;
+            let operator = |application: &uuid::Uuid| Caller {
+                application_id: ApplicationId::from_uuid(*application),
+                key_prefix: "operator".to_owned(),
+            };
+            let print = |value: serde_json::Value| println!("{value}");
+            match command {
+                WebhooksCommand::Create {
+                    application,
+                    url,
+                    label,
+                    events,
+                } => {
+                    let (destination, secret) = webhooks
+                        .create(
+                            &operator(application),
+                            handoff_domain::services::NewDestination {
+                                label: label.clone(),
+                                url: Some(url.clone()),
+                                subscribed_events: events.clone(),
+                                ..Default::default()
+                            },
+                        )
+                        .await
+                        .map_err(|e| describe(&e))?;
+                    print(json!(handoff_http::wire::WebhookDestination::new(
+                        &destination,
+                        Some(secret)
+                    )));
+                }
+                WebhooksCommand::List { application } => {
+                    for destination in webhooks
+                        .list(&operator(application))
+                        .await
+                        .map_err(|e| describe(&e))?
+                    {
+                        print(json!(handoff_http::wire::WebhookDestination::new(
+                            &destination,
+                            None
+                        )));
+                    }
+                }
+                WebhooksCommand::Delete {
+                    application,
+                    destination,
+                } => {
+                    webhooks
+                        .delete(&operator(application), *destination)
+                        .await
+                        .map_err(|e| describe(&e))?;
+                    print(json!({"id": destination, "deleted": true}));
+                }
+                WebhooksCommand::Deliveries {
+                    application,
+                    destination,
+                    limit,
+                } => {
+                    for delivery in webhooks
+                        .deliveries(&operator(application), *destination, *limit, 0)
+                        .await
+                        .map_err(|e| describe(&e))?
+                    {
+                        print(json!(handoff_http::wire::WebhookDelivery::from(&delivery)));
+                    }
+                }
+                WebhooksCommand::Resend {
+                    application,
+                    destination,
+                    delivery,
+                } => {
+                    webhooks
+                        .resend(&operator(application), *destination, *delivery)
+                        .await
+                        .map_err(|e| describe(&e))?;
+                    print(json!({"delivery_id": delivery, "state": "pending"}));
                 }
             }
             Ok(())

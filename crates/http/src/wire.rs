@@ -88,6 +88,29 @@ pub struct WebhookDestination {
     pub secret_shared_key: Option<String>,
 }
 
+impl WebhookDestination {
+    /// A destination as answered, with its secret only when it was just made.
+    pub fn new(d: &handoff_domain::webhook::Destination, secret: Option<String>) -> Self {
+        use crate::decision::timestamp;
+        Self {
+            id: d.id,
+            label: d.label.clone(),
+            url: d.url.as_str().to_owned(),
+            enabled: d.enabled,
+            webhook_version: d.webhook_version.clone(),
+            subscribed_events: d
+                .subscribed_events
+                .iter()
+                .map(|e| e.as_str().to_owned())
+                .collect(),
+            created_at: timestamp(d.created_at),
+            updated_at: timestamp(d.updated_at),
+            previous_secret_valid_until: d.previous_secret_until.map(timestamp),
+            secret_shared_key: secret,
+        }
+    }
+}
+
 /// The list of destinations.
 #[derive(Serialize, ToSchema)]
 pub struct WebhookDestinationList {
@@ -110,6 +133,25 @@ pub struct WebhookDelivery {
     pub next_attempt_at: Option<String>,
     pub delivered_at: Option<String>,
     pub created_at: String,
+}
+
+impl From<&handoff_domain::webhook::Delivery> for WebhookDelivery {
+    fn from(d: &handoff_domain::webhook::Delivery) -> Self {
+        use crate::decision::timestamp;
+        Self {
+            delivery_id: d.id,
+            event_id: d.event_id,
+            webhook_type: d.webhook_type.as_str().to_owned(),
+            session_id: d.session_id.map(|id| id.as_uuid()),
+            state: d.state.as_str().to_owned(),
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error.clone(),
+            next_attempt_at: d.next_attempt_at.map(timestamp),
+            delivered_at: d.delivered_at.map(timestamp),
+            created_at: timestamp(d.created_at),
+        }
+    }
 }
 
 /// One event of a session (`?include=events`, extension).

@@ -309,3 +309,113 @@ async fn the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed(a
     assert_eq!(answer.code(), "signing_unavailable");
     assert_eq!(actix_web::ResponseError::status_code(&answer).as_u16(), 503);
 }
+
+on_both_backends!(operators_manage_webhook_destinations);
+/// `handoff webhooks …` creates (the secret shown once), lists, shows deliveries, resends and
+/// deletes an application's destinations, as the API does.
+async fn operators_manage_webhook_destinations(app: TestApp) {
+    let tenant = app.tenant("Acme").await;
+    let url = app.db.url().to_owned();
+    let (ok, created, stderr) = handoff(
+        &url,
+        &[
+            "webhooks",
+            "create",
+            "--application",
+            &tenant.id,
+            "--url",
+            "https://hooks.example.com/didit",
+            "--events",
+            "status.updated,share.created",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let destination = created[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(created[0]["secret_shared_key"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        created[0]["subscribed_events"],
+        serde_json::json!(["status.updated", "share.created"])
+    );
+    let listed = app.get("/v3/webhook/destinations/", &tenant).await;
+    assert_eq!(listed.body["results"][0]["id"], created[0]["id"]);
+    let (ok, lines, _) = handoff(&url, &["webhooks", "list", "--application", &tenant.id]);
+    assert!(ok);
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0].get("secret_shared_key").is_none());
+    // A session makes an event; its delivery (failing: nothing listens there) is listed.
+    let workflow = app.workflow(&tenant, "user").await;
+    app.session(&tenant, &workflow, None).await;
+    let deliveries = || {
+        handoff(
+            &url,
+            &[
+                "webhooks",
+                "deliveries",
+                "--application",
+                &tenant.id,
+                "--destination",
+                &destination,
+            ],
+        )
+    };
+    let started = std::time::Instant::now();
+    let delivery = loop {
+        let (ok, lines, stderr) = deliveries();
+        assert!(ok, "{stderr}");
+        if let Some(delivery) = lines.first().filter(|d| d["attempts"].as_i64() > Some(0)) {
+            break delivery.clone();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "no delivery"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(delivery["webhook_type"], "status.updated");
+    assert!(
+        delivery["last_error"].is_string(),
+        "nothing listens there: {delivery}"
+    );
+    let (ok, resent, stderr) = handoff(
+        &url,
+        &[
+            "webhooks",
+            "resend",
+            "--application",
+            &tenant.id,
+            "--destination",
+            &destination,
+            "--delivery",
+            delivery["delivery_id"].as_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(resent[0]["state"], "pending");
+    let (ok, refused, stderr) = handoff(
+        &url,
+        &[
+            "webhooks",
+            "create",
+            "--application",
+            &tenant.id,
+            "--url",
+            "ftp://x",
+        ],
+    );
+    assert!(!ok && refused.is_empty(), "{stderr}");
+    assert!(stderr.contains("url"), "{stderr}");
+    let (ok, _, _) = handoff(
+        &url,
+        &[
+            "webhooks",
+            "delete",
+            "--application",
+            &tenant.id,
+            "--destination",
+            &destination,
+        ],
+    );
+    assert!(ok);
+    let (ok, lines, _) = handoff(&url, &["webhooks", "list", "--application", &tenant.id]);
+    assert!(ok && lines.is_empty());
+}

@@ -3,13 +3,11 @@
 
 use actix_web::{HttpResponse, web};
 use handoff_domain::services::NewDestination;
-use handoff_domain::webhook::{Delivery, Destination};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
-use crate::decision::timestamp;
 use crate::{ApiError, AppState, wire};
 
 /// A destination to create, or the members to change.
@@ -44,41 +42,6 @@ impl DestinationBody {
     }
 }
 
-fn destination_json(d: &Destination, secret: Option<String>) -> wire::WebhookDestination {
-    wire::WebhookDestination {
-        id: d.id,
-        label: d.label.clone(),
-        url: d.url.as_str().to_owned(),
-        enabled: d.enabled,
-        webhook_version: d.webhook_version.clone(),
-        subscribed_events: d
-            .subscribed_events
-            .iter()
-            .map(|e| e.as_str().to_owned())
-            .collect(),
-        created_at: timestamp(d.created_at),
-        updated_at: timestamp(d.updated_at),
-        previous_secret_valid_until: d.previous_secret_until.map(timestamp),
-        secret_shared_key: secret,
-    }
-}
-
-fn delivery_json(d: &Delivery) -> wire::WebhookDelivery {
-    wire::WebhookDelivery {
-        delivery_id: d.id,
-        event_id: d.event_id,
-        webhook_type: d.webhook_type.as_str().to_owned(),
-        session_id: d.session_id.map(|id| id.as_uuid()),
-        state: d.state.as_str().to_owned(),
-        attempts: d.attempts,
-        last_status_code: d.last_status_code,
-        last_error: d.last_error.clone(),
-        next_attempt_at: d.next_attempt_at.map(timestamp),
-        delivered_at: d.delivered_at.map(timestamp),
-        created_at: timestamp(d.created_at),
-    }
-}
-
 fn destination_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::from(handoff_domain::services::Error::DestinationNotFound))
@@ -97,7 +60,7 @@ pub(crate) async fn create(
         .webhooks
         .create(&caller, body.into_domain())
         .await?;
-    Ok(HttpResponse::Created().json(destination_json(&destination, Some(secret))))
+    Ok(HttpResponse::Created().json(wire::WebhookDestination::new(&destination, Some(secret))))
 }
 
 /// The caller's webhook destinations, oldest first.
@@ -112,7 +75,7 @@ pub(crate) async fn list(
         count: destinations.len() as u64,
         results: destinations
             .iter()
-            .map(|d| destination_json(d, None))
+            .map(|d| wire::WebhookDestination::new(d, None))
             .collect(),
     }))
 }
@@ -131,7 +94,7 @@ pub(crate) async fn get(
         .webhooks
         .get(&caller, destination_id(&path)?)
         .await?;
-    Ok(HttpResponse::Ok().json(destination_json(&destination, None)))
+    Ok(HttpResponse::Ok().json(wire::WebhookDestination::new(&destination, None)))
 }
 
 /// Change a webhook destination: the members given change.
@@ -151,7 +114,7 @@ pub(crate) async fn update(
         .webhooks
         .update(&caller, id, body.into_domain())
         .await?;
-    Ok(HttpResponse::Ok().json(destination_json(&destination, None)))
+    Ok(HttpResponse::Ok().json(wire::WebhookDestination::new(&destination, None)))
 }
 
 /// Delete a webhook destination and its deliveries.
@@ -187,7 +150,7 @@ pub(crate) async fn rotate_secret(
         .webhooks
         .rotate_secret(&caller, destination_id(&path)?)
         .await?;
-    Ok(HttpResponse::Ok().json(destination_json(&destination, Some(secret))))
+    Ok(HttpResponse::Ok().json(wire::WebhookDestination::new(&destination, Some(secret))))
 }
 
 /// A page of deliveries.
@@ -223,7 +186,12 @@ pub(crate) async fn deliveries(
             query.offset.unwrap_or(0),
         )
         .await?;
-    Ok(HttpResponse::Ok().json(deliveries.iter().map(delivery_json).collect::<Vec<_>>()))
+    Ok(HttpResponse::Ok().json(
+        deliveries
+            .iter()
+            .map(wire::WebhookDelivery::from)
+            .collect::<Vec<_>>(),
+    ))
 }
 
 /// Send a delivery again, now (extension). No body.
