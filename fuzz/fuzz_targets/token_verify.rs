@@ -6,14 +6,14 @@
 use std::sync::OnceLock;
 
 use handoff_domain::ports::ShareTokens;
-use handoff_token::{HmacShareTokens, Keyring, SigningKey};
+use handoff_token::{JwtShareTokens, Keyring, SigningKey};
 use libfuzzer_sys::fuzz_target;
 
-fn tokens() -> &'static HmacShareTokens {
-    static TOKENS: OnceLock<HmacShareTokens> = OnceLock::new();
+fn tokens() -> &'static JwtShareTokens {
+    static TOKENS: OnceLock<JwtShareTokens> = OnceLock::new();
     TOKENS.get_or_init(|| {
         let key = SigningKey::new("k1", b"fuzzing-secret-of-at-least-32-bytes!".to_vec(), None);
-        HmacShareTokens::new(Keyring::new(key.into_iter().collect()))
+        JwtShareTokens::new(Keyring::new(key.into_iter().collect()))
     })
 }
 

@@ -1,11 +1,19 @@
 //! The webhook outbox, written where a change writes its log row: the events the row causes
-//! ([`events_of`]), one statement, in the change's own transaction.
+//! ([`events_of`]), one statement, in the change's own transaction — those that a destination
+//! of the application is subscribed to (an application without destinations writes none: its
+//! events would be fanned out to nobody).
 
 use handoff_domain::webhook::events_of;
 use handoff_domain::{LogEntry, RepoError, SessionId};
 use sea_orm::{ConnectionTrait, Value};
 
 use crate::sql::{repo_error, stmt};
+
+/// The `LIKE` pattern of destinations subscribed to `webhook_type`: their events are a JSON
+/// array of names, quoted (`_` in a name matches itself, and no name holds `%`).
+pub(crate) fn subscribed(webhook_type: &str) -> String {
+    format!("%\"{webhook_type}\"%")
+}
 
 /// Writes the events `log` causes for `session_id`, owned by the session's application.
 pub(crate) async fn insert_events<C: ConnectionTrait>(
@@ -17,7 +25,10 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
     if events.is_empty() {
         return Ok(());
     }
-    let one = "SELECT ?, application_id, ?, id, ?, ? FROM sessions WHERE id = ?";
+    let one = "SELECT ?, s.application_id, ?, s.id, ?, ? FROM sessions s WHERE s.id = ? \
+               AND EXISTS (SELECT 1 FROM webhook_destinations w \
+               WHERE w.application_id = s.application_id AND w.enabled = ? \
+               AND w.subscribed_events LIKE ?)";
     let sql = format!(
         "INSERT INTO webhook_events \
          (event_id, application_id, webhook_type, session_id, details, created_at) {}",
@@ -31,6 +42,8 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
             facts.to_string().into(),
             log.created_at.into(),
             session_id.as_uuid().into(),
+            true.into(),
+            subscribed(webhook_type.as_str()).into(),
         ]);
     }
     txn.execute_raw(stmt(txn.get_database_backend(), &sql, values))

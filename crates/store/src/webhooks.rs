@@ -357,7 +357,7 @@ impl Store {
             .query_all_raw(stmt(
                 backend,
                 &format!(
-                    "SELECT event_id, application_id, webhook_type FROM webhook_events \
+                    "SELECT event_id FROM webhook_events \
                      WHERE dispatched_at IS NULL ORDER BY id LIMIT ?{lock}"
                 ),
                 vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
@@ -367,39 +367,39 @@ impl Store {
         if events.is_empty() {
             return Ok(0);
         }
+        let ids = events
+            .iter()
+            .map(|event| get::<Uuid>(event, "event_id").map(Value::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        let placeholders = vec!["?"; ids.len()].join(", ");
         let new_id = match backend {
             DatabaseBackend::Postgres => "gen_random_uuid()",
             _ => "randomblob(16)",
         };
-        let fan_out = format!(
-            "INSERT INTO webhook_deliveries \
-             (id, event_id, destination_id, state, attempts, next_attempt_at, created_at) \
-             SELECT {new_id}, ?, id, ?, 0, ?, ? FROM webhook_destinations \
-             WHERE application_id = ? AND enabled = ? AND subscribed_events LIKE ?"
-        );
-        let mut ids: Vec<Value> = Vec::with_capacity(events.len());
-        for event in &events {
-            let event_id: Uuid = get(event, "event_id")?;
-            let application_id: Uuid = get(event, "application_id")?;
-            let webhook_type: String = get(event, "webhook_type")?;
-            txn.execute_raw(stmt(
-                backend,
-                &fan_out,
-                vec![
-                    event_id.into(),
-                    DeliveryState::Pending.as_str().into(),
-                    now.into(),
-                    now.into(),
-                    application_id.into(),
-                    true.into(),
-                    format!("%\"{webhook_type}\"%").into(),
-                ],
-            ))
-            .await
-            .map_err(repo_error)?;
-            ids.push(event_id.into());
-        }
-        let placeholders = vec!["?"; ids.len()].join(", ");
+        let like = "'%\"' || e.webhook_type || '\"%'";
+        // Every event of the batch to every destination subscribed to it, in one statement.
+        let mut values: Vec<Value> = vec![
+            DeliveryState::Pending.as_str().into(),
+            now.into(),
+            now.into(),
+            true.into(),
+        ];
+        values.extend(ids.iter().cloned());
+        txn.execute_raw(stmt(
+            backend,
+            &format!(
+                "INSERT INTO webhook_deliveries \
+                 (id, event_id, destination_id, state, attempts, next_attempt_at, created_at) \
+                 SELECT {new_id}, e.event_id, w.id, ?, 0, ?, ? \
+                 FROM webhook_events e JOIN webhook_destinations w \
+                 ON w.application_id = e.application_id AND w.enabled = ? \
+                 AND w.subscribed_events LIKE {like} \
+                 WHERE e.event_id IN ({placeholders})"
+            ),
+            values,
+        ))
+        .await
+        .map_err(repo_error)?;
         let mut values = vec![now.into()];
         values.extend(ids);
         txn.execute_raw(stmt(

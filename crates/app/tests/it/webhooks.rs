@@ -548,3 +548,40 @@ async fn two_servers_deliver_a_thousand_events_once() {
     a.kill();
     b.kill();
 }
+
+on_both_backends!(only_subscribed_events_are_written);
+/// An event is written only when a destination of its application is subscribed to its type:
+/// applications without webhooks pay one indexed lookup, not an outbox row.
+async fn only_subscribed_events_are_written(app: TestApp) {
+    use sea_orm::ConnectionTrait;
+    let events = || async {
+        let db = app.store.connection();
+        let row = db
+            .query_one_raw(sea_orm::Statement::from_string(
+                db.get_database_backend(),
+                "SELECT COUNT(*) AS n FROM webhook_events",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    };
+    let shared = app.shared("user", "user-ana-001").await;
+    assert_eq!(events().await, 0, "no destination, no event");
+    let subscribed = app
+        .post(
+            "/v3/webhook/destinations/",
+            &shared.source,
+            json!({"url": "https://hooks.example.com/x", "subscribed_events": ["share.redeemed"]}),
+        )
+        .await;
+    assert_eq!(subscribed.status.as_u16(), 201);
+    let workflow = app.workflow(&shared.source, "user").await;
+    app.session(&shared.source, &workflow, None).await;
+    assert_eq!(events().await, 0, "status.updated is not subscribed");
+    let imported = app
+        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
+        .await;
+    assert_eq!(imported.status.as_u16(), 201);
+    assert_eq!(events().await, 1, "share.redeemed, to the source only");
+}

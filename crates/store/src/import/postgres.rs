@@ -447,14 +447,19 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
          SELECT gen_random_uuid(), {application}, t.webhook_type, {clone}, \
          CAST(COALESCE(CAST({details} AS jsonb), CAST('{{}}' AS jsonb)) \
          || jsonb_build_object('status', clone.status) AS text), {logged_at} \
-         FROM clone, (VALUES {clone_types}) AS t(webhook_type) RETURNING 1)"
+         FROM clone, (VALUES {clone_types}) AS t(webhook_type) \
+         WHERE EXISTS (SELECT 1 FROM webhook_destinations w WHERE w.application_id = {application} \
+         AND w.enabled AND w.subscribed_events LIKE '%\"' || t.webhook_type || '\"%') RETURNING 1)"
     ));
     parts.push(format!(
         "source_events AS (INSERT INTO webhook_events \
          (event_id, application_id, webhook_type, session_id, details, created_at) \
          SELECT gen_random_uuid(), {source_application}, t.webhook_type, {source}, \
          {source_facts}, {logged_at} \
-         FROM clone, (VALUES {source_types}) AS t(webhook_type) RETURNING 1)"
+         FROM clone, (VALUES {source_types}) AS t(webhook_type) \
+         WHERE EXISTS (SELECT 1 FROM webhook_destinations w \
+         WHERE w.application_id = {source_application} \
+         AND w.enabled AND w.subscribed_events LIKE '%\"' || t.webhook_type || '\"%') RETURNING 1)"
     ));
 
     // The request's idempotency key, hanging on the clone's row too: a key another request of
