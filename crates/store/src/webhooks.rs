@@ -365,6 +365,9 @@ impl Store {
             .await
             .map_err(repo_error)?;
         if events.is_empty() {
+            // Ended here, not dropped: a dropped transaction's connection is rolled back
+            // in the background, at some cost, instead of going straight back to the pool.
+            txn.rollback().await.map_err(repo_error)?;
             return Ok(0);
         }
         let ids = events

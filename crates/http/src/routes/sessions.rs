@@ -112,7 +112,9 @@ impl CreateSessionBody {
 /// gets the first answer again instead of a second session.
 #[utoipa::path(post, path = "/v3/session/", tag = "sessions", request_body = CreateSessionBody,
     params(IdempotencyHeader),
-    responses((status = 201, description = "The new session.", body = wire::SessionCreated)))]
+    responses((status = 201, description = "The new session.", body = wire::SessionCreated),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running.", body = wire::ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request.", body = wire::ErrorBody)))]
 pub(crate) async fn create(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,

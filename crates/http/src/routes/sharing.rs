@@ -72,7 +72,9 @@ impl ShareBody {
 #[utoipa::path(post, path = "/v3/session/{session_id}/share/", tag = "sharing",
     params(("session_id" = Uuid, Path, description = "The session."), IdempotencyHeader),
     request_body = ShareBody,
-    responses((status = 200, description = "The share token.", body = wire::Shared)))]
+    responses((status = 200, description = "The share token.", body = wire::Shared),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running.", body = wire::ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request.", body = wire::ErrorBody)))]
 pub(crate) async fn share(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
@@ -188,7 +190,9 @@ impl ImportBody {
 #[utoipa::path(post, path = "/v3/session/import-shared/", tag = "sharing", request_body = ImportBody,
     params(IdempotencyHeader),
     responses((status = 201, description = "The clone: the V2 payload for a user session, the V3 payload for a business session.",
-        body = wire::DecisionV3)))]
+        body = wire::DecisionV3),
+        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running.", body = wire::ErrorBody),
+        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request.", body = wire::ErrorBody)))]
 pub(crate) async fn import_shared(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
