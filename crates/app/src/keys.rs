@@ -178,7 +178,7 @@ pub async fn database_keyring(
                     .seal(&key.kid, key_algorithm, &key.secret)
                     .map_err(|e| e.to_string())?;
                 store
-                    .seal_signing_key(&key.kid, sealed, kek.id())
+                    .seal_signing_key(&key.kid, sealed, kek.id(), None)
                     .await
                     .map_err(|e| format!("cannot seal signing key {}: {e}", key.kid))?;
                 tracing::info!(kid = %key.kid, "sealed a signing key stored in clear");

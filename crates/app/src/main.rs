@@ -350,7 +350,12 @@ async fn run(cli: Cli) -> Result<(), String> {
                             .seal(&key.kid, algorithm, &secret)
                             .map_err(|e| e.to_string())?;
                         store
-                            .reseal_signing_key(&key.kid, sealed, current.id())
+                            .seal_signing_key(
+                                &key.kid,
+                                sealed,
+                                current.id(),
+                                key.sealed_with.as_deref(),
+                            )
                             .await
                             .map_err(|e| e.to_string())?;
                         println!("{}", json!({"kid": key.kid, "sealed_with": current.id()}));

@@ -105,37 +105,26 @@ impl Store {
         run(&self.db, &insert_key(key, now)).await.map(drop)
     }
 
-    /// Replaces a key stored in clear with its sealed secret; `false` when it was sealed
-    /// already (by another process, say).
+    /// Replaces a key's secret with `sealed_secret`, sealed under the key-encryption key
+    /// `sealed_with`: a key stored in clear (`previously: None`; `false` when another process
+    /// sealed it first), or one sealed under the KEK `previously` (moving keys to a new KEK).
     pub async fn seal_signing_key(
         &self,
         kid: &str,
         sealed_secret: Vec<u8>,
         sealed_with: &str,
+        previously: Option<&str>,
     ) -> Result<bool, RepoError> {
+        let was = match previously {
+            None => Expr::col(SigningKeys::SealedWith).is_null(),
+            Some(id) => Expr::col(SigningKeys::SealedWith).eq(id),
+        };
         let update = Query::update()
             .table(SigningKeys::Table)
             .value(SigningKeys::Secret, sealed_secret)
             .value(SigningKeys::SealedWith, sealed_with)
             .and_where(Expr::col(SigningKeys::Kid).eq(kid))
-            .and_where(Expr::col(SigningKeys::SealedWith).is_null())
-            .to_owned();
-        Ok(run(&self.db, &update).await? == 1)
-    }
-
-    /// Replaces a key's sealed secret and the id of the key-encryption key that sealed it
-    /// (moving keys to a new KEK).
-    pub async fn reseal_signing_key(
-        &self,
-        kid: &str,
-        sealed_secret: Vec<u8>,
-        sealed_with: &str,
-    ) -> Result<bool, RepoError> {
-        let update = Query::update()
-            .table(SigningKeys::Table)
-            .value(SigningKeys::Secret, sealed_secret)
-            .value(SigningKeys::SealedWith, sealed_with)
-            .and_where(Expr::col(SigningKeys::Kid).eq(kid))
+            .and_where(was)
             .to_owned();
         Ok(run(&self.db, &update).await? == 1)
     }
