@@ -106,16 +106,12 @@ impl ShareRepository for Store {
         jti: &str,
         log: &LogEntry,
     ) -> Result<bool, RepoError> {
-        let this_token = |query: &mut sea_orm::sea_query::SelectStatement| {
-            query
-                .and_where(Expr::col(ShareTokens::Jti).eq(jti))
-                .and_where(Expr::col(ShareTokens::FromApplicationId).eq(application_id.as_uuid()));
-        };
-        let mut select = Query::select()
+        let select = Query::select()
             .columns([ShareTokens::SessionId, ShareTokens::RevokedAt])
             .from(ShareTokens::Table)
+            .and_where(Expr::col(ShareTokens::Jti).eq(jti))
+            .and_where(Expr::col(ShareTokens::FromApplicationId).eq(application_id.as_uuid()))
             .to_owned();
-        this_token(&mut select);
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         let Some(row) = fetch_one(&txn, &select).await? else {

@@ -82,8 +82,10 @@ pub struct Worker {
     kek: KeyEncryptionKey,
     decision: DecisionRenderer,
     settings: Arc<Settings>,
-    https: reqwest::Client,
-    http: Option<reqwest::Client>,
+    /// The client of `https` destinations, and the addresses it may reach.
+    https: (reqwest::Client, AddressPolicy),
+    /// The client of `http` destinations (private addresses only), when they are allowed.
+    http: Option<(reqwest::Client, AddressPolicy)>,
 }
 
 impl Worker {
@@ -100,13 +102,14 @@ impl Worker {
         } else {
             AddressPolicy::PublicOnly
         };
-        let https =
-            client::client(https_policy, settings.timeout, &agent).map_err(|e| e.to_string())?;
+        let checked = |policy| {
+            client::client(policy, settings.timeout, &agent)
+                .map(|client| (client, policy))
+                .map_err(|e| e.to_string())
+        };
+        let https = checked(https_policy)?;
         let http = if settings.allow_private {
-            Some(
-                client::client(AddressPolicy::PrivateOnly, settings.timeout, &agent)
-                    .map_err(|e| e.to_string())?,
-            )
+            Some(checked(AddressPolicy::PrivateOnly)?)
         } else {
             None
         };
@@ -255,18 +258,11 @@ impl Worker {
         let signatures = sign::sign(&secret, &body, &value);
         let url = reqwest::Url::parse(&due.url).map_err(|_| "the url does not parse".to_owned())?;
         let (client, policy) = match (url.scheme(), &self.http) {
-            ("https", _) => (
-                &self.https,
-                if self.settings.allow_private {
-                    AddressPolicy::AllowPrivate
-                } else {
-                    AddressPolicy::PublicOnly
-                },
-            ),
-            ("http", Some(http)) => (http, AddressPolicy::PrivateOnly),
+            ("https", _) => &self.https,
+            ("http", Some(http)) => http,
             _ => return Err("http destinations are not allowed here".into()),
         };
-        client::check_literal(&url, policy)?;
+        client::check_literal(&url, *policy)?;
         let timestamp = value
             .get("timestamp")
             .map(ToString::to_string)

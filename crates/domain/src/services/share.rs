@@ -99,10 +99,7 @@ impl ShareService {
             expires_at: issued_at + Duration::seconds(request.ttl.seconds()),
             jti: Some(self.ports.ids.uuid().to_string()),
         };
-        let share_token = self.ports.tokens.issue(&claims).map_err(|e| match e {
-            TokenError::Signing(_) => Error::SigningUnavailable,
-            other => Error::Repo(RepoError::Internal(Box::new(other))),
-        })?;
+        let share_token = self.sign(&claims)?;
         let log = LogEntry::event(
             format!("api-key:{}", caller.key_prefix),
             "shared",
@@ -142,18 +139,19 @@ impl ShareService {
             .into_iter()
             .find(|(entry, _)| entry.jti == jti)
             .ok_or(Error::ShareTokenNotFound)?;
-        let share_token = self
-            .ports
-            .tokens
-            .issue(&entry.claims)
-            .map_err(|e| match e {
-                TokenError::Signing(_) => Error::SigningUnavailable,
-                other => Error::Repo(RepoError::Internal(Box::new(other))),
-            })?;
+        let share_token = self.sign(&entry.claims)?;
         Ok(SharedSession {
             share_token: ShareToken::new(share_token),
             for_application_id: entry.claims.for_application_id,
             session_kind: entry.claims.session_kind,
+        })
+    }
+
+    /// `claims` signed; no signing key is 503 `signing_unavailable`.
+    fn sign(&self, claims: &ShareClaims) -> Result<String, Error> {
+        self.ports.tokens.issue(claims).map_err(|e| match e {
+            TokenError::Signing(_) => Error::SigningUnavailable,
+            other => Error::Repo(RepoError::Internal(Box::new(other))),
         })
     }
 
