@@ -8,10 +8,12 @@
 //!
 //! Run it with `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N]`; its last line
 //! is one JSON object. `--pool` sets the pool size (the server's default otherwise).
+//! `--webhooks` runs the webhook benchmark instead (see [`webhooks`]).
 
 mod limit;
 mod seed;
 mod statements;
+mod webhooks;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -501,6 +503,7 @@ async fn run_backend(
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let hooks = args.iter().any(|a| a == "--webhooks");
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -536,10 +539,15 @@ fn main() {
             if only.as_deref().is_some_and(|only| only != name) {
                 continue;
             }
-            out.insert(
-                name.to_owned(),
-                run_backend(backend, quick, pool, &statement_count).await?,
-            );
+            let report = if hooks {
+                webhooks::run(backend, quick, pool).await?
+            } else {
+                run_backend(backend, quick, pool, &statement_count).await?
+            };
+            out.insert(name.to_owned(), report);
+        }
+        if hooks {
+            return Ok(json!({ "webhooks": out }));
         }
         Ok::<_, String>(Value::Object(out))
     });

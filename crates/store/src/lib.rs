@@ -26,7 +26,7 @@ pub use connect::{ConnectError, StoreOptions, default_max_connections, describe_
 pub use entities::Rekeyed;
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
-pub use webhooks::{AttemptOutcome, DueDelivery};
+pub use webhooks::{AttemptOutcome, Claim, DueDelivery};
 
 use sea_orm::DatabaseConnection;
 

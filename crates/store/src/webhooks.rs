@@ -3,6 +3,8 @@
 //! deliveries (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so that several servers deliver each
 //! once), record each attempt, prune what is done.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::ports::WebhookRepository;
@@ -10,7 +12,7 @@ use handoff_domain::webhook::{
     Delivery, DeliveryState, Destination, DestinationUrl, SealedSecret, WebhookType,
 };
 use handoff_domain::{ApplicationId, RepoError, SessionId};
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, UpdateStatement};
 use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
 use uuid::Uuid;
 
@@ -282,6 +284,19 @@ impl WebhookRepository for Store {
     }
 }
 
+/// What one claim takes.
+#[derive(Clone, Copy, Debug)]
+pub struct Claim<'a> {
+    /// The most deliveries.
+    pub limit: usize,
+    /// The most deliveries to any one destination.
+    pub per_destination: usize,
+    /// Destinations to take none of (the worker has enough of theirs under way).
+    pub busy: &'a [Uuid],
+    /// How long the claim holds.
+    pub lease: chrono::Duration,
+}
+
 /// A delivery the worker claimed: what to send, where, signed with which secrets.
 #[derive(Clone)]
 pub struct DueDelivery {
@@ -418,81 +433,107 @@ impl Store {
         Ok(events.len())
     }
 
-    /// Claims up to `limit` due deliveries: each gets its attempt counted and its next attempt
-    /// put `lease` later, so that if this process dies while sending, the delivery comes due
-    /// again then (at least once). `SKIP LOCKED` on PostgreSQL: servers claim disjoint sets.
+    /// Claims due deliveries as `claim` bounds them: each gets its attempt counted and its next
+    /// attempt put `lease` later, so that if this process dies while sending, the delivery
+    /// comes due again then (at least once). `SKIP LOCKED` on PostgreSQL: servers claim
+    /// disjoint sets. With each, what sending it needs.
     pub async fn claim_webhook_deliveries(
         &self,
-        limit: u64,
+        claim: &Claim<'_>,
         now: DateTime<Utc>,
-        lease: chrono::Duration,
     ) -> Result<Vec<DueDelivery>, RepoError> {
         let backend = self.backend();
         let lock = match backend {
             DatabaseBackend::Postgres => " FOR UPDATE SKIP LOCKED",
             _ => "",
         };
-        let claim = format!(
+        let busy = if claim.busy.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND destination_id NOT IN ({})",
+                vec!["?"; claim.busy.len()].join(", ")
+            )
+        };
+        // The locking level repeats the due condition: PostgreSQL re-checks it on a row another
+        // server claimed meanwhile (and skips the row), which `id IN (…)` alone would not.
+        let sql = format!(
             "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? \
              WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = ? \
-             AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?{lock}) \
+             AND next_attempt_at <= ? AND id IN (SELECT id FROM \
+             (SELECT id, ROW_NUMBER() OVER (PARTITION BY destination_id ORDER BY next_attempt_at) \
+             AS turn FROM webhook_deliveries WHERE state = ? AND next_attempt_at <= ?{busy}) \
+             ranked WHERE turn <= ?) ORDER BY next_attempt_at LIMIT ?{lock}) \
              RETURNING id, attempts"
         );
-        let _turn = self.write_turn().await;
-        let claimed = self
+        let pending = DeliveryState::Pending.as_str();
+        let mut values: Vec<Value> = vec![
+            (now + claim.lease).into(),
+            pending.into(),
+            now.into(),
+            pending.into(),
+            now.into(),
+        ];
+        values.extend(claim.busy.iter().map(|id| Value::from(*id)));
+        values.push(
+            i64::try_from(claim.per_destination)
+                .unwrap_or(i64::MAX)
+                .into(),
+        );
+        values.push(i64::try_from(claim.limit).unwrap_or(i64::MAX).into());
+        let claimed = {
+            let _turn = self.write_turn().await;
+            self.db
+                .query_all_raw(stmt(backend, &sql, values))
+                .await
+                .map_err(repo_error)?
+        };
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut attempts = HashMap::with_capacity(claimed.len());
+        for row in &claimed {
+            attempts.insert(get::<Uuid>(row, "id")?, get::<i32>(row, "attempts")?);
+        }
+        let detail = format!(
+            "SELECT d.id, e.event_id, e.application_id, e.webhook_type, e.session_id, \
+             e.details, e.created_at, e.payload, w.id AS destination_id, w.url, \
+             w.secret, w.sealed_with, w.previous_secret, w.previous_secret_until \
+             FROM webhook_deliveries d \
+             JOIN webhook_events e ON e.event_id = d.event_id \
+             JOIN webhook_destinations w ON w.id = d.destination_id WHERE d.id IN ({}) \
+             ORDER BY d.next_attempt_at",
+            vec!["?"; attempts.len()].join(", ")
+        );
+        let ids = attempts.keys().map(|id| Value::from(*id)).collect();
+        let rows = self
             .db
-            .query_all_raw(stmt(
-                backend,
-                &claim,
-                vec![
-                    (now + lease).into(),
-                    DeliveryState::Pending.as_str().into(),
-                    now.into(),
-                    i64::try_from(limit).unwrap_or(i64::MAX).into(),
-                ],
-            ))
+            .query_all_raw(stmt(backend, &detail, ids))
             .await
             .map_err(repo_error)?;
-        drop(_turn);
-        let mut due = Vec::with_capacity(claimed.len());
-        for row in &claimed {
-            let id: Uuid = get(row, "id")?;
-            let attempt: i32 = get(row, "attempts")?;
-            let detail = self
-                .db
-                .query_one_raw(stmt(
-                    backend,
-                    "SELECT e.event_id, e.application_id, e.webhook_type, e.session_id, \
-                     e.details, e.created_at, e.payload, w.id AS destination_id, w.url, \
-                     w.secret, w.sealed_with, w.previous_secret, w.previous_secret_until \
-                     FROM webhook_deliveries d \
-                     JOIN webhook_events e ON e.event_id = d.event_id \
-                     JOIN webhook_destinations w ON w.id = d.destination_id WHERE d.id = ?",
-                    vec![id.into()],
-                ))
-                .await
-                .map_err(repo_error)?;
-            let Some(detail) = detail else { continue };
-            let previous_until: Option<DateTime<Utc>> = get(&detail, "previous_secret_until")?;
-            let previous: Option<Vec<u8>> = get(&detail, "previous_secret")?;
-            let sealed_with: String = get(&detail, "sealed_with")?;
-            let facts = text_or_null(&detail, "details")?
+        let mut due = Vec::with_capacity(rows.len());
+        for detail in &rows {
+            let id: Uuid = get(detail, "id")?;
+            let previous_until: Option<DateTime<Utc>> = get(detail, "previous_secret_until")?;
+            let previous: Option<Vec<u8>> = get(detail, "previous_secret")?;
+            let sealed_with: String = get(detail, "sealed_with")?;
+            let facts = text_or_null(detail, "details")?
                 .and_then(|text| serde_json::from_str(&text).ok())
                 .unwrap_or(serde_json::Value::Null);
             due.push(DueDelivery {
                 id,
-                attempt,
-                event_id: get(&detail, "event_id")?,
-                application_id: ApplicationId::from_uuid(get(&detail, "application_id")?),
-                webhook_type: get(&detail, "webhook_type")?,
-                session_id: get::<Option<Uuid>>(&detail, "session_id")?.map(SessionId::from_uuid),
+                attempt: attempts.get(&id).copied().unwrap_or(1),
+                event_id: get(detail, "event_id")?,
+                application_id: ApplicationId::from_uuid(get(detail, "application_id")?),
+                webhook_type: get(detail, "webhook_type")?,
+                session_id: get::<Option<Uuid>>(detail, "session_id")?.map(SessionId::from_uuid),
                 facts,
-                created_at: get(&detail, "created_at")?,
-                payload: text_or_null(&detail, "payload")?,
-                url: get(&detail, "url")?,
-                destination_id: get(&detail, "destination_id")?,
+                created_at: get(detail, "created_at")?,
+                payload: text_or_null(detail, "payload")?,
+                url: get(detail, "url")?,
+                destination_id: get(detail, "destination_id")?,
                 secret: SealedSecret {
-                    bytes: get(&detail, "secret")?,
+                    bytes: get(detail, "secret")?,
                     sealed_with: sealed_with.clone(),
                 },
                 previous_secret: match (previous, previous_until) {
@@ -506,70 +547,79 @@ impl Store {
         Ok(due)
     }
 
-    /// Keeps an event's rendered payload, unless one was kept first; the payload kept.
-    pub async fn keep_webhook_payload(
+    /// Gives back claimed deliveries unsent: due now, their attempt uncounted.
+    pub async fn release_webhook_deliveries(
         &self,
-        event_id: Uuid,
-        payload: &str,
-    ) -> Result<String, RepoError> {
-        let update = Query::update()
-            .table(WebhookEvents::Table)
-            .value(WebhookEvents::Payload, payload)
-            .and_where(Expr::col(WebhookEvents::EventId).eq(event_id))
-            .and_where(Expr::col(WebhookEvents::Payload).is_null())
-            .to_owned();
-        {
-            let _turn = self.write_turn().await;
-            run(&self.db, &update).await?;
-        }
-        let select = Query::select()
-            .column(WebhookEvents::Payload)
-            .from(WebhookEvents::Table)
-            .and_where(Expr::col(WebhookEvents::EventId).eq(event_id))
-            .to_owned();
-        match fetch_one(&self.db, &select).await? {
-            Some(row) => Ok(text_or_null(&row, "payload")?.unwrap_or_else(|| payload.to_owned())),
-            None => Ok(payload.to_owned()),
-        }
-    }
-
-    /// Records what an attempt gave.
-    pub async fn record_webhook_attempt(
-        &self,
-        delivery_id: Uuid,
-        outcome: &AttemptOutcome,
+        ids: &[Uuid],
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        let mut update = Query::update()
-            .table(WebhookDeliveries::Table)
-            .and_where(Expr::col(WebhookDeliveries::Id).eq(delivery_id))
-            .to_owned();
-        match outcome {
-            AttemptOutcome::Delivered { status } => {
-                update
-                    .value(WebhookDeliveries::State, DeliveryState::Delivered.as_str())
-                    .value(WebhookDeliveries::LastStatusCode, i32::from(*status))
-                    .value(WebhookDeliveries::LastError, Option::<String>::None)
-                    .value(WebhookDeliveries::DeliveredAt, now);
-            }
-            AttemptOutcome::Failed {
-                status,
-                error,
-                retry_at,
-            } => {
-                let state = match retry_at {
-                    Some(_) => DeliveryState::Pending,
-                    None => DeliveryState::Failed,
-                };
-                update
-                    .value(WebhookDeliveries::State, state.as_str())
-                    .value(WebhookDeliveries::LastStatusCode, status.map(i32::from))
-                    .value(WebhookDeliveries::LastError, error.clone())
-                    .value(WebhookDeliveries::NextAttemptAt, retry_at.unwrap_or(now));
-            }
+        if ids.is_empty() {
+            return Ok(());
         }
+        let update = Query::update()
+            .table(WebhookDeliveries::Table)
+            .value(
+                WebhookDeliveries::Attempts,
+                Expr::col(WebhookDeliveries::Attempts).sub(1),
+            )
+            .value(WebhookDeliveries::NextAttemptAt, now)
+            .and_where(Expr::col(WebhookDeliveries::Id).is_in(ids.iter().copied()))
+            .to_owned();
         let _turn = self.write_turn().await;
         run(&self.db, &update).await.map(drop)
+    }
+
+    /// Keeps each event's first rendered payload, so that every attempt and every worker sends
+    /// the same body: the payload kept for each of `rendered`'s events (another worker's when it
+    /// kept one first), in one transaction.
+    pub async fn keep_webhook_payloads(
+        &self,
+        rendered: &[(Uuid, String)],
+    ) -> Result<HashMap<Uuid, String>, RepoError> {
+        if rendered.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        for (event_id, payload) in rendered {
+            let update = Query::update()
+                .table(WebhookEvents::Table)
+                .value(WebhookEvents::Payload, payload)
+                .and_where(Expr::col(WebhookEvents::EventId).eq(*event_id))
+                .and_where(Expr::col(WebhookEvents::Payload).is_null())
+                .to_owned();
+            run(&txn, &update).await?;
+        }
+        let select = Query::select()
+            .columns([WebhookEvents::EventId, WebhookEvents::Payload])
+            .from(WebhookEvents::Table)
+            .and_where(Expr::col(WebhookEvents::EventId).is_in(rendered.iter().map(|(id, _)| *id)))
+            .to_owned();
+        let mut kept = HashMap::with_capacity(rendered.len());
+        for row in fetch_all(&txn, &select).await? {
+            if let Some(payload) = text_or_null(&row, "payload")? {
+                kept.insert(get::<Uuid>(&row, "event_id")?, payload);
+            }
+        }
+        commit(txn).await?;
+        Ok(kept)
+    }
+
+    /// Records what attempts gave, in one transaction.
+    pub async fn record_webhook_attempts(
+        &self,
+        attempts: &[(Uuid, AttemptOutcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        for (delivery_id, outcome) in attempts {
+            run(&txn, &attempt_update(*delivery_id, outcome, now)).await?;
+        }
+        commit(txn).await
     }
 
     /// Deletes delivered deliveries created before `before`, and events dispatched before it
@@ -600,4 +650,41 @@ impl Store {
             .rows_affected();
         Ok(deliveries + events)
     }
+}
+
+/// The change an attempt's outcome makes to its delivery.
+fn attempt_update(
+    delivery_id: Uuid,
+    outcome: &AttemptOutcome,
+    now: DateTime<Utc>,
+) -> UpdateStatement {
+    let mut update = Query::update()
+        .table(WebhookDeliveries::Table)
+        .and_where(Expr::col(WebhookDeliveries::Id).eq(delivery_id))
+        .to_owned();
+    match outcome {
+        AttemptOutcome::Delivered { status } => {
+            update
+                .value(WebhookDeliveries::State, DeliveryState::Delivered.as_str())
+                .value(WebhookDeliveries::LastStatusCode, i32::from(*status))
+                .value(WebhookDeliveries::LastError, Option::<String>::None)
+                .value(WebhookDeliveries::DeliveredAt, now);
+        }
+        AttemptOutcome::Failed {
+            status,
+            error,
+            retry_at,
+        } => {
+            let state = match retry_at {
+                Some(_) => DeliveryState::Pending,
+                None => DeliveryState::Failed,
+            };
+            update
+                .value(WebhookDeliveries::State, state.as_str())
+                .value(WebhookDeliveries::LastStatusCode, status.map(i32::from))
+                .value(WebhookDeliveries::LastError, error.clone())
+                .value(WebhookDeliveries::NextAttemptAt, retry_at.unwrap_or(now));
+        }
+    }
+    update
 }

@@ -4,14 +4,16 @@
 //! (with jitter) until it runs out, then the delivery is failed. At least once: a delivery
 //! claimed by a process that dies comes due again after its lease.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use handoff_domain::ports::SessionRepository;
 use handoff_domain::services::secret_context;
-use handoff_store::{AttemptOutcome, DueDelivery, Store};
+use handoff_store::{AttemptOutcome, Claim, DueDelivery, Store};
 use handoff_token::KeyEncryptionKey;
+use uuid::Uuid;
 
 use crate::client::{self, AddressPolicy, MAX_RESPONSE_BYTES};
 use crate::payload::{self, DecisionRenderer};
@@ -26,8 +28,11 @@ pub const DEFAULT_SCHEDULE: [u64; 7] = [10, 30, 120, 600, 1800, 3600, 14_400];
 pub struct Settings {
     /// How often an idle worker looks for work.
     pub poll: Duration,
-    /// The most deliveries sent at once by one worker.
-    pub batch: u64,
+    /// The most deliveries one worker has under way at once.
+    pub in_flight: usize,
+    /// The most of them to any one destination: a destination that is slow or down holds
+    /// this many, and the others go on.
+    pub per_destination: usize,
     /// How long an answer is waited for.
     pub timeout: Duration,
     /// The waits between attempts; after the last, the delivery is failed.
@@ -42,7 +47,8 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             poll: Duration::from_millis(100),
-            batch: 32,
+            in_flight: 64,
+            per_destination: 8,
             timeout: Duration::from_secs(10),
             schedule: DEFAULT_SCHEDULE
                 .iter()
@@ -73,6 +79,81 @@ pub fn parse_schedule(raw: &str) -> Result<Vec<Duration>, String> {
                 Ok(schedule)
             }
         })
+}
+
+/// The most deliveries one claim takes.
+const CLAIM_AT_ONCE: usize = 32;
+
+/// A delivery's destination, its id and what came of it.
+type Finished = (Uuid, Uuid, AttemptOutcome);
+
+/// What a worker is sending: one task per delivery.
+#[derive(Default)]
+struct UnderWay {
+    tasks: tokio::task::JoinSet<Finished>,
+    by_destination: HashMap<Uuid, usize>,
+    /// Outcomes taken while waiting, not yet recorded.
+    ready: Vec<(Uuid, AttemptOutcome)>,
+}
+
+impl UnderWay {
+    /// Counts a delivery to `destination` as under way, if it has fewer than `cap`.
+    fn start(&mut self, destination: Uuid, cap: usize) -> bool {
+        let n = self.by_destination.entry(destination).or_default();
+        *n += 1;
+        if *n > cap {
+            *n -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// Destinations with `cap` deliveries under way.
+    fn busy(&self, cap: usize) -> Vec<Uuid> {
+        self.by_destination
+            .iter()
+            .filter(|(_, n)| **n >= cap)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn done(&mut self, joined: Result<Finished, tokio::task::JoinError>) {
+        // A task that panicked leaves its delivery claimed: it comes due after its lease.
+        let Ok((destination, delivery, outcome)) = joined else {
+            return;
+        };
+        if let Some(n) = self.by_destination.get_mut(&destination) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_destination.remove(&destination);
+            }
+        }
+        self.ready.push((delivery, outcome));
+    }
+
+    /// The outcomes of the deliveries that finished since last asked.
+    fn finished(&mut self) -> Vec<(Uuid, AttemptOutcome)> {
+        while let Some(joined) = self.tasks.try_join_next() {
+            self.done(joined);
+        }
+        std::mem::take(&mut self.ready)
+    }
+
+    /// Waits until a delivery finishes; forever when none is under way.
+    async fn one_finishes(&mut self) {
+        match self.tasks.join_next().await {
+            Some(joined) => self.done(joined),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Waits for every delivery under way; the outcomes not yet taken.
+    async fn all_finish(&mut self) -> Vec<(Uuid, AttemptOutcome)> {
+        while let Some(joined) = self.tasks.join_next().await {
+            self.done(joined);
+        }
+        std::mem::take(&mut self.ready)
+    }
 }
 
 /// Delivers webhooks from the outbox.
@@ -123,63 +204,151 @@ impl Worker {
         })
     }
 
-    /// Runs until `stop` says so: work while there is some, then poll. A round under way when
-    /// the stop comes finishes first (deliveries cut short come due again after their lease).
+    /// Runs until `stop` says so: claims what is due while it has room, sends each delivery
+    /// as its own task, records the answers as they come (those that came together in one
+    /// transaction), and polls when idle. On stop, what is under way finishes and is recorded
+    /// (deliveries cut short come due again after their lease).
     pub fn spawn(
         self,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut last_prune = std::time::Instant::now();
+            let mut under_way = UnderWay::default();
             while !*stop.borrow() {
-                let busy = match self.step().await {
-                    Ok(done) => done > 0,
+                let launched = match self.launch(&mut under_way).await {
+                    Ok(launched) => launched,
                     Err(error) => {
                         tracing::warn!(%error, "webhook delivery stalled");
-                        false
+                        0
                     }
                 };
+                let recorded = self.record(under_way.finished()).await;
                 if last_prune.elapsed() > Duration::from_secs(3600) {
                     last_prune = std::time::Instant::now();
                     self.prune().await;
                 }
-                if !busy {
+                if launched == 0 && recorded == 0 {
                     tokio::select! {
                         _ = stop.changed() => {}
                         () = tokio::time::sleep(self.settings.poll) => {}
+                        () = under_way.one_finishes() => {}
                     }
                 }
             }
+            let last = under_way.all_finish().await;
+            self.record(last).await;
         })
     }
 
-    /// One round: dispatch new events, send what is due; how many of either.
+    /// One round, start to end: dispatch new events, send what is due, wait for every answer,
+    /// record them; how many events and deliveries it handled.
     pub async fn step(&self) -> Result<usize, String> {
+        let mut under_way = UnderWay::default();
+        let handled = self.launch(&mut under_way).await?;
+        let outcomes = under_way.all_finish().await;
+        self.store
+            .record_webhook_attempts(&outcomes, Utc::now())
+            .await
+            .map_err(|e| format!("could not record webhook attempts: {e}"))?;
+        Ok(handled)
+    }
+
+    /// Dispatches new events and starts sending what is due, as far as there is room; how
+    /// many events and deliveries.
+    async fn launch(&self, under_way: &mut UnderWay) -> Result<usize, String> {
         let now = Utc::now();
         let dispatched = self
             .store
             .dispatch_webhook_events(100, now)
             .await
             .map_err(|e| e.to_string())?;
-        let lease = chrono::Duration::from_std(self.settings.timeout + Duration::from_secs(5))
-            .unwrap_or_else(|_| chrono::Duration::seconds(15));
+        let room = self
+            .settings
+            .in_flight
+            .saturating_sub(under_way.tasks.len());
+        if room == 0 {
+            return Ok(dispatched);
+        }
+        let busy = under_way.busy(self.settings.per_destination);
+        let claim = Claim {
+            limit: room.min(CLAIM_AT_ONCE),
+            per_destination: self.settings.per_destination,
+            busy: &busy,
+            lease: chrono::Duration::from_std(self.settings.timeout + Duration::from_secs(5))
+                .unwrap_or_else(|_| chrono::Duration::seconds(15)),
+        };
         let due = self
             .store
-            .claim_webhook_deliveries(self.settings.batch, now, lease)
+            .claim_webhook_deliveries(&claim, now)
             .await
             .map_err(|e| e.to_string())?;
+        // A claim may take more of a destination than it has room for: those go back.
+        let (due, over): (Vec<_>, Vec<_>) = due.into_iter().partition(|delivery| {
+            under_way.start(delivery.destination_id, self.settings.per_destination)
+        });
+        if !over.is_empty() {
+            let ids: Vec<Uuid> = over.iter().map(|delivery| delivery.id).collect();
+            self.store
+                .release_webhook_deliveries(&ids, now)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         let sent = due.len();
-        let mut tasks = tokio::task::JoinSet::new();
+        let payloads = self.payloads(&due).await?;
         for delivery in due {
             let worker = self.clone();
-            tasks.spawn(async move { worker.deliver(delivery).await });
-        }
-        while let Some(done) = tasks.join_next().await {
-            if let Ok(Err(error)) = done {
-                tracing::warn!(%error, "could not record a webhook attempt");
-            }
+            let payload = payloads.get(&delivery.event_id).cloned();
+            under_way.tasks.spawn(async move {
+                let outcome = worker.deliver(&delivery, payload).await;
+                (delivery.destination_id, delivery.id, outcome)
+            });
         }
         Ok(dispatched + sent)
+    }
+
+    /// Records `outcomes` in one transaction; how many. Outcomes that cannot be recorded are
+    /// let go: their deliveries come due again after their lease.
+    async fn record(&self, outcomes: Vec<(Uuid, AttemptOutcome)>) -> usize {
+        let count = outcomes.len();
+        if let Err(error) = self
+            .store
+            .record_webhook_attempts(&outcomes, Utc::now())
+            .await
+        {
+            tracing::warn!(%error, "could not record webhook attempts");
+        }
+        count
+    }
+
+    /// The payload of each event due: the one kept, or rendered now and kept (the first kept
+    /// wins, so every attempt of an event sends the same body).
+    async fn payloads(&self, due: &[DueDelivery]) -> Result<HashMap<Uuid, String>, String> {
+        let mut payloads = HashMap::new();
+        let mut rendered: Vec<(Uuid, String)> = Vec::new();
+        for delivery in due {
+            if let Some(payload) = &delivery.payload {
+                payloads.insert(delivery.event_id, payload.clone());
+            } else if !rendered.iter().any(|(id, _)| *id == delivery.event_id) {
+                let record = match delivery.session_id {
+                    Some(id) => self
+                        .store
+                        .find_session(delivery.application_id, id)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                    None => None,
+                };
+                let payload = payload::render(delivery, record.as_ref(), &self.decision);
+                rendered.push((delivery.event_id, payload.to_string()));
+            }
+        }
+        let kept = self
+            .store
+            .keep_webhook_payloads(&rendered)
+            .await
+            .map_err(|e| e.to_string())?;
+        payloads.extend(kept);
+        Ok(payloads)
     }
 
     async fn prune(&self) {
@@ -192,12 +361,16 @@ impl Worker {
         }
     }
 
-    /// Sends one delivery and records what came of it.
-    async fn deliver(&self, due: DueDelivery) -> Result<(), handoff_domain::RepoError> {
-        let outcome = match self.attempt(&due).await {
+    /// Sends one delivery of `payload`; what came of it.
+    async fn deliver(&self, due: &DueDelivery, payload: Option<String>) -> AttemptOutcome {
+        let attempt = match payload {
+            Some(payload) => self.attempt(due, &payload).await,
+            None => Err("the event's payload is gone".to_owned()),
+        };
+        let outcome = match attempt {
             Ok(status) if (200..300).contains(&status) => AttemptOutcome::Delivered { status },
-            Ok(status) => self.failed(&due, Some(status), format!("answered {status}")),
-            Err(error) => self.failed(&due, None, error),
+            Ok(status) => self.failed(due, Some(status), format!("answered {status}")),
+            Err(error) => self.failed(due, None, error),
         };
         if let AttemptOutcome::Failed {
             retry_at: None,
@@ -207,9 +380,7 @@ impl Worker {
         {
             tracing::warn!(delivery = %due.id, attempts = due.attempt, %error, "webhook delivery failed for good");
         }
-        self.store
-            .record_webhook_attempt(due.id, &outcome, Utc::now())
-            .await
+        outcome
     }
 
     fn failed(&self, due: &DueDelivery, status: Option<u16>, error: String) -> AttemptOutcome {
@@ -230,31 +401,13 @@ impl Worker {
         }
     }
 
-    /// One POST: the answer's status, or why none came.
-    async fn attempt(&self, due: &DueDelivery) -> Result<u16, String> {
-        let payload = match &due.payload {
-            Some(payload) => payload.clone(),
-            None => {
-                let record = match due.session_id {
-                    Some(id) => self
-                        .store
-                        .find_session(due.application_id, id)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                    None => None,
-                };
-                let rendered = payload::render(due, record.as_ref(), &self.decision).to_string();
-                self.store
-                    .keep_webhook_payload(due.event_id, &rendered)
-                    .await
-                    .map_err(|e| e.to_string())?
-            }
-        };
+    /// One POST of `payload`: the answer's status, or why none came.
+    async fn attempt(&self, due: &DueDelivery, payload: &str) -> Result<u16, String> {
         let secret = self
             .kek
             .open_for(&secret_context(due.destination_id), &due.secret.bytes)
             .map_err(|e| format!("the destination's secret does not open: {e}"))?;
-        let (body, value) = payload::with_timestamp(&payload, Utc::now().timestamp());
+        let (body, value) = payload::with_timestamp(payload, Utc::now().timestamp());
         let signatures = sign::sign(&secret, &body, &value);
         let url = reqwest::Url::parse(&due.url).map_err(|_| "the url does not parse".to_owned())?;
         let (client, policy) = match (url.scheme(), &self.http) {

@@ -362,12 +362,16 @@ async fn operators_manage_webhook_destinations(app: TestApp) {
     let delivery = loop {
         let (ok, lines, stderr) = deliveries();
         assert!(ok, "{stderr}");
-        if let Some(delivery) = lines.first().filter(|d| d["attempts"].as_i64() > Some(0)) {
+        // Claimed (its attempt counted), then the attempt's outcome recorded.
+        if let Some(delivery) = lines
+            .first()
+            .filter(|d| d["attempts"].as_i64() > Some(0) && !d["last_error"].is_null())
+        {
             break delivery.clone();
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(15),
-            "no delivery"
+            "no attempt recorded: {lines:?}"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     };

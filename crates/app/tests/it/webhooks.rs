@@ -585,3 +585,78 @@ async fn only_subscribed_events_are_written(app: TestApp) {
     assert_eq!(imported.status.as_u16(), 201);
     assert_eq!(events().await, 1, "share.redeemed, to the source only");
 }
+
+/// A receiver that accepts connections and never answers; counts them.
+fn silent_receiver() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    (url, accepted)
+}
+
+async fn a_destination_that_is_down_slows_neither_imports_nor_other_destinations(backend: Backend) {
+    // Each attempt waits a minute for an answer that never comes.
+    let app = with_local_receivers(backend, |config| {
+        config.webhooks.timeout = Duration::from_secs(60);
+    })
+    .await;
+    let (url, accepted) = silent_receiver();
+    let shared = app.shared("user", "down-1").await;
+    let events = ["status.updated", "session.imported"];
+    let created = app
+        .post(
+            "/v3/webhook/destinations/",
+            &shared.receiver,
+            json!({"url": url, "subscribed_events": events}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let answering = Receiver::start("");
+    subscribe(&app, &shared.receiver, &answering, &events).await;
+    let first = app
+        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
+        .await;
+    assert_eq!(first.status.as_u16(), 201, "{}", first.text);
+    // The worker is now waiting on the silent receiver.
+    let started = Instant::now();
+    while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(10), "no attempt");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Imports go on, each answered in its own time, long before any attempt could end.
+    let started = Instant::now();
+    for i in 0..10 {
+        let session = app
+            .finished_session(&shared.source, "user", &format!("down-{i}"))
+            .await;
+        let token = app.share(&shared.source, &session, &shared.receiver).await;
+        let imported = app
+            .import(&shared.receiver, &token, &shared.workflow, json!({}))
+            .await;
+        assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "ten imports took {:?} while the destination was down",
+        started.elapsed()
+    );
+    // The answering destination gets all 22 events (a status.updated and a session.imported
+    // per import) while the silent one holds at most 8 of the worker's deliveries.
+    let delivered = answering.wait_for(22).await;
+    assert!(delivered.iter().all(|d| d["verified"]["raw"] == true));
+    let held = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=8).contains(&held),
+        "{held} deliveries to the silent destination"
+    );
+}
+
+per_backend!(a_destination_that_is_down_slows_neither_imports_nor_other_destinations);
