@@ -233,7 +233,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     let mut worker: RunningWorker = start()?;
 
     // Imports, in rounds whose order rotates so that drift falls on every mode alike.
-    let (rounds, per_round, workers) = if quick { (3, 30, 8) } else { (12, 60, 8) };
+    let (rounds, per_round, workers) = if quick { (3, 30, 8) } else { (10, 150, 8) };
     let modes = [Mode::None, Mode::Subscribed, Mode::Down];
     let mut per_import = vec![Vec::new(); modes.len()];
     let mut errors = 0;

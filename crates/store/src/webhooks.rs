@@ -291,7 +291,7 @@ pub struct Claim<'a> {
     pub limit: usize,
     /// The most deliveries to any one destination.
     pub per_destination: usize,
-    /// Destinations to take none of (the worker has enough of theirs under way).
+    /// Destinations to take none of (the worker has theirs under way).
     pub busy: &'a [Uuid],
     /// How long the claim holds.
     pub lease: chrono::Duration,
@@ -545,28 +545,6 @@ impl Store {
             });
         }
         Ok(due)
-    }
-
-    /// Gives back claimed deliveries unsent: due now, their attempt uncounted.
-    pub async fn release_webhook_deliveries(
-        &self,
-        ids: &[Uuid],
-        now: DateTime<Utc>,
-    ) -> Result<(), RepoError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let update = Query::update()
-            .table(WebhookDeliveries::Table)
-            .value(
-                WebhookDeliveries::Attempts,
-                Expr::col(WebhookDeliveries::Attempts).sub(1),
-            )
-            .value(WebhookDeliveries::NextAttemptAt, now)
-            .and_where(Expr::col(WebhookDeliveries::Id).is_in(ids.iter().copied()))
-            .to_owned();
-        let _turn = self.write_turn().await;
-        run(&self.db, &update).await.map(drop)
     }
 
     /// Keeps each event's first rendered payload, so that every attempt and every worker sends

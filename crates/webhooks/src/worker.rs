@@ -48,7 +48,7 @@ impl Default for Settings {
         Self {
             poll: Duration::from_millis(100),
             in_flight: 64,
-            per_destination: 8,
+            per_destination: 16,
             timeout: Duration::from_secs(10),
             schedule: DEFAULT_SCHEDULE
                 .iter()
@@ -83,6 +83,8 @@ pub fn parse_schedule(raw: &str) -> Result<Vec<Duration>, String> {
 
 /// The most deliveries one claim takes.
 const CLAIM_AT_ONCE: usize = 32;
+/// The longest an answer waits to be recorded with others.
+const RECORD_WITHIN: Duration = Duration::from_millis(25);
 
 /// A delivery's destination, its id and what came of it.
 type Finished = (Uuid, Uuid, AttemptOutcome);
@@ -92,29 +94,20 @@ type Finished = (Uuid, Uuid, AttemptOutcome);
 struct UnderWay {
     tasks: tokio::task::JoinSet<Finished>,
     by_destination: HashMap<Uuid, usize>,
-    /// Outcomes taken while waiting, not yet recorded.
+    /// Outcomes not yet recorded, and since when the oldest waits.
     ready: Vec<(Uuid, AttemptOutcome)>,
+    ready_since: Option<tokio::time::Instant>,
 }
 
 impl UnderWay {
-    /// Counts a delivery to `destination` as under way, if it has fewer than `cap`.
-    fn start(&mut self, destination: Uuid, cap: usize) -> bool {
-        let n = self.by_destination.entry(destination).or_default();
-        *n += 1;
-        if *n > cap {
-            *n -= 1;
-            return false;
-        }
-        true
+    fn start(&mut self, destination: Uuid) {
+        *self.by_destination.entry(destination).or_default() += 1;
     }
 
-    /// Destinations with `cap` deliveries under way.
-    fn busy(&self, cap: usize) -> Vec<Uuid> {
-        self.by_destination
-            .iter()
-            .filter(|(_, n)| **n >= cap)
-            .map(|(id, _)| *id)
-            .collect()
+    /// Destinations with deliveries under way: the next claim takes none of theirs, so that
+    /// a destination has at most one claim's share under way at once.
+    fn busy(&self) -> Vec<Uuid> {
+        self.by_destination.keys().copied().collect()
     }
 
     fn done(&mut self, joined: Result<Finished, tokio::task::JoinError>) {
@@ -129,13 +122,37 @@ impl UnderWay {
             }
         }
         self.ready.push((delivery, outcome));
+        self.ready_since
+            .get_or_insert_with(tokio::time::Instant::now);
     }
 
-    /// The outcomes of the deliveries that finished since last asked.
-    fn finished(&mut self) -> Vec<(Uuid, AttemptOutcome)> {
+    /// Takes in the outcomes of the deliveries that finished.
+    fn collect(&mut self) {
         while let Some(joined) = self.tasks.try_join_next() {
             self.done(joined);
         }
+    }
+
+    /// Whether to record the outcomes waiting now: when nothing else is under way, when a
+    /// claim's worth waits, or when the oldest has waited [`RECORD_WITHIN`]. Answers that
+    /// come together are recorded together, in one transaction.
+    fn record_due(&self) -> bool {
+        !self.ready.is_empty()
+            && (self.tasks.is_empty()
+                || self.ready.len() >= CLAIM_AT_ONCE
+                || self
+                    .record_by()
+                    .is_some_and(|at| at <= tokio::time::Instant::now()))
+    }
+
+    /// When the outcomes waiting must be recorded.
+    fn record_by(&self) -> Option<tokio::time::Instant> {
+        self.ready_since.map(|since| since + RECORD_WITHIN)
+    }
+
+    /// The outcomes waiting.
+    fn take(&mut self) -> Vec<(Uuid, AttemptOutcome)> {
+        self.ready_since = None;
         std::mem::take(&mut self.ready)
     }
 
@@ -152,7 +169,7 @@ impl UnderWay {
         while let Some(joined) = self.tasks.join_next().await {
             self.done(joined);
         }
-        std::mem::take(&mut self.ready)
+        self.take()
     }
 }
 
@@ -223,16 +240,28 @@ impl Worker {
                         0
                     }
                 };
-                let recorded = self.record(under_way.finished()).await;
+                under_way.collect();
+                let recorded = if under_way.record_due() {
+                    self.record(under_way.take()).await
+                } else {
+                    0
+                };
                 if last_prune.elapsed() > Duration::from_secs(3600) {
                     last_prune = std::time::Instant::now();
                     self.prune().await;
                 }
                 if launched == 0 && recorded == 0 {
+                    let record_by = under_way.record_by();
                     tokio::select! {
                         _ = stop.changed() => {}
                         () = tokio::time::sleep(self.settings.poll) => {}
                         () = under_way.one_finishes() => {}
+                        () = async {
+                            match record_by {
+                                Some(at) => tokio::time::sleep_until(at).await,
+                                None => std::future::pending().await,
+                            }
+                        } => {}
                     }
                 }
             }
@@ -270,7 +299,7 @@ impl Worker {
         if room == 0 {
             return Ok(dispatched);
         }
-        let busy = under_way.busy(self.settings.per_destination);
+        let busy = under_way.busy();
         let claim = Claim {
             limit: room.min(CLAIM_AT_ONCE),
             per_destination: self.settings.per_destination,
@@ -283,20 +312,10 @@ impl Worker {
             .claim_webhook_deliveries(&claim, now)
             .await
             .map_err(|e| e.to_string())?;
-        // A claim may take more of a destination than it has room for: those go back.
-        let (due, over): (Vec<_>, Vec<_>) = due.into_iter().partition(|delivery| {
-            under_way.start(delivery.destination_id, self.settings.per_destination)
-        });
-        if !over.is_empty() {
-            let ids: Vec<Uuid> = over.iter().map(|delivery| delivery.id).collect();
-            self.store
-                .release_webhook_deliveries(&ids, now)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
         let sent = due.len();
         let payloads = self.payloads(&due).await?;
         for delivery in due {
+            under_way.start(delivery.destination_id);
             let worker = self.clone();
             let payload = payloads.get(&delivery.event_id).cloned();
             under_way.tasks.spawn(async move {

@@ -430,7 +430,7 @@ async fn a_killed_server_loses_no_event(backend: Backend) {
     let app = TestApp::attach(&quiet.base, db).await;
     let hook = Receiver::start("sleep:4");
     let tenant = app.tenant("Acme").await;
-    subscribe(&app, &tenant, &hook, &["status.updated"]).await;
+    let destination = subscribe(&app, &tenant, &hook, &["status.updated"]).await;
     let workflow = app.workflow(&tenant, "user").await;
     let mut sessions = Vec::new();
     for i in 0..5 {
@@ -443,11 +443,40 @@ async fn a_killed_server_loses_no_event(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(hook.deliveries().is_empty(), "nothing was delivered yet");
 
-    // A server with a worker starts: the first delivery it sends hangs (the receiver sleeps),
-    // and it is killed then.
+    // A server with a worker starts: the first delivery it sends hangs (the receiver sleeps);
+    // once it has recorded the other four as delivered, it is killed.
     let mut first = Server::start_with(&url, &process_env(true, "1"));
     first.wait_until_healthy().await;
-    hook.wait_for(1).await;
+    let listed = format!(
+        "{}/v3/webhook/destinations/{}/deliveries/",
+        first.base,
+        destination["id"].as_str().unwrap()
+    );
+    let started = Instant::now();
+    loop {
+        let deliveries: Vec<Value> = reqwest::Client::new()
+            .get(&listed)
+            .header("x-api-key", &tenant.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if deliveries
+            .iter()
+            .filter(|d| d["state"] == "delivered")
+            .count()
+            == 4
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{deliveries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     first.kill();
     // The next server delivers everything, the cut-short one again after its 6 s lease.
     let mut second = Server::start_with(&url, &process_env(true, "1"));
@@ -649,7 +678,7 @@ async fn a_destination_that_is_down_slows_neither_imports_nor_other_destinations
         started.elapsed()
     );
     // The answering destination gets all 22 events (a status.updated and a session.imported
-    // per import) while the silent one holds at most 8 of the worker's deliveries.
+    // per import) while the silent one holds at most 16 of the worker's deliveries.
     let delivered = answering.wait_for(22).await;
     assert!(delivered.iter().all(|d| d["verified"]["raw"] == true));
     let held = accepted.load(std::sync::atomic::Ordering::SeqCst);
