@@ -455,39 +455,54 @@ impl Store {
                 vec!["?"; claim.busy.len()].join(", ")
             )
         };
-        // The locking level repeats the due condition: PostgreSQL re-checks it on a row another
-        // server claimed meanwhile (and skips the row), which `id IN (…)` alone would not.
-        let sql = format!(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? \
-             WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = ? \
-             AND next_attempt_at <= ? AND id IN (SELECT id FROM \
-             (SELECT id, ROW_NUMBER() OVER (PARTITION BY destination_id ORDER BY next_attempt_at) \
-             AS turn FROM webhook_deliveries WHERE state = ? AND next_attempt_at <= ?{busy}) \
-             ranked WHERE turn <= ?) ORDER BY next_attempt_at LIMIT ?{lock}) \
-             RETURNING id, attempts"
+        // The earliest due rows (locked on PostgreSQL; rows other servers hold are skipped),
+        // a few claims' worth, from which each destination's share is taken here: the index
+        // on (state, next_attempt_at) bounds the work by the claim, not by the backlog.
+        let candidates = format!(
+            "SELECT id, destination_id FROM webhook_deliveries WHERE state = ? \
+             AND next_attempt_at <= ?{busy} ORDER BY next_attempt_at LIMIT ?{lock}"
         );
-        let pending = DeliveryState::Pending.as_str();
-        let mut values: Vec<Value> = vec![
-            (now + claim.lease).into(),
-            pending.into(),
-            now.into(),
-            pending.into(),
-            now.into(),
-        ];
+        let mut values: Vec<Value> = vec![DeliveryState::Pending.as_str().into(), now.into()];
         values.extend(claim.busy.iter().map(|id| Value::from(*id)));
         values.push(
-            i64::try_from(claim.per_destination)
+            i64::try_from(claim.limit.saturating_mul(4))
                 .unwrap_or(i64::MAX)
                 .into(),
         );
-        values.push(i64::try_from(claim.limit).unwrap_or(i64::MAX).into());
-        let claimed = {
-            let _turn = self.write_turn().await;
-            self.db
-                .query_all_raw(stmt(backend, &sql, values))
-                .await
-                .map_err(repo_error)?
-        };
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        let rows = txn
+            .query_all_raw(stmt(backend, &candidates, values))
+            .await
+            .map_err(repo_error)?;
+        let mut taken: HashMap<Uuid, usize> = HashMap::new();
+        let mut chosen = Vec::new();
+        for row in &rows {
+            let share = taken
+                .entry(get::<Uuid>(row, "destination_id")?)
+                .or_default();
+            if *share < claim.per_destination && chosen.len() < claim.limit {
+                *share += 1;
+                chosen.push(Value::from(get::<Uuid>(row, "id")?));
+            }
+        }
+        if chosen.is_empty() {
+            commit(txn).await?;
+            return Ok(Vec::new());
+        }
+        let update = format!(
+            "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? \
+             WHERE id IN ({}) RETURNING id, attempts",
+            vec!["?"; chosen.len()].join(", ")
+        );
+        let mut values = vec![Value::from(now + claim.lease)];
+        values.extend(chosen);
+        let claimed = txn
+            .query_all_raw(stmt(backend, &update, values))
+            .await
+            .map_err(repo_error)?;
+        commit(txn).await?;
+        drop(_turn);
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
