@@ -55,6 +55,19 @@ impl Arrivals {
         first
     }
 
+    /// Waits until no event arrived for `quiet`.
+    async fn wait_until_quiet(&self, quiet: Duration) {
+        let mut seen = self.lock().len();
+        loop {
+            tokio::time::sleep(quiet).await;
+            let now = self.lock().len();
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    }
+
     /// Waits until an event of every one of `sessions` arrived, or `limit` passed.
     async fn wait_for(
         &self,
@@ -186,6 +199,66 @@ async fn create_session(
         .to_string())
 }
 
+/// Imports measured in rounds, one batch per mode per round.
+struct ImportRounds<'a> {
+    services: &'a Services,
+    caller: &'a Caller,
+    workflow: WorkflowId,
+    world: &'a World,
+    destinations: &'a Destinations,
+}
+
+impl ImportRounds<'_> {
+    /// `rounds` rounds of `per_round` imports per mode, the order rotating each round; the time
+    /// per import of each round, by mode, and how many imports failed.
+    async fn run(
+        &self,
+        modes: &[Mode],
+        (rounds, per_round): (usize, usize),
+    ) -> Result<(Vec<Vec<f64>>, usize), String> {
+        let mut per_import = vec![Vec::new(); modes.len()];
+        let mut errors = 0;
+        for r in 0..rounds {
+            for k in 0..modes.len() {
+                let index = (k + r) % modes.len();
+                self.destinations
+                    .set(self.services, self.caller, modes[index])
+                    .await?;
+                let sources = self.world.sources(self.services, per_round, 0).await?;
+                let (services, caller, workflow) =
+                    (self.services.clone(), self.caller.clone(), self.workflow);
+                let batch = measure(sources, 8, move |source| {
+                    let (services, caller) = (services.clone(), caller.clone());
+                    async move {
+                        services
+                            .import
+                            .import(&caller, import_request(&source, workflow))
+                            .await
+                            .is_ok()
+                    }
+                })
+                .await;
+                errors += batch.errors;
+                per_import[index]
+                    .push(batch.elapsed.as_secs_f64() / batch.latencies.len().max(1) as f64);
+            }
+        }
+        Ok((per_import, errors))
+    }
+}
+
+/// The median over rounds of `times[i] / baseline[i]`.
+fn median_ratio(times: &[f64], baseline: &[f64]) -> f64 {
+    let mut ratios: Vec<f64> = times.iter().zip(baseline).map(|(t, b)| t / b).collect();
+    ratios.sort_by(f64::total_cmp);
+    round(percentile(&ratios, 50))
+}
+
+/// The mean of `times` (seconds), in milliseconds.
+fn mean_ms(times: &[f64]) -> f64 {
+    round(1000.0 * times.iter().sum::<f64>() / times.len().max(1) as f64)
+}
+
 fn percentile(sorted: &[f64], q: usize) -> f64 {
     sorted
         .get((sorted.len() * q / 100).min(sorted.len().saturating_sub(1)))
@@ -232,53 +305,39 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     let start = || start_worker(&config, &store, kek.clone()).map_err(|e| e.to_string());
     let mut worker: RunningWorker = start()?;
 
-    // Imports, in rounds whose order rotates so that drift falls on every mode alike.
-    let (rounds, per_round, workers) = if quick { (3, 30, 8) } else { (10, 150, 8) };
-    let modes = [Mode::None, Mode::Subscribed, Mode::Down];
-    let mut per_import = vec![Vec::new(); modes.len()];
+    // Imports, in rounds whose order rotates so that drift falls on every mode alike: first
+    // with the worker delivering beside them, then with it stopped (the outbox's own cost).
+    let plan = if quick { (3, 30) } else { (10, 150) };
+    let with_worker = [Mode::None, Mode::Subscribed, Mode::Down];
+    let rounds = ImportRounds {
+        services: &services,
+        caller: &caller,
+        workflow,
+        world: &world,
+        destinations: &destinations,
+    };
     let mut errors = 0;
-    for r in 0..rounds {
-        for k in 0..modes.len() {
-            let index = (k + r) % modes.len();
-            destinations.set(&services, &caller, modes[index]).await?;
-            let sources = world.sources(&services, per_round, 0).await?;
-            let services = services.clone();
-            let caller = caller.clone();
-            let batch = measure(sources, workers, move |source| {
-                let (services, caller) = (services.clone(), caller.clone());
-                async move {
-                    services
-                        .import
-                        .import(&caller, import_request(&source, workflow))
-                        .await
-                        .is_ok()
-                }
-            })
-            .await;
-            errors += batch.errors;
-            per_import[index]
-                .push(batch.elapsed.as_secs_f64() / batch.latencies.len().max(1) as f64);
-        }
-    }
-    let ratio = |index: usize| {
-        let mut ratios: Vec<f64> = per_import[index]
-            .iter()
-            .zip(&per_import[0])
-            .map(|(t, none)| t / none)
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        round(percentile(&ratios, 50))
-    };
-    let mean_ms = |index: usize| {
-        round(1000.0 * per_import[index].iter().sum::<f64>() / per_import[index].len() as f64)
-    };
-    let (subscribed, down) = (ratio(1), ratio(2));
-    println!(
-        "{backend:?} imports: {:.2} ms each with no destination, {:.2} with one subscribed (ratio {subscribed}), {:.2} with one down (ratio {down})",
-        mean_ms(0),
-        mean_ms(1),
-        mean_ms(2)
+    let (per_import, failed) = rounds.run(&with_worker, plan).await?;
+    errors += failed;
+    worker.stop().await;
+    let (outbox_only, failed) = rounds.run(&[Mode::None, Mode::Subscribed], plan).await?;
+    errors += failed;
+    let (subscribed, down, queued) = (
+        median_ratio(&per_import[1], &per_import[0]),
+        median_ratio(&per_import[2], &per_import[0]),
+        median_ratio(&outbox_only[1], &outbox_only[0]),
     );
+    println!(
+        "{backend:?} imports: {:.2} ms each with no destination, {:.2} with one subscribed (ratio {subscribed}), {:.2} with one down (ratio {down}); worker stopped: {:.2} and {:.2} (ratio {queued})",
+        mean_ms(&per_import[0]),
+        mean_ms(&per_import[1]),
+        mean_ms(&per_import[2]),
+        mean_ms(&outbox_only[0]),
+        mean_ms(&outbox_only[1]),
+    );
+    // What the stopped worker left is delivered before the next measure.
+    worker = start()?;
+    arrivals.wait_until_quiet(Duration::from_secs(1)).await;
 
     // Throughput: a backlog committed with the worker stopped, then delivered.
     destinations
@@ -355,7 +414,8 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     Ok(json!({
         "import_ratio_subscribed": subscribed,
         "import_ratio_destination_down": down,
-        "import_ms": {"none": mean_ms(0), "subscribed": mean_ms(1), "down": mean_ms(2)},
+        "import_ratio_subscribed_worker_stopped": queued,
+        "import_ms": {"none": mean_ms(&per_import[0]), "subscribed": mean_ms(&per_import[1]), "down": mean_ms(&per_import[2])},
         "deliveries_per_s": per_second,
         "commit_to_delivery_ms": {"p50": p50, "p99": p99},
         "errors": errors,
