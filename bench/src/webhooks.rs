@@ -307,7 +307,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
 
     // Imports, in rounds whose order rotates so that drift falls on every mode alike: first
     // with the worker delivering beside them, then with it stopped (the outbox's own cost).
-    let plan = if quick { (3, 30) } else { (10, 150) };
+    let plan = if quick { (3, 30) } else { (10, 400) };
     let with_worker = [Mode::None, Mode::Subscribed, Mode::Down];
     let rounds = ImportRounds {
         services: &services,

@@ -45,6 +45,7 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         readiness: Arc::new(store.clone()),
         limits: Limits::default(),
         rate_limiter: None,
+        public_url: None,
     };
 
     // One app: your routes first, then handoff's (its fallback answers unknown paths).

@@ -217,6 +217,7 @@ impl Application {
             rate_limiter: config
                 .rate_limits
                 .map(|limits| Arc::new(handoff_http::rate_limit::RateLimiter::new(limits))),
+            public_url: config.public_url.clone(),
         };
         let in_flight = request_log::InFlight::default();
         let counted = web::Data::new(in_flight.clone());

@@ -93,6 +93,16 @@ impl FeatureBlock {
         }
     }
 
+    /// The block that holds `feature`'s results (`IP_ANALYSIS`'s is `ip_analyses`).
+    pub fn of_feature(feature: Feature) -> Option<Self> {
+        if feature == Feature::IpAnalysis {
+            return Some(FeatureBlock::IpAnalyses);
+        }
+        Self::ALL
+            .into_iter()
+            .find(|block| block.features().contains(&feature))
+    }
+
     /// Whether sessions of `kind` have this block.
     pub fn belongs_to(self, kind: SessionKind) -> bool {
         Self::for_kind(kind).contains(&self)

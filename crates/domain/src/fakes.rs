@@ -406,22 +406,14 @@ impl SessionRepository for InMemory {
         filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError> {
         let state = self.state();
-        let mut matching: Vec<StoredSession> = state
+        let mut matching: Vec<SessionListing> = state
             .sessions
             .iter()
-            .map(|(r, _)| &r.session)
-            .filter(|s| s.application_id == application_id && filter.kinds.contains(&s.kind))
-            .filter(|s| filter.statuses.is_empty() || filter.statuses.contains(&s.status))
-            .filter(|s| match &filter.vendor_data {
-                Some(v) => s
-                    .vendor_data
-                    .as_ref()
-                    .is_some_and(|own| own.key() == v.key()),
-                None => true,
-            })
-            .cloned()
+            .filter(|(r, _)| r.session.application_id == application_id)
+            .map(|(r, _)| r.listing())
+            .filter(|listing| filter.matches(listing))
             .collect();
-        matching.sort_by_key(|s| std::cmp::Reverse(s.session_number));
+        matching.sort_by_key(|l| std::cmp::Reverse(l.session.session_number));
         let count = matching.len() as u64;
         let results = matching
             .into_iter()

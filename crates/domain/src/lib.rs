@@ -94,7 +94,7 @@ pub use ids::{ApplicationId, SessionId, WorkflowId};
 pub use kind::SessionKind;
 pub use session::{
     LogEntry, LogKind, NewSession, RecordResults, Review, ReviewOutcome, SessionFilter,
-    SessionPage, SessionRecord, SessionSummary, StoredSession,
+    SessionPage, SessionRecord, StoredSession,
 };
 pub use share::{
     CloneStatus, ImportAttempt, ImportCheck, ImportContext, ImportOutcome, ImportWorkflow,

@@ -127,6 +127,26 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// The session as lists show it.
+    pub fn listing(&self) -> SessionListing {
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|(block, items)| {
+                let first = matches!(
+                    block,
+                    FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks
+                )
+                .then(|| items.first())
+                .flatten()
+                .and_then(|item| serde_json::from_str(item.json().get()).ok());
+                let statuses = items.iter().map(|i| i.status().to_owned()).collect();
+                (*block, ListedBlock { statuses, first })
+            })
+            .collect();
+        SessionListing::new(self.session.clone(), &blocks)
+    }
+
     /// The items of a block, or `None` when the block never ran.
     pub fn block(&self, block: FeatureBlock) -> Option<&[FeatureItem]> {
         self.blocks
@@ -277,10 +297,59 @@ pub struct SessionFilter {
     pub statuses: Vec<SessionStatus>,
     /// Only sessions of these kinds; never empty.
     pub kinds: Vec<SessionKind>,
+    /// Only sessions of this workflow.
+    pub workflow_id: Option<WorkflowId>,
+    /// Only sessions whose results name this country ([`SessionListing::country`]), upper case.
+    pub country: Option<String>,
+    /// Only sessions whose `vendor_data` or name ([`SessionListing::full_name`],
+    /// [`SessionListing::company_name`]) contains this, lower case, or whose number it is.
+    pub search: Option<String>,
+    /// Only sessions created at or after this.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Only sessions created before this.
+    pub created_before: Option<DateTime<Utc>>,
     /// Page size.
     pub limit: u64,
     /// Rows to skip.
     pub offset: u64,
+}
+
+impl SessionFilter {
+    /// Whether `listing` passes the filter (the store applies the same in its query).
+    pub fn matches(&self, listing: &SessionListing) -> bool {
+        let s = &listing.session;
+        let contains = |text: &Option<String>, needle: &str| {
+            text.as_deref()
+                .is_some_and(|t| t.to_lowercase().contains(needle))
+        };
+        self.kinds.contains(&s.kind)
+            && (self.statuses.is_empty() || self.statuses.contains(&s.status))
+            && self.vendor_data.as_ref().is_none_or(|v| {
+                s.vendor_data
+                    .as_ref()
+                    .is_some_and(|own| own.key() == v.key())
+            })
+            && self.workflow_id.is_none_or(|w| s.workflow_id == w)
+            && self.created_from.is_none_or(|from| s.created_at >= from)
+            && self
+                .created_before
+                .is_none_or(|before| s.created_at < before)
+            && self.country.as_deref().is_none_or(|country| {
+                listing
+                    .country
+                    .as_deref()
+                    .is_some_and(|c| c.to_uppercase() == country)
+            })
+            && self.search.as_deref().is_none_or(|needle| {
+                s.session_number.to_string() == needle
+                    || contains(
+                        &s.vendor_data.as_ref().map(|v| v.as_str().to_owned()),
+                        needle,
+                    )
+                    || contains(&listing.full_name, needle)
+                    || contains(&listing.company_name, needle)
+            })
+    }
 }
 
 /// The default page size of session lists.
@@ -294,11 +363,81 @@ pub struct SessionPage {
     /// How many sessions match the filter.
     pub count: u64,
     /// This page.
-    pub results: Vec<SessionSummary>,
+    pub results: Vec<SessionListing>,
 }
 
-/// A session as lists show it.
-pub type SessionSummary = StoredSession;
+/// The longest `search` of a session list, in characters.
+pub const MAX_SEARCH_CHARS: usize = 100;
+
+/// A session as lists show it: its row, and what its results say of the person or company.
+#[derive(Clone, Debug)]
+pub struct SessionListing {
+    /// The session row.
+    pub session: StoredSession,
+    /// The full name on the first identity document (`id_verifications[0].full_name`).
+    pub full_name: Option<String>,
+    /// That document's type (`document_type`).
+    pub document_type: Option<String>,
+    /// The company's name in the first registry check (`registry_checks[0].company.company_name`).
+    pub company_name: Option<String>,
+    /// Its registration number (`company.registration_number`).
+    pub registration_number: Option<String>,
+    /// The document's issuing state (`issuing_state`), or the company's country
+    /// (`company.country_code`).
+    pub country: Option<String>,
+    /// Each feature of the session, by its decision name, with the status of the last item of
+    /// its block (`Not Started` when the block holds none).
+    pub features: Vec<(String, String)>,
+}
+
+/// What a listing reads from one recorded block: the status of each item in order, and the
+/// first item where the listing needs it (`id_verifications`, `registry_checks`).
+#[derive(Clone, Debug, Default)]
+pub struct ListedBlock {
+    /// Item statuses, by position.
+    pub statuses: Vec<String>,
+    /// The first item, when read.
+    pub first: Option<Value>,
+}
+
+impl SessionListing {
+    /// The listing of `session` from its recorded blocks.
+    pub fn new(
+        session: StoredSession,
+        blocks: &std::collections::HashMap<FeatureBlock, ListedBlock>,
+    ) -> Self {
+        let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
+        let document = blocks
+            .get(&FeatureBlock::IdVerifications)
+            .and_then(|b| b.first.as_ref());
+        let company = blocks
+            .get(&FeatureBlock::RegistryChecks)
+            .and_then(|b| b.first.as_ref())
+            .and_then(|item| item.get("company"));
+        let features = session
+            .features
+            .iter()
+            .map(|name| {
+                let status = crate::workflow::Feature::from_decision_name(name)
+                    .and_then(FeatureBlock::of_feature)
+                    .and_then(|block| blocks.get(&block))
+                    .and_then(|b| b.statuses.last().cloned())
+                    .unwrap_or_else(|| SessionStatus::NotStarted.as_str().to_owned());
+                (name.clone(), status)
+            })
+            .collect();
+        SessionListing {
+            full_name: text(document.and_then(|d| d.get("full_name"))),
+            document_type: text(document.and_then(|d| d.get("document_type"))),
+            company_name: text(company.and_then(|c| c.get("company_name"))),
+            registration_number: text(company.and_then(|c| c.get("registration_number"))),
+            country: text(document.and_then(|d| d.get("issuing_state")))
+                .or_else(|| text(company.and_then(|c| c.get("country_code")))),
+            features,
+            session,
+        }
+    }
+}
 
 /// What applying a review did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -51,6 +51,9 @@ pub struct AppState {
     pub limits: Limits,
     /// Request budgets per API key; `None` when rate limiting is off.
     pub rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
+    /// The deployment's public URL (`HANDOFF_PUBLIC_URL`), the base of page links; without
+    /// it they are relative.
+    pub public_url: Option<String>,
 }
 
 /// Mounts every route of the API, its error handlers and its JSON fallbacks.

@@ -257,9 +257,29 @@ pub struct SessionSummary {
     pub workflow_id: Uuid,
     pub vendor_data: Option<String>,
     pub session_url: String,
+    /// The full name on the identity document (KYC).
+    pub full_name: Option<String>,
+    /// The identity document's type (KYC).
+    pub document_type: Option<String>,
+    /// The company's name (KYB).
+    pub company_name: Option<String>,
+    /// The company's registration number (KYB).
+    pub registration_number: Option<String>,
+    /// The document's issuing state (KYC) or the company's country (KYB).
+    pub country: Option<String>,
+    /// Each feature of the workflow and its status (`Not Started` until results come).
+    pub features: Vec<FeatureStatus>,
     pub shared_from_session: Option<Uuid>,
     pub created_at: String,
     pub expires_at: String,
+}
+
+/// A feature of a session and its status.
+#[derive(Serialize, ToSchema)]
+pub struct FeatureStatus {
+    /// Its decision name, e.g. `ID_VERIFICATION`.
+    pub feature: String,
+    pub status: String,
 }
 
 /// A page of sessions.

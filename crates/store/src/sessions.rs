@@ -10,9 +10,12 @@ use handoff_domain::{
     StoredSession,
 };
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement, UnionType,
+    Alias, Expr, ExprTrait, LockType, OnConflict, Order, Query, SelectStatement, UnionType,
 };
-use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
+use std::collections::HashMap;
+
+use handoff_domain::session::{ListedBlock, SessionListing};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, Value};
 use uuid::Uuid;
 
 use handoff_domain::vendor_data::KEY_VERSION;
@@ -20,7 +23,7 @@ use handoff_domain::vendor_data::KEY_VERSION;
 use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run, stmt};
 
 /// What a session row is read with (`rows::session`), in the order of `rows::SESSION_COLUMNS`.
 pub(crate) const SESSION_READ: [Sessions; 18] = [
@@ -273,48 +276,215 @@ impl SessionRepository for Store {
         application_id: ApplicationId,
         filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError> {
-        let mut matching = Query::select()
-            .from(Sessions::Table)
-            .and_where(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
-            .and_where(Expr::col(Sessions::Kind).is_in(filter.kinds.iter().map(|k| k.as_str())))
-            .to_owned();
-        if !filter.statuses.is_empty() {
-            matching.and_where(
-                Expr::col(Sessions::Status).is_in(filter.statuses.iter().map(|s| s.as_str())),
-            );
-        }
-        if let Some(vendor_data) = &filter.vendor_data {
-            let entities = Query::select()
-                .column(Entities::Id)
-                .from(Entities::Table)
-                .and_where(Expr::col(Entities::ApplicationId).eq(application_id.as_uuid()))
-                .and_where(Expr::col(Entities::VendorDataKey).eq(vendor_data.key()))
-                .to_owned();
-            matching.and_where(Expr::col(Sessions::EntityId).in_subquery(entities));
-        }
-        let counted = matching
-            .clone()
-            .expr_as(Func::count(Expr::col(Sessions::Id)), Alias::new("n"))
-            .to_owned();
-        let count: i64 = match fetch_one(&self.db, &counted).await? {
+        let backend = self.backend();
+        let (conditions, values) = list_conditions(backend, application_id, filter);
+        let counted = format!("SELECT COUNT(*) AS n FROM sessions WHERE {conditions}");
+        let count: i64 = match self
+            .db
+            .query_one_raw(stmt(backend, &counted, values.clone()))
+            .await
+            .map_err(repo_error)?
+        {
             Some(row) => get(&row, "n")?,
             None => 0,
         };
-        let page = matching
-            .columns(SESSION_READ)
-            .order_by(Sessions::SessionNumber, Order::Desc)
-            .limit(filter.limit)
-            .offset(filter.offset)
-            .to_owned();
-        let results = fetch_all(&self.db, &page)
-            .await?
+        let columns: Vec<String> = SESSION_READ
             .iter()
-            .map(|row| rows::session(row).map(|(session, _)| session))
+            .map(|c| sea_orm::sea_query::Iden::unquoted(c).to_owned())
+            .collect();
+        let page = format!(
+            "SELECT {} FROM sessions WHERE {conditions} ORDER BY session_number DESC \
+             LIMIT ? OFFSET ?",
+            columns.join(", ")
+        );
+        let mut paged = values;
+        paged.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
+        paged.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
+        let rows = self
+            .db
+            .query_all_raw(stmt(backend, &page, paged))
+            .await
+            .map_err(repo_error)?;
+        let sessions = rows
+            .iter()
+            .map(rows::session)
             .collect::<Result<Vec<_>, _>>()?;
+        let mut listed = self.listed_blocks(&sessions).await?;
+        let results = sessions
+            .into_iter()
+            .map(|(session, _)| {
+                let blocks = listed.remove(&session.id.as_uuid()).unwrap_or_default();
+                SessionListing::new(session, &blocks)
+            })
+            .collect();
         Ok(SessionPage {
             count: u64::try_from(count).unwrap_or(0),
             results,
         })
+    }
+}
+
+/// The `WHERE` of a session list, and its values (`?` placeholders).
+fn list_conditions(
+    backend: DatabaseBackend,
+    application_id: ApplicationId,
+    filter: &SessionFilter,
+) -> (String, Vec<Value>) {
+    let marks = |n: usize| vec!["?"; n].join(", ");
+    let mut conditions = vec![
+        "application_id = ?".to_owned(),
+        format!("kind IN ({})", marks(filter.kinds.len())),
+    ];
+    let mut values: Vec<Value> = vec![application_id.as_uuid().into()];
+    values.extend(filter.kinds.iter().map(|k| Value::from(k.as_str())));
+    if !filter.statuses.is_empty() {
+        conditions.push(format!("status IN ({})", marks(filter.statuses.len())));
+        values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
+    }
+    if let Some(vendor_data) = &filter.vendor_data {
+        conditions.push(
+            "entity_id IN (SELECT id FROM entities WHERE application_id = ? \
+             AND vendor_data_key = ?)"
+                .to_owned(),
+        );
+        values.push(application_id.as_uuid().into());
+        values.push(vendor_data.key().into());
+    }
+    if let Some(workflow) = filter.workflow_id {
+        conditions.push("workflow_id = ?".to_owned());
+        values.push(workflow.as_uuid().into());
+    }
+    if let Some(from) = filter.created_from {
+        conditions.push("created_at >= ?".to_owned());
+        values.push(from.into());
+    }
+    if let Some(before) = filter.created_before {
+        conditions.push("created_at < ?".to_owned());
+        values.push(before.into());
+    }
+    let field = |path: &[&str]| json_field(backend, "b.item", path);
+    let in_block = |block: FeatureBlock, condition: String| {
+        format!(
+            "EXISTS (SELECT 1 FROM {} b WHERE b.session_id = sessions.id AND {condition})",
+            block.v3_key()
+        )
+    };
+    if let Some(country) = &filter.country {
+        conditions.push(format!(
+            "({} OR {})",
+            in_block(
+                FeatureBlock::IdVerifications,
+                format!("UPPER({}) = ?", field(&["issuing_state"]))
+            ),
+            in_block(
+                FeatureBlock::RegistryChecks,
+                format!("UPPER({}) = ?", field(&["company", "country_code"]))
+            ),
+        ));
+        values.push(country.clone().into());
+        values.push(country.clone().into());
+    }
+    if let Some(search) = &filter.search {
+        let pattern = format!(
+            "%{}%",
+            search
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let like = |expression: String| format!("LOWER({expression}) LIKE ? ESCAPE '\\'");
+        conditions.push(format!(
+            "({} OR CAST(session_number AS TEXT) = ? OR {} OR {})",
+            like("vendor_data".to_owned()),
+            in_block(FeatureBlock::IdVerifications, like(field(&["full_name"]))),
+            in_block(
+                FeatureBlock::RegistryChecks,
+                like(field(&["company", "company_name"]))
+            ),
+        ));
+        values.push(pattern.clone().into());
+        values.push(search.clone().into());
+        values.push(pattern.clone().into());
+        values.push(pattern.into());
+    }
+    (conditions.join(" AND "), values)
+}
+
+/// A text field of a JSON item column, by path.
+fn json_field(backend: DatabaseBackend, column: &str, path: &[&str]) -> String {
+    match backend {
+        DatabaseBackend::Postgres => {
+            let (last, rest) = path.split_last().unwrap_or((&"", &[]));
+            let mut expression = format!("({column}::jsonb");
+            for key in rest {
+                expression.push_str(&format!(" -> '{key}'"));
+            }
+            expression.push_str(&format!(" ->> '{last}')"));
+            expression
+        }
+        _ => format!("json_extract({column}, '$.{}')", path.join(".")),
+    }
+}
+
+impl Store {
+    /// What the listings of `sessions` read from their recorded blocks, by session: every
+    /// item's status, and the first item of `id_verifications` and `registry_checks`; one
+    /// statement for the page.
+    async fn listed_blocks(
+        &self,
+        sessions: &[(StoredSession, Vec<FeatureBlock>)],
+    ) -> Result<HashMap<Uuid, HashMap<FeatureBlock, ListedBlock>>, RepoError> {
+        let mut parts = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        for block in FeatureBlock::ALL {
+            let ids: Vec<Value> = sessions
+                .iter()
+                .filter(|(_, recorded)| recorded.contains(&block))
+                .map(|(session, _)| session.id.as_uuid().into())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let item = match block {
+                FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks => {
+                    "CASE WHEN position = 0 THEN item END"
+                }
+                _ => "NULL",
+            };
+            parts.push(format!(
+                "SELECT session_id, '{key}' AS block, position, status, {item} AS item \
+                 FROM {key} WHERE session_id IN ({})",
+                vec!["?"; ids.len()].join(", "),
+                key = block.v3_key(),
+            ));
+            values.extend(ids);
+        }
+        let mut listed: HashMap<Uuid, HashMap<FeatureBlock, ListedBlock>> = HashMap::new();
+        if parts.is_empty() {
+            return Ok(listed);
+        }
+        let sql = format!("{} ORDER BY position", parts.join(" UNION ALL "));
+        let rows = self
+            .db
+            .query_all_raw(stmt(self.backend(), &sql, values))
+            .await
+            .map_err(repo_error)?;
+        for row in &rows {
+            let key: String = get(row, "block")?;
+            let Some(block) = FeatureBlock::from_v3_key(&key) else {
+                continue;
+            };
+            let entry = listed
+                .entry(get::<Uuid>(row, "session_id")?)
+                .or_default()
+                .entry(block)
+                .or_default();
+            entry.statuses.push(get(row, "status")?);
+            if let Some(item) = rows::text_or_null(row, "item")? {
+                entry.first = serde_json::from_str(&item).ok();
+            }
+        }
+        Ok(listed)
     }
 }
 

@@ -70,6 +70,141 @@ async fn lists_filter_page_and_link(app: TestApp) {
     });
 }
 
+on_both_backends!(every_list_filter_filters);
+async fn every_list_filter_filters(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let other = app.tenant("Beta").await;
+    let spain = app.finished_session(&tenant, "user", "client-1").await;
+    let company = app.finished_session(&tenant, "business", "acme-1").await;
+    let second_wf = app.workflow(&tenant, "user").await;
+    let unfinished = app.session(&tenant, &second_wf, Some("client-2")).await;
+    app.finished_session(&other, "user", "client-1").await;
+    let ids = |answer: &crate::support::Answer| -> BTreeSet<String> {
+        assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+        answer.body["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["session_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let only = |id: &str| BTreeSet::from([id.to_owned()]);
+    let listed = |query: String| {
+        let app = &app;
+        let tenant = &tenant;
+        async move { app.get(&format!("/v3/sessions/?{query}"), tenant).await }
+    };
+    assert_eq!(
+        ids(&listed(format!("workflow_id={second_wf}")).await),
+        only(&unfinished)
+    );
+    // The example document is Spanish (ESP); the example company too (ES).
+    assert_eq!(
+        ids(&listed("country=esp&session_kind=all".into()).await),
+        only(&spain)
+    );
+    assert_eq!(
+        ids(&listed("country=ES&session_kind=all".into()).await),
+        only(&company)
+    );
+    assert_eq!(ids(&listed("country=USA".into()).await), BTreeSet::new());
+    let row = &listed("search=client-1".into()).await.body["results"][0];
+    assert_eq!(row["session_id"], json!(spain));
+    assert!(row["full_name"].is_string(), "{row}");
+    assert_eq!(row["country"], "ESP");
+    assert!(
+        row["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["feature"] == "ID_VERIFICATION" && f["status"] == "Approved"),
+        "{row}"
+    );
+    assert_eq!(
+        ids(&listed("search=CLIENT&session_kind=all".into()).await),
+        BTreeSet::from([spain.clone(), unfinished.clone()])
+    );
+    let today = chrono::Utc::now().date_naive();
+    assert_eq!(
+        ids(&listed(format!("date_from={today}&date_to={today}")).await).len(),
+        2
+    );
+    let yesterday = today.pred_opt().unwrap();
+    assert!(ids(&listed(format!("date_to={yesterday}")).await).is_empty());
+    assert!(ids(&listed(format!("date_from={}", today.succ_opt().unwrap())).await).is_empty());
+    // Another application's workflow filters to nothing, like an unknown one.
+    let theirs = app.workflow(&other, "user").await;
+    assert!(ids(&listed(format!("workflow_id={theirs}")).await).is_empty());
+
+    // Refused: each names its field; an unknown parameter is never ignored.
+    for (query, field) in [
+        ("workflow_id=nope", "workflow_id"),
+        ("country=E1", "country"),
+        ("date_from=2026-13-01", "date_from"),
+        ("date_from=2026-06-02&date_to=2026-06-01", "date_to"),
+        ("status=Done", "status"),
+        ("limit=0", "limit"),
+        ("limit=201", "limit"),
+        ("ordering=-created_at", "query"),
+    ] {
+        let refused = listed(query.into()).await;
+        assert_error(&refused, 400, "invalid_request");
+        assert!(
+            refused.body["errors"].get(field).is_some() || refused.text.contains(field),
+            "{query}: {}",
+            refused.text
+        );
+    }
+    let long = "x".repeat(101);
+    assert_error(
+        &listed(format!("search={long}")).await,
+        400,
+        "invalid_request",
+    );
+}
+
+on_both_backends!(page_links_never_come_from_the_request);
+async fn page_links_never_come_from_the_request(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    for _ in 0..3 {
+        app.session(&tenant, &workflow, None).await;
+    }
+    let page = app
+        .client
+        .get(format!("{}/v3/sessions/?limit=1", app.base))
+        .header("x-api-key", &tenant.key)
+        .header("host", "evil.example")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-forwarded-proto", "http")
+        .header("forwarded", "host=evil.example;proto=http")
+        .send()
+        .await
+        .unwrap();
+    let body: Value = page.json().await.unwrap();
+    assert_eq!(
+        body["next"],
+        format!(
+            "{}/v3/sessions/?limit=1&offset=1",
+            crate::support::PUBLIC_URL
+        )
+    );
+}
+
+#[tokio::test]
+async fn page_links_are_relative_without_a_public_url() {
+    let app = TestApp::spawn_with(handoff_testdb::Backend::Sqlite, |config| {
+        config.public_url = None;
+    })
+    .await;
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    app.session(&tenant, &workflow, None).await;
+    app.session(&tenant, &workflow, None).await;
+    let page = app.get("/v3/sessions/?limit=1", &tenant).await;
+    assert_eq!(page.body["next"], "/v3/sessions/?limit=1&offset=1");
+}
+
 on_both_backends!(deleting_a_session_removes_it_and_its_rows);
 async fn deleting_a_session_removes_it_and_its_rows(app: TestApp) {
     let tenant = app.tenant("Alpha").await;

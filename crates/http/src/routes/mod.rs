@@ -2,6 +2,7 @@
 
 pub(crate) mod entities;
 pub(crate) mod health;
+pub(crate) mod session_list;
 pub(crate) mod sessions;
 pub(crate) mod sharing;
 pub(crate) mod webhooks;
@@ -74,7 +75,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     resource("/session/{session_id}/delete/")
                         .route(web::delete().to(sessions::delete)),
                 )
-                .service(resource("/sessions/").route(web::get().to(sessions::list)))
+                .service(resource("/sessions/").route(web::get().to(session_list::list)))
                 .service(
                     resource("/webhook/destinations/")
                         .route(web::post().to(webhooks::create))

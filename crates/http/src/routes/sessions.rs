@@ -4,12 +4,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::json::RawObject;
 use handoff_domain::services::CreateSession;
-use handoff_domain::session::{
-    CallbackUrl, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, RecordResults, ReviewComment,
-};
+use handoff_domain::session::{CallbackUrl, RecordResults, ReviewComment};
 use handoff_domain::{
-    FeatureBlock, FeatureItem, ReviewStatus, SessionFilter, SessionId, SessionKind, SessionStatus,
-    StoredSession, ValidationErrors, VendorData, WorkflowId,
+    FeatureBlock, FeatureItem, ReviewStatus, SessionId, SessionStatus, StoredSession,
+    ValidationErrors, VendorData, WorkflowId,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -17,7 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::auth::Authenticated;
 use crate::body::{BodyLimit, JsonBody, RequestBody};
-use crate::decision::{V2Decision, V3Decision, V3DecisionWithEvents, timestamp};
+use crate::decision::{V2Decision, V3Decision, V3DecisionWithEvents};
 use crate::idempotency::{self, Answer};
 use crate::{ApiError, AppState, wire};
 use utoipa::{IntoParams, ToSchema};
@@ -403,134 +401,4 @@ pub(crate) async fn delete(
         .delete(&caller, session_id(&path)?)
         .await?;
     Ok(HttpResponse::NoContent().finish())
-}
-
-/// Filters and page of the session list.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListQuery {
-    /// Only this `vendor_data` (case-insensitive).
-    vendor_data: Option<String>,
-    /// Comma-separated statuses, e.g. `Approved,In Review`.
-    status: Option<String>,
-    /// `user` (default), `business` or `all`.
-    session_kind: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    #[param(value_type = Option<u32>)]
-    limit: Option<String>,
-    /// Rows to skip (default 0).
-    #[param(value_type = Option<u64>)]
-    offset: Option<String>,
-}
-
-impl ListQuery {
-    fn into_filter(self) -> Result<SessionFilter, ApiError> {
-        let mut errors = ValidationErrors::default();
-        let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
-        let mut statuses = Vec::new();
-        for part in self.status.as_deref().unwrap_or_default().split(',') {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            match SessionStatus::parse(part) {
-                Some(status) => statuses.push(status),
-                None => errors.add("status", format!("\"{part}\" is not a session status.")),
-            }
-        }
-        let kinds = match self.session_kind.as_deref() {
-            None | Some("user") => vec![SessionKind::User],
-            Some("business") => vec![SessionKind::Business],
-            Some("all") => SessionKind::ALL.to_vec(),
-            Some(_) => {
-                errors.add("session_kind", "must be \"user\", \"business\" or \"all\".");
-                Vec::new()
-            }
-        };
-        let limit = match self.limit.as_deref().map(str::parse::<u64>) {
-            None => DEFAULT_PAGE_SIZE,
-            Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            Some(_) => {
-                errors.add("limit", "must be an integer from 1 to 200.");
-                DEFAULT_PAGE_SIZE
-            }
-        };
-        let offset = match self.offset.as_deref().map(str::parse::<u64>) {
-            None => 0,
-            Some(Ok(n)) if n <= i64::MAX as u64 => n,
-            Some(_) => {
-                errors.add("offset", "must be a non-negative integer.");
-                0
-            }
-        };
-        errors.into_result().map_err(ApiError::invalid)?;
-        Ok(SessionFilter {
-            vendor_data,
-            statuses,
-            kinds,
-            limit,
-            offset,
-        })
-    }
-}
-
-fn summary(s: &StoredSession) -> wire::SessionSummary {
-    wire::SessionSummary {
-        session_id: s.id.as_uuid(),
-        session_number: s.session_number,
-        session_kind: s.kind.as_str().to_owned(),
-        status: s.status.as_str().to_owned(),
-        workflow_id: s.workflow_id.as_uuid(),
-        vendor_data: s.vendor_data.as_ref().map(|v| v.as_str().to_owned()),
-        session_url: s.session_url.clone(),
-        shared_from_session: s.shared_from_session.map(|id| id.as_uuid()),
-        created_at: timestamp(s.created_at),
-        expires_at: timestamp(s.expires_at),
-    }
-}
-
-/// The caller's sessions, newest first.
-#[utoipa::path(get, path = "/v3/sessions/", tag = "sessions", params(ListQuery),
-    responses((status = 200, description = "A page of sessions.", body = wire::SessionList)))]
-pub(crate) async fn list(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let filter = query.into_inner().into_filter()?;
-    let page = state.services.sessions.list(&caller, &filter).await?;
-    let link = |offset: u64| page_link(&req, filter.limit, offset);
-    let next = (filter.offset.saturating_add(filter.limit) < page.count)
-        .then(|| link(filter.offset + filter.limit));
-    let previous = (filter.offset > 0).then(|| link(filter.offset.saturating_sub(filter.limit)));
-    Ok(HttpResponse::Ok().json(wire::SessionList {
-        count: page.count,
-        next,
-        previous,
-        results: page.results.iter().map(summary).collect(),
-    }))
-}
-
-/// The URL of another page: the same query with `limit` and `offset` replaced.
-fn page_link(req: &HttpRequest, limit: u64, offset: u64) -> String {
-    let info = req.connection_info();
-    let mut query: Vec<String> = req
-        .query_string()
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            !pair.is_empty() && name != "limit" && name != "offset"
-        })
-        .map(str::to_owned)
-        .collect();
-    query.push(format!("limit={limit}"));
-    query.push(format!("offset={offset}"));
-    format!(
-        "{}://{}{}?{}",
-        info.scheme(),
-        info.host(),
-        req.path(),
-        query.join("&")
-    )
 }

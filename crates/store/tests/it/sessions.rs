@@ -25,6 +25,11 @@ fn all(kind: SessionKind) -> SessionFilter {
         vendor_data: None,
         statuses: vec![],
         kinds: vec![kind],
+        workflow_id: None,
+        country: None,
+        search: None,
+        created_from: None,
+        created_before: None,
         limit: 50,
         offset: 0,
     }
@@ -342,7 +347,11 @@ async fn lists_filter_and_page(db: TestStore) {
         .await
         .unwrap();
     assert_eq!(page.count, 5);
-    let numbers: Vec<i64> = page.results.iter().map(|s| s.session_number).collect();
+    let numbers: Vec<i64> = page
+        .results
+        .iter()
+        .map(|s| s.session.session_number)
+        .collect();
     assert_eq!(numbers, [4, 3], "newest first, after the offset");
 
     let even = SessionFilter {
@@ -361,7 +370,7 @@ async fn lists_filter_and_page(db: TestStore) {
     };
     let page = db.list_sessions(app, &approved).await.unwrap();
     assert_eq!(page.count, 1);
-    assert_eq!(page.results[0].id, ids[0]);
+    assert_eq!(page.results[0].session.id, ids[0]);
     assert_eq!(
         db.list_sessions(app, &all(SessionKind::Business))
             .await
@@ -460,4 +469,157 @@ async fn entities_keyed_before_case_folding_are_rekeyed_or_reported(db: TestStor
         .unwrap();
     assert_eq!(street.vendor_data.as_str(), "Stra\u{df}e");
     assert_eq!(db.count("entities").await, 3, "nothing merged");
+}
+
+on_both_backends!(lists_filter_by_workflow_country_search_and_date);
+async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
+    let app = db.application().await;
+    let kyc = db.workflow(app, SessionKind::User).await;
+    let other = db.workflow(app, SessionKind::User).await;
+    let kyb = db.workflow(app, SessionKind::Business).await;
+    let ana = db.session(&kyc, Some("client-ana")).await;
+    let bob = db.session(&kyc, Some("client-bob")).await;
+    let elsewhere = db.session(&other, Some("client-cy")).await;
+    let company = db.session(&kyb, Some("acme-co")).await;
+    let document = |name: &str, state: &str| RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: vec![(
+            FeatureBlock::IdVerifications,
+            Some(vec![item(&format!(
+                r#"{{"node_id":"n","status":"Approved","full_name":"{name}","document_type":"Passport","issuing_state":"{state}"}}"#
+            ))]),
+        )],
+    };
+    for (id, name, state) in [(ana.id, "Ana Núñez", "ESP"), (bob.id, "Bob Stone", "USA")] {
+        db.record_results(app, id, &document(name, state), &event("r"))
+            .await
+            .unwrap();
+    }
+    let registry = RecordResults {
+        status: Some(SessionStatus::Declined),
+        blocks: vec![(
+            FeatureBlock::RegistryChecks,
+            Some(vec![item(
+                r#"{"node_id":"k","status":"Declined","company":{"company_name":"Acme 100% Widgets","registration_number":"B1","country_code":"ES"}}"#,
+            )]),
+        )],
+    };
+    db.record_results(app, company.id, &registry, &event("r"))
+        .await
+        .unwrap();
+    let db = &db;
+    let ids = |filter: SessionFilter| async move {
+        let mut ids: Vec<_> = db
+            .list_sessions(app, &filter)
+            .await
+            .unwrap()
+            .results
+            .into_iter()
+            .map(|l| l.session.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<handoff_domain::SessionId>| {
+        v.sort();
+        v
+    };
+    let users = all(SessionKind::User);
+    let both = SessionFilter {
+        kinds: SessionKind::ALL.to_vec(),
+        ..users.clone()
+    };
+    assert_eq!(
+        ids(SessionFilter {
+            workflow_id: Some(kyc.id),
+            ..users.clone()
+        })
+        .await,
+        sorted(vec![ana.id, bob.id])
+    );
+    // ESP matches the document's issuing state; ES the company's country.
+    assert_eq!(
+        ids(SessionFilter {
+            country: Some("ESP".into()),
+            ..both.clone()
+        })
+        .await,
+        vec![ana.id]
+    );
+    assert_eq!(
+        ids(SessionFilter {
+            country: Some("ES".into()),
+            ..both.clone()
+        })
+        .await,
+        vec![company.id]
+    );
+    // Search: a name, a vendor_data, a number; `%` is a character, not a wildcard.
+    for (search, expected) in [
+        ("stone", vec![bob.id]),
+        ("client-", sorted(vec![ana.id, bob.id, elsewhere.id])),
+        ("100%", vec![company.id]),
+        ("1%", vec![]),
+        (&*bob.session_number.to_string(), vec![bob.id]),
+    ] {
+        assert_eq!(
+            ids(SessionFilter {
+                search: Some(search.to_owned()),
+                ..both.clone()
+            })
+            .await,
+            expected,
+            "search {search:?}"
+        );
+    }
+    // Dates: every session is created now.
+    let now = chrono::Utc::now();
+    assert_eq!(
+        ids(SessionFilter {
+            created_before: Some(now - chrono::Duration::hours(1)),
+            ..both.clone()
+        })
+        .await,
+        vec![]
+    );
+    assert_eq!(
+        ids(SessionFilter {
+            created_from: Some(now - chrono::Duration::hours(1)),
+            created_before: Some(now + chrono::Duration::hours(1)),
+            ..users.clone()
+        })
+        .await
+        .len(),
+        3
+    );
+    // The listing says what the results say.
+    let page = db.list_sessions(app, &both).await.unwrap();
+    let listed = |id| {
+        page.results
+            .iter()
+            .find(|l| l.session.id == id)
+            .unwrap()
+            .clone()
+    };
+    let ana_listed = listed(ana.id);
+    assert_eq!(ana_listed.full_name.as_deref(), Some("Ana Núñez"));
+    assert_eq!(ana_listed.document_type.as_deref(), Some("Passport"));
+    assert_eq!(ana_listed.country.as_deref(), Some("ESP"));
+    let company_listed = listed(company.id);
+    assert_eq!(
+        company_listed.company_name.as_deref(),
+        Some("Acme 100% Widgets")
+    );
+    assert_eq!(company_listed.registration_number.as_deref(), Some("B1"));
+    assert_eq!(company_listed.country.as_deref(), Some("ES"));
+    let elsewhere_listed = listed(elsewhere.id);
+    assert!(elsewhere_listed.full_name.is_none());
+    assert!(
+        elsewhere_listed
+            .features
+            .iter()
+            .all(|(_, status)| status == "Not Started"),
+        "{:?}",
+        elsewhere_listed.features
+    );
 }

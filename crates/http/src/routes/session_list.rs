@@ -1,0 +1,243 @@
+//! `GET /v3/sessions/`: the caller's sessions, newest first, filtered and paged as Didit's.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use handoff_domain::session::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SEARCH_CHARS, SessionListing};
+use handoff_domain::{SessionFilter, SessionKind, SessionStatus, ValidationErrors, WorkflowId};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::auth::Authenticated;
+use crate::decision::timestamp;
+use crate::routes::sessions::vendor_data_field;
+use crate::{ApiError, AppState, wire};
+
+/// Filters and page of the session list; any other parameter is refused.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Only this `vendor_data` (case-insensitive).
+    vendor_data: Option<String>,
+    /// Comma-separated statuses, e.g. `Approved,In Review`.
+    status: Option<String>,
+    /// `user` (default), `business` or `all`.
+    session_kind: Option<String>,
+    /// Only sessions of this workflow.
+    #[param(value_type = Option<uuid::Uuid>)]
+    workflow_id: Option<String>,
+    /// Only sessions whose document was issued by this country (KYC, `issuing_state`, e.g.
+    /// `ESP`) or whose company is registered in it (KYB, `country_code`, e.g. `ES`); 2 or 3
+    /// letters, any case.
+    #[param(pattern = "^[A-Za-z]{2,3}$")]
+    country: Option<String>,
+    /// Sessions whose `vendor_data` or name (the document's full name, the company's name)
+    /// contains this, case-insensitively, or whose number it is; at most 100 characters.
+    #[param(max_length = 100)]
+    search: Option<String>,
+    /// Created on or after this: a date (`2026-06-01`, from its start, UTC) or an RFC 3339
+    /// time.
+    date_from: Option<String>,
+    /// Created on or before this: a date (to its end, UTC) or an RFC 3339 time.
+    date_to: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<String>,
+    /// Rows to skip (default 0).
+    #[param(value_type = Option<u64>, minimum = 0)]
+    offset: Option<String>,
+}
+
+/// A moment of `date_from`/`date_to`: an RFC 3339 time, or a date's start (`end`: the next
+/// day's start, to compare with `<`).
+fn moment(raw: &str, end: bool) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(raw) {
+        let time = time.with_timezone(&Utc);
+        return Some(if end {
+            time + chrono::Duration::microseconds(1)
+        } else {
+            time
+        });
+    }
+    let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
+    let date = if end { date.succ_opt()? } else { date };
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+impl ListQuery {
+    fn into_filter(self) -> Result<SessionFilter, ApiError> {
+        let mut errors = ValidationErrors::default();
+        let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
+        let mut statuses = Vec::new();
+        for part in self.status.as_deref().unwrap_or_default().split(',') {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            match SessionStatus::parse(part) {
+                Some(status) => statuses.push(status),
+                None => errors.add("status", format!("\"{part}\" is not a session status.")),
+            }
+        }
+        let kinds = match self.session_kind.as_deref() {
+            None | Some("user") => vec![SessionKind::User],
+            Some("business") => vec![SessionKind::Business],
+            Some("all") => SessionKind::ALL.to_vec(),
+            Some(_) => {
+                errors.add("session_kind", "must be \"user\", \"business\" or \"all\".");
+                Vec::new()
+            }
+        };
+        let workflow_id = self.workflow_id.and_then(|raw| {
+            raw.parse::<WorkflowId>()
+                .map_err(|_| errors.add("workflow_id", "must be a workflow's UUID."))
+                .ok()
+        });
+        let country = self.country.and_then(|raw| {
+            let valid =
+                (2..=3).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_alphabetic());
+            if valid {
+                Some(raw.to_ascii_uppercase())
+            } else {
+                errors.add("country", "must be a country code of 2 or 3 letters.");
+                None
+            }
+        });
+        let search = self.search.and_then(|raw| {
+            let trimmed = raw.trim();
+            if trimmed.chars().count() > MAX_SEARCH_CHARS {
+                errors.add(
+                    "search",
+                    format!("must be at most {MAX_SEARCH_CHARS} characters."),
+                );
+                None
+            } else {
+                (!trimmed.is_empty()).then(|| trimmed.to_lowercase())
+            }
+        });
+        let mut date = |field: &str, raw: Option<String>, end: bool| {
+            raw.and_then(|raw| {
+                let parsed = moment(&raw, end);
+                if parsed.is_none() {
+                    errors.add(field, "must be a date (YYYY-MM-DD) or an RFC 3339 time.");
+                }
+                parsed
+            })
+        };
+        let created_from = date("date_from", self.date_from, false);
+        let created_before = date("date_to", self.date_to, true);
+        if let (Some(from), Some(before)) = (created_from, created_before)
+            && from >= before
+        {
+            errors.add("date_to", "must not be before date_from.");
+        }
+        let limit = match self.limit.as_deref().map(str::parse::<u64>) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            Some(_) => {
+                errors.add("limit", "must be an integer from 1 to 200.");
+                DEFAULT_PAGE_SIZE
+            }
+        };
+        let offset = match self.offset.as_deref().map(str::parse::<u64>) {
+            None => 0,
+            Some(Ok(n)) if n <= i64::MAX as u64 => n,
+            Some(_) => {
+                errors.add("offset", "must be a non-negative integer.");
+                0
+            }
+        };
+        errors.into_result().map_err(ApiError::invalid)?;
+        Ok(SessionFilter {
+            vendor_data,
+            statuses,
+            kinds,
+            workflow_id,
+            country,
+            search,
+            created_from,
+            created_before,
+            limit,
+            offset,
+        })
+    }
+}
+
+fn summary(listing: &SessionListing) -> wire::SessionSummary {
+    let s = &listing.session;
+    wire::SessionSummary {
+        session_id: s.id.as_uuid(),
+        session_number: s.session_number,
+        session_kind: s.kind.as_str().to_owned(),
+        status: s.status.as_str().to_owned(),
+        workflow_id: s.workflow_id.as_uuid(),
+        vendor_data: s.vendor_data.as_ref().map(|v| v.as_str().to_owned()),
+        session_url: s.session_url.clone(),
+        full_name: listing.full_name.clone(),
+        document_type: listing.document_type.clone(),
+        company_name: listing.company_name.clone(),
+        registration_number: listing.registration_number.clone(),
+        country: listing.country.clone(),
+        features: listing
+            .features
+            .iter()
+            .map(|(feature, status)| wire::FeatureStatus {
+                feature: feature.clone(),
+                status: status.clone(),
+            })
+            .collect(),
+        shared_from_session: s.shared_from_session.map(|id| id.as_uuid()),
+        created_at: timestamp(s.created_at),
+        expires_at: timestamp(s.expires_at),
+    }
+}
+
+/// The caller's sessions, newest first (by `session_number`; with `session_kind=all`, both
+/// kinds in one order).
+#[utoipa::path(get, path = "/v3/sessions/", tag = "sessions", params(ListQuery),
+    responses(
+        (status = 200, description = "A page of sessions.", body = wire::SessionList),
+        (status = 400, description = "A filter, the page or an unknown parameter is refused.", body = wire::ErrorBody),
+    ))]
+pub(crate) async fn list(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.into_inner().into_filter()?;
+    let page = state.services.sessions.list(&caller, &filter).await?;
+    let link = |offset: u64| page_link(&req, state.public_url.as_deref(), filter.limit, offset);
+    let next = (filter.offset.saturating_add(filter.limit) < page.count)
+        .then(|| link(filter.offset + filter.limit));
+    let previous = (filter.offset > 0).then(|| link(filter.offset.saturating_sub(filter.limit)));
+    Ok(HttpResponse::Ok().json(wire::SessionList {
+        count: page.count,
+        next,
+        previous,
+        results: page.results.iter().map(summary).collect(),
+    }))
+}
+
+/// The URL of another page: the same query with `limit` and `offset` replaced, from the
+/// deployment's public URL when it has one, else relative. Never from the request's `Host` or
+/// forwarding headers, which the client controls.
+pub(crate) fn page_link(req: &HttpRequest, base: Option<&str>, limit: u64, offset: u64) -> String {
+    let mut query: Vec<String> = req
+        .query_string()
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && name != "limit" && name != "offset"
+        })
+        .map(str::to_owned)
+        .collect();
+    query.push(format!("limit={limit}"));
+    query.push(format!("offset={offset}"));
+    format!(
+        "{}{}?{}",
+        base.unwrap_or_default().trim_end_matches('/'),
+        req.path(),
+        query.join("&")
+    )
+}
