@@ -8,6 +8,7 @@
 use std::error::Error;
 use std::sync::Arc;
 
+use actix_web::middleware::{NormalizePath, TrailingSlash};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use handoff::{Config, load_keyring, open_store, services};
 use handoff_http::{AppState, Limits};
@@ -51,6 +52,8 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
     // One app: your routes first, then handoff's (its fallback answers unknown paths).
     let server = HttpServer::new(move || {
         App::new()
+            // handoff's routes are declared with a trailing slash; this lets clients omit it.
+            .wrap(NormalizePath::new(TrailingSlash::Always))
             .route("/acme/status/", web::get().to(own_status))
             .configure(handoff_http::configure(state.clone()))
     })

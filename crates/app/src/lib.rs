@@ -9,7 +9,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{NormalizePath, TrailingSlash, from_fn};
 use actix_web::{App, HttpServer, web};
 use handoff_domain::ports::{RandomIds, ShareTokens, SystemClock};
 use handoff_domain::services::{Ports, Services};
@@ -225,6 +225,9 @@ impl Application {
             App::new()
                 .app_data(counted.clone())
                 .wrap(from_fn(request_log::log_request))
+                // Every route answers with and without its trailing slash, as Didit's clients
+                // write both (the routes are declared with it).
+                .wrap(NormalizePath::new(TrailingSlash::Always))
                 .configure(handoff_http::configure(state.clone()))
         })
         // Signals are the binary's to handle (`run_until_signalled`), so that SIGINT stops as

@@ -56,7 +56,9 @@ pub struct AppState {
     pub public_url: Option<String>,
 }
 
-/// Mounts every route of the API, its error handlers and its JSON fallbacks.
+/// Mounts every route of the API, its error handlers and its JSON fallbacks. The routes are
+/// declared with their trailing slash: wrap the app in
+/// `NormalizePath::new(TrailingSlash::Always)` for clients that omit it.
 pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(web::Data::new(state))

@@ -327,7 +327,25 @@ async fn paths_routes_and_methods(app: TestApp) {
         "session_not_found",
     );
     assert_error(&app.get("/v3/nothing/", &tenant).await, 404, "not_found");
-    assert_error(&app.get("/v3/sessions", &tenant).await, 404, "not_found");
+    // Every route answers with and without its trailing slash, with doubled slashes merged.
+    let workflow = app.workflow(&tenant, "user").await;
+    for path in [
+        "/v3/sessions".to_owned(),
+        "/v3/sessions?limit=1".to_owned(),
+        "/v3/sessions/".to_owned(),
+        "/v3//sessions".to_owned(),
+        format!("/v3/workflows/{workflow}"),
+        "/health".to_owned(),
+        "/system/healthcheck".to_owned(),
+        "/system/healthcheck/".to_owned(),
+        "/openapi.json/".to_owned(),
+        "/.well-known/jwks.json".to_owned(),
+    ] {
+        let answer = app.get(&path, &tenant).await;
+        assert_eq!(answer.status.as_u16(), 200, "{path}: {}", answer.text);
+    }
+    let limited = app.get("/v3/sessions?limit=1", &tenant).await;
+    assert!(limited.body["results"].as_array().unwrap().len() <= 1);
     assert_error(&app.get("/nothing", &tenant).await, 404, "not_found");
     assert_error(
         &app.send(Method::GET, "/v3/nothing/", None, None).await,

@@ -27,9 +27,11 @@ fn resource(path: &str) -> Resource {
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    // Declared with a trailing slash: the server's `NormalizePath` adds one to every request.
     cfg.service(resource("/health/").route(web::get().to(health::health)))
-        .service(resource("/openapi.json").route(web::get().to(openapi_json)))
-        .service(resource("/.well-known/jwks.json").route(web::get().to(sharing::jwks)))
+        .service(resource("/system/healthcheck/").route(web::get().to(health::health)))
+        .service(resource("/openapi.json/").route(web::get().to(openapi_json)))
+        .service(resource("/.well-known/jwks.json/").route(web::get().to(sharing::jwks)))
         .service(
             web::scope("/v3")
                 .wrap(from_fn(authenticate))
