@@ -52,4 +52,31 @@ pub struct Entity {
     pub session_count: i64,
     /// When it was first seen.
     pub created_at: DateTime<Utc>,
+    /// Why its status last changed, as the change gave it.
+    pub status_reason: Option<String>,
+    /// When its status last changed; `None` while it has kept its first.
+    pub status_updated_at: Option<DateTime<Utc>>,
+}
+
+/// The longest `reason` of a status change, in characters.
+pub const MAX_STATUS_REASON_CHARS: usize = 1000;
+
+/// A change of an entity's status (`PATCH /v3/users/{vendor_data}/update-status/`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityStatusChange {
+    /// The new status.
+    pub status: EntityStatus,
+    /// Why, at most [`MAX_STATUS_REASON_CHARS`] characters.
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Checks a status change's `reason`.
+pub fn status_reason(raw: String) -> Result<String, &'static str> {
+    if raw.chars().count() > MAX_STATUS_REASON_CHARS {
+        Err("must be at most 1000 characters.")
+    } else {
+        Ok(raw)
+    }
 }

@@ -94,6 +94,8 @@ fn ensure_entity(
                 status: EntityStatus::Active,
                 session_count: 0,
                 created_at: at,
+                status_reason: None,
+                status_updated_at: None,
             },
         ));
     }
@@ -456,6 +458,30 @@ impl EntityRepository for InMemory {
                     ..e.clone()
                 }
             }))
+    }
+
+    async fn set_entity_status(
+        &self,
+        application_id: ApplicationId,
+        kind: SessionKind,
+        vendor_data: &VendorData,
+        change: &crate::entity::EntityStatusChange,
+    ) -> Result<Option<Entity>, RepoError> {
+        {
+            let mut state = self.state();
+            let key = vendor_data.key();
+            let Some((_, entity)) = state.entities.iter_mut().find(|(app, e)| {
+                *app == application_id && e.kind == kind && e.vendor_data.key() == key
+            }) else {
+                return Ok(None);
+            };
+            if entity.status != change.status {
+                entity.status = change.status;
+                entity.status_reason = change.reason.clone();
+                entity.status_updated_at = Some(change.at);
+            }
+        }
+        self.find_entity(application_id, kind, vendor_data).await
     }
 }
 

@@ -171,6 +171,17 @@ pub trait EntityRepository: Send + Sync {
         kind: SessionKind,
         vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError>;
+
+    /// Sets the status of the application's entity of this kind and `vendor_data`, with its
+    /// reason, when it differs from the current one, and writes its `user.status.updated` or
+    /// `business.status.updated` event in the same transaction. The entity after, or `None`.
+    async fn set_entity_status(
+        &self,
+        application_id: ApplicationId,
+        kind: SessionKind,
+        vendor_data: &VendorData,
+        change: &crate::entity::EntityStatusChange,
+    ) -> Result<Option<Entity>, RepoError>;
 }
 
 /// Share tokens: signing what a share means and verifying what a presented token says.

@@ -26,13 +26,19 @@ pub enum WebhookType {
     ShareRedeemed,
     /// Extension: the sharer revoked a share token.
     ShareRevoked,
+    /// Didit's: a User's status changed (`ACTIVE`, `FLAGGED`, `BLOCKED`).
+    UserStatusUpdated,
+    /// Didit's: a Business's status changed.
+    BusinessStatusUpdated,
 }
 
 impl WebhookType {
     /// Every type, in the order of the docs.
-    pub const ALL: [WebhookType; 6] = [
+    pub const ALL: [WebhookType; 8] = [
         WebhookType::StatusUpdated,
         WebhookType::DataUpdated,
+        WebhookType::UserStatusUpdated,
+        WebhookType::BusinessStatusUpdated,
         WebhookType::SessionImported,
         WebhookType::ShareCreated,
         WebhookType::ShareRedeemed,
@@ -48,7 +54,25 @@ impl WebhookType {
             WebhookType::ShareCreated => "share.created",
             WebhookType::ShareRedeemed => "share.redeemed",
             WebhookType::ShareRevoked => "share.revoked",
+            WebhookType::UserStatusUpdated => "user.status.updated",
+            WebhookType::BusinessStatusUpdated => "business.status.updated",
         }
+    }
+
+    /// The event of a status change of an entity of `kind`.
+    pub const fn entity_status(kind: crate::SessionKind) -> Self {
+        match kind {
+            crate::SessionKind::User => WebhookType::UserStatusUpdated,
+            crate::SessionKind::Business => WebhookType::BusinessStatusUpdated,
+        }
+    }
+
+    /// Whether it tells of an entity rather than a session.
+    pub const fn is_entity(self) -> bool {
+        matches!(
+            self,
+            WebhookType::UserStatusUpdated | WebhookType::BusinessStatusUpdated
+        )
     }
 
     /// Parses a name.
@@ -58,7 +82,13 @@ impl WebhookType {
 
     /// Whether Didit sends it (the others are handoff's extensions).
     pub const fn is_didit(self) -> bool {
-        matches!(self, WebhookType::StatusUpdated | WebhookType::DataUpdated)
+        matches!(
+            self,
+            WebhookType::StatusUpdated
+                | WebhookType::DataUpdated
+                | WebhookType::UserStatusUpdated
+                | WebhookType::BusinessStatusUpdated
+        )
     }
 }
 
@@ -360,6 +390,13 @@ mod tests {
         }
         assert!(WebhookType::StatusUpdated.is_didit());
         assert!(!WebhookType::ShareCreated.is_didit());
-        assert!(WebhookType::parse("user.status.updated").is_none());
+        assert!(WebhookType::UserStatusUpdated.is_didit());
+        assert_eq!(
+            WebhookType::entity_status(crate::SessionKind::Business).as_str(),
+            "business.status.updated"
+        );
+        assert!(WebhookType::BusinessStatusUpdated.is_entity());
+        assert!(!WebhookType::StatusUpdated.is_entity());
+        assert!(WebhookType::parse("user.data.updated").is_none());
     }
 }

@@ -301,6 +301,10 @@ pub struct Entity {
     pub status: String,
     pub session_count: i64,
     pub created_at: String,
+    /// Why its status last changed (extension).
+    pub status_reason: Option<String>,
+    /// When its status last changed (extension); `null` while it has its first.
+    pub status_updated_at: Option<String>,
 }
 
 /// `PATCH /v3/session/{id}/update-status/` answers this.

@@ -1,19 +1,21 @@
 //! User and Business entities.
 
 use async_trait::async_trait;
+use handoff_domain::entity::EntityStatusChange;
 use handoff_domain::ports::EntityRepository;
+use handoff_domain::webhook::WebhookType;
 use handoff_domain::{ApplicationId, Entity, EntityStatus, RepoError, SessionKind, VendorData};
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, LockType, Query};
 
 use handoff_domain::vendor_data::KEY_VERSION;
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, DatabaseBackend};
 use uuid::Uuid;
 
 use crate::Store;
-use crate::rows::{get, kind};
+use crate::rows::{get, kind, text_or_null};
 use crate::schema::{Entities, Sessions};
-use crate::sql::{fetch_all, fetch_one, is_unique_violation, repo_error};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, is_unique_violation, repo_error, run};
 
 #[async_trait]
 impl EntityRepository for Store {
@@ -37,6 +39,8 @@ impl EntityRepository for Store {
                 Entities::VendorData,
                 Entities::Status,
                 Entities::CreatedAt,
+                Entities::StatusReason,
+                Entities::StatusUpdatedAt,
             ])
             .expr_as(
                 Expr::SubQuery(None, Box::new(session_count.into())),
@@ -61,7 +65,62 @@ impl EntityRepository for Store {
             })?,
             session_count: get(&row, "session_count")?,
             created_at: get(&row, "created_at")?,
+            status_reason: text_or_null(&row, "status_reason")?,
+            status_updated_at: get(&row, "status_updated_at")?,
         }))
+    }
+
+    async fn set_entity_status(
+        &self,
+        application_id: ApplicationId,
+        entity_kind: SessionKind,
+        vendor_data: &VendorData,
+        change: &EntityStatusChange,
+    ) -> Result<Option<Entity>, RepoError> {
+        {
+            let _turn = self.write_turn().await;
+            let txn = begin_write(&self.db).await?;
+            let mut select = Query::select()
+                .columns([Entities::Id, Entities::Status, Entities::VendorData])
+                .from(Entities::Table)
+                .and_where(Expr::col(Entities::ApplicationId).eq(application_id.as_uuid()))
+                .and_where(Expr::col(Entities::Kind).eq(entity_kind.as_str()))
+                .and_where(Expr::col(Entities::VendorDataKey).eq(vendor_data.key()))
+                .to_owned();
+            if self.backend() == DatabaseBackend::Postgres {
+                select.lock(LockType::Update);
+            }
+            let Some(row) = fetch_one(&txn, &select).await? else {
+                return Ok(None);
+            };
+            let previous: String = get(&row, "status")?;
+            if previous != change.status.as_str() {
+                let update = Query::update()
+                    .table(Entities::Table)
+                    .value(Entities::Status, change.status.as_str())
+                    .value(Entities::StatusReason, change.reason.clone())
+                    .value(Entities::StatusUpdatedAt, change.at)
+                    .and_where(Expr::col(Entities::Id).eq(get::<Uuid>(&row, "id")?))
+                    .to_owned();
+                run(&txn, &update).await?;
+                let facts = serde_json::json!({
+                    "vendor_data": get::<String>(&row, "vendor_data")?,
+                    "status": change.status.as_str(),
+                    "previous_status": previous,
+                });
+                crate::outbox::insert_application_event(
+                    &txn,
+                    application_id,
+                    WebhookType::entity_status(entity_kind),
+                    &facts,
+                    change.at,
+                )
+                .await?;
+            }
+            commit(txn).await?;
+        }
+        self.find_entity(application_id, entity_kind, vendor_data)
+            .await
     }
 }
 

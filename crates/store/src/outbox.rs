@@ -3,8 +3,9 @@
 //! of the application is subscribed to (an application without destinations writes none: its
 //! events would be fanned out to nobody).
 
-use handoff_domain::webhook::events_of;
-use handoff_domain::{LogEntry, RepoError, SessionId};
+use chrono::{DateTime, Utc};
+use handoff_domain::webhook::{WebhookType, events_of};
+use handoff_domain::{ApplicationId, LogEntry, RepoError, SessionId};
 use sea_orm::{ConnectionTrait, Value};
 
 use crate::sql::{repo_error, stmt};
@@ -47,6 +48,35 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
         ]);
     }
     txn.execute_raw(stmt(txn.get_database_backend(), &sql, values))
+        .await
+        .map(drop)
+        .map_err(repo_error)
+}
+
+/// Writes an event of the application itself (no session: an entity's), if a destination of
+/// the application is subscribed to it.
+pub(crate) async fn insert_application_event<C: ConnectionTrait>(
+    txn: &C,
+    application_id: ApplicationId,
+    webhook_type: WebhookType,
+    facts: &serde_json::Value,
+    at: DateTime<Utc>,
+) -> Result<(), RepoError> {
+    let sql = "INSERT INTO webhook_events \
+               (event_id, application_id, webhook_type, session_id, details, created_at) \
+               SELECT ?, ?, ?, NULL, ?, ? WHERE EXISTS (SELECT 1 FROM webhook_destinations w \
+               WHERE w.application_id = ? AND w.enabled = ? AND w.subscribed_events LIKE ?)";
+    let values: Vec<Value> = vec![
+        uuid::Uuid::new_v4().into(),
+        application_id.as_uuid().into(),
+        webhook_type.as_str().into(),
+        facts.to_string().into(),
+        at.into(),
+        application_id.as_uuid().into(),
+        true.into(),
+        subscribed(webhook_type.as_str()).into(),
+    ];
+    txn.execute_raw(stmt(txn.get_database_backend(), sql, values))
         .await
         .map(drop)
         .map_err(repo_error)

@@ -43,7 +43,10 @@ table! {
 
 table! {
     /// Users and Businesses, matched on `vendor_data_key`.
-    Entities { Id, ApplicationId, Kind, VendorData, VendorDataKey, Status, CreatedAt, KeyVersion }
+    Entities {
+        Id, ApplicationId, Kind, VendorData, VendorDataKey, Status, CreatedAt, KeyVersion,
+        StatusReason, StatusUpdatedAt,
+    }
 }
 
 table! {

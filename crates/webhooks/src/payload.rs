@@ -2,8 +2,9 @@
 //! change's time) and `timestamp` (the send's, so that receivers' five-minute window holds on
 //! a retry), both integer Unix seconds; `session_id`, `status`, `vendor_data`, `workflow_id`,
 //! `metadata` when the session has them; the V3 `decision` for `Approved`, `Declined`,
-//! `In Review` and `Abandoned`; `session_kind: "business"` for business sessions; and the
-//! extensions' own members. docs/webhooks.md shows each.
+//! `In Review` and `Abandoned`; `session_kind: "business"` for business sessions; for an
+//! entity's status change, `vendor_data`, `status` and `previous_status`; and the extensions'
+//! own members. docs/webhooks.md shows each.
 
 use handoff_domain::SessionRecord;
 use handoff_domain::webhook::{WebhookType, carries_decision};
@@ -73,6 +74,13 @@ pub fn render(
             || webhook_type == Some(WebhookType::DataUpdated)
         {
             body.insert("decision".into(), decision(record));
+        }
+    }
+    if webhook_type.is_some_and(WebhookType::is_entity) {
+        for fact in ["vendor_data", "previous_status"] {
+            if let Some(value) = due.facts.get(fact) {
+                body.insert(fact.into(), value.clone());
+            }
         }
     }
     if webhook_type.is_some_and(|t| !t.is_didit()) {

@@ -292,6 +292,104 @@ async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) 
     assert_eq!(business.body["entity_kind"], "business");
 }
 
+on_both_backends!(an_entitys_status_is_set_and_keeps_its_effect_on_imports);
+async fn an_entitys_status_is_set_and_keeps_its_effect_on_imports(app: TestApp) {
+    let shared = app.shared("user", "user-ana-001").await;
+    let receiver_wf = app.workflow(&shared.receiver, "user").await;
+    // The receiver knows the person already, and blocks them.
+    app.session(&shared.receiver, &receiver_wf, Some("USER-ANA-001"))
+        .await;
+    let path = "/v3/users/user-ana-001/update-status/";
+    let blocked = app
+        .patch(
+            path,
+            &shared.receiver,
+            json!({"status": "BLOCKED", "reason": "Chargeback fraud"}),
+        )
+        .await;
+    assert_eq!(blocked.status.as_u16(), 200, "{}", blocked.text);
+    assert_eq!(blocked.body["status"], "BLOCKED");
+    assert_eq!(blocked.body["status_reason"], "Chargeback fraud");
+    assert!(blocked.body["status_updated_at"].is_string());
+    let read = app.get("/v3/users/user-ana-001/", &shared.receiver).await;
+    assert_eq!(read.body["status"], "BLOCKED");
+    // Even with trust_review, the import of a BLOCKED person lands Declined.
+    let clone = app
+        .import(
+            &shared.receiver,
+            &shared.token,
+            &shared.workflow,
+            json!({"trust_review": true}),
+        )
+        .await;
+    assert_eq!(clone.status.as_u16(), 201, "{}", clone.text);
+    assert_eq!(clone.body["status"], "Declined");
+    // The sharer's own User is untouched: statuses are per application.
+    let theirs = app.get("/v3/users/user-ana-001/", &shared.source).await;
+    assert_eq!(theirs.body["status"], "ACTIVE");
+
+    // Setting the status it has changes nothing, not even the reason.
+    let again = app
+        .patch(
+            path,
+            &shared.receiver,
+            json!({"status": "BLOCKED", "reason": "other"}),
+        )
+        .await;
+    assert_eq!(again.body["status_reason"], "Chargeback fraud");
+    // Refusals name their field; another application's entity, or none, is 404.
+    for (body, field) in [
+        (json!({}), "status"),
+        (json!({"status": "blocked"}), "status"),
+        (json!({"status": "Approved"}), "status"),
+        (
+            json!({"status": "ACTIVE", "reason": "x".repeat(1001)}),
+            "reason",
+        ),
+    ] {
+        let refused = app.patch(path, &shared.receiver, body).await;
+        assert_error(&refused, 400, "invalid_request");
+        assert!(
+            refused.body["errors"].get(field).is_some(),
+            "{}",
+            refused.text
+        );
+    }
+    assert_error(
+        &app.patch(
+            "/v3/users/nobody/update-status/",
+            &shared.receiver,
+            json!({"status": "FLAGGED"}),
+        )
+        .await,
+        404,
+        "entity_not_found",
+    );
+    assert_error(
+        &app.patch(
+            "/v3/businesses/user-ana-001/update-status/",
+            &shared.receiver,
+            json!({"status": "FLAGGED"}),
+        )
+        .await,
+        404,
+        "entity_not_found",
+    );
+    let outsider = app.tenant("Gamma").await;
+    assert_error(
+        &app.patch(path, &outsider, json!({"status": "ACTIVE"}))
+            .await,
+        404,
+        "entity_not_found",
+    );
+    assert_eq!(
+        app.get("/v3/users/user-ana-001/", &shared.receiver)
+            .await
+            .body["status"],
+        "BLOCKED"
+    );
+}
+
 on_both_backends!(concurrent_creation_never_duplicates_a_session_number);
 async fn concurrent_creation_never_duplicates_a_session_number(app: TestApp) {
     let tenant = app.tenant("Alpha").await;

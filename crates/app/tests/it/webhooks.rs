@@ -689,3 +689,67 @@ async fn a_destination_that_is_down_slows_neither_imports_nor_other_destinations
 }
 
 per_backend!(a_destination_that_is_down_slows_neither_imports_nor_other_destinations);
+
+/// An entity's status change is delivered as Didit's `user.status.updated` /
+/// `business.status.updated`, flat, with `previous_status`, and no reason.
+async fn entity_status_changes_are_delivered(backend: Backend) {
+    let app = with_local_receivers(backend, |_| {}).await;
+    let hook = Receiver::start("");
+    let tenant = app.tenant("Acme").await;
+    subscribe(
+        &app,
+        &tenant,
+        &hook,
+        &["user.status.updated", "business.status.updated"],
+    )
+    .await;
+    let user_wf = app.workflow(&tenant, "user").await;
+    let business_wf = app.workflow(&tenant, "business").await;
+    app.session(&tenant, &user_wf, Some("Ana")).await;
+    app.session(&tenant, &business_wf, Some("acme-co")).await;
+    for (path, status) in [
+        ("/v3/users/ana/update-status/", "FLAGGED"),
+        ("/v3/users/ana/update-status/", "FLAGGED"),
+        ("/v3/businesses/ACME-CO/update-status/", "BLOCKED"),
+    ] {
+        let answer = app
+            .patch(
+                path,
+                &tenant,
+                json!({"status": status, "reason": "secret reason"}),
+            )
+            .await;
+        assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    }
+    // Two changes (the repeated one changes nothing); the sessions' events are not subscribed.
+    let sent = hook.wait_for(2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = if hook.deliveries().len() > sent.len() {
+        hook.deliveries()
+    } else {
+        sent
+    };
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let mut bodies: Vec<Value> = sent.iter().map(|d| d["body"].clone()).collect();
+    bodies.sort_by_key(|b| b["webhook_type"].as_str().unwrap().to_owned());
+    for delivery in &sent {
+        assert_eq!(
+            delivery["verified"],
+            json!({"raw": true, "v2": true, "simple": true}),
+            "{delivery}"
+        );
+    }
+    assert_eq!(bodies[0]["webhook_type"], "business.status.updated");
+    assert_eq!(bodies[0]["vendor_data"], "acme-co");
+    assert_eq!(bodies[0]["status"], "BLOCKED");
+    assert_eq!(bodies[0]["previous_status"], "ACTIVE");
+    assert_eq!(bodies[1]["webhook_type"], "user.status.updated");
+    assert_eq!(bodies[1]["vendor_data"], "Ana");
+    assert_eq!(bodies[1]["status"], "FLAGGED");
+    for body in &bodies {
+        assert!(body.get("session_id").is_none(), "{body}");
+        assert!(!body.to_string().contains("secret reason"), "{body}");
+    }
+}
+
+per_backend!(entity_status_changes_are_delivered);

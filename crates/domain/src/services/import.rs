@@ -645,6 +645,8 @@ mod tests {
                     status: entity,
                     session_count: 0,
                     created_at: f.world.clock.now(),
+                    status_reason: None,
+                    status_updated_at: None,
                 },
             ));
             let request = f.request(f.workflow, true);

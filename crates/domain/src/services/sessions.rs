@@ -272,6 +272,28 @@ impl SessionService {
             .ok_or(Error::EntityNotFound)
     }
 
+    /// Sets the status of the caller's User (`user`) or Business (`business`) with this
+    /// `vendor_data`; a change to the status it has already changes nothing.
+    pub async fn set_entity_status(
+        &self,
+        caller: &Caller,
+        kind: SessionKind,
+        vendor_data: &VendorData,
+        status: crate::EntityStatus,
+        reason: Option<String>,
+    ) -> Result<Entity, Error> {
+        let change = crate::entity::EntityStatusChange {
+            status,
+            reason,
+            at: self.ports.clock.now(),
+        };
+        self.ports
+            .entities
+            .set_entity_status(caller.application_id, kind, vendor_data, &change)
+            .await?
+            .ok_or(Error::EntityNotFound)
+    }
+
     fn session_url(&self, token: &str) -> String {
         format!("{}/session/{token}", self.session_base_url)
     }

@@ -105,7 +105,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/users/{vendor_data}/").route(web::get().to(entities::user)))
                 .service(
+                    resource("/users/{vendor_data}/update-status/")
+                        .route(web::patch().to(entities::update_user_status)),
+                )
+                .service(
                     resource("/businesses/{vendor_data}/").route(web::get().to(entities::business)),
+                )
+                .service(
+                    resource("/businesses/{vendor_data}/update-status/")
+                        .route(web::patch().to(entities::update_business_status)),
                 )
                 .default_service(web::to(not_found)),
         )
