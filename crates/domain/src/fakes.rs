@@ -338,6 +338,37 @@ impl SessionRepository for InMemory {
         }))
     }
 
+    async fn session_activity(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        query: ActivityQuery,
+    ) -> Result<Option<ActivityPage>, RepoError> {
+        let mut state = self.state();
+        Ok(find_mut(&mut state, application_id, id).map(|(_, logs)| {
+            let mut rows: Vec<Activity> = logs
+                .iter()
+                .enumerate()
+                .filter(|(_, log)| log.is_activity())
+                .map(|(row, log)| Activity {
+                    row: row as i64,
+                    entry: log.clone(),
+                })
+                .collect();
+            if query.newest_first {
+                rows.reverse();
+            }
+            ActivityPage {
+                count: rows.len() as u64,
+                results: rows
+                    .into_iter()
+                    .skip(query.offset as usize)
+                    .take(query.limit as usize)
+                    .collect(),
+            }
+        }))
+    }
+
     async fn record_results(
         &self,
         application_id: ApplicationId,

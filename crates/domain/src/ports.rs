@@ -115,6 +115,15 @@ pub trait SessionRepository: Send + Sync {
         id: SessionId,
     ) -> Result<Option<SessionRecord>, RepoError>;
 
+    /// A page of the session's activity ([`crate::LogEntry::is_activity`]), by row order.
+    /// MUST return `Ok(None)` for another application's session.
+    async fn session_activity(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        query: crate::session::ActivityQuery,
+    ) -> Result<Option<crate::session::ActivityPage>, RepoError>;
+
     /// The session's events — its log rows other than reviews (`created`, `results_recorded`,
     /// `shared`, `imported`, `imported_by`, …) — oldest first. MUST return `Ok(None)` for
     /// another application's session.

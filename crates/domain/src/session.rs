@@ -265,6 +265,44 @@ impl LogEntry {
     }
 }
 
+/// One row of a session's activity (`GET /v3/sessions/{id}/reviews/`): a review, or an event
+/// that set the session's status.
+#[derive(Clone, Debug)]
+pub struct Activity {
+    /// The log row's number, unique within the deployment.
+    pub row: i64,
+    /// The row.
+    pub entry: LogEntry,
+}
+
+/// A page of a session's activity, and how many rows it has in all.
+#[derive(Clone, Debug)]
+pub struct ActivityPage {
+    /// How many rows.
+    pub count: u64,
+    /// This page.
+    pub results: Vec<Activity>,
+}
+
+/// Which page of a session's activity.
+#[derive(Clone, Copy, Debug)]
+pub struct ActivityQuery {
+    /// Page size.
+    pub limit: u64,
+    /// Rows to skip.
+    pub offset: u64,
+    /// Newest first (the default) or oldest first.
+    pub newest_first: bool,
+}
+
+impl LogEntry {
+    /// Whether the activity feed shows it: every review, and the events that set a status.
+    pub fn is_activity(&self) -> bool {
+        self.kind == LogKind::Review
+            || self.new_status.is_some() && self.old_status != self.new_status
+    }
+}
+
 /// A review as the decision payload's `reviews` shows it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Review {
@@ -479,7 +517,7 @@ impl CallbackUrl {
 }
 
 /// The longest review comment accepted, in characters.
-pub const MAX_COMMENT_CHARS: usize = 5_000;
+pub const MAX_COMMENT_CHARS: usize = 10_000;
 
 /// A reviewer's comment: at most [`MAX_COMMENT_CHARS`] characters.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -489,7 +527,7 @@ impl ReviewComment {
     /// A comment, or what is wrong with it.
     pub fn parse(raw: String) -> Result<Self, &'static str> {
         if raw.chars().count() > MAX_COMMENT_CHARS {
-            Err("must be at most 5000 characters.")
+            Err("must be at most 10000 characters.")
         } else {
             Ok(Self(raw))
         }

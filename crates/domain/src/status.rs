@@ -104,15 +104,28 @@ pub enum ReviewStatus {
     Declined,
     /// Ask the user to redo steps.
     Resubmitted,
+    /// Put the session back in review (a review's, `POST /v3/sessions/{id}/reviews/`).
+    InReview,
 }
 
 impl ReviewStatus {
-    /// Parses the exact wire string; other statuses (even valid session statuses) are `None`.
+    /// Parses what `update-status` takes: `Approved`, `Declined` or `Resubmitted`; other
+    /// statuses (even valid session statuses) are `None`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "Approved" => Some(ReviewStatus::Approved),
             "Declined" => Some(ReviewStatus::Declined),
             "Resubmitted" => Some(ReviewStatus::Resubmitted),
+            _ => None,
+        }
+    }
+
+    /// Parses what a review takes: `Approved`, `Declined` or `In Review`.
+    pub fn parse_review(s: &str) -> Option<Self> {
+        match s {
+            "Approved" => Some(ReviewStatus::Approved),
+            "Declined" => Some(ReviewStatus::Declined),
+            "In Review" => Some(ReviewStatus::InReview),
             _ => None,
         }
     }
@@ -123,6 +136,7 @@ impl ReviewStatus {
             ReviewStatus::Approved => SessionStatus::Approved,
             ReviewStatus::Declined => SessionStatus::Declined,
             ReviewStatus::Resubmitted => SessionStatus::Resubmitted,
+            ReviewStatus::InReview => SessionStatus::InReview,
         }
     }
 }

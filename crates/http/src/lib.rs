@@ -34,7 +34,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            small_body_bytes: 16 * 1024,
+            small_body_bytes: 64 * 1024,
             results_body_bytes: 2 * 1024 * 1024,
         }
     }

@@ -8,7 +8,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, Securi
 use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{entities, health, session_list, sessions, sharing, webhooks, workflows};
+use crate::routes::{
+    entities, health, reviews, session_list, sessions, sharing, webhooks, workflows,
+};
 use crate::wire;
 
 /// The document.
@@ -22,7 +24,7 @@ use crate::wire;
     paths(
         health::health,
         workflows::create, workflows::list, workflows::get, workflows::delete,
-        sessions::create, session_list::list,
+        sessions::create, session_list::list, reviews::list, reviews::create,
         sessions::decision_v3, sessions::record_results, sessions::decision_v2,
         sessions::update_status, sessions::delete,
         sharing::share, sharing::import_shared, sharing::preview, sharing::ledger, sharing::revoke,

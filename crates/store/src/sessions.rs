@@ -10,11 +10,12 @@ use handoff_domain::{
     StoredSession,
 };
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, LockType, OnConflict, Order, Query, SelectStatement, UnionType,
+    Alias, Cond, Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement,
+    UnionType,
 };
 use std::collections::HashMap;
 
-use handoff_domain::session::{ListedBlock, SessionListing};
+use handoff_domain::session::{Activity, ActivityPage, ActivityQuery, ListedBlock, SessionListing};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, Value};
 use uuid::Uuid;
 
@@ -186,6 +187,85 @@ impl SessionRepository for Store {
             .map(rows::log_entry)
             .collect::<Result<_, _>>()
             .map(Some)
+    }
+
+    async fn session_activity(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        query: ActivityQuery,
+    ) -> Result<Option<ActivityPage>, RepoError> {
+        if handoff_domain::ports::ShareRepository::find_source(self, application_id, id)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        // `LogEntry::is_activity`: every review, and the events that set a status.
+        let activity = Cond::any()
+            .add(Expr::col(SessionLogs::Kind).eq(LogKind::Review.as_str()))
+            .add(
+                Cond::all()
+                    .add(Expr::col(SessionLogs::NewStatus).is_not_null())
+                    .add(
+                        Cond::any()
+                            .add(Expr::col(SessionLogs::OldStatus).is_null())
+                            .add(
+                                Expr::col(SessionLogs::OldStatus)
+                                    .ne(Expr::col(SessionLogs::NewStatus)),
+                            ),
+                    ),
+            );
+        let mut matching = Query::select()
+            .from(SessionLogs::Table)
+            .and_where(Expr::col(SessionLogs::SessionId).eq(id.as_uuid()))
+            .cond_where(activity)
+            .to_owned();
+        let counted = matching
+            .clone()
+            .expr_as(Func::count(Expr::col(SessionLogs::Id)), Alias::new("n"))
+            .to_owned();
+        let count: i64 = match fetch_one(&self.db, &counted).await? {
+            Some(row) => get(&row, "n")?,
+            None => 0,
+        };
+        let page = matching
+            .columns([
+                SessionLogs::Id,
+                SessionLogs::Kind,
+                SessionLogs::Actor,
+                SessionLogs::Action,
+                SessionLogs::OldStatus,
+                SessionLogs::NewStatus,
+                SessionLogs::Comment,
+                SessionLogs::Details,
+                SessionLogs::CreatedAt,
+            ])
+            .order_by(
+                SessionLogs::Id,
+                if query.newest_first {
+                    Order::Desc
+                } else {
+                    Order::Asc
+                },
+            )
+            .limit(query.limit)
+            .offset(query.offset)
+            .to_owned();
+        let results = fetch_all(&self.db, &page)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Activity {
+                    row: get(row, "id")?,
+                    entry: rows::log_entry(row)?,
+                })
+            })
+            .collect::<Result<_, RepoError>>()?;
+        Ok(Some(ActivityPage {
+            count: u64::try_from(count).unwrap_or(0),
+            results,
+        }))
     }
 
     async fn record_results(

@@ -125,7 +125,7 @@ async fn malformed_bodies_media_types_and_sizes(app: TestApp) {
             json,
             format!(
                 r#"{{"workflow_id": "{workflow}", "metadata": {{"pad": "{}"}}}}"#,
-                "x".repeat(20_000)
+                "x".repeat(70_000)
             )
             .into_bytes(),
             413,
@@ -247,7 +247,7 @@ async fn bad_reviews_and_list_queries(app: TestApp) {
         (json!({"new_status": "In Review"}), "new_status"),
         (json!({"new_status": "approved"}), "new_status"),
         (
-            json!({"new_status": "Approved", "comment": "x".repeat(5001)}),
+            json!({"new_status": "Approved", "comment": "x".repeat(10_001)}),
             "comment",
         ),
         (json!({"new_status": "Approved", "comment": 5}), "comment"),

@@ -231,6 +231,20 @@ impl SessionService {
         }
     }
 
+    /// A page of the session's activity: its reviews and the events that set its status.
+    pub async fn activity(
+        &self,
+        caller: &Caller,
+        id: SessionId,
+        query: crate::session::ActivityQuery,
+    ) -> Result<crate::session::ActivityPage, Error> {
+        self.ports
+            .sessions
+            .session_activity(caller.application_id, id, query)
+            .await?
+            .ok_or(Error::SessionNotFound)
+    }
+
     /// Deletes a session and every related row.
     pub async fn delete(&self, caller: &Caller, id: SessionId) -> Result<(), Error> {
         if self

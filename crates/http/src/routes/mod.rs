@@ -2,6 +2,7 @@
 
 pub(crate) mod entities;
 pub(crate) mod health;
+pub(crate) mod reviews;
 pub(crate) mod session_list;
 pub(crate) mod sessions;
 pub(crate) mod sharing;
@@ -78,6 +79,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(sessions::delete)),
                 )
                 .service(resource("/sessions/").route(web::get().to(session_list::list)))
+                .service(
+                    resource("/sessions/{session_id}/reviews/")
+                        .route(web::get().to(reviews::list))
+                        .route(web::post().to(reviews::create)),
+                )
                 .service(
                     resource("/webhook/destinations/")
                         .route(web::post().to(webhooks::create))

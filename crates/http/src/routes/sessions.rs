@@ -335,7 +335,7 @@ pub(crate) struct UpdateStatusBody {
     /// `Approved`, `Declined` or `Resubmitted`.
     #[schema(required = true)]
     new_status: Option<String>,
-    /// At most 5,000 characters.
+    /// At most 10,000 characters.
     comment: Option<String>,
 }
 
