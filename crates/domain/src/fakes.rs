@@ -433,6 +433,26 @@ impl SessionRepository for InMemory {
         Ok(state.sessions.len() < before)
     }
 
+    async fn delete_sessions(
+        &self,
+        application_id: ApplicationId,
+        numbers: Option<&[i64]>,
+    ) -> Result<Vec<(SessionId, i64)>, RepoError> {
+        let mut state = self.state();
+        let chosen = |s: &StoredSession| {
+            s.application_id == application_id
+                && numbers.is_none_or(|n| n.contains(&s.session_number))
+        };
+        let deleted = state
+            .sessions
+            .iter()
+            .filter(|(r, _)| chosen(&r.session))
+            .map(|(r, _)| (r.session.id, r.session.session_number))
+            .collect();
+        state.sessions.retain(|(r, _)| !chosen(&r.session));
+        Ok(deleted)
+    }
+
     async fn list_sessions(
         &self,
         application_id: ApplicationId,

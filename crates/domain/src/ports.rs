@@ -154,6 +154,14 @@ pub trait SessionRepository: Send + Sync {
         log: &LogEntry,
     ) -> Result<ReviewOutcome, RepoError>;
 
+    /// Deletes the application's sessions with these numbers (every one of its sessions with
+    /// `None`) and every related row, at once; the deleted sessions' ids and numbers.
+    async fn delete_sessions(
+        &self,
+        application_id: ApplicationId,
+        numbers: Option<&[i64]>,
+    ) -> Result<Vec<(SessionId, i64)>, RepoError>;
+
     /// Deletes a session and every related row. MUST return `Ok(false)` when the application
     /// holds no such session.
     async fn delete_session(

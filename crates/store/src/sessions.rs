@@ -336,6 +336,33 @@ impl SessionRepository for Store {
         Ok(ReviewOutcome::Applied)
     }
 
+    async fn delete_sessions(
+        &self,
+        application_id: ApplicationId,
+        numbers: Option<&[i64]>,
+    ) -> Result<Vec<(SessionId, i64)>, RepoError> {
+        // Every related row goes with them by ON DELETE CASCADE, in the same statement.
+        let mut delete = Query::delete()
+            .from_table(Sessions::Table)
+            .and_where(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
+            .returning(Query::returning().columns([Sessions::Id, Sessions::SessionNumber]))
+            .to_owned();
+        if let Some(numbers) = numbers {
+            delete.and_where(Expr::col(Sessions::SessionNumber).is_in(numbers.iter().copied()));
+        }
+        let _turn = self.write_turn().await;
+        fetch_all(&self.db, &delete)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    SessionId::from_uuid(get(row, "id")?),
+                    get(row, "session_number")?,
+                ))
+            })
+            .collect()
+    }
+
     async fn delete_session(
         &self,
         application_id: ApplicationId,

@@ -249,6 +249,105 @@ async fn deleting_a_session_removes_it_and_its_rows(app: TestApp) {
     );
 }
 
+on_both_backends!(sessions_are_deleted_by_number_or_all);
+async fn sessions_are_deleted_by_number_or_all(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let other = app.tenant("Beta").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(app.session(&tenant, &workflow, None).await);
+    }
+    let finished = app.finished_session(&tenant, "user", "user-ana-001").await;
+    let theirs = app.finished_session(&other, "user", "user-ana-001").await;
+    // Numbers as integers or strings; unknown numbers are skipped.
+    let deleted = app
+        .post(
+            "/v3/sessions/delete/",
+            &tenant,
+            json!({"session_numbers": [1, "3", 99], "delete_all": false}),
+        )
+        .await;
+    assert_eq!(deleted.status.as_u16(), 200, "{}", deleted.text);
+    assert_eq!(deleted.body["deleted"], 2);
+    assert_eq!(deleted.body["results"][0]["session_id"], json!(ids[0]));
+    assert_eq!(deleted.body["results"][1]["session_number"], 3);
+    assert_error(
+        &app.get(&format!("/v3/session/{}/decision/", ids[0]), &tenant)
+            .await,
+        404,
+        "session_not_found",
+    );
+    assert_eq!(
+        app.get(&format!("/v3/session/{}/decision/", ids[1]), &tenant)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    for (body, field) in [
+        (json!({}), "session_numbers"),
+        (json!({"session_numbers": []}), "session_numbers"),
+        (json!({"session_numbers": [0]}), "session_numbers"),
+        (json!({"session_numbers": ["x1"]}), "session_numbers"),
+        (json!({"session_numbers": [1.5]}), "session_numbers"),
+        (json!({"session_numbers": "1"}), "session_numbers"),
+        (json!({"session_numbers": vec![1; 1001]}), "session_numbers"),
+        (
+            json!({"session_numbers": [2], "delete_all": true}),
+            "delete_all",
+        ),
+    ] {
+        let refused = app.post("/v3/sessions/delete/", &tenant, body).await;
+        assert_error(&refused, 400, "invalid_request");
+        assert!(
+            refused.body["errors"].get(field).is_some(),
+            "{}",
+            refused.text
+        );
+    }
+    // All: every one of the caller's, with their rows; another application's stay.
+    let all = app
+        .post("/v3/sessions/delete/", &tenant, json!({"delete_all": true}))
+        .await;
+    assert_eq!(all.body["deleted"], 3, "{}", all.text);
+    assert_error(
+        &app.get(&format!("/v3/session/{finished}/decision/"), &tenant)
+            .await,
+        404,
+        "session_not_found",
+    );
+    assert_eq!(
+        app.get("/v3/sessions/?session_kind=all", &tenant)
+            .await
+            .body["count"],
+        0
+    );
+    assert_eq!(
+        app.get(&format!("/v3/session/{theirs}/decision/"), &other)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    // Another application's numbers delete nothing of theirs.
+    let none = app
+        .post(
+            "/v3/sessions/delete/",
+            &tenant,
+            json!({"session_numbers": [1]}),
+        )
+        .await;
+    assert_eq!(none.body["deleted"], 0);
+    assert_eq!(
+        app.get(&format!("/v3/session/{theirs}/decision/"), &other)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+}
+
 on_both_backends!(entities_are_created_once_and_matched_case_insensitively);
 async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) {
     let tenant = app.tenant("Alpha").await;

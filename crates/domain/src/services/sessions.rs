@@ -245,6 +245,22 @@ impl SessionService {
             .ok_or(Error::SessionNotFound)
     }
 
+    /// Deletes the caller's sessions with these numbers (all of them with `None`) and every
+    /// related row; the deleted sessions' ids and numbers, by number.
+    pub async fn delete_many(
+        &self,
+        caller: &Caller,
+        numbers: Option<&[i64]>,
+    ) -> Result<Vec<(SessionId, i64)>, Error> {
+        let mut deleted = self
+            .ports
+            .sessions
+            .delete_sessions(caller.application_id, numbers)
+            .await?;
+        deleted.sort_by_key(|(_, number)| *number);
+        Ok(deleted)
+    }
+
     /// Deletes a session and every related row.
     pub async fn delete(&self, caller: &Caller, id: SessionId) -> Result<(), Error> {
         if self

@@ -80,6 +80,9 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/sessions/").route(web::get().to(session_list::list)))
                 .service(
+                    resource("/sessions/delete/").route(web::post().to(session_list::delete_many)),
+                )
+                .service(
                     resource("/sessions/{session_id}/reviews/")
                         .route(web::get().to(reviews::list))
                         .route(web::post().to(reviews::create)),

@@ -1,11 +1,13 @@
-//! `GET /v3/sessions/`: the caller's sessions, newest first, filtered and paged as Didit's.
+//! The caller's sessions as a collection: `GET /v3/sessions/` (newest first, filtered and
+//! paged as Didit's) and `POST /v3/sessions/delete/` (several at once).
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use handoff_domain::session::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SEARCH_CHARS, SessionListing};
 use handoff_domain::{SessionFilter, SessionKind, SessionStatus, ValidationErrors, WorkflowId};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
 use crate::decision::timestamp;
@@ -240,4 +242,126 @@ pub(crate) fn page_link(req: &HttpRequest, base: Option<&str>, limit: u64, offse
         req.path(),
         query.join("&")
     )
+}
+
+/// The most session numbers one deletion names.
+pub const MAX_DELETE_NUMBERS: usize = 1000;
+
+/// Which sessions to delete: `session_numbers`, or `delete_all`.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct DeleteSessionsBody {
+    /// Numbers of the caller's sessions (integers, or strings of digits), 1 to 1,000.
+    #[schema(value_type = Option<Vec<i64>>)]
+    session_numbers: Option<Value>,
+    /// `true` deletes every session of the caller; then `session_numbers` must be absent or
+    /// empty.
+    delete_all: Option<bool>,
+}
+
+impl crate::body::RequestBody for DeleteSessionsBody {}
+
+/// A deleted session.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeletedSession {
+    session_id: uuid::Uuid,
+    session_number: i64,
+    /// `deleted`.
+    status: &'static str,
+}
+
+/// What a deletion deleted.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct DeletedSessions {
+    /// How many.
+    deleted: usize,
+    /// Each, by number; numbers that name none of the caller's sessions are not listed.
+    results: Vec<DeletedSession>,
+}
+
+/// The numbers of `session_numbers`: integers or strings of digits, each positive.
+fn session_numbers(raw: Value, errors: &mut ValidationErrors) -> Vec<i64> {
+    let Value::Array(items) = raw else {
+        errors.add("session_numbers", "must be a list of session numbers.");
+        return Vec::new();
+    };
+    if items.len() > MAX_DELETE_NUMBERS {
+        errors.add(
+            "session_numbers",
+            format!("must hold at most {MAX_DELETE_NUMBERS} numbers."),
+        );
+        return Vec::new();
+    }
+    let mut numbers = Vec::with_capacity(items.len());
+    for item in items {
+        let number = match &item {
+            Value::Number(n) => n.as_i64(),
+            Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().ok()
+            }
+            _ => None,
+        };
+        match number.filter(|n| *n > 0) {
+            Some(n) => numbers.push(n),
+            None => {
+                errors.add(
+                    "session_numbers",
+                    format!("{item} is not a session number."),
+                );
+                return Vec::new();
+            }
+        }
+    }
+    numbers
+}
+
+/// Deletes several of the caller's sessions, by number or all, with every related row, at
+/// once; answers what it deleted.
+#[utoipa::path(post, path = "/v3/sessions/delete/", tag = "sessions",
+    request_body = DeleteSessionsBody,
+    responses(
+        (status = 200, description = "What was deleted.", body = DeletedSessions),
+        (status = 400, description = "Neither or both of the selections, or a bad number.", body = wire::ErrorBody),
+    ))]
+pub(crate) async fn delete_many(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    crate::body::JsonBody(body): crate::body::JsonBody<DeleteSessionsBody>,
+) -> Result<HttpResponse, ApiError> {
+    let mut errors = ValidationErrors::default();
+    let numbers = body
+        .session_numbers
+        .filter(|v| !v.is_null())
+        .map(|raw| session_numbers(raw, &mut errors))
+        .unwrap_or_default();
+    let all = body.delete_all.unwrap_or(false);
+    if errors.is_empty() {
+        match (all, numbers.is_empty()) {
+            (true, false) => errors.add(
+                "delete_all",
+                "Give either session_numbers or delete_all, not both.",
+            ),
+            (false, true) => errors.add(
+                "session_numbers",
+                "Give at least one session number, or delete_all: true.",
+            ),
+            _ => {}
+        }
+    }
+    errors.into_result().map_err(ApiError::invalid)?;
+    let deleted = state
+        .services
+        .sessions
+        .delete_many(&caller, (!all).then_some(numbers.as_slice()))
+        .await?;
+    Ok(HttpResponse::Ok().json(DeletedSessions {
+        deleted: deleted.len(),
+        results: deleted
+            .into_iter()
+            .map(|(id, number)| DeletedSession {
+                session_id: id.as_uuid(),
+                session_number: number,
+                status: "deleted",
+            })
+            .collect(),
+    }))
 }
