@@ -13,6 +13,7 @@ mod m20261130_000005_sealed_signing_keys;
 mod m20261130_000006_idempotency_keys;
 mod m20261130_000007_webhooks;
 mod m20261130_000008_entity_status_reason;
+mod m20261130_000009_workflow_settings;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_idempotency_keys::Migration),
             Box::new(m20261130_000007_webhooks::Migration),
             Box::new(m20261130_000008_entity_status_reason::Migration),
+            Box::new(m20261130_000009_workflow_settings::Migration),
         ]
     }
 }

@@ -219,6 +219,27 @@ impl WorkflowRepository for InMemory {
         Ok(())
     }
 
+    async fn update_workflow(&self, workflow: &Workflow) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let live = |w: &Workflow, deleted: bool| {
+            w.application_id == workflow.application_id && w.id == workflow.id && !deleted
+        };
+        if !state.workflows.iter().any(|(w, deleted)| live(w, *deleted)) {
+            return Ok(false);
+        }
+        for (w, deleted) in &mut state.workflows {
+            if live(w, *deleted) {
+                *w = workflow.clone();
+            } else if w.application_id == workflow.application_id
+                && workflow.is_default
+                && w.kind == workflow.kind
+            {
+                w.is_default = false;
+            }
+        }
+        Ok(true)
+    }
+
     async fn list_workflows(
         &self,
         application_id: ApplicationId,

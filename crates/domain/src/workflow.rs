@@ -209,6 +209,8 @@ pub struct NewWorkflow {
     pub is_default: bool,
     /// Seconds from a session's creation to its `expires_at`.
     pub session_expiration_time: i64,
+    /// Didit's settings (defaults until a request gives them).
+    pub settings: WorkflowSettings,
 }
 
 impl NewWorkflow {
@@ -309,6 +311,7 @@ impl NewWorkflow {
             features,
             is_default,
             session_expiration_time: expiration,
+            settings: WorkflowSettings::default(),
         })
     }
 
@@ -323,6 +326,145 @@ fn kind_of(features: &[WorkflowFeature]) -> SessionKind {
         SessionKind::Business
     } else {
         SessionKind::User
+    }
+}
+
+/// Didit's workflow settings that handoff keeps and answers but does not act on: it runs no
+/// capture, so retries and white-labelling are the capture provider's to honour.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowSettings {
+    /// `published` (the default) or `draft`.
+    pub status: String,
+    /// Default false.
+    pub is_white_label_enabled: bool,
+    /// Default true.
+    pub is_desktop_allowed: bool,
+    /// 0 to 10 (default 3).
+    pub max_retry_attempts: i64,
+    /// 1 to 365 (default 7).
+    pub retry_window_days: i64,
+}
+
+impl Default for WorkflowSettings {
+    fn default() -> Self {
+        Self {
+            status: "published".to_owned(),
+            is_white_label_enabled: false,
+            is_desktop_allowed: true,
+            max_retry_attempts: 3,
+            retry_window_days: 7,
+        }
+    }
+}
+
+/// Settings as a request gives them: what is given changes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestedSettings {
+    pub status: Option<String>,
+    pub is_white_label_enabled: Option<bool>,
+    pub is_desktop_allowed: Option<bool>,
+    pub max_retry_attempts: Option<i64>,
+    pub retry_window_days: Option<i64>,
+}
+
+impl WorkflowSettings {
+    /// These settings with `requested` applied, or what is wrong with it.
+    pub fn with(&self, requested: RequestedSettings) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::default();
+        let mut settings = self.clone();
+        if let Some(status) = requested.status {
+            if matches!(status.as_str(), "published" | "draft") {
+                settings.status = status;
+            } else {
+                errors.add("status", "must be \"published\" or \"draft\".");
+            }
+        }
+        if let Some(enabled) = requested.is_white_label_enabled {
+            settings.is_white_label_enabled = enabled;
+        }
+        if let Some(allowed) = requested.is_desktop_allowed {
+            settings.is_desktop_allowed = allowed;
+        }
+        if let Some(attempts) = requested.max_retry_attempts {
+            if (0..=10).contains(&attempts) {
+                settings.max_retry_attempts = attempts;
+            } else {
+                errors.add("max_retry_attempts", "must be from 0 to 10.");
+            }
+        }
+        if let Some(days) = requested.retry_window_days {
+            if (1..=365).contains(&days) {
+                settings.retry_window_days = days;
+            } else {
+                errors.add("retry_window_days", "must be from 1 to 365.");
+            }
+        }
+        errors.into_result().map(|()| settings)
+    }
+}
+
+/// A change of a workflow, as the request gives it: what is given changes (`features`, when
+/// given, replaces every step).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkflowChange {
+    pub label: Option<String>,
+    pub features: Option<Vec<RequestedFeature>>,
+    pub is_default: Option<bool>,
+    pub session_expiration_time: Option<i64>,
+    pub settings: RequestedSettings,
+}
+
+impl Workflow {
+    /// This workflow with `change` applied, checked as a new one is; a change of its kind
+    /// (adding or removing every KYB feature) is refused, as its sessions are of that kind.
+    pub fn changed(&self, change: WorkflowChange) -> Result<Self, ValidationErrors> {
+        let features = change.features.unwrap_or_else(|| {
+            self.features
+                .iter()
+                .map(|step| RequestedFeature {
+                    feature: step.feature.as_str().to_owned(),
+                    config: Some(step.config.clone()),
+                    label: step.label.clone(),
+                })
+                .collect()
+        });
+        let checked = NewWorkflow::parse_requested(
+            Some(change.label.unwrap_or_else(|| self.label.clone())),
+            features,
+            change.is_default.unwrap_or(self.is_default),
+            Some(
+                change
+                    .session_expiration_time
+                    .unwrap_or(self.session_expiration_time),
+            ),
+        );
+        let settings = self.settings.with(change.settings);
+        let (new, settings) = match (checked, settings) {
+            (Ok(new), Ok(settings)) => (new, settings),
+            (Err(mut errors), Err(more)) => {
+                errors.merge(more);
+                return Err(errors);
+            }
+            (Err(errors), _) | (_, Err(errors)) => return Err(errors),
+        };
+        if new.kind() != self.kind {
+            return Err(ValidationErrors::single(
+                "features",
+                format!(
+                    "would make this a {} workflow; its sessions are {}.",
+                    new.kind().as_str(),
+                    self.kind.as_str()
+                ),
+            ));
+        }
+        Ok(Self {
+            label: new.label,
+            features: new.features,
+            is_default: new.is_default,
+            session_expiration_time: new.session_expiration_time,
+            settings,
+            ..self.clone()
+        })
     }
 }
 
@@ -343,6 +485,8 @@ pub struct Workflow {
     pub is_default: bool,
     /// Seconds from a session's creation to its `expires_at`.
     pub session_expiration_time: i64,
+    /// Didit's settings, kept and answered.
+    pub settings: WorkflowSettings,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }

@@ -23,7 +23,7 @@ use crate::wire;
     ),
     paths(
         health::health,
-        workflows::create, workflows::list, workflows::get, workflows::delete,
+        workflows::create, workflows::list, workflows::get, workflows::update, workflows::delete,
         sessions::create, session_list::list, session_list::delete_many, reviews::list, reviews::create,
         sessions::decision_v3, sessions::record_results, sessions::decision_v2,
         sessions::update_status, sessions::delete,

@@ -224,7 +224,26 @@ pub struct Workflow {
     pub session_kind: String,
     pub is_default: bool,
     pub session_expiration_time: i64,
+    /// `published` or `draft`: kept and answered; handoff runs every workflow alike.
+    pub status: String,
+    /// Kept and answered (the capture provider's to honour).
+    pub is_white_label_enabled: bool,
+    /// Kept and answered.
+    pub is_desktop_allowed: bool,
+    /// Kept and answered.
+    pub max_retry_attempts: i64,
+    /// Kept and answered.
+    pub retry_window_days: i64,
     pub created_at: String,
+}
+
+/// A page of workflows.
+#[derive(Serialize, ToSchema)]
+pub struct WorkflowList {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<Workflow>,
 }
 
 /// `POST /v3/session/` answers this.

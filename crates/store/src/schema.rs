@@ -37,7 +37,7 @@ table! {
     /// Workflows; deletion only sets `deleted_at`.
     Workflows {
         Id, ApplicationId, Label, Kind, Features, IsDefault, SessionExpirationTime, CreatedAt,
-        DeletedAt,
+        DeletedAt, Settings,
     }
 }
 

@@ -524,13 +524,5 @@ async fn malformed_input_never_gets_a_server_error(app: TestApp) {
     assert!(tried > 1000);
     // Nothing above wrote anything.
     assert_eq!(app.get("/v3/sessions/", &tenant).await.body["count"], 1);
-    assert_eq!(
-        app.get("/v3/workflows/", &tenant)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(app.get("/v3/workflows/", &tenant).await.body["count"], 2);
 }

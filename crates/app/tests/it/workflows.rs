@@ -34,15 +34,7 @@ async fn workflows_are_created_listed_read_and_deleted(app: TestApp) {
     assert_eq!(plain.body["workflow_label"], "KYC workflow");
     assert_eq!(plain.body["session_expiration_time"], 604800);
     assert_eq!(plain.body["is_default"], false);
-    assert_eq!(
-        app.get("/v3/workflows/", &tenant)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(app.get("/v3/workflows/", &tenant).await.body["count"], 2);
 
     let session = app.session(&tenant, &id, None).await;
     let deleted = app.delete(&format!("/v3/workflows/{id}/"), &tenant).await;
@@ -72,15 +64,7 @@ async fn workflows_are_created_listed_read_and_deleted(app: TestApp) {
         "sessions keep their workflow"
     );
     assert_eq!(kept.body["features"], json!(["KYB_REGISTRY", "AML"]));
-    assert_eq!(
-        app.get("/v3/workflows/", &tenant)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(app.get("/v3/workflows/", &tenant).await.body["count"], 1);
 }
 
 on_both_backends!(bad_workflows_name_their_fields);
@@ -153,13 +137,128 @@ async fn bad_workflows_name_their_fields(app: TestApp) {
         message.contains("OCR") && message.contains("KYB_KEY_PEOPLE"),
         "{message}"
     );
+    assert_eq!(app.get("/v3/workflows/", &tenant).await.body["count"], 0);
+}
+
+on_both_backends!(workflows_are_paged_changed_and_keep_didits_settings);
+async fn workflows_are_paged_changed_and_keep_didits_settings(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let other = app.tenant("Beta").await;
+    let created = app
+        .post(
+            "/v3/workflows/",
+            &tenant,
+            json!({"features": [{"feature": "OCR"}], "status": "draft",
+                "is_white_label_enabled": true, "max_retry_attempts": 5}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    assert_eq!(created.body["status"], "draft");
+    assert_eq!(created.body["is_white_label_enabled"], true);
+    assert_eq!(created.body["is_desktop_allowed"], true);
+    assert_eq!(created.body["max_retry_attempts"], 5);
+    assert_eq!(created.body["retry_window_days"], 7);
+    let id = created.body["workflow_id"].as_str().unwrap().to_owned();
+    let second = app.workflow(&tenant, "user").await;
+    let path = format!("/v3/workflows/{id}/");
+
+    // Partial: what is given changes, the rest stays.
+    let changed = app
+        .patch(
+            &path,
+            &tenant,
+            json!({"workflow_label": "Premium KYC", "retry_window_days": 30, "is_default": true}),
+        )
+        .await;
+    assert_eq!(changed.status.as_u16(), 200, "{}", changed.text);
+    assert_eq!(changed.body["workflow_label"], "Premium KYC");
+    assert_eq!(changed.body["retry_window_days"], 30);
+    assert_eq!(changed.body["status"], "draft");
+    assert_eq!(changed.body["features"], created.body["features"]);
+    assert_eq!(app.get(&path, &tenant).await.body, changed.body);
+    // `features` replaces every step; the kind stays.
+    let steps = app
+        .patch(
+            &path,
+            &tenant,
+            json!({"features": [{"feature": "OCR"}, {"feature": "AML"}]}),
+        )
+        .await;
+    assert_eq!(steps.body["features"].as_array().unwrap().len(), 2);
+    let session = app.session(&tenant, &id, None).await;
+    let decision = app
+        .get(&format!("/v3/session/{session}/decision/"), &tenant)
+        .await;
+    assert_eq!(decision.body["features"], json!(["ID_VERIFICATION", "AML"]));
+    // A new default demotes the old one.
+    app.patch(
+        &format!("/v3/workflows/{second}/"),
+        &tenant,
+        json!({"is_default": true}),
+    )
+    .await;
+    assert_eq!(app.get(&path, &tenant).await.body["is_default"], false);
+
+    for (body, field) in [
+        (
+            json!({"features": [{"feature": "KYB_REGISTRY"}]}),
+            "features",
+        ),
+        (json!({"features": []}), "features"),
+        (json!({"workflow_label": ""}), "workflow_label"),
+        (json!({"status": "archived"}), "status"),
+        (json!({"max_retry_attempts": 11}), "max_retry_attempts"),
+        (json!({"retry_window_days": 0}), "retry_window_days"),
+        (
+            json!({"session_expiration_time": 10}),
+            "session_expiration_time",
+        ),
+    ] {
+        let refused = app.patch(&path, &tenant, body).await;
+        assert_error(&refused, 400, "invalid_request");
+        assert!(
+            refused.body["errors"].get(field).is_some(),
+            "{}",
+            refused.text
+        );
+    }
+    assert_error(
+        &app.patch(&path, &tenant, json!({"colour": "blue"})).await,
+        400,
+        "invalid_request",
+    );
     assert_eq!(
-        app.get("/v3/workflows/", &tenant)
-            .await
-            .body
-            .as_array()
+        app.get(&path, &tenant).await.body["workflow_label"],
+        "Premium KYC"
+    );
+    assert_error(
+        &app.patch(&path, &other, json!({"workflow_label": "Mine"}))
+            .await,
+        404,
+        "workflow_not_found",
+    );
+
+    // Paged as Didit's, oldest first.
+    for _ in 0..3 {
+        app.workflow(&tenant, "user").await;
+    }
+    let page = app.get("/v3/workflows/?limit=2&offset=1", &tenant).await;
+    assert_eq!(page.body["count"], 5);
+    assert_eq!(page.body["results"][0]["workflow_id"], json!(second));
+    assert!(
+        page.body["next"]
+            .as_str()
             .unwrap()
-            .len(),
-        0
+            .ends_with("/v3/workflows/?limit=2&offset=3")
+    );
+    assert_error(
+        &app.get("/v3/workflows/?limit=0", &tenant).await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.get("/v3/workflows/?page=2", &tenant).await,
+        400,
+        "invalid_request",
     );
 }

@@ -3,7 +3,7 @@
 use super::{Error, Ports};
 use crate::application::Caller;
 use crate::ids::WorkflowId;
-use crate::workflow::{NewWorkflow, Workflow};
+use crate::workflow::{NewWorkflow, Workflow, WorkflowChange};
 
 /// Creates, lists, reads and deletes the caller's workflows.
 #[derive(Clone)]
@@ -26,10 +26,30 @@ impl WorkflowService {
             features: new.features,
             is_default: new.is_default,
             session_expiration_time: new.session_expiration_time,
+            settings: new.settings,
             created_at: self.ports.clock.now(),
         };
         self.ports.workflows.create_workflow(&workflow).await?;
         Ok(workflow)
+    }
+
+    /// Changes one of the caller's workflows; answers it changed.
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        id: WorkflowId,
+        change: WorkflowChange,
+    ) -> Result<Workflow, Error> {
+        let workflow = self
+            .get(caller, id)
+            .await?
+            .changed(change)
+            .map_err(Error::Invalid)?;
+        if self.ports.workflows.update_workflow(&workflow).await? {
+            Ok(workflow)
+        } else {
+            Err(Error::WorkflowNotFound)
+        }
     }
 
     /// The caller's workflows.

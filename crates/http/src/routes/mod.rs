@@ -44,6 +44,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/workflows/{workflow_id}/")
                         .route(web::get().to(workflows::get))
+                        .route(web::patch().to(workflows::update))
                         .route(web::delete().to(workflows::delete)),
                 )
                 .service(resource("/session/").route(web::post().to(sessions::create)))

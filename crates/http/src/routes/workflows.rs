@@ -1,8 +1,9 @@
-//! `/v3/workflows/`: create, list, read and delete the caller's workflows.
+//! `/v3/workflows/`: create, list, read, change and delete the caller's workflows.
 
-use actix_web::{HttpResponse, web};
-use handoff_domain::workflow::RequestedFeature;
-use handoff_domain::{NewWorkflow, Workflow, WorkflowId};
+use actix_web::{HttpRequest, HttpResponse, web};
+use handoff_domain::session::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use handoff_domain::workflow::{RequestedFeature, RequestedSettings, WorkflowChange};
+use handoff_domain::{NewWorkflow, ValidationErrors, Workflow, WorkflowId};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -24,9 +25,77 @@ pub(crate) struct CreateWorkflowBody {
     is_default: Option<bool>,
     /// Seconds from a session's creation to its expiry, 60 to 31,536,000 (default 604,800).
     session_expiration_time: Option<i64>,
+    #[serde(flatten)]
+    settings: SettingsBody,
 }
 
 impl RequestBody for CreateWorkflowBody {}
+
+/// Didit's settings, kept and answered.
+#[derive(Deserialize, ToSchema, Default)]
+pub(crate) struct SettingsBody {
+    /// `published` (default) or `draft`.
+    status: Option<String>,
+    /// Default false.
+    is_white_label_enabled: Option<bool>,
+    /// Default true.
+    is_desktop_allowed: Option<bool>,
+    /// 0 to 10 (default 3).
+    #[schema(minimum = 0, maximum = 10)]
+    max_retry_attempts: Option<i64>,
+    /// 1 to 365 (default 7).
+    #[schema(minimum = 1, maximum = 365)]
+    retry_window_days: Option<i64>,
+}
+
+impl From<SettingsBody> for RequestedSettings {
+    fn from(body: SettingsBody) -> Self {
+        RequestedSettings {
+            status: body.status,
+            is_white_label_enabled: body.is_white_label_enabled,
+            is_desktop_allowed: body.is_desktop_allowed,
+            max_retry_attempts: body.max_retry_attempts,
+            retry_window_days: body.retry_window_days,
+        }
+    }
+}
+
+/// A change of a workflow: what is given changes; `features`, when given, replaces every
+/// step. Unknown members are refused.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateWorkflowBody {
+    /// 1 to 50 characters.
+    workflow_label: Option<String>,
+    /// Every step, in order; the workflow keeps its kind.
+    features: Option<Vec<FeatureBody>>,
+    is_default: Option<bool>,
+    /// 60 to 31,536,000 seconds.
+    session_expiration_time: Option<i64>,
+    /// `published` or `draft`.
+    status: Option<String>,
+    is_white_label_enabled: Option<bool>,
+    is_desktop_allowed: Option<bool>,
+    /// 0 to 10.
+    #[schema(minimum = 0, maximum = 10)]
+    max_retry_attempts: Option<i64>,
+    /// 1 to 365.
+    #[schema(minimum = 1, maximum = 365)]
+    retry_window_days: Option<i64>,
+}
+
+impl RequestBody for UpdateWorkflowBody {}
+
+fn requested(features: Vec<FeatureBody>) -> Vec<RequestedFeature> {
+    features
+        .into_iter()
+        .map(|step| RequestedFeature {
+            feature: step.feature,
+            config: step.config,
+            label: step.label,
+        })
+        .collect()
+}
 
 /// One step.
 #[derive(Deserialize, ToSchema)]
@@ -50,21 +119,22 @@ impl CreateWorkflowBody {
                 "This field is required.",
             ));
         };
-        let requested = features
-            .into_iter()
-            .map(|step| RequestedFeature {
-                feature: step.feature,
-                config: step.config,
-                label: step.label,
-            })
-            .collect();
-        NewWorkflow::parse_requested(
+        let checked = NewWorkflow::parse_requested(
             self.workflow_label,
-            requested,
+            requested(features),
             self.is_default.unwrap_or(false),
             self.session_expiration_time,
-        )
-        .map_err(ApiError::invalid)
+        );
+        let settings =
+            handoff_domain::workflow::WorkflowSettings::default().with(self.settings.into());
+        match (checked, settings) {
+            (Ok(new), Ok(settings)) => Ok(NewWorkflow { settings, ..new }),
+            (Err(mut errors), Err(more)) => {
+                errors.merge(more);
+                Err(ApiError::invalid(errors))
+            }
+            (Err(errors), _) | (_, Err(errors)) => Err(ApiError::invalid(errors)),
+        }
     }
 }
 
@@ -84,6 +154,11 @@ fn workflow_json(w: &Workflow) -> wire::Workflow {
         session_kind: w.kind.as_str().to_owned(),
         is_default: w.is_default,
         session_expiration_time: w.session_expiration_time,
+        status: w.settings.status.clone(),
+        is_white_label_enabled: w.settings.is_white_label_enabled,
+        is_desktop_allowed: w.settings.is_desktop_allowed,
+        max_retry_attempts: w.settings.max_retry_attempts,
+        retry_window_days: w.settings.retry_window_days,
         created_at: timestamp(w.created_at),
     }
 }
@@ -108,15 +183,102 @@ pub(crate) async fn create(
     Ok(HttpResponse::Created().json(workflow_json(&workflow)))
 }
 
-/// The caller's workflows, oldest first.
-#[utoipa::path(get, path = "/v3/workflows/", tag = "workflows",
-    responses((status = 200, description = "The workflows.", body = Vec<wire::Workflow>)))]
+/// The page of the workflow list; any other parameter is refused.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct WorkflowsQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<String>,
+    /// Rows to skip (default 0).
+    #[param(value_type = Option<u64>, minimum = 0)]
+    offset: Option<String>,
+}
+
+/// The caller's workflows, oldest first, paged as Didit's.
+#[utoipa::path(get, path = "/v3/workflows/", tag = "workflows", params(WorkflowsQuery),
+    responses(
+        (status = 200, description = "A page of workflows.", body = wire::WorkflowList),
+        (status = 400, description = "The page is refused.", body = wire::ErrorBody),
+    ))]
 pub(crate) async fn list(
     Authenticated(caller): Authenticated,
     state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<WorkflowsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let mut errors = ValidationErrors::default();
+    let limit = match query.limit.as_deref().map(str::parse::<u64>) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+        Some(_) => {
+            errors.add("limit", "must be an integer from 1 to 200.");
+            DEFAULT_PAGE_SIZE
+        }
+    };
+    let offset = match query.offset.as_deref().map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            errors.add("offset", "must be a non-negative integer.");
+            0
+        }
+    };
+    errors.into_result().map_err(ApiError::invalid)?;
     let workflows = state.services.workflows.list(&caller).await?;
-    Ok(HttpResponse::Ok().json(workflows.iter().map(workflow_json).collect::<Vec<_>>()))
+    let count = workflows.len() as u64;
+    let link = |offset: u64| {
+        crate::routes::session_list::page_link(&req, state.public_url.as_deref(), limit, offset)
+    };
+    Ok(HttpResponse::Ok().json(wire::WorkflowList {
+        count,
+        next: (offset.saturating_add(limit) < count).then(|| link(offset + limit)),
+        previous: (offset > 0).then(|| link(offset.saturating_sub(limit))),
+        results: workflows
+            .iter()
+            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .map(workflow_json)
+            .collect(),
+    }))
+}
+
+/// Change a workflow: what the body gives changes.
+#[utoipa::path(patch, path = "/v3/workflows/{workflow_id}/", tag = "workflows",
+    params(("workflow_id" = Uuid, Path, description = "The workflow.")),
+    request_body = UpdateWorkflowBody,
+    responses(
+        (status = 200, description = "The workflow, changed.", body = wire::Workflow),
+        (status = 400, description = "A member is refused, or unknown.", body = wire::ErrorBody),
+        (status = 404, description = "No such workflow.", body = wire::ErrorBody),
+    ))]
+pub(crate) async fn update(
+    Authenticated(caller): Authenticated,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    JsonBody(body): JsonBody<UpdateWorkflowBody>,
+) -> Result<HttpResponse, ApiError> {
+    let change = WorkflowChange {
+        label: body.workflow_label,
+        features: body.features.map(requested),
+        is_default: body.is_default,
+        session_expiration_time: body.session_expiration_time,
+        settings: RequestedSettings {
+            status: body.status,
+            is_white_label_enabled: body.is_white_label_enabled,
+            is_desktop_allowed: body.is_desktop_allowed,
+            max_retry_attempts: body.max_retry_attempts,
+            retry_window_days: body.retry_window_days,
+        },
+    };
+    let workflow = state
+        .services
+        .workflows
+        .update(&caller, workflow_id(&path)?, change)
+        .await?;
+    Ok(HttpResponse::Ok().json(workflow_json(&workflow)))
 }
 
 /// One workflow.

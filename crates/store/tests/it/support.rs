@@ -93,6 +93,7 @@ impl TestStore {
                 .collect(),
             is_default: false,
             session_expiration_time: 604_800,
+            settings: Default::default(),
             created_at: now(),
         };
         self.store.create_workflow(&workflow).await.unwrap();
