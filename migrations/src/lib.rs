@@ -12,7 +12,7 @@ mod m20261130_000004_entity_key_version;
 mod m20261130_000005_sealed_signing_keys;
 mod m20261130_000006_idempotency_keys;
 mod m20261130_000007_webhooks;
-mod m20261130_000008_entity_status_reason;
+mod m20261130_000008_entity_profile;
 mod m20261130_000009_workflow_settings;
 mod schema;
 
@@ -32,7 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_sealed_signing_keys::Migration),
             Box::new(m20261130_000006_idempotency_keys::Migration),
             Box::new(m20261130_000007_webhooks::Migration),
-            Box::new(m20261130_000008_entity_status_reason::Migration),
+            Box::new(m20261130_000008_entity_profile::Migration),
             Box::new(m20261130_000009_workflow_settings::Migration),
         ]
     }

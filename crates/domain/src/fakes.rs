@@ -89,10 +89,13 @@ fn ensure_entity(
         state.entities.push((
             application_id,
             Entity {
+                id: Uuid::new_v4(),
                 kind,
                 vendor_data: vendor_data.clone(),
                 status: EntityStatus::Active,
-                session_count: 0,
+                display_name: None,
+                metadata: None,
+                counts: Default::default(),
                 created_at: at,
                 status_reason: None,
                 status_updated_at: None,
@@ -512,32 +515,16 @@ impl EntityRepository for InMemory {
             .entities
             .iter()
             .find(|(app, e)| *app == application_id && e.kind == kind && e.vendor_data.key() == key)
-            .map(|(_, e)| {
-                let session_count = state
-                    .sessions
-                    .iter()
-                    .filter(|(r, _)| {
-                        r.session.application_id == application_id
-                            && r.session.kind == kind
-                            && r.session
-                                .vendor_data
-                                .as_ref()
-                                .is_some_and(|v| v.key() == key)
-                    })
-                    .count() as i64;
-                Entity {
-                    session_count,
-                    ..e.clone()
-                }
-            }))
+            .map(|(_, e)| counted(&state, application_id, e)))
     }
 
-    async fn set_entity_status(
+    async fn update_entity(
         &self,
         application_id: ApplicationId,
         kind: SessionKind,
         vendor_data: &VendorData,
-        change: &crate::entity::EntityStatusChange,
+        profile: &crate::entity::ProfileChange,
+        status: Option<&crate::entity::EntityStatusChange>,
     ) -> Result<Option<Entity>, RepoError> {
         {
             let mut state = self.state();
@@ -547,13 +534,147 @@ impl EntityRepository for InMemory {
             }) else {
                 return Ok(None);
             };
-            if entity.status != change.status {
+            if let Some(name) = &profile.display_name {
+                entity.display_name = name.clone();
+            }
+            if let Some(metadata) = &profile.metadata {
+                entity.metadata = metadata.clone();
+            }
+            if let Some(change) = status.filter(|c| c.status != entity.status) {
                 entity.status = change.status;
                 entity.status_reason = change.reason.clone();
                 entity.status_updated_at = Some(change.at);
             }
         }
         self.find_entity(application_id, kind, vendor_data).await
+    }
+
+    async fn create_entity(
+        &self,
+        application_id: ApplicationId,
+        new: &crate::entity::NewEntity,
+    ) -> Result<Option<Entity>, RepoError> {
+        {
+            let mut state = self.state();
+            let key = new.vendor_data.key();
+            if state.entities.iter().any(|(app, e)| {
+                *app == application_id && e.kind == new.kind && e.vendor_data.key() == key
+            }) {
+                return Ok(None);
+            }
+            state.entities.push((
+                application_id,
+                Entity {
+                    id: new.id,
+                    kind: new.kind,
+                    vendor_data: new.vendor_data.clone(),
+                    status: new.status,
+                    display_name: new.display_name.clone(),
+                    metadata: new.metadata.clone(),
+                    counts: Default::default(),
+                    created_at: new.created_at,
+                    status_reason: None,
+                    status_updated_at: None,
+                },
+            ));
+        }
+        self.find_entity(application_id, new.kind, &new.vendor_data)
+            .await
+    }
+
+    async fn list_entities(
+        &self,
+        application_id: ApplicationId,
+        kind: SessionKind,
+        filter: &crate::entity::EntityFilter,
+    ) -> Result<crate::entity::EntityPage, RepoError> {
+        let state = self.state();
+        let mut matching: Vec<Entity> = state
+            .entities
+            .iter()
+            .filter(|(app, e)| *app == application_id && e.kind == kind)
+            .filter(|(_, e)| filter.statuses.is_empty() || filter.statuses.contains(&e.status))
+            .filter(|(_, e)| {
+                filter.search.as_deref().is_none_or(|needle| {
+                    e.vendor_data.as_str().to_lowercase().contains(needle)
+                        || e.display_name
+                            .as_deref()
+                            .is_some_and(|n| n.to_lowercase().contains(needle))
+                })
+            })
+            .map(|(_, e)| counted(&state, application_id, e))
+            .collect();
+        matching.sort_by_key(|e| std::cmp::Reverse(e.created_at));
+        Ok(crate::entity::EntityPage {
+            count: matching.len() as u64,
+            results: matching
+                .into_iter()
+                .skip(filter.offset as usize)
+                .take(filter.limit as usize)
+                .collect(),
+        })
+    }
+
+    async fn delete_entities(
+        &self,
+        application_id: ApplicationId,
+        kind: SessionKind,
+        selection: Option<(&[VendorData], &[Uuid])>,
+    ) -> Result<u64, RepoError> {
+        let mut state = self.state();
+        let chosen = |e: &Entity| {
+            e.kind == kind
+                && selection.is_none_or(|(names, ids)| {
+                    names.iter().any(|v| v.key() == e.vendor_data.key()) || ids.contains(&e.id)
+                })
+        };
+        let keys: Vec<String> = state
+            .entities
+            .iter()
+            .filter(|(app, e)| *app == application_id && chosen(e))
+            .map(|(_, e)| e.vendor_data.key())
+            .collect();
+        state.sessions.retain(|(r, _)| {
+            !(r.session.application_id == application_id
+                && r.session.kind == kind
+                && r.session
+                    .vendor_data
+                    .as_ref()
+                    .is_some_and(|v| keys.contains(&v.key())))
+        });
+        state
+            .entities
+            .retain(|(app, e)| !(*app == application_id && chosen(e)));
+        Ok(keys.len() as u64)
+    }
+}
+
+/// `entity` with its sessions counted.
+fn counted(state: &State, application_id: ApplicationId, entity: &Entity) -> Entity {
+    let key = entity.vendor_data.key();
+    let sessions: Vec<&StoredSession> = state
+        .sessions
+        .iter()
+        .map(|(r, _)| &r.session)
+        .filter(|s| {
+            s.application_id == application_id
+                && s.kind == entity.kind
+                && s.vendor_data.as_ref().is_some_and(|v| v.key() == key)
+        })
+        .collect();
+    let with = |status: crate::SessionStatus| {
+        sessions.iter().filter(|s| s.status == status).count() as i64
+    };
+    Entity {
+        counts: crate::entity::SessionCounts {
+            session_count: sessions.len() as i64,
+            approved_count: with(crate::SessionStatus::Approved),
+            declined_count: with(crate::SessionStatus::Declined),
+            in_review_count: with(crate::SessionStatus::InReview),
+            first_session_at: sessions.iter().map(|s| s.created_at).min(),
+            last_session_at: sessions.iter().map(|s| s.created_at).max(),
+        },
+        ..entity.clone()
     }
 }
 

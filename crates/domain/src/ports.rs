@@ -194,16 +194,43 @@ pub trait EntityRepository: Send + Sync {
         vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError>;
 
-    /// Sets the status of the application's entity of this kind and `vendor_data`, with its
-    /// reason, when it differs from the current one, and writes its `user.status.updated` or
-    /// `business.status.updated` event in the same transaction. The entity after, or `None`.
-    async fn set_entity_status(
+    /// Changes the application's entity of this kind and `vendor_data`: its profile, and its
+    /// status with its reason when it differs from the current one — writing its
+    /// `user.status.updated` or `business.status.updated` event — in one transaction. The
+    /// entity after, or `None`.
+    async fn update_entity(
         &self,
         application_id: ApplicationId,
         kind: SessionKind,
         vendor_data: &VendorData,
-        change: &crate::entity::EntityStatusChange,
+        profile: &crate::entity::ProfileChange,
+        status: Option<&crate::entity::EntityStatusChange>,
     ) -> Result<Option<Entity>, RepoError>;
+
+    /// Creates an entity; `None` when the application has one of that kind whose
+    /// `vendor_data` matches.
+    async fn create_entity(
+        &self,
+        application_id: ApplicationId,
+        entity: &crate::entity::NewEntity,
+    ) -> Result<Option<Entity>, RepoError>;
+
+    /// A page of the application's entities of this kind, newest first.
+    async fn list_entities(
+        &self,
+        application_id: ApplicationId,
+        kind: SessionKind,
+        filter: &crate::entity::EntityFilter,
+    ) -> Result<crate::entity::EntityPage, RepoError>;
+
+    /// Deletes the application's entities of this kind matching these `vendor_data` or ids
+    /// (every one with `None`), each with its sessions and their rows; how many entities.
+    async fn delete_entities(
+        &self,
+        application_id: ApplicationId,
+        kind: SessionKind,
+        selection: Option<(&[VendorData], &[uuid::Uuid])>,
+    ) -> Result<u64, RepoError>;
 }
 
 /// Share tokens: signing what a share means and verifying what a presented token says.

@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    entities, health, reviews, session_list, sessions, sharing, webhooks, workflows,
+    entities, entity_admin, health, reviews, session_list, sessions, sharing, webhooks, workflows,
 };
 use crate::wire;
 
@@ -30,7 +30,9 @@ use crate::wire;
         sharing::share, sharing::import_shared, sharing::preview, sharing::ledger, sharing::revoke,
         sharing::jwks,
         entities::user, entities::business, entities::update_user_status,
-        entities::update_business_status,
+        entities::update_business_status, entity_admin::list_users, entity_admin::list_businesses,
+        entity_admin::create_user, entity_admin::create_business, entity_admin::update_user,
+        entity_admin::update_business, entity_admin::delete_users, entity_admin::delete_businesses,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::rotate_secret, webhooks::deliveries, webhooks::resend,
     ),

@@ -313,17 +313,36 @@ pub struct SessionList {
 /// A User or Business.
 #[derive(Serialize, ToSchema)]
 pub struct Entity {
+    /// Its id.
+    pub didit_internal_id: Uuid,
     pub vendor_data: String,
     #[schema(value_type = SessionKind)]
     pub entity_kind: String,
     #[schema(value_type = EntityStatus)]
     pub status: String,
+    pub display_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
     pub session_count: i64,
+    pub approved_count: i64,
+    pub declined_count: i64,
+    pub in_review_count: i64,
+    pub first_session_at: Option<String>,
+    pub last_session_at: Option<String>,
     pub created_at: String,
     /// Why its status last changed (extension).
     pub status_reason: Option<String>,
     /// When its status last changed (extension); `null` while it has its first.
     pub status_updated_at: Option<String>,
+}
+
+/// A page of Users or Businesses.
+#[derive(Serialize, ToSchema)]
+pub struct EntityList {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<Entity>,
 }
 
 /// `PATCH /v3/session/{id}/update-status/` answers this.

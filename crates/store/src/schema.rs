@@ -45,7 +45,7 @@ table! {
     /// Users and Businesses, matched on `vendor_data_key`.
     Entities {
         Id, ApplicationId, Kind, VendorData, VendorDataKey, Status, CreatedAt, KeyVersion,
-        StatusReason, StatusUpdatedAt,
+        StatusReason, StatusUpdatedAt, DisplayName, Metadata,
     }
 }
 

@@ -492,13 +492,7 @@ fn list_conditions(
         values.push(country.clone().into());
     }
     if let Some(search) = &filter.search {
-        let pattern = format!(
-            "%{}%",
-            search
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = crate::sql::like_pattern(search);
         let like = |expression: String| format!("LOWER({expression}) LIKE ? ESCAPE '\\'");
         conditions.push(format!(
             "({} OR CAST(session_number AS TEXT) = ? OR {} OR {})",

@@ -173,6 +173,17 @@ pub(crate) fn is_foreign_key_violation(error: &DbErr) -> bool {
     )
 }
 
+/// The `LIKE … ESCAPE '\'` pattern of a substring: `%`, `_` and `\` match themselves.
+pub(crate) fn like_pattern(needle: &str) -> String {
+    format!(
+        "%{}%",
+        needle
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -362,7 +362,10 @@ async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) 
     assert_eq!(user.body["vendor_data"], "Ana.Example@Mail.test");
     assert_eq!(user.body["status"], "ACTIVE");
     assert_eq!(user.body["session_count"], 2);
-    insta::assert_json_snapshot!("user_entity", user.body, { ".created_at" => "[time]" });
+    insta::assert_json_snapshot!("user_entity", user.body, {
+        ".created_at" => "[time]", ".first_session_at" => "[time]",
+        ".last_session_at" => "[time]", ".didit_internal_id" => "[id]",
+    });
     assert_error(
         &app.get("/v3/businesses/ana.example@mail.test/", &tenant)
             .await,
@@ -487,6 +490,182 @@ async fn an_entitys_status_is_set_and_keeps_its_effect_on_imports(app: TestApp) 
             .body["status"],
         "BLOCKED"
     );
+}
+
+on_both_backends!(users_and_businesses_are_listed_created_changed_and_deleted);
+async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let other = app.tenant("Beta").await;
+    let created = app
+        .post(
+            "/v3/users/create/",
+            &tenant,
+            json!({"vendor_data": "Ana-1", "display_name": "Ana", "metadata": {"tier": "gold"}}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    assert_eq!(created.body["status"], "ACTIVE");
+    assert_eq!(created.body["metadata"], json!({"tier": "gold"}));
+    assert_eq!(created.body["session_count"], 0);
+    assert_eq!(created.body["first_session_at"], Value::Null);
+    // Duplicate vendor_data (case-insensitive) is a 400 naming it; the other kind is apart.
+    let duplicate = app
+        .post(
+            "/v3/users/create/",
+            &tenant,
+            json!({"vendor_data": "ANA-1"}),
+        )
+        .await;
+    assert_error(&duplicate, 400, "invalid_request");
+    assert!(duplicate.body["errors"].get("vendor_data").is_some());
+    let business = app
+        .post(
+            "/v3/businesses/create/",
+            &tenant,
+            json!({"vendor_data": "ana-1", "status": "FLAGGED"}),
+        )
+        .await;
+    assert_eq!(business.status.as_u16(), 201, "{}", business.text);
+    assert_eq!(business.body["entity_kind"], "business");
+    for (body, field) in [
+        (json!({}), "vendor_data"),
+        (json!({"vendor_data": ""}), "vendor_data"),
+        (
+            json!({"vendor_data": "b", "display_name": ""}),
+            "display_name",
+        ),
+        (json!({"vendor_data": "b", "metadata": [1]}), "metadata"),
+        (json!({"vendor_data": "b", "status": "active"}), "status"),
+    ] {
+        let refused = app.post("/v3/users/create/", &tenant, body).await;
+        assert_error(&refused, 400, "invalid_request");
+        assert!(
+            refused.body["errors"].get(field).is_some(),
+            "{}",
+            refused.text
+        );
+    }
+
+    // Counters follow the sessions.
+    let approved = app.finished_session(&tenant, "user", "ana-1").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    app.session(&tenant, &workflow, Some("ANA-1")).await;
+    let ana = app.get("/v3/users/ana-1/", &tenant).await;
+    assert_eq!(ana.body["session_count"], 2, "{}", ana.text);
+    assert_eq!(ana.body["approved_count"], 1);
+    assert_eq!(ana.body["in_review_count"], 0);
+    assert!(ana.body["first_session_at"].as_str() <= ana.body["last_session_at"].as_str());
+
+    // PATCH: what is given changes; metadata is replaced; null clears.
+    let changed = app
+        .patch(
+            "/v3/users/ana-1/",
+            &tenant,
+            json!({"metadata": {"tier": "silver"}, "status": "FLAGGED"}),
+        )
+        .await;
+    assert_eq!(changed.status.as_u16(), 200, "{}", changed.text);
+    assert_eq!(changed.body["metadata"], json!({"tier": "silver"}));
+    assert_eq!(changed.body["display_name"], "Ana");
+    assert_eq!(changed.body["status"], "FLAGGED");
+    let cleared = app
+        .patch("/v3/users/ana-1/", &tenant, json!({"display_name": null}))
+        .await;
+    assert_eq!(cleared.body["display_name"], Value::Null);
+    assert_eq!(cleared.body["metadata"], json!({"tier": "silver"}));
+    assert_error(
+        &app.patch("/v3/users/ana-1/", &tenant, json!({"metadata": "x"}))
+            .await,
+        400,
+        "invalid_request",
+    );
+    assert_error(
+        &app.patch("/v3/users/ana-1/", &other, json!({"display_name": "Mine"}))
+            .await,
+        404,
+        "entity_not_found",
+    );
+
+    // Lists filter by status and search, newest first, and never show another's.
+    for name in ["bob-2", "cy-3"] {
+        app.post("/v3/users/create/", &tenant, json!({"vendor_data": name}))
+            .await;
+    }
+    app.post("/v3/users/create/", &other, json!({"vendor_data": "bob-9"}))
+        .await;
+    let listed = |query: &str| {
+        let (app, tenant) = (&app, &tenant);
+        let path = format!("/v3/users/?{query}");
+        async move {
+            let answer = app.get(&path, tenant).await;
+            assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+            answer.body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["vendor_data"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed("").await, ["cy-3", "bob-2", "Ana-1"]);
+    assert_eq!(listed("status=FLAGGED").await, ["Ana-1"]);
+    assert_eq!(listed("status=ACTIVE,BLOCKED").await, ["cy-3", "bob-2"]);
+    assert_eq!(listed("search=BOB").await, ["bob-2"]);
+    assert_eq!(listed("limit=1&offset=1").await, ["bob-2"]);
+    for query in ["status=Approved", "limit=0", "sort=name"] {
+        assert_error(
+            &app.get(&format!("/v3/users/?{query}"), &tenant).await,
+            400,
+            "invalid_request",
+        );
+    }
+    let businesses = app.get("/v3/businesses/", &tenant).await;
+    assert_eq!(businesses.body["count"], 1);
+
+    // Deleting a User deletes its sessions; another application's are untouched.
+    let deleted = app
+        .post(
+            "/v3/users/delete/",
+            &tenant,
+            json!({"vendor_data_list": ["ANA-1", "nobody"], "delete_all": false}),
+        )
+        .await;
+    assert_eq!(deleted.status.as_u16(), 200, "{}", deleted.text);
+    assert_eq!(deleted.body["deleted"], 1);
+    assert_error(
+        &app.get("/v3/users/ana-1/", &tenant).await,
+        404,
+        "entity_not_found",
+    );
+    assert_error(
+        &app.get(&format!("/v3/session/{approved}/decision/"), &tenant)
+            .await,
+        404,
+        "session_not_found",
+    );
+    let by_id = app
+        .post(
+            "/v3/businesses/delete/",
+            &tenant,
+            json!({"didit_internal_id_list": [business.body["didit_internal_id"]]}),
+        )
+        .await;
+    assert_eq!(by_id.body["deleted"], 1, "{}", by_id.text);
+    for body in [
+        json!({}),
+        json!({"vendor_data_list": ["x"], "delete_all": true}),
+    ] {
+        assert_error(
+            &app.post("/v3/users/delete/", &tenant, body).await,
+            400,
+            "invalid_request",
+        );
+    }
+    let all = app
+        .post("/v3/users/delete/", &tenant, json!({"delete_all": true}))
+        .await;
+    assert_eq!(all.body["deleted"], 2);
+    assert_eq!(app.get("/v3/users/", &other).await.body["count"], 1);
 }
 
 on_both_backends!(concurrent_creation_never_duplicates_a_session_number);

@@ -640,10 +640,13 @@ mod tests {
             f.world.store.state().entities.push((
                 f.receiver.application_id,
                 crate::entity::Entity {
+                    id: uuid::Uuid::new_v4(),
                     kind: SessionKind::User,
                     vendor_data: VendorData::parse("ANA").unwrap(),
                     status: entity,
-                    session_count: 0,
+                    display_name: None,
+                    metadata: None,
+                    counts: Default::default(),
                     created_at: f.world.clock.now(),
                     status_reason: None,
                     status_updated_at: None,

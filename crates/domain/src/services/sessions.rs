@@ -302,26 +302,92 @@ impl SessionService {
             .ok_or(Error::EntityNotFound)
     }
 
-    /// Sets the status of the caller's User (`user`) or Business (`business`) with this
-    /// `vendor_data`; a change to the status it has already changes nothing.
-    pub async fn set_entity_status(
+    /// Changes the caller's User (`user`) or Business (`business`) with this `vendor_data`:
+    /// its profile, and its status (a change to the status it has changes nothing of it).
+    pub async fn update_entity(
         &self,
         caller: &Caller,
         kind: SessionKind,
         vendor_data: &VendorData,
-        status: crate::EntityStatus,
-        reason: Option<String>,
+        profile: crate::entity::ProfileChange,
+        status: Option<(crate::EntityStatus, Option<String>)>,
     ) -> Result<Entity, Error> {
-        let change = crate::entity::EntityStatusChange {
+        let change = status.map(|(status, reason)| crate::entity::EntityStatusChange {
             status,
             reason,
             at: self.ports.clock.now(),
+        });
+        self.ports
+            .entities
+            .update_entity(
+                caller.application_id,
+                kind,
+                vendor_data,
+                &profile,
+                change.as_ref(),
+            )
+            .await?
+            .ok_or(Error::EntityNotFound)
+    }
+
+    /// Creates a User or Business of the caller; a `vendor_data` it has already is refused.
+    pub async fn create_entity(
+        &self,
+        caller: &Caller,
+        kind: SessionKind,
+        vendor_data: VendorData,
+        status: crate::EntityStatus,
+        display_name: Option<String>,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<Entity, Error> {
+        let new = crate::entity::NewEntity {
+            id: self.ports.ids.uuid(),
+            kind,
+            vendor_data,
+            status,
+            display_name,
+            metadata,
+            created_at: self.ports.clock.now(),
         };
         self.ports
             .entities
-            .set_entity_status(caller.application_id, kind, vendor_data, &change)
+            .create_entity(caller.application_id, &new)
             .await?
-            .ok_or(Error::EntityNotFound)
+            .ok_or_else(|| {
+                Error::Invalid(crate::ValidationErrors::single(
+                    "vendor_data",
+                    format!("A {} with this vendor_data already exists.", kind.as_str()),
+                ))
+            })
+    }
+
+    /// A page of the caller's Users or Businesses, newest first.
+    pub async fn entities(
+        &self,
+        caller: &Caller,
+        kind: SessionKind,
+        filter: &crate::entity::EntityFilter,
+    ) -> Result<crate::entity::EntityPage, Error> {
+        Ok(self
+            .ports
+            .entities
+            .list_entities(caller.application_id, kind, filter)
+            .await?)
+    }
+
+    /// Deletes the caller's Users or Businesses named (all with `None`), each with its
+    /// sessions; how many.
+    pub async fn delete_entities(
+        &self,
+        caller: &Caller,
+        kind: SessionKind,
+        selection: Option<(&[VendorData], &[uuid::Uuid])>,
+    ) -> Result<u64, Error> {
+        Ok(self
+            .ports
+            .entities
+            .delete_entities(caller.application_id, kind, selection)
+            .await?)
     }
 
     fn session_url(&self, token: &str) -> String {

@@ -3,7 +3,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use handoff_domain::entity::status_reason;
+use handoff_domain::entity::{ProfileChange, status_reason};
 use handoff_domain::{Entity, EntityStatus, SessionKind, ValidationErrors, VendorData};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -40,17 +40,26 @@ pub(crate) async fn business(
 
 /// A `vendor_data` from a path: one that could never have been stored names nothing (404,
 /// like any unknown one).
-fn path_vendor_data(raw: &str) -> Result<VendorData, ApiError> {
+pub(crate) fn path_vendor_data(raw: &str) -> Result<VendorData, ApiError> {
     VendorData::parse(raw)
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "entity_not_found", "Not found."))
 }
 
-fn body(entity: Entity) -> wire::Entity {
+pub(crate) fn body(entity: Entity) -> wire::Entity {
+    let counts = entity.counts;
     wire::Entity {
+        didit_internal_id: entity.id,
         vendor_data: entity.vendor_data.as_str().to_owned(),
         entity_kind: entity.kind.as_str().to_owned(),
         status: entity.status.as_str().to_owned(),
-        session_count: entity.session_count,
+        display_name: entity.display_name,
+        metadata: entity.metadata,
+        session_count: counts.session_count,
+        approved_count: counts.approved_count,
+        declined_count: counts.declined_count,
+        in_review_count: counts.in_review_count,
+        first_session_at: counts.first_session_at.map(timestamp),
+        last_session_at: counts.last_session_at.map(timestamp),
         created_at: timestamp(entity.created_at),
         status_reason: entity.status_reason,
         status_updated_at: entity.status_updated_at.map(timestamp),
@@ -139,17 +148,10 @@ async fn update_status(
 ) -> Result<HttpResponse, ApiError> {
     let vendor_data = path_vendor_data(&raw)?;
     let mut errors = ValidationErrors::default();
-    let status = match change.status.as_deref().map(EntityStatus::parse) {
-        Some(Some(status)) => Some(status),
-        Some(None) => {
-            errors.add("status", "must be \"ACTIVE\", \"FLAGGED\" or \"BLOCKED\".");
-            None
-        }
-        None => {
-            errors.add("status", "This field is required.");
-            None
-        }
-    };
+    if change.status.is_none() {
+        errors.add("status", "This field is required.");
+    }
+    let status = entity_status(change.status, &mut errors);
     let reason = optional_field("reason", change.reason, status_reason, &mut errors);
     errors.into_result().map_err(ApiError::invalid)?;
     let Some(status) = status else {
@@ -158,7 +160,26 @@ async fn update_status(
     let entity = state
         .services
         .sessions
-        .set_entity_status(&caller, kind, &vendor_data, status, reason)
+        .update_entity(
+            &caller,
+            kind,
+            &vendor_data,
+            ProfileChange::default(),
+            Some((status, reason)),
+        )
         .await?;
     Ok(HttpResponse::Ok().json(body(entity)))
+}
+
+/// Parses an optional `status` into `errors`.
+pub(crate) fn entity_status(
+    raw: Option<String>,
+    errors: &mut ValidationErrors,
+) -> Option<EntityStatus> {
+    optional_field(
+        "status",
+        raw,
+        |raw| EntityStatus::parse(&raw).ok_or("must be \"ACTIVE\", \"FLAGGED\" or \"BLOCKED\"."),
+        errors,
+    )
 }

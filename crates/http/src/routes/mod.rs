@@ -1,6 +1,7 @@
 //! The route table: which path and method reach which handler.
 
 pub(crate) mod entities;
+pub(crate) mod entity_admin;
 pub(crate) mod health;
 pub(crate) mod reviews;
 pub(crate) mod session_list;
@@ -113,13 +114,37 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     )
                     .route(web::post().to(webhooks::resend)),
                 )
-                .service(resource("/users/{vendor_data}/").route(web::get().to(entities::user)))
+                .service(resource("/users/").route(web::get().to(entity_admin::list_users)))
+                .service(
+                    resource("/users/create/").route(web::post().to(entity_admin::create_user)),
+                )
+                .service(
+                    resource("/users/delete/").route(web::post().to(entity_admin::delete_users)),
+                )
+                .service(
+                    resource("/businesses/").route(web::get().to(entity_admin::list_businesses)),
+                )
+                .service(
+                    resource("/businesses/create/")
+                        .route(web::post().to(entity_admin::create_business)),
+                )
+                .service(
+                    resource("/businesses/delete/")
+                        .route(web::post().to(entity_admin::delete_businesses)),
+                )
+                .service(
+                    resource("/users/{vendor_data}/")
+                        .route(web::get().to(entities::user))
+                        .route(web::patch().to(entity_admin::update_user)),
+                )
                 .service(
                     resource("/users/{vendor_data}/update-status/")
                         .route(web::patch().to(entities::update_user_status)),
                 )
                 .service(
-                    resource("/businesses/{vendor_data}/").route(web::get().to(entities::business)),
+                    resource("/businesses/{vendor_data}/")
+                        .route(web::get().to(entities::business))
+                        .route(web::patch().to(entity_admin::update_business)),
                 )
                 .service(
                     resource("/businesses/{vendor_data}/update-status/")

@@ -94,7 +94,7 @@ async fn a_new_vendor_data_creates_one_active_entity_matched_case_insensitively(
         "the first spelling is kept"
     );
     assert_eq!(user.status, EntityStatus::Active);
-    assert_eq!(user.session_count, 2);
+    assert_eq!(user.counts.session_count, 2);
     let business = db
         .find_entity(
             app,
@@ -104,7 +104,7 @@ async fn a_new_vendor_data_creates_one_active_entity_matched_case_insensitively(
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(business.session_count, 1);
+    assert_eq!(business.counts.session_count, 1);
     let other = db.application().await;
     assert!(
         db.find_entity(
