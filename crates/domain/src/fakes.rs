@@ -310,6 +310,45 @@ impl SessionRepository for InMemory {
         log: &LogEntry,
     ) -> Result<StoredSession, RepoError> {
         let mut state = self.state();
+        let reusable = s
+            .vendor_data
+            .as_ref()
+            .filter(|_| s.reuse_unfinished)
+            .and_then(|vendor_data| {
+                state
+                    .sessions
+                    .iter()
+                    .rev()
+                    .map(|(r, _)| &r.session)
+                    .find(|own| {
+                        own.application_id == s.application_id
+                            && own.workflow_id == s.workflow_id
+                            && crate::SessionStatus::UNFINISHED.contains(&own.status)
+                            && own
+                                .vendor_data
+                                .as_ref()
+                                .is_some_and(|v| v.key() == vendor_data.key())
+                    })
+                    .map(|own| own.id)
+            });
+        if let Some(id) = reusable {
+            claim(
+                &mut state,
+                s.application_id,
+                s.idempotency.as_ref(),
+                IdempotentOperation::CreateSession,
+                id.to_string(),
+            )?;
+            let (record, _) = find_mut(&mut state, s.application_id, id)
+                .ok_or_else(|| RepoError::Internal("the reused session vanished".into()))?;
+            if s.callback.is_some() {
+                record.session.callback = s.callback.clone();
+            }
+            if s.metadata.is_some() {
+                record.session.metadata = s.metadata.clone();
+            }
+            return Ok(record.session.clone());
+        }
         claim(
             &mut state,
             s.application_id,

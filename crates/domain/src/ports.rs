@@ -105,7 +105,10 @@ pub trait SessionRepository: Send + Sync {
     /// Inserts a session in one transaction: allocates the application's next `session_number`
     /// (never the same twice, even across processes sharing the database), creates the `ACTIVE`
     /// entity of its `vendor_data` when the application has none with that key, and writes
-    /// `log` as its first log row.
+    /// `log` as its first log row. With `reuse_unfinished` and a `vendor_data`, an unfinished session
+    /// ([`crate::SessionStatus::UNFINISHED`]) of the same workflow and `vendor_data` is
+    /// returned instead, its `callback` and `metadata` replaced by those given — decided under
+    /// the same lock that allocates numbers, so that concurrent requests reuse one session.
     async fn create_session(
         &self,
         session: &NewSession,

@@ -49,6 +49,9 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     /// The request's idempotency key, stored with the session.
     pub idempotency: Option<IdempotencyClaim>,
+    /// Whether an unfinished session of the same workflow and `vendor_data` is answered
+    /// instead of a new one (Didit's reuse; see the repository's `create_session`).
+    pub reuse_unfinished: bool,
 }
 
 impl NewSession {

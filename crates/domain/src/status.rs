@@ -43,6 +43,15 @@ impl SessionStatus {
         SessionStatus::KycExpired,
     ];
 
+    /// The statuses of a session not yet finished, which a new session of the same
+    /// `vendor_data` and workflow reuses instead of starting another.
+    pub const UNFINISHED: [SessionStatus; 4] = [
+        SessionStatus::NotStarted,
+        SessionStatus::InProgress,
+        SessionStatus::Resubmitted,
+        SessionStatus::AwaitingUser,
+    ];
+
     /// The statuses from which a review (`update-status`) may move a session.
     pub const REVIEWABLE: [SessionStatus; 6] = [
         SessionStatus::Approved,

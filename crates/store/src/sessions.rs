@@ -69,6 +69,15 @@ impl SessionRepository for Store {
     ) -> Result<StoredSession, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
+        if s.reuse_unfinished && s.vendor_data.is_some() {
+            // The counter row, locked without a new number, serializes this choice with every
+            // creation of the application's sessions; then an unfinished session is reused.
+            lock_counter(&txn, s.application_id).await?;
+            if let Some(reused) = reuse_unfinished(&txn, s).await? {
+                commit(txn).await?;
+                return Ok(reused);
+            }
+        }
         // The key first: a concurrent retry with it waits here, then writes nothing.
         crate::idempotency::claim(
             &txn,
@@ -587,6 +596,89 @@ impl Store {
         }
         Ok(listed)
     }
+}
+
+/// Locks the application's counter row until the transaction ends, without bumping it.
+async fn lock_counter(
+    txn: &DatabaseTransaction,
+    application_id: ApplicationId,
+) -> Result<(), RepoError> {
+    let lock = Query::update()
+        .table(Applications::Table)
+        .value(
+            Applications::LastSessionNumber,
+            Expr::col(Applications::LastSessionNumber),
+        )
+        .and_where(Expr::col(Applications::Id).eq(application_id.as_uuid()))
+        .to_owned();
+    run(txn, &lock).await.map(drop)
+}
+
+/// The newest unfinished session of `s`'s workflow and `vendor_data`, its `callback` and
+/// `metadata` replaced by `s`'s when given, and the request's idempotency key claimed for it;
+/// `None` when there is none.
+async fn reuse_unfinished(
+    txn: &DatabaseTransaction,
+    s: &NewSession,
+) -> Result<Option<StoredSession>, RepoError> {
+    let Some(vendor_data) = &s.vendor_data else {
+        return Ok(None);
+    };
+    let entity = Query::select()
+        .column(Entities::Id)
+        .from(Entities::Table)
+        .and_where(Expr::col(Entities::ApplicationId).eq(s.application_id.as_uuid()))
+        .and_where(Expr::col(Entities::Kind).eq(s.kind.as_str()))
+        .and_where(Expr::col(Entities::VendorDataKey).eq(vendor_data.key()))
+        .to_owned();
+    let select = Query::select()
+        .column(Sessions::Id)
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::ApplicationId).eq(s.application_id.as_uuid()))
+        .and_where(Expr::col(Sessions::WorkflowId).eq(s.workflow_id.as_uuid()))
+        .and_where(
+            Expr::col(Sessions::Status).is_in(
+                handoff_domain::SessionStatus::UNFINISHED
+                    .iter()
+                    .map(|status| status.as_str()),
+            ),
+        )
+        .and_where(Expr::col(Sessions::EntityId).in_subquery(entity))
+        .order_by(Sessions::SessionNumber, Order::Desc)
+        .limit(1)
+        .to_owned();
+    let Some(row) = fetch_one(txn, &select).await? else {
+        return Ok(None);
+    };
+    let id = SessionId::from_uuid(get(&row, "id")?);
+    crate::idempotency::claim(
+        txn,
+        s.application_id,
+        s.idempotency.as_ref(),
+        IdempotentOperation::CreateSession,
+        id.to_string(),
+    )
+    .await?;
+    let mut update = Query::update()
+        .table(Sessions::Table)
+        .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+        .to_owned();
+    let mut changed = false;
+    if let Some(callback) = &s.callback {
+        update.value(Sessions::Callback, callback.clone());
+        changed = true;
+    }
+    if s.metadata.is_some() {
+        update.value(Sessions::Metadata, json_text(s.metadata.as_ref()));
+        changed = true;
+    }
+    if changed {
+        run(txn, &update).await?;
+    }
+    let row = fetch_one(txn, &select_session(id))
+        .await?
+        .ok_or_else(|| RepoError::Internal("the reused session vanished".into()))?;
+    rows::session(&row).map(|(session, _)| Some(session))
 }
 
 /// The application's next session number: its counter row bumped and locked until the

@@ -10,9 +10,10 @@ use crate::support::{TestApp, assert_error, on_both_backends};
 on_both_backends!(lists_filter_page_and_link);
 async fn lists_filter_page_and_link(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
-    let user_wf = app.workflow(&tenant, "user").await;
     let biz_wf = app.workflow(&tenant, "business").await;
+    // A workflow each: an unfinished session of a person's workflow would be reused.
     for i in 0..5 {
+        let user_wf = app.workflow(&tenant, "user").await;
         app.session(
             &tenant,
             &user_wf,
@@ -353,9 +354,10 @@ async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) 
     let tenant = app.tenant("Alpha").await;
     let other = app.tenant("Beta").await;
     let workflow = app.workflow(&tenant, "user").await;
+    let second = app.workflow(&tenant, "user").await;
     app.session(&tenant, &workflow, Some("Ana.Example@Mail.test"))
         .await;
-    app.session(&tenant, &workflow, Some("ana.example@mail.test"))
+    app.session(&tenant, &second, Some("ana.example@mail.test"))
         .await;
     let user = app.get("/v3/users/ANA.EXAMPLE@MAIL.TEST/", &tenant).await;
     assert_eq!(user.status.as_u16(), 200, "{}", user.text);
@@ -668,32 +670,115 @@ async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestAp
     assert_eq!(app.get("/v3/users/", &other).await.body["count"], 1);
 }
 
+on_both_backends!(an_unfinished_session_of_the_same_person_and_workflow_is_reused);
+async fn an_unfinished_session_of_the_same_person_and_workflow_is_reused(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let create = |body: Value| {
+        let (app, tenant) = (&app, &tenant);
+        async move {
+            let answer = app.post("/v3/session/", tenant, body).await;
+            assert_eq!(answer.status.as_u16(), 201, "{}", answer.text);
+            answer.body
+        }
+    };
+    let first = create(json!({"workflow_id": workflow, "vendor_data": "Ana",
+        "callback": "https://app.example.test/one", "metadata": {"try": 1}}))
+    .await;
+    // The same person (case-insensitively) and workflow: the same session, its callback and
+    // metadata replaced.
+    let again = create(json!({"workflow_id": workflow, "vendor_data": "ANA",
+        "callback": "https://app.example.test/two", "metadata": {"try": 2}}))
+    .await;
+    assert_eq!(again["session_id"], first["session_id"]);
+    assert_eq!(again["session_number"], first["session_number"]);
+    assert_eq!(again["callback"], "https://app.example.test/two");
+    assert_eq!(again["metadata"], json!({"try": 2}));
+    // Given neither, they stay.
+    let third = create(json!({"workflow_id": workflow, "vendor_data": "ana"})).await;
+    assert_eq!(third["session_id"], first["session_id"]);
+    assert_eq!(third["callback"], "https://app.example.test/two");
+    // Another workflow, another person, or no vendor_data: a new session.
+    let other_wf = app.workflow(&tenant, "user").await;
+    for body in [
+        json!({"workflow_id": other_wf, "vendor_data": "Ana"}),
+        json!({"workflow_id": workflow, "vendor_data": "Luis"}),
+        json!({"workflow_id": workflow}),
+    ] {
+        assert_ne!(create(body).await["session_id"], first["session_id"]);
+    }
+    // A finished session is never reused.
+    let id = first["session_id"].as_str().unwrap();
+    let recorded = app
+        .put(
+            &format!("/v3/session/{id}/decision/"),
+            &tenant,
+            json!({"status": "Declined"}),
+        )
+        .await;
+    assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
+    let fresh = create(json!({"workflow_id": workflow, "vendor_data": "Ana"})).await;
+    assert_ne!(fresh["session_id"], first["session_id"]);
+    assert_eq!(fresh["status"], "Not Started");
+    assert_eq!(
+        app.get("/v3/users/ana/", &tenant).await.body["session_count"],
+        3
+    );
+}
+
 on_both_backends!(concurrent_creation_never_duplicates_a_session_number);
 async fn concurrent_creation_never_duplicates_a_session_number(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let workflow = app.workflow(&tenant, "user").await;
     let app = Arc::new(app);
-    let mut tasks = tokio::task::JoinSet::new();
-    for i in 0..32 {
-        let (app, tenant, workflow) = (app.clone(), tenant.clone(), workflow.clone());
-        tasks.spawn(async move {
+    let (shared_app, shared_tenant) = (app.clone(), tenant.clone());
+    let create = move |vendor_data: Option<String>| {
+        let (app, tenant, workflow) = (shared_app.clone(), shared_tenant.clone(), workflow.clone());
+        async move {
             let answer = app
                 .post(
                     "/v3/session/",
                     &tenant,
-                    json!({"workflow_id": workflow, "vendor_data": format!("user-{}", i % 4)}),
+                    json!({"workflow_id": workflow, "vendor_data": vendor_data}),
                 )
                 .await;
             assert_eq!(answer.status.as_u16(), 201, "{}", answer.text);
-            answer.body["session_number"].as_i64().unwrap()
-        });
+            (
+                answer.body["session_id"].as_str().unwrap().to_owned(),
+                answer.body["session_number"].as_i64().unwrap(),
+            )
+        }
+    };
+    // Without vendor_data: 32 sessions, 32 numbers.
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        tasks.spawn(create(None));
     }
-    let numbers: BTreeSet<i64> = tasks.join_all().await.into_iter().collect();
+    let numbers: BTreeSet<i64> = tasks.join_all().await.into_iter().map(|(_, n)| n).collect();
     assert_eq!(numbers, (1..=32).collect::<BTreeSet<_>>());
+    // With 4 vendor_data, 8 requests each at once: each person's requests reuse one session.
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let create = create.clone();
+        tasks.spawn(async move { (i % 4, create(Some(format!("user-{}", i % 4))).await) });
+    }
+    let mut by_person: std::collections::BTreeMap<i32, BTreeSet<(String, i64)>> =
+        Default::default();
+    for (person, answer) in tasks.join_all().await {
+        by_person.entry(person).or_default().insert(answer);
+    }
+    let numbers: BTreeSet<i64> = by_person
+        .values()
+        .map(|answers| {
+            assert_eq!(answers.len(), 1, "one session per person: {answers:?}");
+            answers.first().unwrap().1
+        })
+        .collect();
+    assert_eq!(numbers, (33..=36).collect::<BTreeSet<_>>());
     for i in 0..4 {
         assert_eq!(
             app.get(&format!("/v3/users/user-{i}/"), &tenant).await.body["session_count"],
-            8
+            1
         );
     }
 }

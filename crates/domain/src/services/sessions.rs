@@ -95,6 +95,7 @@ impl SessionService {
             created_at: now,
             expires_at: now + Duration::seconds(workflow.session_expiration_time),
             idempotency,
+            reuse_unfinished: true,
         };
         let log = LogEntry {
             kind: LogKind::Event,

@@ -121,6 +121,7 @@ impl TestStore {
             created_at,
             expires_at: created_at + Duration::seconds(workflow.session_expiration_time),
             idempotency: None,
+            reuse_unfinished: false,
         };
         self.store
             .create_session(&session, &event("created"))
