@@ -251,6 +251,10 @@ async fn bad_reviews_and_list_queries(app: TestApp) {
             "comment",
         ),
         (json!({"new_status": "Approved", "comment": 5}), "comment"),
+        (
+            json!({"new_status": "Resubmitted", "nodes_to_resubmit": [{"node_id": "n", "feature": "OCR"}]}),
+            "nodes_to_resubmit",
+        ),
     ] {
         let answer = app.patch(&path, &tenant, body.clone()).await;
         assert_error(&answer, 400, "invalid_request");
@@ -281,6 +285,22 @@ async fn bad_reviews_and_list_queries(app: TestApp) {
     let answer = app.get("/v3/sessions/?status=%ZZ", &tenant).await;
     assert_eq!(answer.status.as_u16() / 100, 4, "{}", answer.text);
     assert!(answer.content_type.starts_with("application/json"));
+    // Didit's e-mail members are accepted (no mail is sent) and change nothing else.
+    let reviewed = app
+        .patch(
+            &path,
+            &tenant,
+            json!({"new_status": "Declined", "comment": "Blurred document", "send_email": true,
+                "email_address": "ana@example.test", "email_language": "es"}),
+        )
+        .await;
+    assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
+    assert_eq!(
+        app.get(&format!("/v3/session/{id}/decision/"), &tenant)
+            .await
+            .body["status"],
+        "Declined"
+    );
 }
 
 on_both_backends!(paths_routes_and_methods);

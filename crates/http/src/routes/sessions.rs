@@ -337,6 +337,10 @@ pub(crate) struct UpdateStatusBody {
     new_status: Option<String>,
     /// At most 10,000 characters.
     comment: Option<String>,
+    /// Didit's resubmission of single features: not supported yet, refused when non-empty
+    /// (`Resubmitted` resubmits the whole session).
+    #[schema(value_type = Option<Vec<Object>>, max_items = 0)]
+    nodes_to_resubmit: Option<Value>,
 }
 
 impl RequestBody for UpdateStatusBody {}
@@ -369,6 +373,17 @@ pub(crate) async fn update_status(
         }
     };
     let comment = optional_field("comment", body.comment, ReviewComment::parse, &mut errors);
+    if body
+        .nodes_to_resubmit
+        .as_ref()
+        .is_some_and(|nodes| !nodes.is_null() && nodes.as_array().is_none_or(|n| !n.is_empty()))
+    {
+        errors.add(
+            "nodes_to_resubmit",
+            "Resubmitting single features is not supported; set new_status to Resubmitted to \
+             resubmit the session.",
+        );
+    }
     errors.into_result().map_err(ApiError::invalid)?;
     let Some(new_status) = new_status else {
         return Err(ApiError::invalid_field(
