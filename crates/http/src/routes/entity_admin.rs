@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::entity::{EntityFilter, ProfileChange, display_name};
-use handoff_domain::session::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SEARCH_CHARS};
+use handoff_domain::session::MAX_SEARCH_CHARS;
 use handoff_domain::{EntityStatus, SessionKind, ValidationErrors, VendorData};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::routes::entities::{body, entity_status, path_vendor_data};
-use crate::routes::session_list::page_link;
+use crate::routes::paging::Page;
 use crate::routes::sessions::optional_field;
 use crate::{ApiError, AppState, wire};
 
@@ -61,28 +61,13 @@ impl EntitiesQuery {
                 (!trimmed.is_empty()).then(|| trimmed.to_lowercase())
             }
         });
-        let limit = match self.limit.as_deref().map(str::parse::<u64>) {
-            None => DEFAULT_PAGE_SIZE,
-            Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            Some(_) => {
-                errors.add("limit", "must be an integer from 1 to 200.");
-                DEFAULT_PAGE_SIZE
-            }
-        };
-        let offset = match self.offset.as_deref().map(str::parse::<u64>) {
-            None => 0,
-            Some(Ok(n)) if n <= i64::MAX as u64 => n,
-            Some(_) => {
-                errors.add("offset", "must be a non-negative integer.");
-                0
-            }
-        };
+        let page = Page::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(EntityFilter {
             statuses,
             search,
-            limit,
-            offset,
+            limit: page.limit,
+            offset: page.offset,
         })
     }
 }
@@ -100,12 +85,15 @@ async fn list(
         .sessions
         .entities(&caller, kind, &filter)
         .await?;
-    let link = |offset: u64| page_link(&req, state.public_url.as_deref(), filter.limit, offset);
+    let (next, previous) = Page {
+        limit: filter.limit,
+        offset: filter.offset,
+    }
+    .links(&req, state.public_url.as_deref(), page.count);
     Ok(HttpResponse::Ok().json(wire::EntityList {
         count: page.count,
-        next: (filter.offset.saturating_add(filter.limit) < page.count)
-            .then(|| link(filter.offset + filter.limit)),
-        previous: (filter.offset > 0).then(|| link(filter.offset.saturating_sub(filter.limit))),
+        next,
+        previous,
         results: page.results.into_iter().map(body).collect(),
     }))
 }

@@ -3,6 +3,7 @@
 pub(crate) mod entities;
 pub(crate) mod entity_admin;
 pub(crate) mod health;
+pub(crate) mod paging;
 pub(crate) mod reviews;
 pub(crate) mod session_list;
 pub(crate) mod sessions;

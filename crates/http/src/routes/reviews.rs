@@ -2,9 +2,7 @@
 //! review and each event that set its status, paged) and `POST` the same path (a review).
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use handoff_domain::session::{
-    Activity, ActivityQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, ReviewComment,
-};
+use handoff_domain::session::{Activity, ActivityQuery, ReviewComment};
 use handoff_domain::{LogKind, ReviewStatus, SessionId, ValidationErrors};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -12,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::timestamp;
-use crate::routes::session_list::page_link;
+use crate::routes::paging::Page;
 use crate::routes::sessions::{optional_field, session_id};
 use crate::{ApiError, AppState};
 
@@ -87,22 +85,7 @@ fn item(session: SessionId, activity: Activity) -> ReviewItem {
 impl ReviewsQuery {
     fn into_query(self) -> Result<ActivityQuery, ApiError> {
         let mut errors = ValidationErrors::default();
-        let limit = match self.limit.as_deref().map(str::parse::<u64>) {
-            None => DEFAULT_PAGE_SIZE,
-            Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            Some(_) => {
-                errors.add("limit", "must be an integer from 1 to 200.");
-                DEFAULT_PAGE_SIZE
-            }
-        };
-        let offset = match self.offset.as_deref().map(str::parse::<u64>) {
-            None => 0,
-            Some(Ok(n)) if n <= i64::MAX as u64 => n,
-            Some(_) => {
-                errors.add("offset", "must be a non-negative integer.");
-                0
-            }
-        };
+        let page = Page::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
         let newest_first = match self.ordering.as_deref() {
             None | Some("-created_at") => true,
             Some("created_at") => false,
@@ -113,8 +96,8 @@ impl ReviewsQuery {
         };
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(ActivityQuery {
-            limit,
-            offset,
+            limit: page.limit,
+            offset: page.offset,
             newest_first,
         })
     }
@@ -138,10 +121,11 @@ pub(crate) async fn list(
     let id = session_id(&path)?;
     let query = query.into_inner().into_query()?;
     let page = state.services.sessions.activity(&caller, id, query).await?;
-    let link = |offset: u64| page_link(&req, state.public_url.as_deref(), query.limit, offset);
-    let next = (query.offset.saturating_add(query.limit) < page.count)
-        .then(|| link(query.offset + query.limit));
-    let previous = (query.offset > 0).then(|| link(query.offset.saturating_sub(query.limit)));
+    let (next, previous) = Page {
+        limit: query.limit,
+        offset: query.offset,
+    }
+    .links(&req, state.public_url.as_deref(), page.count);
     Ok(HttpResponse::Ok().json(ReviewList {
         count: page.count,
         next,

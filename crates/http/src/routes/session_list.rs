@@ -3,7 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use handoff_domain::session::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_SEARCH_CHARS, SessionListing};
+use handoff_domain::session::{MAX_SEARCH_CHARS, SessionListing};
 use handoff_domain::{SessionFilter, SessionKind, SessionStatus, ValidationErrors, WorkflowId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
 use crate::decision::timestamp;
+use crate::routes::paging::Page;
 use crate::routes::sessions::vendor_data_field;
 use crate::{ApiError, AppState, wire};
 
@@ -133,22 +134,7 @@ impl ListQuery {
         {
             errors.add("date_to", "must not be before date_from.");
         }
-        let limit = match self.limit.as_deref().map(str::parse::<u64>) {
-            None => DEFAULT_PAGE_SIZE,
-            Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            Some(_) => {
-                errors.add("limit", "must be an integer from 1 to 200.");
-                DEFAULT_PAGE_SIZE
-            }
-        };
-        let offset = match self.offset.as_deref().map(str::parse::<u64>) {
-            None => 0,
-            Some(Ok(n)) if n <= i64::MAX as u64 => n,
-            Some(_) => {
-                errors.add("offset", "must be a non-negative integer.");
-                0
-            }
-        };
+        let page = Page::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(SessionFilter {
             vendor_data,
@@ -159,8 +145,8 @@ impl ListQuery {
             search,
             created_from,
             created_before,
-            limit,
-            offset,
+            limit: page.limit,
+            offset: page.offset,
         })
     }
 }
@@ -209,39 +195,17 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner().into_filter()?;
     let page = state.services.sessions.list(&caller, &filter).await?;
-    let link = |offset: u64| page_link(&req, state.public_url.as_deref(), filter.limit, offset);
-    let next = (filter.offset.saturating_add(filter.limit) < page.count)
-        .then(|| link(filter.offset + filter.limit));
-    let previous = (filter.offset > 0).then(|| link(filter.offset.saturating_sub(filter.limit)));
+    let (next, previous) = Page {
+        limit: filter.limit,
+        offset: filter.offset,
+    }
+    .links(&req, state.public_url.as_deref(), page.count);
     Ok(HttpResponse::Ok().json(wire::SessionList {
         count: page.count,
         next,
         previous,
         results: page.results.iter().map(summary).collect(),
     }))
-}
-
-/// The URL of another page: the same query with `limit` and `offset` replaced, from the
-/// deployment's public URL when it has one, else relative. Never from the request's `Host` or
-/// forwarding headers, which the client controls.
-pub(crate) fn page_link(req: &HttpRequest, base: Option<&str>, limit: u64, offset: u64) -> String {
-    let mut query: Vec<String> = req
-        .query_string()
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            !pair.is_empty() && name != "limit" && name != "offset"
-        })
-        .map(str::to_owned)
-        .collect();
-    query.push(format!("limit={limit}"));
-    query.push(format!("offset={offset}"));
-    format!(
-        "{}{}?{}",
-        base.unwrap_or_default().trim_end_matches('/'),
-        req.path(),
-        query.join("&")
-    )
 }
 
 /// The most session numbers one deletion names.

@@ -1,7 +1,6 @@
 //! `/v3/workflows/`: create, list, read, change and delete the caller's workflows.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use handoff_domain::session::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use handoff_domain::workflow::{RequestedFeature, RequestedSettings, WorkflowChange};
 use handoff_domain::{NewWorkflow, ValidationErrors, Workflow, WorkflowId};
 use serde::Deserialize;
@@ -10,6 +9,7 @@ use serde_json::Value;
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::timestamp;
+use crate::routes::paging::Page;
 use crate::{ApiError, AppState, wire};
 use utoipa::ToSchema;
 
@@ -210,36 +210,19 @@ pub(crate) async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut errors = ValidationErrors::default();
-    let limit = match query.limit.as_deref().map(str::parse::<u64>) {
-        None => DEFAULT_PAGE_SIZE,
-        Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-        Some(_) => {
-            errors.add("limit", "must be an integer from 1 to 200.");
-            DEFAULT_PAGE_SIZE
-        }
-    };
-    let offset = match query.offset.as_deref().map(str::parse::<u64>) {
-        None => 0,
-        Some(Ok(n)) => n,
-        Some(Err(_)) => {
-            errors.add("offset", "must be a non-negative integer.");
-            0
-        }
-    };
+    let page = Page::parse(query.limit.as_deref(), query.offset.as_deref(), &mut errors);
     errors.into_result().map_err(ApiError::invalid)?;
     let workflows = state.services.workflows.list(&caller).await?;
     let count = workflows.len() as u64;
-    let link = |offset: u64| {
-        crate::routes::session_list::page_link(&req, state.public_url.as_deref(), limit, offset)
-    };
+    let (next, previous) = page.links(&req, state.public_url.as_deref(), count);
     Ok(HttpResponse::Ok().json(wire::WorkflowList {
         count,
-        next: (offset.saturating_add(limit) < count).then(|| link(offset + limit)),
-        previous: (offset > 0).then(|| link(offset.saturating_sub(limit))),
+        next,
+        previous,
         results: workflows
             .iter()
-            .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
             .map(workflow_json)
             .collect(),
     }))
