@@ -4,17 +4,20 @@
 use std::process::{Command, ExitCode};
 
 mod fuzz;
+mod mcp;
 mod schemathesis;
+mod seeded;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks]   the import benchmark, or the webhook one (docs/performance.md)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks]   the import benchmark, or the webhook one (docs/performance.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("openapi") => openapi(),
+        Some("mcp") => mcp::run(),
         Some("schemathesis") => schemathesis::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("bench") => bench(&args[1..]),
