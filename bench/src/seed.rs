@@ -149,6 +149,7 @@ impl World {
                     VendorData::parse(&format!("person-{i}")).map_err(str::to_owned)?,
                 ),
                 callback: None,
+                options: Default::default(),
                 metadata: None,
                 contact_details: None,
                 expected_details: None,

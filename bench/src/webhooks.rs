@@ -186,6 +186,7 @@ async fn create_session(
         workflow_id: workflow,
         vendor_data: Some(VendorData::parse(&format!("hook-{i}")).map_err(str::to_owned)?),
         callback: None,
+        options: Default::default(),
         metadata: None,
         contact_details: None,
         expected_details: None,

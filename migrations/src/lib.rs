@@ -14,6 +14,7 @@ mod m20261130_000006_idempotency_keys;
 mod m20261130_000007_webhooks;
 mod m20261130_000008_entity_profile;
 mod m20261130_000009_workflow_settings;
+mod m20261130_000010_session_options;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000007_webhooks::Migration),
             Box::new(m20261130_000008_entity_profile::Migration),
             Box::new(m20261130_000009_workflow_settings::Migration),
+            Box::new(m20261130_000010_session_options::Migration),
         ]
     }
 }

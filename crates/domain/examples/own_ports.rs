@@ -120,6 +120,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
                 workflow_id: bank_kyc.id,
                 vendor_data: Some(VendorData::parse("customer-7781")?),
                 callback: None,
+                options: Default::default(),
                 metadata: None,
                 contact_details: None,
                 expected_details: None,

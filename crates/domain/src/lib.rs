@@ -41,7 +41,8 @@
 //! let session = services.sessions.create(&holder, CreateSession {
 //!     workflow_id: holder_workflow.id,
 //!     vendor_data: Some(VendorData::parse("user-ana-001")?),
-//!     callback: None, metadata: None, contact_details: None, expected_details: None,
+//!     callback: None, options: Default::default(), metadata: None, contact_details: None,
+//!     expected_details: None,
 //! }).await?;
 //! let finished = RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] };
 //! services.sessions.record_results(&holder, session.id, finished).await?;
@@ -79,6 +80,7 @@ pub mod kind;
 pub mod ports;
 pub mod services;
 pub mod session;
+pub mod session_options;
 pub mod share;
 pub mod status;
 pub mod vendor_data;
@@ -96,6 +98,7 @@ pub use session::{
     LogEntry, LogKind, NewSession, RecordResults, Review, ReviewOutcome, SessionFilter,
     SessionPage, SessionRecord, StoredSession,
 };
+pub use session_options::{CallbackMethod, SessionOptions};
 pub use share::{
     CloneStatus, ImportAttempt, ImportCheck, ImportContext, ImportOutcome, ImportWorkflow,
     IssuedShareToken, LedgerEntry, RecordedToken, ShareClaims, ShareToken, TokenError, TokenState,

@@ -7,6 +7,7 @@ use crate::block::{FeatureBlock, FeatureItem};
 use crate::idempotency::IdempotencyClaim;
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
+use crate::session_options::SessionOptions;
 use crate::status::SessionStatus;
 use crate::vendor_data::VendorData;
 use uuid::Uuid;
@@ -39,6 +40,8 @@ pub struct NewSession {
     pub metadata: Option<Value>,
     /// Where to send the user when done.
     pub callback: Option<String>,
+    /// How the session is presented.
+    pub options: SessionOptions,
     /// Contact details, as given.
     pub contact_details: Option<Value>,
     /// Details the caller expects the documents to show, as given.
@@ -70,6 +73,7 @@ impl NewSession {
             vendor_data: self.vendor_data.clone(),
             metadata: self.metadata.clone(),
             callback: self.callback.clone(),
+            options: self.options.clone(),
             contact_details: self.contact_details.clone(),
             expected_details: self.expected_details.clone(),
             shared_from_session: None,
@@ -106,6 +110,8 @@ pub struct StoredSession {
     pub metadata: Option<Value>,
     /// Where to send the user when done.
     pub callback: Option<String>,
+    /// How the session is presented (not copied by an import).
+    pub options: SessionOptions,
     /// Contact details, as given.
     pub contact_details: Option<Value>,
     /// Expected details, as given.
@@ -569,6 +575,7 @@ mod tests {
                 vendor_data: None,
                 metadata: None,
                 callback: None,
+                options: Default::default(),
                 contact_details: None,
                 expected_details: None,
                 shared_from_session: None,

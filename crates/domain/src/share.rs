@@ -550,6 +550,7 @@ mod tests {
             vendor_data: None,
             metadata: None,
             callback: None,
+            options: Default::default(),
             contact_details: None,
             expected_details: None,
             shared_from_session: None,

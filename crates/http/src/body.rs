@@ -20,6 +20,8 @@ pub enum BodyLimit {
     Small,
     /// Recorded results, which carry whole verification reports.
     Results,
+    /// A session to create, which may carry a portrait image.
+    Session,
 }
 
 /// A request body type and the limit it is read under.
@@ -41,6 +43,7 @@ impl<T: RequestBody> FromRequest for JsonBody<T> {
             .map(|state| match T::LIMIT {
                 BodyLimit::Small => state.limits.small_body_bytes,
                 BodyLimit::Results => state.limits.results_body_bytes,
+                BodyLimit::Session => state.limits.session_body_bytes,
             })
             .unwrap_or(64 * 1024);
         let checked = check_headers(req, limit);

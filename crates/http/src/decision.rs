@@ -21,9 +21,10 @@ pub struct V3DecisionWithEvents<'a>(pub &'a SessionRecord, pub &'a [crate::wire:
 /// The V2 decision payload of a user session.
 pub struct V2Decision<'a>(pub &'a SessionRecord);
 
-fn head<M: SerializeMap>(map: &mut M, s: &StoredSession, with_kind: bool) -> Result<(), M::Error> {
+/// The session's fields; `v3` adds `session_kind` and the presentation options.
+fn head<M: SerializeMap>(map: &mut M, s: &StoredSession, v3: bool) -> Result<(), M::Error> {
     map.serialize_entry("session_id", &s.id.to_string())?;
-    if with_kind {
+    if v3 {
         map.serialize_entry("session_kind", s.kind.as_str())?;
     }
     map.serialize_entry("session_number", &s.session_number)?;
@@ -34,6 +35,19 @@ fn head<M: SerializeMap>(map: &mut M, s: &StoredSession, with_kind: bool) -> Res
     map.serialize_entry("vendor_data", &s.vendor_data.as_ref().map(|v| v.as_str()))?;
     map.serialize_entry("metadata", &s.metadata)?;
     map.serialize_entry("callback", &s.callback)?;
+    // Present only when given, so that the contract's payloads stay as documented.
+    if v3 {
+        let options = &s.options;
+        if let Some(method) = options.callback_method {
+            map.serialize_entry("callback_method", method.as_str())?;
+        }
+        if let Some(language) = &options.language {
+            map.serialize_entry("language", language)?;
+        }
+        if let Some(portrait) = &options.portrait_image {
+            map.serialize_entry("portrait_image", portrait)?;
+        }
+    }
     map.serialize_entry("contact_details", &s.contact_details)?;
     map.serialize_entry("expected_details", &s.expected_details)?;
     map.serialize_entry(

@@ -29,6 +29,8 @@ pub struct Limits {
     pub small_body_bytes: usize,
     /// Recorded results (`PUT /v3/session/{id}/decision/`).
     pub results_body_bytes: usize,
+    /// A session to create (`POST /v3/session/`): room for a 1 MiB `portrait_image` in base64.
+    pub session_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +38,7 @@ impl Default for Limits {
         Self {
             small_body_bytes: 64 * 1024,
             results_body_bytes: 2 * 1024 * 1024,
+            session_body_bytes: 1536 * 1024,
         }
     }
 }

@@ -39,6 +39,16 @@ pub enum SessionKind {
     Business,
 }
 
+/// Which device a session's callback applies to.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum CallbackMethod {
+    Initiator,
+    Completer,
+    Both,
+}
+
 /// Entity statuses.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]
@@ -458,6 +468,15 @@ pub struct DecisionV3 {
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
     callback: Option<String>,
+    /// Present when the session was created with it.
+    #[schema(value_type = CallbackMethod, required = false)]
+    callback_method: Option<String>,
+    /// Present when the session was created with it.
+    #[schema(required = false)]
+    language: String,
+    /// Base64; present when the session was created with it.
+    #[schema(required = false)]
+    portrait_image: String,
     #[schema(value_type = Option<Object>)]
     contact_details: Option<Value>,
     #[schema(value_type = Option<Object>)]

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use handoff_domain::workflow::Feature;
 use handoff_domain::{
     ApplicationId, FeatureBlock, FeatureItem, RepoError, Review, SessionId, SessionKind,
-    SessionStatus, StoredSession, VendorData, WorkflowFeature, WorkflowId,
+    SessionOptions, SessionStatus, StoredSession, VendorData, WorkflowFeature, WorkflowId,
 };
 use sea_orm::{QueryResult, TryGetable, Value};
 use serde_json::json;
@@ -17,7 +17,7 @@ use uuid::Uuid;
 /// The columns of `sessions` that [`session`] reads, in the order the SELECTs name them.
 pub(crate) const SESSION_COLUMNS: &str = "id, application_id, kind, session_number, session_token, \
      session_url, status, workflow_id, features, vendor_data, metadata, callback, contact_details, \
-     expected_details, shared_from_session, recorded_blocks, created_at, expires_at";
+     expected_details, shared_from_session, recorded_blocks, created_at, expires_at, options";
 
 /// Reads a column, turning a decoding failure into a storage error that names the column.
 pub(crate) fn get<T: TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepoError> {
@@ -60,6 +60,13 @@ fn json_column(row: &QueryResult, column: &str) -> Result<Option<serde_json::Val
 /// A JSON value as stored in a text column.
 pub(crate) fn json_text(value: Option<&serde_json::Value>) -> Value {
     Value::from(value.map(serde_json::Value::to_string))
+}
+
+/// A session's options as stored: NULL when none is set.
+pub(crate) fn options_text(options: &SessionOptions) -> Option<String> {
+    (!options.is_empty())
+        .then(|| serde_json::to_string(options).ok())
+        .flatten()
 }
 
 /// Parses the comma-separated `recorded_blocks` column.
@@ -109,6 +116,10 @@ pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBl
             .map(SessionId::from_uuid),
         created_at: get::<DateTime<Utc>>(row, "created_at")?,
         expires_at: get::<DateTime<Utc>>(row, "expires_at")?,
+        options: text_or_null(row, "options")?
+            .map(|text| serde_json::from_str(&text).map_err(|_| corrupt("options", &text)))
+            .transpose()?
+            .unwrap_or_default(),
     };
     Ok((session, recorded_blocks(&recorded)?))
 }

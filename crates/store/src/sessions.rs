@@ -27,7 +27,7 @@ use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run, stmt};
 
 /// What a session row is read with (`rows::session`), in the order of `rows::SESSION_COLUMNS`.
-pub(crate) const SESSION_READ: [Sessions; 18] = [
+pub(crate) const SESSION_READ: [Sessions; 19] = [
     Sessions::Id,
     Sessions::ApplicationId,
     Sessions::Kind,
@@ -46,6 +46,7 @@ pub(crate) const SESSION_READ: [Sessions; 18] = [
     Sessions::RecordedBlocks,
     Sessions::CreatedAt,
     Sessions::ExpiresAt,
+    Sessions::Options,
 ];
 
 /// A session row by key alone (see `find_session`).
@@ -131,6 +132,7 @@ impl SessionRepository for Store {
                 String::new().into(),
                 s.created_at.into(),
                 s.expires_at.into(),
+                rows::options_text(&s.options).into(),
                 entity_id.into(),
             ])
             .to_owned();

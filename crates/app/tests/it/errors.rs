@@ -124,8 +124,8 @@ async fn malformed_bodies_media_types_and_sizes(app: TestApp) {
         (
             json,
             format!(
-                r#"{{"workflow_id": "{workflow}", "metadata": {{"pad": "{}"}}}}"#,
-                "x".repeat(70_000)
+                r#"{{"workflow_id": "{workflow}", "portrait_image": "{}"}}"#,
+                "A".repeat(1_600_000)
             )
             .into_bytes(),
             413,

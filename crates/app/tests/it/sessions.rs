@@ -782,3 +782,79 @@ async fn concurrent_creation_never_duplicates_a_session_number(app: TestApp) {
         );
     }
 }
+
+on_both_backends!(didits_presentation_options_are_kept_checked_and_not_imported);
+async fn didits_presentation_options_are_kept_checked_and_not_imported(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    // A 1 MiB portrait: its base64 fits the session route's body limit.
+    let portrait = "AAAA".repeat(1024 * 1024 / 3) + "AA==";
+    let created = app
+        .post(
+            "/v3/session/",
+            &tenant,
+            json!({"workflow_id": workflow, "callback_method": "completer", "language": "pt-BR",
+                "portrait_image": portrait}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let id = created.body["session_id"].as_str().unwrap();
+    let decision = app
+        .get(&format!("/v3/session/{id}/decision/"), &tenant)
+        .await;
+    assert_eq!(decision.body["callback_method"], "completer");
+    assert_eq!(decision.body["language"], "pt-BR");
+    assert_eq!(decision.body["portrait_image"], portrait.as_str());
+    // V2 keeps its documented fields.
+    let v2 = app
+        .get(&format!("/v2/session/{id}/decision/"), &tenant)
+        .await;
+    assert_eq!(v2.status.as_u16(), 200, "{}", v2.text);
+    assert!(v2.body.get("language").is_none(), "{}", v2.text);
+
+    // Each is checked, and named when refused.
+    let over = "AAAA".repeat(1024 * 1024 / 3 + 1);
+    for (field, value) in [
+        ("callback_method", json!("sometimes")),
+        ("language", json!("xx")),
+        ("portrait_image", json!("not base64!")),
+        ("portrait_image", json!("")),
+        ("portrait_image", json!(over)),
+        ("metadata", json!({"pad": "x".repeat(70_000)})),
+    ] {
+        let answer = app
+            .post(
+                "/v3/session/",
+                &tenant,
+                json!({"workflow_id": workflow, field: value}),
+            )
+            .await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(answer.body["errors"][field].is_array(), "{}", answer.text);
+    }
+
+    // An import does not copy them, as it does not copy the callback.
+    let recorded = app
+        .put(
+            &format!("/v3/session/{id}/decision/"),
+            &tenant,
+            json!({"status": "Approved"}),
+        )
+        .await;
+    assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
+    let receiver = app.tenant("Beta").await;
+    let token = app.share(&tenant, id, &receiver).await;
+    let receiver_workflow = app.workflow(&receiver, "user").await;
+    let imported = app
+        .import(&receiver, &token, &receiver_workflow, json!({}))
+        .await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    let clone = imported.body["session_id"].as_str().unwrap();
+    let cloned = app
+        .get(&format!("/v3/session/{clone}/decision/"), &receiver)
+        .await;
+    assert_eq!(cloned.status.as_u16(), 200, "{}", cloned.text);
+    for field in ["callback_method", "language", "portrait_image"] {
+        assert!(cloned.body.get(field).is_none(), "{field}: {}", cloned.text);
+    }
+}

@@ -350,6 +350,7 @@ mod tests {
                     workflow_id: source_workflow,
                     vendor_data: Some(VendorData::parse("ana").unwrap()),
                     callback: None,
+                    options: Default::default(),
                     metadata: None,
                     contact_details: None,
                     expected_details: None,

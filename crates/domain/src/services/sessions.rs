@@ -13,6 +13,7 @@ use crate::session::{
     CallbackUrl, LogEntry, LogKind, NewSession, RecordResults, ReviewComment, ReviewOutcome,
     SessionFilter, SessionPage, SessionRecord, StoredSession,
 };
+use crate::session_options::SessionOptions;
 use crate::status::{ReviewStatus, SessionStatus};
 use crate::vendor_data::VendorData;
 use crate::workflow::Feature;
@@ -31,6 +32,8 @@ pub struct CreateSession {
     pub callback: Option<CallbackUrl>,
     /// Free JSON.
     pub metadata: Option<Value>,
+    /// How the session is presented.
+    pub options: SessionOptions,
     /// Contact details.
     pub contact_details: Option<Value>,
     /// Expected details.
@@ -90,6 +93,7 @@ impl SessionService {
             entity_id: self.ports.ids.uuid(),
             metadata: request.metadata,
             callback: request.callback.map(CallbackUrl::into_string),
+            options: request.options,
             contact_details: request.contact_details,
             expected_details: request.expected_details,
             created_at: now,

@@ -5,6 +5,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::json::RawObject;
 use handoff_domain::services::CreateSession;
 use handoff_domain::session::{CallbackUrl, RecordResults, ReviewComment};
+use handoff_domain::session_options::{
+    CallbackMethod, LANGUAGES, PORTRAIT_IMAGE_MAX_BYTES, SessionOptions,
+};
 use handoff_domain::{
     FeatureBlock, FeatureItem, ReviewStatus, SessionId, SessionStatus, StoredSession,
     ValidationErrors, VendorData, WorkflowId,
@@ -49,9 +52,16 @@ pub(crate) fn vendor_data_field(
     optional_field("vendor_data", raw, |v| VendorData::parse(&v), errors)
 }
 
+/// The largest `metadata`, `contact_details` or `expected_details` object, serialized.
+const OBJECT_FIELD_MAX_BYTES: usize = 64 * 1024;
+
 fn object_field(name: &str, value: Option<Value>, errors: &mut ValidationErrors) -> Option<Value> {
     match value {
         None | Some(Value::Null) => None,
+        Some(object @ Value::Object(_)) if object.to_string().len() > OBJECT_FIELD_MAX_BYTES => {
+            errors.add(name, "is larger than 65536 bytes once serialized.");
+            None
+        }
         Some(object @ Value::Object(_)) => Some(object),
         Some(_) => {
             errors.add(name, "must be a JSON object.");
@@ -79,9 +89,70 @@ pub(crate) struct CreateSessionBody {
     /// Details the documents should show (object).
     #[schema(value_type = Option<Object>)]
     expected_details: Option<Value>,
+    /// Which device the callback applies to when the verification moves between devices.
+    #[schema(value_type = Option<wire::CallbackMethod>)]
+    callback_method: Option<String>,
+    /// The verification pages' language, one of Didit's codes.
+    language: Option<String>,
+    /// A reference portrait for face matching: standard base64, at most 1 MiB decoded.
+    portrait_image: Option<String>,
 }
 
-impl RequestBody for CreateSessionBody {}
+impl RequestBody for CreateSessionBody {
+    const LIMIT: BodyLimit = BodyLimit::Session;
+}
+
+/// Didit's `callback_method`, `language` and `portrait_image`, each checked into `errors`.
+fn session_options(
+    callback_method: Option<String>,
+    language: Option<String>,
+    portrait_image: Option<String>,
+    errors: &mut ValidationErrors,
+) -> SessionOptions {
+    use base64::Engine;
+    use base64::engine::{GeneralPurpose, GeneralPurposeConfig};
+    // Padded standard base64, as the OpenAPI document's pattern says; unused trailing bits allowed.
+    const BASE64: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+    );
+    let callback_method = optional_field(
+        "callback_method",
+        callback_method,
+        |raw| CallbackMethod::parse(&raw).ok_or("must be initiator, completer or both."),
+        errors,
+    );
+    let language = optional_field(
+        "language",
+        language,
+        |raw| {
+            if LANGUAGES.contains(&raw.as_str()) {
+                Ok(raw)
+            } else {
+                Err("is not a language the verification pages offer (see docs/api.md).")
+            }
+        },
+        errors,
+    );
+    let portrait_image = optional_field(
+        "portrait_image",
+        portrait_image,
+        |raw| match BASE64.decode(&raw) {
+            Err(_) => Err("must be standard base64."),
+            Ok(bytes) if bytes.is_empty() => Err("must not be empty."),
+            Ok(bytes) if bytes.len() > PORTRAIT_IMAGE_MAX_BYTES => {
+                Err("is larger than 1 MiB once decoded.")
+            }
+            Ok(_) => Ok(raw),
+        },
+        errors,
+    );
+    SessionOptions {
+        callback_method,
+        language,
+        portrait_image,
+    }
+}
 
 impl CreateSessionBody {
     fn into_domain(self) -> Result<CreateSession, ApiError> {
@@ -94,11 +165,18 @@ impl CreateSessionBody {
         let metadata = object_field("metadata", self.metadata, &mut errors);
         let contact_details = object_field("contact_details", self.contact_details, &mut errors);
         let expected_details = object_field("expected_details", self.expected_details, &mut errors);
+        let options = session_options(
+            self.callback_method,
+            self.language,
+            self.portrait_image,
+            &mut errors,
+        );
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(CreateSession {
             workflow_id: WorkflowId::from_uuid(self.workflow_id.unwrap_or_default()),
             vendor_data,
             callback,
+            options,
             metadata,
             contact_details,
             expected_details,

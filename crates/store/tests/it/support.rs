@@ -116,6 +116,7 @@ impl TestStore {
             entity_id: Uuid::new_v4(),
             metadata: Some(serde_json::json!({"k": "v"})),
             callback: None,
+            options: Default::default(),
             contact_details: None,
             expected_details: None,
             created_at,
