@@ -21,6 +21,9 @@ pub enum RepoError {
     /// (a concurrent retry); it wrote nothing.
     #[error("the idempotency key is taken by another request")]
     IdempotencyKeyTaken,
+    /// A guarded write found the session changed since it was read; it wrote nothing.
+    #[error("the session changed since it was read")]
+    Changed,
 }
 
 /// Field-level validation errors: field name → messages, in field order.

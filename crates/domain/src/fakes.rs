@@ -452,8 +452,30 @@ impl SessionRepository for InMemory {
         }
         record.blocks.sort_by_key(|(b, _)| *b);
         record.session.status = results.status.unwrap_or(old);
+        record.session.revision += 1;
         logs.push(log.transition(old, record.session.status));
         Ok(true)
+    }
+
+    async fn amend_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        revision: i64,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        let current = self
+            .state()
+            .sessions
+            .iter()
+            .find(|(r, _)| r.session.application_id == application_id && r.session.id == id)
+            .map(|(r, _)| r.session.revision);
+        match current {
+            None => Ok(false),
+            Some(current) if current != revision => Err(RepoError::Changed),
+            Some(_) => self.record_results(application_id, id, results, log).await,
+        }
     }
 
     async fn apply_review(
@@ -473,6 +495,7 @@ impl SessionRepository for InMemory {
             Err(refused) => return Ok(refused),
         };
         record.session.status = review.status();
+        record.session.revision += 1;
         record.reviews.push(Review {
             user: log.actor.clone(),
             new_status: review.status(),
@@ -860,6 +883,8 @@ impl ShareRepository for InMemory {
             vendor_data,
             metadata: None,
             callback: None,
+            options: Default::default(),
+            revision: 0,
             shared_from_session: Some(source.session.id),
             created_at: attempt.created_at,
             expires_at: attempt.expires_at(workflow),

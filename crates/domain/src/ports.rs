@@ -152,6 +152,18 @@ pub trait SessionRepository: Send + Sync {
         log: &LogEntry,
     ) -> Result<bool, RepoError>;
 
+    /// [`SessionRepository::record_results`] when the session's `revision` is still
+    /// `revision` (checked under the session's lock); [`RepoError::Changed`] and nothing
+    /// written when it is not.
+    async fn amend_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        revision: i64,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError>;
+
     /// Sets the reviewed status when, and only when, the current status is reviewable (checked
     /// and changed atomically), and appends `log` with `old_status` and `new_status` filled in.
     async fn apply_review(

@@ -74,6 +74,7 @@ impl NewSession {
             metadata: self.metadata.clone(),
             callback: self.callback.clone(),
             options: self.options.clone(),
+            revision: 0,
             contact_details: self.contact_details.clone(),
             expected_details: self.expected_details.clone(),
             shared_from_session: None,
@@ -112,6 +113,8 @@ pub struct StoredSession {
     pub callback: Option<String>,
     /// How the session is presented (not copied by an import).
     pub options: SessionOptions,
+    /// Bumped by every change of its blocks or status; guards read-modify-write amendments.
+    pub revision: i64,
     /// Contact details, as given.
     pub contact_details: Option<Value>,
     /// Expected details, as given.
@@ -576,6 +579,7 @@ mod tests {
                 metadata: None,
                 callback: None,
                 options: Default::default(),
+                revision: 0,
                 contact_details: None,
                 expected_details: None,
                 shared_from_session: None,

@@ -551,6 +551,7 @@ mod tests {
             metadata: None,
             callback: None,
             options: Default::default(),
+            revision: 0,
             contact_details: None,
             expected_details: None,
             shared_from_session: None,

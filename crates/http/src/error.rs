@@ -212,7 +212,11 @@ impl From<Error> for ApiError {
             Error::Invalid(errors) => ApiError::invalid(errors),
             Error::Repo(repo) => {
                 // The cause goes to the log, never to the client.
-                if !matches!(repo, handoff_domain::RepoError::IdempotencyKeyTaken) {
+                if !matches!(
+                    repo,
+                    handoff_domain::RepoError::IdempotencyKeyTaken
+                        | handoff_domain::RepoError::Changed
+                ) {
                     tracing::error!(error = %repo, "storage failure");
                 }
                 match repo {
@@ -230,6 +234,11 @@ impl From<Error> for ApiError {
                         StatusCode::CONFLICT,
                         "idempotency_key_in_use",
                         "A request with this Idempotency-Key is still running; retry later.",
+                    ),
+                    handoff_domain::RepoError::Changed => ApiError::new(
+                        StatusCode::CONFLICT,
+                        "session_changed",
+                        "The session kept changing while this request ran; retry it.",
                     ),
                 }
             }

@@ -9,7 +9,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    entities, entity_admin, health, reviews, session_list, sessions, sharing, webhooks, workflows,
+    corrections, entities, entity_admin, health, reviews, session_list, sessions, sharing,
+    webhooks, workflows,
 };
 use crate::wire;
 
@@ -26,7 +27,8 @@ use crate::wire;
         workflows::create, workflows::list, workflows::get, workflows::update, workflows::delete,
         sessions::create, session_list::list, session_list::delete_many, reviews::list, reviews::create,
         sessions::decision_v3, sessions::record_results, sessions::decision_v2,
-        sessions::update_status, sessions::delete,
+        sessions::update_status, corrections::update_data, corrections::update_poa_data,
+        sessions::delete,
         sharing::share, sharing::import_shared, sharing::preview, sharing::ledger, sharing::revoke,
         sharing::jwks,
         entities::user, entities::business, entities::update_user_status,

@@ -49,6 +49,66 @@ pub enum CallbackMethod {
     Both,
 }
 
+/// Didit's ID document types.
+#[derive(ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+pub enum DocumentType {
+    P,
+    DL,
+    ID,
+    RP,
+    SSC,
+    HIC,
+    WP,
+    TC,
+    VISA,
+    PSC,
+    BC,
+    OTHER,
+}
+
+/// Genders as documents print them.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum Gender {
+    M,
+    F,
+    U,
+}
+
+/// Marital statuses.
+#[derive(ToSchema)]
+#[allow(dead_code, clippy::upper_case_acronyms)]
+pub enum MaritalStatus {
+    SINGLE,
+    MARRIED,
+    DIVORCED,
+    WIDOWED,
+    UNKNOWN,
+}
+
+/// Proof-of-address document types.
+#[derive(ToSchema)]
+#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms)]
+pub enum PoaDocumentType {
+    UTILITY_BILL,
+    BANK_STATEMENT,
+    GOVERNMENT_ISSUED_DOCUMENT,
+    OTHER_POA_DOCUMENT,
+    UNKNOWN,
+}
+
+/// A step to resubmit.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NodeToResubmit {
+    /// The `node_id` of the step's items in the decision.
+    #[schema(min_length = 1, max_length = 100)]
+    node_id: String,
+    /// The step's feature (`OCR`, `POA`, …); informative.
+    feature: Option<String>,
+}
+
 /// Entity statuses.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code)]

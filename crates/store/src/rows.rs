@@ -17,7 +17,7 @@ use uuid::Uuid;
 /// The columns of `sessions` that [`session`] reads, in the order the SELECTs name them.
 pub(crate) const SESSION_COLUMNS: &str = "id, application_id, kind, session_number, session_token, \
      session_url, status, workflow_id, features, vendor_data, metadata, callback, contact_details, \
-     expected_details, shared_from_session, recorded_blocks, created_at, expires_at, options";
+     expected_details, shared_from_session, recorded_blocks, created_at, expires_at, options, revision";
 
 /// Reads a column, turning a decoding failure into a storage error that names the column.
 pub(crate) fn get<T: TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepoError> {
@@ -120,6 +120,7 @@ pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBl
             .map(|text| serde_json::from_str(&text).map_err(|_| corrupt("options", &text)))
             .transpose()?
             .unwrap_or_default(),
+        revision: get(row, "revision")?,
     };
     Ok((session, recorded_blocks(&recorded)?))
 }

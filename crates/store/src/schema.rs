@@ -54,7 +54,7 @@ table! {
     Sessions {
         Id, ApplicationId, Kind, SessionNumber, SessionToken, SessionUrl, Status, WorkflowId,
         Features, VendorData, EntityId, Metadata, Callback, ContactDetails, ExpectedDetails,
-        SharedFromSession, RecordedBlocks, CreatedAt, ExpiresAt, Options,
+        SharedFromSession, RecordedBlocks, CreatedAt, ExpiresAt, Options, Revision,
     }
 }
 

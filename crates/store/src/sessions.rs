@@ -27,7 +27,7 @@ use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run, stmt};
 
 /// What a session row is read with (`rows::session`), in the order of `rows::SESSION_COLUMNS`.
-pub(crate) const SESSION_READ: [Sessions; 19] = [
+pub(crate) const SESSION_READ: [Sessions; 20] = [
     Sessions::Id,
     Sessions::ApplicationId,
     Sessions::Kind,
@@ -47,6 +47,7 @@ pub(crate) const SESSION_READ: [Sessions; 19] = [
     Sessions::CreatedAt,
     Sessions::ExpiresAt,
     Sessions::Options,
+    Sessions::Revision,
 ];
 
 /// A session row by key alone (see `find_session`).
@@ -133,6 +134,7 @@ impl SessionRepository for Store {
                 s.created_at.into(),
                 s.expires_at.into(),
                 rows::options_text(&s.options).into(),
+                0i64.into(),
                 entity_id.into(),
             ])
             .to_owned();
@@ -286,37 +288,20 @@ impl SessionRepository for Store {
         results: &RecordResults,
         log: &LogEntry,
     ) -> Result<bool, RepoError> {
-        let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
-        let Some(row) = lock_session(&txn, application_id, id).await? else {
-            return Ok(false);
-        };
-        let old_status = rows::status(&get::<String>(&row, "status")?)?;
-        let mut recorded = rows::recorded_blocks(&get::<String>(&row, "recorded_blocks")?)?;
-        for (block, items) in &results.blocks {
-            let delete = Query::delete()
-                .from_table(Alias::new(block.v3_key()))
-                .and_where(Expr::col(BlockItems::SessionId).eq(id.as_uuid()))
-                .to_owned();
-            run(&txn, &delete).await?;
-            recorded.retain(|b| b != block);
-            if let Some(items) = items {
-                insert_items(&txn, id, *block, items).await?;
-                recorded.push(*block);
-            }
-        }
-        recorded.sort();
-        let new_status = results.status.unwrap_or(old_status);
-        let update = Query::update()
-            .table(Sessions::Table)
-            .value(Sessions::Status, new_status.as_str())
-            .value(Sessions::RecordedBlocks, recorded_blocks_text(&recorded))
-            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
-            .to_owned();
-        run(&txn, &update).await?;
-        insert_log(&txn, id, &log.transition(old_status, new_status)).await?;
-        commit(txn).await?;
-        Ok(true)
+        self.write_results(application_id, id, None, results, log)
+            .await
+    }
+
+    async fn amend_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        revision: i64,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        self.write_results(application_id, id, Some(revision), results, log)
+            .await
     }
 
     async fn apply_review(
@@ -339,6 +324,7 @@ impl SessionRepository for Store {
         let update = Query::update()
             .table(Sessions::Table)
             .value(Sessions::Status, review.status().as_str())
+            .value(Sessions::Revision, Expr::col(Sessions::Revision).add(1))
             .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
             .to_owned();
         run(&txn, &update).await?;
@@ -539,6 +525,52 @@ fn json_field(backend: DatabaseBackend, column: &str, path: &[&str]) -> String {
 }
 
 impl Store {
+    /// `record_results`, and with `revision` `amend_results`.
+    async fn write_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        revision: Option<i64>,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        let Some(row) = lock_session(&txn, application_id, id).await? else {
+            return Ok(false);
+        };
+        if revision.is_some_and(|expected| get::<i64>(&row, "revision").ok() != Some(expected)) {
+            return Err(RepoError::Changed);
+        }
+        let old_status = rows::status(&get::<String>(&row, "status")?)?;
+        let mut recorded = rows::recorded_blocks(&get::<String>(&row, "recorded_blocks")?)?;
+        for (block, items) in &results.blocks {
+            let delete = Query::delete()
+                .from_table(Alias::new(block.v3_key()))
+                .and_where(Expr::col(BlockItems::SessionId).eq(id.as_uuid()))
+                .to_owned();
+            run(&txn, &delete).await?;
+            recorded.retain(|b| b != block);
+            if let Some(items) = items {
+                insert_items(&txn, id, *block, items).await?;
+                recorded.push(*block);
+            }
+        }
+        recorded.sort();
+        let new_status = results.status.unwrap_or(old_status);
+        let update = Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::Status, new_status.as_str())
+            .value(Sessions::RecordedBlocks, recorded_blocks_text(&recorded))
+            .value(Sessions::Revision, Expr::col(Sessions::Revision).add(1))
+            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+            .to_owned();
+        run(&txn, &update).await?;
+        insert_log(&txn, id, &log.transition(old_status, new_status)).await?;
+        commit(txn).await?;
+        Ok(true)
+    }
+
     /// What the listings of `sessions` read from their recorded blocks, by session: every
     /// item's status, and the first item of `id_verifications` and `registry_checks`; one
     /// statement for the page.
@@ -719,6 +751,7 @@ async fn lock_session(
             Sessions::Status,
             Sessions::RecordedBlocks,
             Sessions::ApplicationId,
+            Sessions::Revision,
         ])
         .from(Sessions::Table)
         .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))

@@ -130,3 +130,77 @@ async fn reviews_list_the_activity_and_post_a_review(app: TestApp) {
     );
     assert_eq!(app.get(&path, &tenant).await.body["count"], 4);
 }
+
+on_both_backends!(single_steps_are_resubmitted_by_node);
+async fn single_steps_are_resubmitted_by_node(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let session = app.finished_session(&tenant, "user", "user-ana-001").await;
+    let path = format!("/v3/session/{session}/update-status/");
+    let decision = format!("/v3/session/{session}/decision/");
+    let before = app.get(&decision, &tenant).await.body;
+
+    // Refused, and nothing changes: an unknown node, nodes without Resubmitted, a bad shape.
+    for (body, field) in [
+        (
+            json!({"new_status": "Resubmitted", "nodes_to_resubmit": ["feature_poa", "feature_nope"]}),
+            "nodes_to_resubmit",
+        ),
+        (
+            json!({"new_status": "Declined", "nodes_to_resubmit": ["feature_poa"]}),
+            "nodes_to_resubmit",
+        ),
+        (
+            json!({"new_status": "Resubmitted", "nodes_to_resubmit": [{"id": "feature_poa"}]}),
+            "nodes_to_resubmit",
+        ),
+        (
+            json!({"new_status": "Resubmitted", "nodes_to_resubmit": vec!["feature_poa"; 51]}),
+            "nodes_to_resubmit",
+        ),
+    ] {
+        let answer = app.patch(&path, &tenant, body.clone()).await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(
+            answer.body["errors"][field].is_array(),
+            "{body}: {}",
+            answer.text
+        );
+    }
+    assert_eq!(app.get(&decision, &tenant).await.body, before);
+
+    // Another application's session does not exist.
+    let other = app.tenant("Beta").await;
+    let body = json!({"new_status": "Resubmitted", "nodes_to_resubmit": ["feature_poa"]});
+    assert_error(
+        &app.patch(&path, &other, body).await,
+        404,
+        "session_not_found",
+    );
+
+    // Both spellings; the named steps' results go, the others stay.
+    let answer = app
+        .patch(
+            &path,
+            &tenant,
+            json!({"new_status": "Resubmitted", "comment": "Bill unreadable",
+                "nodes_to_resubmit": [{"node_id": "feature_poa", "feature": "POA"}, "feature_phone"]}),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    let after = app.get(&decision, &tenant).await.body;
+    assert_eq!(after["status"], "Resubmitted");
+    assert_eq!(after["poa_verifications"], Value::Null);
+    assert_eq!(after["phone_verifications"], Value::Null);
+    for kept in [
+        "id_verifications",
+        "liveness_checks",
+        "face_matches",
+        "aml_screenings",
+    ] {
+        assert_eq!(after[kept], before[kept], "{kept}");
+    }
+    let reviews = after["reviews"].as_array().unwrap();
+    let last = reviews.last().unwrap();
+    assert_eq!(last["new_status"], "Resubmitted");
+    assert_eq!(last["comment"], "Bill unreadable");
+}

@@ -858,3 +858,155 @@ async fn didits_presentation_options_are_kept_checked_and_not_imported(app: Test
         assert!(cloned.body.get(field).is_none(), "{field}: {}", cloned.text);
     }
 }
+
+on_both_backends!(reviewers_correct_extracted_data);
+async fn reviewers_correct_extracted_data(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let session = app.finished_session(&tenant, "user", "user-ana-001").await;
+    let decision = format!("/v3/session/{session}/decision/");
+    let data = format!("/v3/session/{session}/update-data/");
+    let poa = format!("/v3/session/{session}/update-poa-data/");
+    let before = app.get(&decision, &tenant).await.body;
+
+    let answer = app
+        .patch(
+            &data,
+            &tenant,
+            json!({"first_name": "Ana María", "date_of_birth": "1990-04-13", "gender": "F",
+                "personal_number": null, "extra_fields": {"checked": true}}),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    let item = &answer.body["id_verifications"][0];
+    assert_eq!(item["first_name"], "Ana María");
+    assert_eq!(item["date_of_birth"], "1990-04-13");
+    assert_eq!(item["extra_fields"], json!({"checked": true}));
+    assert_eq!(item["personal_number"], Value::Null);
+    // Every other member as it was, in its place.
+    let old = before["id_verifications"][0].as_object().unwrap();
+    let new = item.as_object().unwrap();
+    assert_eq!(
+        old.keys().collect::<Vec<_>>(),
+        new.keys().collect::<Vec<_>>()
+    );
+    for (key, value) in old {
+        if ![
+            "first_name",
+            "date_of_birth",
+            "extra_fields",
+            "personal_number",
+        ]
+        .contains(&key.as_str())
+        {
+            assert_eq!(&new[key], value, "{key}");
+        }
+    }
+    assert_eq!(answer.body["status"], before["status"]);
+
+    let answer = app
+        .patch(
+            &poa,
+            &tenant,
+            json!({"issuer": "Utility Co", "issue_date": "2026-10-01"}),
+        )
+        .await;
+    assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    assert_eq!(answer.body["poa_verifications"][0]["issuer"], "Utility Co");
+    assert_eq!(
+        app.get(&decision, &tenant).await.body["id_verifications"][0]["first_name"],
+        "Ana María"
+    );
+
+    // Refused, naming the member, and nothing written.
+    let current = app.get(&decision, &tenant).await.body;
+    for (path, body, field) in [
+        (
+            &data,
+            json!({"date_of_birth": "13/04/1990"}),
+            "date_of_birth",
+        ),
+        (&data, json!({"gender": "X"}), "gender"),
+        (&data, json!({"issuing_state": "es"}), "issuing_state"),
+        (&data, json!({"first_name": 7}), "first_name"),
+        (&data, json!({"first_name": "x".repeat(1001)}), "first_name"),
+        (&data, json!({"issuer": "a"}), "issuer"),
+        (&data, json!({}), "body"),
+        (&poa, json!({"document_type": "PASSPORT"}), "document_type"),
+        (
+            &poa,
+            json!({"poa_parsed_address": "Main St"}),
+            "poa_parsed_address",
+        ),
+    ] {
+        let answer = app.patch(path, &tenant, body.clone()).await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(
+            answer.body["errors"][field].is_array(),
+            "{body}: {}",
+            answer.text
+        );
+    }
+    assert_eq!(app.get(&decision, &tenant).await.body, current);
+
+    // A session without the step, and another application's session.
+    let business = app.finished_session(&tenant, "business", "biz").await;
+    let answer = app
+        .patch(
+            &format!("/v3/session/{business}/update-poa-data/"),
+            &tenant,
+            json!({"issuer": "x"}),
+        )
+        .await;
+    assert_error(&answer, 400, "invalid_request");
+    assert!(
+        answer.body["errors"]["poa_verifications"].is_array(),
+        "{}",
+        answer.text
+    );
+    let other = app.tenant("Beta").await;
+    assert_error(
+        &app.patch(&data, &other, json!({"first_name": "x"})).await,
+        404,
+        "session_not_found",
+    );
+}
+
+on_both_backends!(concurrent_corrections_lose_nothing);
+async fn concurrent_corrections_lose_nothing(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let session = app.finished_session(&tenant, "user", "user-ana-001").await;
+    let data = format!("/v3/session/{session}/update-data/");
+    let members = [
+        "first_name",
+        "last_name",
+        "address",
+        "place_of_birth",
+        "nationality",
+        "document_number",
+        "personal_number",
+        "document_subtype",
+    ];
+    // Each request reads the item, changes one member and writes the item back: without the
+    // revision guard, concurrent writes would drop each other's member.
+    let app = Arc::new(app);
+    let mut tasks = tokio::task::JoinSet::new();
+    for member in members {
+        let (app, tenant, data) = (app.clone(), tenant.clone(), data.clone());
+        tasks.spawn(async move {
+            app.patch(&data, &tenant, json!({member: format!("new {member}")}))
+                .await
+        });
+    }
+    let answers = tasks.join_all().await;
+    for answer in &answers {
+        assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+    }
+    let item = app
+        .get(&format!("/v3/session/{session}/decision/"), &tenant)
+        .await
+        .body["id_verifications"][0]
+        .clone();
+    for member in members {
+        assert_eq!(item[member], format!("new {member}"), "{member}");
+    }
+}

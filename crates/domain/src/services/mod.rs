@@ -1,5 +1,6 @@
 //! The services: each use case of the contract, coordinating the ports.
 
+mod amendments;
 mod applications;
 mod idempotency;
 mod import;

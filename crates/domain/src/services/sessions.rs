@@ -43,7 +43,7 @@ pub struct CreateSession {
 /// The session API of the contract.
 #[derive(Clone)]
 pub struct SessionService {
-    ports: Ports,
+    pub(super) ports: Ports,
     session_base_url: String,
 }
 
@@ -401,6 +401,6 @@ impl SessionService {
 }
 
 /// How a caller is named in log rows: by the public prefix of its key.
-fn actor(caller: &Caller) -> String {
+pub(super) fn actor(caller: &Caller) -> String {
     format!("api-key:{}", caller.key_prefix)
 }

@@ -1,5 +1,6 @@
 //! The route table: which path and method reach which handler.
 
+pub(crate) mod corrections;
 pub(crate) mod entities;
 pub(crate) mod entity_admin;
 pub(crate) mod health;
@@ -76,6 +77,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/session/{session_id}/update-status/")
                         .route(web::patch().to(sessions::update_status)),
+                )
+                .service(
+                    resource("/session/{session_id}/update-data/")
+                        .route(web::patch().to(corrections::update_data)),
+                )
+                .service(
+                    resource("/session/{session_id}/update-poa-data/")
+                        .route(web::patch().to(corrections::update_poa_data)),
                 )
                 .service(
                     resource("/session/{session_id}/delete/")

@@ -415,10 +415,55 @@ pub(crate) struct UpdateStatusBody {
     new_status: Option<String>,
     /// At most 10,000 characters.
     comment: Option<String>,
-    /// Didit's resubmission of single features: not supported yet, refused when non-empty
-    /// (`Resubmitted` resubmits the whole session).
-    #[schema(value_type = Option<Vec<Object>>, max_items = 0)]
+    /// With `Resubmitted`: the steps to send back, by their items' `node_id`, each as
+    /// `{"node_id", "feature"}` or the bare `node_id`; at most 50. Their results are removed.
+    #[schema(value_type = Option<Vec<wire::NodeToResubmit>>, max_items = 50)]
     nodes_to_resubmit: Option<Value>,
+}
+
+/// The most steps one resubmission names.
+const NODES_MAX: usize = 50;
+
+/// The `node_id`s of `nodes_to_resubmit`, checked into `errors`; empty when absent.
+fn nodes_to_resubmit(raw: Option<Value>, errors: &mut ValidationErrors) -> Vec<String> {
+    const FIELD: &str = "nodes_to_resubmit";
+    let items = match raw {
+        None | Some(Value::Null) => return Vec::new(),
+        Some(Value::Array(items)) if items.len() <= NODES_MAX => items,
+        Some(Value::Array(_)) => {
+            errors.add(FIELD, "names at most 50 steps.");
+            return Vec::new();
+        }
+        Some(_) => {
+            errors.add(FIELD, "must be an array.");
+            return Vec::new();
+        }
+    };
+    let mut nodes = Vec::new();
+    for item in items {
+        let node = match &item {
+            Value::String(node) => Some(node.as_str()),
+            Value::Object(object)
+                if object.keys().all(|k| k == "node_id" || k == "feature")
+                    && object.get("feature").is_none_or(Value::is_string) =>
+            {
+                object.get("node_id").and_then(Value::as_str)
+            }
+            _ => None,
+        };
+        match node {
+            Some(node) if !node.is_empty() && node.chars().count() <= 100 => {
+                if !nodes.iter().any(|n| n == node) {
+                    nodes.push(node.to_owned());
+                }
+            }
+            _ => errors.add(
+                FIELD,
+                "each step is a node_id (1 to 100 characters) or {\"node_id\", \"feature\"}.",
+            ),
+        }
+    }
+    nodes
 }
 
 impl RequestBody for UpdateStatusBody {}
@@ -451,15 +496,11 @@ pub(crate) async fn update_status(
         }
     };
     let comment = optional_field("comment", body.comment, ReviewComment::parse, &mut errors);
-    if body
-        .nodes_to_resubmit
-        .as_ref()
-        .is_some_and(|nodes| !nodes.is_null() && nodes.as_array().is_none_or(|n| !n.is_empty()))
-    {
+    let nodes = nodes_to_resubmit(body.nodes_to_resubmit, &mut errors);
+    if !nodes.is_empty() && new_status.is_some_and(|s| s != ReviewStatus::Resubmitted) {
         errors.add(
             "nodes_to_resubmit",
-            "Resubmitting single features is not supported; set new_status to Resubmitted to \
-             resubmit the session.",
+            "is only taken with new_status Resubmitted.",
         );
     }
     errors.into_result().map_err(ApiError::invalid)?;
@@ -469,11 +510,12 @@ pub(crate) async fn update_status(
             "This field is required.",
         ));
     };
-    state
-        .services
-        .sessions
-        .review(&caller, id, new_status, comment)
-        .await?;
+    let sessions = &state.services.sessions;
+    if nodes.is_empty() {
+        sessions.review(&caller, id, new_status, comment).await?;
+    } else {
+        sessions.resubmit(&caller, id, &nodes, comment).await?;
+    }
     Ok(HttpResponse::Ok().json(wire::Reviewed {
         session_id: id.as_uuid(),
     }))

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use handoff_domain::ports::{EntityRepository, SessionRepository};
 use handoff_domain::session::{RecordResults, ReviewOutcome};
 use handoff_domain::{
-    ApplicationId, EntityStatus, FeatureBlock, FeatureItem, LogKind, ReviewStatus, SessionFilter,
-    SessionId, SessionKind, SessionStatus, VendorData,
+    ApplicationId, EntityStatus, FeatureBlock, FeatureItem, LogKind, RepoError, ReviewStatus,
+    SessionFilter, SessionId, SessionKind, SessionStatus, VendorData,
 };
 use handoff_migrations::BLOCK_TABLES;
 use sea_orm::ConnectionTrait;
@@ -622,4 +622,58 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
         "{:?}",
         elsewhere_listed.features
     );
+}
+
+on_both_backends!(an_amendment_writes_only_over_the_revision_it_read);
+async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
+    let app = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    let session = db.session(&workflow, None).await;
+    let read = db.find_session(app, session.id).await.unwrap().unwrap();
+    assert_eq!(read.session.revision, 0);
+    let first = r#"{"node_id":"feature_ocr","status":"Approved"}"#;
+    let results = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: vec![(FeatureBlock::IdVerifications, Some(vec![item(first)]))],
+    };
+    // Recorded results bump the revision: an amendment computed from the older read loses.
+    assert!(
+        db.record_results(app, session.id, &results, &event("results_recorded"))
+            .await
+            .unwrap()
+    );
+    let amended = r#"{"node_id":"feature_ocr","status":"Approved","first_name":"Ana"}"#;
+    let amendment = RecordResults {
+        status: None,
+        blocks: vec![(FeatureBlock::IdVerifications, Some(vec![item(amended)]))],
+    };
+    let stale = db
+        .amend_results(
+            app,
+            session.id,
+            read.session.revision,
+            &amendment,
+            &event("results_recorded"),
+        )
+        .await;
+    assert!(matches!(stale, Err(RepoError::Changed)), "{stale:?}");
+    let now = db.find_session(app, session.id).await.unwrap().unwrap();
+    assert_eq!(now.session.revision, 1);
+    let texts = |r: &handoff_domain::SessionRecord| -> Vec<String> {
+        r.block(FeatureBlock::IdVerifications)
+            .unwrap()
+            .iter()
+            .map(|i| i.json().get().to_owned())
+            .collect()
+    };
+    assert_eq!(texts(&now), [first]);
+    // Over the current revision it writes, and bumps it.
+    assert!(
+        db.amend_results(app, session.id, 1, &amendment, &event("results_recorded"))
+            .await
+            .unwrap()
+    );
+    let now = db.find_session(app, session.id).await.unwrap().unwrap();
+    assert_eq!(now.session.revision, 2);
+    assert_eq!(texts(&now), [amended]);
 }
