@@ -10,7 +10,7 @@ mod seeded;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks]   the import benchmark, or the webhook one (docs/performance.md)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, MCP, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks]   the import benchmark, or the webhook one (docs/performance.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -77,8 +77,9 @@ fn openapi() -> ExitCode {
 }
 
 /// What CI runs once PostgreSQL is up: fmt, clippy, the README's test command, the embedding
-/// examples, the docs without a warning, and a bounded Schemathesis run when `schemathesis` is
-/// installed (`.ci/run` installs it).
+/// examples, the docs without a warning, Didit's MCP server against a seeded server (skipped
+/// when npm cannot install it), and a bounded Schemathesis run when `schemathesis` is installed
+/// (`.ci/run` installs it).
 fn ci() -> ExitCode {
     let steps: [&[&str]; 6] = [
         &["fmt", "--all", "--", "--check"],
@@ -112,6 +113,10 @@ fn ci() -> ExitCode {
             eprintln!("failed: cargo {}", step.join(" "));
             return ExitCode::FAILURE;
         }
+    }
+    eprintln!("$ cargo xtask mcp");
+    if mcp::run() != ExitCode::SUCCESS {
+        return ExitCode::FAILURE;
     }
     let installed = Command::new("schemathesis")
         .arg("--version")

@@ -103,6 +103,26 @@ impl FeatureBlock {
             .find(|block| block.features().contains(&feature))
     }
 
+    /// What a person reading a report calls the block.
+    pub const fn title(self) -> &'static str {
+        match self {
+            FeatureBlock::IdVerifications => "ID verification",
+            FeatureBlock::NfcVerifications => "NFC chip reading",
+            FeatureBlock::LivenessChecks => "Liveness",
+            FeatureBlock::FaceMatches => "Face match",
+            FeatureBlock::PoaVerifications => "Proof of address",
+            FeatureBlock::PhoneVerifications => "Phone verification",
+            FeatureBlock::EmailVerifications => "Email verification",
+            FeatureBlock::AmlScreenings => "AML screening",
+            FeatureBlock::IpAnalyses => "IP analysis",
+            FeatureBlock::DatabaseValidations => "Database validation",
+            FeatureBlock::QuestionnaireResponses => "Questionnaire",
+            FeatureBlock::RegistryChecks => "Company registry",
+            FeatureBlock::KeyPeopleChecks => "Key people",
+            FeatureBlock::DocumentVerifications => "Company documents",
+        }
+    }
+
     /// Whether sessions of `kind` have this block.
     pub fn belongs_to(self, kind: SessionKind) -> bool {
         Self::for_kind(kind).contains(&self)

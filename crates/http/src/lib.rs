@@ -11,6 +11,7 @@ pub mod error;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
+pub mod report;
 mod routes;
 pub mod wire;
 

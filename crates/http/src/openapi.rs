@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    corrections, entities, entity_admin, health, reviews, session_list, sessions, sharing,
+    corrections, entities, entity_admin, health, report, reviews, session_list, sessions, sharing,
     webhooks, workflows,
 };
 use crate::wire;
@@ -28,7 +28,7 @@ use crate::wire;
         sessions::create, session_list::list, session_list::delete_many, reviews::list, reviews::create,
         sessions::decision_v3, sessions::record_results, sessions::decision_v2,
         sessions::update_status, corrections::update_data, corrections::update_poa_data,
-        sessions::delete,
+        report::generate_pdf, sessions::delete,
         sharing::share, sharing::import_shared, sharing::preview, sharing::ledger, sharing::revoke,
         sharing::jwks,
         entities::user, entities::business, entities::update_user_status,

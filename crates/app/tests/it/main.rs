@@ -17,6 +17,7 @@ mod limits;
 mod logs;
 mod processes;
 mod provenance;
+mod report;
 mod reviews;
 mod sessions;
 mod sharing;

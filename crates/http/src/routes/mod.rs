@@ -5,6 +5,7 @@ pub(crate) mod entities;
 pub(crate) mod entity_admin;
 pub(crate) mod health;
 pub(crate) mod paging;
+pub(crate) mod report;
 pub(crate) mod reviews;
 pub(crate) mod session_list;
 pub(crate) mod sessions;
@@ -77,6 +78,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/session/{session_id}/update-status/")
                         .route(web::patch().to(sessions::update_status)),
+                )
+                .service(
+                    resource("/session/{session_id}/generate-pdf/")
+                        .route(web::get().to(report::generate_pdf)),
                 )
                 .service(
                     resource("/session/{session_id}/update-data/")
