@@ -18,6 +18,8 @@ pub struct Seeded {
     pub port: u16,
     /// The calling application's API key.
     pub key: String,
+    /// The API key of the application the seeded session is shared with, which holds nothing.
+    pub receiver_key: String,
     pub user_workflow: String,
     pub business_workflow: String,
     /// The finished KYC session, then the finished KYB session.
@@ -88,6 +90,7 @@ impl Seeded {
             dir,
             port,
             key,
+            receiver_key: field(&target, "api_key")?,
             user_workflow: String::new(),
             business_workflow: String::new(),
             sessions: Vec::new(),

@@ -44,6 +44,23 @@ impl VendorData {
         Ok(Self(raw.to_owned()))
     }
 
+    /// The ranges of characters [`VendorData::parse`] refuses (control and format
+    /// characters), for documents that describe it (the OpenAPI pattern).
+    pub fn refused_ranges() -> Vec<(char, char)> {
+        let refused = |c: char| c.is_control() || c.general_category() == GeneralCategory::Format;
+        let mut ranges: Vec<(char, char)> = Vec::new();
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if !refused(c) {
+                continue;
+            }
+            match ranges.last_mut() {
+                Some((_, end)) if u32::from(*end) + 1 == u32::from(c) => *end = c,
+                _ => ranges.push((c, c)),
+            }
+        }
+        ranges
+    }
+
     /// The text as given.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -163,6 +163,29 @@ fn sentence(message: &str) -> String {
     s
 }
 
+/// An integer as JSON may spell it: `3`, or `3.0` (JSON Schema's `integer` admits both).
+pub(crate) fn whole(number: &serde_json::Number) -> Option<i64> {
+    number.as_i64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    })
+}
+
+/// Reads an optional integer member with [`whole`]; use with `#[serde(default)]`.
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    use serde::Deserialize;
+    match Option::<serde_json::Number>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(number) => whole(&number)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("must be an integer.")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+mod constraints;
 pub mod decision;
 pub mod error;
 pub mod idempotency;

@@ -120,9 +120,9 @@ impl Modify for CommonAnswers {
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        HandoffApi::openapi()
-            .to_pretty_json()
-            .unwrap_or_else(|_| "{}".to_owned())
+        let mut document = serde_json::to_value(HandoffApi::openapi()).unwrap_or_default();
+        let _missed = crate::constraints::tighten(&mut document);
+        serde_json::to_string_pretty(&document).unwrap_or_else(|_| "{}".to_owned())
     })
 }
 

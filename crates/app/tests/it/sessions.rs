@@ -133,6 +133,10 @@ async fn every_list_filter_filters(app: TestApp) {
     let yesterday = today.pred_opt().unwrap();
     assert!(ids(&listed(format!("date_to={yesterday}")).await).is_empty());
     assert!(ids(&listed(format!("date_from={}", today.succ_opt().unwrap())).await).is_empty());
+    // A range that ends before it starts holds nothing.
+    let backwards = listed(format!("date_from={today}&date_to={yesterday}")).await;
+    assert_eq!(backwards.status.as_u16(), 200, "{}", backwards.text);
+    assert!(ids(&backwards).is_empty());
     // Another application's workflow filters to nothing, like an unknown one.
     let theirs = app.workflow(&other, "user").await;
     assert!(ids(&listed(format!("workflow_id={theirs}")).await).is_empty());
@@ -142,7 +146,6 @@ async fn every_list_filter_filters(app: TestApp) {
         ("workflow_id=nope", "workflow_id"),
         ("country=E1", "country"),
         ("date_from=2026-13-01", "date_from"),
-        ("date_from=2026-06-02&date_to=2026-06-01", "date_to"),
         ("status=Done", "status"),
         ("limit=0", "limit"),
         ("limit=201", "limit"),

@@ -129,11 +129,6 @@ impl ListQuery {
         };
         let created_from = date("date_from", self.date_from, false);
         let created_before = date("date_to", self.date_to, true);
-        if let (Some(from), Some(before)) = (created_from, created_before)
-            && from >= before
-        {
-            errors.add("date_to", "must not be before date_from.");
-        }
         let page = Page::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(SessionFilter {
@@ -258,7 +253,7 @@ fn session_numbers(raw: Value, errors: &mut ValidationErrors) -> Vec<i64> {
     let mut numbers = Vec::with_capacity(items.len());
     for item in items {
         let number = match &item {
-            Value::Number(n) => n.as_i64(),
+            Value::Number(n) => crate::body::whole(n),
             Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
                 s.parse().ok()
             }

@@ -42,7 +42,7 @@ impl ShareBody {
         // An integer, or a string of digits, as Didit accepts.
         let ttl = match self.ttl_in_seconds {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) => n.as_i64().or(Some(-1)),
+            Some(Value::Number(n)) => crate::body::whole(&n).or(Some(-1)),
             Some(Value::String(s))
                 if !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()) =>
             {
@@ -137,6 +137,7 @@ pub(crate) struct ImportBody {
     /// Extension: refuse (400 `source_too_old`) a shared session created longer ago than this
     /// many seconds, 1 to 315,360,000 (ten years).
     #[schema(minimum = 1, maximum = 315_360_000)]
+    #[serde(default, deserialize_with = "crate::body::whole_number")]
     max_source_age_seconds: Option<i64>,
 }
 

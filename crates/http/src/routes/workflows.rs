@@ -24,6 +24,7 @@ pub(crate) struct CreateWorkflowBody {
     /// Whether new sessions of this kind default to it.
     is_default: Option<bool>,
     /// Seconds from a session's creation to its expiry, 60 to 31,536,000 (default 604,800).
+    #[serde(default, deserialize_with = "crate::body::whole_number")]
     session_expiration_time: Option<i64>,
     #[serde(flatten)]
     settings: SettingsBody,
@@ -42,9 +43,11 @@ pub(crate) struct SettingsBody {
     is_desktop_allowed: Option<bool>,
     /// 0 to 10 (default 3).
     #[schema(minimum = 0, maximum = 10)]
+    #[serde(default, deserialize_with = "crate::body::whole_number")]
     max_retry_attempts: Option<i64>,
     /// 1 to 365 (default 7).
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(default, deserialize_with = "crate::body::whole_number")]
     retry_window_days: Option<i64>,
 }
 
@@ -71,6 +74,7 @@ pub(crate) struct UpdateWorkflowBody {
     features: Option<Vec<FeatureBody>>,
     is_default: Option<bool>,
     /// 60 to 31,536,000 seconds.
+    #[serde(default, deserialize_with = "crate::body::whole_number")]
     session_expiration_time: Option<i64>,
     /// `published` or `draft`.
     status: Option<String>,
@@ -78,9 +82,11 @@ pub(crate) struct UpdateWorkflowBody {
     is_desktop_allowed: Option<bool>,
     /// 0 to 10.
     #[schema(minimum = 0, maximum = 10)]
+    #[serde(default, deserialize_with = "crate::body::whole_number")]
     max_retry_attempts: Option<i64>,
     /// 1 to 365.
     #[schema(minimum = 1, maximum = 365)]
+    #[serde(default, deserialize_with = "crate::body::whole_number")]
     retry_window_days: Option<i64>,
 }
 
