@@ -184,6 +184,15 @@ pub struct ServeArgs {
     /// Largest recorded-results body, in bytes.
     #[arg(long, env = "HANDOFF_RESULTS_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     pub results_body_limit: usize,
+    /// Seconds a request's head may take to arrive (1 to 300).
+    #[arg(long, env = "HANDOFF_HEAD_TIMEOUT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub head_timeout_seconds: u64,
+    /// Seconds a request's body may take to arrive after its head (1 to 300).
+    #[arg(long, env = "HANDOFF_BODY_TIMEOUT_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub body_timeout_seconds: u64,
+    /// Seconds a whole request may take (1 to 600).
+    #[arg(long, env = "HANDOFF_REQUEST_DEADLINE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub request_deadline_seconds: u64,
     /// HTTP worker threads; one per core when unset.
     #[arg(long, env = "HANDOFF_WORKERS")]
     pub workers: Option<usize>,
@@ -246,6 +255,11 @@ impl Cli {
             public_url: serve.public_url.clone(),
             max_connections: self.db_max_connections,
             results_body_limit: serve.results_body_limit,
+            timeouts: crate::config::Timeouts {
+                head: std::time::Duration::from_secs(serve.head_timeout_seconds),
+                body: std::time::Duration::from_secs(serve.body_timeout_seconds),
+                deadline: std::time::Duration::from_secs(serve.request_deadline_seconds),
+            },
             workers: serve.workers,
             rate_limits: serve.rate_limit.0,
             accept_unlisted_tokens: serve.accept_unlisted_tokens,

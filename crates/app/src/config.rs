@@ -40,6 +40,9 @@ pub struct Config {
     pub max_connections: u32,
     /// `HANDOFF_RESULTS_BODY_LIMIT`: bytes of a recorded-results body.
     pub results_body_limit: usize,
+    /// How long requests may take: `HANDOFF_HEAD_TIMEOUT_SECONDS`,
+    /// `HANDOFF_BODY_TIMEOUT_SECONDS`, `HANDOFF_REQUEST_DEADLINE_SECONDS`.
+    pub timeouts: Timeouts,
     /// `HANDOFF_WORKERS`: HTTP worker threads; one per core when unset.
     pub workers: Option<usize>,
     /// How long to wait for the database.
@@ -70,6 +73,28 @@ pub struct Config {
     pub webhooks: handoff_webhooks::Settings,
     /// Whether this server runs a delivery worker (`HANDOFF_WEBHOOK_WORKER`, on by default).
     pub webhook_worker: bool,
+}
+
+/// How long a request may take, by part.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From the connection (or the previous request) to the end of the request's head; a
+    /// slower client gets 408 and is disconnected.
+    pub head: Duration,
+    /// From the head to the end of the body (408 `request_timeout`).
+    pub body: Duration,
+    /// The whole request, body and work (503 `deadline_exceeded`).
+    pub deadline: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            head: Duration::from_secs(5),
+            body: Duration::from_secs(30),
+            deadline: Duration::from_secs(60),
+        }
+    }
 }
 
 /// The webhook settings of the environment.
@@ -180,6 +205,7 @@ impl Config {
             public_url: None,
             max_connections: handoff_store::default_max_connections(),
             results_body_limit: 2 * 1024 * 1024,
+            timeouts: Timeouts::default(),
             workers: None,
             acquire_timeout: Duration::from_secs(5),
             rate_limits: Some(handoff_http::rate_limit::RateLimits::default()),

@@ -212,6 +212,8 @@ impl Application {
             readiness: Arc::new(store.clone()),
             limits: Limits {
                 results_body_bytes: config.results_body_limit,
+                body_timeout: config.timeouts.body,
+                deadline: config.timeouts.deadline,
                 ..Limits::default()
             },
             rate_limiter: config
@@ -224,6 +226,8 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(counted.clone())
+                .wrap(from_fn(handoff_http::deadline))
+                .wrap(handoff_http::security_headers())
                 .wrap(from_fn(request_log::log_request))
                 // Every route answers with and without its trailing slash, as Didit's clients
                 // write both (the routes are declared with it).
@@ -233,6 +237,8 @@ impl Application {
         // Signals are the binary's to handle (`run_until_signalled`), so that SIGINT stops as
         // gracefully as SIGTERM and the last line of the log says the server stopped.
         .disable_signals()
+        .client_request_timeout(config.timeouts.head)
+        .client_disconnect_timeout(std::time::Duration::from_secs(5))
         .shutdown_timeout(SHUTDOWN_DEADLINE.as_secs())
         .listen(listener)
         .map_err(|source| StartError::Bind {

@@ -38,29 +38,48 @@ impl<T: RequestBody> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
+        let limits = req
             .app_data::<web::Data<AppState>>()
-            .map(|state| match T::LIMIT {
-                BodyLimit::Small => state.limits.small_body_bytes,
-                BodyLimit::Results => state.limits.results_body_bytes,
-                BodyLimit::Session => state.limits.session_body_bytes,
-            })
-            .unwrap_or(64 * 1024);
+            .map(|state| state.limits)
+            .unwrap_or_default();
+        let limit = match T::LIMIT {
+            BodyLimit::Small => limits.small_body_bytes,
+            BodyLimit::Results => limits.results_body_bytes,
+            BodyLimit::Session => limits.session_body_bytes,
+        };
+        let body_timeout = limits.body_timeout;
         let checked = check_headers(req, limit);
         let mut payload = payload.take();
         // A guarded write's key is bound to this body: its digest is kept for the request.
         let keyed = crate::idempotency::requested(req).then(|| req.clone());
         Box::pin(async move {
             checked?;
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk
-                    .map_err(|_| ApiError::invalid_field("body", "The body could not be read."))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large(limit));
+            let read = async {
+                let mut body = web::BytesMut::new();
+                while let Some(chunk) = payload.next().await {
+                    let chunk = chunk.map_err(|_| {
+                        ApiError::invalid_field("body", "The body could not be read.")
+                    })?;
+                    if body.len() + chunk.len() > limit {
+                        return Err(too_large(limit));
+                    }
+                    body.extend_from_slice(&chunk);
                 }
-                body.extend_from_slice(&chunk);
-            }
+                Ok(body)
+            };
+            // A body trickled in slowly would hold its connection and worker indefinitely.
+            let body = tokio::time::timeout(body_timeout, read)
+                .await
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        format!(
+                            "The body did not arrive within {} seconds.",
+                            body_timeout.as_secs()
+                        ),
+                    )
+                })??;
             if let Some(req) = keyed {
                 use actix_web::HttpMessage;
                 use sha2::Digest;

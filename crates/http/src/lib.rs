@@ -24,7 +24,7 @@ use handoff_domain::services::Services;
 
 pub use error::ApiError;
 
-/// Size limits of request bodies, in bytes.
+/// Size limits of request bodies, in bytes, and how long a request may take.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Sessions, workflows, reviews, shares and imports.
@@ -33,6 +33,11 @@ pub struct Limits {
     pub results_body_bytes: usize,
     /// A session to create (`POST /v3/session/`): room for a 1 MiB `portrait_image` in base64.
     pub session_body_bytes: usize,
+    /// How long a body may take to arrive once its head has (408 `request_timeout`).
+    pub body_timeout: std::time::Duration,
+    /// How long a request may take in all, body included (503 `deadline_exceeded`); its
+    /// transaction, if any, is rolled back.
+    pub deadline: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -41,6 +46,8 @@ impl Default for Limits {
             small_body_bytes: 64 * 1024,
             results_body_bytes: 2 * 1024 * 1024,
             session_body_bytes: 1536 * 1024,
+            body_timeout: std::time::Duration::from_secs(30),
+            deadline: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +83,39 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             }));
         routes::configure(cfg);
     }
+}
+
+/// Stops a request that runs past [`Limits::deadline`] with a 503 `deadline_exceeded`: what it
+/// was doing is dropped, a transaction with it. Wrap the app in it (`from_fn(deadline)`).
+pub async fn deadline(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(Limits::default().deadline, |state| state.limits.deadline);
+    match tokio::time::timeout(limit, next.call(req)).await {
+        Ok(response) => response.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
+        // Answered as the error's own JSON response (the request cannot be cloned before it
+        // is routed).
+        Err(_) => Err(ApiError::new(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "deadline_exceeded",
+            format!(
+                "The request took longer than {} seconds and was stopped.",
+                limit.as_secs()
+            ),
+        )
+        .into()),
+    }
+}
+
+/// The headers every answer carries: nothing is cached (answers hold personal data), and a
+/// browser never sniffs a type other than the one declared. Wrap the app in it.
+pub fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("Cache-Control", "no-store"))
+        .add(("X-Content-Type-Options", "nosniff"))
 }
 
 /// The fallback of unknown paths: 404 JSON.

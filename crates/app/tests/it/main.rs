@@ -21,6 +21,7 @@ mod report;
 mod reviews;
 mod sessions;
 mod sharing;
+mod timeouts;
 mod walkthrough;
 mod webhooks;
 mod workflows;
