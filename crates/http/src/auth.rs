@@ -34,6 +34,17 @@ pub async fn authenticate(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
+    let limiter = state.as_ref().and_then(|state| state.rate_limiter.clone());
+    // The peer's address, never a forwarding header (a client writes those).
+    let address = req
+        .peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    if let Some(spent) = limiter
+        .as_ref()
+        .and_then(|l| l.spent(&address, Budget::Unauthenticated))
+    {
+        return Ok(refused(req, &spent).map_into_right_body());
+    }
     let presented = req
         .headers()
         .get(API_KEY_HEADER)
@@ -49,25 +60,12 @@ pub async fn authenticate(
             .and_then(|caller| caller.ok_or_else(ApiError::authentication_failed)),
         _ => Err(ApiError::authentication_failed()),
     };
-    let limiter = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.rate_limiter.clone());
     match outcome {
         Ok(caller) => {
             let decision = limiter
                 .map(|limiter| limiter.check(&caller.key_prefix, budget(req.method(), req.path())));
             if let Some(decision) = decision.filter(|d| !d.allowed) {
-                let mut response = ApiError::new(
-                    actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!(
-                        "Too many requests; try again in {} seconds.",
-                        decision.retry_after
-                    ),
-                )
-                .error_response();
-                rate_limit_headers(response.headers_mut(), &decision, true);
-                return Ok(req.into_response(response).map_into_right_body());
+                return Ok(refused(req, &decision).map_into_right_body());
             }
             req.extensions_mut().insert(caller);
             let mut response = next.call(req).await?;
@@ -76,10 +74,33 @@ pub async fn authenticate(
             }
             Ok(response.map_into_left_body())
         }
-        Err(error) => Ok(req
-            .into_response(error.error_response())
-            .map_into_right_body()),
+        Err(error) => {
+            // A storage failure is not the client's; a missing or wrong key is.
+            if error.status_code() == actix_web::http::StatusCode::FORBIDDEN
+                && let Some(limiter) = limiter
+            {
+                limiter.check(&address, Budget::Unauthenticated);
+            }
+            Ok(req
+                .into_response(error.error_response())
+                .map_into_right_body())
+        }
     }
+}
+
+/// 429 `rate_limited` with the budget's headers.
+fn refused(req: ServiceRequest, decision: &Decision) -> ServiceResponse {
+    let mut response = ApiError::new(
+        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!(
+            "Too many requests; try again in {} seconds.",
+            decision.retry_after
+        ),
+    )
+    .error_response();
+    rate_limit_headers(response.headers_mut(), decision, true);
+    req.into_response(response)
 }
 
 fn rate_limit_headers(headers: &mut HeaderMap, decision: &Decision, refused: bool) {

@@ -1,5 +1,6 @@
 //! Rate limits per API key: a fixed 60-second window, one budget for reads (GET) and one for
-//! writes (every other method), as Didit does. Counted per server process.
+//! writes (every other method), as Didit does; and per client address, a budget of requests
+//! without a valid key, spent before the key is looked up. Counted per server process.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -15,6 +16,9 @@ pub struct RateLimits {
     pub reads_per_minute: u32,
     /// Other requests per minute (Didit: 300).
     pub writes_per_minute: u32,
+    /// Requests without a valid key per client address and minute; once spent, the address's
+    /// requests are refused before their key is looked up, until the window ends.
+    pub unauthenticated_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -22,12 +26,14 @@ impl Default for RateLimits {
         Self {
             reads_per_minute: 600,
             writes_per_minute: 300,
+            unauthenticated_per_minute: 60,
         }
     }
 }
 
 impl RateLimits {
-    /// Parses `HANDOFF_RATE_LIMIT`: `off`, or `READS,WRITES` per minute. `Ok(None)` is off.
+    /// Parses `HANDOFF_RATE_LIMIT`: `off`, or `READS,WRITES[,UNAUTHENTICATED]` per minute.
+    /// `Ok(None)` is off.
     pub fn parse(setting: &str) -> Result<Option<RateLimits>, String> {
         let setting = setting.trim();
         if setting.eq_ignore_ascii_case("off") {
@@ -35,19 +41,27 @@ impl RateLimits {
         }
         let invalid = || {
             format!(
-                "HANDOFF_RATE_LIMIT must be `off` or `READS,WRITES` per minute, e.g. `600,300` (got {setting:?})"
+                "HANDOFF_RATE_LIMIT must be `off` or `READS,WRITES[,UNAUTHENTICATED]` per minute, e.g. `600,300,60` (got {setting:?})"
             )
         };
-        let (reads, writes) = setting.split_once(',').ok_or_else(invalid)?;
-        let reads: u32 = reads.trim().parse().map_err(|_| invalid())?;
-        let writes: u32 = writes.trim().parse().map_err(|_| invalid())?;
-        if reads == 0 || writes == 0 {
-            return Err(invalid());
+        let numbers: Vec<u32> = setting
+            .split(',')
+            .map(|n| n.trim().parse::<u32>().ok().filter(|n| *n > 0))
+            .collect::<Option<_>>()
+            .ok_or_else(invalid)?;
+        match numbers[..] {
+            [reads, writes] => Ok(Some(RateLimits {
+                reads_per_minute: reads,
+                writes_per_minute: writes,
+                ..RateLimits::default()
+            })),
+            [reads, writes, unauthenticated] => Ok(Some(RateLimits {
+                reads_per_minute: reads,
+                writes_per_minute: writes,
+                unauthenticated_per_minute: unauthenticated,
+            })),
+            _ => Err(invalid()),
         }
-        Ok(Some(RateLimits {
-            reads_per_minute: reads,
-            writes_per_minute: writes,
-        }))
     }
 }
 
@@ -58,6 +72,8 @@ pub enum Budget {
     Read,
     /// Everything else.
     Write,
+    /// Requests without a valid key, per client address.
+    Unauthenticated,
 }
 
 /// What the limiter decided, with what the `X-RateLimit-*` headers say.
@@ -103,12 +119,47 @@ impl RateLimiter {
         self.check_at(key, budget, now)
     }
 
-    /// Counts one request at `now` (epoch seconds).
-    pub fn check_at(&self, key: &str, budget: Budget, now: u64) -> Decision {
-        let limit = match budget {
+    /// Whether `key`'s `budget` is spent in the current window, without counting a request.
+    pub fn spent(&self, key: &str, budget: Budget) -> Option<Decision> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        self.spent_at(key, budget, now)
+    }
+
+    /// [`RateLimiter::spent`] at `now` (epoch seconds).
+    pub fn spent_at(&self, key: &str, budget: Budget, now: u64) -> Option<Decision> {
+        let limit = self.limit(budget);
+        let window = now - now % WINDOW_SECONDS;
+        let windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let used = windows
+            .get(&(key.to_owned(), budget))
+            .filter(|(start, _)| *start == window)
+            .map_or(0, |(_, used)| *used);
+        (used >= limit).then_some(Decision {
+            allowed: false,
+            limit,
+            remaining: 0,
+            reset: window + WINDOW_SECONDS,
+            retry_after: window + WINDOW_SECONDS - now,
+        })
+    }
+
+    fn limit(&self, budget: Budget) -> u32 {
+        match budget {
             Budget::Read => self.limits.reads_per_minute,
             Budget::Write => self.limits.writes_per_minute,
-        };
+            Budget::Unauthenticated => self.limits.unauthenticated_per_minute,
+        }
+    }
+
+    /// Counts one request at `now` (epoch seconds).
+    pub fn check_at(&self, key: &str, budget: Budget, now: u64) -> Decision {
+        let limit = self.limit(budget);
         let window = now - now % WINDOW_SECONDS;
         let reset = window + WINDOW_SECONDS;
         let mut windows = self
@@ -147,6 +198,7 @@ mod tests {
         let limiter = RateLimiter::new(RateLimits {
             reads_per_minute: 2,
             writes_per_minute: 1,
+            unauthenticated_per_minute: 1,
         });
         let t = 1_800_000_010; // 10 s into a window (1_800_000_000 is a multiple of 60)
         assert_eq!(
@@ -177,6 +229,17 @@ mod tests {
             limiter.check_at("a", Budget::Read, t + 50).allowed,
             "a new window starts afresh"
         );
+        // A budget is seen spent without spending it.
+        assert_eq!(limiter.spent_at("ip", Budget::Unauthenticated, t), None);
+        assert!(limiter.check_at("ip", Budget::Unauthenticated, t).allowed);
+        let spent = limiter
+            .spent_at("ip", Budget::Unauthenticated, t + 1)
+            .unwrap();
+        assert_eq!((spent.allowed, spent.retry_after), (false, 49));
+        assert_eq!(
+            limiter.spent_at("ip", Budget::Unauthenticated, t + 50),
+            None
+        );
     }
 
     #[test]
@@ -187,10 +250,19 @@ mod tests {
             RateLimits::parse("10, 5"),
             Ok(Some(RateLimits {
                 reads_per_minute: 10,
-                writes_per_minute: 5
+                writes_per_minute: 5,
+                unauthenticated_per_minute: 60
             }))
         );
-        for bad in ["", "10", "a,b", "0,5", "-1,5", "10,5,1"] {
+        assert_eq!(
+            RateLimits::parse("10,5,3"),
+            Ok(Some(RateLimits {
+                reads_per_minute: 10,
+                writes_per_minute: 5,
+                unauthenticated_per_minute: 3
+            }))
+        );
+        for bad in ["", "10", "a,b", "0,5", "-1,5", "10,5,0", "10,5,1,1"] {
             assert!(RateLimits::parse(bad).is_err(), "{bad}");
         }
     }

@@ -32,6 +32,7 @@ async fn rate_limits(backend: Backend) {
         c.rate_limits = Some(RateLimits {
             reads_per_minute: 3,
             writes_per_minute: 2,
+            unauthenticated_per_minute: 60,
         })
     })
     .await;
@@ -122,4 +123,43 @@ async fn rate_limits_off(backend: Backend) {
     }
 }
 
-per_backend!(rate_limits, rate_limits_off);
+/// Requests without a valid key spend their address's budget; once it is spent, the
+/// address's requests are refused before any key is looked up, a valid one too.
+async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c: &mut Config| {
+        c.rate_limits = Some(RateLimits {
+            unauthenticated_per_minute: 3,
+            ..RateLimits::default()
+        })
+    })
+    .await;
+    let tenant = app.tenant("Alpha").await;
+    fresh_window().await;
+    for key in [Some("hk_000000000000_wrong"), None, Some("nope")] {
+        assert_error(
+            &app.send(Method::GET, "/v3/sessions/", key, None).await,
+            403,
+            "authentication_failed",
+        );
+    }
+    // Forwarding headers change nothing: the peer's address is counted.
+    let response = app
+        .client
+        .get(format!("{}/v3/sessions/", app.base))
+        .header("x-api-key", "nope")
+        .header("X-Forwarded-For", "203.0.113.9")
+        .header("Forwarded", "for=203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 429);
+    assert!(header(&response, "retry-after").is_some());
+    let refused = app.get("/v3/sessions/", &tenant).await;
+    assert_error(&refused, 429, "rate_limited");
+}
+
+per_backend!(
+    rate_limits,
+    rate_limits_off,
+    requests_without_a_valid_key_are_throttled_by_address
+);
