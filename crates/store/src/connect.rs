@@ -120,8 +120,12 @@ fn postgres_failure(error: &sea_orm::sqlx::Error, at: &str, user: &str, database
                 "PostgreSQL at {at} refused the connection: is it running on that host and port?"
             )
         }
+        // What the TLS handshake refused (an untrusted certificate, a name that does not match).
+        Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            format!("TLS to PostgreSQL at {at} failed: {io}")
+        }
         Error::Io(io) => format!("PostgreSQL at {at} cannot be reached: {}", io.kind()),
-        Error::Tls(_) => format!("PostgreSQL at {at} needs TLS, which this build does not speak"),
+        Error::Tls(tls) => format!("TLS to PostgreSQL at {at} failed: {tls}"),
         Error::Database(db) => match db.code().as_deref() {
             Some("3D000") => format!(
                 "the database \"{database}\" does not exist on PostgreSQL at {at}; create it \
@@ -160,6 +164,13 @@ impl Store {
     /// (`plan_cache_mode=force_generic_plan`) and never JIT-compile it (`jit=off`).
     pub async fn connect(url: &str, options: &StoreOptions) -> Result<Store, ConnectError> {
         let scheme = url.split(':').next().unwrap_or_default();
+        let tls_chosen;
+        let url = if matches!(scheme, "postgres" | "postgresql") {
+            tls_chosen = postgres_tls_default(url);
+            tls_chosen.as_str()
+        } else {
+            url
+        };
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
             .max_connections(options.max_connections)
@@ -224,6 +235,21 @@ impl Store {
     }
 }
 
+/// A PostgreSQL URL with `sslmode=disable` added when it names no `sslmode`: TLS is used when
+/// the URL asks for it (`require`, `verify-ca`, `verify-full`, with `sslrootcert` for a CA the
+/// system does not trust), and a local connection does not pay for it otherwise (libpq would
+/// `prefer` it).
+fn postgres_tls_default(url: &str) -> String {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    if query.split('&').any(|pair| pair.starts_with("sslmode=")) {
+        url.to_owned()
+    } else if query.is_empty() {
+        format!("{}?sslmode=disable", url.trim_end_matches('?'))
+    } else {
+        format!("{url}&sslmode=disable")
+    }
+}
+
 /// What a database URL names, for a log line or a terminal, never with a password:
 /// `SQLite /abs/path/handoff.db` or `PostgreSQL host:port/database as user`.
 pub fn describe_database(url: &str) -> String {
@@ -275,6 +301,28 @@ fn sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::{StoreOptions, default_max_connections, sqlite_directory};
+
+    #[test]
+    fn postgres_urls_without_an_sslmode_do_not_use_tls() {
+        for (url, expected) in [
+            ("postgres://u@h/db", "postgres://u@h/db?sslmode=disable"),
+            ("postgres://u@h/db?", "postgres://u@h/db?sslmode=disable"),
+            (
+                "postgres://u@h/db?application_name=x",
+                "postgres://u@h/db?application_name=x&sslmode=disable",
+            ),
+            (
+                "postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem",
+                "postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem",
+            ),
+            (
+                "postgres://u@h/db?a=1&sslmode=require",
+                "postgres://u@h/db?a=1&sslmode=require",
+            ),
+        ] {
+            assert_eq!(super::postgres_tls_default(url), expected);
+        }
+    }
 
     #[test]
     fn the_pool_is_the_cores_plus_one_by_default() {

@@ -9,4 +9,5 @@ mod applications;
 mod connect;
 mod sessions;
 mod shares;
+mod tls;
 mod workflows;
