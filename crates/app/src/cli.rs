@@ -184,6 +184,12 @@ pub struct ServeArgs {
     /// Largest recorded-results body, in bytes.
     #[arg(long, env = "HANDOFF_RESULTS_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     pub results_body_limit: usize,
+    /// Most feature items in one block of a session (1 to 100,000).
+    #[arg(long, env = "HANDOFF_MAX_ITEMS_PER_BLOCK", default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_items_per_block: u32,
+    /// Most feature items in all of a session's blocks (1 to 100,000).
+    #[arg(long, env = "HANDOFF_MAX_ITEMS_PER_SESSION", default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_items_per_session: u32,
     /// Seconds a request's head may take to arrive (1 to 300).
     #[arg(long, env = "HANDOFF_HEAD_TIMEOUT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub head_timeout_seconds: u64,
@@ -259,6 +265,10 @@ impl Cli {
                 head: std::time::Duration::from_secs(serve.head_timeout_seconds),
                 body: std::time::Duration::from_secs(serve.body_timeout_seconds),
                 deadline: std::time::Duration::from_secs(serve.request_deadline_seconds),
+            },
+            item_limits: handoff_domain::services::ItemLimits {
+                per_block: serve.max_items_per_block as usize,
+                per_session: serve.max_items_per_session as usize,
             },
             workers: serve.workers,
             rate_limits: serve.rate_limit.0,

@@ -40,6 +40,9 @@ pub struct Config {
     pub max_connections: u32,
     /// `HANDOFF_RESULTS_BODY_LIMIT`: bytes of a recorded-results body.
     pub results_body_limit: usize,
+    /// How many feature items a session may hold: `HANDOFF_MAX_ITEMS_PER_BLOCK`,
+    /// `HANDOFF_MAX_ITEMS_PER_SESSION`.
+    pub item_limits: handoff_domain::services::ItemLimits,
     /// How long requests may take: `HANDOFF_HEAD_TIMEOUT_SECONDS`,
     /// `HANDOFF_BODY_TIMEOUT_SECONDS`, `HANDOFF_REQUEST_DEADLINE_SECONDS`.
     pub timeouts: Timeouts,
@@ -206,6 +209,7 @@ impl Config {
             max_connections: handoff_store::default_max_connections(),
             results_body_limit: 2 * 1024 * 1024,
             timeouts: Timeouts::default(),
+            item_limits: handoff_domain::services::ItemLimits::default(),
             workers: None,
             acquire_timeout: Duration::from_secs(5),
             rate_limits: Some(handoff_http::rate_limit::RateLimits::default()),

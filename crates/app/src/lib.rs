@@ -200,7 +200,8 @@ impl Application {
             Arc::new(webhooks::KekSealer(secrets.clone())),
         )
         .accepting_unlisted_tokens(config.accept_unlisted_tokens)
-        .allowing_private_webhooks(config.webhooks.allow_private);
+        .allowing_private_webhooks(config.webhooks.allow_private)
+        .limiting_items(config.item_limits);
         let worker = if config.webhook_worker {
             Some(webhooks::start_worker(&config, &store, secrets)?)
         } else {

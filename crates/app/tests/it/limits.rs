@@ -158,8 +158,76 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
     assert_error(&refused, 429, "rate_limited");
 }
 
+/// A session holds a bounded number of feature items, per block and in all; a refusal names
+/// the limit and writes nothing.
+async fn a_session_holds_a_bounded_number_of_items(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c: &mut Config| {
+        c.item_limits = handoff_domain::services::ItemLimits {
+            per_block: 2,
+            per_session: 3,
+        }
+    })
+    .await;
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let session = app.session(&tenant, &workflow, None).await;
+    let path = format!("/v3/session/{session}/decision/");
+    let item = |node: &str| json!({"node_id": node, "status": "Approved"});
+    let refused = app
+        .put(
+            &path,
+            &tenant,
+            json!({"id_verifications": [item("a"), item("b"), item("c")]}),
+        )
+        .await;
+    assert_error(&refused, 400, "invalid_request");
+    assert!(
+        refused.body["errors"]["id_verifications"][0]
+            .as_str()
+            .unwrap()
+            .contains("at most 2")
+    );
+    let two = app
+        .put(
+            &path,
+            &tenant,
+            json!({"id_verifications": [item("a"), item("b")]}),
+        )
+        .await;
+    assert_eq!(two.status.as_u16(), 200, "{}", two.text);
+    let over = app
+        .put(
+            &path,
+            &tenant,
+            json!({"liveness_checks": [item("l1"), item("l2")]}),
+        )
+        .await;
+    assert_error(&over, 400, "invalid_request");
+    assert!(
+        over.body["errors"]["blocks"][0]
+            .as_str()
+            .unwrap()
+            .contains("at most 3"),
+        "{}",
+        over.text
+    );
+    // Replacing a block counts its new items, not its old ones.
+    let replaced = app
+        .put(
+            &path,
+            &tenant,
+            json!({"id_verifications": [item("a")], "liveness_checks": [item("l1"), item("l2")]}),
+        )
+        .await;
+    assert_eq!(replaced.status.as_u16(), 200, "{}", replaced.text);
+    let decision = app.get(&path, &tenant).await.body;
+    assert_eq!(decision["id_verifications"].as_array().unwrap().len(), 1);
+    assert_eq!(decision["liveness_checks"].as_array().unwrap().len(), 2);
+}
+
 per_backend!(
     rate_limits,
     rate_limits_off,
-    requests_without_a_valid_key_are_throttled_by_address
+    requests_without_a_valid_key_are_throttled_by_address,
+    a_session_holds_a_bounded_number_of_items
 );

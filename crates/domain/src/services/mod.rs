@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub use applications::ApplicationService;
 pub use idempotency::IdempotencyService;
 pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService};
-pub use sessions::{CreateSession, SessionService};
+pub use sessions::{CreateSession, ItemLimits, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
 pub use webhooks::{DestinationChange, NewDestination, WebhookService, secret_context};
 pub use workflows::WorkflowService;
@@ -148,6 +148,13 @@ impl Services {
     /// Accepts `http` destinations and private addresses (`HANDOFF_WEBHOOK_ALLOW_PRIVATE`).
     pub fn allowing_private_webhooks(mut self, allow: bool) -> Self {
         self.webhooks.allow_private(allow);
+        self
+    }
+
+    /// Caps the feature items a session holds (`HANDOFF_MAX_ITEMS_PER_BLOCK`,
+    /// `HANDOFF_MAX_ITEMS_PER_SESSION`).
+    pub fn limiting_items(mut self, limits: ItemLimits) -> Self {
+        self.sessions.limit_items(limits);
         self
     }
 

@@ -40,11 +40,30 @@ pub struct CreateSession {
     pub expected_details: Option<Value>,
 }
 
+/// How many feature items a session may hold: per block, and in all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItemLimits {
+    /// Items in one block (`HANDOFF_MAX_ITEMS_PER_BLOCK`).
+    pub per_block: usize,
+    /// Items in all the session's blocks (`HANDOFF_MAX_ITEMS_PER_SESSION`).
+    pub per_session: usize,
+}
+
+impl Default for ItemLimits {
+    fn default() -> Self {
+        Self {
+            per_block: 1_000,
+            per_session: 2_000,
+        }
+    }
+}
+
 /// The session API of the contract.
 #[derive(Clone)]
 pub struct SessionService {
     pub(super) ports: Ports,
     session_base_url: String,
+    item_limits: ItemLimits,
 }
 
 impl SessionService {
@@ -52,7 +71,12 @@ impl SessionService {
         Self {
             ports,
             session_base_url: session_base_url.trim_end_matches('/').to_owned(),
+            item_limits: ItemLimits::default(),
         }
+    }
+
+    pub(super) fn limit_items(&mut self, limits: ItemLimits) {
+        self.item_limits = limits;
     }
 
     /// Creates a `Not Started` session of the workflow's kind; a new `vendor_data` creates its
@@ -131,7 +155,38 @@ impl SessionService {
             .iter()
             .filter_map(|name| Feature::from_decision_name(name))
             .collect();
+        let limits = self.item_limits;
+        let kept: usize = current
+            .blocks
+            .iter()
+            .filter(|(block, _)| !results.blocks.iter().any(|(b, _)| b == block))
+            .map(|(_, items)| items.len())
+            .sum();
+        let given: usize = results
+            .blocks
+            .iter()
+            .map(|(_, items)| items.as_ref().map_or(0, Vec::len))
+            .sum();
+        if kept + given > limits.per_session {
+            errors.add(
+                "blocks",
+                format!(
+                    "a session holds at most {} items in all; these results would make it {}.",
+                    limits.per_session,
+                    kept + given
+                ),
+            );
+        }
         for (block, items) in &results.blocks {
+            if items
+                .as_ref()
+                .is_some_and(|items| items.len() > limits.per_block)
+            {
+                errors.add(
+                    block.v3_key(),
+                    format!("holds at most {} items.", limits.per_block),
+                );
+            }
             if !block.belongs_to(kind) {
                 errors.add(
                     block.v3_key(),
