@@ -52,6 +52,9 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
     // One app: your routes first, then handoff's (its fallback answers unknown paths).
     let server = HttpServer::new(move || {
         App::new()
+            // The request deadline and the no-store/nosniff headers of every answer.
+            .wrap(actix_web::middleware::from_fn(handoff_http::deadline))
+            .wrap(handoff_http::security_headers())
             // handoff's routes are declared with a trailing slash; this lets clients omit it.
             .wrap(NormalizePath::new(TrailingSlash::Always))
             .route("/acme/status/", web::get().to(own_status))
