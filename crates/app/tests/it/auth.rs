@@ -92,7 +92,19 @@ async fn endpoints(app: &TestApp, owner: &Tenant) -> Vec<Endpoint> {
     ]
 }
 
-on_both_backends!(every_endpoint_refuses_bad_keys);
+/// This test sends hundreds of requests with bad keys from one address: the address's budget of
+/// them is raised so that each one meets the key check (`limits::` tests that budget).
+async fn spawn_for_bad_keys(backend: handoff_testdb::Backend) -> TestApp {
+    TestApp::spawn_with(backend, |c| {
+        c.rate_limits = Some(handoff_http::rate_limit::RateLimits {
+            unauthenticated_per_minute: 100_000,
+            ..Default::default()
+        })
+    })
+    .await
+}
+
+handoff_testdb::on_each_backend!(super::spawn_for_bad_keys; every_endpoint_refuses_bad_keys);
 async fn every_endpoint_refuses_bad_keys(app: TestApp) {
     let owner = app.tenant("Owner").await;
     let applications = services(&app.store, PUBLIC_URL, crate::support::no_tokens()).applications;
