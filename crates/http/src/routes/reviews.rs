@@ -11,7 +11,7 @@ use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::timestamp;
 use crate::routes::paging::Page;
-use crate::routes::sessions::{optional_field, session_id};
+use crate::routes::sessions::{optional_field, required_field, session_id};
 use crate::{ApiError, AppState};
 
 /// The page of a session's activity; any other parameter is refused.
@@ -165,20 +165,13 @@ pub(crate) async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let mut errors = ValidationErrors::default();
-    let new_status = match body.new_status.as_deref().map(ReviewStatus::parse_review) {
-        Some(Some(status)) => Some(status),
-        Some(None) => {
-            errors.add(
-                "new_status",
-                "must be \"Approved\", \"Declined\" or \"In Review\".",
-            );
-            None
-        }
-        None => {
-            errors.add("new_status", "This field is required.");
-            None
-        }
-    };
+    let new_status = required_field(
+        "new_status",
+        body.new_status,
+        ReviewStatus::parse_review,
+        "must be \"Approved\", \"Declined\" or \"In Review\".",
+        &mut errors,
+    );
     let comment = optional_field("comment", body.comment, ReviewComment::parse, &mut errors);
     errors.into_result().map_err(ApiError::invalid)?;
     let Some(new_status) = new_status else {

@@ -44,6 +44,28 @@ pub(crate) fn optional_field<T>(
     }
 }
 
+/// Parses a required member with `parse`: its absence, or `refused` when `parse` refuses it,
+/// filed under `field`.
+pub(crate) fn required_field<T>(
+    field: &str,
+    raw: Option<String>,
+    parse: impl FnOnce(&str) -> Option<T>,
+    refused: &'static str,
+    errors: &mut ValidationErrors,
+) -> Option<T> {
+    match raw.as_deref().map(parse) {
+        Some(Some(value)) => Some(value),
+        Some(None) => {
+            errors.add(field, refused);
+            None
+        }
+        None => {
+            errors.add(field, "This field is required.");
+            None
+        }
+    }
+}
+
 /// Parses an optional `vendor_data` member into `errors`.
 pub(crate) fn vendor_data_field(
     raw: Option<String>,
@@ -481,20 +503,13 @@ pub(crate) async fn update_status(
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let mut errors = ValidationErrors::default();
-    let new_status = match body.new_status.as_deref().map(ReviewStatus::parse) {
-        Some(Some(status)) => Some(status),
-        Some(None) => {
-            errors.add(
-                "new_status",
-                "must be \"Approved\", \"Declined\" or \"Resubmitted\".",
-            );
-            None
-        }
-        None => {
-            errors.add("new_status", "This field is required.");
-            None
-        }
-    };
+    let new_status = required_field(
+        "new_status",
+        body.new_status,
+        ReviewStatus::parse,
+        "must be \"Approved\", \"Declined\" or \"Resubmitted\".",
+        &mut errors,
+    );
     let comment = optional_field("comment", body.comment, ReviewComment::parse, &mut errors);
     let nodes = nodes_to_resubmit(body.nodes_to_resubmit, &mut errors);
     if !nodes.is_empty() && new_status.is_some_and(|s| s != ReviewStatus::Resubmitted) {
