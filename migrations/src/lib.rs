@@ -15,6 +15,7 @@ mod m20261130_000007_webhooks;
 mod m20261130_000008_entity_profile;
 mod m20261130_000009_workflow_settings;
 mod m20261130_000010_session_options;
+mod m20261130_000011_rate_limit_counters;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_entity_profile::Migration),
             Box::new(m20261130_000009_workflow_settings::Migration),
             Box::new(m20261130_000010_session_options::Migration),
+            Box::new(m20261130_000011_rate_limit_counters::Migration),
         ]
     }
 }

@@ -21,6 +21,7 @@ use handoff_token::JwtShareTokens;
 pub use config::Config;
 
 mod keys;
+mod rate_counts;
 mod request_log;
 pub mod webhooks;
 
@@ -219,7 +220,7 @@ impl Application {
             },
             rate_limiter: config
                 .rate_limits
-                .map(|limits| Arc::new(handoff_http::rate_limit::RateLimiter::new(limits))),
+                .map(|limits| Arc::new(rate_counts::limiter(limits, &store))),
             public_url: config.public_url.clone(),
         };
         let in_flight = request_log::InFlight::default();

@@ -8,6 +8,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 use handoff_domain::Caller;
+use handoff_domain::services::Error;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -62,8 +63,21 @@ pub async fn authenticate(
     };
     match outcome {
         Ok(caller) => {
-            let decision = limiter
-                .map(|limiter| limiter.check(&caller.key_prefix, budget(req.method(), req.path())));
+            let decision = match &limiter {
+                Some(limiter) => {
+                    match limiter
+                        .check(&caller.key_prefix, budget(req.method(), req.path()))
+                        .await
+                    {
+                        Ok(decision) => Some(decision),
+                        Err(error) => {
+                            let response = ApiError::from(Error::Repo(error)).error_response();
+                            return Ok(req.into_response(response).map_into_right_body());
+                        }
+                    }
+                }
+                None => None,
+            };
             if let Some(decision) = decision.filter(|d| !d.allowed) {
                 return Ok(refused(req, &decision).map_into_right_body());
             }
@@ -79,7 +93,10 @@ pub async fn authenticate(
             if error.status_code() == actix_web::http::StatusCode::FORBIDDEN
                 && let Some(limiter) = limiter
             {
-                limiter.check(&address, Budget::Unauthenticated);
+                // Counting is best effort here: the request is refused either way.
+                if let Err(error) = limiter.check(&address, Budget::Unauthenticated).await {
+                    tracing::warn!(%error, "could not count a request without a valid key");
+                }
             }
             Ok(req
                 .into_response(error.error_response())

@@ -13,6 +13,7 @@ mod entities;
 mod idempotency;
 mod import;
 mod outbox;
+mod rate_counters;
 mod rows;
 mod schema;
 mod sessions;

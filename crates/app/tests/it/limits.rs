@@ -10,7 +10,7 @@ use crate::support::{TestApp, assert_error, per_backend};
 
 /// Waits when the current 60-second window is about to end, so that a test's requests fall in
 /// one window.
-async fn fresh_window() {
+pub(crate) async fn fresh_window() {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

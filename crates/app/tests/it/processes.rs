@@ -322,3 +322,47 @@ async fn a_signal_lets_requests_in_flight_finish(backend: Backend) {
 }
 
 per_backend!(a_signal_lets_requests_in_flight_finish);
+
+/// Rate limits on PostgreSQL are one budget for every server on the database: reads spread
+/// over two processes are allowed as many times as the budget says, not twice. On SQLite each
+/// process counts for itself (documented in docs/deploy.md).
+async fn processes_share_one_rate_limit_on_postgres(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let env = [("HANDOFF_RATE_LIMIT", "5,5,60")];
+    let mut a = Server::start_with(db.url(), &env);
+    let mut b = Server::start_with(db.url(), &env);
+    a.wait_until_healthy().await;
+    b.wait_until_healthy().await;
+    let app = TestApp::attach(&a.base, db).await;
+    let tenant = app.tenant("Acme").await;
+    crate::limits::fresh_window().await;
+    let mut allowed = Vec::new();
+    for i in 0..12 {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        let response = app
+            .client
+            .get(format!("{base}/v3/sessions/"))
+            .header("x-api-key", &tenant.key)
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => allowed.push(
+                response.headers()["x-ratelimit-remaining"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            ),
+            429 => {}
+            other => panic!("request {i}: {other}"),
+        }
+    }
+    match backend {
+        Backend::Postgres => assert_eq!(allowed, ["4", "3", "2", "1", "0"], "one budget"),
+        Backend::Sqlite => assert_eq!(allowed.len(), 10, "a budget per process: {allowed:?}"),
+    }
+    a.kill();
+    b.kill();
+}
+
+per_backend!(processes_share_one_rate_limit_on_postgres);
