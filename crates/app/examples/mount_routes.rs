@@ -45,6 +45,7 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         services,
         readiness: Arc::new(store.clone()),
         limits: Limits::default(),
+        heavy: Default::default(),
         rate_limiter: None,
         public_url: None,
     };

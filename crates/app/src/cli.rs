@@ -190,6 +190,14 @@ pub struct ServeArgs {
     /// Most feature items in all of a session's blocks (1 to 100,000).
     #[arg(long, env = "HANDOFF_MAX_ITEMS_PER_SESSION", default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_items_per_session: u32,
+    /// Heavy requests (results, decisions, PDF reports) one application may have in progress
+    /// at once (1 to 1,000); the rest wait.
+    #[arg(long, env = "HANDOFF_HEAVY_REQUESTS_PER_APPLICATION", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub heavy_requests_per_application: u32,
+    /// Heavy requests of one application that may wait for a slot (0 to 10,000); more are
+    /// refused with 429.
+    #[arg(long, env = "HANDOFF_HEAVY_WAITING_PER_APPLICATION", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub heavy_waiting_per_application: u32,
     /// Seconds a request's head may take to arrive (1 to 300).
     #[arg(long, env = "HANDOFF_HEAD_TIMEOUT_SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub head_timeout_seconds: u64,
@@ -269,6 +277,10 @@ impl Cli {
             item_limits: handoff_domain::services::ItemLimits {
                 per_block: serve.max_items_per_block as usize,
                 per_session: serve.max_items_per_session as usize,
+            },
+            heavy_requests: handoff_http::heavy::HeavyLimits {
+                per_application: serve.heavy_requests_per_application as usize,
+                waiting_per_application: serve.heavy_waiting_per_application as usize,
             },
             workers: serve.workers,
             rate_limits: serve.rate_limit.0,

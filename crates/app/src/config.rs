@@ -43,6 +43,9 @@ pub struct Config {
     /// How many feature items a session may hold: `HANDOFF_MAX_ITEMS_PER_BLOCK`,
     /// `HANDOFF_MAX_ITEMS_PER_SESSION`.
     pub item_limits: handoff_domain::services::ItemLimits,
+    /// Concurrent heavy requests per application: `HANDOFF_HEAVY_REQUESTS_PER_APPLICATION`,
+    /// `HANDOFF_HEAVY_WAITING_PER_APPLICATION`.
+    pub heavy_requests: handoff_http::heavy::HeavyLimits,
     /// How long requests may take: `HANDOFF_HEAD_TIMEOUT_SECONDS`,
     /// `HANDOFF_BODY_TIMEOUT_SECONDS`, `HANDOFF_REQUEST_DEADLINE_SECONDS`.
     pub timeouts: Timeouts,
@@ -210,6 +213,7 @@ impl Config {
             results_body_limit: 2 * 1024 * 1024,
             timeouts: Timeouts::default(),
             item_limits: handoff_domain::services::ItemLimits::default(),
+            heavy_requests: handoff_http::heavy::HeavyLimits::default(),
             workers: None,
             acquire_timeout: Duration::from_secs(5),
             rate_limits: Some(handoff_http::rate_limit::RateLimits::default()),

@@ -216,8 +216,10 @@ impl Application {
                 results_body_bytes: config.results_body_limit,
                 body_timeout: config.timeouts.body,
                 deadline: config.timeouts.deadline,
+                heavy: config.heavy_requests,
                 ..Limits::default()
             },
+            heavy: Default::default(),
             rate_limiter: config
                 .rate_limits
                 .map(|limits| Arc::new(rate_counts::limiter(limits, &store))),

@@ -9,6 +9,7 @@ pub mod body;
 mod constraints;
 pub mod decision;
 pub mod error;
+pub mod heavy;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
@@ -38,6 +39,8 @@ pub struct Limits {
     /// How long a request may take in all, body included (503 `deadline_exceeded`); its
     /// transaction, if any, is rolled back.
     pub deadline: std::time::Duration,
+    /// Concurrent heavy requests per application (results, decisions, reports).
+    pub heavy: heavy::HeavyLimits,
 }
 
 impl Default for Limits {
@@ -48,6 +51,7 @@ impl Default for Limits {
             session_body_bytes: 1536 * 1024,
             body_timeout: std::time::Duration::from_secs(30),
             deadline: std::time::Duration::from_secs(60),
+            heavy: heavy::HeavyLimits::default(),
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct AppState {
     pub readiness: Arc<dyn Readiness>,
     /// Body limits.
     pub limits: Limits,
+    /// The slots of heavy requests, per application ([`Limits::heavy`]).
+    pub heavy: heavy::HeavyGate,
     /// Request budgets per API key; `None` when rate limiting is off.
     pub rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
     /// The deployment's public URL (`HANDOFF_PUBLIC_URL`), the base of page links; without

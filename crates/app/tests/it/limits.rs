@@ -225,7 +225,82 @@ async fn a_session_holds_a_bounded_number_of_items(backend: Backend) {
     assert_eq!(decision["liveness_checks"].as_array().unwrap().len(), 2);
 }
 
+/// Heavy requests beyond an application's cap wait for its own to finish; other applications
+/// are not held up, and beyond the waiting cap the application is refused.
+async fn heavy_requests_queue_behind_their_own_application(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(backend, |c: &mut Config| {
+        c.heavy_requests = handoff_http::heavy::HeavyLimits {
+            per_application: 1,
+            waiting_per_application: 1,
+        }
+    })
+    .await;
+    let noisy = app.tenant("Noisy").await;
+    let quiet = app.tenant("Quiet").await;
+    let noisy_session = app.finished_session(&noisy, "user", "user-ana-001").await;
+    let quiet_session = app.finished_session(&quiet, "user", "user-ana-002").await;
+
+    // The noisy application's upload holds its one slot while its body is still arriving.
+    let body = br#"{"status": "Approved"}"#;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "PUT /v3/session/{noisy_session}/decision/ HTTP/1.1\r\nhost: {address}\r\n\
+         x-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        noisy.key,
+        body.len()
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(&body[..5]).await.unwrap();
+    upload.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+
+    let read = |session: String, tenant: crate::support::Tenant| {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        tokio::spawn(async move {
+            client
+                .get(format!("{base}/v3/session/{session}/decision/"))
+                .header("x-api-key", &tenant.key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let queued = read(noisy_session.clone(), noisy.clone());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!queued.is_finished(), "the noisy application's read waits");
+    // Another application's heavy read is not held up.
+    let started = std::time::Instant::now();
+    assert_eq!(read(quiet_session, quiet.clone()).await.unwrap(), 200);
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // One waits already: the next is refused at once.
+    let refused = app
+        .get(&format!("/v3/session/{noisy_session}/decision/"), &noisy)
+        .await;
+    assert_error(&refused, 429, "too_many_concurrent_requests");
+
+    // The upload ends; the queued read goes through.
+    upload.write_all(&body[5..]).await.unwrap();
+    let mut answer = String::new();
+    upload.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(queued.await.unwrap(), 200);
+    assert_eq!(
+        app.get(&format!("/v3/session/{noisy_session}/decision/"), &noisy)
+            .await
+            .status
+            .as_u16(),
+        200,
+        "the slot is free again"
+    );
+}
+
 per_backend!(
+    heavy_requests_queue_behind_their_own_application,
     rate_limits,
     rate_limits_off,
     requests_without_a_valid_key_are_throttled_by_address,

@@ -17,6 +17,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{Resource, web};
 
 use crate::auth::authenticate;
+use crate::heavy::heavy;
 use crate::{method_not_allowed, not_found};
 
 /// `GET /openapi.json`.
@@ -72,6 +73,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     resource("/session/{session_id}/decision/")
+                        .wrap(from_fn(heavy))
                         .route(web::get().to(sessions::decision_v3))
                         .route(web::put().to(sessions::record_results)),
                 )
@@ -81,6 +83,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(
                     resource("/session/{session_id}/generate-pdf/")
+                        .wrap(from_fn(heavy))
                         .route(web::get().to(report::generate_pdf)),
                 )
                 .service(
@@ -172,6 +175,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(authenticate))
                 .service(
                     resource("/session/{session_id}/decision/")
+                        .wrap(from_fn(heavy))
                         .route(web::get().to(sessions::decision_v2)),
                 )
                 .default_service(web::to(not_found)),
