@@ -8,9 +8,14 @@
 //!
 //! Run it with `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N]`; its last line
 //! is one JSON object. `--pool` sets the pool size (the server's default otherwise).
-//! `--webhooks` runs the webhook benchmark instead (see [`webhooks`]).
+//! `--webhooks` runs the webhook benchmark instead (see [`webhooks`]); `--scale` the scale-out
+//! one ([`scale`]), `--fairness` the noisy-neighbour one ([`fairness`]). Those two start the
+//! `handoff` binary beside this one as separate server processes.
 
+mod fairness;
+mod fleet;
 mod limit;
+mod scale;
 mod seed;
 mod statements;
 mod webhooks;
@@ -504,6 +509,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let hooks = args.iter().any(|a| a == "--webhooks");
+    let scale = args.iter().any(|a| a == "--scale");
+    let fair = args.iter().any(|a| a == "--fairness");
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -539,7 +546,11 @@ fn main() {
             if only.as_deref().is_some_and(|only| only != name) {
                 continue;
             }
-            let report = if hooks {
+            let report = if scale {
+                scale::run(backend, quick).await?
+            } else if fair {
+                fairness::run(backend, quick).await?
+            } else if hooks {
                 webhooks::run(backend, quick, pool).await?
             } else {
                 run_backend(backend, quick, pool, &statement_count).await?
@@ -548,6 +559,12 @@ fn main() {
         }
         if hooks {
             return Ok(json!({ "webhooks": out }));
+        }
+        if scale {
+            return Ok(json!({ "scale": out }));
+        }
+        if fair {
+            return Ok(json!({ "fairness": out }));
         }
         Ok::<_, String>(Value::Object(out))
     });

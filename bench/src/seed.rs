@@ -27,6 +27,7 @@ pub struct World {
     pub source: Caller,
     pub receiver: Caller,
     pub receiver_key: String,
+    pub source_key: String,
     pub source_workflow: WorkflowId,
     pub receiver_workflow: WorkflowId,
     results: RecordResults,
@@ -106,7 +107,7 @@ async fn workflow(services: &Services, caller: &Caller) -> Result<WorkflowId, St
 
 impl World {
     pub async fn new(services: &Services, tokens: Arc<dyn ShareTokens>) -> Result<World, String> {
-        let (source, _) = caller(services, "Bench source").await?;
+        let (source, source_key) = caller(services, "Bench source").await?;
         let (receiver, receiver_key) = caller(services, "Bench receiver").await?;
         Ok(World {
             source_workflow: workflow(services, &source).await?,
@@ -114,6 +115,7 @@ impl World {
             source,
             receiver,
             receiver_key,
+            source_key,
             results: fixture_results()?,
             counter: std::sync::atomic::AtomicUsize::new(0),
             tokens,

@@ -10,7 +10,7 @@ mod seeded;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, MCP, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks]   the import benchmark, or the webhook one (docs/performance.md)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, MCP, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks | --scale | --fairness]   the import benchmark, or the webhook, scale-out or noisy-neighbour one (docs/performance.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,9 +36,25 @@ fn seconds(args: &[String], default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks]`: the release-built
+/// `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks | --scale |
+/// --fairness]`: the release-built
 /// benchmark; its last line is JSON.
 fn bench(args: &[String]) -> ExitCode {
+    // The server binary too: `--scale` and `--fairness` start it as separate processes.
+    let built = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-q",
+            "--release",
+            "-p",
+            "handoff",
+            "-p",
+            "handoff-bench",
+        ])
+        .status();
+    if !built.is_ok_and(|s| s.success()) {
+        return ExitCode::FAILURE;
+    }
     let status = Command::new(env!("CARGO"))
         .args(["run", "-q", "--release", "-p", "handoff-bench", "--"])
         .args(args)

@@ -24,8 +24,11 @@ pub enum BodyLimit {
     Session,
 }
 
+/// Bodies of at least this many bytes are parsed on the blocking pool.
+const PARSE_OFF_THE_WORKER_FROM: usize = 64 * 1024;
+
 /// A request body type and the limit it is read under.
-pub trait RequestBody: DeserializeOwned + 'static {
+pub trait RequestBody: DeserializeOwned + Send + 'static {
     /// The limit.
     const LIMIT: BodyLimit = BodyLimit::Small;
 }
@@ -87,7 +90,14 @@ impl<T: RequestBody> FromRequest for JsonBody<T> {
                 req.extensions_mut()
                     .insert(crate::idempotency::BodyDigest(digest.into()));
             }
-            parse_json(&body).map(JsonBody)
+            if body.len() < PARSE_OFF_THE_WORKER_FROM {
+                return parse_json(&body).map(JsonBody);
+            }
+            // Megabytes of JSON would hold the worker's other requests for milliseconds.
+            web::block(move || parse_json(&body))
+                .await
+                .map_err(|_| ApiError::internal())?
+                .map(JsonBody)
         })
     }
 }

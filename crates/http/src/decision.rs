@@ -116,3 +116,42 @@ impl Serialize for V2Decision<'_> {
         map.end()
     }
 }
+
+/// Which decision payload to answer with.
+pub enum Form {
+    /// V3.
+    V3,
+    /// V3 with the session's `events`.
+    V3WithEvents(Vec<crate::wire::SessionEvent>),
+    /// V2.
+    V2,
+}
+
+/// The decision of `record` as a 200 answer; a large one is streamed ([`crate::streamed`]).
+pub fn answer(record: SessionRecord, form: Form) -> actix_web::HttpResponse {
+    let items: usize = record
+        .blocks
+        .iter()
+        .flat_map(|(_, items)| items)
+        .map(|item| item.json().get().len() + 1)
+        .sum();
+    let reviews: usize = record
+        .reviews
+        .iter()
+        .map(|r| 128 + r.comment.as_ref().map_or(0, String::len))
+        .sum();
+    let portrait = record
+        .session
+        .options
+        .portrait_image
+        .as_ref()
+        .map_or(0, String::len);
+    let size = 4096 + items + reviews + portrait;
+    crate::streamed::json_ok(size, move |writer| match &form {
+        Form::V3 => serde_json::to_writer(writer, &V3Decision(&record)),
+        Form::V3WithEvents(events) => {
+            serde_json::to_writer(writer, &V3DecisionWithEvents(&record, events))
+        }
+        Form::V2 => serde_json::to_writer(writer, &V2Decision(&record)),
+    })
+}

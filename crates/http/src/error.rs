@@ -51,6 +51,15 @@ impl ApiError {
         Self::invalid(ValidationErrors::single(field, message))
     }
 
+    /// 500 `internal_error`: a bug, logged where it happened.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "An internal error occurred.",
+        )
+    }
+
     /// 403 `authentication_failed`.
     pub fn authentication_failed() -> Self {
         Self::new(
@@ -225,11 +234,7 @@ impl From<Error> for ApiError {
                         "service_unavailable",
                         "The service is temporarily unavailable; try again.",
                     ),
-                    handoff_domain::RepoError::Internal(_) => ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal_error",
-                        "An internal error occurred.",
-                    ),
+                    handoff_domain::RepoError::Internal(_) => ApiError::internal(),
                     handoff_domain::RepoError::IdempotencyKeyTaken => ApiError::new(
                         StatusCode::CONFLICT,
                         "idempotency_key_in_use",

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod report;
 mod routes;
+pub mod streamed;
 pub mod wire;
 
 use std::sync::Arc;

@@ -299,7 +299,61 @@ async fn heavy_requests_queue_behind_their_own_application(backend: Backend) {
     );
 }
 
+/// A large decision is sent in chunks as it is written, and arrives whole; a small one is
+/// sent with its length.
+async fn a_large_decision_is_streamed_whole(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.tenant("Alpha").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let session = app.session(&tenant, &workflow, None).await;
+    let path = format!("/v3/session/{session}/decision/");
+    let small = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .header("x-api-key", &tenant.key)
+        .send()
+        .await
+        .unwrap();
+    assert!(small.headers().get("content-length").is_some());
+    let items: Vec<_> = (0..300)
+        .map(|i| json!({"node_id": format!("aml-{i}"), "status": "Approved", "note": "n".repeat(1000)}))
+        .collect();
+    let recorded = app
+        .put(
+            &path,
+            &tenant,
+            json!({"aml_screenings": items, "ip_analyses": items}),
+        )
+        .await;
+    assert_eq!(recorded.status.as_u16(), 200);
+    assert!(recorded.text.len() > 512 * 1024);
+    for path in [path.clone(), format!("/v2/session/{session}/decision/")] {
+        let response = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("x-api-key", &tenant.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        assert!(
+            response.headers().get("content-length").is_none(),
+            "{path}: streamed"
+        );
+        assert_eq!(response.headers()["content-type"], "application/json");
+        let body: serde_json::Value = response.json().await.unwrap();
+        if path.starts_with("/v3") {
+            assert_eq!(body["aml_screenings"].as_array().unwrap().len(), 300);
+            assert_eq!(body["ip_analyses"][299]["node_id"], "aml-299");
+            assert_eq!(body, recorded.body, "the read is the answer of the write");
+        } else {
+            assert_eq!(body["ip_analysis"]["note"].as_str().unwrap().len(), 1000);
+        }
+    }
+}
+
 per_backend!(
+    a_large_decision_is_streamed_whole,
     heavy_requests_queue_behind_their_own_application,
     rate_limits,
     rate_limits_off,

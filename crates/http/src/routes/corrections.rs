@@ -12,7 +12,6 @@ use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
-use crate::decision::V3Decision;
 use crate::routes::sessions::session_id;
 use crate::{ApiError, AppState, wire};
 
@@ -207,7 +206,7 @@ async fn correct(
         .sessions
         .correct(caller, id, block, &changes)
         .await?;
-    Ok(HttpResponse::Ok().json(V3Decision(&record)))
+    Ok(crate::decision::answer(record, crate::decision::Form::V3))
 }
 
 /// Correct the ID document's extracted data (the first `id_verifications` item); the session's

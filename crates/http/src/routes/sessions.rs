@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 use crate::auth::Authenticated;
 use crate::body::{BodyLimit, JsonBody, RequestBody};
-use crate::decision::{V2Decision, V3Decision, V3DecisionWithEvents};
+use crate::decision::{self, Form};
 use crate::idempotency::{self, Answer};
 use crate::{ApiError, AppState, wire};
 use utoipa::{IntoParams, ToSchema};
@@ -359,13 +359,16 @@ pub(crate) async fn record_results(
     JsonBody(body): JsonBody<RecordResultsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
-    let results = body.into_domain()?;
+    // Thousands of items to check: on the blocking pool, not the worker.
+    let results = web::block(move || body.into_domain())
+        .await
+        .map_err(|_| ApiError::internal())??;
     let record = state
         .services
         .sessions
         .record_results(&caller, id, results)
         .await?;
-    Ok(HttpResponse::Ok().json(V3Decision(&record)))
+    Ok(decision::answer(record, Form::V3))
 }
 
 /// The query of the V3 decision.
@@ -399,7 +402,7 @@ pub(crate) async fn decision_v3(
     let id = session_id(&path)?;
     let record = state.services.sessions.decision(&caller, id).await?;
     if !with_events {
-        return Ok(HttpResponse::Ok().json(V3Decision(&record)));
+        return Ok(decision::answer(record, Form::V3));
     }
     let events: Vec<wire::SessionEvent> = state
         .services
@@ -409,7 +412,7 @@ pub(crate) async fn decision_v3(
         .iter()
         .map(wire::SessionEvent::from)
         .collect();
-    Ok(HttpResponse::Ok().json(V3DecisionWithEvents(&record, &events)))
+    Ok(decision::answer(record, Form::V3WithEvents(events)))
 }
 
 /// The V2 decision payload, user sessions only.
@@ -426,7 +429,7 @@ pub(crate) async fn decision_v2(
         .sessions
         .decision_v2(&caller, session_id(&path)?)
         .await?;
-    Ok(HttpResponse::Ok().json(V2Decision(&record)))
+    Ok(decision::answer(record, Form::V2))
 }
 
 /// A review.

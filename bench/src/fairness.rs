@@ -1,0 +1,288 @@
+//! The noisy-neighbour benchmark (`--fairness`), per backend, on one `handoff` process with
+//! its default limits: tenant B does ordinary work (creates a session, reads its decision,
+//! lists its sessions, 8 requests a second) alone, then while tenant A spends its whole rate
+//! limit on the largest requests allowed — 2 MiB results uploads (5 a second, its write budget)
+//! and reads of 2,000-item decisions (10 a second, its read budget) — then alone again. It
+//! reports B's p99 with A ÷ B's p99 alone, B's errors, and the server's resident memory: idle,
+//! at its peak, and a few seconds after A stopped.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use handoff::load_keyring;
+use handoff_domain::FeatureBlock;
+use handoff_domain::services::{CreateSession, Services};
+use handoff_domain::session::RecordResults;
+use handoff_domain::{FeatureItem, SessionStatus};
+use handoff_testdb::{Backend, TestDatabase};
+use handoff_token::JwtShareTokens;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+
+use crate::fleet::{self, ServerProcess};
+use crate::round;
+use crate::seed::World;
+
+/// The results body limit of a default server.
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// Items per block of a default server.
+const ITEMS_PER_BLOCK: usize = 1_000;
+
+/// One AML item padded so that a block of [`ITEMS_PER_BLOCK`] fills most of [`BODY_LIMIT`].
+fn padded_item() -> String {
+    let bare = r#"{"node_id":"feature_aml","status":"Approved","entity_type":"person","total_hits":1,"hits":[{"name":"","score":0.1}]}"#;
+    let room = (BODY_LIMIT - 4096) / ITEMS_PER_BLOCK - 1 - bare.len();
+    bare.replace(r#""name":"""#, &format!(r#""name":"{}""#, "x".repeat(room)))
+}
+
+/// The largest upload a default server accepts: one full block.
+fn largest_upload(item: &str) -> String {
+    let items = vec![item; ITEMS_PER_BLOCK].join(",");
+    format!(r#"{{"aml_screenings":[{items}]}}"#)
+}
+
+/// A's sessions with two full blocks each: the largest decisions.
+async fn largest_sessions(
+    services: &Services,
+    world: &World,
+    item: &str,
+    n: usize,
+) -> Result<Vec<String>, String> {
+    let raw = RawValue::from_string(item.to_owned()).map_err(|e| e.to_string())?;
+    let item = FeatureItem::parse(&raw).map_err(|e| e.to_string())?;
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        let session = services
+            .sessions
+            .create(
+                &world.source,
+                CreateSession {
+                    workflow_id: world.source_workflow,
+                    vendor_data: None,
+                    callback: None,
+                    options: Default::default(),
+                    metadata: None,
+                    contact_details: None,
+                    expected_details: None,
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let results = RecordResults {
+            status: Some(SessionStatus::Approved),
+            blocks: vec![
+                (
+                    FeatureBlock::AmlScreenings,
+                    Some(vec![item.clone(); ITEMS_PER_BLOCK]),
+                ),
+                (
+                    FeatureBlock::DatabaseValidations,
+                    Some(vec![item.clone(); ITEMS_PER_BLOCK]),
+                ),
+            ],
+        };
+        services
+            .sessions
+            .record_results(&world.source, session.id, results)
+            .await
+            .map_err(|e| e.to_string())?;
+        ids.push(session.id.to_string());
+    }
+    Ok(ids)
+}
+
+/// B's ordinary work for `length`: every 125 ms one request, in turn a session created, its
+/// decision read, and the list read. Latencies of the answered requests, and the errors.
+async fn quiet_tenant(
+    base: &str,
+    key: &str,
+    workflow: &str,
+    length: Duration,
+) -> (Vec<Duration>, usize) {
+    let client = reqwest::Client::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(125));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let last_session = Arc::new(std::sync::Mutex::new(None::<String>));
+    let mut i = 0usize;
+    while started.elapsed() < length {
+        tick.tick().await;
+        let (client, base, key, workflow, last) = (
+            client.clone(),
+            base.to_owned(),
+            key.to_owned(),
+            workflow.to_owned(),
+            last_session.clone(),
+        );
+        let step = i % 3;
+        i += 1;
+        tasks.spawn(async move {
+            let began = Instant::now();
+            let known = last.lock().map(|l| l.clone()).unwrap_or_default();
+            let request = match (step, known) {
+                (1, Some(session)) => client.get(format!("{base}/v3/session/{session}/decision/")),
+                (2, _) => client.get(format!("{base}/v3/sessions/?limit=20")),
+                _ => client
+                    .post(format!("{base}/v3/session/"))
+                    .json(&json!({"workflow_id": workflow})),
+            };
+            let response = request.header("x-api-key", key).send().await;
+            let ok = match response {
+                Ok(r) if r.status().is_success() => {
+                    let body: Value = r.json().await.unwrap_or_default();
+                    if let Some(id) = body["session_id"].as_str()
+                        && let Ok(mut l) = last.lock()
+                    {
+                        *l = Some(id.to_owned());
+                    }
+                    true
+                }
+                _ => false,
+            };
+            ok.then(|| began.elapsed())
+        });
+    }
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for answer in tasks.join_all().await {
+        match answer {
+            Some(latency) => latencies.push(latency),
+            None => errors += 1,
+        }
+    }
+    (latencies, errors)
+}
+
+/// A at its whole budget until `stop`: an upload every 200 ms and a read every 100 ms.
+/// Its answers by status.
+async fn noisy_tenant(
+    base: String,
+    key: String,
+    sessions: Vec<String>,
+    upload: Arc<String>,
+    stop: Arc<tokio::sync::Notify>,
+) -> std::collections::BTreeMap<u16, usize> {
+    let client = reqwest::Client::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let mut tasks = tokio::task::JoinSet::new();
+    let stopped = stop.notified();
+    tokio::pin!(stopped);
+    let mut i = 0usize;
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            _ = tick.tick() => {}
+        }
+        let session = &sessions[i % sessions.len()];
+        let read = client
+            .get(format!("{base}/v3/session/{session}/decision/"))
+            .header("x-api-key", &key);
+        tasks.spawn(async move { read.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+        if i % 2 == 0 {
+            let write = client
+                .put(format!("{base}/v3/session/{session}/decision/"))
+                .header("x-api-key", &key)
+                .header("content-type", "application/json")
+                .body(upload.as_bytes().to_vec());
+            tasks
+                .spawn(async move { write.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+        }
+        i += 1;
+    }
+    let mut answers = std::collections::BTreeMap::new();
+    for status in tasks.join_all().await {
+        *answers.entry(status).or_default() += 1;
+    }
+    answers
+}
+
+fn p99_ms(latencies: &mut [Duration]) -> f64 {
+    latencies.sort();
+    latencies
+        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
+    let name = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let length = Duration::from_secs(if quick { 8 } else { 30 });
+    let db = TestDatabase::create(backend).await;
+    let config = fleet::config(db.url());
+    let store = handoff::open_store(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tokens = Arc::new(JwtShareTokens::new(
+        load_keyring(&config, &store)
+            .await
+            .map_err(|e| e.to_string())?,
+    ));
+    let services = handoff::services(&store, crate::PUBLIC_URL, tokens.clone());
+    // The source application is A, the noisy one; the receiver is B.
+    let world = World::new(&services, tokens).await?;
+    let item = padded_item();
+    let upload = Arc::new(largest_upload(&item));
+    let sessions = largest_sessions(&services, &world, &item, 4).await?;
+    let server = ServerProcess::start(db.url(), &[]).await?;
+    let (base, b_key, b_workflow) = (
+        server.base.clone(),
+        world.receiver_key.clone(),
+        world.receiver_workflow.to_string(),
+    );
+
+    // Warm the server with both tenants' requests, then let it settle.
+    quiet_tenant(&base, &b_key, &b_workflow, Duration::from_secs(1)).await;
+    let _ = reqwest::Client::new()
+        .get(format!("{base}/v3/session/{}/decision/", sessions[0]))
+        .header("x-api-key", &world.source_key)
+        .send()
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (_, idle_mb) = server.memory_mb();
+
+    let (mut alone, mut errors_alone) = quiet_tenant(&base, &b_key, &b_workflow, length / 2).await;
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let noisy = tokio::spawn(noisy_tenant(
+        base.clone(),
+        world.source_key.clone(),
+        sessions,
+        upload,
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (mut with_noise, errors_b) = quiet_tenant(&base, &b_key, &b_workflow, length).await;
+    stop.notify_one();
+    let a_answers = noisy.await.map_err(|e| e.to_string())?;
+    let (later, later_errors) = quiet_tenant(&base, &b_key, &b_workflow, length / 2).await;
+    alone.extend(later);
+    errors_alone += later_errors;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (peak_mb, after_mb) = server.memory_mb();
+
+    let (p99_alone, p99_with) = (p99_ms(&mut alone), p99_ms(&mut with_noise));
+    let ratio = p99_with / p99_alone.max(f64::EPSILON);
+    println!(
+        "{name:8} B's p99 alone {p99_alone:.2} ms ({} requests, {errors_alone} errors), with A {p99_with:.2} ms ({} requests, {errors_b} errors): ratio {ratio:.2}",
+        alone.len(),
+        with_noise.len()
+    );
+    println!(
+        "{name:8} A's answers by status {a_answers:?}; server memory idle {idle_mb:.0} MB, peak {peak_mb:.0} MB, after {after_mb:.0} MB"
+    );
+    let a_answers: serde_json::Map<String, Value> = a_answers
+        .into_iter()
+        .map(|(status, n)| (status.to_string(), json!(n)))
+        .collect();
+    Ok(json!({
+        "p99_ratio": round(ratio),
+        "p99_alone_ms": round(p99_alone),
+        "p99_with_a_ms": round(p99_with),
+        "errors_b": errors_b + errors_alone,
+        "peak_rss_mb": round(peak_mb),
+        "idle_rss_mb": round(idle_mb),
+        "rss_after_mb": round(after_mb),
+        "a_answers": a_answers,
+    }))
+}
