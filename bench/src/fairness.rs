@@ -178,7 +178,7 @@ async fn noisy_tenant(
             .get(format!("{base}/v3/session/{session}/decision/"))
             .header("x-api-key", &key);
         tasks.spawn(async move { read.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             let write = client
                 .put(format!("{base}/v3/session/{session}/decision/"))
                 .header("x-api-key", &key)

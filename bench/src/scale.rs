@@ -295,7 +295,11 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
     let n = if quick { 400 } else { 2000 };
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round_ in 0..4 {
-        let limits = if round_ % 2 == 0 { UNREFUSED } else { "off" };
+        let limits = if round_.is_multiple_of(2) {
+            UNREFUSED
+        } else {
+            "off"
+        };
         let servers = start(&db, 1, limits).await?;
         reads_per_s(&servers[0], &world.receiver_key, 100).await;
         let rate = reads_per_s(&servers[0], &world.receiver_key, n).await;
