@@ -294,7 +294,7 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
     // The cost of counting: one server's reads per second, limits on and off, alternating.
     let n = if quick { 400 } else { 2000 };
     let (mut on, mut off) = (Vec::new(), Vec::new());
-    for round_ in 0..4 {
+    for round_ in 0..4usize {
         let limits = if round_.is_multiple_of(2) {
             UNREFUSED
         } else {
@@ -303,7 +303,7 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
         let servers = start(&db, 1, limits).await?;
         reads_per_s(&servers[0], &world.receiver_key, 100).await;
         let rate = reads_per_s(&servers[0], &world.receiver_key, n).await;
-        if round_ % 2 == 0 {
+        if round_.is_multiple_of(2) {
             on.push(rate)
         } else {
             off.push(rate)
