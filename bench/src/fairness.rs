@@ -4,7 +4,7 @@
 //! limit on the largest requests allowed — 2 MiB results uploads (5 a second, its write budget)
 //! and reads of 2,000-item decisions (10 a second, its read budget) — then alone again. It
 //! reports B's p99 with A ÷ B's p99 alone, B's errors, and the server's resident memory: idle,
-//! at its peak, and a few seconds after A stopped.
+//! at its peak, and a few seconds after A stopped. `--pool` sets the server's pool size.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -91,14 +91,18 @@ async fn largest_sessions(
     Ok(ids)
 }
 
+/// B's requests, in turn.
+const B_REQUESTS: [&str; 3] = ["create", "decision", "list"];
+
 /// B's ordinary work for `length`: every 125 ms one request, in turn a session created, its
-/// decision read, and the list read. Latencies of the answered requests, and the errors.
+/// decision read, and the list read. Latencies of the answered requests with the index of
+/// their kind in [`B_REQUESTS`], and the errors.
 async fn quiet_tenant(
     base: &str,
     key: &str,
     workflow: &str,
     length: Duration,
-) -> (Vec<Duration>, usize) {
+) -> (Vec<(usize, Duration)>, usize) {
     let client = reqwest::Client::new();
     let mut tick = tokio::time::interval(Duration::from_millis(125));
     let started = Instant::now();
@@ -119,12 +123,18 @@ async fn quiet_tenant(
         tasks.spawn(async move {
             let began = Instant::now();
             let known = last.lock().map(|l| l.clone()).unwrap_or_default();
-            let request = match (step, known) {
-                (1, Some(session)) => client.get(format!("{base}/v3/session/{session}/decision/")),
-                (2, _) => client.get(format!("{base}/v3/sessions/?limit=20")),
-                _ => client
-                    .post(format!("{base}/v3/session/"))
-                    .json(&json!({"workflow_id": workflow})),
+            let (step, request) = match (step, known) {
+                (1, Some(session)) => (
+                    1,
+                    client.get(format!("{base}/v3/session/{session}/decision/")),
+                ),
+                (2, _) => (2, client.get(format!("{base}/v3/sessions/?limit=20"))),
+                _ => (
+                    0,
+                    client
+                        .post(format!("{base}/v3/session/"))
+                        .json(&json!({"workflow_id": workflow})),
+                ),
             };
             let response = request.header("x-api-key", key).send().await;
             let ok = match response {
@@ -139,7 +149,7 @@ async fn quiet_tenant(
                 }
                 _ => false,
             };
-            ok.then(|| began.elapsed())
+            ok.then(|| (step, began.elapsed()))
         });
     }
     let mut latencies = Vec::new();
@@ -196,14 +206,20 @@ async fn noisy_tenant(
     answers
 }
 
-fn p99_ms(latencies: &mut [Duration]) -> f64 {
-    latencies.sort();
-    latencies
-        .get((latencies.len() * 99 / 100).min(latencies.len().saturating_sub(1)))
+/// The 99th percentile of the latencies of the kind `kind`, or of all with `None`, in ms.
+fn p99_ms(latencies: &[(usize, Duration)], kind: Option<usize>) -> f64 {
+    let mut of_kind: Vec<Duration> = latencies
+        .iter()
+        .filter(|(k, _)| kind.is_none_or(|kind| kind == *k))
+        .map(|(_, d)| *d)
+        .collect();
+    of_kind.sort();
+    of_kind
+        .get((of_kind.len() * 99 / 100).min(of_kind.len().saturating_sub(1)))
         .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
+pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, String> {
     let name = match backend {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
@@ -225,7 +241,8 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
     let item = padded_item();
     let upload = Arc::new(largest_upload(&item));
     let sessions = largest_sessions(&services, &world, &item, 4).await?;
-    let server = ServerProcess::start(db.url(), &[]).await?;
+    let pool = pool.to_string();
+    let server = ServerProcess::start(db.url(), &[("HANDOFF_DB_MAX_CONNECTIONS", &pool)]).await?;
     let (base, b_key, b_workflow) = (
         server.base.clone(),
         world.receiver_key.clone(),
@@ -252,7 +269,7 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
         stop.clone(),
     ));
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (mut with_noise, errors_b) = quiet_tenant(&base, &b_key, &b_workflow, length).await;
+    let (with_noise, errors_b) = quiet_tenant(&base, &b_key, &b_workflow, length).await;
     stop.notify_one();
     let a_answers = noisy.await.map_err(|e| e.to_string())?;
     let (later, later_errors) = quiet_tenant(&base, &b_key, &b_workflow, length / 2).await;
@@ -261,7 +278,19 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (peak_mb, after_mb) = server.memory_mb();
 
-    let (p99_alone, p99_with) = (p99_ms(&mut alone), p99_ms(&mut with_noise));
+    let (p99_alone, p99_with) = (p99_ms(&alone, None), p99_ms(&with_noise, None));
+    let by_request: serde_json::Map<String, Value> = B_REQUESTS
+        .iter()
+        .enumerate()
+        .map(|(kind, label)| {
+            let (a, w) = (p99_ms(&alone, Some(kind)), p99_ms(&with_noise, Some(kind)));
+            println!("{name:8}   B's {label:9} p99 alone {a:7.2} ms, with A {w:7.2} ms");
+            (
+                label.to_string(),
+                json!({"alone_ms": round(a), "with_a_ms": round(w)}),
+            )
+        })
+        .collect();
     let ratio = p99_with / p99_alone.max(f64::EPSILON);
     println!(
         "{name:8} B's p99 alone {p99_alone:.2} ms ({} requests, {errors_alone} errors), with A {p99_with:.2} ms ({} requests, {errors_b} errors): ratio {ratio:.2}",
@@ -276,9 +305,11 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
         .map(|(status, n)| (status.to_string(), json!(n)))
         .collect();
     Ok(json!({
+        "pool_connections": pool,
         "p99_ratio": round(ratio),
         "p99_alone_ms": round(p99_alone),
         "p99_with_a_ms": round(p99_with),
+        "p99_by_request": by_request,
         "errors_b": errors_b + errors_alone,
         "peak_rss_mb": round(peak_mb),
         "idle_rss_mb": round(idle_mb),

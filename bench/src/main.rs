@@ -549,7 +549,7 @@ fn main() {
             let report = if scale {
                 scale::run(backend, quick).await?
             } else if fair {
-                fairness::run(backend, quick).await?
+                fairness::run(backend, quick, pool).await?
             } else if hooks {
                 webhooks::run(backend, quick, pool).await?
             } else {

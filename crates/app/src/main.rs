@@ -16,6 +16,12 @@ use handoff_domain::{ApplicationId, Caller, LedgerEntry, SessionId, TokenState};
 use handoff_token::{JwtShareTokens, Keyring, TokenAlgorithm};
 use serde_json::json;
 
+/// jemalloc, whose background threads hand freed memory back to the system within seconds
+/// (`.cargo/config.toml` sets the decay): glibc's allocator kept the peak of a burst of large
+/// requests resident for good.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The log filter when `HANDOFF_LOG` is unset: handoff's own lines at INFO; the migration
 /// runner's progress and PostgreSQL's notices (`relation … already exists, skipping`) only when
 /// they warn, since handoff says itself what it migrated.

@@ -338,6 +338,17 @@ pub struct RecordResults {
     pub blocks: Vec<(FeatureBlock, Option<Vec<FeatureItem>>)>,
 }
 
+impl RecordResults {
+    /// The bytes of JSON of the items to write.
+    pub fn item_bytes(&self) -> usize {
+        self.blocks
+            .iter()
+            .flat_map(|(_, items)| items.iter().flatten())
+            .map(|item| item.json().get().len())
+            .sum()
+    }
+}
+
 /// Filters and page of `GET /v3/sessions/`.
 #[derive(Clone, Debug)]
 pub struct SessionFilter {

@@ -198,6 +198,10 @@ impl Store {
                         .synchronous(SqliteSynchronous::Normal)
                         .foreign_keys(true)
                         .busy_timeout(busy)
+                        // Checkpoints run in the background (`checkpoint_periodically`), not
+                        // in the commit of whichever write crossed 1,000 pages of log, while
+                        // the writers queued behind it wait.
+                        .pragma("wal_autocheckpoint", "0")
                 });
             }
             "postgres" | "postgresql" => {
@@ -221,7 +225,11 @@ impl Store {
         let deadline = std::time::Instant::now() + options.acquire_timeout;
         loop {
             match Database::connect(connect.clone()).await {
-                Ok(db) => return Ok(Store::new(db)),
+                Ok(db) => {
+                    let store = Store::new(db);
+                    checkpoint_periodically(&store);
+                    return Ok(store);
+                }
                 Err(error)
                     if scheme == "sqlite"
                         && crate::sql::is_sqlite_busy(&error)
@@ -233,6 +241,36 @@ impl Store {
             }
         }
     }
+}
+
+/// How often SQLite's write-ahead log is copied into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Copies SQLite's write-ahead log into the database file every [`CHECKPOINT_INTERVAL`], on a
+/// connection of its own and beside the writers (`PASSIVE`: it waits for no one), for as long
+/// as a clone of the store is alive.
+fn checkpoint_periodically(store: &Store) {
+    use sea_orm::ConnectionTrait;
+    let Some(alive) = store.write_gate.as_ref().map(std::sync::Arc::downgrade) else {
+        return;
+    };
+    let db = store.connection().clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(CHECKPOINT_INTERVAL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            if alive.upgrade().is_none() {
+                return;
+            }
+            if let Err(error) = db
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+            {
+                tracing::debug!(%error, "could not checkpoint the write-ahead log");
+            }
+        }
+    });
 }
 
 /// A PostgreSQL URL with `sslmode=disable` added when it names no `sslmode`: TLS is used when

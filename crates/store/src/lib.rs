@@ -22,6 +22,7 @@ mod signing_keys;
 mod sql;
 mod webhooks;
 mod workflows;
+mod write_gate;
 
 pub use connect::{ConnectError, StoreOptions, default_max_connections, describe_database};
 pub use entities::Rekeyed;
@@ -35,24 +36,30 @@ use sea_orm::DatabaseConnection;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
-    /// SQLite has one writer at a time. Write transactions of this process queue here, in
-    /// order and without polling, instead of in SQLite's busy handler, which sleeps and retries
-    /// and turns contention into long tail latencies. Readers never wait on it.
-    write_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
+    /// SQLite's writers of this process, one at a time ([`write_gate`]).
+    write_gate: Option<std::sync::Arc<write_gate::WriteGate>>,
 }
 
 impl Store {
     /// Wraps an open connection pool.
     pub fn new(db: DatabaseConnection) -> Self {
         let write_gate = (db.get_database_backend() == DatabaseBackend::Sqlite)
-            .then(|| std::sync::Arc::new(tokio::sync::Mutex::new(())));
+            .then(|| std::sync::Arc::new(write_gate::WriteGate::default()));
         Self { db, write_gate }
     }
 
     /// Waits for this process's turn to write (SQLite only; PostgreSQL has row locks).
     pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.write_gate {
-            Some(gate) => Some(gate.lock().await),
+            Some(gate) => Some(gate.small().await),
+            None => None,
+        }
+    }
+
+    /// [`Store::write_turn`] for a write of megabytes, which lets small ones go first.
+    pub(crate) async fn large_write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.large().await),
             None => None,
         }
     }

@@ -62,6 +62,10 @@ pub(crate) fn select_session(id: SessionId) -> SelectStatement {
 /// Rows per multi-row INSERT: 5 values a row stays far below both backends' parameter limits.
 const ITEMS_PER_INSERT: usize = 500;
 
+/// Results of at least this many bytes of items are a large write on SQLite: small writes
+/// waiting for their turn go first.
+const LARGE_WRITE_BYTES: usize = 256 * 1024;
+
 #[async_trait]
 impl SessionRepository for Store {
     async fn create_session(
@@ -534,7 +538,11 @@ impl Store {
         results: &RecordResults,
         log: &LogEntry,
     ) -> Result<bool, RepoError> {
-        let _turn = self.write_turn().await;
+        let _turn = if results.item_bytes() >= LARGE_WRITE_BYTES {
+            self.large_write_turn().await
+        } else {
+            self.write_turn().await
+        };
         let txn = begin_write(&self.db).await?;
         let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(false);

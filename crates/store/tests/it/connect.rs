@@ -26,6 +26,17 @@ async fn connections_carry_the_servers_settings(db: TestStore) {
                 setting(&db, "PRAGMA journal_mode", "journal_mode").await,
                 "wal"
             );
+            // Checkpoints are the background task's, never a committing writer's.
+            let row = db
+                .connection()
+                .query_one_raw(Statement::from_string(
+                    DatabaseBackend::Sqlite,
+                    "PRAGMA wal_autocheckpoint",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.try_get::<i32>("", "wal_autocheckpoint").unwrap(), 0);
         }
         _ => {
             // Each prepared statement planned once per connection, and never compiled by
