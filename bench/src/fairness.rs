@@ -164,14 +164,14 @@ async fn quiet_tenant(
 }
 
 /// A at its whole budget until `stop`: an upload every 200 ms and a read every 100 ms.
-/// Its answers by status.
+/// Its answers by status, and the median time of its uploads and of its reads.
 async fn noisy_tenant(
     base: String,
     key: String,
     sessions: Vec<String>,
     upload: Arc<String>,
     stop: Arc<tokio::sync::Notify>,
-) -> std::collections::BTreeMap<u16, usize> {
+) -> (std::collections::BTreeMap<u16, usize>, f64, f64) {
     let client = reqwest::Client::new();
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     let mut tasks = tokio::task::JoinSet::new();
@@ -187,23 +187,39 @@ async fn noisy_tenant(
         let read = client
             .get(format!("{base}/v3/session/{session}/decision/"))
             .header("x-api-key", &key);
-        tasks.spawn(async move { read.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+        tasks.spawn(async move {
+            let began = Instant::now();
+            let status = read.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+            (false, status, began.elapsed())
+        });
         if i.is_multiple_of(2) {
             let write = client
                 .put(format!("{base}/v3/session/{session}/decision/"))
                 .header("x-api-key", &key)
                 .header("content-type", "application/json")
                 .body(upload.as_bytes().to_vec());
-            tasks
-                .spawn(async move { write.send().await.map(|r| r.status().as_u16()).unwrap_or(0) });
+            tasks.spawn(async move {
+                let began = Instant::now();
+                let status = write.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+                (true, status, began.elapsed())
+            });
         }
         i += 1;
     }
     let mut answers = std::collections::BTreeMap::new();
-    for status in tasks.join_all().await {
+    let (mut uploads, mut reads) = (Vec::new(), Vec::new());
+    for (upload, status, took) in tasks.join_all().await {
         *answers.entry(status).or_default() += 1;
+        if upload { &mut uploads } else { &mut reads }.push(took);
     }
-    answers
+    (answers, median_ms(&mut uploads), median_ms(&mut reads))
+}
+
+fn median_ms(latencies: &mut [Duration]) -> f64 {
+    latencies.sort();
+    latencies
+        .get(latencies.len() / 2)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// The 99th percentile of the latencies of the kind `kind`, or of all with `None`, in ms.
@@ -271,7 +287,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (with_noise, errors_b) = quiet_tenant(&base, &b_key, &b_workflow, length).await;
     stop.notify_one();
-    let a_answers = noisy.await.map_err(|e| e.to_string())?;
+    let (a_answers, a_upload_ms, a_read_ms) = noisy.await.map_err(|e| e.to_string())?;
     let (later, later_errors) = quiet_tenant(&base, &b_key, &b_workflow, length / 2).await;
     alone.extend(later);
     errors_alone += later_errors;
@@ -298,7 +314,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
         with_noise.len()
     );
     println!(
-        "{name:8} A's answers by status {a_answers:?}; server memory idle {idle_mb:.0} MB, peak {peak_mb:.0} MB, after {after_mb:.0} MB"
+        "{name:8} A's answers by status {a_answers:?}, median upload {a_upload_ms:.1} ms, median read {a_read_ms:.1} ms; server memory idle {idle_mb:.0} MB, peak {peak_mb:.0} MB, after {after_mb:.0} MB"
     );
     let a_answers: serde_json::Map<String, Value> = a_answers
         .into_iter()
@@ -315,5 +331,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
         "idle_rss_mb": round(idle_mb),
         "rss_after_mb": round(after_mb),
         "a_answers": a_answers,
+        "a_upload_p50_ms": round(a_upload_ms),
+        "a_read_p50_ms": round(a_read_ms),
     }))
 }

@@ -191,9 +191,9 @@ pub struct ServeArgs {
     #[arg(long, env = "HANDOFF_MAX_ITEMS_PER_SESSION", default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_items_per_session: u32,
     /// Heavy requests (results, decisions, PDF reports) one application may have in progress
-    /// at once (1 to 1,000); the rest wait.
-    #[arg(long, env = "HANDOFF_HEAVY_REQUESTS_PER_APPLICATION", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1_000))]
-    pub heavy_requests_per_application: u32,
+    /// at once (1 to 1,000; half the cores, at least 1, when unset); the rest wait.
+    #[arg(long, env = "HANDOFF_HEAVY_REQUESTS_PER_APPLICATION", value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    pub heavy_requests_per_application: Option<u32>,
     /// Heavy requests of one application that may wait for a slot (0 to 10,000); more are
     /// refused with 429.
     #[arg(long, env = "HANDOFF_HEAVY_WAITING_PER_APPLICATION", default_value_t = 32, value_parser = clap::value_parser!(u32).range(0..=10_000))]
@@ -279,7 +279,10 @@ impl Cli {
                 per_session: serve.max_items_per_session as usize,
             },
             heavy_requests: handoff_http::heavy::HeavyLimits {
-                per_application: serve.heavy_requests_per_application as usize,
+                per_application: serve.heavy_requests_per_application.map_or_else(
+                    || handoff_http::heavy::HeavyLimits::default().per_application,
+                    |n| n as usize,
+                ),
                 waiting_per_application: serve.heavy_waiting_per_application as usize,
             },
             workers: serve.workers,

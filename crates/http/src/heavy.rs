@@ -30,9 +30,12 @@ pub struct HeavyLimits {
 }
 
 impl Default for HeavyLimits {
+    /// Half the machine's cores (at least 1) per application, so that one application's heavy
+    /// requests leave the other half to everyone else; 32 waiting.
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
-            per_application: 2,
+            per_application: (cores / 2).max(1),
             waiting_per_application: 32,
         }
     }
