@@ -46,6 +46,7 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         readiness: Arc::new(store.clone()),
         limits: Limits::default(),
         heavy: Default::default(),
+        metrics: None,
         rate_limiter: None,
         public_url: None,
     };

@@ -217,6 +217,12 @@ pub struct ServeArgs {
     /// deployment recorded), once per receiver.
     #[arg(long, env = "HANDOFF_ACCEPT_UNLISTED_TOKENS", default_value_t = false)]
     pub accept_unlisted_tokens: bool,
+    /// Prometheus metrics at `/metrics` on the API's address: `on` or `off`.
+    #[arg(long, env = "HANDOFF_METRICS", default_value = "off", value_parser = ["on", "off"])]
+    pub metrics: String,
+    /// Prometheus metrics on this address of their own instead (and on), e.g. `127.0.0.1:9100`.
+    #[arg(long, env = "HANDOFF_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
 }
 
 /// A parsed `--rate-limit`.
@@ -288,6 +294,11 @@ impl Cli {
             workers: serve.workers,
             rate_limits: serve.rate_limit.0,
             accept_unlisted_tokens: serve.accept_unlisted_tokens,
+            metrics: match (&serve.metrics_bind, serve.metrics.as_str()) {
+                (Some(address), _) => crate::config::MetricsEndpoint::Bind(address.clone()),
+                (None, "on") => crate::config::MetricsEndpoint::WithApi,
+                (None, _) => crate::config::MetricsEndpoint::Off,
+            },
             webhooks,
             webhook_worker,
             ..self.base_config()?

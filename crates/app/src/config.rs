@@ -27,6 +27,17 @@ pub fn sqlite_url(data_dir: &std::path::Path) -> String {
 /// The default listening address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 
+/// Where Prometheus metrics are served.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MetricsEndpoint {
+    /// Not at all, and not collected.
+    Off,
+    /// At `/metrics` on the API's address.
+    WithApi,
+    /// At `/metrics` on an address of their own, not on the API's.
+    Bind(String),
+}
+
 /// Everything the server needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -63,6 +74,8 @@ pub struct Config {
     /// `HANDOFF_ACCEPT_UNLISTED_TOKENS`: import tokens this deployment did not issue (signed
     /// with a shared secret, no ledger row), once per receiver.
     pub accept_unlisted_tokens: bool,
+    /// Where Prometheus metrics are served: `HANDOFF_METRICS`, `HANDOFF_METRICS_BIND`.
+    pub metrics: MetricsEndpoint,
     /// `HANDOFF_TOKEN_ALG`: what new share tokens are signed with (`HS256` or `EdDSA`).
     pub token_algorithm: handoff_token::TokenAlgorithm,
     /// `HANDOFF_KEY_ENCRYPTION_KEY`: seals the signing keys kept in the database (at least 32
@@ -220,6 +233,7 @@ impl Config {
             token_secret: None,
             token_verify_secrets: Vec::new(),
             accept_unlisted_tokens: false,
+            metrics: MetricsEndpoint::Off,
             token_algorithm: handoff_token::TokenAlgorithm::default(),
             key_encryption_key: None,
             key_file: None,

@@ -21,6 +21,7 @@ use handoff_token::JwtShareTokens;
 pub use config::Config;
 
 mod keys;
+mod metrics;
 mod rate_counts;
 mod request_log;
 pub mod webhooks;
@@ -162,6 +163,8 @@ pub struct Application {
     store: Store,
     in_flight: request_log::InFlight,
     worker: Option<webhooks::RunningWorker>,
+    /// The metrics' own server and its port.
+    metrics_apart: Option<(actix_web::dev::ServerHandle, u16)>,
 }
 
 impl Application {
@@ -220,23 +223,40 @@ impl Application {
                 ..Limits::default()
             },
             heavy: Default::default(),
+            metrics: metrics::collect(&config.metrics, &store)?,
             rate_limiter: config
                 .rate_limits
                 .map(|limits| Arc::new(rate_counts::limiter(limits, &store))),
             public_url: config.public_url.clone(),
         };
+        let metrics_apart = match &config.metrics {
+            config::MetricsEndpoint::Bind(address) => {
+                let (server, port) = metrics::serve_apart(address, state.clone())?;
+                let handle = server.handle();
+                tokio::spawn(server);
+                Some((handle, port))
+            }
+            _ => None,
+        };
+        let metrics_with_api = config.metrics == config::MetricsEndpoint::WithApi;
         let in_flight = request_log::InFlight::default();
         let counted = web::Data::new(in_flight.clone());
         let mut server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .app_data(counted.clone())
                 .wrap(from_fn(handoff_http::deadline))
+                .wrap(from_fn(handoff_http::metrics::record))
                 .wrap(handoff_http::security_headers())
                 .wrap(from_fn(request_log::log_request))
                 // Every route answers with and without its trailing slash, as Didit's clients
                 // write both (the routes are declared with it).
                 .wrap(NormalizePath::new(TrailingSlash::Always))
-                .configure(handoff_http::configure(state.clone()))
+                .configure(handoff_http::configure(state.clone()));
+            if metrics_with_api {
+                app.route("/metrics/", web::get().to(handoff_http::metrics::scrape))
+            } else {
+                app
+            }
         })
         // Signals are the binary's to handle (`run_until_signalled`), so that SIGINT stops as
         // gracefully as SIGTERM and the last line of the log says the server stopped.
@@ -258,7 +278,13 @@ impl Application {
             store,
             in_flight,
             worker,
+            metrics_apart,
         })
+    }
+
+    /// The port of the metrics' own address (`HANDOFF_METRICS_BIND`), when they have one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_apart.as_ref().map(|(_, port)| *port)
     }
 
     /// The bound port.
@@ -300,6 +326,9 @@ impl Application {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         handle.stop(true).await;
+        if let Some((metrics, _)) = &self.metrics_apart {
+            metrics.stop(true).await;
+        }
         server.await.map_err(std::io::Error::other)??;
         if let Some(worker) = self.worker {
             worker.stop().await;

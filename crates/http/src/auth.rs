@@ -44,7 +44,7 @@ pub async fn authenticate(
         .as_ref()
         .and_then(|l| l.spent(&address, Budget::Unauthenticated))
     {
-        return Ok(refused(req, &spent).map_into_right_body());
+        return Ok(refused(req, &spent, Budget::Unauthenticated).map_into_right_body());
     }
     let presented = req
         .headers()
@@ -63,23 +63,19 @@ pub async fn authenticate(
     };
     match outcome {
         Ok(caller) => {
+            let spent_budget = budget(req.method(), req.path());
             let decision = match &limiter {
-                Some(limiter) => {
-                    match limiter
-                        .check(&caller.key_prefix, budget(req.method(), req.path()))
-                        .await
-                    {
-                        Ok(decision) => Some(decision),
-                        Err(error) => {
-                            let response = ApiError::from(Error::Repo(error)).error_response();
-                            return Ok(req.into_response(response).map_into_right_body());
-                        }
+                Some(limiter) => match limiter.check(&caller.key_prefix, spent_budget).await {
+                    Ok(decision) => Some(decision),
+                    Err(error) => {
+                        let response = ApiError::from(Error::Repo(error)).error_response();
+                        return Ok(req.into_response(response).map_into_right_body());
                     }
-                }
+                },
                 None => None,
             };
             if let Some(decision) = decision.filter(|d| !d.allowed) {
-                return Ok(refused(req, &decision).map_into_right_body());
+                return Ok(refused(req, &decision, spent_budget).map_into_right_body());
             }
             req.extensions_mut().insert(caller);
             let mut response = next.call(req).await?;
@@ -105,8 +101,14 @@ pub async fn authenticate(
     }
 }
 
-/// 429 `rate_limited` with the budget's headers.
-fn refused(req: ServiceRequest, decision: &Decision) -> ServiceResponse {
+/// 429 `rate_limited` with the budget's headers, counted in the metrics.
+fn refused(req: ServiceRequest, decision: &Decision, budget: Budget) -> ServiceResponse {
+    if let Some(metrics) = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|state| state.metrics.as_ref())
+    {
+        metrics.rate_limited(budget);
+    }
     let mut response = ApiError::new(
         actix_web::http::StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",

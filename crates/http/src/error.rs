@@ -141,7 +141,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.0.status).json(self.body())
+        let mut response = HttpResponse::build(self.0.status).json(self.body());
+        response
+            .extensions_mut()
+            .insert(crate::metrics::ErrorCode(self.0.code));
+        response
     }
 }
 

@@ -11,6 +11,7 @@ pub mod decision;
 pub mod error;
 pub mod heavy;
 pub mod idempotency;
+pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod report;
@@ -68,6 +69,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The slots of heavy requests, per application ([`Limits::heavy`]).
     pub heavy: heavy::HeavyGate,
+    /// The Prometheus metrics; `None` when they are off.
+    pub metrics: Option<Arc<metrics::Metrics>>,
     /// Request budgets per API key; `None` when rate limiting is off.
     pub rate_limiter: Option<Arc<rate_limit::RateLimiter>>,
     /// The deployment's public URL (`HANDOFF_PUBLIC_URL`), the base of page links; without

@@ -121,3 +121,25 @@ impl Store {
         Ok(txn)
     }
 }
+
+impl Store {
+    /// The pool's open connections and how many of them are idle.
+    pub fn pool_connections(&self) -> (u32, u32) {
+        match self.backend() {
+            DatabaseBackend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
+            }
+            _ => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (
+                    pool.size(),
+                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                )
+            }
+        }
+    }
+}

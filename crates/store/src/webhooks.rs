@@ -615,6 +615,39 @@ impl Store {
         commit(txn).await
     }
 
+    /// Deliveries due at `now` and not yet sent, and when the earliest of them fell due.
+    pub async fn webhook_backlog(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(i64, Option<DateTime<Utc>>), RepoError> {
+        let backend = self.backend();
+        let pending: Value = DeliveryState::Pending.as_str().into();
+        let count = self
+            .db
+            .query_one_raw(stmt(
+                backend,
+                "SELECT COUNT(*) AS due FROM webhook_deliveries                  WHERE state = ? AND next_attempt_at <= ?",
+                vec![pending.clone(), now.into()],
+            ))
+            .await
+            .map_err(repo_error)?
+            .map(|row| get::<i64>(&row, "due"))
+            .transpose()?
+            .unwrap_or(0);
+        let earliest = self
+            .db
+            .query_one_raw(stmt(
+                backend,
+                "SELECT next_attempt_at FROM webhook_deliveries                  WHERE state = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1",
+                vec![pending, now.into()],
+            ))
+            .await
+            .map_err(repo_error)?
+            .map(|row| get::<DateTime<Utc>>(&row, "next_attempt_at"))
+            .transpose()?;
+        Ok((count, earliest))
+    }
+
     /// Deletes delivered deliveries created before `before`, and events dispatched before it
     /// that no delivery waits on any more; how many rows.
     pub async fn prune_webhooks(&self, before: DateTime<Utc>) -> Result<u64, RepoError> {

@@ -15,6 +15,7 @@ mod idempotency;
 mod keys;
 mod limits;
 mod logs;
+mod metrics;
 mod processes;
 mod provenance;
 mod report;
