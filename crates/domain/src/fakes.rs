@@ -387,6 +387,15 @@ impl SessionRepository for InMemory {
         Ok(find_mut(&mut state, application_id, id).map(|(r, _)| r.clone()))
     }
 
+    async fn find_session_by_token(&self, token: &str) -> Result<Option<StoredSession>, RepoError> {
+        Ok(self
+            .state()
+            .sessions
+            .iter()
+            .find(|(r, _)| r.session.session_token == token)
+            .map(|(r, _)| r.session.clone()))
+    }
+
     async fn session_events(
         &self,
         application_id: ApplicationId,

@@ -96,7 +96,7 @@ pub use ids::{ApplicationId, SessionId, WorkflowId};
 pub use kind::SessionKind;
 pub use session::{
     LogEntry, LogKind, NewSession, RecordResults, Review, ReviewOutcome, SessionFilter,
-    SessionPage, SessionRecord, StoredSession,
+    SessionPage, SessionRecord, StoredSession, UserFacingState,
 };
 pub use session_options::{CallbackMethod, SessionOptions};
 pub use share::{

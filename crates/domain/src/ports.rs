@@ -123,6 +123,10 @@ pub trait SessionRepository: Send + Sync {
         id: SessionId,
     ) -> Result<Option<SessionRecord>, RepoError>;
 
+    /// The session whose `session_token` this is, of whichever application, without its
+    /// blocks: the token in the session's URL is the end user's only credential.
+    async fn find_session_by_token(&self, token: &str) -> Result<Option<StoredSession>, RepoError>;
+
     /// A page of the session's activity ([`crate::LogEntry::is_activity`]), by row order.
     /// MUST return `Ok(None)` for another application's session.
     async fn session_activity(

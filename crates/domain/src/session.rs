@@ -328,6 +328,38 @@ pub struct Review {
     pub created_at: DateTime<Utc>,
 }
 
+/// What the end user's page says of a session: its state in words, and nothing personal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserFacingState {
+    /// Created; the user has not begun.
+    NotStarted,
+    /// The user is going through it, or was asked to redo some steps.
+    InProgress,
+    /// Finished: decided, or with a reviewer.
+    Finished,
+    /// Imported from another provider's finished verification: nothing for the user to do.
+    Imported,
+    /// Expired or abandoned before it finished.
+    Expired,
+}
+
+impl UserFacingState {
+    /// The state of `session` at `now`.
+    pub fn of(session: &StoredSession, now: DateTime<Utc>) -> Self {
+        use SessionStatus as S;
+        if session.shared_from_session.is_some() {
+            return Self::Imported;
+        }
+        match session.status {
+            S::InReview | S::Approved | S::Declined | S::KycExpired => Self::Finished,
+            S::Expired | S::Abandoned => Self::Expired,
+            _ if session.expires_at <= now => Self::Expired,
+            S::NotStarted => Self::NotStarted,
+            S::InProgress | S::AwaitingUser | S::Resubmitted => Self::InProgress,
+        }
+    }
+}
+
 /// Results from the verification engine: a new status and the blocks to replace. A block given as
 /// `None` is cleared (the feature never ran).
 #[derive(Clone, Debug, Default)]
@@ -600,6 +632,41 @@ mod tests {
             blocks,
             reviews: vec![],
         }
+    }
+
+    #[test]
+    fn the_user_facing_state_of_every_status() {
+        use SessionStatus as S;
+        use UserFacingState as U;
+        let mut session = record(vec![]).session;
+        let now = session.expires_at - chrono::Duration::hours(1);
+        let expected = [
+            (S::NotStarted, U::NotStarted),
+            (S::InProgress, U::InProgress),
+            (S::AwaitingUser, U::InProgress),
+            (S::Resubmitted, U::InProgress),
+            (S::InReview, U::Finished),
+            (S::Approved, U::Finished),
+            (S::Declined, U::Finished),
+            (S::KycExpired, U::Finished),
+            (S::Expired, U::Expired),
+            (S::Abandoned, U::Expired),
+        ];
+        assert_eq!(expected.len(), S::ALL.len());
+        for (status, state) in expected {
+            session.status = status;
+            assert_eq!(UserFacingState::of(&session, now), state, "{status:?}");
+        }
+        // Past its expiry, an unfinished session has expired; a finished one stays finished.
+        let later = session.expires_at + chrono::Duration::hours(1);
+        session.status = S::InProgress;
+        assert_eq!(UserFacingState::of(&session, later), U::Expired);
+        session.status = S::Approved;
+        assert_eq!(UserFacingState::of(&session, later), U::Finished);
+        // A clone is the other provider's work, whatever its status.
+        session.shared_from_session = Some(SessionId::from_uuid(Uuid::nil()));
+        session.status = S::InReview;
+        assert_eq!(UserFacingState::of(&session, later), U::Imported);
     }
 
     #[test]

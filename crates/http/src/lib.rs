@@ -13,6 +13,7 @@ pub mod heavy;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+mod pages;
 pub mod rate_limit;
 pub mod report;
 mod routes;

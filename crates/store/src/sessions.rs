@@ -171,6 +171,18 @@ impl SessionRepository for Store {
         }))
     }
 
+    async fn find_session_by_token(&self, token: &str) -> Result<Option<StoredSession>, RepoError> {
+        let select = Query::select()
+            .columns(SESSION_READ)
+            .from(Sessions::Table)
+            .and_where(Expr::col(Sessions::SessionToken).eq(token))
+            .to_owned();
+        fetch_one(&self.db, &select)
+            .await?
+            .map(|row| rows::session(&row).map(|(session, _)| session))
+            .transpose()
+    }
+
     async fn session_events(
         &self,
         application_id: ApplicationId,

@@ -16,6 +16,7 @@ mod keys;
 mod limits;
 mod logs;
 mod metrics;
+mod pages;
 mod processes;
 mod provenance;
 mod report;

@@ -226,6 +226,21 @@ impl SessionService {
         self.decision(caller, id).await
     }
 
+    /// What the end user's page says of the session whose URL carries `token`; `None` when
+    /// no session has it.
+    pub async fn user_facing_state(
+        &self,
+        token: &str,
+    ) -> Result<Option<crate::session::UserFacingState>, Error> {
+        let now = self.ports.clock.now();
+        Ok(self
+            .ports
+            .sessions
+            .find_session_by_token(token)
+            .await?
+            .map(|session| crate::session::UserFacingState::of(&session, now)))
+    }
+
     /// The session with its blocks and reviews, for the decision payloads.
     pub async fn decision(&self, caller: &Caller, id: SessionId) -> Result<SessionRecord, Error> {
         self.ports

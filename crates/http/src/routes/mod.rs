@@ -39,6 +39,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/openapi.json/").route(web::get().to(openapi_json)))
         .service(resource("/.well-known/jwks.json/").route(web::get().to(sharing::jwks)))
         .service(
+            resource("/session/{session_token}/").route(web::get().to(crate::pages::session_page)),
+        )
+        .service(resource("/assets/handoff.css/").route(web::get().to(crate::pages::stylesheet)))
+        .service(
             web::scope("/v3")
                 .wrap(from_fn(authenticate))
                 .service(
