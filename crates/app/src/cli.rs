@@ -40,6 +40,13 @@ pub struct Cli {
 pub enum Command {
     /// Run pending migrations, then serve the HTTP API.
     Serve(ServeArgs),
+    /// Serve a demo on a fresh temporary SQLite database: two applications, finished KYC and
+    /// KYB sessions, one shared and imported; prints the keys and a walk-through.
+    Demo {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: String,
+    },
     /// Run pending migrations and exit.
     Migrate,
     /// Print the OpenAPI document of the HTTP API.

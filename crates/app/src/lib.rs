@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod demo;
 
 use std::net::TcpListener;
 use std::sync::Arc;

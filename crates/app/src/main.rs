@@ -90,6 +90,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             tracing::info!(port = app.port(), "handoff is serving");
             app.run_until_signalled().await.map_err(|e| e.to_string())
         }
+        Command::Demo { bind } => handoff::demo::run(bind).await,
         Command::Openapi => {
             println!("{}", handoff_http::openapi::document());
             Ok(())

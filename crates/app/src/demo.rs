@@ -1,0 +1,275 @@
+//! `handoff demo`: a fresh SQLite database in a temporary directory, two applications with
+//! workflows, a finished KYC and a finished KYB session of the first (from the fixtures), the
+//! KYC one shared with the second and imported into review; then the server, and a walk-through
+//! to copy and paste (share → preview → import → review) that the tests run as printed.
+
+use std::sync::Arc;
+
+use handoff_domain::json::RawObject;
+use handoff_domain::services::{CreateSession, ImportRequest, Services, ShareRequest};
+use handoff_domain::session::RecordResults;
+use handoff_domain::share::ShareTtl;
+use handoff_domain::workflow::Feature;
+use handoff_domain::{
+    Caller, FeatureBlock, FeatureItem, NewWorkflow, SessionId, SessionStatus, ShareToken,
+    VendorData, WorkflowFeature, WorkflowId,
+};
+use handoff_token::JwtShareTokens;
+use serde_json::value::RawValue;
+
+use crate::{Application, Config, load_keyring};
+
+/// What the demo's setup made, for the walk-through.
+struct Seeded {
+    source: Caller,
+    source_key: String,
+    receiver: Caller,
+    receiver_key: String,
+    kyb_session: SessionId,
+    receiver_kyb_workflow: WorkflowId,
+    imported: SessionId,
+    imported_url: String,
+}
+
+/// The example results of a kind, as recorded by a verification engine.
+fn fixture(kind: &str) -> Result<RecordResults, String> {
+    let text = match kind {
+        "user" => include_str!("../../../fixtures/record-results-user.json"),
+        _ => include_str!("../../../fixtures/record-results-business.json"),
+    };
+    let body = RawObject::parse(text).map_err(|e| e.to_string())?;
+    let mut results = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: Vec::new(),
+    };
+    for (key, raw) in &body.0 {
+        let Some(block) = FeatureBlock::from_v3_key(key) else {
+            continue;
+        };
+        if raw.get() == "null" {
+            continue;
+        }
+        let items: Vec<Box<RawValue>> =
+            serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+        let items = items
+            .iter()
+            .map(|i| FeatureItem::parse(i).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        results.blocks.push((block, Some(items)));
+    }
+    Ok(results)
+}
+
+async fn workflow(services: &Services, caller: &Caller, kind: &str) -> Result<WorkflowId, String> {
+    let features: &[Feature] = match kind {
+        "user" => &[
+            Feature::Ocr,
+            Feature::Liveness,
+            Feature::FaceMatch,
+            Feature::ProofOfAddress,
+            Feature::PhoneVerification,
+            Feature::EmailVerification,
+            Feature::Aml,
+            Feature::IpAnalysis,
+            Feature::DatabaseValidation,
+        ],
+        _ => &[
+            Feature::KybRegistry,
+            Feature::KybKeyPeople,
+            Feature::KybDocuments,
+            Feature::Aml,
+        ],
+    };
+    let steps = features
+        .iter()
+        .map(|feature| WorkflowFeature {
+            feature: *feature,
+            config: serde_json::json!({}),
+            label: None,
+        })
+        .collect();
+    let label = if kind == "user" { "KYC" } else { "KYB" };
+    let new =
+        NewWorkflow::parse(Some(label.into()), steps, false, None).map_err(|e| format!("{e:?}"))?;
+    Ok(services
+        .workflows
+        .create(caller, new)
+        .await
+        .map_err(|e| e.to_string())?
+        .id)
+}
+
+async fn application(services: &Services, name: &str) -> Result<(Caller, String), String> {
+    let (application, key) = services
+        .applications
+        .create_application(name)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        Caller {
+            application_id: application.id,
+            key_prefix: key.prefix().to_owned(),
+        },
+        key.reveal().to_owned(),
+    ))
+}
+
+async fn finished(
+    services: &Services,
+    caller: &Caller,
+    workflow: WorkflowId,
+    kind: &str,
+    vendor_data: &str,
+) -> Result<SessionId, String> {
+    let session = services
+        .sessions
+        .create(
+            caller,
+            CreateSession {
+                workflow_id: workflow,
+                vendor_data: Some(VendorData::parse(vendor_data).map_err(str::to_owned)?),
+                callback: None,
+                options: Default::default(),
+                metadata: None,
+                contact_details: None,
+                expected_details: None,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    services
+        .sessions
+        .record_results(caller, session.id, fixture(kind)?)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(session.id)
+}
+
+async fn seed(services: &Services) -> Result<Seeded, String> {
+    let (source, source_key) = application(services, "Acme Bank").await?;
+    let (receiver, receiver_key) = application(services, "Beta Lending").await?;
+    let kyc = workflow(services, &source, "user").await?;
+    let kyb = workflow(services, &source, "business").await?;
+    let receiver_kyc = workflow(services, &receiver, "user").await?;
+    let receiver_kyb_workflow = workflow(services, &receiver, "business").await?;
+    let kyc_session = finished(services, &source, kyc, "user", "customer-0042").await?;
+    let kyb_session = finished(services, &source, kyb, "business", "company-0007").await?;
+    let shared = services
+        .share
+        .share(
+            &source,
+            kyc_session,
+            ShareRequest {
+                for_application_id: receiver.application_id,
+                ttl: ShareTtl::parse(3600)?,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let clone = services
+        .import
+        .import(
+            &receiver,
+            ImportRequest {
+                share_token: ShareToken::new(shared.share_token.expose().to_owned()),
+                workflow_id: receiver_kyc,
+                trust_review: false,
+                vendor_data: None,
+                max_source_age_seconds: None,
+            },
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Seeded {
+        source,
+        source_key,
+        receiver,
+        receiver_key,
+        kyb_session,
+        receiver_kyb_workflow,
+        imported: clone.session.id,
+        imported_url: clone.session.session_url,
+    })
+}
+
+/// The walk-through, each step a command that can be pasted into a shell as printed.
+fn walkthrough(base: &str, seeded: &Seeded) -> String {
+    let (a, b) = (&seeded.source_key, &seeded.receiver_key);
+    let (receiver_id, kyb, workflow) = (
+        seeded.receiver.application_id,
+        seeded.kyb_session,
+        seeded.receiver_kyb_workflow,
+    );
+    format!(
+        r#"handoff demo is serving {base}
+
+Acme Bank (shares):      application {source_id}
+  export ACME_KEY={a}
+Beta Lending (receives): application {receiver_id}
+  export BETA_KEY={b}
+
+Already done: Acme's finished KYC session was shared with Beta and imported into review:
+  {imported} (In Review), its end-user page: {imported_url}
+
+Walk-through: share Acme's finished KYB session with Beta, preview, import, review.
+
+# 1. Acme shares its KYB session with Beta (the token is kept in $TOKEN)
+TOKEN=$(curl -fsS -X POST {base}/v3/session/{kyb}/share/ -H "x-api-key: $ACME_KEY" -H 'content-type: application/json' -d '{{"for_application_id": "{receiver_id}"}}' | sed -E 's/.*"share_token":"([^"]+)".*/\1/')
+
+# 2. Beta previews what the import would create (nothing is written)
+curl -fsS -w '\n' -X POST {base}/v3/session/import-shared/preview/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d "{{\"share_token\": \"$TOKEN\", \"workflow_id\": \"{workflow}\"}}"
+
+# 3. Beta imports it into review (trust_review false); the clone's id is kept in $CLONE
+CLONE=$(curl -fsS -X POST {base}/v3/session/import-shared/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d "{{\"share_token\": \"$TOKEN\", \"workflow_id\": \"{workflow}\", \"trust_review\": false}}" | sed -E 's/^\{{"session_id":"([^"]+)".*/\1/')
+
+# 4. Beta's reviewer approves the clone
+curl -fsS -w '\n' -X PATCH {base}/v3/session/$CLONE/update-status/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d '{{"new_status": "Approved", "comment": "Registry and key people checked"}}'
+
+# 5. The clone's decision, with where it came from
+curl -fsS -w '\n' "{base}/v3/session/$CLONE/decision/?include=events" -H "x-api-key: $BETA_KEY"
+
+Stop with Ctrl-C. The database is a temporary file; nothing is kept.
+"#,
+        source_id = seeded.source.application_id,
+        imported = seeded.imported,
+        imported_url = seeded.imported_url,
+    )
+}
+
+/// Runs the demo on `bind` until the process is stopped.
+pub async fn run(bind: &str) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("handoff-demo-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let database_url = format!("sqlite:{}?mode=rwc", dir.join("handoff.db").display());
+    let mut kek = [0u8; 32];
+    getrandom::fill(&mut kek).map_err(|e| e.to_string())?;
+    let config = Config {
+        bind: bind.to_owned(),
+        key_encryption_key: Some(crate::config::Secret(
+            kek.iter().map(|b| format!("{b:02x}")).collect(),
+        )),
+        ..Config::new(&database_url)
+    };
+    let app = Application::build(config.clone())
+        .await
+        .map_err(|e| e.to_string())?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let tokens = Arc::new(JwtShareTokens::new(
+        load_keyring(&config, app.store())
+            .await
+            .map_err(|e| e.to_string())?,
+    ));
+    let services = crate::services(app.store(), &base, tokens);
+    let seeded = seed(&services).await?;
+    // One write, its failure ignored: a reader that stopped reading must not stop the demo.
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(walkthrough(&base, &seeded).as_bytes())
+            .and_then(|()| stdout.flush());
+    }
+    let served = app.run_until_signalled().await.map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    served
+}
