@@ -9,13 +9,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use handoff::load_keyring;
 use handoff_domain::FeatureBlock;
 use handoff_domain::services::{CreateSession, Services};
 use handoff_domain::session::RecordResults;
 use handoff_domain::{FeatureItem, SessionStatus};
-use handoff_testdb::{Backend, TestDatabase};
-use handoff_token::JwtShareTokens;
+use handoff_testdb::Backend;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
@@ -56,15 +54,7 @@ async fn largest_sessions(
             .sessions
             .create(
                 &world.source,
-                CreateSession {
-                    workflow_id: world.source_workflow,
-                    vendor_data: None,
-                    callback: None,
-                    options: Default::default(),
-                    metadata: None,
-                    contact_details: None,
-                    expected_details: None,
-                },
+                CreateSession::of_workflow(world.source_workflow),
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -241,19 +231,13 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
         Backend::Postgres => "postgres",
     };
     let length = Duration::from_secs(if quick { 8 } else { 30 });
-    let db = TestDatabase::create(backend).await;
-    let config = fleet::config(db.url());
-    let store = handoff::open_store(&config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tokens = Arc::new(JwtShareTokens::new(
-        load_keyring(&config, &store)
-            .await
-            .map_err(|e| e.to_string())?,
-    ));
-    let services = handoff::services(&store, crate::PUBLIC_URL, tokens.clone());
     // The source application is A, the noisy one; the receiver is B.
-    let world = World::new(&services, tokens).await?;
+    let fleet::Seeded {
+        db,
+        store: _,
+        services,
+        world,
+    } = fleet::seeded(backend).await?;
     let item = padded_item();
     let upload = Arc::new(largest_upload(&item));
     let sessions = largest_sessions(&services, &world, &item, 4).await?;

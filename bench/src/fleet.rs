@@ -22,6 +22,36 @@ pub fn config(database_url: &str) -> Config {
     }
 }
 
+/// A fresh database opened as its servers will open it, with the bench's two applications.
+pub struct Seeded {
+    pub db: handoff_testdb::TestDatabase,
+    pub store: handoff_store::Store,
+    pub services: handoff_domain::services::Services,
+    pub world: crate::seed::World,
+}
+
+/// A fresh database of `backend`, migrated, its key ring made, and the bench's applications.
+pub async fn seeded(backend: handoff_testdb::Backend) -> Result<Seeded, String> {
+    let db = handoff_testdb::TestDatabase::create(backend).await;
+    let config = config(db.url());
+    let store = handoff::open_store(&config)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tokens = std::sync::Arc::new(handoff_token::JwtShareTokens::new(
+        handoff::load_keyring(&config, &store)
+            .await
+            .map_err(|e| e.to_string())?,
+    ));
+    let services = handoff::services(&store, PUBLIC_URL, tokens.clone());
+    let world = crate::seed::World::new(&services, tokens).await?;
+    Ok(Seeded {
+        db,
+        store,
+        services,
+        world,
+    })
+}
+
 /// A `handoff serve` process, killed on drop.
 pub struct ServerProcess {
     child: Child,

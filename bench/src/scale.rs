@@ -10,10 +10,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use handoff::load_keyring;
 use handoff_store::Store;
 use handoff_testdb::{Backend, TestDatabase};
-use handoff_token::JwtShareTokens;
 use serde_json::{Value, json};
 
 use crate::fleet::{self, ServerProcess};
@@ -206,18 +204,12 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    let db = TestDatabase::create(backend).await;
-    let config = fleet::config(db.url());
-    let store = handoff::open_store(&config)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tokens = Arc::new(JwtShareTokens::new(
-        load_keyring(&config, &store)
-            .await
-            .map_err(|e| e.to_string())?,
-    ));
-    let services = handoff::services(&store, crate::PUBLIC_URL, tokens.clone());
-    let world = World::new(&services, tokens).await?;
+    let fleet::Seeded {
+        db,
+        store,
+        services,
+        world,
+    } = fleet::seeded(backend).await?;
     let per_phase = if quick { 150 } else { 600 };
     let counts: &[usize] = match backend {
         Backend::Postgres => &[1, 2, 3],

@@ -1,15 +1,10 @@
 //! Seeding: two applications, their workflows, and finished source sessions filled from the
 //! fixtures, each shared with the receiver.
 
-use handoff_domain::json::RawObject;
 use handoff_domain::ports::ShareTokens;
 use handoff_domain::services::{CreateSession, Services, ShareRequest};
 use handoff_domain::session::RecordResults;
-use handoff_domain::workflow::Feature;
-use handoff_domain::{
-    Caller, FeatureBlock, FeatureItem, NewWorkflow, SessionId, SessionStatus, VendorData,
-    WorkflowFeature, WorkflowId,
-};
+use handoff_domain::{Caller, FeatureBlock, FeatureItem, SessionId, VendorData, WorkflowId};
 use serde_json::value::RawValue;
 use std::sync::Arc;
 
@@ -35,88 +30,19 @@ pub struct World {
     tokens: Arc<dyn ShareTokens>,
 }
 
-fn fixture_results() -> Result<RecordResults, String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/record-results-user.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let body = RawObject::parse(&text).map_err(|e| e.to_string())?;
-    let mut results = RecordResults {
-        status: Some(SessionStatus::Approved),
-        blocks: Vec::new(),
-    };
-    for (key, raw) in &body.0 {
-        let Some(block) = FeatureBlock::from_v3_key(key) else {
-            continue;
-        };
-        if raw.get() == "null" {
-            continue;
-        }
-        let items: Vec<Box<RawValue>> =
-            serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
-        let items = items
-            .iter()
-            .map(|i| FeatureItem::parse(i).map_err(|e| e.to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        results.blocks.push((block, Some(items)));
-    }
-    Ok(results)
-}
-
-async fn caller(services: &Services, name: &str) -> Result<(Caller, String), String> {
-    let (application, key) = services
-        .applications
-        .create_application(name)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok((
-        Caller {
-            application_id: application.id,
-            key_prefix: key.prefix().to_owned(),
-        },
-        key.reveal().to_owned(),
-    ))
-}
-
-async fn workflow(services: &Services, caller: &Caller) -> Result<WorkflowId, String> {
-    let steps = [
-        Feature::Ocr,
-        Feature::Liveness,
-        Feature::FaceMatch,
-        Feature::ProofOfAddress,
-        Feature::PhoneVerification,
-        Feature::EmailVerification,
-        Feature::Aml,
-        Feature::IpAnalysis,
-        Feature::DatabaseValidation,
-    ]
-    .into_iter()
-    .map(|feature| WorkflowFeature {
-        feature,
-        config: serde_json::json!({}),
-        label: None,
-    })
-    .collect();
-    let new = NewWorkflow::parse(None, steps, false, None).map_err(|e| format!("{e:?}"))?;
-    Ok(services
-        .workflows
-        .create(caller, new)
-        .await
-        .map_err(|e| e.to_string())?
-        .id)
-}
-
 impl World {
     pub async fn new(services: &Services, tokens: Arc<dyn ShareTokens>) -> Result<World, String> {
-        let (source, source_key) = caller(services, "Bench source").await?;
-        let (receiver, receiver_key) = caller(services, "Bench receiver").await?;
+        let (source, source_key) = handoff::demo::application(services, "Bench source").await?;
+        let (receiver, receiver_key) =
+            handoff::demo::application(services, "Bench receiver").await?;
         Ok(World {
-            source_workflow: workflow(services, &source).await?,
-            receiver_workflow: workflow(services, &receiver).await?,
+            source_workflow: handoff::demo::workflow(services, &source, "user").await?,
+            receiver_workflow: handoff::demo::workflow(services, &receiver, "user").await?,
             source,
             receiver,
             receiver_key,
             source_key,
-            results: fixture_results()?,
+            results: handoff::demo::example_results("user")?,
             counter: std::sync::atomic::AtomicUsize::new(0),
             tokens,
         })
@@ -146,15 +72,10 @@ impl World {
                 .counter
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let request = CreateSession {
-                workflow_id: self.source_workflow,
                 vendor_data: Some(
                     VendorData::parse(&format!("person-{i}")).map_err(str::to_owned)?,
                 ),
-                callback: None,
-                options: Default::default(),
-                metadata: None,
-                contact_details: None,
-                expected_details: None,
+                ..CreateSession::of_workflow(self.source_workflow)
             };
             let session = services
                 .sessions

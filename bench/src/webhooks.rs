@@ -183,13 +183,8 @@ async fn create_session(
     i: usize,
 ) -> Result<String, String> {
     let request = CreateSession {
-        workflow_id: workflow,
         vendor_data: Some(VendorData::parse(&format!("hook-{i}")).map_err(str::to_owned)?),
-        callback: None,
-        options: Default::default(),
-        metadata: None,
-        contact_details: None,
-        expected_details: None,
+        ..CreateSession::of_workflow(workflow)
     };
     Ok(services
         .sessions

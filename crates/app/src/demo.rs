@@ -31,8 +31,9 @@ struct Seeded {
     imported_url: String,
 }
 
-/// The example results of a kind, as recorded by a verification engine.
-fn fixture(kind: &str) -> Result<RecordResults, String> {
+/// The example results of a kind (`user` or `business`, from `fixtures/`), as a verification
+/// engine records them; the benchmarks seed with them too.
+pub fn example_results(kind: &str) -> Result<RecordResults, String> {
     let text = match kind {
         "user" => include_str!("../../../fixtures/record-results-user.json"),
         _ => include_str!("../../../fixtures/record-results-business.json"),
@@ -60,7 +61,12 @@ fn fixture(kind: &str) -> Result<RecordResults, String> {
     Ok(results)
 }
 
-async fn workflow(services: &Services, caller: &Caller, kind: &str) -> Result<WorkflowId, String> {
+/// A workflow of `kind` (`user` or `business`) with every step the example results need.
+pub async fn workflow(
+    services: &Services,
+    caller: &Caller,
+    kind: &str,
+) -> Result<WorkflowId, String> {
     let features: &[Feature] = match kind {
         "user" => &[
             Feature::Ocr,
@@ -99,7 +105,8 @@ async fn workflow(services: &Services, caller: &Caller, kind: &str) -> Result<Wo
         .id)
 }
 
-async fn application(services: &Services, name: &str) -> Result<(Caller, String), String> {
+/// A new application named `name`: its caller and its API key.
+pub async fn application(services: &Services, name: &str) -> Result<(Caller, String), String> {
     let (application, key) = services
         .applications
         .create_application(name)
@@ -126,20 +133,15 @@ async fn finished(
         .create(
             caller,
             CreateSession {
-                workflow_id: workflow,
                 vendor_data: Some(VendorData::parse(vendor_data).map_err(str::to_owned)?),
-                callback: None,
-                options: Default::default(),
-                metadata: None,
-                contact_details: None,
-                expected_details: None,
+                ..CreateSession::of_workflow(workflow)
             },
         )
         .await
         .map_err(|e| e.to_string())?;
     services
         .sessions
-        .record_results(caller, session.id, fixture(kind)?)
+        .record_results(caller, session.id, example_results(kind)?)
         .await
         .map_err(|e| e.to_string())?;
     Ok(session.id)

@@ -117,13 +117,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .create(
             &bank,
             CreateSession {
-                workflow_id: bank_kyc.id,
                 vendor_data: Some(VendorData::parse("customer-7781")?),
-                callback: None,
-                options: Default::default(),
-                metadata: None,
-                contact_details: None,
-                expected_details: None,
+                ..CreateSession::of_workflow(bank_kyc.id)
             },
         )
         .await?;

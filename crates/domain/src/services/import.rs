@@ -347,13 +347,8 @@ mod tests {
             .create(
                 &source,
                 crate::services::CreateSession {
-                    workflow_id: source_workflow,
                     vendor_data: Some(VendorData::parse("ana").unwrap()),
-                    callback: None,
-                    options: Default::default(),
-                    metadata: None,
-                    contact_details: None,
-                    expected_details: None,
+                    ..crate::services::CreateSession::of_workflow(source_workflow)
                 },
             )
             .await

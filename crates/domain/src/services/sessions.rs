@@ -40,6 +40,21 @@ pub struct CreateSession {
     pub expected_details: Option<Value>,
 }
 
+impl CreateSession {
+    /// A session of `workflow_id` with nothing else given.
+    pub fn of_workflow(workflow_id: WorkflowId) -> Self {
+        Self {
+            workflow_id,
+            vendor_data: None,
+            callback: None,
+            metadata: None,
+            options: SessionOptions::default(),
+            contact_details: None,
+            expected_details: None,
+        }
+    }
+}
+
 /// How many feature items a session may hold: per block, and in all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ItemLimits {
