@@ -47,6 +47,7 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         limits: Limits::default(),
         heavy: Default::default(),
         metrics: None,
+        console: None,
         rate_limiter: None,
         public_url: None,
     };

@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+mod console;
 pub mod demo;
 
 use std::net::TcpListener;
@@ -208,7 +209,7 @@ impl Application {
         .allowing_private_webhooks(config.webhooks.allow_private)
         .limiting_items(config.item_limits);
         let worker = if config.webhook_worker {
-            Some(webhooks::start_worker(&config, &store, secrets)?)
+            Some(webhooks::start_worker(&config, &store, secrets.clone())?)
         } else {
             None
         };
@@ -225,6 +226,7 @@ impl Application {
             },
             heavy: Default::default(),
             metrics: metrics::collect(&config.metrics, &store)?,
+            console: Some(Arc::new(console::ConsoleCookies(secrets.clone()))),
             rate_limiter: config
                 .rate_limits
                 .map(|limits| Arc::new(rate_counts::limiter(limits, &store))),

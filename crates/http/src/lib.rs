@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod console;
 mod constraints;
 pub mod decision;
 pub mod error;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub limits: Limits,
     /// The slots of heavy requests, per application ([`Limits::heavy`]).
     pub heavy: heavy::HeavyGate,
+    /// Seals the review console's cookies; `None` leaves the console unable to sign anyone in.
+    pub console: Option<Arc<dyn console::CookieSealer>>,
     /// The Prometheus metrics; `None` when they are off.
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// Request budgets per API key; `None` when rate limiting is off.

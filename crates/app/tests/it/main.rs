@@ -7,6 +7,7 @@ mod support;
 
 mod auth;
 mod cli;
+mod console;
 mod demo;
 mod errors;
 mod faults;

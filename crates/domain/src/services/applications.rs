@@ -93,6 +93,17 @@ impl ApplicationService {
             key_prefix: key.prefix().to_owned(),
         }))
     }
+
+    /// Whether the key of `caller` (by its prefix) still exists and is its application's: a
+    /// sign-in made with a key that was revoked since ends.
+    pub async fn still_holds(&self, caller: &Caller) -> Result<bool, Error> {
+        Ok(self
+            .ports
+            .applications
+            .find_api_key(&caller.key_prefix)
+            .await?
+            .is_some_and(|(application_id, _)| application_id == caller.application_id))
+    }
 }
 
 fn generate(application_id: ApplicationId) -> Result<(ApiKey, crate::api_key::NewApiKey), Error> {

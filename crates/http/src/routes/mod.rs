@@ -41,6 +41,21 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             resource("/session/{session_token}/").route(web::get().to(crate::pages::session_page)),
         )
+        .service(
+            web::scope("/console")
+                .service(resource("/").route(web::get().to(crate::console::index)))
+                .service(resource("/sign-in/").route(web::post().to(crate::console::sign_in)))
+                .service(resource("/sign-out/").route(web::post().to(crate::console::sign_out)))
+                .service(
+                    resource("/sessions/{session_id}/")
+                        .route(web::get().to(crate::console::session)),
+                )
+                .service(
+                    resource("/sessions/{session_id}/review/")
+                        .route(web::post().to(crate::console::review)),
+                )
+                .default_service(web::to(not_found)),
+        )
         .service(resource("/assets/handoff.css/").route(web::get().to(crate::pages::stylesheet)))
         .service(
             web::scope("/v3")

@@ -1,0 +1,234 @@
+//! The review console over HTTP: sign-in with a key (CSRF-checked) gives a sealed,
+//! `HttpOnly`, `SameSite=Strict` cookie; the queue shows the imported session in review; its
+//! page shows the blocks and where it came from; approving it with a comment changes its status
+//! in the API. A wrong key, a missing or wrong CSRF token and another application's session are
+//! refused, and the key never appears in a page.
+
+use handoff_testdb::Backend;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use serde_json::json;
+
+use crate::support::{TestApp, per_backend};
+
+/// A browser's worth of state: the cookies it was given.
+struct Browser<'a> {
+    app: &'a TestApp,
+    client: reqwest::Client,
+    cookies: Vec<(String, String)>,
+}
+
+/// The value of the hidden `csrf` input of a page.
+fn csrf_of(html: &str) -> String {
+    let start = html.find(r#"name="csrf" value=""#).expect("a CSRF field") + 19;
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Browser {
+            app,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: Vec::new(),
+        }
+    }
+
+    /// Keeps what the response sets (a removal deletes), and answers status, headers and body.
+    async fn keep(&mut self, response: reqwest::Response) -> (u16, Vec<String>, String) {
+        let set: Vec<String> = response
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        for header in &set {
+            let pair = header.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() && !header.contains("Max-Age=0") {
+                self.cookies.push((name.to_owned(), value.to_owned()));
+            }
+        }
+        let status = response.status().as_u16();
+        (status, set, response.text().await.unwrap())
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn get(&mut self, path: &str) -> (u16, Vec<String>, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.app.base))
+            .header(COOKIE, self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> (u16, Vec<String>, String) {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.app.base))
+            .header(COOKIE, self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    /// Signs in with `key` from the sign-in page; the answer to the form.
+    async fn sign_in(&mut self, key: &str) -> (u16, Vec<String>, String) {
+        let (status, _, page) = self.get("/console/").await;
+        assert_eq!(status, 200);
+        let csrf = csrf_of(&page);
+        self.post("/console/sign-in/", &[("csrf", &csrf), ("api_key", key)])
+            .await
+    }
+}
+
+async fn a_reviewer_clears_an_imported_session(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shared = app.shared("user", "user-ana-001").await;
+    let imported = app
+        .import(
+            &shared.receiver,
+            &shared.token,
+            &shared.workflow,
+            json!({"trust_review": false}),
+        )
+        .await;
+    assert_eq!(imported.status.as_u16(), 201);
+    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+
+    let mut browser = Browser::new(&app);
+    let (status, set, _) = browser.sign_in(&shared.receiver.key).await;
+    assert_eq!(status, 303);
+    let session_cookie = set
+        .iter()
+        .find(|c| c.starts_with("handoff_console="))
+        .expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console", "Secure"] {
+        assert!(
+            session_cookie.contains(attribute),
+            "{attribute}: {session_cookie}"
+        );
+    }
+    assert!(!session_cookie.contains(&shared.receiver.key));
+
+    // The queue: sessions in review, the clone among them, marked imported.
+    let (status, _, queue) = browser.get("/console/").await;
+    assert_eq!(status, 200);
+    assert!(queue.contains("Sessions in review"), "{queue}");
+    assert!(
+        queue.contains(&format!("/console/sessions/{clone}/")),
+        "{queue}"
+    );
+    assert!(queue.contains("imported"));
+    assert!(
+        !queue.contains(&shared.receiver.key),
+        "the key is never in a page"
+    );
+
+    // The session: its blocks in words, and where it came from.
+    let (status, _, view) = browser.get(&format!("/console/sessions/{clone}/")).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "In Review",
+        "Imported from another application",
+        shared.session.as_str(),
+        shared.source.id.as_str(),
+        "ID verification",
+        "Liveness",
+        "AML screening",
+        "Approve",
+    ] {
+        assert!(view.contains(expected), "{expected} missing: {view}");
+    }
+    assert!(!view.contains("{&quot;"), "no raw JSON dump");
+
+    // A decision needs the form's CSRF token.
+    let review = format!("/console/sessions/{clone}/review/");
+    let (status, _, _) = browser
+        .post(
+            &review,
+            &[("new_status", "Approved"), ("comment", "Looks right")],
+        )
+        .await;
+    assert_eq!(status, 403, "no CSRF token");
+    let (status, _, _) = browser
+        .post(&review, &[("csrf", "forged"), ("new_status", "Approved")])
+        .await;
+    assert_eq!(status, 403, "a wrong CSRF token");
+    let csrf = csrf_of(&view);
+    let (status, _, _) = browser
+        .post(
+            &review,
+            &[
+                ("csrf", &csrf),
+                ("new_status", "Approved"),
+                ("comment", "Documents match"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let decision = app
+        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
+        .await;
+    assert_eq!(decision.body["status"], "Approved");
+    assert_eq!(decision.body["reviews"][0]["comment"], "Documents match");
+    let (_, _, queue) = browser.get("/console/").await;
+    assert!(!queue.contains(&clone), "cleared from the queue");
+
+    // Another application's session does not exist here.
+    let (status, _, _) = browser
+        .get(&format!("/console/sessions/{}/", shared.session))
+        .await;
+    assert_eq!(status, 404);
+
+    // Signing out ends the session.
+    let (status, _, _) = browser.post("/console/sign-out/", &[("csrf", &csrf)]).await;
+    assert_eq!(status, 303);
+    let (_, _, page) = browser.get("/console/").await;
+    assert!(page.contains("Sign in"), "{page}");
+}
+
+async fn the_console_refuses_wrong_keys_and_forged_sign_ins(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.tenant("Acme").await;
+    let mut browser = Browser::new(&app);
+    let (status, _, page) = browser.sign_in("hk_000000000000_wrong").await;
+    assert_eq!(status, 403);
+    assert!(page.contains("That key is not valid."));
+    assert!(!browser.cookies.iter().any(|(n, _)| n == "handoff_console"));
+
+    // A sign-in without the form's token (posted from elsewhere) is refused.
+    let mut stranger = Browser::new(&app);
+    let (status, _, _) = stranger
+        .post("/console/sign-in/", &[("api_key", tenant.key.as_str())])
+        .await;
+    assert_eq!(status, 403);
+    assert!(!stranger.cookies.iter().any(|(n, _)| n == "handoff_console"));
+
+    // A forged session cookie is no session.
+    let mut forger = Browser::new(&app);
+    forger
+        .cookies
+        .push(("handoff_console".into(), "AAAA".into()));
+    let (_, _, page) = forger.get("/console/").await;
+    assert!(page.contains("Sign in"));
+}
+
+per_backend!(
+    a_reviewer_clears_an_imported_session,
+    the_console_refuses_wrong_keys_and_forged_sign_ins
+);

@@ -1,0 +1,187 @@
+//! The review console at `/console/`: server-rendered pages (askama, escaped; no script), for
+//! a person who decides the sessions in review. Sign-in takes an application's API key and
+//! gives a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` over https, 8 hours) that
+//! holds the application, the key's prefix and a CSRF token, sealed with the deployment's
+//! key-encryption key; the key itself is never put in a page, an address or a log. Every form
+//! carries the CSRF token. Decisions go through the same domain service as the API.
+
+mod pages;
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse};
+use base64::Engine;
+use handoff_domain::services::Error;
+use handoff_domain::{ApplicationId, Caller};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+use crate::rate_limit::Budget;
+
+pub(crate) use pages::{index, review, session, sign_in, sign_out};
+
+/// Seals and opens the console's cookies: authenticated encryption under a key only the
+/// deployment holds, so that a cookie can be neither read nor forged.
+pub trait CookieSealer: Send + Sync {
+    /// `bytes` sealed.
+    fn seal(&self, bytes: &[u8]) -> Option<Vec<u8>>;
+    /// The bytes sealed, when `sealed` is genuine.
+    fn open(&self, sealed: &[u8]) -> Option<Vec<u8>>;
+}
+
+/// The signed-in session's cookie.
+const SESSION_COOKIE: &str = "handoff_console";
+/// The sign-in form's CSRF cookie (before a session exists).
+const SIGN_IN_COOKIE: &str = "handoff_console_csrf";
+/// How long a console session lasts.
+const SESSION_SECONDS: i64 = 8 * 3600;
+
+/// What the session cookie holds.
+#[derive(Serialize, Deserialize)]
+struct Sealed {
+    application_id: uuid::Uuid,
+    key_prefix: String,
+    expires_at: i64,
+    csrf: String,
+}
+
+/// A signed-in reviewer.
+pub(crate) struct Reviewer {
+    caller: Caller,
+    csrf: String,
+}
+
+/// A fresh random token (128 bits), for CSRF.
+fn random_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Whether a presented CSRF token is the expected one, compared in constant time.
+fn same_token(presented: Option<&str>, expected: &str) -> bool {
+    presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+/// Whether cookies must be `Secure`: the deployment is served over https.
+fn secure(state: &AppState) -> bool {
+    state
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"))
+}
+
+fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age: i64) -> Cookie<'a> {
+    Cookie::build(name, value)
+        .path("/console")
+        .http_only(true)
+        .secure(secure(state))
+        .same_site(SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(max_age))
+        .finish()
+}
+
+/// The reviewer signed in on this request, if the cookie is genuine, current, and its key
+/// still exists.
+async fn reviewer(req: &HttpRequest, state: &AppState) -> Option<Reviewer> {
+    let sealer = state.console.as_ref()?;
+    let raw = req.cookie(SESSION_COOKIE)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw.value())
+        .ok()?;
+    let sealed: Sealed = serde_json::from_slice(&sealer.open(&bytes)?).ok()?;
+    if sealed.expires_at <= chrono::Utc::now().timestamp() {
+        return None;
+    }
+    let caller = Caller {
+        application_id: ApplicationId::from_uuid(sealed.application_id),
+        key_prefix: sealed.key_prefix,
+    };
+    state
+        .services
+        .applications
+        .still_holds(&caller)
+        .await
+        .ok()
+        .filter(|held| *held)?;
+    Some(Reviewer {
+        caller,
+        csrf: sealed.csrf,
+    })
+}
+
+/// The session cookie of `caller`, with a fresh CSRF token.
+fn session_cookie(state: &AppState, caller: &Caller) -> Option<Cookie<'static>> {
+    let sealed = Sealed {
+        application_id: caller.application_id.as_uuid(),
+        key_prefix: caller.key_prefix.clone(),
+        expires_at: chrono::Utc::now().timestamp() + SESSION_SECONDS,
+        csrf: random_token(),
+    };
+    let bytes = state
+        .console
+        .as_ref()?
+        .seal(&serde_json::to_vec(&sealed).ok()?)?;
+    let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    Some(cookie(state, SESSION_COOKIE, value, SESSION_SECONDS))
+}
+
+/// An HTML page with the console's headers: no script may run, nothing framed, forms only to
+/// this origin.
+fn page(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("X-Robots-Tag", "noindex, nofollow"))
+        .insert_header(("Referrer-Policy", "same-origin"))
+        .insert_header(("X-Frame-Options", "DENY"))
+        .insert_header((
+            "Content-Security-Policy",
+            "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; \
+             base-uri 'none'",
+        ))
+        .body(body)
+}
+
+/// 303 to `location`.
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_owned()))
+        .finish()
+}
+
+/// The client's address, for the budget of failed sign-ins (never a forwarding header).
+fn address(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
+/// Whether the address has spent its budget of requests without valid credentials.
+fn spent(req: &HttpRequest, state: &AppState) -> bool {
+    state
+        .rate_limiter
+        .as_ref()
+        .is_some_and(|l| l.spent(&address(req), Budget::Unauthenticated).is_some())
+}
+
+/// Counts a failed sign-in against the address's budget.
+async fn count_failure(req: &HttpRequest, state: &AppState) {
+    if let Some(limiter) = &state.rate_limiter
+        && let Err(error) = limiter.check(&address(req), Budget::Unauthenticated).await
+    {
+        tracing::warn!(%error, "could not count a failed console sign-in");
+    }
+}
+
+/// A domain refusal in a sentence for a person.
+fn refusal(error: &Error) -> (StatusCode, &'static str) {
+    match error {
+        Error::SessionNotFound => (StatusCode::NOT_FOUND, "There is no such session."),
+        Error::WrongCurrentStatus(_) => (
+            StatusCode::BAD_REQUEST,
+            "This session's status does not allow that decision any more.",
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Something went wrong; please try again.",
+        ),
+    }
+}

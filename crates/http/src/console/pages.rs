@@ -1,0 +1,515 @@
+//! The console's pages and forms: sign-in and sign-out, the queue, a session with its blocks,
+//! reviews and provenance, and the decision form.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use handoff_domain::session::ReviewComment;
+use handoff_domain::{
+    FeatureBlock, SessionFilter, SessionId, SessionKind, SessionStatus, status::ReviewStatus,
+};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{
+    Reviewer, SIGN_IN_COOKIE, cookie, count_failure, page, random_token, refusal, reviewer,
+    same_token, see_other, session_cookie, spent,
+};
+use crate::AppState;
+use crate::decision::timestamp;
+
+/// Sessions per page of the queue.
+const PAGE_SIZE: u64 = 20;
+
+#[derive(Template)]
+#[template(path = "console_sign_in.html")]
+struct SignInPage<'a> {
+    csrf: &'a str,
+    error: Option<&'a str>,
+}
+
+/// One row of the queue.
+struct Row {
+    id: String,
+    number: i64,
+    kind: &'static str,
+    vendor_data: String,
+    status: &'static str,
+    imported: bool,
+    created_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "console_queue.html")]
+struct QueuePage {
+    csrf: String,
+    key_prefix: String,
+    heading: String,
+    status_options: Vec<(&'static str, bool)>,
+    kind_options: Vec<(&'static str, bool)>,
+    search: String,
+    count: u64,
+    first: u64,
+    last: u64,
+    rows: Vec<Row>,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+/// Where a clone came from.
+struct Provenance {
+    application: String,
+    session: String,
+    at: String,
+    source_status: String,
+    trust_review: String,
+}
+
+/// A block and its items, each as (field, value) lines.
+struct BlockView {
+    title: &'static str,
+    items: Vec<Vec<(String, String)>>,
+}
+
+#[derive(Template)]
+#[template(path = "console_session.html")]
+struct SessionView {
+    csrf: String,
+    key_prefix: String,
+    id: String,
+    number: i64,
+    status: &'static str,
+    kind: &'static str,
+    vendor_data: String,
+    created_at: String,
+    provenance: Option<Provenance>,
+    reviewable: bool,
+    blocks: Vec<BlockView>,
+    reviews: Vec<(&'static str, String, String, String)>,
+}
+
+fn render(template: &impl Template) -> String {
+    template.render().unwrap_or_else(|error| {
+        tracing::error!(%error, "a console page could not be rendered");
+        "<!doctype html><title>Error</title><p>An internal error occurred.</p>".into()
+    })
+}
+
+/// The sign-in page with a fresh CSRF cookie.
+fn sign_in_page(state: &AppState, status: StatusCode, error: Option<&str>) -> HttpResponse {
+    let csrf = random_token();
+    let mut response = page(status, render(&SignInPage { csrf: &csrf, error }));
+    let _ = response.add_cookie(&cookie(state, SIGN_IN_COOKIE, csrf, 3600));
+    response
+}
+
+/// The queue's filters (all optional).
+#[derive(Deserialize)]
+pub(crate) struct QueueQuery {
+    status: Option<String>,
+    kind: Option<String>,
+    search: Option<String>,
+    page: Option<u64>,
+}
+
+/// `GET /console/`: the queue, or the sign-in page.
+pub(crate) async fn index(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    query: web::Query<QueueQuery>,
+) -> HttpResponse {
+    match reviewer(&req, &state).await {
+        Some(reviewer) => queue(&state, reviewer, query.into_inner()).await,
+        None => sign_in_page(&state, StatusCode::OK, None),
+    }
+}
+
+async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpResponse {
+    let status = query.status.unwrap_or_else(|| "In Review".into());
+    let statuses = match SessionStatus::parse(&status) {
+        Some(one) => vec![one],
+        None => Vec::new(),
+    };
+    let kind = query.kind.unwrap_or_else(|| "any".into());
+    let kinds = match kind.as_str() {
+        "user" => vec![SessionKind::User],
+        "business" => vec![SessionKind::Business],
+        _ => vec![SessionKind::User, SessionKind::Business],
+    };
+    let search: String = query
+        .search
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .take(handoff_domain::session::MAX_SEARCH_CHARS)
+        .collect();
+    let page_index = query.page.unwrap_or(0).min(100_000);
+    let filter = SessionFilter {
+        vendor_data: None,
+        statuses,
+        kinds,
+        workflow_id: None,
+        country: None,
+        search: (!search.is_empty()).then(|| search.to_lowercase()),
+        created_from: None,
+        created_before: None,
+        limit: PAGE_SIZE,
+        offset: page_index * PAGE_SIZE,
+    };
+    let listed = match state
+        .services
+        .sessions
+        .list(&reviewer.caller, &filter)
+        .await
+    {
+        Ok(listed) => listed,
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            return page(status, sentence.into());
+        }
+    };
+    let link = |index: u64| {
+        let query = serde_urlencoded_pairs(&[
+            ("status", status.as_str()),
+            ("kind", kind.as_str()),
+            ("search", search.as_str()),
+            ("page", &index.to_string()),
+        ]);
+        format!("/console/?{query}")
+    };
+    let shown = listed.results.len() as u64;
+    let rows = listed
+        .results
+        .iter()
+        .map(|listing| {
+            let s = &listing.session;
+            Row {
+                id: s.id.to_string(),
+                number: s.session_number,
+                kind: s.kind.as_str(),
+                vendor_data: s
+                    .vendor_data
+                    .as_ref()
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default(),
+                status: s.status.as_str(),
+                imported: s.shared_from_session.is_some(),
+                created_at: timestamp(s.created_at),
+            }
+        })
+        .collect();
+    let mut status_options: Vec<(&'static str, bool)> = SessionStatus::ALL
+        .iter()
+        .map(|s| (s.as_str(), s.as_str() == status))
+        .collect();
+    status_options.insert(0, ("any", SessionStatus::parse(&status).is_none()));
+    let kind_options = ["any", "user", "business"]
+        .into_iter()
+        .map(|k| (k, k == kind))
+        .collect();
+    let heading = if status == "In Review" {
+        "Sessions in review".to_owned()
+    } else {
+        format!("Sessions: {status}")
+    };
+    let view = QueuePage {
+        csrf: reviewer.csrf,
+        key_prefix: reviewer.caller.key_prefix,
+        heading,
+        status_options,
+        kind_options,
+        search: search.clone(),
+        count: listed.count,
+        first: page_index * PAGE_SIZE + 1,
+        last: page_index * PAGE_SIZE + shown,
+        rows,
+        previous: (page_index > 0).then(|| link(page_index - 1)),
+        next: ((page_index + 1) * PAGE_SIZE < listed.count).then(|| link(page_index + 1)),
+    };
+    page(StatusCode::OK, render(&view))
+}
+
+/// `a=b&c=d`, percent-encoded.
+fn serde_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", percent(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn percent(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The sign-in form.
+#[derive(Deserialize)]
+pub(crate) struct SignInForm {
+    csrf: Option<String>,
+    api_key: Option<String>,
+}
+
+/// `POST /console/sign-in/`.
+pub(crate) async fn sign_in(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<SignInForm>,
+) -> HttpResponse {
+    if spent(&req, &state) {
+        return sign_in_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many failed sign-ins from this address; try again in a minute."),
+        );
+    }
+    let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
+    if !expected.is_some_and(|e| same_token(form.csrf.as_deref(), &e)) {
+        return sign_in_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some("The form had expired; please sign in again."),
+        );
+    }
+    let key = form.api_key.as_deref().unwrap_or_default().trim();
+    let caller = match state.services.applications.authenticate(key).await {
+        Ok(Some(caller)) => caller,
+        Ok(None) => {
+            count_failure(&req, &state).await;
+            return sign_in_page(
+                &state,
+                StatusCode::FORBIDDEN,
+                Some("That key is not valid."),
+            );
+        }
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            return sign_in_page(&state, status, Some(sentence));
+        }
+    };
+    let Some(session) = session_cookie(&state, &caller) else {
+        return sign_in_page(
+            &state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("The console cannot sign anyone in on this server."),
+        );
+    };
+    let mut response = see_other("/console/");
+    let _ = response.add_cookie(&session);
+    let _ = response.add_removal_cookie(&cookie(&state, SIGN_IN_COOKIE, String::new(), 0));
+    response
+}
+
+/// A form that carries only its CSRF token.
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: Option<String>,
+}
+
+/// `POST /console/sign-out/`.
+pub(crate) async fn sign_out(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    match reviewer(&req, &state).await {
+        Some(reviewer) if same_token(form.csrf.as_deref(), &reviewer.csrf) => {
+            let mut response = see_other("/console/");
+            let _ = response.add_removal_cookie(&cookie(
+                &state,
+                super::SESSION_COOKIE,
+                String::new(),
+                0,
+            ));
+            response
+        }
+        Some(_) => page(StatusCode::FORBIDDEN, "The form had expired.".into()),
+        None => see_other("/console/"),
+    }
+}
+
+fn session_id(raw: &str) -> Option<SessionId> {
+    uuid::Uuid::parse_str(raw).ok().map(SessionId::from_uuid)
+}
+
+/// An item's fields as (path, value) lines, nested members joined with dots.
+fn lines(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(members) => {
+            for (key, member) in members {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                lines(&path, member, out);
+            }
+        }
+        Value::Array(elements) if !elements.is_empty() => {
+            for (i, element) in elements.iter().enumerate() {
+                lines(&format!("{prefix}[{}]", i + 1), element, out);
+            }
+        }
+        Value::Array(_) => out.push((prefix.to_owned(), "none".into())),
+        Value::Null => out.push((prefix.to_owned(), "—".into())),
+        Value::String(text) => out.push((prefix.to_owned(), text.clone())),
+        other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+/// `GET /console/sessions/{session_id}/`.
+pub(crate) async fn session(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let Some(reviewer) = reviewer(&req, &state).await else {
+        return see_other("/console/");
+    };
+    let Some(id) = session_id(&path) else {
+        return page(StatusCode::NOT_FOUND, "There is no such session.".into());
+    };
+    let sessions = &state.services.sessions;
+    let (record, events) = match (
+        sessions.decision(&reviewer.caller, id).await,
+        sessions.events(&reviewer.caller, id).await,
+    ) {
+        (Ok(record), Ok(events)) => (record, events),
+        (Err(error), _) | (_, Err(error)) => {
+            let (status, sentence) = refusal(&error);
+            return page(status, sentence.into());
+        }
+    };
+    let provenance = events.iter().find(|e| e.action == "imported").map(|e| {
+        let detail = |key: &str| {
+            e.details
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .unwrap_or_default()
+        };
+        Provenance {
+            application: detail("source_application_id"),
+            session: detail("source_session_id"),
+            at: timestamp(e.created_at),
+            source_status: e
+                .old_status
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            trust_review: detail("trust_review"),
+        }
+    });
+    let blocks = FeatureBlock::for_kind(record.session.kind)
+        .iter()
+        .filter_map(|block| {
+            record.block(*block).map(|items| BlockView {
+                title: block.title(),
+                items: items
+                    .iter()
+                    .map(|item| {
+                        let mut out = Vec::new();
+                        let value: Value =
+                            serde_json::from_str(item.json().get()).unwrap_or_default();
+                        lines("", &value, &mut out);
+                        out
+                    })
+                    .collect(),
+            })
+        })
+        .collect();
+    let s = &record.session;
+    let view = SessionView {
+        csrf: reviewer.csrf,
+        key_prefix: reviewer.caller.key_prefix,
+        id: s.id.to_string(),
+        number: s.session_number,
+        status: s.status.as_str(),
+        kind: s.kind.as_str(),
+        vendor_data: s
+            .vendor_data
+            .as_ref()
+            .map(|v| v.as_str().to_owned())
+            .unwrap_or_default(),
+        created_at: timestamp(s.created_at),
+        provenance,
+        reviewable: s.status == SessionStatus::InReview,
+        blocks,
+        reviews: record
+            .reviews
+            .iter()
+            .map(|r| {
+                (
+                    r.new_status.as_str(),
+                    r.user.clone(),
+                    timestamp(r.created_at),
+                    r.comment.clone().unwrap_or_default(),
+                )
+            })
+            .collect(),
+    };
+    page(StatusCode::OK, render(&view))
+}
+
+/// The decision form.
+#[derive(Deserialize)]
+pub(crate) struct ReviewForm {
+    csrf: Option<String>,
+    new_status: Option<String>,
+    comment: Option<String>,
+}
+
+/// `POST /console/sessions/{session_id}/review/`: approve or decline, with a comment.
+pub(crate) async fn review(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ReviewForm>,
+) -> HttpResponse {
+    let Some(reviewer) = reviewer(&req, &state).await else {
+        return see_other("/console/");
+    };
+    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
+        return page(
+            StatusCode::FORBIDDEN,
+            "The form had expired; go back, reload the page and decide again.".into(),
+        );
+    }
+    let Some(id) = session_id(&path) else {
+        return page(StatusCode::NOT_FOUND, "There is no such session.".into());
+    };
+    let new_status = match form.new_status.as_deref().and_then(ReviewStatus::parse) {
+        Some(status @ (ReviewStatus::Approved | ReviewStatus::Declined)) => status,
+        _ => return page(StatusCode::BAD_REQUEST, "Choose Approve or Decline.".into()),
+    };
+    let comment = match form
+        .comment
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+    {
+        None => None,
+        Some(text) => match ReviewComment::parse(text.to_owned()) {
+            Ok(comment) => Some(comment),
+            Err(reason) => return page(StatusCode::BAD_REQUEST, reason.into()),
+        },
+    };
+    match state
+        .services
+        .sessions
+        .review(&reviewer.caller, id, new_status, comment)
+        .await
+    {
+        Ok(()) => see_other(&format!("/console/sessions/{id}/")),
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            page(status, sentence.into())
+        }
+    }
+}
