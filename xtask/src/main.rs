@@ -10,13 +10,14 @@ mod seeded;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, MCP, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks | --scale | --fairness]   the import benchmark, or the webhook, scale-out or noisy-neighbour one (docs/performance.md)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | screenshots | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, MCP, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  screenshots   write the review console's screenshots in docs/screenshots/ (headless Chromium)\n  schemathesis [--seconds N]   run Schemathesis against a seeded server (default 120 s)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks | --scale | --fairness]   the import benchmark, or the webhook, scale-out or noisy-neighbour one (docs/performance.md)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("openapi") => openapi(),
+        Some("screenshots") => screenshots(),
         Some("mcp") => mcp::run(),
         Some("schemathesis") => schemathesis::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
@@ -64,6 +65,37 @@ fn bench(args: &[String]) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `cargo xtask screenshots`: the browser test on SQLite, writing its screenshots of the review
+/// console into `docs/screenshots/` (the queue at desktop width and a session at phone width
+/// are the ones the docs show).
+fn screenshots() -> ExitCode {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "test",
+            "-q",
+            "-p",
+            "handoff",
+            "--test",
+            "it",
+            "--",
+            "--exact",
+            "browser::a_reviewer_clears_the_queue_in_a_browser::sqlite",
+        ])
+        .env("HANDOFF_SCREENSHOTS_DIR", &dir)
+        .env("CI", "true")
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        return ExitCode::FAILURE;
+    }
+    // Only the two the docs show are kept.
+    for name in ["console-queue-phone.png", "console-session-desktop.png"] {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    eprintln!("wrote {}", dir.display());
+    ExitCode::SUCCESS
 }
 
 fn openapi() -> ExitCode {

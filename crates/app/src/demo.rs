@@ -213,6 +213,8 @@ Beta Lending (receives): application {receiver_id}
 Already done: Acme's finished KYC session was shared with Beta and imported into review:
   {imported} (In Review), its end-user page: {imported_url}
 
+Review console: {base}/console/ (sign in with Beta's key to clear its queue)
+
 Walk-through: share Acme's finished KYB session with Beta, preview, import, review.
 
 # 1. Acme shares its KYB session with Beta (the token is kept in $TOKEN)
