@@ -228,7 +228,57 @@ async fn the_console_refuses_wrong_keys_and_forged_sign_ins(backend: Backend) {
     assert!(page.contains("Sign in"));
 }
 
+/// The sharing application sees its session's tokens, revokes one, and shares again.
+async fn a_sharer_revokes_and_shares_from_the_console(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shared = app.shared("user", "user-ana-001").await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&shared.source.key).await.0, 303);
+    let path = format!("/console/sessions/{}/", shared.session);
+    let (status, _, view) = browser.get(&path).await;
+    assert_eq!(status, 200);
+    assert!(view.contains(&shared.receiver.id), "{view}");
+    assert!(view.contains(">active<"), "{view}");
+    let jti_start = view.find("/shares/").unwrap() + 8;
+    let jti = view[jti_start..].split('/').next().unwrap().to_owned();
+    let csrf = csrf_of(&view);
+
+    let revoke = format!("/console/sessions/{}/shares/{jti}/revoke/", shared.session);
+    assert_eq!(browser.post(&revoke, &[]).await.0, 403, "no CSRF token");
+    assert_eq!(browser.post(&revoke, &[("csrf", &csrf)]).await.0, 303);
+    let (_, _, view) = browser.get(&path).await;
+    assert!(view.contains(">revoked<"), "{view}");
+    let refused = app
+        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
+        .await;
+    assert_eq!(refused.body["code"], "share_token_revoked");
+
+    let share = format!("/console/sessions/{}/share/", shared.session);
+    let (status, _, _) = browser
+        .post(
+            &share,
+            &[("csrf", &csrf), ("for_application_id", "not-an-id")],
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _, page) = browser
+        .post(
+            &share,
+            &[("csrf", &csrf), ("for_application_id", &shared.receiver.id)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let needle = r#"aria-label="Share token">"#;
+    let start = page.find(needle).unwrap() + needle.len();
+    let token = page[start..].split('<').next().unwrap().trim().to_owned();
+    let imported = app
+        .import(&shared.receiver, &token, &shared.workflow, json!({}))
+        .await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+}
+
 per_backend!(
+    a_sharer_revokes_and_shares_from_the_console,
     a_reviewer_clears_an_imported_session,
     the_console_refuses_wrong_keys_and_forged_sign_ins
 );

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use crate::AppState;
 use crate::rate_limit::Budget;
 
-pub(crate) use pages::{index, review, session, sign_in, sign_out};
+pub(crate) use pages::{index, review, revoke, session, share, sign_in, sign_out};
 
 /// Seals and opens the console's cookies: authenticated encryption under a key only the
 /// deployment holds, so that a cookie can be neither read nor forged.
@@ -179,6 +179,16 @@ fn refusal(error: &Error) -> (StatusCode, &'static str) {
             StatusCode::BAD_REQUEST,
             "This session's status does not allow that decision any more.",
         ),
+        Error::SessionNotShareable(_) => (
+            StatusCode::BAD_REQUEST,
+            "Only a finished session of this application's own can be shared.",
+        ),
+        Error::UnknownApplication => (StatusCode::BAD_REQUEST, "There is no such application."),
+        Error::CannotShareWithSelf => (
+            StatusCode::BAD_REQUEST,
+            "A session cannot be shared with its own application.",
+        ),
+        Error::ShareTokenNotFound => (StatusCode::NOT_FOUND, "There is no such share token."),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Something went wrong; please try again.",

@@ -65,6 +65,26 @@ struct Provenance {
     trust_review: String,
 }
 
+/// A token issued for the session, as its ledger shows it.
+struct ShareRow {
+    jti: String,
+    for_application: String,
+    issued_at: String,
+    expires_at: String,
+    state: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "console_shared.html")]
+struct SharedPage {
+    csrf: String,
+    key_prefix: String,
+    id: String,
+    for_application: String,
+    minutes: i64,
+    token: String,
+}
+
 /// A block and its items, each as (field, value) lines.
 struct BlockView {
     title: &'static str,
@@ -84,6 +104,8 @@ struct SessionView {
     created_at: String,
     provenance: Option<Provenance>,
     reviewable: bool,
+    shareable: bool,
+    shares: Vec<ShareRow>,
     blocks: Vec<BlockView>,
     reviews: Vec<(&'static str, String, String, String)>,
 }
@@ -377,16 +399,27 @@ pub(crate) async fn session(
         return page(StatusCode::NOT_FOUND, "There is no such session.".into());
     };
     let sessions = &state.services.sessions;
-    let (record, events) = match (
+    let (record, events, ledger) = match (
         sessions.decision(&reviewer.caller, id).await,
         sessions.events(&reviewer.caller, id).await,
+        state.services.share.ledger(&reviewer.caller, id).await,
     ) {
-        (Ok(record), Ok(events)) => (record, events),
-        (Err(error), _) | (_, Err(error)) => {
+        (Ok(record), Ok(events), Ok(ledger)) => (record, events, ledger),
+        (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
             let (status, sentence) = refusal(&error);
             return page(status, sentence.into());
         }
     };
+    let shares = ledger
+        .iter()
+        .map(|(entry, token)| ShareRow {
+            jti: entry.jti.clone(),
+            for_application: entry.claims.for_application_id.to_string(),
+            issued_at: timestamp(entry.claims.issued_at),
+            expires_at: timestamp(entry.claims.expires_at),
+            state: token.as_str(),
+        })
+        .collect();
     let provenance = events.iter().find(|e| e.action == "imported").map(|e| {
         let detail = |key: &str| {
             e.details
@@ -440,6 +473,9 @@ pub(crate) async fn session(
         created_at: timestamp(s.created_at),
         provenance,
         reviewable: s.status == SessionStatus::InReview,
+        shareable: s.shared_from_session.is_none()
+            && matches!(s.status, SessionStatus::Approved | SessionStatus::Declined),
+        shares,
         blocks,
         reviews: record
             .reviews
@@ -507,6 +543,99 @@ pub(crate) async fn review(
         .await
     {
         Ok(()) => see_other(&format!("/console/sessions/{id}/")),
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            page(status, sentence.into())
+        }
+    }
+}
+
+/// The share form.
+#[derive(Deserialize)]
+pub(crate) struct ShareForm {
+    csrf: Option<String>,
+    for_application_id: Option<String>,
+}
+
+/// `POST /console/sessions/{session_id}/share/`: a token for another application, shown once.
+pub(crate) async fn share(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    form: web::Form<ShareForm>,
+) -> HttpResponse {
+    let Some(reviewer) = reviewer(&req, &state).await else {
+        return see_other("/console/");
+    };
+    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
+        return page(StatusCode::FORBIDDEN, "The form had expired.".into());
+    }
+    let Some(id) = session_id(&path) else {
+        return page(StatusCode::NOT_FOUND, "There is no such session.".into());
+    };
+    let Some(receiver) = form
+        .for_application_id
+        .as_deref()
+        .and_then(|raw| uuid::Uuid::parse_str(raw.trim()).ok())
+        .map(handoff_domain::ApplicationId::from_uuid)
+    else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "That is not an application id.".into(),
+        );
+    };
+    let request = handoff_domain::services::ShareRequest {
+        for_application_id: receiver,
+        ttl: handoff_domain::share::ShareTtl::DEFAULT,
+    };
+    match state
+        .services
+        .share
+        .share(&reviewer.caller, id, request)
+        .await
+    {
+        Ok(shared) => {
+            let view = SharedPage {
+                csrf: reviewer.csrf,
+                key_prefix: reviewer.caller.key_prefix,
+                id: id.to_string(),
+                for_application: receiver.to_string(),
+                minutes: handoff_domain::share::ShareTtl::DEFAULT.seconds() / 60,
+                token: shared.share_token.expose().to_owned(),
+            };
+            page(StatusCode::OK, render(&view))
+        }
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            page(status, sentence.into())
+        }
+    }
+}
+
+/// `POST /console/sessions/{session_id}/shares/{jti}/revoke/`.
+pub(crate) async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
+    let Some(reviewer) = reviewer(&req, &state).await else {
+        return see_other("/console/");
+    };
+    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
+        return page(StatusCode::FORBIDDEN, "The form had expired.".into());
+    }
+    let (raw_id, jti) = path.into_inner();
+    let Some(id) = session_id(&raw_id) else {
+        return page(StatusCode::NOT_FOUND, "There is no such session.".into());
+    };
+    match state
+        .services
+        .share
+        .revoke(&reviewer.caller, id, &jti)
+        .await
+    {
+        Ok(_) => see_other(&format!("/console/sessions/{id}/")),
         Err(error) => {
             let (status, sentence) = refusal(&error);
             page(status, sentence.into())

@@ -54,6 +54,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                     resource("/sessions/{session_id}/review/")
                         .route(web::post().to(crate::console::review)),
                 )
+                .service(
+                    resource("/sessions/{session_id}/share/")
+                        .route(web::post().to(crate::console::share)),
+                )
+                .service(
+                    resource("/sessions/{session_id}/shares/{jti}/revoke/")
+                        .route(web::post().to(crate::console::revoke)),
+                )
                 .default_service(web::to(not_found)),
         )
         .service(resource("/assets/handoff.css/").route(web::get().to(crate::pages::stylesheet)))
