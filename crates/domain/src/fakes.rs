@@ -561,7 +561,12 @@ impl SessionRepository for InMemory {
             .map(|(r, _)| r.listing())
             .filter(|listing| filter.matches(listing))
             .collect();
-        matching.sort_by_key(|l| std::cmp::Reverse(l.session.session_number));
+        matching.sort_by_key(|l| {
+            (
+                filter.imports_first && l.session.shared_from_session.is_none(),
+                std::cmp::Reverse(l.session.session_number),
+            )
+        });
         let count = matching.len() as u64;
         let results = matching
             .into_iter()

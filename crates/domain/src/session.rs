@@ -401,6 +401,10 @@ pub struct SessionFilter {
     pub created_from: Option<DateTime<Utc>>,
     /// Only sessions created before this.
     pub created_before: Option<DateTime<Utc>>,
+    /// Only clones imported from another application (`Some(true)`), or only the others.
+    pub imported: Option<bool>,
+    /// Imported sessions before the others (the review console's queue); newest first within.
+    pub imports_first: bool,
     /// Page size.
     pub limit: u64,
     /// Rows to skip.
@@ -417,6 +421,9 @@ impl SessionFilter {
         };
         self.kinds.contains(&s.kind)
             && (self.statuses.is_empty() || self.statuses.contains(&s.status))
+            && self
+                .imported
+                .is_none_or(|imported| s.shared_from_session.is_some() == imported)
             && self.vendor_data.as_ref().is_none_or(|v| {
                 s.vendor_data
                     .as_ref()

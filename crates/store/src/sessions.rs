@@ -412,9 +412,15 @@ impl SessionRepository for Store {
             .iter()
             .map(|c| sea_orm::sea_query::Iden::unquoted(c).to_owned())
             .collect();
+        // Imports first: `shared_from_session IS NULL` is false (0) for a clone on both
+        // backends, and false sorts first.
+        let order = if filter.imports_first {
+            "(shared_from_session IS NULL), session_number DESC"
+        } else {
+            "session_number DESC"
+        };
         let page = format!(
-            "SELECT {} FROM sessions WHERE {conditions} ORDER BY session_number DESC \
-             LIMIT ? OFFSET ?",
+            "SELECT {} FROM sessions WHERE {conditions} ORDER BY {order} LIMIT ? OFFSET ?",
             columns.join(", ")
         );
         let mut paged = values;
@@ -457,6 +463,11 @@ fn list_conditions(
     ];
     let mut values: Vec<Value> = vec![application_id.as_uuid().into()];
     values.extend(filter.kinds.iter().map(|k| Value::from(k.as_str())));
+    match filter.imported {
+        Some(true) => conditions.push("shared_from_session IS NOT NULL".to_owned()),
+        Some(false) => conditions.push("shared_from_session IS NULL".to_owned()),
+        None => {}
+    }
     if !filter.statuses.is_empty() {
         conditions.push(format!("status IN ({})", marks(filter.statuses.len())));
         values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));

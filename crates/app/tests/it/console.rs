@@ -277,7 +277,45 @@ async fn a_sharer_revokes_and_shares_from_the_console(backend: Backend) {
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
 }
 
+/// The queue puts imported sessions first, newest first within, and filters by origin.
+async fn the_queue_puts_imports_first_and_filters_by_origin(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shared = app.shared("user", "user-ana-001").await;
+    let imported = app
+        .import(
+            &shared.receiver,
+            &shared.token,
+            &shared.workflow,
+            json!({"trust_review": false}),
+        )
+        .await;
+    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    // A newer session of the receiver's own, also in review.
+    let own = app
+        .session(&shared.receiver, &shared.workflow, Some("own-person"))
+        .await;
+    let put = app
+        .put(
+            &format!("/v3/session/{own}/decision/"),
+            &shared.receiver,
+            json!({"status": "In Review"}),
+        )
+        .await;
+    assert_eq!(put.status.as_u16(), 200, "{}", put.text);
+
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&shared.receiver.key).await.0, 303);
+    let (_, _, queue) = browser.get("/console/").await;
+    let (at_clone, at_own) = (queue.find(&clone).unwrap(), queue.find(&own).unwrap());
+    assert!(at_clone < at_own, "the import first, though older");
+    let (_, _, imports) = browser.get("/console/?origin=imported").await;
+    assert!(imports.contains(&clone) && !imports.contains(&own));
+    let (_, _, owns) = browser.get("/console/?origin=own").await;
+    assert!(owns.contains(&own) && !owns.contains(&clone));
+}
+
 per_backend!(
+    the_queue_puts_imports_first_and_filters_by_origin,
     a_sharer_revokes_and_shares_from_the_console,
     a_reviewer_clears_an_imported_session,
     the_console_refuses_wrong_keys_and_forged_sign_ins

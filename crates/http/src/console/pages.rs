@@ -47,6 +47,7 @@ struct QueuePage {
     heading: String,
     status_options: Vec<(&'static str, bool)>,
     kind_options: Vec<(&'static str, bool)>,
+    origin_options: Vec<(&'static str, bool)>,
     search: String,
     count: u64,
     first: u64,
@@ -130,6 +131,7 @@ fn sign_in_page(state: &AppState, status: StatusCode, error: Option<&str>) -> Ht
 pub(crate) struct QueueQuery {
     status: Option<String>,
     kind: Option<String>,
+    origin: Option<String>,
     search: Option<String>,
     page: Option<u64>,
 }
@@ -158,6 +160,12 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         "business" => vec![SessionKind::Business],
         _ => vec![SessionKind::User, SessionKind::Business],
     };
+    let origin = query.origin.unwrap_or_else(|| "any".into());
+    let imported = match origin.as_str() {
+        "imported" => Some(true),
+        "own" => Some(false),
+        _ => None,
+    };
     let search: String = query
         .search
         .unwrap_or_default()
@@ -175,6 +183,8 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         search: (!search.is_empty()).then(|| search.to_lowercase()),
         created_from: None,
         created_before: None,
+        imported,
+        imports_first: true,
         limit: PAGE_SIZE,
         offset: page_index * PAGE_SIZE,
     };
@@ -194,6 +204,7 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         let query = serde_urlencoded_pairs(&[
             ("status", status.as_str()),
             ("kind", kind.as_str()),
+            ("origin", origin.as_str()),
             ("search", search.as_str()),
             ("page", &index.to_string()),
         ]);
@@ -229,6 +240,10 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         .into_iter()
         .map(|k| (k, k == kind))
         .collect();
+    let origin_options = ["any", "imported", "own"]
+        .into_iter()
+        .map(|o| (o, o == origin))
+        .collect();
     let heading = if status == "In Review" {
         "Sessions in review".to_owned()
     } else {
@@ -240,6 +255,7 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         heading,
         status_options,
         kind_options,
+        origin_options,
         search: search.clone(),
         count: listed.count,
         first: page_index * PAGE_SIZE + 1,

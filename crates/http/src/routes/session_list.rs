@@ -140,6 +140,8 @@ impl ListQuery {
             search,
             created_from,
             created_before,
+            imported: None,
+            imports_first: false,
             limit: page.limit,
             offset: page.offset,
         })

@@ -30,6 +30,8 @@ fn all(kind: SessionKind) -> SessionFilter {
         search: None,
         created_from: None,
         created_before: None,
+        imported: None,
+        imports_first: false,
         limit: 50,
         offset: 0,
     }
