@@ -314,7 +314,68 @@ async fn the_queue_puts_imports_first_and_filters_by_origin(backend: Backend) {
     assert!(owns.contains(&own) && !owns.contains(&clone));
 }
 
+/// A reviewer asks the user to redo checked steps: only those steps' items go.
+async fn a_reviewer_asks_to_redo_steps(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let shared = app.shared("user", "user-ana-001").await;
+    let imported = app
+        .import(
+            &shared.receiver,
+            &shared.token,
+            &shared.workflow,
+            json!({"trust_review": false}),
+        )
+        .await;
+    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    let before = app
+        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
+        .await;
+    let liveness = before.body["liveness_checks"][0]["node_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&shared.receiver.key).await.0, 303);
+    let (_, _, view) = browser.get(&format!("/console/sessions/{clone}/")).await;
+    assert!(
+        view.contains(&format!(r#"name="node" value="{liveness}""#)),
+        "{view}"
+    );
+    let csrf = csrf_of(&view);
+    let review = format!("/console/sessions/{clone}/review/");
+    let (status, _, _) = browser
+        .post(&review, &[("csrf", &csrf), ("new_status", "Resubmitted")])
+        .await;
+    assert_eq!(status, 400, "no step checked");
+    let (status, _, _) = browser
+        .post(
+            &review,
+            &[
+                ("csrf", &csrf),
+                ("new_status", "Resubmitted"),
+                ("node", &liveness),
+                ("comment", "Selfie too dark"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303);
+    let decision = app
+        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
+        .await;
+    assert_eq!(decision.body["status"], "Resubmitted");
+    assert!(
+        decision.body["liveness_checks"].is_null(),
+        "{}",
+        decision.text
+    );
+    assert!(
+        decision.body["id_verifications"].is_array(),
+        "the others stay"
+    );
+}
+
 per_backend!(
+    a_reviewer_asks_to_redo_steps,
     the_queue_puts_imports_first_and_filters_by_origin,
     a_sharer_revokes_and_shares_from_the_console,
     a_reviewer_clears_an_imported_session,

@@ -189,6 +189,10 @@ fn refusal(error: &Error) -> (StatusCode, &'static str) {
             "A session cannot be shared with its own application.",
         ),
         Error::ShareTokenNotFound => (StatusCode::NOT_FOUND, "There is no such share token."),
+        Error::Invalid(_) => (
+            StatusCode::BAD_REQUEST,
+            "That is not something this session allows; reload the page and try again.",
+        ),
         _ => (
             StatusCode::SERVICE_UNAVAILABLE,
             "Something went wrong; please try again.",

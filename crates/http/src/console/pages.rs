@@ -105,6 +105,7 @@ struct SessionView {
     created_at: String,
     provenance: Option<Provenance>,
     reviewable: bool,
+    steps: Vec<(&'static str, String)>,
     shareable: bool,
     shares: Vec<ShareRow>,
     blocks: Vec<BlockView>,
@@ -473,6 +474,15 @@ pub(crate) async fn session(
             })
         })
         .collect();
+    // Each recorded step once, by its block's title and its node id.
+    let mut steps: Vec<(&'static str, String)> = Vec::new();
+    for (block, items) in &record.blocks {
+        for item in items {
+            if !steps.iter().any(|(_, node)| node == item.node_id()) {
+                steps.push((block.title(), item.node_id().to_owned()));
+            }
+        }
+    }
     let s = &record.session;
     let view = SessionView {
         csrf: reviewer.csrf,
@@ -489,6 +499,7 @@ pub(crate) async fn session(
         created_at: timestamp(s.created_at),
         provenance,
         reviewable: s.status == SessionStatus::InReview,
+        steps,
         shareable: s.shared_from_session.is_none()
             && matches!(s.status, SessionStatus::Approved | SessionStatus::Declined),
         shares,
@@ -509,25 +520,23 @@ pub(crate) async fn session(
     page(StatusCode::OK, render(&view))
 }
 
-/// The decision form.
-#[derive(Deserialize)]
-pub(crate) struct ReviewForm {
-    csrf: Option<String>,
-    new_status: Option<String>,
-    comment: Option<String>,
-}
-
-/// `POST /console/sessions/{session_id}/review/`: approve or decline, with a comment.
+/// `POST /console/sessions/{session_id}/review/`: approve or decline, or ask to redo the
+/// checked steps (`node`, repeated), with a comment.
 pub(crate) async fn review(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<ReviewForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> HttpResponse {
     let Some(reviewer) = reviewer(&req, &state).await else {
         return see_other("/console/");
     };
-    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
+    let field = |name: &str| {
+        form.iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    if !same_token(field("csrf"), &reviewer.csrf) {
         return page(
             StatusCode::FORBIDDEN,
             "The form had expired; go back, reload the page and decide again.".into(),
@@ -536,28 +545,42 @@ pub(crate) async fn review(
     let Some(id) = session_id(&path) else {
         return page(StatusCode::NOT_FOUND, "There is no such session.".into());
     };
-    let new_status = match form.new_status.as_deref().and_then(ReviewStatus::parse) {
-        Some(status @ (ReviewStatus::Approved | ReviewStatus::Declined)) => status,
-        _ => return page(StatusCode::BAD_REQUEST, "Choose Approve or Decline.".into()),
-    };
-    let comment = match form
-        .comment
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-    {
+    let comment = match field("comment").map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
         Some(text) => match ReviewComment::parse(text.to_owned()) {
             Ok(comment) => Some(comment),
             Err(reason) => return page(StatusCode::BAD_REQUEST, reason.into()),
         },
     };
-    match state
-        .services
-        .sessions
-        .review(&reviewer.caller, id, new_status, comment)
-        .await
-    {
+    let sessions = &state.services.sessions;
+    let decided = match field("new_status").and_then(ReviewStatus::parse) {
+        Some(status @ (ReviewStatus::Approved | ReviewStatus::Declined)) => {
+            sessions.review(&reviewer.caller, id, status, comment).await
+        }
+        Some(ReviewStatus::Resubmitted) => {
+            let nodes: Vec<String> = form
+                .iter()
+                .filter(|(key, _)| key == "node")
+                .map(|(_, node)| node.clone())
+                .collect();
+            if nodes.is_empty() || nodes.len() > crate::routes::sessions::NODES_MAX {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "Check the steps to redo (at most 50).".into(),
+                );
+            }
+            sessions
+                .resubmit(&reviewer.caller, id, &nodes, comment)
+                .await
+        }
+        _ => {
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Choose Approve, Decline or Ask to redo.".into(),
+            );
+        }
+    };
+    match decided {
         Ok(()) => see_other(&format!("/console/sessions/{id}/")),
         Err(error) => {
             let (status, sentence) = refusal(&error);

@@ -447,7 +447,7 @@ pub(crate) struct UpdateStatusBody {
 }
 
 /// The most steps one resubmission names.
-const NODES_MAX: usize = 50;
+pub(crate) const NODES_MAX: usize = 50;
 
 /// The `node_id`s of `nodes_to_resubmit`, checked into `errors`; empty when absent.
 fn nodes_to_resubmit(raw: Option<Value>, errors: &mut ValidationErrors) -> Vec<String> {
