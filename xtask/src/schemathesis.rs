@@ -20,7 +20,7 @@ pub fn run(args: &[String]) -> ExitCode {
 /// Where a schema-valid request may still be refused for what is stored — no schema can say
 /// it — the refusals `positive_data_acceptance` accepts besides 2xx, 401, 403 and 404: (path,
 /// method, statuses, why).
-const STATEFUL_REFUSALS: [(&str, &str, &str, &str); 12] = [
+const STATEFUL_REFUSALS: [(&str, &str, &str, &str); 13] = [
     (
         "/v3/session/",
         "POST",
@@ -88,10 +88,16 @@ const STATEFUL_REFUSALS: [(&str, &str, &str, &str); 12] = [
         "features once each, of the workflow's kind",
     ),
     (
+        "/v3/webhook/destinations/{destination_id}/",
+        "PATCH",
+        "400",
+        "a url must name a real host and carry no credentials or fragment: URL syntax, which a pattern does not state",
+    ),
+    (
         "/v3/webhook/destinations/",
         "POST",
         "400",
-        "at most 20 destinations per application",
+        "at most 20 destinations per application; a url must name a real host (URL syntax, which a pattern does not state)",
     ),
 ];
 

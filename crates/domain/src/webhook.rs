@@ -163,7 +163,22 @@ impl DestinationUrl {
         if raw.len() > MAX_URL_BYTES {
             return Err("url must be at most 2048 characters.");
         }
+        // The parser would drop or encode these; a URL given with them is not the one kept.
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("url must not contain spaces or control characters.");
+        }
         let url = url::Url::parse(raw).map_err(|_| "url must be an absolute http(s) URL.")?;
+        // A name must be one DNS can hold (after IDNA): letters, digits and hyphens, dotted.
+        if let Some(url::Host::Domain(name)) = url.host()
+            && !name.split('.').all(|label| {
+                (1..=63).contains(&label.len())
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            })
+        {
+            return Err("url must name a valid host.");
+        }
         match url.scheme() {
             "https" => {}
             "http" if allow_private => {}
@@ -376,8 +391,22 @@ mod tests {
             "https://example.com/x#frag",
             "/relative",
             "not a url",
+            "https://8dohw3690l3e1g4t8.nwy*",
+            "https://a..example.com/x",
+            "https://under_score.example.com/x",
+            "https://example.com/x\n",
+            " https://example.com/x",
         ] {
             assert!(DestinationUrl::parse(bad, true).is_err(), "{bad}");
+        }
+        // Query strings, ports, IDNA names and addresses are fine.
+        for good in [
+            "https://hooks.example.com/didit?token=abc",
+            "https://hooks.example.com:8443/didit",
+            "https://bücher.example/hook",
+            "https://93.184.216.34/hook",
+        ] {
+            assert!(DestinationUrl::parse(good, false).is_ok(), "{good}");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_BYTES));
         assert!(DestinationUrl::parse(&long, false).is_err());

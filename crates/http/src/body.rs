@@ -145,6 +145,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             "The body is empty; a JSON object is required.",
         ));
     }
+    // Every body is an object; serde would otherwise read an array into a struct's fields in
+    // order (`[null, null]` as an empty update).
+    if !text.trim_start().starts_with('{') {
+        return Err(ApiError::invalid_field(
+            "body",
+            "The body must be a JSON object.",
+        ));
+    }
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| shape_error(&e))?;
     deserializer
@@ -254,5 +262,14 @@ mod tests {
             "invalid_request"
         );
         assert_eq!(code_and_body("[]")["code"], "invalid_request");
+        // An array that would fill the struct's fields in order is not an object.
+        assert_eq!(
+            code_and_body(r#"["a", 1]"#)["errors"]["body"][0],
+            "The body must be a JSON object."
+        );
+        assert_eq!(
+            code_and_body(" 42")["errors"]["body"][0],
+            "The body must be a JSON object."
+        );
     }
 }
