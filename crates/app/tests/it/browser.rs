@@ -1,7 +1,8 @@
 //! The review console in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver, from `fantoccini`). A reviewer signs in, finds the imported session in the
 //! queue, opens it, sees where it came from and its blocks, approves it with a comment, and
-//! the API shows the new status; a wrong key is refused. Screenshots of the queue and the
+//! the API shows the new status; a wrong key, a decision without its CSRF token and another
+//! application's session are refused. Screenshots of the queue and the
 //! session at desktop and phone widths are written to `target/screenshots/` (or
 //! `HANDOFF_SCREENSHOTS_DIR`, which `cargo xtask screenshots` points at `docs/screenshots/`).
 //! Without chromedriver the test says it skipped; with `CI` set it fails instead.
@@ -191,6 +192,26 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     screenshot(&client, "console-session-phone", 390, 844).await;
     client.set_window_size(1280, 900).await.unwrap();
 
+    // A decision sent without the form's CSRF token (a page elsewhere posting here) is refused.
+    let url = client.current_url().await.unwrap();
+    client
+        .execute(
+            "document.querySelector('form[action$=\"/review/\"] input[name=csrf]').remove()",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[value=Approved]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    text_with(&client, "The form had expired").await;
+    client.goto(url.as_str()).await.unwrap();
+    text_with(&client, "Imported from another application").await;
+
     // Approve with a comment; the API sees it.
     client
         .find(Locator::Css("#comment"))
@@ -212,6 +233,28 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
         .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
         .await;
     assert_eq!(decision.body["status"], "Approved");
+    assert_eq!(
+        decision.body["reviews"].as_array().unwrap().len(),
+        1,
+        "one decision"
+    );
+
+    // Another application's session does not exist here.
+    client
+        .goto(&format!(
+            "{}/console/sessions/{}/",
+            app.base, shared.session
+        ))
+        .await
+        .unwrap();
+    let other = client
+        .find(Locator::Css("body"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(other.contains("There is no such session."), "{other}");
     client.close().await.unwrap();
 }
 

@@ -141,6 +141,25 @@ fn page(status: StatusCode, body: String) -> HttpResponse {
         .body(body)
 }
 
+/// A page of one sentence: why something was not done.
+#[derive(askama::Template)]
+#[template(path = "console_message.html")]
+struct Message<'a> {
+    message: &'a str,
+}
+
+fn render(template: &impl askama::Template) -> String {
+    template.render().unwrap_or_else(|error| {
+        tracing::error!(%error, "a console page could not be rendered");
+        "<!doctype html><title>Error</title><p>An internal error occurred.</p>".into()
+    })
+}
+
+/// `message` as a page with `status`.
+fn message(status: StatusCode, message: &str) -> HttpResponse {
+    page(status, render(&Message { message }))
+}
+
 /// 303 to `location`.
 fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()

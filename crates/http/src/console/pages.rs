@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    Reviewer, SIGN_IN_COOKIE, cookie, count_failure, page, random_token, refusal, reviewer,
-    same_token, see_other, session_cookie, spent,
+    Reviewer, SIGN_IN_COOKIE, cookie, count_failure, message, page, random_token, refusal, render,
+    reviewer, same_token, see_other, session_cookie, spent,
 };
 use crate::AppState;
 use crate::decision::timestamp;
@@ -112,13 +112,6 @@ struct SessionView {
     reviews: Vec<(&'static str, String, String, String)>,
 }
 
-fn render(template: &impl Template) -> String {
-    template.render().unwrap_or_else(|error| {
-        tracing::error!(%error, "a console page could not be rendered");
-        "<!doctype html><title>Error</title><p>An internal error occurred.</p>".into()
-    })
-}
-
 /// The sign-in page with a fresh CSRF cookie.
 fn sign_in_page(state: &AppState, status: StatusCode, error: Option<&str>) -> HttpResponse {
     let csrf = random_token();
@@ -198,7 +191,7 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         Ok(listed) => listed,
         Err(error) => {
             let (status, sentence) = refusal(&error);
-            return page(status, sentence.into());
+            return message(status, sentence);
         }
     };
     let link = |index: u64| {
@@ -369,7 +362,7 @@ pub(crate) async fn sign_out(
             ));
             response
         }
-        Some(_) => page(StatusCode::FORBIDDEN, "The form had expired.".into()),
+        Some(_) => message(StatusCode::FORBIDDEN, "The form had expired."),
         None => see_other("/console/"),
     }
 }
@@ -413,7 +406,7 @@ pub(crate) async fn session(
         return see_other("/console/");
     };
     let Some(id) = session_id(&path) else {
-        return page(StatusCode::NOT_FOUND, "There is no such session.".into());
+        return message(StatusCode::NOT_FOUND, "There is no such session.");
     };
     let sessions = &state.services.sessions;
     let (record, events, ledger) = match (
@@ -424,7 +417,7 @@ pub(crate) async fn session(
         (Ok(record), Ok(events), Ok(ledger)) => (record, events, ledger),
         (Err(error), _, _) | (_, Err(error), _) | (_, _, Err(error)) => {
             let (status, sentence) = refusal(&error);
-            return page(status, sentence.into());
+            return message(status, sentence);
         }
     };
     let shares = ledger
@@ -537,19 +530,19 @@ pub(crate) async fn review(
             .map(|(_, value)| value.as_str())
     };
     if !same_token(field("csrf"), &reviewer.csrf) {
-        return page(
+        return message(
             StatusCode::FORBIDDEN,
-            "The form had expired; go back, reload the page and decide again.".into(),
+            "The form had expired; go back, reload the page and decide again.",
         );
     }
     let Some(id) = session_id(&path) else {
-        return page(StatusCode::NOT_FOUND, "There is no such session.".into());
+        return message(StatusCode::NOT_FOUND, "There is no such session.");
     };
     let comment = match field("comment").map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
         Some(text) => match ReviewComment::parse(text.to_owned()) {
             Ok(comment) => Some(comment),
-            Err(reason) => return page(StatusCode::BAD_REQUEST, reason.into()),
+            Err(reason) => return message(StatusCode::BAD_REQUEST, reason),
         },
     };
     let sessions = &state.services.sessions;
@@ -564,9 +557,9 @@ pub(crate) async fn review(
                 .map(|(_, node)| node.clone())
                 .collect();
             if nodes.is_empty() || nodes.len() > crate::routes::sessions::NODES_MAX {
-                return page(
+                return message(
                     StatusCode::BAD_REQUEST,
-                    "Check the steps to redo (at most 50).".into(),
+                    "Check the steps to redo (at most 50).",
                 );
             }
             sessions
@@ -574,9 +567,9 @@ pub(crate) async fn review(
                 .await
         }
         _ => {
-            return page(
+            return message(
                 StatusCode::BAD_REQUEST,
-                "Choose Approve, Decline or Ask to redo.".into(),
+                "Choose Approve, Decline or Ask to redo.",
             );
         }
     };
@@ -584,7 +577,7 @@ pub(crate) async fn review(
         Ok(()) => see_other(&format!("/console/sessions/{id}/")),
         Err(error) => {
             let (status, sentence) = refusal(&error);
-            page(status, sentence.into())
+            message(status, sentence)
         }
     }
 }
@@ -607,10 +600,10 @@ pub(crate) async fn share(
         return see_other("/console/");
     };
     if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return page(StatusCode::FORBIDDEN, "The form had expired.".into());
+        return message(StatusCode::FORBIDDEN, "The form had expired.");
     }
     let Some(id) = session_id(&path) else {
-        return page(StatusCode::NOT_FOUND, "There is no such session.".into());
+        return message(StatusCode::NOT_FOUND, "There is no such session.");
     };
     let Some(receiver) = form
         .for_application_id
@@ -618,10 +611,7 @@ pub(crate) async fn share(
         .and_then(|raw| uuid::Uuid::parse_str(raw.trim()).ok())
         .map(handoff_domain::ApplicationId::from_uuid)
     else {
-        return page(
-            StatusCode::BAD_REQUEST,
-            "That is not an application id.".into(),
-        );
+        return message(StatusCode::BAD_REQUEST, "That is not an application id.");
     };
     let request = handoff_domain::services::ShareRequest {
         for_application_id: receiver,
@@ -646,7 +636,7 @@ pub(crate) async fn share(
         }
         Err(error) => {
             let (status, sentence) = refusal(&error);
-            page(status, sentence.into())
+            message(status, sentence)
         }
     }
 }
@@ -662,11 +652,11 @@ pub(crate) async fn revoke(
         return see_other("/console/");
     };
     if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return page(StatusCode::FORBIDDEN, "The form had expired.".into());
+        return message(StatusCode::FORBIDDEN, "The form had expired.");
     }
     let (raw_id, jti) = path.into_inner();
     let Some(id) = session_id(&raw_id) else {
-        return page(StatusCode::NOT_FOUND, "There is no such session.".into());
+        return message(StatusCode::NOT_FOUND, "There is no such session.");
     };
     match state
         .services
@@ -677,7 +667,7 @@ pub(crate) async fn revoke(
         Ok(_) => see_other(&format!("/console/sessions/{id}/")),
         Err(error) => {
             let (status, sentence) = refusal(&error);
-            page(status, sentence.into())
+            message(status, sentence)
         }
     }
 }
