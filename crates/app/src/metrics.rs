@@ -29,6 +29,10 @@ impl StorageGauges for StoreGauges {
         let lag = earliest.map_or(0.0, |at| (now - at).as_seconds_f64().max(0.0));
         Ok((due, lag))
     }
+
+    async fn webhook_deliveries(&self) -> Result<Vec<(String, i64)>, RepoError> {
+        self.0.webhook_deliveries_by_state().await
+    }
 }
 
 /// The metrics when `endpoint` turns them on.

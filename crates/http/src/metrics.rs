@@ -27,6 +27,8 @@ pub trait StorageGauges: Send + Sync {
     fn pool_connections(&self) -> (u32, u32);
     /// Webhook deliveries due and not yet sent, and how many seconds the earliest has been due.
     async fn webhook_backlog(&self) -> Result<(i64, f64), RepoError>;
+    /// Webhook deliveries by state (`pending`, `delivered`, `failed`).
+    async fn webhook_deliveries(&self) -> Result<Vec<(String, i64)>, RepoError>;
 }
 
 /// The error code of an answer, kept on the response for the metrics.
@@ -54,6 +56,7 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     pool: IntGaugeVec,
     webhooks_due: IntGaugeVec,
+    deliveries: IntGaugeVec,
     gauges: Arc<dyn StorageGauges>,
 }
 
@@ -108,6 +111,14 @@ impl Metrics {
             ),
             &["measure"],
         )?;
+        let deliveries = IntGaugeVec::new(
+            Opts::new(
+                "webhook_deliveries",
+                "Webhook deliveries kept, by state (pending, delivered, failed).",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(imports.clone()))?;
@@ -124,6 +135,7 @@ impl Metrics {
             rate_limited,
             pool,
             webhooks_due,
+            deliveries,
             gauges,
         })
     }
@@ -175,6 +187,18 @@ impl Metrics {
                     .set(lag.round() as i64);
             }
             Err(error) => tracing::warn!(%error, "could not read the webhook backlog"),
+        }
+        match self.gauges.webhook_deliveries().await {
+            Ok(states) => {
+                for state in ["pending", "delivered", "failed"] {
+                    let n = states
+                        .iter()
+                        .find(|(s, _)| s == state)
+                        .map_or(0, |(_, n)| *n);
+                    self.deliveries.with_label_values(&[state]).set(n);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not count the webhook deliveries"),
         }
         let mut text = Vec::new();
         if let Err(error) = TextEncoder::new().encode(&self.registry.gather(), &mut text) {

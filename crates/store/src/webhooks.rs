@@ -615,6 +615,21 @@ impl Store {
         commit(txn).await
     }
 
+    /// How many deliveries are in each state (`pending`, `delivered`, `failed`).
+    pub async fn webhook_deliveries_by_state(&self) -> Result<Vec<(String, i64)>, RepoError> {
+        self.db
+            .query_all_raw(stmt(
+                self.backend(),
+                "SELECT state, COUNT(*) AS n FROM webhook_deliveries GROUP BY state",
+                vec![],
+            ))
+            .await
+            .map_err(repo_error)?
+            .iter()
+            .map(|row| Ok((get::<String>(row, "state")?, get::<i64>(row, "n")?)))
+            .collect()
+    }
+
     /// Deliveries due at `now` and not yet sent, and when the earliest of them fell due.
     pub async fn webhook_backlog(
         &self,

@@ -183,7 +183,71 @@ async fn metrics_are_off_by_default_or_served_apart(backend: Backend) {
     );
 }
 
+/// Webhook deliveries are counted by state: one to a receiver that is down stays pending.
+async fn metrics_count_webhook_deliveries_by_state(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |c| {
+        c.metrics = MetricsEndpoint::WithApi;
+        c.webhooks.allow_private = true;
+    })
+    .await;
+    let tenant = app.tenant("Acme").await;
+    // Nothing listens on port 9 of loopback: every attempt fails.
+    let created = app
+        .post(
+            "/v3/webhook/destinations/",
+            &tenant,
+            json!({"url": "http://127.0.0.1:9/hook", "subscribed_events": ["status.updated"]}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let workflow = app.workflow(&tenant, "user").await;
+    app.session(&tenant, &workflow, None).await;
+    let scrape = || async {
+        let text = app
+            .client
+            .get(format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        parse(&text)
+    };
+    let mut pending = 0.0;
+    for _ in 0..100 {
+        pending = value(
+            &scrape().await,
+            "handoff_webhook_deliveries",
+            &[("state", "pending")],
+        );
+        if pending > 0.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pending, 1.0, "one delivery, waiting for its retry");
+    let scraped = scrape().await;
+    assert_eq!(
+        value(
+            &scraped,
+            "handoff_webhook_deliveries",
+            &[("state", "delivered")]
+        ),
+        0.0
+    );
+    assert_eq!(
+        value(
+            &scraped,
+            "handoff_webhook_deliveries",
+            &[("state", "failed")]
+        ),
+        0.0
+    );
+}
+
 per_backend!(
+    metrics_count_webhook_deliveries_by_state,
     metrics_count_requests_imports_and_refusals,
     metrics_are_off_by_default_or_served_apart
 );
