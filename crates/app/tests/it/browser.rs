@@ -84,6 +84,28 @@ async fn screenshot(client: &Client, name: &str, width: u32, height: u32) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// Clicks the element `css` selects.
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Types `text` into the element `css` selects.
+async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
 /// The text of the page's `main` once it contains `needle` (a click's navigation may still
 /// be under way), within 10 s.
 async fn text_with(client: &Client, needle: &str) -> String {
@@ -107,16 +129,7 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
         return;
     };
     let app = TestApp::spawn(backend).await;
-    let shared = app.shared("user", "user-ana-001").await;
-    let imported = app
-        .import(
-            &shared.receiver,
-            &shared.token,
-            &shared.workflow,
-            json!({"trust_review": false}),
-        )
-        .await;
-    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
     let client = browser(&driver).await;
 
     // A wrong key is refused.
@@ -124,37 +137,13 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
         .goto(&format!("{}/console/", app.base))
         .await
         .unwrap();
-    client
-        .find(Locator::Css("#api_key"))
-        .await
-        .unwrap()
-        .send_keys("hk_000000000000_wrong")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#api_key", "hk_000000000000_wrong").await;
+    click(&client, "button[type=submit]").await;
     text_with(&client, "That key is not valid.").await;
 
     // Sign in; the queue shows the imported session.
-    client
-        .find(Locator::Css("#api_key"))
-        .await
-        .unwrap()
-        .send_keys(&shared.receiver.key)
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#api_key", &shared.receiver.key).await;
+    click(&client, "button[type=submit]").await;
     let queue = text_with(&client, "Sessions in review").await;
     assert!(queue.contains("imported"), "{queue}");
     assert!(
@@ -169,15 +158,7 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     client.set_window_size(1280, 900).await.unwrap();
 
     // Open it: provenance and blocks.
-    client
-        .find(Locator::Css(&format!(
-            "a[href='/console/sessions/{clone}/']"
-        )))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, &format!("a[href='/console/sessions/{clone}/']")).await;
     let view = text_with(&client, "Imported from another application").await;
     for expected in [
         "In Review",
@@ -201,32 +182,14 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
         )
         .await
         .unwrap();
-    client
-        .find(Locator::Css("button[value=Approved]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&client, "button[value=Approved]").await;
     text_with(&client, "The form had expired").await;
     client.goto(url.as_str()).await.unwrap();
     text_with(&client, "Imported from another application").await;
 
     // Approve with a comment; the API sees it.
-    client
-        .find(Locator::Css("#comment"))
-        .await
-        .unwrap()
-        .send_keys("Documents and selfie match")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[value=Approved]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(&client, "#comment", "Documents and selfie match").await;
+    click(&client, "button[value=Approved]").await;
     let after = text_with(&client, "Documents and selfie match").await;
     assert!(after.contains("Approved"), "{after}");
     let decision = app

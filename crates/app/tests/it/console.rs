@@ -98,17 +98,7 @@ impl<'a> Browser<'a> {
 
 async fn a_reviewer_clears_an_imported_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let shared = app.shared("user", "user-ana-001").await;
-    let imported = app
-        .import(
-            &shared.receiver,
-            &shared.token,
-            &shared.workflow,
-            json!({"trust_review": false}),
-        )
-        .await;
-    assert_eq!(imported.status.as_u16(), 201);
-    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
 
     let mut browser = Browser::new(&app);
     let (status, set, _) = browser.sign_in(&shared.receiver.key).await;
@@ -280,16 +270,7 @@ async fn a_sharer_revokes_and_shares_from_the_console(backend: Backend) {
 /// The queue puts imported sessions first, newest first within, and filters by origin.
 async fn the_queue_puts_imports_first_and_filters_by_origin(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let shared = app.shared("user", "user-ana-001").await;
-    let imported = app
-        .import(
-            &shared.receiver,
-            &shared.token,
-            &shared.workflow,
-            json!({"trust_review": false}),
-        )
-        .await;
-    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
     // A newer session of the receiver's own, also in review.
     let own = app
         .session(&shared.receiver, &shared.workflow, Some("own-person"))
@@ -317,16 +298,7 @@ async fn the_queue_puts_imports_first_and_filters_by_origin(backend: Backend) {
 /// A reviewer asks the user to redo checked steps: only those steps' items go.
 async fn a_reviewer_asks_to_redo_steps(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let shared = app.shared("user", "user-ana-001").await;
-    let imported = app
-        .import(
-            &shared.receiver,
-            &shared.token,
-            &shared.workflow,
-            json!({"trust_review": false}),
-        )
-        .await;
-    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
     let before = app
         .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
         .await;

@@ -140,6 +140,23 @@ impl TestApp {
         }
     }
 
+    /// [`TestApp::shared`], imported by the receiver into review (`trust_review: false`): the
+    /// share and the clone's id.
+    pub async fn in_review(&self, kind: &str, vendor_data: &str) -> (Shared, String) {
+        let shared = self.shared(kind, vendor_data).await;
+        let imported = self
+            .import(
+                &shared.receiver,
+                &shared.token,
+                &shared.workflow,
+                json!({"trust_review": false}),
+            )
+            .await;
+        assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.text);
+        let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+        (shared, clone)
+    }
+
     /// `receiver` imports `token` into `workflow`, the body's other members from `extra`.
     pub async fn import(
         &self,

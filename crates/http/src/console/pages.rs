@@ -371,6 +371,29 @@ fn session_id(raw: &str) -> Option<SessionId> {
     uuid::Uuid::parse_str(raw).ok().map(SessionId::from_uuid)
 }
 
+/// The signed-in reviewer of a form about the session `raw_id`, its CSRF token checked; or
+/// the answer to give instead.
+async fn session_form(
+    req: &HttpRequest,
+    state: &AppState,
+    csrf: Option<&str>,
+    raw_id: &str,
+) -> Result<(Reviewer, SessionId), HttpResponse> {
+    let Some(reviewer) = reviewer(req, state).await else {
+        return Err(see_other("/console/"));
+    };
+    if !same_token(csrf, &reviewer.csrf) {
+        return Err(message(
+            StatusCode::FORBIDDEN,
+            "The form had expired; go back, reload the page and try again.",
+        ));
+    }
+    let Some(id) = session_id(raw_id) else {
+        return Err(message(StatusCode::NOT_FOUND, "There is no such session."));
+    };
+    Ok((reviewer, id))
+}
+
 /// An item's fields as (path, value) lines, nested members joined with dots.
 fn lines(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     match value {
@@ -521,22 +544,14 @@ pub(crate) async fn review(
     path: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> HttpResponse {
-    let Some(reviewer) = reviewer(&req, &state).await else {
-        return see_other("/console/");
-    };
     let field = |name: &str| {
         form.iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     };
-    if !same_token(field("csrf"), &reviewer.csrf) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "The form had expired; go back, reload the page and decide again.",
-        );
-    }
-    let Some(id) = session_id(&path) else {
-        return message(StatusCode::NOT_FOUND, "There is no such session.");
+    let (reviewer, id) = match session_form(&req, &state, field("csrf"), &path).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
     };
     let comment = match field("comment").map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
@@ -596,14 +611,9 @@ pub(crate) async fn share(
     path: web::Path<String>,
     form: web::Form<ShareForm>,
 ) -> HttpResponse {
-    let Some(reviewer) = reviewer(&req, &state).await else {
-        return see_other("/console/");
-    };
-    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return message(StatusCode::FORBIDDEN, "The form had expired.");
-    }
-    let Some(id) = session_id(&path) else {
-        return message(StatusCode::NOT_FOUND, "There is no such session.");
+    let (reviewer, id) = match session_form(&req, &state, form.csrf.as_deref(), &path).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
     };
     let Some(receiver) = form
         .for_application_id
@@ -648,15 +658,10 @@ pub(crate) async fn revoke(
     path: web::Path<(String, String)>,
     form: web::Form<CsrfForm>,
 ) -> HttpResponse {
-    let Some(reviewer) = reviewer(&req, &state).await else {
-        return see_other("/console/");
-    };
-    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return message(StatusCode::FORBIDDEN, "The form had expired.");
-    }
     let (raw_id, jti) = path.into_inner();
-    let Some(id) = session_id(&raw_id) else {
-        return message(StatusCode::NOT_FOUND, "There is no such session.");
+    let (reviewer, id) = match session_form(&req, &state, form.csrf.as_deref(), &raw_id).await {
+        Ok(signed) => signed,
+        Err(answer) => return answer,
     };
     match state
         .services
