@@ -8,7 +8,11 @@ use crate::seeded::Seeded;
 
 pub fn run(args: &[String]) -> ExitCode {
     let seconds = crate::seconds(args, 120);
-    match run_for(seconds) {
+    let seed = args
+        .windows(2)
+        .find(|w| w[0] == "--seed")
+        .map(|w| w[1].clone());
+    match run_for(seconds, seed.as_deref()) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("schemathesis: {error}");
@@ -144,7 +148,9 @@ fn config(seeded: &Seeded) -> String {
     config
 }
 
-fn run_for(seconds: u64) -> Result<ExitCode, String> {
+/// Runs for `seconds`; with `seed`, Hypothesis draws the same cases each run (CI), otherwise
+/// new ones (exploration).
+fn run_for(seconds: u64, seed: Option<&str>) -> Result<ExitCode, String> {
     let seeded = Seeded::start("schemathesis")?;
     let config = seeded.dir.join("schemathesis.toml");
     std::fs::write(&config, self::config(&seeded)).map_err(|e| e.to_string())?;
@@ -161,6 +167,7 @@ fn run_for(seconds: u64) -> Result<ExitCode, String> {
         // stops on them; the API sends no Location headers to infer better ones from.
         .args(["--phases", "examples,fuzzing"])
         .args(["--max-time", &seconds.to_string(), "--workers", "2"])
+        .args(seed.map(|seed| ["--seed", seed]).into_iter().flatten())
         .status()
         .map_err(|e| format!("cannot run schemathesis (pip install schemathesis): {e}"))?;
     Ok(if status.success() {

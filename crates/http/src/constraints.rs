@@ -68,7 +68,11 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
             "CreateWorkflowBody/allOf/1/properties/session_expiration_time",
             expiration(),
         ),
-        ("UpdateWorkflowBody/properties/features", features()),
+        // In a change, `null` leaves the steps as they are, as it does every other member.
+        (
+            "UpdateWorkflowBody/properties/features",
+            json!({"type": ["array", "null"], "minItems": 1}),
+        ),
         ("UpdateWorkflowBody/properties/workflow_label", label(50)),
         (
             "UpdateWorkflowBody/properties/session_expiration_time",
