@@ -63,22 +63,48 @@ fn words(state: UserFacingState) -> (&'static str, Vec<&'static str>) {
     }
 }
 
-/// An HTML answer with the pages' headers.
-fn html(status: StatusCode, title: &str, paragraphs: &[&str]) -> HttpResponse {
-    let body = Page { title, paragraphs }.render().unwrap_or_else(|error| {
+/// `template` rendered, or a bare error page when it cannot be (logged).
+pub(crate) fn render(template: &impl Template) -> String {
+    template.render().unwrap_or_else(|error| {
         tracing::error!(%error, "a page could not be rendered");
         String::from("<!doctype html><title>Error</title><p>An internal error occurred.</p>")
-    });
+    })
+}
+
+/// Whom a page's forms may post to and its links may tell where they came from.
+#[derive(Clone, Copy)]
+pub(crate) enum Origin {
+    /// No form, no referrer: the end user's page, whose address holds its token.
+    Closed,
+    /// Forms and referrers to this origin only: the console.
+    Same,
+}
+
+/// An HTML answer with every page's headers: not indexed, no script, nothing loaded but the
+/// stylesheet, never framed.
+pub(crate) fn html_page(status: StatusCode, body: String, origin: Origin) -> HttpResponse {
+    let (referrer, form_action) = match origin {
+        Origin::Closed => ("no-referrer", "'none'"),
+        Origin::Same => ("same-origin", "'self'"),
+    };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("X-Robots-Tag", "noindex, nofollow"))
-        .insert_header(("Referrer-Policy", "no-referrer"))
+        .insert_header(("Referrer-Policy", referrer))
+        .insert_header(("X-Frame-Options", "DENY"))
         .insert_header((
             "Content-Security-Policy",
-            "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
-             form-action 'none'",
+            format!(
+                "default-src 'none'; style-src 'self'; form-action {form_action}; \
+                 frame-ancestors 'none'; base-uri 'none'"
+            ),
         ))
         .body(body)
+}
+
+/// The end user's page of a title and paragraphs.
+fn html(status: StatusCode, title: &str, paragraphs: &[&str]) -> HttpResponse {
+    html_page(status, render(&Page { title, paragraphs }), Origin::Closed)
 }
 
 /// `GET /session/{session_token}`. An unknown token spends its address's budget of requests

@@ -4,7 +4,6 @@
 use handoff::Config;
 use handoff_http::rate_limit::RateLimits;
 use handoff_testdb::Backend;
-use serde_json::json;
 
 use crate::support::{PUBLIC_URL, Tenant, TestApp, per_backend};
 
@@ -26,7 +25,7 @@ async fn page_of(app: &TestApp, tenant: &Tenant, session: &str) -> reqwest::Resp
 
 async fn the_session_page_says_the_state_in_words(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let shared = app.shared("user", "user-ana-001").await;
+    let (shared, clone_id) = app.in_review("user", "user-ana-001").await;
     let workflow = app.workflow(&shared.source, "user").await;
     let fresh = app
         .session(&shared.source, &workflow, Some("person-77"))
@@ -60,17 +59,7 @@ async fn the_session_page_says_the_state_in_words(backend: Backend) {
     assert!(body.contains("is finished"), "{body}");
     assert!(!body.contains("user-ana-001"));
 
-    let clone = app
-        .import(
-            &shared.receiver,
-            &shared.token,
-            &shared.workflow,
-            json!({"trust_review": false}),
-        )
-        .await;
-    assert_eq!(clone.status.as_u16(), 201);
-    let clone_id = clone.body["session_id"].as_str().unwrap();
-    let imported = page_of(&app, &shared.receiver, clone_id).await;
+    let imported = page_of(&app, &shared.receiver, &clone_id).await;
     assert!(
         imported
             .text()

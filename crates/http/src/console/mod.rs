@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
+use crate::pages::render;
 use crate::rate_limit::Budget;
 
 pub(crate) use pages::{index, review, revoke, session, share, sign_in, sign_out};
@@ -125,20 +126,9 @@ fn session_cookie(state: &AppState, caller: &Caller) -> Option<Cookie<'static>> 
     Some(cookie(state, SESSION_COOKIE, value, SESSION_SECONDS))
 }
 
-/// An HTML page with the console's headers: no script may run, nothing framed, forms only to
-/// this origin.
+/// An HTML page with the console's headers: forms only to this origin.
 fn page(status: StatusCode, body: String) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header(("X-Robots-Tag", "noindex, nofollow"))
-        .insert_header(("Referrer-Policy", "same-origin"))
-        .insert_header(("X-Frame-Options", "DENY"))
-        .insert_header((
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-             base-uri 'none'",
-        ))
-        .body(body)
+    crate::pages::html_page(status, body, crate::pages::Origin::Same)
 }
 
 /// A page of one sentence: why something was not done.
@@ -146,13 +136,6 @@ fn page(status: StatusCode, body: String) -> HttpResponse {
 #[template(path = "console_message.html")]
 struct Message<'a> {
     message: &'a str,
-}
-
-fn render(template: &impl askama::Template) -> String {
-    template.render().unwrap_or_else(|error| {
-        tracing::error!(%error, "a console page could not be rendered");
-        "<!doctype html><title>Error</title><p>An internal error occurred.</p>".into()
-    })
 }
 
 /// `message` as a page with `status`.
