@@ -248,6 +248,7 @@ impl Application {
             let app = App::new()
                 .app_data(counted.clone())
                 .wrap(from_fn(handoff_http::deadline))
+                .wrap(from_fn(handoff_http::head_limits))
                 .wrap(from_fn(handoff_http::metrics::record))
                 .wrap(handoff_http::security_headers())
                 .wrap(from_fn(request_log::log_request))

@@ -46,7 +46,7 @@ pub(crate) async fn log_request(
             Serving(in_flight.0.clone())
         });
     let request_id = uuid::Uuid::new_v4().to_string();
-    let method = req.method().to_string();
+    let method = handoff_http::method_label(req.method());
     let route = req
         .match_pattern()
         .unwrap_or_else(|| "(unmatched)".to_owned());

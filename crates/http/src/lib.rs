@@ -10,6 +10,7 @@ pub mod console;
 mod constraints;
 pub mod decision;
 pub mod error;
+mod head;
 pub mod heavy;
 pub mod idempotency;
 pub mod metrics;
@@ -28,6 +29,7 @@ use handoff_domain::ports::Readiness;
 use handoff_domain::services::Services;
 
 pub use error::ApiError;
+pub use head::{MAX_HEADER_BYTES, MAX_TARGET_BYTES, head_limits, method_label};
 
 /// Size limits of request bodies, in bytes, and how long a request may take.
 #[derive(Clone, Copy, Debug)]

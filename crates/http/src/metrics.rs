@@ -220,7 +220,7 @@ pub async fn record(
         return next.call(req).await;
     };
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = crate::method_label(req.method());
     let answered = next.call(req).await;
     // The pattern is known once the request has been routed; a request stopped by an error
     // before its answer (the deadline) is counted without one.
@@ -235,7 +235,7 @@ pub async fn record(
     let route = route.map_or_else(|| "unmatched".to_owned(), |pattern| label_of(&pattern));
     metrics.answered(
         &route,
-        &method,
+        method,
         status.as_u16(),
         code.map(|c| c.0),
         started.elapsed().as_secs_f64(),

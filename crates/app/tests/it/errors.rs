@@ -407,3 +407,77 @@ async fn paths_routes_and_methods(app: TestApp) {
     assert_eq!(health.status.as_u16(), 200);
     assert_eq!(health.body["database"], "ok");
 }
+
+on_both_backends!(a_long_target_or_large_headers_answer_json);
+async fn a_long_target_or_large_headers_answer_json(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let long = format!("/v3/sessions/?search={}", "a".repeat(9 * 1024));
+    assert_error(&app.get(&long, &tenant).await, 414, "uri_too_long");
+    let heavy = app
+        .client
+        .get(format!("{}/v3/sessions/", app.base))
+        .header("x-api-key", &tenant.key)
+        .header("x-padding", "p".repeat(20 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(heavy.status().as_u16(), 431);
+    let body: serde_json::Value = heavy.json().await.unwrap();
+    assert_eq!(body["code"], "request_header_fields_too_large");
+    // Within the limits, the same request answers.
+    let fine = app.get("/v3/sessions/?search=ana", &tenant).await;
+    assert_eq!(fine.status.as_u16(), 200);
+}
+
+on_both_backends!(a_nul_is_refused_wherever_text_is_taken);
+async fn a_nul_is_refused_wherever_text_is_taken(app: TestApp) {
+    let tenant = app.tenant("Alpha").await;
+    let session = app.finished_session(&tenant, "user", "user-ana-001").await;
+    let answer = app.get("/v3/sessions/?search=%00", &tenant).await;
+    assert_error(&answer, 400, "invalid_request");
+    assert!(
+        answer.body["errors"]["search"].is_array(),
+        "{}",
+        answer.text
+    );
+    let cases = [
+        (
+            format!("/v3/session/{session}/update-status/"),
+            json!({"new_status": "Declined", "comment": "a\u{0}b"}),
+            "comment",
+        ),
+        (
+            format!("/v3/sessions/{session}/reviews/"),
+            json!({"new_status": "Declined", "comment": "\u{0}"}),
+            "comment",
+        ),
+        (
+            "/v3/users/user-ana-001/update-status/".to_owned(),
+            json!({"status": "FLAGGED", "reason": "x\u{0}"}),
+            "reason",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let method = if path.contains("reviews") {
+            Method::POST
+        } else {
+            Method::PATCH
+        };
+        let answer = app
+            .send(method, &path, Some(&tenant.key), Some(&body))
+            .await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(
+            answer.body["errors"][field].is_array(),
+            "{path}: {}",
+            answer.text
+        );
+    }
+    // Nothing changed.
+    let decision = app
+        .get(&format!("/v3/session/{session}/decision/"), &tenant)
+        .await;
+    assert_ne!(decision.body["status"], "Declined");
+    let user = app.get("/v3/users/user-ana-001/", &tenant).await;
+    assert_eq!(user.body["status"], "ACTIVE", "{}", user.text);
+}

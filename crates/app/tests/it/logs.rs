@@ -79,3 +79,79 @@ async fn no_secret_in_the_log(backend: Backend) {
 }
 
 per_backend!(no_secret_in_the_log);
+
+/// Sends `head` (a request without a body) on a connection of its own and reads the answer.
+async fn raw_request(base: &str, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A method of 60 KB is neither a label nor logged: the metrics and the log grow by a bounded
+/// line per request, and the request is refused with 405 JSON.
+async fn a_long_method_grows_neither_the_metrics_nor_the_log(backend: Backend) {
+    let db = TestDatabase::create(backend).await;
+    let log_path =
+        std::env::temp_dir().join(format!("handoff_log_{}.txt", uuid::Uuid::new_v4().simple()));
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut server = Server::start_logging_with(
+        db.url(),
+        "info",
+        Stdio::from(log),
+        &[("HANDOFF_METRICS", "on")],
+    );
+    server.wait_until_healthy().await;
+    let metrics = || async {
+        reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    // One request of the odd kind first, so that its series exist before the measure.
+    let method = "X".repeat(60_000);
+    let head = format!("{method} /health/ HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
+    let first = raw_request(&server.base, &head).await;
+    assert!(first.starts_with("HTTP/1.1 405"), "{first:.200}");
+    assert!(
+        first.contains(r#""code":"method_not_allowed""#),
+        "{first:.400}"
+    );
+    // The first scrape adds the scrape's own series.
+    metrics().await;
+    let metrics_before = metrics().await.len();
+    let log_before = std::fs::metadata(&log_path).unwrap().len();
+    for _ in 0..20 {
+        raw_request(&server.base, &head).await;
+    }
+    let scraped = metrics().await;
+    let log_after = std::fs::metadata(&log_path).unwrap().len();
+    server.kill();
+    let captured = std::fs::read_to_string(&log_path).unwrap();
+    let _ = std::fs::remove_file(&log_path);
+    assert!(!scraped.contains("XXXXXXXX"), "the method is a label");
+    assert!(
+        scraped.contains(r#"method="OTHER""#),
+        "the odd method counted as OTHER"
+    );
+    // The counters' values change; no series is added.
+    assert!(
+        scraped.len() < metrics_before + 200,
+        "the metrics grew from {metrics_before} to {} bytes",
+        scraped.len()
+    );
+    assert!(!captured.contains("XXXXXXXX"), "the method is in the log");
+    assert!(
+        log_after - log_before < 20 * 400,
+        "20 requests wrote {} bytes of log",
+        log_after - log_before
+    );
+}
+
+per_backend!(a_long_method_grows_neither_the_metrics_nor_the_log);

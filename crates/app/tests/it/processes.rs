@@ -49,7 +49,7 @@ impl Server {
         Self::start_logging_with(database_url, filter, log, &[])
     }
 
-    fn start_logging_with(
+    pub fn start_logging_with(
         database_url: &str,
         filter: &str,
         log: Stdio,
