@@ -243,7 +243,7 @@ Stop with Ctrl-C. The database is a temporary file; nothing is kept.
 /// Runs the demo on `bind` until the process is stopped.
 pub async fn run(bind: &str) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("handoff-demo-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    handoff_store::create_private_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let database_url = format!("sqlite:{}?mode=rwc", dir.join("handoff.db").display());
     let mut kek = [0u8; 32];
     getrandom::fill(&mut kek).map_err(|e| e.to_string())?;

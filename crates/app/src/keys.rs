@@ -127,7 +127,7 @@ fn read_or_create_key_file(path: &std::path::Path) -> std::io::Result<Vec<u8>> {
         Err(_) => {}
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
+        handoff_store::create_private_dir(parent)?;
     }
     let mut random = [0u8; 32];
     getrandom::fill(&mut random).map_err(|e| std::io::Error::other(e.to_string()))?;

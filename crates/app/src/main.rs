@@ -370,11 +370,29 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
                 SigningKeysCommand::Retire { kid } => {
                     let active = store.signing_keys(false).await.map_err(|e| e.to_string())?;
-                    if active.len() == 1 && active[0].kid == *kid {
-                        return Err(format!(
-                            "{kid} is the last active signing key: add one first with \
-                             `handoff signing-keys rotate`, then retire {kid} once it signs"
-                        ));
+                    // Only a key that signs now can take over: a key rotated in a moment ago
+                    // does not sign until it activates (every server has loaded it).
+                    let others_signing = active
+                        .iter()
+                        .filter(|key| key.kid != *kid && key.activates_at <= now)
+                        .count();
+                    if active.iter().any(|key| key.kid == *kid) && others_signing == 0 {
+                        let next = active
+                            .iter()
+                            .filter(|key| key.kid != *kid)
+                            .map(|key| key.activates_at)
+                            .min();
+                        return Err(match next {
+                            Some(at) => format!(
+                                "{kid} is the last signing key active now: the next one signs \
+                                 from {}; retire {kid} after that",
+                                handoff_http::decision::timestamp(at)
+                            ),
+                            None => format!(
+                                "{kid} is the last active signing key: add one first with \
+                                 `handoff signing-keys rotate`, then retire {kid} once it signs"
+                            ),
+                        });
                     }
                     if !store
                         .retire_signing_key(kid, now)

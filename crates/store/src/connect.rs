@@ -186,10 +186,23 @@ impl Store {
         match scheme {
             "sqlite" => {
                 if let Some(dir) = sqlite_directory(url) {
-                    std::fs::create_dir_all(&dir).map_err(|source| ConnectError::Directory {
+                    create_private_dir(&dir).map_err(|source| ConnectError::Directory {
                         path: dir.display().to_string(),
                         source,
                     })?;
+                }
+                if let Some(file) = sqlite_file(url) {
+                    create_private_file(&file).map_err(|source| ConnectError::Directory {
+                        path: file.display().to_string(),
+                        source,
+                    })?;
+                    for open in readable_by_others(&file) {
+                        tracing::warn!(
+                            file = %open.display(),
+                            "the database file is readable by other users of this machine; \
+                             it holds personal data: chmod 600 it"
+                        );
+                    }
                 }
                 let busy = options.acquire_timeout;
                 connect.map_sqlx_sqlite_opts(move |o| {
@@ -323,14 +336,66 @@ pub fn describe_database(url: &str) -> String {
 }
 
 /// The directory a `sqlite:` URL's file lives in, when it names a file in a directory.
-fn sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
+/// The file a SQLite URL names, unless it is in memory.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     let path = url.strip_prefix("sqlite:")?;
     let path = path.strip_prefix("//").unwrap_or(path);
     let path = path.split('?').next()?;
     if path.is_empty() || path == ":memory:" {
         return None;
     }
-    Path::new(path)
+    Some(Path::new(path).to_path_buf())
+}
+
+/// Creates `dir` and its missing parents readable by their owner only (0700), whatever the
+/// umask; a directory that exists is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+}
+
+/// Creates the database file, when missing, readable and writable by its owner only (0600),
+/// whatever the umask: SQLite gives its `-wal` and `-shm` files the database file's mode.
+fn create_private_file(file: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => {
+            std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// The database's files (and its `-wal` and `-shm`) that other users may read.
+fn readable_by_others(file: &Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut names = vec![file.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = file.as_os_str().to_owned();
+        name.push(suffix);
+        names.push(name.into());
+    }
+    names
+        .into_iter()
+        .filter(|name| std::fs::metadata(name).is_ok_and(|m| m.permissions().mode() & 0o077 != 0))
+        .collect()
+}
+
+fn sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
+    sqlite_file(url)?
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .map(Path::to_path_buf)

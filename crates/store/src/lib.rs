@@ -24,7 +24,9 @@ mod webhooks;
 mod workflows;
 mod write_gate;
 
-pub use connect::{ConnectError, StoreOptions, default_max_connections, describe_database};
+pub use connect::{
+    ConnectError, StoreOptions, create_private_dir, default_max_connections, describe_database,
+};
 pub use entities::Rekeyed;
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{NewSigningKey, StoredSigningKey};

@@ -207,6 +207,60 @@ fn the_default_database_does_not_depend_on_the_working_directory() {
     let _ = std::fs::remove_dir_all(&home);
 }
 
+/// The data directory is created 0700 and the SQLite files 0600 even under `umask 000`; a
+/// database file that others may read is warned about.
+#[test]
+fn the_sqlite_files_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let home =
+        std::env::temp_dir().join(format!("handoff_umask_{}", uuid::Uuid::new_v4().simple()));
+    let data = home.join("data/handoff");
+    let run = |level: &str| {
+        Command::new("sh")
+            .args(["-c", "umask 000; exec \"$0\" \"$@\""])
+            .arg(env!("CARGO_BIN_EXE_handoff"))
+            .args(["applications", "create", "--name", "Acme", "--data-dir"])
+            .arg(&data)
+            .env_remove("DATABASE_URL")
+            .env("HOME", &home)
+            .env("HANDOFF_LOG", level)
+            .output()
+            .unwrap()
+    };
+    let created = run("error");
+    assert!(created.status.success(), "{created:?}");
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700, "the data directory");
+    assert_eq!(
+        mode(&home.join("data")),
+        0o700,
+        "its parent, created with it"
+    );
+    for name in [
+        "handoff.db",
+        "handoff.db-wal",
+        "handoff.db-shm",
+        "key-encryption-key",
+    ] {
+        let path = data.join(name);
+        // The log files exist only while open, the key file once a key is sealed.
+        if name != "handoff.db" && !path.exists() {
+            continue;
+        }
+        assert_eq!(mode(&path), 0o600, "{name}");
+    }
+    std::fs::set_permissions(
+        data.join("handoff.db"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let warned = run("warn");
+    let stderr = String::from_utf8_lossy(&warned.stderr);
+    assert!(stderr.contains("readable by other users"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&home);
+}
+
 /// Migrations say once, at INFO, what they applied, and nothing when there is nothing to do;
 /// PostgreSQL's notices (`… already exists, skipping`) stay out of the default log.
 async fn migrations_log_once_what_they_applied(backend: Backend) {
@@ -265,6 +319,24 @@ async fn the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed(a
         app.store.signing_keys(false).await.unwrap().len(),
         1,
         "k1 still active"
+    );
+    // A key rotated in a moment ago does not sign yet: k1 stays the only one that does.
+    let rotated = run(&["signing-keys", "rotate"]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    let refused = run(&["signing-keys", "retire", "--kid", "k1"]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("k1 is the last signing key active now"),
+        "{said}"
+    );
+    let keys = app.store.signing_keys(false).await.unwrap();
+    assert_eq!(keys.len(), 2, "k1 and its successor still active");
+    assert!(
+        app.store
+            .retire_signing_key(&keys[1].kid, chrono::Utc::now())
+            .await
+            .unwrap()
     );
 
     // Retired by hand: nothing may sign.
