@@ -66,6 +66,7 @@
 //! # }
 //! ```
 
+pub mod address;
 pub mod api_key;
 pub mod application;
 pub mod block;

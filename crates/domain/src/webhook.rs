@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::address::AddressPolicy;
 use crate::session::LogEntry;
 use crate::status::SessionStatus;
 
@@ -153,7 +154,8 @@ pub const SECRET_GRACE_SECONDS: i64 = 86_400;
 
 /// A destination's URL, checked for what can be checked before delivery: `https`, or `http`
 /// only when private addresses are allowed (tests, local receivers); a host; no credentials.
-/// The address it resolves to is checked at each delivery.
+/// An address written in it is checked here; the address a name resolves to, at each
+/// delivery.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DestinationUrl(String);
 
@@ -185,8 +187,20 @@ impl DestinationUrl {
             "http" => return Err("url must use https."),
             _ => return Err("url must be an absolute http(s) URL."),
         }
-        if url.host().is_none() {
-            return Err("url must name a host.");
+        // An address written into the url is checked now; a name, when it is resolved.
+        let policy = match (url.scheme(), allow_private) {
+            ("http", _) => AddressPolicy::PrivateOnly,
+            (_, true) => AddressPolicy::AllowPrivate,
+            (_, false) => AddressPolicy::PublicOnly,
+        };
+        let literal = match url.host() {
+            None => return Err("url must name a host."),
+            Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
+            Some(url::Host::Domain(_)) => None,
+        };
+        if literal.is_some_and(|ip| !policy.allows(ip)) {
+            return Err("url must not name an address a webhook may not be sent to.");
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err("url must not carry credentials.");
@@ -410,6 +424,27 @@ mod tests {
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_BYTES));
         assert!(DestinationUrl::parse(&long, false).is_err());
+        // An inward address written in the url is refused at once, in any of its forms.
+        for inward in [
+            "https://127.0.0.1/x",
+            "https://[::127.0.0.1]/x",
+            "https://[::ffff:10.0.0.1]/x",
+            "https://[64:ff9b::7f00:1]/x",
+            "https://[2002:7f00:1::]/x",
+        ] {
+            assert_eq!(
+                DestinationUrl::parse(inward, false),
+                Err("url must not name an address a webhook may not be sent to."),
+                "{inward}"
+            );
+            assert!(DestinationUrl::parse(inward, true).is_ok(), "{inward}");
+        }
+        for never in [
+            "https://169.254.169.254/latest",
+            "http://[::169.254.169.254]/x",
+        ] {
+            assert!(DestinationUrl::parse(never, true).is_err(), "{never}");
+        }
     }
 
     #[test]

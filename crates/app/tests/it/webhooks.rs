@@ -307,6 +307,29 @@ async fn a_failed_attempt_is_retried_until_a_2xx(backend: Backend) {
 
 per_backend!(a_failed_attempt_is_retried_until_a_2xx);
 
+on_both_backends!(an_inward_address_is_refused_when_the_destination_is_made);
+async fn an_inward_address_is_refused_when_the_destination_is_made(app: TestApp) {
+    let tenant = app.tenant("Acme").await;
+    for url in [
+        "https://[::127.0.0.1]/hook",
+        "https://[64:ff9b::a9fe:a9fe]/hook",
+        "https://[2002:a00:1::]/hook",
+        "https://10.0.0.1/hook",
+    ] {
+        let made = app
+            .post("/v3/webhook/destinations/", &tenant, json!({"url": url}))
+            .await;
+        assert_error(&made, 400, "invalid_request");
+        assert!(
+            made.body["errors"]["url"].is_array(),
+            "{url}: {}",
+            made.text
+        );
+    }
+    let listed = app.get("/v3/webhook/destinations/", &tenant).await;
+    assert_eq!(listed.body["count"], 0, "{}", listed.text);
+}
+
 on_both_backends!(destinations_are_managed_in_didits_shape);
 async fn destinations_are_managed_in_didits_shape(app: TestApp) {
     let tenant = app.tenant("Acme").await;
