@@ -1013,3 +1013,45 @@ async fn concurrent_corrections_lose_nothing(app: TestApp) {
         assert_eq!(item[member], format!("new {member}"), "{member}");
     }
 }
+
+on_both_backends!(a_look_alike_vendor_data_does_not_slip_past_a_block);
+/// A receiver's block on `ana-01` holds for a share whose `vendor_data` spells it with a
+/// Cyrillic `а` or with spaces around it; invisible fillers and other white space are refused.
+async fn a_look_alike_vendor_data_does_not_slip_past_a_block(app: TestApp) {
+    for look_alike in ["\u{430}na-01", " ANA-01 "] {
+        let shared = app.shared("user", look_alike).await;
+        let blocked = app
+            .post(
+                "/v3/users/create/",
+                &shared.receiver,
+                json!({"vendor_data": "ana-01", "status": "BLOCKED"}),
+            )
+            .await;
+        assert_eq!(blocked.status.as_u16(), 201, "{}", blocked.text);
+        let imported = app
+            .import(
+                &shared.receiver,
+                &shared.token,
+                &shared.workflow,
+                json!({"trust_review": true}),
+            )
+            .await;
+        assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+        assert_eq!(imported.body["status"], "Declined", "{look_alike:?}");
+    }
+    let tenant = app.tenant("Alpha").await;
+    for refused in ["ana\u{3164}01", "ana-01\u{a0}", ".", ".."] {
+        let answer = app
+            .post(
+                "/v3/users/create/",
+                &tenant,
+                json!({"vendor_data": refused}),
+            )
+            .await;
+        assert_error(&answer, 400, "invalid_request");
+        assert!(
+            answer.body["errors"]["vendor_data"].is_array(),
+            "{refused:?}"
+        );
+    }
+}
