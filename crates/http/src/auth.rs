@@ -8,6 +8,7 @@ use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, ResponseError, web};
 use handoff_domain::Caller;
+use handoff_domain::api_key::ApiKey;
 use handoff_domain::services::Error;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -36,21 +37,22 @@ pub async fn authenticate(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let limiter = state.as_ref().and_then(|state| state.rate_limiter.clone());
-    // The peer's address, never a forwarding header (a client writes those).
-    let address = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
-    if let Some(spent) = limiter
-        .as_ref()
-        .and_then(|l| l.spent(&address, Budget::Unauthenticated))
-    {
-        return Ok(refused(req, &spent, Budget::Unauthenticated).map_into_right_body());
-    }
     let presented = req
         .headers()
         .get(API_KEY_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let failures = failure_bucket(&client_address(req.request()), presented.as_deref());
+    let spent = limiter
+        .as_ref()
+        .and_then(|l| l.spent(&failures, Budget::Unauthenticated));
+    // A spent budget refuses at once what cannot be a valid key; a key that may be valid is
+    // looked up, since a valid key is never refused for others' failures.
+    if let Some(spent) = &spent
+        && presented.as_deref().and_then(ApiKey::presented).is_none()
+    {
+        return Ok(refused(req, spent, Budget::Unauthenticated).map_into_right_body());
+    }
     let outcome = match (state, presented) {
         (Some(state), Some(key)) => state
             .services
@@ -89,8 +91,11 @@ pub async fn authenticate(
             if error.status_code() == actix_web::http::StatusCode::FORBIDDEN
                 && let Some(limiter) = limiter
             {
+                if let Some(spent) = &spent {
+                    return Ok(refused(req, spent, Budget::Unauthenticated).map_into_right_body());
+                }
                 // Counting is best effort here: the request is refused either way.
-                if let Err(error) = limiter.check(&address, Budget::Unauthenticated).await {
+                if let Err(error) = limiter.check(&failures, Budget::Unauthenticated).await {
                     tracing::warn!(%error, "could not count a request without a valid key");
                 }
             }
@@ -99,6 +104,26 @@ pub async fn authenticate(
                 .map_into_right_body())
         }
     }
+}
+
+/// The client's address: the TCP peer's, never a forwarding header (a client writes those).
+pub(crate) fn client_address(req: &actix_web::HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+}
+
+/// The budget that failed authentications from `address` with `presented` spend: one per
+/// address and key prefix (`none` without a key, `malformed` for what is no key of ours), so
+/// that failures with one key, or none, never shut out the other keys used from that address
+/// (a NAT, a balancer).
+pub(crate) fn failure_bucket(address: &str, presented: Option<&str>) -> String {
+    let prefix = match presented.map(ApiKey::presented) {
+        None => "none".to_owned(),
+        Some(None) => "malformed".to_owned(),
+        // The prefix is public: it names a key and is safe to count under.
+        Some(Some(key)) => key.prefix().to_owned(),
+    };
+    format!("{address} {prefix}")
 }
 
 /// 429 `rate_limited` with the budget's headers, counted in the metrics.

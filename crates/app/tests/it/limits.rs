@@ -135,9 +135,14 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
     .await;
     let tenant = app.tenant("Alpha").await;
     fresh_window().await;
-    for key in [Some("hk_000000000000_wrong"), None, Some("nope")] {
+    // Failures are counted per address and key prefix: three wrong secrets under the
+    // tenant's own prefix spend that budget.
+    let prefix = &tenant.key[..16];
+    let wrong = format!("{prefix}{}", "0".repeat(64));
+    for _ in 0..3 {
         assert_error(
-            &app.send(Method::GET, "/v3/sessions/", key, None).await,
+            &app.send(Method::GET, "/v3/sessions/", Some(&wrong), None)
+                .await,
             403,
             "authentication_failed",
         );
@@ -146,7 +151,7 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
     let response = app
         .client
         .get(format!("{}/v3/sessions/", app.base))
-        .header("x-api-key", "nope")
+        .header("x-api-key", &wrong)
         .header("X-Forwarded-For", "203.0.113.9")
         .header("Forwarded", "for=203.0.113.9")
         .send()
@@ -154,8 +159,35 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
         .unwrap();
     assert_eq!(response.status().as_u16(), 429);
     assert!(header(&response, "retry-after").is_some());
-    let refused = app.get("/v3/sessions/", &tenant).await;
-    assert_error(&refused, 429, "rate_limited");
+    // The valid key is never refused for those failures, nor is another key.
+    let valid = app.get("/v3/sessions/", &tenant).await;
+    assert_eq!(valid.status.as_u16(), 200, "{}", valid.text);
+    let other = app.tenant("Beta").await;
+    assert_eq!(app.get("/v3/sessions/", &other).await.status.as_u16(), 200);
+    let another_prefix = format!("hk_000000000000_{}", "0".repeat(64));
+    assert_error(
+        &app.send(Method::GET, "/v3/sessions/", Some(&another_prefix), None)
+            .await,
+        403,
+        "authentication_failed",
+    );
+    // Requests without a key, or with what is no key, spend budgets of their own, and are
+    // refused unread once those are spent.
+    for key in [None, Some("nope")] {
+        for _ in 0..3 {
+            assert_error(
+                &app.send(Method::GET, "/v3/sessions/", key, None).await,
+                403,
+                "authentication_failed",
+            );
+        }
+        assert_error(
+            &app.send(Method::GET, "/v3/sessions/", key, None).await,
+            429,
+            "rate_limited",
+        );
+    }
+    assert_eq!(app.get("/v3/sessions/", &tenant).await.status.as_u16(), 200);
 }
 
 /// A session holds a bounded number of feature items, per block and in all; a refusal names

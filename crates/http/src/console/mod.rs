@@ -150,24 +150,20 @@ fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// The client's address, for the budget of failed sign-ins (never a forwarding header).
-fn address(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
-}
-
-/// Whether the address has spent its budget of requests without valid credentials.
-fn spent(req: &HttpRequest, state: &AppState) -> bool {
+/// Whether failed sign-ins with `key` from this client have spent their budget.
+fn spent(req: &HttpRequest, state: &AppState, key: &str) -> bool {
+    let bucket = crate::auth::failure_bucket(&crate::auth::client_address(req), Some(key));
     state
         .rate_limiter
         .as_ref()
-        .is_some_and(|l| l.spent(&address(req), Budget::Unauthenticated).is_some())
+        .is_some_and(|l| l.spent(&bucket, Budget::Unauthenticated).is_some())
 }
 
-/// Counts a failed sign-in against the address's budget.
-async fn count_failure(req: &HttpRequest, state: &AppState) {
+/// Counts a failed sign-in with `key` against its budget.
+async fn count_failure(req: &HttpRequest, state: &AppState, key: &str) {
+    let bucket = crate::auth::failure_bucket(&crate::auth::client_address(req), Some(key));
     if let Some(limiter) = &state.rate_limiter
-        && let Err(error) = limiter.check(&address(req), Budget::Unauthenticated).await
+        && let Err(error) = limiter.check(&bucket, Budget::Unauthenticated).await
     {
         tracing::warn!(%error, "could not count a failed console sign-in");
     }

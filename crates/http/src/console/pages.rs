@@ -295,13 +295,6 @@ pub(crate) async fn sign_in(
     state: web::Data<AppState>,
     form: web::Form<SignInForm>,
 ) -> HttpResponse {
-    if spent(&req, &state) {
-        return sign_in_page(
-            &state,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("Too many failed sign-ins from this address; try again in a minute."),
-        );
-    }
     let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
     if !expected.is_some_and(|e| same_token(form.csrf.as_deref(), &e)) {
         return sign_in_page(
@@ -311,10 +304,20 @@ pub(crate) async fn sign_in(
         );
     }
     let key = form.api_key.as_deref().unwrap_or_default().trim();
+    // A valid key signs in whatever others failed from this address.
     let caller = match state.services.applications.authenticate(key).await {
         Ok(Some(caller)) => caller,
+        Ok(None) if spent(&req, &state, key) => {
+            return sign_in_page(
+                &state,
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(
+                    "Too many failed sign-ins with this key from this address; try again in a minute.",
+                ),
+            );
+        }
         Ok(None) => {
-            count_failure(&req, &state).await;
+            count_failure(&req, &state, key).await;
             return sign_in_page(
                 &state,
                 StatusCode::FORBIDDEN,
