@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::api_key::{ApiKeyHash, NewApiKey};
 use crate::application::Application;
+use crate::console::{ConsoleSession, ConsoleSessionHash};
 use crate::entity::{Entity, EntityStatus};
 use crate::error::RepoError;
 use crate::idempotency::{
@@ -38,6 +39,8 @@ pub struct State {
     pub applications: Vec<Application>,
     /// Keys, with their revocation flag.
     pub api_keys: Vec<(NewApiKey, bool)>,
+    /// Console sessions by id hash, with when each was last used.
+    pub console_sessions: Vec<(ConsoleSessionHash, ConsoleSession, DateTime<Utc>)>,
     /// Workflows, with their deletion flag.
     pub workflows: Vec<(Workflow, bool)>,
     /// Sessions with their blocks, reviews and log.
@@ -204,6 +207,43 @@ impl ApplicationRepository for InMemory {
             .iter()
             .find(|(k, revoked)| k.prefix == prefix && !revoked)
             .map(|(k, _)| (k.application_id, k.hash.clone())))
+    }
+
+    async fn open_console_session(
+        &self,
+        id: ConsoleSessionHash,
+        session: &ConsoleSession,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let mut state = self.state();
+        state
+            .console_sessions
+            .retain(|(_, s, seen)| s.expires_at > now && *seen > idle_since);
+        state.console_sessions.push((id, session.clone(), now));
+        Ok(())
+    }
+
+    async fn touch_console_session(
+        &self,
+        id: ConsoleSessionHash,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<Option<ConsoleSession>, RepoError> {
+        let mut state = self.state();
+        Ok(state
+            .console_sessions
+            .iter_mut()
+            .find(|(h, s, seen)| *h == id && s.expires_at > now && *seen > idle_since)
+            .map(|(_, session, seen)| {
+                *seen = now;
+                session.clone()
+            }))
+    }
+
+    async fn close_console_session(&self, id: ConsoleSessionHash) -> Result<(), RepoError> {
+        self.state().console_sessions.retain(|(h, _, _)| *h != id);
+        Ok(())
     }
 }
 

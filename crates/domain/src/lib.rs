@@ -70,6 +70,7 @@ pub mod address;
 pub mod api_key;
 pub mod application;
 pub mod block;
+pub mod console;
 pub mod entity;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::api_key::{ApiKeyHash, NewApiKey};
 use crate::application::Application;
+use crate::console::{ConsoleSession, ConsoleSessionHash};
 use crate::entity::Entity;
 use crate::error::RepoError;
 use crate::idempotency::{IdempotencyKey, RecordedAnswer, StoredIdempotency};
@@ -61,6 +62,28 @@ pub trait ApplicationRepository: Send + Sync {
         &self,
         prefix: &str,
     ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError>;
+
+    /// Stores a new console session under its id's hash, and forgets those that ended before
+    /// `now` or were idle since `idle_since`.
+    async fn open_console_session(
+        &self,
+        id: ConsoleSessionHash,
+        session: &ConsoleSession,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<(), RepoError>;
+
+    /// The console session with this id's hash, if it has not ended by `now` and was used
+    /// since `idle_since`; it counts as used `now`.
+    async fn touch_console_session(
+        &self,
+        id: ConsoleSessionHash,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<Option<ConsoleSession>, RepoError>;
+
+    /// Ends the console session with this id's hash, if there is one.
+    async fn close_console_session(&self, id: ConsoleSessionHash) -> Result<(), RepoError>;
 }
 
 /// Workflows.

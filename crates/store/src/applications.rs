@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use handoff_domain::console::{ConsoleSession, ConsoleSessionHash};
 use handoff_domain::ports::ApplicationRepository;
 use handoff_domain::{ApiKeyHash, Application, ApplicationId, NewApiKey, RepoError};
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Order, Query};
@@ -140,5 +141,28 @@ impl ApplicationRepository for Store {
             ApplicationId::from_uuid(get(&row, "application_id")?),
             ApiKeyHash(hash),
         )))
+    }
+
+    async fn open_console_session(
+        &self,
+        id: ConsoleSessionHash,
+        session: &ConsoleSession,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        crate::console_sessions::open(self, id, session, now, idle_since).await
+    }
+
+    async fn touch_console_session(
+        &self,
+        id: ConsoleSessionHash,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<Option<ConsoleSession>, RepoError> {
+        crate::console_sessions::touch(self, id, now, idle_since).await
+    }
+
+    async fn close_console_session(&self, id: ConsoleSessionHash) -> Result<(), RepoError> {
+        crate::console_sessions::close(self, id).await
     }
 }

@@ -9,6 +9,7 @@
 
 mod applications;
 mod connect;
+mod console_sessions;
 mod entities;
 mod idempotency;
 mod import;

@@ -34,6 +34,13 @@ table! {
 }
 
 table! {
+    /// Review-console sessions: the SHA-256 of the cookie's id, whose sign-in, its times.
+    ConsoleSessions {
+        IdHash, ApplicationId, KeyPrefix, Csrf, CreatedAt, LastSeenAt, ExpiresAt,
+    }
+}
+
+table! {
     /// Workflows; deletion only sets `deleted_at`.
     Workflows {
         Id, ApplicationId, Label, Kind, Features, IsDefault, SessionExpirationTime, CreatedAt,
@@ -198,6 +205,10 @@ mod tests {
             (
                 IdempotencyKeys::Table.to_string(),
                 names(IdempotencyKeys::COLUMNS),
+            ),
+            (
+                ConsoleSessions::Table.to_string(),
+                names(ConsoleSessions::COLUMNS),
             ),
             (
                 WebhookDestinations::Table.to_string(),

@@ -185,11 +185,36 @@ async fn a_reviewer_clears_an_imported_session(backend: Backend) {
         .await;
     assert_eq!(status, 404);
 
-    // Signing out ends the session.
+    // Signing out ends the session for every copy of its cookie.
+    let copy = browser.cookies.clone();
     let (status, _, _) = browser.post("/console/sign-out/", &[("csrf", &csrf)]).await;
     assert_eq!(status, 303);
     let (_, _, page) = browser.get("/console/").await;
     assert!(page.contains("Sign in"), "{page}");
+    // A second clone in review for the same reviewer's application.
+    let second = app
+        .finished_session(&shared.source, "user", "user-ana-002")
+        .await;
+    let token = app.share(&shared.source, &second, &shared.receiver).await;
+    let imported = app
+        .import(&shared.receiver, &token, &shared.workflow, json!({}))
+        .await;
+    let victim = imported.body["session_id"].as_str().unwrap().to_owned();
+    let mut replay = Browser::new(&app);
+    replay.cookies = copy;
+    let (_, _, page) = replay.get("/console/").await;
+    assert!(page.contains("Sign in"), "a replayed cookie: {page}");
+    let (status, _, _) = replay
+        .post(
+            &format!("/console/sessions/{victim}/review/"),
+            &[("csrf", &csrf), ("new_status", "Approved")],
+        )
+        .await;
+    assert_eq!(status, 303, "sent to sign in");
+    let decision = app
+        .get(&format!("/v3/session/{victim}/decision/"), &shared.receiver)
+        .await;
+    assert_eq!(decision.body["status"], "In Review", "nothing approved");
 }
 
 async fn the_console_refuses_wrong_keys_and_forged_sign_ins(backend: Backend) {

@@ -3,6 +3,9 @@
 use super::{Error, Ports};
 use crate::api_key::ApiKey;
 use crate::application::{Application, Caller};
+use crate::console::{
+    CONSOLE_SESSION_IDLE, CONSOLE_SESSION_LIFETIME, ConsoleSession, ConsoleSessionHash,
+};
 use crate::error::{RepoError, ValidationErrors};
 use crate::ids::ApplicationId;
 
@@ -103,6 +106,55 @@ impl ApplicationService {
             .find_api_key(&caller.key_prefix)
             .await?
             .is_some_and(|(application_id, _)| application_id == caller.application_id))
+    }
+
+    /// Signs `caller` in to the review console: a new session, its id (for the cookie, shown
+    /// this once) and the session as stored.
+    pub async fn open_console_session(
+        &self,
+        caller: &Caller,
+    ) -> Result<(String, ConsoleSession), Error> {
+        let now = self.ports.clock.now();
+        let id = self.ports.ids.token(32)?;
+        let session = ConsoleSession {
+            caller: caller.clone(),
+            csrf: self.ports.ids.token(16)?,
+            expires_at: now + CONSOLE_SESSION_LIFETIME,
+        };
+        self.ports
+            .applications
+            .open_console_session(
+                ConsoleSessionHash::of(&id),
+                &session,
+                now,
+                now - CONSOLE_SESSION_IDLE,
+            )
+            .await?;
+        Ok((id, session))
+    }
+
+    /// The console session a cookie's `id` names, while it is current (neither ended, idle,
+    /// nor signed in with a key revoked since); the request counts as its use.
+    pub async fn console_session(&self, id: &str) -> Result<Option<ConsoleSession>, Error> {
+        let now = self.ports.clock.now();
+        let Some(session) = self
+            .ports
+            .applications
+            .touch_console_session(ConsoleSessionHash::of(id), now, now - CONSOLE_SESSION_IDLE)
+            .await?
+        else {
+            return Ok(None);
+        };
+        Ok(self.still_holds(&session.caller).await?.then_some(session))
+    }
+
+    /// Signs the console session a cookie's `id` names out, for every copy of the cookie.
+    pub async fn close_console_session(&self, id: &str) -> Result<(), Error> {
+        Ok(self
+            .ports
+            .applications
+            .close_console_session(ConsoleSessionHash::of(id))
+            .await?)
     }
 }
 

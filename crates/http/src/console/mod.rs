@@ -1,9 +1,10 @@
 //! The review console at `/console/`: server-rendered pages (askama, escaped; no script), for
 //! a person who decides the sessions in review. Sign-in takes an application's API key and
-//! gives a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` over https, 8 hours) that
-//! holds the application, the key's prefix and a CSRF token, sealed with the deployment's
-//! key-encryption key; the key itself is never put in a page, an address or a log. Every form
-//! carries the CSRF token. Decisions go through the same domain service as the API.
+//! gives a session cookie (`HttpOnly`, `SameSite=Strict`, `Secure` over https) that holds only
+//! the id of a console session kept on the server (8 hours at most, 30 minutes idle, ended for
+//! every copy of the cookie by signing out), sealed with the deployment's key-encryption key;
+//! the key itself is never put in a page, an address or a log. Every form carries the
+//! session's CSRF token. Decisions go through the same domain service as the API.
 
 mod pages;
 
@@ -11,8 +12,9 @@ use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse};
 use base64::Engine;
+use handoff_domain::Caller;
+use handoff_domain::console::CONSOLE_SESSION_LIFETIME;
 use handoff_domain::services::Error;
-use handoff_domain::{ApplicationId, Caller};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -35,22 +37,20 @@ pub trait CookieSealer: Send + Sync {
 const SESSION_COOKIE: &str = "handoff_console";
 /// The sign-in form's CSRF cookie (before a session exists).
 const SIGN_IN_COOKIE: &str = "handoff_console_csrf";
-/// How long a console session lasts.
-const SESSION_SECONDS: i64 = 8 * 3600;
 
-/// What the session cookie holds.
+/// What the session cookie holds: the console session's id, sealed (the server keeps only its
+/// hash).
 #[derive(Serialize, Deserialize)]
 struct Sealed {
-    application_id: uuid::Uuid,
-    key_prefix: String,
-    expires_at: i64,
-    csrf: String,
+    session: String,
 }
 
 /// A signed-in reviewer.
 pub(crate) struct Reviewer {
     caller: Caller,
     csrf: String,
+    /// The console session's id, to sign it out.
+    session: String,
 }
 
 /// A fresh random token (128 bits), for CSRF.
@@ -81,8 +81,8 @@ fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age: i64) -> C
         .finish()
 }
 
-/// The reviewer signed in on this request, if the cookie is genuine, current, and its key
-/// still exists.
+/// The reviewer signed in on this request, if the cookie is genuine and names a console
+/// session that is current (not signed out, idle, past its lifetime, nor of a revoked key).
 async fn reviewer(req: &HttpRequest, state: &AppState) -> Option<Reviewer> {
     let sealer = state.console.as_ref()?;
     let raw = req.cookie(SESSION_COOKIE)?;
@@ -90,40 +90,41 @@ async fn reviewer(req: &HttpRequest, state: &AppState) -> Option<Reviewer> {
         .decode(raw.value())
         .ok()?;
     let sealed: Sealed = serde_json::from_slice(&sealer.open(&bytes)?).ok()?;
-    if sealed.expires_at <= chrono::Utc::now().timestamp() {
-        return None;
-    }
-    let caller = Caller {
-        application_id: ApplicationId::from_uuid(sealed.application_id),
-        key_prefix: sealed.key_prefix,
-    };
-    state
+    let session = state
         .services
         .applications
-        .still_holds(&caller)
+        .console_session(&sealed.session)
         .await
-        .ok()
-        .filter(|held| *held)?;
+        .ok()??;
     Some(Reviewer {
-        caller,
-        csrf: sealed.csrf,
+        caller: session.caller,
+        csrf: session.csrf,
+        session: sealed.session,
     })
 }
 
-/// The session cookie of `caller`, with a fresh CSRF token.
-fn session_cookie(state: &AppState, caller: &Caller) -> Option<Cookie<'static>> {
-    let sealed = Sealed {
-        application_id: caller.application_id.as_uuid(),
-        key_prefix: caller.key_prefix.clone(),
-        expires_at: chrono::Utc::now().timestamp() + SESSION_SECONDS,
-        csrf: random_token(),
+/// Signs `caller` in: a console session on the server, and its cookie.
+async fn session_cookie(state: &AppState, caller: &Caller) -> Result<Cookie<'static>, Error> {
+    let unavailable = || {
+        Error::Repo(handoff_domain::RepoError::Internal(
+            "the console cannot seal cookies on this server".into(),
+        ))
     };
-    let bytes = state
-        .console
-        .as_ref()?
-        .seal(&serde_json::to_vec(&sealed).ok()?)?;
+    let sealer = state.console.as_ref().ok_or_else(unavailable)?;
+    let (id, _) = state
+        .services
+        .applications
+        .open_console_session(caller)
+        .await?;
+    let sealed = serde_json::to_vec(&Sealed { session: id }).map_err(|_| unavailable())?;
+    let bytes = sealer.seal(&sealed).ok_or_else(unavailable)?;
     let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    Some(cookie(state, SESSION_COOKIE, value, SESSION_SECONDS))
+    Ok(cookie(
+        state,
+        SESSION_COOKIE,
+        value,
+        CONSOLE_SESSION_LIFETIME.num_seconds(),
+    ))
 }
 
 /// An HTML page with the console's headers: forms only to this origin.

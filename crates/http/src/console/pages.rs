@@ -329,12 +329,16 @@ pub(crate) async fn sign_in(
             return sign_in_page(&state, status, Some(sentence));
         }
     };
-    let Some(session) = session_cookie(&state, &caller) else {
-        return sign_in_page(
-            &state,
-            StatusCode::SERVICE_UNAVAILABLE,
-            Some("The console cannot sign anyone in on this server."),
-        );
+    let session = match session_cookie(&state, &caller).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::error!(%error, "could not open a console session");
+            return sign_in_page(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("The console cannot sign anyone in on this server now."),
+            );
+        }
     };
     let mut response = see_other("/console/");
     let _ = response.add_cookie(&session);
@@ -356,6 +360,18 @@ pub(crate) async fn sign_out(
 ) -> HttpResponse {
     match reviewer(&req, &state).await {
         Some(reviewer) if same_token(form.csrf.as_deref(), &reviewer.csrf) => {
+            if let Err(error) = state
+                .services
+                .applications
+                .close_console_session(&reviewer.session)
+                .await
+            {
+                tracing::error!(%error, "could not end a console session");
+                return message(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "You could not be signed out; please try again.",
+                );
+            }
             let mut response = see_other("/console/");
             let _ = response.add_removal_cookie(&cookie(
                 &state,

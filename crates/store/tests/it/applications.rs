@@ -66,3 +66,61 @@ async fn migrations_go_down_and_up_again(db: TestStore) {
     Migrator::up(db.connection(), None).await.unwrap();
     assert_eq!(db.count("applications").await, 0);
 }
+
+on_both_backends!(console_sessions_end_when_idle_expired_or_closed);
+async fn console_sessions_end_when_idle_expired_or_closed(db: TestStore) {
+    use chrono::Duration;
+    use handoff_domain::Caller;
+    use handoff_domain::console::{ConsoleSession, ConsoleSessionHash};
+    let app = db.application().await;
+    let t0 = now();
+    let session = ConsoleSession {
+        caller: Caller {
+            application_id: app,
+            key_prefix: "0123456789ab".into(),
+        },
+        csrf: "c".repeat(32),
+        expires_at: t0 + Duration::hours(8),
+    };
+    let idle = Duration::minutes(30);
+    let touch = |id: &'static str, at: chrono::DateTime<chrono::Utc>| {
+        let db = &db;
+        async move {
+            db.touch_console_session(ConsoleSessionHash::of(id), at, at - idle)
+                .await
+                .unwrap()
+        }
+    };
+    db.open_console_session(ConsoleSessionHash::of("a"), &session, t0, t0 - idle)
+        .await
+        .unwrap();
+    assert_eq!(
+        touch("a", t0 + Duration::minutes(20)).await,
+        Some(session.clone())
+    );
+    // Used 20 minutes in; idle from 50 minutes in.
+    assert!(touch("a", t0 + Duration::minutes(49)).await.is_some());
+    assert!(
+        touch("a", t0 + Duration::minutes(80)).await.is_none(),
+        "idle"
+    );
+    assert!(touch("b", t0).await.is_none(), "another id");
+    // Past its lifetime, however recently used.
+    db.open_console_session(ConsoleSessionHash::of("c"), &session, t0, t0 - idle)
+        .await
+        .unwrap();
+    let mut at = t0;
+    while at < t0 + Duration::hours(8) {
+        at += Duration::minutes(25);
+        let current = touch("c", at).await;
+        assert_eq!(current.is_some(), at < t0 + Duration::hours(8), "at {at}");
+    }
+    // Closed: gone; only the hash is stored.
+    db.open_console_session(ConsoleSessionHash::of("d"), &session, t0, t0 - idle)
+        .await
+        .unwrap();
+    db.close_console_session(ConsoleSessionHash::of("d"))
+        .await
+        .unwrap();
+    assert!(touch("d", t0).await.is_none());
+}
