@@ -125,13 +125,19 @@ pub async fn heavy(
         .enter(caller.application_id, state.limits.heavy)
         .await
     else {
-        let mut response = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_concurrent_requests",
-            "Too many of this application's large requests are in progress or waiting; retry \
-             when some have finished.",
-        )
-        .error_response();
+        let sentence = "Too many of this application's large requests are in progress or \
+                        waiting; retry when some have finished.";
+        // The console's pages are refused with a page.
+        let mut response = if req.path().starts_with("/console/") {
+            crate::console::message(StatusCode::TOO_MANY_REQUESTS, sentence)
+        } else {
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_concurrent_requests",
+                sentence,
+            )
+            .error_response()
+        };
         response.headers_mut().insert(
             actix_web::http::header::RETRY_AFTER,
             actix_web::http::header::HeaderValue::from_static("1"),

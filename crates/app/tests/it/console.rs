@@ -376,5 +376,166 @@ per_backend!(
     the_queue_puts_imports_first_and_filters_by_origin,
     a_sharer_revokes_and_shares_from_the_console,
     a_reviewer_clears_an_imported_session,
-    the_console_refuses_wrong_keys_and_forged_sign_ins
+    the_console_refuses_wrong_keys_and_forged_sign_ins,
+    console_pages_are_bounded_and_pay_the_apis_budgets,
+    console_forms_fit_the_comment_and_time_out
 );
+
+/// A session of a megabyte and more is shown a page of items at a time, long values cut;
+/// the console's pages spend the key's rate budget and take the application's heavy slots
+/// as the API's do, refused with pages.
+async fn console_pages_are_bounded_and_pay_the_apis_budgets(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(backend, |c| {
+        c.heavy_requests = handoff_http::heavy::HeavyLimits {
+            per_application: 1,
+            waiting_per_application: 0,
+        };
+        c.rate_limits = Some(handoff_http::rate_limit::RateLimits {
+            reads_per_minute: 12,
+            ..handoff_http::rate_limit::RateLimits::default()
+        });
+    })
+    .await;
+    let tenant = app.tenant("Acme").await;
+    let workflow = app.workflow(&tenant, "user").await;
+    let session = app.session(&tenant, &workflow, Some("user-big")).await;
+    let mut results: serde_json::Value =
+        serde_json::from_str(&crate::support::example("record-results-user.json")).unwrap();
+    let mut item = results["id_verifications"][0].clone();
+    item["notes"] = json!("n".repeat(20_000));
+    results["id_verifications"] = json!(vec![item; 60]);
+    results["status"] = json!("In Review");
+    let recorded = app
+        .put(
+            &format!("/v3/session/{session}/decision/"),
+            &tenant,
+            results,
+        )
+        .await;
+    assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
+    crate::limits::fresh_window().await;
+
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&tenant.key).await.0, 303);
+    let path = format!("/console/sessions/{session}/");
+    let (status, _, page) = browser.get(&path).await;
+    assert_eq!(status, 200);
+    assert!(page.len() < 200_000, "a page of {} bytes", page.len());
+    assert!(page.contains("Items 1–20 of 60"), "paged");
+    assert!(page.contains("19700 more characters"), "cut values say so");
+    let next = format!("{path}?block=id_verifications&#38;page=1#id_verifications");
+    assert!(
+        page.contains(&next),
+        "a link to the next items: {:?}",
+        page.lines().find(|l| l.contains("Next items"))
+    );
+    let (status, _, second) = browser
+        .get(&format!("{path}?block=id_verifications&page=1"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(second.contains("Items 21–40 of 60"));
+    let (status, _, refused) = browser.get(&format!("{path}?page=x")).await;
+    assert_eq!(status, 400, "a query that cannot be read");
+    assert!(
+        refused.contains("<html"),
+        "a page, not JSON: {refused:.200}"
+    );
+
+    // An upload of the application's holds its one heavy slot: the session page waits for
+    // none and is refused with a page.
+    let other = app.session(&tenant, &workflow, None).await;
+    let body = br#"{"status": "Approved"}"#;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "PUT /v3/session/{other}/decision/ HTTP/1.1\r\nhost: {address}\r\n\
+         x-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n",
+        tenant.key,
+        body.len()
+    );
+    upload.write_all(head.as_bytes()).await.unwrap();
+    upload.write_all(&body[..5]).await.unwrap();
+    upload.flush().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, _, busy) = browser.get(&path).await;
+    assert_eq!(status, 429, "the heavy slot is taken");
+    assert!(busy.contains("<html"), "{busy:.200}");
+    upload.write_all(&body[5..]).await.unwrap();
+    let mut answer = String::new();
+    upload.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // The reads spent so far count against the key's budget of 12, as the API's do.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(browser.get("/console/").await.0);
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let api = app.get("/v3/sessions/", &tenant).await;
+    assert_eq!(api.status.as_u16(), 429, "one budget for the key");
+}
+
+/// Console forms: a 10,000-character comment in any script fits; a larger form is a 413
+/// page; a form that trickles in is cut off at the body timeout with a page.
+async fn console_forms_fit_the_comment_and_time_out(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(backend, |c| {
+        c.timeouts.body = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in(&shared.receiver.key).await.0, 303);
+    let (_, _, view) = browser.get(&format!("/console/sessions/{clone}/")).await;
+    let csrf = csrf_of(&view);
+    let review = format!("/console/sessions/{clone}/review/");
+    let comment = "𝔄".repeat(10_000);
+    let (status, _, page) = browser
+        .post(
+            &review,
+            &[
+                ("csrf", &csrf),
+                ("new_status", "Approved"),
+                ("comment", &comment),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{page:.300}");
+    let decision = app
+        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
+        .await;
+    assert_eq!(decision.body["reviews"][0]["comment"], comment.as_str());
+
+    let huge = "x".repeat(handoff_http::console::CONSOLE_FORM_BYTES);
+    let (status, _, page) = browser
+        .post(&review, &[("csrf", &csrf), ("comment", &huge)])
+        .await;
+    assert_eq!(status, 413);
+    assert!(page.contains("<html"), "{page:.200}");
+
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /console/sign-in/ HTTP/1.1\r\nhost: {address}\r\n\
+         content-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\
+         connection: close\r\n\r\napi_key="
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("</html>")
+        && started.elapsed() < std::time::Duration::from_secs(5)
+    {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), slow.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer:.300}");
+    assert!(answer.contains("<html"), "{answer:.300}");
+}

@@ -6,6 +6,7 @@
 //! the key itself is never put in a page, an address or a log. Every form carries the
 //! session's CSRF token. Decisions go through the same domain service as the API.
 
+mod gate;
 mod pages;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -22,6 +23,8 @@ use crate::AppState;
 use crate::pages::render;
 use crate::rate_limit::Budget;
 
+pub use gate::CONSOLE_FORM_BYTES;
+pub(crate) use gate::console_gate;
 pub(crate) use pages::{index, review, revoke, session, share, sign_in, sign_out};
 
 /// Seals and opens the console's cookies: authenticated encryption under a key only the
@@ -46,6 +49,7 @@ struct Sealed {
 }
 
 /// A signed-in reviewer.
+#[derive(Clone)]
 pub(crate) struct Reviewer {
     caller: Caller,
     csrf: String,
@@ -140,7 +144,7 @@ struct Message<'a> {
 }
 
 /// `message` as a page with `status`.
-fn message(status: StatusCode, message: &str) -> HttpResponse {
+pub(crate) fn message(status: StatusCode, message: &str) -> HttpResponse {
     page(status, render(&Message { message }))
 }
 

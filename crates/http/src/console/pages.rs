@@ -11,9 +11,10 @@ use handoff_domain::{
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::gate::{ConsoleForm, signed_in};
 use super::{
     Reviewer, SIGN_IN_COOKIE, cookie, count_failure, message, page, random_token, refusal, render,
-    reviewer, same_token, see_other, session_cookie, spent,
+    same_token, see_other, session_cookie, spent,
 };
 use crate::AppState;
 use crate::decision::timestamp;
@@ -86,10 +87,87 @@ struct SharedPage {
     token: String,
 }
 
-/// A block and its items, each as (field, value) lines.
+/// A block and the page of its items shown, each item as (field, value) lines.
 struct BlockView {
+    /// Its name in the decision, the section's anchor.
+    key: &'static str,
     title: &'static str,
     items: Vec<Vec<(String, String)>>,
+    /// Which items are shown, when not all of them are (`Items 21–40 of 1000`).
+    shown: Option<String>,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+/// Items of a block shown on one page.
+const ITEMS_PER_PAGE: usize = 20;
+/// Fields of an item shown; the rest are counted.
+const FIELDS_PER_ITEM: usize = 100;
+/// Characters of a value shown; the rest are counted.
+const VALUE_CHARS: usize = 300;
+
+/// Which page of which block a session page shows (the others show their first).
+#[derive(Deserialize)]
+pub(crate) struct SessionQuery {
+    block: Option<String>,
+    page: Option<usize>,
+}
+
+/// An item's lines, cut to what a page shows.
+fn item_lines(item: &handoff_domain::FeatureItem) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let value: Value = serde_json::from_str(item.json().get()).unwrap_or_default();
+    lines("", &value, &mut out);
+    let more = out.len().saturating_sub(FIELDS_PER_ITEM);
+    out.truncate(FIELDS_PER_ITEM);
+    for (_, text) in &mut out {
+        let chars = text.chars().count();
+        if chars > VALUE_CHARS {
+            *text = format!(
+                "{}… ({} more characters: the decision and the PDF report hold them all)",
+                text.chars().take(VALUE_CHARS).collect::<String>(),
+                chars - VALUE_CHARS
+            );
+        }
+    }
+    if more > 0 {
+        out.push((
+            "…".to_owned(),
+            format!("{more} more fields: the decision and the PDF report hold them all"),
+        ));
+    }
+    out
+}
+
+/// `block`'s items on the page the query asks for (the first unless it names this block).
+fn block_view(
+    id: &str,
+    block: FeatureBlock,
+    items: &[handoff_domain::FeatureItem],
+    query: &SessionQuery,
+) -> BlockView {
+    let pages = items.len().div_ceil(ITEMS_PER_PAGE).max(1);
+    let index = match (&query.block, query.page) {
+        (Some(named), Some(page)) if named == block.v3_key() => page.min(pages - 1),
+        _ => 0,
+    };
+    let from = index * ITEMS_PER_PAGE;
+    let to = (from + ITEMS_PER_PAGE).min(items.len());
+    let link = |page: usize| {
+        format!(
+            "/console/sessions/{id}/?block={}&page={page}#{}",
+            block.v3_key(),
+            block.v3_key()
+        )
+    };
+    BlockView {
+        key: block.v3_key(),
+        title: block.title(),
+        items: items[from..to].iter().map(item_lines).collect(),
+        shown: (pages > 1).then(|| format!("Items {}–{to} of {}", from + 1, items.len())),
+        previous: (index > 0).then(|| link(index - 1)),
+        next: (index + 1 < pages).then(|| link(index + 1)),
+    }
 }
 
 #[derive(Template)]
@@ -131,13 +209,12 @@ pub(crate) struct QueueQuery {
 }
 
 /// `GET /console/`: the queue, or the sign-in page.
-pub(crate) async fn index(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    query: web::Query<QueueQuery>,
-) -> HttpResponse {
-    match reviewer(&req, &state).await {
-        Some(reviewer) => queue(&state, reviewer, query.into_inner()).await,
+pub(crate) async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    match signed_in(&req) {
+        Some(reviewer) => match super::gate::query::<QueueQuery>(&req) {
+            Ok(query) => queue(&state, reviewer, query).await,
+            Err(page) => page,
+        },
         None => sign_in_page(&state, StatusCode::OK, None),
     }
 }
@@ -293,7 +370,7 @@ pub(crate) struct SignInForm {
 pub(crate) async fn sign_in(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<SignInForm>,
+    form: ConsoleForm<SignInForm>,
 ) -> HttpResponse {
     let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
     if !expected.is_some_and(|e| same_token(form.csrf.as_deref(), &e)) {
@@ -356,9 +433,9 @@ pub(crate) struct CsrfForm {
 pub(crate) async fn sign_out(
     req: HttpRequest,
     state: web::Data<AppState>,
-    form: web::Form<CsrfForm>,
+    form: ConsoleForm<CsrfForm>,
 ) -> HttpResponse {
-    match reviewer(&req, &state).await {
+    match signed_in(&req) {
         Some(reviewer) if same_token(form.csrf.as_deref(), &reviewer.csrf) => {
             if let Err(error) = state
                 .services
@@ -392,13 +469,12 @@ fn session_id(raw: &str) -> Option<SessionId> {
 
 /// The signed-in reviewer of a form about the session `raw_id`, its CSRF token checked; or
 /// the answer to give instead.
-async fn session_form(
+fn session_form(
     req: &HttpRequest,
-    state: &AppState,
     csrf: Option<&str>,
     raw_id: &str,
 ) -> Result<(Reviewer, SessionId), HttpResponse> {
-    let Some(reviewer) = reviewer(req, state).await else {
+    let Some(reviewer) = signed_in(req) else {
         return Err(see_other("/console/"));
     };
     if !same_token(csrf, &reviewer.csrf) {
@@ -444,11 +520,15 @@ pub(crate) async fn session(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    let Some(reviewer) = reviewer(&req, &state).await else {
+    let Some(reviewer) = signed_in(&req) else {
         return see_other("/console/");
     };
     let Some(id) = session_id(&path) else {
         return message(StatusCode::NOT_FOUND, "There is no such session.");
+    };
+    let query = match super::gate::query::<SessionQuery>(&req) {
+        Ok(query) => query,
+        Err(page) => return page,
     };
     let sessions = &state.services.sessions;
     let (record, events, ledger) = match (
@@ -494,19 +574,9 @@ pub(crate) async fn session(
     let blocks = FeatureBlock::for_kind(record.session.kind)
         .iter()
         .filter_map(|block| {
-            record.block(*block).map(|items| BlockView {
-                title: block.title(),
-                items: items
-                    .iter()
-                    .map(|item| {
-                        let mut out = Vec::new();
-                        let value: Value =
-                            serde_json::from_str(item.json().get()).unwrap_or_default();
-                        lines("", &value, &mut out);
-                        out
-                    })
-                    .collect(),
-            })
+            record
+                .block(*block)
+                .map(|items| block_view(&path, *block, items, &query))
         })
         .collect();
     // Each recorded step once, by its block's title and its node id.
@@ -561,14 +631,14 @@ pub(crate) async fn review(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<Vec<(String, String)>>,
+    form: ConsoleForm<Vec<(String, String)>>,
 ) -> HttpResponse {
     let field = |name: &str| {
         form.iter()
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     };
-    let (reviewer, id) = match session_form(&req, &state, field("csrf"), &path).await {
+    let (reviewer, id) = match session_form(&req, field("csrf"), &path) {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -628,9 +698,9 @@ pub(crate) async fn share(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    form: web::Form<ShareForm>,
+    form: ConsoleForm<ShareForm>,
 ) -> HttpResponse {
-    let (reviewer, id) = match session_form(&req, &state, form.csrf.as_deref(), &path).await {
+    let (reviewer, id) = match session_form(&req, form.csrf.as_deref(), &path) {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };
@@ -675,10 +745,10 @@ pub(crate) async fn revoke(
     req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    form: web::Form<CsrfForm>,
+    form: ConsoleForm<CsrfForm>,
 ) -> HttpResponse {
     let (raw_id, jti) = path.into_inner();
-    let (reviewer, id) = match session_form(&req, &state, form.csrf.as_deref(), &raw_id).await {
+    let (reviewer, id) = match session_form(&req, form.csrf.as_deref(), &raw_id) {
         Ok(signed) => signed,
         Err(answer) => return answer,
     };

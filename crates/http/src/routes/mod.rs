@@ -43,11 +43,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         )
         .service(
             web::scope("/console")
+                .wrap(from_fn(crate::console::console_gate))
                 .service(resource("/").route(web::get().to(crate::console::index)))
                 .service(resource("/sign-in/").route(web::post().to(crate::console::sign_in)))
                 .service(resource("/sign-out/").route(web::post().to(crate::console::sign_out)))
                 .service(
                     resource("/sessions/{session_id}/")
+                        .wrap(from_fn(heavy))
                         .route(web::get().to(crate::console::session)),
                 )
                 .service(
