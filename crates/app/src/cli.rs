@@ -151,6 +151,14 @@ pub enum SharesCommand {
         #[arg(long)]
         jti: String,
     },
+    /// Block a token by its id, whoever issued it: a token this deployment accepts without
+    /// having issued it (`HANDOFF_ACCEPT_UNLISTED_TOKENS`) can no longer be imported (one
+    /// without a `jti` is named `sha256:` and the hex SHA-256 of the token).
+    Block {
+        /// The token's id.
+        #[arg(long)]
+        jti: String,
+    },
 }
 
 /// `signing-keys ...`.

@@ -160,7 +160,19 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Shares(command) => {
-            let share = services(&operator_store(&cli).await?, "", no_tokens()).share;
+            let store = operator_store(&cli).await?;
+            if let SharesCommand::Block { jti } = command {
+                let listed = store
+                    .block_share_token(jti, chrono::Utc::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "{}",
+                    json!({"jti": jti, "blocked": true, "was_listed": listed})
+                );
+                return Ok(());
+            }
+            let share = services(&store, "", no_tokens()).share;
             let operator = |application: &uuid::Uuid| Caller {
                 application_id: ApplicationId::from_uuid(*application),
                 key_prefix: "operator".to_owned(),
@@ -194,6 +206,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .map_err(|e| e.to_string())?;
                     print(&entry)?;
                 }
+                SharesCommand::Block { .. } => {}
             }
             Ok(())
         }

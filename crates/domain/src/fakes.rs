@@ -828,6 +828,22 @@ impl ShareRepository for InMemory {
         Ok(())
     }
 
+    async fn list_unlisted_token(&self, claims: &ShareClaims) -> Result<(), RepoError> {
+        let mut state = self.state();
+        let Some(jti) = &claims.jti else {
+            return Ok(());
+        };
+        if !state.share_tokens.iter().any(|t| &t.jti == jti) {
+            state.share_tokens.push(LedgerEntry {
+                jti: jti.clone(),
+                claims: claims.clone(),
+                revoked_at: None,
+                redeemed_at: None,
+            });
+        }
+        Ok(())
+    }
+
     async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError> {
         let mut state = self.state();
         state.import_context_reads += 1;

@@ -405,6 +405,11 @@ pub trait ShareRepository: Send + Sync {
     /// Records an issued token.
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError>;
 
+    /// Lists a verified token this deployment did not issue (an unlisted token it accepts)
+    /// under `claims.jti`, as if issued with `claims`, so that its redemption is recorded like
+    /// any other and outlives its clone. MUST change nothing when the `jti` is listed already.
+    async fn list_unlisted_token(&self, claims: &ShareClaims) -> Result<(), RepoError>;
+
     /// What the checks of `attempt` read, in one query: whether its token's `jti` was revoked
     /// (MUST be `false` without a `jti` or for one never recorded), the source session of the
     /// token's source application with its recorded blocks (MUST be `None` when that

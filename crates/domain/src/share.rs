@@ -246,10 +246,12 @@ impl ImportCheck {
 /// writing (SQLite, the in-memory fakes) decides with it.
 pub fn first_failed_check(context: &ImportContext, attempt: &ImportAttempt) -> Option<ImportCheck> {
     let claims = &attempt.claims;
+    // A revoked `jti` is refused as revoked whatever its claims: an operator may block an
+    // unlisted token by its `jti` alone.
     match &context.token {
         None if !attempt.accept_unlisted_tokens => return Some(ImportCheck::TokenIssuedHere),
-        Some(recorded) if !recorded.issued(claims) => return Some(ImportCheck::TokenIssuedHere),
         Some(recorded) if recorded.revoked => return Some(ImportCheck::TokenNotRevoked),
+        Some(recorded) if !recorded.issued(claims) => return Some(ImportCheck::TokenIssuedHere),
         _ => {}
     }
     if claims.for_application_id != attempt.application_id {

@@ -7,16 +7,71 @@ use handoff_domain::idempotency::{IdempotentOperation, share_resource};
 use handoff_domain::ports::ShareRepository;
 use handoff_domain::{
     ApplicationId, ImportAttempt, ImportContext, ImportOutcome, IssuedShareToken, LedgerEntry,
-    LogEntry, RepoError, SessionId, ShareClaims, StoredSession,
+    LogEntry, RepoError, SessionId, SessionKind, ShareClaims, StoredSession,
 };
 use sea_orm::QueryResult;
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query};
 
 use crate::Store;
 use crate::rows::{self, get, kind};
 use crate::schema::ShareTokens;
 use crate::sessions::{insert_log, select_session};
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
+
+/// The ledger's row of a token issued (or listed) with `claims` under `jti`.
+fn insert_issued(jti: &str, c: &ShareClaims) -> Result<InsertStatement, RepoError> {
+    Ok(Query::insert()
+        .into_table(ShareTokens::Table)
+        .columns(ISSUED)
+        .values([
+            jti.into(),
+            c.session_id.as_uuid().into(),
+            c.session_kind.as_str().into(),
+            c.from_application_id.as_uuid().into(),
+            c.for_application_id.as_uuid().into(),
+            c.issued_at.into(),
+            c.expires_at.into(),
+        ])
+        .map_err(|e| RepoError::Internal(e.to_string().into()))?
+        .to_owned())
+}
+
+impl Store {
+    /// The operator's block of a token by its `jti`: a listed token is revoked; one never
+    /// seen is recorded revoked, with no claims of its own, so that it can never be imported
+    /// (an unlisted token a deployment would otherwise accept). Whether a row was listed.
+    pub async fn block_share_token(&self, jti: &str, at: DateTime<Utc>) -> Result<bool, RepoError> {
+        let _turn = self.write_turn().await;
+        let revoke = Query::update()
+            .table(ShareTokens::Table)
+            .value(ShareTokens::RevokedAt, at)
+            .and_where(Expr::col(ShareTokens::Jti).eq(jti))
+            .and_where(Expr::col(ShareTokens::RevokedAt).is_null())
+            .to_owned();
+        if run(&self.db, &revoke).await? == 1 {
+            return Ok(true);
+        }
+        let nobody = uuid::Uuid::nil();
+        let insert = Query::insert()
+            .into_table(ShareTokens::Table)
+            .columns(ISSUED.into_iter().chain([ShareTokens::RevokedAt]))
+            .values([
+                jti.into(),
+                nobody.into(),
+                SessionKind::User.as_str().into(),
+                nobody.into(),
+                nobody.into(),
+                at.into(),
+                at.into(),
+                at.into(),
+            ])
+            .map_err(|e| RepoError::Internal(e.to_string().into()))?
+            .on_conflict(OnConflict::column(ShareTokens::Jti).do_nothing().to_owned())
+            .to_owned();
+        run(&self.db, &insert).await?;
+        Ok(false)
+    }
+}
 
 /// What a token says when it is issued, as its row records it.
 const ISSUED: [ShareTokens; 7] = [
@@ -46,19 +101,7 @@ impl ShareRepository for Store {
 
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
         let c = &token.claims;
-        let insert = Query::insert()
-            .into_table(ShareTokens::Table)
-            .columns(ISSUED)
-            .values_panic([
-                token.jti.clone().into(),
-                c.session_id.as_uuid().into(),
-                c.session_kind.as_str().into(),
-                c.from_application_id.as_uuid().into(),
-                c.for_application_id.as_uuid().into(),
-                c.issued_at.into(),
-                c.expires_at.into(),
-            ])
-            .to_owned();
+        let insert = insert_issued(&token.jti, c)?;
         // The ledger's row and the source's `shared` event together, or neither.
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
@@ -73,6 +116,16 @@ impl ShareRepository for Store {
         run(&txn, &insert).await?;
         insert_log(&txn, c.session_id, &token.log).await?;
         commit(txn).await
+    }
+
+    async fn list_unlisted_token(&self, claims: &ShareClaims) -> Result<(), RepoError> {
+        let Some(jti) = &claims.jti else {
+            return Ok(());
+        };
+        let mut insert = insert_issued(jti, claims)?;
+        insert.on_conflict(OnConflict::column(ShareTokens::Jti).do_nothing().to_owned());
+        let _turn = self.write_turn().await;
+        run(&self.db, &insert).await.map(|_| ())
     }
 
     async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError> {

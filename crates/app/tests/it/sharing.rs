@@ -621,6 +621,42 @@ async fn tokens_in_didits_older_shape_import_as_user_sessions(backend: Backend) 
 
 per_backend!(tokens_in_didits_older_shape_import_as_user_sessions);
 
+/// An unlisted token, once imported, stays redeemed after its clone is deleted (it is listed
+/// under the SHA-256 of its text); and the receiver's operator blocks one by its id before it
+/// is used (`handoff shares block`).
+async fn unlisted_tokens_stay_redeemed_and_can_be_blocked(backend: Backend) {
+    let app = TestApp::spawn_with(backend, |config| config.accept_unlisted_tokens = true).await;
+    let (receiver, token, workflow) = legacy_token(&app).await;
+    let imported = app.import(&receiver, &token, &workflow, json!({})).await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    let clone = imported.body["session_id"].as_str().unwrap();
+    let deleted = app
+        .delete(&format!("/v3/session/{clone}/delete/"), &receiver)
+        .await;
+    assert!(deleted.status.is_success(), "{}", deleted.text);
+    let again = app.import(&receiver, &token, &workflow, json!({})).await;
+    assert_error(&again, 403, "already_imported");
+
+    let (receiver, token, workflow) = legacy_token(&app).await;
+    let jti =
+        handoff_domain::services::unlisted_jti(&handoff_domain::ShareToken::new(token.clone()));
+    let blocked = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["shares", "block", "--jti", &jti])
+        .env("DATABASE_URL", app.db.url())
+        .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
+        .env("HANDOFF_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(blocked.status.success(), "{blocked:?}");
+    assert_error(
+        &app.import(&receiver, &token, &workflow, json!({})).await,
+        401,
+        "share_token_revoked",
+    );
+}
+
+per_backend!(unlisted_tokens_stay_redeemed_and_can_be_blocked);
+
 /// A finished user session and a token in Didit's older shape for it, signed with the
 /// server's key: the receiver, the token and the receiver's workflow.
 async fn legacy_token(app: &TestApp) -> (Tenant, String, String) {

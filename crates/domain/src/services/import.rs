@@ -113,6 +113,7 @@ impl ImportService {
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<SessionRecord, Error> {
         let claims = self.verify(&request.share_token)?;
+        let claims = self.named(claims, &request.share_token);
         let mut attempt = self.attempt(caller, claims, request)?;
         attempt.idempotency = idempotency;
         for _ in 0..2 {
@@ -133,10 +134,13 @@ impl ImportService {
                     existing_clone: context.existing_clone,
                 });
             }
-            // A token with a `jti` the ledger does not know, which this deployment accepts:
-            // imported without a redemption.
+            // A token the ledger does not know, which this deployment accepts: listed now, so
+            // that it is redeemed as any other (and stays redeemed once its clone is deleted).
             if context.token.is_none() {
-                attempt.listed = false;
+                self.ports
+                    .shares
+                    .list_unlisted_token(&attempt.claims)
+                    .await?;
             }
         }
         Err(RepoError::Unavailable(
@@ -155,6 +159,7 @@ impl ImportService {
         request: ImportRequest,
     ) -> Result<ImportPreview, Error> {
         let claims = self.verify(&request.share_token)?;
+        let claims = self.named(claims, &request.share_token);
         let attempt = self.attempt(caller, claims, request)?;
         let context = self.ports.shares.import_context(&attempt).await?;
         if let Some(check) = first_failed_check(&context, &attempt) {
@@ -188,6 +193,16 @@ impl ImportService {
             }),
             blocks: context.recorded_blocks,
         })
+    }
+
+    /// `claims` with a `jti`: a token without one, when this deployment accepts unlisted
+    /// tokens, is named by the SHA-256 of the token (`sha256:<hex>`), so that the ledger can
+    /// record its redemption and an operator can block it.
+    fn named(&self, mut claims: ShareClaims, token: &ShareToken) -> ShareClaims {
+        if claims.jti.is_none() && self.accept_unlisted_tokens {
+            claims.jti = Some(unlisted_jti(token));
+        }
+        claims
     }
 
     /// Checks 3 and 4: the token verifies and has not expired.
@@ -255,6 +270,15 @@ impl ImportService {
             idempotency: None,
         })
     }
+}
+
+/// The `jti` under which a token without one is listed: `sha256:` and the hex SHA-256 of the
+/// token's text.
+pub fn unlisted_jti(token: &ShareToken) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(token.expose().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 pub use applications::ApplicationService;
 pub use idempotency::IdempotencyService;
-pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService};
+pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService, unlisted_jti};
 pub use sessions::{CreateSession, ItemLimits, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
 pub use webhooks::{DestinationChange, NewDestination, WebhookService, secret_context};
