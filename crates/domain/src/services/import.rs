@@ -744,6 +744,9 @@ mod tests {
         ) -> Result<(), RepoError> {
             self.0.record_share_token(token).await
         }
+        async fn list_unlisted_token(&self, claims: &ShareClaims) -> Result<(), RepoError> {
+            self.0.list_unlisted_token(claims).await
+        }
         async fn import_context(
             &self,
             attempt: &ImportAttempt,

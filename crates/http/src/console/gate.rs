@@ -176,12 +176,15 @@ impl<T> std::ops::Deref for ConsoleForm<T> {
     }
 }
 
-/// A console page's query string as `T`; a page that says so when it cannot be read.
-pub(crate) fn query<T: DeserializeOwned>(req: &HttpRequest) -> Result<T, HttpResponse> {
-    serde_urlencoded::from_str(req.query_string()).map_err(|_| {
-        message(
-            StatusCode::BAD_REQUEST,
-            "That address asks for something this page cannot show.",
-        )
-    })
+/// A console page's query string as `T`; `None` when it cannot be read.
+pub(crate) fn query<T: DeserializeOwned>(req: &HttpRequest) -> Option<T> {
+    serde_urlencoded::from_str(req.query_string()).ok()
+}
+
+/// The page that says a query could not be read.
+pub(crate) fn unreadable_query() -> HttpResponse {
+    message(
+        StatusCode::BAD_REQUEST,
+        "That address asks for something this page cannot show.",
+    )
 }

@@ -212,8 +212,8 @@ pub(crate) struct QueueQuery {
 pub(crate) async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match signed_in(&req) {
         Some(reviewer) => match super::gate::query::<QueueQuery>(&req) {
-            Ok(query) => queue(&state, reviewer, query).await,
-            Err(page) => page,
+            Some(query) => queue(&state, reviewer, query).await,
+            None => super::gate::unreadable_query(),
         },
         None => sign_in_page(&state, StatusCode::OK, None),
     }
@@ -473,18 +473,21 @@ fn session_form(
     req: &HttpRequest,
     csrf: Option<&str>,
     raw_id: &str,
-) -> Result<(Reviewer, SessionId), HttpResponse> {
+) -> Result<(Reviewer, SessionId), Box<HttpResponse>> {
     let Some(reviewer) = signed_in(req) else {
-        return Err(see_other("/console/"));
+        return Err(Box::new(see_other("/console/")));
     };
     if !same_token(csrf, &reviewer.csrf) {
-        return Err(message(
+        return Err(Box::new(message(
             StatusCode::FORBIDDEN,
             "The form had expired; go back, reload the page and try again.",
-        ));
+        )));
     }
     let Some(id) = session_id(raw_id) else {
-        return Err(message(StatusCode::NOT_FOUND, "There is no such session."));
+        return Err(Box::new(message(
+            StatusCode::NOT_FOUND,
+            "There is no such session.",
+        )));
     };
     Ok((reviewer, id))
 }
@@ -526,9 +529,8 @@ pub(crate) async fn session(
     let Some(id) = session_id(&path) else {
         return message(StatusCode::NOT_FOUND, "There is no such session.");
     };
-    let query = match super::gate::query::<SessionQuery>(&req) {
-        Ok(query) => query,
-        Err(page) => return page,
+    let Some(query) = super::gate::query::<SessionQuery>(&req) else {
+        return super::gate::unreadable_query();
     };
     let sessions = &state.services.sessions;
     let (record, events, ledger) = match (
@@ -640,7 +642,7 @@ pub(crate) async fn review(
     };
     let (reviewer, id) = match session_form(&req, field("csrf"), &path) {
         Ok(signed) => signed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let comment = match field("comment").map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
@@ -702,7 +704,7 @@ pub(crate) async fn share(
 ) -> HttpResponse {
     let (reviewer, id) = match session_form(&req, form.csrf.as_deref(), &path) {
         Ok(signed) => signed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     let Some(receiver) = form
         .for_application_id
@@ -750,7 +752,7 @@ pub(crate) async fn revoke(
     let (raw_id, jti) = path.into_inner();
     let (reviewer, id) = match session_form(&req, form.csrf.as_deref(), &raw_id) {
         Ok(signed) => signed,
-        Err(answer) => return answer,
+        Err(answer) => return *answer,
     };
     match state
         .services
