@@ -66,6 +66,7 @@
 //! # }
 //! ```
 
+pub mod action;
 pub mod address;
 pub mod api_key;
 pub mod application;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::action::LogAction;
 use crate::block::{FeatureBlock, FeatureItem};
 use crate::idempotency::IdempotencyClaim;
 use crate::ids::{ApplicationId, SessionId, WorkflowId};
@@ -209,8 +210,8 @@ pub struct LogEntry {
     pub kind: LogKind,
     /// Who did it: `api-key:<prefix>` for API callers, `engine` for recorded results.
     pub actor: String,
-    /// What happened, as a short snake_case verb: `created`, `results_recorded`, `status_updated`.
-    pub action: String,
+    /// What happened.
+    pub action: LogAction,
     /// The status before; filled by the repository where it changes the status.
     pub old_status: Option<SessionStatus>,
     /// The status after.
@@ -223,28 +224,23 @@ pub struct LogEntry {
     pub created_at: DateTime<Utc>,
 }
 
-/// The actions of log rows that concern the source's own sharing — with whom it was shared, who
-/// imported it — which a clone does not copy: they would tell the receiver about the source's
-/// other relations.
-pub const SOURCE_ONLY_ACTIONS: [&str; 2] = ["shared", "imported_by"];
-
 impl LogEntry {
-    /// Whether a clone copies this row of its source's log (see [`SOURCE_ONLY_ACTIONS`]).
+    /// Whether a clone copies this row of its source's log ([`LogAction::SOURCE_ONLY`]).
     pub fn copied_to_clones(&self) -> bool {
-        !SOURCE_ONLY_ACTIONS.contains(&self.action.as_str())
+        self.action.copied_to_clones()
     }
 
     /// An event (not a review) that changes no status.
     pub fn event(
         actor: impl Into<String>,
-        action: &str,
+        action: LogAction,
         details: Option<Value>,
         created_at: DateTime<Utc>,
     ) -> Self {
         LogEntry {
             kind: LogKind::Event,
             actor: actor.into(),
-            action: action.to_owned(),
+            action,
             old_status: None,
             new_status: None,
             comment: None,

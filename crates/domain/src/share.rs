@@ -590,14 +590,19 @@ mod tests {
             log: LogEntry {
                 kind: crate::session::LogKind::Event,
                 actor: String::new(),
-                action: String::new(),
+                action: crate::action::LogAction::Created,
                 old_status: None,
                 new_status: None,
                 comment: None,
                 details: None,
                 created_at: at,
             },
-            source_log: LogEntry::event(String::new(), "", None, at),
+            source_log: LogEntry::event(
+                String::new(),
+                crate::action::LogAction::ImportedBy,
+                None,
+                at,
+            ),
             source_created_after: None,
             idempotency: None,
         };

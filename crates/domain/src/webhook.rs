@@ -1,9 +1,11 @@
 //! Webhook events: Didit's types, handoff's extensions, and which change causes which.
 //!
-//! Every change that webhooks report writes a log row of its session (`created`,
-//! `results_recorded`, `status_updated`, `imported`, `imported_by`, `shared`, `share_revoked`);
-//! the store writes the events [`events_of`] that row into the outbox in the same statement or
+//! Every change that webhooks report writes a log row of its session ([`LogAction`]); the store
+//! writes the events [`events_of`] that row into the outbox in the same statement or
 //! transaction, so a change is never without its events, nor an event without its change.
+
+#[cfg(doc)]
+use crate::action::LogAction;
 
 use serde_json::{Map, Value};
 
@@ -107,29 +109,17 @@ pub fn events_of(log: &LogEntry) -> Vec<(WebhookType, Value)> {
     }
     let facts = Value::Object(facts);
     let changed = log.new_status.is_some() && log.old_status != log.new_status;
-    let types: &[WebhookType] = match log.action.as_str() {
-        "created" | "status_updated" => &[WebhookType::StatusUpdated],
-        "results_recorded" => {
-            let replaced = log
-                .details
-                .as_ref()
-                .and_then(|d| d.get("replaced"))
-                .and_then(Value::as_array)
-                .is_some_and(|blocks| !blocks.is_empty());
-            match (changed, replaced) {
-                (true, true) => &[WebhookType::StatusUpdated, WebhookType::DataUpdated],
-                (true, false) => &[WebhookType::StatusUpdated],
-                (false, true) => &[WebhookType::DataUpdated],
-                (false, false) => &[],
-            }
-        }
-        "imported" => &[WebhookType::StatusUpdated, WebhookType::SessionImported],
-        "imported_by" => &[WebhookType::ShareRedeemed],
-        "shared" => &[WebhookType::ShareCreated],
-        "share_revoked" => &[WebhookType::ShareRevoked],
-        _ => &[],
-    };
-    types.iter().map(|t| (*t, facts.clone())).collect()
+    let replaced = log
+        .details
+        .as_ref()
+        .and_then(|d| d.get("replaced"))
+        .and_then(Value::as_array)
+        .is_some_and(|blocks| !blocks.is_empty());
+    log.action
+        .events(changed, replaced)
+        .iter()
+        .map(|t| (*t, facts.clone()))
+        .collect()
 }
 
 /// The statuses whose `status.updated` payload carries the `decision`, as Didit's do.
@@ -321,11 +311,12 @@ pub struct Delivery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::action::LogAction;
     use chrono::Utc;
     use serde_json::json;
 
     fn log(
-        action: &str,
+        action: LogAction,
         old: Option<SessionStatus>,
         new: Option<SessionStatus>,
         details: Value,
@@ -345,32 +336,37 @@ mod tests {
                 .map(|(t, _)| t)
                 .collect::<Vec<_>>()
         };
-        let created = log("created", None, Some(SessionStatus::NotStarted), json!({}));
+        let created = log(
+            LogAction::Created,
+            None,
+            Some(SessionStatus::NotStarted),
+            json!({}),
+        );
         assert_eq!(types(&created), [WebhookType::StatusUpdated]);
         assert_eq!(events_of(&created)[0].1["status"], "Not Started");
         let approved = log(
-            "results_recorded",
+            LogAction::ResultsRecorded,
             Some(SessionStatus::InProgress),
             Some(SessionStatus::Approved),
             json!({"blocks": ["id_verifications"], "replaced": []}),
         );
         assert_eq!(types(&approved), [WebhookType::StatusUpdated]);
         let corrected = log(
-            "results_recorded",
+            LogAction::ResultsRecorded,
             Some(SessionStatus::Approved),
             Some(SessionStatus::Approved),
             json!({"blocks": ["id_verifications"], "replaced": ["id_verifications"]}),
         );
         assert_eq!(types(&corrected), [WebhookType::DataUpdated]);
         let nothing = log(
-            "results_recorded",
+            LogAction::ResultsRecorded,
             Some(SessionStatus::InProgress),
             Some(SessionStatus::InProgress),
             json!({"blocks": ["ip_analyses"], "replaced": []}),
         );
         assert!(types(&nothing).is_empty());
         let imported = log(
-            "imported",
+            LogAction::Imported,
             Some(SessionStatus::Approved),
             Some(SessionStatus::InReview),
             json!({"source_session_id": "s", "jti": "j"}),
@@ -382,13 +378,12 @@ mod tests {
         assert_eq!(events_of(&imported)[0].1["status"], "In Review");
         assert_eq!(events_of(&imported)[0].1["jti"], "j");
         for (action, expected) in [
-            ("shared", WebhookType::ShareCreated),
-            ("imported_by", WebhookType::ShareRedeemed),
-            ("share_revoked", WebhookType::ShareRevoked),
+            (LogAction::Shared, WebhookType::ShareCreated),
+            (LogAction::ImportedBy, WebhookType::ShareRedeemed),
+            (LogAction::ShareRevoked, WebhookType::ShareRevoked),
         ] {
             assert_eq!(types(&log(action, None, None, json!({}))), [expected]);
         }
-        assert!(types(&log("something_else", None, None, json!({}))).is_empty());
     }
 
     #[test]

@@ -246,7 +246,7 @@ pub struct SessionEvent {
 impl From<&handoff_domain::LogEntry> for SessionEvent {
     fn from(log: &handoff_domain::LogEntry) -> Self {
         Self {
-            action: log.action.clone(),
+            action: log.action.as_str().to_owned(),
             actor: log.actor.clone(),
             previous_status: log.old_status.map(|s| s.as_str().to_owned()),
             new_status: log.new_status.map(|s| s.as_str().to_owned()),

@@ -4,6 +4,7 @@
 //! UUIDs on PostgreSQL and 16-byte blobs on SQLite; times are `timestamptz` and RFC 3339 text.
 
 use chrono::{DateTime, Utc};
+use handoff_domain::action::LogAction;
 use handoff_domain::workflow::Feature;
 use handoff_domain::{
     ApplicationId, FeatureBlock, FeatureItem, RepoError, Review, SessionId, SessionKind,
@@ -253,7 +254,12 @@ pub(crate) fn log_entry(row: &QueryResult) -> Result<handoff_domain::LogEntry, R
     Ok(handoff_domain::LogEntry {
         kind: handoff_domain::LogKind::parse(&kind).ok_or_else(|| corrupt("log kind", &kind))?,
         actor: get(row, "actor")?,
-        action: get(row, "action")?,
+        action: {
+            let action: String = get(row, "action")?;
+            LogAction::parse(&action).ok_or_else(|| {
+                RepoError::Internal(format!("column action: unknown action {action:?}").into())
+            })?
+        },
         old_status: optional_status("old_status")?,
         new_status: optional_status("new_status")?,
         comment: get(row, "comment")?,

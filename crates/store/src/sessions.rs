@@ -920,7 +920,7 @@ pub(crate) fn log_values(log: &LogEntry) -> Vec<Value> {
     vec![
         log.kind.as_str().into(),
         log.actor.clone().into(),
-        log.action.clone().into(),
+        log.action.as_str().into(),
         log.old_status.map(|s| s.as_str().to_owned()).into(),
         log.new_status.map(|s| s.as_str().to_owned()).into(),
         log.comment.clone().into(),

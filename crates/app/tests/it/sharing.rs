@@ -539,7 +539,12 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
             .revoke_share_token(
                 ApplicationId::from_uuid(source.id.parse().unwrap()),
                 &jti,
-                &handoff_domain::LogEntry::event("test", "share_revoked", None, Utc::now())
+                &handoff_domain::LogEntry::event(
+                    "test",
+                    handoff_domain::action::LogAction::ShareRevoked,
+                    None,
+                    Utc::now()
+                )
             )
             .await
             .unwrap()

@@ -3,6 +3,7 @@
 //! reads the session, computes the blocks it changes, and writes them only if the session did
 //! not change meanwhile (its `revision`), reading again when it did.
 
+use crate::action::LogAction;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -69,7 +70,7 @@ impl SessionService {
             let log = LogEntry {
                 kind: LogKind::Review,
                 actor: actor(caller),
-                action: "status_updated".to_owned(),
+                action: LogAction::StatusUpdated,
                 old_status: None,
                 new_status: Some(SessionStatus::Resubmitted),
                 comment: comment.clone(),
@@ -118,7 +119,7 @@ impl SessionService {
             let log = LogEntry {
                 kind: LogKind::Event,
                 actor: actor(caller),
-                action: "results_recorded".to_owned(),
+                action: LogAction::ResultsRecorded,
                 old_status: None,
                 new_status: None,
                 comment: None,

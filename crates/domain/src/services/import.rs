@@ -1,6 +1,7 @@
 //! Import Shared Session: redeem a share token by cloning the source session, with every related
 //! row, into the caller's application.
 
+use crate::action::LogAction;
 use serde_json::json;
 
 use super::{Error, Ports};
@@ -254,13 +255,13 @@ impl ImportService {
             created_at: now,
             log: LogEntry::event(
                 format!("api-key:{}", caller.key_prefix),
-                "imported",
+                LogAction::Imported,
                 Some(details),
                 now,
             ),
             source_log: LogEntry::event(
                 format!("application:{}", caller.application_id),
-                "imported_by",
+                LogAction::ImportedBy,
                 Some(source_details),
                 now,
             ),
@@ -446,7 +447,12 @@ mod tests {
                         .revoke_share_token(
                             f.source.application_id,
                             &jti,
-                            &LogEntry::event("test", "share_revoked", None, f.world.clock.now()),
+                            &LogEntry::event(
+                                "test",
+                                LogAction::ShareRevoked,
+                                None,
+                                f.world.clock.now(),
+                            ),
                         )
                         .await
                         .unwrap();

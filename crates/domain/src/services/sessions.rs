@@ -1,5 +1,6 @@
 //! Sessions: creation, recorded results, decisions, reviews, deletion, lists and entities.
 
+use crate::action::LogAction;
 use chrono::Duration;
 use serde_json::{Value, json};
 
@@ -143,7 +144,7 @@ impl SessionService {
         let log = LogEntry {
             kind: LogKind::Event,
             actor: actor(caller),
-            action: "created".to_owned(),
+            action: LogAction::Created,
             old_status: None,
             new_status: Some(SessionStatus::NotStarted),
             comment: None,
@@ -223,7 +224,7 @@ impl SessionService {
         let log = LogEntry {
             kind: LogKind::Event,
             actor: actor(caller),
-            action: "results_recorded".to_owned(),
+            action: LogAction::ResultsRecorded,
             old_status: None,
             new_status: results.status,
             comment: None,
@@ -302,7 +303,7 @@ impl SessionService {
         let log = LogEntry {
             kind: LogKind::Review,
             actor: actor(caller),
-            action: "status_updated".to_owned(),
+            action: LogAction::StatusUpdated,
             old_status: None,
             new_status: Some(new_status.status()),
             comment: comment.map(ReviewComment::into_string),

@@ -1,5 +1,6 @@
 //! Share Session: issue a share token for one of the caller's finished sessions.
 
+use crate::action::LogAction;
 use chrono::Duration;
 
 use super::{Error, Ports};
@@ -102,7 +103,7 @@ impl ShareService {
         let share_token = self.sign(&claims)?;
         let log = LogEntry::event(
             format!("api-key:{}", caller.key_prefix),
-            "shared",
+            LogAction::Shared,
             Some(serde_json::json!({
                 "for_application_id": claims.for_application_id.to_string(),
                 "jti": claims.jti,
@@ -205,7 +206,7 @@ impl ShareService {
             .map(|(entry, _)| entry.claims.for_application_id.to_string());
         let log = LogEntry::event(
             format!("api-key:{}", caller.key_prefix),
-            "share_revoked",
+            LogAction::ShareRevoked,
             Some(serde_json::json!({"jti": jti, "for_application_id": for_application_id})),
             self.ports.clock.now(),
         );

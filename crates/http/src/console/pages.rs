@@ -4,6 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use handoff_domain::action::LogAction;
 use handoff_domain::session::ReviewComment;
 use handoff_domain::{
     FeatureBlock, SessionFilter, SessionId, SessionKind, SessionStatus, status::ReviewStatus,
@@ -554,25 +555,28 @@ pub(crate) async fn session(
             state: token.as_str(),
         })
         .collect();
-    let provenance = events.iter().find(|e| e.action == "imported").map(|e| {
-        let detail = |key: &str| {
-            e.details
-                .as_ref()
-                .and_then(|d| d.get(key))
-                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                .unwrap_or_default()
-        };
-        Provenance {
-            application: detail("source_application_id"),
-            session: detail("source_session_id"),
-            at: timestamp(e.created_at),
-            source_status: e
-                .old_status
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-            trust_review: detail("trust_review"),
-        }
-    });
+    let provenance = events
+        .iter()
+        .find(|e| e.action == LogAction::Imported)
+        .map(|e| {
+            let detail = |key: &str| {
+                e.details
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                    .unwrap_or_default()
+            };
+            Provenance {
+                application: detail("source_application_id"),
+                session: detail("source_session_id"),
+                at: timestamp(e.created_at),
+                source_status: e
+                    .old_status
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+                trust_review: detail("trust_review"),
+            }
+        });
     let blocks = FeatureBlock::for_kind(record.session.kind)
         .iter()
         .filter_map(|block| {

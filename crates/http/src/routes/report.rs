@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
+use handoff_domain::action::LogAction;
 use handoff_domain::{SessionKind, SessionStatus};
 
 use crate::auth::Authenticated;
@@ -36,7 +37,7 @@ pub(crate) async fn generate_pdf(
             .events(&caller, id)
             .await?
             .into_iter()
-            .rfind(|event| event.action == "imported"),
+            .rfind(|event| event.action == LogAction::Imported),
         None => None,
     };
     let kind = record.session.kind;

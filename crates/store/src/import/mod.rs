@@ -7,7 +7,7 @@ mod postgres;
 mod sqlite;
 
 use chrono::{DateTime, Utc};
-use handoff_domain::session::SOURCE_ONLY_ACTIONS;
+use handoff_domain::action::LogAction;
 use handoff_domain::{
     ApplicationId, ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, RecordedToken,
     RepoError, SessionId, SessionKind, ShareClaims,
@@ -33,12 +33,12 @@ pub(super) async fn fetch<C: ConnectionTrait>(
         .map_err(Failure::Db)
 }
 
-/// The source's log rows a clone does not copy ([`SOURCE_ONLY_ACTIONS`]), as an SQL list of
+/// The source's log rows a clone does not copy ([`LogAction::SOURCE_ONLY`]), as an SQL list of
 /// literals (the code's own words).
 fn source_only_actions() -> String {
-    SOURCE_ONLY_ACTIONS
+    LogAction::SOURCE_ONLY
         .iter()
-        .map(|action| format!("'{action}'"))
+        .map(|action| format!("'{}'", action.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -32,13 +32,14 @@
 
 use std::sync::OnceLock;
 
+use handoff_domain::action::LogAction;
 use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::share::clone_status_rule;
 use handoff_domain::vendor_data::KEY_VERSION;
-use handoff_domain::webhook::events_of;
+use handoff_domain::webhook::{WebhookType, events_of};
 use handoff_domain::{
-    CloneStatus, EntityStatus, FeatureBlock, ImportAttempt, ImportOutcome, LogEntry, LogKind,
-    RepoError, SessionKind, SessionRecord, SessionStatus,
+    CloneStatus, EntityStatus, FeatureBlock, ImportAttempt, ImportOutcome, LogKind, RepoError,
+    SessionKind, SessionRecord, SessionStatus,
 };
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
 
@@ -158,14 +159,14 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         a.session_url.clone().into(),
         log.kind.as_str().into(),
         log.actor.clone().into(),
-        log.action.clone().into(),
+        log.action.as_str().into(),
         log.comment.clone().into(),
         log.details.as_ref().map(ToString::to_string).into(),
         log.created_at.into(),
         LogKind::Review.as_str().into(),
         a.copied_actor().into(),
         a.source_log.actor.clone().into(),
-        a.source_log.action.clone().into(),
+        a.source_log.action.as_str().into(),
         a.source_log
             .details
             .as_ref()
@@ -225,21 +226,20 @@ fn status_rule(trust_review: bool) -> &'static str {
     })
 }
 
-/// The webhook types an import causes, for the clone and for the source, as SQL `VALUES` rows
-/// (the domain's names, literals of the code).
+/// The webhook types an import causes, for the clone (whose status it sets) and for the
+/// source, as SQL `VALUES` rows (the domain's names, literals of the code).
 fn import_event_types() -> (String, String) {
-    let rows = |action: &str| {
-        let log = LogEntry {
-            new_status: Some(SessionStatus::InReview),
-            ..LogEntry::event("", action, None, chrono::DateTime::UNIX_EPOCH)
-        };
-        events_of(&log)
+    let rows = |types: &[WebhookType]| {
+        types
             .iter()
-            .map(|(t, _)| format!("('{}')", t.as_str()))
+            .map(|t| format!("('{}')", t.as_str()))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    (rows("imported"), rows("imported_by"))
+    (
+        rows(LogAction::Imported.events(true, false)),
+        rows(LogAction::ImportedBy.events(false, false)),
+    )
 }
 
 /// The SQL for an attempt of `session_kind`, with or without a token id to check and redeem.
@@ -526,14 +526,14 @@ mod tests {
             log: LogEntry {
                 kind: LogKind::Event,
                 actor: "a".into(),
-                action: "imported".into(),
+                action: LogAction::Imported,
                 old_status: None,
                 new_status: None,
                 comment: None,
                 details: None,
                 created_at: now,
             },
-            source_log: LogEntry::event("b", "imported_by", None, now),
+            source_log: LogEntry::event("b", LogAction::ImportedBy, None, now),
             source_created_after: None,
             idempotency: None,
         }

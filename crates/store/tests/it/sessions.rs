@@ -1,5 +1,6 @@
 //! Sessions, blocks, reviews, entities, deletion and lists.
 
+use handoff_domain::action::LogAction;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -139,9 +140,14 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
         ],
     };
     assert!(
-        db.record_results(app, session.id, &results, &event("results_recorded"))
-            .await
-            .unwrap()
+        db.record_results(
+            app,
+            session.id,
+            &results,
+            &event(LogAction::ResultsRecorded)
+        )
+        .await
+        .unwrap()
     );
     let record = db.find_session(app, session.id).await.unwrap().unwrap();
     assert_eq!(record.session.status, SessionStatus::Approved);
@@ -173,9 +179,14 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
         ],
     };
     assert!(
-        db.record_results(app, session.id, &replace, &event("results_recorded"))
-            .await
-            .unwrap()
+        db.record_results(
+            app,
+            session.id,
+            &replace,
+            &event(LogAction::ResultsRecorded)
+        )
+        .await
+        .unwrap()
     );
     let record = db.find_session(app, session.id).await.unwrap().unwrap();
     assert_eq!(
@@ -203,14 +214,24 @@ async fn another_applications_session_does_not_exist(db: TestStore) {
         blocks: vec![],
     };
     assert!(
-        !db.record_results(other, session.id, &results, &event("x"))
-            .await
-            .unwrap()
+        !db.record_results(
+            other,
+            session.id,
+            &results,
+            &event(LogAction::StatusUpdated)
+        )
+        .await
+        .unwrap()
     );
     assert_eq!(
-        db.apply_review(other, session.id, ReviewStatus::Approved, &event("x"))
-            .await
-            .unwrap(),
+        db.apply_review(
+            other,
+            session.id,
+            ReviewStatus::Approved,
+            &event(LogAction::StatusUpdated)
+        )
+        .await
+        .unwrap(),
         ReviewOutcome::NotFound
     );
     assert!(!db.delete_session(other, session.id).await.unwrap());
@@ -239,7 +260,7 @@ async fn reviews_need_a_reviewable_status(db: TestStore) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
     let session = db.session(&workflow, None).await;
-    let mut review = event("status_updated");
+    let mut review = event(LogAction::StatusUpdated);
     review.kind = LogKind::Review;
     review.comment = Some("looks fine".into());
     assert_eq!(
@@ -252,9 +273,14 @@ async fn reviews_need_a_reviewable_status(db: TestStore) {
         status: Some(SessionStatus::InReview),
         blocks: vec![],
     };
-    db.record_results(app, session.id, &to_review, &event("results_recorded"))
-        .await
-        .unwrap();
+    db.record_results(
+        app,
+        session.id,
+        &to_review,
+        &event(LogAction::ResultsRecorded),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         db.apply_review(app, session.id, ReviewStatus::Approved, &review)
             .await
@@ -289,7 +315,7 @@ async fn deleting_a_session_deletes_every_related_row(db: TestStore) {
         blocks,
     };
     for id in [session.id, keep.id] {
-        db.record_results(app, id, &results, &event("results_recorded"))
+        db.record_results(app, id, &results, &event(LogAction::ResultsRecorded))
             .await
             .unwrap();
     }
@@ -333,7 +359,7 @@ async fn lists_filter_and_page(db: TestStore) {
         status: Some(SessionStatus::Approved),
         blocks: vec![],
     };
-    db.record_results(app, ids[0], &approve, &event("r"))
+    db.record_results(app, ids[0], &approve, &event(LogAction::ResultsRecorded))
         .await
         .unwrap();
 
@@ -493,9 +519,14 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
         )],
     };
     for (id, name, state) in [(ana.id, "Ana Núñez", "ESP"), (bob.id, "Bob Stone", "USA")] {
-        db.record_results(app, id, &document(name, state), &event("r"))
-            .await
-            .unwrap();
+        db.record_results(
+            app,
+            id,
+            &document(name, state),
+            &event(LogAction::ResultsRecorded),
+        )
+        .await
+        .unwrap();
     }
     let registry = RecordResults {
         status: Some(SessionStatus::Declined),
@@ -506,9 +537,14 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
             )]),
         )],
     };
-    db.record_results(app, company.id, &registry, &event("r"))
-        .await
-        .unwrap();
+    db.record_results(
+        app,
+        company.id,
+        &registry,
+        &event(LogAction::ResultsRecorded),
+    )
+    .await
+    .unwrap();
     let db = &db;
     let ids = |filter: SessionFilter| async move {
         let mut ids: Vec<_> = db
@@ -640,9 +676,14 @@ async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
     };
     // Recorded results bump the revision: an amendment computed from the older read loses.
     assert!(
-        db.record_results(app, session.id, &results, &event("results_recorded"))
-            .await
-            .unwrap()
+        db.record_results(
+            app,
+            session.id,
+            &results,
+            &event(LogAction::ResultsRecorded)
+        )
+        .await
+        .unwrap()
     );
     let amended = r#"{"node_id":"feature_ocr","status":"Approved","first_name":"Ana"}"#;
     let amendment = RecordResults {
@@ -655,7 +696,7 @@ async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
             session.id,
             read.session.revision,
             &amendment,
-            &event("results_recorded"),
+            &event(LogAction::ResultsRecorded),
         )
         .await;
     assert!(matches!(stale, Err(RepoError::Changed)), "{stale:?}");
@@ -671,9 +712,15 @@ async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
     assert_eq!(texts(&now), [first]);
     // Over the current revision it writes, and bumps it.
     assert!(
-        db.amend_results(app, session.id, 1, &amendment, &event("results_recorded"))
-            .await
-            .unwrap()
+        db.amend_results(
+            app,
+            session.id,
+            1,
+            &amendment,
+            &event(LogAction::ResultsRecorded)
+        )
+        .await
+        .unwrap()
     );
     let now = db.find_session(app, session.id).await.unwrap().unwrap();
     assert_eq!(now.session.revision, 2);

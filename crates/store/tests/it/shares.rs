@@ -3,6 +3,7 @@
 //! `ShareRepository::import_context`, which must name the same failed check. The answer is the
 //! clone as written, which must be what a later read of it shows.
 
+use handoff_domain::action::LogAction;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -50,16 +51,21 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
         ],
     };
     assert!(
-        db.record_results(app, session.id, &results, &event("results_recorded"))
-            .await
-            .unwrap()
+        db.record_results(
+            app,
+            session.id,
+            &results,
+            &event(LogAction::ResultsRecorded)
+        )
+        .await
+        .unwrap()
     );
     let review = LogEntry {
         kind: LogKind::Review,
         actor: "reviewer@source.test".into(),
-        action: "status_updated".into(),
+        action: LogAction::StatusUpdated,
         comment: Some("documents match".into()),
-        ..event("status_updated")
+        ..event(LogAction::StatusUpdated)
     };
     assert!(matches!(
         db.apply_review(app, session.id, ReviewStatus::Approved, &review)
@@ -110,14 +116,14 @@ fn attempt(
         log: LogEntry {
             kind: LogKind::Event,
             actor: "test".into(),
-            action: "imported".into(),
+            action: LogAction::Imported,
             old_status: None,
             new_status: None,
             comment: None,
             details: Some(serde_json::json!({"trust_review": trust_review})),
             created_at,
         },
-        source_log: LogEntry::event("test", "imported_by", None, created_at),
+        source_log: LogEntry::event("test", LogAction::ImportedBy, None, created_at),
         source_created_after: None,
         idempotency: None,
     }
@@ -142,7 +148,7 @@ async fn share_token(
             expires_at: issued_at + chrono::Duration::hours(1),
             jti: Some(jti),
         },
-        log: LogEntry::event("test", "shared", None, issued_at),
+        log: LogEntry::event("test", LogAction::Shared, None, issued_at),
         idempotency: None,
     };
     db.record_share_token(&token).await.unwrap();
@@ -404,7 +410,7 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
         db.revoke_share_token(
             source_app,
             revoked.jti.as_deref().unwrap(),
-            &LogEntry::event("test", "share_revoked", None, now()),
+            &LogEntry::event("test", LogAction::ShareRevoked, None, now()),
         )
         .await
         .unwrap()

@@ -1,6 +1,7 @@
 //! A fresh migrated store per test, and small builders for the rows tests need.
 
 use chrono::{DateTime, Duration, Utc};
+use handoff_domain::action::LogAction;
 use handoff_domain::ports::{ApplicationRepository, SessionRepository, WorkflowRepository};
 use handoff_domain::workflow::Feature;
 use handoff_domain::{
@@ -125,7 +126,7 @@ impl TestStore {
             reuse_unfinished: false,
         };
         self.store
-            .create_session(&session, &event("created"))
+            .create_session(&session, &event(LogAction::Created))
             .await
             .unwrap()
     }
@@ -135,11 +136,11 @@ pub fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap()
 }
 
-pub fn event(action: &str) -> LogEntry {
+pub fn event(action: LogAction) -> LogEntry {
     LogEntry {
         kind: LogKind::Event,
         actor: "test".into(),
-        action: action.into(),
+        action,
         old_status: None,
         new_status: None,
         comment: None,
