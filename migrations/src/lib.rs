@@ -17,6 +17,7 @@ mod m20261130_000009_workflow_settings;
 mod m20261130_000010_session_options;
 mod m20261130_000011_rate_limit_counters;
 mod m20261205_000012_console_sessions;
+mod m20261205_000013_webhook_subscriptions;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_session_options::Migration),
             Box::new(m20261130_000011_rate_limit_counters::Migration),
             Box::new(m20261205_000012_console_sessions::Migration),
+            Box::new(m20261205_000013_webhook_subscriptions::Migration),
         ]
     }
 }

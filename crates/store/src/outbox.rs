@@ -1,7 +1,10 @@
 //! The webhook outbox, written where a change writes its log row: the events the row causes
-//! ([`events_of`]), one statement, in the change's own transaction — those that a destination
-//! of the application is subscribed to (an application without destinations writes none: its
-//! events would be fanned out to nobody).
+//! ([`events_of`]), in the change's own statement or transaction — those that an enabled
+//! destination of the application is subscribed to (an application without one writes none:
+//! its events would be fanned out to nobody). The one place that knows how an event row is
+//! written and who is subscribed: the SQLite paths run [`insert_events`] and
+//! [`insert_application_event`]; the PostgreSQL import builds its own statement from
+//! [`INSERT_EVENTS`] and [`subscribed`]; the worker's fan-out joins [`subscribers`].
 
 use chrono::{DateTime, Utc};
 use handoff_domain::webhook::{WebhookType, events_of};
@@ -10,10 +13,27 @@ use sea_orm::{ConnectionTrait, Value};
 
 use crate::sql::{repo_error, stmt};
 
-/// The `LIKE` pattern of destinations subscribed to `webhook_type`: their events are a JSON
-/// array of names, quoted (`_` in a name matches itself, and no name holds `%`).
-pub(crate) fn subscribed(webhook_type: &str) -> String {
-    format!("%\"{webhook_type}\"%")
+/// The head of every outbox write; a `SELECT` of these columns follows.
+pub(crate) const INSERT_EVENTS: &str = "INSERT INTO webhook_events \
+     (event_id, application_id, webhook_type, session_id, details, created_at)";
+
+/// The condition that an enabled destination of `application` is subscribed to
+/// `webhook_type` (both SQL expressions).
+pub(crate) fn subscribed(application: &str, webhook_type: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM webhook_subscriptions sub JOIN webhook_destinations dst \
+         ON dst.id = sub.destination_id WHERE sub.application_id = {application} \
+         AND sub.webhook_type = {webhook_type} AND dst.enabled)"
+    )
+}
+
+/// The enabled destinations subscribed to the events `e`, to join as `w` (the fan-out).
+pub(crate) fn subscribers(e: &str) -> String {
+    format!(
+        "JOIN webhook_subscriptions sub ON sub.application_id = {e}.application_id \
+         AND sub.webhook_type = {e}.webhook_type \
+         JOIN webhook_destinations w ON w.id = sub.destination_id AND w.enabled"
+    )
 }
 
 /// Writes the events `log` causes for `session_id`, owned by the session's application.
@@ -26,16 +46,15 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
     if events.is_empty() {
         return Ok(());
     }
-    let one = "SELECT ?, s.application_id, ?, s.id, ?, ? FROM sessions s WHERE s.id = ? \
-               AND EXISTS (SELECT 1 FROM webhook_destinations w \
-               WHERE w.application_id = s.application_id AND w.enabled = ? \
-               AND w.subscribed_events LIKE ?)";
+    let one = format!(
+        "SELECT ?, s.application_id, ?, s.id, ?, ? FROM sessions s WHERE s.id = ? AND {}",
+        subscribed("s.application_id", "?")
+    );
     let sql = format!(
-        "INSERT INTO webhook_events \
-         (event_id, application_id, webhook_type, session_id, details, created_at) {}",
+        "{INSERT_EVENTS} {}",
         vec![one; events.len()].join(" UNION ALL ")
     );
-    let mut values: Vec<Value> = Vec::with_capacity(events.len() * 5);
+    let mut values: Vec<Value> = Vec::with_capacity(events.len() * 6);
     for (webhook_type, facts) in events {
         values.extend([
             uuid::Uuid::new_v4().into(),
@@ -43,8 +62,7 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
             facts.to_string().into(),
             log.created_at.into(),
             session_id.as_uuid().into(),
-            true.into(),
-            subscribed(webhook_type.as_str()).into(),
+            webhook_type.as_str().into(),
         ]);
     }
     txn.execute_raw(stmt(txn.get_database_backend(), &sql, values))
@@ -62,10 +80,10 @@ pub(crate) async fn insert_application_event<C: ConnectionTrait>(
     facts: &serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), RepoError> {
-    let sql = "INSERT INTO webhook_events \
-               (event_id, application_id, webhook_type, session_id, details, created_at) \
-               SELECT ?, ?, ?, NULL, ?, ? WHERE EXISTS (SELECT 1 FROM webhook_destinations w \
-               WHERE w.application_id = ? AND w.enabled = ? AND w.subscribed_events LIKE ?)";
+    let sql = format!(
+        "{INSERT_EVENTS} SELECT ?, ?, ?, NULL, ?, ? WHERE {}",
+        subscribed("?", "?")
+    );
     let values: Vec<Value> = vec![
         uuid::Uuid::new_v4().into(),
         application_id.as_uuid().into(),
@@ -73,10 +91,9 @@ pub(crate) async fn insert_application_event<C: ConnectionTrait>(
         facts.to_string().into(),
         at.into(),
         application_id.as_uuid().into(),
-        true.into(),
-        subscribed(webhook_type.as_str()).into(),
+        webhook_type.as_str().into(),
     ];
-    txn.execute_raw(stmt(txn.get_database_backend(), sql, values))
+    txn.execute_raw(stmt(txn.get_database_backend(), &sql, values))
         .await
         .map(drop)
         .map_err(repo_error)

@@ -97,9 +97,14 @@ table! {
 table! {
     /// Webhook destinations of each application; secrets sealed under the key-encryption key.
     WebhookDestinations {
-        Id, ApplicationId, Label, Url, Enabled, WebhookVersion, SubscribedEvents, Secret,
-        SealedWith, PreviousSecret, PreviousSecretUntil, CreatedAt, UpdatedAt,
+        Id, ApplicationId, Label, Url, Enabled, WebhookVersion, Secret, SealedWith,
+        PreviousSecret, PreviousSecretUntil, CreatedAt, UpdatedAt,
     }
+}
+
+table! {
+    /// Which destination receives which event type: one row each.
+    WebhookSubscriptions { DestinationId, ApplicationId, WebhookType }
 }
 
 table! {
@@ -217,6 +222,10 @@ mod tests {
             (
                 WebhookEvents::Table.to_string(),
                 names(WebhookEvents::COLUMNS),
+            ),
+            (
+                WebhookSubscriptions::Table.to_string(),
+                names(WebhookSubscriptions::COLUMNS),
             ),
             (
                 WebhookDeliveries::Table.to_string(),

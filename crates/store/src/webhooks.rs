@@ -12,47 +12,96 @@ use handoff_domain::webhook::{
     Delivery, DeliveryState, Destination, DestinationUrl, SealedSecret, WebhookType,
 };
 use handoff_domain::{ApplicationId, RepoError, SessionId};
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, UpdateStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Order, Query, UpdateStatement};
 use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::Store;
 use crate::rows::{get, text_or_null};
-use crate::schema::{WebhookDeliveries, WebhookDestinations, WebhookEvents};
+use crate::schema::{WebhookDeliveries, WebhookDestinations, WebhookEvents, WebhookSubscriptions};
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run, stmt};
 
-const DESTINATION_COLUMNS: [WebhookDestinations; 10] = [
+const DESTINATION_COLUMNS: [WebhookDestinations; 9] = [
     WebhookDestinations::Id,
     WebhookDestinations::ApplicationId,
     WebhookDestinations::Label,
     WebhookDestinations::Url,
     WebhookDestinations::Enabled,
     WebhookDestinations::WebhookVersion,
-    WebhookDestinations::SubscribedEvents,
     WebhookDestinations::CreatedAt,
     WebhookDestinations::UpdatedAt,
     WebhookDestinations::PreviousSecretUntil,
 ];
 
-fn events_text(events: &[WebhookType]) -> String {
-    serde_json::Value::from(events.iter().map(|e| e.as_str()).collect::<Vec<_>>()).to_string()
+/// The subscription rows of `d`.
+fn subscription_rows(d: &Destination) -> Result<Option<InsertStatement>, RepoError> {
+    if d.subscribed_events.is_empty() {
+        return Ok(None);
+    }
+    let mut insert = Query::insert()
+        .into_table(WebhookSubscriptions::Table)
+        .columns(WebhookSubscriptions::COLUMNS.iter().copied())
+        .to_owned();
+    for webhook_type in &d.subscribed_events {
+        insert
+            .values([
+                d.id.into(),
+                d.application_id.as_uuid().into(),
+                webhook_type.as_str().into(),
+            ])
+            .map_err(|e| RepoError::Internal(e.to_string().into()))?;
+    }
+    Ok(Some(insert))
 }
 
-fn destination(row: &QueryResult) -> Result<Destination, RepoError> {
-    let events: String = get(row, "subscribed_events")?;
-    let events: Vec<String> = serde_json::from_str(&events)
-        .map_err(|_| RepoError::Internal("stored subscribed_events are not valid".into()))?;
+/// The event types each destination of `application_id` (or only `id`) receives, in the
+/// order of [`WebhookType::ALL`].
+async fn subscriptions<C: ConnectionTrait>(
+    db: &C,
+    application_id: ApplicationId,
+    id: Option<Uuid>,
+) -> Result<HashMap<Uuid, Vec<WebhookType>>, RepoError> {
+    let mut select = Query::select()
+        .columns([
+            WebhookSubscriptions::DestinationId,
+            WebhookSubscriptions::WebhookType,
+        ])
+        .from(WebhookSubscriptions::Table)
+        .and_where(Expr::col(WebhookSubscriptions::ApplicationId).eq(application_id.as_uuid()))
+        .to_owned();
+    if let Some(id) = id {
+        select.and_where(Expr::col(WebhookSubscriptions::DestinationId).eq(id));
+    }
+    let mut found: HashMap<Uuid, Vec<WebhookType>> = HashMap::new();
+    for row in fetch_all(db, &select).await? {
+        let name: String = get(&row, "webhook_type")?;
+        let webhook_type = WebhookType::parse(&name)
+            .ok_or_else(|| RepoError::Internal(format!("stored webhook type {name:?}").into()))?;
+        found
+            .entry(get(&row, "destination_id")?)
+            .or_default()
+            .push(webhook_type);
+    }
+    for types in found.values_mut() {
+        types.sort_by_key(|t| WebhookType::ALL.iter().position(|a| a == t));
+    }
+    Ok(found)
+}
+
+/// A destination's row, with the event types it receives.
+fn destination(
+    row: &QueryResult,
+    subscribed: &HashMap<Uuid, Vec<WebhookType>>,
+) -> Result<Destination, RepoError> {
+    let id: Uuid = get(row, "id")?;
     Ok(Destination {
-        id: get(row, "id")?,
+        id,
         application_id: ApplicationId::from_uuid(get(row, "application_id")?),
         label: get(row, "label")?,
         url: DestinationUrl::from_stored(get(row, "url")?),
         enabled: get(row, "enabled")?,
         webhook_version: get(row, "webhook_version")?,
-        subscribed_events: events
-            .iter()
-            .filter_map(|e| WebhookType::parse(e))
-            .collect(),
+        subscribed_events: subscribed.get(&id).cloned().unwrap_or_default(),
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
         previous_secret_until: get(row, "previous_secret_until")?,
@@ -98,23 +147,28 @@ impl WebhookRepository for Store {
                     .into_iter()
                     .chain([WebhookDestinations::Secret, WebhookDestinations::SealedWith]),
             )
-            .values_panic([
+            .values([
                 d.id.into(),
                 d.application_id.as_uuid().into(),
                 d.label.clone().into(),
                 d.url.as_str().into(),
                 d.enabled.into(),
                 d.webhook_version.clone().into(),
-                events_text(&d.subscribed_events).into(),
                 d.created_at.into(),
                 d.updated_at.into(),
                 d.previous_secret_until.into(),
                 secret.bytes.clone().into(),
                 secret.sealed_with.clone().into(),
             ])
+            .map_err(|e| RepoError::Internal(e.to_string().into()))?
             .to_owned();
         let _turn = self.write_turn().await;
-        run(&self.db, &insert).await.map(drop)
+        let txn = begin_write(&self.db).await?;
+        run(&txn, &insert).await?;
+        if let Some(rows) = subscription_rows(d)? {
+            run(&txn, &rows).await?;
+        }
+        commit(txn).await
     }
 
     async fn destinations(
@@ -128,10 +182,11 @@ impl WebhookRepository for Store {
             .order_by(WebhookDestinations::CreatedAt, Order::Asc)
             .order_by(WebhookDestinations::Id, Order::Asc)
             .to_owned();
+        let subscribed = subscriptions(&self.db, application_id, None).await?;
         fetch_all(&self.db, &select)
             .await?
             .iter()
-            .map(destination)
+            .map(|row| destination(row, &subscribed))
             .collect()
     }
 
@@ -146,11 +201,11 @@ impl WebhookRepository for Store {
             .and_where(Expr::col(WebhookDestinations::Id).eq(id))
             .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(application_id.as_uuid()))
             .to_owned();
-        fetch_one(&self.db, &select)
-            .await?
-            .as_ref()
-            .map(destination)
-            .transpose()
+        let Some(row) = fetch_one(&self.db, &select).await? else {
+            return Ok(None);
+        };
+        let subscribed = subscriptions(&self.db, application_id, Some(id)).await?;
+        destination(&row, &subscribed).map(Some)
     }
 
     async fn update_destination(&self, d: &Destination) -> Result<bool, RepoError> {
@@ -163,16 +218,25 @@ impl WebhookRepository for Store {
                 WebhookDestinations::WebhookVersion,
                 d.webhook_version.clone(),
             )
-            .value(
-                WebhookDestinations::SubscribedEvents,
-                events_text(&d.subscribed_events),
-            )
             .value(WebhookDestinations::UpdatedAt, d.updated_at)
             .and_where(Expr::col(WebhookDestinations::Id).eq(d.id))
             .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(d.application_id.as_uuid()))
             .to_owned();
+        let forget = Query::delete()
+            .from_table(WebhookSubscriptions::Table)
+            .and_where(Expr::col(WebhookSubscriptions::DestinationId).eq(d.id))
+            .to_owned();
         let _turn = self.write_turn().await;
-        Ok(run(&self.db, &update).await? == 1)
+        let txn = begin_write(&self.db).await?;
+        if run(&txn, &update).await? != 1 {
+            return Ok(false);
+        }
+        run(&txn, &forget).await?;
+        if let Some(rows) = subscription_rows(d)? {
+            run(&txn, &rows).await?;
+        }
+        commit(txn).await?;
+        Ok(true)
     }
 
     async fn rotate_destination_secret(
@@ -394,13 +458,12 @@ impl Store {
             DatabaseBackend::Postgres => "gen_random_uuid()",
             _ => "randomblob(16)",
         };
-        let like = "'%\"' || e.webhook_type || '\"%'";
+        let subscribers = crate::outbox::subscribers("e");
         // Every event of the batch to every destination subscribed to it, in one statement.
         let mut values: Vec<Value> = vec![
             DeliveryState::Pending.as_str().into(),
             now.into(),
             now.into(),
-            true.into(),
         ];
         values.extend(ids.iter().cloned());
         txn.execute_raw(stmt(
@@ -409,9 +472,7 @@ impl Store {
                 "INSERT INTO webhook_deliveries \
                  (id, event_id, destination_id, state, attempts, next_attempt_at, created_at) \
                  SELECT {new_id}, e.event_id, w.id, ?, 0, ?, ? \
-                 FROM webhook_events e JOIN webhook_destinations w \
-                 ON w.application_id = e.application_id AND w.enabled = ? \
-                 AND w.subscribed_events LIKE {like} \
+                 FROM webhook_events e {subscribers} \
                  WHERE e.event_id IN ({placeholders})"
             ),
             values,

@@ -44,6 +44,7 @@ use handoff_domain::{
 use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
 
 use super::source_only_actions;
+use crate::outbox::{self, INSERT_EVENTS};
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
 use crate::sql::{Failure, is_foreign_key_violation, stmt};
 
@@ -441,25 +442,24 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
     // status and the import's details) and the sharer's (`share.redeemed`).
     let source_facts = P::SourceFacts.ph();
     let (clone_types, source_types) = import_event_types();
+    let (clone_subscribed, source_subscribed) = (
+        outbox::subscribed(&application, "t.webhook_type"),
+        outbox::subscribed(&source_application, "t.webhook_type"),
+    );
     parts.push(format!(
-        "clone_events AS (INSERT INTO webhook_events \
-         (event_id, application_id, webhook_type, session_id, details, created_at) \
+        "clone_events AS ({INSERT_EVENTS} \
          SELECT gen_random_uuid(), {application}, t.webhook_type, {clone}, \
          CAST(COALESCE(CAST({details} AS jsonb), CAST('{{}}' AS jsonb)) \
          || jsonb_build_object('status', clone.status) AS text), {logged_at} \
          FROM clone, (VALUES {clone_types}) AS t(webhook_type) \
-         WHERE EXISTS (SELECT 1 FROM webhook_destinations w WHERE w.application_id = {application} \
-         AND w.enabled AND w.subscribed_events LIKE '%\"' || t.webhook_type || '\"%') RETURNING 1)"
+         WHERE {clone_subscribed} RETURNING 1)"
     ));
     parts.push(format!(
-        "source_events AS (INSERT INTO webhook_events \
-         (event_id, application_id, webhook_type, session_id, details, created_at) \
+        "source_events AS ({INSERT_EVENTS} \
          SELECT gen_random_uuid(), {source_application}, t.webhook_type, {source}, \
          {source_facts}, {logged_at} \
          FROM clone, (VALUES {source_types}) AS t(webhook_type) \
-         WHERE EXISTS (SELECT 1 FROM webhook_destinations w \
-         WHERE w.application_id = {source_application} \
-         AND w.enabled AND w.subscribed_events LIKE '%\"' || t.webhook_type || '\"%') RETURNING 1)"
+         WHERE {source_subscribed} RETURNING 1)"
     ));
 
     // The request's idempotency key, hanging on the clone's row too: a key another request of

@@ -7,6 +7,7 @@ mod support;
 
 mod applications;
 mod connect;
+mod migrations;
 mod rate_counters;
 mod sessions;
 mod shares;

@@ -23,6 +23,11 @@ macro_rules! on_both_backends {
 }
 pub(crate) use on_both_backends;
 
+/// The backend itself, for tests that make their own database.
+pub async fn backend(backend: Backend) -> Backend {
+    backend
+}
+
 /// A migrated store on a throwaway database.
 pub struct TestStore {
     pub store: Store,
