@@ -227,11 +227,11 @@ pub enum ItemError {
     /// The same key twice in one object.
     #[error("item has the key \"{0}\" more than once.")]
     DuplicateKey(String),
-    /// `node_id` absent, empty or not a string.
-    #[error("each item needs \"node_id\", a non-empty string.")]
+    /// `node_id` absent, empty, not a string, or holding NUL.
+    #[error("each item needs \"node_id\", a non-empty string without the NUL character.")]
     NodeId,
-    /// `status` absent, empty or not a string.
-    #[error("each item needs \"status\", a non-empty string.")]
+    /// `status` absent, empty, not a string, or holding NUL.
+    #[error("each item needs \"status\", a non-empty string without the NUL character.")]
     Status,
     /// A number no JSON reader can hold (beyond the range of a double).
     #[error("item has a number out of range.")]
@@ -321,7 +321,7 @@ impl std::fmt::Debug for FeatureItem {
 fn string_member(object: &RawObject, key: &str) -> Option<String> {
     let raw = object.get(key)?;
     let value: String = serde_json::from_str(raw.get()).ok()?;
-    (!value.is_empty()).then_some(value)
+    (!value.is_empty() && !value.contains('\0')).then_some(value)
 }
 
 #[cfg(test)]
@@ -357,7 +357,7 @@ mod tests {
 
     #[test]
     fn item_rules() {
-        let cases: [(&str, Result<(), ItemError>); 9] = [
+        let cases: [(&str, Result<(), ItemError>); 11] = [
             (
                 r#"{"node_id":"n","status":"A","score":1e999999}"#,
                 Err(ItemError::NumberOutOfRange),
@@ -366,6 +366,14 @@ mod tests {
             (r#"[1]"#, Err(ItemError::NotAnObject)),
             (r#""text""#, Err(ItemError::NotAnObject)),
             (r#"{"status":"Approved"}"#, Err(ItemError::NodeId)),
+            (
+                r#"{"node_id":"a\u0000","status":"Approved"}"#,
+                Err(ItemError::NodeId),
+            ),
+            (
+                r#"{"node_id":"a","status":"\u0000"}"#,
+                Err(ItemError::Status),
+            ),
             (
                 r#"{"node_id":"","status":"Approved"}"#,
                 Err(ItemError::NodeId),

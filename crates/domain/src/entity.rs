@@ -149,6 +149,8 @@ pub struct EntityStatusChange {
 pub fn status_reason(raw: String) -> Result<String, &'static str> {
     if raw.chars().count() > MAX_STATUS_REASON_CHARS {
         Err("must be at most 1000 characters.")
+    } else if raw.contains('\0') {
+        Err("must not contain the NUL character.")
     } else {
         Ok(raw)
     }

@@ -586,6 +586,8 @@ impl ReviewComment {
     pub fn parse(raw: String) -> Result<Self, &'static str> {
         if raw.chars().count() > MAX_COMMENT_CHARS {
             Err("must be at most 10000 characters.")
+        } else if raw.contains('\0') {
+            Err("must not contain the NUL character.")
         } else {
             Ok(Self(raw))
         }

@@ -473,6 +473,30 @@ async fn a_nul_is_refused_wherever_text_is_taken(app: TestApp) {
             answer.text
         );
     }
+    let item = app
+        .put(
+            &format!("/v3/session/{session}/decision/"),
+            &tenant,
+            json!({"id_verifications": [{"node_id": "feature_ocr\u{0}", "status": "Declined"}]}),
+        )
+        .await;
+    assert_error(&item, 400, "invalid_request");
+    assert!(
+        item.body["errors"]["id_verifications[0]"].is_array(),
+        "{}",
+        item.text
+    );
+    // Free-form JSON may hold it (stored escaped): metadata is not text handoff reads.
+    let workflow = app.workflow(&tenant, "user").await;
+    let with_metadata = app
+        .post(
+            "/v3/session/",
+            &tenant,
+            json!({"workflow_id": workflow, "metadata": {"note": "a\u{0}b"}}),
+        )
+        .await;
+    assert_eq!(with_metadata.status.as_u16(), 201, "{}", with_metadata.text);
+    assert_eq!(with_metadata.body["metadata"]["note"], "a\u{0}b");
     // Nothing changed.
     let decision = app
         .get(&format!("/v3/session/{session}/decision/"), &tenant)
