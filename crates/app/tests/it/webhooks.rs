@@ -328,6 +328,29 @@ async fn an_inward_address_is_refused_when_the_destination_is_made(app: TestApp)
     }
     let listed = app.get("/v3/webhook/destinations/", &tenant).await;
     assert_eq!(listed.body["count"], 0, "{}", listed.text);
+    // Each event type once, in the order of the docs, however often and in whatever order
+    // it is named.
+    let made = app
+        .post(
+            "/v3/webhook/destinations/",
+            &tenant,
+            json!({"url": "https://hooks.example.com/x", "subscribed_events":
+                ["share.revoked", "status.updated", "share.revoked", "data.updated", "status.updated"]}),
+        )
+        .await;
+    assert_eq!(made.status.as_u16(), 201, "{}", made.text);
+    assert_eq!(
+        made.body["subscribed_events"],
+        json!(["status.updated", "data.updated", "share.revoked"])
+    );
+    let id = made.body["id"].as_str().unwrap();
+    let read = app
+        .get(&format!("/v3/webhook/destinations/{id}/"), &tenant)
+        .await;
+    assert_eq!(
+        read.body["subscribed_events"],
+        made.body["subscribed_events"]
+    );
 }
 
 on_both_backends!(destinations_are_managed_in_didits_shape);

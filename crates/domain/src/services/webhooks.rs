@@ -269,7 +269,9 @@ impl WebhookService {
                     ),
                 );
             } else {
+                // Each once, in the order of the docs (as they are stored and read back).
                 let mut types: Vec<WebhookType> = parsed.into_iter().flatten().collect();
+                types.sort_by_key(|t| WebhookType::ALL.iter().position(|a| a == t));
                 types.dedup();
                 destination.subscribed_events = types;
             }
