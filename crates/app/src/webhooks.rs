@@ -86,9 +86,13 @@ pub fn start_worker(
         serde_json::to_value(handoff_http::decision::V3Decision(record))
             .unwrap_or(serde_json::Value::Null)
     });
-    let worker =
-        handoff_webhooks::Worker::new(store.clone(), kek, decision, config.webhooks.clone())
-            .map_err(|e| StartError::Config(format!("webhook client: {e}")))?;
+    let ports = handoff_webhooks::WorkerPorts {
+        queue: Arc::new(store.clone()),
+        sessions: Arc::new(store.clone()),
+        clock: Arc::new(handoff_domain::ports::SystemClock),
+    };
+    let worker = handoff_webhooks::Worker::new(ports, kek, decision, config.webhooks.clone())
+        .map_err(|e| StartError::Config(e.to_string()))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     Ok(RunningWorker {
         stop,

@@ -3,6 +3,8 @@
 //! Every method scopes its reads and writes to the application it is given: an id that belongs to
 //! another application MUST behave exactly as an id that exists nowhere.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -10,6 +12,7 @@ use uuid::Uuid;
 use crate::api_key::{ApiKeyHash, NewApiKey};
 use crate::application::Application;
 use crate::console::{ConsoleSession, ConsoleSessionHash};
+use crate::delivery::{AttemptOutcome, Claim, DueDelivery};
 use crate::entity::Entity;
 use crate::error::RepoError;
 use crate::idempotency::{IdempotencyKey, RecordedAnswer, StoredIdempotency};
@@ -321,8 +324,50 @@ pub trait IdempotencyRepository: Send + Sync {
     ) -> Result<u64, RepoError>;
 }
 
+/// The webhook outbox as the delivery worker works it: fan events out, claim what is due,
+/// keep each event's payload, record what attempts gave, prune what is done. Several workers
+/// (one per server) share it: a claim takes deliveries no other worker holds.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Fans up to `limit` undispatched events out to the destinations subscribed to them, as
+    /// pending deliveries due `now`; how many events.
+    async fn dispatch_webhook_events(
+        &self,
+        limit: u64,
+        now: DateTime<Utc>,
+    ) -> Result<usize, RepoError>;
+
+    /// Claims due deliveries as `claim` bounds them, each with its attempt counted and its
+    /// next attempt put `claim.lease` later (so that a worker that dies lets it come due
+    /// again); with each, what sending it needs.
+    async fn claim_webhook_deliveries(
+        &self,
+        claim: &Claim<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueDelivery>, RepoError>;
+
+    /// Keeps each event's first rendered payload: the payload kept for each of `rendered`'s
+    /// events (another worker's, when it kept one first).
+    async fn keep_webhook_payloads(
+        &self,
+        rendered: &[(Uuid, String)],
+    ) -> Result<HashMap<Uuid, String>, RepoError>;
+
+    /// Records what attempts gave, each by its delivery's id, in one transaction.
+    async fn record_webhook_attempts(
+        &self,
+        attempts: &[(Uuid, AttemptOutcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError>;
+
+    /// Deletes delivered deliveries created before `before` and the events no delivery
+    /// waits on any more; how many rows.
+    async fn prune_webhooks(&self, before: DateTime<Utc>) -> Result<u64, RepoError>;
+}
+
 /// Webhook destinations and their deliveries, as their application manages them. (The outbox
-/// itself is written by the store with each change; the delivery worker is the store's.)
+/// itself is written by the store with each change; the worker works it through
+/// [`DeliveryQueue`].)
 #[async_trait]
 pub trait WebhookRepository: Send + Sync {
     /// Stores a new destination with its sealed secret.

@@ -31,7 +31,6 @@ pub use connect::{
 pub use entities::Rekeyed;
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{NewSigningKey, StoredSigningKey};
-pub use webhooks::{AttemptOutcome, Claim, DueDelivery};
 
 use sea_orm::DatabaseConnection;
 

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use handoff_domain::ports::WebhookRepository;
+use handoff_domain::delivery::{AttemptOutcome, Claim, DueDelivery};
+use handoff_domain::ports::{DeliveryQueue, WebhookRepository};
 use handoff_domain::webhook::{
     Delivery, DeliveryState, Destination, DestinationUrl, SealedSecret, WebhookType,
 };
@@ -348,71 +349,42 @@ impl WebhookRepository for Store {
     }
 }
 
-/// What one claim takes.
-#[derive(Clone, Copy, Debug)]
-pub struct Claim<'a> {
-    /// The most deliveries.
-    pub limit: usize,
-    /// The most deliveries to any one destination.
-    pub per_destination: usize,
-    /// Destinations to take none of (the worker has theirs under way).
-    pub busy: &'a [Uuid],
-    /// How long the claim holds.
-    pub lease: chrono::Duration,
-}
-
-/// A delivery the worker claimed: what to send, where, signed with which secrets.
-#[derive(Clone)]
-pub struct DueDelivery {
-    /// The delivery.
-    pub id: Uuid,
-    /// Its attempt number, this one included.
-    pub attempt: i32,
-    /// The event.
-    pub event_id: Uuid,
-    /// The event's application.
-    pub application_id: ApplicationId,
-    /// The event's type.
-    pub webhook_type: String,
-    /// The event's session.
-    pub session_id: Option<SessionId>,
-    /// What the event's change said (`status`, the log's details).
-    pub facts: serde_json::Value,
-    /// When the change happened.
-    pub created_at: DateTime<Utc>,
-    /// The payload, once rendered by an earlier attempt.
-    pub payload: Option<String>,
-    /// Where to send it.
-    pub url: String,
-    /// The destination, for the secret's context.
-    pub destination_id: Uuid,
-    /// The destination's secret, sealed.
-    pub secret: SealedSecret,
-    /// The secret before the last rotation, sealed, while it still signs.
-    pub previous_secret: Option<SealedSecret>,
-}
-
-impl std::fmt::Debug for DueDelivery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DueDelivery")
-            .field("id", &self.id)
-            .field("attempt", &self.attempt)
-            .field("webhook_type", &self.webhook_type)
-            .finish_non_exhaustive()
+#[async_trait]
+impl DeliveryQueue for Store {
+    async fn dispatch_webhook_events(
+        &self,
+        limit: u64,
+        now: DateTime<Utc>,
+    ) -> Result<usize, RepoError> {
+        self.dispatch_events(limit, now).await
     }
-}
 
-/// What an attempt gave.
-#[derive(Clone, Debug)]
-pub enum AttemptOutcome {
-    /// A 2xx answer.
-    Delivered { status: u16 },
-    /// Anything else; the next attempt at `retry_at`, or none (`failed`).
-    Failed {
-        status: Option<u16>,
-        error: String,
-        retry_at: Option<DateTime<Utc>>,
-    },
+    async fn claim_webhook_deliveries(
+        &self,
+        claim: &Claim<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<DueDelivery>, RepoError> {
+        self.claim_deliveries(claim, now).await
+    }
+
+    async fn keep_webhook_payloads(
+        &self,
+        rendered: &[(Uuid, String)],
+    ) -> Result<HashMap<Uuid, String>, RepoError> {
+        self.keep_payloads(rendered).await
+    }
+
+    async fn record_webhook_attempts(
+        &self,
+        attempts: &[(Uuid, AttemptOutcome)],
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        self.record_attempts(attempts, now).await
+    }
+
+    async fn prune_webhooks(&self, before: DateTime<Utc>) -> Result<u64, RepoError> {
+        self.prune(before).await
+    }
 }
 
 impl Store {
@@ -420,11 +392,7 @@ impl Store {
     /// that are enabled and subscribed to their type, as pending deliveries due now; marks them
     /// dispatched. On PostgreSQL the events are locked `SKIP LOCKED`: servers dispatch
     /// disjoint batches. How many events it dispatched.
-    pub async fn dispatch_webhook_events(
-        &self,
-        limit: u64,
-        now: DateTime<Utc>,
-    ) -> Result<usize, RepoError> {
+    async fn dispatch_events(&self, limit: u64, now: DateTime<Utc>) -> Result<usize, RepoError> {
         let backend = self.backend();
         let lock = match backend {
             DatabaseBackend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -498,7 +466,7 @@ impl Store {
     /// attempt put `lease` later, so that if this process dies while sending, the delivery
     /// comes due again then (at least once). `SKIP LOCKED` on PostgreSQL: servers claim
     /// disjoint sets. With each, what sending it needs.
-    pub async fn claim_webhook_deliveries(
+    async fn claim_deliveries(
         &self,
         claim: &Claim<'_>,
         now: DateTime<Utc>,
@@ -626,7 +594,7 @@ impl Store {
     /// Keeps each event's first rendered payload, so that every attempt and every worker sends
     /// the same body: the payload kept for each of `rendered`'s events (another worker's when it
     /// kept one first), in one transaction.
-    pub async fn keep_webhook_payloads(
+    async fn keep_payloads(
         &self,
         rendered: &[(Uuid, String)],
     ) -> Result<HashMap<Uuid, String>, RepoError> {
@@ -660,7 +628,7 @@ impl Store {
     }
 
     /// Records what attempts gave, in one transaction.
-    pub async fn record_webhook_attempts(
+    async fn record_attempts(
         &self,
         attempts: &[(Uuid, AttemptOutcome)],
         now: DateTime<Utc>,
@@ -726,7 +694,7 @@ impl Store {
 
     /// Deletes delivered deliveries created before `before`, and events dispatched before it
     /// that no delivery waits on any more; how many rows.
-    pub async fn prune_webhooks(&self, before: DateTime<Utc>) -> Result<u64, RepoError> {
+    async fn prune(&self, before: DateTime<Utc>) -> Result<u64, RepoError> {
         let backend = self.backend();
         let _turn = self.write_turn().await;
         let deliveries = self

@@ -54,18 +54,19 @@ pub fn client(
         .build()
 }
 
-/// Checks a URL's host when it is an IP literal (the resolver is not asked for those).
-pub fn check_literal(url: &reqwest::Url, policy: AddressPolicy) -> Result<(), String> {
+/// Checks a URL's host when it is an IP literal (the resolver is not asked for those): the
+/// address refused, or `None` when the URL names no host.
+pub fn check_literal(url: &reqwest::Url, policy: AddressPolicy) -> Result<(), Option<IpAddr>> {
     let ip = match url.host() {
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
         Some(url::Host::Domain(_)) => return Ok(()),
-        None => return Err("the url names no host".into()),
+        None => return Err(None),
     };
     if policy.allows(ip) {
         Ok(())
     } else {
-        Err(format!("{ip} is not an address a webhook may be sent to"))
+        Err(Some(ip))
     }
 }
 

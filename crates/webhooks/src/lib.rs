@@ -1,5 +1,6 @@
 //! Webhook delivery: Didit-compatible payloads and signatures, sent at least once from the
-//! outbox that the store writes with every change, by a worker in every server.
+//! outbox that the store writes with every change, by a worker in every server. The worker
+//! reaches the outbox only through the domain's `DeliveryQueue` port.
 
 pub mod client;
 pub mod payload;
@@ -7,4 +8,4 @@ pub mod sign;
 pub mod worker;
 
 pub use payload::DecisionRenderer;
-pub use worker::{Settings, Worker, parse_schedule};
+pub use worker::{ScheduleError, Settings, Worker, WorkerError, WorkerPorts, parse_schedule};

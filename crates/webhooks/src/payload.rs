@@ -7,8 +7,8 @@
 //! own members. docs/webhooks.md shows each.
 
 use handoff_domain::SessionRecord;
+use handoff_domain::delivery::DueDelivery;
 use handoff_domain::webhook::{WebhookType, carries_decision};
-use handoff_store::DueDelivery;
 use serde_json::{Map, Value};
 
 /// Renders a session's V3 decision payload (the HTTP layer's, given by the application).

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
-use handoff_domain::ports::SessionRepository;
+use handoff_domain::RepoError;
+use handoff_domain::delivery::{AttemptOutcome, Claim, DueDelivery};
+use handoff_domain::ports::{Clock, DeliveryQueue, SessionRepository};
 use handoff_domain::services::secret_context;
-use handoff_store::{AttemptOutcome, Claim, DueDelivery, Store};
 use handoff_token::KeyEncryptionKey;
 use uuid::Uuid;
 
@@ -60,25 +60,76 @@ impl Default for Settings {
     }
 }
 
+/// Why a retry schedule is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    /// A wait that is not a whole number of seconds from 1 to 86,400.
+    #[error("{0:?} is not a number of seconds from 1 to 86400")]
+    NotSeconds(String),
+    /// None, or more than 20.
+    #[error("give 1 to 20 waits")]
+    Count,
+}
+
+/// Why a worker could not start or run a round.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The HTTP client could not be built.
+    #[error("the webhook HTTP client could not be built: {0}")]
+    Client(#[from] reqwest::Error),
+    /// The queue did not answer.
+    #[error("the webhook queue did not answer: {0}")]
+    Queue(#[from] RepoError),
+}
+
+/// Why an attempt got no answer: what the delivery's `last_error` says.
+#[derive(Debug, thiserror::Error)]
+enum AttemptError {
+    #[error("the event's payload is gone")]
+    PayloadGone,
+    #[error("the destination's secret does not open: {0}")]
+    SecretDoesNotOpen(String),
+    #[error("the url does not parse")]
+    UrlDoesNotParse,
+    #[error("http destinations are not allowed here")]
+    HttpNotAllowed,
+    #[error("{0} is not an address a webhook may be sent to")]
+    Address(std::net::IpAddr),
+    #[error("the url names no host")]
+    NoHost,
+    #[error("{0}")]
+    NoAnswer(&'static str),
+}
+
 /// Parses `HANDOFF_WEBHOOK_RETRY_SCHEDULE`: seconds between attempts, comma-separated.
-pub fn parse_schedule(raw: &str) -> Result<Vec<Duration>, String> {
-    raw.split(',')
+pub fn parse_schedule(raw: &str) -> Result<Vec<Duration>, ScheduleError> {
+    let schedule = raw
+        .split(',')
         .map(|part| {
             part.trim()
                 .parse::<u64>()
                 .ok()
                 .filter(|s| (1..=86_400).contains(s))
                 .map(Duration::from_secs)
-                .ok_or_else(|| format!("{part:?} is not a number of seconds from 1 to 86400"))
+                .ok_or_else(|| ScheduleError::NotSeconds(part.to_owned()))
         })
-        .collect::<Result<Vec<_>, _>>()
-        .and_then(|schedule| {
-            if schedule.is_empty() || schedule.len() > 20 {
-                Err("give 1 to 20 waits".to_owned())
-            } else {
-                Ok(schedule)
-            }
-        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if schedule.is_empty() || schedule.len() > 20 {
+        Err(ScheduleError::Count)
+    } else {
+        Ok(schedule)
+    }
+}
+
+/// What a worker works on: the outbox's queue, the sessions its payloads describe, the time.
+#[derive(Clone)]
+pub struct WorkerPorts {
+    /// The outbox and its deliveries.
+    pub queue: Arc<dyn DeliveryQueue>,
+    /// The sessions, read to render payloads.
+    pub sessions: Arc<dyn SessionRepository>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// The most deliveries one claim takes.
@@ -176,7 +227,7 @@ impl UnderWay {
 /// Delivers webhooks from the outbox.
 #[derive(Clone)]
 pub struct Worker {
-    store: Store,
+    ports: WorkerPorts,
     kek: KeyEncryptionKey,
     decision: DecisionRenderer,
     settings: Arc<Settings>,
@@ -187,13 +238,13 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker over `store`, opening secrets with `kek`.
+    /// A worker over `ports`, opening secrets with `kek`.
     pub fn new(
-        store: Store,
+        ports: WorkerPorts,
         kek: KeyEncryptionKey,
         decision: DecisionRenderer,
         settings: Settings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, WorkerError> {
         let agent = format!("handoff-webhooks/{}", env!("CARGO_PKG_VERSION"));
         let https_policy = if settings.allow_private {
             AddressPolicy::AllowPrivate
@@ -201,9 +252,7 @@ impl Worker {
             AddressPolicy::PublicOnly
         };
         let checked = |policy| {
-            client::client(policy, settings.timeout, &agent)
-                .map(|client| (client, policy))
-                .map_err(|e| e.to_string())
+            client::client(policy, settings.timeout, &agent).map(|client| (client, policy))
         };
         let https = checked(https_policy)?;
         let http = if settings.allow_private {
@@ -212,7 +261,7 @@ impl Worker {
             None
         };
         Ok(Self {
-            store,
+            ports,
             kek,
             decision,
             settings: Arc::new(settings),
@@ -272,26 +321,22 @@ impl Worker {
 
     /// One round, start to end: dispatch new events, send what is due, wait for every answer,
     /// record them; how many events and deliveries it handled.
-    pub async fn step(&self) -> Result<usize, String> {
+    pub async fn step(&self) -> Result<usize, WorkerError> {
         let mut under_way = UnderWay::default();
         let handled = self.launch(&mut under_way).await?;
         let outcomes = under_way.all_finish().await;
-        self.store
-            .record_webhook_attempts(&outcomes, Utc::now())
-            .await
-            .map_err(|e| format!("could not record webhook attempts: {e}"))?;
+        self.ports
+            .queue
+            .record_webhook_attempts(&outcomes, self.ports.clock.now())
+            .await?;
         Ok(handled)
     }
 
     /// Dispatches new events and starts sending what is due, as far as there is room; how
     /// many events and deliveries.
-    async fn launch(&self, under_way: &mut UnderWay) -> Result<usize, String> {
-        let now = Utc::now();
-        let dispatched = self
-            .store
-            .dispatch_webhook_events(100, now)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn launch(&self, under_way: &mut UnderWay) -> Result<usize, WorkerError> {
+        let now = self.ports.clock.now();
+        let dispatched = self.ports.queue.dispatch_webhook_events(100, now).await?;
         let room = self
             .settings
             .in_flight
@@ -308,10 +353,10 @@ impl Worker {
                 .unwrap_or_else(|_| chrono::Duration::seconds(15)),
         };
         let due = self
-            .store
+            .ports
+            .queue
             .claim_webhook_deliveries(&claim, now)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let sent = due.len();
         let payloads = self.payloads(&due).await?;
         for delivery in due {
@@ -331,8 +376,9 @@ impl Worker {
     async fn record(&self, outcomes: Vec<(Uuid, AttemptOutcome)>) -> usize {
         let count = outcomes.len();
         if let Err(error) = self
-            .store
-            .record_webhook_attempts(&outcomes, Utc::now())
+            .ports
+            .queue
+            .record_webhook_attempts(&outcomes, self.ports.clock.now())
             .await
         {
             tracing::warn!(%error, "could not record webhook attempts");
@@ -342,7 +388,7 @@ impl Worker {
 
     /// The payload of each event due: the one kept, or rendered now and kept (the first kept
     /// wins, so every attempt of an event sends the same body).
-    async fn payloads(&self, due: &[DueDelivery]) -> Result<HashMap<Uuid, String>, String> {
+    async fn payloads(&self, due: &[DueDelivery]) -> Result<HashMap<Uuid, String>, WorkerError> {
         let mut payloads = HashMap::new();
         let mut rendered: Vec<(Uuid, String)> = Vec::new();
         for delivery in due {
@@ -350,22 +396,19 @@ impl Worker {
                 payloads.insert(delivery.event_id, payload.clone());
             } else if !rendered.iter().any(|(id, _)| *id == delivery.event_id) {
                 let record = match delivery.session_id {
-                    Some(id) => self
-                        .store
-                        .find_session(delivery.application_id, id)
-                        .await
-                        .map_err(|e| e.to_string())?,
+                    Some(id) => {
+                        self.ports
+                            .sessions
+                            .find_session(delivery.application_id, id)
+                            .await?
+                    }
                     None => None,
                 };
                 let payload = payload::render(delivery, record.as_ref(), &self.decision);
                 rendered.push((delivery.event_id, payload.to_string()));
             }
         }
-        let kept = self
-            .store
-            .keep_webhook_payloads(&rendered)
-            .await
-            .map_err(|e| e.to_string())?;
+        let kept = self.ports.queue.keep_webhook_payloads(&rendered).await?;
         payloads.extend(kept);
         Ok(payloads)
     }
@@ -373,7 +416,12 @@ impl Worker {
     async fn prune(&self) {
         let keep = chrono::Duration::from_std(self.settings.keep_delivered)
             .unwrap_or_else(|_| chrono::Duration::days(7));
-        match self.store.prune_webhooks(Utc::now() - keep).await {
+        match self
+            .ports
+            .queue
+            .prune_webhooks(self.ports.clock.now() - keep)
+            .await
+        {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned delivered webhooks"),
             Err(error) => tracing::warn!(%error, "could not prune webhooks"),
@@ -384,12 +432,12 @@ impl Worker {
     async fn deliver(&self, due: &DueDelivery, payload: Option<String>) -> AttemptOutcome {
         let attempt = match payload {
             Some(payload) => self.attempt(due, &payload).await,
-            None => Err("the event's payload is gone".to_owned()),
+            None => Err(AttemptError::PayloadGone),
         };
         let outcome = match attempt {
             Ok(status) if (200..300).contains(&status) => AttemptOutcome::Delivered { status },
             Ok(status) => self.failed(due, Some(status), format!("answered {status}")),
-            Err(error) => self.failed(due, None, error),
+            Err(error) => self.failed(due, None, error.to_string()),
         };
         if let AttemptOutcome::Failed {
             retry_at: None,
@@ -410,7 +458,7 @@ impl Worker {
             let _ = getrandom::fill(&mut byte);
             let factor = 0.8 + 0.4 * f64::from(byte[0]) / 255.0;
             let wait = wait.mul_f64(factor);
-            Utc::now()
+            self.ports.clock.now()
                 + chrono::Duration::from_std(wait).unwrap_or_else(|_| chrono::Duration::hours(1))
         });
         AttemptOutcome::Failed {
@@ -421,20 +469,23 @@ impl Worker {
     }
 
     /// One POST of `payload`: the answer's status, or why none came.
-    async fn attempt(&self, due: &DueDelivery, payload: &str) -> Result<u16, String> {
+    async fn attempt(&self, due: &DueDelivery, payload: &str) -> Result<u16, AttemptError> {
         let secret = self
             .kek
             .open_for(&secret_context(due.destination_id), &due.secret.bytes)
-            .map_err(|e| format!("the destination's secret does not open: {e}"))?;
-        let (body, value) = payload::with_timestamp(payload, Utc::now().timestamp());
+            .map_err(|e| AttemptError::SecretDoesNotOpen(e.to_string()))?;
+        let (body, value) = payload::with_timestamp(payload, self.ports.clock.now().timestamp());
         let signatures = sign::sign(&secret, &body, &value);
-        let url = reqwest::Url::parse(&due.url).map_err(|_| "the url does not parse".to_owned())?;
+        let url = reqwest::Url::parse(&due.url).map_err(|_| AttemptError::UrlDoesNotParse)?;
         let (client, policy) = match (url.scheme(), &self.http) {
             ("https", _) => &self.https,
             ("http", Some(http)) => http,
-            _ => return Err("http destinations are not allowed here".into()),
+            _ => return Err(AttemptError::HttpNotAllowed),
         };
-        client::check_literal(&url, *policy)?;
+        client::check_literal(&url, *policy).map_err(|refused| match refused {
+            Some(ip) => AttemptError::Address(ip),
+            None => AttemptError::NoHost,
+        })?;
         let timestamp = value
             .get("timestamp")
             .map(ToString::to_string)
@@ -449,7 +500,7 @@ impl Worker {
             .body(body)
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| AttemptError::NoAnswer(describe(&e)))?;
         let status = response.status().as_u16();
         // Read a little of the answer, at most 64 KiB, so the connection can be reused.
         let mut read = 0;
@@ -464,14 +515,14 @@ impl Worker {
 }
 
 /// Why a request got no answer, without the URL's query or anything sent.
-fn describe(error: &reqwest::Error) -> String {
+fn describe(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {
-        "no answer within the timeout".into()
+        "no answer within the timeout"
     } else if error.is_connect() {
-        "could not connect".into()
+        "could not connect"
     } else if error.is_redirect() {
-        "redirects are not followed".into()
+        "redirects are not followed"
     } else {
-        "the request failed".into()
+        "the request failed"
     }
 }

@@ -52,10 +52,11 @@ impl Receiver {
         std::fs::write(&self.secret_file, secret).unwrap();
     }
 
-    /// Every delivery so far.
+    /// Every delivery so far: each whole line (the receiver may be writing the last one).
     fn deliveries(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.record_file)
-            .unwrap_or_default()
+        let text = std::fs::read_to_string(&self.record_file).unwrap_or_default();
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
