@@ -1,0 +1,105 @@
+//! Applications, API keys and console sessions in memory.
+
+use super::*;
+
+#[async_trait]
+impl ApplicationRepository for InMemory {
+    async fn create_application(
+        &self,
+        application: &Application,
+        key: &NewApiKey,
+    ) -> Result<(), RepoError> {
+        let mut state = self.state();
+        state.applications.push(application.clone());
+        state.api_keys.push((key.clone(), false));
+        Ok(())
+    }
+
+    async fn list_applications(&self) -> Result<Vec<Application>, RepoError> {
+        Ok(self.state().applications.clone())
+    }
+
+    async fn application_exists(&self, id: ApplicationId) -> Result<bool, RepoError> {
+        Ok(self.state().applications.iter().any(|a| a.id == id))
+    }
+
+    async fn add_api_key(&self, key: &NewApiKey, _: DateTime<Utc>) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        if !state
+            .applications
+            .iter()
+            .any(|a| a.id == key.application_id)
+        {
+            return Ok(false);
+        }
+        state.api_keys.push((key.clone(), false));
+        Ok(true)
+    }
+
+    async fn revoke_api_key(
+        &self,
+        application_id: ApplicationId,
+        prefix: &str,
+        _: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        match state.api_keys.iter_mut().find(|(k, revoked)| {
+            k.application_id == application_id && k.prefix == prefix && !revoked
+        }) {
+            Some((_, revoked)) => {
+                *revoked = true;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn find_api_key(
+        &self,
+        prefix: &str,
+    ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError> {
+        Ok(self
+            .state()
+            .api_keys
+            .iter()
+            .find(|(k, revoked)| k.prefix == prefix && !revoked)
+            .map(|(k, _)| (k.application_id, k.hash.clone())))
+    }
+
+    async fn open_console_session(
+        &self,
+        id: ConsoleSessionHash,
+        session: &ConsoleSession,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let mut state = self.state();
+        state
+            .console_sessions
+            .retain(|(_, s, seen)| s.expires_at > now && *seen > idle_since);
+        state.console_sessions.push((id, session.clone(), now));
+        Ok(())
+    }
+
+    async fn touch_console_session(
+        &self,
+        id: ConsoleSessionHash,
+        now: DateTime<Utc>,
+        idle_since: DateTime<Utc>,
+    ) -> Result<Option<ConsoleSession>, RepoError> {
+        let mut state = self.state();
+        Ok(state
+            .console_sessions
+            .iter_mut()
+            .find(|(h, s, seen)| *h == id && s.expires_at > now && *seen > idle_since)
+            .map(|(_, session, seen)| {
+                *seen = now;
+                session.clone()
+            }))
+    }
+
+    async fn close_console_session(&self, id: ConsoleSessionHash) -> Result<(), RepoError> {
+        self.state().console_sessions.retain(|(h, _, _)| *h != id);
+        Ok(())
+    }
+}

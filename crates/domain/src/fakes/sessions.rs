@@ -1,0 +1,278 @@
+//! Sessions, their blocks, reviews and log in memory.
+
+use super::*;
+
+#[async_trait]
+impl SessionRepository for InMemory {
+    async fn create_session(
+        &self,
+        s: &NewSession,
+        log: &LogEntry,
+    ) -> Result<StoredSession, RepoError> {
+        let mut state = self.state();
+        let reusable = s
+            .vendor_data
+            .as_ref()
+            .filter(|_| s.reuse_unfinished)
+            .and_then(|vendor_data| {
+                state
+                    .sessions
+                    .iter()
+                    .rev()
+                    .map(|(r, _)| &r.session)
+                    .find(|own| {
+                        own.application_id == s.application_id
+                            && own.workflow_id == s.workflow_id
+                            && crate::SessionStatus::UNFINISHED.contains(&own.status)
+                            && own
+                                .vendor_data
+                                .as_ref()
+                                .is_some_and(|v| v.key() == vendor_data.key())
+                    })
+                    .map(|own| own.id)
+            });
+        if let Some(id) = reusable {
+            claim(
+                &mut state,
+                s.application_id,
+                s.idempotency.as_ref(),
+                IdempotentOperation::CreateSession,
+                id.to_string(),
+            )?;
+            let (record, _) = find_mut(&mut state, s.application_id, id)
+                .ok_or_else(|| RepoError::Internal("the reused session vanished".into()))?;
+            if s.callback.is_some() {
+                record.session.callback = s.callback.clone();
+            }
+            if s.metadata.is_some() {
+                record.session.metadata = s.metadata.clone();
+            }
+            return Ok(record.session.clone());
+        }
+        claim(
+            &mut state,
+            s.application_id,
+            s.idempotency.as_ref(),
+            IdempotentOperation::CreateSession,
+            s.id.to_string(),
+        )?;
+        let session_number = next_number(&mut state, s.application_id);
+        if let Some(vendor_data) = &s.vendor_data {
+            ensure_entity(
+                &mut state,
+                s.application_id,
+                s.kind,
+                vendor_data,
+                s.created_at,
+            );
+        }
+        let stored = s.stored(session_number);
+        state.sessions.push((
+            SessionRecord {
+                session: stored.clone(),
+                blocks: vec![],
+                reviews: vec![],
+            },
+            vec![log.clone()],
+        ));
+        Ok(stored)
+    }
+
+    async fn find_session(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<SessionRecord>, RepoError> {
+        let mut state = self.state();
+        Ok(find_mut(&mut state, application_id, id).map(|(r, _)| r.clone()))
+    }
+
+    async fn find_session_by_token(&self, token: &str) -> Result<Option<StoredSession>, RepoError> {
+        Ok(self
+            .state()
+            .sessions
+            .iter()
+            .find(|(r, _)| r.session.session_token == token)
+            .map(|(r, _)| r.session.clone()))
+    }
+
+    async fn session_events(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<Vec<LogEntry>>, RepoError> {
+        let mut state = self.state();
+        Ok(find_mut(&mut state, application_id, id).map(|(_, logs)| {
+            logs.iter()
+                .filter(|log| log.kind == LogKind::Event)
+                .cloned()
+                .collect()
+        }))
+    }
+
+    async fn session_activity(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        query: ActivityQuery,
+    ) -> Result<Option<ActivityPage>, RepoError> {
+        let mut state = self.state();
+        Ok(find_mut(&mut state, application_id, id).map(|(_, logs)| {
+            let mut rows: Vec<Activity> = logs
+                .iter()
+                .enumerate()
+                .filter(|(_, log)| log.is_activity())
+                .map(|(row, log)| Activity {
+                    row: row as i64,
+                    entry: log.clone(),
+                })
+                .collect();
+            if query.newest_first {
+                rows.reverse();
+            }
+            ActivityPage {
+                count: rows.len() as u64,
+                results: rows
+                    .into_iter()
+                    .skip(query.offset as usize)
+                    .take(query.limit as usize)
+                    .collect(),
+            }
+        }))
+    }
+
+    async fn record_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let Some((record, logs)) = find_mut(&mut state, application_id, id) else {
+            return Ok(false);
+        };
+        let old = record.session.status;
+        for (block, items) in &results.blocks {
+            record.blocks.retain(|(b, _)| b != block);
+            if let Some(items) = items {
+                record.blocks.push((*block, items.clone()));
+            }
+        }
+        record.blocks.sort_by_key(|(b, _)| *b);
+        record.session.status = results.status.unwrap_or(old);
+        record.session.revision += 1;
+        logs.push(log.transition(old, record.session.status));
+        Ok(true)
+    }
+
+    async fn amend_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        revision: i64,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        let current = self
+            .state()
+            .sessions
+            .iter()
+            .find(|(r, _)| r.session.application_id == application_id && r.session.id == id)
+            .map(|(r, _)| r.session.revision);
+        match current {
+            None => Ok(false),
+            Some(current) if current != revision => Err(RepoError::Changed),
+            Some(_) => self.record_results(application_id, id, results, log).await,
+        }
+    }
+
+    async fn apply_review(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        review: ReviewStatus,
+        log: &LogEntry,
+    ) -> Result<ReviewOutcome, RepoError> {
+        let mut state = self.state();
+        let Some((record, logs)) = find_mut(&mut state, application_id, id) else {
+            return Ok(ReviewOutcome::NotFound);
+        };
+        let current = record.session.status;
+        let log = match log.review(current, review) {
+            Ok(log) => log,
+            Err(refused) => return Ok(refused),
+        };
+        record.session.status = review.status();
+        record.session.revision += 1;
+        record.reviews.push(Review {
+            user: log.actor.clone(),
+            new_status: review.status(),
+            comment: log.comment.clone(),
+            created_at: log.created_at,
+        });
+        logs.push(log);
+        Ok(ReviewOutcome::Applied)
+    }
+
+    async fn delete_session(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let before = state.sessions.len();
+        state
+            .sessions
+            .retain(|(r, _)| !(r.session.application_id == application_id && r.session.id == id));
+        Ok(state.sessions.len() < before)
+    }
+
+    async fn delete_sessions(
+        &self,
+        application_id: ApplicationId,
+        numbers: Option<&[i64]>,
+    ) -> Result<Vec<(SessionId, i64)>, RepoError> {
+        let mut state = self.state();
+        let chosen = |s: &StoredSession| {
+            s.application_id == application_id
+                && numbers.is_none_or(|n| n.contains(&s.session_number))
+        };
+        let deleted = state
+            .sessions
+            .iter()
+            .filter(|(r, _)| chosen(&r.session))
+            .map(|(r, _)| (r.session.id, r.session.session_number))
+            .collect();
+        state.sessions.retain(|(r, _)| !chosen(&r.session));
+        Ok(deleted)
+    }
+
+    async fn list_sessions(
+        &self,
+        application_id: ApplicationId,
+        filter: &SessionFilter,
+    ) -> Result<SessionPage, RepoError> {
+        let state = self.state();
+        let mut matching: Vec<SessionListing> = state
+            .sessions
+            .iter()
+            .filter(|(r, _)| r.session.application_id == application_id)
+            .map(|(r, _)| r.listing())
+            .filter(|listing| filter.matches(listing))
+            .collect();
+        matching.sort_by_key(|l| {
+            (
+                filter.imports_first && l.session.shared_from_session.is_none(),
+                std::cmp::Reverse(l.session.session_number),
+            )
+        });
+        let count = matching.len() as u64;
+        let results = matching
+            .into_iter()
+            .skip(filter.offset as usize)
+            .take(filter.limit as usize)
+            .collect();
+        Ok(SessionPage { count, results })
+    }
+}
