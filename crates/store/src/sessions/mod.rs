@@ -1,0 +1,460 @@
+//! Sessions, their feature blocks and their log.
+
+use async_trait::async_trait;
+use handoff_domain::idempotency::IdempotentOperation;
+use handoff_domain::ports::SessionRepository;
+use handoff_domain::session::{RecordResults, ReviewOutcome};
+use handoff_domain::{
+    ApplicationId, EntityStatus, FeatureBlock, FeatureItem, LogEntry, LogKind, NewSession,
+    RepoError, Review, ReviewStatus, SessionFilter, SessionId, SessionPage, SessionRecord,
+    StoredSession,
+};
+use sea_orm::sea_query::{
+    Alias, Cond, Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement,
+    UnionType,
+};
+use std::collections::HashMap;
+
+use handoff_domain::session::{Activity, ActivityPage, ActivityQuery, ListedBlock, SessionListing};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, Value};
+use uuid::Uuid;
+
+use handoff_domain::vendor_data::KEY_VERSION;
+
+use crate::Store;
+use crate::rows::{self, get, json_text, recorded_blocks_text};
+use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run, stmt};
+
+mod list;
+mod read;
+mod write;
+
+use list::*;
+use read::*;
+use write::*;
+pub(crate) use write::{ensure_entity, insert_log, log_values, next_session_number};
+
+/// What a session row is read with (`rows::session`), in the order of `rows::SESSION_COLUMNS`.
+pub(crate) const SESSION_READ: [Sessions; 20] = [
+    Sessions::Id,
+    Sessions::ApplicationId,
+    Sessions::Kind,
+    Sessions::SessionNumber,
+    Sessions::SessionToken,
+    Sessions::SessionUrl,
+    Sessions::Status,
+    Sessions::WorkflowId,
+    Sessions::Features,
+    Sessions::VendorData,
+    Sessions::Metadata,
+    Sessions::Callback,
+    Sessions::ContactDetails,
+    Sessions::ExpectedDetails,
+    Sessions::SharedFromSession,
+    Sessions::RecordedBlocks,
+    Sessions::CreatedAt,
+    Sessions::ExpiresAt,
+    Sessions::Options,
+    Sessions::Revision,
+];
+
+/// A session row by key alone (see `find_session`).
+pub(crate) fn select_session(id: SessionId) -> SelectStatement {
+    Query::select()
+        .columns(SESSION_READ)
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+        .to_owned()
+}
+
+/// Rows per multi-row INSERT: 5 values a row stays far below both backends' parameter limits.
+const ITEMS_PER_INSERT: usize = 500;
+
+/// Results of at least this many bytes of items are a large write on SQLite: small writes
+/// waiting for their turn go first.
+const LARGE_WRITE_BYTES: usize = 256 * 1024;
+
+#[async_trait]
+impl SessionRepository for Store {
+    async fn create_session(
+        &self,
+        s: &NewSession,
+        log: &LogEntry,
+    ) -> Result<StoredSession, RepoError> {
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        if s.reuse_unfinished && s.vendor_data.is_some() {
+            // The counter row, locked without a new number, serializes this choice with every
+            // creation of the application's sessions; then an unfinished session is reused.
+            lock_counter(&txn, s.application_id).await?;
+            if let Some(reused) = reuse_unfinished(&txn, s).await? {
+                commit(txn).await?;
+                return Ok(reused);
+            }
+        }
+        // The key first: a concurrent retry with it waits here, then writes nothing.
+        crate::idempotency::claim(
+            &txn,
+            s.application_id,
+            s.idempotency.as_ref(),
+            IdempotentOperation::CreateSession,
+            s.id.to_string(),
+        )
+        .await?;
+        // The counter row is the lock that serializes session numbers of one application, on
+        // PostgreSQL and across processes.
+        let session_number = next_session_number(&txn, s.application_id).await?;
+
+        let entity_id = match &s.vendor_data {
+            Some(vendor_data) => Some(
+                ensure_entity(
+                    &txn,
+                    s.entity_id,
+                    s.application_id,
+                    s.kind,
+                    vendor_data,
+                    s.created_at,
+                )
+                .await?
+                .0,
+            ),
+            None => None,
+        };
+
+        let insert = Query::insert()
+            .into_table(Sessions::Table)
+            .columns(SESSION_READ.into_iter().chain([Sessions::EntityId]))
+            .values_panic([
+                s.id.as_uuid().into(),
+                s.application_id.as_uuid().into(),
+                s.kind.as_str().into(),
+                session_number.into(),
+                s.session_token.clone().into(),
+                s.session_url.clone().into(),
+                s.status.as_str().into(),
+                s.workflow_id.as_uuid().into(),
+                serde_json::to_string(&s.features)
+                    .unwrap_or_else(|_| "[]".into())
+                    .into(),
+                s.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
+                json_text(s.metadata.as_ref()).into(),
+                s.callback.clone().into(),
+                json_text(s.contact_details.as_ref()).into(),
+                json_text(s.expected_details.as_ref()).into(),
+                Option::<Uuid>::None.into(),
+                String::new().into(),
+                s.created_at.into(),
+                s.expires_at.into(),
+                rows::options_text(&s.options).into(),
+                0i64.into(),
+                entity_id.into(),
+            ])
+            .to_owned();
+        run(&txn, &insert).await?;
+        insert_log(&txn, s.id, log).await?;
+        commit(txn).await?;
+        Ok(s.stored(session_number))
+    }
+
+    async fn find_session(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<SessionRecord>, RepoError> {
+        let Some(row) = fetch_one(&self.db, &select_session(id)).await? else {
+            return Ok(None);
+        };
+        let (session, recorded) = rows::session(&row)?;
+        // Looked up by key alone (no planner statistics can turn it into a scan of the
+        // application's sessions); another application's session is not there.
+        if session.application_id != application_id {
+            return Ok(None);
+        }
+        let blocks = read_blocks(&self.db, id, &recorded).await?;
+        let reviews = read_reviews(&self.db, id).await?;
+        Ok(Some(SessionRecord {
+            session,
+            blocks,
+            reviews,
+        }))
+    }
+
+    async fn find_session_by_token(&self, token: &str) -> Result<Option<StoredSession>, RepoError> {
+        let select = Query::select()
+            .columns(SESSION_READ)
+            .from(Sessions::Table)
+            .and_where(Expr::col(Sessions::SessionToken).eq(token))
+            .to_owned();
+        fetch_one(&self.db, &select)
+            .await?
+            .map(|row| rows::session(&row).map(|(session, _)| session))
+            .transpose()
+    }
+
+    async fn session_events(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<Option<Vec<LogEntry>>, RepoError> {
+        if handoff_domain::ports::ShareRepository::find_source(self, application_id, id)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        let select = Query::select()
+            .columns([
+                SessionLogs::Kind,
+                SessionLogs::Actor,
+                SessionLogs::Action,
+                SessionLogs::OldStatus,
+                SessionLogs::NewStatus,
+                SessionLogs::Comment,
+                SessionLogs::Details,
+                SessionLogs::CreatedAt,
+            ])
+            .from(SessionLogs::Table)
+            .and_where(Expr::col(SessionLogs::SessionId).eq(id.as_uuid()))
+            .and_where(Expr::col(SessionLogs::Kind).eq(LogKind::Event.as_str()))
+            .order_by(SessionLogs::Id, Order::Asc)
+            .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(rows::log_entry)
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    async fn session_activity(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        query: ActivityQuery,
+    ) -> Result<Option<ActivityPage>, RepoError> {
+        if handoff_domain::ports::ShareRepository::find_source(self, application_id, id)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        // `LogEntry::is_activity`: every review, and the events that set a status.
+        let activity = Cond::any()
+            .add(Expr::col(SessionLogs::Kind).eq(LogKind::Review.as_str()))
+            .add(
+                Cond::all()
+                    .add(Expr::col(SessionLogs::NewStatus).is_not_null())
+                    .add(
+                        Cond::any()
+                            .add(Expr::col(SessionLogs::OldStatus).is_null())
+                            .add(
+                                Expr::col(SessionLogs::OldStatus)
+                                    .ne(Expr::col(SessionLogs::NewStatus)),
+                            ),
+                    ),
+            );
+        let mut matching = Query::select()
+            .from(SessionLogs::Table)
+            .and_where(Expr::col(SessionLogs::SessionId).eq(id.as_uuid()))
+            .cond_where(activity)
+            .to_owned();
+        let counted = matching
+            .clone()
+            .expr_as(Func::count(Expr::col(SessionLogs::Id)), Alias::new("n"))
+            .to_owned();
+        let count: i64 = match fetch_one(&self.db, &counted).await? {
+            Some(row) => get(&row, "n")?,
+            None => 0,
+        };
+        let page = matching
+            .columns([
+                SessionLogs::Id,
+                SessionLogs::Kind,
+                SessionLogs::Actor,
+                SessionLogs::Action,
+                SessionLogs::OldStatus,
+                SessionLogs::NewStatus,
+                SessionLogs::Comment,
+                SessionLogs::Details,
+                SessionLogs::CreatedAt,
+            ])
+            .order_by(
+                SessionLogs::Id,
+                if query.newest_first {
+                    Order::Desc
+                } else {
+                    Order::Asc
+                },
+            )
+            .limit(query.limit)
+            .offset(query.offset)
+            .to_owned();
+        let results = fetch_all(&self.db, &page)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Activity {
+                    row: get(row, "id")?,
+                    entry: rows::log_entry(row)?,
+                })
+            })
+            .collect::<Result<_, RepoError>>()?;
+        Ok(Some(ActivityPage {
+            count: u64::try_from(count).unwrap_or(0),
+            results,
+        }))
+    }
+
+    async fn record_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        self.write_results(application_id, id, None, results, log)
+            .await
+    }
+
+    async fn amend_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        revision: i64,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        self.write_results(application_id, id, Some(revision), results, log)
+            .await
+    }
+
+    async fn apply_review(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        review: ReviewStatus,
+        log: &LogEntry,
+    ) -> Result<ReviewOutcome, RepoError> {
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        let Some(row) = lock_session(&txn, application_id, id).await? else {
+            return Ok(ReviewOutcome::NotFound);
+        };
+        let current = rows::status(&get::<String>(&row, "status")?)?;
+        let log = match log.review(current, review) {
+            Ok(log) => log,
+            Err(refused) => return Ok(refused),
+        };
+        let update = Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::Status, review.status().as_str())
+            .value(Sessions::Revision, Expr::col(Sessions::Revision).add(1))
+            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+            .to_owned();
+        run(&txn, &update).await?;
+        insert_log(&txn, id, &log).await?;
+        commit(txn).await?;
+        Ok(ReviewOutcome::Applied)
+    }
+
+    async fn delete_sessions(
+        &self,
+        application_id: ApplicationId,
+        numbers: Option<&[i64]>,
+    ) -> Result<Vec<(SessionId, i64)>, RepoError> {
+        // Every related row goes with them by ON DELETE CASCADE, in the same statement.
+        let mut delete = Query::delete()
+            .from_table(Sessions::Table)
+            .and_where(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
+            .returning(Query::returning().columns([Sessions::Id, Sessions::SessionNumber]))
+            .to_owned();
+        if let Some(numbers) = numbers {
+            delete.and_where(Expr::col(Sessions::SessionNumber).is_in(numbers.iter().copied()));
+        }
+        let _turn = self.write_turn().await;
+        fetch_all(&self.db, &delete)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok((
+                    SessionId::from_uuid(get(row, "id")?),
+                    get(row, "session_number")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn delete_session(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+    ) -> Result<bool, RepoError> {
+        // Every related row goes with it by ON DELETE CASCADE, in the same statement.
+        let delete = Query::delete()
+            .from_table(Sessions::Table)
+            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+            .and_where(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
+            .to_owned();
+        let deleted = run(&self.db, &delete).await?;
+        Ok(deleted == 1)
+    }
+
+    async fn list_sessions(
+        &self,
+        application_id: ApplicationId,
+        filter: &SessionFilter,
+    ) -> Result<SessionPage, RepoError> {
+        let backend = self.backend();
+        let (conditions, values) = list_conditions(backend, application_id, filter);
+        let counted = format!("SELECT COUNT(*) AS n FROM sessions WHERE {conditions}");
+        let count: i64 = match self
+            .db
+            .query_one_raw(stmt(backend, &counted, values.clone()))
+            .await
+            .map_err(repo_error)?
+        {
+            Some(row) => get(&row, "n")?,
+            None => 0,
+        };
+        let columns: Vec<String> = SESSION_READ
+            .iter()
+            .map(|c| sea_orm::sea_query::Iden::unquoted(c).to_owned())
+            .collect();
+        // Imports first: `shared_from_session IS NULL` is false (0) for a clone on both
+        // backends, and false sorts first.
+        let order = if filter.imports_first {
+            "(shared_from_session IS NULL), session_number DESC"
+        } else {
+            "session_number DESC"
+        };
+        let page = format!(
+            "SELECT {} FROM sessions WHERE {conditions} ORDER BY {order} LIMIT ? OFFSET ?",
+            columns.join(", ")
+        );
+        let mut paged = values;
+        paged.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
+        paged.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
+        let rows = self
+            .db
+            .query_all_raw(stmt(backend, &page, paged))
+            .await
+            .map_err(repo_error)?;
+        let sessions = rows
+            .iter()
+            .map(rows::session)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut listed = self.listed_blocks(&sessions).await?;
+        let results = sessions
+            .into_iter()
+            .map(|(session, _)| {
+                let blocks = listed.remove(&session.id.as_uuid()).unwrap_or_default();
+                SessionListing::new(session, &blocks)
+            })
+            .collect();
+        Ok(SessionPage {
+            count: u64::try_from(count).unwrap_or(0),
+            results,
+        })
+    }
+}

@@ -1,0 +1,382 @@
+//! Writing a session: its number, its entity, its items, its log rows and their events, and
+//! the locks a write takes first.
+
+use super::*;
+
+impl Store {
+    /// `record_results`, and with `revision` `amend_results`.
+    pub(super) async fn write_results(
+        &self,
+        application_id: ApplicationId,
+        id: SessionId,
+        revision: Option<i64>,
+        results: &RecordResults,
+        log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        let _turn = if results.item_bytes() >= LARGE_WRITE_BYTES {
+            self.large_write_turn().await
+        } else {
+            self.write_turn().await
+        };
+        let txn = begin_write(&self.db).await?;
+        let Some(row) = lock_session(&txn, application_id, id).await? else {
+            return Ok(false);
+        };
+        if revision.is_some_and(|expected| get::<i64>(&row, "revision").ok() != Some(expected)) {
+            return Err(RepoError::Changed);
+        }
+        let old_status = rows::status(&get::<String>(&row, "status")?)?;
+        let mut recorded = rows::recorded_blocks(&get::<String>(&row, "recorded_blocks")?)?;
+        for (block, items) in &results.blocks {
+            let delete = Query::delete()
+                .from_table(Alias::new(block.v3_key()))
+                .and_where(Expr::col(BlockItems::SessionId).eq(id.as_uuid()))
+                .to_owned();
+            run(&txn, &delete).await?;
+            recorded.retain(|b| b != block);
+            if let Some(items) = items {
+                insert_items(&txn, id, *block, items).await?;
+                recorded.push(*block);
+            }
+        }
+        recorded.sort();
+        let new_status = results.status.unwrap_or(old_status);
+        let update = Query::update()
+            .table(Sessions::Table)
+            .value(Sessions::Status, new_status.as_str())
+            .value(Sessions::RecordedBlocks, recorded_blocks_text(&recorded))
+            .value(Sessions::Revision, Expr::col(Sessions::Revision).add(1))
+            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+            .to_owned();
+        run(&txn, &update).await?;
+        insert_log(&txn, id, &log.transition(old_status, new_status)).await?;
+        commit(txn).await?;
+        Ok(true)
+    }
+
+    /// What the listings of `sessions` read from their recorded blocks, by session: every
+    /// item's status, and the first item of `id_verifications` and `registry_checks`; one
+    /// statement for the page.
+    pub(super) async fn listed_blocks(
+        &self,
+        sessions: &[(StoredSession, Vec<FeatureBlock>)],
+    ) -> Result<HashMap<Uuid, HashMap<FeatureBlock, ListedBlock>>, RepoError> {
+        let mut parts = Vec::new();
+        let mut values: Vec<Value> = Vec::new();
+        for block in FeatureBlock::ALL {
+            let ids: Vec<Value> = sessions
+                .iter()
+                .filter(|(_, recorded)| recorded.contains(&block))
+                .map(|(session, _)| session.id.as_uuid().into())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let item = match block {
+                FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks => {
+                    "CASE WHEN position = 0 THEN item END"
+                }
+                _ => "NULL",
+            };
+            parts.push(format!(
+                "SELECT session_id, '{key}' AS block, position, status, {item} AS item \
+                 FROM {key} WHERE session_id IN ({})",
+                vec!["?"; ids.len()].join(", "),
+                key = block.v3_key(),
+            ));
+            values.extend(ids);
+        }
+        let mut listed: HashMap<Uuid, HashMap<FeatureBlock, ListedBlock>> = HashMap::new();
+        if parts.is_empty() {
+            return Ok(listed);
+        }
+        let sql = format!("{} ORDER BY position", parts.join(" UNION ALL "));
+        let rows = self
+            .db
+            .query_all_raw(stmt(self.backend(), &sql, values))
+            .await
+            .map_err(repo_error)?;
+        for row in &rows {
+            let key: String = get(row, "block")?;
+            let Some(block) = FeatureBlock::from_v3_key(&key) else {
+                continue;
+            };
+            let entry = listed
+                .entry(get::<Uuid>(row, "session_id")?)
+                .or_default()
+                .entry(block)
+                .or_default();
+            entry.statuses.push(get(row, "status")?);
+            if let Some(item) = rows::text_or_null(row, "item")? {
+                entry.first = serde_json::from_str(&item).ok();
+            }
+        }
+        Ok(listed)
+    }
+}
+
+/// Locks the application's counter row until the transaction ends, without bumping it.
+pub(super) async fn lock_counter(
+    txn: &DatabaseTransaction,
+    application_id: ApplicationId,
+) -> Result<(), RepoError> {
+    let lock = Query::update()
+        .table(Applications::Table)
+        .value(
+            Applications::LastSessionNumber,
+            Expr::col(Applications::LastSessionNumber),
+        )
+        .and_where(Expr::col(Applications::Id).eq(application_id.as_uuid()))
+        .to_owned();
+    run(txn, &lock).await.map(drop)
+}
+
+/// The newest unfinished session of `s`'s workflow and `vendor_data`, its `callback` and
+/// `metadata` replaced by `s`'s when given, and the request's idempotency key claimed for it;
+/// `None` when there is none.
+pub(super) async fn reuse_unfinished(
+    txn: &DatabaseTransaction,
+    s: &NewSession,
+) -> Result<Option<StoredSession>, RepoError> {
+    let Some(vendor_data) = &s.vendor_data else {
+        return Ok(None);
+    };
+    let entity = Query::select()
+        .column(Entities::Id)
+        .from(Entities::Table)
+        .and_where(Expr::col(Entities::ApplicationId).eq(s.application_id.as_uuid()))
+        .and_where(Expr::col(Entities::Kind).eq(s.kind.as_str()))
+        .and_where(Expr::col(Entities::VendorDataKey).eq(vendor_data.key()))
+        .to_owned();
+    let select = Query::select()
+        .column(Sessions::Id)
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::ApplicationId).eq(s.application_id.as_uuid()))
+        .and_where(Expr::col(Sessions::WorkflowId).eq(s.workflow_id.as_uuid()))
+        .and_where(
+            Expr::col(Sessions::Status).is_in(
+                handoff_domain::SessionStatus::UNFINISHED
+                    .iter()
+                    .map(|status| status.as_str()),
+            ),
+        )
+        .and_where(Expr::col(Sessions::EntityId).in_subquery(entity))
+        .order_by(Sessions::SessionNumber, Order::Desc)
+        .limit(1)
+        .to_owned();
+    let Some(row) = fetch_one(txn, &select).await? else {
+        return Ok(None);
+    };
+    let id = SessionId::from_uuid(get(&row, "id")?);
+    crate::idempotency::claim(
+        txn,
+        s.application_id,
+        s.idempotency.as_ref(),
+        IdempotentOperation::CreateSession,
+        id.to_string(),
+    )
+    .await?;
+    let mut update = Query::update()
+        .table(Sessions::Table)
+        .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+        .to_owned();
+    let mut changed = false;
+    if let Some(callback) = &s.callback {
+        update.value(Sessions::Callback, callback.clone());
+        changed = true;
+    }
+    if s.metadata.is_some() {
+        update.value(Sessions::Metadata, json_text(s.metadata.as_ref()));
+        changed = true;
+    }
+    if changed {
+        run(txn, &update).await?;
+    }
+    let row = fetch_one(txn, &select_session(id))
+        .await?
+        .ok_or_else(|| RepoError::Internal("the reused session vanished".into()))?;
+    rows::session(&row).map(|(session, _)| Some(session))
+}
+
+/// The application's next session number: its counter row bumped and locked until the
+/// transaction ends, which serializes one application's numbers across processes.
+pub(crate) async fn next_session_number(
+    txn: &DatabaseTransaction,
+    application_id: ApplicationId,
+) -> Result<i64, RepoError> {
+    let counter = Query::update()
+        .table(Applications::Table)
+        .value(
+            Applications::LastSessionNumber,
+            Expr::col(Applications::LastSessionNumber).add(1),
+        )
+        .and_where(Expr::col(Applications::Id).eq(application_id.as_uuid()))
+        .returning_col(Applications::LastSessionNumber)
+        .to_owned();
+    let row = fetch_one(txn, &counter)
+        .await?
+        .ok_or_else(|| RepoError::Internal("a session for an unknown application".into()))?;
+    get(&row, "last_session_number")
+}
+
+/// The session's `status` and `recorded_blocks`, its row locked for the rest of the transaction
+/// (`FOR UPDATE` on PostgreSQL; SQLite's immediate transaction already holds the write lock).
+/// `None` when the application holds no such session.
+pub(super) async fn lock_session(
+    txn: &DatabaseTransaction,
+    application_id: ApplicationId,
+    id: SessionId,
+) -> Result<Option<sea_orm::QueryResult>, RepoError> {
+    // By key alone, then the application (see `find_session`); the transaction of a caller
+    // that finds another application's row ends without writing.
+    let mut select = Query::select()
+        .columns([
+            Sessions::Status,
+            Sessions::RecordedBlocks,
+            Sessions::ApplicationId,
+            Sessions::Revision,
+        ])
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+        .to_owned();
+    if txn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        select.lock(LockType::Update);
+    }
+    let Some(row) = fetch_one(txn, &select).await? else {
+        return Ok(None);
+    };
+    Ok((get::<Uuid>(&row, "application_id")? == application_id.as_uuid()).then_some(row))
+}
+
+/// The id and status of the application's entity for `vendor_data`, created `ACTIVE` when
+/// missing, in one statement: the unique key decides between concurrent creators, and the no-op
+/// `DO UPDATE` lets `RETURNING` give the existing row (and locks it for the transaction).
+pub(crate) async fn ensure_entity(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+    application_id: ApplicationId,
+    kind: handoff_domain::SessionKind,
+    vendor_data: &handoff_domain::VendorData,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(Uuid, EntityStatus), RepoError> {
+    let upsert = Query::insert()
+        .into_table(Entities::Table)
+        .columns([
+            Entities::Id,
+            Entities::ApplicationId,
+            Entities::Kind,
+            Entities::VendorData,
+            Entities::VendorDataKey,
+            Entities::Status,
+            Entities::CreatedAt,
+            Entities::KeyVersion,
+        ])
+        .values_panic([
+            id.into(),
+            application_id.as_uuid().into(),
+            kind.as_str().into(),
+            vendor_data.as_str().into(),
+            vendor_data.key().into(),
+            EntityStatus::Active.as_str().into(),
+            at.into(),
+            KEY_VERSION.into(),
+        ])
+        .on_conflict(
+            OnConflict::columns([
+                Entities::ApplicationId,
+                Entities::Kind,
+                Entities::VendorDataKey,
+            ])
+            .value(
+                Entities::Status,
+                Expr::col((Entities::Table, Entities::Status)),
+            )
+            .to_owned(),
+        )
+        .returning(Query::returning().columns([Entities::Id, Entities::Status]))
+        .to_owned();
+    let row = fetch_one(txn, &upsert)
+        .await?
+        .ok_or_else(|| RepoError::Internal("entity upsert returned no row".into()))?;
+    let status: String = get(&row, "status")?;
+    let status = EntityStatus::parse(&status)
+        .ok_or_else(|| RepoError::Internal(format!("stored entity status {status:?}").into()))?;
+    Ok((get(&row, "id")?, status))
+}
+
+pub(super) async fn insert_items(
+    txn: &DatabaseTransaction,
+    session_id: SessionId,
+    block: FeatureBlock,
+    items: &[FeatureItem],
+) -> Result<(), RepoError> {
+    for (chunk_index, chunk) in items.chunks(ITEMS_PER_INSERT).enumerate() {
+        let mut insert = Query::insert()
+            .into_table(Alias::new(block.v3_key()))
+            .columns([
+                BlockItems::SessionId,
+                BlockItems::Position,
+                BlockItems::NodeId,
+                BlockItems::Status,
+                BlockItems::Item,
+            ])
+            .to_owned();
+        for (i, item) in chunk.iter().enumerate() {
+            let position = i32::try_from(chunk_index * ITEMS_PER_INSERT + i)
+                .map_err(|_| RepoError::Internal("too many items".into()))?;
+            insert.values_panic([
+                session_id.as_uuid().into(),
+                position.into(),
+                item.node_id().into(),
+                item.status().into(),
+                item.json().get().into(),
+            ]);
+        }
+        run(txn, &insert).await?;
+    }
+    Ok(())
+}
+
+/// Appends a log row, and the webhook events it causes.
+pub(crate) async fn insert_log(
+    txn: &DatabaseTransaction,
+    session_id: SessionId,
+    log: &LogEntry,
+) -> Result<(), RepoError> {
+    let insert = Query::insert()
+        .into_table(SessionLogs::Table)
+        .columns([
+            SessionLogs::SessionId,
+            SessionLogs::Kind,
+            SessionLogs::Actor,
+            SessionLogs::Action,
+            SessionLogs::OldStatus,
+            SessionLogs::NewStatus,
+            SessionLogs::Comment,
+            SessionLogs::Details,
+            SessionLogs::CreatedAt,
+        ])
+        .values_panic(
+            std::iter::once(session_id.as_uuid().into())
+                .chain(log_values(log))
+                .map(Expr::val),
+        )
+        .to_owned();
+    run(txn, &insert).await?;
+    crate::outbox::insert_events(txn, session_id, log).await
+}
+
+/// A log row's columns after `session_id`, in the order `kind, actor, action, old_status,
+/// new_status, comment, details, created_at`.
+pub(crate) fn log_values(log: &LogEntry) -> Vec<Value> {
+    vec![
+        log.kind.as_str().into(),
+        log.actor.clone().into(),
+        log.action.as_str().into(),
+        log.old_status.map(|s| s.as_str().to_owned()).into(),
+        log.new_status.map(|s| s.as_str().to_owned()).into(),
+        log.comment.clone().into(),
+        json_text(log.details.as_ref()),
+        log.created_at.into(),
+    ]
+}
