@@ -14,8 +14,8 @@ use crate::schema::{ApiKeys, Applications};
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
 
 /// The row of a new key. Its id is the row's own, never shown.
-fn insert_key(key: &NewApiKey, at: DateTime<Utc>) -> InsertStatement {
-    Query::insert()
+fn insert_key(key: &NewApiKey, at: DateTime<Utc>) -> Result<InsertStatement, RepoError> {
+    Ok(Query::insert()
         .into_table(ApiKeys::Table)
         .columns([
             ApiKeys::Id,
@@ -24,14 +24,15 @@ fn insert_key(key: &NewApiKey, at: DateTime<Utc>) -> InsertStatement {
             ApiKeys::KeyHash,
             ApiKeys::CreatedAt,
         ])
-        .values_panic([
+        .values([
             Uuid::new_v4().into(),
             key.application_id.as_uuid().into(),
             key.prefix.clone().into(),
             key.hash.0.to_vec().into(),
             at.into(),
         ])
-        .to_owned()
+        .map_err(crate::sql::insert_mismatch)?
+        .to_owned())
 }
 
 #[async_trait]
@@ -51,15 +52,16 @@ impl ApplicationRepository for Store {
                 Applications::LastSessionNumber,
                 Applications::CreatedAt,
             ])
-            .values_panic([
+            .values([
                 application.id.as_uuid().into(),
                 application.name.clone().into(),
                 0i64.into(),
                 application.created_at.into(),
             ])
+            .map_err(crate::sql::insert_mismatch)?
             .to_owned();
         run(&txn, &insert).await?;
-        run(&txn, &insert_key(key, application.created_at)).await?;
+        run(&txn, &insert_key(key, application.created_at)?).await?;
         commit(txn).await
     }
 
@@ -99,7 +101,7 @@ impl ApplicationRepository for Store {
         if !self.application_exists(key.application_id).await? {
             return Ok(false);
         }
-        run(&self.db, &insert_key(key, at)).await?;
+        run(&self.db, &insert_key(key, at)?).await?;
         Ok(true)
     }
 

@@ -199,7 +199,7 @@ impl EntityRepository for Store {
                 Entities::DisplayName,
                 Entities::Metadata,
             ])
-            .values_panic([
+            .values([
                 new.id.into(),
                 application_id.as_uuid().into(),
                 new.kind.as_str().into(),
@@ -211,6 +211,7 @@ impl EntityRepository for Store {
                 new.display_name.clone().into(),
                 new.metadata.as_ref().map(ToString::to_string).into(),
             ])
+            .map_err(crate::sql::insert_mismatch)?
             .on_conflict(
                 OnConflict::columns([
                     Entities::ApplicationId,

@@ -48,12 +48,13 @@ fn insert_claim(
     claim: &IdempotencyClaim,
     operation: IdempotentOperation,
     resource_id: String,
-) -> InsertStatement {
-    Query::insert()
+) -> Result<InsertStatement, RepoError> {
+    Ok(Query::insert()
         .into_table(IdempotencyKeys::Table)
         .columns(CLAIM_COLUMNS)
-        .values_panic(claim_values(application_id, claim, operation, resource_id).map(Expr::val))
-        .to_owned()
+        .values(claim_values(application_id, claim, operation, resource_id).map(Expr::val))
+        .map_err(crate::sql::insert_mismatch)?
+        .to_owned())
 }
 
 /// Stores a guarded write's key in the write's transaction `txn`; a key the application holds
@@ -68,16 +69,21 @@ pub(crate) async fn claim<C: ConnectionTrait>(
     let Some(claim) = claim else {
         return Ok(());
     };
-    txn.execute(&insert_claim(application_id, claim, operation, resource_id))
-        .await
-        .map(drop)
-        .map_err(|error| {
-            if is_idempotency_violation(&error) {
-                RepoError::IdempotencyKeyTaken
-            } else {
-                repo_error(error)
-            }
-        })
+    txn.execute(&insert_claim(
+        application_id,
+        claim,
+        operation,
+        resource_id,
+    )?)
+    .await
+    .map(drop)
+    .map_err(|error| {
+        if is_idempotency_violation(&error) {
+            RepoError::IdempotencyKeyTaken
+        } else {
+            repo_error(error)
+        }
+    })
 }
 
 /// Whether a unique violation is the idempotency key's (rather than, say, a clone's).

@@ -2,41 +2,45 @@
 //! one budget: a request is one upsert of its bucket's row for the window.
 
 use handoff_domain::RepoError;
-use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 
 use crate::Store;
-use crate::sql::{repo_error, stmt};
+use crate::rows::get;
+use crate::schema::RateLimitCounters;
+use crate::sql::{fetch_one, insert_mismatch, run};
 
 impl Store {
     /// Counts one request of `bucket` in the window starting at `window_start` (epoch seconds)
     /// and answers the window's count, this request included. Atomic across servers.
     pub async fn count_request(&self, bucket: &str, window_start: i64) -> Result<u64, RepoError> {
-        let row = self
-            .connection()
-            .query_one_raw(stmt(
-                self.backend(),
-                "INSERT INTO rate_limit_counters (bucket, window_start, hits) VALUES (?, ?, 1) \
-                 ON CONFLICT (bucket, window_start) \
-                 DO UPDATE SET hits = rate_limit_counters.hits + 1 RETURNING hits",
-                vec![bucket.into(), window_start.into()],
-            ))
-            .await
-            .map_err(repo_error)?
+        let upsert = Query::insert()
+            .into_table(RateLimitCounters::Table)
+            .columns(RateLimitCounters::COLUMNS.iter().copied())
+            .values([bucket.into(), window_start.into(), 1i64.into()])
+            .map_err(insert_mismatch)?
+            .on_conflict(
+                OnConflict::columns([RateLimitCounters::Bucket, RateLimitCounters::WindowStart])
+                    .value(
+                        RateLimitCounters::Hits,
+                        Expr::col((RateLimitCounters::Table, RateLimitCounters::Hits)).add(1),
+                    )
+                    .to_owned(),
+            )
+            .returning_col(RateLimitCounters::Hits)
+            .to_owned();
+        let row = fetch_one(self.connection(), &upsert)
+            .await?
             .ok_or_else(|| RepoError::Internal("the counter's upsert returned no row".into()))?;
-        let hits: i64 = row.try_get("", "hits").map_err(repo_error)?;
+        let hits: i64 = get(&row, "hits")?;
         Ok(u64::try_from(hits).unwrap_or_default())
     }
 
     /// Deletes the counters of windows that started before `window_start`; answers how many.
     pub async fn prune_request_counts(&self, window_start: i64) -> Result<u64, RepoError> {
-        self.connection()
-            .execute_raw(stmt(
-                self.backend(),
-                "DELETE FROM rate_limit_counters WHERE window_start < ?",
-                vec![window_start.into()],
-            ))
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(repo_error)
+        let delete = Query::delete()
+            .from_table(RateLimitCounters::Table)
+            .and_where(Expr::col(RateLimitCounters::WindowStart).lt(window_start))
+            .to_owned();
+        run(self.connection(), &delete).await
     }
 }

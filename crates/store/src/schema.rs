@@ -34,6 +34,11 @@ table! {
 }
 
 table! {
+    /// Rate-limit counts: one row per budget and window (unlogged on PostgreSQL).
+    RateLimitCounters { Bucket, WindowStart, Hits }
+}
+
+table! {
     /// Review-console sessions: the SHA-256 of the cookie's id, whose sign-in, its times.
     ConsoleSessions {
         IdHash, ApplicationId, KeyPrefix, Csrf, CreatedAt, LastSeenAt, ExpiresAt,
@@ -214,6 +219,10 @@ mod tests {
             (
                 ConsoleSessions::Table.to_string(),
                 names(ConsoleSessions::COLUMNS),
+            ),
+            (
+                RateLimitCounters::Table.to_string(),
+                names(RateLimitCounters::COLUMNS),
             ),
             (
                 WebhookDestinations::Table.to_string(),

@@ -29,8 +29,8 @@ pub struct NewSigningKey {
 }
 
 /// The row of a new key.
-fn insert_key(key: &NewSigningKey, now: DateTime<Utc>) -> InsertStatement {
-    Query::insert()
+fn insert_key(key: &NewSigningKey, now: DateTime<Utc>) -> Result<InsertStatement, RepoError> {
+    Ok(Query::insert()
         .into_table(SigningKeys::Table)
         .columns([
             SigningKeys::Kid,
@@ -40,7 +40,7 @@ fn insert_key(key: &NewSigningKey, now: DateTime<Utc>) -> InsertStatement {
             SigningKeys::Algorithm,
             SigningKeys::SealedWith,
         ])
-        .values_panic([
+        .values([
             key.kid.as_str().into(),
             key.sealed_secret.clone().into(),
             now.into(),
@@ -48,7 +48,8 @@ fn insert_key(key: &NewSigningKey, now: DateTime<Utc>) -> InsertStatement {
             key.algorithm.as_str().into(),
             key.sealed_with.as_str().into(),
         ])
-        .to_owned()
+        .map_err(crate::sql::insert_mismatch)?
+        .to_owned())
 }
 
 /// A stored key. Its `Debug` never shows the secret.
@@ -90,7 +91,7 @@ impl Store {
         key: &NewSigningKey,
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        let insert = insert_key(key, now)
+        let insert = insert_key(key, now)?
             .on_conflict(OnConflict::column(SigningKeys::Kid).do_nothing().to_owned())
             .to_owned();
         run(&self.db, &insert).await.map(drop)
@@ -102,7 +103,7 @@ impl Store {
         key: &NewSigningKey,
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        run(&self.db, &insert_key(key, now)).await.map(drop)
+        run(&self.db, &insert_key(key, now)?).await.map(drop)
     }
 
     /// Replaces a key's secret with `sealed_secret`, sealed under the key-encryption key

@@ -184,6 +184,11 @@ pub(crate) fn like_pattern(needle: &str) -> String {
     )
 }
 
+/// An insert whose row of values does not match its columns: a storage error, never a panic.
+pub(crate) fn insert_mismatch(error: sea_orm::sea_query::error::Error) -> RepoError {
+    RepoError::Internal(format!("an insert's values do not match its columns: {error}").into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

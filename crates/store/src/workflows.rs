@@ -91,7 +91,7 @@ impl WorkflowRepository for Store {
         let insert = Query::insert()
             .into_table(Workflows::Table)
             .columns(COLUMNS)
-            .values_panic([
+            .values([
                 w.id.as_uuid().into(),
                 w.application_id.as_uuid().into(),
                 w.label.clone().into(),
@@ -102,6 +102,7 @@ impl WorkflowRepository for Store {
                 w.created_at.into(),
                 settings_text(&w.settings).into(),
             ])
+            .map_err(crate::sql::insert_mismatch)?
             .to_owned();
         run(&txn, &insert).await?;
         commit(txn).await

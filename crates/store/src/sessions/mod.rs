@@ -125,7 +125,7 @@ impl SessionRepository for Store {
         let insert = Query::insert()
             .into_table(Sessions::Table)
             .columns(SESSION_READ.into_iter().chain([Sessions::EntityId]))
-            .values_panic([
+            .values([
                 s.id.as_uuid().into(),
                 s.application_id.as_uuid().into(),
                 s.kind.as_str().into(),
@@ -150,6 +150,7 @@ impl SessionRepository for Store {
                 0i64.into(),
                 entity_id.into(),
             ])
+            .map_err(crate::sql::insert_mismatch)?
             .to_owned();
         run(&txn, &insert).await?;
         insert_log(&txn, s.id, log).await?;

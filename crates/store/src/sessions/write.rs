@@ -271,7 +271,7 @@ pub(crate) async fn ensure_entity(
             Entities::CreatedAt,
             Entities::KeyVersion,
         ])
-        .values_panic([
+        .values([
             id.into(),
             application_id.as_uuid().into(),
             kind.as_str().into(),
@@ -281,6 +281,7 @@ pub(crate) async fn ensure_entity(
             at.into(),
             KEY_VERSION.into(),
         ])
+        .map_err(crate::sql::insert_mismatch)?
         .on_conflict(
             OnConflict::columns([
                 Entities::ApplicationId,
@@ -324,13 +325,15 @@ pub(super) async fn insert_items(
         for (i, item) in chunk.iter().enumerate() {
             let position = i32::try_from(chunk_index * ITEMS_PER_INSERT + i)
                 .map_err(|_| RepoError::Internal("too many items".into()))?;
-            insert.values_panic([
-                session_id.as_uuid().into(),
-                position.into(),
-                item.node_id().into(),
-                item.status().into(),
-                item.json().get().into(),
-            ]);
+            insert
+                .values([
+                    session_id.as_uuid().into(),
+                    position.into(),
+                    item.node_id().into(),
+                    item.status().into(),
+                    item.json().get().into(),
+                ])
+                .map_err(crate::sql::insert_mismatch)?;
         }
         run(txn, &insert).await?;
     }
@@ -356,11 +359,12 @@ pub(crate) async fn insert_log(
             SessionLogs::Details,
             SessionLogs::CreatedAt,
         ])
-        .values_panic(
+        .values(
             std::iter::once(session_id.as_uuid().into())
                 .chain(log_values(log))
                 .map(Expr::val),
         )
+        .map_err(crate::sql::insert_mismatch)?
         .to_owned();
     run(txn, &insert).await?;
     crate::outbox::insert_events(txn, session_id, log).await
