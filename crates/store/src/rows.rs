@@ -301,7 +301,7 @@ pub(crate) fn workflow_features(raw: &str) -> Result<Vec<WorkflowFeature>, RepoE
 mod tests {
     use super::*;
 
-    /// What the import's statement sends for one item (`one_statement`'s packing).
+    /// What the PostgreSQL import's statement sends for one item (its packing).
     fn pack(block: &str, position: i32, node_id: &str, status: &str, item: &str) -> String {
         format!(
             "{block}\u{1f}{position}\u{1f}{}\u{1f}{}\u{1f}{node_id}{status}{item}",
