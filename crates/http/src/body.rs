@@ -229,7 +229,10 @@ mod tests {
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
+    #[expect(
+        dead_code,
+        reason = "a shape to parse into in tests; its fields are never read"
+    )]
     struct Shape {
         name: String,
         count: Option<i64>,

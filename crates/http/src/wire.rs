@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 /// Session statuses, exactly as on the wire.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 pub enum SessionStatus {
     #[serde(rename = "Not Started")]
     NotStarted,
@@ -33,7 +32,6 @@ pub enum SessionStatus {
 /// Session kinds.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub enum SessionKind {
     User,
     Business,
@@ -42,7 +40,6 @@ pub enum SessionKind {
 /// Which device a session's callback applies to.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-#[allow(dead_code)]
 pub enum CallbackMethod {
     Initiator,
     Completer,
@@ -69,7 +66,6 @@ pub enum DocumentType {
 
 /// Genders as documents print them.
 #[derive(ToSchema)]
-#[allow(dead_code)]
 pub enum Gender {
     M,
     F,
@@ -100,7 +96,10 @@ pub enum PoaDocumentType {
 
 /// A step to resubmit.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "a schema of the OpenAPI document only: never built or read"
+)]
 pub struct NodeToResubmit {
     /// The `node_id` of the step's items in the decision.
     #[schema(min_length = 1, max_length = 100)]
@@ -111,7 +110,6 @@ pub struct NodeToResubmit {
 
 /// Entity statuses.
 #[derive(Serialize, ToSchema)]
-#[allow(dead_code)]
 pub enum EntityStatus {
     #[serde(rename = "ACTIVE")]
     Active,
@@ -454,7 +452,6 @@ pub struct ImportPreview {
 /// Where a share token stands (extension).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-#[allow(dead_code)]
 pub enum TokenState {
     Active,
     Redeemed,
@@ -513,7 +510,10 @@ pub struct Review {
 /// `node_id` and `status`), or null when the feature never ran; a session carries the blocks of
 /// its kind only.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "a schema of the OpenAPI document only: never built or read"
+)]
 pub struct DecisionV3 {
     session_id: Uuid,
     #[schema(value_type = SessionKind)]
@@ -578,7 +578,10 @@ pub struct DecisionV3 {
 /// The V2 decision payload of a user session: each block is its first item without `node_id`,
 /// or null.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "a schema of the OpenAPI document only: never built or read"
+)]
 pub struct DecisionV2 {
     session_id: Uuid,
     session_number: i64,
@@ -627,7 +630,10 @@ pub struct DecisionV2 {
 /// session's kind, each an array of items (objects with string `node_id` and `status`) or null.
 /// Unknown members and blocks of the other kind are refused.
 #[derive(ToSchema)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "a schema of the OpenAPI document only: never built or read"
+)]
 pub struct RecordResults {
     #[schema(value_type = Option<SessionStatus>)]
     status: Option<String>,

@@ -88,7 +88,10 @@ fn changes(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "a schema of the OpenAPI document only: never built or read"
+)]
 pub(crate) struct DataCorrection {
     #[schema(value_type = Option<wire::DocumentType>)]
     document_type: Option<Value>,
@@ -131,7 +134,10 @@ pub(crate) struct DataCorrection {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
-#[allow(dead_code)]
+#[expect(
+    dead_code,
+    reason = "a schema of the OpenAPI document only: never built or read"
+)]
 pub(crate) struct PoaCorrection {
     /// ISO 3166-1 alpha-3.
     #[schema(value_type = Option<String>, pattern = "^[A-Z]{3}$")]
