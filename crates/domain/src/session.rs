@@ -574,6 +574,70 @@ impl CallbackUrl {
     }
 }
 
+/// The most steps one resubmission names.
+pub const MAX_NODES_TO_RESUBMIT: usize = 50;
+/// The longest `node_id` a resubmission names, in characters.
+pub const MAX_NODE_ID_CHARS: usize = 100;
+
+/// The steps a resubmission sends back, by their items' `node_id`: 1 to
+/// [`MAX_NODES_TO_RESUBMIT`] of them, each once, each 1 to [`MAX_NODE_ID_CHARS`] characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodesToResubmit(Vec<String>);
+
+impl NodesToResubmit {
+    /// The steps named, each once in the order first named, or what is wrong with them.
+    pub fn parse(named: Vec<String>) -> Result<Self, &'static str> {
+        if named.is_empty() {
+            return Err("names no step.");
+        }
+        if named.len() > MAX_NODES_TO_RESUBMIT {
+            return Err("names at most 50 steps.");
+        }
+        let mut nodes: Vec<String> = Vec::with_capacity(named.len());
+        for node in named {
+            let chars = node.chars().count();
+            if chars == 0 || chars > MAX_NODE_ID_CHARS || node.contains('\0') {
+                return Err("each step is a node_id of 1 to 100 characters.");
+            }
+            if !nodes.contains(&node) {
+                nodes.push(node);
+            }
+        }
+        Ok(Self(nodes))
+    }
+
+    /// The node ids.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// What a reviewer decides: a status, or steps sent back to redo (`Resubmitted` with nodes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReviewDecision {
+    /// `Approved`, `Declined`, or `Resubmitted` with no step named.
+    Status(crate::status::ReviewStatus),
+    /// `Resubmitted`, these steps' results removed.
+    Resubmit(NodesToResubmit),
+}
+
+impl ReviewDecision {
+    /// The decision of `new_status` with the steps `nodes` names (none: a plain status), or
+    /// what is wrong with the steps.
+    pub fn parse(
+        new_status: crate::status::ReviewStatus,
+        nodes: Vec<String>,
+    ) -> Result<Self, &'static str> {
+        match (new_status, nodes.is_empty()) {
+            (status, true) => Ok(Self::Status(status)),
+            (crate::status::ReviewStatus::Resubmitted, false) => {
+                NodesToResubmit::parse(nodes).map(Self::Resubmit)
+            }
+            (_, false) => Err("is only taken with new_status Resubmitted."),
+        }
+    }
+}
+
 /// The longest review comment accepted, in characters.
 pub const MAX_COMMENT_CHARS: usize = 10_000;
 
@@ -602,6 +666,30 @@ impl ReviewComment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_review_decision_sends_back_only_named_steps_with_resubmitted() {
+        use crate::status::ReviewStatus;
+        let nodes = |n: usize| (0..n).map(|i| format!("node-{i}")).collect::<Vec<_>>();
+        assert_eq!(
+            ReviewDecision::parse(ReviewStatus::Approved, vec![]),
+            Ok(ReviewDecision::Status(ReviewStatus::Approved))
+        );
+        assert_eq!(
+            ReviewDecision::parse(ReviewStatus::Resubmitted, vec![]),
+            Ok(ReviewDecision::Status(ReviewStatus::Resubmitted))
+        );
+        assert!(ReviewDecision::parse(ReviewStatus::Declined, nodes(1)).is_err());
+        let twice = vec!["a".to_owned(), "b".to_owned(), "a".to_owned()];
+        match ReviewDecision::parse(ReviewStatus::Resubmitted, twice) {
+            Ok(ReviewDecision::Resubmit(steps)) => assert_eq!(steps.as_slice(), ["a", "b"]),
+            other => panic!("{other:?}"),
+        }
+        assert!(ReviewDecision::parse(ReviewStatus::Resubmitted, nodes(50)).is_ok());
+        assert!(ReviewDecision::parse(ReviewStatus::Resubmitted, nodes(51)).is_err());
+        assert!(NodesToResubmit::parse(vec!["x".repeat(101)]).is_err());
+        assert!(NodesToResubmit::parse(vec![String::new()]).is_err());
+    }
     use crate::ids::{ApplicationId, SessionId, WorkflowId};
     use serde_json::value::RawValue;
     use uuid::Uuid;

@@ -11,8 +11,8 @@ use crate::idempotency::IdempotencyClaim;
 use crate::ids::{SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{
-    CallbackUrl, LogEntry, LogKind, NewSession, RecordResults, ReviewComment, ReviewOutcome,
-    SessionFilter, SessionPage, SessionRecord, StoredSession,
+    CallbackUrl, LogEntry, LogKind, NewSession, RecordResults, ReviewComment, ReviewDecision,
+    ReviewOutcome, SessionFilter, SessionPage, SessionRecord, StoredSession,
 };
 use crate::session_options::SessionOptions;
 use crate::status::{ReviewStatus, SessionStatus};
@@ -289,6 +289,23 @@ impl SessionService {
             Ok(record)
         } else {
             Err(Error::SessionNotFound)
+        }
+    }
+
+    /// Applies a reviewer's `decision`: a status ([`SessionService::review`]) or steps sent
+    /// back ([`SessionService::resubmit`]).
+    pub async fn decide(
+        &self,
+        caller: &Caller,
+        id: SessionId,
+        decision: ReviewDecision,
+        comment: Option<ReviewComment>,
+    ) -> Result<(), Error> {
+        match decision {
+            ReviewDecision::Status(status) => self.review(caller, id, status, comment).await,
+            ReviewDecision::Resubmit(nodes) => {
+                self.resubmit(caller, id, nodes.as_slice(), comment).await
+            }
         }
     }
 

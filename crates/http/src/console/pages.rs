@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use handoff_domain::action::LogAction;
-use handoff_domain::session::ReviewComment;
+use handoff_domain::session::{ReviewComment, ReviewDecision};
 use handoff_domain::{
     FeatureBlock, SessionFilter, SessionId, SessionKind, SessionStatus, status::ReviewStatus,
 };
@@ -655,34 +655,41 @@ pub(crate) async fn review(
             Err(reason) => return message(StatusCode::BAD_REQUEST, reason),
         },
     };
-    let sessions = &state.services.sessions;
-    let decided = match field("new_status").and_then(ReviewStatus::parse) {
-        Some(status @ (ReviewStatus::Approved | ReviewStatus::Declined)) => {
-            sessions.review(&reviewer.caller, id, status, comment).await
+    let nodes: Vec<String> = form
+        .iter()
+        .filter(|(key, _)| key == "node")
+        .map(|(_, node)| node.clone())
+        .collect();
+    let decision = match field("new_status").and_then(ReviewStatus::parse) {
+        // Asking to redo means checking the steps to redo.
+        Some(ReviewStatus::Resubmitted) if nodes.is_empty() => {
+            return message(StatusCode::BAD_REQUEST, "Check the steps to redo.");
         }
+        // Steps checked beside Approve or Decline are not part of that decision.
         Some(ReviewStatus::Resubmitted) => {
-            let nodes: Vec<String> = form
-                .iter()
-                .filter(|(key, _)| key == "node")
-                .map(|(_, node)| node.clone())
-                .collect();
-            if nodes.is_empty() || nodes.len() > crate::routes::sessions::NODES_MAX {
-                return message(
-                    StatusCode::BAD_REQUEST,
-                    "Check the steps to redo (at most 50).",
-                );
+            match ReviewDecision::parse(ReviewStatus::Resubmitted, nodes) {
+                Ok(decision) => decision,
+                Err(reason) => {
+                    return message(
+                        StatusCode::BAD_REQUEST,
+                        &format!("The steps to redo: {reason}"),
+                    );
+                }
             }
-            sessions
-                .resubmit(&reviewer.caller, id, &nodes, comment)
-                .await
         }
-        _ => {
+        Some(status) => ReviewDecision::Status(status),
+        None => {
             return message(
                 StatusCode::BAD_REQUEST,
                 "Choose Approve, Decline or Ask to redo.",
             );
         }
     };
+    let decided = state
+        .services
+        .sessions
+        .decide(&reviewer.caller, id, decision, comment)
+        .await;
     match decided {
         Ok(()) => see_other(&format!("/console/sessions/{id}/")),
         Err(error) => {

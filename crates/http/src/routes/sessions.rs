@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::json::RawObject;
 use handoff_domain::services::CreateSession;
-use handoff_domain::session::{CallbackUrl, RecordResults, ReviewComment};
+use handoff_domain::session::{CallbackUrl, RecordResults, ReviewComment, ReviewDecision};
 use handoff_domain::session_options::{
     CallbackMethod, LANGUAGES, PORTRAIT_IMAGE_MAX_BYTES, SessionOptions,
 };
@@ -449,43 +449,37 @@ pub(crate) struct UpdateStatusBody {
     nodes_to_resubmit: Option<Value>,
 }
 
-/// The most steps one resubmission names.
-pub(crate) const NODES_MAX: usize = 50;
-
-/// The `node_id`s of `nodes_to_resubmit`, checked into `errors`; empty when absent.
-fn nodes_to_resubmit(raw: Option<Value>, errors: &mut ValidationErrors) -> Vec<String> {
+/// The `node_id`s `nodes_to_resubmit` names, in Didit's two shapes (a bare `node_id`, or
+/// `{"node_id", "feature"}`); empty when absent. The count and each id's length are the
+/// domain's to check ([`NodesToResubmit`](handoff_domain::session::NodesToResubmit)).
+fn named_nodes(raw: Option<Value>, errors: &mut ValidationErrors) -> Vec<String> {
     const FIELD: &str = "nodes_to_resubmit";
     let items = match raw {
         None | Some(Value::Null) => return Vec::new(),
-        Some(Value::Array(items)) if items.len() <= NODES_MAX => items,
-        Some(Value::Array(_)) => {
-            errors.add(FIELD, "names at most 50 steps.");
-            return Vec::new();
-        }
+        Some(Value::Array(items)) => items,
         Some(_) => {
             errors.add(FIELD, "must be an array.");
             return Vec::new();
         }
     };
-    let mut nodes = Vec::new();
+    let mut nodes = Vec::with_capacity(items.len());
     for item in items {
         let node = match &item {
-            Value::String(node) => Some(node.as_str()),
+            Value::String(node) => Some(node.clone()),
             Value::Object(object)
                 if object.keys().all(|k| k == "node_id" || k == "feature")
                     && object.get("feature").is_none_or(Value::is_string) =>
             {
-                object.get("node_id").and_then(Value::as_str)
+                object
+                    .get("node_id")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
             }
             _ => None,
         };
         match node {
-            Some(node) if !node.is_empty() && node.chars().count() <= 100 => {
-                if !nodes.iter().any(|n| n == node) {
-                    nodes.push(node.to_owned());
-                }
-            }
-            _ => errors.add(
+            Some(node) => nodes.push(node),
+            None => errors.add(
                 FIELD,
                 "each step is a node_id (1 to 100 characters) or {\"node_id\", \"feature\"}.",
             ),
@@ -517,26 +511,24 @@ pub(crate) async fn update_status(
         &mut errors,
     );
     let comment = optional_field("comment", body.comment, ReviewComment::parse, &mut errors);
-    let nodes = nodes_to_resubmit(body.nodes_to_resubmit, &mut errors);
-    if !nodes.is_empty() && new_status.is_some_and(|s| s != ReviewStatus::Resubmitted) {
-        errors.add(
-            "nodes_to_resubmit",
-            "is only taken with new_status Resubmitted.",
-        );
-    }
+    let nodes = named_nodes(body.nodes_to_resubmit, &mut errors);
+    let decision = new_status.and_then(|status| {
+        ReviewDecision::parse(status, nodes)
+            .map_err(|reason| errors.add("nodes_to_resubmit", reason))
+            .ok()
+    });
     errors.into_result().map_err(ApiError::invalid)?;
-    let Some(new_status) = new_status else {
+    let Some(decision) = decision else {
         return Err(ApiError::invalid_field(
             "new_status",
             "This field is required.",
         ));
     };
-    let sessions = &state.services.sessions;
-    if nodes.is_empty() {
-        sessions.review(&caller, id, new_status, comment).await?;
-    } else {
-        sessions.resubmit(&caller, id, &nodes, comment).await?;
-    }
+    state
+        .services
+        .sessions
+        .decide(&caller, id, decision, comment)
+        .await?;
     Ok(HttpResponse::Ok().json(wire::Reviewed {
         session_id: id.as_uuid(),
     }))
