@@ -158,3 +158,50 @@ fn every_rust_file_says_what_it_is_for() {
         "files without a //! header: {missing:?}"
     );
 }
+
+/// Every file and folder the codemap of docs/ARCHITECTURE.md names under a crate exists, and
+/// every path it starts a line with exists.
+#[test]
+fn the_codemap_names_only_what_exists() {
+    let text = std::fs::read_to_string(root().join("docs/ARCHITECTURE.md")).unwrap();
+    let block = text
+        .split("## Codemap")
+        .nth(1)
+        .and_then(|rest| rest.split("```").nth(1))
+        .expect("a codemap block");
+    let mut source: Option<PathBuf> = None;
+    let mut checked = 0;
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        if !line.starts_with(' ') {
+            let first = line.split_whitespace().next().unwrap_or_default();
+            let path = root().join(first);
+            // `examples` heads a list of paths rather than being one.
+            if first != "examples" {
+                assert!(
+                    path.exists(),
+                    "the codemap names {first}, which does not exist"
+                );
+                checked += 1;
+            }
+            source = Some(path.join("src")).filter(|src| src.is_dir());
+            continue;
+        }
+        // An entry of a crate: two spaces, its names, then two spaces or more and what it is.
+        let Some(src) = &source else { continue };
+        let Some(entry) = line.strip_prefix("  ").filter(|e| !e.starts_with(' ')) else {
+            continue;
+        };
+        let names = entry.split("  ").next().unwrap_or_default();
+        for name in names.split(", ").map(str::trim) {
+            if name.ends_with(".rs") || name.ends_with('/') {
+                let path = src.join(name.trim_end_matches('/'));
+                assert!(path.exists(), "the codemap names {}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked > 40,
+        "the codemap was read ({checked} names checked)"
+    );
+}
