@@ -385,7 +385,6 @@ per_backend!(
 /// the console's pages spend the key's rate budget and take the application's heavy slots
 /// as the API's do, refused with pages.
 async fn console_pages_are_bounded_and_pay_the_apis_budgets(backend: Backend) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn_with(backend, |c| {
         c.heavy_requests = handoff_http::heavy::HeavyLimits {
             per_application: 1,
@@ -445,26 +444,11 @@ async fn console_pages_are_bounded_and_pay_the_apis_budgets(backend: Backend) {
     // An upload of the application's holds its one heavy slot: the session page waits for
     // none and is refused with a page.
     let other = app.session(&tenant, &workflow, None).await;
-    let body = br#"{"status": "Approved"}"#;
-    let address = app.base.trim_start_matches("http://").to_owned();
-    let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = format!(
-        "PUT /v3/session/{other}/decision/ HTTP/1.1\r\nhost: {address}\r\n\
-         x-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        tenant.key,
-        body.len()
-    );
-    upload.write_all(head.as_bytes()).await.unwrap();
-    upload.write_all(&body[..5]).await.unwrap();
-    upload.flush().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let upload = crate::support::Upload::start(&app, &tenant, &other).await;
     let (status, _, busy) = browser.get(&path).await;
     assert_eq!(status, 429, "the heavy slot is taken");
     assert!(busy.contains("<html"), "{busy:.200}");
-    upload.write_all(&body[5..]).await.unwrap();
-    let mut answer = String::new();
-    upload.read_to_string(&mut answer).await.unwrap();
+    let answer = upload.finish().await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
     // The reads spent so far count against the key's budget of 12, as the API's do.

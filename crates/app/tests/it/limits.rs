@@ -260,7 +260,6 @@ async fn a_session_holds_a_bounded_number_of_items(backend: Backend) {
 /// Heavy requests beyond an application's cap wait for its own to finish; other applications
 /// are not held up, and beyond the waiting cap the application is refused.
 async fn heavy_requests_queue_behind_their_own_application(backend: Backend) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = TestApp::spawn_with(backend, |c: &mut Config| {
         c.heavy_requests = handoff_http::heavy::HeavyLimits {
             per_application: 1,
@@ -274,20 +273,7 @@ async fn heavy_requests_queue_behind_their_own_application(backend: Backend) {
     let quiet_session = app.finished_session(&quiet, "user", "user-ana-002").await;
 
     // The noisy application's upload holds its one slot while its body is still arriving.
-    let body = br#"{"status": "Approved"}"#;
-    let address = app.base.trim_start_matches("http://").to_owned();
-    let mut upload = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let head = format!(
-        "PUT /v3/session/{noisy_session}/decision/ HTTP/1.1\r\nhost: {address}\r\n\
-         x-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-         connection: close\r\n\r\n",
-        noisy.key,
-        body.len()
-    );
-    upload.write_all(head.as_bytes()).await.unwrap();
-    upload.write_all(&body[..5]).await.unwrap();
-    upload.flush().await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let upload = crate::support::Upload::start(&app, &noisy, &noisy_session).await;
 
     let read = |session: String, tenant: crate::support::Tenant| {
         let (client, base) = (app.client.clone(), app.base.clone());
@@ -316,9 +302,7 @@ async fn heavy_requests_queue_behind_their_own_application(backend: Backend) {
     assert_error(&refused, 429, "too_many_concurrent_requests");
 
     // The upload ends; the queued read goes through.
-    upload.write_all(&body[5..]).await.unwrap();
-    let mut answer = String::new();
-    upload.read_to_string(&mut answer).await.unwrap();
+    let answer = upload.finish().await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(queued.await.unwrap(), 200);
     assert_eq!(

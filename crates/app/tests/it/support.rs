@@ -383,3 +383,40 @@ pub fn assert_error(answer: &Answer, status: u16, code: &str) {
         answer.text
     );
 }
+
+/// A results upload of `session` whose body is left half sent: it holds one of the
+/// application's heavy slots until [`Upload::finish`].
+pub struct Upload(tokio::net::TcpStream);
+
+/// The body an [`Upload`] sends, in two parts.
+const UPLOAD_BODY: &[u8] = br#"{"status": "Approved"}"#;
+
+impl Upload {
+    /// Sends the head and the start of the body, and waits for the server to take it up.
+    pub async fn start(app: &TestApp, tenant: &Tenant, session: &str) -> Upload {
+        use tokio::io::AsyncWriteExt;
+        let address = app.base.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "PUT /v3/session/{session}/decision/ HTTP/1.1\r\nhost: {address}\r\n\
+             x-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n",
+            tenant.key,
+            UPLOAD_BODY.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&UPLOAD_BODY[..5]).await.unwrap();
+        stream.flush().await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        Upload(stream)
+    }
+
+    /// Sends the rest of the body; the answer.
+    pub async fn finish(mut self) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.0.write_all(&UPLOAD_BODY[5..]).await.unwrap();
+        let mut answer = String::new();
+        self.0.read_to_string(&mut answer).await.unwrap();
+        answer
+    }
+}
