@@ -20,6 +20,26 @@ pub const IDEMPOTENCY_WINDOW_SECONDS: i64 = 86_400;
 /// The longest key accepted, in characters.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
+/// A key whose write committed this long ago without an answer recorded belongs to a request
+/// whose process stopped in between: its answer is rendered again from the resource.
+pub const ANSWER_LOST_AFTER_SECONDS: i64 = 30;
+
+/// What a request with an idempotency key does next, given what its key holds now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum NextStep {
+    /// Nothing is held: make the write, the key claimed in its transaction.
+    Execute,
+    /// The key was used with another request: 422 `idempotency_key_reused`.
+    Reused,
+    /// The first request's answer, to send again.
+    Replay(RecordedAnswer),
+    /// The first request's write committed long ago and its answer was lost: render it again
+    /// from the resource it made.
+    RenderAgain(StoredIdempotency),
+    /// The first request is still running: wait, and ask again.
+    Wait,
+}
+
 /// A client's idempotency key: 1 to 255 visible ASCII characters (a UUID, say).
 #[derive(Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);

@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use handoff_domain::Caller;
 use handoff_domain::idempotency::{
-    IdempotencyClaim, IdempotencyKey, RecordedAnswer, StoredIdempotency,
+    IdempotencyClaim, IdempotencyKey, NextStep, RecordedAnswer, StoredIdempotency,
 };
 use sha2::{Digest, Sha256};
 
@@ -23,10 +23,6 @@ pub const HEADER: &str = "Idempotency-Key";
 
 /// How long a retry waits for the first request's answer.
 pub const WAIT_FOR_FIRST: Duration = Duration::from_secs(10);
-
-/// A key whose write committed this long ago without an answer recorded belongs to a request
-/// whose process stopped in between: its answer is rendered again from the resource.
-pub const ANSWER_LOST_AFTER_SECONDS: i64 = 30;
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -154,21 +150,23 @@ where
     let service = &state.services.idempotency;
     let started = std::time::Instant::now();
     let mut execute = Some(execute);
+    let mut render_again = Some(render_again);
     loop {
-        match service.find(caller, &guard.key).await? {
-            Some(stored) if stored.request_hash != guard.request_hash => return Err(reused()),
-            Some(stored) => {
-                if let Some(answer) = stored.answer {
-                    return Ok(Answer::replay(answer));
-                }
-                let age = chrono::Utc::now() - stored.created_at;
-                if age > chrono::Duration::seconds(ANSWER_LOST_AFTER_SECONDS) {
+        match service
+            .next_step(caller, &guard.key, &guard.request_hash)
+            .await?
+        {
+            NextStep::Reused => return Err(reused()),
+            NextStep::Replay(answer) => return Ok(Answer::replay(answer)),
+            NextStep::RenderAgain(stored) => {
+                if let Some(render_again) = render_again.take() {
                     let answer = render_again(stored).await?;
                     record(state, caller, &guard.key, &answer).await;
                     return Ok(answer.respond(true));
                 }
             }
-            None => match execute.take() {
+            NextStep::Wait => {}
+            NextStep::Execute => match execute.take() {
                 Some(execute) => {
                     let claim = service.claim(guard.key.clone(), guard.request_hash.clone());
                     match execute(Some(claim)).await {

@@ -6,7 +6,8 @@ use chrono::Duration;
 use super::{Error, Ports};
 use crate::application::Caller;
 use crate::idempotency::{
-    IDEMPOTENCY_WINDOW_SECONDS, IdempotencyClaim, IdempotencyKey, RecordedAnswer, StoredIdempotency,
+    ANSWER_LOST_AFTER_SECONDS, IDEMPOTENCY_WINDOW_SECONDS, IdempotencyClaim, IdempotencyKey,
+    NextStep, RecordedAnswer, StoredIdempotency,
 };
 
 /// Reads and records idempotency keys.
@@ -43,6 +44,32 @@ impl IdempotencyService {
                 Ok(None)
             }
             None => Ok(None),
+        }
+    }
+
+    /// What a request with `key` and the body hash `request_hash` does next: replay the first
+    /// answer, refuse a key reused with another request, render a lost answer again, wait for
+    /// the first request, or make the write.
+    pub async fn next_step(
+        &self,
+        caller: &Caller,
+        key: &IdempotencyKey,
+        request_hash: &str,
+    ) -> Result<NextStep, Error> {
+        let Some(stored) = self.find(caller, key).await? else {
+            return Ok(NextStep::Execute);
+        };
+        if stored.request_hash != request_hash {
+            return Ok(NextStep::Reused);
+        }
+        if let Some(answer) = stored.answer {
+            return Ok(NextStep::Replay(answer));
+        }
+        let age = self.ports.clock.now() - stored.created_at;
+        if age > Duration::seconds(ANSWER_LOST_AFTER_SECONDS) {
+            Ok(NextStep::RenderAgain(stored))
+        } else {
+            Ok(NextStep::Wait)
         }
     }
 
