@@ -44,6 +44,33 @@ impl ShareTtl {
     }
 }
 
+/// The longest `max_source_age_seconds` an import takes: ten years.
+pub const MAX_SOURCE_AGE_SECONDS: i64 = 315_360_000;
+
+/// An import's limit on the source's age (an extension): a source created longer ago than this
+/// is refused (`source_too_old`). 1 to [`MAX_SOURCE_AGE_SECONDS`] seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MaxSourceAge(i64);
+
+impl MaxSourceAge {
+    /// A limit of `seconds`, or what is wrong with it.
+    pub fn parse(seconds: i64) -> Result<Self, &'static str> {
+        if (1..=MAX_SOURCE_AGE_SECONDS).contains(&seconds) {
+            Ok(Self(seconds))
+        } else {
+            Err("Must be a whole number of seconds from 1 to 315360000.")
+        }
+    }
+
+    /// The oldest creation time a source may have at `now`.
+    pub fn created_after(
+        self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        now - chrono::Duration::seconds(self.0)
+    }
+}
+
 /// A share token as presented or issued. It is a bearer credential: `Debug` shows only its
 /// length, so it cannot reach a log by accident.
 #[derive(Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::services::{EntityEffect, ImportRequest, ShareRequest, SharedSession};
-use handoff_domain::share::ShareTtl;
+use handoff_domain::share::{MaxSourceAge, ShareTtl};
 use handoff_domain::{
     ApplicationId, SessionKind, SessionRecord, ShareToken, ValidationErrors, WorkflowId,
 };
@@ -118,9 +118,6 @@ fn shared_answer(shared: &SharedSession) -> wire::Shared {
     }
 }
 
-/// The longest `max_source_age_seconds`: ten years.
-const MAX_SOURCE_AGE_SECONDS: i64 = 315_360_000;
-
 /// An import.
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct ImportBody {
@@ -159,17 +156,11 @@ impl ImportBody {
             errors.add("workflow_id", "This field is required.");
         }
         let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
-        let max_source_age_seconds = match self.max_source_age_seconds {
-            None => None,
-            Some(age @ 1..=MAX_SOURCE_AGE_SECONDS) => u32::try_from(age).ok(),
-            Some(_) => {
-                errors.add(
-                    "max_source_age_seconds",
-                    "Must be a whole number of seconds from 1 to 315360000.",
-                );
-                None
-            }
-        };
+        let max_source_age_seconds = self.max_source_age_seconds.and_then(|seconds| {
+            MaxSourceAge::parse(seconds)
+                .map_err(|reason| errors.add("max_source_age_seconds", reason))
+                .ok()
+        });
         errors.into_result().map_err(ApiError::invalid)?;
         let Some(share_token) = share_token else {
             return Err(ApiError::invalid_field(

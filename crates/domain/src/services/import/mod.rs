@@ -14,7 +14,7 @@ use crate::ids::{SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{LogEntry, SessionRecord};
 use crate::share::{
-    ImportAttempt, ImportCheck, ImportOutcome, ShareClaims, ShareToken, TokenError,
+    ImportAttempt, ImportCheck, ImportOutcome, MaxSourceAge, ShareClaims, ShareToken, TokenError,
     first_failed_check,
 };
 use crate::status::SessionStatus;
@@ -35,7 +35,7 @@ pub struct ImportRequest {
     /// The clone's `vendor_data`; `None` keeps the source's.
     pub vendor_data: Option<VendorData>,
     /// Refuse a source created longer ago than this (an extension); `None`: any age.
-    pub max_source_age_seconds: Option<u32>,
+    pub max_source_age_seconds: Option<MaxSourceAge>,
 }
 
 /// What an import would create (Import Shared Session's preview, an extension).
@@ -267,7 +267,7 @@ impl ImportService {
             ),
             source_created_after: request
                 .max_source_age_seconds
-                .map(|age| now - chrono::Duration::seconds(i64::from(age))),
+                .map(|age| age.created_after(now)),
             idempotency: None,
         })
     }

@@ -201,7 +201,7 @@ async fn break_check(f: &mut Fixture, n: u8) -> ImportRequest {
             // The source is a minute old; the import accepts ten seconds.
             let now = f.world.clock.now();
             f.world.clock.set(now + chrono::Duration::seconds(60));
-            request.max_source_age_seconds = Some(10);
+            request.max_source_age_seconds = MaxSourceAge::parse(10).ok();
         }
         _ => unreachable!(),
     }
