@@ -65,10 +65,39 @@ pub enum ConnectError {
     /// The database refused or could not be reached.
     #[error("cannot open the database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    /// The URL names no database, or one of PostgreSQL's own (`postgres`, `template0`,
+    /// `template1`): handoff would create its tables there.
+    #[error(
+        "DATABASE_URL names {0}: create a database for handoff (createdb -h HOST -U USER handoff) \
+         and name it in the URL (postgres://USER@HOST:PORT/handoff)"
+    )]
+    MaintenanceDatabase(String),
     /// PostgreSQL could not be reached or refused this client; the sentence says why and what
     /// to do.
     #[error("cannot open the database: {0}")]
     Unreachable(String),
+}
+
+/// Refuses a URL that names no database (PostgreSQL would open the user's own, `postgres` for
+/// the `postgres` role) or PostgreSQL's maintenance and template databases.
+fn refuse_maintenance_database(url: &str) -> Result<(), ConnectError> {
+    let path = url
+        .split_once("://")
+        .map_or("", |(_, rest)| rest)
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default();
+    let database = path.split_once('/').map_or("", |(_, name)| name);
+    match database {
+        "" => Err(ConnectError::MaintenanceDatabase("no database".into())),
+        "postgres" => Err(ConnectError::MaintenanceDatabase(
+            "PostgreSQL's maintenance database postgres".into(),
+        )),
+        name if name.starts_with("template") => Err(ConnectError::MaintenanceDatabase(format!(
+            "PostgreSQL's template database {name}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// How long the first connection to PostgreSQL may take before start-up gives up.
@@ -218,6 +247,7 @@ impl Store {
                 });
             }
             "postgres" | "postgresql" => {
+                refuse_maintenance_database(url)?;
                 first_postgres_connection(url).await?;
                 // Every query here is a key or index lookup whose best plan does not depend on
                 // the values bound, so each prepared statement is planned once per connection
@@ -404,6 +434,28 @@ fn sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::{StoreOptions, default_max_connections, sqlite_directory};
+
+    #[test]
+    fn maintenance_databases_are_refused() {
+        for refused in [
+            "postgres://postgres@127.0.0.1:5432",
+            "postgres://postgres@127.0.0.1:5432/",
+            "postgres://u:p@db/postgres",
+            "postgresql://u@db/postgres?sslmode=require",
+            "postgres://u@db/template1",
+        ] {
+            assert!(
+                super::refuse_maintenance_database(refused).is_err(),
+                "{refused}"
+            );
+        }
+        for fine in [
+            "postgres://u@db/handoff",
+            "postgres://u@db:5432/handoff_test_1?x=y",
+        ] {
+            assert!(super::refuse_maintenance_database(fine).is_ok(), "{fine}");
+        }
+    }
 
     #[test]
     fn postgres_urls_without_an_sslmode_do_not_use_tls() {

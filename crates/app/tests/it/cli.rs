@@ -207,6 +207,37 @@ fn the_default_database_does_not_depend_on_the_working_directory() {
     let _ = std::fs::remove_dir_all(&home);
 }
 
+/// A `DATABASE_URL` that names no database, or PostgreSQL's own, is refused before anything
+/// connects: handoff would create its tables in the maintenance database.
+#[test]
+fn the_maintenance_database_is_refused() {
+    for (url, said) in [
+        ("postgres://postgres@127.0.0.1:5432", "names no database"),
+        (
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "maintenance database postgres",
+        ),
+        (
+            "postgres://postgres@127.0.0.1:5432/template1",
+            "template database template1",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .arg("migrate")
+            .env("DATABASE_URL", url)
+            .env("HANDOFF_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{url}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(said), "{url}: {stderr}");
+        assert!(
+            stderr.contains("createdb"),
+            "{url}: says what to do: {stderr}"
+        );
+    }
+}
+
 /// The data directory is created 0700 and the SQLite files 0600 even under `umask 000`; a
 /// database file that others may read is warned about.
 #[test]
