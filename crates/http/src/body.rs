@@ -167,7 +167,7 @@ fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiErro
         return ApiError::invalid_field("body", format!("Malformed JSON: {inner}."));
     }
     let path = error.path().to_string();
-    let message = strip_position(&inner.to_string());
+    let message = in_json_terms(&strip_position(&inner.to_string()));
     // "missing field `x`" is reported at the parent; name the field itself.
     if let Some(field) = message
         .strip_prefix("missing field `")
@@ -182,6 +182,57 @@ fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiErro
     }
     let field = if path == "." { "body".to_owned() } else { path };
     ApiError::invalid(ValidationErrors::single(field, sentence(&message)))
+}
+
+/// serde's message in the terms of JSON, never a Rust type: `expected struct FeatureBody`
+/// becomes `expected a JSON object`, `u32` a whole number, a sequence an array.
+fn in_json_terms(message: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut rest = message.split(' ').peekable();
+    while let Some(word) = rest.next() {
+        let next = rest.peek().copied().unwrap_or_default();
+        let replaced = match (word, next) {
+            ("struct" | "enum" | "tuple" | "newtype", _) if !next.is_empty() => {
+                rest.next();
+                let trailing: String = next
+                    .chars()
+                    .skip_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                let shape = if word == "enum" {
+                    "one of the allowed values"
+                } else {
+                    "a JSON object"
+                };
+                // "expected struct X" reads "expected a JSON object".
+                if words.last().is_some_and(|w| w == "a") {
+                    words.pop();
+                }
+                format!("{shape}{trailing}")
+            }
+            ("map" | "map,", _) => word.replace("map", "object"),
+            ("sequence" | "sequence,", _) => {
+                if words.last().is_some_and(|w| w == "a") {
+                    words.pop();
+                    word.replace("sequence", "an array")
+                } else {
+                    word.replace("sequence", "array")
+                }
+            }
+            _ => {
+                let bare = word.trim_end_matches([',', '.']);
+                let tail = &word[bare.len()..];
+                match bare {
+                    "u8" | "u16" | "u32" | "u64" | "i8" | "i16" | "i32" | "i64" | "usize"
+                    | "isize" => format!("a whole number{tail}"),
+                    "f32" | "f64" => format!("a number{tail}"),
+                    "borrowed" if next.starts_with("string") => continue,
+                    _ => word.to_owned(),
+                }
+            }
+        };
+        words.push(replaced);
+    }
+    words.join(" ")
 }
 
 /// serde_json appends " at line L column C"; the field name says more.
@@ -240,6 +291,42 @@ mod tests {
 
     fn code_and_body(input: &str) -> serde_json::Value {
         parse_json::<Shape>(input.as_bytes()).unwrap_err().body()
+    }
+
+    #[test]
+    fn shape_errors_speak_json_not_rust() {
+        #[derive(Debug, Deserialize)]
+        #[expect(dead_code, reason = "a shape to parse into; its fields are never read")]
+        struct Feature {
+            feature: String,
+        }
+        #[derive(Debug, Deserialize)]
+        #[expect(dead_code, reason = "a shape to parse into; its fields are never read")]
+        struct Workflow {
+            features: Vec<Feature>,
+            limit: Option<u32>,
+        }
+        let said = |input: &str| {
+            parse_json::<Workflow>(input.as_bytes())
+                .unwrap_err()
+                .body()
+                .to_string()
+        };
+        let bare = said(r#"{"features": ["OCR"]}"#);
+        assert!(bare.contains("expected a JSON object"), "{bare}");
+        assert!(!bare.contains("struct"), "{bare}");
+        let not_a_list = said(r#"{"features": {"a": 1}}"#);
+        assert!(
+            not_a_list.contains("invalid type: object, expected an array"),
+            "{not_a_list}"
+        );
+        assert!(
+            !not_a_list.contains("sequence") && !not_a_list.contains("map"),
+            "{not_a_list}"
+        );
+        let negative = said(r#"{"features": [], "limit": -1}"#);
+        assert!(negative.contains("a whole number"), "{negative}");
+        assert!(!negative.contains("u32"), "{negative}");
     }
 
     #[test]

@@ -70,6 +70,21 @@ async fn workflows_are_created_listed_read_and_deleted(app: TestApp) {
 on_both_backends!(bad_workflows_name_their_fields);
 async fn bad_workflows_name_their_fields(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
+    // A step given as a bare name: the answer names the field and the JSON shape wanted,
+    // never a Rust type.
+    let bare = app
+        .post(
+            "/v3/workflows/",
+            &tenant,
+            json!({"workflow_label": "KYC", "features": ["OCR"]}),
+        )
+        .await;
+    assert_eq!(bare.status.as_u16(), 400, "{}", bare.text);
+    let said = bare.body["errors"]["features[0]"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(said.contains("expected a JSON object"), "{}", bare.text);
+    assert!(!bare.text.contains("struct"), "{}", bare.text);
     for (body, field) in [
         (json!({}), "features"),
         (json!({"features": []}), "features"),
