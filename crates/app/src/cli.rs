@@ -226,7 +226,7 @@ pub struct ServeArgs {
     #[arg(long, env = "HANDOFF_WORKERS")]
     pub workers: Option<usize>,
     /// Requests per minute and API key: `READS,WRITES`, or `off`.
-    #[arg(long, env = "HANDOFF_RATE_LIMIT", default_value = "600,300", value_parser = parse_rate_limit)]
+    #[arg(long, env = "HANDOFF_RATE_LIMIT", default_value = "600,300,60", value_parser = parse_rate_limit)]
     pub rate_limit: RateLimitSetting,
     /// Import tokens this deployment did not issue (signed with a shared secret, no `jti` this
     /// deployment recorded), once per receiver.

@@ -52,8 +52,8 @@ fn words(state: UserFacingState) -> (&'static str, Vec<&'static str>) {
         UserFacingState::Imported => (
             "Nothing for you to do",
             vec![
-                "This verification was completed with another provider, and you agreed to \
-                 share it. There is nothing for you to do here.",
+                "This verification was completed with another provider and shared with this \
+                 one. There is nothing for you to do here.",
             ],
         ),
         UserFacingState::Expired => (
