@@ -41,7 +41,8 @@ pub enum Command {
     /// Run pending migrations, then serve the HTTP API.
     Serve(ServeArgs),
     /// Serve a demo on a fresh temporary SQLite database: two applications, finished KYC and
-    /// KYB sessions, one shared and imported; prints the keys and a walk-through.
+    /// KYB sessions, one shared and imported; prints the keys and a walk-through. It ignores
+    /// DATABASE_URL and HANDOFF_DATA_DIR, and refuses --database-url and --data-dir.
     Demo {
         /// The address to listen on.
         #[arg(long, default_value = "127.0.0.1:8080")]

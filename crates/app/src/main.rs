@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use std::sync::Arc;
 
 use handoff::cli::{
@@ -28,7 +27,24 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 const DEFAULT_LOG: &str = "info,sea_orm_migration=warn,sqlx::postgres::notice=warn";
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    // The demo makes its own temporary database: a database named on its command line would
+    // be silently ignored, so it is refused (the environment's is ignored, said in --help).
+    if matches!(cli.command, handoff::cli::Command::Demo { .. }) {
+        let given =
+            |name: &str| matches.value_source(name) == Some(clap::parser::ValueSource::CommandLine);
+        if given("database_url") || given("data_dir") {
+            eprintln!(
+                "error: the demo runs on a fresh temporary SQLite file of its own; \
+                 --database-url and --data-dir do not apply to it (use serve)"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG")

@@ -207,6 +207,25 @@ fn the_default_database_does_not_depend_on_the_working_directory() {
     let _ = std::fs::remove_dir_all(&home);
 }
 
+/// The demo makes its own temporary database: a database named on its command line is
+/// refused rather than ignored.
+#[test]
+fn the_demo_refuses_a_database_it_would_ignore() {
+    for args in [
+        ["demo", "--database-url", "sqlite:/tmp/handoff-not-used.db"],
+        ["demo", "--data-dir", "/tmp/handoff-not-used"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
+            .args(args)
+            .env("HANDOFF_LOG", "error")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("do not apply to it"), "{args:?}: {stderr}");
+    }
+}
+
 /// A `DATABASE_URL` that names no database, or PostgreSQL's own, is refused before anything
 /// connects: handoff would create its tables in the maintenance database.
 #[test]
