@@ -174,7 +174,12 @@ impl DestinationUrl {
         match url.scheme() {
             "https" => {}
             "http" if allow_private => {}
-            "http" => return Err("url must use https."),
+            "http" => {
+                return Err(
+                    "url must use https (http reaches loopback and private addresses only, \
+                     with HANDOFF_WEBHOOK_ALLOW_PRIVATE=true).",
+                );
+            }
             _ => return Err("url must be an absolute http(s) URL."),
         }
         // An address written into the url is checked now; a name, when it is resolved.
@@ -190,7 +195,10 @@ impl DestinationUrl {
             Some(url::Host::Domain(_)) => None,
         };
         if literal.is_some_and(|ip| !policy.allows(ip)) {
-            return Err("url must not name an address a webhook may not be sent to.");
+            return Err(
+                "url must not name an address a webhook may not be sent to (loopback and \
+                 private addresses need HANDOFF_WEBHOOK_ALLOW_PRIVATE=true).",
+            );
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err("url must not carry credentials.");
@@ -391,7 +399,10 @@ mod tests {
         assert!(DestinationUrl::parse("https://hooks.example.com/didit", false).is_ok());
         assert_eq!(
             DestinationUrl::parse("http://hooks.example.com/didit", false),
-            Err("url must use https.")
+            Err(
+                "url must use https (http reaches loopback and private addresses only, \
+                 with HANDOFF_WEBHOOK_ALLOW_PRIVATE=true)."
+            )
         );
         assert!(DestinationUrl::parse("http://127.0.0.1:9000/hook", true).is_ok());
         for bad in [
@@ -428,8 +439,9 @@ mod tests {
             "https://[2002:7f00:1::]/x",
         ] {
             assert_eq!(
-                DestinationUrl::parse(inward, false),
-                Err("url must not name an address a webhook may not be sent to."),
+                DestinationUrl::parse(inward, false)
+                    .map_err(|e| e.contains("HANDOFF_WEBHOOK_ALLOW_PRIVATE")),
+                Err(true),
                 "{inward}"
             );
             assert!(DestinationUrl::parse(inward, true).is_ok(), "{inward}");

@@ -437,6 +437,14 @@ impl Worker {
         let outcome = match attempt {
             Ok(status) if (200..300).contains(&status) => AttemptOutcome::Delivered { status },
             Ok(status) => self.failed(due, Some(status), format!("answered {status}")),
+            // An address the policy refuses stays refused: no retry would reach it.
+            Err(error @ (AttemptError::Address(_) | AttemptError::HttpNotAllowed)) => {
+                AttemptOutcome::Failed {
+                    status: None,
+                    error: error.to_string(),
+                    retry_at: None,
+                }
+            }
             Err(error) => self.failed(due, None, error.to_string()),
         };
         if let AttemptOutcome::Failed {

@@ -326,7 +326,25 @@ async fn an_inward_address_is_refused_when_the_destination_is_made(app: TestApp)
             "{url}: {}",
             made.text
         );
+        assert!(
+            made.text.contains("HANDOFF_WEBHOOK_ALLOW_PRIVATE"),
+            "the refusal names the setting: {}",
+            made.text
+        );
     }
+    let http = app
+        .post(
+            "/v3/webhook/destinations/",
+            &tenant,
+            json!({"url": "http://127.0.0.1:9000/hook"}),
+        )
+        .await;
+    assert_error(&http, 400, "invalid_request");
+    assert!(
+        http.text.contains("HANDOFF_WEBHOOK_ALLOW_PRIVATE"),
+        "{}",
+        http.text
+    );
     let listed = app.get("/v3/webhook/destinations/", &tenant).await;
     assert_eq!(listed.body["count"], 0, "{}", listed.text);
     // Each event type once, in the order of the docs, however often and in whatever order
