@@ -98,15 +98,16 @@ fn certificates(dir: &Path) {
         .status();
 }
 
+/// Runs `sql` on the server's maintenance database (which `Store` refuses to open).
 async fn admin(sql: &str) {
-    let store = Store::connect(&postgres_admin_url(), &StoreOptions::default())
+    let admin = sea_orm::Database::connect(postgres_admin_url())
         .await
         .unwrap();
-    store
-        .connection()
+    admin
         .execute_unprepared(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = admin.close().await;
 }
 
 async fn uses_tls(url: &str) -> Result<bool, String> {
@@ -140,7 +141,8 @@ async fn postgres_over_tls_honours_sslmode() {
     admin("SELECT pg_reload_conf()").await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
-    let base = postgres_admin_url();
+    let db = handoff_testdb::TestDatabase::create(Backend::Postgres).await;
+    let base = db.url().to_owned();
     let join = if base.contains('?') { '&' } else { '?' };
     let ca = dir.join("ca.pem").display().to_string();
     let verified = uses_tls(&format!("{base}{join}sslmode=verify-full&sslrootcert={ca}")).await;
