@@ -7,15 +7,17 @@
 #   sh scripts/walkthrough.sh
 #
 # Settings (environment): BASE, the server (default http://127.0.0.1:8080); HANDOFF, the
-# `handoff` command (default `handoff`, on PATH after `cargo install --path crates/app`), run
-# with the server's DATABASE_URL to create the applications. Needs curl.
+# `handoff` command (default `handoff`, on PATH after `cargo install --path crates/app`), which
+# creates the applications in the database DATABASE_URL names: the server's, or the script stops
+# after step 1 saying so. Needs curl.
 set -eu
 
 BASE=${BASE:-http://127.0.0.1:8080}
 HANDOFF=${HANDOFF:-handoff}
 FIXTURES=${FIXTURES:-$(dirname "$0")/../fixtures}
 ANSWER=$(mktemp)
-trap 'rm -f "$ANSWER"' EXIT
+SAID=$(mktemp)
+trap 'rm -f "$ANSWER" "$SAID"' EXIT
 
 # field NAME: the first string member NAME of the JSON on stdin.
 field() {
@@ -41,9 +43,19 @@ call() {
 }
 
 # 1. The operator creates an application; its API key is printed once, never stored in clear.
-ACME=$($HANDOFF applications create --name Acme)
+if ! ACME=$($HANDOFF applications create --name Acme 2>"$SAID"); then
+  cat "$SAID" >&2
+  exit 1
+fi
 echo "1. handoff applications create --name Acme -> $ACME"
 KEY=$(echo "$ACME" | field api_key)
+# The command must have written into the server's database, or nothing below can work.
+status=$(curl -sS -o /dev/null -w '%{http_code}' -H "x-api-key: $KEY" "$BASE/v3/workflows/")
+if [ "$status" = 401 ] || [ "$status" = 403 ]; then
+  echo "stopped: the server at $BASE does not know the key just made in $(sed -n 's/^database: //p' "$SAID"): \
+the server and \`$HANDOFF\` open different databases; run this script with the server's DATABASE_URL" >&2
+  exit 1
+fi
 
 # 2. A KYC workflow with the features the example results cover (a KYB_* feature would make it
 #    a business workflow).

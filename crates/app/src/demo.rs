@@ -215,22 +215,24 @@ Already done: Acme's finished KYC session was shared with Beta and imported into
 
 Review console: {base}/console/ (sign in with Beta's key to clear its queue)
 
-Walk-through: share Acme's finished KYB session with Beta, preview, import, review.
+Walk-through: share Acme's finished KYB session with Beta, preview, import, review. Pasted
+again, it shares anew, and Beta's preview and import answer already_imported (an application
+imports a source once) with the clone's session_id, which steps 4 and 5 then use.
 
-# 1. Acme shares its KYB session with Beta (the token is kept in $TOKEN)
-TOKEN=$(curl -fsS -X POST {base}/v3/session/{kyb}/share/ -H "x-api-key: $ACME_KEY" -H 'content-type: application/json' -d '{{"for_application_id": "{receiver_id}"}}' | sed -E 's/.*"share_token":"([^"]+)".*/\1/')
+# 1. Acme shares its KYB session with Beta (the token is kept in $TOKEN; an answer without one is printed)
+SHARED=$(curl -sS -X POST {base}/v3/session/{kyb}/share/ -H "x-api-key: $ACME_KEY" -H 'content-type: application/json' -d '{{"for_application_id": "{receiver_id}"}}'); TOKEN=$(echo "$SHARED" | grep -o '"share_token":"[^"]*"' | cut -d'"' -f4); [ -n "$TOKEN" ] || echo "$SHARED"
 
 # 2. Beta previews what the import would create (nothing is written)
-curl -fsS -w '\n' -X POST {base}/v3/session/import-shared/preview/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d "{{\"share_token\": \"$TOKEN\", \"workflow_id\": \"{workflow}\"}}"
+curl -sS -w '\n' -X POST {base}/v3/session/import-shared/preview/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d "{{\"share_token\": \"$TOKEN\", \"workflow_id\": \"{workflow}\"}}"
 
-# 3. Beta imports it into review (trust_review false); the clone's id is kept in $CLONE
-CLONE=$(curl -fsS -X POST {base}/v3/session/import-shared/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d "{{\"share_token\": \"$TOKEN\", \"workflow_id\": \"{workflow}\", \"trust_review\": false}}" | sed -E 's/^\{{"session_id":"([^"]+)".*/\1/')
+# 3. Beta imports it into review (trust_review false); the clone's id is kept in $CLONE, the answer's start printed
+IMPORTED=$(curl -sS -X POST {base}/v3/session/import-shared/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d "{{\"share_token\": \"$TOKEN\", \"workflow_id\": \"{workflow}\", \"trust_review\": false}}"); CLONE=$(echo "$IMPORTED" | grep -o '"session_id":"[^"]*"' | head -n 1 | cut -d'"' -f4); echo "$IMPORTED" | cut -c1-200
 
 # 4. Beta's reviewer approves the clone
-curl -fsS -w '\n' -X PATCH {base}/v3/session/$CLONE/update-status/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d '{{"new_status": "Approved", "comment": "Registry and key people checked"}}'
+curl -sS -w '\n' -X PATCH {base}/v3/session/$CLONE/update-status/ -H "x-api-key: $BETA_KEY" -H 'content-type: application/json' -d '{{"new_status": "Approved", "comment": "Registry and key people checked"}}'
 
 # 5. The clone's decision, with where it came from
-curl -fsS -w '\n' "{base}/v3/session/$CLONE/decision/?include=events" -H "x-api-key: $BETA_KEY"
+curl -sS -w '\n' "{base}/v3/session/$CLONE/decision/?include=events" -H "x-api-key: $BETA_KEY"
 
 Stop with Ctrl-C. The database is a temporary file; nothing is kept.
 "#,
@@ -240,11 +242,22 @@ Stop with Ctrl-C. The database is a temporary file; nothing is kept.
     )
 }
 
+/// A directory removed, with what it holds, when dropped: the demo leaves nothing behind,
+/// whether it stops on a signal or fails to start.
+struct TemporaryDir(std::path::PathBuf);
+
+impl Drop for TemporaryDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs the demo on `bind` until the process is stopped.
 pub async fn run(bind: &str) -> Result<(), String> {
-    let dir = std::env::temp_dir().join(format!("handoff-demo-{}", uuid::Uuid::new_v4()));
-    handoff_store::create_private_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let database_url = format!("sqlite:{}?mode=rwc", dir.join("handoff.db").display());
+    let dir =
+        TemporaryDir(std::env::temp_dir().join(format!("handoff-demo-{}", uuid::Uuid::new_v4())));
+    handoff_store::create_private_dir(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
+    let database_url = format!("sqlite:{}?mode=rwc", dir.0.join("handoff.db").display());
     let mut kek = [0u8; 32];
     getrandom::fill(&mut kek).map_err(|e| e.to_string())?;
     let config = Config {
@@ -256,7 +269,17 @@ pub async fn run(bind: &str) -> Result<(), String> {
     };
     let app = Application::build(config.clone())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| match e {
+            crate::StartError::Bind {
+                address, source, ..
+            } => crate::StartError::Bind {
+                address,
+                setting: "--bind",
+                source,
+            }
+            .to_string(),
+            other => other.to_string(),
+        })?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let tokens = Arc::new(JwtShareTokens::new(
         load_keyring(&config, app.store())
@@ -273,7 +296,5 @@ pub async fn run(bind: &str) -> Result<(), String> {
             .write_all(walkthrough(&base, &seeded).as_bytes())
             .and_then(|()| stdout.flush());
     }
-    let served = app.run_until_signalled().await.map_err(|e| e.to_string());
-    let _ = std::fs::remove_dir_all(&dir);
-    served
+    app.run_until_signalled().await.map_err(|e| e.to_string())
 }

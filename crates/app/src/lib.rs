@@ -45,13 +45,24 @@ pub enum StartError {
     #[error("{0}")]
     Config(String),
     /// The address could not be bound.
-    #[error("cannot listen on {address}: {source}")]
+    #[error("cannot listen on {address} (set by {setting}): {source}")]
     Bind {
         /// The address.
         address: String,
+        /// The flag or variable that sets it.
+        setting: &'static str,
         /// What the OS said.
         source: std::io::Error,
     },
+}
+
+/// Binds `address`, the value of `setting`; `127.0.0.1:0` picks a free port.
+pub(crate) fn bind(address: &str, setting: &'static str) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address).map_err(|source| StartError::Bind {
+        address: address.to_owned(),
+        setting,
+        source,
+    })
 }
 
 /// Opens the database and brings its schema up to date.
@@ -167,17 +178,28 @@ pub struct Application {
     worker: Option<webhooks::RunningWorker>,
     /// The metrics' own server and its port.
     metrics_apart: Option<(actix_web::dev::ServerHandle, u16)>,
+    /// The API's listening socket, shut at once when a stop is asked for.
+    listening: TcpListener,
 }
 
 impl Application {
-    /// Opens and migrates the database, builds the services and binds the address
-    /// (`127.0.0.1:0` picks a free port).
+    /// Binds the addresses (`127.0.0.1:0` picks a free port), then opens and migrates the
+    /// database and builds the services: an address in use stops the start before the
+    /// database is touched.
     pub async fn build(config: Config) -> Result<Application, StartError> {
-        let store = open_store(&config).await?;
-        let listener = TcpListener::bind(&config.bind).map_err(|source| StartError::Bind {
+        let listener = bind(&config.bind, "--bind or HANDOFF_BIND")?;
+        let metrics_listener = match &config.metrics {
+            config::MetricsEndpoint::Bind(address) => {
+                Some(bind(address, "--metrics-bind or HANDOFF_METRICS_BIND")?)
+            }
+            _ => None,
+        };
+        let listening = listener.try_clone().map_err(|source| StartError::Bind {
             address: config.bind.clone(),
+            setting: "--bind or HANDOFF_BIND",
             source,
         })?;
+        let store = open_store(&config).await?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let public_url = config.public_url.clone().unwrap_or_else(|| {
             format!(
@@ -232,14 +254,14 @@ impl Application {
                 .map(|limits| Arc::new(rate_counts::limiter(limits, &store))),
             public_url: config.public_url.clone(),
         };
-        let metrics_apart = match &config.metrics {
-            config::MetricsEndpoint::Bind(address) => {
-                let (server, port) = metrics::serve_apart(address, state.clone())?;
+        let metrics_apart = match metrics_listener {
+            Some(listener) => {
+                let (server, port) = metrics::serve_apart(listener, state.clone())?;
                 let handle = server.handle();
                 tokio::spawn(server);
                 Some((handle, port))
             }
-            _ => None,
+            None => None,
         };
         let metrics_with_api = config.metrics == config::MetricsEndpoint::WithApi;
         let in_flight = request_log::InFlight::default();
@@ -271,6 +293,7 @@ impl Application {
         .listen(listener)
         .map_err(|source| StartError::Bind {
             address: config.bind.clone(),
+            setting: "--bind or HANDOFF_BIND",
             source,
         })?;
         if let Some(workers) = config.workers {
@@ -283,6 +306,7 @@ impl Application {
             in_flight,
             worker,
             metrics_apart,
+            listening,
         })
     }
 
@@ -306,8 +330,8 @@ impl Application {
         self.server.await
     }
 
-    /// Serves until SIGINT or SIGTERM, then stops gracefully: no new connection is accepted,
-    /// requests in flight have [`SHUTDOWN_DEADLINE`] to finish, the pool is closed (SQLite's
+    /// Serves until SIGINT or SIGTERM, then stops gracefully: the listening socket is shut at
+    /// once (a new connection is refused, not left waiting), requests in flight have [`SHUTDOWN_DEADLINE`] to finish, the pool is closed (SQLite's
     /// write-ahead log checkpointed first), and one line says the server stopped.
     ///
     /// The workers stay up until the requests in flight are done: a worker that stops takes
@@ -325,6 +349,13 @@ impl Application {
             ),
         }
         handle.pause().await;
+        // Paused, the server accepts no more, but the kernel would still complete handshakes
+        // into the backlog: shutting the socket refuses them at once.
+        if let Err(error) =
+            socket2::SockRef::from(&self.listening).shutdown(std::net::Shutdown::Both)
+        {
+            tracing::warn!(%error, "the listening socket did not shut");
+        }
         let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
         while self.in_flight.count() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;

@@ -48,12 +48,15 @@ pub fn collect(
         .map_err(|e| StartError::Config(format!("metrics: {e}")))
 }
 
-/// The server of `/metrics` alone on `address`, and its port.
-pub fn serve_apart(address: &str, state: AppState) -> Result<(Server, u16), StartError> {
-    let listener = std::net::TcpListener::bind(address).map_err(|source| StartError::Bind {
-        address: address.to_owned(),
-        source,
-    })?;
+/// The server of `/metrics` alone on `listener`, and its port.
+pub fn serve_apart(
+    listener: std::net::TcpListener,
+    state: AppState,
+) -> Result<(Server, u16), StartError> {
+    let address = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let server = HttpServer::new(move || {
         App::new()
@@ -65,7 +68,8 @@ pub fn serve_apart(address: &str, state: AppState) -> Result<(Server, u16), Star
     .disable_signals()
     .listen(listener)
     .map_err(|source| StartError::Bind {
-        address: address.to_owned(),
+        address,
+        setting: "--metrics-bind or HANDOFF_METRICS_BIND",
         source,
     })?
     .run();

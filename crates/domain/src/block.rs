@@ -165,10 +165,11 @@ impl FeatureBlock {
         };
         let known: Vec<&str> = steps.iter().map(|f| f.as_str()).collect();
         Some(format!(
-            "the session's workflow has no {} step, so it records no {}; its steps are {}.",
+            "the session runs the steps its workflow had when the session started ({}); \
+             with no {} step it records no {}.",
+            known.join(", "),
             names(needs),
             self.v3_key(),
-            known.join(", ")
         ))
     }
 

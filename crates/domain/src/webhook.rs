@@ -194,7 +194,14 @@ impl DestinationUrl {
             Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
             Some(url::Host::Domain(_)) => None,
         };
-        if literal.is_some_and(|ip| !policy.allows(ip)) {
+        // `localhost` and its subdomains are loopback by definition (RFC 6761): refused now
+        // when the worker would refuse every address they resolve to.
+        let loopback_name = matches!(url.host(), Some(url::Host::Domain(name))
+            if name == "localhost" || name.ends_with(".localhost"));
+        let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+        if literal.is_some_and(|ip| !policy.allows(ip))
+            || (loopback_name && !policy.allows(loopback))
+        {
             return Err(
                 "url must not name an address a webhook may not be sent to (loopback and \
                  private addresses need HANDOFF_WEBHOOK_ALLOW_PRIVATE=true).",
@@ -437,6 +444,9 @@ mod tests {
             "https://[::ffff:10.0.0.1]/x",
             "https://[64:ff9b::7f00:1]/x",
             "https://[2002:7f00:1::]/x",
+            "https://localhost:9000/x",
+            "https://LocalHost/x",
+            "https://hooks.localhost/x",
         ] {
             assert_eq!(
                 DestinationUrl::parse(inward, false)
@@ -452,6 +462,8 @@ mod tests {
         ] {
             assert!(DestinationUrl::parse(never, true).is_err(), "{never}");
         }
+        assert!(DestinationUrl::parse("http://localhost:9000/x", true).is_ok());
+        assert!(DestinationUrl::parse("https://localhost.example.com/x", false).is_ok());
     }
 
     #[test]

@@ -14,6 +14,25 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 /// The most of an answer's body read (and then dropped).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// A name whose every address the policy refuses.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0} resolves to no address a webhook may be sent to")]
+pub struct RefusedName(String);
+
+impl RefusedName {
+    /// The refusal somewhere in `error`'s chain of causes, if it is one.
+    pub fn within<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a RefusedName> {
+        let mut cause = Some(error);
+        while let Some(error) = cause {
+            if let Some(refused) = error.downcast_ref::<RefusedName>() {
+                return Some(refused);
+            }
+            cause = error.source();
+        }
+        None
+    }
+}
+
 /// A resolver that answers only the addresses its policy allows.
 struct CheckedResolver(AddressPolicy);
 
@@ -26,11 +45,7 @@ impl Resolve for CheckedResolver {
                 .filter(|address| policy.allows(address.ip()))
                 .collect();
             if found.is_empty() {
-                return Err(format!(
-                    "{} resolves to no address a webhook may be sent to",
-                    name.as_str()
-                )
-                .into());
+                return Err(RefusedName(name.as_str().to_owned()).into());
             }
             let addresses: Addrs = Box::new(found.into_iter());
             Ok(addresses)
@@ -88,5 +103,32 @@ mod tests {
         assert!(check_literal(&url("http://127.0.0.1:9/x"), AddressPolicy::PrivateOnly).is_ok());
         assert!(check_literal(&url("https://example.com/x"), AddressPolicy::PublicOnly).is_ok());
         assert!(check_literal(&url("https://[::127.0.0.1]/x"), AddressPolicy::PublicOnly).is_err());
+    }
+
+    /// A name that resolves only to refused addresses fails with [`RefusedName`], told apart
+    /// from a connection that failed (which is retried).
+    #[tokio::test]
+    async fn a_name_resolving_inward_is_refused_by_name() {
+        let public_only = client(AddressPolicy::PublicOnly, Duration::from_secs(5), "test")
+            .unwrap()
+            .post("https://localhost:1/hook")
+            .send()
+            .await
+            .unwrap_err();
+        let refused = RefusedName::within(&public_only).map(ToString::to_string);
+        assert_eq!(
+            refused.as_deref(),
+            Some("localhost resolves to no address a webhook may be sent to")
+        );
+        let private_only = client(AddressPolicy::PrivateOnly, Duration::from_secs(5), "test")
+            .unwrap()
+            .post("http://localhost:1/hook")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            RefusedName::within(&private_only).is_none(),
+            "{private_only:?}"
+        );
     }
 }

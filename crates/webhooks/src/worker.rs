@@ -95,6 +95,8 @@ enum AttemptError {
     HttpNotAllowed,
     #[error("{0} is not an address a webhook may be sent to")]
     Address(std::net::IpAddr),
+    #[error(transparent)]
+    NameRefused(client::RefusedName),
     #[error("the url names no host")]
     NoHost,
     #[error("{0}")]
@@ -438,13 +440,15 @@ impl Worker {
             Ok(status) if (200..300).contains(&status) => AttemptOutcome::Delivered { status },
             Ok(status) => self.failed(due, Some(status), format!("answered {status}")),
             // An address the policy refuses stays refused: no retry would reach it.
-            Err(error @ (AttemptError::Address(_) | AttemptError::HttpNotAllowed)) => {
-                AttemptOutcome::Failed {
-                    status: None,
-                    error: error.to_string(),
-                    retry_at: None,
-                }
-            }
+            Err(
+                error @ (AttemptError::Address(_)
+                | AttemptError::NameRefused(_)
+                | AttemptError::HttpNotAllowed),
+            ) => AttemptOutcome::Failed {
+                status: None,
+                error: error.to_string(),
+                retry_at: None,
+            },
             Err(error) => self.failed(due, None, error.to_string()),
         };
         if let AttemptOutcome::Failed {
@@ -508,7 +512,10 @@ impl Worker {
             .body(body)
             .send()
             .await
-            .map_err(|e| AttemptError::NoAnswer(describe(&e)))?;
+            .map_err(|e| match client::RefusedName::within(&e) {
+                Some(refused) => AttemptError::NameRefused(refused.clone()),
+                None => AttemptError::NoAnswer(describe(&e)),
+            })?;
         let status = response.status().as_u16();
         // Read a little of the answer, at most 64 KiB, so the connection can be reused.
         let mut read = 0;

@@ -156,6 +156,28 @@ fn an_unreachable_database_is_named_with_its_cause() {
     }
 }
 
+/// `serve` on an address in use stops before it touches the database, and its one error line
+/// names the setting to change.
+#[test]
+fn serve_on_a_port_in_use_names_bind_and_migrates_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let dir = std::env::temp_dir().join(format!("handoff_bind_{}", uuid::Uuid::new_v4().simple()));
+    let url = format!("sqlite:{}?mode=rwc", dir.join("handoff.db").display());
+    let (ok, _, stderr) = handoff(&url, &["serve", "--bind", &address]);
+    assert!(!ok, "{stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "error: cannot listen on {address} (set by --bind or HANDOFF_BIND): "
+        )),
+        "{stderr}"
+    );
+    assert!(last.contains("in use"), "{stderr}");
+    assert!(!dir.exists(), "the database was not created: {stderr}");
+    drop(taken);
+}
+
 /// Without `DATABASE_URL`, every command uses the same SQLite file whatever its working
 /// directory: `$HOME/.local/share/handoff/handoff.db` (or `--data-dir`), and says so.
 #[test]

@@ -51,31 +51,46 @@ async fn the_demo_walk_through_runs_as_printed() {
         .lines()
         .map(str::trim)
         .filter(|l| {
-            ["export ", "TOKEN=", "CLONE=", "curl "]
+            ["export ", "SHARED=", "IMPORTED=", "curl "]
                 .iter()
                 .any(|start| l.starts_with(start))
         })
         .collect();
     assert_eq!(script.len(), 7, "{printed}");
     let script = script.join("\n");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("bash")
-            .args(["-euo", "pipefail", "-c", &script])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let out = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{out}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // The preview, the review's answer and the decision with its provenance.
+    let paste = || {
+        let script = script.clone();
+        tokio::task::spawn_blocking(move || {
+            let output = Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &script])
+                .output()
+                .unwrap();
+            let out = String::from_utf8_lossy(&output.stdout).into_owned();
+            assert!(
+                output.status.success(),
+                "{out}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            out
+        })
+    };
+    let out = paste().await.unwrap();
+    // The preview, the import, the review's answer and the decision with its provenance.
     assert!(out.contains(r#""session_kind":"business""#), "{out}");
     assert!(out.contains(r#""status":"Approved""#), "{out}");
     assert!(out.contains(r#""action":"imported""#), "{out}");
+    assert!(!out.contains("already_imported"), "{out}");
+
+    // Pasted again: the preview and the import say why nothing new is imported, and steps 4
+    // and 5 act on the clone the first paste made.
+    let again = paste().await.unwrap();
+    assert_eq!(
+        again.matches(r#""code":"already_imported""#).count(),
+        2,
+        "{again}"
+    );
+    assert!(again.contains(r#""action":"imported""#), "{again}");
+    assert!(!again.contains("/v3/session//"), "{again}");
 
     // The end user's page of the clone imported at start-up.
     let page = printed
@@ -93,4 +108,35 @@ async fn the_demo_walk_through_runs_as_printed() {
         .await
         .unwrap();
     assert!(status.success(), "the demo stops cleanly: {status}");
+}
+
+/// A demo whose port is taken stops at once, naming `--bind`, and leaves no temporary
+/// directory behind.
+#[tokio::test]
+async fn a_demo_on_a_port_in_use_says_so_and_leaves_nothing() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let tmp = std::env::temp_dir().join(format!("handoff-demo-test-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&tmp).unwrap();
+    let output = tokio::task::spawn_blocking({
+        let tmp = tmp.clone();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_handoff"))
+                .args(["demo", "--bind", &address])
+                .env("TMPDIR", &tmp)
+                .env("HANDOFF_LOG", "warn")
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("--bind"), "{stderr}");
+    assert!(stderr.contains("in use"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(taken);
 }

@@ -311,7 +311,8 @@ async fn blocks_outside_the_workflow_are_refused(app: TestApp) {
     );
     assert_eq!(
         errors["aml_screenings"][0],
-        "the session's workflow has no AML step, so it records no aml_screenings; its steps are OCR, LIVENESS."
+        "the session runs the steps its workflow had when the session started (OCR, LIVENESS); \
+         with no AML step it records no aml_screenings."
     );
     let unchanged = app.get(&path, &tenant).await;
     assert_eq!(

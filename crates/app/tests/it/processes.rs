@@ -242,8 +242,8 @@ async fn two_processes(backend: Backend) {
 
 per_backend!(two_processes);
 
-/// SIGINT and SIGTERM stop the server gracefully: a request whose body is still arriving when
-/// the signal comes is answered in full, the process exits 0, SQLite's write-ahead log is
+/// SIGINT and SIGTERM stop the server gracefully: a new connection is refused at once, a
+/// request whose body is still arriving when the signal comes is answered in full, the process exits 0, SQLite's write-ahead log is
 /// folded into the database file, and the log's last line says the server stopped.
 async fn a_signal_lets_requests_in_flight_finish(backend: Backend) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -279,6 +279,16 @@ async fn a_signal_lets_requests_in_flight_finish(backend: Backend) {
 
         server.signal(signal);
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // The listener is shut at once: a new connection is refused, not left to hang.
+        let refused = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect(&address),
+        )
+        .await;
+        assert!(
+            matches!(&refused, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused),
+            "SIG{signal}: a new connection after the signal: {refused:?}"
+        );
         stream.write_all(second).await.unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).await.unwrap();

@@ -308,6 +308,60 @@ async fn a_failed_attempt_is_retried_until_a_2xx(backend: Backend) {
 
 per_backend!(a_failed_attempt_is_retried_until_a_2xx);
 
+/// A delivery the address policy refuses (the setting was turned off since the destination
+/// was made) fails at its first attempt instead of staying pending to retry: an address written
+/// in the URL and a name that resolves only inward alike.
+async fn a_delivery_the_address_policy_refuses_fails_at_once(backend: Backend) {
+    let app = with_local_receivers(backend, |config| config.webhook_worker = false).await;
+    let tenant = app.tenant("Acme").await;
+    let mut paths = Vec::new();
+    for url in ["https://127.0.0.1:1/hook", "https://localhost:1/hook"] {
+        let made = app
+            .post(
+                "/v3/webhook/destinations/",
+                &tenant,
+                json!({"url": url, "subscribed_events": ["status.updated"]}),
+            )
+            .await;
+        assert_eq!(made.status.as_u16(), 201, "{url}: {}", made.text);
+        paths.push(format!(
+            "/v3/webhook/destinations/{}/deliveries/",
+            made.body["id"].as_str().unwrap()
+        ));
+    }
+    app.finished_session(&tenant, "user", "refused-01").await;
+    // A server with the default policy, its worker on, delivers them.
+    let worker = handoff::Application::build(crate::support::test_config(app.db.url()))
+        .await
+        .unwrap();
+    tokio::spawn(worker.run_until_stopped());
+    for path in &paths {
+        let started = Instant::now();
+        let delivery = loop {
+            let listed = app.get(path, &tenant).await;
+            let delivery = listed.body[0].clone();
+            let settled = delivery["state"]
+                .as_str()
+                .is_some_and(|state| state != "pending");
+            if settled || started.elapsed() > Duration::from_secs(10) {
+                break delivery;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(delivery["state"], "failed", "{path}: {delivery}");
+        assert_eq!(delivery["attempts"], 1, "{delivery}");
+        assert_eq!(delivery["next_attempt_at"], Value::Null, "{delivery}");
+        assert!(
+            delivery["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("a webhook may be sent to")),
+            "{delivery}"
+        );
+    }
+}
+
+per_backend!(a_delivery_the_address_policy_refuses_fails_at_once);
+
 on_both_backends!(an_inward_address_is_refused_when_the_destination_is_made);
 async fn an_inward_address_is_refused_when_the_destination_is_made(app: TestApp) {
     let tenant = app.tenant("Acme").await;

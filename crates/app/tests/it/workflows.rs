@@ -277,3 +277,69 @@ async fn workflows_are_paged_changed_and_keep_didits_settings(app: TestApp) {
         "invalid_request",
     );
 }
+
+/// A session keeps the steps of the workflow as it was when the session started: results
+/// for a step added later are refused, saying so, and a new session for the same person runs
+/// the steps as they are now instead of reusing the unfinished one.
+async fn a_session_keeps_the_steps_it_started_with(app: TestApp) {
+    let tenant = app.tenant("Acme").await;
+    let created = app
+        .post(
+            "/v3/workflows/",
+            &tenant,
+            json!({"features": [{"feature": "OCR"}, {"feature": "LIVENESS"}]}),
+        )
+        .await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    let workflow = created.body["workflow_id"].as_str().unwrap().to_owned();
+    let body = json!({"workflow_id": workflow, "vendor_data": "ana-01"});
+    let first = app.post("/v3/session/", &tenant, body.clone()).await;
+    let first = first.body["session_id"].as_str().unwrap().to_owned();
+    let edited = app
+        .patch(
+            &format!("/v3/workflows/{workflow}/"),
+            &tenant,
+            json!({"features": [{"feature": "OCR"}, {"feature": "LIVENESS"}, {"feature": "AML"}]}),
+        )
+        .await;
+    assert_eq!(edited.status.as_u16(), 200, "{}", edited.text);
+
+    let aml = json!({"aml_screenings": [{"node_id": "aml", "status": "Approved"}]});
+    let refused = app
+        .put(
+            &format!("/v3/session/{first}/decision/"),
+            &tenant,
+            aml.clone(),
+        )
+        .await;
+    assert_error(&refused, 400, "invalid_request");
+    assert_eq!(
+        refused.body["errors"]["aml_screenings"][0],
+        "the session runs the steps its workflow had when the session started (OCR, LIVENESS); \
+         with no AML step it records no aml_screenings."
+    );
+
+    let second = app.post("/v3/session/", &tenant, body.clone()).await;
+    assert_eq!(second.status.as_u16(), 201, "{}", second.text);
+    let second = second.body["session_id"].as_str().unwrap().to_owned();
+    assert_ne!(
+        second, first,
+        "the unfinished session of the old steps is not reused"
+    );
+    let recorded = app
+        .put(&format!("/v3/session/{second}/decision/"), &tenant, aml)
+        .await;
+    assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
+    assert_eq!(
+        recorded.body["features"],
+        json!(["ID_VERIFICATION", "LIVENESS", "AML"])
+    );
+    // The old session stays as it was, with its own steps.
+    let old = app
+        .get(&format!("/v3/session/{first}/decision/"), &tenant)
+        .await;
+    assert_eq!(old.body["features"], json!(["ID_VERIFICATION", "LIVENESS"]));
+    assert_eq!(old.body["status"], "Not Started");
+}
+
+on_both_backends!(a_session_keeps_the_steps_it_started_with);

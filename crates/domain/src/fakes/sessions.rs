@@ -23,6 +23,7 @@ impl SessionRepository for InMemory {
                     .find(|own| {
                         own.application_id == s.application_id
                             && own.workflow_id == s.workflow_id
+                            && own.features == s.features
                             && crate::SessionStatus::UNFINISHED.contains(&own.status)
                             && own
                                 .vendor_data

@@ -134,9 +134,7 @@ impl SessionRepository for Store {
                 s.session_url.clone().into(),
                 s.status.as_str().into(),
                 s.workflow_id.as_uuid().into(),
-                serde_json::to_string(&s.features)
-                    .unwrap_or_else(|_| "[]".into())
-                    .into(),
+                features_text(&s.features).into(),
                 s.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
                 json_text(s.metadata.as_ref()).into(),
                 s.callback.clone().into(),

@@ -131,7 +131,7 @@ pub(super) async fn lock_counter(
     run(txn, &lock).await.map(drop)
 }
 
-/// The newest unfinished session of `s`'s workflow and `vendor_data`, its `callback` and
+/// The newest unfinished session of `s`'s workflow (as its steps are now) and `vendor_data`, its `callback` and
 /// `metadata` replaced by `s`'s when given, and the request's idempotency key claimed for it;
 /// `None` when there is none.
 pub(super) async fn reuse_unfinished(
@@ -153,6 +153,8 @@ pub(super) async fn reuse_unfinished(
         .from(Sessions::Table)
         .and_where(Expr::col(Sessions::ApplicationId).eq(s.application_id.as_uuid()))
         .and_where(Expr::col(Sessions::WorkflowId).eq(s.workflow_id.as_uuid()))
+        // Only a session that runs the workflow's steps as they are now.
+        .and_where(Expr::col(Sessions::Features).eq(features_text(&s.features)))
         .and_where(
             Expr::col(Sessions::Status).is_in(
                 handoff_domain::SessionStatus::UNFINISHED
@@ -383,4 +385,9 @@ pub(crate) fn log_values(log: &LogEntry) -> Vec<Value> {
         json_text(log.details.as_ref()),
         log.created_at.into(),
     ]
+}
+
+/// A session's `features` column: the decision names as a JSON array.
+pub(crate) fn features_text(features: &[String]) -> String {
+    serde_json::to_string(features).unwrap_or_else(|_| "[]".into())
 }
