@@ -5,6 +5,22 @@
 
 use sea_orm_migration::prelude::*;
 
+/// The migration of the file it stands in, named after the file as sea-orm names migrations:
+/// `up` and `down` are the bodies of its two steps over the schema manager `|manager|`.
+macro_rules! migration {
+    (|$manager:ident| up $up:block down $down:block) => {
+        #[derive(DeriveMigrationName)]
+        pub struct Migration;
+
+        #[async_trait::async_trait]
+        impl MigrationTrait for Migration {
+            async fn up(&self, $manager: &SchemaManager) -> Result<(), DbErr> $up
+
+            async fn down(&self, $manager: &SchemaManager) -> Result<(), DbErr> $down
+        }
+    };
+}
+
 mod m20261126_000001_initial;
 mod m20261126_000002_sharing;
 mod m20261126_000003_session_numbers;
@@ -63,3 +79,36 @@ pub const BLOCK_TABLES: [&str; 14] = [
     "key_people_checks",
     "document_verifications",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names recorded in `seaql_migrations`: a migration renamed would run again on every
+    /// existing database.
+    #[test]
+    fn migrations_keep_their_names() {
+        let names: Vec<String> = Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "m20261126_000001_initial",
+                "m20261126_000002_sharing",
+                "m20261126_000003_session_numbers",
+                "m20261130_000004_entity_key_version",
+                "m20261130_000005_sealed_signing_keys",
+                "m20261130_000006_idempotency_keys",
+                "m20261130_000007_webhooks",
+                "m20261130_000008_entity_profile",
+                "m20261130_000009_workflow_settings",
+                "m20261130_000010_session_options",
+                "m20261130_000011_rate_limit_counters",
+                "m20261205_000012_console_sessions",
+                "m20261205_000013_webhook_subscriptions",
+            ]
+        );
+    }
+}

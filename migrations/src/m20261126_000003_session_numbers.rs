@@ -11,41 +11,22 @@
 //! transaction at a time, needs none.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+use crate::schema::*;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared(
-                "CREATE FUNCTION next_session_number(application uuid) RETURNS bigint \
-                 LANGUAGE plpgsql VOLATILE AS $$ \
-                 DECLARE number bigint; \
-                 BEGIN \
-                 UPDATE applications SET last_session_number = last_session_number + 1 \
-                 WHERE id = application RETURNING last_session_number INTO number; \
-                 RETURN number; \
-                 END $$",
-            )
-            .await
-            .map(drop)
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() != DatabaseBackend::Postgres {
-            return Ok(());
-        }
-        manager
-            .get_connection()
-            .execute_unprepared("DROP FUNCTION next_session_number(uuid)")
-            .await
-            .map(drop)
-    }
-}
+migration!(|manager| up {
+    on_postgres(
+        manager,
+        "CREATE FUNCTION next_session_number(application uuid) RETURNS bigint \
+         LANGUAGE plpgsql VOLATILE AS $$ \
+         DECLARE number bigint; \
+         BEGIN \
+         UPDATE applications SET last_session_number = last_session_number + 1 \
+         WHERE id = application RETURNING last_session_number INTO number; \
+         RETURN number; \
+         END $$",
+    )
+    .await
+} down {
+    on_postgres(manager, "DROP FUNCTION next_session_number(uuid)").await
+});

@@ -5,48 +5,17 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::schema::index;
+use crate::schema::*;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("entities")
-                    .add_column(
-                        ColumnDef::new("key_version")
-                            .integer()
-                            .not_null()
-                            .default(1),
-                    )
-                    .take(),
-            )
-            .await?;
-        manager
-            .create_index(index("entities", &["key_version"], false))
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("ix_entities_key_version")
-                    .table("entities")
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("entities")
-                    .drop_column("key_version")
-                    .take(),
-            )
-            .await
-    }
-}
+migration!(|manager| up {
+    add_columns(
+        manager,
+        "entities",
+        [ColumnDef::new("key_version").integer().not_null().default(1).take()],
+    )
+    .await?;
+    create_index(manager, "entities", &["key_version"], false).await
+} down {
+    drop_index(manager, "entities", &["key_version"]).await?;
+    drop_columns(manager, "entities", &["key_version"]).await
+});

@@ -6,36 +6,24 @@ use sea_orm_migration::prelude::*;
 
 use crate::schema::*;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("idempotency_keys")
-                    .col(uuid("application_id"))
-                    .col(text("idempotency_key"))
-                    .col(text("request_hash"))
-                    .col(text("operation"))
-                    .col(text("resource_id"))
-                    .col(timestamp("created_at"))
-                    .col(ColumnDef::new("status_code").integer().null())
-                    .col(text_null("response_body"))
-                    .primary_key(Index::create().col("application_id").col("idempotency_key"))
-                    .take(),
-            )
-            .await?;
-        manager
-            .create_index(index("idempotency_keys", &["created_at"], false))
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("idempotency_keys").to_owned())
-            .await
-    }
-}
+migration!(|manager| up {
+    manager
+        .create_table(
+            Table::create()
+                .table("idempotency_keys")
+                .col(uuid("application_id"))
+                .col(text("idempotency_key"))
+                .col(text("request_hash"))
+                .col(text("operation"))
+                .col(text("resource_id"))
+                .col(timestamp("created_at"))
+                .col(ColumnDef::new("status_code").integer().null())
+                .col(text_null("response_body"))
+                .primary_key(Index::create().col("application_id").col("idempotency_key"))
+                .take(),
+        )
+        .await?;
+    create_index(manager, "idempotency_keys", &["created_at"], false).await
+} down {
+    drop_tables(manager, &["idempotency_keys"]).await
+});

@@ -3,39 +3,17 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::schema::{text_null, timestamp_null};
+use crate::schema::*;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite alters one thing at a time.
-        for column in [
-            text_null("status_reason"),
-            timestamp_null("status_updated_at"),
-            text_null("display_name"),
-            text_null("metadata"),
-        ] {
-            manager
-                .alter_table(Table::alter().table("entities").add_column(column).take())
-                .await?;
-        }
-        Ok(())
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in [
-            "metadata",
-            "display_name",
-            "status_updated_at",
-            "status_reason",
-        ] {
-            manager
-                .alter_table(Table::alter().table("entities").drop_column(column).take())
-                .await?;
-        }
-        Ok(())
-    }
-}
+migration!(|manager| up {
+    let columns = [
+        text_null("status_reason"),
+        timestamp_null("status_updated_at"),
+        text_null("display_name"),
+        text_null("metadata"),
+    ];
+    add_columns(manager, "entities", columns).await
+} down {
+    let columns = ["metadata", "display_name", "status_updated_at", "status_reason"];
+    drop_columns(manager, "entities", &columns).await
+});

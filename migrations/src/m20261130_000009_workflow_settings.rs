@@ -3,30 +3,11 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+use crate::schema::*;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("workflows")
-                    .add_column(ColumnDef::new("settings").text().not_null().default("{}"))
-                    .take(),
-            )
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("workflows")
-                    .drop_column("settings")
-                    .take(),
-            )
-            .await
-    }
-}
+migration!(|manager| up {
+    let settings = ColumnDef::new("settings").text().not_null().default("{}").take();
+    add_columns(manager, "workflows", [settings]).await
+} down {
+    drop_columns(manager, "workflows", &["settings"]).await
+});

@@ -4,41 +4,15 @@
 
 use sea_orm_migration::prelude::*;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+use crate::schema::*;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("sessions")
-                    .add_column(ColumnDef::new("options").text().null())
-                    .take(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("sessions")
-                    .add_column(
-                        ColumnDef::new("revision")
-                            .big_integer()
-                            .not_null()
-                            .default(0),
-                    )
-                    .take(),
-            )
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for column in ["revision", "options"] {
-            manager
-                .alter_table(Table::alter().table("sessions").drop_column(column).take())
-                .await?;
-        }
-        Ok(())
-    }
-}
+migration!(|manager| up {
+    let revision = ColumnDef::new("revision")
+        .big_integer()
+        .not_null()
+        .default(0)
+        .take();
+    add_columns(manager, "sessions", [text_null("options"), revision]).await
+} down {
+    drop_columns(manager, "sessions", &["revision", "options"]).await
+});

@@ -6,42 +6,31 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
+use crate::schema::*;
 
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        if manager.get_database_backend() == DatabaseBackend::Postgres {
-            manager
-                .get_connection()
-                .execute_unprepared(
-                    "CREATE UNLOGGED TABLE rate_limit_counters (\
-                       bucket varchar(100) NOT NULL, \
-                       window_start bigint NOT NULL, \
-                       hits bigint NOT NULL, \
-                       PRIMARY KEY (bucket, window_start))",
-                )
-                .await
-                .map(drop)
-        } else {
-            manager
-                .create_table(
-                    Table::create()
-                        .table("rate_limit_counters")
-                        .col(ColumnDef::new("bucket").string_len(100).not_null())
-                        .col(ColumnDef::new("window_start").big_integer().not_null())
-                        .col(ColumnDef::new("hits").big_integer().not_null())
-                        .primary_key(Index::create().col("bucket").col("window_start"))
-                        .take(),
-                )
-                .await
-        }
+migration!(|manager| up {
+    if manager.get_database_backend() == DatabaseBackend::Postgres {
+        return on_postgres(
+            manager,
+            "CREATE UNLOGGED TABLE rate_limit_counters (\
+               bucket varchar(100) NOT NULL, \
+               window_start bigint NOT NULL, \
+               hits bigint NOT NULL, \
+               PRIMARY KEY (bucket, window_start))",
+        )
+        .await;
     }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("rate_limit_counters").take())
-            .await
-    }
-}
+    manager
+        .create_table(
+            Table::create()
+                .table("rate_limit_counters")
+                .col(ColumnDef::new("bucket").string_len(100).not_null())
+                .col(big_integer("window_start"))
+                .col(big_integer("hits"))
+                .primary_key(Index::create().col("bucket").col("window_start"))
+                .take(),
+        )
+        .await
+} down {
+    drop_tables(manager, &["rate_limit_counters"]).await
+});

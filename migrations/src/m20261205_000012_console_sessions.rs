@@ -6,39 +6,23 @@ use sea_orm_migration::prelude::*;
 
 use crate::schema::*;
 
-#[derive(DeriveMigrationName)]
-pub struct Migration;
-
-#[async_trait::async_trait]
-impl MigrationTrait for Migration {
-    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_table(
-                Table::create()
-                    .table("console_sessions")
-                    .col(ColumnDef::new("id_hash").binary().not_null().primary_key())
-                    .col(uuid("application_id"))
-                    .col(text("key_prefix"))
-                    .col(text("csrf"))
-                    .col(timestamp("created_at"))
-                    .col(timestamp("last_seen_at"))
-                    .col(timestamp("expires_at"))
-                    .foreign_key(&mut cascade(
-                        "console_sessions",
-                        "application_id",
-                        "applications",
-                    ))
-                    .take(),
-            )
-            .await?;
-        manager
-            .create_index(index("console_sessions", &["expires_at"], false))
-            .await
-    }
-
-    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .drop_table(Table::drop().table("console_sessions").to_owned())
-            .await
-    }
-}
+migration!(|manager| up {
+    manager
+        .create_table(
+            Table::create()
+                .table("console_sessions")
+                .col(ColumnDef::new("id_hash").binary().not_null().primary_key())
+                .col(uuid("application_id"))
+                .col(text("key_prefix"))
+                .col(text("csrf"))
+                .col(timestamp("created_at"))
+                .col(timestamp("last_seen_at"))
+                .col(timestamp("expires_at"))
+                .foreign_key(&mut cascade("console_sessions", "application_id", "applications"))
+                .take(),
+        )
+        .await?;
+    create_index(manager, "console_sessions", &["expires_at"], false).await
+} down {
+    drop_tables(manager, &["console_sessions"]).await
+});

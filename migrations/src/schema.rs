@@ -106,3 +106,82 @@ pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> Ind
     }
     index.take()
 }
+
+/// Adds `columns` to `table`, one statement each: SQLite alters a table one column at a time.
+pub async fn add_columns(
+    manager: &SchemaManager<'_>,
+    table: &'static str,
+    columns: impl IntoIterator<Item = ColumnDef>,
+) -> Result<(), DbErr> {
+    for column in columns {
+        manager
+            .alter_table(Table::alter().table(table).add_column(column).take())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Drops `columns` of `table`, one statement each, in the order given.
+pub async fn drop_columns(
+    manager: &SchemaManager<'_>,
+    table: &'static str,
+    columns: &[&'static str],
+) -> Result<(), DbErr> {
+    for column in columns {
+        manager
+            .alter_table(Table::alter().table(table).drop_column(*column).take())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Creates the index of `table` over `columns` ([`index`]), unique or not.
+pub async fn create_index(
+    manager: &SchemaManager<'_>,
+    table: &'static str,
+    columns: &[&'static str],
+    unique: bool,
+) -> Result<(), DbErr> {
+    manager.create_index(index(table, columns, unique)).await
+}
+
+/// Drops the index of `table` over `columns` that [`index`] named.
+pub async fn drop_index(
+    manager: &SchemaManager<'_>,
+    table: &'static str,
+    columns: &[&'static str],
+) -> Result<(), DbErr> {
+    manager
+        .drop_index(
+            Index::drop()
+                .name(format!("ix_{table}_{}", columns.join("_")))
+                .table(table)
+                .to_owned(),
+        )
+        .await
+}
+
+/// Drops `tables`, in the order given.
+pub async fn drop_tables(
+    manager: &SchemaManager<'_>,
+    tables: &[&'static str],
+) -> Result<(), DbErr> {
+    for table in tables {
+        manager
+            .drop_table(Table::drop().table(*table).take())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Runs `sql` on PostgreSQL only; SQLite needs nothing of it.
+pub async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(drop)
+}
