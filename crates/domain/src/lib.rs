@@ -72,6 +72,7 @@ pub mod api_key;
 pub mod application;
 pub mod block;
 pub mod console;
+pub mod correction;
 pub mod delivery;
 pub mod entity;
 pub mod error;

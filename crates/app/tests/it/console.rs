@@ -263,9 +263,7 @@ async fn a_sharer_revokes_and_shares_from_the_console(backend: Backend) {
     assert_eq!(browser.post(&revoke, &[("csrf", &csrf)]).await.0, 303);
     let (_, _, view) = browser.get(&path).await;
     assert!(view.contains(">revoked<"), "{view}");
-    let refused = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
-        .await;
+    let refused = app.redeem(&shared, json!({})).await;
     assert_eq!(refused.body["code"], "share_token_revoked");
 
     let share = format!("/console/sessions/{}/share/", shared.session);

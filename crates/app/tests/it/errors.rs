@@ -295,12 +295,7 @@ async fn bad_reviews_and_list_queries(app: TestApp) {
         )
         .await;
     assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
-    assert_eq!(
-        app.get(&format!("/v3/session/{id}/decision/"), &tenant)
-            .await
-            .body["status"],
-        "Declined"
-    );
+    assert_eq!(app.decision(&tenant, &id).await.body["status"], "Declined");
 }
 
 on_both_backends!(paths_routes_and_methods);
@@ -498,9 +493,7 @@ async fn a_nul_is_refused_wherever_text_is_taken(app: TestApp) {
     assert_eq!(with_metadata.status.as_u16(), 201, "{}", with_metadata.text);
     assert_eq!(with_metadata.body["metadata"]["note"], "a\u{0}b");
     // Nothing changed.
-    let decision = app
-        .get(&format!("/v3/session/{session}/decision/"), &tenant)
-        .await;
+    let decision = app.decision(&tenant, &session).await;
     assert_ne!(decision.body["status"], "Declined");
     let user = app.get("/v3/users/user-ana-001/", &tenant).await;
     assert_eq!(user.body["status"], "ACTIVE", "{}", user.text);

@@ -44,9 +44,7 @@ async fn user_results_read_back_as_the_examples(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app.finished_session(&tenant, "user", "user-ana-001").await;
 
-    let v3 = app
-        .get(&format!("/v3/session/{id}/decision/"), &tenant)
-        .await;
+    let v3 = app.decision(&tenant, &id).await;
     assert_eq!(v3.status, StatusCode::OK, "{}", v3.text);
     assert_eq!(v3.body, expected("decision-v3-user.json", &v3.body));
     // Items come back token for token as recorded, in recorded order.
@@ -96,9 +94,7 @@ async fn business_results_read_back_and_have_no_v2(app: TestApp) {
     let id = app
         .finished_session(&tenant, "business", "biz-widgets-001")
         .await;
-    let v3 = app
-        .get(&format!("/v3/session/{id}/decision/"), &tenant)
-        .await;
+    let v3 = app.decision(&tenant, &id).await;
     assert_eq!(v3.status, StatusCode::OK, "{}", v3.text);
     assert_eq!(v3.body, expected("decision-v3-business.json", &v3.body));
     for (block, items) in example_items("record-results-business.json") {
@@ -139,9 +135,7 @@ async fn a_new_session_answers_as_the_contract_says(app: TestApp) {
         ".session_token" => "[token]", ".url" => "[url]",
     });
     let id = created.body["session_id"].as_str().unwrap();
-    let v3 = app
-        .get(&format!("/v3/session/{id}/decision/"), &tenant)
-        .await;
+    let v3 = app.decision(&tenant, id).await;
     assert_eq!(v3.body["status"], "Not Started");
     assert_eq!(v3.body["id_verifications"], Value::Null);
     assert_eq!(
@@ -157,9 +151,7 @@ async fn a_new_session_answers_as_the_contract_says(app: TestApp) {
     assert_eq!((expires_at - created_at).num_seconds(), 604_800);
     assert!(v3.body["created_at"].as_str().unwrap().ends_with('Z'));
     let second = app.session(&tenant, &workflow, None).await;
-    let v3 = app
-        .get(&format!("/v3/session/{second}/decision/"), &tenant)
-        .await;
+    let v3 = app.decision(&tenant, &second).await;
     assert_eq!(v3.body["session_number"], 2);
 }
 
@@ -181,9 +173,7 @@ async fn reviews_move_status_and_are_listed(app: TestApp) {
         .patch(&path, &tenant, json!({"new_status": "Resubmitted"}))
         .await;
     assert_eq!(answer.status, StatusCode::OK);
-    let v3 = app
-        .get(&format!("/v3/session/{id}/decision/"), &tenant)
-        .await;
+    let v3 = app.decision(&tenant, &id).await;
     assert_eq!(v3.body["status"], "Resubmitted");
     let reviews = v3.body["reviews"].as_array().unwrap();
     assert_eq!(reviews.len(), 2);

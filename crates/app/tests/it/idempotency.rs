@@ -244,14 +244,11 @@ async fn a_failed_write_leaves_its_key_free(app: TestApp) {
     assert_eq!(count(&app, "idempotency_keys").await, before + 1);
     // Without a key, nothing is kept.
     let plain = app.shared("user", "user-bea-002").await;
-    let answer = app
-        .import(&plain.receiver, &plain.token, &plain.workflow, json!({}))
-        .await;
+    let answer = app.redeem(&plain, json!({})).await;
     assert_eq!(answer.status.as_u16(), 201);
     assert_eq!(count(&app, "idempotency_keys").await, before + 1);
     assert_error(
-        &app.import(&plain.receiver, &plain.token, &plain.workflow, json!({}))
-            .await,
+        &app.redeem(&plain, json!({})).await,
         403,
         "already_imported",
     );

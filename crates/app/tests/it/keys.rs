@@ -48,9 +48,7 @@ async fn a_copy_of_the_database_cannot_mint_tokens(app: TestApp) {
         .import(&shared.receiver, &minted, &shared.workflow, json!({}))
         .await;
     assert_error(&answer, 401, "share_token_invalid");
-    let answer = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
-        .await;
+    let answer = app.redeem(&shared, json!({})).await;
     assert_eq!(answer.status.as_u16(), 201, "{}", answer.text);
 }
 
@@ -196,9 +194,7 @@ async fn eddsa_tokens_verify_with_the_published_keys(backend: Backend) {
             .is_err()
     );
 
-    let answer = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
-        .await;
+    let answer = app.redeem(&shared, json!({})).await;
     assert_eq!(answer.status.as_u16(), 201, "{}", answer.text);
 }
 

@@ -296,9 +296,7 @@ async fn heavy_requests_queue_behind_their_own_application(backend: Backend) {
     assert_eq!(read(quiet_session, quiet.clone()).await.unwrap(), 200);
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
     // One waits already: the next is refused at once.
-    let refused = app
-        .get(&format!("/v3/session/{noisy_session}/decision/"), &noisy)
-        .await;
+    let refused = app.decision(&noisy, &noisy_session).await;
     assert_error(&refused, 429, "too_many_concurrent_requests");
 
     // The upload ends; the queued read goes through.
@@ -306,10 +304,7 @@ async fn heavy_requests_queue_behind_their_own_application(backend: Backend) {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(queued.await.unwrap(), 200);
     assert_eq!(
-        app.get(&format!("/v3/session/{noisy_session}/decision/"), &noisy)
-            .await
-            .status
-            .as_u16(),
+        app.decision(&noisy, &noisy_session).await.status.as_u16(),
         200,
         "the slot is free again"
     );

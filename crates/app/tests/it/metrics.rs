@@ -43,13 +43,9 @@ async fn metrics_count_requests_imports_and_refusals(backend: Backend) {
     .await;
     let shared = app.shared("user", "user-ana-001").await;
     crate::limits::fresh_window().await;
-    let imported = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
-        .await;
+    let imported = app.redeem(&shared, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201);
-    let again = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
-        .await;
+    let again = app.redeem(&shared, json!({})).await;
     assert_eq!(again.status.as_u16(), 403);
     let decision = format!("/v3/session/{}/decision/", shared.session);
     let mut statuses = Vec::new();

@@ -51,9 +51,7 @@ async fn both_sides_of_a_share_keep_its_provenance(app: TestApp) {
         .await;
     assert!(plain.body.get("events").is_none());
 
-    let clone = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
-        .await;
+    let clone = app.redeem(&shared, json!({})).await;
     assert_eq!(clone.status.as_u16(), 201, "{}", clone.text);
     let clone_id = clone.body["session_id"].as_str().unwrap().to_owned();
 
@@ -166,9 +164,7 @@ async fn a_source_older_than_asked_is_refused(app: TestApp) {
         )
         .await;
     assert_error(&preview, 400, "source_too_old");
-    let refused = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, stale)
-        .await;
+    let refused = app.redeem(&shared, stale).await;
     assert_error(&refused, 400, "source_too_old");
     for bad in [
         json!(0),
@@ -178,23 +174,13 @@ async fn a_source_older_than_asked_is_refused(app: TestApp) {
         json!(1.5),
     ] {
         let answer = app
-            .import(
-                &shared.receiver,
-                &shared.token,
-                &shared.workflow,
-                json!({"max_source_age_seconds": bad}),
-            )
+            .redeem(&shared, json!({"max_source_age_seconds": bad}))
             .await;
         assert_error(&answer, 400, "invalid_request");
     }
     // The refusals redeemed nothing: a looser limit imports.
     let imported = app
-        .import(
-            &shared.receiver,
-            &shared.token,
-            &shared.workflow,
-            json!({"max_source_age_seconds": 3600}),
-        )
+        .redeem(&shared, json!({"max_source_age_seconds": 3600}))
         .await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
 }

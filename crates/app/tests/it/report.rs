@@ -94,10 +94,7 @@ async fn the_report_shows_the_session_its_blocks_reviews_and_provenance(app: Tes
         )
         .await;
     assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
-    let decision = app
-        .get(&format!("/v3/session/{session}/decision/"), &tenant)
-        .await
-        .body;
+    let decision = app.decision(&tenant, &session).await.body;
     let (pdf, disposition) = report(&app, &tenant, &session, true).await;
     assert_eq!(
         disposition,
@@ -149,14 +146,7 @@ async fn the_report_shows_the_session_its_blocks_reviews_and_provenance(app: Tes
 
     // A clone: where it came from, when, and with which trust_review.
     let shared = app.shared("user", "user-luis-002").await;
-    let imported = app
-        .import(
-            &shared.receiver,
-            &shared.token,
-            &shared.workflow,
-            json!({"trust_review": true}),
-        )
-        .await;
+    let imported = app.redeem(&shared, json!({"trust_review": true})).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     let clone = imported.body["session_id"].as_str().unwrap();
     let (pdf, _) = report(&app, &shared.receiver, clone, true).await;

@@ -37,9 +37,7 @@ async fn reviews_list_the_activity_and_post_a_review(app: TestApp) {
             .unwrap()
             .starts_with("api-key:")
     );
-    let decision = app
-        .get(&format!("/v3/session/{session}/decision/"), &tenant)
-        .await;
+    let decision = app.decision(&tenant, &session).await;
     assert_eq!(decision.body["status"], "In Review");
 
     // Newest first by default; the review's uuid is stable.

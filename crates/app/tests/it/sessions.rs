@@ -218,12 +218,7 @@ async fn deleting_a_session_removes_it_and_its_rows(app: TestApp) {
         .await;
     assert_eq!(answer.status.as_u16(), 204, "{}", answer.text);
     assert!(answer.text.is_empty());
-    assert_error(
-        &app.get(&format!("/v3/session/{id}/decision/"), &tenant)
-            .await,
-        404,
-        "session_not_found",
-    );
+    assert_error(&app.decision(&tenant, &id).await, 404, "session_not_found");
     assert_error(
         &app.delete(&format!("/v3/session/{id}/delete/"), &tenant)
             .await,
@@ -316,8 +311,7 @@ async fn sessions_are_deleted_by_number_or_all(app: TestApp) {
         .await;
     assert_eq!(all.body["deleted"], 3, "{}", all.text);
     assert_error(
-        &app.get(&format!("/v3/session/{finished}/decision/"), &tenant)
-            .await,
+        &app.decision(&tenant, &finished).await,
         404,
         "session_not_found",
     );
@@ -327,13 +321,7 @@ async fn sessions_are_deleted_by_number_or_all(app: TestApp) {
             .body["count"],
         0
     );
-    assert_eq!(
-        app.get(&format!("/v3/session/{theirs}/decision/"), &other)
-            .await
-            .status
-            .as_u16(),
-        200
-    );
+    assert_eq!(app.decision(&other, &theirs).await.status.as_u16(), 200);
     // Another application's numbers delete nothing of theirs.
     let none = app
         .post(
@@ -343,13 +331,7 @@ async fn sessions_are_deleted_by_number_or_all(app: TestApp) {
         )
         .await;
     assert_eq!(none.body["deleted"], 0);
-    assert_eq!(
-        app.get(&format!("/v3/session/{theirs}/decision/"), &other)
-            .await
-            .status
-            .as_u16(),
-        200
-    );
+    assert_eq!(app.decision(&other, &theirs).await.status.as_u16(), 200);
 }
 
 on_both_backends!(entities_are_created_once_and_matched_case_insensitively);
@@ -421,14 +403,7 @@ async fn an_entitys_status_is_set_and_keeps_its_effect_on_imports(app: TestApp) 
     let read = app.get("/v3/users/user-ana-001/", &shared.receiver).await;
     assert_eq!(read.body["status"], "BLOCKED");
     // Even with trust_review, the import of a BLOCKED person lands Declined.
-    let clone = app
-        .import(
-            &shared.receiver,
-            &shared.token,
-            &shared.workflow,
-            json!({"trust_review": true}),
-        )
-        .await;
+    let clone = app.redeem(&shared, json!({"trust_review": true})).await;
     assert_eq!(clone.status.as_u16(), 201, "{}", clone.text);
     assert_eq!(clone.body["status"], "Declined");
     // The sharer's own User is untouched: statuses are per application.
@@ -643,8 +618,7 @@ async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestAp
         "entity_not_found",
     );
     assert_error(
-        &app.get(&format!("/v3/session/{approved}/decision/"), &tenant)
-            .await,
+        &app.decision(&tenant, &approved).await,
         404,
         "session_not_found",
     );
@@ -802,9 +776,7 @@ async fn didits_presentation_options_are_kept_checked_and_not_imported(app: Test
         .await;
     assert_eq!(created.status.as_u16(), 201, "{}", created.text);
     let id = created.body["session_id"].as_str().unwrap();
-    let decision = app
-        .get(&format!("/v3/session/{id}/decision/"), &tenant)
-        .await;
+    let decision = app.decision(&tenant, id).await;
     assert_eq!(decision.body["callback_method"], "completer");
     assert_eq!(decision.body["language"], "pt-BR");
     assert_eq!(decision.body["portrait_image"], portrait.as_str());
@@ -853,9 +825,7 @@ async fn didits_presentation_options_are_kept_checked_and_not_imported(app: Test
         .await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     let clone = imported.body["session_id"].as_str().unwrap();
-    let cloned = app
-        .get(&format!("/v3/session/{clone}/decision/"), &receiver)
-        .await;
+    let cloned = app.decision(&receiver, clone).await;
     assert_eq!(cloned.status.as_u16(), 200, "{}", cloned.text);
     for field in ["callback_method", "language", "portrait_image"] {
         assert!(cloned.body.get(field).is_none(), "{field}: {}", cloned.text);
@@ -1004,11 +974,7 @@ async fn concurrent_corrections_lose_nothing(app: TestApp) {
     for answer in &answers {
         assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
     }
-    let item = app
-        .get(&format!("/v3/session/{session}/decision/"), &tenant)
-        .await
-        .body["id_verifications"][0]
-        .clone();
+    let item = app.decision(&tenant, &session).await.body["id_verifications"][0].clone();
     for member in members {
         assert_eq!(item[member], format!("new {member}"), "{member}");
     }
@@ -1028,14 +994,7 @@ async fn a_look_alike_vendor_data_does_not_slip_past_a_block(app: TestApp) {
             )
             .await;
         assert_eq!(blocked.status.as_u16(), 201, "{}", blocked.text);
-        let imported = app
-            .import(
-                &shared.receiver,
-                &shared.token,
-                &shared.workflow,
-                json!({"trust_review": true}),
-            )
-            .await;
+        let imported = app.redeem(&shared, json!({"trust_review": true})).await;
         assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
         assert_eq!(imported.body["status"], "Declined", "{look_alike:?}");
     }

@@ -112,14 +112,8 @@ async fn a_user_session_is_shared_and_imported(app: TestApp) {
     // The clone holds the same blocks, under a fresh identity.
     let clone_id = imported.body["session_id"].as_str().unwrap().to_owned();
     assert_ne!(clone_id, session);
-    let source_v3 = app
-        .get(&format!("/v3/session/{session}/decision/"), &source)
-        .await
-        .body;
-    let clone_v3 = app
-        .get(&format!("/v3/session/{clone_id}/decision/"), &receiver)
-        .await
-        .body;
+    let source_v3 = app.decision(&source, &session).await.body;
+    let clone_v3 = app.decision(&receiver, &clone_id).await.body;
     assert_eq!(blocks(&clone_v3), blocks(&source_v3));
     assert_eq!(blocks(&clone_v3).len(), 9);
     assert_ne!(clone_v3["session_url"], source_v3["session_url"]);
@@ -153,14 +147,12 @@ async fn a_user_session_is_shared_and_imported(app: TestApp) {
 
     // Each application sees only its own.
     assert_error(
-        &app.get(&format!("/v3/session/{clone_id}/decision/"), &source)
-            .await,
+        &app.decision(&source, &clone_id).await,
         404,
         "session_not_found",
     );
     assert_error(
-        &app.get(&format!("/v3/session/{session}/decision/"), &receiver)
-            .await,
+        &app.decision(&receiver, &session).await,
         404,
         "session_not_found",
     );
@@ -209,10 +201,7 @@ async fn a_business_session_is_imported_with_trust_review(app: TestApp) {
         ".session_id" => REDACT, ".workflow_id" => REDACT, ".session_url" => REDACT,
         ".shared_from_session" => REDACT, ".created_at" => REDACT, ".expires_at" => REDACT,
     });
-    let source_v3 = app
-        .get(&format!("/v3/session/{session}/decision/"), &source)
-        .await
-        .body;
+    let source_v3 = app.decision(&source, &session).await.body;
     assert_eq!(blocks(&imported.body), blocks(&source_v3));
     assert_eq!(
         app.get("/v3/businesses/ACME-7/", &receiver).await.body["status"],
@@ -852,9 +841,7 @@ async fn a_token_is_single_use_and_its_source_must_still_be_finished(app: TestAp
     let imported = app.import(&receiver, &token, &workflow, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     let clone = imported.body["session_id"].as_str().unwrap().to_owned();
-    let decision = app
-        .get(&format!("/v3/session/{clone}/decision/"), &receiver)
-        .await;
+    let decision = app.decision(&receiver, &clone).await;
     let reviews = decision.body["reviews"].as_array().unwrap();
     assert_eq!(reviews.len(), 1, "{}", decision.text);
     assert_eq!(reviews[0]["user"], format!("application:{}", source.id));

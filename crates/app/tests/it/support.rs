@@ -144,17 +144,23 @@ impl TestApp {
     /// share and the clone's id.
     pub async fn in_review(&self, kind: &str, vendor_data: &str) -> (Shared, String) {
         let shared = self.shared(kind, vendor_data).await;
-        let imported = self
-            .import(
-                &shared.receiver,
-                &shared.token,
-                &shared.workflow,
-                json!({"trust_review": false}),
-            )
-            .await;
+        let imported = self.redeem(&shared, json!({"trust_review": false})).await;
         assert_eq!(imported.status, StatusCode::CREATED, "{}", imported.text);
         let clone = imported.body["session_id"].as_str().unwrap().to_owned();
         (shared, clone)
+    }
+
+    /// `tenant`'s read of session `id`'s decision (V3).
+    pub async fn decision(&self, tenant: &Tenant, id: &str) -> Answer {
+        self.get(&format!("/v3/session/{id}/decision/"), tenant)
+            .await
+    }
+
+    /// The receiver of `shared` imports its token into its workflow, the body's other members
+    /// from `extra`.
+    pub async fn redeem(&self, shared: &Shared, extra: Value) -> Answer {
+        self.import(&shared.receiver, &shared.token, &shared.workflow, extra)
+            .await
     }
 
     /// `receiver` imports `token` into `workflow`, the body's other members from `extra`.

@@ -727,9 +727,7 @@ async fn only_subscribed_events_are_written(app: TestApp) {
     let workflow = app.workflow(&shared.source, "user").await;
     app.session(&shared.source, &workflow, None).await;
     assert_eq!(events().await, 0, "status.updated is not subscribed");
-    let imported = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
-        .await;
+    let imported = app.redeem(&shared, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201);
     assert_eq!(events().await, 1, "share.redeemed, to the source only");
 }
@@ -769,9 +767,7 @@ async fn a_destination_that_is_down_slows_neither_imports_nor_other_destinations
     assert_eq!(created.status.as_u16(), 201, "{}", created.text);
     let answering = Receiver::start("");
     subscribe(&app, &shared.receiver, &answering, &events).await;
-    let first = app
-        .import(&shared.receiver, &shared.token, &shared.workflow, json!({}))
-        .await;
+    let first = app.redeem(&shared, json!({})).await;
     assert_eq!(first.status.as_u16(), 201, "{}", first.text);
     // The worker is now waiting on the silent receiver.
     let started = Instant::now();

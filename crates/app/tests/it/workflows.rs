@@ -55,9 +55,7 @@ async fn workflows_are_created_listed_read_and_deleted(app: TestApp) {
         404,
         "workflow_not_found",
     );
-    let kept = app
-        .get(&format!("/v3/session/{session}/decision/"), &tenant)
-        .await;
+    let kept = app.decision(&tenant, &session).await;
     assert_eq!(
         kept.body["workflow_id"],
         id.as_str(),
@@ -201,9 +199,7 @@ async fn workflows_are_paged_changed_and_keep_didits_settings(app: TestApp) {
         .await;
     assert_eq!(steps.body["features"].as_array().unwrap().len(), 2);
     let session = app.session(&tenant, &id, None).await;
-    let decision = app
-        .get(&format!("/v3/session/{session}/decision/"), &tenant)
-        .await;
+    let decision = app.decision(&tenant, &session).await;
     assert_eq!(decision.body["features"], json!(["ID_VERIFICATION", "AML"]));
     // A new default demotes the old one.
     app.patch(
@@ -335,9 +331,7 @@ async fn a_session_keeps_the_steps_it_started_with(app: TestApp) {
         json!(["ID_VERIFICATION", "LIVENESS", "AML"])
     );
     // The old session stays as it was, with its own steps.
-    let old = app
-        .get(&format!("/v3/session/{first}/decision/"), &tenant)
-        .await;
+    let old = app.decision(&tenant, &first).await;
     assert_eq!(old.body["features"], json!(["ID_VERIFICATION", "LIVENESS"]));
     assert_eq!(old.body["status"], "Not Started");
 }

@@ -10,7 +10,8 @@ use serde_json::{Map, Value, json};
 use super::sessions::actor;
 use super::{Error, SessionService};
 use crate::application::Caller;
-use crate::block::{FeatureBlock, FeatureItem};
+use crate::block::FeatureItem;
+use crate::correction::Correction;
 use crate::error::{RepoError, ValidationErrors};
 use crate::ids::SessionId;
 use crate::session::{LogEntry, LogKind, RecordResults, ReviewComment, SessionRecord};
@@ -83,16 +84,16 @@ impl SessionService {
         .map(|_| ())
     }
 
-    /// Merges a reviewer's corrections (`changes`: member → new value) into the first item of
-    /// `block`, which must hold one; Didit's `data.updated` follows. The corrected item is
-    /// written anew, its other members as they were.
+    /// Merges a reviewer's `correction` into the first item of its block, which must hold one;
+    /// Didit's `data.updated` follows. The corrected item is written anew, its other members
+    /// as they were.
     pub async fn correct(
         &self,
         caller: &Caller,
         id: SessionId,
-        block: FeatureBlock,
-        changes: &Map<String, Value>,
+        correction: &Correction,
     ) -> Result<SessionRecord, Error> {
+        let (block, changes) = (correction.block(), correction.changes());
         self.amend(caller, id, |record| {
             let Some((first, rest)) = record.block(block).and_then(|items| items.split_first())
             else {

@@ -1,11 +1,10 @@
-//! A reviewer's corrections of extracted data, Didit's `update-data` (the ID document's
-//! fields, `id_verifications`) and `update-poa-data` (the proof of address's,
-//! `poa_verifications`): the members given replace those of the block's first item; `null`
-//! clears one.
+//! The routes of a reviewer's corrections of extracted data, Didit's `update-data` and
+//! `update-poa-data`; what each takes is the domain's `correction` module. The members given
+//! replace those of the block's first item; `null` clears one.
 
 use actix_web::{HttpResponse, web};
-use chrono::NaiveDate;
-use handoff_domain::{FeatureBlock, ValidationErrors};
+use handoff_domain::ValidationErrors;
+use handoff_domain::correction::Correction;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -14,75 +13,6 @@ use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::routes::sessions::session_id;
 use crate::{ApiError, AppState, wire};
-
-/// The longest corrected text member.
-const TEXT_MAX: usize = 1000;
-
-/// Didit's document types (`document_type` of `update-data`).
-const DOCUMENT_TYPES: [&str; 12] = [
-    "P", "DL", "ID", "RP", "SSC", "HIC", "WP", "TC", "VISA", "PSC", "BC", "OTHER",
-];
-const GENDERS: [&str; 3] = ["M", "F", "U"];
-const MARITAL_STATUSES: [&str; 5] = ["SINGLE", "MARRIED", "DIVORCED", "WIDOWED", "UNKNOWN"];
-const POA_DOCUMENT_TYPES: [&str; 5] = [
-    "UTILITY_BILL",
-    "BANK_STATEMENT",
-    "GOVERNMENT_ISSUED_DOCUMENT",
-    "OTHER_POA_DOCUMENT",
-    "UNKNOWN",
-];
-
-/// What a member may hold.
-enum Rule {
-    Text,
-    Date,
-    Country,
-    OneOf(&'static [&'static str]),
-    Object,
-}
-
-fn check(name: &str, value: &Value, rule: &Rule, errors: &mut ValidationErrors) {
-    let text = value.as_str();
-    let refused = match (rule, text) {
-        // `null` clears the member.
-        _ if value.is_null() => None,
-        (Rule::Object, _) => (!value.is_object()).then_some("must be a JSON object."),
-        (_, None) => Some("must be a string."),
-        (Rule::Text, Some(t)) => {
-            (t.chars().count() > TEXT_MAX).then_some("must be at most 1,000 characters.")
-        }
-        (Rule::Date, Some(t)) => NaiveDate::parse_from_str(t, "%Y-%m-%d")
-            .is_err()
-            .then_some("must be a date, YYYY-MM-DD."),
-        (Rule::Country, Some(t)) => (t.len() != 3 || !t.bytes().all(|b| b.is_ascii_uppercase()))
-            .then_some("must be an ISO 3166-1 alpha-3 code (ESP)."),
-        (Rule::OneOf(allowed), Some(t)) => {
-            (!allowed.contains(&t)).then_some("is not one of the values the document lists.")
-        }
-    };
-    if let Some(message) = refused {
-        errors.add(name, message);
-    }
-}
-
-/// The members given, checked against `rules`; a 400 naming each refused one.
-fn changes(
-    body: Map<String, Value>,
-    rules: &[(&str, Rule)],
-) -> Result<Map<String, Value>, ApiError> {
-    let mut errors = ValidationErrors::default();
-    if body.is_empty() {
-        errors.add("body", "Name at least one member to correct.");
-    }
-    for (name, value) in &body {
-        match rules.iter().find(|(known, _)| known == name) {
-            Some((_, rule)) => check(name, value, rule, &mut errors),
-            None => errors.add(name.as_str(), "is not a member this correction takes."),
-        }
-    }
-    errors.into_result().map_err(ApiError::invalid)?;
-    Ok(body)
-}
 
 /// Corrections of the ID document's data; at least one member.
 #[derive(Deserialize, ToSchema)]
@@ -167,50 +97,18 @@ pub(crate) struct Members(Map<String, Value>);
 
 impl RequestBody for Members {}
 
-const DATA_RULES: [(&str, Rule); 17] = [
-    ("document_type", Rule::OneOf(&DOCUMENT_TYPES)),
-    ("document_subtype", Rule::Text),
-    ("document_number", Rule::Text),
-    ("personal_number", Rule::Text),
-    ("date_of_birth", Rule::Date),
-    ("date_of_issue", Rule::Date),
-    ("expiration_date", Rule::Date),
-    ("issuing_state", Rule::Country),
-    ("first_name", Rule::Text),
-    ("last_name", Rule::Text),
-    ("gender", Rule::OneOf(&GENDERS)),
-    ("address", Rule::Text),
-    ("place_of_birth", Rule::Text),
-    ("nationality", Rule::Text),
-    ("marital_status", Rule::OneOf(&MARITAL_STATUSES)),
-    ("extra_fields", Rule::Object),
-    ("parsed_address", Rule::Object),
-];
-
-const POA_RULES: [(&str, Rule); 9] = [
-    ("issuing_state", Rule::Country),
-    ("document_type", Rule::OneOf(&POA_DOCUMENT_TYPES)),
-    ("document_language", Rule::Text),
-    ("issuer", Rule::Text),
-    ("issue_date", Rule::Date),
-    ("poa_address", Rule::Text),
-    ("name_on_document", Rule::Text),
-    ("extra_fields", Rule::Object),
-    ("poa_parsed_address", Rule::Object),
-];
-
 async fn correct(
     caller: &handoff_domain::Caller,
     state: &AppState,
     path: &str,
-    block: FeatureBlock,
-    changes: Map<String, Value>,
+    correction: Result<Correction, ValidationErrors>,
 ) -> Result<HttpResponse, ApiError> {
+    let correction = correction.map_err(ApiError::invalid)?;
     let id = session_id(path)?;
     let record = state
         .services
         .sessions
-        .correct(caller, id, block, &changes)
+        .correct(caller, id, &correction)
         .await?;
     Ok(crate::decision::answer(record, crate::decision::Form::V3))
 }
@@ -227,15 +125,7 @@ pub(crate) async fn update_data(
     path: web::Path<String>,
     JsonBody(Members(body)): JsonBody<Members>,
 ) -> Result<HttpResponse, ApiError> {
-    let changes = changes(body, &DATA_RULES)?;
-    correct(
-        &caller,
-        &state,
-        &path,
-        FeatureBlock::IdVerifications,
-        changes,
-    )
-    .await
+    correct(&caller, &state, &path, Correction::of_id_document(body)).await
 }
 
 /// Correct the proof of address's extracted data (the first `poa_verifications` item); the
@@ -250,13 +140,11 @@ pub(crate) async fn update_poa_data(
     path: web::Path<String>,
     JsonBody(Members(body)): JsonBody<Members>,
 ) -> Result<HttpResponse, ApiError> {
-    let changes = changes(body, &POA_RULES)?;
     correct(
         &caller,
         &state,
         &path,
-        FeatureBlock::PoaVerifications,
-        changes,
+        Correction::of_proof_of_address(body),
     )
     .await
 }
