@@ -32,17 +32,24 @@ pub struct World {
 
 impl World {
     pub async fn new(services: &Services, tokens: Arc<dyn ShareTokens>) -> Result<World, String> {
-        let (source, source_key) = handoff::demo::application(services, "Bench source").await?;
-        let (receiver, receiver_key) =
-            handoff::demo::application(services, "Bench receiver").await?;
+        let (source, source_key) = handoff::demo::application(services, "Bench source")
+            .await
+            .map_err(|e| e.to_string())?;
+        let (receiver, receiver_key) = handoff::demo::application(services, "Bench receiver")
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(World {
-            source_workflow: handoff::demo::workflow(services, &source, "user").await?,
-            receiver_workflow: handoff::demo::workflow(services, &receiver, "user").await?,
+            source_workflow: handoff::demo::workflow(services, &source, "user")
+                .await
+                .map_err(|e| e.to_string())?,
+            receiver_workflow: handoff::demo::workflow(services, &receiver, "user")
+                .await
+                .map_err(|e| e.to_string())?,
             source,
             receiver,
             receiver_key,
             source_key,
-            results: handoff::demo::example_results("user")?,
+            results: handoff::demo::example_results("user").map_err(|e| e.to_string())?,
             counter: std::sync::atomic::AtomicUsize::new(0),
             tokens,
         })

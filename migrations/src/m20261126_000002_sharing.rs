@@ -1,3 +1,6 @@
+//! Sharing: the record of every issued share token, and the keys that sign them when no secret
+//! is configured.
+
 use sea_orm_migration::prelude::*;
 
 use crate::schema::*;

@@ -1,3 +1,7 @@
+//! Webhooks: each application's destinations (their secrets sealed like the signing keys), the
+//! outbox of events — written in the transaction of the change that causes them — and the
+//! deliveries of each event to each destination subscribed to it, with their retry schedule.
+
 use sea_orm_migration::prelude::*;
 
 use crate::schema::*;

@@ -1,3 +1,7 @@
+//! Webhook subscriptions as rows: one per destination and event type, so that "who is
+//! subscribed to this event" is an indexed join. The destinations' JSON lists move into it
+//! and their column goes.
+
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
 

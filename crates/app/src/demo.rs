@@ -17,7 +17,7 @@ use handoff_domain::{
 use handoff_token::JwtShareTokens;
 use serde_json::value::RawValue;
 
-use crate::{Application, Config, load_keyring};
+use crate::{Application, CommandError, Config, load_keyring};
 
 /// What the demo's setup made, for the walk-through.
 struct Seeded {
@@ -33,12 +33,13 @@ struct Seeded {
 
 /// The example results of a kind (`user` or `business`, from `fixtures/`), as a verification
 /// engine records them; the benchmarks seed with them too.
-pub fn example_results(kind: &str) -> Result<RecordResults, String> {
+pub fn example_results(kind: &str) -> Result<RecordResults, CommandError> {
     let text = match kind {
         "user" => include_str!("../../../fixtures/record-results-user.json"),
         _ => include_str!("../../../fixtures/record-results-business.json"),
     };
-    let body = RawObject::parse(text).map_err(|e| e.to_string())?;
+    let example = |e: &dyn std::fmt::Display| CommandError::Example(e.to_string());
+    let body = RawObject::parse(text).map_err(|e| example(&e))?;
     let mut results = RecordResults {
         status: Some(SessionStatus::Approved),
         blocks: Vec::new(),
@@ -50,11 +51,10 @@ pub fn example_results(kind: &str) -> Result<RecordResults, String> {
         if raw.get() == "null" {
             continue;
         }
-        let items: Vec<Box<RawValue>> =
-            serde_json::from_str(raw.get()).map_err(|e| e.to_string())?;
+        let items: Vec<Box<RawValue>> = serde_json::from_str(raw.get()).map_err(|e| example(&e))?;
         let items = items
             .iter()
-            .map(|i| FeatureItem::parse(i).map_err(|e| e.to_string()))
+            .map(|i| FeatureItem::parse(i).map_err(|e| example(&e)))
             .collect::<Result<Vec<_>, _>>()?;
         results.blocks.push((block, Some(items)));
     }
@@ -66,7 +66,7 @@ pub async fn workflow(
     services: &Services,
     caller: &Caller,
     kind: &str,
-) -> Result<WorkflowId, String> {
+) -> Result<WorkflowId, CommandError> {
     let features: &[Feature] = match kind {
         "user" => &[
             Feature::Ocr,
@@ -95,23 +95,17 @@ pub async fn workflow(
         })
         .collect();
     let label = if kind == "user" { "KYC" } else { "KYB" };
-    let new =
-        NewWorkflow::parse(Some(label.into()), steps, false, None).map_err(|e| format!("{e:?}"))?;
-    Ok(services
-        .workflows
-        .create(caller, new)
-        .await
-        .map_err(|e| e.to_string())?
-        .id)
+    let new = NewWorkflow::parse(Some(label.into()), steps, false, None)
+        .map_err(handoff_domain::services::Error::Invalid)?;
+    Ok(services.workflows.create(caller, new).await?.id)
 }
 
 /// A new application named `name`: its caller and its API key.
-pub async fn application(services: &Services, name: &str) -> Result<(Caller, String), String> {
-    let (application, key) = services
-        .applications
-        .create_application(name)
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn application(
+    services: &Services,
+    name: &str,
+) -> Result<(Caller, String), CommandError> {
+    let (application, key) = services.applications.create_application(name).await?;
     Ok((
         Caller {
             application_id: application.id,
@@ -127,27 +121,28 @@ async fn finished(
     workflow: WorkflowId,
     kind: &str,
     vendor_data: &str,
-) -> Result<SessionId, String> {
+) -> Result<SessionId, CommandError> {
     let session = services
         .sessions
         .create(
             caller,
             CreateSession {
-                vendor_data: Some(VendorData::parse(vendor_data).map_err(str::to_owned)?),
+                vendor_data: Some(
+                    VendorData::parse(vendor_data)
+                        .map_err(|e| CommandError::Example(e.to_owned()))?,
+                ),
                 ..CreateSession::of_workflow(workflow)
             },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     services
         .sessions
         .record_results(caller, session.id, example_results(kind)?)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(session.id)
 }
 
-async fn seed(services: &Services) -> Result<Seeded, String> {
+async fn seed(services: &Services) -> Result<Seeded, CommandError> {
     let (source, source_key) = application(services, "Acme Bank").await?;
     let (receiver, receiver_key) = application(services, "Beta Lending").await?;
     let kyc = workflow(services, &source, "user").await?;
@@ -163,11 +158,10 @@ async fn seed(services: &Services) -> Result<Seeded, String> {
             kyc_session,
             ShareRequest {
                 for_application_id: receiver.application_id,
-                ttl: ShareTtl::parse(3600)?,
+                ttl: ShareTtl::parse(3600).map_err(|e| CommandError::Example(e.to_owned()))?,
             },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let clone = services
         .import
         .import(
@@ -180,8 +174,7 @@ async fn seed(services: &Services) -> Result<Seeded, String> {
                 max_source_age_seconds: None,
             },
         )
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     Ok(Seeded {
         source,
         source_key,
@@ -253,13 +246,14 @@ impl Drop for TemporaryDir {
 }
 
 /// Runs the demo on `bind` until the process is stopped.
-pub async fn run(bind: &str) -> Result<(), String> {
+pub async fn run(bind: &str) -> Result<(), CommandError> {
     let dir =
         TemporaryDir(std::env::temp_dir().join(format!("handoff-demo-{}", uuid::Uuid::new_v4())));
-    handoff_store::create_private_dir(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
+    handoff_store::create_private_dir(&dir.0)?;
     let database_url = format!("sqlite:{}?mode=rwc", dir.0.join("handoff.db").display());
     let mut kek = [0u8; 32];
-    getrandom::fill(&mut kek).map_err(|e| e.to_string())?;
+    getrandom::fill(&mut kek)
+        .map_err(|e| CommandError::Setting(format!("the random source failed: {e}")))?;
     let config = Config {
         bind: bind.to_owned(),
         key_encryption_key: Some(crate::config::Secret(
@@ -276,15 +270,12 @@ pub async fn run(bind: &str) -> Result<(), String> {
                 address,
                 setting: "--bind",
                 source,
-            }
-            .to_string(),
-            other => other.to_string(),
+            },
+            other => other,
         })?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let tokens = Arc::new(JwtShareTokens::new(
-        load_keyring(&config, app.store())
-            .await
-            .map_err(|e| e.to_string())?,
+        load_keyring(&config, app.store()).await?,
     ));
     let services = crate::services(app.store(), &base, tokens);
     let seeded = seed(&services).await?;
@@ -296,5 +287,5 @@ pub async fn run(bind: &str) -> Result<(), String> {
             .write_all(walkthrough(&base, &seeded).as_bytes())
             .and_then(|()| stdout.flush());
     }
-    app.run_until_signalled().await.map_err(|e| e.to_string())
+    Ok(app.run_until_signalled().await?)
 }

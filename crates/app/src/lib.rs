@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config;
 mod console;
 pub mod demo;
+mod error;
+pub mod operator;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use handoff_store::{ConnectError, Store, StoreOptions};
 use handoff_token::JwtShareTokens;
 
 pub use config::Config;
+pub use error::CommandError;
 
 mod keys;
 mod metrics;
