@@ -1,7 +1,8 @@
 //! Rows to domain types and back: the one place that knows how each column is stored.
 //!
-//! JSON columns are text on both backends (the store never queries inside them); ids are native
-//! UUIDs on PostgreSQL and 16-byte blobs on SQLite; times are `timestamptz` and RFC 3339 text.
+//! JSON columns are text on both backends (read inside only by the session list's filters); ids
+//! are native UUIDs on PostgreSQL and 16-byte blobs on SQLite; times are `timestamptz` and
+//! RFC 3339 text.
 
 use chrono::{DateTime, Utc};
 use handoff_domain::action::LogAction;

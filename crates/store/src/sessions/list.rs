@@ -2,89 +2,96 @@
 
 use super::*;
 
-/// The `WHERE` of a session list, and its values (`?` placeholders).
-pub(super) fn list_conditions(
+/// Which of the application's sessions a page of the list is drawn from.
+pub(super) fn list_condition(
     backend: DatabaseBackend,
     application_id: ApplicationId,
     filter: &SessionFilter,
-) -> (String, Vec<Value>) {
-    let marks = |n: usize| vec!["?"; n].join(", ");
-    let mut conditions = vec![
-        "application_id = ?".to_owned(),
-        format!("kind IN ({})", marks(filter.kinds.len())),
-    ];
-    let mut values: Vec<Value> = vec![application_id.as_uuid().into()];
-    values.extend(filter.kinds.iter().map(|k| Value::from(k.as_str())));
+) -> Cond {
+    let mut all = Cond::all()
+        .add(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
+        .add(Expr::col(Sessions::Kind).is_in(filter.kinds.iter().map(|k| k.as_str())));
     match filter.imported {
-        Some(true) => conditions.push("shared_from_session IS NOT NULL".to_owned()),
-        Some(false) => conditions.push("shared_from_session IS NULL".to_owned()),
+        Some(true) => all = all.add(Expr::col(Sessions::SharedFromSession).is_not_null()),
+        Some(false) => all = all.add(Expr::col(Sessions::SharedFromSession).is_null()),
         None => {}
     }
     if !filter.statuses.is_empty() {
-        conditions.push(format!("status IN ({})", marks(filter.statuses.len())));
-        values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
+        all =
+            all.add(Expr::col(Sessions::Status).is_in(filter.statuses.iter().map(|s| s.as_str())));
     }
     if let Some(vendor_data) = &filter.vendor_data {
-        conditions.push(
-            "entity_id IN (SELECT id FROM entities WHERE application_id = ? \
-             AND vendor_data_key = ?)"
-                .to_owned(),
-        );
-        values.push(application_id.as_uuid().into());
-        values.push(vendor_data.key().into());
+        let entity = Query::select()
+            .column(Entities::Id)
+            .from(Entities::Table)
+            .and_where(Expr::col(Entities::ApplicationId).eq(application_id.as_uuid()))
+            .and_where(Expr::col(Entities::VendorDataKey).eq(vendor_data.key()))
+            .to_owned();
+        all = all.add(Expr::col(Sessions::EntityId).in_subquery(entity));
     }
     if let Some(workflow) = filter.workflow_id {
-        conditions.push("workflow_id = ?".to_owned());
-        values.push(workflow.as_uuid().into());
+        all = all.add(Expr::col(Sessions::WorkflowId).eq(workflow.as_uuid()));
     }
     if let Some(from) = filter.created_from {
-        conditions.push("created_at >= ?".to_owned());
-        values.push(from.into());
+        all = all.add(Expr::col(Sessions::CreatedAt).gte(from));
     }
     if let Some(before) = filter.created_before {
-        conditions.push("created_at < ?".to_owned());
-        values.push(before.into());
+        all = all.add(Expr::col(Sessions::CreatedAt).lt(before));
     }
-    let field = |path: &[&str]| json_field(backend, "b.item", path);
-    let in_block = |block: FeatureBlock, condition: String| {
-        format!(
-            "EXISTS (SELECT 1 FROM {} b WHERE b.session_id = sessions.id AND {condition})",
-            block.v3_key()
+    // A JSON member of a block item: its path is the code's, never the caller's.
+    let field = |path: &[&str]| Expr::cust(json_field(backend, "b.item", path));
+    let in_block = |block: FeatureBlock, condition: Expr| {
+        let items = Alias::new("b");
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from_as(Alias::new(block.v3_key()), items.clone())
+                .and_where(
+                    Expr::col((items, BlockItems::SessionId))
+                        .equals((Sessions::Table, Sessions::Id)),
+                )
+                .and_where(condition)
+                .to_owned(),
         )
     };
     if let Some(country) = &filter.country {
-        conditions.push(format!(
-            "({} OR {})",
-            in_block(
-                FeatureBlock::IdVerifications,
-                format!("UPPER({}) = ?", field(&["issuing_state"]))
-            ),
-            in_block(
-                FeatureBlock::RegistryChecks,
-                format!("UPPER({}) = ?", field(&["company", "country_code"]))
-            ),
-        ));
-        values.push(country.clone().into());
-        values.push(country.clone().into());
+        let upper = |path: &[&str]| Func::upper(field(path)).eq(country.as_str());
+        all = all.add(
+            Cond::any()
+                .add(in_block(
+                    FeatureBlock::IdVerifications,
+                    upper(&["issuing_state"]),
+                ))
+                .add(in_block(
+                    FeatureBlock::RegistryChecks,
+                    upper(&["company", "country_code"]),
+                )),
+        );
     }
     if let Some(search) = &filter.search {
         let pattern = crate::sql::like_pattern(search);
-        let like = |expression: String| format!("LOWER({expression}) LIKE ? ESCAPE '\\'");
-        conditions.push(format!(
-            "({} OR CAST(session_number AS TEXT) = ? OR {} OR {})",
-            like("vendor_data".to_owned()),
-            in_block(FeatureBlock::IdVerifications, like(field(&["full_name"]))),
-            in_block(
-                FeatureBlock::RegistryChecks,
-                like(field(&["company", "company_name"]))
-            ),
-        ));
-        values.push(pattern.clone().into());
-        values.push(search.clone().into());
-        values.push(pattern.clone().into());
-        values.push(pattern.into());
+        let like = |expression: Expr| {
+            Func::lower(expression).like(LikeExpr::new(pattern.as_str()).escape('\\'))
+        };
+        all = all.add(
+            Cond::any()
+                .add(like(Expr::col(Sessions::VendorData)))
+                .add(
+                    Expr::col(Sessions::SessionNumber)
+                        .cast_as(Alias::new("TEXT"))
+                        .eq(search.as_str()),
+                )
+                .add(in_block(
+                    FeatureBlock::IdVerifications,
+                    like(field(&["full_name"])),
+                ))
+                .add(in_block(
+                    FeatureBlock::RegistryChecks,
+                    like(field(&["company", "company_name"])),
+                )),
+        );
     }
-    (conditions.join(" AND "), values)
+    all
 }
 
 /// A text field of a JSON item column, by path.

@@ -10,8 +10,8 @@ use handoff_domain::{
     StoredSession,
 };
 use sea_orm::sea_query::{
-    Alias, Cond, Expr, ExprTrait, Func, LockType, OnConflict, Order, Query, SelectStatement,
-    UnionType,
+    Alias, Cond, Expr, ExprTrait, Func, LikeExpr, LockType, OnConflict, Order, Query,
+    SelectStatement, UnionType,
 };
 use std::collections::HashMap;
 
@@ -405,40 +405,30 @@ impl SessionRepository for Store {
         filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError> {
         let backend = self.backend();
-        let (conditions, values) = list_conditions(backend, application_id, filter);
-        let counted = format!("SELECT COUNT(*) AS n FROM sessions WHERE {conditions}");
-        let count: i64 = match self
-            .db
-            .query_one_raw(stmt(backend, &counted, values.clone()))
-            .await
-            .map_err(repo_error)?
-        {
+        let condition = list_condition(backend, application_id, filter);
+        let counted = Query::select()
+            .expr_as(Func::count(Expr::col(Sessions::Id)), Alias::new("n"))
+            .from(Sessions::Table)
+            .cond_where(condition.clone())
+            .to_owned();
+        let count: i64 = match fetch_one(&self.db, &counted).await? {
             Some(row) => get(&row, "n")?,
             None => 0,
         };
-        let columns: Vec<String> = SESSION_READ
-            .iter()
-            .map(|c| sea_orm::sea_query::Iden::unquoted(c).to_owned())
-            .collect();
+        let mut page = Query::select()
+            .columns(SESSION_READ)
+            .from(Sessions::Table)
+            .cond_where(condition)
+            .to_owned();
         // Imports first: `shared_from_session IS NULL` is false (0) for a clone on both
         // backends, and false sorts first.
-        let order = if filter.imports_first {
-            "(shared_from_session IS NULL), session_number DESC"
-        } else {
-            "session_number DESC"
-        };
-        let page = format!(
-            "SELECT {} FROM sessions WHERE {conditions} ORDER BY {order} LIMIT ? OFFSET ?",
-            columns.join(", ")
-        );
-        let mut paged = values;
-        paged.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
-        paged.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
-        let rows = self
-            .db
-            .query_all_raw(stmt(backend, &page, paged))
-            .await
-            .map_err(repo_error)?;
+        if filter.imports_first {
+            page.order_by_expr(Expr::col(Sessions::SharedFromSession).is_null(), Order::Asc);
+        }
+        page.order_by(Sessions::SessionNumber, Order::Desc)
+            .limit(filter.limit)
+            .offset(filter.offset);
+        let rows = fetch_all(&self.db, &page).await?;
         let sessions = rows
             .iter()
             .map(rows::session)
