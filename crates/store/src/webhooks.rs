@@ -13,7 +13,9 @@ use handoff_domain::webhook::{
     Delivery, DeliveryState, Destination, DestinationUrl, SealedSecret, WebhookType,
 };
 use handoff_domain::{ApplicationId, RepoError, SessionId};
-use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Order, Query, UpdateStatement};
+use sea_orm::sea_query::{
+    Alias, Expr, ExprTrait, Func, InsertStatement, Order, Query, UpdateStatement,
+};
 use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
 use uuid::Uuid;
 
@@ -300,23 +302,41 @@ impl WebhookRepository for Store {
         limit: u64,
         offset: u64,
     ) -> Result<Vec<Delivery>, RepoError> {
-        let sql = "SELECT d.id, d.event_id, e.webhook_type, e.session_id, d.state, d.attempts, \
-             d.last_status_code, d.last_error, d.next_attempt_at, d.delivered_at, d.created_at \
-             FROM webhook_deliveries d \
-             JOIN webhook_destinations w ON w.id = d.destination_id \
-             JOIN webhook_events e ON e.event_id = d.event_id \
-             WHERE d.destination_id = ? AND w.application_id = ? \
-             ORDER BY d.created_at DESC, d.id DESC LIMIT ? OFFSET ?";
-        let values = vec![
-            destination_id.into(),
-            application_id.as_uuid().into(),
-            i64::try_from(limit).unwrap_or(i64::MAX).into(),
-            i64::try_from(offset).unwrap_or(i64::MAX).into(),
-        ];
-        self.db
-            .query_all_raw(stmt(self.backend(), sql, values))
-            .await
-            .map_err(repo_error)?
+        use WebhookDeliveries as D;
+        let select = Query::select()
+            .columns([(D::Table, D::Id), (D::Table, D::EventId)])
+            .columns([
+                (WebhookEvents::Table, WebhookEvents::WebhookType),
+                (WebhookEvents::Table, WebhookEvents::SessionId),
+            ])
+            .columns([
+                D::State,
+                D::Attempts,
+                D::LastStatusCode,
+                D::LastError,
+                D::NextAttemptAt,
+                D::DeliveredAt,
+            ])
+            .column((D::Table, D::CreatedAt))
+            .from(D::Table)
+            .inner_join(
+                WebhookDestinations::Table,
+                Expr::col((WebhookDestinations::Table, WebhookDestinations::Id))
+                    .equals((D::Table, D::DestinationId)),
+            )
+            .inner_join(WebhookEvents::Table, event_of_delivery())
+            .and_where(Expr::col(D::DestinationId).eq(destination_id))
+            .and_where(
+                Expr::col((WebhookDestinations::Table, WebhookDestinations::ApplicationId))
+                    .eq(application_id.as_uuid()),
+            )
+            .order_by((D::Table, D::CreatedAt), Order::Desc)
+            .order_by((D::Table, D::Id), Order::Desc)
+            .limit(limit)
+            .offset(offset)
+            .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
             .iter()
             .map(delivery)
             .collect()
@@ -646,14 +666,14 @@ impl Store {
 
     /// How many deliveries are in each state (`pending`, `delivered`, `failed`).
     pub async fn webhook_deliveries_by_state(&self) -> Result<Vec<(String, i64)>, RepoError> {
-        self.db
-            .query_all_raw(stmt(
-                self.backend(),
-                "SELECT state, COUNT(*) AS n FROM webhook_deliveries GROUP BY state",
-                vec![],
-            ))
-            .await
-            .map_err(repo_error)?
+        let counted = Query::select()
+            .column(WebhookDeliveries::State)
+            .expr_as(Func::count(Expr::col(WebhookDeliveries::Id)), Alias::new("n"))
+            .from(WebhookDeliveries::Table)
+            .group_by_col(WebhookDeliveries::State)
+            .to_owned();
+        fetch_all(&self.db, &counted)
+            .await?
             .iter()
             .map(|row| Ok((get::<String>(row, "state")?, get::<i64>(row, "n")?)))
             .collect()
@@ -664,29 +684,28 @@ impl Store {
         &self,
         now: DateTime<Utc>,
     ) -> Result<(i64, Option<DateTime<Utc>>), RepoError> {
-        let backend = self.backend();
-        let pending: Value = DeliveryState::Pending.as_str().into();
-        let count = self
-            .db
-            .query_one_raw(stmt(
-                backend,
-                "SELECT COUNT(*) AS due FROM webhook_deliveries                  WHERE state = ? AND next_attempt_at <= ?",
-                vec![pending.clone(), now.into()],
-            ))
-            .await
-            .map_err(repo_error)?
+        let due = Query::select()
+            .from(WebhookDeliveries::Table)
+            .and_where(Expr::col(WebhookDeliveries::State).eq(DeliveryState::Pending.as_str()))
+            .and_where(Expr::col(WebhookDeliveries::NextAttemptAt).lte(now))
+            .to_owned();
+        let counted = due
+            .clone()
+            .expr_as(Func::count(Expr::col(WebhookDeliveries::Id)), Alias::new("due"))
+            .to_owned();
+        let count = fetch_one(&self.db, &counted)
+            .await?
             .map(|row| get::<i64>(&row, "due"))
             .transpose()?
             .unwrap_or(0);
-        let earliest = self
-            .db
-            .query_one_raw(stmt(
-                backend,
-                "SELECT next_attempt_at FROM webhook_deliveries                  WHERE state = ? AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1",
-                vec![pending, now.into()],
-            ))
-            .await
-            .map_err(repo_error)?
+        let first = due
+            .clone()
+            .column(WebhookDeliveries::NextAttemptAt)
+            .order_by(WebhookDeliveries::NextAttemptAt, Order::Asc)
+            .limit(1)
+            .to_owned();
+        let earliest = fetch_one(&self.db, &first)
+            .await?
             .map(|row| get::<DateTime<Utc>>(&row, "next_attempt_at"))
             .transpose()?;
         Ok((count, earliest))
@@ -695,31 +714,32 @@ impl Store {
     /// Deletes delivered deliveries created before `before`, and events dispatched before it
     /// that no delivery waits on any more; how many rows.
     async fn prune(&self, before: DateTime<Utc>) -> Result<u64, RepoError> {
-        let backend = self.backend();
         let _turn = self.write_turn().await;
-        let deliveries = self
-            .db
-            .execute_raw(stmt(
-                backend,
-                "DELETE FROM webhook_deliveries WHERE state = ? AND created_at < ?",
-                vec![DeliveryState::Delivered.as_str().into(), before.into()],
-            ))
-            .await
-            .map_err(repo_error)?
-            .rows_affected();
-        let events = self
-            .db
-            .execute_raw(stmt(
-                backend,
-                "DELETE FROM webhook_events WHERE dispatched_at < ? AND NOT EXISTS \
-                 (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.event_id)",
-                vec![before.into()],
-            ))
-            .await
-            .map_err(repo_error)?
-            .rows_affected();
+        let delivered = Query::delete()
+            .from_table(WebhookDeliveries::Table)
+            .and_where(Expr::col(WebhookDeliveries::State).eq(DeliveryState::Delivered.as_str()))
+            .and_where(Expr::col(WebhookDeliveries::CreatedAt).lt(before))
+            .to_owned();
+        let deliveries = run(&self.db, &delivered).await?;
+        let waited_on = Query::select()
+            .expr(Expr::val(1))
+            .from(WebhookDeliveries::Table)
+            .and_where(event_of_delivery())
+            .to_owned();
+        let done = Query::delete()
+            .from_table(WebhookEvents::Table)
+            .and_where(Expr::col(WebhookEvents::DispatchedAt).lt(before))
+            .and_where(Expr::exists(waited_on).not())
+            .to_owned();
+        let events = run(&self.db, &done).await?;
         Ok(deliveries + events)
     }
+}
+
+/// A delivery's event: the join of `webhook_events` on `webhook_deliveries`.
+fn event_of_delivery() -> Expr {
+    Expr::col((WebhookEvents::Table, WebhookEvents::EventId))
+        .equals((WebhookDeliveries::Table, WebhookDeliveries::EventId))
 }
 
 /// The change an attempt's outcome makes to its delivery.
