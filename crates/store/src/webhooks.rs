@@ -327,8 +327,11 @@ impl WebhookRepository for Store {
             .inner_join(WebhookEvents::Table, event_of_delivery())
             .and_where(Expr::col(D::DestinationId).eq(destination_id))
             .and_where(
-                Expr::col((WebhookDestinations::Table, WebhookDestinations::ApplicationId))
-                    .eq(application_id.as_uuid()),
+                Expr::col((
+                    WebhookDestinations::Table,
+                    WebhookDestinations::ApplicationId,
+                ))
+                .eq(application_id.as_uuid()),
             )
             .order_by((D::Table, D::CreatedAt), Order::Desc)
             .order_by((D::Table, D::Id), Order::Desc)
@@ -668,7 +671,10 @@ impl Store {
     pub async fn webhook_deliveries_by_state(&self) -> Result<Vec<(String, i64)>, RepoError> {
         let counted = Query::select()
             .column(WebhookDeliveries::State)
-            .expr_as(Func::count(Expr::col(WebhookDeliveries::Id)), Alias::new("n"))
+            .expr_as(
+                Func::count(Expr::col(WebhookDeliveries::Id)),
+                Alias::new("n"),
+            )
             .from(WebhookDeliveries::Table)
             .group_by_col(WebhookDeliveries::State)
             .to_owned();
@@ -691,7 +697,10 @@ impl Store {
             .to_owned();
         let counted = due
             .clone()
-            .expr_as(Func::count(Expr::col(WebhookDeliveries::Id)), Alias::new("due"))
+            .expr_as(
+                Func::count(Expr::col(WebhookDeliveries::Id)),
+                Alias::new("due"),
+            )
             .to_owned();
         let count = fetch_one(&self.db, &counted)
             .await?

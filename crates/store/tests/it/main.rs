@@ -12,4 +12,5 @@ mod rate_counters;
 mod sessions;
 mod shares;
 mod tls;
+mod webhooks;
 mod workflows;
