@@ -4,13 +4,15 @@
 //! its events would be fanned out to nobody). The one place that knows how an event row is
 //! written and who is subscribed: the SQLite paths run [`insert_events`] and
 //! [`insert_application_event`]; the PostgreSQL import builds its own statement from
-//! [`INSERT_EVENTS`] and [`subscribed`]; the worker's fan-out joins [`subscribers`].
+//! [`INSERT_EVENTS`] and [`subscribed`]; the worker's fan-out joins [`join_subscribers`].
 
 use chrono::{DateTime, Utc};
 use handoff_domain::webhook::{WebhookType, events_of};
 use handoff_domain::{ApplicationId, LogEntry, RepoError, SessionId};
+use sea_orm::sea_query::{Cond, Expr, ExprTrait, SelectStatement};
 use sea_orm::{ConnectionTrait, Value};
 
+use crate::schema::{WebhookDestinations, WebhookEvents, WebhookSubscriptions};
 use crate::sql::{repo_error, stmt};
 
 /// The head of every outbox write; a `SELECT` of these columns follows.
@@ -27,13 +29,36 @@ pub(crate) fn subscribed(application: &str, webhook_type: &str) -> String {
     )
 }
 
-/// The enabled destinations subscribed to the events `e`, to join as `w` (the fan-out).
-pub(crate) fn subscribers(e: &str) -> String {
-    format!(
-        "JOIN webhook_subscriptions sub ON sub.application_id = {e}.application_id \
-         AND sub.webhook_type = {e}.webhook_type \
-         JOIN webhook_destinations w ON w.id = sub.destination_id AND w.enabled"
-    )
+/// Joins to `select` over `webhook_events` the enabled destinations subscribed to each event
+/// (`webhook_destinations`): the worker's fan-out.
+pub(crate) fn join_subscribers(select: &mut SelectStatement) {
+    let (events, subscriptions, destinations) = (
+        WebhookEvents::Table,
+        WebhookSubscriptions::Table,
+        WebhookDestinations::Table,
+    );
+    select
+        .inner_join(
+            subscriptions,
+            Cond::all()
+                .add(
+                    Expr::col((subscriptions, WebhookSubscriptions::ApplicationId))
+                        .equals((events, WebhookEvents::ApplicationId)),
+                )
+                .add(
+                    Expr::col((subscriptions, WebhookSubscriptions::WebhookType))
+                        .equals((events, WebhookEvents::WebhookType)),
+                ),
+        )
+        .inner_join(
+            destinations,
+            Cond::all()
+                .add(
+                    Expr::col((destinations, WebhookDestinations::Id))
+                        .equals((subscriptions, WebhookSubscriptions::DestinationId)),
+                )
+                .add(Expr::col((destinations, WebhookDestinations::Enabled)).eq(true)),
+        );
 }
 
 /// Writes the events `log` causes for `session_id`, owned by the session's application.

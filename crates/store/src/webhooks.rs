@@ -14,15 +14,16 @@ use handoff_domain::webhook::{
 };
 use handoff_domain::{ApplicationId, RepoError, SessionId};
 use sea_orm::sea_query::{
-    Alias, Expr, ExprTrait, Func, InsertStatement, Order, Query, UpdateStatement,
+    Alias, Expr, ExprTrait, Func, InsertStatement, LockBehavior, LockType, Order, Query,
+    UpdateStatement,
 };
-use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult};
 use uuid::Uuid;
 
 use crate::Store;
 use crate::rows::{get, text_or_null};
 use crate::schema::{WebhookDeliveries, WebhookDestinations, WebhookEvents, WebhookSubscriptions};
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run, stmt};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run};
 
 const DESTINATION_COLUMNS: [WebhookDestinations; 9] = [
     WebhookDestinations::Id,
@@ -417,23 +418,18 @@ impl Store {
     /// disjoint batches. How many events it dispatched.
     async fn dispatch_events(&self, limit: u64, now: DateTime<Utc>) -> Result<usize, RepoError> {
         let backend = self.backend();
-        let lock = match backend {
-            DatabaseBackend::Postgres => " FOR UPDATE SKIP LOCKED",
-            _ => "",
-        };
+        let mut undispatched = Query::select()
+            .column(WebhookEvents::EventId)
+            .from(WebhookEvents::Table)
+            .and_where(Expr::col(WebhookEvents::DispatchedAt).is_null())
+            .order_by(WebhookEvents::Id, Order::Asc)
+            .limit(limit)
+            .to_owned();
+        // PostgreSQL only: SQLite writes one transaction at a time and has no row locks.
+        undispatched.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        let events = txn
-            .query_all_raw(stmt(
-                backend,
-                &format!(
-                    "SELECT event_id FROM webhook_events \
-                     WHERE dispatched_at IS NULL ORDER BY id LIMIT ?{lock}"
-                ),
-                vec![i64::try_from(limit).unwrap_or(i64::MAX).into()],
-            ))
-            .await
-            .map_err(repo_error)?;
+        let events = fetch_all(&txn, &undispatched).await?;
         if events.is_empty() {
             // Ended here, not dropped: a dropped transaction's connection is rolled back
             // in the background, at some cost, instead of going straight back to the pool.
@@ -442,45 +438,46 @@ impl Store {
         }
         let ids = events
             .iter()
-            .map(|event| get::<Uuid>(event, "event_id").map(Value::from))
+            .map(|event| get::<Uuid>(event, "event_id"))
             .collect::<Result<Vec<_>, _>>()?;
-        let placeholders = vec!["?"; ids.len()].join(", ");
         let new_id = match backend {
             DatabaseBackend::Postgres => "gen_random_uuid()",
             _ => "randomblob(16)",
         };
-        let subscribers = crate::outbox::subscribers("e");
         // Every event of the batch to every destination subscribed to it, in one statement.
-        let mut values: Vec<Value> = vec![
-            DeliveryState::Pending.as_str().into(),
-            now.into(),
-            now.into(),
-        ];
-        values.extend(ids.iter().cloned());
-        txn.execute_raw(stmt(
-            backend,
-            &format!(
-                "INSERT INTO webhook_deliveries \
-                 (id, event_id, destination_id, state, attempts, next_attempt_at, created_at) \
-                 SELECT {new_id}, e.event_id, w.id, ?, 0, ?, ? \
-                 FROM webhook_events e {subscribers} \
-                 WHERE e.event_id IN ({placeholders})"
-            ),
-            values,
-        ))
-        .await
-        .map_err(repo_error)?;
-        let mut values = vec![now.into()];
-        values.extend(ids);
-        txn.execute_raw(stmt(
-            backend,
-            &format!(
-                "UPDATE webhook_events SET dispatched_at = ? WHERE event_id IN ({placeholders})"
-            ),
-            values,
-        ))
-        .await
-        .map_err(repo_error)?;
+        let mut fan_out = Query::select()
+            .expr(Expr::cust(new_id))
+            .column((WebhookEvents::Table, WebhookEvents::EventId))
+            .column((WebhookDestinations::Table, WebhookDestinations::Id))
+            .expr(Expr::val(DeliveryState::Pending.as_str()))
+            .expr(Expr::val(0))
+            .expr(Expr::val(now))
+            .expr(Expr::val(now))
+            .from(WebhookEvents::Table)
+            .and_where(Expr::col((WebhookEvents::Table, WebhookEvents::EventId)).is_in(ids.clone()))
+            .to_owned();
+        crate::outbox::join_subscribers(&mut fan_out);
+        let insert = Query::insert()
+            .into_table(WebhookDeliveries::Table)
+            .columns([
+                WebhookDeliveries::Id,
+                WebhookDeliveries::EventId,
+                WebhookDeliveries::DestinationId,
+                WebhookDeliveries::State,
+                WebhookDeliveries::Attempts,
+                WebhookDeliveries::NextAttemptAt,
+                WebhookDeliveries::CreatedAt,
+            ])
+            .select_from(fan_out)
+            .map_err(|e| RepoError::Internal(e.into()))?
+            .to_owned();
+        run(&txn, &insert).await?;
+        let dispatched = Query::update()
+            .table(WebhookEvents::Table)
+            .value(WebhookEvents::DispatchedAt, now)
+            .and_where(Expr::col(WebhookEvents::EventId).is_in(ids))
+            .to_owned();
+        run(&txn, &dispatched).await?;
         commit(txn).await?;
         Ok(events.len())
     }
@@ -494,39 +491,25 @@ impl Store {
         claim: &Claim<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<DueDelivery>, RepoError> {
-        let backend = self.backend();
-        let lock = match backend {
-            DatabaseBackend::Postgres => " FOR UPDATE SKIP LOCKED",
-            _ => "",
-        };
-        let busy = if claim.busy.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " AND destination_id NOT IN ({})",
-                vec!["?"; claim.busy.len()].join(", ")
-            )
-        };
+        use WebhookDeliveries as D;
         // The earliest due rows (locked on PostgreSQL; rows other servers hold are skipped),
         // a few claims' worth, from which each destination's share is taken here: the index
         // on (state, next_attempt_at) bounds the work by the claim, not by the backlog.
-        let candidates = format!(
-            "SELECT id, destination_id FROM webhook_deliveries WHERE state = ? \
-             AND next_attempt_at <= ?{busy} ORDER BY next_attempt_at LIMIT ?{lock}"
-        );
-        let mut values: Vec<Value> = vec![DeliveryState::Pending.as_str().into(), now.into()];
-        values.extend(claim.busy.iter().map(|id| Value::from(*id)));
-        values.push(
-            i64::try_from(claim.limit.saturating_mul(4))
-                .unwrap_or(i64::MAX)
-                .into(),
-        );
+        let mut candidates = Query::select()
+            .columns([D::Id, D::DestinationId])
+            .from(D::Table)
+            .and_where(Expr::col(D::State).eq(DeliveryState::Pending.as_str()))
+            .and_where(Expr::col(D::NextAttemptAt).lte(now))
+            .order_by(D::NextAttemptAt, Order::Asc)
+            .limit(u64::try_from(claim.limit.saturating_mul(4)).unwrap_or(u64::MAX))
+            .to_owned();
+        if !claim.busy.is_empty() {
+            candidates.and_where(Expr::col(D::DestinationId).is_not_in(claim.busy.iter().copied()));
+        }
+        candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        let rows = txn
-            .query_all_raw(stmt(backend, &candidates, values))
-            .await
-            .map_err(repo_error)?;
+        let rows = fetch_all(&txn, &candidates).await?;
         let mut taken: HashMap<Uuid, usize> = HashMap::new();
         let mut chosen = Vec::new();
         for row in &rows {
@@ -535,24 +518,21 @@ impl Store {
                 .or_default();
             if *share < claim.per_destination && chosen.len() < claim.limit {
                 *share += 1;
-                chosen.push(Value::from(get::<Uuid>(row, "id")?));
+                chosen.push(get::<Uuid>(row, "id")?);
             }
         }
         if chosen.is_empty() {
             commit(txn).await?;
             return Ok(Vec::new());
         }
-        let update = format!(
-            "UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? \
-             WHERE id IN ({}) RETURNING id, attempts",
-            vec!["?"; chosen.len()].join(", ")
-        );
-        let mut values = vec![Value::from(now + claim.lease)];
-        values.extend(chosen);
-        let claimed = txn
-            .query_all_raw(stmt(backend, &update, values))
-            .await
-            .map_err(repo_error)?;
+        let counted = Query::update()
+            .table(D::Table)
+            .value(D::Attempts, Expr::col(D::Attempts).add(1))
+            .value(D::NextAttemptAt, now + claim.lease)
+            .and_where(Expr::col(D::Id).is_in(chosen))
+            .returning(Query::returning().columns([D::Id, D::Attempts]))
+            .to_owned();
+        let claimed = fetch_all(&txn, &counted).await?;
         commit(txn).await?;
         drop(_turn);
         if claimed.is_empty() {
@@ -562,22 +542,39 @@ impl Store {
         for row in &claimed {
             attempts.insert(get::<Uuid>(row, "id")?, get::<i32>(row, "attempts")?);
         }
-        let detail = format!(
-            "SELECT d.id, e.event_id, e.application_id, e.webhook_type, e.session_id, \
-             e.details, e.created_at, e.payload, w.id AS destination_id, w.url, \
-             w.secret, w.sealed_with, w.previous_secret, w.previous_secret_until \
-             FROM webhook_deliveries d \
-             JOIN webhook_events e ON e.event_id = d.event_id \
-             JOIN webhook_destinations w ON w.id = d.destination_id WHERE d.id IN ({}) \
-             ORDER BY d.next_attempt_at",
-            vec!["?"; attempts.len()].join(", ")
-        );
-        let ids = attempts.keys().map(|id| Value::from(*id)).collect();
-        let rows = self
-            .db
-            .query_all_raw(stmt(backend, &detail, ids))
-            .await
-            .map_err(repo_error)?;
+        let (e, w) = (WebhookEvents::Table, WebhookDestinations::Table);
+        let detail = Query::select()
+            .column((D::Table, D::Id))
+            .columns([
+                (e, WebhookEvents::EventId),
+                (e, WebhookEvents::ApplicationId),
+                (e, WebhookEvents::WebhookType),
+                (e, WebhookEvents::SessionId),
+                (e, WebhookEvents::Details),
+                (e, WebhookEvents::CreatedAt),
+                (e, WebhookEvents::Payload),
+            ])
+            .expr_as(
+                Expr::col((w, WebhookDestinations::Id)),
+                Alias::new("destination_id"),
+            )
+            .columns([
+                (w, WebhookDestinations::Url),
+                (w, WebhookDestinations::Secret),
+                (w, WebhookDestinations::SealedWith),
+                (w, WebhookDestinations::PreviousSecret),
+                (w, WebhookDestinations::PreviousSecretUntil),
+            ])
+            .from(D::Table)
+            .inner_join(e, event_of_delivery())
+            .inner_join(
+                w,
+                Expr::col((w, WebhookDestinations::Id)).equals((D::Table, D::DestinationId)),
+            )
+            .and_where(Expr::col((D::Table, D::Id)).is_in(attempts.keys().copied()))
+            .order_by((D::Table, D::NextAttemptAt), Order::Asc)
+            .to_owned();
+        let rows = fetch_all(&self.db, &detail).await?;
         let mut due = Vec::with_capacity(rows.len());
         for detail in &rows {
             let id: Uuid = get(detail, "id")?;
