@@ -7,12 +7,17 @@ use handoff_domain::entity::{
 };
 use handoff_domain::ports::EntityRepository;
 use handoff_domain::webhook::WebhookType;
-use handoff_domain::{ApplicationId, Entity, EntityStatus, RepoError, SessionKind, VendorData};
+use handoff_domain::{
+    ApplicationId, Entity, EntityStatus, RepoError, SessionKind, SessionStatus, VendorData,
+};
 
-use sea_orm::sea_query::{Cond, Expr, ExprTrait, LockType, OnConflict, Query};
+use sea_orm::sea_query::{
+    Alias, Cond, Expr, ExprTrait, Func, LikeExpr, LockType, OnConflict, Order, Query,
+    SelectStatement,
+};
 
 use handoff_domain::vendor_data::KEY_VERSION;
-use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult};
 use uuid::Uuid;
 
 use crate::Store;
@@ -20,22 +25,60 @@ use crate::rows::{get, kind, text_or_null};
 use crate::schema::{Entities, Sessions};
 use crate::sql::{
     begin_write, commit, fetch_all, fetch_one, is_unique_violation, like_pattern, repo_error, run,
-    stmt,
 };
 
-/// An entity with its sessions counted; `e` is its row.
-const ENTITY_SELECT: &str = "SELECT e.id, e.kind, e.vendor_data, e.status, e.display_name, \
-     e.metadata, e.created_at, e.status_reason, e.status_updated_at, \
-     (SELECT COUNT(*) FROM sessions s WHERE s.entity_id = e.id) AS session_count, \
-     (SELECT COUNT(*) FROM sessions s WHERE s.entity_id = e.id AND s.status = 'Approved') \
-     AS approved_count, \
-     (SELECT COUNT(*) FROM sessions s WHERE s.entity_id = e.id AND s.status = 'Declined') \
-     AS declined_count, \
-     (SELECT COUNT(*) FROM sessions s WHERE s.entity_id = e.id AND s.status = 'In Review') \
-     AS in_review_count, \
-     (SELECT MIN(s.created_at) FROM sessions s WHERE s.entity_id = e.id) AS first_session_at, \
-     (SELECT MAX(s.created_at) FROM sessions s WHERE s.entity_id = e.id) AS last_session_at \
-     FROM entities e";
+/// Entities with their sessions counted (what [`entity_of`] reads); conditions follow.
+fn entity_select() -> SelectStatement {
+    let (e, sessions) = (Entities::Table, Sessions::Table);
+    let of_entity = |aggregate: Expr, status: Option<SessionStatus>| {
+        let mut counted = Query::select()
+            .expr(aggregate)
+            .from(sessions)
+            .and_where(Expr::col((sessions, Sessions::EntityId)).equals((e, Entities::Id)))
+            .to_owned();
+        if let Some(status) = status {
+            counted.and_where(Expr::col((sessions, Sessions::Status)).eq(status.as_str()));
+        }
+        Expr::SubQuery(None, Box::new(counted.into()))
+    };
+    let count = || Func::count(Expr::col((sessions, Sessions::Id))).into();
+    let created = || Expr::col((sessions, Sessions::CreatedAt));
+    Query::select()
+        .columns([
+            (e, Entities::Id),
+            (e, Entities::Kind),
+            (e, Entities::VendorData),
+            (e, Entities::Status),
+            (e, Entities::DisplayName),
+            (e, Entities::Metadata),
+            (e, Entities::CreatedAt),
+            (e, Entities::StatusReason),
+            (e, Entities::StatusUpdatedAt),
+        ])
+        .expr_as(of_entity(count(), None), Alias::new("session_count"))
+        .expr_as(
+            of_entity(count(), Some(SessionStatus::Approved)),
+            Alias::new("approved_count"),
+        )
+        .expr_as(
+            of_entity(count(), Some(SessionStatus::Declined)),
+            Alias::new("declined_count"),
+        )
+        .expr_as(
+            of_entity(count(), Some(SessionStatus::InReview)),
+            Alias::new("in_review_count"),
+        )
+        .expr_as(
+            of_entity(Func::min(created()).into(), None),
+            Alias::new("first_session_at"),
+        )
+        .expr_as(
+            of_entity(Func::max(created()).into(), None),
+            Alias::new("last_session_at"),
+        )
+        .from(e)
+        .to_owned()
+}
 
 fn entity_of(row: &QueryResult) -> Result<Entity, RepoError> {
     let status: String = get(row, "status")?;
@@ -89,18 +132,15 @@ impl EntityRepository for Store {
         entity_kind: SessionKind,
         vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError> {
-        let sql = format!(
-            "{ENTITY_SELECT} WHERE e.application_id = ? AND e.kind = ? AND e.vendor_data_key = ?"
-        );
-        let values = vec![
-            application_id.as_uuid().into(),
-            entity_kind.as_str().into(),
-            vendor_data.key().into(),
-        ];
-        self.db
-            .query_one_raw(stmt(self.backend(), &sql, values))
-            .await
-            .map_err(repo_error)?
+        let select = entity_select()
+            .and_where(
+                Expr::col((Entities::Table, Entities::ApplicationId)).eq(application_id.as_uuid()),
+            )
+            .and_where(Expr::col((Entities::Table, Entities::Kind)).eq(entity_kind.as_str()))
+            .and_where(Expr::col((Entities::Table, Entities::VendorDataKey)).eq(vendor_data.key()))
+            .to_owned();
+        fetch_one(&self.db, &select)
+            .await?
             .as_ref()
             .map(entity_of)
             .transpose()
@@ -239,49 +279,45 @@ impl EntityRepository for Store {
         entity_kind: SessionKind,
         filter: &EntityFilter,
     ) -> Result<EntityPage, RepoError> {
-        let mut conditions = vec!["e.application_id = ?".to_owned(), "e.kind = ?".to_owned()];
-        let mut values: Vec<Value> =
-            vec![application_id.as_uuid().into(), entity_kind.as_str().into()];
+        let e = Entities::Table;
+        let mut condition = Cond::all()
+            .add(Expr::col((e, Entities::ApplicationId)).eq(application_id.as_uuid()))
+            .add(Expr::col((e, Entities::Kind)).eq(entity_kind.as_str()));
         if !filter.statuses.is_empty() {
-            conditions.push(format!(
-                "e.status IN ({})",
-                vec!["?"; filter.statuses.len()].join(", ")
-            ));
-            values.extend(filter.statuses.iter().map(|s| Value::from(s.as_str())));
+            condition = condition.add(
+                Expr::col((e, Entities::Status)).is_in(filter.statuses.iter().map(|s| s.as_str())),
+            );
         }
         if let Some(search) = &filter.search {
-            conditions.push(
-                "(LOWER(e.vendor_data) LIKE ? ESCAPE '\\' \
-                 OR LOWER(e.display_name) LIKE ? ESCAPE '\\')"
-                    .to_owned(),
-            );
             let pattern = like_pattern(search);
-            values.push(pattern.clone().into());
-            values.push(pattern.into());
+            let like = |column: Entities| {
+                Func::lower(Expr::col((e, column)))
+                    .like(LikeExpr::new(pattern.as_str()).escape('\\'))
+            };
+            condition = condition.add(
+                Cond::any()
+                    .add(like(Entities::VendorData))
+                    .add(like(Entities::DisplayName)),
+            );
         }
-        let conditions = conditions.join(" AND ");
-        let backend = self.backend();
-        let counted = format!("SELECT COUNT(*) AS n FROM entities e WHERE {conditions}");
-        let count: i64 = match self
-            .db
-            .query_one_raw(stmt(backend, &counted, values.clone()))
-            .await
-            .map_err(repo_error)?
-        {
+        let counted = Query::select()
+            .expr_as(Func::count(Expr::col((e, Entities::Id))), Alias::new("n"))
+            .from(e)
+            .cond_where(condition.clone())
+            .to_owned();
+        let count: i64 = match fetch_one(&self.db, &counted).await? {
             Some(row) => get(&row, "n")?,
             None => 0,
         };
-        let page = format!(
-            "{ENTITY_SELECT} WHERE {conditions} ORDER BY e.created_at DESC, e.id DESC \
-             LIMIT ? OFFSET ?"
-        );
-        values.push(i64::try_from(filter.limit).unwrap_or(i64::MAX).into());
-        values.push(i64::try_from(filter.offset).unwrap_or(i64::MAX).into());
-        let results = self
-            .db
-            .query_all_raw(stmt(backend, &page, values))
-            .await
-            .map_err(repo_error)?
+        let page = entity_select()
+            .cond_where(condition)
+            .order_by((e, Entities::CreatedAt), Order::Desc)
+            .order_by((e, Entities::Id), Order::Desc)
+            .limit(filter.limit)
+            .offset(filter.offset)
+            .to_owned();
+        let results = fetch_all(&self.db, &page)
+            .await?
             .iter()
             .map(entity_of)
             .collect::<Result<_, _>>()?;
