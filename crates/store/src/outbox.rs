@@ -2,25 +2,28 @@
 //! ([`events_of`]), in the change's own statement or transaction — those that an enabled
 //! destination of the application is subscribed to (an application without one writes none:
 //! its events would be fanned out to nobody). The one place that knows how an event row is
-//! written and who is subscribed: the SQLite paths run [`insert_events`] and
-//! [`insert_application_event`]; the PostgreSQL import builds its own statement from
-//! [`INSERT_EVENTS`] and [`subscribed`]; the worker's fan-out joins [`join_subscribers`].
+//! written and who is subscribed: every write but one runs [`insert_events`] or
+//! [`insert_application_event`] (built statements); the PostgreSQL import, hand-written SQL in
+//! one statement, takes the same row and test as text, [`INSERT_EVENTS`] and [`subscribed`];
+//! the worker's fan-out joins [`join_subscribers`].
 
 use chrono::{DateTime, Utc};
 use handoff_domain::webhook::{WebhookType, events_of};
 use handoff_domain::{ApplicationId, LogEntry, RepoError, SessionId};
-use sea_orm::sea_query::{Cond, Expr, ExprTrait, SelectStatement};
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{
+    Cond, Expr, ExprTrait, InsertStatement, Query, SelectStatement, UnionType,
+};
 
-use crate::schema::{WebhookDestinations, WebhookEvents, WebhookSubscriptions};
-use crate::sql::{repo_error, stmt};
+use crate::schema::{Sessions, WebhookDestinations, WebhookEvents, WebhookSubscriptions};
+use crate::sql::run;
 
-/// The head of every outbox write; a `SELECT` of these columns follows.
+/// The head of the PostgreSQL import's outbox write; a `SELECT` of these columns follows.
 pub(crate) const INSERT_EVENTS: &str = "INSERT INTO webhook_events \
      (event_id, application_id, webhook_type, session_id, details, created_at)";
 
 /// The condition that an enabled destination of `application` is subscribed to
-/// `webhook_type` (both SQL expressions).
+/// `webhook_type` (both SQL expressions), for the PostgreSQL import's statement.
 pub(crate) fn subscribed(application: &str, webhook_type: &str) -> String {
     format!(
         "EXISTS (SELECT 1 FROM webhook_subscriptions sub JOIN webhook_destinations dst \
@@ -61,39 +64,77 @@ pub(crate) fn join_subscribers(select: &mut SelectStatement) {
         );
 }
 
+/// `application` (an expression) has an enabled destination subscribed to `webhook_type`.
+fn subscribed_to(application: Expr, webhook_type: WebhookType) -> Expr {
+    let (subscriptions, destinations) = (WebhookSubscriptions::Table, WebhookDestinations::Table);
+    Expr::exists(
+        Query::select()
+            .expr(Expr::val(1))
+            .from(subscriptions)
+            .inner_join(
+                destinations,
+                Expr::col((destinations, WebhookDestinations::Id))
+                    .equals((subscriptions, WebhookSubscriptions::DestinationId)),
+            )
+            .and_where(
+                Expr::col((subscriptions, WebhookSubscriptions::ApplicationId)).eq(application),
+            )
+            .and_where(
+                Expr::col((subscriptions, WebhookSubscriptions::WebhookType))
+                    .eq(webhook_type.as_str()),
+            )
+            .and_where(Expr::col((destinations, WebhookDestinations::Enabled)).eq(true))
+            .to_owned(),
+    )
+}
+
+/// `INSERT INTO webhook_events` of what `rows` selects, in the order of [`INSERT_EVENTS`].
+fn insert_events_from(rows: SelectStatement) -> Result<InsertStatement, RepoError> {
+    Ok(Query::insert()
+        .into_table(WebhookEvents::Table)
+        .columns([
+            WebhookEvents::EventId,
+            WebhookEvents::ApplicationId,
+            WebhookEvents::WebhookType,
+            WebhookEvents::SessionId,
+            WebhookEvents::Details,
+            WebhookEvents::CreatedAt,
+        ])
+        .select_from(rows)
+        .map_err(|e| RepoError::Internal(e.into()))?
+        .to_owned())
+}
+
 /// Writes the events `log` causes for `session_id`, owned by the session's application.
 pub(crate) async fn insert_events<C: ConnectionTrait>(
     txn: &C,
     session_id: SessionId,
     log: &LogEntry,
 ) -> Result<(), RepoError> {
-    let events = events_of(log);
-    if events.is_empty() {
+    let sessions = Sessions::Table;
+    let mut rows = events_of(log).into_iter().map(|(webhook_type, facts)| {
+        Query::select()
+            .expr(Expr::val(uuid::Uuid::new_v4()))
+            .column((sessions, Sessions::ApplicationId))
+            .expr(Expr::val(webhook_type.as_str()))
+            .column((sessions, Sessions::Id))
+            .expr(Expr::val(facts.to_string()))
+            .expr(Expr::val(log.created_at))
+            .from(sessions)
+            .and_where(Expr::col((sessions, Sessions::Id)).eq(session_id.as_uuid()))
+            .and_where(subscribed_to(
+                Expr::col((sessions, Sessions::ApplicationId)),
+                webhook_type,
+            ))
+            .to_owned()
+    });
+    let Some(mut all) = rows.next() else {
         return Ok(());
+    };
+    for row in rows {
+        all.union(UnionType::All, row);
     }
-    let one = format!(
-        "SELECT ?, s.application_id, ?, s.id, ?, ? FROM sessions s WHERE s.id = ? AND {}",
-        subscribed("s.application_id", "?")
-    );
-    let sql = format!(
-        "{INSERT_EVENTS} {}",
-        vec![one; events.len()].join(" UNION ALL ")
-    );
-    let mut values: Vec<Value> = Vec::with_capacity(events.len() * 6);
-    for (webhook_type, facts) in events {
-        values.extend([
-            uuid::Uuid::new_v4().into(),
-            webhook_type.as_str().into(),
-            facts.to_string().into(),
-            log.created_at.into(),
-            session_id.as_uuid().into(),
-            webhook_type.as_str().into(),
-        ]);
-    }
-    txn.execute_raw(stmt(txn.get_database_backend(), &sql, values))
-        .await
-        .map(drop)
-        .map_err(repo_error)
+    run(txn, &insert_events_from(all)?).await.map(drop)
 }
 
 /// Writes an event of the application itself (no session: an entity's), if a destination of
@@ -105,21 +146,17 @@ pub(crate) async fn insert_application_event<C: ConnectionTrait>(
     facts: &serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), RepoError> {
-    let sql = format!(
-        "{INSERT_EVENTS} SELECT ?, ?, ?, NULL, ?, ? WHERE {}",
-        subscribed("?", "?")
-    );
-    let values: Vec<Value> = vec![
-        uuid::Uuid::new_v4().into(),
-        application_id.as_uuid().into(),
-        webhook_type.as_str().into(),
-        facts.to_string().into(),
-        at.into(),
-        application_id.as_uuid().into(),
-        webhook_type.as_str().into(),
-    ];
-    txn.execute_raw(stmt(txn.get_database_backend(), &sql, values))
-        .await
-        .map(drop)
-        .map_err(repo_error)
+    let row = Query::select()
+        .expr(Expr::val(uuid::Uuid::new_v4()))
+        .expr(Expr::val(application_id.as_uuid()))
+        .expr(Expr::val(webhook_type.as_str()))
+        .expr(Expr::val(Option::<uuid::Uuid>::None))
+        .expr(Expr::val(facts.to_string()))
+        .expr(Expr::val(at))
+        .and_where(subscribed_to(
+            Expr::val(application_id.as_uuid()),
+            webhook_type,
+        ))
+        .to_owned();
+    run(txn, &insert_events_from(row)?).await.map(drop)
 }

@@ -24,7 +24,7 @@ use handoff_domain::vendor_data::KEY_VERSION;
 use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run, stmt};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
 
 mod list;
 mod read;

@@ -62,40 +62,45 @@ impl Store {
         sessions: &[(StoredSession, Vec<FeatureBlock>)],
     ) -> Result<HashMap<Uuid, HashMap<FeatureBlock, ListedBlock>>, RepoError> {
         let mut parts = Vec::new();
-        let mut values: Vec<Value> = Vec::new();
         for block in FeatureBlock::ALL {
-            let ids: Vec<Value> = sessions
+            let ids: Vec<Uuid> = sessions
                 .iter()
                 .filter(|(_, recorded)| recorded.contains(&block))
-                .map(|(session, _)| session.id.as_uuid().into())
+                .map(|(session, _)| session.id.as_uuid())
                 .collect();
             if ids.is_empty() {
                 continue;
             }
-            let item = match block {
-                FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks => {
-                    "CASE WHEN position = 0 THEN item END"
-                }
-                _ => "NULL",
+            // The first item of a block whose items name the person or company.
+            let item: Expr = match block {
+                FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks => Expr::case(
+                    Expr::col(BlockItems::Position).eq(0),
+                    Expr::col(BlockItems::Item),
+                )
+                .into(),
+                _ => Expr::cust("NULL"),
             };
-            parts.push(format!(
-                "SELECT session_id, '{key}' AS block, position, status, {item} AS item \
-                 FROM {key} WHERE session_id IN ({})",
-                vec!["?"; ids.len()].join(", "),
-                key = block.v3_key(),
-            ));
-            values.extend(ids);
+            parts.push(
+                Query::select()
+                    .column(BlockItems::SessionId)
+                    .expr_as(Expr::val(block.v3_key()), Alias::new("block"))
+                    .columns([BlockItems::Position, BlockItems::Status])
+                    .expr_as(item, Alias::new("item"))
+                    .from(Alias::new(block.v3_key()))
+                    .and_where(Expr::col(BlockItems::SessionId).is_in(ids))
+                    .to_owned(),
+            );
         }
         let mut listed: HashMap<Uuid, HashMap<FeatureBlock, ListedBlock>> = HashMap::new();
-        if parts.is_empty() {
+        let mut parts = parts.into_iter();
+        let Some(mut all) = parts.next() else {
             return Ok(listed);
+        };
+        for part in parts {
+            all.union(UnionType::All, part);
         }
-        let sql = format!("{} ORDER BY position", parts.join(" UNION ALL "));
-        let rows = self
-            .db
-            .query_all_raw(stmt(self.backend(), &sql, values))
-            .await
-            .map_err(repo_error)?;
+        all.order_by(BlockItems::Position, Order::Asc);
+        let rows = fetch_all(&self.db, &all).await?;
         for row in &rows {
             let key: String = get(row, "block")?;
             let Some(block) = FeatureBlock::from_v3_key(&key) else {
