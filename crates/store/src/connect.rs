@@ -306,6 +306,7 @@ fn checkpoint_periodically(store: &Store) {
             if alive.upgrade().is_none() {
                 return;
             }
+            // A PRAGMA: sea-query has no builder for it.
             if let Err(error) = db
                 .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
                 .await

@@ -81,6 +81,7 @@ impl Store {
     pub async fn close(&self) -> Result<(), handoff_domain::RepoError> {
         use sea_orm::ConnectionTrait;
         if self.backend() == DatabaseBackend::Sqlite {
+            // A PRAGMA: sea-query has no builder for it.
             self.db
                 .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
                 .await

@@ -174,6 +174,7 @@ mod tests {
     /// SQLite reads a double-quoted name it does not know as a string.)
     async fn columns_of(store: &Store, table: &str) -> BTreeSet<String> {
         let db = store.connection();
+        // The catalogs differ by backend and are no tables of schema.rs.
         let sql = match db.get_database_backend() {
             DatabaseBackend::Postgres => {
                 "SELECT column_name AS name FROM information_schema.columns WHERE table_name = $1"

@@ -9,7 +9,8 @@ use sea_orm::{
 };
 
 /// Builds a statement from SQL written with `?` placeholders, numbering them `$1, $2, ...` for
-/// PostgreSQL. The SQL of this crate never has a `?` inside a literal.
+/// PostgreSQL: the import's hand-written SQL (`import/`), which never has a `?` inside a
+/// literal. Every other statement is built with sea-query.
 pub(crate) fn stmt(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = match backend {
         DatabaseBackend::Postgres => numbered(sql),
