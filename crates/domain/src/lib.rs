@@ -82,6 +82,7 @@ pub mod idempotency;
 pub mod ids;
 pub mod json;
 pub mod kind;
+pub mod limits;
 pub mod ports;
 pub mod services;
 pub mod session;

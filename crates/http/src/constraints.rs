@@ -5,6 +5,7 @@
 //! `vendor_data` not yet taken, a block of the session's kind — no schema can say; those
 //! refusals are listed where Schemathesis is configured (`xtask/src/schemathesis.rs`).
 
+use handoff_domain::limits::*;
 use handoff_domain::session_options::LANGUAGES;
 use handoff_domain::webhook::WebhookType;
 use handoff_domain::{Feature, VendorData};
@@ -15,8 +16,7 @@ use serde_json::{Value, json};
 pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
     let mut missed = Vec::new();
     required_members_are_not_null(doc);
-    let vendor_data =
-        json!({"type": "string", "pattern": vendor_data_pattern(), "maxLength": 1024});
+    let vendor_data = json!({"type": "string", "pattern": vendor_data_pattern(), "maxLength": MAX_VENDOR_DATA_CHARS});
     let schemas = [
         (
             "CreateSessionBody/properties/vendor_data",
@@ -29,13 +29,13 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
         ),
         (
             "CreateSessionBody/properties/portrait_image",
-            json!({"type": ["string", "null"], "minLength": 4, "maxLength": 1_398_104,
+            json!({"type": ["string", "null"], "minLength": 4, "maxLength": MAX_PORTRAIT_IMAGE_CHARS,
                 "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"}),
         ),
         ("ImportBody/properties/vendor_data", vendor_data.clone()),
         (
             "ImportBody/properties/share_token",
-            json!({"type": "string", "minLength": 1, "maxLength": 4096}),
+            json!({"type": "string", "minLength": 1, "maxLength": MAX_SHARE_TOKEN_CHARS}),
         ),
         (
             "CreateEntityBody/properties/vendor_data",
@@ -53,16 +53,16 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
         ),
         (
             "UpdateStatusBody/properties/comment",
-            json!({"type": ["string", "null"], "maxLength": 10_000}),
+            json!({"type": ["string", "null"], "maxLength": MAX_COMMENT_CHARS}),
         ),
         (
             "ShareBody/properties/ttl_in_seconds",
-            json!({"type": ["integer", "null"], "minimum": 60, "maximum": 86_400}),
+            json!({"type": ["integer", "null"], "minimum": MIN_TTL_SECONDS, "maximum": MAX_TTL_SECONDS}),
         ),
         ("CreateWorkflowBody/allOf/1/properties/features", features()),
         (
             "CreateWorkflowBody/allOf/1/properties/workflow_label",
-            label(50),
+            label(MAX_WORKFLOW_LABEL_CHARS),
         ),
         (
             "CreateWorkflowBody/allOf/1/properties/session_expiration_time",
@@ -73,15 +73,24 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
             "UpdateWorkflowBody/properties/features",
             json!({"type": ["array", "null"], "minItems": 1}),
         ),
-        ("UpdateWorkflowBody/properties/workflow_label", label(50)),
+        (
+            "UpdateWorkflowBody/properties/workflow_label",
+            label(MAX_WORKFLOW_LABEL_CHARS),
+        ),
         (
             "UpdateWorkflowBody/properties/session_expiration_time",
             expiration(),
         ),
         ("UpdateWorkflowBody/properties/status", workflow_status()),
         ("SettingsBody/properties/status", workflow_status()),
-        ("FeatureBody/properties/label", label(100)),
-        ("DestinationBody/properties/label", visible(100)),
+        (
+            "FeatureBody/properties/label",
+            label(MAX_FEATURE_LABEL_CHARS),
+        ),
+        (
+            "DestinationBody/properties/label",
+            visible(MAX_DESTINATION_LABEL_CHARS),
+        ),
         (
             "DestinationBody/properties/subscribed_events",
             json!({"type": ["array", "null"], "minItems": 1,
@@ -97,7 +106,7 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
         ),
         (
             "DestinationBody/properties/url",
-            json!({"type": "string", "maxLength": 2048,
+            json!({"type": "string", "maxLength": MAX_URL_BYTES,
                 // Every URL the server keeps matches (https, no space or control character);
                 // the rest of URL syntax (a real host name, no credentials or fragment) is the
                 // server's to check, 400 naming `url`.
@@ -107,7 +116,7 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
             "DeleteSessionsBody",
             json!({"oneOf": [
                 {"required": ["session_numbers"], "properties": {
-                    "session_numbers": {"type": "array", "minItems": 1, "maxItems": 1000,
+                    "session_numbers": {"type": "array", "minItems": 1, "maxItems": MAX_DELETE_SESSIONS,
                         "items": {"type": "integer", "minimum": 1}},
                     "delete_all": {"enum": [false, null]}}},
                 {"required": ["delete_all"], "properties": {
@@ -130,11 +139,11 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
         ),
         (
             "DeleteEntitiesBody/properties/vendor_data_list",
-            json!({"type": ["array", "null"], "maxItems": 1000, "items": vendor_data}),
+            json!({"type": ["array", "null"], "maxItems": MAX_DELETE_ENTITIES, "items": vendor_data}),
         ),
         (
             "DeleteEntitiesBody/properties/didit_internal_id_list",
-            json!({"type": ["array", "null"], "maxItems": 1000}),
+            json!({"type": ["array", "null"], "maxItems": MAX_DELETE_ENTITIES}),
         ),
     ];
     for (path, patch) in schemas {
@@ -177,7 +186,7 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
         (
             "/v3/sessions/",
             "vendor_data",
-            json!({"type": "string", "pattern": vendor_data_pattern(), "maxLength": 1024}),
+            json!({"type": "string", "pattern": vendor_data_pattern(), "maxLength": MAX_VENDOR_DATA_CHARS}),
         ),
         ("/v3/sessions/", "date_from", date_or_time()),
         ("/v3/sessions/", "date_to", date_or_time()),
@@ -201,7 +210,7 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
         for parameter in parameters {
             merge(
                 parameter.get_mut("schema"),
-                json!({"type": "string", "pattern": "^[!-~]{1,255}$"}),
+                json!({"type": "string", "pattern": format!("^[!-~]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}$")}),
             );
         }
     }
@@ -222,20 +231,20 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
 }
 
 fn display_name() -> Value {
-    visible(200)
+    visible(MAX_DISPLAY_NAME_CHARS)
 }
 
 /// 1 to `max` characters, none of them a control character.
-fn visible(max: u32) -> Value {
+fn visible(max: usize) -> Value {
     json!({"type": ["string", "null"], "pattern": format!("^[^\\u0000-\\u001f\\u007f-\\u009f]{{1,{max}}}$")})
 }
 
-fn label(max: u32) -> Value {
+fn label(max: usize) -> Value {
     json!({"type": ["string", "null"], "minLength": 1, "maxLength": max})
 }
 
 fn expiration() -> Value {
-    json!({"type": ["integer", "null"], "minimum": 60, "maximum": 31_536_000})
+    json!({"type": ["integer", "null"], "minimum": MIN_SESSION_EXPIRATION_SECONDS, "maximum": MAX_SESSION_EXPIRATION_SECONDS})
 }
 
 fn workflow_status() -> Value {
@@ -262,7 +271,7 @@ fn date_or_time() -> Value {
 
 /// `callback`: http(s), no control or white-space character, at most 2,048 characters.
 fn callback() -> Value {
-    json!({"type": ["string", "null"], "maxLength": 2048,
+    json!({"type": ["string", "null"], "maxLength": MAX_CALLBACK_CHARS,
         "pattern": "^https?://[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$"})
 }
 

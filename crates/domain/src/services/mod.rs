@@ -16,7 +16,10 @@ pub use idempotency::IdempotencyService;
 pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService, unlisted_jti};
 pub use sessions::{CreateSession, ItemLimits, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
-pub use webhooks::{DestinationChange, NewDestination, WebhookService, secret_context};
+pub use webhooks::{
+    DestinationChange, MAX_DELIVERY_PAGE, MAX_DESTINATIONS, NewDestination, WebhookService,
+    secret_context,
+};
 pub use workflows::WorkflowService;
 
 use crate::error::{RepoError, ValidationErrors};

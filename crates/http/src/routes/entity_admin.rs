@@ -3,6 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::entity::{EntityFilter, ProfileChange, display_name};
+use handoff_domain::limits::MAX_DELETE_ENTITIES;
 use handoff_domain::session::MAX_SEARCH_CHARS;
 use handoff_domain::{EntityStatus, SessionKind, ValidationErrors, VendorData};
 use serde::{Deserialize, Serialize};
@@ -15,9 +16,6 @@ use crate::routes::entities::{body, entity_status, path_vendor_data};
 use crate::routes::paging::Page;
 use crate::routes::sessions::optional_field;
 use crate::{ApiError, AppState, wire};
-
-/// The most `vendor_data` or ids one deletion names.
-pub const MAX_DELETE_ENTITIES: usize = 1000;
 
 /// Filters and page of an entity list; any other parameter is refused.
 #[derive(Deserialize, IntoParams)]
@@ -370,7 +368,10 @@ async fn delete(
     let names = selection.vendor_data_list.unwrap_or_default();
     let ids = selection.didit_internal_id_list.unwrap_or_default();
     if names.len() > MAX_DELETE_ENTITIES || ids.len() > MAX_DELETE_ENTITIES {
-        errors.add("vendor_data_list", "must hold at most 1000 entries.");
+        errors.add(
+            "vendor_data_list",
+            format!("must hold at most {MAX_DELETE_ENTITIES} entries."),
+        );
     }
     // A vendor_data that could never have been stored names nothing: skipped.
     let names: Vec<VendorData> = names

@@ -3,6 +3,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, NaiveDate, Utc};
+use handoff_domain::limits::MAX_DELETE_SESSIONS;
 use handoff_domain::session::{MAX_SEARCH_CHARS, SessionListing};
 use handoff_domain::{SessionFilter, SessionKind, SessionStatus, ValidationErrors, WorkflowId};
 use serde::{Deserialize, Serialize};
@@ -205,9 +206,6 @@ pub(crate) async fn list(
     }))
 }
 
-/// The most session numbers one deletion names.
-pub const MAX_DELETE_NUMBERS: usize = 1000;
-
 /// Which sessions to delete: `session_numbers`, or `delete_all`.
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct DeleteSessionsBody {
@@ -245,10 +243,10 @@ fn session_numbers(raw: Value, errors: &mut ValidationErrors) -> Vec<i64> {
         errors.add("session_numbers", "must be a list of session numbers.");
         return Vec::new();
     };
-    if items.len() > MAX_DELETE_NUMBERS {
+    if items.len() > MAX_DELETE_SESSIONS {
         errors.add(
             "session_numbers",
-            format!("must hold at most {MAX_DELETE_NUMBERS} numbers."),
+            format!("must hold at most {MAX_DELETE_SESSIONS} numbers."),
         );
         return Vec::new();
     }
