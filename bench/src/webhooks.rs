@@ -118,8 +118,8 @@ enum Mode {
 }
 
 struct Destinations {
-    answering: uuid::Uuid,
-    down: uuid::Uuid,
+    answering: handoff_domain::DestinationId,
+    down: handoff_domain::DestinationId,
 }
 
 impl Destinations {
@@ -146,7 +146,7 @@ async fn destination(
     services: &Services,
     caller: &Caller,
     port: u16,
-) -> Result<uuid::Uuid, String> {
+) -> Result<handoff_domain::DestinationId, String> {
     let request = NewDestination {
         url: Some(format!("http://127.0.0.1:{port}/webhook")),
         subscribed_events: Some(vec!["status.updated".into(), "session.imported".into()]),

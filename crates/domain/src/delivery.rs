@@ -3,11 +3,9 @@
 //!
 //! [`DeliveryQueue`]: crate::ports::DeliveryQueue
 
-use chrono::{DateTime, Utc};
-use uuid::Uuid;
-
-use crate::ids::{ApplicationId, SessionId};
+use crate::ids::{ApplicationId, DeliveryId, DestinationId, EventId, SessionId};
 use crate::webhook::SealedSecret;
+use chrono::{DateTime, Utc};
 
 /// What one claim takes.
 #[derive(Clone, Copy, Debug)]
@@ -17,7 +15,7 @@ pub struct Claim<'a> {
     /// The most deliveries to any one destination.
     pub per_destination: usize,
     /// Destinations to take none of (the worker has theirs under way).
-    pub busy: &'a [Uuid],
+    pub busy: &'a [DestinationId],
     /// How long the claim holds.
     pub lease: chrono::Duration,
 }
@@ -26,11 +24,11 @@ pub struct Claim<'a> {
 #[derive(Clone)]
 pub struct DueDelivery {
     /// The delivery.
-    pub id: Uuid,
+    pub id: DeliveryId,
     /// Its attempt number, this one included.
     pub attempt: i32,
     /// The event.
-    pub event_id: Uuid,
+    pub event_id: EventId,
     /// The event's application.
     pub application_id: ApplicationId,
     /// The event's type.
@@ -46,7 +44,7 @@ pub struct DueDelivery {
     /// Where to send it.
     pub url: String,
     /// The destination, for the secret's context.
-    pub destination_id: Uuid,
+    pub destination_id: DestinationId,
     /// The destination's secret, sealed.
     pub secret: SealedSecret,
     /// The secret before the last rotation, sealed, while it still signs.

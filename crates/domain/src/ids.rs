@@ -57,3 +57,15 @@ id_type!(
     /// The id of a workflow (`workflow_id` on the wire).
     WorkflowId
 );
+id_type!(
+    /// The id of a webhook destination (`id` of `/v3/webhook/destinations/`).
+    DestinationId
+);
+id_type!(
+    /// The id of one delivery of an event to one destination (`delivery_id`).
+    DeliveryId
+);
+id_type!(
+    /// The id of a webhook event, the same in every delivery of it (`event_id`).
+    EventId
+);

@@ -98,7 +98,7 @@ pub use application::{Application, Caller};
 pub use block::{FeatureBlock, FeatureItem, ItemError};
 pub use entity::{Entity, EntityStatus};
 pub use error::{RepoError, ValidationErrors};
-pub use ids::{ApplicationId, SessionId, WorkflowId};
+pub use ids::{ApplicationId, DeliveryId, DestinationId, EventId, SessionId, WorkflowId};
 pub use kind::SessionKind;
 pub use session::{
     LogEntry, LogKind, NewSession, RecordResults, Review, ReviewOutcome, SessionFilter,

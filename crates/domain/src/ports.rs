@@ -16,7 +16,7 @@ use crate::delivery::{AttemptOutcome, Claim, DueDelivery};
 use crate::entity::Entity;
 use crate::error::RepoError;
 use crate::idempotency::{IdempotencyKey, RecordedAnswer, StoredIdempotency};
-use crate::ids::{ApplicationId, SessionId, WorkflowId};
+use crate::ids::{ApplicationId, DeliveryId, DestinationId, EventId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{
     LogEntry, NewSession, RecordResults, ReviewOutcome, SessionFilter, SessionPage, SessionRecord,
@@ -350,13 +350,13 @@ pub trait DeliveryQueue: Send + Sync {
     /// events (another worker's, when it kept one first).
     async fn keep_webhook_payloads(
         &self,
-        rendered: &[(Uuid, String)],
-    ) -> Result<HashMap<Uuid, String>, RepoError>;
+        rendered: &[(EventId, String)],
+    ) -> Result<HashMap<EventId, String>, RepoError>;
 
     /// Records what attempts gave, each by its delivery's id, in one transaction.
     async fn record_webhook_attempts(
         &self,
-        attempts: &[(Uuid, AttemptOutcome)],
+        attempts: &[(DeliveryId, AttemptOutcome)],
         now: DateTime<Utc>,
     ) -> Result<(), RepoError>;
 
@@ -388,7 +388,7 @@ pub trait WebhookRepository: Send + Sync {
     async fn find_destination(
         &self,
         application_id: ApplicationId,
-        id: Uuid,
+        id: DestinationId,
     ) -> Result<Option<Destination>, RepoError>;
 
     /// Saves a destination's label, url, enabled flag, events and `updated_at`.
@@ -398,7 +398,7 @@ pub trait WebhookRepository: Send + Sync {
     async fn rotate_destination_secret(
         &self,
         application_id: ApplicationId,
-        id: Uuid,
+        id: DestinationId,
         secret: &SealedSecret,
         previous_until: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
@@ -407,14 +407,14 @@ pub trait WebhookRepository: Send + Sync {
     async fn delete_destination(
         &self,
         application_id: ApplicationId,
-        id: Uuid,
+        id: DestinationId,
     ) -> Result<bool, RepoError>;
 
     /// A page of a destination's deliveries, newest first.
     async fn deliveries(
         &self,
         application_id: ApplicationId,
-        destination_id: Uuid,
+        destination_id: DestinationId,
         limit: u64,
         offset: u64,
     ) -> Result<Vec<Delivery>, RepoError>;
@@ -423,8 +423,8 @@ pub trait WebhookRepository: Send + Sync {
     async fn resend_delivery(
         &self,
         application_id: ApplicationId,
-        destination_id: Uuid,
-        delivery_id: Uuid,
+        destination_id: DestinationId,
+        delivery_id: DeliveryId,
         at: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 }

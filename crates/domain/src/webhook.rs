@@ -231,7 +231,7 @@ impl DestinationUrl {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Destination {
     /// Its id.
-    pub id: uuid::Uuid,
+    pub id: crate::DestinationId,
     /// The application it belongs to.
     pub application_id: crate::ApplicationId,
     /// A name for people.
@@ -300,9 +300,9 @@ impl DeliveryState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Delivery {
     /// Its id.
-    pub id: uuid::Uuid,
+    pub id: crate::DeliveryId,
     /// The event's id (the payload's `event_id`).
-    pub event_id: uuid::Uuid,
+    pub event_id: crate::EventId,
     /// The event's type.
     pub webhook_type: WebhookType,
     /// The session it is about.

@@ -161,7 +161,7 @@ impl WebhookDestination {
     pub fn new(d: &handoff_domain::webhook::Destination, secret: Option<String>) -> Self {
         use crate::decision::timestamp;
         Self {
-            id: d.id,
+            id: d.id.as_uuid(),
             label: d.label.clone(),
             url: d.url.as_str().to_owned(),
             enabled: d.enabled,
@@ -207,8 +207,8 @@ impl From<&handoff_domain::webhook::Delivery> for WebhookDelivery {
     fn from(d: &handoff_domain::webhook::Delivery) -> Self {
         use crate::decision::timestamp;
         Self {
-            delivery_id: d.id,
-            event_id: d.event_id,
+            delivery_id: d.id.as_uuid(),
+            event_id: d.event_id.as_uuid(),
             webhook_type: d.webhook_type.as_str().to_owned(),
             session_id: d.session_id.map(|id| id.as_uuid()),
             state: d.state.as_str().to_owned(),

@@ -12,7 +12,7 @@ use handoff_domain::ports::{DeliveryQueue, WebhookRepository};
 use handoff_domain::webhook::{
     Delivery, DeliveryState, Destination, DestinationUrl, SealedSecret, WebhookType,
 };
-use handoff_domain::{ApplicationId, RepoError, SessionId};
+use handoff_domain::{ApplicationId, DeliveryId, DestinationId, EventId, RepoError, SessionId};
 use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, Func, InsertStatement, LockBehavior, LockType, Order, Query,
     UpdateStatement,
@@ -49,7 +49,7 @@ fn subscription_rows(d: &Destination) -> Result<Option<InsertStatement>, RepoErr
     for webhook_type in &d.subscribed_events {
         insert
             .values([
-                d.id.into(),
+                d.id.as_uuid().into(),
                 d.application_id.as_uuid().into(),
                 webhook_type.as_str().into(),
             ])
@@ -99,7 +99,7 @@ fn destination(
 ) -> Result<Destination, RepoError> {
     let id: Uuid = get(row, "id")?;
     Ok(Destination {
-        id,
+        id: DestinationId::from_uuid(id),
         application_id: ApplicationId::from_uuid(get(row, "application_id")?),
         label: get(row, "label")?,
         url: DestinationUrl::from_stored(get(row, "url")?),
@@ -118,8 +118,8 @@ fn delivery(row: &QueryResult) -> Result<Delivery, RepoError> {
     let state = DeliveryState::parse(&state)
         .ok_or_else(|| RepoError::Internal(format!("stored delivery state {state:?}").into()))?;
     Ok(Delivery {
-        id: get(row, "id")?,
-        event_id: get(row, "event_id")?,
+        id: DeliveryId::from_uuid(get(row, "id")?),
+        event_id: EventId::from_uuid(get(row, "event_id")?),
         webhook_type: WebhookType::parse(&webhook_type).ok_or_else(|| {
             RepoError::Internal(format!("stored webhook type {webhook_type:?}").into())
         })?,
@@ -152,7 +152,7 @@ impl WebhookRepository for Store {
                     .chain([WebhookDestinations::Secret, WebhookDestinations::SealedWith]),
             )
             .values([
-                d.id.into(),
+                d.id.as_uuid().into(),
                 d.application_id.as_uuid().into(),
                 d.label.clone().into(),
                 d.url.as_str().into(),
@@ -197,18 +197,18 @@ impl WebhookRepository for Store {
     async fn find_destination(
         &self,
         application_id: ApplicationId,
-        id: Uuid,
+        id: DestinationId,
     ) -> Result<Option<Destination>, RepoError> {
         let select = Query::select()
             .columns(DESTINATION_COLUMNS)
             .from(WebhookDestinations::Table)
-            .and_where(Expr::col(WebhookDestinations::Id).eq(id))
+            .and_where(Expr::col(WebhookDestinations::Id).eq(id.as_uuid()))
             .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(application_id.as_uuid()))
             .to_owned();
         let Some(row) = fetch_one(&self.db, &select).await? else {
             return Ok(None);
         };
-        let subscribed = subscriptions(&self.db, application_id, Some(id)).await?;
+        let subscribed = subscriptions(&self.db, application_id, Some(id.as_uuid())).await?;
         destination(&row, &subscribed).map(Some)
     }
 
@@ -223,12 +223,12 @@ impl WebhookRepository for Store {
                 d.webhook_version.clone(),
             )
             .value(WebhookDestinations::UpdatedAt, d.updated_at)
-            .and_where(Expr::col(WebhookDestinations::Id).eq(d.id))
+            .and_where(Expr::col(WebhookDestinations::Id).eq(d.id.as_uuid()))
             .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(d.application_id.as_uuid()))
             .to_owned();
         let forget = Query::delete()
             .from_table(WebhookSubscriptions::Table)
-            .and_where(Expr::col(WebhookSubscriptions::DestinationId).eq(d.id))
+            .and_where(Expr::col(WebhookSubscriptions::DestinationId).eq(d.id.as_uuid()))
             .to_owned();
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
@@ -246,7 +246,7 @@ impl WebhookRepository for Store {
     async fn rotate_destination_secret(
         &self,
         application_id: ApplicationId,
-        id: Uuid,
+        id: DestinationId,
         secret: &SealedSecret,
         previous_until: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
@@ -259,7 +259,7 @@ impl WebhookRepository for Store {
             .value(WebhookDestinations::PreviousSecretUntil, previous_until)
             .value(WebhookDestinations::Secret, secret.bytes.clone())
             .value(WebhookDestinations::SealedWith, secret.sealed_with.clone())
-            .and_where(Expr::col(WebhookDestinations::Id).eq(id))
+            .and_where(Expr::col(WebhookDestinations::Id).eq(id.as_uuid()))
             .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(application_id.as_uuid()))
             .to_owned();
         let _turn = self.write_turn().await;
@@ -269,14 +269,14 @@ impl WebhookRepository for Store {
     async fn delete_destination(
         &self,
         application_id: ApplicationId,
-        id: Uuid,
+        id: DestinationId,
     ) -> Result<bool, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         let found = Query::select()
             .column(WebhookDestinations::Id)
             .from(WebhookDestinations::Table)
-            .and_where(Expr::col(WebhookDestinations::Id).eq(id))
+            .and_where(Expr::col(WebhookDestinations::Id).eq(id.as_uuid()))
             .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(application_id.as_uuid()))
             .to_owned();
         if fetch_one(&txn, &found).await?.is_none() {
@@ -284,12 +284,12 @@ impl WebhookRepository for Store {
         }
         let deliveries = Query::delete()
             .from_table(WebhookDeliveries::Table)
-            .and_where(Expr::col(WebhookDeliveries::DestinationId).eq(id))
+            .and_where(Expr::col(WebhookDeliveries::DestinationId).eq(id.as_uuid()))
             .to_owned();
         run(&txn, &deliveries).await?;
         let destination = Query::delete()
             .from_table(WebhookDestinations::Table)
-            .and_where(Expr::col(WebhookDestinations::Id).eq(id))
+            .and_where(Expr::col(WebhookDestinations::Id).eq(id.as_uuid()))
             .to_owned();
         run(&txn, &destination).await?;
         commit(txn).await?;
@@ -299,7 +299,7 @@ impl WebhookRepository for Store {
     async fn deliveries(
         &self,
         application_id: ApplicationId,
-        destination_id: Uuid,
+        destination_id: DestinationId,
         limit: u64,
         offset: u64,
     ) -> Result<Vec<Delivery>, RepoError> {
@@ -326,7 +326,7 @@ impl WebhookRepository for Store {
                     .equals((D::Table, D::DestinationId)),
             )
             .inner_join(WebhookEvents::Table, event_of_delivery())
-            .and_where(Expr::col(D::DestinationId).eq(destination_id))
+            .and_where(Expr::col(D::DestinationId).eq(destination_id.as_uuid()))
             .and_where(
                 Expr::col((
                     WebhookDestinations::Table,
@@ -349,8 +349,8 @@ impl WebhookRepository for Store {
     async fn resend_delivery(
         &self,
         application_id: ApplicationId,
-        destination_id: Uuid,
-        delivery_id: Uuid,
+        destination_id: DestinationId,
+        delivery_id: DeliveryId,
         at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         if self
@@ -365,8 +365,8 @@ impl WebhookRepository for Store {
             .value(WebhookDeliveries::State, DeliveryState::Pending.as_str())
             .value(WebhookDeliveries::NextAttemptAt, at)
             .value(WebhookDeliveries::Attempts, 0)
-            .and_where(Expr::col(WebhookDeliveries::Id).eq(delivery_id))
-            .and_where(Expr::col(WebhookDeliveries::DestinationId).eq(destination_id))
+            .and_where(Expr::col(WebhookDeliveries::Id).eq(delivery_id.as_uuid()))
+            .and_where(Expr::col(WebhookDeliveries::DestinationId).eq(destination_id.as_uuid()))
             .to_owned();
         let _turn = self.write_turn().await;
         Ok(run(&self.db, &update).await? == 1)
@@ -393,14 +393,14 @@ impl DeliveryQueue for Store {
 
     async fn keep_webhook_payloads(
         &self,
-        rendered: &[(Uuid, String)],
-    ) -> Result<HashMap<Uuid, String>, RepoError> {
+        rendered: &[(EventId, String)],
+    ) -> Result<HashMap<EventId, String>, RepoError> {
         self.keep_payloads(rendered).await
     }
 
     async fn record_webhook_attempts(
         &self,
-        attempts: &[(Uuid, AttemptOutcome)],
+        attempts: &[(DeliveryId, AttemptOutcome)],
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         self.record_attempts(attempts, now).await
@@ -504,7 +504,10 @@ impl Store {
             .limit(u64::try_from(claim.limit.saturating_mul(4)).unwrap_or(u64::MAX))
             .to_owned();
         if !claim.busy.is_empty() {
-            candidates.and_where(Expr::col(D::DestinationId).is_not_in(claim.busy.iter().copied()));
+            candidates.and_where(
+                Expr::col(D::DestinationId)
+                    .is_not_in(claim.busy.iter().map(DestinationId::as_uuid)),
+            );
         }
         candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let _turn = self.write_turn().await;
@@ -585,9 +588,9 @@ impl Store {
                 .and_then(|text| serde_json::from_str(&text).ok())
                 .unwrap_or(serde_json::Value::Null);
             due.push(DueDelivery {
-                id,
+                id: DeliveryId::from_uuid(id),
                 attempt: attempts.get(&id).copied().unwrap_or(1),
-                event_id: get(detail, "event_id")?,
+                event_id: EventId::from_uuid(get(detail, "event_id")?),
                 application_id: ApplicationId::from_uuid(get(detail, "application_id")?),
                 webhook_type: get(detail, "webhook_type")?,
                 session_id: get::<Option<Uuid>>(detail, "session_id")?.map(SessionId::from_uuid),
@@ -595,7 +598,7 @@ impl Store {
                 created_at: get(detail, "created_at")?,
                 payload: text_or_null(detail, "payload")?,
                 url: get(detail, "url")?,
-                destination_id: get(detail, "destination_id")?,
+                destination_id: DestinationId::from_uuid(get(detail, "destination_id")?),
                 secret: SealedSecret {
                     bytes: get(detail, "secret")?,
                     sealed_with: sealed_with.clone(),
@@ -616,8 +619,8 @@ impl Store {
     /// kept one first), in one transaction.
     async fn keep_payloads(
         &self,
-        rendered: &[(Uuid, String)],
-    ) -> Result<HashMap<Uuid, String>, RepoError> {
+        rendered: &[(EventId, String)],
+    ) -> Result<HashMap<EventId, String>, RepoError> {
         if rendered.is_empty() {
             return Ok(HashMap::new());
         }
@@ -627,7 +630,7 @@ impl Store {
             let update = Query::update()
                 .table(WebhookEvents::Table)
                 .value(WebhookEvents::Payload, payload)
-                .and_where(Expr::col(WebhookEvents::EventId).eq(*event_id))
+                .and_where(Expr::col(WebhookEvents::EventId).eq(event_id.as_uuid()))
                 .and_where(Expr::col(WebhookEvents::Payload).is_null())
                 .to_owned();
             run(&txn, &update).await?;
@@ -635,12 +638,15 @@ impl Store {
         let select = Query::select()
             .columns([WebhookEvents::EventId, WebhookEvents::Payload])
             .from(WebhookEvents::Table)
-            .and_where(Expr::col(WebhookEvents::EventId).is_in(rendered.iter().map(|(id, _)| *id)))
+            .and_where(
+                Expr::col(WebhookEvents::EventId)
+                    .is_in(rendered.iter().map(|(id, _)| id.as_uuid())),
+            )
             .to_owned();
         let mut kept = HashMap::with_capacity(rendered.len());
         for row in fetch_all(&txn, &select).await? {
             if let Some(payload) = text_or_null(&row, "payload")? {
-                kept.insert(get::<Uuid>(&row, "event_id")?, payload);
+                kept.insert(EventId::from_uuid(get(&row, "event_id")?), payload);
             }
         }
         commit(txn).await?;
@@ -650,7 +656,7 @@ impl Store {
     /// Records what attempts gave, in one transaction.
     async fn record_attempts(
         &self,
-        attempts: &[(Uuid, AttemptOutcome)],
+        attempts: &[(DeliveryId, AttemptOutcome)],
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         if attempts.is_empty() {
@@ -750,13 +756,13 @@ fn event_of_delivery() -> Expr {
 
 /// The change an attempt's outcome makes to its delivery.
 fn attempt_update(
-    delivery_id: Uuid,
+    delivery_id: DeliveryId,
     outcome: &AttemptOutcome,
     now: DateTime<Utc>,
 ) -> UpdateStatement {
     let mut update = Query::update()
         .table(WebhookDeliveries::Table)
-        .and_where(Expr::col(WebhookDeliveries::Id).eq(delivery_id))
+        .and_where(Expr::col(WebhookDeliveries::Id).eq(delivery_id.as_uuid()))
         .to_owned();
     match outcome {
         AttemptOutcome::Delivered { status } => {

@@ -12,8 +12,8 @@ use handoff_domain::RepoError;
 use handoff_domain::delivery::{AttemptOutcome, Claim, DueDelivery};
 use handoff_domain::ports::{Clock, DeliveryQueue, SessionRepository};
 use handoff_domain::services::secret_context;
+use handoff_domain::{DeliveryId, DestinationId, EventId};
 use handoff_token::KeyEncryptionKey;
-use uuid::Uuid;
 
 use crate::client::{self, AddressPolicy, MAX_RESPONSE_BYTES};
 use crate::payload::{self, DecisionRenderer};
@@ -140,26 +140,26 @@ const CLAIM_AT_ONCE: usize = 32;
 const RECORD_WITHIN: Duration = Duration::from_millis(25);
 
 /// A delivery's destination, its id and what came of it.
-type Finished = (Uuid, Uuid, AttemptOutcome);
+type Finished = (DestinationId, DeliveryId, AttemptOutcome);
 
 /// What a worker is sending: one task per delivery.
 #[derive(Default)]
 struct UnderWay {
     tasks: tokio::task::JoinSet<Finished>,
-    by_destination: HashMap<Uuid, usize>,
+    by_destination: HashMap<DestinationId, usize>,
     /// Outcomes not yet recorded, and since when the oldest waits.
-    ready: Vec<(Uuid, AttemptOutcome)>,
+    ready: Vec<(DeliveryId, AttemptOutcome)>,
     ready_since: Option<tokio::time::Instant>,
 }
 
 impl UnderWay {
-    fn start(&mut self, destination: Uuid) {
+    fn start(&mut self, destination: DestinationId) {
         *self.by_destination.entry(destination).or_default() += 1;
     }
 
     /// Destinations with deliveries under way: the next claim takes none of theirs, so that
     /// a destination has at most one claim's share under way at once.
-    fn busy(&self) -> Vec<Uuid> {
+    fn busy(&self) -> Vec<DestinationId> {
         self.by_destination.keys().copied().collect()
     }
 
@@ -204,7 +204,7 @@ impl UnderWay {
     }
 
     /// The outcomes waiting.
-    fn take(&mut self) -> Vec<(Uuid, AttemptOutcome)> {
+    fn take(&mut self) -> Vec<(DeliveryId, AttemptOutcome)> {
         self.ready_since = None;
         std::mem::take(&mut self.ready)
     }
@@ -218,7 +218,7 @@ impl UnderWay {
     }
 
     /// Waits for every delivery under way; the outcomes not yet taken.
-    async fn all_finish(&mut self) -> Vec<(Uuid, AttemptOutcome)> {
+    async fn all_finish(&mut self) -> Vec<(DeliveryId, AttemptOutcome)> {
         while let Some(joined) = self.tasks.join_next().await {
             self.done(joined);
         }
@@ -375,7 +375,7 @@ impl Worker {
 
     /// Records `outcomes` in one transaction; how many. Outcomes that cannot be recorded are
     /// let go: their deliveries come due again after their lease.
-    async fn record(&self, outcomes: Vec<(Uuid, AttemptOutcome)>) -> usize {
+    async fn record(&self, outcomes: Vec<(DeliveryId, AttemptOutcome)>) -> usize {
         let count = outcomes.len();
         if let Err(error) = self
             .ports
@@ -390,9 +390,9 @@ impl Worker {
 
     /// The payload of each event due: the one kept, or rendered now and kept (the first kept
     /// wins, so every attempt of an event sends the same body).
-    async fn payloads(&self, due: &[DueDelivery]) -> Result<HashMap<Uuid, String>, WorkerError> {
+    async fn payloads(&self, due: &[DueDelivery]) -> Result<HashMap<EventId, String>, WorkerError> {
         let mut payloads = HashMap::new();
-        let mut rendered: Vec<(Uuid, String)> = Vec::new();
+        let mut rendered: Vec<(EventId, String)> = Vec::new();
         for delivery in due {
             if let Some(payload) = &delivery.payload {
                 payloads.insert(delivery.event_id, payload.clone());

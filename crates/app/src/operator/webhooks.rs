@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use handoff_domain::services::NewDestination;
+use handoff_domain::{DeliveryId, DestinationId};
 use handoff_http::wire::{WebhookDelivery, WebhookDestination};
 use serde_json::json;
 
@@ -54,7 +55,10 @@ pub(super) async fn run(cli: &Cli, command: &WebhooksCommand) -> Result<(), Comm
             destination,
         } => {
             webhooks
-                .delete(&operator(application), *destination)
+                .delete(
+                    &operator(application),
+                    DestinationId::from_uuid(*destination),
+                )
                 .await?;
             println!("{}", json!({"id": destination, "deleted": true}));
         }
@@ -65,7 +69,7 @@ pub(super) async fn run(cli: &Cli, command: &WebhooksCommand) -> Result<(), Comm
         } => {
             let caller = operator(application);
             for delivery in webhooks
-                .deliveries(&caller, *destination, *limit, 0)
+                .deliveries(&caller, DestinationId::from_uuid(*destination), *limit, 0)
                 .await?
             {
                 println!("{}", json!(WebhookDelivery::from(&delivery)));
@@ -77,7 +81,11 @@ pub(super) async fn run(cli: &Cli, command: &WebhooksCommand) -> Result<(), Comm
             delivery,
         } => {
             webhooks
-                .resend(&operator(application), *destination, *delivery)
+                .resend(
+                    &operator(application),
+                    DestinationId::from_uuid(*destination),
+                    DeliveryId::from_uuid(*delivery),
+                )
                 .await?;
             println!("{}", json!({"delivery_id": delivery, "state": "pending"}));
         }

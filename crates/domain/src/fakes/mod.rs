@@ -69,7 +69,7 @@ pub struct State {
     /// Webhook destinations with their sealed secrets.
     pub destinations: Vec<(Destination, SealedSecret)>,
     /// Deliveries by destination.
-    pub deliveries: Vec<(uuid::Uuid, Delivery)>,
+    pub deliveries: Vec<(crate::DestinationId, Delivery)>,
 }
 
 /// Every repository port in memory.

@@ -31,7 +31,7 @@ impl WebhookRepository for InMemory {
     async fn find_destination(
         &self,
         application_id: ApplicationId,
-        id: uuid::Uuid,
+        id: crate::DestinationId,
     ) -> Result<Option<Destination>, RepoError> {
         Ok(self
             .destinations(application_id)
@@ -58,7 +58,7 @@ impl WebhookRepository for InMemory {
     async fn rotate_destination_secret(
         &self,
         application_id: ApplicationId,
-        id: uuid::Uuid,
+        id: crate::DestinationId,
         secret: &SealedSecret,
         previous_until: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
@@ -80,7 +80,7 @@ impl WebhookRepository for InMemory {
     async fn delete_destination(
         &self,
         application_id: ApplicationId,
-        id: uuid::Uuid,
+        id: crate::DestinationId,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
         let before = state.destinations.len();
@@ -99,7 +99,7 @@ impl WebhookRepository for InMemory {
     async fn deliveries(
         &self,
         application_id: ApplicationId,
-        destination_id: uuid::Uuid,
+        destination_id: crate::DestinationId,
         limit: u64,
         offset: u64,
     ) -> Result<Vec<Delivery>, RepoError> {
@@ -125,8 +125,8 @@ impl WebhookRepository for InMemory {
     async fn resend_delivery(
         &self,
         application_id: ApplicationId,
-        destination_id: uuid::Uuid,
-        delivery_id: uuid::Uuid,
+        destination_id: crate::DestinationId,
+        delivery_id: crate::DeliveryId,
         at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         if self

@@ -6,6 +6,7 @@ use chrono::Duration;
 use super::{Error, Ports};
 use crate::application::Caller;
 use crate::error::ValidationErrors;
+use crate::ids::{DeliveryId, DestinationId};
 use crate::webhook::{
     Delivery, Destination, DestinationUrl, MAX_LABEL_CHARS, SECRET_GRACE_SECONDS, WEBHOOK_VERSION,
     WebhookType,
@@ -64,7 +65,7 @@ impl WebhookService {
     ) -> Result<(Destination, String), Error> {
         let now = self.ports.clock.now();
         let mut destination = Destination {
-            id: self.ports.ids.uuid(),
+            id: DestinationId::from_uuid(self.ports.ids.uuid()),
             application_id: caller.application_id,
             label: "Webhook".to_owned(),
             url: DestinationUrl::from_stored(String::new()),
@@ -115,7 +116,7 @@ impl WebhookService {
     }
 
     /// One of the caller's destinations.
-    pub async fn get(&self, caller: &Caller, id: uuid::Uuid) -> Result<Destination, Error> {
+    pub async fn get(&self, caller: &Caller, id: DestinationId) -> Result<Destination, Error> {
         self.ports
             .webhooks
             .find_destination(caller.application_id, id)
@@ -127,7 +128,7 @@ impl WebhookService {
     pub async fn update(
         &self,
         caller: &Caller,
-        id: uuid::Uuid,
+        id: DestinationId,
         change: DestinationChange,
     ) -> Result<Destination, Error> {
         let mut destination = self.get(caller, id).await?;
@@ -145,7 +146,7 @@ impl WebhookService {
     pub async fn rotate_secret(
         &self,
         caller: &Caller,
-        id: uuid::Uuid,
+        id: DestinationId,
     ) -> Result<(Destination, String), Error> {
         self.get(caller, id).await?;
         let secret = self.ports.ids.token(SECRET_BYTES)?;
@@ -166,7 +167,7 @@ impl WebhookService {
     }
 
     /// Deletes a destination and its deliveries.
-    pub async fn delete(&self, caller: &Caller, id: uuid::Uuid) -> Result<(), Error> {
+    pub async fn delete(&self, caller: &Caller, id: DestinationId) -> Result<(), Error> {
         if self
             .ports
             .webhooks
@@ -183,7 +184,7 @@ impl WebhookService {
     pub async fn deliveries(
         &self,
         caller: &Caller,
-        id: uuid::Uuid,
+        id: DestinationId,
         limit: u64,
         offset: u64,
     ) -> Result<Vec<Delivery>, Error> {
@@ -204,8 +205,8 @@ impl WebhookService {
     pub async fn resend(
         &self,
         caller: &Caller,
-        id: uuid::Uuid,
-        delivery_id: uuid::Uuid,
+        id: DestinationId,
+        delivery_id: DeliveryId,
     ) -> Result<(), Error> {
         self.get(caller, id).await?;
         if self
@@ -281,6 +282,6 @@ impl WebhookService {
 }
 
 /// What a destination's secret is sealed for: it opens for this destination only.
-pub fn secret_context(id: uuid::Uuid) -> String {
+pub fn secret_context(id: DestinationId) -> String {
     format!("webhook destination secret\0{id}")
 }

@@ -42,7 +42,7 @@ impl DestinationBody {
     }
 }
 
-fn destination_id(raw: &str) -> Result<uuid::Uuid, ApiError> {
+fn destination_id(raw: &str) -> Result<handoff_domain::DestinationId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::from(handoff_domain::services::Error::DestinationNotFound))
 }
@@ -205,7 +205,7 @@ pub(crate) async fn resend(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (destination, delivery) = path.into_inner();
-    let delivery: uuid::Uuid = delivery
+    let delivery: handoff_domain::DeliveryId = delivery
         .parse()
         .map_err(|_| ApiError::from(handoff_domain::services::Error::DeliveryNotFound))?;
     state
@@ -214,5 +214,5 @@ pub(crate) async fn resend(
         .resend(&caller, destination_id(&destination)?, delivery)
         .await?;
     Ok(HttpResponse::Accepted()
-        .json(serde_json::json!({"delivery_id": delivery, "state": "pending"})))
+        .json(serde_json::json!({"delivery_id": delivery.as_uuid(), "state": "pending"})))
 }

@@ -53,7 +53,7 @@ async fn subscriptions_move_from_json_into_rows(backend: Backend) {
     }
     Migrator::up(connection, None).await.unwrap();
     let found = store
-        .find_destination(ApplicationId::from_uuid(application), destination)
+        .find_destination(ApplicationId::from_uuid(application), destination.into())
         .await
         .unwrap()
         .expect("the destination");

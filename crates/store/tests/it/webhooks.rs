@@ -16,7 +16,7 @@ on_both_backends!(the_outbox_fans_out_claims_records_and_prunes,);
 async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
     let application = db.application().await;
     let destination = Destination {
-        id: Uuid::new_v4(),
+        id: Uuid::new_v4().into(),
         application_id: application,
         label: "hook".into(),
         url: DestinationUrl::parse("https://hooks.example.com/x", false).unwrap(),
