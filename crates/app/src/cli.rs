@@ -245,7 +245,9 @@ pub struct ServeArgs {
 #[derive(Clone, Debug)]
 pub struct RateLimitSetting(pub Option<handoff_http::rate_limit::RateLimits>);
 
-fn parse_rate_limit(raw: &str) -> Result<RateLimitSetting, String> {
+fn parse_rate_limit(
+    raw: &str,
+) -> Result<RateLimitSetting, handoff_http::rate_limit::RateLimitSettingError> {
     handoff_http::rate_limit::RateLimits::parse(raw).map(RateLimitSetting)
 }
 
@@ -284,7 +286,7 @@ pub enum ApiKeysCommand {
 
 impl Cli {
     /// The server configuration of `serve`.
-    pub fn config(&self, serve: &ServeArgs) -> Result<Config, String> {
+    pub fn config(&self, serve: &ServeArgs) -> Result<Config, crate::config::SettingError> {
         let (webhooks, webhook_worker) = crate::config::webhook_settings_from_env()?;
         Ok(Config {
             bind: serve.bind.clone(),
@@ -330,7 +332,7 @@ impl Cli {
 
     /// The configuration of the other commands: the database (with a small pool) and the
     /// share-token keys.
-    pub fn base_config(&self) -> Result<Config, String> {
+    pub fn base_config(&self) -> Result<Config, crate::config::SettingError> {
         let (token_secret, token_verify_secrets) = crate::config::Secret::from_env();
         let keys = KeySettings::from_env()?;
         let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);

@@ -2,6 +2,17 @@
 
 use std::time::Duration;
 
+/// A setting (a flag, a variable, a key file) that is wrong, said in one line that names it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingError(pub String);
+
+impl From<String> for SettingError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
 /// The directory of the SQLite file when neither `DATABASE_URL` nor a data directory is given:
 /// `$XDG_DATA_HOME/handoff`, else `$HOME/.local/share/handoff`, so that every command finds the
 /// same database whatever its working directory; `./data` only when neither variable is set.
@@ -117,7 +128,7 @@ impl Default for Timeouts {
 }
 
 /// The webhook settings of the environment.
-pub fn webhook_settings_from_env() -> Result<(handoff_webhooks::Settings, bool), String> {
+pub fn webhook_settings_from_env() -> Result<(handoff_webhooks::Settings, bool), SettingError> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let flag = |name: &str, default: bool| match var(name).as_deref() {
         None => Ok(default),
@@ -161,7 +172,7 @@ pub struct KeySettings {
 
 impl KeySettings {
     /// Reads the environment.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, SettingError> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let token_algorithm = match var("HANDOFF_TOKEN_ALG") {
             None => handoff_token::TokenAlgorithm::default(),
@@ -173,9 +184,9 @@ impl KeySettings {
             Some(raw) => match raw.parse::<u64>() {
                 Ok(seconds @ 1..=86_400) => Duration::from_secs(seconds),
                 _ => {
-                    return Err(format!(
+                    return Err(SettingError(format!(
                         "HANDOFF_KEY_RELOAD_SECONDS: {raw:?} is not a number of seconds from 1 to 86400"
-                    ));
+                    )));
                 }
             },
         };

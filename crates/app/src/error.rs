@@ -38,6 +38,12 @@ pub enum CommandError {
     Io(#[from] std::io::Error),
 }
 
+impl From<crate::config::SettingError> for CommandError {
+    fn from(error: crate::config::SettingError) -> Self {
+        Self::Setting(error.0)
+    }
+}
+
 /// A service's refusal in one line, field errors included.
 fn describe(error: &services::Error) -> String {
     match error {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use handoff_store::{NewSigningKey, Store};
 use handoff_token::{JwtShareTokens, KeyEncryptionKey, Keyring, SigningKey, TokenAlgorithm};
 
+use crate::config::SettingError;
 use crate::{Config, StartError};
 
 /// How often servers reload database keys unless `HANDOFF_KEY_RELOAD_SECONDS` says otherwise. A
@@ -56,14 +57,14 @@ pub async fn load_keyring(config: &Config, store: &Store) -> Result<Keyring, Sta
     let kek = key_encryption_key(config)?;
     let algorithm = config.token_algorithm;
     let first = generate_key(first_kid(algorithm), algorithm, &kek, Utc::now())
-        .map_err(StartError::Config)?;
+        .map_err(|e| StartError::Config(e.0))?;
     store
         .ensure_signing_key(&first, Utc::now())
         .await
         .map_err(|e| StartError::Config(format!("cannot store the first signing key: {e}")))?;
     let keyring = database_keyring(store, &kek, algorithm)
         .await
-        .map_err(StartError::Config)?;
+        .map_err(|e| StartError::Config(e.0))?;
     if keyring.is_empty() {
         return Err(StartError::Config(
             "every share-token signing key in the database is retired: add one with \
@@ -80,7 +81,7 @@ pub fn generate_key(
     algorithm: TokenAlgorithm,
     kek: &KeyEncryptionKey,
     activates_at: DateTime<Utc>,
-) -> Result<NewSigningKey, String> {
+) -> Result<NewSigningKey, SettingError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| format!("random source failed: {e}"))?;
     let key =
@@ -163,7 +164,7 @@ pub async fn database_keyring(
     store: &Store,
     kek: &KeyEncryptionKey,
     algorithm: TokenAlgorithm,
-) -> Result<Keyring, String> {
+) -> Result<Keyring, SettingError> {
     let stored = store
         .signing_keys(false)
         .await
@@ -185,13 +186,13 @@ pub async fn database_keyring(
                 key.secret
             }
             Some(sealed_with) if sealed_with != kek.id() => {
-                return Err(format!(
+                return Err(SettingError(format!(
                     "signing key {} is sealed with key-encryption key {sealed_with}, and this \
                      process has {}: give every server and command the same \
                      HANDOFF_KEY_ENCRYPTION_KEY",
                     key.kid,
                     kek.id()
-                ));
+                )));
             }
             Some(_) => kek
                 .open(&key.kid, key_algorithm, &key.secret)

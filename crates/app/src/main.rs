@@ -66,7 +66,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<(), CommandError> {
     match &cli.command {
         Command::Serve(args) => {
-            let app = Application::build(cli.config(args).map_err(CommandError::Setting)?).await?;
+            let app = Application::build(cli.config(args)?).await?;
             tracing::info!(port = app.port(), "handoff is serving");
             Ok(app.run_until_signalled().await?)
         }

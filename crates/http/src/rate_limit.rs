@@ -35,19 +35,23 @@ impl Default for RateLimits {
     }
 }
 
+/// A `HANDOFF_RATE_LIMIT` that is neither `off` nor `READS,WRITES[,UNAUTHENTICATED]`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "HANDOFF_RATE_LIMIT must be `off` or `READS,WRITES[,UNAUTHENTICATED]` per minute, e.g. \
+     `600,300,60` (got {0:?})"
+)]
+pub struct RateLimitSettingError(String);
+
 impl RateLimits {
     /// Parses `HANDOFF_RATE_LIMIT`: `off`, or `READS,WRITES[,UNAUTHENTICATED]` per minute.
     /// `Ok(None)` is off.
-    pub fn parse(setting: &str) -> Result<Option<RateLimits>, String> {
+    pub fn parse(setting: &str) -> Result<Option<RateLimits>, RateLimitSettingError> {
         let setting = setting.trim();
         if setting.eq_ignore_ascii_case("off") {
             return Ok(None);
         }
-        let invalid = || {
-            format!(
-                "HANDOFF_RATE_LIMIT must be `off` or `READS,WRITES[,UNAUTHENTICATED]` per minute, e.g. `600,300,60` (got {setting:?})"
-            )
-        };
+        let invalid = || RateLimitSettingError(setting.to_owned());
         let numbers: Vec<u32> = setting
             .split(',')
             .map(|n| n.trim().parse::<u32>().ok().filter(|n| *n > 0))

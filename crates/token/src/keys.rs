@@ -191,12 +191,12 @@ impl SigningKey {
         }
     }
 
-    pub(crate) fn encoding_key(&self) -> Result<jsonwebtoken::EncodingKey, String> {
+    pub(crate) fn encoding_key(&self) -> Result<jsonwebtoken::EncodingKey, KeyError> {
         match &self.material {
             Material::Hmac(secret) => Ok(jsonwebtoken::EncodingKey::from_secret(secret)),
             Material::Ed25519(key) => {
                 use ed25519_dalek::pkcs8::EncodePrivateKey;
-                let der = key.to_pkcs8_der().map_err(|e| e.to_string())?;
+                let der = key.to_pkcs8_der().map_err(|_| KeyError::BadSeed)?;
                 Ok(jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()))
             }
         }

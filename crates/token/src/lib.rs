@@ -95,7 +95,9 @@ impl ShareTokens for JwtShareTokens {
             exp: claims.expires_at.timestamp(),
             jti: claims.jti.clone(),
         };
-        let encoding_key = key.encoding_key().map_err(TokenError::Signing)?;
+        let encoding_key = key
+            .encoding_key()
+            .map_err(|e| TokenError::Signing(e.to_string()))?;
         jsonwebtoken::encode(&header, &wire, &encoding_key)
             .map_err(|e| TokenError::Signing(e.to_string()))
     }

@@ -34,7 +34,7 @@ pub async fn run(cli: &Cli) -> Result<bool, CommandError> {
 
 /// The database of an operator command, migrated; which one goes to stderr.
 async fn store(cli: &Cli) -> Result<handoff_store::Store, CommandError> {
-    let config = cli.base_config().map_err(CommandError::Setting)?;
+    let config = cli.base_config()?;
     eprintln!(
         "database: {}",
         handoff_store::describe_database(&config.database_url)

@@ -13,7 +13,7 @@ use crate::error::CommandError;
 use crate::{Config, database_keyring, generate_key, key_encryption_key};
 
 pub(super) async fn run(cli: &Cli, command: &SigningKeysCommand) -> Result<(), CommandError> {
-    let config = cli.base_config().map_err(CommandError::Setting)?;
+    let config = cli.base_config()?;
     let store = store(cli).await?;
     let now = Utc::now();
     let time = handoff_http::decision::timestamp;
@@ -50,14 +50,12 @@ async fn rotate(
     let kek = key_encryption_key(config)?;
     // The servers' key-encryption key must be this one, or they could not open the new key:
     // the stored keys must open with it.
-    database_keyring(store, &kek, algorithm)
-        .await
-        .map_err(CommandError::Setting)?;
+    database_keyring(store, &kek, algorithm).await?;
     let kid = format!("k-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     let delay = chrono::Duration::from_std(config.key_reload_interval * 2)
         .map_err(|e| CommandError::Setting(format!("HANDOFF_KEY_RELOAD_INTERVAL: {e}")))?;
     let activates_at = now + delay;
-    let key = generate_key(&kid, algorithm, &kek, activates_at).map_err(CommandError::Setting)?;
+    let key = generate_key(&kid, algorithm, &kek, activates_at)?;
     store.add_signing_key(&key, now).await?;
     println!(
         "{}",

@@ -13,10 +13,9 @@ use crate::cli::{Cli, WebhooksCommand};
 use crate::error::CommandError;
 
 pub(super) async fn run(cli: &Cli, command: &WebhooksCommand) -> Result<(), CommandError> {
-    let config = cli.base_config().map_err(CommandError::Setting)?;
+    let config = cli.base_config()?;
     let store = store(cli).await?;
-    let (settings, _) =
-        crate::config::webhook_settings_from_env().map_err(CommandError::Setting)?;
+    let (settings, _) = crate::config::webhook_settings_from_env()?;
     let sealer = crate::webhooks::secrets_key(&config)?;
     let webhooks = crate::services_sealing(
         &store,
