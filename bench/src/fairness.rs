@@ -41,10 +41,7 @@ fn largest_upload(item: &str) -> String {
 
 /// A's sessions with two full blocks each: the largest decisions.
 async fn largest_sessions(
-    services: &Services,
-    world: &World,
-    item: &str,
-    n: usize,
+    services: &Services, world: &World, item: &str, n: usize,
 ) -> Result<Vec<String>, String> {
     let raw = RawValue::from_string(item.to_owned()).map_err(|e| e.to_string())?;
     let item = FeatureItem::parse(&raw).map_err(|e| e.to_string())?;
@@ -52,23 +49,14 @@ async fn largest_sessions(
     for _ in 0..n {
         let session = services
             .sessions
-            .create(
-                &world.source,
-                CreateSession::of_workflow(world.source_workflow),
-            )
+            .create(&world.source, CreateSession::of_workflow(world.source_workflow))
             .await
             .map_err(|e| e.to_string())?;
         let results = RecordResults {
             status: Some(SessionStatus::Approved),
             blocks: vec![
-                (
-                    FeatureBlock::AmlScreenings,
-                    Some(vec![item.clone(); ITEMS_PER_BLOCK]),
-                ),
-                (
-                    FeatureBlock::DatabaseValidations,
-                    Some(vec![item.clone(); ITEMS_PER_BLOCK]),
-                ),
+                (FeatureBlock::AmlScreenings, Some(vec![item.clone(); ITEMS_PER_BLOCK])),
+                (FeatureBlock::DatabaseValidations, Some(vec![item.clone(); ITEMS_PER_BLOCK])),
             ],
         };
         services
@@ -88,10 +76,7 @@ const B_REQUESTS: [&str; 3] = ["create", "decision", "list"];
 /// decision read, and the list read. Latencies of the answered requests with the index of
 /// their kind in [`B_REQUESTS`], and the errors.
 async fn quiet_tenant(
-    base: &str,
-    key: &str,
-    workflow: &str,
-    length: Duration,
+    base: &str, key: &str, workflow: &str, length: Duration,
 ) -> (Vec<(usize, Duration)>, usize) {
     let client = reqwest::Client::new();
     let mut tick = tokio::time::interval(Duration::from_millis(125));
@@ -114,10 +99,9 @@ async fn quiet_tenant(
             let began = Instant::now();
             let known = last.lock().map(|l| l.clone()).unwrap_or_default();
             let (step, request) = match (step, known) {
-                (1, Some(session)) => (
-                    1,
-                    client.get(format!("{base}/v3/session/{session}/decision/")),
-                ),
+                (1, Some(session)) => {
+                    (1, client.get(format!("{base}/v3/session/{session}/decision/")))
+                }
                 (2, _) => (2, client.get(format!("{base}/v3/sessions/?limit=20"))),
                 _ => (
                     0,
@@ -156,10 +140,7 @@ async fn quiet_tenant(
 /// A at its whole budget until `stop`: an upload every 200 ms and a read every 100 ms.
 /// Its answers by status, and the median time of its uploads and of its reads.
 async fn noisy_tenant(
-    base: String,
-    key: String,
-    sessions: Vec<String>,
-    upload: Arc<String>,
+    base: String, key: String, sessions: Vec<String>, upload: Arc<String>,
     stop: Arc<tokio::sync::Notify>,
 ) -> (std::collections::BTreeMap<u16, usize>, f64, f64) {
     let client = reqwest::Client::new();
@@ -174,9 +155,8 @@ async fn noisy_tenant(
             _ = tick.tick() => {}
         }
         let session = &sessions[i % sessions.len()];
-        let read = client
-            .get(format!("{base}/v3/session/{session}/decision/"))
-            .header("x-api-key", &key);
+        let read =
+            client.get(format!("{base}/v3/session/{session}/decision/")).header("x-api-key", &key);
         tasks.spawn(async move {
             let began = Instant::now();
             let status = read.send().await.map(|r| r.status().as_u16()).unwrap_or(0);
@@ -207,9 +187,7 @@ async fn noisy_tenant(
 
 fn median_ms(latencies: &mut [Duration]) -> f64 {
     latencies.sort();
-    latencies
-        .get(latencies.len() / 2)
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    latencies.get(latencies.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
 /// The 99th percentile of the latencies of the kind `kind`, or of all with `None`, in ms.
@@ -232,22 +210,14 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     };
     let length = Duration::from_secs(if quick { 8 } else { 30 });
     // The source application is A, the noisy one; the receiver is B.
-    let fleet::Seeded {
-        db,
-        store: _,
-        services,
-        world,
-    } = fleet::seeded(backend).await?;
+    let fleet::Seeded { db, store: _, services, world } = fleet::seeded(backend).await?;
     let item = padded_item();
     let upload = Arc::new(largest_upload(&item));
     let sessions = largest_sessions(&services, &world, &item, 4).await?;
     let pool = pool.to_string();
     let server = ServerProcess::start(db.url(), &[("HANDOFF_DB_MAX_CONNECTIONS", &pool)]).await?;
-    let (base, b_key, b_workflow) = (
-        server.base.clone(),
-        world.receiver_key.clone(),
-        world.receiver_workflow.to_string(),
-    );
+    let (base, b_key, b_workflow) =
+        (server.base.clone(), world.receiver_key.clone(), world.receiver_workflow.to_string());
 
     // Warm the server with both tenants' requests, then let it settle.
     quiet_tenant(&base, &b_key, &b_workflow, Duration::from_secs(1)).await;
@@ -285,10 +255,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
         .map(|(kind, label)| {
             let (a, w) = (p99_ms(&alone, Some(kind)), p99_ms(&with_noise, Some(kind)));
             println!("{name:8}   B's {label:9} p99 alone {a:7.2} ms, with A {w:7.2} ms");
-            (
-                label.to_string(),
-                json!({"alone_ms": round(a), "with_a_ms": round(w)}),
-            )
+            (label.to_string(), json!({"alone_ms": round(a), "with_a_ms": round(w)}))
         })
         .collect();
     let ratio = p99_with / p99_alone.max(f64::EPSILON);
@@ -300,10 +267,8 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     println!(
         "{name:8} A's answers by status {a_answers:?}, median upload {a_upload_ms:.1} ms, median read {a_read_ms:.1} ms; server memory idle {idle_mb:.0} MB, peak {peak_mb:.0} MB, after {after_mb:.0} MB"
     );
-    let a_answers: serde_json::Map<String, Value> = a_answers
-        .into_iter()
-        .map(|(status, n)| (status.to_string(), json!(n)))
-        .collect();
+    let a_answers: serde_json::Map<String, Value> =
+        a_answers.into_iter().map(|(status, n)| (status.to_string(), json!(n))).collect();
     Ok(json!({
         "pool_connections": pool,
         "p99_ratio": round(ratio),

@@ -34,22 +34,13 @@ pub struct Seeded {
 pub async fn seeded(backend: handoff_testdb::Backend) -> Result<Seeded, String> {
     let db = handoff_testdb::TestDatabase::create(backend).await;
     let config = config(db.url());
-    let store = handoff::open_store(&config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = handoff::open_store(&config).await.map_err(|e| e.to_string())?;
     let tokens = std::sync::Arc::new(handoff_token::JwtShareTokens::new(
-        handoff::load_keyring(&config, &store)
-            .await
-            .map_err(|e| e.to_string())?,
+        handoff::load_keyring(&config, &store).await.map_err(|e| e.to_string())?,
     ));
     let services = handoff::services(&store, PUBLIC_URL, tokens.clone());
     let world = crate::seed::World::new(&services, tokens).await?;
-    Ok(Seeded {
-        db,
-        store,
-        services,
-        world,
-    })
+    Ok(Seeded { db, store, services, world })
 }
 
 /// A `handoff serve` process, killed on drop.
@@ -93,11 +84,7 @@ impl ServerProcess {
             .stderr(Stdio::from(file))
             .spawn()
             .map_err(|e| e.to_string())?;
-        let mut server = ServerProcess {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
+        let mut server = ServerProcess { child, base: format!("http://127.0.0.1:{port}"), log };
         server.wait_until_healthy().await?;
         Ok(server)
     }
@@ -128,13 +115,7 @@ impl ServerProcess {
             status
                 .lines()
                 .find_map(|l| l.strip_prefix(name))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                })
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
                 .map_or(0.0, |kb| kb / 1024.0)
         };
         (field("VmHWM:"), field("VmRSS:"))
@@ -165,10 +146,8 @@ fn cpu_seconds_of(path: &str) -> f64 {
     };
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok()))
-        .sum();
+    let ticks: f64 =
+        [11, 12].iter().filter_map(|i| fields.get(*i).and_then(|f| f.parse::<f64>().ok())).sum();
     ticks / 100.0
 }
 
@@ -184,12 +163,7 @@ pub fn postgres_cpu_seconds() -> f64 {
     };
     entries
         .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
         .filter(|e| {
             std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
         })

@@ -34,10 +34,7 @@ fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Stateme
 }
 
 pub async fn clone_by_hand(
-    store: &Store,
-    source: &Source,
-    receiver: ApplicationId,
-    workflow: WorkflowId,
+    store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId,
 ) -> Result<(), sea_orm::DbErr> {
     let db = store.connection();
     let backend = db.get_database_backend();
@@ -125,21 +122,13 @@ pub async fn clone_by_hand(
 /// columns, its items and reviews aggregated as JSON — which tells the database's share of
 /// handoff's answer from the rest (a diagnostic, not a limit).
 pub async fn clone_in_one_statement(
-    store: &Store,
-    source: &Source,
-    receiver: ApplicationId,
-    workflow: WorkflowId,
-    answer: bool,
+    store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId, answer: bool,
 ) -> Result<(), sea_orm::DbErr> {
     let db = store.connection();
     let clone = uuid::Uuid::new_v4();
     let now = chrono::Utc::now();
     let returning = |columns: &str| {
-        if answer {
-            format!(" RETURNING {columns}")
-        } else {
-            String::new()
-        }
+        if answer { format!(" RETURNING {columns}") } else { String::new() }
     };
     let mut sql = String::from(
         "WITH src AS (SELECT * FROM sessions WHERE id = $1), \
@@ -222,9 +211,5 @@ pub async fn clone_in_one_statement(
         return Ok(());
     }
     let n: i64 = row.try_get("", "n")?;
-    if n == 1 {
-        Ok(())
-    } else {
-        Err(sea_orm::DbErr::Custom(format!("{n} sessions cloned")))
-    }
+    if n == 1 { Ok(()) } else { Err(sea_orm::DbErr::Custom(format!("{n} sessions cloned"))) }
 }

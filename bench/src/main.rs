@@ -107,10 +107,7 @@ where
             let mut latencies = Vec::new();
             let mut errors = 0;
             loop {
-                let next = queue
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .pop();
+                let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
                 let Some(item) = next else { break };
                 let began = Instant::now();
                 if work(item).await {
@@ -128,11 +125,7 @@ where
         latencies.extend(l);
         errors += e;
     }
-    Batch {
-        latencies,
-        elapsed: started.elapsed(),
-        errors,
-    }
+    Batch { latencies, elapsed: started.elapsed(), errors }
 }
 
 fn import_request(source: &Source, workflow: WorkflowId) -> ImportRequest {
@@ -146,16 +139,10 @@ fn import_request(source: &Source, workflow: WorkflowId) -> ImportRequest {
 }
 
 async fn over_http(
-    port: u16,
-    key: &str,
-    workflow: WorkflowId,
-    sources: Vec<Source>,
-    workers: usize,
+    port: u16, key: &str, workflow: WorkflowId, sources: Vec<Source>, workers: usize,
 ) -> Batch {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(workers)
-        .build()
-        .unwrap_or_default();
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(workers).build().unwrap_or_default();
     let key = key.to_owned();
     measure(sources, workers, move |source| {
         let (client, key) = (client.clone(), key.clone());
@@ -206,10 +193,7 @@ struct Bench {
 }
 
 async fn run_contender(
-    bench: &Bench,
-    contender: Contender,
-    sources: Vec<Source>,
-    workers: usize,
+    bench: &Bench, contender: Contender, sources: Vec<Source>, workers: usize,
 ) -> Batch {
     let bench = bench.clone();
     measure(sources, workers, move |source| {
@@ -251,11 +235,7 @@ async fn run_contender(
 /// imports each (the order rotating every round), so that the machine's drift falls on all of
 /// them alike; every import redeems a different, freshly seeded source.
 async fn side_by_side(
-    bench: &Bench,
-    world: &World,
-    contenders: &[Contender],
-    workers: usize,
-    rounds: usize,
+    bench: &Bench, world: &World, contenders: &[Contender], workers: usize, rounds: usize,
     per_round: usize,
 ) -> Result<SideBySide, String> {
     let mut batches = vec![Batch::default(); contenders.len()];
@@ -271,10 +251,7 @@ async fn side_by_side(
         }
         per_import.push(this_round);
     }
-    Ok(SideBySide {
-        figures: batches.iter_mut().map(Batch::figures).collect(),
-        per_import,
-    })
+    Ok(SideBySide { figures: batches.iter_mut().map(Batch::figures).collect(), per_import })
 }
 
 /// What [`side_by_side`] measured: each contender's figures over all rounds, and each round's
@@ -307,19 +284,12 @@ impl SideBySide {
             return None;
         }
         ratios.sort_by(f64::total_cmp);
-        Some((
-            ratios[ratios.len() / 2],
-            ratios[0],
-            ratios[ratios.len() - 1],
-        ))
+        Some((ratios[ratios.len() / 2], ratios[0], ratios[ratios.len() - 1]))
     }
 }
 
 async fn run_backend(
-    backend: Backend,
-    quick: bool,
-    pool: u32,
-    statement_count: &StatementCount,
+    backend: Backend, quick: bool, pool: u32, statement_count: &StatementCount,
 ) -> Result<Value, String> {
     let (rounds, per_round) = if quick { (4, 30) } else { (20, 60) };
     let db = TestDatabase::create(backend).await;
@@ -334,15 +304,11 @@ async fn run_backend(
         )),
         ..Config::new(db.url())
     };
-    let app = Application::build(config.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let app = Application::build(config.clone()).await.map_err(|e| e.to_string())?;
     let (port, store) = (app.port(), app.store().clone());
     let server = tokio::spawn(app.run_until_stopped());
     let tokens = Arc::new(JwtShareTokens::new(
-        load_keyring(&config, &store)
-            .await
-            .map_err(|e| e.to_string())?,
+        load_keyring(&config, &store).await.map_err(|e| e.to_string())?,
     ));
     let services = handoff::services(&store, PUBLIC_URL, tokens.clone());
     let world = World::new(&services, tokens.clone()).await?;
@@ -410,10 +376,8 @@ async fn run_backend(
         worst = worst.max(ratio);
         ratios.insert(workers.to_string(), json!(ratio));
         // What handoff adds beyond the database's share of its answer: its checks and Rust.
-        if let Some((_, with_answer)) = contenders
-            .iter()
-            .zip(&figures)
-            .find(|(c, _)| **c == Contender::LimitWithAnswer)
+        if let Some((_, with_answer)) =
+            contenders.iter().zip(&figures).find(|(c, _)| **c == Contender::LimitWithAnswer)
         {
             diagnostics.insert(
                 workers.to_string(),
@@ -432,14 +396,8 @@ async fn run_backend(
                 in_process_32.extend(run_contender(&bench, Contender::Handoff, sources, 32).await);
             } else {
                 http_32.extend(
-                    over_http(
-                        port,
-                        &world.receiver_key,
-                        world.receiver_workflow,
-                        sources,
-                        32,
-                    )
-                    .await,
+                    over_http(port, &world.receiver_key, world.receiver_workflow, sources, 32)
+                        .await,
                 );
             }
         }
@@ -453,11 +411,7 @@ async fn run_backend(
     // counted here.
     let logged = Store::connect(
         db.url(),
-        &StoreOptions {
-            max_connections: pool,
-            log_statements: true,
-            ..StoreOptions::default()
-        },
+        &StoreOptions { max_connections: pool, log_statements: true, ..StoreOptions::default() },
     )
     .await
     .map_err(|e| e.to_string())?;
@@ -471,14 +425,10 @@ async fn run_backend(
     let mut statements = serde_json::Map::new();
     let mut growth = serde_json::Map::new();
     for rows in [10usize, 100, 1000] {
-        let sources = world
-            .sources(&services, if quick { 10 } else { 30 }, rows)
-            .await?;
+        let sources = world.sources(&services, if quick { 10 } else { 30 }, rows).await?;
         let count = sources.len();
         let before = statement_count.get();
-        let f = run_contender(&bench, Contender::Handoff, sources, 1)
-            .await
-            .figures();
+        let f = run_contender(&bench, Contender::Handoff, sources, 1).await.figures();
         let per_import = (statement_count.get() - before) as f64 / count as f64;
         println!(
             "{name:8} growth {rows:>5} rows              {:>9.1} imports/s   p50 {:>7.2} ms   {per_import:.1} statements per import",
@@ -532,10 +482,7 @@ fn main() {
             }
         },
     };
-    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    else {
+    let Ok(runtime) = tokio::runtime::Builder::new_multi_thread().enable_all().build() else {
         eprintln!("cannot start the runtime");
         std::process::exit(1);
     };

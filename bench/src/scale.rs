@@ -25,9 +25,7 @@ const UNREFUSED: &str = "1000000,1000000,1000000";
 const CLIENTS: usize = 16;
 
 async fn start(
-    db: &TestDatabase,
-    n: usize,
-    rate_limit: &str,
+    db: &TestDatabase, n: usize, rate_limit: &str,
 ) -> Result<Vec<ServerProcess>, String> {
     let mut servers = Vec::with_capacity(n);
     for _ in 0..n {
@@ -51,9 +49,7 @@ struct Phase {
 }
 
 async fn phase(
-    servers: &[ServerProcess],
-    world: &World,
-    sources: Vec<Source>,
+    servers: &[ServerProcess], world: &World, sources: Vec<Source>,
 ) -> Result<Phase, String> {
     let bases: Arc<Vec<String>> = Arc::new(servers.iter().map(|s| s.base.clone()).collect());
     let client = reqwest::Client::builder()
@@ -76,12 +72,8 @@ async fn phase(
     let counter = imported.clone();
     let batch = measure(items, CLIENTS, move |(i, source)| {
         let (client, bases, counter) = (client.clone(), bases.clone(), counter.clone());
-        let (key, workflow, source_key, source_workflow) = (
-            key.clone(),
-            workflow.clone(),
-            source_key.clone(),
-            source_workflow.clone(),
-        );
+        let (key, workflow, source_key, source_workflow) =
+            (key.clone(), workflow.clone(), source_key.clone(), source_workflow.clone());
         async move {
             let base = &bases[i % bases.len()];
             let request = match &source {
@@ -129,19 +121,14 @@ fn cpu(servers: &[ServerProcess]) -> (f64, f64, f64) {
 /// Sends `budget` × (servers + 1) reads of one key over the servers, and counts the reads
 /// allowed in each window: the most allowed in one window, and whether it exceeded `budget`.
 async fn budget_holds(
-    servers: &[ServerProcess],
-    key: &str,
-    budget: usize,
+    servers: &[ServerProcess], key: &str, budget: usize,
 ) -> Result<(usize, usize), String> {
     let client = reqwest::Client::new();
     let mut allowed: std::collections::BTreeMap<String, usize> = Default::default();
     let mut errors = 0;
     for i in 0..budget * (servers.len() + 1) {
         let response = client
-            .get(format!(
-                "{}/v3/sessions/?limit=1",
-                servers[i % servers.len()].base
-            ))
+            .get(format!("{}/v3/sessions/?limit=1", servers[i % servers.len()].base))
             .header("x-api-key", key)
             .send()
             .await
@@ -204,12 +191,7 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    let fleet::Seeded {
-        db,
-        store,
-        services,
-        world,
-    } = fleet::seeded(backend).await?;
+    let fleet::Seeded { db, store, services, world } = fleet::seeded(backend).await?;
     let per_phase = if quick { 150 } else { 600 };
     let counts: &[usize] = match backend {
         Backend::Postgres => &[1, 2, 3],
@@ -287,24 +269,14 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
     let n = if quick { 400 } else { 2000 };
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for round_ in 0..4usize {
-        let limits = if round_.is_multiple_of(2) {
-            UNREFUSED
-        } else {
-            "off"
-        };
+        let limits = if round_.is_multiple_of(2) { UNREFUSED } else { "off" };
         let servers = start(&db, 1, limits).await?;
         reads_per_s(&servers[0], &world.receiver_key, 100).await;
         let rate = reads_per_s(&servers[0], &world.receiver_key, n).await;
-        if round_.is_multiple_of(2) {
-            on.push(rate)
-        } else {
-            off.push(rate)
-        }
+        if round_.is_multiple_of(2) { on.push(rate) } else { off.push(rate) }
     }
-    let (on, off) = (
-        on.iter().sum::<f64>() / on.len() as f64,
-        off.iter().sum::<f64>() / off.len() as f64,
-    );
+    let (on, off) =
+        (on.iter().sum::<f64>() / on.len() as f64, off.iter().sum::<f64>() / off.len() as f64);
     println!(
         "{name:8} one server's reads: {on:.0}/s with rate limits, {off:.0}/s without ({:+.1} %)",
         (on / off - 1.0) * 100.0

@@ -58,37 +58,27 @@ impl World {
     /// `n` finished sessions shared with the receiver. With `rows` > 0, each has about that
     /// many related rows: its AML block holds `rows - 2` items, beside its 2 log rows.
     pub async fn sources(
-        &self,
-        services: &Services,
-        n: usize,
-        rows: usize,
+        &self, services: &Services, n: usize, rows: usize,
     ) -> Result<Vec<Source>, String> {
         let mut results = self.results.clone();
         if rows > 0 {
             let item = r#"{"node_id":"feature_aml","status":"Approved","entity_type":"person","total_hits":1,"hits":[{"name":"Example Hit","score":0.1}]}"#;
             let raw = RawValue::from_string(item.to_owned()).map_err(|e| e.to_string())?;
             let aml = FeatureItem::parse(&raw).map_err(|e| e.to_string())?;
-            results.blocks = vec![(
-                FeatureBlock::AmlScreenings,
-                Some(vec![aml; rows.saturating_sub(2)]),
-            )];
+            results.blocks =
+                vec![(FeatureBlock::AmlScreenings, Some(vec![aml; rows.saturating_sub(2)]))];
         }
         let mut sources = Vec::with_capacity(n);
         for _ in 0..n {
-            let i = self
-                .counter
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let i = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let request = CreateSession {
                 vendor_data: Some(
                     VendorData::parse(&format!("person-{i}")).map_err(str::to_owned)?,
                 ),
                 ..CreateSession::of_workflow(self.source_workflow)
             };
-            let session = services
-                .sessions
-                .create(&self.source, request)
-                .await
-                .map_err(|e| e.to_string())?;
+            let session =
+                services.sessions.create(&self.source, request).await.map_err(|e| e.to_string())?;
             services
                 .sessions
                 .record_results(&self.source, session.id, results.clone())
@@ -113,11 +103,7 @@ impl World {
                 .map_err(|e| e.to_string())?
                 .jti
                 .ok_or("a share token without an id")?;
-            sources.push(Source {
-                session_id: session.id,
-                token,
-                jti,
-            });
+            sources.push(Source { session_id: session.id, token, jti });
         }
         Ok(sources)
     }

@@ -38,9 +38,7 @@ impl Arrivals {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The first arrival of an event of each of `sessions`.
@@ -70,9 +68,7 @@ impl Arrivals {
 
     /// Waits until an event of every one of `sessions` arrived, or `limit` passed.
     async fn wait_for(
-        &self,
-        sessions: &HashSet<String>,
-        limit: Duration,
+        &self, sessions: &HashSet<String>, limit: Duration,
     ) -> HashMap<String, Instant> {
         let began = Instant::now();
         loop {
@@ -124,28 +120,18 @@ struct Destinations {
 
 impl Destinations {
     async fn set(&self, services: &Services, caller: &Caller, mode: Mode) -> Result<(), String> {
-        for (id, enabled) in [
-            (self.answering, mode == Mode::Subscribed),
-            (self.down, mode == Mode::Down),
-        ] {
-            let change = NewDestination {
-                enabled: Some(enabled),
-                ..NewDestination::default()
-            };
-            services
-                .webhooks
-                .update(caller, id, change)
-                .await
-                .map_err(|e| e.to_string())?;
+        for (id, enabled) in
+            [(self.answering, mode == Mode::Subscribed), (self.down, mode == Mode::Down)]
+        {
+            let change = NewDestination { enabled: Some(enabled), ..NewDestination::default() };
+            services.webhooks.update(caller, id, change).await.map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 }
 
 async fn destination(
-    services: &Services,
-    caller: &Caller,
-    port: u16,
+    services: &Services, caller: &Caller, port: u16,
 ) -> Result<handoff_domain::DestinationId, String> {
     let request = NewDestination {
         url: Some(format!("http://127.0.0.1:{port}/webhook")),
@@ -153,21 +139,12 @@ async fn destination(
         enabled: Some(false),
         ..NewDestination::default()
     };
-    Ok(services
-        .webhooks
-        .create(caller, request)
-        .await
-        .map_err(|e| e.to_string())?
-        .0
-        .id)
+    Ok(services.webhooks.create(caller, request).await.map_err(|e| e.to_string())?.0.id)
 }
 
 /// Creates sessions of the receiver, each of which writes a `status.updated` event; their ids.
 async fn create_sessions(
-    services: &Services,
-    caller: &Caller,
-    workflow: WorkflowId,
-    n: usize,
+    services: &Services, caller: &Caller, workflow: WorkflowId, n: usize,
 ) -> Result<Vec<String>, String> {
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
@@ -177,22 +154,13 @@ async fn create_sessions(
 }
 
 async fn create_session(
-    services: &Services,
-    caller: &Caller,
-    workflow: WorkflowId,
-    i: usize,
+    services: &Services, caller: &Caller, workflow: WorkflowId, i: usize,
 ) -> Result<String, String> {
     let request = CreateSession {
         vendor_data: Some(VendorData::parse(&format!("hook-{i}")).map_err(str::to_owned)?),
         ..CreateSession::of_workflow(workflow)
     };
-    Ok(services
-        .sessions
-        .create(caller, request)
-        .await
-        .map_err(|e| e.to_string())?
-        .id
-        .to_string())
+    Ok(services.sessions.create(caller, request).await.map_err(|e| e.to_string())?.id.to_string())
 }
 
 /// Imports measured in rounds, one batch per mode per round.
@@ -208,18 +176,14 @@ impl ImportRounds<'_> {
     /// `rounds` rounds of `per_round` imports per mode, the order rotating each round; the time
     /// per import of each round, by mode, and how many imports failed.
     async fn run(
-        &self,
-        modes: &[Mode],
-        (rounds, per_round): (usize, usize),
+        &self, modes: &[Mode], (rounds, per_round): (usize, usize),
     ) -> Result<(Vec<Vec<f64>>, usize), String> {
         let mut per_import = vec![Vec::new(); modes.len()];
         let mut errors = 0;
         for r in 0..rounds {
             for k in 0..modes.len() {
                 let index = (k + r) % modes.len();
-                self.destinations
-                    .set(self.services, self.caller, modes[index])
-                    .await?;
+                self.destinations.set(self.services, self.caller, modes[index]).await?;
                 let sources = self.world.sources(self.services, per_round, 0).await?;
                 let (services, caller, workflow) =
                     (self.services.clone(), self.caller.clone(), self.workflow);
@@ -275,13 +239,9 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
         ..Config::new(db.url())
     };
     config.webhooks.allow_private = true;
-    let store: Store = handoff::open_store(&config)
-        .await
-        .map_err(|e| e.to_string())?;
+    let store: Store = handoff::open_store(&config).await.map_err(|e| e.to_string())?;
     let tokens = Arc::new(JwtShareTokens::new(
-        handoff::load_keyring(&config, &store)
-            .await
-            .map_err(|e| e.to_string())?,
+        handoff::load_keyring(&config, &store).await.map_err(|e| e.to_string())?,
     ));
     let kek = secrets_key(&config).map_err(|e| e.to_string())?;
     let services = handoff::services_sealing(
@@ -336,27 +296,17 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     arrivals.wait_until_quiet(Duration::from_secs(1)).await;
 
     // Throughput: a backlog committed with the worker stopped, then delivered.
-    destinations
-        .set(&services, &caller, Mode::Subscribed)
-        .await?;
-    services
-        .webhooks
-        .delete(&caller, destinations.down)
-        .await
-        .map_err(|e| e.to_string())?;
+    destinations.set(&services, &caller, Mode::Subscribed).await?;
+    services.webhooks.delete(&caller, destinations.down).await.map_err(|e| e.to_string())?;
     worker.stop().await;
     let backlog = if quick { 500 } else { 3000 };
-    let ids: HashSet<String> = create_sessions(&services, &caller, workflow, backlog)
-        .await?
-        .into_iter()
-        .collect();
+    let ids: HashSet<String> =
+        create_sessions(&services, &caller, workflow, backlog).await?.into_iter().collect();
     let began = Instant::now();
     worker = start()?;
     let delivered = arrivals.wait_for(&ids, Duration::from_secs(120)).await;
-    let elapsed = delivered
-        .values()
-        .max()
-        .map_or(began.elapsed(), |last| last.duration_since(began));
+    let elapsed =
+        delivered.values().max().map_or(began.elapsed(), |last| last.duration_since(began));
     let per_second = round(delivered.len() as f64 / elapsed.as_secs_f64());
     errors += ids.len() - delivered.len();
     println!(
@@ -397,10 +347,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let (p50, p99) = (
-        round(percentile(&latencies, 50)),
-        round(percentile(&latencies, 99)),
-    );
+    let (p50, p99) = (round(percentile(&latencies, 50)), round(percentile(&latencies, 99)));
     println!(
         "{backend:?} commit to delivery at 100 events/s: p50 {p50} ms, p99 {p99} ms over {} events",
         latencies.len()

@@ -88,10 +88,8 @@ mod tests {
     /// existing database.
     #[test]
     fn migrations_keep_their_names() {
-        let names: Vec<String> = Migrator::migrations()
-            .iter()
-            .map(|m| m.name().to_owned())
-            .collect();
+        let names: Vec<String> =
+            Migrator::migrations().iter().map(|m| m.name().to_owned()).collect();
         assert_eq!(
             names,
             [

@@ -41,18 +41,12 @@ pub fn text_null(name: &'static str) -> ColumnDef {
 
 /// A non-null timestamp with time zone.
 pub fn timestamp(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .not_null()
-        .take()
+    ColumnDef::new(name).timestamp_with_time_zone().not_null().take()
 }
 
 /// A nullable timestamp with time zone.
 pub fn timestamp_null(name: &'static str) -> ColumnDef {
-    ColumnDef::new(name)
-        .timestamp_with_time_zone()
-        .null()
-        .take()
+    ColumnDef::new(name).timestamp_with_time_zone().null().take()
 }
 
 /// A non-null 64-bit integer.
@@ -62,27 +56,20 @@ pub fn big_integer(name: &'static str) -> ColumnDef {
 
 /// A foreign key from `from.column` to `to.id` that deletes with its parent.
 pub fn cascade(
-    from: &'static str,
-    column: &'static str,
-    to: &'static str,
+    from: &'static str, column: &'static str, to: &'static str,
 ) -> ForeignKeyCreateStatement {
     foreign_key(from, column, to, ForeignKeyAction::Cascade)
 }
 
 /// A foreign key from `from.column` to `to.id` that refuses to delete a referenced parent.
 pub fn restrict(
-    from: &'static str,
-    column: &'static str,
-    to: &'static str,
+    from: &'static str, column: &'static str, to: &'static str,
 ) -> ForeignKeyCreateStatement {
     foreign_key(from, column, to, ForeignKeyAction::Restrict)
 }
 
 fn foreign_key(
-    from: &'static str,
-    column: &'static str,
-    to: &'static str,
-    on_delete: ForeignKeyAction,
+    from: &'static str, column: &'static str, to: &'static str, on_delete: ForeignKeyAction,
 ) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(format!("fk_{from}_{column}"))
@@ -95,9 +82,7 @@ fn foreign_key(
 /// An index over `columns` of `table`, unique or not, named after them.
 pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
     let mut index = Index::create();
-    index
-        .name(format!("ix_{table}_{}", columns.join("_")))
-        .table(table);
+    index.name(format!("ix_{table}_{}", columns.join("_"))).table(table);
     for column in columns {
         index.col(*column);
     }
@@ -109,67 +94,48 @@ pub fn index(table: &'static str, columns: &[&'static str], unique: bool) -> Ind
 
 /// Adds `columns` to `table`, one statement each: SQLite alters a table one column at a time.
 pub async fn add_columns(
-    manager: &SchemaManager<'_>,
-    table: &'static str,
-    columns: impl IntoIterator<Item = ColumnDef>,
+    manager: &SchemaManager<'_>, table: &'static str, columns: impl IntoIterator<Item = ColumnDef>,
 ) -> Result<(), DbErr> {
     for column in columns {
-        manager
-            .alter_table(Table::alter().table(table).add_column(column).take())
-            .await?;
+        manager.alter_table(Table::alter().table(table).add_column(column).take()).await?;
     }
     Ok(())
 }
 
 /// Drops `columns` of `table`, one statement each, in the order given.
 pub async fn drop_columns(
-    manager: &SchemaManager<'_>,
-    table: &'static str,
-    columns: &[&'static str],
+    manager: &SchemaManager<'_>, table: &'static str, columns: &[&'static str],
 ) -> Result<(), DbErr> {
     for column in columns {
-        manager
-            .alter_table(Table::alter().table(table).drop_column(*column).take())
-            .await?;
+        manager.alter_table(Table::alter().table(table).drop_column(*column).take()).await?;
     }
     Ok(())
 }
 
 /// Creates the index of `table` over `columns` ([`index`]), unique or not.
 pub async fn create_index(
-    manager: &SchemaManager<'_>,
-    table: &'static str,
-    columns: &[&'static str],
-    unique: bool,
+    manager: &SchemaManager<'_>, table: &'static str, columns: &[&'static str], unique: bool,
 ) -> Result<(), DbErr> {
     manager.create_index(index(table, columns, unique)).await
 }
 
 /// Drops the index of `table` over `columns` that [`index`] named.
 pub async fn drop_index(
-    manager: &SchemaManager<'_>,
-    table: &'static str,
-    columns: &[&'static str],
+    manager: &SchemaManager<'_>, table: &'static str, columns: &[&'static str],
 ) -> Result<(), DbErr> {
     manager
         .drop_index(
-            Index::drop()
-                .name(format!("ix_{table}_{}", columns.join("_")))
-                .table(table)
-                .to_owned(),
+            Index::drop().name(format!("ix_{table}_{}", columns.join("_"))).table(table).to_owned(),
         )
         .await
 }
 
 /// Drops `tables`, in the order given.
 pub async fn drop_tables(
-    manager: &SchemaManager<'_>,
-    tables: &[&'static str],
+    manager: &SchemaManager<'_>, tables: &[&'static str],
 ) -> Result<(), DbErr> {
     for table in tables {
-        manager
-            .drop_table(Table::drop().table(*table).take())
-            .await?;
+        manager.drop_table(Table::drop().table(*table).take()).await?;
     }
     Ok(())
 }
@@ -179,9 +145,5 @@ pub async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), D
     if manager.get_database_backend() != DatabaseBackend::Postgres {
         return Ok(());
     }
-    manager
-        .get_connection()
-        .execute_unprepared(sql)
-        .await
-        .map(drop)
+    manager.get_connection().execute_unprepared(sql).await.map(drop)
 }

@@ -29,30 +29,16 @@ pub fn run(args: &[String]) -> ExitCode {
         let output = Command::new(env!("CARGO"))
             .current_dir(&fuzz)
             .env("RUSTC_BOOTSTRAP", "1")
-            .args([
-                "fuzz",
-                "run",
-                "-O",
-                target,
-                "--",
-                &format!("-max_total_time={seconds}"),
-            ])
+            .args(["fuzz", "run", "-O", target, "--", &format!("-max_total_time={seconds}")])
             .output();
         match output {
             Ok(output) => {
                 let log = String::from_utf8_lossy(&output.stderr);
-                let done = log
-                    .lines()
-                    .rev()
-                    .find(|l| l.starts_with("Done "))
-                    .unwrap_or("no summary");
+                let done =
+                    log.lines().rev().find(|l| l.starts_with("Done ")).unwrap_or("no summary");
                 println!(
                     "{target}: {done}; {}",
-                    if output.status.success() {
-                        "0 crashes"
-                    } else {
-                        "CRASH"
-                    }
+                    if output.status.success() { "0 crashes" } else { "CRASH" }
                 );
                 if !output.status.success() {
                     failed = true;
@@ -75,9 +61,5 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }

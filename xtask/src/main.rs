@@ -46,15 +46,7 @@ fn seconds(args: &[String], default: u64) -> u64 {
 fn bench(args: &[String]) -> ExitCode {
     // The server binary too: `--scale` and `--fairness` start it as separate processes.
     let built = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-q",
-            "--release",
-            "-p",
-            "handoff",
-            "-p",
-            "handoff-bench",
-        ])
+        .args(["build", "-q", "--release", "-p", "handoff", "-p", "handoff-bench"])
         .status();
     if !built.is_ok_and(|s| s.success()) {
         return ExitCode::FAILURE;
@@ -63,11 +55,7 @@ fn bench(args: &[String]) -> ExitCode {
         .args(["run", "-q", "--release", "-p", "handoff-bench", "--"])
         .args(args)
         .status();
-    if status.is_ok_and(|s| s.success()) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    }
+    if status.is_ok_and(|s| s.success()) { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 /// `cargo xtask screenshots`: the browser test on SQLite, writing its screenshots of the review
@@ -102,9 +90,8 @@ fn screenshots() -> ExitCode {
 }
 
 fn openapi() -> ExitCode {
-    let output = Command::new(env!("CARGO"))
-        .args(["run", "-q", "-p", "handoff", "--", "openapi"])
-        .output();
+    let output =
+        Command::new(env!("CARGO")).args(["run", "-q", "-p", "handoff", "--", "openapi"]).output();
     match output {
         Ok(output) if output.status.success() => {
             let path =
@@ -134,32 +121,16 @@ fn openapi() -> ExitCode {
 fn ci() -> ExitCode {
     let steps: [&[&str]; 6] = [
         &["fmt", "--all", "--", "--check"],
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
+        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
         &["test", "--workspace"],
-        &[
-            "run",
-            "-q",
-            "-p",
-            "handoff-domain",
-            "--example",
-            "own_ports",
-        ],
+        &["run", "-q", "-p", "handoff-domain", "--example", "own_ports"],
         &["run", "-q", "-p", "handoff", "--example", "mount_routes"],
         &["doc", "--workspace", "--no-deps"],
     ];
     for step in steps {
         eprintln!("$ cargo {}", step.join(" "));
-        let status = Command::new(env!("CARGO"))
-            .args(step)
-            .env("RUSTDOCFLAGS", "-D warnings")
-            .status();
+        let status =
+            Command::new(env!("CARGO")).args(step).env("RUSTDOCFLAGS", "-D warnings").status();
         if !status.is_ok_and(|s| s.success()) {
             eprintln!("failed: cargo {}", step.join(" "));
             return ExitCode::FAILURE;
@@ -169,10 +140,8 @@ fn ci() -> ExitCode {
     if mcp::run() != ExitCode::SUCCESS {
         return ExitCode::FAILURE;
     }
-    let installed = Command::new("schemathesis")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let installed =
+        Command::new("schemathesis").arg("--version").output().is_ok_and(|o| o.status.success());
     if !installed {
         eprintln!("schemathesis is not installed: its run is skipped");
         return ExitCode::SUCCESS;

@@ -55,14 +55,7 @@ pub fn run() -> ExitCode {
     let script = prefix.join("node_modules/@didit-protocol/mcp-server/dist/index.js");
     if !script.exists() {
         let installed = Command::new("npm")
-            .args([
-                "install",
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "--silent",
-                "--prefix",
-            ])
+            .args(["install", "--no-save", "--no-audit", "--no-fund", "--silent", "--prefix"])
             .arg(&prefix)
             .arg(PACKAGE)
             .status();
@@ -117,12 +110,7 @@ impl Client {
         self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))?;
         loop {
             let mut line = String::new();
-            if self
-                .stdout
-                .read_line(&mut line)
-                .map_err(|e| e.to_string())?
-                == 0
-            {
+            if self.stdout.read_line(&mut line).map_err(|e| e.to_string())? == 0 {
                 return Err("the MCP server exited".into());
             }
             let message: Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
@@ -137,18 +125,12 @@ impl Client {
 
     /// Calls `tool`, records the outcome, and gives the answer's JSON (Null on failure).
     fn call(
-        &mut self,
-        tool: &'static str,
-        arguments: Value,
-        check: impl Fn(&Value) -> bool,
+        &mut self, tool: &'static str, arguments: Value, check: impl Fn(&Value) -> bool,
     ) -> Value {
         self.called.push(tool);
         let outcome = self.request("tools/call", json!({"name": tool, "arguments": arguments}));
         let text = match &outcome {
-            Ok(result) => result["content"][0]["text"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned(),
+            Ok(result) => result["content"][0]["text"].as_str().unwrap_or("").to_owned(),
             Err(error) => error.clone(),
         };
         let failed = outcome.as_ref().map_or(true, |r| r["isError"] == true);
@@ -173,10 +155,7 @@ fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
     let seeded = Seeded::start("mcp")?;
     let mut child = Command::new("node")
         .arg(script)
-        .env(
-            "DIDIT_API_BASE_URL",
-            format!("http://127.0.0.1:{}/v3", seeded.port),
-        )
+        .env("DIDIT_API_BASE_URL", format!("http://127.0.0.1:{}/v3", seeded.port))
         .env("DIDIT_API_KEY", &seeded.key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -185,14 +164,8 @@ fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
         .map_err(|e| format!("cannot run node: {e}"))?;
     let stdin = child.stdin.take().ok_or("no stdin")?;
     let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-    let mut mcp = Client {
-        child,
-        stdin,
-        stdout,
-        next_id: 0,
-        called: Vec::new(),
-        failures: Vec::new(),
-    };
+    let mut mcp =
+        Client { child, stdin, stdout, next_id: 0, called: Vec::new(), failures: Vec::new() };
     let started = Instant::now();
     mcp.request(
         "initialize",
@@ -226,11 +199,9 @@ fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
             .as_array()
             .is_some_and(|r| r.iter().any(|w| w["workflow_id"] == workflow_id.as_str()))
     });
-    mcp.call(
-        "didit_get_workflow",
-        json!({"workflow_id": workflow_id}),
-        |w| w["workflow_id"] == workflow_id.as_str(),
-    );
+    mcp.call("didit_get_workflow", json!({"workflow_id": workflow_id}), |w| {
+        w["workflow_id"] == workflow_id.as_str()
+    });
     mcp.call(
         "didit_update_workflow",
         json!({"workflow_id": workflow_id, "workflow_label": "MCP onboarding v2", "max_retry_attempts": 5}),
@@ -254,21 +225,14 @@ fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
                "search": "mcp-user", "date_from": "2000-01-01", "limit": "10", "offset": "0"}),
         |l| l["count"] == 1 && l["results"][0]["session_id"] == unfinished.as_str(),
     );
-    mcp.call(
-        "didit_get_session_decision",
-        json!({"session_id": unfinished}),
-        |d| {
-            d["status"] == "Not Started"
-                && d["language"] == "es"
-                && d["callback_method"] == "both"
-                && d["portrait_image"] == portrait
-        },
-    );
-    let finished = seeded.finished_session(
-        &seeded.user_workflow,
-        "mcp-user-2",
-        "record-results-user.json",
-    )?;
+    mcp.call("didit_get_session_decision", json!({"session_id": unfinished}), |d| {
+        d["status"] == "Not Started"
+            && d["language"] == "es"
+            && d["callback_method"] == "both"
+            && d["portrait_image"] == portrait
+    });
+    let finished =
+        seeded.finished_session(&seeded.user_workflow, "mcp-user-2", "record-results-user.json")?;
     mcp.call(
         "didit_update_session_data",
         json!({"session_id": finished, "first_name": "Ana María", "date_of_birth": "1990-01-02"}),
@@ -279,19 +243,13 @@ fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
         json!({"session_id": finished, "issuer": "Utility Co", "poa_address": "1 Main St"}),
         |_| true,
     );
-    mcp.call(
-        "didit_get_session_decision",
-        json!({"session_id": finished}),
-        |d| {
-            d["id_verifications"][0]["first_name"] == "Ana María"
-                && d["poa_verifications"][0]["issuer"] == "Utility Co"
-        },
-    );
-    mcp.call(
-        "didit_list_session_reviews",
-        json!({"session_id": finished}),
-        |r| r["count"].is_u64(),
-    );
+    mcp.call("didit_get_session_decision", json!({"session_id": finished}), |d| {
+        d["id_verifications"][0]["first_name"] == "Ana María"
+            && d["poa_verifications"][0]["issuer"] == "Utility Co"
+    });
+    mcp.call("didit_list_session_reviews", json!({"session_id": finished}), |r| {
+        r["count"].is_u64()
+    });
     mcp.call(
         "didit_add_session_review",
         json!({"session_id": finished, "new_status": "In Review", "comment": "Second look"}),
@@ -303,35 +261,22 @@ fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
                "comment": "Address unreadable", "send_email": false}),
         |_| true,
     );
-    mcp.call(
-        "didit_get_session_decision",
-        json!({"session_id": finished}),
-        |d| {
-            d["status"] == "Resubmitted"
-                && d["poa_verifications"].as_array().is_none_or(Vec::is_empty)
-        },
-    );
-    mcp.call(
-        "didit_generate_session_pdf",
-        json!({"session_id": seeded.sessions[0]}),
-        |r| r["raw"].as_str().is_some_and(|t| t.starts_with("%PDF-")),
-    );
-    mcp.call(
-        "didit_delete_session",
-        json!({"session_id": unfinished}),
-        |_| true,
-    );
+    mcp.call("didit_get_session_decision", json!({"session_id": finished}), |d| {
+        d["status"] == "Resubmitted" && d["poa_verifications"].as_array().is_none_or(Vec::is_empty)
+    });
+    mcp.call("didit_generate_session_pdf", json!({"session_id": seeded.sessions[0]}), |r| {
+        r["raw"].as_str().is_some_and(|t| t.starts_with("%PDF-"))
+    });
+    mcp.call("didit_delete_session", json!({"session_id": unfinished}), |_| true);
     let number = expect(
         seeded.call("GET", &format!("/v3/session/{finished}/decision/"), None),
         200,
         "decision",
     )?["session_number"]
         .clone();
-    mcp.call(
-        "didit_batch_delete_sessions",
-        json!({"session_numbers": [number]}),
-        |d| d["deleted"] == 1,
-    );
+    mcp.call("didit_batch_delete_sessions", json!({"session_numbers": [number]}), |d| {
+        d["deleted"] == 1
+    });
 
     // Users and businesses.
     let users = [
@@ -358,42 +303,24 @@ fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
             json!({"vendor_data": vendor_data, "display_name": "MCP", "metadata": {"tier": 1}}),
             |e| e["vendor_data"] == vendor_data,
         );
-        mcp.call(list, json!({"search": vendor_data, "limit": 5}), |l| {
-            l["count"] == 1
+        mcp.call(list, json!({"search": vendor_data, "limit": 5}), |l| l["count"] == 1);
+        mcp.call(get, json!({"vendor_data": vendor_data}), |e| e["display_name"] == "MCP");
+        mcp.call(update, json!({"vendor_data": vendor_data, "display_name": "MCP renamed"}), |e| {
+            e["display_name"] == "MCP renamed"
         });
-        mcp.call(get, json!({"vendor_data": vendor_data}), |e| {
-            e["display_name"] == "MCP"
+        mcp.call(status, json!({"vendor_data": vendor_data, "status": "FLAGGED"}), |e| {
+            e["status"] == "FLAGGED"
         });
-        mcp.call(
-            update,
-            json!({"vendor_data": vendor_data, "display_name": "MCP renamed"}),
-            |e| e["display_name"] == "MCP renamed",
-        );
-        mcp.call(
-            status,
-            json!({"vendor_data": vendor_data, "status": "FLAGGED"}),
-            |e| e["status"] == "FLAGGED",
-        );
-        mcp.call(delete, json!({"vendor_data_list": [vendor_data]}), |d| {
-            d["deleted"] == 1
-        });
+        mcp.call(delete, json!({"vendor_data_list": [vendor_data]}), |d| d["deleted"] == 1);
     }
 
-    mcp.call(
-        "didit_delete_workflow",
-        json!({"workflow_id": workflow_id}),
-        |_| true,
-    );
+    mcp.call("didit_delete_workflow", json!({"workflow_id": workflow_id}), |_| true);
 
     for tool in TOOLS {
         if !mcp.called.contains(&tool) {
             mcp.failures.push(format!("{tool} (not called)"));
         }
     }
-    eprintln!(
-        "mcp: {} calls in {:.1} s",
-        mcp.called.len(),
-        started.elapsed().as_secs_f64()
-    );
+    eprintln!("mcp: {} calls in {:.1} s", mcp.called.len(), started.elapsed().as_secs_f64());
     Ok(std::mem::take(&mut mcp.failures))
 }

@@ -8,10 +8,7 @@ use crate::seeded::Seeded;
 
 pub fn run(args: &[String]) -> ExitCode {
     let seconds = crate::seconds(args, 120);
-    let seed = args
-        .windows(2)
-        .find(|w| w[0] == "--seed")
-        .map(|w| w[1].clone());
+    let seed = args.windows(2).find(|w| w[0] == "--seed").map(|w| w[1].clone());
     match run_for(seconds, seed.as_deref()) {
         Ok(code) => code,
         Err(error) => {
@@ -25,12 +22,7 @@ pub fn run(args: &[String]) -> ExitCode {
 /// it — the refusals `positive_data_acceptance` accepts besides 2xx, 401, 403 and 404: (path,
 /// method, statuses, why).
 const STATEFUL_REFUSALS: [(&str, &str, &str, &str); 13] = [
-    (
-        "/v3/session/",
-        "POST",
-        "409, 422",
-        "an Idempotency-Key in use, or reused with another body",
-    ),
+    ("/v3/session/", "POST", "409, 422", "an Idempotency-Key in use, or reused with another body"),
     (
         "/v3/session/{session_id}/share/",
         "POST",
@@ -61,12 +53,7 @@ const STATEFUL_REFUSALS: [(&str, &str, &str, &str); 13] = [
         "400",
         "the session must be reviewable; resubmitted nodes must have results",
     ),
-    (
-        "/v3/sessions/{session_id}/reviews/",
-        "POST",
-        "400",
-        "the session must be reviewable",
-    ),
+    ("/v3/sessions/{session_id}/reviews/", "POST", "400", "the session must be reviewable"),
     (
         "/v3/session/{session_id}/update-data/",
         "PATCH",
@@ -79,18 +66,8 @@ const STATEFUL_REFUSALS: [(&str, &str, &str, &str); 13] = [
         "400",
         "the session must hold the step's results",
     ),
-    (
-        "/v3/workflows/",
-        "POST",
-        "400",
-        "features once each, of one kind",
-    ),
-    (
-        "/v3/workflows/{workflow_id}/",
-        "PATCH",
-        "400",
-        "features once each, of the workflow's kind",
-    ),
+    ("/v3/workflows/", "POST", "400", "features once each, of one kind"),
+    ("/v3/workflows/{workflow_id}/", "PATCH", "400", "features once each, of the workflow's kind"),
     (
         "/v3/webhook/destinations/{destination_id}/",
         "PATCH",
@@ -170,9 +147,5 @@ fn run_for(seconds: u64, seed: Option<&str>) -> Result<ExitCode, String> {
         .args(seed.map(|seed| ["--seed", seed]).into_iter().flatten())
         .status()
         .map_err(|e| format!("cannot run schemathesis (pip install schemathesis): {e}"))?;
-    Ok(if status.success() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

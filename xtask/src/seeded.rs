@@ -41,18 +41,13 @@ pub fn root() -> PathBuf {
 impl Seeded {
     /// One request to the server with the calling application's key.
     pub fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
+        &self, method: &str, path: &str, body: Option<&str>,
     ) -> Result<(u16, Value), String> {
         request(self.port, method, path, Some(&self.key), body)
     }
 
     pub fn start(name: &str) -> Result<Self, String> {
-        let built = Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "handoff"])
-            .status();
+        let built = Command::new(env!("CARGO")).args(["build", "-q", "-p", "handoff"]).status();
         if !built.is_ok_and(|s| s.success()) {
             return Err("cargo build -p handoff failed".into());
         }
@@ -105,11 +100,8 @@ impl Seeded {
 
         let workflow = |seeded: &Seeded, features: Value| {
             let body = json!({"features": features}).to_string();
-            let created = expect(
-                seeded.call("POST", "/v3/workflows/", Some(&body)),
-                201,
-                "workflow",
-            )?;
+            let created =
+                expect(seeded.call("POST", "/v3/workflows/", Some(&body)), 201, "workflow")?;
             field(&created, "workflow_id")
         };
         // The features whose blocks the example results hold.
@@ -129,16 +121,8 @@ impl Seeded {
             ]),
         )?;
         for (workflow_id, vendor_data, results) in [
-            (
-                seeded.user_workflow.clone(),
-                "seed-user",
-                "record-results-user.json",
-            ),
-            (
-                seeded.business_workflow.clone(),
-                "seed-business",
-                "record-results-business.json",
-            ),
+            (seeded.user_workflow.clone(), "seed-user", "record-results-user.json"),
+            (seeded.business_workflow.clone(), "seed-business", "record-results-business.json"),
         ] {
             let session = seeded.finished_session(&workflow_id, vendor_data, results)?;
             seeded.sessions.push(session);
@@ -151,17 +135,10 @@ impl Seeded {
 
     /// A new session of `workflow_id` finished with the fixture `results`.
     pub fn finished_session(
-        &self,
-        workflow_id: &str,
-        vendor_data: &str,
-        results: &str,
+        &self, workflow_id: &str, vendor_data: &str, results: &str,
     ) -> Result<String, String> {
         let body = json!({"workflow_id": workflow_id, "vendor_data": vendor_data}).to_string();
-        let created = expect(
-            self.call("POST", "/v3/session/", Some(&body)),
-            201,
-            "session",
-        )?;
+        let created = expect(self.call("POST", "/v3/session/", Some(&body)), 201, "session")?;
         let session = field(&created, "session_id")?;
         let results = std::fs::read_to_string(root().join("fixtures").join(results))
             .map_err(|e| e.to_string())?;
@@ -173,16 +150,10 @@ impl Seeded {
 
 /// One HTTP/1.1 request over a fresh connection: (status, JSON body or Null).
 pub fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    key: Option<&str>,
-    body: Option<&str>,
+    port: u16, method: &str, path: &str, key: Option<&str>, body: Option<&str>,
 ) -> Result<(u16, Value), String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
     let body = body.unwrap_or("");
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -200,26 +171,15 @@ pub fn request(
         .and_then(|()| stream.write_all(body.as_bytes()))
         .map_err(|e| e.to_string())?;
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .map_err(|e| e.to_string())?;
+    stream.read_to_end(&mut response).map_err(|e| e.to_string())?;
     let response = String::from_utf8_lossy(&response);
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no status line")?;
-    let payload = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("");
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or("no status line")?;
+    let payload = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     Ok((status, serde_json::from_str(payload).unwrap_or(Value::Null)))
 }
 
 pub fn expect(
-    result: Result<(u16, Value), String>,
-    status: u16,
-    what: &str,
+    result: Result<(u16, Value), String>, status: u16, what: &str,
 ) -> Result<Value, String> {
     match result {
         Ok((got, body)) if got == status => Ok(body),
@@ -229,8 +189,5 @@ pub fn expect(
 }
 
 pub fn field(value: &Value, name: &str) -> Result<String, String> {
-    value[name]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| format!("no {name} in {value}"))
+    value[name].as_str().map(str::to_owned).ok_or_else(|| format!("no {name} in {value}"))
 }

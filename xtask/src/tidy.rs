@@ -29,27 +29,12 @@ fn dependencies(manifest: &str) -> Vec<String> {
 #[test]
 fn crates_depend_only_along_the_allowed_arrows() {
     let workspace = |deps: &[String]| -> Vec<String> {
-        deps.iter()
-            .filter(|d| d.starts_with("handoff"))
-            .cloned()
-            .collect()
+        deps.iter().filter(|d| d.starts_with("handoff")).cloned().collect()
     };
     let domain = dependencies("crates/domain/Cargo.toml");
-    assert!(
-        workspace(&domain).is_empty(),
-        "domain depends on no workspace crate: {domain:?}"
-    );
-    for forbidden in [
-        "sea-orm",
-        "actix-web",
-        "jsonwebtoken",
-        "tokio",
-        "sea-orm-migration",
-    ] {
-        assert!(
-            !domain.iter().any(|d| d == forbidden),
-            "domain must not depend on {forbidden}"
-        );
+    assert!(workspace(&domain).is_empty(), "domain depends on no workspace crate: {domain:?}");
+    for forbidden in ["sea-orm", "actix-web", "jsonwebtoken", "tokio", "sea-orm-migration"] {
+        assert!(!domain.iter().any(|d| d == forbidden), "domain must not depend on {forbidden}");
     }
     // Every member of the workspace, with the workspace crates it may depend on: the adapters
     // on the domain alone (the webhooks crate also on the token crate, to sign), the binary
@@ -59,10 +44,7 @@ fn crates_depend_only_along_the_allowed_arrows() {
         ("crates/token/Cargo.toml", &["handoff-domain"]),
         ("crates/store/Cargo.toml", &["handoff-domain"]),
         ("crates/http/Cargo.toml", &["handoff-domain"]),
-        (
-            "crates/webhooks/Cargo.toml",
-            &["handoff-domain", "handoff-token"],
-        ),
+        ("crates/webhooks/Cargo.toml", &["handoff-domain", "handoff-token"]),
         (
             "crates/app/Cargo.toml",
             &[
@@ -118,10 +100,7 @@ fn production_crates_have_no_test_features() {
         "bench/Cargo.toml",
     ] {
         let text = std::fs::read_to_string(root().join(manifest)).unwrap();
-        assert!(
-            !text.contains("test-support"),
-            "{manifest} names a test-support feature"
-        );
+        assert!(!text.contains("test-support"), "{manifest} names a test-support feature");
     }
 }
 
@@ -139,24 +118,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_rust_file_says_what_it_is_for() {
     let mut files = Vec::new();
-    for dir in [
-        "crates",
-        "migrations",
-        "xtask",
-        "bench",
-        "fuzz/fuzz_targets",
-    ] {
+    for dir in ["crates", "migrations", "xtask", "bench", "fuzz/fuzz_targets"] {
         rust_files(&root().join(dir), &mut files);
     }
     assert!(files.len() > 20);
-    let missing: Vec<_> = files
-        .iter()
-        .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "files without a //! header: {missing:?}"
-    );
+    let missing: Vec<_> =
+        files.iter().filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!")).collect();
+    assert!(missing.is_empty(), "files without a //! header: {missing:?}");
 }
 
 /// Every file and folder the codemap of docs/ARCHITECTURE.md names under a crate exists, and
@@ -177,10 +145,7 @@ fn the_codemap_names_only_what_exists() {
             let path = root().join(first);
             // `examples` heads a list of paths rather than being one.
             if first != "examples" {
-                assert!(
-                    path.exists(),
-                    "the codemap names {first}, which does not exist"
-                );
+                assert!(path.exists(), "the codemap names {first}, which does not exist");
                 checked += 1;
             }
             source = Some(path.join("src")).filter(|src| src.is_dir());
@@ -200,8 +165,5 @@ fn the_codemap_names_only_what_exists() {
             }
         }
     }
-    assert!(
-        checked > 40,
-        "the codemap was read ({checked} names checked)"
-    );
+    assert!(checked > 40, "the codemap was read ({checked} names checked)");
 }

@@ -25,10 +25,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = Config {
         // Keys are kept in the database, sealed with a key-encryption key from a file beside it.
         key_file: Some(dir.join(handoff::config::KEY_FILE_NAME)),
-        ..Config::new(format!(
-            "sqlite:{}?mode=rwc",
-            dir.join("handoff.db").display()
-        ))
+        ..Config::new(format!("sqlite:{}?mode=rwc", dir.join("handoff.db").display()))
     };
     let result = run(&config).await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -72,20 +69,14 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
 
     let client = reqwest::Client::new();
     let own = client.get(format!("{base}/acme/status/")).send().await?;
-    assert!(
-        own.status() == 200,
-        "GET /acme/status/ is the service's own route"
-    );
+    assert!(own.status() == 200, "GET /acme/status/ is the service's own route");
     println!("ok   GET /acme/status/ is the service's own route");
     let workflows = client
         .get(format!("{base}/v3/workflows/"))
         .header("x-api-key", key.reveal())
         .send()
         .await?;
-    assert!(
-        workflows.status() == 200,
-        "GET /v3/workflows/ is handoff's, with the key"
-    );
+    assert!(workflows.status() == 200, "GET /v3/workflows/ is handoff's, with the key");
     println!("ok   GET /v3/workflows/ is handoff's, with the key");
     let anonymous = client.get(format!("{base}/v3/workflows/")).send().await?;
     let body: serde_json::Value = anonymous.json().await?;

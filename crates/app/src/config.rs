@@ -18,9 +18,7 @@ impl From<String> for SettingError {
 /// same database whatever its working directory; `./data` only when neither variable is set.
 pub fn default_data_dir() -> std::path::PathBuf {
     let absolute = |name: &str| {
-        std::env::var_os(name)
-            .map(std::path::PathBuf::from)
-            .filter(|path| path.is_absolute())
+        std::env::var_os(name).map(std::path::PathBuf::from).filter(|path| path.is_absolute())
     };
     if let Some(data_home) = absolute("XDG_DATA_HOME") {
         data_home.join("handoff")
@@ -145,11 +143,10 @@ pub fn webhook_settings_from_env() -> Result<(handoff_webhooks::Settings, bool),
             .map_err(|e| format!("HANDOFF_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
     }
     if let Some(raw) = var("HANDOFF_WEBHOOK_TIMEOUT_SECONDS") {
-        let seconds = raw
-            .parse::<u64>()
-            .ok()
-            .filter(|s| (1..=60).contains(s))
-            .ok_or_else(|| format!("HANDOFF_WEBHOOK_TIMEOUT_SECONDS: {raw:?} is not 1 to 60"))?;
+        let seconds =
+            raw.parse::<u64>().ok().filter(|s| (1..=60).contains(s)).ok_or_else(|| {
+                format!("HANDOFF_WEBHOOK_TIMEOUT_SECONDS: {raw:?} is not 1 to 60")
+            })?;
         settings.timeout = Duration::from_secs(seconds);
     }
     Ok((settings, flag("HANDOFF_WEBHOOK_WORKER", true)?))
@@ -211,10 +208,8 @@ impl std::fmt::Debug for Secret {
 impl Secret {
     /// The secrets of the environment: `HANDOFF_TOKEN_SECRET` and `HANDOFF_TOKEN_VERIFY_SECRETS`.
     pub fn from_env() -> (Option<Secret>, Vec<Secret>) {
-        let secret = std::env::var("HANDOFF_TOKEN_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(Secret);
+        let secret =
+            std::env::var("HANDOFF_TOKEN_SECRET").ok().filter(|s| !s.is_empty()).map(Secret);
         let verify = std::env::var("HANDOFF_TOKEN_VERIFY_SECRETS")
             .unwrap_or_default()
             .split(',')

@@ -40,10 +40,7 @@ pub fn example_results(kind: &str) -> Result<RecordResults, CommandError> {
     };
     let example = |e: &dyn std::fmt::Display| CommandError::Example(e.to_string());
     let body = RawObject::parse(text).map_err(|e| example(&e))?;
-    let mut results = RecordResults {
-        status: Some(SessionStatus::Approved),
-        blocks: Vec::new(),
-    };
+    let mut results = RecordResults { status: Some(SessionStatus::Approved), blocks: Vec::new() };
     for (key, raw) in &body.0 {
         let Some(block) = FeatureBlock::from_v3_key(key) else {
             continue;
@@ -63,9 +60,7 @@ pub fn example_results(kind: &str) -> Result<RecordResults, CommandError> {
 
 /// A workflow of `kind` (`user` or `business`) with every step the example results need.
 pub async fn workflow(
-    services: &Services,
-    caller: &Caller,
-    kind: &str,
+    services: &Services, caller: &Caller, kind: &str,
 ) -> Result<WorkflowId, CommandError> {
     let features: &[Feature] = match kind {
         "user" => &[
@@ -79,12 +74,7 @@ pub async fn workflow(
             Feature::IpAnalysis,
             Feature::DatabaseValidation,
         ],
-        _ => &[
-            Feature::KybRegistry,
-            Feature::KybKeyPeople,
-            Feature::KybDocuments,
-            Feature::Aml,
-        ],
+        _ => &[Feature::KybRegistry, Feature::KybKeyPeople, Feature::KybDocuments, Feature::Aml],
     };
     let steps = features
         .iter()
@@ -102,25 +92,17 @@ pub async fn workflow(
 
 /// A new application named `name`: its caller and its API key.
 pub async fn application(
-    services: &Services,
-    name: &str,
+    services: &Services, name: &str,
 ) -> Result<(Caller, String), CommandError> {
     let (application, key) = services.applications.create_application(name).await?;
     Ok((
-        Caller {
-            application_id: application.id,
-            key_prefix: key.prefix().to_owned(),
-        },
+        Caller { application_id: application.id, key_prefix: key.prefix().to_owned() },
         key.reveal().to_owned(),
     ))
 }
 
 async fn finished(
-    services: &Services,
-    caller: &Caller,
-    workflow: WorkflowId,
-    kind: &str,
-    vendor_data: &str,
+    services: &Services, caller: &Caller, workflow: WorkflowId, kind: &str, vendor_data: &str,
 ) -> Result<SessionId, CommandError> {
     let session = services
         .sessions
@@ -135,10 +117,7 @@ async fn finished(
             },
         )
         .await?;
-    services
-        .sessions
-        .record_results(caller, session.id, example_results(kind)?)
-        .await?;
+    services.sessions.record_results(caller, session.id, example_results(kind)?).await?;
     Ok(session.id)
 }
 
@@ -190,11 +169,8 @@ async fn seed(services: &Services) -> Result<Seeded, CommandError> {
 /// The walk-through, each step a command that can be pasted into a shell as printed.
 fn walkthrough(base: &str, seeded: &Seeded) -> String {
     let (a, b) = (&seeded.source_key, &seeded.receiver_key);
-    let (receiver_id, kyb, workflow) = (
-        seeded.receiver.application_id,
-        seeded.kyb_session,
-        seeded.receiver_kyb_workflow,
-    );
+    let (receiver_id, kyb, workflow) =
+        (seeded.receiver.application_id, seeded.kyb_session, seeded.receiver_kyb_workflow);
     format!(
         r#"handoff demo is serving {base}
 
@@ -261,31 +237,22 @@ pub async fn run(bind: &str) -> Result<(), CommandError> {
         )),
         ..Config::new(&database_url)
     };
-    let app = Application::build(config.clone())
-        .await
-        .map_err(|e| match e {
-            crate::StartError::Bind {
-                address, source, ..
-            } => crate::StartError::Bind {
-                address,
-                setting: "--bind",
-                source,
-            },
-            other => other,
-        })?;
+    let app = Application::build(config.clone()).await.map_err(|e| match e {
+        crate::StartError::Bind { address, source, .. } => {
+            crate::StartError::Bind { address, setting: "--bind", source }
+        }
+        other => other,
+    })?;
     let base = format!("http://127.0.0.1:{}", app.port());
-    let tokens = Arc::new(JwtShareTokens::new(
-        load_keyring(&config, app.store()).await?,
-    ));
+    let tokens = Arc::new(JwtShareTokens::new(load_keyring(&config, app.store()).await?));
     let services = crate::services(app.store(), &base, tokens);
     let seeded = seed(&services).await?;
     // One write, its failure ignored: a reader that stopped reading must not stop the demo.
     {
         use std::io::Write;
         let mut stdout = std::io::stdout().lock();
-        let _ = stdout
-            .write_all(walkthrough(&base, &seeded).as_bytes())
-            .and_then(|()| stdout.flush());
+        let _ =
+            stdout.write_all(walkthrough(&base, &seeded).as_bytes()).and_then(|()| stdout.flush());
     }
     Ok(app.run_until_signalled().await?)
 }

@@ -62,9 +62,8 @@ pub async fn load_keyring(config: &Config, store: &Store) -> Result<Keyring, Sta
         .ensure_signing_key(&first, Utc::now())
         .await
         .map_err(|e| StartError::Config(format!("cannot store the first signing key: {e}")))?;
-    let keyring = database_keyring(store, &kek, algorithm)
-        .await
-        .map_err(|e| StartError::Config(e.0))?;
+    let keyring =
+        database_keyring(store, &kek, algorithm).await.map_err(|e| StartError::Config(e.0))?;
     if keyring.is_empty() {
         return Err(StartError::Config(
             "every share-token signing key in the database is retired: add one with \
@@ -77,18 +76,13 @@ pub async fn load_keyring(config: &Config, store: &Store) -> Result<Keyring, Sta
 
 /// A new random key of `algorithm`, sealed, that signs from `activates_at` on.
 pub fn generate_key(
-    kid: &str,
-    algorithm: TokenAlgorithm,
-    kek: &KeyEncryptionKey,
-    activates_at: DateTime<Utc>,
+    kid: &str, algorithm: TokenAlgorithm, kek: &KeyEncryptionKey, activates_at: DateTime<Utc>,
 ) -> Result<NewSigningKey, SettingError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| format!("random source failed: {e}"))?;
     let key =
         SigningKey::from_bytes(kid, algorithm, bytes.to_vec(), None).map_err(|e| e.to_string())?;
-    let sealed_secret = kek
-        .seal(kid, algorithm, &key.to_bytes())
-        .map_err(|e| e.to_string())?;
+    let sealed_secret = kek.seal(kid, algorithm, &key.to_bytes()).map_err(|e| e.to_string())?;
     Ok(NewSigningKey {
         kid: kid.to_owned(),
         algorithm: algorithm.as_str().to_owned(),
@@ -161,23 +155,18 @@ fn trim_line_end(mut bytes: Vec<u8>) -> Vec<u8> {
 /// The unretired database keys, opened with `kek`, in a ring that signs with `algorithm`. Keys
 /// an earlier version stored in clear are sealed on the way.
 pub async fn database_keyring(
-    store: &Store,
-    kek: &KeyEncryptionKey,
-    algorithm: TokenAlgorithm,
+    store: &Store, kek: &KeyEncryptionKey, algorithm: TokenAlgorithm,
 ) -> Result<Keyring, SettingError> {
-    let stored = store
-        .signing_keys(false)
-        .await
-        .map_err(|e| format!("cannot load signing keys: {e}"))?;
+    let stored =
+        store.signing_keys(false).await.map_err(|e| format!("cannot load signing keys: {e}"))?;
     let mut keys = Vec::with_capacity(stored.len());
     for key in stored {
         let key_algorithm = TokenAlgorithm::parse(&key.algorithm)
             .map_err(|e| format!("signing key {}: {e}", key.kid))?;
         let bytes = match &key.sealed_with {
             None => {
-                let sealed = kek
-                    .seal(&key.kid, key_algorithm, &key.secret)
-                    .map_err(|e| e.to_string())?;
+                let sealed =
+                    kek.seal(&key.kid, key_algorithm, &key.secret).map_err(|e| e.to_string())?;
                 store
                     .seal_signing_key(&key.kid, sealed, kek.id(), None)
                     .await
@@ -209,10 +198,7 @@ pub async fn database_keyring(
 /// Reloads the database keys every `interval`, so that rotations and retirements reach
 /// running servers.
 pub(crate) fn reload_periodically(
-    store: Store,
-    tokens: Arc<JwtShareTokens>,
-    kek: KeyEncryptionKey,
-    algorithm: TokenAlgorithm,
+    store: Store, tokens: Arc<JwtShareTokens>, kek: KeyEncryptionKey, algorithm: TokenAlgorithm,
     interval: Duration,
 ) {
     tokio::spawn(async move {

@@ -70,10 +70,8 @@ pub(crate) fn bind(address: &str, setting: &'static str) -> Result<TcpListener, 
 
 /// Opens the database and brings its schema up to date.
 pub async fn open_store(config: &Config) -> Result<Store, StartError> {
-    let options = StoreOptions {
-        max_connections: config.max_connections,
-        ..StoreOptions::default()
-    };
+    let options =
+        StoreOptions { max_connections: config.max_connections, ..StoreOptions::default() };
     let store = Store::connect(&config.database_url, &options).await?;
     tracing::info!(
         database = %handoff_store::describe_database(&config.database_url),
@@ -90,9 +88,7 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
         .iter()
         .map(|migration| migration.name().to_owned())
         .collect();
-    Migrator::up(&txn, None)
-        .await
-        .map_err(StartError::Migrate)?;
+    Migrator::up(&txn, None).await.map_err(StartError::Migrate)?;
     txn.commit().await.map_err(StartError::Migrate)?;
     // Said once, and only when there was something to do.
     if !pending.is_empty() {
@@ -122,19 +118,12 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
 /// Every service over one store and one token signer, with the system clock and random ids;
 /// no secret can be sealed (operator commands and tests that make no webhook destination).
 pub fn services(store: &Store, session_base_url: &str, tokens: Arc<dyn ShareTokens>) -> Services {
-    services_sealing(
-        store,
-        session_base_url,
-        tokens,
-        Arc::new(webhooks::NoSealer),
-    )
+    services_sealing(store, session_base_url, tokens, Arc::new(webhooks::NoSealer))
 }
 
 /// [`services`] that seal secrets with `sealer`.
 pub fn services_sealing(
-    store: &Store,
-    session_base_url: &str,
-    tokens: Arc<dyn ShareTokens>,
+    store: &Store, session_base_url: &str, tokens: Arc<dyn ShareTokens>,
     sealer: Arc<dyn handoff_domain::ports::SecretSealer>,
 ) -> Services {
     let shared = Arc::new(store.clone());
@@ -205,13 +194,7 @@ impl Application {
         let store = open_store(&config).await?;
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let public_url = config.public_url.clone().unwrap_or_else(|| {
-            format!(
-                "http://{}",
-                listener
-                    .local_addr()
-                    .map(|a| a.to_string())
-                    .unwrap_or_default()
-            )
+            format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default())
         });
         let tokens = Arc::new(JwtShareTokens::new(load_keyring(&config, &store).await?));
         if config.token_secret.is_none() {
@@ -385,10 +368,7 @@ pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_sec
 /// The first of SIGINT and SIGTERM, by name.
 async fn shutdown_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
         (Ok(mut interrupt), Ok(mut terminate)) => tokio::select! {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",

@@ -37,8 +37,7 @@ impl StorageGauges for StoreGauges {
 
 /// The metrics when `endpoint` turns them on.
 pub fn collect(
-    endpoint: &MetricsEndpoint,
-    store: &Store,
+    endpoint: &MetricsEndpoint, store: &Store,
 ) -> Result<Option<Arc<Metrics>>, StartError> {
     if *endpoint == MetricsEndpoint::Off {
         return Ok(None);
@@ -50,13 +49,9 @@ pub fn collect(
 
 /// The server of `/metrics` alone on `listener`, and its port.
 pub fn serve_apart(
-    listener: std::net::TcpListener,
-    state: AppState,
+    listener: std::net::TcpListener, state: AppState,
 ) -> Result<(Server, u16), StartError> {
-    let address = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let server = HttpServer::new(move || {
         App::new()

@@ -36,20 +36,15 @@ impl Drop for Serving {
 }
 
 pub(crate) async fn log_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
+    req: ServiceRequest, next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let _serving = req
-        .app_data::<actix_web::web::Data<InFlight>>()
-        .map(|in_flight| {
-            in_flight.0.fetch_add(1, Ordering::AcqRel);
-            Serving(in_flight.0.clone())
-        });
+    let _serving = req.app_data::<actix_web::web::Data<InFlight>>().map(|in_flight| {
+        in_flight.0.fetch_add(1, Ordering::AcqRel);
+        Serving(in_flight.0.clone())
+    });
     let request_id = uuid::Uuid::new_v4().to_string();
     let method = handoff_http::method_label(req.method());
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let route = req.match_pattern().unwrap_or_else(|| "(unmatched)".to_owned());
     let started = Instant::now();
     let span = tracing::info_span!("request", request_id = %request_id);
     let result = next.call(req).instrument(span.clone()).await;
@@ -59,9 +54,7 @@ pub(crate) async fn log_request(
             let status = response.status().as_u16();
             tracing::info!(%method, %route, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
             if let Ok(value) = HeaderValue::from_str(&request_id) {
-                response
-                    .headers_mut()
-                    .insert(HeaderName::from_static("x-request-id"), value);
+                response.headers_mut().insert(HeaderName::from_static("x-request-id"), value);
             }
             Ok(response)
         }

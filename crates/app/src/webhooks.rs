@@ -40,10 +40,7 @@ impl SecretSealer for NoSealer {
 /// The key that seals webhook secrets: the key-encryption key, or, when the operator gave
 /// only `HANDOFF_TOKEN_SECRET`, a key derived from it.
 pub fn secrets_key(config: &Config) -> Result<KeyEncryptionKey, StartError> {
-    match (
-        crate::keys::key_encryption_key(config),
-        &config.token_secret,
-    ) {
+    match (crate::keys::key_encryption_key(config), &config.token_secret) {
         (Ok(kek), _) => Ok(kek),
         (Err(_), Some(secret)) => {
             let derived = [b"webhook secrets\0".as_slice(), secret.0.as_bytes()].concat();
@@ -66,10 +63,7 @@ impl RunningWorker {
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let mut task = self.task;
-        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut task).await.is_err() {
             task.abort();
             let _ = task.await;
         }
@@ -78,9 +72,7 @@ impl RunningWorker {
 
 /// Starts the delivery worker of this server.
 pub fn start_worker(
-    config: &Config,
-    store: &Store,
-    kek: KeyEncryptionKey,
+    config: &Config, store: &Store, kek: KeyEncryptionKey,
 ) -> Result<RunningWorker, StartError> {
     let decision: handoff_webhooks::DecisionRenderer = Arc::new(|record| {
         serde_json::to_value(handoff_http::decision::V3Decision(record))
@@ -94,8 +86,5 @@ pub fn start_worker(
     let worker = handoff_webhooks::Worker::new(ports, kek, decision, config.webhooks.clone())
         .map_err(|e| StartError::Config(e.to_string()))?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    Ok(RunningWorker {
-        stop,
-        task: worker.spawn(stopped),
-    })
+    Ok(RunningWorker { stop, task: worker.spawn(stopped) })
 }

@@ -38,10 +38,7 @@ struct ReferenceTokens {
 impl ShareTokens for ReferenceTokens {
     fn issue(&self, claims: &ShareClaims) -> Result<String, TokenError> {
         let token = format!("ref-{}", self.next.fetch_add(1, Ordering::Relaxed));
-        let mut issued = self
-            .issued
-            .lock()
-            .map_err(|_| TokenError::Signing("poisoned".into()))?;
+        let mut issued = self.issued.lock().map_err(|_| TokenError::Signing("poisoned".into()))?;
         issued.insert(token.clone(), claims.clone());
         Ok(token)
     }
@@ -89,25 +86,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     ports.ids = Arc::new(SequenceIds::default());
     let services = Services::new(ports, "https://verify.acme.test");
 
-    let caller =
-        |(application, key): (handoff_domain::Application, handoff_domain::ApiKey)| Caller {
-            application_id: application.id,
-            key_prefix: key.prefix().to_owned(),
-        };
+    let caller = |(application, key): (handoff_domain::Application, handoff_domain::ApiKey)| {
+        Caller { application_id: application.id, key_prefix: key.prefix().to_owned() }
+    };
     let bank = caller(services.applications.create_application("Bank").await?);
     let broker = caller(services.applications.create_application("Broker").await?);
     let kyc = || {
-        let step = |feature| WorkflowFeature {
-            feature,
-            config: serde_json::json!({}),
-            label: None,
-        };
-        NewWorkflow::parse(
-            None,
-            vec![step(Feature::Ocr), step(Feature::Liveness)],
-            false,
-            None,
-        )
+        let step =
+            |feature| WorkflowFeature { feature, config: serde_json::json!({}), label: None };
+        NewWorkflow::parse(None, vec![step(Feature::Ocr), step(Feature::Liveness)], false, None)
     };
     let bank_kyc = services.workflows.create(&bank, kyc()?).await?;
     let broker_kyc = services.workflows.create(&broker, kyc()?).await?;
@@ -122,23 +109,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
             },
         )
         .await?;
-    let approved = RecordResults {
-        status: Some(SessionStatus::Approved),
-        blocks: vec![],
-    };
-    services
-        .sessions
-        .record_results(&bank, session.id, approved)
-        .await?;
+    let approved = RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] };
+    services.sessions.record_results(&bank, session.id, approved).await?;
     let shared = services
         .share
         .share(
             &bank,
             session.id,
-            ShareRequest {
-                for_application_id: broker.application_id,
-                ttl: ShareTtl::DEFAULT,
-            },
+            ShareRequest { for_application_id: broker.application_id, ttl: ShareTtl::DEFAULT },
         )
         .await?;
     assert!(

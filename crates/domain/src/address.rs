@@ -163,11 +163,9 @@ mod tests {
             "2001:db8::1",
             "100::1",
         ] {
-            for policy in [
-                AddressPolicy::PublicOnly,
-                AddressPolicy::AllowPrivate,
-                AddressPolicy::PrivateOnly,
-            ] {
+            for policy in
+                [AddressPolicy::PublicOnly, AddressPolicy::AllowPrivate, AddressPolicy::PrivateOnly]
+            {
                 assert!(!policy.allows(ip(never)), "{never} under {policy:?}");
             }
         }

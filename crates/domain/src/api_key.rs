@@ -45,11 +45,7 @@ impl ApiKey {
         getrandom::fill(&mut bytes)?;
         let prefix = hex(&bytes[..PREFIX_BYTES]);
         let key = ApiKey(format!("hk_{prefix}_{}", hex(&bytes[PREFIX_BYTES..])));
-        let stored = NewApiKey {
-            application_id,
-            prefix,
-            hash: key.hash(),
-        };
+        let stored = NewApiKey { application_id, prefix, hash: key.hash() };
         Ok((key, stored))
     }
 

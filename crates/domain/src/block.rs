@@ -67,23 +67,22 @@ const BUSINESS_BLOCKS: [FeatureBlock; 8] = [
 ];
 
 impl FeatureBlock {
-    /// Every block, each once.
-    pub const ALL: [FeatureBlock; 14] = [
-        FeatureBlock::IdVerifications,
-        FeatureBlock::NfcVerifications,
-        FeatureBlock::LivenessChecks,
-        FeatureBlock::FaceMatches,
-        FeatureBlock::PoaVerifications,
-        FeatureBlock::PhoneVerifications,
-        FeatureBlock::EmailVerifications,
-        FeatureBlock::AmlScreenings,
-        FeatureBlock::IpAnalyses,
-        FeatureBlock::DatabaseValidations,
-        FeatureBlock::QuestionnaireResponses,
-        FeatureBlock::RegistryChecks,
-        FeatureBlock::KeyPeopleChecks,
-        FeatureBlock::DocumentVerifications,
-    ];
+    /// Every block, each once: the user blocks, then those only a business has.
+    pub const ALL: [FeatureBlock; 14] = {
+        let business_only =
+            [Self::RegistryChecks, Self::KeyPeopleChecks, Self::DocumentVerifications];
+        let mut all = [Self::IdVerifications; 14];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = if i < USER_BLOCKS.len() {
+                USER_BLOCKS[i]
+            } else {
+                business_only[i - USER_BLOCKS.len()]
+            };
+            i += 1;
+        }
+        all
+    };
 
     /// The blocks of a kind, in the order the V3 payload lists them.
     pub fn for_kind(kind: SessionKind) -> &'static [FeatureBlock] {
@@ -98,9 +97,7 @@ impl FeatureBlock {
         if feature == Feature::IpAnalysis {
             return Some(FeatureBlock::IpAnalyses);
         }
-        Self::ALL
-            .into_iter()
-            .find(|block| block.features().contains(&feature))
+        Self::ALL.into_iter().find(|block| block.features().contains(&feature))
     }
 
     /// What a person reading a report calls the block.
@@ -157,11 +154,7 @@ impl FeatureBlock {
             return None;
         }
         let names = |features: &[Feature]| {
-            features
-                .iter()
-                .map(|f| f.as_str())
-                .collect::<Vec<_>>()
-                .join(" or ")
+            features.iter().map(|f| f.as_str()).collect::<Vec<_>>().join(" or ")
         };
         let known: Vec<&str> = steps.iter().map(|f| f.as_str()).collect();
         Some(format!(
@@ -266,20 +259,12 @@ impl FeatureItem {
         // `1e999999` is valid JSON grammar but no client could read it back.
         serde_json::from_str::<serde_json::Value>(json.get())
             .map_err(|_| ItemError::NumberOutOfRange)?;
-        Ok(Self {
-            node_id,
-            status,
-            json,
-        })
+        Ok(Self { node_id, status, json })
     }
 
     /// Rebuilds an item from storage, where it was validated when recorded.
     pub fn from_stored(node_id: String, status: String, json: Box<RawValue>) -> Self {
-        Self {
-            node_id,
-            status,
-            json,
-        }
+        Self { node_id, status, json }
     }
 
     /// The engine's node id.
@@ -359,30 +344,15 @@ mod tests {
     #[test]
     fn item_rules() {
         let cases: [(&str, Result<(), ItemError>); 11] = [
-            (
-                r#"{"node_id":"n","status":"A","score":1e999999}"#,
-                Err(ItemError::NumberOutOfRange),
-            ),
+            (r#"{"node_id":"n","status":"A","score":1e999999}"#, Err(ItemError::NumberOutOfRange)),
             (r#"{"node_id":"n","status":"Approved"}"#, Ok(())),
             (r#"[1]"#, Err(ItemError::NotAnObject)),
             (r#""text""#, Err(ItemError::NotAnObject)),
             (r#"{"status":"Approved"}"#, Err(ItemError::NodeId)),
-            (
-                r#"{"node_id":"a\u0000","status":"Approved"}"#,
-                Err(ItemError::NodeId),
-            ),
-            (
-                r#"{"node_id":"a","status":"\u0000"}"#,
-                Err(ItemError::Status),
-            ),
-            (
-                r#"{"node_id":"","status":"Approved"}"#,
-                Err(ItemError::NodeId),
-            ),
-            (
-                r#"{"node_id":7,"status":"Approved"}"#,
-                Err(ItemError::NodeId),
-            ),
+            (r#"{"node_id":"a\u0000","status":"Approved"}"#, Err(ItemError::NodeId)),
+            (r#"{"node_id":"a","status":"\u0000"}"#, Err(ItemError::Status)),
+            (r#"{"node_id":"","status":"Approved"}"#, Err(ItemError::NodeId)),
+            (r#"{"node_id":7,"status":"Approved"}"#, Err(ItemError::NodeId)),
             (r#"{"node_id":"n","status":null}"#, Err(ItemError::Status)),
             (
                 r#"{"node_id":"n","status":"A","node_id":"m"}"#,
@@ -390,11 +360,7 @@ mod tests {
             ),
         ];
         for (input, expected) in cases {
-            assert_eq!(
-                FeatureItem::parse(&raw(input)).map(|_| ()),
-                expected,
-                "{input}"
-            );
+            assert_eq!(FeatureItem::parse(&raw(input)).map(|_| ()), expected, "{input}");
         }
     }
 
@@ -421,10 +387,8 @@ mod tests {
                 ("questionnaire_responses", "questionnaire"),
             ]
         );
-        let business: Vec<_> = FeatureBlock::for_kind(SessionKind::Business)
-            .iter()
-            .map(|b| b.v3_key())
-            .collect();
+        let business: Vec<_> =
+            FeatureBlock::for_kind(SessionKind::Business).iter().map(|b| b.v3_key()).collect();
         assert_eq!(
             business,
             [
@@ -440,6 +404,12 @@ mod tests {
         );
         for block in FeatureBlock::ALL {
             assert_eq!(FeatureBlock::from_v3_key(block.v3_key()), Some(block));
+        }
+        let distinct: std::collections::HashSet<_> = FeatureBlock::ALL.iter().collect();
+        assert_eq!(distinct.len(), FeatureBlock::ALL.len(), "each block once");
+        for kind in SessionKind::ALL {
+            let of_kind = FeatureBlock::for_kind(kind);
+            assert!(of_kind.iter().all(|b| distinct.contains(b)), "{kind:?}'s blocks are in ALL");
         }
         assert!(!FeatureBlock::RegistryChecks.belongs_to(SessionKind::User));
         assert!(FeatureBlock::AmlScreenings.belongs_to(SessionKind::Business));

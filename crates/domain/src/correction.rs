@@ -11,9 +11,8 @@ use crate::{FeatureBlock, ValidationErrors};
 pub const TEXT_MAX_CHARS: usize = 1000;
 
 /// Didit's document types (`document_type` of `update-data`).
-pub const DOCUMENT_TYPES: [&str; 12] = [
-    "P", "DL", "ID", "RP", "SSC", "HIC", "WP", "TC", "VISA", "PSC", "BC", "OTHER",
-];
+pub const DOCUMENT_TYPES: [&str; 12] =
+    ["P", "DL", "ID", "RP", "SSC", "HIC", "WP", "TC", "VISA", "PSC", "BC", "OTHER"];
 /// Genders as documents print them.
 pub const GENDERS: [&str; 3] = ["M", "F", "U"];
 /// Marital statuses.
@@ -100,9 +99,7 @@ impl Correction {
 
     /// `members`, each checked against `rules`; every refused one named.
     fn checked(
-        block: FeatureBlock,
-        members: Map<String, Value>,
-        rules: &[(&str, Rule)],
+        block: FeatureBlock, members: Map<String, Value>, rules: &[(&str, Rule)],
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         if members.is_empty() {
@@ -119,10 +116,7 @@ impl Correction {
             }
         }
         errors.into_result()?;
-        Ok(Self {
-            block,
-            changes: members,
-        })
+        Ok(Self { block, changes: members })
     }
 }
 

@@ -18,11 +18,8 @@ pub enum EntityStatus {
 
 impl EntityStatus {
     /// Every status.
-    pub const ALL: [EntityStatus; 3] = [
-        EntityStatus::Active,
-        EntityStatus::Flagged,
-        EntityStatus::Blocked,
-    ];
+    pub const ALL: [EntityStatus; 3] =
+        [EntityStatus::Active, EntityStatus::Flagged, EntityStatus::Blocked];
 
     /// The wire string.
     pub const fn as_str(self) -> &'static str {

@@ -171,10 +171,7 @@ mod tests {
             IdempotentOperation::Share,
             IdempotentOperation::Import,
         ] {
-            assert_eq!(
-                IdempotentOperation::parse(operation.as_str()),
-                Some(operation)
-            );
+            assert_eq!(IdempotentOperation::parse(operation.as_str()), Some(operation));
         }
         let now = Utc::now();
         let stored = StoredIdempotency {

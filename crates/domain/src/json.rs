@@ -24,21 +24,14 @@ impl RawObject {
     /// The first key that appears more than once, if any.
     pub fn duplicate_key(&self) -> Option<&str> {
         let mut seen = std::collections::HashSet::with_capacity(self.0.len());
-        self.0
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .find(|k| !seen.insert(*k))
+        self.0.iter().map(|(k, _)| k.as_str()).find(|k| !seen.insert(*k))
     }
 
     /// Writes the object back as compact JSON, leaving out the members named in `skip`.
     /// Values are copied as raw text, so they are byte-for-byte what was parsed.
     pub fn to_json_without(&self, skip: &[&str]) -> String {
         let mut out = String::with_capacity(
-            self.0
-                .iter()
-                .map(|(k, v)| k.len() + v.get().len() + 4)
-                .sum::<usize>()
-                + 2,
+            self.0.iter().map(|(k, v)| k.len() + v.get().len() + 4).sum::<usize>() + 2,
         );
         out.push('{');
         let mut first = true;
@@ -106,9 +99,7 @@ impl<'de> serde::Deserialize<'de> for RawObject {
             }
         }
 
-        deserializer
-            .deserialize_map(ObjectVisitor)
-            .map_err(de::Error::custom)
+        deserializer.deserialize_map(ObjectVisitor).map_err(de::Error::custom)
     }
 }
 
@@ -119,29 +110,20 @@ mod tests {
     #[test]
     fn keeps_order_and_raw_values() {
         let obj = RawObject::parse(r#"{"z": 1.50, "node_id": "n", "a": [1, 2]}"#).unwrap();
-        assert_eq!(
-            obj.to_json_without(&["node_id"]),
-            r#"{"z":1.50,"a":[1, 2]}"#
-        );
+        assert_eq!(obj.to_json_without(&["node_id"]), r#"{"z":1.50,"a":[1, 2]}"#);
     }
 
     #[test]
     fn compact_keeps_tokens_verbatim() {
         let input = "{ \"a b\" : [ 1.50 , \"x \\\" y\" ],\n\t\"c\": {\"d\": 1e2} }";
-        assert_eq!(
-            compact(input),
-            "{\"a b\":[1.50,\"x \\\" y\"],\"c\":{\"d\":1e2}}"
-        );
+        assert_eq!(compact(input), "{\"a b\":[1.50,\"x \\\" y\"],\"c\":{\"d\":1e2}}");
     }
 
     #[test]
     fn finds_duplicate_keys() {
         let obj = RawObject::parse(r#"{"a": 1, "b": 2, "a": 3}"#).unwrap();
         assert_eq!(obj.duplicate_key(), Some("a"));
-        assert_eq!(
-            RawObject::parse(r#"{"a": 1}"#).unwrap().duplicate_key(),
-            None
-        );
+        assert_eq!(RawObject::parse(r#"{"a": 1}"#).unwrap().duplicate_key(), None);
     }
 
     #[test]

@@ -36,9 +36,7 @@ use crate::workflow::Workflow;
 pub trait ApplicationRepository: Send + Sync {
     /// Stores a new application together with its first key, atomically.
     async fn create_application(
-        &self,
-        application: &Application,
-        key: &NewApiKey,
+        &self, application: &Application, key: &NewApiKey,
     ) -> Result<(), RepoError>;
 
     /// Every application, oldest first.
@@ -53,36 +51,26 @@ pub trait ApplicationRepository: Send + Sync {
     /// Revokes the application's key with this prefix. MUST return `Ok(false)` when the
     /// application holds no unrevoked key with that prefix.
     async fn revoke_api_key(
-        &self,
-        application_id: ApplicationId,
-        prefix: &str,
-        at: DateTime<Utc>,
+        &self, application_id: ApplicationId, prefix: &str, at: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 
     /// The unrevoked key with this prefix, as `(application, hash)`. MUST return `Ok(None)` for
     /// an unknown or revoked prefix.
     async fn find_api_key(
-        &self,
-        prefix: &str,
+        &self, prefix: &str,
     ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError>;
 
     /// Stores a new console session under its id's hash, and forgets those that ended before
     /// `now` or were idle since `idle_since`.
     async fn open_console_session(
-        &self,
-        id: ConsoleSessionHash,
-        session: &ConsoleSession,
-        now: DateTime<Utc>,
+        &self, id: ConsoleSessionHash, session: &ConsoleSession, now: DateTime<Utc>,
         idle_since: DateTime<Utc>,
     ) -> Result<(), RepoError>;
 
     /// The console session with this id's hash, if it has not ended by `now` and was used
     /// since `idle_since`; it counts as used `now`.
     async fn touch_console_session(
-        &self,
-        id: ConsoleSessionHash,
-        now: DateTime<Utc>,
-        idle_since: DateTime<Utc>,
+        &self, id: ConsoleSessionHash, now: DateTime<Utc>, idle_since: DateTime<Utc>,
     ) -> Result<Option<ConsoleSession>, RepoError>;
 
     /// Ends the console session with this id's hash, if there is one.
@@ -103,25 +91,19 @@ pub trait WorkflowRepository: Send + Sync {
 
     /// The application's workflows that are not deleted, oldest first.
     async fn list_workflows(
-        &self,
-        application_id: ApplicationId,
+        &self, application_id: ApplicationId,
     ) -> Result<Vec<Workflow>, RepoError>;
 
     /// One workflow of the application. MUST return `Ok(None)` for a deleted workflow or
     /// another application's.
     async fn find_workflow(
-        &self,
-        application_id: ApplicationId,
-        id: WorkflowId,
+        &self, application_id: ApplicationId, id: WorkflowId,
     ) -> Result<Option<Workflow>, RepoError>;
 
     /// Deletes a workflow; sessions that ran it keep its id. MUST return `Ok(false)` when the
     /// application holds no such workflow.
     async fn delete_workflow(
-        &self,
-        application_id: ApplicationId,
-        id: WorkflowId,
-        at: DateTime<Utc>,
+        &self, application_id: ApplicationId, id: WorkflowId, at: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 }
 
@@ -136,17 +118,13 @@ pub trait SessionRepository: Send + Sync {
     /// returned instead, its `callback` and `metadata` replaced by those given — decided under
     /// the same lock that allocates numbers, so that concurrent requests reuse one session.
     async fn create_session(
-        &self,
-        session: &NewSession,
-        log: &LogEntry,
+        &self, session: &NewSession, log: &LogEntry,
     ) -> Result<StoredSession, RepoError>;
 
     /// The session with its recorded blocks and reviews. MUST return `Ok(None)` for another
     /// application's session.
     async fn find_session(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<SessionRecord>, RepoError>;
 
     /// The session whose `session_token` this is, of whichever application, without its
@@ -156,29 +134,21 @@ pub trait SessionRepository: Send + Sync {
     /// A page of the session's activity ([`crate::LogEntry::is_activity`]), by row order.
     /// MUST return `Ok(None)` for another application's session.
     async fn session_activity(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        query: crate::session::ActivityQuery,
+        &self, application_id: ApplicationId, id: SessionId, query: crate::session::ActivityQuery,
     ) -> Result<Option<crate::session::ActivityPage>, RepoError>;
 
     /// The session's events — its log rows other than reviews (`created`, `results_recorded`,
     /// `shared`, `imported`, `imported_by`, …) — oldest first. MUST return `Ok(None)` for
     /// another application's session.
     async fn session_events(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<Vec<LogEntry>>, RepoError>;
 
     /// Replaces the blocks that `results` names and sets its status, and appends `log` with
     /// `old_status` filled in, in one transaction. MUST return `Ok(false)` and write nothing when
     /// the application holds no such session.
     async fn record_results(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        results: &RecordResults,
+        &self, application_id: ApplicationId, id: SessionId, results: &RecordResults,
         log: &LogEntry,
     ) -> Result<bool, RepoError>;
 
@@ -186,45 +156,31 @@ pub trait SessionRepository: Send + Sync {
     /// `revision` (checked under the session's lock); [`RepoError::Changed`] and nothing
     /// written when it is not.
     async fn amend_results(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        revision: i64,
-        results: &RecordResults,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, id: SessionId, revision: i64,
+        results: &RecordResults, log: &LogEntry,
     ) -> Result<bool, RepoError>;
 
     /// Sets the reviewed status when, and only when, the current status is reviewable (checked
     /// and changed atomically), and appends `log` with `old_status` and `new_status` filled in.
     async fn apply_review(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        review: ReviewStatus,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, id: SessionId, review: ReviewStatus, log: &LogEntry,
     ) -> Result<ReviewOutcome, RepoError>;
 
     /// Deletes the application's sessions with these numbers (every one of its sessions with
     /// `None`) and every related row, at once; the deleted sessions' ids and numbers.
     async fn delete_sessions(
-        &self,
-        application_id: ApplicationId,
-        numbers: Option<&[i64]>,
+        &self, application_id: ApplicationId, numbers: Option<&[i64]>,
     ) -> Result<Vec<(SessionId, i64)>, RepoError>;
 
     /// Deletes a session and every related row. MUST return `Ok(false)` when the application
     /// holds no such session.
     async fn delete_session(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<bool, RepoError>;
 
     /// One page of the application's sessions that match, newest first.
     async fn list_sessions(
-        &self,
-        application_id: ApplicationId,
-        filter: &SessionFilter,
+        &self, application_id: ApplicationId, filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError>;
 }
 
@@ -233,10 +189,7 @@ pub trait SessionRepository: Send + Sync {
 pub trait EntityRepository: Send + Sync {
     /// The application's entity of this kind whose `vendor_data` matches case-insensitively.
     async fn find_entity(
-        &self,
-        application_id: ApplicationId,
-        kind: SessionKind,
-        vendor_data: &VendorData,
+        &self, application_id: ApplicationId, kind: SessionKind, vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError>;
 
     /// Changes the application's entity of this kind and `vendor_data`: its profile, and its
@@ -244,36 +197,26 @@ pub trait EntityRepository: Send + Sync {
     /// `user.status.updated` or `business.status.updated` event — in one transaction. The
     /// entity after, or `None`.
     async fn update_entity(
-        &self,
-        application_id: ApplicationId,
-        kind: SessionKind,
-        vendor_data: &VendorData,
-        profile: &crate::entity::ProfileChange,
-        status: Option<&crate::entity::EntityStatusChange>,
+        &self, application_id: ApplicationId, kind: SessionKind, vendor_data: &VendorData,
+        profile: &crate::entity::ProfileChange, status: Option<&crate::entity::EntityStatusChange>,
     ) -> Result<Option<Entity>, RepoError>;
 
     /// Creates an entity; `None` when the application has one of that kind whose
     /// `vendor_data` matches.
     async fn create_entity(
-        &self,
-        application_id: ApplicationId,
-        entity: &crate::entity::NewEntity,
+        &self, application_id: ApplicationId, entity: &crate::entity::NewEntity,
     ) -> Result<Option<Entity>, RepoError>;
 
     /// A page of the application's entities of this kind, newest first.
     async fn list_entities(
-        &self,
-        application_id: ApplicationId,
-        kind: SessionKind,
+        &self, application_id: ApplicationId, kind: SessionKind,
         filter: &crate::entity::EntityFilter,
     ) -> Result<crate::entity::EntityPage, RepoError>;
 
     /// Deletes the application's entities of this kind matching these `vendor_data` or ids
     /// (every one with `None`), each with its sessions and their rows; how many entities.
     async fn delete_entities(
-        &self,
-        application_id: ApplicationId,
-        kind: SessionKind,
+        &self, application_id: ApplicationId, kind: SessionKind,
         selection: Option<(&[VendorData], &[uuid::Uuid])>,
     ) -> Result<u64, RepoError>;
 }
@@ -301,25 +244,18 @@ pub trait ShareTokens: Send + Sync {
 pub trait IdempotencyRepository: Send + Sync {
     /// The application's key, if stored (expired or not).
     async fn find_idempotency(
-        &self,
-        application_id: ApplicationId,
-        key: &IdempotencyKey,
+        &self, application_id: ApplicationId, key: &IdempotencyKey,
     ) -> Result<Option<StoredIdempotency>, RepoError>;
 
     /// Records the answer of the key's write, unless one is recorded already.
     async fn record_answer(
-        &self,
-        application_id: ApplicationId,
-        key: &IdempotencyKey,
-        answer: &RecordedAnswer,
+        &self, application_id: ApplicationId, key: &IdempotencyKey, answer: &RecordedAnswer,
     ) -> Result<(), RepoError>;
 
     /// Deletes keys created before `before` — one key of one application, or every key when
     /// `key` is `None`; how many.
     async fn forget_idempotency(
-        &self,
-        application_id: Option<ApplicationId>,
-        key: Option<&IdempotencyKey>,
+        &self, application_id: Option<ApplicationId>, key: Option<&IdempotencyKey>,
         before: DateTime<Utc>,
     ) -> Result<u64, RepoError>;
 }
@@ -332,32 +268,25 @@ pub trait DeliveryQueue: Send + Sync {
     /// Fans up to `limit` undispatched events out to the destinations subscribed to them, as
     /// pending deliveries due `now`; how many events.
     async fn dispatch_webhook_events(
-        &self,
-        limit: u64,
-        now: DateTime<Utc>,
+        &self, limit: u64, now: DateTime<Utc>,
     ) -> Result<usize, RepoError>;
 
     /// Claims due deliveries as `claim` bounds them, each with its attempt counted and its
     /// next attempt put `claim.lease` later (so that a worker that dies lets it come due
     /// again); with each, what sending it needs.
     async fn claim_webhook_deliveries(
-        &self,
-        claim: &Claim<'_>,
-        now: DateTime<Utc>,
+        &self, claim: &Claim<'_>, now: DateTime<Utc>,
     ) -> Result<Vec<DueDelivery>, RepoError>;
 
     /// Keeps each event's first rendered payload: the payload kept for each of `rendered`'s
     /// events (another worker's, when it kept one first).
     async fn keep_webhook_payloads(
-        &self,
-        rendered: &[(EventId, String)],
+        &self, rendered: &[(EventId, String)],
     ) -> Result<HashMap<EventId, String>, RepoError>;
 
     /// Records what attempts gave, each by its delivery's id, in one transaction.
     async fn record_webhook_attempts(
-        &self,
-        attempts: &[(DeliveryId, AttemptOutcome)],
-        now: DateTime<Utc>,
+        &self, attempts: &[(DeliveryId, AttemptOutcome)], now: DateTime<Utc>,
     ) -> Result<(), RepoError>;
 
     /// Deletes delivered deliveries created before `before` and the events no delivery
@@ -372,23 +301,18 @@ pub trait DeliveryQueue: Send + Sync {
 pub trait WebhookRepository: Send + Sync {
     /// Stores a new destination with its sealed secret.
     async fn create_destination(
-        &self,
-        destination: &Destination,
-        secret: &SealedSecret,
+        &self, destination: &Destination, secret: &SealedSecret,
     ) -> Result<(), RepoError>;
 
     /// The application's destinations, oldest first.
     async fn destinations(
-        &self,
-        application_id: ApplicationId,
+        &self, application_id: ApplicationId,
     ) -> Result<Vec<Destination>, RepoError>;
 
     /// The application's destination with this id. MUST return `Ok(None)` for another
     /// application's.
     async fn find_destination(
-        &self,
-        application_id: ApplicationId,
-        id: DestinationId,
+        &self, application_id: ApplicationId, id: DestinationId,
     ) -> Result<Option<Destination>, RepoError>;
 
     /// Saves a destination's label, url, enabled flag, events and `updated_at`.
@@ -396,36 +320,25 @@ pub trait WebhookRepository: Send + Sync {
 
     /// Replaces the secret; the one before keeps signing beside it until `previous_until`.
     async fn rotate_destination_secret(
-        &self,
-        application_id: ApplicationId,
-        id: DestinationId,
-        secret: &SealedSecret,
+        &self, application_id: ApplicationId, id: DestinationId, secret: &SealedSecret,
         previous_until: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 
     /// Deletes a destination and its deliveries.
     async fn delete_destination(
-        &self,
-        application_id: ApplicationId,
-        id: DestinationId,
+        &self, application_id: ApplicationId, id: DestinationId,
     ) -> Result<bool, RepoError>;
 
     /// A page of a destination's deliveries, newest first.
     async fn deliveries(
-        &self,
-        application_id: ApplicationId,
-        destination_id: DestinationId,
-        limit: u64,
+        &self, application_id: ApplicationId, destination_id: DestinationId, limit: u64,
         offset: u64,
     ) -> Result<Vec<Delivery>, RepoError>;
 
     /// Makes a delivery due again at `at` (a resend), whatever it became.
     async fn resend_delivery(
-        &self,
-        application_id: ApplicationId,
-        destination_id: DestinationId,
-        delivery_id: DeliveryId,
-        at: DateTime<Utc>,
+        &self, application_id: ApplicationId, destination_id: DestinationId,
+        delivery_id: DeliveryId, at: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 }
 
@@ -442,9 +355,7 @@ pub trait ShareRepository: Send + Sync {
     /// The session row of `application_id` with this id, without its blocks. MUST return
     /// `Ok(None)` when that application holds no such session.
     async fn find_source(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<StoredSession>, RepoError>;
 
     /// Records an issued token.
@@ -465,19 +376,14 @@ pub trait ShareRepository: Send + Sync {
     /// Every token `application_id` issued for its session `session_id`, oldest first. MUST
     /// be empty for another application's session.
     async fn share_tokens_of(
-        &self,
-        application_id: ApplicationId,
-        session_id: SessionId,
+        &self, application_id: ApplicationId, session_id: SessionId,
     ) -> Result<Vec<LedgerEntry>, RepoError>;
 
     /// Revokes a token the application issued at `log.created_at`, and the first time, writes
     /// `log` (`share_revoked`) to its session in the same transaction. MUST return `Ok(false)`
     /// when it issued none with this id.
     async fn revoke_share_token(
-        &self,
-        application_id: ApplicationId,
-        jti: &str,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, jti: &str, log: &LogEntry,
     ) -> Result<bool, RepoError>;
 
     /// Makes the import, all or nothing, in one transaction: when every check of

@@ -86,10 +86,7 @@ impl SessionStatus {
     /// Whether a session in this status is finished enough to be shared:
     /// `Approved`, `Declined` or `In Review`.
     pub const fn is_shareable(self) -> bool {
-        matches!(
-            self,
-            SessionStatus::Approved | SessionStatus::Declined | SessionStatus::InReview
-        )
+        matches!(self, SessionStatus::Approved | SessionStatus::Declined | SessionStatus::InReview)
     }
 
     /// Whether a review may move a session out of this status.
@@ -175,15 +172,9 @@ mod tests {
         for status in SessionStatus::ALL {
             assert_eq!(SessionStatus::parse(status.as_str()), Some(status));
         }
-        for wrong in [
-            "IN_REVIEW",
-            "APPROVED",
-            "approved",
-            "KYC Expired",
-            "In  Review",
-            " Approved",
-            "",
-        ] {
+        for wrong in
+            ["IN_REVIEW", "APPROVED", "approved", "KYC Expired", "In  Review", " Approved", ""]
+        {
             assert_eq!(SessionStatus::parse(wrong), None, "{wrong:?}");
         }
     }

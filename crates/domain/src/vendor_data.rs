@@ -94,19 +94,14 @@ impl VendorData {
     /// rows written under older ones).
     pub fn key_of(raw: &str) -> String {
         let normalized: String = raw.trim_matches(' ').nfkc().collect();
-        let folded: String = caseless::default_case_fold_str(&normalized)
-            .nfkc()
-            .collect();
+        let folded: String = caseless::default_case_fold_str(&normalized).nfkc().collect();
         // A letter of another script that looks like a Latin one is that Latin letter (UTS
         // #39's skeleton, for those letters only: digits and Latin letters keep their
         // identity, so `user1` and `userl` stay two names).
         let mapped: String = folded
             .chars()
             .flat_map(|c| {
-                let own = matches!(
-                    c.script(),
-                    Script::Latin | Script::Common | Script::Inherited
-                );
+                let own = matches!(c.script(), Script::Latin | Script::Common | Script::Inherited);
                 let skeleton: String = if own {
                     c.to_string()
                 } else {
@@ -172,10 +167,7 @@ mod tests {
         assert_eq!(key("ANA-01"), "ana-01");
         // Full case folding, not lower case: ß is ss, ς is σ, ﬁ is fi.
         assert_eq!(key("Stra\u{df}e-7"), key("STRASSE-7"));
-        assert_eq!(
-            key("\u{3a3}\u{399}\u{3a3}\u{3a5}\u{3a6}\u{39f}\u{3c2}"),
-            key("σισυφοσ")
-        );
+        assert_eq!(key("\u{3a3}\u{399}\u{3a3}\u{3a5}\u{3a6}\u{39f}\u{3c2}"), key("σισυφοσ"));
         assert_eq!(key("\u{fb01}le-3"), key("FILE-3"));
         // Different names stay different.
         assert_ne!(key("ana-01"), key("ana-02"));
@@ -220,9 +212,6 @@ mod tests {
             assert!(refused.iter().any(|(a, b)| (*a..=*b).contains(&c)), "{c:?}");
         }
         assert!(!refused.iter().any(|(a, b)| (*a..=*b).contains(&' ')));
-        assert!(
-            VendorData::parse("ana\u{7}").is_err(),
-            "control characters too"
-        );
+        assert!(VendorData::parse("ana\u{7}").is_err(), "control characters too");
     }
 }

@@ -72,10 +72,7 @@ impl WebhookType {
 
     /// Whether it tells of an entity rather than a session.
     pub const fn is_entity(self) -> bool {
-        matches!(
-            self,
-            WebhookType::UserStatusUpdated | WebhookType::BusinessStatusUpdated
-        )
+        matches!(self, WebhookType::UserStatusUpdated | WebhookType::BusinessStatusUpdated)
     }
 
     /// Parses a name.
@@ -115,11 +112,7 @@ pub fn events_of(log: &LogEntry) -> Vec<(WebhookType, Value)> {
         .and_then(|d| d.get("replaced"))
         .and_then(Value::as_array)
         .is_some_and(|blocks| !blocks.is_empty());
-    log.action
-        .events(changed, replaced)
-        .iter()
-        .map(|t| (*t, facts.clone()))
-        .collect()
+    log.action.events(changed, replaced).iter().map(|t| (*t, facts.clone())).collect()
 }
 
 /// The statuses whose `status.updated` payload carries the `decision`, as Didit's do.
@@ -164,9 +157,7 @@ impl DestinationUrl {
         if let Some(url::Host::Domain(name)) = url.host()
             && !name.split('.').all(|label| {
                 (1..=63).contains(&label.len())
-                    && label
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             })
         {
             return Err("url must name a valid host.");
@@ -202,10 +193,8 @@ impl DestinationUrl {
         if literal.is_some_and(|ip| !policy.allows(ip))
             || (loopback_name && !policy.allows(loopback))
         {
-            return Err(
-                "url must not name an address a webhook may not be sent to (loopback and \
-                 private addresses need HANDOFF_WEBHOOK_ALLOW_PRIVATE=true).",
-            );
+            return Err("url must not name an address a webhook may not be sent to (loopback and \
+                 private addresses need HANDOFF_WEBHOOK_ALLOW_PRIVATE=true).");
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err("url must not carry credentials.");
@@ -290,9 +279,7 @@ impl DeliveryState {
 
     /// Parses the stored word.
     pub fn parse(raw: &str) -> Option<Self> {
-        [Self::Pending, Self::Delivered, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == raw)
+        [Self::Pending, Self::Delivered, Self::Failed].into_iter().find(|s| s.as_str() == raw)
     }
 }
 
@@ -331,10 +318,7 @@ mod tests {
     use serde_json::json;
 
     fn log(
-        action: LogAction,
-        old: Option<SessionStatus>,
-        new: Option<SessionStatus>,
-        details: Value,
+        action: LogAction, old: Option<SessionStatus>, new: Option<SessionStatus>, details: Value,
     ) -> LogEntry {
         LogEntry {
             old_status: old,
@@ -345,18 +329,8 @@ mod tests {
 
     #[test]
     fn each_change_causes_its_events() {
-        let types = |log: &LogEntry| {
-            events_of(log)
-                .into_iter()
-                .map(|(t, _)| t)
-                .collect::<Vec<_>>()
-        };
-        let created = log(
-            LogAction::Created,
-            None,
-            Some(SessionStatus::NotStarted),
-            json!({}),
-        );
+        let types = |log: &LogEntry| events_of(log).into_iter().map(|(t, _)| t).collect::<Vec<_>>();
+        let created = log(LogAction::Created, None, Some(SessionStatus::NotStarted), json!({}));
         assert_eq!(types(&created), [WebhookType::StatusUpdated]);
         assert_eq!(events_of(&created)[0].1["status"], "Not Started");
         let approved = log(
@@ -386,10 +360,7 @@ mod tests {
             Some(SessionStatus::InReview),
             json!({"source_session_id": "s", "jti": "j"}),
         );
-        assert_eq!(
-            types(&imported),
-            [WebhookType::StatusUpdated, WebhookType::SessionImported]
-        );
+        assert_eq!(types(&imported), [WebhookType::StatusUpdated, WebhookType::SessionImported]);
         assert_eq!(events_of(&imported)[0].1["status"], "In Review");
         assert_eq!(events_of(&imported)[0].1["jti"], "j");
         for (action, expected) in [
@@ -406,10 +377,8 @@ mod tests {
         assert!(DestinationUrl::parse("https://hooks.example.com/didit", false).is_ok());
         assert_eq!(
             DestinationUrl::parse("http://hooks.example.com/didit", false),
-            Err(
-                "url must use https (http reaches loopback and private addresses only, \
-                 with HANDOFF_WEBHOOK_ALLOW_PRIVATE=true)."
-            )
+            Err("url must use https (http reaches loopback and private addresses only, \
+                 with HANDOFF_WEBHOOK_ALLOW_PRIVATE=true).")
         );
         assert!(DestinationUrl::parse("http://127.0.0.1:9000/hook", true).is_ok());
         for bad in [
@@ -456,10 +425,7 @@ mod tests {
             );
             assert!(DestinationUrl::parse(inward, true).is_ok(), "{inward}");
         }
-        for never in [
-            "https://169.254.169.254/latest",
-            "http://[::169.254.169.254]/x",
-        ] {
+        for never in ["https://169.254.169.254/latest", "http://[::169.254.169.254]/x"] {
             assert!(DestinationUrl::parse(never, true).is_err(), "{never}");
         }
         assert!(DestinationUrl::parse("http://localhost:9000/x", true).is_ok());

@@ -106,10 +106,7 @@ impl Feature {
 
     /// Whether this is a KYB feature, which makes a workflow a `business` one.
     pub const fn is_kyb(self) -> bool {
-        matches!(
-            self,
-            Feature::KybRegistry | Feature::KybDocuments | Feature::KybKeyPeople
-        )
+        matches!(self, Feature::KybRegistry | Feature::KybDocuments | Feature::KybKeyPeople)
     }
 }
 
@@ -160,21 +157,14 @@ impl WorkflowFeature {
             None | Some(Value::Null) => Some(Value::Object(Default::default())),
             Some(object @ Value::Object(_)) => Some(object),
             Some(_) => {
-                errors.add(
-                    format!("features[{index}].config"),
-                    "must be a JSON object.",
-                );
+                errors.add(format!("features[{index}].config"), "must be a JSON object.");
                 None
             }
         };
         check_feature_label(index, requested.label.as_deref(), &mut errors);
         errors.into_result()?;
         match (feature, config) {
-            (Some(feature), Some(config)) => Ok(Self {
-                feature,
-                config,
-                label: requested.label,
-            }),
+            (Some(feature), Some(config)) => Ok(Self { feature, config, label: requested.label }),
             _ => Err(ValidationErrors::single("features", "a step is not valid.")),
         }
     }
@@ -182,10 +172,7 @@ impl WorkflowFeature {
 
 fn check_feature_label(index: usize, label: Option<&str>, errors: &mut ValidationErrors) {
     if label.is_some_and(|l| l.chars().count() > MAX_FEATURE_LABEL_CHARS) {
-        errors.add(
-            format!("features[{index}].label"),
-            "must be at most 100 characters.",
-        );
+        errors.add(format!("features[{index}].label"), "must be at most 100 characters.");
     }
 }
 
@@ -216,32 +203,21 @@ pub struct NewWorkflow {
 impl NewWorkflow {
     /// Validates a workflow of typed steps. Field errors are collected, not stopped at the first.
     pub fn parse(
-        label: Option<String>,
-        features: Vec<WorkflowFeature>,
-        is_default: bool,
+        label: Option<String>, features: Vec<WorkflowFeature>, is_default: bool,
         session_expiration_time: Option<i64>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         for (i, step) in features.iter().enumerate() {
             check_feature_label(i, step.label.as_deref(), &mut errors);
         }
-        Self::check(
-            label,
-            features,
-            is_default,
-            session_expiration_time,
-            errors,
-            false,
-        )
+        Self::check(label, features, is_default, session_expiration_time, errors, false)
     }
 
     /// Validates a workflow as a client asks for it: every step with
     /// [`WorkflowFeature::parse`], then the whole. A request whose steps were all refused is
     /// not told "at least one feature is required" on top of what is wrong with them.
     pub fn parse_requested(
-        label: Option<String>,
-        requested: Vec<RequestedFeature>,
-        is_default: bool,
+        label: Option<String>, requested: Vec<RequestedFeature>, is_default: bool,
         session_expiration_time: Option<i64>,
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
@@ -253,23 +229,12 @@ impl NewWorkflow {
             }
         }
         let steps_refused = !errors.is_empty();
-        Self::check(
-            label,
-            features,
-            is_default,
-            session_expiration_time,
-            errors,
-            steps_refused,
-        )
+        Self::check(label, features, is_default, session_expiration_time, errors, steps_refused)
     }
 
     fn check(
-        label: Option<String>,
-        features: Vec<WorkflowFeature>,
-        is_default: bool,
-        session_expiration_time: Option<i64>,
-        mut errors: ValidationErrors,
-        steps_refused: bool,
+        label: Option<String>, features: Vec<WorkflowFeature>, is_default: bool,
+        session_expiration_time: Option<i64>, mut errors: ValidationErrors, steps_refused: bool,
     ) -> Result<Self, ValidationErrors> {
         if let Some(label) = &label {
             let chars = label.chars().count();
@@ -283,10 +248,7 @@ impl NewWorkflow {
             errors.add("features", "at least one feature is required.");
         }
         for (i, step) in features.iter().enumerate() {
-            if features[..i]
-                .iter()
-                .any(|earlier| earlier.feature == step.feature)
-            {
+            if features[..i].iter().any(|earlier| earlier.feature == step.feature) {
                 errors.add(
                     "features",
                     format!("{} is listed more than once.", step.feature.as_str()),
@@ -296,10 +258,7 @@ impl NewWorkflow {
         let expiration = session_expiration_time.unwrap_or(DEFAULT_SESSION_EXPIRATION_SECONDS);
         if !(MIN_SESSION_EXPIRATION_SECONDS..=MAX_SESSION_EXPIRATION_SECONDS).contains(&expiration)
         {
-            errors.add(
-                "session_expiration_time",
-                "must be between 60 and 31536000 seconds.",
-            );
+            errors.add("session_expiration_time", "must be between 60 and 31536000 seconds.");
         }
         errors.into_result()?;
         let kind = kind_of(&features);
@@ -432,11 +391,7 @@ impl Workflow {
             Some(change.label.unwrap_or_else(|| self.label.clone())),
             features,
             change.is_default.unwrap_or(self.is_default),
-            Some(
-                change
-                    .session_expiration_time
-                    .unwrap_or(self.session_expiration_time),
-            ),
+            Some(change.session_expiration_time.unwrap_or(self.session_expiration_time)),
         );
         let settings = self.settings.with(change.settings);
         let (new, settings) = match (checked, settings) {
@@ -494,10 +449,7 @@ pub struct Workflow {
 impl Workflow {
     /// The `features` list a decision payload shows for sessions run by this workflow.
     pub fn decision_features(&self) -> Vec<String> {
-        self.features
-            .iter()
-            .map(|step| step.feature.decision_name().to_owned())
-            .collect()
+        self.features.iter().map(|step| step.feature.decision_name().to_owned()).collect()
     }
 }
 
@@ -506,22 +458,14 @@ mod tests {
     use super::*;
 
     fn step(feature: Feature) -> WorkflowFeature {
-        WorkflowFeature {
-            feature,
-            config: Value::Object(Default::default()),
-            label: None,
-        }
+        WorkflowFeature { feature, config: Value::Object(Default::default()), label: None }
     }
 
     #[test]
     fn kind_follows_kyb_features() {
-        let user = NewWorkflow::parse(
-            None,
-            vec![step(Feature::Ocr), step(Feature::Aml)],
-            false,
-            None,
-        )
-        .unwrap();
+        let user =
+            NewWorkflow::parse(None, vec![step(Feature::Ocr), step(Feature::Aml)], false, None)
+                .unwrap();
         assert_eq!(user.kind(), SessionKind::User);
         assert_eq!(user.label, "KYC workflow");
         assert_eq!(user.session_expiration_time, 604_800);
@@ -539,17 +483,10 @@ mod tests {
     fn refusals_name_their_fields() {
         let err = NewWorkflow::parse(Some("x".repeat(51)), vec![], false, Some(59)).unwrap_err();
         let fields: Vec<_> = err.fields().collect();
-        assert_eq!(
-            fields,
-            ["features", "session_expiration_time", "workflow_label"]
-        );
-        let dup = NewWorkflow::parse(
-            None,
-            vec![step(Feature::Ocr), step(Feature::Ocr)],
-            false,
-            None,
-        )
-        .unwrap_err();
+        assert_eq!(fields, ["features", "session_expiration_time", "workflow_label"]);
+        let dup =
+            NewWorkflow::parse(None, vec![step(Feature::Ocr), step(Feature::Ocr)], false, None)
+                .unwrap_err();
         assert_eq!(dup.fields().collect::<Vec<_>>(), ["features"]);
     }
 
@@ -566,11 +503,7 @@ mod tests {
     }
 
     fn requested(feature: &str) -> RequestedFeature {
-        RequestedFeature {
-            feature: feature.to_owned(),
-            config: None,
-            label: None,
-        }
+        RequestedFeature { feature: feature.to_owned(), config: None, label: None }
     }
 
     #[test]
@@ -602,11 +535,7 @@ mod tests {
         let fields: Vec<&str> = refused.fields().collect();
         assert_eq!(
             fields,
-            [
-                "features[0].feature",
-                "features[1].config",
-                "features[1].label"
-            ],
+            ["features[0].feature", "features[1].config", "features[1].label"],
             "every step's faults, and no \"at least one feature\" on top"
         );
         let (_, messages) = refused.iter().next().unwrap();

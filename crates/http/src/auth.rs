@@ -32,20 +32,14 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// Authenticates the request and stores the [`Caller`] for the handler; 403 otherwise.
 pub async fn authenticate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    req: ServiceRequest, next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let limiter = state.as_ref().and_then(|state| state.rate_limiter.clone());
-    let presented = req
-        .headers()
-        .get(API_KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let presented =
+        req.headers().get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let failures = failure_bucket(&client_address(req.request()), presented.as_deref());
-    let spent = limiter
-        .as_ref()
-        .and_then(|l| l.spent(&failures, Budget::Unauthenticated));
+    let spent = limiter.as_ref().and_then(|l| l.spent(&failures, Budget::Unauthenticated));
     // A spent budget refuses at once what cannot be a valid key; a key that may be valid is
     // looked up, since a valid key is never refused for others' failures.
     if let Some(spent) = &spent
@@ -99,17 +93,14 @@ pub async fn authenticate(
                     tracing::warn!(%error, "could not count a request without a valid key");
                 }
             }
-            Ok(req
-                .into_response(error.error_response())
-                .map_into_right_body())
+            Ok(req.into_response(error.error_response()).map_into_right_body())
         }
     }
 }
 
 /// The client's address: the TCP peer's, never a forwarding header (a client writes those).
 pub(crate) fn client_address(req: &actix_web::HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+    req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
 }
 
 /// The budget that failed authentications from `address` with `presented` spend: one per
@@ -128,19 +119,15 @@ pub(crate) fn failure_bucket(address: &str, presented: Option<&str>) -> String {
 
 /// 429 `rate_limited` with the budget's headers, counted in the metrics.
 fn refused(req: ServiceRequest, decision: &Decision, budget: Budget) -> ServiceResponse {
-    if let Some(metrics) = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.metrics.as_ref())
+    if let Some(metrics) =
+        req.app_data::<web::Data<AppState>>().and_then(|state| state.metrics.as_ref())
     {
         metrics.rate_limited(budget);
     }
     let mut response = ApiError::new(
         actix_web::http::StatusCode::TOO_MANY_REQUESTS,
         "rate_limited",
-        format!(
-            "Too many requests; try again in {} seconds.",
-            decision.retry_after
-        ),
+        format!("Too many requests; try again in {} seconds.", decision.retry_after),
     )
     .error_response();
     rate_limit_headers(response.headers_mut(), decision, true);
@@ -189,17 +176,9 @@ mod tests {
     fn a_preview_spends_the_read_budget() {
         let cases = [
             (Method::GET, "/v3/sessions/", Budget::Read),
-            (
-                Method::POST,
-                "/v3/session/import-shared/preview/",
-                Budget::Read,
-            ),
+            (Method::POST, "/v3/session/import-shared/preview/", Budget::Read),
             (Method::POST, "/v3/session/import-shared/", Budget::Write),
-            (
-                Method::POST,
-                "/v3/session/s/shares/j/revoke/",
-                Budget::Write,
-            ),
+            (Method::POST, "/v3/session/s/shares/j/revoke/", Budget::Write),
             (Method::PUT, "/v3/session/s/decision/", Budget::Write),
         ];
         for (method, path, expected) in cases {

@@ -41,10 +41,8 @@ impl<T: RequestBody> FromRequest for JsonBody<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limits = req
-            .app_data::<web::Data<AppState>>()
-            .map(|state| state.limits)
-            .unwrap_or_default();
+        let limits =
+            req.app_data::<web::Data<AppState>>().map(|state| state.limits).unwrap_or_default();
         let limit = match T::LIMIT {
             BodyLimit::Small => limits.small_body_bytes,
             BodyLimit::Results => limits.results_body_bytes,
@@ -71,24 +69,18 @@ impl<T: RequestBody> FromRequest for JsonBody<T> {
                 Ok(body)
             };
             // A body trickled in slowly would hold its connection and worker indefinitely.
-            let body = tokio::time::timeout(body_timeout, read)
-                .await
-                .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request_timeout",
-                        format!(
-                            "The body did not arrive within {} seconds.",
-                            body_timeout.as_secs()
-                        ),
-                    )
-                })??;
+            let body = tokio::time::timeout(body_timeout, read).await.map_err(|_| {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!("The body did not arrive within {} seconds.", body_timeout.as_secs()),
+                )
+            })??;
             if let Some(req) = keyed {
                 use actix_web::HttpMessage;
                 use sha2::Digest;
                 let digest = sha2::Sha256::digest(&body);
-                req.extensions_mut()
-                    .insert(crate::idempotency::BodyDigest(digest.into()));
+                req.extensions_mut().insert(crate::idempotency::BodyDigest(digest.into()));
             }
             if body.len() < PARSE_OFF_THE_WORKER_FROM {
                 return parse_json(&body).map(JsonBody);
@@ -103,11 +95,8 @@ impl<T: RequestBody> FromRequest for JsonBody<T> {
 }
 
 fn check_headers(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let content_type =
+        req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     if !essence.eq_ignore_ascii_case("application/json") {
         return Err(ApiError::new(
@@ -148,10 +137,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // Every body is an object; serde would otherwise read an array into a struct's fields in
     // order (`[null, null]` as an empty update).
     if !text.trim_start().starts_with('{') {
-        return Err(ApiError::invalid_field(
-            "body",
-            "The body must be a JSON object.",
-        ));
+        return Err(ApiError::invalid_field("body", "The body must be a JSON object."));
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| shape_error(&e))?;
@@ -169,15 +155,10 @@ fn shape_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ApiErro
     let path = error.path().to_string();
     let message = in_json_terms(&strip_position(&inner.to_string()));
     // "missing field `x`" is reported at the parent; name the field itself.
-    if let Some(field) = message
-        .strip_prefix("missing field `")
-        .and_then(|rest| rest.strip_suffix('`'))
+    if let Some(field) =
+        message.strip_prefix("missing field `").and_then(|rest| rest.strip_suffix('`'))
     {
-        let field = if path == "." {
-            field.to_owned()
-        } else {
-            format!("{path}.{field}")
-        };
+        let field = if path == "." { field.to_owned() } else { format!("{path}.{field}") };
         return ApiError::invalid(ValidationErrors::single(field, "This field is required."));
     }
     let field = if path == "." { "body".to_owned() } else { path };
@@ -194,15 +175,10 @@ fn in_json_terms(message: &str) -> String {
         let replaced = match (word, next) {
             ("struct" | "enum" | "tuple" | "newtype", _) if !next.is_empty() => {
                 rest.next();
-                let trailing: String = next
-                    .chars()
-                    .skip_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                let shape = if word == "enum" {
-                    "one of the allowed values"
-                } else {
-                    "a JSON object"
-                };
+                let trailing: String =
+                    next.chars().skip_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let shape =
+                    if word == "enum" { "one of the allowed values" } else { "a JSON object" };
                 // "expected struct X" reads "expected a JSON object".
                 if words.last().is_some_and(|w| w == "a") {
                     words.pop();
@@ -254,10 +230,7 @@ fn sentence(message: &str) -> String {
 /// An integer as JSON may spell it: `3`, or `3.0` (JSON Schema's `integer` admits both).
 pub(crate) fn whole(number: &serde_json::Number) -> Option<i64> {
     number.as_i64().or_else(|| {
-        number
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-            .map(|f| f as i64)
+        number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
     })
 }
 
@@ -268,9 +241,9 @@ pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(
     use serde::Deserialize;
     match Option::<serde_json::Number>::deserialize(deserializer)? {
         None => Ok(None),
-        Some(number) => whole(&number)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom("must be an integer.")),
+        Some(number) => {
+            whole(&number).map(Some).ok_or_else(|| serde::de::Error::custom("must be an integer."))
+        }
     }
 }
 
@@ -280,10 +253,7 @@ mod tests {
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
-    #[expect(
-        dead_code,
-        reason = "a shape to parse into in tests; its fields are never read"
-    )]
+    #[expect(dead_code, reason = "a shape to parse into in tests; its fields are never read")]
     struct Shape {
         name: String,
         count: Option<i64>,
@@ -306,24 +276,14 @@ mod tests {
             features: Vec<Feature>,
             limit: Option<u32>,
         }
-        let said = |input: &str| {
-            parse_json::<Workflow>(input.as_bytes())
-                .unwrap_err()
-                .body()
-                .to_string()
-        };
+        let said =
+            |input: &str| parse_json::<Workflow>(input.as_bytes()).unwrap_err().body().to_string();
         let bare = said(r#"{"features": ["OCR"]}"#);
         assert!(bare.contains("expected a JSON object"), "{bare}");
         assert!(!bare.contains("struct"), "{bare}");
         let not_a_list = said(r#"{"features": {"a": 1}}"#);
-        assert!(
-            not_a_list.contains("invalid type: object, expected an array"),
-            "{not_a_list}"
-        );
-        assert!(
-            !not_a_list.contains("sequence") && !not_a_list.contains("map"),
-            "{not_a_list}"
-        );
+        assert!(not_a_list.contains("invalid type: object, expected an array"), "{not_a_list}");
+        assert!(!not_a_list.contains("sequence") && !not_a_list.contains("map"), "{not_a_list}");
         let negative = said(r#"{"features": [], "limit": -1}"#);
         assert!(negative.contains("a whole number"), "{negative}");
         assert!(!negative.contains("u32"), "{negative}");
@@ -331,35 +291,21 @@ mod tests {
 
     #[test]
     fn shape_errors_name_their_field() {
-        assert_eq!(
-            code_and_body("{}")["errors"]["name"][0],
-            "This field is required."
-        );
+        assert_eq!(code_and_body("{}")["errors"]["name"][0], "This field is required.");
         let wrong = code_and_body(r#"{"name": 1}"#);
-        assert!(
-            wrong["errors"]["name"][0]
-                .as_str()
-                .unwrap()
-                .starts_with("invalid type")
-        );
+        assert!(wrong["errors"]["name"][0].as_str().unwrap().starts_with("invalid type"));
         let nested = code_and_body(r#"{"name": "a", "count": "x"}"#);
         assert!(nested["errors"]["count"].is_array());
         assert!(code_and_body("{").get("errors").unwrap()["body"].is_array());
         assert!(code_and_body(r#"{"name":"a"} x"#)["errors"]["body"].is_array());
         assert!(code_and_body("").get("errors").unwrap()["body"].is_array());
-        assert_eq!(
-            parse_json::<Shape>(b"\xff\xfe").unwrap_err().code(),
-            "invalid_request"
-        );
+        assert_eq!(parse_json::<Shape>(b"\xff\xfe").unwrap_err().code(), "invalid_request");
         assert_eq!(code_and_body("[]")["code"], "invalid_request");
         // An array that would fill the struct's fields in order is not an object.
         assert_eq!(
             code_and_body(r#"["a", 1]"#)["errors"]["body"][0],
             "The body must be a JSON object."
         );
-        assert_eq!(
-            code_and_body(" 42")["errors"]["body"][0],
-            "The body must be a JSON object."
-        );
+        assert_eq!(code_and_body(" 42")["errors"]["body"][0], "The body must be a JSON object.");
     }
 }

@@ -18,10 +18,7 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
     required_members_are_not_null(doc);
     let vendor_data = json!({"type": "string", "pattern": vendor_data_pattern(), "maxLength": MAX_VENDOR_DATA_CHARS});
     let schemas = [
-        (
-            "CreateSessionBody/properties/vendor_data",
-            vendor_data.clone(),
-        ),
+        ("CreateSessionBody/properties/vendor_data", vendor_data.clone()),
         ("CreateSessionBody/properties/callback", callback()),
         (
             "CreateSessionBody/properties/language",
@@ -37,10 +34,7 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
             "ImportBody/properties/share_token",
             json!({"type": "string", "minLength": 1, "maxLength": MAX_SHARE_TOKEN_CHARS}),
         ),
-        (
-            "CreateEntityBody/properties/vendor_data",
-            vendor_data.clone(),
-        ),
+        ("CreateEntityBody/properties/vendor_data", vendor_data.clone()),
         ("CreateEntityBody/properties/display_name", display_name()),
         ("UpdateEntityBody/properties/display_name", display_name()),
         (
@@ -60,37 +54,19 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
             json!({"type": ["integer", "null"], "minimum": MIN_TTL_SECONDS, "maximum": MAX_TTL_SECONDS}),
         ),
         ("CreateWorkflowBody/allOf/1/properties/features", features()),
-        (
-            "CreateWorkflowBody/allOf/1/properties/workflow_label",
-            label(MAX_WORKFLOW_LABEL_CHARS),
-        ),
-        (
-            "CreateWorkflowBody/allOf/1/properties/session_expiration_time",
-            expiration(),
-        ),
+        ("CreateWorkflowBody/allOf/1/properties/workflow_label", label(MAX_WORKFLOW_LABEL_CHARS)),
+        ("CreateWorkflowBody/allOf/1/properties/session_expiration_time", expiration()),
         // In a change, `null` leaves the steps as they are, as it does every other member.
         (
             "UpdateWorkflowBody/properties/features",
             json!({"type": ["array", "null"], "minItems": 1}),
         ),
-        (
-            "UpdateWorkflowBody/properties/workflow_label",
-            label(MAX_WORKFLOW_LABEL_CHARS),
-        ),
-        (
-            "UpdateWorkflowBody/properties/session_expiration_time",
-            expiration(),
-        ),
+        ("UpdateWorkflowBody/properties/workflow_label", label(MAX_WORKFLOW_LABEL_CHARS)),
+        ("UpdateWorkflowBody/properties/session_expiration_time", expiration()),
         ("UpdateWorkflowBody/properties/status", workflow_status()),
         ("SettingsBody/properties/status", workflow_status()),
-        (
-            "FeatureBody/properties/label",
-            label(MAX_FEATURE_LABEL_CHARS),
-        ),
-        (
-            "DestinationBody/properties/label",
-            visible(MAX_DESTINATION_LABEL_CHARS),
-        ),
+        ("FeatureBody/properties/label", label(MAX_FEATURE_LABEL_CHARS)),
+        ("DestinationBody/properties/label", visible(MAX_DESTINATION_LABEL_CHARS)),
         (
             "DestinationBody/properties/subscribed_events",
             json!({"type": ["array", "null"], "minItems": 1,
@@ -147,10 +123,7 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
         ),
     ];
     for (path, patch) in schemas {
-        if !merge(
-            doc.pointer_mut(&format!("/components/schemas/{path}")),
-            patch,
-        ) {
+        if !merge(doc.pointer_mut(&format!("/components/schemas/{path}")), patch) {
             missed.push(path.to_owned());
         }
     }
@@ -293,11 +266,7 @@ fn vendor_data_class(also_refused: &str) -> String {
     for (start, end) in VendorData::refused_ranges() {
         let escape = |c: char| {
             let n = u32::from(c);
-            if n <= 0xFFFF {
-                format!("\\u{n:04x}")
-            } else {
-                c.to_string()
-            }
+            if n <= 0xFFFF { format!("\\u{n:04x}") } else { c.to_string() }
         };
         class.push_str(&escape(start));
         if end != start {
@@ -339,11 +308,7 @@ fn required_members_are_not_null(doc: &mut Value) {
                 let required: Vec<String> = object
                     .get("required")
                     .and_then(Value::as_array)
-                    .map(|r| {
-                        r.iter()
-                            .filter_map(|s| s.as_str().map(str::to_owned))
-                            .collect()
-                    })
+                    .map(|r| r.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
                     .unwrap_or_default();
                 if let Some(Value::Object(properties)) = object.get_mut("properties") {
                     for name in required {
@@ -411,11 +376,7 @@ mod tests {
             "a\u{202e}",
             "a\u{1f}",
         ] {
-            assert_eq!(
-                compiled.is_match(sample),
-                VendorData::parse(sample).is_ok(),
-                "{sample:?}"
-            );
+            assert_eq!(compiled.is_match(sample), VendorData::parse(sample).is_ok(), "{sample:?}");
         }
     }
 }

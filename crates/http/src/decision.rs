@@ -50,10 +50,7 @@ fn head<M: SerializeMap>(map: &mut M, s: &StoredSession, v3: bool) -> Result<(),
     }
     map.serialize_entry("contact_details", &s.contact_details)?;
     map.serialize_entry("expected_details", &s.expected_details)?;
-    map.serialize_entry(
-        "shared_from_session",
-        &s.shared_from_session.map(|id| id.to_string()),
-    )
+    map.serialize_entry("shared_from_session", &s.shared_from_session.map(|id| id.to_string()))
 }
 
 fn tail<M: SerializeMap>(map: &mut M, record: &SessionRecord) -> Result<(), M::Error> {
@@ -77,9 +74,8 @@ fn tail<M: SerializeMap>(map: &mut M, record: &SessionRecord) -> Result<(), M::E
 fn v3<M: SerializeMap>(map: &mut M, record: &SessionRecord) -> Result<(), M::Error> {
     head(map, &record.session, true)?;
     for block in FeatureBlock::for_kind(record.session.kind) {
-        let items: Option<Vec<&RawValue>> = record
-            .block(*block)
-            .map(|items| items.iter().map(|item| item.json()).collect());
+        let items: Option<Vec<&RawValue>> =
+            record.block(*block).map(|items| items.iter().map(|item| item.json()).collect());
         map.serialize_entry(block.v3_key(), &items)?;
     }
     tail(map, record)
@@ -135,17 +131,9 @@ pub fn answer(record: SessionRecord, form: Form) -> actix_web::HttpResponse {
         .flat_map(|(_, items)| items)
         .map(|item| item.json().get().len() + 1)
         .sum();
-    let reviews: usize = record
-        .reviews
-        .iter()
-        .map(|r| 128 + r.comment.as_ref().map_or(0, String::len))
-        .sum();
-    let portrait = record
-        .session
-        .options
-        .portrait_image
-        .as_ref()
-        .map_or(0, String::len);
+    let reviews: usize =
+        record.reviews.iter().map(|r| 128 + r.comment.as_ref().map_or(0, String::len)).sum();
+    let portrait = record.session.options.portrait_image.as_ref().map_or(0, String::len);
     let size = 4096 + items + reviews + portrait;
     crate::streamed::json_ok(size, move |writer| match &form {
         Form::V3 => serde_json::to_writer(writer, &V3Decision(&record)),

@@ -85,20 +85,12 @@ impl ApiError {
 
     /// 404 `session_not_found`.
     pub fn session_not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "session_not_found",
-            "Session not found.",
-        )
+        Self::new(StatusCode::NOT_FOUND, "session_not_found", "Session not found.")
     }
 
     /// 404 `workflow_not_found`.
     pub fn workflow_not_found() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "workflow_not_found",
-            "Workflow not found.",
-        )
+        Self::new(StatusCode::NOT_FOUND, "workflow_not_found", "Workflow not found.")
     }
 
     /// Adds a top-level member to the body (for example the existing clone's `session_id`).
@@ -142,9 +134,7 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.0.status).json(self.body());
-        response
-            .extensions_mut()
-            .insert(crate::metrics::ErrorCode(self.0.code));
+        response.extensions_mut().insert(crate::metrics::ErrorCode(self.0.code));
         response
     }
 }
@@ -163,11 +153,9 @@ impl From<Error> for ApiError {
                 "application_not_found",
                 "Application not found.",
             ),
-            Error::ApiKeyNotFound => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "api_key_not_found",
-                "API key not found.",
-            ),
+            Error::ApiKeyNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "api_key_not_found", "API key not found.")
+            }
             Error::WrongCurrentStatus(current) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "wrong_current_status",
@@ -210,10 +198,7 @@ impl From<Error> for ApiError {
                 "share_token_not_found",
                 "Share token not found.",
             ),
-            Error::ImportRefused {
-                check,
-                existing_clone,
-            } => {
+            Error::ImportRefused { check, existing_clone } => {
                 let refused = import_refused(check);
                 match existing_clone {
                     Some(existing) if check == ImportCheck::NotImported => {

@@ -37,10 +37,7 @@ fn refusal(req: &ServiceRequest) -> Option<ApiError> {
     if method_label(req.method()) == "OTHER" {
         return Some(ApiError::method_not_allowed());
     }
-    let target = req
-        .uri()
-        .path_and_query()
-        .map_or(0, |target| target.as_str().len());
+    let target = req.uri().path_and_query().map_or(0, |target| target.as_str().len());
     if target > MAX_TARGET_BYTES {
         return Some(ApiError::new(
             StatusCode::URI_TOO_LONG,
@@ -48,11 +45,8 @@ fn refusal(req: &ServiceRequest) -> Option<ApiError> {
             format!("The request's path and query are longer than {MAX_TARGET_BYTES} bytes."),
         ));
     }
-    let headers: usize = req
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
+    let headers: usize =
+        req.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
     if headers > MAX_HEADER_BYTES {
         return Some(ApiError::new(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -92,18 +86,14 @@ fn nul_in_query(query: &str) -> Option<String> {
 /// Refuses a head outside the limits with the contract's JSON error. Wrap the app in it,
 /// inside the request log and the metrics so that they count what it refuses.
 pub async fn head_limits(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    req: ServiceRequest, next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     match refusal(&req) {
         Some(error) => {
             let response = error.error_response();
             Ok(req.into_response(response).map_into_right_body())
         }
-        None => next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body),
+        None => next.call(req).await.map(ServiceResponse::map_into_left_body),
     }
 }
 
@@ -122,10 +112,7 @@ mod tests {
     #[test]
     fn a_nul_in_the_query_names_its_parameter() {
         assert_eq!(nul_in_query("search=%00"), Some("search".to_owned()));
-        assert_eq!(
-            nul_in_query("page=1&search=a%00b"),
-            Some("search".to_owned())
-        );
+        assert_eq!(nul_in_query("page=1&search=a%00b"), Some("search".to_owned()));
         assert_eq!(nul_in_query("%00=1"), Some("query".to_owned()));
         assert_eq!(nul_in_query("search=a%2500"), None);
         assert_eq!(nul_in_query("search=ana"), None);

@@ -34,10 +34,7 @@ impl Default for HeavyLimits {
     /// requests leave the other half to everyone else; 32 waiting.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Self {
-            per_application: (cores / 2).max(1),
-            waiting_per_application: 32,
-        }
+        Self { per_application: (cores / 2).max(1), waiting_per_application: 32 }
     }
 }
 
@@ -58,17 +55,13 @@ const SWEEP_AT: usize = 10_000;
 
 impl HeavyGate {
     fn lanes(&self) -> std::sync::MutexGuard<'_, HashMap<ApplicationId, Lane>> {
-        self.lanes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A slot of `application`'s, waiting for one when all are taken; `None` when too many
     /// of its requests wait already.
     async fn enter(
-        &self,
-        application: ApplicationId,
-        limits: HeavyLimits,
+        &self, application: ApplicationId, limits: HeavyLimits,
     ) -> Option<OwnedSemaphorePermit> {
         let slots = {
             let mut lanes = self.lanes();
@@ -112,31 +105,22 @@ impl Drop for Waiting<'_> {
 /// Runs a heavy request in one of its application's slots: wrap the heavy resources in it,
 /// inside the authentication (`from_fn(heavy)`).
 pub async fn heavy(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    req: ServiceRequest, next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let caller = req.extensions().get::<Caller>().cloned();
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let (Some(caller), Some(state)) = (caller, state) else {
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
-    let Some(permit) = state
-        .heavy
-        .enter(caller.application_id, state.limits.heavy)
-        .await
-    else {
+    let Some(permit) = state.heavy.enter(caller.application_id, state.limits.heavy).await else {
         let sentence = "Too many of this application's large requests are in progress or \
                         waiting; retry when some have finished.";
         // The console's pages are refused with a page.
         let mut response = if req.path().starts_with("/console/") {
             crate::console::message(StatusCode::TOO_MANY_REQUESTS, sentence)
         } else {
-            ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_concurrent_requests",
-                sentence,
-            )
-            .error_response()
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_concurrent_requests", sentence)
+                .error_response()
         };
         response.headers_mut().insert(
             actix_web::http::header::RETRY_AFTER,
@@ -145,12 +129,7 @@ pub async fn heavy(
         return Ok(req.into_response(response));
     };
     let response = next.call(req).await?;
-    Ok(response.map_body(|_, body| {
-        BoxBody::new(Holding {
-            body: body.boxed(),
-            _permit: permit,
-        })
-    }))
+    Ok(response.map_body(|_, body| BoxBody::new(Holding { body: body.boxed(), _permit: permit })))
 }
 
 /// An answer's body that keeps its request's slot until it has been written or dropped.
@@ -167,8 +146,7 @@ impl MessageBody for Holding {
     }
 
     fn poll_next(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        self: Pin<&mut Self>, cx: &mut Context<'_>,
     ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
         Pin::new(&mut self.get_mut().body).poll_next(cx)
     }

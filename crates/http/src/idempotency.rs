@@ -15,8 +15,9 @@ use handoff_domain::idempotency::{
     IdempotencyClaim, IdempotencyKey, NextStep, RecordedAnswer, StoredIdempotency,
 };
 use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, IntoResponses};
 
-use crate::{ApiError, AppState};
+use crate::{ApiError, AppState, wire};
 
 /// The request header.
 pub const HEADER: &str = "Idempotency-Key";
@@ -35,14 +36,48 @@ pub(crate) fn requested(req: &HttpRequest) -> bool {
     req.headers().contains_key(HEADER)
 }
 
+/// The `Idempotency-Key` header of the guarded writes (extension).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub(crate) struct IdempotencyHeader {
+    /// 1 to 255 visible ASCII characters (a UUID, say). The same key and the same request
+    /// within 24 hours get the first answer again (with `Idempotent-Replayed: true`); the same
+    /// key with another request is 422 `idempotency_key_reused`; while the first is running,
+    /// a retry waits up to 10 s, then 409 `idempotency_key_in_use`.
+    #[param(rename = "Idempotency-Key")]
+    #[expect(
+        dead_code,
+        reason = "the OpenAPI document names it; the header is read by the idempotency guard"
+    )]
+    idempotency_key: Option<String>,
+}
+
+/// The answers only a guarded write gives (extension).
+#[derive(IntoResponses)]
+#[expect(dead_code, reason = "the OpenAPI document names them; `reused` and `in_use` answer them")]
+pub(crate) enum IdempotencyRefusals {
+    /// A request with this Idempotency-Key is still running.
+    #[response(
+        status = 409,
+        description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running."
+    )]
+    InUse(wire::ErrorBody),
+    /// This Idempotency-Key was used with another request.
+    #[response(
+        status = 422,
+        description = "`idempotency_key_reused`: this Idempotency-Key was used with another request."
+    )]
+    Reused(wire::ErrorBody),
+}
+
 /// A request's key and hash.
-pub(crate) struct Guard {
+struct Guard {
     key: IdempotencyKey,
     request_hash: String,
 }
 
 /// The key of a request, if it has one: 400 when it is malformed.
-pub(crate) fn guard(req: &HttpRequest) -> Result<Option<Guard>, ApiError> {
+fn guard(req: &HttpRequest) -> Result<Option<Guard>, ApiError> {
     let Some(raw) = req.headers().get(HEADER) else {
         return Ok(None);
     };
@@ -51,10 +86,7 @@ pub(crate) fn guard(req: &HttpRequest) -> Result<Option<Guard>, ApiError> {
         .map_err(|_| "An Idempotency-Key must be visible ASCII characters, without spaces.")
         .and_then(IdempotencyKey::parse)
         .map_err(|message| ApiError::invalid_field(HEADER, message))?;
-    let body = req
-        .extensions()
-        .get::<BodyDigest>()
-        .map_or([0; 32], |digest| digest.0);
+    let body = req.extensions().get::<BodyDigest>().map_or([0; 32], |digest| digest.0);
     let hash = Sha256::new()
         .chain_update(req.method().as_str())
         .chain_update(b" ")
@@ -62,10 +94,7 @@ pub(crate) fn guard(req: &HttpRequest) -> Result<Option<Guard>, ApiError> {
         .chain_update(b"\n")
         .chain_update(body)
         .finalize();
-    Ok(Some(Guard {
-        key,
-        request_hash: hash.iter().map(|b| format!("{b:02x}")).collect(),
-    }))
+    Ok(Some(Guard { key, request_hash: hash.iter().map(|b| format!("{b:02x}")).collect() }))
 }
 
 /// An answer to send, and to record.
@@ -128,15 +157,11 @@ fn in_use() -> ApiError {
     )
 }
 
-/// Runs a guarded write: `execute` makes it (its key, when there is one, stored in its
-/// transaction); `render_again` answers from a stored key's resource when the first answer was
+/// Runs a guarded write under the request's key, if it has one (400 when it is malformed):
+/// `execute` makes the write (its key stored in its transaction); `render_again` answers from a stored key's resource when the first answer was
 /// lost. Only successful answers are recorded: an error wrote nothing, and a retry runs again.
 pub(crate) async fn run<E, EF, R, RF>(
-    state: &AppState,
-    caller: &Caller,
-    guard: Option<Guard>,
-    execute: E,
-    render_again: R,
+    req: &HttpRequest, state: &AppState, caller: &Caller, execute: E, render_again: R,
 ) -> Result<HttpResponse, ApiError>
 where
     E: FnOnce(Option<IdempotencyClaim>) -> EF,
@@ -144,7 +169,7 @@ where
     R: FnOnce(StoredIdempotency) -> RF,
     RF: Future<Output = Result<Answer, ApiError>>,
 {
-    let Some(guard) = guard else {
+    let Some(guard) = guard(req)? else {
         return Ok(execute(None).await?.respond(false));
     };
     let service = &state.services.idempotency;
@@ -152,10 +177,7 @@ where
     let mut execute = Some(execute);
     let mut render_again = Some(render_again);
     loop {
-        match service
-            .next_step(caller, &guard.key, &guard.request_hash)
-            .await?
-        {
+        match service.next_step(caller, &guard.key, &guard.request_hash).await? {
             NextStep::Reused => return Err(reused()),
             NextStep::Replay(answer) => return Ok(Answer::replay(answer)),
             NextStep::RenderAgain(stored) => {
@@ -198,12 +220,7 @@ where
 
 /// Records an answer; a failure leaves the key without one, which a retry renders again.
 async fn record(state: &AppState, caller: &Caller, key: &IdempotencyKey, answer: &Answer) {
-    if let Err(error) = state
-        .services
-        .idempotency
-        .record(caller, key, &answer.recorded())
-        .await
-    {
+    if let Err(error) = state.services.idempotency.record(caller, key, &answer.recorded()).await {
         tracing::warn!(%error, "could not record an idempotent answer");
     }
 }

@@ -117,10 +117,7 @@ pub async fn deadline(
         Err(_) => Err(ApiError::new(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             "deadline_exceeded",
-            format!(
-                "The request took longer than {} seconds and was stopped.",
-                limit.as_secs()
-            ),
+            format!("The request took longer than {} seconds and was stopped.", limit.as_secs()),
         )
         .into()),
     }

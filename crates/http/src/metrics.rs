@@ -151,18 +151,10 @@ impl Metrics {
     }
 
     fn answered(&self, route: &str, method: &str, status: u16, code: Option<&str>, took: f64) {
-        self.requests
-            .with_label_values(&[route, method, &status.to_string()])
-            .inc();
-        self.latency
-            .with_label_values(&[route, method])
-            .observe(took);
+        self.requests.with_label_values(&[route, method, &status.to_string()]).inc();
+        self.latency.with_label_values(&[route, method]).observe(took);
         if route == IMPORT_ROUTE && method == "POST" {
-            let outcome = if status == 201 {
-                "imported"
-            } else {
-                code.unwrap_or("other")
-            };
+            let outcome = if status == 201 { "imported" } else { code.unwrap_or("other") };
             self.imports.with_label_values(&[outcome]).inc();
         }
         if route == SHARE_ROUTE && method == "POST" && status == 200 {
@@ -173,28 +165,19 @@ impl Metrics {
     /// The metrics in Prometheus' text format, the storage's gauges read now.
     pub async fn render(&self) -> String {
         let (open, idle) = self.gauges.pool_connections();
-        self.pool
-            .with_label_values(&["in_use"])
-            .set(i64::from(open.saturating_sub(idle)));
+        self.pool.with_label_values(&["in_use"]).set(i64::from(open.saturating_sub(idle)));
         self.pool.with_label_values(&["idle"]).set(i64::from(idle));
         match self.gauges.webhook_backlog().await {
             Ok((due, lag)) => {
-                self.webhooks_due
-                    .with_label_values(&["deliveries"])
-                    .set(due);
-                self.webhooks_due
-                    .with_label_values(&["lag_seconds"])
-                    .set(lag.round() as i64);
+                self.webhooks_due.with_label_values(&["deliveries"]).set(due);
+                self.webhooks_due.with_label_values(&["lag_seconds"]).set(lag.round() as i64);
             }
             Err(error) => tracing::warn!(%error, "could not read the webhook backlog"),
         }
         match self.gauges.webhook_deliveries().await {
             Ok(states) => {
                 for state in ["pending", "delivered", "failed"] {
-                    let n = states
-                        .iter()
-                        .find(|(s, _)| s == state)
-                        .map_or(0, |(_, n)| *n);
+                    let n = states.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n);
                     self.deliveries.with_label_values(&[state]).set(n);
                 }
             }
@@ -210,12 +193,9 @@ impl Metrics {
 
 /// Records every request in the metrics, when they are on. Wrap the app in it.
 pub async fn record(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    req: ServiceRequest, next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.metrics.clone());
+    let metrics = req.app_data::<web::Data<AppState>>().and_then(|state| state.metrics.clone());
     let Some(metrics) = metrics else {
         return next.call(req).await;
     };

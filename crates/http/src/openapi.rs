@@ -47,15 +47,9 @@ pub struct HandoffApi;
 struct CommonAnswers;
 
 const ERRORS: [(&str, &str); 10] = [
-    (
-        "400",
-        "Invalid request (see `errors`), or a refusal such as `wrong_current_status`.",
-    ),
+    ("400", "Invalid request (see `errors`), or a refusal such as `wrong_current_status`."),
     ("401", "Share token invalid, expired or revoked."),
-    (
-        "403",
-        "Missing or invalid API key, token for another application, or already imported.",
-    ),
+    ("403", "Missing or invalid API key, token for another application, or already imported."),
     ("404", "Not found: ids of other applications do not exist."),
     ("405", "Method not allowed on this path."),
     ("413", "Body over the endpoint's limit."),
@@ -88,19 +82,12 @@ impl Modify for CommonAnswers {
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let authenticated = !matches!(path.as_str(), "/health/" | "/.well-known/jwks.json");
-            let operations: [&mut Option<Operation>; 5] = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
-            ];
+            let operations: [&mut Option<Operation>; 5] =
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete];
             for operation in operations.into_iter().flatten() {
                 if authenticated {
-                    operation.security = Some(vec![SecurityRequirement::new(
-                        "api_key",
-                        Vec::<String>::new(),
-                    )]);
+                    operation.security =
+                        Some(vec![SecurityRequirement::new("api_key", Vec::<String>::new())]);
                 }
                 for (code, description) in ERRORS {
                     let applies = authenticated || matches!(code, "405" | "500" | "503");
@@ -161,9 +148,6 @@ mod tests {
         ] {
             assert!(paths.contains_key(path), "{path} is missing");
         }
-        assert_eq!(
-            doc["components"]["securitySchemes"]["api_key"]["name"],
-            "x-api-key"
-        );
+        assert_eq!(doc["components"]["securitySchemes"]["api_key"]["name"], "x-api-key");
     }
 }

@@ -30,17 +30,11 @@ fn words(state: UserFacingState) -> (&'static str, Vec<&'static str>) {
     match state {
         UserFacingState::NotStarted => (
             "Your verification has not started",
-            vec![
-                "Nothing has been submitted for this verification yet.",
-                NO_CAPTURE,
-            ],
+            vec!["Nothing has been submitted for this verification yet.", NO_CAPTURE],
         ),
         UserFacingState::InProgress => (
             "Your verification is in progress",
-            vec![
-                "This verification has started and is not finished yet.",
-                NO_CAPTURE,
-            ],
+            vec!["This verification has started and is not finished yet.", NO_CAPTURE],
         ),
         UserFacingState::Finished => (
             "Your verification is finished",
@@ -110,13 +104,9 @@ fn html(status: StatusCode, title: &str, paragraphs: &[&str]) -> HttpResponse {
 /// `GET /session/{session_token}`. An unknown token spends its address's budget of requests
 /// without credentials, as a wrong API key does.
 pub(crate) async fn session_page(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>,
 ) -> HttpResponse {
-    let address = req
-        .peer_addr()
-        .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+    let address = req.peer_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
     let limiter = state.rate_limiter.as_ref();
     if let Some(spent) = limiter.and_then(|l| l.spent(&address, Budget::Unauthenticated)) {
         let mut response = html(
@@ -125,9 +115,7 @@ pub(crate) async fn session_page(
             &["Please try again in a minute."],
         );
         if let Ok(value) = spent.retry_after.to_string().parse() {
-            response
-                .headers_mut()
-                .insert(actix_web::http::header::RETRY_AFTER, value);
+            response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
         }
         return response;
     }

@@ -27,11 +27,7 @@ pub struct RateLimits {
 
 impl Default for RateLimits {
     fn default() -> Self {
-        Self {
-            reads_per_minute: 600,
-            writes_per_minute: 300,
-            unauthenticated_per_minute: 60,
-        }
+        Self { reads_per_minute: 600, writes_per_minute: 300, unauthenticated_per_minute: 60 }
     }
 }
 
@@ -130,10 +126,7 @@ impl std::fmt::Debug for RateLimiter {
 const SWEEP_AT: usize = 10_000;
 
 fn now_seconds() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
 /// The start of the window `now` falls in.
@@ -158,19 +151,12 @@ fn bucket(key: &str, budget: Budget) -> String {
 impl RateLimiter {
     /// A limiter with these budgets, counting in this process.
     pub fn new(limits: RateLimits) -> Self {
-        Self {
-            limits,
-            windows: Mutex::new(HashMap::new()),
-            shared: None,
-        }
+        Self { limits, windows: Mutex::new(HashMap::new()), shared: None }
     }
 
     /// The same limiter counting in `counter`, shared with other servers.
     pub fn sharing(self, counter: Arc<dyn SharedCounter>) -> Self {
-        Self {
-            shared: Some(counter),
-            ..self
-        }
+        Self { shared: Some(counter), ..self }
     }
 
     /// Counts one request of `key` against `budget` at the current time.
@@ -182,9 +168,7 @@ impl RateLimiter {
         let window = window_start(now);
         let used = counter.count(&bucket(key, budget), window).await?;
         let mut windows = self.windows();
-        let entry = windows
-            .entry((key.to_owned(), budget))
-            .or_insert((window, 0));
+        let entry = windows.entry((key.to_owned(), budget)).or_insert((window, 0));
         // Counts answered out of order keep the highest.
         if entry.0 != window || entry.1 < used {
             *entry = (window, used);
@@ -219,9 +203,7 @@ impl RateLimiter {
     }
 
     fn windows(&self) -> std::sync::MutexGuard<'_, HashMap<(String, Budget), (u64, u64)>> {
-        self.windows
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The decision on a request that is the `used`th of its window.
@@ -245,9 +227,7 @@ impl RateLimiter {
             if windows.len() >= SWEEP_AT {
                 windows.retain(|_, (start, _)| *start == window);
             }
-            let entry = windows
-                .entry((key.to_owned(), budget))
-                .or_insert((window, 0));
+            let entry = windows.entry((key.to_owned(), budget)).or_insert((window, 0));
             if entry.0 != window {
                 *entry = (window, 0);
             }
@@ -272,43 +252,23 @@ mod tests {
         let t = 1_800_000_010; // 10 s into a window (1_800_000_000 is a multiple of 60)
         assert_eq!(
             limiter.check_at("a", Budget::Read, t),
-            Decision {
-                allowed: true,
-                limit: 2,
-                remaining: 1,
-                reset: t - 10 + 60,
-                retry_after: 50
-            }
+            Decision { allowed: true, limit: 2, remaining: 1, reset: t - 10 + 60, retry_after: 50 }
         );
         assert!(limiter.check_at("a", Budget::Read, t).allowed);
         let refused = limiter.check_at("a", Budget::Read, t + 1);
         assert!(!refused.allowed);
         assert_eq!(refused.remaining, 0);
         assert_eq!(refused.retry_after, 49);
-        assert!(
-            limiter.check_at("a", Budget::Write, t).allowed,
-            "writes have their own budget"
-        );
+        assert!(limiter.check_at("a", Budget::Write, t).allowed, "writes have their own budget");
         assert!(!limiter.check_at("a", Budget::Write, t).allowed);
-        assert!(
-            limiter.check_at("b", Budget::Read, t).allowed,
-            "other keys have their own"
-        );
-        assert!(
-            limiter.check_at("a", Budget::Read, t + 50).allowed,
-            "a new window starts afresh"
-        );
+        assert!(limiter.check_at("b", Budget::Read, t).allowed, "other keys have their own");
+        assert!(limiter.check_at("a", Budget::Read, t + 50).allowed, "a new window starts afresh");
         // A budget is seen spent without spending it.
         assert_eq!(limiter.spent_at("ip", Budget::Unauthenticated, t), None);
         assert!(limiter.check_at("ip", Budget::Unauthenticated, t).allowed);
-        let spent = limiter
-            .spent_at("ip", Budget::Unauthenticated, t + 1)
-            .unwrap();
+        let spent = limiter.spent_at("ip", Budget::Unauthenticated, t + 1).unwrap();
         assert_eq!((spent.allowed, spent.retry_after), (false, 49));
-        assert_eq!(
-            limiter.spent_at("ip", Budget::Unauthenticated, t + 50),
-            None
-        );
+        assert_eq!(limiter.spent_at("ip", Budget::Unauthenticated, t + 50), None);
     }
 
     /// A counter other servers have spent from already.
@@ -327,23 +287,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_shared_counter_decides_and_is_remembered() {
-        let limits = RateLimits {
-            reads_per_minute: 3,
-            writes_per_minute: 3,
-            unauthenticated_per_minute: 3,
-        };
+        let limits =
+            RateLimits { reads_per_minute: 3, writes_per_minute: 3, unauthenticated_per_minute: 3 };
         let limiter = RateLimiter::new(limits).sharing(Arc::new(Elsewhere(Mutex::new(2))));
         let last = limiter.check("key", Budget::Read).await.unwrap();
         assert_eq!((last.allowed, last.remaining), (true, 0));
         assert!(!limiter.check("key", Budget::Read).await.unwrap().allowed);
         // The address's budget is spent too (the same counter here), and seen without asking.
-        assert!(
-            !limiter
-                .check("10.0.0.1", Budget::Unauthenticated)
-                .await
-                .unwrap()
-                .allowed
-        );
+        assert!(!limiter.check("10.0.0.1", Budget::Unauthenticated).await.unwrap().allowed);
         assert!(limiter.spent("10.0.0.1", Budget::Unauthenticated).is_some());
         assert!(limiter.spent("10.0.0.2", Budget::Unauthenticated).is_none());
     }

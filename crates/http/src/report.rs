@@ -35,10 +35,7 @@ enum Line {
 pub fn render(record: &SessionRecord, import: Option<&LogEntry>) -> Vec<u8> {
     let mut lines = Vec::new();
     let s = &record.session;
-    lines.push(Line::Title(format!(
-        "Verification report: session {}",
-        s.session_number
-    )));
+    lines.push(Line::Title(format!("Verification report: session {}", s.session_number)));
     lines.push(Line::Gap);
     let field = |name: &str, value: &str| Line::Text(format!("{name}: {value}"));
     lines.push(field("Status", s.status.as_str()));
@@ -76,11 +73,7 @@ pub fn render(record: &SessionRecord, import: Option<&LogEntry>) -> Vec<u8> {
             continue;
         };
         lines.push(Line::Gap);
-        lines.push(Line::Heading(format!(
-            "{} ({})",
-            block.title(),
-            block.v3_key()
-        )));
+        lines.push(Line::Heading(format!("{} ({})", block.title(), block.v3_key())));
         if items.is_empty() {
             lines.push(Line::Text("No results.".into()));
         }
@@ -220,20 +213,11 @@ fn write(lines: &[Line]) -> Vec<u8> {
     let regular = Ref::new(3);
     let bold = Ref::new(4);
     let first = 5;
-    let page_ids: Vec<Ref> = (0..pages.len())
-        .map(|n| Ref::new(first + 2 * n as i32))
-        .collect();
+    let page_ids: Vec<Ref> = (0..pages.len()).map(|n| Ref::new(first + 2 * n as i32)).collect();
     pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree)
-        .kids(page_ids.iter().copied())
-        .count(pages.len() as i32);
-    for (id, base) in [
-        (regular, Name(b"Helvetica")),
-        (bold, Name(b"Helvetica-Bold")),
-    ] {
-        pdf.type1_font(id)
-            .base_font(base)
-            .encoding_predefined(Name(b"WinAnsiEncoding"));
+    pdf.pages(tree).kids(page_ids.iter().copied()).count(pages.len() as i32);
+    for (id, base) in [(regular, Name(b"Helvetica")), (bold, Name(b"Helvetica-Bold"))] {
+        pdf.type1_font(id).base_font(base).encoding_predefined(Name(b"WinAnsiEncoding"));
     }
     for (content, id) in pages.into_iter().zip(&page_ids) {
         let content_id = Ref::new(id.get() + 1);
@@ -241,10 +225,7 @@ fn write(lines: &[Line]) -> Vec<u8> {
         page.media_box(Rect::new(0.0, 0.0, PAGE_WIDTH, PAGE_HEIGHT));
         page.parent(tree);
         page.contents(content_id);
-        page.resources()
-            .fonts()
-            .pair(REGULAR, regular)
-            .pair(BOLD, bold);
+        page.resources().fonts().pair(REGULAR, regular).pair(BOLD, bold);
         drop(page);
         pdf.stream(content_id, &content.finish());
     }

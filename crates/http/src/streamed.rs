@@ -28,18 +28,13 @@ where
     if size < STREAM_FROM {
         let mut body = Vec::with_capacity(size + 1024);
         return match write(&mut body) {
-            Ok(()) => HttpResponse::Ok()
-                .content_type("application/json")
-                .body(body),
+            Ok(()) => HttpResponse::Ok().content_type("application/json").body(body),
             Err(error) => failed(&error),
         };
     }
     let (sender, mut receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHUNKS_AHEAD);
     tokio::task::spawn_blocking(move || {
-        let mut chunks = Chunks {
-            sender,
-            buffer: Vec::with_capacity(CHUNK),
-        };
+        let mut chunks = Chunks { sender, buffer: Vec::with_capacity(CHUNK) };
         let written = write(&mut chunks).map_err(std::io::Error::other);
         if let Err(error) = written.and_then(|()| chunks.send()) {
             // The client left (nothing to tell), or serializing failed: the answer is cut
@@ -52,9 +47,7 @@ where
     });
     HttpResponse::Ok()
         .content_type("application/json")
-        .streaming(futures_util::stream::poll_fn(move |cx| {
-            receiver.poll_recv(cx)
-        }))
+        .streaming(futures_util::stream::poll_fn(move |cx| receiver.poll_recv(cx)))
 }
 
 fn failed(error: &serde_json::Error) -> HttpResponse {

@@ -7,27 +7,25 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
 use uuid::Uuid;
 
-/// Session statuses, exactly as on the wire.
-#[derive(Serialize, ToSchema)]
-pub enum SessionStatus {
-    #[serde(rename = "Not Started")]
-    NotStarted,
-    #[serde(rename = "In Progress")]
-    InProgress,
-    #[serde(rename = "Awaiting User")]
-    AwaitingUser,
-    #[serde(rename = "In Review")]
-    InReview,
-    Approved,
-    Declined,
-    Resubmitted,
-    Expired,
-    Abandoned,
-    #[serde(rename = "Kyc Expired")]
-    KycExpired,
+/// Session statuses, exactly as on the wire: the domain's, by their names.
+pub struct SessionStatus;
+
+impl utoipa::PartialSchema for SessionStatus {
+    fn schema() -> RefOr<Schema> {
+        let names = handoff_domain::SessionStatus::ALL.map(|status| status.as_str());
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("Session statuses, exactly as on the wire."))
+            .enum_values(Some(names))
+            .into()
+    }
 }
+
+impl ToSchema for SessionStatus {}
 
 /// Session kinds.
 #[derive(Serialize, ToSchema)]
@@ -96,10 +94,7 @@ pub enum PoaDocumentType {
 
 /// A step to resubmit.
 #[derive(ToSchema)]
-#[expect(
-    dead_code,
-    reason = "a schema of the OpenAPI document only: never built or read"
-)]
+#[expect(dead_code, reason = "a schema of the OpenAPI document only: never built or read")]
 pub struct NodeToResubmit {
     /// The `node_id` of the step's items in the decision.
     #[schema(min_length = 1, max_length = 100)]
@@ -166,17 +161,23 @@ impl WebhookDestination {
             url: d.url.as_str().to_owned(),
             enabled: d.enabled,
             webhook_version: d.webhook_version.clone(),
-            subscribed_events: d
-                .subscribed_events
-                .iter()
-                .map(|e| e.as_str().to_owned())
-                .collect(),
+            subscribed_events: d.subscribed_events.iter().map(|e| e.as_str().to_owned()).collect(),
             created_at: timestamp(d.created_at),
             updated_at: timestamp(d.updated_at),
             previous_secret_valid_until: d.previous_secret_until.map(timestamp),
             secret_shared_key: secret,
         }
     }
+}
+
+/// A page of a list: how many rows match, links to the neighbouring pages (`null` at either
+/// end), and this page's rows.
+#[derive(Serialize, ToSchema)]
+pub struct Page<T> {
+    pub count: u64,
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
 }
 
 /// The list of destinations.
@@ -305,15 +306,6 @@ pub struct Workflow {
     pub created_at: String,
 }
 
-/// A page of workflows.
-#[derive(Serialize, ToSchema)]
-pub struct WorkflowList {
-    pub count: u64,
-    pub next: Option<String>,
-    pub previous: Option<String>,
-    pub results: Vec<Workflow>,
-}
-
 /// `POST /v3/session/` answers this.
 #[derive(Serialize, ToSchema)]
 pub struct SessionCreated {
@@ -369,15 +361,6 @@ pub struct FeatureStatus {
     pub status: String,
 }
 
-/// A page of sessions.
-#[derive(Serialize, ToSchema)]
-pub struct SessionList {
-    pub count: u64,
-    pub next: Option<String>,
-    pub previous: Option<String>,
-    pub results: Vec<SessionSummary>,
-}
-
 /// A User or Business.
 #[derive(Serialize, ToSchema)]
 pub struct Entity {
@@ -402,15 +385,6 @@ pub struct Entity {
     pub status_reason: Option<String>,
     /// When its status last changed (extension); `null` while it has its first.
     pub status_updated_at: Option<String>,
-}
-
-/// A page of Users or Businesses.
-#[derive(Serialize, ToSchema)]
-pub struct EntityList {
-    pub count: u64,
-    pub next: Option<String>,
-    pub previous: Option<String>,
-    pub results: Vec<Entity>,
 }
 
 /// `PATCH /v3/session/{id}/update-status/` answers this.
@@ -510,10 +484,7 @@ pub struct Review {
 /// `node_id` and `status`), or null when the feature never ran; a session carries the blocks of
 /// its kind only.
 #[derive(ToSchema)]
-#[expect(
-    dead_code,
-    reason = "a schema of the OpenAPI document only: never built or read"
-)]
+#[expect(dead_code, reason = "a schema of the OpenAPI document only: never built or read")]
 pub struct DecisionV3 {
     session_id: Uuid,
     #[schema(value_type = SessionKind)]
@@ -578,10 +549,7 @@ pub struct DecisionV3 {
 /// The V2 decision payload of a user session: each block is its first item without `node_id`,
 /// or null.
 #[derive(ToSchema)]
-#[expect(
-    dead_code,
-    reason = "a schema of the OpenAPI document only: never built or read"
-)]
+#[expect(dead_code, reason = "a schema of the OpenAPI document only: never built or read")]
 pub struct DecisionV2 {
     session_id: Uuid,
     session_number: i64,
@@ -630,10 +598,7 @@ pub struct DecisionV2 {
 /// session's kind, each an array of items (objects with string `node_id` and `status`) or null.
 /// Unknown members and blocks of the other kind are refused.
 #[derive(ToSchema)]
-#[expect(
-    dead_code,
-    reason = "a schema of the OpenAPI document only: never built or read"
-)]
+#[expect(dead_code, reason = "a schema of the OpenAPI document only: never built or read")]
 pub struct RecordResults {
     #[schema(value_type = Option<SessionStatus>)]
     status: Option<String>,

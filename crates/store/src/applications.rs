@@ -11,55 +11,38 @@ use uuid::Uuid;
 use crate::Store;
 use crate::rows::get;
 use crate::schema::{ApiKeys, Applications};
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, insert_row, run};
 
 /// The row of a new key. Its id is the row's own, never shown.
 fn insert_key(key: &NewApiKey, at: DateTime<Utc>) -> Result<InsertStatement, RepoError> {
-    Ok(Query::insert()
-        .into_table(ApiKeys::Table)
-        .columns([
-            ApiKeys::Id,
-            ApiKeys::ApplicationId,
-            ApiKeys::Prefix,
-            ApiKeys::KeyHash,
-            ApiKeys::CreatedAt,
-        ])
-        .values([
-            Uuid::new_v4().into(),
-            key.application_id.as_uuid().into(),
-            key.prefix.clone().into(),
-            key.hash.0.to_vec().into(),
-            at.into(),
-        ])
-        .map_err(crate::sql::insert_mismatch)?
-        .to_owned())
+    insert_row(
+        ApiKeys::Table,
+        [
+            (ApiKeys::Id, Uuid::new_v4().into()),
+            (ApiKeys::ApplicationId, key.application_id.as_uuid().into()),
+            (ApiKeys::Prefix, key.prefix.clone().into()),
+            (ApiKeys::KeyHash, key.hash.0.to_vec().into()),
+            (ApiKeys::CreatedAt, at.into()),
+        ],
+    )
 }
 
 #[async_trait]
 impl ApplicationRepository for Store {
     async fn create_application(
-        &self,
-        application: &Application,
-        key: &NewApiKey,
+        &self, application: &Application, key: &NewApiKey,
     ) -> Result<(), RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        let insert = Query::insert()
-            .into_table(Applications::Table)
-            .columns([
-                Applications::Id,
-                Applications::Name,
-                Applications::LastSessionNumber,
-                Applications::CreatedAt,
-            ])
-            .values([
-                application.id.as_uuid().into(),
-                application.name.clone().into(),
-                0i64.into(),
-                application.created_at.into(),
-            ])
-            .map_err(crate::sql::insert_mismatch)?
-            .to_owned();
+        let insert = insert_row(
+            Applications::Table,
+            [
+                (Applications::Id, application.id.as_uuid().into()),
+                (Applications::Name, application.name.clone().into()),
+                (Applications::LastSessionNumber, 0i64.into()),
+                (Applications::CreatedAt, application.created_at.into()),
+            ],
+        )?;
         run(&txn, &insert).await?;
         run(&txn, &insert_key(key, application.created_at)?).await?;
         commit(txn).await
@@ -67,11 +50,7 @@ impl ApplicationRepository for Store {
 
     async fn list_applications(&self) -> Result<Vec<Application>, RepoError> {
         let select = Query::select()
-            .columns([
-                Applications::Id,
-                Applications::Name,
-                Applications::CreatedAt,
-            ])
+            .columns([Applications::Id, Applications::Name, Applications::CreatedAt])
             .from(Applications::Table)
             .order_by(Applications::CreatedAt, Order::Asc)
             .order_by(Applications::Id, Order::Asc)
@@ -106,10 +85,7 @@ impl ApplicationRepository for Store {
     }
 
     async fn revoke_api_key(
-        &self,
-        application_id: ApplicationId,
-        prefix: &str,
-        at: DateTime<Utc>,
+        &self, application_id: ApplicationId, prefix: &str, at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let update = Query::update()
             .table(ApiKeys::Table)
@@ -123,8 +99,7 @@ impl ApplicationRepository for Store {
     }
 
     async fn find_api_key(
-        &self,
-        prefix: &str,
+        &self, prefix: &str,
     ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError> {
         let select = Query::select()
             .columns([ApiKeys::ApplicationId, ApiKeys::KeyHash])
@@ -139,27 +114,18 @@ impl ApplicationRepository for Store {
         let hash: [u8; 32] = hash
             .try_into()
             .map_err(|_| RepoError::Internal("stored key hash has the wrong length".into()))?;
-        Ok(Some((
-            ApplicationId::from_uuid(get(&row, "application_id")?),
-            ApiKeyHash(hash),
-        )))
+        Ok(Some((ApplicationId::from_uuid(get(&row, "application_id")?), ApiKeyHash(hash))))
     }
 
     async fn open_console_session(
-        &self,
-        id: ConsoleSessionHash,
-        session: &ConsoleSession,
-        now: DateTime<Utc>,
+        &self, id: ConsoleSessionHash, session: &ConsoleSession, now: DateTime<Utc>,
         idle_since: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         crate::console_sessions::open(self, id, session, now, idle_since).await
     }
 
     async fn touch_console_session(
-        &self,
-        id: ConsoleSessionHash,
-        now: DateTime<Utc>,
-        idle_since: DateTime<Utc>,
+        &self, id: ConsoleSessionHash, now: DateTime<Utc>, idle_since: DateTime<Utc>,
     ) -> Result<Option<ConsoleSession>, RepoError> {
         crate::console_sessions::touch(self, id, now, idle_since).await
     }

@@ -33,9 +33,7 @@ pub struct StoreOptions {
 /// more: set `HANDOFF_DB_MAX_CONNECTIONS`.
 pub fn default_max_connections() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    u32::try_from(cores)
-        .unwrap_or(u32::MAX - 1)
-        .saturating_add(1)
+    u32::try_from(cores).unwrap_or(u32::MAX - 1).saturating_add(1)
 }
 
 impl Default for StoreOptions {
@@ -93,9 +91,9 @@ fn refuse_maintenance_database(url: &str) -> Result<(), ConnectError> {
         "postgres" => Err(ConnectError::MaintenanceDatabase(
             "PostgreSQL's maintenance database postgres".into(),
         )),
-        name if name.starts_with("template") => Err(ConnectError::MaintenanceDatabase(format!(
-            "PostgreSQL's template database {name}"
-        ))),
+        name if name.starts_with("template") => {
+            Err(ConnectError::MaintenanceDatabase(format!("PostgreSQL's template database {name}")))
+        }
         _ => Ok(()),
     }
 }
@@ -117,11 +115,8 @@ async fn first_postgres_connection(url: &str) -> Result<(), ConnectError> {
     let at = format!("{}:{}", options.get_host(), options.get_port());
     let user = options.get_username().to_owned();
     let database = options.get_database().unwrap_or(&user).to_owned();
-    let connected = tokio::time::timeout(
-        FIRST_CONNECTION_TIMEOUT,
-        PgConnection::connect_with(&options),
-    )
-    .await;
+    let connected =
+        tokio::time::timeout(FIRST_CONNECTION_TIMEOUT, PgConnection::connect_with(&options)).await;
     let error = match connected {
         Ok(Ok(connection)) => {
             let _ = connection.close().await;
@@ -135,9 +130,7 @@ async fn first_postgres_connection(url: &str) -> Result<(), ConnectError> {
             )));
         }
     };
-    Err(ConnectError::Unreachable(postgres_failure(
-        &error, &at, &user, &database,
-    )))
+    Err(ConnectError::Unreachable(postgres_failure(&error, &at, &user, &database)))
 }
 
 /// One sentence for a failed first connection, without the driver's own detail.
@@ -307,10 +300,7 @@ fn checkpoint_periodically(store: &Store) {
                 return;
             }
             // A PRAGMA: sea-query has no builder for it.
-            if let Err(error) = db
-                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
-                .await
-            {
+            if let Err(error) = db.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)").await {
                 tracing::debug!(%error, "could not checkpoint the write-ahead log");
             }
         }
@@ -353,11 +343,7 @@ pub fn describe_database(url: &str) -> String {
         hp if hp.contains(':') && !hp.ends_with(']') => hp.to_owned(),
         hp => format!("{hp}:5432"),
     };
-    let name = if scheme.starts_with("postgres") {
-        "PostgreSQL"
-    } else {
-        scheme
-    };
+    let name = if scheme.starts_with("postgres") { "PostgreSQL" } else { scheme };
     let database = if database.is_empty() { user } else { database };
     if user.is_empty() {
         format!("{name} {host_port}/{database}")
@@ -385,10 +371,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
     std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
 }
 
@@ -396,12 +379,7 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// whatever the umask: SQLite gives its `-wal` and `-shm` files the database file's mode.
 fn create_private_file(file: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(file)
-    {
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(file) {
         Ok(_) => {
             std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o600))
         }
@@ -426,10 +404,7 @@ fn readable_by_others(file: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn sqlite_directory(url: &str) -> Option<std::path::PathBuf> {
-    sqlite_file(url)?
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
+    sqlite_file(url)?.parent().filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf)
 }
 
 #[cfg(test)]
@@ -445,15 +420,9 @@ mod tests {
             "postgresql://u@db/postgres?sslmode=require",
             "postgres://u@db/template1",
         ] {
-            assert!(
-                super::refuse_maintenance_database(refused).is_err(),
-                "{refused}"
-            );
+            assert!(super::refuse_maintenance_database(refused).is_err(), "{refused}");
         }
-        for fine in [
-            "postgres://u@db/handoff",
-            "postgres://u@db:5432/handoff_test_1?x=y",
-        ] {
+        for fine in ["postgres://u@db/handoff", "postgres://u@db:5432/handoff_test_1?x=y"] {
             assert!(super::refuse_maintenance_database(fine).is_ok(), "{fine}");
         }
     }
@@ -471,10 +440,7 @@ mod tests {
                 "postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem",
                 "postgres://u@h/db?sslmode=verify-full&sslrootcert=/ca.pem",
             ),
-            (
-                "postgres://u@h/db?a=1&sslmode=require",
-                "postgres://u@h/db?a=1&sslmode=require",
-            ),
+            ("postgres://u@h/db?a=1&sslmode=require", "postgres://u@h/db?a=1&sslmode=require"),
         ] {
             assert_eq!(super::postgres_tls_default(url), expected);
         }
@@ -484,10 +450,7 @@ mod tests {
     fn the_pool_is_the_cores_plus_one_by_default() {
         let cores = std::thread::available_parallelism().unwrap().get() as u32;
         assert_eq!(default_max_connections(), cores + 1);
-        assert_eq!(
-            StoreOptions::default().max_connections,
-            default_max_connections()
-        );
+        assert_eq!(StoreOptions::default().max_connections, default_max_connections());
     }
 
     #[test]
@@ -518,14 +481,9 @@ mod tests {
 
     #[test]
     fn finds_the_directory_of_a_sqlite_file() {
+        assert_eq!(sqlite_directory("sqlite:data/handoff.db").unwrap().to_str(), Some("data"));
         assert_eq!(
-            sqlite_directory("sqlite:data/handoff.db").unwrap().to_str(),
-            Some("data")
-        );
-        assert_eq!(
-            sqlite_directory("sqlite:///tmp/x/h.db?mode=rwc")
-                .unwrap()
-                .to_str(),
+            sqlite_directory("sqlite:///tmp/x/h.db?mode=rwc").unwrap().to_str(),
             Some("/tmp/x")
         );
         assert!(sqlite_directory("sqlite::memory:").is_none());

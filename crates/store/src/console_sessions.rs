@@ -13,10 +13,7 @@ use crate::sql::{fetch_one, run};
 
 /// Stores `session` and forgets the sessions that ended.
 pub(crate) async fn open(
-    store: &Store,
-    id: ConsoleSessionHash,
-    session: &ConsoleSession,
-    now: DateTime<Utc>,
+    store: &Store, id: ConsoleSessionHash, session: &ConsoleSession, now: DateTime<Utc>,
     idle_since: DateTime<Utc>,
 ) -> Result<(), RepoError> {
     let _turn = store.write_turn().await;
@@ -48,10 +45,7 @@ pub(crate) async fn open(
 
 /// The current session under `id`, its last use moved to `now`.
 pub(crate) async fn touch(
-    store: &Store,
-    id: ConsoleSessionHash,
-    now: DateTime<Utc>,
-    idle_since: DateTime<Utc>,
+    store: &Store, id: ConsoleSessionHash, now: DateTime<Utc>, idle_since: DateTime<Utc>,
 ) -> Result<Option<ConsoleSession>, RepoError> {
     let _turn = store.write_turn().await;
     let update = Query::update()

@@ -12,8 +12,8 @@ use handoff_domain::{
 };
 
 use sea_orm::sea_query::{
-    Alias, Cond, Expr, ExprTrait, Func, LikeExpr, LockType, OnConflict, Order, Query,
-    SelectStatement,
+    Alias, Cond, Expr, ExprTrait, Func, InsertStatement, LikeExpr, LockType, OnConflict, Order,
+    Query, SelectStatement,
 };
 
 use handoff_domain::vendor_data::KEY_VERSION;
@@ -24,7 +24,8 @@ use crate::Store;
 use crate::rows::{get, kind, text_or_null};
 use crate::schema::{Entities, Sessions};
 use crate::sql::{
-    begin_write, commit, fetch_all, fetch_one, is_unique_violation, like_pattern, repo_error, run,
+    begin_write, commit, fetch_all, fetch_one, insert_row, is_unique_violation, like_pattern,
+    repo_error, run,
 };
 
 /// Entities with their sessions counted (what [`entity_of`] reads); conditions follow.
@@ -56,26 +57,11 @@ fn entity_select() -> SelectStatement {
             (e, Entities::StatusUpdatedAt),
         ])
         .expr_as(of_entity(count(), None), Alias::new("session_count"))
-        .expr_as(
-            of_entity(count(), Some(SessionStatus::Approved)),
-            Alias::new("approved_count"),
-        )
-        .expr_as(
-            of_entity(count(), Some(SessionStatus::Declined)),
-            Alias::new("declined_count"),
-        )
-        .expr_as(
-            of_entity(count(), Some(SessionStatus::InReview)),
-            Alias::new("in_review_count"),
-        )
-        .expr_as(
-            of_entity(Func::min(created()).into(), None),
-            Alias::new("first_session_at"),
-        )
-        .expr_as(
-            of_entity(Func::max(created()).into(), None),
-            Alias::new("last_session_at"),
-        )
+        .expr_as(of_entity(count(), Some(SessionStatus::Approved)), Alias::new("approved_count"))
+        .expr_as(of_entity(count(), Some(SessionStatus::Declined)), Alias::new("declined_count"))
+        .expr_as(of_entity(count(), Some(SessionStatus::InReview)), Alias::new("in_review_count"))
+        .expr_as(of_entity(Func::min(created()).into(), None), Alias::new("first_session_at"))
+        .expr_as(of_entity(Func::max(created()).into(), None), Alias::new("last_session_at"))
         .from(e)
         .to_owned()
 }
@@ -127,10 +113,7 @@ fn entity_of(row: &QueryResult) -> Result<Entity, RepoError> {
 #[async_trait]
 impl EntityRepository for Store {
     async fn find_entity(
-        &self,
-        application_id: ApplicationId,
-        entity_kind: SessionKind,
-        vendor_data: &VendorData,
+        &self, application_id: ApplicationId, entity_kind: SessionKind, vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError> {
         let select = entity_select()
             .and_where(
@@ -139,20 +122,12 @@ impl EntityRepository for Store {
             .and_where(Expr::col((Entities::Table, Entities::Kind)).eq(entity_kind.as_str()))
             .and_where(Expr::col((Entities::Table, Entities::VendorDataKey)).eq(vendor_data.key()))
             .to_owned();
-        fetch_one(&self.db, &select)
-            .await?
-            .as_ref()
-            .map(entity_of)
-            .transpose()
+        fetch_one(&self.db, &select).await?.as_ref().map(entity_of).transpose()
     }
 
     async fn update_entity(
-        &self,
-        application_id: ApplicationId,
-        entity_kind: SessionKind,
-        vendor_data: &VendorData,
-        profile: &ProfileChange,
-        status: Option<&EntityStatusChange>,
+        &self, application_id: ApplicationId, entity_kind: SessionKind, vendor_data: &VendorData,
+        profile: &ProfileChange, status: Option<&EntityStatusChange>,
     ) -> Result<Option<Entity>, RepoError> {
         {
             let _turn = self.write_turn().await;
@@ -181,10 +156,7 @@ impl EntityRepository for Store {
                 changes = true;
             }
             if let Some(metadata) = &profile.metadata {
-                update.value(
-                    Entities::Metadata,
-                    metadata.as_ref().map(ToString::to_string),
-                );
+                update.value(Entities::Metadata, metadata.as_ref().map(ToString::to_string));
                 changes = true;
             }
             let previous: String = get(&row, "status")?;
@@ -216,42 +188,13 @@ impl EntityRepository for Store {
             }
             commit(txn).await?;
         }
-        self.find_entity(application_id, entity_kind, vendor_data)
-            .await
+        self.find_entity(application_id, entity_kind, vendor_data).await
     }
 
     async fn create_entity(
-        &self,
-        application_id: ApplicationId,
-        new: &NewEntity,
+        &self, application_id: ApplicationId, new: &NewEntity,
     ) -> Result<Option<Entity>, RepoError> {
-        let insert = Query::insert()
-            .into_table(Entities::Table)
-            .columns([
-                Entities::Id,
-                Entities::ApplicationId,
-                Entities::Kind,
-                Entities::VendorData,
-                Entities::VendorDataKey,
-                Entities::Status,
-                Entities::CreatedAt,
-                Entities::KeyVersion,
-                Entities::DisplayName,
-                Entities::Metadata,
-            ])
-            .values([
-                new.id.into(),
-                application_id.as_uuid().into(),
-                new.kind.as_str().into(),
-                new.vendor_data.as_str().into(),
-                new.vendor_data.key().into(),
-                new.status.as_str().into(),
-                new.created_at.into(),
-                KEY_VERSION.into(),
-                new.display_name.clone().into(),
-                new.metadata.as_ref().map(ToString::to_string).into(),
-            ])
-            .map_err(crate::sql::insert_mismatch)?
+        let insert = entity_insert(application_id, new)?
             .on_conflict(
                 OnConflict::columns([
                     Entities::ApplicationId,
@@ -269,15 +212,11 @@ impl EntityRepository for Store {
         if inserted == 0 {
             return Ok(None);
         }
-        self.find_entity(application_id, new.kind, &new.vendor_data)
-            .await
+        self.find_entity(application_id, new.kind, &new.vendor_data).await
     }
 
     async fn list_entities(
-        &self,
-        application_id: ApplicationId,
-        entity_kind: SessionKind,
-        filter: &EntityFilter,
+        &self, application_id: ApplicationId, entity_kind: SessionKind, filter: &EntityFilter,
     ) -> Result<EntityPage, RepoError> {
         let e = Entities::Table;
         let mut condition = Cond::all()
@@ -294,11 +233,8 @@ impl EntityRepository for Store {
                 Func::lower(Expr::col((e, column)))
                     .like(LikeExpr::new(pattern.as_str()).escape('\\'))
             };
-            condition = condition.add(
-                Cond::any()
-                    .add(like(Entities::VendorData))
-                    .add(like(Entities::DisplayName)),
-            );
+            condition = condition
+                .add(Cond::any().add(like(Entities::VendorData)).add(like(Entities::DisplayName)));
         }
         let counted = Query::select()
             .expr_as(Func::count(Expr::col((e, Entities::Id))), Alias::new("n"))
@@ -316,21 +252,13 @@ impl EntityRepository for Store {
             .limit(filter.limit)
             .offset(filter.offset)
             .to_owned();
-        let results = fetch_all(&self.db, &page)
-            .await?
-            .iter()
-            .map(entity_of)
-            .collect::<Result<_, _>>()?;
-        Ok(EntityPage {
-            count: u64::try_from(count).unwrap_or(0),
-            results,
-        })
+        let results =
+            fetch_all(&self.db, &page).await?.iter().map(entity_of).collect::<Result<_, _>>()?;
+        Ok(EntityPage { count: u64::try_from(count).unwrap_or(0), results })
     }
 
     async fn delete_entities(
-        &self,
-        application_id: ApplicationId,
-        entity_kind: SessionKind,
+        &self, application_id: ApplicationId, entity_kind: SessionKind,
         selection: Option<(&[VendorData], &[Uuid])>,
     ) -> Result<u64, RepoError> {
         let mut select = Query::select()
@@ -392,12 +320,7 @@ impl Store {
     /// at the next start.
     pub async fn rekey_entities(&self) -> Result<Rekeyed, RepoError> {
         let stale = Query::select()
-            .columns([
-                Entities::Id,
-                Entities::ApplicationId,
-                Entities::Kind,
-                Entities::VendorData,
-            ])
+            .columns([Entities::Id, Entities::ApplicationId, Entities::Kind, Entities::VendorData])
             .from(Entities::Table)
             .and_where(Expr::col(Entities::KeyVersion).lt(KEY_VERSION))
             .to_owned();
@@ -432,4 +355,25 @@ impl Store {
         }
         Ok(report)
     }
+}
+
+/// The `INSERT` of `new` into the application's entities, conflict clause to add.
+pub(crate) fn entity_insert(
+    application_id: ApplicationId, new: &NewEntity,
+) -> Result<InsertStatement, RepoError> {
+    insert_row(
+        Entities::Table,
+        [
+            (Entities::Id, new.id.into()),
+            (Entities::ApplicationId, application_id.as_uuid().into()),
+            (Entities::Kind, new.kind.as_str().into()),
+            (Entities::VendorData, new.vendor_data.as_str().into()),
+            (Entities::VendorDataKey, new.vendor_data.key().into()),
+            (Entities::Status, new.status.as_str().into()),
+            (Entities::CreatedAt, new.created_at.into()),
+            (Entities::KeyVersion, KEY_VERSION.into()),
+            (Entities::DisplayName, new.display_name.clone().into()),
+            (Entities::Metadata, new.metadata.as_ref().map(ToString::to_string).into()),
+        ],
+    )
 }

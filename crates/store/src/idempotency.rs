@@ -28,9 +28,7 @@ pub(crate) const CLAIM_COLUMNS: [IdempotencyKeys; 6] = [
 
 /// The values of a claim's row.
 pub(crate) fn claim_values(
-    application_id: ApplicationId,
-    claim: &IdempotencyClaim,
-    operation: IdempotentOperation,
+    application_id: ApplicationId, claim: &IdempotencyClaim, operation: IdempotentOperation,
     resource_id: String,
 ) -> [Value; 6] {
     [
@@ -44,9 +42,7 @@ pub(crate) fn claim_values(
 }
 
 fn insert_claim(
-    application_id: ApplicationId,
-    claim: &IdempotencyClaim,
-    operation: IdempotentOperation,
+    application_id: ApplicationId, claim: &IdempotencyClaim, operation: IdempotentOperation,
     resource_id: String,
 ) -> Result<InsertStatement, RepoError> {
     Ok(Query::insert()
@@ -60,30 +56,22 @@ fn insert_claim(
 /// Stores a guarded write's key in the write's transaction `txn`; a key the application holds
 /// already (a concurrent retry took it) is `IdempotencyKeyTaken`, and the write must roll back.
 pub(crate) async fn claim<C: ConnectionTrait>(
-    txn: &C,
-    application_id: ApplicationId,
-    claim: Option<&IdempotencyClaim>,
-    operation: IdempotentOperation,
-    resource_id: String,
+    txn: &C, application_id: ApplicationId, claim: Option<&IdempotencyClaim>,
+    operation: IdempotentOperation, resource_id: String,
 ) -> Result<(), RepoError> {
     let Some(claim) = claim else {
         return Ok(());
     };
-    txn.execute(&insert_claim(
-        application_id,
-        claim,
-        operation,
-        resource_id,
-    )?)
-    .await
-    .map(drop)
-    .map_err(|error| {
-        if is_idempotency_violation(&error) {
-            RepoError::IdempotencyKeyTaken
-        } else {
-            repo_error(error)
-        }
-    })
+    txn.execute(&insert_claim(application_id, claim, operation, resource_id)?)
+        .await
+        .map(drop)
+        .map_err(|error| {
+            if is_idempotency_violation(&error) {
+                RepoError::IdempotencyKeyTaken
+            } else {
+                repo_error(error)
+            }
+        })
 }
 
 /// Whether a unique violation is the idempotency key's (rather than, say, a clone's).
@@ -92,8 +80,7 @@ pub(crate) fn is_idempotency_violation(error: &sea_orm::DbErr) -> bool {
 }
 
 fn this_key(
-    application_id: ApplicationId,
-    key: &IdempotencyKey,
+    application_id: ApplicationId, key: &IdempotencyKey,
 ) -> [sea_orm::sea_query::SimpleExpr; 2] {
     [
         Expr::col(IdempotencyKeys::ApplicationId).eq(application_id.as_uuid()),
@@ -104,9 +91,7 @@ fn this_key(
 #[async_trait]
 impl IdempotencyRepository for Store {
     async fn find_idempotency(
-        &self,
-        application_id: ApplicationId,
-        key: &IdempotencyKey,
+        &self, application_id: ApplicationId, key: &IdempotencyKey,
     ) -> Result<Option<StoredIdempotency>, RepoError> {
         let mut select = Query::select()
             .columns([
@@ -137,20 +122,16 @@ impl IdempotencyRepository for Store {
             resource_id: get(&row, "resource_id")?,
             created_at: get(&row, "created_at")?,
             answer: match (status, body) {
-                (Some(status), Some(body)) => Some(RecordedAnswer {
-                    status: u16::try_from(status).unwrap_or_default(),
-                    body,
-                }),
+                (Some(status), Some(body)) => {
+                    Some(RecordedAnswer { status: u16::try_from(status).unwrap_or_default(), body })
+                }
                 _ => None,
             },
         }))
     }
 
     async fn record_answer(
-        &self,
-        application_id: ApplicationId,
-        key: &IdempotencyKey,
-        answer: &RecordedAnswer,
+        &self, application_id: ApplicationId, key: &IdempotencyKey, answer: &RecordedAnswer,
     ) -> Result<(), RepoError> {
         let mut update = Query::update()
             .table(IdempotencyKeys::Table)
@@ -166,9 +147,7 @@ impl IdempotencyRepository for Store {
     }
 
     async fn forget_idempotency(
-        &self,
-        application_id: Option<ApplicationId>,
-        key: Option<&IdempotencyKey>,
+        &self, application_id: Option<ApplicationId>, key: Option<&IdempotencyKey>,
         before: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
         let mut delete = Query::delete()

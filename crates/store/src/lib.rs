@@ -131,17 +131,11 @@ impl Store {
         match self.backend() {
             DatabaseBackend::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
-                (
-                    pool.size(),
-                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-                )
+                (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
             }
             _ => {
                 let pool = self.db.get_sqlite_connection_pool();
-                (
-                    pool.size(),
-                    u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
-                )
+                (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
             }
         }
     }

@@ -35,11 +35,8 @@ pub(crate) fn subscribed(application: &str, webhook_type: &str) -> String {
 /// Joins to `select` over `webhook_events` the enabled destinations subscribed to each event
 /// (`webhook_destinations`): the worker's fan-out.
 pub(crate) fn join_subscribers(select: &mut SelectStatement) {
-    let (events, subscriptions, destinations) = (
-        WebhookEvents::Table,
-        WebhookSubscriptions::Table,
-        WebhookDestinations::Table,
-    );
+    let (events, subscriptions, destinations) =
+        (WebhookEvents::Table, WebhookSubscriptions::Table, WebhookDestinations::Table);
     select
         .inner_join(
             subscriptions,
@@ -107,9 +104,7 @@ fn insert_events_from(rows: SelectStatement) -> Result<InsertStatement, RepoErro
 
 /// Writes the events `log` causes for `session_id`, owned by the session's application.
 pub(crate) async fn insert_events<C: ConnectionTrait>(
-    txn: &C,
-    session_id: SessionId,
-    log: &LogEntry,
+    txn: &C, session_id: SessionId, log: &LogEntry,
 ) -> Result<(), RepoError> {
     let sessions = Sessions::Table;
     let mut rows = events_of(log).into_iter().map(|(webhook_type, facts)| {
@@ -122,10 +117,7 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
             .expr(Expr::val(log.created_at))
             .from(sessions)
             .and_where(Expr::col((sessions, Sessions::Id)).eq(session_id.as_uuid()))
-            .and_where(subscribed_to(
-                Expr::col((sessions, Sessions::ApplicationId)),
-                webhook_type,
-            ))
+            .and_where(subscribed_to(Expr::col((sessions, Sessions::ApplicationId)), webhook_type))
             .to_owned()
     });
     let Some(mut all) = rows.next() else {
@@ -140,10 +132,7 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
 /// Writes an event of the application itself (no session: an entity's), if a destination of
 /// the application is subscribed to it.
 pub(crate) async fn insert_application_event<C: ConnectionTrait>(
-    txn: &C,
-    application_id: ApplicationId,
-    webhook_type: WebhookType,
-    facts: &serde_json::Value,
+    txn: &C, application_id: ApplicationId, webhook_type: WebhookType, facts: &serde_json::Value,
     at: DateTime<Utc>,
 ) -> Result<(), RepoError> {
     let row = Query::select()
@@ -153,10 +142,7 @@ pub(crate) async fn insert_application_event<C: ConnectionTrait>(
         .expr(Expr::val(Option::<uuid::Uuid>::None))
         .expr(Expr::val(facts.to_string()))
         .expr(Expr::val(at))
-        .and_where(subscribed_to(
-            Expr::val(application_id.as_uuid()),
-            webhook_type,
-        ))
+        .and_where(subscribed_to(Expr::val(application_id.as_uuid()), webhook_type))
         .to_owned();
     run(txn, &insert_events_from(row)?).await.map(drop)
 }

@@ -55,8 +55,7 @@ pub(crate) fn status(raw: &str) -> Result<SessionStatus, RepoError> {
 
 fn json_column(row: &QueryResult, column: &str) -> Result<Option<serde_json::Value>, RepoError> {
     let raw = text_or_null(row, column)?;
-    raw.map(|text| serde_json::from_str(&text).map_err(|_| corrupt(column, "(json)")))
-        .transpose()
+    raw.map(|text| serde_json::from_str(&text).map_err(|_| corrupt(column, "(json)"))).transpose()
 }
 
 /// A JSON value as stored in a text column.
@@ -66,9 +65,7 @@ pub(crate) fn json_text(value: Option<&serde_json::Value>) -> Value {
 
 /// A session's options as stored: NULL when none is set.
 pub(crate) fn options_text(options: &SessionOptions) -> Option<String> {
-    (!options.is_empty())
-        .then(|| serde_json::to_string(options).ok())
-        .flatten()
+    (!options.is_empty()).then(|| serde_json::to_string(options).ok()).flatten()
 }
 
 /// Parses the comma-separated `recorded_blocks` column.
@@ -81,11 +78,7 @@ pub(crate) fn recorded_blocks(raw: &str) -> Result<Vec<FeatureBlock>, RepoError>
 
 /// Writes the `recorded_blocks` column.
 pub(crate) fn recorded_blocks_text(blocks: &[FeatureBlock]) -> String {
-    blocks
-        .iter()
-        .map(|b| b.v3_key())
-        .collect::<Vec<_>>()
-        .join(",")
+    blocks.iter().map(|b| b.v3_key()).collect::<Vec<_>>().join(",")
 }
 
 /// A `sessions` row read with [`SESSION_COLUMNS`], and its recorded blocks.
@@ -143,8 +136,7 @@ pub(crate) fn item(row: &QueryResult) -> Result<(FeatureBlock, i32, FeatureItem)
 /// The `recorded` blocks, in that order, each with its items in position order; a recorded
 /// block without items is an empty array.
 pub(crate) fn blocks(
-    recorded: &[FeatureBlock],
-    mut items: Vec<(FeatureBlock, i32, FeatureItem)>,
+    recorded: &[FeatureBlock], mut items: Vec<(FeatureBlock, i32, FeatureItem)>,
 ) -> Vec<(FeatureBlock, Vec<FeatureItem>)> {
     items.sort_by_key(|(block, position, _)| (*block, *position));
     let mut blocks: Vec<(FeatureBlock, Vec<FeatureItem>)> =
@@ -248,9 +240,7 @@ pub(crate) fn review(row: &QueryResult) -> Result<Option<(i64, Review)>, RepoErr
 pub(crate) fn log_entry(row: &QueryResult) -> Result<handoff_domain::LogEntry, RepoError> {
     let kind: String = get(row, "kind")?;
     let optional_status = |column: &str| -> Result<Option<SessionStatus>, RepoError> {
-        text_or_null(row, column)?
-            .map(|raw| status(&raw))
-            .transpose()
+        text_or_null(row, column)?.map(|raw| status(&raw)).transpose()
     };
     Ok(handoff_domain::LogEntry {
         kind: handoff_domain::LogKind::parse(&kind).ok_or_else(|| corrupt("log kind", &kind))?,

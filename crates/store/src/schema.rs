@@ -197,15 +197,10 @@ mod tests {
             return;
         }
         let db = TestDatabase::create(backend).await;
-        let store = Store::connect(db.url(), &StoreOptions::default())
-            .await
-            .unwrap();
+        let store = Store::connect(db.url(), &StoreOptions::default()).await.unwrap();
         Migrator::up(store.connection(), None).await.unwrap();
         let mut tables = vec![
-            (
-                Applications::Table.to_string(),
-                names(Applications::COLUMNS),
-            ),
+            (Applications::Table.to_string(), names(Applications::COLUMNS)),
             (ApiKeys::Table.to_string(), names(ApiKeys::COLUMNS)),
             (Workflows::Table.to_string(), names(Workflows::COLUMNS)),
             (Entities::Table.to_string(), names(Entities::COLUMNS)),
@@ -213,44 +208,19 @@ mod tests {
             (SessionLogs::Table.to_string(), names(SessionLogs::COLUMNS)),
             (ShareTokens::Table.to_string(), names(ShareTokens::COLUMNS)),
             (SigningKeys::Table.to_string(), names(SigningKeys::COLUMNS)),
-            (
-                IdempotencyKeys::Table.to_string(),
-                names(IdempotencyKeys::COLUMNS),
-            ),
-            (
-                ConsoleSessions::Table.to_string(),
-                names(ConsoleSessions::COLUMNS),
-            ),
-            (
-                RateLimitCounters::Table.to_string(),
-                names(RateLimitCounters::COLUMNS),
-            ),
-            (
-                WebhookDestinations::Table.to_string(),
-                names(WebhookDestinations::COLUMNS),
-            ),
-            (
-                WebhookEvents::Table.to_string(),
-                names(WebhookEvents::COLUMNS),
-            ),
-            (
-                WebhookSubscriptions::Table.to_string(),
-                names(WebhookSubscriptions::COLUMNS),
-            ),
-            (
-                WebhookDeliveries::Table.to_string(),
-                names(WebhookDeliveries::COLUMNS),
-            ),
+            (IdempotencyKeys::Table.to_string(), names(IdempotencyKeys::COLUMNS)),
+            (ConsoleSessions::Table.to_string(), names(ConsoleSessions::COLUMNS)),
+            (RateLimitCounters::Table.to_string(), names(RateLimitCounters::COLUMNS)),
+            (WebhookDestinations::Table.to_string(), names(WebhookDestinations::COLUMNS)),
+            (WebhookEvents::Table.to_string(), names(WebhookEvents::COLUMNS)),
+            (WebhookSubscriptions::Table.to_string(), names(WebhookSubscriptions::COLUMNS)),
+            (WebhookDeliveries::Table.to_string(), names(WebhookDeliveries::COLUMNS)),
         ];
         for block in FeatureBlock::ALL {
             tables.push((block.v3_key().to_owned(), names(BlockItems::COLUMNS)));
         }
         for (table, named) in tables {
-            assert_eq!(
-                columns_of(&store, &table).await,
-                named,
-                "{backend:?} {table}"
-            );
+            assert_eq!(columns_of(&store, &table).await, named, "{backend:?} {table}");
         }
     }
 

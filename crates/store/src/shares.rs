@@ -87,9 +87,7 @@ const ISSUED: [ShareTokens; 7] = [
 #[async_trait]
 impl ShareRepository for Store {
     async fn find_source(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<StoredSession>, RepoError> {
         // By key alone, then the application (see `find_session`).
         Ok(fetch_one(&self.db, &select_session(id))
@@ -133,9 +131,7 @@ impl ShareRepository for Store {
     }
 
     async fn share_tokens_of(
-        &self,
-        application_id: ApplicationId,
-        session_id: SessionId,
+        &self, application_id: ApplicationId, session_id: SessionId,
     ) -> Result<Vec<LedgerEntry>, RepoError> {
         let select = Query::select()
             .columns(ISSUED)
@@ -146,18 +142,11 @@ impl ShareRepository for Store {
             .order_by(ShareTokens::IssuedAt, Order::Asc)
             .order_by(ShareTokens::Jti, Order::Asc)
             .to_owned();
-        fetch_all(&self.db, &select)
-            .await?
-            .iter()
-            .map(ledger_entry)
-            .collect()
+        fetch_all(&self.db, &select).await?.iter().map(ledger_entry).collect()
     }
 
     async fn revoke_share_token(
-        &self,
-        application_id: ApplicationId,
-        jti: &str,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, jti: &str, log: &LogEntry,
     ) -> Result<bool, RepoError> {
         let select = Query::select()
             .columns([ShareTokens::SessionId, ShareTokens::RevokedAt])

@@ -11,7 +11,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Qu
 use crate::Store;
 use crate::rows::get;
 use crate::schema::SigningKeys;
-use crate::sql::{fetch_all, run};
+use crate::sql::{fetch_all, insert_row, run};
 
 /// A key to store, its secret already sealed.
 #[derive(Clone)]
@@ -30,26 +30,17 @@ pub struct NewSigningKey {
 
 /// The row of a new key.
 fn insert_key(key: &NewSigningKey, now: DateTime<Utc>) -> Result<InsertStatement, RepoError> {
-    Ok(Query::insert()
-        .into_table(SigningKeys::Table)
-        .columns([
-            SigningKeys::Kid,
-            SigningKeys::Secret,
-            SigningKeys::CreatedAt,
-            SigningKeys::ActivatesAt,
-            SigningKeys::Algorithm,
-            SigningKeys::SealedWith,
-        ])
-        .values([
-            key.kid.as_str().into(),
-            key.sealed_secret.clone().into(),
-            now.into(),
-            key.activates_at.into(),
-            key.algorithm.as_str().into(),
-            key.sealed_with.as_str().into(),
-        ])
-        .map_err(crate::sql::insert_mismatch)?
-        .to_owned())
+    insert_row(
+        SigningKeys::Table,
+        [
+            (SigningKeys::Kid, key.kid.as_str().into()),
+            (SigningKeys::Secret, key.sealed_secret.clone().into()),
+            (SigningKeys::CreatedAt, now.into()),
+            (SigningKeys::ActivatesAt, key.activates_at.into()),
+            (SigningKeys::Algorithm, key.algorithm.as_str().into()),
+            (SigningKeys::SealedWith, key.sealed_with.as_str().into()),
+        ],
+    )
 }
 
 /// A stored key. Its `Debug` never shows the secret.
@@ -87,9 +78,7 @@ impl Store {
     /// Stores `key` unless a key with its id exists. Processes racing on a fresh database
     /// agree when they use a fixed id: exactly one insert wins.
     pub async fn ensure_signing_key(
-        &self,
-        key: &NewSigningKey,
-        now: DateTime<Utc>,
+        &self, key: &NewSigningKey, now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         let insert = insert_key(key, now)?
             .on_conflict(OnConflict::column(SigningKeys::Kid).do_nothing().to_owned())
@@ -99,9 +88,7 @@ impl Store {
 
     /// Adds a key.
     pub async fn add_signing_key(
-        &self,
-        key: &NewSigningKey,
-        now: DateTime<Utc>,
+        &self, key: &NewSigningKey, now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         run(&self.db, &insert_key(key, now)?).await.map(drop)
     }
@@ -110,11 +97,7 @@ impl Store {
     /// `sealed_with`: a key stored in clear (`previously: None`; `false` when another process
     /// sealed it first), or one sealed under the KEK `previously` (moving keys to a new KEK).
     pub async fn seal_signing_key(
-        &self,
-        kid: &str,
-        sealed_secret: Vec<u8>,
-        sealed_with: &str,
-        previously: Option<&str>,
+        &self, kid: &str, sealed_secret: Vec<u8>, sealed_with: &str, previously: Option<&str>,
     ) -> Result<bool, RepoError> {
         let was = match previously {
             None => Expr::col(SigningKeys::SealedWith).is_null(),
@@ -132,9 +115,7 @@ impl Store {
 
     /// Retires a key: servers drop it from their ring when they next load keys.
     pub async fn retire_signing_key(
-        &self,
-        kid: &str,
-        now: DateTime<Utc>,
+        &self, kid: &str, now: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let update = Query::update()
             .table(SigningKeys::Table)
@@ -147,8 +128,7 @@ impl Store {
 
     /// Every key, oldest first; retired ones too when `include_retired`.
     pub async fn signing_keys(
-        &self,
-        include_retired: bool,
+        &self, include_retired: bool,
     ) -> Result<Vec<StoredSigningKey>, RepoError> {
         let mut select = Query::select()
             .columns([

@@ -1,6 +1,7 @@
 //! Writing SQL once for both backends, and turning database errors into the domain's.
 
 use handoff_domain::RepoError;
+use sea_orm::sea_query::{Expr, InsertStatement, IntoIden, IntoTableRef, Query};
 use sea_orm::sqlx;
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr, QueryResult,
@@ -40,29 +41,23 @@ fn numbered(sql: &str) -> String {
 
 /// Runs a built statement (sea-query) that returns rows.
 pub(crate) async fn fetch_all<C: ConnectionTrait, S: StatementBuilder + Sync>(
-    db: &C,
-    statement: &S,
+    db: &C, statement: &S,
 ) -> Result<Vec<QueryResult>, RepoError> {
     db.query_all(statement).await.map_err(repo_error)
 }
 
 /// Runs a built statement (sea-query) that returns at most one row.
 pub(crate) async fn fetch_one<C: ConnectionTrait, S: StatementBuilder + Sync>(
-    db: &C,
-    statement: &S,
+    db: &C, statement: &S,
 ) -> Result<Option<QueryResult>, RepoError> {
     db.query_one(statement).await.map_err(repo_error)
 }
 
 /// Runs a built statement (sea-query) and returns how many rows it changed.
 pub(crate) async fn run<C: ConnectionTrait, S: StatementBuilder + Sync>(
-    db: &C,
-    statement: &S,
+    db: &C, statement: &S,
 ) -> Result<u64, RepoError> {
-    db.execute(statement)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(repo_error)
+    db.execute(statement).await.map(|r| r.rows_affected()).map_err(repo_error)
 }
 
 /// Begins a write transaction that holds the write lock from its first statement on SQLite
@@ -133,10 +128,7 @@ pub(crate) fn is_sqlite_busy(error: &DbErr) -> bool {
     match error {
         DbErr::Conn(RuntimeErr::SqlxError(e)) => match &**e {
             sqlx::Error::Database(db) => {
-                matches!(
-                    db.code().as_deref(),
-                    Some("5" | "6" | "517" | "261" | "262")
-                )
+                matches!(db.code().as_deref(), Some("5" | "6" | "517" | "261" | "262"))
             }
             _ => false,
         },
@@ -160,29 +152,30 @@ impl From<RepoError> for Failure {
 
 /// Whether an error is a unique-constraint violation, on either backend.
 pub(crate) fn is_unique_violation(error: &DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+    matches!(error.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Whether an error is a foreign-key violation, on either backend.
 pub(crate) fn is_foreign_key_violation(error: &DbErr) -> bool {
-    matches!(
-        error.sql_err(),
-        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
-    )
+    matches!(error.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)))
 }
 
 /// The `LIKE … ESCAPE '\'` pattern of a substring: `%`, `_` and `\` match themselves.
 pub(crate) fn like_pattern(needle: &str) -> String {
-    format!(
-        "%{}%",
-        needle
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    )
+    format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
+}
+
+/// An `INSERT` of one row into `table`, each column named beside its value.
+pub(crate) fn insert_row<T: IntoTableRef, C: IntoIden>(
+    table: T, row: impl IntoIterator<Item = (C, Expr)>,
+) -> Result<InsertStatement, RepoError> {
+    let (columns, values): (Vec<C>, Vec<Expr>) = row.into_iter().unzip();
+    Ok(Query::insert()
+        .into_table(table)
+        .columns(columns)
+        .values(values)
+        .map_err(insert_mismatch)?
+        .to_owned())
 }
 
 /// An insert whose row of values does not match its columns: a storage error, never a panic.
@@ -196,9 +189,6 @@ mod tests {
 
     #[test]
     fn numbers_placeholders_for_postgres() {
-        assert_eq!(
-            numbered("a = ? AND b IN (?, ?)"),
-            "a = $1 AND b IN ($2, $3)"
-        );
+        assert_eq!(numbered("a = ? AND b IN (?, ?)"), "a = $1 AND b IN ($2, $3)");
     }
 }

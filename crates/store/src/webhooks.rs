@@ -61,15 +61,10 @@ fn subscription_rows(d: &Destination) -> Result<Option<InsertStatement>, RepoErr
 /// The event types each destination of `application_id` (or only `id`) receives, in the
 /// order of [`WebhookType::ALL`].
 async fn subscriptions<C: ConnectionTrait>(
-    db: &C,
-    application_id: ApplicationId,
-    id: Option<Uuid>,
+    db: &C, application_id: ApplicationId, id: Option<Uuid>,
 ) -> Result<HashMap<Uuid, Vec<WebhookType>>, RepoError> {
     let mut select = Query::select()
-        .columns([
-            WebhookSubscriptions::DestinationId,
-            WebhookSubscriptions::WebhookType,
-        ])
+        .columns([WebhookSubscriptions::DestinationId, WebhookSubscriptions::WebhookType])
         .from(WebhookSubscriptions::Table)
         .and_where(Expr::col(WebhookSubscriptions::ApplicationId).eq(application_id.as_uuid()))
         .to_owned();
@@ -81,10 +76,7 @@ async fn subscriptions<C: ConnectionTrait>(
         let name: String = get(&row, "webhook_type")?;
         let webhook_type = WebhookType::parse(&name)
             .ok_or_else(|| RepoError::Internal(format!("stored webhook type {name:?}").into()))?;
-        found
-            .entry(get(&row, "destination_id")?)
-            .or_default()
-            .push(webhook_type);
+        found.entry(get(&row, "destination_id")?).or_default().push(webhook_type);
     }
     for types in found.values_mut() {
         types.sort_by_key(|t| WebhookType::ALL.iter().position(|a| a == t));
@@ -94,8 +86,7 @@ async fn subscriptions<C: ConnectionTrait>(
 
 /// A destination's row, with the event types it receives.
 fn destination(
-    row: &QueryResult,
-    subscribed: &HashMap<Uuid, Vec<WebhookType>>,
+    row: &QueryResult, subscribed: &HashMap<Uuid, Vec<WebhookType>>,
 ) -> Result<Destination, RepoError> {
     let id: Uuid = get(row, "id")?;
     Ok(Destination {
@@ -140,9 +131,7 @@ fn delivery(row: &QueryResult) -> Result<Delivery, RepoError> {
 #[async_trait]
 impl WebhookRepository for Store {
     async fn create_destination(
-        &self,
-        d: &Destination,
-        secret: &SealedSecret,
+        &self, d: &Destination, secret: &SealedSecret,
     ) -> Result<(), RepoError> {
         let insert = Query::insert()
             .into_table(WebhookDestinations::Table)
@@ -176,8 +165,7 @@ impl WebhookRepository for Store {
     }
 
     async fn destinations(
-        &self,
-        application_id: ApplicationId,
+        &self, application_id: ApplicationId,
     ) -> Result<Vec<Destination>, RepoError> {
         let select = Query::select()
             .columns(DESTINATION_COLUMNS)
@@ -195,9 +183,7 @@ impl WebhookRepository for Store {
     }
 
     async fn find_destination(
-        &self,
-        application_id: ApplicationId,
-        id: DestinationId,
+        &self, application_id: ApplicationId, id: DestinationId,
     ) -> Result<Option<Destination>, RepoError> {
         let select = Query::select()
             .columns(DESTINATION_COLUMNS)
@@ -218,10 +204,7 @@ impl WebhookRepository for Store {
             .value(WebhookDestinations::Label, d.label.clone())
             .value(WebhookDestinations::Url, d.url.as_str())
             .value(WebhookDestinations::Enabled, d.enabled)
-            .value(
-                WebhookDestinations::WebhookVersion,
-                d.webhook_version.clone(),
-            )
+            .value(WebhookDestinations::WebhookVersion, d.webhook_version.clone())
             .value(WebhookDestinations::UpdatedAt, d.updated_at)
             .and_where(Expr::col(WebhookDestinations::Id).eq(d.id.as_uuid()))
             .and_where(Expr::col(WebhookDestinations::ApplicationId).eq(d.application_id.as_uuid()))
@@ -244,18 +227,12 @@ impl WebhookRepository for Store {
     }
 
     async fn rotate_destination_secret(
-        &self,
-        application_id: ApplicationId,
-        id: DestinationId,
-        secret: &SealedSecret,
+        &self, application_id: ApplicationId, id: DestinationId, secret: &SealedSecret,
         previous_until: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let update = Query::update()
             .table(WebhookDestinations::Table)
-            .value(
-                WebhookDestinations::PreviousSecret,
-                Expr::col(WebhookDestinations::Secret),
-            )
+            .value(WebhookDestinations::PreviousSecret, Expr::col(WebhookDestinations::Secret))
             .value(WebhookDestinations::PreviousSecretUntil, previous_until)
             .value(WebhookDestinations::Secret, secret.bytes.clone())
             .value(WebhookDestinations::SealedWith, secret.sealed_with.clone())
@@ -267,9 +244,7 @@ impl WebhookRepository for Store {
     }
 
     async fn delete_destination(
-        &self,
-        application_id: ApplicationId,
-        id: DestinationId,
+        &self, application_id: ApplicationId, id: DestinationId,
     ) -> Result<bool, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
@@ -297,10 +272,7 @@ impl WebhookRepository for Store {
     }
 
     async fn deliveries(
-        &self,
-        application_id: ApplicationId,
-        destination_id: DestinationId,
-        limit: u64,
+        &self, application_id: ApplicationId, destination_id: DestinationId, limit: u64,
         offset: u64,
     ) -> Result<Vec<Delivery>, RepoError> {
         use WebhookDeliveries as D;
@@ -328,36 +300,22 @@ impl WebhookRepository for Store {
             .inner_join(WebhookEvents::Table, event_of_delivery())
             .and_where(Expr::col(D::DestinationId).eq(destination_id.as_uuid()))
             .and_where(
-                Expr::col((
-                    WebhookDestinations::Table,
-                    WebhookDestinations::ApplicationId,
-                ))
-                .eq(application_id.as_uuid()),
+                Expr::col((WebhookDestinations::Table, WebhookDestinations::ApplicationId))
+                    .eq(application_id.as_uuid()),
             )
             .order_by((D::Table, D::CreatedAt), Order::Desc)
             .order_by((D::Table, D::Id), Order::Desc)
             .limit(limit)
             .offset(offset)
             .to_owned();
-        fetch_all(&self.db, &select)
-            .await?
-            .iter()
-            .map(delivery)
-            .collect()
+        fetch_all(&self.db, &select).await?.iter().map(delivery).collect()
     }
 
     async fn resend_delivery(
-        &self,
-        application_id: ApplicationId,
-        destination_id: DestinationId,
-        delivery_id: DeliveryId,
-        at: DateTime<Utc>,
+        &self, application_id: ApplicationId, destination_id: DestinationId,
+        delivery_id: DeliveryId, at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        if self
-            .find_destination(application_id, destination_id)
-            .await?
-            .is_none()
-        {
+        if self.find_destination(application_id, destination_id).await?.is_none() {
             return Ok(false);
         }
         let update = Query::update()
@@ -376,32 +334,25 @@ impl WebhookRepository for Store {
 #[async_trait]
 impl DeliveryQueue for Store {
     async fn dispatch_webhook_events(
-        &self,
-        limit: u64,
-        now: DateTime<Utc>,
+        &self, limit: u64, now: DateTime<Utc>,
     ) -> Result<usize, RepoError> {
         self.dispatch_events(limit, now).await
     }
 
     async fn claim_webhook_deliveries(
-        &self,
-        claim: &Claim<'_>,
-        now: DateTime<Utc>,
+        &self, claim: &Claim<'_>, now: DateTime<Utc>,
     ) -> Result<Vec<DueDelivery>, RepoError> {
         self.claim_deliveries(claim, now).await
     }
 
     async fn keep_webhook_payloads(
-        &self,
-        rendered: &[(EventId, String)],
+        &self, rendered: &[(EventId, String)],
     ) -> Result<HashMap<EventId, String>, RepoError> {
         self.keep_payloads(rendered).await
     }
 
     async fn record_webhook_attempts(
-        &self,
-        attempts: &[(DeliveryId, AttemptOutcome)],
-        now: DateTime<Utc>,
+        &self, attempts: &[(DeliveryId, AttemptOutcome)], now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         self.record_attempts(attempts, now).await
     }
@@ -487,9 +438,7 @@ impl Store {
     /// comes due again then (at least once). `SKIP LOCKED` on PostgreSQL: servers claim
     /// disjoint sets. With each, what sending it needs.
     async fn claim_deliveries(
-        &self,
-        claim: &Claim<'_>,
-        now: DateTime<Utc>,
+        &self, claim: &Claim<'_>, now: DateTime<Utc>,
     ) -> Result<Vec<DueDelivery>, RepoError> {
         use WebhookDeliveries as D;
         // The earliest due rows (locked on PostgreSQL; rows other servers hold are skipped),
@@ -516,9 +465,7 @@ impl Store {
         let mut taken: HashMap<Uuid, usize> = HashMap::new();
         let mut chosen = Vec::new();
         for row in &rows {
-            let share = taken
-                .entry(get::<Uuid>(row, "destination_id")?)
-                .or_default();
+            let share = taken.entry(get::<Uuid>(row, "destination_id")?).or_default();
             if *share < claim.per_destination && chosen.len() < claim.limit {
                 *share += 1;
                 chosen.push(get::<Uuid>(row, "id")?);
@@ -557,10 +504,7 @@ impl Store {
                 (e, WebhookEvents::CreatedAt),
                 (e, WebhookEvents::Payload),
             ])
-            .expr_as(
-                Expr::col((w, WebhookDestinations::Id)),
-                Alias::new("destination_id"),
-            )
+            .expr_as(Expr::col((w, WebhookDestinations::Id)), Alias::new("destination_id"))
             .columns([
                 (w, WebhookDestinations::Url),
                 (w, WebhookDestinations::Secret),
@@ -618,8 +562,7 @@ impl Store {
     /// the same body: the payload kept for each of `rendered`'s events (another worker's when it
     /// kept one first), in one transaction.
     async fn keep_payloads(
-        &self,
-        rendered: &[(EventId, String)],
+        &self, rendered: &[(EventId, String)],
     ) -> Result<HashMap<EventId, String>, RepoError> {
         if rendered.is_empty() {
             return Ok(HashMap::new());
@@ -655,9 +598,7 @@ impl Store {
 
     /// Records what attempts gave, in one transaction.
     async fn record_attempts(
-        &self,
-        attempts: &[(DeliveryId, AttemptOutcome)],
-        now: DateTime<Utc>,
+        &self, attempts: &[(DeliveryId, AttemptOutcome)], now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         if attempts.is_empty() {
             return Ok(());
@@ -674,10 +615,7 @@ impl Store {
     pub async fn webhook_deliveries_by_state(&self) -> Result<Vec<(String, i64)>, RepoError> {
         let counted = Query::select()
             .column(WebhookDeliveries::State)
-            .expr_as(
-                Func::count(Expr::col(WebhookDeliveries::Id)),
-                Alias::new("n"),
-            )
+            .expr_as(Func::count(Expr::col(WebhookDeliveries::Id)), Alias::new("n"))
             .from(WebhookDeliveries::Table)
             .group_by_col(WebhookDeliveries::State)
             .to_owned();
@@ -690,8 +628,7 @@ impl Store {
 
     /// Deliveries due at `now` and not yet sent, and when the earliest of them fell due.
     pub async fn webhook_backlog(
-        &self,
-        now: DateTime<Utc>,
+        &self, now: DateTime<Utc>,
     ) -> Result<(i64, Option<DateTime<Utc>>), RepoError> {
         let due = Query::select()
             .from(WebhookDeliveries::Table)
@@ -700,10 +637,7 @@ impl Store {
             .to_owned();
         let counted = due
             .clone()
-            .expr_as(
-                Func::count(Expr::col(WebhookDeliveries::Id)),
-                Alias::new("due"),
-            )
+            .expr_as(Func::count(Expr::col(WebhookDeliveries::Id)), Alias::new("due"))
             .to_owned();
         let count = fetch_one(&self.db, &counted)
             .await?
@@ -756,9 +690,7 @@ fn event_of_delivery() -> Expr {
 
 /// The change an attempt's outcome makes to its delivery.
 fn attempt_update(
-    delivery_id: DeliveryId,
-    outcome: &AttemptOutcome,
-    now: DateTime<Utc>,
+    delivery_id: DeliveryId, outcome: &AttemptOutcome, now: DateTime<Utc>,
 ) -> UpdateStatement {
     let mut update = Query::update()
         .table(WebhookDeliveries::Table)
@@ -772,11 +704,7 @@ fn attempt_update(
                 .value(WebhookDeliveries::LastError, Option::<String>::None)
                 .value(WebhookDeliveries::DeliveredAt, now);
         }
-        AttemptOutcome::Failed {
-            status,
-            error,
-            retry_at,
-        } => {
+        AttemptOutcome::Failed { status, error, retry_at } => {
             let state = match retry_at {
                 Some(_) => DeliveryState::Pending,
                 None => DeliveryState::Failed,

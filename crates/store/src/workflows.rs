@@ -45,9 +45,7 @@ fn settings_of(text: &str) -> WorkflowSettings {
     let flag = |name: &str, default: bool| stored[name].as_bool().unwrap_or(default);
     let number = |name: &str, default: i64| stored[name].as_i64().unwrap_or(default);
     WorkflowSettings {
-        status: stored["status"]
-            .as_str()
-            .map_or(defaults.status.clone(), str::to_owned),
+        status: stored["status"].as_str().map_or(defaults.status.clone(), str::to_owned),
         is_white_label_enabled: flag("is_white_label_enabled", defaults.is_white_label_enabled),
         is_desktop_allowed: flag("is_desktop_allowed", defaults.is_desktop_allowed),
         max_retry_attempts: number("max_retry_attempts", defaults.max_retry_attempts),
@@ -126,9 +124,8 @@ impl WorkflowRepository for Store {
             return Ok(false);
         }
         if w.is_default {
-            let others = demote_others(w)
-                .and_where(Expr::col(Workflows::Id).ne(w.id.as_uuid()))
-                .to_owned();
+            let others =
+                demote_others(w).and_where(Expr::col(Workflows::Id).ne(w.id.as_uuid())).to_owned();
             run(&txn, &others).await?;
         }
         commit(txn).await?;
@@ -136,40 +133,26 @@ impl WorkflowRepository for Store {
     }
 
     async fn list_workflows(
-        &self,
-        application_id: ApplicationId,
+        &self, application_id: ApplicationId,
     ) -> Result<Vec<Workflow>, RepoError> {
         let select = select_live(application_id)
             .order_by(Workflows::CreatedAt, Order::Asc)
             .order_by(Workflows::Id, Order::Asc)
             .to_owned();
-        fetch_all(&self.db, &select)
-            .await?
-            .iter()
-            .map(workflow)
-            .collect()
+        fetch_all(&self.db, &select).await?.iter().map(workflow).collect()
     }
 
     async fn find_workflow(
-        &self,
-        application_id: ApplicationId,
-        id: WorkflowId,
+        &self, application_id: ApplicationId, id: WorkflowId,
     ) -> Result<Option<Workflow>, RepoError> {
         let select = select_live(application_id)
             .and_where(Expr::col(Workflows::Id).eq(id.as_uuid()))
             .to_owned();
-        fetch_one(&self.db, &select)
-            .await?
-            .as_ref()
-            .map(workflow)
-            .transpose()
+        fetch_one(&self.db, &select).await?.as_ref().map(workflow).transpose()
     }
 
     async fn delete_workflow(
-        &self,
-        application_id: ApplicationId,
-        id: WorkflowId,
-        at: DateTime<Utc>,
+        &self, application_id: ApplicationId, id: WorkflowId, at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let update = Query::update()
             .table(Workflows::Table)

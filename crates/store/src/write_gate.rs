@@ -67,15 +67,8 @@ mod tests {
         let writer = |large: bool| {
             let (gate, order) = (gate.clone(), order.clone());
             tokio::spawn(async move {
-                let _turn = if large {
-                    gate.large().await
-                } else {
-                    gate.small().await
-                };
-                order
-                    .lock()
-                    .unwrap()
-                    .push(if large { "large" } else { "small" });
+                let _turn = if large { gate.large().await } else { gate.small().await };
+                order.lock().unwrap().push(if large { "large" } else { "small" });
             })
         };
         // The large write queues first, the small one after it.

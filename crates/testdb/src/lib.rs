@@ -129,16 +129,13 @@ fn host_and_port(url: &str) -> Option<String> {
 /// counting those whose name ends in `postgres`.
 fn postgres_cases() -> String {
     let listed = std::env::current_exe().and_then(|exe| {
-        std::process::Command::new(exe)
-            .args(["--list", "--format", "terse"])
-            .output()
+        std::process::Command::new(exe).args(["--list", "--format", "terse"]).output()
     });
     match listed {
         Ok(output) => String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter(|line| {
-                line.strip_suffix(": test")
-                    .is_some_and(|name| name.ends_with("postgres"))
+                line.strip_suffix(": test").is_some_and(|name| name.ends_with("postgres"))
             })
             .count()
             .to_string(),
@@ -187,9 +184,7 @@ impl TestDatabase {
                     .await
                     .expect("create a test database");
                 let _ = admin.close().await;
-                let base = admin_url
-                    .rsplit_once('/')
-                    .map_or(admin_url.as_str(), |(base, _)| base);
+                let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
                 TestDatabase {
                     backend,
                     url: format!("{base}/{name}"),
@@ -221,9 +216,8 @@ impl Drop for TestDatabase {
                 let name = name.clone();
                 // Drop may run inside a runtime: use a thread with a runtime of its own.
                 let _ = std::thread::spawn(move || {
-                    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
+                    let Ok(runtime) =
+                        tokio::runtime::Builder::new_current_thread().enable_all().build()
                     else {
                         return;
                     };
@@ -282,10 +276,7 @@ mod tests {
     #[test]
     fn finds_the_host_and_port_of_a_postgres_url() {
         let cases = [
-            (
-                "postgres://postgres@127.0.0.1:5432/postgres",
-                "127.0.0.1:5432",
-            ),
+            ("postgres://postgres@127.0.0.1:5432/postgres", "127.0.0.1:5432"),
             ("postgres://u:p@db.local/x", "db.local:5432"),
             ("postgresql://localhost:6543", "localhost:6543"),
         ];

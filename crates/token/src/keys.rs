@@ -93,35 +93,23 @@ pub(crate) fn fingerprint(parts: &[&[u8]]) -> String {
     for part in parts {
         hash.update(part);
     }
-    hash.finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hash.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 impl SigningKey {
     /// An HMAC key with an explicit id; it may sign from `activates_at` on (always, when `None`).
     pub fn new(
-        kid: impl Into<String>,
-        secret: Vec<u8>,
-        activates_at: Option<DateTime<Utc>>,
+        kid: impl Into<String>, secret: Vec<u8>, activates_at: Option<DateTime<Utc>>,
     ) -> Result<Self, KeyError> {
         if secret.len() < MIN_SECRET_BYTES {
             return Err(KeyError::TooShort(secret.len()));
         }
-        Ok(Self {
-            kid: checked_kid(kid.into())?,
-            material: Material::Hmac(secret),
-            activates_at,
-        })
+        Ok(Self { kid: checked_kid(kid.into())?, material: Material::Hmac(secret), activates_at })
     }
 
     /// An Ed25519 key from its 32-byte seed.
     pub fn ed25519(
-        kid: impl Into<String>,
-        seed: &[u8],
-        activates_at: Option<DateTime<Utc>>,
+        kid: impl Into<String>, seed: &[u8], activates_at: Option<DateTime<Utc>>,
     ) -> Result<Self, KeyError> {
         let seed: [u8; 32] = seed.try_into().map_err(|_| KeyError::BadSeed)?;
         Ok(Self {
@@ -133,9 +121,7 @@ impl SigningKey {
 
     /// A key of `algorithm` from its stored bytes (the HMAC secret or the Ed25519 seed).
     pub fn from_bytes(
-        kid: impl Into<String>,
-        algorithm: TokenAlgorithm,
-        bytes: Vec<u8>,
+        kid: impl Into<String>, algorithm: TokenAlgorithm, bytes: Vec<u8>,
         activates_at: Option<DateTime<Utc>>,
     ) -> Result<Self, KeyError> {
         match algorithm {
@@ -251,18 +237,12 @@ pub struct Keyring {
 impl Keyring {
     /// A ring of `keys`, oldest first, that signs with HS256: the last active HMAC key signs.
     pub fn new(keys: Vec<SigningKey>) -> Self {
-        Self {
-            keys,
-            signs_with: TokenAlgorithm::Hs256,
-        }
+        Self { keys, signs_with: TokenAlgorithm::Hs256 }
     }
 
     /// The same ring, signing with the newest active key of `algorithm`.
     pub fn signing_with(self, algorithm: TokenAlgorithm) -> Self {
-        Self {
-            signs_with: algorithm,
-            ..self
-        }
+        Self { signs_with: algorithm, ..self }
     }
 
     /// The key that signs at `now`: the newest of the ring's algorithm whose activation time
@@ -291,11 +271,7 @@ impl Keyring {
 
     /// The public keys of the ring as a JWK Set (RFC 7517): its Ed25519 keys, never a secret.
     pub fn jwks(&self) -> serde_json::Value {
-        let keys: Vec<_> = self
-            .keys
-            .iter()
-            .filter_map(SigningKey::public_jwk)
-            .collect();
+        let keys: Vec<_> = self.keys.iter().filter_map(SigningKey::public_jwk).collect();
         serde_json::json!({ "keys": keys })
     }
 }
@@ -339,9 +315,6 @@ mod tests {
     fn unknown_algorithms_and_bad_seeds_are_refused() {
         assert!(TokenAlgorithm::parse("none").is_err());
         assert!(TokenAlgorithm::parse("eddsa").is_err());
-        assert_eq!(
-            SigningKey::ed25519("e", &[1; 31], None).unwrap_err(),
-            KeyError::BadSeed
-        );
+        assert_eq!(SigningKey::ed25519("e", &[1; 31], None).unwrap_err(), KeyError::BadSeed);
     }
 }

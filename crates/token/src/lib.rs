@@ -53,24 +53,17 @@ pub struct JwtShareTokens {
 impl JwtShareTokens {
     /// Tokens over `keyring`.
     pub fn new(keyring: Keyring) -> Self {
-        Self {
-            keyring: RwLock::new(Arc::new(keyring)),
-        }
+        Self { keyring: RwLock::new(Arc::new(keyring)) }
     }
 
     /// Replaces the key ring (after a rotation was loaded).
     pub fn replace(&self, keyring: Keyring) {
-        *self
-            .keyring
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(keyring);
+        *self.keyring.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Arc::new(keyring);
     }
 
     fn keyring(&self) -> Arc<Keyring> {
-        self.keyring
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.keyring.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
@@ -95,9 +88,7 @@ impl ShareTokens for JwtShareTokens {
             exp: claims.expires_at.timestamp(),
             jti: claims.jti.clone(),
         };
-        let encoding_key = key
-            .encoding_key()
-            .map_err(|e| TokenError::Signing(e.to_string()))?;
+        let encoding_key = key.encoding_key().map_err(|e| TokenError::Signing(e.to_string()))?;
         jsonwebtoken::encode(&header, &wire, &encoding_key)
             .map_err(|e| TokenError::Signing(e.to_string()))
     }
@@ -146,9 +137,7 @@ impl ShareTokens for JwtShareTokens {
             return Err(TokenError::Invalid);
         }
         // Only a signed token's claims are read, once; every claim must be there with its type.
-        let claims = URL_SAFE_NO_PAD
-            .decode(claims)
-            .map_err(|_| TokenError::Invalid)?;
+        let claims = URL_SAFE_NO_PAD.decode(claims).map_err(|_| TokenError::Invalid)?;
         let wire: WireClaims = serde_json::from_slice(&claims).map_err(|_| TokenError::Invalid)?;
         // Issued in the past (with the leeway), for at most a day: this server never signs
         // anything else.
@@ -191,11 +180,7 @@ fn to_claims(wire: WireClaims) -> Result<ShareClaims, TokenError> {
         None => SessionKind::User,
         Some(kind) => SessionKind::parse(kind).ok_or(TokenError::Invalid)?,
     };
-    if wire
-        .jti
-        .as_ref()
-        .is_some_and(|jti| jti.is_empty() || jti.len() > 128)
-    {
+    if wire.jti.as_ref().is_some_and(|jti| jti.is_empty() || jti.len() > 128) {
         return Err(TokenError::Invalid);
     }
     Ok(ShareClaims {

@@ -31,9 +31,7 @@ pub struct KeyEncryptionKey {
 
 impl std::fmt::Debug for KeyEncryptionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyEncryptionKey")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyEncryptionKey").field("id", &self.id).finish_non_exhaustive()
     }
 }
 
@@ -50,10 +48,7 @@ impl KeyEncryptionKey {
             .finalize();
         Ok(Self {
             cipher: XChaCha20Poly1305::new(&key),
-            id: format!(
-                "kek-{}",
-                fingerprint(&[b"handoff key-encryption key id\0", secret])
-            ),
+            id: format!("kek-{}", fingerprint(&[b"handoff key-encryption key id\0", secret])),
         })
     }
 
@@ -65,20 +60,14 @@ impl KeyEncryptionKey {
 
     /// `bytes` sealed for the key `kid` of `algorithm`: a fresh nonce, then the ciphertext.
     pub fn seal(
-        &self,
-        kid: &str,
-        algorithm: TokenAlgorithm,
-        bytes: &[u8],
+        &self, kid: &str, algorithm: TokenAlgorithm, bytes: &[u8],
     ) -> Result<Vec<u8>, SealError> {
         self.seal_for(&key_context(kid, algorithm), bytes)
     }
 
     /// The bytes [`Self::seal`] sealed for `kid` and `algorithm`.
     pub fn open(
-        &self,
-        kid: &str,
-        algorithm: TokenAlgorithm,
-        sealed: &[u8],
+        &self, kid: &str, algorithm: TokenAlgorithm, sealed: &[u8],
     ) -> Result<Vec<u8>, SealError> {
         self.open_for(&key_context(kid, algorithm), sealed)
     }
@@ -91,13 +80,7 @@ impl KeyEncryptionKey {
         let aad = associated_data(context);
         let sealed = self
             .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: bytes,
-                    aad: &aad,
-                },
-            )
+            .encrypt(&XNonce::from(nonce), Payload { msg: bytes, aad: &aad })
             .map_err(|_| SealError::WrongKey)?;
         Ok([nonce.as_slice(), &sealed].concat())
     }
@@ -111,13 +94,7 @@ impl KeyEncryptionKey {
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| SealError::WrongKey)?;
         let aad = associated_data(context);
         self.cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
+            .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad: &aad })
             .map_err(|_| SealError::WrongKey)
     }
 }
@@ -141,31 +118,16 @@ mod tests {
         let kek = KeyEncryptionKey::from_secret(SECRET).unwrap();
         let sealed = kek.seal("k1", TokenAlgorithm::Hs256, &[5; 32]).unwrap();
         assert!(!sealed.windows(32).any(|w| w == [5; 32]), "no plaintext");
-        assert_eq!(
-            kek.open("k1", TokenAlgorithm::Hs256, &sealed).unwrap(),
-            vec![5; 32]
-        );
-        assert_eq!(
-            kek.open("k2", TokenAlgorithm::Hs256, &sealed),
-            Err(SealError::WrongKey)
-        );
-        assert_eq!(
-            kek.open("k1", TokenAlgorithm::EdDsa, &sealed),
-            Err(SealError::WrongKey)
-        );
+        assert_eq!(kek.open("k1", TokenAlgorithm::Hs256, &sealed).unwrap(), vec![5; 32]);
+        assert_eq!(kek.open("k2", TokenAlgorithm::Hs256, &sealed), Err(SealError::WrongKey));
+        assert_eq!(kek.open("k1", TokenAlgorithm::EdDsa, &sealed), Err(SealError::WrongKey));
         let other =
             KeyEncryptionKey::from_secret(b"another key-encryption key, 32+ bytes").unwrap();
         assert_ne!(other.id(), kek.id());
-        assert_eq!(
-            other.open("k1", TokenAlgorithm::Hs256, &sealed),
-            Err(SealError::WrongKey)
-        );
+        assert_eq!(other.open("k1", TokenAlgorithm::Hs256, &sealed), Err(SealError::WrongKey));
         let mut altered = sealed.clone();
         *altered.last_mut().unwrap() ^= 1;
-        assert_eq!(
-            kek.open("k1", TokenAlgorithm::Hs256, &altered),
-            Err(SealError::WrongKey)
-        );
+        assert_eq!(kek.open("k1", TokenAlgorithm::Hs256, &altered), Err(SealError::WrongKey));
     }
 
     #[test]

@@ -55,9 +55,7 @@ impl Resolve for CheckedResolver {
 
 /// A client that reaches only the addresses `policy` allows.
 pub fn client(
-    policy: AddressPolicy,
-    timeout: Duration,
-    user_agent: &str,
+    policy: AddressPolicy, timeout: Duration, user_agent: &str,
 ) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(CheckedResolver(policy)))
@@ -78,11 +76,7 @@ pub fn check_literal(url: &reqwest::Url, policy: AddressPolicy) -> Result<(), Op
         Some(url::Host::Domain(_)) => return Ok(()),
         None => return Err(None),
     };
-    if policy.allows(ip) {
-        Ok(())
-    } else {
-        Err(Some(ip))
-    }
+    if policy.allows(ip) { Ok(()) } else { Err(Some(ip)) }
 }
 
 #[cfg(test)]
@@ -93,11 +87,8 @@ mod tests {
     fn ip_literals_are_checked_before_sending() {
         let url = |raw: &str| reqwest::Url::parse(raw).unwrap();
         assert!(
-            check_literal(
-                &url("https://169.254.169.254/latest"),
-                AddressPolicy::AllowPrivate
-            )
-            .is_err()
+            check_literal(&url("https://169.254.169.254/latest"), AddressPolicy::AllowPrivate)
+                .is_err()
         );
         assert!(check_literal(&url("https://10.0.0.1/x"), AddressPolicy::PublicOnly).is_err());
         assert!(check_literal(&url("http://127.0.0.1:9/x"), AddressPolicy::PrivateOnly).is_ok());
@@ -126,9 +117,6 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        assert!(
-            RefusedName::within(&private_only).is_none(),
-            "{private_only:?}"
-        );
+        assert!(RefusedName::within(&private_only).is_none(), "{private_only:?}");
     }
 }

@@ -28,9 +28,7 @@ const EXTENSION_FACTS: [&str; 7] = [
 /// The payload of `due`'s event, without `timestamp` (added at each send). `record` is the
 /// session as it stands now, if it still exists.
 pub fn render(
-    due: &DueDelivery,
-    record: Option<&SessionRecord>,
-    decision: &DecisionRenderer,
+    due: &DueDelivery, record: Option<&SessionRecord>, decision: &DecisionRenderer,
 ) -> Value {
     let webhook_type = WebhookType::parse(&due.webhook_type);
     let mut body = Map::new();

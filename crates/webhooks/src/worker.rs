@@ -50,10 +50,7 @@ impl Default for Settings {
             in_flight: 64,
             per_destination: 16,
             timeout: Duration::from_secs(10),
-            schedule: DEFAULT_SCHEDULE
-                .iter()
-                .map(|s| Duration::from_secs(*s))
-                .collect(),
+            schedule: DEFAULT_SCHEDULE.iter().map(|s| Duration::from_secs(*s)).collect(),
             allow_private: false,
             keep_delivered: Duration::from_secs(7 * 86_400),
         }
@@ -175,8 +172,7 @@ impl UnderWay {
             }
         }
         self.ready.push((delivery, outcome));
-        self.ready_since
-            .get_or_insert_with(tokio::time::Instant::now);
+        self.ready_since.get_or_insert_with(tokio::time::Instant::now);
     }
 
     /// Takes in the outcomes of the deliveries that finished.
@@ -193,9 +189,7 @@ impl UnderWay {
         !self.ready.is_empty()
             && (self.tasks.is_empty()
                 || self.ready.len() >= CLAIM_AT_ONCE
-                || self
-                    .record_by()
-                    .is_some_and(|at| at <= tokio::time::Instant::now()))
+                || self.record_by().is_some_and(|at| at <= tokio::time::Instant::now()))
     }
 
     /// When the outcomes waiting must be recorded.
@@ -242,10 +236,7 @@ pub struct Worker {
 impl Worker {
     /// A worker over `ports`, opening secrets with `kek`.
     pub fn new(
-        ports: WorkerPorts,
-        kek: KeyEncryptionKey,
-        decision: DecisionRenderer,
-        settings: Settings,
+        ports: WorkerPorts, kek: KeyEncryptionKey, decision: DecisionRenderer, settings: Settings,
     ) -> Result<Self, WorkerError> {
         let agent = format!("handoff-webhooks/{}", env!("CARGO_PKG_VERSION"));
         let https_policy = if settings.allow_private {
@@ -257,19 +248,9 @@ impl Worker {
             client::client(policy, settings.timeout, &agent).map(|client| (client, policy))
         };
         let https = checked(https_policy)?;
-        let http = if settings.allow_private {
-            Some(checked(AddressPolicy::PrivateOnly)?)
-        } else {
-            None
-        };
-        Ok(Self {
-            ports,
-            kek,
-            decision,
-            settings: Arc::new(settings),
-            https,
-            http,
-        })
+        let http =
+            if settings.allow_private { Some(checked(AddressPolicy::PrivateOnly)?) } else { None };
+        Ok(Self { ports, kek, decision, settings: Arc::new(settings), https, http })
     }
 
     /// Runs until `stop` says so: claims what is due while it has room, sends each delivery
@@ -277,8 +258,7 @@ impl Worker {
     /// transaction), and polls when idle. On stop, what is under way finishes and is recorded
     /// (deliveries cut short come due again after their lease).
     pub fn spawn(
-        self,
-        mut stop: tokio::sync::watch::Receiver<bool>,
+        self, mut stop: tokio::sync::watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut last_prune = std::time::Instant::now();
@@ -292,11 +272,8 @@ impl Worker {
                     }
                 };
                 under_way.collect();
-                let recorded = if under_way.record_due() {
-                    self.record(under_way.take()).await
-                } else {
-                    0
-                };
+                let recorded =
+                    if under_way.record_due() { self.record(under_way.take()).await } else { 0 };
                 if last_prune.elapsed() > Duration::from_secs(3600) {
                     last_prune = std::time::Instant::now();
                     self.prune().await;
@@ -327,10 +304,7 @@ impl Worker {
         let mut under_way = UnderWay::default();
         let handled = self.launch(&mut under_way).await?;
         let outcomes = under_way.all_finish().await;
-        self.ports
-            .queue
-            .record_webhook_attempts(&outcomes, self.ports.clock.now())
-            .await?;
+        self.ports.queue.record_webhook_attempts(&outcomes, self.ports.clock.now()).await?;
         Ok(handled)
     }
 
@@ -339,10 +313,7 @@ impl Worker {
     async fn launch(&self, under_way: &mut UnderWay) -> Result<usize, WorkerError> {
         let now = self.ports.clock.now();
         let dispatched = self.ports.queue.dispatch_webhook_events(100, now).await?;
-        let room = self
-            .settings
-            .in_flight
-            .saturating_sub(under_way.tasks.len());
+        let room = self.settings.in_flight.saturating_sub(under_way.tasks.len());
         if room == 0 {
             return Ok(dispatched);
         }
@@ -354,11 +325,7 @@ impl Worker {
             lease: chrono::Duration::from_std(self.settings.timeout + Duration::from_secs(5))
                 .unwrap_or_else(|_| chrono::Duration::seconds(15)),
         };
-        let due = self
-            .ports
-            .queue
-            .claim_webhook_deliveries(&claim, now)
-            .await?;
+        let due = self.ports.queue.claim_webhook_deliveries(&claim, now).await?;
         let sent = due.len();
         let payloads = self.payloads(&due).await?;
         for delivery in due {
@@ -377,11 +344,8 @@ impl Worker {
     /// let go: their deliveries come due again after their lease.
     async fn record(&self, outcomes: Vec<(DeliveryId, AttemptOutcome)>) -> usize {
         let count = outcomes.len();
-        if let Err(error) = self
-            .ports
-            .queue
-            .record_webhook_attempts(&outcomes, self.ports.clock.now())
-            .await
+        if let Err(error) =
+            self.ports.queue.record_webhook_attempts(&outcomes, self.ports.clock.now()).await
         {
             tracing::warn!(%error, "could not record webhook attempts");
         }
@@ -399,10 +363,7 @@ impl Worker {
             } else if !rendered.iter().any(|(id, _)| *id == delivery.event_id) {
                 let record = match delivery.session_id {
                     Some(id) => {
-                        self.ports
-                            .sessions
-                            .find_session(delivery.application_id, id)
-                            .await?
+                        self.ports.sessions.find_session(delivery.application_id, id).await?
                     }
                     None => None,
                 };
@@ -418,12 +379,7 @@ impl Worker {
     async fn prune(&self) {
         let keep = chrono::Duration::from_std(self.settings.keep_delivered)
             .unwrap_or_else(|_| chrono::Duration::days(7));
-        match self
-            .ports
-            .queue
-            .prune_webhooks(self.ports.clock.now() - keep)
-            .await
-        {
+        match self.ports.queue.prune_webhooks(self.ports.clock.now() - keep).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "pruned delivered webhooks"),
             Err(error) => tracing::warn!(%error, "could not prune webhooks"),
@@ -444,19 +400,10 @@ impl Worker {
                 error @ (AttemptError::Address(_)
                 | AttemptError::NameRefused(_)
                 | AttemptError::HttpNotAllowed),
-            ) => AttemptOutcome::Failed {
-                status: None,
-                error: error.to_string(),
-                retry_at: None,
-            },
+            ) => AttemptOutcome::Failed { status: None, error: error.to_string(), retry_at: None },
             Err(error) => self.failed(due, None, error.to_string()),
         };
-        if let AttemptOutcome::Failed {
-            retry_at: None,
-            error,
-            ..
-        } = &outcome
-        {
+        if let AttemptOutcome::Failed { retry_at: None, error, .. } = &outcome {
             tracing::warn!(delivery = %due.id, attempts = due.attempt, %error, "webhook delivery failed for good");
         }
         outcome
@@ -473,11 +420,7 @@ impl Worker {
             self.ports.clock.now()
                 + chrono::Duration::from_std(wait).unwrap_or_else(|_| chrono::Duration::hours(1))
         });
-        AttemptOutcome::Failed {
-            status,
-            error,
-            retry_at,
-        }
+        AttemptOutcome::Failed { status, error, retry_at }
     }
 
     /// One POST of `payload`: the answer's status, or why none came.
@@ -498,10 +441,7 @@ impl Worker {
             Some(ip) => AttemptError::Address(ip),
             None => AttemptError::NoHost,
         })?;
-        let timestamp = value
-            .get("timestamp")
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let timestamp = value.get("timestamp").map(ToString::to_string).unwrap_or_default();
         let mut response = client
             .post(url)
             .header("content-type", "application/json")

@@ -35,10 +35,7 @@ pub async fn run(cli: &Cli) -> Result<bool, CommandError> {
 /// The database of an operator command, migrated; which one goes to stderr.
 async fn store(cli: &Cli) -> Result<handoff_store::Store, CommandError> {
     let config = cli.base_config()?;
-    eprintln!(
-        "database: {}",
-        handoff_store::describe_database(&config.database_url)
-    );
+    eprintln!("database: {}", handoff_store::describe_database(&config.database_url));
     Ok(open_store(&config).await?)
 }
 
@@ -88,10 +85,7 @@ async fn api_keys(cli: &Cli, command: &ApiKeysCommand) -> Result<(), CommandErro
                 json!({"application_id": id.to_string(), "prefix": &key.reveal()[3..15], "api_key": key.reveal()})
             );
         }
-        ApiKeysCommand::Revoke {
-            application,
-            prefix,
-        } => {
+        ApiKeysCommand::Revoke { application, prefix } => {
             let id = ApplicationId::from_uuid(*application);
             applications.revoke_api_key(id, prefix).await?;
             println!(
@@ -113,25 +107,15 @@ async fn shares(cli: &Cli, command: &SharesCommand) -> Result<(), CommandError> 
     match command {
         SharesCommand::Block { jti } => {
             let listed = store.block_share_token(jti, chrono::Utc::now()).await?;
-            println!(
-                "{}",
-                json!({"jti": jti, "blocked": true, "was_listed": listed})
-            );
+            println!("{}", json!({"jti": jti, "blocked": true, "was_listed": listed}));
         }
-        SharesCommand::List {
-            application,
-            session,
-        } => {
+        SharesCommand::List { application, session } => {
             let session = SessionId::from_uuid(*session);
             for entry in &share.ledger(&operator(application), session).await? {
                 print(entry);
             }
         }
-        SharesCommand::Revoke {
-            application,
-            session,
-            jti,
-        } => {
+        SharesCommand::Revoke { application, session, jti } => {
             let session = SessionId::from_uuid(*session);
             print(&share.revoke(&operator(application), session, jti).await?);
         }

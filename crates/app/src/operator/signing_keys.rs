@@ -38,10 +38,7 @@ pub(super) async fn run(cli: &Cli, command: &SigningKeysCommand) -> Result<(), C
 /// Adds a key of `algorithm` (the configured one when `None`) that signs once every server has
 /// reloaded its keys: two reload intervals from `now`.
 async fn rotate(
-    config: &Config,
-    store: &Store,
-    algorithm: Option<&str>,
-    now: DateTime<Utc>,
+    config: &Config, store: &Store, algorithm: Option<&str>, now: DateTime<Utc>,
 ) -> Result<(), CommandError> {
     let algorithm = match algorithm {
         Some(raw) => TokenAlgorithm::parse(raw)?,
@@ -99,9 +96,7 @@ async fn reseal(config: &Config, store: &Store) -> Result<(), CommandError> {
             }
         };
         let sealed = current.seal(&key.kid, algorithm, &secret)?;
-        store
-            .seal_signing_key(&key.kid, sealed, current.id(), key.sealed_with.as_deref())
-            .await?;
+        store.seal_signing_key(&key.kid, sealed, current.id(), key.sealed_with.as_deref()).await?;
         println!("{}", json!({"kid": key.kid, "sealed_with": current.id()}));
     }
     Ok(())
@@ -112,16 +107,10 @@ async fn retire(store: &Store, kid: &str, now: DateTime<Utc>) -> Result<(), Comm
     let active = store.signing_keys(false).await?;
     // Only a key that signs now can take over: a key rotated in a moment ago does not sign
     // until it activates (every server has loaded it).
-    let others_signing = active
-        .iter()
-        .filter(|key| key.kid != kid && key.activates_at <= now)
-        .count();
+    let others_signing =
+        active.iter().filter(|key| key.kid != kid && key.activates_at <= now).count();
     if active.iter().any(|key| key.kid == kid) && others_signing == 0 {
-        let next = active
-            .iter()
-            .filter(|key| key.kid != kid)
-            .map(|key| key.activates_at)
-            .min();
+        let next = active.iter().filter(|key| key.kid != kid).map(|key| key.activates_at).min();
         return Err(CommandError::Refused(match next {
             Some(at) => format!(
                 "{kid} is the last signing key active now: the next one signs from {}; retire \
@@ -135,9 +124,7 @@ async fn retire(store: &Store, kid: &str, now: DateTime<Utc>) -> Result<(), Comm
         }));
     }
     if !store.retire_signing_key(kid, now).await? {
-        return Err(CommandError::Refused(format!(
-            "no active signing key {kid}"
-        )));
+        return Err(CommandError::Refused(format!("no active signing key {kid}")));
     }
     println!("{}", json!({"kid": kid, "retired": true}));
     Ok(())

@@ -26,12 +26,7 @@ pub(super) async fn run(cli: &Cli, command: &WebhooksCommand) -> Result<(), Comm
     .allowing_private_webhooks(settings.allow_private)
     .webhooks;
     match command {
-        WebhooksCommand::Create {
-            application,
-            url,
-            label,
-            events,
-        } => {
+        WebhooksCommand::Create { application, url, label, events } => {
             let new = NewDestination {
                 label: label.clone(),
                 url: Some(url.clone()),
@@ -39,33 +34,18 @@ pub(super) async fn run(cli: &Cli, command: &WebhooksCommand) -> Result<(), Comm
                 ..Default::default()
             };
             let (destination, secret) = webhooks.create(&operator(application), new).await?;
-            println!(
-                "{}",
-                json!(WebhookDestination::new(&destination, Some(secret)))
-            );
+            println!("{}", json!(WebhookDestination::new(&destination, Some(secret))));
         }
         WebhooksCommand::List { application } => {
             for destination in webhooks.list(&operator(application)).await? {
                 println!("{}", json!(WebhookDestination::new(&destination, None)));
             }
         }
-        WebhooksCommand::Delete {
-            application,
-            destination,
-        } => {
-            webhooks
-                .delete(
-                    &operator(application),
-                    DestinationId::from_uuid(*destination),
-                )
-                .await?;
+        WebhooksCommand::Delete { application, destination } => {
+            webhooks.delete(&operator(application), DestinationId::from_uuid(*destination)).await?;
             println!("{}", json!({"id": destination, "deleted": true}));
         }
-        WebhooksCommand::Deliveries {
-            application,
-            destination,
-            limit,
-        } => {
+        WebhooksCommand::Deliveries { application, destination, limit } => {
             let caller = operator(application);
             for delivery in webhooks
                 .deliveries(&caller, DestinationId::from_uuid(*destination), *limit, 0)
@@ -74,11 +54,7 @@ pub(super) async fn run(cli: &Cli, command: &WebhooksCommand) -> Result<(), Comm
                 println!("{}", json!(WebhookDelivery::from(&delivery)));
             }
         }
-        WebhooksCommand::Resend {
-            application,
-            destination,
-            delivery,
-        } => {
+        WebhooksCommand::Resend { application, destination, delivery } => {
             webhooks
                 .resend(
                     &operator(application),

@@ -33,36 +33,16 @@ async fn endpoints(app: &TestApp, owner: &Tenant) -> Vec<Endpoint> {
             false,
         ),
         e(Method::GET, "/v3/workflows/".into(), None, false),
-        e(
-            Method::GET,
-            format!("/v3/workflows/{workflow}/"),
-            None,
-            true,
-        ),
-        e(
-            Method::POST,
-            "/v3/session/".into(),
-            Some(json!({"workflow_id": workflow})),
-            true,
-        ),
-        e(
-            Method::GET,
-            format!("/v3/session/{session}/decision/"),
-            None,
-            true,
-        ),
+        e(Method::GET, format!("/v3/workflows/{workflow}/"), None, true),
+        e(Method::POST, "/v3/session/".into(), Some(json!({"workflow_id": workflow})), true),
+        e(Method::GET, format!("/v3/session/{session}/decision/"), None, true),
         e(
             Method::PUT,
             format!("/v3/session/{session}/decision/"),
             Some(json!({"status": "Declined"})),
             true,
         ),
-        e(
-            Method::GET,
-            format!("/v2/session/{session}/decision/"),
-            None,
-            true,
-        ),
+        e(Method::GET, format!("/v2/session/{session}/decision/"), None, true),
         e(
             Method::PATCH,
             format!("/v3/session/{session}/update-status/"),
@@ -71,24 +51,9 @@ async fn endpoints(app: &TestApp, owner: &Tenant) -> Vec<Endpoint> {
         ),
         e(Method::GET, "/v3/sessions/".into(), None, false),
         e(Method::GET, "/v3/users/user-ana-001/".into(), None, true),
-        e(
-            Method::GET,
-            "/v3/businesses/user-ana-001/".into(),
-            None,
-            true,
-        ),
-        e(
-            Method::DELETE,
-            format!("/v3/session/{session}/delete/"),
-            None,
-            true,
-        ),
-        e(
-            Method::DELETE,
-            format!("/v3/workflows/{workflow}/"),
-            None,
-            true,
-        ),
+        e(Method::GET, "/v3/businesses/user-ana-001/".into(), None, true),
+        e(Method::DELETE, format!("/v3/session/{session}/delete/"), None, true),
+        e(Method::DELETE, format!("/v3/workflows/{workflow}/"), None, true),
     ]
 }
 
@@ -108,14 +73,9 @@ handoff_testdb::on_each_backend!(super::spawn_for_bad_keys; every_endpoint_refus
 async fn every_endpoint_refuses_bad_keys(app: TestApp) {
     let owner = app.tenant("Owner").await;
     let applications = services(&app.store, PUBLIC_URL, crate::support::no_tokens()).applications;
-    let revoked = applications
-        .create_api_key(owner.id.parse::<ApplicationId>().unwrap())
-        .await
-        .unwrap();
-    applications
-        .revoke_api_key(owner.id.parse().unwrap(), &revoked.reveal()[3..15])
-        .await
-        .unwrap();
+    let revoked =
+        applications.create_api_key(owner.id.parse::<ApplicationId>().unwrap()).await.unwrap();
+    applications.revoke_api_key(owner.id.parse().unwrap(), &revoked.reveal()[3..15]).await.unwrap();
     let unknown = format!("hk_{}_{}", "0".repeat(12), "1".repeat(64));
     let tampered = format!("{}0", &owner.key[..owner.key.len() - 1]);
     let tampered = if tampered == owner.key {
@@ -140,12 +100,7 @@ async fn every_endpoint_refuses_bad_keys(app: TestApp) {
             Some(revoked.reveal()),
         ] {
             let answer = app
-                .send(
-                    endpoint.method.clone(),
-                    &endpoint.path,
-                    key,
-                    endpoint.body.as_ref(),
-                )
+                .send(endpoint.method.clone(), &endpoint.path, key, endpoint.body.as_ref())
                 .await;
             assert_error(&answer, 403, "authentication_failed");
         }

@@ -28,11 +28,7 @@ impl Drop for Driver {
 
 /// chromedriver on a free port, or `None` (said loudly) where it is not installed.
 fn chromedriver() -> Option<Driver> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
     match Command::new("chromedriver")
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -41,10 +37,7 @@ fn chromedriver() -> Option<Driver> {
     {
         Ok(child) => Some(Driver(child, port)),
         Err(error) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "chromedriver is required under CI: {error}"
-            );
+            assert!(std::env::var_os("CI").is_none(), "chromedriver is required under CI: {error}");
             eprintln!("SKIPPED browser test: chromedriver is not installed ({error})");
             None
         }
@@ -86,24 +79,12 @@ async fn screenshot(client: &Client, name: &str, width: u32, height: u32) {
 
 /// Clicks the element `css` selects.
 async fn click(client: &Client, css: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
 }
 
 /// Types `text` into the element `css` selects.
 async fn type_into(client: &Client, css: &str, text: &str) {
-    client
-        .find(Locator::Css(css))
-        .await
-        .unwrap()
-        .send_keys(text)
-        .await
-        .unwrap();
+    client.find(Locator::Css(css)).await.unwrap().send_keys(text).await.unwrap();
 }
 
 /// The text of the page's `main` once it contains `needle` (a click's navigation may still
@@ -133,10 +114,7 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     let client = browser(&driver).await;
 
     // A wrong key is refused.
-    client
-        .goto(&format!("{}/console/", app.base))
-        .await
-        .unwrap();
+    client.goto(&format!("{}/console/", app.base)).await.unwrap();
     type_into(&client, "#api_key", "hk_000000000000_wrong").await;
     click(&client, "button[type=submit]").await;
     text_with(&client, "That key is not valid.").await;
@@ -146,13 +124,7 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     click(&client, "button[type=submit]").await;
     let queue = text_with(&client, "Sessions in review").await;
     assert!(queue.contains("imported"), "{queue}");
-    assert!(
-        !client
-            .source()
-            .await
-            .unwrap()
-            .contains(&shared.receiver.key)
-    );
+    assert!(!client.source().await.unwrap().contains(&shared.receiver.key));
     screenshot(&client, "console-queue-desktop", 1280, 900).await;
     screenshot(&client, "console-queue-phone", 390, 844).await;
     client.set_window_size(1280, 900).await.unwrap();
@@ -192,31 +164,13 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     click(&client, "button[value=Approved]").await;
     let after = text_with(&client, "Documents and selfie match").await;
     assert!(after.contains("Approved"), "{after}");
-    let decision = app
-        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
-        .await;
+    let decision = app.get(&format!("/v3/session/{clone}/decision/"), &shared.receiver).await;
     assert_eq!(decision.body["status"], "Approved");
-    assert_eq!(
-        decision.body["reviews"].as_array().unwrap().len(),
-        1,
-        "one decision"
-    );
+    assert_eq!(decision.body["reviews"].as_array().unwrap().len(), 1, "one decision");
 
     // Another application's session does not exist here.
-    client
-        .goto(&format!(
-            "{}/console/sessions/{}/",
-            app.base, shared.session
-        ))
-        .await
-        .unwrap();
-    let other = client
-        .find(Locator::Css("body"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    client.goto(&format!("{}/console/sessions/{}/", app.base, shared.session)).await.unwrap();
+    let other = client.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
     assert!(other.contains("There is no such session."), "{other}");
     client.close().await.unwrap();
 }

@@ -17,15 +17,8 @@ fn handoff(database_url: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
         .output()
         .unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
-    let lines = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (
-        output.status.success(),
-        lines,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let lines = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (output.status.success(), lines, String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
 on_both_backends!(operators_manage_applications_and_keys,);
@@ -34,16 +27,10 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
     let url = app.db.url().to_owned();
     let (ok, lines, stderr) = handoff(&url, &["applications", "create", "--name", "Acme KYC"]);
     assert!(ok);
-    assert!(
-        stderr.starts_with("database: "),
-        "the command names its database: {stderr}"
-    );
+    assert!(stderr.starts_with("database: "), "the command names its database: {stderr}");
     assert_eq!(lines.len(), 1, "exactly one JSON line");
     let created = lines[0].as_object().unwrap();
-    assert_eq!(
-        created.keys().collect::<Vec<_>>(),
-        ["application_id", "name", "api_key"]
-    );
+    assert_eq!(created.keys().collect::<Vec<_>>(), ["application_id", "name", "api_key"]);
     assert_eq!(created["name"], "Acme KYC");
     let tenant = crate::support::Tenant {
         id: created["application_id"].as_str().unwrap().to_owned(),
@@ -70,26 +57,11 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
     let prefix = lines[0]["prefix"].as_str().unwrap().to_owned();
     assert_eq!(app.get("/v3/sessions/", &second).await.status.as_u16(), 200);
 
-    let revoke = || {
-        handoff(
-            &url,
-            &[
-                "api-keys",
-                "revoke",
-                "--application",
-                &tenant.id,
-                "--prefix",
-                &prefix,
-            ],
-        )
-    };
+    let revoke =
+        || handoff(&url, &["api-keys", "revoke", "--application", &tenant.id, "--prefix", &prefix]);
     let (ok, lines, _) = revoke();
     assert!(ok, "{lines:?}");
-    assert_error(
-        &app.get("/v3/sessions/", &second).await,
-        403,
-        "authentication_failed",
-    );
+    assert_error(&app.get("/v3/sessions/", &second).await, 403, "authentication_failed");
     assert_eq!(
         app.get("/v3/sessions/", &tenant).await.status.as_u16(),
         200,
@@ -99,15 +71,8 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
     let (ok, _, stderr) = revoke();
     assert!(!ok);
     assert!(stderr.contains("api key not found"), "{stderr}");
-    let (ok, _, stderr) = handoff(
-        &url,
-        &[
-            "api-keys",
-            "create",
-            "--application",
-            &uuid::Uuid::new_v4().to_string(),
-        ],
-    );
+    let (ok, _, stderr) =
+        handoff(&url, &["api-keys", "create", "--application", &uuid::Uuid::new_v4().to_string()]);
     assert!(!ok);
     assert!(stderr.contains("application not found"), "{stderr}");
     let (ok, _, _) = handoff(&url, &["applications", "create", "--name", ""]);
@@ -119,34 +84,23 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
 #[test]
 fn an_unreachable_database_is_named_with_its_cause() {
     let admin = handoff_testdb::postgres_admin_url();
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(base, _)| base);
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
     let mut cases = vec![(
         "postgres://postgres@127.0.0.1:1/handoff".to_owned(),
         "PostgreSQL at 127.0.0.1:1 refused the connection",
     )];
     if !handoff_testdb::skip(handoff_testdb::Backend::Postgres) {
-        cases.push((
-            format!("{base}/handoff_no_such_database"),
-            "does not exist on PostgreSQL at",
-        ));
+        cases.push((format!("{base}/handoff_no_such_database"), "does not exist on PostgreSQL at"));
     }
     for (url, cause) in cases {
         let started = std::time::Instant::now();
         let (ok, lines, stderr) = handoff(&url, &["applications", "list"]);
         assert!(!ok && lines.is_empty(), "{stderr}");
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(3),
-            "{stderr}"
-        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{stderr}");
         let said: Vec<&str> = stderr.lines().collect();
         assert!(said[0].starts_with("database: PostgreSQL "), "{stderr}");
         assert_eq!(said.len(), 2, "the database, then one error line: {stderr}");
-        assert!(
-            said[1].starts_with("error: cannot open the database: "),
-            "{stderr}"
-        );
+        assert!(said[1].starts_with("error: cannot open the database: "), "{stderr}");
         assert!(said[1].contains(cause), "{stderr}");
         assert!(!said[1].contains("line "), "no driver detail: {stderr}");
     }
@@ -203,28 +157,14 @@ fn the_default_database_does_not_depend_on_the_working_directory() {
     let stdout = String::from_utf8_lossy(&listed.stdout);
     let stderr = String::from_utf8_lossy(&listed.stderr);
     let file = home.join(".local/share/handoff/handoff.db");
-    assert_eq!(
-        stderr.trim(),
-        format!("database: SQLite {}", file.display())
-    );
-    assert!(
-        stdout.contains("\"name\":\"Acme\""),
-        "the same database: {stdout}"
-    );
+    assert_eq!(stderr.trim(), format!("database: SQLite {}", file.display()));
+    assert!(stdout.contains("\"name\":\"Acme\""), "the same database: {stdout}");
     let pinned = run(
         &elsewhere,
-        &[
-            "applications",
-            "list",
-            "--data-dir",
-            home.join("pinned").to_str().unwrap(),
-        ],
+        &["applications", "list", "--data-dir", home.join("pinned").to_str().unwrap()],
     );
     assert!(pinned.status.success());
-    assert!(
-        String::from_utf8_lossy(&pinned.stdout).is_empty(),
-        "a fresh, empty database"
-    );
+    assert!(String::from_utf8_lossy(&pinned.stdout).is_empty(), "a fresh, empty database");
     assert!(home.join("pinned/handoff.db").exists());
     let _ = std::fs::remove_dir_all(&home);
 }
@@ -254,14 +194,8 @@ fn the_demo_refuses_a_database_it_would_ignore() {
 fn the_maintenance_database_is_refused() {
     for (url, said) in [
         ("postgres://postgres@127.0.0.1:5432", "names no database"),
-        (
-            "postgres://postgres@127.0.0.1:5432/postgres",
-            "maintenance database postgres",
-        ),
-        (
-            "postgres://postgres@127.0.0.1:5432/template1",
-            "template database template1",
-        ),
+        ("postgres://postgres@127.0.0.1:5432/postgres", "maintenance database postgres"),
+        ("postgres://postgres@127.0.0.1:5432/template1", "template database template1"),
     ] {
         let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
             .arg("migrate")
@@ -272,10 +206,7 @@ fn the_maintenance_database_is_refused() {
         assert!(!output.status.success(), "{url}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(said), "{url}: {stderr}");
-        assert!(
-            stderr.contains("createdb"),
-            "{url}: says what to do: {stderr}"
-        );
+        assert!(stderr.contains("createdb"), "{url}: says what to do: {stderr}");
     }
 }
 
@@ -304,17 +235,8 @@ fn the_sqlite_files_are_private_whatever_the_umask() {
     let mode =
         |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&data), 0o700, "the data directory");
-    assert_eq!(
-        mode(&home.join("data")),
-        0o700,
-        "its parent, created with it"
-    );
-    for name in [
-        "handoff.db",
-        "handoff.db-wal",
-        "handoff.db-shm",
-        "key-encryption-key",
-    ] {
+    assert_eq!(mode(&home.join("data")), 0o700, "its parent, created with it");
+    for name in ["handoff.db", "handoff.db-wal", "handoff.db-shm", "key-encryption-key"] {
         let path = data.join(name);
         // The log files exist only while open, the key file once a key is sealed.
         if name != "handoff.db" && !path.exists() {
@@ -322,11 +244,8 @@ fn the_sqlite_files_are_private_whatever_the_umask() {
         }
         assert_eq!(mode(&path), 0o600, "{name}");
     }
-    std::fs::set_permissions(
-        data.join("handoff.db"),
-        std::fs::Permissions::from_mode(0o644),
-    )
-    .unwrap();
+    std::fs::set_permissions(data.join("handoff.db"), std::fs::Permissions::from_mode(0o644))
+        .unwrap();
     let warned = run("warn");
     let stderr = String::from_utf8_lossy(&warned.stderr);
     assert!(stderr.contains("readable by other users"), "{stderr}");
@@ -353,11 +272,7 @@ async fn migrations_log_once_what_they_applied(backend: Backend) {
     assert!(first.contains("m20261126_000001_initial"), "{first}");
     let second = migrate();
     let lines: Vec<&str> = second.lines().collect();
-    assert_eq!(
-        lines.len(),
-        2,
-        "the database and its opening, nothing else: {second}"
-    );
+    assert_eq!(lines.len(), 2, "the database and its opening, nothing else: {second}");
     assert!(lines[0].starts_with("database: "), "{second}");
     assert!(lines[1].contains("opened the database"), "{second}");
     for noise in [first.as_str(), second.as_str()] {
@@ -387,48 +302,27 @@ async fn the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed(a
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("k1 is the last active signing key"), "{said}");
-    assert_eq!(
-        app.store.signing_keys(false).await.unwrap().len(),
-        1,
-        "k1 still active"
-    );
+    assert_eq!(app.store.signing_keys(false).await.unwrap().len(), 1, "k1 still active");
     // A key rotated in a moment ago does not sign yet: k1 stays the only one that does.
     let rotated = run(&["signing-keys", "rotate"]);
     assert!(rotated.status.success(), "{rotated:?}");
     let refused = run(&["signing-keys", "retire", "--kid", "k1"]);
     assert!(!refused.status.success());
     let said = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        said.contains("k1 is the last signing key active now"),
-        "{said}"
-    );
+    assert!(said.contains("k1 is the last signing key active now"), "{said}");
     let keys = app.store.signing_keys(false).await.unwrap();
     assert_eq!(keys.len(), 2, "k1 and its successor still active");
-    assert!(
-        app.store
-            .retire_signing_key(&keys[1].kid, chrono::Utc::now())
-            .await
-            .unwrap()
-    );
+    assert!(app.store.retire_signing_key(&keys[1].kid, chrono::Utc::now()).await.unwrap());
 
     // Retired by hand: nothing may sign.
-    assert!(
-        app.store
-            .retire_signing_key("k1", chrono::Utc::now())
-            .await
-            .unwrap()
-    );
+    assert!(app.store.retire_signing_key("k1", chrono::Utc::now()).await.unwrap());
     let serve = run(&["serve", "--bind", "127.0.0.1:0"]);
     assert!(!serve.status.success());
     let said = String::from_utf8_lossy(&serve.stderr);
-    assert!(
-        said.contains("every share-token signing key in the database is retired"),
-        "{said}"
-    );
+    assert!(said.contains("every share-token signing key in the database is retired"), "{said}");
 
-    let empty = std::sync::Arc::new(handoff_token::JwtShareTokens::new(
-        handoff_token::Keyring::default(),
-    ));
+    let empty =
+        std::sync::Arc::new(handoff_token::JwtShareTokens::new(handoff_token::Keyring::default()));
     let services = handoff::services(&app.store, "https://verify.example.test", empty);
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -492,14 +386,7 @@ async fn operators_manage_webhook_destinations(app: TestApp) {
     let deliveries = || {
         handoff(
             &url,
-            &[
-                "webhooks",
-                "deliveries",
-                "--application",
-                &tenant.id,
-                "--destination",
-                &destination,
-            ],
+            &["webhooks", "deliveries", "--application", &tenant.id, "--destination", &destination],
         )
     };
     let started = std::time::Instant::now();
@@ -507,9 +394,8 @@ async fn operators_manage_webhook_destinations(app: TestApp) {
         let (ok, lines, stderr) = deliveries();
         assert!(ok, "{stderr}");
         // Claimed (its attempt counted), then the attempt's outcome recorded.
-        if let Some(delivery) = lines
-            .first()
-            .filter(|d| d["attempts"].as_i64() > Some(0) && !d["last_error"].is_null())
+        if let Some(delivery) =
+            lines.first().filter(|d| d["attempts"].as_i64() > Some(0) && !d["last_error"].is_null())
         {
             break delivery.clone();
         }
@@ -520,10 +406,7 @@ async fn operators_manage_webhook_destinations(app: TestApp) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert_eq!(delivery["webhook_type"], "status.updated");
-    assert!(
-        delivery["last_error"].is_string(),
-        "nothing listens there: {delivery}"
-    );
+    assert!(delivery["last_error"].is_string(), "nothing listens there: {delivery}");
     let (ok, resent, stderr) = handoff(
         &url,
         &[
@@ -539,29 +422,13 @@ async fn operators_manage_webhook_destinations(app: TestApp) {
     );
     assert!(ok, "{stderr}");
     assert_eq!(resent[0]["state"], "pending");
-    let (ok, refused, stderr) = handoff(
-        &url,
-        &[
-            "webhooks",
-            "create",
-            "--application",
-            &tenant.id,
-            "--url",
-            "ftp://x",
-        ],
-    );
+    let (ok, refused, stderr) =
+        handoff(&url, &["webhooks", "create", "--application", &tenant.id, "--url", "ftp://x"]);
     assert!(!ok && refused.is_empty(), "{stderr}");
     assert!(stderr.contains("url"), "{stderr}");
     let (ok, _, _) = handoff(
         &url,
-        &[
-            "webhooks",
-            "delete",
-            "--application",
-            &tenant.id,
-            "--destination",
-            &destination,
-        ],
+        &["webhooks", "delete", "--application", &tenant.id, "--destination", &destination],
     );
     assert!(ok);
     let (ok, lines, _) = handoff(&url, &["webhooks", "list", "--application", &tenant.id]);

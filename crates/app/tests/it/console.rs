@@ -56,11 +56,7 @@ impl<'a> Browser<'a> {
     }
 
     fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(n, v)| format!("{n}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
+        self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
     }
 
     async fn get(&mut self, path: &str) -> (u16, Vec<String>, String) {
@@ -91,8 +87,7 @@ impl<'a> Browser<'a> {
         let (status, _, page) = self.get("/console/").await;
         assert_eq!(status, 200);
         let csrf = csrf_of(&page);
-        self.post("/console/sign-in/", &[("csrf", &csrf), ("api_key", key)])
-            .await
+        self.post("/console/sign-in/", &[("csrf", &csrf), ("api_key", key)]).await
     }
 }
 
@@ -103,15 +98,10 @@ async fn a_reviewer_clears_an_imported_session(backend: Backend) {
     let mut browser = Browser::new(&app);
     let (status, set, _) = browser.sign_in(&shared.receiver.key).await;
     assert_eq!(status, 303);
-    let session_cookie = set
-        .iter()
-        .find(|c| c.starts_with("handoff_console="))
-        .expect("a session cookie");
+    let session_cookie =
+        set.iter().find(|c| c.starts_with("handoff_console=")).expect("a session cookie");
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console", "Secure"] {
-        assert!(
-            session_cookie.contains(attribute),
-            "{attribute}: {session_cookie}"
-        );
+        assert!(session_cookie.contains(attribute), "{attribute}: {session_cookie}");
     }
     assert!(!session_cookie.contains(&shared.receiver.key));
 
@@ -119,15 +109,9 @@ async fn a_reviewer_clears_an_imported_session(backend: Backend) {
     let (status, _, queue) = browser.get("/console/").await;
     assert_eq!(status, 200);
     assert!(queue.contains("Sessions in review"), "{queue}");
-    assert!(
-        queue.contains(&format!("/console/sessions/{clone}/")),
-        "{queue}"
-    );
+    assert!(queue.contains(&format!("/console/sessions/{clone}/")), "{queue}");
     assert!(queue.contains("imported"));
-    assert!(
-        !queue.contains(&shared.receiver.key),
-        "the key is never in a page"
-    );
+    assert!(!queue.contains(&shared.receiver.key), "the key is never in a page");
 
     // The session: its blocks in words, and where it came from.
     let (status, _, view) = browser.get(&format!("/console/sessions/{clone}/")).await;
@@ -148,41 +132,28 @@ async fn a_reviewer_clears_an_imported_session(backend: Backend) {
 
     // A decision needs the form's CSRF token.
     let review = format!("/console/sessions/{clone}/review/");
-    let (status, _, _) = browser
-        .post(
-            &review,
-            &[("new_status", "Approved"), ("comment", "Looks right")],
-        )
-        .await;
+    let (status, _, _) =
+        browser.post(&review, &[("new_status", "Approved"), ("comment", "Looks right")]).await;
     assert_eq!(status, 403, "no CSRF token");
-    let (status, _, _) = browser
-        .post(&review, &[("csrf", "forged"), ("new_status", "Approved")])
-        .await;
+    let (status, _, _) =
+        browser.post(&review, &[("csrf", "forged"), ("new_status", "Approved")]).await;
     assert_eq!(status, 403, "a wrong CSRF token");
     let csrf = csrf_of(&view);
     let (status, _, _) = browser
         .post(
             &review,
-            &[
-                ("csrf", &csrf),
-                ("new_status", "Approved"),
-                ("comment", "Documents match"),
-            ],
+            &[("csrf", &csrf), ("new_status", "Approved"), ("comment", "Documents match")],
         )
         .await;
     assert_eq!(status, 303);
-    let decision = app
-        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
-        .await;
+    let decision = app.get(&format!("/v3/session/{clone}/decision/"), &shared.receiver).await;
     assert_eq!(decision.body["status"], "Approved");
     assert_eq!(decision.body["reviews"][0]["comment"], "Documents match");
     let (_, _, queue) = browser.get("/console/").await;
     assert!(!queue.contains(&clone), "cleared from the queue");
 
     // Another application's session does not exist here.
-    let (status, _, _) = browser
-        .get(&format!("/console/sessions/{}/", shared.session))
-        .await;
+    let (status, _, _) = browser.get(&format!("/console/sessions/{}/", shared.session)).await;
     assert_eq!(status, 404);
 
     // Signing out ends the session for every copy of its cookie.
@@ -192,13 +163,9 @@ async fn a_reviewer_clears_an_imported_session(backend: Backend) {
     let (_, _, page) = browser.get("/console/").await;
     assert!(page.contains("Sign in"), "{page}");
     // A second clone in review for the same reviewer's application.
-    let second = app
-        .finished_session(&shared.source, "user", "user-ana-002")
-        .await;
+    let second = app.finished_session(&shared.source, "user", "user-ana-002").await;
     let token = app.share(&shared.source, &second, &shared.receiver).await;
-    let imported = app
-        .import(&shared.receiver, &token, &shared.workflow, json!({}))
-        .await;
+    let imported = app.import(&shared.receiver, &token, &shared.workflow, json!({})).await;
     let victim = imported.body["session_id"].as_str().unwrap().to_owned();
     let mut replay = Browser::new(&app);
     replay.cookies = copy;
@@ -211,9 +178,7 @@ async fn a_reviewer_clears_an_imported_session(backend: Backend) {
         )
         .await;
     assert_eq!(status, 303, "sent to sign in");
-    let decision = app
-        .get(&format!("/v3/session/{victim}/decision/"), &shared.receiver)
-        .await;
+    let decision = app.get(&format!("/v3/session/{victim}/decision/"), &shared.receiver).await;
     assert_eq!(decision.body["status"], "In Review", "nothing approved");
 }
 
@@ -228,17 +193,14 @@ async fn the_console_refuses_wrong_keys_and_forged_sign_ins(backend: Backend) {
 
     // A sign-in without the form's token (posted from elsewhere) is refused.
     let mut stranger = Browser::new(&app);
-    let (status, _, _) = stranger
-        .post("/console/sign-in/", &[("api_key", tenant.key.as_str())])
-        .await;
+    let (status, _, _) =
+        stranger.post("/console/sign-in/", &[("api_key", tenant.key.as_str())]).await;
     assert_eq!(status, 403);
     assert!(!stranger.cookies.iter().any(|(n, _)| n == "handoff_console"));
 
     // A forged session cookie is no session.
     let mut forger = Browser::new(&app);
-    forger
-        .cookies
-        .push(("handoff_console".into(), "AAAA".into()));
+    forger.cookies.push(("handoff_console".into(), "AAAA".into()));
     let (_, _, page) = forger.get("/console/").await;
     assert!(page.contains("Sign in"));
 }
@@ -267,26 +229,16 @@ async fn a_sharer_revokes_and_shares_from_the_console(backend: Backend) {
     assert_eq!(refused.body["code"], "share_token_revoked");
 
     let share = format!("/console/sessions/{}/share/", shared.session);
-    let (status, _, _) = browser
-        .post(
-            &share,
-            &[("csrf", &csrf), ("for_application_id", "not-an-id")],
-        )
-        .await;
+    let (status, _, _) =
+        browser.post(&share, &[("csrf", &csrf), ("for_application_id", "not-an-id")]).await;
     assert_eq!(status, 400);
-    let (status, _, page) = browser
-        .post(
-            &share,
-            &[("csrf", &csrf), ("for_application_id", &shared.receiver.id)],
-        )
-        .await;
+    let (status, _, page) =
+        browser.post(&share, &[("csrf", &csrf), ("for_application_id", &shared.receiver.id)]).await;
     assert_eq!(status, 200);
     let needle = r#"aria-label="Share token">"#;
     let start = page.find(needle).unwrap() + needle.len();
     let token = page[start..].split('<').next().unwrap().trim().to_owned();
-    let imported = app
-        .import(&shared.receiver, &token, &shared.workflow, json!({}))
-        .await;
+    let imported = app.import(&shared.receiver, &token, &shared.workflow, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
 }
 
@@ -295,9 +247,7 @@ async fn the_queue_puts_imports_first_and_filters_by_origin(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (shared, clone) = app.in_review("user", "user-ana-001").await;
     // A newer session of the receiver's own, also in review.
-    let own = app
-        .session(&shared.receiver, &shared.workflow, Some("own-person"))
-        .await;
+    let own = app.session(&shared.receiver, &shared.workflow, Some("own-person")).await;
     let put = app
         .put(
             &format!("/v3/session/{own}/decision/"),
@@ -322,25 +272,16 @@ async fn the_queue_puts_imports_first_and_filters_by_origin(backend: Backend) {
 async fn a_reviewer_asks_to_redo_steps(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (shared, clone) = app.in_review("user", "user-ana-001").await;
-    let before = app
-        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
-        .await;
-    let liveness = before.body["liveness_checks"][0]["node_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let before = app.get(&format!("/v3/session/{clone}/decision/"), &shared.receiver).await;
+    let liveness = before.body["liveness_checks"][0]["node_id"].as_str().unwrap().to_owned();
     let mut browser = Browser::new(&app);
     assert_eq!(browser.sign_in(&shared.receiver.key).await.0, 303);
     let (_, _, view) = browser.get(&format!("/console/sessions/{clone}/")).await;
-    assert!(
-        view.contains(&format!(r#"name="node" value="{liveness}""#)),
-        "{view}"
-    );
+    assert!(view.contains(&format!(r#"name="node" value="{liveness}""#)), "{view}");
     let csrf = csrf_of(&view);
     let review = format!("/console/sessions/{clone}/review/");
-    let (status, _, _) = browser
-        .post(&review, &[("csrf", &csrf), ("new_status", "Resubmitted")])
-        .await;
+    let (status, _, _) =
+        browser.post(&review, &[("csrf", &csrf), ("new_status", "Resubmitted")]).await;
     assert_eq!(status, 400, "no step checked");
     let (status, _, _) = browser
         .post(
@@ -354,19 +295,10 @@ async fn a_reviewer_asks_to_redo_steps(backend: Backend) {
         )
         .await;
     assert_eq!(status, 303);
-    let decision = app
-        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
-        .await;
+    let decision = app.get(&format!("/v3/session/{clone}/decision/"), &shared.receiver).await;
     assert_eq!(decision.body["status"], "Resubmitted");
-    assert!(
-        decision.body["liveness_checks"].is_null(),
-        "{}",
-        decision.text
-    );
-    assert!(
-        decision.body["id_verifications"].is_array(),
-        "the others stay"
-    );
+    assert!(decision.body["liveness_checks"].is_null(), "{}", decision.text);
+    assert!(decision.body["id_verifications"].is_array(), "the others stay");
 }
 
 per_backend!(
@@ -384,10 +316,8 @@ per_backend!(
 /// as the API's do, refused with pages.
 async fn console_pages_are_bounded_and_pay_the_apis_budgets(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| {
-        c.heavy_requests = handoff_http::heavy::HeavyLimits {
-            per_application: 1,
-            waiting_per_application: 0,
-        };
+        c.heavy_requests =
+            handoff_http::heavy::HeavyLimits { per_application: 1, waiting_per_application: 0 };
         c.rate_limits = Some(handoff_http::rate_limit::RateLimits {
             reads_per_minute: 12,
             ..handoff_http::rate_limit::RateLimits::default()
@@ -403,13 +333,7 @@ async fn console_pages_are_bounded_and_pay_the_apis_budgets(backend: Backend) {
     item["notes"] = json!("n".repeat(20_000));
     results["id_verifications"] = json!(vec![item; 60]);
     results["status"] = json!("In Review");
-    let recorded = app
-        .put(
-            &format!("/v3/session/{session}/decision/"),
-            &tenant,
-            results,
-        )
-        .await;
+    let recorded = app.put(&format!("/v3/session/{session}/decision/"), &tenant, results).await;
     assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
     crate::limits::fresh_window().await;
 
@@ -427,17 +351,12 @@ async fn console_pages_are_bounded_and_pay_the_apis_budgets(backend: Backend) {
         "a link to the next items: {:?}",
         page.lines().find(|l| l.contains("Next items"))
     );
-    let (status, _, second) = browser
-        .get(&format!("{path}?block=id_verifications&page=1"))
-        .await;
+    let (status, _, second) = browser.get(&format!("{path}?block=id_verifications&page=1")).await;
     assert_eq!(status, 200);
     assert!(second.contains("Items 21–40 of 60"));
     let (status, _, refused) = browser.get(&format!("{path}?page=x")).await;
     assert_eq!(status, 400, "a query that cannot be read");
-    assert!(
-        refused.contains("<html"),
-        "a page, not JSON: {refused:.200}"
-    );
+    assert!(refused.contains("<html"), "a page, not JSON: {refused:.200}");
 
     // An upload of the application's holds its one heavy slot: the session page waits for
     // none and is refused with a page.
@@ -475,25 +394,14 @@ async fn console_forms_fit_the_comment_and_time_out(backend: Backend) {
     let review = format!("/console/sessions/{clone}/review/");
     let comment = "𝔄".repeat(10_000);
     let (status, _, page) = browser
-        .post(
-            &review,
-            &[
-                ("csrf", &csrf),
-                ("new_status", "Approved"),
-                ("comment", &comment),
-            ],
-        )
+        .post(&review, &[("csrf", &csrf), ("new_status", "Approved"), ("comment", &comment)])
         .await;
     assert_eq!(status, 303, "{page:.300}");
-    let decision = app
-        .get(&format!("/v3/session/{clone}/decision/"), &shared.receiver)
-        .await;
+    let decision = app.get(&format!("/v3/session/{clone}/decision/"), &shared.receiver).await;
     assert_eq!(decision.body["reviews"][0]["comment"], comment.as_str());
 
     let huge = "x".repeat(handoff_http::console::CONSOLE_FORM_BYTES);
-    let (status, _, page) = browser
-        .post(&review, &[("csrf", &csrf), ("comment", &huge)])
-        .await;
+    let (status, _, page) = browser.post(&review, &[("csrf", &csrf), ("comment", &huge)]).await;
     assert_eq!(status, 413);
     assert!(page.contains("<html"), "{page:.200}");
 

@@ -7,11 +7,7 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn the_demo_walk_through_runs_as_printed() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut demo = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args(["demo", "--bind", &format!("127.0.0.1:{port}")])
         .env("HANDOFF_LOG", "warn")
@@ -51,9 +47,7 @@ async fn the_demo_walk_through_runs_as_printed() {
         .lines()
         .map(str::trim)
         .filter(|l| {
-            ["export ", "SHARED=", "IMPORTED=", "curl "]
-                .iter()
-                .any(|start| l.starts_with(start))
+            ["export ", "SHARED=", "IMPORTED=", "curl "].iter().any(|start| l.starts_with(start))
         })
         .collect();
     assert_eq!(script.len(), 7, "{printed}");
@@ -61,16 +55,10 @@ async fn the_demo_walk_through_runs_as_printed() {
     let paste = || {
         let script = script.clone();
         tokio::task::spawn_blocking(move || {
-            let output = Command::new("bash")
-                .args(["-euo", "pipefail", "-c", &script])
-                .output()
-                .unwrap();
+            let output =
+                Command::new("bash").args(["-euo", "pipefail", "-c", &script]).output().unwrap();
             let out = String::from_utf8_lossy(&output.stdout).into_owned();
-            assert!(
-                output.status.success(),
-                "{out}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            assert!(output.status.success(), "{out}\n{}", String::from_utf8_lossy(&output.stderr));
             out
         })
     };
@@ -84,29 +72,17 @@ async fn the_demo_walk_through_runs_as_printed() {
     // Pasted again: the preview and the import say why nothing new is imported, and steps 4
     // and 5 act on the clone the first paste made.
     let again = paste().await.unwrap();
-    assert_eq!(
-        again.matches(r#""code":"already_imported""#).count(),
-        2,
-        "{again}"
-    );
+    assert_eq!(again.matches(r#""code":"already_imported""#).count(), 2, "{again}");
     assert!(again.contains(r#""action":"imported""#), "{again}");
     assert!(!again.contains("/v3/session//"), "{again}");
 
     // The end user's page of the clone imported at start-up.
-    let page = printed
-        .split_whitespace()
-        .find(|w| w.contains("/session/"))
-        .unwrap()
-        .to_owned();
+    let page = printed.split_whitespace().find(|w| w.contains("/session/")).unwrap().to_owned();
     let body = reqwest::get(&page).await.unwrap().text().await.unwrap();
     assert!(body.contains("Nothing for you to do"), "{body}");
 
-    let _ = Command::new("kill")
-        .args(["-TERM", &demo.id().to_string()])
-        .status();
-    let status = tokio::task::spawn_blocking(move || demo.wait().unwrap())
-        .await
-        .unwrap();
+    let _ = Command::new("kill").args(["-TERM", &demo.id().to_string()]).status();
+    let status = tokio::task::spawn_blocking(move || demo.wait().unwrap()).await.unwrap();
     assert!(status.success(), "the demo stops cleanly: {status}");
 }
 

@@ -13,17 +13,7 @@ use serde_json::json;
 use crate::processes::Server;
 use handoff_domain::{FeatureBlock, SessionKind};
 
-use crate::support::{Tenant, TestApp, per_backend};
-
-async fn rows(store: &Store, sql: &str) -> Vec<sea_orm::QueryResult> {
-    let db = store.connection();
-    db.query_all_raw(sea_orm::Statement::from_string(
-        db.get_database_backend(),
-        sql.to_owned(),
-    ))
-    .await
-    .unwrap()
-}
+use crate::support::{Tenant, TestApp, per_backend, rows};
 
 /// Every clone of `receiver` has exactly as many rows of each related kind as its source, and
 /// no source was cloned twice. Returns the number of clones.
@@ -38,10 +28,7 @@ async fn assert_clones_complete(store: &Store, receiver: &Tenant) -> usize {
         let id: uuid::Uuid = clone.try_get("", "id").unwrap();
         let source: uuid::Uuid = clone.try_get("", "shared_from_session").unwrap();
         assert!(sources.insert(source), "source {source} imported twice");
-        for table in handoff_migrations::BLOCK_TABLES
-            .iter()
-            .chain(&["session_logs"])
-        {
+        for table in handoff_migrations::BLOCK_TABLES.iter().chain(&["session_logs"]) {
             let count = |session: uuid::Uuid, only_copied: bool| {
                 // A clone copies its source's log but for the source's own sharing events.
                 let copied = if only_copied && *table == "session_logs" {
@@ -83,20 +70,15 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
     let workflow = app.workflow(&receiver, "user").await;
     let mut tokens = Vec::new();
     for i in 0..TOTAL {
-        let session = app
-            .finished_session(&source, "user", &format!("person-{i}"))
-            .await;
+        let session = app.finished_session(&source, "user", &format!("person-{i}")).await;
         tokens.push(app.share(&source, &session, &receiver).await);
     }
 
     // Rounds of: a server, a stream of imports from 4 clients, and a SIGKILL once a few more
     // have committed.
     let committed = || async {
-        rows(
-            &store,
-            "SELECT COUNT(*) AS n FROM sessions WHERE shared_from_session IS NOT NULL",
-        )
-        .await[0]
+        rows(&store, "SELECT COUNT(*) AS n FROM sessions WHERE shared_from_session IS NOT NULL")
+            .await[0]
             .try_get::<i64>("", "n")
             .unwrap()
     };
@@ -139,10 +121,7 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
         }
         server.kill();
         tasks.join_all().await;
-        eprintln!(
-            "crash round {round}: {} clones committed",
-            committed().await
-        );
+        eprintln!("crash round {round}: {} clones committed", committed().await);
     }
 
     // Restart on the same database: what was committed is whole, the rest left no trace.
@@ -151,13 +130,11 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
     if uuid_literal_sql_works(backend) {
         assert_clones_complete(&store, &receiver).await;
     }
-    let survivors = rows(
-        &store,
-        "SELECT COUNT(*) AS n FROM sessions WHERE shared_from_session IS NOT NULL",
-    )
-    .await[0]
-        .try_get::<i64>("", "n")
-        .unwrap();
+    let survivors =
+        rows(&store, "SELECT COUNT(*) AS n FROM sessions WHERE shared_from_session IS NOT NULL")
+            .await[0]
+            .try_get::<i64>("", "n")
+            .unwrap();
     eprintln!("clones committed before the kill: {survivors} of {TOTAL}");
     // Every token can still be redeemed exactly once.
     let client = reqwest::Client::new();
@@ -179,11 +156,7 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
             other => panic!("unexpected {other}"),
         }
     }
-    assert_eq!(
-        survivors + created,
-        TOTAL,
-        "each source imported once in all"
-    );
+    assert_eq!(survivors + created, TOTAL, "each source imported once in all");
     assert!(
         survivors > 0 && survivors < TOTAL,
         "the kill fell in the middle of the stream ({survivors} committed)"
@@ -197,10 +170,7 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
     let listed: serde_json::Value = listed.json().await.unwrap();
     assert_eq!(listed["count"], TOTAL);
     if uuid_literal_sql_works(backend) {
-        assert_eq!(
-            assert_clones_complete(&store, &receiver).await as i64,
-            TOTAL
-        );
+        assert_eq!(assert_clones_complete(&store, &receiver).await as i64, TOTAL);
     } else {
         // SQLite: compare each clone's blocks with its source's through the API.
         let decision = |id: String, key: String| {
@@ -217,10 +187,7 @@ async fn sigkill_in_the_middle_of_imports(backend: Backend) {
             let v3 = decision(id.to_owned(), receiver.key.clone()).await;
             let source_id = v3["shared_from_session"].as_str().unwrap();
             let original = decision(source_id.to_owned(), source.key.clone()).await;
-            for block in FeatureBlock::for_kind(SessionKind::User)
-                .iter()
-                .map(|b| b.v3_key())
-            {
+            for block in FeatureBlock::for_kind(SessionKind::User).iter().map(|b| b.v3_key()) {
                 assert_eq!(v3[block], original[block], "{block} of {id}");
             }
         }
@@ -241,15 +208,11 @@ async fn database_connections_killed_under_load_postgres() {
     let workflow = app.workflow(&receiver, "user").await;
     let mut tokens = Vec::new();
     for i in 0..16 {
-        let session = app
-            .finished_session(&source, "user", &format!("p-{i}"))
-            .await;
+        let session = app.finished_session(&source, "user", &format!("p-{i}")).await;
         tokens.push(app.share(&source, &session, &receiver).await);
     }
     let database = app.db.url().rsplit('/').next().unwrap().to_owned();
-    let admin = sea_orm::Database::connect(handoff_testdb::postgres_admin_url())
-        .await
-        .unwrap();
+    let admin = sea_orm::Database::connect(handoff_testdb::postgres_admin_url()).await.unwrap();
     let killer = tokio::spawn(async move {
         for _ in 0..15 {
             let _ = admin
@@ -271,14 +234,8 @@ async fn database_connections_killed_under_load_postgres() {
     for (import, read) in tasks.join_all().await {
         for answer in [&import, &read] {
             *statuses.entry(answer.status.as_u16()).or_default() += 1;
-            assert!(
-                answer.content_type.starts_with("application/json"),
-                "{answer:?}"
-            );
-            assert!(
-                matches!(answer.status.as_u16(), 200 | 201 | 403 | 500 | 503),
-                "{answer:?}"
-            );
+            assert!(answer.content_type.starts_with("application/json"), "{answer:?}");
+            assert!(matches!(answer.status.as_u16(), 200 | 201 | 403 | 500 | 503), "{answer:?}");
             if answer.status.is_server_error() {
                 assert!(
                     matches!(

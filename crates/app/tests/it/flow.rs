@@ -15,10 +15,7 @@ fn example_items(name: &str) -> Vec<(String, Vec<String>)> {
         .map(|(key, raw)| {
             let items: Vec<Box<serde_json::value::RawValue>> =
                 serde_json::from_str(raw.get()).unwrap();
-            (
-                key.clone(),
-                items.iter().map(|i| compact(i.get())).collect(),
-            )
+            (key.clone(), items.iter().map(|i| compact(i.get())).collect())
         })
         .collect()
 }
@@ -26,14 +23,9 @@ fn example_items(name: &str) -> Vec<(String, Vec<String>)> {
 /// The expected-decision example with this run's ids, numbers and times.
 fn expected(name: &str, actual: &Value) -> Value {
     let mut expected: Value = serde_json::from_str(&example(name)).unwrap();
-    for key in [
-        "session_id",
-        "session_number",
-        "session_url",
-        "workflow_id",
-        "created_at",
-        "expires_at",
-    ] {
+    for key in
+        ["session_id", "session_number", "session_url", "workflow_id", "created_at", "expires_at"]
+    {
         expected[key] = actual[key].clone();
     }
     expected
@@ -50,11 +42,7 @@ async fn user_results_read_back_as_the_examples(app: TestApp) {
     // Items come back token for token as recorded, in recorded order.
     for (block, items) in example_items("record-results-user.json") {
         for item in items {
-            assert!(
-                v3.text.contains(&item),
-                "{block}: {item} not verbatim in {}",
-                v3.text
-            );
+            assert!(v3.text.contains(&item), "{block}: {item} not verbatim in {}", v3.text);
         }
     }
     let keys: Vec<&String> = v3.body.as_object().unwrap().keys().collect();
@@ -64,15 +52,9 @@ async fn user_results_read_back_as_the_examples(app: TestApp) {
             .keys()
             .cloned()
             .collect();
-    assert_eq!(
-        keys,
-        expected_keys.iter().collect::<Vec<_>>(),
-        "V3 keys in the contract's order"
-    );
+    assert_eq!(keys, expected_keys.iter().collect::<Vec<_>>(), "V3 keys in the contract's order");
 
-    let v2 = app
-        .get(&format!("/v2/session/{id}/decision/"), &tenant)
-        .await;
+    let v2 = app.get(&format!("/v2/session/{id}/decision/"), &tenant).await;
     assert_eq!(v2.status, StatusCode::OK, "{}", v2.text);
     assert_eq!(v2.body, expected("decision-v2-user.json", &v2.body));
     assert!(v2.body.get("session_kind").is_none());
@@ -91,9 +73,7 @@ async fn user_results_read_back_as_the_examples(app: TestApp) {
 on_both_backends!(business_results_read_back_and_have_no_v2);
 async fn business_results_read_back_and_have_no_v2(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
-    let id = app
-        .finished_session(&tenant, "business", "biz-widgets-001")
-        .await;
+    let id = app.finished_session(&tenant, "business", "biz-widgets-001").await;
     let v3 = app.decision(&tenant, &id).await;
     assert_eq!(v3.status, StatusCode::OK, "{}", v3.text);
     assert_eq!(v3.body, expected("decision-v3-business.json", &v3.body));
@@ -107,8 +87,7 @@ async fn business_results_read_back_and_have_no_v2(app: TestApp) {
         ".session_url" => "[session_url]", ".created_at" => "[time]", ".expires_at" => "[time]",
     });
     assert_error(
-        &app.get(&format!("/v2/session/{id}/decision/"), &tenant)
-            .await,
+        &app.get(&format!("/v2/session/{id}/decision/"), &tenant).await,
         404,
         "session_not_found",
     );
@@ -126,10 +105,7 @@ async fn a_new_session_answers_as_the_contract_says(app: TestApp) {
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     let token = created.body["session_token"].as_str().unwrap();
-    assert_eq!(
-        created.body["url"],
-        format!("{}/session/{token}", crate::support::PUBLIC_URL)
-    );
+    assert_eq!(created.body["url"], format!("{}/session/{token}", crate::support::PUBLIC_URL));
     insta::assert_json_snapshot!("session_created", created.body, {
         ".session_id" => "[session_id]", ".workflow_id" => "[workflow_id]",
         ".session_token" => "[token]", ".url" => "[url]",
@@ -138,10 +114,7 @@ async fn a_new_session_answers_as_the_contract_says(app: TestApp) {
     let v3 = app.decision(&tenant, id).await;
     assert_eq!(v3.body["status"], "Not Started");
     assert_eq!(v3.body["id_verifications"], Value::Null);
-    assert_eq!(
-        v3.body["contact_details"],
-        json!({"email": "a@example.test"})
-    );
+    assert_eq!(v3.body["contact_details"], json!({"email": "a@example.test"}));
     assert_eq!(v3.body["expected_details"], json!({"first_name": "Ana"}));
     assert_eq!(v3.body["callback"], "https://app.example.test/done");
     let created_at =
@@ -161,17 +134,11 @@ async fn reviews_move_status_and_are_listed(app: TestApp) {
     let id = app.finished_session(&tenant, "user", "user-ana-001").await;
     let path = format!("/v3/session/{id}/update-status/");
     let answer = app
-        .patch(
-            &path,
-            &tenant,
-            json!({"new_status": "Declined", "comment": "Document expired."}),
-        )
+        .patch(&path, &tenant, json!({"new_status": "Declined", "comment": "Document expired."}))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.body, json!({"session_id": id}));
-    let answer = app
-        .patch(&path, &tenant, json!({"new_status": "Resubmitted"}))
-        .await;
+    let answer = app.patch(&path, &tenant, json!({"new_status": "Resubmitted"})).await;
     assert_eq!(answer.status, StatusCode::OK);
     let v3 = app.decision(&tenant, &id).await;
     assert_eq!(v3.body["status"], "Resubmitted");
@@ -216,9 +183,7 @@ async fn recording_replaces_named_blocks_only(app: TestApp) {
     .iter()
     .map(|f| json!({"feature": f}))
     .collect();
-    let workflow = app
-        .post("/v3/workflows/", &tenant, json!({"features": features}))
-        .await;
+    let workflow = app.post("/v3/workflows/", &tenant, json!({"features": features})).await;
     assert_eq!(workflow.status, StatusCode::CREATED, "{}", workflow.text);
     let workflow = workflow.body["workflow_id"].as_str().unwrap().to_owned();
     let id = app.session(&tenant, &workflow, Some("u")).await;
@@ -249,21 +214,11 @@ async fn recording_replaces_named_blocks_only(app: TestApp) {
     );
     assert_eq!(answer.body["aml_screenings"], Value::Null);
     assert_eq!(answer.body["questionnaire_responses"], json!([]));
-    assert_eq!(
-        answer.body["id_verifications"].as_array().unwrap().len(),
-        1,
-        "untouched"
-    );
-    let v2 = app
-        .get(&format!("/v2/session/{id}/decision/"), &tenant)
-        .await;
+    assert_eq!(answer.body["id_verifications"].as_array().unwrap().len(), 1, "untouched");
+    let v2 = app.get(&format!("/v2/session/{id}/decision/"), &tenant).await;
     assert_eq!(v2.body["nfc"], json!({"status": "Approved", "chip": true}));
     assert_eq!(v2.body["aml"], Value::Null);
-    assert_eq!(
-        v2.body["questionnaire"],
-        Value::Null,
-        "an empty block has no first item"
-    );
+    assert_eq!(v2.body["questionnaire"], Value::Null, "an empty block has no first item");
 }
 
 on_both_backends!(blocks_outside_the_workflow_are_refused);
@@ -305,10 +260,7 @@ async fn blocks_outside_the_workflow_are_refused(app: TestApp) {
          with no AML step it records no aml_screenings."
     );
     let unchanged = app.get(&path, &tenant).await;
-    assert_eq!(
-        unchanged.body["status"], "Not Started",
-        "nothing was written"
-    );
+    assert_eq!(unchanged.body["status"], "Not Started", "nothing was written");
 
     let accepted = app
         .put(

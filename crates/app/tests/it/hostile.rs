@@ -43,24 +43,14 @@ async fn setup(app: &TestApp) -> Setup {
     let payload = issued.split('.').nth(1).unwrap();
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     let secret = crate::support::first_key_secret(app).await;
-    Setup {
-        receiver,
-        workflow,
-        claims,
-        secret,
-    }
+    Setup { receiver, workflow, claims, secret }
 }
 
 on_both_backends!(forged_and_broken_tokens_are_refused);
 async fn forged_and_broken_tokens_are_refused(app: TestApp) {
     let s = setup(&app).await;
     let k1 = |claims: &Value| {
-        forge(
-            json!({"alg": "HS256", "kid": "k1"}),
-            claims,
-            Some(Algorithm::HS256),
-            &s.secret,
-        )
+        forge(json!({"alg": "HS256", "kid": "k1"}), claims, Some(Algorithm::HS256), &s.secret)
     };
     let good = k1(&s.claims);
     let (head, rest) = good.split_once('.').unwrap();
@@ -76,36 +66,18 @@ async fn forged_and_broken_tokens_are_refused(app: TestApp) {
         c
     };
     let mut cases: Vec<(String, u16, &str)> = vec![
+        (forge(json!({"alg": "none"}), &s.claims, None, &s.secret), 401, "share_token_invalid"),
         (
-            forge(json!({"alg": "none"}), &s.claims, None, &s.secret),
+            forge(json!({"alg": "NONE", "kid": "k1"}), &s.claims, None, &s.secret),
             401,
             "share_token_invalid",
         ),
         (
-            forge(
-                json!({"alg": "NONE", "kid": "k1"}),
-                &s.claims,
-                None,
-                &s.secret,
-            ),
+            forge(json!({"alg": "None"}), &s.claims, Some(Algorithm::HS256), &s.secret),
             401,
             "share_token_invalid",
         ),
-        (
-            forge(
-                json!({"alg": "None"}),
-                &s.claims,
-                Some(Algorithm::HS256),
-                &s.secret,
-            ),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            forge(json!({"alg": "nOnE"}), &s.claims, None, &s.secret),
-            401,
-            "share_token_invalid",
-        ),
+        (forge(json!({"alg": "nOnE"}), &s.claims, None, &s.secret), 401, "share_token_invalid"),
         (
             forge(
                 json!({"alg": "HS384", "kid": "k1"}),
@@ -217,12 +189,7 @@ async fn forged_and_broken_tokens_are_refused(app: TestApp) {
             "share_token_invalid",
         ),
         (
-            forge(
-                json!({"alg": "HS256", "kid": 7}),
-                &s.claims,
-                Some(Algorithm::HS256),
-                &s.secret,
-            ),
+            forge(json!({"alg": "HS256", "kid": 7}), &s.claims, Some(Algorithm::HS256), &s.secret),
             401,
             "share_token_invalid",
         ),
@@ -237,10 +204,7 @@ async fn forged_and_broken_tokens_are_refused(app: TestApp) {
             "share_token_invalid",
         ),
         (
-            format!(
-                "{head}.{}.{signature}",
-                b64(&with("exp", json!(9_999_999_999i64)))
-            ),
+            format!("{head}.{}.{signature}", b64(&with("exp", json!(9_999_999_999i64)))),
             401,
             "share_token_invalid",
         ),
@@ -259,87 +223,31 @@ async fn forged_and_broken_tokens_are_refused(app: TestApp) {
         (format!("{head}.{body}"), 401, "share_token_invalid"),
         (format!("{head}.{body}."), 401, "share_token_invalid"),
         (format!("{good}.{signature}"), 401, "share_token_invalid"),
-        (
-            good[..good.len() / 2].to_owned(),
-            401,
-            "share_token_invalid",
-        ),
+        (good[..good.len() / 2].to_owned(), 401, "share_token_invalid"),
         ("a.b.c".to_owned(), 401, "share_token_invalid"),
         ("🦀.🦀.🦀".to_owned(), 401, "share_token_invalid"),
-        (
-            k1(&with("exp", json!("2099-01-01"))),
-            401,
-            "share_token_invalid",
-        ),
+        (k1(&with("exp", json!("2099-01-01"))), 401, "share_token_invalid"),
         (k1(&with("exp", json!(1.5e20))), 401, "share_token_invalid"),
-        (
-            k1(&with("session_id", json!("not-a-uuid"))),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            k1(&with("from_application_id", json!(12))),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            k1(&with("for_application_id", json!("x"))),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            k1(&with("session_kind", json!("company"))),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            k1(&with("jti", json!({"a": 1}))),
-            401,
-            "share_token_invalid",
-        ),
+        (k1(&with("session_id", json!("not-a-uuid"))), 401, "share_token_invalid"),
+        (k1(&with("from_application_id", json!(12))), 401, "share_token_invalid"),
+        (k1(&with("for_application_id", json!("x"))), 401, "share_token_invalid"),
+        (k1(&with("session_kind", json!("company"))), 401, "share_token_invalid"),
+        (k1(&with("jti", json!({"a": 1}))), 401, "share_token_invalid"),
         (k1(&without("exp")), 401, "share_token_invalid"),
         (k1(&without("session_id")), 401, "share_token_invalid"),
         (k1(&without("iat")), 401, "share_token_invalid"),
-        (
-            k1(&with("exp", json!(Utc::now().timestamp() - 3600))),
-            401,
-            "share_token_expired",
-        ),
+        (k1(&with("exp", json!(Utc::now().timestamp() - 3600))), 401, "share_token_expired"),
         // Well signed with the server's key, but the claims are not the ones this deployment
         // recorded for the token's `jti`: not issued here (check 5), before checks 6 and 7.
-        (
-            k1(&with("from_application_id", json!(uuid::Uuid::new_v4()))),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            k1(&with("session_id", json!(uuid::Uuid::new_v4()))),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            k1(&with("session_kind", json!("business"))),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            k1(&with("for_application_id", json!(uuid::Uuid::new_v4()))),
-            401,
-            "share_token_invalid",
-        ),
-        (
-            k1(&with("jti", json!("never-issued-here"))),
-            401,
-            "share_token_invalid",
-        ),
+        (k1(&with("from_application_id", json!(uuid::Uuid::new_v4()))), 401, "share_token_invalid"),
+        (k1(&with("session_id", json!(uuid::Uuid::new_v4()))), 401, "share_token_invalid"),
+        (k1(&with("session_kind", json!("business"))), 401, "share_token_invalid"),
+        (k1(&with("for_application_id", json!(uuid::Uuid::new_v4()))), 401, "share_token_invalid"),
+        (k1(&with("jti", json!("never-issued-here"))), 401, "share_token_invalid"),
         (k1(&without("jti")), 401, "share_token_invalid"),
     ];
     // Oversized tokens are refused with the body, before they are read.
-    cases.push((
-        format!("{good}{}", "A".repeat(5000)),
-        400,
-        "invalid_request",
-    ));
+    cases.push((format!("{good}{}", "A".repeat(5000)), 400, "invalid_request"));
     assert!(cases.len() >= 40, "{} cases", cases.len());
     for (i, (token, status, code)) in cases.iter().enumerate() {
         let answer = app
@@ -381,10 +289,7 @@ async fn malformed_input_never_gets_a_server_error(app: TestApp) {
         (Method::PUT, format!("/v3/session/{session}/decision/")),
         (Method::GET, format!("/v3/session/{session}/decision/")),
         (Method::GET, format!("/v2/session/{session}/decision/")),
-        (
-            Method::PATCH,
-            format!("/v3/session/{session}/update-status/"),
-        ),
+        (Method::PATCH, format!("/v3/session/{session}/update-status/")),
         (Method::POST, format!("/v3/session/{session}/share/")),
         (Method::POST, "/v3/session/import-shared/".into()),
         (Method::GET, "/v3/sessions/".into()),
@@ -392,11 +297,7 @@ async fn malformed_input_never_gets_a_server_error(app: TestApp) {
         (Method::GET, "/v3/businesses/u/".into()),
     ];
     let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
-    let deep_object = format!(
-        "{}{}",
-        "{\"a\":".repeat(3000),
-        "1".to_owned() + &"}".repeat(3000)
-    );
+    let deep_object = format!("{}{}", "{\"a\":".repeat(3000), "1".to_owned() + &"}".repeat(3000));
     let bodies: Vec<(Option<&str>, Vec<u8>)> = vec![
         (Some("application/json"), b"".to_vec()),
         (Some("application/json"), b"null".to_vec()),
@@ -408,10 +309,7 @@ async fn malformed_input_never_gets_a_server_error(app: TestApp) {
         (Some("application/json"), deep.into_bytes()),
         (Some("application/json"), deep_object.into_bytes()),
         (Some("application/json"), b"\xff\xfe\xfd".to_vec()),
-        (
-            Some("application/json"),
-            b"{\"status\": \"\\ud800\"}".to_vec(),
-        ),
+        (Some("application/json"), b"{\"status\": \"\\ud800\"}".to_vec()),
         (Some("application/json"), vec![b' '; 3_000_000]),
         (Some("text/plain"), b"{}".to_vec()),
         (Some("application/x-www-form-urlencoded"), b"a=b".to_vec()),
@@ -449,18 +347,13 @@ async fn malformed_input_never_gets_a_server_error(app: TestApp) {
     let check = |answer: &crate::support::Answer, what: &str| {
         assert!(answer.status.as_u16() < 500, "{what}: {answer:?}");
         if !answer.status.is_success() {
-            assert!(
-                answer.content_type.starts_with("application/json"),
-                "{what}: {answer:?}"
-            );
+            assert!(answer.content_type.starts_with("application/json"), "{what}: {answer:?}");
             assert!(answer.body["code"].is_string(), "{what}: {answer:?}");
         }
     };
     for (method, path) in &endpoints {
         for (content_type, body) in &bodies {
-            let answer = app
-                .raw(method.clone(), path, &tenant, *content_type, body.clone())
-                .await;
+            let answer = app.raw(method.clone(), path, &tenant, *content_type, body.clone()).await;
             check(
                 &answer,
                 &format!(
@@ -514,9 +407,7 @@ async fn malformed_input_never_gets_a_server_error(app: TestApp) {
         format!("hk_{}_{}", "Z".repeat(12), "0".repeat(64)),
         " ".into(),
     ] {
-        let answer = app
-            .send(Method::GET, "/v3/sessions/", Some(&key), None)
-            .await;
+        let answer = app.send(Method::GET, "/v3/sessions/", Some(&key), None).await;
         assert_error(&answer, 403, "authentication_failed");
         tried += 1;
     }

@@ -6,15 +6,11 @@ use reqwest::Method;
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
-use crate::support::{Tenant, TestApp, assert_error, on_both_backends};
+use crate::support::{self, Tenant, TestApp, assert_error, on_both_backends};
 
 /// The status, the `Idempotent-Replayed` header and the body's bytes of a keyed POST.
 async fn keyed(
-    app: &TestApp,
-    path: &str,
-    tenant: &Tenant,
-    key: &str,
-    body: &Value,
+    app: &TestApp, path: &str, tenant: &Tenant, key: &str, body: &Value,
 ) -> (u16, bool, String) {
     let response = app
         .client
@@ -35,22 +31,14 @@ async fn keyed(
 async fn age_keys(app: &TestApp, seconds: i64, lose_answer: bool) {
     use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
     let db = app.store.connection();
-    let rows = db
-        .query_all_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            "SELECT idempotency_key, created_at FROM idempotency_keys",
-        ))
-        .await
-        .unwrap();
-    for row in rows {
+    let rows =
+        support::rows(&app.store, "SELECT idempotency_key, created_at FROM idempotency_keys");
+    for row in rows.await {
         let key: String = row.try_get("", "idempotency_key").unwrap();
         let created_at: chrono::DateTime<chrono::Utc> = row.try_get("", "created_at").unwrap();
         let mut update = Query::update()
             .table(Alias::new("idempotency_keys"))
-            .value(
-                Alias::new("created_at"),
-                created_at - chrono::Duration::seconds(seconds),
-            )
+            .value(Alias::new("created_at"), created_at - chrono::Duration::seconds(seconds))
             .and_where(Expr::col(Alias::new("idempotency_key")).eq(key))
             .to_owned();
         if lose_answer {
@@ -63,16 +51,7 @@ async fn age_keys(app: &TestApp, seconds: i64, lose_answer: bool) {
 }
 
 async fn count(app: &TestApp, table: &str) -> i64 {
-    let db = app.store.connection();
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            format!("SELECT COUNT(*) AS n FROM {table}"),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
+    support::count(&app.store, &format!("SELECT COUNT(*) AS n FROM {table}")).await
 }
 
 on_both_backends!(a_retried_session_creation_replays_its_first_answer);
@@ -118,10 +97,7 @@ async fn a_retried_session_creation_replays_its_first_answer(app: TestApp) {
             .unwrap();
         assert_eq!(answer.status().as_u16(), 400, "{bad:?}");
         let answer: Value = answer.json().await.unwrap();
-        assert!(
-            answer["errors"].get("Idempotency-Key").is_some(),
-            "{answer}"
-        );
+        assert!(answer["errors"].get("Idempotency-Key").is_some(), "{answer}");
     }
 
     // After 24 hours the key is forgotten and may be used again.
@@ -142,9 +118,7 @@ async fn a_retried_share_replays_the_same_token(app: TestApp) {
     assert_eq!(first.0, 200, "{}", first.2);
     let again = keyed(&app, &path, &source, "share-1", &body).await;
     assert_eq!(again, (200, true, first.2.clone()));
-    let ledger = app
-        .get(&format!("/v3/session/{session}/shares/"), &source)
-        .await;
+    let ledger = app.get(&format!("/v3/session/{session}/shares/"), &source).await;
     assert_eq!(ledger.body.as_array().unwrap().len(), 1, "one token issued");
 
     // An answer lost between the write and its recording (the process stopped) is rendered
@@ -152,9 +126,7 @@ async fn a_retried_share_replays_the_same_token(app: TestApp) {
     age_keys(&app, 60, true).await;
     let recovered = keyed(&app, &path, &source, "share-1", &body).await;
     assert_eq!(recovered, (200, true, first.2.clone()));
-    let ledger = app
-        .get(&format!("/v3/session/{session}/shares/"), &source)
-        .await;
+    let ledger = app.get(&format!("/v3/session/{session}/shares/"), &source).await;
     assert_eq!(ledger.body.as_array().unwrap().len(), 1);
 }
 
@@ -169,21 +141,11 @@ async fn concurrent_retries_of_an_import_make_one_clone(app: TestApp) {
     for _ in 0..32 {
         let (app, receiver, body) = (app.clone(), shared.receiver.clone(), body.clone());
         tasks.spawn(async move {
-            keyed(
-                &app,
-                "/v3/session/import-shared/",
-                &receiver,
-                "import-1",
-                &body,
-            )
-            .await
+            keyed(&app, "/v3/session/import-shared/", &receiver, "import-1", &body).await
         });
     }
     let answers = tasks.join_all().await;
-    let created: Vec<_> = answers
-        .iter()
-        .filter(|(status, _, _)| *status == 201)
-        .collect();
+    let created: Vec<_> = answers.iter().filter(|(status, _, _)| *status == 201).collect();
     assert!(!created.is_empty());
     for (status, _, text) in &answers {
         match status {
@@ -197,20 +159,12 @@ async fn concurrent_retries_of_an_import_make_one_clone(app: TestApp) {
         1,
         "one executed, the others replayed"
     );
-    let listed = app
-        .get("/v3/sessions/?session_kind=all", &shared.receiver)
-        .await;
+    let listed = app.get("/v3/sessions/?session_kind=all", &shared.receiver).await;
     assert_eq!(listed.body["count"], 1, "one clone");
 
     age_keys(&app, 60, true).await;
-    let recovered = keyed(
-        &app,
-        "/v3/session/import-shared/",
-        &shared.receiver,
-        "import-1",
-        &body,
-    )
-    .await;
+    let recovered =
+        keyed(&app, "/v3/session/import-shared/", &shared.receiver, "import-1", &body).await;
     assert_eq!(recovered, (201, true, created[0].2.clone()));
 }
 
@@ -221,25 +175,11 @@ async fn a_failed_write_leaves_its_key_free(app: TestApp) {
     let shared = app.shared("user", "user-ana-001").await;
     let before = count(&app, "idempotency_keys").await;
     let wrong = json!({"share_token": shared.token, "workflow_id": uuid::Uuid::new_v4()});
-    let refused = keyed(
-        &app,
-        "/v3/session/import-shared/",
-        &shared.receiver,
-        "k",
-        &wrong,
-    )
-    .await;
+    let refused = keyed(&app, "/v3/session/import-shared/", &shared.receiver, "k", &wrong).await;
     assert_eq!(refused.0, 404, "{}", refused.2);
     assert_eq!(count(&app, "idempotency_keys").await, before);
     let right = json!({"share_token": shared.token, "workflow_id": shared.workflow});
-    let imported = keyed(
-        &app,
-        "/v3/session/import-shared/",
-        &shared.receiver,
-        "k",
-        &right,
-    )
-    .await;
+    let imported = keyed(&app, "/v3/session/import-shared/", &shared.receiver, "k", &right).await;
     assert_eq!((imported.0, imported.1), (201, false), "{}", imported.2);
     assert_eq!(count(&app, "idempotency_keys").await, before + 1);
     // Without a key, nothing is kept.
@@ -247,9 +187,5 @@ async fn a_failed_write_leaves_its_key_free(app: TestApp) {
     let answer = app.redeem(&plain, json!({})).await;
     assert_eq!(answer.status.as_u16(), 201);
     assert_eq!(count(&app, "idempotency_keys").await, before + 1);
-    assert_error(
-        &app.redeem(&plain, json!({})).await,
-        403,
-        "already_imported",
-    );
+    assert_error(&app.redeem(&plain, json!({})).await, 403, "already_imported");
 }

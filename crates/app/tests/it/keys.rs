@@ -17,7 +17,9 @@ use handoff_token::{JwtShareTokens, KeyEncryptionKey, SigningKey, TokenAlgorithm
 use serde_json::{Value, json};
 
 use crate::processes::Server;
-use crate::support::{TEST_KEK, TestApp, assert_error, on_both_backends, per_backend, test_config};
+use crate::support::{
+    TEST_KEK, TestApp, assert_error, on_both_backends, per_backend, post_to, test_config,
+};
 
 /// A copy of `token` with the same header and claims, signed with HS256 under `secret`.
 fn resigned(token: &str, secret: &[u8]) -> String {
@@ -44,9 +46,7 @@ async fn a_copy_of_the_database_cannot_mint_tokens(app: TestApp) {
     let shared = app.shared("user", "user-ana-001").await;
     let minted = resigned(&shared.token, &stored[0].secret);
     assert_ne!(minted, shared.token, "the stored bytes are not the secret");
-    let answer = app
-        .import(&shared.receiver, &minted, &shared.workflow, json!({}))
-        .await;
+    let answer = app.import(&shared.receiver, &minted, &shared.workflow, json!({})).await;
     assert_error(&answer, 401, "share_token_invalid");
     let answer = app.redeem(&shared, json!({})).await;
     assert_eq!(answer.status.as_u16(), 201, "{}", answer.text);
@@ -75,9 +75,7 @@ async fn keys_in_clear_are_sealed_and_a_wrong_kek_refuses_to_start(backend: Back
         .await
         .unwrap();
 
-    let keyring = load_keyring(&test_config(app.db.url()), &app.store)
-        .await
-        .unwrap();
+    let keyring = load_keyring(&test_config(app.db.url()), &app.store).await.unwrap();
     let kek = KeyEncryptionKey::from_secret(TEST_KEK.as_bytes()).unwrap();
     let legacy = app
         .store
@@ -114,10 +112,7 @@ async fn keys_in_clear_are_sealed_and_a_wrong_kek_refuses_to_start(backend: Back
     .err()
     .expect("a wrong key-encryption key refuses to start")
     .to_string();
-    assert!(
-        wrong.contains("is sealed with key-encryption key"),
-        "{wrong}"
-    );
+    assert!(wrong.contains("is sealed with key-encryption key"), "{wrong}");
     assert!(wrong.contains("HANDOFF_KEY_ENCRYPTION_KEY"), "{wrong}");
     let none = Application::build(handoff::Config {
         key_encryption_key: None,
@@ -169,14 +164,8 @@ async fn eddsa_tokens_verify_with_the_published_keys(backend: Backend) {
         .validator::<Value>(&public)
         .validate(&untrusted)
         .expect("the published key verifies the token");
-    assert_eq!(
-        verified.claims().custom["session_id"],
-        json!(shared.session)
-    );
-    assert_eq!(
-        verified.claims().custom["for_application_id"],
-        json!(shared.receiver.id)
-    );
+    assert_eq!(verified.claims().custom["session_id"], json!(shared.session));
+    assert_eq!(verified.claims().custom["for_application_id"], json!(shared.receiver.id));
     // A token altered by one claim does not.
     let (head, rest) = shared.token.split_once('.').unwrap();
     let (claims, signature) = rest.split_once('.').unwrap();
@@ -203,9 +192,7 @@ per_backend!(eddsa_tokens_verify_with_the_published_keys);
 on_both_backends!(hs256_publishes_no_keys);
 /// HS256 keys are secrets: the key set is empty, and reading it needs no API key.
 async fn hs256_publishes_no_keys(app: TestApp) {
-    let response = reqwest::get(format!("{}/.well-known/jwks.json", app.base))
-        .await
-        .unwrap();
+    let response = reqwest::get(format!("{}/.well-known/jwks.json", app.base)).await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.json::<Value>().await.unwrap(), json!({"keys": []}));
 }
@@ -228,10 +215,7 @@ fn handoff(url: &str, args: &[&str]) -> std::process::Output {
 /// both within the reload period.
 async fn a_retired_key_stops_verifying_on_every_server(backend: Backend) {
     let db = TestDatabase::create(backend).await;
-    let env = [
-        ("HANDOFF_KEY_ENCRYPTION_KEY", TEST_KEK),
-        ("HANDOFF_KEY_RELOAD_SECONDS", "1"),
-    ];
+    let env = [("HANDOFF_KEY_ENCRYPTION_KEY", TEST_KEK), ("HANDOFF_KEY_RELOAD_SECONDS", "1")];
     let mut a = Server::start_with(db.url(), &env);
     let mut b = Server::start_with(db.url(), &env);
     a.wait_until_healthy().await;
@@ -242,15 +226,8 @@ async fn a_retired_key_stops_verifying_on_every_server(backend: Backend) {
     let preview = |base: String, token: String| {
         let (key, workflow) = (shared.receiver.key.clone(), shared.workflow.clone());
         async move {
-            let response = reqwest::Client::new()
-                .post(format!("{base}/v3/session/import-shared/preview/"))
-                .header("x-api-key", key)
-                .json(&json!({"share_token": token, "workflow_id": workflow}))
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap())
+            let body = json!({"share_token": token, "workflow_id": workflow});
+            post_to(&base, "/v3/session/import-shared/preview/", &key, &body).await
         }
     };
     for base in [&a.base, &b.base] {
@@ -268,21 +245,12 @@ async fn a_retired_key_stops_verifying_on_every_server(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     for base in [&a.base, &b.base] {
         let (status, body) = preview(base.clone(), shared.token.clone()).await;
-        assert_eq!(
-            (status, body["code"].as_str()),
-            (401, Some("share_token_invalid")),
-            "{base}"
-        );
+        assert_eq!((status, body["code"].as_str()), (401, Some("share_token_invalid")), "{base}");
     }
     // A new share on A is signed with the new key and imports on B.
-    let session = app
-        .finished_session(&shared.source, "user", "user-bea-002")
-        .await;
+    let session = app.finished_session(&shared.source, "user", "user-bea-002").await;
     let token = app.share(&shared.source, &session, &shared.receiver).await;
-    assert_eq!(
-        jsonwebtoken::decode_header(&token).unwrap().kid.as_deref(),
-        Some(new_kid.as_str())
-    );
+    assert_eq!(jsonwebtoken::decode_header(&token).unwrap().kid.as_deref(), Some(new_kid.as_str()));
     let imported = reqwest::Client::new()
         .post(format!("{}/v3/session/import-shared/", b.base))
         .header("x-api-key", &shared.receiver.key)
@@ -320,21 +288,14 @@ async fn keys_move_to_a_new_key_encryption_key(app: TestApp) {
     assert!(done.status.success(), "{done:?}");
     let new_kek = KeyEncryptionKey::from_secret(NEW_KEK.as_bytes()).unwrap();
     let stored = app.store.signing_keys(true).await.unwrap();
-    assert!(
-        stored
-            .iter()
-            .all(|key| key.sealed_with.as_deref() == Some(new_kek.id()))
-    );
+    assert!(stored.iter().all(|key| key.sealed_with.as_deref() == Some(new_kek.id())));
 
     let with_new = handoff::Config {
         key_encryption_key: Some(Secret(NEW_KEK.into())),
         ..test_config(app.db.url())
     };
     let keyring = load_keyring(&with_new, &app.store).await.unwrap();
-    assert!(
-        JwtShareTokens::new(keyring).verify(&shared.token).is_ok(),
-        "the same keys"
-    );
+    assert!(JwtShareTokens::new(keyring).verify(&shared.token).is_ok(), "the same keys");
     let with_old = load_keyring(&test_config(app.db.url()), &app.store).await;
     assert!(with_old.is_err(), "the previous KEK opens nothing now");
     // Nothing left to move: a second run changes nothing.

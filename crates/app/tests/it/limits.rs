@@ -11,97 +11,63 @@ use crate::support::{TestApp, assert_error, per_backend};
 /// Waits when the current 60-second window is about to end, so that a test's requests fall in
 /// one window.
 pub(crate) async fn fresh_window() {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     if now % 60 > 45 {
         tokio::time::sleep(std::time::Duration::from_secs(61 - now % 60)).await;
     }
 }
 
 fn header(answer: &reqwest::Response, name: &str) -> Option<String> {
-    answer
-        .headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
+    answer.headers().get(name).map(|v| v.to_str().unwrap().to_owned())
 }
 
 async fn rate_limits(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c: &mut Config| {
-        c.rate_limits = Some(RateLimits {
-            reads_per_minute: 3,
-            writes_per_minute: 2,
-            unauthenticated_per_minute: 60,
-        })
+        let (reads_per_minute, writes_per_minute) = (3, 2);
+        c.rate_limits =
+            Some(RateLimits { reads_per_minute, writes_per_minute, ..RateLimits::default() })
     })
     .await;
     let tenant = app.tenant("Alpha").await;
     let other = app.tenant("Beta").await;
     fresh_window().await;
     let get = || {
-        app.client
-            .get(format!("{}/v3/sessions/", app.base))
-            .header("x-api-key", &tenant.key)
-            .send()
+        app.client.get(format!("{}/v3/sessions/", app.base)).header("x-api-key", &tenant.key).send()
     };
     for remaining in ["2", "1", "0"] {
         let response = get().await.unwrap();
         assert_eq!(response.status().as_u16(), 200);
         assert_eq!(header(&response, "x-ratelimit-limit").as_deref(), Some("3"));
-        assert_eq!(
-            header(&response, "x-ratelimit-remaining").as_deref(),
-            Some(remaining)
-        );
-        assert!(
-            header(&response, "x-ratelimit-reset")
-                .unwrap()
-                .parse::<u64>()
-                .unwrap()
-                % 60
-                == 0
-        );
+        assert_eq!(header(&response, "x-ratelimit-remaining").as_deref(), Some(remaining));
+        assert!(header(&response, "x-ratelimit-reset").unwrap().parse::<u64>().unwrap() % 60 == 0);
     }
     let refused = get().await.unwrap();
     assert_eq!(refused.status().as_u16(), 429);
     let retry_after: u64 = header(&refused, "retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry_after));
-    assert_eq!(
-        header(&refused, "x-ratelimit-remaining").as_deref(),
-        Some("0")
-    );
+    assert_eq!(header(&refused, "x-ratelimit-remaining").as_deref(), Some("0"));
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["code"], "rate_limited");
 
     // Writes have their own budget; other keys their own.
     for _ in 0..2 {
         assert_eq!(
-            app.post(
-                "/v3/workflows/",
-                &tenant,
-                json!({"features": [{"feature": "OCR"}]})
-            )
-            .await
-            .status
-            .as_u16(),
+            app.post("/v3/workflows/", &tenant, json!({"features": [{"feature": "OCR"}]}))
+                .await
+                .status
+                .as_u16(),
             201
         );
     }
     assert_error(
-        &app.post(
-            "/v3/workflows/",
-            &tenant,
-            json!({"features": [{"feature": "OCR"}]}),
-        )
-        .await,
+        &app.post("/v3/workflows/", &tenant, json!({"features": [{"feature": "OCR"}]})).await,
         429,
         "rate_limited",
     );
     assert_eq!(app.get("/v3/sessions/", &other).await.status.as_u16(), 200);
     // Requests without a valid key are refused before they are counted.
     assert_error(
-        &app.send(Method::GET, "/v3/sessions/", Some("nope"), None)
-            .await,
+        &app.send(Method::GET, "/v3/sessions/", Some("nope"), None).await,
         403,
         "authentication_failed",
     );
@@ -111,13 +77,7 @@ async fn rate_limits_off(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c: &mut Config| c.rate_limits = None).await;
     let tenant = app.tenant("Alpha").await;
     for _ in 0..30 {
-        let response = app
-            .client
-            .get(format!("{}/v3/sessions/", app.base))
-            .header("x-api-key", &tenant.key)
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_response("/v3/sessions/", &tenant).await;
         assert_eq!(response.status().as_u16(), 200);
         assert!(header(&response, "x-ratelimit-limit").is_none());
     }
@@ -127,10 +87,7 @@ async fn rate_limits_off(backend: Backend) {
 /// address's requests are refused before any key is looked up, a valid one too.
 async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c: &mut Config| {
-        c.rate_limits = Some(RateLimits {
-            unauthenticated_per_minute: 3,
-            ..RateLimits::default()
-        })
+        c.rate_limits = Some(RateLimits { unauthenticated_per_minute: 3, ..RateLimits::default() })
     })
     .await;
     let tenant = app.tenant("Alpha").await;
@@ -141,8 +98,7 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
     let wrong = format!("{prefix}{}", "0".repeat(64));
     for _ in 0..3 {
         assert_error(
-            &app.send(Method::GET, "/v3/sessions/", Some(&wrong), None)
-                .await,
+            &app.send(Method::GET, "/v3/sessions/", Some(&wrong), None).await,
             403,
             "authentication_failed",
         );
@@ -166,8 +122,7 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
     assert_eq!(app.get("/v3/sessions/", &other).await.status.as_u16(), 200);
     let another_prefix = format!("hk_000000000000_{}", "0".repeat(64));
     assert_error(
-        &app.send(Method::GET, "/v3/sessions/", Some(&another_prefix), None)
-            .await,
+        &app.send(Method::GET, "/v3/sessions/", Some(&another_prefix), None).await,
         403,
         "authentication_failed",
     );
@@ -181,11 +136,7 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
                 "authentication_failed",
             );
         }
-        assert_error(
-            &app.send(Method::GET, "/v3/sessions/", key, None).await,
-            429,
-            "rate_limited",
-        );
+        assert_error(&app.send(Method::GET, "/v3/sessions/", key, None).await, 429, "rate_limited");
     }
     assert_eq!(app.get("/v3/sessions/", &tenant).await.status.as_u16(), 200);
 }
@@ -194,10 +145,7 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
 /// the limit and writes nothing.
 async fn a_session_holds_a_bounded_number_of_items(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c: &mut Config| {
-        c.item_limits = handoff_domain::services::ItemLimits {
-            per_block: 2,
-            per_session: 3,
-        }
+        c.item_limits = handoff_domain::services::ItemLimits { per_block: 2, per_session: 3 }
     })
     .await;
     let tenant = app.tenant("Alpha").await;
@@ -206,40 +154,16 @@ async fn a_session_holds_a_bounded_number_of_items(backend: Backend) {
     let path = format!("/v3/session/{session}/decision/");
     let item = |node: &str| json!({"node_id": node, "status": "Approved"});
     let refused = app
-        .put(
-            &path,
-            &tenant,
-            json!({"id_verifications": [item("a"), item("b"), item("c")]}),
-        )
+        .put(&path, &tenant, json!({"id_verifications": [item("a"), item("b"), item("c")]}))
         .await;
     assert_error(&refused, 400, "invalid_request");
-    assert!(
-        refused.body["errors"]["id_verifications"][0]
-            .as_str()
-            .unwrap()
-            .contains("at most 2")
-    );
-    let two = app
-        .put(
-            &path,
-            &tenant,
-            json!({"id_verifications": [item("a"), item("b")]}),
-        )
-        .await;
+    assert!(refused.body["errors"]["id_verifications"][0].as_str().unwrap().contains("at most 2"));
+    let two = app.put(&path, &tenant, json!({"id_verifications": [item("a"), item("b")]})).await;
     assert_eq!(two.status.as_u16(), 200, "{}", two.text);
-    let over = app
-        .put(
-            &path,
-            &tenant,
-            json!({"liveness_checks": [item("l1"), item("l2")]}),
-        )
-        .await;
+    let over = app.put(&path, &tenant, json!({"liveness_checks": [item("l1"), item("l2")]})).await;
     assert_error(&over, 400, "invalid_request");
     assert!(
-        over.body["errors"]["blocks"][0]
-            .as_str()
-            .unwrap()
-            .contains("at most 3"),
+        over.body["errors"]["blocks"][0].as_str().unwrap().contains("at most 3"),
         "{}",
         over.text
     );
@@ -261,10 +185,8 @@ async fn a_session_holds_a_bounded_number_of_items(backend: Backend) {
 /// are not held up, and beyond the waiting cap the application is refused.
 async fn heavy_requests_queue_behind_their_own_application(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c: &mut Config| {
-        c.heavy_requests = handoff_http::heavy::HeavyLimits {
-            per_application: 1,
-            waiting_per_application: 1,
-        }
+        c.heavy_requests =
+            handoff_http::heavy::HeavyLimits { per_application: 1, waiting_per_application: 1 }
     })
     .await;
     let noisy = app.tenant("Noisy").await;
@@ -318,39 +240,19 @@ async fn a_large_decision_is_streamed_whole(backend: Backend) {
     let workflow = app.workflow(&tenant, "user").await;
     let session = app.session(&tenant, &workflow, None).await;
     let path = format!("/v3/session/{session}/decision/");
-    let small = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .header("x-api-key", &tenant.key)
-        .send()
-        .await
-        .unwrap();
+    let small = app.get_response(&path, &tenant).await;
     assert!(small.headers().get("content-length").is_some());
     let items: Vec<_> = (0..300)
         .map(|i| json!({"node_id": format!("aml-{i}"), "status": "Approved", "note": "n".repeat(1000)}))
         .collect();
-    let recorded = app
-        .put(
-            &path,
-            &tenant,
-            json!({"aml_screenings": items, "ip_analyses": items}),
-        )
-        .await;
+    let recorded =
+        app.put(&path, &tenant, json!({"aml_screenings": items, "ip_analyses": items})).await;
     assert_eq!(recorded.status.as_u16(), 200);
     assert!(recorded.text.len() > 512 * 1024);
     for path in [path.clone(), format!("/v2/session/{session}/decision/")] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .header("x-api-key", &tenant.key)
-            .send()
-            .await
-            .unwrap();
+        let response = app.get_response(&path, &tenant).await;
         assert_eq!(response.status().as_u16(), 200);
-        assert!(
-            response.headers().get("content-length").is_none(),
-            "{path}: streamed"
-        );
+        assert!(response.headers().get("content-length").is_none(), "{path}: streamed");
         assert_eq!(response.headers()["content-type"], "application/json");
         let body: serde_json::Value = response.json().await.unwrap();
         if path.starts_with("/v3") {

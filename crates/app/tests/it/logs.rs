@@ -51,10 +51,7 @@ async fn no_secret_in_the_log(backend: Backend) {
 
     let captured = std::fs::read_to_string(&log_path).unwrap();
     let _ = std::fs::remove_file(&log_path);
-    assert!(
-        captured.contains("request"),
-        "the log captured requests: {captured:.300}"
-    );
+    assert!(captured.contains("request"), "the log captured requests: {captured:.300}");
     let signature = token.rsplit('.').next().unwrap();
     let secrets = [
         source.key.as_str(),
@@ -83,9 +80,8 @@ per_backend!(no_secret_in_the_log);
 /// Sends `head` (a request without a body) on a connection of its own and reads the answer.
 async fn raw_request(base: &str, head: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://"))
-        .await
-        .unwrap();
+    let mut stream =
+        tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
     stream.write_all(head.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();
@@ -107,22 +103,14 @@ async fn a_long_method_grows_neither_the_metrics_nor_the_log(backend: Backend) {
     );
     server.wait_until_healthy().await;
     let metrics = || async {
-        reqwest::get(format!("{}/metrics", server.base))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap()
     };
     // One request of the odd kind first, so that its series exist before the measure.
     let method = "X".repeat(60_000);
     let head = format!("{method} /health/ HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n");
     let first = raw_request(&server.base, &head).await;
     assert!(first.starts_with("HTTP/1.1 405"), "{first:.200}");
-    assert!(
-        first.contains(r#""code":"method_not_allowed""#),
-        "{first:.400}"
-    );
+    assert!(first.contains(r#""code":"method_not_allowed""#), "{first:.400}");
     // The first scrape adds the scrape's own series.
     metrics().await;
     let metrics_before = metrics().await.len();
@@ -136,10 +124,7 @@ async fn a_long_method_grows_neither_the_metrics_nor_the_log(backend: Backend) {
     let captured = std::fs::read_to_string(&log_path).unwrap();
     let _ = std::fs::remove_file(&log_path);
     assert!(!scraped.contains("XXXXXXXX"), "the method is a label");
-    assert!(
-        scraped.contains(r#"method="OTHER""#),
-        "the odd method counted as OTHER"
-    );
+    assert!(scraped.contains(r#"method="OTHER""#), "the odd method counted as OTHER");
     // The counters' values change; no series is added.
     assert!(
         scraped.len() < metrics_before + 200,

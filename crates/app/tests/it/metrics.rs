@@ -54,19 +54,9 @@ async fn metrics_count_requests_imports_and_refusals(backend: Backend) {
     }
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
 
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
     let scrape = parse(&text);
     let route = "/v3/session/:session_id/decision/";
@@ -80,11 +70,7 @@ async fn metrics_count_requests_imports_and_refusals(backend: Backend) {
         "{text}"
     );
     assert_eq!(
-        value(
-            &scrape,
-            "handoff_http_requests_total",
-            &[("route", route), ("status", "429")]
-        ),
+        value(&scrape, "handoff_http_requests_total", &[("route", route), ("status", "429")]),
         1.0
     );
     assert_eq!(
@@ -95,34 +81,14 @@ async fn metrics_count_requests_imports_and_refusals(backend: Backend) {
         ),
         6.0
     );
-    assert_eq!(
-        value(&scrape, "handoff_imports_total", &[("outcome", "imported")]),
-        1.0
-    );
-    assert_eq!(
-        value(
-            &scrape,
-            "handoff_imports_total",
-            &[("outcome", "already_imported")]
-        ),
-        1.0
-    );
+    assert_eq!(value(&scrape, "handoff_imports_total", &[("outcome", "imported")]), 1.0);
+    assert_eq!(value(&scrape, "handoff_imports_total", &[("outcome", "already_imported")]), 1.0);
     assert_eq!(value(&scrape, "handoff_shares_total", &[]), 1.0);
-    assert_eq!(
-        value(&scrape, "handoff_rate_limited_total", &[("budget", "read")]),
-        1.0
-    );
+    assert_eq!(value(&scrape, "handoff_rate_limited_total", &[("budget", "read")]), 1.0);
     let open = value(&scrape, "handoff_db_connections", &[("state", "in_use")])
         + value(&scrape, "handoff_db_connections", &[("state", "idle")]);
     assert!(open >= 1.0, "{text}");
-    assert_eq!(
-        value(
-            &scrape,
-            "handoff_webhook_backlog",
-            &[("measure", "deliveries")]
-        ),
-        0.0
-    );
+    assert_eq!(value(&scrape, "handoff_webhook_backlog", &[("measure", "deliveries")]), 0.0);
     for secret in [
         &shared.session,
         &shared.source.id,
@@ -138,9 +104,7 @@ async fn metrics_count_requests_imports_and_refusals(backend: Backend) {
 /// Off by default (the path is unknown), and with an address of their own, served only there.
 async fn metrics_are_off_by_default_or_served_apart(backend: Backend) {
     let off = TestApp::spawn(backend).await;
-    let answer = off
-        .send(reqwest::Method::GET, "/metrics/", None, None)
-        .await;
+    let answer = off.send(reqwest::Method::GET, "/metrics/", None, None).await;
     assert_eq!(answer.status.as_u16(), 404);
     assert_eq!(answer.body["code"], "not_found");
 
@@ -151,30 +115,15 @@ async fn metrics_are_off_by_default_or_served_apart(backend: Backend) {
     let (port, metrics_port) = (app.port(), app.metrics_port().unwrap());
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::new();
-    let api = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let api = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap();
     assert_eq!(api.status().as_u16(), 404, "not on the API's address");
-    let _ = client
-        .get(format!("http://127.0.0.1:{port}/health/"))
-        .send()
-        .await
-        .unwrap();
-    let apart = client
-        .get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let _ = client.get(format!("http://127.0.0.1:{port}/health/")).send().await.unwrap();
+    let apart =
+        client.get(format!("http://127.0.0.1:{metrics_port}/metrics")).send().await.unwrap();
     assert_eq!(apart.status().as_u16(), 200);
     let scrape = parse(&apart.text().await.unwrap());
     assert_eq!(
-        value(
-            &scrape,
-            "handoff_http_requests_total",
-            &[("route", "/health/"), ("status", "200")]
-        ),
+        value(&scrape, "handoff_http_requests_total", &[("route", "/health/"), ("status", "200")]),
         1.0
     );
 }
@@ -212,11 +161,7 @@ async fn metrics_count_webhook_deliveries_by_state(backend: Backend) {
     };
     let mut pending = 0.0;
     for _ in 0..100 {
-        pending = value(
-            &scrape().await,
-            "handoff_webhook_deliveries",
-            &[("state", "pending")],
-        );
+        pending = value(&scrape().await, "handoff_webhook_deliveries", &[("state", "pending")]);
         if pending > 0.0 {
             break;
         }
@@ -224,22 +169,8 @@ async fn metrics_count_webhook_deliveries_by_state(backend: Backend) {
     }
     assert_eq!(pending, 1.0, "one delivery, waiting for its retry");
     let scraped = scrape().await;
-    assert_eq!(
-        value(
-            &scraped,
-            "handoff_webhook_deliveries",
-            &[("state", "delivered")]
-        ),
-        0.0
-    );
-    assert_eq!(
-        value(
-            &scraped,
-            "handoff_webhook_deliveries",
-            &[("state", "failed")]
-        ),
-        0.0
-    );
+    assert_eq!(value(&scraped, "handoff_webhook_deliveries", &[("state", "delivered")]), 0.0);
+    assert_eq!(value(&scraped, "handoff_webhook_deliveries", &[("state", "failed")]), 0.0);
 }
 
 per_backend!(

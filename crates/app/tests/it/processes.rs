@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use handoff_testdb::{Backend, TestDatabase};
 use serde_json::json;
 
-use crate::support::{PUBLIC_URL, TestApp, assert_error, per_backend};
+use crate::support::{PUBLIC_URL, TestApp, Upload, assert_error, per_backend, post_to};
 
 /// A `handoff serve` child process, killed on drop.
 pub struct Server {
@@ -36,10 +36,7 @@ impl Server {
         let path = std::env::temp_dir().join(format!("handoff-test-{}.log", uuid::Uuid::new_v4()));
         let log = std::fs::File::create(&path).unwrap();
         let mut server = Self::start_logging_with(database_url, "warn", Stdio::from(log), env);
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         server.restart = Some((path, database_url.to_owned(), env));
         server
     }
@@ -50,26 +47,13 @@ impl Server {
     }
 
     pub fn start_logging_with(
-        database_url: &str,
-        filter: &str,
-        log: Stdio,
-        env: &[(&str, &str)],
+        database_url: &str, filter: &str, log: Stdio, env: &[(&str, &str)],
     ) -> Server {
         // The port is free now; another test may take it before the child binds it, which
         // `wait_until_healthy` sees and starts again elsewhere.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
-            .args([
-                "serve",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--workers",
-                "2",
-            ])
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--workers", "2"])
             .env("DATABASE_URL", database_url)
             .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
             .env("HANDOFF_PUBLIC_URL", PUBLIC_URL)
@@ -80,11 +64,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap();
-        Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            restart: None,
-        }
+        Server { child, base: format!("http://127.0.0.1:{port}"), restart: None }
     }
 
     pub async fn wait_until_healthy(&mut self) {
@@ -127,10 +107,7 @@ impl Server {
     /// Sends `signal` (`INT`, `TERM`) to the process.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), &pid])
-            .status()
-            .unwrap();
+        let sent = Command::new("kill").args([&format!("-{signal}"), &pid]).status().unwrap();
         assert!(sent.success());
     }
 
@@ -169,11 +146,7 @@ async fn two_processes(backend: Backend) {
     a.wait_until_healthy().await;
     b.wait_until_healthy().await;
     let app = TestApp::attach(&a.base, db).await;
-    assert_eq!(
-        app.store.signing_keys(true).await.unwrap().len(),
-        1,
-        "one first key, whoever won"
-    );
+    assert_eq!(app.store.signing_keys(true).await.unwrap().len(), 1, "one first key, whoever won");
 
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
@@ -185,37 +158,20 @@ async fn two_processes(backend: Backend) {
     let bases = Arc::new([a.base.clone(), b.base.clone()]);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..32 {
-        let (bases, key, token, workflow) = (
-            bases.clone(),
-            receiver.key.clone(),
-            token.clone(),
-            workflow.clone(),
-        );
+        let (bases, key, token, workflow) =
+            (bases.clone(), receiver.key.clone(), token.clone(), workflow.clone());
         tasks.spawn(async move {
-            let response = reqwest::Client::new()
-                .post(format!("{}/v3/session/import-shared/", bases[i % 2]))
-                .header("x-api-key", key)
-                .json(&json!({"share_token": token, "workflow_id": workflow}))
-                .send()
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<serde_json::Value>().await.unwrap())
+            let body = json!({"share_token": token, "workflow_id": workflow});
+            post_to(&bases[i % 2], "/v3/session/import-shared/", &key, &body).await
         });
     }
     let answers = tasks.join_all().await;
-    let created: Vec<_> = answers
-        .iter()
-        .filter(|(status, _)| *status == 201)
-        .collect();
+    let created: Vec<_> = answers.iter().filter(|(status, _)| *status == 201).collect();
     assert_eq!(
         created.len(),
         1,
         "{:?}",
-        answers
-            .iter()
-            .map(|(s, b)| (s, b["code"].clone()))
-            .collect::<Vec<_>>()
+        answers.iter().map(|(s, b)| (s, b["code"].clone())).collect::<Vec<_>>()
     );
     for (status, body) in answers.iter().filter(|(status, _)| *status != 201) {
         assert_eq!(*status, 403, "{body}");
@@ -226,10 +182,7 @@ async fn two_processes(backend: Backend) {
     assert_eq!(listed.body["count"], 1);
     assert_error(
         &app.get(
-            &format!(
-                "/v3/session/{}/decision/",
-                created[0].1["session_id"].as_str().unwrap()
-            ),
+            &format!("/v3/session/{}/decision/", created[0].1["session_id"].as_str().unwrap()),
             &source,
         )
         .await,
@@ -246,7 +199,6 @@ per_backend!(two_processes);
 /// request whose body is still arriving when the signal comes is answered in full, the process exits 0, SQLite's write-ahead log is
 /// folded into the database file, and the log's last line says the server stopped.
 async fn a_signal_lets_requests_in_flight_finish(backend: Backend) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     for signal in ["INT", "TERM"] {
         let db = TestDatabase::create(backend).await;
         let log_path =
@@ -260,47 +212,27 @@ async fn a_signal_lets_requests_in_flight_finish(backend: Backend) {
         let workflow = app.workflow(&tenant, "user").await;
         let session = app.session(&tenant, &workflow, None).await;
 
-        // Headers and half the body now, the other half after the signal.
-        let body = br#"{"status": "Approved"}"#;
-        let (first, second) = body.split_at(body.len() / 2);
+        // Headers and part of the body now, the rest after the signal.
+        let upload = Upload::start(&app, &tenant, &session).await;
         let address = base.trim_start_matches("http://").to_owned();
-        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-        let head = format!(
-            "PUT /v3/session/{session}/decision/ HTTP/1.1\r\nhost: {address}\r\n\
-             x-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\n\r\n",
-            tenant.key,
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(first).await.unwrap();
-        stream.flush().await.unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
 
         server.signal(signal);
         tokio::time::sleep(Duration::from_millis(300)).await;
         // The listener is shut at once: a new connection is refused, not left to hang.
-        let refused = tokio::time::timeout(
-            Duration::from_secs(2),
-            tokio::net::TcpStream::connect(&address),
-        )
-        .await;
+        let refused =
+            tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address))
+                .await;
         assert!(
             matches!(&refused, Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused),
             "SIG{signal}: a new connection after the signal: {refused:?}"
         );
-        stream.write_all(second).await.unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).await.unwrap();
+        let answer = upload.finish().await;
         assert!(
             answer.starts_with("HTTP/1.1 200"),
             "SIG{signal}: {answer}\n{}",
             std::fs::read_to_string(&log_path).unwrap_or_default()
         );
-        assert!(
-            answer.contains("\"status\":\"Approved\""),
-            "SIG{signal}: {answer}"
-        );
+        assert!(answer.contains("\"status\":\"Approved\""), "SIG{signal}: {answer}");
 
         let status = server.exited(Duration::from_secs(10)).await;
         assert!(status.success(), "SIG{signal}: {status}");
@@ -310,22 +242,11 @@ async fn a_signal_lets_requests_in_flight_finish(backend: Backend) {
         assert!(last.ends_with("handoff stopped"), "SIG{signal}: {log}");
         assert!(log.contains(&format!("signal=\"SIG{signal}\"")), "{log}");
         assert!(!log.contains("forced shutdown"), "{log}");
-        assert!(
-            log.contains("opened the database database="),
-            "which database: {log}"
-        );
+        assert!(log.contains("opened the database database="), "which database: {log}");
         if backend == Backend::Sqlite {
-            let file = app
-                .db
-                .url()
-                .trim_start_matches("sqlite:")
-                .split('?')
-                .next()
-                .unwrap()
-                .to_owned();
-            let wal = std::fs::metadata(format!("{file}-wal"))
-                .map(|m| m.len())
-                .unwrap_or(0);
+            let file =
+                app.db.url().trim_start_matches("sqlite:").split('?').next().unwrap().to_owned();
+            let wal = std::fs::metadata(format!("{file}-wal")).map(|m| m.len()).unwrap_or(0);
             assert_eq!(wal, 0, "the write-ahead log was checkpointed");
         }
     }
@@ -357,12 +278,8 @@ async fn processes_share_one_rate_limit_on_postgres(backend: Backend) {
             .await
             .unwrap();
         match response.status().as_u16() {
-            200 => allowed.push(
-                response.headers()["x-ratelimit-remaining"]
-                    .to_str()
-                    .unwrap()
-                    .to_owned(),
-            ),
+            200 => allowed
+                .push(response.headers()["x-ratelimit-remaining"].to_str().unwrap().to_owned()),
             429 => {}
             other => panic!("request {i}: {other}"),
         }

@@ -9,10 +9,7 @@ use crate::support::{Tenant, TestApp, assert_error, on_both_backends};
 
 /// Whether Poppler's tools are here; in CI their absence fails the test, elsewhere it skips.
 fn poppler() -> bool {
-    let found = Command::new("pdftotext")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let found = Command::new("pdftotext").arg("-v").output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -26,22 +23,11 @@ fn poppler() -> bool {
 /// The report's bytes and its Content-Disposition.
 async fn report(app: &TestApp, tenant: &Tenant, session: &str, slash: bool) -> (Vec<u8>, String) {
     let tail = if slash { "/" } else { "" };
-    let response = app
-        .client
-        .get(format!(
-            "{}/v3/session/{session}/generate-pdf{tail}",
-            app.base
-        ))
-        .header("x-api-key", &tenant.key)
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/v3/session/{session}/generate-pdf{tail}");
+    let response = app.get_response(&path, tenant).await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.headers()["content-type"], "application/pdf");
-    let disposition = response.headers()["content-disposition"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let disposition = response.headers()["content-disposition"].to_str().unwrap().to_owned();
     (response.bytes().await.unwrap().to_vec(), disposition)
 }
 
@@ -65,12 +51,7 @@ fn read(pdf: &[u8], dir: &Path, name: &str) -> String {
         })
         .count();
     assert!(pages >= 1, "no page rendered");
-    let output = Command::new("pdftotext")
-        .args(["-layout"])
-        .arg(&file)
-        .arg("-")
-        .output()
-        .unwrap();
+    let output = Command::new("pdftotext").args(["-layout"]).arg(&file).arg("-").output().unwrap();
     assert!(output.status.success());
     String::from_utf8(output.stdout).unwrap()
 }
@@ -96,16 +77,10 @@ async fn the_report_shows_the_session_its_blocks_reviews_and_provenance(app: Tes
     assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
     let decision = app.decision(&tenant, &session).await.body;
     let (pdf, disposition) = report(&app, &tenant, &session, true).await;
-    assert_eq!(
-        disposition,
-        format!("attachment; filename=session_{session}.pdf")
-    );
+    assert_eq!(disposition, format!("attachment; filename=session_{session}.pdf"));
     let text = read(&pdf, &dir, "user");
     let number = decision["session_number"].to_string();
-    assert!(
-        text.contains(&format!("Verification report: session {number}")),
-        "{text}"
-    );
+    assert!(text.contains(&format!("Verification report: session {number}")), "{text}");
     assert!(text.contains("Status: Declined"), "{text}");
     for title in [
         "ID verification (id_verifications)",
@@ -125,14 +100,9 @@ async fn the_report_shows_the_session_its_blocks_reviews_and_provenance(app: Tes
     assert!(!text.contains("Provenance"), "{text}");
 
     // A KYB session: its own file name and blocks.
-    let business = app
-        .finished_session(&tenant, "business", "biz-widgets-001")
-        .await;
+    let business = app.finished_session(&tenant, "business", "biz-widgets-001").await;
     let (pdf, disposition) = report(&app, &tenant, &business, false).await;
-    assert_eq!(
-        disposition,
-        format!("attachment; filename=business_{business}.pdf")
-    );
+    assert_eq!(disposition, format!("attachment; filename=business_{business}.pdf"));
     let text = read(&pdf, &dir, "business");
     for title in [
         "Company registry (registry_checks)",
@@ -152,28 +122,18 @@ async fn the_report_shows_the_session_its_blocks_reviews_and_provenance(app: Tes
     let (pdf, _) = report(&app, &shared.receiver, clone, true).await;
     let text = read(&pdf, &dir, "clone");
     assert!(text.contains("Provenance"), "{text}");
-    assert!(
-        text.contains(&format!("Imported from session: {}", shared.session)),
-        "{text}"
-    );
-    assert!(
-        text.contains(&format!("Of application: {}", shared.source.id)),
-        "{text}"
-    );
+    assert!(text.contains(&format!("Imported from session: {}", shared.session)), "{text}");
+    assert!(text.contains(&format!("Of application: {}", shared.source.id)), "{text}");
     assert!(text.contains("trust_review: true"), "{text}");
     assert!(text.contains("Status on import: Approved"), "{text}");
 
     // Unfinished: 403; another application's: 404.
     let workflow = app.workflow(&tenant, "user").await;
     let unfinished = app.session(&tenant, &workflow, None).await;
-    let answer = app
-        .get(&format!("/v3/session/{unfinished}/generate-pdf/"), &tenant)
-        .await;
+    let answer = app.get(&format!("/v3/session/{unfinished}/generate-pdf/"), &tenant).await;
     assert_error(&answer, 403, "session_not_finished");
     let other = app.tenant("Beta").await;
-    let answer = app
-        .get(&format!("/v3/session/{session}/generate-pdf/"), &other)
-        .await;
+    let answer = app.get(&format!("/v3/session/{session}/generate-pdf/"), &other).await;
     assert_error(&answer, 404, "session_not_found");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -182,9 +142,6 @@ fn uuid_like() -> String {
     format!(
         "{}_{:?}",
         std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
     )
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::support::{TestApp, assert_error, on_both_backends};
+use crate::support::{self, TestApp, assert_error, assert_invalid, on_both_backends};
 
 on_both_backends!(lists_filter_page_and_link);
 async fn lists_filter_page_and_link(app: TestApp) {
@@ -14,12 +14,7 @@ async fn lists_filter_page_and_link(app: TestApp) {
     // A workflow each: an unfinished session of a person's workflow would be reused.
     for i in 0..5 {
         let user_wf = app.workflow(&tenant, "user").await;
-        app.session(
-            &tenant,
-            &user_wf,
-            Some(if i % 2 == 0 { "Ana" } else { "Luis" }),
-        )
-        .await;
+        app.session(&tenant, &user_wf, Some(if i % 2 == 0 { "Ana" } else { "Luis" })).await;
     }
     app.session(&tenant, &biz_wf, Some("ana")).await;
 
@@ -35,36 +30,19 @@ async fn lists_filter_page_and_link(app: TestApp) {
     assert_eq!(numbers, [3, 2]);
     let next = page.body["next"].as_str().unwrap();
     assert!(next.ends_with("/v3/sessions/?limit=2&offset=4"), "{next}");
-    assert!(
-        page.body["previous"]
-            .as_str()
-            .unwrap()
-            .ends_with("?limit=2&offset=0")
-    );
+    assert!(page.body["previous"].as_str().unwrap().ends_with("?limit=2&offset=0"));
     let last = app.get("/v3/sessions/?limit=2&offset=4", &tenant).await;
     assert_eq!(last.body["next"], Value::Null);
-    assert_eq!(
-        app.get("/v3/sessions/", &tenant).await.body["previous"],
-        Value::Null
-    );
+    assert_eq!(app.get("/v3/sessions/", &tenant).await.body["previous"], Value::Null);
 
-    let ana = app
-        .get("/v3/sessions/?vendor_data=ANA&session_kind=all", &tenant)
-        .await;
+    let ana = app.get("/v3/sessions/?vendor_data=ANA&session_kind=all", &tenant).await;
     assert_eq!(ana.body["count"], 4);
-    let business = app
-        .get("/v3/sessions/?session_kind=business", &tenant)
-        .await;
+    let business = app.get("/v3/sessions/?session_kind=business", &tenant).await;
     assert_eq!(business.body["count"], 1);
     assert_eq!(business.body["results"][0]["session_kind"], "business");
-    let statuses = app
-        .get("/v3/sessions/?status=Approved,Not%20Started", &tenant)
-        .await;
+    let statuses = app.get("/v3/sessions/?status=Approved,Not%20Started", &tenant).await;
     assert_eq!(statuses.body["count"], 5);
-    assert_eq!(
-        app.get("/v3/sessions/?status=Approved", &tenant).await.body["count"],
-        0
-    );
+    assert_eq!(app.get("/v3/sessions/?status=Approved", &tenant).await.body["count"], 0);
     insta::assert_json_snapshot!("session_list_item", page.body["results"][0], {
         ".session_id" => "[session_id]", ".workflow_id" => "[workflow_id]",
         ".session_url" => "[session_url]", ".created_at" => "[time]", ".expires_at" => "[time]",
@@ -95,19 +73,10 @@ async fn every_list_filter_filters(app: TestApp) {
         let tenant = &tenant;
         async move { app.get(&format!("/v3/sessions/?{query}"), tenant).await }
     };
-    assert_eq!(
-        ids(&listed(format!("workflow_id={second_wf}")).await),
-        only(&unfinished)
-    );
+    assert_eq!(ids(&listed(format!("workflow_id={second_wf}")).await), only(&unfinished));
     // The example document is Spanish (ESP); the example company too (ES).
-    assert_eq!(
-        ids(&listed("country=esp&session_kind=all".into()).await),
-        only(&spain)
-    );
-    assert_eq!(
-        ids(&listed("country=ES&session_kind=all".into()).await),
-        only(&company)
-    );
+    assert_eq!(ids(&listed("country=esp&session_kind=all".into()).await), only(&spain));
+    assert_eq!(ids(&listed("country=ES&session_kind=all".into()).await), only(&company));
     assert_eq!(ids(&listed("country=USA".into()).await), BTreeSet::new());
     let row = &listed("search=client-1".into()).await.body["results"][0];
     assert_eq!(row["session_id"], json!(spain));
@@ -126,10 +95,7 @@ async fn every_list_filter_filters(app: TestApp) {
         BTreeSet::from([spain.clone(), unfinished.clone()])
     );
     let today = chrono::Utc::now().date_naive();
-    assert_eq!(
-        ids(&listed(format!("date_from={today}&date_to={today}")).await).len(),
-        2
-    );
+    assert_eq!(ids(&listed(format!("date_from={today}&date_to={today}")).await).len(), 2);
     let yesterday = today.pred_opt().unwrap();
     assert!(ids(&listed(format!("date_to={yesterday}")).await).is_empty());
     assert!(ids(&listed(format!("date_from={}", today.succ_opt().unwrap())).await).is_empty());
@@ -160,11 +126,7 @@ async fn every_list_filter_filters(app: TestApp) {
         );
     }
     let long = "x".repeat(101);
-    assert_error(
-        &listed(format!("search={long}")).await,
-        400,
-        "invalid_request",
-    );
+    assert_error(&listed(format!("search={long}")).await, 400, "invalid_request");
 }
 
 on_both_backends!(page_links_never_come_from_the_request);
@@ -188,10 +150,7 @@ async fn page_links_never_come_from_the_request(app: TestApp) {
     let body: Value = page.json().await.unwrap();
     assert_eq!(
         body["next"],
-        format!(
-            "{}/v3/sessions/?limit=1&offset=1",
-            crate::support::PUBLIC_URL
-        )
+        format!("{}/v3/sessions/?limit=1&offset=1", crate::support::PUBLIC_URL)
     );
 }
 
@@ -213,39 +172,21 @@ on_both_backends!(deleting_a_session_removes_it_and_its_rows);
 async fn deleting_a_session_removes_it_and_its_rows(app: TestApp) {
     let tenant = app.tenant("Alpha").await;
     let id = app.finished_session(&tenant, "user", "user-ana-001").await;
-    let answer = app
-        .delete(&format!("/v3/session/{id}/delete/"), &tenant)
-        .await;
+    let answer = app.delete(&format!("/v3/session/{id}/delete/"), &tenant).await;
     assert_eq!(answer.status.as_u16(), 204, "{}", answer.text);
     assert!(answer.text.is_empty());
     assert_error(&app.decision(&tenant, &id).await, 404, "session_not_found");
     assert_error(
-        &app.delete(&format!("/v3/session/{id}/delete/"), &tenant)
-            .await,
+        &app.delete(&format!("/v3/session/{id}/delete/"), &tenant).await,
         404,
         "session_not_found",
     );
-    use sea_orm::ConnectionTrait;
-    let db = app.store.connection();
-    for table in handoff_migrations::BLOCK_TABLES
-        .iter()
-        .chain(&["session_logs", "sessions"])
-    {
-        let row = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                format!("SELECT COUNT(*) AS n FROM {table}"),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.try_get::<i64>("", "n").unwrap(), 0, "{table} is empty");
+    for table in handoff_migrations::BLOCK_TABLES.iter().chain(&["session_logs", "sessions"]) {
+        let n = support::count(&app.store, &format!("SELECT COUNT(*) AS n FROM {table}")).await;
+        assert_eq!(n, 0, "{table} is empty");
     }
     let user = app.get("/v3/users/user-ana-001/", &tenant).await;
-    assert_eq!(
-        user.body["session_count"], 0,
-        "the User stays, with no sessions"
-    );
+    assert_eq!(user.body["session_count"], 0, "the User stays, with no sessions");
 }
 
 on_both_backends!(sessions_are_deleted_by_number_or_all);
@@ -272,16 +213,12 @@ async fn sessions_are_deleted_by_number_or_all(app: TestApp) {
     assert_eq!(deleted.body["results"][0]["session_id"], json!(ids[0]));
     assert_eq!(deleted.body["results"][1]["session_number"], 3);
     assert_error(
-        &app.get(&format!("/v3/session/{}/decision/", ids[0]), &tenant)
-            .await,
+        &app.get(&format!("/v3/session/{}/decision/", ids[0]), &tenant).await,
         404,
         "session_not_found",
     );
     assert_eq!(
-        app.get(&format!("/v3/session/{}/decision/", ids[1]), &tenant)
-            .await
-            .status
-            .as_u16(),
+        app.get(&format!("/v3/session/{}/decision/", ids[1]), &tenant).await.status.as_u16(),
         200
     );
     for (body, field) in [
@@ -292,44 +229,20 @@ async fn sessions_are_deleted_by_number_or_all(app: TestApp) {
         (json!({"session_numbers": [1.5]}), "session_numbers"),
         (json!({"session_numbers": "1"}), "session_numbers"),
         (json!({"session_numbers": vec![1; 1001]}), "session_numbers"),
-        (
-            json!({"session_numbers": [2], "delete_all": true}),
-            "delete_all",
-        ),
+        (json!({"session_numbers": [2], "delete_all": true}), "delete_all"),
     ] {
         let refused = app.post("/v3/sessions/delete/", &tenant, body).await;
         assert_error(&refused, 400, "invalid_request");
-        assert!(
-            refused.body["errors"].get(field).is_some(),
-            "{}",
-            refused.text
-        );
+        assert!(refused.body["errors"].get(field).is_some(), "{}", refused.text);
     }
     // All: every one of the caller's, with their rows; another application's stay.
-    let all = app
-        .post("/v3/sessions/delete/", &tenant, json!({"delete_all": true}))
-        .await;
+    let all = app.post("/v3/sessions/delete/", &tenant, json!({"delete_all": true})).await;
     assert_eq!(all.body["deleted"], 3, "{}", all.text);
-    assert_error(
-        &app.decision(&tenant, &finished).await,
-        404,
-        "session_not_found",
-    );
-    assert_eq!(
-        app.get("/v3/sessions/?session_kind=all", &tenant)
-            .await
-            .body["count"],
-        0
-    );
+    assert_error(&app.decision(&tenant, &finished).await, 404, "session_not_found");
+    assert_eq!(app.get("/v3/sessions/?session_kind=all", &tenant).await.body["count"], 0);
     assert_eq!(app.decision(&other, &theirs).await.status.as_u16(), 200);
     // Another application's numbers delete nothing of theirs.
-    let none = app
-        .post(
-            "/v3/sessions/delete/",
-            &tenant,
-            json!({"session_numbers": [1]}),
-        )
-        .await;
+    let none = app.post("/v3/sessions/delete/", &tenant, json!({"session_numbers": [1]})).await;
     assert_eq!(none.body["deleted"], 0);
     assert_eq!(app.decision(&other, &theirs).await.status.as_u16(), 200);
 }
@@ -340,10 +253,8 @@ async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) 
     let other = app.tenant("Beta").await;
     let workflow = app.workflow(&tenant, "user").await;
     let second = app.workflow(&tenant, "user").await;
-    app.session(&tenant, &workflow, Some("Ana.Example@Mail.test"))
-        .await;
-    app.session(&tenant, &second, Some("ana.example@mail.test"))
-        .await;
+    app.session(&tenant, &workflow, Some("Ana.Example@Mail.test")).await;
+    app.session(&tenant, &second, Some("ana.example@mail.test")).await;
     let user = app.get("/v3/users/ANA.EXAMPLE@MAIL.TEST/", &tenant).await;
     assert_eq!(user.status.as_u16(), 200, "{}", user.text);
     assert_eq!(user.body["vendor_data"], "Ana.Example@Mail.test");
@@ -354,8 +265,7 @@ async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) 
         ".last_session_at" => "[time]", ".didit_internal_id" => "[id]",
     });
     assert_error(
-        &app.get("/v3/businesses/ana.example@mail.test/", &tenant)
-            .await,
+        &app.get("/v3/businesses/ana.example@mail.test/", &tenant).await,
         404,
         "entity_not_found",
     );
@@ -364,19 +274,14 @@ async fn entities_are_created_once_and_matched_case_insensitively(app: TestApp) 
         404,
         "entity_not_found",
     );
-    assert_error(
-        &app.get("/v3/users/nobody/", &tenant).await,
-        404,
-        "entity_not_found",
-    );
+    assert_error(&app.get("/v3/users/nobody/", &tenant).await, 404, "entity_not_found");
     let encoded = app.get("/v3/users/%C3%A9l%C3%A8ve%20un/", &tenant).await;
     assert_error(&encoded, 404, "entity_not_found");
     app.session(&tenant, &workflow, Some("Élève Un")).await;
     let unicode = app.get("/v3/users/%C3%A9l%C3%A8ve%20un/", &tenant).await;
     assert_eq!(unicode.body["vendor_data"], "Élève Un", "{}", unicode.text);
     let business_wf = app.workflow(&tenant, "business").await;
-    app.session(&tenant, &business_wf, Some("biz-widgets-001"))
-        .await;
+    app.session(&tenant, &business_wf, Some("biz-widgets-001")).await;
     let business = app.get("/v3/businesses/BIZ-widgets-001/", &tenant).await;
     assert_eq!(business.body["entity_kind"], "business");
 }
@@ -386,15 +291,10 @@ async fn an_entitys_status_is_set_and_keeps_its_effect_on_imports(app: TestApp) 
     let shared = app.shared("user", "user-ana-001").await;
     let receiver_wf = app.workflow(&shared.receiver, "user").await;
     // The receiver knows the person already, and blocks them.
-    app.session(&shared.receiver, &receiver_wf, Some("USER-ANA-001"))
-        .await;
+    app.session(&shared.receiver, &receiver_wf, Some("USER-ANA-001")).await;
     let path = "/v3/users/user-ana-001/update-status/";
     let blocked = app
-        .patch(
-            path,
-            &shared.receiver,
-            json!({"status": "BLOCKED", "reason": "Chargeback fraud"}),
-        )
+        .patch(path, &shared.receiver, json!({"status": "BLOCKED", "reason": "Chargeback fraud"}))
         .await;
     assert_eq!(blocked.status.as_u16(), 200, "{}", blocked.text);
     assert_eq!(blocked.body["status"], "BLOCKED");
@@ -411,31 +311,19 @@ async fn an_entitys_status_is_set_and_keeps_its_effect_on_imports(app: TestApp) 
     assert_eq!(theirs.body["status"], "ACTIVE");
 
     // Setting the status it has changes nothing, not even the reason.
-    let again = app
-        .patch(
-            path,
-            &shared.receiver,
-            json!({"status": "BLOCKED", "reason": "other"}),
-        )
-        .await;
+    let again =
+        app.patch(path, &shared.receiver, json!({"status": "BLOCKED", "reason": "other"})).await;
     assert_eq!(again.body["status_reason"], "Chargeback fraud");
     // Refusals name their field; another application's entity, or none, is 404.
     for (body, field) in [
         (json!({}), "status"),
         (json!({"status": "blocked"}), "status"),
         (json!({"status": "Approved"}), "status"),
-        (
-            json!({"status": "ACTIVE", "reason": "x".repeat(1001)}),
-            "reason",
-        ),
+        (json!({"status": "ACTIVE", "reason": "x".repeat(1001)}), "reason"),
     ] {
         let refused = app.patch(path, &shared.receiver, body).await;
         assert_error(&refused, 400, "invalid_request");
-        assert!(
-            refused.body["errors"].get(field).is_some(),
-            "{}",
-            refused.text
-        );
+        assert!(refused.body["errors"].get(field).is_some(), "{}", refused.text);
     }
     assert_error(
         &app.patch(
@@ -459,15 +347,12 @@ async fn an_entitys_status_is_set_and_keeps_its_effect_on_imports(app: TestApp) 
     );
     let outsider = app.tenant("Gamma").await;
     assert_error(
-        &app.patch(path, &outsider, json!({"status": "ACTIVE"}))
-            .await,
+        &app.patch(path, &outsider, json!({"status": "ACTIVE"})).await,
         404,
         "entity_not_found",
     );
     assert_eq!(
-        app.get("/v3/users/user-ana-001/", &shared.receiver)
-            .await
-            .body["status"],
+        app.get("/v3/users/user-ana-001/", &shared.receiver).await.body["status"],
         "BLOCKED"
     );
 }
@@ -489,13 +374,7 @@ async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestAp
     assert_eq!(created.body["session_count"], 0);
     assert_eq!(created.body["first_session_at"], Value::Null);
     // Duplicate vendor_data (case-insensitive) is a 400 naming it; the other kind is apart.
-    let duplicate = app
-        .post(
-            "/v3/users/create/",
-            &tenant,
-            json!({"vendor_data": "ANA-1"}),
-        )
-        .await;
+    let duplicate = app.post("/v3/users/create/", &tenant, json!({"vendor_data": "ANA-1"})).await;
     assert_error(&duplicate, 400, "invalid_request");
     assert!(duplicate.body["errors"].get("vendor_data").is_some());
     let business = app
@@ -510,20 +389,13 @@ async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestAp
     for (body, field) in [
         (json!({}), "vendor_data"),
         (json!({"vendor_data": ""}), "vendor_data"),
-        (
-            json!({"vendor_data": "b", "display_name": ""}),
-            "display_name",
-        ),
+        (json!({"vendor_data": "b", "display_name": ""}), "display_name"),
         (json!({"vendor_data": "b", "metadata": [1]}), "metadata"),
         (json!({"vendor_data": "b", "status": "active"}), "status"),
     ] {
         let refused = app.post("/v3/users/create/", &tenant, body).await;
         assert_error(&refused, 400, "invalid_request");
-        assert!(
-            refused.body["errors"].get(field).is_some(),
-            "{}",
-            refused.text
-        );
+        assert!(refused.body["errors"].get(field).is_some(), "{}", refused.text);
     }
 
     // Counters follow the sessions.
@@ -548,31 +420,25 @@ async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestAp
     assert_eq!(changed.body["metadata"], json!({"tier": "silver"}));
     assert_eq!(changed.body["display_name"], "Ana");
     assert_eq!(changed.body["status"], "FLAGGED");
-    let cleared = app
-        .patch("/v3/users/ana-1/", &tenant, json!({"display_name": null}))
-        .await;
+    let cleared = app.patch("/v3/users/ana-1/", &tenant, json!({"display_name": null})).await;
     assert_eq!(cleared.body["display_name"], Value::Null);
     assert_eq!(cleared.body["metadata"], json!({"tier": "silver"}));
     assert_error(
-        &app.patch("/v3/users/ana-1/", &tenant, json!({"metadata": "x"}))
-            .await,
+        &app.patch("/v3/users/ana-1/", &tenant, json!({"metadata": "x"})).await,
         400,
         "invalid_request",
     );
     assert_error(
-        &app.patch("/v3/users/ana-1/", &other, json!({"display_name": "Mine"}))
-            .await,
+        &app.patch("/v3/users/ana-1/", &other, json!({"display_name": "Mine"})).await,
         404,
         "entity_not_found",
     );
 
     // Lists filter by status and search, newest first, and never show another's.
     for name in ["bob-2", "cy-3"] {
-        app.post("/v3/users/create/", &tenant, json!({"vendor_data": name}))
-            .await;
+        app.post("/v3/users/create/", &tenant, json!({"vendor_data": name})).await;
     }
-    app.post("/v3/users/create/", &other, json!({"vendor_data": "bob-9"}))
-        .await;
+    app.post("/v3/users/create/", &other, json!({"vendor_data": "bob-9"})).await;
     let listed = |query: &str| {
         let (app, tenant) = (&app, &tenant);
         let path = format!("/v3/users/?{query}");
@@ -612,16 +478,8 @@ async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestAp
         .await;
     assert_eq!(deleted.status.as_u16(), 200, "{}", deleted.text);
     assert_eq!(deleted.body["deleted"], 1);
-    assert_error(
-        &app.get("/v3/users/ana-1/", &tenant).await,
-        404,
-        "entity_not_found",
-    );
-    assert_error(
-        &app.decision(&tenant, &approved).await,
-        404,
-        "session_not_found",
-    );
+    assert_error(&app.get("/v3/users/ana-1/", &tenant).await, 404, "entity_not_found");
+    assert_error(&app.decision(&tenant, &approved).await, 404, "session_not_found");
     let by_id = app
         .post(
             "/v3/businesses/delete/",
@@ -630,19 +488,10 @@ async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestAp
         )
         .await;
     assert_eq!(by_id.body["deleted"], 1, "{}", by_id.text);
-    for body in [
-        json!({}),
-        json!({"vendor_data_list": ["x"], "delete_all": true}),
-    ] {
-        assert_error(
-            &app.post("/v3/users/delete/", &tenant, body).await,
-            400,
-            "invalid_request",
-        );
+    for body in [json!({}), json!({"vendor_data_list": ["x"], "delete_all": true})] {
+        assert_error(&app.post("/v3/users/delete/", &tenant, body).await, 400, "invalid_request");
     }
-    let all = app
-        .post("/v3/users/delete/", &tenant, json!({"delete_all": true}))
-        .await;
+    let all = app.post("/v3/users/delete/", &tenant, json!({"delete_all": true})).await;
     assert_eq!(all.body["deleted"], 2);
     assert_eq!(app.get("/v3/users/", &other).await.body["count"], 1);
 }
@@ -687,20 +536,13 @@ async fn an_unfinished_session_of_the_same_person_and_workflow_is_reused(app: Te
     // A finished session is never reused.
     let id = first["session_id"].as_str().unwrap();
     let recorded = app
-        .put(
-            &format!("/v3/session/{id}/decision/"),
-            &tenant,
-            json!({"status": "Declined"}),
-        )
+        .put(&format!("/v3/session/{id}/decision/"), &tenant, json!({"status": "Declined"}))
         .await;
     assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
     let fresh = create(json!({"workflow_id": workflow, "vendor_data": "Ana"})).await;
     assert_ne!(fresh["session_id"], first["session_id"]);
     assert_eq!(fresh["status"], "Not Started");
-    assert_eq!(
-        app.get("/v3/users/ana/", &tenant).await.body["session_count"],
-        3
-    );
+    assert_eq!(app.get("/v3/users/ana/", &tenant).await.body["session_count"], 3);
 }
 
 on_both_backends!(concurrent_creation_never_duplicates_a_session_number);
@@ -781,9 +623,7 @@ async fn didits_presentation_options_are_kept_checked_and_not_imported(app: Test
     assert_eq!(decision.body["language"], "pt-BR");
     assert_eq!(decision.body["portrait_image"], portrait.as_str());
     // V2 keeps its documented fields.
-    let v2 = app
-        .get(&format!("/v2/session/{id}/decision/"), &tenant)
-        .await;
+    let v2 = app.get(&format!("/v2/session/{id}/decision/"), &tenant).await;
     assert_eq!(v2.status.as_u16(), 200, "{}", v2.text);
     assert!(v2.body.get("language").is_none(), "{}", v2.text);
 
@@ -797,32 +637,20 @@ async fn didits_presentation_options_are_kept_checked_and_not_imported(app: Test
         ("portrait_image", json!(over)),
         ("metadata", json!({"pad": "x".repeat(70_000)})),
     ] {
-        let answer = app
-            .post(
-                "/v3/session/",
-                &tenant,
-                json!({"workflow_id": workflow, field: value}),
-            )
-            .await;
-        assert_error(&answer, 400, "invalid_request");
-        assert!(answer.body["errors"][field].is_array(), "{}", answer.text);
+        let answer =
+            app.post("/v3/session/", &tenant, json!({"workflow_id": workflow, field: value})).await;
+        assert_invalid(&answer, field);
     }
 
     // An import does not copy them, as it does not copy the callback.
     let recorded = app
-        .put(
-            &format!("/v3/session/{id}/decision/"),
-            &tenant,
-            json!({"status": "Approved"}),
-        )
+        .put(&format!("/v3/session/{id}/decision/"), &tenant, json!({"status": "Approved"}))
         .await;
     assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
     let receiver = app.tenant("Beta").await;
     let token = app.share(&tenant, id, &receiver).await;
     let receiver_workflow = app.workflow(&receiver, "user").await;
-    let imported = app
-        .import(&receiver, &token, &receiver_workflow, json!({}))
-        .await;
+    let imported = app.import(&receiver, &token, &receiver_workflow, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     let clone = imported.body["session_id"].as_str().unwrap();
     let cloned = app.decision(&receiver, clone).await;
@@ -858,31 +686,18 @@ async fn reviewers_correct_extracted_data(app: TestApp) {
     // Every other member as it was, in its place.
     let old = before["id_verifications"][0].as_object().unwrap();
     let new = item.as_object().unwrap();
-    assert_eq!(
-        old.keys().collect::<Vec<_>>(),
-        new.keys().collect::<Vec<_>>()
-    );
+    assert_eq!(old.keys().collect::<Vec<_>>(), new.keys().collect::<Vec<_>>());
     for (key, value) in old {
-        if ![
-            "first_name",
-            "date_of_birth",
-            "extra_fields",
-            "personal_number",
-        ]
-        .contains(&key.as_str())
+        if !["first_name", "date_of_birth", "extra_fields", "personal_number"]
+            .contains(&key.as_str())
         {
             assert_eq!(&new[key], value, "{key}");
         }
     }
     assert_eq!(answer.body["status"], before["status"]);
 
-    let answer = app
-        .patch(
-            &poa,
-            &tenant,
-            json!({"issuer": "Utility Co", "issue_date": "2026-10-01"}),
-        )
-        .await;
+    let answer =
+        app.patch(&poa, &tenant, json!({"issuer": "Utility Co", "issue_date": "2026-10-01"})).await;
     assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
     assert_eq!(answer.body["poa_verifications"][0]["issuer"], "Utility Co");
     assert_eq!(
@@ -893,11 +708,7 @@ async fn reviewers_correct_extracted_data(app: TestApp) {
     // Refused, naming the member, and nothing written.
     let current = app.get(&decision, &tenant).await.body;
     for (path, body, field) in [
-        (
-            &data,
-            json!({"date_of_birth": "13/04/1990"}),
-            "date_of_birth",
-        ),
+        (&data, json!({"date_of_birth": "13/04/1990"}), "date_of_birth"),
         (&data, json!({"gender": "X"}), "gender"),
         (&data, json!({"issuing_state": "es"}), "issuing_state"),
         (&data, json!({"first_name": 7}), "first_name"),
@@ -905,37 +716,19 @@ async fn reviewers_correct_extracted_data(app: TestApp) {
         (&data, json!({"issuer": "a"}), "issuer"),
         (&data, json!({}), "body"),
         (&poa, json!({"document_type": "PASSPORT"}), "document_type"),
-        (
-            &poa,
-            json!({"poa_parsed_address": "Main St"}),
-            "poa_parsed_address",
-        ),
+        (&poa, json!({"poa_parsed_address": "Main St"}), "poa_parsed_address"),
     ] {
         let answer = app.patch(path, &tenant, body.clone()).await;
-        assert_error(&answer, 400, "invalid_request");
-        assert!(
-            answer.body["errors"][field].is_array(),
-            "{body}: {}",
-            answer.text
-        );
+        assert_invalid(&answer, field);
     }
     assert_eq!(app.get(&decision, &tenant).await.body, current);
 
     // A session without the step, and another application's session.
     let business = app.finished_session(&tenant, "business", "biz").await;
     let answer = app
-        .patch(
-            &format!("/v3/session/{business}/update-poa-data/"),
-            &tenant,
-            json!({"issuer": "x"}),
-        )
+        .patch(&format!("/v3/session/{business}/update-poa-data/"), &tenant, json!({"issuer": "x"}))
         .await;
-    assert_error(&answer, 400, "invalid_request");
-    assert!(
-        answer.body["errors"]["poa_verifications"].is_array(),
-        "{}",
-        answer.text
-    );
+    assert_invalid(&answer, "poa_verifications");
     let other = app.tenant("Beta").await;
     assert_error(
         &app.patch(&data, &other, json!({"first_name": "x"})).await,
@@ -966,8 +759,7 @@ async fn concurrent_corrections_lose_nothing(app: TestApp) {
     for member in members {
         let (app, tenant, data) = (app.clone(), tenant.clone(), data.clone());
         tasks.spawn(async move {
-            app.patch(&data, &tenant, json!({member: format!("new {member}")}))
-                .await
+            app.patch(&data, &tenant, json!({member: format!("new {member}")})).await
         });
     }
     let answers = tasks.join_all().await;
@@ -1000,17 +792,7 @@ async fn a_look_alike_vendor_data_does_not_slip_past_a_block(app: TestApp) {
     }
     let tenant = app.tenant("Alpha").await;
     for refused in ["ana\u{3164}01", "ana-01\u{a0}", ".", ".."] {
-        let answer = app
-            .post(
-                "/v3/users/create/",
-                &tenant,
-                json!({"vendor_data": refused}),
-            )
-            .await;
-        assert_error(&answer, 400, "invalid_request");
-        assert!(
-            answer.body["errors"]["vendor_data"].is_array(),
-            "{refused:?}"
-        );
+        let answer = app.post("/v3/users/create/", &tenant, json!({"vendor_data": refused})).await;
+        assert_invalid(&answer, "vendor_data");
     }
 }

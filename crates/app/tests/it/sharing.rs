@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use handoff_testdb::Backend;
 
-use crate::support::{Shared, Tenant, TestApp, assert_error, on_both_backends, per_backend};
+use crate::support::{self, Shared, Tenant, TestApp, assert_error, on_both_backends, per_backend};
 
 /// Every block of a V3 payload that holds items.
 fn blocks(v3: &Value) -> BTreeMap<String, Value> {
@@ -24,10 +24,7 @@ fn blocks(v3: &Value) -> BTreeMap<String, Value> {
         .iter()
         .filter(|(_, v)| {
             v.is_array()
-                && v.as_array()
-                    .unwrap()
-                    .first()
-                    .is_some_and(|i| i.get("node_id").is_some())
+                && v.as_array().unwrap().first().is_some_and(|i| i.get("node_id").is_some())
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
@@ -36,23 +33,12 @@ fn blocks(v3: &Value) -> BTreeMap<String, Value> {
 /// The app's own token signer, to mint tokens the server accepts (expired ones, older shapes).
 async fn server_tokens(app: &TestApp) -> JwtShareTokens {
     JwtShareTokens::new(
-        load_keyring(&crate::support::test_config(app.db.url()), &app.store)
-            .await
-            .unwrap(),
+        load_keyring(&crate::support::test_config(app.db.url()), &app.store).await.unwrap(),
     )
 }
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
-    let db = app.store.connection();
-    let row = db
-        .query_one_raw(sea_orm::Statement::from_string(
-            db.get_database_backend(),
-            sql.to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap();
-    row.try_get::<i64>("", "n").unwrap()
+    support::count(&app.store, sql).await
 }
 
 const REDACT: &str = "[redacted]";
@@ -83,27 +69,16 @@ async fn a_user_session_is_shared_and_imported(app: TestApp) {
     let workflow = app.workflow(&receiver, "user").await;
     let imported = app.import(&receiver, token, &workflow, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
-    assert!(
-        imported.body.get("session_kind").is_none(),
-        "user imports answer the V2 payload"
-    );
+    assert!(imported.body.get("session_kind").is_none(), "user imports answer the V2 payload");
     assert_eq!(imported.body["shared_from_session"], session.as_str());
     assert_eq!(
         imported.body["status"], "In Review",
         "without trust_review the clone waits for review"
     );
     assert_eq!(imported.body["workflow_id"], workflow.as_str());
-    assert_eq!(
-        imported.body["session_number"], 1,
-        "the receiver's first session"
-    );
+    assert_eq!(imported.body["session_number"], 1, "the receiver's first session");
     assert_eq!(imported.body["vendor_data"], "user-ana-001");
-    assert!(
-        imported.body["session_url"]
-            .as_str()
-            .unwrap()
-            .starts_with(crate::support::PUBLIC_URL)
-    );
+    assert!(imported.body["session_url"].as_str().unwrap().starts_with(crate::support::PUBLIC_URL));
     insta::assert_json_snapshot!("import_user_response", imported.body, {
         ".session_id" => REDACT, ".workflow_id" => REDACT, ".session_url" => REDACT,
         ".shared_from_session" => REDACT, ".created_at" => REDACT, ".expires_at" => REDACT,
@@ -126,36 +101,17 @@ async fn a_user_session_is_shared_and_imported(app: TestApp) {
     // Every related row was copied with a fresh id, and the import itself is logged.
     for table in handoff_migrations::BLOCK_TABLES {
         let n = count(&app, &format!("SELECT COUNT(*) AS n FROM {table}")).await;
-        let distinct = count(
-            &app,
-            &format!("SELECT COUNT(DISTINCT id) AS n FROM {table}"),
-        )
-        .await;
+        let distinct = count(&app, &format!("SELECT COUNT(DISTINCT id) AS n FROM {table}")).await;
         assert_eq!(n, distinct, "{table}: fresh ids");
-        assert_eq!(
-            n % 2,
-            0,
-            "{table}: as many rows in the clone as in the source"
-        );
+        assert_eq!(n % 2, 0, "{table}: as many rows in the clone as in the source");
     }
-    let imported_logs = count(
-        &app,
-        "SELECT COUNT(*) AS n FROM session_logs WHERE action = 'imported'",
-    )
-    .await;
+    let imported_logs =
+        count(&app, "SELECT COUNT(*) AS n FROM session_logs WHERE action = 'imported'").await;
     assert_eq!(imported_logs, 1);
 
     // Each application sees only its own.
-    assert_error(
-        &app.decision(&source, &clone_id).await,
-        404,
-        "session_not_found",
-    );
-    assert_error(
-        &app.decision(&receiver, &session).await,
-        404,
-        "session_not_found",
-    );
+    assert_error(&app.decision(&source, &clone_id).await, 404, "session_not_found");
+    assert_error(&app.decision(&receiver, &session).await, 404, "session_not_found");
     assert_eq!(
         app.get("/v3/users/user-ana-001/", &receiver).await.body["status"],
         "ACTIVE",
@@ -168,22 +124,15 @@ async fn a_user_session_is_shared_and_imported(app: TestApp) {
     assert_eq!(again.body["session_id"], clone_id.as_str());
     insta::assert_json_snapshot!("already_imported", again.body, { ".session_id" => REDACT });
     let fresh = app.share(&source, &session, &receiver).await;
-    let again = app
-        .import(&receiver, &fresh, &workflow, json!({"trust_review": true}))
-        .await;
+    let again = app.import(&receiver, &fresh, &workflow, json!({"trust_review": true})).await;
     assert_error(&again, 403, "already_imported");
     assert_eq!(count(&app, "SELECT COUNT(*) AS n FROM sessions").await, 2);
 }
 
 on_both_backends!(a_business_session_is_imported_with_trust_review);
 async fn a_business_session_is_imported_with_trust_review(app: TestApp) {
-    let Shared {
-        source,
-        receiver,
-        session,
-        workflow,
-        token,
-    } = app.shared("business", "biz-widgets-001").await;
+    let Shared { source, receiver, session, workflow, token } =
+        app.shared("business", "biz-widgets-001").await;
     let imported = app
         .import(
             &receiver,
@@ -203,10 +152,7 @@ async fn a_business_session_is_imported_with_trust_review(app: TestApp) {
     });
     let source_v3 = app.decision(&source, &session).await.body;
     assert_eq!(blocks(&imported.body), blocks(&source_v3));
-    assert_eq!(
-        app.get("/v3/businesses/ACME-7/", &receiver).await.body["status"],
-        "ACTIVE"
-    );
+    assert_eq!(app.get("/v3/businesses/ACME-7/", &receiver).await.body["status"], "ACTIVE");
     assert_error(
         &app.get("/v3/businesses/biz-widgets-001/", &receiver).await,
         404,
@@ -219,9 +165,7 @@ async fn the_import_answers_what_a_later_read_of_the_clone_shows(app: TestApp) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
     for (kind, decision) in [("user", "/v2/session"), ("business", "/v3/session")] {
-        let session = app
-            .finished_session(&source, kind, &format!("{kind}-reviewed-001"))
-            .await;
+        let session = app.finished_session(&source, kind, &format!("{kind}-reviewed-001")).await;
         // A review on the source, so that the clone's `reviews` are not empty.
         let reviewed = app
             .patch(
@@ -233,16 +177,13 @@ async fn the_import_answers_what_a_later_read_of_the_clone_shows(app: TestApp) {
         assert_eq!(reviewed.status.as_u16(), 200, "{}", reviewed.text);
         let token = app.share(&source, &session, &receiver).await;
         let workflow = app.workflow(&receiver, kind).await;
-        let imported = app
-            .import(&receiver, &token, &workflow, json!({"trust_review": true}))
-            .await;
+        let imported =
+            app.import(&receiver, &token, &workflow, json!({"trust_review": true})).await;
         assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
         assert_eq!(imported.body["status"], "Declined");
         assert_eq!(imported.body["reviews"][0]["comment"], "Registry mismatch.");
         let clone_id = imported.body["session_id"].as_str().unwrap();
-        let read = app
-            .get(&format!("{decision}/{clone_id}/decision/"), &receiver)
-            .await;
+        let read = app.get(&format!("{decision}/{clone_id}/decision/"), &receiver).await;
         assert_eq!(read.status.as_u16(), 200, "{}", read.text);
         assert_eq!(
             imported.text, read.text,
@@ -261,43 +202,13 @@ async fn share_refusals(app: TestApp) {
     let path = |s: &str| format!("/v3/session/{s}/share/");
     let unknown = uuid::Uuid::new_v4().to_string();
     let cases: Vec<(String, Value, u16, &str)> = vec![
-        (
-            path(&fresh),
-            json!({"for_application_id": other.id}),
-            400,
-            "session_not_shareable",
-        ),
-        (
-            path(&unknown),
-            json!({"for_application_id": other.id}),
-            404,
-            "session_not_found",
-        ),
-        (
-            path("not-a-uuid"),
-            json!({"for_application_id": other.id}),
-            404,
-            "session_not_found",
-        ),
-        (
-            path(&finished),
-            json!({"for_application_id": unknown}),
-            400,
-            "unknown_application",
-        ),
-        (
-            path(&finished),
-            json!({"for_application_id": owner.id}),
-            400,
-            "cannot_share_with_self",
-        ),
+        (path(&fresh), json!({"for_application_id": other.id}), 400, "session_not_shareable"),
+        (path(&unknown), json!({"for_application_id": other.id}), 404, "session_not_found"),
+        (path("not-a-uuid"), json!({"for_application_id": other.id}), 404, "session_not_found"),
+        (path(&finished), json!({"for_application_id": unknown}), 400, "unknown_application"),
+        (path(&finished), json!({"for_application_id": owner.id}), 400, "cannot_share_with_self"),
         (path(&finished), json!({}), 400, "invalid_request"),
-        (
-            path(&finished),
-            json!({"for_application_id": "nope"}),
-            400,
-            "invalid_request",
-        ),
+        (path(&finished), json!({"for_application_id": "nope"}), 400, "invalid_request"),
         (
             path(&finished),
             json!({"for_application_id": other.id, "ttl_in_seconds": 59}),
@@ -344,12 +255,7 @@ async fn share_refusals(app: TestApp) {
     }
     // Another application's session is not found, even for a valid target.
     assert_error(
-        &app.post(
-            &path(&finished),
-            &other,
-            json!({"for_application_id": owner.id}),
-        )
-        .await,
+        &app.post(&path(&finished), &other, json!({"for_application_id": owner.id})).await,
         404,
         "session_not_found",
     );
@@ -365,21 +271,13 @@ async fn share_refusals(app: TestApp) {
     }
     // Declined and In Review sessions can be shared too.
     for status in ["Declined", "In Review"] {
-        app.put(
-            &format!("/v3/session/{finished}/decision/"),
-            &owner,
-            json!({"status": status}),
-        )
-        .await;
+        app.put(&format!("/v3/session/{finished}/decision/"), &owner, json!({"status": status}))
+            .await;
         assert_eq!(
-            app.post(
-                &path(&finished),
-                &owner,
-                json!({"for_application_id": other.id})
-            )
-            .await
-            .status
-            .as_u16(),
+            app.post(&path(&finished), &owner, json!({"for_application_id": other.id}))
+                .await
+                .status
+                .as_u16(),
             200
         );
     }
@@ -420,16 +318,13 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         json!({"share_token": "x".repeat(4097), "workflow_id": workflow}),
     ] {
         assert_error(
-            &app.post("/v3/session/import-shared/", &receiver, body)
-                .await,
+            &app.post("/v3/session/import-shared/", &receiver, body).await,
             400,
             "invalid_request",
         );
     }
     // 3: invalid tokens.
-    let invalid = app
-        .import(&receiver, "not.a.token", &workflow, json!({}))
-        .await;
+    let invalid = app.import(&receiver, "not.a.token", &workflow, json!({})).await;
     assert_error(&invalid, 401, "share_token_invalid");
     insta::assert_json_snapshot!("share_token_invalid", invalid.body);
     let foreign = JwtShareTokens::new(handoff_token::Keyring::new(vec![
@@ -441,13 +336,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         .unwrap(),
     ]));
     assert_error(
-        &app.import(
-            &receiver,
-            &foreign.issue(&claims).unwrap(),
-            &workflow,
-            json!({}),
-        )
-        .await,
+        &app.import(&receiver, &foreign.issue(&claims).unwrap(), &workflow, json!({})).await,
         401,
         "share_token_invalid",
     );
@@ -457,67 +346,31 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         expires_at: Utc::now() - Duration::hours(1),
         ..claims.clone()
     };
-    let expired = app
-        .import(
-            &receiver,
-            &signer.issue(&past).unwrap(),
-            &workflow,
-            json!({}),
-        )
-        .await;
+    let expired = app.import(&receiver, &signer.issue(&past).unwrap(), &workflow, json!({})).await;
     assert_error(&expired, 401, "share_token_expired");
     insta::assert_json_snapshot!("share_token_expired", expired.body);
     // 6: addressed to another application.
-    let wrong = app
-        .import(
-            &third,
-            &token,
-            &app.workflow(&third, "user").await,
-            json!({}),
-        )
-        .await;
+    let wrong = app.import(&third, &token, &app.workflow(&third, "user").await, json!({})).await;
     assert_error(&wrong, 403, "share_token_wrong_application");
     insta::assert_json_snapshot!("share_token_wrong_application", wrong.body);
     // 9 and 10: the receiver's workflow.
-    let missing = app
-        .import(
-            &receiver,
-            &token,
-            &uuid::Uuid::new_v4().to_string(),
-            json!({}),
-        )
-        .await;
+    let missing = app.import(&receiver, &token, &uuid::Uuid::new_v4().to_string(), json!({})).await;
     assert_error(&missing, 404, "workflow_not_found");
     let foreign_workflow = app.workflow(&third, "user").await;
     assert_error(
-        &app.import(&receiver, &token, &foreign_workflow, json!({}))
-            .await,
+        &app.import(&receiver, &token, &foreign_workflow, json!({})).await,
         404,
         "workflow_not_found",
     );
-    let mismatch = app
-        .import(&receiver, &token, &business_workflow, json!({}))
-        .await;
+    let mismatch = app.import(&receiver, &token, &business_workflow, json!({})).await;
     assert_error(&mismatch, 400, "workflow_kind_mismatch");
     insta::assert_json_snapshot!("workflow_kind_mismatch", mismatch.body);
     // None of those consumed the token.
     let revocable = app.share(&source, &session, &receiver).await;
-    assert_eq!(
-        app.import(&receiver, &token, &workflow, json!({}))
-            .await
-            .status
-            .as_u16(),
-        201
-    );
+    assert_eq!(app.import(&receiver, &token, &workflow, json!({})).await.status.as_u16(), 201);
     // 8 before 9: already imported wins over a bad workflow.
     assert_error(
-        &app.import(
-            &receiver,
-            &token,
-            &uuid::Uuid::new_v4().to_string(),
-            json!({}),
-        )
-        .await,
+        &app.import(&receiver, &token, &uuid::Uuid::new_v4().to_string(), json!({})).await,
         403,
         "already_imported",
     );
@@ -545,10 +398,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
     let other_receiver = app.tenant("Late").await;
     let late_token = app.share(&source, &session, &other_receiver).await;
     assert_eq!(
-        app.delete(&format!("/v3/session/{session}/delete/"), &source)
-            .await
-            .status
-            .as_u16(),
+        app.delete(&format!("/v3/session/{session}/delete/"), &source).await.status.as_u16(),
         204
     );
     let gone = app
@@ -562,8 +412,7 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
     assert_error(&gone, 404, "source_session_not_found");
     insta::assert_json_snapshot!("source_session_not_found", gone.body);
     assert_error(
-        &app.import(&receiver, &revocable, &workflow, json!({}))
-            .await,
+        &app.import(&receiver, &revocable, &workflow, json!({})).await,
         401,
         "share_token_revoked",
     );
@@ -576,13 +425,8 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         ..claims.clone()
     };
     assert_error(
-        &app.import(
-            &receiver,
-            &signer.issue(&as_business).unwrap(),
-            &business_workflow,
-            json!({}),
-        )
-        .await,
+        &app.import(&receiver, &signer.issue(&as_business).unwrap(), &business_workflow, json!({}))
+            .await,
         401,
         "share_token_invalid",
     );
@@ -602,9 +446,7 @@ async fn tokens_in_didits_older_shape_import_as_user_sessions(backend: Backend) 
 
     let app = TestApp::spawn_with(backend, |config| config.accept_unlisted_tokens = true).await;
     let (receiver, token, workflow) = legacy_token(&app).await;
-    let imported = app
-        .import(&receiver, &token, &workflow, json!({"trust_review": true}))
-        .await;
+    let imported = app.import(&receiver, &token, &workflow, json!({"trust_review": true})).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     assert_eq!(imported.body["status"], "Approved");
     assert!(imported.body.get("session_kind").is_none());
@@ -624,9 +466,7 @@ async fn unlisted_tokens_stay_redeemed_and_can_be_blocked(backend: Backend) {
     let imported = app.import(&receiver, &token, &workflow, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     let clone = imported.body["session_id"].as_str().unwrap();
-    let deleted = app
-        .delete(&format!("/v3/session/{clone}/delete/"), &receiver)
-        .await;
+    let deleted = app.delete(&format!("/v3/session/{clone}/delete/"), &receiver).await;
     assert!(deleted.status.is_success(), "{}", deleted.text);
     let again = app.import(&receiver, &token, &workflow, json!({})).await;
     assert_error(&again, 403, "already_imported");
@@ -675,11 +515,9 @@ async fn the_receivers_entity_status_overrides_trust_review(app: TestApp) {
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
     let workflow = app.workflow(&receiver, "user").await;
-    for (status, expected) in [
-        ("BLOCKED", "Declined"),
-        ("FLAGGED", "In Review"),
-        ("ACTIVE", "Approved"),
-    ] {
+    for (status, expected) in
+        [("BLOCKED", "Declined"), ("FLAGGED", "In Review"), ("ACTIVE", "Approved")]
+    {
         let vendor_data = format!("person-{status}");
         app.session(&receiver, &workflow, Some(&vendor_data)).await;
         let db = app.store.connection();
@@ -689,13 +527,10 @@ async fn the_receivers_entity_status_overrides_trust_review(app: TestApp) {
         ))
         .await
         .unwrap();
-        let session = app
-            .finished_session(&source, "user", &vendor_data.to_uppercase())
-            .await;
+        let session = app.finished_session(&source, "user", &vendor_data.to_uppercase()).await;
         let token = app.share(&source, &session, &receiver).await;
-        let imported = app
-            .import(&receiver, &token, &workflow, json!({"trust_review": true}))
-            .await;
+        let imported =
+            app.import(&receiver, &token, &workflow, json!({"trust_review": true})).await;
         assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
         assert_eq!(imported.body["status"], expected, "entity {status}");
     }
@@ -703,45 +538,25 @@ async fn the_receivers_entity_status_overrides_trust_review(app: TestApp) {
 
 on_both_backends!(concurrent_imports_of_one_source_make_one_clone);
 async fn concurrent_imports_of_one_source_make_one_clone(app: TestApp) {
-    let Shared {
-        receiver,
-        workflow,
-        token,
-        ..
-    } = app.shared("user", "u").await;
+    let Shared { receiver, workflow, token, .. } = app.shared("user", "u").await;
     let app = Arc::new(app);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..32 {
-        let (app, receiver, token, workflow) = (
-            app.clone(),
-            receiver.clone(),
-            token.clone(),
-            workflow.clone(),
-        );
+        let (app, receiver, token, workflow) =
+            (app.clone(), receiver.clone(), token.clone(), workflow.clone());
         tasks.spawn(async move { app.import(&receiver, &token, &workflow, json!({})).await });
     }
     let answers = tasks.join_all().await;
-    let created: Vec<_> = answers
-        .iter()
-        .filter(|a| a.status.as_u16() == 201)
-        .collect();
-    assert_eq!(
-        created.len(),
-        1,
-        "{:?}",
-        answers.iter().map(|a| a.status).collect::<Vec<_>>()
-    );
+    let created: Vec<_> = answers.iter().filter(|a| a.status.as_u16() == 201).collect();
+    assert_eq!(created.len(), 1, "{:?}", answers.iter().map(|a| a.status).collect::<Vec<_>>());
     let clone_id = created[0].body["session_id"].as_str().unwrap();
     for answer in answers.iter().filter(|a| a.status.as_u16() != 201) {
         assert_error(answer, 403, "already_imported");
         assert_eq!(answer.body["session_id"], clone_id);
     }
     assert_eq!(
-        count(
-            &app,
-            "SELECT COUNT(*) AS n FROM sessions WHERE shared_from_session IS NOT NULL"
-        )
-        .await,
+        count(&app, "SELECT COUNT(*) AS n FROM sessions WHERE shared_from_session IS NOT NULL")
+            .await,
         1
     );
     assert_eq!(
@@ -753,47 +568,18 @@ async fn concurrent_imports_of_one_source_make_one_clone(app: TestApp) {
 
 on_both_backends!(a_failure_part_way_through_leaves_no_trace);
 async fn a_failure_part_way_through_leaves_no_trace(app: TestApp) {
-    let Shared {
-        receiver,
-        workflow,
-        token,
-        ..
-    } = app.shared("user", "u").await;
+    let Shared { receiver, workflow, token, .. } = app.shared("user", "u").await;
     let before: Vec<i64> = row_counts(&app).await;
     // The log copy comes after the entity, the session row and every block.
-    handoff_testdb::plant_insert_fault(app.store.connection(), "session_logs")
-        .await
-        .unwrap();
-    let failed = app
-        .import(
-            &receiver,
-            &token,
-            &workflow,
-            json!({"vendor_data": "new-person"}),
-        )
-        .await;
-    handoff_testdb::clear_insert_fault(app.store.connection(), "session_logs")
-        .await
-        .unwrap();
+    handoff_testdb::plant_insert_fault(app.store.connection(), "session_logs").await.unwrap();
+    let failed =
+        app.import(&receiver, &token, &workflow, json!({"vendor_data": "new-person"})).await;
+    handoff_testdb::clear_insert_fault(app.store.connection(), "session_logs").await.unwrap();
     assert_error(&failed, 500, "internal_error");
-    assert_eq!(
-        row_counts(&app).await,
-        before,
-        "no row of any table changed"
-    );
-    assert_error(
-        &app.get("/v3/users/new-person/", &receiver).await,
-        404,
-        "entity_not_found",
-    );
-    let retried = app
-        .import(
-            &receiver,
-            &token,
-            &workflow,
-            json!({"vendor_data": "new-person"}),
-        )
-        .await;
+    assert_eq!(row_counts(&app).await, before, "no row of any table changed");
+    assert_error(&app.get("/v3/users/new-person/", &receiver).await, 404, "entity_not_found");
+    let retried =
+        app.import(&receiver, &token, &workflow, json!({"vendor_data": "new-person"})).await;
     assert_eq!(retried.status.as_u16(), 201, "{}", retried.text);
     assert_eq!(retried.body["session_number"], 1);
 }
@@ -802,18 +588,12 @@ async fn a_failure_part_way_through_leaves_no_trace(app: TestApp) {
 async fn row_counts(app: &TestApp) -> Vec<i64> {
     let mut counts = Vec::new();
     for table in
-        handoff_migrations::BLOCK_TABLES
-            .iter()
-            .chain(&["sessions", "session_logs", "entities"])
+        handoff_migrations::BLOCK_TABLES.iter().chain(&["sessions", "session_logs", "entities"])
     {
         counts.push(count(app, &format!("SELECT COUNT(*) AS n FROM {table}")).await);
     }
     counts.push(
-        count(
-            app,
-            "SELECT CAST(SUM(last_session_number) AS BIGINT) AS n FROM applications",
-        )
-        .await,
+        count(app, "SELECT CAST(SUM(last_session_number) AS BIGINT) AS n FROM applications").await,
     );
     counts
 }
@@ -823,13 +603,7 @@ on_both_backends!(a_token_is_single_use_and_its_source_must_still_be_finished);
 /// unfinished status after the share is not found; the clone's copy of the source's reviews
 /// names the source application, not the source's reviewer.
 async fn a_token_is_single_use_and_its_source_must_still_be_finished(app: TestApp) {
-    let Shared {
-        source,
-        receiver,
-        session,
-        workflow,
-        token,
-    } = app.shared("user", "u").await;
+    let Shared { source, receiver, session, workflow, token } = app.shared("user", "u").await;
     let reviewed = app
         .patch(
             &format!("/v3/session/{session}/update-status/"),
@@ -845,38 +619,22 @@ async fn a_token_is_single_use_and_its_source_must_still_be_finished(app: TestAp
     let reviews = decision.body["reviews"].as_array().unwrap();
     assert_eq!(reviews.len(), 1, "{}", decision.text);
     assert_eq!(reviews[0]["user"], format!("application:{}", source.id));
-    assert!(
-        !decision.text.contains("api-key:"),
-        "no key prefix of the source's"
-    );
+    assert!(!decision.text.contains("api-key:"), "no key prefix of the source's");
 
     let deleted = app
-        .send(
-            Method::DELETE,
-            &format!("/v3/session/{clone}/delete/"),
-            Some(&receiver.key),
-            None,
-        )
+        .send(Method::DELETE, &format!("/v3/session/{clone}/delete/"), Some(&receiver.key), None)
         .await;
     assert_eq!(deleted.status.as_u16(), 204);
     let again = app.import(&receiver, &token, &workflow, json!({})).await;
     assert_error(&again, 403, "already_imported");
-    assert!(
-        again.body.get("session_id").is_none(),
-        "the clone is gone: {}",
-        again.text
-    );
+    assert!(again.body.get("session_id").is_none(), "the clone is gone: {}", again.text);
 
     // Shared while finished, then back In Progress before the import.
     let other = app.tenant("Other").await;
     let other_workflow = app.workflow(&other, "user").await;
     let late = app.share(&source, &session, &other).await;
     let reopened = app
-        .put(
-            &format!("/v3/session/{session}/decision/"),
-            &source,
-            json!({"status": "In Progress"}),
-        )
+        .put(&format!("/v3/session/{session}/decision/"), &source, json!({"status": "In Progress"}))
         .await;
     assert_eq!(reopened.status.as_u16(), 200, "{}", reopened.text);
     assert_error(
@@ -890,13 +648,7 @@ on_both_backends!(the_share_ledger_lists_and_revokes);
 /// The holder sees every token it issued for a session and where each stands, and revokes
 /// one by its id (extensions); other applications' sessions and unknown ids do not exist.
 async fn the_share_ledger_lists_and_revokes(app: TestApp) {
-    let Shared {
-        source,
-        receiver,
-        session,
-        workflow,
-        token,
-    } = app.shared("user", "u").await;
+    let Shared { source, receiver, session, workflow, token } = app.shared("user", "u").await;
     let other = app.tenant("Other").await;
     let second = app.share(&source, &session, &other).await;
     let ledger = format!("/v3/session/{session}/shares/");
@@ -904,24 +656,13 @@ async fn the_share_ledger_lists_and_revokes(app: TestApp) {
     assert_eq!(listed.status.as_u16(), 200, "{}", listed.text);
     let entries = listed.body.as_array().unwrap();
     assert_eq!(entries.len(), 2);
-    assert!(
-        entries.iter().all(|e| e["state"] == "active"),
-        "{}",
-        listed.text
-    );
+    assert!(entries.iter().all(|e| e["state"] == "active"), "{}", listed.text);
     // Oldest first, to the second; the two here may share one, so found by their receiver.
     let entry_for = |entries: &[Value], tenant: &Tenant| {
-        entries
-            .iter()
-            .find(|e| e["for_application_id"] == tenant.id.as_str())
-            .cloned()
-            .unwrap()
+        entries.iter().find(|e| e["for_application_id"] == tenant.id.as_str()).cloned().unwrap()
     };
     assert_eq!(entry_for(entries, &receiver)["state"], "active");
-    assert!(
-        !listed.text.contains(&token),
-        "the ledger never shows a token itself"
-    );
+    assert!(!listed.text.contains(&token), "the ledger never shows a token itself");
 
     let imported = app.import(&receiver, &token, &workflow, json!({})).await;
     assert_eq!(imported.status.as_u16(), 201);
@@ -955,8 +696,7 @@ async fn the_share_ledger_lists_and_revokes(app: TestApp) {
     assert_eq!(entry_for(entries, &other)["state"], "revoked");
     let other_workflow = app.workflow(&other, "user").await;
     assert_error(
-        &app.import(&other, &second, &other_workflow, json!({}))
-            .await,
+        &app.import(&other, &second, &other_workflow, json!({})).await,
         401,
         "share_token_revoked",
     );
@@ -984,14 +724,7 @@ async fn the_share_ledger_lists_and_revokes(app: TestApp) {
 
     // The operator's command line sees the same ledger.
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .args([
-            "shares",
-            "list",
-            "--application",
-            &source.id,
-            "--session",
-            &session,
-        ])
+        .args(["shares", "list", "--application", &source.id, "--session", &session])
         .env("DATABASE_URL", app.db.url())
         .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
         .env("HANDOFF_LOG", "error")
@@ -1011,22 +744,11 @@ on_both_backends!(a_preview_says_what_an_import_would_do_and_does_nothing);
 /// `POST /v3/session/import-shared/preview/` (extension) runs every check, answers what the
 /// import would create or the error it would give, and writes and redeems nothing.
 async fn a_preview_says_what_an_import_would_do_and_does_nothing(app: TestApp) {
-    let Shared {
-        source,
-        receiver,
-        session,
-        workflow,
-        token,
-    } = app.shared("user", "user-ana-001").await;
+    let Shared { source, receiver, session, workflow, token } =
+        app.shared("user", "user-ana-001").await;
     let before = row_counts(&app).await;
     let body = json!({"share_token": token, "workflow_id": workflow, "trust_review": true});
-    let preview = app
-        .post(
-            "/v3/session/import-shared/preview/",
-            &receiver,
-            body.clone(),
-        )
-        .await;
+    let preview = app.post("/v3/session/import-shared/preview/", &receiver, body.clone()).await;
     assert_eq!(preview.status.as_u16(), 200, "{}", preview.text);
     assert_eq!(preview.body["session_kind"], "user");
     assert_eq!(preview.body["shared_from_session"], session.as_str());
@@ -1034,27 +756,17 @@ async fn a_preview_says_what_an_import_would_do_and_does_nothing(app: TestApp) {
     assert_eq!(preview.body["status"], "Approved", "trust_review keeps it");
     assert_eq!(preview.body["vendor_data"], "user-ana-001");
     assert_eq!(preview.body["entity"], "created");
-    assert!(
-        preview.body["blocks"].as_array().unwrap().len() >= 9,
-        "{}",
-        preview.text
-    );
+    assert!(preview.body["blocks"].as_array().unwrap().len() >= 9, "{}", preview.text);
     assert_eq!(row_counts(&app).await, before, "nothing written");
-    let ledger = app
-        .get(&format!("/v3/session/{session}/shares/"), &source)
-        .await;
+    let ledger = app.get(&format!("/v3/session/{session}/shares/"), &source).await;
     assert_eq!(ledger.body[0]["state"], "active", "nothing redeemed");
 
     // The import then does what the preview said; a second preview says what a second
     // import would answer.
-    let imported = app
-        .post("/v3/session/import-shared/", &receiver, body.clone())
-        .await;
+    let imported = app.post("/v3/session/import-shared/", &receiver, body.clone()).await;
     assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     assert_eq!(imported.body["status"], preview.body["status"]);
-    let again = app
-        .post("/v3/session/import-shared/preview/", &receiver, body)
-        .await;
+    let again = app.post("/v3/session/import-shared/preview/", &receiver, body).await;
     assert_error(&again, 403, "already_imported");
     assert_eq!(again.body["session_id"], imported.body["session_id"]);
 }

@@ -41,8 +41,7 @@ pub async fn first_key_secret(app: &TestApp) -> Vec<u8> {
     let kek = handoff_token::KeyEncryptionKey::from_secret(TEST_KEK.as_bytes()).unwrap();
     let key = app.store.signing_keys(false).await.unwrap().remove(0);
     assert_eq!(key.kid, "k1");
-    kek.open(&key.kid, handoff_token::TokenAlgorithm::Hs256, &key.secret)
-        .unwrap()
+    kek.open(&key.kid, handoff_token::TokenAlgorithm::Hs256, &key.secret).unwrap()
 }
 
 /// The configuration of a test server on `url`, as `TestApp::spawn` builds it.
@@ -99,15 +98,9 @@ pub struct Answer {
 impl TestApp {
     /// A handle on a server started elsewhere (another process) on `db`.
     pub async fn attach(base: &str, db: TestDatabase) -> TestApp {
-        let store = Store::connect(db.url(), &handoff_store::StoreOptions::default())
-            .await
-            .unwrap();
-        TestApp {
-            base: base.to_owned(),
-            client: reqwest::Client::new(),
-            store,
-            db,
-        }
+        let store =
+            Store::connect(db.url(), &handoff_store::StoreOptions::default()).await.unwrap();
+        TestApp { base: base.to_owned(), client: reqwest::Client::new(), store, db }
     }
 
     /// Shares `owner`'s session with `receiver`; the token.
@@ -131,13 +124,7 @@ impl TestApp {
         let session = self.finished_session(&source, kind, vendor_data).await;
         let workflow = self.workflow(&receiver, kind).await;
         let token = self.share(&source, &session, &receiver).await;
-        Shared {
-            source,
-            receiver,
-            session,
-            workflow,
-            token,
-        }
+        Shared { source, receiver, session, workflow, token }
     }
 
     /// [`TestApp::shared`], imported by the receiver into review (`trust_review: false`): the
@@ -152,31 +139,24 @@ impl TestApp {
 
     /// `tenant`'s read of session `id`'s decision (V3).
     pub async fn decision(&self, tenant: &Tenant, id: &str) -> Answer {
-        self.get(&format!("/v3/session/{id}/decision/"), tenant)
-            .await
+        self.get(&format!("/v3/session/{id}/decision/"), tenant).await
     }
 
     /// The receiver of `shared` imports its token into its workflow, the body's other members
     /// from `extra`.
     pub async fn redeem(&self, shared: &Shared, extra: Value) -> Answer {
-        self.import(&shared.receiver, &shared.token, &shared.workflow, extra)
-            .await
+        self.import(&shared.receiver, &shared.token, &shared.workflow, extra).await
     }
 
     /// `receiver` imports `token` into `workflow`, the body's other members from `extra`.
     pub async fn import(
-        &self,
-        receiver: &Tenant,
-        token: &str,
-        workflow: &str,
-        extra: Value,
+        &self, receiver: &Tenant, token: &str, workflow: &str, extra: Value,
     ) -> Answer {
         let mut body = json!({"share_token": token, "workflow_id": workflow});
         for (k, v) in extra.as_object().into_iter().flatten() {
             body[k] = v.clone();
         }
-        self.post("/v3/session/import-shared/", receiver, body)
-            .await
+        self.post("/v3/session/import-shared/", receiver, body).await
     }
 
     pub async fn spawn(backend: Backend) -> TestApp {
@@ -192,12 +172,7 @@ impl TestApp {
         let base = format!("http://127.0.0.1:{}", app.port());
         let store = app.store().clone();
         tokio::spawn(app.run_until_stopped());
-        TestApp {
-            base,
-            client: reqwest::Client::new(),
-            store,
-            db,
-        }
+        TestApp { base, client: reqwest::Client::new(), store, db }
     }
 
     /// Creates an application with a key, as the operator's CLI does.
@@ -207,18 +182,11 @@ impl TestApp {
             .create_application(name)
             .await
             .unwrap();
-        Tenant {
-            id: application.id.to_string(),
-            key: key.reveal().to_owned(),
-        }
+        Tenant { id: application.id.to_string(), key: key.reveal().to_owned() }
     }
 
     pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        key: Option<&str>,
-        body: Option<&Value>,
+        &self, method: Method, path: &str, key: Option<&str>, body: Option<&Value>,
     ) -> Answer {
         let mut request = self.client.request(method, format!("{}{path}", self.base));
         if let Some(key) = key {
@@ -235,32 +203,30 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, tenant: &Tenant, body: Value) -> Answer {
-        self.send(Method::POST, path, Some(&tenant.key), Some(&body))
-            .await
+        self.send(Method::POST, path, Some(&tenant.key), Some(&body)).await
     }
 
     pub async fn put(&self, path: &str, tenant: &Tenant, body: Value) -> Answer {
-        self.send(Method::PUT, path, Some(&tenant.key), Some(&body))
-            .await
+        self.send(Method::PUT, path, Some(&tenant.key), Some(&body)).await
     }
 
     pub async fn patch(&self, path: &str, tenant: &Tenant, body: Value) -> Answer {
-        self.send(Method::PATCH, path, Some(&tenant.key), Some(&body))
-            .await
+        self.send(Method::PATCH, path, Some(&tenant.key), Some(&body)).await
     }
 
     pub async fn delete(&self, path: &str, tenant: &Tenant) -> Answer {
-        self.send(Method::DELETE, path, Some(&tenant.key), None)
-            .await
+        self.send(Method::DELETE, path, Some(&tenant.key), None).await
+    }
+
+    /// A GET as `tenant`, for its headers or bytes: the response as it came.
+    pub async fn get_response(&self, path: &str, tenant: &Tenant) -> reqwest::Response {
+        let url = format!("{}{path}", self.base);
+        self.client.get(url).header("x-api-key", &tenant.key).send().await.unwrap()
     }
 
     /// Sends a raw body with the given content type.
     pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        tenant: &Tenant,
-        content_type: Option<&str>,
+        &self, method: Method, path: &str, tenant: &Tenant, content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Answer {
         let mut request = self
@@ -301,10 +267,7 @@ impl TestApp {
 
     /// Creates a session and returns its id.
     pub async fn session(
-        &self,
-        tenant: &Tenant,
-        workflow_id: &str,
-        vendor_data: Option<&str>,
+        &self, tenant: &Tenant, workflow_id: &str, vendor_data: Option<&str>,
     ) -> String {
         let answer = self
             .post(
@@ -349,26 +312,17 @@ async fn answer(response: reqwest::Response) -> Answer {
     } else {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     };
-    Answer {
-        status,
-        body,
-        text,
-        content_type,
-    }
+    Answer { status, body, text, content_type }
 }
 
 /// A token signer with no key, for services that sign nothing.
 pub fn no_tokens() -> std::sync::Arc<handoff_token::JwtShareTokens> {
-    std::sync::Arc::new(handoff_token::JwtShareTokens::new(
-        handoff_token::Keyring::default(),
-    ))
+    std::sync::Arc::new(handoff_token::JwtShareTokens::new(handoff_token::Keyring::default()))
 }
 
 /// An example payload from `fixtures/` (the synthetic payloads of the contract).
 pub fn example(name: &str) -> String {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures")
-        .join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -376,18 +330,44 @@ pub fn example(name: &str) -> String {
 #[track_caller]
 pub fn assert_error(answer: &Answer, status: u16, code: &str) {
     assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
-    assert!(
-        answer.content_type.starts_with("application/json"),
-        "not JSON: {answer:?}"
-    );
+    assert!(answer.content_type.starts_with("application/json"), "not JSON: {answer:?}");
     assert_eq!(answer.body["code"], code, "{}", answer.text);
-    assert!(
-        answer.body["detail"]
-            .as_str()
-            .is_some_and(|d| !d.is_empty()),
-        "{}",
-        answer.text
-    );
+    assert!(answer.body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", answer.text);
+}
+
+/// Asserts a 400 `invalid_request` that blames `field`.
+#[track_caller]
+pub fn assert_invalid(answer: &Answer, field: &str) {
+    assert_error(answer, 400, "invalid_request");
+    assert!(answer.body["errors"][field].is_array(), "should blame {field}: {}", answer.text);
+}
+
+/// The rows `sql` selects, read straight from the store's database.
+pub async fn rows(store: &Store, sql: &str) -> Vec<sea_orm::QueryResult> {
+    use sea_orm::ConnectionTrait;
+    let db = store.connection();
+    db.query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), sql.to_owned()))
+        .await
+        .unwrap()
+}
+
+/// The `n` that `sql` (a `SELECT COUNT(*) AS n …`) counts.
+pub async fn count(store: &Store, sql: &str) -> i64 {
+    rows(store, sql).await[0].try_get::<i64>("", "n").unwrap()
+}
+
+/// POSTs `body` to `path` of the server at `base` (any process of a test) with `key`: the
+/// status and the JSON answer.
+pub async fn post_to(base: &str, path: &str, key: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .header("x-api-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
 }
 
 /// A results upload of `session` whose body is left half sent: it holds one of the

@@ -44,9 +44,7 @@ async fn trickle(app: &TestApp, head: String, body: &[u8], pace: Duration) -> (S
         }
         answer
     };
-    let answer = tokio::time::timeout(Duration::from_secs(20), read)
-        .await
-        .unwrap_or_default();
+    let answer = tokio::time::timeout(Duration::from_secs(20), read).await.unwrap_or_default();
     let elapsed = started.elapsed();
     sender.abort();
     (String::from_utf8_lossy(&answer).into_owned(), elapsed)
@@ -61,9 +59,7 @@ fn complete(answer: &[u8]) -> bool {
     let length = head
         .lines()
         .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_owned())
+            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
         })
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
@@ -83,13 +79,8 @@ async fn a_body_sent_byte_by_byte_is_cut_off(backend: Backend) {
     .await;
     let tenant = app.tenant("Alpha").await;
     let body = br#"{"workflow_id": "00000000-0000-0000-0000-000000000000", "metadata": {"pad": "xxxxxxxx"}}"#;
-    let (answer, elapsed) = trickle(
-        &app,
-        post_head(&tenant.key, body.len()),
-        body,
-        Duration::from_millis(500),
-    )
-    .await;
+    let (answer, elapsed) =
+        trickle(&app, post_head(&tenant.key, body.len()), body, Duration::from_millis(500)).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"request_timeout""#), "{answer}");
     assert!(elapsed < Duration::from_secs(6), "{elapsed:?}");
@@ -119,16 +110,9 @@ async fn a_head_sent_slowly_is_cut_off(backend: Backend) {
     let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
     let answer = String::from_utf8_lossy(&answer);
     // Either a 408 or a closed connection, within a few seconds, and never the health answer.
-    assert!(
-        closed || answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
-        "{answer}"
-    );
+    assert!(closed || answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(!answer.contains("200 OK"), "{answer}");
-    assert!(
-        started.elapsed() < Duration::from_secs(9),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_secs(9), "{:?}", started.elapsed());
 }
 
 async fn a_request_past_its_deadline_is_stopped(backend: Backend) {
@@ -139,13 +123,8 @@ async fn a_request_past_its_deadline_is_stopped(backend: Backend) {
     .await;
     let tenant = app.tenant("Alpha").await;
     let body = br#"{"workflow_id": "00000000-0000-0000-0000-000000000000"}"#;
-    let (answer, elapsed) = trickle(
-        &app,
-        post_head(&tenant.key, body.len()),
-        body,
-        Duration::from_millis(200),
-    )
-    .await;
+    let (answer, elapsed) =
+        trickle(&app, post_head(&tenant.key, body.len()), body, Duration::from_millis(200)).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
     assert!(answer.contains(r#""code":"deadline_exceeded""#), "{answer}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
@@ -165,19 +144,14 @@ async fn every_answer_says_no_store_and_nosniff(backend: Backend) {
         (Method::DELETE, "/v3/sessions/", Some(tenant.key.as_str())),
         (Method::GET, "/openapi.json", None),
     ] {
-        let mut request = app
-            .client
-            .request(method.clone(), format!("{}{path}", app.base));
+        let mut request = app.client.request(method.clone(), format!("{}{path}", app.base));
         if let Some(key) = key {
             request = request.header("x-api-key", key);
         }
         let response = request.send().await.unwrap();
         let headers = response.headers();
         assert_eq!(headers["cache-control"], "no-store", "{method} {path}");
-        assert_eq!(
-            headers["x-content-type-options"], "nosniff",
-            "{method} {path}"
-        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{method} {path}");
     }
 }
 

@@ -33,9 +33,7 @@ async fn the_readme_walk_through_runs_as_printed(backend: Backend) {
     assert!(output.status.success(), "{stdout}\n{stderr}");
     for step in 1..=12 {
         assert!(
-            stdout
-                .lines()
-                .any(|line| line.starts_with(&format!("{step}. "))),
+            stdout.lines().any(|line| line.starts_with(&format!("{step}. "))),
             "step {step} did not run:\n{stdout}"
         );
     }

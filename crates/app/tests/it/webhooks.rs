@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Tenant, TestApp, assert_error, on_both_backends, per_backend};
+use crate::support::{self, Tenant, TestApp, assert_error, on_both_backends, per_backend};
 use handoff_testdb::Backend;
 
 /// The Python receiver, killed on drop.
@@ -37,9 +37,7 @@ impl Receiver {
             .spawn()
             .expect("python3 runs the receiver");
         let mut port = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut port)
-            .unwrap();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut port).unwrap();
         Receiver {
             child,
             url: format!("http://127.0.0.1:{}/didit/webhook", port.trim()),
@@ -56,10 +54,7 @@ impl Receiver {
     fn deliveries(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.record_file).unwrap_or_default();
         let whole = text.rfind('\n').map_or("", |end| &text[..end]);
-        whole
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
+        whole.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
     }
 
     /// Waits until `n` deliveries arrived (at most 20 s).
@@ -112,8 +107,7 @@ const ALL: [&str; 6] = [
 
 /// A server that may deliver to the local receiver (`http`, loopback).
 async fn with_local_receivers(
-    backend: Backend,
-    adjust: impl FnOnce(&mut handoff::Config),
+    backend: Backend, adjust: impl FnOnce(&mut handoff::Config),
 ) -> TestApp {
     TestApp::spawn_with(backend, |config| {
         config.webhooks.allow_private = true;
@@ -146,9 +140,7 @@ async fn deliveries_verify_as_didits_handlers_verify_them(backend: Backend) {
     assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
     let token = app.share(&source, &session, &receiver).await;
     let receiver_workflow = app.workflow(&receiver, "user").await;
-    let clone = app
-        .import(&receiver, &token, &receiver_workflow, json!({}))
-        .await;
+    let clone = app.import(&receiver, &token, &receiver_workflow, json!({})).await;
     assert_eq!(clone.status.as_u16(), 201);
     let clone_id = clone.body["session_id"].as_str().unwrap();
 
@@ -161,12 +153,7 @@ async fn deliveries_verify_as_didits_handlers_verify_them(backend: Backend) {
             "{delivery}"
         );
         let headers = &delivery["headers"];
-        assert!(
-            headers["user-agent"]
-                .as_str()
-                .unwrap()
-                .starts_with("handoff-webhooks/")
-        );
+        assert!(headers["user-agent"].as_str().unwrap().starts_with("handoff-webhooks/"));
         assert_eq!(
             headers["x-timestamp"].as_str().unwrap(),
             delivery["body"]["timestamp"].to_string()
@@ -175,20 +162,9 @@ async fn deliveries_verify_as_didits_handlers_verify_them(backend: Backend) {
     }
     // Deliveries go out concurrently: in any order (Didit promises none either).
     let bodies: Vec<&Value> = sent.iter().map(|d| &d["body"]).collect();
-    let mut types: Vec<&str> = bodies
-        .iter()
-        .map(|b| b["webhook_type"].as_str().unwrap())
-        .collect();
+    let mut types: Vec<&str> = bodies.iter().map(|b| b["webhook_type"].as_str().unwrap()).collect();
     types.sort_unstable();
-    assert_eq!(
-        types,
-        [
-            "share.created",
-            "share.redeemed",
-            "status.updated",
-            "status.updated"
-        ]
-    );
+    assert_eq!(types, ["share.created", "share.redeemed", "status.updated", "status.updated"]);
     let find = |webhook_type: &str, status: Option<&str>| -> &Value {
         bodies
             .iter()
@@ -202,47 +178,31 @@ async fn deliveries_verify_as_didits_handlers_verify_them(backend: Backend) {
     assert_eq!(approved["vendor_data"], vendor_data);
     assert_eq!(approved["session_id"], json!(session));
     assert_eq!(approved["decision"]["status"], "Approved");
-    assert_eq!(
-        approved["decision"]["id_verifications"][0]["score"],
-        json!(98.0)
-    );
+    assert_eq!(approved["decision"]["id_verifications"][0]["score"], json!(98.0));
     let shared = find("share.created", None);
     let redeemed = find("share.redeemed", None);
     assert_eq!(redeemed["application_id"], json!(receiver.id));
     assert_eq!(shared["for_application_id"], json!(receiver.id));
     assert_eq!(redeemed["jti"], shared["jti"]);
     let redeemed = serde_json::to_string(redeemed).unwrap();
-    assert!(
-        !redeemed.contains(clone_id),
-        "nothing of the receiver's data: {redeemed}"
-    );
-    let ids: std::collections::HashSet<&str> = bodies
-        .iter()
-        .map(|b| b["event_id"].as_str().unwrap())
-        .collect();
+    assert!(!redeemed.contains(clone_id), "nothing of the receiver's data: {redeemed}");
+    let ids: std::collections::HashSet<&str> =
+        bodies.iter().map(|b| b["event_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), 4, "one event_id per event");
 
     // The receiver's: the clone's status and the import.
     let got = receiver_hook.wait_for(2).await;
-    let mut types: Vec<&str> = got
-        .iter()
-        .map(|d| d["body"]["webhook_type"].as_str().unwrap())
-        .collect();
+    let mut types: Vec<&str> =
+        got.iter().map(|d| d["body"]["webhook_type"].as_str().unwrap()).collect();
     types.sort_unstable();
     assert_eq!(types, ["session.imported", "status.updated"]);
     for delivery in &got {
-        assert_eq!(
-            delivery["verified"],
-            json!({"raw": true, "v2": true, "simple": true})
-        );
+        assert_eq!(delivery["verified"], json!({"raw": true, "v2": true, "simple": true}));
         assert_eq!(delivery["body"]["session_id"], json!(clone_id));
         assert_eq!(delivery["body"]["shared_from_session"], json!(session));
         assert_eq!(delivery["body"]["status"], "In Review");
     }
-    let status = got
-        .iter()
-        .find(|d| d["body"]["webhook_type"] == "status.updated")
-        .unwrap();
+    let status = got.iter().find(|d| d["body"]["webhook_type"] == "status.updated").unwrap();
     assert_eq!(status["body"]["decision"]["status"], "In Review");
 }
 
@@ -261,21 +221,14 @@ async fn a_failed_attempt_is_retried_until_a_2xx(backend: Backend) {
     app.session(&tenant, &workflow, None).await;
     let sent = hook.wait_for(3).await;
     assert_eq!(
-        sent.iter()
-            .map(|d| d["answered"].as_str().unwrap())
-            .collect::<Vec<_>>(),
+        sent.iter().map(|d| d["answered"].as_str().unwrap()).collect::<Vec<_>>(),
         ["500", "sleep:3", "200"]
     );
     let event = &sent[0]["body"]["event_id"];
-    assert!(
-        sent.iter().all(|d| &d["body"]["event_id"] == event),
-        "one event, three attempts"
-    );
+    assert!(sent.iter().all(|d| &d["body"]["event_id"] == event), "one event, three attempts");
     // The deliveries say so.
-    let path = format!(
-        "/v3/webhook/destinations/{}/deliveries/",
-        destination["id"].as_str().unwrap()
-    );
+    let path =
+        format!("/v3/webhook/destinations/{}/deliveries/", destination["id"].as_str().unwrap());
     let started = Instant::now();
     let delivery = loop {
         let listed = app.get(&path, &tenant).await;
@@ -293,10 +246,7 @@ async fn a_failed_attempt_is_retried_until_a_2xx(backend: Backend) {
     // A resend sends it once more, the same event.
     let resent = app
         .post(
-            &format!(
-                "{path}{}/resend/",
-                delivery["delivery_id"].as_str().unwrap()
-            ),
+            &format!("{path}{}/resend/", delivery["delivery_id"].as_str().unwrap()),
             &tenant,
             json!({}),
         )
@@ -331,18 +281,15 @@ async fn a_delivery_the_address_policy_refuses_fails_at_once(backend: Backend) {
     }
     app.finished_session(&tenant, "user", "refused-01").await;
     // A server with the default policy, its worker on, delivers them.
-    let worker = handoff::Application::build(crate::support::test_config(app.db.url()))
-        .await
-        .unwrap();
+    let worker =
+        handoff::Application::build(crate::support::test_config(app.db.url())).await.unwrap();
     tokio::spawn(worker.run_until_stopped());
     for path in &paths {
         let started = Instant::now();
         let delivery = loop {
             let listed = app.get(path, &tenant).await;
             let delivery = listed.body[0].clone();
-            let settled = delivery["state"]
-                .as_str()
-                .is_some_and(|state| state != "pending");
+            let settled = delivery["state"].as_str().is_some_and(|state| state != "pending");
             if settled || started.elapsed() > Duration::from_secs(10) {
                 break delivery;
             }
@@ -352,9 +299,7 @@ async fn a_delivery_the_address_policy_refuses_fails_at_once(backend: Backend) {
         assert_eq!(delivery["attempts"], 1, "{delivery}");
         assert_eq!(delivery["next_attempt_at"], Value::Null, "{delivery}");
         assert!(
-            delivery["last_error"]
-                .as_str()
-                .is_some_and(|e| e.contains("a webhook may be sent to")),
+            delivery["last_error"].as_str().is_some_and(|e| e.contains("a webhook may be sent to")),
             "{delivery}"
         );
     }
@@ -371,15 +316,9 @@ async fn an_inward_address_is_refused_when_the_destination_is_made(app: TestApp)
         "https://[2002:a00:1::]/hook",
         "https://10.0.0.1/hook",
     ] {
-        let made = app
-            .post("/v3/webhook/destinations/", &tenant, json!({"url": url}))
-            .await;
+        let made = app.post("/v3/webhook/destinations/", &tenant, json!({"url": url})).await;
         assert_error(&made, 400, "invalid_request");
-        assert!(
-            made.body["errors"]["url"].is_array(),
-            "{url}: {}",
-            made.text
-        );
+        assert!(made.body["errors"]["url"].is_array(), "{url}: {}", made.text);
         assert!(
             made.text.contains("HANDOFF_WEBHOOK_ALLOW_PRIVATE"),
             "the refusal names the setting: {}",
@@ -387,18 +326,10 @@ async fn an_inward_address_is_refused_when_the_destination_is_made(app: TestApp)
         );
     }
     let http = app
-        .post(
-            "/v3/webhook/destinations/",
-            &tenant,
-            json!({"url": "http://127.0.0.1:9000/hook"}),
-        )
+        .post("/v3/webhook/destinations/", &tenant, json!({"url": "http://127.0.0.1:9000/hook"}))
         .await;
     assert_error(&http, 400, "invalid_request");
-    assert!(
-        http.text.contains("HANDOFF_WEBHOOK_ALLOW_PRIVATE"),
-        "{}",
-        http.text
-    );
+    assert!(http.text.contains("HANDOFF_WEBHOOK_ALLOW_PRIVATE"), "{}", http.text);
     let listed = app.get("/v3/webhook/destinations/", &tenant).await;
     assert_eq!(listed.body["count"], 0, "{}", listed.text);
     // Each event type once, in the order of the docs, however often and in whatever order
@@ -417,13 +348,8 @@ async fn an_inward_address_is_refused_when_the_destination_is_made(app: TestApp)
         json!(["status.updated", "data.updated", "share.revoked"])
     );
     let id = made.body["id"].as_str().unwrap();
-    let read = app
-        .get(&format!("/v3/webhook/destinations/{id}/"), &tenant)
-        .await;
-    assert_eq!(
-        read.body["subscribed_events"],
-        made.body["subscribed_events"]
-    );
+    let read = app.get(&format!("/v3/webhook/destinations/{id}/"), &tenant).await;
+    assert_eq!(read.body["subscribed_events"], made.body["subscribed_events"]);
 }
 
 on_both_backends!(destinations_are_managed_in_didits_shape);
@@ -439,15 +365,9 @@ async fn destinations_are_managed_in_didits_shape(app: TestApp) {
         .await;
     assert_eq!(created.status.as_u16(), 201, "{}", created.text);
     let id = created.body["id"].as_str().unwrap().to_owned();
-    let secret = created.body["secret_shared_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let secret = created.body["secret_shared_key"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 64);
-    assert_eq!(
-        created.body["subscribed_events"],
-        json!(["status.updated", "data.updated"])
-    );
+    assert_eq!(created.body["subscribed_events"], json!(["status.updated", "data.updated"]));
     assert_eq!(created.body["webhook_version"], "v3");
     assert_eq!(created.body["enabled"], true);
     let path = format!("/v3/webhook/destinations/{id}/");
@@ -457,32 +377,20 @@ async fn destinations_are_managed_in_didits_shape(app: TestApp) {
     let listed = app.get("/v3/webhook/destinations/", &tenant).await;
     assert_eq!(listed.body["count"], 1);
 
-    let patched = app
-        .patch(&path, &tenant, json!({"enabled": false, "label": "Paused"}))
-        .await;
+    let patched = app.patch(&path, &tenant, json!({"enabled": false, "label": "Paused"})).await;
     assert_eq!(patched.body["enabled"], false);
     assert_eq!(patched.body["label"], "Paused");
     assert_eq!(patched.body["url"], "https://hooks.example.com/didit");
 
-    let rotated = app
-        .post(&format!("{path}rotate-secret/"), &tenant, json!({}))
-        .await;
+    let rotated = app.post(&format!("{path}rotate-secret/"), &tenant, json!({})).await;
     assert_eq!(rotated.status.as_u16(), 200);
     let new_secret = rotated.body["secret_shared_key"].as_str().unwrap();
     assert_ne!(new_secret, secret);
     assert!(rotated.body["previous_secret_valid_until"].is_string());
 
     // Another application's destination does not exist for it.
-    assert_error(
-        &app.get(&path, &other).await,
-        404,
-        "webhook_destination_not_found",
-    );
-    assert_error(
-        &app.delete(&path, &other).await,
-        404,
-        "webhook_destination_not_found",
-    );
+    assert_error(&app.get(&path, &other).await, 404, "webhook_destination_not_found");
+    assert_error(&app.delete(&path, &other).await, 404, "webhook_destination_not_found");
     // Bad input answers 400 naming the field.
     for (body, field) in [
         (json!({"url": "http://hooks.example.com/x"}), "url"),
@@ -492,33 +400,17 @@ async fn destinations_are_managed_in_didits_shape(app: TestApp) {
             json!({"url": "https://x.example", "subscribed_events": ["user.created"]}),
             "subscribed_events",
         ),
-        (
-            json!({"url": "https://x.example", "subscribed_events": []}),
-            "subscribed_events",
-        ),
-        (
-            json!({"url": "https://x.example", "webhook_version": "v1"}),
-            "webhook_version",
-        ),
+        (json!({"url": "https://x.example", "subscribed_events": []}), "subscribed_events"),
+        (json!({"url": "https://x.example", "webhook_version": "v1"}), "webhook_version"),
         (json!({"url": "https://x.example", "label": ""}), "label"),
     ] {
-        let refused = app
-            .post("/v3/webhook/destinations/", &tenant, body.clone())
-            .await;
+        let refused = app.post("/v3/webhook/destinations/", &tenant, body.clone()).await;
         assert_error(&refused, 400, "invalid_request");
-        assert!(
-            refused.body["errors"].get(field).is_some(),
-            "{body}: {}",
-            refused.text
-        );
+        assert!(refused.body["errors"].get(field).is_some(), "{body}: {}", refused.text);
     }
     let deleted = app.delete(&path, &tenant).await;
     assert_eq!(deleted.status.as_u16(), 204);
-    assert_error(
-        &app.get(&path, &tenant).await,
-        404,
-        "webhook_destination_not_found",
-    );
+    assert_error(&app.get(&path, &tenant).await, 404, "webhook_destination_not_found");
 }
 
 /// The environment of a server process that delivers to local receivers, waiting `timeout`
@@ -529,10 +421,7 @@ fn process_env(worker: bool, timeout: &'static str) -> Vec<(&'static str, &'stat
         ("HANDOFF_WEBHOOK_ALLOW_PRIVATE", "true"),
         ("HANDOFF_WEBHOOK_RETRY_SCHEDULE", "1,1,1"),
         ("HANDOFF_WEBHOOK_TIMEOUT_SECONDS", timeout),
-        (
-            "HANDOFF_WEBHOOK_WORKER",
-            if worker { "true" } else { "false" },
-        ),
+        ("HANDOFF_WEBHOOK_WORKER", if worker { "true" } else { "false" }),
         ("HANDOFF_RATE_LIMIT", "off"),
     ]
 }
@@ -553,10 +442,7 @@ async fn a_killed_server_loses_no_event(backend: Backend) {
     let workflow = app.workflow(&tenant, "user").await;
     let mut sessions = Vec::new();
     for i in 0..5 {
-        sessions.push(
-            app.session(&tenant, &workflow, Some(&format!("user-{i}")))
-                .await,
-        );
+        sessions.push(app.session(&tenant, &workflow, Some(&format!("user-{i}"))).await);
     }
     quiet.kill();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -582,18 +468,10 @@ async fn a_killed_server_loses_no_event(backend: Backend) {
             .json()
             .await
             .unwrap();
-        if deliveries
-            .iter()
-            .filter(|d| d["state"] == "delivered")
-            .count()
-            == 4
-        {
+        if deliveries.iter().filter(|d| d["state"] == "delivered").count() == 4 {
             break;
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{deliveries:?}"
-        );
+        assert!(started.elapsed() < Duration::from_secs(10), "{deliveries:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     first.kill();
@@ -613,16 +491,10 @@ async fn a_killed_server_loses_no_event(backend: Backend) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let events: Vec<&str> = delivered
-        .iter()
-        .map(|d| d["body"]["event_id"].as_str().unwrap())
-        .collect();
+    let events: Vec<&str> =
+        delivered.iter().map(|d| d["body"]["event_id"].as_str().unwrap()).collect();
     let unique: std::collections::HashSet<&str> = events.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        sessions.len(),
-        "exactly the committed events: {events:?}"
-    );
+    assert_eq!(unique.len(), sessions.len(), "exactly the committed events: {events:?}");
     for session in &sessions {
         assert!(
             delivered
@@ -686,10 +558,8 @@ async fn two_servers_deliver_a_thousand_events_once() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let unique: std::collections::HashSet<&str> = delivered
-        .iter()
-        .map(|d| d["body"]["event_id"].as_str().unwrap())
-        .collect();
+    let unique: std::collections::HashSet<&str> =
+        delivered.iter().map(|d| d["body"]["event_id"].as_str().unwrap()).collect();
     assert_eq!(unique.len(), 1000, "none lost");
     assert_eq!(delivered.len(), 1000, "none twice");
     assert!(delivered.iter().all(|d| d["verified"]["raw"] == true));
@@ -701,19 +571,7 @@ on_both_backends!(only_subscribed_events_are_written);
 /// An event is written only when a destination of its application is subscribed to its type:
 /// applications without webhooks pay one indexed lookup, not an outbox row.
 async fn only_subscribed_events_are_written(app: TestApp) {
-    use sea_orm::ConnectionTrait;
-    let events = || async {
-        let db = app.store.connection();
-        let row = db
-            .query_one_raw(sea_orm::Statement::from_string(
-                db.get_database_backend(),
-                "SELECT COUNT(*) AS n FROM webhook_events",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        row.try_get::<i64>("", "n").unwrap()
-    };
+    let events = || support::count(&app.store, "SELECT COUNT(*) AS n FROM webhook_events");
     let shared = app.shared("user", "user-ana-001").await;
     assert_eq!(events().await, 0, "no destination, no event");
     let subscribed = app
@@ -778,13 +636,9 @@ async fn a_destination_that_is_down_slows_neither_imports_nor_other_destinations
     // Imports go on, each answered in its own time, long before any attempt could end.
     let started = Instant::now();
     for i in 0..10 {
-        let session = app
-            .finished_session(&shared.source, "user", &format!("down-{i}"))
-            .await;
+        let session = app.finished_session(&shared.source, "user", &format!("down-{i}")).await;
         let token = app.share(&shared.source, &session, &shared.receiver).await;
-        let imported = app
-            .import(&shared.receiver, &token, &shared.workflow, json!({}))
-            .await;
+        let imported = app.import(&shared.receiver, &token, &shared.workflow, json!({})).await;
         assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
     }
     assert!(
@@ -797,10 +651,7 @@ async fn a_destination_that_is_down_slows_neither_imports_nor_other_destinations
     let delivered = answering.wait_for(22).await;
     assert!(delivered.iter().all(|d| d["verified"]["raw"] == true));
     let held = accepted.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(
-        (1..=8).contains(&held),
-        "{held} deliveries to the silent destination"
-    );
+    assert!((1..=8).contains(&held), "{held} deliveries to the silent destination");
 }
 
 per_backend!(a_destination_that_is_down_slows_neither_imports_nor_other_destinations);
@@ -811,13 +662,7 @@ async fn entity_status_changes_are_delivered(backend: Backend) {
     let app = with_local_receivers(backend, |_| {}).await;
     let hook = Receiver::start("");
     let tenant = app.tenant("Acme").await;
-    subscribe(
-        &app,
-        &tenant,
-        &hook,
-        &["user.status.updated", "business.status.updated"],
-    )
-    .await;
+    subscribe(&app, &tenant, &hook, &["user.status.updated", "business.status.updated"]).await;
     let user_wf = app.workflow(&tenant, "user").await;
     let business_wf = app.workflow(&tenant, "business").await;
     app.session(&tenant, &user_wf, Some("Ana")).await;
@@ -827,23 +672,14 @@ async fn entity_status_changes_are_delivered(backend: Backend) {
         ("/v3/users/ana/update-status/", "FLAGGED"),
         ("/v3/businesses/ACME-CO/update-status/", "BLOCKED"),
     ] {
-        let answer = app
-            .patch(
-                path,
-                &tenant,
-                json!({"status": status, "reason": "secret reason"}),
-            )
-            .await;
+        let answer =
+            app.patch(path, &tenant, json!({"status": status, "reason": "secret reason"})).await;
         assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
     }
     // Two changes (the repeated one changes nothing); the sessions' events are not subscribed.
     let sent = hook.wait_for(2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let sent = if hook.deliveries().len() > sent.len() {
-        hook.deliveries()
-    } else {
-        sent
-    };
+    let sent = if hook.deliveries().len() > sent.len() { hook.deliveries() } else { sent };
     assert_eq!(sent.len(), 2, "{sent:?}");
     let mut bodies: Vec<Value> = sent.iter().map(|d| d["body"].clone()).collect();
     bodies.sort_by_key(|b| b["webhook_type"].as_str().unwrap().to_owned());

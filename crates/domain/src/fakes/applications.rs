@@ -5,9 +5,7 @@ use super::*;
 #[async_trait]
 impl ApplicationRepository for InMemory {
     async fn create_application(
-        &self,
-        application: &Application,
-        key: &NewApiKey,
+        &self, application: &Application, key: &NewApiKey,
     ) -> Result<(), RepoError> {
         let mut state = self.state();
         state.applications.push(application.clone());
@@ -25,11 +23,7 @@ impl ApplicationRepository for InMemory {
 
     async fn add_api_key(&self, key: &NewApiKey, _: DateTime<Utc>) -> Result<bool, RepoError> {
         let mut state = self.state();
-        if !state
-            .applications
-            .iter()
-            .any(|a| a.id == key.application_id)
-        {
+        if !state.applications.iter().any(|a| a.id == key.application_id) {
             return Ok(false);
         }
         state.api_keys.push((key.clone(), false));
@@ -37,10 +31,7 @@ impl ApplicationRepository for InMemory {
     }
 
     async fn revoke_api_key(
-        &self,
-        application_id: ApplicationId,
-        prefix: &str,
-        _: DateTime<Utc>,
+        &self, application_id: ApplicationId, prefix: &str, _: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
         match state.api_keys.iter_mut().find(|(k, revoked)| {
@@ -55,8 +46,7 @@ impl ApplicationRepository for InMemory {
     }
 
     async fn find_api_key(
-        &self,
-        prefix: &str,
+        &self, prefix: &str,
     ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError> {
         Ok(self
             .state()
@@ -67,25 +57,17 @@ impl ApplicationRepository for InMemory {
     }
 
     async fn open_console_session(
-        &self,
-        id: ConsoleSessionHash,
-        session: &ConsoleSession,
-        now: DateTime<Utc>,
+        &self, id: ConsoleSessionHash, session: &ConsoleSession, now: DateTime<Utc>,
         idle_since: DateTime<Utc>,
     ) -> Result<(), RepoError> {
         let mut state = self.state();
-        state
-            .console_sessions
-            .retain(|(_, s, seen)| s.expires_at > now && *seen > idle_since);
+        state.console_sessions.retain(|(_, s, seen)| s.expires_at > now && *seen > idle_since);
         state.console_sessions.push((id, session.clone(), now));
         Ok(())
     }
 
     async fn touch_console_session(
-        &self,
-        id: ConsoleSessionHash,
-        now: DateTime<Utc>,
-        idle_since: DateTime<Utc>,
+        &self, id: ConsoleSessionHash, now: DateTime<Utc>, idle_since: DateTime<Utc>,
     ) -> Result<Option<ConsoleSession>, RepoError> {
         let mut state = self.state();
         Ok(state

@@ -9,10 +9,7 @@ pub struct PlainSealer;
 
 impl SecretSealer for PlainSealer {
     fn seal(&self, _: &str, secret: &[u8]) -> Result<SealedSecret, RepoError> {
-        Ok(SealedSecret {
-            bytes: secret.to_vec(),
-            sealed_with: "plain".into(),
-        })
+        Ok(SealedSecret { bytes: secret.to_vec(), sealed_with: "plain".into() })
     }
 }
 
@@ -27,19 +24,13 @@ impl FixedClock {
 
     /// Moves the clock.
     pub fn set(&self, at: DateTime<Utc>) {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = at;
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = at;
     }
 }
 
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -75,10 +66,7 @@ impl FakeTokens {
 
 impl ShareTokens for FakeTokens {
     fn issue(&self, claims: &ShareClaims) -> Result<String, TokenError> {
-        let mut tokens = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tokens = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let token = format!("token-{}", tokens.len() + 1);
         tokens.insert(token.clone(), Ok(claims.clone()));
         Ok(token)

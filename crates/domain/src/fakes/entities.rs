@@ -5,10 +5,7 @@ use super::*;
 #[async_trait]
 impl EntityRepository for InMemory {
     async fn find_entity(
-        &self,
-        application_id: ApplicationId,
-        kind: SessionKind,
-        vendor_data: &VendorData,
+        &self, application_id: ApplicationId, kind: SessionKind, vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError> {
         let state = self.state();
         let key = vendor_data.key();
@@ -20,12 +17,8 @@ impl EntityRepository for InMemory {
     }
 
     async fn update_entity(
-        &self,
-        application_id: ApplicationId,
-        kind: SessionKind,
-        vendor_data: &VendorData,
-        profile: &crate::entity::ProfileChange,
-        status: Option<&crate::entity::EntityStatusChange>,
+        &self, application_id: ApplicationId, kind: SessionKind, vendor_data: &VendorData,
+        profile: &crate::entity::ProfileChange, status: Option<&crate::entity::EntityStatusChange>,
     ) -> Result<Option<Entity>, RepoError> {
         {
             let mut state = self.state();
@@ -51,9 +44,7 @@ impl EntityRepository for InMemory {
     }
 
     async fn create_entity(
-        &self,
-        application_id: ApplicationId,
-        new: &crate::entity::NewEntity,
+        &self, application_id: ApplicationId, new: &crate::entity::NewEntity,
     ) -> Result<Option<Entity>, RepoError> {
         {
             let mut state = self.state();
@@ -79,14 +70,11 @@ impl EntityRepository for InMemory {
                 },
             ));
         }
-        self.find_entity(application_id, new.kind, &new.vendor_data)
-            .await
+        self.find_entity(application_id, new.kind, &new.vendor_data).await
     }
 
     async fn list_entities(
-        &self,
-        application_id: ApplicationId,
-        kind: SessionKind,
+        &self, application_id: ApplicationId, kind: SessionKind,
         filter: &crate::entity::EntityFilter,
     ) -> Result<crate::entity::EntityPage, RepoError> {
         let state = self.state();
@@ -106,20 +94,12 @@ impl EntityRepository for InMemory {
             .map(|(_, e)| counted(&state, application_id, e))
             .collect();
         matching.sort_by_key(|e| std::cmp::Reverse(e.created_at));
-        Ok(crate::entity::EntityPage {
-            count: matching.len() as u64,
-            results: matching
-                .into_iter()
-                .skip(filter.offset as usize)
-                .take(filter.limit as usize)
-                .collect(),
-        })
+        let (count, results) = super::page(matching, filter.offset, filter.limit);
+        Ok(crate::entity::EntityPage { count, results })
     }
 
     async fn delete_entities(
-        &self,
-        application_id: ApplicationId,
-        kind: SessionKind,
+        &self, application_id: ApplicationId, kind: SessionKind,
         selection: Option<(&[VendorData], &[Uuid])>,
     ) -> Result<u64, RepoError> {
         let mut state = self.state();
@@ -138,14 +118,9 @@ impl EntityRepository for InMemory {
         state.sessions.retain(|(r, _)| {
             !(r.session.application_id == application_id
                 && r.session.kind == kind
-                && r.session
-                    .vendor_data
-                    .as_ref()
-                    .is_some_and(|v| keys.contains(&v.key())))
+                && r.session.vendor_data.as_ref().is_some_and(|v| keys.contains(&v.key())))
         });
-        state
-            .entities
-            .retain(|(app, e)| !(*app == application_id && chosen(e)));
+        state.entities.retain(|(app, e)| !(*app == application_id && chosen(e)));
         Ok(keys.len() as u64)
     }
 }

@@ -5,9 +5,7 @@ use super::*;
 #[async_trait]
 impl IdempotencyRepository for InMemory {
     async fn find_idempotency(
-        &self,
-        application_id: ApplicationId,
-        key: &IdempotencyKey,
+        &self, application_id: ApplicationId, key: &IdempotencyKey,
     ) -> Result<Option<StoredIdempotency>, RepoError> {
         Ok(self
             .state()
@@ -18,10 +16,7 @@ impl IdempotencyRepository for InMemory {
     }
 
     async fn record_answer(
-        &self,
-        application_id: ApplicationId,
-        key: &IdempotencyKey,
-        answer: &RecordedAnswer,
+        &self, application_id: ApplicationId, key: &IdempotencyKey, answer: &RecordedAnswer,
     ) -> Result<(), RepoError> {
         let mut state = self.state();
         if let Some((_, stored)) = state
@@ -35,9 +30,7 @@ impl IdempotencyRepository for InMemory {
     }
 
     async fn forget_idempotency(
-        &self,
-        application_id: Option<ApplicationId>,
-        key: Option<&IdempotencyKey>,
+        &self, application_id: Option<ApplicationId>, key: Option<&IdempotencyKey>,
         before: DateTime<Utc>,
     ) -> Result<u64, RepoError> {
         let mut state = self.state();

@@ -81,17 +81,12 @@ pub struct InMemory {
 impl InMemory {
     /// The state, for tests to arrange and inspect.
     pub fn state(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 fn ensure_entity(
-    state: &mut State,
-    application_id: ApplicationId,
-    kind: SessionKind,
-    vendor_data: &VendorData,
+    state: &mut State, application_id: ApplicationId, kind: SessionKind, vendor_data: &VendorData,
     at: DateTime<Utc>,
 ) {
     let key = vendor_data.key();
@@ -120,11 +115,8 @@ fn ensure_entity(
 
 /// Stores a guarded write's key, or refuses the write when the application holds it already.
 fn claim(
-    state: &mut State,
-    application_id: ApplicationId,
-    claim: Option<&IdempotencyClaim>,
-    operation: IdempotentOperation,
-    resource_id: String,
+    state: &mut State, application_id: ApplicationId, claim: Option<&IdempotencyClaim>,
+    operation: IdempotentOperation, resource_id: String,
 ) -> Result<(), RepoError> {
     let Some(claim) = claim else {
         return Ok(());
@@ -150,6 +142,16 @@ fn claim(
     Ok(())
 }
 
+/// How many `rows` there are, and the page of them that skips `offset` and holds `limit`.
+fn page<T>(rows: Vec<T>, offset: u64, limit: u64) -> (u64, Vec<T>) {
+    let count = rows.len() as u64;
+    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+    (
+        count,
+        rows.into_iter().skip(skip).take(usize::try_from(limit).unwrap_or(usize::MAX)).collect(),
+    )
+}
+
 fn next_number(state: &mut State, application_id: ApplicationId) -> i64 {
     let n = state.last_session_number.entry(application_id).or_insert(0);
     *n += 1;
@@ -157,9 +159,7 @@ fn next_number(state: &mut State, application_id: ApplicationId) -> i64 {
 }
 
 fn find_mut(
-    state: &mut State,
-    application_id: ApplicationId,
-    id: SessionId,
+    state: &mut State, application_id: ApplicationId, id: SessionId,
 ) -> Option<&mut (SessionRecord, Vec<LogEntry>)> {
     state
         .sessions
@@ -200,15 +200,11 @@ fn counted(state: &State, application_id: ApplicationId, entity: &Entity) -> Ent
 fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
     let claims = &attempt.claims;
     let token = claims.jti.as_deref().and_then(|jti| {
-        state
-            .share_tokens
-            .iter()
-            .find(|t| t.jti == jti)
-            .map(|t| RecordedToken {
-                claims: t.claims.clone(),
-                revoked: t.revoked_at.is_some(),
-                redeemed: t.redeemed_at.is_some(),
-            })
+        state.share_tokens.iter().find(|t| t.jti == jti).map(|t| RecordedToken {
+            claims: t.claims.clone(),
+            revoked: t.revoked_at.is_some(),
+            redeemed: t.redeemed_at.is_some(),
+        })
     });
     let existing_clone = state
         .sessions
@@ -218,12 +214,8 @@ fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
                 && r.session.shared_from_session == Some(claims.session_id)
         })
         .map(|(r, _)| r.session.id);
-    let found = find_mut(state, claims.from_application_id, claims.session_id).map(|(r, _)| {
-        (
-            r.session.clone(),
-            r.blocks.iter().map(|(b, _)| *b).collect(),
-        )
-    });
+    let found = find_mut(state, claims.from_application_id, claims.session_id)
+        .map(|(r, _)| (r.session.clone(), r.blocks.iter().map(|(b, _)| *b).collect()));
     let (source, recorded_blocks) = match found {
         Some((session, blocks)) => (Some(session), blocks),
         None => (None, Vec::new()),
@@ -238,13 +230,7 @@ fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
             kind: w.kind,
             session_expiration_time: w.session_expiration_time,
         });
-    ImportContext {
-        token,
-        source,
-        recorded_blocks,
-        existing_clone,
-        workflow,
-    }
+    ImportContext { token, source, recorded_blocks, existing_clone, workflow }
 }
 
 /// A whole in-memory world: the ports, and handles on the store, the clock and the tokens.
@@ -280,12 +266,7 @@ impl World {
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::default()),
         };
-        Self {
-            ports,
-            store,
-            clock,
-            tokens,
-        }
+        Self { ports, store, clock, tokens }
     }
 }
 

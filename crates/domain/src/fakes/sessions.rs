@@ -5,16 +5,11 @@ use super::*;
 #[async_trait]
 impl SessionRepository for InMemory {
     async fn create_session(
-        &self,
-        s: &NewSession,
-        log: &LogEntry,
+        &self, s: &NewSession, log: &LogEntry,
     ) -> Result<StoredSession, RepoError> {
         let mut state = self.state();
-        let reusable = s
-            .vendor_data
-            .as_ref()
-            .filter(|_| s.reuse_unfinished)
-            .and_then(|vendor_data| {
+        let reusable =
+            s.vendor_data.as_ref().filter(|_| s.reuse_unfinished).and_then(|vendor_data| {
                 state
                     .sessions
                     .iter()
@@ -59,30 +54,18 @@ impl SessionRepository for InMemory {
         )?;
         let session_number = next_number(&mut state, s.application_id);
         if let Some(vendor_data) = &s.vendor_data {
-            ensure_entity(
-                &mut state,
-                s.application_id,
-                s.kind,
-                vendor_data,
-                s.created_at,
-            );
+            ensure_entity(&mut state, s.application_id, s.kind, vendor_data, s.created_at);
         }
         let stored = s.stored(session_number);
         state.sessions.push((
-            SessionRecord {
-                session: stored.clone(),
-                blocks: vec![],
-                reviews: vec![],
-            },
+            SessionRecord { session: stored.clone(), blocks: vec![], reviews: vec![] },
             vec![log.clone()],
         ));
         Ok(stored)
     }
 
     async fn find_session(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<SessionRecord>, RepoError> {
         let mut state = self.state();
         Ok(find_mut(&mut state, application_id, id).map(|(r, _)| r.clone()))
@@ -98,24 +81,16 @@ impl SessionRepository for InMemory {
     }
 
     async fn session_events(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<Vec<LogEntry>>, RepoError> {
         let mut state = self.state();
         Ok(find_mut(&mut state, application_id, id).map(|(_, logs)| {
-            logs.iter()
-                .filter(|log| log.kind == LogKind::Event)
-                .cloned()
-                .collect()
+            logs.iter().filter(|log| log.kind == LogKind::Event).cloned().collect()
         }))
     }
 
     async fn session_activity(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        query: ActivityQuery,
+        &self, application_id: ApplicationId, id: SessionId, query: ActivityQuery,
     ) -> Result<Option<ActivityPage>, RepoError> {
         let mut state = self.state();
         Ok(find_mut(&mut state, application_id, id).map(|(_, logs)| {
@@ -123,30 +98,18 @@ impl SessionRepository for InMemory {
                 .iter()
                 .enumerate()
                 .filter(|(_, log)| log.is_activity())
-                .map(|(row, log)| Activity {
-                    row: row as i64,
-                    entry: log.clone(),
-                })
+                .map(|(row, log)| Activity { row: row as i64, entry: log.clone() })
                 .collect();
             if query.newest_first {
                 rows.reverse();
             }
-            ActivityPage {
-                count: rows.len() as u64,
-                results: rows
-                    .into_iter()
-                    .skip(query.offset as usize)
-                    .take(query.limit as usize)
-                    .collect(),
-            }
+            let (count, results) = super::page(rows, query.offset, query.limit);
+            ActivityPage { count, results }
         }))
     }
 
     async fn record_results(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        results: &RecordResults,
+        &self, application_id: ApplicationId, id: SessionId, results: &RecordResults,
         log: &LogEntry,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
@@ -168,12 +131,8 @@ impl SessionRepository for InMemory {
     }
 
     async fn amend_results(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        revision: i64,
-        results: &RecordResults,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, id: SessionId, revision: i64,
+        results: &RecordResults, log: &LogEntry,
     ) -> Result<bool, RepoError> {
         let current = self
             .state()
@@ -189,11 +148,7 @@ impl SessionRepository for InMemory {
     }
 
     async fn apply_review(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        review: ReviewStatus,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, id: SessionId, review: ReviewStatus, log: &LogEntry,
     ) -> Result<ReviewOutcome, RepoError> {
         let mut state = self.state();
         let Some((record, logs)) = find_mut(&mut state, application_id, id) else {
@@ -217,9 +172,7 @@ impl SessionRepository for InMemory {
     }
 
     async fn delete_session(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
         let before = state.sessions.len();
@@ -230,9 +183,7 @@ impl SessionRepository for InMemory {
     }
 
     async fn delete_sessions(
-        &self,
-        application_id: ApplicationId,
-        numbers: Option<&[i64]>,
+        &self, application_id: ApplicationId, numbers: Option<&[i64]>,
     ) -> Result<Vec<(SessionId, i64)>, RepoError> {
         let mut state = self.state();
         let chosen = |s: &StoredSession| {
@@ -250,9 +201,7 @@ impl SessionRepository for InMemory {
     }
 
     async fn list_sessions(
-        &self,
-        application_id: ApplicationId,
-        filter: &SessionFilter,
+        &self, application_id: ApplicationId, filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError> {
         let state = self.state();
         let mut matching: Vec<SessionListing> = state
@@ -268,12 +217,7 @@ impl SessionRepository for InMemory {
                 std::cmp::Reverse(l.session.session_number),
             )
         });
-        let count = matching.len() as u64;
-        let results = matching
-            .into_iter()
-            .skip(filter.offset as usize)
-            .take(filter.limit as usize)
-            .collect();
+        let (count, results) = super::page(matching, filter.offset, filter.limit);
         Ok(SessionPage { count, results })
     }
 }

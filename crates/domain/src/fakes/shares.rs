@@ -5,9 +5,7 @@ use super::*;
 #[async_trait]
 impl ShareRepository for InMemory {
     async fn find_source(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<StoredSession>, RepoError> {
         let mut state = self.state();
         Ok(find_mut(&mut state, application_id, id).map(|(r, _)| r.session.clone()))
@@ -59,9 +57,7 @@ impl ShareRepository for InMemory {
     }
 
     async fn share_tokens_of(
-        &self,
-        application_id: ApplicationId,
-        session_id: SessionId,
+        &self, application_id: ApplicationId, session_id: SessionId,
     ) -> Result<Vec<LedgerEntry>, RepoError> {
         Ok(self
             .state()
@@ -75,10 +71,7 @@ impl ShareRepository for InMemory {
     }
 
     async fn revoke_share_token(
-        &self,
-        application_id: ApplicationId,
-        jti: &str,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, jti: &str, log: &LogEntry,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
         let Some(token) = state
@@ -101,10 +94,7 @@ impl ShareRepository for InMemory {
     async fn import(&self, attempt: &ImportAttempt) -> Result<ImportOutcome, RepoError> {
         let mut state = self.state();
         let context = import_context(&mut state, attempt);
-        match (
-            first_failed_check(&context, attempt),
-            context.existing_clone,
-        ) {
+        match (first_failed_check(&context, attempt), context.existing_clone) {
             (Some(ImportCheck::NotImported), Some(existing)) => {
                 return Ok(ImportOutcome::AlreadyImported(existing));
             }
@@ -178,18 +168,12 @@ impl ShareRepository for InMemory {
         let mut logs: Vec<LogEntry> = source_logs
             .into_iter()
             .filter(LogEntry::copied_to_clones)
-            .map(|log| LogEntry {
-                actor: attempt.copied_actor(),
-                ..log
-            })
+            .map(|log| LogEntry { actor: attempt.copied_actor(), ..log })
             .collect();
         logs.push(attempt.log.transition(source.session.status, status));
         if attempt.listed {
             let jti = attempt.claims.jti.as_deref();
-            if let Some(token) = state
-                .share_tokens
-                .iter_mut()
-                .find(|t| Some(t.jti.as_str()) == jti)
+            if let Some(token) = state.share_tokens.iter_mut().find(|t| Some(t.jti.as_str()) == jti)
             {
                 token.redeemed_at = Some(attempt.created_at);
             }
@@ -197,21 +181,12 @@ impl ShareRepository for InMemory {
         let reviews = source
             .reviews
             .into_iter()
-            .map(|review| Review {
-                user: attempt.copied_actor(),
-                ..review
-            })
+            .map(|review| Review { user: attempt.copied_actor(), ..review })
             .collect();
-        let record = SessionRecord {
-            session,
-            blocks: source.blocks,
-            reviews,
-        };
-        if let Some((_, source_logs)) = find_mut(
-            &mut state,
-            attempt.claims.from_application_id,
-            source.session.id,
-        ) {
+        let record = SessionRecord { session, blocks: source.blocks, reviews };
+        if let Some((_, source_logs)) =
+            find_mut(&mut state, attempt.claims.from_application_id, source.session.id)
+        {
             source_logs.push(attempt.source_log.clone());
         }
         state.sessions.push((record.clone(), logs));

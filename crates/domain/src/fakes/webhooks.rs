@@ -5,19 +5,14 @@ use super::*;
 #[async_trait]
 impl WebhookRepository for InMemory {
     async fn create_destination(
-        &self,
-        destination: &Destination,
-        secret: &SealedSecret,
+        &self, destination: &Destination, secret: &SealedSecret,
     ) -> Result<(), RepoError> {
-        self.state()
-            .destinations
-            .push((destination.clone(), secret.clone()));
+        self.state().destinations.push((destination.clone(), secret.clone()));
         Ok(())
     }
 
     async fn destinations(
-        &self,
-        application_id: ApplicationId,
+        &self, application_id: ApplicationId,
     ) -> Result<Vec<Destination>, RepoError> {
         Ok(self
             .state()
@@ -29,15 +24,9 @@ impl WebhookRepository for InMemory {
     }
 
     async fn find_destination(
-        &self,
-        application_id: ApplicationId,
-        id: crate::DestinationId,
+        &self, application_id: ApplicationId, id: crate::DestinationId,
     ) -> Result<Option<Destination>, RepoError> {
-        Ok(self
-            .destinations(application_id)
-            .await?
-            .into_iter()
-            .find(|d| d.id == id))
+        Ok(self.destinations(application_id).await?.into_iter().find(|d| d.id == id))
     }
 
     async fn update_destination(&self, destination: &Destination) -> Result<bool, RepoError> {
@@ -56,10 +45,7 @@ impl WebhookRepository for InMemory {
     }
 
     async fn rotate_destination_secret(
-        &self,
-        application_id: ApplicationId,
-        id: crate::DestinationId,
-        secret: &SealedSecret,
+        &self, application_id: ApplicationId, id: crate::DestinationId, secret: &SealedSecret,
         previous_until: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
@@ -78,36 +64,23 @@ impl WebhookRepository for InMemory {
     }
 
     async fn delete_destination(
-        &self,
-        application_id: ApplicationId,
-        id: crate::DestinationId,
+        &self, application_id: ApplicationId, id: crate::DestinationId,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
         let before = state.destinations.len();
-        state
-            .destinations
-            .retain(|(d, _)| !(d.id == id && d.application_id == application_id));
+        state.destinations.retain(|(d, _)| !(d.id == id && d.application_id == application_id));
         let deleted = state.destinations.len() < before;
         if deleted {
-            state
-                .deliveries
-                .retain(|(destination, _)| *destination != id);
+            state.deliveries.retain(|(destination, _)| *destination != id);
         }
         Ok(deleted)
     }
 
     async fn deliveries(
-        &self,
-        application_id: ApplicationId,
-        destination_id: crate::DestinationId,
-        limit: u64,
+        &self, application_id: ApplicationId, destination_id: crate::DestinationId, limit: u64,
         offset: u64,
     ) -> Result<Vec<Delivery>, RepoError> {
-        if self
-            .find_destination(application_id, destination_id)
-            .await?
-            .is_none()
-        {
+        if self.find_destination(application_id, destination_id).await?.is_none() {
             return Ok(Vec::new());
         }
         Ok(self
@@ -123,17 +96,10 @@ impl WebhookRepository for InMemory {
     }
 
     async fn resend_delivery(
-        &self,
-        application_id: ApplicationId,
-        destination_id: crate::DestinationId,
-        delivery_id: crate::DeliveryId,
-        at: DateTime<Utc>,
+        &self, application_id: ApplicationId, destination_id: crate::DestinationId,
+        delivery_id: crate::DeliveryId, at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
-        if self
-            .find_destination(application_id, destination_id)
-            .await?
-            .is_none()
-        {
+        if self.find_destination(application_id, destination_id).await?.is_none() {
             return Ok(false);
         }
         let mut state = self.state();

@@ -39,8 +39,7 @@ impl WorkflowRepository for InMemory {
     }
 
     async fn list_workflows(
-        &self,
-        application_id: ApplicationId,
+        &self, application_id: ApplicationId,
     ) -> Result<Vec<Workflow>, RepoError> {
         Ok(self
             .state()
@@ -52,9 +51,7 @@ impl WorkflowRepository for InMemory {
     }
 
     async fn find_workflow(
-        &self,
-        application_id: ApplicationId,
-        id: WorkflowId,
+        &self, application_id: ApplicationId, id: WorkflowId,
     ) -> Result<Option<Workflow>, RepoError> {
         Ok(self
             .state()
@@ -65,10 +62,7 @@ impl WorkflowRepository for InMemory {
     }
 
     async fn delete_workflow(
-        &self,
-        application_id: ApplicationId,
-        id: WorkflowId,
-        _: DateTime<Utc>,
+        &self, application_id: ApplicationId, id: WorkflowId, _: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
         match state

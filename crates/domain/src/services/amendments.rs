@@ -25,11 +25,7 @@ impl SessionService {
     /// are removed (a block left empty reads as never run) and the session becomes
     /// `Resubmitted`, as a review with `comment`. The session must be reviewable.
     pub async fn resubmit(
-        &self,
-        caller: &Caller,
-        id: SessionId,
-        nodes: &[String],
-        comment: Option<ReviewComment>,
+        &self, caller: &Caller, id: SessionId, nodes: &[String], comment: Option<ReviewComment>,
     ) -> Result<(), Error> {
         let comment = comment.map(ReviewComment::into_string);
         self.amend(caller, id, |record| {
@@ -64,10 +60,7 @@ impl SessionService {
                     (*block, (!kept.is_empty()).then_some(kept))
                 })
                 .collect();
-            let results = RecordResults {
-                status: Some(SessionStatus::Resubmitted),
-                blocks,
-            };
+            let results = RecordResults { status: Some(SessionStatus::Resubmitted), blocks };
             let log = LogEntry {
                 kind: LogKind::Review,
                 actor: actor(caller),
@@ -88,10 +81,7 @@ impl SessionService {
     /// Didit's `data.updated` follows. The corrected item is written anew, its other members
     /// as they were.
     pub async fn correct(
-        &self,
-        caller: &Caller,
-        id: SessionId,
-        correction: &Correction,
+        &self, caller: &Caller, id: SessionId, correction: &Correction,
     ) -> Result<SessionRecord, Error> {
         let (block, changes) = (correction.block(), correction.changes());
         self.amend(caller, id, |record| {
@@ -112,9 +102,7 @@ impl SessionService {
             let corrected = FeatureItem::parse(&raw).map_err(|e| {
                 Error::Invalid(ValidationErrors::single(block.v3_key(), e.to_string()))
             })?;
-            let items = std::iter::once(corrected)
-                .chain(rest.iter().cloned())
-                .collect();
+            let items = std::iter::once(corrected).chain(rest.iter().cloned()).collect();
             let key = block.v3_key();
             let fields: Vec<&String> = changes.keys().collect();
             let log = LogEntry {
@@ -127,10 +115,7 @@ impl SessionService {
                 details: Some(json!({ "blocks": [key], "replaced": [key], "corrected": fields })),
                 created_at: self.ports.clock.now(),
             };
-            let results = RecordResults {
-                status: None,
-                blocks: vec![(block, Some(items))],
-            };
+            let results = RecordResults { status: None, blocks: vec![(block, Some(items))] };
             Ok((results, log))
         })
         .await
@@ -139,9 +124,7 @@ impl SessionService {
     /// Reads the session, lets `change` compute what to write, and writes it if the session's
     /// revision is still the one read; the session as it then stands.
     async fn amend(
-        &self,
-        caller: &Caller,
-        id: SessionId,
+        &self, caller: &Caller, id: SessionId,
         change: impl Fn(&SessionRecord) -> Result<(RecordResults, LogEntry), Error>,
     ) -> Result<SessionRecord, Error> {
         for _ in 0..ATTEMPTS {
@@ -150,13 +133,7 @@ impl SessionService {
             let written = self
                 .ports
                 .sessions
-                .amend_results(
-                    caller.application_id,
-                    id,
-                    record.session.revision,
-                    &results,
-                    &log,
-                )
+                .amend_results(caller.application_id, id, record.session.revision, &results, &log)
                 .await;
             match written {
                 Ok(true) => return self.decision(caller, id).await,

@@ -35,10 +35,7 @@ impl ApplicationService {
             created_at: self.ports.clock.now(),
         };
         let (key, stored) = generate(application.id)?;
-        self.ports
-            .applications
-            .create_application(&application, &stored)
-            .await?;
+        self.ports.applications.create_application(&application, &stored).await?;
         Ok((application, key))
     }
 
@@ -50,12 +47,7 @@ impl ApplicationService {
     /// Adds an API key to an application, returned in clear this once.
     pub async fn create_api_key(&self, application_id: ApplicationId) -> Result<ApiKey, Error> {
         let (key, stored) = generate(application_id)?;
-        if self
-            .ports
-            .applications
-            .add_api_key(&stored, self.ports.clock.now())
-            .await?
-        {
+        if self.ports.applications.add_api_key(&stored, self.ports.clock.now()).await? {
             Ok(key)
         } else {
             Err(Error::ApplicationNotFound)
@@ -64,9 +56,7 @@ impl ApplicationService {
 
     /// Revokes an application's key by its prefix.
     pub async fn revoke_api_key(
-        &self,
-        application_id: ApplicationId,
-        prefix: &str,
+        &self, application_id: ApplicationId, prefix: &str,
     ) -> Result<(), Error> {
         if self
             .ports
@@ -91,10 +81,9 @@ impl ApplicationService {
         else {
             return Ok(None);
         };
-        Ok(key.matches(&hash).then(|| Caller {
-            application_id,
-            key_prefix: key.prefix().to_owned(),
-        }))
+        Ok(key
+            .matches(&hash)
+            .then(|| Caller { application_id, key_prefix: key.prefix().to_owned() }))
     }
 
     /// Whether the key of `caller` (by its prefix) still exists and is its application's: a
@@ -111,8 +100,7 @@ impl ApplicationService {
     /// Signs `caller` in to the review console: a new session, its id (for the cookie, shown
     /// this once) and the session as stored.
     pub async fn open_console_session(
-        &self,
-        caller: &Caller,
+        &self, caller: &Caller,
     ) -> Result<(String, ConsoleSession), Error> {
         let now = self.ports.clock.now();
         let id = self.ports.ids.token(32)?;
@@ -150,18 +138,11 @@ impl ApplicationService {
 
     /// Signs the console session a cookie's `id` names out, for every copy of the cookie.
     pub async fn close_console_session(&self, id: &str) -> Result<(), Error> {
-        Ok(self
-            .ports
-            .applications
-            .close_console_session(ConsoleSessionHash::of(id))
-            .await?)
+        Ok(self.ports.applications.close_console_session(ConsoleSessionHash::of(id)).await?)
     }
 }
 
 fn generate(application_id: ApplicationId) -> Result<(ApiKey, crate::api_key::NewApiKey), Error> {
-    ApiKey::generate(application_id).map_err(|e| {
-        Error::Repo(RepoError::Internal(
-            format!("random source failed: {e}").into(),
-        ))
-    })
+    ApiKey::generate(application_id)
+        .map_err(|e| Error::Repo(RepoError::Internal(format!("random source failed: {e}").into())))
 }

@@ -24,17 +24,10 @@ impl IdempotencyService {
     /// What the caller's `key` holds, when it is still remembered; an expired key is forgotten
     /// on the way, so that it can be used again.
     pub async fn find(
-        &self,
-        caller: &Caller,
-        key: &IdempotencyKey,
+        &self, caller: &Caller, key: &IdempotencyKey,
     ) -> Result<Option<StoredIdempotency>, Error> {
         let now = self.ports.clock.now();
-        match self
-            .ports
-            .idempotency
-            .find_idempotency(caller.application_id, key)
-            .await?
-        {
+        match self.ports.idempotency.find_idempotency(caller.application_id, key).await? {
             Some(stored) if stored.live_at(now) => Ok(Some(stored)),
             Some(_) => {
                 self.ports
@@ -51,10 +44,7 @@ impl IdempotencyService {
     /// answer, refuse a key reused with another request, render a lost answer again, wait for
     /// the first request, or make the write.
     pub async fn next_step(
-        &self,
-        caller: &Caller,
-        key: &IdempotencyKey,
-        request_hash: &str,
+        &self, caller: &Caller, key: &IdempotencyKey, request_hash: &str,
     ) -> Result<NextStep, Error> {
         let Some(stored) = self.find(caller, key).await? else {
             return Ok(NextStep::Execute);
@@ -75,35 +65,20 @@ impl IdempotencyService {
 
     /// A claim on `key` for a request of this hash, made now.
     pub fn claim(&self, key: IdempotencyKey, request_hash: String) -> IdempotencyClaim {
-        IdempotencyClaim {
-            key,
-            request_hash,
-            created_at: self.ports.clock.now(),
-        }
+        IdempotencyClaim { key, request_hash, created_at: self.ports.clock.now() }
     }
 
     /// Records the answer of the write `key` guards (the first recorded stays).
     pub async fn record(
-        &self,
-        caller: &Caller,
-        key: &IdempotencyKey,
-        answer: &RecordedAnswer,
+        &self, caller: &Caller, key: &IdempotencyKey, answer: &RecordedAnswer,
     ) -> Result<(), Error> {
-        Ok(self
-            .ports
-            .idempotency
-            .record_answer(caller.application_id, key, answer)
-            .await?)
+        Ok(self.ports.idempotency.record_answer(caller.application_id, key, answer).await?)
     }
 
     /// Forgets every key older than the window; how many.
     pub async fn prune(&self) -> Result<u64, Error> {
         let before = self.ports.clock.now() - window();
-        Ok(self
-            .ports
-            .idempotency
-            .forget_idempotency(None, None, before)
-            .await?)
+        Ok(self.ports.idempotency.forget_idempotency(None, None, before).await?)
     }
 }
 

@@ -121,10 +121,7 @@ pub enum Error {
 impl Error {
     /// An import refused by `check`, which names no existing clone.
     pub fn refused(check: ImportCheck) -> Self {
-        Error::ImportRefused {
-            check,
-            existing_clone: None,
-        }
+        Error::ImportRefused { check, existing_clone: None }
     }
 }
 

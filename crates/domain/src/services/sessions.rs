@@ -67,10 +67,7 @@ pub struct ItemLimits {
 
 impl Default for ItemLimits {
     fn default() -> Self {
-        Self {
-            per_block: 1_000,
-            per_session: 2_000,
-        }
+        Self { per_block: 1_000, per_session: 2_000 }
     }
 }
 
@@ -98,19 +95,14 @@ impl SessionService {
     /// Creates a `Not Started` session of the workflow's kind; a new `vendor_data` creates its
     /// `ACTIVE` entity.
     pub async fn create(
-        &self,
-        caller: &Caller,
-        request: CreateSession,
+        &self, caller: &Caller, request: CreateSession,
     ) -> Result<StoredSession, Error> {
         self.create_guarded(caller, request, None).await
     }
 
     /// [`SessionService::create`], its session stored with the request's idempotency key.
     pub async fn create_guarded(
-        &self,
-        caller: &Caller,
-        request: CreateSession,
-        idempotency: Option<IdempotencyClaim>,
+        &self, caller: &Caller, request: CreateSession, idempotency: Option<IdempotencyClaim>,
     ) -> Result<StoredSession, Error> {
         let workflow = self
             .ports
@@ -157,10 +149,7 @@ impl SessionService {
     /// Records the verification engine's results and returns the session as it now stands.
     /// Blocks must belong to the session's kind.
     pub async fn record_results(
-        &self,
-        caller: &Caller,
-        id: SessionId,
-        results: RecordResults,
+        &self, caller: &Caller, id: SessionId, results: RecordResults,
     ) -> Result<SessionRecord, Error> {
         let current = self.decision(caller, id).await?;
         let kind = current.session.kind;
@@ -178,11 +167,8 @@ impl SessionService {
             .filter(|(block, _)| !results.blocks.iter().any(|(b, _)| b == block))
             .map(|(_, items)| items.len())
             .sum();
-        let given: usize = results
-            .blocks
-            .iter()
-            .map(|(_, items)| items.as_ref().map_or(0, Vec::len))
-            .sum();
+        let given: usize =
+            results.blocks.iter().map(|(_, items)| items.as_ref().map_or(0, Vec::len)).sum();
         if kept + given > limits.per_session {
             errors.add(
                 "blocks",
@@ -194,20 +180,11 @@ impl SessionService {
             );
         }
         for (block, items) in &results.blocks {
-            if items
-                .as_ref()
-                .is_some_and(|items| items.len() > limits.per_block)
-            {
-                errors.add(
-                    block.v3_key(),
-                    format!("holds at most {} items.", limits.per_block),
-                );
+            if items.as_ref().is_some_and(|items| items.len() > limits.per_block) {
+                errors.add(block.v3_key(), format!("holds at most {} items.", limits.per_block));
             }
             if !block.belongs_to(kind) {
-                errors.add(
-                    block.v3_key(),
-                    format!("is not a block of a {kind} session."),
-                );
+                errors.add(block.v3_key(), format!("is not a block of a {kind} session."));
             } else if let (Some(_), Some(refused)) = (items, block.refused_for(&steps)) {
                 errors.add(block.v3_key(), refused);
             }
@@ -231,12 +208,7 @@ impl SessionService {
             details: Some(json!({ "blocks": recorded, "replaced": replaced })),
             created_at: self.ports.clock.now(),
         };
-        if !self
-            .ports
-            .sessions
-            .record_results(caller.application_id, id, &results, &log)
-            .await?
-        {
+        if !self.ports.sessions.record_results(caller.application_id, id, &results, &log).await? {
             return Err(Error::SessionNotFound);
         }
         self.decision(caller, id).await
@@ -245,8 +217,7 @@ impl SessionService {
     /// What the end user's page says of the session whose URL carries `token`; `None` when
     /// no session has it.
     pub async fn user_facing_state(
-        &self,
-        token: &str,
+        &self, token: &str,
     ) -> Result<Option<crate::session::UserFacingState>, Error> {
         let now = self.ports.clock.now();
         Ok(self
@@ -280,9 +251,7 @@ impl SessionService {
 
     /// The V2 decision: user sessions only; a business session answers as not found.
     pub async fn decision_v2(
-        &self,
-        caller: &Caller,
-        id: SessionId,
+        &self, caller: &Caller, id: SessionId,
     ) -> Result<SessionRecord, Error> {
         let record = self.decision(caller, id).await?;
         if record.session.kind == SessionKind::User {
@@ -295,10 +264,7 @@ impl SessionService {
     /// Applies a reviewer's `decision`: a status ([`SessionService::review`]) or steps sent
     /// back ([`SessionService::resubmit`]).
     pub async fn decide(
-        &self,
-        caller: &Caller,
-        id: SessionId,
-        decision: ReviewDecision,
+        &self, caller: &Caller, id: SessionId, decision: ReviewDecision,
         comment: Option<ReviewComment>,
     ) -> Result<(), Error> {
         match decision {
@@ -311,10 +277,7 @@ impl SessionService {
 
     /// A review: moves a reviewable session to the reviewed status and logs who did it.
     pub async fn review(
-        &self,
-        caller: &Caller,
-        id: SessionId,
-        new_status: ReviewStatus,
+        &self, caller: &Caller, id: SessionId, new_status: ReviewStatus,
         comment: Option<ReviewComment>,
     ) -> Result<(), Error> {
         let log = LogEntry {
@@ -327,12 +290,7 @@ impl SessionService {
             details: None,
             created_at: self.ports.clock.now(),
         };
-        match self
-            .ports
-            .sessions
-            .apply_review(caller.application_id, id, new_status, &log)
-            .await?
-        {
+        match self.ports.sessions.apply_review(caller.application_id, id, new_status, &log).await? {
             ReviewOutcome::Applied => Ok(()),
             ReviewOutcome::NotFound => Err(Error::SessionNotFound),
             ReviewOutcome::WrongCurrentStatus(current) => Err(Error::WrongCurrentStatus(current)),
@@ -341,10 +299,7 @@ impl SessionService {
 
     /// A page of the session's activity: its reviews and the events that set its status.
     pub async fn activity(
-        &self,
-        caller: &Caller,
-        id: SessionId,
-        query: crate::session::ActivityQuery,
+        &self, caller: &Caller, id: SessionId, query: crate::session::ActivityQuery,
     ) -> Result<crate::session::ActivityPage, Error> {
         self.ports
             .sessions
@@ -356,27 +311,17 @@ impl SessionService {
     /// Deletes the caller's sessions with these numbers (all of them with `None`) and every
     /// related row; the deleted sessions' ids and numbers, by number.
     pub async fn delete_many(
-        &self,
-        caller: &Caller,
-        numbers: Option<&[i64]>,
+        &self, caller: &Caller, numbers: Option<&[i64]>,
     ) -> Result<Vec<(SessionId, i64)>, Error> {
-        let mut deleted = self
-            .ports
-            .sessions
-            .delete_sessions(caller.application_id, numbers)
-            .await?;
+        let mut deleted =
+            self.ports.sessions.delete_sessions(caller.application_id, numbers).await?;
         deleted.sort_by_key(|(_, number)| *number);
         Ok(deleted)
     }
 
     /// Deletes a session and every related row.
     pub async fn delete(&self, caller: &Caller, id: SessionId) -> Result<(), Error> {
-        if self
-            .ports
-            .sessions
-            .delete_session(caller.application_id, id)
-            .await?
-        {
+        if self.ports.sessions.delete_session(caller.application_id, id).await? {
             Ok(())
         } else {
             Err(Error::SessionNotFound)
@@ -385,23 +330,14 @@ impl SessionService {
 
     /// One page of the caller's sessions.
     pub async fn list(
-        &self,
-        caller: &Caller,
-        filter: &SessionFilter,
+        &self, caller: &Caller, filter: &SessionFilter,
     ) -> Result<SessionPage, Error> {
-        Ok(self
-            .ports
-            .sessions
-            .list_sessions(caller.application_id, filter)
-            .await?)
+        Ok(self.ports.sessions.list_sessions(caller.application_id, filter).await?)
     }
 
     /// The caller's User (`user`) or Business (`business`) with this `vendor_data`.
     pub async fn entity(
-        &self,
-        caller: &Caller,
-        kind: SessionKind,
-        vendor_data: &VendorData,
+        &self, caller: &Caller, kind: SessionKind, vendor_data: &VendorData,
     ) -> Result<Entity, Error> {
         self.ports
             .entities
@@ -413,10 +349,7 @@ impl SessionService {
     /// Changes the caller's User (`user`) or Business (`business`) with this `vendor_data`:
     /// its profile, and its status (a change to the status it has changes nothing of it).
     pub async fn update_entity(
-        &self,
-        caller: &Caller,
-        kind: SessionKind,
-        vendor_data: &VendorData,
+        &self, caller: &Caller, kind: SessionKind, vendor_data: &VendorData,
         profile: crate::entity::ProfileChange,
         status: Option<(crate::EntityStatus, Option<String>)>,
     ) -> Result<Entity, Error> {
@@ -427,25 +360,15 @@ impl SessionService {
         });
         self.ports
             .entities
-            .update_entity(
-                caller.application_id,
-                kind,
-                vendor_data,
-                &profile,
-                change.as_ref(),
-            )
+            .update_entity(caller.application_id, kind, vendor_data, &profile, change.as_ref())
             .await?
             .ok_or(Error::EntityNotFound)
     }
 
     /// Creates a User or Business of the caller; a `vendor_data` it has already is refused.
     pub async fn create_entity(
-        &self,
-        caller: &Caller,
-        kind: SessionKind,
-        vendor_data: VendorData,
-        status: crate::EntityStatus,
-        display_name: Option<String>,
+        &self, caller: &Caller, kind: SessionKind, vendor_data: VendorData,
+        status: crate::EntityStatus, display_name: Option<String>,
         metadata: Option<serde_json::Value>,
     ) -> Result<Entity, Error> {
         let new = crate::entity::NewEntity {
@@ -457,45 +380,28 @@ impl SessionService {
             metadata,
             created_at: self.ports.clock.now(),
         };
-        self.ports
-            .entities
-            .create_entity(caller.application_id, &new)
-            .await?
-            .ok_or_else(|| {
-                Error::Invalid(crate::ValidationErrors::single(
-                    "vendor_data",
-                    format!("A {} with this vendor_data already exists.", kind.as_str()),
-                ))
-            })
+        self.ports.entities.create_entity(caller.application_id, &new).await?.ok_or_else(|| {
+            Error::Invalid(crate::ValidationErrors::single(
+                "vendor_data",
+                format!("A {} with this vendor_data already exists.", kind.as_str()),
+            ))
+        })
     }
 
     /// A page of the caller's Users or Businesses, newest first.
     pub async fn entities(
-        &self,
-        caller: &Caller,
-        kind: SessionKind,
-        filter: &crate::entity::EntityFilter,
+        &self, caller: &Caller, kind: SessionKind, filter: &crate::entity::EntityFilter,
     ) -> Result<crate::entity::EntityPage, Error> {
-        Ok(self
-            .ports
-            .entities
-            .list_entities(caller.application_id, kind, filter)
-            .await?)
+        Ok(self.ports.entities.list_entities(caller.application_id, kind, filter).await?)
     }
 
     /// Deletes the caller's Users or Businesses named (all with `None`), each with its
     /// sessions; how many.
     pub async fn delete_entities(
-        &self,
-        caller: &Caller,
-        kind: SessionKind,
+        &self, caller: &Caller, kind: SessionKind,
         selection: Option<(&[VendorData], &[uuid::Uuid])>,
     ) -> Result<u64, Error> {
-        Ok(self
-            .ports
-            .entities
-            .delete_entities(caller.application_id, kind, selection)
-            .await?)
+        Ok(self.ports.entities.delete_entities(caller.application_id, kind, selection).await?)
     }
 
     fn session_url(&self, token: &str) -> String {

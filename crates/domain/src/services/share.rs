@@ -51,20 +51,14 @@ impl ShareService {
     /// not the caller (`CannotShareWithSelf`); the target exists (`UnknownApplication`); the
     /// session is `Approved`, `Declined` or `In Review` (`SessionNotShareable`).
     pub async fn share(
-        &self,
-        caller: &Caller,
-        session_id: SessionId,
-        request: ShareRequest,
+        &self, caller: &Caller, session_id: SessionId, request: ShareRequest,
     ) -> Result<SharedSession, Error> {
         self.share_guarded(caller, session_id, request, None).await
     }
 
     /// [`ShareService::share`], its token recorded with the request's idempotency key.
     pub async fn share_guarded(
-        &self,
-        caller: &Caller,
-        session_id: SessionId,
-        request: ShareRequest,
+        &self, caller: &Caller, session_id: SessionId, request: ShareRequest,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<SharedSession, Error> {
         let session = self
@@ -76,12 +70,7 @@ impl ShareService {
         if request.for_application_id == caller.application_id {
             return Err(Error::CannotShareWithSelf);
         }
-        if !self
-            .ports
-            .applications
-            .application_exists(request.for_application_id)
-            .await?
-        {
+        if !self.ports.applications.application_exists(request.for_application_id).await? {
             return Err(Error::UnknownApplication);
         }
         if !session.status.is_shareable() {
@@ -129,10 +118,7 @@ impl ShareService {
     /// claims: the answer of a share whose answer was lost (its process stopped between the
     /// write and the answer). With the same key, the same bytes.
     pub async fn reissue(
-        &self,
-        caller: &Caller,
-        session_id: SessionId,
-        jti: &str,
+        &self, caller: &Caller, session_id: SessionId, jti: &str,
     ) -> Result<SharedSession, Error> {
         let (entry, _) = self
             .ledger(caller, session_id)
@@ -165,9 +151,7 @@ impl ShareService {
     /// Every token the caller issued for one of its sessions, oldest first, with where each
     /// stands now.
     pub async fn ledger(
-        &self,
-        caller: &Caller,
-        session_id: SessionId,
+        &self, caller: &Caller, session_id: SessionId,
     ) -> Result<Vec<(LedgerEntry, TokenState)>, Error> {
         self.ports
             .shares
@@ -191,10 +175,7 @@ impl ShareService {
     /// Revokes a token the caller issued for its session `session_id`, and answers where it
     /// stands then. A token already redeemed stays redeemed; revoking twice changes nothing.
     pub async fn revoke(
-        &self,
-        caller: &Caller,
-        session_id: SessionId,
-        jti: &str,
+        &self, caller: &Caller, session_id: SessionId, jti: &str,
     ) -> Result<(LedgerEntry, TokenState), Error> {
         let issued = self.ledger(caller, session_id).await?;
         if !issued.iter().any(|(entry, _)| entry.jti == jti) {
@@ -210,10 +191,7 @@ impl ShareService {
             Some(serde_json::json!({"jti": jti, "for_application_id": for_application_id})),
             self.ports.clock.now(),
         );
-        self.ports
-            .shares
-            .revoke_share_token(caller.application_id, jti, &log)
-            .await?;
+        self.ports.shares.revoke_share_token(caller.application_id, jti, &log).await?;
         self.ledger(caller, session_id)
             .await?
             .into_iter()

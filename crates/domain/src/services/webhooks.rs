@@ -46,10 +46,7 @@ pub struct WebhookService {
 
 impl WebhookService {
     pub(super) fn new(ports: Ports) -> Self {
-        Self {
-            ports,
-            allow_private: false,
-        }
+        Self { ports, allow_private: false }
     }
 
     /// Accepts `http` URLs (and, at delivery, private addresses).
@@ -59,9 +56,7 @@ impl WebhookService {
 
     /// Creates a destination; answers it with its secret, shown only here.
     pub async fn create(
-        &self,
-        caller: &Caller,
-        request: NewDestination,
+        &self, caller: &Caller, request: NewDestination,
     ) -> Result<(Destination, String), Error> {
         let now = self.ports.clock.now();
         let mut destination = Destination {
@@ -77,17 +72,10 @@ impl WebhookService {
             previous_secret_until: None,
         };
         if request.url.is_none() {
-            return Err(Error::Invalid(ValidationErrors::single(
-                "url",
-                "This field is required.",
-            )));
+            return Err(Error::Invalid(ValidationErrors::single("url", "This field is required.")));
         }
         self.apply(&mut destination, request)?;
-        let existing = self
-            .ports
-            .webhooks
-            .destinations(caller.application_id)
-            .await?;
+        let existing = self.ports.webhooks.destinations(caller.application_id).await?;
         if existing.len() >= MAX_DESTINATIONS {
             return Err(Error::Invalid(ValidationErrors::single(
                 "url",
@@ -95,24 +83,14 @@ impl WebhookService {
             )));
         }
         let secret = self.ports.ids.token(SECRET_BYTES)?;
-        let sealed = self
-            .ports
-            .sealer
-            .seal(&secret_context(destination.id), secret.as_bytes())?;
-        self.ports
-            .webhooks
-            .create_destination(&destination, &sealed)
-            .await?;
+        let sealed = self.ports.sealer.seal(&secret_context(destination.id), secret.as_bytes())?;
+        self.ports.webhooks.create_destination(&destination, &sealed).await?;
         Ok((destination, secret))
     }
 
     /// The caller's destinations, oldest first.
     pub async fn list(&self, caller: &Caller) -> Result<Vec<Destination>, Error> {
-        Ok(self
-            .ports
-            .webhooks
-            .destinations(caller.application_id)
-            .await?)
+        Ok(self.ports.webhooks.destinations(caller.application_id).await?)
     }
 
     /// One of the caller's destinations.
@@ -126,10 +104,7 @@ impl WebhookService {
 
     /// Changes what the request gives.
     pub async fn update(
-        &self,
-        caller: &Caller,
-        id: DestinationId,
-        change: DestinationChange,
+        &self, caller: &Caller, id: DestinationId, change: DestinationChange,
     ) -> Result<Destination, Error> {
         let mut destination = self.get(caller, id).await?;
         self.apply(&mut destination, change)?;
@@ -144,16 +119,11 @@ impl WebhookService {
     /// of signature headers is not sent: receivers verify with either) for
     /// [`SECRET_GRACE_SECONDS`].
     pub async fn rotate_secret(
-        &self,
-        caller: &Caller,
-        id: DestinationId,
+        &self, caller: &Caller, id: DestinationId,
     ) -> Result<(Destination, String), Error> {
         self.get(caller, id).await?;
         let secret = self.ports.ids.token(SECRET_BYTES)?;
-        let sealed = self
-            .ports
-            .sealer
-            .seal(&secret_context(id), secret.as_bytes())?;
+        let sealed = self.ports.sealer.seal(&secret_context(id), secret.as_bytes())?;
         let until = self.ports.clock.now() + Duration::seconds(SECRET_GRACE_SECONDS);
         if !self
             .ports
@@ -168,12 +138,7 @@ impl WebhookService {
 
     /// Deletes a destination and its deliveries.
     pub async fn delete(&self, caller: &Caller, id: DestinationId) -> Result<(), Error> {
-        if self
-            .ports
-            .webhooks
-            .delete_destination(caller.application_id, id)
-            .await?
-        {
+        if self.ports.webhooks.delete_destination(caller.application_id, id).await? {
             Ok(())
         } else {
             Err(Error::DestinationNotFound)
@@ -182,42 +147,25 @@ impl WebhookService {
 
     /// A page of a destination's deliveries, newest first.
     pub async fn deliveries(
-        &self,
-        caller: &Caller,
-        id: DestinationId,
-        limit: u64,
-        offset: u64,
+        &self, caller: &Caller, id: DestinationId, limit: u64, offset: u64,
     ) -> Result<Vec<Delivery>, Error> {
         self.get(caller, id).await?;
         Ok(self
             .ports
             .webhooks
-            .deliveries(
-                caller.application_id,
-                id,
-                limit.clamp(1, MAX_DELIVERY_PAGE),
-                offset,
-            )
+            .deliveries(caller.application_id, id, limit.clamp(1, MAX_DELIVERY_PAGE), offset)
             .await?)
     }
 
     /// Sends a delivery again, now, whatever it became.
     pub async fn resend(
-        &self,
-        caller: &Caller,
-        id: DestinationId,
-        delivery_id: DeliveryId,
+        &self, caller: &Caller, id: DestinationId, delivery_id: DeliveryId,
     ) -> Result<(), Error> {
         self.get(caller, id).await?;
         if self
             .ports
             .webhooks
-            .resend_delivery(
-                caller.application_id,
-                id,
-                delivery_id,
-                self.ports.clock.now(),
-            )
+            .resend_delivery(caller.application_id, id, delivery_id, self.ports.clock.now())
             .await?
         {
             Ok(())
@@ -232,10 +180,7 @@ impl WebhookService {
         if let Some(label) = change.label {
             let chars = label.chars().count();
             if chars == 0 || chars > MAX_LABEL_CHARS || label.chars().any(char::is_control) {
-                errors.add(
-                    "label",
-                    "label must be 1 to 100 characters, no control characters.",
-                );
+                errors.add("label", "label must be 1 to 100 characters, no control characters.");
             } else {
                 destination.label = label;
             }
@@ -264,10 +209,7 @@ impl WebhookService {
             } else if let Some(unknown) = events.iter().zip(&parsed).find(|(_, p)| p.is_none()) {
                 errors.add(
                     "subscribed_events",
-                    format!(
-                        "Unknown event {:?}.",
-                        unknown.0.chars().take(64).collect::<String>()
-                    ),
+                    format!("Unknown event {:?}.", unknown.0.chars().take(64).collect::<String>()),
                 );
             } else {
                 // Each once, in the order of the docs (as they are stored and read back).

@@ -35,16 +35,9 @@ impl WorkflowService {
 
     /// Changes one of the caller's workflows; answers it changed.
     pub async fn update(
-        &self,
-        caller: &Caller,
-        id: WorkflowId,
-        change: WorkflowChange,
+        &self, caller: &Caller, id: WorkflowId, change: WorkflowChange,
     ) -> Result<Workflow, Error> {
-        let workflow = self
-            .get(caller, id)
-            .await?
-            .changed(change)
-            .map_err(Error::Invalid)?;
+        let workflow = self.get(caller, id).await?.changed(change).map_err(Error::Invalid)?;
         if self.ports.workflows.update_workflow(&workflow).await? {
             Ok(workflow)
         } else {
@@ -54,11 +47,7 @@ impl WorkflowService {
 
     /// The caller's workflows.
     pub async fn list(&self, caller: &Caller) -> Result<Vec<Workflow>, Error> {
-        Ok(self
-            .ports
-            .workflows
-            .list_workflows(caller.application_id)
-            .await?)
+        Ok(self.ports.workflows.list_workflows(caller.application_id).await?)
     }
 
     /// One of the caller's workflows.

@@ -85,6 +85,36 @@ impl NewSession {
     }
 }
 
+#[cfg(test)]
+impl StoredSession {
+    /// An `Approved` user session with no details, created and expiring `at` (for tests).
+    pub(crate) fn approved(
+        id: SessionId, application_id: ApplicationId, workflow_id: WorkflowId, at: DateTime<Utc>,
+    ) -> StoredSession {
+        StoredSession {
+            id,
+            application_id,
+            kind: SessionKind::User,
+            session_number: 1,
+            session_token: "t".into(),
+            session_url: "u".into(),
+            status: SessionStatus::Approved,
+            workflow_id,
+            features: Vec::new(),
+            vendor_data: None,
+            metadata: None,
+            callback: None,
+            options: Default::default(),
+            revision: 0,
+            contact_details: None,
+            expected_details: None,
+            shared_from_session: None,
+            created_at: at,
+            expires_at: at,
+        }
+    }
+}
+
 /// A stored session, without its blocks.
 #[derive(Clone, Debug)]
 pub struct StoredSession {
@@ -146,13 +176,11 @@ impl SessionRecord {
             .blocks
             .iter()
             .map(|(block, items)| {
-                let first = matches!(
-                    block,
-                    FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks
-                )
-                .then(|| items.first())
-                .flatten()
-                .and_then(|item| serde_json::from_str(item.json().get()).ok());
+                let first =
+                    matches!(block, FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks)
+                        .then(|| items.first())
+                        .flatten()
+                        .and_then(|item| serde_json::from_str(item.json().get()).ok());
                 let statuses = items.iter().map(|i| i.status().to_owned()).collect();
                 (*block, ListedBlock { statuses, first })
             })
@@ -162,10 +190,7 @@ impl SessionRecord {
 
     /// The items of a block, or `None` when the block never ran.
     pub fn block(&self, block: FeatureBlock) -> Option<&[FeatureItem]> {
-        self.blocks
-            .iter()
-            .find(|(b, _)| *b == block)
-            .map(|(_, items)| items.as_slice())
+        self.blocks.iter().find(|(b, _)| *b == block).map(|(_, items)| items.as_slice())
     }
 
     /// The V2 view of a block: its first item without `node_id`, or `None` when the block never
@@ -232,9 +257,7 @@ impl LogEntry {
 
     /// An event (not a review) that changes no status.
     pub fn event(
-        actor: impl Into<String>,
-        action: LogAction,
-        details: Option<Value>,
+        actor: impl Into<String>, action: LogAction, details: Option<Value>,
         created_at: DateTime<Utc>,
     ) -> Self {
         LogEntry {
@@ -251,19 +274,13 @@ impl LogEntry {
 
     /// This entry as the record of a change from `old` to `new`.
     pub fn transition(&self, old: SessionStatus, new: SessionStatus) -> LogEntry {
-        LogEntry {
-            old_status: Some(old),
-            new_status: Some(new),
-            ..self.clone()
-        }
+        LogEntry { old_status: Some(old), new_status: Some(new), ..self.clone() }
     }
 
     /// The log row of `review` applied to a session in `current`, or the outcome that refuses
     /// it when `current` may not be reviewed.
     pub fn review(
-        &self,
-        current: SessionStatus,
-        review: crate::status::ReviewStatus,
+        &self, current: SessionStatus, review: crate::status::ReviewStatus,
     ) -> Result<LogEntry, ReviewOutcome> {
         if current.is_reviewable() {
             Ok(self.transition(current, review.status()))
@@ -412,36 +429,24 @@ impl SessionFilter {
     pub fn matches(&self, listing: &SessionListing) -> bool {
         let s = &listing.session;
         let contains = |text: &Option<String>, needle: &str| {
-            text.as_deref()
-                .is_some_and(|t| t.to_lowercase().contains(needle))
+            text.as_deref().is_some_and(|t| t.to_lowercase().contains(needle))
         };
         self.kinds.contains(&s.kind)
             && (self.statuses.is_empty() || self.statuses.contains(&s.status))
+            && self.imported.is_none_or(|imported| s.shared_from_session.is_some() == imported)
             && self
-                .imported
-                .is_none_or(|imported| s.shared_from_session.is_some() == imported)
-            && self.vendor_data.as_ref().is_none_or(|v| {
-                s.vendor_data
-                    .as_ref()
-                    .is_some_and(|own| own.key() == v.key())
-            })
+                .vendor_data
+                .as_ref()
+                .is_none_or(|v| s.vendor_data.as_ref().is_some_and(|own| own.key() == v.key()))
             && self.workflow_id.is_none_or(|w| s.workflow_id == w)
             && self.created_from.is_none_or(|from| s.created_at >= from)
-            && self
-                .created_before
-                .is_none_or(|before| s.created_at < before)
+            && self.created_before.is_none_or(|before| s.created_at < before)
             && self.country.as_deref().is_none_or(|country| {
-                listing
-                    .country
-                    .as_deref()
-                    .is_some_and(|c| c.to_uppercase() == country)
+                listing.country.as_deref().is_some_and(|c| c.to_uppercase() == country)
             })
             && self.search.as_deref().is_none_or(|needle| {
                 s.session_number.to_string() == needle
-                    || contains(
-                        &s.vendor_data.as_ref().map(|v| v.as_str().to_owned()),
-                        needle,
-                    )
+                    || contains(&s.vendor_data.as_ref().map(|v| v.as_str().to_owned()), needle)
                     || contains(&listing.full_name, needle)
                     || contains(&listing.company_name, needle)
             })
@@ -499,13 +504,10 @@ pub struct ListedBlock {
 impl SessionListing {
     /// The listing of `session` from its recorded blocks.
     pub fn new(
-        session: StoredSession,
-        blocks: &std::collections::HashMap<FeatureBlock, ListedBlock>,
+        session: StoredSession, blocks: &std::collections::HashMap<FeatureBlock, ListedBlock>,
     ) -> Self {
         let text = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_owned);
-        let document = blocks
-            .get(&FeatureBlock::IdVerifications)
-            .and_then(|b| b.first.as_ref());
+        let document = blocks.get(&FeatureBlock::IdVerifications).and_then(|b| b.first.as_ref());
         let company = blocks
             .get(&FeatureBlock::RegistryChecks)
             .and_then(|b| b.first.as_ref())
@@ -625,8 +627,7 @@ impl ReviewDecision {
     /// The decision of `new_status` with the steps `nodes` names (none: a plain status), or
     /// what is wrong with the steps.
     pub fn parse(
-        new_status: crate::status::ReviewStatus,
-        nodes: Vec<String>,
+        new_status: crate::status::ReviewStatus, nodes: Vec<String>,
     ) -> Result<Self, &'static str> {
         match (new_status, nodes.is_empty()) {
             (status, true) => Ok(Self::Status(status)),

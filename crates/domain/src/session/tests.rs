@@ -36,27 +36,12 @@ fn item(json: &str) -> FeatureItem {
 fn record(blocks: Vec<(FeatureBlock, Vec<FeatureItem>)>) -> SessionRecord {
     let now = chrono::Utc::now();
     SessionRecord {
-        session: StoredSession {
-            id: SessionId::from_uuid(Uuid::nil()),
-            application_id: ApplicationId::from_uuid(Uuid::nil()),
-            kind: SessionKind::User,
-            session_number: 1,
-            session_token: "t".into(),
-            session_url: "u".into(),
-            status: SessionStatus::Approved,
-            workflow_id: WorkflowId::from_uuid(Uuid::nil()),
-            features: vec![],
-            vendor_data: None,
-            metadata: None,
-            callback: None,
-            options: Default::default(),
-            revision: 0,
-            contact_details: None,
-            expected_details: None,
-            shared_from_session: None,
-            created_at: now,
-            expires_at: now,
-        },
+        session: StoredSession::approved(
+            SessionId::from_uuid(Uuid::nil()),
+            ApplicationId::from_uuid(Uuid::nil()),
+            WorkflowId::from_uuid(Uuid::nil()),
+            now,
+        ),
         blocks,
         reviews: vec![],
     }
@@ -117,14 +102,8 @@ fn v2_blocks_are_the_first_item_without_node_id() {
         r.v2_block(FeatureBlock::NfcVerifications).is_none(),
         "an empty block has no first item"
     );
-    assert!(
-        r.v2_block(FeatureBlock::LivenessChecks).is_none(),
-        "a block that never ran"
-    );
-    assert_eq!(
-        r.block(FeatureBlock::NfcVerifications).map(<[_]>::len),
-        Some(0)
-    );
+    assert!(r.v2_block(FeatureBlock::LivenessChecks).is_none(), "a block that never ran");
+    assert_eq!(r.block(FeatureBlock::NfcVerifications).map(<[_]>::len), Some(0));
 }
 
 #[test]
@@ -132,13 +111,7 @@ fn callback_urls_are_http_and_bounded() {
     assert!(CallbackUrl::parse("https://example.test/done".into()).is_ok());
     assert!(CallbackUrl::parse("http://example.test".into()).is_ok());
     let too_long = format!("https://{}", "a".repeat(MAX_CALLBACK_CHARS));
-    for bad in [
-        "ftp://x",
-        "example.test",
-        "https://a b",
-        "https://a\u{7}",
-        &too_long,
-    ] {
+    for bad in ["ftp://x", "example.test", "https://a b", "https://a\u{7}", &too_long] {
         assert!(CallbackUrl::parse(bad.to_owned()).is_err(), "{bad:?}");
     }
 }

@@ -64,8 +64,7 @@ impl MaxSourceAge {
 
     /// The oldest creation time a source may have at `now`.
     pub fn created_after(
-        self,
-        now: chrono::DateTime<chrono::Utc>,
+        self, now: chrono::DateTime<chrono::Utc>,
     ) -> chrono::DateTime<chrono::Utc> {
         now - chrono::Duration::seconds(self.0)
     }
@@ -180,9 +179,7 @@ pub fn clone_status_rule(trust_review: bool, receiver_entity: Option<EntityStatu
 
 /// The status a clone lands in: [`clone_status_rule`] applied to the source's status.
 pub fn clone_status(
-    source: SessionStatus,
-    trust_review: bool,
-    receiver_entity: Option<EntityStatus>,
+    source: SessionStatus, trust_review: bool, receiver_entity: Option<EntityStatus>,
 ) -> SessionStatus {
     match clone_status_rule(trust_review, receiver_entity) {
         CloneStatus::Source => source,
@@ -302,15 +299,9 @@ pub fn first_failed_check(context: &ImportContext, attempt: &ImportAttempt) -> O
         Some(_) => {}
     }
     let too_old = |source: &StoredSession| {
-        attempt
-            .source_created_after
-            .is_some_and(|after| source.created_at < after)
+        attempt.source_created_after.is_some_and(|after| source.created_at < after)
     };
-    context
-        .source
-        .as_ref()
-        .is_some_and(too_old)
-        .then_some(ImportCheck::SourceRecentEnough)
+    context.source.as_ref().is_some_and(too_old).then_some(ImportCheck::SourceRecentEnough)
 }
 
 /// What an import's checks read, in one go: the state of the token, the source, the receiver's
@@ -464,9 +455,7 @@ pub struct ImportAttempt {
 impl ImportAttempt {
     /// The clone's status for a source status and the receiver's entity status.
     pub fn status(
-        &self,
-        source: SessionStatus,
-        receiver_entity: Option<EntityStatus>,
+        &self, source: SessionStatus, receiver_entity: Option<EntityStatus>,
     ) -> SessionStatus {
         clone_status(source, self.trust_review, receiver_entity)
     }

@@ -63,39 +63,21 @@ fn passing() -> (ImportContext, ImportAttempt) {
         jti: None,
     };
     let source = StoredSession {
-        id: claims.session_id,
-        application_id: claims.from_application_id,
-        kind: SessionKind::User,
-        session_number: 1,
         session_token: String::new(),
         session_url: String::new(),
-        status: SessionStatus::Approved,
-        workflow_id: WorkflowId::from_uuid(id(4)),
-        features: Vec::new(),
-        vendor_data: None,
-        metadata: None,
-        callback: None,
-        options: Default::default(),
-        revision: 0,
-        contact_details: None,
-        expected_details: None,
-        shared_from_session: None,
-        created_at: at,
-        expires_at: at,
+        ..StoredSession::approved(
+            claims.session_id,
+            claims.from_application_id,
+            WorkflowId::from_uuid(id(4)),
+            at,
+        )
     };
     let context = ImportContext {
-        token: Some(RecordedToken {
-            claims: claims.clone(),
-            revoked: false,
-            redeemed: false,
-        }),
+        token: Some(RecordedToken { claims: claims.clone(), revoked: false, redeemed: false }),
         source: Some(source),
         recorded_blocks: Vec::new(),
         existing_clone: None,
-        workflow: Some(ImportWorkflow {
-            kind: SessionKind::User,
-            session_expiration_time: 60,
-        }),
+        workflow: Some(ImportWorkflow { kind: SessionKind::User, session_expiration_time: 60 }),
     };
     let attempt = ImportAttempt {
         claims,
@@ -120,12 +102,7 @@ fn passing() -> (ImportContext, ImportAttempt) {
             details: None,
             created_at: at,
         },
-        source_log: LogEntry::event(
-            String::new(),
-            crate::action::LogAction::ImportedBy,
-            None,
-            at,
-        ),
+        source_log: LogEntry::event(String::new(), crate::action::LogAction::ImportedBy, None, at),
         source_created_after: None,
         idempotency: None,
     };
@@ -156,10 +133,8 @@ fn break_check(check: ImportCheck, context: &mut ImportContext, attempt: &mut Im
         }
         ImportCheck::WorkflowExists => context.workflow = None,
         ImportCheck::WorkflowKind => {
-            context.workflow = Some(ImportWorkflow {
-                kind: SessionKind::Business,
-                session_expiration_time: 60,
-            });
+            context.workflow =
+                Some(ImportWorkflow { kind: SessionKind::Business, session_expiration_time: 60 });
         }
         ImportCheck::SourceRecentEnough => {
             attempt.source_created_after = Some(attempt.created_at + chrono::Duration::days(1));
@@ -191,11 +166,7 @@ fn the_first_failed_check_wins_for_every_combination() {
         for check in broken.iter().rev() {
             break_check(*check, &mut context, &mut attempt);
         }
-        assert_eq!(
-            first_failed_check(&context, &attempt),
-            Some(broken[0]),
-            "{broken:?}"
-        );
+        assert_eq!(first_failed_check(&context, &attempt), Some(broken[0]), "{broken:?}");
     }
 }
 
@@ -204,10 +175,7 @@ fn the_ledger_decides_whether_a_token_was_issued_here() {
     let (mut context, mut attempt) = passing();
     // Claims that differ from the recorded ones: not the token this deployment issued.
     attempt.claims.expires_at += chrono::Duration::seconds(1);
-    assert_eq!(
-        first_failed_check(&context, &attempt),
-        Some(ImportCheck::TokenIssuedHere)
-    );
+    assert_eq!(first_failed_check(&context, &attempt), Some(ImportCheck::TokenIssuedHere));
     let (_, fresh) = passing();
     attempt = fresh;
     // Redeemed, even though no clone exists any more.
@@ -215,16 +183,10 @@ fn the_ledger_decides_whether_a_token_was_issued_here() {
         token.redeemed = true;
     }
     assert_eq!(context.existing_clone, None);
-    assert_eq!(
-        first_failed_check(&context, &attempt),
-        Some(ImportCheck::NotImported)
-    );
+    assert_eq!(first_failed_check(&context, &attempt), Some(ImportCheck::NotImported));
     // Unlisted: refused unless the deployment accepts unlisted tokens.
     context.token = None;
-    assert_eq!(
-        first_failed_check(&context, &attempt),
-        Some(ImportCheck::TokenIssuedHere)
-    );
+    assert_eq!(first_failed_check(&context, &attempt), Some(ImportCheck::TokenIssuedHere));
     attempt.accept_unlisted_tokens = true;
     assert_eq!(first_failed_check(&context, &attempt), None);
 }
@@ -247,10 +209,7 @@ fn a_source_of_another_kind_is_not_found() {
     if let Some(source) = context.source.as_mut() {
         source.kind = SessionKind::Business;
     }
-    assert_eq!(
-        first_failed_check(&context, &attempt),
-        Some(ImportCheck::SourceExists)
-    );
+    assert_eq!(first_failed_check(&context, &attempt), Some(ImportCheck::SourceExists));
 }
 
 #[test]
@@ -278,10 +237,7 @@ fn a_tokens_state_names_what_happened_first() {
     let at = |seconds| DateTime::from_timestamp(seconds, 0).unwrap();
     let entry = |revoked: Option<i64>, redeemed: Option<i64>| LedgerEntry {
         jti: "j".into(),
-        claims: ShareClaims {
-            expires_at: at(100),
-            ..claims.clone()
-        },
+        claims: ShareClaims { expires_at: at(100), ..claims.clone() },
         revoked_at: revoked.map(at),
         redeemed_at: redeemed.map(at),
     };

@@ -24,14 +24,10 @@ pub const CONSOLE_FORM_BYTES: usize = 160 * 1024;
 /// Finds the signed-in reviewer (kept in the request for the handler) and charges the key's
 /// rate budget; a spent budget is a 429 page. Wrap the console's scope in it.
 pub(crate) async fn console_gate(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
+    req: ServiceRequest, next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
+        return next.call(req).await.map(ServiceResponse::map_into_left_body);
     };
     if let Some(reviewer) = reviewer(req.request(), &state).await {
         if let Some(limiter) = &state.rate_limiter {
@@ -52,8 +48,7 @@ pub(crate) async fn console_gate(
                             decision.retry_after
                         ),
                     );
-                    page.headers_mut()
-                        .insert(RETRY_AFTER, HeaderValue::from(decision.retry_after));
+                    page.headers_mut().insert(RETRY_AFTER, HeaderValue::from(decision.retry_after));
                     return Ok(req.into_response(page).map_into_right_body());
                 }
                 Ok(_) => {}
@@ -70,9 +65,7 @@ pub(crate) async fn console_gate(
         req.extensions_mut().insert(reviewer.caller.clone());
         req.extensions_mut().insert(reviewer);
     }
-    next.call(req)
-        .await
-        .map(ServiceResponse::map_into_left_body)
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
 }
 
 /// The reviewer [`console_gate`] found for this request.
@@ -98,10 +91,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for ConsoleForm<T> {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -156,14 +146,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for ConsoleForm<T> {
                     "The form holds a character that no field may hold.",
                 ));
             }
-            serde_urlencoded::from_bytes(&body)
-                .map(ConsoleForm)
-                .map_err(|_| {
-                    refuse(
-                        StatusCode::BAD_REQUEST,
-                        "The form could not be read; reload the page and try again.",
-                    )
-                })
+            serde_urlencoded::from_bytes(&body).map(ConsoleForm).map_err(|_| {
+                refuse(
+                    StatusCode::BAD_REQUEST,
+                    "The form could not be read; reload the page and try again.",
+                )
+            })
         })
     }
 }
@@ -183,8 +171,5 @@ pub(crate) fn query<T: DeserializeOwned>(req: &HttpRequest) -> Option<T> {
 
 /// The page that says a query could not be read.
 pub(crate) fn unreadable_query() -> HttpResponse {
-    message(
-        StatusCode::BAD_REQUEST,
-        "That address asks for something this page cannot show.",
-    )
+    message(StatusCode::BAD_REQUEST, "That address asks for something this page cannot show.")
 }

@@ -69,10 +69,7 @@ fn same_token(presented: Option<&str>, expected: &str) -> bool {
 
 /// Whether cookies must be `Secure`: the deployment is served over https.
 fn secure(state: &AppState) -> bool {
-    state
-        .public_url
-        .as_deref()
-        .is_some_and(|url| url.starts_with("https://"))
+    state.public_url.as_deref().is_some_and(|url| url.starts_with("https://"))
 }
 
 fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age: i64) -> Cookie<'a> {
@@ -90,21 +87,10 @@ fn cookie<'a>(state: &AppState, name: &'a str, value: String, max_age: i64) -> C
 async fn reviewer(req: &HttpRequest, state: &AppState) -> Option<Reviewer> {
     let sealer = state.console.as_ref()?;
     let raw = req.cookie(SESSION_COOKIE)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(raw.value())
-        .ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.value()).ok()?;
     let sealed: Sealed = serde_json::from_slice(&sealer.open(&bytes)?).ok()?;
-    let session = state
-        .services
-        .applications
-        .console_session(&sealed.session)
-        .await
-        .ok()??;
-    Some(Reviewer {
-        caller: session.caller,
-        csrf: session.csrf,
-        session: sealed.session,
-    })
+    let session = state.services.applications.console_session(&sealed.session).await.ok()??;
+    Some(Reviewer { caller: session.caller, csrf: session.csrf, session: sealed.session })
 }
 
 /// Signs `caller` in: a console session on the server, and its cookie.
@@ -115,20 +101,11 @@ async fn session_cookie(state: &AppState, caller: &Caller) -> Result<Cookie<'sta
         ))
     };
     let sealer = state.console.as_ref().ok_or_else(unavailable)?;
-    let (id, _) = state
-        .services
-        .applications
-        .open_console_session(caller)
-        .await?;
+    let (id, _) = state.services.applications.open_console_session(caller).await?;
     let sealed = serde_json::to_vec(&Sealed { session: id }).map_err(|_| unavailable())?;
     let bytes = sealer.seal(&sealed).ok_or_else(unavailable)?;
     let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    Ok(cookie(
-        state,
-        SESSION_COOKIE,
-        value,
-        CONSOLE_SESSION_LIFETIME.num_seconds(),
-    ))
+    Ok(cookie(state, SESSION_COOKIE, value, CONSOLE_SESSION_LIFETIME.num_seconds()))
 }
 
 /// An HTML page with the console's headers: forms only to this origin.
@@ -150,18 +127,13 @@ pub(crate) fn message(status: StatusCode, message: &str) -> HttpResponse {
 
 /// 303 to `location`.
 fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location.to_owned()))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location.to_owned())).finish()
 }
 
 /// Whether failed sign-ins with `key` from this client have spent their budget.
 fn spent(req: &HttpRequest, state: &AppState, key: &str) -> bool {
     let bucket = crate::auth::failure_bucket(&crate::auth::client_address(req), Some(key));
-    state
-        .rate_limiter
-        .as_ref()
-        .is_some_and(|l| l.spent(&bucket, Budget::Unauthenticated).is_some())
+    state.rate_limiter.as_ref().is_some_and(|l| l.spent(&bucket, Budget::Unauthenticated).is_some())
 }
 
 /// Counts a failed sign-in with `key` against its budget.
@@ -187,18 +159,14 @@ fn refusal(error: &Error) -> (StatusCode, &'static str) {
             "Only a finished session of this application's own can be shared.",
         ),
         Error::UnknownApplication => (StatusCode::BAD_REQUEST, "There is no such application."),
-        Error::CannotShareWithSelf => (
-            StatusCode::BAD_REQUEST,
-            "A session cannot be shared with its own application.",
-        ),
+        Error::CannotShareWithSelf => {
+            (StatusCode::BAD_REQUEST, "A session cannot be shared with its own application.")
+        }
         Error::ShareTokenNotFound => (StatusCode::NOT_FOUND, "There is no such share token."),
         Error::Invalid(_) => (
             StatusCode::BAD_REQUEST,
             "That is not something this session allows; reload the page and try again.",
         ),
-        _ => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Something went wrong; please try again.",
-        ),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "Something went wrong; please try again."),
     }
 }

@@ -142,10 +142,7 @@ fn item_lines(item: &handoff_domain::FeatureItem) -> Vec<(String, String)> {
 
 /// `block`'s items on the page the query asks for (the first unless it names this block).
 fn block_view(
-    id: &str,
-    block: FeatureBlock,
-    items: &[handoff_domain::FeatureItem],
-    query: &SessionQuery,
+    id: &str, block: FeatureBlock, items: &[handoff_domain::FeatureItem], query: &SessionQuery,
 ) -> BlockView {
     let pages = items.len().div_ceil(ITEMS_PER_PAGE).max(1);
     let index = match (&query.block, query.page) {
@@ -155,11 +152,7 @@ fn block_view(
     let from = index * ITEMS_PER_PAGE;
     let to = (from + ITEMS_PER_PAGE).min(items.len());
     let link = |page: usize| {
-        format!(
-            "/console/sessions/{id}/?block={}&page={page}#{}",
-            block.v3_key(),
-            block.v3_key()
-        )
+        format!("/console/sessions/{id}/?block={}&page={page}#{}", block.v3_key(), block.v3_key())
     };
     BlockView {
         key: block.v3_key(),
@@ -260,12 +253,7 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         limit: PAGE_SIZE,
         offset: page_index * PAGE_SIZE,
     };
-    let listed = match state
-        .services
-        .sessions
-        .list(&reviewer.caller, &filter)
-        .await
-    {
+    let listed = match state.services.sessions.list(&reviewer.caller, &filter).await {
         Ok(listed) => listed,
         Err(error) => {
             let (status, sentence) = refusal(&error);
@@ -303,19 +291,11 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
             }
         })
         .collect();
-    let mut status_options: Vec<(&'static str, bool)> = SessionStatus::ALL
-        .iter()
-        .map(|s| (s.as_str(), s.as_str() == status))
-        .collect();
+    let mut status_options: Vec<(&'static str, bool)> =
+        SessionStatus::ALL.iter().map(|s| (s.as_str(), s.as_str() == status)).collect();
     status_options.insert(0, ("any", SessionStatus::parse(&status).is_none()));
-    let kind_options = ["any", "user", "business"]
-        .into_iter()
-        .map(|k| (k, k == kind))
-        .collect();
-    let origin_options = ["any", "imported", "own"]
-        .into_iter()
-        .map(|o| (o, o == origin))
-        .collect();
+    let kind_options = ["any", "user", "business"].into_iter().map(|k| (k, k == kind)).collect();
+    let origin_options = ["any", "imported", "own"].into_iter().map(|o| (o, o == origin)).collect();
     let heading = if status == "In Review" {
         "Sessions in review".to_owned()
     } else {
@@ -341,11 +321,7 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
 
 /// `a=b&c=d`, percent-encoded.
 fn serde_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={}", percent(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.iter().map(|(k, v)| format!("{k}={}", percent(v))).collect::<Vec<_>>().join("&")
 }
 
 fn percent(value: &str) -> String {
@@ -369,9 +345,7 @@ pub(crate) struct SignInForm {
 
 /// `POST /console/sign-in/`.
 pub(crate) async fn sign_in(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: ConsoleForm<SignInForm>,
+    req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<SignInForm>,
 ) -> HttpResponse {
     let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
     if !expected.is_some_and(|e| same_token(form.csrf.as_deref(), &e)) {
@@ -396,11 +370,7 @@ pub(crate) async fn sign_in(
         }
         Ok(None) => {
             count_failure(&req, &state, key).await;
-            return sign_in_page(
-                &state,
-                StatusCode::FORBIDDEN,
-                Some("That key is not valid."),
-            );
+            return sign_in_page(&state, StatusCode::FORBIDDEN, Some("That key is not valid."));
         }
         Err(error) => {
             let (status, sentence) = refusal(&error);
@@ -432,17 +402,12 @@ pub(crate) struct CsrfForm {
 
 /// `POST /console/sign-out/`.
 pub(crate) async fn sign_out(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    form: ConsoleForm<CsrfForm>,
+    req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<CsrfForm>,
 ) -> HttpResponse {
     match signed_in(&req) {
         Some(reviewer) if same_token(form.csrf.as_deref(), &reviewer.csrf) => {
-            if let Err(error) = state
-                .services
-                .applications
-                .close_console_session(&reviewer.session)
-                .await
+            if let Err(error) =
+                state.services.applications.close_console_session(&reviewer.session).await
             {
                 tracing::error!(%error, "could not end a console session");
                 return message(
@@ -471,9 +436,7 @@ fn session_id(raw: &str) -> Option<SessionId> {
 /// The signed-in reviewer of a form about the session `raw_id`, its CSRF token checked; or
 /// the answer to give instead.
 fn session_form(
-    req: &HttpRequest,
-    csrf: Option<&str>,
-    raw_id: &str,
+    req: &HttpRequest, csrf: Option<&str>, raw_id: &str,
 ) -> Result<(Reviewer, SessionId), Box<HttpResponse>> {
     let Some(reviewer) = signed_in(req) else {
         return Err(Box::new(see_other("/console/")));
@@ -485,10 +448,7 @@ fn session_form(
         )));
     }
     let Some(id) = session_id(raw_id) else {
-        return Err(Box::new(message(
-            StatusCode::NOT_FOUND,
-            "There is no such session.",
-        )));
+        return Err(Box::new(message(StatusCode::NOT_FOUND, "There is no such session.")));
     };
     Ok((reviewer, id))
 }
@@ -498,11 +458,7 @@ fn lines(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
     match value {
         Value::Object(members) => {
             for (key, member) in members {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
+                let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
                 lines(&path, member, out);
             }
         }
@@ -520,9 +476,7 @@ fn lines(prefix: &str, value: &Value, out: &mut Vec<(String, String)>) {
 
 /// `GET /console/sessions/{session_id}/`.
 pub(crate) async fn session(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>,
 ) -> HttpResponse {
     let Some(reviewer) = signed_in(&req) else {
         return see_other("/console/");
@@ -555,34 +509,26 @@ pub(crate) async fn session(
             state: token.as_str(),
         })
         .collect();
-    let provenance = events
-        .iter()
-        .find(|e| e.action == LogAction::Imported)
-        .map(|e| {
-            let detail = |key: &str| {
-                e.details
-                    .as_ref()
-                    .and_then(|d| d.get(key))
-                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-                    .unwrap_or_default()
-            };
-            Provenance {
-                application: detail("source_application_id"),
-                session: detail("source_session_id"),
-                at: timestamp(e.created_at),
-                source_status: e
-                    .old_status
-                    .map(|s| s.as_str().to_owned())
-                    .unwrap_or_default(),
-                trust_review: detail("trust_review"),
-            }
-        });
+    let provenance = events.iter().find(|e| e.action == LogAction::Imported).map(|e| {
+        let detail = |key: &str| {
+            e.details
+                .as_ref()
+                .and_then(|d| d.get(key))
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+                .unwrap_or_default()
+        };
+        Provenance {
+            application: detail("source_application_id"),
+            session: detail("source_session_id"),
+            at: timestamp(e.created_at),
+            source_status: e.old_status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            trust_review: detail("trust_review"),
+        }
+    });
     let blocks = FeatureBlock::for_kind(record.session.kind)
         .iter()
         .filter_map(|block| {
-            record
-                .block(*block)
-                .map(|items| block_view(&path, *block, items, &query))
+            record.block(*block).map(|items| block_view(&path, *block, items, &query))
         })
         .collect();
     // Each recorded step once, by its block's title and its node id.
@@ -602,11 +548,7 @@ pub(crate) async fn session(
         number: s.session_number,
         status: s.status.as_str(),
         kind: s.kind.as_str(),
-        vendor_data: s
-            .vendor_data
-            .as_ref()
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_default(),
+        vendor_data: s.vendor_data.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default(),
         created_at: timestamp(s.created_at),
         provenance,
         reviewable: s.status == SessionStatus::InReview,
@@ -634,16 +576,11 @@ pub(crate) async fn session(
 /// `POST /console/sessions/{session_id}/review/`: approve or decline, or ask to redo the
 /// checked steps (`node`, repeated), with a comment.
 pub(crate) async fn review(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>,
     form: ConsoleForm<Vec<(String, String)>>,
 ) -> HttpResponse {
-    let field = |name: &str| {
-        form.iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let field =
+        |name: &str| form.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str());
     let (reviewer, id) = match session_form(&req, field("csrf"), &path) {
         Ok(signed) => signed,
         Err(answer) => return *answer,
@@ -655,11 +592,8 @@ pub(crate) async fn review(
             Err(reason) => return message(StatusCode::BAD_REQUEST, reason),
         },
     };
-    let nodes: Vec<String> = form
-        .iter()
-        .filter(|(key, _)| key == "node")
-        .map(|(_, node)| node.clone())
-        .collect();
+    let nodes: Vec<String> =
+        form.iter().filter(|(key, _)| key == "node").map(|(_, node)| node.clone()).collect();
     let decision = match field("new_status").and_then(ReviewStatus::parse) {
         // Asking to redo means checking the steps to redo.
         Some(ReviewStatus::Resubmitted) if nodes.is_empty() => {
@@ -679,17 +613,10 @@ pub(crate) async fn review(
         }
         Some(status) => ReviewDecision::Status(status),
         None => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Choose Approve, Decline or Ask to redo.",
-            );
+            return message(StatusCode::BAD_REQUEST, "Choose Approve, Decline or Ask to redo.");
         }
     };
-    let decided = state
-        .services
-        .sessions
-        .decide(&reviewer.caller, id, decision, comment)
-        .await;
+    let decided = state.services.sessions.decide(&reviewer.caller, id, decision, comment).await;
     match decided {
         Ok(()) => see_other(&format!("/console/sessions/{id}/")),
         Err(error) => {
@@ -708,9 +635,7 @@ pub(crate) struct ShareForm {
 
 /// `POST /console/sessions/{session_id}/share/`: a token for another application, shown once.
 pub(crate) async fn share(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>,
     form: ConsoleForm<ShareForm>,
 ) -> HttpResponse {
     let (reviewer, id) = match session_form(&req, form.csrf.as_deref(), &path) {
@@ -729,12 +654,7 @@ pub(crate) async fn share(
         for_application_id: receiver,
         ttl: handoff_domain::share::ShareTtl::DEFAULT,
     };
-    match state
-        .services
-        .share
-        .share(&reviewer.caller, id, request)
-        .await
-    {
+    match state.services.share.share(&reviewer.caller, id, request).await {
         Ok(shared) => {
             let view = SharedPage {
                 csrf: reviewer.csrf,
@@ -755,9 +675,7 @@ pub(crate) async fn share(
 
 /// `POST /console/sessions/{session_id}/shares/{jti}/revoke/`.
 pub(crate) async fn revoke(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
+    req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>,
     form: ConsoleForm<CsrfForm>,
 ) -> HttpResponse {
     let (raw_id, jti) = path.into_inner();
@@ -765,12 +683,7 @@ pub(crate) async fn revoke(
         Ok(signed) => signed,
         Err(answer) => return *answer,
     };
-    match state
-        .services
-        .share
-        .revoke(&reviewer.caller, id, &jti)
-        .await
-    {
+    match state.services.share.revoke(&reviewer.caller, id, &jti).await {
         Ok(_) => see_other(&format!("/console/sessions/{id}/")),
         Err(error) => {
             let (status, sentence) = refusal(&error);

@@ -18,10 +18,7 @@ use crate::{ApiError, AppState, wire};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
-#[expect(
-    dead_code,
-    reason = "a schema of the OpenAPI document only: never built or read"
-)]
+#[expect(dead_code, reason = "a schema of the OpenAPI document only: never built or read")]
 pub(crate) struct DataCorrection {
     #[schema(value_type = Option<wire::DocumentType>)]
     document_type: Option<Value>,
@@ -64,10 +61,7 @@ pub(crate) struct DataCorrection {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(min_properties = 1)]
-#[expect(
-    dead_code,
-    reason = "a schema of the OpenAPI document only: never built or read"
-)]
+#[expect(dead_code, reason = "a schema of the OpenAPI document only: never built or read")]
 pub(crate) struct PoaCorrection {
     /// ISO 3166-1 alpha-3.
     #[schema(value_type = Option<String>, pattern = "^[A-Z]{3}$")]
@@ -98,18 +92,12 @@ pub(crate) struct Members(Map<String, Value>);
 impl RequestBody for Members {}
 
 async fn correct(
-    caller: &handoff_domain::Caller,
-    state: &AppState,
-    path: &str,
+    caller: &handoff_domain::Caller, state: &AppState, path: &str,
     correction: Result<Correction, ValidationErrors>,
 ) -> Result<HttpResponse, ApiError> {
     let correction = correction.map_err(ApiError::invalid)?;
     let id = session_id(path)?;
-    let record = state
-        .services
-        .sessions
-        .correct(caller, id, &correction)
-        .await?;
+    let record = state.services.sessions.correct(caller, id, &correction).await?;
     Ok(crate::decision::answer(record, crate::decision::Form::V3))
 }
 
@@ -120,9 +108,7 @@ async fn correct(
     request_body = DataCorrection,
     responses((status = 200, description = "Corrected.", body = wire::DecisionV3)))]
 pub(crate) async fn update_data(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(Members(body)): JsonBody<Members>,
 ) -> Result<HttpResponse, ApiError> {
     correct(&caller, &state, &path, Correction::of_id_document(body)).await
@@ -135,16 +121,8 @@ pub(crate) async fn update_data(
     request_body = PoaCorrection,
     responses((status = 200, description = "Corrected.", body = wire::DecisionV3)))]
 pub(crate) async fn update_poa_data(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(Members(body)): JsonBody<Members>,
 ) -> Result<HttpResponse, ApiError> {
-    correct(
-        &caller,
-        &state,
-        &path,
-        Correction::of_proof_of_address(body),
-    )
-    .await
+    correct(&caller, &state, &path, Correction::of_proof_of_address(body)).await
 }

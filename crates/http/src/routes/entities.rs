@@ -19,9 +19,7 @@ use crate::{ApiError, AppState, wire};
     params(("vendor_data" = String, Path, description = "The User's vendor_data.")),
     responses((status = 200, description = "The User.", body = wire::Entity)))]
 pub(crate) async fn user(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     entity(caller, state, path.into_inner(), SessionKind::User).await
 }
@@ -31,9 +29,7 @@ pub(crate) async fn user(
     params(("vendor_data" = String, Path, description = "The Business's vendor_data.")),
     responses((status = 200, description = "The Business.", body = wire::Entity)))]
 pub(crate) async fn business(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     entity(caller, state, path.into_inner(), SessionKind::Business).await
 }
@@ -67,17 +63,10 @@ pub(crate) fn body(entity: Entity) -> wire::Entity {
 }
 
 async fn entity(
-    caller: handoff_domain::Caller,
-    state: web::Data<AppState>,
-    raw: String,
-    kind: SessionKind,
+    caller: handoff_domain::Caller, state: web::Data<AppState>, raw: String, kind: SessionKind,
 ) -> Result<HttpResponse, ApiError> {
     let vendor_data = path_vendor_data(&raw)?;
-    let entity = state
-        .services
-        .sessions
-        .entity(&caller, kind, &vendor_data)
-        .await?;
+    let entity = state.services.sessions.entity(&caller, kind, &vendor_data).await?;
     Ok(HttpResponse::Ok().json(body(entity)))
 }
 
@@ -106,9 +95,7 @@ impl RequestBody for UpdateEntityStatusBody {}
         (status = 404, description = "No such User.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn update_user_status(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(change): JsonBody<UpdateEntityStatusBody>,
 ) -> Result<HttpResponse, ApiError> {
     update_status(caller, state, path.into_inner(), SessionKind::User, change).await
@@ -124,26 +111,14 @@ pub(crate) async fn update_user_status(
         (status = 404, description = "No such Business.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn update_business_status(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(change): JsonBody<UpdateEntityStatusBody>,
 ) -> Result<HttpResponse, ApiError> {
-    update_status(
-        caller,
-        state,
-        path.into_inner(),
-        SessionKind::Business,
-        change,
-    )
-    .await
+    update_status(caller, state, path.into_inner(), SessionKind::Business, change).await
 }
 
 async fn update_status(
-    caller: handoff_domain::Caller,
-    state: web::Data<AppState>,
-    raw: String,
-    kind: SessionKind,
+    caller: handoff_domain::Caller, state: web::Data<AppState>, raw: String, kind: SessionKind,
     change: UpdateEntityStatusBody,
 ) -> Result<HttpResponse, ApiError> {
     let vendor_data = path_vendor_data(&raw)?;
@@ -173,8 +148,7 @@ async fn update_status(
 
 /// Parses an optional `status` into `errors`.
 pub(crate) fn entity_status(
-    raw: Option<String>,
-    errors: &mut ValidationErrors,
+    raw: Option<String>, errors: &mut ValidationErrors,
 ) -> Option<EntityStatus> {
     optional_field(
         "status",

@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::routes::entities::{body, entity_status, path_vendor_data};
-use crate::routes::paging::Page;
+use crate::routes::paging::{PageRequest, comma_separated};
 use crate::routes::sessions::optional_field;
 use crate::{ApiError, AppState, wire};
 
@@ -39,17 +39,13 @@ pub(crate) struct EntitiesQuery {
 impl EntitiesQuery {
     fn into_filter(self) -> Result<EntityFilter, ApiError> {
         let mut errors = ValidationErrors::default();
-        let mut statuses = Vec::new();
-        for part in self.status.as_deref().unwrap_or_default().split(',') {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            match EntityStatus::parse(part) {
-                Some(status) => statuses.push(status),
-                None => errors.add("status", format!("\"{part}\" is not an entity status.")),
-            }
-        }
+        let statuses = comma_separated(
+            self.status.as_deref(),
+            "status",
+            "an entity status",
+            EntityStatus::parse,
+            &mut errors,
+        );
         let search = self.search.and_then(|raw| {
             let trimmed = raw.trim();
             if trimmed.chars().count() > MAX_SEARCH_CHARS {
@@ -59,53 +55,31 @@ impl EntitiesQuery {
                 (!trimmed.is_empty()).then(|| trimmed.to_lowercase())
             }
         });
-        let page = Page::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
+        let page = PageRequest::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
         errors.into_result().map_err(ApiError::invalid)?;
-        Ok(EntityFilter {
-            statuses,
-            search,
-            limit: page.limit,
-            offset: page.offset,
-        })
+        Ok(EntityFilter { statuses, search, limit: page.limit, offset: page.offset })
     }
 }
 
 async fn list(
-    caller: handoff_domain::Caller,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    query: EntitiesQuery,
-    kind: SessionKind,
+    caller: handoff_domain::Caller, state: web::Data<AppState>, req: HttpRequest,
+    query: EntitiesQuery, kind: SessionKind,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_filter()?;
-    let page = state
-        .services
-        .sessions
-        .entities(&caller, kind, &filter)
-        .await?;
-    let (next, previous) = Page {
-        limit: filter.limit,
-        offset: filter.offset,
-    }
-    .links(&req, state.public_url.as_deref(), page.count);
-    Ok(HttpResponse::Ok().json(wire::EntityList {
-        count: page.count,
-        next,
-        previous,
-        results: page.results.into_iter().map(body).collect(),
-    }))
+    let page = state.services.sessions.entities(&caller, kind, &filter).await?;
+    let results = page.results.into_iter().map(body).collect();
+    let request = PageRequest { limit: filter.limit, offset: filter.offset };
+    Ok(request.respond(&req, &state, page.count, results))
 }
 
 /// The caller's Users, newest first.
 #[utoipa::path(get, path = "/v3/users/", tag = "entities", params(EntitiesQuery),
     responses(
-        (status = 200, description = "A page of Users.", body = wire::EntityList),
+        (status = 200, description = "A page of Users.", body = wire::Page<wire::Entity>),
         (status = 400, description = "A filter or the page is refused.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn list_users(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, req: HttpRequest,
     query: web::Query<EntitiesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     list(caller, state, req, query.into_inner(), SessionKind::User).await
@@ -114,23 +88,14 @@ pub(crate) async fn list_users(
 /// The caller's Businesses, newest first.
 #[utoipa::path(get, path = "/v3/businesses/", tag = "entities", params(EntitiesQuery),
     responses(
-        (status = 200, description = "A page of Businesses.", body = wire::EntityList),
+        (status = 200, description = "A page of Businesses.", body = wire::Page<wire::Entity>),
         (status = 400, description = "A filter or the page is refused.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn list_businesses(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, req: HttpRequest,
     query: web::Query<EntitiesQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    list(
-        caller,
-        state,
-        req,
-        query.into_inner(),
-        SessionKind::Business,
-    )
-    .await
+    list(caller, state, req, query.into_inner(), SessionKind::Business).await
 }
 
 /// A User or Business to create.
@@ -165,30 +130,21 @@ fn metadata(raw: Value, errors: &mut ValidationErrors) -> Option<Value> {
 }
 
 async fn create(
-    caller: handoff_domain::Caller,
-    state: web::Data<AppState>,
-    new: CreateEntityBody,
+    caller: handoff_domain::Caller, state: web::Data<AppState>, new: CreateEntityBody,
     kind: SessionKind,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = ValidationErrors::default();
     if new.vendor_data.is_none() {
         errors.add("vendor_data", "This field is required.");
     }
-    let vendor_data = optional_field(
-        "vendor_data",
-        new.vendor_data,
-        |v| VendorData::parse(&v),
-        &mut errors,
-    );
+    let vendor_data =
+        optional_field("vendor_data", new.vendor_data, |v| VendorData::parse(&v), &mut errors);
     let name = optional_field("display_name", new.display_name, display_name, &mut errors);
     let meta = new.metadata.and_then(|raw| metadata(raw, &mut errors));
     let status = entity_status(new.status, &mut errors);
     errors.into_result().map_err(ApiError::invalid)?;
     let Some(vendor_data) = vendor_data else {
-        return Err(ApiError::invalid_field(
-            "vendor_data",
-            "This field is required.",
-        ));
+        return Err(ApiError::invalid_field("vendor_data", "This field is required."));
     };
     let entity = state
         .services
@@ -212,8 +168,7 @@ async fn create(
         (status = 400, description = "A field is refused, or the vendor_data is taken.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn create_user(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     JsonBody(new): JsonBody<CreateEntityBody>,
 ) -> Result<HttpResponse, ApiError> {
     create(caller, state, new, SessionKind::User).await
@@ -226,8 +181,7 @@ pub(crate) async fn create_user(
         (status = 400, description = "A field is refused, or the vendor_data is taken.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn create_business(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     JsonBody(new): JsonBody<CreateEntityBody>,
 ) -> Result<HttpResponse, ApiError> {
     create(caller, state, new, SessionKind::Business).await
@@ -261,36 +215,22 @@ where
 impl RequestBody for UpdateEntityBody {}
 
 async fn update(
-    caller: handoff_domain::Caller,
-    state: web::Data<AppState>,
-    raw: String,
-    change: UpdateEntityBody,
-    kind: SessionKind,
+    caller: handoff_domain::Caller, state: web::Data<AppState>, raw: String,
+    change: UpdateEntityBody, kind: SessionKind,
 ) -> Result<HttpResponse, ApiError> {
     let vendor_data = path_vendor_data(&raw)?;
     let mut errors = ValidationErrors::default();
     let name = change.display_name.map(|name| {
         name.and_then(|n| optional_field("display_name", Some(n), display_name, &mut errors))
     });
-    let meta = change
-        .metadata
-        .map(|m| m.and_then(|raw| metadata(raw, &mut errors)));
+    let meta = change.metadata.map(|m| m.and_then(|raw| metadata(raw, &mut errors)));
     let status = entity_status(change.status, &mut errors);
     errors.into_result().map_err(ApiError::invalid)?;
-    let profile = ProfileChange {
-        display_name: name,
-        metadata: meta,
-    };
+    let profile = ProfileChange { display_name: name, metadata: meta };
     let entity = state
         .services
         .sessions
-        .update_entity(
-            &caller,
-            kind,
-            &vendor_data,
-            profile,
-            status.map(|s| (s, None)),
-        )
+        .update_entity(&caller, kind, &vendor_data, profile, status.map(|s| (s, None)))
         .await?;
     Ok(HttpResponse::Ok().json(body(entity)))
 }
@@ -305,9 +245,7 @@ async fn update(
         (status = 404, description = "No such User.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn update_user(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(change): JsonBody<UpdateEntityBody>,
 ) -> Result<HttpResponse, ApiError> {
     update(caller, state, path.into_inner(), change, SessionKind::User).await
@@ -323,19 +261,10 @@ pub(crate) async fn update_user(
         (status = 404, description = "No such Business.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn update_business(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(change): JsonBody<UpdateEntityBody>,
 ) -> Result<HttpResponse, ApiError> {
-    update(
-        caller,
-        state,
-        path.into_inner(),
-        change,
-        SessionKind::Business,
-    )
-    .await
+    update(caller, state, path.into_inner(), change, SessionKind::Business).await
 }
 
 /// Which entities to delete: by `vendor_data`, by id, or all.
@@ -359,47 +288,30 @@ pub(crate) struct DeletedEntities {
 }
 
 async fn delete(
-    caller: handoff_domain::Caller,
-    state: web::Data<AppState>,
-    selection: DeleteEntitiesBody,
+    caller: handoff_domain::Caller, state: web::Data<AppState>, selection: DeleteEntitiesBody,
     kind: SessionKind,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = ValidationErrors::default();
     let names = selection.vendor_data_list.unwrap_or_default();
     let ids = selection.didit_internal_id_list.unwrap_or_default();
     if names.len() > MAX_DELETE_ENTITIES || ids.len() > MAX_DELETE_ENTITIES {
-        errors.add(
-            "vendor_data_list",
-            format!("must hold at most {MAX_DELETE_ENTITIES} entries."),
-        );
+        errors.add("vendor_data_list", format!("must hold at most {MAX_DELETE_ENTITIES} entries."));
     }
     // A vendor_data that could never have been stored names nothing: skipped.
-    let names: Vec<VendorData> = names
-        .iter()
-        .filter_map(|v| VendorData::parse(v).ok())
-        .collect();
+    let names: Vec<VendorData> = names.iter().filter_map(|v| VendorData::parse(v).ok()).collect();
     let all = selection.delete_all.unwrap_or(false);
     let named = !names.is_empty() || !ids.is_empty();
     match (all, named) {
-        (true, true) => errors.add(
-            "delete_all",
-            "Give either the lists or delete_all, not both.",
-        ),
-        (false, false) => errors.add(
-            "vendor_data_list",
-            "Give at least one vendor_data or id, or delete_all: true.",
-        ),
+        (true, true) => errors.add("delete_all", "Give either the lists or delete_all, not both."),
+        (false, false) => errors
+            .add("vendor_data_list", "Give at least one vendor_data or id, or delete_all: true."),
         _ => {}
     }
     errors.into_result().map_err(ApiError::invalid)?;
     let deleted = state
         .services
         .sessions
-        .delete_entities(
-            &caller,
-            kind,
-            (!all).then_some((names.as_slice(), ids.as_slice())),
-        )
+        .delete_entities(&caller, kind, (!all).then_some((names.as_slice(), ids.as_slice())))
         .await?;
     Ok(HttpResponse::Ok().json(DeletedEntities { deleted }))
 }
@@ -411,8 +323,7 @@ async fn delete(
         (status = 400, description = "Neither or both of the selections.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn delete_users(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     JsonBody(selection): JsonBody<DeleteEntitiesBody>,
 ) -> Result<HttpResponse, ApiError> {
     delete(caller, state, selection, SessionKind::User).await
@@ -425,8 +336,7 @@ pub(crate) async fn delete_users(
         (status = 400, description = "Neither or both of the selections.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn delete_businesses(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     JsonBody(selection): JsonBody<DeleteEntitiesBody>,
 ) -> Result<HttpResponse, ApiError> {
     delete(caller, state, selection, SessionKind::Business).await

@@ -10,10 +10,7 @@ use crate::{ApiError, AppState, wire};
     responses((status = 200, description = "Healthy.", body = wire::Health)))]
 pub(crate) async fn health(state: web::Data<AppState>) -> HttpResponse {
     if state.readiness.ready().await {
-        HttpResponse::Ok().json(wire::Health {
-            status: "ok".into(),
-            database: "ok".into(),
-        })
+        HttpResponse::Ok().json(wire::Health { status: "ok".into(), database: "ok".into() })
     } else {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

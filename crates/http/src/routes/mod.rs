@@ -22,9 +22,7 @@ use crate::{method_not_allowed, not_found};
 
 /// `GET /openapi.json`.
 async fn openapi_json() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::Ok()
-        .content_type("application/json")
-        .body(crate::openapi::document())
+    actix_web::HttpResponse::Ok().content_type("application/json").body(crate::openapi::document())
 }
 
 /// A resource whose other methods answer 405 JSON.

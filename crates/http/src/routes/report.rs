@@ -17,9 +17,7 @@ use crate::{ApiError, AppState};
     responses((status = 200, description = "The report, as an attachment `session_<id>.pdf` (`business_<id>.pdf`).",
         content_type = "application/pdf", body = Vec<u8>)))]
 pub(crate) async fn generate_pdf(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let sessions = &state.services.sessions;
@@ -42,24 +40,21 @@ pub(crate) async fn generate_pdf(
     };
     let kind = record.session.kind;
     // Laying out a large decision takes a while: off the request threads.
-    let pdf = web::block(move || crate::report::render(&record, import.as_ref()))
-        .await
-        .map_err(|_| {
+    let pdf = web::block(move || crate::report::render(&record, import.as_ref())).await.map_err(
+        |_| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal_error",
                 "An internal error occurred.",
             )
-        })?;
+        },
+    )?;
     let prefix = match kind {
         SessionKind::User => "session",
         SessionKind::Business => "business",
     };
     Ok(HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, "application/pdf"))
-        .insert_header((
-            CONTENT_DISPOSITION,
-            format!("attachment; filename={prefix}_{id}.pdf"),
-        ))
+        .insert_header((CONTENT_DISPOSITION, format!("attachment; filename={prefix}_{id}.pdf")))
         .body(pdf))
 }

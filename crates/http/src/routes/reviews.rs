@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::timestamp;
-use crate::routes::paging::Page;
+use crate::routes::paging::PageRequest;
 use crate::routes::sessions::{optional_field, required_field, session_id};
 use crate::{ApiError, AppState};
 
@@ -49,15 +49,6 @@ pub(crate) struct ReviewItem {
     created_at: String,
 }
 
-/// A page of a session's activity.
-#[derive(Serialize, ToSchema)]
-pub(crate) struct ReviewList {
-    count: u64,
-    next: Option<String>,
-    previous: Option<String>,
-    results: Vec<ReviewItem>,
-}
-
 fn item(session: SessionId, activity: Activity) -> ReviewItem {
     let entry = activity.entry;
     let changed = entry.new_status.is_some() && entry.new_status != entry.old_status;
@@ -68,11 +59,7 @@ fn item(session: SessionId, activity: Activity) -> ReviewItem {
         } else {
             "STATUS_UPDATED"
         },
-        actor_type: if entry.actor.starts_with("api-key:") {
-            "API_KEY"
-        } else {
-            "SYSTEM"
-        },
+        actor_type: if entry.actor.starts_with("api-key:") { "API_KEY" } else { "SYSTEM" },
         actor_display: entry.actor,
         new_status: entry.new_status.map(|s| s.as_str().to_owned()),
         previous_status: entry.old_status.map(|s| s.as_str().to_owned()),
@@ -85,7 +72,7 @@ fn item(session: SessionId, activity: Activity) -> ReviewItem {
 impl ReviewsQuery {
     fn into_query(self) -> Result<ActivityQuery, ApiError> {
         let mut errors = ValidationErrors::default();
-        let page = Page::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
+        let page = PageRequest::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
         let newest_first = match self.ordering.as_deref() {
             None | Some("-created_at") => true,
             Some("created_at") => false,
@@ -95,11 +82,7 @@ impl ReviewsQuery {
             }
         };
         errors.into_result().map_err(ApiError::invalid)?;
-        Ok(ActivityQuery {
-            limit: page.limit,
-            offset: page.offset,
-            newest_first,
-        })
+        Ok(ActivityQuery { limit: page.limit, offset: page.offset, newest_first })
     }
 }
 
@@ -107,31 +90,20 @@ impl ReviewsQuery {
 #[utoipa::path(get, path = "/v3/sessions/{session_id}/reviews/", tag = "sessions",
     params(("session_id" = uuid::Uuid, Path, description = "The session."), ReviewsQuery),
     responses(
-        (status = 200, description = "A page of the session's activity.", body = ReviewList),
+        (status = 200, description = "A page of the session's activity.", body = crate::wire::Page<ReviewItem>),
         (status = 400, description = "The page is refused.", body = crate::wire::ErrorBody),
         (status = 404, description = "No such session.", body = crate::wire::ErrorBody),
     ))]
 pub(crate) async fn list(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    query: web::Query<ReviewsQuery>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, req: HttpRequest,
+    path: web::Path<String>, query: web::Query<ReviewsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let query = query.into_inner().into_query()?;
     let page = state.services.sessions.activity(&caller, id, query).await?;
-    let (next, previous) = Page {
-        limit: query.limit,
-        offset: query.offset,
-    }
-    .links(&req, state.public_url.as_deref(), page.count);
-    Ok(HttpResponse::Ok().json(ReviewList {
-        count: page.count,
-        next,
-        previous,
-        results: page.results.into_iter().map(|a| item(id, a)).collect(),
-    }))
+    let results = page.results.into_iter().map(|a| item(id, a)).collect();
+    let request = PageRequest { limit: query.limit, offset: query.offset };
+    Ok(request.respond(&req, &state, page.count, results))
 }
 
 /// A review.
@@ -158,9 +130,7 @@ impl RequestBody for ReviewBody {}
         (status = 404, description = "No such session.", body = crate::wire::ErrorBody),
     ))]
 pub(crate) async fn create(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(body): JsonBody<ReviewBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
@@ -175,18 +145,11 @@ pub(crate) async fn create(
     let comment = optional_field("comment", body.comment, ReviewComment::parse, &mut errors);
     errors.into_result().map_err(ApiError::invalid)?;
     let Some(new_status) = new_status else {
-        return Err(ApiError::invalid_field(
-            "new_status",
-            "This field is required.",
-        ));
+        return Err(ApiError::invalid_field("new_status", "This field is required."));
     };
     let sessions = &state.services.sessions;
     sessions.review(&caller, id, new_status, comment).await?;
-    let newest = ActivityQuery {
-        limit: 1,
-        offset: 0,
-        newest_first: true,
-    };
+    let newest = ActivityQuery { limit: 1, offset: 0, newest_first: true };
     let review = sessions
         .activity(&caller, id, newest)
         .await?

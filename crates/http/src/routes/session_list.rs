@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
 use crate::decision::timestamp;
-use crate::routes::paging::Page;
+use crate::routes::paging::{PageRequest, comma_separated};
 use crate::routes::sessions::vendor_data_field;
 use crate::{ApiError, AppState, wire};
 
@@ -57,11 +57,7 @@ pub(crate) struct ListQuery {
 fn moment(raw: &str, end: bool) -> Option<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(raw) {
         let time = time.with_timezone(&Utc);
-        return Some(if end {
-            time + chrono::Duration::microseconds(1)
-        } else {
-            time
-        });
+        return Some(if end { time + chrono::Duration::microseconds(1) } else { time });
     }
     let date = NaiveDate::parse_from_str(raw, "%Y-%m-%d").ok()?;
     let date = if end { date.succ_opt()? } else { date };
@@ -72,17 +68,13 @@ impl ListQuery {
     fn into_filter(self) -> Result<SessionFilter, ApiError> {
         let mut errors = ValidationErrors::default();
         let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
-        let mut statuses = Vec::new();
-        for part in self.status.as_deref().unwrap_or_default().split(',') {
-            let part = part.trim();
-            if part.is_empty() {
-                continue;
-            }
-            match SessionStatus::parse(part) {
-                Some(status) => statuses.push(status),
-                None => errors.add("status", format!("\"{part}\" is not a session status.")),
-            }
-        }
+        let statuses = comma_separated(
+            self.status.as_deref(),
+            "status",
+            "a session status",
+            SessionStatus::parse,
+            &mut errors,
+        );
         let kinds = match self.session_kind.as_deref() {
             None | Some("user") => vec![SessionKind::User],
             Some("business") => vec![SessionKind::Business],
@@ -110,10 +102,7 @@ impl ListQuery {
         let search = self.search.and_then(|raw| {
             let trimmed = raw.trim();
             if trimmed.chars().count() > MAX_SEARCH_CHARS {
-                errors.add(
-                    "search",
-                    format!("must be at most {MAX_SEARCH_CHARS} characters."),
-                );
+                errors.add("search", format!("must be at most {MAX_SEARCH_CHARS} characters."));
                 None
             } else {
                 (!trimmed.is_empty()).then(|| trimmed.to_lowercase())
@@ -130,7 +119,7 @@ impl ListQuery {
         };
         let created_from = date("date_from", self.date_from, false);
         let created_before = date("date_to", self.date_to, true);
-        let page = Page::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
+        let page = PageRequest::parse(self.limit.as_deref(), self.offset.as_deref(), &mut errors);
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(SessionFilter {
             vendor_data,
@@ -182,28 +171,18 @@ fn summary(listing: &SessionListing) -> wire::SessionSummary {
 /// kinds in one order).
 #[utoipa::path(get, path = "/v3/sessions/", tag = "sessions", params(ListQuery),
     responses(
-        (status = 200, description = "A page of sessions.", body = wire::SessionList),
+        (status = 200, description = "A page of sessions.", body = wire::Page<wire::SessionSummary>),
         (status = 400, description = "A filter, the page or an unknown parameter is refused.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn list(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, req: HttpRequest,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_inner().into_filter()?;
     let page = state.services.sessions.list(&caller, &filter).await?;
-    let (next, previous) = Page {
-        limit: filter.limit,
-        offset: filter.offset,
-    }
-    .links(&req, state.public_url.as_deref(), page.count);
-    Ok(HttpResponse::Ok().json(wire::SessionList {
-        count: page.count,
-        next,
-        previous,
-        results: page.results.iter().map(summary).collect(),
-    }))
+    let results = page.results.iter().map(summary).collect();
+    let request = PageRequest { limit: filter.limit, offset: filter.offset };
+    Ok(request.respond(&req, &state, page.count, results))
 }
 
 /// Which sessions to delete: `session_numbers`, or `delete_all`.
@@ -244,10 +223,7 @@ fn session_numbers(raw: Value, errors: &mut ValidationErrors) -> Vec<i64> {
         return Vec::new();
     };
     if items.len() > MAX_DELETE_SESSIONS {
-        errors.add(
-            "session_numbers",
-            format!("must hold at most {MAX_DELETE_SESSIONS} numbers."),
-        );
+        errors.add("session_numbers", format!("must hold at most {MAX_DELETE_SESSIONS} numbers."));
         return Vec::new();
     }
     let mut numbers = Vec::with_capacity(items.len());
@@ -262,10 +238,7 @@ fn session_numbers(raw: Value, errors: &mut ValidationErrors) -> Vec<i64> {
         match number.filter(|n| *n > 0) {
             Some(n) => numbers.push(n),
             None => {
-                errors.add(
-                    "session_numbers",
-                    format!("{item} is not a session number."),
-                );
+                errors.add("session_numbers", format!("{item} is not a session number."));
                 return Vec::new();
             }
         }
@@ -282,8 +255,7 @@ fn session_numbers(raw: Value, errors: &mut ValidationErrors) -> Vec<i64> {
         (status = 400, description = "Neither or both of the selections, or a bad number.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn delete_many(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     crate::body::JsonBody(body): crate::body::JsonBody<DeleteSessionsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = ValidationErrors::default();
@@ -295,23 +267,17 @@ pub(crate) async fn delete_many(
     let all = body.delete_all.unwrap_or(false);
     if errors.is_empty() {
         match (all, numbers.is_empty()) {
-            (true, false) => errors.add(
-                "delete_all",
-                "Give either session_numbers or delete_all, not both.",
-            ),
-            (false, true) => errors.add(
-                "session_numbers",
-                "Give at least one session number, or delete_all: true.",
-            ),
+            (true, false) => {
+                errors.add("delete_all", "Give either session_numbers or delete_all, not both.")
+            }
+            (false, true) => errors
+                .add("session_numbers", "Give at least one session number, or delete_all: true."),
             _ => {}
         }
     }
     errors.into_result().map_err(ApiError::invalid)?;
-    let deleted = state
-        .services
-        .sessions
-        .delete_many(&caller, (!all).then_some(numbers.as_slice()))
-        .await?;
+    let deleted =
+        state.services.sessions.delete_many(&caller, (!all).then_some(numbers.as_slice())).await?;
     Ok(HttpResponse::Ok().json(DeletedSessions {
         deleted: deleted.len(),
         results: deleted

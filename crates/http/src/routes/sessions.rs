@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use crate::auth::Authenticated;
 use crate::body::{BodyLimit, JsonBody, RequestBody};
 use crate::decision::{self, Form};
-use crate::idempotency::{self, Answer};
+use crate::idempotency::{self, Answer, IdempotencyHeader, IdempotencyRefusals};
 use crate::{ApiError, AppState, wire};
 use utoipa::{IntoParams, ToSchema};
 
@@ -29,9 +29,7 @@ pub(crate) fn session_id(raw: &str) -> Result<SessionId, ApiError> {
 
 /// Parses an optional member with the domain's `parse`, its refusal filed under `field`.
 pub(crate) fn optional_field<T>(
-    field: &str,
-    raw: Option<String>,
-    parse: impl FnOnce(String) -> Result<T, &'static str>,
+    field: &str, raw: Option<String>, parse: impl FnOnce(String) -> Result<T, &'static str>,
     errors: &mut ValidationErrors,
 ) -> Option<T> {
     match raw.map(parse) {
@@ -47,10 +45,7 @@ pub(crate) fn optional_field<T>(
 /// Parses a required member with `parse`: its absence, or `refused` when `parse` refuses it,
 /// filed under `field`.
 pub(crate) fn required_field<T>(
-    field: &str,
-    raw: Option<String>,
-    parse: impl FnOnce(&str) -> Option<T>,
-    refused: &'static str,
+    field: &str, raw: Option<String>, parse: impl FnOnce(&str) -> Option<T>, refused: &'static str,
     errors: &mut ValidationErrors,
 ) -> Option<T> {
     match raw.as_deref().map(parse) {
@@ -68,8 +63,7 @@ pub(crate) fn required_field<T>(
 
 /// Parses an optional `vendor_data` member into `errors`.
 pub(crate) fn vendor_data_field(
-    raw: Option<String>,
-    errors: &mut ValidationErrors,
+    raw: Option<String>, errors: &mut ValidationErrors,
 ) -> Option<VendorData> {
     optional_field("vendor_data", raw, |v| VendorData::parse(&v), errors)
 }
@@ -126,9 +120,7 @@ impl RequestBody for CreateSessionBody {
 
 /// Didit's `callback_method`, `language` and `portrait_image`, each checked into `errors`.
 fn session_options(
-    callback_method: Option<String>,
-    language: Option<String>,
-    portrait_image: Option<String>,
+    callback_method: Option<String>, language: Option<String>, portrait_image: Option<String>,
     errors: &mut ValidationErrors,
 ) -> SessionOptions {
     use base64::Engine;
@@ -169,11 +161,7 @@ fn session_options(
         },
         errors,
     );
-    SessionOptions {
-        callback_method,
-        language,
-        portrait_image,
-    }
+    SessionOptions { callback_method, language, portrait_image }
 }
 
 impl CreateSessionBody {
@@ -187,12 +175,8 @@ impl CreateSessionBody {
         let metadata = object_field("metadata", self.metadata, &mut errors);
         let contact_details = object_field("contact_details", self.contact_details, &mut errors);
         let expected_details = object_field("expected_details", self.expected_details, &mut errors);
-        let options = session_options(
-            self.callback_method,
-            self.language,
-            self.portrait_image,
-            &mut errors,
-        );
+        let options =
+            session_options(self.callback_method, self.language, self.portrait_image, &mut errors);
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(CreateSession {
             workflow_id: WorkflowId::from_uuid(self.workflow_id.unwrap_or_default()),
@@ -210,28 +194,19 @@ impl CreateSessionBody {
 /// gets the first answer again instead of a second session.
 #[utoipa::path(post, path = "/v3/session/", tag = "sessions", request_body = CreateSessionBody,
     params(IdempotencyHeader),
-    responses((status = 201, description = "The new session.", body = wire::SessionCreated),
-        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running.", body = wire::ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request.", body = wire::ErrorBody)))]
+    responses((status = 201, description = "The new session.", body = wire::SessionCreated), IdempotencyRefusals))]
 pub(crate) async fn create(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, req: HttpRequest,
     JsonBody(body): JsonBody<CreateSessionBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_domain()?;
-    let guard = idempotency::guard(&req)?;
     let (state, caller) = (&state, &caller);
     idempotency::run(
+        &req,
         state,
         caller,
-        guard,
         |claim| async move {
-            let session = state
-                .services
-                .sessions
-                .create_guarded(caller, request, claim)
-                .await?;
+            let session = state.services.sessions.create_guarded(caller, request, claim).await?;
             Answer::json(StatusCode::CREATED, &created(&session))
         },
         |stored| async move {
@@ -258,22 +233,6 @@ fn created(session: &StoredSession) -> wire::SessionCreated {
         callback: session.callback,
         session_kind: session.kind.as_str().to_owned(),
     }
-}
-
-/// The `Idempotency-Key` header of the guarded writes (extension).
-#[derive(IntoParams)]
-#[into_params(parameter_in = Header)]
-pub(crate) struct IdempotencyHeader {
-    /// 1 to 255 visible ASCII characters (a UUID, say). The same key and the same request
-    /// within 24 hours get the first answer again (with `Idempotent-Replayed: true`); the same
-    /// key with another request is 422 `idempotency_key_reused`; while the first is running,
-    /// a retry waits up to 10 s, then 409 `idempotency_key_in_use`.
-    #[param(rename = "Idempotency-Key")]
-    #[expect(
-        dead_code,
-        reason = "the OpenAPI document names it; the header is read by the idempotency guard"
-    )]
-    idempotency_key: Option<String>,
 }
 
 /// The body of `PUT /v3/session/{id}/decision/`: `status` and blocks, read member by member so
@@ -325,9 +284,7 @@ impl RecordResultsBody {
 
 /// `Some(None)` for null, `Some(Some(items))` for a valid array, `None` after adding errors.
 fn parse_block(
-    key: &str,
-    raw: &RawValue,
-    errors: &mut ValidationErrors,
+    key: &str, raw: &RawValue, errors: &mut ValidationErrors,
 ) -> Option<Option<Vec<FeatureItem>>> {
     if raw.get() == "null" {
         return Some(None);
@@ -356,21 +313,14 @@ fn parse_block(
     request_body = wire::RecordResults,
     responses((status = 200, description = "The V3 decision payload.", body = wire::DecisionV3)))]
 pub(crate) async fn record_results(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(body): JsonBody<RecordResultsBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     // Thousands of items to check: on the blocking pool, not the worker.
-    let results = web::block(move || body.into_domain())
-        .await
-        .map_err(|_| ApiError::internal())??;
-    let record = state
-        .services
-        .sessions
-        .record_results(&caller, id, results)
-        .await?;
+    let results =
+        web::block(move || body.into_domain()).await.map_err(|_| ApiError::internal())??;
+    let record = state.services.sessions.record_results(&caller, id, results).await?;
     Ok(decision::answer(record, Form::V3))
 }
 
@@ -387,19 +337,14 @@ pub(crate) struct DecisionQuery {
     params(("session_id" = Uuid, Path, description = "The session."), DecisionQuery),
     responses((status = 200, description = "The V3 decision payload (with `events` when asked).", body = wire::DecisionV3)))]
 pub(crate) async fn decision_v3(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     query: web::Query<DecisionQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let with_events = match query.include.as_deref() {
         None => false,
         Some("events") => true,
         Some(_) => {
-            return Err(ApiError::invalid_field(
-                "include",
-                "The only value accepted is events.",
-            ));
+            return Err(ApiError::invalid_field("include", "The only value accepted is events."));
         }
     };
     let id = session_id(&path)?;
@@ -423,15 +368,9 @@ pub(crate) async fn decision_v3(
     params(("session_id" = Uuid, Path, description = "The session.")),
     responses((status = 200, description = "The V2 decision payload.", body = wire::DecisionV2)))]
 pub(crate) async fn decision_v2(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let record = state
-        .services
-        .sessions
-        .decision_v2(&caller, session_id(&path)?)
-        .await?;
+    let record = state.services.sessions.decision_v2(&caller, session_id(&path)?).await?;
     Ok(decision::answer(record, Form::V2))
 }
 
@@ -470,10 +409,7 @@ fn named_nodes(raw: Option<Value>, errors: &mut ValidationErrors) -> Vec<String>
                 if object.keys().all(|k| k == "node_id" || k == "feature")
                     && object.get("feature").is_none_or(Value::is_string) =>
             {
-                object
-                    .get("node_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
+                object.get("node_id").and_then(Value::as_str).map(str::to_owned)
             }
             _ => None,
         };
@@ -496,9 +432,7 @@ impl RequestBody for UpdateStatusBody {}
     request_body = UpdateStatusBody,
     responses((status = 200, description = "Reviewed.", body = wire::Reviewed)))]
 pub(crate) async fn update_status(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(body): JsonBody<UpdateStatusBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
@@ -519,19 +453,10 @@ pub(crate) async fn update_status(
     });
     errors.into_result().map_err(ApiError::invalid)?;
     let Some(decision) = decision else {
-        return Err(ApiError::invalid_field(
-            "new_status",
-            "This field is required.",
-        ));
+        return Err(ApiError::invalid_field("new_status", "This field is required."));
     };
-    state
-        .services
-        .sessions
-        .decide(&caller, id, decision, comment)
-        .await?;
-    Ok(HttpResponse::Ok().json(wire::Reviewed {
-        session_id: id.as_uuid(),
-    }))
+    state.services.sessions.decide(&caller, id, decision, comment).await?;
+    Ok(HttpResponse::Ok().json(wire::Reviewed { session_id: id.as_uuid() }))
 }
 
 /// Delete a session and every related row.
@@ -539,14 +464,8 @@ pub(crate) async fn update_status(
     params(("session_id" = Uuid, Path, description = "The session.")),
     responses((status = 204, description = "Deleted.")))]
 pub(crate) async fn delete(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .services
-        .sessions
-        .delete(&caller, session_id(&path)?)
-        .await?;
+    state.services.sessions.delete(&caller, session_id(&path)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

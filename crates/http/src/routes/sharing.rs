@@ -14,8 +14,8 @@ use serde_json::Value;
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::{V2Decision, V3Decision};
-use crate::idempotency::{self, Answer};
-use crate::routes::sessions::IdempotencyHeader;
+use crate::idempotency::{self, Answer, IdempotencyHeader, IdempotencyRefusals};
+
 use crate::routes::sessions::{optional_field, session_id, vendor_data_field};
 use crate::{ApiError, AppState, wire};
 use utoipa::ToSchema;
@@ -72,37 +72,24 @@ impl ShareBody {
 #[utoipa::path(post, path = "/v3/session/{session_id}/share/", tag = "sharing",
     params(("session_id" = Uuid, Path, description = "The session."), IdempotencyHeader),
     request_body = ShareBody,
-    responses((status = 200, description = "The share token.", body = wire::Shared),
-        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running.", body = wire::ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request.", body = wire::ErrorBody)))]
+    responses((status = 200, description = "The share token.", body = wire::Shared), IdempotencyRefusals))]
 pub(crate) async fn share(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    JsonBody(body): JsonBody<ShareBody>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, req: HttpRequest,
+    path: web::Path<String>, JsonBody(body): JsonBody<ShareBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session_id(&path)?;
     let request = body.into_domain()?;
-    let guard = idempotency::guard(&req)?;
     let (state, caller) = (&state, &caller);
     idempotency::run(
+        &req,
         state,
         caller,
-        guard,
         |claim| async move {
-            let shared = state
-                .services
-                .share
-                .share_guarded(caller, id, request, claim)
-                .await?;
+            let shared = state.services.share.share_guarded(caller, id, request, claim).await?;
             Answer::json(StatusCode::OK, &shared_answer(&shared))
         },
         |stored| async move {
-            let jti = stored
-                .resource_id
-                .rsplit_once('/')
-                .map_or("", |(_, jti)| jti);
+            let jti = stored.resource_id.rsplit_once('/').map_or("", |(_, jti)| jti);
             let shared = state.services.share.reissue(caller, id, jti).await?;
             Answer::json(StatusCode::OK, &shared_answer(&shared))
         },
@@ -146,12 +133,8 @@ impl ImportBody {
         if self.share_token.is_none() {
             errors.add("share_token", "This field is required.");
         }
-        let share_token = optional_field(
-            "share_token",
-            self.share_token,
-            ShareToken::parse,
-            &mut errors,
-        );
+        let share_token =
+            optional_field("share_token", self.share_token, ShareToken::parse, &mut errors);
         if self.workflow_id.is_none() {
             errors.add("workflow_id", "This field is required.");
         }
@@ -163,10 +146,7 @@ impl ImportBody {
         });
         errors.into_result().map_err(ApiError::invalid)?;
         let Some(share_token) = share_token else {
-            return Err(ApiError::invalid_field(
-                "share_token",
-                "This field is required.",
-            ));
+            return Err(ApiError::invalid_field("share_token", "This field is required."));
         };
         Ok(ImportRequest {
             share_token,
@@ -182,29 +162,20 @@ impl ImportBody {
 #[utoipa::path(post, path = "/v3/session/import-shared/", tag = "sharing", request_body = ImportBody,
     params(IdempotencyHeader),
     responses((status = 201, description = "The clone: the V2 payload for a user session, the V3 payload for a business session.",
-        body = wire::DecisionV3),
-        (status = 409, description = "`idempotency_key_in_use`: a request with this Idempotency-Key is still running.", body = wire::ErrorBody),
-        (status = 422, description = "`idempotency_key_reused`: this Idempotency-Key was used with another request.", body = wire::ErrorBody)))]
+        body = wire::DecisionV3), IdempotencyRefusals))]
 pub(crate) async fn import_shared(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, req: HttpRequest,
     JsonBody(body): JsonBody<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_domain()?;
-    let guard = idempotency::guard(&req)?;
     let (state, caller) = (&state, &caller);
     idempotency::run(
+        &req,
         state,
         caller,
-        guard,
         // The import answers with the clone as it wrote it: no read after the write.
         |claim| async move {
-            let record = state
-                .services
-                .import
-                .import_guarded(caller, request, claim)
-                .await?;
+            let record = state.services.import.import_guarded(caller, request, claim).await?;
             clone_answer(&record)
         },
         |stored| async move {
@@ -229,21 +200,11 @@ fn clone_answer(record: &SessionRecord) -> Result<Answer, ApiError> {
     params(("session_id" = Uuid, Path, description = "The session.")),
     responses((status = 200, description = "The session's share tokens.", body = [wire::ShareLedgerEntry])))]
 pub(crate) async fn ledger(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let entries = state
-        .services
-        .share
-        .ledger(&caller, session_id(&path)?)
-        .await?;
-    Ok(HttpResponse::Ok().json(
-        entries
-            .iter()
-            .map(wire::ShareLedgerEntry::from)
-            .collect::<Vec<_>>(),
-    ))
+    let entries = state.services.share.ledger(&caller, session_id(&path)?).await?;
+    Ok(HttpResponse::Ok()
+        .json(entries.iter().map(wire::ShareLedgerEntry::from).collect::<Vec<_>>()))
 }
 
 /// Revoke one of the session's share tokens (extension); a token already redeemed stays
@@ -253,16 +214,11 @@ pub(crate) async fn ledger(
         ("jti" = String, Path, description = "The token's id.")),
     responses((status = 200, description = "The token as it stands now.", body = wire::ShareLedgerEntry)))]
 pub(crate) async fn revoke(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (session, jti) = path.into_inner();
-    let entry = state
-        .services
-        .share
-        .revoke(&caller, session_id(&session)?, &jti)
-        .await?;
+    let entry = state.services.share.revoke(&caller, session_id(&session)?, &jti).await?;
     Ok(HttpResponse::Ok().json(wire::ShareLedgerEntry::from(&entry)))
 }
 
@@ -272,15 +228,10 @@ pub(crate) async fn revoke(
 #[utoipa::path(post, path = "/v3/session/import-shared/preview/", tag = "sharing", request_body = ImportBody,
     responses((status = 200, description = "What the import would create.", body = wire::ImportPreview)))]
 pub(crate) async fn preview(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     JsonBody(body): JsonBody<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let preview = state
-        .services
-        .import
-        .preview(&caller, body.into_domain()?)
-        .await?;
+    let preview = state.services.import.preview(&caller, body.into_domain()?).await?;
     Ok(HttpResponse::Ok().json(wire::ImportPreview {
         session_kind: preview.session_kind.as_str().to_owned(),
         shared_from_session: preview.source_session.as_uuid(),
@@ -298,11 +249,7 @@ pub(crate) async fn preview(
             EntityEffect::Created => None,
             EntityEffect::Joined(status) => Some(status.as_str().to_owned()),
         }),
-        blocks: preview
-            .blocks
-            .iter()
-            .map(|block| block.v3_key().to_owned())
-            .collect(),
+        blocks: preview.blocks.iter().map(|block| block.v3_key().to_owned()).collect(),
     }))
 }
 

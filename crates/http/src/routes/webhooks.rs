@@ -43,23 +43,17 @@ impl DestinationBody {
 }
 
 fn destination_id(raw: &str) -> Result<handoff_domain::DestinationId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::from(handoff_domain::services::Error::DestinationNotFound))
+    raw.parse().map_err(|_| ApiError::from(handoff_domain::services::Error::DestinationNotFound))
 }
 
 /// Create a webhook destination; its `secret_shared_key` is shown only in this answer.
 #[utoipa::path(post, path = "/v3/webhook/destinations/", tag = "webhooks", request_body = DestinationBody,
     responses((status = 201, description = "The destination, with its secret.", body = wire::WebhookDestination)))]
 pub(crate) async fn create(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     JsonBody(body): JsonBody<DestinationBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (destination, secret) = state
-        .services
-        .webhooks
-        .create(&caller, body.into_domain())
-        .await?;
+    let (destination, secret) = state.services.webhooks.create(&caller, body.into_domain()).await?;
     Ok(HttpResponse::Created().json(wire::WebhookDestination::new(&destination, Some(secret))))
 }
 
@@ -67,16 +61,12 @@ pub(crate) async fn create(
 #[utoipa::path(get, path = "/v3/webhook/destinations/", tag = "webhooks",
     responses((status = 200, description = "The destinations.", body = wire::WebhookDestinationList)))]
 pub(crate) async fn list(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let destinations = state.services.webhooks.list(&caller).await?;
     Ok(HttpResponse::Ok().json(wire::WebhookDestinationList {
         count: destinations.len() as u64,
-        results: destinations
-            .iter()
-            .map(|d| wire::WebhookDestination::new(d, None))
-            .collect(),
+        results: destinations.iter().map(|d| wire::WebhookDestination::new(d, None)).collect(),
     }))
 }
 
@@ -85,15 +75,9 @@ pub(crate) async fn list(
     params(("destination_id" = Uuid, Path, description = "The destination.")),
     responses((status = 200, description = "The destination.", body = wire::WebhookDestination)))]
 pub(crate) async fn get(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let destination = state
-        .services
-        .webhooks
-        .get(&caller, destination_id(&path)?)
-        .await?;
+    let destination = state.services.webhooks.get(&caller, destination_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(wire::WebhookDestination::new(&destination, None)))
 }
 
@@ -103,17 +87,11 @@ pub(crate) async fn get(
     request_body = DestinationBody,
     responses((status = 200, description = "The destination.", body = wire::WebhookDestination)))]
 pub(crate) async fn update(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(body): JsonBody<DestinationBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = destination_id(&path)?;
-    let destination = state
-        .services
-        .webhooks
-        .update(&caller, id, body.into_domain())
-        .await?;
+    let destination = state.services.webhooks.update(&caller, id, body.into_domain()).await?;
     Ok(HttpResponse::Ok().json(wire::WebhookDestination::new(&destination, None)))
 }
 
@@ -122,15 +100,9 @@ pub(crate) async fn update(
     params(("destination_id" = Uuid, Path, description = "The destination.")),
     responses((status = 204, description = "Deleted.")))]
 pub(crate) async fn delete(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .services
-        .webhooks
-        .delete(&caller, destination_id(&path)?)
-        .await?;
+    state.services.webhooks.delete(&caller, destination_id(&path)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -141,15 +113,10 @@ pub(crate) async fn delete(
     params(("destination_id" = Uuid, Path, description = "The destination.")),
     responses((status = 200, description = "The destination, with its new secret.", body = wire::WebhookDestination)))]
 pub(crate) async fn rotate_secret(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let (destination, secret) = state
-        .services
-        .webhooks
-        .rotate_secret(&caller, destination_id(&path)?)
-        .await?;
+    let (destination, secret) =
+        state.services.webhooks.rotate_secret(&caller, destination_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(wire::WebhookDestination::new(&destination, Some(secret))))
 }
 
@@ -167,9 +134,7 @@ pub(crate) struct DeliveriesQuery {
     params(("destination_id" = Uuid, Path, description = "The destination."), DeliveriesQuery),
     responses((status = 200, description = "The deliveries.", body = [wire::WebhookDelivery])))]
 pub(crate) async fn deliveries(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     query: web::Query<DeliveriesQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = query.limit.unwrap_or(50);
@@ -179,19 +144,10 @@ pub(crate) async fn deliveries(
     let deliveries = state
         .services
         .webhooks
-        .deliveries(
-            &caller,
-            destination_id(&path)?,
-            limit,
-            query.offset.unwrap_or(0),
-        )
+        .deliveries(&caller, destination_id(&path)?, limit, query.offset.unwrap_or(0))
         .await?;
-    Ok(HttpResponse::Ok().json(
-        deliveries
-            .iter()
-            .map(wire::WebhookDelivery::from)
-            .collect::<Vec<_>>(),
-    ))
+    Ok(HttpResponse::Ok()
+        .json(deliveries.iter().map(wire::WebhookDelivery::from).collect::<Vec<_>>()))
 }
 
 /// Send a delivery again, now (extension). No body.
@@ -200,19 +156,14 @@ pub(crate) async fn deliveries(
         ("delivery_id" = Uuid, Path, description = "The delivery.")),
     responses((status = 202, description = "Due now.")))]
 pub(crate) async fn resend(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (destination, delivery) = path.into_inner();
     let delivery: handoff_domain::DeliveryId = delivery
         .parse()
         .map_err(|_| ApiError::from(handoff_domain::services::Error::DeliveryNotFound))?;
-    state
-        .services
-        .webhooks
-        .resend(&caller, destination_id(&destination)?, delivery)
-        .await?;
+    state.services.webhooks.resend(&caller, destination_id(&destination)?, delivery).await?;
     Ok(HttpResponse::Accepted()
         .json(serde_json::json!({"delivery_id": delivery.as_uuid(), "state": "pending"})))
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
 use crate::decision::timestamp;
-use crate::routes::paging::Page;
+use crate::routes::paging::PageRequest;
 use crate::{ApiError, AppState, wire};
 use utoipa::ToSchema;
 
@@ -120,10 +120,7 @@ pub(crate) struct FeatureBody {
 impl CreateWorkflowBody {
     fn into_domain(self) -> Result<NewWorkflow, ApiError> {
         let Some(features) = self.features else {
-            return Err(ApiError::invalid_field(
-                "features",
-                "This field is required.",
-            ));
+            return Err(ApiError::invalid_field("features", "This field is required."));
         };
         let checked = NewWorkflow::parse_requested(
             self.workflow_label,
@@ -177,15 +174,10 @@ fn workflow_id(raw: &str) -> Result<WorkflowId, ApiError> {
 #[utoipa::path(post, path = "/v3/workflows/", tag = "workflows", request_body = CreateWorkflowBody,
     responses((status = 201, description = "The new workflow.", body = wire::Workflow)))]
 pub(crate) async fn create(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>,
     JsonBody(body): JsonBody<CreateWorkflowBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let workflow = state
-        .services
-        .workflows
-        .create(&caller, body.into_domain()?)
-        .await?;
+    let workflow = state.services.workflows.create(&caller, body.into_domain()?).await?;
     Ok(HttpResponse::Created().json(workflow_json(&workflow)))
 }
 
@@ -205,33 +197,26 @@ pub(crate) struct WorkflowsQuery {
 /// The caller's workflows, oldest first, paged as Didit's.
 #[utoipa::path(get, path = "/v3/workflows/", tag = "workflows", params(WorkflowsQuery),
     responses(
-        (status = 200, description = "A page of workflows.", body = wire::WorkflowList),
+        (status = 200, description = "A page of workflows.", body = wire::Page<wire::Workflow>),
         (status = 400, description = "The page is refused.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn list(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    req: HttpRequest,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, req: HttpRequest,
     query: web::Query<WorkflowsQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let mut errors = ValidationErrors::default();
-    let page = Page::parse(query.limit.as_deref(), query.offset.as_deref(), &mut errors);
+    let page = PageRequest::parse(query.limit.as_deref(), query.offset.as_deref(), &mut errors);
     errors.into_result().map_err(ApiError::invalid)?;
     let workflows = state.services.workflows.list(&caller).await?;
     let count = workflows.len() as u64;
-    let (next, previous) = page.links(&req, state.public_url.as_deref(), count);
-    Ok(HttpResponse::Ok().json(wire::WorkflowList {
-        count,
-        next,
-        previous,
-        results: workflows
-            .iter()
-            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
-            .map(workflow_json)
-            .collect(),
-    }))
+    let results = workflows
+        .iter()
+        .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.limit).unwrap_or(usize::MAX))
+        .map(workflow_json)
+        .collect();
+    Ok(page.respond(&req, &state, count, results))
 }
 
 /// Change a workflow: what the body gives changes.
@@ -244,9 +229,7 @@ pub(crate) async fn list(
         (status = 404, description = "No such workflow.", body = wire::ErrorBody),
     ))]
 pub(crate) async fn update(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
     JsonBody(body): JsonBody<UpdateWorkflowBody>,
 ) -> Result<HttpResponse, ApiError> {
     let change = WorkflowChange {
@@ -262,11 +245,7 @@ pub(crate) async fn update(
             retry_window_days: body.retry_window_days,
         },
     };
-    let workflow = state
-        .services
-        .workflows
-        .update(&caller, workflow_id(&path)?, change)
-        .await?;
+    let workflow = state.services.workflows.update(&caller, workflow_id(&path)?, change).await?;
     Ok(HttpResponse::Ok().json(workflow_json(&workflow)))
 }
 
@@ -275,15 +254,9 @@ pub(crate) async fn update(
     params(("workflow_id" = Uuid, Path, description = "The workflow.")),
     responses((status = 200, description = "The workflow.", body = wire::Workflow)))]
 pub(crate) async fn get(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let workflow = state
-        .services
-        .workflows
-        .get(&caller, workflow_id(&path)?)
-        .await?;
+    let workflow = state.services.workflows.get(&caller, workflow_id(&path)?).await?;
     Ok(HttpResponse::Ok().json(workflow_json(&workflow)))
 }
 
@@ -292,14 +265,8 @@ pub(crate) async fn get(
     params(("workflow_id" = Uuid, Path, description = "The workflow.")),
     responses((status = 204, description = "Deleted.")))]
 pub(crate) async fn delete(
-    Authenticated(caller): Authenticated,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
+    Authenticated(caller): Authenticated, state: web::Data<AppState>, path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .services
-        .workflows
-        .delete(&caller, workflow_id(&path)?)
-        .await?;
+    state.services.workflows.delete(&caller, workflow_id(&path)?).await?;
     Ok(HttpResponse::NoContent().finish())
 }

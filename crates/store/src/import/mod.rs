@@ -24,13 +24,9 @@ use crate::sql::{Failure, fetch_one, is_unique_violation, repo_error, stmt};
 /// Runs a hand-written statement (`?` placeholders) and returns its rows; the database's
 /// refusal stays a `Failure::Db`, for the caller to read which constraint it was.
 pub(super) async fn fetch<C: ConnectionTrait>(
-    db: &C,
-    sql: &str,
-    values: Vec<Value>,
+    db: &C, sql: &str, values: Vec<Value>,
 ) -> Result<Vec<QueryResult>, Failure> {
-    db.query_all_raw(stmt(db.get_database_backend(), sql, values))
-        .await
-        .map_err(Failure::Db)
+    db.query_all_raw(stmt(db.get_database_backend(), sql, values)).await.map_err(Failure::Db)
 }
 
 /// The source's log rows a clone does not copy ([`LogAction::SOURCE_ONLY`]), as an SQL list of
@@ -45,8 +41,7 @@ fn source_only_actions() -> String {
 
 /// Makes the import on this store's backend.
 pub(crate) async fn import(
-    store: &Store,
-    attempt: &ImportAttempt,
+    store: &Store, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, RepoError> {
     let outcome = match store.backend() {
         sea_orm::DatabaseBackend::Postgres => postgres::import(&store.db, attempt).await,
@@ -69,8 +64,7 @@ pub(crate) async fn import(
 /// this source by this receiver committed first; its clone is the answer, or, when it was
 /// deleted since, a refusal that the service reads again.
 async fn already_imported(
-    store: &Store,
-    attempt: &ImportAttempt,
+    store: &Store, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, RepoError> {
     let select = Query::select()
         .column(Sessions::Id)
@@ -87,14 +81,11 @@ async fn already_imported(
 /// [`ShareRepository::import_context`](handoff_domain::ports::ShareRepository::import_context),
 /// on a connection or inside a transaction: one query.
 pub(crate) async fn read_context<C: ConnectionTrait>(
-    db: &C,
-    attempt: &ImportAttempt,
+    db: &C, attempt: &ImportAttempt,
 ) -> Result<ImportContext, RepoError> {
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        let columns: Vec<String> = SESSION_COLUMNS
-            .split(',')
-            .map(|c| format!("s.{}", c.trim()))
-            .collect();
+        let columns: Vec<String> =
+            SESSION_COLUMNS.split(',').map(|c| format!("s.{}", c.trim())).collect();
         format!(
             "SELECT t.jti AS token_jti, t.session_id AS token_session_id, \
              t.session_kind AS token_session_kind, t.from_application_id AS token_from, \
@@ -155,13 +146,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         }),
         _ => None,
     };
-    Ok(ImportContext {
-        token,
-        source,
-        recorded_blocks,
-        existing_clone,
-        workflow,
-    })
+    Ok(ImportContext { token, source, recorded_blocks, existing_clone, workflow })
 }
 
 /// The ledger's row of the presented token, read with the context; `None` when there is none.

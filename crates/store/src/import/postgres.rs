@@ -52,8 +52,7 @@ use crate::sql::{Failure, is_foreign_key_violation, stmt};
 /// statement: the clone as written, or `Refused` when a check failed and nothing was written.
 /// A unique violation (the receiver holds a clone) is the caller's to read.
 pub(crate) async fn import(
-    db: &DatabaseConnection,
-    attempt: &ImportAttempt,
+    db: &DatabaseConnection, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, Failure> {
     // Check 6 needs no read; an unlisted token is the deployment's policy.
     if attempt.claims.for_application_id != attempt.application_id
@@ -62,16 +61,10 @@ pub(crate) async fn import(
     {
         return Ok(ImportOutcome::Refused);
     }
-    let sql = cached_sql(
-        attempt.claims.session_kind,
-        attempt.listed,
-        attempt.idempotency.is_some(),
-    );
+    let sql =
+        cached_sql(attempt.claims.session_kind, attempt.listed, attempt.idempotency.is_some());
     let values = values(attempt, status_rule(attempt.trust_review));
-    let row = match db
-        .query_one_raw(stmt(db.get_database_backend(), sql, values))
-        .await
-    {
+    let row = match db.query_one_raw(stmt(db.get_database_backend(), sql, values)).await {
         // Copies without a session row: a check failed, and the statement wrote nothing.
         Err(error) if is_foreign_key_violation(&error) => return Ok(ImportOutcome::Refused),
         row => row.map_err(Failure::Db)?,
@@ -89,11 +82,7 @@ fn record(row: &QueryResult) -> Result<SessionRecord, RepoError> {
     let (session, recorded) = rows::session(row)?;
     let items = rows::items_packed(rows::text_or_null(row, "items")?.as_deref())?;
     let reviews = rows::reviews_json(rows::text_or_null(row, "reviews")?.as_deref())?;
-    Ok(SessionRecord {
-        session,
-        blocks: rows::blocks(&recorded, items),
-        reviews,
-    })
+    Ok(SessionRecord { session, blocks: rows::blocks(&recorded, items), reviews })
 }
 
 /// The statement's parameters, in their order: `$1` is `Source`. The ledger's (the token's id
@@ -168,11 +157,7 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         a.copied_actor().into(),
         a.source_log.actor.clone().into(),
         a.source_log.action.as_str().into(),
-        a.source_log
-            .details
-            .as_ref()
-            .map(ToString::to_string)
-            .into(),
+        a.source_log.details.as_ref().map(ToString::to_string).into(),
         a.source_created_after.into(),
         source_facts(a).into(),
     ];
@@ -190,9 +175,7 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
 
 /// The facts of the source's events (`share.redeemed`): all known before the statement.
 fn source_facts(a: &ImportAttempt) -> String {
-    events_of(&a.source_log)
-        .first()
-        .map_or_else(|| "{}".to_owned(), |(_, facts)| facts.to_string())
+    events_of(&a.source_log).first().map_or_else(|| "{}".to_owned(), |(_, facts)| facts.to_string())
 }
 
 /// The statement's text depends on the kind, on whether the token is listed in the ledger and
@@ -231,11 +214,7 @@ fn status_rule(trust_review: bool) -> &'static str {
 /// source, as SQL `VALUES` rows (the domain's names, literals of the code).
 fn import_event_types() -> (String, String) {
     let rows = |types: &[WebhookType]| {
-        types
-            .iter()
-            .map(|t| format!("('{}')", t.as_str()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        types.iter().map(|t| format!("('{}')", t.as_str())).collect::<Vec<_>>().join(", ")
     };
     (
         rows(LogAction::Imported.events(true, false)),
@@ -468,11 +447,8 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
     if with_key {
         // Its parameters follow the fixed ones and the ledger's, when there are any.
         let first = P::Jti as usize + 1 + if with_jti { 2 } else { 0 };
-        let (key, hash, at) = (
-            format!("${first}"),
-            format!("${}", first + 1),
-            format!("${}", first + 2),
-        );
+        let (key, hash, at) =
+            (format!("${first}"), format!("${}", first + 1), format!("${}", first + 2));
         let operation = IdempotentOperation::Import.as_str();
         parts.push(format!(
             "claimed AS (INSERT INTO idempotency_keys (application_id, idempotency_key, \
@@ -605,11 +581,7 @@ mod tests {
                     );
                 }
                 for block in FeatureBlock::for_kind(kind) {
-                    assert_eq!(
-                        sql.matches(&format!("INSERT INTO {} ", block.v3_key()))
-                            .count(),
-                        1
-                    );
+                    assert_eq!(sql.matches(&format!("INSERT INTO {} ", block.v3_key())).count(), 1);
                 }
                 assert!(
                     sql.find("counter AS").unwrap() > sql.find("entity AS").unwrap()
@@ -626,18 +598,12 @@ mod tests {
                 assert_eq!(counter.contains("FROM redeemed"), jti.is_some());
                 // Values sit where their placeholders say.
                 assert_eq!(values[P::Clone as usize], attempt.clone_id.as_uuid().into());
-                assert_eq!(
-                    values[P::Workflow as usize],
-                    attempt.workflow_id.as_uuid().into()
-                );
+                assert_eq!(values[P::Workflow as usize], attempt.workflow_id.as_uuid().into());
                 assert_eq!(values[P::Kind as usize], kind.as_str().into());
                 assert_eq!(values[P::Review as usize], LogKind::Review.as_str().into());
                 if jti.is_some() {
                     assert_eq!(values[P::Jti as usize], Value::from(jti.map(str::to_owned)));
-                    assert_eq!(
-                        values[P::Expires as usize],
-                        Value::from(attempt.claims.expires_at)
-                    );
+                    assert_eq!(values[P::Expires as usize], Value::from(attempt.claims.expires_at));
                 }
                 let key_at = P::Jti as usize + if jti.is_some() { 2 } else { 0 };
                 assert_eq!(
@@ -645,10 +611,7 @@ mod tests {
                     with_key.then(|| Value::from("k")).as_ref(),
                     "the key follows the ledger's parameters"
                 );
-                assert_eq!(
-                    values[P::CopiedActor as usize],
-                    attempt.copied_actor().into()
-                );
+                assert_eq!(values[P::CopiedActor as usize], attempt.copied_actor().into());
             }
         }
     }

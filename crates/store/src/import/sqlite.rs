@@ -19,16 +19,12 @@ use crate::sql::{Failure, begin_write, commit, repo_error};
 /// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) on SQLite: the
 /// checks read and decided inside the write transaction, then the copies.
 pub(super) async fn import(
-    store: &Store,
-    attempt: &ImportAttempt,
+    store: &Store, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, Failure> {
     let _turn = store.write_turn().await;
     let txn = begin_write(&store.db).await?;
     let context = super::read_context(&txn, attempt).await?;
-    let outcome = match (
-        first_failed_check(&context, attempt),
-        context.existing_clone,
-    ) {
+    let outcome = match (first_failed_check(&context, attempt), context.existing_clone) {
         (None, _) => copy(&txn, attempt, context).await?,
         (Some(ImportCheck::NotImported), Some(existing)) => {
             ImportOutcome::AlreadyImported(existing)
@@ -60,9 +56,7 @@ fn copy_block_sql(block: FeatureBlock) -> &'static str {
             })
             .collect()
     });
-    SQL.iter()
-        .find(|(b, _)| *b == block)
-        .map_or("", |(_, sql)| sql.as_str())
+    SQL.iter().find(|(b, _)| *b == block).map_or("", |(_, sql)| sql.as_str())
 }
 
 /// The clone's session row, `INSERT … SELECT` from the source's, returning what a decision
@@ -100,9 +94,7 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// counter comes first: the immediate transaction holds the write lock from `BEGIN` anyway, and
 /// the session row is then written with its number.
 async fn copy(
-    txn: &DatabaseTransaction,
-    attempt: &ImportAttempt,
-    context: ImportContext,
+    txn: &DatabaseTransaction, attempt: &ImportAttempt, context: ImportContext,
 ) -> Result<ImportOutcome, Failure> {
     // A token expected in the ledger must be there, to be redeemed.
     if attempt.listed && context.token.is_none() {
@@ -174,10 +166,7 @@ async fn copy(
         let copied = fetch(
             txn,
             copy_block_sql(*block),
-            vec![
-                attempt.clone_id.as_uuid().into(),
-                source.id.as_uuid().into(),
-            ],
+            vec![attempt.clone_id.as_uuid().into(), source.id.as_uuid().into()],
         )
         .await?;
         for row in &copied {
@@ -210,11 +199,7 @@ async fn copy(
             txn,
             "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
              WHERE jti = ? AND redeemed_at IS NULL RETURNING jti",
-            vec![
-                attempt.created_at.into(),
-                attempt.clone_id.as_uuid().into(),
-                jti.clone().into(),
-            ],
+            vec![attempt.created_at.into(), attempt.clone_id.as_uuid().into(), jti.clone().into()],
         )
         .await?;
         if redeemed.len() != 1 {

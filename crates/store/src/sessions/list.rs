@@ -4,9 +4,7 @@ use super::*;
 
 /// Which of the application's sessions a page of the list is drawn from.
 pub(super) fn list_condition(
-    backend: DatabaseBackend,
-    application_id: ApplicationId,
-    filter: &SessionFilter,
+    backend: DatabaseBackend, application_id: ApplicationId, filter: &SessionFilter,
 ) -> Cond {
     let mut all = Cond::all()
         .add(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
@@ -58,14 +56,8 @@ pub(super) fn list_condition(
         let upper = |path: &[&str]| Func::upper(field(path)).eq(country.as_str());
         all = all.add(
             Cond::any()
-                .add(in_block(
-                    FeatureBlock::IdVerifications,
-                    upper(&["issuing_state"]),
-                ))
-                .add(in_block(
-                    FeatureBlock::RegistryChecks,
-                    upper(&["company", "country_code"]),
-                )),
+                .add(in_block(FeatureBlock::IdVerifications, upper(&["issuing_state"])))
+                .add(in_block(FeatureBlock::RegistryChecks, upper(&["company", "country_code"]))),
         );
     }
     if let Some(search) = &filter.search {
@@ -81,10 +73,7 @@ pub(super) fn list_condition(
                         .cast_as(Alias::new("TEXT"))
                         .eq(search.as_str()),
                 )
-                .add(in_block(
-                    FeatureBlock::IdVerifications,
-                    like(field(&["full_name"])),
-                ))
+                .add(in_block(FeatureBlock::IdVerifications, like(field(&["full_name"]))))
                 .add(in_block(
                     FeatureBlock::RegistryChecks,
                     like(field(&["company", "company_name"])),

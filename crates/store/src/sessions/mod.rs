@@ -19,7 +19,7 @@ use handoff_domain::session::{Activity, ActivityPage, ActivityQuery, ListedBlock
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, Value};
 use uuid::Uuid;
 
-use handoff_domain::vendor_data::KEY_VERSION;
+use handoff_domain::entity::NewEntity;
 
 use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
@@ -78,9 +78,7 @@ const LARGE_WRITE_BYTES: usize = 256 * 1024;
 #[async_trait]
 impl SessionRepository for Store {
     async fn create_session(
-        &self,
-        s: &NewSession,
-        log: &LogEntry,
+        &self, s: &NewSession, log: &LogEntry,
     ) -> Result<StoredSession, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
@@ -157,9 +155,7 @@ impl SessionRepository for Store {
     }
 
     async fn find_session(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<SessionRecord>, RepoError> {
         let Some(row) = fetch_one(&self.db, &select_session(id)).await? else {
             return Ok(None);
@@ -172,11 +168,7 @@ impl SessionRepository for Store {
         }
         let blocks = read_blocks(&self.db, id, &recorded).await?;
         let reviews = read_reviews(&self.db, id).await?;
-        Ok(Some(SessionRecord {
-            session,
-            blocks,
-            reviews,
-        }))
+        Ok(Some(SessionRecord { session, blocks, reviews }))
     }
 
     async fn find_session_by_token(&self, token: &str) -> Result<Option<StoredSession>, RepoError> {
@@ -192,9 +184,7 @@ impl SessionRepository for Store {
     }
 
     async fn session_events(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<Vec<LogEntry>>, RepoError> {
         if handoff_domain::ports::ShareRepository::find_source(self, application_id, id)
             .await?
@@ -203,16 +193,7 @@ impl SessionRepository for Store {
             return Ok(None);
         }
         let select = Query::select()
-            .columns([
-                SessionLogs::Kind,
-                SessionLogs::Actor,
-                SessionLogs::Action,
-                SessionLogs::OldStatus,
-                SessionLogs::NewStatus,
-                SessionLogs::Comment,
-                SessionLogs::Details,
-                SessionLogs::CreatedAt,
-            ])
+            .columns(LOG_COLUMNS)
             .from(SessionLogs::Table)
             .and_where(Expr::col(SessionLogs::SessionId).eq(id.as_uuid()))
             .and_where(Expr::col(SessionLogs::Kind).eq(LogKind::Event.as_str()))
@@ -227,10 +208,7 @@ impl SessionRepository for Store {
     }
 
     async fn session_activity(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        query: ActivityQuery,
+        &self, application_id: ApplicationId, id: SessionId, query: ActivityQuery,
     ) -> Result<Option<ActivityPage>, RepoError> {
         if handoff_domain::ports::ShareRepository::find_source(self, application_id, id)
             .await?
@@ -239,19 +217,13 @@ impl SessionRepository for Store {
             return Ok(None);
         }
         // `LogEntry::is_activity`: every review, and the events that set a status.
-        let activity = Cond::any()
-            .add(Expr::col(SessionLogs::Kind).eq(LogKind::Review.as_str()))
-            .add(
-                Cond::all()
-                    .add(Expr::col(SessionLogs::NewStatus).is_not_null())
-                    .add(
-                        Cond::any()
-                            .add(Expr::col(SessionLogs::OldStatus).is_null())
-                            .add(
-                                Expr::col(SessionLogs::OldStatus)
-                                    .ne(Expr::col(SessionLogs::NewStatus)),
-                            ),
+        let activity =
+            Cond::any().add(Expr::col(SessionLogs::Kind).eq(LogKind::Review.as_str())).add(
+                Cond::all().add(Expr::col(SessionLogs::NewStatus).is_not_null()).add(
+                    Cond::any().add(Expr::col(SessionLogs::OldStatus).is_null()).add(
+                        Expr::col(SessionLogs::OldStatus).ne(Expr::col(SessionLogs::NewStatus)),
                     ),
+                ),
             );
         let mut matching = Query::select()
             .from(SessionLogs::Table)
@@ -267,73 +239,35 @@ impl SessionRepository for Store {
             None => 0,
         };
         let page = matching
-            .columns([
-                SessionLogs::Id,
-                SessionLogs::Kind,
-                SessionLogs::Actor,
-                SessionLogs::Action,
-                SessionLogs::OldStatus,
-                SessionLogs::NewStatus,
-                SessionLogs::Comment,
-                SessionLogs::Details,
-                SessionLogs::CreatedAt,
-            ])
-            .order_by(
-                SessionLogs::Id,
-                if query.newest_first {
-                    Order::Desc
-                } else {
-                    Order::Asc
-                },
-            )
+            .columns(std::iter::once(SessionLogs::Id).chain(LOG_COLUMNS))
+            .order_by(SessionLogs::Id, if query.newest_first { Order::Desc } else { Order::Asc })
             .limit(query.limit)
             .offset(query.offset)
             .to_owned();
         let results = fetch_all(&self.db, &page)
             .await?
             .iter()
-            .map(|row| {
-                Ok(Activity {
-                    row: get(row, "id")?,
-                    entry: rows::log_entry(row)?,
-                })
-            })
+            .map(|row| Ok(Activity { row: get(row, "id")?, entry: rows::log_entry(row)? }))
             .collect::<Result<_, RepoError>>()?;
-        Ok(Some(ActivityPage {
-            count: u64::try_from(count).unwrap_or(0),
-            results,
-        }))
+        Ok(Some(ActivityPage { count: u64::try_from(count).unwrap_or(0), results }))
     }
 
     async fn record_results(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        results: &RecordResults,
+        &self, application_id: ApplicationId, id: SessionId, results: &RecordResults,
         log: &LogEntry,
     ) -> Result<bool, RepoError> {
-        self.write_results(application_id, id, None, results, log)
-            .await
+        self.write_results(application_id, id, None, results, log).await
     }
 
     async fn amend_results(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        revision: i64,
-        results: &RecordResults,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, id: SessionId, revision: i64,
+        results: &RecordResults, log: &LogEntry,
     ) -> Result<bool, RepoError> {
-        self.write_results(application_id, id, Some(revision), results, log)
-            .await
+        self.write_results(application_id, id, Some(revision), results, log).await
     }
 
     async fn apply_review(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        review: ReviewStatus,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, id: SessionId, review: ReviewStatus, log: &LogEntry,
     ) -> Result<ReviewOutcome, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
@@ -358,9 +292,7 @@ impl SessionRepository for Store {
     }
 
     async fn delete_sessions(
-        &self,
-        application_id: ApplicationId,
-        numbers: Option<&[i64]>,
+        &self, application_id: ApplicationId, numbers: Option<&[i64]>,
     ) -> Result<Vec<(SessionId, i64)>, RepoError> {
         // Every related row goes with them by ON DELETE CASCADE, in the same statement.
         let mut delete = Query::delete()
@@ -375,19 +307,12 @@ impl SessionRepository for Store {
         fetch_all(&self.db, &delete)
             .await?
             .iter()
-            .map(|row| {
-                Ok((
-                    SessionId::from_uuid(get(row, "id")?),
-                    get(row, "session_number")?,
-                ))
-            })
+            .map(|row| Ok((SessionId::from_uuid(get(row, "id")?), get(row, "session_number")?)))
             .collect()
     }
 
     async fn delete_session(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<bool, RepoError> {
         // Every related row goes with it by ON DELETE CASCADE, in the same statement.
         let delete = Query::delete()
@@ -400,9 +325,7 @@ impl SessionRepository for Store {
     }
 
     async fn list_sessions(
-        &self,
-        application_id: ApplicationId,
-        filter: &SessionFilter,
+        &self, application_id: ApplicationId, filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError> {
         let backend = self.backend();
         let condition = list_condition(backend, application_id, filter);
@@ -429,10 +352,7 @@ impl SessionRepository for Store {
             .limit(filter.limit)
             .offset(filter.offset);
         let rows = fetch_all(&self.db, &page).await?;
-        let sessions = rows
-            .iter()
-            .map(rows::session)
-            .collect::<Result<Vec<_>, _>>()?;
+        let sessions = rows.iter().map(rows::session).collect::<Result<Vec<_>, _>>()?;
         let mut listed = self.listed_blocks(&sessions).await?;
         let results = sessions
             .into_iter()
@@ -441,9 +361,6 @@ impl SessionRepository for Store {
                 SessionListing::new(session, &blocks)
             })
             .collect();
-        Ok(SessionPage {
-            count: u64::try_from(count).unwrap_or(0),
-            results,
-        })
+        Ok(SessionPage { count: u64::try_from(count).unwrap_or(0), results })
     }
 }

@@ -4,9 +4,7 @@ use super::*;
 
 /// The recorded blocks of a session, read in one statement.
 pub(super) async fn read_blocks<C: ConnectionTrait>(
-    db: &C,
-    id: SessionId,
-    recorded: &[FeatureBlock],
+    db: &C, id: SessionId, recorded: &[FeatureBlock],
 ) -> Result<Vec<(FeatureBlock, Vec<FeatureItem>)>, RepoError> {
     if recorded.is_empty() {
         return Ok(Vec::new());
@@ -15,10 +13,7 @@ pub(super) async fn read_blocks<C: ConnectionTrait>(
     // the keys are the code's own), joined by UNION ALL.
     let select_block = |block: &FeatureBlock| {
         Query::select()
-            .expr_as(
-                Expr::cust(format!("'{}'", block.v3_key())),
-                Alias::new("block"),
-            )
+            .expr_as(Expr::cust(format!("'{}'", block.v3_key())), Alias::new("block"))
             .column(BlockItems::Position)
             .column(BlockItems::NodeId)
             .expr_as(Expr::col(BlockItems::Status), Alias::new("item_status"))
@@ -34,17 +29,12 @@ pub(super) async fn read_blocks<C: ConnectionTrait>(
     let select = select_block(first)
         .unions(blocks.map(|block| (UnionType::All, select_block(block))))
         .to_owned();
-    let items = fetch_all(db, &select)
-        .await?
-        .iter()
-        .map(rows::item)
-        .collect::<Result<_, _>>()?;
+    let items = fetch_all(db, &select).await?.iter().map(rows::item).collect::<Result<_, _>>()?;
     Ok(rows::blocks(recorded, items))
 }
 
 pub(super) async fn read_reviews<C: ConnectionTrait>(
-    db: &C,
-    id: SessionId,
+    db: &C, id: SessionId,
 ) -> Result<Vec<Review>, RepoError> {
     let select = Query::select()
         .expr_as(Expr::col(SessionLogs::Id), Alias::new("log_id"))

@@ -6,12 +6,8 @@ use super::*;
 impl Store {
     /// `record_results`, and with `revision` `amend_results`.
     pub(super) async fn write_results(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
-        revision: Option<i64>,
-        results: &RecordResults,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, id: SessionId, revision: Option<i64>,
+        results: &RecordResults, log: &LogEntry,
     ) -> Result<bool, RepoError> {
         let _turn = if results.item_bytes() >= LARGE_WRITE_BYTES {
             self.large_write_turn().await
@@ -58,8 +54,7 @@ impl Store {
     /// item's status, and the first item of `id_verifications` and `registry_checks`; one
     /// statement for the page.
     pub(super) async fn listed_blocks(
-        &self,
-        sessions: &[(StoredSession, Vec<FeatureBlock>)],
+        &self, sessions: &[(StoredSession, Vec<FeatureBlock>)],
     ) -> Result<HashMap<Uuid, HashMap<FeatureBlock, ListedBlock>>, RepoError> {
         let mut parts = Vec::new();
         for block in FeatureBlock::ALL {
@@ -73,11 +68,10 @@ impl Store {
             }
             // The first item of a block whose items name the person or company.
             let item: Expr = match block {
-                FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks => Expr::case(
-                    Expr::col(BlockItems::Position).eq(0),
-                    Expr::col(BlockItems::Item),
-                )
-                .into(),
+                FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks => {
+                    Expr::case(Expr::col(BlockItems::Position).eq(0), Expr::col(BlockItems::Item))
+                        .into()
+                }
                 _ => Expr::cust("NULL"),
             };
             parts.push(
@@ -122,15 +116,11 @@ impl Store {
 
 /// Locks the application's counter row until the transaction ends, without bumping it.
 pub(super) async fn lock_counter(
-    txn: &DatabaseTransaction,
-    application_id: ApplicationId,
+    txn: &DatabaseTransaction, application_id: ApplicationId,
 ) -> Result<(), RepoError> {
     let lock = Query::update()
         .table(Applications::Table)
-        .value(
-            Applications::LastSessionNumber,
-            Expr::col(Applications::LastSessionNumber),
-        )
+        .value(Applications::LastSessionNumber, Expr::col(Applications::LastSessionNumber))
         .and_where(Expr::col(Applications::Id).eq(application_id.as_uuid()))
         .to_owned();
     run(txn, &lock).await.map(drop)
@@ -140,8 +130,7 @@ pub(super) async fn lock_counter(
 /// `metadata` replaced by `s`'s when given, and the request's idempotency key claimed for it;
 /// `None` when there is none.
 pub(super) async fn reuse_unfinished(
-    txn: &DatabaseTransaction,
-    s: &NewSession,
+    txn: &DatabaseTransaction, s: &NewSession,
 ) -> Result<Option<StoredSession>, RepoError> {
     let Some(vendor_data) = &s.vendor_data else {
         return Ok(None);
@@ -153,24 +142,21 @@ pub(super) async fn reuse_unfinished(
         .and_where(Expr::col(Entities::Kind).eq(s.kind.as_str()))
         .and_where(Expr::col(Entities::VendorDataKey).eq(vendor_data.key()))
         .to_owned();
-    let select = Query::select()
-        .column(Sessions::Id)
-        .from(Sessions::Table)
-        .and_where(Expr::col(Sessions::ApplicationId).eq(s.application_id.as_uuid()))
-        .and_where(Expr::col(Sessions::WorkflowId).eq(s.workflow_id.as_uuid()))
-        // Only a session that runs the workflow's steps as they are now.
-        .and_where(Expr::col(Sessions::Features).eq(features_text(&s.features)))
-        .and_where(
-            Expr::col(Sessions::Status).is_in(
-                handoff_domain::SessionStatus::UNFINISHED
-                    .iter()
-                    .map(|status| status.as_str()),
-            ),
-        )
-        .and_where(Expr::col(Sessions::EntityId).in_subquery(entity))
-        .order_by(Sessions::SessionNumber, Order::Desc)
-        .limit(1)
-        .to_owned();
+    let select =
+        Query::select()
+            .column(Sessions::Id)
+            .from(Sessions::Table)
+            .and_where(Expr::col(Sessions::ApplicationId).eq(s.application_id.as_uuid()))
+            .and_where(Expr::col(Sessions::WorkflowId).eq(s.workflow_id.as_uuid()))
+            // Only a session that runs the workflow's steps as they are now.
+            .and_where(Expr::col(Sessions::Features).eq(features_text(&s.features)))
+            .and_where(Expr::col(Sessions::Status).is_in(
+                handoff_domain::SessionStatus::UNFINISHED.iter().map(|status| status.as_str()),
+            ))
+            .and_where(Expr::col(Sessions::EntityId).in_subquery(entity))
+            .order_by(Sessions::SessionNumber, Order::Desc)
+            .limit(1)
+            .to_owned();
     let Some(row) = fetch_one(txn, &select).await? else {
         return Ok(None);
     };
@@ -208,15 +194,11 @@ pub(super) async fn reuse_unfinished(
 /// The application's next session number: its counter row bumped and locked until the
 /// transaction ends, which serializes one application's numbers across processes.
 pub(crate) async fn next_session_number(
-    txn: &DatabaseTransaction,
-    application_id: ApplicationId,
+    txn: &DatabaseTransaction, application_id: ApplicationId,
 ) -> Result<i64, RepoError> {
     let counter = Query::update()
         .table(Applications::Table)
-        .value(
-            Applications::LastSessionNumber,
-            Expr::col(Applications::LastSessionNumber).add(1),
-        )
+        .value(Applications::LastSessionNumber, Expr::col(Applications::LastSessionNumber).add(1))
         .and_where(Expr::col(Applications::Id).eq(application_id.as_uuid()))
         .returning_col(Applications::LastSessionNumber)
         .to_owned();
@@ -230,9 +212,7 @@ pub(crate) async fn next_session_number(
 /// (`FOR UPDATE` on PostgreSQL; SQLite's immediate transaction already holds the write lock).
 /// `None` when the application holds no such session.
 pub(super) async fn lock_session(
-    txn: &DatabaseTransaction,
-    application_id: ApplicationId,
-    id: SessionId,
+    txn: &DatabaseTransaction, application_id: ApplicationId, id: SessionId,
 ) -> Result<Option<sea_orm::QueryResult>, RepoError> {
     // By key alone, then the application (see `find_session`); the transaction of a caller
     // that finds another application's row ends without writing.
@@ -259,47 +239,24 @@ pub(super) async fn lock_session(
 /// missing, in one statement: the unique key decides between concurrent creators, and the no-op
 /// `DO UPDATE` lets `RETURNING` give the existing row (and locks it for the transaction).
 pub(crate) async fn ensure_entity(
-    txn: &DatabaseTransaction,
-    id: Uuid,
-    application_id: ApplicationId,
-    kind: handoff_domain::SessionKind,
-    vendor_data: &handoff_domain::VendorData,
+    txn: &DatabaseTransaction, id: Uuid, application_id: ApplicationId,
+    kind: handoff_domain::SessionKind, vendor_data: &handoff_domain::VendorData,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Uuid, EntityStatus), RepoError> {
-    let upsert = Query::insert()
-        .into_table(Entities::Table)
-        .columns([
-            Entities::Id,
-            Entities::ApplicationId,
-            Entities::Kind,
-            Entities::VendorData,
-            Entities::VendorDataKey,
-            Entities::Status,
-            Entities::CreatedAt,
-            Entities::KeyVersion,
-        ])
-        .values([
-            id.into(),
-            application_id.as_uuid().into(),
-            kind.as_str().into(),
-            vendor_data.as_str().into(),
-            vendor_data.key().into(),
-            EntityStatus::Active.as_str().into(),
-            at.into(),
-            KEY_VERSION.into(),
-        ])
-        .map_err(crate::sql::insert_mismatch)?
+    let new = NewEntity {
+        id,
+        kind,
+        vendor_data: vendor_data.clone(),
+        status: EntityStatus::Active,
+        display_name: None,
+        metadata: None,
+        created_at: at,
+    };
+    let upsert = crate::entities::entity_insert(application_id, &new)?
         .on_conflict(
-            OnConflict::columns([
-                Entities::ApplicationId,
-                Entities::Kind,
-                Entities::VendorDataKey,
-            ])
-            .value(
-                Entities::Status,
-                Expr::col((Entities::Table, Entities::Status)),
-            )
-            .to_owned(),
+            OnConflict::columns([Entities::ApplicationId, Entities::Kind, Entities::VendorDataKey])
+                .value(Entities::Status, Expr::col((Entities::Table, Entities::Status)))
+                .to_owned(),
         )
         .returning(Query::returning().columns([Entities::Id, Entities::Status]))
         .to_owned();
@@ -313,10 +270,7 @@ pub(crate) async fn ensure_entity(
 }
 
 pub(super) async fn insert_items(
-    txn: &DatabaseTransaction,
-    session_id: SessionId,
-    block: FeatureBlock,
-    items: &[FeatureItem],
+    txn: &DatabaseTransaction, session_id: SessionId, block: FeatureBlock, items: &[FeatureItem],
 ) -> Result<(), RepoError> {
     for (chunk_index, chunk) in items.chunks(ITEMS_PER_INSERT).enumerate() {
         let mut insert = Query::insert()
@@ -349,36 +303,32 @@ pub(super) async fn insert_items(
 
 /// Appends a log row, and the webhook events it causes.
 pub(crate) async fn insert_log(
-    txn: &DatabaseTransaction,
-    session_id: SessionId,
-    log: &LogEntry,
+    txn: &DatabaseTransaction, session_id: SessionId, log: &LogEntry,
 ) -> Result<(), RepoError> {
     let insert = Query::insert()
         .into_table(SessionLogs::Table)
-        .columns([
-            SessionLogs::SessionId,
-            SessionLogs::Kind,
-            SessionLogs::Actor,
-            SessionLogs::Action,
-            SessionLogs::OldStatus,
-            SessionLogs::NewStatus,
-            SessionLogs::Comment,
-            SessionLogs::Details,
-            SessionLogs::CreatedAt,
-        ])
-        .values(
-            std::iter::once(session_id.as_uuid().into())
-                .chain(log_values(log))
-                .map(Expr::val),
-        )
+        .columns(std::iter::once(SessionLogs::SessionId).chain(LOG_COLUMNS))
+        .values(std::iter::once(session_id.as_uuid().into()).chain(log_values(log)).map(Expr::val))
         .map_err(crate::sql::insert_mismatch)?
         .to_owned();
     run(txn, &insert).await?;
     crate::outbox::insert_events(txn, session_id, log).await
 }
 
-/// A log row's columns after `session_id`, in the order `kind, actor, action, old_status,
-/// new_status, comment, details, created_at`.
+/// A log row's columns after `session_id`: what [`log_values`] gives and
+/// [`rows::log_entry`](crate::rows::log_entry) reads.
+pub(crate) const LOG_COLUMNS: [SessionLogs; 8] = [
+    SessionLogs::Kind,
+    SessionLogs::Actor,
+    SessionLogs::Action,
+    SessionLogs::OldStatus,
+    SessionLogs::NewStatus,
+    SessionLogs::Comment,
+    SessionLogs::Details,
+    SessionLogs::CreatedAt,
+];
+
+/// A log row's values in the order of [`LOG_COLUMNS`].
 pub(crate) fn log_values(log: &LogEntry) -> Vec<Value> {
     vec![
         log.kind.as_str().into(),

@@ -24,10 +24,7 @@ async fn keys_are_found_by_prefix_until_revoked(db: TestStore) {
     );
     assert!(db.revoke_api_key(app, key.prefix(), now()).await.unwrap());
     assert!(db.find_api_key(key.prefix()).await.unwrap().is_none());
-    assert!(
-        !db.revoke_api_key(app, key.prefix(), now()).await.unwrap(),
-        "already revoked"
-    );
+    assert!(!db.revoke_api_key(app, key.prefix(), now()).await.unwrap(), "already revoked");
 }
 
 on_both_backends!(a_key_for_an_unknown_application_is_refused);
@@ -41,21 +38,11 @@ on_both_backends!(applications_are_listed_oldest_first);
 async fn applications_are_listed_oldest_first(db: TestStore) {
     let first = db.application().await;
     let second = db.application().await;
-    let listed: Vec<_> = db
-        .list_applications()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|a| a.id)
-        .collect();
+    let listed: Vec<_> = db.list_applications().await.unwrap().into_iter().map(|a| a.id).collect();
     assert_eq!(listed.len(), 2);
     assert!(listed.contains(&first) && listed.contains(&second));
     assert!(db.application_exists(first).await.unwrap());
-    assert!(
-        !db.application_exists(ApplicationId::from_uuid(Uuid::new_v4()))
-            .await
-            .unwrap()
-    );
+    assert!(!db.application_exists(ApplicationId::from_uuid(Uuid::new_v4())).await.unwrap());
 }
 
 on_both_backends!(migrations_go_down_and_up_again);
@@ -75,40 +62,23 @@ async fn console_sessions_end_when_idle_expired_or_closed(db: TestStore) {
     let app = db.application().await;
     let t0 = now();
     let session = ConsoleSession {
-        caller: Caller {
-            application_id: app,
-            key_prefix: "0123456789ab".into(),
-        },
+        caller: Caller { application_id: app, key_prefix: "0123456789ab".into() },
         csrf: "c".repeat(32),
         expires_at: t0 + Duration::hours(8),
     };
     let idle = Duration::minutes(30);
     let touch = |id: &'static str, at: chrono::DateTime<chrono::Utc>| {
         let db = &db;
-        async move {
-            db.touch_console_session(ConsoleSessionHash::of(id), at, at - idle)
-                .await
-                .unwrap()
-        }
+        async move { db.touch_console_session(ConsoleSessionHash::of(id), at, at - idle).await.unwrap() }
     };
-    db.open_console_session(ConsoleSessionHash::of("a"), &session, t0, t0 - idle)
-        .await
-        .unwrap();
-    assert_eq!(
-        touch("a", t0 + Duration::minutes(20)).await,
-        Some(session.clone())
-    );
+    db.open_console_session(ConsoleSessionHash::of("a"), &session, t0, t0 - idle).await.unwrap();
+    assert_eq!(touch("a", t0 + Duration::minutes(20)).await, Some(session.clone()));
     // Used 20 minutes in; idle from 50 minutes in.
     assert!(touch("a", t0 + Duration::minutes(49)).await.is_some());
-    assert!(
-        touch("a", t0 + Duration::minutes(80)).await.is_none(),
-        "idle"
-    );
+    assert!(touch("a", t0 + Duration::minutes(80)).await.is_none(), "idle");
     assert!(touch("b", t0).await.is_none(), "another id");
     // Past its lifetime, however recently used.
-    db.open_console_session(ConsoleSessionHash::of("c"), &session, t0, t0 - idle)
-        .await
-        .unwrap();
+    db.open_console_session(ConsoleSessionHash::of("c"), &session, t0, t0 - idle).await.unwrap();
     let mut at = t0;
     while at < t0 + Duration::hours(8) {
         at += Duration::minutes(25);
@@ -116,11 +86,7 @@ async fn console_sessions_end_when_idle_expired_or_closed(db: TestStore) {
         assert_eq!(current.is_some(), at < t0 + Duration::hours(8), "at {at}");
     }
     // Closed: gone; only the hash is stored.
-    db.open_console_session(ConsoleSessionHash::of("d"), &session, t0, t0 - idle)
-        .await
-        .unwrap();
-    db.close_console_session(ConsoleSessionHash::of("d"))
-        .await
-        .unwrap();
+    db.open_console_session(ConsoleSessionHash::of("d"), &session, t0, t0 - idle).await.unwrap();
+    db.close_console_session(ConsoleSessionHash::of("d")).await.unwrap();
     assert!(touch("d", t0).await.is_none());
 }

@@ -8,12 +8,8 @@ use crate::support::{TestStore, on_both_backends};
 /// One setting's value, as the connection reports it.
 async fn setting(db: &crate::support::TestStore, sql: &str, column: &str) -> String {
     let backend = db.connection().get_database_backend();
-    let row = db
-        .connection()
-        .query_one_raw(Statement::from_string(backend, sql))
-        .await
-        .unwrap()
-        .unwrap();
+    let row =
+        db.connection().query_one_raw(Statement::from_string(backend, sql)).await.unwrap().unwrap();
     row.try_get::<String>("", column).unwrap()
 }
 
@@ -22,10 +18,7 @@ on_both_backends!(connections_carry_the_servers_settings,);
 async fn connections_carry_the_servers_settings(db: TestStore) {
     match db.connection().get_database_backend() {
         DatabaseBackend::Sqlite => {
-            assert_eq!(
-                setting(&db, "PRAGMA journal_mode", "journal_mode").await,
-                "wal"
-            );
+            assert_eq!(setting(&db, "PRAGMA journal_mode", "journal_mode").await, "wal");
             // Checkpoints are the background task's, never a committing writer's.
             let row = db
                 .connection()

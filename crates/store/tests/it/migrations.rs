@@ -11,9 +11,7 @@ use sea_orm::{ConnectionTrait, Statement};
 
 async fn subscriptions_move_from_json_into_rows(backend: Backend) {
     let db = TestDatabase::create(backend).await;
-    let store = Store::connect(db.url(), &StoreOptions::default())
-        .await
-        .unwrap();
+    let store = Store::connect(db.url(), &StoreOptions::default()).await.unwrap();
     let connection = store.connection();
     let all = Migrator::migrations().len() as u32;
     Migrator::up(connection, Some(all - 1)).await.unwrap();
@@ -21,10 +19,9 @@ async fn subscriptions_move_from_json_into_rows(backend: Backend) {
     let destination = uuid::Uuid::new_v4();
     let (app_id, dest_id) = match backend {
         Backend::Postgres => (format!("'{application}'"), format!("'{destination}'")),
-        Backend::Sqlite => (
-            format!("X'{}'", application.simple()),
-            format!("X'{}'", destination.simple()),
-        ),
+        Backend::Sqlite => {
+            (format!("X'{}'", application.simple()), format!("X'{}'", destination.simple()))
+        }
     };
     let now = "'2026-12-05T12:00:00Z'";
     for sql in [
@@ -44,10 +41,7 @@ async fn subscriptions_move_from_json_into_rows(backend: Backend) {
             Backend::Sqlite => sql,
         };
         connection
-            .execute_raw(Statement::from_string(
-                connection.get_database_backend(),
-                sql,
-            ))
+            .execute_raw(Statement::from_string(connection.get_database_backend(), sql))
             .await
             .unwrap();
     }
@@ -57,10 +51,7 @@ async fn subscriptions_move_from_json_into_rows(backend: Backend) {
         .await
         .unwrap()
         .expect("the destination");
-    assert_eq!(
-        found.subscribed_events,
-        [WebhookType::StatusUpdated, WebhookType::ShareCreated]
-    );
+    assert_eq!(found.subscribed_events, [WebhookType::StatusUpdated, WebhookType::ShareCreated]);
 }
 
 handoff_testdb::on_each_backend!(crate::support::backend; subscriptions_move_from_json_into_rows);

@@ -60,18 +60,12 @@ async fn concurrent_creations_never_share_a_number(db: TestStore) {
         let db = db.clone();
         let workflow = workflow.clone();
         tasks.spawn(async move {
-            db.session(&workflow, Some(&format!("user-{}", i % 3)))
-                .await
-                .session_number
+            db.session(&workflow, Some(&format!("user-{}", i % 3))).await.session_number
         });
     }
     let numbers: BTreeSet<i64> = tasks.join_all().await.into_iter().collect();
     assert_eq!(numbers, (1..=24).collect::<BTreeSet<_>>());
-    assert_eq!(
-        db.count("entities").await,
-        3,
-        "one entity per vendor_data, even under concurrency"
-    );
+    assert_eq!(db.count("entities").await, 3, "one entity per vendor_data, even under concurrency");
 }
 
 on_both_backends!(a_new_vendor_data_creates_one_active_entity_matched_case_insensitively);
@@ -83,41 +77,25 @@ async fn a_new_vendor_data_creates_one_active_entity_matched_case_insensitively(
     db.session(&user_wf, Some("ana-001")).await;
     db.session(&biz_wf, Some("ANA-001")).await;
     let user = db
-        .find_entity(
-            app,
-            SessionKind::User,
-            &VendorData::parse("ANA-001").unwrap(),
-        )
+        .find_entity(app, SessionKind::User, &VendorData::parse("ANA-001").unwrap())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(
-        user.vendor_data.as_str(),
-        "Ana-001",
-        "the first spelling is kept"
-    );
+    assert_eq!(user.vendor_data.as_str(), "Ana-001", "the first spelling is kept");
     assert_eq!(user.status, EntityStatus::Active);
     assert_eq!(user.counts.session_count, 2);
     let business = db
-        .find_entity(
-            app,
-            SessionKind::Business,
-            &VendorData::parse("ana-001").unwrap(),
-        )
+        .find_entity(app, SessionKind::Business, &VendorData::parse("ana-001").unwrap())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(business.counts.session_count, 1);
     let other = db.application().await;
     assert!(
-        db.find_entity(
-            other,
-            SessionKind::User,
-            &VendorData::parse("ana-001").unwrap()
-        )
-        .await
-        .unwrap()
-        .is_none()
+        db.find_entity(other, SessionKind::User, &VendorData::parse("ana-001").unwrap())
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 
@@ -131,23 +109,15 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
     let results = RecordResults {
         status: Some(SessionStatus::Approved),
         blocks: vec![
-            (
-                FeatureBlock::IdVerifications,
-                Some(vec![item(first), item(second)]),
-            ),
+            (FeatureBlock::IdVerifications, Some(vec![item(first), item(second)])),
             (FeatureBlock::NfcVerifications, Some(vec![])),
             (FeatureBlock::AmlScreenings, None),
         ],
     };
     assert!(
-        db.record_results(
-            app,
-            session.id,
-            &results,
-            &event(LogAction::ResultsRecorded)
-        )
-        .await
-        .unwrap()
+        db.record_results(app, session.id, &results, &event(LogAction::ResultsRecorded))
+            .await
+            .unwrap()
     );
     let record = db.find_session(app, session.id).await.unwrap().unwrap();
     assert_eq!(record.session.status, SessionStatus::Approved);
@@ -163,10 +133,7 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
         Some(0),
         "[] stays an empty array"
     );
-    assert!(
-        record.block(FeatureBlock::AmlScreenings).is_none(),
-        "null means never ran"
-    );
+    assert!(record.block(FeatureBlock::AmlScreenings).is_none(), "null means never ran");
     assert!(record.block(FeatureBlock::LivenessChecks).is_none());
     assert_eq!(record.session.metadata, Some(serde_json::json!({"k": "v"})));
 
@@ -179,26 +146,14 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
         ],
     };
     assert!(
-        db.record_results(
-            app,
-            session.id,
-            &replace,
-            &event(LogAction::ResultsRecorded)
-        )
-        .await
-        .unwrap()
+        db.record_results(app, session.id, &replace, &event(LogAction::ResultsRecorded))
+            .await
+            .unwrap()
     );
     let record = db.find_session(app, session.id).await.unwrap().unwrap();
-    assert_eq!(
-        record.block(FeatureBlock::IdVerifications).unwrap().len(),
-        1
-    );
+    assert_eq!(record.block(FeatureBlock::IdVerifications).unwrap().len(), 1);
     assert!(record.block(FeatureBlock::NfcVerifications).is_none());
-    assert_eq!(
-        record.session.status,
-        SessionStatus::Approved,
-        "status unchanged when not given"
-    );
+    assert_eq!(record.session.status, SessionStatus::Approved, "status unchanged when not given");
     assert_eq!(db.count("id_verifications").await, 1);
 }
 
@@ -209,19 +164,11 @@ async fn another_applications_session_does_not_exist(db: TestStore) {
     let workflow = db.workflow(app, SessionKind::User).await;
     let session = db.session(&workflow, None).await;
     assert!(db.find_session(other, session.id).await.unwrap().is_none());
-    let results = RecordResults {
-        status: Some(SessionStatus::Declined),
-        blocks: vec![],
-    };
+    let results = RecordResults { status: Some(SessionStatus::Declined), blocks: vec![] };
     assert!(
-        !db.record_results(
-            other,
-            session.id,
-            &results,
-            &event(LogAction::StatusUpdated)
-        )
-        .await
-        .unwrap()
+        !db.record_results(other, session.id, &results, &event(LogAction::StatusUpdated))
+            .await
+            .unwrap()
     );
     assert_eq!(
         db.apply_review(
@@ -235,22 +182,11 @@ async fn another_applications_session_does_not_exist(db: TestStore) {
         ReviewOutcome::NotFound
     );
     assert!(!db.delete_session(other, session.id).await.unwrap());
-    assert_eq!(
-        db.list_sessions(other, &all(SessionKind::User))
-            .await
-            .unwrap()
-            .count,
-        0
-    );
+    assert_eq!(db.list_sessions(other, &all(SessionKind::User)).await.unwrap().count, 0);
     let unknown = SessionId::from_uuid(Uuid::new_v4());
     assert!(db.find_session(app, unknown).await.unwrap().is_none());
     assert_eq!(
-        db.find_session(app, session.id)
-            .await
-            .unwrap()
-            .unwrap()
-            .session
-            .status,
+        db.find_session(app, session.id).await.unwrap().unwrap().session.status,
         SessionStatus::NotStarted
     );
 }
@@ -264,27 +200,15 @@ async fn reviews_need_a_reviewable_status(db: TestStore) {
     review.kind = LogKind::Review;
     review.comment = Some("looks fine".into());
     assert_eq!(
-        db.apply_review(app, session.id, ReviewStatus::Approved, &review)
-            .await
-            .unwrap(),
+        db.apply_review(app, session.id, ReviewStatus::Approved, &review).await.unwrap(),
         ReviewOutcome::WrongCurrentStatus(SessionStatus::NotStarted)
     );
-    let to_review = RecordResults {
-        status: Some(SessionStatus::InReview),
-        blocks: vec![],
-    };
-    db.record_results(
-        app,
-        session.id,
-        &to_review,
-        &event(LogAction::ResultsRecorded),
-    )
-    .await
-    .unwrap();
+    let to_review = RecordResults { status: Some(SessionStatus::InReview), blocks: vec![] };
+    db.record_results(app, session.id, &to_review, &event(LogAction::ResultsRecorded))
+        .await
+        .unwrap();
     assert_eq!(
-        db.apply_review(app, session.id, ReviewStatus::Approved, &review)
-            .await
-            .unwrap(),
+        db.apply_review(app, session.id, ReviewStatus::Approved, &review).await.unwrap(),
         ReviewOutcome::Applied
     );
     let record = db.find_session(app, session.id).await.unwrap().unwrap();
@@ -303,41 +227,22 @@ async fn deleting_a_session_deletes_every_related_row(db: TestStore) {
     let keep = db.session(&workflow, Some("ana")).await;
     let blocks: Vec<_> = FeatureBlock::for_kind(SessionKind::User)
         .iter()
-        .map(|b| {
-            (
-                *b,
-                Some(vec![item(r#"{"node_id":"n","status":"Approved"}"#)]),
-            )
-        })
+        .map(|b| (*b, Some(vec![item(r#"{"node_id":"n","status":"Approved"}"#)])))
         .collect();
-    let results = RecordResults {
-        status: Some(SessionStatus::Approved),
-        blocks,
-    };
+    let results = RecordResults { status: Some(SessionStatus::Approved), blocks };
     for id in [session.id, keep.id] {
-        db.record_results(app, id, &results, &event(LogAction::ResultsRecorded))
-            .await
-            .unwrap();
+        db.record_results(app, id, &results, &event(LogAction::ResultsRecorded)).await.unwrap();
     }
     assert!(db.delete_session(app, session.id).await.unwrap());
     assert!(db.find_session(app, session.id).await.unwrap().is_none());
-    for table in BLOCK_TABLES.into_iter().filter(|t| {
-        FeatureBlock::from_v3_key(t)
-            .unwrap()
-            .belongs_to(SessionKind::User)
-    }) {
-        assert_eq!(
-            db.count(table).await,
-            1,
-            "{table} keeps only the other session's row"
-        );
+    for table in BLOCK_TABLES
+        .into_iter()
+        .filter(|t| FeatureBlock::from_v3_key(t).unwrap().belongs_to(SessionKind::User))
+    {
+        assert_eq!(db.count(table).await, 1, "{table} keeps only the other session's row");
     }
     assert_eq!(db.count("session_logs").await, 2);
-    assert_eq!(
-        db.count("entities").await,
-        1,
-        "the entity outlives its sessions"
-    );
+    assert_eq!(db.count("entities").await, 1, "the entity outlives its sessions");
     assert!(!db.delete_session(app, session.id).await.unwrap());
 }
 
@@ -348,38 +253,18 @@ async fn lists_filter_and_page(db: TestStore) {
     let biz_wf = db.workflow(app, SessionKind::Business).await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(
-            db.session(&user_wf, Some(if i % 2 == 0 { "Even" } else { "odd" }))
-                .await
-                .id,
-        );
+        ids.push(db.session(&user_wf, Some(if i % 2 == 0 { "Even" } else { "odd" })).await.id);
     }
     db.session(&biz_wf, Some("even")).await;
-    let approve = RecordResults {
-        status: Some(SessionStatus::Approved),
-        blocks: vec![],
-    };
-    db.record_results(app, ids[0], &approve, &event(LogAction::ResultsRecorded))
-        .await
-        .unwrap();
+    let approve = RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] };
+    db.record_results(app, ids[0], &approve, &event(LogAction::ResultsRecorded)).await.unwrap();
 
     let page = db
-        .list_sessions(
-            app,
-            &SessionFilter {
-                limit: 2,
-                offset: 1,
-                ..all(SessionKind::User)
-            },
-        )
+        .list_sessions(app, &SessionFilter { limit: 2, offset: 1, ..all(SessionKind::User) })
         .await
         .unwrap();
     assert_eq!(page.count, 5);
-    let numbers: Vec<i64> = page
-        .results
-        .iter()
-        .map(|s| s.session.session_number)
-        .collect();
+    let numbers: Vec<i64> = page.results.iter().map(|s| s.session.session_number).collect();
     assert_eq!(numbers, [4, 3], "newest first, after the offset");
 
     let even = SessionFilter {
@@ -387,10 +272,7 @@ async fn lists_filter_and_page(db: TestStore) {
         ..all(SessionKind::User)
     };
     assert_eq!(db.list_sessions(app, &even).await.unwrap().count, 3);
-    let both = SessionFilter {
-        kinds: SessionKind::ALL.to_vec(),
-        ..even
-    };
+    let both = SessionFilter { kinds: SessionKind::ALL.to_vec(), ..even };
     assert_eq!(db.list_sessions(app, &both).await.unwrap().count, 4);
     let approved = SessionFilter {
         statuses: vec![SessionStatus::Approved, SessionStatus::Declined],
@@ -399,21 +281,12 @@ async fn lists_filter_and_page(db: TestStore) {
     let page = db.list_sessions(app, &approved).await.unwrap();
     assert_eq!(page.count, 1);
     assert_eq!(page.results[0].session.id, ids[0]);
+    assert_eq!(db.list_sessions(app, &all(SessionKind::Business)).await.unwrap().count, 1);
     assert_eq!(
-        db.list_sessions(app, &all(SessionKind::Business))
+        db.list_sessions(ApplicationId::from_uuid(Uuid::new_v4()), &all(SessionKind::User))
             .await
             .unwrap()
             .count,
-        1
-    );
-    assert_eq!(
-        db.list_sessions(
-            ApplicationId::from_uuid(Uuid::new_v4()),
-            &all(SessionKind::User)
-        )
-        .await
-        .unwrap()
-        .count,
         0
     );
 }
@@ -435,18 +308,11 @@ async fn entities_keyed_under_the_old_rule_are_rekeyed_or_reported(db: TestStore
         "UPDATE entities SET vendor_data = '\u{ff22}ob', vendor_data_key = '\u{ff42}ob', \
          key_version = 1 WHERE vendor_data = 'wide'",
     ] {
-        db.connection()
-            .execute_raw(sea_orm::Statement::from_string(backend, sql))
-            .await
-            .unwrap();
+        db.connection().execute_raw(sea_orm::Statement::from_string(backend, sql)).await.unwrap();
     }
     let report = db.rekey_entities().await.unwrap();
     assert_eq!(report.rekeyed, 1, "{report:?}");
-    assert_eq!(
-        report.collisions.len(),
-        1,
-        "the twin is reported: {report:?}"
-    );
+    assert_eq!(report.collisions.len(), 1, "the twin is reported: {report:?}");
     assert_eq!(db.count("entities").await, 3, "nothing merged");
     let bob = db
         .find_entity(app, SessionKind::User, &VendorData::parse("bob").unwrap())
@@ -475,23 +341,12 @@ async fn entities_keyed_before_case_folding_are_rekeyed_or_reported(db: TestStor
         "UPDATE entities SET vendor_data = 'Stra\u{df}e', vendor_data_key = 'stra\u{df}e', \
          key_version = 2 WHERE vendor_data = 'two'",
     ] {
-        db.connection()
-            .execute_raw(sea_orm::Statement::from_string(backend, sql))
-            .await
-            .unwrap();
+        db.connection().execute_raw(sea_orm::Statement::from_string(backend, sql)).await.unwrap();
     }
     let report = db.rekey_entities().await.unwrap();
-    assert_eq!(
-        (report.rekeyed, report.collisions.len()),
-        (1, 1),
-        "{report:?}"
-    );
+    assert_eq!((report.rekeyed, report.collisions.len()), (1, 1), "{report:?}");
     let street = db
-        .find_entity(
-            app,
-            SessionKind::User,
-            &VendorData::parse("STRASSE").unwrap(),
-        )
+        .find_entity(app, SessionKind::User, &VendorData::parse("STRASSE").unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -519,14 +374,9 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
         )],
     };
     for (id, name, state) in [(ana.id, "Ana Núñez", "ESP"), (bob.id, "Bob Stone", "USA")] {
-        db.record_results(
-            app,
-            id,
-            &document(name, state),
-            &event(LogAction::ResultsRecorded),
-        )
-        .await
-        .unwrap();
+        db.record_results(app, id, &document(name, state), &event(LogAction::ResultsRecorded))
+            .await
+            .unwrap();
     }
     let registry = RecordResults {
         status: Some(SessionStatus::Declined),
@@ -537,14 +387,9 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
             )]),
         )],
     };
-    db.record_results(
-        app,
-        company.id,
-        &registry,
-        &event(LogAction::ResultsRecorded),
-    )
-    .await
-    .unwrap();
+    db.record_results(app, company.id, &registry, &event(LogAction::ResultsRecorded))
+        .await
+        .unwrap();
     let db = &db;
     let ids = |filter: SessionFilter| async move {
         let mut ids: Vec<_> = db
@@ -563,33 +408,18 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
         v
     };
     let users = all(SessionKind::User);
-    let both = SessionFilter {
-        kinds: SessionKind::ALL.to_vec(),
-        ..users.clone()
-    };
+    let both = SessionFilter { kinds: SessionKind::ALL.to_vec(), ..users.clone() };
     assert_eq!(
-        ids(SessionFilter {
-            workflow_id: Some(kyc.id),
-            ..users.clone()
-        })
-        .await,
+        ids(SessionFilter { workflow_id: Some(kyc.id), ..users.clone() }).await,
         sorted(vec![ana.id, bob.id])
     );
     // ESP matches the document's issuing state; ES the company's country.
     assert_eq!(
-        ids(SessionFilter {
-            country: Some("ESP".into()),
-            ..both.clone()
-        })
-        .await,
+        ids(SessionFilter { country: Some("ESP".into()), ..both.clone() }).await,
         vec![ana.id]
     );
     assert_eq!(
-        ids(SessionFilter {
-            country: Some("ES".into()),
-            ..both.clone()
-        })
-        .await,
+        ids(SessionFilter { country: Some("ES".into()), ..both.clone() }).await,
         vec![company.id]
     );
     // Search: a name, a vendor_data, a number; `%` is a character, not a wildcard.
@@ -601,11 +431,7 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
         (&*bob.session_number.to_string(), vec![bob.id]),
     ] {
         assert_eq!(
-            ids(SessionFilter {
-                search: Some(search.to_owned()),
-                ..both.clone()
-            })
-            .await,
+            ids(SessionFilter { search: Some(search.to_owned()), ..both.clone() }).await,
             expected,
             "search {search:?}"
         );
@@ -632,31 +458,19 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
     );
     // The listing says what the results say.
     let page = db.list_sessions(app, &both).await.unwrap();
-    let listed = |id| {
-        page.results
-            .iter()
-            .find(|l| l.session.id == id)
-            .unwrap()
-            .clone()
-    };
+    let listed = |id| page.results.iter().find(|l| l.session.id == id).unwrap().clone();
     let ana_listed = listed(ana.id);
     assert_eq!(ana_listed.full_name.as_deref(), Some("Ana Núñez"));
     assert_eq!(ana_listed.document_type.as_deref(), Some("Passport"));
     assert_eq!(ana_listed.country.as_deref(), Some("ESP"));
     let company_listed = listed(company.id);
-    assert_eq!(
-        company_listed.company_name.as_deref(),
-        Some("Acme 100% Widgets")
-    );
+    assert_eq!(company_listed.company_name.as_deref(), Some("Acme 100% Widgets"));
     assert_eq!(company_listed.registration_number.as_deref(), Some("B1"));
     assert_eq!(company_listed.country.as_deref(), Some("ES"));
     let elsewhere_listed = listed(elsewhere.id);
     assert!(elsewhere_listed.full_name.is_none());
     assert!(
-        elsewhere_listed
-            .features
-            .iter()
-            .all(|(_, status)| status == "Not Started"),
+        elsewhere_listed.features.iter().all(|(_, status)| status == "Not Started"),
         "{:?}",
         elsewhere_listed.features
     );
@@ -676,14 +490,9 @@ async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
     };
     // Recorded results bump the revision: an amendment computed from the older read loses.
     assert!(
-        db.record_results(
-            app,
-            session.id,
-            &results,
-            &event(LogAction::ResultsRecorded)
-        )
-        .await
-        .unwrap()
+        db.record_results(app, session.id, &results, &event(LogAction::ResultsRecorded))
+            .await
+            .unwrap()
     );
     let amended = r#"{"node_id":"feature_ocr","status":"Approved","first_name":"Ana"}"#;
     let amendment = RecordResults {
@@ -712,15 +521,9 @@ async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
     assert_eq!(texts(&now), [first]);
     // Over the current revision it writes, and bumps it.
     assert!(
-        db.amend_results(
-            app,
-            session.id,
-            1,
-            &amendment,
-            &event(LogAction::ResultsRecorded)
-        )
-        .await
-        .unwrap()
+        db.amend_results(app, session.id, 1, &amendment, &event(LogAction::ResultsRecorded))
+            .await
+            .unwrap()
     );
     let now = db.find_session(app, session.id).await.unwrap().unwrap();
     assert_eq!(now.session.revision, 2);

@@ -34,9 +34,7 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
         blocks: vec![
             (
                 FeatureBlock::IdVerifications,
-                Some(vec![item(
-                    r#"{"node_id":"ocr","status":"Approved","n":1.50}"#,
-                )]),
+                Some(vec![item(r#"{"node_id":"ocr","status":"Approved","n":1.50}"#)]),
             ),
             (
                 FeatureBlock::AmlScreenings,
@@ -51,14 +49,9 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
         ],
     };
     assert!(
-        db.record_results(
-            app,
-            session.id,
-            &results,
-            &event(LogAction::ResultsRecorded)
-        )
-        .await
-        .unwrap()
+        db.record_results(app, session.id, &results, &event(LogAction::ResultsRecorded))
+            .await
+            .unwrap()
     );
     let review = LogEntry {
         kind: LogKind::Review,
@@ -68,26 +61,18 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
         ..event(LogAction::StatusUpdated)
     };
     assert!(matches!(
-        db.apply_review(app, session.id, ReviewStatus::Approved, &review)
-            .await
-            .unwrap(),
+        db.apply_review(app, session.id, ReviewStatus::Approved, &review).await.unwrap(),
         ReviewOutcome::Applied
     ));
-    let session = StoredSession {
-        status: SessionStatus::Approved,
-        ..session
-    };
+    let session = StoredSession { status: SessionStatus::Approved, ..session };
     (app, session)
 }
 
 /// An import of `source` into the receiver of `workflow`, every check passing: with a token
 /// the ledger records (`share_token`), or an unlisted one the deployment accepts.
 fn attempt(
-    source: &StoredSession,
-    receiver: &Workflow,
-    vendor_data: Option<&str>,
-    token: Option<&ShareClaims>,
-    trust_review: bool,
+    source: &StoredSession, receiver: &Workflow, vendor_data: Option<&str>,
+    token: Option<&ShareClaims>, trust_review: bool,
 ) -> ImportAttempt {
     let created_at = now();
     let clone_id = SessionId::from_uuid(Uuid::new_v4());
@@ -131,9 +116,7 @@ fn attempt(
 
 /// Records a share token of `source` for the receiver; returns what it says.
 async fn share_token(
-    db: &TestStore,
-    source: &StoredSession,
-    receiver: ApplicationId,
+    db: &TestStore, source: &StoredSession, receiver: ApplicationId,
 ) -> ShareClaims {
     let jti = Uuid::new_v4().simple().to_string();
     let issued_at = now();
@@ -174,11 +157,8 @@ fn already_imported(outcome: ImportOutcome) -> SessionId {
 /// The answer of an import is what a later read of the clone shows, field for field and item
 /// for item.
 async fn assert_answer_is_the_stored_clone(db: &TestStore, answer: &SessionRecord) {
-    let stored = db
-        .find_session(answer.session.application_id, answer.session.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored =
+        db.find_session(answer.session.application_id, answer.session.id).await.unwrap().unwrap();
     assert_eq!(format!("{answer:?}"), format!("{stored:?}"));
 }
 
@@ -186,9 +166,7 @@ async fn assert_answer_is_the_stored_clone(db: &TestStore, answer: &SessionRecor
 async fn footprint(db: &TestStore) -> Vec<i64> {
     let mut counts = Vec::new();
     for table in
-        handoff_migrations::BLOCK_TABLES
-            .iter()
-            .chain(&["sessions", "session_logs", "entities"])
+        handoff_migrations::BLOCK_TABLES.iter().chain(&["sessions", "session_logs", "entities"])
     {
         counts.push(db.count(table).await);
     }
@@ -216,34 +194,13 @@ async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
     let answer = imported(db.import(&attempt).await.unwrap());
     assert_answer_is_the_stored_clone(&db, &answer).await;
 
-    let clone = db
-        .find_session(receiver, attempt.clone_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let original = db
-        .find_session(src.application_id, src.id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        clone.session.session_number, 2,
-        "the receiver's next number"
-    );
-    assert_eq!(
-        clone.session.status,
-        SessionStatus::InReview,
-        "trust_review false"
-    );
+    let clone = db.find_session(receiver, attempt.clone_id).await.unwrap().unwrap();
+    let original = db.find_session(src.application_id, src.id).await.unwrap().unwrap();
+    assert_eq!(clone.session.session_number, 2, "the receiver's next number");
+    assert_eq!(clone.session.status, SessionStatus::InReview, "trust_review false");
     assert_eq!(clone.session.shared_from_session, Some(src.id));
-    assert_eq!(
-        clone.session.vendor_data.as_ref().map(VendorData::as_str),
-        Some("Ana")
-    );
-    assert_eq!(
-        clone.session.metadata, None,
-        "the source's metadata stays behind"
-    );
+    assert_eq!(clone.session.vendor_data.as_ref().map(VendorData::as_str), Some("Ana"));
+    assert_eq!(clone.session.metadata, None, "the source's metadata stays behind");
     assert_eq!(
         clone.session.expires_at,
         attempt.created_at + chrono::Duration::seconds(workflow.session_expiration_time)
@@ -254,16 +211,9 @@ async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
     {
         assert_eq!(block, original_block);
         let text = |items: &Vec<FeatureItem>| {
-            items
-                .iter()
-                .map(|i| i.json().get().to_owned())
-                .collect::<Vec<_>>()
+            items.iter().map(|i| i.json().get().to_owned()).collect::<Vec<_>>()
         };
-        assert_eq!(
-            text(items),
-            text(original_items),
-            "items token for token, in order"
-        );
+        assert_eq!(text(items), text(original_items), "items token for token, in order");
     }
     let redacted: Vec<_> = original
         .reviews
@@ -278,11 +228,7 @@ async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
         "the source's review comes along, its reviewer named as the source application"
     );
     assert_eq!(clone.reviews.len(), 1);
-    assert_eq!(
-        db.count("entities").await,
-        2,
-        "the source's and the receiver's new ACTIVE one"
-    );
+    assert_eq!(db.count("entities").await, 2, "the source's and the receiver's new ACTIVE one");
     let logs = db.count("session_logs").await;
     assert_eq!(
         logs,
@@ -319,11 +265,7 @@ async fn the_entity_status_decides_over_trust_review(db: TestStore) {
         ))
         .await
         .unwrap();
-    let clone = imported(
-        db.import(&attempt(&other, &workflow, None, None, true))
-            .await
-            .unwrap(),
-    );
+    let clone = imported(db.import(&attempt(&other, &workflow, None, None, true)).await.unwrap());
     assert_answer_is_the_stored_clone(&db, &clone).await;
     assert_eq!(
         clone.session.status,
@@ -348,10 +290,7 @@ async fn an_import_redeems_its_token_and_logs_both_statuses(db: TestStore) {
         SessionStatus::Approved,
         "trust_review keeps the source's status"
     );
-    assert_eq!(
-        clone.session.vendor_data.as_ref().map(VendorData::as_str),
-        Some("Ana")
-    );
+    assert_eq!(clone.session.vendor_data.as_ref().map(VendorData::as_str), Some("Ana"));
     assert_eq!(
         db.count("entities").await,
         2,
@@ -385,9 +324,7 @@ async fn an_import_redeems_its_token_and_logs_both_statuses(db: TestStore) {
         .unwrap()
         .unwrap();
     assert_eq!(
-        redeemed
-            .try_get::<Option<Uuid>>("", "redeemed_session_id")
-            .unwrap(),
+        redeemed.try_get::<Option<Uuid>>("", "redeemed_session_id").unwrap(),
         Some(attempt.clone_id.as_uuid())
     );
 }
@@ -400,9 +337,7 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
     let business = db.workflow(receiver, SessionKind::Business).await;
     let foreign = db.workflow(db.application().await, SessionKind::User).await;
     let deleted = db.workflow(receiver, SessionKind::User).await;
-    db.delete_workflow(receiver, deleted.id, now())
-        .await
-        .unwrap();
+    db.delete_workflow(receiver, deleted.id, now()).await.unwrap();
     let revoked = share_token(&db, &src, receiver).await;
     // Issued before the footprint is taken (issuing writes the source's `shared` event).
     let issued = share_token(&db, &src, receiver).await;
@@ -419,18 +354,9 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
 
     let ok = || attempt(&src, &workflow, Some("x"), None, false);
     let mut failing = vec![
-        (
-            ImportCheck::TokenNotRevoked,
-            attempt(&src, &workflow, None, Some(&revoked), false),
-        ),
-        (
-            ImportCheck::WorkflowKind,
-            attempt(&src, &business, None, None, false),
-        ),
-        (
-            ImportCheck::WorkflowExists,
-            attempt(&src, &deleted, None, None, false),
-        ),
+        (ImportCheck::TokenNotRevoked, attempt(&src, &workflow, None, Some(&revoked), false)),
+        (ImportCheck::WorkflowKind, attempt(&src, &business, None, None, false)),
+        (ImportCheck::WorkflowExists, attempt(&src, &deleted, None, None, false)),
     ];
     let mut not_for_me = ok();
     not_for_me.claims.for_application_id = foreign.application_id;
@@ -466,20 +392,13 @@ async fn each_failed_check_writes_nothing_and_the_context_names_it(db: TestStore
     failing.push((ImportCheck::TokenIssuedHere, foreign));
     for (check, attempt) in &failing {
         let outcome = db.import(attempt).await.unwrap();
-        assert!(
-            matches!(outcome, ImportOutcome::Refused),
-            "{check:?}: {outcome:?}"
-        );
+        assert!(matches!(outcome, ImportOutcome::Refused), "{check:?}: {outcome:?}");
         assert_eq!(footprint(&db).await, before, "{check:?}: nothing written");
         let context = db.import_context(attempt).await.unwrap();
         assert_eq!(first_failed_check(&context, attempt), Some(*check));
     }
     let context = db.import_context(&ok()).await.unwrap();
-    assert_eq!(
-        first_failed_check(&context, &ok()),
-        None,
-        "every check passes"
-    );
+    assert_eq!(first_failed_check(&context, &ok()), None, "every check passes");
     assert_eq!(
         context.recorded_blocks,
         vec![FeatureBlock::IdVerifications, FeatureBlock::AmlScreenings]
@@ -492,37 +411,22 @@ async fn a_second_clone_of_one_source_is_refused_with_the_first(db: TestStore) {
     let receiver = db.application().await;
     let workflow = db.workflow(receiver, SessionKind::User).await;
     let deleted = db.workflow(receiver, SessionKind::User).await;
-    db.delete_workflow(receiver, deleted.id, now())
-        .await
-        .unwrap();
+    db.delete_workflow(receiver, deleted.id, now()).await.unwrap();
     let first = attempt(&src, &workflow, None, None, false);
     imported(db.import(&first).await.unwrap());
     let before = footprint(&db).await;
     let second = attempt(&src, &workflow, Some("someone"), None, false);
-    assert_eq!(
-        already_imported(db.import(&second).await.unwrap()),
-        first.clone_id
-    );
-    assert_eq!(
-        footprint(&db).await,
-        before,
-        "the refused clone left nothing, not even its entity"
-    );
+    assert_eq!(already_imported(db.import(&second).await.unwrap()), first.clone_id);
+    assert_eq!(footprint(&db).await, before, "the refused clone left nothing, not even its entity");
     // With check 9 failing as well, check 8 still comes first.
     let third = attempt(&src, &deleted, None, None, false);
     let outcome = db.import(&third).await.unwrap();
     assert!(
-        matches!(
-            outcome,
-            ImportOutcome::AlreadyImported(_) | ImportOutcome::Refused
-        ),
+        matches!(outcome, ImportOutcome::AlreadyImported(_) | ImportOutcome::Refused),
         "{outcome:?}"
     );
     let context = db.import_context(&third).await.unwrap();
-    assert_eq!(
-        first_failed_check(&context, &third),
-        Some(ImportCheck::NotImported)
-    );
+    assert_eq!(first_failed_check(&context, &third), Some(ImportCheck::NotImported));
     assert_eq!(context.existing_clone, Some(first.clone_id));
     assert_eq!(footprint(&db).await, before);
 }
@@ -535,41 +439,15 @@ async fn a_failure_part_way_through_writes_nothing(db: TestStore) {
     let jti = share_token(&db, &src, receiver).await;
     let before = footprint(&db).await;
     // The log copy comes after the entity, the counter, the session row and the blocks.
-    handoff_testdb::plant_insert_fault(db.connection(), "session_logs")
-        .await
-        .unwrap();
-    let failed = db
-        .import(&attempt(
-            &src,
-            &workflow,
-            Some("new-person"),
-            Some(&jti),
-            false,
-        ))
-        .await;
-    handoff_testdb::clear_insert_fault(db.connection(), "session_logs")
-        .await
-        .unwrap();
-    assert!(
-        matches!(failed, Err(handoff_domain::RepoError::Internal(_))),
-        "{failed:?}"
-    );
+    handoff_testdb::plant_insert_fault(db.connection(), "session_logs").await.unwrap();
+    let failed = db.import(&attempt(&src, &workflow, Some("new-person"), Some(&jti), false)).await;
+    handoff_testdb::clear_insert_fault(db.connection(), "session_logs").await.unwrap();
+    assert!(matches!(failed, Err(handoff_domain::RepoError::Internal(_))), "{failed:?}");
     assert_eq!(footprint(&db).await, before, "no row, no entity, no number");
     let clone = imported(
-        db.import(&attempt(
-            &src,
-            &workflow,
-            Some("new-person"),
-            Some(&jti),
-            false,
-        ))
-        .await
-        .unwrap(),
+        db.import(&attempt(&src, &workflow, Some("new-person"), Some(&jti), false)).await.unwrap(),
     );
-    assert_eq!(
-        clone.session.session_number, 1,
-        "the failed import used no number"
-    );
+    assert_eq!(clone.session.session_number, 1, "the failed import used no number");
 }
 
 on_both_backends!(concurrent_imports_into_one_application_take_every_number_once);
@@ -581,13 +459,7 @@ async fn concurrent_imports_into_one_application_take_every_number_once(db: Test
         let (_, src) = source(&db, &format!("person-{i}")).await;
         let jti = share_token(&db, &src, receiver).await;
         // Every clone names the same receiver entity: entity row and counter row both locked.
-        attempts.push(attempt(
-            &src,
-            &workflow,
-            Some("shared-person"),
-            Some(&jti),
-            false,
-        ));
+        attempts.push(attempt(&src, &workflow, Some("shared-person"), Some(&jti), false));
     }
     let db = Arc::new(db);
     let mut tasks = tokio::task::JoinSet::new();
@@ -601,16 +473,8 @@ async fn concurrent_imports_into_one_application_take_every_number_once(db: Test
         assert_answer_is_the_stored_clone(&db, &clone).await;
         numbers.insert(clone.session.session_number);
     }
-    assert_eq!(
-        numbers,
-        (1..=12).collect::<BTreeSet<_>>(),
-        "each number once, none skipped"
-    );
-    assert_eq!(
-        db.count("entities").await,
-        12 + 1,
-        "one per source, one shared by the clones"
-    );
+    assert_eq!(numbers, (1..=12).collect::<BTreeSet<_>>(), "each number once, none skipped");
+    assert_eq!(db.count("entities").await, 12 + 1, "one per source, one shared by the clones");
 }
 
 on_both_backends!(concurrent_imports_of_one_source_make_one_clone);
@@ -621,17 +485,12 @@ async fn concurrent_imports_of_one_source_make_one_clone(db: TestStore) {
     let db = Arc::new(db);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..8 {
-        let (db, attempt) = (
-            db.clone(),
-            attempt(&src, &workflow, Some("someone"), None, false),
-        );
+        let (db, attempt) = (db.clone(), attempt(&src, &workflow, Some("someone"), None, false));
         tasks.spawn(async move { (attempt.clone_id, db.import(&attempt).await.unwrap()) });
     }
     let outcomes = tasks.join_all().await;
-    let winners: Vec<_> = outcomes
-        .iter()
-        .filter(|(_, o)| matches!(o, ImportOutcome::Imported(_)))
-        .collect();
+    let winners: Vec<_> =
+        outcomes.iter().filter(|(_, o)| matches!(o, ImportOutcome::Imported(_))).collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
     let winner = winners[0].0;
     for (_, outcome) in &outcomes {
@@ -678,20 +537,12 @@ async fn a_redeemed_token_stays_redeemed_and_the_source_must_still_be_finished(d
         ))
         .await
         .unwrap();
-    let other_workflow = db
-        .workflow(fresh.for_application_id, SessionKind::User)
-        .await;
+    let other_workflow = db.workflow(fresh.for_application_id, SessionKind::User).await;
     let late = attempt(&src, &other_workflow, None, Some(&fresh), false);
     let before = footprint(&db).await;
-    assert!(matches!(
-        db.import(&late).await.unwrap(),
-        ImportOutcome::Refused
-    ));
+    assert!(matches!(db.import(&late).await.unwrap(), ImportOutcome::Refused));
     let context = db.import_context(&late).await.unwrap();
-    assert_eq!(
-        first_failed_check(&context, &late),
-        Some(ImportCheck::SourceExists)
-    );
+    assert_eq!(first_failed_check(&context, &late), Some(ImportCheck::SourceExists));
     assert_eq!(footprint(&db).await, before);
 }
 
@@ -708,28 +559,16 @@ async fn an_idempotency_key_is_written_with_its_write_or_not_at_all(db: TestStor
     let receiver = db.application().await;
     let workflow = db.workflow(receiver, SessionKind::User).await;
     let key = IdempotencyKey::parse("retry-1").unwrap();
-    let claim = IdempotencyClaim {
-        key: key.clone(),
-        request_hash: "h1".into(),
-        created_at: now(),
-    };
+    let claim = IdempotencyClaim { key: key.clone(), request_hash: "h1".into(), created_at: now() };
     let jti = share_token(&db, &src, receiver).await;
     let mut guarded = attempt(&src, &workflow, None, Some(&jti), false);
     guarded.idempotency = Some(claim.clone());
 
-    handoff_testdb::plant_insert_fault(db.connection(), "session_logs")
-        .await
-        .unwrap();
+    handoff_testdb::plant_insert_fault(db.connection(), "session_logs").await.unwrap();
     let failed = db.import(&guarded).await;
-    handoff_testdb::clear_insert_fault(db.connection(), "session_logs")
-        .await
-        .unwrap();
+    handoff_testdb::clear_insert_fault(db.connection(), "session_logs").await.unwrap();
     assert!(failed.is_err(), "{failed:?}");
-    assert_eq!(
-        db.count("idempotency_keys").await,
-        0,
-        "no key without its write"
-    );
+    assert_eq!(db.count("idempotency_keys").await, 0, "no key without its write");
 
     let clone = imported(db.import(&guarded).await.unwrap());
     let stored = db.find_idempotency(receiver, &key).await.unwrap().unwrap();
@@ -742,16 +581,10 @@ async fn an_idempotency_key_is_written_with_its_write_or_not_at_all(db: TestStor
     let (_, other) = source(&db, "bea").await;
     let other_jti = share_token(&db, &other, receiver).await;
     let mut second = attempt(&other, &workflow, None, Some(&other_jti), false);
-    second.idempotency = Some(IdempotencyClaim {
-        request_hash: "h2".into(),
-        ..claim.clone()
-    });
+    second.idempotency = Some(IdempotencyClaim { request_hash: "h2".into(), ..claim.clone() });
     let before = footprint(&db).await;
     let taken = db.import(&second).await;
-    assert!(
-        matches!(taken, Err(handoff_domain::RepoError::IdempotencyKeyTaken)),
-        "{taken:?}"
-    );
+    assert!(matches!(taken, Err(handoff_domain::RepoError::IdempotencyKeyTaken)), "{taken:?}");
     assert_eq!(footprint(&db).await, before, "nothing written");
     // The same key of another application is another key.
     let mut elsewhere = second.clone();
@@ -765,32 +598,17 @@ async fn an_idempotency_key_is_written_with_its_write_or_not_at_all(db: TestStor
 
     // The first answer recorded stays; an expired key is forgotten.
     for body in ["first", "second"] {
-        db.record_answer(
-            receiver,
-            &key,
-            &RecordedAnswer {
-                status: 201,
-                body: body.into(),
-            },
-        )
-        .await
-        .unwrap();
+        db.record_answer(receiver, &key, &RecordedAnswer { status: 201, body: body.into() })
+            .await
+            .unwrap();
     }
     let stored = db.find_idempotency(receiver, &key).await.unwrap().unwrap();
     assert_eq!(stored.answer.unwrap().body, "first");
     let forgotten = db
-        .forget_idempotency(
-            Some(receiver),
-            Some(&key),
-            now() + chrono::Duration::seconds(1),
-        )
+        .forget_idempotency(Some(receiver), Some(&key), now() + chrono::Duration::seconds(1))
         .await
         .unwrap();
     assert_eq!(forgotten, 1);
     assert!(db.find_idempotency(receiver, &key).await.unwrap().is_none());
-    assert_eq!(
-        db.count("idempotency_keys").await,
-        1,
-        "the stranger's stays"
-    );
+    assert_eq!(db.count("idempotency_keys").await, 1, "the stranger's stays");
 }

@@ -44,9 +44,7 @@ impl std::ops::Deref for TestStore {
 impl TestStore {
     pub async fn new(backend: Backend) -> TestStore {
         let db = TestDatabase::create(backend).await;
-        let store = Store::connect(db.url(), &StoreOptions::default())
-            .await
-            .unwrap();
+        let store = Store::connect(db.url(), &StoreOptions::default()).await.unwrap();
         Migrator::up(store.connection(), None).await.unwrap();
         TestStore { store, _db: db }
     }
@@ -70,11 +68,7 @@ impl TestStore {
     pub async fn application(&self) -> ApplicationId {
         let id = ApplicationId::from_uuid(Uuid::new_v4());
         let (_, key) = ApiKey::generate(id).unwrap();
-        let app = Application {
-            id,
-            name: "Test".into(),
-            created_at: now(),
-        };
+        let app = Application { id, name: "Test".into(), created_at: now() };
         self.store.create_application(&app, &key).await.unwrap();
         id
     }
@@ -130,10 +124,7 @@ impl TestStore {
             idempotency: None,
             reuse_unfinished: false,
         };
-        self.store
-            .create_session(&session, &event(LogAction::Created))
-            .await
-            .unwrap()
+        self.store.create_session(&session, &event(LogAction::Created)).await.unwrap()
     }
 }
 

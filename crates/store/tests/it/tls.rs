@@ -59,11 +59,7 @@ fn certificates(dir: &Path) {
             "server.csr",
         ],
     );
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").unwrap();
     openssl(
         dir,
         &[
@@ -89,31 +85,20 @@ fn certificates(dir: &Path) {
         let _ = Command::new("chown")
             .args(["postgres:postgres", &dir.join(file).display().to_string()])
             .status();
-        let _ = Command::new("chmod")
-            .args([mode, &dir.join(file).display().to_string()])
-            .status();
+        let _ = Command::new("chmod").args([mode, &dir.join(file).display().to_string()]).status();
     }
-    let _ = Command::new("chmod")
-        .args(["755", &dir.display().to_string()])
-        .status();
+    let _ = Command::new("chmod").args(["755", &dir.display().to_string()]).status();
 }
 
 /// Runs `sql` on the server's maintenance database (which `Store` refuses to open).
 async fn admin(sql: &str) {
-    let admin = sea_orm::Database::connect(postgres_admin_url())
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let admin = sea_orm::Database::connect(postgres_admin_url()).await.unwrap();
+    admin.execute_unprepared(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
     let _ = admin.close().await;
 }
 
 async fn uses_tls(url: &str) -> Result<bool, String> {
-    let store = Store::connect(url, &StoreOptions::default())
-        .await
-        .map_err(|e| e.to_string())?;
+    let store = Store::connect(url, &StoreOptions::default()).await.map_err(|e| e.to_string())?;
     let row = store
         .connection()
         .query_one_raw(Statement::from_string(

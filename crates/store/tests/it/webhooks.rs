@@ -27,10 +27,7 @@ async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
         updated_at: now(),
         previous_secret_until: None,
     };
-    let secret = SealedSecret {
-        bytes: vec![1; 40],
-        sealed_with: "k-test".into(),
-    };
+    let secret = SealedSecret { bytes: vec![1; 40], sealed_with: "k-test".into() };
     db.create_destination(&destination, &secret).await.unwrap();
     let workflow = db.workflow(application, SessionKind::User).await;
     // A new session's `status.updated`.
@@ -38,21 +35,12 @@ async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
     assert_eq!(db.count("webhook_events").await, 1);
 
     assert_eq!(db.dispatch_webhook_events(10, now()).await.unwrap(), 1);
-    assert_eq!(
-        db.dispatch_webhook_events(10, now()).await.unwrap(),
-        0,
-        "once"
-    );
+    assert_eq!(db.dispatch_webhook_events(10, now()).await.unwrap(), 0, "once");
     let (due, since) = db.webhook_backlog(now()).await.unwrap();
     assert_eq!(due, 1);
     assert!(since.is_some());
 
-    let claim = Claim {
-        limit: 10,
-        per_destination: 10,
-        busy: &[],
-        lease: Duration::seconds(30),
-    };
+    let claim = Claim { limit: 10, per_destination: 10, busy: &[], lease: Duration::seconds(30) };
     let claimed = db.claim_webhook_deliveries(&claim, now()).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1);
@@ -61,47 +49,26 @@ async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
     assert!(held.is_empty(), "the lease holds it");
     let busy = [destination.id];
     let later = now() + Duration::seconds(60);
-    let skipped = Claim {
-        busy: &busy,
-        ..claim
-    };
+    let skipped = Claim { busy: &busy, ..claim };
     assert!(
-        db.claim_webhook_deliveries(&skipped, later)
-            .await
-            .unwrap()
-            .is_empty(),
+        db.claim_webhook_deliveries(&skipped, later).await.unwrap().is_empty(),
         "a busy destination's deliveries are left"
     );
 
     let delivered = [(claimed[0].id, AttemptOutcome::Delivered { status: 200 })];
     db.record_webhook_attempts(&delivered, now()).await.unwrap();
-    assert_eq!(
-        db.webhook_deliveries_by_state().await.unwrap(),
-        [("delivered".to_owned(), 1)]
-    );
-    let listed = db
-        .deliveries(application, destination.id, 10, 0)
-        .await
-        .unwrap();
+    assert_eq!(db.webhook_deliveries_by_state().await.unwrap(), [("delivered".to_owned(), 1)]);
+    let listed = db.deliveries(application, destination.id, 10, 0).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].attempts, 1);
     assert!(
-        db.deliveries(db.application().await, destination.id, 10, 0)
-            .await
-            .unwrap()
-            .is_empty(),
+        db.deliveries(db.application().await, destination.id, 10, 0).await.unwrap().is_empty(),
         "another application's destination lists nothing"
     );
 
     // Nothing is pruned before its time; then the delivery and its event go.
-    assert_eq!(
-        db.prune_webhooks(now() - Duration::days(1)).await.unwrap(),
-        0
-    );
-    assert_eq!(
-        db.prune_webhooks(now() + Duration::days(1)).await.unwrap(),
-        2
-    );
+    assert_eq!(db.prune_webhooks(now() - Duration::days(1)).await.unwrap(), 0);
+    assert_eq!(db.prune_webhooks(now() + Duration::days(1)).await.unwrap(), 2);
     assert_eq!(db.count("webhook_deliveries").await, 0);
     assert_eq!(db.count("webhook_events").await, 0);
 }

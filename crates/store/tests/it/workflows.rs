@@ -12,12 +12,7 @@ async fn workflows_round_trip_and_are_scoped(db: TestStore) {
     let workflow = db.workflow(app, SessionKind::Business).await;
     let found = db.find_workflow(app, workflow.id).await.unwrap().unwrap();
     assert_eq!(found, workflow);
-    assert!(
-        db.find_workflow(other, workflow.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(db.find_workflow(other, workflow.id).await.unwrap().is_none());
     assert!(!db.delete_workflow(other, workflow.id, now()).await.unwrap());
     assert_eq!(db.list_workflows(app).await.unwrap().len(), 1);
     assert!(db.list_workflows(other).await.unwrap().is_empty());

@@ -99,10 +99,7 @@ fn didits_older_shape_imports_as_a_user_token() {
     let claims = tokens().verify(&token).unwrap();
     assert_eq!(claims.session_kind, SessionKind::User);
     assert_eq!(claims.jti, None);
-    assert_eq!(
-        claims.session_id.to_string(),
-        legacy["session_id"].as_str().unwrap()
-    );
+    assert_eq!(claims.session_id.to_string(), legacy["session_id"].as_str().unwrap());
 }
 
 #[test]
@@ -111,23 +108,10 @@ fn rotation_signs_with_the_newest_and_verifies_with_any() {
     let old_token = old.issue(&claims()).unwrap();
     let rotated = JwtShareTokens::new(Keyring::new(vec![key("k1", SECRET), key("k2", OTHER)]));
     let new_token = rotated.issue(&claims()).unwrap();
-    assert_eq!(
-        jsonwebtoken::decode_header(&new_token)
-            .unwrap()
-            .kid
-            .as_deref(),
-        Some("k2")
-    );
-    assert!(
-        rotated.verify(&old_token).is_ok(),
-        "old tokens keep verifying"
-    );
+    assert_eq!(jsonwebtoken::decode_header(&new_token).unwrap().kid.as_deref(), Some("k2"));
+    assert!(rotated.verify(&old_token).is_ok(), "old tokens keep verifying");
     assert!(rotated.verify(&new_token).is_ok());
-    assert_eq!(
-        old.verify(&new_token),
-        Err(TokenError::Invalid),
-        "a server without k2 refuses it"
-    );
+    assert_eq!(old.verify(&new_token), Err(TokenError::Invalid), "a server without k2 refuses it");
     // Retiring k1 (taking it out of the ring) ends its tokens.
     rotated.replace(Keyring::new(vec![key("k2", OTHER)]));
     assert_eq!(rotated.verify(&old_token), Err(TokenError::Invalid));
@@ -141,10 +125,7 @@ fn rotation_signs_with_the_newest_and_verifies_with_any() {
     .unwrap();
     let pending = JwtShareTokens::new(Keyring::new(vec![key("k2", OTHER), later]));
     assert_eq!(
-        jsonwebtoken::decode_header(pending.issue(&claims()).unwrap())
-            .unwrap()
-            .kid
-            .as_deref(),
+        jsonwebtoken::decode_header(pending.issue(&claims()).unwrap()).unwrap().kid.as_deref(),
         Some("k2")
     );
     // A kid-less token is tried against every key of the ring.
@@ -159,28 +140,15 @@ fn keys_must_be_long_enough() {
     );
     let a = SigningKey::from_secret(TokenAlgorithm::Hs256, SECRET.to_vec()).unwrap();
     let b = SigningKey::from_secret(TokenAlgorithm::Hs256, SECRET.to_vec()).unwrap();
-    assert_eq!(
-        a.kid(),
-        b.kid(),
-        "the same secret gets the same kid in every process"
-    );
-    assert!(
-        !format!("{a:?}").contains("0123456789abcdef"),
-        "Debug hides the secret"
-    );
-    assert_eq!(
-        SigningKey::new("", SECRET.to_vec(), None).unwrap_err(),
-        KeyError::BadKid
-    );
+    assert_eq!(a.kid(), b.kid(), "the same secret gets the same kid in every process");
+    assert!(!format!("{a:?}").contains("0123456789abcdef"), "Debug hides the secret");
+    assert_eq!(SigningKey::new("", SECRET.to_vec(), None).unwrap_err(), KeyError::BadKid);
 }
 
 #[test]
 fn no_active_key_cannot_sign() {
     let empty = JwtShareTokens::new(Keyring::default());
-    assert!(matches!(
-        empty.issue(&claims()),
-        Err(TokenError::Signing(_))
-    ));
+    assert!(matches!(empty.issue(&claims()), Err(TokenError::Signing(_))));
 }
 
 /// Every hostile or broken token, and the refusal it gets.
@@ -221,163 +189,75 @@ fn hostile_tokens_are_refused() {
     let mut future = valid.clone();
     future["iat"] = json!(now + 600);
     future["exp"] = json!(now + 1200);
-    add(
-        "iat in the future",
-        hs256(Some("k1"), &future, SECRET),
-        TokenError::Invalid,
-    );
+    add("iat in the future", hs256(Some("k1"), &future, SECRET), TokenError::Invalid);
     let mut long = valid.clone();
     long["iat"] = json!(now - 10);
     long["exp"] = json!(now + 86_400);
-    add(
-        "a lifetime over a day",
-        hs256(Some("k1"), &long, SECRET),
-        TokenError::Invalid,
-    );
+    add("a lifetime over a day", hs256(Some("k1"), &long, SECRET), TokenError::Invalid);
     let mut years = valid.clone();
     years["exp"] = json!(now + 5 * 365 * 86_400);
-    add(
-        "a lifetime of years",
-        hs256(Some("k1"), &years, SECRET),
-        TokenError::Invalid,
-    );
+    add("a lifetime of years", hs256(Some("k1"), &years, SECRET), TokenError::Invalid);
     let mut negative_iat = valid.clone();
     negative_iat["iat"] = json!(-1);
-    add(
-        "a negative iat",
-        hs256(Some("k1"), &negative_iat, SECRET),
-        TokenError::Invalid,
-    );
+    add("a negative iat", hs256(Some("k1"), &negative_iat, SECRET), TokenError::Invalid);
     add(
         "HS384 with the right secret",
-        forge(
-            json!({"alg": "HS384", "kid": "k1"}),
-            &valid,
-            Some((Algorithm::HS384, SECRET)),
-        ),
+        forge(json!({"alg": "HS384", "kid": "k1"}), &valid, Some((Algorithm::HS384, SECRET))),
         TokenError::Invalid,
     );
     add(
         "HS512 with the right secret",
-        forge(
-            json!({"alg": "HS512", "kid": "k1"}),
-            &valid,
-            Some((Algorithm::HS512, SECRET)),
-        ),
+        forge(json!({"alg": "HS512", "kid": "k1"}), &valid, Some((Algorithm::HS512, SECRET))),
         TokenError::Invalid,
     );
     add(
         "RS256 header, HMAC signature (algorithm confusion)",
-        forge(
-            json!({"alg": "RS256", "kid": "k1"}),
-            &valid,
-            Some((Algorithm::HS256, SECRET)),
-        ),
+        forge(json!({"alg": "RS256", "kid": "k1"}), &valid, Some((Algorithm::HS256, SECRET))),
         TokenError::Invalid,
     );
     add(
         "ES256 header",
-        forge(
-            json!({"alg": "ES256", "kid": "k1"}),
-            &valid,
-            Some((Algorithm::HS256, SECRET)),
-        ),
+        forge(json!({"alg": "ES256", "kid": "k1"}), &valid, Some((Algorithm::HS256, SECRET))),
         TokenError::Invalid,
     );
     add(
         "EdDSA header",
-        forge(
-            json!({"alg": "EdDSA", "kid": "k1"}),
-            &valid,
-            Some((Algorithm::HS256, SECRET)),
-        ),
+        forge(json!({"alg": "EdDSA", "kid": "k1"}), &valid, Some((Algorithm::HS256, SECRET))),
         TokenError::Invalid,
     );
     add(
         "unknown alg",
-        forge(
-            json!({"alg": "HS1024", "kid": "k1"}),
-            &valid,
-            Some((Algorithm::HS256, SECRET)),
-        ),
+        forge(json!({"alg": "HS1024", "kid": "k1"}), &valid, Some((Algorithm::HS256, SECRET))),
         TokenError::Invalid,
     );
     add(
         "alg missing",
-        forge(
-            json!({"kid": "k1"}),
-            &valid,
-            Some((Algorithm::HS256, SECRET)),
-        ),
+        forge(json!({"kid": "k1"}), &valid, Some((Algorithm::HS256, SECRET))),
         TokenError::Invalid,
     );
-    add(
-        "signed with another key",
-        hs256(Some("k1"), &valid, OTHER),
-        TokenError::Invalid,
-    );
-    add(
-        "no kid, another key",
-        hs256(None, &valid, OTHER),
-        TokenError::Invalid,
-    );
-    add(
-        "unknown kid, valid signature",
-        hs256(Some("k9"), &valid, SECRET),
-        TokenError::Invalid,
-    );
-    add(
-        "empty kid",
-        hs256(Some(""), &valid, SECRET),
-        TokenError::Invalid,
-    );
-    add(
-        "path kid",
-        hs256(Some("../../etc/passwd"), &valid, SECRET),
-        TokenError::Invalid,
-    );
-    add(
-        "huge kid",
-        hs256(Some(&"k".repeat(3000)), &valid, SECRET),
-        TokenError::Invalid,
-    );
+    add("signed with another key", hs256(Some("k1"), &valid, OTHER), TokenError::Invalid);
+    add("no kid, another key", hs256(None, &valid, OTHER), TokenError::Invalid);
+    add("unknown kid, valid signature", hs256(Some("k9"), &valid, SECRET), TokenError::Invalid);
+    add("empty kid", hs256(Some(""), &valid, SECRET), TokenError::Invalid);
+    add("path kid", hs256(Some("../../etc/passwd"), &valid, SECRET), TokenError::Invalid);
+    add("huge kid", hs256(Some(&"k".repeat(3000)), &valid, SECRET), TokenError::Invalid);
     add(
         "kid as a number",
-        forge(
-            json!({"alg": "HS256", "kid": 1}),
-            &valid,
-            Some((Algorithm::HS256, SECRET)),
-        ),
+        forge(json!({"alg": "HS256", "kid": 1}), &valid, Some((Algorithm::HS256, SECRET))),
         TokenError::Invalid,
     );
     let mut stretched = valid.clone();
     stretched["exp"] = json!(9_999_999_999i64);
-    add(
-        "tampered payload",
-        format!("{head}.{}.{signature}", b64(&stretched)),
-        TokenError::Invalid,
-    );
+    add("tampered payload", format!("{head}.{}.{signature}", b64(&stretched)), TokenError::Invalid);
     let last = if signature.ends_with('A') { 'B' } else { 'A' };
     add(
         "tampered signature",
         format!("{head}.{body}.{}{last}", &signature[..signature.len() - 1]),
         TokenError::Invalid,
     );
-    add(
-        "signature removed",
-        format!("{head}.{body}."),
-        TokenError::Invalid,
-    );
-    add(
-        "two segments",
-        format!("{head}.{body}"),
-        TokenError::Invalid,
-    );
-    add(
-        "four segments",
-        format!("{good}.{signature}"),
-        TokenError::Invalid,
-    );
+    add("signature removed", format!("{head}.{body}."), TokenError::Invalid);
+    add("two segments", format!("{head}.{body}"), TokenError::Invalid);
+    add("four segments", format!("{good}.{signature}"), TokenError::Invalid);
     add("one segment", head.to_owned(), TokenError::Invalid);
     add("empty", String::new(), TokenError::Invalid);
     add("not base64", "!!!.???.***".into(), TokenError::Invalid);
@@ -386,21 +266,9 @@ fn hostile_tokens_are_refused() {
         format!("{}.{body}.{signature}", URL_SAFE_NO_PAD.encode(b"not json")),
         TokenError::Invalid,
     );
-    add(
-        "oversized",
-        format!("{good}{}", "A".repeat(MAX_TOKEN_BYTES)),
-        TokenError::Invalid,
-    );
-    add(
-        "expired",
-        hs256(Some("k1"), &payload(-3600), SECRET),
-        TokenError::Expired,
-    );
-    add(
-        "expired and badly signed",
-        hs256(Some("k1"), &payload(-3600), OTHER),
-        TokenError::Invalid,
-    );
+    add("oversized", format!("{good}{}", "A".repeat(MAX_TOKEN_BYTES)), TokenError::Invalid);
+    add("expired", hs256(Some("k1"), &payload(-3600), SECRET), TokenError::Expired);
+    add("expired and badly signed", hs256(Some("k1"), &payload(-3600), OTHER), TokenError::Invalid);
     for (claim, value) in [
         ("exp", json!("2099-01-01")),
         ("exp", json!(null)),
@@ -419,48 +287,23 @@ fn hostile_tokens_are_refused() {
     ] {
         let mut bad = valid.clone();
         bad[claim] = value;
-        add(
-            "mistyped claim",
-            hs256(Some("k1"), &bad, SECRET),
-            TokenError::Invalid,
-        );
+        add("mistyped claim", hs256(Some("k1"), &bad, SECRET), TokenError::Invalid);
     }
-    for claim in [
-        "exp",
-        "iat",
-        "session_id",
-        "from_application_id",
-        "for_application_id",
-    ] {
+    for claim in ["exp", "iat", "session_id", "from_application_id", "for_application_id"] {
         let mut bad = valid.clone();
         bad.as_object_mut().unwrap().remove(claim);
-        add(
-            "missing claim",
-            hs256(Some("k1"), &bad, SECRET),
-            TokenError::Invalid,
-        );
+        add("missing claim", hs256(Some("k1"), &bad, SECRET), TokenError::Invalid);
     }
-    add(
-        "claims not an object",
-        hs256(Some("k1"), &json!([1, 2]), SECRET),
-        TokenError::Invalid,
-    );
+    add("claims not an object", hs256(Some("k1"), &json!([1, 2]), SECRET), TokenError::Invalid);
 
     let tokens = tokens();
     assert!(tokens.verify(&good).is_ok(), "the untouched token verifies");
     let within_leeway = hs256(Some("k1"), &payload(-10), SECRET);
-    assert!(
-        tokens.verify(&within_leeway).is_ok(),
-        "10 s past exp is within the leeway"
-    );
+    assert!(tokens.verify(&within_leeway).is_ok(), "10 s past exp is within the leeway");
     assert!(cases.len() >= 40, "{} cases", cases.len());
     eprintln!("hostile tokens tried: {}", cases.len());
     for (name, token, expected) in &cases {
-        assert_eq!(
-            tokens.verify(token).as_ref().map(|_| ()),
-            Err(expected),
-            "{name}: {token:.80}"
-        );
+        assert_eq!(tokens.verify(token).as_ref().map(|_| ()), Err(expected), "{name}: {token:.80}");
     }
 }
 
@@ -481,11 +324,7 @@ fn eddsa_tokens_sign_with_the_ed25519_key_and_verify_by_kid() {
     assert_eq!(header.kid.as_deref(), Some(ed.kid()));
     assert_eq!(tokens.verify(&token).unwrap(), claims);
     // HS256 tokens of the same ring still verify: switching algorithms keeps old tokens good.
-    assert!(
-        tokens
-            .verify(&hs256(Some("k1"), &payload(60), SECRET))
-            .is_ok()
-    );
+    assert!(tokens.verify(&hs256(Some("k1"), &payload(60), SECRET)).is_ok());
     // The public key alone verifies it, as a receiver would.
     let jwks = tokens.published_keys();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
@@ -498,18 +337,14 @@ fn eddsa_tokens_sign_with_the_ed25519_key_and_verify_by_kid() {
         &validation,
     )
     .unwrap();
-    assert_eq!(
-        decoded.claims["session_id"],
-        json!(claims.session_id.as_uuid())
-    );
+    assert_eq!(decoded.claims["session_id"], json!(claims.session_id.as_uuid()));
 }
 
 #[test]
 fn an_ed25519_key_verifies_only_eddsa_tokens() {
     let (tokens, ed) = ed25519_tokens();
-    let public = URL_SAFE_NO_PAD
-        .decode(tokens.published_keys()["keys"][0]["x"].as_str().unwrap())
-        .unwrap();
+    let public =
+        URL_SAFE_NO_PAD.decode(tokens.published_keys()["keys"][0]["x"].as_str().unwrap()).unwrap();
     // The classic confusion: HS256 keyed with the public key, under the Ed25519 key's kid.
     let confused = hs256(Some(ed.kid()), &payload(60), &public);
     assert_eq!(tokens.verify(&confused), Err(TokenError::Invalid));
@@ -522,10 +357,7 @@ fn an_ed25519_key_verifies_only_eddsa_tokens() {
     assert_eq!(tokens.verify(&kidless), Err(TokenError::Invalid));
     // An EdDSA header naming an HMAC key is refused.
     let (body, signature) = rest.split_once('.').unwrap();
-    let renamed = format!(
-        "{}.{body}.{signature}",
-        b64(&json!({"alg": "EdDSA", "kid": "k1"}))
-    );
+    let renamed = format!("{}.{body}.{signature}", b64(&json!({"alg": "EdDSA", "kid": "k1"})));
     assert_eq!(tokens.verify(&renamed), Err(TokenError::Invalid));
     // A ring without the Ed25519 key refuses the token.
     let hmac_only = JwtShareTokens::new(Keyring::new(vec![key("k1", SECRET)]));

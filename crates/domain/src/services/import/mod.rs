@@ -77,11 +77,7 @@ pub struct ImportService {
 
 impl ImportService {
     pub(super) fn new(ports: Ports, session_base_url: String) -> Self {
-        Self {
-            ports,
-            session_base_url,
-            accept_unlisted_tokens: false,
-        }
+        Self { ports, session_base_url, accept_unlisted_tokens: false }
     }
 
     /// Imports tokens this deployment did not issue (signed with a shared secret, no ledger
@@ -99,19 +95,14 @@ impl ImportService {
     /// answered in the contract's order ([`first_failed_check`]); if they all pass by then (a
     /// concurrent change moved on), the import is tried once more.
     pub async fn import(
-        &self,
-        caller: &Caller,
-        request: ImportRequest,
+        &self, caller: &Caller, request: ImportRequest,
     ) -> Result<SessionRecord, Error> {
         self.import_guarded(caller, request, None).await
     }
 
     /// [`ImportService::import`], its clone stored with the request's idempotency key.
     pub async fn import_guarded(
-        &self,
-        caller: &Caller,
-        request: ImportRequest,
-        idempotency: Option<IdempotencyClaim>,
+        &self, caller: &Caller, request: ImportRequest, idempotency: Option<IdempotencyClaim>,
     ) -> Result<SessionRecord, Error> {
         let claims = self.verify(&request.share_token)?;
         let claims = self.named(claims, &request.share_token);
@@ -130,18 +121,12 @@ impl ImportService {
             }
             let context = self.ports.shares.import_context(&attempt).await?;
             if let Some(check) = first_failed_check(&context, &attempt) {
-                return Err(Error::ImportRefused {
-                    check,
-                    existing_clone: context.existing_clone,
-                });
+                return Err(Error::ImportRefused { check, existing_clone: context.existing_clone });
             }
             // A token the ledger does not know, which this deployment accepts: listed now, so
             // that it is redeemed as any other (and stays redeemed once its clone is deleted).
             if context.token.is_none() {
-                self.ports
-                    .shares
-                    .list_unlisted_token(&attempt.claims)
-                    .await?;
+                self.ports.shares.list_unlisted_token(&attempt.claims).await?;
             }
         }
         Err(RepoError::Unavailable(
@@ -155,23 +140,16 @@ impl ImportService {
     /// would give it; when all pass, what the clone would be. Nothing is written, nothing
     /// redeemed.
     pub async fn preview(
-        &self,
-        caller: &Caller,
-        request: ImportRequest,
+        &self, caller: &Caller, request: ImportRequest,
     ) -> Result<ImportPreview, Error> {
         let claims = self.verify(&request.share_token)?;
         let claims = self.named(claims, &request.share_token);
         let attempt = self.attempt(caller, claims, request)?;
         let context = self.ports.shares.import_context(&attempt).await?;
         if let Some(check) = first_failed_check(&context, &attempt) {
-            return Err(Error::ImportRefused {
-                check,
-                existing_clone: context.existing_clone,
-            });
+            return Err(Error::ImportRefused { check, existing_clone: context.existing_clone });
         }
-        let source = context
-            .source
-            .ok_or(Error::refused(ImportCheck::SourceExists))?;
+        let source = context.source.ok_or(Error::refused(ImportCheck::SourceExists))?;
         let vendor_data = attempt.clone_vendor_data(&source).cloned();
         let entity = match &vendor_data {
             Some(vendor_data) => self
@@ -208,23 +186,15 @@ impl ImportService {
 
     /// Checks 3 and 4: the token verifies and has not expired.
     fn verify(&self, token: &ShareToken) -> Result<ShareClaims, Error> {
-        self.ports
-            .tokens
-            .verify(token.expose())
-            .map_err(|e| match e {
-                TokenError::Expired => Error::refused(ImportCheck::TokenNotExpired),
-                TokenError::Invalid | TokenError::Signing(_) => {
-                    Error::refused(ImportCheck::TokenValid)
-                }
-            })
+        self.ports.tokens.verify(token.expose()).map_err(|e| match e {
+            TokenError::Expired => Error::refused(ImportCheck::TokenNotExpired),
+            TokenError::Invalid | TokenError::Signing(_) => Error::refused(ImportCheck::TokenValid),
+        })
     }
 
     /// The import the store is asked to make: the clone's fresh identity and its log row.
     fn attempt(
-        &self,
-        caller: &Caller,
-        claims: ShareClaims,
-        request: ImportRequest,
+        &self, caller: &Caller, claims: ShareClaims, request: ImportRequest,
     ) -> Result<ImportAttempt, Error> {
         let now = self.ports.clock.now();
         let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
@@ -265,9 +235,7 @@ impl ImportService {
                 Some(source_details),
                 now,
             ),
-            source_created_after: request
-                .max_source_age_seconds
-                .map(|age| age.created_after(now)),
+            source_created_after: request.max_source_age_seconds.map(|age| age.created_after(now)),
             idempotency: None,
         })
     }

@@ -46,29 +46,15 @@ impl Fixture {
 }
 
 async fn caller(services: &Services, name: &str) -> Caller {
-    let (app, key) = services
-        .applications
-        .create_application(name)
-        .await
-        .unwrap();
-    Caller {
-        application_id: app.id,
-        key_prefix: key.prefix().to_owned(),
-    }
+    let (app, key) = services.applications.create_application(name).await.unwrap();
+    Caller { application_id: app.id, key_prefix: key.prefix().to_owned() }
 }
 
 async fn workflow(services: &Services, caller: &Caller, feature: Feature) -> WorkflowId {
-    let step = WorkflowFeature {
-        feature,
-        config: serde_json::json!({}),
-        label: None,
-    };
+    let step = WorkflowFeature { feature, config: serde_json::json!({}), label: None };
     services
         .workflows
-        .create(
-            caller,
-            NewWorkflow::parse(None, vec![step], false, None).unwrap(),
-        )
+        .create(caller, NewWorkflow::parse(None, vec![step], false, None).unwrap())
         .await
         .unwrap()
         .id
@@ -97,10 +83,7 @@ async fn fixture() -> Fixture {
         .record_results(
             &source,
             session.id,
-            RecordResults {
-                status: Some(SessionStatus::Approved),
-                blocks: vec![],
-            },
+            RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] },
         )
         .await
         .unwrap();
@@ -174,11 +157,7 @@ async fn break_check(f: &mut Fixture, n: u8) -> ImportRequest {
         }
         6 => request.share_token = ShareToken::new(f.stranger_token.clone()),
         7 => {
-            f.world
-                .store
-                .delete_session(f.source.application_id, f.source_session)
-                .await
-                .unwrap();
+            f.world.store.delete_session(f.source.application_id, f.source_session).await.unwrap();
         }
         8 => {
             // A clone made earlier by the receiver.
@@ -228,9 +207,8 @@ async fn first_failure_wins(n: u8) {
         if broken.workflow_id != f.workflow {
             request.workflow_id = broken.workflow_id;
         }
-        request.max_source_age_seconds = request
-            .max_source_age_seconds
-            .or(broken.max_source_age_seconds);
+        request.max_source_age_seconds =
+            request.max_source_age_seconds.or(broken.max_source_age_seconds);
     }
     let error = f.import(request).await.unwrap_err();
     assert_eq!(code(&error), n, "{error:?}");
@@ -265,29 +243,13 @@ async fn a_clean_import_reads_nothing_and_a_refused_one_reads_the_checks_once() 
         max_source_age_seconds: None,
     };
     let sessions_before = f.world.store.state().sessions.len();
-    let error = f
-        .services
-        .import
-        .import(&f.receiver, request(f.other_kind_workflow))
-        .await
-        .unwrap_err();
+    let error =
+        f.services.import.import(&f.receiver, request(f.other_kind_workflow)).await.unwrap_err();
     assert_eq!(code(&error), 10);
-    assert_eq!(
-        f.world.store.state().import_context_reads,
-        1,
-        "the failure is named from one read"
-    );
-    assert_eq!(
-        f.world.store.state().sessions.len(),
-        sessions_before,
-        "nothing written"
-    );
+    assert_eq!(f.world.store.state().import_context_reads, 1, "the failure is named from one read");
+    assert_eq!(f.world.store.state().sessions.len(), sessions_before, "nothing written");
 
-    f.services
-        .import
-        .import(&f.receiver, request(f.workflow))
-        .await
-        .unwrap();
+    f.services.import.import(&f.receiver, request(f.workflow)).await.unwrap();
     assert_eq!(
         f.world.store.state().import_context_reads,
         1,
@@ -300,17 +262,11 @@ async fn a_clean_import_reads_nothing_and_a_refused_one_reads_the_checks_once() 
 async fn an_already_imported_answer_names_the_existing_clone() {
     let f = fixture().await;
     let request = || f.request(f.workflow, false);
-    let first = f
-        .services
-        .import
-        .import(&f.receiver, request())
-        .await
-        .unwrap();
+    let first = f.services.import.import(&f.receiver, request()).await.unwrap();
     match f.services.import.import(&f.receiver, request()).await {
-        Err(Error::ImportRefused {
-            check: ImportCheck::NotImported,
-            existing_clone,
-        }) => assert_eq!(existing_clone, Some(first.session.id)),
+        Err(Error::ImportRefused { check: ImportCheck::NotImported, existing_clone }) => {
+            assert_eq!(existing_clone, Some(first.session.id))
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -331,42 +287,19 @@ async fn a_clean_import_follows_the_plan() {
     assert_eq!(clone.session.status, SessionStatus::Approved);
     assert_eq!(clone.session.session_number, 1);
     assert_eq!(clone.session.workflow_id, f.workflow);
-    assert_eq!(
-        clone.session.vendor_data.as_ref().map(VendorData::as_str),
-        Some("ana")
-    );
-    assert_eq!(
-        clone.session.expires_at - clone.session.created_at,
-        Duration::seconds(604_800)
-    );
-    assert!(
-        clone
-            .session
-            .session_url
-            .starts_with("https://verify.test/session/")
-    );
+    assert_eq!(clone.session.vendor_data.as_ref().map(VendorData::as_str), Some("ana"));
+    assert_eq!(clone.session.expires_at - clone.session.created_at, Duration::seconds(604_800));
+    assert!(clone.session.session_url.starts_with("https://verify.test/session/"));
     let entity = f
         .services
         .sessions
-        .entity(
-            &f.receiver,
-            SessionKind::User,
-            &VendorData::parse("ANA").unwrap(),
-        )
+        .entity(&f.receiver, SessionKind::User, &VendorData::parse("ANA").unwrap())
         .await
         .unwrap();
     assert_eq!(entity.status, EntityStatus::Active);
     // The source is untouched and sees no clone.
     assert!(f.services.sessions.decision(&f.source, id).await.is_err());
-    assert_eq!(
-        f.world
-            .store
-            .list_workflows(f.receiver.application_id)
-            .await
-            .unwrap()
-            .len(),
-        2
-    );
+    assert_eq!(f.world.store.list_workflows(f.receiver.application_id).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -394,13 +327,7 @@ async fn blocked_and_flagged_receivers_override_trust_review() {
         let request = f.request(f.workflow, true);
         let id = f.import(request).await.unwrap().session.id;
         assert_eq!(
-            f.services
-                .sessions
-                .decision(&f.receiver, id)
-                .await
-                .unwrap()
-                .session
-                .status,
+            f.services.sessions.decision(&f.receiver, id).await.unwrap().session.status,
             expected
         );
     }
@@ -423,22 +350,14 @@ async fn vendor_data_override_names_the_clone_and_its_entity() {
     assert!(
         f.services
             .sessions
-            .entity(
-                &f.receiver,
-                SessionKind::User,
-                &VendorData::parse("receiver-7").unwrap()
-            )
+            .entity(&f.receiver, SessionKind::User, &VendorData::parse("receiver-7").unwrap())
             .await
             .is_ok()
     );
     assert!(
         f.services
             .sessions
-            .entity(
-                &f.receiver,
-                SessionKind::User,
-                &VendorData::parse("ana").unwrap()
-            )
+            .entity(&f.receiver, SessionKind::User, &VendorData::parse("ana").unwrap())
             .await
             .is_err()
     );
@@ -451,15 +370,12 @@ struct RefusesEverything(std::sync::Arc<crate::fakes::InMemory>);
 #[async_trait::async_trait]
 impl ShareRepository for RefusesEverything {
     async fn find_source(
-        &self,
-        application_id: ApplicationId,
-        id: SessionId,
+        &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<crate::session::StoredSession>, RepoError> {
         self.0.find_source(application_id, id).await
     }
     async fn record_share_token(
-        &self,
-        token: &crate::share::IssuedShareToken,
+        &self, token: &crate::share::IssuedShareToken,
     ) -> Result<(), RepoError> {
         self.0.record_share_token(token).await
     }
@@ -467,23 +383,17 @@ impl ShareRepository for RefusesEverything {
         self.0.list_unlisted_token(claims).await
     }
     async fn import_context(
-        &self,
-        attempt: &ImportAttempt,
+        &self, attempt: &ImportAttempt,
     ) -> Result<crate::share::ImportContext, RepoError> {
         self.0.import_context(attempt).await
     }
     async fn share_tokens_of(
-        &self,
-        application_id: ApplicationId,
-        session_id: SessionId,
+        &self, application_id: ApplicationId, session_id: SessionId,
     ) -> Result<Vec<crate::share::LedgerEntry>, RepoError> {
         self.0.share_tokens_of(application_id, session_id).await
     }
     async fn revoke_share_token(
-        &self,
-        application_id: ApplicationId,
-        jti: &str,
-        log: &LogEntry,
+        &self, application_id: ApplicationId, jti: &str, log: &LogEntry,
     ) -> Result<bool, RepoError> {
         self.0.revoke_share_token(application_id, jti, log).await
     }
@@ -499,15 +409,8 @@ async fn a_refusal_that_no_check_explains_is_tried_once_more_then_unavailable() 
     ports.shares = std::sync::Arc::new(RefusesEverything(f.world.store.clone()));
     let services = Services::new(ports, "https://verify.test");
     let request = f.request(f.workflow, false);
-    let error = services
-        .import
-        .import(&f.receiver, request)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(error, Error::Repo(RepoError::Unavailable(_))),
-        "{error:?}"
-    );
+    let error = services.import.import(&f.receiver, request).await.unwrap_err();
+    assert!(matches!(error, Error::Repo(RepoError::Unavailable(_))), "{error:?}");
     assert_eq!(f.world.store.state().import_context_reads, 2, "tried twice");
 }
 
@@ -517,47 +420,23 @@ async fn a_preview_answers_as_the_import_would_and_writes_nothing() {
     for check in ImportCheck::ALL {
         let mut f = fixture().await;
         let request = break_check(&mut f, check.row()).await;
-        let previewed = f
-            .services
-            .import
-            .preview(&f.receiver, request.clone())
-            .await
-            .unwrap_err();
+        let previewed = f.services.import.preview(&f.receiver, request.clone()).await.unwrap_err();
         assert_eq!(code(&previewed), check.row(), "{previewed:?}");
     }
     // All pass: what the clone would be, and nothing written or redeemed.
     let f = fixture().await;
     let sessions = f.world.store.state().sessions.len();
-    let preview = f
-        .services
-        .import
-        .preview(&f.receiver, f.request(f.workflow, false))
-        .await
-        .unwrap();
+    let preview =
+        f.services.import.preview(&f.receiver, f.request(f.workflow, false)).await.unwrap();
     assert_eq!(preview.session_kind, SessionKind::User);
     assert_eq!(preview.source_session, f.source_session);
     assert_eq!(preview.source_status, SessionStatus::Approved);
-    assert_eq!(
-        preview.status,
-        SessionStatus::InReview,
-        "trust_review false"
-    );
+    assert_eq!(preview.status, SessionStatus::InReview, "trust_review false");
     assert_eq!(preview.entity, Some(EntityEffect::Created));
     assert_eq!(f.world.store.state().sessions.len(), sessions);
-    assert!(
-        f.world
-            .store
-            .state()
-            .share_tokens
-            .iter()
-            .all(|t| t.redeemed_at.is_none())
-    );
-    let trusted = f
-        .services
-        .import
-        .preview(&f.receiver, f.request(f.workflow, true))
-        .await
-        .unwrap();
+    assert!(f.world.store.state().share_tokens.iter().all(|t| t.redeemed_at.is_none()));
+    let trusted =
+        f.services.import.preview(&f.receiver, f.request(f.workflow, true)).await.unwrap();
     assert_eq!(trusted.status, SessionStatus::Approved);
     f.import(f.request(f.workflow, true)).await.unwrap();
 }
