@@ -131,7 +131,7 @@ where
 fn import_request(source: &Source, workflow: WorkflowId) -> ImportRequest {
     ImportRequest {
         share_token: ShareToken::new(source.token.clone()),
-        workflow_id: workflow,
+        workflow_id: Some(workflow),
         trust_review: false,
         vendor_data: None,
         max_source_age_seconds: None,

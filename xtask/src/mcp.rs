@@ -3,9 +3,9 @@
 //! businesses and workflows and checks what comes back. Skips, saying so, where npm cannot
 //! install the server.
 //!
-//! Not called: the share and import tools (they send fields Didit's docs no longer list; the
-//! documented fields are tested in the app's tests) and the bulk-import tools (out of scope,
-//! docs/api.md).
+//! The share and import tools run as two applications would: the caller's server shares with
+//! the receiver, and a second MCP server, holding the receiver's key, imports. Not called: the
+//! bulk-import tools (out of scope, docs/api.md).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
@@ -13,13 +13,13 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::seeded::{Seeded, expect, root};
+use crate::seeded::{Seeded, expect, field, root};
 
 /// The version the harness is written against.
 const PACKAGE: &str = "@didit-protocol/mcp-server@4.0.0";
 
 /// The tools in scope; each must be called and succeed.
-const TOOLS: [&str; 28] = [
+const TOOLS: [&str; 30] = [
     "didit_create_session",
     "didit_list_sessions",
     "didit_get_session_decision",
@@ -29,6 +29,8 @@ const TOOLS: [&str; 28] = [
     "didit_delete_session",
     "didit_batch_delete_sessions",
     "didit_generate_session_pdf",
+    "didit_share_session",
+    "didit_import_shared_session",
     "didit_list_session_reviews",
     "didit_add_session_review",
     "didit_list_workflows",
@@ -151,39 +153,48 @@ fn text(value: &Value, name: &str) -> String {
     value[name].as_str().unwrap_or_default().to_owned()
 }
 
-fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
-    let seeded = Seeded::start("mcp")?;
-    let mut child = Command::new("node")
-        .arg(script)
-        .env("DIDIT_API_BASE_URL", format!("http://127.0.0.1:{}/v3", seeded.port))
-        .env("DIDIT_API_KEY", &seeded.key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot run node: {e}"))?;
-    let stdin = child.stdin.take().ok_or("no stdin")?;
-    let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-    let mut mcp =
-        Client { child, stdin, stdout, next_id: 0, called: Vec::new(), failures: Vec::new() };
-    let started = Instant::now();
-    mcp.request(
+impl Client {
+    /// The MCP server at `script`, calling handoff on `port` with `key`, initialized, once it
+    /// lists every tool in scope.
+    fn start(script: &std::path::Path, port: u16, key: &str) -> Result<Client, String> {
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("DIDIT_API_BASE_URL", format!("http://127.0.0.1:{port}/v3"))
+            .env("DIDIT_API_KEY", key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run node: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut mcp =
+            Client { child, stdin, stdout, next_id: 0, called: Vec::new(), failures: Vec::new() };
+        mcp.request(
         "initialize",
         json!({"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "handoff-xtask", "version": "1"}}),
     )?;
-    mcp.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
-    let listed = mcp.request("tools/list", json!({}))?;
-    let names: Vec<&str> = listed["tools"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
-    for tool in TOOLS {
-        if !names.contains(&tool) {
-            return Err(format!("{PACKAGE} has no tool {tool}"));
+        mcp.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+        let listed = mcp.request("tools/list", json!({}))?;
+        let names: Vec<&str> = listed["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        for tool in TOOLS {
+            if !names.contains(&tool) {
+                return Err(format!("{PACKAGE} has no tool {tool}"));
+            }
         }
+        Ok(mcp)
     }
+}
+
+fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
+    let seeded = Seeded::start("mcp")?;
+    let mut mcp = Client::start(script, seeded.port, &seeded.key)?;
+    let started = Instant::now();
 
     // Workflows.
     let features = json!([{"feature": "OCR"}, {"feature": "LIVENESS", "config": {"face_liveness_method": "PASSIVE"}}, {"feature": "FACE_MATCH"}]);
@@ -267,6 +278,40 @@ fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
     mcp.call("didit_generate_session_pdf", json!({"session_id": seeded.sessions[0]}), |r| {
         r["raw"].as_str().is_some_and(|t| t.starts_with("%PDF-"))
     });
+    // Sharing: the caller shares as Didit's tool names the receiver; the receiver, through an
+    // MCP server of its own, imports into its default workflow (the tool sends none).
+    let shared = mcp.call(
+        "didit_share_session",
+        json!({"session_id": seeded.sessions[0], "partner_client_id": seeded.receiver_id}),
+        |s| s["share_token"].is_string(),
+    );
+    let default =
+        json!({"features": [{"feature": "OCR"}, {"feature": "LIVENESS"}], "is_default": true});
+    let receiver_workflow = field(
+        &expect(
+            crate::seeded::request(
+                seeded.port,
+                "POST",
+                "/v3/workflows/",
+                Some(&seeded.receiver_key),
+                Some(&default.to_string()),
+            ),
+            201,
+            "the receiver's default workflow",
+        )?,
+        "workflow_id",
+    )?;
+    let mut receiver = Client::start(script, seeded.port, &seeded.receiver_key)?;
+    receiver.call(
+        "didit_import_shared_session",
+        json!({"share_token": text(&shared, "share_token")}),
+        |clone| {
+            clone["workflow_id"] == receiver_workflow.as_str()
+                && clone["shared_from_session"] == seeded.sessions[0].as_str()
+        },
+    );
+    mcp.called.append(&mut receiver.called);
+    mcp.failures.append(&mut receiver.failures);
     mcp.call("didit_delete_session", json!({"session_id": unfinished}), |_| true);
     let number = expect(
         seeded.call("GET", &format!("/v3/session/{finished}/decision/"), None),

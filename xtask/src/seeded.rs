@@ -20,6 +20,8 @@ pub struct Seeded {
     pub key: String,
     /// The API key of the application the seeded session is shared with, which holds nothing.
     pub receiver_key: String,
+    /// That application's id.
+    pub receiver_id: String,
     pub user_workflow: String,
     pub business_workflow: String,
     /// The finished KYC session, then the finished KYB session.
@@ -86,6 +88,7 @@ impl Seeded {
             port,
             key,
             receiver_key: field(&target, "api_key")?,
+            receiver_id: field(&target, "application_id")?,
             user_workflow: String::new(),
             business_workflow: String::new(),
             sessions: Vec::new(),

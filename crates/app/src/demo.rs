@@ -147,7 +147,7 @@ async fn seed(services: &Services) -> Result<Seeded, CommandError> {
             &receiver,
             ImportRequest {
                 share_token: ShareToken::new(shared.share_token.expose().to_owned()),
-                workflow_id: receiver_kyc,
+                workflow_id: Some(receiver_kyc),
                 trust_review: false,
                 vendor_data: None,
                 max_source_age_seconds: None,

@@ -127,7 +127,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let request = || ImportRequest {
         share_token: shared.share_token.clone(),
-        workflow_id: broker_kyc.id,
+        workflow_id: Some(broker_kyc.id),
         trust_review: false,
         vendor_data: None,
         max_source_age_seconds: None,

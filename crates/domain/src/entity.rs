@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::ids::EntityId;
 use crate::kind::SessionKind;
 use crate::vendor_data::VendorData;
 
@@ -40,7 +41,7 @@ impl EntityStatus {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Entity {
     /// Its id (Didit's `didit_internal_id`).
-    pub id: uuid::Uuid,
+    pub id: EntityId,
     /// `user` or `business`.
     pub kind: SessionKind,
     /// The `vendor_data` it was first seen with (matching is case-insensitive).
@@ -81,7 +82,7 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 200;
 /// A User or Business to create.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEntity {
-    pub id: uuid::Uuid,
+    pub id: EntityId,
     pub kind: SessionKind,
     pub vendor_data: VendorData,
     pub status: EntityStatus,

@@ -58,6 +58,10 @@ id_type!(
     WorkflowId
 );
 id_type!(
+    /// The id of a User or Business (`didit_internal_id` on the wire).
+    EntityId
+);
+id_type!(
     /// The id of a webhook destination (`id` of `/v3/webhook/destinations/`).
     DestinationId
 );

@@ -54,7 +54,7 @@
 //! }).await?;
 //! let clone = services.import.import(&receiver, ImportRequest {
 //!     share_token: shared.share_token,
-//!     workflow_id: receiver_workflow.id,
+//!     workflow_id: Some(receiver_workflow.id),
 //!     trust_review: true,
 //!     vendor_data: None,
 //!     max_source_age_seconds: None,
@@ -98,7 +98,7 @@ pub use application::{Application, Caller};
 pub use block::{FeatureBlock, FeatureItem, ItemError};
 pub use entity::{Entity, EntityStatus};
 pub use error::{RepoError, ValidationErrors};
-pub use ids::{ApplicationId, DeliveryId, DestinationId, EventId, SessionId, WorkflowId};
+pub use ids::{ApplicationId, DeliveryId, DestinationId, EntityId, EventId, SessionId, WorkflowId};
 pub use kind::SessionKind;
 pub use session::{
     LogEntry, LogKind, NewSession, RecordResults, Review, ReviewOutcome, SessionFilter,

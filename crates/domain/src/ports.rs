@@ -3,6 +3,7 @@
 //! Every method scopes its reads and writes to the application it is given: an id that belongs to
 //! another application MUST behave exactly as an id that exists nowhere.
 
+use crate::ids::EntityId;
 use std::collections::HashMap;
 
 use async_trait::async_trait;
@@ -217,7 +218,7 @@ pub trait EntityRepository: Send + Sync {
     /// (every one with `None`), each with its sessions and their rows; how many entities.
     async fn delete_entities(
         &self, application_id: ApplicationId, kind: SessionKind,
-        selection: Option<(&[VendorData], &[uuid::Uuid])>,
+        selection: Option<(&[VendorData], &[EntityId])>,
     ) -> Result<u64, RepoError>;
 }
 

@@ -30,14 +30,16 @@ pub(crate) fn budget(method: &actix_web::http::Method, path: &str) -> Budget {
 /// The header that carries the API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
-/// Authenticates the request and stores the [`Caller`] for the handler; 403 otherwise.
+/// Authenticates the request and stores the [`Caller`] for the handler; otherwise 403 when no
+/// key was sent (an empty header is none) and 401 when the key sent is not valid.
 pub async fn authenticate(
     req: ServiceRequest, next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let limiter = state.as_ref().and_then(|state| state.rate_limiter.clone());
-    let presented =
-        req.headers().get(API_KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = req.headers().get(API_KEY_HEADER).filter(|v| !v.is_empty());
+    let sent = header.is_some();
+    let presented = header.and_then(|v| v.to_str().ok()).map(str::to_owned);
     let failures = failure_bucket(&client_address(req.request()), presented.as_deref());
     let spent = limiter.as_ref().and_then(|l| l.spent(&failures, Budget::Unauthenticated));
     // A spent budget refuses at once what cannot be a valid key; a key that may be valid is
@@ -54,8 +56,9 @@ pub async fn authenticate(
             .authenticate(&key)
             .await
             .map_err(ApiError::from)
-            .and_then(|caller| caller.ok_or_else(ApiError::authentication_failed)),
-        _ => Err(ApiError::authentication_failed()),
+            .and_then(|caller| caller.ok_or_else(ApiError::api_key_refused)),
+        _ if sent => Err(ApiError::api_key_refused()),
+        _ => Err(ApiError::no_api_key()),
     };
     match outcome {
         Ok(caller) => {
@@ -82,7 +85,7 @@ pub async fn authenticate(
         }
         Err(error) => {
             // A storage failure is not the client's; a missing or wrong key is.
-            if error.status_code() == actix_web::http::StatusCode::FORBIDDEN
+            if error.status_code().is_client_error()
                 && let Some(limiter) = limiter
             {
                 if let Some(spent) = &spent {
@@ -93,7 +96,15 @@ pub async fn authenticate(
                     tracing::warn!(%error, "could not count a request without a valid key");
                 }
             }
-            Ok(req.into_response(error.error_response()).map_into_right_body())
+            let mut response = error.error_response();
+            if response.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+                // RFC 9110: a 401 names the scheme that would succeed.
+                response.headers_mut().insert(
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("ApiKey header=\"x-api-key\""),
+                );
+            }
+            Ok(req.into_response(response).map_into_right_body())
         }
     }
 }
@@ -160,7 +171,7 @@ impl FromRequest for Authenticated {
                 .get::<Caller>()
                 .cloned()
                 .map(Authenticated)
-                .ok_or_else(ApiError::authentication_failed),
+                .ok_or_else(ApiError::no_api_key),
         )
     }
 }

@@ -60,12 +60,22 @@ impl ApiError {
         )
     }
 
-    /// 403 `authentication_failed`.
-    pub fn authentication_failed() -> Self {
+    /// 403 `authentication_failed`: no API key was sent.
+    pub fn no_api_key() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "authentication_failed",
-            "Authentication credentials were not provided or are invalid.",
+            "Authentication credentials were not provided: send the application's API key in \
+             x-api-key.",
+        )
+    }
+
+    /// 401 `authentication_failed`: the API key sent is wrong, malformed, revoked or expired.
+    pub fn api_key_refused() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_failed",
+            "The API key is not valid: it is wrong, malformed, revoked or expired.",
         )
     }
 

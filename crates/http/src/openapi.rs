@@ -48,8 +48,11 @@ struct CommonAnswers;
 
 const ERRORS: [(&str, &str); 10] = [
     ("400", "Invalid request (see `errors`), or a refusal such as `wrong_current_status`."),
-    ("401", "Share token invalid, expired or revoked."),
-    ("403", "Missing or invalid API key, token for another application, or already imported."),
+    (
+        "401",
+        "API key wrong, malformed, revoked or expired; or share token invalid, expired or revoked.",
+    ),
+    ("403", "No API key sent, token for another application, or already imported."),
     ("404", "Not found: ids of other applications do not exist."),
     ("405", "Method not allowed on this path."),
     ("413", "Body over the endpoint's limit."),

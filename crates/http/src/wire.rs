@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use uuid::Uuid;
 
 /// Session statuses, exactly as on the wire: the domain's, by their names.
@@ -46,7 +46,6 @@ pub enum CallbackMethod {
 
 /// Didit's ID document types.
 #[derive(ToSchema)]
-#[allow(dead_code, clippy::upper_case_acronyms)]
 pub enum DocumentType {
     P,
     DL,
@@ -72,7 +71,6 @@ pub enum Gender {
 
 /// Marital statuses.
 #[derive(ToSchema)]
-#[allow(dead_code, clippy::upper_case_acronyms)]
 pub enum MaritalStatus {
     SINGLE,
     MARRIED,
@@ -83,7 +81,7 @@ pub enum MaritalStatus {
 
 /// Proof-of-address document types.
 #[derive(ToSchema)]
-#[allow(dead_code, non_camel_case_types, clippy::upper_case_acronyms)]
+#[expect(non_camel_case_types, reason = "Didit's names, as on the wire")]
 pub enum PoaDocumentType {
     UTILITY_BILL,
     BANK_STATEMENT,

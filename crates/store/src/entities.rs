@@ -8,7 +8,8 @@ use handoff_domain::entity::{
 use handoff_domain::ports::EntityRepository;
 use handoff_domain::webhook::WebhookType;
 use handoff_domain::{
-    ApplicationId, Entity, EntityStatus, RepoError, SessionKind, SessionStatus, VendorData,
+    ApplicationId, Entity, EntityId, EntityStatus, RepoError, SessionKind, SessionStatus,
+    VendorData,
 };
 
 use sea_orm::sea_query::{
@@ -87,7 +88,7 @@ fn entity_of(row: &QueryResult) -> Result<Entity, RepoError> {
         }
     };
     Ok(Entity {
-        id: get(row, "id")?,
+        id: EntityId::from_uuid(get(row, "id")?),
         kind: kind(row, "kind")?,
         vendor_data: VendorData::parse(&stored_vendor_data)
             .map_err(|_| RepoError::Internal("stored vendor_data is not valid".into()))?,
@@ -259,7 +260,7 @@ impl EntityRepository for Store {
 
     async fn delete_entities(
         &self, application_id: ApplicationId, entity_kind: SessionKind,
-        selection: Option<(&[VendorData], &[Uuid])>,
+        selection: Option<(&[VendorData], &[EntityId])>,
     ) -> Result<u64, RepoError> {
         let mut select = Query::select()
             .column(Entities::Id)
@@ -273,7 +274,7 @@ impl EntityRepository for Store {
                     .add(
                         Expr::col(Entities::VendorDataKey).is_in(names.iter().map(VendorData::key)),
                     )
-                    .add(Expr::col(Entities::Id).is_in(ids.iter().copied())),
+                    .add(Expr::col(Entities::Id).is_in(ids.iter().map(EntityId::as_uuid))),
             );
         }
         let _turn = self.write_turn().await;
@@ -364,7 +365,7 @@ pub(crate) fn entity_insert(
     insert_row(
         Entities::Table,
         [
-            (Entities::Id, new.id.into()),
+            (Entities::Id, new.id.as_uuid().into()),
             (Entities::ApplicationId, application_id.as_uuid().into()),
             (Entities::Kind, new.kind.as_str().into()),
             (Entities::VendorData, new.vendor_data.as_str().into()),

@@ -61,7 +61,7 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
         || handoff(&url, &["api-keys", "revoke", "--application", &tenant.id, "--prefix", &prefix]);
     let (ok, lines, _) = revoke();
     assert!(ok, "{lines:?}");
-    assert_error(&app.get("/v3/sessions/", &second).await, 403, "authentication_failed");
+    assert_error(&app.get("/v3/sessions/", &second).await, 401, "authentication_failed");
     assert_eq!(
         app.get("/v3/sessions/", &tenant).await.status.as_u16(),
         200,

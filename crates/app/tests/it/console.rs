@@ -187,7 +187,7 @@ async fn the_console_refuses_wrong_keys_and_forged_sign_ins(backend: Backend) {
     let tenant = app.tenant("Acme").await;
     let mut browser = Browser::new(&app);
     let (status, _, page) = browser.sign_in("hk_000000000000_wrong").await;
-    assert_eq!(status, 403);
+    assert_eq!(status, 401);
     assert!(page.contains("That key is not valid."));
     assert!(!browser.cookies.iter().any(|(n, _)| n == "handoff_console"));
 

@@ -68,7 +68,7 @@ async fn rate_limits(backend: Backend) {
     // Requests without a valid key are refused before they are counted.
     assert_error(
         &app.send(Method::GET, "/v3/sessions/", Some("nope"), None).await,
-        403,
+        401,
         "authentication_failed",
     );
 }
@@ -99,7 +99,7 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
     for _ in 0..3 {
         assert_error(
             &app.send(Method::GET, "/v3/sessions/", Some(&wrong), None).await,
-            403,
+            401,
             "authentication_failed",
         );
     }
@@ -123,16 +123,17 @@ async fn requests_without_a_valid_key_are_throttled_by_address(backend: Backend)
     let another_prefix = format!("hk_000000000000_{}", "0".repeat(64));
     assert_error(
         &app.send(Method::GET, "/v3/sessions/", Some(&another_prefix), None).await,
-        403,
+        401,
         "authentication_failed",
     );
     // Requests without a key, or with what is no key, spend budgets of their own, and are
     // refused unread once those are spent.
     for key in [None, Some("nope")] {
         for _ in 0..3 {
+            let status = if key.is_some() { 401 } else { 403 };
             assert_error(
                 &app.send(Method::GET, "/v3/sessions/", key, None).await,
-                403,
+                status,
                 "authentication_failed",
             );
         }

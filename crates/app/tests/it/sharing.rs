@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 
 use handoff_testdb::Backend;
 
-use crate::support::{self, Shared, Tenant, TestApp, assert_error, on_both_backends, per_backend};
+use crate::support::{
+    self, Shared, Tenant, TestApp, assert_error, assert_invalid, on_both_backends, per_backend,
+};
 
 /// Every block of a V3 payload that holds items.
 fn blocks(v3: &Value) -> BTreeMap<String, Value> {
@@ -283,6 +285,64 @@ async fn share_refusals(app: TestApp) {
     }
 }
 
+on_both_backends!(a_share_may_name_its_receiver_partner_client_id);
+/// Didit's MCP server names the receiver `partner_client_id` (and repeats the session's id).
+async fn a_share_may_name_its_receiver_partner_client_id(app: TestApp) {
+    let owner = app.tenant("Owner").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&owner, "user", "u").await;
+    let path = format!("/v3/session/{session}/share/");
+    let body = json!({"session_id": session, "partner_client_id": receiver.id});
+    let shared = app.post(&path, &owner, body).await;
+    assert_eq!(shared.status.as_u16(), 200, "{}", shared.text);
+    let workflow = app.workflow(&receiver, "user").await;
+    let token = shared.body["share_token"].as_str().unwrap();
+    assert_eq!(app.import(&receiver, token, &workflow, json!({})).await.status.as_u16(), 201);
+    let same = json!({"for_application_id": receiver.id, "partner_client_id": receiver.id});
+    assert_eq!(app.post(&path, &owner, same).await.status.as_u16(), 200);
+    let other = app.tenant("Other").await;
+    let differ = json!({"for_application_id": receiver.id, "partner_client_id": other.id});
+    assert_invalid(&app.post(&path, &owner, differ).await, "partner_client_id");
+    let neither = app.post(&path, &owner, json!({"session_id": session})).await;
+    assert_invalid(&neither, "for_application_id");
+}
+
+on_both_backends!(an_import_without_a_workflow_uses_the_default_one_of_the_tokens_kind);
+async fn an_import_without_a_workflow_uses_the_default_one_of_the_tokens_kind(app: TestApp) {
+    let shared = app.shared("user", "user-ana-001").await;
+    let import = |token: String| {
+        let receiver = shared.receiver.clone();
+        let app = &app;
+        async move {
+            let body = json!({"share_token": token});
+            (
+                app.post("/v3/session/import-shared/preview/", &receiver, body.clone()).await,
+                app.post("/v3/session/import-shared/", &receiver, body).await,
+            )
+        }
+    };
+    // No default workflow of the token's kind: 400 naming workflow_id, for the preview too;
+    // a default business workflow does not serve a user session.
+    let business = app.workflow(&shared.receiver, "business").await;
+    let path = format!("/v3/workflows/{business}/");
+    let made_default = app.patch(&path, &shared.receiver, json!({"is_default": true})).await;
+    assert_eq!(made_default.status.as_u16(), 200, "{}", made_default.text);
+    let (preview, refused) = import(shared.token.clone()).await;
+    assert_invalid(&preview, "workflow_id");
+    assert_invalid(&refused, "workflow_id");
+    // Earlier checks still come first: a token that is not valid is 401.
+    let (_, invalid) = import("not.a.token".into()).await;
+    assert_error(&invalid, 401, "share_token_invalid");
+    // With a default user workflow, the clone runs it.
+    let path = format!("/v3/workflows/{}/", shared.workflow);
+    let made_default = app.patch(&path, &shared.receiver, json!({"is_default": true})).await;
+    assert_eq!(made_default.status.as_u16(), 200, "{}", made_default.text);
+    let (preview, imported) = import(shared.token.clone()).await;
+    assert_eq!(preview.status.as_u16(), 200, "{}", preview.text);
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    assert_eq!(imported.body["workflow_id"], shared.workflow.as_str());
+}
+
 on_both_backends!(import_checks_answer_in_the_contract_order);
 async fn import_checks_answer_in_the_contract_order(app: TestApp) {
     let source = app.tenant("Source").await;
@@ -308,7 +368,6 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
     // 2: bad bodies, before the token is looked at.
     for body in [
         json!({}),
-        json!({"share_token": token}),
         json!({"workflow_id": workflow}),
         json!({"share_token": 5, "workflow_id": workflow}),
         json!({"share_token": token, "workflow_id": "x"}),

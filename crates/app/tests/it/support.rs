@@ -93,6 +93,7 @@ pub struct Answer {
     pub body: Value,
     pub text: String,
     pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
 }
 
 impl TestApp {
@@ -300,6 +301,7 @@ impl TestApp {
 
 async fn answer(response: reqwest::Response) -> Answer {
     let status = response.status();
+    let headers = response.headers().clone();
     let content_type = response
         .headers()
         .get("content-type")
@@ -312,7 +314,7 @@ async fn answer(response: reqwest::Response) -> Answer {
     } else {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     };
-    Answer { status, body, text, content_type }
+    Answer { status, body, text, content_type, headers }
 }
 
 /// A token signer with no key, for services that sign nothing.

@@ -1,6 +1,7 @@
 //! Users and Businesses in memory.
 
 use super::*;
+use crate::ids::EntityId;
 
 #[async_trait]
 impl EntityRepository for InMemory {
@@ -100,7 +101,7 @@ impl EntityRepository for InMemory {
 
     async fn delete_entities(
         &self, application_id: ApplicationId, kind: SessionKind,
-        selection: Option<(&[VendorData], &[Uuid])>,
+        selection: Option<(&[VendorData], &[EntityId])>,
     ) -> Result<u64, RepoError> {
         let mut state = self.state();
         let chosen = |e: &Entity| {

@@ -2,6 +2,7 @@
 //! without a database. Built from std only; one mutex guards the whole state, which is plenty
 //! for tests and makes every method trivially atomic.
 
+use crate::ids::EntityId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -98,7 +99,7 @@ fn ensure_entity(
         state.entities.push((
             application_id,
             Entity {
-                id: Uuid::new_v4(),
+                id: EntityId::from_uuid(Uuid::new_v4()),
                 kind,
                 vendor_data: vendor_data.clone(),
                 status: EntityStatus::Active,

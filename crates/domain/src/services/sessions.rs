@@ -1,6 +1,7 @@
 //! Sessions: creation, recorded results, decisions, reviews, deletion, lists and entities.
 
 use crate::action::LogAction;
+use crate::ids::EntityId;
 use chrono::Duration;
 use serde_json::{Value, json};
 
@@ -122,7 +123,7 @@ impl SessionService {
             session_token,
             status: SessionStatus::NotStarted,
             vendor_data: request.vendor_data,
-            entity_id: self.ports.ids.uuid(),
+            entity_id: EntityId::from_uuid(self.ports.ids.uuid()),
             metadata: request.metadata,
             callback: request.callback.map(CallbackUrl::into_string),
             options: request.options,
@@ -372,7 +373,7 @@ impl SessionService {
         metadata: Option<serde_json::Value>,
     ) -> Result<Entity, Error> {
         let new = crate::entity::NewEntity {
-            id: self.ports.ids.uuid(),
+            id: EntityId::from_uuid(self.ports.ids.uuid()),
             kind,
             vendor_data,
             status,
@@ -398,8 +399,7 @@ impl SessionService {
     /// Deletes the caller's Users or Businesses named (all with `None`), each with its
     /// sessions; how many.
     pub async fn delete_entities(
-        &self, caller: &Caller, kind: SessionKind,
-        selection: Option<(&[VendorData], &[uuid::Uuid])>,
+        &self, caller: &Caller, kind: SessionKind, selection: Option<(&[VendorData], &[EntityId])>,
     ) -> Result<u64, Error> {
         Ok(self.ports.entities.delete_entities(caller.application_id, kind, selection).await?)
     }

@@ -1,5 +1,6 @@
 //! The session aggregate: the session row, its feature blocks and its log.
 
+use crate::ids::EntityId;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -11,7 +12,6 @@ use crate::kind::SessionKind;
 use crate::session_options::SessionOptions;
 use crate::status::SessionStatus;
 use crate::vendor_data::VendorData;
-use uuid::Uuid;
 
 /// A session to insert. The repository allocates its `session_number`.
 #[derive(Clone, Debug)]
@@ -36,7 +36,7 @@ pub struct NewSession {
     /// The caller's reference for the person or company.
     pub vendor_data: Option<VendorData>,
     /// The id the User or Business of `vendor_data` gets when this session creates it.
-    pub entity_id: Uuid,
+    pub entity_id: EntityId,
     /// Free JSON the caller attaches.
     pub metadata: Option<Value>,
     /// Where to send the user when done.

@@ -1,6 +1,7 @@
 //! Sharing and importing: what a share token means, the checks of an import and the status
 //! its clone lands in. How an import runs end to end: `docs/sharing.md`.
 
+use crate::ids::EntityId;
 use chrono::{DateTime, Utc};
 
 use crate::block::FeatureBlock;
@@ -438,7 +439,7 @@ pub struct ImportAttempt {
     pub vendor_data: Option<VendorData>,
     /// The id the receiver's User or Business of the clone's `vendor_data` gets when the
     /// import creates it.
-    pub entity_id: uuid::Uuid,
+    pub entity_id: EntityId,
     /// When the clone is created.
     pub created_at: DateTime<Utc>,
     /// The import's log row; the store fills `old_status` (the source's) and `new_status`.

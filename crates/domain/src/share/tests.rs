@@ -90,7 +90,7 @@ fn passing() -> (ImportContext, ImportAttempt) {
         session_url: String::new(),
         trust_review: false,
         vendor_data: None,
-        entity_id: uuid::Uuid::nil(),
+        entity_id: EntityId::from_uuid(uuid::Uuid::nil()),
         created_at: at,
         log: LogEntry {
             kind: crate::session::LogKind::Event,

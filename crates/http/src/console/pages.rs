@@ -368,9 +368,12 @@ pub(crate) async fn sign_in(
                 ),
             );
         }
+        Ok(None) if key.is_empty() => {
+            return sign_in_page(&state, StatusCode::FORBIDDEN, Some("Enter an API key."));
+        }
         Ok(None) => {
             count_failure(&req, &state, key).await;
-            return sign_in_page(&state, StatusCode::FORBIDDEN, Some("That key is not valid."));
+            return sign_in_page(&state, StatusCode::UNAUTHORIZED, Some("That key is not valid."));
         }
         Err(error) => {
             let (status, sentence) = refusal(&error);

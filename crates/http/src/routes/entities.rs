@@ -44,7 +44,7 @@ pub(crate) fn path_vendor_data(raw: &str) -> Result<VendorData, ApiError> {
 pub(crate) fn body(entity: Entity) -> wire::Entity {
     let counts = entity.counts;
     wire::Entity {
-        didit_internal_id: entity.id,
+        didit_internal_id: entity.id.as_uuid(),
         vendor_data: entity.vendor_data.as_str().to_owned(),
         entity_kind: entity.kind.as_str().to_owned(),
         status: entity.status.as_str().to_owned(),

@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::entity::{EntityFilter, ProfileChange, display_name};
 use handoff_domain::limits::MAX_DELETE_ENTITIES;
 use handoff_domain::session::MAX_SEARCH_CHARS;
-use handoff_domain::{EntityStatus, SessionKind, ValidationErrors, VendorData};
+use handoff_domain::{EntityId, EntityStatus, SessionKind, ValidationErrors, VendorData};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -293,7 +293,12 @@ async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let mut errors = ValidationErrors::default();
     let names = selection.vendor_data_list.unwrap_or_default();
-    let ids = selection.didit_internal_id_list.unwrap_or_default();
+    let ids: Vec<EntityId> = selection
+        .didit_internal_id_list
+        .unwrap_or_default()
+        .into_iter()
+        .map(EntityId::from_uuid)
+        .collect();
     if names.len() > MAX_DELETE_ENTITIES || ids.len() > MAX_DELETE_ENTITIES {
         errors.add("vendor_data_list", format!("must hold at most {MAX_DELETE_ENTITIES} entries."));
     }

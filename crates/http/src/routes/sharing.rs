@@ -23,9 +23,11 @@ use utoipa::ToSchema;
 /// A share.
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct ShareBody {
-    /// The only application that may import the session.
-    #[schema(required = true)]
+    /// The only application that may import the session (required, or `partner_client_id`).
     for_application_id: Option<uuid::Uuid>,
+    /// Another name for `for_application_id`, as Didit's MCP server sends it; when both are
+    /// given they must be equal.
+    partner_client_id: Option<uuid::Uuid>,
     /// The token's lifetime, 60 to 86,400 seconds (default 3,600): an integer or a string of digits.
     #[schema(value_type = Option<u32>)]
     ttl_in_seconds: Option<Value>,
@@ -36,9 +38,18 @@ impl RequestBody for ShareBody {}
 impl ShareBody {
     fn into_domain(self) -> Result<ShareRequest, ApiError> {
         let mut errors = ValidationErrors::default();
-        if self.for_application_id.is_none() {
-            errors.add("for_application_id", "This field is required.");
-        }
+        let for_application_id = match (self.for_application_id, self.partner_client_id) {
+            (Some(id), Some(other)) if id != other => {
+                errors
+                    .add("partner_client_id", "must equal for_application_id when both are given.");
+                None
+            }
+            (Some(id), _) | (None, Some(id)) => Some(id),
+            (None, None) => {
+                errors.add("for_application_id", "This field is required.");
+                None
+            }
+        };
         // An integer, or a string of digits, as Didit accepts.
         let ttl = match self.ttl_in_seconds {
             None | Some(Value::Null) => None,
@@ -60,9 +71,7 @@ impl ShareBody {
         };
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(ShareRequest {
-            for_application_id: ApplicationId::from_uuid(
-                self.for_application_id.unwrap_or_default(),
-            ),
+            for_application_id: ApplicationId::from_uuid(for_application_id.unwrap_or_default()),
             ttl,
         })
     }
@@ -111,8 +120,8 @@ pub(crate) struct ImportBody {
     /// A token from Share Session (at most 4,096 characters).
     #[schema(required = true)]
     share_token: Option<String>,
-    /// The caller's workflow, of the token's kind.
-    #[schema(required = true)]
+    /// The caller's workflow, of the token's kind. Extension: absent, the caller's default
+    /// workflow (`is_default`) of the token's kind; without one, 400 naming `workflow_id`.
     workflow_id: Option<uuid::Uuid>,
     /// `true`: keep the source's status; `false` (default): `In Review`.
     trust_review: Option<bool>,
@@ -135,9 +144,6 @@ impl ImportBody {
         }
         let share_token =
             optional_field("share_token", self.share_token, ShareToken::parse, &mut errors);
-        if self.workflow_id.is_none() {
-            errors.add("workflow_id", "This field is required.");
-        }
         let vendor_data = vendor_data_field(self.vendor_data, &mut errors);
         let max_source_age_seconds = self.max_source_age_seconds.and_then(|seconds| {
             MaxSourceAge::parse(seconds)
@@ -150,7 +156,7 @@ impl ImportBody {
         };
         Ok(ImportRequest {
             share_token,
-            workflow_id: WorkflowId::from_uuid(self.workflow_id.unwrap_or_default()),
+            workflow_id: self.workflow_id.map(WorkflowId::from_uuid),
             trust_review: self.trust_review.unwrap_or(false),
             vendor_data,
             max_source_age_seconds,

@@ -142,7 +142,7 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         a.created_at.into(),
         a.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
         a.vendor_data.as_ref().map(|v| v.key()).into(),
-        a.entity_id.into(),
+        a.entity_id.as_uuid().into(),
         EntityStatus::Active.as_str().into(),
         rule.into(),
         a.session_token.clone().into(),
@@ -497,7 +497,7 @@ mod tests {
             session_url: "u".into(),
             trust_review: false,
             vendor_data: vendor_data.map(|v| VendorData::parse(v).unwrap()),
-            entity_id: uuid::Uuid::new_v4(),
+            entity_id: handoff_domain::EntityId::from_uuid(uuid::Uuid::new_v4()),
             created_at: now,
             log: LogEntry {
                 kind: LogKind::Event,

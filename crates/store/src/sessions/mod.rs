@@ -5,9 +5,9 @@ use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::ports::SessionRepository;
 use handoff_domain::session::{RecordResults, ReviewOutcome};
 use handoff_domain::{
-    ApplicationId, EntityStatus, FeatureBlock, FeatureItem, LogEntry, LogKind, NewSession,
-    RepoError, Review, ReviewStatus, SessionFilter, SessionId, SessionPage, SessionRecord,
-    StoredSession,
+    ApplicationId, EntityId, EntityStatus, FeatureBlock, FeatureItem, LogEntry, LogKind,
+    NewSession, RepoError, Review, ReviewStatus, SessionFilter, SessionId, SessionPage,
+    SessionRecord, StoredSession,
 };
 use sea_orm::sea_query::{
     Alias, Cond, Expr, ExprTrait, Func, LikeExpr, LockType, OnConflict, Order, Query,

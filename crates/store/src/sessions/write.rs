@@ -239,7 +239,7 @@ pub(super) async fn lock_session(
 /// missing, in one statement: the unique key decides between concurrent creators, and the no-op
 /// `DO UPDATE` lets `RETURNING` give the existing row (and locks it for the transaction).
 pub(crate) async fn ensure_entity(
-    txn: &DatabaseTransaction, id: Uuid, application_id: ApplicationId,
+    txn: &DatabaseTransaction, id: EntityId, application_id: ApplicationId,
     kind: handoff_domain::SessionKind, vendor_data: &handoff_domain::VendorData,
     at: chrono::DateTime<chrono::Utc>,
 ) -> Result<(Uuid, EntityStatus), RepoError> {

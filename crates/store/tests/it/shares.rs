@@ -96,7 +96,7 @@ fn attempt(
         session_url: format!("http://test/session/{}", clone_id.as_uuid().simple()),
         trust_review,
         vendor_data: vendor_data.map(|v| VendorData::parse(v).unwrap()),
-        entity_id: Uuid::new_v4(),
+        entity_id: handoff_domain::EntityId::from_uuid(Uuid::new_v4()),
         created_at,
         log: LogEntry {
             kind: LogKind::Event,

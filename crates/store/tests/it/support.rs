@@ -113,7 +113,7 @@ impl TestStore {
             session_url: format!("http://test/session/{}", id.simple()),
             status: SessionStatus::NotStarted,
             vendor_data: vendor_data.map(|v| VendorData::parse(v).unwrap()),
-            entity_id: Uuid::new_v4(),
+            entity_id: handoff_domain::EntityId::from_uuid(Uuid::new_v4()),
             metadata: Some(serde_json::json!({"k": "v"})),
             callback: None,
             options: Default::default(),

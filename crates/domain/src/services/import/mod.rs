@@ -8,9 +8,9 @@ use super::{Error, Ports};
 use crate::application::Caller;
 use crate::block::FeatureBlock;
 use crate::entity::EntityStatus;
-use crate::error::RepoError;
+use crate::error::{RepoError, ValidationErrors};
 use crate::idempotency::IdempotencyClaim;
-use crate::ids::{SessionId, WorkflowId};
+use crate::ids::{EntityId, SessionId, WorkflowId};
 use crate::kind::SessionKind;
 use crate::session::{LogEntry, SessionRecord};
 use crate::share::{
@@ -28,8 +28,9 @@ const SESSION_TOKEN_BYTES: usize = 16;
 pub struct ImportRequest {
     /// The presented token.
     pub share_token: ShareToken,
-    /// The caller's workflow for the clone.
-    pub workflow_id: WorkflowId,
+    /// The caller's workflow for the clone; `None`: the caller's default workflow of the
+    /// token's kind (an extension, for clients that send none).
+    pub workflow_id: Option<WorkflowId>,
     /// Keep the source status (`true`) or put the clone in review (`false`).
     pub trust_review: bool,
     /// The clone's `vendor_data`; `None` keeps the source's.
@@ -106,7 +107,8 @@ impl ImportService {
     ) -> Result<SessionRecord, Error> {
         let claims = self.verify(&request.share_token)?;
         let claims = self.named(claims, &request.share_token);
-        let mut attempt = self.attempt(caller, claims, request)?;
+        let named = request.workflow_id.is_some();
+        let mut attempt = self.attempt(caller, claims, request).await?;
         attempt.idempotency = idempotency;
         for _ in 0..2 {
             match self.ports.shares.import(&attempt).await? {
@@ -121,7 +123,7 @@ impl ImportService {
             }
             let context = self.ports.shares.import_context(&attempt).await?;
             if let Some(check) = first_failed_check(&context, &attempt) {
-                return Err(Error::ImportRefused { check, existing_clone: context.existing_clone });
+                return Err(refusal(check, named, context.existing_clone));
             }
             // A token the ledger does not know, which this deployment accepts: listed now, so
             // that it is redeemed as any other (and stays redeemed once its clone is deleted).
@@ -144,10 +146,11 @@ impl ImportService {
     ) -> Result<ImportPreview, Error> {
         let claims = self.verify(&request.share_token)?;
         let claims = self.named(claims, &request.share_token);
-        let attempt = self.attempt(caller, claims, request)?;
+        let named = request.workflow_id.is_some();
+        let attempt = self.attempt(caller, claims, request).await?;
         let context = self.ports.shares.import_context(&attempt).await?;
         if let Some(check) = first_failed_check(&context, &attempt) {
-            return Err(Error::ImportRefused { check, existing_clone: context.existing_clone });
+            return Err(refusal(check, named, context.existing_clone));
         }
         let source = context.source.ok_or(Error::refused(ImportCheck::SourceExists))?;
         let vendor_data = attempt.clone_vendor_data(&source).cloned();
@@ -192,10 +195,26 @@ impl ImportService {
         })
     }
 
+    /// The workflow of an import that names none: the caller's default workflow of the token's
+    /// kind, or the nil id, which names no workflow (check 9 then fails, see [`refusal`]).
+    async fn default_workflow(
+        &self, caller: &Caller, claims: &ShareClaims,
+    ) -> Result<WorkflowId, Error> {
+        let workflows = self.ports.workflows.list_workflows(caller.application_id).await?;
+        Ok(workflows
+            .iter()
+            .find(|w| w.is_default && w.kind == claims.session_kind)
+            .map_or(WorkflowId::from_uuid(uuid::Uuid::nil()), |w| w.id))
+    }
+
     /// The import the store is asked to make: the clone's fresh identity and its log row.
-    fn attempt(
+    async fn attempt(
         &self, caller: &Caller, claims: ShareClaims, request: ImportRequest,
     ) -> Result<ImportAttempt, Error> {
+        let workflow_id = match request.workflow_id {
+            Some(id) => id,
+            None => self.default_workflow(caller, &claims).await?,
+        };
         let now = self.ports.clock.now();
         let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
         let details = json!({
@@ -215,13 +234,13 @@ impl ImportService {
             claims,
             application_id: caller.application_id,
             accept_unlisted_tokens: self.accept_unlisted_tokens,
-            workflow_id: request.workflow_id,
+            workflow_id,
             clone_id: SessionId::from_uuid(self.ports.ids.uuid()),
             session_url: format!("{}/session/{session_token}", self.session_base_url),
             session_token,
             trust_review: request.trust_review,
             vendor_data: request.vendor_data,
-            entity_id: self.ports.ids.uuid(),
+            entity_id: EntityId::from_uuid(self.ports.ids.uuid()),
             created_at: now,
             log: LogEntry::event(
                 format!("api-key:{}", caller.key_prefix),
@@ -239,6 +258,21 @@ impl ImportService {
             idempotency: None,
         })
     }
+}
+
+/// The error of a failed check. An import that named no workflow and found no default one fails
+/// check 9 as a request without the field: 400 naming `workflow_id`.
+fn refusal(check: ImportCheck, named_workflow: bool, existing_clone: Option<SessionId>) -> Error {
+    if check == ImportCheck::WorkflowExists && !named_workflow {
+        let mut errors = ValidationErrors::default();
+        errors.add(
+            "workflow_id",
+            "This field is required: the application has no default workflow of the shared \
+             session's kind.",
+        );
+        return Error::Invalid(errors);
+    }
+    Error::ImportRefused { check, existing_clone }
 }
 
 /// The `jti` under which a token without one is listed: `sha256:` and the hex SHA-256 of the

@@ -32,7 +32,7 @@ impl Fixture {
     fn request(&self, workflow_id: WorkflowId, trust_review: bool) -> ImportRequest {
         ImportRequest {
             share_token: ShareToken::new(self.token.clone()),
-            workflow_id,
+            workflow_id: Some(workflow_id),
             trust_review,
             vendor_data: None,
             max_source_age_seconds: None,
@@ -174,8 +174,8 @@ async fn break_check(f: &mut Fixture, n: u8) -> ImportRequest {
             });
             assert_eq!(existing, Some(earlier));
         }
-        9 => request.workflow_id = WorkflowId::from_uuid(uuid::Uuid::from_u128(12345)),
-        10 => request.workflow_id = f.other_kind_workflow,
+        9 => request.workflow_id = Some(WorkflowId::from_uuid(uuid::Uuid::from_u128(12345))),
+        10 => request.workflow_id = Some(f.other_kind_workflow),
         11 => {
             // The source is a minute old; the import accepts ten seconds.
             let now = f.world.clock.now();
@@ -204,7 +204,7 @@ async fn first_failure_wins(n: u8) {
         if broken.share_token.expose() != f.token {
             request.share_token = broken.share_token;
         }
-        if broken.workflow_id != f.workflow {
+        if broken.workflow_id != Some(f.workflow) {
             request.workflow_id = broken.workflow_id;
         }
         request.max_source_age_seconds =
@@ -237,7 +237,7 @@ async fn a_clean_import_reads_nothing_and_a_refused_one_reads_the_checks_once() 
     let f = fixture().await;
     let request = |workflow_id| ImportRequest {
         share_token: ShareToken::new(f.token.clone()),
-        workflow_id,
+        workflow_id: Some(workflow_id),
         trust_review: false,
         vendor_data: None,
         max_source_age_seconds: None,
@@ -312,7 +312,7 @@ async fn blocked_and_flagged_receivers_override_trust_review() {
         f.world.store.state().entities.push((
             f.receiver.application_id,
             crate::entity::Entity {
-                id: uuid::Uuid::new_v4(),
+                id: crate::EntityId::from_uuid(uuid::Uuid::new_v4()),
                 kind: SessionKind::User,
                 vendor_data: VendorData::parse("ANA").unwrap(),
                 status: entity,
@@ -338,7 +338,7 @@ async fn vendor_data_override_names_the_clone_and_its_entity() {
     let f = fixture().await;
     let request = ImportRequest {
         share_token: ShareToken::new(f.token.clone()),
-        workflow_id: f.workflow,
+        workflow_id: Some(f.workflow),
         trust_review: false,
         vendor_data: Some(VendorData::parse("receiver-7").unwrap()),
         max_source_age_seconds: None,
