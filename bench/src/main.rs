@@ -12,7 +12,9 @@
 //! one ([`scale`]), `--fairness` the noisy-neighbour one ([`fairness`]). Those two start the
 //! `handoff` binary beside this one as separate server processes.
 
+mod cpu;
 mod fairness;
+mod features;
 mod fleet;
 mod limit;
 mod scale;
@@ -173,6 +175,11 @@ enum Contender {
 }
 
 impl Contender {
+    /// Whether it is a limit (the diagnostic with an answer is not).
+    fn is_limit(self) -> bool {
+        matches!(self, Contender::LimitPerTable | Contender::LimitOneStatement)
+    }
+
     fn label(self) -> &'static str {
         match self {
             Contender::Handoff => "in_process",
@@ -190,6 +197,7 @@ struct Bench {
     store: Store,
     receiver: Caller,
     workflow: WorkflowId,
+    cpu: Arc<cpu::CpuMeter>,
 }
 
 async fn run_contender(
@@ -239,19 +247,38 @@ async fn side_by_side(
     per_round: usize,
 ) -> Result<SideBySide, String> {
     let mut batches = vec![Batch::default(); contenders.len()];
+    let mut cpu = vec![Duration::ZERO; contenders.len()];
     let mut per_import = Vec::with_capacity(rounds);
+    let mut cpu_per_import = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let mut this_round = vec![f64::NAN; contenders.len()];
+        let mut this_round_cpu = vec![f64::NAN; contenders.len()];
         for k in 0..contenders.len() {
             let index = (k + round) % contenders.len();
             let sources = world.sources(&bench.services, per_round, 0).await?;
+            let before = bench.cpu.sample().await;
             let batch = run_contender(bench, contenders[index], sources, workers).await;
-            this_round[index] = batch.elapsed.as_secs_f64() / batch.latencies.len().max(1) as f64;
+            let spent = bench.cpu.sample().await.saturating_sub(before);
+            let imports = batch.latencies.len().max(1) as f64;
+            this_round[index] = batch.elapsed.as_secs_f64() / imports;
+            this_round_cpu[index] = spent.as_secs_f64() / imports;
+            cpu[index] += spent;
             batches[index].extend(batch);
         }
         per_import.push(this_round);
+        cpu_per_import.push(this_round_cpu);
     }
-    Ok(SideBySide { figures: batches.iter_mut().map(Batch::figures).collect(), per_import })
+    let cpu_ms = cpu
+        .iter()
+        .zip(&batches)
+        .map(|(spent, batch)| spent.as_secs_f64() * 1000.0 / batch.latencies.len().max(1) as f64)
+        .collect();
+    Ok(SideBySide {
+        figures: batches.iter_mut().map(Batch::figures).collect(),
+        per_import,
+        cpu_ms,
+        cpu_per_import,
+    })
 }
 
 /// What [`side_by_side`] measured: each contender's figures over all rounds, and each round's
@@ -259,33 +286,56 @@ async fn side_by_side(
 struct SideBySide {
     figures: Vec<Figures>,
     per_import: Vec<Vec<f64>>,
+    /// Each contender's CPU time per import over all rounds, in milliseconds.
+    cpu_ms: Vec<f64>,
+    /// Each round's CPU time per import by contender.
+    cpu_per_import: Vec<Vec<f64>>,
 }
 
 impl SideBySide {
     /// handoff's time per import ÷ the fastest limit's, round by round (handoff first among
     /// the contenders): the spread of the ratio within one run, median, lowest and highest.
     fn ratio_per_round(&self, contenders: &[Contender]) -> Option<(f64, f64, f64)> {
-        let mut ratios: Vec<f64> = self
-            .per_import
-            .iter()
-            .filter_map(|round| {
-                let limit = contenders
-                    .iter()
-                    .zip(round)
-                    .filter(|(c, _)| {
-                        matches!(c, Contender::LimitPerTable | Contender::LimitOneStatement)
-                    })
-                    .map(|(_, t)| *t)
-                    .fold(f64::INFINITY, f64::min);
-                (limit.is_finite() && limit > 0.0).then(|| round[0] / limit)
-            })
-            .collect();
+        let mut ratios = per_round_ratios(&self.per_import, contenders);
         if ratios.is_empty() {
             return None;
         }
         ratios.sort_by(f64::total_cmp);
         Some((ratios[ratios.len() / 2], ratios[0], ratios[ratios.len() - 1]))
     }
+
+    /// handoff's CPU time per import ÷ that of the limit that spent least, summed over the
+    /// rounds.
+    fn cpu_ratio(&self, contenders: &[Contender]) -> Option<f64> {
+        let limit = contenders
+            .iter()
+            .zip(&self.cpu_ms)
+            .filter(|(c, _)| c.is_limit())
+            .map(|(_, ms)| *ms)
+            .fold(f64::INFINITY, f64::min);
+        (limit.is_finite() && limit > 0.0).then(|| self.cpu_ms[0] / limit)
+    }
+
+    /// The same ratio round by round: its median and a 95 % interval for the median.
+    fn cpu_ratio_per_round(&self, contenders: &[Contender]) -> Option<(f64, f64, f64)> {
+        cpu::median_with_interval(&mut per_round_ratios(&self.cpu_per_import, contenders))
+    }
+}
+
+/// handoff's cost (the first contender's) ÷ the cheapest limit's, in each round of `rounds`.
+fn per_round_ratios(rounds: &[Vec<f64>], contenders: &[Contender]) -> Vec<f64> {
+    rounds
+        .iter()
+        .filter_map(|round| {
+            let limit = contenders
+                .iter()
+                .zip(round)
+                .filter(|(c, _)| c.is_limit())
+                .map(|(_, t)| *t)
+                .fold(f64::INFINITY, f64::min);
+            (limit.is_finite() && limit > 0.0).then(|| round[0] / limit)
+        })
+        .collect()
 }
 
 async fn run_backend(
@@ -298,6 +348,8 @@ async fn run_backend(
         public_url: Some(PUBLIC_URL.into()),
         workers: Some(2),
         rate_limits: None,
+        // Events are written, never sent: the worker would compete with what is measured.
+        webhook_worker: false,
         max_connections: pool,
         key_encryption_key: Some(handoff::config::Secret(
             "the benchmark's key-encryption key, 32+ bytes".into(),
@@ -317,6 +369,7 @@ async fn run_backend(
         store: store.clone(),
         receiver: world.receiver.clone(),
         workflow: world.receiver_workflow,
+        cpu: Arc::new(cpu::CpuMeter::new(&store)),
     };
     let name = match backend {
         Backend::Sqlite => "sqlite",
@@ -346,6 +399,9 @@ async fn run_backend(
 
     let mut ratios = serde_json::Map::new();
     let mut round_ratios = serde_json::Map::new();
+    let mut cpu_ratios = serde_json::Map::new();
+    let mut cpu_round_ratios = serde_json::Map::new();
+    let mut cpu_ms = serde_json::Map::new();
     let mut diagnostics = serde_json::Map::new();
     let mut worst = 0.0f64;
     let mut errors = 0;
@@ -359,6 +415,21 @@ async fn run_backend(
                 workers.to_string(),
                 json!({"median": round(median), "min": round(low), "max": round(high)}),
             );
+        }
+        if let (Some(ratio), Some((median, low, high))) =
+            (measured.cpu_ratio(contenders), measured.cpu_ratio_per_round(contenders))
+        {
+            println!(
+                "{name:8} CPU ratio to the cheapest limit, {workers} worker(s): {ratio:.2}; round by round: median {median:.2}, 95 % interval {low:.2} to {high:.2}"
+            );
+            cpu_ratios.insert(workers.to_string(), json!(round(ratio)));
+            cpu_round_ratios.insert(
+                workers.to_string(),
+                json!({"median": round(median), "low_95": round(low), "high_95": round(high)}),
+            );
+        }
+        for (contender, ms) in contenders.iter().zip(&measured.cpu_ms) {
+            cpu_ms.insert(format!("{}_{workers}", contender.label()), json!(round(*ms)));
         }
         let figures = measured.figures;
         for (contender, f) in contenders.iter().zip(&figures) {
@@ -385,6 +456,9 @@ async fn run_backend(
             );
         }
     }
+
+    // What each feature costs beside the plain import, at one worker.
+    let feature_cost = features::run(&store, tokens.clone(), rounds, per_round).await?;
 
     // In-process and HTTP at 32, in alternating rounds as well.
     let mut in_process_32 = Batch::default();
@@ -446,6 +520,10 @@ async fn run_backend(
         "ratio_to_limit_by_workers": ratios,
         "ratio_to_limit_per_round": round_ratios,
         "ratio_to_limit_with_answer_by_workers": diagnostics,
+        "cpu_ratio_to_limit": cpu_ratios,
+        "cpu_ratio_to_limit_per_round": cpu_round_ratios,
+        "cpu_ms_per_import": cpu_ms,
+        "feature_cost": feature_cost,
         "statements_per_import": statements,
         "http_imports_per_s": round(http_32.per_second),
         "http_to_in_process_32": round(http_32.per_second / in_process_32.per_second),
@@ -544,6 +622,8 @@ mod tests {
                 vec![1.5, 1.0, 1.2, 0.1],
                 vec![1.1, 3.0, 1.0, 0.1],
             ],
+            cpu_ms: Vec::new(),
+            cpu_per_import: Vec::new(),
         };
         let (median, low, high) = measured.ratio_per_round(&contenders).unwrap();
         assert!((median - 1.2).abs() < 1e-9, "{median}");
@@ -551,5 +631,25 @@ mod tests {
         assert!((high - 1.5).abs() < 1e-9, "{high}");
         // Without a limit among the contenders there is no ratio.
         assert!(measured.ratio_per_round(&contenders[..1]).is_none());
+    }
+
+    #[test]
+    fn the_cpu_ratio_takes_the_cheapest_limit_and_brackets_its_median() {
+        let contenders = [Contender::Handoff, Contender::LimitPerTable, Contender::LimitWithAnswer];
+        let cpu_per_import: Vec<Vec<f64>> =
+            (1..=20).map(|i| vec![1.0 + f64::from(i) / 100.0, 1.0, 0.1]).collect();
+        let measured = SideBySide {
+            figures: Vec::new(),
+            per_import: Vec::new(),
+            cpu_ms: vec![2.2, 2.0, 0.5],
+            cpu_per_import,
+        };
+        // The diagnostic spends less but is no limit.
+        assert!((measured.cpu_ratio(&contenders).unwrap() - 1.1).abs() < 1e-9);
+        let (median, low, high) = measured.cpu_ratio_per_round(&contenders).unwrap();
+        // Of 20 ratios 1.01 to 1.20: the median is the 11th, the interval the 6th to the 15th.
+        assert!((median - 1.11).abs() < 1e-9, "{median}");
+        assert!((low - 1.06).abs() < 1e-9 && (high - 1.15).abs() < 1e-9, "{low} {high}");
+        assert!(cpu::median_with_interval(&mut []).is_none());
     }
 }
