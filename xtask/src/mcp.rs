@@ -102,6 +102,42 @@ impl Drop for Client {
 }
 
 impl Client {
+    /// The MCP server at `script`, calling handoff on `port` with `key`, initialized, once it
+    /// lists every tool in scope.
+    fn start(script: &std::path::Path, port: u16, key: &str) -> Result<Client, String> {
+        let mut child = Command::new("node")
+            .arg(script)
+            .env("DIDIT_API_BASE_URL", format!("http://127.0.0.1:{port}/v3"))
+            .env("DIDIT_API_KEY", key)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run node: {e}"))?;
+        let stdin = child.stdin.take().ok_or("no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+        let mut mcp =
+            Client { child, stdin, stdout, next_id: 0, called: Vec::new(), failures: Vec::new() };
+        mcp.request(
+        "initialize",
+        json!({"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "handoff-xtask", "version": "1"}}),
+    )?;
+        mcp.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
+        let listed = mcp.request("tools/list", json!({}))?;
+        let names: Vec<&str> = listed["tools"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        for tool in TOOLS {
+            if !names.contains(&tool) {
+                return Err(format!("{PACKAGE} has no tool {tool}"));
+            }
+        }
+        Ok(mcp)
+    }
+
     fn send(&mut self, message: &Value) -> Result<(), String> {
         writeln!(self.stdin, "{message}").map_err(|e| e.to_string())
     }
@@ -151,44 +187,6 @@ impl Client {
 
 fn text(value: &Value, name: &str) -> String {
     value[name].as_str().unwrap_or_default().to_owned()
-}
-
-impl Client {
-    /// The MCP server at `script`, calling handoff on `port` with `key`, initialized, once it
-    /// lists every tool in scope.
-    fn start(script: &std::path::Path, port: u16, key: &str) -> Result<Client, String> {
-        let mut child = Command::new("node")
-            .arg(script)
-            .env("DIDIT_API_BASE_URL", format!("http://127.0.0.1:{port}/v3"))
-            .env("DIDIT_API_KEY", key)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run node: {e}"))?;
-        let stdin = child.stdin.take().ok_or("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut mcp =
-            Client { child, stdin, stdout, next_id: 0, called: Vec::new(), failures: Vec::new() };
-        mcp.request(
-        "initialize",
-        json!({"protocolVersion": "2024-11-05", "capabilities": {}, "clientInfo": {"name": "handoff-xtask", "version": "1"}}),
-    )?;
-        mcp.send(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))?;
-        let listed = mcp.request("tools/list", json!({}))?;
-        let names: Vec<&str> = listed["tools"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|t| t["name"].as_str())
-            .collect();
-        for tool in TOOLS {
-            if !names.contains(&tool) {
-                return Err(format!("{PACKAGE} has no tool {tool}"));
-            }
-        }
-        Ok(mcp)
-    }
 }
 
 fn drive(script: &std::path::Path) -> Result<Vec<String>, String> {
