@@ -134,6 +134,9 @@ pub struct Health {
 /// A webhook destination (Didit's shape; `previous_secret_valid_until` is an extension).
 #[derive(Serialize, ToSchema)]
 pub struct WebhookDestination {
+    /// Its id, under Didit's name (the `destination_uuid` of its paths).
+    pub uuid: Uuid,
+    /// The same id (extension: the name handoff answered first).
     pub id: Uuid,
     pub label: String,
     pub url: String,
@@ -154,6 +157,7 @@ impl WebhookDestination {
     pub fn new(d: &handoff_domain::webhook::Destination, secret: Option<String>) -> Self {
         use crate::decision::timestamp;
         Self {
+            uuid: d.id.as_uuid(),
             id: d.id.as_uuid(),
             label: d.label.clone(),
             url: d.url.as_str().to_owned(),

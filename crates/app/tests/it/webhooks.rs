@@ -364,7 +364,9 @@ async fn destinations_are_managed_in_didits_shape(app: TestApp) {
         )
         .await;
     assert_eq!(created.status.as_u16(), 201, "{}", created.text);
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    // Didit names the id `uuid`; `id` is the same.
+    let id = created.body["uuid"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["id"], id.as_str());
     let secret = created.body["secret_shared_key"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 64);
     assert_eq!(created.body["subscribed_events"], json!(["status.updated", "data.updated"]));
