@@ -18,11 +18,11 @@ impl CpuMeter {
         CpuMeter { store: store.clone() }
     }
 
-    /// This process's CPU time, plus on PostgreSQL its database's backends'. A backend that
+    /// This process's CPU time and, on PostgreSQL, its database's backends'. A backend that
     /// ends between two samples takes its time with it: the pool keeps its connections open
     /// while the benchmark runs, so the figure is a floor only for a round that replaced one.
-    pub async fn sample(&self) -> Duration {
-        own() + self.backends().await
+    pub async fn sample(&self) -> CpuSample {
+        CpuSample { process: own(), database: self.backends().await }
     }
 
     async fn backends(&self) -> Duration {
@@ -41,6 +41,35 @@ impl CpuMeter {
             .filter_map(|row| row.try_get::<i32>("", "pid").ok())
             .map(|pid| on_cpu(&format!("/proc/{pid}/schedstat")))
             .sum()
+    }
+}
+
+/// CPU time by where it was spent: this process (handoff's Rust, the driver, and SQLite's
+/// engine) and PostgreSQL's backends.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuSample {
+    pub process: Duration,
+    pub database: Duration,
+}
+
+impl CpuSample {
+    pub fn total(self) -> Duration {
+        self.process + self.database
+    }
+
+    /// What was spent since `before`.
+    pub fn since(self, before: CpuSample) -> CpuSample {
+        CpuSample {
+            process: self.process.saturating_sub(before.process),
+            database: self.database.saturating_sub(before.database),
+        }
+    }
+}
+
+impl std::ops::AddAssign for CpuSample {
+    fn add_assign(&mut self, other: CpuSample) {
+        self.process += other.process;
+        self.database += other.database;
     }
 }
 

@@ -88,7 +88,7 @@ pub async fn run(
                 }
             })
             .await;
-            let spent = meter.sample().await.saturating_sub(before);
+            let spent = meter.sample().await.since(before).total();
             if batch.errors > 0 {
                 return Err(format!(
                     "{}: {} imports failed",

@@ -247,7 +247,7 @@ async fn side_by_side(
     per_round: usize,
 ) -> Result<SideBySide, String> {
     let mut batches = vec![Batch::default(); contenders.len()];
-    let mut cpu = vec![Duration::ZERO; contenders.len()];
+    let mut cpu = vec![cpu::CpuSample::default(); contenders.len()];
     let mut per_import = Vec::with_capacity(rounds);
     let mut cpu_per_import = Vec::with_capacity(rounds);
     for round in 0..rounds {
@@ -258,25 +258,28 @@ async fn side_by_side(
             let sources = world.sources(&bench.services, per_round, 0).await?;
             let before = bench.cpu.sample().await;
             let batch = run_contender(bench, contenders[index], sources, workers).await;
-            let spent = bench.cpu.sample().await.saturating_sub(before);
+            let spent = bench.cpu.sample().await.since(before);
             let imports = batch.latencies.len().max(1) as f64;
             this_round[index] = batch.elapsed.as_secs_f64() / imports;
-            this_round_cpu[index] = spent.as_secs_f64() / imports;
+            this_round_cpu[index] = spent.total().as_secs_f64() / imports;
             cpu[index] += spent;
             batches[index].extend(batch);
         }
         per_import.push(this_round);
         cpu_per_import.push(this_round_cpu);
     }
-    let cpu_ms = cpu
-        .iter()
-        .zip(&batches)
-        .map(|(spent, batch)| spent.as_secs_f64() * 1000.0 / batch.latencies.len().max(1) as f64)
-        .collect();
+    let ms_per_import = |spent: Duration, batch: &Batch| {
+        spent.as_secs_f64() * 1000.0 / batch.latencies.len().max(1) as f64
+    };
     Ok(SideBySide {
+        cpu_ms: cpu.iter().zip(&batches).map(|(s, b)| ms_per_import(s.total(), b)).collect(),
+        cpu_database_ms: cpu
+            .iter()
+            .zip(&batches)
+            .map(|(s, b)| ms_per_import(s.database, b))
+            .collect(),
         figures: batches.iter_mut().map(Batch::figures).collect(),
         per_import,
-        cpu_ms,
         cpu_per_import,
     })
 }
@@ -288,6 +291,9 @@ struct SideBySide {
     per_import: Vec<Vec<f64>>,
     /// Each contender's CPU time per import over all rounds, in milliseconds.
     cpu_ms: Vec<f64>,
+    /// The part of `cpu_ms` PostgreSQL's backends spent (zero on SQLite, which runs in the
+    /// process).
+    cpu_database_ms: Vec<f64>,
     /// Each round's CPU time per import by contender.
     cpu_per_import: Vec<Vec<f64>>,
 }
@@ -402,6 +408,7 @@ async fn run_backend(
     let mut cpu_ratios = serde_json::Map::new();
     let mut cpu_round_ratios = serde_json::Map::new();
     let mut cpu_ms = serde_json::Map::new();
+    let mut cpu_database_ms = serde_json::Map::new();
     let mut diagnostics = serde_json::Map::new();
     let mut worst = 0.0f64;
     let mut errors = 0;
@@ -428,8 +435,14 @@ async fn run_backend(
                 json!({"median": round(median), "low_95": round(low), "high_95": round(high)}),
             );
         }
-        for (contender, ms) in contenders.iter().zip(&measured.cpu_ms) {
+        for ((contender, ms), database) in
+            contenders.iter().zip(&measured.cpu_ms).zip(&measured.cpu_database_ms)
+        {
             cpu_ms.insert(format!("{}_{workers}", contender.label()), json!(round(*ms)));
+            if backend == Backend::Postgres {
+                cpu_database_ms
+                    .insert(format!("{}_{workers}", contender.label()), json!(round(*database)));
+            }
         }
         let figures = measured.figures;
         for (contender, f) in contenders.iter().zip(&figures) {
@@ -523,6 +536,7 @@ async fn run_backend(
         "cpu_ratio_to_limit": cpu_ratios,
         "cpu_ratio_to_limit_per_round": cpu_round_ratios,
         "cpu_ms_per_import": cpu_ms,
+        "cpu_ms_per_import_in_the_database": cpu_database_ms,
         "feature_cost": feature_cost,
         "statements_per_import": statements,
         "http_imports_per_s": round(http_32.per_second),
@@ -623,6 +637,7 @@ mod tests {
                 vec![1.1, 3.0, 1.0, 0.1],
             ],
             cpu_ms: Vec::new(),
+            cpu_database_ms: Vec::new(),
             cpu_per_import: Vec::new(),
         };
         let (median, low, high) = measured.ratio_per_round(&contenders).unwrap();
@@ -642,6 +657,7 @@ mod tests {
             figures: Vec::new(),
             per_import: Vec::new(),
             cpu_ms: vec![2.2, 2.0, 0.5],
+            cpu_database_ms: vec![0.0; 3],
             cpu_per_import,
         };
         // The diagnostic spends less but is no limit.

@@ -16,7 +16,7 @@ use sea_orm::sea_query::{
 use std::collections::HashMap;
 
 use handoff_domain::session::{Activity, ActivityPage, ActivityQuery, ListedBlock, SessionListing};
-use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, Statement, Value};
 use uuid::Uuid;
 
 use handoff_domain::entity::NewEntity;
@@ -24,7 +24,7 @@ use handoff_domain::entity::NewEntity;
 use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
+use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run};
 
 mod list;
 mod read;

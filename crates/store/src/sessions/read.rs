@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Items from which a read decodes them on the blocking pool.
+const DECODE_OFF_WORKER_ROWS: usize = 256;
+
 /// The recorded blocks of a session, read in one statement.
 pub(super) async fn read_blocks<C: ConnectionTrait>(
     db: &C, id: SessionId, recorded: &[FeatureBlock],
@@ -29,8 +32,21 @@ pub(super) async fn read_blocks<C: ConnectionTrait>(
     let select = select_block(first)
         .unions(blocks.map(|block| (UnionType::All, select_block(block))))
         .to_owned();
-    let items = fetch_all(db, &select).await?.iter().map(rows::item).collect::<Result<_, _>>()?;
-    Ok(rows::blocks(recorded, items))
+    let rows = fetch_all(db, &select).await?;
+    let large = rows.len() >= DECODE_OFF_WORKER_ROWS;
+    let recorded = recorded.to_vec();
+    let decode = move || {
+        let items = rows.iter().map(rows::item).collect::<Result<_, _>>()?;
+        Ok(rows::blocks(&recorded, items))
+    };
+    // Decoding checks every item's JSON: many rows are decoded off the async worker, which
+    // keeps answering other requests meanwhile.
+    if large {
+        return tokio::task::spawn_blocking(decode)
+            .await
+            .map_err(|_| RepoError::Internal("decoding the items failed".into()))?;
+    }
+    decode()
 }
 
 pub(super) async fn read_reviews<C: ConnectionTrait>(

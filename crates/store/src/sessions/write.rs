@@ -9,11 +9,20 @@ impl Store {
         &self, application_id: ApplicationId, id: SessionId, revision: Option<i64>,
         results: &RecordResults, log: &LogEntry,
     ) -> Result<bool, RepoError> {
-        let _turn = if results.item_bytes() >= LARGE_WRITE_BYTES {
-            self.large_write_turn().await
+        let large = results.item_bytes() >= LARGE_WRITE_BYTES;
+        // The inserts are built before the writer's turn, so that the turn (on SQLite, the
+        // database's one writer) is held for the writes alone; a large set off the async
+        // worker, which keeps answering other requests meanwhile.
+        let backend = self.backend();
+        let inserts = if large {
+            let blocks = results.blocks.clone();
+            tokio::task::spawn_blocking(move || item_inserts(backend, id, &blocks))
+                .await
+                .map_err(|_| RepoError::Internal("building the item inserts failed".into()))??
         } else {
-            self.write_turn().await
+            item_inserts(backend, id, &results.blocks)?
         };
+        let _turn = if large { self.large_write_turn().await } else { self.write_turn().await };
         let txn = begin_write(&self.db).await?;
         let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(false);
@@ -23,15 +32,17 @@ impl Store {
         }
         let old_status = rows::status(&get::<String>(&row, "status")?)?;
         let mut recorded = rows::recorded_blocks(&get::<String>(&row, "recorded_blocks")?)?;
-        for (block, items) in &results.blocks {
+        for ((block, items), inserts) in results.blocks.iter().zip(inserts) {
             let delete = Query::delete()
                 .from_table(Alias::new(block.v3_key()))
                 .and_where(Expr::col(BlockItems::SessionId).eq(id.as_uuid()))
                 .to_owned();
             run(&txn, &delete).await?;
             recorded.retain(|b| b != block);
-            if let Some(items) = items {
-                insert_items(&txn, id, *block, items).await?;
+            for insert in inserts {
+                txn.execute_raw(insert).await.map_err(repo_error)?;
+            }
+            if items.is_some() {
                 recorded.push(*block);
             }
         }
@@ -269,36 +280,50 @@ pub(crate) async fn ensure_entity(
     Ok((get(&row, "id")?, status))
 }
 
-pub(super) async fn insert_items(
-    txn: &DatabaseTransaction, session_id: SessionId, block: FeatureBlock, items: &[FeatureItem],
-) -> Result<(), RepoError> {
-    for (chunk_index, chunk) in items.chunks(ITEMS_PER_INSERT).enumerate() {
-        let mut insert = Query::insert()
-            .into_table(Alias::new(block.v3_key()))
-            .columns([
-                BlockItems::SessionId,
-                BlockItems::Position,
-                BlockItems::NodeId,
-                BlockItems::Status,
-                BlockItems::Item,
-            ])
-            .to_owned();
-        for (i, item) in chunk.iter().enumerate() {
-            let position = i32::try_from(chunk_index * ITEMS_PER_INSERT + i)
-                .map_err(|_| RepoError::Internal("too many items".into()))?;
-            insert
-                .values([
-                    session_id.as_uuid().into(),
-                    position.into(),
-                    item.node_id().into(),
-                    item.status().into(),
-                    item.json().get().into(),
-                ])
-                .map_err(crate::sql::insert_mismatch)?;
-        }
-        run(txn, &insert).await?;
-    }
-    Ok(())
+/// The inserts of each block's items, by block in `blocks`' order (none for a block cleared),
+/// [`ITEMS_PER_INSERT`] rows each.
+fn item_inserts(
+    backend: DatabaseBackend, session_id: SessionId,
+    blocks: &[(FeatureBlock, Option<Vec<FeatureItem>>)],
+) -> Result<Vec<Vec<Statement>>, RepoError> {
+    blocks
+        .iter()
+        .map(|(block, items)| {
+            let Some(items) = items else {
+                return Ok(Vec::new());
+            };
+            items
+                .chunks(ITEMS_PER_INSERT)
+                .enumerate()
+                .map(|(chunk_index, chunk)| {
+                    let mut insert = Query::insert()
+                        .into_table(Alias::new(block.v3_key()))
+                        .columns([
+                            BlockItems::SessionId,
+                            BlockItems::Position,
+                            BlockItems::NodeId,
+                            BlockItems::Status,
+                            BlockItems::Item,
+                        ])
+                        .to_owned();
+                    for (i, item) in chunk.iter().enumerate() {
+                        let position = i32::try_from(chunk_index * ITEMS_PER_INSERT + i)
+                            .map_err(|_| RepoError::Internal("too many items".into()))?;
+                        insert
+                            .values([
+                                session_id.as_uuid().into(),
+                                position.into(),
+                                item.node_id().into(),
+                                item.status().into(),
+                                item.json().get().into(),
+                            ])
+                            .map_err(crate::sql::insert_mismatch)?;
+                    }
+                    Ok(backend.build(&insert))
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Appends a log row, and the webhook events it causes.
