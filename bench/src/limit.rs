@@ -116,6 +116,92 @@ pub async fn clone_by_hand(
     txn.commit().await
 }
 
+/// The limit on SQLite with the fewest crossings to the driver's worker thread: the statements
+/// of [`clone_by_hand`] sent as one command inside `BEGIN IMMEDIATE` … `COMMIT` (SQLite has no
+/// statement that writes several tables, so this is as few as SQLite allows).
+pub async fn clone_in_one_command(
+    store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId,
+) -> Result<(), sea_orm::DbErr> {
+    let db = store.connection();
+    let txn = db
+        .begin_with_options(TransactionOptions {
+            isolation_level: None,
+            access_mode: None,
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        })
+        .await?;
+    let clone = uuid::Uuid::new_v4();
+    let now = chrono::Utc::now();
+    let (receiver, source_id) = (receiver.as_uuid(), source.session_id.as_uuid());
+    // Positional parameters only: sqlx binds each statement's from where the last one's ended.
+    let mut sql = String::new();
+    let mut values: Vec<Value> = Vec::new();
+    let mut push = |statement: &str, bound: Vec<Value>| {
+        sql.push_str(statement);
+        sql.push_str(";\n");
+        values.extend(bound);
+    };
+    push(
+        "UPDATE applications SET last_session_number = last_session_number + 1 WHERE id = ?",
+        vec![receiver.into()],
+    );
+    push(
+        "INSERT INTO entities (id, application_id, kind, vendor_data, vendor_data_key, status, created_at) \
+         SELECT ?, ?, kind, vendor_data, lower(vendor_data), 'ACTIVE', ? FROM sessions WHERE id = ? \
+         AND vendor_data IS NOT NULL \
+         ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status",
+        vec![uuid::Uuid::new_v4().into(), receiver.into(), now.into(), source_id.into()],
+    );
+    push(
+        "INSERT INTO sessions (id, application_id, kind, session_number, session_token, session_url, status, \
+         workflow_id, features, vendor_data, entity_id, metadata, callback, contact_details, expected_details, \
+         shared_from_session, recorded_blocks, created_at, expires_at) \
+         SELECT ?, ?, s.kind, (SELECT last_session_number FROM applications WHERE id = ?), ?, ?, \
+         'In Review', ?, s.features, s.vendor_data, e.id, NULL, NULL, s.contact_details, s.expected_details, \
+         s.id, s.recorded_blocks, ?, ? FROM sessions s LEFT JOIN entities e ON e.application_id = ? \
+         AND e.kind = s.kind AND e.vendor_data_key = lower(s.vendor_data) WHERE s.id = ?",
+        vec![
+            clone.into(),
+            receiver.into(),
+            receiver.into(),
+            clone.simple().to_string().into(),
+            format!("https://verify.example.test/session/{}", clone.simple()).into(),
+            workflow.as_uuid().into(),
+            now.into(),
+            (now + chrono::Duration::days(7)).into(),
+            receiver.into(),
+            source_id.into(),
+        ],
+    );
+    for block in FeatureBlock::for_kind(SessionKind::User) {
+        push(
+            &format!(
+                "INSERT INTO {0} (session_id, position, node_id, status, item) \
+                 SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ?",
+                block.v3_key()
+            ),
+            vec![clone.into(), source_id.into()],
+        );
+    }
+    push(
+        "INSERT INTO session_logs (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
+         SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at FROM session_logs \
+         WHERE session_id = ?",
+        vec![clone.into(), source_id.into()],
+    );
+    push(
+        "INSERT INTO session_logs (session_id, kind, actor, action, old_status, new_status, comment, details, created_at) \
+         VALUES (?, 'event', 'bench', 'imported', 'Approved', 'In Review', NULL, NULL, ?)",
+        vec![clone.into(), now.into()],
+    );
+    push(
+        "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? WHERE jti = ? AND redeemed_at IS NULL",
+        vec![now.into(), clone.into(), source.jti.clone().into()],
+    );
+    txn.execute_raw(Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values)).await?;
+    txn.commit().await
+}
+
 /// The limit on PostgreSQL, where data-modifying `WITH` lets the whole clone be one statement
 /// (and so its own transaction): counter, entity, session, every block, the logs, the
 /// redemption. `answer`: it also returns the clone as handoff's statement does — the session's

@@ -170,6 +170,8 @@ enum Contender {
     LimitPerTable,
     /// The clone by hand as one statement (PostgreSQL's data-modifying `WITH`).
     LimitOneStatement,
+    /// The clone by hand as one command of statements (SQLite).
+    LimitOneCommand,
     /// The same, answering with the clone as handoff does (a diagnostic, not a limit).
     LimitWithAnswer,
 }
@@ -177,7 +179,10 @@ enum Contender {
 impl Contender {
     /// Whether it is a limit (the diagnostic with an answer is not).
     fn is_limit(self) -> bool {
-        matches!(self, Contender::LimitPerTable | Contender::LimitOneStatement)
+        matches!(
+            self,
+            Contender::LimitPerTable | Contender::LimitOneStatement | Contender::LimitOneCommand
+        )
     }
 
     fn label(self) -> &'static str {
@@ -185,6 +190,7 @@ impl Contender {
             Contender::Handoff => "in_process",
             Contender::LimitPerTable => "limit_per_table",
             Contender::LimitOneStatement => "limit_one_statement",
+            Contender::LimitOneCommand => "limit_one_command",
             Contender::LimitWithAnswer => "limit_with_answer",
         }
     }
@@ -215,6 +221,14 @@ async fn run_contender(
                     .await
                     .is_ok(),
                 Contender::LimitPerTable => limit::clone_by_hand(
+                    &bench.store,
+                    &source,
+                    bench.receiver.application_id,
+                    bench.workflow,
+                )
+                .await
+                .is_ok(),
+                Contender::LimitOneCommand => limit::clone_in_one_command(
                     &bench.store,
                     &source,
                     bench.receiver.application_id,
@@ -382,7 +396,9 @@ async fn run_backend(
         Backend::Postgres => "postgres",
     };
     let contenders: &[Contender] = match backend {
-        Backend::Sqlite => &[Contender::Handoff, Contender::LimitPerTable],
+        Backend::Sqlite => {
+            &[Contender::Handoff, Contender::LimitPerTable, Contender::LimitOneCommand]
+        }
         Backend::Postgres => &[
             Contender::Handoff,
             Contender::LimitPerTable,
@@ -453,7 +469,7 @@ async fn run_backend(
         let limit = contenders
             .iter()
             .zip(&figures)
-            .filter(|(c, _)| matches!(c, Contender::LimitPerTable | Contender::LimitOneStatement))
+            .filter(|(c, _)| c.is_limit())
             .map(|(_, f)| f.per_second)
             .fold(0.0f64, f64::max);
         let ratio = round(limit / figures[0].per_second);

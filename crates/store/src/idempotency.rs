@@ -41,7 +41,7 @@ pub(crate) fn claim_values(
     ]
 }
 
-fn insert_claim(
+pub(crate) fn insert_claim(
     application_id: ApplicationId, claim: &IdempotencyClaim, operation: IdempotentOperation,
     resource_id: String,
 ) -> Result<InsertStatement, RepoError> {

@@ -106,6 +106,16 @@ fn insert_events_from(rows: SelectStatement) -> Result<InsertStatement, RepoErro
 pub(crate) async fn insert_events<C: ConnectionTrait>(
     txn: &C, session_id: SessionId, log: &LogEntry,
 ) -> Result<(), RepoError> {
+    match events_insert(session_id, log)? {
+        Some(insert) => run(txn, &insert).await.map(drop),
+        None => Ok(()),
+    }
+}
+
+/// The statement of [`insert_events`]; `None` when `log` causes no event.
+pub(crate) fn events_insert(
+    session_id: SessionId, log: &LogEntry,
+) -> Result<Option<InsertStatement>, RepoError> {
     let sessions = Sessions::Table;
     let mut rows = events_of(log).into_iter().map(|(webhook_type, facts)| {
         Query::select()
@@ -121,12 +131,12 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
             .to_owned()
     });
     let Some(mut all) = rows.next() else {
-        return Ok(());
+        return Ok(None);
     };
     for row in rows {
         all.union(UnionType::All, row);
     }
-    run(txn, &insert_events_from(all)?).await.map(drop)
+    insert_events_from(all).map(Some)
 }
 
 /// Writes an event of the application itself (no session: an entity's), if a destination of

@@ -231,7 +231,19 @@ fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
             kind: w.kind,
             session_expiration_time: w.session_expiration_time,
         });
-    ImportContext { token, source, recorded_blocks, existing_clone, workflow }
+    let receiver_entity = source.as_ref().and_then(|source| {
+        let key = attempt.clone_vendor_data(source)?.key();
+        state
+            .entities
+            .iter()
+            .find(|(app, e)| {
+                *app == attempt.application_id
+                    && e.kind == source.kind
+                    && e.vendor_data.key() == key
+            })
+            .map(|(_, e)| (e.id, e.status))
+    });
+    ImportContext { token, source, recorded_blocks, existing_clone, workflow, receiver_entity }
 }
 
 /// A whole in-memory world: the ports, and handles on the store, the clock and the tokens.

@@ -320,6 +320,9 @@ pub struct ImportContext {
     pub existing_clone: Option<SessionId>,
     /// The receiver's (undeleted) workflow named by the import, if it holds it.
     pub workflow: Option<ImportWorkflow>,
+    /// The receiver's entity for the clone's `vendor_data` (the import's override, else the
+    /// source's), with its status, if it holds one.
+    pub receiver_entity: Option<(EntityId, EntityStatus)>,
 }
 
 /// A token as the ledger of issued tokens records it, with what became of it.

@@ -78,6 +78,7 @@ fn passing() -> (ImportContext, ImportAttempt) {
         recorded_blocks: Vec::new(),
         existing_clone: None,
         workflow: Some(ImportWorkflow { kind: SessionKind::User, session_expiration_time: 60 }),
+        receiver_entity: None,
     };
     let attempt = ImportAttempt {
         claims,

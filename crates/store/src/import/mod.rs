@@ -8,9 +8,10 @@ mod sqlite;
 
 use chrono::{DateTime, Utc};
 use handoff_domain::action::LogAction;
+use handoff_domain::vendor_data::VendorData;
 use handoff_domain::{
-    ApplicationId, ImportAttempt, ImportContext, ImportOutcome, ImportWorkflow, RecordedToken,
-    RepoError, SessionId, SessionKind, ShareClaims,
+    ApplicationId, EntityId, EntityStatus, ImportAttempt, ImportContext, ImportOutcome,
+    ImportWorkflow, RecordedToken, RepoError, SessionId, SessionKind, ShareClaims,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, QueryResult, Value};
@@ -94,11 +95,15 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
              t.redeemed_at AS token_redeemed_at, \
              (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
              w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
-             w.application_id AS workflow_application_id \
+             w.application_id AS workflow_application_id, \
+             r.id AS receiver_entity_id, r.status AS receiver_entity_status \
              FROM (SELECT 1 AS probe) AS probe \
              LEFT JOIN share_tokens t ON t.jti = ? \
              LEFT JOIN sessions s ON s.id = ? \
-             LEFT JOIN workflows w ON w.id = ? AND w.deleted_at IS NULL",
+             LEFT JOIN workflows w ON w.id = ? AND w.deleted_at IS NULL \
+             LEFT JOIN entities se ON se.id = s.entity_id \
+             LEFT JOIN entities r ON r.application_id = ? AND r.kind = s.kind \
+             AND r.vendor_data_key = COALESCE(?, se.vendor_data_key)",
             columns.join(", ")
         )
     });
@@ -113,6 +118,8 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
             claims.jti.clone().into(),
             claims.session_id.as_uuid().into(),
             attempt.workflow_id.as_uuid().into(),
+            receiver.as_uuid().into(),
+            attempt.vendor_data.as_ref().map(VendorData::key).into(),
         ],
     )
     .await
@@ -146,7 +153,19 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         }),
         _ => None,
     };
-    Ok(ImportContext { token, source, recorded_blocks, existing_clone, workflow })
+    // The receiver's entity for the clone's vendor_data: the source's entity carries the key
+    // of the source's (a source with vendor_data always has its entity).
+    let receiver_entity = match get::<Option<Uuid>>(&row, "receiver_entity_id")? {
+        Some(id) if source_found => {
+            let status: String = get(&row, "receiver_entity_status")?;
+            let status = EntityStatus::parse(&status).ok_or_else(|| {
+                RepoError::Internal(format!("stored entity status {status:?}").into())
+            })?;
+            Some((EntityId::from_uuid(id), status))
+        }
+        _ => None,
+    };
+    Ok(ImportContext { token, source, recorded_blocks, existing_clone, workflow, receiver_entity })
 }
 
 /// The ledger's row of the presented token, read with the context; `None` when there is none.

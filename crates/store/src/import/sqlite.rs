@@ -1,19 +1,22 @@
-//! The import on SQLite: one `BEGIN IMMEDIATE` transaction that reads the checks, decides them
-//! with the domain's `first_failed_check`, then writes the clone a statement per step, each
-//! returning what it wrote. SQLite is in-process: a statement costs no round trip, and the one
-//! writer holds the lock from `BEGIN`, so no check can change before the writes.
+//! The import on SQLite: one `BEGIN IMMEDIATE` transaction that reads the checks (one query),
+//! decides them with the domain's `first_failed_check`, then writes the clone in one command of
+//! statements, each returning what it wrote. The one writer holds the lock from `BEGIN`, so no
+//! check can change before the writes.
 
+use handoff_domain::entity::NewEntity;
 use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::{
-    FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome, SessionRecord,
-    first_failed_check,
+    EntityStatus, FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome,
+    SessionRecord, first_failed_check,
 };
-use sea_orm::DatabaseTransaction;
+use sea_orm::sea_query::QueryStatementWriter;
+use sea_orm::{DatabaseTransaction, Value};
 
 use super::fetch;
 use crate::Store;
+use crate::outbox;
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
-use crate::sessions::{ensure_entity, insert_log, log_values, next_session_number};
+use crate::sessions::{log_insert, log_values};
 use crate::sql::{Failure, begin_write, commit, repo_error};
 
 /// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) on SQLite: the
@@ -59,16 +62,16 @@ fn copy_block_sql(block: FeatureBlock) -> &'static str {
     SQL.iter().find(|(b, _)| *b == block).map_or("", |(_, sql)| sql.as_str())
 }
 
-/// The clone's session row, `INSERT … SELECT` from the source's, returning what a decision
-/// shows (built once).
+/// The clone's session row, `INSERT … SELECT` from the source's, its number the counter's
+/// (updated just before, in the same command), returning what a decision shows (built once).
 static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
          session_url, status, workflow_id, features, vendor_data, entity_id, metadata, \
          callback, contact_details, expected_details, shared_from_session, recorded_blocks, \
          created_at, expires_at) \
-         SELECT ?, ?, kind, ?, ?, ?, ?, ?, features, ?, ?, NULL, NULL, contact_details, \
-         expected_details, id, ?, ?, ? \
+         SELECT ?, ?, kind, (SELECT last_session_number FROM applications WHERE id = ?), ?, ?, \
+         ?, ?, features, ?, ?, NULL, NULL, contact_details, expected_details, id, ?, ?, ? \
          FROM sessions WHERE id = ? \
          RETURNING {SESSION_COLUMNS}"
     )
@@ -90,9 +93,12 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// The clone's statements, in order, once the checks passed inside the write transaction. The
-/// counter comes first: the immediate transaction holds the write lock from `BEGIN` anyway, and
-/// the session row is then written with its number.
+/// The clone's statements once the checks passed inside the write transaction, as one command:
+/// each command crosses to sqlx's SQLite worker thread and back, which costs more than a
+/// statement. What the statements depend on was read with the checks (the receiver's entity
+/// too), and the immediate transaction holds the write lock from `BEGIN`, so nothing of it
+/// can change in between. Every write returns what it wrote: the clone is answered without
+/// reading it back.
 async fn copy(
     txn: &DatabaseTransaction, attempt: &ImportAttempt, context: ImportContext,
 ) -> Result<ImportOutcome, Failure> {
@@ -103,113 +109,136 @@ async fn copy(
     let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
         return Ok(ImportOutcome::Refused);
     };
-    crate::idempotency::claim(
-        txn,
-        attempt.application_id,
-        attempt.idempotency.as_ref(),
-        IdempotentOperation::Import,
-        attempt.clone_id.to_string(),
-    )
-    .await?;
+    let (clone_id, source_id) = (attempt.clone_id.as_uuid(), source.id.as_uuid());
+    let receiver = attempt.application_id;
+    let mut batch = Batch::default();
+    if let Some(claim) = &attempt.idempotency {
+        batch.push_built(Some(crate::idempotency::insert_claim(
+            receiver,
+            claim,
+            IdempotentOperation::Import,
+            attempt.clone_id.to_string(),
+        )?));
+    }
+    // The receiver's entity for the clone's vendor_data: the one it holds, or a new one.
     let vendor_data = attempt.clone_vendor_data(&source);
-    // The receiver's entity, read (or created) inside the transaction: its status decides the
-    // clone's, with no window for it to change in between.
-    let (entity_id, entity_status) = match vendor_data {
-        Some(vendor_data) => {
-            let (id, status) = ensure_entity(
-                txn,
-                attempt.entity_id,
-                attempt.application_id,
-                source.kind,
-                vendor_data,
-                attempt.created_at,
-            )
-            .await?;
-            (Some(id), Some(status))
+    let entity = match (vendor_data, context.receiver_entity) {
+        (None, _) => None,
+        (Some(_), Some((id, status))) => Some((id, status)),
+        (Some(vendor_data), None) => {
+            let new = NewEntity {
+                id: attempt.entity_id,
+                kind: source.kind,
+                vendor_data: vendor_data.clone(),
+                status: EntityStatus::Active,
+                display_name: None,
+                metadata: None,
+                created_at: attempt.created_at,
+            };
+            batch.push_built(Some(crate::entities::entity_insert(receiver, &new)?));
+            Some((attempt.entity_id, EntityStatus::Active))
         }
-        None => (None, None),
     };
-    let status = attempt.status(source.status, entity_status);
-    let number = next_session_number(txn, attempt.application_id).await?;
-
-    // The session row, from the source's. The source application's own metadata and callback
-    // stay behind; what the verification was about (contact and expected details) comes along.
-    // Every write returns what it wrote: the clone is answered without reading it back.
-    let inserted = fetch(
-        txn,
+    let status = attempt.status(source.status, entity.map(|(_, status)| status));
+    batch.push(
+        "UPDATE applications SET last_session_number = last_session_number + 1 WHERE id = ?",
+        [receiver.as_uuid().into()],
+    );
+    // The source application's own metadata and callback stay behind; what the verification
+    // was about (contact and expected details) comes along.
+    batch.push(
         &CLONE_SESSION_SQL,
-        vec![
-            attempt.clone_id.as_uuid().into(),
-            attempt.application_id.as_uuid().into(),
-            number.into(),
+        [
+            clone_id.into(),
+            receiver.as_uuid().into(),
+            receiver.as_uuid().into(),
             attempt.session_token.clone().into(),
             attempt.session_url.clone().into(),
             status.as_str().into(),
             attempt.workflow_id.as_uuid().into(),
             vendor_data.map(|v| v.as_str().to_owned()).into(),
-            entity_id.into(),
+            entity.map(|(id, _)| id.as_uuid()).into(),
             rows::recorded_blocks_text(&context.recorded_blocks).into(),
             attempt.created_at.into(),
             attempt.expires_at(workflow).into(),
-            source.id.as_uuid().into(),
+            source_id.into(),
         ],
-    )
-    .await?;
-    let Some(row) = inserted.first() else {
-        return Ok(ImportOutcome::Refused);
-    };
-    let (session, recorded) = rows::session(row)?;
-
-    // Only the blocks the source recorded: an empty table costs a statement and copies nothing.
-    let mut items = Vec::new();
+    );
+    // Only the blocks the source recorded: an empty table copies nothing.
     for block in &context.recorded_blocks {
-        let copied = fetch(
-            txn,
-            copy_block_sql(*block),
-            vec![attempt.clone_id.as_uuid().into(), source.id.as_uuid().into()],
-        )
-        .await?;
-        for row in &copied {
-            items.push(rows::item(row)?);
-        }
+        batch.push(copy_block_sql(*block), [clone_id.into(), source_id.into()]);
     }
     let log = attempt.log.transition(source.status, status);
-    let mut reviews = Vec::new();
-    for row in &fetch(
-        txn,
+    batch.push(
         &COPY_LOGS_SQL,
-        [
-            attempt.clone_id.as_uuid().into(),
-            attempt.copied_actor().into(),
-            source.id.as_uuid().into(),
-        ]
-        .into_iter()
-        .chain(log_values(&log))
-        .collect(),
-    )
-    .await?
-    {
-        reviews.extend(rows::review(row)?);
-    }
-    reviews.sort_by_key(|(id, _)| *id);
-    crate::outbox::insert_events(txn, attempt.clone_id, &log).await?;
+        [clone_id.into(), attempt.copied_actor().into(), source_id.into()]
+            .into_iter()
+            .chain(log_values(&log)),
+    );
+    batch.push_built(outbox::events_insert(attempt.clone_id, &log)?);
     // The redemption must change the token's row, or nothing commits.
-    if let (true, Some(jti)) = (attempt.listed, &attempt.claims.jti) {
-        let redeemed = fetch(
-            txn,
-            "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
-             WHERE jti = ? AND redeemed_at IS NULL RETURNING jti",
-            vec![attempt.created_at.into(), attempt.clone_id.as_uuid().into(), jti.clone().into()],
-        )
-        .await?;
-        if redeemed.len() != 1 {
-            return Ok(ImportOutcome::Refused);
+    let redeems = match (attempt.listed, &attempt.claims.jti) {
+        (true, Some(jti)) => {
+            batch.push(
+                "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
+                 WHERE jti = ? AND redeemed_at IS NULL RETURNING jti AS redeemed",
+                [attempt.created_at.into(), clone_id.into(), jti.clone().into()],
+            );
+            true
+        }
+        _ => false,
+    };
+    batch.push_built(Some(log_insert(source.id, &attempt.source_log)?));
+    batch.push_built(outbox::events_insert(source.id, &attempt.source_log)?);
+
+    let (mut session, mut items, mut reviews, mut redeemed) = (None, Vec::new(), Vec::new(), 0);
+    for row in &fetch(txn, &batch.sql, batch.values).await? {
+        let columns = row.column_names();
+        let has = |name: &str| columns.iter().any(|c| c == name);
+        if has("block") {
+            items.push(rows::item(row)?);
+        } else if has("redeemed") {
+            redeemed += 1;
+        } else if has("session_token") {
+            session = Some(rows::session(row)?);
+        } else {
+            reviews.extend(rows::review(row)?);
         }
     }
-    insert_log(txn, source.id, &attempt.source_log).await?;
+    let Some((session, recorded)) = session else {
+        return Ok(ImportOutcome::Refused);
+    };
+    if redeems && redeemed != 1 {
+        return Ok(ImportOutcome::Refused);
+    }
+    reviews.sort_by_key(|(id, _)| *id);
     Ok(ImportOutcome::Imported(Box::new(SessionRecord {
         session,
         blocks: rows::blocks(&recorded, items),
         reviews: reviews.into_iter().map(|(_, review)| review).collect(),
     })))
+}
+
+/// Statements sent to SQLite as one command, their `?` parameters in order (sqlx binds each
+/// statement's from where the previous one's ended).
+#[derive(Default)]
+struct Batch {
+    sql: String,
+    values: Vec<Value>,
+}
+
+impl Batch {
+    fn push(&mut self, sql: &str, values: impl IntoIterator<Item = Value>) {
+        self.sql.push_str(sql);
+        self.sql.push_str(";\n");
+        self.values.extend(values);
+    }
+
+    /// A statement built with sea-query, if any.
+    fn push_built(&mut self, statement: Option<impl QueryStatementWriter>) {
+        if let Some(statement) = statement {
+            let (sql, values) = statement.build(sea_orm::sea_query::SqliteQueryBuilder);
+            self.push(&sql, values.0);
+        }
+    }
 }

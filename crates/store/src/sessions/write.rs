@@ -330,14 +330,20 @@ fn item_inserts(
 pub(crate) async fn insert_log(
     txn: &DatabaseTransaction, session_id: SessionId, log: &LogEntry,
 ) -> Result<(), RepoError> {
-    let insert = Query::insert()
+    run(txn, &log_insert(session_id, log)?).await?;
+    crate::outbox::insert_events(txn, session_id, log).await
+}
+
+/// The log row's statement of [`insert_log`] (without its events).
+pub(crate) fn log_insert(
+    session_id: SessionId, log: &LogEntry,
+) -> Result<sea_orm::sea_query::InsertStatement, RepoError> {
+    Ok(Query::insert()
         .into_table(SessionLogs::Table)
         .columns(std::iter::once(SessionLogs::SessionId).chain(LOG_COLUMNS))
         .values(std::iter::once(session_id.as_uuid().into()).chain(log_values(log)).map(Expr::val))
         .map_err(crate::sql::insert_mismatch)?
-        .to_owned();
-    run(txn, &insert).await?;
-    crate::outbox::insert_events(txn, session_id, log).await
+        .to_owned())
 }
 
 /// A log row's columns after `session_id`: what [`log_values`] gives and

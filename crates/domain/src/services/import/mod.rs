@@ -154,15 +154,7 @@ impl ImportService {
         }
         let source = context.source.ok_or(Error::refused(ImportCheck::SourceExists))?;
         let vendor_data = attempt.clone_vendor_data(&source).cloned();
-        let entity = match &vendor_data {
-            Some(vendor_data) => self
-                .ports
-                .entities
-                .find_entity(caller.application_id, source.kind, vendor_data)
-                .await?
-                .map(|entity| entity.status),
-            None => None,
-        };
+        let entity = context.receiver_entity.map(|(_, status)| status);
         Ok(ImportPreview {
             session_kind: source.kind,
             source_session: source.id,
