@@ -139,7 +139,15 @@ pub struct EntityStatusChange {
     pub status: EntityStatus,
     /// Why, at most [`MAX_STATUS_REASON_CHARS`] characters.
     pub reason: Option<String>,
-    /// When.
+}
+
+/// A change of an entity: its profile, its status or both, by whom and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EntityUpdate {
+    pub profile: ProfileChange,
+    pub status: Option<EntityStatusChange>,
+    /// Who made it, as the session log names actors (`api-key:<prefix>`).
+    pub actor: String,
     pub at: DateTime<Utc>,
 }
 

@@ -193,13 +193,14 @@ pub trait EntityRepository: Send + Sync {
         &self, application_id: ApplicationId, kind: SessionKind, vendor_data: &VendorData,
     ) -> Result<Option<Entity>, RepoError>;
 
-    /// Changes the application's entity of this kind and `vendor_data`: its profile, and its
+    /// Changes the application's entity of this kind and `vendor_data`: its profile — writing
+    /// its `user.data.updated` or `business.data.updated` event when a field changed — and its
     /// status with its reason when it differs from the current one — writing its
     /// `user.status.updated` or `business.status.updated` event — in one transaction. The
     /// entity after, or `None`.
     async fn update_entity(
         &self, application_id: ApplicationId, kind: SessionKind, vendor_data: &VendorData,
-        profile: &crate::entity::ProfileChange, status: Option<&crate::entity::EntityStatusChange>,
+        update: &crate::entity::EntityUpdate,
     ) -> Result<Option<Entity>, RepoError>;
 
     /// Creates an entity; `None` when the application has one of that kind whose

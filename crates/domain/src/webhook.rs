@@ -13,7 +13,8 @@ use crate::address::AddressPolicy;
 use crate::session::LogEntry;
 use crate::status::SessionStatus;
 
-/// The types of events, as `webhook_type` names them.
+/// The types of events, as `webhook_type` names them: every type Didit documents (some of which
+/// handoff never sends, [`WebhookType::is_sent`]) and handoff's extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WebhookType {
     /// Didit's: a session's status changed (created, results recorded, reviewed, imported).
@@ -31,17 +32,32 @@ pub enum WebhookType {
     ShareRevoked,
     /// Didit's: a User's status changed (`ACTIVE`, `FLAGGED`, `BLOCKED`).
     UserStatusUpdated,
+    /// Didit's: a User's profile (`display_name`, `metadata`) changed.
+    UserDataUpdated,
     /// Didit's: a Business's status changed.
     BusinessStatusUpdated,
+    /// Didit's: a Business's profile changed.
+    BusinessDataUpdated,
+    /// Didit's, never sent: Didit accepts it in `subscribed_events` and does not deliver it.
+    ActivityCreated,
+    /// Didit's, never sent: transaction monitoring, which handoff does not do.
+    TransactionCreated,
+    /// Didit's, never sent: transaction monitoring.
+    TransactionStatusUpdated,
 }
 
 impl WebhookType {
     /// Every type, in the order of the docs.
-    pub const ALL: [WebhookType; 8] = [
+    pub const ALL: [WebhookType; 13] = [
         WebhookType::StatusUpdated,
         WebhookType::DataUpdated,
         WebhookType::UserStatusUpdated,
+        WebhookType::UserDataUpdated,
         WebhookType::BusinessStatusUpdated,
+        WebhookType::BusinessDataUpdated,
+        WebhookType::ActivityCreated,
+        WebhookType::TransactionCreated,
+        WebhookType::TransactionStatusUpdated,
         WebhookType::SessionImported,
         WebhookType::ShareCreated,
         WebhookType::ShareRedeemed,
@@ -58,7 +74,12 @@ impl WebhookType {
             WebhookType::ShareRedeemed => "share.redeemed",
             WebhookType::ShareRevoked => "share.revoked",
             WebhookType::UserStatusUpdated => "user.status.updated",
+            WebhookType::UserDataUpdated => "user.data.updated",
             WebhookType::BusinessStatusUpdated => "business.status.updated",
+            WebhookType::BusinessDataUpdated => "business.data.updated",
+            WebhookType::ActivityCreated => "activity.created",
+            WebhookType::TransactionCreated => "transaction.created",
+            WebhookType::TransactionStatusUpdated => "transaction.status.updated",
         }
     }
 
@@ -70,9 +91,23 @@ impl WebhookType {
         }
     }
 
+    /// The event of a profile change of an entity of `kind`.
+    pub const fn entity_data(kind: crate::SessionKind) -> Self {
+        match kind {
+            crate::SessionKind::User => WebhookType::UserDataUpdated,
+            crate::SessionKind::Business => WebhookType::BusinessDataUpdated,
+        }
+    }
+
     /// Whether it tells of an entity rather than a session.
     pub const fn is_entity(self) -> bool {
-        matches!(self, WebhookType::UserStatusUpdated | WebhookType::BusinessStatusUpdated)
+        matches!(
+            self,
+            WebhookType::UserStatusUpdated
+                | WebhookType::UserDataUpdated
+                | WebhookType::BusinessStatusUpdated
+                | WebhookType::BusinessDataUpdated
+        )
     }
 
     /// Parses a name.
@@ -82,12 +117,23 @@ impl WebhookType {
 
     /// Whether Didit sends it (the others are handoff's extensions).
     pub const fn is_didit(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            WebhookType::StatusUpdated
-                | WebhookType::DataUpdated
-                | WebhookType::UserStatusUpdated
-                | WebhookType::BusinessStatusUpdated
+            WebhookType::SessionImported
+                | WebhookType::ShareCreated
+                | WebhookType::ShareRedeemed
+                | WebhookType::ShareRevoked
+        )
+    }
+
+    /// Whether handoff ever sends it: a destination may subscribe to every type Didit
+    /// documents, and is kept subscribed to these few, which never come.
+    pub const fn is_sent(self) -> bool {
+        !matches!(
+            self,
+            WebhookType::ActivityCreated
+                | WebhookType::TransactionCreated
+                | WebhookType::TransactionStatusUpdated
         )
     }
 }
@@ -130,8 +176,11 @@ pub fn carries_decision(status: SessionStatus) -> bool {
 pub const MAX_LABEL_CHARS: usize = 100;
 /// The longest destination `url`, in bytes.
 pub const MAX_URL_BYTES: usize = 2048;
-/// The only `webhook_version` handoff sends (Didit's current payloads).
+/// The `webhook_version` of a destination that names none (Didit's current payloads).
 pub const WEBHOOK_VERSION: &str = "v3";
+/// The `webhook_version`s a destination may name. Every one is sent Didit's v3 payloads
+/// (docs/decisions.md).
+pub const WEBHOOK_VERSIONS: [&str; 3] = ["v1", "v2", "v3"];
 /// How long the previous secret keeps signing beside the new one after a rotation.
 pub const SECRET_GRACE_SECONDS: i64 = 86_400;
 
@@ -446,6 +495,19 @@ mod tests {
         );
         assert!(WebhookType::BusinessStatusUpdated.is_entity());
         assert!(!WebhookType::StatusUpdated.is_entity());
-        assert!(WebhookType::parse("user.data.updated").is_none());
+        assert_eq!(
+            WebhookType::entity_data(crate::SessionKind::User).as_str(),
+            "user.data.updated"
+        );
+        assert!(WebhookType::UserDataUpdated.is_entity());
+        // Every Didit type may be subscribed; three never come.
+        let never: Vec<&str> =
+            WebhookType::ALL.iter().filter(|t| !t.is_sent()).map(|t| t.as_str()).collect();
+        assert_eq!(
+            never,
+            ["activity.created", "transaction.created", "transaction.status.updated"]
+        );
+        assert!(WebhookType::ALL.iter().filter(|t| !t.is_sent()).all(|t| t.is_didit()));
+        assert!(WebhookType::parse("user.created").is_none());
     }
 }

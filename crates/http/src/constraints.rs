@@ -7,7 +7,7 @@
 
 use handoff_domain::limits::*;
 use handoff_domain::session_options::LANGUAGES;
-use handoff_domain::webhook::WebhookType;
+use handoff_domain::webhook::{WEBHOOK_VERSIONS, WebhookType};
 use handoff_domain::{Feature, VendorData};
 use serde_json::{Value, json};
 
@@ -78,7 +78,8 @@ pub(crate) fn tighten(doc: &mut Value) -> Vec<String> {
         ),
         (
             "DestinationBody/properties/webhook_version",
-            json!({"type": ["string", "null"], "enum": ["v3", null]}),
+            json!({"type": ["string", "null"],
+                "enum": WEBHOOK_VERSIONS.iter().map(|v| json!(v)).chain([json!(null)]).collect::<Vec<_>>()}),
         ),
         (
             "DestinationBody/properties/url",

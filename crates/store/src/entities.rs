@@ -2,9 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use handoff_domain::entity::{
-    EntityFilter, EntityPage, EntityStatusChange, NewEntity, ProfileChange, SessionCounts,
-};
+use handoff_domain::entity::{EntityFilter, EntityPage, EntityUpdate, NewEntity, SessionCounts};
 use handoff_domain::ports::EntityRepository;
 use handoff_domain::webhook::WebhookType;
 use handoff_domain::{
@@ -128,13 +126,19 @@ impl EntityRepository for Store {
 
     async fn update_entity(
         &self, application_id: ApplicationId, entity_kind: SessionKind, vendor_data: &VendorData,
-        profile: &ProfileChange, status: Option<&EntityStatusChange>,
+        update: &EntityUpdate,
     ) -> Result<Option<Entity>, RepoError> {
         {
             let _turn = self.write_turn().await;
             let txn = begin_write(&self.db).await?;
             let mut select = Query::select()
-                .columns([Entities::Id, Entities::Status, Entities::VendorData])
+                .columns([
+                    Entities::Id,
+                    Entities::Status,
+                    Entities::VendorData,
+                    Entities::DisplayName,
+                    Entities::Metadata,
+                ])
                 .from(Entities::Table)
                 .and_where(Expr::col(Entities::ApplicationId).eq(application_id.as_uuid()))
                 .and_where(Expr::col(Entities::Kind).eq(entity_kind.as_str()))
@@ -147,43 +151,78 @@ impl EntityRepository for Store {
                 return Ok(None);
             };
             let id: Uuid = get(&row, "id")?;
-            let mut update = Query::update()
+            let mut update_row = Query::update()
                 .table(Entities::Table)
                 .and_where(Expr::col(Entities::Id).eq(id))
                 .to_owned();
-            let mut changes = false;
-            if let Some(name) = &profile.display_name {
-                update.value(Entities::DisplayName, name.clone());
-                changes = true;
+            // What changed of the profile, each field with its value before and after.
+            let mut changes = serde_json::Map::new();
+            if let Some(name) = &update.profile.display_name {
+                let previous: Option<String> = get(&row, "display_name")?;
+                if previous != *name {
+                    update_row.value(Entities::DisplayName, name.clone());
+                    changes.insert(
+                        "display_name".into(),
+                        serde_json::json!({"previous": previous, "current": name}),
+                    );
+                }
             }
-            if let Some(metadata) = &profile.metadata {
-                update.value(Entities::Metadata, metadata.as_ref().map(ToString::to_string));
-                changes = true;
+            if let Some(metadata) = &update.profile.metadata {
+                let previous = crate::rows::json_column(&row, "metadata")?;
+                if previous != *metadata {
+                    update_row
+                        .value(Entities::Metadata, metadata.as_ref().map(ToString::to_string));
+                    changes.insert(
+                        "metadata".into(),
+                        serde_json::json!({"previous": previous, "current": metadata}),
+                    );
+                }
             }
             let previous: String = get(&row, "status")?;
-            let changed_status = status.filter(|change| change.status.as_str() != previous);
+            let changed_status =
+                update.status.as_ref().filter(|change| change.status.as_str() != previous);
             if let Some(change) = changed_status {
-                update
+                update_row
                     .value(Entities::Status, change.status.as_str())
                     .value(Entities::StatusReason, change.reason.clone())
-                    .value(Entities::StatusUpdatedAt, change.at);
-                changes = true;
+                    .value(Entities::StatusUpdatedAt, update.at);
             }
-            if changes {
-                run(&txn, &update).await?;
+            if changed_status.is_some() || !changes.is_empty() {
+                run(&txn, &update_row).await?;
+            }
+            let vendor_data: String = get(&row, "vendor_data")?;
+            if !changes.is_empty() {
+                let facts = serde_json::json!({
+                    "vendor_data": vendor_data,
+                    "uuid": id.to_string(),
+                    "changed_fields": changes.keys().collect::<Vec<_>>(),
+                    "changes": changes,
+                    "actor": update.actor,
+                });
+                crate::outbox::insert_application_event(
+                    &txn,
+                    application_id,
+                    WebhookType::entity_data(entity_kind),
+                    &facts,
+                    update.at,
+                )
+                .await?;
             }
             if let Some(change) = changed_status {
                 let facts = serde_json::json!({
-                    "vendor_data": get::<String>(&row, "vendor_data")?,
+                    "vendor_data": vendor_data,
+                    "uuid": id.to_string(),
                     "status": change.status.as_str(),
                     "previous_status": previous,
+                    "reason": change.reason,
+                    "actor": update.actor,
                 });
                 crate::outbox::insert_application_event(
                     &txn,
                     application_id,
                     WebhookType::entity_status(entity_kind),
                     &facts,
-                    change.at,
+                    update.at,
                 )
                 .await?;
             }

@@ -53,7 +53,9 @@ pub(crate) fn status(raw: &str) -> Result<SessionStatus, RepoError> {
     SessionStatus::parse(raw).ok_or_else(|| corrupt("status", raw))
 }
 
-fn json_column(row: &QueryResult, column: &str) -> Result<Option<serde_json::Value>, RepoError> {
+pub(crate) fn json_column(
+    row: &QueryResult, column: &str,
+) -> Result<Option<serde_json::Value>, RepoError> {
     let raw = text_or_null(row, column)?;
     raw.map(|text| serde_json::from_str(&text).map_err(|_| corrupt(column, "(json)"))).transpose()
 }

@@ -2,9 +2,10 @@
 //! change's time) and `timestamp` (the send's, so that receivers' five-minute window holds on
 //! a retry), both integer Unix seconds; `session_id`, `status`, `vendor_data`, `workflow_id`,
 //! `metadata` when the session has them; the V3 `decision` for `Approved`, `Declined`,
-//! `In Review` and `Abandoned`; `session_kind: "business"` for business sessions; for an
-//! entity's status change, `vendor_data`, `status` and `previous_status`; and the extensions'
-//! own members. docs/webhooks.md shows each.
+//! `In Review` and `Abandoned`; `session_kind: "business"` and `business_session_id` for
+//! business sessions; `changed_fields` on `data.updated`; for an entity's change its
+//! `vendor_data`, `uuid`, what changed and `actor`; and the extensions' own members.
+//! docs/webhooks.md shows each.
 
 use handoff_domain::SessionRecord;
 use handoff_domain::delivery::DueDelivery;
@@ -13,6 +14,13 @@ use serde_json::{Map, Value};
 
 /// Renders a session's V3 decision payload (the HTTP layer's, given by the application).
 pub type DecisionRenderer = std::sync::Arc<dyn Fn(&SessionRecord) -> Value + Send + Sync>;
+
+/// The members an entity's events copy from their facts: the entity's `vendor_data` and
+/// `uuid` (its id), and what changed — `status` and `previous_status` with the change's
+/// `reason`, or a profile's `changed_fields` and `changes` (`{previous, current}` per field) —
+/// and by whom (`actor`).
+const ENTITY_FACTS: [&str; 7] =
+    ["vendor_data", "uuid", "previous_status", "reason", "changed_fields", "changes", "actor"];
 
 /// The members the extensions copy from their event's facts.
 const EXTENSION_FACTS: [&str; 7] = [
@@ -60,6 +68,7 @@ pub fn render(
         }
         if session.kind == handoff_domain::SessionKind::Business {
             body.insert("session_kind".into(), "business".into());
+            body.insert("business_session_id".into(), session.id.to_string().into());
         }
         if let Some(source) = session.shared_from_session {
             body.insert("shared_from_session".into(), source.to_string().into());
@@ -75,11 +84,17 @@ pub fn render(
         }
     }
     if webhook_type.is_some_and(WebhookType::is_entity) {
-        for fact in ["vendor_data", "previous_status"] {
-            if let Some(value) = due.facts.get(fact) {
+        for fact in ENTITY_FACTS {
+            if let Some(value) = due.facts.get(fact).filter(|v| !v.is_null()) {
                 body.insert(fact.into(), value.clone());
             }
         }
+    }
+    // Which blocks results replaced, by their names in the decision.
+    if webhook_type == Some(WebhookType::DataUpdated)
+        && let Some(replaced) = due.facts.get("replaced")
+    {
+        body.insert("changed_fields".into(), replaced.clone());
     }
     if webhook_type.is_some_and(|t| !t.is_didit()) {
         for fact in EXTENSION_FACTS {

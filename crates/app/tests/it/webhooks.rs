@@ -350,6 +350,32 @@ async fn an_inward_address_is_refused_when_the_destination_is_made(app: TestApp)
     let id = made.body["id"].as_str().unwrap();
     let read = app.get(&format!("/v3/webhook/destinations/{id}/"), &tenant).await;
     assert_eq!(read.body["subscribed_events"], made.body["subscribed_events"]);
+    // A destination made for Didit: every event type Didit documents, and its older versions,
+    // are kept as given.
+    let didit = [
+        "status.updated",
+        "data.updated",
+        "user.status.updated",
+        "user.data.updated",
+        "business.status.updated",
+        "business.data.updated",
+        "activity.created",
+        "transaction.created",
+        "transaction.status.updated",
+    ];
+    for version in ["v1", "v2", "v3"] {
+        let made = app
+            .post(
+                "/v3/webhook/destinations/",
+                &tenant,
+                json!({"url": format!("https://hooks.example.com/{version}"),
+                    "webhook_version": version, "subscribed_events": didit}),
+            )
+            .await;
+        assert_eq!(made.status.as_u16(), 201, "{}", made.text);
+        assert_eq!(made.body["webhook_version"], version);
+        assert_eq!(made.body["subscribed_events"], json!(didit));
+    }
 }
 
 on_both_backends!(destinations_are_managed_in_didits_shape);
@@ -403,7 +429,7 @@ async fn destinations_are_managed_in_didits_shape(app: TestApp) {
             "subscribed_events",
         ),
         (json!({"url": "https://x.example", "subscribed_events": []}), "subscribed_events"),
-        (json!({"url": "https://x.example", "webhook_version": "v1"}), "webhook_version"),
+        (json!({"url": "https://x.example", "webhook_version": "v4"}), "webhook_version"),
         (json!({"url": "https://x.example", "label": ""}), "label"),
     ] {
         let refused = app.post("/v3/webhook/destinations/", &tenant, body.clone()).await;
@@ -659,30 +685,39 @@ async fn a_destination_that_is_down_slows_neither_imports_nor_other_destinations
 per_backend!(a_destination_that_is_down_slows_neither_imports_nor_other_destinations);
 
 /// An entity's status change is delivered as Didit's `user.status.updated` /
-/// `business.status.updated`, flat, with `previous_status`, and no reason.
-async fn entity_status_changes_are_delivered(backend: Backend) {
+/// `business.status.updated`, flat, with `previous_status`, the entity's `uuid`, the change's
+/// `reason` and its `actor`; a profile change as `user.data.updated` with `changed_fields` and
+/// `changes`.
+async fn entity_changes_are_delivered(backend: Backend) {
     let app = with_local_receivers(backend, |_| {}).await;
     let hook = Receiver::start("");
     let tenant = app.tenant("Acme").await;
-    subscribe(&app, &tenant, &hook, &["user.status.updated", "business.status.updated"]).await;
+    subscribe(
+        &app,
+        &tenant,
+        &hook,
+        &["user.status.updated", "user.data.updated", "business.status.updated"],
+    )
+    .await;
     let user_wf = app.workflow(&tenant, "user").await;
     let business_wf = app.workflow(&tenant, "business").await;
     app.session(&tenant, &user_wf, Some("Ana")).await;
     app.session(&tenant, &business_wf, Some("acme-co")).await;
-    for (path, status) in [
-        ("/v3/users/ana/update-status/", "FLAGGED"),
-        ("/v3/users/ana/update-status/", "FLAGGED"),
-        ("/v3/businesses/ACME-CO/update-status/", "BLOCKED"),
+    for (path, body) in [
+        ("/v3/users/ana/update-status/", json!({"status": "FLAGGED", "reason": "chargeback"})),
+        ("/v3/users/ana/update-status/", json!({"status": "FLAGGED", "reason": "again"})),
+        ("/v3/businesses/ACME-CO/update-status/", json!({"status": "BLOCKED"})),
+        ("/v3/users/ana/", json!({"display_name": "Ana G.", "metadata": {"tier": 2}})),
+        ("/v3/users/ana/", json!({"display_name": "Ana G."})),
     ] {
-        let answer =
-            app.patch(path, &tenant, json!({"status": status, "reason": "secret reason"})).await;
-        assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
+        let answer = app.patch(path, &tenant, body).await;
+        assert_eq!(answer.status.as_u16(), 200, "{path}: {}", answer.text);
     }
-    // Two changes (the repeated one changes nothing); the sessions' events are not subscribed.
-    let sent = hook.wait_for(2).await;
+    // Three changes (the repeated ones change nothing); the sessions' events are not subscribed.
+    let sent = hook.wait_for(3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = if hook.deliveries().len() > sent.len() { hook.deliveries() } else { sent };
-    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent.len(), 3, "{sent:?}");
     let mut bodies: Vec<Value> = sent.iter().map(|d| d["body"].clone()).collect();
     bodies.sort_by_key(|b| b["webhook_type"].as_str().unwrap().to_owned());
     for delivery in &sent {
@@ -692,17 +727,59 @@ async fn entity_status_changes_are_delivered(backend: Backend) {
             "{delivery}"
         );
     }
-    assert_eq!(bodies[0]["webhook_type"], "business.status.updated");
-    assert_eq!(bodies[0]["vendor_data"], "acme-co");
-    assert_eq!(bodies[0]["status"], "BLOCKED");
-    assert_eq!(bodies[0]["previous_status"], "ACTIVE");
-    assert_eq!(bodies[1]["webhook_type"], "user.status.updated");
-    assert_eq!(bodies[1]["vendor_data"], "Ana");
-    assert_eq!(bodies[1]["status"], "FLAGGED");
+    let ana = app.get("/v3/users/ana/", &tenant).await;
+    let acme = app.get("/v3/businesses/acme-co/", &tenant).await;
+    let (business, data, status) = (&bodies[0], &bodies[1], &bodies[2]);
+    assert_eq!(business["webhook_type"], "business.status.updated");
+    assert_eq!(business["vendor_data"], "acme-co");
+    assert_eq!(business["uuid"], acme.body["didit_internal_id"], "{business} {}", acme.text);
+    assert_eq!(business["status"], "BLOCKED");
+    assert_eq!(business["previous_status"], "ACTIVE");
+    assert!(business.get("reason").is_none(), "none given: {business}");
+    assert_eq!(data["webhook_type"], "user.data.updated");
+    assert_eq!(data["changed_fields"], json!(["display_name", "metadata"]));
+    assert_eq!(
+        data["changes"],
+        json!({"display_name": {"previous": null, "current": "Ana G."},
+            "metadata": {"previous": null, "current": {"tier": 2}}})
+    );
+    assert_eq!(status["webhook_type"], "user.status.updated");
+    assert_eq!(status["vendor_data"], "Ana");
+    assert_eq!(status["uuid"], ana.body["didit_internal_id"], "{status} {}", ana.text);
+    assert_eq!(status["status"], "FLAGGED");
+    assert_eq!(status["reason"], "chargeback");
     for body in &bodies {
         assert!(body.get("session_id").is_none(), "{body}");
-        assert!(!body.to_string().contains("secret reason"), "{body}");
+        let prefix = tenant.key[3..].split('_').next().unwrap();
+        assert_eq!(body["actor"], format!("api-key:{prefix}"), "{body}");
     }
 }
 
-per_backend!(entity_status_changes_are_delivered);
+per_backend!(entity_changes_are_delivered);
+
+/// Results recorded over a business session's blocks: `data.updated` names the replaced blocks
+/// in `changed_fields`, and a business session's events carry `business_session_id`.
+async fn data_updated_names_the_blocks_it_replaced(backend: Backend) {
+    let app = with_local_receivers(backend, |_| {}).await;
+    let hook = Receiver::start("");
+    let tenant = app.tenant("Acme").await;
+    let session = app.finished_session(&tenant, "business", "acme-co").await;
+    subscribe(&app, &tenant, &hook, &["data.updated"]).await;
+    let recorded = app
+        .put(
+            &format!("/v3/session/{session}/decision/"),
+            &tenant,
+            json!({"aml_screenings": [{"node_id": "aml-2", "status": "Approved"}]}),
+        )
+        .await;
+    assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
+    let sent = hook.wait_for(1).await;
+    let body = &sent[0]["body"];
+    assert_eq!(body["webhook_type"], "data.updated");
+    assert_eq!(body["changed_fields"], json!(["aml_screenings"]), "{body}");
+    assert_eq!(body["session_kind"], "business");
+    assert_eq!(body["business_session_id"], json!(session));
+    assert_eq!(body["session_id"], json!(session));
+}
+
+per_backend!(data_updated_names_the_blocks_it_replaced);

@@ -19,8 +19,9 @@ impl EntityRepository for InMemory {
 
     async fn update_entity(
         &self, application_id: ApplicationId, kind: SessionKind, vendor_data: &VendorData,
-        profile: &crate::entity::ProfileChange, status: Option<&crate::entity::EntityStatusChange>,
+        update: &crate::entity::EntityUpdate,
     ) -> Result<Option<Entity>, RepoError> {
+        let profile = &update.profile;
         {
             let mut state = self.state();
             let key = vendor_data.key();
@@ -35,10 +36,10 @@ impl EntityRepository for InMemory {
             if let Some(metadata) = &profile.metadata {
                 entity.metadata = metadata.clone();
             }
-            if let Some(change) = status.filter(|c| c.status != entity.status) {
+            if let Some(change) = update.status.as_ref().filter(|c| c.status != entity.status) {
                 entity.status = change.status;
                 entity.status_reason = change.reason.clone();
-                entity.status_updated_at = Some(change.at);
+                entity.status_updated_at = Some(update.at);
             }
         }
         self.find_entity(application_id, kind, vendor_data).await

@@ -354,14 +354,16 @@ impl SessionService {
         profile: crate::entity::ProfileChange,
         status: Option<(crate::EntityStatus, Option<String>)>,
     ) -> Result<Entity, Error> {
-        let change = status.map(|(status, reason)| crate::entity::EntityStatusChange {
-            status,
-            reason,
+        let update = crate::entity::EntityUpdate {
+            profile,
+            status: status
+                .map(|(status, reason)| crate::entity::EntityStatusChange { status, reason }),
+            actor: format!("api-key:{}", caller.key_prefix),
             at: self.ports.clock.now(),
-        });
+        };
         self.ports
             .entities
-            .update_entity(caller.application_id, kind, vendor_data, &profile, change.as_ref())
+            .update_entity(caller.application_id, kind, vendor_data, &update)
             .await?
             .ok_or(Error::EntityNotFound)
     }

@@ -9,7 +9,7 @@ use crate::error::ValidationErrors;
 use crate::ids::{DeliveryId, DestinationId};
 use crate::webhook::{
     Delivery, Destination, DestinationUrl, MAX_LABEL_CHARS, SECRET_GRACE_SECONDS, WEBHOOK_VERSION,
-    WebhookType,
+    WEBHOOK_VERSIONS, WebhookType,
 };
 
 /// The bytes of a new secret (shown as 64 hex digits).
@@ -195,10 +195,10 @@ impl WebhookService {
             destination.enabled = enabled;
         }
         if let Some(version) = change.webhook_version {
-            if version == WEBHOOK_VERSION {
+            if WEBHOOK_VERSIONS.contains(&version.as_str()) {
                 destination.webhook_version = version;
             } else {
-                errors.add("webhook_version", "The only webhook_version is v3.");
+                errors.add("webhook_version", "webhook_version must be v1, v2 or v3.");
             }
         }
         if let Some(events) = change.subscribed_events {

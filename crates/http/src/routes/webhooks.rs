@@ -21,10 +21,12 @@ pub(crate) struct DestinationBody {
     url: Option<String>,
     /// Whether events are sent (default true).
     enabled: Option<bool>,
-    /// `v3`, the only version.
+    /// `v1`, `v2` or `v3` (default `v3`): kept as given; every version is sent v3 payloads.
     webhook_version: Option<String>,
-    /// The event types: `status.updated`, `data.updated` (Didit's, the default), and the
-    /// extensions `session.imported`, `share.created`, `share.redeemed`, `share.revoked`.
+    /// The event types: Didit's (`status.updated` and `data.updated` are the default;
+    /// `activity.created`, `transaction.created` and `transaction.status.updated` are accepted
+    /// and never sent), and the extensions `session.imported`, `share.created`,
+    /// `share.redeemed`, `share.revoked`.
     subscribed_events: Option<Vec<String>>,
 }
 
