@@ -34,6 +34,7 @@ mod m20261130_000010_session_options;
 mod m20261130_000011_rate_limit_counters;
 mod m20261205_000012_console_sessions;
 mod m20261205_000013_webhook_subscriptions;
+mod m20261206_000014_workflow_versions;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -58,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000011_rate_limit_counters::Migration),
             Box::new(m20261205_000012_console_sessions::Migration),
             Box::new(m20261205_000013_webhook_subscriptions::Migration),
+            Box::new(m20261206_000014_workflow_versions::Migration),
         ]
     }
 }
@@ -106,6 +108,7 @@ mod tests {
                 "m20261130_000011_rate_limit_counters",
                 "m20261205_000012_console_sessions",
                 "m20261205_000013_webhook_subscriptions",
+                "m20261206_000014_workflow_versions",
             ]
         );
     }

@@ -85,7 +85,8 @@ pub trait WorkflowRepository: Send + Sync {
     /// MUST stop being default in the same transaction.
     async fn create_workflow(&self, workflow: &Workflow) -> Result<(), RepoError>;
 
-    /// Writes a workflow's label, steps, default flag, expiration and settings. When it
+    /// Writes a workflow's label, steps, default flag, expiration and settings, and numbers
+    /// its `version` one more than the stored one (its given `version` is ignored). When it
     /// `is_default`, the application's other workflows of that kind MUST stop being default in
     /// the same transaction. MUST return `Ok(false)` for a deleted or another application's.
     async fn update_workflow(&self, workflow: &Workflow) -> Result<bool, RepoError>;

@@ -444,6 +444,9 @@ pub struct Workflow {
     pub settings: WorkflowSettings,
     /// When it was created.
     pub created_at: DateTime<Utc>,
+    /// Didit's `workflow_version`: 1 when made, one more at each change (handoff keeps no
+    /// history of the versions before).
+    pub version: i64,
 }
 
 impl Workflow {

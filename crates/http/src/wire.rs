@@ -321,6 +321,9 @@ pub struct SessionCreated {
     #[schema(value_type = SessionStatus)]
     pub status: String,
     pub workflow_id: Uuid,
+    /// The version of the workflow the session was created on: 1 when made, one more at each
+    /// change (a retried creation answers the version now, `null` once it was deleted).
+    pub workflow_version: Option<i64>,
     pub callback: Option<String>,
     #[schema(value_type = SessionKind)]
     pub session_kind: String,

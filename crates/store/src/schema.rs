@@ -49,7 +49,7 @@ table! {
     /// Workflows; deletion only sets `deleted_at`.
     Workflows {
         Id, ApplicationId, Label, Kind, Features, IsDefault, SessionExpirationTime, CreatedAt,
-        DeletedAt, Settings,
+        DeletedAt, Settings, Version,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::schema::Workflows;
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
 
 /// What a workflow is read with.
-const COLUMNS: [Workflows; 9] = [
+const COLUMNS: [Workflows; 10] = [
     Workflows::Id,
     Workflows::ApplicationId,
     Workflows::Label,
@@ -24,6 +24,7 @@ const COLUMNS: [Workflows; 9] = [
     Workflows::SessionExpirationTime,
     Workflows::CreatedAt,
     Workflows::Settings,
+    Workflows::Version,
 ];
 
 /// Settings as stored: a JSON object of Didit's names.
@@ -75,6 +76,7 @@ fn workflow(row: &QueryResult) -> Result<Workflow, RepoError> {
         session_expiration_time: get(row, "session_expiration_time")?,
         settings: settings_of(&get::<String>(row, "settings")?),
         created_at: get(row, "created_at")?,
+        version: get(row, "version")?,
     })
 }
 
@@ -99,6 +101,7 @@ impl WorkflowRepository for Store {
                 w.session_expiration_time.into(),
                 w.created_at.into(),
                 settings_text(&w.settings).into(),
+                w.version.into(),
             ])
             .map_err(crate::sql::insert_mismatch)?
             .to_owned();
@@ -116,6 +119,7 @@ impl WorkflowRepository for Store {
             .value(Workflows::IsDefault, w.is_default)
             .value(Workflows::SessionExpirationTime, w.session_expiration_time)
             .value(Workflows::Settings, settings_text(&w.settings))
+            .value(Workflows::Version, Expr::col(Workflows::Version).add(1))
             .and_where(Expr::col(Workflows::Id).eq(w.id.as_uuid()))
             .and_where(Expr::col(Workflows::ApplicationId).eq(w.application_id.as_uuid()))
             .and_where(Expr::col(Workflows::DeletedAt).is_null())

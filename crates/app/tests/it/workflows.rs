@@ -202,6 +202,7 @@ async fn a_session_keeps_the_steps_it_started_with(app: TestApp) {
     let workflow = created.body["workflow_id"].as_str().unwrap().to_owned();
     let body = json!({"workflow_id": workflow, "vendor_data": "ana-01"});
     let first = app.post("/v3/session/", &tenant, body.clone()).await;
+    assert_eq!(first.body["workflow_version"], 1, "{}", first.text);
     let first = first.body["session_id"].as_str().unwrap().to_owned();
     let edited = app
         .patch(
@@ -223,6 +224,7 @@ async fn a_session_keeps_the_steps_it_started_with(app: TestApp) {
 
     let second = app.post("/v3/session/", &tenant, body.clone()).await;
     assert_eq!(second.status.as_u16(), 201, "{}", second.text);
+    assert_eq!(second.body["workflow_version"], 2, "one change since: {}", second.text);
     let second = second.body["session_id"].as_str().unwrap().to_owned();
     assert_ne!(second, first, "the unfinished session of the old steps is not reused");
     let recorded = app.put(&format!("/v3/session/{second}/decision/"), &tenant, aml).await;

@@ -27,7 +27,7 @@ impl WorkflowRepository for InMemory {
         }
         for (w, deleted) in &mut state.workflows {
             if live(w, *deleted) {
-                *w = workflow.clone();
+                *w = Workflow { version: w.version + 1, ..workflow.clone() };
             } else if w.application_id == workflow.application_id
                 && workflow.is_default
                 && w.kind == workflow.kind

@@ -98,13 +98,14 @@ impl SessionService {
     pub async fn create(
         &self, caller: &Caller, request: CreateSession,
     ) -> Result<StoredSession, Error> {
-        self.create_guarded(caller, request, None).await
+        Ok(self.create_guarded(caller, request, None).await?.0)
     }
 
-    /// [`SessionService::create`], its session stored with the request's idempotency key.
+    /// [`SessionService::create`], its session stored with the request's idempotency key; with
+    /// the `version` of the workflow it was created on.
     pub async fn create_guarded(
         &self, caller: &Caller, request: CreateSession, idempotency: Option<IdempotencyClaim>,
-    ) -> Result<StoredSession, Error> {
+    ) -> Result<(StoredSession, i64), Error> {
         let workflow = self
             .ports
             .workflows
@@ -144,7 +145,7 @@ impl SessionService {
             details: None,
             created_at: now,
         };
-        Ok(self.ports.sessions.create_session(&session, &log).await?)
+        Ok((self.ports.sessions.create_session(&session, &log).await?, workflow.version))
     }
 
     /// Records the verification engine's results and returns the session as it now stands.

@@ -28,6 +28,7 @@ impl WorkflowService {
             session_expiration_time: new.session_expiration_time,
             settings: new.settings,
             created_at: self.ports.clock.now(),
+            version: 1,
         };
         self.ports.workflows.create_workflow(&workflow).await?;
         Ok(workflow)
@@ -38,11 +39,11 @@ impl WorkflowService {
         &self, caller: &Caller, id: WorkflowId, change: WorkflowChange,
     ) -> Result<Workflow, Error> {
         let workflow = self.get(caller, id).await?.changed(change).map_err(Error::Invalid)?;
-        if self.ports.workflows.update_workflow(&workflow).await? {
-            Ok(workflow)
-        } else {
-            Err(Error::WorkflowNotFound)
+        if !self.ports.workflows.update_workflow(&workflow).await? {
+            return Err(Error::WorkflowNotFound);
         }
+        // Read back: the store numbered the version.
+        self.get(caller, id).await
     }
 
     /// The caller's workflows.

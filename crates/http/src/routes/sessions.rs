@@ -206,22 +206,31 @@ pub(crate) async fn create(
         state,
         caller,
         |claim| async move {
-            let session = state.services.sessions.create_guarded(caller, request, claim).await?;
-            Answer::json(StatusCode::CREATED, &created(&session))
+            let (session, version) =
+                state.services.sessions.create_guarded(caller, request, claim).await?;
+            Answer::json(StatusCode::CREATED, &created(&session, Some(version)))
         },
         |stored| async move {
             let id = session_id(&stored.resource_id)?;
             let record = state.services.sessions.decision(caller, id).await?;
-            Answer::json(StatusCode::CREATED, &created(&record.session))
+            // The workflow as it is now; `null` once it was deleted.
+            let version =
+                match state.services.workflows.get(caller, record.session.workflow_id).await {
+                    Ok(workflow) => Some(workflow.version),
+                    Err(handoff_domain::services::Error::WorkflowNotFound) => None,
+                    Err(error) => return Err(error.into()),
+                };
+            Answer::json(StatusCode::CREATED, &created(&record.session, version))
         },
     )
     .await
 }
 
 /// The answer of session creation.
-fn created(session: &StoredSession) -> wire::SessionCreated {
+fn created(session: &StoredSession, workflow_version: Option<i64>) -> wire::SessionCreated {
     let session = session.clone();
     wire::SessionCreated {
+        workflow_version,
         session_id: session.id.as_uuid(),
         session_number: session.session_number,
         session_token: session.session_token,

@@ -95,6 +95,7 @@ impl TestStore {
             session_expiration_time: 604_800,
             settings: Default::default(),
             created_at: now(),
+            version: 1,
         };
         self.store.create_workflow(&workflow).await.unwrap();
         workflow
