@@ -33,18 +33,24 @@ fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Stateme
     Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// A transaction that takes SQLite's write lock at `BEGIN`, as handoff's writes do.
+async fn begin_immediate(
+    db: &sea_orm::DatabaseConnection,
+) -> Result<sea_orm::DatabaseTransaction, sea_orm::DbErr> {
+    db.begin_with_options(TransactionOptions {
+        isolation_level: None,
+        access_mode: None,
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+    })
+    .await
+}
+
 pub async fn clone_by_hand(
     store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId,
 ) -> Result<(), sea_orm::DbErr> {
     let db = store.connection();
     let backend = db.get_database_backend();
-    let txn = db
-        .begin_with_options(TransactionOptions {
-            isolation_level: None,
-            access_mode: None,
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        })
-        .await?;
+    let txn = begin_immediate(db).await?;
     let clone = uuid::Uuid::new_v4();
     let now = chrono::Utc::now();
     txn.execute_raw(statement(
@@ -123,13 +129,7 @@ pub async fn clone_in_one_command(
     store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId,
 ) -> Result<(), sea_orm::DbErr> {
     let db = store.connection();
-    let txn = db
-        .begin_with_options(TransactionOptions {
-            isolation_level: None,
-            access_mode: None,
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        })
-        .await?;
+    let txn = begin_immediate(db).await?;
     let clone = uuid::Uuid::new_v4();
     let now = chrono::Utc::now();
     let (receiver, source_id) = (receiver.as_uuid(), source.session_id.as_uuid());

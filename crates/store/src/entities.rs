@@ -190,37 +190,30 @@ impl EntityRepository for Store {
             if changed_status.is_some() || !changes.is_empty() {
                 run(&txn, &update_row).await?;
             }
-            let vendor_data: String = get(&row, "vendor_data")?;
+            // Each event names the entity and who changed it, beside what changed.
+            let mut events = Vec::new();
             if !changes.is_empty() {
-                let facts = serde_json::json!({
-                    "vendor_data": vendor_data,
-                    "uuid": id.to_string(),
-                    "changed_fields": changes.keys().collect::<Vec<_>>(),
-                    "changes": changes,
-                    "actor": update.actor,
-                });
-                crate::outbox::insert_application_event(
-                    &txn,
-                    application_id,
-                    WebhookType::entity_data(entity_kind),
-                    &facts,
-                    update.at,
-                )
-                .await?;
+                let fields: Vec<&String> = changes.keys().collect();
+                let facts = serde_json::json!({"changed_fields": fields, "changes": changes});
+                events.push((WebhookType::entity_data(entity_kind), facts));
             }
             if let Some(change) = changed_status {
                 let facts = serde_json::json!({
-                    "vendor_data": vendor_data,
-                    "uuid": id.to_string(),
                     "status": change.status.as_str(),
                     "previous_status": previous,
                     "reason": change.reason,
-                    "actor": update.actor,
                 });
+                events.push((WebhookType::entity_status(entity_kind), facts));
+            }
+            let vendor_data: String = get(&row, "vendor_data")?;
+            for (webhook_type, mut facts) in events {
+                facts["vendor_data"] = vendor_data.clone().into();
+                facts["uuid"] = id.to_string().into();
+                facts["actor"] = update.actor.clone().into();
                 crate::outbox::insert_application_event(
                     &txn,
                     application_id,
-                    WebhookType::entity_status(entity_kind),
+                    webhook_type,
                     &facts,
                     update.at,
                 )
