@@ -35,6 +35,7 @@ mod m20261130_000011_rate_limit_counters;
 mod m20261205_000012_console_sessions;
 mod m20261205_000013_webhook_subscriptions;
 mod m20261206_000014_workflow_versions;
+mod m20261206_000015_scoped_api_keys;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -60,6 +61,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000012_console_sessions::Migration),
             Box::new(m20261205_000013_webhook_subscriptions::Migration),
             Box::new(m20261206_000014_workflow_versions::Migration),
+            Box::new(m20261206_000015_scoped_api_keys::Migration),
         ]
     }
 }
@@ -109,6 +111,7 @@ mod tests {
                 "m20261205_000012_console_sessions",
                 "m20261205_000013_webhook_subscriptions",
                 "m20261206_000014_workflow_versions",
+                "m20261206_000015_scoped_api_keys",
             ]
         );
     }

@@ -267,8 +267,32 @@ pub enum ApplicationsCommand {
 /// `api-keys ...`.
 #[derive(Debug, Subcommand)]
 pub enum ApiKeysCommand {
-    /// Add an API key to an application (shown only here).
+    /// Add an API key to an application (shown only here): with every right, or named and
+    /// scoped.
     Create {
+        /// The application id.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// A name for people (1 to 100 characters).
+        #[arg(long)]
+        name: Option<String>,
+        /// A right, `<resource>:read` or `<resource>:write` (resources: sessions, reviews,
+        /// shares, workflows, users, businesses, webhooks); repeat for more. None: every right.
+        #[arg(long = "scope", value_parser = parse_scope)]
+        scopes: Vec<handoff_domain::Scope>,
+        /// A workflow whose sessions the key sees (the others do not exist for it); repeat
+        /// for more. None: every workflow.
+        #[arg(long = "workflow")]
+        workflows: Vec<uuid::Uuid>,
+        /// A client address or CIDR block the key is accepted from; repeat for more. None: any.
+        #[arg(long = "ip", value_parser = parse_address_block)]
+        addresses: Vec<handoff_domain::grant::IpNet>,
+        /// When the key stops authenticating (RFC 3339).
+        #[arg(long)]
+        expires: Option<chrono::DateTime<chrono::FixedOffset>>,
+    },
+    /// List an application's keys, revoked ones too (never a secret).
+    List {
         /// The application id.
         #[arg(long)]
         application: uuid::Uuid,
@@ -282,6 +306,15 @@ pub enum ApiKeysCommand {
         #[arg(long)]
         prefix: String,
     },
+}
+
+fn parse_scope(text: &str) -> Result<handoff_domain::Scope, String> {
+    text.parse().map_err(|e: handoff_domain::grant::UnknownScope| e.to_string())
+}
+
+fn parse_address_block(text: &str) -> Result<handoff_domain::grant::IpNet, String> {
+    handoff_domain::grant::parse_address_block(text)
+        .ok_or_else(|| format!("not an address or CIDR block: {text:?}"))
 }
 
 impl Cli {

@@ -95,10 +95,7 @@ pub async fn application(
     services: &Services, name: &str,
 ) -> Result<(Caller, String), CommandError> {
     let (application, key) = services.applications.create_application(name).await?;
-    Ok((
-        Caller { application_id: application.id, key_prefix: key.prefix().to_owned() },
-        key.reveal().to_owned(),
-    ))
+    Ok((Caller::primary(application.id, key.prefix()), key.reveal().to_owned()))
 }
 
 async fn finished(

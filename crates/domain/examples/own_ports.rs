@@ -87,7 +87,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let services = Services::new(ports, "https://verify.acme.test");
 
     let caller = |(application, key): (handoff_domain::Application, handoff_domain::ApiKey)| {
-        Caller { application_id: application.id, key_prefix: key.prefix().to_owned() }
+        Caller::primary(application.id, key.prefix())
     };
     let bank = caller(services.applications.create_application("Bank").await?);
     let broker = caller(services.applications.create_application("Broker").await?);

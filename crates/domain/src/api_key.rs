@@ -10,6 +10,9 @@ use std::fmt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use chrono::{DateTime, Utc};
+
+use crate::grant::Grant;
 use crate::ids::ApplicationId;
 
 const PREFIX_BYTES: usize = 6;
@@ -23,8 +26,9 @@ pub struct ApiKey(String);
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKeyHash(pub [u8; 32]);
 
-/// A key to store: the application, the public prefix and the hash. The clear key is returned
-/// beside it once, by [`ApiKey::generate`].
+/// A key to store: the application, the public prefix, the hash, and the key's name and grant
+/// (none and every right for a primary key). The clear key is returned beside it once, by
+/// [`ApiKey::generate`].
 #[derive(Clone, Debug)]
 pub struct NewApiKey {
     /// The application the key authenticates as.
@@ -33,6 +37,36 @@ pub struct NewApiKey {
     pub prefix: String,
     /// The hash of the whole key.
     pub hash: ApiKeyHash,
+    /// A name for people; `None` for a primary key.
+    pub name: Option<String>,
+    /// What the key may do.
+    pub grant: Grant,
+}
+
+/// An unrevoked key as stored, found by its prefix to authenticate a request.
+#[derive(Clone, Debug)]
+pub struct StoredApiKey {
+    /// The application the key authenticates as.
+    pub application_id: ApplicationId,
+    /// The hash of the whole key.
+    pub hash: ApiKeyHash,
+    /// What the key may do.
+    pub grant: Grant,
+}
+
+/// A key as an operator lists it: never its secret or hash.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKeyInfo {
+    /// The public prefix (12 hex digits).
+    pub prefix: String,
+    /// A name for people; `None` for a primary key.
+    pub name: Option<String>,
+    /// What the key may do.
+    pub grant: Grant,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKey {
@@ -45,7 +79,13 @@ impl ApiKey {
         getrandom::fill(&mut bytes)?;
         let prefix = hex(&bytes[..PREFIX_BYTES]);
         let key = ApiKey(format!("hk_{prefix}_{}", hex(&bytes[PREFIX_BYTES..])));
-        let stored = NewApiKey { application_id, prefix, hash: key.hash() };
+        let stored = NewApiKey {
+            application_id,
+            prefix,
+            hash: key.hash(),
+            name: None,
+            grant: Grant::every_right(),
+        };
         Ok((key, stored))
     }
 

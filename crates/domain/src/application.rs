@@ -1,7 +1,10 @@
 //! Applications: the tenants of handoff.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
+use crate::grant::Grant;
 use crate::ids::ApplicationId;
 
 /// An application: owns API keys, workflows, sessions and entities.
@@ -15,11 +18,24 @@ pub struct Application {
     pub created_at: DateTime<Utc>,
 }
 
-/// The application a request was authenticated as, and the key that did it.
+/// The application a request was authenticated as, the key that did it and what the key may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
     /// The application every read and write of the request is scoped to.
     pub application_id: ApplicationId,
     /// The public prefix of the API key used; recorded as the actor of reviews.
     pub key_prefix: String,
+    /// What the key may do.
+    pub grant: Arc<Grant>,
+}
+
+impl Caller {
+    /// A caller with every right: a primary key's, or the operator's.
+    pub fn primary(application_id: ApplicationId, key_prefix: impl Into<String>) -> Self {
+        Self {
+            application_id,
+            key_prefix: key_prefix.into(),
+            grant: Arc::new(Grant::every_right()),
+        }
+    }
 }

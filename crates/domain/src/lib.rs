@@ -26,7 +26,7 @@
 //! let world = World::new();
 //! let services = Services::new(world.ports.clone(), "https://verify.example.test");
 //! let caller = |(application, key): (handoff_domain::Application, handoff_domain::ApiKey)| {
-//!     Caller { application_id: application.id, key_prefix: key.prefix().to_owned() }
+//!     Caller::primary(application.id, key.prefix())
 //! };
 //! let holder = caller(services.applications.create_application("Holder").await?);
 //! let receiver = caller(services.applications.create_application("Receiver").await?);
@@ -78,6 +78,7 @@ pub mod entity;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;
+pub mod grant;
 pub mod idempotency;
 pub mod ids;
 pub mod json;
@@ -93,11 +94,12 @@ pub mod vendor_data;
 pub mod webhook;
 pub mod workflow;
 
-pub use api_key::{ApiKey, ApiKeyHash, NewApiKey};
+pub use api_key::{ApiKey, ApiKeyHash, ApiKeyInfo, NewApiKey, StoredApiKey};
 pub use application::{Application, Caller};
 pub use block::{FeatureBlock, FeatureItem, ItemError};
 pub use entity::{Entity, EntityStatus};
 pub use error::{RepoError, ValidationErrors};
+pub use grant::{Access, Grant, Resource, Scope};
 pub use ids::{ApplicationId, DeliveryId, DestinationId, EntityId, EventId, SessionId, WorkflowId};
 pub use kind::SessionKind;
 pub use session::{

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::api_key::{ApiKeyHash, NewApiKey};
+use crate::api_key::{NewApiKey, StoredApiKey};
 use crate::application::Application;
 use crate::console::{ConsoleSession, ConsoleSessionHash};
 use crate::delivery::{AttemptOutcome, Claim, DueDelivery};
@@ -55,11 +55,14 @@ pub trait ApplicationRepository: Send + Sync {
         &self, application_id: ApplicationId, prefix: &str, at: DateTime<Utc>,
     ) -> Result<bool, RepoError>;
 
-    /// The unrevoked key with this prefix, as `(application, hash)`. MUST return `Ok(None)` for
-    /// an unknown or revoked prefix.
-    async fn find_api_key(
-        &self, prefix: &str,
-    ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError>;
+    /// The unrevoked key with this prefix (expired or not). MUST return `Ok(None)` for an
+    /// unknown or revoked prefix.
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<StoredApiKey>, RepoError>;
+
+    /// The application's keys, revoked ones too, oldest first.
+    async fn list_api_keys(
+        &self, application_id: ApplicationId,
+    ) -> Result<Vec<crate::api_key::ApiKeyInfo>, RepoError>;
 
     /// Stores a new console session under its id's hash, and forgets those that ended before
     /// `now` or were idle since `idle_since`.

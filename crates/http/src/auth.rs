@@ -76,6 +76,21 @@ pub async fn authenticate(
             if let Some(decision) = decision.filter(|d| !d.allowed) {
                 return Ok(refused(req, &decision, spent_budget).map_into_right_body());
             }
+            if let Some(state) = req.app_data::<web::Data<AppState>>()
+                && let Err(error) = crate::authorize::authorize(
+                    &caller,
+                    req.peer_addr().map(|a| a.ip()),
+                    crate::authorize::Reach::of_api(req.method(), req.path()),
+                    &state.services.sessions,
+                )
+                .await
+            {
+                let mut response = ApiError::from(error).error_response();
+                if let Some(decision) = &decision {
+                    rate_limit_headers(response.headers_mut(), decision, false);
+                }
+                return Ok(req.into_response(response).map_into_right_body());
+            }
             req.extensions_mut().insert(caller);
             let mut response = next.call(req).await?;
             if let Some(decision) = decision {

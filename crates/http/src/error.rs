@@ -79,6 +79,16 @@ impl ApiError {
         )
     }
 
+    /// 403 `missing_scope`: the API key lacks `scope`, which the body names.
+    pub fn scope_missing(scope: handoff_domain::Scope) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "missing_scope",
+            format!("This API key lacks the scope {scope}, which this request needs."),
+        )
+        .with("scope", Value::String(scope.to_string()))
+    }
+
     /// 404 `not_found` for a path that names nothing.
     pub fn route_not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
@@ -217,6 +227,18 @@ impl From<Error> for ApiError {
                     _ => refused,
                 }
             }
+            Error::ScopeMissing(scope) => ApiError::scope_missing(scope),
+            Error::AddressNotAllowed => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "address_not_allowed",
+                "This API key is not accepted from this address.",
+            ),
+            Error::LimitedToWorkflows => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "key_limited_to_workflows",
+                "This API key sees only some workflows' sessions, and this request reaches beyond \
+                 them.",
+            ),
             Error::Invalid(errors) => ApiError::invalid(errors),
             Error::Repo(repo) => {
                 // The cause goes to the log, never to the client.

@@ -5,6 +5,7 @@
 //! unknown routes, wrong methods, bad bodies, bad paths and bad queries included.
 
 pub mod auth;
+mod authorize;
 pub mod body;
 pub mod console;
 mod constraints;

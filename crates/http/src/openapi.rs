@@ -52,7 +52,12 @@ const ERRORS: [(&str, &str); 10] = [
         "401",
         "API key wrong, malformed, revoked or expired; or share token invalid, expired or revoked.",
     ),
-    ("403", "No API key sent, token for another application, or already imported."),
+    (
+        "403",
+        "No API key sent; the key lacks the route's scope (`missing_scope`, `scope` names it), is \
+         not accepted from this address or is limited to workflows; token for another \
+         application, or already imported.",
+    ),
     ("404", "Not found: ids of other applications do not exist."),
     ("405", "Method not allowed on this path."),
     ("413", "Body over the endpoint's limit."),

@@ -112,8 +112,9 @@ pub enum EntityStatus {
     Blocked,
 }
 
-/// Every error: a sentence, a machine code, field errors on 400 `invalid_request`, and the
-/// existing clone's id on 403 `already_imported`.
+/// Every error: a sentence, a machine code, field errors on 400 `invalid_request`, the
+/// existing clone's id on 403 `already_imported`, and the scope the key lacks on 403
+/// `missing_scope`.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     pub detail: String,
@@ -122,6 +123,10 @@ pub struct ErrorBody {
     pub errors: Option<BTreeMap<String, Vec<String>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<Uuid>,
+    /// `<resource>:read` or `<resource>:write`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "sessions:write")]
+    pub scope: Option<String>,
 }
 
 /// `GET /health/`.

@@ -3,9 +3,14 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use handoff_domain::console::{ConsoleSession, ConsoleSessionHash};
+use handoff_domain::grant::parse_address_block;
 use handoff_domain::ports::ApplicationRepository;
-use handoff_domain::{ApiKeyHash, Application, ApplicationId, NewApiKey, RepoError};
-use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Order, Query};
+use handoff_domain::{
+    ApiKeyHash, ApiKeyInfo, Application, ApplicationId, Grant, NewApiKey, RepoError, StoredApiKey,
+    WorkflowId,
+};
+use sea_orm::QueryResult;
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Order, Query, SelectStatement};
 use uuid::Uuid;
 
 use crate::Store;
@@ -23,8 +28,59 @@ fn insert_key(key: &NewApiKey, at: DateTime<Utc>) -> Result<InsertStatement, Rep
             (ApiKeys::Prefix, key.prefix.clone().into()),
             (ApiKeys::KeyHash, key.hash.0.to_vec().into()),
             (ApiKeys::CreatedAt, at.into()),
+            (ApiKeys::Name, key.name.clone().into()),
+            (ApiKeys::Scopes, key.grant.scopes.as_deref().map(joined).into()),
+            (ApiKeys::WorkflowIds, key.grant.workflows.as_deref().map(joined).into()),
+            (
+                ApiKeys::Addresses,
+                Some(joined(&key.grant.addresses)).filter(|a| !a.is_empty()).into(),
+            ),
+            (ApiKeys::ExpiresAt, key.grant.expires_at.into()),
         ],
     )
+}
+
+/// A list column: the items' texts, space-separated.
+fn joined<T: ToString>(items: &[T]) -> String {
+    items.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// The grant columns of a key, with `columns` before them.
+fn select_key(columns: impl IntoIterator<Item = ApiKeys>) -> SelectStatement {
+    Query::select()
+        .columns(columns)
+        .columns([ApiKeys::Scopes, ApiKeys::WorkflowIds, ApiKeys::Addresses, ApiKeys::ExpiresAt])
+        .from(ApiKeys::Table)
+        .to_owned()
+}
+
+/// The grant of a key's row ([`select_key`]).
+fn grant(row: &QueryResult) -> Result<Grant, RepoError> {
+    fn list<T>(
+        row: &QueryResult, column: &str, parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<Vec<T>>, RepoError> {
+        get::<Option<String>>(row, column)?
+            .map(|text| {
+                text.split_whitespace()
+                    .map(|item| {
+                        parse(item).ok_or_else(|| {
+                            RepoError::Internal(
+                                format!("a stored key's {column} is unreadable").into(),
+                            )
+                        })
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+    Ok(Grant {
+        scopes: list(row, "scopes", |s| s.parse().ok())?,
+        workflows: list(row, "workflow_ids", |w| {
+            w.parse::<uuid::Uuid>().ok().map(WorkflowId::from_uuid)
+        })?,
+        addresses: list(row, "addresses", parse_address_block)?.unwrap_or_default(),
+        expires_at: get(row, "expires_at")?,
+    })
 }
 
 #[async_trait]
@@ -98,12 +154,8 @@ impl ApplicationRepository for Store {
         Ok(changed == 1)
     }
 
-    async fn find_api_key(
-        &self, prefix: &str,
-    ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError> {
-        let select = Query::select()
-            .columns([ApiKeys::ApplicationId, ApiKeys::KeyHash])
-            .from(ApiKeys::Table)
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<StoredApiKey>, RepoError> {
+        let select = select_key([ApiKeys::ApplicationId, ApiKeys::KeyHash])
             .and_where(Expr::col(ApiKeys::Prefix).eq(prefix))
             .and_where(Expr::col(ApiKeys::RevokedAt).is_null())
             .to_owned();
@@ -114,7 +166,35 @@ impl ApplicationRepository for Store {
         let hash: [u8; 32] = hash
             .try_into()
             .map_err(|_| RepoError::Internal("stored key hash has the wrong length".into()))?;
-        Ok(Some((ApplicationId::from_uuid(get(&row, "application_id")?), ApiKeyHash(hash))))
+        Ok(Some(StoredApiKey {
+            application_id: ApplicationId::from_uuid(get(&row, "application_id")?),
+            hash: ApiKeyHash(hash),
+            grant: grant(&row)?,
+        }))
+    }
+
+    async fn list_api_keys(
+        &self, application_id: ApplicationId,
+    ) -> Result<Vec<ApiKeyInfo>, RepoError> {
+        let select =
+            select_key([ApiKeys::Prefix, ApiKeys::Name, ApiKeys::CreatedAt, ApiKeys::RevokedAt])
+                .and_where(Expr::col(ApiKeys::ApplicationId).eq(application_id.as_uuid()))
+                .order_by(ApiKeys::CreatedAt, Order::Asc)
+                .order_by(ApiKeys::Prefix, Order::Asc)
+                .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(ApiKeyInfo {
+                    prefix: get(row, "prefix")?,
+                    name: get(row, "name")?,
+                    grant: grant(row)?,
+                    created_at: get(row, "created_at")?,
+                    revoked_at: get(row, "revoked_at")?,
+                })
+            })
+            .collect()
     }
 
     async fn open_console_session(

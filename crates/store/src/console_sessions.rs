@@ -65,10 +65,11 @@ pub(crate) async fn touch(
         return Ok(None);
     };
     Ok(Some(ConsoleSession {
-        caller: Caller {
-            application_id: ApplicationId::from_uuid(get(&row, "application_id")?),
-            key_prefix: get(&row, "key_prefix")?,
-        },
+        // The key's grant is read with the key, at each request (`ApplicationService`).
+        caller: Caller::primary(
+            ApplicationId::from_uuid(get(&row, "application_id")?),
+            get::<String>(&row, "key_prefix")?,
+        ),
         csrf: get(&row, "csrf")?,
         expires_at: get(&row, "expires_at")?,
     }))

@@ -30,7 +30,10 @@ table! {
 
 table! {
     /// API keys: a public prefix and the SHA-256 of the whole key.
-    ApiKeys { Id, ApplicationId, Prefix, KeyHash, CreatedAt, RevokedAt }
+    ApiKeys {
+        Id, ApplicationId, Prefix, KeyHash, CreatedAt, RevokedAt, Name, Scopes, WorkflowIds,
+        Addresses, ExpiresAt
+    }
 }
 
 table! {

@@ -7,7 +7,10 @@ mod webhooks;
 
 use std::sync::Arc;
 
-use handoff_domain::{ApplicationId, Caller, LedgerEntry, SessionId, TokenState};
+use handoff_domain::services::NewKey;
+use handoff_domain::{
+    ApiKeyInfo, ApplicationId, Caller, Grant, LedgerEntry, SessionId, TokenState, WorkflowId,
+};
 use handoff_token::{JwtShareTokens, Keyring};
 use serde_json::json;
 
@@ -46,10 +49,7 @@ fn no_tokens() -> Arc<JwtShareTokens> {
 
 /// The operator acting for `application`.
 fn operator(application: &uuid::Uuid) -> Caller {
-    Caller {
-        application_id: ApplicationId::from_uuid(*application),
-        key_prefix: "operator".to_owned(),
-    }
+    Caller::primary(ApplicationId::from_uuid(*application), "operator")
 }
 
 async fn applications(cli: &Cli, command: &ApplicationsCommand) -> Result<(), CommandError> {
@@ -77,13 +77,27 @@ async fn applications(cli: &Cli, command: &ApplicationsCommand) -> Result<(), Co
 async fn api_keys(cli: &Cli, command: &ApiKeysCommand) -> Result<(), CommandError> {
     let applications = services(&store(cli).await?, "", no_tokens()).applications;
     match command {
-        ApiKeysCommand::Create { application } => {
+        ApiKeysCommand::Create { application, name, scopes, workflows, addresses, expires } => {
             let id = ApplicationId::from_uuid(*application);
-            let key = applications.create_api_key(id).await?;
+            let grant = Grant {
+                scopes: (!scopes.is_empty()).then(|| scopes.clone()),
+                workflows: (!workflows.is_empty())
+                    .then(|| workflows.iter().copied().map(WorkflowId::from_uuid).collect()),
+                addresses: addresses.clone(),
+                expires_at: expires.map(|at| at.with_timezone(&chrono::Utc)),
+            };
+            let new = NewKey { name: name.clone(), grant };
+            let key = applications.create_named_key(id, new).await?;
             println!(
                 "{}",
-                json!({"application_id": id.to_string(), "prefix": &key.reveal()[3..15], "api_key": key.reveal()})
+                json!({"application_id": id.to_string(), "prefix": key.prefix(), "api_key": key.reveal()})
             );
+        }
+        ApiKeysCommand::List { application } => {
+            let id = ApplicationId::from_uuid(*application);
+            for key in applications.list_api_keys(id).await? {
+                println!("{}", key_line(&key));
+            }
         }
         ApiKeysCommand::Revoke { application, prefix } => {
             let id = ApplicationId::from_uuid(*application);
@@ -95,6 +109,23 @@ async fn api_keys(cli: &Cli, command: &ApiKeysCommand) -> Result<(), CommandErro
         }
     }
     Ok(())
+}
+
+/// A key as `api-keys list` prints it: `null` lists are no limit.
+fn key_line(key: &ApiKeyInfo) -> serde_json::Value {
+    fn texts<T: ToString>(items: &[T]) -> Vec<String> {
+        items.iter().map(ToString::to_string).collect()
+    }
+    json!({
+        "prefix": key.prefix,
+        "name": key.name,
+        "scopes": key.grant.scopes.as_deref().map(texts),
+        "workflows": key.grant.workflows.as_deref().map(texts),
+        "ips": texts(&key.grant.addresses),
+        "expires_at": key.grant.expires_at.map(|at| at.to_rfc3339()),
+        "created_at": key.created_at.to_rfc3339(),
+        "revoked_at": key.revoked_at.map(|at| at.to_rfc3339()),
+    })
 }
 
 async fn shares(cli: &Cli, command: &SharesCommand) -> Result<(), CommandError> {

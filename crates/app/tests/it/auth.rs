@@ -1,5 +1,6 @@
-//! The authorization matrix: every endpoint refuses a missing, malformed, unknown or revoked key
-//! with 403, and answers another application's ids with 404, as if they did not exist.
+//! The authorization matrix: every endpoint refuses a missing key with 403 and a malformed,
+//! unknown or revoked one with 401, and answers another application's ids with 404, as if they
+//! did not exist. Scoped keys: `scoped_keys`.
 
 use handoff::services;
 use handoff_domain::ApplicationId;

@@ -79,6 +79,83 @@ async fn operators_manage_applications_and_keys(app: TestApp) {
     assert!(!ok);
 }
 
+on_both_backends!(operators_make_named_scoped_keys,);
+
+/// `api-keys create` with a name, scopes, workflows, addresses and an expiry makes a key that
+/// holds just those; `api-keys list` shows every key of the application, never a secret; a bad
+/// scope, address, expiry, workflow or name is refused and makes nothing.
+async fn operators_make_named_scoped_keys(app: TestApp) {
+    let owner = app.tenant("Owner").await;
+    let workflow = app.workflow(&owner, "user").await;
+    let url = app.db.url().to_owned();
+    let create = |extra: &[&str]| {
+        let mut args = vec!["api-keys", "create", "--application", owner.id.as_str()];
+        args.extend_from_slice(extra);
+        handoff(&url, &args)
+    };
+    let (ok, lines, stderr) = create(&[
+        "--name",
+        "Partner portal",
+        "--scope",
+        "sessions:read",
+        "--scope",
+        "reviews:write",
+        "--workflow",
+        &workflow,
+        "--ip",
+        "127.0.0.1",
+        "--ip",
+        "10.0.0.0/8",
+        "--expires",
+        "2099-01-01T00:00:00+02:00",
+    ]);
+    assert!(ok, "{stderr}");
+    let key = crate::support::Tenant {
+        id: owner.id.clone(),
+        key: lines[0]["api_key"].as_str().unwrap().to_owned(),
+    };
+    let prefix = lines[0]["prefix"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/v3/sessions/", &key).await.status.as_u16(), 200);
+    assert_error(&app.get("/v3/workflows/", &key).await, 403, "missing_scope");
+
+    let (ok, lines, _) = handoff(&url, &["api-keys", "list", "--application", &owner.id]);
+    assert!(ok);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines[0]["name"].is_null() && lines[0]["scopes"].is_null(), "the primary key");
+    let mut named = lines[1].clone();
+    assert!(named["created_at"].as_str().is_some());
+    named.as_object_mut().unwrap().remove("created_at");
+    assert_eq!(
+        named,
+        serde_json::json!({
+            "prefix": prefix,
+            "name": "Partner portal",
+            "scopes": ["sessions:read", "reviews:write"],
+            "workflows": [workflow],
+            "ips": ["127.0.0.1/32", "10.0.0.0/8"],
+            "expires_at": "2098-12-31T22:00:00+00:00",
+            "revoked_at": null,
+        })
+    );
+    assert!(!lines.iter().any(|l| l.to_string().contains(&key.key)), "no secret listed");
+
+    let unknown_workflow = uuid::Uuid::new_v4().to_string();
+    for (args, said) in [
+        (vec!["--scope", "sessions:admin"], "not a scope"),
+        (vec!["--ip", "10.0.0.0/40"], "not an address or CIDR block"),
+        (vec!["--expires", "tomorrow"], "--expires"),
+        (vec!["--expires", "2000-01-01T00:00:00Z"], "expires"),
+        (vec!["--workflow", unknown_workflow.as_str()], "workflow not found"),
+        (vec!["--name", " "], "name"),
+    ] {
+        let (ok, _, stderr) = create(&args);
+        assert!(!ok, "{args:?}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
+    let (_, lines, _) = handoff(&url, &["api-keys", "list", "--application", &owner.id]);
+    assert_eq!(lines.len(), 2, "nothing more was made");
+}
+
 /// Every command names its database on stderr, and one that cannot open it says why in one
 /// line within a couple of seconds, with a non-zero exit and none of the driver's detail.
 #[test]
@@ -327,10 +404,7 @@ async fn the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed(a
     let source = app.tenant("Source").await;
     let receiver = app.tenant("Receiver").await;
     let session = app.finished_session(&source, "user", "u").await;
-    let caller = handoff_domain::Caller {
-        application_id: source.id.parse().unwrap(),
-        key_prefix: "test".into(),
-    };
+    let caller = handoff_domain::Caller::primary(source.id.parse().unwrap(), "test");
     let error = services
         .share
         .share(

@@ -301,7 +301,57 @@ async fn a_reviewer_asks_to_redo_steps(backend: Backend) {
     assert!(decision.body["id_verifications"].is_array(), "the others stay");
 }
 
+/// The console signs in only with a key that holds `reviews:write`; a workflow-limited key's
+/// queue and pages hold its workflows' sessions only, and sharing needs `shares:write`.
+async fn the_console_honours_a_keys_scopes_and_workflows(backend: Backend) {
+    use handoff_domain::{Grant, WorkflowId};
+    let app = TestApp::spawn(backend).await;
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
+    let receiver = &shared.receiver;
+    let reader = crate::scoped_keys::named_key(
+        &app,
+        receiver,
+        Grant { scopes: Some(vec!["sessions:read".parse().unwrap()]), ..Grant::default() },
+    )
+    .await;
+    let mut browser = Browser::new(&app);
+    let (status, set, page) = browser.sign_in(&reader.key).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("lacks the scope reviews:write"), "{page}");
+    assert!(!set.iter().any(|c| c.starts_with("handoff_console=")), "no session");
+
+    let other_workflow = app.workflow(receiver, "user").await;
+    let elsewhere = app.session(receiver, &other_workflow, Some("user-elsewhere")).await;
+    let reviewer = crate::scoped_keys::named_key(
+        &app,
+        receiver,
+        Grant {
+            scopes: Some(vec!["reviews:write".parse().unwrap()]),
+            workflows: Some(vec![WorkflowId::from_uuid(shared.workflow.parse().unwrap())]),
+            ..Grant::default()
+        },
+    )
+    .await;
+    let (status, _, _) = browser.sign_in(&reviewer.key).await;
+    assert_eq!(status, 303);
+    let (status, _, queue) = browser.get("/console/?status=all").await;
+    assert_eq!(status, 200);
+    assert!(queue.contains(&format!("/console/sessions/{clone}/")), "{queue}");
+    assert!(!queue.contains(&elsewhere), "another workflow's session: {queue}");
+    let (status, _, _) = browser.get(&format!("/console/sessions/{elsewhere}/")).await;
+    assert_eq!(status, 404);
+    let (status, _, view) = browser.get(&format!("/console/sessions/{clone}/")).await;
+    assert_eq!(status, 200);
+    let csrf = csrf_of(&view);
+    let share = format!("/console/sessions/{clone}/share/");
+    let form = [("csrf", csrf.as_str()), ("for_application_id", shared.source.id.as_str())];
+    let (status, _, page) = browser.post(&share, &form).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("scopes do not allow"), "{page}");
+}
+
 per_backend!(
+    the_console_honours_a_keys_scopes_and_workflows,
     a_reviewer_asks_to_redo_steps,
     the_queue_puts_imports_first_and_filters_by_origin,
     a_sharer_revokes_and_shares_from_the_console,

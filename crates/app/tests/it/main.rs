@@ -24,6 +24,7 @@ mod processes;
 mod provenance;
 mod report;
 mod reviews;
+mod scoped_keys;
 mod sessions;
 mod sharing;
 mod timeouts;

@@ -9,7 +9,7 @@ impl ApplicationRepository for InMemory {
     ) -> Result<(), RepoError> {
         let mut state = self.state();
         state.applications.push(application.clone());
-        state.api_keys.push((key.clone(), false));
+        state.api_keys.push((key.clone(), application.created_at, None));
         Ok(())
     }
 
@@ -21,39 +21,59 @@ impl ApplicationRepository for InMemory {
         Ok(self.state().applications.iter().any(|a| a.id == id))
     }
 
-    async fn add_api_key(&self, key: &NewApiKey, _: DateTime<Utc>) -> Result<bool, RepoError> {
+    async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError> {
         let mut state = self.state();
         if !state.applications.iter().any(|a| a.id == key.application_id) {
             return Ok(false);
         }
-        state.api_keys.push((key.clone(), false));
+        state.api_keys.push((key.clone(), at, None));
         Ok(true)
     }
 
     async fn revoke_api_key(
-        &self, application_id: ApplicationId, prefix: &str, _: DateTime<Utc>,
+        &self, application_id: ApplicationId, prefix: &str, at: DateTime<Utc>,
     ) -> Result<bool, RepoError> {
         let mut state = self.state();
-        match state.api_keys.iter_mut().find(|(k, revoked)| {
-            k.application_id == application_id && k.prefix == prefix && !revoked
+        match state.api_keys.iter_mut().find(|(k, _, revoked)| {
+            k.application_id == application_id && k.prefix == prefix && revoked.is_none()
         }) {
-            Some((_, revoked)) => {
-                *revoked = true;
+            Some((_, _, revoked)) => {
+                *revoked = Some(at);
                 Ok(true)
             }
             None => Ok(false),
         }
     }
 
-    async fn find_api_key(
-        &self, prefix: &str,
-    ) -> Result<Option<(ApplicationId, ApiKeyHash)>, RepoError> {
+    async fn find_api_key(&self, prefix: &str) -> Result<Option<StoredApiKey>, RepoError> {
         Ok(self
             .state()
             .api_keys
             .iter()
-            .find(|(k, revoked)| k.prefix == prefix && !revoked)
-            .map(|(k, _)| (k.application_id, k.hash.clone())))
+            .find(|(k, _, revoked)| k.prefix == prefix && revoked.is_none())
+            .map(|(k, _, _)| StoredApiKey {
+                application_id: k.application_id,
+                hash: k.hash.clone(),
+                grant: k.grant.clone(),
+            }))
+    }
+
+    async fn list_api_keys(
+        &self, application_id: ApplicationId,
+    ) -> Result<Vec<ApiKeyInfo>, RepoError> {
+        Ok(self
+            .state()
+            .api_keys
+            .iter()
+            .filter(|(k, _, _)| k.application_id == application_id)
+            .map(|(k, created_at, revoked_at)| ApiKeyInfo {
+                prefix: k.prefix.clone(),
+                name: k.name.clone(),
+                grant: k.grant.clone(),
+                created_at: *created_at,
+                revoked_at: *revoked_at,
+            })
+            .collect())
     }
 
     async fn open_console_session(

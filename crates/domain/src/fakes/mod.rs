@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::api_key::{ApiKeyHash, NewApiKey};
+use crate::api_key::{ApiKeyInfo, NewApiKey, StoredApiKey};
 use crate::application::Application;
 use crate::console::{ConsoleSession, ConsoleSessionHash};
 use crate::entity::{Entity, EntityStatus};
@@ -50,7 +50,8 @@ pub struct State {
     /// Applications.
     pub applications: Vec<Application>,
     /// Keys, with their revocation flag.
-    pub api_keys: Vec<(NewApiKey, bool)>,
+    /// Each key with when it was made and revoked.
+    pub api_keys: Vec<(NewApiKey, DateTime<Utc>, Option<DateTime<Utc>>)>,
     /// Console sessions by id hash, with when each was last used.
     pub console_sessions: Vec<(ConsoleSessionHash, ConsoleSession, DateTime<Utc>)>,
     /// Workflows, with their deletion flag.

@@ -1,13 +1,40 @@
 //! Applications and API keys: operator commands and request authentication.
 
+use std::sync::Arc;
+
 use super::{Error, Ports};
-use crate::api_key::ApiKey;
+use crate::api_key::{ApiKey, ApiKeyInfo};
 use crate::application::{Application, Caller};
 use crate::console::{
     CONSOLE_SESSION_IDLE, CONSOLE_SESSION_LIFETIME, ConsoleSession, ConsoleSessionHash,
 };
 use crate::error::{RepoError, ValidationErrors};
+use crate::grant::{Access, Grant, Resource, Scope};
 use crate::ids::ApplicationId;
+
+/// The scope a key needs to sign in to the review console.
+pub const CONSOLE_SCOPE: Scope = Scope { resource: Resource::Reviews, access: Access::Write };
+
+/// A key an operator adds: its name and what it may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewKey {
+    /// A name for people.
+    pub name: Option<String>,
+    /// What the key may do.
+    pub grant: Grant,
+}
+
+/// Checks a name for people: 1 to `max` characters, without control characters; trimmed.
+fn name(field: &str, text: &str, max: usize) -> Result<String, Error> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > max || text.chars().any(char::is_control) {
+        return Err(Error::Invalid(ValidationErrors::single(
+            field,
+            format!("must be 1 to {max} characters, without control characters."),
+        )));
+    }
+    Ok(text.to_owned())
+}
 
 /// Creates applications and keys, and tells which application a presented key belongs to.
 #[derive(Clone)]
@@ -22,16 +49,9 @@ impl ApplicationService {
 
     /// Creates an application with a first API key, returned in clear this once.
     pub async fn create_application(&self, name: &str) -> Result<(Application, ApiKey), Error> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(Error::Invalid(ValidationErrors::single(
-                "name",
-                "must be 1 to 200 characters, without control characters.",
-            )));
-        }
         let application = Application {
             id: ApplicationId::from_uuid(self.ports.ids.uuid()),
-            name: name.to_owned(),
+            name: self::name("name", name, 200)?,
             created_at: self.ports.clock.now(),
         };
         let (key, stored) = generate(application.id)?;
@@ -44,14 +64,54 @@ impl ApplicationService {
         Ok(self.ports.applications.list_applications().await?)
     }
 
-    /// Adds an API key to an application, returned in clear this once.
+    /// Adds an API key with every right to an application, returned in clear this once.
     pub async fn create_api_key(&self, application_id: ApplicationId) -> Result<ApiKey, Error> {
-        let (key, stored) = generate(application_id)?;
-        if self.ports.applications.add_api_key(&stored, self.ports.clock.now()).await? {
+        self.create_named_key(application_id, NewKey { name: None, grant: Grant::every_right() })
+            .await
+    }
+
+    /// Adds a named API key to an application, returned in clear this once. Its name has 1 to
+    /// 100 characters; its workflows must be the application's; its expiry must be ahead.
+    pub async fn create_named_key(
+        &self, application_id: ApplicationId, new: NewKey,
+    ) -> Result<ApiKey, Error> {
+        let now = self.ports.clock.now();
+        let name = new.name.as_deref().map(|n| self::name("name", n, 100)).transpose()?;
+        if new.grant.scopes.as_ref().is_some_and(Vec::is_empty) {
+            return Err(Error::Invalid(ValidationErrors::single(
+                "scopes",
+                "must name at least one scope, or be left out for every right.",
+            )));
+        }
+        if !new.grant.is_current(now) {
+            return Err(Error::Invalid(ValidationErrors::single("expires", "must be ahead.")));
+        }
+        if !self.ports.applications.application_exists(application_id).await? {
+            return Err(Error::ApplicationNotFound);
+        }
+        for workflow in new.grant.workflows.iter().flatten() {
+            if self.ports.workflows.find_workflow(application_id, *workflow).await?.is_none() {
+                return Err(Error::WorkflowNotFound);
+            }
+        }
+        let (key, mut stored) = generate(application_id)?;
+        stored.name = name;
+        stored.grant = new.grant;
+        if self.ports.applications.add_api_key(&stored, now).await? {
             Ok(key)
         } else {
             Err(Error::ApplicationNotFound)
         }
+    }
+
+    /// The application's keys, revoked ones too: never a secret.
+    pub async fn list_api_keys(
+        &self, application_id: ApplicationId,
+    ) -> Result<Vec<ApiKeyInfo>, Error> {
+        if !self.ports.applications.application_exists(application_id).await? {
+            return Err(Error::ApplicationNotFound);
+        }
+        Ok(self.ports.applications.list_api_keys(application_id).await?)
     }
 
     /// Revokes an application's key by its prefix.
@@ -70,38 +130,45 @@ impl ApplicationService {
         }
     }
 
-    /// The application a presented `x-api-key` authenticates as, or `None` when the key is
-    /// malformed, unknown, revoked or does not match its stored hash.
+    /// The application a presented `x-api-key` authenticates as, with what the key may do, or
+    /// `None` when the key is malformed, unknown, revoked, expired or does not match its stored
+    /// hash.
     pub async fn authenticate(&self, presented: &str) -> Result<Option<Caller>, Error> {
         let Some(key) = ApiKey::presented(presented) else {
             return Ok(None);
         };
-        let Some((application_id, hash)) =
-            self.ports.applications.find_api_key(key.prefix()).await?
-        else {
+        let Some(stored) = self.ports.applications.find_api_key(key.prefix()).await? else {
             return Ok(None);
         };
-        Ok(key
-            .matches(&hash)
-            .then(|| Caller { application_id, key_prefix: key.prefix().to_owned() }))
+        Ok((key.matches(&stored.hash) && stored.grant.is_current(self.ports.clock.now())).then(
+            || Caller {
+                application_id: stored.application_id,
+                key_prefix: key.prefix().to_owned(),
+                grant: Arc::new(stored.grant),
+            },
+        ))
     }
 
-    /// Whether the key of `caller` (by its prefix) still exists and is its application's: a
-    /// sign-in made with a key that was revoked since ends.
-    pub async fn still_holds(&self, caller: &Caller) -> Result<bool, Error> {
-        Ok(self
-            .ports
-            .applications
-            .find_api_key(&caller.key_prefix)
-            .await?
-            .is_some_and(|(application_id, _)| application_id == caller.application_id))
+    /// `caller` with its key's grant as it is now, or `None` when the key (by its prefix) was
+    /// revoked, has expired or is not its application's: a sign-in with such a key ends.
+    pub async fn still_holds(&self, caller: &Caller) -> Result<Option<Caller>, Error> {
+        let stored = self.ports.applications.find_api_key(&caller.key_prefix).await?;
+        Ok(stored
+            .filter(|stored| {
+                stored.application_id == caller.application_id
+                    && stored.grant.is_current(self.ports.clock.now())
+            })
+            .map(|stored| Caller { grant: Arc::new(stored.grant), ..caller.clone() }))
     }
 
     /// Signs `caller` in to the review console: a new session, its id (for the cookie, shown
-    /// this once) and the session as stored.
+    /// this once) and the session as stored. The key must hold [`CONSOLE_SCOPE`].
     pub async fn open_console_session(
         &self, caller: &Caller,
     ) -> Result<(String, ConsoleSession), Error> {
+        if !caller.grant.allows(CONSOLE_SCOPE) {
+            return Err(Error::ScopeMissing(CONSOLE_SCOPE));
+        }
         let now = self.ports.clock.now();
         let id = self.ports.ids.token(32)?;
         let session = ConsoleSession {
@@ -122,7 +189,8 @@ impl ApplicationService {
     }
 
     /// The console session a cookie's `id` names, while it is current (neither ended, idle,
-    /// nor signed in with a key revoked since); the request counts as its use.
+    /// nor signed in with a key revoked or expired since), its caller with the key's grant as
+    /// it is now; the request counts as its use.
     pub async fn console_session(&self, id: &str) -> Result<Option<ConsoleSession>, Error> {
         let now = self.ports.clock.now();
         let Some(session) = self
@@ -133,7 +201,10 @@ impl ApplicationService {
         else {
             return Ok(None);
         };
-        Ok(self.still_holds(&session.caller).await?.then_some(session))
+        Ok(self
+            .still_holds(&session.caller)
+            .await?
+            .map(|caller| ConsoleSession { caller, ..session }))
     }
 
     /// Signs the console session a cookie's `id` names out, for every copy of the cookie.

@@ -11,7 +11,7 @@ mod workflows;
 
 use std::sync::Arc;
 
-pub use applications::ApplicationService;
+pub use applications::{ApplicationService, CONSOLE_SCOPE, NewKey};
 pub use idempotency::IdempotencyService;
 pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService, unlisted_jti};
 pub use sessions::{CreateSession, ItemLimits, SessionService};
@@ -110,6 +110,16 @@ pub enum Error {
         /// The receiver's clone of the source, when it holds one.
         existing_clone: Option<SessionId>,
     },
+    /// The API key is limited to client addresses the request's is not one of.
+    #[error("the api key is not accepted from this address")]
+    AddressNotAllowed,
+    /// The API key lacks the scope the request needs.
+    #[error("the api key lacks the scope {0}")]
+    ScopeMissing(crate::grant::Scope),
+    /// The API key sees only some workflows' sessions, and the request reaches beyond them (a
+    /// delete of many).
+    #[error("the api key is limited to some workflows")]
+    LimitedToWorkflows,
     /// The request is not valid; field by field.
     #[error("invalid request")]
     Invalid(ValidationErrors),

@@ -111,6 +111,7 @@ impl SessionService {
             .workflows
             .find_workflow(caller.application_id, request.workflow_id)
             .await?
+            .filter(|workflow| caller.grant.sees_workflow(workflow.id))
             .ok_or(Error::WorkflowNotFound)?;
         let now = self.ports.clock.now();
         let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
@@ -230,6 +231,20 @@ impl SessionService {
             .map(|session| crate::session::UserFacingState::of(&session, now)))
     }
 
+    /// Whether the caller's key sees session `id`: a key without a workflow limit sees every
+    /// session of its application (and nothing is read); a limited key only those of its
+    /// workflows, the others answering [`Error::SessionNotFound`]. The HTTP API and the console
+    /// ask before any request about one session.
+    pub async fn visible(&self, caller: &Caller, id: SessionId) -> Result<(), Error> {
+        if caller.grant.workflows.is_none() {
+            return Ok(());
+        }
+        match self.ports.shares.find_source(caller.application_id, id).await? {
+            Some(session) if caller.grant.sees_workflow(session.workflow_id) => Ok(()),
+            _ => Err(Error::SessionNotFound),
+        }
+    }
+
     /// The session with its blocks and reviews, for the decision payloads.
     pub async fn decision(&self, caller: &Caller, id: SessionId) -> Result<SessionRecord, Error> {
         self.ports
@@ -315,6 +330,7 @@ impl SessionService {
     pub async fn delete_many(
         &self, caller: &Caller, numbers: Option<&[i64]>,
     ) -> Result<Vec<(SessionId, i64)>, Error> {
+        refuse_limited(caller)?;
         let mut deleted =
             self.ports.sessions.delete_sessions(caller.application_id, numbers).await?;
         deleted.sort_by_key(|(_, number)| *number);
@@ -334,7 +350,8 @@ impl SessionService {
     pub async fn list(
         &self, caller: &Caller, filter: &SessionFilter,
     ) -> Result<SessionPage, Error> {
-        Ok(self.ports.sessions.list_sessions(caller.application_id, filter).await?)
+        let filter = SessionFilter { workflows: caller.grant.workflows.clone(), ..filter.clone() };
+        Ok(self.ports.sessions.list_sessions(caller.application_id, &filter).await?)
     }
 
     /// The caller's User (`user`) or Business (`business`) with this `vendor_data`.
@@ -404,11 +421,20 @@ impl SessionService {
     pub async fn delete_entities(
         &self, caller: &Caller, kind: SessionKind, selection: Option<(&[VendorData], &[EntityId])>,
     ) -> Result<u64, Error> {
+        refuse_limited(caller)?;
         Ok(self.ports.entities.delete_entities(caller.application_id, kind, selection).await?)
     }
 
     fn session_url(&self, token: &str) -> String {
         format!("{}/session/{token}", self.session_base_url)
+    }
+}
+
+/// A delete of many sessions reaches beyond a workflow-limited key's sessions: refused.
+fn refuse_limited(caller: &Caller) -> Result<(), Error> {
+    match caller.grant.workflows {
+        Some(_) => Err(Error::LimitedToWorkflows),
+        None => Ok(()),
     }
 }
 

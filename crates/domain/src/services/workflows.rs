@@ -16,8 +16,12 @@ impl WorkflowService {
         Self { ports }
     }
 
-    /// Creates a workflow; its kind follows from its features.
+    /// Creates a workflow; its kind follows from its features. A key limited to some workflows
+    /// may not add one.
     pub async fn create(&self, caller: &Caller, new: NewWorkflow) -> Result<Workflow, Error> {
+        if caller.grant.workflows.is_some() {
+            return Err(Error::LimitedToWorkflows);
+        }
         let workflow = Workflow {
             id: WorkflowId::from_uuid(self.ports.ids.uuid()),
             application_id: caller.application_id,
@@ -46,22 +50,28 @@ impl WorkflowService {
         self.get(caller, id).await
     }
 
-    /// The caller's workflows.
+    /// The caller's workflows that its key sees.
     pub async fn list(&self, caller: &Caller) -> Result<Vec<Workflow>, Error> {
-        Ok(self.ports.workflows.list_workflows(caller.application_id).await?)
+        let mut workflows = self.ports.workflows.list_workflows(caller.application_id).await?;
+        workflows.retain(|w| caller.grant.sees_workflow(w.id));
+        Ok(workflows)
     }
 
-    /// One of the caller's workflows.
+    /// One of the caller's workflows that its key sees.
     pub async fn get(&self, caller: &Caller, id: WorkflowId) -> Result<Workflow, Error> {
         self.ports
             .workflows
             .find_workflow(caller.application_id, id)
             .await?
+            .filter(|w| caller.grant.sees_workflow(w.id))
             .ok_or(Error::WorkflowNotFound)
     }
 
     /// Deletes one of the caller's workflows. Sessions that ran it keep their `workflow_id`.
     pub async fn delete(&self, caller: &Caller, id: WorkflowId) -> Result<(), Error> {
+        if !caller.grant.sees_workflow(id) {
+            return Err(Error::WorkflowNotFound);
+        }
         if self
             .ports
             .workflows

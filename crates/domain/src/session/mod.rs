@@ -405,6 +405,8 @@ pub struct SessionFilter {
     pub kinds: Vec<SessionKind>,
     /// Only sessions of this workflow.
     pub workflow_id: Option<WorkflowId>,
+    /// Only sessions of one of these workflows (what the caller's key sees); `None`: any.
+    pub workflows: Option<Vec<WorkflowId>>,
     /// Only sessions whose results name this country ([`SessionListing::country`]), upper case.
     pub country: Option<String>,
     /// Only sessions whose `vendor_data` or name ([`SessionListing::full_name`],
@@ -439,6 +441,7 @@ impl SessionFilter {
                 .as_ref()
                 .is_none_or(|v| s.vendor_data.as_ref().is_some_and(|own| own.key() == v.key()))
             && self.workflow_id.is_none_or(|w| s.workflow_id == w)
+            && self.workflows.as_ref().is_none_or(|w| w.contains(&s.workflow_id))
             && self.created_from.is_none_or(|from| s.created_at >= from)
             && self.created_before.is_none_or(|before| s.created_at < before)
             && self.country.as_deref().is_none_or(|country| {

@@ -13,8 +13,12 @@ use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
+use handoff_domain::services::CONSOLE_SCOPE;
+use handoff_domain::{Resource, Scope};
+
 use super::{Reviewer, message, reviewer};
 use crate::AppState;
+use crate::authorize::{Reach, session_id};
 use crate::rate_limit::Budget;
 
 /// The largest console form read: a 10,000-character comment in any script, percent-encoded
@@ -62,10 +66,33 @@ pub(crate) async fn console_gate(
                 }
             }
         }
+        let peer = req.peer_addr().map(|a| a.ip());
+        let reach = reach(req.path());
+        if let Err(error) =
+            crate::authorize::authorize(&reviewer.caller, peer, reach, &state.services.sessions)
+                .await
+        {
+            let (status, sentence) = super::refusal(&error);
+            return Ok(req.into_response(message(status, sentence)).map_into_right_body());
+        }
         req.extensions_mut().insert(reviewer.caller.clone());
         req.extensions_mut().insert(reviewer);
     }
     next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+/// What a console request asks of the signed-in key: sharing and revoking need
+/// `shares:write`, the rest [`CONSOLE_SCOPE`]; a session's pages, that the key sees the session.
+fn reach(path: &str) -> Reach {
+    let rest = path.strip_prefix("/console/sessions/").unwrap_or_default();
+    let segments: Vec<&str> = rest.split('/').collect();
+    let scope = match segments.as_slice() {
+        [_, "share" | "shares", ..] => {
+            Scope { resource: Resource::Shares, access: handoff_domain::Access::Write }
+        }
+        _ => CONSOLE_SCOPE,
+    };
+    Reach { scope: Some(scope), session: segments.first().and_then(|id| session_id(id)) }
 }
 
 /// The reviewer [`console_gate`] found for this request.

@@ -163,6 +163,12 @@ fn refusal(error: &Error) -> (StatusCode, &'static str) {
             (StatusCode::BAD_REQUEST, "A session cannot be shared with its own application.")
         }
         Error::ShareTokenNotFound => (StatusCode::NOT_FOUND, "There is no such share token."),
+        Error::ScopeMissing(_) => {
+            (StatusCode::FORBIDDEN, "This API key's scopes do not allow that.")
+        }
+        Error::AddressNotAllowed => {
+            (StatusCode::FORBIDDEN, "This API key is not accepted from this address.")
+        }
         Error::Invalid(_) => (
             StatusCode::BAD_REQUEST,
             "That is not something this session allows; reload the page and try again.",

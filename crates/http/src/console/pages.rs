@@ -18,7 +18,9 @@ use super::{
     same_token, see_other, session_cookie, spent,
 };
 use crate::AppState;
+use crate::authorize::Reach;
 use crate::decision::timestamp;
+use handoff_domain::services::{CONSOLE_SCOPE, Error};
 
 /// Sessions per page of the queue.
 const PAGE_SIZE: u64 = 20;
@@ -243,6 +245,7 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         vendor_data: None,
         statuses,
         kinds,
+        workflows: None,
         workflow_id: None,
         country: None,
         search: (!search.is_empty()).then(|| search.to_lowercase()),
@@ -380,6 +383,19 @@ pub(crate) async fn sign_in(
             return sign_in_page(&state, status, Some(sentence));
         }
     };
+    let reach = Reach { scope: Some(CONSOLE_SCOPE), session: None };
+    let peer = req.peer_addr().map(|a| a.ip());
+    match crate::authorize::authorize(&caller, peer, reach, &state.services.sessions).await {
+        Ok(()) => {}
+        Err(Error::ScopeMissing(scope)) => {
+            let sentence = format!("This key lacks the scope {scope}, which the console needs.");
+            return sign_in_page(&state, StatusCode::FORBIDDEN, Some(&sentence));
+        }
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            return sign_in_page(&state, status, Some(sentence));
+        }
+    }
     let session = match session_cookie(&state, &caller).await {
         Ok(session) => session,
         Err(error) => {

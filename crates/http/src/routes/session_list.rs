@@ -126,6 +126,7 @@ impl ListQuery {
             statuses,
             kinds,
             workflow_id,
+            workflows: None,
             country,
             search,
             created_from,

@@ -30,6 +30,9 @@ pub(super) fn list_condition(
     if let Some(workflow) = filter.workflow_id {
         all = all.add(Expr::col(Sessions::WorkflowId).eq(workflow.as_uuid()));
     }
+    if let Some(workflows) = &filter.workflows {
+        all = all.add(Expr::col(Sessions::WorkflowId).is_in(workflows.iter().map(|w| w.as_uuid())));
+    }
     if let Some(from) = filter.created_from {
         all = all.add(Expr::col(Sessions::CreatedAt).gte(from));
     }

@@ -11,9 +11,10 @@ async fn keys_are_found_by_prefix_until_revoked(db: TestStore) {
     let app = db.application().await;
     let (key, stored) = ApiKey::generate(app).unwrap();
     assert!(db.add_api_key(&stored, now()).await.unwrap());
-    let (owner, hash) = db.find_api_key(key.prefix()).await.unwrap().unwrap();
-    assert_eq!(owner, app);
-    assert!(key.matches(&hash));
+    let found = db.find_api_key(key.prefix()).await.unwrap().unwrap();
+    assert_eq!(found.application_id, app);
+    assert!(key.matches(&found.hash));
+    assert_eq!(found.grant, handoff_domain::Grant::every_right());
     // Only a hash is stored: the clear key appears in no column.
     assert_eq!(db.count("api_keys").await, 2);
 
@@ -25,6 +26,45 @@ async fn keys_are_found_by_prefix_until_revoked(db: TestStore) {
     assert!(db.revoke_api_key(app, key.prefix(), now()).await.unwrap());
     assert!(db.find_api_key(key.prefix()).await.unwrap().is_none());
     assert!(!db.revoke_api_key(app, key.prefix(), now()).await.unwrap(), "already revoked");
+}
+
+on_both_backends!(a_named_keys_grant_is_stored_and_listed_as_given);
+async fn a_named_keys_grant_is_stored_and_listed_as_given(db: TestStore) {
+    use handoff_domain::grant::parse_address_block;
+    use handoff_domain::{Grant, WorkflowId};
+    let app = db.application().await;
+    let (primary, stored) = ApiKey::generate(app).unwrap();
+    assert!(db.add_api_key(&stored, now() + chrono::Duration::milliseconds(500)).await.unwrap());
+    let grant = Grant {
+        scopes: Some(vec!["sessions:read".parse().unwrap(), "reviews:write".parse().unwrap()]),
+        workflows: Some(vec![WorkflowId::from_uuid(Uuid::new_v4())]),
+        addresses: vec![
+            parse_address_block("10.0.0.0/8").unwrap(),
+            parse_address_block("2001:db8::1").unwrap(),
+        ],
+        expires_at: Some(now() + chrono::Duration::days(1)),
+    };
+    let (named, mut stored) = ApiKey::generate(app).unwrap();
+    stored.name = Some("partner portal".into());
+    stored.grant = grant.clone();
+    let later = now() + chrono::Duration::seconds(1);
+    assert!(db.add_api_key(&stored, later).await.unwrap());
+    let found = db.find_api_key(named.prefix()).await.unwrap().unwrap();
+    assert_eq!(found.grant, grant);
+    db.revoke_api_key(app, primary.prefix(), later).await.unwrap();
+
+    let listed = db.list_api_keys(app).await.unwrap();
+    // The application's own first key, then the two added, oldest first.
+    assert_eq!(listed.len(), 3);
+    let [.., first, second] = listed.as_slice() else { unreachable!() };
+    assert_eq!((first.prefix.as_str(), first.name.as_deref()), (primary.prefix(), None));
+    assert!(first.revoked_at.is_some());
+    assert_eq!(first.grant, Grant::every_right());
+    assert_eq!(second.prefix, named.prefix());
+    assert_eq!(second.name.as_deref(), Some("partner portal"));
+    assert_eq!((&second.grant, second.revoked_at), (&grant, None));
+    let other = db.application().await;
+    assert_eq!(db.list_api_keys(other).await.unwrap().len(), 1, "another application's own key");
 }
 
 on_both_backends!(a_key_for_an_unknown_application_is_refused);
@@ -62,7 +102,7 @@ async fn console_sessions_end_when_idle_expired_or_closed(db: TestStore) {
     let app = db.application().await;
     let t0 = now();
     let session = ConsoleSession {
-        caller: Caller { application_id: app, key_prefix: "0123456789ab".into() },
+        caller: Caller::primary(app, "0123456789ab"),
         csrf: "c".repeat(32),
         expires_at: t0 + Duration::hours(8),
     };

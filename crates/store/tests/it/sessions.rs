@@ -26,6 +26,7 @@ fn all(kind: SessionKind) -> SessionFilter {
         vendor_data: None,
         statuses: vec![],
         kinds: vec![kind],
+        workflows: None,
         workflow_id: None,
         country: None,
         search: None,

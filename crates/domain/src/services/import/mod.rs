@@ -187,26 +187,30 @@ impl ImportService {
         })
     }
 
-    /// The workflow of an import that names none: the caller's default workflow of the token's
-    /// kind, or the nil id, which names no workflow (check 9 then fails, see [`refusal`]).
-    async fn default_workflow(
-        &self, caller: &Caller, claims: &ShareClaims,
+    /// The workflow of an import: the one named, or when none is, the caller's default
+    /// workflow of the token's kind; either one the caller's key sees. Else the nil id, which
+    /// names no workflow (check 9 then fails, see [`refusal`]).
+    async fn workflow(
+        &self, caller: &Caller, claims: &ShareClaims, named: Option<WorkflowId>,
     ) -> Result<WorkflowId, Error> {
+        let nil = WorkflowId::from_uuid(uuid::Uuid::nil());
+        if let Some(id) = named {
+            return Ok(if caller.grant.sees_workflow(id) { id } else { nil });
+        }
         let workflows = self.ports.workflows.list_workflows(caller.application_id).await?;
         Ok(workflows
             .iter()
-            .find(|w| w.is_default && w.kind == claims.session_kind)
-            .map_or(WorkflowId::from_uuid(uuid::Uuid::nil()), |w| w.id))
+            .find(|w| {
+                w.is_default && w.kind == claims.session_kind && caller.grant.sees_workflow(w.id)
+            })
+            .map_or(nil, |w| w.id))
     }
 
     /// The import the store is asked to make: the clone's fresh identity and its log row.
     async fn attempt(
         &self, caller: &Caller, claims: ShareClaims, request: ImportRequest,
     ) -> Result<ImportAttempt, Error> {
-        let workflow_id = match request.workflow_id {
-            Some(id) => id,
-            None => self.default_workflow(caller, &claims).await?,
-        };
+        let workflow_id = self.workflow(caller, &claims, request.workflow_id).await?;
         let now = self.ports.clock.now();
         let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
         let details = json!({

@@ -47,7 +47,7 @@ impl Fixture {
 
 async fn caller(services: &Services, name: &str) -> Caller {
     let (app, key) = services.applications.create_application(name).await.unwrap();
-    Caller { application_id: app.id, key_prefix: key.prefix().to_owned() }
+    Caller::primary(app.id, key.prefix())
 }
 
 async fn workflow(services: &Services, caller: &Caller, feature: Feature) -> WorkflowId {
