@@ -36,6 +36,7 @@ mod m20261205_000012_console_sessions;
 mod m20261205_000013_webhook_subscriptions;
 mod m20261206_000014_workflow_versions;
 mod m20261206_000015_scoped_api_keys;
+mod m20261206_000016_lists;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -62,6 +63,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000013_webhook_subscriptions::Migration),
             Box::new(m20261206_000014_workflow_versions::Migration),
             Box::new(m20261206_000015_scoped_api_keys::Migration),
+            Box::new(m20261206_000016_lists::Migration),
         ]
     }
 }
@@ -112,6 +114,7 @@ mod tests {
                 "m20261205_000013_webhook_subscriptions",
                 "m20261206_000014_workflow_versions",
                 "m20261206_000015_scoped_api_keys",
+                "m20261206_000016_lists",
             ]
         );
     }

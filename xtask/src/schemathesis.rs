@@ -82,30 +82,58 @@ const STATEFUL_REFUSALS: [(&str, &str, &str, &str); 13] = [
     ),
 ];
 
+/// The refusals of the Lists API (see [`STATEFUL_REFUSALS`]).
+const LIST_REFUSALS: [(&str, &str, &str, &str); 5] = [
+    (
+        "/v3/lists/",
+        "POST",
+        "400",
+        "a name no list of the application has, nor a system blocklist; text without control characters",
+    ),
+    (
+        "/v3/lists/{list_uuid}/",
+        "PATCH",
+        "400",
+        "a name no other list has; text without control characters",
+    ),
+    (
+        "/v3/lists/{list_uuid}/entries/",
+        "POST",
+        "400",
+        "a value of the list's entry type not in it yet, or a session that holds one",
+    ),
+    ("/v3/blocklist/add/", "POST", "400", "at least one blocklist_* flag set"),
+    ("/v3/blocklist/remove/", "POST", "400", "at least one blocklist_* flag set"),
+];
+
 /// The entity creations: a `vendor_data` already taken is a 400.
 const ENTITY_CREATION: [&str; 2] = ["/v3/users/create/", "/v3/businesses/create/"];
 
 /// The deletions, sent with the receiving application's key (which holds nothing) so that
 /// they do not delete what the other operations are tested on.
-const DELETIONS: [&str; 6] = [
+const DELETIONS: [&str; 8] = [
     "DELETE /v3/session/{session_id}/delete/",
     "POST /v3/sessions/delete/",
     "POST /v3/users/delete/",
     "POST /v3/businesses/delete/",
     "DELETE /v3/workflows/{workflow_id}/",
     "DELETE /v3/webhook/destinations/{destination_id}/",
+    "DELETE /v3/lists/{list_uuid}/",
+    "DELETE /v3/lists/{list_uuid}/entries/{entry_uuid}/",
 ];
 
 fn config(seeded: &Seeded) -> String {
     let mut config = format!(
-        "headers = {{ \"x-api-key\" = \"{}\" }}\n\n[parameters]\n\"path.session_id\" = \"{}\"\n\"path.workflow_id\" = \"{}\"\n\"path.vendor_data\" = \"seed-user\"\n",
-        seeded.key, seeded.sessions[0], seeded.user_workflow
+        "headers = {{ \"x-api-key\" = \"{}\" }}\n\n[parameters]\n\"path.session_id\" = \"{}\"\n\"path.workflow_id\" = \"{}\"\n\"path.vendor_data\" = \"seed-user\"\n\"path.list_uuid\" = \"{}\"\n",
+        seeded.key, seeded.sessions[0], seeded.user_workflow, seeded.list
     );
     // A body over the route's limit is refused as too large before it is read.
     config.push_str("\n[checks.negative_data_rejection]\nexpected-statuses = [\"400\", \"401\", \"403\", \"404\", \"405\", \"406\", \"409\", \"413\", \"415\", \"422\", \"428\", \"429\"]\n");
     let creations =
         ENTITY_CREATION.map(|path| (path, "POST", "400", "the vendor_data must not be taken"));
-    for (path, method, statuses, why) in STATEFUL_REFUSALS.iter().chain(&creations) {
+    for (path, method, statuses, why) in
+        STATEFUL_REFUSALS.iter().chain(&LIST_REFUSALS).chain(&creations)
+    {
         let statuses: Vec<String> = ["2xx", "401", "403", "404"]
             .into_iter()
             .chain(statuses.split(", "))

@@ -26,6 +26,8 @@ pub struct Seeded {
     pub business_workflow: String,
     /// The finished KYC session, then the finished KYB session.
     pub sessions: Vec<String>,
+    /// A custom list of `key` entries of the calling application.
+    pub list: String,
 }
 
 impl Drop for Seeded {
@@ -91,6 +93,7 @@ impl Seeded {
             receiver_id: field(&target, "application_id")?,
             user_workflow: String::new(),
             business_workflow: String::new(),
+            list: String::new(),
             sessions: Vec::new(),
         };
         let started = Instant::now();
@@ -130,6 +133,9 @@ impl Seeded {
             let session = seeded.finished_session(&workflow_id, vendor_data, results)?;
             seeded.sessions.push(session);
         }
+        let list = json!({"name": "Seeded keys", "list_type": "custom", "entry_type": "key"});
+        let list = expect(seeded.call("POST", "/v3/lists/", Some(&list.to_string())), 201, "list")?;
+        seeded.list = field(&list, "uuid")?;
         let share = json!({"for_application_id": field(&target, "application_id")?}).to_string();
         let path = format!("/v3/session/{}/share/", seeded.sessions[0]);
         expect(seeded.call("POST", &path, Some(&share)), 200, "share")?;

@@ -277,7 +277,8 @@ pub enum ApiKeysCommand {
         #[arg(long)]
         name: Option<String>,
         /// A right, `<resource>:read` or `<resource>:write` (resources: sessions, reviews,
-        /// shares, workflows, users, businesses, webhooks); repeat for more. None: every right.
+        /// shares, workflows, users, businesses, webhooks, lists); repeat for more. None: every
+        /// right.
         #[arg(long = "scope", value_parser = parse_scope)]
         scopes: Vec<handoff_domain::Scope>,
         /// A workflow whose sessions the key sees (the others do not exist for it); repeat

@@ -134,6 +134,7 @@ pub fn services_sealing(
         entities: shared.clone(),
         idempotency: shared.clone(),
         webhooks: shared.clone(),
+        lists: shared.clone(),
         sealer,
         shares: shared,
         tokens,

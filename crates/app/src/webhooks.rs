@@ -24,6 +24,10 @@ impl SecretSealer for KekSealer {
             sealed_with: self.0.id().to_owned(),
         })
     }
+
+    fn fingerprint(&self, context: &str, value: &str) -> Result<String, RepoError> {
+        Ok(self.0.fingerprint(context, value.as_bytes()))
+    }
 }
 
 /// The sealer of processes that keep no secrets (operator commands).
@@ -34,6 +38,10 @@ impl SecretSealer for NoSealer {
         Err(RepoError::Internal(
             "this process has no key-encryption key to seal secrets with".into(),
         ))
+    }
+
+    fn fingerprint(&self, _: &str, _: &str) -> Result<String, RepoError> {
+        Err(RepoError::Internal("this process has no key-encryption key to hash with".into()))
     }
 }
 

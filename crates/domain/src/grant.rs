@@ -29,11 +29,13 @@ pub enum Resource {
     Businesses,
     /// Webhook destinations and their deliveries.
     Webhooks,
+    /// Lists and blocklists (`/v3/lists/…`, `/v3/blocklist/…`).
+    Lists,
 }
 
 impl Resource {
     /// Every resource, in the order of the docs.
-    pub const ALL: [Resource; 7] = [
+    pub const ALL: [Resource; 8] = [
         Resource::Sessions,
         Resource::Reviews,
         Resource::Shares,
@@ -41,6 +43,7 @@ impl Resource {
         Resource::Users,
         Resource::Businesses,
         Resource::Webhooks,
+        Resource::Lists,
     ];
 
     /// Its name in a scope.
@@ -53,6 +56,7 @@ impl Resource {
             Resource::Users => "users",
             Resource::Businesses => "businesses",
             Resource::Webhooks => "webhooks",
+            Resource::Lists => "lists",
         }
     }
 }

@@ -84,6 +84,7 @@ pub mod ids;
 pub mod json;
 pub mod kind;
 pub mod limits;
+pub mod lists;
 pub mod ports;
 pub mod services;
 pub mod session;

@@ -348,11 +348,69 @@ pub trait WebhookRepository: Send + Sync {
     ) -> Result<bool, RepoError>;
 }
 
-/// Seals secrets for storage (webhook destinations' signing secrets) under the deployment's
-/// key-encryption key.
+/// Seals secrets for storage (webhook destinations' signing secrets, list entries' personal
+/// values) under the deployment's key-encryption key, and hashes personal values with a key
+/// derived from it.
 pub trait SecretSealer: Send + Sync {
     /// `secret` sealed for `context` (what it is and whose).
     fn seal(&self, context: &str, secret: &[u8]) -> Result<SealedSecret, RepoError>;
+
+    /// The keyed hash of `value` for `context`, as lowercase hex: the same for the same value
+    /// on every server of the deployment, and nothing to guess the value from without its key.
+    fn fingerprint(&self, context: &str, value: &str) -> Result<String, RepoError>;
+}
+
+/// Lists and their entries ([`crate::lists`]). System blocklists are not stored: their ids
+/// are [`crate::lists::system_list_id`], and only their entries are.
+#[async_trait]
+pub trait ListRepository: Send + Sync {
+    /// The application's stored lists (allowlists and custom lists), oldest first, without
+    /// counts; and for each list id holding entries (system ones too), how many and when the
+    /// newest was added.
+    async fn lists(
+        &self, application_id: ApplicationId,
+    ) -> Result<(Vec<crate::lists::List>, Vec<(crate::lists::ListId, u64, DateTime<Utc>)>), RepoError>;
+
+    /// Stores a new list; `Ok(false)` and nothing stored when the application has a list of
+    /// that name.
+    async fn create_list(
+        &self, application_id: ApplicationId, list: &crate::lists::List,
+    ) -> Result<bool, RepoError>;
+
+    /// Renames a stored list or changes its description; `Ok(false)` when another list of the
+    /// application has the name. MUST change nothing for another application's list.
+    async fn update_list(
+        &self, application_id: ApplicationId, list: &crate::lists::List,
+    ) -> Result<bool, RepoError>;
+
+    /// Deletes a stored list with its entries; `Ok(false)` when the application holds none.
+    async fn delete_list(
+        &self, application_id: ApplicationId, id: crate::lists::ListId,
+    ) -> Result<bool, RepoError>;
+
+    /// A page of a list's entries, newest first, and how many it holds.
+    async fn entries(
+        &self, application_id: ApplicationId, list_id: crate::lists::ListId, limit: u64,
+        offset: u64,
+    ) -> Result<(u64, Vec<crate::lists::Entry>), RepoError>;
+
+    /// Adds an entry; `Ok(false)` and nothing stored when its list holds the same value.
+    async fn add_entry(
+        &self, application_id: ApplicationId, entry: &crate::lists::NewEntry,
+    ) -> Result<bool, RepoError>;
+
+    /// The entries of `lists` that hold one of `keys` as matched — and every entry of those
+    /// lists of IP addresses, whose blocks the caller matches — as (entry type, match key).
+    async fn listed(
+        &self, application_id: ApplicationId, lists: &[crate::lists::ListId], keys: &[String],
+    ) -> Result<Vec<(crate::lists::EntryType, String)>, RepoError>;
+
+    /// Deletes the entries of a list with this id, or holding this value (`match_key`); how
+    /// many.
+    async fn delete_entries(
+        &self, application_id: ApplicationId, list_id: crate::lists::ListId,
+        which: crate::lists::EntrySelection<'_>,
+    ) -> Result<u64, RepoError>;
 }
 
 /// The storage behind sharing and importing.

@@ -63,6 +63,7 @@ fn resource(path: &str) -> Option<Resource> {
         ["users", ..] => Resource::Users,
         ["businesses", ..] => Resource::Businesses,
         ["webhook", ..] => Resource::Webhooks,
+        ["lists" | "blocklist", ..] => Resource::Lists,
         ["session", "import-shared", ..] | ["session", _, "share" | "shares", ..] => {
             Resource::Shares
         }
@@ -125,6 +126,8 @@ mod tests {
             (Method::GET, "/v3/users/u-1/".to_owned(), "users:read"),
             (Method::PATCH, "/v3/users/u-1/update-status/".to_owned(), "users:write"),
             (Method::POST, "/v3/businesses/create/".to_owned(), "businesses:write"),
+            (Method::GET, format!("/v3/lists/{id}/entries/"), "lists:read"),
+            (Method::POST, "/v3/blocklist/add/".to_owned(), "lists:write"),
         ];
         for (method, path, scope) in cases {
             let needed = needed_scope(&method, &path).map(|s| s.to_string());

@@ -227,6 +227,17 @@ impl From<Error> for ApiError {
                     _ => refused,
                 }
             }
+            Error::ListNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "list_not_found", "List not found.")
+            }
+            Error::EntryNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "entry_not_found", "List entry not found.")
+            }
+            Error::SystemList => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "system_list_immutable",
+                "System blocklists cannot be renamed, changed or deleted.",
+            ),
             Error::ScopeMissing(scope) => ApiError::scope_missing(scope),
             Error::AddressNotAllowed => ApiError::new(
                 StatusCode::FORBIDDEN,

@@ -9,8 +9,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    corrections, entities, entity_admin, health, report, reviews, session_list, sessions, sharing,
-    webhooks, workflows,
+    corrections, entities, entity_admin, health, lists, report, reviews, session_list, sessions,
+    sharing, webhooks, workflows,
 };
 use crate::wire;
 
@@ -37,6 +37,8 @@ use crate::wire;
         entity_admin::update_business, entity_admin::delete_users, entity_admin::delete_businesses,
         webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete,
         webhooks::rotate_secret, webhooks::deliveries, webhooks::resend,
+        lists::list, lists::create, lists::get, lists::update, lists::delete, lists::entries,
+        lists::create_entry, lists::delete_entry, lists::blocklist_add, lists::blocklist_remove,
     ),
     components(schemas(wire::ErrorBody, wire::DecisionV2)),
     modifiers(&CommonAnswers),

@@ -641,3 +641,78 @@ pub struct RecordResults {
     #[schema(value_type = Option<Vec<Object>>)]
     document_verifications: Option<Vec<Value>>,
 }
+
+/// A list (Didit's Lists API).
+#[derive(Serialize, ToSchema)]
+pub struct List {
+    pub uuid: Uuid,
+    pub name: String,
+    pub description: Option<String>,
+    /// `blocklist`, `allowlist` or `custom`.
+    pub list_type: String,
+    /// `face`, `document`, `phone`, `email`, `ip_address`, `device_fingerprint`,
+    /// `wallet_address`, `bank_account`, `user`, `business`, `country` or `key`.
+    pub entry_type: String,
+    /// One of the system blocklists, one per entry type: neither renamed nor deleted.
+    pub is_system: bool,
+    pub entry_count: u64,
+    pub last_entry_added_at: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&handoff_domain::lists::List> for List {
+    fn from(l: &handoff_domain::lists::List) -> Self {
+        List {
+            uuid: l.id,
+            name: l.name.clone(),
+            description: l.description.clone(),
+            list_type: l.list_type.as_str().to_owned(),
+            entry_type: l.entry_type.as_str().to_owned(),
+            is_system: l.is_system,
+            entry_count: l.entry_count,
+            last_entry_added_at: l.last_entry_added_at.map(crate::decision::timestamp),
+            created_at: crate::decision::timestamp(l.created_at),
+        }
+    }
+}
+
+/// An entry of a list. A personal value (document, email, phone, face, device, wallet, bank
+/// account) is kept only as a keyed hash: its `value` is `null`.
+#[derive(Serialize, ToSchema)]
+pub struct ListEntry {
+    pub uuid: Uuid,
+    pub list_uuid: Uuid,
+    pub entry_type: String,
+    pub value: Option<String>,
+    pub display_label: Option<String>,
+    pub comment: Option<String>,
+    pub reference_session_id: Option<Uuid>,
+    /// `api` (the Lists API) or `blocklist` (`POST /v3/blocklist/add/`).
+    pub added_by: String,
+    pub created_at: String,
+}
+
+impl From<&handoff_domain::lists::Entry> for ListEntry {
+    fn from(e: &handoff_domain::lists::Entry) -> Self {
+        ListEntry {
+            uuid: e.id,
+            list_uuid: e.list_id,
+            entry_type: e.entry_type.as_str().to_owned(),
+            value: e.value.clone(),
+            display_label: e.display_label.clone(),
+            comment: e.comment.clone(),
+            reference_session_id: e.reference_session_id.map(|s| s.as_uuid()),
+            added_by: e.added_by.clone(),
+            created_at: crate::decision::timestamp(e.created_at),
+        }
+    }
+}
+
+/// What `POST /v3/blocklist/add/` and `…/remove/` did.
+#[derive(Serialize, ToSchema)]
+pub struct BlocklistAnswer {
+    pub message: String,
+    pub session_id: Uuid,
+    /// The entry types added (or removed): those the session holds a value of.
+    pub entry_types: Vec<String>,
+}

@@ -13,6 +13,7 @@ mod console_sessions;
 mod entities;
 mod idempotency;
 mod import;
+mod lists;
 mod outbox;
 mod rate_counters;
 mod rows;

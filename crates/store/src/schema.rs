@@ -37,6 +37,20 @@ table! {
 }
 
 table! {
+    /// The allowlists and custom lists applications make.
+    Lists { Id, ApplicationId, Name, Description, ListType, EntryType, CreatedAt }
+}
+
+table! {
+    /// Entries of every list (system blocklists' too): a personal value only as a keyed hash
+    /// (`match_key`) and sealed.
+    ListEntries {
+        Id, ApplicationId, ListId, EntryType, MatchKey, Value, SealedValue, DisplayLabel,
+        Comment, ReferenceSessionId, AddedBy, CreatedAt
+    }
+}
+
+table! {
     /// Rate-limit counts: one row per budget and window (unlogged on PostgreSQL).
     RateLimitCounters { Bucket, WindowStart, Hits }
 }
@@ -213,6 +227,8 @@ mod tests {
             (SigningKeys::Table.to_string(), names(SigningKeys::COLUMNS)),
             (IdempotencyKeys::Table.to_string(), names(IdempotencyKeys::COLUMNS)),
             (ConsoleSessions::Table.to_string(), names(ConsoleSessions::COLUMNS)),
+            (Lists::Table.to_string(), names(Lists::COLUMNS)),
+            (ListEntries::Table.to_string(), names(ListEntries::COLUMNS)),
             (RateLimitCounters::Table.to_string(), names(RateLimitCounters::COLUMNS)),
             (WebhookDestinations::Table.to_string(), names(WebhookDestinations::COLUMNS)),
             (WebhookEvents::Table.to_string(), names(WebhookEvents::COLUMNS)),

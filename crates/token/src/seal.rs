@@ -26,6 +26,8 @@ pub enum SealError {
 #[derive(Clone)]
 pub struct KeyEncryptionKey {
     cipher: XChaCha20Poly1305,
+    /// The HMAC key of [`Self::fingerprint`], derived apart from the cipher's.
+    hash_key: [u8; 32],
     id: String,
 }
 
@@ -46,8 +48,13 @@ impl KeyEncryptionKey {
             .chain_update(b"handoff key-encryption key\0")
             .chain_update(secret)
             .finalize();
+        let hash_key = Sha256::new()
+            .chain_update(b"handoff fingerprint key\0")
+            .chain_update(secret)
+            .finalize();
         Ok(Self {
             cipher: XChaCha20Poly1305::new(&key),
+            hash_key: hash_key.into(),
             id: format!("kek-{}", fingerprint(&[b"handoff key-encryption key id\0", secret])),
         })
     }
@@ -70,6 +77,19 @@ impl KeyEncryptionKey {
         &self, kid: &str, algorithm: TokenAlgorithm, sealed: &[u8],
     ) -> Result<Vec<u8>, SealError> {
         self.open_for(&key_context(kid, algorithm), sealed)
+    }
+
+    /// HMAC-SHA256 of `value` for `context` under a key derived from the KEK, as lowercase
+    /// hex: equal values hash equally on every server given the KEK, and a copy of the
+    /// database alone cannot test guesses against it.
+    pub fn fingerprint(&self, context: &str, value: &[u8]) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&self.hash_key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(context.as_bytes());
+        mac.update(&[0]);
+        mac.update(value);
+        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// `bytes` sealed for `context` (what they are and whose, e.g. a webhook destination's
@@ -112,6 +132,23 @@ mod tests {
     use super::*;
 
     const SECRET: &[u8] = b"an operator's key-encryption key, 32+ bytes";
+
+    #[test]
+    fn fingerprints_depend_on_the_kek_the_context_and_the_value_only() {
+        let kek = KeyEncryptionKey::from_secret(SECRET).unwrap();
+        let same = KeyEncryptionKey::from_secret(SECRET).unwrap();
+        let other =
+            KeyEncryptionKey::from_secret(b"another key-encryption key, 32+ bytes").unwrap();
+        let print = kek.fingerprint("list-entry:email", b"ana@example.test");
+        assert_eq!(print.len(), 64);
+        assert_eq!(print, same.fingerprint("list-entry:email", b"ana@example.test"));
+        assert_ne!(print, other.fingerprint("list-entry:email", b"ana@example.test"));
+        assert_ne!(print, kek.fingerprint("list-entry:phone", b"ana@example.test"));
+        assert_ne!(print, kek.fingerprint("list-entry:email", b"bob@example.test"));
+        let plain: String =
+            Sha256::digest(b"ana@example.test").iter().map(|b| format!("{b:02x}")).collect();
+        assert_ne!(print, plain, "keyed, not a plain hash");
+    }
 
     #[test]
     fn a_sealed_key_opens_only_with_its_kek_kid_and_algorithm() {

@@ -17,6 +17,7 @@ mod hostile;
 mod idempotency;
 mod keys;
 mod limits;
+mod lists;
 mod logs;
 mod metrics;
 mod pages;

@@ -11,6 +11,14 @@ impl SecretSealer for PlainSealer {
     fn seal(&self, _: &str, secret: &[u8]) -> Result<SealedSecret, RepoError> {
         Ok(SealedSecret { bytes: secret.to_vec(), sealed_with: "plain".into() })
     }
+
+    /// A plain SHA-256: the in-memory world has no key to hash with.
+    fn fingerprint(&self, context: &str, value: &str) -> Result<String, RepoError> {
+        use sha2::Digest;
+        let digest =
+            sha2::Sha256::new().chain_update(context).chain_update([0]).chain_update(value);
+        Ok(digest.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
 }
 
 /// A clock that stands still until moved.

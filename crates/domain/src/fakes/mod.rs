@@ -37,6 +37,7 @@ mod applications;
 mod doubles;
 mod entities;
 mod idempotency;
+mod lists;
 mod sessions;
 mod shares;
 mod webhooks;
@@ -49,7 +50,6 @@ pub use doubles::{FakeTokens, FixedClock, PlainSealer, SequentialIds};
 pub struct State {
     /// Applications.
     pub applications: Vec<Application>,
-    /// Keys, with their revocation flag.
     /// Each key with when it was made and revoked.
     pub api_keys: Vec<(NewApiKey, DateTime<Utc>, Option<DateTime<Utc>>)>,
     /// Console sessions by id hash, with when each was last used.
@@ -72,6 +72,10 @@ pub struct State {
     pub destinations: Vec<(Destination, SealedSecret)>,
     /// Deliveries by destination.
     pub deliveries: Vec<(crate::DestinationId, Delivery)>,
+    /// Stored lists by application.
+    pub lists: Vec<(ApplicationId, crate::lists::List)>,
+    /// List entries by application.
+    pub list_entries: Vec<(ApplicationId, crate::lists::NewEntry)>,
 }
 
 /// Every repository port in memory.
@@ -275,6 +279,7 @@ impl World {
             shares: store.clone(),
             idempotency: store.clone(),
             webhooks: store.clone(),
+            lists: store.clone(),
             sealer: Arc::new(PlainSealer),
             tokens: tokens.clone(),
             clock: clock.clone(),

@@ -4,6 +4,7 @@ mod amendments;
 mod applications;
 mod idempotency;
 mod import;
+mod lists;
 mod sessions;
 mod share;
 mod webhooks;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub use applications::{ApplicationService, CONSOLE_SCOPE, NewKey};
 pub use idempotency::IdempotencyService;
 pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService, unlisted_jti};
+pub use lists::{AddEntry, BlocklistFlags, ListService, NewList};
 pub use sessions::{CreateSession, ItemLimits, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
 pub use webhooks::{
@@ -26,8 +28,8 @@ use crate::error::{RepoError, ValidationErrors};
 use crate::ids::SessionId;
 use crate::ports::{
     ApplicationRepository, Clock, EntityRepository, IdGenerator, IdempotencyRepository,
-    SecretSealer, SessionRepository, ShareRepository, ShareTokens, WebhookRepository,
-    WorkflowRepository,
+    ListRepository, SecretSealer, SessionRepository, ShareRepository, ShareTokens,
+    WebhookRepository, WorkflowRepository,
 };
 use crate::share::ImportCheck;
 use crate::status::SessionStatus;
@@ -49,6 +51,8 @@ pub struct Ports {
     pub idempotency: Arc<dyn IdempotencyRepository>,
     /// Webhook destinations and deliveries.
     pub webhooks: Arc<dyn WebhookRepository>,
+    /// Lists and their entries.
+    pub lists: Arc<dyn ListRepository>,
     /// Seals secrets for storage.
     pub sealer: Arc<dyn SecretSealer>,
     /// Signing and verifying share tokens.
@@ -65,6 +69,15 @@ pub enum Error {
     /// The caller holds no session with this id.
     #[error("session not found")]
     SessionNotFound,
+    /// The caller holds no list with this id.
+    #[error("list not found")]
+    ListNotFound,
+    /// The list holds no entry with this id.
+    #[error("list entry not found")]
+    EntryNotFound,
+    /// A system blocklist cannot be renamed, changed or deleted.
+    #[error("system lists cannot be changed")]
+    SystemList,
     /// The caller holds no (undeleted) workflow with this id.
     #[error("workflow not found")]
     WorkflowNotFound,
@@ -152,6 +165,8 @@ pub struct Services {
     pub idempotency: IdempotencyService,
     /// Webhook destinations and deliveries.
     pub webhooks: WebhookService,
+    /// Lists and blocklists.
+    pub lists: ListService,
 }
 
 impl Services {
@@ -184,6 +199,7 @@ impl Services {
             share: ShareService::new(ports.clone()),
             idempotency: IdempotencyService::new(ports.clone()),
             webhooks: WebhookService::new(ports.clone()),
+            lists: ListService::new(ports.clone()),
             import: ImportService::new(ports.clone(), session_base_url.clone()),
             sessions: SessionService::new(ports, session_base_url),
         }

@@ -150,9 +150,10 @@ impl SessionService {
     }
 
     /// Records the verification engine's results and returns the session as it now stands.
-    /// Blocks must belong to the session's kind.
+    /// Blocks must belong to the session's kind. A value the application blocklisted declines
+    /// the session, whatever status the results give ([`super::lists`]).
     pub async fn record_results(
-        &self, caller: &Caller, id: SessionId, results: RecordResults,
+        &self, caller: &Caller, id: SessionId, mut results: RecordResults,
     ) -> Result<SessionRecord, Error> {
         let current = self.decision(caller, id).await?;
         let kind = current.session.kind;
@@ -193,6 +194,10 @@ impl SessionService {
             }
         }
         errors.into_result().map_err(Error::Invalid)?;
+        // A blocklisted value declines the session, its warning in its item.
+        if super::lists::check_blocklists(&self.ports, caller.application_id, &mut results).await? {
+            results.status = Some(SessionStatus::Declined);
+        }
         let recorded: Vec<&str> = results.blocks.iter().map(|(b, _)| b.v3_key()).collect();
         // Blocks recorded over existing items: Didit's `data.updated`.
         let replaced: Vec<&str> = results

@@ -4,6 +4,7 @@ pub(crate) mod corrections;
 pub(crate) mod entities;
 pub(crate) mod entity_admin;
 pub(crate) mod health;
+pub(crate) mod lists;
 pub(crate) mod paging;
 pub(crate) mod report;
 pub(crate) mod reviews;
@@ -194,6 +195,30 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .service(
                     resource("/businesses/{vendor_data}/update-status/")
                         .route(web::patch().to(entities::update_business_status)),
+                )
+                .service(
+                    resource("/lists/")
+                        .route(web::get().to(lists::list))
+                        .route(web::post().to(lists::create)),
+                )
+                .service(
+                    resource("/lists/{list_uuid}/")
+                        .route(web::get().to(lists::get))
+                        .route(web::patch().to(lists::update))
+                        .route(web::delete().to(lists::delete)),
+                )
+                .service(
+                    resource("/lists/{list_uuid}/entries/")
+                        .route(web::get().to(lists::entries))
+                        .route(web::post().to(lists::create_entry)),
+                )
+                .service(
+                    resource("/lists/{list_uuid}/entries/{entry_uuid}/")
+                        .route(web::delete().to(lists::delete_entry)),
+                )
+                .service(resource("/blocklist/add/").route(web::post().to(lists::blocklist_add)))
+                .service(
+                    resource("/blocklist/remove/").route(web::post().to(lists::blocklist_remove)),
                 )
                 .default_service(web::to(not_found)),
         )

@@ -1,0 +1,52 @@
+//! Lists (Didit's Lists API): the allowlists and custom lists an application makes, and the
+//! entries of every list — of the system blocklists too, which are not stored (their ids are
+//! derived from the application's). A personal value is kept as a keyed hash (`match_key`)
+//! and sealed (`sealed_value`), never in clear.
+
+use sea_orm_migration::prelude::*;
+
+use crate::schema::*;
+
+migration!(|manager| up {
+    manager
+        .create_table(
+            Table::create()
+                .table("lists")
+                .col(uuid_pk("id"))
+                .col(uuid("application_id"))
+                .col(text("name"))
+                .col(text_null("description"))
+                .col(text("list_type"))
+                .col(text("entry_type"))
+                .col(timestamp("created_at"))
+                .foreign_key(&mut cascade("lists", "application_id", "applications"))
+                .take(),
+        )
+        .await?;
+    create_index(manager, "lists", &["application_id", "name"], true).await?;
+    manager
+        .create_table(
+            Table::create()
+                .table("list_entries")
+                .col(uuid_pk("id"))
+                .col(uuid("application_id"))
+                .col(uuid("list_id"))
+                .col(text("entry_type"))
+                .col(text("match_key"))
+                .col(text_null("value"))
+                .col(ColumnDef::new("sealed_value").binary().null())
+                .col(text_null("display_label"))
+                .col(text_null("comment"))
+                .col(uuid_null("reference_session_id"))
+                .col(text("added_by"))
+                .col(timestamp("created_at"))
+                .foreign_key(&mut cascade("list_entries", "application_id", "applications"))
+                .take(),
+        )
+        .await?;
+    create_index(manager, "list_entries", &["list_id", "match_key"], true).await?;
+    let matching = ["application_id", "entry_type", "match_key"];
+    create_index(manager, "list_entries", &matching, false).await
+} down {
+    drop_tables(manager, &["list_entries", "lists"]).await
+});
