@@ -1,7 +1,8 @@
 //! Lists (Didit's Lists API): the allowlists and custom lists an application makes, and the
 //! entries of every list — of the system blocklists too, which are not stored (their ids are
 //! derived from the application's). A personal value is kept as a keyed hash (`match_key`)
-//! and sealed (`sealed_value`), never in clear.
+//! and sealed (`sealed_value`, with the id of the key-encryption key that sealed it), never in
+//! clear.
 
 use sea_orm_migration::prelude::*;
 
@@ -35,6 +36,7 @@ migration!(|manager| up {
                 .col(text("match_key"))
                 .col(text_null("value"))
                 .col(ColumnDef::new("sealed_value").binary().null())
+                .col(text_null("sealed_with"))
                 .col(text_null("display_label"))
                 .col(text_null("comment"))
                 .col(uuid_null("reference_session_id"))

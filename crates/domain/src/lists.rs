@@ -321,6 +321,17 @@ pub fn with_warning(item: &FeatureItem, warning: &serde_json::Value) -> Option<F
     FeatureItem::parse(&RawValue::from_string(object.to_json_without(&[])).ok()?).ok()
 }
 
+/// What a personal value of `entry_type` is hashed for (the keyed hash's context): the same
+/// for every application, so that one value has one hash in the deployment.
+pub fn hash_context(entry_type: EntryType) -> String {
+    format!("list-entry:{}", entry_type.as_str())
+}
+
+/// What the value of entry `id` is sealed for: it opens for that entry only.
+pub fn seal_context(id: EntryId) -> String {
+    format!("list-entry:{id}")
+}
+
 /// The id of `application`'s system blocklist of `entry_type`: the same wherever and whenever
 /// it is asked for.
 pub fn system_list_id(application: ApplicationId, entry_type: EntryType) -> ListId {
@@ -382,7 +393,7 @@ pub struct NewEntry {
     /// What is matched: the normalized value, or its keyed hash.
     pub match_key: String,
     /// The normalized value sealed under the deployment's key, for a personal value.
-    pub sealed_value: Option<Vec<u8>>,
+    pub sealed_value: Option<crate::webhook::SealedSecret>,
 }
 
 /// Which entries of a list to delete.

@@ -302,6 +302,9 @@ pub struct WorkflowSettings {
     pub max_retry_attempts: i64,
     /// 1 to 365 (default 7).
     pub retry_window_days: i64,
+    /// Whether a declined session's face template, document, phone and email go to the
+    /// system blocklists and its User or Business becomes `BLOCKED` (default false).
+    pub is_auto_blocklist_enabled: bool,
 }
 
 impl Default for WorkflowSettings {
@@ -312,6 +315,7 @@ impl Default for WorkflowSettings {
             is_desktop_allowed: true,
             max_retry_attempts: 3,
             retry_window_days: 7,
+            is_auto_blocklist_enabled: false,
         }
     }
 }
@@ -324,6 +328,7 @@ pub struct RequestedSettings {
     pub is_desktop_allowed: Option<bool>,
     pub max_retry_attempts: Option<i64>,
     pub retry_window_days: Option<i64>,
+    pub is_auto_blocklist_enabled: Option<bool>,
 }
 
 impl WorkflowSettings {
@@ -340,6 +345,9 @@ impl WorkflowSettings {
         }
         if let Some(enabled) = requested.is_white_label_enabled {
             settings.is_white_label_enabled = enabled;
+        }
+        if let Some(enabled) = requested.is_auto_blocklist_enabled {
+            settings.is_auto_blocklist_enabled = enabled;
         }
         if let Some(allowed) = requested.is_desktop_allowed {
             settings.is_desktop_allowed = allowed;

@@ -310,6 +310,8 @@ pub struct Workflow {
     pub max_retry_attempts: i64,
     /// Kept and answered.
     pub retry_window_days: i64,
+    /// A declined session's values go to the system blocklists (handoff's name).
+    pub is_auto_blocklist_enabled: bool,
     pub created_at: String,
 }
 

@@ -76,6 +76,57 @@ fn unless_taken(outcome: Result<u64, sea_orm::DbErr>) -> Result<bool, RepoError>
     }
 }
 
+/// A personal value of a list entry, sealed: what `signing-keys reseal` seals again.
+#[derive(Debug)]
+pub struct SealedEntry {
+    /// The entry's id (the seal's context).
+    pub id: uuid::Uuid,
+    /// Its entry type (the keyed hash's context).
+    pub entry_type: EntryType,
+    /// The sealed value.
+    pub sealed_value: Vec<u8>,
+}
+
+impl Store {
+    /// The list entries whose personal value is sealed with the key-encryption key `kek_id`.
+    pub async fn entries_sealed_with(&self, kek_id: &str) -> Result<Vec<SealedEntry>, RepoError> {
+        let select = Query::select()
+            .columns([ListEntries::Id, ListEntries::EntryType, ListEntries::SealedValue])
+            .from(ListEntries::Table)
+            .and_where(Expr::col(ListEntries::SealedWith).eq(kek_id))
+            .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(SealedEntry {
+                    id: get(row, "id")?,
+                    entry_type: entry_type(row)?,
+                    sealed_value: get(row, "sealed_value")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores an entry's value sealed again, and its keyed hash, under the key-encryption key
+    /// `sealed_with`, if it is still sealed with `previously`.
+    pub async fn reseal_entry(
+        &self, id: uuid::Uuid, sealed_value: Vec<u8>, match_key: &str, sealed_with: &str,
+        previously: &str,
+    ) -> Result<bool, RepoError> {
+        let update = Query::update()
+            .table(ListEntries::Table)
+            .value(ListEntries::SealedValue, sealed_value)
+            .value(ListEntries::MatchKey, match_key)
+            .value(ListEntries::SealedWith, sealed_with)
+            .and_where(Expr::col(ListEntries::Id).eq(id))
+            .and_where(Expr::col(ListEntries::SealedWith).eq(previously))
+            .to_owned();
+        let _turn = self.write_turn().await;
+        Ok(run(&self.db, &update).await? == 1)
+    }
+}
+
 #[async_trait]
 impl ListRepository for Store {
     async fn lists(
@@ -216,7 +267,14 @@ impl ListRepository for Store {
                 (ListEntries::EntryType, e.entry_type.as_str().into()),
                 (ListEntries::MatchKey, new.match_key.clone().into()),
                 (ListEntries::Value, e.value.clone().into()),
-                (ListEntries::SealedValue, new.sealed_value.clone().into()),
+                (
+                    ListEntries::SealedValue,
+                    new.sealed_value.as_ref().map(|s| s.bytes.clone()).into(),
+                ),
+                (
+                    ListEntries::SealedWith,
+                    new.sealed_value.as_ref().map(|s| s.sealed_with.clone()).into(),
+                ),
                 (ListEntries::DisplayLabel, e.display_label.clone().into()),
                 (ListEntries::Comment, e.comment.clone().into()),
                 (

@@ -45,8 +45,8 @@ table! {
     /// Entries of every list (system blocklists' too): a personal value only as a keyed hash
     /// (`match_key`) and sealed.
     ListEntries {
-        Id, ApplicationId, ListId, EntryType, MatchKey, Value, SealedValue, DisplayLabel,
-        Comment, ReferenceSessionId, AddedBy, CreatedAt
+        Id, ApplicationId, ListId, EntryType, MatchKey, Value, SealedValue, SealedWith,
+        DisplayLabel, Comment, ReferenceSessionId, AddedBy, CreatedAt
     }
 }
 

@@ -35,6 +35,7 @@ fn settings_text(settings: &WorkflowSettings) -> String {
         "is_desktop_allowed": settings.is_desktop_allowed,
         "max_retry_attempts": settings.max_retry_attempts,
         "retry_window_days": settings.retry_window_days,
+        "is_auto_blocklist_enabled": settings.is_auto_blocklist_enabled,
     })
     .to_string()
 }
@@ -51,6 +52,10 @@ fn settings_of(text: &str) -> WorkflowSettings {
         is_desktop_allowed: flag("is_desktop_allowed", defaults.is_desktop_allowed),
         max_retry_attempts: number("max_retry_attempts", defaults.max_retry_attempts),
         retry_window_days: number("retry_window_days", defaults.retry_window_days),
+        is_auto_blocklist_enabled: flag(
+            "is_auto_blocklist_enabled",
+            defaults.is_auto_blocklist_enabled,
+        ),
     }
 }
 

@@ -3,6 +3,7 @@
 //! retired once another key signs.
 
 use chrono::{DateTime, Utc};
+use handoff_domain::lists;
 use handoff_store::Store;
 use handoff_token::{KeyEncryptionKey, TokenAlgorithm};
 use serde_json::json;
@@ -98,6 +99,22 @@ async fn reseal(config: &Config, store: &Store) -> Result<(), CommandError> {
         let sealed = current.seal(&key.kid, algorithm, &secret)?;
         store.seal_signing_key(&key.kid, sealed, current.id(), key.sealed_with.as_deref()).await?;
         println!("{}", json!({"kid": key.kid, "sealed_with": current.id()}));
+    }
+    // List entries' personal values: sealed again, and hashed again under the new key, so
+    // that the blocklists keep matching.
+    let mut entries = 0;
+    for entry in store.entries_sealed_with(previous.id()).await? {
+        let value = previous
+            .open_for(&lists::seal_context(entry.id), &entry.sealed_value)
+            .map_err(|e| CommandError::Setting(format!("list entry {}: {e}", entry.id)))?;
+        let sealed = current.seal_for(&lists::seal_context(entry.id), &value)?;
+        let match_key = current.fingerprint(&lists::hash_context(entry.entry_type), &value);
+        if store.reseal_entry(entry.id, sealed, &match_key, current.id(), previous.id()).await? {
+            entries += 1;
+        }
+    }
+    if entries > 0 {
+        println!("{}", json!({"list_entries": entries, "sealed_with": current.id()}));
     }
     Ok(())
 }

@@ -267,10 +267,14 @@ per_backend!(a_retired_key_stops_verifying_on_every_server);
 
 on_both_backends!(keys_move_to_a_new_key_encryption_key);
 /// `signing-keys reseal` opens every key with the previous key-encryption key and seals it with
-/// the new one: the same keys, which only the new KEK opens.
+/// the new one: the same keys, which only the new KEK opens. Blocklist entries' values are
+/// sealed and hashed again under the new key.
 async fn keys_move_to_a_new_key_encryption_key(app: TestApp) {
     const NEW_KEK: &str = "the operator's next key-encryption key, 32+ bytes";
     let shared = app.shared("user", "user-ana-001").await;
+    let flags = json!({"session_id": shared.session, "blocklist_document": true});
+    let listed = app.post("/v3/blocklist/add/", &shared.source, flags).await;
+    assert_eq!(listed.body["entry_types"], json!(["document"]), "{}", listed.text);
     let reseal = |previous: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
             .args(["signing-keys", "reseal"])
@@ -289,6 +293,16 @@ async fn keys_move_to_a_new_key_encryption_key(app: TestApp) {
     let new_kek = KeyEncryptionKey::from_secret(NEW_KEK.as_bytes()).unwrap();
     let stored = app.store.signing_keys(true).await.unwrap();
     assert!(stored.iter().all(|key| key.sealed_with.as_deref() == Some(new_kek.id())));
+    let entry =
+        &crate::support::rows(&app.store, "SELECT match_key, sealed_with FROM list_entries").await
+            [0];
+    let document = handoff_domain::lists::hash_context(handoff_domain::lists::EntryType::Document);
+    assert_eq!(
+        entry.try_get::<String>("", "match_key").unwrap(),
+        new_kek.fingerprint(&document, b"X1234567Z"),
+        "hashed again under the new key"
+    );
+    assert_eq!(entry.try_get::<String>("", "sealed_with").unwrap(), new_kek.id());
 
     let with_new = handoff::Config {
         key_encryption_key: Some(Secret(NEW_KEK.into())),

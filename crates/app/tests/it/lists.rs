@@ -37,6 +37,7 @@ async fn lists_are_made_changed_and_deleted_as_didits(app: TestApp) {
     let email = app.get("/v3/lists/?entry_type=email", &owner).await;
     assert_eq!(email.body["count"], 1, "{}", email.text);
     assert_invalid(&app.get("/v3/lists/?list_type=deny", &owner).await, "list_type");
+    assert_error(&app.get("/v3/lists/?colour=red", &owner).await, 400, "invalid_request");
 
     // Lists of its own: allowlists and custom lists, named once.
     let body = json!({"name": "VIP phones", "list_type": "allowlist", "entry_type": "phone"});
@@ -213,4 +214,45 @@ async fn recorded_results_with_a_blocklisted_value_decline_the_session(app: Test
     // Another application's blocklist is its own.
     let theirs = app.finished_session(&stranger, "user", "user-ana-001").await;
     assert_eq!(app.decision(&stranger, &theirs).await.body["status"], "Approved");
+}
+
+on_both_backends!(a_workflow_may_blocklist_its_declined_sessions);
+async fn a_workflow_may_blocklist_its_declined_sessions(app: TestApp) {
+    let owner = app.tenant("Owner").await;
+    let session = app.finished_session(&owner, "user", "user-ana-001").await;
+    let workflow =
+        app.decision(&owner, &session).await.body["workflow_id"].as_str().unwrap().to_owned();
+    let decline = json!({"new_status": "Declined", "comment": "fraud"});
+    let documents = list_named(&app, &owner, "Document blocklist").await;
+    let count_of = |list: String| {
+        let app = &app;
+        let owner = &owner;
+        async move { app.get(&format!("/v3/lists/{list}/"), owner).await.body["entry_count"].clone() }
+    };
+
+    // Off by default: a decline blocklists nothing.
+    let other = app.finished_session(&owner, "user", "user-bob-001").await;
+    let path = |id: &str| format!("/v3/session/{id}/update-status/");
+    assert_eq!(app.patch(&path(&other), &owner, decline.clone()).await.status.as_u16(), 200);
+    assert_eq!(count_of(documents.clone()).await, 0);
+
+    let on = app
+        .patch(
+            &format!("/v3/workflows/{workflow}/"),
+            &owner,
+            json!({"is_auto_blocklist_enabled": true}),
+        )
+        .await;
+    assert_eq!(on.body["is_auto_blocklist_enabled"], true, "{}", on.text);
+    assert_eq!(app.patch(&path(&session), &owner, decline).await.status.as_u16(), 200);
+    assert_eq!(count_of(documents.clone()).await, 1);
+    let emails = list_named(&app, &owner, "Email blocklist").await;
+    let listed = app.get(&format!("/v3/lists/{emails}/entries/"), &owner).await;
+    assert_eq!(listed.body["results"][0]["added_by"], "auto", "{}", listed.text);
+    let user = app.get("/v3/users/user-ana-001/", &owner).await;
+    assert_eq!(user.body["status"], "BLOCKED", "{}", user.text);
+
+    // The next session with those values is declined when its results are recorded.
+    let next = app.finished_session(&owner, "user", "user-ana-003").await;
+    assert_eq!(app.decision(&owner, &next).await.body["status"], "Declined");
 }

@@ -488,7 +488,12 @@ async fn users_and_businesses_are_listed_created_changed_and_deleted(app: TestAp
         )
         .await;
     assert_eq!(by_id.body["deleted"], 1, "{}", by_id.text);
-    for body in [json!({}), json!({"vendor_data_list": ["x"], "delete_all": true})] {
+    let too_long = "x".repeat(1025);
+    for body in [
+        json!({}),
+        json!({"vendor_data_list": ["x"], "delete_all": true}),
+        json!({"vendor_data_list": ["ANA-1", too_long]}),
+    ] {
         assert_error(&app.post("/v3/users/delete/", &tenant, body).await, 400, "invalid_request");
     }
     let all = app.post("/v3/users/delete/", &tenant, json!({"delete_all": true})).await;

@@ -267,29 +267,7 @@ impl ListService {
         &self, caller: &Caller, session: SessionId, flags: BlocklistFlags,
     ) -> Result<Vec<EntryType>, Error> {
         let (record, values) = self.flagged(caller, session, flags).await?;
-        let now = self.ports.clock.now();
-        let mut added = Vec::new();
-        for (entry_type, value) in values {
-            let entry = Entry {
-                id: self.ports.ids.uuid(),
-                list_id: system_list_id(caller.application_id, entry_type),
-                entry_type,
-                value: None,
-                display_label: record.session.vendor_data.as_ref().map(|v| v.as_str().to_owned()),
-                comment: None,
-                reference_session_id: Some(session),
-                added_by: "blocklist".into(),
-                created_at: now,
-            };
-            // A value the session recorded that is no value of its type is not blocklisted.
-            let new = match self.new_entry(entry, &value) {
-                Err(Error::Invalid(_)) => continue,
-                new => new?,
-            };
-            self.ports.lists.add_entry(caller.application_id, &new).await?;
-            added.push(entry_type);
-        }
-        Ok(added)
+        add_to_blocklists(&self.ports, &record, values, "blocklist").await
     }
 
     /// Removes the session's values of the flagged types from the caller's system blocklists;
@@ -339,24 +317,8 @@ impl ListService {
             .ok_or(Error::SessionNotFound)
     }
 
-    /// The entry to store for `value`: normalized, hashed and sealed when personal, shown
-    /// otherwise; [`Error::Invalid`] naming `value` when it is no value of its type.
-    fn new_entry(&self, mut entry: Entry, value: &str) -> Result<NewEntry, Error> {
-        let normalized = entry.entry_type.normalize(value).map_err(|message| {
-            Error::Invalid(ValidationErrors::single("value", message.to_owned()))
-        })?;
-        let match_key = self.match_key(entry.entry_type, &normalized)?;
-        let sealed_value = if entry.entry_type.is_personal() {
-            let context = format!("list-entry:{}", entry.id);
-            Some(self.ports.sealer.seal(&context, normalized.as_bytes())?.bytes)
-        } else {
-            entry.value = Some(match entry.entry_type {
-                EntryType::User | EntryType::Business => value.trim().to_owned(),
-                _ => normalized,
-            });
-            None
-        };
-        Ok(NewEntry { entry, match_key, sealed_value })
+    fn new_entry(&self, entry: Entry, value: &str) -> Result<NewEntry, Error> {
+        new_entry(&self.ports, entry, value)
     }
 
     fn match_key(&self, entry_type: EntryType, normalized: &str) -> Result<String, Error> {
@@ -402,12 +364,95 @@ impl ListService {
     }
 }
 
+/// The entry to store for `value`: normalized, hashed and sealed when personal, shown
+/// otherwise; [`Error::Invalid`] naming `value` when it is no value of its type.
+fn new_entry(ports: &Ports, mut entry: Entry, value: &str) -> Result<NewEntry, Error> {
+    let normalized = entry
+        .entry_type
+        .normalize(value)
+        .map_err(|message| Error::Invalid(ValidationErrors::single("value", message.to_owned())))?;
+    let match_key = match_key(ports, entry.entry_type, &normalized)?;
+    let sealed_value = if entry.entry_type.is_personal() {
+        let context = crate::lists::seal_context(entry.id);
+        Some(ports.sealer.seal(&context, normalized.as_bytes())?)
+    } else {
+        entry.value = Some(match entry.entry_type {
+            EntryType::User | EntryType::Business => value.trim().to_owned(),
+            _ => normalized,
+        });
+        None
+    };
+    Ok(NewEntry { entry, match_key, sealed_value })
+}
+
+/// Adds `values` of the session `record` to its application's system blocklists (a value
+/// listed already stays, once; one that is no value of its type is left out); the types added.
+async fn add_to_blocklists(
+    ports: &Ports, record: &SessionRecord, values: Vec<(EntryType, String)>, added_by: &str,
+) -> Result<Vec<EntryType>, Error> {
+    let application_id = record.session.application_id;
+    let now = ports.clock.now();
+    let mut added = Vec::new();
+    for (entry_type, value) in values {
+        let entry = Entry {
+            id: ports.ids.uuid(),
+            list_id: system_list_id(application_id, entry_type),
+            entry_type,
+            value: None,
+            display_label: record.session.vendor_data.as_ref().map(|v| v.as_str().to_owned()),
+            comment: None,
+            reference_session_id: Some(record.session.id),
+            added_by: added_by.to_owned(),
+            created_at: now,
+        };
+        let new = match new_entry(ports, entry, &value) {
+            Err(Error::Invalid(_)) => continue,
+            new => new?,
+        };
+        ports.lists.add_entry(application_id, &new).await?;
+        added.push(entry_type);
+    }
+    Ok(added)
+}
+
+/// When the declined session `record`'s workflow says so (`is_auto_blocklist_enabled`), adds
+/// its face template, document, phone and email to the system blocklists and blocks its User
+/// or Business, as `actor`.
+pub(super) async fn auto_blocklist(
+    ports: &Ports, record: &SessionRecord, actor: String,
+) -> Result<(), Error> {
+    let session = &record.session;
+    let workflow =
+        ports.workflows.find_workflow(session.application_id, session.workflow_id).await?;
+    if !workflow.is_some_and(|w| w.settings.is_auto_blocklist_enabled) {
+        return Ok(());
+    }
+    let types = BlocklistFlags { face: true, document: true, phone: true, email: true }.types();
+    let values = types.into_iter().filter_map(|t| t.value_in(record).map(|v| (t, v))).collect();
+    add_to_blocklists(ports, record, values, "auto").await?;
+    if let Some(vendor_data) = &session.vendor_data {
+        let update = crate::entity::EntityUpdate {
+            profile: crate::entity::ProfileChange::default(),
+            status: Some(crate::entity::EntityStatusChange {
+                status: crate::EntityStatus::Blocked,
+                reason: Some(format!("session {} declined; blocklisted automatically", session.id)),
+            }),
+            actor,
+            at: ports.clock.now(),
+        };
+        ports
+            .entities
+            .update_entity(session.application_id, session.kind, vendor_data, &update)
+            .await?;
+    }
+    Ok(())
+}
+
 /// What an entry of `entry_type` holding `normalized` is matched by: its keyed hash when
 /// personal, else itself.
 fn match_key(ports: &Ports, entry_type: EntryType, normalized: &str) -> Result<String, Error> {
     if entry_type.is_personal() {
-        let context = format!("list-entry:{}", entry_type.as_str());
-        Ok(ports.sealer.fingerprint(&context, normalized)?)
+        Ok(ports.sealer.fingerprint(&crate::lists::hash_context(entry_type), normalized)?)
     } else {
         Ok(normalized.to_owned())
     }

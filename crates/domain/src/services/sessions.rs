@@ -219,7 +219,11 @@ impl SessionService {
         if !self.ports.sessions.record_results(caller.application_id, id, &results, &log).await? {
             return Err(Error::SessionNotFound);
         }
-        self.decision(caller, id).await
+        let record = self.decision(caller, id).await?;
+        if results.status == Some(SessionStatus::Declined) {
+            super::lists::auto_blocklist(&self.ports, &record, actor(caller)).await?;
+        }
+        Ok(record)
     }
 
     /// What the end user's page says of the session whose URL carries `token`; `None` when
@@ -313,6 +317,10 @@ impl SessionService {
             created_at: self.ports.clock.now(),
         };
         match self.ports.sessions.apply_review(caller.application_id, id, new_status, &log).await? {
+            ReviewOutcome::Applied if new_status == ReviewStatus::Declined => {
+                let record = self.decision(caller, id).await?;
+                super::lists::auto_blocklist(&self.ports, &record, actor(caller)).await
+            }
             ReviewOutcome::Applied => Ok(()),
             ReviewOutcome::NotFound => Err(Error::SessionNotFound),
             ReviewOutcome::WrongCurrentStatus(current) => Err(Error::WrongCurrentStatus(current)),

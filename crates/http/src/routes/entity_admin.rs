@@ -302,8 +302,17 @@ async fn delete(
     if names.len() > MAX_DELETE_ENTITIES || ids.len() > MAX_DELETE_ENTITIES {
         errors.add("vendor_data_list", format!("must hold at most {MAX_DELETE_ENTITIES} entries."));
     }
-    // A vendor_data that could never have been stored names nothing: skipped.
-    let names: Vec<VendorData> = names.iter().filter_map(|v| VendorData::parse(v).ok()).collect();
+    // What the document refuses is refused (a valid vendor_data that names nothing is skipped).
+    let names: Vec<VendorData> = names
+        .iter()
+        .filter_map(|v| match VendorData::parse(v) {
+            Ok(name) => Some(name),
+            Err(why) => {
+                errors.add("vendor_data_list", why);
+                None
+            }
+        })
+        .collect();
     let all = selection.delete_all.unwrap_or(false);
     let named = !names.is_empty() || !ids.is_empty();
     match (all, named) {

@@ -87,8 +87,10 @@ pub(crate) struct BlocklistBody {
 
 impl RequestBody for BlocklistBody {}
 
-/// Filters and page of `GET /v3/lists/`.
+/// Filters and page of `GET /v3/lists/`; any other parameter is refused.
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListsQuery {
     /// `blocklist`, `allowlist` or `custom`.
     #[param(pattern = "^(blocklist|allowlist|custom)$")]
@@ -106,8 +108,10 @@ pub(crate) struct ListsQuery {
     offset: Option<String>,
 }
 
-/// A page of entries.
+/// A page of entries; any other parameter is refused.
 #[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EntriesQuery {
     /// 1 to 200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]

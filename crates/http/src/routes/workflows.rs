@@ -49,6 +49,9 @@ pub(crate) struct SettingsBody {
     #[schema(minimum = 1, maximum = 365)]
     #[serde(default, deserialize_with = "crate::body::whole_number")]
     retry_window_days: Option<i64>,
+    /// A declined session's values go to the system blocklists and its entity becomes
+    /// `BLOCKED` (default false; handoff's name).
+    is_auto_blocklist_enabled: Option<bool>,
 }
 
 impl From<SettingsBody> for RequestedSettings {
@@ -59,6 +62,7 @@ impl From<SettingsBody> for RequestedSettings {
             is_desktop_allowed: body.is_desktop_allowed,
             max_retry_attempts: body.max_retry_attempts,
             retry_window_days: body.retry_window_days,
+            is_auto_blocklist_enabled: body.is_auto_blocklist_enabled,
         }
     }
 }
@@ -88,6 +92,8 @@ pub(crate) struct UpdateWorkflowBody {
     #[schema(minimum = 1, maximum = 365)]
     #[serde(default, deserialize_with = "crate::body::whole_number")]
     retry_window_days: Option<i64>,
+    /// Blocklist a declined session's values.
+    is_auto_blocklist_enabled: Option<bool>,
 }
 
 impl RequestBody for UpdateWorkflowBody {}
@@ -162,6 +168,7 @@ fn workflow_json(w: &Workflow) -> wire::Workflow {
         is_desktop_allowed: w.settings.is_desktop_allowed,
         max_retry_attempts: w.settings.max_retry_attempts,
         retry_window_days: w.settings.retry_window_days,
+        is_auto_blocklist_enabled: w.settings.is_auto_blocklist_enabled,
         created_at: timestamp(w.created_at),
     }
 }
@@ -243,6 +250,7 @@ pub(crate) async fn update(
             is_desktop_allowed: body.is_desktop_allowed,
             max_retry_attempts: body.max_retry_attempts,
             retry_window_days: body.retry_window_days,
+            is_auto_blocklist_enabled: body.is_auto_blocklist_enabled,
         },
     };
     let workflow = state.services.workflows.update(&caller, workflow_id(&path)?, change).await?;
