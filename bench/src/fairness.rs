@@ -58,6 +58,7 @@ async fn largest_sessions(
                 (FeatureBlock::AmlScreenings, Some(vec![item.clone(); ITEMS_PER_BLOCK])),
                 (FeatureBlock::DatabaseValidations, Some(vec![item.clone(); ITEMS_PER_BLOCK])),
             ],
+            blocklist_keys: None,
         };
         services
             .sessions

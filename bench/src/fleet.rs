@@ -38,7 +38,8 @@ pub async fn seeded(backend: handoff_testdb::Backend) -> Result<Seeded, String> 
     let tokens = std::sync::Arc::new(handoff_token::JwtShareTokens::new(
         handoff::load_keyring(&config, &store).await.map_err(|e| e.to_string())?,
     ));
-    let services = handoff::services(&store, PUBLIC_URL, tokens.clone());
+    let services = handoff::services_with_keys(&config, &store, PUBLIC_URL, tokens.clone())
+        .map_err(|e| e.to_string())?;
     let world = crate::seed::World::new(&services, tokens).await?;
     Ok(Seeded { db, store, services, world })
 }

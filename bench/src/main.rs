@@ -382,7 +382,8 @@ async fn run_backend(
     let tokens = Arc::new(JwtShareTokens::new(
         load_keyring(&config, &store).await.map_err(|e| e.to_string())?,
     ));
-    let services = handoff::services(&store, PUBLIC_URL, tokens.clone());
+    let services = handoff::services_with_keys(&config, &store, PUBLIC_URL, tokens.clone())
+        .map_err(|e| e.to_string())?;
     let world = World::new(&services, tokens.clone()).await?;
     let bench = Bench {
         services: services.clone(),
@@ -519,7 +520,8 @@ async fn run_backend(
     .await
     .map_err(|e| e.to_string())?;
     let bench = Bench {
-        services: handoff::services(&logged, PUBLIC_URL, tokens.clone()),
+        services: handoff::services_with_keys(&config, &logged, PUBLIC_URL, tokens.clone())
+            .map_err(|e| e.to_string())?,
         store: logged,
         ..bench
     };

@@ -32,8 +32,11 @@ migration!(|manager| up {
                 .col(uuid_pk("id"))
                 .col(uuid("application_id"))
                 .col(uuid("list_id"))
+                .col(text("list_type"))
                 .col(text("entry_type"))
                 .col(text("match_key"))
+                .col(text_null("range_start"))
+                .col(text_null("range_end"))
                 .col(text_null("value"))
                 .col(ColumnDef::new("sealed_value").binary().null())
                 .col(text_null("sealed_with"))
@@ -47,8 +50,12 @@ migration!(|manager| up {
         )
         .await?;
     create_index(manager, "list_entries", &["list_id", "match_key"], true).await?;
-    let matching = ["application_id", "entry_type", "match_key"];
-    create_index(manager, "list_entries", &matching, false).await
+    create_index(manager, "list_entries", &["application_id", "match_key"], false).await?;
+    // What blocklists match a session by: the keys of its personal values (a JSON array) and
+    // its IP address (hex, IPv4 mapped to IPv6, as entries' ranges are).
+    add_columns(manager, "sessions", [text_null("blocklist_keys"), text_null("blocklist_ip")])
+        .await
 } down {
+    drop_columns(manager, "sessions", &["blocklist_keys", "blocklist_ip"]).await?;
     drop_tables(manager, &["list_entries", "lists"]).await
 });

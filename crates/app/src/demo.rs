@@ -40,7 +40,11 @@ pub fn example_results(kind: &str) -> Result<RecordResults, CommandError> {
     };
     let example = |e: &dyn std::fmt::Display| CommandError::Example(e.to_string());
     let body = RawObject::parse(text).map_err(|e| example(&e))?;
-    let mut results = RecordResults { status: Some(SessionStatus::Approved), blocks: Vec::new() };
+    let mut results = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: Vec::new(),
+        blocklist_keys: None,
+    };
     for (key, raw) in &body.0 {
         let Some(block) = FeatureBlock::from_v3_key(key) else {
             continue;
@@ -242,7 +246,7 @@ pub async fn run(bind: &str) -> Result<(), CommandError> {
     })?;
     let base = format!("http://127.0.0.1:{}", app.port());
     let tokens = Arc::new(JwtShareTokens::new(load_keyring(&config, app.store()).await?));
-    let services = crate::services(app.store(), &base, tokens);
+    let services = crate::services_with_keys(&config, app.store(), &base, tokens)?;
     let seeded = seed(&services).await?;
     // One write, its failure ignored: a reader that stopped reading must not stop the demo.
     {

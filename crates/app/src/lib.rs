@@ -121,6 +121,15 @@ pub fn services(store: &Store, session_base_url: &str, tokens: Arc<dyn ShareToke
     services_sealing(store, session_base_url, tokens, Arc::new(webhooks::NoSealer))
 }
 
+/// [`services`] that seal and hash with the deployment's key-encryption key (`config`'s), as
+/// the server's do: for a process that records results or keeps list entries.
+pub fn services_with_keys(
+    config: &Config, store: &Store, session_base_url: &str, tokens: Arc<dyn ShareTokens>,
+) -> Result<Services, StartError> {
+    let sealer = Arc::new(webhooks::KekSealer(webhooks::secrets_key(config)?));
+    Ok(services_sealing(store, session_base_url, tokens, sealer))
+}
+
 /// [`services`] that seal secrets with `sealer`.
 pub fn services_sealing(
     store: &Store, session_base_url: &str, tokens: Arc<dyn ShareTokens>,

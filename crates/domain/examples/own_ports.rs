@@ -109,7 +109,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
             },
         )
         .await?;
-    let approved = RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] };
+    let approved = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: vec![],
+        blocklist_keys: None,
+    };
     services.sessions.record_results(&bank, session.id, approved).await?;
     let shared = services
         .share

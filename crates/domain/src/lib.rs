@@ -44,7 +44,8 @@
 //!     callback: None, options: Default::default(), metadata: None, contact_details: None,
 //!     expected_details: None,
 //! }).await?;
-//! let finished = RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] };
+//! let finished =
+//!     RecordResults { status: Some(SessionStatus::Approved), blocks: vec![], blocklist_keys: None };
 //! services.sessions.record_results(&holder, session.id, finished).await?;
 //!
 //! // It shares the session with the receiver, which imports it, trusting the decision.

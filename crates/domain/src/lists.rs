@@ -222,7 +222,7 @@ impl EntryType {
     /// (else `phone_number`), `email_verifications[].email`, `ip_analyses[].ip_address`, and
     /// the `face_template_id` of `liveness_checks[]` or `face_matches[]` (an extension member
     /// the verification engine records: handoff compares no faces).
-    fn sources(self) -> &'static [(FeatureBlock, &'static [&'static str])] {
+    pub fn sources(self) -> &'static [(FeatureBlock, &'static [&'static str])] {
         match self {
             EntryType::Document => &[(FeatureBlock::IdVerifications, &["document_number"])],
             EntryType::Phone => {
@@ -390,10 +390,41 @@ pub struct Entry {
 pub struct NewEntry {
     /// What is shown.
     pub entry: Entry,
+    /// Its list's type: only blocklists' entries are matched.
+    pub list_type: ListType,
+    /// For an IP address or block: its first and last address ([`ip_hex`]).
+    pub range: Option<(String, String)>,
     /// What is matched: the normalized value, or its keyed hash.
     pub match_key: String,
     /// The normalized value sealed under the deployment's key, for a personal value.
     pub sealed_value: Option<crate::webhook::SealedSecret>,
+}
+
+/// An address as blocklists compare them: its 16 bytes as IPv6 (IPv4 mapped), in hex, so that
+/// text order is address order.
+pub fn ip_hex(address: std::net::IpAddr) -> String {
+    let v6 = match address {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        std::net::IpAddr::V6(v6) => v6,
+    };
+    v6.octets().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A session's values as the blocklists match them: the keys of its document number, face
+/// template, phone and email (keyed hashes), and its IP address ([`ip_hex`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SessionKeys {
+    /// The keys, one per type the session holds a value of.
+    pub keys: Vec<String>,
+    /// Its IP address.
+    pub ip: Option<String>,
+}
+
+impl SessionKeys {
+    /// The keys as stored: a JSON array, `None` for none.
+    pub fn keys_json(&self) -> Option<String> {
+        (!self.keys.is_empty()).then(|| serde_json::Value::from(self.keys.clone()).to_string())
+    }
 }
 
 /// Which entries of a list to delete.

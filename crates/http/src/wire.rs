@@ -433,6 +433,9 @@ pub struct ImportPreview {
     pub entity_status: Option<String>,
     /// The feature blocks the clone would hold (their V3 keys).
     pub blocks: Vec<String>,
+    /// The entry types of the source's values the receiver blocklisted: the clone would be
+    /// `Declined`.
+    pub blocklisted: Vec<String>,
 }
 
 /// Where a share token stands (extension).

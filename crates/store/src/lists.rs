@@ -264,8 +264,11 @@ impl ListRepository for Store {
                 (ListEntries::Id, e.id.into()),
                 (ListEntries::ApplicationId, application_id.as_uuid().into()),
                 (ListEntries::ListId, e.list_id.into()),
+                (ListEntries::ListType, new.list_type.as_str().into()),
                 (ListEntries::EntryType, e.entry_type.as_str().into()),
                 (ListEntries::MatchKey, new.match_key.clone().into()),
+                (ListEntries::RangeStart, new.range.as_ref().map(|r| r.0.clone()).into()),
+                (ListEntries::RangeEnd, new.range.as_ref().map(|r| r.1.clone()).into()),
                 (ListEntries::Value, e.value.clone().into()),
                 (
                     ListEntries::SealedValue,

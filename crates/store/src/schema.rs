@@ -45,8 +45,8 @@ table! {
     /// Entries of every list (system blocklists' too): a personal value only as a keyed hash
     /// (`match_key`) and sealed.
     ListEntries {
-        Id, ApplicationId, ListId, EntryType, MatchKey, Value, SealedValue, SealedWith,
-        DisplayLabel, Comment, ReferenceSessionId, AddedBy, CreatedAt
+        Id, ApplicationId, ListId, ListType, EntryType, MatchKey, RangeStart, RangeEnd, Value,
+        SealedValue, SealedWith, DisplayLabel, Comment, ReferenceSessionId, AddedBy, CreatedAt
     }
 }
 
@@ -84,6 +84,7 @@ table! {
         Id, ApplicationId, Kind, SessionNumber, SessionToken, SessionUrl, Status, WorkflowId,
         Features, VendorData, EntityId, Metadata, Callback, ContactDetails, ExpectedDetails,
         SharedFromSession, RecordedBlocks, CreatedAt, ExpiresAt, Options, Revision,
+        BlocklistKeys, BlocklistIp,
     }
 }
 

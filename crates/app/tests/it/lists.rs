@@ -256,3 +256,58 @@ async fn a_workflow_may_blocklist_its_declined_sessions(app: TestApp) {
     let next = app.finished_session(&owner, "user", "user-ana-003").await;
     assert_eq!(app.decision(&owner, &next).await.body["status"], "Declined");
 }
+
+on_both_backends!(an_import_of_a_session_the_receiver_blocklisted_lands_declined);
+async fn an_import_of_a_session_the_receiver_blocklisted_lands_declined(app: TestApp) {
+    let shared = app.shared("user", "user-ana-001").await;
+    let receiver = &shared.receiver;
+    let documents = list_named(&app, receiver, "Document blocklist").await;
+    let ips = list_named(&app, receiver, "IP address blocklist").await;
+    for (list, value) in [(documents, "x1234567z"), (ips, "192.0.2.0/24")] {
+        let added = app
+            .post(&format!("/v3/lists/{list}/entries/"), receiver, json!({"value": value}))
+            .await;
+        assert_eq!(added.status.as_u16(), 201, "{}", added.text);
+    }
+    // The source's own blocklists are its own.
+    let theirs = list_named(&app, &shared.source, "Email blocklist").await;
+    app.post(
+        &format!("/v3/lists/{theirs}/entries/"),
+        &shared.source,
+        json!({"value": "ana@example.test"}),
+    )
+    .await;
+
+    let body =
+        json!({"share_token": shared.token, "workflow_id": shared.workflow, "trust_review": true});
+    let preview = app.post("/v3/session/import-shared/preview/", receiver, body.clone()).await;
+    assert_eq!(preview.status.as_u16(), 200, "{}", preview.text);
+    assert_eq!(preview.body["status"], "Declined");
+    assert_eq!(preview.body["blocklisted"], json!(["document", "ip_address"]));
+
+    let imported = app.post("/v3/session/import-shared/", receiver, body).await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    assert_eq!(imported.body["status"], "Declined", "whatever trust_review says");
+    let clone = imported.body["session_id"].as_str().unwrap();
+    let events = app.get(&format!("/v3/session/{clone}/decision/?include=events"), receiver).await;
+    let import = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "imported")
+        .cloned()
+        .unwrap_or_else(|| panic!("{}", events.text));
+    assert_eq!(import["details"]["blocklisted"], json!(["document", "ip_address"]), "{import}");
+    assert_eq!(import["details"]["trust_review"], true);
+
+    // A receiver that blocklisted nothing trusts the decision; the clone's values come along.
+    let other = app.tenant("Other").await;
+    let workflow = app.workflow(&other, "user").await;
+    let token = app.share(&shared.source, &shared.session, &other).await;
+    let trusted = app.import(&other, &token, &workflow, json!({"trust_review": true})).await;
+    assert_eq!(trusted.body["status"], "Approved", "{}", trusted.text);
+    let blocklist = list_named(&app, &other, "Document blocklist").await;
+    let by_clone = json!({"reference_session_id": trusted.body["session_id"]});
+    let added = app.post(&format!("/v3/lists/{blocklist}/entries/"), &other, by_clone).await;
+    assert_eq!(added.status.as_u16(), 201, "the clone holds the document: {}", added.text);
+}

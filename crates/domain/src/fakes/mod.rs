@@ -248,7 +248,15 @@ fn import_context(state: &mut State, attempt: &ImportAttempt) -> ImportContext {
             })
             .map(|(_, e)| (e.id, e.status))
     });
-    ImportContext { token, source, recorded_blocks, existing_clone, workflow, receiver_entity }
+    ImportContext {
+        token,
+        source,
+        recorded_blocks,
+        existing_clone,
+        workflow,
+        receiver_entity,
+        blocklisted: Vec::new(),
+    }
 }
 
 /// A whole in-memory world: the ports, and handles on the store, the clock and the tokens.

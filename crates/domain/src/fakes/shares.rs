@@ -139,7 +139,7 @@ impl ShareRepository for InMemory {
             }
             None => None,
         };
-        let status = attempt.status(source.session.status, entity_status);
+        let status = attempt.status(source.session.status, entity_status, &[]);
         let session = StoredSession {
             id: attempt.clone_id,
             application_id: attempt.application_id,

@@ -60,7 +60,11 @@ impl SessionService {
                     (*block, (!kept.is_empty()).then_some(kept))
                 })
                 .collect();
-            let results = RecordResults { status: Some(SessionStatus::Resubmitted), blocks };
+            let results = RecordResults {
+                status: Some(SessionStatus::Resubmitted),
+                blocks,
+                blocklist_keys: None,
+            };
             let log = LogEntry {
                 kind: LogKind::Review,
                 actor: actor(caller),
@@ -115,7 +119,11 @@ impl SessionService {
                 details: Some(json!({ "blocks": [key], "replaced": [key], "corrected": fields })),
                 created_at: self.ports.clock.now(),
             };
-            let results = RecordResults { status: None, blocks: vec![(block, Some(items))] };
+            let results = RecordResults {
+                status: None,
+                blocks: vec![(block, Some(items))],
+                blocklist_keys: None,
+            };
             Ok((results, log))
         })
         .await
@@ -129,7 +137,9 @@ impl SessionService {
     ) -> Result<SessionRecord, Error> {
         for _ in 0..ATTEMPTS {
             let record = self.decision(caller, id).await?;
-            let (results, log) = change(&record)?;
+            let (mut results, log) = change(&record)?;
+            results.blocklist_keys =
+                Some(super::lists::session_keys(&self.ports, &record, &results)?);
             let written = self
                 .ports
                 .sessions

@@ -8,8 +8,8 @@ use crate::application::Caller;
 use crate::error::ValidationErrors;
 use crate::ids::SessionId;
 use crate::lists::{
-    Entry, EntrySelection, EntryType, List, ListId, ListType, MAX_LISTS, NewEntry, system_list_id,
-    with_warning,
+    Entry, EntrySelection, EntryType, List, ListId, ListType, MAX_LISTS, NewEntry, SessionKeys,
+    ip_hex, system_list_id, with_warning,
 };
 use crate::session::{RecordResults, SessionRecord};
 
@@ -235,7 +235,7 @@ impl ListService {
             added_by: "api".into(),
             created_at: self.ports.clock.now(),
         };
-        let new = self.new_entry(entry, &value)?;
+        let new = new_entry(&self.ports, entry, &value, list.list_type)?;
         if !self.ports.lists.add_entry(caller.application_id, &new).await? {
             return Err(Error::Invalid(ValidationErrors::single(
                 "value",
@@ -317,10 +317,6 @@ impl ListService {
             .ok_or(Error::SessionNotFound)
     }
 
-    fn new_entry(&self, entry: Entry, value: &str) -> Result<NewEntry, Error> {
-        new_entry(&self.ports, entry, value)
-    }
-
     fn match_key(&self, entry_type: EntryType, normalized: &str) -> Result<String, Error> {
         match_key(&self.ports, entry_type, normalized)
     }
@@ -366,7 +362,9 @@ impl ListService {
 
 /// The entry to store for `value`: normalized, hashed and sealed when personal, shown
 /// otherwise; [`Error::Invalid`] naming `value` when it is no value of its type.
-fn new_entry(ports: &Ports, mut entry: Entry, value: &str) -> Result<NewEntry, Error> {
+fn new_entry(
+    ports: &Ports, mut entry: Entry, value: &str, list_type: ListType,
+) -> Result<NewEntry, Error> {
     let normalized = entry
         .entry_type
         .normalize(value)
@@ -382,7 +380,39 @@ fn new_entry(ports: &Ports, mut entry: Entry, value: &str) -> Result<NewEntry, E
         });
         None
     };
-    Ok(NewEntry { entry, match_key, sealed_value })
+    let range = (entry.entry_type == EntryType::IpAddress)
+        .then(|| crate::grant::parse_address_block(&match_key))
+        .flatten()
+        .map(|block| (ip_hex(block.network()), ip_hex(block.broadcast())));
+    Ok(NewEntry { entry, list_type, range, match_key, sealed_value })
+}
+
+/// The session's values as the blocklists match them once `results` are recorded over
+/// `current`: of each type, the value of the results' block when they record it, else the
+/// current one's.
+pub(super) fn session_keys(
+    ports: &Ports, current: &SessionRecord, results: &RecordResults,
+) -> Result<SessionKeys, Error> {
+    let items = |block| match results.blocks.iter().find(|(b, _)| *b == block) {
+        Some((_, recorded)) => recorded.as_deref(),
+        None => current.block(block),
+    };
+    let mut keys = SessionKeys::default();
+    for entry_type in EntryType::ENFORCED {
+        let value = entry_type.sources().iter().find_map(|(block, _)| {
+            entry_type.value_in_items(*block, items(*block)?).map(|(_, value)| value)
+        });
+        let Some(normalized) = value.and_then(|v| entry_type.normalize(&v).ok()) else {
+            continue;
+        };
+        match entry_type {
+            EntryType::IpAddress => {
+                keys.ip = crate::grant::parse_address_block(&normalized).map(|b| ip_hex(b.addr()));
+            }
+            _ => keys.keys.push(match_key(ports, entry_type, &normalized)?),
+        }
+    }
+    Ok(keys)
 }
 
 /// Adds `values` of the session `record` to its application's system blocklists (a value
@@ -405,7 +435,7 @@ async fn add_to_blocklists(
             added_by: added_by.to_owned(),
             created_at: now,
         };
-        let new = match new_entry(ports, entry, &value) {
+        let new = match new_entry(ports, entry, &value, ListType::Blocklist) {
             Err(Error::Invalid(_)) => continue,
             new => new?,
         };

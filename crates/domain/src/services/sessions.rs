@@ -198,6 +198,7 @@ impl SessionService {
         if super::lists::check_blocklists(&self.ports, caller.application_id, &mut results).await? {
             results.status = Some(SessionStatus::Declined);
         }
+        results.blocklist_keys = Some(super::lists::session_keys(&self.ports, &current, &results)?);
         let recorded: Vec<&str> = results.blocks.iter().map(|(b, _)| b.v3_key()).collect();
         // Blocks recorded over existing items: Didit's `data.updated`.
         let replaced: Vec<&str> = results

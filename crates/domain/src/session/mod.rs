@@ -381,6 +381,9 @@ pub struct RecordResults {
     pub status: Option<SessionStatus>,
     /// The blocks to replace, each once.
     pub blocks: Vec<(FeatureBlock, Option<Vec<FeatureItem>>)>,
+    /// The session's values as blocklists match them after these results, when the service
+    /// computed them (`None`: unchanged).
+    pub blocklist_keys: Option<crate::lists::SessionKeys>,
 }
 
 impl RecordResults {

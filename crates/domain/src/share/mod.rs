@@ -323,6 +323,9 @@ pub struct ImportContext {
     /// The receiver's entity for the clone's `vendor_data` (the import's override, else the
     /// source's), with its status, if it holds one.
     pub receiver_entity: Option<(EntityId, EntityStatus)>,
+    /// The entry types of the source's values the receiver blocklisted: the clone would be
+    /// `Declined`, whatever `trust_review` says.
+    pub blocklisted: Vec<crate::lists::EntryType>,
 }
 
 /// A token as the ledger of issued tokens records it, with what became of it.
@@ -458,10 +461,33 @@ pub struct ImportAttempt {
 
 impl ImportAttempt {
     /// The clone's status for a source status and the receiver's entity status.
+    /// A source value the receiver blocklisted declines the clone, whatever `trust_review`
+    /// says.
     pub fn status(
         &self, source: SessionStatus, receiver_entity: Option<EntityStatus>,
+        blocklisted: &[crate::lists::EntryType],
     ) -> SessionStatus {
-        clone_status(source, self.trust_review, receiver_entity)
+        if blocklisted.is_empty() {
+            clone_status(source, self.trust_review, receiver_entity)
+        } else {
+            SessionStatus::Declined
+        }
+    }
+
+    /// The log row that records the import, from `source` to `status`, naming the entry types
+    /// the receiver blocklisted (`blocklisted` in its details) when there are any.
+    pub fn import_log(
+        &self, source: SessionStatus, status: SessionStatus,
+        blocklisted: &[crate::lists::EntryType],
+    ) -> LogEntry {
+        let mut log = self.log.transition(source, status);
+        if !blocklisted.is_empty()
+            && let Some(serde_json::Value::Object(details)) = &mut log.details
+        {
+            let types: Vec<&str> = blocklisted.iter().map(|t| t.as_str()).collect();
+            details.insert("blocklisted".into(), types.into());
+        }
+        log
     }
 
     /// The `actor` of the source's log rows as the clone keeps them: what happened stays,

@@ -79,6 +79,7 @@ fn passing() -> (ImportContext, ImportAttempt) {
         existing_clone: None,
         workflow: Some(ImportWorkflow { kind: SessionKind::User, session_expiration_time: 60 }),
         receiver_entity: None,
+        blocklisted: Vec::new(),
     };
     let attempt = ImportAttempt {
         claims,

@@ -256,6 +256,7 @@ pub(crate) async fn preview(
             EntityEffect::Joined(status) => Some(status.as_str().to_owned()),
         }),
         blocks: preview.blocks.iter().map(|block| block.v3_key().to_owned()).collect(),
+        blocklisted: preview.blocklisted.iter().map(|t| t.as_str().to_owned()).collect(),
     }))
 }
 

@@ -8,13 +8,14 @@ mod sqlite;
 
 use chrono::{DateTime, Utc};
 use handoff_domain::action::LogAction;
+use handoff_domain::lists::{EntryType, ListType};
 use handoff_domain::vendor_data::VendorData;
 use handoff_domain::{
     ApplicationId, EntityId, EntityStatus, ImportAttempt, ImportContext, ImportOutcome,
     ImportWorkflow, RecordedToken, RepoError, SessionId, SessionKind, ShareClaims,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, QueryResult, Value};
+use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
 use uuid::Uuid;
 
 use crate::Store;
@@ -38,6 +39,48 @@ fn source_only_actions() -> String {
         .map(|action| format!("'{}'", action.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The receiver's blocklisted entry types among the source's values — the keys of its
+/// personal values and its IP address, kept on its row ([`SessionKeys`]) — as one text,
+/// comma-separated, or NULL: a scalar subquery, `source` naming the source's row and
+/// `receiver` the receiver's id.
+///
+/// [`SessionKeys`]: handoff_domain::lists::SessionKeys
+fn blocklisted_sql(backend: DatabaseBackend, source: &str, receiver: &str) -> String {
+    let (keys, types) = match backend {
+        DatabaseBackend::Postgres => (
+            format!("SELECT jsonb_array_elements_text(CAST({source}.blocklist_keys AS jsonb))"),
+            "string_agg(DISTINCT le.entry_type, ',')",
+        ),
+        _ => (
+            format!("SELECT value FROM json_each({source}.blocklist_keys)"),
+            "group_concat(DISTINCT le.entry_type)",
+        ),
+    };
+    format!(
+        "(SELECT {types} FROM list_entries le WHERE le.application_id = {receiver} \
+         AND le.list_type = '{blocklist}' AND (le.match_key IN ({keys}) \
+         OR (le.entry_type = '{ip}' AND {source}.blocklist_ip BETWEEN le.range_start \
+         AND le.range_end)))",
+        blocklist = ListType::Blocklist.as_str(),
+        ip = EntryType::IpAddress.as_str(),
+    )
+}
+
+/// The entry types of [`blocklisted_sql`]'s text.
+fn blocklisted_types(text: Option<String>) -> Result<Vec<EntryType>, RepoError> {
+    let mut types = text
+        .iter()
+        .flat_map(|text| text.split(','))
+        .map(|t| {
+            EntryType::parse(t)
+                .ok_or_else(|| RepoError::Internal(format!("stored entry type {t:?}").into()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    // In the order of their names, as PostgreSQL's statement writes them.
+    types.sort_by_key(|t| t.as_str());
+    Ok(types)
 }
 
 /// Makes the import on this store's backend.
@@ -84,7 +127,9 @@ async fn already_imported(
 pub(crate) async fn read_context<C: ConnectionTrait>(
     db: &C, attempt: &ImportAttempt,
 ) -> Result<ImportContext, RepoError> {
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    static SQL: [std::sync::OnceLock<String>; 2] = [const { std::sync::OnceLock::new() }; 2];
+    let backend = db.get_database_backend();
+    let sql = SQL[usize::from(backend == DatabaseBackend::Postgres)].get_or_init(|| {
         let columns: Vec<String> =
             SESSION_COLUMNS.split(',').map(|c| format!("s.{}", c.trim())).collect();
         format!(
@@ -94,6 +139,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
              t.expires_at AS token_expires_at, t.revoked_at AS token_revoked_at, \
              t.redeemed_at AS token_redeemed_at, \
              (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
+             {} AS blocklisted, \
              w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
              w.application_id AS workflow_application_id, \
              r.id AS receiver_entity_id, r.status AS receiver_entity_status \
@@ -104,6 +150,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
              LEFT JOIN entities se ON se.id = s.entity_id \
              LEFT JOIN entities r ON r.application_id = ? AND r.kind = s.kind \
              AND r.vendor_data_key = COALESCE(?, se.vendor_data_key)",
+            blocklisted_sql(backend, "s", "?"),
             columns.join(", ")
         )
     });
@@ -111,10 +158,11 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
     let receiver = attempt.application_id;
     let row = fetch(
         db,
-        &SQL,
+        sql,
         vec![
             receiver.as_uuid().into(),
             claims.session_id.as_uuid().into(),
+            receiver.as_uuid().into(),
             claims.jti.clone().into(),
             claims.session_id.as_uuid().into(),
             attempt.workflow_id.as_uuid().into(),
@@ -165,7 +213,17 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         }
         _ => None,
     };
-    Ok(ImportContext { token, source, recorded_blocks, existing_clone, workflow, receiver_entity })
+    let blocklisted =
+        if source_found { blocklisted_types(get(&row, "blocklisted")?)? } else { Vec::new() };
+    Ok(ImportContext {
+        token,
+        source,
+        recorded_blocks,
+        existing_clone,
+        workflow,
+        receiver_entity,
+        blocklisted,
+    })
 }
 
 /// The ledger's row of the presented token, read with the context; `None` when there is none.

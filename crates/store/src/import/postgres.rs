@@ -265,7 +265,8 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
         format!(
             "row AS MATERIALIZED (SELECT s.id, s.application_id, s.kind, s.status, s.features, \
              s.created_at, s.vendor_data, s.entity_id, s.contact_details, s.expected_details, \
-             s.recorded_blocks, e.vendor_data_key AS source_vendor_data_key FROM sessions s \
+             s.recorded_blocks, s.blocklist_keys, s.blocklist_ip, \
+             e.vendor_data_key AS source_vendor_data_key FROM sessions s \
              LEFT JOIN entities e ON e.id = s.entity_id WHERE s.id = {source})"
         ),
         format!(
@@ -299,10 +300,19 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
          RETURNING id, status)"
     ));
 
-    // The clone's status: the rule's answer for the source's status and the entity's.
-    let rule = P::Rule.ph();
+    // The entry types of the source's values the receiver blocklisted, as one text or NULL.
     parts.push(format!(
-        "decided AS (SELECT COALESCE(CAST({rule} AS json) ->> \
+        "blocked AS (SELECT {} AS types FROM src)",
+        super::blocklisted_sql(sea_orm::DatabaseBackend::Postgres, "src", &application)
+    ));
+
+    // The clone's status: `Declined` when the receiver blocklisted a value of the source's,
+    // else the rule's answer for the source's status and the entity's.
+    let rule = P::Rule.ph();
+    let declined = SessionStatus::Declined.as_str();
+    parts.push(format!(
+        "decided AS (SELECT COALESCE((SELECT CASE WHEN types IS NULL THEN NULL ELSE \
+         '{declined}' END FROM blocked), CAST({rule} AS json) ->> \
          COALESCE((SELECT status FROM entity), ''), src.status) AS status FROM src)"
     ));
 
@@ -336,7 +346,10 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
          created_at FROM session_logs WHERE session_id = {source} \
          AND action NOT IN ({source_only}) \
          UNION ALL SELECT 1, 0, {log_kind}, {actor}, {action}, src.status, decided.status, \
-         {comment}, {details}, {logged_at} FROM src, decided) AS rows ORDER BY part, id \
+         {comment}, CASE WHEN blocked.types IS NULL THEN {details} ELSE \
+         CAST(CAST({details} AS jsonb) || jsonb_build_object('blocklisted', \
+         to_jsonb(string_to_array(blocked.types, ','))) AS text) END, {logged_at} \
+         FROM src, decided, blocked) AS rows ORDER BY part, id \
          RETURNING {REVIEW_COLUMNS})"
     ));
 
@@ -397,12 +410,13 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
         "clone AS (INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
          session_url, status, workflow_id, features, vendor_data, entity_id, metadata, callback, \
          contact_details, expected_details, shared_from_session, recorded_blocks, created_at, \
-         expires_at) \
+         expires_at, blocklist_keys, blocklist_ip) \
          SELECT {clone}, {application}, src.kind, counter.last_session_number, {session_token}, \
          {session_url}, decided.status, {workflow}, src.features, src.clone_vendor_data, \
          (SELECT id FROM entity), NULL, NULL, src.contact_details, src.expected_details, src.id, \
          src.recorded_blocks, {created_at}, \
-         {created_at} + src.session_expiration_time * INTERVAL '1 second' \
+         {created_at} + src.session_expiration_time * INTERVAL '1 second', \
+         src.blocklist_keys, src.blocklist_ip \
          FROM src, counter, decided RETURNING {SESSION_COLUMNS})"
     ));
 

@@ -69,9 +69,10 @@ static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new
         "INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
          session_url, status, workflow_id, features, vendor_data, entity_id, metadata, \
          callback, contact_details, expected_details, shared_from_session, recorded_blocks, \
-         created_at, expires_at) \
+         created_at, expires_at, blocklist_keys, blocklist_ip) \
          SELECT ?, ?, kind, (SELECT last_session_number FROM applications WHERE id = ?), ?, ?, \
-         ?, ?, features, ?, ?, NULL, NULL, contact_details, expected_details, id, ?, ?, ? \
+         ?, ?, features, ?, ?, NULL, NULL, contact_details, expected_details, id, ?, ?, ?, \
+         blocklist_keys, blocklist_ip \
          FROM sessions WHERE id = ? \
          RETURNING {SESSION_COLUMNS}"
     )
@@ -139,7 +140,8 @@ async fn copy(
             Some((attempt.entity_id, EntityStatus::Active))
         }
     };
-    let status = attempt.status(source.status, entity.map(|(_, status)| status));
+    let status =
+        attempt.status(source.status, entity.map(|(_, status)| status), &context.blocklisted);
     batch.push(
         "UPDATE applications SET last_session_number = last_session_number + 1 WHERE id = ?",
         [receiver.as_uuid().into()],
@@ -168,7 +170,7 @@ async fn copy(
     for block in &context.recorded_blocks {
         batch.push(copy_block_sql(*block), [clone_id.into(), source_id.into()]);
     }
-    let log = attempt.log.transition(source.status, status);
+    let log = attempt.import_log(source.status, status, &context.blocklisted);
     batch.push(
         &COPY_LOGS_SQL,
         [clone_id.into(), attempt.copied_actor().into(), source_id.into()]

@@ -48,13 +48,18 @@ impl Store {
         }
         recorded.sort();
         let new_status = results.status.unwrap_or(old_status);
-        let update = Query::update()
+        let mut update = Query::update()
             .table(Sessions::Table)
             .value(Sessions::Status, new_status.as_str())
             .value(Sessions::RecordedBlocks, recorded_blocks_text(&recorded))
             .value(Sessions::Revision, Expr::col(Sessions::Revision).add(1))
             .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
             .to_owned();
+        if let Some(keys) = &results.blocklist_keys {
+            update
+                .value(Sessions::BlocklistKeys, keys.keys_json())
+                .value(Sessions::BlocklistIp, keys.ip.clone());
+        }
         run(&txn, &update).await?;
         insert_log(&txn, id, &log.transition(old_status, new_status)).await?;
         commit(txn).await?;

@@ -114,6 +114,7 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
             (FeatureBlock::NfcVerifications, Some(vec![])),
             (FeatureBlock::AmlScreenings, None),
         ],
+        blocklist_keys: None,
     };
     assert!(
         db.record_results(app, session.id, &results, &event(LogAction::ResultsRecorded))
@@ -145,6 +146,7 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
             (FeatureBlock::IdVerifications, Some(vec![item(second)])),
             (FeatureBlock::NfcVerifications, None),
         ],
+        blocklist_keys: None,
     };
     assert!(
         db.record_results(app, session.id, &replace, &event(LogAction::ResultsRecorded))
@@ -165,7 +167,11 @@ async fn another_applications_session_does_not_exist(db: TestStore) {
     let workflow = db.workflow(app, SessionKind::User).await;
     let session = db.session(&workflow, None).await;
     assert!(db.find_session(other, session.id).await.unwrap().is_none());
-    let results = RecordResults { status: Some(SessionStatus::Declined), blocks: vec![] };
+    let results = RecordResults {
+        status: Some(SessionStatus::Declined),
+        blocks: vec![],
+        blocklist_keys: None,
+    };
     assert!(
         !db.record_results(other, session.id, &results, &event(LogAction::StatusUpdated))
             .await
@@ -204,7 +210,11 @@ async fn reviews_need_a_reviewable_status(db: TestStore) {
         db.apply_review(app, session.id, ReviewStatus::Approved, &review).await.unwrap(),
         ReviewOutcome::WrongCurrentStatus(SessionStatus::NotStarted)
     );
-    let to_review = RecordResults { status: Some(SessionStatus::InReview), blocks: vec![] };
+    let to_review = RecordResults {
+        status: Some(SessionStatus::InReview),
+        blocks: vec![],
+        blocklist_keys: None,
+    };
     db.record_results(app, session.id, &to_review, &event(LogAction::ResultsRecorded))
         .await
         .unwrap();
@@ -230,7 +240,8 @@ async fn deleting_a_session_deletes_every_related_row(db: TestStore) {
         .iter()
         .map(|b| (*b, Some(vec![item(r#"{"node_id":"n","status":"Approved"}"#)])))
         .collect();
-    let results = RecordResults { status: Some(SessionStatus::Approved), blocks };
+    let results =
+        RecordResults { status: Some(SessionStatus::Approved), blocks, blocklist_keys: None };
     for id in [session.id, keep.id] {
         db.record_results(app, id, &results, &event(LogAction::ResultsRecorded)).await.unwrap();
     }
@@ -257,7 +268,11 @@ async fn lists_filter_and_page(db: TestStore) {
         ids.push(db.session(&user_wf, Some(if i % 2 == 0 { "Even" } else { "odd" })).await.id);
     }
     db.session(&biz_wf, Some("even")).await;
-    let approve = RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] };
+    let approve = RecordResults {
+        status: Some(SessionStatus::Approved),
+        blocks: vec![],
+        blocklist_keys: None,
+    };
     db.record_results(app, ids[0], &approve, &event(LogAction::ResultsRecorded)).await.unwrap();
 
     let page = db
@@ -373,6 +388,7 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
                 r#"{{"node_id":"n","status":"Approved","full_name":"{name}","document_type":"Passport","issuing_state":"{state}"}}"#
             ))]),
         )],
+        blocklist_keys: None,
     };
     for (id, name, state) in [(ana.id, "Ana Núñez", "ESP"), (bob.id, "Bob Stone", "USA")] {
         db.record_results(app, id, &document(name, state), &event(LogAction::ResultsRecorded))
@@ -387,6 +403,7 @@ async fn lists_filter_by_workflow_country_search_and_date(db: TestStore) {
                 r#"{"node_id":"k","status":"Declined","company":{"company_name":"Acme 100% Widgets","registration_number":"B1","country_code":"ES"}}"#,
             )]),
         )],
+        blocklist_keys: None,
     };
     db.record_results(app, company.id, &registry, &event(LogAction::ResultsRecorded))
         .await
@@ -488,6 +505,7 @@ async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
     let results = RecordResults {
         status: Some(SessionStatus::Approved),
         blocks: vec![(FeatureBlock::IdVerifications, Some(vec![item(first)]))],
+        blocklist_keys: None,
     };
     // Recorded results bump the revision: an amendment computed from the older read loses.
     assert!(
@@ -499,6 +517,7 @@ async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
     let amendment = RecordResults {
         status: None,
         blocks: vec![(FeatureBlock::IdVerifications, Some(vec![item(amended)]))],
+        blocklist_keys: None,
     };
     let stale = db
         .amend_results(

@@ -47,6 +47,7 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
                 ]),
             ),
         ],
+        blocklist_keys: None,
     };
     assert!(
         db.record_results(app, session.id, &results, &event(LogAction::ResultsRecorded))

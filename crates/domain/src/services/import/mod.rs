@@ -57,6 +57,9 @@ pub struct ImportPreview {
     pub entity: Option<EntityEffect>,
     /// The feature blocks the clone would hold.
     pub blocks: Vec<FeatureBlock>,
+    /// The entry types of the source's values the receiver blocklisted (the clone would be
+    /// `Declined`).
+    pub blocklisted: Vec<crate::lists::EntryType>,
 }
 
 /// What an import does to the receiver's entity for the clone's `vendor_data`.
@@ -159,7 +162,8 @@ impl ImportService {
             session_kind: source.kind,
             source_session: source.id,
             source_status: source.status,
-            status: attempt.status(source.status, entity),
+            status: attempt.status(source.status, entity, &context.blocklisted),
+            blocklisted: context.blocklisted.clone(),
             vendor_data: vendor_data.clone(),
             entity: vendor_data.map(|_| match entity {
                 Some(status) => EntityEffect::Joined(status),

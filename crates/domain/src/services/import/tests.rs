@@ -83,7 +83,11 @@ async fn fixture() -> Fixture {
         .record_results(
             &source,
             session.id,
-            RecordResults { status: Some(SessionStatus::Approved), blocks: vec![] },
+            RecordResults {
+                status: Some(SessionStatus::Approved),
+                blocks: vec![],
+                blocklist_keys: None,
+            },
         )
         .await
         .unwrap();
