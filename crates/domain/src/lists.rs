@@ -283,6 +283,14 @@ impl EntryType {
         })
     }
 
+    /// The entry type of a session's `vendor_data`: `user` or `business`.
+    pub fn of_kind(kind: crate::SessionKind) -> EntryType {
+        match kind {
+            crate::SessionKind::User => EntryType::User,
+            crate::SessionKind::Business => EntryType::Business,
+        }
+    }
+
     /// The types whose values recorded results are checked against the blocklists.
     pub const ENFORCED: [EntryType; 5] = [
         EntryType::Document,

@@ -214,6 +214,17 @@ async fn recorded_results_with_a_blocklisted_value_decline_the_session(app: Test
     // Another application's blocklist is its own.
     let theirs = app.finished_session(&stranger, "user", "user-ana-001").await;
     assert_eq!(app.decision(&stranger, &theirs).await.body["status"], "Approved");
+
+    // A blocklisted vendor_data declines its sessions too, with no item to warn in.
+    let users = list_named(&app, &stranger, "User blocklist").await;
+    let listed = app
+        .post(&format!("/v3/lists/{users}/entries/"), &stranger, json!({"value": "USER-BOB-007"}))
+        .await;
+    assert_eq!(listed.body["value"], "USER-BOB-007", "a vendor_data is shown: {}", listed.text);
+    let bob = app.finished_session(&stranger, "user", "user-bob-007").await;
+    let decision = app.decision(&stranger, &bob).await;
+    assert_eq!(decision.body["status"], "Declined", "{}", decision.text);
+    assert!(risks(&decision.body["id_verifications"][0]).is_empty());
 }
 
 on_both_backends!(a_workflow_may_blocklist_its_declined_sessions);
@@ -299,6 +310,23 @@ async fn an_import_of_a_session_the_receiver_blocklisted_lands_declined(app: Tes
         .unwrap_or_else(|| panic!("{}", events.text));
     assert_eq!(import["details"]["blocklisted"], json!(["document", "ip_address"]), "{import}");
     assert_eq!(import["details"]["trust_review"], true);
+
+    // A receiver that blocklisted the clone's vendor_data: the source's, or the override.
+    let wary = app.tenant("Wary").await;
+    let wary_workflow = app.workflow(&wary, "user").await;
+    let users = list_named(&app, &wary, "User blocklist").await;
+    app.post(&format!("/v3/lists/{users}/entries/"), &wary, json!({"value": "user-ana-001"})).await;
+    let token = app.share(&shared.source, &shared.session, &wary).await;
+    let trust = json!({"share_token": token, "workflow_id": wary_workflow, "trust_review": true});
+    let preview = app.post("/v3/session/import-shared/preview/", &wary, trust.clone()).await;
+    assert_eq!(preview.body["blocklisted"], json!(["user"]), "{}", preview.text);
+    let mut renamed = trust.clone();
+    renamed["vendor_data"] = json!("someone-else");
+    let preview = app.post("/v3/session/import-shared/preview/", &wary, renamed).await;
+    assert_eq!(preview.body["blocklisted"], json!([]), "{}", preview.text);
+    assert_eq!(preview.body["status"], "Approved");
+    let imported = app.post("/v3/session/import-shared/", &wary, trust).await;
+    assert_eq!(imported.body["status"], "Declined", "{}", imported.text);
 
     // A receiver that blocklisted nothing trusts the decision; the clone's values come along.
     let other = app.tenant("Other").await;

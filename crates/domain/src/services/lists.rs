@@ -488,14 +488,16 @@ fn match_key(ports: &Ports, entry_type: EntryType, normalized: &str) -> Result<S
     }
 }
 
-/// Checks the values `results` record ([`EntryType::ENFORCED`], from the blocks recorded now)
-/// against the application's system blocklists, and puts the warning of each one listed
-/// ([`EntryType::blocklist_risk`]) in the item that holds it; whether any was listed. Values
-/// recorded before were checked when they were.
+/// Checks the values `results` record over the session `current` ([`EntryType::ENFORCED`],
+/// from the blocks recorded now, and the session's `vendor_data`) against the application's
+/// system blocklists, and puts the warning of each one listed ([`EntryType::blocklist_risk`])
+/// in the item that holds it; whether any was listed. Values recorded before were checked
+/// when they were.
 pub(super) async fn check_blocklists(
-    ports: &Ports, application_id: crate::ids::ApplicationId, results: &mut RecordResults,
+    ports: &Ports, current: &SessionRecord, results: &mut RecordResults,
 ) -> Result<bool, Error> {
-    // (entry type, block's place in the results, item's place, match key)
+    let application_id = current.session.application_id;
+    // (entry type, the block's and the item's place in the results, match key)
     let mut found = Vec::new();
     for entry_type in EntryType::ENFORCED {
         for (at, (block, items)) in results.blocks.iter().enumerate() {
@@ -505,9 +507,14 @@ pub(super) async fn check_blocklists(
                 continue;
             };
             if let Ok(normalized) = entry_type.normalize(&value) {
-                found.push((entry_type, at, item, match_key(ports, entry_type, &normalized)?));
+                let key = match_key(ports, entry_type, &normalized)?;
+                found.push((entry_type, Some((at, item)), key));
             }
         }
+    }
+    // Its vendor_data, in the User or Business blocklist: no item to warn in.
+    if let Some(vendor_data) = &current.session.vendor_data {
+        found.push((EntryType::of_kind(current.session.kind), None, vendor_data.key()));
     }
     if found.is_empty() {
         return Ok(false);
@@ -518,9 +525,15 @@ pub(super) async fn check_blocklists(
     let keys: Vec<String> = found.iter().map(|(.., key)| key.clone()).collect();
     let listed = ports.lists.listed(application_id, &lists, &keys).await?;
     let mut any = false;
-    for (entry_type, at, item, key) in found {
+    for (entry_type, place, key) in found {
         let caught = listed.iter().any(|(t, l)| *t == entry_type && entry_type.catches(l, &key));
-        let Some(risk) = entry_type.blocklist_risk().filter(|_| caught) else { continue };
+        let (Some(risk), Some((at, item))) = (entry_type.blocklist_risk(), place) else {
+            any |= caught;
+            continue;
+        };
+        if !caught {
+            continue;
+        }
         let (block, items) = &mut results.blocks[at];
         let warning = serde_json::json!({
             "feature": block.features().first().map(|f| f.decision_name()),

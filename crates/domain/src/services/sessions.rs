@@ -195,7 +195,7 @@ impl SessionService {
         }
         errors.into_result().map_err(Error::Invalid)?;
         // A blocklisted value declines the session, its warning in its item.
-        if super::lists::check_blocklists(&self.ports, caller.application_id, &mut results).await? {
+        if super::lists::check_blocklists(&self.ports, &current, &mut results).await? {
             results.status = Some(SessionStatus::Declined);
         }
         results.blocklist_keys = Some(super::lists::session_keys(&self.ports, &current, &results)?);

@@ -42,12 +42,15 @@ fn source_only_actions() -> String {
 }
 
 /// The receiver's blocklisted entry types among the source's values — the keys of its
-/// personal values and its IP address, kept on its row ([`SessionKeys`]) — as one text,
-/// comma-separated, or NULL: a scalar subquery, `source` naming the source's row and
+/// personal values and its IP address, kept on its row ([`SessionKeys`]), and the clone's
+/// `vendor_data` (its key `vendor_key`, in the blocklist of the kind's entities) — as one
+/// text, comma-separated, or NULL: a scalar subquery, `source` naming the source's row and
 /// `receiver` the receiver's id.
 ///
 /// [`SessionKeys`]: handoff_domain::lists::SessionKeys
-fn blocklisted_sql(backend: DatabaseBackend, source: &str, receiver: &str) -> String {
+fn blocklisted_sql(
+    backend: DatabaseBackend, source: &str, receiver: &str, vendor_key: &str,
+) -> String {
     let (keys, types) = match backend {
         DatabaseBackend::Postgres => (
             format!("SELECT jsonb_array_elements_text(CAST({source}.blocklist_keys AS jsonb))"),
@@ -62,7 +65,7 @@ fn blocklisted_sql(backend: DatabaseBackend, source: &str, receiver: &str) -> St
         "(SELECT {types} FROM list_entries le WHERE le.application_id = {receiver} \
          AND le.list_type = '{blocklist}' AND (le.match_key IN ({keys}) \
          OR (le.entry_type = '{ip}' AND {source}.blocklist_ip BETWEEN le.range_start \
-         AND le.range_end)))",
+         AND le.range_end) OR (le.entry_type = {source}.kind AND le.match_key = {vendor_key})))",
         blocklist = ListType::Blocklist.as_str(),
         ip = EntryType::IpAddress.as_str(),
     )
@@ -150,7 +153,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
              LEFT JOIN entities se ON se.id = s.entity_id \
              LEFT JOIN entities r ON r.application_id = ? AND r.kind = s.kind \
              AND r.vendor_data_key = COALESCE(?, se.vendor_data_key)",
-            blocklisted_sql(backend, "s", "?"),
+            blocklisted_sql(backend, "s", "?", "COALESCE(?, se.vendor_data_key)"),
             columns.join(", ")
         )
     });
@@ -163,6 +166,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
             receiver.as_uuid().into(),
             claims.session_id.as_uuid().into(),
             receiver.as_uuid().into(),
+            attempt.vendor_data.as_ref().map(VendorData::key).into(),
             claims.jti.clone().into(),
             claims.session_id.as_uuid().into(),
             attempt.workflow_id.as_uuid().into(),

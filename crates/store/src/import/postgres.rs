@@ -303,7 +303,12 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
     // The entry types of the source's values the receiver blocklisted, as one text or NULL.
     parts.push(format!(
         "blocked AS (SELECT {} AS types FROM src)",
-        super::blocklisted_sql(sea_orm::DatabaseBackend::Postgres, "src", &application)
+        super::blocklisted_sql(
+            sea_orm::DatabaseBackend::Postgres,
+            "src",
+            &application,
+            "src.clone_vendor_data_key"
+        )
     ));
 
     // The clone's status: `Declined` when the receiver blocklisted a value of the source's,
