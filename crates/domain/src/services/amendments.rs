@@ -139,7 +139,7 @@ impl SessionService {
             let record = self.decision(caller, id).await?;
             let (mut results, log) = change(&record)?;
             results.blocklist_keys =
-                Some(super::lists::session_keys(&self.ports, &record, &results)?);
+                Some(super::blocklists::session_keys(&self.ports, &record, &results)?);
             let written = self
                 .ports
                 .sessions

@@ -8,10 +8,9 @@ use crate::application::Caller;
 use crate::error::ValidationErrors;
 use crate::ids::SessionId;
 use crate::lists::{
-    Entry, EntrySelection, EntryType, List, ListId, ListType, MAX_LISTS, NewEntry, SessionKeys,
-    ip_hex, system_list_id, with_warning,
+    Entry, EntrySelection, EntryType, List, ListId, ListType, MAX_LISTS, system_list_id,
 };
-use crate::session::{RecordResults, SessionRecord};
+use crate::session::SessionRecord;
 
 /// A list to make.
 #[derive(Clone, Debug, Default)]
@@ -53,7 +52,8 @@ pub struct BlocklistFlags {
 }
 
 impl BlocklistFlags {
-    fn types(self) -> Vec<EntryType> {
+    /// The flagged entry types.
+    pub(super) fn types(self) -> Vec<EntryType> {
         [
             (self.face, EntryType::Face),
             (self.document, EntryType::Document),
@@ -235,7 +235,7 @@ impl ListService {
             added_by: "api".into(),
             created_at: self.ports.clock.now(),
         };
-        let new = new_entry(&self.ports, entry, &value, list.list_type)?;
+        let new = super::blocklists::new_entry(&self.ports, entry, &value, list.list_type)?;
         if !self.ports.lists.add_entry(caller.application_id, &new).await? {
             return Err(Error::Invalid(ValidationErrors::single(
                 "value",
@@ -267,7 +267,7 @@ impl ListService {
         &self, caller: &Caller, session: SessionId, flags: BlocklistFlags,
     ) -> Result<Vec<EntryType>, Error> {
         let (record, values) = self.flagged(caller, session, flags).await?;
-        add_to_blocklists(&self.ports, &record, values, "blocklist").await
+        super::blocklists::add_to_blocklists(&self.ports, &record, values, "blocklist").await
     }
 
     /// Removes the session's values of the flagged types from the caller's system blocklists;
@@ -318,7 +318,7 @@ impl ListService {
     }
 
     fn match_key(&self, entry_type: EntryType, normalized: &str) -> Result<String, Error> {
-        match_key(&self.ports, entry_type, normalized)
+        super::blocklists::match_key(&self.ports, entry_type, normalized)
     }
 
     /// Every list of the caller: its system blocklists, then its own, with their counts.
@@ -358,202 +358,6 @@ impl ListService {
         }
         Ok(list)
     }
-}
-
-/// The entry to store for `value`: normalized, hashed and sealed when personal, shown
-/// otherwise; [`Error::Invalid`] naming `value` when it is no value of its type.
-fn new_entry(
-    ports: &Ports, mut entry: Entry, value: &str, list_type: ListType,
-) -> Result<NewEntry, Error> {
-    let normalized = entry
-        .entry_type
-        .normalize(value)
-        .map_err(|message| Error::Invalid(ValidationErrors::single("value", message.to_owned())))?;
-    let match_key = match_key(ports, entry.entry_type, &normalized)?;
-    let sealed_value = if entry.entry_type.is_personal() {
-        let context = crate::lists::seal_context(entry.id);
-        Some(ports.sealer.seal(&context, normalized.as_bytes())?)
-    } else {
-        entry.value = Some(match entry.entry_type {
-            EntryType::User | EntryType::Business => value.trim().to_owned(),
-            _ => normalized,
-        });
-        None
-    };
-    let range = (entry.entry_type == EntryType::IpAddress)
-        .then(|| crate::grant::parse_address_block(&match_key))
-        .flatten()
-        .map(|block| (ip_hex(block.network()), ip_hex(block.broadcast())));
-    Ok(NewEntry { entry, list_type, range, match_key, sealed_value })
-}
-
-/// The session's values as the blocklists match them once `results` are recorded over
-/// `current`: of each type, the value of the results' block when they record it, else the
-/// current one's.
-pub(super) fn session_keys(
-    ports: &Ports, current: &SessionRecord, results: &RecordResults,
-) -> Result<SessionKeys, Error> {
-    let items = |block| match results.blocks.iter().find(|(b, _)| *b == block) {
-        Some((_, recorded)) => recorded.as_deref(),
-        None => current.block(block),
-    };
-    let mut keys = SessionKeys::default();
-    for entry_type in EntryType::ENFORCED {
-        let value = entry_type.sources().iter().find_map(|(block, _)| {
-            entry_type.value_in_items(*block, items(*block)?).map(|(_, value)| value)
-        });
-        let Some(normalized) = value.and_then(|v| entry_type.normalize(&v).ok()) else {
-            continue;
-        };
-        match entry_type {
-            EntryType::IpAddress => {
-                keys.ip = crate::grant::parse_address_block(&normalized).map(|b| ip_hex(b.addr()));
-            }
-            _ => keys.keys.push(match_key(ports, entry_type, &normalized)?),
-        }
-    }
-    Ok(keys)
-}
-
-/// Adds `values` of the session `record` to its application's system blocklists (a value
-/// listed already stays, once; one that is no value of its type is left out); the types added.
-async fn add_to_blocklists(
-    ports: &Ports, record: &SessionRecord, values: Vec<(EntryType, String)>, added_by: &str,
-) -> Result<Vec<EntryType>, Error> {
-    let application_id = record.session.application_id;
-    let now = ports.clock.now();
-    let mut added = Vec::new();
-    for (entry_type, value) in values {
-        let entry = Entry {
-            id: ports.ids.uuid(),
-            list_id: system_list_id(application_id, entry_type),
-            entry_type,
-            value: None,
-            display_label: record.session.vendor_data.as_ref().map(|v| v.as_str().to_owned()),
-            comment: None,
-            reference_session_id: Some(record.session.id),
-            added_by: added_by.to_owned(),
-            created_at: now,
-        };
-        let new = match new_entry(ports, entry, &value, ListType::Blocklist) {
-            Err(Error::Invalid(_)) => continue,
-            new => new?,
-        };
-        ports.lists.add_entry(application_id, &new).await?;
-        added.push(entry_type);
-    }
-    Ok(added)
-}
-
-/// When the declined session `record`'s workflow says so (`is_auto_blocklist_enabled`), adds
-/// its face template, document, phone and email to the system blocklists and blocks its User
-/// or Business, as `actor`.
-pub(super) async fn auto_blocklist(
-    ports: &Ports, record: &SessionRecord, actor: String,
-) -> Result<(), Error> {
-    let session = &record.session;
-    let workflow =
-        ports.workflows.find_workflow(session.application_id, session.workflow_id).await?;
-    if !workflow.is_some_and(|w| w.settings.is_auto_blocklist_enabled) {
-        return Ok(());
-    }
-    let types = BlocklistFlags { face: true, document: true, phone: true, email: true }.types();
-    let values = types.into_iter().filter_map(|t| t.value_in(record).map(|v| (t, v))).collect();
-    add_to_blocklists(ports, record, values, "auto").await?;
-    if let Some(vendor_data) = &session.vendor_data {
-        let update = crate::entity::EntityUpdate {
-            profile: crate::entity::ProfileChange::default(),
-            status: Some(crate::entity::EntityStatusChange {
-                status: crate::EntityStatus::Blocked,
-                reason: Some(format!("session {} declined; blocklisted automatically", session.id)),
-            }),
-            actor,
-            at: ports.clock.now(),
-        };
-        ports
-            .entities
-            .update_entity(session.application_id, session.kind, vendor_data, &update)
-            .await?;
-    }
-    Ok(())
-}
-
-/// What an entry of `entry_type` holding `normalized` is matched by: its keyed hash when
-/// personal, else itself.
-fn match_key(ports: &Ports, entry_type: EntryType, normalized: &str) -> Result<String, Error> {
-    if entry_type.is_personal() {
-        Ok(ports.sealer.fingerprint(&crate::lists::hash_context(entry_type), normalized)?)
-    } else {
-        Ok(normalized.to_owned())
-    }
-}
-
-/// Checks the values `results` record over the session `current` ([`EntryType::ENFORCED`],
-/// from the blocks recorded now, and the session's `vendor_data`) against the application's
-/// system blocklists, and puts the warning of each one listed ([`EntryType::blocklist_risk`])
-/// in the item that holds it; whether any was listed. Values recorded before were checked
-/// when they were.
-pub(super) async fn check_blocklists(
-    ports: &Ports, current: &SessionRecord, results: &mut RecordResults,
-) -> Result<bool, Error> {
-    let application_id = current.session.application_id;
-    // (entry type, the block's and the item's place in the results, match key)
-    let mut found = Vec::new();
-    for entry_type in EntryType::ENFORCED {
-        for (at, (block, items)) in results.blocks.iter().enumerate() {
-            let Some((item, value)) =
-                items.as_ref().and_then(|items| entry_type.value_in_items(*block, items))
-            else {
-                continue;
-            };
-            if let Ok(normalized) = entry_type.normalize(&value) {
-                let key = match_key(ports, entry_type, &normalized)?;
-                found.push((entry_type, Some((at, item)), key));
-            }
-        }
-    }
-    // Its vendor_data, in the User or Business blocklist: no item to warn in.
-    if let Some(vendor_data) = &current.session.vendor_data {
-        found.push((EntryType::of_kind(current.session.kind), None, vendor_data.key()));
-    }
-    if found.is_empty() {
-        return Ok(false);
-    }
-    let mut lists: Vec<ListId> =
-        found.iter().map(|(t, ..)| system_list_id(application_id, *t)).collect();
-    lists.dedup();
-    let keys: Vec<String> = found.iter().map(|(.., key)| key.clone()).collect();
-    let listed = ports.lists.listed(application_id, &lists, &keys).await?;
-    let mut any = false;
-    for (entry_type, place, key) in found {
-        let caught = listed.iter().any(|(t, l)| *t == entry_type && entry_type.catches(l, &key));
-        let (Some(risk), Some((at, item))) = (entry_type.blocklist_risk(), place) else {
-            any |= caught;
-            continue;
-        };
-        if !caught {
-            continue;
-        }
-        let (block, items) = &mut results.blocks[at];
-        let warning = serde_json::json!({
-            "feature": block.features().first().map(|f| f.decision_name()),
-            "risk": risk,
-            "additional_data": null,
-            "log_type": "error",
-            "short_description": format!("{} in blocklist", entry_type.as_str()),
-            "long_description": format!(
-                "The {} of this result is in the application's blocklist.",
-                entry_type.as_str()
-            ),
-        });
-        if let Some(items) = items
-            && let Some(warned) = with_warning(&items[item], &warning)
-        {
-            items[item] = warned;
-            any = true;
-        }
-    }
-    Ok(any)
 }
 
 /// The system blocklists' names, which no list of the application's own may take.

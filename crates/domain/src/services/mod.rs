@@ -2,6 +2,7 @@
 
 mod amendments;
 mod applications;
+mod blocklists;
 mod idempotency;
 mod import;
 mod lists;

@@ -195,10 +195,11 @@ impl SessionService {
         }
         errors.into_result().map_err(Error::Invalid)?;
         // A blocklisted value declines the session, its warning in its item.
-        if super::lists::check_blocklists(&self.ports, &current, &mut results).await? {
+        if super::blocklists::check_blocklists(&self.ports, &current, &mut results).await? {
             results.status = Some(SessionStatus::Declined);
         }
-        results.blocklist_keys = Some(super::lists::session_keys(&self.ports, &current, &results)?);
+        results.blocklist_keys =
+            Some(super::blocklists::session_keys(&self.ports, &current, &results)?);
         let recorded: Vec<&str> = results.blocks.iter().map(|(b, _)| b.v3_key()).collect();
         // Blocks recorded over existing items: Didit's `data.updated`.
         let replaced: Vec<&str> = results
@@ -222,7 +223,7 @@ impl SessionService {
         }
         let record = self.decision(caller, id).await?;
         if results.status == Some(SessionStatus::Declined) {
-            super::lists::auto_blocklist(&self.ports, &record, actor(caller)).await?;
+            super::blocklists::auto_blocklist(&self.ports, &record, actor(caller)).await?;
         }
         Ok(record)
     }
@@ -320,7 +321,7 @@ impl SessionService {
         match self.ports.sessions.apply_review(caller.application_id, id, new_status, &log).await? {
             ReviewOutcome::Applied if new_status == ReviewStatus::Declined => {
                 let record = self.decision(caller, id).await?;
-                super::lists::auto_blocklist(&self.ports, &record, actor(caller)).await
+                super::blocklists::auto_blocklist(&self.ports, &record, actor(caller)).await
             }
             ReviewOutcome::Applied => Ok(()),
             ReviewOutcome::NotFound => Err(Error::SessionNotFound),
