@@ -151,7 +151,7 @@ impl SessionService {
 
     /// Records the verification engine's results and returns the session as it now stands.
     /// Blocks must belong to the session's kind. A value the application blocklisted declines
-    /// the session, whatever status the results give ([`super::lists`]).
+    /// the session, whatever status the results give.
     pub async fn record_results(
         &self, caller: &Caller, id: SessionId, mut results: RecordResults,
     ) -> Result<SessionRecord, Error> {
