@@ -171,8 +171,8 @@ impl WorkflowFeature {
 }
 
 fn check_feature_label(index: usize, label: Option<&str>, errors: &mut ValidationErrors) {
-    if label.is_some_and(|l| l.chars().count() > MAX_FEATURE_LABEL_CHARS) {
-        errors.add(format!("features[{index}].label"), "must be at most 100 characters.");
+    if label.is_some_and(|l| l.is_empty() || l.chars().count() > MAX_FEATURE_LABEL_CHARS) {
+        errors.add(format!("features[{index}].label"), "must be 1 to 100 characters.");
     }
 }
 

@@ -71,6 +71,7 @@ async fn bad_workflows_name_their_fields(app: TestApp) {
         (json!({"features": [{"feature": "SELFIE"}]}), "features[0].feature"),
         (json!({"features": [{"feature": "OCR", "config": [1]}]}), "features[0].config"),
         (json!({"features": [{"config": {}}]}), "features[0].feature"),
+        (json!({"features": [{"feature": "OCR", "label": ""}]}), "features[0].label"),
         (json!({"features": "OCR"}), "features"),
         (
             json!({"features": [{"feature": "OCR"}], "workflow_label": "x".repeat(51)}),
