@@ -37,6 +37,7 @@ mod m20261205_000013_webhook_subscriptions;
 mod m20261206_000014_workflow_versions;
 mod m20261206_000015_scoped_api_keys;
 mod m20261206_000016_lists;
+mod m20261206_000017_partners;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000014_workflow_versions::Migration),
             Box::new(m20261206_000015_scoped_api_keys::Migration),
             Box::new(m20261206_000016_lists::Migration),
+            Box::new(m20261206_000017_partners::Migration),
         ]
     }
 }
@@ -115,6 +117,7 @@ mod tests {
                 "m20261206_000014_workflow_versions",
                 "m20261206_000015_scoped_api_keys",
                 "m20261206_000016_lists",
+                "m20261206_000017_partners",
             ]
         );
     }

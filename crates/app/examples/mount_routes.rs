@@ -47,6 +47,7 @@ async fn run(config: &Config) -> Result<(), Box<dyn Error>> {
         console: None,
         rate_limiter: None,
         public_url: None,
+        federation: None,
     };
 
     // One app: your routes first, then handoff's (its fallback answers unknown paths).

@@ -67,6 +67,35 @@ pub enum Command {
     /// Manage an application's webhook destinations and their deliveries.
     #[command(subcommand)]
     Webhooks(WebhooksCommand),
+    /// The partner deployments this one shares with (sharing across deployments).
+    #[command(subcommand)]
+    Partners(PartnersCommand),
+}
+
+/// `partners ...`: one JSON line per partner.
+#[derive(Debug, Subcommand)]
+pub enum PartnersCommand {
+    /// Trust the deployment at `--url`: import the tokens it issues, and (with
+    /// `--application`) share with those of its applications. Fetches its published keys.
+    Add {
+        /// A name for it: 1 to 64 of a-z, 0-9, '-', '_' and '.'.
+        #[arg(long)]
+        name: String,
+        /// Its public URL (its HANDOFF_PUBLIC_URL): https, unless
+        /// HANDOFF_FEDERATION_ALLOW_PRIVATE is set.
+        #[arg(long)]
+        url: String,
+        /// One of its applications this deployment may share with; repeat for more.
+        #[arg(long = "application")]
+        applications: Vec<uuid::Uuid>,
+    },
+    /// Every partner.
+    List,
+    /// Stop trusting a partner.
+    Remove {
+        /// Its name.
+        name: String,
+    },
 }
 
 /// `webhooks ...`: one JSON line per destination or delivery.
@@ -378,6 +407,7 @@ impl Cli {
             key_encryption_key: keys.key_encryption_key,
             key_file: Some(data_dir.join(KEY_FILE_NAME)),
             key_reload_interval: keys.key_reload_interval,
+            federation_allow_private: crate::config::federation_allow_private_from_env()?,
             ..Config::new(self.database_url())
         })
     }

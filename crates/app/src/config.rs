@@ -101,6 +101,24 @@ pub struct Config {
     pub webhooks: handoff_webhooks::Settings,
     /// Whether this server runs a delivery worker (`HANDOFF_WEBHOOK_WORKER`, on by default).
     pub webhook_worker: bool,
+    /// `HANDOFF_FEDERATION_ALLOW_PRIVATE`: partners may be reached over plain HTTP and at
+    /// private addresses (for tests and private networks).
+    pub federation_allow_private: bool,
+}
+
+/// `HANDOFF_FEDERATION_ALLOW_PRIVATE` of the environment (off unless set).
+pub fn federation_allow_private_from_env() -> Result<bool, SettingError> {
+    match std::env::var("HANDOFF_FEDERATION_ALLOW_PRIVATE")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .as_deref()
+    {
+        None | Some("false" | "0" | "off" | "no") => Ok(false),
+        Some("true" | "1" | "on" | "yes") => Ok(true),
+        Some(other) => Err(SettingError(format!(
+            "HANDOFF_FEDERATION_ALLOW_PRIVATE: {other:?} is not true or false"
+        ))),
+    }
 }
 
 /// How long a request may take, by part.
@@ -246,6 +264,7 @@ impl Config {
             key_reload_interval: crate::KEY_RELOAD_INTERVAL,
             webhooks: handoff_webhooks::Settings::default(),
             webhook_worker: true,
+            federation_allow_private: false,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 mod console;
 pub mod demo;
 mod error;
+pub mod federation;
 pub mod operator;
 
 use std::net::TcpListener;
@@ -206,7 +207,12 @@ impl Application {
         let public_url = config.public_url.clone().unwrap_or_else(|| {
             format!("http://{}", listener.local_addr().map(|a| a.to_string()).unwrap_or_default())
         });
-        let tokens = Arc::new(JwtShareTokens::new(load_keyring(&config, &store).await?));
+        // A deployment with a public URL names itself in its tokens (`iss`): what partners
+        // verify them by.
+        let own_url = config.public_url.as_deref().map(|url| url.trim_end_matches('/').to_owned());
+        let tokens = Arc::new(
+            JwtShareTokens::new(load_keyring(&config, &store).await?).issued_by(own_url.clone()),
+        );
         if config.token_secret.is_none() {
             keys::reload_periodically(
                 store.clone(),
@@ -217,15 +223,46 @@ impl Application {
             );
         }
         let secrets = webhooks::secrets_key(&config)?;
-        let services = services_sealing(
+        let federation = match &own_url {
+            Some(own_url) => {
+                let directory: Arc<dyn handoff_domain::ports::PartnerDirectory> = Arc::new(
+                    federation::Directory::new(
+                        &store,
+                        tokens.clone(),
+                        own_url.clone(),
+                        config.federation_allow_private,
+                    )
+                    .map_err(StartError::Config)?,
+                );
+                Some(handoff_domain::services::Federated {
+                    partners: Arc::new(store.clone()),
+                    directory,
+                })
+            }
+            None => None,
+        };
+        let issuer_side =
+            federation.as_ref().map(|federated| handoff_http::federation::Federation {
+                service: handoff_domain::services::FederationService::new(
+                    tokens.clone(),
+                    Arc::new(SystemClock),
+                    federated.partners.clone(),
+                ),
+                directory: federated.directory.clone(),
+            });
+        let mut services = services_sealing(
             &store,
             &public_url,
             tokens,
             Arc::new(webhooks::KekSealer(secrets.clone())),
-        )
-        .accepting_unlisted_tokens(config.accept_unlisted_tokens)
-        .allowing_private_webhooks(config.webhooks.allow_private)
-        .limiting_items(config.item_limits);
+        );
+        if let Some(federated) = federation {
+            services = services.federating(federated);
+        }
+        let services = services
+            .accepting_unlisted_tokens(config.accept_unlisted_tokens)
+            .allowing_private_webhooks(config.webhooks.allow_private)
+            .limiting_items(config.item_limits);
         let worker = if config.webhook_worker {
             Some(webhooks::start_worker(&config, &store, secrets.clone())?)
         } else {
@@ -249,6 +286,7 @@ impl Application {
                 .rate_limits
                 .map(|limits| Arc::new(rate_counts::limiter(limits, &store))),
             public_url: config.public_url.clone(),
+            federation: issuer_side,
         };
         let metrics_apart = match metrics_listener {
             Some(listener) => {

@@ -79,6 +79,7 @@ pub mod entity;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;
+pub mod federation;
 pub mod grant;
 pub mod idempotency;
 pub mod ids;

@@ -467,6 +467,90 @@ pub trait ShareRepository: Send + Sync {
     async fn import(&self, attempt: &ImportAttempt) -> Result<ImportOutcome, RepoError>;
 }
 
+/// What an import from a partner writes: the attempt (the clone's fresh identity, the caller's
+/// choices), the issuer's URL and the session it handed over, with what the receiver's
+/// blocklists made of its values.
+#[derive(Clone, Debug)]
+pub struct PartnerImport {
+    /// The import, as a local one is asked for.
+    pub attempt: ImportAttempt,
+    /// The issuing partner's URL.
+    pub issuer: String,
+    /// The session it handed over.
+    pub source: crate::federation::PartnerSession,
+    /// The entry types of its values the receiver blocklisted (the clone is then `Declined`).
+    pub blocklisted: Vec<crate::lists::EntryType>,
+    /// The keys of its values, kept on the clone for later blocklist checks.
+    pub keys: crate::lists::SessionKeys,
+}
+
+/// Partner deployments, and the storage of the exchange on both of its sides.
+#[async_trait]
+pub trait PartnerRepository: Send + Sync {
+    /// Adds a partner; `Ok(false)` and nothing stored when its name or URL is taken.
+    async fn add_partner(&self, partner: &crate::federation::Partner) -> Result<bool, RepoError>;
+
+    /// Every partner, by name.
+    async fn partners(&self) -> Result<Vec<crate::federation::Partner>, RepoError>;
+
+    /// Removes a partner; `Ok(false)` when none has this name.
+    async fn remove_partner(&self, name: &str) -> Result<bool, RepoError>;
+
+    /// The partner at this URL.
+    async fn partner_at(&self, url: &str) -> Result<Option<crate::federation::Partner>, RepoError>;
+
+    /// Replaces a partner's key set, fetched at `at`.
+    async fn replace_partner_keys(
+        &self, url: &str, keys: &serde_json::Value, at: DateTime<Utc>,
+    ) -> Result<(), RepoError>;
+
+    /// The issuer's side of an exchange, in one transaction: reads the token's ledger row and
+    /// the source, decides with
+    /// [`first_failed_issuer_check`](crate::federation::first_failed_issuer_check), and with
+    /// `redeem` records the redemption by the partner (once: a retry by the same partner
+    /// changes nothing), writes the source's log row and its events, and returns the session
+    /// as a clone copies it. MUST write nothing when a check fails.
+    async fn hand_over(
+        &self, hand_over: &crate::federation::HandOver,
+    ) -> Result<crate::federation::HandOverOutcome, RepoError>;
+
+    /// What the receiver holds of the partner `issuer`'s token `jti` for the source `source`.
+    async fn partner_clone_state(
+        &self, application_id: ApplicationId, issuer: &str, jti: &str, source: SessionId,
+    ) -> Result<crate::federation::PartnerCloneState, RepoError>;
+
+    /// Writes the clone of a partner's session, all or nothing, as
+    /// [`ShareRepository::import`] writes a local one (the entity, the clone's row, its items
+    /// and log, the import's row and events), and records the token as redeemed here. MUST
+    /// write nothing and return `ImportOutcome::AlreadyImported` when the receiver holds a
+    /// clone of the source, or `ImportOutcome::Refused` when it redeemed the token before or
+    /// the workflow is gone or of another kind — decided by the database, so that exactly one
+    /// of concurrent imports wins.
+    async fn import_from_partner(&self, import: &PartnerImport)
+    -> Result<ImportOutcome, RepoError>;
+}
+
+/// The partner deployments as seen over the network: their keys and their exchange.
+#[async_trait]
+pub trait PartnerDirectory: Send + Sync {
+    /// Verifies a share token whose `iss` is `issuer`, with that partner's published keys
+    /// (fetched again, at most so often, when the token names a key not known yet). MUST return
+    /// `TokenError::Invalid` when no partner has this URL, and `TokenError::Expired` only for
+    /// a token otherwise valid.
+    async fn verify(
+        &self, issuer: &str, token: &crate::share::ShareToken,
+    ) -> Result<(crate::federation::Partner, ShareClaims), TokenError>;
+
+    /// The exchange with the issuing partner, authenticated as this deployment: the session
+    /// (its summary when not redeeming).
+    async fn redeem(
+        &self, partner: &crate::federation::Partner, redemption: &crate::federation::Redemption,
+    ) -> Result<crate::federation::PartnerSession, crate::federation::ExchangeError>;
+
+    /// The partner that signed `proof` over `body`, when one did, for this deployment, now.
+    async fn authenticate(&self, proof: &str, body: &[u8]) -> Option<crate::federation::Partner>;
+}
+
 /// The time.
 pub trait Clock: Send + Sync {
     /// Now, in UTC, truncated to whole microseconds (what both databases keep).

@@ -250,6 +250,15 @@ impl From<Error> for ApiError {
                 "This API key sees only some workflows' sessions, and this request reaches beyond \
                  them.",
             ),
+            Error::PartnerUnavailable(why) => {
+                tracing::warn!(reason = %why, "partner unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "partner_unavailable",
+                    "The deployment that issued this share token cannot be reached now; \
+                     nothing was written. Try again later.",
+                )
+            }
             Error::Invalid(errors) => ApiError::invalid(errors),
             Error::Repo(repo) => {
                 // The cause goes to the log, never to the client.

@@ -11,6 +11,7 @@ pub mod console;
 mod constraints;
 pub mod decision;
 pub mod error;
+pub mod federation;
 mod head;
 pub mod heavy;
 pub mod idempotency;
@@ -83,6 +84,8 @@ pub struct AppState {
     /// The deployment's public URL (`HANDOFF_PUBLIC_URL`), the base of page links; without
     /// it they are relative.
     pub public_url: Option<String>,
+    /// The issuer's side of sharing across deployments; `None` answers every exchange 401.
+    pub federation: Option<federation::Federation>,
 }
 
 /// Mounts every route of the API, its error handlers and its JSON fallbacks. The routes are

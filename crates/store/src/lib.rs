@@ -15,6 +15,7 @@ mod idempotency;
 mod import;
 mod lists;
 mod outbox;
+mod partners;
 mod rate_counters;
 mod rows;
 mod schema;

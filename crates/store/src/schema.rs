@@ -99,8 +99,19 @@ table! {
     /// Issued share tokens.
     ShareTokens {
         Jti, SessionId, SessionKind, FromApplicationId, ForApplicationId, IssuedAt, ExpiresAt,
-        RevokedAt, RedeemedAt, RedeemedSessionId,
+        RevokedAt, RedeemedAt, RedeemedSessionId, RedeemedByPartner,
     }
+}
+
+table! {
+    /// Partner deployments: their URL, the applications of theirs this deployment may share
+    /// with (a JSON array), their published keys as last fetched.
+    Partners { Name, Url, Applications, Jwks, KeysFetchedAt, AddedAt }
+}
+
+table! {
+    /// The partners' tokens this deployment redeemed, by issuer and `jti`.
+    PartnerRedemptions { Issuer, Jti, ApplicationId, SessionId, RedeemedAt }
 }
 
 table! {
@@ -225,6 +236,8 @@ mod tests {
             (Sessions::Table.to_string(), names(Sessions::COLUMNS)),
             (SessionLogs::Table.to_string(), names(SessionLogs::COLUMNS)),
             (ShareTokens::Table.to_string(), names(ShareTokens::COLUMNS)),
+            (Partners::Table.to_string(), names(Partners::COLUMNS)),
+            (PartnerRedemptions::Table.to_string(), names(PartnerRedemptions::COLUMNS)),
             (SigningKeys::Table.to_string(), names(SigningKeys::COLUMNS)),
             (IdempotencyKeys::Table.to_string(), names(IdempotencyKeys::COLUMNS)),
             (ConsoleSessions::Table.to_string(), names(ConsoleSessions::COLUMNS)),

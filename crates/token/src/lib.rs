@@ -9,6 +9,7 @@
 //! must be present with its type. No JWT type leaves this crate.
 
 mod keys;
+mod partner;
 mod seal;
 
 use std::sync::{Arc, RwLock};
@@ -23,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use keys::{KeyError, Keyring, MIN_SECRET_BYTES, SigningKey, TokenAlgorithm};
+pub use partner::{
+    PROOF_LIFETIME_SECONDS, jwks_names, unverified_issuer, verify_partner_token, verify_proof,
+};
 pub use seal::{KeyEncryptionKey, SealError};
 /// Clock skew tolerated on `exp`, in seconds.
 pub const LEEWAY_SECONDS: u64 = 30;
@@ -42,18 +46,47 @@ struct WireClaims {
     exp: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     jti: Option<String>,
+    /// The issuing deployment's URL, when it has one (`HANDOFF_PUBLIC_URL`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
 }
 
 /// Signs and verifies share tokens with a key ring that can be replaced while serving.
 #[derive(Debug)]
 pub struct JwtShareTokens {
     keyring: RwLock<Arc<Keyring>>,
+    issuer: Option<String>,
 }
 
 impl JwtShareTokens {
     /// Tokens over `keyring`.
     pub fn new(keyring: Keyring) -> Self {
-        Self { keyring: RwLock::new(Arc::new(keyring)) }
+        Self { keyring: RwLock::new(Arc::new(keyring)), issuer: None }
+    }
+
+    /// Tokens that name this deployment's URL as their `iss`; a token naming another
+    /// deployment that no key here verifies is [`TokenError::Foreign`].
+    pub fn issued_by(mut self, issuer: Option<String>) -> Self {
+        self.issuer = issuer;
+        self
+    }
+
+    /// Signs `claims` with this deployment's newest Ed25519 key: the proof of who it is in an
+    /// exchange with a partner. Fails when the ring signs with HMAC.
+    pub fn sign_proof(&self, claims: &serde_json::Value) -> Result<String, TokenError> {
+        let keyring = self.keyring();
+        let key = keyring
+            .signing_key(Utc::now())
+            .filter(|key| key.algorithm() == TokenAlgorithm::EdDsa)
+            .ok_or_else(|| {
+                TokenError::Signing("sharing across deployments needs EdDSA keys".into())
+            })?;
+        let mut header = Header::new(key.algorithm().jose());
+        header.kid = Some(key.kid().to_owned());
+        header.typ = Some("handoff-proof+jwt".into());
+        let encoding_key = key.encoding_key().map_err(|e| TokenError::Signing(e.to_string()))?;
+        jsonwebtoken::encode(&header, claims, &encoding_key)
+            .map_err(|e| TokenError::Signing(e.to_string()))
     }
 
     /// Replaces the key ring (after a rotation was loaded).
@@ -87,6 +120,7 @@ impl ShareTokens for JwtShareTokens {
             iat: claims.issued_at.timestamp(),
             exp: claims.expires_at.timestamp(),
             jti: claims.jti.clone(),
+            iss: self.issuer.clone(),
         };
         let encoding_key = key.encoding_key().map_err(|e| TokenError::Signing(e.to_string()))?;
         jsonwebtoken::encode(&header, &wire, &encoding_key)
@@ -94,6 +128,53 @@ impl ShareTokens for JwtShareTokens {
     }
 
     fn verify(&self, token: &str) -> Result<ShareClaims, TokenError> {
+        let parts = Parts::split(token)?;
+        let keyring = self.keyring();
+        // A key verifies only tokens of its own algorithm: an HMAC secret is never taken for a
+        // public key, nor the reverse.
+        let signed_by = |key: &SigningKey| {
+            key.algorithm() == parts.algorithm && parts.signed_with(&key.decoding_key())
+        };
+        let signed = match &parts.header.kid {
+            // A kid that names no configured key makes the token invalid, whatever its signature.
+            Some(kid) => keyring.find(kid).is_some_and(signed_by),
+            // Tokens of Didit's older shape carry no kid: any HMAC key of the ring may have
+            // signed.
+            None => parts.algorithm == TokenAlgorithm::Hs256 && keyring.keys().any(signed_by),
+        };
+        if !signed {
+            // Not signed here: another deployment's, when it names one.
+            return Err(match unverified_issuer(token) {
+                Some(issuer) if Some(&issuer) != self.issuer.as_ref() => {
+                    TokenError::Foreign(issuer)
+                }
+                _ => TokenError::Invalid,
+            });
+        }
+        parts.claims()
+    }
+
+    fn published_keys(&self) -> serde_json::Value {
+        self.keyring().jwks()
+    }
+}
+
+/// The longest lifetime (`exp − iat`) of a token that verifies: one day, the longest TTL a share
+/// may ask for.
+pub const MAX_LIFETIME_SECONDS: i64 = handoff_domain::share::MAX_TTL_SECONDS;
+
+/// A compact JWS taken apart, its header read (unverified, only to pick the key) and its
+/// algorithm one of ours.
+pub(crate) struct Parts<'a> {
+    message: &'a str,
+    claims: &'a str,
+    signature: &'a str,
+    header: Header,
+    algorithm: TokenAlgorithm,
+}
+
+impl<'a> Parts<'a> {
+    pub(crate) fn split(token: &'a str) -> Result<Self, TokenError> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Invalid);
         }
@@ -103,7 +184,6 @@ impl ShareTokens for JwtShareTokens {
         if claims.contains('.') {
             return Err(TokenError::Invalid);
         }
-        // The header is read unverified only to pick the key; the algorithm must be ours.
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
         let algorithm = match header.alg {
             Algorithm::HS256 => TokenAlgorithm::Hs256,
@@ -113,34 +193,34 @@ impl ShareTokens for JwtShareTokens {
         if names_critical_extensions(header_part) {
             return Err(TokenError::Invalid);
         }
-        let keyring = self.keyring();
-        // A key verifies only tokens of its own algorithm: an HMAC secret is never taken for a
-        // public key, nor the reverse.
-        let signed_by = |key: &SigningKey| {
-            key.algorithm() == algorithm
-                && jsonwebtoken::crypto::verify(
-                    signature,
-                    message.as_bytes(),
-                    &key.decoding_key(),
-                    header.alg,
-                )
-                .unwrap_or(false)
-        };
-        let signed = match &header.kid {
-            // A kid that names no configured key makes the token invalid, whatever its signature.
-            Some(kid) => signed_by(keyring.find(kid).ok_or(TokenError::Invalid)?),
-            // Tokens of Didit's older shape carry no kid: any HMAC key of the ring may have
-            // signed.
-            None => algorithm == TokenAlgorithm::Hs256 && keyring.keys().any(signed_by),
-        };
-        if !signed {
-            return Err(TokenError::Invalid);
-        }
-        // Only a signed token's claims are read, once; every claim must be there with its type.
-        let claims = URL_SAFE_NO_PAD.decode(claims).map_err(|_| TokenError::Invalid)?;
+        Ok(Self { message, claims, signature, header, algorithm })
+    }
+
+    pub(crate) fn kid(&self) -> Option<&str> {
+        self.header.kid.as_deref()
+    }
+
+    pub(crate) fn algorithm(&self) -> TokenAlgorithm {
+        self.algorithm
+    }
+
+    pub(crate) fn signed_with(&self, key: &jsonwebtoken::DecodingKey) -> bool {
+        jsonwebtoken::crypto::verify(self.signature, self.message.as_bytes(), key, self.header.alg)
+            .unwrap_or(false)
+    }
+
+    /// The claims of a token whose signature was checked, as JSON.
+    pub(crate) fn payload(&self) -> Result<serde_json::Value, TokenError> {
+        let claims = URL_SAFE_NO_PAD.decode(self.claims).map_err(|_| TokenError::Invalid)?;
+        serde_json::from_slice(&claims).map_err(|_| TokenError::Invalid)
+    }
+
+    /// The share claims of a token whose signature was checked: read once, every claim there
+    /// with its type, issued in the past (with the leeway) for at most a day — this server
+    /// never signs anything else — and not expired.
+    pub(crate) fn claims(&self) -> Result<ShareClaims, TokenError> {
+        let claims = URL_SAFE_NO_PAD.decode(self.claims).map_err(|_| TokenError::Invalid)?;
         let wire: WireClaims = serde_json::from_slice(&claims).map_err(|_| TokenError::Invalid)?;
-        // Issued in the past (with the leeway), for at most a day: this server never signs
-        // anything else.
         let now = Utc::now().timestamp();
         let leeway = LEEWAY_SECONDS as i64;
         if wire.exp < 0
@@ -155,15 +235,7 @@ impl ShareTokens for JwtShareTokens {
         }
         to_claims(wire)
     }
-
-    fn published_keys(&self) -> serde_json::Value {
-        self.keyring().jwks()
-    }
 }
-
-/// The longest lifetime (`exp − iat`) of a token that verifies: one day, the longest TTL a share
-/// may ask for.
-pub const MAX_LIFETIME_SECONDS: i64 = handoff_domain::share::MAX_TTL_SECONDS;
 
 /// Whether a token's header names critical extensions (`crit`), which this verifier implements
 /// none of, so must refuse (RFC 7515, 4.1.11). An unreadable header is refused elsewhere.

@@ -1,7 +1,8 @@
 //! The operator's commands (`migrate`, `applications`, `api-keys`, `shares`, `webhooks`,
-//! `signing-keys`): each opens the database the settings name, says which on stderr, and prints
+//! `signing-keys`, `partners`): each opens the database the settings name, says which on stderr, and prints
 //! one JSON line per result on stdout.
 
+mod partners;
 mod signing_keys;
 mod webhooks;
 
@@ -30,6 +31,7 @@ pub async fn run(cli: &Cli) -> Result<bool, CommandError> {
         Command::Shares(command) => shares(cli, command).await?,
         Command::Webhooks(command) => webhooks::run(cli, command).await?,
         Command::SigningKeys(command) => signing_keys::run(cli, command).await?,
+        Command::Partners(command) => partners::run(cli, command).await?,
         Command::Serve(_) | Command::Demo { .. } | Command::Openapi => return Ok(false),
     }
     Ok(true)

@@ -12,6 +12,7 @@ mod console;
 mod demo;
 mod errors;
 mod faults;
+mod federation;
 mod flow;
 mod hostile;
 mod idempotency;

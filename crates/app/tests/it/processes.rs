@@ -52,6 +52,10 @@ impl Server {
         // The port is free now; another test may take it before the child binds it, which
         // `wait_until_healthy` sees and starts again elsewhere.
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let base = format!("http://127.0.0.1:{port}");
+        // `{base}` in a value names the server's own address (its public URL, for instance).
+        let env: Vec<(&str, String)> =
+            env.iter().map(|(k, v)| (*k, v.replace("{base}", &base))).collect();
         let child = Command::new(env!("CARGO_BIN_EXE_handoff"))
             .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--workers", "2"])
             .env("DATABASE_URL", database_url)
@@ -59,12 +63,12 @@ impl Server {
             .env("HANDOFF_PUBLIC_URL", PUBLIC_URL)
             .env("HANDOFF_LOG", filter)
             .env_remove("HANDOFF_TOKEN_SECRET")
-            .envs(env.iter().copied())
+            .envs(env)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .unwrap();
-        Server { child, base: format!("http://127.0.0.1:{port}"), restart: None }
+        Server { child, base, restart: None }
     }
 
     pub async fn wait_until_healthy(&mut self) {

@@ -207,3 +207,47 @@ pub(super) async fn check_blocklists(
     }
     Ok(any)
 }
+
+/// A partner's session as the receiver's blocklists see it: the entry types of its values (and
+/// of the clone's `vendor_data`) the receiver blocklisted, by name, and the keys the clone
+/// keeps of its values for later checks.
+pub(super) async fn partner_values(
+    ports: &Ports, application_id: crate::ApplicationId, kind: crate::SessionKind,
+    vendor_data: Option<&crate::VendorData>,
+    blocks: &[(crate::FeatureBlock, Vec<crate::FeatureItem>)],
+) -> Result<(Vec<EntryType>, SessionKeys), Error> {
+    let items = |block| blocks.iter().find(|(b, _)| *b == block).map(|(_, items)| items.as_slice());
+    let (mut found, mut keys) = (Vec::new(), SessionKeys::default());
+    for entry_type in EntryType::ENFORCED {
+        let value = entry_type.sources().iter().find_map(|(block, _)| {
+            entry_type.value_in_items(*block, items(*block)?).map(|(_, value)| value)
+        });
+        let Some(normalized) = value.and_then(|v| entry_type.normalize(&v).ok()) else {
+            continue;
+        };
+        let key = match_key(ports, entry_type, &normalized)?;
+        match entry_type {
+            EntryType::IpAddress => {
+                keys.ip = crate::grant::parse_address_block(&normalized).map(|b| ip_hex(b.addr()));
+            }
+            _ => keys.keys.push(key.clone()),
+        }
+        found.push((entry_type, key));
+    }
+    if let Some(vendor_data) = vendor_data {
+        found.push((EntryType::of_kind(kind), vendor_data.key()));
+    }
+    let mut lists: Vec<ListId> =
+        found.iter().map(|(t, _)| system_list_id(application_id, *t)).collect();
+    lists.dedup();
+    let searched: Vec<String> = found.iter().map(|(_, key)| key.clone()).collect();
+    let listed = ports.lists.listed(application_id, &lists, &searched).await?;
+    let mut types: Vec<EntryType> = found
+        .iter()
+        .filter(|(t, key)| listed.iter().any(|(l, entry)| l == t && t.catches(entry, key)))
+        .map(|(t, _)| *t)
+        .collect();
+    types.sort_by_key(|t| t.as_str());
+    types.dedup();
+    Ok((types, keys))
+}

@@ -3,6 +3,7 @@
 mod amendments;
 mod applications;
 mod blocklists;
+mod federation;
 mod idempotency;
 mod import;
 mod lists;
@@ -14,8 +15,11 @@ mod workflows;
 use std::sync::Arc;
 
 pub use applications::{ApplicationService, CONSOLE_SCOPE, NewKey};
+pub use federation::FederationService;
 pub use idempotency::IdempotencyService;
-pub use import::{EntityEffect, ImportPreview, ImportRequest, ImportService, unlisted_jti};
+pub use import::{
+    EntityEffect, Federated, ImportPreview, ImportRequest, ImportService, unlisted_jti,
+};
 pub use lists::{AddEntry, BlocklistFlags, ListService, NewList};
 pub use sessions::{CreateSession, ItemLimits, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
@@ -134,6 +138,10 @@ pub enum Error {
     /// delete of many).
     #[error("the api key is limited to some workflows")]
     LimitedToWorkflows,
+    /// Importing a partner's token: the issuing partner could not be reached, or refused this
+    /// deployment; nothing was written.
+    #[error("partner unavailable: {0}")]
+    PartnerUnavailable(String),
     /// The request is not valid; field by field.
     #[error("invalid request")]
     Invalid(ValidationErrors),
@@ -181,6 +189,13 @@ impl Services {
     /// `HANDOFF_MAX_ITEMS_PER_SESSION`).
     pub fn limiting_items(mut self, limits: ItemLimits) -> Self {
         self.sessions.limit_items(limits);
+        self
+    }
+
+    /// Shares with partner deployments' applications and imports their tokens.
+    pub fn federating(mut self, federated: Federated) -> Self {
+        self.share.federate(federated.partners.clone());
+        self.import.federate(federated);
         self
     }
 

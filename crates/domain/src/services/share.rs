@@ -38,17 +38,37 @@ pub struct SharedSession {
 #[derive(Clone)]
 pub struct ShareService {
     ports: Ports,
+    partners: Option<std::sync::Arc<dyn crate::ports::PartnerRepository>>,
 }
 
 impl ShareService {
     pub(super) fn new(ports: Ports) -> Self {
-        Self { ports }
+        Self { ports, partners: None }
+    }
+
+    /// Shares with the applications partner deployments list, too.
+    pub fn federate(&mut self, partners: std::sync::Arc<dyn crate::ports::PartnerRepository>) {
+        self.partners = Some(partners);
+    }
+
+    /// Whether `id` is an application of this deployment or one a partner lists.
+    async fn receiver_exists(&self, id: crate::ids::ApplicationId) -> Result<bool, Error> {
+        if self.ports.applications.application_exists(id).await? {
+            return Ok(true);
+        }
+        Ok(match &self.partners {
+            Some(partners) => {
+                partners.partners().await?.iter().any(|p| p.applications.contains(&id))
+            }
+            None => false,
+        })
     }
 
     /// Issues a token for one of the caller's sessions, addressed to another application.
     ///
     /// Checks, first failure wins: the session is the caller's (`SessionNotFound`); the target is
-    /// not the caller (`CannotShareWithSelf`); the target exists (`UnknownApplication`); the
+    /// not the caller (`CannotShareWithSelf`); the target exists here or a partner lists it
+    /// (`UnknownApplication`); the
     /// session is `Approved`, `Declined` or `In Review` (`SessionNotShareable`).
     pub async fn share(
         &self, caller: &Caller, session_id: SessionId, request: ShareRequest,
@@ -70,7 +90,7 @@ impl ShareService {
         if request.for_application_id == caller.application_id {
             return Err(Error::CannotShareWithSelf);
         }
-        if !self.ports.applications.application_exists(request.for_application_id).await? {
+        if !self.receiver_exists(request.for_application_id).await? {
             return Err(Error::UnknownApplication);
         }
         if !session.status.is_shareable() {

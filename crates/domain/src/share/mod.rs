@@ -151,6 +151,10 @@ pub enum TokenError {
     /// No key can sign now (a configuration fault, not the caller's).
     #[error("share token could not be signed: {0}")]
     Signing(String),
+    /// Issued by another deployment: its `iss`, unverified. Only a partner's keys can tell
+    /// more.
+    #[error("share token issued by another deployment")]
+    Foreign(String),
 }
 
 /// What the clone's status is for one status of the receiver's entity: the source's own, or

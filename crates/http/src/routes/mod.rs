@@ -38,6 +38,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/openapi.json/").route(web::get().to(openapi_json)))
         .service(resource("/.well-known/jwks.json/").route(web::get().to(sharing::jwks)))
         .service(
+            resource(crate::federation::REDEMPTIONS_PATH)
+                .app_data(web::PayloadConfig::new(crate::federation::MAX_REQUEST_BYTES))
+                .route(web::post().to(crate::federation::redemptions)),
+        )
+        .service(
             resource("/session/{session_token}/").route(web::get().to(crate::pages::session_page)),
         )
         .service(

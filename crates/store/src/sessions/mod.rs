@@ -31,9 +31,13 @@ mod read;
 mod write;
 
 use list::*;
+pub(crate) use read::read_blocks;
 use read::*;
 use write::*;
-pub(crate) use write::{ensure_entity, insert_log, log_insert, log_values, next_session_number};
+pub(crate) use write::{
+    ensure_entity, features_text, insert_log, item_inserts, log_insert, log_values,
+    next_session_number,
+};
 
 /// What a session row is read with (`rows::session`), in the order of `rows::SESSION_COLUMNS`.
 pub(crate) const SESSION_READ: [Sessions; 20] = [

@@ -6,7 +6,7 @@ use super::*;
 const DECODE_OFF_WORKER_ROWS: usize = 256;
 
 /// The recorded blocks of a session, read in one statement.
-pub(super) async fn read_blocks<C: ConnectionTrait>(
+pub(crate) async fn read_blocks<C: ConnectionTrait>(
     db: &C, id: SessionId, recorded: &[FeatureBlock],
 ) -> Result<Vec<(FeatureBlock, Vec<FeatureItem>)>, RepoError> {
     if recorded.is_empty() {

@@ -287,7 +287,7 @@ pub(crate) async fn ensure_entity(
 
 /// The inserts of each block's items, by block in `blocks`' order (none for a block cleared),
 /// [`ITEMS_PER_INSERT`] rows each.
-fn item_inserts(
+pub(crate) fn item_inserts(
     backend: DatabaseBackend, session_id: SessionId,
     blocks: &[(FeatureBlock, Option<Vec<FeatureItem>>)],
 ) -> Result<Vec<Vec<Statement>>, RepoError> {

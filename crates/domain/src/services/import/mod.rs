@@ -77,11 +77,17 @@ pub struct ImportService {
     ports: Ports,
     session_base_url: String,
     accept_unlisted_tokens: bool,
+    federated: Option<Federated>,
 }
 
 impl ImportService {
     pub(super) fn new(ports: Ports, session_base_url: String) -> Self {
-        Self { ports, session_base_url, accept_unlisted_tokens: false }
+        Self { ports, session_base_url, accept_unlisted_tokens: false, federated: None }
+    }
+
+    /// Imports tokens that partner deployments issued; without it, such a token is invalid.
+    pub fn federate(&mut self, federated: Federated) {
+        self.federated = Some(federated);
     }
 
     /// Imports tokens this deployment did not issue (signed with a shared secret, no ledger
@@ -108,7 +114,12 @@ impl ImportService {
     pub async fn import_guarded(
         &self, caller: &Caller, request: ImportRequest, idempotency: Option<IdempotencyClaim>,
     ) -> Result<SessionRecord, Error> {
-        let claims = self.verify(&request.share_token)?;
+        let claims = match self.ports.tokens.verify(request.share_token.expose()) {
+            Err(TokenError::Foreign(issuer)) => {
+                return self.import_from_partner(caller, &issuer, request, idempotency).await;
+            }
+            verified => verified.map_err(token_refusal)?,
+        };
         let claims = self.named(claims, &request.share_token);
         let named = request.workflow_id.is_some();
         let mut attempt = self.attempt(caller, claims, request).await?;
@@ -147,7 +158,12 @@ impl ImportService {
     pub async fn preview(
         &self, caller: &Caller, request: ImportRequest,
     ) -> Result<ImportPreview, Error> {
-        let claims = self.verify(&request.share_token)?;
+        let claims = match self.ports.tokens.verify(request.share_token.expose()) {
+            Err(TokenError::Foreign(issuer)) => {
+                return self.preview_from_partner(caller, &issuer, request).await;
+            }
+            verified => verified.map_err(token_refusal)?,
+        };
         let claims = self.named(claims, &request.share_token);
         let named = request.workflow_id.is_some();
         let attempt = self.attempt(caller, claims, request).await?;
@@ -181,14 +197,6 @@ impl ImportService {
             claims.jti = Some(unlisted_jti(token));
         }
         claims
-    }
-
-    /// Checks 3 and 4: the token verifies and has not expired.
-    fn verify(&self, token: &ShareToken) -> Result<ShareClaims, Error> {
-        self.ports.tokens.verify(token.expose()).map_err(|e| match e {
-            TokenError::Expired => Error::refused(ImportCheck::TokenNotExpired),
-            TokenError::Invalid | TokenError::Signing(_) => Error::refused(ImportCheck::TokenValid),
-        })
     }
 
     /// The workflow of an import: the one named, or when none is, the caller's default
@@ -260,6 +268,16 @@ impl ImportService {
     }
 }
 
+/// Checks 3 and 4: why the token does not verify, or has expired.
+fn token_refusal(error: TokenError) -> Error {
+    match error {
+        TokenError::Expired => Error::refused(ImportCheck::TokenNotExpired),
+        TokenError::Invalid | TokenError::Signing(_) | TokenError::Foreign(_) => {
+            Error::refused(ImportCheck::TokenValid)
+        }
+    }
+}
+
 /// The error of a failed check. An import that named no workflow and found no default one fails
 /// check 9 as a request without the field: 400 naming `workflow_id`.
 fn refusal(check: ImportCheck, named_workflow: bool, existing_clone: Option<SessionId>) -> Error {
@@ -283,6 +301,10 @@ pub fn unlisted_jti(token: &ShareToken) -> String {
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
+
+mod partner;
+
+pub use partner::Federated;
 
 #[cfg(test)]
 mod tests;
