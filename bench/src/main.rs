@@ -10,11 +10,13 @@
 //! is one JSON object. `--pool` sets the pool size (the server's default otherwise).
 //! `--webhooks` runs the webhook benchmark instead (see [`webhooks`]); `--scale` the scale-out
 //! one ([`scale`]), `--fairness` the noisy-neighbour one ([`fairness`]). Those two start the
-//! `handoff` binary beside this one as separate server processes.
+//! `handoff` binary beside this one as separate server processes. `--federation` measures a
+//! federated import beside a local one ([`federation`]).
 
 mod cpu;
 mod fairness;
 mod features;
+mod federation;
 mod fleet;
 mod limit;
 mod scale;
@@ -571,6 +573,7 @@ fn main() {
     let hooks = args.iter().any(|a| a == "--webhooks");
     let scale = args.iter().any(|a| a == "--scale");
     let fair = args.iter().any(|a| a == "--fairness");
+    let federated = args.iter().any(|a| a == "--federation");
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -607,6 +610,8 @@ fn main() {
                 scale::run(backend, quick).await?
             } else if fair {
                 fairness::run(backend, quick, pool).await?
+            } else if federated {
+                federation::run(backend, quick).await?
             } else if hooks {
                 webhooks::run(backend, quick, pool).await?
             } else {
@@ -622,6 +627,9 @@ fn main() {
         }
         if fair {
             return Ok(json!({ "fairness": out }));
+        }
+        if federated {
+            return Ok(json!({ "federation": out }));
         }
         Ok::<_, String>(Value::Object(out))
     });

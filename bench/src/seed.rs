@@ -60,6 +60,13 @@ impl World {
     pub async fn sources(
         &self, services: &Services, n: usize, rows: usize,
     ) -> Result<Vec<Source>, String> {
+        self.sources_for(services, n, rows, self.receiver.application_id).await
+    }
+
+    /// [`World::sources`] shared with the application `receiver` (a partner's, for one).
+    pub async fn sources_for(
+        &self, services: &Services, n: usize, rows: usize, receiver: handoff_domain::ApplicationId,
+    ) -> Result<Vec<Source>, String> {
         let mut results = self.results.clone();
         if rows > 0 {
             let item = r#"{"node_id":"feature_aml","status":"Approved","entity_type":"person","total_hits":1,"hits":[{"name":"Example Hit","score":0.1}]}"#;
@@ -90,7 +97,7 @@ impl World {
                     &self.source,
                     session.id,
                     ShareRequest {
-                        for_application_id: self.receiver.application_id,
+                        for_application_id: receiver,
                         ttl: handoff_domain::share::ShareTtl::parse(86_400)?,
                     },
                 )

@@ -10,7 +10,7 @@ mod seeded;
 #[cfg(test)]
 mod tidy;
 
-const USAGE: &str = "usage: cargo xtask <ci | openapi | screenshots | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, MCP, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  screenshots   write the review console's screenshots in docs/screenshots/ (headless Chromium)\n  schemathesis [--seconds N] [--seed S]   run Schemathesis against a seeded server (default 120 s; new cases unless seeded)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks | --scale | --fairness]   the import benchmark, or the webhook, scale-out or noisy-neighbour one (docs/performance.md)";
+const USAGE: &str = "usage: cargo xtask <ci | openapi | screenshots | schemathesis | mcp | fuzz | bench>\n\n  ci        fmt --check, clippy -D warnings, test --workspace, the examples, doc, MCP, Schemathesis 30 s\n  openapi   write docs/openapi.json from the code\n  screenshots   write the review console's screenshots in docs/screenshots/ (headless Chromium)\n  schemathesis [--seconds N] [--seed S]   run Schemathesis against a seeded server (default 120 s; new cases unless seeded)\n  mcp       drive Didit's MCP server (npm) against a seeded server, every tool in scope\n  fuzz [--seconds N]   run each fuzz target N seconds (default 60; needs cargo-fuzz)\n  bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks | --scale | --fairness | --federation]   the import benchmark, or the webhook, scale-out, noisy-neighbour or federation one (docs/performance.md)";
 
 /// The seed of CI's Schemathesis run.
 const CI_SCHEMATHESIS_SEED: &str = "20261130";
@@ -41,7 +41,7 @@ fn seconds(args: &[String], default: u64) -> u64 {
 }
 
 /// `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N] [--webhooks | --scale |
-/// --fairness]`: the release-built
+/// --fairness | --federation]`: the release-built
 /// benchmark; its last line is JSON.
 fn bench(args: &[String]) -> ExitCode {
     // The server binary too: `--scale` and `--fairness` start it as separate processes.

@@ -212,13 +212,16 @@ pub enum HandOverOutcome {
     Refused(ImportCheck),
 }
 
-/// What the receiver holds of a partner's token before the exchange.
+/// What the receiver holds for an import of a partner's token: read before the exchange, and
+/// again inside the clone's transaction.
 #[derive(Clone, Debug, Default)]
 pub struct PartnerCloneState {
     /// The receiver's clone of the source, when it holds one.
     pub existing_clone: Option<SessionId>,
     /// Whether the receiver redeemed this token before (even if its clone was deleted since).
     pub redeemed: bool,
+    /// The receiver's (undeleted) workflow named by the import, if it holds it.
+    pub workflow: Option<crate::share::ImportWorkflow>,
 }
 
 #[cfg(test)]
@@ -238,6 +241,106 @@ mod tests {
         );
         for bad in ["ftp://x", "https://", "https://a?b", "https://user@host", "kyc.example"] {
             assert!(parse_deployment_url(bad, true).is_err(), "{bad}");
+        }
+    }
+
+    /// The issuer's checks as a decision table: each row one state of the ledger and the
+    /// source, and the check that answers it.
+    #[test]
+    fn the_issuers_checks_answer_in_the_contracts_order() {
+        use crate::share::{RecordedToken, ShareClaims};
+        let now = chrono::Utc::now();
+        let from = ApplicationId::from_uuid(uuid::Uuid::new_v4());
+        let claims = ShareClaims {
+            session_id: SessionId::from_uuid(uuid::Uuid::new_v4()),
+            session_kind: SessionKind::User,
+            from_application_id: from,
+            for_application_id: ApplicationId::from_uuid(uuid::Uuid::new_v4()),
+            issued_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            jti: Some("t".into()),
+        };
+        let source = PartnerSession {
+            id: claims.session_id,
+            kind: SessionKind::User,
+            status: SessionStatus::Approved,
+            vendor_data: None,
+            features: Vec::new(),
+            contact_details: None,
+            expected_details: None,
+            created_at: now - chrono::Duration::days(2),
+            blocks: Vec::new(),
+            log: Vec::new(),
+        };
+        let token = |revoked, redeemed| RecordedToken { claims: claims.clone(), revoked, redeemed };
+        let hand_over = HandOver {
+            claims: claims.clone(),
+            partner_url: "https://fintech.example".into(),
+            redeem: true,
+            source_created_after: None,
+            source_log: LogEntry::event(
+                "partner:x",
+                crate::action::LogAction::ImportedBy,
+                None,
+                now,
+            ),
+            at: now,
+        };
+        let context = |token, redeemed_by: Option<&str>, source: Option<StoredSession>| {
+            HandOverContext { token, redeemed_by_partner: redeemed_by.map(str::to_owned), source }
+        };
+        let finished = Some(source.as_source(from));
+        let mut in_progress = source.as_source(from);
+        in_progress.status = SessionStatus::InProgress;
+        let recent = HandOver {
+            source_created_after: Some(now - chrono::Duration::days(1)),
+            ..hand_over.clone()
+        };
+        let cases: [(HandOverContext, &HandOver, Option<ImportCheck>); 9] = [
+            (context(None, None, finished.clone()), &hand_over, Some(ImportCheck::TokenIssuedHere)),
+            (
+                context(Some(token(true, false)), None, None),
+                &hand_over,
+                Some(ImportCheck::TokenNotRevoked),
+            ),
+            (
+                context(Some(token(false, false)), None, None),
+                &hand_over,
+                Some(ImportCheck::SourceExists),
+            ),
+            (
+                context(Some(token(false, false)), None, Some(in_progress)),
+                &hand_over,
+                Some(ImportCheck::SourceExists),
+            ),
+            (
+                context(Some(token(false, true)), None, finished.clone()),
+                &hand_over,
+                Some(ImportCheck::NotImported),
+            ),
+            (
+                context(Some(token(false, true)), Some("https://other.example"), finished.clone()),
+                &hand_over,
+                Some(ImportCheck::NotImported),
+            ),
+            (
+                context(
+                    Some(token(false, true)),
+                    Some("https://fintech.example"),
+                    finished.clone(),
+                ),
+                &hand_over,
+                None,
+            ),
+            (
+                context(Some(token(false, false)), None, finished.clone()),
+                &recent,
+                Some(ImportCheck::SourceRecentEnough),
+            ),
+            (context(Some(token(false, false)), None, finished), &hand_over, None),
+        ];
+        for (i, (context, hand_over, expected)) in cases.iter().enumerate() {
+            assert_eq!(first_failed_issuer_check(context, hand_over), *expected, "case {i}");
         }
     }
 

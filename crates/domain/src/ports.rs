@@ -514,9 +514,12 @@ pub trait PartnerRepository: Send + Sync {
         &self, hand_over: &crate::federation::HandOver,
     ) -> Result<crate::federation::HandOverOutcome, RepoError>;
 
-    /// What the receiver holds of the partner `issuer`'s token `jti` for the source `source`.
+    /// What the receiver holds for importing the partner `issuer`'s token `jti` of the source
+    /// `source` into `workflow`, in one read: its clone of the source, its redemption of the
+    /// token, the workflow (MUST be `None` when deleted or another application's).
     async fn partner_clone_state(
         &self, application_id: ApplicationId, issuer: &str, jti: &str, source: SessionId,
+        workflow: WorkflowId,
     ) -> Result<crate::federation::PartnerCloneState, RepoError>;
 
     /// Writes the clone of a partner's session, all or nothing, as

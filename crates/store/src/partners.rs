@@ -12,8 +12,8 @@ use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::ports::{PartnerImport, PartnerRepository};
 use handoff_domain::session::Review;
 use handoff_domain::{
-    ApplicationId, FeatureItem, ImportOutcome, LogKind, RecordedToken, RepoError, SessionId,
-    SessionKind, SessionRecord, ShareClaims, StoredSession,
+    ApplicationId, FeatureItem, ImportOutcome, ImportWorkflow, LogEntry, LogKind, RecordedToken,
+    RepoError, SessionId, SessionKind, SessionRecord, ShareClaims, StoredSession, WorkflowId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
@@ -21,9 +21,9 @@ use uuid::Uuid;
 
 use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
-use crate::schema::{PartnerRedemptions, Partners, SessionLogs, Sessions, ShareTokens, Workflows};
+use crate::schema::{PartnerRedemptions, Partners, SessionLogs, Sessions, ShareTokens};
 use crate::sessions::{
-    SESSION_READ, ensure_entity, features_text, insert_log, item_inserts, log_insert,
+    LOG_COLUMNS, SESSION_READ, ensure_entity, features_text, insert_log, item_inserts, log_values,
     next_session_number, read_blocks, select_session,
 };
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, is_unique_violation, repo_error, run};
@@ -154,8 +154,9 @@ impl PartnerRepository for Store {
 
     async fn partner_clone_state(
         &self, application_id: ApplicationId, issuer: &str, jti: &str, source: SessionId,
+        workflow: WorkflowId,
     ) -> Result<PartnerCloneState, RepoError> {
-        clone_state(&self.db, application_id, issuer, jti, source).await
+        clone_state(&self.db, application_id, issuer, jti, source, workflow).await
     }
 
     async fn import_from_partner(
@@ -207,6 +208,7 @@ impl Store {
             &import.issuer,
             attempt.claims.jti.as_deref().unwrap_or_default(),
             import.source.id,
+            attempt.workflow_id,
         )
         .await?;
         match (state.existing_clone, state.redeemed, error) {
@@ -282,27 +284,49 @@ async fn copied_log(
     Ok(log)
 }
 
+/// [`PartnerRepository::partner_clone_state`], on a connection or inside a transaction: one
+/// query.
 async fn clone_state<C: ConnectionTrait>(
     db: &C, application_id: ApplicationId, issuer: &str, jti: &str, source: SessionId,
+    workflow: WorkflowId,
 ) -> Result<PartnerCloneState, RepoError> {
-    let clone = Query::select()
-        .column(Sessions::Id)
-        .from(Sessions::Table)
-        .and_where(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
-        .and_where(Expr::col(Sessions::SharedFromSession).eq(source.as_uuid()))
-        .to_owned();
-    let redeemed = Query::select()
-        .column(PartnerRedemptions::Jti)
-        .from(PartnerRedemptions::Table)
-        .and_where(Expr::col(PartnerRedemptions::Issuer).eq(issuer))
-        .and_where(Expr::col(PartnerRedemptions::Jti).eq(jti))
-        .to_owned();
+    const SQL: &str = "SELECT \
+        (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) \
+        AS clone_id, \
+        (SELECT count(*) FROM partner_redemptions r WHERE r.issuer = ? AND r.jti = ?) AS redeemed, \
+        w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration \
+        FROM (SELECT 1 AS probe) AS probe \
+        LEFT JOIN workflows w ON w.id = ? AND w.application_id = ? AND w.deleted_at IS NULL";
+    let application = application_id.as_uuid();
+    let rows = crate::import::fetch(
+        db,
+        SQL,
+        vec![
+            application.into(),
+            source.as_uuid().into(),
+            issuer.into(),
+            jti.into(),
+            workflow.as_uuid().into(),
+            application.into(),
+        ],
+    )
+    .await
+    .map_err(|failure| match failure {
+        crate::sql::Failure::Db(error) => repo_error(error),
+        crate::sql::Failure::Repo(error) => error,
+    })?;
+    let row = rows.first().ok_or_else(|| RepoError::Internal("no state row".into()))?;
+    let workflow = match get::<Option<String>>(row, "workflow_kind")? {
+        Some(_) => Some(ImportWorkflow {
+            kind: rows::kind(row, "workflow_kind")?,
+            session_expiration_time: get(row, "workflow_expiration")?,
+        }),
+        None => None,
+    };
     Ok(PartnerCloneState {
-        existing_clone: match fetch_one(db, &clone).await? {
-            Some(row) => Some(SessionId::from_uuid(get(&row, "id")?)),
-            None => None,
-        },
-        redeemed: fetch_one(db, &redeemed).await?.is_some(),
+        existing_clone: get::<Option<Uuid>>(row, "clone_id")?.map(SessionId::from_uuid),
+        redeemed: get::<i64>(row, "redeemed")? > 0,
+        workflow,
     })
 }
 
@@ -318,25 +342,16 @@ async fn write_partner_clone(
         &import.issuer,
         attempt.claims.jti.as_deref().unwrap_or_default(),
         source.id,
+        attempt.workflow_id,
     )
     .await?;
     if state.existing_clone.is_some() || state.redeemed {
         return Ok(None);
     }
-    let workflow = Query::select()
-        .columns([Workflows::Kind, Workflows::SessionExpirationTime])
-        .from(Workflows::Table)
-        .and_where(Expr::col(Workflows::Id).eq(attempt.workflow_id.as_uuid()))
-        .and_where(Expr::col(Workflows::ApplicationId).eq(receiver.as_uuid()))
-        .and_where(Expr::col(Workflows::DeletedAt).is_null())
-        .to_owned();
-    let Some(workflow) = fetch_one(txn, &workflow).await? else {
+    let Some(workflow) = state.workflow.filter(|w| w.kind == source.kind) else {
         return Ok(None);
     };
-    if rows::kind(&workflow, "kind")? != source.kind {
-        return Ok(None);
-    }
-    let expiration: i64 = get(&workflow, "session_expiration_time")?;
+
     if let Some(claim) = &attempt.idempotency {
         let insert = crate::idempotency::insert_claim(
             receiver,
@@ -389,7 +404,7 @@ async fn write_partner_clone(
         expected_details: source.expected_details.clone(),
         shared_from_session: Some(source.id),
         created_at: attempt.created_at,
-        expires_at: attempt.created_at + chrono::Duration::seconds(expiration),
+        expires_at: attempt.expires_at(workflow),
     };
     let insert = Query::insert()
         .into_table(Sessions::Table)
@@ -429,19 +444,32 @@ async fn write_partner_clone(
     for insert in inserts.into_iter().flatten() {
         txn.execute_raw(insert).await.map_err(repo_error)?;
     }
+    // The source's log rows, their actor the source application's, in one statement.
     let mut reviews = Vec::new();
+    let mut copied = Query::insert()
+        .into_table(SessionLogs::Table)
+        .columns(std::iter::once(SessionLogs::SessionId).chain(LOG_COLUMNS))
+        .to_owned();
     for entry in &source.log {
-        let mut copied = entry.clone();
-        copied.actor = attempt.copied_actor();
-        run(txn, &log_insert(session.id, &copied)?).await?;
-        if let (LogKind::Review, Some(new_status)) = (copied.kind, copied.new_status) {
+        let entry = LogEntry { actor: attempt.copied_actor(), ..entry.clone() };
+        copied
+            .values(
+                std::iter::once(session.id.as_uuid().into())
+                    .chain(log_values(&entry))
+                    .map(Expr::val),
+            )
+            .map_err(crate::sql::insert_mismatch)?;
+        if let (LogKind::Review, Some(new_status)) = (entry.kind, entry.new_status) {
             reviews.push(Review {
-                user: copied.actor,
+                user: entry.actor,
                 new_status,
-                comment: copied.comment,
-                created_at: copied.created_at,
+                comment: entry.comment,
+                created_at: entry.created_at,
             });
         }
+    }
+    if !source.log.is_empty() {
+        run(txn, &copied).await?;
     }
     insert_log(txn, session.id, &attempt.import_log(source.status, status, &import.blocklisted))
         .await?;

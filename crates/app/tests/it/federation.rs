@@ -294,7 +294,7 @@ async fn exactly_one_clone_whatever_fails(backend: Backend) {
 
     // The exchange as the fintech's server makes it, signed with its key: the bank records
     // the redemption; the fintech writes nothing (it "died").
-    let handed = exchange(&p, &token).await;
+    let (handed, _) = exchange(&p, &token).await;
     assert_eq!(handed["session"]["session_id"], session.as_str());
     assert_eq!(
         p.bank.app.get(&format!("/v3/session/{session}/shares/"), &p.source).await.body[0]["state"],
@@ -328,8 +328,9 @@ async fn exactly_one_clone_whatever_fails(backend: Backend) {
 
 per_backend!(exactly_one_clone_whatever_fails);
 
-/// The exchange for `token`, made as the fintech's server makes it.
-async fn exchange(p: &Partners, token: &str) -> Value {
+/// The exchange for `token`, made as the fintech's server makes it: the answer, and its size
+/// as sent (compressed) and as JSON.
+async fn exchange(p: &Partners, token: &str) -> (Value, (usize, usize)) {
     use sha2::Digest;
     let kek =
         handoff_token::KeyEncryptionKey::from_secret(crate::support::TEST_KEK.as_bytes()).unwrap();
@@ -363,8 +364,37 @@ async fn exchange(p: &Partners, token: &str) -> Value {
     assert_eq!(answer.status().as_u16(), 200);
     assert_eq!(answer.headers()["content-encoding"], "gzip");
     let bytes = answer.bytes().await.unwrap();
-    serde_json::from_slice(&handoff_http::federation::gunzip(&bytes).unwrap()).unwrap()
+    let json = handoff_http::federation::gunzip(&bytes).unwrap();
+    (serde_json::from_slice(&json).unwrap(), (bytes.len(), json.len()))
 }
+
+/// A session of 1,000 related rows moves in one exchange, compressed, and its clone holds
+/// them all.
+async fn a_thousand_rows_move_in_one_compressed_exchange(backend: Backend) {
+    let p = partners(backend, backend).await;
+    let workflow = p.bank.app.workflow(&p.source, "user").await;
+    let session = p.bank.app.session(&p.source, &workflow, Some("user-many-001")).await;
+    let item = json!({"node_id": "feature_aml", "status": "Approved", "entity_type": "person",
+        "total_hits": 1, "hits": [{"name": "Example Hit", "score": 0.1}]});
+    let results = json!({"status": "Approved", "aml_screenings": vec![item; 1_000]});
+    let recorded =
+        p.bank.app.put(&format!("/v3/session/{session}/decision/"), &p.source, results).await;
+    assert_eq!(recorded.status.as_u16(), 200, "{}", recorded.text);
+    let token = p.bank.app.share(&p.source, &session, &p.receiver).await;
+
+    let (handed, (sent, json)) = exchange(&p, &token).await;
+    assert_eq!(handed["session"]["blocks"]["aml_screenings"].as_array().unwrap().len(), 1_000);
+    assert!(sent * 10 < json, "compressed: {sent} of {json} bytes");
+
+    let fintech_workflow = p.fintech.app.workflow(&p.receiver, "user").await;
+    let imported = p.import(&token, &fintech_workflow).await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    let clone = imported.body["session_id"].as_str().unwrap();
+    let decision = p.fintech.app.decision(&p.receiver, clone).await;
+    assert_eq!(decision.body["aml_screenings"].as_array().unwrap().len(), 1_000);
+}
+
+per_backend!(a_thousand_rows_move_in_one_compressed_exchange);
 
 /// The operator's `partners` commands: add refuses plain http without
 /// HANDOFF_FEDERATION_ALLOW_PRIVATE's blessing, list prints each partner, remove forgets one.

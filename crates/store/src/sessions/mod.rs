@@ -35,7 +35,7 @@ pub(crate) use read::read_blocks;
 use read::*;
 use write::*;
 pub(crate) use write::{
-    ensure_entity, features_text, insert_log, item_inserts, log_insert, log_values,
+    LOG_COLUMNS, ensure_entity, features_text, insert_log, item_inserts, log_insert, log_values,
     next_session_number,
 };
 

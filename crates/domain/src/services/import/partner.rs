@@ -152,14 +152,18 @@ impl ImportService {
         let jti = claims.jti.as_deref().unwrap_or_default();
         let state = federated
             .partners
-            .partner_clone_state(attempt.application_id, &partner.url, jti, claims.session_id)
+            .partner_clone_state(
+                attempt.application_id,
+                &partner.url,
+                jti,
+                claims.session_id,
+                attempt.workflow_id,
+            )
             .await?;
         if state.existing_clone.is_some() || state.redeemed {
             return Ok(Some((ImportCheck::NotImported, state.existing_clone)));
         }
-        let workflow =
-            self.ports.workflows.find_workflow(attempt.application_id, attempt.workflow_id).await?;
-        Ok(match workflow {
+        Ok(match state.workflow {
             None => Some((ImportCheck::WorkflowExists, None)),
             Some(w) if w.kind != claims.session_kind => Some((ImportCheck::WorkflowKind, None)),
             Some(_) => None,
