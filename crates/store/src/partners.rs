@@ -16,17 +16,19 @@ use handoff_domain::{
     RepoError, SessionId, SessionKind, SessionRecord, ShareClaims, StoredSession, WorkflowId,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, LockType, Order, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, QueryResult};
 use uuid::Uuid;
 
 use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{PartnerRedemptions, Partners, SessionLogs, Sessions, ShareTokens};
 use crate::sessions::{
-    LOG_COLUMNS, SESSION_READ, ensure_entity, features_text, insert_log, item_inserts, log_values,
-    next_session_number, read_blocks, select_session,
+    LOG_COLUMNS, SESSION_READ, ensure_entity, features_text, insert_log, item_inserts, log_insert,
+    log_values, next_session_number, read_blocks, select_session,
 };
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, is_unique_violation, repo_error, run};
+use crate::sql::{
+    Batch, begin_write, commit, fetch_all, fetch_one, is_unique_violation, repo_error, run,
+};
 
 fn partner(row: &QueryResult) -> Result<Partner, RepoError> {
     let corrupt = |what: &str| RepoError::Internal(format!("stored partner {what}").into());
@@ -163,7 +165,6 @@ impl PartnerRepository for Store {
         &self, import: &PartnerImport,
     ) -> Result<ImportOutcome, RepoError> {
         let attempt = &import.attempt;
-        let backend = self.backend();
         let clone_id = attempt.clone_id;
         let blocks: Vec<_> = import
             .source
@@ -171,7 +172,8 @@ impl PartnerRepository for Store {
             .iter()
             .map(|(block, items)| (*block, Some(items.clone())))
             .collect();
-        let inserts = item_inserts(backend, clone_id, &blocks)?;
+        // Built with `?` placeholders, as the clone's one command takes them on both backends.
+        let inserts = item_inserts(DatabaseBackend::Sqlite, clone_id, &blocks)?;
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
         match write_partner_clone(&txn, import, inserts).await {
@@ -440,11 +442,14 @@ async fn write_partner_clone(
         ])
         .map_err(crate::sql::insert_mismatch)?
         .to_owned();
-    run(txn, &insert).await?;
+    // The clone's rows in one command: its session row, items, copied log rows, the import's
+    // row, the redemption (and on SQLite the events, which read the session row).
+    let mut batch = Batch::default();
+    batch.push_built(Some(insert));
     for insert in inserts.into_iter().flatten() {
-        txn.execute_raw(insert).await.map_err(repo_error)?;
+        batch.push(&insert.sql, insert.values.map(|values| values.0).unwrap_or_default());
     }
-    // The source's log rows, their actor the source application's, in one statement.
+    // The source's log rows, their actor the source application's.
     let mut reviews = Vec::new();
     let mut copied = Query::insert()
         .into_table(SessionLogs::Table)
@@ -468,24 +473,39 @@ async fn write_partner_clone(
             });
         }
     }
-    if !source.log.is_empty() {
-        run(txn, &copied).await?;
+    batch.push_built((!source.log.is_empty()).then_some(copied));
+    let log = attempt.import_log(source.status, status, &import.blocklisted);
+    batch.push_built(Some(log_insert(session.id, &log)?));
+    batch.push_built(Some(
+        Query::insert()
+            .into_table(PartnerRedemptions::Table)
+            .columns(PartnerRedemptions::COLUMNS.iter().copied())
+            .values([
+                import.issuer.clone().into(),
+                attempt.claims.jti.clone().into(),
+                receiver.as_uuid().into(),
+                session.id.as_uuid().into(),
+                attempt.created_at.into(),
+            ])
+            .map_err(crate::sql::insert_mismatch)?
+            .to_owned(),
+    ));
+    let backend = txn.get_database_backend();
+    let events = crate::outbox::events_insert(session.id, &log)?;
+    let events_apart = if backend == DatabaseBackend::Postgres {
+        events
+    } else {
+        batch.push_built(events);
+        None
+    };
+    let (sql, values) = batch.command(backend);
+    crate::import::fetch(txn, &sql, values).await.map_err(|failure| match failure {
+        crate::sql::Failure::Db(error) => repo_error(error),
+        crate::sql::Failure::Repo(error) => error,
+    })?;
+    if let Some(events) = events_apart {
+        run(txn, &events).await?;
     }
-    insert_log(txn, session.id, &attempt.import_log(source.status, status, &import.blocklisted))
-        .await?;
-    let redemption = Query::insert()
-        .into_table(PartnerRedemptions::Table)
-        .columns(PartnerRedemptions::COLUMNS.iter().copied())
-        .values([
-            import.issuer.clone().into(),
-            attempt.claims.jti.clone().into(),
-            receiver.as_uuid().into(),
-            session.id.as_uuid().into(),
-            attempt.created_at.into(),
-        ])
-        .map_err(crate::sql::insert_mismatch)?
-        .to_owned();
-    run(txn, &redemption).await?;
     let blocks: Vec<(handoff_domain::FeatureBlock, Vec<FeatureItem>)> = source.blocks.clone();
     Ok(Some(SessionRecord { session, blocks, reviews }))
 }

@@ -192,3 +192,47 @@ mod tests {
         assert_eq!(numbered("a = ? AND b IN (?, ?)"), "a = $1 AND b IN ($2, $3)");
     }
 }
+
+/// Statements sent to the database as one command, their `?` parameters in order: on SQLite
+/// one after the other (sqlx binds each statement's from where the previous one's ended), on
+/// PostgreSQL as the parts of one data-modifying `WITH` — where no part sees another's
+/// writes, so a statement that reads what an earlier one wrote goes apart there.
+#[derive(Default)]
+pub(crate) struct Batch {
+    parts: Vec<String>,
+    values: Vec<sea_orm::Value>,
+}
+
+impl Batch {
+    pub(crate) fn push(&mut self, sql: &str, values: impl IntoIterator<Item = sea_orm::Value>) {
+        self.parts.push(sql.to_owned());
+        self.values.extend(values);
+    }
+
+    /// A statement built with sea-query, if any.
+    pub(crate) fn push_built(
+        &mut self, statement: Option<impl sea_orm::sea_query::QueryStatementWriter>,
+    ) {
+        if let Some(statement) = statement {
+            let (sql, values) = statement.build(sea_orm::sea_query::SqliteQueryBuilder);
+            self.push(&sql, values.0);
+        }
+    }
+
+    /// The command's text for `backend`, and its values.
+    pub(crate) fn command(self, backend: DatabaseBackend) -> (String, Vec<sea_orm::Value>) {
+        let sql = match backend {
+            DatabaseBackend::Postgres => {
+                let parts: Vec<String> = self
+                    .parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, part)| format!("part_{i} AS ({part})"))
+                    .collect();
+                format!("WITH {} SELECT 1", parts.join(", "))
+            }
+            _ => self.parts.iter().map(|part| format!("{part};\n")).collect(),
+        };
+        (sql, self.values)
+    }
+}

@@ -9,15 +9,14 @@ use handoff_domain::{
     EntityStatus, FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome,
     SessionRecord, first_failed_check,
 };
-use sea_orm::sea_query::QueryStatementWriter;
-use sea_orm::{DatabaseTransaction, Value};
+use sea_orm::DatabaseTransaction;
 
 use super::fetch;
 use crate::Store;
 use crate::outbox;
 use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
 use crate::sessions::{log_insert, log_values};
-use crate::sql::{Failure, begin_write, commit, repo_error};
+use crate::sql::{Batch, Failure, begin_write, commit, repo_error};
 
 /// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) on SQLite: the
 /// checks read and decided inside the write transaction, then the copies.
@@ -194,7 +193,8 @@ async fn copy(
     batch.push_built(outbox::events_insert(source.id, &attempt.source_log)?);
 
     let (mut session, mut items, mut reviews, mut redeemed) = (None, Vec::new(), Vec::new(), 0);
-    for row in &fetch(txn, &batch.sql, batch.values).await? {
+    let (sql, values) = batch.command(sea_orm::DatabaseBackend::Sqlite);
+    for row in &fetch(txn, &sql, values).await? {
         let columns = row.column_names();
         let has = |name: &str| columns.iter().any(|c| c == name);
         if has("block") {
@@ -219,28 +219,4 @@ async fn copy(
         blocks: rows::blocks(&recorded, items),
         reviews: reviews.into_iter().map(|(_, review)| review).collect(),
     })))
-}
-
-/// Statements sent to SQLite as one command, their `?` parameters in order (sqlx binds each
-/// statement's from where the previous one's ended).
-#[derive(Default)]
-struct Batch {
-    sql: String,
-    values: Vec<Value>,
-}
-
-impl Batch {
-    fn push(&mut self, sql: &str, values: impl IntoIterator<Item = Value>) {
-        self.sql.push_str(sql);
-        self.sql.push_str(";\n");
-        self.values.extend(values);
-    }
-
-    /// A statement built with sea-query, if any.
-    fn push_built(&mut self, statement: Option<impl QueryStatementWriter>) {
-        if let Some(statement) = statement {
-            let (sql, values) = statement.build(sea_orm::sea_query::SqliteQueryBuilder);
-            self.push(&sql, values.0);
-        }
-    }
 }
