@@ -29,6 +29,9 @@ use sha2::{Digest, Sha256};
 
 /// The shortest time between two fetches of one partner's keys.
 pub const KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a partner read from the database is used before it is read again: an operator's
+/// change reaches running servers within this.
+pub const PARTNER_CACHE: Duration = Duration::from_secs(1);
 /// How long a partner may take to answer.
 pub const PARTNER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest key set read, in bytes.
@@ -116,6 +119,8 @@ pub struct Directory {
     client: reqwest::Client,
     policy: AddressPolicy,
     fetched: Mutex<HashMap<String, Instant>>,
+    /// Partners by URL, with when they were read (`None`: no partner there).
+    read: Mutex<HashMap<String, (Instant, Option<Partner>)>>,
 }
 
 impl Directory {
@@ -132,13 +137,35 @@ impl Directory {
             client,
             policy,
             fetched: Mutex::new(HashMap::new()),
+            read: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The partner at `url`, read from the database at most every [`PARTNER_CACHE`].
+    async fn partner_at(&self, url: &str) -> Option<Partner> {
+        let now = Instant::now();
+        {
+            let read = self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((at, partner)) = read.get(url)
+                && now.duration_since(*at) < PARTNER_CACHE
+            {
+                return partner.clone();
+            }
+        }
+        let partner = self.partners.partner_at(url).await.ok()?;
+        let mut read = self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded: the URLs named by tokens and proofs that are not partners' are dropped.
+        read.retain(|_, (at, partner)| {
+            partner.is_some() && now.duration_since(*at) < PARTNER_CACHE
+        });
+        read.insert(url.to_owned(), (now, partner.clone()));
+        partner
     }
 
     /// The partner at `url` with keys that name the key `signed` names: fetched again when
     /// they do not, unless they were fetched within [`KEY_REFRESH_INTERVAL`].
     async fn partner_for(&self, url: &str, signed: &str) -> Option<Partner> {
-        let mut partner = self.partners.partner_at(url).await.ok()??;
+        let mut partner = self.partner_at(url).await?;
         if jwks_names(&partner.keys, signed) {
             return Some(partner);
         }
@@ -159,6 +186,8 @@ impl Directory {
                 }
                 partner.keys = keys;
                 partner.keys_fetched_at = at;
+                let mut read = self.read.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                read.insert(url.to_owned(), (Instant::now(), Some(partner.clone())));
             }
             Err(error) => {
                 tracing::warn!(partner = %partner.name, %error, "partner keys not fetched")

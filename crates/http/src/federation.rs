@@ -31,6 +31,8 @@ pub const REDEMPTIONS_PATH: &str = "/federation/v1/redemptions/";
 pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// The largest exchange answer a receiver reads, compressed and decompressed, in bytes.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// Answers from this size are compressed on the blocking pool.
+const OFF_WORKER_BYTES: usize = 256 * 1024;
 
 /// What the issuer's side of the exchange needs.
 #[derive(Clone)]
@@ -247,10 +249,15 @@ pub(crate) async fn redemptions(
     let session = federation.service.hand_over(&partner, redemption).await?;
     let answer = RedemptionAnswer { session: HandedSession::from_domain(&session) };
     let json = serde_json::to_vec(&answer).map_err(|_| ApiError::internal())?;
-    let compressed = web::block(move || gzip(&json))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|_| ApiError::internal())?;
+    // A large session is compressed off the async worker, which keeps answering meanwhile.
+    let compressed = if json.len() < OFF_WORKER_BYTES {
+        gzip(&json).map_err(|_| ApiError::internal())?
+    } else {
+        web::block(move || gzip(&json))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|_| ApiError::internal())?
+    };
     Ok(HttpResponse::Ok()
         .content_type("application/json")
         .insert_header(("Content-Encoding", "gzip"))

@@ -1,6 +1,6 @@
 //! `handoff partners`: the partner deployments this one trusts, added (with their published
-//! keys fetched), listed and removed. Running servers read partners from the database at each
-//! use, so a change takes effect at once.
+//! keys fetched), listed and removed. Running servers read partners from the database again
+//! after at most a second, so a change takes effect without a restart.
 
 use handoff_domain::ApplicationId;
 use handoff_domain::federation::{Partner, parse_deployment_url, parse_partner_name};
