@@ -116,18 +116,44 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
 pub(crate) fn events_insert(
     session_id: SessionId, log: &LogEntry,
 ) -> Result<Option<InsertStatement>, RepoError> {
+    event_rows(None, session_id, log)
+}
+
+/// [`events_insert`] for a session of `application_id` that the same statement or command
+/// writes: the session's row is not read.
+pub(crate) fn events_insert_of(
+    application_id: ApplicationId, session_id: SessionId, log: &LogEntry,
+) -> Result<Option<InsertStatement>, RepoError> {
+    event_rows(Some(application_id), session_id, log)
+}
+
+/// The events `log` causes for `session_id`, its application read from its row unless given.
+fn event_rows(
+    application: Option<ApplicationId>, session_id: SessionId, log: &LogEntry,
+) -> Result<Option<InsertStatement>, RepoError> {
     let sessions = Sessions::Table;
     let mut rows = events_of(log).into_iter().map(|(webhook_type, facts)| {
-        Query::select()
-            .expr(Expr::val(uuid::Uuid::new_v4()))
-            .column((sessions, Sessions::ApplicationId))
-            .expr(Expr::val(webhook_type.as_str()))
-            .column((sessions, Sessions::Id))
-            .expr(Expr::val(facts.to_string()))
+        let mut row = Query::select();
+        row.expr(Expr::val(uuid::Uuid::new_v4()));
+        let owner = match application {
+            Some(application) => {
+                row.expr(Expr::val(application.as_uuid()))
+                    .expr(Expr::val(webhook_type.as_str()))
+                    .expr(Expr::val(session_id.as_uuid()));
+                Expr::val(application.as_uuid())
+            }
+            None => {
+                row.column((sessions, Sessions::ApplicationId))
+                    .expr(Expr::val(webhook_type.as_str()))
+                    .column((sessions, Sessions::Id))
+                    .from(sessions)
+                    .and_where(Expr::col((sessions, Sessions::Id)).eq(session_id.as_uuid()));
+                Expr::col((sessions, Sessions::ApplicationId))
+            }
+        };
+        row.expr(Expr::val(facts.to_string()))
             .expr(Expr::val(log.created_at))
-            .from(sessions)
-            .and_where(Expr::col((sessions, Sessions::Id)).eq(session_id.as_uuid()))
-            .and_where(subscribed_to(Expr::col((sessions, Sessions::ApplicationId)), webhook_type))
+            .and_where(subscribed_to(owner, webhook_type))
             .to_owned()
     });
     let Some(mut all) = rows.next() else {

@@ -23,8 +23,8 @@ use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{PartnerRedemptions, Partners, SessionLogs, Sessions, ShareTokens};
 use crate::sessions::{
-    LOG_COLUMNS, SESSION_READ, ensure_entity, features_text, insert_log, item_inserts, log_insert,
-    log_values, next_session_number, read_blocks, select_session,
+    LOG_COLUMNS, SESSION_READ, ensure_entity, features_text, item_inserts, log_insert, log_values,
+    next_session_number, read_blocks, select_session,
 };
 use crate::sql::{
     Batch, begin_write, commit, fetch_all, fetch_one, is_unique_violation, repo_error, run,
@@ -123,17 +123,22 @@ impl PartnerRepository for Store {
         let (blocks, log) = if hand_over.redeem {
             let first = !context.token.as_ref().is_some_and(|t| t.redeemed);
             if first {
-                let redeem = Query::update()
-                    .table(ShareTokens::Table)
-                    .value(ShareTokens::RedeemedAt, hand_over.at)
-                    .value(ShareTokens::RedeemedByPartner, hand_over.partner_url.clone())
-                    .and_where(Expr::col(ShareTokens::Jti).eq(hand_over.claims.jti.clone()))
-                    .and_where(Expr::col(ShareTokens::RedeemedAt).is_null())
-                    .to_owned();
-                if run(&txn, &redeem).await? != 1 {
-                    return Err(RepoError::Internal("the checked token changed".into()));
-                }
-                insert_log(&txn, source.id, &hand_over.source_log).await?;
+                // The token's row is the transaction's (locked on PostgreSQL; SQLite's writer),
+                // so the redemption changes it: in one command with the source's log row and
+                // its events.
+                let mut batch = Batch::default();
+                batch.push_built(Some(
+                    Query::update()
+                        .table(ShareTokens::Table)
+                        .value(ShareTokens::RedeemedAt, hand_over.at)
+                        .value(ShareTokens::RedeemedByPartner, hand_over.partner_url.clone())
+                        .and_where(Expr::col(ShareTokens::Jti).eq(hand_over.claims.jti.clone()))
+                        .and_where(Expr::col(ShareTokens::RedeemedAt).is_null())
+                        .to_owned(),
+                ));
+                batch.push_built(Some(log_insert(source.id, &hand_over.source_log)?));
+                batch.push_built(crate::outbox::events_insert(source.id, &hand_over.source_log)?);
+                run_batch(&txn, batch).await?;
             }
             (read_blocks(&txn, source.id, &recorded).await?, copied_log(&txn, source.id).await?)
         } else {
@@ -219,6 +224,15 @@ impl Store {
             (None, false, Some(error)) => Err(error),
         }
     }
+}
+
+/// Runs `batch` as one command in `txn`.
+async fn run_batch(txn: &DatabaseTransaction, batch: Batch) -> Result<(), RepoError> {
+    let (sql, values) = batch.command(txn.get_database_backend());
+    crate::import::fetch(txn, &sql, values).await.map(drop).map_err(|failure| match failure {
+        crate::sql::Failure::Db(error) => repo_error(error),
+        crate::sql::Failure::Repo(error) => error,
+    })
 }
 
 /// The token's ledger row (locked on PostgreSQL until the transaction ends) and the source.
@@ -443,7 +457,7 @@ async fn write_partner_clone(
         .map_err(crate::sql::insert_mismatch)?
         .to_owned();
     // The clone's rows in one command: its session row, items, copied log rows, the import's
-    // row, the redemption (and on SQLite the events, which read the session row).
+    // row and its events, the redemption.
     let mut batch = Batch::default();
     batch.push_built(Some(insert));
     for insert in inserts.into_iter().flatten() {
@@ -490,22 +504,8 @@ async fn write_partner_clone(
             .map_err(crate::sql::insert_mismatch)?
             .to_owned(),
     ));
-    let backend = txn.get_database_backend();
-    let events = crate::outbox::events_insert(session.id, &log)?;
-    let events_apart = if backend == DatabaseBackend::Postgres {
-        events
-    } else {
-        batch.push_built(events);
-        None
-    };
-    let (sql, values) = batch.command(backend);
-    crate::import::fetch(txn, &sql, values).await.map_err(|failure| match failure {
-        crate::sql::Failure::Db(error) => repo_error(error),
-        crate::sql::Failure::Repo(error) => error,
-    })?;
-    if let Some(events) = events_apart {
-        run(txn, &events).await?;
-    }
+    batch.push_built(crate::outbox::events_insert_of(receiver, session.id, &log)?);
+    run_batch(txn, batch).await?;
     let blocks: Vec<(handoff_domain::FeatureBlock, Vec<FeatureItem>)> = source.blocks.clone();
     Ok(Some(SessionRecord { session, blocks, reviews }))
 }

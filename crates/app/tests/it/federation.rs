@@ -143,6 +143,15 @@ impl Partners {
 /// remote application; a second import is 403 with the clone's id.
 async fn imports_between(bank: Backend, fintech: Backend) {
     let p = partners(bank, fintech).await;
+    // Both sides subscribe to their events (never delivered: the address is not served).
+    for (app, tenant, events) in [
+        (&p.bank.app, &p.source, json!(["share.redeemed"])),
+        (&p.fintech.app, &p.receiver, json!(["session.imported"])),
+    ] {
+        let body = json!({"url": "https://hooks.example.test/handoff", "subscribed_events": events});
+        let made = app.post("/v3/webhook/destinations/", tenant, body).await;
+        assert_eq!(made.status.as_u16(), 201, "{}", made.text);
+    }
     for (kind, vendor_data) in [("user", "user-ana-001"), ("business", "acme-gmbh")] {
         let (session, token, workflow) = p.shared(kind, vendor_data).await;
         let imported = p.import(&token, &workflow).await;
@@ -183,6 +192,13 @@ async fn imports_between(bank: Backend, fintech: Backend) {
         assert_eq!(again.body["session_id"], clone.as_str());
     }
     assert_eq!(p.clones().await, 2);
+    let events = |app: &TestApp, kind: &str| {
+        let sql = format!("SELECT count(*) AS n FROM webhook_events WHERE webhook_type = '{kind}'");
+        let store = app.store.clone();
+        async move { count(&store, &sql).await }
+    };
+    assert_eq!(events(&p.bank.app, "share.redeemed").await, 2, "the issuer's share.redeemed");
+    assert_eq!(events(&p.fintech.app, "session.imported").await, 2, "the receiver's event");
 }
 
 async fn imports_between_deployments(backend: Backend) {
