@@ -3,8 +3,8 @@
 //! beside a local one — the same kind of session imported on the issuer's own server by an
 //! application of its own — both over HTTP on loopback, one client, in alternating rounds; and
 //! the same for a source of 1,000 related rows. Both deployments run in this process, each on
-//! its own database, port and public URL; CPU is this process's (client and both servers)
-//! plus PostgreSQL's.
+//! its own database, port and public URL; CPU is this process's (client and both servers,
+//! `getrusage`) plus both databases' PostgreSQL backends' ([`crate::cpu`]).
 
 use std::sync::Arc;
 
@@ -18,7 +18,8 @@ use handoff_testdb::{Backend, TestDatabase};
 use handoff_token::{JwtShareTokens, TokenAlgorithm};
 use serde_json::{Value, json};
 
-use crate::fleet::{KEK, own_cpu_seconds, postgres_cpu_seconds};
+use crate::cpu::CpuMeter;
+use crate::fleet::KEK;
 use crate::seed::{Source, World};
 use crate::{Batch, over_http, round};
 
@@ -91,15 +92,19 @@ fn per_import(batch: &Batch, cpu_seconds: f64) -> (f64, f64) {
     (batch.elapsed.as_secs_f64() * 1000.0 / imports, cpu_seconds * 1000.0 / imports)
 }
 
-fn cpu_now() -> f64 {
-    own_cpu_seconds() + postgres_cpu_seconds()
+/// CPU seconds spent so far by this process and both deployments' database backends.
+async fn cpu_now(meters: &[CpuMeter; 2]) -> f64 {
+    let (bank, fintech) = (meters[0].sample().await, meters[1].sample().await);
+    (bank.total() + fintech.database).as_secs_f64()
 }
 
 /// Imports `sources` over HTTP at `port` with one client: the batch and the CPU it took.
-async fn timed(port: u16, key: &str, workflow: WorkflowId, sources: Vec<Source>) -> (Batch, f64) {
-    let before = cpu_now();
+async fn timed(
+    meters: &[CpuMeter; 2], port: u16, key: &str, workflow: WorkflowId, sources: Vec<Source>,
+) -> (Batch, f64) {
+    let before = cpu_now(meters).await;
     let batch = over_http(port, key, workflow, sources, 1).await;
-    (batch, cpu_now() - before)
+    (batch, cpu_now(meters).await - before)
 }
 
 pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
@@ -116,6 +121,7 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
             .map_err(|e| e.to_string())?;
     bank.trust("fintech", &fintech, vec![partner_app.application_id]).await?;
     fintech.trust("bank", &bank, Vec::new()).await?;
+    let meters = [CpuMeter::new(&bank.store), CpuMeter::new(&fintech.store)];
     let local = (&world.receiver_key, world.receiver_workflow, bank.port);
     let federated = (&partner_key, partner_workflow, fintech.port);
 
@@ -130,7 +136,7 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
             let sources =
                 world.sources_for(&bank.services, per_round, 0, receiver.application_id).await?;
             let (key, workflow, port) = if which == 0 { local } else { federated };
-            let (batch, cpu) = timed(port, key, workflow, sources).await;
+            let (batch, cpu) = timed(&meters, port, key, workflow, sources).await;
             errors += batch.errors;
             this[which] = per_import(&batch, cpu);
         }
@@ -153,7 +159,7 @@ pub async fn run(backend: Backend, quick: bool) -> Result<Value, String> {
         let receiver: &Caller = if which == 0 { &world.receiver } else { &partner_app };
         let sources = world.sources_for(&bank.services, 1, 1_000, receiver.application_id).await?;
         let (key, workflow, port) = if which == 0 { local } else { federated };
-        let (batch, _) = timed(port, key, workflow, sources).await;
+        let (batch, _) = timed(&meters, port, key, workflow, sources).await;
         errors += batch.errors;
         large[which].push(batch.elapsed.as_secs_f64() * 1000.0);
     }

@@ -148,7 +148,8 @@ async fn imports_between(bank: Backend, fintech: Backend) {
         (&p.bank.app, &p.source, json!(["share.redeemed"])),
         (&p.fintech.app, &p.receiver, json!(["session.imported"])),
     ] {
-        let body = json!({"url": "https://hooks.example.test/handoff", "subscribed_events": events});
+        let body =
+            json!({"url": "https://hooks.example.test/handoff", "subscribed_events": events});
         let made = app.post("/v3/webhook/destinations/", tenant, body).await;
         assert_eq!(made.status.as_u16(), 201, "{}", made.text);
     }
