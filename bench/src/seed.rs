@@ -99,6 +99,8 @@ impl World {
                     ShareRequest {
                         for_application_id: receiver,
                         ttl: handoff_domain::share::ShareTtl::parse(86_400)?,
+                        blocks: None,
+                        consent: None,
                     },
                 )
                 .await

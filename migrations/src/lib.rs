@@ -38,6 +38,7 @@ mod m20261206_000014_workflow_versions;
 mod m20261206_000015_scoped_api_keys;
 mod m20261206_000016_lists;
 mod m20261206_000017_partners;
+mod m20261206_000018_share_terms;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -66,6 +67,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000015_scoped_api_keys::Migration),
             Box::new(m20261206_000016_lists::Migration),
             Box::new(m20261206_000017_partners::Migration),
+            Box::new(m20261206_000018_share_terms::Migration),
         ]
     }
 }
@@ -118,6 +120,7 @@ mod tests {
                 "m20261206_000015_scoped_api_keys",
                 "m20261206_000016_lists",
                 "m20261206_000017_partners",
+                "m20261206_000018_share_terms",
             ]
         );
     }

@@ -291,6 +291,15 @@ pub enum ApplicationsCommand {
     },
     /// List applications.
     List,
+    /// Change an application's settings; prints them as they stand then.
+    Update {
+        /// The application id.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// Whether every share must record the person's consent (`true` or `false`).
+        #[arg(long, action = clap::ArgAction::Set)]
+        require_consent: Option<bool>,
+    },
 }
 
 /// `api-keys ...`.

@@ -139,6 +139,8 @@ async fn seed(services: &Services) -> Result<Seeded, CommandError> {
             ShareRequest {
                 for_application_id: receiver.application_id,
                 ttl: ShareTtl::parse(3600).map_err(|e| CommandError::Example(e.to_owned()))?,
+                blocks: None,
+                consent: None,
             },
         )
         .await?;

@@ -120,7 +120,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .share(
             &bank,
             session.id,
-            ShareRequest { for_application_id: broker.application_id, ttl: ShareTtl::DEFAULT },
+            ShareRequest {
+                for_application_id: broker.application_id,
+                ttl: ShareTtl::DEFAULT,
+                blocks: None,
+                consent: None,
+            },
         )
         .await?;
     assert!(

@@ -18,6 +18,14 @@ pub struct Application {
     pub created_at: DateTime<Utc>,
 }
 
+/// An application's settings, set by the operator (`handoff applications update`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplicationSettings {
+    /// Every share must record the person's consent (an extension); a share without it is
+    /// refused (`consent_required`).
+    pub require_consent: bool,
+}
+
 /// The application a request was authenticated as, the key that did it and what the key may do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {

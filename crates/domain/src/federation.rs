@@ -259,6 +259,8 @@ mod tests {
             issued_at: now,
             expires_at: now + chrono::Duration::hours(1),
             jti: Some("t".into()),
+            blocks: None,
+            consent: None,
         };
         let source = PartnerSession {
             id: claims.session_id,

@@ -52,6 +52,8 @@
 //! let shared = services.share.share(&holder, session.id, ShareRequest {
 //!     for_application_id: receiver.application_id,
 //!     ttl: ShareTtl::DEFAULT,
+//!     blocks: None,
+//!     consent: None,
 //! }).await?;
 //! let clone = services.import.import(&receiver, ImportRequest {
 //!     share_token: shared.share_token,

@@ -46,6 +46,16 @@ pub trait ApplicationRepository: Send + Sync {
     /// Whether an application with this id exists.
     async fn application_exists(&self, id: ApplicationId) -> Result<bool, RepoError>;
 
+    /// The application's settings; `Ok(None)` when there is no such application.
+    async fn application_settings(
+        &self, id: ApplicationId,
+    ) -> Result<Option<crate::application::ApplicationSettings>, RepoError>;
+
+    /// Replaces the application's settings; `Ok(false)` when there is no such application.
+    async fn update_application_settings(
+        &self, id: ApplicationId, settings: &crate::application::ApplicationSettings,
+    ) -> Result<bool, RepoError>;
+
     /// Adds a key. MUST return `Ok(false)` and store nothing when the application does not exist.
     async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError>;
 

@@ -198,6 +198,11 @@ impl From<Error> for ApiError {
                 "cannot_share_with_self",
                 "A session cannot be shared with the application that holds it.",
             ),
+            Error::ConsentRequired => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "consent_required",
+                "This application requires the person's consent for every share: send `consent`.",
+            ),
             Error::SigningUnavailable => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "signing_unavailable",

@@ -433,6 +433,8 @@ pub struct ImportPreview {
     pub entity_status: Option<String>,
     /// The feature blocks the clone would hold (their V3 keys).
     pub blocks: Vec<String>,
+    /// The blocks the source recorded that the share withholds (it names the others).
+    pub withheld: Vec<String>,
     /// The entry types of the source's values the receiver blocklisted: the clone would be
     /// `Declined`.
     pub blocklisted: Vec<String>,
@@ -464,6 +466,11 @@ pub struct ShareLedgerEntry {
     pub redeemed_at: Option<String>,
     /// The application whose import redeemed the token (its clone is that application's).
     pub redeemed_by_application_id: Option<Uuid>,
+    /// The blocks the share carries (their V3 keys); null: every block.
+    pub blocks: Option<Vec<String>>,
+    /// The person's consent to the share, as its sharer recorded it.
+    #[schema(value_type = Option<Object>)]
+    pub consent: Option<serde_json::Value>,
 }
 
 impl From<&(handoff_domain::LedgerEntry, handoff_domain::TokenState)> for ShareLedgerEntry {
@@ -481,6 +488,12 @@ impl From<&(handoff_domain::LedgerEntry, handoff_domain::TokenState)> for ShareL
             redeemed_by_application_id: entry
                 .redeemed_at
                 .map(|_| entry.claims.for_application_id.as_uuid()),
+            blocks: entry
+                .claims
+                .blocks
+                .as_ref()
+                .map(|blocks| blocks.iter().map(|b| b.v3_key().to_owned()).collect()),
+            consent: entry.claims.consent.as_ref().map(handoff_domain::share::Consent::to_json),
         }
     }
 }

@@ -132,6 +132,36 @@ impl ApplicationRepository for Store {
         Ok(fetch_one(&self.db, &select).await?.is_some())
     }
 
+    async fn application_settings(
+        &self, id: ApplicationId,
+    ) -> Result<Option<handoff_domain::application::ApplicationSettings>, RepoError> {
+        let select = Query::select()
+            .column(Applications::RequireConsent)
+            .from(Applications::Table)
+            .and_where(Expr::col(Applications::Id).eq(id.as_uuid()))
+            .to_owned();
+        fetch_one(&self.db, &select)
+            .await?
+            .map(|row| {
+                Ok(handoff_domain::application::ApplicationSettings {
+                    require_consent: get(&row, "require_consent")?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn update_application_settings(
+        &self, id: ApplicationId, settings: &handoff_domain::application::ApplicationSettings,
+    ) -> Result<bool, RepoError> {
+        let update = Query::update()
+            .table(Applications::Table)
+            .value(Applications::RequireConsent, settings.require_consent)
+            .and_where(Expr::col(Applications::Id).eq(id.as_uuid()))
+            .to_owned();
+        let _turn = self.write_turn().await;
+        Ok(run(&self.db, &update).await? == 1)
+    }
+
     async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError> {
         if !self.application_exists(key.application_id).await? {
             return Ok(false);

@@ -120,6 +120,8 @@ impl PartnerRepository for Store {
         let Some(source) = context.source else {
             return Err(RepoError::Internal("the checked source vanished".into()));
         };
+        // Only the blocks the share carries, as its ledger row names them.
+        let (recorded, _) = hand_over.claims.split(&recorded);
         let (blocks, log) = if hand_over.redeem {
             let first = !context.token.as_ref().is_some_and(|t| t.redeemed);
             if first {
@@ -264,6 +266,8 @@ async fn hand_over_context(
                     issued_at: get(&row, "issued_at")?,
                     expires_at: get(&row, "expires_at")?,
                     jti: Some(get(&row, "jti")?),
+                    blocks: rows::share_blocks(&row, "blocks")?,
+                    consent: rows::share_consent(&row, "consent")?,
                 },
                 revoked: get::<Option<DateTime<Utc>>>(&row, "revoked_at")?.is_some(),
                 redeemed: get::<Option<DateTime<Utc>>>(&row, "redeemed_at")?.is_some(),

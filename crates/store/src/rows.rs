@@ -83,6 +83,31 @@ pub(crate) fn recorded_blocks_text(blocks: &[FeatureBlock]) -> String {
     blocks.iter().map(|b| b.v3_key()).collect::<Vec<_>>().join(",")
 }
 
+/// A share's `blocks` as its ledger row keeps them: the V3 keys, comma-separated; `None` (every
+/// block) as NULL.
+pub(crate) fn share_blocks_text(blocks: Option<&[FeatureBlock]>) -> Option<String> {
+    blocks.map(recorded_blocks_text)
+}
+
+/// The blocks a share's ledger row names in `column`; `None`: every block.
+pub(crate) fn share_blocks(
+    row: &QueryResult, column: &str,
+) -> Result<Option<Vec<FeatureBlock>>, RepoError> {
+    text_or_null(row, column)?.map(|text| recorded_blocks(&text)).transpose()
+}
+
+/// The consent a share's ledger row keeps in `column`, if any.
+pub(crate) fn share_consent(
+    row: &QueryResult, column: &str,
+) -> Result<Option<handoff_domain::share::Consent>, RepoError> {
+    match json_column(row, column)? {
+        None => Ok(None),
+        Some(value) => handoff_domain::share::Consent::from_json(&value)
+            .map(Some)
+            .ok_or_else(|| corrupt("consent", &value.to_string())),
+    }
+}
+
 /// A `sessions` row read with [`SESSION_COLUMNS`], and its recorded blocks.
 pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBlock>), RepoError> {
     let features: String = get(row, "features")?;

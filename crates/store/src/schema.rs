@@ -25,7 +25,7 @@ macro_rules! table {
 
 table! {
     /// Tenants, with their session counter.
-    Applications { Id, Name, LastSessionNumber, CreatedAt }
+    Applications { Id, Name, LastSessionNumber, CreatedAt, RequireConsent }
 }
 
 table! {
@@ -99,7 +99,7 @@ table! {
     /// Issued share tokens.
     ShareTokens {
         Jti, SessionId, SessionKind, FromApplicationId, ForApplicationId, IssuedAt, ExpiresAt,
-        RevokedAt, RedeemedAt, RedeemedSessionId, RedeemedByPartner,
+        RevokedAt, RedeemedAt, RedeemedSessionId, RedeemedByPartner, Blocks, Consent,
     }
 }
 

@@ -31,6 +31,8 @@ fn insert_issued(jti: &str, c: &ShareClaims) -> Result<InsertStatement, RepoErro
             c.for_application_id.as_uuid().into(),
             c.issued_at.into(),
             c.expires_at.into(),
+            rows::share_blocks_text(c.blocks.as_deref()).into(),
+            c.consent.as_ref().map(|consent| consent.to_json().to_string()).into(),
         ])
         .map_err(|e| RepoError::Internal(e.to_string().into()))?
         .to_owned())
@@ -63,6 +65,8 @@ impl Store {
                 nobody.into(),
                 at.into(),
                 at.into(),
+                Option::<String>::None.into(),
+                Option::<String>::None.into(),
                 at.into(),
             ])
             .map_err(|e| RepoError::Internal(e.to_string().into()))?
@@ -74,7 +78,7 @@ impl Store {
 }
 
 /// What a token says when it is issued, as its row records it.
-const ISSUED: [ShareTokens; 7] = [
+const ISSUED: [ShareTokens; 9] = [
     ShareTokens::Jti,
     ShareTokens::SessionId,
     ShareTokens::SessionKind,
@@ -82,6 +86,8 @@ const ISSUED: [ShareTokens; 7] = [
     ShareTokens::ForApplicationId,
     ShareTokens::IssuedAt,
     ShareTokens::ExpiresAt,
+    ShareTokens::Blocks,
+    ShareTokens::Consent,
 ];
 
 #[async_trait]
@@ -193,6 +199,8 @@ fn ledger_entry(row: &QueryResult) -> Result<LedgerEntry, RepoError> {
             issued_at: get(row, "issued_at")?,
             expires_at: get(row, "expires_at")?,
             jti: Some(jti.clone()),
+            blocks: rows::share_blocks(row, "blocks")?,
+            consent: rows::share_consent(row, "consent")?,
         },
         jti,
         revoked_at: get(row, "revoked_at")?,

@@ -49,6 +49,12 @@ struct WireClaims {
     /// The issuing deployment's URL, when it has one (`HANDOFF_PUBLIC_URL`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     iss: Option<String>,
+    /// The blocks the share carries (their V3 keys), when its sharer named them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blocks: Option<Vec<String>>,
+    /// The person's consent to the share, when its sharer recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    consent: Option<serde_json::Value>,
 }
 
 /// Signs and verifies share tokens with a key ring that can be replaced while serving.
@@ -121,6 +127,11 @@ impl ShareTokens for JwtShareTokens {
             exp: claims.expires_at.timestamp(),
             jti: claims.jti.clone(),
             iss: self.issuer.clone(),
+            blocks: claims
+                .blocks
+                .as_ref()
+                .map(|blocks| blocks.iter().map(|b| b.v3_key().to_owned()).collect()),
+            consent: claims.consent.as_ref().map(handoff_domain::share::Consent::to_json),
         };
         let encoding_key = key.encoding_key().map_err(|e| TokenError::Signing(e.to_string()))?;
         jsonwebtoken::encode(&header, &wire, &encoding_key)
@@ -255,6 +266,18 @@ fn to_claims(wire: WireClaims) -> Result<ShareClaims, TokenError> {
     if wire.jti.as_ref().is_some_and(|jti| jti.is_empty() || jti.len() > 128) {
         return Err(TokenError::Invalid);
     }
+    let blocks = match &wire.blocks {
+        None => None,
+        Some(keys) => Some(
+            keys.iter()
+                .map(|key| {
+                    handoff_domain::FeatureBlock::from_v3_key(key)
+                        .filter(|block| block.belongs_to(session_kind))
+                        .ok_or(TokenError::Invalid)
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+    };
     Ok(ShareClaims {
         session_id: SessionId::from_uuid(wire.session_id),
         session_kind,
@@ -263,5 +286,12 @@ fn to_claims(wire: WireClaims) -> Result<ShareClaims, TokenError> {
         issued_at: timestamp(wire.iat)?,
         expires_at: timestamp(wire.exp)?,
         jti: wire.jti,
+        blocks,
+        consent: match &wire.consent {
+            None => None,
+            Some(consent) => Some(
+                handoff_domain::share::Consent::from_json(consent).ok_or(TokenError::Invalid)?,
+            ),
+        },
     })
 }

@@ -111,6 +111,8 @@ mod tests {
             issued_at: now,
             expires_at: now + chrono::Duration::hours(1),
             jti: Some("t1".into()),
+            blocks: None,
+            consent: None,
         }
     }
 

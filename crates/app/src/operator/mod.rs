@@ -66,11 +66,24 @@ async fn applications(cli: &Cli, command: &ApplicationsCommand) -> Result<(), Co
         }
         ApplicationsCommand::List => {
             for application in applications.list_applications().await? {
+                let settings = applications.settings(application.id).await?;
                 println!(
                     "{}",
-                    json!({"application_id": application.id.to_string(), "name": application.name, "created_at": handoff_http::decision::timestamp(application.created_at)})
+                    json!({"application_id": application.id.to_string(), "name": application.name, "created_at": handoff_http::decision::timestamp(application.created_at), "require_consent": settings.require_consent})
                 );
             }
+        }
+        ApplicationsCommand::Update { application, require_consent } => {
+            let id = ApplicationId::from_uuid(*application);
+            let mut settings = applications.settings(id).await?;
+            if let Some(require) = require_consent {
+                settings.require_consent = *require;
+            }
+            applications.update_settings(id, settings).await?;
+            println!(
+                "{}",
+                json!({"application_id": id.to_string(), "require_consent": settings.require_consent})
+            );
         }
     }
     Ok(())

@@ -413,6 +413,8 @@ async fn the_last_signing_key_cannot_be_retired_and_an_empty_ring_fails_closed(a
             handoff_domain::services::ShareRequest {
                 for_application_id: receiver.id.parse().unwrap(),
                 ttl: handoff_domain::share::ShareTtl::DEFAULT,
+                blocks: None,
+                consent: None,
             },
         )
         .await

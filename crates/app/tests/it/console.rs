@@ -350,7 +350,37 @@ async fn the_console_honours_a_keys_scopes_and_workflows(backend: Backend) {
     assert!(page.contains("scopes do not allow"), "{page}");
 }
 
+/// A clone's provenance in the console names what its share withheld and the person's consent.
+async fn the_console_shows_what_a_share_withheld_and_its_consent(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "user-ana-001").await;
+    let workflow = app.workflow(&receiver, "user").await;
+    let shared = app
+        .post(
+            &format!("/v3/session/{session}/share/"),
+            &source,
+            serde_json::json!({"for_application_id": receiver.id, "blocks": ["aml_screenings"],
+                "consent": {"reference": "consent-0042", "given_at": "2026-12-01T09:30:00Z",
+                "text_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}),
+        )
+        .await;
+    let token = shared.body["share_token"].as_str().unwrap();
+    let imported = app.import(&receiver, token, &workflow, serde_json::json!({})).await;
+    let clone = imported.body["session_id"].as_str().unwrap();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&receiver.key).await;
+    let (status, _, view) = browser.get(&format!("/console/sessions/{clone}/")).await;
+    assert_eq!(status, 200);
+    for expected in ["Withheld by the share", "face_matches", "consent-0042", "9f86d081884c7d65"] {
+        assert!(view.contains(expected), "{expected} missing: {view}");
+    }
+    assert!(!view.contains("Partner deployment"), "a local share names no partner");
+}
+
 per_backend!(
+    the_console_shows_what_a_share_withheld_and_its_consent,
     the_console_honours_a_keys_scopes_and_workflows,
     a_reviewer_asks_to_redo_steps,
     the_queue_puts_imports_first_and_filters_by_origin,

@@ -473,3 +473,48 @@ async fn the_readme_federation_runs_as_printed(backend: Backend) {
 }
 
 per_backend!(the_readme_federation_runs_as_printed);
+
+/// A partner is handed only the blocks the share names, and its clone holds only those; the
+/// person's consent reaches the clone's provenance.
+async fn a_partner_gets_only_the_named_blocks(backend: Backend) {
+    let p = partners(backend, backend).await;
+    let session = p.bank.app.finished_session(&p.source, "user", "user-ana-001").await;
+    let shared = p
+        .bank
+        .app
+        .post(
+            &format!("/v3/session/{session}/share/"),
+            &p.source,
+            json!({"for_application_id": p.receiver.id, "blocks": ["aml_screenings"],
+                "consent": {"reference": "c-1", "given_at": "2026-12-01T09:30:00Z",
+                    "text_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}}),
+        )
+        .await;
+    assert_eq!(shared.status.as_u16(), 200, "{}", shared.text);
+    let token = shared.body["share_token"].as_str().unwrap();
+    let (handed, _) = exchange(&p, token).await;
+    let handed_blocks: Vec<&String> =
+        handed["session"]["blocks"].as_object().unwrap().keys().collect();
+    assert_eq!(handed_blocks, ["aml_screenings"]);
+
+    let workflow = p.fintech.app.workflow(&p.receiver, "user").await;
+    let imported = p.import(token, &workflow).await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    let clone = imported.body["session_id"].as_str().unwrap();
+    let path = format!("/v3/session/{clone}/decision/?include=events");
+    let cloned = p.fintech.app.get(&path, &p.receiver).await.body;
+    let imported_event =
+        cloned["events"].as_array().unwrap().iter().find(|e| e["action"] == "imported").unwrap();
+    assert_eq!(imported_event["details"]["consent"]["reference"], "c-1");
+    assert_eq!(imported_event["details"]["withheld_blocks"].as_array().unwrap().len(), 10);
+    let source = p.bank.app.decision(&p.source, &session).await.body;
+    for (block, items) in blocks(&cloned, "user") {
+        if block == "aml_screenings" {
+            assert_eq!(items, source[&block]);
+        } else {
+            assert!(items.is_null(), "{block}: {items}");
+        }
+    }
+}
+
+per_backend!(a_partner_gets_only_the_named_blocks);

@@ -100,6 +100,8 @@ async fn keys_in_clear_are_sealed_and_a_wrong_kek_refuses_to_start(backend: Back
         expires_at: chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 600, 0)
             .unwrap(),
         jti: None,
+        blocks: None,
+        consent: None,
     };
     let token = old.issue(&claims).unwrap();
     assert_eq!(JwtShareTokens::new(keyring).verify(&token).unwrap(), claims);

@@ -21,7 +21,9 @@ mod limits;
 mod lists;
 mod logs;
 mod metrics;
+
 mod pages;
+mod privacy;
 mod processes;
 mod provenance;
 mod report;

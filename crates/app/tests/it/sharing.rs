@@ -481,6 +481,8 @@ async fn import_checks_answer_in_the_contract_order(app: TestApp) {
         session_id: user_source.parse::<SessionId>().unwrap(),
         session_kind: SessionKind::Business,
         jti: None,
+        blocks: None,
+        consent: None,
         ..claims.clone()
     };
     assert_error(

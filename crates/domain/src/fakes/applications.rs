@@ -21,6 +21,28 @@ impl ApplicationRepository for InMemory {
         Ok(self.state().applications.iter().any(|a| a.id == id))
     }
 
+    async fn application_settings(
+        &self, id: ApplicationId,
+    ) -> Result<Option<crate::application::ApplicationSettings>, RepoError> {
+        let state = self.state();
+        if !state.applications.iter().any(|a| a.id == id) {
+            return Ok(None);
+        }
+        Ok(Some(state.settings.iter().find(|(a, _)| *a == id).map(|(_, s)| *s).unwrap_or_default()))
+    }
+
+    async fn update_application_settings(
+        &self, id: ApplicationId, settings: &crate::application::ApplicationSettings,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        if !state.applications.iter().any(|a| a.id == id) {
+            return Ok(false);
+        }
+        state.settings.retain(|(a, _)| *a != id);
+        state.settings.push((id, *settings));
+        Ok(true)
+    }
+
     async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError> {
         let mut state = self.state();
         if !state.applications.iter().any(|a| a.id == key.application_id) {

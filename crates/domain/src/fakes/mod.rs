@@ -50,6 +50,8 @@ pub use doubles::{FakeTokens, FixedClock, PlainSealer, SequentialIds};
 pub struct State {
     /// Applications.
     pub applications: Vec<Application>,
+    /// Applications' settings, where the operator changed them.
+    pub settings: Vec<(ApplicationId, crate::application::ApplicationSettings)>,
     /// Each key with when it was made and revoked.
     pub api_keys: Vec<(NewApiKey, DateTime<Utc>, Option<DateTime<Utc>>)>,
     /// Console sessions by id hash, with when each was last used.

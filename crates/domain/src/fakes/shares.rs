@@ -183,7 +183,9 @@ impl ShareRepository for InMemory {
             .into_iter()
             .map(|review| Review { user: attempt.copied_actor(), ..review })
             .collect();
-        let record = SessionRecord { session, blocks: source.blocks, reviews };
+        let blocks =
+            source.blocks.into_iter().filter(|(block, _)| attempt.claims.carries(*block)).collect();
+        let record = SessionRecord { session, blocks, reviews };
         if let Some((_, source_logs)) =
             find_mut(&mut state, attempt.claims.from_application_id, source.session.id)
         {

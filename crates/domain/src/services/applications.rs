@@ -60,6 +60,24 @@ impl ApplicationService {
     }
 
     /// Every application.
+    /// The application's settings.
+    pub async fn settings(
+        &self, id: ApplicationId,
+    ) -> Result<crate::application::ApplicationSettings, Error> {
+        self.ports.applications.application_settings(id).await?.ok_or(Error::ApplicationNotFound)
+    }
+
+    /// Replaces the application's settings.
+    pub async fn update_settings(
+        &self, id: ApplicationId, settings: crate::application::ApplicationSettings,
+    ) -> Result<(), Error> {
+        if self.ports.applications.update_application_settings(id, &settings).await? {
+            Ok(())
+        } else {
+            Err(Error::ApplicationNotFound)
+        }
+    }
+
     pub async fn list_applications(&self) -> Result<Vec<Application>, Error> {
         Ok(self.ports.applications.list_applications().await?)
     }

@@ -107,6 +107,10 @@ pub enum Error {
     /// Sharing: the target is the caller.
     #[error("cannot share with self")]
     CannotShareWithSelf,
+    /// Sharing: the application requires the person's consent for every share, and none was
+    /// given.
+    #[error("consent required")]
+    ConsentRequired,
     /// Sharing: no key may sign share tokens now (every key retired, or none active yet).
     #[error("no share-token signing key is available")]
     SigningUnavailable,

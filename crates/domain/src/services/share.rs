@@ -21,6 +21,10 @@ pub struct ShareRequest {
     pub for_application_id: ApplicationId,
     /// The token's lifetime.
     pub ttl: ShareTtl,
+    /// The blocks the share carries (an extension); `None`: every block.
+    pub blocks: Option<Vec<crate::block::FeatureBlock>>,
+    /// The person's consent to the share (an extension).
+    pub consent: Option<crate::share::Consent>,
 }
 
 /// A token issued by [`ShareService::share`].
@@ -32,6 +36,46 @@ pub struct SharedSession {
     pub for_application_id: ApplicationId,
     /// The session's kind.
     pub session_kind: SessionKind,
+}
+
+/// The blocks a share names, checked against the session's kind, in the blocks' order; `None`
+/// (every block) when it names none.
+fn named_blocks(
+    kind: SessionKind, named: Option<Vec<crate::block::FeatureBlock>>,
+) -> Result<Option<Vec<crate::block::FeatureBlock>>, Error> {
+    let Some(mut named) = named else {
+        return Ok(None);
+    };
+    let foreign: Vec<&str> =
+        named.iter().filter(|b| !b.belongs_to(kind)).map(|b| b.v3_key()).collect();
+    if !foreign.is_empty() {
+        let mut errors = crate::error::ValidationErrors::default();
+        errors.add(
+            "blocks",
+            format!("{} are not blocks of a {} session.", foreign.join(", "), kind.as_str()),
+        );
+        return Err(Error::Invalid(errors));
+    }
+    named.sort();
+    named.dedup();
+    Ok(Some(named))
+}
+
+/// The details of the source's `shared` log row: to whom, which token, until when, the blocks
+/// it carries when it names them, and the person's consent when it was recorded.
+fn shared_details(claims: &ShareClaims) -> serde_json::Value {
+    let mut details = serde_json::json!({
+        "for_application_id": claims.for_application_id.to_string(),
+        "jti": claims.jti,
+        "expires_at": claims.expires_at.timestamp(),
+    });
+    if let Some(blocks) = &claims.blocks {
+        details["blocks"] = blocks.iter().map(|b| b.v3_key()).collect::<Vec<_>>().into();
+    }
+    if let Some(consent) = &claims.consent {
+        details["consent"] = consent.to_json();
+    }
+    details
 }
 
 /// Issues share tokens.
@@ -68,8 +112,9 @@ impl ShareService {
     ///
     /// Checks, first failure wins: the session is the caller's (`SessionNotFound`); the target is
     /// not the caller (`CannotShareWithSelf`); the target exists here or a partner lists it
-    /// (`UnknownApplication`); the
-    /// session is `Approved`, `Declined` or `In Review` (`SessionNotShareable`).
+    /// (`UnknownApplication`); the session is `Approved`, `Declined` or `In Review`
+    /// (`SessionNotShareable`); the named blocks are of its kind (`Invalid`); consent is given
+    /// when the application requires it (`ConsentRequired`).
     pub async fn share(
         &self, caller: &Caller, session_id: SessionId, request: ShareRequest,
     ) -> Result<SharedSession, Error> {
@@ -96,6 +141,16 @@ impl ShareService {
         if !session.status.is_shareable() {
             return Err(Error::SessionNotShareable(session.status));
         }
+        let blocks = named_blocks(session.kind, request.blocks)?;
+        let settings = self
+            .ports
+            .applications
+            .application_settings(caller.application_id)
+            .await?
+            .unwrap_or_default();
+        if settings.require_consent && request.consent.is_none() {
+            return Err(Error::ConsentRequired);
+        }
         // Whole seconds, as the token carries them: the ledger row then equals the claims a
         // verified token gives back, which an import compares.
         let now = self.ports.clock.now();
@@ -108,16 +163,14 @@ impl ShareService {
             issued_at,
             expires_at: issued_at + Duration::seconds(request.ttl.seconds()),
             jti: Some(self.ports.ids.uuid().to_string()),
+            blocks,
+            consent: request.consent,
         };
         let share_token = self.sign(&claims)?;
         let log = LogEntry::event(
             format!("api-key:{}", caller.key_prefix),
             LogAction::Shared,
-            Some(serde_json::json!({
-                "for_application_id": claims.for_application_id.to_string(),
-                "jti": claims.jti,
-                "expires_at": claims.expires_at.timestamp(),
-            })),
+            Some(shared_details(&claims)),
             now,
         );
         let record = IssuedShareToken {

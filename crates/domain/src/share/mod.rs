@@ -136,6 +136,89 @@ pub struct ShareClaims {
     pub expires_at: DateTime<Utc>,
     /// The token's id, for listing and revoking; absent on older tokens.
     pub jti: Option<String>,
+    /// The blocks the share carries, when its sharer named them (an extension); `None`: every
+    /// block. A clone holds only these, and partners are handed only these.
+    pub blocks: Option<Vec<FeatureBlock>>,
+    /// The person's consent to the share, when the sharer recorded it (an extension).
+    pub consent: Option<Consent>,
+}
+
+/// The longest consent `reference`, in characters.
+pub const MAX_CONSENT_REFERENCE_CHARS: usize = 256;
+
+/// A person's consent to a share, as its sharer keeps it: the sharer's id for its consent
+/// record, when it was given, and the SHA-256 of the wording the person agreed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    /// The sharer's id for the consent record (1 to [`MAX_CONSENT_REFERENCE_CHARS`]
+    /// characters, no control characters).
+    pub reference: String,
+    /// When the person gave it, to the second.
+    pub given_at: DateTime<Utc>,
+    /// The SHA-256 of the wording, 64 lowercase hex digits.
+    pub text_sha256: String,
+}
+
+impl Consent {
+    /// A consent, or what is wrong with each of its fields (`consent.reference`, …): the
+    /// reference plain text, the time not later than `now`, the hash 64 hex digits (read in
+    /// lower case).
+    pub fn parse(
+        reference: String, given_at: DateTime<Utc>, text_sha256: &str, now: DateTime<Utc>,
+    ) -> Result<Self, crate::error::ValidationErrors> {
+        let mut errors = crate::error::ValidationErrors::default();
+        let chars = reference.chars().count();
+        if chars == 0
+            || chars > MAX_CONSENT_REFERENCE_CHARS
+            || reference.chars().any(char::is_control)
+        {
+            errors.add(
+                "consent.reference",
+                "must be 1 to 256 characters, without control characters.",
+            );
+        }
+        if given_at > now + chrono::Duration::seconds(60) {
+            errors.add("consent.given_at", "must not be in the future.");
+        }
+        let hash = text_sha256.to_ascii_lowercase();
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            errors.add("consent.text_sha256", "must be a SHA-256: 64 hexadecimal digits.");
+        }
+        errors.into_result()?;
+        let given_at = DateTime::from_timestamp(given_at.timestamp(), 0).unwrap_or(given_at);
+        Ok(Self { reference, given_at, text_sha256: hash })
+    }
+
+    /// As the ledger, the token and the provenance show it.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "reference": self.reference,
+            "given_at": self.given_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "text_sha256": self.text_sha256,
+        })
+    }
+
+    /// Read back from [`Consent::to_json`]'s shape; `None` when it is not that.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        let text = |name: &str| value.get(name).and_then(serde_json::Value::as_str);
+        Some(Self {
+            reference: text("reference")?.to_owned(),
+            given_at: DateTime::parse_from_rfc3339(text("given_at")?).ok()?.with_timezone(&Utc),
+            text_sha256: text("text_sha256")?.to_owned(),
+        })
+    }
+}
+
+impl ShareClaims {
+    /// Whether a clone made with this token holds `block`.
+    pub fn carries(&self, block: FeatureBlock) -> bool {
+        self.blocks.as_ref().is_none_or(|named| named.contains(&block))
+    }
+
+    /// Of the blocks a source recorded, those a clone holds and those withheld, in order.
+    pub fn split(&self, recorded: &[FeatureBlock]) -> (Vec<FeatureBlock>, Vec<FeatureBlock>) {
+        recorded.iter().partition(|block| self.carries(**block))
+    }
 }
 
 /// Why a presented share token is not accepted, before any storage is consulted.
@@ -345,7 +428,7 @@ pub struct RecordedToken {
 
 impl RecordedToken {
     /// Whether `presented` are the claims this row was issued with: the same session, kind,
-    /// applications and expiry.
+    /// applications, expiry, blocks and consent.
     pub fn issued(&self, presented: &ShareClaims) -> bool {
         let recorded = &self.claims;
         recorded.session_id == presented.session_id
@@ -353,6 +436,8 @@ impl RecordedToken {
             && recorded.from_application_id == presented.from_application_id
             && recorded.for_application_id == presented.for_application_id
             && recorded.expires_at == presented.expires_at
+            && recorded.blocks == presented.blocks
+            && recorded.consent == presented.consent
     }
 }
 

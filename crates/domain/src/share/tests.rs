@@ -61,6 +61,8 @@ fn passing() -> (ImportContext, ImportAttempt) {
         issued_at: at,
         expires_at: at,
         jti: None,
+        blocks: None,
+        consent: None,
     };
     let source = StoredSession {
         session_token: String::new(),

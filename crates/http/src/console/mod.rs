@@ -163,6 +163,11 @@ fn refusal(error: &Error) -> (StatusCode, &'static str) {
             (StatusCode::BAD_REQUEST, "A session cannot be shared with its own application.")
         }
         Error::ShareTokenNotFound => (StatusCode::NOT_FOUND, "There is no such share token."),
+        Error::ConsentRequired => (
+            StatusCode::BAD_REQUEST,
+            "This application shares only with the person's consent on record: share through \
+             the API, with `consent`.",
+        ),
         Error::ScopeMissing(_) => {
             (StatusCode::FORBIDDEN, "This API key's scopes do not allow that.")
         }

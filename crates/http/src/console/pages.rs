@@ -68,6 +68,12 @@ struct Provenance {
     at: String,
     source_status: String,
     trust_review: String,
+    /// The partner deployment it came from, when another one issued the token.
+    partner: Option<String>,
+    /// The blocks the share withheld, comma-separated, when it named the others.
+    withheld: Option<String>,
+    /// The person's consent: its reference, when it was given, the wording's hash.
+    consent: Option<(String, String, String)>,
 }
 
 /// A token issued for the session, as its ledger shows it.
@@ -536,12 +542,26 @@ pub(crate) async fn session(
                 .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
                 .unwrap_or_default()
         };
+        let details = e.details.as_ref();
+        let consent = details
+            .and_then(|d| d.get("consent"))
+            .and_then(handoff_domain::share::Consent::from_json)
+            .map(|c| (c.reference, timestamp(c.given_at), c.text_sha256));
+        let withheld = details.and_then(|d| d.get("withheld_blocks")).and_then(|w| {
+            let names: Vec<&str> = w.as_array()?.iter().filter_map(|n| n.as_str()).collect();
+            Some(names.join(", "))
+        });
         Provenance {
             application: detail("source_application_id"),
             session: detail("source_session_id"),
             at: timestamp(e.created_at),
             source_status: e.old_status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
             trust_review: detail("trust_review"),
+            partner: details
+                .and_then(|d| d.get("partner"))
+                .map(|_| format!("{} ({})", detail("partner"), detail("partner_url"))),
+            withheld,
+            consent,
         }
     });
     let blocks = FeatureBlock::for_kind(record.session.kind)
@@ -672,6 +692,8 @@ pub(crate) async fn share(
     let request = handoff_domain::services::ShareRequest {
         for_application_id: receiver,
         ttl: handoff_domain::share::ShareTtl::DEFAULT,
+        blocks: None,
+        consent: None,
     };
     match state.services.share.share(&reviewer.caller, id, request).await {
         Ok(shared) => {

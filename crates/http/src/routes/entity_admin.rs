@@ -26,7 +26,7 @@ pub(crate) struct EntitiesQuery {
     status: Option<String>,
     /// `vendor_data` or `display_name` containing this, case-insensitively; at most 100
     /// characters.
-    #[param(max_length = 100)]
+    #[param(max_length = 100, pattern = "^[^\\u0000]*$")]
     search: Option<String>,
     /// Page size, 1 to 200 (default 50).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]

@@ -37,7 +37,7 @@ pub(crate) struct ListQuery {
     country: Option<String>,
     /// Sessions whose `vendor_data` or name (the document's full name, the company's name)
     /// contains this, case-insensitively, or whose number it is; at most 100 characters.
-    #[param(max_length = 100)]
+    #[param(max_length = 100, pattern = "^[^\\u0000]*$")]
     search: Option<String>,
     /// Created on or after this: a date (`2026-06-01`, from its start, UTC) or an RFC 3339
     /// time.

@@ -6,7 +6,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use handoff_domain::services::{EntityEffect, ImportRequest, ShareRequest, SharedSession};
 use handoff_domain::share::{MaxSourceAge, ShareTtl};
 use handoff_domain::{
-    ApplicationId, SessionKind, SessionRecord, ShareToken, ValidationErrors, WorkflowId,
+    ApplicationId, FeatureBlock, SessionKind, SessionRecord, ShareToken, ValidationErrors,
+    WorkflowId,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -31,6 +32,28 @@ pub(crate) struct ShareBody {
     /// The token's lifetime, 60 to 86,400 seconds (default 3,600): an integer or a string of digits.
     #[schema(value_type = Option<u32>)]
     ttl_in_seconds: Option<Value>,
+    /// The blocks the share carries, by their decision-payload names (`aml_screenings`, …), of
+    /// the session's kind (an extension); absent: every block.
+    #[schema(min_items = 1)]
+    blocks: Option<Vec<String>>,
+    /// The person's consent to the share (an extension): required when the application
+    /// requires it.
+    consent: Option<ConsentBody>,
+}
+
+/// A person's consent to a share, as the sharer keeps it.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsentBody {
+    /// The sharer's id for its consent record, 1 to 256 characters.
+    #[schema(min_length = 1, max_length = 256)]
+    reference: String,
+    /// When the person gave it (RFC 3339), not in the future.
+    #[schema(format = DateTime)]
+    given_at: String,
+    /// The SHA-256 of the wording the person agreed to, 64 hexadecimal digits.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
+    text_sha256: String,
 }
 
 impl RequestBody for ShareBody {}
@@ -69,10 +92,45 @@ impl ShareBody {
                 ShareTtl::DEFAULT
             }
         };
+        let blocks = match self.blocks {
+            None => None,
+            Some(names) if names.is_empty() => {
+                errors.add("blocks", "must name at least one block.");
+                None
+            }
+            Some(names) => {
+                let unknown: Vec<&str> = names
+                    .iter()
+                    .filter(|name| FeatureBlock::from_v3_key(name).is_none())
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    errors.add("blocks", format!("unknown blocks: {}.", unknown.join(", ")));
+                }
+                Some(names.iter().filter_map(|name| FeatureBlock::from_v3_key(name)).collect())
+            }
+        };
+        let consent = self.consent.and_then(|consent| {
+            let Ok(given_at) = chrono::DateTime::parse_from_rfc3339(&consent.given_at) else {
+                errors.add("consent.given_at", "must be an RFC 3339 time.");
+                return None;
+            };
+            let given_at = given_at.with_timezone(&chrono::Utc);
+            handoff_domain::share::Consent::parse(
+                consent.reference,
+                given_at,
+                &consent.text_sha256,
+                chrono::Utc::now(),
+            )
+            .map_err(|invalid| errors.merge(invalid))
+            .ok()
+        });
         errors.into_result().map_err(ApiError::invalid)?;
         Ok(ShareRequest {
             for_application_id: ApplicationId::from_uuid(for_application_id.unwrap_or_default()),
             ttl,
+            blocks,
+            consent,
         })
     }
 }
@@ -256,6 +314,7 @@ pub(crate) async fn preview(
             EntityEffect::Joined(status) => Some(status.as_str().to_owned()),
         }),
         blocks: preview.blocks.iter().map(|block| block.v3_key().to_owned()).collect(),
+        withheld: preview.withheld.iter().map(|block| block.v3_key().to_owned()).collect(),
         blocklisted: preview.blocklisted.iter().map(|t| t.as_str().to_owned()).collect(),
     }))
 }

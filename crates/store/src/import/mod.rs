@@ -140,7 +140,8 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
              t.session_kind AS token_session_kind, t.from_application_id AS token_from, \
              t.for_application_id AS token_for, t.issued_at AS token_issued_at, \
              t.expires_at AS token_expires_at, t.revoked_at AS token_revoked_at, \
-             t.redeemed_at AS token_redeemed_at, \
+             t.redeemed_at AS token_redeemed_at, t.blocks AS token_blocks, \
+             t.consent AS token_consent, \
              (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
              {} AS blocklisted, \
              w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
@@ -217,8 +218,13 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         }
         _ => None,
     };
-    let blocklisted =
+    let mut blocklisted =
         if source_found { blocklisted_types(get(&row, "blocklisted")?)? } else { Vec::new() };
+    // A share that names its blocks is matched by its vendor_data only: the source's value
+    // keys do not say which block each came from, and a withheld block must not decide.
+    if claims.blocks.is_some() {
+        blocklisted.retain(|t| matches!(t, EntryType::User | EntryType::Business));
+    }
     Ok(ImportContext {
         token,
         source,
@@ -246,6 +252,8 @@ fn recorded_token(row: &QueryResult) -> Result<Option<RecordedToken>, RepoError>
             issued_at: get(row, "token_issued_at")?,
             expires_at: get(row, "token_expires_at")?,
             jti: Some(jti),
+            blocks: crate::rows::share_blocks(row, "token_blocks")?,
+            consent: crate::rows::share_consent(row, "token_consent")?,
         },
         revoked: get::<Option<DateTime<Utc>>>(row, "token_revoked_at")?.is_some(),
         redeemed: get::<Option<DateTime<Utc>>>(row, "token_redeemed_at")?.is_some(),

@@ -61,8 +61,12 @@ pub(crate) async fn import(
     {
         return Ok(ImportOutcome::Refused);
     }
-    let sql =
-        cached_sql(attempt.claims.session_kind, attempt.listed, attempt.idempotency.is_some());
+    let sql = cached_sql(
+        attempt.claims.session_kind,
+        attempt.listed,
+        attempt.idempotency.is_some(),
+        attempt.claims.blocks.is_some(),
+    );
     let values = values(attempt, status_rule(attempt.trust_review));
     let row = match db.query_one_raw(stmt(db.get_database_backend(), sql, values)).await {
         // Copies without a session row: a check failed, and the statement wrote nothing.
@@ -170,6 +174,9 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         values.push(claim.request_hash.clone().into());
         values.push(claim.created_at.into());
     }
+    if let Some(blocks) = &claims.blocks {
+        values.push(crate::rows::recorded_blocks_text(blocks).into());
+    }
     values
 }
 
@@ -180,14 +187,15 @@ fn source_facts(a: &ImportAttempt) -> String {
 
 /// The statement's text depends on the kind, on whether the token is listed in the ledger and
 /// on whether an idempotency key comes along: built once per shape, on first use.
-fn cached_sql(kind: SessionKind, with_jti: bool, with_key: bool) -> &'static str {
-    static SQL: [OnceLock<String>; 8] = [const { OnceLock::new() }; 8];
+fn cached_sql(kind: SessionKind, with_jti: bool, with_key: bool, selective: bool) -> &'static str {
+    static SQL: [OnceLock<String>; 16] = [const { OnceLock::new() }; 16];
     let slot = match kind {
         SessionKind::User => 0,
-        SessionKind::Business => 4,
-    } + 2 * usize::from(with_jti)
+        SessionKind::Business => 8,
+    } + 4 * usize::from(selective)
+        + 2 * usize::from(with_jti)
         + usize::from(with_key);
-    SQL[slot].get_or_init(|| sql(kind, with_jti, with_key))
+    SQL[slot].get_or_init(|| sql(kind, with_jti, with_key, selective))
 }
 
 /// The domain's status rule ([`clone_status_rule`]) for `trust_review` as a JSON object:
@@ -222,8 +230,10 @@ fn import_event_types() -> (String, String) {
     )
 }
 
-/// The SQL for an attempt of `session_kind`, with or without a token id to check and redeem.
-fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
+/// The SQL for an attempt of `session_kind`, with or without a token id to check and redeem,
+/// an idempotency key, and the blocks the share names (`selective`: the last parameter, their
+/// keys comma-separated; the copies of the others write nothing).
+fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool, selective: bool) -> String {
     let source = P::Source.ph();
     let source_application = P::SourceApplication.ph();
     let kind = P::Kind.ph();
@@ -236,6 +246,12 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
     let jti = P::Jti.ph();
     let expires = P::Expires.ph();
     let not_before = P::SourceNotBefore.ph();
+    // After the fixed parameters, the ledger's and the idempotency key's, when there are any.
+    let blocks = format!(
+        "${}",
+        P::Jti as usize + 1 + if with_jti { 2 } else { 0 } + if with_key { 3 } else { 0 }
+    );
+    let named = format!("string_to_array(CAST({blocks} AS text), ',')");
 
     // Checks 5, 7, 9 and 10. Rows are looked up by key alone (whatever the planner's statistics
     // say), then compared. Check 8 is the session row's `UNIQUE (application_id,
@@ -249,7 +265,9 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
             " AND EXISTS (SELECT 1 FROM share_tokens t WHERE t.jti = {jti} \
              AND t.revoked_at IS NULL AND t.redeemed_at IS NULL AND t.session_id = {source} \
              AND t.session_kind = {kind} AND t.from_application_id = {source_application} \
-             AND t.for_application_id = {application} AND t.expires_at = {expires})"
+             AND t.for_application_id = {application} AND t.expires_at = {expires} \
+             AND t.blocks {})",
+            if selective { format!("= {blocks}") } else { "IS NULL".to_owned() }
         )
     } else {
         String::new()
@@ -260,12 +278,25 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
         .map(|status| format!("'{}'", status.as_str()))
         .collect::<Vec<_>>()
         .join(", ");
+    // A share that names its blocks: the clone records those of the source's, and takes none
+    // of the source's value keys (they do not say which block each came from).
+    let (recorded, keys) = if selective {
+        (
+            format!(
+                "array_to_string(ARRAY(SELECT r.b FROM unnest(string_to_array(s.recorded_blocks, \
+                 ',')) WITH ORDINALITY AS r(b, n) WHERE r.b = ANY({named}) ORDER BY r.n), ',')"
+            ),
+            "CAST(NULL AS text) AS blocklist_keys, CAST(NULL AS text) AS blocklist_ip",
+        )
+    } else {
+        ("s.recorded_blocks".to_owned(), "s.blocklist_keys, s.blocklist_ip")
+    };
     let mut parts = vec![
         // The source's row, with the key of its entity's vendor_data (looked up once).
         format!(
             "row AS MATERIALIZED (SELECT s.id, s.application_id, s.kind, s.status, s.features, \
              s.created_at, s.vendor_data, s.entity_id, s.contact_details, s.expected_details, \
-             s.recorded_blocks, s.blocklist_keys, s.blocklist_ip, \
+             {recorded} AS recorded_blocks, {keys}, \
              e.vendor_data_key AS source_vendor_data_key FROM sessions s \
              LEFT JOIN entities e ON e.id = s.entity_id WHERE s.id = {source})"
         ),
@@ -324,10 +355,15 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool) -> String {
     // Every block table of the kind, each with one INSERT … SELECT. Not gated on the checks:
     // when they fail, the session row is missing and these rows fail the statement (above).
     for block in FeatureBlock::for_kind(session_kind) {
+        let carried = if selective {
+            format!(" AND '{}' = ANY({named})", block.v3_key())
+        } else {
+            String::new()
+        };
         parts.push(format!(
             "copy_{0} AS (INSERT INTO {0} (session_id, position, node_id, status, item) \
              SELECT {clone}, position, node_id, status, item FROM {0} \
-             WHERE session_id = {source} RETURNING {ITEM_COLUMNS})",
+             WHERE session_id = {source}{carried} RETURNING {ITEM_COLUMNS})",
             block.v3_key()
         ));
     }
@@ -506,6 +542,8 @@ mod tests {
                 issued_at: now,
                 expires_at: now,
                 jti: jti.map(str::to_owned),
+                blocks: None,
+                consent: None,
             },
             application_id: receiver,
             accept_unlisted_tokens: true,
@@ -551,13 +589,18 @@ mod tests {
 
     #[test]
     fn binds_what_it_uses_with_and_without_override_and_token() {
-        for kind in [SessionKind::User, SessionKind::Business] {
+        for (kind, selective) in [SessionKind::User, SessionKind::Business]
+            .into_iter()
+            .flat_map(|kind| [(kind, false), (kind, true)])
+        {
             for ((vendor_data, jti), with_key) in
                 [(Some("p-1"), Some("j")), (None, None), (Some("p"), None)]
                     .into_iter()
                     .flat_map(|shape| [(shape, false), (shape, true)])
             {
                 let mut attempt = attempt(kind, vendor_data, jti);
+                let named = FeatureBlock::for_kind(kind)[..1].to_vec();
+                attempt.claims.blocks = selective.then(|| named.clone());
                 if with_key {
                     attempt.idempotency = Some(handoff_domain::idempotency::IdempotencyClaim {
                         key: handoff_domain::idempotency::IdempotencyKey::parse("k").unwrap(),
@@ -565,14 +608,24 @@ mod tests {
                         created_at: Utc::now(),
                     });
                 }
-                let sql = cached_sql(kind, jti.is_some(), with_key);
+                let sql = cached_sql(kind, jti.is_some(), with_key, selective);
                 let values = values(&attempt, status_rule(false));
                 assert_parameters_match(sql, values.len());
                 assert_eq!(
                     sql,
-                    super::sql(kind, jti.is_some(), with_key),
+                    super::sql(kind, jti.is_some(), with_key, selective),
                     "the cache holds the shape's text"
                 );
+                if selective {
+                    let key = named[0].v3_key();
+                    assert_eq!(values.last(), Some(&Value::from(key.to_owned())));
+                    assert_eq!(
+                        sql.matches("= ANY(string_to_array").count(),
+                        FeatureBlock::for_kind(kind).len() + 1,
+                        "every copy, and the clone's recorded blocks, keep to the named blocks"
+                    );
+                    assert!(sql.contains("CAST(NULL AS text) AS blocklist_keys"));
+                }
                 assert_eq!(sql.contains("INSERT INTO idempotency_keys"), with_key);
                 assert_eq!(sql.contains("UPDATE share_tokens"), jti.is_some());
                 assert_eq!(
@@ -625,11 +678,13 @@ mod tests {
                     assert_eq!(values[P::Expires as usize], Value::from(attempt.claims.expires_at));
                 }
                 let key_at = P::Jti as usize + if jti.is_some() { 2 } else { 0 };
-                assert_eq!(
-                    values.get(key_at),
-                    with_key.then(|| Value::from("k")).as_ref(),
-                    "the key follows the ledger's parameters"
-                );
+                if with_key || !selective {
+                    assert_eq!(
+                        values.get(key_at),
+                        with_key.then(|| Value::from("k")).as_ref(),
+                        "the key follows the ledger's parameters"
+                    );
+                }
                 assert_eq!(values[P::CopiedActor as usize], attempt.copied_actor().into());
             }
         }

@@ -71,7 +71,8 @@ static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new
          created_at, expires_at, blocklist_keys, blocklist_ip) \
          SELECT ?, ?, kind, (SELECT last_session_number FROM applications WHERE id = ?), ?, ?, \
          ?, ?, features, ?, ?, NULL, NULL, contact_details, expected_details, id, ?, ?, ?, \
-         blocklist_keys, blocklist_ip \
+         CASE WHEN ? THEN NULL ELSE blocklist_keys END, \
+         CASE WHEN ? THEN NULL ELSE blocklist_ip END \
          FROM sessions WHERE id = ? \
          RETURNING {SESSION_COLUMNS}"
     )
@@ -146,7 +147,10 @@ async fn copy(
         [receiver.as_uuid().into()],
     );
     // The source application's own metadata and callback stay behind; what the verification
-    // was about (contact and expected details) comes along.
+    // was about (contact and expected details) comes along, in the blocks the share carries
+    // (without the source's value keys when it names them: they may come from the others).
+    let (carried, _) = attempt.claims.split(&context.recorded_blocks);
+    let selective = attempt.claims.blocks.is_some();
     batch.push(
         &CLONE_SESSION_SQL,
         [
@@ -159,14 +163,17 @@ async fn copy(
             attempt.workflow_id.as_uuid().into(),
             vendor_data.map(|v| v.as_str().to_owned()).into(),
             entity.map(|(id, _)| id.as_uuid()).into(),
-            rows::recorded_blocks_text(&context.recorded_blocks).into(),
+            rows::recorded_blocks_text(&carried).into(),
             attempt.created_at.into(),
             attempt.expires_at(workflow).into(),
+            selective.into(),
+            selective.into(),
             source_id.into(),
         ],
     );
-    // Only the blocks the source recorded: an empty table copies nothing.
-    for block in &context.recorded_blocks {
+    // Only the blocks the source recorded and the share carries: an empty table copies
+    // nothing.
+    for block in &carried {
         batch.push(copy_block_sql(*block), [clone_id.into(), source_id.into()]);
     }
     let log = attempt.import_log(source.status, status, &context.blocklisted);

@@ -85,6 +85,8 @@ fn attempt(
         issued_at: created_at,
         expires_at: created_at + chrono::Duration::hours(1),
         jti: None,
+        blocks: None,
+        consent: None,
     });
     ImportAttempt {
         listed: token.is_some(),
@@ -131,6 +133,8 @@ async fn share_token(
             issued_at,
             expires_at: issued_at + chrono::Duration::hours(1),
             jti: Some(jti),
+            blocks: None,
+            consent: None,
         },
         log: LogEntry::event("test", LogAction::Shared, None, issued_at),
         idempotency: None,

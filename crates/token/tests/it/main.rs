@@ -36,6 +36,8 @@ fn claims() -> ShareClaims {
         issued_at: now,
         expires_at: now + Duration::hours(1),
         jti: Some(Uuid::new_v4().to_string()),
+        blocks: None,
+        consent: None,
     }
 }
 

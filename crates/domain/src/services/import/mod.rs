@@ -57,6 +57,8 @@ pub struct ImportPreview {
     pub entity: Option<EntityEffect>,
     /// The feature blocks the clone would hold.
     pub blocks: Vec<FeatureBlock>,
+    /// The blocks the source recorded that the share withholds (it names others).
+    pub withheld: Vec<FeatureBlock>,
     /// The entry types of the source's values the receiver blocklisted (the clone would be
     /// `Declined`).
     pub blocklisted: Vec<crate::lists::EntryType>,
@@ -173,6 +175,7 @@ impl ImportService {
         }
         let source = context.source.ok_or(Error::refused(ImportCheck::SourceExists))?;
         let vendor_data = attempt.clone_vendor_data(&source).cloned();
+        let (blocks, withheld) = attempt.claims.split(&context.recorded_blocks);
         let entity = context.receiver_entity.map(|(_, status)| status);
         Ok(ImportPreview {
             session_kind: source.kind,
@@ -185,7 +188,8 @@ impl ImportService {
                 Some(status) => EntityEffect::Joined(status),
                 None => EntityEffect::Created,
             }),
-            blocks: context.recorded_blocks,
+            blocks,
+            withheld,
         })
     }
 
@@ -225,12 +229,24 @@ impl ImportService {
         let workflow_id = self.workflow(caller, &claims, request.workflow_id).await?;
         let now = self.ports.clock.now();
         let session_token = self.ports.ids.token(SESSION_TOKEN_BYTES)?;
-        let details = json!({
+        let mut details = json!({
             "source_application_id": claims.from_application_id.to_string(),
             "source_session_id": claims.session_id.to_string(),
             "trust_review": request.trust_review,
             "jti": claims.jti,
         });
+        // What the share withheld: every block of the kind it did not name.
+        if claims.blocks.is_some() {
+            let withheld = FeatureBlock::for_kind(claims.session_kind)
+                .iter()
+                .filter(|block| !claims.carries(**block))
+                .map(|block| block.v3_key())
+                .collect::<Vec<_>>();
+            details["withheld_blocks"] = withheld.into();
+        }
+        if let Some(consent) = &claims.consent {
+            details["consent"] = consent.to_json();
+        }
         // What the source's owner learns: which application imported, with which token; never
         // the clone's id or anything else of the receiver's.
         let source_details = json!({

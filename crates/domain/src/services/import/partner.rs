@@ -111,6 +111,7 @@ impl ImportService {
             }),
             vendor_data,
             blocks: session.blocks.iter().map(|(block, _)| *block).collect(),
+            withheld: Vec::new(),
         })
     }
 

@@ -99,6 +99,8 @@ async fn fixture() -> Fixture {
             ShareRequest {
                 for_application_id: receiver.application_id,
                 ttl: crate::share::ShareTtl::DEFAULT,
+                blocks: None,
+                consent: None,
             },
         )
         .await
@@ -112,6 +114,8 @@ async fn fixture() -> Fixture {
             ShareRequest {
                 for_application_id: stranger.application_id,
                 ttl: crate::share::ShareTtl::DEFAULT,
+                blocks: None,
+                consent: None,
             },
         )
         .await

@@ -1,0 +1,211 @@
+//! Privacy by design in sharing (extensions of Share Session): a share carries what it names
+//! (`blocks` limits the token, the ledger, the preview and the clone, and the provenance says
+//! what was withheld), and the person's consent travels with it, required when the
+//! application says so.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+
+use crate::support::{TestApp, assert_invalid, on_both_backends};
+
+const USER_BLOCKS: [&str; 11] = [
+    "id_verifications",
+    "nfc_verifications",
+    "liveness_checks",
+    "face_matches",
+    "poa_verifications",
+    "phone_verifications",
+    "email_verifications",
+    "aml_screenings",
+    "ip_analyses",
+    "database_validations",
+    "questionnaire_responses",
+];
+
+fn claims(token: &str) -> Value {
+    let claims = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap()
+}
+
+fn sorted(values: &Value) -> Vec<String> {
+    let mut names: Vec<String> =
+        values.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    names.sort();
+    names
+}
+
+on_both_backends!(a_share_carries_only_the_blocks_it_names);
+async fn a_share_carries_only_the_blocks_it_names(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "user-ana-001").await;
+    let workflow = app.workflow(&receiver, "user").await;
+    let named = json!(["id_verifications", "aml_screenings", "aml_screenings"]);
+    let shared = app
+        .post(
+            &format!("/v3/session/{session}/share/"),
+            &source,
+            json!({"for_application_id": receiver.id, "blocks": named}),
+        )
+        .await;
+    assert_eq!(shared.status.as_u16(), 200, "{}", shared.text);
+    let token = shared.body["share_token"].as_str().unwrap();
+    let carried = vec!["aml_screenings".to_owned(), "id_verifications".to_owned()];
+    assert_eq!(sorted(&claims(token)["blocks"]), carried, "the token's claim, once each");
+
+    let ledger = app.get(&format!("/v3/session/{session}/shares/"), &source).await;
+    assert_eq!(sorted(&ledger.body[0]["blocks"]), carried);
+
+    let source_decision = app.decision(&source, &session).await.body;
+    let recorded: Vec<&str> =
+        USER_BLOCKS.into_iter().filter(|b| source_decision[*b].is_array()).collect();
+    assert!(recorded.len() > 2, "the fixture records more than the share carries");
+
+    let body = json!({"share_token": token, "workflow_id": workflow});
+    let preview = app.post("/v3/session/import-shared/preview/", &receiver, body.clone()).await;
+    assert_eq!(preview.status.as_u16(), 200, "{}", preview.text);
+    assert_eq!(sorted(&preview.body["blocks"]), carried);
+    let mut withheld: Vec<String> = recorded
+        .iter()
+        .filter(|b| !carried.contains(&b.to_string()))
+        .map(|b| b.to_string())
+        .collect();
+    withheld.sort();
+    assert_eq!(sorted(&preview.body["withheld"]), withheld);
+
+    let imported = app.post("/v3/session/import-shared/", &receiver, body).await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    assert!(imported.body["id_verification"].is_object(), "{}", imported.text);
+    assert!(imported.body["aml"].is_object());
+    assert!(imported.body["liveness"].is_null() && imported.body["face_match"].is_null());
+    let clone = imported.body["session_id"].as_str().unwrap();
+    let path = format!("/v3/session/{clone}/decision/?include=events");
+    let cloned = app.get(&path, &receiver).await.body;
+    for block in USER_BLOCKS {
+        if carried.contains(&block.to_owned()) {
+            assert_eq!(cloned[block], source_decision[block], "{block} comes along whole");
+        } else {
+            assert!(cloned[block].is_null(), "{block} is withheld: {}", cloned[block]);
+        }
+    }
+    let imported_event = cloned["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["action"] == "imported")
+        .unwrap()
+        .clone();
+    let said = sorted(&imported_event["details"]["withheld_blocks"]);
+    assert!(said.contains(&"face_matches".to_owned()) && !said.contains(&carried[0]), "{said:?}");
+}
+
+on_both_backends!(a_share_naming_unknown_or_foreign_blocks_is_refused);
+async fn a_share_naming_unknown_or_foreign_blocks_is_refused(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "user-ana-001").await;
+    for (blocks, says) in [
+        (json!(["aml_screenings", "selfies"]), "selfies"),
+        (json!(["registry_checks"]), "registry_checks"),
+        (json!([]), "at least one"),
+    ] {
+        let answer = app
+            .post(
+                &format!("/v3/session/{session}/share/"),
+                &source,
+                json!({"for_application_id": receiver.id, "blocks": blocks}),
+            )
+            .await;
+        assert_invalid(&answer, "blocks");
+        assert!(answer.text.contains(says), "{}", answer.text);
+    }
+    let ledger = app.get(&format!("/v3/session/{session}/shares/"), &source).await;
+    assert_eq!(ledger.body, json!([]), "nothing issued");
+}
+
+fn consent(reference: &str) -> Value {
+    json!({"reference": reference, "given_at": "2026-12-01T09:30:00Z",
+        "text_sha256": "9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08"})
+}
+
+on_both_backends!(consent_travels_with_the_share_and_may_be_required);
+async fn consent_travels_with_the_share_and_may_be_required(app: TestApp) {
+    let source = app.tenant("Source").await;
+    let receiver = app.tenant("Receiver").await;
+    let session = app.finished_session(&source, "user", "user-ana-001").await;
+    let workflow = app.workflow(&receiver, "user").await;
+    let share = |body: Value| {
+        let path = format!("/v3/session/{session}/share/");
+        let (app, source) = (&app, &source);
+        async move { app.post(&path, source, body).await }
+    };
+    let recorded = json!({"reference": "consent-2026-0042", "given_at": "2026-12-01T09:30:00Z",
+        "text_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"});
+
+    // Without the application's requirement, a share may carry consent or not.
+    let shared = share(json!({"for_application_id": receiver.id,
+        "consent": consent("consent-2026-0042")}))
+    .await;
+    assert_eq!(shared.status.as_u16(), 200, "{}", shared.text);
+    let token = shared.body["share_token"].as_str().unwrap().to_owned();
+    assert_eq!(claims(&token)["consent"], recorded, "the token's claim, the hash in lower case");
+    let ledger = app.get(&format!("/v3/session/{session}/shares/"), &source).await;
+    assert_eq!(ledger.body[0]["consent"], recorded);
+    let imported = app
+        .post(
+            "/v3/session/import-shared/",
+            &receiver,
+            json!({"share_token": token, "workflow_id": workflow}),
+        )
+        .await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    let clone = imported.body["session_id"].as_str().unwrap();
+    let cloned = app.get(&format!("/v3/session/{clone}/decision/?include=events"), &receiver).await;
+    let event = cloned.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["action"] == "imported")
+        .unwrap()
+        .clone();
+    assert_eq!(event["details"]["consent"], recorded, "the clone's provenance");
+
+    for (bad, field) in [
+        (
+            json!({"reference": "", "given_at": "2026-12-01T09:30:00Z", "text_sha256": "ab"}),
+            "consent.reference",
+        ),
+        (
+            json!({"reference": "r", "given_at": "2999-01-01T00:00:00Z",
+            "text_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}),
+            "consent.given_at",
+        ),
+        (
+            json!({"reference": "r", "given_at": "2026-12-01T09:30:00Z", "text_sha256": "xyz"}),
+            "consent.text_sha256",
+        ),
+    ] {
+        let refused = share(json!({"for_application_id": receiver.id, "consent": bad})).await;
+        assert_invalid(&refused, field);
+    }
+
+    // The operator requires consent: a share without it is refused, with it issued.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["applications", "update", "--application", &source.id, "--require-consent", "true"])
+        .env("DATABASE_URL", app.db.url())
+        .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
+        .env("HANDOFF_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed, json!({"application_id": source.id, "require_consent": true}));
+    crate::support::assert_error(
+        &share(json!({"for_application_id": receiver.id})).await,
+        400,
+        "consent_required",
+    );
+    let with = share(json!({"for_application_id": receiver.id, "consent": consent("c-2")})).await;
+    assert_eq!(with.status.as_u16(), 200, "{}", with.text);
+}
