@@ -9,16 +9,7 @@ use handoff_testdb::{Backend, TestDatabase};
 use crate::support::{TestApp, assert_error, on_both_backends, per_backend};
 
 fn handoff(database_url: &str, args: &[&str]) -> (bool, Vec<Value>, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .args(args)
-        .env("DATABASE_URL", database_url)
-        .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
-        .env("HANDOFF_LOG", "error")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let lines = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    (output.status.success(), lines, String::from_utf8_lossy(&output.stderr).into_owned())
+    crate::support::handoff_command(database_url, args, &[])
 }
 
 on_both_backends!(operators_manage_applications_and_keys,);

@@ -40,18 +40,9 @@ impl Deployment {
     /// `handoff partners <args>` on this deployment's database: success, the JSON lines,
     /// stderr.
     fn partners(&self, args: &[&str]) -> (bool, Vec<Value>, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
-            .arg("partners")
-            .args(args)
-            .env("DATABASE_URL", self.app.db.url())
-            .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
-            .env("HANDOFF_FEDERATION_ALLOW_PRIVATE", "true")
-            .env("HANDOFF_LOG", "error")
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let lines = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        (output.status.success(), lines, String::from_utf8_lossy(&output.stderr).into_owned())
+        let args: Vec<&str> = std::iter::once("partners").chain(args.iter().copied()).collect();
+        let private = [("HANDOFF_FEDERATION_ALLOW_PRIVATE", "true")];
+        crate::support::handoff_command(self.app.db.url(), &args, &private)
     }
 
     /// Trusts `other` as the partner `name`, sharing with `applications` of its.
@@ -87,32 +78,7 @@ async fn partners(bank: Backend, fintech: Backend) -> Partners {
 
 /// The blocks of a decision payload, by key.
 fn blocks(decision: &Value, kind: &str) -> Vec<(String, Value)> {
-    let keys: &[&str] = if kind == "user" {
-        &[
-            "id_verifications",
-            "nfc_verifications",
-            "liveness_checks",
-            "face_matches",
-            "poa_verifications",
-            "phone_verifications",
-            "email_verifications",
-            "aml_screenings",
-            "ip_analyses",
-            "database_validations",
-            "questionnaire_responses",
-        ]
-    } else {
-        &[
-            "registry_checks",
-            "key_people_checks",
-            "document_verifications",
-            "aml_screenings",
-            "phone_verifications",
-            "email_verifications",
-            "ip_analyses",
-            "questionnaire_responses",
-        ]
-    };
+    let keys = crate::support::block_keys(kind);
     keys.iter().map(|key| (key.to_string(), decision[*key].clone())).collect()
 }
 

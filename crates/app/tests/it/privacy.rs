@@ -9,20 +9,6 @@ use serde_json::{Value, json};
 
 use crate::support::{TestApp, assert_invalid, on_both_backends};
 
-const USER_BLOCKS: [&str; 11] = [
-    "id_verifications",
-    "nfc_verifications",
-    "liveness_checks",
-    "face_matches",
-    "poa_verifications",
-    "phone_verifications",
-    "email_verifications",
-    "aml_screenings",
-    "ip_analyses",
-    "database_validations",
-    "questionnaire_responses",
-];
-
 fn claims(token: &str) -> Value {
     let claims = token.split('.').nth(1).unwrap();
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap()
@@ -58,8 +44,10 @@ async fn a_share_carries_only_the_blocks_it_names(app: TestApp) {
     assert_eq!(sorted(&ledger.body[0]["blocks"]), carried);
 
     let source_decision = app.decision(&source, &session).await.body;
-    let recorded: Vec<&str> =
-        USER_BLOCKS.into_iter().filter(|b| source_decision[*b].is_array()).collect();
+    let recorded: Vec<&str> = crate::support::block_keys("user")
+        .into_iter()
+        .filter(|b| source_decision[*b].is_array())
+        .collect();
     assert!(recorded.len() > 2, "the fixture records more than the share carries");
 
     let body = json!({"share_token": token, "workflow_id": workflow});
@@ -82,7 +70,7 @@ async fn a_share_carries_only_the_blocks_it_names(app: TestApp) {
     let clone = imported.body["session_id"].as_str().unwrap();
     let path = format!("/v3/session/{clone}/decision/?include=events");
     let cloned = app.get(&path, &receiver).await.body;
-    for block in USER_BLOCKS {
+    for block in crate::support::block_keys("user") {
         if carried.contains(&block.to_owned()) {
             assert_eq!(cloned[block], source_decision[block], "{block} comes along whole");
         } else {
@@ -191,16 +179,11 @@ async fn consent_travels_with_the_share_and_may_be_required(app: TestApp) {
     }
 
     // The operator requires consent: a share without it is refused, with it issued.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .args(["applications", "update", "--application", &source.id, "--require-consent", "true"])
-        .env("DATABASE_URL", app.db.url())
-        .env("HANDOFF_KEY_ENCRYPTION_KEY", crate::support::TEST_KEK)
-        .env("HANDOFF_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(printed, json!({"application_id": source.id, "require_consent": true}));
+    let args = ["applications", "update", "--application", &source.id, "--require-consent", "true"];
+    let (ok, printed, stderr) = crate::support::handoff_command(app.db.url(), &args, &[]);
+    assert!(ok, "{stderr}");
+    let printed = &printed[0];
+    assert_eq!(printed, &json!({"application_id": source.id, "require_consent": true}));
     crate::support::assert_error(
         &share(json!({"for_application_id": receiver.id})).await,
         400,

@@ -317,6 +317,31 @@ async fn answer(response: reqwest::Response) -> Answer {
     Answer { status, body, text, content_type, headers }
 }
 
+/// The block keys of a decision payload of `kind` (`user` or `business`), in the contract's
+/// order.
+pub fn block_keys(kind: &str) -> Vec<&'static str> {
+    let kind = handoff_domain::SessionKind::parse(kind).expect("a session kind");
+    handoff_domain::FeatureBlock::for_kind(kind).iter().map(|b| b.v3_key()).collect()
+}
+
+/// Runs the operator's command line (the real binary) on the database `database_url`, with
+/// `env` added: success, the JSON lines printed, stderr.
+pub fn handoff_command(
+    database_url: &str, args: &[&str], env: &[(&str, &str)],
+) -> (bool, Vec<Value>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("HANDOFF_KEY_ENCRYPTION_KEY", TEST_KEK)
+        .env("HANDOFF_LOG", "error")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    (output.status.success(), lines, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// A token signer with no key, for services that sign nothing.
 pub fn no_tokens() -> std::sync::Arc<handoff_token::JwtShareTokens> {
     std::sync::Arc::new(handoff_token::JwtShareTokens::new(handoff_token::Keyring::default()))
