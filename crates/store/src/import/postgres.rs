@@ -260,10 +260,13 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool, selective: boo
     // planner's choice between the application's indexes, which statistics that lag a
     // fast-growing table get wrong.) A listed token must be the ledger's row, with the claims
     // it was issued with, neither revoked nor redeemed.
+    // The ledger's row by its key alone, then compared: with the comparisons beside the key,
+    // a planner without statistics may take another index of `share_tokens` and scan the
+    // receiver's tokens.
     let issued_here = if with_jti {
         format!(
-            " AND EXISTS (SELECT 1 FROM share_tokens t WHERE t.jti = {jti} \
-             AND t.revoked_at IS NULL AND t.redeemed_at IS NULL AND t.session_id = {source} \
+            " AND EXISTS (SELECT 1 FROM ledger t WHERE \
+             t.revoked_at IS NULL AND t.redeemed_at IS NULL AND t.session_id = {source} \
              AND t.session_kind = {kind} AND t.from_application_id = {source_application} \
              AND t.for_application_id = {application} AND t.expires_at = {expires} \
              AND t.blocks {})",
@@ -291,7 +294,15 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool, selective: boo
     } else {
         ("s.recorded_blocks".to_owned(), "s.blocklist_keys, s.blocklist_ip")
     };
-    let mut parts = vec![
+    let mut parts = Vec::new();
+    if with_jti {
+        parts.push(format!(
+            "ledger AS MATERIALIZED (SELECT revoked_at, redeemed_at, session_id, session_kind, \
+             from_application_id, for_application_id, expires_at, blocks FROM share_tokens \
+             WHERE jti = {jti})"
+        ));
+    }
+    parts.extend([
         // The source's row, with the key of its entity's vendor_data (looked up once).
         format!(
             "row AS MATERIALIZED (SELECT s.id, s.application_id, s.kind, s.status, s.features, \
@@ -317,7 +328,7 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool, selective: boo
              AND wf.application_id = {application} AND wf.kind = {kind} \
              AND wf.deleted_at IS NULL{issued_here})"
         ),
-    ];
+    ]);
 
     // The receiver's entity for the clone's vendor_data, created or read (and locked).
     let entity_id = P::EntityId.ph();
