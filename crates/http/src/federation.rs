@@ -220,10 +220,32 @@ pub fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The request's body, at most [`MAX_REQUEST_BYTES`] of it (413 JSON beyond).
+async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::invalid_field("body", "The body could not be read."))?;
+        if body.len() + chunk.len() > MAX_REQUEST_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "The body is larger than this endpoint's limit of {MAX_REQUEST_BYTES} bytes."
+                ),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// `POST /federation/v1/redemptions/`: a partner redeems a token this deployment issued.
 pub(crate) async fn redemptions(
-    request: HttpRequest, body: web::Bytes, state: web::Data<AppState>,
+    request: HttpRequest, payload: web::Payload, state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload).await?;
     let Some(federation) = &state.federation else {
         return Err(unauthenticated());
     };

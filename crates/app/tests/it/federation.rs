@@ -250,6 +250,15 @@ async fn a_stolen_token_obtains_nothing(backend: Backend) {
     let body: Value = bare.json().await.unwrap();
     assert_eq!(body["code"], "partner_unauthenticated");
     assert!(!body.to_string().contains(&session));
+    let oversized = client
+        .post(format!("{}/federation/v1/redemptions/", p.bank.url()))
+        .body(vec![b'a'; 20 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status().as_u16(), 413);
+    let body: Value = oversized.json().await.unwrap();
+    assert_eq!(body["code"], "payload_too_large", "JSON, not plain text");
 
     // A thief's deployment trusts the bank (so it verifies the token), but the bank does not
     // trust it: its exchange is refused, and its caller gets nothing.

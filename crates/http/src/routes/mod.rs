@@ -39,7 +39,6 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         .service(resource("/.well-known/jwks.json/").route(web::get().to(sharing::jwks)))
         .service(
             resource(crate::federation::REDEMPTIONS_PATH)
-                .app_data(web::PayloadConfig::new(crate::federation::MAX_REQUEST_BYTES))
                 .route(web::post().to(crate::federation::redemptions)),
         )
         .service(
