@@ -39,6 +39,7 @@ mod m20261206_000015_scoped_api_keys;
 mod m20261206_000016_lists;
 mod m20261206_000017_partners;
 mod m20261206_000018_share_terms;
+mod m20261206_000019_retention;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -68,6 +69,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000016_lists::Migration),
             Box::new(m20261206_000017_partners::Migration),
             Box::new(m20261206_000018_share_terms::Migration),
+            Box::new(m20261206_000019_retention::Migration),
         ]
     }
 }
@@ -121,6 +123,7 @@ mod tests {
                 "m20261206_000016_lists",
                 "m20261206_000017_partners",
                 "m20261206_000018_share_terms",
+                "m20261206_000019_retention",
             ]
         );
     }

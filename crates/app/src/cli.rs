@@ -252,6 +252,9 @@ pub struct ServeArgs {
     /// Seconds a whole request may take (1 to 600).
     #[arg(long, env = "HANDOFF_REQUEST_DEADLINE_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub request_deadline_seconds: u64,
+    /// Seconds between two retention sweeps (1 to 86400); the first runs at start.
+    #[arg(long, env = "HANDOFF_RETENTION_SWEEP_SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub retention_sweep_seconds: u64,
     /// HTTP worker threads; one per core when unset.
     #[arg(long, env = "HANDOFF_WORKERS")]
     pub workers: Option<usize>,
@@ -299,6 +302,9 @@ pub enum ApplicationsCommand {
         /// Whether every share must record the person's consent (`true` or `false`).
         #[arg(long, action = clap::ArgAction::Set)]
         require_consent: Option<bool>,
+        /// How many days a session is kept after it finished (1 to 3650), or `unlimited`.
+        #[arg(long, value_parser = parse_retention)]
+        retention_days: Option<Retention>,
     },
 }
 
@@ -391,6 +397,7 @@ impl Cli {
             },
             webhooks,
             webhook_worker,
+            retention_sweep: std::time::Duration::from_secs(serve.retention_sweep_seconds),
             ..self.base_config()?
         })
     }
@@ -420,4 +427,24 @@ impl Cli {
             ..Config::new(self.database_url())
         })
     }
+}
+
+/// `--retention-days`: a number of days, or for ever.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention(pub Option<handoff_domain::retention::RetentionDays>);
+
+fn parse_retention(raw: &str) -> Result<Retention, String> {
+    if raw == "unlimited" {
+        return Ok(Retention(None));
+    }
+    raw.parse::<u32>()
+        .ok()
+        .and_then(handoff_domain::retention::RetentionDays::new)
+        .map(|days| Retention(Some(days)))
+        .ok_or_else(|| {
+            format!(
+                "{raw:?} is not a number of days from 1 to {} or `unlimited`",
+                handoff_domain::retention::RetentionDays::MAX
+            )
+        })
 }

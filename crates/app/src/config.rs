@@ -104,6 +104,9 @@ pub struct Config {
     /// `HANDOFF_FEDERATION_ALLOW_PRIVATE`: partners may be reached over plain HTTP and at
     /// private addresses (for tests and private networks).
     pub federation_allow_private: bool,
+    /// `HANDOFF_RETENTION_SWEEP_SECONDS`: how often the server deletes the sessions that
+    /// applications' retention no longer allows (the first sweep runs at start).
+    pub retention_sweep: Duration,
 }
 
 /// `HANDOFF_FEDERATION_ALLOW_PRIVATE` of the environment (off unless set).
@@ -265,6 +268,7 @@ impl Config {
             webhooks: handoff_webhooks::Settings::default(),
             webhook_worker: true,
             federation_allow_private: false,
+            retention_sweep: Duration::from_secs(3600),
         }
     }
 }

@@ -172,6 +172,33 @@ fn prune_idempotency_keys(idempotency: handoff_domain::services::IdempotencyServ
     });
 }
 
+/// Deletes what applications' retention no longer allows: at start, then every `every`
+/// (several servers on one database share the work, each skipping the rows another is
+/// deleting).
+fn sweep_retention(
+    retention: handoff_domain::services::RetentionService, every: std::time::Duration,
+    metrics: Option<Arc<handoff_http::metrics::Metrics>>,
+) {
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let swept = retention.sweep().await;
+            if let Some(metrics) = &metrics {
+                metrics.swept(swept.as_ref().ok().map(Vec::len));
+            }
+            match swept {
+                Ok(deleted) if deleted.is_empty() => {}
+                Ok(deleted) => {
+                    tracing::info!(deleted = deleted.len(), "retention deleted sessions")
+                }
+                Err(error) => tracing::warn!(%error, "the retention sweep failed"),
+            }
+        }
+    });
+}
+
 /// A built server, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -269,6 +296,8 @@ impl Application {
             None
         };
         prune_idempotency_keys(services.idempotency.clone());
+        let metrics = metrics::collect(&config.metrics, &store)?;
+        sweep_retention(services.retention.clone(), config.retention_sweep, metrics.clone());
         let state = AppState {
             services,
             readiness: Arc::new(store.clone()),
@@ -280,7 +309,7 @@ impl Application {
                 ..Limits::default()
             },
             heavy: Default::default(),
-            metrics: metrics::collect(&config.metrics, &store)?,
+            metrics,
             console: Some(Arc::new(console::ConsoleCookies(secrets.clone()))),
             rate_limiter: config
                 .rate_limits

@@ -24,6 +24,9 @@ pub struct ApplicationSettings {
     /// Every share must record the person's consent (an extension); a share without it is
     /// refused (`consent_required`).
     pub require_consent: bool,
+    /// How long a finished session is kept (an extension, as Didit's retention policy);
+    /// `None`: for ever.
+    pub retention: Option<crate::retention::RetentionDays>,
 }
 
 /// The application a request was authenticated as, the key that did it and what the key may do.

@@ -90,6 +90,7 @@ pub mod kind;
 pub mod limits;
 pub mod lists;
 pub mod ports;
+pub mod retention;
 pub mod services;
 pub mod session;
 pub mod session_options;

@@ -56,6 +56,11 @@ pub trait ApplicationRepository: Send + Sync {
         &self, id: ApplicationId, settings: &crate::application::ApplicationSettings,
     ) -> Result<bool, RepoError>;
 
+    /// The applications that keep their sessions for a limited time, with that time.
+    async fn retention_policies(
+        &self,
+    ) -> Result<Vec<(ApplicationId, crate::retention::RetentionDays)>, RepoError>;
+
     /// Adds a key. MUST return `Ok(false)` and store nothing when the application does not exist.
     async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError>;
 
@@ -192,6 +197,17 @@ pub trait SessionRepository: Send + Sync {
     async fn delete_session(
         &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<bool, RepoError>;
+
+    /// Deletes, with every related row as [`Self::delete_session`] does, up to `batch` of the
+    /// application's sessions that finished before `finished_before` — whose status last
+    /// became finished ([`crate::SessionStatus::FINISHED`]) then or, never finished, which
+    /// were created then — oldest first, writing each one's `session.deleted` event (at `at`)
+    /// for a subscribed destination, in one transaction. Sessions that another process is
+    /// deleting at the same time are skipped, not waited for.
+    async fn delete_finished_before(
+        &self, application_id: ApplicationId, finished_before: DateTime<Utc>, batch: u32,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<crate::retention::DeletedSession>, RepoError>;
 
     /// One page of the application's sessions that match, newest first.
     async fn list_sessions(

@@ -52,6 +52,11 @@ impl SessionStatus {
         SessionStatus::AwaitingUser,
     ];
 
+    /// The statuses of a finished session, the contract's (check 7): a session is shared from
+    /// them, and an application's retention counts from the last change into one.
+    pub const FINISHED: [SessionStatus; 3] =
+        [SessionStatus::Approved, SessionStatus::Declined, SessionStatus::InReview];
+
     /// The statuses from which a review (`update-status`) may move a session.
     pub const REVIEWABLE: [SessionStatus; 6] = [
         SessionStatus::Approved,
@@ -83,10 +88,9 @@ impl SessionStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    /// Whether a session in this status is finished enough to be shared:
-    /// `Approved`, `Declined` or `In Review`.
-    pub const fn is_shareable(self) -> bool {
-        matches!(self, SessionStatus::Approved | SessionStatus::Declined | SessionStatus::InReview)
+    /// Whether a session in this status is finished ([`Self::FINISHED`]), so may be shared.
+    pub fn is_shareable(self) -> bool {
+        Self::FINISHED.contains(&self)
     }
 
     /// Whether a review may move a session out of this status.

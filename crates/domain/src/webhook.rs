@@ -30,6 +30,9 @@ pub enum WebhookType {
     ShareRedeemed,
     /// Extension: the sharer revoked a share token.
     ShareRevoked,
+    /// Extension: the application's retention deleted a session (Didit documents no deletion
+    /// event).
+    SessionDeleted,
     /// Didit's: a User's status changed (`ACTIVE`, `FLAGGED`, `BLOCKED`).
     UserStatusUpdated,
     /// Didit's: a User's profile (`display_name`, `metadata`) changed.
@@ -48,7 +51,7 @@ pub enum WebhookType {
 
 impl WebhookType {
     /// Every type, in the order of the docs.
-    pub const ALL: [WebhookType; 13] = [
+    pub const ALL: [WebhookType; 14] = [
         WebhookType::StatusUpdated,
         WebhookType::DataUpdated,
         WebhookType::UserStatusUpdated,
@@ -62,6 +65,7 @@ impl WebhookType {
         WebhookType::ShareCreated,
         WebhookType::ShareRedeemed,
         WebhookType::ShareRevoked,
+        WebhookType::SessionDeleted,
     ];
 
     /// The name in `webhook_type` and `subscribed_events`.
@@ -73,6 +77,7 @@ impl WebhookType {
             WebhookType::ShareCreated => "share.created",
             WebhookType::ShareRedeemed => "share.redeemed",
             WebhookType::ShareRevoked => "share.revoked",
+            WebhookType::SessionDeleted => "session.deleted",
             WebhookType::UserStatusUpdated => "user.status.updated",
             WebhookType::UserDataUpdated => "user.data.updated",
             WebhookType::BusinessStatusUpdated => "business.status.updated",
@@ -123,6 +128,7 @@ impl WebhookType {
                 | WebhookType::ShareCreated
                 | WebhookType::ShareRedeemed
                 | WebhookType::ShareRevoked
+                | WebhookType::SessionDeleted
         )
     }
 

@@ -57,6 +57,7 @@ pub struct Metrics {
     pool: IntGaugeVec,
     webhooks_due: IntGaugeVec,
     deliveries: IntGaugeVec,
+    retention: IntCounterVec,
     gauges: Arc<dyn StorageGauges>,
 }
 
@@ -118,6 +119,15 @@ impl Metrics {
             ),
             &["state"],
         )?;
+        let retention = IntCounterVec::new(
+            Opts::new(
+                "retention_total",
+                "The retention sweep's work: sessions deleted (`deleted_sessions`), sweeps run \
+                 (`sweeps`) and sweeps that failed (`failed_sweeps`).",
+            ),
+            &["count"],
+        )?;
+        registry.register(Box::new(retention.clone()))?;
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
@@ -136,6 +146,7 @@ impl Metrics {
             pool,
             webhooks_due,
             deliveries,
+            retention,
             gauges,
         })
     }
@@ -148,6 +159,18 @@ impl Metrics {
             Budget::Unauthenticated => "unauthenticated",
         };
         self.rate_limited.with_label_values(&[label]).inc();
+    }
+
+    /// Counts a retention sweep: how many sessions it deleted, or that it failed.
+    pub fn swept(&self, deleted: Option<usize>) {
+        self.retention.with_label_values(&["sweeps"]).inc();
+        match deleted {
+            Some(deleted) => self
+                .retention
+                .with_label_values(&["deleted_sessions"])
+                .inc_by(u64::try_from(deleted).unwrap_or(u64::MAX)),
+            None => self.retention.with_label_values(&["failed_sweeps"]).inc(),
+        }
     }
 
     fn answered(&self, route: &str, method: &str, status: u16, code: Option<&str>, took: f64) {

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use handoff_domain::console::{ConsoleSession, ConsoleSessionHash};
 use handoff_domain::grant::parse_address_block;
 use handoff_domain::ports::ApplicationRepository;
+use handoff_domain::retention::RetentionDays;
 use handoff_domain::{
     ApiKeyHash, ApiKeyInfo, Application, ApplicationId, Grant, NewApiKey, RepoError, StoredApiKey,
     WorkflowId,
@@ -14,7 +15,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Order, Query, SelectS
 use uuid::Uuid;
 
 use crate::Store;
-use crate::rows::get;
+use crate::rows::{corrupt, get};
 use crate::schema::{ApiKeys, Applications};
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, insert_row, run};
 
@@ -136,7 +137,7 @@ impl ApplicationRepository for Store {
         &self, id: ApplicationId,
     ) -> Result<Option<handoff_domain::application::ApplicationSettings>, RepoError> {
         let select = Query::select()
-            .column(Applications::RequireConsent)
+            .columns([Applications::RequireConsent, Applications::RetentionDays])
             .from(Applications::Table)
             .and_where(Expr::col(Applications::Id).eq(id.as_uuid()))
             .to_owned();
@@ -145,6 +146,7 @@ impl ApplicationRepository for Store {
             .map(|row| {
                 Ok(handoff_domain::application::ApplicationSettings {
                     require_consent: get(&row, "require_consent")?,
+                    retention: retention(get(&row, "retention_days")?)?,
                 })
             })
             .transpose()
@@ -156,10 +158,26 @@ impl ApplicationRepository for Store {
         let update = Query::update()
             .table(Applications::Table)
             .value(Applications::RequireConsent, settings.require_consent)
+            .value(Applications::RetentionDays, settings.retention.map(|r| i32::from(r.days())))
             .and_where(Expr::col(Applications::Id).eq(id.as_uuid()))
             .to_owned();
         let _turn = self.write_turn().await;
         Ok(run(&self.db, &update).await? == 1)
+    }
+
+    async fn retention_policies(&self) -> Result<Vec<(ApplicationId, RetentionDays)>, RepoError> {
+        let select = Query::select()
+            .columns([Applications::Id, Applications::RetentionDays])
+            .from(Applications::Table)
+            .and_where(Expr::col(Applications::RetentionDays).is_not_null())
+            .to_owned();
+        let mut policies = Vec::new();
+        for row in fetch_all(&self.db, &select).await? {
+            if let Some(days) = retention(get(&row, "retention_days")?)? {
+                policies.push((ApplicationId::from_uuid(get(&row, "id")?), days));
+            }
+        }
+        Ok(policies)
     }
 
     async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError> {
@@ -243,4 +261,15 @@ impl ApplicationRepository for Store {
     async fn close_console_session(&self, id: ConsoleSessionHash) -> Result<(), RepoError> {
         crate::console_sessions::close(self, id).await
     }
+}
+
+/// An application's stored `retention_days`.
+fn retention(days: Option<i32>) -> Result<Option<RetentionDays>, RepoError> {
+    days.map(|days| {
+        u32::try_from(days)
+            .ok()
+            .and_then(RetentionDays::new)
+            .ok_or_else(|| corrupt("retention_days", &days.to_string()))
+    })
+    .transpose()
 }

@@ -213,6 +213,7 @@ impl EntityRepository for Store {
                 crate::outbox::insert_application_event(
                     &txn,
                     application_id,
+                    None,
                     webhook_type,
                     &facts,
                     update.at,

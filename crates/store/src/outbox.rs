@@ -165,17 +165,17 @@ fn event_rows(
     insert_events_from(all).map(Some)
 }
 
-/// Writes an event of the application itself (no session: an entity's), if a destination of
-/// the application is subscribed to it.
+/// Writes an event of the application that no log row causes — an entity's (no session), or a
+/// deleted session's — if a destination of the application is subscribed to it.
 pub(crate) async fn insert_application_event<C: ConnectionTrait>(
-    txn: &C, application_id: ApplicationId, webhook_type: WebhookType, facts: &serde_json::Value,
-    at: DateTime<Utc>,
+    txn: &C, application_id: ApplicationId, session_id: Option<SessionId>,
+    webhook_type: WebhookType, facts: &serde_json::Value, at: DateTime<Utc>,
 ) -> Result<(), RepoError> {
     let row = Query::select()
         .expr(Expr::val(uuid::Uuid::new_v4()))
         .expr(Expr::val(application_id.as_uuid()))
         .expr(Expr::val(webhook_type.as_str()))
-        .expr(Expr::val(Option::<uuid::Uuid>::None))
+        .expr(Expr::val(session_id.map(|id| id.as_uuid())))
         .expr(Expr::val(facts.to_string()))
         .expr(Expr::val(at))
         .and_where(subscribed_to(Expr::val(application_id.as_uuid()), webhook_type))

@@ -40,7 +40,7 @@ pub(crate) fn text_or_null(row: &QueryResult, column: &str) -> Result<Option<Str
     read.map_err(|e| RepoError::Internal(format!("column {column}: {e}").into()))
 }
 
-fn corrupt(what: &str, value: &str) -> RepoError {
+pub(crate) fn corrupt(what: &str, value: &str) -> RepoError {
     RepoError::Internal(format!("stored {what} is not valid: {value:?}").into())
 }
 
@@ -108,15 +108,19 @@ pub(crate) fn share_consent(
     }
 }
 
+/// A row's `vendor_data` column.
+pub(crate) fn vendor_data(row: &QueryResult) -> Result<Option<VendorData>, RepoError> {
+    text_or_null(row, "vendor_data")?
+        .map(|v| VendorData::parse(&v).map_err(|_| corrupt("vendor_data", "(hidden)")))
+        .transpose()
+}
+
 /// A `sessions` row read with [`SESSION_COLUMNS`], and its recorded blocks.
 pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBlock>), RepoError> {
     let features: String = get(row, "features")?;
     let features: Vec<String> =
         serde_json::from_str(&features).map_err(|_| corrupt("features", &features))?;
-    let vendor_data = text_or_null(row, "vendor_data")?;
-    let vendor_data = vendor_data
-        .map(|v| VendorData::parse(&v).map_err(|_| corrupt("vendor_data", "(hidden)")))
-        .transpose()?;
+    let vendor_data = vendor_data(row)?;
     let status_text: String = get(row, "status")?;
     let recorded: String = get(row, "recorded_blocks")?;
     let session = StoredSession {

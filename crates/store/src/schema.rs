@@ -25,7 +25,7 @@ macro_rules! table {
 
 table! {
     /// Tenants, with their session counter.
-    Applications { Id, Name, LastSessionNumber, CreatedAt, RequireConsent }
+    Applications { Id, Name, LastSessionNumber, CreatedAt, RequireConsent, RetentionDays }
 }
 
 table! {

@@ -33,6 +33,10 @@ const EXTENSION_FACTS: [&str; 7] = [
     "source_session_id",
 ];
 
+/// The members a `session.deleted` event copies from its facts: what the receiver needs to find
+/// its own record of the session, and why it went.
+const DELETION_FACTS: [&str; 4] = ["session_number", "session_kind", "vendor_data", "reason"];
+
 /// The payload of `due`'s event, without `timestamp` (added at each send). `record` is the
 /// session as it stands now, if it still exists.
 pub fn render(
@@ -95,6 +99,13 @@ pub fn render(
         && let Some(replaced) = due.facts.get("replaced")
     {
         body.insert("changed_fields".into(), replaced.clone());
+    }
+    if webhook_type == Some(WebhookType::SessionDeleted) {
+        for fact in DELETION_FACTS {
+            if let Some(value) = due.facts.get(fact).filter(|v| !v.is_null()) {
+                body.insert(fact.into(), value.clone());
+            }
+        }
     }
     if webhook_type.is_some_and(|t| !t.is_didit()) {
         for fact in EXTENSION_FACTS {

@@ -49,6 +49,11 @@ fn no_tokens() -> Arc<JwtShareTokens> {
     Arc::new(JwtShareTokens::new(Keyring::default()))
 }
 
+/// An application's retention as the commands print it: days, or `null` for ever.
+fn retention_days(settings: &handoff_domain::application::ApplicationSettings) -> Option<u16> {
+    settings.retention.map(|days| days.days())
+}
+
 /// The operator acting for `application`.
 fn operator(application: &uuid::Uuid) -> Caller {
     Caller::primary(ApplicationId::from_uuid(*application), "operator")
@@ -69,20 +74,23 @@ async fn applications(cli: &Cli, command: &ApplicationsCommand) -> Result<(), Co
                 let settings = applications.settings(application.id).await?;
                 println!(
                     "{}",
-                    json!({"application_id": application.id.to_string(), "name": application.name, "created_at": handoff_http::decision::timestamp(application.created_at), "require_consent": settings.require_consent})
+                    json!({"application_id": application.id.to_string(), "name": application.name, "created_at": handoff_http::decision::timestamp(application.created_at), "require_consent": settings.require_consent, "retention_days": retention_days(&settings)})
                 );
             }
         }
-        ApplicationsCommand::Update { application, require_consent } => {
+        ApplicationsCommand::Update { application, require_consent, retention_days: retention } => {
             let id = ApplicationId::from_uuid(*application);
             let mut settings = applications.settings(id).await?;
             if let Some(require) = require_consent {
                 settings.require_consent = *require;
             }
+            if let Some(crate::cli::Retention(days)) = retention {
+                settings.retention = *days;
+            }
             applications.update_settings(id, settings).await?;
             println!(
                 "{}",
-                json!({"application_id": id.to_string(), "require_consent": settings.require_consent})
+                json!({"application_id": id.to_string(), "require_consent": settings.require_consent, "retention_days": retention_days(&settings)})
             );
         }
     }

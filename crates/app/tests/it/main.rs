@@ -27,6 +27,7 @@ mod privacy;
 mod processes;
 mod provenance;
 mod report;
+mod retention;
 mod reviews;
 mod scoped_keys;
 mod sessions;

@@ -12,12 +12,12 @@ use serde_json::json;
 
 use crate::support::{TestApp, per_backend, test_config};
 
-fn parse(text: &str) -> Scrape {
+pub(crate) fn parse(text: &str) -> Scrape {
     Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus' text format")
 }
 
 /// The value of the sample `name` whose labels include `labels`, summed over the others.
-fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(scrape: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     scrape
         .samples
         .iter()

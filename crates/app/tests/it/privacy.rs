@@ -183,7 +183,10 @@ async fn consent_travels_with_the_share_and_may_be_required(app: TestApp) {
     let (ok, printed, stderr) = crate::support::handoff_command(app.db.url(), &args, &[]);
     assert!(ok, "{stderr}");
     let printed = &printed[0];
-    assert_eq!(printed, &json!({"application_id": source.id, "require_consent": true}));
+    assert_eq!(
+        printed,
+        &json!({"application_id": source.id, "require_consent": true, "retention_days": null})
+    );
     crate::support::assert_error(
         &share(json!({"for_application_id": receiver.id})).await,
         400,

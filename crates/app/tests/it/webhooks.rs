@@ -13,7 +13,7 @@ use crate::support::{self, Tenant, TestApp, assert_error, on_both_backends, per_
 use handoff_testdb::Backend;
 
 /// The Python receiver, killed on drop.
-struct Receiver {
+pub(crate) struct Receiver {
     child: Child,
     url: String,
     secret_file: std::path::PathBuf,
@@ -21,7 +21,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    fn start(plan: &str) -> Receiver {
+    pub(crate) fn start(plan: &str) -> Receiver {
         let dir = std::env::temp_dir().join(format!("handoff-hooks-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let (secret_file, record_file) = (dir.join("secret"), dir.join("deliveries.jsonl"));
@@ -58,7 +58,7 @@ impl Receiver {
     }
 
     /// Waits until `n` deliveries arrived (at most 20 s).
-    async fn wait_for(&self, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<Value> {
         let started = Instant::now();
         loop {
             let deliveries = self.deliveries();
@@ -83,7 +83,9 @@ impl Drop for Receiver {
 }
 
 /// A destination of `tenant` to `receiver` for `events`; trusts its secret.
-async fn subscribe(app: &TestApp, tenant: &Tenant, receiver: &Receiver, events: &[&str]) -> Value {
+pub(crate) async fn subscribe(
+    app: &TestApp, tenant: &Tenant, receiver: &Receiver, events: &[&str],
+) -> Value {
     let created = app
         .post(
             "/v3/webhook/destinations/",

@@ -43,6 +43,13 @@ impl ApplicationRepository for InMemory {
         Ok(true)
     }
 
+    async fn retention_policies(
+        &self,
+    ) -> Result<Vec<(ApplicationId, crate::retention::RetentionDays)>, RepoError> {
+        let state = self.state();
+        Ok(state.settings.iter().filter_map(|(a, s)| s.retention.map(|r| (*a, r))).collect())
+    }
+
     async fn add_api_key(&self, key: &NewApiKey, at: DateTime<Utc>) -> Result<bool, RepoError> {
         let mut state = self.state();
         if !state.applications.iter().any(|a| a.id == key.application_id) {

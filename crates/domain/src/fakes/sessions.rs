@@ -200,6 +200,37 @@ impl SessionRepository for InMemory {
         Ok(deleted)
     }
 
+    async fn delete_finished_before(
+        &self, application_id: ApplicationId, finished_before: DateTime<Utc>, batch: u32,
+        _at: DateTime<Utc>,
+    ) -> Result<Vec<crate::retention::DeletedSession>, RepoError> {
+        let mut state = self.state();
+        let mut due: Vec<(DateTime<Utc>, crate::retention::DeletedSession)> = state
+            .sessions
+            .iter()
+            .filter(|(r, _)| r.session.application_id == application_id)
+            .filter_map(|(r, log)| {
+                let finished = crate::retention::finished_at(r.session.created_at, log);
+                (finished < finished_before).then(|| {
+                    (
+                        r.session.created_at,
+                        crate::retention::DeletedSession {
+                            application_id,
+                            id: r.session.id,
+                            session_number: r.session.session_number,
+                            kind: r.session.kind,
+                            vendor_data: r.session.vendor_data.clone(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        due.sort_by_key(|(created_at, deleted)| (*created_at, deleted.session_number));
+        due.truncate(usize::try_from(batch).unwrap_or(usize::MAX));
+        state.sessions.retain(|(r, _)| !due.iter().any(|(_, d)| d.id == r.session.id));
+        Ok(due.into_iter().map(|(_, deleted)| deleted).collect())
+    }
+
     async fn list_sessions(
         &self, application_id: ApplicationId, filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError> {

@@ -7,6 +7,7 @@ mod federation;
 mod idempotency;
 mod import;
 mod lists;
+mod retention;
 mod sessions;
 mod share;
 mod webhooks;
@@ -21,6 +22,7 @@ pub use import::{
     EntityEffect, Federated, ImportPreview, ImportRequest, ImportService, unlisted_jti,
 };
 pub use lists::{AddEntry, BlocklistFlags, ListService, NewList};
+pub use retention::{RETENTION_BATCH, RetentionService};
 pub use sessions::{CreateSession, ItemLimits, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
 pub use webhooks::{
@@ -180,6 +182,8 @@ pub struct Services {
     pub webhooks: WebhookService,
     /// Lists and blocklists.
     pub lists: ListService,
+    /// The retention sweep.
+    pub retention: RetentionService,
 }
 
 impl Services {
@@ -220,6 +224,7 @@ impl Services {
             idempotency: IdempotencyService::new(ports.clone()),
             webhooks: WebhookService::new(ports.clone()),
             lists: ListService::new(ports.clone()),
+            retention: RetentionService::new(ports.clone()),
             import: ImportService::new(ports.clone(), session_base_url.clone()),
             sessions: SessionService::new(ports, session_base_url),
         }

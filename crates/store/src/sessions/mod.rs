@@ -28,6 +28,7 @@ use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run};
 
 mod list;
 mod read;
+mod retention;
 mod write;
 
 use list::*;
@@ -326,6 +327,13 @@ impl SessionRepository for Store {
             .to_owned();
         let deleted = run(&self.db, &delete).await?;
         Ok(deleted == 1)
+    }
+
+    async fn delete_finished_before(
+        &self, application_id: ApplicationId, finished_before: chrono::DateTime<chrono::Utc>,
+        batch: u32, at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<handoff_domain::retention::DeletedSession>, RepoError> {
+        self.delete_due(application_id, finished_before, batch, at).await
     }
 
     async fn list_sessions(

@@ -130,3 +130,26 @@ async fn console_sessions_end_when_idle_expired_or_closed(db: TestStore) {
     db.close_console_session(ConsoleSessionHash::of("d")).await.unwrap();
     assert!(touch("d", t0).await.is_none());
 }
+
+on_both_backends!(settings_are_kept_and_retentions_listed);
+async fn settings_are_kept_and_retentions_listed(db: TestStore) {
+    use handoff_domain::application::ApplicationSettings;
+    use handoff_domain::retention::RetentionDays;
+    let kept = db.application().await;
+    let forever = db.application().await;
+    assert_eq!(db.application_settings(kept).await.unwrap(), Some(ApplicationSettings::default()));
+    let settings = ApplicationSettings { require_consent: true, retention: RetentionDays::new(30) };
+    assert!(db.update_application_settings(kept, &settings).await.unwrap());
+    assert_eq!(db.application_settings(kept).await.unwrap(), Some(settings));
+    assert_eq!(db.retention_policies().await.unwrap(), [(kept, RetentionDays::new(30).unwrap())]);
+    let unlimited = ApplicationSettings { retention: None, ..settings };
+    assert!(db.update_application_settings(kept, &unlimited).await.unwrap());
+    assert!(db.retention_policies().await.unwrap().is_empty());
+    let nowhere = ApplicationId::from_uuid(Uuid::new_v4());
+    assert!(!db.update_application_settings(nowhere, &settings).await.unwrap());
+    assert_eq!(db.application_settings(nowhere).await.unwrap(), None);
+    assert_eq!(
+        db.application_settings(forever).await.unwrap(),
+        Some(ApplicationSettings::default())
+    );
+}

@@ -9,6 +9,7 @@ mod applications;
 mod connect;
 mod migrations;
 mod rate_counters;
+mod retention;
 mod sessions;
 mod shares;
 mod tls;

@@ -65,6 +65,16 @@ impl TestStore {
         row.try_get::<i64>("", "n").unwrap()
     }
 
+    /// The rows a query selects.
+    pub async fn rows(&self, sql: &str) -> Vec<sea_orm::QueryResult> {
+        let backend = self.store.connection().get_database_backend();
+        self.store
+            .connection()
+            .query_all_raw(sea_orm::Statement::from_string(backend, sql.to_owned()))
+            .await
+            .unwrap()
+    }
+
     pub async fn application(&self) -> ApplicationId {
         let id = ApplicationId::from_uuid(Uuid::new_v4());
         let (_, key) = ApiKey::generate(id).unwrap();
