@@ -8,12 +8,11 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use handoff_domain::action::LogAction;
-use handoff_domain::ports::{SessionRepository, WebhookRepository};
+use handoff_domain::ports::SessionRepository;
 use handoff_domain::session::RecordResults;
-use handoff_domain::webhook::{Destination, DestinationUrl, SealedSecret, WebhookType};
+use handoff_domain::webhook::WebhookType;
 use handoff_domain::{FeatureBlock, FeatureItem, SessionId, SessionKind, SessionStatus};
 use serde_json::value::RawValue;
-use uuid::Uuid;
 
 use crate::support::{TestStore, event, now, on_both_backends};
 
@@ -35,28 +34,11 @@ async fn finish(
     assert!(db.record_results(session.application_id, session.id, &results, &log).await.unwrap());
 }
 
-async fn subscribe_to_deletions(db: &TestStore, application: handoff_domain::ApplicationId) {
-    let destination = Destination {
-        id: Uuid::new_v4().into(),
-        application_id: application,
-        label: "hook".into(),
-        url: DestinationUrl::parse("https://hooks.example.com/x", false).unwrap(),
-        enabled: true,
-        webhook_version: "v3".into(),
-        subscribed_events: vec![WebhookType::SessionDeleted],
-        created_at: now(),
-        updated_at: now(),
-        previous_secret_until: None,
-    };
-    let secret = SealedSecret { bytes: vec![1; 40], sealed_with: "k-test".into() };
-    db.create_destination(&destination, &secret).await.unwrap();
-}
-
 on_both_backends!(what_finished_before_the_cutoff_goes_with_its_rows_and_events);
 async fn what_finished_before_the_cutoff_goes_with_its_rows_and_events(db: TestStore) {
     let app = db.application().await;
     let other = db.application().await;
-    subscribe_to_deletions(&db, app).await;
+    db.destination(app, vec![WebhookType::SessionDeleted]).await;
     let workflow = db.workflow(app, SessionKind::User).await;
     let never_finished = db.session(&workflow, Some("ana")).await;
     let finished = db.session(&workflow, Some("ben")).await;
@@ -108,7 +90,7 @@ async fn what_finished_before_the_cutoff_goes_with_its_rows_and_events(db: TestS
 on_both_backends!(concurrent_sweeps_delete_each_session_once);
 async fn concurrent_sweeps_delete_each_session_once(db: TestStore) {
     let app = db.application().await;
-    subscribe_to_deletions(&db, app).await;
+    db.destination(app, vec![WebhookType::SessionDeleted]).await;
     let workflow = db.workflow(app, SessionKind::User).await;
     let mut due = BTreeSet::new();
     for _ in 0..24 {

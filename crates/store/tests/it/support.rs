@@ -65,6 +65,29 @@ impl TestStore {
         row.try_get::<i64>("", "n").unwrap()
     }
 
+    /// Makes a destination of `application` subscribed to `events`; its id.
+    pub async fn destination(
+        &self, application: ApplicationId, events: Vec<handoff_domain::webhook::WebhookType>,
+    ) -> handoff_domain::DestinationId {
+        use handoff_domain::ports::WebhookRepository;
+        use handoff_domain::webhook::{Destination, DestinationUrl, SealedSecret};
+        let destination = Destination {
+            id: Uuid::new_v4().into(),
+            application_id: application,
+            label: "hook".into(),
+            url: DestinationUrl::parse("https://hooks.example.com/x", false).unwrap(),
+            enabled: true,
+            webhook_version: "v3".into(),
+            subscribed_events: events,
+            created_at: now(),
+            updated_at: now(),
+            previous_secret_until: None,
+        };
+        let secret = SealedSecret { bytes: vec![1; 40], sealed_with: "k-test".into() };
+        self.store.create_destination(&destination, &secret).await.unwrap();
+        destination.id
+    }
+
     /// The rows a query selects.
     pub async fn rows(&self, sql: &str) -> Vec<sea_orm::QueryResult> {
         let backend = self.store.connection().get_database_backend();

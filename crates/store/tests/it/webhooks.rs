@@ -6,8 +6,7 @@ use chrono::Duration;
 use handoff_domain::SessionKind;
 use handoff_domain::delivery::{AttemptOutcome, Claim};
 use handoff_domain::ports::{DeliveryQueue, WebhookRepository};
-use handoff_domain::webhook::{Destination, DestinationUrl, SealedSecret, WebhookType};
-use uuid::Uuid;
+use handoff_domain::webhook::WebhookType;
 
 use crate::support::{TestStore, now, on_both_backends};
 
@@ -15,20 +14,7 @@ on_both_backends!(the_outbox_fans_out_claims_records_and_prunes,);
 
 async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
     let application = db.application().await;
-    let destination = Destination {
-        id: Uuid::new_v4().into(),
-        application_id: application,
-        label: "hook".into(),
-        url: DestinationUrl::parse("https://hooks.example.com/x", false).unwrap(),
-        enabled: true,
-        webhook_version: "v3".into(),
-        subscribed_events: vec![WebhookType::StatusUpdated],
-        created_at: now(),
-        updated_at: now(),
-        previous_secret_until: None,
-    };
-    let secret = SealedSecret { bytes: vec![1; 40], sealed_with: "k-test".into() };
-    db.create_destination(&destination, &secret).await.unwrap();
+    let destination = db.destination(application, vec![WebhookType::StatusUpdated]).await;
     let workflow = db.workflow(application, SessionKind::User).await;
     // A new session's `status.updated`.
     db.session(&workflow, None).await;
@@ -44,10 +30,10 @@ async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
     let claimed = db.claim_webhook_deliveries(&claim, now()).await.unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].attempt, 1);
-    assert_eq!(claimed[0].destination_id, destination.id);
+    assert_eq!(claimed[0].destination_id, destination);
     let held = db.claim_webhook_deliveries(&claim, now()).await.unwrap();
     assert!(held.is_empty(), "the lease holds it");
-    let busy = [destination.id];
+    let busy = [destination];
     let later = now() + Duration::seconds(60);
     let skipped = Claim { busy: &busy, ..claim };
     assert!(
@@ -58,11 +44,11 @@ async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
     let delivered = [(claimed[0].id, AttemptOutcome::Delivered { status: 200 })];
     db.record_webhook_attempts(&delivered, now()).await.unwrap();
     assert_eq!(db.webhook_deliveries_by_state().await.unwrap(), [("delivered".to_owned(), 1)]);
-    let listed = db.deliveries(application, destination.id, 10, 0).await.unwrap();
+    let listed = db.deliveries(application, destination, 10, 0).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].attempts, 1);
     assert!(
-        db.deliveries(db.application().await, destination.id, 10, 0).await.unwrap().is_empty(),
+        db.deliveries(db.application().await, destination, 10, 0).await.unwrap().is_empty(),
         "another application's destination lists nothing"
     );
 
