@@ -70,6 +70,39 @@ pub enum Command {
     /// The partner deployments this one shares with (sharing across deployments).
     #[command(subcommand)]
     Partners(PartnersCommand),
+    /// A data subject's request: everything an application keeps of one `vendor_data`.
+    #[command(subcommand)]
+    Subjects(SubjectsCommand),
+}
+
+/// `subjects ...`: the person or company an application knows by a `vendor_data` (matched
+/// case-insensitively, as the session list matches it).
+#[derive(Debug, Subcommand)]
+pub enum SubjectsCommand {
+    /// Print, as one JSON object, their User and Business and every session of theirs: its
+    /// decision (V3), its events (a clone's provenance among them) and its share tokens.
+    Export {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// Their `vendor_data`.
+        #[arg(long, value_parser = parse_vendor_data)]
+        vendor_data: handoff_domain::VendorData,
+    },
+    /// Delete every session of theirs, with every related row, and their User and Business;
+    /// prints how many of each.
+    Erase {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// Their `vendor_data`.
+        #[arg(long, value_parser = parse_vendor_data)]
+        vendor_data: handoff_domain::VendorData,
+    },
+}
+
+fn parse_vendor_data(raw: &str) -> Result<handoff_domain::VendorData, String> {
+    handoff_domain::VendorData::parse(raw).map_err(str::to_owned)
 }
 
 /// `partners ...`: one JSON line per partner.

@@ -399,6 +399,29 @@ pub struct Entity {
     pub status_updated_at: Option<String>,
 }
 
+impl From<handoff_domain::Entity> for Entity {
+    fn from(entity: handoff_domain::Entity) -> Self {
+        let counts = entity.counts;
+        Entity {
+            didit_internal_id: entity.id.as_uuid(),
+            vendor_data: entity.vendor_data.as_str().to_owned(),
+            entity_kind: entity.kind.as_str().to_owned(),
+            status: entity.status.as_str().to_owned(),
+            display_name: entity.display_name,
+            metadata: entity.metadata,
+            session_count: counts.session_count,
+            approved_count: counts.approved_count,
+            declined_count: counts.declined_count,
+            in_review_count: counts.in_review_count,
+            first_session_at: counts.first_session_at.map(crate::decision::timestamp),
+            last_session_at: counts.last_session_at.map(crate::decision::timestamp),
+            created_at: crate::decision::timestamp(entity.created_at),
+            status_reason: entity.status_reason,
+            status_updated_at: entity.status_updated_at.map(crate::decision::timestamp),
+        }
+    }
+}
+
 /// `PATCH /v3/session/{id}/update-status/` answers this.
 #[derive(Serialize, ToSchema)]
 pub struct Reviewed {

@@ -1,9 +1,10 @@
 //! The operator's commands (`migrate`, `applications`, `api-keys`, `shares`, `webhooks`,
-//! `signing-keys`, `partners`): each opens the database the settings name, says which on stderr, and prints
+//! `signing-keys`, `partners`, `subjects`): each opens the database the settings name, says which on stderr, and prints
 //! one JSON line per result on stdout.
 
 mod partners;
 mod signing_keys;
+mod subjects;
 mod webhooks;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub async fn run(cli: &Cli) -> Result<bool, CommandError> {
         Command::Webhooks(command) => webhooks::run(cli, command).await?,
         Command::SigningKeys(command) => signing_keys::run(cli, command).await?,
         Command::Partners(command) => partners::run(cli, command).await?,
+        Command::Subjects(command) => subjects::run(cli, command).await?,
         Command::Serve(_) | Command::Demo { .. } | Command::Openapi => return Ok(false),
     }
     Ok(true)

@@ -195,3 +195,78 @@ async fn consent_travels_with_the_share_and_may_be_required(app: TestApp) {
     let with = share(json!({"for_application_id": receiver.id, "consent": consent("c-2")})).await;
     assert_eq!(with.status.as_u16(), 200, "{}", with.text);
 }
+
+on_both_backends!(a_subjects_data_is_exported_then_erased);
+async fn a_subjects_data_is_exported_then_erased(app: TestApp) {
+    use crate::support::handoff_command;
+    let shared = app.shared("user", "user-ana-001").await;
+    let (source, receiver) = (&shared.source, &shared.receiver);
+    let imported = app.redeem(&shared, json!({})).await;
+    assert_eq!(imported.status.as_u16(), 201, "{}", imported.text);
+    let clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    // A second session of the same person (the case differs) and one of someone else.
+    let workflow = app.workflow(source, "user").await;
+    let again = app.session(source, &workflow, Some("USER-ANA-001")).await;
+    let other = app.session(source, &workflow, Some("user-ben-002")).await;
+    let subjects = |verb: &str, application: &str, vendor_data: &str| {
+        let args = ["subjects", verb, "--application", application, "--vendor-data", vendor_data];
+        handoff_command(app.db.url(), &args, &[])
+    };
+
+    let (ok, printed, stderr) = subjects("export", &source.id, "User-Ana-001");
+    assert!(ok, "{stderr}");
+    let export = &printed[0];
+    assert_eq!(export["application_id"], json!(source.id));
+    assert_eq!(export["entities"].as_array().unwrap().len(), 1);
+    assert_eq!(export["entities"][0]["entity_kind"], "user");
+    let sessions = export["sessions"].as_array().unwrap();
+    let ids: Vec<&str> = sessions.iter().map(|s| s["session_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [shared.session.as_str(), again.as_str()], "oldest first, nobody else's");
+    let first = &sessions[0];
+    assert!(first["id_verifications"].is_array(), "the decision, blocks included");
+    let actions: Vec<&str> =
+        first["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"shared") && actions.contains(&"imported_by"), "{actions:?}");
+    assert_eq!(first["shares"].as_array().unwrap().len(), 1);
+    assert_eq!(first["shares"][0]["state"], "redeemed");
+
+    // The receiver's export holds its clone, with where it came from.
+    let (ok, printed, _) = subjects("export", &receiver.id, "user-ana-001");
+    assert!(ok);
+    let clone_export = &printed[0]["sessions"][0];
+    assert_eq!(clone_export["session_id"], json!(clone));
+    assert_eq!(clone_export["shared_from_session"], json!(shared.session));
+    let imported_event = clone_export["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "imported")
+        .unwrap();
+    assert_eq!(imported_event["details"]["source_session_id"], json!(shared.session));
+
+    let (ok, printed, stderr) = subjects("erase", &source.id, "user-ana-001");
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        printed[0],
+        json!({"application_id": source.id, "vendor_data": "user-ana-001",
+               "deleted_sessions": 2, "deleted_entities": 1})
+    );
+    for gone in [&shared.session, &again] {
+        assert_eq!(app.decision(source, gone).await.status.as_u16(), 404);
+    }
+    assert_eq!(app.decision(source, &other).await.status.as_u16(), 200, "someone else's stays");
+    assert_eq!(app.decision(receiver, &clone).await.status.as_u16(), 200, "the clone is theirs");
+    let (_, printed, _) = subjects("export", &source.id, "user-ana-001");
+    assert_eq!(printed[0]["sessions"], json!([]));
+    assert_eq!(printed[0]["entities"], json!([]));
+    let (_, printed, _) = subjects("erase", &source.id, "user-ana-001");
+    assert_eq!(printed[0]["deleted_sessions"], 0, "nothing left to erase");
+
+    let nowhere = uuid::Uuid::new_v4().to_string();
+    let (ok, printed, stderr) = subjects("export", &nowhere, "user-ana-001");
+    assert!(!ok && printed.is_empty(), "an unknown application is an error");
+    assert!(stderr.contains("application"), "{stderr}");
+    let (ok, _, stderr) = subjects("erase", &source.id, "");
+    assert!(!ok, "an empty vendor_data is refused");
+    assert!(stderr.contains("--vendor-data"), "{stderr}");
+}

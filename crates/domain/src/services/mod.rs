@@ -10,6 +10,7 @@ mod lists;
 mod retention;
 mod sessions;
 mod share;
+mod subjects;
 mod webhooks;
 mod workflows;
 
@@ -25,6 +26,7 @@ pub use lists::{AddEntry, BlocklistFlags, ListService, NewList};
 pub use retention::{RETENTION_BATCH, RetentionService};
 pub use sessions::{CreateSession, ItemLimits, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
+pub use subjects::{Erased, SubjectData, SubjectService, SubjectSession};
 pub use webhooks::{
     DestinationChange, MAX_DELIVERY_PAGE, MAX_DESTINATIONS, NewDestination, WebhookService,
     secret_context,
@@ -184,6 +186,8 @@ pub struct Services {
     pub lists: ListService,
     /// The retention sweep.
     pub retention: RetentionService,
+    /// Data subjects' requests: export and erasure.
+    pub subjects: SubjectService,
 }
 
 impl Services {
@@ -217,16 +221,19 @@ impl Services {
     /// (`<base>/session/<token>`).
     pub fn new(ports: Ports, session_base_url: impl Into<String>) -> Self {
         let session_base_url = session_base_url.into().trim_end_matches('/').to_owned();
+        let share = ShareService::new(ports.clone());
+        let sessions = SessionService::new(ports.clone(), session_base_url.clone());
         Self {
             applications: ApplicationService::new(ports.clone()),
             workflows: WorkflowService::new(ports.clone()),
-            share: ShareService::new(ports.clone()),
+            subjects: SubjectService::new(sessions.clone(), share.clone()),
+            share,
             idempotency: IdempotencyService::new(ports.clone()),
             webhooks: WebhookService::new(ports.clone()),
             lists: ListService::new(ports.clone()),
             retention: RetentionService::new(ports.clone()),
-            import: ImportService::new(ports.clone(), session_base_url.clone()),
-            sessions: SessionService::new(ports, session_base_url),
+            import: ImportService::new(ports, session_base_url),
+            sessions,
         }
     }
 }

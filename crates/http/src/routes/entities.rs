@@ -4,13 +4,12 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use handoff_domain::entity::{ProfileChange, status_reason};
-use handoff_domain::{Entity, EntityStatus, SessionKind, ValidationErrors, VendorData};
+use handoff_domain::{EntityStatus, SessionKind, ValidationErrors, VendorData};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
-use crate::decision::timestamp;
 use crate::routes::sessions::optional_field;
 use crate::{ApiError, AppState, wire};
 
@@ -41,33 +40,12 @@ pub(crate) fn path_vendor_data(raw: &str) -> Result<VendorData, ApiError> {
         .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "entity_not_found", "Not found."))
 }
 
-pub(crate) fn body(entity: Entity) -> wire::Entity {
-    let counts = entity.counts;
-    wire::Entity {
-        didit_internal_id: entity.id.as_uuid(),
-        vendor_data: entity.vendor_data.as_str().to_owned(),
-        entity_kind: entity.kind.as_str().to_owned(),
-        status: entity.status.as_str().to_owned(),
-        display_name: entity.display_name,
-        metadata: entity.metadata,
-        session_count: counts.session_count,
-        approved_count: counts.approved_count,
-        declined_count: counts.declined_count,
-        in_review_count: counts.in_review_count,
-        first_session_at: counts.first_session_at.map(timestamp),
-        last_session_at: counts.last_session_at.map(timestamp),
-        created_at: timestamp(entity.created_at),
-        status_reason: entity.status_reason,
-        status_updated_at: entity.status_updated_at.map(timestamp),
-    }
-}
-
 async fn entity(
     caller: handoff_domain::Caller, state: web::Data<AppState>, raw: String, kind: SessionKind,
 ) -> Result<HttpResponse, ApiError> {
     let vendor_data = path_vendor_data(&raw)?;
     let entity = state.services.sessions.entity(&caller, kind, &vendor_data).await?;
-    Ok(HttpResponse::Ok().json(body(entity)))
+    Ok(HttpResponse::Ok().json(wire::Entity::from(entity)))
 }
 
 /// A status change of a User or Business.
@@ -143,7 +121,7 @@ async fn update_status(
             Some((status, reason)),
         )
         .await?;
-    Ok(HttpResponse::Ok().json(body(entity)))
+    Ok(HttpResponse::Ok().json(wire::Entity::from(entity)))
 }
 
 /// Parses an optional `status` into `errors`.

@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Authenticated;
 use crate::body::{JsonBody, RequestBody};
-use crate::routes::entities::{body, entity_status, path_vendor_data};
+use crate::routes::entities::{entity_status, path_vendor_data};
 use crate::routes::paging::{PageRequest, comma_separated};
 use crate::routes::sessions::optional_field;
 use crate::{ApiError, AppState, wire};
@@ -67,7 +67,7 @@ async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.into_filter()?;
     let page = state.services.sessions.entities(&caller, kind, &filter).await?;
-    let results = page.results.into_iter().map(body).collect();
+    let results = page.results.into_iter().map(wire::Entity::from).collect();
     let request = PageRequest { limit: filter.limit, offset: filter.offset };
     Ok(request.respond(&req, &state, page.count, results))
 }
@@ -158,7 +158,7 @@ async fn create(
             meta,
         )
         .await?;
-    Ok(HttpResponse::Created().json(body(entity)))
+    Ok(HttpResponse::Created().json(wire::Entity::from(entity)))
 }
 
 /// Create a User.
@@ -232,7 +232,7 @@ async fn update(
         .sessions
         .update_entity(&caller, kind, &vendor_data, profile, status.map(|s| (s, None)))
         .await?;
-    Ok(HttpResponse::Ok().json(body(entity)))
+    Ok(HttpResponse::Ok().json(wire::Entity::from(entity)))
 }
 
 /// Change the caller's User with this `vendor_data`.
