@@ -40,6 +40,7 @@ mod m20261206_000016_lists;
 mod m20261206_000017_partners;
 mod m20261206_000018_share_terms;
 mod m20261206_000019_retention;
+mod m20261206_000020_reviewers;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -70,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000017_partners::Migration),
             Box::new(m20261206_000018_share_terms::Migration),
             Box::new(m20261206_000019_retention::Migration),
+            Box::new(m20261206_000020_reviewers::Migration),
         ]
     }
 }
@@ -124,6 +126,7 @@ mod tests {
                 "m20261206_000017_partners",
                 "m20261206_000018_share_terms",
                 "m20261206_000019_retention",
+                "m20261206_000020_reviewers",
             ]
         );
     }

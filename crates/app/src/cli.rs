@@ -73,6 +73,50 @@ pub enum Command {
     /// A data subject's request: everything an application keeps of one `vendor_data`.
     #[command(subcommand)]
     Subjects(SubjectsCommand),
+    /// The people who sign in to an application's review console.
+    #[command(subcommand)]
+    Reviewers(ReviewersCommand),
+}
+
+/// `reviewers ...`: one JSON line per reviewer.
+#[derive(Debug, Subcommand)]
+pub enum ReviewersCommand {
+    /// Add a reviewer; prints its first password (and with `--totp` the `otpauth://` address
+    /// of its one-time codes), shown only here.
+    Add {
+        /// The application whose sessions it reviews.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// Its email: how it signs in, and how its decisions name it.
+        #[arg(long)]
+        email: String,
+        /// `reviewer` (reads and decides sessions) or `admin` (also shares and revokes).
+        #[arg(long, default_value = "reviewer", value_parser = parse_role)]
+        role: handoff_domain::reviewer::ReviewerRole,
+        /// It signs in with a one-time code from an authenticator app as well.
+        #[arg(long)]
+        totp: bool,
+    },
+    /// The application's reviewers (never a password).
+    List {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+    },
+    /// Remove a reviewer; its open console sessions end at their next request.
+    Remove {
+        /// The application.
+        #[arg(long)]
+        application: uuid::Uuid,
+        /// Its email.
+        #[arg(long)]
+        email: String,
+    },
+}
+
+fn parse_role(raw: &str) -> Result<handoff_domain::reviewer::ReviewerRole, String> {
+    handoff_domain::reviewer::ReviewerRole::parse(raw)
+        .ok_or_else(|| format!("{raw:?} is not reviewer or admin"))
 }
 
 /// `subjects ...`: the person or company an application knows by a `vendor_data` (matched
@@ -335,6 +379,10 @@ pub enum ApplicationsCommand {
         /// Whether every share must record the person's consent (`true` or `false`).
         #[arg(long, action = clap::ArgAction::Set)]
         require_consent: Option<bool>,
+        /// Whether the review console takes the application's API keys to sign in (`true` or
+        /// `false`); reviewers sign in as themselves either way.
+        #[arg(long, action = clap::ArgAction::Set)]
+        console_api_keys: Option<bool>,
         /// How many days a session is kept after it finished (1 to 3650), or `unlimited`.
         #[arg(long, value_parser = parse_retention)]
         retention_days: Option<Retention>,

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use handoff_domain::json::RawObject;
+use handoff_domain::reviewer::ReviewerRole;
 use handoff_domain::services::{CreateSession, ImportRequest, Services, ShareRequest};
 use handoff_domain::session::RecordResults;
 use handoff_domain::share::ShareTtl;
@@ -29,7 +30,12 @@ struct Seeded {
     receiver_kyb_workflow: WorkflowId,
     imported: SessionId,
     imported_url: String,
+    /// Beta's reviewer's first password (its email is [`DEMO_REVIEWER`]).
+    reviewer_password: String,
 }
+
+/// The demo's reviewer of Beta Lending.
+const DEMO_REVIEWER: &str = "reviewer@beta.example";
 
 /// The example results of a kind (`user` or `business`, from `fixtures/`), as a verification
 /// engine records them; the benchmarks seed with them too.
@@ -157,7 +163,12 @@ async fn seed(services: &Services) -> Result<Seeded, CommandError> {
             },
         )
         .await?;
+    let reviewer = services
+        .reviewers
+        .add(receiver.application_id, DEMO_REVIEWER, ReviewerRole::Reviewer, false)
+        .await?;
     Ok(Seeded {
+        reviewer_password: reviewer.password,
         source,
         source_key,
         receiver,
@@ -172,6 +183,7 @@ async fn seed(services: &Services) -> Result<Seeded, CommandError> {
 /// The walk-through, each step a command that can be pasted into a shell as printed.
 fn walkthrough(base: &str, seeded: &Seeded) -> String {
     let (a, b) = (&seeded.source_key, &seeded.receiver_key);
+    let (reviewer, password) = (DEMO_REVIEWER, &seeded.reviewer_password);
     let (receiver_id, kyb, workflow) =
         (seeded.receiver.application_id, seeded.kyb_session, seeded.receiver_kyb_workflow);
     format!(
@@ -185,7 +197,8 @@ Beta Lending (receives): application {receiver_id}
 Already done: Acme's finished KYC session was shared with Beta and imported into review:
   {imported} (In Review), its end-user page: {imported_url}
 
-Review console: {base}/console/ (sign in with Beta's key to clear its queue)
+Review console: {base}/console/ (sign in as {reviewer} with the password {password} to clear
+Beta's queue)
 
 Walk-through: share Acme's finished KYB session with Beta, preview, import, review. Pasted
 again, it shares anew, and Beta's preview and import answer already_imported (an application

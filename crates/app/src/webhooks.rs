@@ -25,6 +25,16 @@ impl SecretSealer for KekSealer {
         })
     }
 
+    fn open(&self, context: &str, sealed: &SealedSecret) -> Result<Vec<u8>, RepoError> {
+        if sealed.sealed_with != self.0.id() {
+            return Err(RepoError::Internal(
+                format!("a secret sealed with {} is not this server's to open", sealed.sealed_with)
+                    .into(),
+            ));
+        }
+        self.0.open_for(context, &sealed.bytes).map_err(|e| RepoError::Internal(Box::new(e)))
+    }
+
     fn fingerprint(&self, context: &str, value: &str) -> Result<String, RepoError> {
         Ok(self.0.fingerprint(context, value.as_bytes()))
     }
@@ -37,6 +47,12 @@ impl SecretSealer for NoSealer {
     fn seal(&self, _: &str, _: &[u8]) -> Result<SealedSecret, RepoError> {
         Err(RepoError::Internal(
             "this process has no key-encryption key to seal secrets with".into(),
+        ))
+    }
+
+    fn open(&self, _: &str, _: &SealedSecret) -> Result<Vec<u8>, RepoError> {
+        Err(RepoError::Internal(
+            "this process has no key-encryption key to open secrets with".into(),
         ))
     }
 

@@ -1,4 +1,4 @@
-//! Review-console sessions: a reviewer signed in with an API key holds a random session id in
+//! Review-console sessions: a reviewer signed in (with a password, or an API key) holds a random session id in
 //! a cookie; the server keeps its SHA-256 beside the caller, the CSRF token and its times, so
 //! that signing out, an idle spell or the end of its lifetime ends it for every copy of the
 //! cookie.
@@ -40,4 +40,6 @@ pub struct ConsoleSession {
     pub csrf: String,
     /// When it ends whatever happens.
     pub expires_at: DateTime<Utc>,
+    /// The reviewer signed in; `None`: an API key.
+    pub reviewer: Option<crate::ids::ReviewerId>,
 }

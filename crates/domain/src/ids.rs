@@ -73,3 +73,7 @@ id_type!(
     /// The id of a webhook event, the same in every delivery of it (`event_id`).
     EventId
 );
+id_type!(
+    /// The id of a reviewer: a person who signs in to the review console.
+    ReviewerId
+);

@@ -91,6 +91,7 @@ pub mod limits;
 pub mod lists;
 pub mod ports;
 pub mod retention;
+pub mod reviewer;
 pub mod services;
 pub mod session;
 pub mod session_options;
@@ -106,7 +107,9 @@ pub use block::{FeatureBlock, FeatureItem, ItemError};
 pub use entity::{Entity, EntityStatus};
 pub use error::{RepoError, ValidationErrors};
 pub use grant::{Access, Grant, Resource, Scope};
-pub use ids::{ApplicationId, DeliveryId, DestinationId, EntityId, EventId, SessionId, WorkflowId};
+pub use ids::{
+    ApplicationId, DeliveryId, DestinationId, EntityId, EventId, ReviewerId, SessionId, WorkflowId,
+};
 pub use kind::SessionKind;
 pub use session::{
     LogEntry, LogKind, NewSession, RecordResults, Review, ReviewOutcome, SessionFilter,

@@ -17,8 +17,11 @@ use crate::delivery::{AttemptOutcome, Claim, DueDelivery};
 use crate::entity::Entity;
 use crate::error::RepoError;
 use crate::idempotency::{IdempotencyKey, RecordedAnswer, StoredIdempotency};
-use crate::ids::{ApplicationId, DeliveryId, DestinationId, EventId, SessionId, WorkflowId};
+use crate::ids::{
+    ApplicationId, DeliveryId, DestinationId, EventId, ReviewerId, SessionId, WorkflowId,
+};
 use crate::kind::SessionKind;
+use crate::reviewer::{Reviewer, StoredReviewer};
 use crate::session::{
     LogEntry, NewSession, RecordResults, ReviewOutcome, SessionFilter, SessionPage, SessionRecord,
     StoredSession,
@@ -94,6 +97,38 @@ pub trait ApplicationRepository: Send + Sync {
 
     /// Ends the console session with this id's hash, if there is one.
     async fn close_console_session(&self, id: ConsoleSessionHash) -> Result<(), RepoError>;
+
+    /// Adds a reviewer. MUST return `Ok(false)` and store nothing when the application does
+    /// not exist or a reviewer of the deployment has the email.
+    async fn add_reviewer(&self, reviewer: &StoredReviewer) -> Result<bool, RepoError>;
+
+    /// The application's reviewers, oldest first.
+    async fn list_reviewers(
+        &self, application_id: ApplicationId,
+    ) -> Result<Vec<Reviewer>, RepoError>;
+
+    /// The reviewer with this email (as [`crate::reviewer::parse_email`] writes it), of any
+    /// application.
+    async fn find_reviewer_by_email(
+        &self, email: &str,
+    ) -> Result<Option<StoredReviewer>, RepoError>;
+
+    /// The reviewer with this id.
+    async fn find_reviewer(&self, id: ReviewerId) -> Result<Option<Reviewer>, RepoError>;
+
+    /// Records the reviewer's failed sign-ins in a row and until when it is locked.
+    async fn record_sign_in_failures(
+        &self, id: ReviewerId, failed: i32, locked_until: Option<DateTime<Utc>>,
+    ) -> Result<(), RepoError>;
+
+    /// Replaces the reviewer's password hash and ends every console session it has.
+    async fn set_reviewer_password(&self, id: ReviewerId, hash: &str) -> Result<bool, RepoError>;
+
+    /// Removes the application's reviewer with this email and ends its console sessions.
+    /// MUST return `Ok(false)` when the application has no such reviewer.
+    async fn remove_reviewer(
+        &self, application_id: ApplicationId, email: &str,
+    ) -> Result<bool, RepoError>;
 }
 
 /// Workflows.
@@ -380,6 +415,9 @@ pub trait WebhookRepository: Send + Sync {
 pub trait SecretSealer: Send + Sync {
     /// `secret` sealed for `context` (what it is and whose).
     fn seal(&self, context: &str, secret: &[u8]) -> Result<SealedSecret, RepoError>;
+
+    /// The secret [`Self::seal`] sealed for `context`.
+    fn open(&self, context: &str, sealed: &SealedSecret) -> Result<Vec<u8>, RepoError>;
 
     /// The keyed hash of `value` for `context`, as lowercase hex: the same for the same value
     /// on every server of the deployment, and nothing to guess the value from without its key.

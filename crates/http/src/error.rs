@@ -176,6 +176,15 @@ impl From<Error> for ApiError {
             Error::ApiKeyNotFound => {
                 ApiError::new(StatusCode::NOT_FOUND, "api_key_not_found", "API key not found.")
             }
+            Error::ReviewerNotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "reviewer_not_found", "Reviewer not found.")
+            }
+            // The console's only; its page says so in words.
+            Error::ConsoleKeySignInOff => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "console_key_sign_in_off",
+                "This application's console takes no API keys; reviewers sign in as themselves.",
+            ),
             Error::WrongCurrentStatus(current) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "wrong_current_status",

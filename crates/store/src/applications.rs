@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use handoff_domain::ReviewerId;
 use handoff_domain::console::{ConsoleSession, ConsoleSessionHash};
 use handoff_domain::grant::parse_address_block;
 use handoff_domain::ports::ApplicationRepository;
 use handoff_domain::retention::RetentionDays;
+use handoff_domain::reviewer::{Reviewer, StoredReviewer};
 use handoff_domain::{
     ApiKeyHash, ApiKeyInfo, Application, ApplicationId, Grant, NewApiKey, RepoError, StoredApiKey,
     WorkflowId,
@@ -98,6 +100,8 @@ impl ApplicationRepository for Store {
                 (Applications::Name, application.name.clone().into()),
                 (Applications::LastSessionNumber, 0i64.into()),
                 (Applications::CreatedAt, application.created_at.into()),
+                // A new application's console takes no API keys until the operator says so.
+                (Applications::ConsoleApiKeys, false.into()),
             ],
         )?;
         run(&txn, &insert).await?;
@@ -137,7 +141,11 @@ impl ApplicationRepository for Store {
         &self, id: ApplicationId,
     ) -> Result<Option<handoff_domain::application::ApplicationSettings>, RepoError> {
         let select = Query::select()
-            .columns([Applications::RequireConsent, Applications::RetentionDays])
+            .columns([
+                Applications::RequireConsent,
+                Applications::RetentionDays,
+                Applications::ConsoleApiKeys,
+            ])
             .from(Applications::Table)
             .and_where(Expr::col(Applications::Id).eq(id.as_uuid()))
             .to_owned();
@@ -147,6 +155,7 @@ impl ApplicationRepository for Store {
                 Ok(handoff_domain::application::ApplicationSettings {
                     require_consent: get(&row, "require_consent")?,
                     retention: retention(get(&row, "retention_days")?)?,
+                    console_api_keys: get(&row, "console_api_keys")?,
                 })
             })
             .transpose()
@@ -158,6 +167,7 @@ impl ApplicationRepository for Store {
         let update = Query::update()
             .table(Applications::Table)
             .value(Applications::RequireConsent, settings.require_consent)
+            .value(Applications::ConsoleApiKeys, settings.console_api_keys)
             .value(Applications::RetentionDays, settings.retention.map(|r| i32::from(r.days())))
             .and_where(Expr::col(Applications::Id).eq(id.as_uuid()))
             .to_owned();
@@ -260,6 +270,42 @@ impl ApplicationRepository for Store {
 
     async fn close_console_session(&self, id: ConsoleSessionHash) -> Result<(), RepoError> {
         crate::console_sessions::close(self, id).await
+    }
+
+    async fn add_reviewer(&self, reviewer: &StoredReviewer) -> Result<bool, RepoError> {
+        crate::reviewers::add(self, reviewer).await
+    }
+
+    async fn list_reviewers(
+        &self, application_id: ApplicationId,
+    ) -> Result<Vec<Reviewer>, RepoError> {
+        crate::reviewers::list(self, application_id).await
+    }
+
+    async fn find_reviewer_by_email(
+        &self, email: &str,
+    ) -> Result<Option<StoredReviewer>, RepoError> {
+        crate::reviewers::find_by_email(self, email).await
+    }
+
+    async fn find_reviewer(&self, id: ReviewerId) -> Result<Option<Reviewer>, RepoError> {
+        crate::reviewers::find(self, id).await
+    }
+
+    async fn record_sign_in_failures(
+        &self, id: ReviewerId, failed: i32, locked_until: Option<DateTime<Utc>>,
+    ) -> Result<(), RepoError> {
+        crate::reviewers::record_failures(self, id, failed, locked_until).await
+    }
+
+    async fn set_reviewer_password(&self, id: ReviewerId, hash: &str) -> Result<bool, RepoError> {
+        crate::reviewers::set_password(self, id, hash).await
+    }
+
+    async fn remove_reviewer(
+        &self, application_id: ApplicationId, email: &str,
+    ) -> Result<bool, RepoError> {
+        crate::reviewers::remove(self, application_id, email).await
     }
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use handoff_domain::console::{ConsoleSession, ConsoleSessionHash};
-use handoff_domain::{ApplicationId, Caller, RepoError};
+use handoff_domain::{ApplicationId, Caller, RepoError, ReviewerId};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 
 use crate::Store;
@@ -37,6 +37,7 @@ pub(crate) async fn open(
             now.into(),
             now.into(),
             session.expires_at.into(),
+            session.reviewer.map(|id| id.as_uuid()).into(),
         ])
         .map_err(|e| RepoError::Internal(e.to_string().into()))?
         .to_owned();
@@ -59,19 +60,22 @@ pub(crate) async fn touch(
             ConsoleSessions::KeyPrefix,
             ConsoleSessions::Csrf,
             ConsoleSessions::ExpiresAt,
+            ConsoleSessions::ReviewerId,
         ]))
         .to_owned();
     let Some(row) = fetch_one(&store.db, &update).await? else {
         return Ok(None);
     };
     Ok(Some(ConsoleSession {
-        // The key's grant is read with the key, at each request (`ApplicationService`).
+        // The key's grant (or the reviewer) is read again at each request
+        // (`ApplicationService`).
         caller: Caller::primary(
             ApplicationId::from_uuid(get(&row, "application_id")?),
             get::<String>(&row, "key_prefix")?,
         ),
         csrf: get(&row, "csrf")?,
         expires_at: get(&row, "expires_at")?,
+        reviewer: get::<Option<uuid::Uuid>>(&row, "reviewer_id")?.map(ReviewerId::from_uuid),
     }))
 }
 

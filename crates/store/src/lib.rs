@@ -17,6 +17,7 @@ mod lists;
 mod outbox;
 mod partners;
 mod rate_counters;
+mod reviewers;
 mod rows;
 mod schema;
 mod sessions;

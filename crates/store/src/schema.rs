@@ -25,7 +25,9 @@ macro_rules! table {
 
 table! {
     /// Tenants, with their session counter.
-    Applications { Id, Name, LastSessionNumber, CreatedAt, RequireConsent, RetentionDays }
+    Applications {
+        Id, Name, LastSessionNumber, CreatedAt, RequireConsent, RetentionDays, ConsoleApiKeys,
+    }
 }
 
 table! {
@@ -58,7 +60,15 @@ table! {
 table! {
     /// Review-console sessions: the SHA-256 of the cookie's id, whose sign-in, its times.
     ConsoleSessions {
-        IdHash, ApplicationId, KeyPrefix, Csrf, CreatedAt, LastSeenAt, ExpiresAt,
+        IdHash, ApplicationId, KeyPrefix, Csrf, CreatedAt, LastSeenAt, ExpiresAt, ReviewerId,
+    }
+}
+
+table! {
+    /// People who sign in to an application's console.
+    Reviewers {
+        Id, ApplicationId, Email, Role, PasswordHash, TotpSecret, TotpSealedWith, FailedSignIns,
+        LockedUntil, CreatedAt,
     }
 }
 
@@ -241,6 +251,7 @@ mod tests {
             (SigningKeys::Table.to_string(), names(SigningKeys::COLUMNS)),
             (IdempotencyKeys::Table.to_string(), names(IdempotencyKeys::COLUMNS)),
             (ConsoleSessions::Table.to_string(), names(ConsoleSessions::COLUMNS)),
+            (Reviewers::Table.to_string(), names(Reviewers::COLUMNS)),
             (Lists::Table.to_string(), names(Lists::COLUMNS)),
             (ListEntries::Table.to_string(), names(ListEntries::COLUMNS)),
             (RateLimitCounters::Table.to_string(), names(RateLimitCounters::COLUMNS)),

@@ -1,8 +1,9 @@
 //! The operator's commands (`migrate`, `applications`, `api-keys`, `shares`, `webhooks`,
-//! `signing-keys`, `partners`, `subjects`): each opens the database the settings name, says which on stderr, and prints
+//! `signing-keys`, `partners`, `subjects`, `reviewers`): each opens the database the settings name, says which on stderr, and prints
 //! one JSON line per result on stdout.
 
 mod partners;
+mod reviewers;
 mod signing_keys;
 mod subjects;
 mod webhooks;
@@ -34,6 +35,7 @@ pub async fn run(cli: &Cli) -> Result<bool, CommandError> {
         Command::SigningKeys(command) => signing_keys::run(cli, command).await?,
         Command::Partners(command) => partners::run(cli, command).await?,
         Command::Subjects(command) => subjects::run(cli, command).await?,
+        Command::Reviewers(command) => reviewers::run(cli, command).await?,
         Command::Serve(_) | Command::Demo { .. } | Command::Openapi => return Ok(false),
     }
     Ok(true)
@@ -76,11 +78,16 @@ async fn applications(cli: &Cli, command: &ApplicationsCommand) -> Result<(), Co
                 let settings = applications.settings(application.id).await?;
                 println!(
                     "{}",
-                    json!({"application_id": application.id.to_string(), "name": application.name, "created_at": handoff_http::decision::timestamp(application.created_at), "require_consent": settings.require_consent, "retention_days": retention_days(&settings)})
+                    json!({"application_id": application.id.to_string(), "name": application.name, "created_at": handoff_http::decision::timestamp(application.created_at), "require_consent": settings.require_consent, "console_api_keys": settings.console_api_keys, "retention_days": retention_days(&settings)})
                 );
             }
         }
-        ApplicationsCommand::Update { application, require_consent, retention_days: retention } => {
+        ApplicationsCommand::Update {
+            application,
+            require_consent,
+            console_api_keys,
+            retention_days: retention,
+        } => {
             let id = ApplicationId::from_uuid(*application);
             let mut settings = applications.settings(id).await?;
             if let Some(require) = require_consent {
@@ -89,10 +96,13 @@ async fn applications(cli: &Cli, command: &ApplicationsCommand) -> Result<(), Co
             if let Some(crate::cli::Retention(days)) = retention {
                 settings.retention = *days;
             }
+            if let Some(allow) = console_api_keys {
+                settings.console_api_keys = *allow;
+            }
             applications.update_settings(id, settings).await?;
             println!(
                 "{}",
-                json!({"application_id": id.to_string(), "require_consent": settings.require_consent, "retention_days": retention_days(&settings)})
+                json!({"application_id": id.to_string(), "require_consent": settings.require_consent, "console_api_keys": settings.console_api_keys, "retention_days": retention_days(&settings)})
             );
         }
     }

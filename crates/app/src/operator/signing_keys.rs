@@ -116,6 +116,21 @@ async fn reseal(config: &Config, store: &Store) -> Result<(), CommandError> {
     if entries > 0 {
         println!("{}", json!({"list_entries": entries, "sealed_with": current.id()}));
     }
+    // Reviewers' one-time-code secrets.
+    let mut secrets = 0;
+    for (id, sealed) in store.totp_secrets_sealed_with(previous.id()).await? {
+        let context = handoff_domain::reviewer::totp_context(id);
+        let secret = previous
+            .open_for(&context, &sealed)
+            .map_err(|e| CommandError::Setting(format!("reviewer {id}: {e}")))?;
+        let sealed = current.seal_for(&context, &secret)?;
+        if store.reseal_totp_secret(id, sealed, current.id(), previous.id()).await? {
+            secrets += 1;
+        }
+    }
+    if secrets > 0 {
+        println!("{}", json!({"reviewer_totp_secrets": secrets, "sealed_with": current.id()}));
+    }
     Ok(())
 }
 

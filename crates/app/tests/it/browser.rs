@@ -1,5 +1,6 @@
 //! The review console in a real browser: headless Chromium driven over WebDriver
-//! (chromedriver, from `fantoccini`). A reviewer signs in, finds the imported session in the
+//! (chromedriver, from `fantoccini`). A reviewer added by the operator signs in with a
+//! password and a one-time code, finds the imported session in the
 //! queue, opens it, sees where it came from and its blocks, approves it with a comment, and
 //! the API shows the new status; a wrong key, a decision without its CSRF token and another
 //! application's session are refused. Screenshots of the queue and the
@@ -113,18 +114,33 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     let (shared, clone) = app.in_review("user", "user-ana-001").await;
     let client = browser(&driver).await;
 
-    // A wrong key is refused.
+    // A reviewer added by the operator, with a one-time code; a wrong password is refused.
+    let (email, password, secret) = crate::support::add_reviewer(
+        app.db.url(),
+        &shared.receiver,
+        "ana@beta.example",
+        "reviewer",
+        true,
+    );
+    let secret = secret.expect("a one-time-code secret");
+    let code = || handoff_domain::reviewer::code_at(&secret, chrono::Utc::now()).unwrap();
     client.goto(&format!("{}/console/", app.base)).await.unwrap();
-    type_into(&client, "#api_key", "hk_000000000000_wrong").await;
+    type_into(&client, "#email", &email).await;
+    type_into(&client, "#password", "not the password").await;
+    type_into(&client, "#code", &code()).await;
     click(&client, "button[type=submit]").await;
-    text_with(&client, "That key is not valid.").await;
+    text_with(&client, "is not right").await;
 
-    // Sign in; the queue shows the imported session.
-    type_into(&client, "#api_key", &shared.receiver.key).await;
+    // Sign in; the queue shows the imported session, and who is signed in.
+    type_into(&client, "#email", &email).await;
+    type_into(&client, "#password", &password).await;
+    type_into(&client, "#code", &code()).await;
     click(&client, "button[type=submit]").await;
     let queue = text_with(&client, "Sessions in review").await;
     assert!(queue.contains("imported"), "{queue}");
-    assert!(!client.source().await.unwrap().contains(&shared.receiver.key));
+    let header = client.find(Locator::Css("header")).await.unwrap().text().await.unwrap();
+    assert!(header.contains(&email), "{header}");
+    assert!(!client.source().await.unwrap().contains(&password));
     screenshot(&client, "console-queue-desktop", 1280, 900).await;
     screenshot(&client, "console-queue-phone", 390, 844).await;
     client.set_window_size(1280, 900).await.unwrap();
@@ -167,6 +183,11 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     let decision = app.get(&format!("/v3/session/{clone}/decision/"), &shared.receiver).await;
     assert_eq!(decision.body["status"], "Approved");
     assert_eq!(decision.body["reviews"].as_array().unwrap().len(), 1, "one decision");
+    assert_eq!(
+        decision.body["reviews"][0]["user"],
+        format!("reviewer:{email}"),
+        "it names its person"
+    );
 
     // Another application's session does not exist here.
     client.goto(&format!("{}/console/sessions/{}/", app.base, shared.session)).await.unwrap();

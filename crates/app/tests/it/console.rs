@@ -96,8 +96,33 @@ impl<'a> Browser<'a> {
         self.get(path).await
     }
 
-    /// Signs in with `key` from the sign-in page; the answer to the form.
+    /// Signs in with `key` from the sign-in page, its application letting keys sign in; the
+    /// answer to the form.
     async fn sign_in(&mut self, key: &str) -> (u16, Vec<String>, String) {
+        crate::support::allow_console_keys(&self.app.store, key).await;
+        self.sign_in_with_key(key).await
+    }
+
+    /// Signs in as a reviewer with `email`, `password` and `code` from the sign-in page.
+    async fn sign_in_as(
+        &mut self, email: &str, password: &str, code: &str,
+    ) -> (u16, Vec<String>, String) {
+        let (status, _, page) = self.get("/console/").await;
+        assert_eq!(status, 200);
+        let csrf = csrf_of(&page);
+        let form =
+            [("csrf", csrf.as_str()), ("email", email), ("password", password), ("code", code)];
+        self.post("/console/sign-in/reviewer/", &form).await
+    }
+
+    /// Whether the browser is signed in: the console's front page is the queue.
+    async fn signed_in(&mut self) -> bool {
+        let (_, _, page) = self.get("/console/").await;
+        page.contains("Sessions in review")
+    }
+
+    /// Signs in with `key`, whatever its application allows.
+    async fn sign_in_with_key(&mut self, key: &str) -> (u16, Vec<String>, String) {
         let (status, _, page) = self.get("/console/").await;
         assert_eq!(status, 200);
         let csrf = csrf_of(&page);
@@ -524,3 +549,141 @@ async fn console_forms_fit_the_comment_and_time_out(backend: Backend) {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:.300}");
     assert!(answer.contains("<html"), "{answer:.300}");
 }
+
+/// Reviewers sign in as themselves (an API key signs in only where the operator allows it),
+/// their decisions name them, another application's sessions do not exist for them, and a
+/// removed reviewer's open session ends at its next request.
+async fn reviewers_sign_in_as_themselves_and_decisions_name_them(backend: Backend) {
+    use crate::support::add_reviewer;
+    let app = TestApp::spawn(backend).await;
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
+    let (email, password, _) = add_reviewer(
+        app.db.url(),
+        &shared.receiver,
+        "Ana.Reviewer@Beta.Example",
+        "reviewer",
+        false,
+    );
+    assert_eq!(email, "ana.reviewer@beta.example", "kept in lower case");
+
+    let mut browser = Browser::new(&app);
+    let (status, _, page) = browser.sign_in_with_key(&shared.receiver.key).await;
+    assert_eq!(status, 403, "a new application's console takes no keys");
+    assert!(page.contains("takes no API keys"), "{page}");
+    let (status, _, page) = browser.sign_in_as(&email, "not the password", "").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("email, password or code is not right"), "{page}");
+    let (status, _, page) = browser.sign_in_as("nobody@beta.example", &password, "").await;
+    assert_eq!((status, page.contains("not right")), (401, true), "one answer for both");
+
+    let (status, set, _) = browser.sign_in_as("ANA.REVIEWER@beta.example", &password, "").await;
+    assert_eq!(status, 303);
+    assert!(set.iter().any(|c| c.starts_with("handoff_console=")));
+    let (_, _, queue) = browser.get("/console/").await;
+    assert!(queue.contains(&email), "the header names who is signed in");
+    assert!(queue.contains(&format!("/console/sessions/{clone}/")), "{queue}");
+    let (_, _, view) = browser.get_heavy(&format!("/console/sessions/{clone}/")).await;
+    let csrf = csrf_of(&view);
+    let review = format!("/console/sessions/{clone}/review/");
+    let form = [("csrf", csrf.as_str()), ("new_status", "Approved"), ("comment", "Seen")];
+    assert_eq!(browser.post(&review, &form).await.0, 303);
+    let decision = app.decision(&shared.receiver, &clone).await;
+    assert_eq!(decision.body["status"], "Approved");
+    assert_eq!(decision.body["reviews"][0]["user"], format!("reviewer:{email}"));
+    let reviews = app.get(&format!("/v3/sessions/{clone}/reviews/"), &shared.receiver).await;
+    let item = &reviews.body["results"][0];
+    assert_eq!(
+        (item["actor_type"].as_str(), item["actor_display"].as_str()),
+        (Some("USER"), Some(format!("reviewer:{email}").as_str())),
+        "{}",
+        reviews.text
+    );
+
+    // A reviewer role may not share.
+    let (status, _, _) =
+        browser.post(&format!("/console/sessions/{}/share/", clone), &[("csrf", &csrf)]).await;
+    assert_eq!(status, 403, "sharing is an admin's");
+    // Another application's session does not exist for it.
+    let (status, _, _) = browser.get(&format!("/console/sessions/{}/", shared.session)).await;
+    assert_eq!(status, 404);
+
+    // Removed by the operator: its open session ends at its next request.
+    let args = ["reviewers", "remove", "--application", &shared.receiver.id, "--email", &email];
+    let (ok, _, stderr) = crate::support::handoff_command(app.db.url(), &args, &[]);
+    assert!(ok, "{stderr}");
+    assert!(!browser.signed_in().await, "signed out once removed");
+    let (status, _, _) = browser.sign_in_as(&email, &password, "").await;
+    assert_eq!(status, 401);
+
+    // The operator lets the application's keys sign in again.
+    let args = [
+        "applications",
+        "update",
+        "--application",
+        &shared.receiver.id,
+        "--console-api-keys",
+        "true",
+    ];
+    let (ok, printed, _) = crate::support::handoff_command(app.db.url(), &args, &[]);
+    assert!(ok);
+    assert_eq!(printed[0]["console_api_keys"], true);
+    assert_eq!(browser.sign_in_with_key(&shared.receiver.key).await.0, 303);
+}
+
+/// Wrong passwords or codes in a row lock an account for a while; a one-time code is needed
+/// where the account has one; a password change ends every session and takes effect.
+async fn accounts_lock_take_codes_and_change_passwords(backend: Backend) {
+    use crate::support::add_reviewer;
+    use handoff_domain::reviewer::code_at;
+    let app = TestApp::spawn(backend).await;
+    let tenant = app.tenant("Beta").await;
+    let (email, password, secret) =
+        add_reviewer(app.db.url(), &tenant, "totp@beta.example", "admin", true);
+    let secret = secret.expect("a one-time-code secret");
+    let mut browser = Browser::new(&app);
+    let code = || code_at(&secret, chrono::Utc::now()).unwrap();
+    assert_eq!(browser.sign_in_as(&email, &password, "").await.0, 401, "the code is needed");
+    assert_eq!(browser.sign_in_as(&email, &password, "000000x").await.0, 401);
+    assert_eq!(browser.sign_in_as(&email, &password, &code()).await.0, 303);
+    assert!(browser.signed_in().await);
+
+    // Change the password: every session of the reviewer ends, this one too.
+    let mut other = Browser::new(&app);
+    assert_eq!(other.sign_in_as(&email, &password, &code()).await.0, 303);
+    let (_, _, account) = browser.get("/console/account/").await;
+    assert!(account.contains("Change your password"), "{account}");
+    let csrf = csrf_of(&account);
+    let short = [
+        ("csrf", csrf.as_str()),
+        ("current_password", password.as_str()),
+        ("new_password", "short"),
+    ];
+    let (status, _, page) = browser.post("/console/account/password/", &short).await;
+    assert_eq!(status, 400);
+    assert!(page.contains("at least 12 characters"), "{page}");
+    let changed = "a new and long passphrase";
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("current_password", password.as_str()),
+        ("new_password", changed),
+    ];
+    assert_eq!(browser.post("/console/account/password/", &form).await.0, 303);
+    assert!(!browser.signed_in().await && !other.signed_in().await, "both signed out");
+    assert_eq!(browser.sign_in_as(&email, &password, &code()).await.0, 401, "the old one");
+    assert_eq!(browser.sign_in_as(&email, changed, &code()).await.0, 303, "the new one");
+
+    // Five wrong attempts in a row lock it; then even the right password waits.
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(other.sign_in_as(&email, "wrong password!", &code()).await.0);
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 429]);
+    let (status, _, page) = other.sign_in_as(&email, changed, &code()).await;
+    assert_eq!(status, 429);
+    assert!(page.contains("locked until"), "{page}");
+}
+
+per_backend!(
+    reviewers_sign_in_as_themselves_and_decisions_name_them,
+    accounts_lock_take_codes_and_change_passwords
+);

@@ -277,6 +277,13 @@ async fn keys_move_to_a_new_key_encryption_key(app: TestApp) {
     let flags = json!({"session_id": shared.session, "blocklist_document": true});
     let listed = app.post("/v3/blocklist/add/", &shared.source, flags).await;
     assert_eq!(listed.body["entry_types"], json!(["document"]), "{}", listed.text);
+    let (email, _, totp) = crate::support::add_reviewer(
+        app.db.url(),
+        &shared.receiver,
+        "r@beta.example",
+        "reviewer",
+        true,
+    );
     let reseal = |previous: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
             .args(["signing-keys", "reseal"])
@@ -305,6 +312,17 @@ async fn keys_move_to_a_new_key_encryption_key(app: TestApp) {
         "hashed again under the new key"
     );
     assert_eq!(entry.try_get::<String>("", "sealed_with").unwrap(), new_kek.id());
+    // A reviewer's one-time-code secret: the same secret, sealed with the new key.
+    let reviewer = &crate::support::rows(
+        &app.store,
+        &format!("SELECT id, totp_secret, totp_sealed_with FROM reviewers WHERE email = '{email}'"),
+    )
+    .await[0];
+    assert_eq!(reviewer.try_get::<String>("", "totp_sealed_with").unwrap(), new_kek.id());
+    let id = handoff_domain::ReviewerId::from_uuid(reviewer.try_get("", "id").unwrap());
+    let sealed: Vec<u8> = reviewer.try_get("", "totp_secret").unwrap();
+    let opened = new_kek.open_for(&handoff_domain::reviewer::totp_context(id), &sealed).unwrap();
+    assert_eq!(Some(opened), totp);
 
     let with_new = handoff::Config {
         key_encryption_key: Some(Secret(NEW_KEK.into())),

@@ -185,7 +185,8 @@ async fn consent_travels_with_the_share_and_may_be_required(app: TestApp) {
     let printed = &printed[0];
     assert_eq!(
         printed,
-        &json!({"application_id": source.id, "require_consent": true, "retention_days": null})
+        &json!({"application_id": source.id, "require_consent": true, "console_api_keys": false,
+                "retention_days": null})
     );
     crate::support::assert_error(
         &share(json!({"for_application_id": receiver.id})).await,

@@ -173,7 +173,8 @@ async fn the_operator_sets_and_clears_a_retention(backend: Backend) {
     assert!(ok, "{stderr}");
     assert_eq!(
         printed[0],
-        json!({"application_id": tenant.id, "require_consent": false, "retention_days": 3650})
+        json!({"application_id": tenant.id, "require_consent": false, "console_api_keys": false,
+               "retention_days": 3650})
     );
     for refused in ["0", "3651", "-1", "thirty", ""] {
         let (ok, printed, stderr) = update(refused);

@@ -369,6 +369,45 @@ pub fn assert_invalid(answer: &Answer, field: &str) {
     assert!(answer.body["errors"][field].is_array(), "should blame {field}: {}", answer.text);
 }
 
+/// Lets the application of `key` sign in to the console with its API keys (new applications
+/// do not); a key that names no application changes nothing.
+pub async fn allow_console_keys(store: &Store, key: &str) {
+    use handoff_domain::ports::ApplicationRepository;
+    let Some(presented) = handoff_domain::ApiKey::presented(key) else {
+        return;
+    };
+    let Some(stored) = store.find_api_key(presented.prefix()).await.unwrap() else {
+        return;
+    };
+    let id = stored.application_id;
+    let mut settings = store.application_settings(id).await.unwrap().unwrap();
+    settings.console_api_keys = true;
+    assert!(store.update_application_settings(id, &settings).await.unwrap());
+}
+
+/// A reviewer of `tenant` added as the operator adds one: its email, its first password and,
+/// with `totp`, its one-time-code secret.
+pub fn add_reviewer(
+    db_url: &str, tenant: &Tenant, email: &str, role: &str, totp: bool,
+) -> (String, String, Option<Vec<u8>>) {
+    let mut args = vec!["reviewers", "add", "--application", &tenant.id, "--email", email];
+    args.extend(["--role", role]);
+    if totp {
+        args.push("--totp");
+    }
+    let (ok, printed, stderr) = handoff_command(db_url, &args, &[]);
+    assert!(ok, "{stderr}");
+    let added = &printed[0];
+    let secret = added["totp_url"]
+        .as_str()
+        .map(|url| handoff_domain::reviewer::secret_of_url(url).expect("a secret in the address"));
+    (
+        added["email"].as_str().unwrap().to_owned(),
+        added["password"].as_str().unwrap().to_owned(),
+        secret,
+    )
+}
+
 /// The rows `sql` selects, read straight from the store's database.
 pub async fn rows(store: &Store, sql: &str) -> Vec<sea_orm::QueryResult> {
     use sea_orm::ConnectionTrait;

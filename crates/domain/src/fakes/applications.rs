@@ -133,4 +133,79 @@ impl ApplicationRepository for InMemory {
         self.state().console_sessions.retain(|(h, _, _)| *h != id);
         Ok(())
     }
+
+    async fn add_reviewer(
+        &self, reviewer: &crate::reviewer::StoredReviewer,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let known = state.applications.iter().any(|a| a.id == reviewer.reviewer.application_id);
+        if !known || state.reviewers.iter().any(|r| r.reviewer.email == reviewer.reviewer.email) {
+            return Ok(false);
+        }
+        state.reviewers.push(reviewer.clone());
+        Ok(true)
+    }
+
+    async fn list_reviewers(
+        &self, application_id: ApplicationId,
+    ) -> Result<Vec<crate::reviewer::Reviewer>, RepoError> {
+        let state = self.state();
+        Ok(state
+            .reviewers
+            .iter()
+            .filter(|r| r.reviewer.application_id == application_id)
+            .map(|r| r.reviewer.clone())
+            .collect())
+    }
+
+    async fn find_reviewer_by_email(
+        &self, email: &str,
+    ) -> Result<Option<crate::reviewer::StoredReviewer>, RepoError> {
+        Ok(self.state().reviewers.iter().find(|r| r.reviewer.email == email).cloned())
+    }
+
+    async fn find_reviewer(
+        &self, id: crate::ids::ReviewerId,
+    ) -> Result<Option<crate::reviewer::Reviewer>, RepoError> {
+        let state = self.state();
+        Ok(state.reviewers.iter().find(|r| r.reviewer.id == id).map(|r| r.reviewer.clone()))
+    }
+
+    async fn record_sign_in_failures(
+        &self, id: crate::ids::ReviewerId, failed: i32, locked_until: Option<DateTime<Utc>>,
+    ) -> Result<(), RepoError> {
+        if let Some(r) = self.state().reviewers.iter_mut().find(|r| r.reviewer.id == id) {
+            r.failed_sign_ins = failed;
+            r.locked_until = locked_until;
+        }
+        Ok(())
+    }
+
+    async fn set_reviewer_password(
+        &self, id: crate::ids::ReviewerId, hash: &str,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let Some(r) = state.reviewers.iter_mut().find(|r| r.reviewer.id == id) else {
+            return Ok(false);
+        };
+        r.password_hash = hash.to_owned();
+        state.console_sessions.retain(|(_, s, _)| s.reviewer != Some(id));
+        Ok(true)
+    }
+
+    async fn remove_reviewer(
+        &self, application_id: ApplicationId, email: &str,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let Some(at) = state
+            .reviewers
+            .iter()
+            .position(|r| r.reviewer.application_id == application_id && r.reviewer.email == email)
+        else {
+            return Ok(false);
+        };
+        let id = state.reviewers.remove(at).reviewer.id;
+        state.console_sessions.retain(|(_, s, _)| s.reviewer != Some(id));
+        Ok(true)
+    }
 }

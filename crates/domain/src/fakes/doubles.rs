@@ -12,6 +12,10 @@ impl SecretSealer for PlainSealer {
         Ok(SealedSecret { bytes: secret.to_vec(), sealed_with: "plain".into() })
     }
 
+    fn open(&self, _: &str, sealed: &SealedSecret) -> Result<Vec<u8>, RepoError> {
+        Ok(sealed.bytes.clone())
+    }
+
     /// A plain SHA-256: the in-memory world has no key to hash with.
     fn fingerprint(&self, context: &str, value: &str) -> Result<String, RepoError> {
         use sha2::Digest;

@@ -56,6 +56,8 @@ pub struct State {
     pub api_keys: Vec<(NewApiKey, DateTime<Utc>, Option<DateTime<Utc>>)>,
     /// Console sessions by id hash, with when each was last used.
     pub console_sessions: Vec<(ConsoleSessionHash, ConsoleSession, DateTime<Utc>)>,
+    /// Reviewers of every application.
+    pub reviewers: Vec<crate::reviewer::StoredReviewer>,
     /// Workflows, with their deletion flag.
     pub workflows: Vec<(Workflow, bool)>,
     /// Sessions with their blocks, reviews and log.

@@ -7,7 +7,6 @@ use crate::action::LogAction;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::sessions::actor;
 use super::{Error, SessionService};
 use crate::application::Caller;
 use crate::block::FeatureItem;
@@ -67,7 +66,7 @@ impl SessionService {
             };
             let log = LogEntry {
                 kind: LogKind::Review,
-                actor: actor(caller),
+                actor: caller.actor(),
                 action: LogAction::StatusUpdated,
                 old_status: None,
                 new_status: Some(SessionStatus::Resubmitted),
@@ -111,7 +110,7 @@ impl SessionService {
             let fields: Vec<&String> = changes.keys().collect();
             let log = LogEntry {
                 kind: LogKind::Event,
-                actor: actor(caller),
+                actor: caller.actor(),
                 action: LogAction::ResultsRecorded,
                 old_status: None,
                 new_status: None,

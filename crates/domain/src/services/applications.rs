@@ -163,6 +163,7 @@ impl ApplicationService {
                 application_id: stored.application_id,
                 key_prefix: key.prefix().to_owned(),
                 grant: Arc::new(stored.grant),
+                reviewer: None,
             },
         ))
     }
@@ -179,20 +180,34 @@ impl ApplicationService {
             .map(|stored| Caller { grant: Arc::new(stored.grant), ..caller.clone() }))
     }
 
-    /// Signs `caller` in to the review console: a new session, its id (for the cookie, shown
-    /// this once) and the session as stored. The key must hold [`CONSOLE_SCOPE`].
+    /// Signs `caller` in to the review console with its API key: a new session, its id (for
+    /// the cookie, shown this once) and the session as stored. The key must hold
+    /// [`CONSOLE_SCOPE`], and the application must allow signing in with keys.
     pub async fn open_console_session(
         &self, caller: &Caller,
     ) -> Result<(String, ConsoleSession), Error> {
         if !caller.grant.allows(CONSOLE_SCOPE) {
             return Err(Error::ScopeMissing(CONSOLE_SCOPE));
         }
+        let settings = self.settings(caller.application_id).await?;
+        if !settings.console_api_keys {
+            return Err(Error::ConsoleKeySignInOff);
+        }
+        self.open_console(caller, None).await
+    }
+
+    /// A new console session of `caller` (a reviewer's when `reviewer` names one): its id (for
+    /// the cookie, shown this once) and the session as stored.
+    pub(super) async fn open_console(
+        &self, caller: &Caller, reviewer: Option<crate::ids::ReviewerId>,
+    ) -> Result<(String, ConsoleSession), Error> {
         let now = self.ports.clock.now();
         let id = self.ports.ids.token(32)?;
         let session = ConsoleSession {
             caller: caller.clone(),
             csrf: self.ports.ids.token(16)?,
             expires_at: now + CONSOLE_SESSION_LIFETIME,
+            reviewer,
         };
         self.ports
             .applications
@@ -219,15 +234,30 @@ impl ApplicationService {
         else {
             return Ok(None);
         };
-        Ok(self
-            .still_holds(&session.caller)
-            .await?
-            .map(|caller| ConsoleSession { caller, ..session }))
+        let caller = match session.reviewer {
+            // A removed reviewer's session ends at its next request.
+            Some(id) => {
+                self.ports.applications.find_reviewer(id).await?.map(|r| reviewer_caller(&r))
+            }
+            None => self.still_holds(&session.caller).await?,
+        };
+        Ok(caller.map(|caller| ConsoleSession { caller, ..session }))
     }
 
     /// Signs the console session a cookie's `id` names out, for every copy of the cookie.
     pub async fn close_console_session(&self, id: &str) -> Result<(), Error> {
         Ok(self.ports.applications.close_console_session(ConsoleSessionHash::of(id)).await?)
+    }
+}
+
+/// The caller a reviewer's console requests act as: its application, its role's rights, and
+/// its email as the actor of what it does.
+pub(super) fn reviewer_caller(reviewer: &crate::reviewer::Reviewer) -> Caller {
+    Caller {
+        application_id: reviewer.application_id,
+        key_prefix: format!("reviewer-{}", reviewer.id.as_uuid().simple()),
+        grant: Arc::new(reviewer.role.grant()),
+        reviewer: Some(reviewer.email.clone()),
     }
 }
 

@@ -8,6 +8,7 @@ mod idempotency;
 mod import;
 mod lists;
 mod retention;
+mod reviewers;
 mod sessions;
 mod share;
 mod subjects;
@@ -24,6 +25,7 @@ pub use import::{
 };
 pub use lists::{AddEntry, BlocklistFlags, ListService, NewList};
 pub use retention::{RETENTION_BATCH, RetentionService};
+pub use reviewers::{NewReviewer, ReviewerService};
 pub use sessions::{CreateSession, ItemLimits, SessionService};
 pub use share::{ShareRequest, ShareService, SharedSession};
 pub use subjects::{Erased, SubjectData, SubjectService, SubjectSession};
@@ -150,6 +152,12 @@ pub enum Error {
     /// deployment; nothing was written.
     #[error("partner unavailable: {0}")]
     PartnerUnavailable(String),
+    /// No reviewer of the application has this email.
+    #[error("reviewer not found")]
+    ReviewerNotFound,
+    /// The console: the application does not take API keys to sign in.
+    #[error("the console takes no API keys for this application")]
+    ConsoleKeySignInOff,
     /// The request is not valid; field by field.
     #[error("invalid request")]
     Invalid(ValidationErrors),
@@ -188,6 +196,8 @@ pub struct Services {
     pub retention: RetentionService,
     /// Data subjects' requests: export and erasure.
     pub subjects: SubjectService,
+    /// Reviewers: people who sign in to the console.
+    pub reviewers: ReviewerService,
 }
 
 impl Services {
@@ -223,8 +233,10 @@ impl Services {
         let session_base_url = session_base_url.into().trim_end_matches('/').to_owned();
         let share = ShareService::new(ports.clone());
         let sessions = SessionService::new(ports.clone(), session_base_url.clone());
+        let applications = ApplicationService::new(ports.clone());
         Self {
-            applications: ApplicationService::new(ports.clone()),
+            reviewers: ReviewerService::new(ports.clone(), applications.clone()),
+            applications,
             workflows: WorkflowService::new(ports.clone()),
             subjects: SubjectService::new(sessions.clone(), share.clone()),
             share,

@@ -138,7 +138,7 @@ impl SessionService {
         };
         let log = LogEntry {
             kind: LogKind::Event,
-            actor: actor(caller),
+            actor: caller.actor(),
             action: LogAction::Created,
             old_status: None,
             new_status: Some(SessionStatus::NotStarted),
@@ -210,7 +210,7 @@ impl SessionService {
             .collect();
         let log = LogEntry {
             kind: LogKind::Event,
-            actor: actor(caller),
+            actor: caller.actor(),
             action: LogAction::ResultsRecorded,
             old_status: None,
             new_status: results.status,
@@ -223,7 +223,7 @@ impl SessionService {
         }
         let record = self.decision(caller, id).await?;
         if results.status == Some(SessionStatus::Declined) {
-            super::blocklists::auto_blocklist(&self.ports, &record, actor(caller)).await?;
+            super::blocklists::auto_blocklist(&self.ports, &record, caller.actor()).await?;
         }
         Ok(record)
     }
@@ -310,7 +310,7 @@ impl SessionService {
     ) -> Result<(), Error> {
         let log = LogEntry {
             kind: LogKind::Review,
-            actor: actor(caller),
+            actor: caller.actor(),
             action: LogAction::StatusUpdated,
             old_status: None,
             new_status: Some(new_status.status()),
@@ -321,7 +321,7 @@ impl SessionService {
         match self.ports.sessions.apply_review(caller.application_id, id, new_status, &log).await? {
             ReviewOutcome::Applied if new_status == ReviewStatus::Declined => {
                 let record = self.decision(caller, id).await?;
-                super::blocklists::auto_blocklist(&self.ports, &record, actor(caller)).await
+                super::blocklists::auto_blocklist(&self.ports, &record, caller.actor()).await
             }
             ReviewOutcome::Applied => Ok(()),
             ReviewOutcome::NotFound => Err(Error::SessionNotFound),
@@ -391,7 +391,7 @@ impl SessionService {
             profile,
             status: status
                 .map(|(status, reason)| crate::entity::EntityStatusChange { status, reason }),
-            actor: format!("api-key:{}", caller.key_prefix),
+            actor: caller.actor(),
             at: self.ports.clock.now(),
         };
         self.ports
@@ -451,9 +451,4 @@ fn refuse_limited(caller: &Caller) -> Result<(), Error> {
         Some(_) => Err(Error::LimitedToWorkflows),
         None => Ok(()),
     }
-}
-
-/// How a caller is named in log rows: by the public prefix of its key.
-pub(super) fn actor(caller: &Caller) -> String {
-    format!("api-key:{}", caller.key_prefix)
 }

@@ -167,12 +167,8 @@ impl ShareService {
             consent: request.consent,
         };
         let share_token = self.sign(&claims)?;
-        let log = LogEntry::event(
-            format!("api-key:{}", caller.key_prefix),
-            LogAction::Shared,
-            Some(shared_details(&claims)),
-            now,
-        );
+        let log =
+            LogEntry::event(caller.actor(), LogAction::Shared, Some(shared_details(&claims)), now);
         let record = IssuedShareToken {
             jti: claims.jti.clone().unwrap_or_default(),
             claims,
@@ -259,7 +255,7 @@ impl ShareService {
             .find(|(entry, _)| entry.jti == jti)
             .map(|(entry, _)| entry.claims.for_application_id.to_string());
         let log = LogEntry::event(
-            format!("api-key:{}", caller.key_prefix),
+            caller.actor(),
             LogAction::ShareRevoked,
             Some(serde_json::json!({"jti": jti, "for_application_id": for_application_id})),
             self.ports.clock.now(),

@@ -8,6 +8,7 @@
 
 mod gate;
 mod pages;
+mod people;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
@@ -26,6 +27,7 @@ use crate::rate_limit::Budget;
 pub use gate::CONSOLE_FORM_BYTES;
 pub(crate) use gate::console_gate;
 pub(crate) use pages::{index, review, revoke, session, share, sign_in, sign_out};
+pub(crate) use people::{account, change_password, sign_in_reviewer};
 
 /// Seals and opens the console's cookies: authenticated encryption under a key only the
 /// deployment holds, so that a cookie can be neither read nor forged.
@@ -55,6 +57,18 @@ pub(crate) struct Reviewer {
     csrf: String,
     /// The console session's id, to sign it out.
     session: String,
+    /// The reviewer signed in as a person; `None`: with an API key.
+    reviewer_id: Option<handoff_domain::ReviewerId>,
+}
+
+impl Reviewer {
+    /// Who is signed in, as the page header says it: the reviewer's email, or the key.
+    fn signed_in_as(&self) -> String {
+        match &self.caller.reviewer {
+            Some(email) => email.clone(),
+            None => format!("key {}", self.caller.key_prefix),
+        }
+    }
 }
 
 /// A fresh random token (128 bits), for CSRF.
@@ -90,18 +104,28 @@ async fn reviewer(req: &HttpRequest, state: &AppState) -> Option<Reviewer> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.value()).ok()?;
     let sealed: Sealed = serde_json::from_slice(&sealer.open(&bytes)?).ok()?;
     let session = state.services.applications.console_session(&sealed.session).await.ok()??;
-    Some(Reviewer { caller: session.caller, csrf: session.csrf, session: sealed.session })
+    Some(Reviewer {
+        caller: session.caller,
+        csrf: session.csrf,
+        session: sealed.session,
+        reviewer_id: session.reviewer,
+    })
 }
 
-/// Signs `caller` in: a console session on the server, and its cookie.
+/// Signs `caller` in with its API key: a console session on the server, and its cookie.
 async fn session_cookie(state: &AppState, caller: &Caller) -> Result<Cookie<'static>, Error> {
+    let (id, _) = state.services.applications.open_console_session(caller).await?;
+    id_cookie(state, id)
+}
+
+/// The cookie of the console session `id`.
+fn id_cookie(state: &AppState, id: String) -> Result<Cookie<'static>, Error> {
     let unavailable = || {
         Error::Repo(handoff_domain::RepoError::Internal(
             "the console cannot seal cookies on this server".into(),
         ))
     };
     let sealer = state.console.as_ref().ok_or_else(unavailable)?;
-    let (id, _) = state.services.applications.open_console_session(caller).await?;
     let sealed = serde_json::to_vec(&Sealed { session: id }).map_err(|_| unavailable())?;
     let bytes = sealer.seal(&sealed).ok_or_else(unavailable)?;
     let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
@@ -174,6 +198,10 @@ fn refusal(error: &Error) -> (StatusCode, &'static str) {
         Error::AddressNotAllowed => {
             (StatusCode::FORBIDDEN, "This API key is not accepted from this address.")
         }
+        Error::ConsoleKeySignInOff => (
+            StatusCode::FORBIDDEN,
+            "This application's console takes no API keys: sign in with your email and password.",
+        ),
         Error::Invalid(_) => (
             StatusCode::BAD_REQUEST,
             "That is not something this session allows; reload the page and try again.",

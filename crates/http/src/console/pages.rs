@@ -47,7 +47,7 @@ struct Row {
 #[template(path = "console_queue.html")]
 struct QueuePage {
     csrf: String,
-    key_prefix: String,
+    signed_in_as: String,
     heading: String,
     status_options: Vec<(&'static str, bool)>,
     kind_options: Vec<(&'static str, bool)>,
@@ -89,7 +89,7 @@ struct ShareRow {
 #[template(path = "console_shared.html")]
 struct SharedPage {
     csrf: String,
-    key_prefix: String,
+    signed_in_as: String,
     id: String,
     for_application: String,
     minutes: i64,
@@ -176,7 +176,7 @@ fn block_view(
 #[template(path = "console_session.html")]
 struct SessionView {
     csrf: String,
-    key_prefix: String,
+    signed_in_as: String,
     id: String,
     number: i64,
     status: &'static str,
@@ -193,7 +193,9 @@ struct SessionView {
 }
 
 /// The sign-in page with a fresh CSRF cookie.
-fn sign_in_page(state: &AppState, status: StatusCode, error: Option<&str>) -> HttpResponse {
+pub(super) fn sign_in_page(
+    state: &AppState, status: StatusCode, error: Option<&str>,
+) -> HttpResponse {
     let csrf = random_token();
     let mut response = page(status, render(&SignInPage { csrf: &csrf, error }));
     let _ = response.add_cookie(&cookie(state, SIGN_IN_COOKIE, csrf, 3600));
@@ -311,8 +313,8 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
         format!("Sessions: {status}")
     };
     let view = QueuePage {
+        signed_in_as: reviewer.signed_in_as(),
         csrf: reviewer.csrf,
-        key_prefix: reviewer.caller.key_prefix,
         heading,
         status_options,
         kind_options,
@@ -404,6 +406,10 @@ pub(crate) async fn sign_in(
     }
     let session = match session_cookie(&state, &caller).await {
         Ok(session) => session,
+        Err(error @ Error::ConsoleKeySignInOff) => {
+            let (status, sentence) = refusal(&error);
+            return sign_in_page(&state, status, Some(sentence));
+        }
         Err(error) => {
             tracing::error!(%error, "could not open a console session");
             return sign_in_page(
@@ -581,8 +587,8 @@ pub(crate) async fn session(
     }
     let s = &record.session;
     let view = SessionView {
+        signed_in_as: reviewer.signed_in_as(),
         csrf: reviewer.csrf,
-        key_prefix: reviewer.caller.key_prefix,
         id: s.id.to_string(),
         number: s.session_number,
         status: s.status.as_str(),
@@ -698,8 +704,8 @@ pub(crate) async fn share(
     match state.services.share.share(&reviewer.caller, id, request).await {
         Ok(shared) => {
             let view = SharedPage {
+                signed_in_as: reviewer.signed_in_as(),
                 csrf: reviewer.csrf,
-                key_prefix: reviewer.caller.key_prefix,
                 id: id.to_string(),
                 for_application: receiver.to_string(),
                 minutes: handoff_domain::share::ShareTtl::DEFAULT.seconds() / 60,

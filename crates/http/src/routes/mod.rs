@@ -49,6 +49,15 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(crate::console::console_gate))
                 .service(resource("/").route(web::get().to(crate::console::index)))
                 .service(resource("/sign-in/").route(web::post().to(crate::console::sign_in)))
+                .service(
+                    resource("/sign-in/reviewer/")
+                        .route(web::post().to(crate::console::sign_in_reviewer)),
+                )
+                .service(resource("/account/").route(web::get().to(crate::console::account)))
+                .service(
+                    resource("/account/password/")
+                        .route(web::post().to(crate::console::change_password)),
+                )
                 .service(resource("/sign-out/").route(web::post().to(crate::console::sign_out)))
                 .service(
                     resource("/sessions/{session_id}/")

@@ -59,7 +59,13 @@ fn item(session: SessionId, activity: Activity) -> ReviewItem {
         } else {
             "STATUS_UPDATED"
         },
-        actor_type: if entry.actor.starts_with("api-key:") { "API_KEY" } else { "SYSTEM" },
+        actor_type: if entry.actor.starts_with("api-key:") {
+            "API_KEY"
+        } else if entry.actor.starts_with("reviewer:") {
+            "USER"
+        } else {
+            "SYSTEM"
+        },
         actor_display: entry.actor,
         new_status: entry.new_status.map(|s| s.as_str().to_owned()),
         previous_status: entry.old_status.map(|s| s.as_str().to_owned()),

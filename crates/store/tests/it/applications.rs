@@ -105,6 +105,7 @@ async fn console_sessions_end_when_idle_expired_or_closed(db: TestStore) {
         caller: Caller::primary(app, "0123456789ab"),
         csrf: "c".repeat(32),
         expires_at: t0 + Duration::hours(8),
+        reviewer: None,
     };
     let idle = Duration::minutes(30);
     let touch = |id: &'static str, at: chrono::DateTime<chrono::Utc>| {
@@ -138,7 +139,11 @@ async fn settings_are_kept_and_retentions_listed(db: TestStore) {
     let kept = db.application().await;
     let forever = db.application().await;
     assert_eq!(db.application_settings(kept).await.unwrap(), Some(ApplicationSettings::default()));
-    let settings = ApplicationSettings { require_consent: true, retention: RetentionDays::new(30) };
+    let settings = ApplicationSettings {
+        require_consent: true,
+        retention: RetentionDays::new(30),
+        console_api_keys: true,
+    };
     assert!(db.update_application_settings(kept, &settings).await.unwrap());
     assert_eq!(db.application_settings(kept).await.unwrap(), Some(settings));
     assert_eq!(db.retention_policies().await.unwrap(), [(kept, RetentionDays::new(30).unwrap())]);
@@ -152,4 +157,80 @@ async fn settings_are_kept_and_retentions_listed(db: TestStore) {
         db.application_settings(forever).await.unwrap(),
         Some(ApplicationSettings::default())
     );
+}
+
+on_both_backends!(reviewers_are_kept_found_and_removed_with_their_console_sessions);
+async fn reviewers_are_kept_found_and_removed_with_their_console_sessions(db: TestStore) {
+    use handoff_domain::console::{ConsoleSession, ConsoleSessionHash};
+    use handoff_domain::reviewer::{Reviewer, ReviewerRole, StoredReviewer};
+    use handoff_domain::webhook::SealedSecret;
+    let app = db.application().await;
+    let reviewer = |application, email: &str| StoredReviewer {
+        reviewer: Reviewer {
+            id: handoff_domain::ReviewerId::from_uuid(Uuid::new_v4()),
+            application_id: application,
+            email: email.into(),
+            role: ReviewerRole::Admin,
+            totp: true,
+            created_at: now(),
+        },
+        password_hash: "$argon2id$…".into(),
+        totp_secret: Some(SealedSecret { bytes: vec![7; 40], sealed_with: "kek-1".into() }),
+        failed_sign_ins: 0,
+        locked_until: None,
+    };
+    let ana = reviewer(app, "ana@bank.example");
+    assert!(db.add_reviewer(&ana).await.unwrap());
+    let other_app = db.application().await;
+    assert!(!db.add_reviewer(&reviewer(other_app, "ana@bank.example")).await.unwrap(), "taken");
+    let nowhere = ApplicationId::from_uuid(Uuid::new_v4());
+    assert!(!db.add_reviewer(&reviewer(nowhere, "ben@bank.example")).await.unwrap());
+    assert_eq!(db.list_reviewers(app).await.unwrap(), std::slice::from_ref(&ana.reviewer));
+    assert!(db.list_reviewers(other_app).await.unwrap().is_empty());
+    let found = db.find_reviewer_by_email("ana@bank.example").await.unwrap().unwrap();
+    assert_eq!(found.totp_secret.as_ref().map(|s| s.bytes.len()), Some(40));
+    assert_eq!(found.password_hash, ana.password_hash);
+
+    let until = now() + chrono::Duration::minutes(15);
+    db.record_sign_in_failures(ana.reviewer.id, 0, Some(until)).await.unwrap();
+    let locked = db.find_reviewer_by_email("ana@bank.example").await.unwrap().unwrap();
+    assert_eq!(locked.locked_until, Some(until));
+
+    // A console session of the reviewer ends with a password change, and with its removal.
+    let open = |hash: [u8; 32]| {
+        let session = ConsoleSession {
+            caller: handoff_domain::Caller::primary(app, "reviewer-x"),
+            csrf: "c".into(),
+            expires_at: now() + chrono::Duration::hours(1),
+            reviewer: Some(ana.reviewer.id),
+        };
+        let db = &db;
+        async move {
+            db.open_console_session(
+                ConsoleSessionHash(hash),
+                &session,
+                now(),
+                now() - chrono::Duration::hours(1),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    open([1; 32]).await;
+    let touched = db
+        .touch_console_session(
+            ConsoleSessionHash([1; 32]),
+            now(),
+            now() - chrono::Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(touched.unwrap().reviewer, Some(ana.reviewer.id));
+    assert!(db.set_reviewer_password(ana.reviewer.id, "$argon2id$new").await.unwrap());
+    assert_eq!(db.count("console_sessions").await, 0, "ended by the change");
+    open([2; 32]).await;
+    assert!(!db.remove_reviewer(other_app, "ana@bank.example").await.unwrap(), "not theirs");
+    assert!(db.remove_reviewer(app, "ana@bank.example").await.unwrap());
+    assert_eq!(db.count("console_sessions").await, 0, "ended by the removal");
+    assert!(db.find_reviewer(ana.reviewer.id).await.unwrap().is_none());
 }

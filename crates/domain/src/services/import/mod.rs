@@ -266,12 +266,7 @@ impl ImportService {
             vendor_data: request.vendor_data,
             entity_id: EntityId::from_uuid(self.ports.ids.uuid()),
             created_at: now,
-            log: LogEntry::event(
-                format!("api-key:{}", caller.key_prefix),
-                LogAction::Imported,
-                Some(details),
-                now,
-            ),
+            log: LogEntry::event(caller.actor(), LogAction::Imported, Some(details), now),
             source_log: LogEntry::event(
                 format!("application:{}", caller.application_id),
                 LogAction::ImportedBy,

@@ -1,0 +1,178 @@
+//! Reviewers as people in the console: signing in with an email, a password and, for an
+//! account that has one, a one-time code; and changing one's password.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use handoff_domain::reviewer::SignInRefusal;
+use handoff_domain::services::Error;
+use serde::Deserialize;
+
+use super::gate::{ConsoleForm, signed_in};
+use super::pages::sign_in_page;
+use super::{
+    SIGN_IN_COOKIE, cookie, count_failure, id_cookie, message, page, refusal, render, same_token,
+    see_other, spent,
+};
+use crate::AppState;
+
+/// What failed reviewer sign-ins from an address are counted under (beside each account's own
+/// lock), so that guessing many accounts' passwords is slowed too.
+const REVIEWER_BUCKET: &str = "reviewer sign-in";
+
+/// The reviewer sign-in form.
+#[derive(Deserialize)]
+pub(crate) struct ReviewerSignInForm {
+    csrf: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    code: Option<String>,
+}
+
+/// `POST /console/sign-in/reviewer/`.
+pub(crate) async fn sign_in_reviewer(
+    req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<ReviewerSignInForm>,
+) -> HttpResponse {
+    let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
+    if !expected.is_some_and(|e| same_token(form.csrf.as_deref(), &e)) {
+        return sign_in_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some("The form had expired; please sign in again."),
+        );
+    }
+    if spent(&req, &state, REVIEWER_BUCKET) {
+        return sign_in_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many failed sign-ins from this address; try again in a minute."),
+        );
+    }
+    let field = |value: &Option<String>| value.as_deref().unwrap_or_default().to_owned();
+    let (email, password, code) = (field(&form.email), field(&form.password), field(&form.code));
+    let outcome = state.services.reviewers.sign_in(&email, &password, &code).await;
+    let id = match outcome {
+        Ok(Ok((id, _))) => id,
+        Ok(Err(SignInRefusal::Wrong)) => {
+            count_failure(&req, &state, REVIEWER_BUCKET).await;
+            return sign_in_page(
+                &state,
+                StatusCode::UNAUTHORIZED,
+                Some("That email, password or code is not right."),
+            );
+        }
+        Ok(Err(SignInRefusal::Locked(until))) => {
+            count_failure(&req, &state, REVIEWER_BUCKET).await;
+            let sentence = format!(
+                "Too many wrong attempts: this account is locked until {} UTC.",
+                until.format("%H:%M")
+            );
+            return sign_in_page(&state, StatusCode::TOO_MANY_REQUESTS, Some(&sentence));
+        }
+        Err(error) => {
+            tracing::error!(%error, "a reviewer sign-in failed");
+            let (status, sentence) = refusal(&error);
+            return sign_in_page(&state, status, Some(sentence));
+        }
+    };
+    match id_cookie(&state, id) {
+        Ok(session) => {
+            let mut response = see_other("/console/");
+            let _ = response.add_cookie(&session);
+            let _ = response.add_removal_cookie(&cookie(&state, SIGN_IN_COOKIE, String::new(), 0));
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not seal a console cookie");
+            sign_in_page(
+                &state,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("The console cannot sign anyone in on this server now."),
+            )
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "console_password.html")]
+struct AccountPage<'a> {
+    csrf: &'a str,
+    signed_in_as: String,
+    reviewer: bool,
+    error: Option<&'a str>,
+}
+
+/// `GET /console/account/`: who is signed in, and the password form.
+pub(crate) async fn account(req: HttpRequest) -> HttpResponse {
+    match signed_in(&req) {
+        Some(reviewer) => page(
+            StatusCode::OK,
+            render(&AccountPage {
+                csrf: &reviewer.csrf,
+                signed_in_as: reviewer.signed_in_as(),
+                reviewer: reviewer.reviewer_id.is_some(),
+                error: None,
+            }),
+        ),
+        None => see_other("/console/"),
+    }
+}
+
+/// The password form.
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    csrf: Option<String>,
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+/// `POST /console/account/password/`: changes the password; every console session of the
+/// reviewer ends, and the browser is sent to sign in again.
+pub(crate) async fn change_password(
+    req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<PasswordForm>,
+) -> HttpResponse {
+    let Some(reviewer) = signed_in(&req) else {
+        return see_other("/console/");
+    };
+    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
+        return message(StatusCode::FORBIDDEN, "The form had expired.");
+    }
+    let Some(id) = reviewer.reviewer_id else {
+        return message(StatusCode::BAD_REQUEST, "An API key has no password to change.");
+    };
+    let current = form.current_password.as_deref().unwrap_or_default();
+    let new = form.new_password.as_deref().unwrap_or_default();
+    match state.services.reviewers.change_password(id, current, new).await {
+        Ok(()) => {
+            let mut response = see_other("/console/");
+            let _ = response.add_removal_cookie(&cookie(
+                &state,
+                super::SESSION_COOKIE,
+                String::new(),
+                0,
+            ));
+            response
+        }
+        Err(Error::Invalid(errors)) => {
+            let sentence = errors
+                .iter()
+                .flat_map(|(_, messages)| messages.iter())
+                .next()
+                .map(|m| format!("Not changed: {m}."))
+                .unwrap_or_else(|| "Not changed.".to_owned());
+            page(
+                StatusCode::BAD_REQUEST,
+                render(&AccountPage {
+                    csrf: &reviewer.csrf,
+                    signed_in_as: reviewer.signed_in_as(),
+                    reviewer: true,
+                    error: Some(&sentence),
+                }),
+            )
+        }
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            message(status, sentence)
+        }
+    }
+}
