@@ -105,18 +105,7 @@ impl SubjectService {
     ) -> Result<Vec<crate::ids::SessionId>, Error> {
         let mut filter = SessionFilter {
             vendor_data: Some(vendor_data.clone()),
-            statuses: Vec::new(),
-            kinds: vec![SessionKind::User, SessionKind::Business],
-            workflow_id: None,
-            workflows: None,
-            country: None,
-            search: None,
-            created_from: None,
-            created_before: None,
-            imported: None,
-            imports_first: false,
-            limit: MAX_PAGE_SIZE,
-            offset: 0,
+            ..SessionFilter::of_kinds(vec![SessionKind::User, SessionKind::Business], MAX_PAGE_SIZE)
         };
         let mut ids = Vec::new();
         loop {

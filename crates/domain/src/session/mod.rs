@@ -430,6 +430,25 @@ pub struct SessionFilter {
 }
 
 impl SessionFilter {
+    /// Every session of `kinds`, the first page of `limit`.
+    pub fn of_kinds(kinds: Vec<SessionKind>, limit: u64) -> Self {
+        Self {
+            vendor_data: None,
+            statuses: Vec::new(),
+            kinds,
+            workflow_id: None,
+            workflows: None,
+            country: None,
+            search: None,
+            created_from: None,
+            created_before: None,
+            imported: None,
+            imports_first: false,
+            limit,
+            offset: 0,
+        }
+    }
+
     /// Whether `listing` passes the filter (the store applies the same in its query).
     pub fn matches(&self, listing: &SessionListing) -> bool {
         let s = &listing.session;

@@ -358,13 +358,8 @@ pub(crate) struct SignInForm {
 pub(crate) async fn sign_in(
     req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<SignInForm>,
 ) -> HttpResponse {
-    let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
-    if !expected.is_some_and(|e| same_token(form.csrf.as_deref(), &e)) {
-        return sign_in_page(
-            &state,
-            StatusCode::FORBIDDEN,
-            Some("The form had expired; please sign in again."),
-        );
+    if let Some(expired) = expired_sign_in(&req, &state, form.csrf.as_deref()) {
+        return expired;
     }
     let key = form.api_key.as_deref().unwrap_or_default().trim();
     // A valid key signs in whatever others failed from this address.
@@ -419,9 +414,31 @@ pub(crate) async fn sign_in(
             );
         }
     };
+    signed_in_now(&state, &session)
+}
+
+/// The sign-in page again when a sign-in form lacks the token its page was given (posted from
+/// elsewhere, or expired); `None` when it carries it.
+pub(super) fn expired_sign_in(
+    req: &HttpRequest, state: &AppState, csrf: Option<&str>,
+) -> Option<HttpResponse> {
+    let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
+    (!expected.is_some_and(|e| same_token(csrf, &e))).then(|| {
+        sign_in_page(
+            state,
+            StatusCode::FORBIDDEN,
+            Some("The form had expired; please sign in again."),
+        )
+    })
+}
+
+/// To the queue, with the new session's cookie and without the sign-in form's.
+pub(super) fn signed_in_now(
+    state: &AppState, session: &actix_web::cookie::Cookie<'static>,
+) -> HttpResponse {
     let mut response = see_other("/console/");
-    let _ = response.add_cookie(&session);
-    let _ = response.add_removal_cookie(&cookie(&state, SIGN_IN_COOKIE, String::new(), 0));
+    let _ = response.add_cookie(session);
+    let _ = response.add_removal_cookie(&cookie(state, SIGN_IN_COOKIE, String::new(), 0));
     response
 }
 

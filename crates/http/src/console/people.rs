@@ -9,10 +9,9 @@ use handoff_domain::services::Error;
 use serde::Deserialize;
 
 use super::gate::{ConsoleForm, signed_in};
-use super::pages::sign_in_page;
+use super::pages::{expired_sign_in, sign_in_page, signed_in_now};
 use super::{
-    SIGN_IN_COOKIE, cookie, count_failure, id_cookie, message, page, refusal, render, same_token,
-    see_other, spent,
+    cookie, count_failure, id_cookie, message, page, refusal, render, same_token, see_other, spent,
 };
 use crate::AppState;
 
@@ -33,13 +32,8 @@ pub(crate) struct ReviewerSignInForm {
 pub(crate) async fn sign_in_reviewer(
     req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<ReviewerSignInForm>,
 ) -> HttpResponse {
-    let expected = req.cookie(SIGN_IN_COOKIE).map(|c| c.value().to_owned());
-    if !expected.is_some_and(|e| same_token(form.csrf.as_deref(), &e)) {
-        return sign_in_page(
-            &state,
-            StatusCode::FORBIDDEN,
-            Some("The form had expired; please sign in again."),
-        );
+    if let Some(expired) = expired_sign_in(&req, &state, form.csrf.as_deref()) {
+        return expired;
     }
     if spent(&req, &state, REVIEWER_BUCKET) {
         return sign_in_page(
@@ -76,12 +70,7 @@ pub(crate) async fn sign_in_reviewer(
         }
     };
     match id_cookie(&state, id) {
-        Ok(session) => {
-            let mut response = see_other("/console/");
-            let _ = response.add_cookie(&session);
-            let _ = response.add_removal_cookie(&cookie(&state, SIGN_IN_COOKIE, String::new(), 0));
-            response
-        }
+        Ok(session) => signed_in_now(&state, &session),
         Err(error) => {
             tracing::error!(%error, "could not seal a console cookie");
             sign_in_page(

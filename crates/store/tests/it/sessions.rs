@@ -22,21 +22,7 @@ fn item(json: &str) -> FeatureItem {
 }
 
 fn all(kind: SessionKind) -> SessionFilter {
-    SessionFilter {
-        vendor_data: None,
-        statuses: vec![],
-        kinds: vec![kind],
-        workflows: None,
-        workflow_id: None,
-        country: None,
-        search: None,
-        created_from: None,
-        created_before: None,
-        imported: None,
-        imports_first: false,
-        limit: 50,
-        offset: 0,
-    }
+    SessionFilter::of_kinds(vec![kind], 50)
 }
 
 on_both_backends!(session_numbers_count_per_application);
