@@ -82,7 +82,8 @@ fn screenshots() -> ExitCode {
         return ExitCode::FAILURE;
     }
     // Only the two the docs show are kept.
-    for name in ["console-queue-phone.png", "console-session-desktop.png"] {
+    for name in ["console-queue-phone.png", "console-session-desktop.png", "console-kyb-phone.png"]
+    {
         let _ = std::fs::remove_file(dir.join(name));
     }
     eprintln!("wrote {}", dir.display());

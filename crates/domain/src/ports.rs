@@ -46,6 +46,11 @@ pub trait ApplicationRepository: Send + Sync {
     /// Every application, oldest first.
     async fn list_applications(&self) -> Result<Vec<Application>, RepoError>;
 
+    /// The names of the applications with these ids (those that exist).
+    async fn application_names(
+        &self, ids: &[ApplicationId],
+    ) -> Result<Vec<(ApplicationId, String)>, RepoError>;
+
     /// Whether an application with this id exists.
     async fn application_exists(&self, id: ApplicationId) -> Result<bool, RepoError>;
 

@@ -128,6 +128,24 @@ impl ApplicationRepository for Store {
             .collect()
     }
 
+    async fn application_names(
+        &self, ids: &[ApplicationId],
+    ) -> Result<Vec<(ApplicationId, String)>, RepoError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let select = Query::select()
+            .columns([Applications::Id, Applications::Name])
+            .from(Applications::Table)
+            .and_where(Expr::col(Applications::Id).is_in(ids.iter().map(ApplicationId::as_uuid)))
+            .to_owned();
+        fetch_all(&self.db, &select)
+            .await?
+            .iter()
+            .map(|row| Ok((ApplicationId::from_uuid(get(row, "id")?), get(row, "name")?)))
+            .collect()
+    }
+
     async fn application_exists(&self, id: ApplicationId) -> Result<bool, RepoError> {
         let select = Query::select()
             .column(Applications::Id)

@@ -2,8 +2,9 @@
 //! (chromedriver, from `fantoccini`). A reviewer added by the operator signs in with a
 //! password and a one-time code, finds the imported session in the
 //! queue, opens it, sees where it came from and its blocks, approves it with a comment, and
-//! the API shows the new status; a wrong key, a decision without its CSRF token and another
-//! application's session are refused. Screenshots of the queue and the
+//! the API shows the new status; a wrong password, a decision without its CSRF token and
+//! another application's session are refused. axe-core checks every page shown (no serious or
+//! critical violation). Screenshots of the queue and the
 //! session at desktop and phone widths are written to `target/screenshots/` (or
 //! `HANDOFF_SCREENSHOTS_DIR`, which `cargo xtask screenshots` points at `docs/screenshots/`).
 //! Without chromedriver the test says it skipped; with `CI` set it fails instead.
@@ -78,6 +79,48 @@ async fn screenshot(client: &Client, name: &str, width: u32, height: u32) {
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
 }
 
+/// axe-core's script (npm `axe-core`, which `.ci/run` installs under `target/axe/`), or `None`
+/// (said loudly) where it is not installed; under `CI` its absence fails.
+fn axe_script() -> Option<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/axe/node_modules/axe-core/axe.min.js");
+    match std::fs::read_to_string(&path) {
+        Ok(script) => Some(script),
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "axe-core is missing: npm install --prefix target/axe axe-core@4 (.ci/run does)"
+            );
+            eprintln!(
+                "SKIPPED: axe-core is not installed; the pages' accessibility is not checked"
+            );
+            None
+        }
+    }
+}
+
+/// Runs axe-core on the page shown and fails on any serious or critical violation, naming
+/// each rule and the elements it found.
+async fn accessible(client: &Client, axe: Option<&str>, page: &str) {
+    let Some(axe) = axe else {
+        return;
+    };
+    client.execute(&format!("{axe}\nreturn true;"), Vec::new()).await.unwrap();
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']}).then(r => done(JSON.stringify(
+               r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => ({rule: v.id, impact: v.impact, help: v.help,
+                             nodes: v.nodes.map(n => n.target.join(' '))})))));",
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+    let violations: serde_json::Value = serde_json::from_str(found.as_str().unwrap()).unwrap();
+    assert_eq!(violations, json!([]), "axe-core on {page}");
+}
+
 /// Clicks the element `css` selects.
 async fn click(client: &Client, css: &str) {
     client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
@@ -113,6 +156,8 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (shared, clone) = app.in_review("user", "user-ana-001").await;
     let client = browser(&driver).await;
+    let axe = axe_script();
+    let axe = axe.as_deref();
 
     // A reviewer added by the operator, with a one-time code; a wrong password is refused.
     let (email, password, secret) = crate::support::add_reviewer(
@@ -125,6 +170,7 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     let secret = secret.expect("a one-time-code secret");
     let code = || handoff_domain::reviewer::code_at(&secret, chrono::Utc::now()).unwrap();
     client.goto(&format!("{}/console/", app.base)).await.unwrap();
+    accessible(&client, axe, "the sign-in page").await;
     type_into(&client, "#email", &email).await;
     type_into(&client, "#password", "not the password").await;
     type_into(&client, "#code", &code()).await;
@@ -141,6 +187,7 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     let header = client.find(Locator::Css("header")).await.unwrap().text().await.unwrap();
     assert!(header.contains(&email), "{header}");
     assert!(!client.source().await.unwrap().contains(&password));
+    accessible(&client, axe, "the queue").await;
     screenshot(&client, "console-queue-desktop", 1280, 900).await;
     screenshot(&client, "console-queue-phone", 390, 844).await;
     client.set_window_size(1280, 900).await.unwrap();
@@ -148,6 +195,7 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     // Open it: provenance and blocks.
     click(&client, &format!("a[href='/console/sessions/{clone}/']")).await;
     let view = text_with(&client, "Imported from another application").await;
+    accessible(&client, axe, "an imported KYC session").await;
     for expected in [
         "In Review",
         "Imported from another application",
@@ -189,10 +237,30 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
         "it names its person"
     );
 
+    // An imported KYB case: its blocks, accessible, shown at both widths.
+    let company = app.finished_session(&shared.source, "business", "company-0007").await;
+    let token = app.share(&shared.source, &company, &shared.receiver).await;
+    let kyb_workflow = app.workflow(&shared.receiver, "business").await;
+    let imported = app.import(&shared.receiver, &token, &kyb_workflow, json!({})).await;
+    let kyb_clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    client.goto(&format!("{}/console/sessions/{kyb_clone}/", app.base)).await.unwrap();
+    let kyb = text_with(&client, "Company registry").await;
+    assert!(kyb.contains("Imported from another application"), "{kyb}");
+    accessible(&client, axe, "an imported KYB session").await;
+    screenshot(&client, "console-kyb-desktop", 1280, 900).await;
+    screenshot(&client, "console-kyb-phone", 390, 844).await;
+    client.set_window_size(1280, 900).await.unwrap();
+
+    // The account page.
+    client.goto(&format!("{}/console/account/", app.base)).await.unwrap();
+    text_with(&client, "Change your password").await;
+    accessible(&client, axe, "the account page").await;
+
     // Another application's session does not exist here.
     client.goto(&format!("{}/console/sessions/{}/", app.base, shared.session)).await.unwrap();
     let other = client.find(Locator::Css("body")).await.unwrap().text().await.unwrap();
     assert!(other.contains("There is no such session."), "{other}");
+    accessible(&client, axe, "a refusal").await;
     client.close().await.unwrap();
 }
 

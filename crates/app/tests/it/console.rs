@@ -155,11 +155,17 @@ async fn a_reviewer_clears_an_imported_session(backend: Backend) {
     // The session: its blocks in words, and where it came from.
     let (status, _, view) = browser.get(&format!("/console/sessions/{clone}/")).await;
     assert_eq!(status, 200);
+    let source_named = format!("Source ({})", shared.source.id);
     for expected in [
         "In Review",
         "Imported from another application",
         shared.session.as_str(),
-        shared.source.id.as_str(),
+        // The source application by name, its decision beside the copy's status, times in
+        // words.
+        source_named.as_str(),
+        "Approved at import; this copy is In Review",
+        "sent to review",
+        "UTC (just now)",
         "ID verification",
         "Liveness",
         "AML screening",

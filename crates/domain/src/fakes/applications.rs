@@ -17,6 +17,18 @@ impl ApplicationRepository for InMemory {
         Ok(self.state().applications.clone())
     }
 
+    async fn application_names(
+        &self, ids: &[ApplicationId],
+    ) -> Result<Vec<(ApplicationId, String)>, RepoError> {
+        let state = self.state();
+        Ok(state
+            .applications
+            .iter()
+            .filter(|a| ids.contains(&a.id))
+            .map(|a| (a.id, a.name.clone()))
+            .collect())
+    }
+
     async fn application_exists(&self, id: ApplicationId) -> Result<bool, RepoError> {
         Ok(self.state().applications.iter().any(|a| a.id == id))
     }

@@ -180,6 +180,14 @@ impl ApplicationService {
             .map(|stored| Caller { grant: Arc::new(stored.grant), ..caller.clone() }))
     }
 
+    /// The names of these applications, for people to read (the console's provenance and
+    /// shares); an id that names no application is left out.
+    pub async fn names(
+        &self, ids: &[ApplicationId],
+    ) -> Result<std::collections::HashMap<ApplicationId, String>, Error> {
+        Ok(self.ports.applications.application_names(ids).await?.into_iter().collect())
+    }
+
     /// Signs `caller` in to the review console with its API key: a new session, its id (for
     /// the cookie, shown this once) and the session as stored. The key must hold
     /// [`CONSOLE_SCOPE`], and the application must allow signing in with keys.

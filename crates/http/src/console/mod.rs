@@ -132,6 +132,27 @@ fn id_cookie(state: &AppState, id: String) -> Result<Cookie<'static>, Error> {
     Ok(cookie(state, SESSION_COOKIE, value, CONSOLE_SESSION_LIFETIME.num_seconds()))
 }
 
+/// A time as a person reads it: the minute, in UTC, and how long ago (or how soon) it is from
+/// `now` — `6 Dec 2026, 13:27 UTC (3 hours ago)`.
+pub(crate) fn human_time(
+    at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let span = now.signed_duration_since(at);
+    let (future, span) =
+        if span < chrono::Duration::zero() { (true, -span) } else { (false, span) };
+    let amount = |n: i64, unit: &str| {
+        let unit = if n == 1 { unit.to_owned() } else { format!("{unit}s") };
+        if future { format!("in {n} {unit}") } else { format!("{n} {unit} ago") }
+    };
+    let relative = match span.num_minutes() {
+        0 => "just now".to_owned(),
+        m @ 1..=59 => amount(m, "minute"),
+        m @ 60..=2879 => amount(m / 60, "hour"),
+        m => amount(m / 1440, "day"),
+    };
+    format!("{} UTC ({relative})", at.format("%-d %b %Y, %H:%M"))
+}
+
 /// An HTML page with the console's headers: forms only to this origin.
 fn page(status: StatusCode, body: String) -> HttpResponse {
     crate::pages::html_page(status, body, crate::pages::Origin::Same)
@@ -207,5 +228,24 @@ fn refusal(error: &Error) -> (StatusCode, &'static str) {
             "That is not something this session allows; reload the page and try again.",
         ),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "Something went wrong; please try again."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration, Utc};
+
+    use super::human_time;
+
+    #[test]
+    fn times_read_as_a_person_says_them() {
+        let now: DateTime<Utc> = "2026-12-06T16:30:00Z".parse().unwrap();
+        let at = |d: Duration| human_time(now - d, now);
+        assert_eq!(at(Duration::seconds(20)), "6 Dec 2026, 16:29 UTC (just now)");
+        assert_eq!(at(Duration::minutes(1)), "6 Dec 2026, 16:29 UTC (1 minute ago)");
+        assert_eq!(at(Duration::minutes(45)), "6 Dec 2026, 15:45 UTC (45 minutes ago)");
+        assert_eq!(at(Duration::hours(3)), "6 Dec 2026, 13:30 UTC (3 hours ago)");
+        assert_eq!(at(Duration::days(9)), "27 Nov 2026, 16:30 UTC (9 days ago)");
+        assert_eq!(at(-Duration::hours(1)), "6 Dec 2026, 17:30 UTC (in 1 hour)");
     }
 }

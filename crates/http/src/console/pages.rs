@@ -14,12 +14,11 @@ use serde_json::Value;
 
 use super::gate::{ConsoleForm, signed_in};
 use super::{
-    Reviewer, SIGN_IN_COOKIE, cookie, count_failure, message, page, random_token, refusal, render,
-    same_token, see_other, session_cookie, spent,
+    Reviewer, SIGN_IN_COOKIE, cookie, count_failure, human_time, message, page, random_token,
+    refusal, render, same_token, see_other, session_cookie, spent,
 };
 use crate::AppState;
 use crate::authorize::Reach;
-use crate::decision::timestamp;
 use handoff_domain::services::{CONSOLE_SCOPE, Error};
 
 /// Sessions per page of the queue.
@@ -298,7 +297,7 @@ async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpR
                     .unwrap_or_default(),
                 status: s.status.as_str(),
                 imported: s.shared_from_session.is_some(),
-                created_at: timestamp(s.created_at),
+                created_at: human_time(s.created_at, chrono::Utc::now()),
             }
         })
         .collect();
@@ -547,13 +546,29 @@ pub(crate) async fn session(
             return message(status, sentence);
         }
     };
+    let now = chrono::Utc::now();
+    let source_application = events
+        .iter()
+        .find(|e| e.action == LogAction::Imported)
+        .and_then(|e| e.details.as_ref()?.get("source_application_id")?.as_str()?.parse().ok())
+        .map(handoff_domain::ApplicationId::from_uuid);
+    let named: Vec<handoff_domain::ApplicationId> = ledger
+        .iter()
+        .map(|(entry, _)| entry.claims.for_application_id)
+        .chain(source_application)
+        .collect();
+    // A name is for people; an application's id stands in where it has none here (a partner's).
+    let names = state.services.applications.names(&named).await.unwrap_or_default();
+    let name_of = |id: handoff_domain::ApplicationId| {
+        names.get(&id).map_or_else(|| id.to_string(), |name| format!("{name} ({id})"))
+    };
     let shares = ledger
         .iter()
         .map(|(entry, token)| ShareRow {
             jti: entry.jti.clone(),
-            for_application: entry.claims.for_application_id.to_string(),
-            issued_at: timestamp(entry.claims.issued_at),
-            expires_at: timestamp(entry.claims.expires_at),
+            for_application: name_of(entry.claims.for_application_id),
+            issued_at: human_time(entry.claims.issued_at, now),
+            expires_at: human_time(entry.claims.expires_at, now),
             state: token.as_str(),
         })
         .collect();
@@ -569,17 +584,22 @@ pub(crate) async fn session(
         let consent = details
             .and_then(|d| d.get("consent"))
             .and_then(handoff_domain::share::Consent::from_json)
-            .map(|c| (c.reference, timestamp(c.given_at), c.text_sha256));
+            .map(|c| (c.reference, human_time(c.given_at, now), c.text_sha256));
         let withheld = details.and_then(|d| d.get("withheld_blocks")).and_then(|w| {
             let names: Vec<&str> = w.as_array()?.iter().filter_map(|n| n.as_str()).collect();
             Some(names.join(", "))
         });
         Provenance {
-            application: detail("source_application_id"),
+            application: source_application
+                .map_or_else(|| detail("source_application_id"), name_of),
             session: detail("source_session_id"),
-            at: timestamp(e.created_at),
+            at: human_time(e.created_at, now),
             source_status: e.old_status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
-            trust_review: detail("trust_review"),
+            trust_review: if detail("trust_review") == "true" {
+                "kept (trust_review)".to_owned()
+            } else {
+                "sent to review".to_owned()
+            },
             partner: details
                 .and_then(|d| d.get("partner"))
                 .map(|_| format!("{} ({})", detail("partner"), detail("partner_url"))),
@@ -611,7 +631,7 @@ pub(crate) async fn session(
         status: s.status.as_str(),
         kind: s.kind.as_str(),
         vendor_data: s.vendor_data.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default(),
-        created_at: timestamp(s.created_at),
+        created_at: human_time(s.created_at, now),
         provenance,
         reviewable: s.status == SessionStatus::InReview,
         steps,
@@ -626,7 +646,7 @@ pub(crate) async fn session(
                 (
                     r.new_status.as_str(),
                     r.user.clone(),
-                    timestamp(r.created_at),
+                    human_time(r.created_at, now),
                     r.comment.clone().unwrap_or_default(),
                 )
             })
