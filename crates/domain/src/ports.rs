@@ -249,6 +249,25 @@ pub trait SessionRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Vec<crate::retention::DeletedSession>, RepoError>;
 
+    /// How many of the application's sessions are in each status (of these workflows only,
+    /// when given); statuses no session is in are left out.
+    async fn count_by_status(
+        &self, application_id: ApplicationId, workflows: Option<&[WorkflowId]>,
+    ) -> Result<Vec<(crate::SessionStatus, u64)>, RepoError>;
+
+    /// Assigns the application's session to a reviewer of the application (`None`: to
+    /// nobody). MUST return `Ok(false)` and change nothing when the application holds no such
+    /// session or no such reviewer.
+    async fn assign_session(
+        &self, application_id: ApplicationId, id: SessionId, reviewer: Option<ReviewerId>,
+        at: DateTime<Utc>,
+    ) -> Result<bool, RepoError>;
+
+    /// Whom each of these sessions of the application is assigned to, by email.
+    async fn assignees(
+        &self, application_id: ApplicationId, ids: &[SessionId],
+    ) -> Result<Vec<(SessionId, String)>, RepoError>;
+
     /// One page of the application's sessions that match, newest first.
     async fn list_sessions(
         &self, application_id: ApplicationId, filter: &SessionFilter,

@@ -65,6 +65,11 @@ table! {
 }
 
 table! {
+    /// Which reviewer each session is assigned to.
+    Assignments { SessionId, ReviewerId, AssignedAt }
+}
+
+table! {
     /// People who sign in to an application's console.
     Reviewers {
         Id, ApplicationId, Email, Role, PasswordHash, TotpSecret, TotpSealedWith, FailedSignIns,
@@ -252,6 +257,7 @@ mod tests {
             (IdempotencyKeys::Table.to_string(), names(IdempotencyKeys::COLUMNS)),
             (ConsoleSessions::Table.to_string(), names(ConsoleSessions::COLUMNS)),
             (Reviewers::Table.to_string(), names(Reviewers::COLUMNS)),
+            (Assignments::Table.to_string(), names(Assignments::COLUMNS)),
             (Lists::Table.to_string(), names(Lists::COLUMNS)),
             (ListEntries::Table.to_string(), names(ListEntries::COLUMNS)),
             (RateLimitCounters::Table.to_string(), names(RateLimitCounters::COLUMNS)),

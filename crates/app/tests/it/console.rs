@@ -689,7 +689,94 @@ async fn accounts_lock_take_codes_and_change_passwords(backend: Backend) {
     assert!(page.contains("locked until"), "{page}");
 }
 
+/// The queue counts each status, orders oldest first (imports first) or as asked, filters by
+/// age and assignee, and a reviewer takes a case and lets it go; a case links to the next and
+/// names its keyboard shortcuts.
+async fn the_queue_counts_orders_and_takes_assignments(backend: Backend) {
+    use crate::support::add_reviewer;
+    let app = TestApp::spawn(backend).await;
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
+    let own = app.session(&shared.receiver, &shared.workflow, Some("own-person")).await;
+    let put = app
+        .put(
+            &format!("/v3/session/{own}/decision/"),
+            &shared.receiver,
+            json!({"status": "In Review"}),
+        )
+        .await;
+    assert_eq!(put.status.as_u16(), 200, "{}", put.text);
+    let (ana, ana_password, _) =
+        add_reviewer(app.db.url(), &shared.receiver, "ana@beta.example", "reviewer", false);
+    let (ben, ben_password, _) =
+        add_reviewer(app.db.url(), &shared.receiver, "ben@beta.example", "reviewer", false);
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in_as(&ana, &ana_password, "").await.0, 303);
+
+    let (_, _, queue) = browser.get("/console/").await;
+    assert!(queue.contains("In Review: 2"), "counts per status: {queue}");
+    let order = |page: &str| (page.find(&clone).unwrap(), page.find(&own).unwrap());
+    let (c, o) = order(&queue);
+    assert!(c < o, "imports first, oldest first");
+    let (_, _, newest) = browser.get("/console/?order=newest&origin=own").await;
+    assert!(newest.contains(&own) && !newest.contains(&clone));
+    let (_, _, newest) = browser.get("/console/?order=newest").await;
+    let (c, o) = order(&newest);
+    assert!(o < c, "newest first when asked");
+    let (_, _, old) = browser.get("/console/?age=1d").await;
+    assert!(old.contains("0 session(s)") && !old.contains(&clone), "none over a day old");
+
+    // Ana takes the clone: hers, nobody's no more.
+    let csrf = csrf_of(&queue);
+    let assign = format!("/console/sessions/{clone}/assign/");
+    let form = [("csrf", csrf.as_str()), ("to", "me"), ("back", "/console/?assignee=me")];
+    let (status, headers, _) = browser.post(&assign, &form).await;
+    assert_eq!(status, 303, "{headers:?}");
+    let (_, _, mine) = browser.get("/console/?assignee=me").await;
+    assert!(mine.contains(&clone) && !mine.contains(&own), "{mine}");
+    assert!(mine.contains("Unassign #"), "she may let it go");
+    let (_, _, nobodys) = browser.get("/console/?assignee=nobody").await;
+    assert!(nobodys.contains(&own) && !nobodys.contains(&clone));
+    let (_, _, view) = browser.get_heavy(&format!("/console/sessions/{clone}/")).await;
+    assert!(view.contains(&ana), "the case names its assignee");
+    // Keyboard: the next case, approve, decline, redo, back; and the help that says so.
+    assert!(view.contains(&format!(r#"href="/console/sessions/{own}/" accesskey="n""#)), "{view}");
+    for key in [
+        r#"value="Approved" accesskey="a""#,
+        r#"value="Declined" accesskey="d""#,
+        r#"accesskey="q""#,
+    ] {
+        assert!(view.contains(key), "{key}");
+    }
+    assert!(view.contains("Keyboard shortcuts"));
+
+    // Ben sees whose it is; his own cases are none.
+    let mut other = Browser::new(&app);
+    assert_eq!(other.sign_in_as(&ben, &ben_password, "").await.0, 303);
+    let (_, _, his) = other.get("/console/?assignee=me").await;
+    assert!(his.contains("0 session(s)"), "{his}");
+    let (_, _, all) = other.get("/console/").await;
+    assert!(all.contains(&ana), "the queue names the assignee");
+
+    // Ana lets it go.
+    let form = [("csrf", csrf.as_str()), ("to", "nobody")];
+    assert_eq!(browser.post(&assign, &form).await.0, 303);
+    let (_, _, nobodys) = browser.get("/console/?assignee=nobody").await;
+    assert!(nobodys.contains(&own) && nobodys.contains(&clone));
+    // Another application's session cannot be taken.
+    let elsewhere = format!("/console/sessions/{}/assign/", shared.session);
+    let (status, _, _) = browser.post(&elsewhere, &[("csrf", &csrf), ("to", "me")]).await;
+    assert_eq!(status, 404);
+    // An API key takes nothing.
+    let mut key = Browser::new(&app);
+    assert_eq!(key.sign_in(&shared.receiver.key).await.0, 303);
+    let (_, _, page) = key.get("/console/").await;
+    let key_csrf = csrf_of(&page);
+    let (status, _, _) = key.post(&assign, &[("csrf", &key_csrf), ("to", "me")]).await;
+    assert_eq!(status, 400);
+}
+
 per_backend!(
+    the_queue_counts_orders_and_takes_assignments,
     reviewers_sign_in_as_themselves_and_decisions_name_them,
     accounts_lock_take_codes_and_change_passwords
 );

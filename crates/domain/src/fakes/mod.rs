@@ -58,6 +58,8 @@ pub struct State {
     pub console_sessions: Vec<(ConsoleSessionHash, ConsoleSession, DateTime<Utc>)>,
     /// Reviewers of every application.
     pub reviewers: Vec<crate::reviewer::StoredReviewer>,
+    /// Sessions assigned to reviewers.
+    pub assignments: Vec<(SessionId, crate::ids::ReviewerId)>,
     /// Workflows, with their deletion flag.
     pub workflows: Vec<(Workflow, bool)>,
     /// Sessions with their blocks, reviews and log.

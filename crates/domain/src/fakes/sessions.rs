@@ -200,6 +200,66 @@ impl SessionRepository for InMemory {
         Ok(deleted)
     }
 
+    async fn count_by_status(
+        &self, application_id: ApplicationId, workflows: Option<&[crate::WorkflowId]>,
+    ) -> Result<Vec<(crate::SessionStatus, u64)>, RepoError> {
+        let state = self.state();
+        let mut counts: Vec<(crate::SessionStatus, u64)> = Vec::new();
+        for (r, _) in &state.sessions {
+            let s = &r.session;
+            if s.application_id != application_id
+                || workflows.is_some_and(|w| !w.contains(&s.workflow_id))
+            {
+                continue;
+            }
+            match counts.iter_mut().find(|(status, _)| *status == s.status) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((s.status, 1)),
+            }
+        }
+        Ok(counts)
+    }
+
+    async fn assign_session(
+        &self, application_id: ApplicationId, id: SessionId,
+        reviewer: Option<crate::ids::ReviewerId>, _at: DateTime<Utc>,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        let holds = state
+            .sessions
+            .iter()
+            .any(|(r, _)| r.session.id == id && r.session.application_id == application_id);
+        let theirs = reviewer.is_none_or(|reviewer| {
+            state
+                .reviewers
+                .iter()
+                .any(|r| r.reviewer.id == reviewer && r.reviewer.application_id == application_id)
+        });
+        if !holds || !theirs {
+            return Ok(false);
+        }
+        state.assignments.retain(|(s, _)| *s != id);
+        if let Some(reviewer) = reviewer {
+            state.assignments.push((id, reviewer));
+        }
+        Ok(true)
+    }
+
+    async fn assignees(
+        &self, _application_id: ApplicationId, ids: &[SessionId],
+    ) -> Result<Vec<(SessionId, String)>, RepoError> {
+        let state = self.state();
+        Ok(state
+            .assignments
+            .iter()
+            .filter(|(s, _)| ids.contains(s))
+            .filter_map(|(s, r)| {
+                let email = state.reviewers.iter().find(|x| x.reviewer.id == *r)?;
+                Some((*s, email.reviewer.email.clone()))
+            })
+            .collect())
+    }
+
     async fn delete_finished_before(
         &self, application_id: ApplicationId, finished_before: DateTime<Utc>, batch: u32,
         _at: DateTime<Utc>,
@@ -241,11 +301,18 @@ impl SessionRepository for InMemory {
             .filter(|(r, _)| r.session.application_id == application_id)
             .map(|(r, _)| r.listing())
             .filter(|listing| filter.matches(listing))
+            .filter(|listing| {
+                filter.assignee.is_none_or(|wanted| {
+                    let assigned = state.assignments.iter().find(|(s, _)| *s == listing.session.id);
+                    assigned.map(|(_, r)| *r) == wanted
+                })
+            })
             .collect();
         matching.sort_by_key(|l| {
+            let number = l.session.session_number;
             (
                 filter.imports_first && l.session.shared_from_session.is_none(),
-                std::cmp::Reverse(l.session.session_number),
+                if filter.oldest_first { number } else { -number },
             )
         });
         let (count, results) = super::page(matching, filter.offset, filter.limit);

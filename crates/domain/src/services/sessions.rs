@@ -361,6 +361,32 @@ impl SessionService {
         }
     }
 
+    /// How many of the caller's sessions (of the workflows its key sees) are in each status.
+    pub async fn status_counts(&self, caller: &Caller) -> Result<Vec<(SessionStatus, u64)>, Error> {
+        let workflows = caller.grant.workflows.as_deref();
+        Ok(self.ports.sessions.count_by_status(caller.application_id, workflows).await?)
+    }
+
+    /// Assigns the caller's session to its reviewer `reviewer` (`None`: to nobody).
+    pub async fn assign(
+        &self, caller: &Caller, id: SessionId, reviewer: Option<crate::ids::ReviewerId>,
+    ) -> Result<(), Error> {
+        self.visible(caller, id).await?;
+        let at = self.ports.clock.now();
+        if self.ports.sessions.assign_session(caller.application_id, id, reviewer, at).await? {
+            Ok(())
+        } else {
+            Err(Error::SessionNotFound)
+        }
+    }
+
+    /// Whom each of these sessions of the caller is assigned to, by email.
+    pub async fn assignees(
+        &self, caller: &Caller, ids: &[SessionId],
+    ) -> Result<std::collections::HashMap<SessionId, String>, Error> {
+        Ok(self.ports.sessions.assignees(caller.application_id, ids).await?.into_iter().collect())
+    }
+
     /// One page of the caller's sessions.
     pub async fn list(
         &self, caller: &Caller, filter: &SessionFilter,

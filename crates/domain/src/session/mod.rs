@@ -421,8 +421,13 @@ pub struct SessionFilter {
     pub created_before: Option<DateTime<Utc>>,
     /// Only clones imported from another application (`Some(true)`), or only the others.
     pub imported: Option<bool>,
-    /// Imported sessions before the others (the review console's queue); newest first within.
+    /// Imported sessions before the others (the review console's queue).
     pub imports_first: bool,
+    /// Oldest first (the console's queue); newest first otherwise.
+    pub oldest_first: bool,
+    /// Only sessions assigned to this reviewer (`Some(Some(id))`) or to nobody
+    /// (`Some(None)`); `None`: any.
+    pub assignee: Option<Option<crate::ids::ReviewerId>>,
     /// Page size.
     pub limit: u64,
     /// Rows to skip.
@@ -444,6 +449,8 @@ impl SessionFilter {
             created_before: None,
             imported: None,
             imports_first: false,
+            oldest_first: false,
+            assignee: None,
             limit,
             offset: 0,
         }

@@ -9,6 +9,7 @@
 mod gate;
 mod pages;
 mod people;
+mod queue;
 
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::{StatusCode, header};
@@ -28,6 +29,7 @@ pub use gate::CONSOLE_FORM_BYTES;
 pub(crate) use gate::console_gate;
 pub(crate) use pages::{index, review, revoke, session, share, sign_in, sign_out};
 pub(crate) use people::{account, change_password, sign_in_reviewer};
+pub(crate) use queue::assign;
 
 /// Seals and opens the console's cookies: authenticated encryption under a key only the
 /// deployment holds, so that a cookie can be neither read nor forged.

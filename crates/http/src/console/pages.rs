@@ -6,9 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use handoff_domain::action::LogAction;
 use handoff_domain::session::{ReviewComment, ReviewDecision};
-use handoff_domain::{
-    FeatureBlock, SessionFilter, SessionId, SessionKind, SessionStatus, status::ReviewStatus,
-};
+use handoff_domain::{FeatureBlock, SessionId, SessionStatus, status::ReviewStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -21,43 +19,11 @@ use crate::AppState;
 use crate::authorize::Reach;
 use handoff_domain::services::{CONSOLE_SCOPE, Error};
 
-/// Sessions per page of the queue.
-const PAGE_SIZE: u64 = 20;
-
 #[derive(Template)]
 #[template(path = "console_sign_in.html")]
 struct SignInPage<'a> {
     csrf: &'a str,
     error: Option<&'a str>,
-}
-
-/// One row of the queue.
-struct Row {
-    id: String,
-    number: i64,
-    kind: &'static str,
-    vendor_data: String,
-    status: &'static str,
-    imported: bool,
-    created_at: String,
-}
-
-#[derive(Template)]
-#[template(path = "console_queue.html")]
-struct QueuePage {
-    csrf: String,
-    signed_in_as: String,
-    heading: String,
-    status_options: Vec<(&'static str, bool)>,
-    kind_options: Vec<(&'static str, bool)>,
-    origin_options: Vec<(&'static str, bool)>,
-    search: String,
-    count: u64,
-    first: u64,
-    last: u64,
-    rows: Vec<Row>,
-    previous: Option<String>,
-    next: Option<String>,
 }
 
 /// Where a clone came from.
@@ -189,6 +155,10 @@ struct SessionView {
     shares: Vec<ShareRow>,
     blocks: Vec<BlockView>,
     reviews: Vec<(&'static str, String, String, String)>,
+    /// The next session of the queue, its id.
+    next_case: Option<String>,
+    /// Whom it is assigned to, by email.
+    assignee: Option<String>,
 }
 
 /// The sign-in page with a fresh CSRF cookie.
@@ -201,149 +171,15 @@ pub(super) fn sign_in_page(
     response
 }
 
-/// The queue's filters (all optional).
-#[derive(Deserialize)]
-pub(crate) struct QueueQuery {
-    status: Option<String>,
-    kind: Option<String>,
-    origin: Option<String>,
-    search: Option<String>,
-    page: Option<u64>,
-}
-
 /// `GET /console/`: the queue, or the sign-in page.
 pub(crate) async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     match signed_in(&req) {
-        Some(reviewer) => match super::gate::query::<QueueQuery>(&req) {
-            Some(query) => queue(&state, reviewer, query).await,
+        Some(reviewer) => match super::gate::query::<super::queue::QueueQuery>(&req) {
+            Some(query) => super::queue::queue(&state, reviewer, query).await,
             None => super::gate::unreadable_query(),
         },
         None => sign_in_page(&state, StatusCode::OK, None),
     }
-}
-
-async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuery) -> HttpResponse {
-    let status = query.status.unwrap_or_else(|| "In Review".into());
-    let statuses = match SessionStatus::parse(&status) {
-        Some(one) => vec![one],
-        None => Vec::new(),
-    };
-    let kind = query.kind.unwrap_or_else(|| "any".into());
-    let kinds = match kind.as_str() {
-        "user" => vec![SessionKind::User],
-        "business" => vec![SessionKind::Business],
-        _ => vec![SessionKind::User, SessionKind::Business],
-    };
-    let origin = query.origin.unwrap_or_else(|| "any".into());
-    let imported = match origin.as_str() {
-        "imported" => Some(true),
-        "own" => Some(false),
-        _ => None,
-    };
-    let search: String = query
-        .search
-        .unwrap_or_default()
-        .trim()
-        .chars()
-        .take(handoff_domain::session::MAX_SEARCH_CHARS)
-        .collect();
-    let page_index = query.page.unwrap_or(0).min(100_000);
-    let filter = SessionFilter {
-        vendor_data: None,
-        statuses,
-        kinds,
-        workflows: None,
-        workflow_id: None,
-        country: None,
-        search: (!search.is_empty()).then(|| search.to_lowercase()),
-        created_from: None,
-        created_before: None,
-        imported,
-        imports_first: true,
-        limit: PAGE_SIZE,
-        offset: page_index * PAGE_SIZE,
-    };
-    let listed = match state.services.sessions.list(&reviewer.caller, &filter).await {
-        Ok(listed) => listed,
-        Err(error) => {
-            let (status, sentence) = refusal(&error);
-            return message(status, sentence);
-        }
-    };
-    let link = |index: u64| {
-        let query = serde_urlencoded_pairs(&[
-            ("status", status.as_str()),
-            ("kind", kind.as_str()),
-            ("origin", origin.as_str()),
-            ("search", search.as_str()),
-            ("page", &index.to_string()),
-        ]);
-        format!("/console/?{query}")
-    };
-    let shown = listed.results.len() as u64;
-    let rows = listed
-        .results
-        .iter()
-        .map(|listing| {
-            let s = &listing.session;
-            Row {
-                id: s.id.to_string(),
-                number: s.session_number,
-                kind: s.kind.as_str(),
-                vendor_data: s
-                    .vendor_data
-                    .as_ref()
-                    .map(|v| v.as_str().to_owned())
-                    .unwrap_or_default(),
-                status: s.status.as_str(),
-                imported: s.shared_from_session.is_some(),
-                created_at: human_time(s.created_at, chrono::Utc::now()),
-            }
-        })
-        .collect();
-    let mut status_options: Vec<(&'static str, bool)> =
-        SessionStatus::ALL.iter().map(|s| (s.as_str(), s.as_str() == status)).collect();
-    status_options.insert(0, ("any", SessionStatus::parse(&status).is_none()));
-    let kind_options = ["any", "user", "business"].into_iter().map(|k| (k, k == kind)).collect();
-    let origin_options = ["any", "imported", "own"].into_iter().map(|o| (o, o == origin)).collect();
-    let heading = if status == "In Review" {
-        "Sessions in review".to_owned()
-    } else {
-        format!("Sessions: {status}")
-    };
-    let view = QueuePage {
-        signed_in_as: reviewer.signed_in_as(),
-        csrf: reviewer.csrf,
-        heading,
-        status_options,
-        kind_options,
-        origin_options,
-        search: search.clone(),
-        count: listed.count,
-        first: page_index * PAGE_SIZE + 1,
-        last: page_index * PAGE_SIZE + shown,
-        rows,
-        previous: (page_index > 0).then(|| link(page_index - 1)),
-        next: ((page_index + 1) * PAGE_SIZE < listed.count).then(|| link(page_index + 1)),
-    };
-    page(StatusCode::OK, render(&view))
-}
-
-/// `a=b&c=d`, percent-encoded.
-fn serde_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
-    pairs.iter().map(|(k, v)| format!("{k}={}", percent(v))).collect::<Vec<_>>().join("&")
-}
-
-fn percent(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The sign-in form.
@@ -623,7 +459,17 @@ pub(crate) async fn session(
         }
     }
     let s = &record.session;
+    let next_case = super::queue::next_case(&state, &reviewer.caller, s.id).await;
+    let assignee = state
+        .services
+        .sessions
+        .assignees(&reviewer.caller, &[s.id])
+        .await
+        .ok()
+        .and_then(|mut found| found.remove(&s.id));
     let view = SessionView {
+        next_case: next_case.map(|id| id.to_string()),
+        assignee,
         signed_in_as: reviewer.signed_in_as(),
         csrf: reviewer.csrf,
         id: s.id.to_string(),

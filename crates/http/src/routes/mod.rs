@@ -55,6 +55,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/account/").route(web::get().to(crate::console::account)))
                 .service(
+                    resource("/sessions/{session_id}/assign/")
+                        .route(web::post().to(crate::console::assign)),
+                )
+                .service(
                     resource("/account/password/")
                         .route(web::post().to(crate::console::change_password)),
                 )

@@ -133,6 +133,8 @@ impl ListQuery {
             created_before,
             imported: None,
             imports_first: false,
+            oldest_first: false,
+            assignee: None,
             limit: page.limit,
             offset: page.offset,
         })

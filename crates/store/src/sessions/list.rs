@@ -27,6 +27,21 @@ pub(super) fn list_condition(
             .to_owned();
         all = all.add(Expr::col(Sessions::EntityId).in_subquery(entity));
     }
+    if let Some(assignee) = filter.assignee {
+        let mut assigned = Query::select()
+            .column(crate::schema::Assignments::SessionId)
+            .from(crate::schema::Assignments::Table)
+            .to_owned();
+        all = match assignee {
+            Some(reviewer) => {
+                assigned.and_where(
+                    Expr::col(crate::schema::Assignments::ReviewerId).eq(reviewer.as_uuid()),
+                );
+                all.add(Expr::col(Sessions::Id).in_subquery(assigned))
+            }
+            None => all.add(Expr::col(Sessions::Id).not_in_subquery(assigned)),
+        };
+    }
     if let Some(workflow) = filter.workflow_id {
         all = all.add(Expr::col(Sessions::WorkflowId).eq(workflow.as_uuid()));
     }

@@ -26,6 +26,7 @@ use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run};
 
+mod assignments;
 mod list;
 mod read;
 mod retention;
@@ -329,6 +330,25 @@ impl SessionRepository for Store {
         Ok(deleted == 1)
     }
 
+    async fn count_by_status(
+        &self, application_id: ApplicationId, workflows: Option<&[handoff_domain::WorkflowId]>,
+    ) -> Result<Vec<(handoff_domain::SessionStatus, u64)>, RepoError> {
+        self.status_counts(application_id, workflows).await
+    }
+
+    async fn assign_session(
+        &self, application_id: ApplicationId, id: SessionId,
+        reviewer: Option<handoff_domain::ReviewerId>, at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, RepoError> {
+        self.assign(application_id, id, reviewer, at).await
+    }
+
+    async fn assignees(
+        &self, application_id: ApplicationId, ids: &[SessionId],
+    ) -> Result<Vec<(SessionId, String)>, RepoError> {
+        self.assigned_to(application_id, ids).await
+    }
+
     async fn delete_finished_before(
         &self, application_id: ApplicationId, finished_before: chrono::DateTime<chrono::Utc>,
         batch: u32, at: chrono::DateTime<chrono::Utc>,
@@ -360,9 +380,8 @@ impl SessionRepository for Store {
         if filter.imports_first {
             page.order_by_expr(Expr::col(Sessions::SharedFromSession).is_null(), Order::Asc);
         }
-        page.order_by(Sessions::SessionNumber, Order::Desc)
-            .limit(filter.limit)
-            .offset(filter.offset);
+        let order = if filter.oldest_first { Order::Asc } else { Order::Desc };
+        page.order_by(Sessions::SessionNumber, order).limit(filter.limit).offset(filter.offset);
         let rows = fetch_all(&self.db, &page).await?;
         let sessions = rows.iter().map(rows::session).collect::<Result<Vec<_>, _>>()?;
         let mut listed = self.listed_blocks(&sessions).await?;

@@ -535,3 +535,69 @@ async fn an_amendment_writes_only_over_the_revision_it_read(db: TestStore) {
     assert_eq!(now.session.revision, 2);
     assert_eq!(texts(&now), [amended]);
 }
+
+on_both_backends!(sessions_are_counted_by_status_and_assigned_to_reviewers);
+async fn sessions_are_counted_by_status_and_assigned_to_reviewers(db: TestStore) {
+    use handoff_domain::ports::ApplicationRepository;
+    use handoff_domain::reviewer::{Reviewer, ReviewerRole, StoredReviewer};
+    let app = db.application().await;
+    let other = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    let first = db.session(&workflow, None).await;
+    let second = db.session(&workflow, None).await;
+    let to_review = RecordResults {
+        status: Some(SessionStatus::InReview),
+        blocks: vec![],
+        blocklist_keys: None,
+    };
+    db.record_results(app, second.id, &to_review, &event(LogAction::ResultsRecorded))
+        .await
+        .unwrap();
+    let mut counts = db.count_by_status(app, None).await.unwrap();
+    counts.sort_by_key(|(status, _)| status.as_str());
+    assert_eq!(counts, [(SessionStatus::InReview, 1), (SessionStatus::NotStarted, 1)]);
+    assert!(db.count_by_status(app, Some(&[])).await.unwrap().is_empty(), "no workflow seen");
+    assert!(db.count_by_status(other, None).await.unwrap().is_empty());
+
+    let reviewer = |application, email: &str| StoredReviewer {
+        reviewer: Reviewer {
+            id: handoff_domain::ReviewerId::from_uuid(Uuid::new_v4()),
+            application_id: application,
+            email: email.into(),
+            role: ReviewerRole::Reviewer,
+            totp: false,
+            created_at: crate::support::now(),
+        },
+        password_hash: "$argon2id$…".into(),
+        totp_secret: None,
+        failed_sign_ins: 0,
+        locked_until: None,
+    };
+    let ana = reviewer(app, "ana@beta.example");
+    let stranger = reviewer(other, "zed@elsewhere.example");
+    assert!(db.add_reviewer(&ana).await.unwrap() && db.add_reviewer(&stranger).await.unwrap());
+    let now = crate::support::now();
+    let (ana_id, stranger_id) = (ana.reviewer.id, stranger.reviewer.id);
+    assert!(db.assign_session(app, second.id, Some(ana_id), now).await.unwrap());
+    assert!(!db.assign_session(app, first.id, Some(stranger_id), now).await.unwrap(), "not theirs");
+    assert!(!db.assign_session(other, second.id, Some(stranger_id), now).await.unwrap());
+    let assigned = db.assignees(app, &[first.id, second.id]).await.unwrap();
+    assert_eq!(assigned, [(second.id, "ana@beta.example".to_owned())]);
+    assert!(db.assignees(other, &[second.id]).await.unwrap().is_empty());
+    let listed = |assignee| {
+        let filter = SessionFilter { assignee: Some(assignee), ..all(SessionKind::User) };
+        let db = &db;
+        async move {
+            let page = db.list_sessions(app, &filter).await.unwrap();
+            page.results.iter().map(|l| l.session.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(listed(Some(ana_id)).await, [second.id]);
+    assert_eq!(listed(None).await, [first.id]);
+    // Reassigned to nobody; a deleted session's assignment goes with it.
+    assert!(db.assign_session(app, second.id, None, now).await.unwrap());
+    assert_eq!(listed(None).await.len(), 2);
+    assert!(db.assign_session(app, first.id, Some(ana_id), now).await.unwrap());
+    assert!(db.delete_session(app, first.id).await.unwrap());
+    assert_eq!(db.count("assignments").await, 0);
+}
