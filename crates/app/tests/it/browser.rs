@@ -251,6 +251,12 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     screenshot(&client, "console-kyb-phone", 390, 844).await;
     client.set_window_size(1280, 900).await.unwrap();
 
+    // Bulk approval's confirmation lists the KYB case, whose source approved it.
+    client.goto(&format!("{}/console/bulk-approve/", app.base)).await.unwrap();
+    let bulk = text_with(&client, "Approve these 1 cases").await;
+    assert!(bulk.contains("company-0007"), "{bulk}");
+    accessible(&client, axe, "the bulk approval's confirmation").await;
+
     // The account page.
     client.goto(&format!("{}/console/account/", app.base)).await.unwrap();
     text_with(&client, "Change your password").await;

@@ -775,7 +775,57 @@ async fn the_queue_counts_orders_and_takes_assignments(backend: Backend) {
     assert_eq!(status, 400);
 }
 
+/// Imported cases in review whose source approved them are listed for confirmation, then
+/// approved at once, each naming the reviewer; a case whose source declined it, and the
+/// application's own, are left.
+async fn imported_cases_their_source_approved_are_approved_in_bulk(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (shared, approved_clone) = app.in_review("user", "user-ana-001").await;
+    // A case the source declined, imported into review too.
+    let declined = app.finished_session(&shared.source, "user", "user-ben-002").await;
+    let put = app
+        .put(
+            &format!("/v3/session/{declined}/decision/"),
+            &shared.source,
+            json!({"status": "Declined"}),
+        )
+        .await;
+    assert_eq!(put.status.as_u16(), 200, "{}", put.text);
+    let token = app.share(&shared.source, &declined, &shared.receiver).await;
+    let imported = app.import(&shared.receiver, &token, &shared.workflow, json!({})).await;
+    let declined_clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    let (email, password, _) = crate::support::add_reviewer(
+        app.db.url(),
+        &shared.receiver,
+        "ana@beta.example",
+        "reviewer",
+        false,
+    );
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in_as(&email, &password, "").await.0, 303);
+
+    let (status, _, confirm) = browser.get("/console/bulk-approve/").await;
+    assert_eq!(status, 200);
+    assert!(confirm.contains(&approved_clone), "{confirm}");
+    assert!(!confirm.contains(&declined_clone), "its source declined it");
+    assert!(confirm.contains("Approve these 1 cases"), "{confirm}");
+    let csrf = csrf_of(&confirm);
+    let (status, _, _) = browser.post("/console/bulk-approve/", &[("comment", "x")]).await;
+    assert_eq!(status, 403, "no CSRF token");
+    let form = [("csrf", csrf.as_str()), ("comment", "Source approved; documents match")];
+    assert_eq!(browser.post("/console/bulk-approve/", &form).await.0, 303);
+    let decision = app.decision(&shared.receiver, &approved_clone).await;
+    assert_eq!(decision.body["status"], "Approved");
+    assert_eq!(decision.body["reviews"][0]["user"], format!("reviewer:{email}"));
+    assert_eq!(decision.body["reviews"][0]["comment"], "Source approved; documents match");
+    let left = app.decision(&shared.receiver, &declined_clone).await;
+    assert_eq!(left.body["status"], "In Review");
+    let (_, _, again) = browser.get("/console/bulk-approve/").await;
+    assert!(again.contains("No imported case in review was approved by its source."));
+}
+
 per_backend!(
+    imported_cases_their_source_approved_are_approved_in_bulk,
     the_queue_counts_orders_and_takes_assignments,
     reviewers_sign_in_as_themselves_and_decisions_name_them,
     accounts_lock_take_codes_and_change_passwords

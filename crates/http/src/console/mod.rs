@@ -6,6 +6,7 @@
 //! the key itself is never put in a page, an address or a log. Every form carries the
 //! session's CSRF token. Decisions go through the same domain service as the API.
 
+mod bulk;
 mod gate;
 mod pages;
 mod people;
@@ -25,6 +26,7 @@ use crate::AppState;
 use crate::pages::render;
 use crate::rate_limit::Budget;
 
+pub(crate) use bulk::{approve as bulk_approve, confirm as bulk_confirm};
 pub use gate::CONSOLE_FORM_BYTES;
 pub(crate) use gate::console_gate;
 pub(crate) use pages::{index, review, revoke, session, share, sign_in, sign_out};

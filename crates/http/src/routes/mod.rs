@@ -55,6 +55,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .service(resource("/account/").route(web::get().to(crate::console::account)))
                 .service(
+                    resource("/bulk-approve/")
+                        .route(web::get().to(crate::console::bulk_confirm))
+                        .route(web::post().to(crate::console::bulk_approve)),
+                )
+                .service(
                     resource("/sessions/{session_id}/assign/")
                         .route(web::post().to(crate::console::assign)),
                 )
