@@ -81,11 +81,6 @@ fn screenshots() -> ExitCode {
     if !status.is_ok_and(|s| s.success()) {
         return ExitCode::FAILURE;
     }
-    // Only the two the docs show are kept.
-    for name in ["console-queue-phone.png", "console-session-desktop.png", "console-kyb-phone.png"]
-    {
-        let _ = std::fs::remove_file(dir.join(name));
-    }
     eprintln!("wrote {}", dir.display());
     ExitCode::SUCCESS
 }

@@ -21,11 +21,14 @@ pub enum LogAction {
     Shared,
     /// A share token of this session was revoked.
     ShareRevoked,
+    /// A reviewer revealed a masked value of the session in the console (its document
+    /// number): who looked, and when.
+    Revealed,
 }
 
 impl LogAction {
     /// Every action.
-    pub const ALL: [LogAction; 7] = [
+    pub const ALL: [LogAction; 8] = [
         LogAction::Created,
         LogAction::ResultsRecorded,
         LogAction::StatusUpdated,
@@ -33,12 +36,14 @@ impl LogAction {
         LogAction::ImportedBy,
         LogAction::Shared,
         LogAction::ShareRevoked,
+        LogAction::Revealed,
     ];
 
     /// The actions that concern the source's own sharing (with whom it was shared, who
-    /// imported it), which a clone does not copy: they would tell the receiver about the
-    /// source's other relations.
-    pub const SOURCE_ONLY: [LogAction; 2] = [LogAction::Shared, LogAction::ImportedBy];
+    /// imported it) and its own reviewers' looks, which a clone does not copy: they would
+    /// tell the receiver about the source's other relations and people.
+    pub const SOURCE_ONLY: [LogAction; 3] =
+        [LogAction::Shared, LogAction::ImportedBy, LogAction::Revealed];
 
     /// Its name, as stored and as the activity list shows it.
     pub const fn as_str(self) -> &'static str {
@@ -50,6 +55,7 @@ impl LogAction {
             LogAction::ImportedBy => "imported_by",
             LogAction::Shared => "shared",
             LogAction::ShareRevoked => "share_revoked",
+            LogAction::Revealed => "revealed",
         }
     }
 
@@ -60,7 +66,7 @@ impl LogAction {
 
     /// Whether a clone copies rows of this action from its source's log.
     pub const fn copied_to_clones(self) -> bool {
-        !matches!(self, LogAction::Shared | LogAction::ImportedBy)
+        !matches!(self, LogAction::Shared | LogAction::ImportedBy | LogAction::Revealed)
     }
 
     /// The webhook events a row of this action causes: `changed` when the row changed the
@@ -78,6 +84,7 @@ impl LogAction {
             LogAction::ImportedBy => &[WebhookType::ShareRedeemed],
             LogAction::Shared => &[WebhookType::ShareCreated],
             LogAction::ShareRevoked => &[WebhookType::ShareRevoked],
+            LogAction::Revealed => &[],
         }
     }
 }

@@ -249,6 +249,12 @@ pub trait SessionRepository: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Vec<crate::retention::DeletedSession>, RepoError>;
 
+    /// Appends `log` (an event that changes no status) to the application's session. MUST
+    /// return `Ok(false)` and write nothing when the application holds no such session.
+    async fn append_event(
+        &self, application_id: ApplicationId, id: SessionId, log: &LogEntry,
+    ) -> Result<bool, RepoError>;
+
     /// How many of the application's sessions are in each status (of these workflows only,
     /// when given); statuses no session is in are left out.
     async fn count_by_status(

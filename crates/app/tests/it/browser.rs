@@ -2,7 +2,8 @@
 //! (chromedriver, from `fantoccini`). A reviewer added by the operator signs in with a
 //! password and a one-time code, finds the imported session in the
 //! queue, opens it, sees where it came from and its blocks, approves it with a comment, and
-//! the API shows the new status; a wrong password, a decision without its CSRF token and
+//! the API shows the new status naming the reviewer; an imported KYB case is then cleared
+//! with the keyboard alone (N opens the next case, A approves); a wrong password, a decision without its CSRF token and
 //! another application's session are refused. axe-core checks every page shown (no serious or
 //! critical violation). Screenshots of the queue and the
 //! session at desktop and phone widths are written to `target/screenshots/` (or
@@ -119,6 +120,19 @@ async fn accessible(client: &Client, axe: Option<&str>, page: &str) {
         .unwrap();
     let violations: serde_json::Value = serde_json::from_str(found.as_str().unwrap()).unwrap();
     assert_eq!(violations, json!([]), "axe-core on {page}");
+}
+
+/// Presses the page's access key `key` (Alt and the key, as Chromium on Linux reads them).
+async fn access_key(client: &Client, key: char) {
+    use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+    use fantoccini::key::Key;
+    let alt: char = Key::Alt.into();
+    let keys = KeyActions::new("keyboard".to_owned())
+        .then(KeyAction::Down { value: alt })
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key })
+        .then(KeyAction::Up { value: alt });
+    client.perform_actions(keys).await.unwrap();
 }
 
 /// Clicks the element `css` selects.
@@ -243,6 +257,12 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     let kyb_workflow = app.workflow(&shared.receiver, "business").await;
     let imported = app.import(&shared.receiver, &token, &kyb_workflow, json!({})).await;
     let kyb_clone = imported.body["session_id"].as_str().unwrap().to_owned();
+    // Bulk approval's confirmation lists the KYB case, whose source approved it.
+    client.goto(&format!("{}/console/bulk-approve/", app.base)).await.unwrap();
+    let bulk = text_with(&client, "Approve these 1 cases").await;
+    assert!(bulk.contains("company-0007"), "{bulk}");
+    accessible(&client, axe, "the bulk approval's confirmation").await;
+
     client.goto(&format!("{}/console/sessions/{kyb_clone}/", app.base)).await.unwrap();
     let kyb = text_with(&client, "Company registry").await;
     assert!(kyb.contains("Imported from another application"), "{kyb}");
@@ -251,11 +271,17 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     screenshot(&client, "console-kyb-phone", 390, 844).await;
     client.set_window_size(1280, 900).await.unwrap();
 
-    // Bulk approval's confirmation lists the KYB case, whose source approved it.
-    client.goto(&format!("{}/console/bulk-approve/", app.base)).await.unwrap();
-    let bulk = text_with(&client, "Approve these 1 cases").await;
-    assert!(bulk.contains("company-0007"), "{bulk}");
-    accessible(&client, axe, "the bulk approval's confirmation").await;
+    // Cleared with the keyboard: from the queue, N opens the next case, A approves it.
+    client.goto(&format!("{}/console/", app.base)).await.unwrap();
+    text_with(&client, "Sessions in review").await;
+    access_key(&client, 'n').await;
+    text_with(&client, "Company registry").await;
+    type_into(&client, "#comment", "Registry and owners check out").await;
+    access_key(&client, 'a').await;
+    text_with(&client, "Registry and owners check out").await;
+    let kyb_decision = app.decision(&shared.receiver, &kyb_clone).await;
+    assert_eq!(kyb_decision.body["status"], "Approved", "{}", kyb_decision.text);
+    assert_eq!(kyb_decision.body["reviews"][0]["user"], format!("reviewer:{email}"));
 
     // The account page.
     client.goto(&format!("{}/console/account/", app.base)).await.unwrap();

@@ -824,7 +824,64 @@ async fn imported_cases_their_source_approved_are_approved_in_bulk(backend: Back
     assert!(again.contains("No imported case in review was approved by its source."));
 }
 
+/// A case shows its evidence as cards, warnings first; the document number is masked until
+/// the reviewer reveals it, which the session's log records (and a clone does not copy).
+async fn evidence_is_summed_up_and_a_reveal_is_recorded(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let (shared, clone) = app.in_review("user", "user-ana-001").await;
+    let (email, password, _) = crate::support::add_reviewer(
+        app.db.url(),
+        &shared.receiver,
+        "ana@beta.example",
+        "reviewer",
+        false,
+    );
+    let mut browser = Browser::new(&app);
+    assert_eq!(browser.sign_in_as(&email, &password, "").await.0, 303);
+    let page = format!("/console/sessions/{clone}/");
+    let (_, _, view) = browser.get_heavy(&page).await;
+    let (warnings, evidence) = (view.find(r#"id="warnings""#), view.find(r#"id="evidence""#));
+    assert!(warnings.unwrap() < evidence.unwrap(), "warnings first");
+    assert!(warnings.unwrap() < view.find(r#"id="decide""#).unwrap());
+    for expected in [
+        "IP_COUNTRY_MATCHES_DOCUMENT",
+        "Ana Example",
+        "1990-04-12 (age 36)",
+        "Identity Card, Spain",
+        "••••••67Z",
+        "Similarity score",
+        "VPN or Tor",
+        "Reveal the document number",
+    ] {
+        assert!(view.contains(expected), "{expected}: {view}");
+    }
+    assert!(!view.contains("X1234567Z"), "the number is masked everywhere on the page");
+
+    let csrf = csrf_of(&view);
+    let reveal = format!("/console/sessions/{clone}/reveal/");
+    assert_eq!(browser.post(&reveal, &[]).await.0, 403, "no CSRF token");
+    let (status, _, revealed) = browser.post(&reveal, &[("csrf", &csrf)]).await;
+    assert_eq!(status, 200);
+    assert!(revealed.contains("X1234567Z"));
+    assert!(!revealed.contains("Reveal the document number"));
+    let events =
+        app.get(&format!("/v3/session/{clone}/decision/?include=events"), &shared.receiver).await;
+    let looks: Vec<&serde_json::Value> = events.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "revealed")
+        .collect();
+    assert_eq!(looks.len(), 1, "{}", events.text);
+    assert_eq!(looks[0]["actor"], format!("reviewer:{email}"));
+    assert_eq!(looks[0]["details"]["field"], "document_number");
+    // Another application's session reveals nothing.
+    let elsewhere = format!("/console/sessions/{}/reveal/", shared.session);
+    assert_eq!(browser.post(&elsewhere, &[("csrf", &csrf)]).await.0, 404);
+}
+
 per_backend!(
+    evidence_is_summed_up_and_a_reveal_is_recorded,
     imported_cases_their_source_approved_are_approved_in_bulk,
     the_queue_counts_orders_and_takes_assignments,
     reviewers_sign_in_as_themselves_and_decisions_name_them,

@@ -200,6 +200,23 @@ impl SessionRepository for InMemory {
         Ok(deleted)
     }
 
+    async fn append_event(
+        &self, application_id: ApplicationId, id: SessionId, log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        let mut state = self.state();
+        match state
+            .sessions
+            .iter_mut()
+            .find(|(r, _)| r.session.id == id && r.session.application_id == application_id)
+        {
+            Some((_, logs)) => {
+                logs.push(log.clone());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     async fn count_by_status(
         &self, application_id: ApplicationId, workflows: Option<&[crate::WorkflowId]>,
     ) -> Result<Vec<(crate::SessionStatus, u64)>, RepoError> {

@@ -361,6 +361,25 @@ impl SessionService {
         }
     }
 
+    /// Records that the caller revealed the session's masked `field` (the console's document
+    /// number): an event of the session's log, which a clone does not copy.
+    pub async fn note_reveal(
+        &self, caller: &Caller, id: SessionId, field: &str,
+    ) -> Result<(), Error> {
+        self.visible(caller, id).await?;
+        let log = LogEntry::event(
+            caller.actor(),
+            LogAction::Revealed,
+            Some(json!({"field": field})),
+            self.ports.clock.now(),
+        );
+        if self.ports.sessions.append_event(caller.application_id, id, &log).await? {
+            Ok(())
+        } else {
+            Err(Error::SessionNotFound)
+        }
+    }
+
     /// How many of the caller's sessions (of the workflows its key sees) are in each status.
     pub async fn status_counts(&self, caller: &Caller) -> Result<Vec<(SessionStatus, u64)>, Error> {
         let workflows = caller.grant.workflows.as_deref();

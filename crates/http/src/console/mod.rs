@@ -7,6 +7,7 @@
 //! session's CSRF token. Decisions go through the same domain service as the API.
 
 mod bulk;
+mod evidence;
 mod gate;
 mod pages;
 mod people;
@@ -29,7 +30,7 @@ use crate::rate_limit::Budget;
 pub(crate) use bulk::{approve as bulk_approve, confirm as bulk_confirm};
 pub use gate::CONSOLE_FORM_BYTES;
 pub(crate) use gate::console_gate;
-pub(crate) use pages::{index, review, revoke, session, share, sign_in, sign_out};
+pub(crate) use pages::{index, reveal, review, revoke, session, share, sign_in, sign_out};
 pub(crate) use people::{account, change_password, sign_in_reviewer};
 pub(crate) use queue::assign;
 

@@ -87,11 +87,19 @@ pub(crate) struct SessionQuery {
     page: Option<usize>,
 }
 
-/// An item's lines, cut to what a page shows.
-fn item_lines(item: &handoff_domain::FeatureItem) -> Vec<(String, String)> {
+/// An item's lines, cut to what a page shows; document numbers masked unless `reveal`.
+fn item_lines(item: &handoff_domain::FeatureItem, reveal: bool) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let value: Value = serde_json::from_str(item.json().get()).unwrap_or_default();
     lines("", &value, &mut out);
+    if !reveal {
+        for (field, text) in &mut out {
+            let number = field.ends_with("document_number") || field.ends_with("personal_number");
+            if number && !text.is_empty() && text != "—" {
+                *text = super::evidence::masked(text);
+            }
+        }
+    }
     let more = out.len().saturating_sub(FIELDS_PER_ITEM);
     out.truncate(FIELDS_PER_ITEM);
     for (_, text) in &mut out {
@@ -116,6 +124,7 @@ fn item_lines(item: &handoff_domain::FeatureItem) -> Vec<(String, String)> {
 /// `block`'s items on the page the query asks for (the first unless it names this block).
 fn block_view(
     id: &str, block: FeatureBlock, items: &[handoff_domain::FeatureItem], query: &SessionQuery,
+    reveal: bool,
 ) -> BlockView {
     let pages = items.len().div_ceil(ITEMS_PER_PAGE).max(1);
     let index = match (&query.block, query.page) {
@@ -130,7 +139,7 @@ fn block_view(
     BlockView {
         key: block.v3_key(),
         title: block.title(),
-        items: items[from..to].iter().map(item_lines).collect(),
+        items: items[from..to].iter().map(|item| item_lines(item, reveal)).collect(),
         shown: (pages > 1).then(|| format!("Items {}–{to} of {}", from + 1, items.len())),
         previous: (index > 0).then(|| link(index - 1)),
         next: (index + 1 < pages).then(|| link(index + 1)),
@@ -157,6 +166,10 @@ struct SessionView {
     reviews: Vec<(&'static str, String, String, String)>,
     /// The next session of the queue, its id.
     next_case: Option<String>,
+    /// The blocks summed up, warnings first.
+    evidence: super::evidence::Evidence,
+    /// Whether document numbers are shown in full (after a recorded reveal).
+    revealed: bool,
     /// Whom it is assigned to, by email.
     assignee: Option<String>,
 }
@@ -370,6 +383,33 @@ pub(crate) async fn session(
     let Some(query) = super::gate::query::<SessionQuery>(&req) else {
         return super::gate::unreadable_query();
     };
+    session_page(&state, reviewer, id, &query, false).await
+}
+
+/// `POST /console/sessions/{id}/reveal/`: the session's page with its document numbers in
+/// full, the look recorded in its log (`revealed`, by the reviewer).
+pub(crate) async fn reveal(
+    req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>,
+    form: ConsoleForm<CsrfForm>,
+) -> HttpResponse {
+    let (reviewer, id) = match session_form(&req, form.csrf.as_deref(), &path) {
+        Ok(found) => found,
+        Err(answer) => return *answer,
+    };
+    if let Err(error) =
+        state.services.sessions.note_reveal(&reviewer.caller, id, "document_number").await
+    {
+        let (status, sentence) = refusal(&error);
+        return message(status, sentence);
+    }
+    let query = SessionQuery { block: None, page: None };
+    session_page(&state, reviewer, id, &query, true).await
+}
+
+/// The page of session `id`; with `reveal`, its document numbers in full.
+async fn session_page(
+    state: &AppState, reviewer: Reviewer, id: SessionId, query: &SessionQuery, reveal: bool,
+) -> HttpResponse {
     let sessions = &state.services.sessions;
     let (record, events, ledger) = match (
         sessions.decision(&reviewer.caller, id).await,
@@ -443,11 +483,16 @@ pub(crate) async fn session(
             consent,
         }
     });
-    let blocks = FeatureBlock::for_kind(record.session.kind)
+    let path = id.to_string();
+    let recorded: Vec<(FeatureBlock, &[handoff_domain::FeatureItem])> =
+        FeatureBlock::for_kind(record.session.kind)
+            .iter()
+            .filter_map(|block| record.block(*block).map(|items| (*block, items)))
+            .collect();
+    let evidence = super::evidence::evidence(&recorded, now.date_naive(), reveal);
+    let blocks = recorded
         .iter()
-        .filter_map(|block| {
-            record.block(*block).map(|items| block_view(&path, *block, items, &query))
-        })
+        .map(|(block, items)| block_view(&path, *block, items, query, reveal))
         .collect();
     // Each recorded step once, by its block's title and its node id.
     let mut steps: Vec<(&'static str, String)> = Vec::new();
@@ -459,7 +504,7 @@ pub(crate) async fn session(
         }
     }
     let s = &record.session;
-    let next_case = super::queue::next_case(&state, &reviewer.caller, s.id).await;
+    let next_case = super::queue::next_case(state, &reviewer.caller, s.id).await;
     let assignee = state
         .services
         .sessions
@@ -468,6 +513,8 @@ pub(crate) async fn session(
         .ok()
         .and_then(|mut found| found.remove(&s.id));
     let view = SessionView {
+        evidence,
+        revealed: reveal,
         next_case: next_case.map(|id| id.to_string()),
         assignee,
         signed_in_as: reviewer.signed_in_as(),

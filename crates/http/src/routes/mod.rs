@@ -60,6 +60,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(crate::console::bulk_approve)),
                 )
                 .service(
+                    resource("/sessions/{session_id}/reveal/")
+                        .route(web::post().to(crate::console::reveal)),
+                )
+                .service(
                     resource("/sessions/{session_id}/assign/")
                         .route(web::post().to(crate::console::assign)),
                 )

@@ -1,5 +1,5 @@
-//! The console's queue work: counts of sessions by status, and which reviewer each session is
-//! assigned to.
+//! The console's work on sessions: counts by status, which reviewer each session is assigned
+//! to, and the events it logs (a reveal).
 
 use chrono::{DateTime, Utc};
 use handoff_domain::ReviewerId;
@@ -32,6 +32,19 @@ impl Store {
                 Ok((rows::status(&get::<String>(row, "status")?)?, u64::try_from(n).unwrap_or(0)))
             })
             .collect()
+    }
+
+    /// [`SessionRepository::append_event`].
+    pub(super) async fn append(
+        &self, application_id: ApplicationId, id: SessionId, log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        let _turn = self.write_turn().await;
+        let txn = begin_write(&self.db).await?;
+        if lock_session(&txn, application_id, id).await?.is_none() {
+            return Ok(false);
+        }
+        insert_log(&txn, id, log).await?;
+        commit(txn).await.map(|()| true)
     }
 
     /// [`SessionRepository::assign_session`].

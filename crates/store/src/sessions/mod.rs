@@ -330,6 +330,12 @@ impl SessionRepository for Store {
         Ok(deleted == 1)
     }
 
+    async fn append_event(
+        &self, application_id: ApplicationId, id: SessionId, log: &LogEntry,
+    ) -> Result<bool, RepoError> {
+        self.append(application_id, id, log).await
+    }
+
     async fn count_by_status(
         &self, application_id: ApplicationId, workflows: Option<&[handoff_domain::WorkflowId]>,
     ) -> Result<Vec<(handoff_domain::SessionStatus, u64)>, RepoError> {
