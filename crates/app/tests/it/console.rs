@@ -605,6 +605,12 @@ async fn reviewers_sign_in_as_themselves_and_decisions_name_them(backend: Backen
         reviews.text
     );
 
+    // A reviewer (not an admin) decides nothing of the console's API keys.
+    let (_, _, account) = browser.get("/console/account/").await;
+    assert!(!account.contains("API keys in this console"), "{account}");
+    let form = [("csrf", csrf.as_str()), ("allow", "true")];
+    assert_eq!(browser.post("/console/account/api-keys/", &form).await.0, 403);
+
     // A reviewer role may not share.
     let (status, _, _) =
         browser.post(&format!("/console/sessions/{}/share/", clone), &[("csrf", &csrf)]).await;
@@ -652,6 +658,17 @@ async fn accounts_lock_take_codes_and_change_passwords(backend: Backend) {
     assert_eq!(browser.sign_in_as(&email, &password, "000000x").await.0, 401);
     assert_eq!(browser.sign_in_as(&email, &password, &code()).await.0, 303);
     assert!(browser.signed_in().await);
+
+    // An admin lets the application's API keys sign in, from the console.
+    let tenant_key = tenant.key.clone();
+    let mut headless = Browser::new(&app);
+    assert_eq!(headless.sign_in_with_key(&tenant_key).await.0, 403, "not yet");
+    let (_, _, account) = browser.get("/console/account/").await;
+    assert!(account.contains("Let API keys sign in"), "{account}");
+    let form = [("csrf", csrf_of(&account)), ("allow", "true".to_owned())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(browser.post("/console/account/api-keys/", &form).await.0, 303);
+    assert_eq!(headless.sign_in_with_key(&tenant_key).await.0, 303, "now it may");
 
     // Change the password: every session of the reviewer ends, this one too.
     let mut other = Browser::new(&app);

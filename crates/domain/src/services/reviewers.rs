@@ -134,6 +134,31 @@ impl ReviewerService {
         Ok(Ok(self.applications.open_console(&caller, Some(id)).await?))
     }
 
+    /// Whether the reviewer's application lets API keys sign in to its console, and whether
+    /// the reviewer, an admin, may change that.
+    pub async fn console_api_keys(&self, id: ReviewerId) -> Result<(bool, bool), Error> {
+        let reviewer =
+            self.ports.applications.find_reviewer(id).await?.ok_or(Error::ReviewerNotFound)?;
+        let settings = self.applications.settings(reviewer.application_id).await?;
+        Ok((settings.console_api_keys, reviewer.role == ReviewerRole::Admin))
+    }
+
+    /// Lets its application's API keys sign in to the console, or stops them: an admin's to
+    /// decide ([`Error::ScopeMissing`] for another reviewer).
+    pub async fn set_console_api_keys(&self, id: ReviewerId, allow: bool) -> Result<(), Error> {
+        let reviewer =
+            self.ports.applications.find_reviewer(id).await?.ok_or(Error::ReviewerNotFound)?;
+        if reviewer.role != ReviewerRole::Admin {
+            return Err(Error::ScopeMissing(crate::grant::Scope {
+                resource: crate::grant::Resource::Reviews,
+                access: crate::grant::Access::Write,
+            }));
+        }
+        let mut settings = self.applications.settings(reviewer.application_id).await?;
+        settings.console_api_keys = allow;
+        self.applications.update_settings(reviewer.application_id, settings).await
+    }
+
     /// Changes a signed-in reviewer's password, given its current one; every console session
     /// of the reviewer ends, this one too.
     pub async fn change_password(

@@ -27,6 +27,47 @@ pub(super) struct Card {
     pub more: usize,
 }
 
+/// A score's thresholds in the workflow (Didit's step settings): below `review` a session goes
+/// to review, below `decline` it is declined.
+#[derive(Clone, Copy, Default)]
+pub(super) struct Thresholds {
+    pub review: Option<f64>,
+    pub decline: Option<f64>,
+}
+
+impl Thresholds {
+    /// The thresholds a step's `config` sets for `block`'s score, by Didit's names
+    /// (`face_match_score_review_threshold`, `…_decline_threshold`; liveness likewise).
+    pub(super) fn of(block: FeatureBlock, config: &Value) -> Self {
+        let prefixes: &[&str] = match block {
+            FeatureBlock::FaceMatches => &["face_match_score"],
+            FeatureBlock::LivenessChecks => &["face_liveness_score", "liveness_score"],
+            _ => &[],
+        };
+        let read = |which: &str| {
+            prefixes.iter().find_map(|p| config.get(format!("{p}_{which}_threshold"))?.as_f64())
+        };
+        Self { review: read("review"), decline: read("decline") }
+    }
+
+    /// `score` weighed against them: the text, and whether it falls below one.
+    fn weigh(self, score: f64) -> (String, bool) {
+        let limits: Vec<String> = [("review below", self.review), ("decline below", self.decline)]
+            .into_iter()
+            .filter_map(|(what, limit)| limit.map(|l| format!("{what} {l}")))
+            .collect();
+        let below = self.review.or(self.decline).is_some_and(|limit| score < limit);
+        let verdict = match (limits.is_empty(), below) {
+            (true, _) => String::new(),
+            (false, true) => format!(" — below the workflow's threshold ({})", limits.join(", ")),
+            (false, false) => {
+                format!(" — passes the workflow's thresholds ({})", limits.join(", "))
+            }
+        };
+        (format!("{score}{verdict}"), below)
+    }
+}
+
 /// What the card of a session shows: the cards, and every warning of every block, first.
 pub(super) struct Evidence {
     pub warnings: Vec<(&'static str, String)>,
@@ -56,7 +97,10 @@ pub(super) fn masked(number: &str) -> String {
 }
 
 /// The facts of `block`'s item `value`; `reveal`: document numbers in full.
-fn facts(block: FeatureBlock, value: &Value, today: NaiveDate, reveal: bool) -> Vec<Fact> {
+fn facts(
+    block: FeatureBlock, value: &Value, today: NaiveDate, reveal: bool, thresholds: Thresholds,
+) -> Vec<Fact> {
+    let score = || value.get("score").and_then(Value::as_f64).map(|score| thresholds.weigh(score));
     let mut facts = Vec::new();
     let mut add = |label: &'static str, value: Option<String>, alert: bool| {
         if let Some(value) = value {
@@ -100,10 +144,16 @@ fn facts(block: FeatureBlock, value: &Value, today: NaiveDate, reveal: bool) -> 
         }
         FeatureBlock::LivenessChecks => {
             add("Method", text(value, "/method"), false);
-            add("Score", text(value, "/score"), false);
+            if let Some((weighed, below)) = score() {
+                add("Score", Some(weighed), below);
+            }
             add("Estimated age", text(value, "/age_estimation"), false);
         }
-        FeatureBlock::FaceMatches => add("Similarity score", text(value, "/score"), false),
+        FeatureBlock::FaceMatches => {
+            if let Some((weighed, below)) = score() {
+                add("Similarity score", Some(weighed), below);
+            }
+        }
         FeatureBlock::PoaVerifications => {
             let address =
                 text(value, "/poa_formatted_address").or_else(|| text(value, "/poa_address"));
@@ -319,9 +369,11 @@ fn warnings(value: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The evidence of a session's recorded blocks, in the kind's order.
+/// The evidence of a session's recorded blocks, in the kind's order; `thresholds`, the
+/// workflow's for the blocks that have them.
 pub(super) fn evidence(
     blocks: &[(FeatureBlock, &[FeatureItem])], today: NaiveDate, reveal: bool,
+    thresholds: &[(FeatureBlock, Thresholds)],
 ) -> Evidence {
     let mut out = Evidence { warnings: Vec::new(), cards: Vec::new() };
     for (block, items) in blocks {
@@ -337,7 +389,9 @@ pub(super) fn evidence(
             key: block.v3_key(),
             title: block.title(),
             status: first.status().to_owned(),
-            facts: facts(*block, &value, today, reveal),
+            facts: facts(*block, &value, today, reveal, {
+                thresholds.iter().find(|(b, _)| b == block).map(|(_, t)| *t).unwrap_or_default()
+            }),
             table: table(*block, &value).filter(|(_, rows)| !rows.is_empty()),
             more: items.len() - 1,
         });
@@ -362,8 +416,12 @@ mod tests {
                 "expiration_date":"2026-01-01","warnings":[{"risk":"DOCUMENT_EXPIRED"}]}"#,
         );
         let today = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
-        let shown =
-            evidence(&[(FeatureBlock::IdVerifications, std::slice::from_ref(&id))], today, false);
+        let shown = evidence(
+            &[(FeatureBlock::IdVerifications, std::slice::from_ref(&id))],
+            today,
+            false,
+            &[],
+        );
         let facts: Vec<(&str, &str, bool)> =
             shown.cards[0].facts.iter().map(|f| (f.label, f.value.as_str(), f.alert)).collect();
         assert_eq!(
@@ -377,8 +435,12 @@ mod tests {
             ]
         );
         assert_eq!(shown.warnings, [("ID verification", "DOCUMENT_EXPIRED".to_owned())]);
-        let revealed =
-            evidence(&[(FeatureBlock::IdVerifications, std::slice::from_ref(&id))], today, true);
+        let revealed = evidence(
+            &[(FeatureBlock::IdVerifications, std::slice::from_ref(&id))],
+            today,
+            true,
+            &[],
+        );
         assert_eq!(revealed.cards[0].facts[3].value, "X1234567Z");
     }
 
@@ -399,6 +461,7 @@ mod tests {
             ],
             today,
             false,
+            &[],
         );
         assert!(shown.cards[0].facts[0].alert, "a hit");
         let (head, rows) = shown.cards[0].table.as_ref().unwrap();
@@ -407,5 +470,29 @@ mod tests {
         let vpn = shown.cards[1].facts.iter().find(|f| f.label == "VPN or Tor").unwrap();
         assert!(vpn.alert && vpn.value == "yes");
         assert_eq!(masked("AB"), "•••AB");
+    }
+
+    #[test]
+    fn scores_are_weighed_against_the_workflows_thresholds() {
+        let config = serde_json::json!({"face_match_score_decline_threshold": 40, "face_match_score_review_threshold": 60});
+        let thresholds = Thresholds::of(FeatureBlock::FaceMatches, &config);
+        let low = item(r#"{"node_id":"n","status":"In Review","score":55.5}"#);
+        let today = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        let shown = evidence(
+            &[(FeatureBlock::FaceMatches, std::slice::from_ref(&low))],
+            today,
+            false,
+            &[(FeatureBlock::FaceMatches, thresholds)],
+        );
+        let fact = &shown.cards[0].facts[0];
+        assert_eq!(
+            fact.value,
+            "55.5 — below the workflow's threshold (review below 60, decline below 40)"
+        );
+        assert!(fact.alert);
+        let (passes, below) = thresholds.weigh(91.3);
+        assert!(!below && passes.contains("passes"));
+        let (plain, _) = Thresholds::default().weigh(91.3);
+        assert_eq!(plain, "91.3", "no thresholds, the score alone");
     }
 }

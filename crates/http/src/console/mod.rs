@@ -31,7 +31,7 @@ pub(crate) use bulk::{approve as bulk_approve, confirm as bulk_confirm};
 pub use gate::CONSOLE_FORM_BYTES;
 pub(crate) use gate::console_gate;
 pub(crate) use pages::{index, reveal, review, revoke, session, share, sign_in, sign_out};
-pub(crate) use people::{account, change_password, sign_in_reviewer};
+pub(crate) use people::{account, change_password, set_api_keys, sign_in_reviewer};
 pub(crate) use queue::assign;
 
 /// Seals and opens the console's cookies: authenticated encryption under a key only the

@@ -489,7 +489,19 @@ async fn session_page(
             .iter()
             .filter_map(|block| record.block(*block).map(|items| (*block, items)))
             .collect();
-    let evidence = super::evidence::evidence(&recorded, now.date_naive(), reveal);
+    // The workflow's score thresholds, when it still exists and sets them.
+    let workflow = state.services.workflows.get(&reviewer.caller, record.session.workflow_id).await;
+    let thresholds: Vec<(FeatureBlock, super::evidence::Thresholds)> = workflow
+        .iter()
+        .flat_map(|w| &w.features)
+        .flat_map(|step| {
+            [FeatureBlock::FaceMatches, FeatureBlock::LivenessChecks]
+                .into_iter()
+                .map(|block| (block, super::evidence::Thresholds::of(block, &step.config)))
+        })
+        .filter(|(_, t)| t.review.is_some() || t.decline.is_some())
+        .collect();
+    let evidence = super::evidence::evidence(&recorded, now.date_naive(), reveal, &thresholds);
     let blocks = recorded
         .iter()
         .map(|(block, items)| block_view(&path, *block, items, query, reveal))

@@ -89,21 +89,73 @@ struct AccountPage<'a> {
     signed_in_as: String,
     reviewer: bool,
     error: Option<&'a str>,
+    /// For an admin: whether the application's API keys may sign in to the console.
+    api_keys: Option<bool>,
 }
 
-/// `GET /console/account/`: who is signed in, and the password form.
-pub(crate) async fn account(req: HttpRequest) -> HttpResponse {
-    match signed_in(&req) {
-        Some(reviewer) => page(
-            StatusCode::OK,
-            render(&AccountPage {
-                csrf: &reviewer.csrf,
-                signed_in_as: reviewer.signed_in_as(),
-                reviewer: reviewer.reviewer_id.is_some(),
-                error: None,
-            }),
-        ),
-        None => see_other("/console/"),
+/// For an admin reviewer, whether its application's keys may sign in (what it may change).
+async fn api_keys_setting(state: &AppState, reviewer: &super::Reviewer) -> Option<bool> {
+    let id = reviewer.reviewer_id?;
+    match state.services.reviewers.console_api_keys(id).await {
+        Ok((allowed, true)) => Some(allowed),
+        _ => None,
+    }
+}
+
+/// `GET /console/account/`: who is signed in, the password form, and for an admin whether
+/// API keys may sign in.
+pub(crate) async fn account(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let Some(reviewer) = signed_in(&req) else {
+        return see_other("/console/");
+    };
+    let api_keys = api_keys_setting(&state, &reviewer).await;
+    page(
+        StatusCode::OK,
+        render(&AccountPage {
+            csrf: &reviewer.csrf,
+            signed_in_as: reviewer.signed_in_as(),
+            reviewer: reviewer.reviewer_id.is_some(),
+            error: None,
+            api_keys,
+        }),
+    )
+}
+
+/// The API-keys form.
+#[derive(Deserialize)]
+pub(crate) struct ApiKeysForm {
+    csrf: Option<String>,
+    allow: Option<String>,
+}
+
+/// `POST /console/account/api-keys/`: an admin lets the application's API keys sign in to the
+/// console, or stops them.
+pub(crate) async fn set_api_keys(
+    req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<ApiKeysForm>,
+) -> HttpResponse {
+    let Some(reviewer) = signed_in(&req) else {
+        return see_other("/console/");
+    };
+    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
+        return message(StatusCode::FORBIDDEN, "The form had expired.");
+    }
+    let allow = match form.allow.as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        _ => return message(StatusCode::BAD_REQUEST, "Allow or stop them?"),
+    };
+    let Some(id) = reviewer.reviewer_id else {
+        return message(StatusCode::FORBIDDEN, "Only an admin of the application may change that.");
+    };
+    match state.services.reviewers.set_console_api_keys(id, allow).await {
+        Ok(()) => see_other("/console/account/"),
+        Err(Error::ScopeMissing(_)) => {
+            message(StatusCode::FORBIDDEN, "Only an admin of the application may change that.")
+        }
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            message(status, sentence)
+        }
     }
 }
 
@@ -156,6 +208,7 @@ pub(crate) async fn change_password(
                     signed_in_as: reviewer.signed_in_as(),
                     reviewer: true,
                     error: Some(&sentence),
+                    api_keys: api_keys_setting(&state, &reviewer).await,
                 }),
             )
         }

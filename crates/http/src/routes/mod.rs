@@ -68,6 +68,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(crate::console::assign)),
                 )
                 .service(
+                    resource("/account/api-keys/")
+                        .route(web::post().to(crate::console::set_api_keys)),
+                )
+                .service(
                     resource("/account/password/")
                         .route(web::post().to(crate::console::change_password)),
                 )
