@@ -22,6 +22,7 @@ migration!(|manager| up {
                 .col(text_null("totp_sealed_with"))
                 .col(ColumnDef::new("failed_sign_ins").integer().not_null().default(0).take())
                 .col(timestamp_null("locked_until"))
+                .col(text_null("time_zone"))
                 .col(timestamp("created_at"))
                 .foreign_key(&mut cascade("reviewers", "application_id", "applications"))
                 .take(),

@@ -42,4 +42,6 @@ pub struct ConsoleSession {
     pub expires_at: DateTime<Utc>,
     /// The reviewer signed in; `None`: an API key.
     pub reviewer: Option<crate::ids::ReviewerId>,
+    /// The reviewer's time zone, as it stands at the request (not stored with the session).
+    pub time_zone: Option<String>,
 }

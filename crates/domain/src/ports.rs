@@ -126,6 +126,12 @@ pub trait ApplicationRepository: Send + Sync {
         &self, id: ReviewerId, failed: i32, locked_until: Option<DateTime<Utc>>,
     ) -> Result<(), RepoError>;
 
+    /// Sets the time zone the reviewer reads times in (`None`: UTC); `Ok(false)` when there is
+    /// no such reviewer.
+    async fn set_reviewer_time_zone(
+        &self, id: ReviewerId, time_zone: Option<&str>,
+    ) -> Result<bool, RepoError>;
+
     /// Replaces the reviewer's password hash and ends every console session it has.
     async fn set_reviewer_password(&self, id: ReviewerId, hash: &str) -> Result<bool, RepoError>;
 

@@ -70,6 +70,8 @@ pub struct Reviewer {
     pub role: ReviewerRole,
     /// Whether it signs in with a one-time code as well.
     pub totp: bool,
+    /// The IANA time zone it reads times in (`Europe/Madrid`); `None`: UTC.
+    pub time_zone: Option<String>,
     /// When it was added.
     pub created_at: DateTime<Utc>,
 }
@@ -207,6 +209,13 @@ pub fn secret_of_url(url: &str) -> Option<Vec<u8>> {
     totp_rs::Secret::Encoded(encoded).to_bytes().ok()
 }
 
+/// A time zone a reviewer may choose: an IANA name (`Europe/Madrid`, `UTC`).
+pub fn parse_time_zone(raw: &str) -> Result<chrono_tz::Tz, &'static str> {
+    raw.trim()
+        .parse::<chrono_tz::Tz>()
+        .map_err(|_| "a time zone is an IANA name, such as Europe/Madrid")
+}
+
 /// Why a sign-in was refused, as the console tells it (a wrong email and a wrong password are
 /// one answer, so that the page says nothing of who has an account).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -262,6 +271,14 @@ mod tests {
         let url = totp_url("ana@bank.example", &secret).unwrap();
         assert!(url.starts_with("otpauth://totp/handoff:ana%40bank.example?secret="), "{url}");
         assert_eq!(secret_of_url(&url), Some(secret));
+    }
+
+    #[test]
+    fn time_zones_are_iana_names() {
+        assert_eq!(parse_time_zone(" Europe/Madrid ").unwrap().name(), "Europe/Madrid");
+        assert!(parse_time_zone("UTC").is_ok());
+        assert!(parse_time_zone("Mars/Olympus").is_err());
+        assert!(parse_time_zone("+01:00").is_err());
     }
 
     #[test]

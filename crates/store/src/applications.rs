@@ -316,6 +316,12 @@ impl ApplicationRepository for Store {
         crate::reviewers::record_failures(self, id, failed, locked_until).await
     }
 
+    async fn set_reviewer_time_zone(
+        &self, id: ReviewerId, time_zone: Option<&str>,
+    ) -> Result<bool, RepoError> {
+        crate::reviewers::set_time_zone(self, id, time_zone).await
+    }
+
     async fn set_reviewer_password(&self, id: ReviewerId, hash: &str) -> Result<bool, RepoError> {
         crate::reviewers::set_password(self, id, hash).await
     }

@@ -76,6 +76,7 @@ pub(crate) async fn touch(
         csrf: get(&row, "csrf")?,
         expires_at: get(&row, "expires_at")?,
         reviewer: get::<Option<uuid::Uuid>>(&row, "reviewer_id")?.map(ReviewerId::from_uuid),
+        time_zone: None,
     }))
 }
 

@@ -33,6 +33,7 @@ fn reviewer(row: &QueryResult) -> Result<StoredReviewer, RepoError> {
             email: get(row, "email")?,
             role: ReviewerRole::parse(&role).ok_or_else(|| corrupt("role", &role))?,
             totp: totp_secret.is_some(),
+            time_zone: get(row, "time_zone")?,
             created_at: get(row, "created_at")?,
         },
         password_hash: get(row, "password_hash")?,
@@ -120,6 +121,18 @@ async fn end_sessions(txn: &sea_orm::DatabaseTransaction, id: ReviewerId) -> Res
         .and_where(Expr::col(ConsoleSessions::ReviewerId).eq(id.as_uuid()))
         .to_owned();
     run(txn, &delete).await.map(drop)
+}
+
+pub(crate) async fn set_time_zone(
+    store: &Store, id: ReviewerId, time_zone: Option<&str>,
+) -> Result<bool, RepoError> {
+    let update = Query::update()
+        .table(Reviewers::Table)
+        .value(Reviewers::TimeZone, time_zone.map(str::to_owned))
+        .and_where(Expr::col(Reviewers::Id).eq(id.as_uuid()))
+        .to_owned();
+    let _turn = store.write_turn().await;
+    Ok(run(&store.db, &update).await? == 1)
 }
 
 pub(crate) async fn set_password(

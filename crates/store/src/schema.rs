@@ -73,7 +73,7 @@ table! {
     /// People who sign in to an application's console.
     Reviewers {
         Id, ApplicationId, Email, Role, PasswordHash, TotpSecret, TotpSealedWith, FailedSignIns,
-        LockedUntil, CreatedAt,
+        LockedUntil, TimeZone, CreatedAt,
     }
 }
 

@@ -755,6 +755,19 @@ async fn the_queue_counts_orders_and_takes_assignments(backend: Backend) {
     assert!(nobodys.contains(&own) && !nobodys.contains(&clone));
     let (_, _, view) = browser.get_heavy(&format!("/console/sessions/{clone}/")).await;
     assert!(view.contains(&ana), "the case names its assignee");
+    // Times in the reviewer's zone, once chosen.
+    assert!(view.contains(" UTC ("), "UTC until a zone is chosen");
+    let (_, _, account) = browser.get("/console/account/").await;
+    let zone_form = |zone: &'static str| [("csrf", csrf.clone()), ("time_zone", zone.to_owned())];
+    let bad = zone_form("Mars/Olympus");
+    let bad: Vec<(&str, &str)> = bad.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert!(account.contains("Your time zone"));
+    assert_eq!(browser.post("/console/account/time-zone/", &bad).await.0, 400);
+    let tokyo = zone_form("Asia/Tokyo");
+    let tokyo: Vec<(&str, &str)> = tokyo.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(browser.post("/console/account/time-zone/", &tokyo).await.0, 303);
+    let (_, _, view) = browser.get_heavy(&format!("/console/sessions/{clone}/")).await;
+    assert!(view.contains(" JST (") && !view.contains(" UTC ("), "{view}");
     // Keyboard: the next case, approve, decline, redo, back; and the help that says so.
     assert!(view.contains(&format!(r#"href="/console/sessions/{own}/" accesskey="n""#)), "{view}");
     for key in [

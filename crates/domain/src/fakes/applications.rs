@@ -193,6 +193,18 @@ impl ApplicationRepository for InMemory {
         Ok(())
     }
 
+    async fn set_reviewer_time_zone(
+        &self, id: crate::ids::ReviewerId, time_zone: Option<&str>,
+    ) -> Result<bool, RepoError> {
+        match self.state().reviewers.iter_mut().find(|r| r.reviewer.id == id) {
+            Some(r) => {
+                r.reviewer.time_zone = time_zone.map(str::to_owned);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     async fn set_reviewer_password(
         &self, id: crate::ids::ReviewerId, hash: &str,
     ) -> Result<bool, RepoError> {

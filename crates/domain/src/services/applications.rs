@@ -216,6 +216,7 @@ impl ApplicationService {
             csrf: self.ports.ids.token(16)?,
             expires_at: now + CONSOLE_SESSION_LIFETIME,
             reviewer,
+            time_zone: None,
         };
         self.ports
             .applications
@@ -242,14 +243,15 @@ impl ApplicationService {
         else {
             return Ok(None);
         };
-        let caller = match session.reviewer {
+        let (caller, time_zone) = match session.reviewer {
             // A removed reviewer's session ends at its next request.
-            Some(id) => {
-                self.ports.applications.find_reviewer(id).await?.map(|r| reviewer_caller(&r))
-            }
-            None => self.still_holds(&session.caller).await?,
+            Some(id) => match self.ports.applications.find_reviewer(id).await? {
+                Some(reviewer) => (Some(reviewer_caller(&reviewer)), reviewer.time_zone),
+                None => (None, None),
+            },
+            None => (self.still_holds(&session.caller).await?, None),
         };
-        Ok(caller.map(|caller| ConsoleSession { caller, ..session }))
+        Ok(caller.map(|caller| ConsoleSession { caller, time_zone, ..session }))
     }
 
     /// Signs the console session a cookie's `id` names out, for every copy of the cookie.

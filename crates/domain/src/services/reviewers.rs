@@ -55,6 +55,7 @@ impl ReviewerService {
                 email,
                 role,
                 totp,
+                time_zone: None,
                 created_at: self.ports.clock.now(),
             },
             password_hash: reviewer::hash_password(&password)?,
@@ -157,6 +158,25 @@ impl ReviewerService {
         let mut settings = self.applications.settings(reviewer.application_id).await?;
         settings.console_api_keys = allow;
         self.applications.update_settings(reviewer.application_id, settings).await
+    }
+
+    /// Sets the time zone the reviewer reads the console's times in (an IANA name; empty:
+    /// UTC).
+    pub async fn set_time_zone(&self, id: ReviewerId, raw: &str) -> Result<(), Error> {
+        let zone = match raw.trim() {
+            "" => None,
+            named => Some(
+                reviewer::parse_time_zone(named)
+                    .map_err(|e| Error::Invalid(ValidationErrors::single("time_zone", e)))?
+                    .name()
+                    .to_owned(),
+            ),
+        };
+        if self.ports.applications.set_reviewer_time_zone(id, zone.as_deref()).await? {
+            Ok(())
+        } else {
+            Err(Error::ReviewerNotFound)
+        }
     }
 
     /// Changes a signed-in reviewer's password, given its current one; every console session

@@ -31,7 +31,7 @@ pub(crate) use bulk::{approve as bulk_approve, confirm as bulk_confirm};
 pub use gate::CONSOLE_FORM_BYTES;
 pub(crate) use gate::console_gate;
 pub(crate) use pages::{index, reveal, review, revoke, session, share, sign_in, sign_out};
-pub(crate) use people::{account, change_password, set_api_keys, sign_in_reviewer};
+pub(crate) use people::{account, change_password, set_api_keys, set_time_zone, sign_in_reviewer};
 pub(crate) use queue::assign;
 
 /// Seals and opens the console's cookies: authenticated encryption under a key only the
@@ -64,10 +64,19 @@ pub(crate) struct Reviewer {
     session: String,
     /// The reviewer signed in as a person; `None`: with an API key.
     reviewer_id: Option<handoff_domain::ReviewerId>,
+    /// The time zone the reviewer reads times in; `None`: UTC.
+    zone: Option<chrono_tz::Tz>,
 }
 
 impl Reviewer {
     /// Who is signed in, as the page header says it: the reviewer's email, or the key.
+    /// `at` as the reviewer reads it ([`human_time`]).
+    fn time(
+        &self, at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>,
+    ) -> String {
+        human_time(at, now, self.zone)
+    }
+
     fn signed_in_as(&self) -> String {
         match &self.caller.reviewer {
             Some(email) => email.clone(),
@@ -114,6 +123,7 @@ async fn reviewer(req: &HttpRequest, state: &AppState) -> Option<Reviewer> {
         csrf: session.csrf,
         session: sealed.session,
         reviewer_id: session.reviewer,
+        zone: session.time_zone.as_deref().and_then(|z| z.parse().ok()),
     })
 }
 
@@ -137,10 +147,11 @@ fn id_cookie(state: &AppState, id: String) -> Result<Cookie<'static>, Error> {
     Ok(cookie(state, SESSION_COOKIE, value, CONSOLE_SESSION_LIFETIME.num_seconds()))
 }
 
-/// A time as a person reads it: the minute, in UTC, and how long ago (or how soon) it is from
-/// `now` — `6 Dec 2026, 13:27 UTC (3 hours ago)`.
+/// A time as a person reads it: the minute, in the reader's time zone (UTC without one), and
+/// how long ago (or how soon) it is from `now` — `6 Dec 2026, 14:27 CET (3 hours ago)`.
 pub(crate) fn human_time(
     at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>,
+    zone: Option<chrono_tz::Tz>,
 ) -> String {
     let span = now.signed_duration_since(at);
     let (future, span) =
@@ -155,7 +166,11 @@ pub(crate) fn human_time(
         m @ 60..=2879 => amount(m / 60, "hour"),
         m => amount(m / 1440, "day"),
     };
-    format!("{} UTC ({relative})", at.format("%-d %b %Y, %H:%M"))
+    let shown = match zone {
+        Some(zone) => at.with_timezone(&zone).format("%-d %b %Y, %H:%M %Z").to_string(),
+        None => at.format("%-d %b %Y, %H:%M UTC").to_string(),
+    };
+    format!("{shown} ({relative})")
 }
 
 /// An HTML page with the console's headers: forms only to this origin.
@@ -245,12 +260,16 @@ mod tests {
     #[test]
     fn times_read_as_a_person_says_them() {
         let now: DateTime<Utc> = "2026-12-06T16:30:00Z".parse().unwrap();
-        let at = |d: Duration| human_time(now - d, now);
+        let at = |d: Duration| human_time(now - d, now, None);
         assert_eq!(at(Duration::seconds(20)), "6 Dec 2026, 16:29 UTC (just now)");
         assert_eq!(at(Duration::minutes(1)), "6 Dec 2026, 16:29 UTC (1 minute ago)");
         assert_eq!(at(Duration::minutes(45)), "6 Dec 2026, 15:45 UTC (45 minutes ago)");
         assert_eq!(at(Duration::hours(3)), "6 Dec 2026, 13:30 UTC (3 hours ago)");
         assert_eq!(at(Duration::days(9)), "27 Nov 2026, 16:30 UTC (9 days ago)");
         assert_eq!(at(-Duration::hours(1)), "6 Dec 2026, 17:30 UTC (in 1 hour)");
+        let madrid = Some(chrono_tz::Europe::Madrid);
+        assert_eq!(human_time(now, now, madrid), "6 Dec 2026, 17:30 CET (just now)");
+        let summer: DateTime<Utc> = "2026-07-01T12:00:00Z".parse().unwrap();
+        assert_eq!(human_time(summer, summer, madrid), "1 Jul 2026, 14:00 CEST (just now)");
     }
 }

@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use super::gate::{ConsoleForm, signed_in};
 use super::{
-    Reviewer, SIGN_IN_COOKIE, cookie, count_failure, human_time, message, page, random_token,
-    refusal, render, same_token, see_other, session_cookie, spent,
+    Reviewer, SIGN_IN_COOKIE, cookie, count_failure, message, page, random_token, refusal, render,
+    same_token, see_other, session_cookie, spent,
 };
 use crate::AppState;
 use crate::authorize::Reach;
@@ -443,8 +443,8 @@ async fn session_page(
         .map(|(entry, token)| ShareRow {
             jti: entry.jti.clone(),
             for_application: name_of(entry.claims.for_application_id),
-            issued_at: human_time(entry.claims.issued_at, now),
-            expires_at: human_time(entry.claims.expires_at, now),
+            issued_at: reviewer.time(entry.claims.issued_at, now),
+            expires_at: reviewer.time(entry.claims.expires_at, now),
             state: token.as_str(),
         })
         .collect();
@@ -460,7 +460,7 @@ async fn session_page(
         let consent = details
             .and_then(|d| d.get("consent"))
             .and_then(handoff_domain::share::Consent::from_json)
-            .map(|c| (c.reference, human_time(c.given_at, now), c.text_sha256));
+            .map(|c| (c.reference, reviewer.time(c.given_at, now), c.text_sha256));
         let withheld = details.and_then(|d| d.get("withheld_blocks")).and_then(|w| {
             let names: Vec<&str> = w.as_array()?.iter().filter_map(|n| n.as_str()).collect();
             Some(names.join(", "))
@@ -469,7 +469,7 @@ async fn session_page(
             application: source_application
                 .map_or_else(|| detail("source_application_id"), name_of),
             session: detail("source_session_id"),
-            at: human_time(e.created_at, now),
+            at: reviewer.time(e.created_at, now),
             source_status: e.old_status.map(|s| s.as_str().to_owned()).unwrap_or_default(),
             trust_review: if detail("trust_review") == "true" {
                 "kept (trust_review)".to_owned()
@@ -524,6 +524,19 @@ async fn session_page(
         .await
         .ok()
         .and_then(|mut found| found.remove(&s.id));
+    let created_at = reviewer.time(s.created_at, now);
+    let reviews: Vec<(&'static str, String, String, String)> = record
+        .reviews
+        .iter()
+        .map(|r| {
+            (
+                r.new_status.as_str(),
+                r.user.clone(),
+                reviewer.time(r.created_at, now),
+                r.comment.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
     let view = SessionView {
         evidence,
         revealed: reveal,
@@ -536,7 +549,7 @@ async fn session_page(
         status: s.status.as_str(),
         kind: s.kind.as_str(),
         vendor_data: s.vendor_data.as_ref().map(|v| v.as_str().to_owned()).unwrap_or_default(),
-        created_at: human_time(s.created_at, now),
+        created_at,
         provenance,
         reviewable: s.status == SessionStatus::InReview,
         steps,
@@ -544,18 +557,7 @@ async fn session_page(
             && matches!(s.status, SessionStatus::Approved | SessionStatus::Declined),
         shares,
         blocks,
-        reviews: record
-            .reviews
-            .iter()
-            .map(|r| {
-                (
-                    r.new_status.as_str(),
-                    r.user.clone(),
-                    human_time(r.created_at, now),
-                    r.comment.clone().unwrap_or_default(),
-                )
-            })
-            .collect(),
+        reviews,
     };
     page(StatusCode::OK, render(&view))
 }

@@ -91,6 +91,8 @@ struct AccountPage<'a> {
     error: Option<&'a str>,
     /// For an admin: whether the application's API keys may sign in to the console.
     api_keys: Option<bool>,
+    /// The reviewer's time zone, by name (empty: UTC).
+    time_zone: String,
 }
 
 /// For an admin reviewer, whether its application's keys may sign in (what it may change).
@@ -117,8 +119,48 @@ pub(crate) async fn account(req: HttpRequest, state: web::Data<AppState>) -> Htt
             reviewer: reviewer.reviewer_id.is_some(),
             error: None,
             api_keys,
+            time_zone: zone_name(&reviewer),
         }),
     )
+}
+
+/// The name of the reviewer's time zone, empty for UTC.
+fn zone_name(reviewer: &super::Reviewer) -> String {
+    reviewer.zone.map(|zone| zone.name().to_owned()).unwrap_or_default()
+}
+
+/// The time-zone form.
+#[derive(Deserialize)]
+pub(crate) struct TimeZoneForm {
+    csrf: Option<String>,
+    time_zone: Option<String>,
+}
+
+/// `POST /console/account/time-zone/`: the zone the reviewer reads times in.
+pub(crate) async fn set_time_zone(
+    req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<TimeZoneForm>,
+) -> HttpResponse {
+    let Some(reviewer) = signed_in(&req) else {
+        return see_other("/console/");
+    };
+    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
+        return message(StatusCode::FORBIDDEN, "The form had expired.");
+    }
+    let Some(id) = reviewer.reviewer_id else {
+        return message(StatusCode::BAD_REQUEST, "An API key has no time zone; times are in UTC.");
+    };
+    let raw = form.time_zone.as_deref().unwrap_or_default();
+    match state.services.reviewers.set_time_zone(id, raw).await {
+        Ok(()) => see_other("/console/account/"),
+        Err(Error::Invalid(_)) => message(
+            StatusCode::BAD_REQUEST,
+            "That is not a time zone: give an IANA name, such as Europe/Madrid.",
+        ),
+        Err(error) => {
+            let (status, sentence) = refusal(&error);
+            message(status, sentence)
+        }
+    }
 }
 
 /// The API-keys form.
@@ -209,6 +251,7 @@ pub(crate) async fn change_password(
                     reviewer: true,
                     error: Some(&sentence),
                     api_keys: api_keys_setting(&state, &reviewer).await,
+                    time_zone: zone_name(&reviewer),
                 }),
             )
         }

@@ -10,7 +10,7 @@ use handoff_domain::{SessionFilter, SessionId, SessionKind, SessionStatus};
 use serde::Deserialize;
 
 use super::gate::{ConsoleForm, signed_in};
-use super::{Reviewer, human_time, message, page, refusal, render, same_token, see_other};
+use super::{Reviewer, message, page, refusal, render, same_token, see_other};
 use crate::AppState;
 
 /// Sessions per page of the queue.
@@ -188,7 +188,7 @@ pub(super) async fn queue(state: &AppState, reviewer: Reviewer, query: QueueQuer
                     .unwrap_or_default(),
                 status: s.status.as_str(),
                 imported: s.shared_from_session.is_some(),
-                created_at: human_time(s.created_at, now),
+                created_at: reviewer.time(s.created_at, now),
                 mine: assigned.is_some() && assigned.as_deref() == me,
                 assignee: assigned,
             }

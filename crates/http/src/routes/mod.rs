@@ -68,6 +68,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::post().to(crate::console::assign)),
                 )
                 .service(
+                    resource("/account/time-zone/")
+                        .route(web::post().to(crate::console::set_time_zone)),
+                )
+                .service(
                     resource("/account/api-keys/")
                         .route(web::post().to(crate::console::set_api_keys)),
                 )

@@ -106,6 +106,7 @@ async fn console_sessions_end_when_idle_expired_or_closed(db: TestStore) {
         csrf: "c".repeat(32),
         expires_at: t0 + Duration::hours(8),
         reviewer: None,
+        time_zone: None,
     };
     let idle = Duration::minutes(30);
     let touch = |id: &'static str, at: chrono::DateTime<chrono::Utc>| {
@@ -172,6 +173,7 @@ async fn reviewers_are_kept_found_and_removed_with_their_console_sessions(db: Te
             email: email.into(),
             role: ReviewerRole::Admin,
             totp: true,
+            time_zone: None,
             created_at: now(),
         },
         password_hash: "$argon2id$…".into(),
@@ -203,6 +205,7 @@ async fn reviewers_are_kept_found_and_removed_with_their_console_sessions(db: Te
             csrf: "c".into(),
             expires_at: now() + chrono::Duration::hours(1),
             reviewer: Some(ana.reviewer.id),
+            time_zone: None,
         };
         let db = &db;
         async move {

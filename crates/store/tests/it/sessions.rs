@@ -566,6 +566,7 @@ async fn sessions_are_counted_by_status_and_assigned_to_reviewers(db: TestStore)
             email: email.into(),
             role: ReviewerRole::Reviewer,
             totp: false,
+            time_zone: None,
             created_at: crate::support::now(),
         },
         password_hash: "$argon2id$…".into(),
