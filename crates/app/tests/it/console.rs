@@ -130,6 +130,15 @@ impl<'a> Browser<'a> {
     }
 }
 
+/// A session of the receiver's own, in review, newer than the shared one's clone.
+async fn own_in_review(app: &TestApp, shared: &crate::support::Shared) -> String {
+    let own = app.session(&shared.receiver, &shared.workflow, Some("own-person")).await;
+    let path = format!("/v3/session/{own}/decision/");
+    let put = app.put(&path, &shared.receiver, json!({"status": "In Review"})).await;
+    assert_eq!(put.status.as_u16(), 200, "{}", put.text);
+    own
+}
+
 async fn a_reviewer_clears_an_imported_session(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (shared, clone) = app.in_review("user", "user-ana-001").await;
@@ -292,15 +301,7 @@ async fn the_queue_puts_imports_first_and_filters_by_origin(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (shared, clone) = app.in_review("user", "user-ana-001").await;
     // A newer session of the receiver's own, also in review.
-    let own = app.session(&shared.receiver, &shared.workflow, Some("own-person")).await;
-    let put = app
-        .put(
-            &format!("/v3/session/{own}/decision/"),
-            &shared.receiver,
-            json!({"status": "In Review"}),
-        )
-        .await;
-    assert_eq!(put.status.as_u16(), 200, "{}", put.text);
+    let own = own_in_review(&app, &shared).await;
 
     let mut browser = Browser::new(&app);
     assert_eq!(browser.sign_in(&shared.receiver.key).await.0, 303);
@@ -713,15 +714,7 @@ async fn the_queue_counts_orders_and_takes_assignments(backend: Backend) {
     use crate::support::add_reviewer;
     let app = TestApp::spawn(backend).await;
     let (shared, clone) = app.in_review("user", "user-ana-001").await;
-    let own = app.session(&shared.receiver, &shared.workflow, Some("own-person")).await;
-    let put = app
-        .put(
-            &format!("/v3/session/{own}/decision/"),
-            &shared.receiver,
-            json!({"status": "In Review"}),
-        )
-        .await;
-    assert_eq!(put.status.as_u16(), 200, "{}", put.text);
+    let own = own_in_review(&app, &shared).await;
     let (ana, ana_password, _) =
         add_reviewer(app.db.url(), &shared.receiver, "ana@beta.example", "reviewer", false);
     let (ben, ben_password, _) =

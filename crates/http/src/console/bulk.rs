@@ -13,7 +13,7 @@ use handoff_domain::{Caller, SessionFilter, SessionId, SessionKind, SessionStatu
 use serde::Deserialize;
 
 use super::gate::{ConsoleForm, signed_in};
-use super::{message, page, refusal, render, same_token, see_other};
+use super::{message, page, refusal, render, see_other};
 use crate::AppState;
 
 /// The most cases one bulk approval takes (the oldest first).
@@ -100,12 +100,10 @@ pub(crate) struct BulkForm {
 pub(crate) async fn approve(
     req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<BulkForm>,
 ) -> HttpResponse {
-    let Some(reviewer) = signed_in(&req) else {
-        return see_other("/console/");
+    let reviewer = match super::gate::form_reviewer(&req, form.csrf.as_deref()) {
+        Ok(reviewer) => reviewer,
+        Err(answer) => return *answer,
     };
-    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return message(StatusCode::FORBIDDEN, "The form had expired.");
-    }
     let comment = match form.comment.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
         None => None,
         Some(text) => match ReviewComment::parse(text.to_owned()) {

@@ -100,6 +100,23 @@ pub(crate) fn signed_in(req: &HttpRequest) -> Option<Reviewer> {
     req.extensions().get::<Reviewer>().cloned()
 }
 
+/// The signed-in reviewer of a form, its CSRF token checked; or the answer to give instead
+/// (to the sign-in page, or a 403 page).
+pub(crate) fn form_reviewer(
+    req: &HttpRequest, csrf: Option<&str>,
+) -> Result<Reviewer, Box<HttpResponse>> {
+    let Some(reviewer) = signed_in(req) else {
+        return Err(Box::new(super::see_other("/console/")));
+    };
+    if !super::same_token(csrf, &reviewer.csrf) {
+        return Err(Box::new(message(
+            actix_web::http::StatusCode::FORBIDDEN,
+            "The form had expired; go back, reload the page and try again.",
+        )));
+    }
+    Ok(reviewer)
+}
+
 /// A form of the console (`application/x-www-form-urlencoded`), read within the body timeout
 /// and [`CONSOLE_FORM_BYTES`]; a value holding NUL is refused.
 pub(crate) struct ConsoleForm<T>(pub T);

@@ -334,15 +334,7 @@ fn session_id(raw: &str) -> Option<SessionId> {
 fn session_form(
     req: &HttpRequest, csrf: Option<&str>, raw_id: &str,
 ) -> Result<(Reviewer, SessionId), Box<HttpResponse>> {
-    let Some(reviewer) = signed_in(req) else {
-        return Err(Box::new(see_other("/console/")));
-    };
-    if !same_token(csrf, &reviewer.csrf) {
-        return Err(Box::new(message(
-            StatusCode::FORBIDDEN,
-            "The form had expired; go back, reload the page and try again.",
-        )));
-    }
+    let reviewer = super::gate::form_reviewer(req, csrf)?;
     let Some(id) = session_id(raw_id) else {
         return Err(Box::new(message(StatusCode::NOT_FOUND, "There is no such session.")));
     };

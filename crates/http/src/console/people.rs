@@ -10,9 +10,7 @@ use serde::Deserialize;
 
 use super::gate::{ConsoleForm, signed_in};
 use super::pages::{expired_sign_in, sign_in_page, signed_in_now};
-use super::{
-    cookie, count_failure, id_cookie, message, page, refusal, render, same_token, see_other, spent,
-};
+use super::{cookie, count_failure, id_cookie, message, page, refusal, render, see_other, spent};
 use crate::AppState;
 
 /// What failed reviewer sign-ins from an address are counted under (beside each account's own
@@ -140,12 +138,10 @@ pub(crate) struct TimeZoneForm {
 pub(crate) async fn set_time_zone(
     req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<TimeZoneForm>,
 ) -> HttpResponse {
-    let Some(reviewer) = signed_in(&req) else {
-        return see_other("/console/");
+    let reviewer = match super::gate::form_reviewer(&req, form.csrf.as_deref()) {
+        Ok(reviewer) => reviewer,
+        Err(answer) => return *answer,
     };
-    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return message(StatusCode::FORBIDDEN, "The form had expired.");
-    }
     let Some(id) = reviewer.reviewer_id else {
         return message(StatusCode::BAD_REQUEST, "An API key has no time zone; times are in UTC.");
     };
@@ -175,12 +171,10 @@ pub(crate) struct ApiKeysForm {
 pub(crate) async fn set_api_keys(
     req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<ApiKeysForm>,
 ) -> HttpResponse {
-    let Some(reviewer) = signed_in(&req) else {
-        return see_other("/console/");
+    let reviewer = match super::gate::form_reviewer(&req, form.csrf.as_deref()) {
+        Ok(reviewer) => reviewer,
+        Err(answer) => return *answer,
     };
-    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return message(StatusCode::FORBIDDEN, "The form had expired.");
-    }
     let allow = match form.allow.as_deref() {
         Some("true") => true,
         Some("false") => false,
@@ -214,12 +208,10 @@ pub(crate) struct PasswordForm {
 pub(crate) async fn change_password(
     req: HttpRequest, state: web::Data<AppState>, form: ConsoleForm<PasswordForm>,
 ) -> HttpResponse {
-    let Some(reviewer) = signed_in(&req) else {
-        return see_other("/console/");
+    let reviewer = match super::gate::form_reviewer(&req, form.csrf.as_deref()) {
+        Ok(reviewer) => reviewer,
+        Err(answer) => return *answer,
     };
-    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return message(StatusCode::FORBIDDEN, "The form had expired.");
-    }
     let Some(id) = reviewer.reviewer_id else {
         return message(StatusCode::BAD_REQUEST, "An API key has no password to change.");
     };

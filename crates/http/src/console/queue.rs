@@ -9,8 +9,8 @@ use chrono::{Duration, Utc};
 use handoff_domain::{SessionFilter, SessionId, SessionKind, SessionStatus};
 use serde::Deserialize;
 
-use super::gate::{ConsoleForm, signed_in};
-use super::{Reviewer, message, page, refusal, render, same_token, see_other};
+use super::gate::ConsoleForm;
+use super::{Reviewer, message, page, refusal, render, see_other};
 use crate::AppState;
 
 /// Sessions per page of the queue.
@@ -261,12 +261,10 @@ pub(crate) async fn assign(
     req: HttpRequest, state: web::Data<AppState>, path: web::Path<String>,
     form: ConsoleForm<AssignForm>,
 ) -> HttpResponse {
-    let Some(reviewer) = signed_in(&req) else {
-        return see_other("/console/");
+    let reviewer = match super::gate::form_reviewer(&req, form.csrf.as_deref()) {
+        Ok(reviewer) => reviewer,
+        Err(answer) => return *answer,
     };
-    if !same_token(form.csrf.as_deref(), &reviewer.csrf) {
-        return message(StatusCode::FORBIDDEN, "The form had expired.");
-    }
     let Some(id) = uuid::Uuid::parse_str(&path.into_inner()).ok().map(SessionId::from_uuid) else {
         return message(StatusCode::NOT_FOUND, "There is no such session.");
     };
