@@ -130,6 +130,17 @@ impl<'a> Browser<'a> {
     }
 }
 
+/// A browser signed in as a new reviewer of `tenant`, and the reviewer's email.
+async fn reviewer_signed_in<'a>(
+    app: &'a TestApp, tenant: &crate::support::Tenant,
+) -> (Browser<'a>, String) {
+    let (email, password, _) =
+        crate::support::add_reviewer(app.db.url(), tenant, "ana@beta.example", "reviewer", false);
+    let mut browser = Browser::new(app);
+    assert_eq!(browser.sign_in_as(&email, &password, "").await.0, 303);
+    (browser, email)
+}
+
 /// A session of the receiver's own, in review, newer than the shared one's clone.
 async fn own_in_review(app: &TestApp, shared: &crate::support::Shared) -> String {
     let own = app.session(&shared.receiver, &shared.workflow, Some("own-person")).await;
@@ -817,15 +828,7 @@ async fn imported_cases_their_source_approved_are_approved_in_bulk(backend: Back
     let token = app.share(&shared.source, &declined, &shared.receiver).await;
     let imported = app.import(&shared.receiver, &token, &shared.workflow, json!({})).await;
     let declined_clone = imported.body["session_id"].as_str().unwrap().to_owned();
-    let (email, password, _) = crate::support::add_reviewer(
-        app.db.url(),
-        &shared.receiver,
-        "ana@beta.example",
-        "reviewer",
-        false,
-    );
-    let mut browser = Browser::new(&app);
-    assert_eq!(browser.sign_in_as(&email, &password, "").await.0, 303);
+    let (mut browser, email) = reviewer_signed_in(&app, &shared.receiver).await;
 
     let (status, _, confirm) = browser.get("/console/bulk-approve/").await;
     assert_eq!(status, 200);
@@ -852,15 +855,7 @@ async fn imported_cases_their_source_approved_are_approved_in_bulk(backend: Back
 async fn evidence_is_summed_up_and_a_reveal_is_recorded(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let (shared, clone) = app.in_review("user", "user-ana-001").await;
-    let (email, password, _) = crate::support::add_reviewer(
-        app.db.url(),
-        &shared.receiver,
-        "ana@beta.example",
-        "reviewer",
-        false,
-    );
-    let mut browser = Browser::new(&app);
-    assert_eq!(browser.sign_in_as(&email, &password, "").await.0, 303);
+    let (mut browser, email) = reviewer_signed_in(&app, &shared.receiver).await;
     let page = format!("/console/sessions/{clone}/");
     let (_, _, view) = browser.get_heavy(&page).await;
     let (warnings, evidence) = (view.find(r#"id="warnings""#), view.find(r#"id="evidence""#));
