@@ -1,9 +1,9 @@
 //! The review console in a real browser: headless Chromium driven over WebDriver
 //! (chromedriver, from `fantoccini`). A reviewer added by the operator signs in with a
 //! password and a one-time code, finds the imported session in the
-//! queue, opens it, sees where it came from and its blocks, approves it with a comment, and
-//! the API shows the new status naming the reviewer; an imported KYB case is then cleared
-//! with the keyboard alone (N opens the next case, A approves); a wrong password, a decision without its CSRF token and
+//! queue, opens it, sees where it came from and its blocks, approves it with a comment by the
+//! keyboard (A), and the API shows the new status naming the reviewer; an imported KYB case is
+//! then cleared with the keyboard alone (N opens the next case, A approves); a wrong password, a decision without its CSRF token and
 //! another application's session are refused. axe-core checks every page shown (no serious or
 //! critical violation). Screenshots of the queue and the
 //! session at desktop and phone widths are written to `target/screenshots/` (or
@@ -237,9 +237,9 @@ async fn a_reviewer_clears_the_queue_in_a_browser(backend: Backend) {
     client.goto(url.as_str()).await.unwrap();
     text_with(&client, "Imported from another application").await;
 
-    // Approve with a comment; the API sees it.
+    // Approve with a comment, by the keyboard (A); the API sees it.
     type_into(&client, "#comment", "Documents and selfie match").await;
-    click(&client, "button[value=Approved]").await;
+    access_key(&client, 'a').await;
     let after = text_with(&client, "Documents and selfie match").await;
     assert!(after.contains("Approved"), "{after}");
     let decision = app.get(&format!("/v3/session/{clone}/decision/"), &shared.receiver).await;
