@@ -28,13 +28,8 @@ async fn a_share_carries_only_the_blocks_it_names(app: TestApp) {
     let session = app.finished_session(&source, "user", "user-ana-001").await;
     let workflow = app.workflow(&receiver, "user").await;
     let named = json!(["id_verifications", "aml_screenings", "aml_screenings"]);
-    let shared = app
-        .post(
-            &format!("/v3/session/{session}/share/"),
-            &source,
-            json!({"for_application_id": receiver.id, "blocks": named}),
-        )
-        .await;
+    let body = json!({"for_application_id": receiver.id, "blocks": named});
+    let shared = app.share_answer(&source, &session, body).await;
     assert_eq!(shared.status.as_u16(), 200, "{}", shared.text);
     let token = shared.body["share_token"].as_str().unwrap();
     let carried = vec!["aml_screenings".to_owned(), "id_verifications".to_owned()];
@@ -98,13 +93,8 @@ async fn a_share_naming_unknown_or_foreign_blocks_is_refused(app: TestApp) {
         (json!(["registry_checks"]), "registry_checks"),
         (json!([]), "at least one"),
     ] {
-        let answer = app
-            .post(
-                &format!("/v3/session/{session}/share/"),
-                &source,
-                json!({"for_application_id": receiver.id, "blocks": blocks}),
-            )
-            .await;
+        let body = json!({"for_application_id": receiver.id, "blocks": blocks});
+        let answer = app.share_answer(&source, &session, body).await;
         assert_invalid(&answer, "blocks");
         assert!(answer.text.contains(says), "{}", answer.text);
     }

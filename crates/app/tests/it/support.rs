@@ -106,15 +106,15 @@ impl TestApp {
 
     /// Shares `owner`'s session with `receiver`; the token.
     pub async fn share(&self, owner: &Tenant, session: &str, receiver: &Tenant) -> String {
-        let answer = self
-            .post(
-                &format!("/v3/session/{session}/share/"),
-                owner,
-                json!({"for_application_id": receiver.id}),
-            )
-            .await;
+        let answer =
+            self.share_answer(owner, session, json!({"for_application_id": receiver.id})).await;
         assert_eq!(answer.status.as_u16(), 200, "{}", answer.text);
         answer.body["share_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `owner`'s Share Session of `session` with the request `body`: the answer, whatever it is.
+    pub async fn share_answer(&self, owner: &Tenant, session: &str, body: Value) -> Answer {
+        self.post(&format!("/v3/session/{session}/share/"), owner, body).await
     }
 
     /// Two new applications, "Source" and "Receiver", and a finished session of `kind` for
