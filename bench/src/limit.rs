@@ -74,9 +74,10 @@ pub async fn clone_by_hand(
         backend,
         "INSERT INTO sessions (id, application_id, kind, session_number, session_token, session_url, status, workflow_id, \
          features, vendor_data, entity_id, metadata, callback, contact_details, expected_details, shared_from_session, \
-         recorded_blocks, created_at, expires_at) \
+         recorded_blocks, created_at, expires_at, data_key, name_words, country) \
          SELECT ?, ?, kind, (SELECT last_session_number FROM applications WHERE id = ?), ?, ?, 'In Review', ?, features, \
-         vendor_data, ?, NULL, NULL, contact_details, expected_details, id, recorded_blocks, ?, ? FROM sessions WHERE id = ?",
+         vendor_data, ?, NULL, NULL, contact_details, expected_details, id, recorded_blocks, ?, ?, data_key, name_words, \
+         country FROM sessions WHERE id = ?",
         vec![
             clone.into(),
             receiver.as_uuid().into(),
@@ -155,10 +156,10 @@ pub async fn clone_in_one_command(
     push(
         "INSERT INTO sessions (id, application_id, kind, session_number, session_token, session_url, status, \
          workflow_id, features, vendor_data, entity_id, metadata, callback, contact_details, expected_details, \
-         shared_from_session, recorded_blocks, created_at, expires_at) \
+         shared_from_session, recorded_blocks, created_at, expires_at, data_key, name_words, country) \
          SELECT ?, ?, s.kind, (SELECT last_session_number FROM applications WHERE id = ?), ?, ?, \
          'In Review', ?, s.features, s.vendor_data, e.id, NULL, NULL, s.contact_details, s.expected_details, \
-         s.id, s.recorded_blocks, ?, ? FROM sessions s LEFT JOIN entities e ON e.application_id = ? \
+         s.id, s.recorded_blocks, ?, ?, s.data_key, s.name_words, s.country FROM sessions s LEFT JOIN entities e ON e.application_id = ? \
          AND e.kind = s.kind AND e.vendor_data_key = lower(s.vendor_data) WHERE s.id = ?",
         vec![
             clone.into(),
@@ -225,10 +226,10 @@ pub async fn clone_in_one_statement(
            ON CONFLICT (application_id, kind, vendor_data_key) DO UPDATE SET status = entities.status RETURNING id), \
          clone AS (INSERT INTO sessions (id, application_id, kind, session_number, session_token, session_url, status, \
            workflow_id, features, vendor_data, entity_id, metadata, callback, contact_details, expected_details, \
-           shared_from_session, recorded_blocks, created_at, expires_at) \
+           shared_from_session, recorded_blocks, created_at, expires_at, data_key, name_words, country) \
            SELECT $5, $2, kind, counter.last_session_number, $6, $7, 'In Review', $8, features, vendor_data, \
-           (SELECT id FROM entity), NULL, NULL, contact_details, expected_details, src.id, recorded_blocks, $4, $9 \
-           FROM src, counter RETURNING *), \
+           (SELECT id FROM entity), NULL, NULL, contact_details, expected_details, src.id, recorded_blocks, $4, $9, \
+           data_key, name_words, country FROM src, counter RETURNING *), \
          redeemed AS (UPDATE share_tokens SET redeemed_at = $4, redeemed_session_id = $5 \
            WHERE jti = $10 AND redeemed_at IS NULL), ",
     );

@@ -520,7 +520,8 @@ async fn run_backend(
         &StoreOptions { max_connections: pool, log_statements: true, ..StoreOptions::default() },
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .sealing_with(handoff::webhooks::secrets_key(&config).map_err(|e| e.to_string())?);
     let bench = Bench {
         services: handoff::services_with_keys(&config, &logged, PUBLIC_URL, tokens.clone())
             .map_err(|e| e.to_string())?,

@@ -41,6 +41,7 @@ mod m20261206_000017_partners;
 mod m20261206_000018_share_terms;
 mod m20261206_000019_retention;
 mod m20261206_000020_reviewers;
+mod m20261206_000021_data_keys;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000018_share_terms::Migration),
             Box::new(m20261206_000019_retention::Migration),
             Box::new(m20261206_000020_reviewers::Migration),
+            Box::new(m20261206_000021_data_keys::Migration),
         ]
     }
 }
@@ -127,6 +129,7 @@ mod tests {
                 "m20261206_000018_share_terms",
                 "m20261206_000019_retention",
                 "m20261206_000020_reviewers",
+                "m20261206_000021_data_keys",
             ]
         );
     }

@@ -387,6 +387,13 @@ pub enum ApplicationsCommand {
         #[arg(long, value_parser = parse_retention)]
         retention_days: Option<Retention>,
     },
+    /// Destroy the application's key and its sessions' data keys: none of its sessions' data
+    /// opens again, from this database or any copy of it made after; its sessions answer 404.
+    Erase {
+        /// The application id.
+        #[arg(long)]
+        application: uuid::Uuid,
+    },
 }
 
 /// `api-keys ...`.

@@ -73,7 +73,10 @@ pub(crate) fn bind(address: &str, setting: &'static str) -> Result<TcpListener, 
 pub async fn open_store(config: &Config) -> Result<Store, StartError> {
     let options =
         StoreOptions { max_connections: config.max_connections, ..StoreOptions::default() };
-    let store = Store::connect(&config.database_url, &options).await?;
+    // Identity data is sealed under the deployment's key-encryption key (`docs/privacy.md`).
+    let store = Store::connect(&config.database_url, &options)
+        .await?
+        .sealing_with(webhooks::secrets_key(config)?);
     tracing::info!(
         database = %handoff_store::describe_database(&config.database_url),
         "opened the database"

@@ -17,9 +17,11 @@ mod lists;
 mod outbox;
 mod partners;
 mod rate_counters;
+mod reseal;
 mod reviewers;
 mod rows;
 mod schema;
+mod sealing;
 mod sessions;
 mod shares;
 mod signing_keys;
@@ -44,6 +46,8 @@ pub struct Store {
     db: DatabaseConnection,
     /// SQLite's writers of this process, one at a time ([`write_gate`]).
     write_gate: Option<std::sync::Arc<write_gate::WriteGate>>,
+    /// What seals identity data at rest ([`Store::sealing_with`]); `None`: kept in clear.
+    sealing: Option<std::sync::Arc<sealing::DataProtection>>,
 }
 
 impl Store {
@@ -51,7 +55,7 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         let write_gate = (db.get_database_backend() == DatabaseBackend::Sqlite)
             .then(|| std::sync::Arc::new(write_gate::WriteGate::default()));
-        Self { db, write_gate }
+        Self { db, write_gate, sealing: None }
     }
 
     /// Waits for this process's turn to write (SQLite only; PostgreSQL has row locks).

@@ -20,8 +20,9 @@ use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction, QueryResult
 use uuid::Uuid;
 
 use crate::Store;
-use crate::rows::{self, get, json_text, recorded_blocks_text};
+use crate::rows::{self, get, recorded_blocks_text, sealed_json_text};
 use crate::schema::{PartnerRedemptions, Partners, SessionLogs, Sessions, ShareTokens};
+use crate::sealing::{ListingTerms, SessionKey};
 use crate::sessions::{
     LOG_COLUMNS, SESSION_READ, ensure_entity, features_text, item_inserts, log_insert, log_values,
     next_session_number, read_blocks, select_session,
@@ -112,7 +113,7 @@ impl PartnerRepository for Store {
     async fn hand_over(&self, hand_over: &HandOver) -> Result<HandOverOutcome, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        let (context, recorded) = hand_over_context(&txn, &hand_over.claims).await?;
+        let (context, recorded, key) = hand_over_context(self, &txn, &hand_over.claims).await?;
         if let Some(check) = first_failed_issuer_check(&context, hand_over) {
             txn.rollback().await.map_err(repo_error)?;
             return Ok(HandOverOutcome::Refused(check));
@@ -142,7 +143,10 @@ impl PartnerRepository for Store {
                 batch.push_built(crate::outbox::events_insert(source.id, &hand_over.source_log)?);
                 run_batch(&txn, batch).await?;
             }
-            (read_blocks(&txn, source.id, &recorded).await?, copied_log(&txn, source.id).await?)
+            (
+                read_blocks(&txn, source.id, &recorded, &key).await?,
+                copied_log(&txn, source.id).await?,
+            )
         } else {
             (recorded.iter().map(|block| (*block, Vec::new())).collect(), Vec::new())
         };
@@ -179,11 +183,14 @@ impl PartnerRepository for Store {
             .iter()
             .map(|(block, items)| (*block, Some(items.clone())))
             .collect();
+        // The clone's own data key: what the partner handed over comes in clear.
+        let (key, wrapped) = self.new_session_key(&self.db, attempt.application_id).await?;
         // Built with `?` placeholders, as the clone's one command takes them on both backends.
-        let inserts = item_inserts(DatabaseBackend::Sqlite, clone_id, &blocks)?;
+        let inserts = item_inserts(DatabaseBackend::Sqlite, clone_id, &blocks, &key)?;
+        let sealed = SealedClone { terms: self.listing_terms(&import.source.blocks), wrapped, key };
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        match write_partner_clone(&txn, import, inserts).await {
+        match write_partner_clone(&txn, import, inserts, sealed).await {
             Ok(Some(record)) => match commit(txn).await {
                 Ok(()) => Ok(ImportOutcome::Imported(Box::new(record))),
                 Err(error) => self.lost_race(import, Some(error)).await,
@@ -239,8 +246,8 @@ async fn run_batch(txn: &DatabaseTransaction, batch: Batch) -> Result<(), RepoEr
 
 /// The token's ledger row (locked on PostgreSQL until the transaction ends) and the source.
 async fn hand_over_context(
-    txn: &DatabaseTransaction, claims: &ShareClaims,
-) -> Result<(HandOverContext, Vec<handoff_domain::FeatureBlock>), RepoError> {
+    store: &Store, txn: &DatabaseTransaction, claims: &ShareClaims,
+) -> Result<(HandOverContext, Vec<handoff_domain::FeatureBlock>, SessionKey), RepoError> {
     let mut select = Query::select()
         .columns(ShareTokens::COLUMNS.iter().copied())
         .from(ShareTokens::Table)
@@ -276,12 +283,16 @@ async fn hand_over_context(
         }
         None => (None, None),
     };
-    let source = fetch_one(txn, &select_session(claims.session_id))
-        .await?
-        .map(|row| rows::session(&row))
-        .transpose()?;
-    let (source, recorded) = source.map_or((None, Vec::new()), |(s, r)| (Some(s), r));
-    Ok((HandOverContext { token, redeemed_by_partner, source }, recorded))
+    // An erased source is not there.
+    let (mut source, mut recorded, mut key) = (None, Vec::new(), SessionKey::Clear);
+    if let Some(row) = fetch_one(txn, &select_session(claims.session_id)).await? {
+        key = store.row_key(txn, &row).await?;
+        if !matches!(key, SessionKey::Erased) {
+            let (session, blocks) = rows::session(&row, &key)?;
+            (source, recorded) = (Some(session), blocks);
+        }
+    }
+    Ok((HandOverContext { token, redeemed_by_partner, source }, recorded, key))
 }
 
 /// The source's log rows a clone copies, oldest first.
@@ -351,8 +362,16 @@ async fn clone_state<C: ConnectionTrait>(
 }
 
 /// The clone's writes inside the transaction; `None` when a check fails there.
+/// A partner's clone's data key, wrapped for its row, and what lists find it by.
+struct SealedClone {
+    key: SessionKey,
+    wrapped: Option<Vec<u8>>,
+    terms: ListingTerms,
+}
+
 async fn write_partner_clone(
     txn: &DatabaseTransaction, import: &PartnerImport, inserts: Vec<Vec<sea_orm::Statement>>,
+    sealed: SealedClone,
 ) -> Result<Option<SessionRecord>, RepoError> {
     let (attempt, source) = (&import.attempt, &import.source);
     let receiver = attempt.application_id;
@@ -432,6 +451,8 @@ async fn write_partner_clone(
             Sessions::EntityId,
             Sessions::BlocklistKeys,
             Sessions::BlocklistIp,
+            Sessions::NameWords,
+            Sessions::Country,
         ]))
         .values([
             session.id.as_uuid().into(),
@@ -446,17 +467,22 @@ async fn write_partner_clone(
             session.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
             Option::<String>::None.into(),
             Option::<String>::None.into(),
-            json_text(session.contact_details.as_ref()).into(),
-            json_text(session.expected_details.as_ref()).into(),
+            sealed_json_text(session.contact_details.as_ref(), "contact_details", &sealed.key)?
+                .into(),
+            sealed_json_text(session.expected_details.as_ref(), "expected_details", &sealed.key)?
+                .into(),
             Some(source.id.as_uuid()).into(),
             recorded_blocks_text(&recorded).into(),
             session.created_at.into(),
             session.expires_at.into(),
             rows::options_text(&session.options).into(),
             0i64.into(),
+            sealed.wrapped.into(),
             entity.map(|(id, _)| id).into(),
             import.keys.keys_json().into(),
             import.keys.ip.clone().into(),
+            sealed.terms.name_words.into(),
+            sealed.terms.country.into(),
         ])
         .map_err(crate::sql::insert_mismatch)?
         .to_owned();

@@ -16,10 +16,13 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
+use crate::sealing::SessionKey;
+
 /// The columns of `sessions` that [`session`] reads, in the order the SELECTs name them.
 pub(crate) const SESSION_COLUMNS: &str = "id, application_id, kind, session_number, session_token, \
      session_url, status, workflow_id, features, vendor_data, metadata, callback, contact_details, \
-     expected_details, shared_from_session, recorded_blocks, created_at, expires_at, options, revision";
+     expected_details, shared_from_session, recorded_blocks, created_at, expires_at, options, revision, \
+     data_key";
 
 /// Reads a column, turning a decoding failure into a storage error that names the column.
 pub(crate) fn get<T: TryGetable>(row: &QueryResult, column: &str) -> Result<T, RepoError> {
@@ -115,8 +118,30 @@ pub(crate) fn vendor_data(row: &QueryResult) -> Result<Option<VendorData>, RepoE
         .transpose()
 }
 
-/// A `sessions` row read with [`SESSION_COLUMNS`], and its recorded blocks.
-pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBlock>), RepoError> {
+/// A JSON column of a session, opened with its data key.
+fn sealed_json(
+    row: &QueryResult, column: &str, key: &SessionKey,
+) -> Result<Option<serde_json::Value>, RepoError> {
+    text_or_null(row, column)?
+        .map(|text| {
+            let text = key.open(column, text)?;
+            serde_json::from_str(&text).map_err(|_| corrupt(column, "(json)"))
+        })
+        .transpose()
+}
+
+/// A JSON value as stored in a session's text column, sealed with its data key.
+pub(crate) fn sealed_json_text(
+    value: Option<&serde_json::Value>, column: &str, key: &SessionKey,
+) -> Result<Value, RepoError> {
+    Ok(Value::from(value.map(|v| key.seal(column, &v.to_string())).transpose()?))
+}
+
+/// A `sessions` row read with [`SESSION_COLUMNS`], its sealed columns opened with `key`, and
+/// its recorded blocks.
+pub(crate) fn session(
+    row: &QueryResult, key: &SessionKey,
+) -> Result<(StoredSession, Vec<FeatureBlock>), RepoError> {
     let features: String = get(row, "features")?;
     let features: Vec<String> =
         serde_json::from_str(&features).map_err(|_| corrupt("features", &features))?;
@@ -134,10 +159,10 @@ pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBl
         workflow_id: WorkflowId::from_uuid(get(row, "workflow_id")?),
         features,
         vendor_data,
-        metadata: json_column(row, "metadata")?,
+        metadata: sealed_json(row, "metadata", key)?,
         callback: text_or_null(row, "callback")?,
-        contact_details: json_column(row, "contact_details")?,
-        expected_details: json_column(row, "expected_details")?,
+        contact_details: sealed_json(row, "contact_details", key)?,
+        expected_details: sealed_json(row, "expected_details", key)?,
         shared_from_session: get::<Option<Uuid>>(row, "shared_from_session")?
             .map(SessionId::from_uuid),
         created_at: get::<DateTime<Utc>>(row, "created_at")?,
@@ -154,11 +179,14 @@ pub(crate) fn session(row: &QueryResult) -> Result<(StoredSession, Vec<FeatureBl
 /// The columns of a block row that [`item`] reads, named as it reads them.
 pub(crate) const ITEM_COLUMNS: &str = "position, node_id, status AS item_status, item";
 
-/// A block row read with [`ITEM_COLUMNS`] and a `block` column naming its table.
-pub(crate) fn item(row: &QueryResult) -> Result<(FeatureBlock, i32, FeatureItem), RepoError> {
+/// A block row read with [`ITEM_COLUMNS`] and a `block` column naming its table, its item
+/// opened with the session's data key.
+pub(crate) fn item(
+    row: &QueryResult, data_key: &SessionKey,
+) -> Result<(FeatureBlock, i32, FeatureItem), RepoError> {
     let key: String = get(row, "block")?;
     let block = FeatureBlock::from_v3_key(&key).ok_or_else(|| corrupt("block", &key))?;
-    let json = RawValue::from_string(get(row, "item")?)
+    let json = RawValue::from_string(data_key.open(block.v3_key(), get(row, "item")?)?)
         .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON").into()))?;
     let item = FeatureItem::from_stored(get(row, "node_id")?, get(row, "item_status")?, json);
     Ok((block, get(row, "position")?, item))
@@ -183,10 +211,11 @@ pub(crate) fn blocks(
 /// Items packed by the database, one after another, each
 /// `block U+001F position U+001F n U+001F m U+001F node_id status item` where `n` and `m` are the
 /// byte lengths of `node_id` and `status`, and items separated by U+001E. The lengths let
-/// `node_id` and `status` hold any character; the item, valid JSON, holds no U+001E unescaped, so
-/// it runs to the next separator. `None` (no rows) is no items.
+/// `node_id` and `status` hold any character; the item, valid JSON or sealed text (opened with
+/// `data_key`), holds no U+001E unescaped, so it runs to the next separator. `None` (no rows) is no
+/// items.
 pub(crate) fn items_packed(
-    text: Option<&str>,
+    text: Option<&str>, data_key: &SessionKey,
 ) -> Result<Vec<(FeatureBlock, i32, FeatureItem)>, RepoError> {
     let Some(mut rest) = text else {
         return Ok(Vec::new());
@@ -212,7 +241,7 @@ pub(crate) fn items_packed(
             Some((json, next)) => (json, Some(next)),
             None => (after, None),
         };
-        let json = RawValue::from_string(json.to_owned())
+        let json = RawValue::from_string(data_key.open(block.v3_key(), json.to_owned())?)
             .map_err(|_| RepoError::Internal(format!("stored item of {key} is not JSON").into()))?;
         items.push((
             block,
@@ -343,7 +372,7 @@ mod tests {
             pack("id_verifications", 0, "m", "Declined", second),
         ]
         .join("\u{1e}");
-        let items = items_packed(Some(&text)).unwrap();
+        let items = items_packed(Some(&text), &SessionKey::Clear).unwrap();
         assert_eq!(items.len(), 2);
         let (block, position, item) = &items[0];
         assert_eq!((*block, *position), (FeatureBlock::AmlScreenings, 2));
@@ -354,7 +383,7 @@ mod tests {
         assert_eq!((*block, *position), (FeatureBlock::IdVerifications, 0));
         assert_eq!((item.node_id(), item.status()), ("m", "Declined"));
         assert_eq!(item.json().get(), second);
-        assert!(items_packed(None).unwrap().is_empty());
+        assert!(items_packed(None, &SessionKey::Clear).unwrap().is_empty());
     }
 
     #[test]
@@ -376,7 +405,7 @@ mod tests {
             pack("aml_screenings", 1, "n", "s", "{not json"),
             format!("{good}\u{1e}"),
         ] {
-            assert!(items_packed(Some(&bad)).is_err(), "{bad:?}");
+            assert!(items_packed(Some(&bad), &SessionKey::Clear).is_err(), "{bad:?}");
         }
     }
 }

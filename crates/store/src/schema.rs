@@ -27,6 +27,7 @@ table! {
     /// Tenants, with their session counter.
     Applications {
         Id, Name, LastSessionNumber, CreatedAt, RequireConsent, RetentionDays, ConsoleApiKeys,
+        DataKey,
     }
 }
 
@@ -99,7 +100,7 @@ table! {
         Id, ApplicationId, Kind, SessionNumber, SessionToken, SessionUrl, Status, WorkflowId,
         Features, VendorData, EntityId, Metadata, Callback, ContactDetails, ExpectedDetails,
         SharedFromSession, RecordedBlocks, CreatedAt, ExpiresAt, Options, Revision,
-        BlocklistKeys, BlocklistIp,
+        BlocklistKeys, BlocklistIp, DataKey, NameWords, Country,
     }
 }
 
@@ -115,6 +116,7 @@ table! {
     ShareTokens {
         Jti, SessionId, SessionKind, FromApplicationId, ForApplicationId, IssuedAt, ExpiresAt,
         RevokedAt, RedeemedAt, RedeemedSessionId, RedeemedByPartner, Blocks, Consent,
+        CloneDataKey,
     }
 }
 

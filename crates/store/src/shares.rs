@@ -11,6 +11,7 @@ use handoff_domain::{
 };
 use sea_orm::QueryResult;
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, Order, Query};
+use uuid::Uuid;
 
 use crate::Store;
 use crate::rows::{self, get, kind};
@@ -19,10 +20,12 @@ use crate::sessions::{insert_log, select_session};
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
 
 /// The ledger's row of a token issued (or listed) with `claims` under `jti`.
-fn insert_issued(jti: &str, c: &ShareClaims) -> Result<InsertStatement, RepoError> {
+fn insert_issued(
+    jti: &str, c: &ShareClaims, clone_data_key: Option<Vec<u8>>,
+) -> Result<InsertStatement, RepoError> {
     Ok(Query::insert()
         .into_table(ShareTokens::Table)
-        .columns(ISSUED)
+        .columns(ISSUED.into_iter().chain([ShareTokens::CloneDataKey]))
         .values([
             jti.into(),
             c.session_id.as_uuid().into(),
@@ -33,6 +36,7 @@ fn insert_issued(jti: &str, c: &ShareClaims) -> Result<InsertStatement, RepoErro
             c.expires_at.into(),
             rows::share_blocks_text(c.blocks.as_deref()).into(),
             c.consent.as_ref().map(|consent| consent.to_json().to_string()).into(),
+            clone_data_key.into(),
         ])
         .map_err(|e| RepoError::Internal(e.to_string().into()))?
         .to_owned())
@@ -96,19 +100,23 @@ impl ShareRepository for Store {
         &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<StoredSession>, RepoError> {
         // By key alone, then the application (see `find_session`).
-        Ok(fetch_one(&self.db, &select_session(id))
-            .await?
-            .map(|row| rows::session(&row).map(|(session, _)| session))
-            .transpose()?
-            .filter(|session| session.application_id == application_id))
+        let Some(row) = fetch_one(&self.db, &select_session(id)).await? else {
+            return Ok(None);
+        };
+        if get::<Uuid>(&row, "application_id")? != application_id.as_uuid() {
+            return Ok(None);
+        }
+        self.open_session(&row).await
     }
 
     async fn record_share_token(&self, token: &IssuedShareToken) -> Result<(), RepoError> {
         let c = &token.claims;
-        let insert = insert_issued(&token.jti, c)?;
         // The ledger's row and the source's `shared` event together, or neither.
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
+        // The clone's data key, made now, so that the import copies ciphertext unopened.
+        let clone_data_key = self.clone_data_key(&txn, c.session_id, c.for_application_id).await?;
+        let insert = insert_issued(&token.jti, c, clone_data_key)?;
         crate::idempotency::claim(
             &txn,
             c.from_application_id,
@@ -126,14 +134,16 @@ impl ShareRepository for Store {
         let Some(jti) = &claims.jti else {
             return Ok(());
         };
-        let mut insert = insert_issued(jti, claims)?;
-        insert.on_conflict(OnConflict::column(ShareTokens::Jti).do_nothing().to_owned());
         let _turn = self.write_turn().await;
+        let clone_data_key =
+            self.clone_data_key(&self.db, claims.session_id, claims.for_application_id).await?;
+        let mut insert = insert_issued(jti, claims, clone_data_key)?;
+        insert.on_conflict(OnConflict::column(ShareTokens::Jti).do_nothing().to_owned());
         run(&self.db, &insert).await.map(|_| ())
     }
 
     async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError> {
-        crate::import::read_context(&self.db, attempt).await
+        crate::import::read_context(self, &self.db, attempt).await.map(|(context, _)| context)
     }
 
     async fn share_tokens_of(

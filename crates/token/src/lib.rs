@@ -8,6 +8,7 @@
 //! sizes and other asymmetric algorithms are refused before any key is tried — and every claim
 //! must be present with its type. No JWT type leaves this crate.
 
+mod data_keys;
 mod keys;
 mod partner;
 mod seal;
@@ -23,6 +24,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use data_keys::{ApplicationKey, DataKey, is_sealed};
 pub use keys::{KeyError, Keyring, MIN_SECRET_BYTES, SigningKey, TokenAlgorithm};
 pub use partner::{
     PROOF_LIFETIME_SECONDS, jwks_names, unverified_issuer, verify_partner_token, verify_proof,

@@ -64,8 +64,16 @@ fn operator(application: &uuid::Uuid) -> Caller {
 }
 
 async fn applications(cli: &Cli, command: &ApplicationsCommand) -> Result<(), CommandError> {
-    let applications = services(&store(cli).await?, "", no_tokens()).applications;
+    let store = store(cli).await?;
+    let applications = services(&store, "", no_tokens()).applications;
     match command {
+        ApplicationsCommand::Erase { application } => {
+            let id = ApplicationId::from_uuid(*application);
+            let Some(sessions) = store.erase_application(id).await? else {
+                return Err(CommandError::Refused(format!("no application {application}")));
+            };
+            println!("{}", json!({"application_id": id.to_string(), "erased_sessions": sessions}));
+        }
         ApplicationsCommand::Create { name } => {
             let (application, key) = applications.create_application(name).await?;
             println!(

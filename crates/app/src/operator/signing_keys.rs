@@ -131,6 +131,15 @@ async fn reseal(config: &Config, store: &Store) -> Result<(), CommandError> {
     if secrets > 0 {
         println!("{}", json!({"reviewer_totp_secrets": secrets, "sealed_with": current.id()}));
     }
+    // Applications' keys, and the names' blind index hashed with the new key.
+    let applications = store.reseal_application_keys(&previous, &current).await?;
+    if applications > 0 {
+        let names = store.reindex_names().await?;
+        println!(
+            "{}",
+            json!({"application_keys": applications, "name_indexes": names, "sealed_with": current.id()})
+        );
+    }
     Ok(())
 }
 

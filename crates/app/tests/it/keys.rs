@@ -10,7 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use handoff::config::Secret;
 use handoff::{Application, load_keyring};
-use handoff_domain::ports::ShareTokens;
+use handoff_domain::ports::{SessionRepository, ShareTokens};
+use handoff_domain::{FeatureBlock, SessionFilter, SessionKind};
 use handoff_store::NewSigningKey;
 use handoff_testdb::{Backend, TestDatabase};
 use handoff_token::{JwtShareTokens, KeyEncryptionKey, SigningKey, TokenAlgorithm};
@@ -332,6 +333,20 @@ async fn keys_move_to_a_new_key_encryption_key(app: TestApp) {
     assert!(JwtShareTokens::new(keyring).verify(&shared.token).is_ok(), "the same keys");
     let with_old = load_keyring(&test_config(app.db.url()), &app.store).await;
     assert!(with_old.is_err(), "the previous KEK opens nothing now");
+    // Sessions' data: the applications' keys moved, the names' index hashed again.
+    assert!(String::from_utf8_lossy(&done.stdout).contains("\"application_keys\":2"), "{done:?}");
+    let moved = handoff_store::Store::connect(app.db.url(), &Default::default())
+        .await
+        .unwrap()
+        .sealing_with(new_kek.clone());
+    let source = handoff_domain::ApplicationId::from_uuid(shared.source.id.parse().unwrap());
+    let session = handoff_domain::SessionId::from_uuid(shared.session.parse().unwrap());
+    let record = moved.find_session(source, session).await.unwrap().unwrap();
+    let documents = &record.blocks.iter().find(|(b, _)| *b == FeatureBlock::IdVerifications);
+    assert!(documents.unwrap().1[0].json().get().contains("X1234567Z"), "opens with the new KEK");
+    let mut filter = SessionFilter::of_kinds(vec![SessionKind::User], 10);
+    filter.search = Some("example".into());
+    assert_eq!(moved.list_sessions(source, &filter).await.unwrap().count, 1, "found by name");
     // Nothing left to move: a second run changes nothing.
     let again = reseal(TEST_KEK);
     assert!(again.status.success());

@@ -30,6 +30,7 @@ mod report;
 mod retention;
 mod reviews;
 mod scoped_keys;
+mod sealed;
 mod sessions;
 mod sharing;
 mod timeouts;

@@ -99,8 +99,12 @@ pub struct Answer {
 impl TestApp {
     /// A handle on a server started elsewhere (another process) on `db`.
     pub async fn attach(base: &str, db: TestDatabase) -> TestApp {
-        let store =
-            Store::connect(db.url(), &handoff_store::StoreOptions::default()).await.unwrap();
+        // Sealing under the servers' key-encryption key, as theirs.
+        let kek = handoff_token::KeyEncryptionKey::from_secret(TEST_KEK.as_bytes()).unwrap();
+        let store = Store::connect(db.url(), &handoff_store::StoreOptions::default())
+            .await
+            .unwrap()
+            .sealing_with(kek);
         TestApp { base: base.to_owned(), client: reqwest::Client::new(), store, db }
     }
 

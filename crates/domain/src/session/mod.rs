@@ -13,6 +13,10 @@ use crate::session_options::SessionOptions;
 use crate::status::SessionStatus;
 use crate::vendor_data::VendorData;
 
+mod terms;
+
+pub use terms::{listing_terms, name_words};
+
 /// A session to insert. The repository allocates its `session_number`.
 #[derive(Clone, Debug)]
 pub struct NewSession {
@@ -412,8 +416,9 @@ pub struct SessionFilter {
     pub workflows: Option<Vec<WorkflowId>>,
     /// Only sessions whose results name this country ([`SessionListing::country`]), upper case.
     pub country: Option<String>,
-    /// Only sessions whose `vendor_data` or name ([`SessionListing::full_name`],
-    /// [`SessionListing::company_name`]) contains this, lower case, or whose number it is.
+    /// Only sessions whose `vendor_data` contains this, lower case, whose name
+    /// ([`SessionListing::full_name`], [`SessionListing::company_name`]) holds each of its
+    /// words as a whole word ([`name_words`]), or whose number it is.
     pub search: Option<String>,
     /// Only sessions created at or after this.
     pub created_from: Option<DateTime<Utc>>,
@@ -477,10 +482,15 @@ impl SessionFilter {
                 listing.country.as_deref().is_some_and(|c| c.to_uppercase() == country)
             })
             && self.search.as_deref().is_none_or(|needle| {
+                let named = |name: &Option<String>| {
+                    let words = name.as_deref().map(name_words).unwrap_or_default();
+                    let wanted = name_words(needle);
+                    !wanted.is_empty() && wanted.iter().all(|w| words.contains(w))
+                };
                 s.session_number.to_string() == needle
                     || contains(&s.vendor_data.as_ref().map(|v| v.as_str().to_owned()), needle)
-                    || contains(&listing.full_name, needle)
-                    || contains(&listing.company_name, needle)
+                    || named(&listing.full_name)
+                    || named(&listing.company_name)
             })
     }
 }
@@ -556,13 +566,21 @@ impl SessionListing {
                 (name.clone(), status)
             })
             .collect();
+        let terms = |block: FeatureBlock| {
+            blocks
+                .get(&block)
+                .and_then(|b| b.first.as_ref())
+                .map(|first| listing_terms(block, first))
+                .unwrap_or_default()
+        };
+        let (full_name, document_country) = terms(FeatureBlock::IdVerifications);
+        let (company_name, company_country) = terms(FeatureBlock::RegistryChecks);
         SessionListing {
-            full_name: text(document.and_then(|d| d.get("full_name"))),
+            full_name,
             document_type: text(document.and_then(|d| d.get("document_type"))),
-            company_name: text(company.and_then(|c| c.get("company_name"))),
+            company_name,
             registration_number: text(company.and_then(|c| c.get("registration_number"))),
-            country: text(document.and_then(|d| d.get("issuing_state")))
-                .or_else(|| text(company.and_then(|c| c.get("country_code")))),
+            country: document_country.or(company_country),
             features,
             session,
         }

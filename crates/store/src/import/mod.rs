@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::Store;
 use crate::rows::{self, SESSION_COLUMNS, get};
 use crate::schema::Sessions;
+use crate::sealing::SessionKey;
 use crate::sql::{Failure, fetch_one, is_unique_violation, repo_error, stmt};
 
 /// Runs a hand-written statement (`?` placeholders) and returns its rows; the database's
@@ -91,7 +92,7 @@ pub(crate) async fn import(
     store: &Store, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, RepoError> {
     let outcome = match store.backend() {
-        sea_orm::DatabaseBackend::Postgres => postgres::import(&store.db, attempt).await,
+        sea_orm::DatabaseBackend::Postgres => postgres::import(store, attempt).await,
         _ => sqlite::import(store, attempt).await,
     };
     match outcome {
@@ -125,11 +126,18 @@ async fn already_imported(
     })
 }
 
+/// The source's data key, read with an import's context, and the one the ledger made for the
+/// clone.
+pub(crate) struct SourceKeys {
+    pub(crate) source: SessionKey,
+    pub(crate) clone: Option<Vec<u8>>,
+}
+
 /// [`ShareRepository::import_context`](handoff_domain::ports::ShareRepository::import_context),
-/// on a connection or inside a transaction: one query.
+/// on a connection or inside a transaction: one query. An erased source is not there.
 pub(crate) async fn read_context<C: ConnectionTrait>(
-    db: &C, attempt: &ImportAttempt,
-) -> Result<ImportContext, RepoError> {
+    store: &Store, db: &C, attempt: &ImportAttempt,
+) -> Result<(ImportContext, SourceKeys), RepoError> {
     static SQL: [std::sync::OnceLock<String>; 2] = [const { std::sync::OnceLock::new() }; 2];
     let backend = db.get_database_backend();
     let sql = SQL[usize::from(backend == DatabaseBackend::Postgres)].get_or_init(|| {
@@ -141,7 +149,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
              t.for_application_id AS token_for, t.issued_at AS token_issued_at, \
              t.expires_at AS token_expires_at, t.revoked_at AS token_revoked_at, \
              t.redeemed_at AS token_redeemed_at, t.blocks AS token_blocks, \
-             t.consent AS token_consent, \
+             t.consent AS token_consent, t.clone_data_key AS token_clone_data_key, \
              (SELECT c.id FROM sessions c WHERE c.application_id = ? AND c.shared_from_session = ?) AS clone_id, \
              {} AS blocklisted, \
              w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
@@ -187,12 +195,16 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
     let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
     // Both rows are looked up by key alone, so that no planner statistics can turn the lookup
     // into a scan of the application's rows; their application is checked here.
-    let source_found =
+    let mut source_found =
         get::<Option<Uuid>>(&row, "application_id")? == Some(claims.from_application_id.as_uuid());
+    let source_key = if source_found { store.row_key(db, &row).await? } else { SessionKey::Clear };
+    if matches!(source_key, SessionKey::Erased) {
+        source_found = false;
+    }
     let workflow_found =
         get::<Option<Uuid>>(&row, "workflow_application_id")? == Some(receiver.as_uuid());
     let (source, recorded_blocks) = if source_found {
-        let (session, blocks) = rows::session(&row)?;
+        let (session, blocks) = rows::session(&row, &source_key)?;
         (Some(session), blocks)
     } else {
         (None, Vec::new())
@@ -225,7 +237,8 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
     if claims.blocks.is_some() {
         blocklisted.retain(|t| matches!(t, EntryType::User | EntryType::Business));
     }
-    Ok(ImportContext {
+    let keys = SourceKeys { source: source_key, clone: get(&row, "token_clone_data_key")? };
+    let context = ImportContext {
         token,
         source,
         recorded_blocks,
@@ -233,7 +246,28 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         workflow,
         receiver_entity,
         blocklisted,
-    })
+    };
+    Ok((context, keys))
+}
+
+impl Store {
+    /// The data key of a clone of `source` in `receiver`: the source's, wrapped for the
+    /// receiver; `None` when the source is in clear, erased or not there, or the receiver is
+    /// not an application of this deployment.
+    pub(crate) async fn clone_data_key<C: ConnectionTrait>(
+        &self, db: &C, source: SessionId, receiver: ApplicationId,
+    ) -> Result<Option<Vec<u8>>, RepoError> {
+        let select = Query::select()
+            .columns([Sessions::ApplicationId, Sessions::DataKey])
+            .from(Sessions::Table)
+            .and_where(Expr::col(Sessions::Id).eq(source.as_uuid()))
+            .to_owned();
+        let Some(row) = fetch_one(db, &select).await? else {
+            return Ok(None);
+        };
+        let key = self.row_key(db, &row).await?;
+        self.wrap_for(db, &key, receiver).await
+    }
 }
 
 /// The ledger's row of the presented token, read with the context; `None` when there is none.

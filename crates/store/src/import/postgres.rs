@@ -41,7 +41,9 @@ use handoff_domain::{
     CloneStatus, EntityStatus, FeatureBlock, ImportAttempt, ImportOutcome, LogKind, RepoError,
     SessionKind, SessionRecord, SessionStatus,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, QueryResult, Value};
+use sea_orm::{ConnectionTrait, QueryResult, Value};
+
+use crate::Store;
 
 use super::source_only_actions;
 use crate::outbox::{self, INSERT_EVENTS};
@@ -52,8 +54,9 @@ use crate::sql::{Failure, is_foreign_key_violation, stmt};
 /// statement: the clone as written, or `Refused` when a check failed and nothing was written.
 /// A unique violation (the receiver holds a clone) is the caller's to read.
 pub(crate) async fn import(
-    db: &DatabaseConnection, attempt: &ImportAttempt,
+    store: &Store, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, Failure> {
+    let db = &store.db;
     // Check 6 needs no read; an unlisted token is the deployment's policy.
     if attempt.claims.for_application_id != attempt.application_id
         || (!attempt.listed && !attempt.accept_unlisted_tokens)
@@ -67,14 +70,20 @@ pub(crate) async fn import(
         attempt.idempotency.is_some(),
         attempt.claims.blocks.is_some(),
     );
-    let values = values(attempt, status_rule(attempt.trust_review));
+    // An unlisted token has no ledger row to hold the clone's data key: it is made here.
+    let clone_data_key = if attempt.listed {
+        None
+    } else {
+        store.clone_data_key(db, attempt.claims.session_id, attempt.application_id).await?
+    };
+    let values = values(attempt, status_rule(attempt.trust_review), clone_data_key);
     let row = match db.query_one_raw(stmt(db.get_database_backend(), sql, values)).await {
         // Copies without a session row: a check failed, and the statement wrote nothing.
         Err(error) if is_foreign_key_violation(&error) => return Ok(ImportOutcome::Refused),
         row => row.map_err(Failure::Db)?,
     };
     match row {
-        Some(row) => Ok(ImportOutcome::Imported(Box::new(record(&row)?))),
+        Some(row) => Ok(ImportOutcome::Imported(Box::new(record(store, &row).await?))),
         None => Ok(ImportOutcome::Refused),
     }
 }
@@ -82,9 +91,10 @@ pub(crate) async fn import(
 /// The clone from the statement's one row: the session's columns, its items packed into one
 /// text column and its reviews aggregated into one JSON column (one row to send and to read,
 /// whatever the rows).
-fn record(row: &QueryResult) -> Result<SessionRecord, RepoError> {
-    let (session, recorded) = rows::session(row)?;
-    let items = rows::items_packed(rows::text_or_null(row, "items")?.as_deref())?;
+async fn record(store: &Store, row: &QueryResult) -> Result<SessionRecord, RepoError> {
+    let key = store.row_key(&store.db, row).await?;
+    let (session, recorded) = rows::session(row, &key)?;
+    let items = rows::items_packed(rows::text_or_null(row, "items")?.as_deref(), &key)?;
     let reviews = rows::reviews_json(rows::text_or_null(row, "reviews")?.as_deref())?;
     Ok(SessionRecord { session, blocks: rows::blocks(&recorded, items), reviews })
 }
@@ -121,6 +131,8 @@ enum P {
     SourceDetails,
     SourceNotBefore,
     SourceFacts,
+    /// The clone's data key when the ledger holds none for it (an unlisted token).
+    CloneDataKey,
     Jti,
     Expires,
 }
@@ -133,7 +145,7 @@ impl P {
 }
 
 /// The values of the parameters, in [`P`]'s order.
-fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
+fn values(a: &ImportAttempt, rule: &str, clone_data_key: Option<Vec<u8>>) -> Vec<Value> {
     let log = &a.log;
     let claims = &a.claims;
     let mut values: Vec<Value> = vec![
@@ -164,6 +176,7 @@ fn values(a: &ImportAttempt, rule: &str) -> Vec<Value> {
         a.source_log.details.as_ref().map(ToString::to_string).into(),
         a.source_created_after.into(),
         source_facts(a).into(),
+        clone_data_key.into(),
     ];
     if let (true, Some(jti)) = (a.listed, &claims.jti) {
         values.push(jti.clone().into());
@@ -294,12 +307,34 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool, selective: boo
     } else {
         ("s.recorded_blocks".to_owned(), "s.blocklist_keys, s.blocklist_ip")
     };
+    // What a list finds the clone by, when the share carries the block that names it.
+    let name_block = match session_kind {
+        SessionKind::User => FeatureBlock::IdVerifications,
+        SessionKind::Business => FeatureBlock::RegistryChecks,
+    };
+    let (names, names_country) = if selective {
+        let carried = format!("'{}' = ANY({named})", name_block.v3_key());
+        (
+            format!("CASE WHEN {carried} THEN s.name_words END"),
+            format!("CASE WHEN {carried} THEN s.country END"),
+        )
+    } else {
+        ("s.name_words".to_owned(), "s.country".to_owned())
+    };
+    // A sealed source's clone holds its data key wrapped for the receiver: the ledger's, made
+    // at the share, or for an unlisted token the parameter. A sealed source without it fails
+    // the checks: its copies would open for nobody.
+    let clone_data_key = if with_jti {
+        format!("COALESCE((SELECT clone_data_key FROM ledger), {})", P::CloneDataKey.ph())
+    } else {
+        format!("CAST({} AS bytea)", P::CloneDataKey.ph())
+    };
     let mut parts = Vec::new();
     if with_jti {
         parts.push(format!(
             "ledger AS MATERIALIZED (SELECT revoked_at, redeemed_at, session_id, session_kind, \
-             from_application_id, for_application_id, expires_at, blocks FROM share_tokens \
-             WHERE jti = {jti})"
+             from_application_id, for_application_id, expires_at, blocks, clone_data_key \
+             FROM share_tokens WHERE jti = {jti})"
         ));
     }
     parts.extend([
@@ -307,7 +342,8 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool, selective: boo
         format!(
             "row AS MATERIALIZED (SELECT s.id, s.application_id, s.kind, s.status, s.features, \
              s.created_at, s.vendor_data, s.entity_id, s.contact_details, s.expected_details, \
-             {recorded} AS recorded_blocks, {keys}, \
+             {recorded} AS recorded_blocks, {keys}, s.data_key AS source_data_key, \
+             {names} AS name_words, {names_country} AS country, \
              e.vendor_data_key AS source_vendor_data_key FROM sessions s \
              LEFT JOIN entities e ON e.id = s.entity_id WHERE s.id = {source})"
         ),
@@ -326,7 +362,9 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool, selective: boo
              AND row.status IN ({shareable}) \
              AND (CAST({not_before} AS timestamptz) IS NULL OR row.created_at >= {not_before}) \
              AND wf.application_id = {application} AND wf.kind = {kind} \
-             AND wf.deleted_at IS NULL{issued_here})"
+             AND wf.deleted_at IS NULL{issued_here} \
+             AND (row.source_data_key IS NULL OR (octet_length(row.source_data_key) > 0 \
+             AND {clone_data_key} IS NOT NULL)))"
         ),
     ]);
 
@@ -462,13 +500,13 @@ fn sql(session_kind: SessionKind, with_jti: bool, with_key: bool, selective: boo
         "clone AS (INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
          session_url, status, workflow_id, features, vendor_data, entity_id, metadata, callback, \
          contact_details, expected_details, shared_from_session, recorded_blocks, created_at, \
-         expires_at, blocklist_keys, blocklist_ip) \
+         expires_at, blocklist_keys, blocklist_ip, data_key, name_words, country) \
          SELECT {clone}, {application}, src.kind, counter.last_session_number, {session_token}, \
          {session_url}, decided.status, {workflow}, src.features, src.clone_vendor_data, \
          (SELECT id FROM entity), NULL, NULL, src.contact_details, src.expected_details, src.id, \
          src.recorded_blocks, {created_at}, \
          {created_at} + src.session_expiration_time * INTERVAL '1 second', \
-         src.blocklist_keys, src.blocklist_ip \
+         src.blocklist_keys, src.blocklist_ip, {clone_data_key}, src.name_words, src.country \
          FROM src, counter, decided RETURNING {SESSION_COLUMNS})"
     ));
 
@@ -620,7 +658,7 @@ mod tests {
                     });
                 }
                 let sql = cached_sql(kind, jti.is_some(), with_key, selective);
-                let values = values(&attempt, status_rule(false));
+                let values = values(&attempt, status_rule(false), None);
                 assert_parameters_match(sql, values.len());
                 assert_eq!(
                     sql,
@@ -632,8 +670,9 @@ mod tests {
                     assert_eq!(values.last(), Some(&Value::from(key.to_owned())));
                     assert_eq!(
                         sql.matches("= ANY(string_to_array").count(),
-                        FeatureBlock::for_kind(kind).len() + 1,
-                        "every copy, and the clone's recorded blocks, keep to the named blocks"
+                        FeatureBlock::for_kind(kind).len() + 3,
+                        "every copy, the clone's recorded blocks and what lists find it by keep \
+                         to the named blocks"
                     );
                     assert!(sql.contains("CAST(NULL AS text) AS blocklist_keys"));
                 }

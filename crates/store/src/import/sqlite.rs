@@ -25,9 +25,9 @@ pub(super) async fn import(
 ) -> Result<ImportOutcome, Failure> {
     let _turn = store.write_turn().await;
     let txn = begin_write(&store.db).await?;
-    let context = super::read_context(&txn, attempt).await?;
+    let (context, keys) = super::read_context(store, &txn, attempt).await?;
     let outcome = match (first_failed_check(&context, attempt), context.existing_clone) {
-        (None, _) => copy(&txn, attempt, context).await?,
+        (None, _) => copy(store, &txn, attempt, context, keys).await?,
         (Some(ImportCheck::NotImported), Some(existing)) => {
             ImportOutcome::AlreadyImported(existing)
         }
@@ -68,11 +68,12 @@ static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new
         "INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
          session_url, status, workflow_id, features, vendor_data, entity_id, metadata, \
          callback, contact_details, expected_details, shared_from_session, recorded_blocks, \
-         created_at, expires_at, blocklist_keys, blocklist_ip) \
+         created_at, expires_at, blocklist_keys, blocklist_ip, data_key, name_words, country) \
          SELECT ?, ?, kind, (SELECT last_session_number FROM applications WHERE id = ?), ?, ?, \
          ?, ?, features, ?, ?, NULL, NULL, contact_details, expected_details, id, ?, ?, ?, \
          CASE WHEN ? THEN NULL ELSE blocklist_keys END, \
-         CASE WHEN ? THEN NULL ELSE blocklist_ip END \
+         CASE WHEN ? THEN NULL ELSE blocklist_ip END, ?, \
+         CASE WHEN ? THEN name_words END, CASE WHEN ? THEN country END \
          FROM sessions WHERE id = ? \
          RETURNING {SESSION_COLUMNS}"
     )
@@ -101,7 +102,8 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// can change in between. Every write returns what it wrote: the clone is answered without
 /// reading it back.
 async fn copy(
-    txn: &DatabaseTransaction, attempt: &ImportAttempt, context: ImportContext,
+    store: &Store, txn: &DatabaseTransaction, attempt: &ImportAttempt, context: ImportContext,
+    keys: super::SourceKeys,
 ) -> Result<ImportOutcome, Failure> {
     // A token expected in the ledger must be there, to be redeemed.
     if attempt.listed && context.token.is_none() {
@@ -151,6 +153,17 @@ async fn copy(
     // (without the source's value keys when it names them: they may come from the others).
     let (carried, _) = attempt.claims.split(&context.recorded_blocks);
     let selective = attempt.claims.blocks.is_some();
+    // The clone holds the source's data key wrapped for the receiver: the ledger's, made at
+    // the share, or made now for a token without one.
+    let clone_data_key = match keys.clone {
+        Some(key) => Some(key),
+        None => store.wrap_for(txn, &keys.source, receiver).await?,
+    };
+    let names_carried = attempt.claims.blocks.as_ref().is_none_or(|blocks| {
+        blocks
+            .iter()
+            .any(|b| matches!(b, FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks))
+    });
     batch.push(
         &CLONE_SESSION_SQL,
         [
@@ -168,6 +181,9 @@ async fn copy(
             attempt.expires_at(workflow).into(),
             selective.into(),
             selective.into(),
+            clone_data_key.into(),
+            names_carried.into(),
+            names_carried.into(),
             source_id.into(),
         ],
     );
@@ -205,11 +221,11 @@ async fn copy(
         let columns = row.column_names();
         let has = |name: &str| columns.iter().any(|c| c == name);
         if has("block") {
-            items.push(rows::item(row)?);
+            items.push(rows::item(row, &keys.source)?);
         } else if has("redeemed") {
             redeemed += 1;
         } else if has("session_token") {
-            session = Some(rows::session(row)?);
+            session = Some(rows::session(row, &keys.source)?);
         } else {
             reviews.extend(rows::review(row)?);
         }

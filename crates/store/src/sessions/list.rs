@@ -4,11 +4,16 @@ use super::*;
 
 /// Which of the application's sessions a page of the list is drawn from.
 pub(super) fn list_condition(
-    backend: DatabaseBackend, application_id: ApplicationId, filter: &SessionFilter,
+    store: &Store, application_id: ApplicationId, filter: &SessionFilter,
 ) -> Cond {
+    // An erased session's data key is empty: it is listed no more.
+    let not_erased = Cond::any()
+        .add(Expr::col(Sessions::DataKey).is_null())
+        .add(Func::cust("length").arg(Expr::col(Sessions::DataKey)).gt(0));
     let mut all = Cond::all()
         .add(Expr::col(Sessions::ApplicationId).eq(application_id.as_uuid()))
-        .add(Expr::col(Sessions::Kind).is_in(filter.kinds.iter().map(|k| k.as_str())));
+        .add(Expr::col(Sessions::Kind).is_in(filter.kinds.iter().map(|k| k.as_str())))
+        .add(not_erased);
     match filter.imported {
         Some(true) => all = all.add(Expr::col(Sessions::SharedFromSession).is_not_null()),
         Some(false) => all = all.add(Expr::col(Sessions::SharedFromSession).is_null()),
@@ -54,65 +59,28 @@ pub(super) fn list_condition(
     if let Some(before) = filter.created_before {
         all = all.add(Expr::col(Sessions::CreatedAt).lt(before));
     }
-    // A JSON member of a block item: its path is the code's, never the caller's.
-    let field = |path: &[&str]| Expr::cust(json_field(backend, "b.item", path));
-    let in_block = |block: FeatureBlock, condition: Expr| {
-        let items = Alias::new("b");
-        Expr::exists(
-            Query::select()
-                .expr(Expr::val(1))
-                .from_as(Alias::new(block.v3_key()), items.clone())
-                .and_where(
-                    Expr::col((items, BlockItems::SessionId))
-                        .equals((Sessions::Table, Sessions::Id)),
-                )
-                .and_where(condition)
-                .to_owned(),
-        )
-    };
     if let Some(country) = &filter.country {
-        let upper = |path: &[&str]| Func::upper(field(path)).eq(country.as_str());
-        all = all.add(
-            Cond::any()
-                .add(in_block(FeatureBlock::IdVerifications, upper(&["issuing_state"])))
-                .add(in_block(FeatureBlock::RegistryChecks, upper(&["company", "country_code"]))),
-        );
+        all = all.add(Expr::col(Sessions::Country).eq(country.as_str()));
     }
     if let Some(search) = &filter.search {
         let pattern = crate::sql::like_pattern(search);
         let like = |expression: Expr| {
             Func::lower(expression).like(LikeExpr::new(pattern.as_str()).escape('\\'))
         };
-        all = all.add(
-            Cond::any()
-                .add(like(Expr::col(Sessions::VendorData)))
-                .add(
-                    Expr::col(Sessions::SessionNumber)
-                        .cast_as(Alias::new("TEXT"))
-                        .eq(search.as_str()),
-                )
-                .add(in_block(FeatureBlock::IdVerifications, like(field(&["full_name"]))))
-                .add(in_block(
-                    FeatureBlock::RegistryChecks,
-                    like(field(&["company", "company_name"])),
-                )),
+        // A name holds every word of the search, each found whole in its blind index.
+        let words = store.search_words(&handoff_domain::session::name_words(search));
+        let named = (!words.is_empty()).then(|| {
+            words.iter().fold(Cond::all(), |all, word| {
+                all.add(Expr::col(Sessions::NameWords).like(format!("% {word} %")))
+            })
+        });
+        let mut any = Cond::any().add(like(Expr::col(Sessions::VendorData))).add(
+            Expr::col(Sessions::SessionNumber).cast_as(Alias::new("TEXT")).eq(search.as_str()),
         );
+        if let Some(named) = named {
+            any = any.add(named);
+        }
+        all = all.add(any);
     }
     all
-}
-
-/// A text field of a JSON item column, by path.
-pub(super) fn json_field(backend: DatabaseBackend, column: &str, path: &[&str]) -> String {
-    match backend {
-        DatabaseBackend::Postgres => {
-            let (last, rest) = path.split_last().unwrap_or((&"", &[]));
-            let mut expression = format!("({column}::jsonb");
-            for key in rest {
-                expression.push_str(&format!(" -> '{key}'"));
-            }
-            expression.push_str(&format!(" ->> '{last}')"));
-            expression
-        }
-        _ => format!("json_extract({column}, '$.{}')", path.join(".")),
-    }
 }

@@ -24,6 +24,7 @@ use handoff_domain::entity::NewEntity;
 use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
+use crate::sealing::SessionKey;
 use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run};
 
 mod assignments;
@@ -42,7 +43,7 @@ pub(crate) use write::{
 };
 
 /// What a session row is read with (`rows::session`), in the order of `rows::SESSION_COLUMNS`.
-pub(crate) const SESSION_READ: [Sessions; 20] = [
+pub(crate) const SESSION_READ: [Sessions; 21] = [
     Sessions::Id,
     Sessions::ApplicationId,
     Sessions::Kind,
@@ -63,6 +64,7 @@ pub(crate) const SESSION_READ: [Sessions; 20] = [
     Sessions::ExpiresAt,
     Sessions::Options,
     Sessions::Revision,
+    Sessions::DataKey,
 ];
 
 /// A session row by key alone (see `find_session`).
@@ -72,6 +74,19 @@ pub(crate) fn select_session(id: SessionId) -> SelectStatement {
         .from(Sessions::Table)
         .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
         .to_owned()
+}
+
+impl Store {
+    /// A session row read with [`SESSION_READ`], opened; `None` when it was erased.
+    pub(crate) async fn open_session(
+        &self, row: &sea_orm::QueryResult,
+    ) -> Result<Option<StoredSession>, RepoError> {
+        let key = self.row_key(&self.db, row).await?;
+        if matches!(key, SessionKey::Erased) {
+            return Ok(None);
+        }
+        rows::session(row, &key).map(|(session, _)| Some(session))
+    }
 }
 
 /// Rows per multi-row INSERT: 5 values a row stays far below both backends' parameter limits.
@@ -92,7 +107,7 @@ impl SessionRepository for Store {
             // The counter row, locked without a new number, serializes this choice with every
             // creation of the application's sessions; then an unfinished session is reused.
             lock_counter(&txn, s.application_id).await?;
-            if let Some(reused) = reuse_unfinished(&txn, s).await? {
+            if let Some(reused) = reuse_unfinished(self, &txn, s).await? {
                 commit(txn).await?;
                 return Ok(reused);
             }
@@ -109,6 +124,7 @@ impl SessionRepository for Store {
         // The counter row is the lock that serializes session numbers of one application, on
         // PostgreSQL and across processes.
         let session_number = next_session_number(&txn, s.application_id).await?;
+        let (key, wrapped) = self.new_session_key(&txn, s.application_id).await?;
 
         let entity_id = match &s.vendor_data {
             Some(vendor_data) => Some(
@@ -140,16 +156,18 @@ impl SessionRepository for Store {
                 s.workflow_id.as_uuid().into(),
                 features_text(&s.features).into(),
                 s.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
-                json_text(s.metadata.as_ref()).into(),
+                rows::sealed_json_text(s.metadata.as_ref(), "metadata", &key)?.into(),
                 s.callback.clone().into(),
-                json_text(s.contact_details.as_ref()).into(),
-                json_text(s.expected_details.as_ref()).into(),
+                rows::sealed_json_text(s.contact_details.as_ref(), "contact_details", &key)?.into(),
+                rows::sealed_json_text(s.expected_details.as_ref(), "expected_details", &key)?
+                    .into(),
                 Option::<Uuid>::None.into(),
                 String::new().into(),
                 s.created_at.into(),
                 s.expires_at.into(),
                 rows::options_text(&s.options).into(),
                 0i64.into(),
+                wrapped.into(),
                 entity_id.into(),
             ])
             .map_err(crate::sql::insert_mismatch)?
@@ -166,13 +184,17 @@ impl SessionRepository for Store {
         let Some(row) = fetch_one(&self.db, &select_session(id)).await? else {
             return Ok(None);
         };
-        let (session, recorded) = rows::session(&row)?;
         // Looked up by key alone (no planner statistics can turn it into a scan of the
         // application's sessions); another application's session is not there.
-        if session.application_id != application_id {
+        if get::<Uuid>(&row, "application_id")? != application_id.as_uuid() {
             return Ok(None);
         }
-        let blocks = read_blocks(&self.db, id, &recorded).await?;
+        let key = self.row_key(&self.db, &row).await?;
+        if matches!(key, SessionKey::Erased) {
+            return Ok(None);
+        }
+        let (session, recorded) = rows::session(&row, &key)?;
+        let blocks = read_blocks(&self.db, id, &recorded, &key).await?;
         let reviews = read_reviews(&self.db, id).await?;
         Ok(Some(SessionRecord { session, blocks, reviews }))
     }
@@ -183,10 +205,10 @@ impl SessionRepository for Store {
             .from(Sessions::Table)
             .and_where(Expr::col(Sessions::SessionToken).eq(token))
             .to_owned();
-        fetch_one(&self.db, &select)
-            .await?
-            .map(|row| rows::session(&row).map(|(session, _)| session))
-            .transpose()
+        let Some(row) = fetch_one(&self.db, &select).await? else {
+            return Ok(None);
+        };
+        self.open_session(&row).await
     }
 
     async fn session_events(
@@ -365,8 +387,7 @@ impl SessionRepository for Store {
     async fn list_sessions(
         &self, application_id: ApplicationId, filter: &SessionFilter,
     ) -> Result<SessionPage, RepoError> {
-        let backend = self.backend();
-        let condition = list_condition(backend, application_id, filter);
+        let condition = list_condition(self, application_id, filter);
         let counted = Query::select()
             .expr_as(Func::count(Expr::col(Sessions::Id)), Alias::new("n"))
             .from(Sessions::Table)
@@ -389,8 +410,15 @@ impl SessionRepository for Store {
         let order = if filter.oldest_first { Order::Asc } else { Order::Desc };
         page.order_by(Sessions::SessionNumber, order).limit(filter.limit).offset(filter.offset);
         let rows = fetch_all(&self.db, &page).await?;
-        let sessions = rows.iter().map(rows::session).collect::<Result<Vec<_>, _>>()?;
-        let mut listed = self.listed_blocks(&sessions).await?;
+        let mut sessions = Vec::with_capacity(rows.len());
+        let mut keys = HashMap::new();
+        for row in &rows {
+            let key = self.row_key(&self.db, row).await?;
+            let (session, recorded) = rows::session(row, &key)?;
+            keys.insert(session.id.as_uuid(), key);
+            sessions.push((session, recorded));
+        }
+        let mut listed = self.listed_blocks(&sessions, &keys).await?;
         let results = sessions
             .into_iter()
             .map(|(session, _)| {

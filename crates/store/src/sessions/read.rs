@@ -5,9 +5,9 @@ use super::*;
 /// Items from which a read decodes them on the blocking pool.
 const DECODE_OFF_WORKER_ROWS: usize = 256;
 
-/// The recorded blocks of a session, read in one statement.
+/// The recorded blocks of a session, read in one statement and opened with its data key.
 pub(crate) async fn read_blocks<C: ConnectionTrait>(
-    db: &C, id: SessionId, recorded: &[FeatureBlock],
+    db: &C, id: SessionId, recorded: &[FeatureBlock], key: &SessionKey,
 ) -> Result<Vec<(FeatureBlock, Vec<FeatureItem>)>, RepoError> {
     if recorded.is_empty() {
         return Ok(Vec::new());
@@ -35,8 +35,9 @@ pub(crate) async fn read_blocks<C: ConnectionTrait>(
     let rows = fetch_all(db, &select).await?;
     let large = rows.len() >= DECODE_OFF_WORKER_ROWS;
     let recorded = recorded.to_vec();
+    let key = key.clone();
     let decode = move || {
-        let items = rows.iter().map(rows::item).collect::<Result<_, _>>()?;
+        let items = rows.iter().map(|row| rows::item(row, &key)).collect::<Result<_, _>>()?;
         Ok(rows::blocks(&recorded, items))
     };
     // Decoding checks every item's JSON: many rows are decoded off the async worker, which

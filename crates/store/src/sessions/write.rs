@@ -10,23 +10,47 @@ impl Store {
         results: &RecordResults, log: &LogEntry,
     ) -> Result<bool, RepoError> {
         let large = results.item_bytes() >= LARGE_WRITE_BYTES;
-        // The inserts are built before the writer's turn, so that the turn (on SQLite, the
-        // database's one writer) is held for the writes alone; a large set off the async
-        // worker, which keeps answering other requests meanwhile.
+        // The session's data key, which never changes but to be erased (checked below).
+        let key = match fetch_one(&self.db, &select_data_key(id)).await? {
+            Some(row) if get::<Uuid>(&row, "application_id")? == application_id.as_uuid() => {
+                self.row_key(&self.db, &row).await?
+            }
+            _ => return Ok(false),
+        };
+        if matches!(key, SessionKey::Erased) {
+            return Ok(false);
+        }
+        // The inserts are built (and sealed) before the writer's turn, so that the turn (on
+        // SQLite, the database's one writer) is held for the writes alone; a large set off the
+        // async worker, which keeps answering other requests meanwhile.
         let backend = self.backend();
         let inserts = if large {
             let blocks = results.blocks.clone();
-            tokio::task::spawn_blocking(move || item_inserts(backend, id, &blocks))
+            let key = key.clone();
+            tokio::task::spawn_blocking(move || item_inserts(backend, id, &blocks, &key))
                 .await
                 .map_err(|_| RepoError::Internal("building the item inserts failed".into()))??
         } else {
-            item_inserts(backend, id, &results.blocks)?
+            item_inserts(backend, id, &results.blocks, &key)?
         };
+        // What lists find the session by, when a block that names it is written.
+        let written: Vec<(FeatureBlock, Vec<FeatureItem>)> = results
+            .blocks
+            .iter()
+            .filter(|(block, _)| {
+                matches!(block, FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks)
+            })
+            .map(|(block, items)| (*block, items.clone().unwrap_or_default()))
+            .collect();
+        let terms = (!written.is_empty()).then(|| self.listing_terms(&written));
         let _turn = if large { self.large_write_turn().await } else { self.write_turn().await };
         let txn = begin_write(&self.db).await?;
         let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(false);
         };
+        if get::<Option<Vec<u8>>>(&row, "data_key")?.is_some_and(|key| key.is_empty()) {
+            return Ok(false);
+        }
         if revision.is_some_and(|expected| get::<i64>(&row, "revision").ok() != Some(expected)) {
             return Err(RepoError::Changed);
         }
@@ -55,6 +79,11 @@ impl Store {
             .value(Sessions::Revision, Expr::col(Sessions::Revision).add(1))
             .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
             .to_owned();
+        if let Some(terms) = terms {
+            update
+                .value(Sessions::NameWords, terms.name_words)
+                .value(Sessions::Country, terms.country);
+        }
         if let Some(keys) = &results.blocklist_keys {
             update
                 .value(Sessions::BlocklistKeys, keys.keys_json())
@@ -70,7 +99,7 @@ impl Store {
     /// item's status, and the first item of `id_verifications` and `registry_checks`; one
     /// statement for the page.
     pub(super) async fn listed_blocks(
-        &self, sessions: &[(StoredSession, Vec<FeatureBlock>)],
+        &self, sessions: &[(StoredSession, Vec<FeatureBlock>)], keys: &HashMap<Uuid, SessionKey>,
     ) -> Result<HashMap<Uuid, HashMap<FeatureBlock, ListedBlock>>, RepoError> {
         let mut parts = Vec::new();
         for block in FeatureBlock::ALL {
@@ -116,14 +145,12 @@ impl Store {
             let Some(block) = FeatureBlock::from_v3_key(&key) else {
                 continue;
             };
-            let entry = listed
-                .entry(get::<Uuid>(row, "session_id")?)
-                .or_default()
-                .entry(block)
-                .or_default();
+            let session = get::<Uuid>(row, "session_id")?;
+            let entry = listed.entry(session).or_default().entry(block).or_default();
             entry.statuses.push(get(row, "status")?);
             if let Some(item) = rows::text_or_null(row, "item")? {
-                entry.first = serde_json::from_str(&item).ok();
+                let key = keys.get(&session).unwrap_or(&SessionKey::Clear);
+                entry.first = serde_json::from_str(&key.open(block.v3_key(), item)?).ok();
             }
         }
         Ok(listed)
@@ -146,7 +173,7 @@ pub(super) async fn lock_counter(
 /// `metadata` replaced by `s`'s when given, and the request's idempotency key claimed for it;
 /// `None` when there is none.
 pub(super) async fn reuse_unfinished(
-    txn: &DatabaseTransaction, s: &NewSession,
+    store: &Store, txn: &DatabaseTransaction, s: &NewSession,
 ) -> Result<Option<StoredSession>, RepoError> {
     let Some(vendor_data) = &s.vendor_data else {
         return Ok(None);
@@ -160,7 +187,7 @@ pub(super) async fn reuse_unfinished(
         .to_owned();
     let select =
         Query::select()
-            .column(Sessions::Id)
+            .columns([Sessions::Id, Sessions::DataKey])
             .from(Sessions::Table)
             .and_where(Expr::col(Sessions::ApplicationId).eq(s.application_id.as_uuid()))
             .and_where(Expr::col(Sessions::WorkflowId).eq(s.workflow_id.as_uuid()))
@@ -177,6 +204,10 @@ pub(super) async fn reuse_unfinished(
         return Ok(None);
     };
     let id = SessionId::from_uuid(get(&row, "id")?);
+    let key = store.session_key(txn, s.application_id.as_uuid(), get(&row, "data_key")?).await?;
+    if matches!(key, SessionKey::Erased) {
+        return Ok(None);
+    }
     crate::idempotency::claim(
         txn,
         s.application_id,
@@ -195,7 +226,10 @@ pub(super) async fn reuse_unfinished(
         changed = true;
     }
     if s.metadata.is_some() {
-        update.value(Sessions::Metadata, json_text(s.metadata.as_ref()));
+        update.value(
+            Sessions::Metadata,
+            rows::sealed_json_text(s.metadata.as_ref(), "metadata", &key)?,
+        );
         changed = true;
     }
     if changed {
@@ -204,7 +238,7 @@ pub(super) async fn reuse_unfinished(
     let row = fetch_one(txn, &select_session(id))
         .await?
         .ok_or_else(|| RepoError::Internal("the reused session vanished".into()))?;
-    rows::session(&row).map(|(session, _)| Some(session))
+    rows::session(&row, &key).map(|(session, _)| Some(session))
 }
 
 /// The application's next session number: its counter row bumped and locked until the
@@ -224,7 +258,16 @@ pub(crate) async fn next_session_number(
     get(&row, "last_session_number")
 }
 
-/// The session's `status` and `recorded_blocks`, its row locked for the rest of the transaction
+/// The application and data key of a session, by key alone.
+fn select_data_key(id: SessionId) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
+        .columns([Sessions::ApplicationId, Sessions::DataKey])
+        .from(Sessions::Table)
+        .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+        .to_owned()
+}
+
+/// The session's `status`, `recorded_blocks` and data key, its row locked for the rest of the transaction
 /// (`FOR UPDATE` on PostgreSQL; SQLite's immediate transaction already holds the write lock).
 /// `None` when the application holds no such session.
 pub(super) async fn lock_session(
@@ -238,6 +281,7 @@ pub(super) async fn lock_session(
             Sessions::RecordedBlocks,
             Sessions::ApplicationId,
             Sessions::Revision,
+            Sessions::DataKey,
         ])
         .from(Sessions::Table)
         .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
@@ -289,7 +333,7 @@ pub(crate) async fn ensure_entity(
 /// [`ITEMS_PER_INSERT`] rows each.
 pub(crate) fn item_inserts(
     backend: DatabaseBackend, session_id: SessionId,
-    blocks: &[(FeatureBlock, Option<Vec<FeatureItem>>)],
+    blocks: &[(FeatureBlock, Option<Vec<FeatureItem>>)], key: &SessionKey,
 ) -> Result<Vec<Vec<Statement>>, RepoError> {
     blocks
         .iter()
@@ -320,7 +364,7 @@ pub(crate) fn item_inserts(
                                 position.into(),
                                 item.node_id().into(),
                                 item.status().into(),
-                                item.json().get().into(),
+                                key.seal(block.v3_key(), item.json().get())?.into(),
                             ])
                             .map_err(crate::sql::insert_mismatch)?;
                     }

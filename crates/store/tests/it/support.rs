@@ -44,7 +44,11 @@ impl std::ops::Deref for TestStore {
 impl TestStore {
     pub async fn new(backend: Backend) -> TestStore {
         let db = TestDatabase::create(backend).await;
-        let store = Store::connect(db.url(), &StoreOptions::default()).await.unwrap();
+        // Sealing, as every server's store.
+        let store = Store::connect(db.url(), &StoreOptions::default())
+            .await
+            .unwrap()
+            .sealing_with(test_kek());
         Migrator::up(store.connection(), None).await.unwrap();
         TestStore { store, _db: db }
     }
@@ -177,4 +181,10 @@ pub fn event(action: LogAction) -> LogEntry {
         details: None,
         created_at: now(),
     }
+}
+
+/// The key-encryption key of the tests' stores.
+pub fn test_kek() -> handoff_token::KeyEncryptionKey {
+    handoff_token::KeyEncryptionKey::from_secret(b"the store tests' key-encryption key, 32+ bytes")
+        .unwrap()
 }

@@ -1,0 +1,230 @@
+//! Identity data at rest: each session's data is sealed (XChaCha20-Poly1305) under a data key
+//! of its own; the data key is kept wrapped by its application's key, and the application's key
+//! sealed under the key-encryption key. Destroying a session's wrapped data key, or an
+//! application's key, leaves its ciphertext unreadable. A clone holds its source's data key,
+//! wrapped by its own application's key, so an import copies ciphertext as it is.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use uuid::Uuid;
+
+use crate::seal::{KeyEncryptionKey, SealError};
+
+const NONCE_BYTES: usize = 24;
+const KEY_BYTES: usize = 32;
+/// How a sealed text begins: no JSON text begins so, which tells it from a value kept in clear.
+const SEALED_PREFIX: &str = "s1:";
+
+/// A key of 32 random bytes.
+fn random_key() -> Result<[u8; KEY_BYTES], SealError> {
+    let mut key = [0u8; KEY_BYTES];
+    getrandom::fill(&mut key).map_err(|_| SealError::Random)?;
+    Ok(key)
+}
+
+fn seal_with(cipher: &XChaCha20Poly1305, aad: &[u8], bytes: &[u8]) -> Result<Vec<u8>, SealError> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    getrandom::fill(&mut nonce).map_err(|_| SealError::Random)?;
+    let sealed = cipher
+        .encrypt(&XNonce::from(nonce), Payload { msg: bytes, aad })
+        .map_err(|_| SealError::WrongKey)?;
+    Ok([nonce.as_slice(), &sealed].concat())
+}
+
+fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+    if sealed.len() < NONCE_BYTES {
+        return Err(SealError::WrongKey);
+    }
+    let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+    let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| SealError::WrongKey)?;
+    cipher
+        .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad })
+        .map_err(|_| SealError::WrongKey)
+}
+
+fn application_context(application: Uuid) -> String {
+    format!("application key\0{application}")
+}
+
+impl KeyEncryptionKey {
+    /// A new key for `application`, and it sealed for the `applications` row.
+    pub fn new_application_key(
+        &self, application: Uuid,
+    ) -> Result<(ApplicationKey, Vec<u8>), SealError> {
+        let key = random_key()?;
+        let sealed = self.seal_for(&application_context(application), &key)?;
+        Ok((ApplicationKey::from_bytes(application, key), sealed))
+    }
+
+    /// `key` sealed under this KEK, for the `applications` row: another KEK's key moved to
+    /// this one.
+    pub fn seal_application_key(
+        &self, application: Uuid, key: &ApplicationKey,
+    ) -> Result<Vec<u8>, SealError> {
+        self.seal_for(&application_context(application), &key.bytes)
+    }
+
+    /// The key of `application` that [`Self::new_application_key`] sealed.
+    pub fn open_application_key(
+        &self, application: Uuid, sealed: &[u8],
+    ) -> Result<ApplicationKey, SealError> {
+        let key = self.open_for(&application_context(application), sealed)?;
+        let key: [u8; KEY_BYTES] = key.try_into().map_err(|_| SealError::WrongKey)?;
+        Ok(ApplicationKey::from_bytes(application, key))
+    }
+
+    /// The blind index of a name's words (normalised by the caller): a keyed hash of each,
+    /// 16 hex digits. Equal words hash equally on every server given the KEK; a copy of the
+    /// database alone cannot test guesses against them.
+    pub fn word_hashes<'a>(&self, words: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        words
+            .into_iter()
+            .map(|word| {
+                let mut hash = self.fingerprint("name word", word.as_bytes());
+                hash.truncate(16);
+                hash
+            })
+            .collect()
+    }
+}
+
+/// An application's key: it wraps the data keys of the application's sessions.
+pub struct ApplicationKey {
+    cipher: XChaCha20Poly1305,
+    bytes: [u8; KEY_BYTES],
+    application: Uuid,
+}
+
+impl std::fmt::Debug for ApplicationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApplicationKey").field("application", &self.application).finish()
+    }
+}
+
+impl ApplicationKey {
+    fn from_bytes(application: Uuid, key: [u8; KEY_BYTES]) -> Self {
+        Self { cipher: XChaCha20Poly1305::new(&Key::from(key)), bytes: key, application }
+    }
+
+    fn wrap_context(&self) -> Vec<u8> {
+        format!("handoff session data key\0{}", self.application).into_bytes()
+    }
+
+    /// A new data key, and it wrapped by this key.
+    pub fn new_data_key(&self) -> Result<(DataKey, Vec<u8>), SealError> {
+        let key = DataKey { bytes: random_key()? };
+        let wrapped = self.wrap(&key)?;
+        Ok((key, wrapped))
+    }
+
+    /// `key` wrapped by this application's key: for a session of this application.
+    pub fn wrap(&self, key: &DataKey) -> Result<Vec<u8>, SealError> {
+        seal_with(&self.cipher, &self.wrap_context(), &key.bytes)
+    }
+
+    /// The data key [`Self::wrap`] wrapped.
+    pub fn unwrap(&self, wrapped: &[u8]) -> Result<DataKey, SealError> {
+        let bytes = open_with(&self.cipher, &self.wrap_context(), wrapped)?;
+        let bytes: [u8; KEY_BYTES] = bytes.try_into().map_err(|_| SealError::WrongKey)?;
+        Ok(DataKey { bytes })
+    }
+}
+
+/// A session's data key. Its `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct DataKey {
+    bytes: [u8; KEY_BYTES],
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey")
+    }
+}
+
+impl DataKey {
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&Key::from(self.bytes))
+    }
+
+    /// `text` sealed for `field` (what it is: a block's name, a column's), as text: `s1:` and
+    /// the base64 of a fresh nonce and the ciphertext. It opens only for the same field.
+    pub fn seal(&self, field: &str, text: &str) -> Result<String, SealError> {
+        let sealed = seal_with(&self.cipher(), field.as_bytes(), text.as_bytes())?;
+        Ok(format!("{SEALED_PREFIX}{}", STANDARD_NO_PAD.encode(sealed)))
+    }
+
+    /// The text [`Self::seal`] sealed for `field`.
+    pub fn open(&self, field: &str, sealed: &str) -> Result<String, SealError> {
+        let encoded = sealed.strip_prefix(SEALED_PREFIX).ok_or(SealError::WrongKey)?;
+        let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| SealError::WrongKey)?;
+        let text = open_with(&self.cipher(), field.as_bytes(), &bytes)?;
+        String::from_utf8(text).map_err(|_| SealError::WrongKey)
+    }
+}
+
+/// Whether a stored text is sealed ([`DataKey::seal`]) rather than kept in clear.
+pub fn is_sealed(text: &str) -> bool {
+    text.starts_with(SEALED_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kek() -> KeyEncryptionKey {
+        KeyEncryptionKey::from_secret(b"an operator's key-encryption key, 32+ bytes").unwrap()
+    }
+
+    #[test]
+    fn data_sealed_under_a_session_key_opens_through_its_application_key_only() {
+        let kek = kek();
+        let a = Uuid::new_v4();
+        let (app, sealed_app) = kek.new_application_key(a).unwrap();
+        let (key, wrapped) = app.new_data_key().unwrap();
+        let sealed = key.seal("id_verifications", r#"{"full_name":"Ana"}"#).unwrap();
+        assert!(is_sealed(&sealed));
+        assert!(!sealed.contains("Ana"));
+        let reopened = kek.open_application_key(a, &sealed_app).unwrap();
+        let key = reopened.unwrap(&wrapped).unwrap();
+        assert_eq!(key.open("id_verifications", &sealed).unwrap(), r#"{"full_name":"Ana"}"#);
+        // Another field, another application's key, another KEK: nothing opens.
+        assert_eq!(key.open("aml_screenings", &sealed), Err(SealError::WrongKey));
+        let (other, _) = kek.new_application_key(a).unwrap();
+        assert!(other.unwrap(&wrapped).is_err());
+        assert!(kek.open_application_key(Uuid::new_v4(), &sealed_app).is_err());
+        let other_kek =
+            KeyEncryptionKey::from_secret(b"another key-encryption key, 32+ bytes").unwrap();
+        assert!(other_kek.open_application_key(a, &sealed_app).is_err());
+    }
+
+    #[test]
+    fn a_data_key_rewrapped_for_another_application_opens_the_same_ciphertext() {
+        let kek = kek();
+        let (source, _) = kek.new_application_key(Uuid::new_v4()).unwrap();
+        let (receiver, _) = kek.new_application_key(Uuid::new_v4()).unwrap();
+        let (key, _) = source.new_data_key().unwrap();
+        let sealed = key.seal("metadata", "{}").unwrap();
+        let for_receiver = receiver.wrap(&key).unwrap();
+        assert!(source.unwrap(&for_receiver).is_err(), "bound to the wrapping application");
+        assert_eq!(
+            receiver.unwrap(&for_receiver).unwrap().open("metadata", &sealed).unwrap(),
+            "{}"
+        );
+    }
+
+    #[test]
+    fn word_hashes_are_keyed_and_short() {
+        let kek = kek();
+        let hashes = kek.word_hashes(["ana", "garcía", "ana"]);
+        assert_eq!(hashes.len(), 3);
+        assert!(hashes.iter().all(|w| w.len() == 16 && w.chars().all(|c| c.is_ascii_hexdigit())));
+        assert_eq!(hashes[0], hashes[2]);
+        assert_ne!(hashes[0], hashes[1]);
+        let other =
+            KeyEncryptionKey::from_secret(b"another key-encryption key, 32+ bytes").unwrap();
+        assert_ne!(other.word_hashes(["ana"]), kek.word_hashes(["ana"]));
+    }
+}
