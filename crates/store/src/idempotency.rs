@@ -112,7 +112,18 @@ impl IdempotencyRepository for Store {
         };
         let operation: String = get(&row, "operation")?;
         let status: Option<i32> = get(&row, "status_code")?;
-        let body: Option<String> = get(&row, "response_body")?;
+        let body = match get::<Option<String>>(&row, "response_body")? {
+            Some(body) => Some(
+                self.open_for_application(
+                    &self.db,
+                    application_id.as_uuid(),
+                    "response_body",
+                    body,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         Ok(Some(StoredIdempotency {
             application_id,
             request_hash: get(&row, "request_hash")?,
@@ -133,10 +144,14 @@ impl IdempotencyRepository for Store {
     async fn record_answer(
         &self, application_id: ApplicationId, key: &IdempotencyKey, answer: &RecordedAnswer,
     ) -> Result<(), RepoError> {
+        // Sealed: a recorded answer may hold a decision.
+        let body = self
+            .seal_for_application(&self.db, application_id.as_uuid(), "response_body", &answer.body)
+            .await?;
         let mut update = Query::update()
             .table(IdempotencyKeys::Table)
             .value(IdempotencyKeys::StatusCode, i32::from(answer.status))
-            .value(IdempotencyKeys::ResponseBody, answer.body.as_str())
+            .value(IdempotencyKeys::ResponseBody, body)
             .and_where(Expr::col(IdempotencyKeys::StatusCode).is_null())
             .to_owned();
         for condition in this_key(application_id, key) {

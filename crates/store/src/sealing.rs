@@ -114,6 +114,45 @@ impl Store {
         Ok(Some(key))
     }
 
+    /// `text` of `application`'s own (a recorded answer, a webhook payload) as stored for
+    /// `field`: sealed under the application's key (made when it has none), or as it is when
+    /// this store does not seal.
+    pub(crate) async fn seal_for_application<C: ConnectionTrait>(
+        &self, db: &C, application: Uuid, field: &str, text: &str,
+    ) -> Result<String, RepoError> {
+        let Some(sealing) = &self.sealing else {
+            return Ok(text.to_owned());
+        };
+        let key = match self.application_key(db, application, false).await? {
+            Some(key) => key,
+            None => Arc::new(
+                sealing
+                    .application_key_in(db, application)
+                    .await?
+                    .ok_or_else(|| RepoError::Internal("no such application".into()))?,
+            ),
+        };
+        key.seal(field, text).map_err(|_| sealing_failed(field))
+    }
+
+    /// The clear text of `application`'s own stored `field` ([`Self::seal_for_application`]).
+    pub(crate) async fn open_for_application<C: ConnectionTrait>(
+        &self, db: &C, application: Uuid, field: &str, stored: String,
+    ) -> Result<String, RepoError> {
+        if !is_sealed(&stored) {
+            return Ok(stored);
+        }
+        for fresh in [false, true] {
+            let Some(key) = self.application_key(db, application, fresh).await? else {
+                break;
+            };
+            if let Ok(text) = key.open(field, &stored) {
+                return Ok(text);
+            }
+        }
+        Err(sealing_failed(field))
+    }
+
     /// The data key of a session of `application` whose row holds `wrapped`; its application's
     /// key read on `db` (a transaction's own connection: no second one while it holds one).
     pub(crate) async fn session_key<C: ConnectionTrait>(

@@ -540,7 +540,18 @@ impl Store {
                 session_id: get::<Option<Uuid>>(detail, "session_id")?.map(SessionId::from_uuid),
                 facts,
                 created_at: get(detail, "created_at")?,
-                payload: text_or_null(detail, "payload")?,
+                payload: match text_or_null(detail, "payload")? {
+                    Some(payload) => Some(
+                        self.open_for_application(
+                            &self.db,
+                            get(detail, "application_id")?,
+                            "payload",
+                            payload,
+                        )
+                        .await?,
+                    ),
+                    None => None,
+                },
                 url: get(detail, "url")?,
                 destination_id: DestinationId::from_uuid(get(detail, "destination_id")?),
                 secret: SealedSecret {
@@ -567,9 +578,32 @@ impl Store {
         if rendered.is_empty() {
             return Ok(HashMap::new());
         }
+        // Sealed under each event's application's key: a payload may hold a decision.
+        let applications = Query::select()
+            .columns([WebhookEvents::EventId, WebhookEvents::ApplicationId])
+            .from(WebhookEvents::Table)
+            .and_where(
+                Expr::col(WebhookEvents::EventId)
+                    .is_in(rendered.iter().map(|(id, _)| id.as_uuid())),
+            )
+            .to_owned();
+        let mut application_of = HashMap::with_capacity(rendered.len());
+        for row in fetch_all(&self.db, &applications).await? {
+            application_of
+                .insert(get::<Uuid>(&row, "event_id")?, get::<Uuid>(&row, "application_id")?);
+        }
+        let mut sealed = Vec::with_capacity(rendered.len());
+        for (event_id, payload) in rendered {
+            let Some(application) = application_of.get(&event_id.as_uuid()) else {
+                continue;
+            };
+            let payload =
+                self.seal_for_application(&self.db, *application, "payload", payload).await?;
+            sealed.push((event_id, payload));
+        }
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        for (event_id, payload) in rendered {
+        for (event_id, payload) in sealed {
             let update = Query::update()
                 .table(WebhookEvents::Table)
                 .value(WebhookEvents::Payload, payload)
@@ -579,7 +613,7 @@ impl Store {
             run(&txn, &update).await?;
         }
         let select = Query::select()
-            .columns([WebhookEvents::EventId, WebhookEvents::Payload])
+            .columns([WebhookEvents::EventId, WebhookEvents::ApplicationId, WebhookEvents::Payload])
             .from(WebhookEvents::Table)
             .and_where(
                 Expr::col(WebhookEvents::EventId)
@@ -589,10 +623,20 @@ impl Store {
         let mut kept = HashMap::with_capacity(rendered.len());
         for row in fetch_all(&txn, &select).await? {
             if let Some(payload) = text_or_null(&row, "payload")? {
-                kept.insert(EventId::from_uuid(get(&row, "event_id")?), payload);
+                kept.insert(
+                    EventId::from_uuid(get(&row, "event_id")?),
+                    (get::<Uuid>(&row, "application_id")?, payload),
+                );
             }
         }
         commit(txn).await?;
+        let mut opened = HashMap::with_capacity(kept.len());
+        for (event_id, (application, payload)) in kept {
+            let payload =
+                self.open_for_application(&self.db, application, "payload", payload).await?;
+            opened.insert(event_id, payload);
+        }
+        let kept = opened;
         Ok(kept)
     }
 

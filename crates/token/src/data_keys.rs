@@ -44,6 +44,21 @@ fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Ve
         .map_err(|_| SealError::WrongKey)
 }
 
+/// `text` sealed with `cipher` for `field`, as text: `s1:` and the base64 of a fresh nonce and
+/// the ciphertext.
+fn seal_text(cipher: &XChaCha20Poly1305, field: &str, text: &str) -> Result<String, SealError> {
+    let sealed = seal_with(cipher, field.as_bytes(), text.as_bytes())?;
+    Ok(format!("{SEALED_PREFIX}{}", STANDARD_NO_PAD.encode(sealed)))
+}
+
+/// The text [`seal_text`] sealed for `field`.
+fn open_text(cipher: &XChaCha20Poly1305, field: &str, sealed: &str) -> Result<String, SealError> {
+    let encoded = sealed.strip_prefix(SEALED_PREFIX).ok_or(SealError::WrongKey)?;
+    let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| SealError::WrongKey)?;
+    let text = open_with(cipher, field.as_bytes(), &bytes)?;
+    String::from_utf8(text).map_err(|_| SealError::WrongKey)
+}
+
 fn application_context(application: Uuid) -> String {
     format!("application key\0{application}")
 }
@@ -124,6 +139,17 @@ impl ApplicationKey {
         seal_with(&self.cipher, &self.wrap_context(), &key.bytes)
     }
 
+    /// `text` of the application's own (not a session's: a recorded answer, a rendered
+    /// webhook payload) sealed for `field`, as [`DataKey::seal`] seals.
+    pub fn seal(&self, field: &str, text: &str) -> Result<String, SealError> {
+        seal_text(&self.cipher, &format!("application\0{field}"), text)
+    }
+
+    /// The text [`Self::seal`] sealed for `field`.
+    pub fn open(&self, field: &str, sealed: &str) -> Result<String, SealError> {
+        open_text(&self.cipher, &format!("application\0{field}"), sealed)
+    }
+
     /// The data key [`Self::wrap`] wrapped.
     pub fn unwrap(&self, wrapped: &[u8]) -> Result<DataKey, SealError> {
         let bytes = open_with(&self.cipher, &self.wrap_context(), wrapped)?;
@@ -152,16 +178,12 @@ impl DataKey {
     /// `text` sealed for `field` (what it is: a block's name, a column's), as text: `s1:` and
     /// the base64 of a fresh nonce and the ciphertext. It opens only for the same field.
     pub fn seal(&self, field: &str, text: &str) -> Result<String, SealError> {
-        let sealed = seal_with(&self.cipher(), field.as_bytes(), text.as_bytes())?;
-        Ok(format!("{SEALED_PREFIX}{}", STANDARD_NO_PAD.encode(sealed)))
+        seal_text(&self.cipher(), field, text)
     }
 
     /// The text [`Self::seal`] sealed for `field`.
     pub fn open(&self, field: &str, sealed: &str) -> Result<String, SealError> {
-        let encoded = sealed.strip_prefix(SEALED_PREFIX).ok_or(SealError::WrongKey)?;
-        let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| SealError::WrongKey)?;
-        let text = open_with(&self.cipher(), field.as_bytes(), &bytes)?;
-        String::from_utf8(text).map_err(|_| SealError::WrongKey)
+        open_text(&self.cipher(), field, sealed)
     }
 }
 
@@ -198,6 +220,18 @@ mod tests {
         let other_kek =
             KeyEncryptionKey::from_secret(b"another key-encryption key, 32+ bytes").unwrap();
         assert!(other_kek.open_application_key(a, &sealed_app).is_err());
+    }
+
+    #[test]
+    fn an_application_s_own_text_opens_with_its_key_for_its_field() {
+        let kek = kek();
+        let (app, _) = kek.new_application_key(Uuid::new_v4()).unwrap();
+        let (other, _) = kek.new_application_key(Uuid::new_v4()).unwrap();
+        let sealed = app.seal("response_body", r#"{"full_name":"Ana"}"#).unwrap();
+        assert!(is_sealed(&sealed) && !sealed.contains("Ana"));
+        assert_eq!(app.open("response_body", &sealed).unwrap(), r#"{"full_name":"Ana"}"#);
+        assert!(app.open("payload", &sealed).is_err());
+        assert!(other.open("response_body", &sealed).is_err());
     }
 
     #[test]
