@@ -1,7 +1,7 @@
 //! Identity data sealed at rest: each application's key (sealed under the key-encryption key),
 //! each session's data key (wrapped by its application's key; empty once erased), what lists
-//! find a session by without its clear data (its name's blind index and its country), and the
-//! data key a share's clone will hold, wrapped for the receiver at the share.
+//! find a session or an entity by without its clear data (a name's blind index, the country),
+//! and the data key a share's clone will hold, wrapped for the receiver at the share.
 
 use sea_orm_migration::prelude::*;
 
@@ -22,6 +22,7 @@ migration!(|manager| up {
     .await?;
     add_columns(manager, "share_tokens", [ColumnDef::new("clone_data_key").binary().null().take()])
         .await?;
+    add_columns(manager, "entities", [ColumnDef::new("name_words").text().null().take()]).await?;
     // The country of the sessions recorded in clear before: the list's filter reads it here.
     let country = match manager.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => {
@@ -42,6 +43,7 @@ migration!(|manager| up {
     manager.get_connection().execute_unprepared(country).await?;
     Ok(())
 } down {
+    drop_columns(manager, "entities", &["name_words"]).await?;
     drop_columns(manager, "share_tokens", &["clone_data_key"]).await?;
     drop_columns(manager, "sessions", &["country", "name_words", "data_key"]).await?;
     drop_columns(manager, "applications", &["data_key"]).await

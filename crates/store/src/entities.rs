@@ -65,7 +65,69 @@ fn entity_select() -> SelectStatement {
         .to_owned()
 }
 
-fn entity_of(row: &QueryResult) -> Result<Entity, RepoError> {
+impl Store {
+    /// An entity row read with [`entity_select`], its sealed profile opened with `application`'s
+    /// key.
+    async fn open_entity(
+        &self, application: ApplicationId, row: &QueryResult,
+    ) -> Result<Entity, RepoError> {
+        let (display_name, metadata) = self.open_profile(&self.db, application, row).await?;
+        entity_of(row, display_name, metadata.as_deref())
+    }
+
+    /// The `display_name` and `metadata` texts of an entity row, opened.
+    async fn open_profile<C: ConnectionTrait>(
+        &self, db: &C, application: ApplicationId, row: &QueryResult,
+    ) -> Result<(Option<String>, Option<String>), RepoError> {
+        let mut opened = [None, None];
+        for (slot, column) in opened.iter_mut().zip(["display_name", "metadata"]) {
+            if let Some(text) = text_or_null(row, column)? {
+                *slot =
+                    Some(self.open_for_application(db, application.as_uuid(), column, text).await?);
+            }
+        }
+        let [display_name, metadata] = opened;
+        Ok((display_name, metadata))
+    }
+
+    /// [`Self::open_profile`], the metadata parsed.
+    async fn open_entity_profile<C: ConnectionTrait>(
+        &self, db: &C, application: ApplicationId, row: &QueryResult,
+    ) -> Result<(Option<String>, Option<serde_json::Value>), RepoError> {
+        let (display_name, metadata) = self.open_profile(db, application, row).await?;
+        let metadata = metadata
+            .map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|_| RepoError::Internal("stored metadata is not JSON".into()))
+            })
+            .transpose()?;
+        Ok((display_name, metadata))
+    }
+
+    /// An entity's profile as its row keeps it: `display_name` and `metadata` sealed under the
+    /// application's key, and the name's blind index.
+    async fn sealed_profile<C: ConnectionTrait>(
+        &self, db: &C, application: ApplicationId, display_name: Option<&str>,
+        metadata: Option<&serde_json::Value>,
+    ) -> Result<(Option<String>, Option<String>, Option<String>), RepoError> {
+        let app = application.as_uuid();
+        let name = match display_name {
+            Some(name) => Some(self.seal_for_application(db, app, "display_name", name).await?),
+            None => None,
+        };
+        let metadata = match metadata {
+            Some(value) => {
+                Some(self.seal_for_application(db, app, "metadata", &value.to_string()).await?)
+            }
+            None => None,
+        };
+        Ok((name, metadata, self.name_words(display_name)))
+    }
+}
+
+fn entity_of(
+    row: &QueryResult, display_name: Option<String>, metadata: Option<&str>,
+) -> Result<Entity, RepoError> {
     let status: String = get(row, "status")?;
     let stored_vendor_data: String = get(row, "vendor_data")?;
     let moment = |column: &str| -> Result<Option<DateTime<Utc>>, RepoError> {
@@ -93,8 +155,8 @@ fn entity_of(row: &QueryResult) -> Result<Entity, RepoError> {
         status: EntityStatus::parse(&status).ok_or_else(|| {
             RepoError::Internal(format!("stored entity status {status:?}").into())
         })?,
-        display_name: text_or_null(row, "display_name")?,
-        metadata: text_or_null(row, "metadata")?.and_then(|text| serde_json::from_str(&text).ok()),
+        display_name,
+        metadata: metadata.and_then(|text| serde_json::from_str(text).ok()),
         counts: SessionCounts {
             session_count: get(row, "session_count")?,
             approved_count: get(row, "approved_count")?,
@@ -121,7 +183,10 @@ impl EntityRepository for Store {
             .and_where(Expr::col((Entities::Table, Entities::Kind)).eq(entity_kind.as_str()))
             .and_where(Expr::col((Entities::Table, Entities::VendorDataKey)).eq(vendor_data.key()))
             .to_owned();
-        fetch_one(&self.db, &select).await?.as_ref().map(entity_of).transpose()
+        match fetch_one(&self.db, &select).await? {
+            Some(row) => self.open_entity(application_id, &row).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn update_entity(
@@ -157,10 +222,15 @@ impl EntityRepository for Store {
                 .to_owned();
             // What changed of the profile, each field with its value before and after.
             let mut changes = serde_json::Map::new();
+            let opened = self.open_entity_profile(&txn, application_id, &row).await?;
             if let Some(name) = &update.profile.display_name {
-                let previous: Option<String> = get(&row, "display_name")?;
+                let previous = opened.0.clone();
                 if previous != *name {
-                    update_row.value(Entities::DisplayName, name.clone());
+                    let (sealed, _, words) =
+                        self.sealed_profile(&txn, application_id, name.as_deref(), None).await?;
+                    update_row
+                        .value(Entities::DisplayName, sealed)
+                        .value(Entities::NameWords, words);
                     changes.insert(
                         "display_name".into(),
                         serde_json::json!({"previous": previous, "current": name}),
@@ -168,10 +238,11 @@ impl EntityRepository for Store {
                 }
             }
             if let Some(metadata) = &update.profile.metadata {
-                let previous = crate::rows::json_column(&row, "metadata")?;
+                let previous = opened.1.clone();
                 if previous != *metadata {
-                    update_row
-                        .value(Entities::Metadata, metadata.as_ref().map(ToString::to_string));
+                    let (_, sealed, _) =
+                        self.sealed_profile(&txn, application_id, None, metadata.as_ref()).await?;
+                    update_row.value(Entities::Metadata, sealed);
                     changes.insert(
                         "metadata".into(),
                         serde_json::json!({"previous": previous, "current": metadata}),
@@ -210,6 +281,15 @@ impl EntityRepository for Store {
                 facts["vendor_data"] = vendor_data.clone().into();
                 facts["uuid"] = id.to_string().into();
                 facts["actor"] = update.actor.clone().into();
+                // The facts may hold the profile's values: sealed, as the profile.
+                let facts = self
+                    .seal_for_application(
+                        &txn,
+                        application_id.as_uuid(),
+                        "details",
+                        &facts.to_string(),
+                    )
+                    .await?;
                 crate::outbox::insert_application_event(
                     &txn,
                     application_id,
@@ -228,7 +308,15 @@ impl EntityRepository for Store {
     async fn create_entity(
         &self, application_id: ApplicationId, new: &NewEntity,
     ) -> Result<Option<Entity>, RepoError> {
-        let insert = entity_insert(application_id, new)?
+        let (display_name, metadata, words) = self
+            .sealed_profile(
+                &self.db,
+                application_id,
+                new.display_name.as_deref(),
+                new.metadata.as_ref(),
+            )
+            .await?;
+        let insert = entity_insert_with(application_id, new, display_name, metadata, words)?
             .on_conflict(
                 OnConflict::columns([
                     Entities::ApplicationId,
@@ -267,8 +355,15 @@ impl EntityRepository for Store {
                 Func::lower(Expr::col((e, column)))
                     .like(LikeExpr::new(pattern.as_str()).escape('\\'))
             };
-            condition = condition
-                .add(Cond::any().add(like(Entities::VendorData)).add(like(Entities::DisplayName)));
+            // The display name by every word of the search, found whole in its blind index.
+            let words = self.search_words(&handoff_domain::session::name_words(search));
+            let mut any = Cond::any().add(like(Entities::VendorData));
+            if !words.is_empty() {
+                any = any.add(words.iter().fold(Cond::all(), |all, word| {
+                    all.add(Expr::col((e, Entities::NameWords)).like(format!("% {word} %")))
+                }));
+            }
+            condition = condition.add(any);
         }
         let counted = Query::select()
             .expr_as(Func::count(Expr::col((e, Entities::Id))), Alias::new("n"))
@@ -286,8 +381,10 @@ impl EntityRepository for Store {
             .limit(filter.limit)
             .offset(filter.offset)
             .to_owned();
-        let results =
-            fetch_all(&self.db, &page).await?.iter().map(entity_of).collect::<Result<_, _>>()?;
+        let mut results = Vec::new();
+        for row in fetch_all(&self.db, &page).await? {
+            results.push(self.open_entity(application_id, &row).await?);
+        }
         Ok(EntityPage { count: u64::try_from(count).unwrap_or(0), results })
     }
 
@@ -395,6 +492,15 @@ impl Store {
 pub(crate) fn entity_insert(
     application_id: ApplicationId, new: &NewEntity,
 ) -> Result<InsertStatement, RepoError> {
+    debug_assert!(new.display_name.is_none() && new.metadata.is_none(), "no profile to seal");
+    entity_insert_with(application_id, new, None, None, None)
+}
+
+/// [`entity_insert`] with the profile as stored ([`Store::sealed_profile`]).
+fn entity_insert_with(
+    application_id: ApplicationId, new: &NewEntity, display_name: Option<String>,
+    metadata: Option<String>, name_words: Option<String>,
+) -> Result<InsertStatement, RepoError> {
     insert_row(
         Entities::Table,
         [
@@ -406,8 +512,9 @@ pub(crate) fn entity_insert(
             (Entities::Status, new.status.as_str().into()),
             (Entities::CreatedAt, new.created_at.into()),
             (Entities::KeyVersion, KEY_VERSION.into()),
-            (Entities::DisplayName, new.display_name.clone().into()),
-            (Entities::Metadata, new.metadata.as_ref().map(ToString::to_string).into()),
+            (Entities::DisplayName, display_name.into()),
+            (Entities::Metadata, metadata.into()),
+            (Entities::NameWords, name_words.into()),
         ],
     )
 }

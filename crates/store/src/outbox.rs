@@ -169,14 +169,14 @@ fn event_rows(
 /// deleted session's — if a destination of the application is subscribed to it.
 pub(crate) async fn insert_application_event<C: ConnectionTrait>(
     txn: &C, application_id: ApplicationId, session_id: Option<SessionId>,
-    webhook_type: WebhookType, facts: &serde_json::Value, at: DateTime<Utc>,
+    webhook_type: WebhookType, facts: &str, at: DateTime<Utc>,
 ) -> Result<(), RepoError> {
     let row = Query::select()
         .expr(Expr::val(uuid::Uuid::new_v4()))
         .expr(Expr::val(application_id.as_uuid()))
         .expr(Expr::val(webhook_type.as_str()))
         .expr(Expr::val(session_id.map(|id| id.as_uuid())))
-        .expr(Expr::val(facts.to_string()))
+        .expr(Expr::val(facts))
         .expr(Expr::val(at))
         .and_where(subscribed_to(Expr::val(application_id.as_uuid()), webhook_type))
         .to_owned();

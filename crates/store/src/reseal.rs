@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::Store;
 use crate::rows::get;
-use crate::schema::{Applications, Sessions};
+use crate::schema::{Applications, Entities, Sessions};
 use crate::sealing::SessionKey;
 use crate::sql::{fetch_all, run};
 
@@ -62,8 +62,8 @@ impl Store {
     /// Hashes again, with this store's key-encryption key, the blind index of every session
     /// that has one, from its first document or registry check; how many.
     pub async fn reindex_names(&self) -> Result<u64, RepoError> {
+        let mut reindexed = self.reindex_entity_names().await?;
         let mut after = Uuid::nil();
-        let mut reindexed = 0;
         loop {
             let select = Query::select()
                 .columns([Sessions::Id, Sessions::ApplicationId, Sessions::DataKey])
@@ -104,5 +104,32 @@ impl Store {
                 reindexed += run(&self.db, &update).await?;
             }
         }
+    }
+
+    /// [`Self::reindex_names`] of Users' and Businesses' display names.
+    async fn reindex_entity_names(&self) -> Result<u64, RepoError> {
+        let select = Query::select()
+            .columns([Entities::Id, Entities::ApplicationId, Entities::DisplayName])
+            .from(Entities::Table)
+            .and_where(Expr::col(Entities::NameWords).is_not_null())
+            .to_owned();
+        let mut reindexed = 0;
+        for row in fetch_all(&self.db, &select).await? {
+            let application: Uuid = get(&row, "application_id")?;
+            let name = match get::<Option<String>>(&row, "display_name")? {
+                Some(text) => Some(
+                    self.open_for_application(&self.db, application, "display_name", text).await?,
+                ),
+                None => None,
+            };
+            let update = Query::update()
+                .table(Entities::Table)
+                .value(Entities::NameWords, self.name_words(name.as_deref()))
+                .and_where(Expr::col(Entities::Id).eq(get::<Uuid>(&row, "id")?))
+                .to_owned();
+            let _turn = self.write_turn().await;
+            reindexed += run(&self.db, &update).await?;
+        }
+        Ok(reindexed)
     }
 }

@@ -90,7 +90,7 @@ table! {
     /// Users and Businesses, matched on `vendor_data_key`.
     Entities {
         Id, ApplicationId, Kind, VendorData, VendorDataKey, Status, CreatedAt, KeyVersion,
-        StatusReason, StatusUpdatedAt, DisplayName, Metadata,
+        StatusReason, StatusUpdatedAt, DisplayName, Metadata, NameWords,
     }
 }
 

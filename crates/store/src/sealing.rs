@@ -262,8 +262,8 @@ impl Store {
         }
     }
 
-    /// Destroys the application's key and its sessions' data keys, and the clone keys of its
-    /// shares: none of its sessions' data opens again. Returns how many sessions it held;
+    /// Destroys the application's key and its sessions' data keys, the clone keys of its
+    /// shares and the blind index of its sessions and entities: none of its data opens again. Returns how many sessions it held;
     /// `None` when there is no such application.
     pub async fn erase_application(
         &self, application: ApplicationId,
@@ -293,6 +293,12 @@ impl Store {
             .and_where(Expr::col(Sessions::ApplicationId).eq(id))
             .to_owned();
         let erased = run(&txn, &sessions).await?;
+        let entities = Query::update()
+            .table(crate::schema::Entities::Table)
+            .value(crate::schema::Entities::NameWords, Option::<String>::None)
+            .and_where(Expr::col(crate::schema::Entities::ApplicationId).eq(id))
+            .to_owned();
+        run(&txn, &entities).await?;
         let shares = Query::update()
             .table(ShareTokens::Table)
             .value(ShareTokens::CloneDataKey, Option::<Vec<u8>>::None)

@@ -528,9 +528,15 @@ impl Store {
             let previous_until: Option<DateTime<Utc>> = get(detail, "previous_secret_until")?;
             let previous: Option<Vec<u8>> = get(detail, "previous_secret")?;
             let sealed_with: String = get(detail, "sealed_with")?;
-            let facts = text_or_null(detail, "details")?
-                .and_then(|text| serde_json::from_str(&text).ok())
-                .unwrap_or(serde_json::Value::Null);
+            let application: Uuid = get(detail, "application_id")?;
+            let facts = match text_or_null(detail, "details")? {
+                Some(text) => {
+                    let text =
+                        self.open_for_application(&self.db, application, "details", text).await?;
+                    serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+                }
+                None => serde_json::Value::Null,
+            };
             due.push(DueDelivery {
                 id: DeliveryId::from_uuid(id),
                 attempt: attempts.get(&id).copied().unwrap_or(1),

@@ -83,6 +83,23 @@ async fn identity_data_is_nowhere_in_the_database_in_clear(backend: Backend) {
     assert_eq!(details["expected_details"]["last_name"], "Example");
     assert_eq!(details["metadata"]["note"], "X1234567Z");
 
+    // A User's profile, given and then changed (its change's event holds both values).
+    let user = json!({"vendor_data": "user-ana-003", "display_name": "Ana Example",
+        "metadata": {"passport": "X1234567Z"}});
+    let created = app.post("/v3/users/create/", source, user).await;
+    assert_eq!(created.status.as_u16(), 201, "{}", created.text);
+    crate::webhooks::subscribe(&app, source, &hook, &["user.data.updated"]).await;
+    let changed = json!({"metadata": {"email": "ana@example.test"}});
+    let changed = app.patch("/v3/users/user-ana-003/", source, changed).await;
+    assert_eq!(changed.body["display_name"], "Ana Example", "{}", changed.text);
+    assert_eq!(changed.body["metadata"], json!({"email": "ana@example.test"}));
+    let delivered = hook.wait_for(2).await;
+    assert!(delivered[1].to_string().contains("X1234567Z"), "the event names the change");
+    let found = app.get("/v3/users/?search=example", source).await;
+    assert_eq!(found.body["count"], 1, "a whole word of the display name: {}", found.text);
+    let found = app.get("/v3/users/?search=exam", source).await;
+    assert_eq!(found.body["count"], 0, "{}", found.text);
+
     let bytes = database_bytes(&app);
     for text in IDENTIFYING {
         assert!(!holds(&bytes, text), "{text} is in the database in clear");

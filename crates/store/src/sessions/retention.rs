@@ -78,7 +78,7 @@ impl Store {
                 application_id,
                 Some(session.id),
                 WebhookType::SessionDeleted,
-                &session.event_facts(),
+                &session.event_facts().to_string(),
                 at,
             )
             .await?;
