@@ -206,7 +206,7 @@ pub async fn clone_in_one_command(
 /// The limit on PostgreSQL, where data-modifying `WITH` lets the whole clone be one statement
 /// (and so its own transaction): counter, entity, session, every block, the logs, the
 /// redemption. `answer`: it also returns the clone as handoff's statement does — the session's
-/// columns, its items and reviews aggregated as JSON — which tells the database's share of
+/// columns, its items (sealed text) and reviews aggregated as JSON — which tells the database's share of
 /// handoff's answer from the rest (a diagnostic, not a limit).
 pub async fn clone_in_one_statement(
     store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId, answer: bool,
@@ -263,7 +263,7 @@ pub async fn clone_in_one_statement(
             .join(" UNION ALL ");
         sql.push_str(&format!(
             "SELECT 1 AS n, clone.*, \
-             CAST((SELECT json_agg(json_build_array(block, position, node_id, status, CAST(item AS json))) \
+             CAST((SELECT json_agg(json_build_array(block, position, node_id, status, item)) \
              FROM ({items}) AS i) AS text) AS items, \
              CAST((SELECT json_agg(json_build_array(id, actor, new_status, comment, created_at)) \
              FROM logs WHERE kind = 'review') AS text) AS reviews FROM clone"
