@@ -24,8 +24,8 @@ use crate::{ApiError, AppState, wire};
 pub(crate) struct EntitiesQuery {
     /// Comma-separated: `ACTIVE`, `FLAGGED`, `BLOCKED`.
     status: Option<String>,
-    /// `vendor_data` or `display_name` containing this, case-insensitively; at most 100
-    /// characters.
+    /// `vendor_data` containing this, case-insensitively, or `display_name` holding each of
+    /// its words whole; at most 100 characters.
     #[param(max_length = 100, pattern = "^[^\\u0000]*$")]
     search: Option<String>,
     /// Page size, 1 to 200 (default 50).

@@ -35,8 +35,9 @@ pub(crate) struct ListQuery {
     /// letters, any case.
     #[param(pattern = "^[A-Za-z]{2,3}$")]
     country: Option<String>,
-    /// Sessions whose `vendor_data` or name (the document's full name, the company's name)
-    /// contains this, case-insensitively, or whose number it is; at most 100 characters.
+    /// Sessions whose `vendor_data` contains this, case-insensitively, whose name (the
+    /// document's full name, the company's name) holds each of its words whole, or whose
+    /// number it is; at most 100 characters.
     #[param(max_length = 100, pattern = "^[^\\u0000]*$")]
     search: Option<String>,
     /// Created on or after this: a date (`2026-06-01`, from its start, UTC) or an RFC 3339
