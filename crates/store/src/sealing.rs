@@ -94,15 +94,7 @@ impl Store {
         if !fresh && let Some(key) = sealing.cached(application) {
             return Ok(Some(key));
         }
-        let select = Query::select()
-            .column(Applications::DataKey)
-            .from(Applications::Table)
-            .and_where(Expr::col(Applications::Id).eq(application))
-            .to_owned();
-        let Some(row) = fetch_one(db, &select).await? else {
-            return Ok(None);
-        };
-        let Some(sealed) = get::<Option<Vec<u8>>>(&row, "data_key")? else {
+        let Some(Some(sealed)) = stored_application_key(db, application).await? else {
             return Ok(None);
         };
         let key = Arc::new(sealing.open_application_key(application, &sealed)?);
@@ -333,15 +325,10 @@ impl DataProtection {
     async fn application_key_in<C: ConnectionTrait>(
         &self, txn: &C, application: Uuid,
     ) -> Result<Option<ApplicationKey>, RepoError> {
-        let select = Query::select()
-            .column(Applications::DataKey)
-            .from(Applications::Table)
-            .and_where(Expr::col(Applications::Id).eq(application))
-            .to_owned();
-        let Some(row) = fetch_one(txn, &select).await? else {
+        let Some(stored) = stored_application_key(txn, application).await? else {
             return Ok(None);
         };
-        if let Some(sealed) = get::<Option<Vec<u8>>>(&row, "data_key")? {
+        if let Some(sealed) = stored {
             return self.open_application_key(application, &sealed).map(Some);
         }
         let (key, sealed) = self
@@ -357,13 +344,28 @@ impl DataProtection {
         // Two writers that both found none: the second's update matches no row, and it takes
         // the first's key.
         if run(txn, &update).await? == 0 {
-            let row = fetch_one(txn, &select)
+            let sealed = stored_application_key(txn, application)
                 .await?
-                .ok_or_else(|| RepoError::Internal("no such application".into()))?;
-            let sealed: Vec<u8> = get::<Option<Vec<u8>>>(&row, "data_key")?
+                .flatten()
                 .ok_or_else(|| sealing_failed("the application's key"))?;
             return self.open_application_key(application, &sealed).map(Some);
         }
         Ok(Some(key))
+    }
+}
+
+/// `applications.data_key` of `application`: `None` when there is no such application, `Some(None)`
+/// when it has no key.
+async fn stored_application_key<C: ConnectionTrait>(
+    db: &C, application: Uuid,
+) -> Result<Option<Option<Vec<u8>>>, RepoError> {
+    let select = Query::select()
+        .column(Applications::DataKey)
+        .from(Applications::Table)
+        .and_where(Expr::col(Applications::Id).eq(application))
+        .to_owned();
+    match fetch_one(db, &select).await? {
+        Some(row) => Ok(Some(get(&row, "data_key")?)),
+        None => Ok(None),
     }
 }
