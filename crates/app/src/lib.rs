@@ -108,6 +108,18 @@ pub async fn open_store(config: &Config) -> Result<Store, StartError> {
             "entities re-keyed under the current vendor_data rule"
         );
     }
+    // What an earlier version kept in clear is sealed now, once.
+    let sealed = store
+        .seal_clear_data()
+        .await
+        .map_err(|e| StartError::Migrate(sea_orm::DbErr::Custom(e.to_string())))?;
+    if sealed != handoff_store::Backfilled::default() {
+        tracing::info!(
+            sessions = sealed.sessions,
+            entities = sealed.entities,
+            "sealed identity data kept in clear by an earlier version"
+        );
+    }
     for (entity, other) in &rekeyed.collisions {
         tracing::warn!(
             %entity,

@@ -8,6 +8,7 @@
 //! `SELECT ... FOR UPDATE` on PostgreSQL).
 
 mod applications;
+mod backfill;
 mod connect;
 mod console_sessions;
 mod entities;
@@ -30,6 +31,7 @@ mod webhooks;
 mod workflows;
 mod write_gate;
 
+pub use backfill::Backfilled;
 pub use connect::{
     ConnectError, StoreOptions, create_private_dir, default_max_connections, describe_database,
 };

@@ -145,7 +145,7 @@ impl PartnerRepository for Store {
             }
             (
                 read_blocks(&txn, source.id, &recorded, &key).await?,
-                copied_log(&txn, source.id).await?,
+                copied_log(&txn, source.id, &key).await?,
             )
         } else {
             (recorded.iter().map(|block| (*block, Vec::new())).collect(), Vec::new())
@@ -297,7 +297,7 @@ async fn hand_over_context(
 
 /// The source's log rows a clone copies, oldest first.
 async fn copied_log(
-    txn: &DatabaseTransaction, id: SessionId,
+    txn: &DatabaseTransaction, id: SessionId, key: &SessionKey,
 ) -> Result<Vec<handoff_domain::LogEntry>, RepoError> {
     let select = Query::select()
         .column(sea_orm::sea_query::Asterisk)
@@ -307,7 +307,7 @@ async fn copied_log(
         .to_owned();
     let mut log = Vec::new();
     for row in fetch_all(txn, &select).await? {
-        let entry = rows::log_entry(&row)?;
+        let entry = rows::log_entry(&row, key)?;
         if entry.copied_to_clones() {
             log.push(entry);
         }
@@ -501,10 +501,14 @@ async fn write_partner_clone(
         .to_owned();
     for entry in &source.log {
         let entry = LogEntry { actor: attempt.copied_actor(), ..entry.clone() };
+        let stored = LogEntry {
+            comment: entry.comment.as_deref().map(|c| sealed.key.seal("comment", c)).transpose()?,
+            ..entry.clone()
+        };
         copied
             .values(
                 std::iter::once(session.id.as_uuid().into())
-                    .chain(log_values(&entry))
+                    .chain(log_values(&stored))
                     .map(Expr::val),
             )
             .map_err(crate::sql::insert_mismatch)?;

@@ -257,7 +257,7 @@ pub(crate) fn items_packed(
 
 /// Reviews aggregated by the database as a JSON array of `[log id, actor, new_status,
 /// comment, created_at]`, put in log order; `None` (no rows) is no reviews.
-pub(crate) fn reviews_json(text: Option<&str>) -> Result<Vec<Review>, RepoError> {
+pub(crate) fn reviews_json(text: Option<&str>, key: &SessionKey) -> Result<Vec<Review>, RepoError> {
     type Row = (i64, String, Option<String>, Option<String>, DateTime<Utc>);
     let mut rows: Vec<Row> = match text {
         Some(text) => serde_json::from_str(text).map_err(|_| corrupt("reviews", "(json)"))?,
@@ -269,7 +269,7 @@ pub(crate) fn reviews_json(text: Option<&str>) -> Result<Vec<Review>, RepoError>
             Ok(Review {
                 user,
                 new_status: status(new_status.as_deref().unwrap_or_default())?,
-                comment,
+                comment: comment.map(|c| key.open("comment", c)).transpose()?,
                 created_at,
             })
         })
@@ -280,8 +280,15 @@ pub(crate) fn reviews_json(text: Option<&str>) -> Result<Vec<Review>, RepoError>
 pub(crate) const REVIEW_COLUMNS: &str =
     "id AS log_id, kind AS log_kind, actor, new_status, comment, created_at AS logged_at";
 
+/// A log row's `comment`, opened with its session's data key.
+fn comment(row: &QueryResult, key: &SessionKey) -> Result<Option<String>, RepoError> {
+    text_or_null(row, "comment")?.map(|c| key.open("comment", c)).transpose()
+}
+
 /// A log row read with [`REVIEW_COLUMNS`], as the `reviews` show it; `None` for an event.
-pub(crate) fn review(row: &QueryResult) -> Result<Option<(i64, Review)>, RepoError> {
+pub(crate) fn review(
+    row: &QueryResult, key: &SessionKey,
+) -> Result<Option<(i64, Review)>, RepoError> {
     let kind: String = get(row, "log_kind")?;
     if kind != handoff_domain::LogKind::Review.as_str() {
         return Ok(None);
@@ -290,14 +297,17 @@ pub(crate) fn review(row: &QueryResult) -> Result<Option<(i64, Review)>, RepoErr
     let review = Review {
         user: get(row, "actor")?,
         new_status: self::status(status.as_deref().unwrap_or_default())?,
-        comment: get(row, "comment")?,
+        comment: comment(row, key)?,
         created_at: get(row, "logged_at")?,
     };
     Ok(Some((get(row, "log_id")?, review)))
 }
 
-/// A log row read whole (`session_logs.*`) as the domain's entry.
-pub(crate) fn log_entry(row: &QueryResult) -> Result<handoff_domain::LogEntry, RepoError> {
+/// A log row read whole (`session_logs.*`) as the domain's entry, its comment opened with its
+/// session's data key.
+pub(crate) fn log_entry(
+    row: &QueryResult, key: &SessionKey,
+) -> Result<handoff_domain::LogEntry, RepoError> {
     let kind: String = get(row, "kind")?;
     let optional_status = |column: &str| -> Result<Option<SessionStatus>, RepoError> {
         text_or_null(row, column)?.map(|raw| status(&raw)).transpose()
@@ -313,7 +323,7 @@ pub(crate) fn log_entry(row: &QueryResult) -> Result<handoff_domain::LogEntry, R
         },
         old_status: optional_status("old_status")?,
         new_status: optional_status("new_status")?,
-        comment: get(row, "comment")?,
+        comment: comment(row, key)?,
         details: json_column(row, "details")?,
         created_at: get(row, "created_at")?,
     })

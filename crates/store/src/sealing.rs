@@ -84,6 +84,11 @@ impl Store {
         self
     }
 
+    /// Whether this store seals.
+    pub(crate) fn seals(&self) -> bool {
+        self.sealing.is_some()
+    }
+
     /// The application's key, opened; `None` when it has none (never made, or erased).
     async fn application_key<C: ConnectionTrait>(
         &self, db: &C, application: Uuid, fresh: bool,

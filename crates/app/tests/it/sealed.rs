@@ -83,6 +83,12 @@ async fn identity_data_is_nowhere_in_the_database_in_clear(backend: Backend) {
     assert_eq!(details["expected_details"]["last_name"], "Example");
     assert_eq!(details["metadata"]["note"], "X1234567Z");
 
+    // A review's comment, free text a reviewer may fill with what the documents say.
+    let review = json!({"new_status": "Declined", "comment": "Not Ana Example"});
+    let reviewed = app.post(&format!("/v3/sessions/{clone}/reviews/"), receiver, review).await;
+    assert_eq!(reviewed.status.as_u16(), 201, "{}", reviewed.text);
+    let reviews = app.decision(receiver, &clone).await.body["reviews"].clone();
+    assert!(reviews.to_string().contains("Not Ana Example"), "{reviews}");
     // A User's profile, given and then changed (its change's event holds both values).
     let user = json!({"vendor_data": "user-ana-003", "display_name": "Ana Example",
         "metadata": {"passport": "X1234567Z"}});

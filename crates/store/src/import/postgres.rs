@@ -95,7 +95,7 @@ async fn record(store: &Store, row: &QueryResult) -> Result<SessionRecord, RepoE
     let key = store.row_key(&store.db, row).await?;
     let (session, recorded) = rows::session(row, &key)?;
     let items = rows::items_packed(rows::text_or_null(row, "items")?.as_deref(), &key)?;
-    let reviews = rows::reviews_json(rows::text_or_null(row, "reviews")?.as_deref())?;
+    let reviews = rows::reviews_json(rows::text_or_null(row, "reviews")?.as_deref(), &key)?;
     Ok(SessionRecord { session, blocks: rows::blocks(&recorded, items), reviews })
 }
 

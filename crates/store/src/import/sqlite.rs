@@ -227,7 +227,7 @@ async fn copy(
         } else if has("session_token") {
             session = Some(rows::session(row, &keys.source)?);
         } else {
-            reviews.extend(rows::review(row)?);
+            reviews.extend(rows::review(row, &keys.source)?);
         }
     }
     let Some((session, recorded)) = session else {

@@ -40,10 +40,11 @@ impl Store {
     ) -> Result<bool, RepoError> {
         let _turn = self.write_turn().await;
         let txn = begin_write(&self.db).await?;
-        if lock_session(&txn, application_id, id).await?.is_none() {
+        let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(false);
-        }
-        insert_log(&txn, id, log).await?;
+        };
+        let log = self.sealed_comment(&txn, &row, log.clone()).await?;
+        insert_log(&txn, id, &log).await?;
         commit(txn).await.map(|()| true)
     }
 

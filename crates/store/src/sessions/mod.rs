@@ -77,6 +77,40 @@ pub(crate) fn select_session(id: SessionId) -> SelectStatement {
 }
 
 impl Store {
+    /// The data key of the application's session `id`; `None` when it holds no such session,
+    /// or it was erased.
+    async fn key_of(
+        &self, application_id: ApplicationId, id: SessionId,
+    ) -> Result<Option<SessionKey>, RepoError> {
+        let select = Query::select()
+            .columns([Sessions::ApplicationId, Sessions::DataKey])
+            .from(Sessions::Table)
+            .and_where(Expr::col(Sessions::Id).eq(id.as_uuid()))
+            .to_owned();
+        let Some(row) = fetch_one(&self.db, &select).await? else {
+            return Ok(None);
+        };
+        if get::<Uuid>(&row, "application_id")? != application_id.as_uuid() {
+            return Ok(None);
+        }
+        match self.row_key(&self.db, &row).await? {
+            SessionKey::Erased => Ok(None),
+            key => Ok(Some(key)),
+        }
+    }
+
+    /// `log` with its comment sealed under the data key of the session whose locked row
+    /// (with `application_id` and `data_key`) is `row`.
+    pub(crate) async fn sealed_comment<C: ConnectionTrait>(
+        &self, db: &C, row: &sea_orm::QueryResult, log: LogEntry,
+    ) -> Result<LogEntry, RepoError> {
+        let Some(comment) = &log.comment else {
+            return Ok(log);
+        };
+        let comment = self.row_key(db, row).await?.seal("comment", comment)?;
+        Ok(LogEntry { comment: Some(comment), ..log })
+    }
+
     /// A session row read with [`SESSION_READ`], opened; `None` when it was erased.
     pub(crate) async fn open_session(
         &self, row: &sea_orm::QueryResult,
@@ -195,7 +229,7 @@ impl SessionRepository for Store {
         }
         let (session, recorded) = rows::session(&row, &key)?;
         let blocks = read_blocks(&self.db, id, &recorded, &key).await?;
-        let reviews = read_reviews(&self.db, id).await?;
+        let reviews = read_reviews(&self.db, id, &key).await?;
         Ok(Some(SessionRecord { session, blocks, reviews }))
     }
 
@@ -214,12 +248,9 @@ impl SessionRepository for Store {
     async fn session_events(
         &self, application_id: ApplicationId, id: SessionId,
     ) -> Result<Option<Vec<LogEntry>>, RepoError> {
-        if handoff_domain::ports::ShareRepository::find_source(self, application_id, id)
-            .await?
-            .is_none()
-        {
+        let Some(key) = self.key_of(application_id, id).await? else {
             return Ok(None);
-        }
+        };
         let select = Query::select()
             .columns(LOG_COLUMNS)
             .from(SessionLogs::Table)
@@ -230,7 +261,7 @@ impl SessionRepository for Store {
         fetch_all(&self.db, &select)
             .await?
             .iter()
-            .map(rows::log_entry)
+            .map(|row| rows::log_entry(row, &key))
             .collect::<Result<_, _>>()
             .map(Some)
     }
@@ -238,12 +269,9 @@ impl SessionRepository for Store {
     async fn session_activity(
         &self, application_id: ApplicationId, id: SessionId, query: ActivityQuery,
     ) -> Result<Option<ActivityPage>, RepoError> {
-        if handoff_domain::ports::ShareRepository::find_source(self, application_id, id)
-            .await?
-            .is_none()
-        {
+        let Some(key) = self.key_of(application_id, id).await? else {
             return Ok(None);
-        }
+        };
         // `LogEntry::is_activity`: every review, and the events that set a status.
         let activity =
             Cond::any().add(Expr::col(SessionLogs::Kind).eq(LogKind::Review.as_str())).add(
@@ -275,7 +303,7 @@ impl SessionRepository for Store {
         let results = fetch_all(&self.db, &page)
             .await?
             .iter()
-            .map(|row| Ok(Activity { row: get(row, "id")?, entry: rows::log_entry(row)? }))
+            .map(|row| Ok(Activity { row: get(row, "id")?, entry: rows::log_entry(row, &key)? }))
             .collect::<Result<_, RepoError>>()?;
         Ok(Some(ActivityPage { count: u64::try_from(count).unwrap_or(0), results }))
     }
@@ -307,6 +335,7 @@ impl SessionRepository for Store {
             Ok(log) => log,
             Err(refused) => return Ok(refused),
         };
+        let log = self.sealed_comment(&txn, &row, log).await?;
         let update = Query::update()
             .table(Sessions::Table)
             .value(Sessions::Status, review.status().as_str())

@@ -51,7 +51,7 @@ pub(crate) async fn read_blocks<C: ConnectionTrait>(
 }
 
 pub(super) async fn read_reviews<C: ConnectionTrait>(
-    db: &C, id: SessionId,
+    db: &C, id: SessionId, key: &SessionKey,
 ) -> Result<Vec<Review>, RepoError> {
     let select = Query::select()
         .expr_as(Expr::col(SessionLogs::Id), Alias::new("log_id"))
@@ -67,7 +67,7 @@ pub(super) async fn read_reviews<C: ConnectionTrait>(
         .to_owned();
     let rows = fetch_all(db, &select).await?;
     rows.iter()
-        .filter_map(|row| rows::review(row).transpose())
+        .filter_map(|row| rows::review(row, key).transpose())
         .map(|review| review.map(|(_, review)| review))
         .collect()
 }

@@ -90,7 +90,8 @@ impl Store {
                 .value(Sessions::BlocklistIp, keys.ip.clone());
         }
         run(&txn, &update).await?;
-        insert_log(&txn, id, &log.transition(old_status, new_status)).await?;
+        let log = self.sealed_comment(&txn, &row, log.transition(old_status, new_status)).await?;
+        insert_log(&txn, id, &log).await?;
         commit(txn).await?;
         Ok(true)
     }

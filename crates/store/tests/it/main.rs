@@ -10,6 +10,7 @@ mod connect;
 mod migrations;
 mod rate_counters;
 mod retention;
+mod sealing;
 mod sessions;
 mod shares;
 mod tls;

@@ -139,6 +139,13 @@ impl TestStore {
     }
 
     pub async fn session(&self, workflow: &Workflow, vendor_data: Option<&str>) -> StoredSession {
+        self.session_in(&self.store, workflow, vendor_data).await
+    }
+
+    /// [`Self::session`], written through `store` (on the same database).
+    pub async fn session_in(
+        &self, store: &Store, workflow: &Workflow, vendor_data: Option<&str>,
+    ) -> StoredSession {
         let created_at = now();
         let id = Uuid::new_v4();
         let session = NewSession {
@@ -162,7 +169,13 @@ impl TestStore {
             idempotency: None,
             reuse_unfinished: false,
         };
-        self.store.create_session(&session, &event(LogAction::Created)).await.unwrap()
+        store.create_session(&session, &event(LogAction::Created)).await.unwrap()
+    }
+
+    /// Another store on this database that keeps everything in clear, as versions before
+    /// sealing did.
+    pub async fn in_clear(&self) -> Store {
+        Store::connect(self._db.url(), &StoreOptions::default()).await.unwrap()
     }
 }
 
