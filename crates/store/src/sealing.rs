@@ -18,6 +18,12 @@ use crate::rows::get;
 use crate::schema::Applications;
 use crate::sql::{fetch_one, run};
 
+/// Whether a session's stored data key says it was erased: emptied, as `applications erase`
+/// leaves it (the SQL of the list and of the import reads the same in `length(data_key) > 0`).
+pub(crate) fn erased(wrapped: &[u8]) -> bool {
+    wrapped.is_empty()
+}
+
 /// What a session list finds a session by without its items: `sessions.name_words` and
 /// `sessions.country`.
 #[derive(Clone, Debug, Default)]
@@ -158,7 +164,7 @@ impl Store {
         let Some(wrapped) = wrapped else {
             return Ok(SessionKey::Clear);
         };
-        if wrapped.is_empty() {
+        if erased(&wrapped) {
             return Ok(SessionKey::Erased);
         }
         if self.sealing.is_none() {

@@ -48,7 +48,9 @@ impl Store {
         let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(false);
         };
-        if get::<Option<Vec<u8>>>(&row, "data_key")?.is_some_and(|key| key.is_empty()) {
+        // Erased since the key was read.
+        if get::<Option<Vec<u8>>>(&row, "data_key")?.is_some_and(|key| crate::sealing::erased(&key))
+        {
             return Ok(false);
         }
         if revision.is_some_and(|expected| get::<i64>(&row, "revision").ok() != Some(expected)) {
