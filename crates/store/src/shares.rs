@@ -143,7 +143,9 @@ impl ShareRepository for Store {
     }
 
     async fn import_context(&self, attempt: &ImportAttempt) -> Result<ImportContext, RepoError> {
-        crate::import::read_context(self, &self.db, attempt).await.map(|(context, _)| context)
+        crate::import::read_context(self, &self.db, attempt, false)
+            .await
+            .map(|(context, ..)| context)
     }
 
     async fn share_tokens_of(

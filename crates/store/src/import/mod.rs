@@ -133,14 +133,52 @@ pub(crate) struct SourceKeys {
     pub(crate) clone: Option<Vec<u8>>,
 }
 
+/// The source's items and reviews, read on SQLite with an import's checks so that the clone's
+/// answer needs no rows back from its copies (each row crosses sqlx's worker thread): they are
+/// the clone's, which copies them under the same data key. Reviews carry the clone's `actor`.
+pub(crate) struct SourceAnswer {
+    pub(crate) items: Vec<(handoff_domain::FeatureBlock, i32, handoff_domain::FeatureItem)>,
+    pub(crate) reviews: Vec<handoff_domain::Review>,
+}
+
+/// What SQLite's context query joins to read the [`SourceAnswer`]: the items packed as
+/// [`rows::items_packed`] reads them, the reviews as [`rows::reviews_json`] does; its
+/// parameters: the source's id once per block table, the clone's actor, the source's id.
+fn source_answer_join() -> String {
+    let items = handoff_domain::FeatureBlock::ALL
+        .iter()
+        .map(|block| {
+            format!(
+                "SELECT '{0}' AS block, position, node_id, status, item FROM {0} \
+                 WHERE session_id = ?",
+                block.v3_key()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ");
+    format!(
+        " CROSS JOIN (SELECT (SELECT group_concat(block || char(31) || position || char(31) \
+         || length(CAST(node_id AS BLOB)) || char(31) || length(CAST(status AS BLOB)) \
+         || char(31) || node_id || status || item, char(30)) FROM ({items})) AS items, \
+         (SELECT json_group_array(json_array(id, ?, new_status, comment, created_at)) \
+         FROM session_logs WHERE session_id = ? AND kind = '{review}' \
+         AND action NOT IN ({source_only})) AS reviews) AS answer",
+        review = handoff_domain::LogKind::Review.as_str(),
+        source_only = source_only_actions(),
+    )
+}
+
 /// [`ShareRepository::import_context`](handoff_domain::ports::ShareRepository::import_context),
-/// on a connection or inside a transaction: one query. An erased source is not there.
+/// on a connection or inside a transaction: one query. An erased source is not there. With
+/// `answer` (SQLite's import) it also reads the [`SourceAnswer`].
 pub(crate) async fn read_context<C: ConnectionTrait>(
-    store: &Store, db: &C, attempt: &ImportAttempt,
-) -> Result<(ImportContext, SourceKeys), RepoError> {
-    static SQL: [std::sync::OnceLock<String>; 2] = [const { std::sync::OnceLock::new() }; 2];
+    store: &Store, db: &C, attempt: &ImportAttempt, answer: bool,
+) -> Result<(ImportContext, SourceKeys, Option<SourceAnswer>), RepoError> {
+    static SQL: [std::sync::OnceLock<String>; 3] = [const { std::sync::OnceLock::new() }; 3];
     let backend = db.get_database_backend();
-    let sql = SQL[usize::from(backend == DatabaseBackend::Postgres)].get_or_init(|| {
+    let answer = answer && backend == DatabaseBackend::Sqlite;
+    let variant = if answer { 2 } else { usize::from(backend == DatabaseBackend::Postgres) };
+    let sql = SQL[variant].get_or_init(|| {
         let columns: Vec<String> =
             SESSION_COLUMNS.split(',').map(|c| format!("s.{}", c.trim())).collect();
         format!(
@@ -154,43 +192,47 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
              {} AS blocklisted, \
              w.kind AS workflow_kind, w.session_expiration_time AS workflow_expiration, {}, \
              w.application_id AS workflow_application_id, \
-             r.id AS receiver_entity_id, r.status AS receiver_entity_status \
+             r.id AS receiver_entity_id, r.status AS receiver_entity_status{} \
              FROM (SELECT 1 AS probe) AS probe \
              LEFT JOIN share_tokens t ON t.jti = ? \
              LEFT JOIN sessions s ON s.id = ? \
              LEFT JOIN workflows w ON w.id = ? AND w.deleted_at IS NULL \
              LEFT JOIN entities se ON se.id = s.entity_id \
              LEFT JOIN entities r ON r.application_id = ? AND r.kind = s.kind \
-             AND r.vendor_data_key = COALESCE(?, se.vendor_data_key)",
+             AND r.vendor_data_key = COALESCE(?, se.vendor_data_key){}",
             blocklisted_sql(backend, "s", "?", "COALESCE(?, se.vendor_data_key)"),
-            columns.join(", ")
+            columns.join(", "),
+            if answer { ", answer.items AS source_items, answer.reviews AS source_reviews" } else { "" },
+            if answer { source_answer_join() } else { String::new() }
         )
     });
     let claims = &attempt.claims;
     let receiver = attempt.application_id;
-    let row = fetch(
-        db,
-        sql,
-        vec![
-            receiver.as_uuid().into(),
-            claims.session_id.as_uuid().into(),
-            receiver.as_uuid().into(),
-            attempt.vendor_data.as_ref().map(VendorData::key).into(),
-            claims.jti.clone().into(),
-            claims.session_id.as_uuid().into(),
-            attempt.workflow_id.as_uuid().into(),
-            receiver.as_uuid().into(),
-            attempt.vendor_data.as_ref().map(VendorData::key).into(),
-        ],
-    )
-    .await
-    .map_err(|failure| match failure {
-        Failure::Db(error) => repo_error(error),
-        Failure::Repo(error) => error,
-    })?
-    .into_iter()
-    .next()
-    .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
+    let mut values: Vec<Value> = vec![
+        receiver.as_uuid().into(),
+        claims.session_id.as_uuid().into(),
+        receiver.as_uuid().into(),
+        attempt.vendor_data.as_ref().map(VendorData::key).into(),
+        claims.jti.clone().into(),
+        claims.session_id.as_uuid().into(),
+        attempt.workflow_id.as_uuid().into(),
+        receiver.as_uuid().into(),
+        attempt.vendor_data.as_ref().map(VendorData::key).into(),
+    ];
+    if answer {
+        let source = Value::from(claims.session_id.as_uuid());
+        values.extend(std::iter::repeat_n(source.clone(), handoff_domain::FeatureBlock::ALL.len()));
+        values.extend([attempt.copied_actor().into(), source]);
+    }
+    let row = fetch(db, sql, values)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Db(error) => repo_error(error),
+            Failure::Repo(error) => error,
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
     let token = recorded_token(&row)?;
     let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
     // Both rows are looked up by key alone, so that no planner statistics can turn the lookup
@@ -237,6 +279,16 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
     if claims.blocks.is_some() {
         blocklisted.retain(|t| matches!(t, EntryType::User | EntryType::Business));
     }
+    let answer = if answer && source_found {
+        let items = rows::text_or_null(&row, "source_items")?;
+        let reviews = rows::text_or_null(&row, "source_reviews")?;
+        Some(SourceAnswer {
+            items: rows::items_packed(items.as_deref(), &source_key)?,
+            reviews: rows::reviews_json(reviews.as_deref(), &source_key)?,
+        })
+    } else {
+        None
+    };
     let keys = SourceKeys { source: source_key, clone: get(&row, "token_clone_data_key")? };
     let context = ImportContext {
         token,
@@ -247,7 +299,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         receiver_entity,
         blocklisted,
     };
-    Ok((context, keys))
+    Ok((context, keys, answer))
 }
 
 impl Store {

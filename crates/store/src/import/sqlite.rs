@@ -1,7 +1,8 @@
-//! The import on SQLite: one `BEGIN IMMEDIATE` transaction that reads the checks (one query),
-//! decides them with the domain's `first_failed_check`, then writes the clone in one command of
-//! statements, each returning what it wrote. The one writer holds the lock from `BEGIN`, so no
-//! check can change before the writes.
+//! The import on SQLite: one `BEGIN IMMEDIATE` transaction that reads the checks and the
+//! source's items and reviews (one query), decides the checks with the domain's
+//! `first_failed_check`, then writes the clone in one command of statements, the session's row
+//! returned. The one writer holds the lock from `BEGIN`, so nothing read can change before the
+//! writes.
 
 use handoff_domain::entity::NewEntity;
 use handoff_domain::idempotency::IdempotentOperation;
@@ -14,7 +15,7 @@ use sea_orm::DatabaseTransaction;
 use super::fetch;
 use crate::Store;
 use crate::outbox;
-use crate::rows::{self, ITEM_COLUMNS, REVIEW_COLUMNS, SESSION_COLUMNS};
+use crate::rows::{self, SESSION_COLUMNS};
 use crate::sessions::{log_insert, log_values};
 use crate::sql::{Batch, Failure, begin_write, commit, repo_error};
 
@@ -25,13 +26,13 @@ pub(super) async fn import(
 ) -> Result<ImportOutcome, Failure> {
     let _turn = store.write_turn().await;
     let txn = begin_write(&store.db).await?;
-    let (context, keys) = super::read_context(store, &txn, attempt).await?;
-    let outcome = match (first_failed_check(&context, attempt), context.existing_clone) {
-        (None, _) => copy(store, &txn, attempt, context, keys).await?,
-        (Some(ImportCheck::NotImported), Some(existing)) => {
+    let (context, keys, answer) = super::read_context(store, &txn, attempt, true).await?;
+    let outcome = match (first_failed_check(&context, attempt), context.existing_clone, answer) {
+        (None, _, Some(answer)) => copy(store, &txn, attempt, context, keys, answer).await?,
+        (Some(ImportCheck::NotImported), Some(existing), _) => {
             ImportOutcome::AlreadyImported(existing)
         }
-        (Some(_), _) => ImportOutcome::Refused,
+        _ => ImportOutcome::Refused,
     };
     if let ImportOutcome::Imported(_) = outcome {
         commit(txn).await?;
@@ -50,8 +51,7 @@ fn copy_block_sql(block: FeatureBlock) -> &'static str {
             .map(|block| {
                 let sql = format!(
                     "INSERT INTO {0} (session_id, position, node_id, status, item) \
-                     SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ? \
-                     RETURNING '{0}' AS block, {ITEM_COLUMNS}",
+                     SELECT ?, position, node_id, status, item FROM {0} WHERE session_id = ?",
                     block.v3_key()
                 );
                 (*block, sql)
@@ -63,6 +63,8 @@ fn copy_block_sql(block: FeatureBlock) -> &'static str {
 
 /// The clone's session row, `INSERT … SELECT` from the source's, its number the counter's
 /// (updated just before, in the same command), returning what a decision shows (built once).
+/// A token to redeem (the last parameter, or NULL) must still be unredeemed, or no row is
+/// written, and the import is refused.
 static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO sessions (id, application_id, kind, session_number, session_token, \
@@ -74,13 +76,14 @@ static CLONE_SESSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new
          CASE WHEN ? THEN NULL ELSE blocklist_keys END, \
          CASE WHEN ? THEN NULL ELSE blocklist_ip END, ?, \
          CASE WHEN ? THEN name_words END, CASE WHEN ? THEN country END \
-         FROM sessions WHERE id = ? \
+         FROM sessions WHERE id = ? AND (? IS NULL OR EXISTS (SELECT 1 FROM share_tokens \
+         WHERE jti = ? AND redeemed_at IS NULL)) \
          RETURNING {SESSION_COLUMNS}"
     )
 });
 
 /// The source's log rows copied in their order, their actor the source application's, then the
-/// row that records the import, returning what `reviews` shows (built once).
+/// row that records the import (built once).
 static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "INSERT INTO session_logs \
@@ -89,8 +92,7 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
          SELECT ?, kind, actor, action, old_status, new_status, comment, details, created_at \
          FROM (SELECT 0 AS part, id, kind, ? AS actor, action, old_status, new_status, comment, \
          details, created_at FROM session_logs WHERE session_id = ? AND action NOT IN ({}) \
-         UNION ALL SELECT 1, 0, ?, ?, ?, ?, ?, ?, ?, ?) AS logs ORDER BY part, id \
-         RETURNING {REVIEW_COLUMNS}",
+         UNION ALL SELECT 1, 0, ?, ?, ?, ?, ?, ?, ?, ?) AS logs ORDER BY part, id",
         super::source_only_actions()
     )
 });
@@ -99,11 +101,12 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// each command crosses to sqlx's SQLite worker thread and back, which costs more than a
 /// statement. What the statements depend on was read with the checks (the receiver's entity
 /// too), and the immediate transaction holds the write lock from `BEGIN`, so nothing of it
-/// can change in between. Every write returns what it wrote: the clone is answered without
-/// reading it back.
+/// can change in between. Each row back crosses the worker thread too: only the session's row
+/// comes back; the items and reviews answered are the source's, read with the checks, which
+/// the clone copies under the same data key.
 async fn copy(
     store: &Store, txn: &DatabaseTransaction, attempt: &ImportAttempt, context: ImportContext,
-    keys: super::SourceKeys,
+    keys: super::SourceKeys, answer: super::SourceAnswer,
 ) -> Result<ImportOutcome, Failure> {
     // A token expected in the ledger must be there, to be redeemed.
     if attempt.listed && context.token.is_none() {
@@ -164,6 +167,8 @@ async fn copy(
             .iter()
             .any(|b| matches!(b, FeatureBlock::IdVerifications | FeatureBlock::RegistryChecks))
     });
+    // A listed token is redeemed by this import.
+    let redeemed_jti = attempt.claims.jti.as_deref().filter(|_| attempt.listed);
     batch.push(
         &CLONE_SESSION_SQL,
         [
@@ -185,6 +190,8 @@ async fn copy(
             names_carried.into(),
             names_carried.into(),
             source_id.into(),
+            redeemed_jti.map(str::to_owned).into(),
+            redeemed_jti.map(str::to_owned).into(),
         ],
     );
     // Only the blocks the source recorded and the share carries: an empty table copies
@@ -200,46 +207,25 @@ async fn copy(
             .chain(log_values(&log)),
     );
     batch.push_built(outbox::events_insert(attempt.clone_id, &log)?);
-    // The redemption must change the token's row, or nothing commits.
-    let redeems = match (attempt.listed, &attempt.claims.jti) {
-        (true, Some(jti)) => {
-            batch.push(
-                "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
-                 WHERE jti = ? AND redeemed_at IS NULL RETURNING jti AS redeemed",
-                [attempt.created_at.into(), clone_id.into(), jti.clone().into()],
-            );
-            true
-        }
-        _ => false,
-    };
+    // The redemption (the session's row above was written only if it is still to be made).
+    if let Some(jti) = redeemed_jti {
+        batch.push(
+            "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? \
+             WHERE jti = ? AND redeemed_at IS NULL",
+            [attempt.created_at.into(), clone_id.into(), jti.to_owned().into()],
+        );
+    }
     batch.push_built(Some(log_insert(source.id, &attempt.source_log)?));
     batch.push_built(outbox::events_insert(source.id, &attempt.source_log)?);
 
-    let (mut session, mut items, mut reviews, mut redeemed) = (None, Vec::new(), Vec::new(), 0);
     let (sql, values) = batch.command(sea_orm::DatabaseBackend::Sqlite);
-    for row in &fetch(txn, &sql, values).await? {
-        let columns = row.column_names();
-        let has = |name: &str| columns.iter().any(|c| c == name);
-        if has("block") {
-            items.push(rows::item(row, &keys.source)?);
-        } else if has("redeemed") {
-            redeemed += 1;
-        } else if has("session_token") {
-            session = Some(rows::session(row, &keys.source)?);
-        } else {
-            reviews.extend(rows::review(row, &keys.source)?);
-        }
-    }
-    let Some((session, recorded)) = session else {
+    let Some(row) = fetch(txn, &sql, values).await?.into_iter().next() else {
         return Ok(ImportOutcome::Refused);
     };
-    if redeems && redeemed != 1 {
-        return Ok(ImportOutcome::Refused);
-    }
-    reviews.sort_by_key(|(id, _)| *id);
+    let (session, recorded) = rows::session(&row, &keys.source)?;
     Ok(ImportOutcome::Imported(Box::new(SessionRecord {
         session,
-        blocks: rows::blocks(&recorded, items),
-        reviews: reviews.into_iter().map(|(_, review)| review).collect(),
+        blocks: rows::blocks(&recorded, answer.items),
+        reviews: answer.reviews,
     })))
 }
