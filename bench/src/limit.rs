@@ -48,7 +48,7 @@ async fn begin_immediate(
 pub async fn clone_by_hand(
     store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId,
 ) -> Result<(), sea_orm::DbErr> {
-    let db = store.connection();
+    let db = store.write_connection();
     let backend = db.get_database_backend();
     let txn = begin_immediate(db).await?;
     let clone = uuid::Uuid::new_v4();
@@ -129,7 +129,7 @@ pub async fn clone_by_hand(
 pub async fn clone_in_one_command(
     store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId,
 ) -> Result<(), sea_orm::DbErr> {
-    let db = store.connection();
+    let db = store.write_connection();
     let txn = begin_immediate(db).await?;
     let clone = uuid::Uuid::new_v4();
     let now = chrono::Utc::now();

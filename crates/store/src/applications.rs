@@ -19,7 +19,7 @@ use uuid::Uuid;
 use crate::Store;
 use crate::rows::{corrupt, get};
 use crate::schema::{ApiKeys, Applications};
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, insert_row, run};
+use crate::sql::{commit, fetch_all, fetch_one, insert_row, run};
 
 /// The row of a new key. Its id is the row's own, never shown.
 fn insert_key(key: &NewApiKey, at: DateTime<Utc>) -> Result<InsertStatement, RepoError> {
@@ -92,7 +92,7 @@ impl ApplicationRepository for Store {
         &self, application: &Application, key: &NewApiKey,
     ) -> Result<(), RepoError> {
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let insert = insert_row(
             Applications::Table,
             [

@@ -13,7 +13,7 @@ use crate::Store;
 use crate::rows::{self, get, text_or_null};
 use crate::schema::{BlockItems, Entities, SessionLogs, Sessions, ShareTokens};
 use crate::sealing::SessionKey;
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
+use crate::sql::{commit, fetch_all, fetch_one, run};
 
 /// Sessions sealed per transaction.
 const BATCH: u64 = 100;
@@ -53,7 +53,7 @@ impl Store {
                 break;
             }
             let _turn = self.write_turn().await;
-            let txn = begin_write(&self.db).await?;
+            let txn = self.begin_write().await?;
             for id in ids {
                 done.sessions += self.seal_session(&txn, SessionId::from_uuid(id)).await?;
             }

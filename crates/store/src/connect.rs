@@ -261,11 +261,16 @@ impl Store {
         let deadline = std::time::Instant::now() + options.acquire_timeout;
         loop {
             match Database::connect(connect.clone()).await {
-                Ok(db) => {
-                    let store = Store::new(db);
+                Ok(db) if scheme == "sqlite" => {
+                    // The one writer's own connection (see `Store::write_connection`).
+                    let mut one = connect.clone();
+                    one.max_connections(1).min_connections(1);
+                    let mut store = Store::new(db);
+                    store.writer = Some(Database::connect(one).await?);
                     checkpoint_periodically(&store);
                     return Ok(store);
                 }
+                Ok(db) => return Ok(Store::new(db)),
                 Err(error)
                     if scheme == "sqlite"
                         && crate::sql::is_sqlite_busy(&error)

@@ -23,8 +23,7 @@ use crate::Store;
 use crate::rows::{get, kind, text_or_null};
 use crate::schema::{Entities, Sessions};
 use crate::sql::{
-    begin_write, commit, fetch_all, fetch_one, insert_row, is_unique_violation, like_pattern,
-    repo_error, run,
+    commit, fetch_all, fetch_one, insert_row, is_unique_violation, like_pattern, repo_error, run,
 };
 
 /// Entities with their sessions counted (what [`entity_of`] reads); conditions follow.
@@ -195,7 +194,7 @@ impl EntityRepository for Store {
     ) -> Result<Option<Entity>, RepoError> {
         {
             let _turn = self.write_turn().await;
-            let txn = begin_write(&self.db).await?;
+            let txn = self.begin_write().await?;
             let mut select = Query::select()
                 .columns([
                     Entities::Id,
@@ -408,7 +407,7 @@ impl EntityRepository for Store {
             );
         }
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let ids: Vec<Uuid> = fetch_all(&txn, &select)
             .await?
             .iter()

@@ -46,6 +46,10 @@ use sea_orm::DatabaseConnection;
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite's connection for write transactions: one, so that its page cache stays warm
+    /// (SQLite drops a connection's cache when another connection wrote since its last
+    /// transaction). `None`: they use the pool.
+    writer: Option<DatabaseConnection>,
     /// SQLite's writers of this process, one at a time ([`write_gate`]).
     write_gate: Option<std::sync::Arc<write_gate::WriteGate>>,
     /// What seals identity data at rest ([`Store::sealing_with`]); `None`: kept in clear.
@@ -57,7 +61,7 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         let write_gate = (db.get_database_backend() == DatabaseBackend::Sqlite)
             .then(|| std::sync::Arc::new(write_gate::WriteGate::default()));
-        Self { db, write_gate, sealing: None }
+        Self { db, writer: None, write_gate, sealing: None }
     }
 
     /// Waits for this process's turn to write (SQLite only; PostgreSQL has row locks).
@@ -81,6 +85,20 @@ impl Store {
         &self.db
     }
 
+    /// Where write transactions run: on SQLite opened by [`Store::connect`] its one writer's
+    /// connection, elsewhere the pool.
+    pub fn write_connection(&self) -> &DatabaseConnection {
+        self.writer.as_ref().unwrap_or(&self.db)
+    }
+
+    /// A transaction that takes the write lock up front ([`sql::begin_write`]), on the
+    /// [`Store::write_connection`].
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sea_orm::DatabaseTransaction, handoff_domain::RepoError> {
+        sql::begin_write(self.write_connection()).await
+    }
+
     /// Which database this is.
     pub fn backend(&self) -> DatabaseBackend {
         self.db.get_database_backend()
@@ -96,6 +114,9 @@ impl Store {
                 .execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
                 .await
                 .map_err(sql::repo_error)?;
+        }
+        if let Some(writer) = &self.writer {
+            writer.clone().close().await.map_err(sql::repo_error)?;
         }
         self.db.clone().close().await.map_err(sql::repo_error)
     }
@@ -120,7 +141,7 @@ impl Store {
     pub async fn begin_exclusive(
         &self,
     ) -> Result<sea_orm::DatabaseTransaction, handoff_domain::RepoError> {
-        let txn = sql::begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         if self.backend() == DatabaseBackend::Postgres {
             // "handoff" as a 64-bit lock key.
             use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Query};

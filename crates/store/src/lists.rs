@@ -12,9 +12,7 @@ use sea_orm::{ConnectionTrait, QueryResult};
 use crate::Store;
 use crate::rows::get;
 use crate::schema::{ListEntries, Lists};
-use crate::sql::{
-    begin_write, commit, fetch_all, fetch_one, insert_row, is_unique_violation, repo_error, run,
-};
+use crate::sql::{commit, fetch_all, fetch_one, insert_row, is_unique_violation, repo_error, run};
 
 /// What an entry is shown with.
 const ENTRY_COLUMNS: [ListEntries; 9] = [
@@ -216,7 +214,7 @@ impl ListRepository for Store {
             .and_where(Expr::col(Lists::ApplicationId).eq(app))
             .to_owned();
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let deleted = run(&txn, &list).await? == 1;
         if deleted {
             run(&txn, &entries).await?;

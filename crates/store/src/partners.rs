@@ -27,9 +27,7 @@ use crate::sessions::{
     LOG_COLUMNS, SESSION_READ, ensure_entity, features_text, item_inserts, log_insert, log_values,
     next_session_number, read_blocks, select_session,
 };
-use crate::sql::{
-    Batch, begin_write, commit, fetch_all, fetch_one, is_unique_violation, repo_error, run,
-};
+use crate::sql::{Batch, commit, fetch_all, fetch_one, is_unique_violation, repo_error, run};
 
 fn partner(row: &QueryResult) -> Result<Partner, RepoError> {
     let corrupt = |what: &str| RepoError::Internal(format!("stored partner {what}").into());
@@ -112,7 +110,7 @@ impl PartnerRepository for Store {
 
     async fn hand_over(&self, hand_over: &HandOver) -> Result<HandOverOutcome, RepoError> {
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let (context, recorded, key) = hand_over_context(self, &txn, &hand_over.claims).await?;
         if let Some(check) = first_failed_issuer_check(&context, hand_over) {
             txn.rollback().await.map_err(repo_error)?;
@@ -189,7 +187,7 @@ impl PartnerRepository for Store {
         let inserts = item_inserts(DatabaseBackend::Sqlite, clone_id, &blocks, &key)?;
         let sealed = SealedClone { terms: self.listing_terms(&import.source.blocks), wrapped, key };
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         match write_partner_clone(&txn, import, inserts, sealed).await {
             Ok(Some(record)) => match commit(txn).await {
                 Ok(()) => Ok(ImportOutcome::Imported(Box::new(record))),

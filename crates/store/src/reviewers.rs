@@ -11,9 +11,7 @@ use sea_orm::{ConnectionTrait, QueryResult};
 use crate::Store;
 use crate::rows::{corrupt, get};
 use crate::schema::{Applications, ConsoleSessions, Reviewers};
-use crate::sql::{
-    begin_write, commit, fetch_all, fetch_one, insert_row, is_unique_violation, repo_error, run,
-};
+use crate::sql::{commit, fetch_all, fetch_one, insert_row, is_unique_violation, repo_error, run};
 
 /// A select of every column of `reviewers`.
 fn select() -> SelectStatement {
@@ -144,7 +142,7 @@ pub(crate) async fn set_password(
         .and_where(Expr::col(Reviewers::Id).eq(id.as_uuid()))
         .to_owned();
     let _turn = store.write_turn().await;
-    let txn = begin_write(&store.db).await?;
+    let txn = store.begin_write().await?;
     if run(&txn, &update).await? != 1 {
         return Ok(false);
     }
@@ -162,7 +160,7 @@ pub(crate) async fn remove(
         .returning(Query::returning().column(Reviewers::Id))
         .to_owned();
     let _turn = store.write_turn().await;
-    let txn = begin_write(&store.db).await?;
+    let txn = store.begin_write().await?;
     let Some(row) = fetch_one(&txn, &delete).await? else {
         return Ok(false);
     };

@@ -274,7 +274,7 @@ impl Store {
         use crate::schema::{Sessions, ShareTokens};
         let id = application.as_uuid();
         let _turn = self.write_turn().await;
-        let txn = crate::sql::begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let exists = Query::select()
             .column(Applications::Id)
             .from(Applications::Table)

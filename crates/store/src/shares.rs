@@ -17,7 +17,7 @@ use crate::Store;
 use crate::rows::{self, get, kind};
 use crate::schema::ShareTokens;
 use crate::sessions::{insert_log, select_session};
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
+use crate::sql::{commit, fetch_all, fetch_one, run};
 
 /// The ledger's row of a token issued (or listed) with `claims` under `jti`.
 fn insert_issued(
@@ -113,7 +113,7 @@ impl ShareRepository for Store {
         let c = &token.claims;
         // The ledger's row and the source's `shared` event together, or neither.
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         // The clone's data key, made now, so that the import copies ciphertext unopened.
         let clone_data_key = self.clone_data_key(&txn, c.session_id, c.for_application_id).await?;
         let insert = insert_issued(&token.jti, c, clone_data_key)?;
@@ -173,7 +173,7 @@ impl ShareRepository for Store {
             .and_where(Expr::col(ShareTokens::FromApplicationId).eq(application_id.as_uuid()))
             .to_owned();
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let Some(row) = fetch_one(&txn, &select).await? else {
             return Ok(false);
         };

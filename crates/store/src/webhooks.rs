@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::Store;
 use crate::rows::{get, text_or_null};
 use crate::schema::{WebhookDeliveries, WebhookDestinations, WebhookEvents, WebhookSubscriptions};
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run};
+use crate::sql::{commit, fetch_all, fetch_one, repo_error, run};
 
 const DESTINATION_COLUMNS: [WebhookDestinations; 9] = [
     WebhookDestinations::Id,
@@ -156,7 +156,7 @@ impl WebhookRepository for Store {
             .map_err(|e| RepoError::Internal(e.to_string().into()))?
             .to_owned();
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         run(&txn, &insert).await?;
         if let Some(rows) = subscription_rows(d)? {
             run(&txn, &rows).await?;
@@ -214,7 +214,7 @@ impl WebhookRepository for Store {
             .and_where(Expr::col(WebhookSubscriptions::DestinationId).eq(d.id.as_uuid()))
             .to_owned();
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         if run(&txn, &update).await? != 1 {
             return Ok(false);
         }
@@ -247,7 +247,7 @@ impl WebhookRepository for Store {
         &self, application_id: ApplicationId, id: DestinationId,
     ) -> Result<bool, RepoError> {
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let found = Query::select()
             .column(WebhookDestinations::Id)
             .from(WebhookDestinations::Table)
@@ -379,7 +379,7 @@ impl Store {
         // PostgreSQL only: SQLite writes one transaction at a time and has no row locks.
         undispatched.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let events = fetch_all(&txn, &undispatched).await?;
         if events.is_empty() {
             // Ended here, not dropped: a dropped transaction's connection is rolled back
@@ -460,7 +460,7 @@ impl Store {
         }
         candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let rows = fetch_all(&txn, &candidates).await?;
         let mut taken: HashMap<Uuid, usize> = HashMap::new();
         let mut chosen = Vec::new();
@@ -608,7 +608,7 @@ impl Store {
             sealed.push((event_id, payload));
         }
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         for (event_id, payload) in sealed {
             let update = Query::update()
                 .table(WebhookEvents::Table)
@@ -654,7 +654,7 @@ impl Store {
             return Ok(());
         }
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         for (delivery_id, outcome) in attempts {
             run(&txn, &attempt_update(*delivery_id, outcome, now)).await?;
         }

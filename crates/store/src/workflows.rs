@@ -11,7 +11,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SelectStatement, UpdateS
 use crate::Store;
 use crate::rows::{get, kind, workflow_features, workflow_features_text};
 use crate::schema::Workflows;
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, run};
+use crate::sql::{commit, fetch_all, fetch_one, run};
 
 /// What a workflow is read with.
 const COLUMNS: [Workflows; 10] = [
@@ -89,7 +89,7 @@ fn workflow(row: &QueryResult) -> Result<Workflow, RepoError> {
 impl WorkflowRepository for Store {
     async fn create_workflow(&self, w: &Workflow) -> Result<(), RepoError> {
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         if w.is_default {
             run(&txn, &demote_others(w)).await?;
         }
@@ -116,7 +116,7 @@ impl WorkflowRepository for Store {
 
     async fn update_workflow(&self, w: &Workflow) -> Result<bool, RepoError> {
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let update = Query::update()
             .table(Workflows::Table)
             .value(Workflows::Label, w.label.clone())

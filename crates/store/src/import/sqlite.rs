@@ -17,7 +17,7 @@ use crate::Store;
 use crate::outbox;
 use crate::rows::{self, SESSION_COLUMNS};
 use crate::sessions::{log_insert, log_values};
-use crate::sql::{Batch, Failure, begin_write, commit, repo_error};
+use crate::sql::{Batch, Failure, commit, repo_error};
 
 /// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) on SQLite: the
 /// checks read and decided inside the write transaction, then the copies.
@@ -25,7 +25,7 @@ pub(super) async fn import(
     store: &Store, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, Failure> {
     let _turn = store.write_turn().await;
-    let txn = begin_write(&store.db).await?;
+    let txn = store.begin_write().await?;
     let (context, keys, answer) = super::read_context(store, &txn, attempt, true).await?;
     let outcome = match (first_failed_check(&context, attempt), context.existing_clone, answer) {
         (None, _, Some(answer)) => copy(store, &txn, attempt, context, keys, answer).await?,

@@ -39,7 +39,7 @@ impl Store {
         &self, application_id: ApplicationId, id: SessionId, log: &LogEntry,
     ) -> Result<bool, RepoError> {
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(false);
         };
@@ -64,7 +64,7 @@ impl Store {
             .and_where(Expr::col(Assignments::SessionId).eq(id.as_uuid()))
             .to_owned();
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         if fetch_one(&txn, &session).await?.is_none() {
             return Ok(false);
         }

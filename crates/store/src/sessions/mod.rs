@@ -25,7 +25,7 @@ use crate::Store;
 use crate::rows::{self, get, json_text, recorded_blocks_text};
 use crate::schema::{Applications, BlockItems, Entities, SessionLogs, Sessions};
 use crate::sealing::SessionKey;
-use crate::sql::{begin_write, commit, fetch_all, fetch_one, repo_error, run};
+use crate::sql::{commit, fetch_all, fetch_one, repo_error, run};
 
 mod assignments;
 mod list;
@@ -136,7 +136,7 @@ impl SessionRepository for Store {
         &self, s: &NewSession, log: &LogEntry,
     ) -> Result<StoredSession, RepoError> {
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         if s.reuse_unfinished && s.vendor_data.is_some() {
             // The counter row, locked without a new number, serializes this choice with every
             // creation of the application's sessions; then an unfinished session is reused.
@@ -326,7 +326,7 @@ impl SessionRepository for Store {
         &self, application_id: ApplicationId, id: SessionId, review: ReviewStatus, log: &LogEntry,
     ) -> Result<ReviewOutcome, RepoError> {
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(ReviewOutcome::NotFound);
         };

@@ -57,7 +57,7 @@ impl Store {
             ]))
             .to_owned();
         let _turn = self.write_turn().await;
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let mut deleted = Vec::new();
         for row in fetch_all(&txn, &delete).await? {
             let created_at: DateTime<Utc> = get(&row, "created_at")?;

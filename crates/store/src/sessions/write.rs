@@ -44,7 +44,7 @@ impl Store {
             .collect();
         let terms = (!written.is_empty()).then(|| self.listing_terms(&written));
         let _turn = if large { self.large_write_turn().await } else { self.write_turn().await };
-        let txn = begin_write(&self.db).await?;
+        let txn = self.begin_write().await?;
         let Some(row) = lock_session(&txn, application_id, id).await? else {
             return Ok(false);
         };
