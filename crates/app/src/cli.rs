@@ -21,7 +21,8 @@ pub struct Cli {
     #[arg(long, env = "HANDOFF_DATA_DIR", global = true)]
     pub data_dir: Option<std::path::PathBuf>,
 
-    /// Most database connections in the pool (by default the cores, plus one).
+    /// Most database connections in the pool (by default the cores, plus one); on SQLite,
+    /// write transactions run on one more, of their own.
     #[arg(
         long,
         env = "HANDOFF_DB_MAX_CONNECTIONS",
