@@ -157,7 +157,11 @@ async fn over_http(
                 .json(&json!({"share_token": source.token, "workflow_id": workflow.to_string()}))
                 .send()
                 .await;
-            matches!(response, Ok(r) if r.status().as_u16() == 201)
+            // The answer read whole, as a client does (and so its connection is reused).
+            match response {
+                Ok(r) if r.status().as_u16() == 201 => r.bytes().await.is_ok(),
+                _ => false,
+            }
         }
     })
     .await
