@@ -157,17 +157,22 @@ impl Store {
 }
 
 impl Store {
-    /// The pool's open connections and how many of them are idle.
+    /// The open connections and how many of them are idle: the pool's, and on SQLite the
+    /// writer's ([`Store::write_connection`]).
     pub fn pool_connections(&self) -> (u32, u32) {
+        let idle = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         match self.backend() {
             DatabaseBackend::Postgres => {
                 let pool = self.db.get_postgres_connection_pool();
-                (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
+                (pool.size(), idle(pool.num_idle()))
             }
-            _ => {
-                let pool = self.db.get_sqlite_connection_pool();
-                (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
-            }
+            _ => [Some(&self.db), self.writer.as_ref()].into_iter().flatten().fold(
+                (0, 0),
+                |(open, idle_now), db| {
+                    let pool = db.get_sqlite_connection_pool();
+                    (open + pool.size(), idle_now + idle(pool.num_idle()))
+                },
+            ),
         }
     }
 }

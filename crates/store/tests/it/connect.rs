@@ -43,3 +43,44 @@ async fn connections_carry_the_servers_settings(db: TestStore) {
         }
     }
 }
+
+/// Runs one statement on `conn`.
+async fn run(
+    conn: &sea_orm::DatabaseConnection, sql: &str,
+) -> Result<sea_orm::ExecResult, sea_orm::DbErr> {
+    conn.execute_raw(Statement::from_string(conn.get_database_backend(), sql.to_owned())).await
+}
+
+on_both_backends!(sqlite_writes_on_one_connection_of_their_own,);
+
+async fn sqlite_writes_on_one_connection_of_their_own(db: TestStore) {
+    match db.connection().get_database_backend() {
+        DatabaseBackend::Sqlite => {
+            let writer = db.write_connection();
+            // The writer is one connection, not one of the pool's: what it alone holds (a
+            // temporary table) it sees again, and the pool does not.
+            run(writer, "CREATE TEMP TABLE probe (x INTEGER)").await.unwrap();
+            run(writer, "INSERT INTO temp.probe VALUES (1)").await.unwrap();
+            run(writer, "INSERT INTO temp.probe VALUES (2)").await.unwrap();
+            assert!(run(db.connection(), "INSERT INTO temp.probe VALUES (3)").await.is_err());
+            // It carries the server's settings too.
+            let row = writer
+                .query_one_raw(Statement::from_string(
+                    DatabaseBackend::Sqlite,
+                    "SELECT (SELECT count(*) FROM temp.probe) AS probes, \
+                     (SELECT foreign_keys FROM pragma_foreign_keys) AS fk, \
+                     (SELECT journal_mode FROM pragma_journal_mode) AS journal",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(row.try_get::<i64>("", "probes").unwrap(), 2);
+            assert_eq!(row.try_get::<i64>("", "fk").unwrap(), 1);
+            assert_eq!(row.try_get::<String>("", "journal").unwrap(), "wal");
+            // The metrics count it with the pool's.
+            let (open, _) = db.pool_connections();
+            assert!(open >= 2, "{open} connections open");
+        }
+        _ => assert!(std::ptr::eq(db.write_connection(), db.connection())),
+    }
+}
