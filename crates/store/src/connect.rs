@@ -262,11 +262,14 @@ impl Store {
         loop {
             match Database::connect(connect.clone()).await {
                 Ok(db) if scheme == "sqlite" => {
-                    // The one writer's own connection (see `Store::write_connection`).
-                    let mut one = connect.clone();
-                    one.max_connections(1).min_connections(1);
                     let mut store = Store::new(db);
-                    store.writer = Some(Database::connect(one).await?);
+                    // The one writer's own connection (see `Store::write_connection`), to a
+                    // file: a second connection to `:memory:` would open another database.
+                    if sqlite_file(url).is_some() {
+                        let mut one = connect.clone();
+                        one.max_connections(1).min_connections(1);
+                        store.writer = Some(Database::connect(one).await?);
+                    }
                     checkpoint_periodically(&store);
                     return Ok(store);
                 }

@@ -84,3 +84,12 @@ async fn sqlite_writes_on_one_connection_of_their_own(db: TestStore) {
         _ => assert!(std::ptr::eq(db.write_connection(), db.connection())),
     }
 }
+
+/// An in-memory SQLite database is one connection's: its writes stay on the pool, which holds
+/// that database, rather than on a connection that would open another.
+#[tokio::test]
+async fn in_memory_sqlite_writes_on_its_pool() {
+    let store =
+        handoff_store::Store::connect("sqlite::memory:", &Default::default()).await.unwrap();
+    assert!(std::ptr::eq(store.write_connection(), store.connection()));
+}
