@@ -2,9 +2,10 @@
 //! its default limits: tenant B does ordinary work (creates a session, reads its decision,
 //! lists its sessions, 8 requests a second) alone, then while tenant A spends its whole rate
 //! limit on the largest requests allowed — 2 MiB results uploads (5 a second, its write budget)
-//! and reads of 2,000-item decisions (10 a second, its read budget) — then alone again. It
-//! reports B's p99 with A ÷ B's p99 alone, B's errors, and the server's resident memory: idle,
-//! at its peak, and a few seconds after A stopped. `--pool` sets the server's pool size.
+//! and reads of 2,000-item decisions (10 a second, its read budget) — then alone again: 90 s with A
+//! and 90 s alone (8 s each, quick), so that a p99 is about the 8th-slowest of 720 requests. It reports B's p99
+//! with A ÷ B's p99 alone, with 95 % intervals, B's errors, and the server's resident memory:
+//! idle, at its peak, and a few seconds after A stopped. `--pool` sets the server's pool size.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -191,17 +192,27 @@ fn median_ms(latencies: &mut [Duration]) -> f64 {
     latencies.get(latencies.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
 
-/// The 99th percentile of the latencies of the kind `kind`, or of all with `None`, in ms.
-fn p99_ms(latencies: &[(usize, Duration)], kind: Option<usize>) -> f64 {
-    let mut of_kind: Vec<Duration> = latencies
+/// The 99th percentile of the latencies of the kind `kind`, or of all with `None`, in ms, with
+/// its 95 % interval: the order statistics at ranks 0.99n ∓ 1.96√(0.0099n), which hold the
+/// true percentile with 95 % confidence whatever the distribution.
+fn p99_ms(latencies: &[(usize, Duration)], kind: Option<usize>) -> (f64, f64, f64) {
+    let mut of_kind: Vec<f64> = latencies
         .iter()
         .filter(|(k, _)| kind.is_none_or(|kind| kind == *k))
-        .map(|(_, d)| *d)
+        .map(|(_, d)| d.as_secs_f64() * 1000.0)
         .collect();
-    of_kind.sort();
-    of_kind
-        .get((of_kind.len() * 99 / 100).min(of_kind.len().saturating_sub(1)))
-        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    of_kind.sort_by(f64::total_cmp);
+    let Some(last) = of_kind.len().checked_sub(1) else {
+        return (0.0, 0.0, 0.0);
+    };
+    let n = of_kind.len() as f64;
+    let spread = 1.96 * (n * 0.99 * 0.01).sqrt();
+    let rank = |r: f64| (r.round().max(1.0) as usize - 1).min(last);
+    (
+        of_kind[(of_kind.len() * 99 / 100).min(last)],
+        of_kind[rank(n * 0.99 - spread)],
+        of_kind[rank(1.0 + n * 0.99 + spread)],
+    )
 }
 
 pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, String> {
@@ -209,7 +220,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",
     };
-    let length = Duration::from_secs(if quick { 8 } else { 30 });
+    let length = Duration::from_secs(if quick { 8 } else { 90 });
     // The source application is A, the noisy one; the receiver is B.
     let fleet::Seeded { db, store: _, services, world } = fleet::seeded(backend).await?;
     let item = padded_item();
@@ -249,19 +260,23 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (peak_mb, after_mb) = server.memory_mb();
 
-    let (p99_alone, p99_with) = (p99_ms(&alone, None), p99_ms(&with_noise, None));
+    let ((p99_alone, alone_low, alone_high), (p99_with, with_low, with_high)) =
+        (p99_ms(&alone, None), p99_ms(&with_noise, None));
     let by_request: serde_json::Map<String, Value> = B_REQUESTS
         .iter()
         .enumerate()
         .map(|(kind, label)| {
-            let (a, w) = (p99_ms(&alone, Some(kind)), p99_ms(&with_noise, Some(kind)));
+            let ((a, ..), (w, ..)) = (p99_ms(&alone, Some(kind)), p99_ms(&with_noise, Some(kind)));
             println!("{name:8}   B's {label:9} p99 alone {a:7.2} ms, with A {w:7.2} ms");
             (label.to_string(), json!({"alone_ms": round(a), "with_a_ms": round(w)}))
         })
         .collect();
     let ratio = p99_with / p99_alone.max(f64::EPSILON);
+    // Both ends of the ratio from the p99s' intervals: wider than the ratio's own.
+    let (ratio_low, ratio_high) =
+        (with_low / alone_high.max(f64::EPSILON), with_high / alone_low.max(f64::EPSILON));
     println!(
-        "{name:8} B's p99 alone {p99_alone:.2} ms ({} requests, {errors_alone} errors), with A {p99_with:.2} ms ({} requests, {errors_b} errors): ratio {ratio:.2}",
+        "{name:8} B's p99 alone {p99_alone:.2} ms (95 % {alone_low:.2} to {alone_high:.2}; {} requests, {errors_alone} errors), with A {p99_with:.2} ms ({with_low:.2} to {with_high:.2}; {} requests, {errors_b} errors): ratio {ratio:.2} ({ratio_low:.2} to {ratio_high:.2})",
         alone.len(),
         with_noise.len()
     );
@@ -273,8 +288,11 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     Ok(json!({
         "pool_connections": pool,
         "p99_ratio": round(ratio),
+        "p99_ratio_95": [round(ratio_low), round(ratio_high)],
         "p99_alone_ms": round(p99_alone),
+        "p99_alone_95_ms": [round(alone_low), round(alone_high)],
         "p99_with_a_ms": round(p99_with),
+        "p99_with_a_95_ms": [round(with_low), round(with_high)],
         "p99_by_request": by_request,
         "errors_b": errors_b + errors_alone,
         "peak_rss_mb": round(peak_mb),
@@ -284,4 +302,22 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
         "a_upload_p50_ms": round(a_upload_ms),
         "a_read_p50_ms": round(a_read_ms),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_p99_of_720_is_the_8th_slowest_and_its_interval_the_12th_to_the_2nd() {
+        // Latencies 1 to 720 ms, of the three kinds in turn.
+        let latencies: Vec<(usize, Duration)> =
+            (1..=720u64).map(|ms| ((ms % 3) as usize, Duration::from_millis(ms))).collect();
+        let (p99, low, high) = p99_ms(&latencies, None);
+        assert_eq!((p99, low, high), (713.0, 708.0, 719.0));
+        // One kind: 240 of them, every third.
+        let (p99, _, high) = p99_ms(&latencies, Some(0));
+        assert_eq!((p99, high), (714.0, 720.0));
+        assert_eq!(p99_ms(&[], None), (0.0, 0.0, 0.0));
+    }
 }
