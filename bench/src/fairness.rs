@@ -2,10 +2,11 @@
 //! its default limits: tenant B does ordinary work (creates a session, reads its decision,
 //! lists its sessions, 8 requests a second) alone, then while tenant A spends its whole rate
 //! limit on the largest requests allowed — 2 MiB results uploads (5 a second, its write budget)
-//! and reads of 2,000-item decisions (10 a second, its read budget) — then alone again: 90 s with A
-//! and 90 s alone (8 s each, quick), so that a p99 is about the 8th-slowest of 720 requests. It reports B's p99
-//! with A ÷ B's p99 alone, with 95 % intervals, B's errors, and the server's resident memory:
-//! idle, at its peak, and a few seconds after A stopped. `--pool` sets the server's pool size.
+//! and reads of 2,000-item decisions (10 a second, its read budget) — then alone again: 90 s
+//! with A and 90 s alone (8 s each, quick), so that a p99 is about the 8th-slowest of 720
+//! requests. It reports B's p99 with A ÷ B's p99 alone, with 95 % intervals, B's errors, and
+//! the server's resident memory: idle, at its peak, and a few seconds after A stopped.
+//! `--pool` sets the server's pool size.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
