@@ -125,9 +125,12 @@ pub async fn clone_by_hand(
 
 /// The limit on SQLite with the fewest crossings to the driver's worker thread: the statements
 /// of [`clone_by_hand`] sent as one command inside `BEGIN IMMEDIATE` … `COMMIT` (SQLite has no
-/// statement that writes several tables, so this is as few as SQLite allows).
+/// statement that writes several tables, so this is as few as SQLite allows). `answer`: the
+/// command ends with a read of the clone as handoff answers it — the session's row, its items
+/// (sealed text) packed and its reviews as JSON, in one row — which tells what answering costs
+/// on SQLite (a diagnostic, not a limit).
 pub async fn clone_in_one_command(
-    store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId,
+    store: &Store, source: &Source, receiver: ApplicationId, workflow: WorkflowId, answer: bool,
 ) -> Result<(), sea_orm::DbErr> {
     let db = store.write_connection();
     let txn = begin_immediate(db).await?;
@@ -199,7 +202,44 @@ pub async fn clone_in_one_command(
         "UPDATE share_tokens SET redeemed_at = ?, redeemed_session_id = ? WHERE jti = ? AND redeemed_at IS NULL",
         vec![now.into(), clone.into(), source.jti.clone().into()],
     );
-    txn.execute_raw(Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values)).await?;
+    if answer {
+        let blocks = FeatureBlock::for_kind(SessionKind::User);
+        let items = blocks
+            .iter()
+            .map(|block| {
+                format!(
+                    "SELECT '{0}' AS block, position, node_id, status, item FROM {0} \
+                     WHERE session_id = ?",
+                    block.v3_key()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        push(
+            &format!(
+                "SELECT s.*, (SELECT group_concat(block || char(31) || position || char(31) \
+                 || length(CAST(node_id AS BLOB)) || char(31) || length(CAST(status AS BLOB)) \
+                 || char(31) || node_id || status || item, char(30)) FROM ({items})) AS items, \
+                 (SELECT json_group_array(json_array(id, actor, new_status, comment, created_at)) \
+                 FROM session_logs WHERE session_id = ? AND kind = 'review') AS reviews \
+                 FROM sessions s WHERE s.id = ?"
+            ),
+            std::iter::repeat_n(clone.into(), blocks.len() + 2).collect(),
+        );
+    }
+    let command = Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values);
+    if !answer {
+        txn.execute_raw(command).await?;
+        return txn.commit().await;
+    }
+    let row = txn
+        .query_one_raw(command)
+        .await?
+        .ok_or_else(|| sea_orm::DbErr::Custom("no clone".into()))?;
+    // Read what handoff reads, without decoding it further.
+    let _: Option<String> = row.try_get("", "items")?;
+    let _: Option<String> = row.try_get("", "reviews")?;
+    let _: String = row.try_get("", "features")?;
     txn.commit().await
 }
 

@@ -33,6 +33,7 @@ use handoff_domain::{Caller, ShareToken, WorkflowId};
 use handoff_store::{Store, StoreOptions};
 use handoff_testdb::{Backend, TestDatabase};
 use handoff_token::JwtShareTokens;
+use sea_orm::DatabaseBackend;
 use serde_json::{Value, json};
 
 use crate::seed::{Source, World};
@@ -239,9 +240,21 @@ async fn run_contender(
                     &source,
                     bench.receiver.application_id,
                     bench.workflow,
+                    false,
                 )
                 .await
                 .is_ok(),
+                Contender::LimitWithAnswer if bench.store.backend() == DatabaseBackend::Sqlite => {
+                    limit::clone_in_one_command(
+                        &bench.store,
+                        &source,
+                        bench.receiver.application_id,
+                        bench.workflow,
+                        true,
+                    )
+                    .await
+                    .is_ok()
+                }
                 Contender::LimitOneStatement | Contender::LimitWithAnswer => {
                     limit::clone_in_one_statement(
                         &bench.store,
@@ -403,9 +416,12 @@ async fn run_backend(
         Backend::Postgres => "postgres",
     };
     let contenders: &[Contender] = match backend {
-        Backend::Sqlite => {
-            &[Contender::Handoff, Contender::LimitPerTable, Contender::LimitOneCommand]
-        }
+        Backend::Sqlite => &[
+            Contender::Handoff,
+            Contender::LimitPerTable,
+            Contender::LimitOneCommand,
+            Contender::LimitWithAnswer,
+        ],
         Backend::Postgres => &[
             Contender::Handoff,
             Contender::LimitPerTable,
