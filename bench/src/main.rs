@@ -1,8 +1,8 @@
 //! The import benchmark: seeds realistic sessions from the fixtures on SQLite and PostgreSQL,
 //! issues share tokens, and measures in one run, per backend:
 //! - in-process imports through the domain service and the store, at 1, 8 and 32 workers;
-//! - the limit: the same clone as hand-written SQL in one transaction, at 1 and 8 workers (on
-//!   PostgreSQL also the same with handoff's answer, a diagnostic);
+//! - the limit: the same clone as hand-written SQL in one transaction, at 1 and 8 workers, and
+//!   the same answering with the clone as handoff does (a diagnostic);
 //! - HTTP end to end: the server under 32 concurrent connections;
 //! - growth: time and SQL statements per import for sources of 10, 100 and 1,000 related rows.
 //!
