@@ -203,28 +203,15 @@ pub async fn clone_in_one_command(
         vec![now.into(), clone.into(), source.jti.clone().into()],
     );
     if answer {
-        let blocks = FeatureBlock::for_kind(SessionKind::User);
-        let items = blocks
-            .iter()
-            .map(|block| {
-                format!(
-                    "SELECT '{0}' AS block, position, node_id, status, item FROM {0} \
-                     WHERE session_id = ?",
-                    block.v3_key()
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
+        let answer = handoff_store::sqlite_answer_select();
         push(
             &format!(
-                "SELECT s.*, (SELECT group_concat(block || char(31) || position || char(31) \
-                 || length(CAST(node_id AS BLOB)) || char(31) || length(CAST(status AS BLOB)) \
-                 || char(31) || node_id || status || item, char(30)) FROM ({items})) AS items, \
-                 (SELECT json_group_array(json_array(id, actor, new_status, comment, created_at)) \
-                 FROM session_logs WHERE session_id = ? AND kind = 'review') AS reviews \
-                 FROM sessions s WHERE s.id = ?"
+                "SELECT s.*, answer.items, answer.reviews FROM sessions s \
+                 CROSS JOIN ({answer}) AS answer WHERE s.id = ?"
             ),
-            std::iter::repeat_n(clone.into(), blocks.len() + 2).collect(),
+            std::iter::repeat_n(clone.into(), FeatureBlock::ALL.len())
+                .chain([Value::from("bench"), clone.into(), clone.into()])
+                .collect(),
         );
     }
     let command = Statement::from_sql_and_values(DatabaseBackend::Sqlite, sql, values);

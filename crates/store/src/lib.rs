@@ -36,6 +36,7 @@ pub use connect::{
     ConnectError, StoreOptions, create_private_dir, default_max_connections, describe_database,
 };
 pub use entities::Rekeyed;
+pub use import::sqlite_answer_select;
 pub use lists::SealedEntry;
 pub use sea_orm::DatabaseBackend;
 pub use signing_keys::{NewSigningKey, StoredSigningKey};

@@ -141,10 +141,11 @@ pub(crate) struct SourceAnswer {
     pub(crate) reviews: Vec<handoff_domain::Review>,
 }
 
-/// What SQLite's context query joins to read the [`SourceAnswer`]: the items packed as
-/// [`rows::items_packed`] reads them, the reviews as [`rows::reviews_json`] does; its
-/// parameters: the source's id once per block table, the clone's actor, the source's id.
-fn source_answer_join() -> String {
+/// A session's items and reviews as SQLite's import answers them, in one row: `items` packed as
+/// [`rows::items_packed`] reads them, `reviews` as [`rows::reviews_json`] does; its
+/// parameters: the session's id once per block table, the reviews' `actor`, the session's id.
+/// Public so that the benchmark's diagnostic answers as the import does.
+pub fn sqlite_answer_select() -> String {
     let items = handoff_domain::FeatureBlock::ALL
         .iter()
         .map(|block| {
@@ -157,15 +158,21 @@ fn source_answer_join() -> String {
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
     format!(
-        " CROSS JOIN (SELECT (SELECT group_concat(block || char(31) || position || char(31) \
+        "SELECT (SELECT group_concat(block || char(31) || position || char(31) \
          || length(CAST(node_id AS BLOB)) || char(31) || length(CAST(status AS BLOB)) \
          || char(31) || node_id || status || item, char(30)) FROM ({items})) AS items, \
          (SELECT json_group_array(json_array(id, ?, new_status, comment, created_at)) \
          FROM session_logs WHERE session_id = ? AND kind = '{review}' \
-         AND action NOT IN ({source_only})) AS reviews) AS answer",
+         AND action NOT IN ({source_only})) AS reviews",
         review = handoff_domain::LogKind::Review.as_str(),
         source_only = source_only_actions(),
     )
+}
+
+/// What SQLite's context query joins to read the [`SourceAnswer`] of the source
+/// ([`sqlite_answer_select`]).
+fn source_answer_join() -> String {
+    format!(" CROSS JOIN ({}) AS answer", sqlite_answer_select())
 }
 
 /// [`ShareRepository::import_context`](handoff_domain::ports::ShareRepository::import_context),
