@@ -142,7 +142,7 @@ pub(crate) struct SourceAnswer {
 }
 
 /// A session's items and reviews as SQLite's import answers them, in one row: `items` packed as
-/// [`rows::items_packed`] reads them, `reviews` as [`rows::reviews_json`] does; its
+/// the store's `rows::items_packed` reads them, `reviews` as its `rows::reviews_json` does; its
 /// parameters: the session's id once per block table, the reviews' `actor`, the session's id.
 /// Public so that the benchmark's diagnostic answers as the import does.
 pub fn sqlite_answer_select() -> String {
