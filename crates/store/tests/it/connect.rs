@@ -103,19 +103,20 @@ async fn log_file_bytes(db: &TestStore) -> u64 {
 
 /// Under steady writes SQLite's write-ahead log starts again from its beginning after each
 /// background checkpoint: its file stops growing, where it would otherwise grow with every
-/// write (four times as large after 6 s as after 1.5 s).
+/// write (five times as large after 10 s as after 2 s; the margin allows the write rate to
+/// double once the test is under way).
 #[tokio::test]
 async fn sqlite_log_stops_growing_under_steady_writes() {
     let db = TestStore::new(handoff_testdb::Backend::Sqlite).await;
     let started = std::time::Instant::now();
     let mut early = None;
-    while started.elapsed() < std::time::Duration::from_secs(6) {
+    while started.elapsed() < std::time::Duration::from_secs(10) {
         db.application().await;
-        if early.is_none() && started.elapsed() > std::time::Duration::from_millis(1500) {
+        if early.is_none() && started.elapsed() > std::time::Duration::from_secs(2) {
             early = Some(log_file_bytes(&db).await);
         }
     }
     let (early, late) = (early.unwrap(), log_file_bytes(&db).await);
     assert!(early > 0);
-    assert!(late < 2 * early, "the log grew from {early} to {late} bytes");
+    assert!(2 * late < 5 * early, "the log grew from {early} to {late} bytes");
 }
