@@ -203,12 +203,16 @@ pub async fn clone_in_one_command(
         vec![now.into(), clone.into(), source.jti.clone().into()],
     );
     if answer {
-        let answer = handoff_store::sqlite_answer_select();
-        push(
-            &format!(
+        // Built once, as the import's own statements are.
+        static READ_CLONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
                 "SELECT s.*, answer.items, answer.reviews FROM sessions s \
-                 CROSS JOIN ({answer}) AS answer WHERE s.id = ?"
-            ),
+                 CROSS JOIN ({}) AS answer WHERE s.id = ?",
+                handoff_store::sqlite_answer_select()
+            )
+        });
+        push(
+            &READ_CLONE,
             std::iter::repeat_n(clone.into(), FeatureBlock::ALL.len())
                 .chain([Value::from("bench"), clone.into(), clone.into()])
                 .collect(),

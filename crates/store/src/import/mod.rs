@@ -144,8 +144,14 @@ pub(crate) struct SourceAnswer {
 /// A session's items and reviews as SQLite's import answers them, in one row: `items` packed as
 /// the store's `rows::items_packed` reads them, `reviews` as its `rows::reviews_json` does; its
 /// parameters: the session's id once per block table, the reviews' `actor`, the session's id.
-/// Public so that the benchmark's diagnostic answers as the import does.
-pub fn sqlite_answer_select() -> String {
+/// Public so that the benchmark's diagnostic answers as the import does. Built once.
+pub fn sqlite_answer_select() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(answer_select);
+    &SQL
+}
+
+/// The text of [`sqlite_answer_select`].
+fn answer_select() -> String {
     let items = handoff_domain::FeatureBlock::ALL
         .iter()
         .map(|block| {
