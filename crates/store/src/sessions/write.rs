@@ -59,9 +59,14 @@ impl Store {
         let old_status = rows::status(&get::<String>(&row, "status")?)?;
         let mut recorded = rows::recorded_blocks(&get::<String>(&row, "recorded_blocks")?)?;
         for ((block, items), inserts) in results.blocks.iter().zip(inserts) {
+            // The items beyond the new ones; the others are overwritten where they are, which
+            // spares the table and its index a delete and an insert a row.
+            let kept = i32::try_from(items.as_ref().map_or(0, Vec::len))
+                .map_err(|_| RepoError::Internal("too many items".into()))?;
             let delete = Query::delete()
                 .from_table(Alias::new(block.v3_key()))
                 .and_where(Expr::col(BlockItems::SessionId).eq(id.as_uuid()))
+                .and_where(Expr::col(BlockItems::Position).gte(kept))
                 .to_owned();
             run(&txn, &delete).await?;
             recorded.retain(|b| b != block);
@@ -333,7 +338,8 @@ pub(crate) async fn ensure_entity(
 }
 
 /// The inserts of each block's items, by block in `blocks`' order (none for a block cleared),
-/// [`ITEMS_PER_INSERT`] rows each.
+/// [`ITEMS_PER_INSERT`] rows each; an item at a position the session's block holds already
+/// overwrites it.
 pub(crate) fn item_inserts(
     backend: DatabaseBackend, session_id: SessionId,
     blocks: &[(FeatureBlock, Option<Vec<FeatureItem>>)], key: &SessionKey,
@@ -371,6 +377,15 @@ pub(crate) fn item_inserts(
                             ])
                             .map_err(crate::sql::insert_mismatch)?;
                     }
+                    insert.on_conflict(
+                        OnConflict::columns([BlockItems::SessionId, BlockItems::Position])
+                            .update_columns([
+                                BlockItems::NodeId,
+                                BlockItems::Status,
+                                BlockItems::Item,
+                            ])
+                            .to_owned(),
+                    );
                     Ok(backend.build(&insert))
                 })
                 .collect()

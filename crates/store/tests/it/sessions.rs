@@ -140,10 +140,31 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
             .unwrap()
     );
     let record = db.find_session(app, session.id).await.unwrap().unwrap();
-    assert_eq!(record.block(FeatureBlock::IdVerifications).unwrap().len(), 1);
+    let json = |record: &handoff_domain::session::SessionRecord| -> Vec<String> {
+        let items = record.block(FeatureBlock::IdVerifications).unwrap();
+        items.iter().map(|i| i.json().get().to_owned()).collect()
+    };
+    assert_eq!(json(&record), [second], "the first position overwritten, the second gone");
     assert!(record.block(FeatureBlock::NfcVerifications).is_none());
     assert_eq!(record.session.status, SessionStatus::Approved, "status unchanged when not given");
     assert_eq!(db.count("id_verifications").await, 1);
+    // And a longer one adds positions after those it overwrites.
+    let grow = RecordResults {
+        status: None,
+        blocks: vec![(
+            FeatureBlock::IdVerifications,
+            Some(vec![item(first), item(second), item(first)]),
+        )],
+        blocklist_keys: None,
+    };
+    assert!(
+        db.record_results(app, session.id, &grow, &event(LogAction::ResultsRecorded))
+            .await
+            .unwrap()
+    );
+    let record = db.find_session(app, session.id).await.unwrap().unwrap();
+    assert_eq!(json(&record), [first, second, first]);
+    assert_eq!(db.count("id_verifications").await, 3);
 }
 
 on_both_backends!(another_applications_session_does_not_exist);
