@@ -28,11 +28,54 @@ const BODY_LIMIT: usize = 2 * 1024 * 1024;
 /// Items per block of a default server.
 const ITEMS_PER_BLOCK: usize = 1_000;
 
-/// One AML item padded so that a block of [`ITEMS_PER_BLOCK`] fills most of [`BODY_LIMIT`].
+/// One AML item with as many screening hits as let a block of [`ITEMS_PER_BLOCK`] fill most
+/// of [`BODY_LIMIT`]. The hits vary as real ones do (names, scores, dates, ids), so that the
+/// item compresses at rest about as a real one would, not as a run of one character.
 fn padded_item() -> String {
-    let bare = r#"{"node_id":"feature_aml","status":"Approved","entity_type":"person","total_hits":1,"hits":[{"name":"","score":0.1}]}"#;
-    let room = (BODY_LIMIT - 4096) / ITEMS_PER_BLOCK - 1 - bare.len();
-    bare.replace(r#""name":"""#, &format!(r#""name":"{}""#, "x".repeat(room)))
+    const FIRST: [&str; 12] = [
+        "Ana", "Bruno", "Carmen", "Dmitri", "Elif", "Farid", "Grace", "Hiro", "Ines", "Jonas",
+        "Kemal", "Lucia",
+    ];
+    const LAST: [&str; 12] = [
+        "Garcia", "Novak", "Okafor", "Petrov", "Quispe", "Rossi", "Sato", "Tanaka", "Ueda",
+        "Varga", "Weber", "Yilmaz",
+    ];
+    const DATASETS: [&str; 4] = ["PEP", "Sanctions", "Adverse media", "Watchlist"];
+    let target = (BODY_LIMIT - 4096) / ITEMS_PER_BLOCK - 1;
+    // A fixed linear congruential sequence: the same item on every run.
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |bound: u64| {
+        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 32) % bound
+    };
+    let mut hits = Vec::new();
+    let item = |hits: &[String]| {
+        format!(
+            r#"{{"node_id":"feature_aml","status":"Approved","entity_type":"person","total_hits":{},"hits":[{}]}}"#,
+            hits.len(),
+            hits.join(",")
+        )
+    };
+    loop {
+        let hit = format!(
+            r#"{{"id":"{:08x}{:08x}","caption":"{} {}","score":0.{:02},"datasets":["{}"],"birth_date":"19{:02}-{:02}-{:02}","country":"{}"}}"#,
+            next(1 << 32),
+            next(1 << 32),
+            FIRST[next(12) as usize],
+            LAST[next(12) as usize],
+            next(100),
+            DATASETS[next(4) as usize],
+            next(100),
+            1 + next(12),
+            1 + next(28),
+            ["ES", "DE", "NG", "RU", "PE", "IT", "JP", "HU", "TR"][next(9) as usize],
+        );
+        hits.push(hit);
+        if item(&hits).len() > target {
+            hits.pop();
+            return item(&hits);
+        }
+    }
 }
 
 /// The largest upload a default server accepts: one full block.
@@ -320,5 +363,20 @@ mod tests {
         let (p99, _, high) = p99_ms(&latencies, Some(0));
         assert_eq!((p99, high), (714.0, 720.0));
         assert_eq!(p99_ms(&[], None), (0.0, 0.0, 0.0));
+    }
+
+    #[test]
+    fn the_largest_upload_is_one_full_block_just_under_the_body_limit() {
+        let item = padded_item();
+        let hits = serde_json::from_str::<Value>(&item).unwrap()["hits"].as_array().unwrap().len();
+        assert!(hits > 10, "{hits} hits");
+        let upload = largest_upload(&item);
+        assert!(
+            upload.len() <= BODY_LIMIT && upload.len() > BODY_LIMIT * 9 / 10,
+            "{}",
+            upload.len()
+        );
+        let block: Value = serde_json::from_str(&upload).unwrap();
+        assert_eq!(block["aml_screenings"].as_array().unwrap().len(), ITEMS_PER_BLOCK);
     }
 }

@@ -188,8 +188,8 @@ impl Store {
             .from(Entities::Table)
             .cond_where(
                 sea_orm::sea_query::Cond::any()
-                    .add(Expr::col(Entities::DisplayName).not_like("s1:%"))
-                    .add(Expr::col(Entities::Metadata).not_like("s1:%")),
+                    .add(in_clear(Entities::DisplayName))
+                    .add(in_clear(Entities::Metadata)),
             )
             .to_owned();
         let mut sealed = 0;
@@ -218,4 +218,12 @@ impl Store {
         }
         Ok(sealed)
     }
+}
+
+/// Whether `column` holds a text in clear: it has neither prefix of a sealed text
+/// ([`is_sealed`]).
+fn in_clear(column: Entities) -> sea_orm::sea_query::Cond {
+    sea_orm::sea_query::Cond::all()
+        .add(Expr::col(column).not_like("s1:%"))
+        .add(Expr::col(column).not_like("s2:%"))
 }

@@ -2,7 +2,11 @@
 //! of its own; the data key is kept wrapped by its application's key, and the application's key
 //! sealed under the key-encryption key. Destroying a session's wrapped data key, or an
 //! application's key, leaves its ciphertext unreadable. A clone holds its source's data key,
-//! wrapped by its own application's key, so an import copies ciphertext as it is.
+//! wrapped by its own application's key, so an import copies ciphertext as it is. A long text
+//! is compressed (raw DEFLATE) before it is sealed when that makes it shorter: a large upload
+//! then holds SQLite's one writer for fewer pages.
+
+use std::io::{Read, Write};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
@@ -16,6 +20,11 @@ const NONCE_BYTES: usize = 24;
 const KEY_BYTES: usize = 32;
 /// How a sealed text begins: no JSON text begins so, which tells it from a value kept in clear.
 const SEALED_PREFIX: &str = "s1:";
+/// How a sealed text begins whose clear text was compressed before it was sealed.
+const COMPRESSED_PREFIX: &str = "s2:";
+/// Texts from this many bytes are compressed before they are sealed, if that makes them
+/// shorter; shorter ones gain too little for the work.
+pub const COMPRESS_FROM_BYTES: usize = 1024;
 
 /// A key of 32 random bytes.
 fn random_key() -> Result<[u8; KEY_BYTES], SealError> {
@@ -45,18 +54,53 @@ fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Ve
 }
 
 /// `text` sealed with `cipher` for `field`, as text: `s1:` and the base64 of a fresh nonce and
-/// the ciphertext.
+/// the ciphertext; or, for a long text that compresses, `s2:` and the same of its compressed
+/// bytes, sealed for the field marked as compressed, so that neither form opens as the other.
 fn seal_text(cipher: &XChaCha20Poly1305, field: &str, text: &str) -> Result<String, SealError> {
-    let sealed = seal_with(cipher, field.as_bytes(), text.as_bytes())?;
-    Ok(format!("{SEALED_PREFIX}{}", STANDARD_NO_PAD.encode(sealed)))
+    let compressed = (text.len() >= COMPRESS_FROM_BYTES)
+        .then(|| compress(text.as_bytes()))
+        .transpose()?
+        .filter(|compressed| compressed.len() < text.len());
+    let (prefix, sealed) = match compressed {
+        Some(bytes) => (COMPRESSED_PREFIX, seal_with(cipher, &compressed_aad(field), &bytes)?),
+        None => (SEALED_PREFIX, seal_with(cipher, field.as_bytes(), text.as_bytes())?),
+    };
+    Ok(format!("{prefix}{}", STANDARD_NO_PAD.encode(sealed)))
 }
 
 /// The text [`seal_text`] sealed for `field`.
 fn open_text(cipher: &XChaCha20Poly1305, field: &str, sealed: &str) -> Result<String, SealError> {
-    let encoded = sealed.strip_prefix(SEALED_PREFIX).ok_or(SealError::WrongKey)?;
-    let bytes = STANDARD_NO_PAD.decode(encoded).map_err(|_| SealError::WrongKey)?;
-    let text = open_with(cipher, field.as_bytes(), &bytes)?;
+    let decode = |encoded: &str| STANDARD_NO_PAD.decode(encoded).map_err(|_| SealError::WrongKey);
+    let text = if let Some(encoded) = sealed.strip_prefix(SEALED_PREFIX) {
+        open_with(cipher, field.as_bytes(), &decode(encoded)?)?
+    } else if let Some(encoded) = sealed.strip_prefix(COMPRESSED_PREFIX) {
+        decompress(&open_with(cipher, &compressed_aad(field), &decode(encoded)?)?)?
+    } else {
+        return Err(SealError::WrongKey);
+    };
     String::from_utf8(text).map_err(|_| SealError::WrongKey)
+}
+
+/// What a compressed text is sealed for: its field, marked.
+fn compressed_aad(field: &str) -> Vec<u8> {
+    [field.as_bytes(), b"\0deflate"].concat()
+}
+
+fn compress(bytes: &[u8]) -> Result<Vec<u8>, SealError> {
+    let mut encoder = flate2::write::DeflateEncoder::new(
+        Vec::with_capacity(bytes.len() / 2),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(bytes).and_then(|()| encoder.finish()).map_err(|_| SealError::Compression)
+}
+
+/// Bytes [`compress`] compressed; they were sealed, so they are this process's own.
+fn decompress(bytes: &[u8]) -> Result<Vec<u8>, SealError> {
+    let mut text = Vec::with_capacity(bytes.len() * 4);
+    flate2::read::DeflateDecoder::new(bytes)
+        .read_to_end(&mut text)
+        .map_err(|_| SealError::Compression)?;
+    Ok(text)
 }
 
 fn application_context(application: Uuid) -> String {
@@ -176,7 +220,8 @@ impl DataKey {
     }
 
     /// `text` sealed for `field` (what it is: a block's name, a column's), as text: `s1:` and
-    /// the base64 of a fresh nonce and the ciphertext. It opens only for the same field.
+    /// the base64 of a fresh nonce and the ciphertext (`s2:` when compressed first, from
+    /// [`COMPRESS_FROM_BYTES`]). It opens only for the same field.
     pub fn seal(&self, field: &str, text: &str) -> Result<String, SealError> {
         seal_text(&self.cipher(), field, text)
     }
@@ -189,7 +234,7 @@ impl DataKey {
 
 /// Whether a stored text is sealed ([`DataKey::seal`]) rather than kept in clear.
 pub fn is_sealed(text: &str) -> bool {
-    text.starts_with(SEALED_PREFIX)
+    text.starts_with(SEALED_PREFIX) || text.starts_with(COMPRESSED_PREFIX)
 }
 
 #[cfg(test)]
@@ -247,6 +292,32 @@ mod tests {
             receiver.unwrap(&for_receiver).unwrap().open("metadata", &sealed).unwrap(),
             "{}"
         );
+    }
+
+    #[test]
+    fn a_long_text_is_compressed_before_it_is_sealed_and_opens_as_it_was() {
+        let kek = kek();
+        let (app, _) = kek.new_application_key(Uuid::new_v4()).unwrap();
+        let (key, _) = app.new_data_key().unwrap();
+        let hits: Vec<String> =
+            (0..40).map(|i| format!(r#"{{"name":"Ana {i}","score":0.{i}}}"#)).collect();
+        let long = format!(r#"{{"hits":[{}]}}"#, hits.join(","));
+        assert!(long.len() >= COMPRESS_FROM_BYTES);
+        let sealed = key.seal("aml_screenings", &long).unwrap();
+        assert!(sealed.starts_with(COMPRESSED_PREFIX) && is_sealed(&sealed), "{sealed}");
+        assert!(sealed.len() < long.len() / 2, "{} of {}", sealed.len(), long.len());
+        assert_eq!(key.open("aml_screenings", &sealed).unwrap(), long);
+        assert_eq!(key.open("id_verifications", &sealed), Err(SealError::WrongKey));
+        // Marked as compressed in what it is sealed for: as the other form, it opens nothing.
+        let relabelled = sealed.replacen(COMPRESSED_PREFIX, SEALED_PREFIX, 1);
+        assert_eq!(key.open("aml_screenings", &relabelled), Err(SealError::WrongKey));
+        // A short text, or one that does not compress, is sealed as it is.
+        assert!(key.seal("aml_screenings", r#"{"hits":[]}"#).unwrap().starts_with(SEALED_PREFIX));
+        let noise: String = (0..COMPRESS_FROM_BYTES * 2)
+            .map(|i| char::from(b'!' + (i.wrapping_mul(7919) % 9973 % 90) as u8))
+            .collect();
+        let sealed = app.seal("response_body", &noise).unwrap();
+        assert_eq!(app.open("response_body", &sealed).unwrap(), noise);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub enum SealError {
     /// The random source failed.
     #[error("the random source failed")]
     Random,
+    /// A text compressed before sealing did not compress, or, sealed, did not decompress.
+    #[error("the sealed text did not compress or decompress")]
+    Compression,
 }
 
 /// The key-encryption key. Its `Debug` shows only its id.

@@ -1,4 +1,5 @@
-//! Data an earlier version kept in clear is sealed at start-up (`Store::seal_clear_data`).
+//! Data an earlier version kept in clear is sealed at start-up (`Store::seal_clear_data`); a
+//! long text is compressed before it is sealed.
 
 use handoff_domain::action::LogAction;
 use handoff_domain::entity::NewEntity;
@@ -80,4 +81,45 @@ async fn what_was_kept_in_clear_is_sealed_once(db: TestStore) {
     assert_eq!(entity.metadata, Some(serde_json::json!({"tier": "gold"})));
 
     assert_eq!(db.seal_clear_data().await.unwrap(), Backfilled::default(), "once");
+}
+
+on_both_backends!(a_long_item_is_stored_compressed_and_reads_back_as_it_was);
+async fn a_long_item_is_stored_compressed_and_reads_back_as_it_was(db: TestStore) {
+    let app = db.application().await;
+    let workflow = db.workflow(app, SessionKind::User).await;
+    let session = db.session(&workflow, Some("ana-1")).await;
+    let hits: Vec<String> =
+        (0..60).map(|i| format!(r#"{{"caption":"Ana Example {i}","score":0.{i}}}"#)).collect();
+    let screening = format!(r#"{{"node_id":"n","status":"Approved","hits":[{}]}}"#, hits.join(","));
+    let item = FeatureItem::parse(&RawValue::from_string(screening.clone()).unwrap()).unwrap();
+    let results = RecordResults {
+        status: None,
+        blocks: vec![(FeatureBlock::AmlScreenings, Some(vec![item]))],
+        blocklist_keys: None,
+    };
+    let log = event(LogAction::ResultsRecorded);
+    assert!(db.record_results(app, session.id, &results, &log).await.unwrap());
+    let stored: String =
+        db.rows("SELECT item FROM aml_screenings").await[0].try_get("", "item").unwrap();
+    assert!(stored.starts_with("s2:") && !stored.contains("Ana"), "{stored}");
+    assert!(stored.len() * 2 < screening.len(), "{} of {}", stored.len(), screening.len());
+    let record = db.find_session(app, session.id).await.unwrap().unwrap();
+    assert_eq!(record.block(FeatureBlock::AmlScreenings).unwrap()[0].json().get(), screening);
+    // Sealed already: start-up leaves it, and a long profile, as they are.
+    let profile = NewEntity {
+        id: EntityId::from_uuid(uuid::Uuid::new_v4()),
+        kind: SessionKind::User,
+        vendor_data: VendorData::parse("ana-2").unwrap(),
+        status: EntityStatus::Active,
+        display_name: Some("Ana Example".into()),
+        metadata: Some(serde_json::json!({ "notes": hits })),
+        created_at: now(),
+    };
+    db.create_entity(app, &profile).await.unwrap();
+    let metadata: String =
+        db.rows("SELECT metadata FROM entities WHERE metadata IS NOT NULL").await[0]
+            .try_get("", "metadata")
+            .unwrap();
+    assert!(metadata.starts_with("s2:"), "{metadata}");
+    assert_eq!(db.seal_clear_data().await.unwrap(), Backfilled::default());
 }
