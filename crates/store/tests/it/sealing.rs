@@ -14,6 +14,19 @@ use serde_json::value::RawValue;
 
 use crate::support::{TestStore, event, now, on_both_backends};
 
+/// A User `ana-2` named Ana Example, with `metadata`.
+fn ana_s_profile(metadata: serde_json::Value) -> NewEntity {
+    NewEntity {
+        id: EntityId::from_uuid(uuid::Uuid::new_v4()),
+        kind: SessionKind::User,
+        vendor_data: VendorData::parse("ana-2").unwrap(),
+        status: EntityStatus::Active,
+        display_name: Some("Ana Example".into()),
+        metadata: Some(metadata),
+        created_at: now(),
+    }
+}
+
 on_both_backends!(what_was_kept_in_clear_is_sealed_once);
 async fn what_was_kept_in_clear_is_sealed_once(db: TestStore) {
     let clear = db.in_clear().await;
@@ -35,15 +48,7 @@ async fn what_was_kept_in_clear_is_sealed_once(db: TestStore) {
     review.comment = Some("Not Ana Example".into());
     let outcome = clear.apply_review(app, session.id, ReviewStatus::Approved, &review).await;
     assert_eq!(outcome.unwrap(), ReviewOutcome::Applied);
-    let profile = NewEntity {
-        id: EntityId::from_uuid(uuid::Uuid::new_v4()),
-        kind: SessionKind::User,
-        vendor_data: VendorData::parse("ana-2").unwrap(),
-        status: EntityStatus::Active,
-        display_name: Some("Ana Example".into()),
-        metadata: Some(serde_json::json!({"tier": "gold"})),
-        created_at: now(),
-    };
+    let profile = ana_s_profile(serde_json::json!({"tier": "gold"}));
     // Written in clear, as before: the item's JSON itself is in its row.
     let stored_item = || async { db.rows("SELECT item FROM id_verifications").await };
     assert_eq!(stored_item().await[0].try_get::<String>("", "item").unwrap(), document);
@@ -106,15 +111,7 @@ async fn a_long_item_is_stored_compressed_and_reads_back_as_it_was(db: TestStore
     let record = db.find_session(app, session.id).await.unwrap().unwrap();
     assert_eq!(record.block(FeatureBlock::AmlScreenings).unwrap()[0].json().get(), screening);
     // Sealed already: start-up leaves it, and a long profile, as they are.
-    let profile = NewEntity {
-        id: EntityId::from_uuid(uuid::Uuid::new_v4()),
-        kind: SessionKind::User,
-        vendor_data: VendorData::parse("ana-2").unwrap(),
-        status: EntityStatus::Active,
-        display_name: Some("Ana Example".into()),
-        metadata: Some(serde_json::json!({ "notes": hits })),
-        created_at: now(),
-    };
+    let profile = ana_s_profile(serde_json::json!({ "notes": hits }));
     db.create_entity(app, &profile).await.unwrap();
     let metadata: String =
         db.rows("SELECT metadata FROM entities WHERE metadata IS NOT NULL").await[0]
