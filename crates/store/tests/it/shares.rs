@@ -44,6 +44,11 @@ async fn source(db: &TestStore, vendor_data: &str) -> (ApplicationId, StoredSess
                     item(
                         r#"{"node_id":"aml\u001e\u001f","status":"Approved","hits":["\u001e\u001f"]}"#,
                     ),
+                    // Long enough to be stored compressed.
+                    item(&format!(
+                        r#"{{"node_id":"aml","status":"Approved","hits":[{}]}}"#,
+                        vec![r#"{"caption":"Ana Example","score":0.9}"#; 40].join(",")
+                    )),
                 ]),
             ),
         ],
@@ -220,6 +225,10 @@ async fn a_clone_copies_every_row_under_the_next_number(db: TestStore) {
         };
         assert_eq!(text(items), text(original_items), "items token for token, in order");
     }
+    let items = db.rows("SELECT item FROM aml_screenings").await;
+    let compressed =
+        items.iter().filter(|row| row.try_get::<String>("", "item").unwrap().starts_with("s2:"));
+    assert_eq!(compressed.count(), 2, "the long item, compressed, copied as it is");
     let redacted: Vec<_> = original
         .reviews
         .iter()
