@@ -4,7 +4,7 @@
 //! User's and Business's profile is sealed under its application's key.
 
 use handoff_domain::{ApplicationId, FeatureBlock, FeatureItem, RepoError, SessionId};
-use handoff_token::is_sealed;
+use handoff_token::{SEALED_PREFIXES, is_sealed};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockType, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction};
 use uuid::Uuid;
@@ -223,7 +223,7 @@ impl Store {
 /// Whether `column` holds a text in clear: it has neither prefix of a sealed text
 /// ([`is_sealed`]).
 fn in_clear(column: Entities) -> sea_orm::sea_query::Cond {
-    sea_orm::sea_query::Cond::all()
-        .add(Expr::col(column).not_like("s1:%"))
-        .add(Expr::col(column).not_like("s2:%"))
+    SEALED_PREFIXES.iter().fold(sea_orm::sea_query::Cond::all(), |all, prefix| {
+        all.add(Expr::col(column).not_like(format!("{prefix}%")))
+    })
 }

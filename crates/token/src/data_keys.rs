@@ -22,6 +22,8 @@ const KEY_BYTES: usize = 32;
 const SEALED_PREFIX: &str = "s1:";
 /// How a sealed text begins whose clear text was compressed before it was sealed.
 const COMPRESSED_PREFIX: &str = "s2:";
+/// How every sealed text begins, in either form.
+pub const SEALED_PREFIXES: [&str; 2] = [SEALED_PREFIX, COMPRESSED_PREFIX];
 /// Texts from this many bytes are compressed before they are sealed, if that makes them
 /// shorter; shorter ones gain too little for the work.
 pub const COMPRESS_FROM_BYTES: usize = 1024;
@@ -234,7 +236,7 @@ impl DataKey {
 
 /// Whether a stored text is sealed ([`DataKey::seal`]) rather than kept in clear.
 pub fn is_sealed(text: &str) -> bool {
-    text.starts_with(SEALED_PREFIX) || text.starts_with(COMPRESSED_PREFIX)
+    SEALED_PREFIXES.iter().any(|prefix| text.starts_with(prefix))
 }
 
 #[cfg(test)]

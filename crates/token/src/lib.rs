@@ -24,7 +24,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use data_keys::{ApplicationKey, COMPRESS_FROM_BYTES, DataKey, is_sealed};
+pub use data_keys::{ApplicationKey, COMPRESS_FROM_BYTES, DataKey, SEALED_PREFIXES, is_sealed};
 pub use keys::{KeyError, Keyring, MIN_SECRET_BYTES, SigningKey, TokenAlgorithm};
 pub use partner::{
     PROOF_LIFETIME_SECONDS, jwks_names, unverified_issuer, verify_partner_token, verify_proof,

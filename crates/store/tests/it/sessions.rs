@@ -91,6 +91,12 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
     let app = db.application().await;
     let workflow = db.workflow(app, SessionKind::User).await;
     let session = db.session(&workflow, None).await;
+    // Records `results` and reads the session back.
+    let recorded = async |results: &RecordResults| {
+        let log = event(LogAction::ResultsRecorded);
+        assert!(db.record_results(app, session.id, results, &log).await.unwrap());
+        db.find_session(app, session.id).await.unwrap().unwrap()
+    };
     let first = r#"{"node_id":"feature_ocr","status":"Approved","score":97.50,"b":{"z":1,"a":[1e2,"é\u00e9"]}}"#;
     let second = r#"{"node_id":"feature_ocr_2","status":"Declined"}"#;
     let results = RecordResults {
@@ -102,12 +108,7 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
         ],
         blocklist_keys: None,
     };
-    assert!(
-        db.record_results(app, session.id, &results, &event(LogAction::ResultsRecorded))
-            .await
-            .unwrap()
-    );
-    let record = db.find_session(app, session.id).await.unwrap().unwrap();
+    let record = recorded(&results).await;
     assert_eq!(record.session.status, SessionStatus::Approved);
     let ids: Vec<&str> = record
         .block(FeatureBlock::IdVerifications)
@@ -134,12 +135,7 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
         ],
         blocklist_keys: None,
     };
-    assert!(
-        db.record_results(app, session.id, &replace, &event(LogAction::ResultsRecorded))
-            .await
-            .unwrap()
-    );
-    let record = db.find_session(app, session.id).await.unwrap().unwrap();
+    let record = recorded(&replace).await;
     let json = |record: &handoff_domain::session::SessionRecord| -> Vec<String> {
         let items = record.block(FeatureBlock::IdVerifications).unwrap();
         items.iter().map(|i| i.json().get().to_owned()).collect()
@@ -157,12 +153,7 @@ async fn recorded_blocks_read_back_exactly(db: TestStore) {
         )],
         blocklist_keys: None,
     };
-    assert!(
-        db.record_results(app, session.id, &grow, &event(LogAction::ResultsRecorded))
-            .await
-            .unwrap()
-    );
-    let record = db.find_session(app, session.id).await.unwrap().unwrap();
+    let record = recorded(&grow).await;
     assert_eq!(json(&record), [first, second, first]);
     assert_eq!(db.count("id_verifications").await, 3);
 }
