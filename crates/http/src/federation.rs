@@ -129,14 +129,14 @@ impl HandedSession {
     /// The session a partner handed over, every field read as the contract reads it; what is
     /// wrong with it otherwise.
     pub fn into_domain(self) -> Result<PartnerSession, String> {
-        let status = |raw: &str| SessionStatus::parse(raw).ok_or(format!("status {raw:?}"));
+        let status = |raw: &str| SessionStatus::parse(raw).ok_or_else(|| format!("status {raw:?}"));
         let kind = SessionKind::parse(&self.session_kind)
-            .ok_or(format!("session_kind {:?}", self.session_kind))?;
+            .ok_or_else(|| format!("session_kind {:?}", self.session_kind))?;
         let mut blocks = Vec::new();
         for (key, items) in self.blocks {
             let block = FeatureBlock::from_v3_key(&key)
                 .filter(|block| block.belongs_to(kind))
-                .ok_or(format!("block {key:?}"))?;
+                .ok_or_else(|| format!("block {key:?}"))?;
             let Value::Array(items) = items else {
                 return Err(format!("block {key:?} is not an array"));
             };
@@ -156,10 +156,10 @@ impl HandedSession {
             .map(|entry| {
                 Ok(LogEntry {
                     kind: LogKind::parse(&entry.kind)
-                        .ok_or(format!("log kind {:?}", entry.kind))?,
+                        .ok_or_else(|| format!("log kind {:?}", entry.kind))?,
                     action: LogAction::parse(&entry.action)
                         .filter(|action| action.copied_to_clones())
-                        .ok_or(format!("log action {:?}", entry.action))?,
+                        .ok_or_else(|| format!("log action {:?}", entry.action))?,
                     actor: String::new(),
                     old_status: entry.old_status.as_deref().map(status).transpose()?,
                     new_status: entry.new_status.as_deref().map(status).transpose()?,

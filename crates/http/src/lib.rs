@@ -113,7 +113,7 @@ pub async fn deadline(
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let limit = req
         .app_data::<web::Data<AppState>>()
-        .map_or(Limits::default().deadline, |state| state.limits.deadline);
+        .map_or_else(|| Limits::default().deadline, |state| state.limits.deadline);
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(response) => response.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
         // Answered as the error's own JSON response (the request cannot be cloned before it

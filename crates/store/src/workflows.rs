@@ -47,7 +47,7 @@ fn settings_of(text: &str) -> WorkflowSettings {
     let flag = |name: &str, default: bool| stored[name].as_bool().unwrap_or(default);
     let number = |name: &str, default: i64| stored[name].as_i64().unwrap_or(default);
     WorkflowSettings {
-        status: stored["status"].as_str().map_or(defaults.status.clone(), str::to_owned),
+        status: stored["status"].as_str().map_or_else(|| defaults.status.clone(), str::to_owned),
         is_white_label_enabled: flag("is_white_label_enabled", defaults.is_white_label_enabled),
         is_desktop_allowed: flag("is_desktop_allowed", defaults.is_desktop_allowed),
         max_retry_attempts: number("max_retry_attempts", defaults.max_retry_attempts),

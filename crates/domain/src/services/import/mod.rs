@@ -173,7 +173,7 @@ impl ImportService {
         if let Some(check) = first_failed_check(&context, &attempt) {
             return Err(refusal(check, named, context.existing_clone));
         }
-        let source = context.source.ok_or(Error::refused(ImportCheck::SourceExists))?;
+        let source = context.source.ok_or_else(|| Error::refused(ImportCheck::SourceExists))?;
         let vendor_data = attempt.clone_vendor_data(&source).cloned();
         let (blocks, withheld) = attempt.claims.split(&context.recorded_blocks);
         let entity = context.receiver_entity.map(|(_, status)| status);

@@ -80,7 +80,7 @@ impl ImportService {
         let local = self.local_refusal(federated, &attempt, &partner).await?;
         let session =
             self.exchange(federated, &partner, &request, &attempt, &local, named, false).await?;
-        let vendor_data = attempt.vendor_data.clone().or(session.vendor_data.clone());
+        let vendor_data = attempt.vendor_data.clone().or_else(|| session.vendor_data.clone());
         let entity = match &vendor_data {
             Some(vendor_data) => {
                 self.ports
@@ -119,7 +119,8 @@ impl ImportService {
     async fn partner_attempt<'a>(
         &'a self, caller: &Caller, issuer: &str, request: &ImportRequest,
     ) -> Result<(&'a Federated, Partner, ImportAttempt, bool), Error> {
-        let federated = self.federated.as_ref().ok_or(Error::refused(ImportCheck::TokenValid))?;
+        let federated =
+            self.federated.as_ref().ok_or_else(|| Error::refused(ImportCheck::TokenValid))?;
         let (partner, claims) =
             federated.directory.verify(issuer, &request.share_token).await.map_err(
                 |e| match e {
