@@ -22,7 +22,7 @@ impl CpuMeter {
     /// ends between two samples takes its time with it: the pool keeps its connections open
     /// while the benchmark runs, so the figure is a floor only for a round that replaced one.
     pub async fn sample(&self) -> CpuSample {
-        CpuSample { process: own(), database: self.backends().await }
+        CpuSample { process: own(), server: server_threads(), database: self.backends().await }
     }
 
     async fn backends(&self) -> Duration {
@@ -49,6 +49,8 @@ impl CpuMeter {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CpuSample {
     pub process: Duration,
+    /// Of `process`, the in-process HTTP server's threads (named `actix-server …`).
+    pub server: Duration,
     pub database: Duration,
 }
 
@@ -61,6 +63,7 @@ impl CpuSample {
     pub fn since(self, before: CpuSample) -> CpuSample {
         CpuSample {
             process: self.process.saturating_sub(before.process),
+            server: self.server.saturating_sub(before.server),
             database: self.database.saturating_sub(before.database),
         }
     }
@@ -69,6 +72,7 @@ impl CpuSample {
 impl std::ops::AddAssign for CpuSample {
     fn add_assign(&mut self, other: CpuSample) {
         self.process += other.process;
+        self.server += other.server;
         self.database += other.database;
     }
 }
@@ -84,6 +88,23 @@ fn own() -> Duration {
             + Duration::from_micros(t.tv_usec().max(0) as u64)
     };
     time(usage.user_time()) + time(usage.system_time())
+}
+
+/// The CPU time of this process's threads named `actix-server …`: the HTTP server's (its
+/// threads live as long as the server, so none takes its time with it).
+fn server_threads() -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .map(|task| task.path())
+        .filter(|task| {
+            std::fs::read_to_string(task.join("comm"))
+                .is_ok_and(|name| name.starts_with("actix-server"))
+        })
+        .map(|task| on_cpu(&task.join("schedstat").to_string_lossy()))
+        .sum()
 }
 
 /// The first field of a `schedstat` file: nanoseconds spent on a CPU (zero when unreadable).

@@ -377,6 +377,17 @@ fn per_round_ratios(rounds: &[Vec<f64>], contenders: &[Contender]) -> Vec<f64> {
         .collect()
 }
 
+/// CPU per import in milliseconds: the HTTP server's threads, the rest of this process (the
+/// client, or the in-process import), and the database's backends.
+fn cpu_split(spent: cpu::CpuSample, imports: usize) -> Value {
+    let ms = |d: std::time::Duration| round(d.as_secs_f64() * 1000.0 / imports.max(1) as f64);
+    json!({
+        "server": ms(spent.server),
+        "rest_of_process": ms(spent.process.saturating_sub(spent.server)),
+        "database": ms(spent.database),
+    })
+}
+
 async fn run_backend(
     backend: Backend, quick: bool, pool: u32, statement_count: &StatementCount,
 ) -> Result<Value, String> {
@@ -515,19 +526,30 @@ async fn run_backend(
     // In-process and HTTP at 32, in alternating rounds as well.
     let mut in_process_32 = Batch::default();
     let mut http_32 = Batch::default();
+    // Where each spends its CPU: this process (the client and, over HTTP, the server's
+    // threads) and the database.
+    let (mut in_process_cpu, mut http_cpu) = (cpu::CpuSample::default(), cpu::CpuSample::default());
     for round in 0..rounds {
         for k in 0..2 {
             let sources = world.sources(&services, per_round, 0).await?;
+            let before = bench.cpu.sample().await;
             if (k + round) % 2 == 0 {
                 in_process_32.extend(run_contender(&bench, Contender::Handoff, sources, 32).await);
+                in_process_cpu += bench.cpu.sample().await.since(before);
             } else {
                 http_32.extend(
                     over_http(port, &world.receiver_key, world.receiver_workflow, sources, 32)
                         .await,
                 );
+                http_cpu += bench.cpu.sample().await.since(before);
             }
         }
     }
+    let cpu_32 = json!({
+        "in_process": cpu_split(in_process_cpu, in_process_32.latencies.len()),
+        "http": cpu_split(http_cpu, http_32.latencies.len()),
+    });
+    println!("{name:8} CPU per import at 32, ms: {cpu_32}");
     let (in_process_32, http_32) = (in_process_32.figures(), http_32.figures());
     print("in_process_32".into(), in_process_32);
     print("http_32".into(), http_32);
@@ -582,6 +604,7 @@ async fn run_backend(
         "statements_per_import": statements,
         "http_imports_per_s": round(http_32.per_second),
         "http_to_in_process_32": round(http_32.per_second / in_process_32.per_second),
+        "cpu_ms_per_import_32": cpu_32,
         "errors": errors,
         "figures": report,
         "growth": growth,

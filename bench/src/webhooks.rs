@@ -306,7 +306,7 @@ pub async fn run(backend: Backend, quick: bool, pool: u32) -> Result<Value, Stri
     worker = start()?;
     let delivered = arrivals.wait_for(&ids, Duration::from_secs(120)).await;
     let elapsed =
-        delivered.values().max().map_or(began.elapsed(), |last| last.duration_since(began));
+        delivered.values().max().map_or_else(|| began.elapsed(), |last| last.duration_since(began));
     let per_second = round(delivered.len() as f64 / elapsed.as_secs_f64());
     errors += ids.len() - delivered.len();
     println!(
