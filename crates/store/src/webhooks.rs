@@ -15,7 +15,7 @@ use handoff_domain::webhook::{
 use handoff_domain::{ApplicationId, DeliveryId, DestinationId, EventId, RepoError, SessionId};
 use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, Func, InsertStatement, LockBehavior, LockType, Order, Query,
-    UpdateStatement,
+    SelectStatement, UpdateStatement,
 };
 use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult};
 use uuid::Uuid;
@@ -363,6 +363,14 @@ impl DeliveryQueue for Store {
 }
 
 impl Store {
+    /// Whether `select` finds no row yet, read outside any transaction: the worker's poll of
+    /// an idle queue neither waits for nor takes the write turn (on SQLite, the database's one
+    /// writer). A row found is read again, locked, in the write transaction.
+    async fn none_yet(&self, select: &SelectStatement) -> Result<bool, RepoError> {
+        let first = select.clone().limit(1).to_owned();
+        Ok(fetch_one(&self.db, &first).await?.is_none())
+    }
+
     /// Fans up to `limit` undispatched events out to the destinations of their application
     /// that are enabled and subscribed to their type, as pending deliveries due now; marks them
     /// dispatched. On PostgreSQL the events are locked `SKIP LOCKED`: servers dispatch
@@ -376,6 +384,9 @@ impl Store {
             .order_by(WebhookEvents::Id, Order::Asc)
             .limit(limit)
             .to_owned();
+        if self.none_yet(&undispatched).await? {
+            return Ok(0);
+        }
         // PostgreSQL only: SQLite writes one transaction at a time and has no row locks.
         undispatched.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let _turn = self.write_turn().await;
@@ -457,6 +468,9 @@ impl Store {
                 Expr::col(D::DestinationId)
                     .is_not_in(claim.busy.iter().map(DestinationId::as_uuid)),
             );
+        }
+        if self.none_yet(&candidates).await? {
+            return Ok(Vec::new());
         }
         candidates.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         let _turn = self.write_turn().await;

@@ -10,7 +10,7 @@ use handoff_domain::webhook::WebhookType;
 
 use crate::support::{TestStore, now, on_both_backends};
 
-on_both_backends!(the_outbox_fans_out_claims_records_and_prunes,);
+on_both_backends!(the_outbox_fans_out_claims_records_and_prunes, an_idle_poll_waits_for_no_writer,);
 
 async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
     let application = db.application().await;
@@ -57,4 +57,40 @@ async fn the_outbox_fans_out_claims_records_and_prunes(db: TestStore) {
     assert_eq!(db.prune_webhooks(now() + Duration::days(1)).await.unwrap(), 2);
     assert_eq!(db.count("webhook_deliveries").await, 0);
     assert_eq!(db.count("webhook_events").await, 0);
+}
+
+/// A poll that finds nothing to do only reads: it answers at once while another transaction
+/// holds the database's writer (SQLite) or the outbox's tables against locking reads
+/// (PostgreSQL).
+async fn an_idle_poll_waits_for_no_writer(db: TestStore) {
+    use sea_orm::{ConnectionTrait, DatabaseBackend, TransactionOptions, TransactionTrait};
+    let connection = db.connection();
+    let holder = match connection.get_database_backend() {
+        DatabaseBackend::Sqlite => {
+            let immediate = TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            };
+            connection.begin_with_options(immediate).await.unwrap()
+        }
+        _ => {
+            let holder = connection.begin().await.unwrap();
+            holder
+                .execute_unprepared(
+                    "LOCK TABLE webhook_events, webhook_deliveries IN EXCLUSIVE MODE",
+                )
+                .await
+                .unwrap();
+            holder
+        }
+    };
+    let claim = Claim { limit: 10, per_destination: 10, busy: &[], lease: Duration::seconds(30) };
+    let polled = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        let dispatched = db.dispatch_webhook_events(10, now()).await.unwrap();
+        (dispatched, db.claim_webhook_deliveries(&claim, now()).await.unwrap().len())
+    })
+    .await
+    .expect("an idle poll waited for the writer");
+    assert_eq!(polled, (0, 0));
+    holder.rollback().await.unwrap();
 }
