@@ -13,11 +13,6 @@
 //! `handoff` binary beside this one as separate server processes. `--federation` measures a
 //! federated import beside a local one ([`federation`]).
 
-/// The shipped binary's allocator (crates/app/src/main.rs), so that the server measured in
-/// process allocates as the one that runs.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 mod cpu;
 mod fairness;
 mod features;
