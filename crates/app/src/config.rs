@@ -140,8 +140,8 @@ impl Default for Timeouts {
     fn default() -> Self {
         Self {
             head: Duration::from_secs(5),
-            body: Duration::from_secs(30),
-            deadline: Duration::from_secs(60),
+            body: handoff_http::DEFAULT_BODY_TIMEOUT,
+            deadline: handoff_http::DEFAULT_DEADLINE,
         }
     }
 }

@@ -51,14 +51,20 @@ pub struct Limits {
     pub heavy: heavy::HeavyLimits,
 }
 
+/// How long a body may take to arrive once its head has, unless configured.
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long a request may take in all, unless configured.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
             small_body_bytes: 64 * 1024,
             results_body_bytes: 2 * 1024 * 1024,
             session_body_bytes: 1536 * 1024,
-            body_timeout: std::time::Duration::from_secs(30),
-            deadline: std::time::Duration::from_secs(60),
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            deadline: DEFAULT_DEADLINE,
             heavy: heavy::HeavyLimits::default(),
         }
     }
@@ -105,15 +111,16 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
     }
 }
 
-/// Stops a request that runs past [`Limits::deadline`] with a 503 `deadline_exceeded`: what it
-/// was doing is dropped, a transaction with it. Wrap the app in it (`from_fn(deadline)`).
+/// Stops a request that runs past [`Limits::deadline`] ([`DEFAULT_DEADLINE`] without state)
+/// with a 503 `deadline_exceeded`: what it was doing is dropped, a transaction with it. Wrap
+/// the app in it (`from_fn(deadline)`).
 pub async fn deadline(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let limit = req
         .app_data::<web::Data<AppState>>()
-        .map_or_else(|| Limits::default().deadline, |state| state.limits.deadline);
+        .map_or(DEFAULT_DEADLINE, |state| state.limits.deadline);
     match tokio::time::timeout(limit, next.call(req)).await {
         Ok(response) => response.map(actix_web::dev::ServiceResponse::map_into_boxed_body),
         // Answered as the error's own JSON response (the request cannot be cloned before it
