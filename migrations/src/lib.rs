@@ -42,6 +42,7 @@ mod m20261206_000018_share_terms;
 mod m20261206_000019_retention;
 mod m20261206_000020_reviewers;
 mod m20261206_000021_data_keys;
+mod m20261207_000022_api_key_changes;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -74,6 +75,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000019_retention::Migration),
             Box::new(m20261206_000020_reviewers::Migration),
             Box::new(m20261206_000021_data_keys::Migration),
+            Box::new(m20261207_000022_api_key_changes::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, Order, Query, SelectS
 use uuid::Uuid;
 
 use crate::Store;
+use crate::api_key_cache::Kept;
 use crate::rows::{corrupt, get};
 use crate::schema::{ApiKeys, Applications};
 use crate::sql::{commit, fetch_all, fetch_one, insert_row, run};
@@ -227,10 +228,16 @@ impl ApplicationRepository for Store {
             .and_where(Expr::col(ApiKeys::RevokedAt).is_null())
             .to_owned();
         let changed = run(&self.db, &update).await?;
+        // Seen by this store's next lookup at once; by others' when the change is announced.
+        self.api_keys.forget(prefix);
         Ok(changed == 1)
     }
 
     async fn find_api_key(&self, prefix: &str) -> Result<Option<StoredApiKey>, RepoError> {
+        let asked = match self.api_keys.get(prefix) {
+            Kept::Key(key) => return Ok(Some(key)),
+            Kept::Ask(generation) => generation,
+        };
         let select = select_key([ApiKeys::ApplicationId, ApiKeys::KeyHash])
             .and_where(Expr::col(ApiKeys::Prefix).eq(prefix))
             .and_where(Expr::col(ApiKeys::RevokedAt).is_null())
@@ -242,11 +249,13 @@ impl ApplicationRepository for Store {
         let hash: [u8; 32] = hash
             .try_into()
             .map_err(|_| RepoError::Internal("stored key hash has the wrong length".into()))?;
-        Ok(Some(StoredApiKey {
+        let key = StoredApiKey {
             application_id: ApplicationId::from_uuid(get(&row, "application_id")?),
             hash: ApiKeyHash(hash),
             grant: grant(&row)?,
-        }))
+        };
+        self.api_keys.keep(prefix, &key, asked);
+        Ok(Some(key))
     }
 
     async fn list_api_keys(

@@ -7,6 +7,7 @@
 //! runs in a transaction that takes the write lock up front (`BEGIN IMMEDIATE` on SQLite,
 //! `SELECT ... FOR UPDATE` on PostgreSQL).
 
+mod api_key_cache;
 mod applications;
 mod backfill;
 mod connect;
@@ -55,6 +56,8 @@ pub struct Store {
     write_gate: Option<std::sync::Arc<write_gate::WriteGate>>,
     /// What seals identity data at rest ([`Store::sealing_with`]); `None`: kept in clear.
     sealing: Option<std::sync::Arc<sealing::DataProtection>>,
+    /// The API keys looked up, kept while [`Store::watch_api_keys`] runs.
+    api_keys: std::sync::Arc<api_key_cache::ApiKeyCache>,
 }
 
 impl Store {
@@ -62,7 +65,7 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         let write_gate = (db.get_database_backend() == DatabaseBackend::Sqlite)
             .then(|| std::sync::Arc::new(write_gate::WriteGate::default()));
-        Self { db, writer: None, write_gate, sealing: None }
+        Self { db, writer: None, write_gate, sealing: None, api_keys: Default::default() }
     }
 
     /// Waits for this process's turn to write (SQLite only; PostgreSQL has row locks).

@@ -237,3 +237,86 @@ async fn reviewers_are_kept_found_and_removed_with_their_console_sessions(db: Te
     assert_eq!(db.count("console_sessions").await, 0, "ended by the removal");
     assert!(db.find_reviewer(ana.reviewer.id).await.unwrap().is_none());
 }
+
+on_both_backends!(a_key_another_process_revokes_stops_authenticating_here);
+/// A store watching for key changes keeps the keys it looked up (PostgreSQL), and forgets one
+/// when another process revokes it, or when it stops hearing of changes; on SQLite it keeps
+/// nothing.
+async fn a_key_another_process_revokes_stops_authenticating_here(db: TestStore) {
+    use sea_orm::{ConnectionTrait, DatabaseBackend};
+    let postgres = db.connection().get_database_backend() == DatabaseBackend::Postgres;
+    let mut watch = tokio::spawn(db.store.clone().watch_api_keys());
+    // Another process on the same database.
+    let other = db.in_clear().await;
+    let app = db.application().await;
+    let key = || async {
+        let (key, stored) = ApiKey::generate(app).unwrap();
+        assert!(db.add_api_key(&stored, now()).await.unwrap());
+        key.prefix().to_owned()
+    };
+    let listening = || async {
+        wait_for(|| async {
+            !db.rows("SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN%'").await.is_empty()
+        })
+        .await
+    };
+    let forgotten = |prefix: String| {
+        let db = &db;
+        async move { wait_for(|| async { db.find_api_key(&prefix).await.unwrap().is_none() }).await }
+    };
+    if postgres {
+        assert!(listening().await, "the store listens for key changes");
+    } else {
+        assert!((&mut watch).await.is_ok(), "on SQLite the watch ends at once");
+    }
+
+    let revoked = key().await;
+    assert!(db.find_api_key(&revoked).await.unwrap().is_some());
+    assert!(other.revoke_api_key(app, &revoked, now()).await.unwrap());
+    assert!(forgotten(revoked).await, "a revocation elsewhere is seen here");
+    if !postgres {
+        return;
+    }
+
+    // A change that goes unannounced (the trigger off) is not seen while the key is kept…
+    let unannounced = key().await;
+    assert!(db.find_api_key(&unannounced).await.unwrap().is_some());
+    db.connection()
+        .execute_unprepared("ALTER TABLE api_keys DISABLE TRIGGER api_key_changed")
+        .await
+        .unwrap();
+    assert!(other.revoke_api_key(app, &unannounced, now()).await.unwrap());
+    db.connection()
+        .execute_unprepared("ALTER TABLE api_keys ENABLE TRIGGER api_key_changed")
+        .await
+        .unwrap();
+    assert!(db.find_api_key(&unannounced).await.unwrap().is_some(), "answered from memory");
+    // …until the store stops hearing of changes, and forgets what it kept.
+    db.connection()
+        .execute_unprepared(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%'",
+        )
+        .await
+        .unwrap();
+    assert!(forgotten(unannounced).await, "a lost connection forgets every kept key");
+
+    // It listens again, and keeps keys again.
+    assert!(listening().await, "the store listens again");
+    let again = key().await;
+    assert!(db.find_api_key(&again).await.unwrap().is_some());
+    assert!(other.revoke_api_key(app, &again, now()).await.unwrap());
+    assert!(forgotten(again).await);
+    watch.abort();
+}
+
+/// Whether `condition` holds within 5 seconds, asked every 20 ms.
+async fn wait_for<F: std::future::Future<Output = bool>>(condition: impl Fn() -> F) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if condition().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
