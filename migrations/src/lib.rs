@@ -132,6 +132,7 @@ mod tests {
                 "m20261206_000019_retention",
                 "m20261206_000020_reviewers",
                 "m20261206_000021_data_keys",
+                "m20261207_000022_api_key_changes",
             ]
         );
     }
