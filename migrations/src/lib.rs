@@ -43,6 +43,7 @@ mod m20261206_000019_retention;
 mod m20261206_000020_reviewers;
 mod m20261206_000021_data_keys;
 mod m20261207_000022_api_key_changes;
+mod m20261207_000023_api_key_generation;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -76,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000020_reviewers::Migration),
             Box::new(m20261206_000021_data_keys::Migration),
             Box::new(m20261207_000022_api_key_changes::Migration),
+            Box::new(m20261207_000023_api_key_generation::Migration),
         ]
     }
 }
@@ -133,6 +135,7 @@ mod tests {
                 "m20261206_000020_reviewers",
                 "m20261206_000021_data_keys",
                 "m20261207_000022_api_key_changes",
+                "m20261207_000023_api_key_generation",
             ]
         );
     }

@@ -311,7 +311,7 @@ impl Application {
             None
         };
         prune_idempotency_keys(services.idempotency.clone());
-        // Requests' keys answered from memory while every change to one is heard (PostgreSQL).
+        // Requests' keys answered from memory while every change to one is heard.
         tokio::spawn(store.clone().watch_api_keys());
         let metrics = metrics::collect(&config.metrics, &store)?;
         sweep_retention(services.retention.clone(), config.retention_sweep, metrics.clone());

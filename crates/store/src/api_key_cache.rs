@@ -1,8 +1,10 @@
 //! The API keys a server looked up, kept in memory so that a request's key costs no round trip
-//! to the database — on PostgreSQL, and only while [`Store::watch_api_keys`] listens to the
-//! database's announcements of key changes (migration `000022`): a key revoked by any process
-//! is forgotten when its revocation commits. Without the announcements (SQLite, a lost
-//! connection) nothing is kept, and every request looks its key up as before.
+//! to the database, only while [`Store::watch_api_keys`] hears of every change to a key's row,
+//! whichever process makes it: on PostgreSQL the database's announcements (migration
+//! `000022`), a key forgotten when its change commits; on SQLite a count of changes that the
+//! watch reads every [`POLL_EVERY`] (migration `000023`), every key forgotten when it moves.
+//! Without them (a lost connection, a failed read) nothing is kept, and every request looks
+//! its key up.
 //!
 //! What is kept is what the database answered: the application, the key's hash and its grant;
 //! the presented key is still compared with the hash, and the grant's expiry still read from
@@ -12,11 +14,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use handoff_domain::StoredApiKey;
+use handoff_domain::{RepoError, StoredApiKey};
 use sea_orm::DatabaseBackend;
+use sea_orm::sea_query::Query;
 use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 
 use crate::Store;
+use crate::rows::get;
+use crate::schema::ApiKeyChanges;
+use crate::sql::fetch_one;
 
 /// The channel migration `000022`'s trigger announces a changed key's prefix on.
 const CHANNEL: &str = "handoff_api_keys";
@@ -30,6 +36,10 @@ pub(crate) const KEEP_FOR: Duration = Duration::from_secs(10);
 
 /// How long the watcher waits before listening again after losing the connection.
 const LISTEN_AGAIN_AFTER: Duration = Duration::from_secs(1);
+
+/// How often the watcher reads SQLite's count of key changes: the longest a change made by
+/// another process (an operator's `handoff api-keys revoke`) goes unseen.
+pub(crate) const POLL_EVERY: Duration = Duration::from_millis(100);
 
 /// The keys kept, and whether they may be.
 #[derive(Default)]
@@ -98,8 +108,8 @@ impl ApiKeyCache {
         state.keys.remove(prefix);
     }
 
-    /// The announcements heard or lost: either way what was kept is forgotten, since a change
-    /// may have gone unannounced meanwhile.
+    /// The changes heard (or, on SQLite, the count moved) or lost: either way what was kept
+    /// is forgotten, since a change may have gone unheard meanwhile.
     fn listening(&self, listening: bool) {
         let mut state = self.lock();
         state.generation += 1;
@@ -110,13 +120,17 @@ impl ApiKeyCache {
 
 impl Store {
     /// Keeps the API keys this store looks up while the returned future runs, and forgets
-    /// each when any process changes its row (PostgreSQL's `LISTEN`, on a connection of its
-    /// own, outside the pool). On SQLite it returns at once, and nothing is kept: another
-    /// process (an operator's `handoff keys revoke`) could change a key unannounced.
+    /// each when any process changes its row: on PostgreSQL by `LISTEN`, on a connection of
+    /// its own, outside the pool; on SQLite by reading the count of changes every
+    /// [`POLL_EVERY`].
     pub async fn watch_api_keys(self) {
-        if self.backend() != DatabaseBackend::Postgres {
-            return;
+        match self.backend() {
+            DatabaseBackend::Postgres => self.listen_for_key_changes().await,
+            _ => self.poll_key_changes().await,
         }
+    }
+
+    async fn listen_for_key_changes(&self) {
         let options = self.db.get_postgres_connection_pool().connect_options();
         loop {
             match listen(&options).await {
@@ -137,6 +151,41 @@ impl Store {
                 }
             }
             tokio::time::sleep(LISTEN_AGAIN_AFTER).await;
+        }
+    }
+
+    /// SQLite: every key is forgotten when the count moves, and nothing is kept while it
+    /// cannot be read. A lookup that raced the change is not kept (the cache's generation).
+    async fn poll_key_changes(&self) {
+        let select =
+            Query::select().column(ApiKeyChanges::Generation).from(ApiKeyChanges::Table).to_owned();
+        let mut seen: Option<i64> = None;
+        let mut ticks = tokio::time::interval(POLL_EVERY);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            let count = match fetch_one(&self.db, &select).await {
+                Ok(Some(row)) => get::<i64>(&row, "generation"),
+                Ok(None) => Err(RepoError::Internal("api_key_changes has no row".into())),
+                Err(error) => Err(error),
+            };
+            match count {
+                Ok(count) if seen != Some(count) => {
+                    self.api_keys.listening(true);
+                    seen = Some(count);
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    if seen.take().is_some() {
+                        self.api_keys.listening(false);
+                        tracing::warn!(
+                            %error,
+                            "cannot read the count of API key changes: every request looks \
+                             its key up until it can"
+                        );
+                    }
+                }
+            }
         }
     }
 }

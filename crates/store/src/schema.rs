@@ -40,6 +40,11 @@ table! {
 }
 
 table! {
+    /// SQLite only: one row, whose `generation` counts every change to an API key's row.
+    ApiKeyChanges { Id, Generation }
+}
+
+table! {
     /// The allowlists and custom lists applications make.
     Lists { Id, ApplicationId, Name, Description, ListType, EntryType, CreatedAt }
 }
@@ -270,6 +275,9 @@ mod tests {
         ];
         for block in FeatureBlock::ALL {
             tables.push((block.v3_key().to_owned(), names(BlockItems::COLUMNS)));
+        }
+        if backend == Backend::Sqlite {
+            tables.push((ApiKeyChanges::Table.to_string(), names(ApiKeyChanges::COLUMNS)));
         }
         for (table, named) in tables {
             assert_eq!(columns_of(&store, &table).await, named, "{backend:?} {table}");

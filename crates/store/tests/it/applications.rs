@@ -239,13 +239,13 @@ async fn reviewers_are_kept_found_and_removed_with_their_console_sessions(db: Te
 }
 
 on_both_backends!(a_key_another_process_revokes_stops_authenticating_here);
-/// A store watching for key changes keeps the keys it looked up (PostgreSQL), and forgets one
-/// when another process revokes it, or when it stops hearing of changes; on SQLite it keeps
-/// nothing.
+/// A store watching for key changes keeps the keys it looked up, and forgets one when another
+/// process revokes it, or when it stops hearing of changes (on PostgreSQL its listening
+/// connection ends; on SQLite the count of changes cannot be read).
 async fn a_key_another_process_revokes_stops_authenticating_here(db: TestStore) {
     use sea_orm::{ConnectionTrait, DatabaseBackend};
     let postgres = db.connection().get_database_backend() == DatabaseBackend::Postgres;
-    let mut watch = tokio::spawn(db.store.clone().watch_api_keys());
+    let watch = tokio::spawn(db.store.clone().watch_api_keys());
     // Another process on the same database.
     let other = db.in_clear().await;
     let app = db.application().await;
@@ -254,26 +254,21 @@ async fn a_key_another_process_revokes_stops_authenticating_here(db: TestStore) 
         assert!(db.add_api_key(&stored, now()).await.unwrap());
         key.prefix().to_owned()
     };
-    let listening = || async { wait_for(|| async { !db.rows(LISTENERS).await.is_empty() }).await };
     let forgotten = |prefix: String| {
         let db = &db;
         async move { wait_for(|| async { db.find_api_key(&prefix).await.unwrap().is_none() }).await }
     };
-    // A key looked up, then revoked unannounced (the trigger off), that this store still
-    // answers from memory: tried again for as long as the store is not listening yet.
-    let kept_unannounced = || async {
+    let revoke_unheard = |prefix: String| {
+        let (db, other) = (&db, &other);
+        async move { revoke_unheard(db, other, app, postgres, &prefix).await }
+    };
+    // A key looked up, then revoked unheard, that this store still answers from memory: tried
+    // again for as long as the store does not hear of changes yet.
+    let kept_unheard = || async {
         for _ in 0..100 {
             let prefix = key().await;
             assert!(db.find_api_key(&prefix).await.unwrap().is_some());
-            db.connection()
-                .execute_unprepared("ALTER TABLE api_keys DISABLE TRIGGER api_key_changed")
-                .await
-                .unwrap();
-            assert!(other.revoke_api_key(app, &prefix, now()).await.unwrap());
-            db.connection()
-                .execute_unprepared("ALTER TABLE api_keys ENABLE TRIGGER api_key_changed")
-                .await
-                .unwrap();
+            revoke_unheard(prefix.clone()).await;
             if db.find_api_key(&prefix).await.unwrap().is_some() {
                 return Some(prefix);
             }
@@ -282,33 +277,58 @@ async fn a_key_another_process_revokes_stops_authenticating_here(db: TestStore) 
         None
     };
     if postgres {
-        assert!(listening().await, "the store listens for key changes");
-    } else {
-        assert!((&mut watch).await.is_ok(), "on SQLite the watch ends at once");
+        let listening = wait_for(|| async { !db.rows(LISTENERS).await.is_empty() }).await;
+        assert!(listening, "the store listens for key changes");
     }
 
     let revoked = key().await;
     assert!(db.find_api_key(&revoked).await.unwrap().is_some());
     assert!(other.revoke_api_key(app, &revoked, now()).await.unwrap());
     assert!(forgotten(revoked).await, "a revocation elsewhere is seen here");
-    if !postgres {
-        return;
+
+    // A change that goes unheard is not seen while the key is kept…
+    let unheard = kept_unheard().await.expect("a kept key is answered from memory");
+    // …until the store stops hearing of changes, and forgets what it kept.
+    let (lose, restore) = if postgres {
+        (format!("SELECT pg_terminate_backend(pid) FROM ({LISTENERS}) AS listeners"), None)
+    } else {
+        let away = "ALTER TABLE api_key_changes RENAME TO api_key_changes_away";
+        (away.to_owned(), Some("ALTER TABLE api_key_changes_away RENAME TO api_key_changes"))
+    };
+    db.connection().execute_unprepared(&lose).await.unwrap();
+    assert!(forgotten(unheard).await, "a watch that stops hearing forgets every kept key");
+    if let Some(restore) = restore {
+        db.connection().execute_unprepared(restore).await.unwrap();
     }
 
-    // A change that goes unannounced is not seen while the key is kept…
-    let unannounced = kept_unannounced().await.expect("a kept key is answered from memory");
-    // …until the store stops hearing of changes, and forgets what it kept.
-    let terminate = format!("SELECT pg_terminate_backend(pid) FROM ({LISTENERS}) AS listeners");
-    db.connection().execute_unprepared(&terminate).await.unwrap();
-    assert!(forgotten(unannounced).await, "a lost connection forgets every kept key");
-
-    // It listens again, and keeps keys again.
-    assert!(kept_unannounced().await.is_some(), "the store keeps keys again");
+    // It hears of changes again, and keeps keys again.
+    assert!(kept_unheard().await.is_some(), "the store keeps keys again");
     let announced = key().await;
     assert!(db.find_api_key(&announced).await.unwrap().is_some());
     assert!(other.revoke_api_key(app, &announced, now()).await.unwrap());
     assert!(forgotten(announced).await);
     watch.abort();
+}
+
+/// Revokes `prefix` unheard by a watch: on PostgreSQL with the trigger off, on SQLite with the
+/// count of changes put back in the same transaction.
+async fn revoke_unheard(
+    db: &TestStore, other: &handoff_store::Store, app: ApplicationId, postgres: bool, prefix: &str,
+) {
+    use sea_orm::ConnectionTrait;
+    if postgres {
+        let trigger = |on: &str| format!("ALTER TABLE api_keys {on} TRIGGER api_key_changed");
+        db.connection().execute_unprepared(&trigger("DISABLE")).await.unwrap();
+        assert!(other.revoke_api_key(app, prefix, now()).await.unwrap());
+        db.connection().execute_unprepared(&trigger("ENABLE")).await.unwrap();
+    } else {
+        let revoke = format!(
+            "BEGIN; UPDATE api_keys SET revoked_at = '2026-01-01 00:00:00' \
+             WHERE prefix = '{prefix}'; \
+             UPDATE api_key_changes SET generation = generation - 1; COMMIT"
+        );
+        db.connection().execute_unprepared(&revoke).await.unwrap();
+    }
 }
 
 /// The connections of this test's database that listen (PostgreSQL).
