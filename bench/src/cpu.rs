@@ -22,7 +22,12 @@ impl CpuMeter {
     /// ends between two samples takes its time with it: the pool keeps its connections open
     /// while the benchmark runs, so the figure is a floor only for a round that replaced one.
     pub async fn sample(&self) -> CpuSample {
-        CpuSample { process: own(), server: server_threads(), database: self.backends().await }
+        CpuSample {
+            process: own(),
+            server: threads_named("actix-server"),
+            engine: threads_named("sqlx-sqlite-wor"),
+            database: self.backends().await,
+        }
     }
 
     async fn backends(&self) -> Duration {
@@ -51,6 +56,9 @@ pub struct CpuSample {
     pub process: Duration,
     /// Of `process`, the in-process HTTP server's threads (named `actix-server …`).
     pub server: Duration,
+    /// Of `process`, SQLite's: the driver's worker threads, one per connection, which run the
+    /// engine (named `sqlx-sqlite-worker-…`, cut to 15 bytes).
+    pub engine: Duration,
     pub database: Duration,
 }
 
@@ -64,6 +72,7 @@ impl CpuSample {
         CpuSample {
             process: self.process.saturating_sub(before.process),
             server: self.server.saturating_sub(before.server),
+            engine: self.engine.saturating_sub(before.engine),
             database: self.database.saturating_sub(before.database),
         }
     }
@@ -73,6 +82,7 @@ impl std::ops::AddAssign for CpuSample {
     fn add_assign(&mut self, other: CpuSample) {
         self.process += other.process;
         self.server += other.server;
+        self.engine += other.engine;
         self.database += other.database;
     }
 }
@@ -90,9 +100,10 @@ fn own() -> Duration {
     time(usage.user_time()) + time(usage.system_time())
 }
 
-/// The CPU time of this process's threads named `actix-server …`: the HTTP server's (its
-/// threads live as long as the server, so none takes its time with it).
-fn server_threads() -> Duration {
+/// The CPU time of this process's threads whose name starts with `prefix`: the HTTP server's
+/// and the SQLite driver's live as long as the server and the pool's connections, so none
+/// takes its time with it.
+fn threads_named(prefix: &str) -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;
     };
@@ -100,8 +111,7 @@ fn server_threads() -> Duration {
         .filter_map(Result::ok)
         .map(|task| task.path())
         .filter(|task| {
-            std::fs::read_to_string(task.join("comm"))
-                .is_ok_and(|name| name.starts_with("actix-server"))
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|name| name.starts_with(prefix))
         })
         .map(|task| on_cpu(&task.join("schedstat").to_string_lossy()))
         .sum()

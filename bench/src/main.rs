@@ -377,13 +377,15 @@ fn per_round_ratios(rounds: &[Vec<f64>], contenders: &[Contender]) -> Vec<f64> {
         .collect()
 }
 
-/// CPU per import in milliseconds: the HTTP server's threads, the rest of this process (the
-/// client, or the in-process import), and the database's backends.
+/// CPU per import in milliseconds: the HTTP server's threads, SQLite's engine (the driver's
+/// threads), the rest of this process (the client, or the in-process import), and PostgreSQL's
+/// backends.
 fn cpu_split(spent: cpu::CpuSample, imports: usize) -> Value {
     let ms = |d: std::time::Duration| round(d.as_secs_f64() * 1000.0 / imports.max(1) as f64);
     json!({
         "server": ms(spent.server),
-        "rest_of_process": ms(spent.process.saturating_sub(spent.server)),
+        "engine": ms(spent.engine),
+        "rest_of_process": ms(spent.process.saturating_sub(spent.server + spent.engine)),
         "database": ms(spent.database),
     })
 }
