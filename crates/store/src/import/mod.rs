@@ -12,7 +12,7 @@ use handoff_domain::lists::{EntryType, ListType};
 use handoff_domain::vendor_data::VendorData;
 use handoff_domain::{
     ApplicationId, EntityId, EntityStatus, ImportAttempt, ImportContext, ImportOutcome,
-    ImportWorkflow, RecordedToken, RepoError, SessionId, SessionKind, ShareClaims,
+    ImportWorkflow, RecordedToken, RepoError, SessionId, SessionKind, SessionRecord, ShareClaims,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DatabaseBackend, QueryResult, Value};
@@ -136,9 +136,24 @@ pub(crate) struct SourceKeys {
 /// The source's items and reviews, read on SQLite with an import's checks so that the clone's
 /// answer needs no rows back from its copies (each row crosses sqlx's worker thread): they are
 /// the clone's, which copies them under the same data key. Reviews carry the clone's `actor`.
+/// Kept as read (packed, sealed) until [`SourceAnswer::record`], which the import calls once it
+/// has committed and given up the writer's turn.
 pub(crate) struct SourceAnswer {
-    pub(crate) items: Vec<(handoff_domain::FeatureBlock, i32, handoff_domain::FeatureItem)>,
-    pub(crate) reviews: Vec<handoff_domain::Review>,
+    items: Option<String>,
+    reviews: Option<String>,
+}
+
+impl SourceAnswer {
+    /// The clone's record: its session row (written by the import) with these items and
+    /// reviews, opened with the source's data key.
+    pub(crate) fn record(
+        self, row: &QueryResult, key: &SessionKey,
+    ) -> Result<SessionRecord, RepoError> {
+        let (session, recorded) = rows::session(row, key)?;
+        let items = rows::items_packed(self.items.as_deref(), key)?;
+        let reviews = rows::reviews_json(self.reviews.as_deref(), key)?;
+        Ok(SessionRecord { session, blocks: rows::blocks(&recorded, items), reviews })
+    }
 }
 
 /// A session's items and reviews as SQLite's import answers them, in one row: `items` packed as
@@ -293,11 +308,9 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         blocklisted.retain(|t| matches!(t, EntryType::User | EntryType::Business));
     }
     let answer = if answer && source_found {
-        let items = rows::text_or_null(&row, "source_items")?;
-        let reviews = rows::text_or_null(&row, "source_reviews")?;
         Some(SourceAnswer {
-            items: rows::items_packed(items.as_deref(), &source_key)?,
-            reviews: rows::reviews_json(reviews.as_deref(), &source_key)?,
+            items: rows::text_or_null(&row, "source_items")?,
+            reviews: rows::text_or_null(&row, "source_reviews")?,
         })
     } else {
         None

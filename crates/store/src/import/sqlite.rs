@@ -2,15 +2,16 @@
 //! source's items and reviews (one query), decides the checks with the domain's
 //! `first_failed_check`, then writes the clone in one command of statements, the session's row
 //! returned. The one writer holds the lock from `BEGIN`, so nothing read can change before the
-//! writes.
+//! writes; what the import answers is decoded once it has committed and let the next writer
+//! go, as on PostgreSQL.
 
 use handoff_domain::entity::NewEntity;
 use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::{
     EntityStatus, FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome,
-    SessionRecord, first_failed_check,
+    first_failed_check,
 };
-use sea_orm::DatabaseTransaction;
+use sea_orm::{DatabaseTransaction, QueryResult};
 
 use super::fetch;
 use crate::Store;
@@ -24,22 +25,26 @@ use crate::sql::{Batch, Failure, commit, repo_error};
 pub(super) async fn import(
     store: &Store, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, Failure> {
-    let _turn = store.write_turn().await;
+    let turn = store.write_turn().await;
     let txn = store.begin_write().await?;
     let (context, keys, answer) = super::read_context(store, &txn, attempt, true).await?;
-    let outcome = match (first_failed_check(&context, attempt), context.existing_clone, answer) {
-        (None, _, Some(answer)) => copy(store, &txn, attempt, context, keys, answer).await?,
-        (Some(ImportCheck::NotImported), Some(existing), _) => {
-            ImportOutcome::AlreadyImported(existing)
+    let copied = match (first_failed_check(&context, attempt), context.existing_clone, answer) {
+        (None, _, Some(answer)) => {
+            copy(store, &txn, attempt, context, &keys).await?.map(|row| (row, answer))
         }
-        _ => ImportOutcome::Refused,
+        (Some(ImportCheck::NotImported), Some(existing), _) => {
+            txn.rollback().await.map_err(repo_error)?;
+            return Ok(ImportOutcome::AlreadyImported(existing));
+        }
+        _ => None,
     };
-    if let ImportOutcome::Imported(_) = outcome {
-        commit(txn).await?;
-    } else {
+    let Some((row, answer)) = copied else {
         txn.rollback().await.map_err(repo_error)?;
-    }
-    Ok(outcome)
+        return Ok(ImportOutcome::Refused);
+    };
+    commit(txn).await?;
+    drop(turn);
+    Ok(ImportOutcome::Imported(Box::new(answer.record(&row, &keys.source)?)))
 }
 
 /// The `INSERT … SELECT` that copies one block table, built once per block. Positions are copied
@@ -97,7 +102,8 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// The clone's statements once the checks passed inside the write transaction, as one command:
+/// The clone's statements once the checks passed inside the write transaction, as one command,
+/// and the clone's session row it returns (none: refused):
 /// each command crosses to sqlx's SQLite worker thread and back, which costs more than a
 /// statement. What the statements depend on was read with the checks (the receiver's entity
 /// too), and the immediate transaction holds the write lock from `BEGIN`, so nothing of it
@@ -106,14 +112,14 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// the clone copies under the same data key.
 async fn copy(
     store: &Store, txn: &DatabaseTransaction, attempt: &ImportAttempt, context: ImportContext,
-    keys: super::SourceKeys, answer: super::SourceAnswer,
-) -> Result<ImportOutcome, Failure> {
+    keys: &super::SourceKeys,
+) -> Result<Option<QueryResult>, Failure> {
     // A token expected in the ledger must be there, to be redeemed.
     if attempt.listed && context.token.is_none() {
-        return Ok(ImportOutcome::Refused);
+        return Ok(None);
     }
     let (Some(source), Some(workflow)) = (context.source, context.workflow) else {
-        return Ok(ImportOutcome::Refused);
+        return Ok(None);
     };
     let (clone_id, source_id) = (attempt.clone_id.as_uuid(), source.id.as_uuid());
     let receiver = attempt.application_id;
@@ -158,8 +164,8 @@ async fn copy(
     let selective = attempt.claims.blocks.is_some();
     // The clone holds the source's data key wrapped for the receiver: the ledger's, made at
     // the share, or made now for a token without one.
-    let clone_data_key = match keys.clone {
-        Some(key) => Some(key),
+    let clone_data_key = match &keys.clone {
+        Some(key) => Some(key.clone()),
         None => store.wrap_for(txn, &keys.source, receiver).await?,
     };
     let names_carried = attempt.claims.blocks.as_ref().is_none_or(|blocks| {
@@ -219,13 +225,5 @@ async fn copy(
     batch.push_built(outbox::events_insert(source.id, &attempt.source_log)?);
 
     let (sql, values) = batch.command(sea_orm::DatabaseBackend::Sqlite);
-    let Some(row) = fetch(txn, &sql, values).await?.into_iter().next() else {
-        return Ok(ImportOutcome::Refused);
-    };
-    let (session, recorded) = rows::session(&row, &keys.source)?;
-    Ok(ImportOutcome::Imported(Box::new(SessionRecord {
-        session,
-        blocks: rows::blocks(&recorded, answer.items),
-        reviews: answer.reviews,
-    })))
+    Ok(fetch(txn, &sql, values).await?.into_iter().next())
 }
