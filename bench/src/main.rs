@@ -3,7 +3,8 @@
 //! - in-process imports through the domain service and the store, at 1, 8 and 32 workers;
 //! - the limit: the same clone as hand-written SQL in one transaction, at 1 and 8 workers, and
 //!   the same answering with the clone as handoff does (a diagnostic);
-//! - HTTP end to end: the server under 32 concurrent connections;
+//! - HTTP end to end: the server under 32 concurrent connections, and its cheapest authenticated
+//!   request (the workflows, one row) beside it;
 //! - growth: time and SQL statements per import for sources of 10, 100 and 1,000 related rows.
 //!
 //! Run it with `cargo xtask bench [--quick] [--only sqlite|postgres] [--pool N]`; its last line
@@ -161,6 +162,27 @@ async fn over_http(
             // The answer read whole, as a client does (and so its connection is reused).
             match response {
                 Ok(r) if r.status().as_u16() == 201 => r.bytes().await.is_ok(),
+                _ => false,
+            }
+        }
+    })
+    .await
+}
+
+/// `requests` reads of the receiver's workflows over 32 connections.
+async fn read_over_http(port: u16, key: &str, requests: usize) -> Batch {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap_or_default();
+    let key = key.to_owned();
+    measure(vec![(); requests], 32, move |()| {
+        let (client, key) = (client.clone(), key.clone());
+        async move {
+            let response = client
+                .get(format!("http://127.0.0.1:{port}/v3/workflows/"))
+                .header("x-api-key", key)
+                .send()
+                .await;
+            match response {
+                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
                 _ => false,
             }
         }
@@ -557,6 +579,19 @@ async fn run_backend(
     print("http_32".into(), http_32);
     errors += in_process_32.errors + http_32.errors;
 
+    // The cheapest authenticated request (the receiver's workflows, one row), at 32: what
+    // authenticating a key costs beside a request's own work.
+    let before = bench.cpu.sample().await;
+    let mut reads =
+        read_over_http(port, &world.receiver_key, if quick { 2_000 } else { 20_000 }).await;
+    let reads_cpu = cpu_split(bench.cpu.sample().await.since(before), reads.latencies.len());
+    let reads = reads.figures();
+    println!(
+        "{name:8} GET /v3/workflows/ at 32   {:>9.1} requests/s p50 {:>7.2} ms   p99 {:>7.2} ms   CPU per request, ms: {reads_cpu}",
+        reads.per_second, reads.p50_ms, reads.p99_ms
+    );
+    errors += reads.errors;
+
     // Growth through a store of its own whose driver logs each statement, so that they can be
     // counted here.
     let logged = Store::connect(
@@ -607,6 +642,11 @@ async fn run_backend(
         "http_imports_per_s": round(http_32.per_second),
         "http_to_in_process_32": round(http_32.per_second / in_process_32.per_second),
         "cpu_ms_per_import_32": cpu_32,
+        "http_read_32": {
+            "requests_per_s": round(reads.per_second),
+            "p99_ms": round(reads.p99_ms),
+            "cpu_ms_per_request": reads_cpu,
+        },
         "errors": errors,
         "figures": report,
         "growth": growth,
