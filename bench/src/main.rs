@@ -14,6 +14,7 @@
 //! `handoff` binary beside this one as separate server processes. `--federation` measures a
 //! federated import beside a local one ([`federation`]).
 
+mod client;
 mod cpu;
 mod fairness;
 mod features;
@@ -103,6 +104,23 @@ where
     F: Fn(T) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
+    let work = Arc::new(work);
+    measure_with(items, workers, move |(), item| {
+        let work = work.clone();
+        async move { ((), work(item).await) }
+    })
+    .await
+}
+
+/// Runs `work` over `items` with `workers` concurrent tasks, each with a state of its own
+/// (`S::default()` first), which `work` takes and gives back.
+async fn measure_with<T, S, F, Fut>(items: Vec<T>, workers: usize, work: F) -> Batch
+where
+    T: Send + 'static,
+    S: Default + Send + 'static,
+    F: Fn(S, T) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (S, bool)> + Send,
+{
     let queue = Arc::new(Mutex::new(items));
     let work = Arc::new(work);
     let started = Instant::now();
@@ -112,11 +130,14 @@ where
         tasks.spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0;
+            let mut state = S::default();
             loop {
                 let next = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
                 let Some(item) = next else { break };
                 let began = Instant::now();
-                if work(item).await {
+                let (kept, done) = work(state, item).await;
+                state = kept;
+                if done {
                     latencies.push(began.elapsed());
                 } else {
                     errors += 1;
@@ -144,26 +165,36 @@ fn import_request(source: &Source, workflow: WorkflowId) -> ImportRequest {
     }
 }
 
+/// Sends one request on the worker's connection (opened first when it has none), the answer
+/// read whole, as a client does; whether it answered `expected`. A connection that failed is
+/// dropped, and the next request opens another.
+async fn send(
+    connection: Option<client::Connection>, port: u16, method: hyper::Method, path: &str,
+    key: &str, body: Option<Vec<u8>>, expected: u16,
+) -> (Option<client::Connection>, bool) {
+    let Some(mut connection) = (match connection {
+        Some(connection) => Some(connection),
+        None => client::Connection::open(port).await,
+    }) else {
+        return (None, false);
+    };
+    match connection.send(method, path, key, body).await {
+        Some(status) => (Some(connection), status.as_u16() == expected),
+        None => (None, false),
+    }
+}
+
 async fn over_http(
     port: u16, key: &str, workflow: WorkflowId, sources: Vec<Source>, workers: usize,
 ) -> Batch {
-    let client =
-        reqwest::Client::builder().pool_max_idle_per_host(workers).build().unwrap_or_default();
-    let key = key.to_owned();
-    measure(sources, workers, move |source| {
-        let (client, key) = (client.clone(), key.clone());
+    let key: Arc<str> = key.into();
+    measure_with(sources, workers, move |connection, source: Source| {
+        let key = key.clone();
         async move {
-            let response = client
-                .post(format!("http://127.0.0.1:{port}/v3/session/import-shared/"))
-                .header("x-api-key", key)
-                .json(&json!({"share_token": source.token, "workflow_id": workflow.to_string()}))
-                .send()
-                .await;
-            // The answer read whole, as a client does (and so its connection is reused).
-            match response {
-                Ok(r) if r.status().as_u16() == 201 => r.bytes().await.is_ok(),
-                _ => false,
-            }
+            let body = json!({"share_token": source.token, "workflow_id": workflow.to_string()});
+            let path = "/v3/session/import-shared/";
+            let body = Some(body.to_string().into_bytes());
+            send(connection, port, hyper::Method::POST, path, &key, body, 201).await
         }
     })
     .await
@@ -171,20 +202,11 @@ async fn over_http(
 
 /// `requests` reads of the receiver's workflows over 32 connections.
 async fn read_over_http(port: u16, key: &str, requests: usize) -> Batch {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap_or_default();
-    let key = key.to_owned();
-    measure(vec![(); requests], 32, move |()| {
-        let (client, key) = (client.clone(), key.clone());
+    let key: Arc<str> = key.into();
+    measure_with(vec![(); requests], 32, move |connection, ()| {
+        let key = key.clone();
         async move {
-            let response = client
-                .get(format!("http://127.0.0.1:{port}/v3/workflows/"))
-                .header("x-api-key", key)
-                .send()
-                .await;
-            match response {
-                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                _ => false,
-            }
+            send(connection, port, hyper::Method::GET, "/v3/workflows/", &key, None, 200).await
         }
     })
     .await
