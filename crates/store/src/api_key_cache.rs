@@ -121,8 +121,7 @@ impl ApiKeyCache {
 impl Store {
     /// Keeps the API keys this store looks up while the returned future runs, and forgets
     /// each when any process changes its row: on PostgreSQL by `LISTEN`, on a connection of
-    /// its own, outside the pool; on SQLite by reading the count of changes every
-    /// [`POLL_EVERY`].
+    /// its own, outside the pool; on SQLite by reading the count of changes every 0.1 s.
     pub async fn watch_api_keys(self) {
         match self.backend() {
             DatabaseBackend::Postgres => self.listen_for_key_changes().await,
