@@ -210,6 +210,30 @@ impl Store {
         Ok((SessionKey::Open(key), Some(wrapped)))
     }
 
+    /// [`Store::new_session_key`] read on `db` outside the writing transaction, with the
+    /// application's stored key it came from, for the write to check that it is still the
+    /// one stored (`None`: this store does not seal); `Ok(None)` when the application has no
+    /// key yet, or no such application: [`Store::new_session_key`] makes one.
+    pub(crate) async fn new_session_key_to_check<C: ConnectionTrait>(
+        &self, db: &C, application: ApplicationId,
+    ) -> Result<Option<NewSessionKey>, RepoError> {
+        let Some(sealing) = &self.sealing else {
+            return Ok(Some(NewSessionKey { key: SessionKey::Clear, wrapped: None, stored: None }));
+        };
+        let Some(Some(stored)) = stored_application_key(db, application.as_uuid()).await? else {
+            return Ok(None);
+        };
+        let (key, wrapped) = sealing
+            .open_application_key(application.as_uuid(), &stored)?
+            .new_data_key()
+            .map_err(|_| sealing_failed("a new data key"))?;
+        Ok(Some(NewSessionKey {
+            key: SessionKey::Open(key),
+            wrapped: Some(wrapped),
+            stored: Some(stored),
+        }))
+    }
+
     /// `key` wrapped for a clone in `receiver`, made at the share so that the import copies
     /// ciphertext without opening it; `None` when the source is in clear.
     pub(crate) async fn wrap_for<C: ConnectionTrait>(
@@ -363,6 +387,14 @@ impl DataProtection {
         }
         Ok(Some(key))
     }
+}
+
+/// A new session's data key, wrapped for its row, and the application's stored key it was
+/// made under ([`Store::new_session_key_to_check`]).
+pub(crate) struct NewSessionKey {
+    pub(crate) key: SessionKey,
+    pub(crate) wrapped: Option<Vec<u8>>,
+    pub(crate) stored: Option<Vec<u8>>,
 }
 
 /// `applications.data_key` of `application`: `None` when there is no such application, `Some(None)`

@@ -219,20 +219,28 @@ impl Batch {
         }
     }
 
+    /// The name the part pushed next goes by in PostgreSQL's statement, where a later part or
+    /// the final `SELECT` ([`Batch::statement_selecting`]) reads the rows it returns.
+    pub(crate) fn next_part(&self) -> String {
+        format!("part_{}", self.parts.len())
+    }
+
     /// The command's text for `backend`, and its values.
     pub(crate) fn command(self, backend: DatabaseBackend) -> (String, Vec<sea_orm::Value>) {
-        let sql = match backend {
-            DatabaseBackend::Postgres => {
-                let parts: Vec<String> = self
-                    .parts
-                    .iter()
-                    .enumerate()
-                    .map(|(i, part)| format!("part_{i} AS ({part})"))
-                    .collect();
-                format!("WITH {} SELECT 1", parts.join(", "))
-            }
-            _ => self.parts.iter().map(|part| format!("{part};\n")).collect(),
-        };
-        (sql, self.values)
+        match backend {
+            DatabaseBackend::Postgres => self.statement_selecting("SELECT 1"),
+            _ => (self.parts.iter().map(|part| format!("{part};\n")).collect(), self.values),
+        }
+    }
+
+    /// PostgreSQL's statement, its rows those of `select`.
+    pub(crate) fn statement_selecting(self, select: &str) -> (String, Vec<sea_orm::Value>) {
+        let parts: Vec<String> = self
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, part)| format!("part_{i} AS ({part})"))
+            .collect();
+        (format!("WITH {} {select}", parts.join(", ")), self.values)
     }
 }

@@ -11,7 +11,7 @@ use handoff_domain::{
 };
 use sea_orm::sea_query::{
     Alias, Cond, Expr, ExprTrait, Func, LikeExpr, LockType, OnConflict, Order, Query,
-    SelectStatement, UnionType,
+    SelectStatement, UnionType, UpdateStatement,
 };
 use std::collections::HashMap;
 
@@ -28,6 +28,7 @@ use crate::sealing::SessionKey;
 use crate::sql::{commit, fetch_all, fetch_one, repo_error, run};
 
 mod assignments;
+mod create;
 mod list;
 mod read;
 mod retention;
@@ -135,81 +136,7 @@ impl SessionRepository for Store {
     async fn create_session(
         &self, s: &NewSession, log: &LogEntry,
     ) -> Result<StoredSession, RepoError> {
-        let _turn = self.write_turn().await;
-        let txn = self.begin_write().await?;
-        if s.reuse_unfinished && s.vendor_data.is_some() {
-            // The counter row, locked without a new number, serializes this choice with every
-            // creation of the application's sessions; then an unfinished session is reused.
-            lock_counter(&txn, s.application_id).await?;
-            if let Some(reused) = reuse_unfinished(self, &txn, s).await? {
-                commit(txn).await?;
-                return Ok(reused);
-            }
-        }
-        // The key first: a concurrent retry with it waits here, then writes nothing.
-        crate::idempotency::claim(
-            &txn,
-            s.application_id,
-            s.idempotency.as_ref(),
-            IdempotentOperation::CreateSession,
-            s.id.to_string(),
-        )
-        .await?;
-        // The counter row is the lock that serializes session numbers of one application, on
-        // PostgreSQL and across processes.
-        let session_number = next_session_number(&txn, s.application_id).await?;
-        let (key, wrapped) = self.new_session_key(&txn, s.application_id).await?;
-
-        let entity_id = match &s.vendor_data {
-            Some(vendor_data) => Some(
-                ensure_entity(
-                    &txn,
-                    s.entity_id,
-                    s.application_id,
-                    s.kind,
-                    vendor_data,
-                    s.created_at,
-                )
-                .await?
-                .0,
-            ),
-            None => None,
-        };
-
-        let insert = Query::insert()
-            .into_table(Sessions::Table)
-            .columns(SESSION_READ.into_iter().chain([Sessions::EntityId]))
-            .values([
-                s.id.as_uuid().into(),
-                s.application_id.as_uuid().into(),
-                s.kind.as_str().into(),
-                session_number.into(),
-                s.session_token.clone().into(),
-                s.session_url.clone().into(),
-                s.status.as_str().into(),
-                s.workflow_id.as_uuid().into(),
-                features_text(&s.features).into(),
-                s.vendor_data.as_ref().map(|v| v.as_str().to_owned()).into(),
-                rows::sealed_json_text(s.metadata.as_ref(), "metadata", &key)?.into(),
-                s.callback.clone().into(),
-                rows::sealed_json_text(s.contact_details.as_ref(), "contact_details", &key)?.into(),
-                rows::sealed_json_text(s.expected_details.as_ref(), "expected_details", &key)?
-                    .into(),
-                Option::<Uuid>::None.into(),
-                String::new().into(),
-                s.created_at.into(),
-                s.expires_at.into(),
-                rows::options_text(&s.options).into(),
-                0i64.into(),
-                wrapped.into(),
-                entity_id.into(),
-            ])
-            .map_err(crate::sql::insert_mismatch)?
-            .to_owned();
-        run(&txn, &insert).await?;
-        insert_log(&txn, s.id, log).await?;
-        commit(txn).await?;
-        Ok(s.stored(session_number))
+        self.create(s, log).await
     }
 
     async fn find_session(

@@ -254,16 +254,20 @@ pub(super) async fn reuse_unfinished(
 pub(crate) async fn next_session_number(
     txn: &DatabaseTransaction, application_id: ApplicationId,
 ) -> Result<i64, RepoError> {
-    let counter = Query::update()
+    let row = fetch_one(txn, &counter_update(application_id))
+        .await?
+        .ok_or_else(|| RepoError::Internal("a session for an unknown application".into()))?;
+    get(&row, "last_session_number")
+}
+
+/// The application's session counter moved on, returning the new `last_session_number`.
+pub(super) fn counter_update(application_id: ApplicationId) -> UpdateStatement {
+    Query::update()
         .table(Applications::Table)
         .value(Applications::LastSessionNumber, Expr::col(Applications::LastSessionNumber).add(1))
         .and_where(Expr::col(Applications::Id).eq(application_id.as_uuid()))
         .returning_col(Applications::LastSessionNumber)
-        .to_owned();
-    let row = fetch_one(txn, &counter)
-        .await?
-        .ok_or_else(|| RepoError::Internal("a session for an unknown application".into()))?;
-    get(&row, "last_session_number")
+        .to_owned()
 }
 
 /// The application and data key of a session, by key alone.
