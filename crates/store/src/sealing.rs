@@ -35,9 +35,18 @@ pub(crate) struct ListingTerms {
 /// The KEK, and the application keys opened with it, by application.
 pub(crate) struct DataProtection {
     kek: KeyEncryptionKey,
-    /// Opened once per process; an application's key changes only when it is erased, which
-    /// also empties its sessions' data keys, so a stale entry opens nothing it should not.
-    application_keys: Mutex<HashMap<Uuid, Arc<ApplicationKey>>>,
+    /// Opened once per process, beside the sealed key as stored; an application's key changes
+    /// only when it is erased, which also empties its sessions' data keys, so a stale entry
+    /// opens nothing it should not (and a session created under it is not written:
+    /// [`Store::new_session_key_to_check`]).
+    application_keys: Mutex<HashMap<Uuid, CachedKey>>,
+}
+
+/// An application's key as stored (sealed), and opened.
+#[derive(Clone)]
+struct CachedKey {
+    stored: Vec<u8>,
+    key: Arc<ApplicationKey>,
 }
 
 impl std::fmt::Debug for DataProtection {
@@ -102,19 +111,10 @@ impl Store {
         let Some(sealing) = &self.sealing else {
             return Ok(None);
         };
-        if !fresh && let Some(key) = sealing.cached(application) {
-            return Ok(Some(key));
+        if !fresh && let Some(cached) = sealing.cached(application) {
+            return Ok(Some(cached.key));
         }
-        let Some(Some(sealed)) = stored_application_key(db, application).await? else {
-            return Ok(None);
-        };
-        let key = Arc::new(sealing.open_application_key(application, &sealed)?);
-        sealing
-            .application_keys
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(application, key.clone());
-        Ok(Some(key))
+        Ok(sealing.read_application_key(db, application).await?.map(|cached| cached.key))
     }
 
     /// `text` of `application`'s own (a recorded answer, a webhook payload) as stored for
@@ -210,28 +210,39 @@ impl Store {
         Ok((SessionKey::Open(key), Some(wrapped)))
     }
 
-    /// [`Store::new_session_key`] read on `db` outside the writing transaction, with the
-    /// application's stored key it came from, for the write to check that it is still the
-    /// one stored (`None`: this store does not seal); `Ok(None)` when the application has no
-    /// key yet, or no such application: [`Store::new_session_key`] makes one.
+    /// [`Store::new_session_key`] made outside the writing transaction, under the
+    /// application's key this process keeps (else read on `db`), with that key as stored for
+    /// the write to check that it still is (`None`: this store does not seal); `Ok(None)` when
+    /// the application has no key yet, or no such application: [`Store::new_session_key`]
+    /// makes one.
     pub(crate) async fn new_session_key_to_check<C: ConnectionTrait>(
         &self, db: &C, application: ApplicationId,
     ) -> Result<Option<NewSessionKey>, RepoError> {
         let Some(sealing) = &self.sealing else {
             return Ok(Some(NewSessionKey { key: SessionKey::Clear, wrapped: None, stored: None }));
         };
-        let Some(Some(stored)) = stored_application_key(db, application.as_uuid()).await? else {
-            return Ok(None);
+        let id = application.as_uuid();
+        let cached = match sealing.cached(id) {
+            Some(cached) => cached,
+            None => match sealing.read_application_key(db, id).await? {
+                Some(read) => read,
+                None => return Ok(None),
+            },
         };
-        let (key, wrapped) = sealing
-            .open_application_key(application.as_uuid(), &stored)?
-            .new_data_key()
-            .map_err(|_| sealing_failed("a new data key"))?;
+        let (key, wrapped) =
+            cached.key.new_data_key().map_err(|_| sealing_failed("a new data key"))?;
         Ok(Some(NewSessionKey {
             key: SessionKey::Open(key),
             wrapped: Some(wrapped),
-            stored: Some(stored),
+            stored: Some(cached.stored),
         }))
+    }
+
+    /// Forgets the application's key this process keeps, when it was found changed.
+    pub(crate) fn forget_application_key(&self, application: ApplicationId) {
+        if let Some(sealing) = &self.sealing {
+            sealing.forget(application.as_uuid());
+        }
     }
 
     /// `key` wrapped for a clone in `receiver`, made at the share so that the import copies
@@ -334,15 +345,36 @@ impl Store {
         run(&txn, &shares).await?;
         crate::sql::commit(txn).await?;
         if let Some(sealing) = &self.sealing {
-            sealing.application_keys.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+            sealing.forget(id);
         }
         Ok(Some(erased))
     }
 }
 
 impl DataProtection {
-    fn cached(&self, application: Uuid) -> Option<Arc<ApplicationKey>> {
-        self.application_keys.lock().unwrap_or_else(|e| e.into_inner()).get(&application).cloned()
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, CachedKey>> {
+        self.application_keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cached(&self, application: Uuid) -> Option<CachedKey> {
+        self.keys().get(&application).cloned()
+    }
+
+    fn forget(&self, application: Uuid) {
+        self.keys().remove(&application);
+    }
+
+    /// The application's key read on `db`, opened and kept; `None` when it has none.
+    async fn read_application_key<C: ConnectionTrait>(
+        &self, db: &C, application: Uuid,
+    ) -> Result<Option<CachedKey>, RepoError> {
+        let Some(Some(stored)) = stored_application_key(db, application).await? else {
+            return Ok(None);
+        };
+        let key = Arc::new(self.open_application_key(application, &stored)?);
+        let cached = CachedKey { stored, key };
+        self.keys().insert(application, cached.clone());
+        Ok(Some(cached))
     }
 
     fn open_application_key(

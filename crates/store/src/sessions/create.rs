@@ -28,10 +28,15 @@ impl Store {
     async fn create_in_one_command(
         &self, s: &NewSession, log: &LogEntry,
     ) -> Result<Option<StoredSession>, RepoError> {
-        match self.new_session_key_to_check(&self.db, s.application_id).await? {
-            Some(key) => self.write_in_one_command(s, log, key).await,
-            None => Ok(None),
+        let Some(key) = self.new_session_key_to_check(&self.db, s.application_id).await? else {
+            return Ok(None);
+        };
+        let written = self.write_in_one_command(s, log, key).await?;
+        if written.is_none() {
+            // Perhaps a key kept from before it changed: read again next time.
+            self.forget_application_key(s.application_id);
         }
+        Ok(written)
     }
 
     /// [`Store::create_in_one_command`] with the key read before.
@@ -273,11 +278,12 @@ mod tests {
             return;
         }
         let db = TestDatabase::create(backend).await;
-        let kek =
+        let kek = || {
             handoff_token::KeyEncryptionKey::from_secret(b"the create test's key-encryption key")
-                .unwrap();
+                .unwrap()
+        };
         let store =
-            Store::connect(db.url(), &StoreOptions::default()).await.unwrap().sealing_with(kek);
+            Store::connect(db.url(), &StoreOptions::default()).await.unwrap().sealing_with(kek());
         Migrator::up(store.connection(), None).await.unwrap();
         let application = ApplicationId::from_uuid(Uuid::new_v4());
         let (_, api_key) = ApiKey::generate(application).unwrap();
@@ -313,10 +319,13 @@ mod tests {
         // The first session makes the application's key, in a transaction.
         let first = store.create(&new_session(&workflow), &log).await.unwrap();
         assert_eq!(first.session_number, 1);
-        // The second's key is made under it; then the application is erased.
+        // The second's key is made under it (which this store now keeps); then another
+        // process erases the application.
         let stale = store.new_session_key_to_check(&store.db, application).await.unwrap().unwrap();
         assert!(stale.stored.is_some());
-        store.erase_application(application).await.unwrap();
+        let other =
+            Store::connect(db.url(), &StoreOptions::default()).await.unwrap().sealing_with(kek());
+        other.erase_application(application).await.unwrap();
         let second = new_session(&workflow);
         assert!(store.write_in_one_command(&second, &log, stale).await.unwrap().is_none());
         let count = |sql: &'static str| {
@@ -337,7 +346,24 @@ mod tests {
         // Created again, it is written under the application's new key, and opens.
         let created = store.create(&second, &log).await.unwrap();
         assert_eq!(created.session_number, 2);
+        // The kept key that was found changed is forgotten: the next creation's is the one
+        // stored now (before a read opens a session, which keeps the key again).
+        let next = store.new_session_key_to_check(&store.db, application).await.unwrap().unwrap();
+        let stored = store
+            .db
+            .query_one_raw(Statement::from_string(
+                store.backend(),
+                "SELECT data_key FROM applications",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get_by_index::<Vec<u8>>(0)
+            .unwrap();
+        assert_eq!(next.stored, Some(stored));
         let found = store.find_session(application, second.id).await.unwrap().unwrap();
         assert_eq!(found.session.metadata, Some(serde_json::json!({"k": "v"})));
+        let third = store.create(&new_session(&workflow), &log).await.unwrap();
+        assert_eq!(third.session_number, 3);
     }
 }
