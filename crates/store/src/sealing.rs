@@ -45,7 +45,7 @@ pub(crate) struct DataProtection {
 /// An application's key as stored (sealed), and opened.
 #[derive(Clone)]
 struct CachedKey {
-    stored: Vec<u8>,
+    stored: Arc<[u8]>,
     key: Arc<ApplicationKey>,
 }
 
@@ -234,7 +234,7 @@ impl Store {
         Ok(Some(NewSessionKey {
             key: SessionKey::Open(key),
             wrapped: Some(wrapped),
-            stored: Some(cached.stored),
+            stored: Some(cached.stored.to_vec()),
         }))
     }
 
@@ -372,7 +372,7 @@ impl DataProtection {
             return Ok(None);
         };
         let key = Arc::new(self.open_application_key(application, &stored)?);
-        let cached = CachedKey { stored, key };
+        let cached = CachedKey { stored: stored.into(), key };
         self.keys().insert(application, cached.clone());
         Ok(Some(cached))
     }
