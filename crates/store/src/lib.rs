@@ -58,6 +58,8 @@ pub struct Store {
     sealing: Option<std::sync::Arc<sealing::DataProtection>>,
     /// The API keys looked up, kept while [`Store::watch_api_keys`] runs.
     api_keys: std::sync::Arc<api_key_cache::ApiKeyCache>,
+    /// SQLite's imports waiting to be written together ([`import::ImportGroups`]).
+    import_groups: std::sync::Arc<import::ImportGroups>,
 }
 
 impl Store {
@@ -65,7 +67,14 @@ impl Store {
     pub fn new(db: DatabaseConnection) -> Self {
         let write_gate = (db.get_database_backend() == DatabaseBackend::Sqlite)
             .then(|| std::sync::Arc::new(write_gate::WriteGate::default()));
-        Self { db, writer: None, write_gate, sealing: None, api_keys: Default::default() }
+        Self {
+            db,
+            writer: None,
+            write_gate,
+            sealing: None,
+            api_keys: Default::default(),
+            import_groups: Default::default(),
+        }
     }
 
     /// Waits for this process's turn to write (SQLite only; PostgreSQL has row locks).

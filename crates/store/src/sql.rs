@@ -209,6 +209,12 @@ impl Batch {
         self.values.extend(values);
     }
 
+    /// Appends `other`'s statements after these.
+    pub(crate) fn append(&mut self, other: Batch) {
+        self.parts.extend(other.parts);
+        self.values.extend(other.values);
+    }
+
     /// A statement built with sea-query, if any.
     pub(crate) fn push_built(
         &mut self, statement: Option<impl sea_orm::sea_query::QueryStatementWriter>,

@@ -243,15 +243,23 @@ impl Drop for TestDatabase {
 /// database itself, so that no fault hook lives in the code under test.
 /// [`clear_insert_fault`] takes it away.
 pub async fn plant_insert_fault(db: &impl ConnectionTrait, table: &str) -> Result<(), DbErr> {
+    plant_insert_fault_when(db, table, "TRUE").await
+}
+
+/// [`plant_insert_fault`] for the rows that meet `condition` only (SQL on the row `NEW`, the
+/// same on both backends).
+pub async fn plant_insert_fault_when(
+    db: &impl ConnectionTrait, table: &str, condition: &str,
+) -> Result<(), DbErr> {
     let sql = match db.get_database_backend() {
         sea_orm::DatabaseBackend::Postgres => format!(
             "CREATE OR REPLACE FUNCTION handoff_test_fault() RETURNS trigger AS \
              $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$ LANGUAGE plpgsql; \
              CREATE TRIGGER handoff_test_fault BEFORE INSERT ON {table} \
-             FOR EACH ROW EXECUTE FUNCTION handoff_test_fault()"
+             FOR EACH ROW WHEN ({condition}) EXECUTE FUNCTION handoff_test_fault()"
         ),
         _ => format!(
-            "CREATE TRIGGER handoff_test_fault BEFORE INSERT ON {table} \
+            "CREATE TRIGGER handoff_test_fault BEFORE INSERT ON {table} WHEN {condition} \
              BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
         ),
     };

@@ -3,8 +3,11 @@
 //! whole cost (`docs/performance.md`). On PostgreSQL one statement ([`postgres`]); on SQLite one
 //! transaction ([`sqlite`]). How an import runs end to end: `docs/sharing.md`.
 
+mod group;
 mod postgres;
 mod sqlite;
+
+pub(crate) use group::ImportGroups;
 
 use chrono::{DateTime, Utc};
 use handoff_domain::action::LogAction;
@@ -202,9 +205,26 @@ fn source_answer_join() -> String {
 pub(crate) async fn read_context<C: ConnectionTrait>(
     store: &Store, db: &C, attempt: &ImportAttempt, answer: bool,
 ) -> Result<(ImportContext, SourceKeys, Option<SourceAnswer>), RepoError> {
+    let answer = answer && db.get_database_backend() == DatabaseBackend::Sqlite;
+    let (sql, values) = context_query(db.get_database_backend(), attempt, answer);
+    let row = fetch(db, sql, values)
+        .await
+        .map_err(|failure| match failure {
+            Failure::Db(error) => repo_error(error),
+            Failure::Repo(error) => error,
+        })?
+        .into_iter()
+        .next()
+        .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
+    context_from_row(store, db, &row, attempt, answer).await
+}
+
+/// The query of [`read_context`] (`answer` on SQLite only), its one row decoded by
+/// [`context_from_row`].
+pub(crate) fn context_query(
+    backend: DatabaseBackend, attempt: &ImportAttempt, answer: bool,
+) -> (&'static str, Vec<Value>) {
     static SQL: [std::sync::OnceLock<String>; 3] = [const { std::sync::OnceLock::new() }; 3];
-    let backend = db.get_database_backend();
-    let answer = answer && backend == DatabaseBackend::Sqlite;
     let variant = if answer { 2 } else { usize::from(backend == DatabaseBackend::Postgres) };
     let sql = SQL[variant].get_or_init(|| {
         let columns: Vec<String> =
@@ -252,47 +272,46 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         values.extend(std::iter::repeat_n(source.clone(), handoff_domain::FeatureBlock::ALL.len()));
         values.extend([attempt.copied_actor().into(), source]);
     }
-    let row = fetch(db, sql, values)
-        .await
-        .map_err(|failure| match failure {
-            Failure::Db(error) => repo_error(error),
-            Failure::Repo(error) => error,
-        })?
-        .into_iter()
-        .next()
-        .ok_or_else(|| RepoError::Internal("the import context query returned no row".into()))?;
-    let token = recorded_token(&row)?;
-    let existing_clone = get::<Option<Uuid>>(&row, "clone_id")?.map(SessionId::from_uuid);
+    (sql, values)
+}
+
+/// What the row of [`context_query`] says, the source's data key opened on `db`.
+pub(crate) async fn context_from_row<C: ConnectionTrait>(
+    store: &Store, db: &C, row: &QueryResult, attempt: &ImportAttempt, answer: bool,
+) -> Result<(ImportContext, SourceKeys, Option<SourceAnswer>), RepoError> {
+    let (claims, receiver) = (&attempt.claims, attempt.application_id);
+    let token = recorded_token(row)?;
+    let existing_clone = get::<Option<Uuid>>(row, "clone_id")?.map(SessionId::from_uuid);
     // Both rows are looked up by key alone, so that no planner statistics can turn the lookup
     // into a scan of the application's rows; their application is checked here.
     let mut source_found =
-        get::<Option<Uuid>>(&row, "application_id")? == Some(claims.from_application_id.as_uuid());
-    let source_key = if source_found { store.row_key(db, &row).await? } else { SessionKey::Clear };
+        get::<Option<Uuid>>(row, "application_id")? == Some(claims.from_application_id.as_uuid());
+    let source_key = if source_found { store.row_key(db, row).await? } else { SessionKey::Clear };
     if matches!(source_key, SessionKey::Erased) {
         source_found = false;
     }
     let workflow_found =
-        get::<Option<Uuid>>(&row, "workflow_application_id")? == Some(receiver.as_uuid());
+        get::<Option<Uuid>>(row, "workflow_application_id")? == Some(receiver.as_uuid());
     let (source, recorded_blocks) = if source_found {
-        let (session, blocks) = rows::session(&row, &source_key)?;
+        let (session, blocks) = rows::session(row, &source_key)?;
         (Some(session), blocks)
     } else {
         (None, Vec::new())
     };
-    let workflow = match get::<Option<String>>(&row, "workflow_kind")? {
+    let workflow = match get::<Option<String>>(row, "workflow_kind")? {
         Some(kind) if workflow_found => Some(ImportWorkflow {
             kind: SessionKind::parse(&kind).ok_or_else(|| {
                 RepoError::Internal(format!("stored workflow kind {kind:?}").into())
             })?,
-            session_expiration_time: get(&row, "workflow_expiration")?,
+            session_expiration_time: get(row, "workflow_expiration")?,
         }),
         _ => None,
     };
     // The receiver's entity for the clone's vendor_data: the source's entity carries the key
     // of the source's (a source with vendor_data always has its entity).
-    let receiver_entity = match get::<Option<Uuid>>(&row, "receiver_entity_id")? {
+    let receiver_entity = match get::<Option<Uuid>>(row, "receiver_entity_id")? {
         Some(id) if source_found => {
-            let status: String = get(&row, "receiver_entity_status")?;
+            let status: String = get(row, "receiver_entity_status")?;
             let status = EntityStatus::parse(&status).ok_or_else(|| {
                 RepoError::Internal(format!("stored entity status {status:?}").into())
             })?;
@@ -301,7 +320,7 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
         _ => None,
     };
     let mut blocklisted =
-        if source_found { blocklisted_types(get(&row, "blocklisted")?)? } else { Vec::new() };
+        if source_found { blocklisted_types(get(row, "blocklisted")?)? } else { Vec::new() };
     // A share that names its blocks is matched by its vendor_data only: the source's value
     // keys do not say which block each came from, and a withheld block must not decide.
     if claims.blocks.is_some() {
@@ -309,13 +328,13 @@ pub(crate) async fn read_context<C: ConnectionTrait>(
     }
     let answer = if answer && source_found {
         Some(SourceAnswer {
-            items: rows::text_or_null(&row, "source_items")?,
-            reviews: rows::text_or_null(&row, "source_reviews")?,
+            items: rows::text_or_null(row, "source_items")?,
+            reviews: rows::text_or_null(row, "source_reviews")?,
         })
     } else {
         None
     };
-    let keys = SourceKeys { source: source_key, clone: get(&row, "token_clone_data_key")? };
+    let keys = SourceKeys { source: source_key, clone: get(row, "token_clone_data_key")? };
     let context = ImportContext {
         token,
         source,

@@ -1,50 +1,84 @@
-//! The import on SQLite: one `BEGIN IMMEDIATE` transaction that reads the checks and the
-//! source's items and reviews (one query), decides the checks with the domain's
-//! `first_failed_check`, then writes the clone in one command of statements, the session's row
-//! returned. The one writer holds the lock from `BEGIN`, so nothing read can change before the
-//! writes; what the import answers is decoded once it has committed and let the next writer
-//! go, as on PostgreSQL.
+//! The import on SQLite: in a `BEGIN IMMEDIATE` transaction, shared with the imports queued
+//! beside it ([`super::group`]), one query reads the checks and the source's items and
+//! reviews, the domain's `first_failed_check` decides, and one command of statements writes
+//! the clone, the session's row returned. The one writer holds the lock
+//! from `BEGIN`, so nothing read can change before the writes; what the import answers is
+//! decoded once the group has committed and let the next writer go, as on PostgreSQL.
 
 use handoff_domain::entity::NewEntity;
 use handoff_domain::idempotency::IdempotentOperation;
 use handoff_domain::{
     EntityStatus, FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome,
-    first_failed_check,
+    RepoError, SessionId, first_failed_check,
 };
 use sea_orm::{DatabaseTransaction, QueryResult};
 
-use super::fetch;
+use super::SourceAnswer;
 use crate::Store;
 use crate::outbox;
 use crate::rows::{self, SESSION_COLUMNS};
+use crate::sealing::SessionKey;
 use crate::sessions::{log_insert, log_values};
-use crate::sql::{Batch, Failure, commit, repo_error};
+use crate::sql::{Batch, Failure};
 
-/// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) on SQLite: the
-/// checks read and decided inside the write transaction, then the copies.
+/// [`ShareRepository::import`](handoff_domain::ports::ShareRepository::import) on SQLite: queued
+/// to be written with the imports waiting beside it ([`super::group`]), then its answer
+/// decoded.
 pub(super) async fn import(
     store: &Store, attempt: &ImportAttempt,
 ) -> Result<ImportOutcome, Failure> {
-    let turn = store.write_turn().await;
-    let txn = store.begin_write().await?;
-    let (context, keys, answer) = super::read_context(store, &txn, attempt, true).await?;
-    let copied = match (first_failed_check(&context, attempt), context.existing_clone, answer) {
-        (None, _, Some(answer)) => {
-            copy(store, &txn, attempt, context, &keys).await?.map(|row| (row, answer))
+    Ok(match store.import_groups.write(store, attempt.clone()).await? {
+        Written::Imported { row, answer, key } => {
+            ImportOutcome::Imported(Box::new(answer.record(&row, &key)?))
         }
+        Written::AlreadyImported(existing) => ImportOutcome::AlreadyImported(existing),
+        Written::Refused => ImportOutcome::Refused,
+    })
+}
+
+/// What an import of a group wrote, its answer not yet decoded.
+pub(super) enum Written {
+    /// The clone's session row, and what its answer is read from.
+    Imported {
+        row: QueryResult,
+        answer: SourceAnswer,
+        key: SessionKey,
+    },
+    AlreadyImported(SessionId),
+    Refused,
+}
+
+/// What an import's checks, read inside the group's transaction, decide.
+pub(super) enum Decision {
+    /// Nothing to write: this outcome.
+    Outcome(Result<Written, Failure>),
+    /// The clone's statements, which return its session row (none: refused, its writes to be
+    /// undone), and what its answer is read from.
+    Clone { command: Batch, answer: SourceAnswer, key: SessionKey },
+}
+
+/// Decides `attempt` on what its checks read (`read`: [`super::read_context`] or
+/// [`super::context_from_row`]); a clone's data key is wrapped on `txn`.
+pub(super) async fn decide(
+    store: &Store, txn: &DatabaseTransaction, attempt: &ImportAttempt,
+    read: Result<(ImportContext, super::SourceKeys, Option<SourceAnswer>), RepoError>,
+) -> Decision {
+    let (context, keys, answer) = match read {
+        Ok(read) => read,
+        Err(error) => return Decision::Outcome(Err(error.into())),
+    };
+    let answer = match (first_failed_check(&context, attempt), context.existing_clone, answer) {
+        (None, _, Some(answer)) => answer,
         (Some(ImportCheck::NotImported), Some(existing), _) => {
-            txn.rollback().await.map_err(repo_error)?;
-            return Ok(ImportOutcome::AlreadyImported(existing));
+            return Decision::Outcome(Ok(Written::AlreadyImported(existing)));
         }
-        _ => None,
+        _ => return Decision::Outcome(Ok(Written::Refused)),
     };
-    let Some((row, answer)) = copied else {
-        txn.rollback().await.map_err(repo_error)?;
-        return Ok(ImportOutcome::Refused);
-    };
-    commit(txn).await?;
-    drop(turn);
-    Ok(ImportOutcome::Imported(Box::new(answer.record(&row, &keys.source)?)))
+    match clone_command(store, txn, attempt, context, &keys).await {
+        Ok(Some(command)) => Decision::Clone { command, answer, key: keys.source },
+        Ok(None) => Decision::Outcome(Ok(Written::Refused)),
+        Err(failure) => Decision::Outcome(Err(failure)),
+    }
 }
 
 /// The `INSERT … SELECT` that copies one block table, built once per block. Positions are copied
@@ -102,18 +136,18 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// The clone's statements once the checks passed inside the write transaction, as one command,
-/// and the clone's session row it returns (none: refused):
+/// The clone's statements once the checks passed inside the write transaction, to be sent as
+/// one command (none: refused); they return the clone's session row:
 /// each command crosses to sqlx's SQLite worker thread and back, which costs more than a
 /// statement. What the statements depend on was read with the checks (the receiver's entity
 /// too), and the immediate transaction holds the write lock from `BEGIN`, so nothing of it
 /// can change in between. Each row back crosses the worker thread too: only the session's row
 /// comes back; the items and reviews answered are the source's, read with the checks, which
 /// the clone copies under the same data key.
-async fn copy(
+async fn clone_command(
     store: &Store, txn: &DatabaseTransaction, attempt: &ImportAttempt, context: ImportContext,
     keys: &super::SourceKeys,
-) -> Result<Option<QueryResult>, Failure> {
+) -> Result<Option<Batch>, Failure> {
     // A token expected in the ledger must be there, to be redeemed.
     if attempt.listed && context.token.is_none() {
         return Ok(None);
@@ -224,6 +258,5 @@ async fn copy(
     batch.push_built(Some(log_insert(source.id, &attempt.source_log)?));
     batch.push_built(outbox::events_insert(source.id, &attempt.source_log)?);
 
-    let (sql, values) = batch.command(sea_orm::DatabaseBackend::Sqlite);
-    Ok(fetch(txn, &sql, values).await?.into_iter().next())
+    Ok(Some(batch))
 }

@@ -15,7 +15,7 @@ use handoff_domain::{
     IssuedShareToken, LogEntry, LogKind, ReviewStatus, SessionId, SessionKind, SessionRecord,
     SessionStatus, ShareClaims, StoredSession, VendorData, Workflow, first_failed_check,
 };
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
@@ -468,27 +468,62 @@ on_both_backends!(concurrent_imports_into_one_application_take_every_number_once
 async fn concurrent_imports_into_one_application_take_every_number_once(db: TestStore) {
     let receiver = db.application().await;
     let workflow = db.workflow(receiver, SessionKind::User).await;
-    let mut attempts = Vec::new();
-    for i in 0..12 {
-        let (_, src) = source(&db, &format!("person-{i}")).await;
-        let jti = share_token(&db, &src, receiver).await;
-        // Every clone names the same receiver entity: entity row and counter row both locked.
-        attempts.push(attempt(&src, &workflow, Some("shared-person"), Some(&jti), false));
-    }
     let db = Arc::new(db);
-    let mut tasks = tokio::task::JoinSet::new();
-    for attempt in attempts {
-        let db = db.clone();
-        tasks.spawn(async move { db.import(&attempt).await.unwrap() });
+    // Every clone names the same receiver entity (entity row and counter row both locked);
+    // then each its source's vendor_data, first all different (on SQLite, waiting together,
+    // they are written in one wave), then two sources sharing one: the second reads the entity
+    // the first writes.
+    let mut entities = db.count("entities").await;
+    for (round, shared, people) in [(0, Some("shared-person"), 12), (1, None, 12), (2, None, 6)] {
+        let mut attempts = Vec::new();
+        for i in 0..12 {
+            let (_, src) = source(&db, &format!("person-{round}-{}", i % people)).await;
+            let jti = share_token(&db, &src, receiver).await;
+            attempts.push(attempt(&src, &workflow, shared, Some(&jti), false));
+        }
+        let holder = hold_the_counter(&db, receiver).await;
+        let mut tasks = tokio::task::JoinSet::new();
+        for attempt in attempts {
+            let db = db.clone();
+            tasks.spawn(async move { (attempt.clone_id, db.import(&attempt).await.unwrap()) });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        holder.commit().await.unwrap();
+        let mut numbers = BTreeSet::new();
+        for (clone_id, outcome) in tasks.join_all().await {
+            let clone = imported(outcome);
+            assert_eq!(clone.session.id, clone_id, "each import answers with its own clone");
+            assert_answer_is_the_stored_clone(&db, &clone).await;
+            numbers.insert(clone.session.session_number);
+        }
+        let first = round * 12 + 1;
+        assert_eq!(numbers, (first..first + 12).collect::<BTreeSet<_>>(), "each number once");
+        // One per source; the clones': one shared, else one per vendor_data.
+        entities += 12 + if shared.is_some() { 1 } else { people };
+        assert_eq!(db.count("entities").await, entities);
     }
-    let mut numbers = BTreeSet::new();
-    for outcome in tasks.join_all().await {
-        let clone = imported(outcome);
-        assert_answer_is_the_stored_clone(&db, &clone).await;
-        numbers.insert(clone.session.session_number);
-    }
-    assert_eq!(numbers, (1..=12).collect::<BTreeSet<_>>(), "each number once, none skipped");
-    assert_eq!(db.count("entities").await, 12 + 1, "one per source, one shared by the clones");
+}
+
+/// Another connection's transaction that holds the receiver's counter row (on SQLite the write
+/// lock), so that the imports started meanwhile wait together; they go on at its commit.
+async fn hold_the_counter(db: &TestStore, receiver: ApplicationId) -> sea_orm::DatabaseTransaction {
+    let holder = db.connection().begin().await.unwrap();
+    let backend = db.connection().get_database_backend();
+    let sql = match backend {
+        sea_orm::DatabaseBackend::Postgres => {
+            "UPDATE applications SET last_session_number = last_session_number WHERE id = $1"
+        }
+        _ => "UPDATE applications SET last_session_number = last_session_number WHERE id = ?",
+    };
+    holder
+        .execute_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [receiver.as_uuid().into()],
+        ))
+        .await
+        .unwrap();
+    holder
 }
 
 on_both_backends!(concurrent_imports_of_one_source_make_one_clone);
@@ -515,6 +550,62 @@ async fn concurrent_imports_of_one_source_make_one_clone(db: TestStore) {
         }
     }
     assert_eq!(db.count("sessions").await, 2, "the source and one clone");
+}
+
+on_both_backends!(an_import_failing_among_waiting_ones_undoes_only_its_own_rows);
+/// Imports that wait for the writer together (on SQLite one transaction, one command, writes
+/// them): one that fails part way, after its entity, number, session row and blocks, leaves
+/// nothing, and the others keep theirs, numbered without a gap.
+async fn an_import_failing_among_waiting_ones_undoes_only_its_own_rows(db: TestStore) {
+    let receiver = db.application().await;
+    let workflow = db.workflow(receiver, SessionKind::User).await;
+    let mut attempts = Vec::new();
+    for i in 0..6 {
+        let (_, src) = source(&db, &format!("person-{i}")).await;
+        let jti = share_token(&db, &src, receiver).await;
+        let mut attempt = attempt(&src, &workflow, None, Some(&jti), false);
+        if i < 2 {
+            // The first to queue, and one after it.
+            attempt.log.actor = "doomed".into();
+        }
+        attempts.push(attempt);
+    }
+    let sources = db.count("sessions").await;
+    // The import's own log row comes after every other row of its clone.
+    handoff_testdb::plant_insert_fault_when(
+        db.connection(),
+        "session_logs",
+        "NEW.actor = 'doomed'",
+    )
+    .await
+    .unwrap();
+    let holder = hold_the_counter(&db, receiver).await;
+    let db = Arc::new(db);
+    let mut tasks = tokio::task::JoinSet::new();
+    for attempt in attempts.clone() {
+        let db = db.clone();
+        tasks.spawn(async move { (attempt.log.actor.clone(), db.import(&attempt).await) });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    holder.commit().await.unwrap();
+    let mut numbers = BTreeSet::new();
+    for (actor, outcome) in tasks.join_all().await {
+        if actor == "doomed" {
+            assert!(matches!(outcome, Err(handoff_domain::RepoError::Internal(_))), "{outcome:?}");
+        } else {
+            let clone = imported(outcome.unwrap());
+            assert_answer_is_the_stored_clone(&db, &clone).await;
+            numbers.insert(clone.session.session_number);
+        }
+    }
+    assert_eq!(numbers, (1..=4).collect::<BTreeSet<_>>(), "the failed imports took no number");
+    assert_eq!(db.count("sessions").await, sources + 4);
+    assert_eq!(db.count("entities").await, 6 + 4, "one per source, one per clone");
+    handoff_testdb::clear_insert_fault(db.connection(), "session_logs").await.unwrap();
+    for doomed in &attempts[..2] {
+        let clone = imported(db.import(doomed).await.unwrap());
+        assert!(clone.session.session_number > 4, "its token was not redeemed");
+    }
 }
 
 on_both_backends!(a_redeemed_token_stays_redeemed_and_the_source_must_still_be_finished);
