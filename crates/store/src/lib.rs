@@ -99,7 +99,8 @@ impl Store {
     }
 
     /// Where write transactions run: on SQLite opened by [`Store::connect`] its one writer's
-    /// connection, elsewhere the pool.
+    /// connection, elsewhere the pool. On SQLite, only in the process's writer's turn: an
+    /// import group's transaction spans several of the connection's commands.
     pub fn write_connection(&self) -> &DatabaseConnection {
         self.writer.as_ref().unwrap_or(&self.db)
     }

@@ -209,6 +209,13 @@ impl Batch {
         self.values.extend(values);
     }
 
+    /// A statement without parameters, if any.
+    pub(crate) fn push_opt(&mut self, sql: Option<&str>) {
+        if let Some(sql) = sql {
+            self.push(sql, []);
+        }
+    }
+
     /// Appends `other`'s statements after these.
     pub(crate) fn append(&mut self, other: Batch) {
         self.parts.extend(other.parts);

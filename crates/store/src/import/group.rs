@@ -1,9 +1,10 @@
 //! SQLite's imports that wait for the one writer together are written together: whichever
 //! writer's turn comes takes every import queued by then (up to [`GROUP_MOST`]) and writes them
 //! in one transaction ([`write_group`]), in waves of imports that touch no row of each
-//! other's checks: a wave's checks are one query, its clones one command. A group shares its
-//! `BEGIN`, its `COMMIT`, the pages both write and its commands' crossings to sqlx's worker
-//! thread; alone, an import is a group of one.
+//! other's checks: a wave's checks are one query, its clones one command, and on the writer's
+//! own connection `BEGIN` goes with the first query and `COMMIT` with the last command. A group
+//! shares its `BEGIN`, its `COMMIT`, the pages both write and its commands' crossings to sqlx's
+//! worker thread; alone, an import is a group of one: two commands.
 //!
 //! The group is written by a task of its own, so that a caller that goes away (a client that
 //! hangs up) takes no one else's import with it. Each caller decodes its answer itself, after
@@ -13,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use handoff_domain::{ImportAttempt, RepoError};
-use sea_orm::{DatabaseBackend, DatabaseTransaction};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseTransaction};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -131,53 +132,69 @@ impl Drop for Stopped<'_> {
 /// transaction commits. When a wave's command fails part way, the group is written again one
 /// by one ([`write_one_by_one`]), which leaves out the clone that fails.
 async fn write_group(store: &Store, attempts: &[ImportAttempt]) -> Vec<Result<Written, Failure>> {
-    if attempts.len() > 1
-        && let Ok(txn) = store.begin_write().await
-    {
-        match write_in_waves(store, &txn, attempts).await {
-            Some(outcomes) => {
-                if commit(txn).await.is_ok() {
-                    return outcomes;
-                }
+    let written = match store.writer.as_ref() {
+        // The writer's own connection (one, behind the writer's turn): the transaction's
+        // `BEGIN` and `COMMIT` go with its first and last commands.
+        Some(writer) => {
+            let written = write_in_waves(store, writer, attempts, true).await;
+            if written.is_none()
+                && let Err(error) = writer.execute_unprepared("ROLLBACK").await
+            {
+                // None is open when `BEGIN` or `COMMIT` itself failed.
+                tracing::debug!(%error, "an import group's transaction did not roll back");
             }
-            None => {
-                if txn.rollback().await.is_err() {
-                    tracing::warn!("an import group's transaction did not roll back");
-                }
-            }
+            written
         }
+        None => match store.begin_write().await {
+            Ok(txn) => match write_in_waves(store, &txn, attempts, false).await {
+                Some(written) => commit(txn).await.is_ok().then_some(written),
+                None => {
+                    if txn.rollback().await.is_err() {
+                        tracing::warn!("an import group's transaction did not roll back");
+                    }
+                    None
+                }
+            },
+            Err(_) => None,
+        },
+    };
+    match written {
+        Some(written) => written,
+        None => write_one_by_one(store, attempts).await,
     }
-    write_one_by_one(store, attempts).await
 }
 
-/// The group in waves, one query and one command each, in `txn`: their outcomes, `None` when
-/// a query or a command failed (the transaction to be rolled back). A wave is the longest run
+/// The group in waves, one query and one command each, on `db`: their outcomes, `None` when a
+/// query or a command failed (the transaction to be rolled back). With `bracket` the first
+/// query begins the transaction and the last command commits it. A wave is the longest run
 /// of imports whose checks read no row that another's clone of the wave writes: the source's
 /// clone in the receiver, the token, the idempotency key and the receiver's entity of the
 /// `vendor_data` named, known before the query ([`wave_length`]); the entity of a source's
 /// `vendor_data`, known after it (a clone whose entity another of the wave writes goes into
 /// the next wave, to read it).
-async fn write_in_waves(
-    store: &Store, txn: &DatabaseTransaction, attempts: &[ImportAttempt],
+async fn write_in_waves<C: ConnectionTrait>(
+    store: &Store, db: &C, attempts: &[ImportAttempt], bracket: bool,
 ) -> Option<Vec<Result<Written, Failure>>> {
     let mut outcomes = Vec::with_capacity(attempts.len());
     let mut rest = attempts;
+    let mut begin = bracket.then_some("BEGIN IMMEDIATE");
     while !rest.is_empty() {
         let wave = &rest[..wave_length(rest)];
         let mut reads = Batch::default();
+        reads.push_opt(begin.take());
         for attempt in wave {
             let (sql, values) = context_query(DatabaseBackend::Sqlite, attempt, true);
             reads.push(sql, values);
         }
         let (sql, values) = reads.command(DatabaseBackend::Sqlite);
-        let rows = fetch(txn, &sql, values).await.ok()?;
+        let rows = fetch(db, &sql, values).await.ok()?;
         if rows.len() != wave.len() {
             return None;
         }
         let (mut clones, mut written, mut entities) = (Batch::default(), Vec::new(), Vec::new());
         let mut decided = 0;
         for (attempt, row) in wave.iter().zip(&rows) {
-            let read = context_from_row(store, txn, row, attempt, true).await;
+            let read = context_from_row(store, db, row, attempt, true).await;
             let entity = read.as_ref().ok().and_then(|(context, ..)| {
                 let source = context.source.as_ref()?;
                 Some((
@@ -190,7 +207,7 @@ async fn write_in_waves(
                 break;
             }
             decided += 1;
-            match decide(store, txn, attempt, read).await {
+            match decide(store, db, attempt, read).await {
                 Decision::Outcome(outcome) => outcomes.push(Some(outcome)),
                 Decision::Clone { command, answer, key } => {
                     clones.append(command);
@@ -201,11 +218,18 @@ async fn write_in_waves(
             }
         }
         rest = &rest[decided..];
+        let commit = (bracket && rest.is_empty()).then_some("COMMIT");
         if written.is_empty() {
+            if let Some(commit) = commit {
+                db.execute_unprepared(commit).await.ok()?;
+            }
             continue;
         }
+        // Committed only when every statement before held: a clone whose session row was not
+        // written fails at its log row's foreign key first.
+        clones.push_opt(commit);
         let (sql, values) = clones.command(DatabaseBackend::Sqlite);
-        let mut rows = fetch(txn, &sql, values).await.ok()?;
+        let mut rows = fetch(db, &sql, values).await.ok()?;
         for (index, clone_id, answer, key) in written {
             let at = rows.iter().position(|row| get::<Uuid>(row, "id").ok() == Some(clone_id))?;
             let row = rows.swap_remove(at);

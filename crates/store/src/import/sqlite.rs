@@ -1,9 +1,9 @@
 //! The import on SQLite: in a `BEGIN IMMEDIATE` transaction, shared with the imports queued
 //! beside it ([`super::group`]), one query reads the checks and the source's items and
 //! reviews, the domain's `first_failed_check` decides, and one command of statements writes
-//! the clone, the session's row returned. The one writer holds the lock
-//! from `BEGIN`, so nothing read can change before the writes; what the import answers is
-//! decoded once the group has committed and let the next writer go, as on PostgreSQL.
+//! the clone, the session's row returned. The one writer holds the lock from `BEGIN`, so
+//! nothing read can change before the writes; what the import answers is decoded once the
+//! group has committed and let the next writer go, as on PostgreSQL.
 
 use handoff_domain::entity::NewEntity;
 use handoff_domain::idempotency::IdempotentOperation;
@@ -11,7 +11,7 @@ use handoff_domain::{
     EntityStatus, FeatureBlock, ImportAttempt, ImportCheck, ImportContext, ImportOutcome,
     RepoError, SessionId, first_failed_check,
 };
-use sea_orm::{DatabaseTransaction, QueryResult};
+use sea_orm::{ConnectionTrait, QueryResult};
 
 use super::SourceAnswer;
 use crate::Store;
@@ -59,8 +59,8 @@ pub(super) enum Decision {
 
 /// Decides `attempt` on what its checks read (`read`: [`super::read_context`] or
 /// [`super::context_from_row`]); a clone's data key is wrapped on `txn`.
-pub(super) async fn decide(
-    store: &Store, txn: &DatabaseTransaction, attempt: &ImportAttempt,
+pub(super) async fn decide<C: ConnectionTrait>(
+    store: &Store, txn: &C, attempt: &ImportAttempt,
     read: Result<(ImportContext, super::SourceKeys, Option<SourceAnswer>), RepoError>,
 ) -> Decision {
     let (context, keys, answer) = match read {
@@ -144,8 +144,8 @@ static COPY_LOGS_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
 /// can change in between. Each row back crosses the worker thread too: only the session's row
 /// comes back; the items and reviews answered are the source's, read with the checks, which
 /// the clone copies under the same data key.
-async fn clone_command(
-    store: &Store, txn: &DatabaseTransaction, attempt: &ImportAttempt, context: ImportContext,
+async fn clone_command<C: ConnectionTrait>(
+    store: &Store, txn: &C, attempt: &ImportAttempt, context: ImportContext,
     keys: &super::SourceKeys,
 ) -> Result<Option<Batch>, Failure> {
     // A token expected in the ledger must be there, to be redeemed.
