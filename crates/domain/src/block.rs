@@ -3,7 +3,7 @@
 
 use serde_json::value::RawValue;
 
-use crate::json::{RawObject, compact};
+use crate::json::{RawObject, compact, numbers_in_range};
 use crate::kind::SessionKind;
 use crate::workflow::Feature;
 
@@ -255,10 +255,10 @@ impl FeatureItem {
         }
         let node_id = string_member(&object, "node_id").ok_or(ItemError::NodeId)?;
         let status = string_member(&object, "status").ok_or(ItemError::Status)?;
-        // The raw text is kept, so check once that every number in it is one readers can hold:
-        // `1e999999` is valid JSON grammar but no client could read it back.
-        serde_json::from_str::<serde_json::Value>(json.get())
-            .map_err(|_| ItemError::NumberOutOfRange)?;
+        // The raw text is kept, so check once that every number in it is one readers can hold.
+        if !numbers_in_range(json.get()) {
+            return Err(ItemError::NumberOutOfRange);
+        }
         Ok(Self { node_id, status, json })
     }
 

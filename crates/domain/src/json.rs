@@ -79,6 +79,68 @@ pub fn compact(json: &str) -> String {
     out
 }
 
+/// Whether every number in the JSON `text` is one a reader can hold (within a double's range:
+/// `1e999999` is valid JSON grammar, yet no client could read it back); false for text that is
+/// not JSON. Read without building the values.
+pub fn numbers_in_range(text: &str) -> bool {
+    serde_json::from_str::<Checked>(text).is_ok()
+}
+
+/// A JSON value read to its end, each number parsed as a reader would, nothing kept.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CheckedVisitor;
+
+        impl<'de> Visitor<'de> for CheckedVisitor {
+            type Value = Checked;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+
+            fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_unit<E>(self) -> Result<Checked, E> {
+                Ok(Checked)
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+                while seq.next_element::<Checked>()?.is_some() {}
+                Ok(Checked)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+                while map.next_key::<de::IgnoredAny>()?.is_some() {
+                    map.next_value::<Checked>()?;
+                }
+                Ok(Checked)
+            }
+        }
+
+        deserializer.deserialize_any(CheckedVisitor)
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for RawObject {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ObjectVisitor;
@@ -124,6 +186,26 @@ mod tests {
         let obj = RawObject::parse(r#"{"a": 1, "b": 2, "a": 3}"#).unwrap();
         assert_eq!(obj.duplicate_key(), Some("a"));
         assert_eq!(RawObject::parse(r#"{"a": 1}"#).unwrap().duplicate_key(), None);
+    }
+
+    #[test]
+    fn numbers_out_of_a_doubles_range_are_found_at_any_depth() {
+        for text in [
+            r#"{"a":1e999999}"#,
+            r#"{"a":[1,{"b":-1e400}]}"#,
+            r#"[0.5,"x",1e309]"#,
+            r#"{"a":1"#,
+            "1e999999",
+        ] {
+            assert!(!numbers_in_range(text), "{text}");
+        }
+        for text in [
+            r#"{"a":1.7976931348623157e308,"b":[-5e-324,18446744073709551615,-9223372036854775808]}"#,
+            r#"{"s":"1e999999 \" \u00e9","t":true,"f":false,"n":null,"o":{},"l":[]}"#,
+            "123456789012345678901234567890",
+        ] {
+            assert!(numbers_in_range(text), "{text}");
+        }
     }
 
     #[test]
