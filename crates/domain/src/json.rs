@@ -1,5 +1,6 @@
 //! JSON objects read as ordered `(key, raw value)` pairs, so that recorded engine data is kept
-//! byte for byte and key order survives every view derived from it.
+//! byte for byte and key order survives every view derived from it; and what such text is
+//! checked for besides (whitespace between tokens, numbers a reader can hold).
 
 use std::fmt;
 
