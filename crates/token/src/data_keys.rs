@@ -3,13 +3,16 @@
 //! sealed under the key-encryption key. Destroying a session's wrapped data key, or an
 //! application's key, leaves its ciphertext unreadable. A clone holds its source's data key,
 //! wrapped by its own application's key, so an import copies ciphertext as it is. A long text
-//! is compressed (raw DEFLATE) before it is sealed when that makes it shorter: a large upload
-//! then holds SQLite's one writer for fewer pages.
+//! is compressed (raw DEFLATE, with libdeflate) before it is sealed when that makes it shorter:
+//! a large upload then holds SQLite's one writer for fewer pages.
+
+use std::cell::RefCell;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use libdeflater::{CompressionLvl, Compressor, DecompressionError, Decompressor};
 use uuid::Uuid;
 
 use crate::seal::{KeyEncryptionKey, SealError};
@@ -59,6 +62,7 @@ fn open_with(cipher: &XChaCha20Poly1305, aad: &[u8], sealed: &[u8]) -> Result<Ve
 fn seal_text(cipher: &XChaCha20Poly1305, field: &str, text: &str) -> Result<String, SealError> {
     let compressed = (text.len() >= COMPRESS_FROM_BYTES)
         .then(|| compress(text.as_bytes()))
+        .flatten()
         .filter(|compressed| compressed.len() < text.len());
     let (prefix, sealed) = match compressed {
         Some(bytes) => (COMPRESSED_PREFIX, seal_with(cipher, &compressed_aad(field), &bytes)?),
@@ -85,16 +89,48 @@ fn compressed_aad(field: &str) -> Vec<u8> {
     [field.as_bytes(), b"\0deflate"].concat()
 }
 
-/// `bytes` as raw DEFLATE at the fastest level, in one call: no stream's buffers around
-/// miniz_oxide's state, which for a text of a few KB cost more than the text itself.
-fn compress(bytes: &[u8]) -> Vec<u8> {
-    miniz_oxide::deflate::compress_to_vec(bytes, 1)
+thread_local! {
+    /// libdeflate's states, one per thread: allocating one costs more than a text of a few KB.
+    /// Level 1, the fastest that compresses (level 1 is valid: the default is never taken).
+    static COMPRESSOR: RefCell<Compressor> =
+        RefCell::new(Compressor::new(CompressionLvl::new(1).unwrap_or_default()));
+    static DECOMPRESSOR: RefCell<Decompressor> = RefCell::new(Decompressor::new());
 }
 
-/// Bytes [`compress`] compressed; they were sealed, so they are this process's own. In one call,
-/// into the growing answer.
+/// The most an opened text may grow to: larger than any text this server seals.
+const MAX_DECOMPRESSED_BYTES: usize = 1 << 30;
+
+/// `bytes` as raw DEFLATE at level 1, in one call; `None` if that fails.
+fn compress(bytes: &[u8]) -> Option<Vec<u8>> {
+    COMPRESSOR.with_borrow_mut(|compressor| {
+        let mut out = vec![0; compressor.deflate_compress_bound(bytes.len())];
+        let written = compressor.deflate_compress(bytes, &mut out).ok()?;
+        out.truncate(written);
+        Some(out)
+    })
+}
+
+/// Bytes [`compress`] compressed; they were sealed, so they are this process's own. In one call
+/// into a buffer of four times their length (JSON compresses about threefold), doubled while
+/// it is too short.
 fn decompress(bytes: &[u8]) -> Result<Vec<u8>, SealError> {
-    miniz_oxide::inflate::decompress_to_vec(bytes).map_err(|_| SealError::Compression)
+    DECOMPRESSOR.with_borrow_mut(|decompressor| {
+        let mut out = vec![0; bytes.len().saturating_mul(4).max(1024)];
+        loop {
+            match decompressor.deflate_decompress(bytes, &mut out) {
+                Ok(written) => {
+                    out.truncate(written);
+                    return Ok(out);
+                }
+                Err(DecompressionError::InsufficientSpace)
+                    if out.len() < MAX_DECOMPRESSED_BYTES =>
+                {
+                    out.resize(out.len() * 2, 0);
+                }
+                Err(_) => return Err(SealError::Compression),
+            }
+        }
+    })
 }
 
 fn application_context(application: Uuid) -> String {
@@ -315,18 +351,27 @@ mod tests {
     }
 
     #[test]
-    fn texts_compressed_by_the_stream_encoder_rows_hold_still_open() {
+    fn texts_compressed_by_the_earlier_encoders_rows_hold_still_open() {
         let text =
             r#"{"hits":[{"name":"Ana 1"},{"name":"Ana 2"},{"name":"Ana 3"},{"name":"Ana 4"}]}"#;
-        // Raw DEFLATE of `text` as flate2's `DeflateEncoder` (fast) wrote it.
+        // Raw DEFLATE of `text` as miniz_oxide at level 1 wrote it, alone or in flate2's
+        // `DeflateEncoder` (fast): the same bytes.
         let streamed: [u8; 51] = [
             93, 200, 169, 13, 0, 32, 12, 5, 208, 85, 200, 215, 24, 14, 133, 99, 14, 130, 168, 32,
             1, 65, 13, 184, 166, 187, 163, 169, 125, 130, 185, 238, 65, 105, 2, 166, 61, 80, 80,
             153, 92, 128, 250, 15, 162, 133, 100, 33, 67, 187, 62,
         ];
         assert_eq!(decompress(&streamed).unwrap(), text.as_bytes());
-        assert_eq!(decompress(&compress(text.as_bytes())).unwrap(), text.as_bytes());
+        assert_eq!(decompress(&compress(text.as_bytes()).unwrap()).unwrap(), text.as_bytes());
         assert_eq!(decompress(&streamed[..20]), Err(SealError::Compression));
+    }
+
+    #[test]
+    fn a_text_that_compresses_far_more_than_json_opens_whole() {
+        let text = r#"{"name":"Ana"},"#.repeat(20_000);
+        let compressed = compress(text.as_bytes()).unwrap();
+        assert!(compressed.len() * 64 < text.len(), "{} of {}", compressed.len(), text.len());
+        assert_eq!(decompress(&compressed).unwrap(), text.as_bytes());
     }
 
     #[test]
